@@ -1,0 +1,593 @@
+//! `planexe build`: plan, then run the stale tasks through the scheduler,
+//! recording each state change.
+//!
+//! Invariants kept here: an output is only recorded after the command
+//! exited 0 and every declared output exists; `.DONE` is written last; the
+//! outputs of a failed attempt are moved to `.planexe/failed/TASK/` and the
+//! outputs of the last good run are put back, so a failed re-run never
+//! destroys earlier good work and never leaves a half-written file in place.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cli::{BuildArgs, Cli};
+use crate::command::{self, Exit, Watchdog};
+use crate::error::{Error, Result};
+use crate::graph::{Action, Graph, TaskId};
+use crate::interrupt::Interrupt;
+use crate::plan::{Check, Checker, Plan, Reason};
+use crate::printer::Printer;
+use crate::rundir::RunDir;
+use crate::scheduler::{self, Hooks, Outcome, Runner};
+use crate::session::Session;
+use crate::stamp::{CheckMode, Stamper};
+use crate::state::{self, StateStore, Status, TaskError, TaskState};
+
+/// How many lines of a failed task's output to show.
+const TAIL_LINES: usize = 15;
+
+pub fn build(
+    cli: &Cli,
+    args: &BuildArgs,
+    printer: &mut Printer,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let mut session = Session::open(cli, printer)?;
+    let read_only = args.dry_run || args.question;
+    let _lock = if read_only {
+        None
+    } else {
+        Some(session.run_dir.lock()?)
+    };
+    if !read_only {
+        session.record_pipeline()?;
+        reconcile(&session.run_dir, &session.graph, printer)?;
+    }
+    let graph = &session.graph;
+    let roots = if args.targets.is_empty() {
+        (0..graph.tasks.len()).collect()
+    } else {
+        graph.targets(&args.targets)?
+    };
+    let wanted = graph.closure(&roots);
+    if let Some(t) = (0..graph.tasks.len())
+        .find(|&t| wanted[t] && matches!(graph.tasks[t].action, Action::Prompt(_)))
+    {
+        let task = &graph.tasks[t];
+        return Err(Error::pipeline(format!(
+            "{}: task `{}` has a `prompt`, but this build of planexe runs only `command` tasks",
+            session.pipeline.source().locate(task.name_span.clone()),
+            task.name
+        ))
+        .hint("prompt tasks arrive with the LLM runner; use a `command` meanwhile"));
+    }
+    let mut forced = vec![false; graph.tasks.len()];
+    if args.force {
+        for &r in &roots {
+            forced[r] = true;
+        }
+    }
+
+    let stamper = Stamper::default();
+    let plan = {
+        let checker = Checker {
+            graph,
+            run_dir: &session.run_dir,
+            store: &session.store,
+            stamper: &stamper,
+            mode: args.check,
+        };
+        Plan::make(&checker, wanted, &forced)?
+    };
+    let to_run: Vec<TaskId> = plan.to_run(graph).collect();
+    let wanted_count = plan.wanted.iter().filter(|&&w| w).count();
+
+    if args.question {
+        return if to_run.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::NotUpToDate)
+        };
+    }
+    if args.dry_run {
+        for &(t, ref path) in &plan.edited {
+            printer.note(&format!(
+                "output {path} of task {} was edited by hand: it would be kept, and tasks that read it re-run",
+                graph.tasks[t].name
+            ));
+        }
+        for &t in &to_run {
+            let reason = plan.reasons[t]
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            printer.data(&format!("{}: {reason}", graph.tasks[t].name));
+        }
+        if to_run.is_empty() {
+            printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
+        }
+        return Ok(());
+    }
+
+    // Record what changed without changing meaning, and hand edits.
+    for update in &plan.updates {
+        session.store.write_status(&session.run_dir, update)?;
+    }
+    for (t, path) in &plan.edited {
+        printer.note(&format!(
+            "kept hand-edited {path} (output of {}); tasks that read it will re-run",
+            graph.tasks[*t].name
+        ));
+    }
+
+    if to_run.is_empty() {
+        session.store.compact_if_large(&session.run_dir)?;
+        printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
+        return Ok(());
+    }
+
+    let mut run_mask = vec![false; graph.tasks.len()];
+    let mut tentative = vec![false; graph.tasks.len()];
+    let mut previous: Vec<Option<Status>> = vec![None; graph.tasks.len()];
+    for &t in &to_run {
+        run_mask[t] = true;
+        tentative[t] = matches!(plan.reasons[t], Some(Reason::Upstream(_)));
+        let name = &graph.tasks[t].name;
+        previous[t] = session.store.done_record(&session.run_dir, name);
+        if !tentative[t] {
+            let mut pending = Status::new(name, TaskState::Pending, &graph.tasks[t].fingerprint);
+            if let Some(prev) = &previous[t] {
+                pending.inputs = prev.inputs.clone();
+                pending.outputs = prev.outputs.clone();
+            }
+            session.store.write_status(&session.run_dir, &pending)?;
+        }
+    }
+
+    let jobs = args
+        .jobs
+        .map(|j| j as usize)
+        .or(graph.jobs)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let started = Instant::now();
+    let watchdog = Watchdog::start(interrupt.clone());
+    let runner = TaskRunner {
+        graph,
+        run_dir: &session.run_dir,
+        stamper: &stamper,
+        watchdog: &watchdog,
+        pipeline_dir: session.pipeline.dir(),
+        previous: &previous,
+    };
+    printer.begin(to_run.len());
+    let mut hooks = BuildHooks {
+        graph,
+        run_dir: &session.run_dir,
+        store: &mut session.store,
+        stamper: &stamper,
+        mode: args.check,
+        printer,
+        interrupt,
+        error: None,
+    };
+    let summary = scheduler::run(
+        graph,
+        &run_mask,
+        &tentative,
+        &runner,
+        &mut hooks,
+        scheduler::Options {
+            jobs,
+            keep_going: args.keep_going,
+        },
+    );
+    let bookkeeping_error = hooks.error.take();
+    drop(watchdog);
+    printer.end();
+    session.store.compact_if_large(&session.run_dir)?;
+    if let Some(e) = bookkeeping_error {
+        return Err(e);
+    }
+
+    let elapsed = started.elapsed();
+    let names = |ids: &[TaskId]| {
+        ids.iter()
+            .map(|&t| graph.tasks[t].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if interrupt.requested() || !summary.stopped.is_empty() {
+        printer.note(&format!(
+            "stopped: {} task(s) finished, {} stopped, {} not started; run planexe build again to resume",
+            summary.succeeded.len(),
+            summary.stopped.len(),
+            summary.not_run.len()
+        ));
+        return Err(Error::Interrupted);
+    }
+    if !summary.failed.is_empty() {
+        printer.note(&format!(
+            "{} task(s) succeeded, {} failed ({}), {} not run",
+            summary.succeeded.len(),
+            summary.failed.len(),
+            names(&summary.failed),
+            summary.not_run.len()
+        ));
+        let first = &graph.tasks[summary.failed[0]].name;
+        return Err(Error::TasksFailed {
+            names: summary.failed.iter().map(|&t| graph.tasks[t].name.clone()).collect(),
+            hint: format!(
+                "the output of {first} is in .planexe/logs/{first}.log; finished tasks are kept, so fix the cause and run planexe build again"
+            ),
+        });
+    }
+    let mut line = format!(
+        "built {} task(s) in {:.2}s",
+        summary.succeeded.len(),
+        elapsed.as_secs_f64()
+    );
+    if !summary.skipped.is_empty() {
+        line.push_str(&format!(
+            ", {} found up to date after their inputs were rebuilt",
+            summary.skipped.len()
+        ));
+    }
+    printer.note(&line);
+    Ok(())
+}
+
+/// Puts back outputs that a crashed build left set aside in
+/// `.planexe/prev/TASK/`, moving whatever the interrupted attempt wrote to
+/// `.planexe/failed/TASK/`.
+fn reconcile(run_dir: &RunDir, graph: &Graph, printer: &Printer) -> Result<()> {
+    let prev_root = run_dir.state_dir().join("prev");
+    let Ok(entries) = std::fs::read_dir(&prev_root) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Some(task) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(t) = graph.task(&task) else { continue };
+        let mut restored = 0;
+        for out in &t.outputs {
+            let saved = run_dir.prev_dir(&task).join(&out.path);
+            if std::fs::symlink_metadata(&saved).is_err() {
+                continue;
+            }
+            let current = run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                move_file(&current, &run_dir.failed_dir(&task).join(&out.path))?;
+            }
+            move_file(&saved, &current)?;
+            restored += 1;
+        }
+        let _ = std::fs::remove_dir_all(run_dir.prev_dir(&task));
+        if restored > 0 {
+            printer.note(&format!(
+                "restored {restored} output(s) of {task} from before an interrupted run"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn move_file(from: &Path, to: &Path) -> Result<()> {
+    if let Some(dir) = to.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    fs_err::rename(from, to)?;
+    Ok(())
+}
+
+/// What one task's run produced, sent from the pool to the loop.
+pub struct RunResult {
+    status: Status,
+    elapsed: Duration,
+    tail: Vec<String>,
+}
+
+struct TaskRunner<'a> {
+    graph: &'a Graph,
+    run_dir: &'a RunDir,
+    stamper: &'a Stamper,
+    watchdog: &'a Watchdog,
+    pipeline_dir: &'a Path,
+    previous: &'a [Option<Status>],
+}
+
+impl Runner for TaskRunner<'_> {
+    type Output = RunResult;
+
+    fn run(&self, t: TaskId) -> RunResult {
+        let task = &self.graph.tasks[t];
+        let start = Instant::now();
+        let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
+        status.started_at = Some(state::now_rfc3339());
+        status.attempt = 1;
+        let error = self.attempt(t, &mut status);
+        status.finished_at = Some(state::now_rfc3339());
+        let elapsed = start.elapsed();
+        status.duration_ms = Some(elapsed.as_millis() as u64);
+        let mut tail = Vec::new();
+        match error {
+            None => status.state = TaskState::Done,
+            Some(error) => {
+                status.state = if error.kind == "interrupted" {
+                    TaskState::Stopped
+                } else {
+                    TaskState::Failed
+                };
+                tail = log_tail(&self.run_dir.task_log_path(&task.name));
+                status.error = Some(error);
+            }
+        }
+        RunResult {
+            status,
+            elapsed,
+            tail,
+        }
+    }
+}
+
+fn fail(kind: &str, message: impl Into<String>) -> Option<TaskError> {
+    Some(TaskError {
+        kind: kind.to_string(),
+        message: message.into(),
+    })
+}
+
+impl TaskRunner<'_> {
+    /// Runs one attempt; `None` on success.
+    fn attempt(&self, t: TaskId, status: &mut Status) -> Option<TaskError> {
+        let task = &self.graph.tasks[t];
+        let root = self.run_dir.root();
+        if let Some(prev) = &self.previous[t] {
+            for (path, stamp) in &prev.inputs {
+                self.stamper.remember(path, stamp);
+            }
+        }
+        for input in &task.inputs {
+            match self.stamper.stamp(root, &input.path) {
+                Ok(Some(stamp)) => {
+                    status.inputs.insert(input.path.clone(), stamp);
+                }
+                Ok(None) => {
+                    return fail(
+                        "missing-input",
+                        format!("input {} does not exist", input.path),
+                    )
+                }
+                Err(e) => return fail("io", e.to_string()),
+            }
+        }
+        let prev_dir = self.run_dir.prev_dir(&task.name);
+        for out in &task.outputs {
+            let current = self.run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                if let Err(e) = move_file(&current, &prev_dir.join(&out.path)) {
+                    self.restore(t);
+                    return fail("io", format!("cannot set aside {}: {e}", out.path));
+                }
+            }
+            if let Some(dir) = current.parent() {
+                if let Err(e) = fs_err::create_dir_all(dir) {
+                    self.restore(t);
+                    return fail("io", e.to_string());
+                }
+            }
+        }
+
+        let Action::Command(template) = &task.action else {
+            self.restore(t);
+            return fail(
+                "unsupported",
+                "prompt tasks are not supported by this build",
+            );
+        };
+        let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
+        let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
+        let script = command::expand(template, &inputs, &outputs, self.pipeline_dir);
+        let env = [
+            ("PLANEXE_TASK", task.name.clone()),
+            ("PLANEXE_RUN_DIR", root.to_string_lossy().into_owned()),
+            (
+                "PLANEXE_PIPELINE_DIR",
+                self.pipeline_dir.to_string_lossy().into_owned(),
+            ),
+        ];
+        let log = self.run_dir.task_log_path(&task.name);
+        let spec = command::Spec {
+            script: &script,
+            cwd: root,
+            env: &env,
+            log: &log,
+            timeout: task.timeout,
+        };
+        let run_dir = self.run_dir;
+        let exit = command::run(&spec, self.watchdog, |pid| {
+            status.pid = Some(pid);
+            // Best effort: the pid helps a user find a stuck task.
+            let _ = state::write_sidecar(run_dir, status);
+        });
+        let error = match &exit {
+            Exit::Success => None,
+            Exit::Code(_) => fail("exit", exit.to_string()),
+            Exit::Signal(_) => fail("signal", exit.to_string()),
+            Exit::Timeout(_) => fail("timeout", exit.to_string()),
+            Exit::Interrupted => fail("interrupted", "stopped by an interrupt"),
+            Exit::SpawnFailed(m) => fail("spawn", m.clone()),
+        };
+        if error.is_some() {
+            self.set_aside_attempt(t);
+            return error;
+        }
+        let missing: Vec<&str> = task
+            .outputs
+            .iter()
+            .filter(|o| std::fs::symlink_metadata(self.run_dir.path(&o.path)).is_err())
+            .map(|o| o.path.as_str())
+            .collect();
+        if !missing.is_empty() {
+            self.set_aside_attempt(t);
+            return fail(
+                "missing-output",
+                format!(
+                    "the command exited 0 but did not write {}",
+                    missing.join(", ")
+                ),
+            );
+        }
+        for out in &task.outputs {
+            self.stamper.forget(&out.path);
+            match self.stamper.stamp(root, &out.path) {
+                Ok(Some(stamp)) => {
+                    status.outputs.insert(out.path.clone(), stamp);
+                }
+                Ok(None) => {
+                    self.set_aside_attempt(t);
+                    return fail(
+                        "missing-output",
+                        format!("{} vanished after the command", out.path),
+                    );
+                }
+                Err(e) => {
+                    self.set_aside_attempt(t);
+                    return fail("io", e.to_string());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&prev_dir);
+        None
+    }
+
+    /// Moves what a failed attempt wrote to `.planexe/failed/TASK/` and
+    /// restores the outputs of the last good run.
+    fn set_aside_attempt(&self, t: TaskId) {
+        let task = &self.graph.tasks[t];
+        let failed = self.run_dir.failed_dir(&task.name);
+        let _ = std::fs::remove_dir_all(&failed);
+        for out in &task.outputs {
+            let current = self.run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                let _ = move_file(&current, &failed.join(&out.path));
+            }
+        }
+        self.restore(t);
+    }
+
+    fn restore(&self, t: TaskId) {
+        let task = &self.graph.tasks[t];
+        let prev_dir = self.run_dir.prev_dir(&task.name);
+        for out in &task.outputs {
+            let saved = prev_dir.join(&out.path);
+            if std::fs::symlink_metadata(&saved).is_ok() {
+                let _ = move_file(&saved, &self.run_dir.path(&out.path));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&prev_dir);
+    }
+}
+
+fn log_tail(path: &PathBuf) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(TAIL_LINES);
+    lines[from..].iter().map(|l| l.to_string()).collect()
+}
+
+struct BuildHooks<'a> {
+    graph: &'a Graph,
+    run_dir: &'a RunDir,
+    store: &'a mut StateStore,
+    stamper: &'a Stamper,
+    mode: CheckMode,
+    printer: &'a mut Printer,
+    interrupt: &'a Interrupt,
+    /// The first failure of planexe's own bookkeeping (not of a task).
+    error: Option<Error>,
+}
+
+impl BuildHooks<'_> {
+    fn keep(&mut self, result: Result<()>) {
+        if let Err(e) = result {
+            if self.error.is_none() {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl Hooks<RunResult> for BuildHooks<'_> {
+    fn still_stale(&mut self, t: TaskId) -> bool {
+        let checker = Checker {
+            graph: self.graph,
+            run_dir: self.run_dir,
+            store: self.store,
+            stamper: self.stamper,
+            mode: self.mode,
+        };
+        match checker.check(t) {
+            Ok(Check::Stale(_)) | Err(_) => true,
+            Ok(Check::Fresh { update, .. }) => {
+                if let Some(update) = update {
+                    let r = self.store.write_status(self.run_dir, &update);
+                    self.keep(r);
+                }
+                self.printer.task_skipped(
+                    &self.graph.tasks[t].name,
+                    "its inputs were rebuilt with the same content",
+                );
+                false
+            }
+        }
+    }
+
+    fn starting(&mut self, t: TaskId) {
+        let task = &self.graph.tasks[t];
+        let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
+        status.started_at = Some(state::now_rfc3339());
+        status.attempt = 1;
+        let r = self.store.write_status(self.run_dir, &status);
+        self.keep(r);
+        self.printer.task_started(&task.name);
+    }
+
+    fn finished(&mut self, t: TaskId, result: RunResult) -> Outcome {
+        let name = &self.graph.tasks[t].name;
+        let r = self.store.write_status(self.run_dir, &result.status);
+        self.keep(r);
+        for (path, stamp) in &result.status.outputs {
+            self.stamper.remember(path, stamp);
+        }
+        match result.status.state {
+            TaskState::Done => {
+                self.printer.task_finished(name, result.elapsed, None);
+                Outcome::Succeeded
+            }
+            TaskState::Stopped => {
+                self.printer
+                    .task_finished(name, result.elapsed, Some("stopped"));
+                Outcome::Stopped
+            }
+            _ => {
+                let message = result
+                    .status
+                    .error
+                    .as_ref()
+                    .map_or("failed", |e| e.message.as_str());
+                self.printer
+                    .task_finished(name, result.elapsed, Some(message));
+                self.printer.task_output(&result.tail);
+                Outcome::Failed
+            }
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.requested()
+    }
+}

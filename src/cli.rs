@@ -1,0 +1,123 @@
+//! The command line, as clap derive structs. The man page and shell
+//! completions are generated from these definitions (see tests/cli.rs).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::stamp::CheckMode;
+
+/// A make-style build tool for LLM pipelines.
+///
+/// planexe reads pipeline.toml, compares what is on disk with what it
+/// recorded under .planexe/, and runs only the tasks that are stale, in
+/// parallel. Each task's state is kept beside the work in
+/// .planexe/tasks/NAME.status and NAME.DONE.
+#[derive(Debug, Parser)]
+#[command(name = "planexe", version, max_term_width = 100)]
+pub struct Cli {
+    /// Run in DIR instead of the current directory
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    /// Use this pipeline file (default: the one this run directory used
+    /// last, else $PLANEXE_PIPELINE, else ./pipeline.toml)
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    pub file: Option<PathBuf>,
+
+    /// Print only errors
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stale tasks needed for the targets (default: all tasks)
+    Build(BuildArgs),
+    /// Delete what tasks produced: outputs and state files
+    Clean(CleanArgs),
+    /// Accept tasks' current outputs as done without running them
+    Touch(TouchArgs),
+    /// Show each task's state: done, stale (why), failed, running, never built
+    Status(StatusArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Task names or output paths to build, with what they need
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Run at most N tasks at once [default: [pipeline].jobs, else CPUs]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Keep going after a failure with everything that does not depend on it
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+
+    /// Print each task that would run and why; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Run nothing; exit 0 if everything is up to date, 1 otherwise
+    #[arg(short = 'q', long, conflicts_with = "dry_run")]
+    pub question: bool,
+
+    /// Rebuild the targets even if they are up to date
+    #[arg(short = 'B', long)]
+    pub force: bool,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckMode::Content, value_name = "MODE")]
+    pub check: CheckMode,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Tasks whose outputs and state to delete
+    #[arg(value_name = "TASK", required_unless_present = "all")]
+    pub tasks: Vec<String>,
+
+    /// Also clean every task that depends on them, transitively
+    #[arg(long)]
+    pub downstream: bool,
+
+    /// Clean every task
+    #[arg(long, conflicts_with = "tasks")]
+    pub all: bool,
+
+    /// List the files that would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TouchArgs {
+    /// Tasks to mark as done
+    #[arg(value_name = "TASK", required = true)]
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON (one object, see docs/state.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckMode::Content, value_name = "MODE")]
+    pub check: CheckMode,
+}

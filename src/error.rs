@@ -1,0 +1,138 @@
+//! The one error type of planexe and its mapping to exit codes.
+//!
+//! Every failure travels up to [`crate::run`] as an [`Error`]; `run` prints it
+//! once (message, then `hint:` lines) and returns [`Error::code`]. Nothing
+//! below `run` calls `process::exit` or panics on input a user or a server
+//! controls.
+
+use std::fmt;
+
+/// Exit status: everything requested is up to date.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a task failed (or `-q` found something stale).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: usage error or a pipeline that cannot be built.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: interrupted by SIGINT or SIGTERM.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// A failure that ends a planexe command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line is wrong (unknown target, missing `-y`, ...).
+    #[error("{message}")]
+    Usage { message: String, hints: Vec<String> },
+    /// The pipeline file is wrong; `message` already names `file:line:col`.
+    #[error("{message}")]
+    Pipeline { message: String, hints: Vec<String> },
+    /// A file-system operation failed; the message names the path (fs_err).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// One or more tasks failed; their output was already printed.
+    #[error("task(s) failed: {}", names.join(", "))]
+    TasksFailed { names: Vec<String>, hint: String },
+    /// `-q` found something that is not up to date.
+    #[error("not up to date")]
+    NotUpToDate,
+    /// SIGINT or SIGTERM arrived.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    pub fn pipeline(message: impl Into<String>) -> Self {
+        Error::Pipeline {
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Adds a `hint:` line shown under the message.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Usage { hints, .. } | Error::Pipeline { hints, .. } => hints.push(hint.into()),
+            _ => {}
+        }
+        self
+    }
+
+    pub fn hints(&self) -> &[String] {
+        match self {
+            Error::Usage { hints, .. } | Error::Pipeline { hints, .. } => hints,
+            Error::TasksFailed { hint, .. } => std::slice::from_ref(hint),
+            _ => &[],
+        }
+    }
+
+    /// The process exit status for this error.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } | Error::Pipeline { .. } => EXIT_USAGE,
+            // An I/O failure in planexe's own bookkeeping is not a task
+            // failure; treat it as an environment problem the user must fix.
+            Error::Io(_) => EXIT_USAGE,
+            Error::TasksFailed { .. } | Error::NotUpToDate => EXIT_FAILED,
+            Error::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+
+    /// Whether `run` should print the error (some were already reported).
+    pub fn is_silent(&self) -> bool {
+        matches!(self, Error::NotUpToDate | Error::Interrupted)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A position in a source file, 1-based, for `file:line:col` messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Position {
+    /// The line and column (in characters) of byte `offset` in `text`.
+    pub fn of_offset(text: &str, offset: usize) -> Self {
+        let offset = offset.min(text.len());
+        let before = &text[..floor_char_boundary(text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        Position { line, col }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let text = "ab\ncdé\nf";
+        assert_eq!(Position::of_offset(text, 0), Position { line: 1, col: 1 });
+        assert_eq!(Position::of_offset(text, 3), Position { line: 2, col: 1 });
+        assert_eq!(Position::of_offset(text, 7), Position { line: 2, col: 4 });
+        assert_eq!(Position::of_offset(text, 99), Position { line: 3, col: 2 });
+    }
+}

@@ -1,0 +1,560 @@
+//! The resolved graph: tasks with normalized paths, edges as indices, a
+//! topological order, and each task's fingerprint. Built once from a parsed
+//! [`Pipeline`] and checked once: every refusal of a pipeline that cannot be
+//! built (bad names, bad paths, missing sources, duplicate producers,
+//! unknown `after` tasks, cycles) happens here, before anything runs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use globset::GlobBuilder;
+
+use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::pipeline::{parse_timeout, Pipeline, Source};
+use crate::rundir::{self, RunDir, STATE_DIR};
+
+pub type TaskId = usize;
+
+/// What a task does when it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A shell command, run with `sh -c` in the run directory.
+    Command(String),
+    /// A prompt for a model (handled by the LLM runner).
+    Prompt(String),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Command(_) => "command",
+            Action::Prompt(_) => "prompt",
+        }
+    }
+}
+
+/// One input file of a task, after glob expansion.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Normalized run-directory-relative path.
+    pub path: String,
+    /// The task that produces it, if any; otherwise it is a source file.
+    pub producer: Option<TaskId>,
+    /// Where the input (or the glob it came from) is written.
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub path: String,
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: TaskId,
+    pub name: String,
+    pub name_span: Range<usize>,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// Tasks this one waits for (producers of inputs, and `after`), sorted.
+    pub deps: Vec<TaskId>,
+    /// Tasks that wait for this one, sorted.
+    pub dependents: Vec<TaskId>,
+    pub action: Action,
+    pub timeout: Option<Duration>,
+    pub fingerprint: String,
+}
+
+#[derive(Debug)]
+pub struct Graph {
+    pub name: String,
+    pub jobs: Option<usize>,
+    /// In declaration order.
+    pub tasks: Vec<Task>,
+    pub by_name: HashMap<String, TaskId>,
+    /// Output path to the task that produces it.
+    pub producers: HashMap<String, TaskId>,
+    /// Every task after all of its dependencies.
+    pub order: Vec<TaskId>,
+}
+
+/// Whether a task name is a plain identifier.
+pub fn valid_task_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+impl Graph {
+    /// Resolves and checks `pipeline` against the files in `run_dir`.
+    pub fn resolve(pipeline: &Pipeline, run_dir: &RunDir) -> Result<Graph> {
+        let source = pipeline.source();
+        let def = &pipeline.def;
+        let err =
+            |span: Range<usize>, message: &str| Error::pipeline(source.diagnostic(span, message));
+
+        let jobs = match &def.pipeline.jobs {
+            None => None,
+            Some(j) if *j.get_ref() >= 1 => Some(*j.get_ref() as usize),
+            Some(j) => {
+                return Err(err(j.span(), "`jobs` must be at least 1")
+                    .hint("remove `jobs` to use one job per CPU"))
+            }
+        };
+        let default_timeout = match &def.pipeline.timeout {
+            None => None,
+            Some(t) => Some(parse_timeout(t.get_ref()).map_err(|m| {
+                err(t.span(), &m)
+                    .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
+            })?),
+        };
+        let name = def.pipeline.name.clone().unwrap_or_else(|| {
+            pipeline
+                .dir()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("pipeline")
+                .to_string()
+        });
+
+        // Declaration order: by position in the file.
+        let mut entries: Vec<_> = def.tasks.iter().collect();
+        entries.sort_by_key(|(name, _)| name.span().start);
+        if entries.is_empty() {
+            return Err(
+                Error::pipeline(format!("{}: the pipeline has no tasks", source.display))
+                    .hint("add a [tasks.NAME] table with a `command`; see docs/pipeline.md"),
+            );
+        }
+
+        let mut tasks = Vec::with_capacity(entries.len());
+        let mut by_name = HashMap::with_capacity(entries.len());
+        let mut producers: HashMap<String, TaskId> = HashMap::new();
+
+        // First pass: names, actions, timeouts, outputs.
+        for (id, (name, task)) in entries.iter().enumerate() {
+            let task_name = name.get_ref();
+            if !valid_task_name(task_name) {
+                return Err(err(
+                    name.span(),
+                    &format!("task name `{task_name}` is not a plain identifier"),
+                )
+                .hint("use only letters, digits, `-` and `_` in task names"));
+            }
+            let action = match (&task.command, &task.prompt) {
+                (Some(c), None) => Action::Command(c.get_ref().clone()),
+                (None, Some(p)) => Action::Prompt(p.get_ref().clone()),
+                (None, None) => {
+                    return Err(err(
+                        name.span(),
+                        &format!("task `{task_name}` has neither `command` nor `prompt`"),
+                    )
+                    .hint(
+                        "give the task a `command = \"...\"` to run, or a `prompt` to ask a model",
+                    ))
+                }
+                (Some(_), Some(p)) => {
+                    return Err(err(
+                        p.span(),
+                        &format!("task `{task_name}` has both `command` and `prompt`"),
+                    )
+                    .hint("a task either runs a command or asks a model; split it into two tasks"))
+                }
+            };
+            if let Action::Command(c) = &action {
+                if c.trim().is_empty() {
+                    let span = task
+                        .command
+                        .as_ref()
+                        .map(|c| c.span())
+                        .unwrap_or(name.span());
+                    return Err(err(
+                        span,
+                        &format!("task `{task_name}` has an empty command"),
+                    ));
+                }
+            }
+            let timeout = match &task.timeout {
+                None => default_timeout,
+                Some(t) => Some(parse_timeout(t.get_ref()).map_err(|m| {
+                    err(t.span(), &m)
+                        .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
+                })?),
+            };
+            let mut outputs = Vec::new();
+            let mut seen = BTreeSet::new();
+            for out in &task.outputs {
+                let path = checked_path(
+                    &source,
+                    run_dir,
+                    out.get_ref(),
+                    out.span(),
+                    task_name,
+                    "output",
+                )?;
+                if is_glob(out.get_ref()) {
+                    return Err(err(
+                        out.span(),
+                        &format!("output `{}` is a glob pattern", out.get_ref()),
+                    )
+                    .hint("name each output file; globs are allowed only for source inputs"));
+                }
+                if !seen.insert(path.clone()) {
+                    return Err(err(
+                        out.span(),
+                        &format!("task `{task_name}` lists output `{path}` twice"),
+                    ));
+                }
+                if let Some(&other) = producers.get(&path) {
+                    let other: &Task = &tasks[other];
+                    return Err(err(
+                        out.span(),
+                        &format!(
+                            "output `{path}` is produced by two tasks: `{}` and `{task_name}`",
+                            other.name
+                        ),
+                    )
+                    .hint(format!(
+                        "each file has one producer; first declared at {}",
+                        source.locate(
+                            other
+                                .outputs
+                                .iter()
+                                .find(|o| o.path == path)
+                                .map_or(other.name_span.clone(), |o| o.span.clone())
+                        )
+                    )));
+                }
+                producers.insert(path.clone(), id);
+                outputs.push(Output {
+                    path,
+                    span: out.span(),
+                });
+            }
+            by_name.insert(task_name.clone(), id);
+            tasks.push(Task {
+                id,
+                name: task_name.clone(),
+                name_span: name.span(),
+                inputs: Vec::new(),
+                outputs,
+                deps: Vec::new(),
+                dependents: Vec::new(),
+                action,
+                timeout,
+                fingerprint: String::new(),
+            });
+        }
+
+        // Second pass: inputs (with globs), `after`, edges.
+        for (id, (name, task)) in entries.iter().enumerate() {
+            let task_name = name.get_ref();
+            let mut inputs: Vec<Input> = Vec::new();
+            let mut seen = BTreeSet::new();
+            let mut deps = BTreeSet::new();
+            for raw in &task.inputs {
+                let pattern = raw.get_ref();
+                let paths = if is_glob(pattern) {
+                    expand_glob(&source, run_dir, pattern, raw.span(), task_name, &producers)?
+                } else {
+                    let path =
+                        checked_path(&source, run_dir, pattern, raw.span(), task_name, "input")?;
+                    vec![path]
+                };
+                for path in paths {
+                    if !seen.insert(path.clone()) {
+                        continue;
+                    }
+                    let producer = producers.get(&path).copied();
+                    match producer {
+                        Some(p) if p == id => {
+                            return Err(err(
+                                raw.span(),
+                                &format!("task `{task_name}` reads its own output `{path}`"),
+                            ))
+                        }
+                        Some(p) => {
+                            deps.insert(p);
+                        }
+                        None => {
+                            if std::fs::symlink_metadata(run_dir.path(&path)).is_err() {
+                                return Err(err(
+                                    raw.span(),
+                                    &format!(
+                                        "input `{path}` of task `{task_name}` does not exist and no task produces it"
+                                    ),
+                                )
+                                .hint(format!(
+                                    "create {path} in {}, or add a task with `outputs = [\"{path}\"]`",
+                                    run_dir.root().display()
+                                )));
+                            }
+                        }
+                    }
+                    inputs.push(Input {
+                        path,
+                        producer,
+                        span: raw.span(),
+                    });
+                }
+            }
+            for after in &task.after {
+                match by_name.get(after.get_ref()) {
+                    Some(&p) if p == id => {
+                        return Err(err(
+                            after.span(),
+                            &format!("task `{task_name}` lists itself in `after`"),
+                        ))
+                    }
+                    Some(&p) => {
+                        deps.insert(p);
+                    }
+                    None => {
+                        let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+                        names.sort_unstable();
+                        return Err(err(
+                            after.span(),
+                            &format!("`after` names unknown task `{}`", after.get_ref()),
+                        )
+                        .hint(format!("tasks are: {}", names.join(", "))));
+                    }
+                }
+            }
+            let t = &mut tasks[id];
+            t.inputs = inputs;
+            t.deps = deps.into_iter().collect();
+        }
+        for id in 0..tasks.len() {
+            for dep in tasks[id].deps.clone() {
+                tasks[dep].dependents.push(id);
+            }
+        }
+
+        for task in &mut tasks {
+            task.fingerprint = fingerprint(&task.action);
+        }
+
+        let order = topological_order(&tasks).map_err(|cycle| {
+            let names: Vec<&str> = cycle.iter().map(|&t| tasks[t].name.as_str()).collect();
+            err(
+                tasks[cycle[0]].name_span.clone(),
+                &format!("cycle: {}", names.join(" -> ")),
+            )
+            .hint(
+                "break the cycle: remove an input that the next task produces, or an `after` entry",
+            )
+        })?;
+
+        Ok(Graph {
+            name,
+            jobs,
+            tasks,
+            by_name,
+            producers,
+            order,
+        })
+    }
+
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.by_name.get(name).map(|&id| &self.tasks[id])
+    }
+
+    /// The tasks `roots` need, transitively, including the roots.
+    pub fn closure(&self, roots: &[TaskId]) -> Vec<bool> {
+        let mut wanted = vec![false; self.tasks.len()];
+        let mut stack: Vec<TaskId> = roots.to_vec();
+        while let Some(t) = stack.pop() {
+            if !std::mem::replace(&mut wanted[t], true) {
+                stack.extend(&self.tasks[t].deps);
+            }
+        }
+        wanted
+    }
+
+    /// The tasks that depend on `roots`, transitively, including the roots.
+    pub fn downstream(&self, roots: &[TaskId]) -> Vec<bool> {
+        let mut marked = vec![false; self.tasks.len()];
+        let mut stack: Vec<TaskId> = roots.to_vec();
+        while let Some(t) = stack.pop() {
+            if !std::mem::replace(&mut marked[t], true) {
+                stack.extend(&self.tasks[t].dependents);
+            }
+        }
+        marked
+    }
+
+    /// Resolves command-line targets (task names or output paths) to tasks.
+    pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
+        let mut ids = Vec::new();
+        for target in targets {
+            if let Some(&id) = self.by_name.get(target) {
+                ids.push(id);
+                continue;
+            }
+            if let Ok(path) = rundir::normalize(target) {
+                if let Some(&id) = self.producers.get(&path) {
+                    ids.push(id);
+                    continue;
+                }
+            }
+            let mut names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+            names.sort_unstable();
+            let shown = if names.len() > 20 {
+                format!("{}, ... ({} in all)", names[..20].join(", "), names.len())
+            } else {
+                names.join(", ")
+            };
+            return Err(Error::usage(format!(
+                "unknown target `{target}`: no task has that name and no task produces that file"
+            ))
+            .hint(format!("tasks are: {shown}"))
+            .hint("run `planexe status` to list tasks"));
+        }
+        Ok(ids)
+    }
+}
+
+/// The fingerprint of what a task does.
+pub fn fingerprint(action: &Action) -> String {
+    let mut fp = Fingerprint::new(action.kind());
+    match action {
+        Action::Command(c) => fp.field("command", c.as_bytes()),
+        Action::Prompt(p) => fp.field("prompt", p.as_bytes()),
+    };
+    fp.finish()
+}
+
+fn checked_path(
+    source: &Source,
+    run_dir: &RunDir,
+    raw: &str,
+    span: Range<usize>,
+    task: &str,
+    what: &str,
+) -> Result<String> {
+    let refuse = |m: String| {
+        Error::pipeline(source.diagnostic(span.clone(), &format!("{what} of task `{task}`: {m}")))
+            .hint("name files relative to the run directory, without `..`")
+    };
+    let path = rundir::normalize(raw).map_err(refuse)?;
+    run_dir.check_inside(&path).map_err(refuse)?;
+    Ok(path)
+}
+
+/// Expands a glob against source files on disk. Files some task produces
+/// are never matched (name them explicitly), nor anything under `.planexe/`.
+fn expand_glob(
+    source: &Source,
+    run_dir: &RunDir,
+    pattern: &str,
+    span: Range<usize>,
+    task: &str,
+    producers: &HashMap<String, TaskId>,
+) -> Result<Vec<String>> {
+    let refuse = |m: String| {
+        Error::pipeline(source.diagnostic(span.clone(), &format!("input of task `{task}`: {m}")))
+    };
+    let normalized = rundir::normalize(pattern).map_err(refuse)?;
+    let glob = GlobBuilder::new(&normalized)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| refuse(format!("bad glob pattern: {e}")))?
+        .compile_matcher();
+    // Walk from the longest literal prefix folder.
+    let parts: Vec<&str> = normalized.split('/').collect();
+    let literal = parts.iter().take_while(|p| !is_glob(p)).count();
+    let base = parts[..literal.min(parts.len() - 1)].join("/");
+    let recursive = normalized.contains("**") || parts.len() - literal > 1;
+    let mut found = Vec::new();
+    let mut stack = vec![base];
+    while let Some(dir) = stack.pop() {
+        let full = if dir.is_empty() {
+            run_dir.root().to_path_buf()
+        } else {
+            run_dir.path(&dir)
+        };
+        let Ok(entries) = std::fs::read_dir(&full) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if dir.is_empty() && name == STATE_DIR {
+                continue;
+            }
+            let rel = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+                || (entry.file_type().map(|t| t.is_symlink()).unwrap_or(false)
+                    && Path::new(&run_dir.path(&rel)).is_dir());
+            if is_dir {
+                if recursive {
+                    stack.push(rel);
+                }
+            } else if glob.is_match(&rel) && !producers.contains_key(&rel) {
+                run_dir.check_inside(&rel).map_err(&refuse)?;
+                found.push(rel);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Kahn's algorithm; on a cycle, returns the tasks on one cycle in order.
+fn topological_order(tasks: &[Task]) -> std::result::Result<Vec<TaskId>, Vec<TaskId>> {
+    let mut indegree: Vec<usize> = tasks.iter().map(|t| t.deps.len()).collect();
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<TaskId>> = indegree
+        .iter()
+        .enumerate()
+        .filter(|(_, &d)| d == 0)
+        .map(|(i, _)| std::cmp::Reverse(i))
+        .collect();
+    let mut order = Vec::with_capacity(tasks.len());
+    while let Some(std::cmp::Reverse(t)) = ready.pop() {
+        order.push(t);
+        for &d in &tasks[t].dependents {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push(std::cmp::Reverse(d));
+            }
+        }
+    }
+    if order.len() == tasks.len() {
+        return Ok(order);
+    }
+    // Walk dependencies among the remaining tasks until one repeats.
+    let start = (0..tasks.len()).find(|&t| indegree[t] > 0).unwrap_or(0);
+    let mut path = vec![start];
+    let mut position = HashMap::from([(start, 0usize)]);
+    let mut current = start;
+    loop {
+        let Some(&next) = tasks[current].deps.iter().find(|&&d| indegree[d] > 0) else {
+            return Err(path);
+        };
+        if let Some(&i) = position.get(&next) {
+            // The cycle runs from `next` through `current`; print it in the
+            // direction work flows (producer before consumer).
+            let mut cycle: Vec<TaskId> = path[i..].to_vec();
+            cycle.reverse();
+            cycle.push(cycle[0]);
+            return Err(cycle);
+        }
+        position.insert(next, path.len());
+        path.push(next);
+        current = next;
+    }
+}

@@ -1,0 +1,271 @@
+//! The run directory: where tasks read and write, and where planexe keeps
+//! its state under `.planexe/`.
+//!
+//! Owns three invariants: every path a task names is relative and stays
+//! inside the run directory; every file planexe writes is written to a
+//! temporary file in the same folder and renamed into place; only one build
+//! works in a run directory at a time (an advisory lock on `.planexe/lock`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// The folder name of planexe's state inside a run directory.
+pub const STATE_DIR: &str = ".planexe";
+
+/// A run directory and the layout of its `.planexe/` folder.
+#[derive(Debug)]
+pub struct RunDir {
+    root: PathBuf,
+    canonical: PathBuf,
+    /// Canonical forms of parent folders already checked, so a pipeline of
+    /// ten thousand tasks in one folder canonicalizes it once.
+    checked_dirs: Mutex<HashMap<PathBuf, bool>>,
+}
+
+impl RunDir {
+    pub fn open(root: &Path) -> Result<RunDir> {
+        let canonical = fs_err::canonicalize(root).map_err(|e| {
+            Error::usage(format!("cannot use run directory {}: {e}", root.display()))
+                .hint("pass an existing folder to -C")
+        })?;
+        if !canonical.is_dir() {
+            return Err(Error::usage(format!(
+                "run directory {} is not a folder",
+                root.display()
+            )));
+        }
+        Ok(RunDir {
+            root: canonical.clone(),
+            canonical,
+            checked_dirs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of a run-directory-relative path.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.state_dir().join("tasks")
+    }
+
+    pub fn status_path(&self, task: &str) -> PathBuf {
+        self.tasks_dir().join(format!("{task}.status"))
+    }
+
+    pub fn done_path(&self, task: &str) -> PathBuf {
+        self.tasks_dir().join(format!("{task}.DONE"))
+    }
+
+    /// Where the combined stdout and stderr of a task's last run is kept.
+    pub fn task_log_path(&self, task: &str) -> PathBuf {
+        self.state_dir().join("logs").join(format!("{task}.log"))
+    }
+
+    /// Where the outputs of a failed attempt are moved for inspection.
+    pub fn failed_dir(&self, task: &str) -> PathBuf {
+        self.state_dir().join("failed").join(task)
+    }
+
+    /// Where the outputs of the last good run wait while a task re-runs.
+    pub fn prev_dir(&self, task: &str) -> PathBuf {
+        self.state_dir().join("prev").join(task)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.state_dir().join("log")
+    }
+
+    /// The file that records which pipeline file this run directory uses.
+    pub fn recorded_pipeline_path(&self) -> PathBuf {
+        self.state_dir().join("pipeline")
+    }
+
+    /// Fails when `rel` (already normalized) reaches outside the run
+    /// directory through a symlink in one of its parent folders or itself.
+    pub fn check_inside(&self, rel: &str) -> std::result::Result<(), String> {
+        let full = self.root.join(rel);
+        // The leaf: a symlink must point inside.
+        if let Ok(meta) = std::fs::symlink_metadata(&full) {
+            if meta.file_type().is_symlink() {
+                match std::fs::canonicalize(&full) {
+                    Ok(target) if target.starts_with(&self.canonical) => {}
+                    Ok(target) => {
+                        return Err(format!(
+                            "{rel} is a symlink to {}, outside the run directory",
+                            target.display()
+                        ))
+                    }
+                    // A dangling link: judge it by where it would point.
+                    Err(_) => {}
+                }
+            }
+        }
+        let Some(parent) = full.parent() else {
+            return Ok(());
+        };
+        let mut cache = self.checked_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&inside) = cache.get(parent) {
+            return if inside {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{rel} lies in a folder outside the run directory (a symlink)"
+                ))
+            };
+        }
+        // Canonicalize the longest existing ancestor.
+        let mut probe = parent.to_path_buf();
+        let inside = loop {
+            match std::fs::canonicalize(&probe) {
+                Ok(real) => break real.starts_with(&self.canonical),
+                Err(_) => {
+                    if !probe.pop() {
+                        break true;
+                    }
+                }
+            }
+        };
+        cache.insert(parent.to_path_buf(), inside);
+        if inside {
+            Ok(())
+        } else {
+            Err(format!(
+                "{rel} lies in a folder outside the run directory (a symlink)"
+            ))
+        }
+    }
+
+    /// Takes the run directory's lock, or fails when another planexe holds it.
+    pub fn lock(&self) -> Result<Lock> {
+        fs_err::create_dir_all(self.state_dir())?;
+        let path = self.state_dir().join("lock");
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        let file = file.into_parts().0;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(Error::usage(format!(
+                "another planexe is working in {}{who}",
+                self.root.display()
+            ))
+            .hint("wait for it to finish, or stop it; the lock is released when it exits"));
+        }
+        let mut file = file;
+        let _ = file.set_len(0);
+        let _ = write!(file, "{}", std::process::id());
+        Ok(Lock { _file: file })
+    }
+}
+
+/// Held while a command works in a run directory; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+/// Turns a path as written in the pipeline into a normalized relative path
+/// with `/` separators, or says why it is not allowed.
+pub fn normalize(raw: &str) -> std::result::Result<String, String> {
+    if raw.is_empty() {
+        return Err("the path is empty".into());
+    }
+    let path = Path::new(raw);
+    let mut parts: Vec<&str> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(format!(
+                    "{raw} is an absolute path; paths are relative to the run directory"
+                ))
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!(
+                    "{raw} uses `..`; paths must stay inside the run directory"
+                ))
+            }
+            Component::Normal(part) => match part.to_str() {
+                Some(part) => parts.push(part),
+                None => return Err(format!("{raw} is not valid UTF-8")),
+            },
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("{raw} names the run directory itself, not a file"));
+    }
+    if parts[0] == STATE_DIR {
+        return Err(format!("{raw} is inside {STATE_DIR}/, which planexe owns"));
+    }
+    Ok(parts.join("/"))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename, so readers see the old content or the new, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| with_path(e, dir))?;
+    tmp.write_all(bytes).map_err(|e| with_path(e, tmp.path()))?;
+    tmp.persist(path).map_err(|e| with_path(e.error, path))?;
+    Ok(())
+}
+
+/// Adds a path to an I/O error that lacks one.
+pub fn with_path(e: std::io::Error, path: &Path) -> Error {
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
+}
+
+/// Removes a file if it exists.
+pub fn remove_if_exists(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(with_path(e, path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_and_refuses_escapes() {
+        assert_eq!(normalize("./a//b/./c.md").unwrap(), "a/b/c.md");
+        assert!(normalize("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(normalize("a/../../b").unwrap_err().contains(".."));
+        assert!(normalize(".").is_err());
+        assert!(normalize(".planexe/x").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! One invocation's view of the world: the run directory, the pipeline file
+//! chosen for it, the resolved graph and the recorded state.
+//!
+//! Which pipeline file: `-f FILE`; else the one this run directory recorded
+//! at its last build (`.planexe/pipeline`); else `$PLANEXE_PIPELINE`; else
+//! `./pipeline.toml` in the run directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::pipeline::Pipeline;
+use crate::printer::Printer;
+use crate::rundir::{self, RunDir};
+use crate::state::StateStore;
+
+pub struct Session {
+    pub run_dir: RunDir,
+    pub pipeline: Pipeline,
+    pub graph: Graph,
+    pub store: StateStore,
+}
+
+impl Session {
+    /// Opens the run directory, picks and parses the pipeline file and
+    /// resolves its graph. Refusals carry `file:line:col` and a hint.
+    pub fn open(cli: &Cli, printer: &Printer) -> Result<Session> {
+        let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
+        let root = match &cli.directory {
+            Some(dir) => cwd.join(dir),
+            None => cwd.clone(),
+        };
+        let run_dir = RunDir::open(&root)?;
+        let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
+        let pipeline = Pipeline::load(&path, display)?;
+        let graph = Graph::resolve(&pipeline, &run_dir)?;
+        let store = StateStore::load(&run_dir)?;
+        Ok(Session {
+            run_dir,
+            pipeline,
+            graph,
+            store,
+        })
+    }
+
+    /// Remembers the pipeline file for later commands in this run directory.
+    pub fn record_pipeline(&self) -> Result<()> {
+        let path = self.run_dir.recorded_pipeline_path();
+        let current = self.pipeline.path.to_string_lossy();
+        if std::fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some(current.as_ref())
+        {
+            rundir::write_atomic(&path, format!("{current}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+fn choose_pipeline(
+    cli: &Cli,
+    cwd: &Path,
+    run_dir: &RunDir,
+    printer: &Printer,
+) -> Result<(PathBuf, String)> {
+    if let Some(file) = &cli.file {
+        return Ok((cwd.join(file), file.display().to_string()));
+    }
+    let env = std::env::var_os("PLANEXE_PIPELINE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let recorded = std::fs::read_to_string(run_dir.recorded_pipeline_path())
+        .ok()
+        .map(|s| PathBuf::from(s.trim()))
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(recorded) = recorded {
+        if !recorded.exists() {
+            return Err(Error::pipeline(format!(
+                "this run directory was built with {}, which no longer exists",
+                recorded.display()
+            ))
+            .hint("pass -f FILE to choose a pipeline file; it will be remembered"));
+        }
+        if let Some(env) = &env {
+            let same =
+                std::fs::canonicalize(cwd.join(env)).ok().as_deref() == Some(recorded.as_path());
+            if !same {
+                printer.warn(&format!(
+                    "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={}",
+                    recorded.display(),
+                    env.display()
+                ));
+            }
+        }
+        let display = match recorded.strip_prefix(run_dir.root()) {
+            Ok(rel) => rel.display().to_string(),
+            Err(_) => recorded.display().to_string(),
+        };
+        return Ok((recorded, display));
+    }
+    if let Some(env) = env {
+        let display = env.display().to_string();
+        return Ok((cwd.join(env), display));
+    }
+    let default = run_dir.root().join("pipeline.toml");
+    let display = if cli.directory.is_some() {
+        default.display().to_string()
+    } else {
+        "pipeline.toml".to_string()
+    };
+    Ok((default, display))
+}

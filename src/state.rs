@@ -1,0 +1,298 @@
+//! What planexe records about each task, in two shapes:
+//!
+//! - the public face, one sidecar per task: `.planexe/tasks/NAME.status`
+//!   (JSON, rewritten atomically at every state change) and `NAME.DONE`
+//!   (written last, only on success);
+//! - the index, `.planexe/log`: an append-only file of the same JSON
+//!   records, one per line, read once per build so a no-op build never
+//!   opens one file per task (ninja's `.ninja_log`).
+//!
+//! The log is an optimisation, never the only copy: a task whose `.DONE`
+//! exists but which the log does not know is read from its sidecar. A torn
+//! last line (a crash mid-append) is ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::rundir::{self, RunDir};
+use crate::stamp::Stamp;
+
+/// The state a task is in, as the sidecar says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Chosen to run in the current build, not started yet.
+    Pending,
+    Running,
+    Done,
+    Failed,
+    /// Interrupted by the user (SIGINT, SIGTERM).
+    Stopped,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+            TaskState::Stopped => "stopped",
+        }
+    }
+}
+
+/// Why a task failed: a machine-readable kind and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    /// `exit`, `signal`, `timeout`, `missing-output`, `spawn`, `interrupted`,
+    /// `unsupported`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// The content of `.planexe/tasks/NAME.status`. Every key is always
+/// present (null when it does not apply), so readers can rely on the shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub task: String,
+    pub state: TaskState,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub attempt: u32,
+    pub pid: Option<u32>,
+    pub fingerprint: String,
+    pub inputs: BTreeMap<String, Stamp>,
+    pub outputs: BTreeMap<String, Stamp>,
+    pub error: Option<TaskError>,
+}
+
+impl Status {
+    pub fn new(task: &str, state: TaskState, fingerprint: &str) -> Status {
+        Status {
+            task: task.to_string(),
+            state,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            attempt: 0,
+            pid: None,
+            fingerprint: fingerprint.to_string(),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            error: None,
+        }
+    }
+}
+
+/// One line of `.planexe/log`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum LogLine {
+    /// A task's status changed (same shape as the sidecar).
+    Status(Status),
+    /// `planexe clean` forgot the task.
+    Clean { task: String },
+}
+
+/// What the log knows about one task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskRecord {
+    /// The last status written.
+    pub last: Option<Status>,
+    /// The last successful run (its stamps decide staleness).
+    pub done: Option<Status>,
+}
+
+/// The state of every task, loaded once, and the open log to append to.
+#[derive(Debug)]
+pub struct StateStore {
+    records: HashMap<String, TaskRecord>,
+    lines: usize,
+    log: Option<std::fs::File>,
+}
+
+/// The current time in RFC 3339 UTC, to the millisecond.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Millisecond)
+        .unwrap_or(now)
+        .to_string()
+}
+
+impl StateStore {
+    /// Reads `.planexe/log` (if any). Does not create anything.
+    pub fn load(run_dir: &RunDir) -> Result<StateStore> {
+        let mut store = StateStore {
+            records: HashMap::new(),
+            lines: 0,
+            log: None,
+        };
+        let path = run_dir.log_path();
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
+            Err(e) => return Err(rundir::with_path(e, &path)),
+        };
+        for line in std::io::BufReader::new(file).split(b'\n') {
+            let line = line.map_err(|e| rundir::with_path(e, &path))?;
+            store.lines += 1;
+            // A torn or foreign line is skipped: the sidecars still hold
+            // the truth for any task it was about.
+            if let Ok(record) = serde_json::from_slice::<LogLine>(&line) {
+                store.apply(record);
+            }
+        }
+        Ok(store)
+    }
+
+    fn apply(&mut self, line: LogLine) {
+        match line {
+            LogLine::Status(status) => {
+                let record = self.records.entry(status.task.clone()).or_default();
+                if status.state == TaskState::Done {
+                    record.done = Some(status.clone());
+                }
+                record.last = Some(status);
+            }
+            LogLine::Clean { task } => {
+                self.records.remove(&task);
+            }
+        }
+    }
+
+    pub fn record(&self, task: &str) -> Option<&TaskRecord> {
+        self.records.get(task)
+    }
+
+    /// The last successful run of `task`: from the log, or from its sidecar
+    /// when the log does not know it (a deleted or foreign log).
+    pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        if let Some(done) = self.records.get(task).and_then(|r| r.done.as_ref()) {
+            return Some(done.clone());
+        }
+        let status = read_status(run_dir, task)?;
+        (status.state == TaskState::Done).then_some(status)
+    }
+
+    /// The last status of `task` (log first, then sidecar).
+    pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        if let Some(last) = self.records.get(task).and_then(|r| r.last.as_ref()) {
+            return Some(last.clone());
+        }
+        read_status(run_dir, task)
+    }
+
+    fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
+        if self.log.is_none() {
+            let path = run_dir.log_path();
+            fs_err::create_dir_all(run_dir.state_dir())?;
+            let file = fs_err::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            self.log = Some(file.into_parts().0);
+        }
+        let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        if let Some(log) = self.log.as_mut() {
+            // One write call per line keeps appends whole.
+            log.write_all(&bytes)
+                .map_err(|e| rundir::with_path(e, &run_dir.log_path()))?;
+        }
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Records a status change: log line, then sidecar; on `done`, the
+    /// `.DONE` marker last; on any other state, the marker is removed first.
+    pub fn write_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        let done_path = run_dir.done_path(&status.task);
+        if status.state != TaskState::Done {
+            rundir::remove_if_exists(&done_path)?;
+        }
+        self.append(run_dir, &LogLine::Status(status.clone()))?;
+        write_sidecar(run_dir, status)?;
+        if status.state == TaskState::Done {
+            rundir::write_atomic(&done_path, b"")?;
+        }
+        self.apply(LogLine::Status(status.clone()));
+        Ok(())
+    }
+
+    /// Forgets a task: its sidecars go, and the log says so.
+    pub fn forget(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
+        rundir::remove_if_exists(&run_dir.done_path(task))?;
+        rundir::remove_if_exists(&run_dir.status_path(task))?;
+        self.append(
+            run_dir,
+            &LogLine::Clean {
+                task: task.to_string(),
+            },
+        )?;
+        self.apply(LogLine::Clean {
+            task: task.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Rewrites the log with one line per known task when it has grown to
+    /// several times that, so it stays proportional to the pipeline.
+    pub fn compact_if_large(&mut self, run_dir: &RunDir) -> Result<()> {
+        let live: usize = self
+            .records
+            .values()
+            .map(|r| usize::from(r.done.is_some()) + 1)
+            .sum();
+        if self.lines <= 3 * live + 1000 {
+            return Ok(());
+        }
+        let mut names: Vec<&String> = self.records.keys().collect();
+        names.sort();
+        let mut bytes = Vec::new();
+        for name in names {
+            let record = &self.records[name];
+            let mut lines = Vec::new();
+            if let Some(done) = &record.done {
+                lines.push(done);
+            }
+            if let Some(last) = &record.last {
+                if record.done.as_ref() != Some(last) {
+                    lines.push(last);
+                }
+            }
+            for status in lines {
+                serde_json::to_writer(&mut bytes, &LogLine::Status(status.clone()))
+                    .map_err(std::io::Error::other)?;
+                bytes.push(b'\n');
+            }
+        }
+        self.log = None;
+        rundir::write_atomic(&run_dir.log_path(), &bytes)?;
+        self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        Ok(())
+    }
+}
+
+/// Reads a task's `.status` sidecar; `None` when absent or unreadable.
+pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
+    let bytes = std::fs::read(run_dir.status_path(task)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes a task's `.status` sidecar atomically.
+pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    rundir::write_atomic(&run_dir.status_path(&status.task), &bytes)
+}
+
+/// Whether the `.DONE` marker of a task exists.
+pub fn has_marker(run_dir: &RunDir, task: &str) -> bool {
+    Path::new(&run_dir.done_path(task)).exists()
+}

@@ -1,0 +1,120 @@
+//! `planexe status`: one line per task (done, stale and why, failed with the
+//! first line of its error, running, never built), or one JSON object with
+//! `--json`. Reads state, changes nothing.
+
+use serde::Serialize;
+
+use crate::cli::{Cli, StatusArgs};
+use crate::error::Result;
+use crate::plan::{first_line, Checker, Plan, Reason};
+use crate::printer::Printer;
+use crate::session::Session;
+use crate::stamp::Stamper;
+use crate::state::{self, TaskState};
+
+/// One task in `status --json`.
+#[derive(Debug, Serialize)]
+pub struct TaskLine {
+    pub task: String,
+    /// `done`, `stale`, `failed`, `running`, `stopped` or `never-built`.
+    pub state: &'static str,
+    /// Why the task is stale (null when done).
+    pub reason: Option<String>,
+    /// First line of the error of the last failed run.
+    pub error: Option<String>,
+    pub pid: Option<u32>,
+}
+
+/// The whole `status --json` document.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub pipeline: String,
+    pub run_dir: String,
+    pub tasks: Vec<TaskLine>,
+}
+
+pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    let session = Session::open(cli, printer)?;
+    let graph = &session.graph;
+    let stamper = Stamper::default();
+    let checker = Checker {
+        graph,
+        run_dir: &session.run_dir,
+        store: &session.store,
+        stamper: &stamper,
+        mode: args.check,
+    };
+    let plan = Plan::make(
+        &checker,
+        vec![true; graph.tasks.len()],
+        &vec![false; graph.tasks.len()],
+    )?;
+    let mut lines = Vec::with_capacity(graph.tasks.len());
+    for task in &graph.tasks {
+        let reason = plan.reasons[task.id].clone();
+        let mut line = TaskLine {
+            task: task.name.clone(),
+            state: "done",
+            reason: reason.as_ref().map(ToString::to_string),
+            error: None,
+            pid: None,
+        };
+        let last = session
+            .store
+            .record(&task.name)
+            .and_then(|r| r.last.as_ref());
+        match reason {
+            None => {}
+            Some(Reason::NeverBuilt) => line.state = "never-built",
+            Some(Reason::FailedLastTime(_)) => {
+                line.state = "failed";
+                line.error = last
+                    .and_then(|s| s.error.as_ref())
+                    .map(|e| first_line(&e.message).to_string());
+            }
+            Some(Reason::InterruptedLastTime) => {
+                let sidecar = state::read_status(&session.run_dir, &task.name);
+                let pid = sidecar.as_ref().and_then(|s| s.pid);
+                if last.is_some_and(|s| s.state == TaskState::Running) && pid.is_some_and(alive) {
+                    line.state = "running";
+                    line.pid = pid;
+                    line.reason = None;
+                } else {
+                    line.state = "stopped";
+                }
+            }
+            Some(_) => line.state = "stale",
+        }
+        lines.push(line);
+    }
+    if args.json {
+        let report = Report {
+            pipeline: graph.name.clone(),
+            run_dir: session.run_dir.root().display().to_string(),
+            tasks: lines,
+        };
+        let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
+        printer.data(&text);
+        return Ok(());
+    }
+    let width = lines.iter().map(|l| l.task.len()).max().unwrap_or(0);
+    for line in &lines {
+        let detail = match line.state {
+            "stale" => format!("stale: {}", line.reason.as_deref().unwrap_or("")),
+            "failed" => format!("failed: {}", line.error.as_deref().unwrap_or("")),
+            "running" => format!("running (pid {})", line.pid.unwrap_or(0)),
+            "never-built" => "never built".to_string(),
+            other => other.to_string(),
+        };
+        printer.data(&format!("{:width$}  {detail}", line.task));
+    }
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
