@@ -255,6 +255,19 @@ impl Plan {
                     }
                 }
             };
+            // A changed input whose producer runs first is expected to
+            // change: the task waits and is judged again afterwards.
+            let own = match own {
+                Some(Reason::InputChanged(path))
+                    if graph
+                        .producers
+                        .get(&path)
+                        .is_some_and(|&p| reasons[p].is_some()) =>
+                {
+                    None
+                }
+                other => other,
+            };
             reasons[id] = own.or_else(|| {
                 graph.tasks[id]
                     .deps

@@ -1,0 +1,205 @@
+//! The basic build: first build, no-op, targets, dry run, question, force.
+
+use crate::harness::*;
+
+#[test]
+fn first_build_runs_everything_and_second_runs_nothing() {
+    let p = demo();
+    let run = p.build();
+    run.ok().ran(&["outline", "report"]);
+    assert_eq!(run.stdout, "", "stdout stays clean");
+    assert_eq!(p.read("report.md"), "BUILD A HOUSE\nnote a\nnote b\n");
+    assert!(p.exists(".planexe/tasks/outline.DONE"));
+    assert!(p.exists(".planexe/tasks/report.DONE"));
+
+    let again = p.build();
+    again.ok().ran(&[]);
+    again.stderr_has("nothing to do");
+}
+
+#[test]
+fn sidecar_has_the_documented_shape() {
+    let p = demo();
+    p.build().ok();
+    let s = p.status_json("report");
+    for key in [
+        "task",
+        "state",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "attempt",
+        "pid",
+        "fingerprint",
+        "inputs",
+        "outputs",
+        "error",
+    ] {
+        assert!(s.get(key).is_some(), "missing key {key} in {s}");
+    }
+    assert_eq!(s["state"], "done");
+    assert_eq!(s["error"], serde_json::Value::Null);
+    assert!(s["started_at"].as_str().unwrap().ends_with('Z'));
+    let input = &s["inputs"]["notes/a.md"];
+    assert_eq!(input["size"], 7);
+    assert_eq!(input["mtime_ns"], 1_000_000_000_000_000i64);
+    assert_eq!(
+        input["blake3"].as_str().unwrap(),
+        blake3::hash(b"note a\n").to_hex().as_str()
+    );
+    assert!(s["outputs"]["report.md"].is_object());
+    // .DONE is written after the status: its mtime is not older.
+    let done = std::fs::metadata(p.path(".planexe/tasks/report.DONE"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let status = std::fs::metadata(p.path(".planexe/tasks/report.status"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(done >= status);
+}
+
+#[test]
+fn targets_are_task_names_or_output_paths() {
+    let p = demo();
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{DEMO}\n[tasks.other]\noutputs = [\"other.txt\"]\ncommand = \"echo x > other.txt\"\n"
+        ),
+    );
+    p.run(&["build", "outline"]).ok().ran(&["outline"]);
+    p.run(&["build", "./report.md"]).ok().ran(&["report"]);
+    assert!(!p.exists("other.txt"));
+    let bad = p.run(&["build", "nope"]);
+    bad.code(2).stderr_has("unknown target `nope`");
+    bad.stderr_has("hint:");
+}
+
+#[test]
+fn dry_run_prints_reasons_in_order_and_changes_nothing() {
+    let p = demo();
+    let run = p.run(&["build", "-n"]);
+    run.ok().ran(&[]);
+    assert_eq!(run.stdout, "outline: never built\nreport: never built\n");
+    assert!(!p.exists(".planexe/tasks"));
+    assert!(!p.exists("outline.md"));
+
+    p.build().ok();
+    p.write_at("plan.txt", "build a barn\n", 2_000_000);
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "outline: input plan.txt changed\nreport: upstream outline will re-run\n"
+    );
+    p.build().ok();
+
+    p.remove("outline.md");
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "outline: output outline.md missing\nreport: upstream outline will re-run\n"
+    );
+    p.build().ok();
+
+    p.write(
+        "pipeline.toml",
+        &DEMO.replace("tr a-z A-Z < plan.txt", "tr a-z A-Z <plan.txt"),
+    );
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "outline: command changed\nreport: upstream outline will re-run\n"
+    );
+}
+
+#[test]
+fn question_mode_runs_nothing_and_answers_with_the_exit_code() {
+    let p = demo();
+    p.run(&["build", "-q"]).code(1).ran(&[]);
+    assert!(!p.exists("outline.md"));
+    p.build().ok();
+    p.run(&["build", "-q"]).ok();
+    p.write_at("notes/a.md", "changed\n", 2_000_000);
+    p.run(&["build", "--question"]).code(1);
+}
+
+#[test]
+fn force_rebuilds_the_targets() {
+    let p = demo();
+    p.build().ok();
+    p.run(&["build", "-B", "outline"]).ok().ran(&["outline"]);
+    p.run(&["build", "-B"]).ok().ran(&["outline", "report"]);
+}
+
+#[test]
+fn a_new_glob_match_makes_the_task_stale() {
+    let p = demo();
+    p.build().ok();
+    p.write("notes/c.md", "note c\n");
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "report: input notes/c.md added\n"
+    );
+    p.build().ok().ran(&["report"]);
+    p.remove("notes/a.md");
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "report: input notes/a.md removed\n"
+    );
+}
+
+#[test]
+fn the_pipeline_file_is_recorded_and_reused() {
+    let p = Project::new("");
+    std::fs::remove_file(p.path("pipeline.toml")).unwrap();
+    p.write(
+        "pipes/one.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo one > a.txt\"\n",
+    );
+    p.run(&["build", "-f", "pipes/one.toml"]).ok().ran(&["a"]);
+    // Later builds without -f use the recorded file.
+    p.run(&["build"]).ok().ran(&[]);
+    p.run(&["status"]).ok();
+
+    // $PLANEXE_PIPELINE is used when nothing is recorded.
+    let q = Project::new("");
+    std::fs::remove_file(q.path("pipeline.toml")).unwrap();
+    let out = q
+        .command(&["build"])
+        .env("PLANEXE_PIPELINE", p.path("pipes/one.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(q.read("a.txt"), "one\n");
+}
+
+#[test]
+fn pipeline_files_reference_scripts_next_to_them() {
+    // One pipeline, two run directories.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(
+        shared.path().join("pipeline.toml"),
+        "[tasks.a]\ninputs = [\"in.txt\"]\noutputs = [\"out.txt\"]\ncommand = \"sh {pipeline_dir}/up.sh < in.txt > out.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(shared.path().join("up.sh"), "tr a-z A-Z\n").unwrap();
+    let file = shared.path().join("pipeline.toml");
+    for word in ["one", "two"] {
+        let run_dir = Project::new("");
+        run_dir.write("in.txt", word);
+        run_dir.run(&["build", "-f", file.to_str().unwrap()]).ok();
+        assert_eq!(run_dir.read("out.txt"), word.to_uppercase());
+    }
+}
+
+#[test]
+fn minus_c_picks_the_run_directory() {
+    let p = demo();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["-C", p.root().to_str().unwrap(), "build"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(p.exists("report.md"));
+}

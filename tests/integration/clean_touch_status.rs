@@ -1,0 +1,140 @@
+//! `clean`, `touch` and `status`.
+
+use crate::harness::*;
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+const CHAIN: &str = r#"
+[tasks.a]
+inputs = ["src.txt"]
+outputs = ["a.txt"]
+command = "cat src.txt > a.txt"
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "cat a.txt > b.txt"
+[tasks.c]
+inputs = ["b.txt"]
+outputs = ["c.txt"]
+command = "cat b.txt > c.txt"
+[tasks.other]
+outputs = ["other.txt"]
+command = "echo o > other.txt"
+"#;
+
+fn chain() -> Project {
+    let p = Project::new(CHAIN);
+    p.write("src.txt", "s");
+    p.build().ok();
+    p
+}
+
+#[test]
+fn clean_downstream_deletes_exactly_the_listed_files() {
+    let p = chain();
+    let listed = p.run(&["clean", "b", "--downstream", "--dry-run"]);
+    listed.ok();
+    let expected = vec![
+        "b.txt",
+        ".planexe/tasks/b.status",
+        ".planexe/tasks/b.DONE",
+        ".planexe/logs/b.log",
+        "c.txt",
+        ".planexe/tasks/c.status",
+        ".planexe/tasks/c.DONE",
+        ".planexe/logs/c.log",
+    ];
+    assert_eq!(lines(&listed.stdout), expected);
+    assert!(p.exists("b.txt"), "dry run deletes nothing");
+
+    let run = p.run(&["clean", "b", "--downstream", "-y"]);
+    run.ok();
+    assert_eq!(lines(&run.stdout), expected);
+    for f in &expected {
+        assert!(!p.exists(f), "{f} should be gone");
+    }
+    for f in ["src.txt", "a.txt", "other.txt", ".planexe/tasks/a.DONE"] {
+        assert!(p.exists(f), "{f} should remain");
+    }
+    p.build().ok().ran(&["b", "c"]);
+}
+
+#[test]
+fn clean_needs_confirmation_off_a_terminal() {
+    let p = chain();
+    let run = p.run(&["clean", "a"]);
+    run.code(2).stderr_has("hint: pass -y");
+    assert!(p.exists("a.txt"));
+}
+
+#[test]
+fn clean_all_never_deletes_sources() {
+    let p = chain();
+    p.run(&["clean", "--all", "-y"]).ok();
+    for f in ["a.txt", "b.txt", "c.txt", "other.txt"] {
+        assert!(!p.exists(f));
+    }
+    assert!(p.exists("src.txt"));
+    assert!(p.exists("pipeline.toml"));
+    p.run(&["clean", "nope", "-y"])
+        .code(2)
+        .stderr_has("unknown task `nope`");
+}
+
+#[test]
+fn touch_accepts_outputs_without_running() {
+    let p = Project::new(CHAIN);
+    p.write("src.txt", "s");
+    p.write("a.txt", "written by hand");
+    p.run(&["touch", "a"]).ok();
+    assert!(p.exists(".planexe/tasks/a.DONE"));
+    p.build().ok().ran(&["b", "c", "other"]);
+    assert_eq!(p.read("c.txt"), "written by hand");
+
+    // Touching after a change makes dependents stale.
+    p.write_at("a.txt", "edited", 2_000_000);
+    p.run(&["touch", "a"]).ok();
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "b: input a.txt changed\nc: upstream b will re-run\n"
+    );
+    p.remove("a.txt");
+    p.run(&["touch", "a"])
+        .code(2)
+        .stderr_has("output a.txt does not exist");
+}
+
+#[test]
+fn status_says_done_stale_failed_and_never_built() {
+    let p = Project::new(&format!(
+        "{CHAIN}\n[tasks.broken]\noutputs = [\"x\"]\ncommand = \"echo 'bad things happened' >&2; exit 3\"\n"
+    ));
+    p.write("src.txt", "s");
+    let run = p.run(&["status"]);
+    run.ok();
+    assert!(run.stdout.contains("a       never built"), "{}", run.stdout);
+
+    p.run(&["build", "-k"]).code(1);
+    p.write_at("src.txt", "new", 2_000_000);
+    let run = p.run(&["status"]);
+    assert_eq!(
+        lines(&run.stdout),
+        vec![
+            "a       stale: input src.txt changed",
+            "b       stale: upstream a will re-run",
+            "c       stale: upstream b will re-run",
+            "other   done",
+            "broken  failed: exit status 3",
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["tasks"][0]["task"], "a");
+    assert_eq!(json["tasks"][0]["state"], "stale");
+    assert_eq!(json["tasks"][0]["reason"], "input src.txt changed");
+    assert_eq!(json["tasks"][3]["state"], "done");
+    assert_eq!(json["tasks"][4]["state"], "failed");
+    assert_eq!(json["tasks"][4]["error"], "exit status 3");
+}

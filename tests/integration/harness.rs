@@ -1,0 +1,178 @@
+//! A small builder around the real binary: a temp run directory, files,
+//! explicit mtimes, and runs that report exit code, stdout, stderr and which
+//! tasks started.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Names of the tasks that started, in order.
+    pub fn started(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("start  "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success\n{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}\n{self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn ran(&self, expected: &[&str]) -> &Self {
+        let mut got = self.started();
+        got.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want, "tasks that ran\n{}", self.stderr);
+        self
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_planexe")
+}
+
+impl Project {
+    pub fn new(pipeline: &str) -> Project {
+        let project = Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        project.write("pipeline.toml", pipeline);
+        project
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating folders) with a fixed, old mtime, so a later
+    /// write with `write_at` is a different stamp without sleeping.
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        self.write_at(rel, content, 1_000_000)
+    }
+
+    pub fn write_at(&self, rel: &str, content: &str, mtime_secs: u64) -> &Self {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        self.set_mtime(rel, mtime_secs);
+        self
+    }
+
+    pub fn set_mtime(&self, rel: &str, secs: u64) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(self.path(rel))
+            .unwrap();
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.path(rel).exists()
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.path(rel)).unwrap();
+    }
+
+    pub fn status_json(&self, task: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(&format!(".planexe/tasks/{task}.status"))).unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bin());
+        command
+            .args(args)
+            .current_dir(self.root())
+            .env_remove("PLANEXE_PIPELINE")
+            .env_remove("NO_COLOR");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run planexe");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn build(&self) -> Run {
+        self.run(&["build"])
+    }
+}
+
+/// The demo pipeline from the issue: outline from plan.txt, report from
+/// outline and notes.
+pub const DEMO: &str = r#"
+[pipeline]
+name = "demo"
+jobs = 4
+timeout = "10m"
+
+[tasks.outline]
+inputs = ["plan.txt"]
+outputs = ["outline.md"]
+command = "tr a-z A-Z < plan.txt > outline.md"
+timeout = "30s"
+
+[tasks.report]
+inputs = ["outline.md", "notes/*.md"]
+outputs = ["report.md"]
+after = ["outline"]
+command = "cat {inputs} > {outputs}"
+"#;
+
+pub fn demo() -> Project {
+    let p = Project::new(DEMO);
+    p.write("plan.txt", "build a house\n");
+    p.write("notes/a.md", "note a\n");
+    p.write("notes/b.md", "note b\n");
+    p
+}

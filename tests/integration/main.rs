@@ -1,0 +1,10 @@
+//! Integration tests: the real `planexe` binary in temp directories.
+
+mod harness;
+
+mod build;
+mod clean_touch_status;
+mod man;
+mod refusals;
+mod running;
+mod staleness;

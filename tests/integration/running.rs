@@ -1,0 +1,238 @@
+//! Running tasks: parallelism, failures, timeouts, interrupts, and never
+//! losing good output.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// Waits (bounded) until `cond` holds; the bound is generous, not a timing
+/// assertion.
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn minus_j2_never_runs_three_at_once() {
+    let mut pipeline = String::new();
+    for i in 0..8 {
+        // Each task enters a slot folder, counts who is there, and leaves.
+        pipeline.push_str(&format!(
+            "[tasks.t{i}]\noutputs = [\"out/t{i}\"]\ncommand = \"mkdir -p slots && touch slots/t{i} && ls slots | wc -l > out/t{i} && sleep 0.3 && rm slots/t{i}\"\n"
+        ));
+    }
+    let p = Project::new(&pipeline);
+    p.run(&["build", "-j", "2"]).ok();
+    let counts: Vec<u32> = (0..8)
+        .map(|i| p.read(&format!("out/t{i}")).trim().parse().unwrap())
+        .collect();
+    assert!(
+        counts.iter().all(|&c| c <= 2),
+        "saw more than 2 at once: {counts:?}"
+    );
+    assert!(counts.contains(&2), "never ran two at once: {counts:?}");
+}
+
+#[test]
+fn a_task_starts_as_soon_as_its_own_dependency_finishes() {
+    // slow and fast run together; fast's dependent must not wait for slow.
+    let p = Project::new(
+        r#"
+[tasks.slow]
+outputs = ["slow.txt"]
+command = "while [ ! -e after_fast.txt ]; do sleep 0.05; done; echo s > slow.txt"
+[tasks.fast]
+outputs = ["fast.txt"]
+command = "echo f > fast.txt"
+[tasks.after_fast]
+inputs = ["fast.txt"]
+outputs = ["after_fast.txt"]
+command = "cp fast.txt after_fast.txt"
+"#,
+    );
+    // With waves, after_fast would wait for slow, which waits for it.
+    let run = p.command(&["build", "-j", "2"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let p = Project::new(
+        "[tasks.slow]\noutputs = [\"o\"]\ncommand = \"sleep 100 & echo $! > child.pid; sleep 100\"\ntimeout = \"1s\"\n",
+    );
+    let run = p.build();
+    run.code(1).stderr_has("timeout after 1s");
+    let s = p.status_json("slow");
+    assert_eq!(s["state"], "failed");
+    assert_eq!(s["error"]["kind"], "timeout");
+    assert_eq!(s["error"]["message"], "timeout after 1s");
+    let child: i32 = p.read("child.pid").trim().parse().unwrap();
+    // SAFETY: signal 0 only probes for existence.
+    wait_for("the background child to die", || unsafe {
+        libc::kill(child, 0) != 0
+    });
+}
+
+const FAIL_AND_OTHERS: &str = r#"
+[tasks.bad]
+outputs = ["bad.txt"]
+command = "echo 'it broke' >&2; exit 3"
+[tasks.after_bad]
+inputs = ["bad.txt"]
+outputs = ["after_bad.txt"]
+command = "true > after_bad.txt"
+[tasks.good]
+outputs = ["good.txt"]
+command = "echo g > good.txt"
+"#;
+
+#[test]
+fn a_failure_stops_new_tasks_and_keep_going_runs_the_rest() {
+    let p = Project::new(FAIL_AND_OTHERS);
+    let run = p.run(&["build", "-j", "1"]);
+    run.code(1).ran(&["bad"]);
+    run.stderr_has("FAILED bad: exit status 3")
+        .stderr_has("it broke");
+    run.stderr_has("hint:");
+    assert!(!p.exists("good.txt"));
+
+    let q = Project::new(FAIL_AND_OTHERS);
+    let run = q.run(&["build", "-j", "1", "-k"]);
+    run.code(1).ran(&["bad", "good"]);
+    assert!(q.exists("good.txt"));
+    assert!(!q.exists("after_bad.txt"));
+    assert_eq!(q.status_json("bad")["error"]["kind"], "exit");
+    assert!(!q.exists(".planexe/tasks/bad.DONE"));
+}
+
+#[test]
+fn a_failed_rerun_restores_the_earlier_good_output() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
+    );
+    p.write("in", "good\n");
+    p.build().ok();
+    let before = std::fs::metadata(p.path("out.md"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"echo half > out.md; exit 1\"\n",
+    );
+    p.build().code(1);
+    assert_eq!(p.read("out.md"), "good\n");
+    assert_eq!(
+        std::fs::metadata(p.path("out.md"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
+    assert!(!p.exists(".planexe/tasks/a.DONE"));
+    // Still stale: the failure is remembered.
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "a: failed last time: exit status 1\n"
+    );
+}
+
+#[test]
+fn exiting_zero_without_writing_outputs_is_a_failure() {
+    let p = Project::new("[tasks.a]\noutputs = [\"x\", \"y\"]\ncommand = \"echo > x\"\n");
+    let run = p.build();
+    run.code(1).stderr_has("did not write y");
+    assert_eq!(p.status_json("a")["error"]["kind"], "missing-output");
+    assert!(!p.exists("x"), "the partial output was moved aside");
+    assert!(p.exists(".planexe/failed/a/x"));
+}
+
+#[test]
+fn sigint_stops_running_tasks_and_exits_130() {
+    let p = Project::new(
+        "[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n[tasks.later]\ninputs = [\"o\"]\noutputs = [\"p\"]\ncommand = \"cp o p\"\n",
+    );
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(p.status_json("long")["state"], "stopped");
+    assert_eq!(p.status_json("later")["state"], "pending");
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "long: interrupted last time\nlater: never built\n"
+    );
+}
+
+#[test]
+fn after_a_crash_the_good_output_comes_back() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
+    );
+    p.write("in", "good\n");
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"echo half > out.md; sleep 100\"\n",
+    );
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the half-written output", || {
+        std::fs::read_to_string(p.path("out.md")).is_ok_and(|s| s == "half\n")
+    });
+    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.wait().unwrap();
+    let task_pid = p.status_json("a")["pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill the orphaned task's process group we know by pid.
+    unsafe {
+        libc::kill(-task_pid, libc::SIGKILL);
+    }
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
+    );
+    let run = p.run(&["build", "-n"]);
+    assert_eq!(run.stdout, "a: interrupted last time\n");
+    let run = p.build();
+    run.ok().stderr_has("restored 1 output(s) of a");
+    assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
+    assert_eq!(p.read("out.md"), "good\n");
+}
+
+#[test]
+fn two_builds_in_one_run_directory_do_not_overlap() {
+    let p =
+        Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    let run = p.build();
+    run.code(2).stderr_has("another planexe is working in");
+    // SAFETY: stopping the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}

@@ -1,0 +1,144 @@
+//! Staleness: stamps, hashes, early cutoff, hand edits, markers.
+
+use crate::harness::*;
+
+#[test]
+fn touching_an_input_runs_nothing_unless_check_is_mtime() {
+    let p = demo();
+    p.build().ok();
+    p.set_mtime("plan.txt", 5_000_000);
+    p.build().ok().ran(&[]);
+    // The new mtime was recorded: the next check does not hash again.
+    let s = p.status_json("outline");
+    assert_eq!(
+        s["inputs"]["plan.txt"]["mtime_ns"],
+        5_000_000_000_000_000i64
+    );
+
+    p.set_mtime("plan.txt", 6_000_000);
+    p.run(&["build", "--check", "mtime"])
+        .ok()
+        .ran(&["outline", "report"]);
+}
+
+#[test]
+fn one_changed_byte_reruns_exactly_what_depends_on_it() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["a.in"]
+outputs = ["a.out"]
+command = "cat a.in > a.out"
+[tasks.b]
+inputs = ["a.out"]
+outputs = ["b.out"]
+command = "cat a.out > b.out"
+[tasks.c]
+inputs = ["c.in"]
+outputs = ["c.out"]
+command = "cat c.in > c.out"
+[tasks.d]
+inputs = ["b.out", "c.out"]
+outputs = ["d.out"]
+command = "cat b.out c.out > d.out"
+"#,
+    );
+    p.write("a.in", "aaaa").write("c.in", "cccc");
+    p.build().ok().ran(&["a", "b", "c", "d"]);
+    // Same size, one byte different, same mtime as before: still caught
+    // only if the mtime differs; give it a new mtime as an editor would.
+    p.write_at("c.in", "cccC", 2_000_000);
+    p.build().ok().ran(&["c", "d"]);
+    assert_eq!(p.read("d.out"), "aaaacccC");
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn early_cutoff_keeps_dependents_up_to_date() {
+    let p = Project::new(
+        r#"
+[tasks.first]
+inputs = ["in.txt"]
+outputs = ["first.txt"]
+command = "head -n 1 in.txt > first.txt"
+[tasks.shout]
+inputs = ["first.txt"]
+outputs = ["shout.txt"]
+command = "tr a-z A-Z < first.txt > shout.txt"
+"#,
+    );
+    p.write("in.txt", "hello\nworld\n");
+    p.build().ok().ran(&["first", "shout"]);
+    p.write_at("in.txt", "hello\nthere\n", 2_000_000);
+    let run = p.build();
+    run.ok().ran(&["first"]);
+    run.stderr_has("fresh  shout");
+}
+
+#[test]
+fn a_hand_edited_output_is_kept_and_its_dependents_rerun() {
+    let p = demo();
+    p.build().ok();
+    p.write_at("outline.md", "MY OWN OUTLINE\n", 3_000_000);
+    let run = p.build();
+    run.ok().ran(&["report"]);
+    run.stderr_has("kept hand-edited outline.md");
+    assert_eq!(p.read("outline.md"), "MY OWN OUTLINE\n");
+    assert_eq!(p.read("report.md"), "MY OWN OUTLINE\nnote a\nnote b\n");
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn a_deleted_output_or_marker_reruns_the_task() {
+    let p = demo();
+    p.build().ok();
+    p.remove("report.md");
+    p.build().ok().ran(&["report"]);
+    p.remove(".planexe/tasks/outline.DONE");
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "outline: .DONE marker missing\nreport: upstream outline will re-run\n"
+    );
+    let run = p.build();
+    // outline re-runs; its output is byte-identical, so report is cut off.
+    run.ok().ran(&["outline"]);
+}
+
+#[test]
+fn the_timeout_is_not_part_of_the_fingerprint() {
+    let p = demo();
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &DEMO.replace("timeout = \"30s\"", "timeout = \"45s\""),
+    );
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn the_state_log_is_an_index_not_the_only_copy() {
+    let p = demo();
+    p.build().ok();
+    std::fs::remove_file(p.path(".planexe/log")).unwrap();
+    // Falls back to the sidecars.
+    p.build().ok().ran(&[]);
+    // A torn last line is ignored.
+    p.write_at("notes/a.md", "changed\n", 2_000_000);
+    p.build().ok().ran(&["report"]);
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path(".planexe/log"))
+        .unwrap();
+    std::io::Write::write_all(&mut log, b"{\"event\":\"status\",\"task\":\"rep").unwrap();
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn a_copy_with_identical_bytes_reruns_nothing() {
+    let p = demo();
+    p.build().ok();
+    // Rewrite every source with the same bytes and new mtimes.
+    p.write_at("plan.txt", "build a house\n", 7_000_000);
+    p.write_at("notes/a.md", "note a\n", 7_000_000);
+    p.build().ok().ran(&[]);
+}
