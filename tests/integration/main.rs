@@ -3,6 +3,7 @@
 mod harness;
 
 mod build;
+mod examples;
 mod clean_touch_status;
 mod man;
 mod refusals;
