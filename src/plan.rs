@@ -103,10 +103,12 @@ impl Checker<'_> {
                             .unwrap_or_default(),
                     )))
                 }
-                TaskState::Stopped | TaskState::Running | TaskState::Pending => {
+                TaskState::Stopped | TaskState::Running => {
                     return Ok(Check::Stale(Reason::InterruptedLastTime))
                 }
-                TaskState::Done => {}
+                // Chosen by a build that stopped before reaching it: judge
+                // it by its last successful run.
+                TaskState::Pending | TaskState::Done => {}
             }
         }
         if !state::has_marker(self.run_dir, &task.name) {

@@ -213,7 +213,9 @@ impl StateStore {
     /// `.DONE` marker last; on any other state, the marker is removed first.
     pub fn write_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
         let done_path = run_dir.done_path(&status.task);
-        if status.state != TaskState::Done {
+        // A marker must never outlive the run it vouches for; `pending`
+        // only announces a run, so the last good one still stands.
+        if !matches!(status.state, TaskState::Done | TaskState::Pending) {
             rundir::remove_if_exists(&done_path)?;
         }
         self.append(run_dir, &LogLine::Status(status.clone()))?;

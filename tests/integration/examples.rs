@@ -24,10 +24,17 @@ fn the_main_job_builds_from_a_fresh_checkout() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = Project::new(&std::fs::read_to_string(repo.join("pipeline.toml")).unwrap());
     std::fs::create_dir_all(p.path("examples/plan")).unwrap();
-    std::fs::copy(repo.join("examples/plan/brief.md"), p.path("examples/plan/brief.md")).unwrap();
+    std::fs::copy(
+        repo.join("examples/plan/brief.md"),
+        p.path("examples/plan/brief.md"),
+    )
+    .unwrap();
     p.build().ok();
     let plan = p.read("out/plan.md");
-    assert!(plan.starts_with("# Brief: a community solar garden"), "{plan}");
+    assert!(
+        plan.starts_with("# Brief: a community solar garden"),
+        "{plan}"
+    );
     assert!(plan.contains("| 7 | Commission the array"), "{plan}");
     assert!(plan.contains("Risks: 3"), "{plan}");
     p.build().ok().ran(&[]);

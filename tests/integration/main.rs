@@ -3,8 +3,8 @@
 mod harness;
 
 mod build;
-mod examples;
 mod clean_touch_status;
+mod examples;
 mod man;
 mod refusals;
 mod running;

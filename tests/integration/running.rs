@@ -236,3 +236,33 @@ fn two_builds_in_one_run_directory_do_not_overlap() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
+
+#[test]
+fn a_task_left_pending_by_a_failure_keeps_its_real_reason() {
+    let p = Project::new(
+        r#"
+[tasks.first]
+inputs = ["f.in"]
+outputs = ["f.out"]
+command = "grep -v boom f.in > f.out"
+[tasks.second]
+inputs = ["s.in"]
+outputs = ["s.out"]
+command = "cat s.in > s.out"
+"#,
+    );
+    p.write("f.in", "ok\n").write("s.in", "ok\n");
+    p.build().ok();
+    p.write_at("f.in", "boom\n", 2_000_000);
+    p.write_at("s.in", "new\n", 2_000_000);
+    p.run(&["build", "-j", "1"]).code(1).ran(&["first"]);
+    assert_eq!(p.status_json("second")["state"], "pending");
+    assert!(
+        p.exists(".planexe/tasks/second.DONE"),
+        "its last good run still stands"
+    );
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "first: failed last time: exit status 1\nsecond: input s.in changed\n"
+    );
+}
