@@ -7,6 +7,7 @@
 //! outputs of the last good run are put back, so a failed re-run never
 //! destroys earlier good work and never leaves a half-written file in place.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,11 @@ use crate::command::{self, Exit, Watchdog};
 use crate::error::{Error, Result};
 use crate::graph::{Action, Graph, TaskId};
 use crate::interrupt::Interrupt;
+use crate::llm::config::PromptSpec;
+use crate::llm::Llm;
 use crate::plan::{Check, Checker, Plan, Reason};
 use crate::printer::Printer;
-use crate::rundir::RunDir;
+use crate::rundir::{self, RunDir};
 use crate::scheduler::{self, Hooks, Outcome, Runner};
 use crate::session::Session;
 use crate::stamp::{CheckMode, Stamper};
@@ -32,7 +35,7 @@ pub fn build(
     printer: &mut Printer,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let mut session = Session::open(cli, printer)?;
+    let mut session = Session::open(cli, printer, args.model.as_deref())?;
     let read_only = args.dry_run || args.question;
     let _lock = if read_only {
         None
@@ -50,17 +53,6 @@ pub fn build(
         graph.targets(&args.targets)?
     };
     let wanted = graph.closure(&roots);
-    if let Some(t) = (0..graph.tasks.len())
-        .find(|&t| wanted[t] && matches!(graph.tasks[t].action, Action::Prompt(_)))
-    {
-        let task = &graph.tasks[t];
-        return Err(Error::pipeline(format!(
-            "{}: task `{}` has a `prompt`, but this build of planexe runs only `command` tasks",
-            session.pipeline.source().locate(task.name_span.clone()),
-            task.name
-        ))
-        .hint("prompt tasks arrive with the LLM runner; use a `command` meanwhile"));
-    }
     let mut forced = vec![false; graph.tasks.len()];
     if args.force {
         for &r in &roots {
@@ -149,6 +141,19 @@ pub fn build(
         .map(|j| j as usize)
         .or(graph.jobs)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let has_prompts = to_run
+        .iter()
+        .any(|&t| matches!(graph.tasks[t].action, Action::Prompt(_)));
+    let llm = if has_prompts {
+        Some(Llm::new(
+            graph,
+            &run_mask,
+            session.run_dir.root(),
+            interrupt.clone(),
+        )?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let watchdog = Watchdog::start(interrupt.clone());
     let runner = TaskRunner {
@@ -158,6 +163,7 @@ pub fn build(
         watchdog: &watchdog,
         pipeline_dir: session.pipeline.dir(),
         previous: &previous,
+        llm: llm.as_ref(),
     };
     printer.begin(to_run.len());
     let mut hooks = BuildHooks {
@@ -168,6 +174,7 @@ pub fn build(
         mode: args.check,
         printer,
         interrupt,
+        llm: llm.as_ref(),
         error: None,
     };
     let summary = scheduler::run(
@@ -213,11 +220,22 @@ pub fn build(
             names(&summary.failed),
             summary.not_run.len()
         ));
-        let first = &graph.tasks[summary.failed[0]].name;
+        let first = &graph.tasks[summary.failed[0]];
+        let name = &first.name;
+        let details = match first.action {
+            Action::Command(_) => format!("the output of {name} is in .planexe/logs/{name}.log"),
+            Action::Prompt(_) => format!(
+                "every failed call of {name} is in .planexe/failures.jsonl, the last response in .planexe/raw/{name}.json"
+            ),
+        };
         return Err(Error::TasksFailed {
-            names: summary.failed.iter().map(|&t| graph.tasks[t].name.clone()).collect(),
+            names: summary
+                .failed
+                .iter()
+                .map(|&t| graph.tasks[t].name.clone())
+                .collect(),
             hint: format!(
-                "the output of {first} is in .planexe/logs/{first}.log; finished tasks are kept, so fix the cause and run planexe build again"
+                "{details}; finished tasks are kept, so fix the cause and run planexe build again"
             ),
         });
     }
@@ -294,6 +312,7 @@ struct TaskRunner<'a> {
     watchdog: &'a Watchdog,
     pipeline_dir: &'a Path,
     previous: &'a [Option<Status>],
+    llm: Option<&'a Llm>,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -334,6 +353,7 @@ fn fail(kind: &str, message: impl Into<String>) -> Option<TaskError> {
     Some(TaskError {
         kind: kind.to_string(),
         message: message.into(),
+        error_id: None,
     })
 }
 
@@ -378,12 +398,16 @@ impl TaskRunner<'_> {
             }
         }
 
-        let Action::Command(template) = &task.action else {
-            self.restore(t);
-            return fail(
-                "unsupported",
-                "prompt tasks are not supported by this build",
-            );
+        let template = match &task.action {
+            Action::Command(template) => template,
+            Action::Prompt(spec) => {
+                let error = self.ask(t, spec, status);
+                if error.is_some() {
+                    self.set_aside_attempt(t);
+                    return error;
+                }
+                return self.record_outputs(t, status);
+            }
         };
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
@@ -422,6 +446,15 @@ impl TaskRunner<'_> {
             self.set_aside_attempt(t);
             return error;
         }
+        self.record_outputs(t, status)
+    }
+
+    /// Verifies that every output exists and stamps it; on success the
+    /// outputs set aside from the last good run are discarded.
+    fn record_outputs(&self, t: TaskId, status: &mut Status) -> Option<TaskError> {
+        let task = &self.graph.tasks[t];
+        let root = self.run_dir.root();
+        let prev_dir = self.run_dir.prev_dir(&task.name);
         let missing: Vec<&str> = task
             .outputs
             .iter()
@@ -459,6 +492,58 @@ impl TaskRunner<'_> {
         }
         let _ = std::fs::remove_dir_all(&prev_dir);
         None
+    }
+
+    /// Asks the model and writes the accepted answer to the task's output.
+    fn ask(&self, t: TaskId, spec: &PromptSpec, status: &mut Status) -> Option<TaskError> {
+        let task = &self.graph.tasks[t];
+        let Some(llm) = self.llm else {
+            return fail("unsupported", "no model runner was set up for this build");
+        };
+        let mut inputs = BTreeMap::new();
+        for input in &task.inputs {
+            match std::fs::read(self.run_dir.path(&input.path)) {
+                Ok(bytes) => {
+                    inputs.insert(
+                        input.path.clone(),
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    );
+                }
+                Err(e) => {
+                    return fail(
+                        "missing-input",
+                        format!("cannot read input {}: {e}", input.path),
+                    )
+                }
+            }
+        }
+        let deadline = task.timeout.map(|t| (Instant::now() + t, t));
+        let result = llm.run(&task.name, spec, &inputs, deadline);
+        status.model = result.model.clone();
+        status.attempt = result.attempts.len() as u32;
+        status.attempts = result.attempts;
+        status.usage = Some(result.usage);
+        match result.answer {
+            Ok(text) => {
+                let out = &task.outputs[0].path;
+                match rundir::write_atomic(&self.run_dir.path(out), text.as_bytes()) {
+                    Ok(()) => None,
+                    Err(e) => fail("io", format!("cannot write {out}: {e}")),
+                }
+            }
+            Err(failure) => {
+                let kind = if failure.stopped {
+                    "interrupted".to_string()
+                } else {
+                    failure.kind
+                };
+                Some(TaskError {
+                    kind,
+                    message: failure.message,
+                    error_id: failure.error_id,
+                })
+            }
+        }
     }
 
     /// Moves what a failed attempt wrote to `.planexe/failed/TASK/` and
@@ -507,6 +592,7 @@ struct BuildHooks<'a> {
     mode: CheckMode,
     printer: &'a mut Printer,
     interrupt: &'a Interrupt,
+    llm: Option<&'a Llm>,
     /// The first failure of planexe's own bookkeeping (not of a task).
     error: Option<Error>,
 }
@@ -589,5 +675,19 @@ impl Hooks<RunResult> for BuildHooks<'_> {
 
     fn interrupted(&self) -> bool {
         self.interrupt.requested()
+    }
+
+    fn tick(&mut self) {
+        let Some(llm) = self.llm else { return };
+        for (task, model, pieces, elapsed) in llm.progress() {
+            let secs = elapsed.as_secs_f64();
+            let rate = if secs > 0.0 {
+                pieces as f64 / secs
+            } else {
+                0.0
+            };
+            self.printer
+                .task_progress(&task, &format!("{model} · {pieces} tok · {rate:.1} tok/s"));
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::rundir;
 use crate::session::Session;
 
 pub fn clean(cli: &Cli, args: &CleanArgs, printer: &Printer) -> Result<()> {
-    let mut session = Session::open(cli, printer)?;
+    let mut session = Session::open(cli, printer, None)?;
     let _lock = if args.dry_run {
         None
     } else {

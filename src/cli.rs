@@ -79,6 +79,11 @@ pub struct BuildArgs {
     /// How a changed file is detected
     #[arg(long, value_enum, default_value_t = CheckMode::Content, value_name = "MODE")]
     pub check: CheckMode,
+
+    /// Ask this model (a [models.NAME] table) for every prompt task of this
+    /// build [env: PLANEXE_MODEL]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Args)]

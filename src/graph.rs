@@ -13,18 +13,19 @@ use globset::GlobBuilder;
 
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::llm::config::{self as llm_config, ModelConfig, PromptContext, PromptSpec};
 use crate::pipeline::{parse_timeout, Pipeline, Source};
 use crate::rundir::{self, RunDir, STATE_DIR};
 
 pub type TaskId = usize;
 
 /// What a task does when it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Action {
     /// A shell command, run with `sh -c` in the run directory.
     Command(String),
     /// A prompt for a model (handled by the LLM runner).
-    Prompt(String),
+    Prompt(Box<PromptSpec>),
 }
 
 impl Action {
@@ -80,6 +81,8 @@ pub struct Graph {
     pub producers: HashMap<String, TaskId>,
     /// Every task after all of its dependencies.
     pub order: Vec<TaskId>,
+    /// `[models.*]`, in declaration order.
+    pub models: Vec<ModelConfig>,
 }
 
 /// Whether a task name is a plain identifier.
@@ -96,7 +99,13 @@ fn is_glob(pattern: &str) -> bool {
 
 impl Graph {
     /// Resolves and checks `pipeline` against the files in `run_dir`.
-    pub fn resolve(pipeline: &Pipeline, run_dir: &RunDir) -> Result<Graph> {
+    /// `model_override` (from `--model` or `$PLANEXE_MODEL`) replaces every
+    /// prompt task's model for this invocation.
+    pub fn resolve(
+        pipeline: &Pipeline,
+        run_dir: &RunDir,
+        model_override: Option<&str>,
+    ) -> Result<Graph> {
         let source = pipeline.source();
         let def = &pipeline.def;
         let err =
@@ -136,6 +145,8 @@ impl Graph {
             );
         }
 
+        let (models, model_index) = llm_config::resolve_models(pipeline)?;
+        let mut prompt_tasks = Vec::new();
         let mut tasks = Vec::with_capacity(entries.len());
         let mut by_name = HashMap::with_capacity(entries.len());
         let mut producers: HashMap<String, TaskId> = HashMap::new();
@@ -150,10 +161,36 @@ impl Graph {
                 )
                 .hint("use only letters, digits, `-` and `_` in task names"));
             }
-            let action = match (&task.command, &task.prompt) {
-                (Some(c), None) => Action::Command(c.get_ref().clone()),
-                (None, Some(p)) => Action::Prompt(p.get_ref().clone()),
-                (None, None) => {
+            let has_prompt = task.prompt.is_some() || task.prompt_file.is_some();
+            let action = match (&task.command, has_prompt) {
+                (Some(c), false) => {
+                    if let Some((key, span)) = llm_config::prompt_only_keys(task).into_iter().next()
+                    {
+                        return Err(err(span, &format!("`{key}` only applies to prompt tasks, and `{task_name}` runs a command"))
+                            .hint("remove the key, or replace `command` with a `prompt`"));
+                    }
+                    Action::Command(c.get_ref().clone())
+                }
+                (None, true) => {
+                    if let (Some(_), Some(f)) = (&task.prompt, &task.prompt_file) {
+                        return Err(err(
+                            f.span(),
+                            &format!("task `{task_name}` has both `prompt` and `prompt_file`"),
+                        )
+                        .hint("keep one: the template inline, or in a file"));
+                    }
+                    if task.outputs.len() != 1 {
+                        return Err(err(
+                            name.span(),
+                            &format!("prompt task `{task_name}` must have exactly one output (it has {})", task.outputs.len()),
+                        )
+                        .hint("a prompt task writes the model's answer to its one output"));
+                    }
+                    prompt_tasks.push(id);
+                    // Resolved once inputs are known (templates see them).
+                    Action::Command(String::new())
+                }
+                (None, false) => {
                     return Err(err(
                         name.span(),
                         &format!("task `{task_name}` has neither `command` nor `prompt`"),
@@ -162,15 +199,22 @@ impl Graph {
                         "give the task a `command = \"...\"` to run, or a `prompt` to ask a model",
                     ))
                 }
-                (Some(_), Some(p)) => {
+                (Some(_), true) => {
+                    let span = task
+                        .prompt
+                        .as_ref()
+                        .or(task.prompt_file.as_ref())
+                        .map_or(name.span(), |p| p.span());
                     return Err(err(
-                        p.span(),
+                        span,
                         &format!("task `{task_name}` has both `command` and `prompt`"),
                     )
-                    .hint("a task either runs a command or asks a model; split it into two tasks"))
+                    .hint(
+                        "a task either runs a command or asks a model; split it into two tasks",
+                    ));
                 }
             };
-            if let Action::Command(c) = &action {
+            if let (Action::Command(c), false) = (&action, has_prompt) {
                 if c.trim().is_empty() {
                     let span = task
                         .command
@@ -339,8 +383,46 @@ impl Graph {
             }
         }
 
+        let prompt_ctx = PromptContext {
+            pipeline,
+            models: &models,
+            model_index: &model_index,
+            model_override,
+        };
+        for &id in &prompt_tasks {
+            let (name, def) = entries[id];
+            let template = match (&def.prompt, &def.prompt_file) {
+                (Some(p), _) => (p.get_ref().clone(), source.display.to_string(), p.span()),
+                (None, Some(f)) => {
+                    let (text, shown) = llm_config::read_prompt_file(pipeline, f)?;
+                    (text, shown, f.span())
+                }
+                (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
+            };
+            let inputs: Vec<String> = tasks[id].inputs.iter().map(|i| i.path.clone()).collect();
+            let spec = llm_config::resolve_prompt(
+                &prompt_ctx,
+                name.get_ref(),
+                name.span(),
+                def,
+                template,
+                &inputs,
+            )?;
+            // Sampling parameters of the model the file names, not of an
+            // override: switching models does not re-run finished tasks.
+            let named = def
+                .model
+                .as_ref()
+                .or(pipeline.def.pipeline.model.as_ref())
+                .and_then(|m| model_index.get(m.get_ref()))
+                .map(|&i| &models[i]);
+            tasks[id].fingerprint = llm_config::prompt_fingerprint(&spec, named);
+            tasks[id].action = Action::Prompt(Box::new(spec));
+        }
         for task in &mut tasks {
-            task.fingerprint = fingerprint(&task.action);
+            if let Action::Command(_) = task.action {
+                task.fingerprint = fingerprint(&task.action);
+            }
         }
 
         let order = topological_order(&tasks).map_err(|cycle| {
@@ -361,6 +443,7 @@ impl Graph {
             by_name,
             producers,
             order,
+            models,
         })
     }
 
@@ -423,13 +506,13 @@ impl Graph {
     }
 }
 
-/// The fingerprint of what a task does.
+/// The fingerprint of a command task (prompt tasks: see
+/// [`llm_config::prompt_fingerprint`]).
 pub fn fingerprint(action: &Action) -> String {
     let mut fp = Fingerprint::new(action.kind());
-    match action {
-        Action::Command(c) => fp.field("command", c.as_bytes()),
-        Action::Prompt(p) => fp.field("prompt", p.as_bytes()),
-    };
+    if let Action::Command(c) = action {
+        fp.field("command", c.as_bytes());
+    }
     fp.finish()
 }
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod graph;
 pub mod interrupt;
+pub mod llm;
 pub mod pipeline;
 pub mod plan;
 pub mod printer;

@@ -22,6 +22,8 @@ pub struct PipelineDef {
     #[serde(default)]
     pub pipeline: PipelineSection,
     #[serde(default)]
+    pub models: BTreeMap<Spanned<String>, ModelDef>,
+    #[serde(default)]
     pub tasks: BTreeMap<Spanned<String>, TaskDef>,
 }
 
@@ -34,6 +36,36 @@ pub struct PipelineSection {
     pub jobs: Option<Spanned<i64>>,
     /// Default per-task timeout.
     pub timeout: Option<Spanned<toml::Value>>,
+    /// Default model for prompt tasks.
+    pub model: Option<Spanned<String>>,
+}
+
+/// `[models.NAME]`: one model endpoint prompt tasks can use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDef {
+    /// `openai` (any OpenAI-compatible server) or `anthropic`.
+    pub provider: Spanned<String>,
+    pub base_url: Spanned<String>,
+    pub model: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<Spanned<String>>,
+    /// Bound on one HTTP request.
+    pub timeout: Option<Spanned<toml::Value>>,
+    /// Bound on silence within a streamed answer.
+    pub idle_timeout: Option<Spanned<toml::Value>>,
+    pub max_concurrency: Option<Spanned<i64>>,
+    pub requests_per_minute: Option<Spanned<f64>>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<Spanned<i64>>,
+    pub input_cost_per_mtok: Option<f64>,
+    pub output_cost_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub fallback: Vec<Spanned<String>>,
+    /// `json_schema`, `json_object` or `none`.
+    pub structured_output: Option<Spanned<String>>,
+    /// Stream answers with server-sent events (default true).
+    pub stream: Option<bool>,
 }
 
 /// `[tasks.NAME]`: one task. Exactly one of `command` or `prompt` is set.
@@ -48,6 +80,16 @@ pub struct TaskDef {
     pub after: Vec<Spanned<String>>,
     pub command: Option<Spanned<String>>,
     pub prompt: Option<Spanned<String>>,
+    /// A file holding the prompt template, relative to the pipeline file.
+    pub prompt_file: Option<Spanned<String>>,
+    pub system: Option<Spanned<String>>,
+    /// A JSON Schema file the answer must satisfy (implies `format = "json"`).
+    pub schema: Option<Spanned<String>>,
+    /// `text` (default) or `json`.
+    pub format: Option<Spanned<String>>,
+    pub model: Option<Spanned<String>>,
+    /// How often a model is re-asked after an invalid answer.
+    pub retries: Option<Spanned<i64>>,
     pub timeout: Option<Spanned<toml::Value>>,
 }
 

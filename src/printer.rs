@@ -112,7 +112,7 @@ impl Printer {
             Some(bars) => {
                 let bar = bars.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed}")
+                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_prefix(name.to_string());
@@ -120,6 +120,13 @@ impl Printer {
                 bars.running.insert(name.to_string(), bar);
             }
             None => self.line(&format!("start  {name}")),
+        }
+    }
+
+    /// Updates the progress line of a running task (terminal only).
+    pub fn task_progress(&mut self, name: &str, message: &str) {
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.running.get(name)) {
+            bar.set_message(message.to_string());
         }
     }
 

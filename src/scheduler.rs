@@ -12,6 +12,9 @@ use std::sync::mpsc;
 
 use crate::graph::{Graph, TaskId};
 
+/// How often [`Hooks::tick`] runs while the loop waits.
+const TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How a task's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -38,6 +41,8 @@ pub trait Hooks<O> {
     fn finished(&mut self, task: TaskId, output: O) -> Outcome;
     /// Whether an interrupt asked the build to stop starting tasks.
     fn interrupted(&self) -> bool;
+    /// Called a few times a second while tasks run (progress display).
+    fn tick(&mut self) {}
 }
 
 /// What happened to each task the loop was given.
@@ -124,7 +129,14 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
         if running == 0 {
             break;
         }
-        let Ok((t, output)) = rx.recv() else { break };
+        let (t, output) = match rx.recv_timeout(TICK) {
+            Ok(message) => message,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                work.tick();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         running -= 1;
         done[t] = true;
         match work.finished(t, output) {
@@ -202,7 +214,7 @@ mod tests {
             text.into(),
         )
         .unwrap();
-        let g = Graph::resolve(&p, &RunDir::open(dir.path()).unwrap()).unwrap();
+        let g = Graph::resolve(&p, &RunDir::open(dir.path()).unwrap(), None).unwrap();
         (dir, g)
     }
 

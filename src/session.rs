@@ -25,7 +25,9 @@ pub struct Session {
 impl Session {
     /// Opens the run directory, picks and parses the pipeline file and
     /// resolves its graph. Refusals carry `file:line:col` and a hint.
-    pub fn open(cli: &Cli, printer: &Printer) -> Result<Session> {
+    /// `model_override` comes from `build --model`; `$PLANEXE_MODEL` is read
+    /// here when it is `None`.
+    pub fn open(cli: &Cli, printer: &Printer, model_override: Option<&str>) -> Result<Session> {
         let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
         let root = match &cli.directory {
             Some(dir) => cwd.join(dir),
@@ -34,7 +36,11 @@ impl Session {
         let run_dir = RunDir::open(&root)?;
         let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
         let pipeline = Pipeline::load(&path, display)?;
-        let graph = Graph::resolve(&pipeline, &run_dir)?;
+        let env_model = std::env::var("PLANEXE_MODEL")
+            .ok()
+            .filter(|m| !m.trim().is_empty());
+        let model_override = model_override.or(env_model.as_deref());
+        let graph = Graph::resolve(&pipeline, &run_dir, model_override)?;
         let store = StateStore::load(&run_dir)?;
         Ok(Session {
             run_dir,

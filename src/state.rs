@@ -53,11 +53,14 @@ pub struct TaskError {
     /// `unsupported`.
     pub kind: String,
     pub message: String,
+    /// The UUID of the failed attempt, as in `failures.jsonl` (prompt tasks).
+    #[serde(default)]
+    pub error_id: Option<String>,
 }
 
 /// The content of `.planexe/tasks/NAME.status`. Every key is always
 /// present (null when it does not apply), so readers can rely on the shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub task: String,
     pub state: TaskState,
@@ -70,6 +73,15 @@ pub struct Status {
     pub inputs: BTreeMap<String, Stamp>,
     pub outputs: BTreeMap<String, Stamp>,
     pub error: Option<TaskError>,
+    /// Prompt tasks: the model that answered (or was asked last).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Prompt tasks: every HTTP call of the last run.
+    #[serde(default)]
+    pub attempts: Vec<crate::llm::AttemptRecord>,
+    /// Prompt tasks: tokens and cost of the last run.
+    #[serde(default)]
+    pub usage: Option<crate::llm::Usage>,
 }
 
 impl Status {
@@ -86,6 +98,9 @@ impl Status {
             inputs: BTreeMap::new(),
             outputs: BTreeMap::new(),
             error: None,
+            model: None,
+            attempts: Vec::new(),
+            usage: None,
         }
     }
 }
@@ -95,7 +110,7 @@ impl Status {
 #[serde(tag = "event", rename_all = "lowercase")]
 enum LogLine {
     /// A task's status changed (same shape as the sidecar).
-    Status(Status),
+    Status(Box<Status>),
     /// `planexe clean` forgot the task.
     Clean { task: String },
 }
@@ -154,6 +169,7 @@ impl StateStore {
     fn apply(&mut self, line: LogLine) {
         match line {
             LogLine::Status(status) => {
+                let status = *status;
                 let record = self.records.entry(status.task.clone()).or_default();
                 if status.state == TaskState::Done {
                     record.done = Some(status.clone());
@@ -218,12 +234,12 @@ impl StateStore {
         if !matches!(status.state, TaskState::Done | TaskState::Pending) {
             rundir::remove_if_exists(&done_path)?;
         }
-        self.append(run_dir, &LogLine::Status(status.clone()))?;
+        self.append(run_dir, &LogLine::Status(Box::new(status.clone())))?;
         write_sidecar(run_dir, status)?;
         if status.state == TaskState::Done {
             rundir::write_atomic(&done_path, b"")?;
         }
-        self.apply(LogLine::Status(status.clone()));
+        self.apply(LogLine::Status(Box::new(status.clone())));
         Ok(())
     }
 
@@ -269,7 +285,7 @@ impl StateStore {
                 }
             }
             for status in lines {
-                serde_json::to_writer(&mut bytes, &LogLine::Status(status.clone()))
+                serde_json::to_writer(&mut bytes, &LogLine::Status(Box::new(status.clone())))
                     .map_err(std::io::Error::other)?;
                 bytes.push(b'\n');
             }

@@ -34,7 +34,7 @@ pub struct Report {
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
-    let session = Session::open(cli, printer)?;
+    let session = Session::open(cli, printer, None)?;
     let graph = &session.graph;
     let stamper = Stamper::default();
     let checker = Checker {

@@ -10,7 +10,7 @@ use crate::stamp::Stamper;
 use crate::state::{self, Status, TaskState};
 
 pub fn touch(cli: &Cli, args: &TouchArgs, printer: &Printer) -> Result<()> {
-    let mut session = Session::open(cli, printer)?;
+    let mut session = Session::open(cli, printer, None)?;
     let _lock = session.run_dir.lock()?;
     let stamper = Stamper::default();
     let mut ids = Vec::new();

@@ -126,7 +126,11 @@ impl Project {
             .args(args)
             .current_dir(self.root())
             .env_remove("PLANEXE_PIPELINE")
-            .env_remove("NO_COLOR");
+            .env_remove("PLANEXE_MODEL")
+            .env_remove("NO_COLOR")
+            // Retries without real waiting (Retry-After is still honoured).
+            .env("PLANEXE_RETRY_BASE_MS", "1")
+            .env("PLANEXE_RETRY_CAP_MS", "5");
         command
     }
 

@@ -1,10 +1,12 @@
 //! Integration tests: the real `planexe` binary in temp directories.
 
 mod harness;
+mod llm_server;
 
 mod build;
 mod clean_touch_status;
 mod examples;
+mod llm;
 mod man;
 mod refusals;
 mod running;

@@ -1,0 +1,625 @@
+//! Prompt tasks against the scripted server: both wire formats, streamed
+//! and not, JSON with schema feedback, every fault class, fallback models,
+//! concurrency limits, logs, and secrets.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn model(server: &Server, name: &str, provider: &str, extra: &str) -> String {
+    format!(
+        "[models.{name}]\nprovider = \"{provider}\"\nbase_url = \"{}/v1\"\nmodel = \"test-model\"\n{extra}\n",
+        server.url
+    )
+}
+
+const ASK: &str = r#"
+[tasks.ask]
+inputs = ["plan.txt"]
+outputs = ["answer.md"]
+system = "You are a careful planner."
+prompt = """
+Plan: {{ inputs["plan.txt"] }}
+Task: {{ task }}
+"""
+"#;
+
+fn project(models: &str, tasks: &str) -> Project {
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n{models}\n{tasks}"
+    ));
+    p.write("plan.txt", "build a shed");
+    p
+}
+
+fn lines(p: &Project, file: &str) -> Vec<Value> {
+    if !p.exists(file) {
+        return Vec::new();
+    }
+    p.read(file)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn openai_text_answer_without_streaming() {
+    let server = Server::start();
+    server.script([openai_answer("Step 1: dig.")]);
+    let p = project(&model(&server, "local", "openai", "stream = false\ntemperature = 0.2\nmax_tokens = 100\ninput_cost_per_mtok = 1.0\noutput_cost_per_mtok = 2.0"), ASK);
+    p.build().ok().ran(&["ask"]);
+    assert_eq!(p.read("answer.md"), "Step 1: dig.");
+
+    let req = &server.requests()[0];
+    assert_eq!(req.path, "/v1/chat/completions");
+    let body = req.json();
+    assert_eq!(body["model"], "test-model");
+    assert_eq!(body["temperature"], 0.2);
+    assert_eq!(body["max_tokens"], 100);
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["messages"][0]["content"], "You are a careful planner.");
+    assert_eq!(
+        body["messages"][1]["content"],
+        "Plan: build a shed\nTask: ask\n"
+    );
+    assert!(body.get("stream").is_none());
+
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 1);
+    for key in [
+        "timestamp_utc",
+        "task",
+        "model",
+        "provider",
+        "attempt",
+        "duration_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "status",
+        "error_id",
+    ] {
+        assert!(
+            usage[0].get(key).is_some(),
+            "usage lacks {key}: {}",
+            usage[0]
+        );
+    }
+    assert_eq!(usage[0]["status"], "ok");
+    assert_eq!(usage[0]["total_tokens"], 18);
+    assert!((usage[0]["cost_usd"].as_f64().unwrap() - 25e-6).abs() < 1e-12);
+
+    let status = p.status_json("ask");
+    assert_eq!(status["model"], "local");
+    assert_eq!(status["usage"]["completion_tokens"], 7);
+    assert_eq!(status["attempts"][0]["outcome"], "ok");
+    assert!(p.exists(".planexe/raw/ask.json"));
+
+    // A second build asks nothing.
+    p.build().ok().ran(&[]);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn openai_streamed_answer() {
+    let server = Server::start();
+    server.script([openai_stream(
+        &["Dig ", "a ", "hole."],
+        Some("stop"),
+        StreamEnd::Close,
+    )]);
+    let p = project(&model(&server, "local", "openai", ""), ASK);
+    p.build().ok();
+    assert_eq!(p.read("answer.md"), "Dig a hole.");
+    let body = server.requests()[0].json();
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn anthropic_answers_streamed_and_not() {
+    let server = Server::start();
+    server.script([
+        anthropic_answer("Plain."),
+        anthropic_stream(&["Stre", "amed."], "end_turn"),
+    ]);
+    let p = project(
+        &format!(
+            "{}{}",
+            model(&server, "local", "anthropic", "stream = false\napi_key_env = \"PLANEXE_TEST_KEY\""),
+            model(&server, "streamed", "anthropic", "api_key_env = \"PLANEXE_TEST_KEY\"")
+        ),
+        &format!("{ASK}\n[tasks.second]\ninputs = [\"answer.md\"]\noutputs = [\"second.md\"]\nmodel = \"streamed\"\nprompt = \"Again: {{{{ inputs['answer.md'] }}}}\"\n"),
+    );
+    let out = p
+        .command(&["build", "-j", "1"])
+        .env("PLANEXE_TEST_KEY", "key-for-anthropic")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(p.read("answer.md"), "Plain.");
+    assert_eq!(p.read("second.md"), "Streamed.");
+    let reqs = server.requests();
+    assert_eq!(reqs[0].path, "/v1/messages");
+    assert_eq!(reqs[0].header("x-api-key"), Some("key-for-anthropic"));
+    assert_eq!(reqs[0].header("anthropic-version"), Some("2023-06-01"));
+    let body = reqs[0].json();
+    assert_eq!(body["system"], "You are a careful planner.");
+    assert_eq!(body["max_tokens"], 4096);
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert_eq!(reqs[1].json()["messages"][0]["content"], "Again: Plain.");
+    assert_eq!(p.status_json("second")["usage"]["prompt_tokens"], 13);
+}
+
+const SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["assumptions"],
+  "properties": {"assumptions": {"type": "array", "items": {"type": "string"}}}
+}"#;
+
+#[test]
+fn a_schema_failure_is_re_asked_with_the_errors() {
+    let server = Server::start();
+    server.script([
+        openai_answer("{\"assume\": []}"),
+        openai_answer("```json\n{\"assumptions\": [\"dry weather\"]}\n```"),
+    ]);
+    let p = project(
+        &model(&server, "local", "openai", "stream = false"),
+        "[tasks.ask]\ninputs = [\"plan.txt\"]\noutputs = [\"a.json\"]\nschema = \"schema.json\"\nprompt = \"List assumptions for {{ inputs['plan.txt'] }}\"\n",
+    );
+    p.write("schema.json", SCHEMA);
+    p.build().ok();
+    assert_eq!(
+        p.read("a.json"),
+        "{\n  \"assumptions\": [\n    \"dry weather\"\n  ]\n}\n"
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    let first = reqs[0].json();
+    assert_eq!(first["response_format"]["type"], "json_schema");
+    assert_eq!(
+        first["response_format"]["json_schema"]["schema"]["required"][0],
+        "assumptions"
+    );
+    let second = reqs[1].json();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["content"], "{\"assume\": []}");
+    let feedback = messages[2]["content"].as_str().unwrap();
+    assert!(
+        feedback.contains("\"assumptions\" is a required property"),
+        "{feedback}"
+    );
+
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1);
+    let f = &failures[0];
+    for key in [
+        "timestamp_utc",
+        "task",
+        "model",
+        "attempt",
+        "error_type",
+        "missing_fields",
+        "invalid_fields",
+        "raw_error",
+        "error_id",
+        "recoverable",
+        "run_dir",
+    ] {
+        assert!(f.get(key).is_some(), "failure lacks {key}: {f}");
+    }
+    assert_eq!(f["error_type"], "schema");
+    assert_eq!(f["missing_fields"][0], "/assumptions");
+    assert_eq!(f["recoverable"], true);
+    assert_eq!(f["error_id"].as_str().unwrap().len(), 36);
+}
+
+#[test]
+fn validation_retries_run_out() {
+    let server = Server::start();
+    server.default_reply(openai_answer("not json at all"));
+    let p = project(
+        &model(&server, "local", "openai", "stream = false"),
+        "[tasks.ask]\noutputs = [\"a.json\"]\nformat = \"json\"\nretries = 1\nprompt = \"Give JSON\"\n",
+    );
+    let run = p.build();
+    run.code(1)
+        .stderr_has("invalid_json")
+        .stderr_has("error_id");
+    assert_eq!(server.requests().len(), 2);
+    assert!(!p.exists("a.json"));
+    let s = p.status_json("ask");
+    assert_eq!(s["error"]["kind"], "invalid_json");
+    assert_eq!(s["error"]["error_id"].as_str().unwrap().len(), 36);
+    assert!(s["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(s["error"]["error_id"].as_str().unwrap()));
+}
+
+#[test]
+fn rate_limits_honour_retry_after() {
+    let server = Server::start();
+    server.script([
+        with_header(
+            json(
+                429,
+                serde_json::json!({"error": {"message": "slow down", "type": "rate_limit"}}),
+            ),
+            "retry-after",
+            "1",
+        ),
+        openai_answer("ok"),
+    ]);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().ok();
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(
+        reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950),
+        "Retry-After ignored"
+    );
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures[0]["error_type"], "rate_limited");
+    assert_eq!(failures[0]["recoverable"], true);
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 2);
+    assert_eq!(usage[0]["status"], "error");
+    assert_eq!(usage[0]["error_id"], failures[0]["error_id"]);
+}
+
+#[test]
+fn transient_faults_are_retried() {
+    let server = Server::start();
+    server.script([
+        json(500, serde_json::json!({"error": {"message": "boom"}})),
+        Reply::Cut,
+        Reply::CutBody,
+        Reply::Hang,
+        openai_answer("finally"),
+    ]);
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "stream = false\ntimeout = \"1s\"",
+        ),
+        ASK,
+    );
+    p.build().ok();
+    assert_eq!(p.read("answer.md"), "finally");
+    let kinds: Vec<String> = lines(&p, ".planexe/failures.jsonl")
+        .iter()
+        .map(|f| f["error_type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["server_error", "connection", "broken_stream", "timeout"]
+    );
+}
+
+#[test]
+fn five_transient_failures_fail_the_model() {
+    let server = Server::start();
+    server.default_reply(json(
+        503,
+        serde_json::json!({"error": {"message": "overloaded"}}),
+    ));
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().code(1).stderr_has("server_error: HTTP 503");
+    assert_eq!(server.requests().len(), 5);
+}
+
+#[test]
+fn streams_that_stall_or_break_are_transient() {
+    let server = Server::start();
+    server.script([
+        openai_stream(&["half"], None, StreamEnd::Stall),
+        openai_stream(&["half"], None, StreamEnd::Close),
+        openai_stream(&["whole"], Some("stop"), StreamEnd::Close),
+    ]);
+    let p = project(
+        &model(&server, "local", "openai", "idle_timeout = \"1s\""),
+        ASK,
+    );
+    p.build().ok();
+    assert_eq!(p.read("answer.md"), "whole");
+    let kinds: Vec<String> = lines(&p, ".planexe/failures.jsonl")
+        .iter()
+        .map(|f| f["error_type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["stall", "broken_stream"]);
+}
+
+#[test]
+fn truncation_and_context_overflow_are_permanent() {
+    let server = Server::start();
+    server.script([openai_finish("The plan is", "length")]);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().code(1).stderr_has("truncated");
+    assert!(
+        !p.exists("answer.md"),
+        "a truncated answer is never a result"
+    );
+    assert_eq!(server.requests().len(), 1);
+
+    let server = Server::start();
+    server.script([json(
+        400,
+        serde_json::json!({"error": {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}}),
+    )]);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().code(1).stderr_has("context_overflow");
+    assert_eq!(p.status_json("ask")["error"]["kind"], "context_overflow");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn an_auth_failure_falls_through_to_the_fallback_model() {
+    let primary = Server::start();
+    let fallback = Server::start();
+    primary.script([json(
+        401,
+        serde_json::json!({"error": {"message": "bad key", "type": "invalid_api_key"}}),
+    )]);
+    fallback.script([anthropic_answer("from the fallback")]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"cloud\"]\n{}",
+            model(&primary, "local", "openai", "stream = false"),
+            model(&fallback, "cloud", "anthropic", "stream = false")
+        ),
+        ASK,
+    );
+    p.build().ok();
+    assert_eq!(p.read("answer.md"), "from the fallback");
+    assert_eq!(
+        primary.requests().len(),
+        1,
+        "a permanent error is not retried"
+    );
+    let f = &lines(&p, ".planexe/failures.jsonl")[0];
+    assert_eq!(f["error_type"], "auth");
+    assert_eq!(f["recoverable"], false);
+    assert_eq!(p.status_json("ask")["model"], "cloud");
+}
+
+#[test]
+fn when_every_model_fails_the_task_says_why_for_each() {
+    let primary = Server::start();
+    let fallback = Server::start();
+    primary.script([json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    )]);
+    fallback.script([json(
+        404,
+        serde_json::json!({"error": {"message": "no such model"}}),
+    )]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"cloud\"]\n{}",
+            model(&primary, "local", "openai", "stream = false"),
+            model(&fallback, "cloud", "openai", "stream = false")
+        ),
+        ASK,
+    );
+    let run = p.build();
+    run.code(1)
+        .stderr_has("all models failed: local: auth")
+        .stderr_has("cloud: not_found");
+}
+
+#[test]
+fn max_concurrency_holds_at_the_server_whatever_j_is() {
+    let server = Server::start();
+    server.default_reply(delayed(openai_answer("ok"), Duration::from_millis(300)));
+    let mut tasks = String::new();
+    for i in 0..6 {
+        tasks.push_str(&format!(
+            "[tasks.t{i}]\noutputs = [\"t{i}.md\"]\nprompt = \"Say {i}\"\n"
+        ));
+    }
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "stream = false\nmax_concurrency = 2",
+        ),
+        &tasks,
+    );
+    p.run(&["build", "-j", "6"]).ok();
+    assert_eq!(server.requests().len(), 6);
+    assert!(
+        server.max_in_flight() <= 2,
+        "saw {} at once",
+        server.max_in_flight()
+    );
+    assert_eq!(server.max_in_flight(), 2);
+}
+
+#[test]
+fn api_keys_never_reach_files_or_output() {
+    const KEY: &str = "sk-test-Zq8Vt3Ww9Lp2Secret";
+    let server = Server::start();
+    server.script([Reply::EchoHeaders401]);
+    let fallback = Server::start();
+    fallback.script([openai_answer("fine")]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"other\"]\n{}",
+            model(
+                &server,
+                "local",
+                "openai",
+                "stream = false\napi_key_env = \"PLANEXE_TEST_KEY\""
+            ),
+            model(
+                &fallback,
+                "other",
+                "openai",
+                "stream = false\napi_key_env = \"PLANEXE_TEST_KEY\""
+            )
+        ),
+        ASK,
+    );
+    let out = p
+        .command(&["build"])
+        .env("PLANEXE_TEST_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        server.requests()[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let mut seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    let mut stack = vec![p.root().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files += 1;
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+                assert!(
+                    !text.contains(KEY),
+                    "the key leaked into {}",
+                    entry.path().display()
+                );
+                seen.push_str(&text);
+            }
+        }
+    }
+    assert!(files > 5);
+    assert!(!seen.contains(KEY));
+    assert!(
+        seen.contains("[REDACTED]"),
+        "the leaky error body was recorded, redacted"
+    );
+}
+
+#[test]
+fn a_missing_key_is_refused_before_the_build() {
+    let server = Server::start();
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "api_key_env = \"PLANEXE_UNSET_KEY\"",
+        ),
+        ASK,
+    );
+    p.build()
+        .code(2)
+        .stderr_has("needs an API key in $PLANEXE_UNSET_KEY")
+        .stderr_has("hint: export");
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn undefined_template_variables_are_refused_before_the_build() {
+    let server = Server::start();
+    let p = project(
+        &model(&server, "local", "openai", ""),
+        "[tasks.ask]\ninputs = [\"plan.txt\"]\noutputs = [\"a.md\"]\nprompt = \"\"\"\nfine line\n{{ inputs['plan.md'] }}\n\"\"\"\n",
+    );
+    let run = p.build();
+    run.code(2)
+        .stderr_has("prompt of task `ask`")
+        .stderr_has("template line 2");
+    run.stderr_has("pipeline.toml:13:10");
+    assert!(server.requests().is_empty());
+
+    let q = project(
+        &model(&server, "local", "openai", ""),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"{{ nope }}\"\nmodel = \"remote\"\n",
+    );
+    q.build().code(2).stderr_has("unknown model `remote`");
+}
+
+#[test]
+fn prompt_changes_rerun_that_task_but_switching_models_does_not() {
+    let server = Server::start();
+    server.default_reply(openai_answer("same answer"));
+    let models = format!(
+        "{}{}",
+        model(&server, "local", "openai", "stream = false"),
+        model(&server, "other", "openai", "stream = false")
+    );
+    let tasks = "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"Question A\"\n[tasks.b]\noutputs = [\"b.md\"]\nprompt = \"Question B\"\n[tasks.c]\ninputs = [\"a.md\"]\noutputs = [\"c.md\"]\ncommand = \"cat a.md > c.md\"\n";
+    let p = project(&models, tasks);
+    p.build().ok().ran(&["a", "b", "c"]);
+    p.run(&["build", "--model", "other"]).ok().ran(&[]);
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "[pipeline]\nmodel = \"local\"\n\n{models}\n{}",
+            tasks.replace("Question A", "Question A, rephrased")
+        ),
+    );
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "a: prompt changed\nc: upstream a will re-run\n"
+    );
+    // Same answer: c is cut off early.
+    p.build().ok().ran(&["a"]);
+}
+
+#[test]
+fn prompt_files_and_schemas_resolve_next_to_the_pipeline() {
+    let server = Server::start();
+    server.script([openai_answer("{\"assumptions\": [\"x\"]}")]);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(shared.path().join("prompts")).unwrap();
+    std::fs::write(
+        shared.path().join("prompts/ask.md"),
+        "About {{ inputs['plan.txt'] }}",
+    )
+    .unwrap();
+    std::fs::write(shared.path().join("schema.json"), SCHEMA).unwrap();
+    std::fs::write(
+        shared.path().join("pipeline.toml"),
+        format!(
+            "[pipeline]\nmodel = \"local\"\n{}[tasks.ask]\ninputs = [\"plan.txt\"]\noutputs = [\"a.json\"]\nprompt_file = \"prompts/ask.md\"\nschema = \"schema.json\"\n",
+            model(&server, "local", "openai", "stream = false")
+        ),
+    )
+    .unwrap();
+    let p = Project::new("");
+    p.write("plan.txt", "a shed");
+    p.run(&[
+        "build",
+        "-f",
+        shared.path().join("pipeline.toml").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        server.requests()[0].json()["messages"][0]["content"],
+        "About a shed"
+    );
+    assert!(p.read("a.json").contains("\"x\""));
+}
+
+#[test]
+fn a_task_timeout_bounds_all_attempts() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &model(&server, "local", "openai", "stream = false"),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"hi\"\ntimeout = \"1s\"\n",
+    );
+    p.build().code(1).stderr_has("timeout after 1s");
+}
