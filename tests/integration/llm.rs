@@ -623,3 +623,29 @@ fn a_task_timeout_bounds_all_attempts() {
     );
     p.build().code(1).stderr_has("timeout after 1s");
 }
+
+#[test]
+fn an_interrupt_stops_a_waiting_call_at_once() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    let child = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no request arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(p.status_json("ask")["state"], "stopped");
+    assert!(!p.exists("answer.md"));
+}
