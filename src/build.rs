@@ -103,7 +103,7 @@ pub fn build(
 
     // Record what changed without changing meaning, and hand edits.
     for update in &plan.updates {
-        session.store.write_status(&session.run_dir, update)?;
+        session.store.refresh_status(&session.run_dir, update)?;
     }
     for (t, path) in &plan.edited {
         printer.note(&format!(
@@ -125,7 +125,10 @@ pub fn build(
         run_mask[t] = true;
         tentative[t] = matches!(plan.reasons[t], Some(Reason::Upstream(_)));
         let name = &graph.tasks[t].name;
-        previous[t] = session.store.done_record(&session.run_dir, name);
+        previous[t] = session
+            .store
+            .done_record(&session.run_dir, name)
+            .map(std::borrow::Cow::into_owned);
         if !tentative[t] {
             let mut pending = Status::new(name, TaskState::Pending, &graph.tasks[t].fingerprint);
             if let Some(prev) = &previous[t] {
@@ -618,10 +621,16 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         };
         match checker.check(t) {
             Ok(Check::Stale(_)) | Err(_) => true,
-            Ok(Check::Fresh { update, .. }) => {
+            Ok(Check::Fresh { update, edited }) => {
                 if let Some(update) = update {
-                    let r = self.store.write_status(self.run_dir, &update);
+                    let r = self.store.refresh_status(self.run_dir, &update);
                     self.keep(r);
+                }
+                for path in edited {
+                    self.printer.note(&format!(
+                        "kept hand-edited {path} (output of {}); tasks that read it will re-run",
+                        self.graph.tasks[t].name
+                    ));
                 }
                 self.printer.task_skipped(
                     &self.graph.tasks[t].name,

@@ -266,10 +266,26 @@ pub fn expand(command: &str, inputs: &[&str], outputs: &[&str], pipeline_dir: &P
             .join(" ")
     };
     let dir = pipeline_dir.to_string_lossy();
-    command
-        .replace("{inputs}", &quote(inputs))
-        .replace("{outputs}", &quote(outputs))
-        .replace("{pipeline_dir}", &quote(&[dir.as_ref()]))
+    // One pass, so a path that contains `{outputs}` is not expanded again.
+    let mut out = String::with_capacity(command.len());
+    let mut rest = command;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let (text, len) = if tail.starts_with("{inputs}") {
+            (quote(inputs), "{inputs}".len())
+        } else if tail.starts_with("{outputs}") {
+            (quote(outputs), "{outputs}".len())
+        } else if tail.starts_with("{pipeline_dir}") {
+            (quote(&[dir.as_ref()]), "{pipeline_dir}".len())
+        } else {
+            ("{".to_string(), 1)
+        };
+        out.push_str(&text);
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -291,6 +307,10 @@ mod tests {
         assert_eq!(
             expand("{pipeline_dir}/x", &[], &[], Path::new("/p q")),
             "'/p q'/x"
+        );
+        assert_eq!(
+            expand("cat {inputs}", &["{outputs}"], &["o"], Path::new("/")),
+            "cat '{outputs}'"
         );
     }
 }

@@ -307,7 +307,13 @@ impl Graph {
             let mut deps = BTreeSet::new();
             for raw in &task.inputs {
                 let pattern = raw.get_ref();
-                let paths = if is_glob(pattern) {
+                // A name with glob characters that exists, or that a task
+                // produces, is taken literally (`data[1].txt`).
+                let literal = rundir::normalize(pattern).is_ok_and(|p| {
+                    producers.contains_key(&p)
+                        || std::fs::symlink_metadata(run_dir.path(&p)).is_ok()
+                });
+                let paths = if is_glob(pattern) && !literal {
                     expand_glob(&source, run_dir, pattern, raw.span(), task_name, &producers)?
                 } else {
                     let path =
@@ -330,7 +336,12 @@ impl Graph {
                             deps.insert(p);
                         }
                         None => {
-                            if std::fs::symlink_metadata(run_dir.path(&path)).is_err() {
+                            let found =
+                                crate::stamp::stat_inside(run_dir.root(), &path).map_err(|e| {
+                                    err(raw.span(), &format!("input of task `{task_name}`: {e}"))
+                                        .hint("name files inside the run directory")
+                                })?;
+                            if found.is_none() {
                                 return Err(err(
                                     raw.span(),
                                     &format!(

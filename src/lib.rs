@@ -69,7 +69,13 @@ where
 fn dispatch(cli: &Cli, printer: &mut Printer) -> Result<(), Error> {
     match &cli.command {
         Command::Build(args) => {
-            let interrupt = Interrupt::install();
+            // Dry runs and questions change nothing: Ctrl-C may end them
+            // the default way.
+            let interrupt = if args.dry_run || args.question {
+                Interrupt::never()
+            } else {
+                Interrupt::install()
+            };
             build::build(cli, args, printer, &interrupt)
         }
         Command::Clean(args) => clean::clean(cli, args, printer),

@@ -204,7 +204,9 @@ impl Source<'_> {
 pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, String> {
     let duration = match value {
         toml::Value::Integer(n) if *n > 0 => Duration::from_secs(*n as u64),
-        toml::Value::Float(f) if f.is_finite() && *f > 0.0 => Duration::from_secs_f64(*f),
+        toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
+            Duration::from_secs_f64(*f)
+        }
         toml::Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
         other => {
@@ -216,8 +218,15 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
     if duration.is_zero() {
         return Err("a timeout must be longer than zero".to_string());
     }
+    if duration > MAX_TIMEOUT {
+        return Err("a timeout can be at most 365 days".to_string());
+    }
     Ok(duration)
 }
+
+/// The longest timeout accepted: long enough for any run, short enough that
+/// a deadline computed from it never overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -265,6 +274,8 @@ mod tests {
             Ok(Duration::from_secs(5))
         );
         assert!(parse_timeout(&toml::Value::Integer(0)).is_err());
+        assert!(parse_timeout(&toml::Value::Integer(i64::MAX)).is_err());
+        assert!(parse_timeout(&toml::Value::Float(1e300)).is_err());
         assert!(parse_timeout(&toml::Value::String("soon".into())).is_err());
     }
 }

@@ -29,6 +29,8 @@ pub enum Reason {
     MarkerMissing,
     ActionChanged(&'static str),
     OutputMissing(String),
+    /// The task declares an output its last run did not record.
+    OutputAdded(String),
     InputAdded(String),
     InputRemoved(String),
     InputChanged(String),
@@ -46,6 +48,7 @@ impl fmt::Display for Reason {
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
             Reason::OutputMissing(p) => write!(f, "output {p} missing"),
+            Reason::OutputAdded(p) => write!(f, "output {p} added"),
             Reason::InputAdded(p) => write!(f, "input {p} added"),
             Reason::InputRemoved(p) => write!(f, "input {p} removed"),
             Reason::InputChanged(p) => write!(f, "input {p} changed"),
@@ -80,18 +83,20 @@ impl Checker<'_> {
     pub fn check(&self, id: TaskId) -> Result<Check> {
         let task = &self.graph.tasks[id];
         let root = self.run_dir.root();
+        let from_sidecar = |fallback: Reason| match self.store.last_status(self.run_dir, &task.name)
+        {
+            Some(s) if s.state == TaskState::Failed => Reason::FailedLastTime(
+                s.error
+                    .map(|e| first_line(&e.message).to_string())
+                    .unwrap_or_default(),
+            ),
+            Some(s) if matches!(s.state, TaskState::Stopped | TaskState::Running) => {
+                Reason::InterruptedLastTime
+            }
+            _ => fallback,
+        };
         let Some(record) = self.store.done_record(self.run_dir, &task.name) else {
-            return Ok(Check::Stale(
-                match self.store.last_status(self.run_dir, &task.name) {
-                    Some(s) if s.state == TaskState::Failed => Reason::FailedLastTime(
-                        s.error
-                            .map(|e| first_line(&e.message).to_string())
-                            .unwrap_or_default(),
-                    ),
-                    Some(s) if s.state == TaskState::Stopped => Reason::InterruptedLastTime,
-                    _ => Reason::NeverBuilt,
-                },
-            ));
+            return Ok(Check::Stale(from_sidecar(Reason::NeverBuilt)));
         };
         if let Some(last) = self.store.record(&task.name).and_then(|r| r.last.as_ref()) {
             match last.state {
@@ -103,16 +108,14 @@ impl Checker<'_> {
                             .unwrap_or_default(),
                     )))
                 }
-                TaskState::Stopped | TaskState::Running => {
-                    return Ok(Check::Stale(Reason::InterruptedLastTime))
-                }
-                // Chosen by a build that stopped before reaching it: judge
-                // it by its last successful run.
-                TaskState::Pending | TaskState::Done => {}
+                TaskState::Stopped => return Ok(Check::Stale(Reason::InterruptedLastTime)),
+                _ => {}
             }
         }
         if !state::has_marker(self.run_dir, &task.name) {
-            return Ok(Check::Stale(Reason::MarkerMissing));
+            // A run that started (and removed the marker) but never ended,
+            // or a marker deleted by hand.
+            return Ok(Check::Stale(from_sidecar(Reason::MarkerMissing)));
         }
         if record.fingerprint != task.fingerprint {
             return Ok(Check::Stale(Reason::ActionChanged(task.action.kind())));
@@ -128,13 +131,15 @@ impl Checker<'_> {
                     .compare(root, &out.path, stamp, self.mode)
                     .map_err(io)?,
                 None => {
-                    if crate::stamp::stat(&self.run_dir.path(&out.path))
+                    // A newly declared output: its file, if any, was not
+                    // written by this task's last run.
+                    if crate::stamp::stat_inside(root, &out.path)
                         .map_err(io)?
                         .is_none()
                     {
                         Comparison::Missing
                     } else {
-                        Comparison::Changed
+                        return Ok(Check::Stale(Reason::OutputAdded(out.path.clone())));
                     }
                 }
             };
@@ -202,7 +207,7 @@ impl Checker<'_> {
         let update = if touched.is_empty() && new_outputs == record.outputs {
             None
         } else {
-            let mut status = record.clone();
+            let mut status = record.into_owned();
             status.inputs.extend(touched);
             status.outputs = new_outputs;
             Some(Box::new(status))
@@ -257,6 +262,15 @@ impl Plan {
                     }
                 }
             };
+            if own.is_some() {
+                // Refuse before anything runs when an output is a symlink
+                // that leads out of the run directory.
+                for out in &graph.tasks[id].outputs {
+                    crate::stamp::stat_inside(checker.run_dir.root(), &out.path).map_err(|e| {
+                        Error::pipeline(format!("output of task `{}`: {e}", graph.tasks[id].name))
+                    })?;
+                }
+            }
             // A changed input whose producer runs first is expected to
             // change: the task waits and is judged again afterwards.
             let own = match own {

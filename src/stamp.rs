@@ -54,23 +54,66 @@ pub enum Comparison {
 
 /// Stats a file, following a symlink. `None` when it does not exist.
 pub fn stat(path: &Path) -> io::Result<Option<Meta>> {
-    match std::fs::metadata(path) {
-        Ok(meta) => {
-            let mtime = meta.modified()?;
-            let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
-                Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-                Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-            };
-            Ok(Some(Meta {
-                size: meta.len(),
-                mtime_ns,
-            }))
+    Ok(lstat_follow(path)?.map(|(meta, _)| meta))
+}
+
+/// Stats `root/rel`, following a symlink only when it points inside
+/// `root`: a link that leads out of the run directory is an error. One
+/// `lstat` for a plain file, the common case.
+pub fn stat_inside(root: &Path, rel: &str) -> io::Result<Option<Meta>> {
+    let full = root.join(rel);
+    match lstat_follow(&full)? {
+        None => Ok(None),
+        Some((meta, false)) => Ok(Some(meta)),
+        Some((meta, true)) => match std::fs::canonicalize(&full) {
+            Ok(target) if !target.starts_with(root) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{rel} is a symlink to {}, outside the run directory; replace it with a copy or a link that stays inside",
+                    target.display()
+                ),
+            )),
+            _ => Ok(Some(meta)),
+        },
+    }
+}
+
+/// `lstat`, then `stat` through a symlink; says whether it was one.
+fn lstat_follow(path: &Path) -> io::Result<Option<(Meta, bool)>> {
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => true,
+        Ok(m) => return Ok(Some((meta_of(&m)?, false))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot stat {}: {e}", path.display()),
+            ))
         }
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((meta_of(&m)?, link))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io::Error::new(
             e.kind(),
             format!("cannot stat {}: {e}", path.display()),
         )),
+    }
+}
+
+fn meta_of(meta: &std::fs::Metadata) -> io::Result<Meta> {
+    {
+        {
+            let mtime = meta.modified()?;
+            let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+            };
+            Ok(Meta {
+                size: meta.len(),
+                mtime_ns,
+            })
+        }
     }
 }
 
@@ -108,7 +151,7 @@ impl Stamper {
     /// the same size and mtime.
     pub fn stamp(&self, root: &Path, rel: &str) -> io::Result<Option<Stamp>> {
         let full = root.join(rel);
-        let Some(meta) = stat(&full)? else {
+        let Some(meta) = stat_inside(root, rel)? else {
             return Ok(None);
         };
         if let Some(known) = self.lookup(rel) {
@@ -140,8 +183,7 @@ impl Stamper {
         recorded: &Stamp,
         mode: CheckMode,
     ) -> io::Result<Comparison> {
-        let full = root.join(rel);
-        let Some(meta) = stat(&full)? else {
+        let Some(meta) = stat_inside(root, rel)? else {
             return Ok(Comparison::Missing);
         };
         if meta.size == recorded.size && meta.mtime_ns == recorded.mtime_ns {

@@ -11,6 +11,7 @@
 //! exists but which the log does not know is read from its sidecar. A torn
 //! last line (a crash mid-append) is ignored.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -105,14 +106,33 @@ impl Status {
     }
 }
 
-/// One line of `.planexe/log`.
+/// One line of `.planexe/log`: a status change, or `clean` forgetting the
+/// task. A plain struct (not a tagged enum) so serde parses it in one pass.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "lowercase")]
-enum LogLine {
-    /// A task's status changed (same shape as the sidecar).
-    Status(Box<Status>),
-    /// `planexe clean` forgot the task.
-    Clean { task: String },
+struct LogLine {
+    task: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    clean: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<Box<Status>>,
+}
+
+impl LogLine {
+    fn status(status: &Status) -> LogLine {
+        LogLine {
+            task: status.task.clone(),
+            clean: false,
+            status: Some(Box::new(status.clone())),
+        }
+    }
+
+    fn clean(task: &str) -> LogLine {
+        LogLine {
+            task: task.to_string(),
+            clean: true,
+            status: None,
+        }
+    }
 }
 
 /// What the log knows about one task.
@@ -167,8 +187,8 @@ impl StateStore {
     }
 
     fn apply(&mut self, line: LogLine) {
-        match line {
-            LogLine::Status(status) => {
+        match (line.clean, line.status) {
+            (false, Some(status)) => {
                 let status = *status;
                 let record = self.records.entry(status.task.clone()).or_default();
                 if status.state == TaskState::Done {
@@ -176,9 +196,10 @@ impl StateStore {
                 }
                 record.last = Some(status);
             }
-            LogLine::Clean { task } => {
-                self.records.remove(&task);
+            (true, _) => {
+                self.records.remove(&line.task);
             }
+            (false, None) => {}
         }
     }
 
@@ -188,20 +209,18 @@ impl StateStore {
 
     /// The last successful run of `task`: from the log, or from its sidecar
     /// when the log does not know it (a deleted or foreign log).
-    pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+    pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Cow<'_, Status>> {
         if let Some(done) = self.records.get(task).and_then(|r| r.done.as_ref()) {
-            return Some(done.clone());
+            return Some(Cow::Borrowed(done));
         }
         let status = read_status(run_dir, task)?;
-        (status.state == TaskState::Done).then_some(status)
+        (status.state == TaskState::Done).then_some(Cow::Owned(status))
     }
 
-    /// The last status of `task` (log first, then sidecar).
+    /// The last status of `task`: the sidecar (which sees every state
+    /// change), else the log.
     pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
-        if let Some(last) = self.records.get(task).and_then(|r| r.last.as_ref()) {
-            return Some(last.clone());
-        }
-        read_status(run_dir, task)
+        read_status(run_dir, task).or_else(|| self.records.get(task).and_then(|r| r.last.clone()))
     }
 
     fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
@@ -211,8 +230,16 @@ impl StateStore {
             let file = fs_err::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .read(true)
                 .open(&path)?;
-            self.log = Some(file.into_parts().0);
+            let mut file = file.into_parts().0;
+            // A crash mid-append leaves a torn last line: end it, so the
+            // next record starts on a line of its own.
+            if !ends_with_newline(&mut file) {
+                file.write_all(b"\n")
+                    .map_err(|e| rundir::with_path(e, &path))?;
+            }
+            self.log = Some(file);
         }
         let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
@@ -234,12 +261,36 @@ impl StateStore {
         if !matches!(status.state, TaskState::Done | TaskState::Pending) {
             rundir::remove_if_exists(&done_path)?;
         }
-        self.append(run_dir, &LogLine::Status(Box::new(status.clone())))?;
+        // The log keeps outcomes only (done, failed, stopped): `pending` and
+        // `running` live in the sidecar, so the log stays small. A crash
+        // mid-run leaves no `.DONE`, which is enough to make the task stale.
+        let outcome = matches!(
+            status.state,
+            TaskState::Done | TaskState::Failed | TaskState::Stopped
+        );
+        if outcome {
+            self.append(run_dir, &LogLine::status(status))?;
+        }
         write_sidecar(run_dir, status)?;
         if status.state == TaskState::Done {
             rundir::write_atomic(&done_path, b"")?;
         }
-        self.apply(LogLine::Status(Box::new(status.clone())));
+        if outcome {
+            self.apply(LogLine::status(status));
+        }
+        Ok(())
+    }
+
+    /// Records new stamps for a task that stays done (same bytes under a new
+    /// mtime, an accepted hand edit) without touching its `.DONE` marker,
+    /// whose mtime keeps meaning "when the task last ran".
+    pub fn refresh_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        if !has_marker(run_dir, &status.task) {
+            return self.write_status(run_dir, status);
+        }
+        self.append(run_dir, &LogLine::status(status))?;
+        write_sidecar(run_dir, status)?;
+        self.apply(LogLine::status(status));
         Ok(())
     }
 
@@ -247,15 +298,8 @@ impl StateStore {
     pub fn forget(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
         rundir::remove_if_exists(&run_dir.done_path(task))?;
         rundir::remove_if_exists(&run_dir.status_path(task))?;
-        self.append(
-            run_dir,
-            &LogLine::Clean {
-                task: task.to_string(),
-            },
-        )?;
-        self.apply(LogLine::Clean {
-            task: task.to_string(),
-        });
+        self.append(run_dir, &LogLine::clean(task))?;
+        self.apply(LogLine::clean(task));
         Ok(())
     }
 
@@ -285,7 +329,7 @@ impl StateStore {
                 }
             }
             for status in lines {
-                serde_json::to_writer(&mut bytes, &LogLine::Status(Box::new(status.clone())))
+                serde_json::to_writer(&mut bytes, &LogLine::status(status))
                     .map_err(std::io::Error::other)?;
                 bytes.push(b'\n');
             }
@@ -295,6 +339,16 @@ impl StateStore {
         self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
         Ok(())
     }
+}
+
+fn ends_with_newline(file: &mut std::fs::File) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    match file.seek(SeekFrom::End(0)) {
+        Ok(0) | Err(_) => return true,
+        Ok(_) => {}
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
 }
 
 /// Reads a task's `.status` sidecar; `None` when absent or unreadable.

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cli::{Cli, StatusArgs};
 use crate::error::Result;
-use crate::plan::{first_line, Checker, Plan, Reason};
+use crate::plan::{Checker, Plan, Reason};
 use crate::printer::Printer;
 use crate::session::Session;
 use crate::stamp::Stamper;
@@ -59,23 +59,21 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             error: None,
             pid: None,
         };
-        let last = session
-            .store
-            .record(&task.name)
-            .and_then(|r| r.last.as_ref());
+        let sidecar = || state::read_status(&session.run_dir, &task.name);
         match reason {
             None => {}
             Some(Reason::NeverBuilt) => line.state = "never-built",
-            Some(Reason::FailedLastTime(_)) => {
+            Some(Reason::FailedLastTime(message)) => {
                 line.state = "failed";
-                line.error = last
-                    .and_then(|s| s.error.as_ref())
-                    .map(|e| first_line(&e.message).to_string());
+                line.error = Some(message);
             }
             Some(Reason::InterruptedLastTime) => {
-                let sidecar = state::read_status(&session.run_dir, &task.name);
-                let pid = sidecar.as_ref().and_then(|s| s.pid);
-                if last.is_some_and(|s| s.state == TaskState::Running) && pid.is_some_and(alive) {
+                let status = sidecar();
+                let pid = status.as_ref().and_then(|s| s.pid);
+                let running = status
+                    .as_ref()
+                    .is_some_and(|s| s.state == TaskState::Running);
+                if running && pid.is_some_and(alive) {
                     line.state = "running";
                     line.pid = pid;
                     line.reason = None;

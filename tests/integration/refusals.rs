@@ -170,3 +170,17 @@ fn usage_errors_exit_2() {
     p.run(&["frobnicate"]).code(2);
     p.run(&["--help"]).ok();
 }
+
+#[test]
+fn absurd_timeouts_are_refused_not_crashed_on() {
+    refused(
+        "[tasks.a]\ncommand = \"true\"\ntimeout = 9223372036854775807\n",
+        "3:11",
+        "at most 365 days",
+    );
+    refused(
+        "[tasks.a]\ncommand = \"true\"\ntimeout = 1e300\n",
+        "3:11",
+        "invalid timeout",
+    );
+}

@@ -142,3 +142,73 @@ fn a_copy_with_identical_bytes_reruns_nothing() {
     p.write_at("notes/a.md", "note a\n", 7_000_000);
     p.build().ok().ran(&[]);
 }
+
+#[test]
+fn a_torn_log_line_does_not_swallow_the_next_record() {
+    let p = demo();
+    p.build().ok();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path(".planexe/log"))
+        .unwrap();
+    std::io::Write::write_all(&mut log, b"{\"task\":\"outl").unwrap();
+    p.write_at("notes/a.md", "changed\n", 2_000_000);
+    p.build().ok().ran(&["report"]);
+    // Without the sidecars, the log alone must still know report's new run.
+    std::fs::remove_file(p.path(".planexe/tasks/report.status")).unwrap();
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn the_done_marker_keeps_its_mtime_when_only_stamps_are_refreshed() {
+    let p = demo();
+    p.build().ok();
+    let marker = p.path(".planexe/tasks/outline.DONE");
+    std::fs::File::options()
+        .write(true)
+        .open(&marker)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(9_000_000))
+        .unwrap();
+    p.set_mtime("plan.txt", 5_000_000);
+    p.build().ok().ran(&[]);
+    let mtime = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    assert_eq!(
+        mtime,
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(9_000_000)
+    );
+}
+
+#[test]
+fn a_newly_declared_output_reruns_the_task() {
+    let p = Project::new("[tasks.a]\noutputs = [\"x\"]\ncommand = \"echo 1 > x; echo 2 > y\"\n");
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"x\", \"y\"]\ncommand = \"echo 1 > x; echo 2 > y\"\n",
+    );
+    assert_eq!(p.run(&["build", "-n"]).stdout, "a: output y added\n");
+}
+
+#[test]
+fn outputs_and_state_files_get_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = demo();
+    p.build().ok();
+    for f in [
+        "outline.md",
+        ".planexe/tasks/outline.status",
+        ".planexe/tasks/outline.DONE",
+    ] {
+        let mode = std::fs::metadata(p.path(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o644, 0o644, "{f} has mode {mode:o}");
+    }
+}
+
+#[test]
+fn a_literal_name_with_brackets_is_not_a_glob() {
+    let p = Project::new("[tasks.a]\ninputs = [\"data[1].txt\"]\noutputs = [\"o\"]\ncommand = \"cat 'data[1].txt' > o\"\n");
+    p.write("data[1].txt", "one");
+    p.build().ok();
+    assert_eq!(p.read("o"), "one");
+}
