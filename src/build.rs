@@ -35,7 +35,13 @@ pub fn build(
     printer: &mut Printer,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let mut session = Session::open(cli, printer, args.model.as_deref())?;
+    // Never freed: a build is the last thing the process does, and freeing
+    // ten thousand records one by one costs more than a whole no-op check.
+    let session: &mut Session = Box::leak(Box::new(Session::open(
+        cli,
+        printer,
+        args.model.as_deref(),
+    )?));
     let read_only = args.dry_run || args.question;
     let _lock = if read_only {
         None
@@ -115,6 +121,7 @@ pub fn build(
     if to_run.is_empty() {
         session.store.compact_if_large(&session.run_dir)?;
         printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
+        std::mem::forget(plan);
         return Ok(());
     }
 

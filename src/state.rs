@@ -138,7 +138,7 @@ impl LogLine {
 /// What the log knows about one task.
 #[derive(Debug, Clone, Default)]
 pub struct TaskRecord {
-    /// The last status written.
+    /// The last outcome, when it was not a success (failed, stopped).
     pub last: Option<Status>,
     /// The last successful run (its stamps decide staleness).
     pub done: Option<Status>,
@@ -191,10 +191,13 @@ impl StateStore {
             (false, Some(status)) => {
                 let status = *status;
                 let record = self.records.entry(status.task.clone()).or_default();
+                // One copy per task: a success replaces the last failure.
                 if status.state == TaskState::Done {
-                    record.done = Some(status.clone());
+                    record.done = Some(status);
+                    record.last = None;
+                } else {
+                    record.last = Some(status);
                 }
-                record.last = Some(status);
             }
             (true, _) => {
                 self.records.remove(&line.task);
@@ -220,7 +223,10 @@ impl StateStore {
     /// The last status of `task`: the sidecar (which sees every state
     /// change), else the log.
     pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
-        read_status(run_dir, task).or_else(|| self.records.get(task).and_then(|r| r.last.clone()))
+        read_status(run_dir, task).or_else(|| {
+            let record = self.records.get(task)?;
+            record.last.clone().or_else(|| record.done.clone())
+        })
     }
 
     fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
@@ -324,9 +330,7 @@ impl StateStore {
                 lines.push(done);
             }
             if let Some(last) = &record.last {
-                if record.done.as_ref() != Some(last) {
-                    lines.push(last);
-                }
+                lines.push(last);
             }
             for status in lines {
                 serde_json::to_writer(&mut bytes, &LogLine::status(status))
