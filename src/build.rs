@@ -20,9 +20,10 @@ use crate::llm::config::PromptSpec;
 use crate::llm::Llm;
 use crate::plan::{Check, Checker, Plan, Reason};
 use crate::printer::Printer;
+use crate::run::{self, RunRecord};
 use crate::rundir::{self, RunDir};
 use crate::scheduler::{self, Hooks, Outcome, Runner};
-use crate::session::Session;
+use crate::session::{ModelSourceKind, Session};
 use crate::stamp::{CheckMode, Stamper};
 use crate::state::{self, StateStore, Status, TaskError, TaskState};
 
@@ -46,11 +47,16 @@ pub fn build(
     let _lock = if read_only {
         None
     } else {
-        Some(session.run_dir.lock()?)
+        Some(session.run_dir.lock("build")?)
     };
     if !read_only {
         session.record_pipeline()?;
-        reconcile(&session.run_dir, &session.graph, printer)?;
+        reconcile(
+            &session.run_dir,
+            &session.graph,
+            session.run.as_ref(),
+            printer,
+        )?;
     }
     let graph = &session.graph;
     let roots = if args.targets.is_empty() {
@@ -87,6 +93,49 @@ pub fn build(
             Err(Error::NotUpToDate)
         };
     }
+    let earlier_work = session.run.is_some() || session.store.records().next().is_some();
+    let mut run = session.run.clone().unwrap_or_else(|| {
+        RunRecord::new(
+            &session.pipeline.path.display().to_string(),
+            run::hash_text(&session.pipeline.text),
+        )
+    });
+    if !to_run.is_empty() {
+        if earlier_work {
+            printer.note(&run::resume_summary(graph, &plan, &run, &to_run));
+            let changed = run::changed_definitions(graph, &plan);
+            if !changed.is_empty() {
+                printer.note(&format!(
+                    "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result",
+                    changed.join(", ")
+                ));
+            }
+        }
+        if let Some((ModelSourceKind::Run, model)) = &session.model_source {
+            printer.note(&format!(
+                "using model {model}, chosen for this run by an earlier --model (pass --model to change it)"
+            ));
+        }
+    }
+    for (name, record) in session.store.records() {
+        if graph.task(name).is_some() {
+            continue;
+        }
+        let left: Vec<&str> = record
+            .done
+            .iter()
+            .flat_map(|d| d.outputs.keys())
+            .filter(|p| session.run_dir.path(p).exists())
+            .map(String::as_str)
+            .collect();
+        if !left.is_empty() {
+            printer.warn(&format!(
+                "task {name} is no longer in the pipeline; its outputs stay on disk: {}",
+                left.join(", ")
+            ));
+        }
+    }
+
     if args.dry_run {
         for &(t, ref path) in &plan.edited {
             printer.note(&format!(
@@ -120,10 +169,30 @@ pub fn build(
 
     if to_run.is_empty() {
         session.store.compact_if_large(&session.run_dir)?;
+        if session.run.is_none() {
+            // A first build of an already complete directory still starts
+            // a run record.
+            run.begin_build(None);
+            run.end_build("completed", 0, counts(graph, &plan, None), None);
+            run.save(&session.run_dir)?;
+        }
         printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
         std::mem::forget(plan);
         return Ok(());
     }
+
+    // The run record says a build is under way before anything runs.
+    let chosen_model = match &session.model_source {
+        Some((ModelSourceKind::Flag, m)) => {
+            run.model = Some(m.clone());
+            Some(m.clone())
+        }
+        Some((_, m)) => Some(m.clone()),
+        None => None,
+    };
+    run.pipeline_hash = run::hash_text(&session.pipeline.text);
+    run.begin_build(chosen_model);
+    run.save(&session.run_dir)?;
 
     let mut run_mask = vec![false; graph.tasks.len()];
     let mut tentative = vec![false; graph.tasks.len()];
@@ -207,6 +276,25 @@ pub fn build(
     }
 
     let elapsed = started.elapsed();
+    let outcome = if interrupt.requested() || !summary.stopped.is_empty() {
+        "stopped"
+    } else if !summary.failed.is_empty() {
+        "failed"
+    } else {
+        "completed"
+    };
+    let ran = summary.succeeded.len() + summary.failed.len() + summary.stopped.len();
+    let last_completed = summary
+        .succeeded
+        .last()
+        .map(|&t| graph.tasks[t].name.clone());
+    run.end_build(
+        outcome,
+        ran,
+        counts(graph, &plan, Some(&summary)),
+        last_completed,
+    );
+    run.save(&session.run_dir)?;
     let names = |ids: &[TaskId]| {
         ids.iter()
             .map(|&t| graph.tasks[t].name.as_str())
@@ -264,10 +352,65 @@ pub fn build(
     Ok(())
 }
 
+/// Task counts for the run record.
+fn counts(graph: &Graph, plan: &Plan, summary: Option<&scheduler::Summary>) -> run::Counts {
+    let fresh = (0..graph.tasks.len())
+        .filter(|&t| plan.wanted[t] && plan.reasons[t].is_none())
+        .count();
+    let mut c = run::Counts {
+        tasks: graph.tasks.len(),
+        done: fresh,
+        ..Default::default()
+    };
+    if let Some(s) = summary {
+        c.done += s.succeeded.len() + s.skipped.len();
+        c.failed = s.failed.len();
+        c.stopped = s.stopped.len();
+        c.not_run = s.not_run.len();
+    }
+    c
+}
+
 /// Puts back outputs that a crashed build left set aside in
 /// `.planexe/prev/TASK/`, moving whatever the interrupted attempt wrote to
 /// `.planexe/failed/TASK/`.
-fn reconcile(run_dir: &RunDir, graph: &Graph, printer: &Printer) -> Result<()> {
+fn reconcile(
+    run_dir: &RunDir,
+    graph: &Graph,
+    run: Option<&RunRecord>,
+    printer: &Printer,
+) -> Result<()> {
+    // A build that ended without recording its end crashed (we hold the
+    // lock, so it is not running): commands it started may still run in
+    // their own process groups. Stop them before anything else touches
+    // their outputs.
+    let crashed = run
+        .and_then(|r| r.builds.last())
+        .is_some_and(|b| b.outcome == "running");
+    if crashed {
+        for task in &graph.tasks {
+            let Some(status) = state::read_status(run_dir, &task.name) else {
+                continue;
+            };
+            if status.state != TaskState::Running {
+                continue;
+            }
+            if let Some(pid) = status.pid {
+                if is_group_leader(pid) {
+                    // SAFETY: kill(2) on a process group that a crashed
+                    // planexe created for this task (checked: the pid leads
+                    // its own group and was recorded as the task's).
+                    unsafe {
+                        libc::kill(-(pid as i32), libc::SIGKILL);
+                    }
+                    printer.note(&format!(
+                        "stopped {} (pid {pid}), left running by a build that crashed",
+                        task.name
+                    ));
+                }
+            }
+        }
+    }
     let prev_root = run_dir.state_dir().join("prev");
     let Ok(entries) = std::fs::read_dir(&prev_root) else {
         return Ok(());
@@ -298,6 +441,16 @@ fn reconcile(run_dir: &RunDir, graph: &Graph, printer: &Printer) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `pid` is alive and leads its own process group, as the shell of
+/// a planexe task does.
+fn is_group_leader(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: getpgid only reads the process table.
+    unsafe { libc::getpgid(pid) == pid }
 }
 
 fn move_file(from: &Path, to: &Path) -> Result<()> {

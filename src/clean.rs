@@ -17,7 +17,7 @@ pub fn clean(cli: &Cli, args: &CleanArgs, printer: &Printer) -> Result<()> {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(session.run_dir.lock()?)
+        Some(session.run_dir.lock("clean")?)
     };
     let graph = &session.graph;
     let selected = if args.all {

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use crate::interrupt::Interrupt;
 
-/// How long a process group has between SIGTERM and SIGKILL.
+/// How long a timed-out process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
+/// The same after Ctrl-C: a user's stop must take under a second.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(500);
 /// How often the watchdog looks at the interrupt flag.
 const TICK: Duration = Duration::from_millis(50);
 
@@ -222,10 +224,15 @@ fn watch_loop(shared: &(Mutex<Shared>, Condvar), interrupt: &Interrupt) {
                 }
             }
             if let Some(sent) = entry.term_sent {
-                if now.duration_since(sent) >= KILL_GRACE {
+                let grace = if entry.killed == Some(Kill::Interrupt) {
+                    INTERRUPT_GRACE
+                } else {
+                    KILL_GRACE
+                };
+                if now.duration_since(sent) >= grace {
                     signal_group(pid, libc::SIGKILL);
                 } else {
-                    next_wake = next_wake.min(sent + KILL_GRACE);
+                    next_wake = next_wake.min(sent + grace);
                 }
             }
         }

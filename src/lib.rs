@@ -18,6 +18,7 @@ pub mod llm;
 pub mod pipeline;
 pub mod plan;
 pub mod printer;
+pub mod run;
 pub mod rundir;
 pub mod scheduler;
 pub mod session;

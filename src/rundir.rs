@@ -135,38 +135,70 @@ impl RunDir {
         }
     }
 
-    /// Takes the run directory's lock, or fails when another planexe holds it.
-    pub fn lock(&self) -> Result<Lock> {
+    /// Takes the run directory's lock, or fails when another planexe holds
+    /// it. The lock is the operating system's, on `.planexe/lock`: it dies
+    /// with its holder, so a lock left by a killed build is taken over
+    /// silently. The file says who holds it (pid, host, start, command).
+    pub fn lock(&self, command: &str) -> Result<Lock> {
         fs_err::create_dir_all(self.state_dir())?;
         let path = self.state_dir().join("lock");
         let file = fs_err::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)?;
-        let file = file.into_parts().0;
-        use std::os::fd::AsRawFd;
-        // SAFETY: flock on a file descriptor we own; no memory is shared.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = holder.trim();
-            let who = if holder.is_empty() {
-                String::new()
-            } else {
-                format!(" (pid {holder})")
-            };
-            return Err(Error::usage(format!(
-                "another planexe is working in {}{who}",
-                self.root.display()
-            ))
-            .hint("wait for it to finish, or stop it; the lock is released when it exits"));
+        let mut file = file.into_parts().0;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder: Option<LockHolder> = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+                let who = match holder {
+                    Some(h) => {
+                        let started = h
+                            .started_at
+                            .parse::<jiff::Timestamp>()
+                            .map(|t| t.strftime("%H:%M UTC").to_string())
+                            .unwrap_or(h.started_at);
+                        format!(
+                            "another {} (pid {}, started {started}) is running in this directory",
+                            h.command, h.pid
+                        )
+                    }
+                    None => "another planexe is running in this directory".to_string(),
+                };
+                return Err(Error::usage(format!("{who} ({})", self.root.display()))
+                    .hint("wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`"));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(with_path(e, &path)),
         }
-        let mut file = file;
+        let holder = LockHolder {
+            pid: std::process::id(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            started_at: crate::state::now_rfc3339(),
+            command: command.to_string(),
+        };
         let _ = file.set_len(0);
-        let _ = write!(file, "{}", std::process::id());
+        let _ = file.write_all(
+            serde_json::to_string(&holder)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         Ok(Lock { _file: file })
     }
+}
+
+/// What `.planexe/lock` says about its holder.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    pub started_at: String,
+    pub command: String,
 }
 
 /// Held while a command works in a run directory; released on drop.

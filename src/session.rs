@@ -12,10 +12,29 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::pipeline::Pipeline;
 use crate::printer::Printer;
+use crate::run::RunRecord;
 use crate::rundir::{self, RunDir};
 use crate::state::StateStore;
 
+/// Where a build's model override came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSourceKind {
+    /// `--model`.
+    Flag,
+    /// `$PLANEXE_MODEL`.
+    Env,
+    /// Remembered in `.planexe/run.json` from an earlier `--model`.
+    Run,
+}
+
+/// The override and where it came from.
+pub type ModelSource = (ModelSourceKind, String);
+
 pub struct Session {
+    /// The run record, when an earlier build made one.
+    pub run: Option<RunRecord>,
+    /// Where the model override came from, when there is one.
+    pub model_source: Option<ModelSource>,
     pub run_dir: RunDir,
     pub pipeline: Pipeline,
     pub graph: Graph,
@@ -25,8 +44,8 @@ pub struct Session {
 impl Session {
     /// Opens the run directory, picks and parses the pipeline file and
     /// resolves its graph. Refusals carry `file:line:col` and a hint.
-    /// `model_override` comes from `build --model`; `$PLANEXE_MODEL` is read
-    /// here when it is `None`.
+    /// The model override for prompt tasks: `model_override` (from `build
+    /// --model`), else `$PLANEXE_MODEL`, else the model the run remembered.
     pub fn open(cli: &Cli, printer: &Printer, model_override: Option<&str>) -> Result<Session> {
         let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
         let root = match &cli.directory {
@@ -36,13 +55,26 @@ impl Session {
         let run_dir = RunDir::open(&root)?;
         let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
         let pipeline = Pipeline::load(&path, display)?;
+        let run = RunRecord::load(&run_dir);
         let env_model = std::env::var("PLANEXE_MODEL")
             .ok()
             .filter(|m| !m.trim().is_empty());
-        let model_override = model_override.or(env_model.as_deref());
-        let graph = Graph::resolve(&pipeline, &run_dir, model_override)?;
+        let remembered = run.as_ref().and_then(|r| r.model.clone());
+        let model_source: Option<ModelSource> = match (model_override, env_model, remembered) {
+            (Some(m), _, _) => Some((ModelSourceKind::Flag, m.to_string())),
+            (None, Some(m), _) => Some((ModelSourceKind::Env, m)),
+            (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
+            (None, None, None) => None,
+        };
+        let graph = Graph::resolve(
+            &pipeline,
+            &run_dir,
+            model_source.as_ref().map(|(_, m)| m.as_str()),
+        )?;
         let store = StateStore::load(&run_dir)?;
         Ok(Session {
+            run,
+            model_source,
             run_dir,
             pipeline,
             graph,

@@ -206,6 +206,11 @@ impl StateStore {
         }
     }
 
+    /// Every task the log knows, with its record.
+    pub fn records(&self) -> impl Iterator<Item = (&String, &TaskRecord)> {
+        self.records.iter()
+    }
+
     pub fn record(&self, task: &str) -> Option<&TaskRecord> {
         self.records.get(task)
     }

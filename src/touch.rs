@@ -11,7 +11,7 @@ use crate::state::{self, Status, TaskState};
 
 pub fn touch(cli: &Cli, args: &TouchArgs, printer: &Printer) -> Result<()> {
     let mut session = Session::open(cli, printer, None)?;
-    let _lock = session.run_dir.lock()?;
+    let _lock = session.run_dir.lock("touch")?;
     let stamper = Stamper::default();
     let mut ids = Vec::new();
     for name in &args.tasks {

@@ -9,5 +9,6 @@ mod examples;
 mod llm;
 mod man;
 mod refusals;
+mod resume;
 mod running;
 mod staleness;

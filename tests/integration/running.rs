@@ -229,7 +229,7 @@ fn two_builds_in_one_run_directory_do_not_overlap() {
         .unwrap();
     wait_for("the task to start", || p.exists("started"));
     let run = p.build();
-    run.code(2).stderr_has("another planexe is working in");
+    run.code(2).stderr_has("another build (pid");
     // SAFETY: stopping the child we spawned.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

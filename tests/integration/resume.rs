@@ -1,0 +1,333 @@
+//! Resume: the run record, the resume summary, the lock, and a stress test
+//! that kills planexe at random moments and checks that nothing finished
+//! runs again, nothing half-written is kept, and the end result equals an
+//! uninterrupted build.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+#[test]
+fn the_resume_summary_says_where_the_run_stands() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+[tasks.b]
+outputs = ["b.txt"]
+command = "echo b > b.txt"
+[tasks.broken]
+inputs = ["a.txt"]
+outputs = ["x.txt"]
+command = "echo 'no disk left' >&2; exit 1"
+[tasks.after]
+inputs = ["x.txt", "b.txt"]
+outputs = ["y.txt"]
+command = "cat x.txt b.txt > y.txt"
+"#,
+    );
+    p.run(&["build", "-k"]).code(1);
+    let run: serde_json::Value = serde_json::from_str(&p.read(".planexe/run.json")).unwrap();
+    assert_eq!(run["builds"][0]["outcome"], "failed");
+    assert_eq!(run["counts"]["failed"], 1);
+    assert_eq!(run["run_id"].as_str().unwrap().len(), 36);
+
+    let dry = p.run(&["build", "-n"]);
+    dry.ok();
+    assert!(
+        dry.stderr
+            .contains(": 2 done, 1 failed (broken: exit status 1), 2 to run; starting with broken"),
+        "{}",
+        dry.stderr
+    );
+    assert!(dry.stderr.contains("resuming run 20"), "{}", dry.stderr);
+    assert_eq!(
+        dry.stdout,
+        "broken: failed last time: exit status 1\nafter: never built\n"
+    );
+}
+
+#[test]
+fn a_changed_definition_is_named_in_the_summary() {
+    let p = demo();
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &DEMO.replace("cat {inputs}", "cat -- {inputs}"),
+    );
+    p.build()
+        .ok()
+        .ran(&["report"])
+        .stderr_has("the definition of report changed since its last run");
+}
+
+#[test]
+fn a_task_removed_from_the_pipeline_leaves_its_outputs_with_a_warning() {
+    let p = demo();
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.outline]\ninputs = [\"plan.txt\"]\noutputs = [\"outline.md\"]\ncommand = \"tr a-z A-Z < plan.txt > outline.md\"\n",
+    );
+    p.build().ok().stderr_has(
+        "task report is no longer in the pipeline; its outputs stay on disk: report.md",
+    );
+    assert!(p.exists("report.md"));
+}
+
+#[test]
+fn a_model_chosen_with_flag_is_remembered_for_the_run() {
+    let server = Server::start();
+    server.default_reply(openai_answer("ok"));
+    let models = format!(
+        "[models.local]\nprovider = \"openai\"\nbase_url = \"{0}/v1\"\nmodel = \"m1\"\nstream = false\n[models.other]\nprovider = \"openai\"\nbase_url = \"{0}/v1\"\nmodel = \"m2\"\nstream = false\n",
+        server.url
+    );
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n{models}[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"A\"\n[tasks.b]\ninputs = [\"a.md\"]\noutputs = [\"b.md\"]\nprompt = \"B\"\n[tasks.c]\ninputs = [\"b.md\"]\noutputs = [\"c.md\"]\nprompt = \"C\"\n"
+    ));
+    p.run(&["build", "--model", "other", "a"]).ok();
+    let run = p.build();
+    run.ok()
+        .stderr_has("using model other, chosen for this run by an earlier --model");
+    let models: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(models, ["m2", "m2", "m2"]);
+}
+
+#[test]
+fn the_lock_names_its_holder_and_dies_with_it() {
+    let p =
+        Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| p.exists("started"));
+    let run = p.build();
+    run.code(2)
+        .stderr_has(&format!("another build (pid {}, started ", child.id()))
+        .stderr_has("is running in this directory");
+    // Read-only commands work during a build.
+    p.run(&["status"]).ok();
+    p.run(&["build", "-n"]).ok();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The killed build's lock is taken over silently, and the task it left
+    // running is stopped and run again.
+    p.write(
+        "pipeline.toml",
+        "[tasks.long]\noutputs = [\"o\"]\ncommand = \"echo done > o\"\n",
+    );
+    let run = p.build();
+    run.ok()
+        .ran(&["long"])
+        .stderr_has("left running by a build that crashed");
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// 50 tasks: layers of commands and prompt tasks, each command appending
+/// its name to `runs.log` when it finishes its work.
+fn stress_pipeline(server: &Server) -> String {
+    let mut text = format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n",
+        server.url
+    );
+    let mut previous: Vec<String> = vec!["seed.txt".into()];
+    let mut n = 0;
+    for layer in 0..10 {
+        let mut current = Vec::new();
+        for i in 0..5 {
+            let name = format!("t{layer}_{i}");
+            let out = format!("out/{name}.txt");
+            let inputs: Vec<String> = previous
+                .iter()
+                .skip(i % previous.len())
+                .take(2)
+                .cloned()
+                .collect();
+            let quoted: Vec<String> = inputs.iter().map(|s| format!("\"{s}\"")).collect();
+            if n % 3 == 2 {
+                text.push_str(&format!(
+                    "[tasks.{name}]\ninputs = [{}]\noutputs = [\"{out}\"]\nprompt = \"Task {{{{ task }}}}\"\n",
+                    quoted.join(", ")
+                ));
+            } else {
+                text.push_str(&format!(
+                    "[tasks.{name}]\ninputs = [{}]\noutputs = [\"{out}\"]\ncommand = \"cat {{inputs}} > {{outputs}}.part; sleep 0.{}; echo {name} >> {{outputs}}.part; mv {{outputs}}.part {{outputs}}; echo {name} >> runs.log\"\n",
+                    quoted.join(", "),
+                    1 + n % 3
+                ));
+            }
+            current.push(out);
+            n += 1;
+        }
+        previous = current;
+    }
+    text
+}
+
+fn run_counts(p: &Project, server: &Server) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    if p.exists("runs.log") {
+        for line in p.read("runs.log").lines() {
+            *counts.entry(line.to_string()).or_default() += 1;
+        }
+    }
+    for r in server.requests() {
+        let prompt = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let task = prompt.trim_start_matches("Task ").to_string();
+        *counts.entry(task).or_default() += 1;
+    }
+    counts
+}
+
+fn done_tasks(p: &Project) -> BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(p.path(".planexe/tasks")) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".DONE")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn outputs(p: &Project) -> BTreeMap<String, String> {
+    std::fs::read_dir(p.path("out"))
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".part"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn stress(signal: i32, kills: usize) {
+    let server = Server::start();
+    server.default_reply(delayed(
+        openai_answer("an answer"),
+        Duration::from_millis(100),
+    ));
+    let reference_server = Server::start();
+    reference_server.default_reply(openai_answer("an answer"));
+
+    let reference = Project::new(&stress_pipeline(&reference_server));
+    reference.write("seed.txt", "seed\n");
+    reference.run(&["build", "-j", "4"]).ok();
+    let expected = outputs(&reference);
+    assert_eq!(expected.len(), 50);
+
+    let p = Project::new(&stress_pipeline(&server));
+    p.write("seed.txt", "seed\n");
+    let mut rng = 0x2545F4914F6CDD1Du64;
+    let mut partial_rounds = 0;
+    for round in 0..kills {
+        let done_before = done_tasks(&p);
+        let counts_before = run_counts(&p, &server);
+        let mut child = p
+            .command(&["build", "-j", "4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(10 + rng % 150));
+        // SAFETY: signalling the child we spawned.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        let status = child.wait().unwrap();
+        if signal == libc::SIGINT {
+            assert!(
+                matches!(status.code(), Some(130) | Some(0)),
+                "round {round}: {status:?}"
+            );
+        }
+        // Let orphans (after SIGKILL) finish what they were doing.
+        std::thread::sleep(Duration::from_millis(50));
+        let counts_after = run_counts(&p, &server);
+        if done_tasks(&p).len() < 50 {
+            partial_rounds += 1;
+        }
+        for task in &done_before {
+            assert_eq!(
+                counts_before.get(task),
+                counts_after.get(task),
+                "round {round}: {task} was done and ran again"
+            );
+        }
+        for entry in std::fs::read_dir(p.path(".planexe/tasks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().ends_with(".status") {
+                let text = std::fs::read_to_string(entry.path()).unwrap();
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(&text).is_ok(),
+                    "round {round}: {} does not parse: {text}",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    assert!(
+        partial_rounds * 2 >= kills,
+        "only {partial_rounds} of {kills} rounds stopped a build mid-way"
+    );
+    p.run(&["build", "-j", "4"]).ok();
+    assert_eq!(
+        outputs(&p),
+        expected,
+        "the resumed result differs from an uninterrupted build"
+    );
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn killing_planexe_at_random_moments_loses_nothing() {
+    let kills = std::env::var("PLANEXE_STRESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    stress(libc::SIGKILL, kills);
+}
+
+#[test]
+fn interrupting_planexe_at_random_moments_loses_nothing() {
+    let kills = std::env::var("PLANEXE_STRESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    stress(libc::SIGINT, kills);
+}
