@@ -527,7 +527,7 @@ impl TaskRunner<'_> {
         let root = self.run_dir.root();
         if let Some(prev) = &self.previous[t] {
             for (path, stamp) in &prev.inputs {
-                self.stamper.remember(path, stamp);
+                self.stamper.remember_hash(path, stamp);
             }
         }
         for input in &task.inputs {

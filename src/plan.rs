@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
 use crate::graph::{Graph, TaskId};
 use crate::rundir::RunDir;
@@ -243,6 +245,21 @@ impl Plan {
         let mut reasons: Vec<Option<Reason>> = vec![None; graph.tasks.len()];
         let mut updates = Vec::new();
         let mut edited = Vec::new();
+        // Each task's own check only reads its record and stats its files:
+        // they run in parallel; reasons that flow downstream come after.
+        let ids: Vec<TaskId> = graph
+            .order
+            .iter()
+            .copied()
+            .filter(|&id| wanted[id] && !forced[id])
+            .collect();
+        let mut checks: Vec<Option<Check>> = Vec::new();
+        checks.resize_with(graph.tasks.len(), || None);
+        let results: Vec<(TaskId, Result<Check>)> =
+            ids.par_iter().map(|&id| (id, checker.check(id))).collect();
+        for (id, check) in results {
+            checks[id] = Some(check?);
+        }
         for &id in &graph.order {
             if !wanted[id] {
                 continue;
@@ -250,7 +267,10 @@ impl Plan {
             let own = if forced[id] {
                 Some(Reason::Forced)
             } else {
-                match checker.check(id)? {
+                match checks[id]
+                    .take()
+                    .unwrap_or(Check::Stale(Reason::NeverBuilt))
+                {
                     Check::Stale(reason) => Some(reason),
                     Check::Fresh {
                         update,

@@ -66,12 +66,22 @@ impl Session {
             (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
             (None, None, None) => None,
         };
-        let graph = Graph::resolve(
-            &pipeline,
-            &run_dir,
-            model_source.as_ref().map(|(_, m)| m.as_str()),
-        )?;
-        let store = StateStore::load(&run_dir)?;
+        // The state log loads on a second thread while the pipeline
+        // resolves: on a large pipeline these are the two biggest costs
+        // of a no-op build.
+        let (graph, store) = std::thread::scope(|scope| {
+            let store = scope.spawn(|| StateStore::load(&run_dir));
+            let graph = Graph::resolve(
+                &pipeline,
+                &run_dir,
+                model_source.as_ref().map(|(_, m)| m.as_str()),
+            );
+            let store = store
+                .join()
+                .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
+            (graph, store)
+        });
+        let (graph, store) = (graph?, store?);
         Ok(Session {
             run,
             model_source,

@@ -132,19 +132,60 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 #[derive(Debug, Default)]
 pub struct Stamper {
     known: Mutex<HashMap<String, Stamp>>,
+    /// Stats already made while checking: a file that several tasks read
+    /// is statted once.
+    stats: Mutex<HashMap<String, Option<Meta>>>,
 }
 
 impl Stamper {
     /// Seeds the cache with stamps recorded earlier: a file whose size and
     /// mtime still match one of them need not be read to learn its hash.
+    /// Learns a hash recorded earlier, without claiming anything about the
+    /// file as it is now.
+    pub fn remember_hash(&self, path: &str, stamp: &Stamp) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(path.to_string(), stamp.clone());
+    }
+
+    /// Learns the current stamp of a file (just stamped or just written).
     pub fn remember(&self, path: &str, stamp: &Stamp) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.insert(path.to_string(), stamp.clone());
+        drop(known);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.insert(
+            path.to_string(),
+            Some(Meta {
+                size: stamp.size,
+                mtime_ns: stamp.mtime_ns,
+            }),
+        );
     }
 
     pub fn forget(&self, path: &str) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.remove(path);
+        drop(known);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.remove(path);
+    }
+
+    /// Stats through the cache of this build.
+    fn cached_stat(&self, root: &Path, rel: &str) -> io::Result<Option<Meta>> {
+        if let Some(meta) = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rel)
+        {
+            return Ok(*meta);
+        }
+        let meta = stat_inside(root, rel)?;
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rel.to_string(), meta);
+        Ok(meta)
     }
 
     /// The full stamp of a file now, hashing only when no known stamp has
@@ -183,7 +224,7 @@ impl Stamper {
         recorded: &Stamp,
         mode: CheckMode,
     ) -> io::Result<Comparison> {
-        let Some(meta) = stat_inside(root, rel)? else {
+        let Some(meta) = self.cached_stat(root, rel)? else {
             return Ok(Comparison::Missing);
         };
         if meta.size == recorded.size && meta.mtime_ns == recorded.mtime_ns {
@@ -217,10 +258,9 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("a"), "hello").unwrap();
         set_mtime(&root.join("a"), 1000);
-        let stamper = Stamper::default();
-        let recorded = stamper.stamp(root, "a").unwrap().unwrap();
+        let recorded = Stamper::default().stamp(root, "a").unwrap().unwrap();
         assert_eq!(
-            stamper
+            Stamper::default()
                 .compare(root, "a", &recorded, CheckMode::Content)
                 .unwrap(),
             Comparison::Same
@@ -228,13 +268,13 @@ mod tests {
 
         set_mtime(&root.join("a"), 2000);
         assert!(matches!(
-            stamper
+            Stamper::default()
                 .compare(root, "a", &recorded, CheckMode::Content)
                 .unwrap(),
             Comparison::Touched(_)
         ));
         assert_eq!(
-            stamper
+            Stamper::default()
                 .compare(root, "a", &recorded, CheckMode::Mtime)
                 .unwrap(),
             Comparison::Changed
@@ -243,14 +283,14 @@ mod tests {
         std::fs::write(root.join("a"), "hellO").unwrap();
         set_mtime(&root.join("a"), 3000);
         assert_eq!(
-            stamper
+            Stamper::default()
                 .compare(root, "a", &recorded, CheckMode::Content)
                 .unwrap(),
             Comparison::Changed
         );
         std::fs::remove_file(root.join("a")).unwrap();
         assert_eq!(
-            stamper
+            Stamper::default()
                 .compare(root, "a", &recorded, CheckMode::Content)
                 .unwrap(),
             Comparison::Missing
