@@ -7,7 +7,7 @@
 //! outputs of the last good run are put back, so a failed re-run never
 //! destroys earlier good work and never leaves a half-written file in place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,115 @@ pub fn build(
             printer,
         )?;
     }
+    // A build runs in phases only when `foreach` tasks wait for their list
+    // file: once a phase has built it, the graph grows and the next phase
+    // runs the new instances.
+    let mut ran_before: HashSet<String> = HashSet::new();
+    let mut phase = 0;
+    while build_phase(session, args, printer, interrupt, phase, &mut ran_before)? {
+        phase += 1;
+    }
+    Ok(())
+}
+
+/// `foreach` tasks whose list file will be rebuilt by this build: they must
+/// not expand from the list on disk, which is about to change.
+fn lists_to_wait_for(session: &Session, args: &BuildArgs) -> Result<HashSet<String>> {
+    let graph = &session.graph;
+    let producers: Vec<(&String, TaskId)> = graph
+        .fanouts
+        .iter()
+        .filter(|(_, g)| !g.placeholder)
+        .filter_map(|(name, g)| Some((name, *graph.producers.get(g.list.as_ref()?)?)))
+        .collect();
+    if producers.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let stamper = Stamper::default();
+    let checker = Checker {
+        graph,
+        run_dir: &session.run_dir,
+        store: &session.store,
+        stamper: &stamper,
+        mode: args.check,
+    };
+    let plan = Plan::make(
+        &checker,
+        vec![true; graph.tasks.len()],
+        &vec![false; graph.tasks.len()],
+    )?;
+    Ok(producers
+        .into_iter()
+        .filter(|&(_, p)| plan.reasons[p].is_some())
+        .map(|(name, _)| name.clone())
+        .collect())
+}
+
+/// Removes the outputs and records of instances whose item is gone.
+fn remove_vanished_instances(session: &mut Session, printer: &Printer) -> Result<()> {
+    let mut gone: Vec<(String, Vec<String>)> = Vec::new();
+    for (base, group) in &session.graph.fanouts {
+        if group.placeholder {
+            continue;
+        }
+        let prefix = format!("{base}[");
+        for (name, record) in session.store.records() {
+            if name.starts_with(&prefix) && session.graph.task(name).is_none() {
+                let outputs = record
+                    .done
+                    .iter()
+                    .flat_map(|d| d.outputs.keys().cloned())
+                    .collect();
+                gone.push((name.clone(), outputs));
+            }
+        }
+    }
+    gone.sort();
+    for (name, outputs) in gone {
+        let mut removed = Vec::new();
+        for out in outputs {
+            // Only paths no current task produces.
+            if session.graph.producers.contains_key(&out) {
+                continue;
+            }
+            if rundir::remove_if_exists(&session.run_dir.path(&out))? {
+                removed.push(out);
+            }
+        }
+        rundir::remove_if_exists(&session.run_dir.task_log_path(&name))?;
+        session.store.forget(&session.run_dir, &name)?;
+        printer.note(&format!(
+            "removed {name} (its item is gone){}",
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", removed.join(", "))
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// One phase of a build. Returns whether another phase should follow
+/// (a `foreach` list was built, so the graph grows).
+fn build_phase(
+    session: &mut Session,
+    args: &BuildArgs,
+    printer: &mut Printer,
+    interrupt: &Interrupt,
+    phase: usize,
+    ran_before: &mut HashSet<String>,
+) -> Result<bool> {
+    let read_only = args.dry_run || args.question;
+    if phase > 0 || !session.graph.fanouts.is_empty() {
+        let wait = lists_to_wait_for(session, args)?;
+        if phase > 0 || !wait.is_empty() {
+            session.re_resolve(&|name| !wait.contains(name))?;
+        }
+    }
+    if !read_only {
+        remove_vanished_instances(session, printer)?;
+    }
     let graph = &session.graph;
     let roots = if args.targets.is_empty() {
         (0..graph.tasks.len()).collect()
@@ -68,7 +177,8 @@ pub fn build(
     let mut forced = vec![false; graph.tasks.len()];
     if args.force {
         for &r in &roots {
-            forced[r] = true;
+            // A task an earlier phase of this build ran is not forced again.
+            forced[r] = !ran_before.contains(&graph.tasks[r].name);
         }
     }
 
@@ -88,12 +198,21 @@ pub fn build(
 
     if args.question {
         return if to_run.is_empty() {
-            Ok(())
+            Ok(false)
         } else {
             Err(Error::NotUpToDate)
         };
     }
-    let earlier_work = session.run.is_some() || session.store.records().next().is_some();
+    // Placeholders of `foreach` tasks and what depends on them wait for a
+    // later phase.
+    let placeholders: Vec<TaskId> = to_run
+        .iter()
+        .copied()
+        .filter(|&t| matches!(graph.tasks[t].action, Action::Expand(_)))
+        .collect();
+    let waiting = graph.downstream(&placeholders);
+    let earlier_work =
+        phase == 0 && (session.run.is_some() || session.store.records().next().is_some());
     let mut run = session.run.clone().unwrap_or_else(|| {
         RunRecord::new(
             &session.pipeline.path.display().to_string(),
@@ -118,7 +237,12 @@ pub fn build(
         }
     }
     for (name, record) in session.store.records() {
-        if graph.task(name).is_some() {
+        if phase > 0 || graph.task(name).is_some() {
+            continue;
+        }
+        if crate::fanout::split_instance(name)
+            .is_some_and(|(base, _)| graph.fanouts.contains_key(base))
+        {
             continue;
         }
         let left: Vec<&str> = record
@@ -153,7 +277,7 @@ pub fn build(
         if to_run.is_empty() {
             printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
         }
-        return Ok(());
+        return Ok(false);
     }
 
     // Record what changed without changing meaning, and hand edits.
@@ -178,8 +302,9 @@ pub fn build(
         }
         printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
         std::mem::forget(plan);
-        return Ok(());
+        return Ok(false);
     }
+    let to_run: Vec<TaskId> = to_run.into_iter().filter(|&t| !waiting[t]).collect();
 
     // The run record says a build is under way before anything runs.
     let chosen_model = match &session.model_source {
@@ -191,8 +316,11 @@ pub fn build(
         None => None,
     };
     run.pipeline_hash = run::hash_text(&session.pipeline.text);
-    run.begin_build(chosen_model);
+    if phase == 0 {
+        run.begin_build(chosen_model);
+    }
     run.save(&session.run_dir)?;
+    session.run = Some(run.clone());
 
     let mut run_mask = vec![false; graph.tasks.len()];
     let mut tentative = vec![false; graph.tasks.len()];
@@ -295,6 +423,7 @@ pub fn build(
         last_completed,
     );
     run.save(&session.run_dir)?;
+    session.run = Some(run.clone());
     let names = |ids: &[TaskId]| {
         ids.iter()
             .map(|&t| graph.tasks[t].name.as_str())
@@ -321,7 +450,9 @@ pub fn build(
         let first = &graph.tasks[summary.failed[0]];
         let name = &first.name;
         let details = match first.action {
-            Action::Command(_) => format!("the output of {name} is in .planexe/logs/{name}.log"),
+            Action::Command(_) | Action::Expand(_) => {
+                format!("the output of {name} is in .planexe/logs/{name}.log")
+            }
             Action::Prompt(_) => format!(
                 "every failed call of {name} is in .planexe/failures.jsonl, the last response in .planexe/raw/{name}.json"
             ),
@@ -349,7 +480,18 @@ pub fn build(
         ));
     }
     printer.note(&line);
-    Ok(())
+    // Another phase follows when a `foreach` list was built in this one.
+    let again = graph.fanouts.values().any(|g| {
+        g.placeholder
+            && g.list
+                .as_ref()
+                .and_then(|l| graph.producers.get(l))
+                .is_some_and(|p| summary.succeeded.contains(p) || summary.skipped.contains(p))
+    });
+    for &t in &summary.succeeded {
+        ran_before.insert(graph.tasks[t].name.clone());
+    }
+    Ok(again)
 }
 
 /// Task counts for the run record.
@@ -563,6 +705,15 @@ impl TaskRunner<'_> {
 
         let template = match &task.action {
             Action::Command(template) => template,
+            Action::Expand(list) => {
+                return fail(
+                    "unsupported",
+                    format!(
+                        "{} expands when {list} is built; it never runs itself",
+                        task.name
+                    ),
+                )
+            }
             Action::Prompt(spec) => {
                 let error = self.ask(t, spec, status);
                 if error.is_some() {

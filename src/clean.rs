@@ -25,8 +25,8 @@ pub fn clean(cli: &Cli, args: &CleanArgs, printer: &Printer) -> Result<()> {
     } else {
         let mut roots = Vec::new();
         for name in &args.tasks {
-            match graph.task(name) {
-                Some(t) => roots.push(t.id),
+            match graph.named(name) {
+                Some(found) => roots.extend(found),
                 None => {
                     return Err(Error::usage(format!("unknown task `{name}`"))
                         .hint("run `planexe status` to list tasks"))

@@ -118,6 +118,10 @@ pub struct TouchArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Show only this task; a fan-out task is shown instance by instance
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
+
     /// Print JSON (one object, see docs/state.md)
     #[arg(long)]
     pub json: bool,

@@ -4,7 +4,7 @@
 //! built (bad names, bad paths, missing sources, duplicate producers,
 //! unknown `after` tasks, cycles) happens here, before anything runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -12,10 +12,12 @@ use std::time::Duration;
 use globset::GlobBuilder;
 
 use crate::error::{Error, Result};
+use crate::fanout::{self, Vars};
 use crate::fingerprint::Fingerprint;
 use crate::llm::config::{self as llm_config, ModelConfig, PromptContext, PromptSpec};
-use crate::pipeline::{parse_timeout, Pipeline, Source};
+use crate::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
 use crate::rundir::{self, RunDir, STATE_DIR};
+use toml::Spanned;
 
 pub type TaskId = usize;
 
@@ -26,6 +28,9 @@ pub enum Action {
     Command(String),
     /// A prompt for a model (handled by the LLM runner).
     Prompt(Box<PromptSpec>),
+    /// A `foreach` task whose list file is not built yet: it expands into
+    /// instances once it is, and never runs itself.
+    Expand(String),
 }
 
 impl Action {
@@ -33,6 +38,7 @@ impl Action {
         match self {
             Action::Command(_) => "command",
             Action::Prompt(_) => "prompt",
+            Action::Expand(_) => "foreach",
         }
     }
 }
@@ -83,6 +89,149 @@ pub struct Graph {
     pub order: Vec<TaskId>,
     /// `[models.*]`, in declaration order.
     pub models: Vec<ModelConfig>,
+    /// Fan-out tasks by name.
+    pub fanouts: BTreeMap<String, FanoutGroup>,
+}
+
+/// The tasks a fan-out expanded into.
+#[derive(Debug, Clone)]
+pub struct FanoutGroup {
+    /// Instances in item order (or the placeholder alone).
+    pub members: Vec<TaskId>,
+    /// Whether the group is a placeholder waiting for its list file.
+    pub placeholder: bool,
+    /// The list file of a `foreach`.
+    pub list: Option<String>,
+}
+
+/// A task as the graph sees it before resolution: a plain task, one
+/// instance of a fan-out, or the placeholder of an unexpanded `foreach`.
+struct Entry<'a> {
+    name: String,
+    name_span: Range<usize>,
+    def: &'a TaskDef,
+    vars: Option<Vars>,
+    /// The list file, for a placeholder.
+    placeholder: Option<String>,
+}
+
+/// A fan-out group while the graph is being built.
+struct PendingGroup {
+    names: Vec<String>,
+    ids: Vec<TaskId>,
+    placeholder: bool,
+    list: Option<String>,
+}
+
+/// Turns the parsed tasks into entries, expanding `matrix` tasks and the
+/// `foreach` tasks that `expand` allows and whose list file exists.
+fn expand_fanouts<'a>(
+    source: &Source,
+    run_dir: &RunDir,
+    sorted: &[(&'a Spanned<String>, &'a TaskDef)],
+    expand: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<Entry<'a>>, BTreeMap<String, PendingGroup>)> {
+    let err = |span: Range<usize>, message: &str| Error::pipeline(source.diagnostic(span, message));
+    let mut entries = Vec::new();
+    let mut groups = BTreeMap::new();
+    for (name, task) in sorted {
+        let base = name.get_ref();
+        if !valid_task_name(base) {
+            return Err(err(
+                name.span(),
+                &format!("task name `{base}` is not a plain identifier"),
+            )
+            .hint("use only letters, digits, `-` and `_` in task names"));
+        }
+        let instances = match (&task.foreach, &task.matrix) {
+            (None, None) => {
+                entries.push(Entry {
+                    name: base.clone(),
+                    name_span: name.span(),
+                    def: task,
+                    vars: None,
+                    placeholder: None,
+                });
+                continue;
+            }
+            (Some(f), Some(_)) => {
+                return Err(err(
+                    f.span(),
+                    &format!("task `{base}` has both `foreach` and `matrix`"),
+                )
+                .hint("a task fans out over a list or over a matrix, not both"))
+            }
+            (None, Some(m)) => Some(fanout::matrix_instances(
+                source,
+                base,
+                m.span(),
+                m.get_ref(),
+            )?),
+            (Some(f), None) => {
+                let list = rundir::normalize(&f.get_ref().file)
+                    .map_err(|m| err(f.span(), &format!("list file of task `{base}`: {m}")))?;
+                let mut def = f.get_ref().clone();
+                def.file = list.clone();
+                let found = if expand(base) {
+                    fanout::foreach_instances(run_dir, base, &def)?
+                } else {
+                    None
+                };
+                match found {
+                    Some(instances) => {
+                        groups.insert(
+                            base.clone(),
+                            PendingGroup {
+                                names: Vec::new(),
+                                ids: Vec::new(),
+                                placeholder: false,
+                                list: Some(list),
+                            },
+                        );
+                        Some(instances)
+                    }
+                    None => {
+                        groups.insert(
+                            base.clone(),
+                            PendingGroup {
+                                names: vec![base.clone()],
+                                ids: Vec::new(),
+                                placeholder: true,
+                                list: Some(list.clone()),
+                            },
+                        );
+                        entries.push(Entry {
+                            name: base.clone(),
+                            name_span: name.span(),
+                            def: task,
+                            vars: None,
+                            placeholder: Some(list),
+                        });
+                        None
+                    }
+                }
+            }
+        };
+        let Some(instances) = instances else { continue };
+        let group = groups.entry(base.clone()).or_insert_with(|| PendingGroup {
+            names: Vec::new(),
+            ids: Vec::new(),
+            placeholder: false,
+            list: None,
+        });
+        for instance in instances {
+            let name_of = fanout::instance_name(base, &instance.key);
+            group.names.push(name_of.clone());
+            entries.push(Entry {
+                name: name_of,
+                name_span: name.span(),
+                def: task,
+                vars: Some(instance.vars),
+                placeholder: None,
+            });
+        }
+    }
+    Ok((entries, groups))
 }
 
 /// Whether a task name is a plain identifier.
@@ -105,6 +254,7 @@ impl Graph {
         pipeline: &Pipeline,
         run_dir: &RunDir,
         model_override: Option<&str>,
+        expand: &dyn Fn(&str) -> bool,
     ) -> Result<Graph> {
         let source = pipeline.source();
         let def = &pipeline.def;
@@ -136,14 +286,15 @@ impl Graph {
         });
 
         // Declaration order: by position in the file.
-        let mut entries: Vec<_> = def.tasks.iter().collect();
-        entries.sort_by_key(|(name, _)| name.span().start);
-        if entries.is_empty() {
+        let mut sorted: Vec<_> = def.tasks.iter().collect();
+        sorted.sort_by_key(|(name, _)| name.span().start);
+        if sorted.is_empty() {
             return Err(
                 Error::pipeline(format!("{}: the pipeline has no tasks", source.display))
                     .hint("add a [tasks.NAME] table with a `command`; see docs/pipeline.md"),
             );
         }
+        let (entries, mut fanout_names) = expand_fanouts(&source, run_dir, &sorted, expand)?;
 
         let (models, model_index) = llm_config::resolve_models(pipeline)?;
         let mut prompt_tasks = Vec::new();
@@ -152,15 +303,20 @@ impl Graph {
         let mut producers: HashMap<String, TaskId> = HashMap::new();
 
         // First pass: names, actions, timeouts, outputs.
-        for (id, (name, task)) in entries.iter().enumerate() {
-            let task_name = name.get_ref();
-            if !valid_task_name(task_name) {
-                return Err(err(
-                    name.span(),
-                    &format!("task name `{task_name}` is not a plain identifier"),
-                )
-                .hint("use only letters, digits, `-` and `_` in task names"));
-            }
+        for (id, entry) in entries.iter().enumerate() {
+            let task = entry.def;
+            let task_name = &entry.name;
+            let name_span = entry.name_span.clone();
+            let vars = entry.vars.as_ref();
+            let render = |text: &str, span: Range<usize>| -> Result<String> {
+                match vars {
+                    None => Ok(text.to_string()),
+                    Some(vars) => fanout::render_field(text, vars).map_err(|m| {
+                        err(span, &format!("task `{task_name}`: {m}"))
+                            .hint("fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables")
+                    }),
+                }
+            };
             let has_prompt = task.prompt.is_some() || task.prompt_file.is_some();
             let action = match (&task.command, has_prompt) {
                 (Some(c), false) => {
@@ -169,7 +325,11 @@ impl Graph {
                         return Err(err(span, &format!("`{key}` only applies to prompt tasks, and `{task_name}` runs a command"))
                             .hint("remove the key, or replace `command` with a `prompt`"));
                     }
-                    Action::Command(c.get_ref().clone())
+                    if let Some(list) = &entry.placeholder {
+                        Action::Expand(list.clone())
+                    } else {
+                        Action::Command(render(c.get_ref(), c.span())?)
+                    }
                 }
                 (None, true) => {
                     if let (Some(_), Some(f)) = (&task.prompt, &task.prompt_file) {
@@ -181,18 +341,22 @@ impl Graph {
                     }
                     if task.outputs.len() != 1 {
                         return Err(err(
-                            name.span(),
+                            name_span.clone(),
                             &format!("prompt task `{task_name}` must have exactly one output (it has {})", task.outputs.len()),
                         )
                         .hint("a prompt task writes the model's answer to its one output"));
                     }
-                    prompt_tasks.push(id);
-                    // Resolved once inputs are known (templates see them).
-                    Action::Command(String::new())
+                    if let Some(list) = &entry.placeholder {
+                        Action::Expand(list.clone())
+                    } else {
+                        prompt_tasks.push(id);
+                        // Resolved once inputs are known (templates see them).
+                        Action::Command(String::new())
+                    }
                 }
                 (None, false) => {
                     return Err(err(
-                        name.span(),
+                        name_span.clone(),
                         &format!("task `{task_name}` has neither `command` nor `prompt`"),
                     )
                     .hint(
@@ -204,7 +368,7 @@ impl Graph {
                         .prompt
                         .as_ref()
                         .or(task.prompt_file.as_ref())
-                        .map_or(name.span(), |p| p.span());
+                        .map_or(name_span.clone(), |p| p.span());
                     return Err(err(
                         span,
                         &format!("task `{task_name}` has both `command` and `prompt`"),
@@ -220,7 +384,7 @@ impl Graph {
                         .command
                         .as_ref()
                         .map(|c| c.span())
-                        .unwrap_or(name.span());
+                        .unwrap_or(name_span.clone());
                     return Err(err(
                         span,
                         &format!("task `{task_name}` has an empty command"),
@@ -236,19 +400,19 @@ impl Graph {
             };
             let mut outputs = Vec::new();
             let mut seen = BTreeSet::new();
-            for out in &task.outputs {
-                let path = checked_path(
-                    &source,
-                    run_dir,
-                    out.get_ref(),
-                    out.span(),
-                    task_name,
-                    "output",
-                )?;
-                if is_glob(out.get_ref()) {
+            let declared: &[Spanned<String>] = if entry.placeholder.is_some() {
+                &[]
+            } else {
+                &task.outputs
+            };
+            for out in declared {
+                let rendered = render(out.get_ref(), out.span())?;
+                let path =
+                    checked_path(&source, run_dir, &rendered, out.span(), task_name, "output")?;
+                if is_glob(&rendered) {
                     return Err(err(
                         out.span(),
-                        &format!("output `{}` is a glob pattern", out.get_ref()),
+                        &format!("output `{rendered}` is a glob pattern"),
                     )
                     .hint("name each output file; globs are allowed only for source inputs"));
                 }
@@ -288,7 +452,7 @@ impl Graph {
             tasks.push(Task {
                 id,
                 name: task_name.clone(),
-                name_span: name.span(),
+                name_span: name_span.clone(),
                 inputs: Vec::new(),
                 outputs,
                 deps: Vec::new(),
@@ -299,14 +463,61 @@ impl Graph {
             });
         }
 
+        // Fan-out groups, by task name: their instances (or placeholder).
+        for group in fanout_names.values_mut() {
+            group.ids = group
+                .names
+                .iter()
+                .filter_map(|n| by_name.get(n).copied())
+                .collect();
+        }
         // Second pass: inputs (with globs), `after`, edges.
-        for (id, (name, task)) in entries.iter().enumerate() {
-            let task_name = name.get_ref();
+        for (id, entry) in entries.iter().enumerate() {
+            let task = entry.def;
+            let task_name = &entry.name;
+            let vars = entry.vars.as_ref();
             let mut inputs: Vec<Input> = Vec::new();
             let mut seen = BTreeSet::new();
             let mut deps = BTreeSet::new();
-            for raw in &task.inputs {
-                let pattern = raw.get_ref();
+            // A placeholder waits for its list file only.
+            let list_input: Vec<Spanned<String>>;
+            let declared: &[Spanned<String>] = match (&entry.placeholder, &task.foreach) {
+                (Some(list), Some(f)) => {
+                    list_input = vec![Spanned::new(f.span(), list.clone())];
+                    &list_input
+                }
+                _ => &task.inputs,
+            };
+            for raw in declared {
+                let rendered = match vars {
+                    None => raw.get_ref().clone(),
+                    Some(vars) => fanout::render_field(raw.get_ref(), vars)
+                        .map_err(|m| err(raw.span(), &format!("task `{task_name}`: {m}")))?,
+                };
+                let pattern = rendered.as_str();
+                // Naming a fan-out task means all of its instance outputs,
+                // in item order.
+                if let Some(group) = fanout_names.get(pattern) {
+                    if group.ids.contains(&id) {
+                        return Err(err(
+                            raw.span(),
+                            &format!("task `{task_name}` reads its own fan-out `{pattern}`"),
+                        ));
+                    }
+                    for &member in &group.ids {
+                        deps.insert(member);
+                        for out in &tasks[member].outputs {
+                            if seen.insert(out.path.clone()) {
+                                inputs.push(Input {
+                                    path: out.path.clone(),
+                                    producer: Some(member),
+                                    span: raw.span(),
+                                });
+                            }
+                        }
+                    }
+                    continue;
+                }
                 // A name with glob characters that exists, or that a task
                 // produces, is taken literally (`data[1].txt`).
                 let literal = rundir::normalize(pattern).is_ok_and(|p| {
@@ -363,6 +574,10 @@ impl Graph {
                 }
             }
             for after in &task.after {
+                if let Some(group) = fanout_names.get(after.get_ref()) {
+                    deps.extend(group.ids.iter().copied().filter(|&m| m != id));
+                    continue;
+                }
                 match by_name.get(after.get_ref()) {
                     Some(&p) if p == id => {
                         return Err(err(
@@ -401,7 +616,8 @@ impl Graph {
             model_override,
         };
         for &id in &prompt_tasks {
-            let (name, def) = entries[id];
+            let entry = &entries[id];
+            let def = entry.def;
             let template = match (&def.prompt, &def.prompt_file) {
                 (Some(p), _) => (p.get_ref().clone(), source.display.to_string(), p.span()),
                 (None, Some(f)) => {
@@ -413,11 +629,12 @@ impl Graph {
             let inputs: Vec<String> = tasks[id].inputs.iter().map(|i| i.path.clone()).collect();
             let spec = llm_config::resolve_prompt(
                 &prompt_ctx,
-                name.get_ref(),
-                name.span(),
+                &entry.name,
+                entry.name_span.clone(),
                 def,
                 template,
                 &inputs,
+                entry.vars.clone().unwrap_or_default(),
             )?;
             // Sampling parameters of the model the file names, not of an
             // override: switching models does not re-run finished tasks.
@@ -430,9 +647,19 @@ impl Graph {
             tasks[id].fingerprint = llm_config::prompt_fingerprint(&spec, named);
             tasks[id].action = Action::Prompt(Box::new(spec));
         }
-        for task in &mut tasks {
-            if let Action::Command(_) = task.action {
+        for (task, entry) in tasks.iter_mut().zip(&entries) {
+            if !matches!(task.action, Action::Prompt(_)) {
                 task.fingerprint = fingerprint(&task.action);
+            }
+            // An instance is also what its item is.
+            if let Some(vars) = &entry.vars {
+                let mut fp = Fingerprint::new("instance");
+                fp.field("task", task.fingerprint.as_bytes());
+                fp.field(
+                    "vars",
+                    serde_json::to_string(vars).unwrap_or_default().as_bytes(),
+                );
+                task.fingerprint = fp.finish();
             }
         }
 
@@ -455,11 +682,33 @@ impl Graph {
             producers,
             order,
             models,
+            fanouts: fanout_names
+                .into_iter()
+                .map(|(name, g)| {
+                    (
+                        name,
+                        FanoutGroup {
+                            members: g.ids,
+                            placeholder: g.placeholder,
+                            list: g.list,
+                        },
+                    )
+                })
+                .collect(),
         })
     }
 
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.by_name.get(name).map(|&id| &self.tasks[id])
+    }
+
+    /// The tasks a name on the command line means: one task or instance
+    /// (`wbs3[7]`), or every instance of a fan-out task (`wbs3`).
+    pub fn named(&self, name: &str) -> Option<Vec<TaskId>> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Some(vec![id]);
+        }
+        self.fanouts.get(name).map(|g| g.members.clone())
     }
 
     /// The tasks `roots` need, transitively, including the roots.
@@ -490,8 +739,8 @@ impl Graph {
     pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
         let mut ids = Vec::new();
         for target in targets {
-            if let Some(&id) = self.by_name.get(target) {
-                ids.push(id);
+            if let Some(found) = self.named(target) {
+                ids.extend(found);
                 continue;
             }
             if let Ok(path) = rundir::normalize(target) {

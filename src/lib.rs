@@ -11,6 +11,7 @@ pub mod clean;
 pub mod cli;
 pub mod command;
 pub mod error;
+pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
 pub mod interrupt;

@@ -90,6 +90,10 @@ pub struct TaskDef {
     pub model: Option<Spanned<String>>,
     /// How often a model is re-asked after an invalid answer.
     pub retries: Option<Spanned<i64>>,
+    /// One instance per item of a JSON list.
+    pub foreach: Option<Spanned<crate::fanout::ForeachDef>>,
+    /// One instance per combination of these values.
+    pub matrix: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     pub timeout: Option<Spanned<toml::Value>>,
 }
 

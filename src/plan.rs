@@ -38,6 +38,8 @@ pub enum Reason {
     InputChanged(String),
     /// A task it depends on will run first; it may turn out up to date.
     Upstream(String),
+    /// A `foreach` placeholder: expands once its list file is built.
+    AwaitsList(String),
 }
 
 impl fmt::Display for Reason {
@@ -55,6 +57,7 @@ impl fmt::Display for Reason {
             Reason::InputRemoved(p) => write!(f, "input {p} removed"),
             Reason::InputChanged(p) => write!(f, "input {p} changed"),
             Reason::Upstream(t) => write!(f, "upstream {t} will re-run"),
+            Reason::AwaitsList(l) => write!(f, "expands when {l} is built"),
         }
     }
 }
@@ -85,6 +88,9 @@ impl Checker<'_> {
     pub fn check(&self, id: TaskId) -> Result<Check> {
         let task = &self.graph.tasks[id];
         let root = self.run_dir.root();
+        if let crate::graph::Action::Expand(list) = &task.action {
+            return Ok(Check::Stale(Reason::AwaitsList(list.clone())));
+        }
         let from_sidecar = |fallback: Reason| match self.store.last_status(self.run_dir, &task.name)
         {
             Some(s) if s.state == TaskState::Failed => Reason::FailedLastTime(

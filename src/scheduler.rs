@@ -214,7 +214,7 @@ mod tests {
             text.into(),
         )
         .unwrap();
-        let g = Graph::resolve(&p, &RunDir::open(dir.path()).unwrap(), None).unwrap();
+        let g = Graph::resolve(&p, &RunDir::open(dir.path()).unwrap(), None, &|_| true).unwrap();
         (dir, g)
     }
 

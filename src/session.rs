@@ -75,6 +75,7 @@ impl Session {
                 &pipeline,
                 &run_dir,
                 model_source.as_ref().map(|(_, m)| m.as_str()),
+                &|_| true,
             );
             let store = store
                 .join()
@@ -90,6 +91,18 @@ impl Session {
             graph,
             store,
         })
+    }
+
+    /// Resolves the graph again, expanding only the `foreach` tasks that
+    /// `expand` allows (and whose list file exists).
+    pub fn re_resolve(&mut self, expand: &dyn Fn(&str) -> bool) -> Result<()> {
+        self.graph = Graph::resolve(
+            &self.pipeline,
+            &self.run_dir,
+            self.model_source.as_ref().map(|(_, m)| m.as_str()),
+            expand,
+        )?;
+        Ok(())
     }
 
     /// Remembers the pipeline file for later commands in this run directory.

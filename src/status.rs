@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::cli::{Cli, StatusArgs};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::{Checker, Plan, Reason};
 use crate::printer::Printer;
 use crate::session::Session;
@@ -95,18 +95,84 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
         printer.data(&text);
         return Ok(());
     }
-    let width = lines.iter().map(|l| l.task.len()).max().unwrap_or(0);
-    for line in &lines {
-        let detail = match line.state {
-            "stale" => format!("stale: {}", line.reason.as_deref().unwrap_or("")),
-            "failed" => format!("failed: {}", line.error.as_deref().unwrap_or("")),
-            "running" => format!("running (pid {})", line.pid.unwrap_or(0)),
-            "never-built" => "never built".to_string(),
-            other => other.to_string(),
-        };
-        printer.data(&format!("{:width$}  {detail}", line.task));
+    // A fan-out shows as one line with progress, unless asked for by name.
+    let mut shown: Vec<(String, String)> = Vec::new();
+    let mut groups: std::collections::BTreeMap<&str, Vec<&TaskLine>> = Default::default();
+    let selected = |line: &TaskLine| match &args.task {
+        None => true,
+        Some(t) => {
+            *t == line.task
+                || crate::fanout::split_instance(&line.task).map(|(b, _)| b) == Some(t.as_str())
+        }
+    };
+    for line in lines.iter().filter(|l| selected(l)) {
+        let base = crate::fanout::split_instance(&line.task)
+            .map(|(b, _)| b)
+            .or_else(|| {
+                graph
+                    .fanouts
+                    .get(line.task.as_str())
+                    .map(|_| line.task.as_str())
+            });
+        match base {
+            Some(base) if args.task.as_deref() != Some(base) => {
+                let group = groups.entry(base).or_default();
+                if group.is_empty() {
+                    shown.push((base.to_string(), String::new()));
+                }
+                group.push(line);
+            }
+            _ => shown.push((line.task.clone(), detail(line))),
+        }
+    }
+    if let Some(t) = &args.task {
+        if shown.is_empty() && !groups.contains_key(t.as_str()) {
+            return Err(Error::usage(format!("unknown task `{t}`"))
+                .hint("run `planexe status` to list tasks"));
+        }
+    }
+    for (name, text) in &mut shown {
+        if let Some(group) = groups.get(name.as_str()) {
+            *text = group_detail(graph, name, group);
+        }
+    }
+    let width = shown.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, text) in &shown {
+        printer.data(&format!("{name:width$}  {text}"));
     }
     Ok(())
+}
+
+fn detail(line: &TaskLine) -> String {
+    match line.state {
+        "stale" => format!("stale: {}", line.reason.as_deref().unwrap_or("")),
+        "failed" => format!("failed: {}", line.error.as_deref().unwrap_or("")),
+        "running" => format!("running (pid {})", line.pid.unwrap_or(0)),
+        "never-built" => "never built".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `17/42 done, 1 failed, 2 running`, or the placeholder's reason.
+fn group_detail(graph: &crate::graph::Graph, name: &str, lines: &[&TaskLine]) -> String {
+    if graph.fanouts.get(name).is_some_and(|g| g.placeholder) {
+        return lines.first().map(|l| detail(l)).unwrap_or_default();
+    }
+    let count = |state: &str| lines.iter().filter(|l| l.state == state).count();
+    let mut text = format!("{}/{} done", count("done"), lines.len());
+    for (state, label) in [
+        ("failed", "failed"),
+        ("running", "running"),
+        ("stopped", "stopped"),
+        ("stale", "stale"),
+        ("never-built", "never built"),
+    ] {
+        let n = count(state);
+        if n > 0 {
+            text.push_str(&format!(", {n} {label}"));
+        }
+    }
+    text
 }
 
 fn alive(pid: u32) -> bool {

@@ -15,8 +15,8 @@ pub fn touch(cli: &Cli, args: &TouchArgs, printer: &Printer) -> Result<()> {
     let stamper = Stamper::default();
     let mut ids = Vec::new();
     for name in &args.tasks {
-        match session.graph.task(name) {
-            Some(t) => ids.push(t.id),
+        match session.graph.named(name) {
+            Some(found) => ids.extend(found),
             None => {
                 return Err(Error::usage(format!("unknown task `{name}`"))
                     .hint("run `planexe status` to list tasks"))

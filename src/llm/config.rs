@@ -98,6 +98,8 @@ pub struct PromptSpec {
     /// The model asked first (index into the graph's models).
     pub model: usize,
     pub retries: u32,
+    /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
+    pub vars: crate::fanout::Vars,
 }
 
 fn duration(
@@ -272,6 +274,7 @@ pub fn resolve_prompt(
     task: &TaskDef,
     template: (String, String, Range<usize>),
     inputs: &[String],
+    vars: crate::fanout::Vars,
 ) -> Result<PromptSpec> {
     let pipeline = ctx.pipeline;
     let source = pipeline.source();
@@ -372,7 +375,7 @@ pub fn resolve_prompt(
             },
         };
 
-    check_template(&template, inputs, task_name).map_err(|(line, m)| {
+    check_template(&template, inputs, task_name, &vars).map_err(|(line, m)| {
         let place = format!("{template_origin}, template line {line}");
         Error::pipeline(source.diagnostic(
             template_span.clone(),
@@ -381,7 +384,7 @@ pub fn resolve_prompt(
         .hint("templates see `inputs` (a map from each input path to its contents) and `task` (the task name)")
     })?;
     if let Some(system) = &task.system {
-        check_template(system.get_ref(), inputs, task_name).map_err(|(line, m)| {
+        check_template(system.get_ref(), inputs, task_name, &vars).map_err(|(line, m)| {
             err(
                 system.span(),
                 &format!("system text of task `{task_name}`, template line {line}: {m}"),
@@ -397,6 +400,7 @@ pub fn resolve_prompt(
         format,
         model,
         retries,
+        vars,
     })
 }
 
@@ -436,18 +440,30 @@ pub fn environment() -> minijinja::Environment<'static> {
     env
 }
 
-/// Renders a template with the task's inputs.
+/// Renders a template with the task's inputs (and, for a fan-out
+/// instance, its variables).
 pub fn render(
     template: &str,
     inputs: &std::collections::BTreeMap<String, String>,
     task: &str,
+    vars: &crate::fanout::Vars,
 ) -> std::result::Result<String, String> {
     let env = environment();
-    env.render_str(
-        template,
-        minijinja::context! { inputs => inputs, task => task },
-    )
-    .map_err(|e| describe(&e).1)
+    env.render_str(template, context(inputs, task, vars))
+        .map_err(|e| describe(&e).1)
+}
+
+fn context<V: serde::Serialize>(
+    inputs: &std::collections::BTreeMap<String, V>,
+    task: &str,
+    vars: &crate::fanout::Vars,
+) -> minijinja::Value {
+    let base = minijinja::context! { inputs => inputs, task => task };
+    if vars.is_empty() {
+        base
+    } else {
+        minijinja::context! { ..base, ..minijinja::Value::from_serialize(vars) }
+    }
 }
 
 fn describe(e: &minijinja::Error) -> (usize, String) {
@@ -466,16 +482,14 @@ fn check_template(
     template: &str,
     inputs: &[String],
     task: &str,
+    vars: &crate::fanout::Vars,
 ) -> std::result::Result<(), (usize, String)> {
     let map: std::collections::BTreeMap<String, String> =
         inputs.iter().map(|p| (p.clone(), String::new())).collect();
     let env = environment();
-    env.render_str(
-        template,
-        minijinja::context! { inputs => map, task => task },
-    )
-    .map(|_| ())
-    .map_err(|e| describe(&e))
+    env.render_str(template, context(&map, task, vars))
+        .map(|_| ())
+        .map_err(|e| describe(&e))
 }
 
 /// Reads `prompt_file` relative to the pipeline's folder.

@@ -251,13 +251,14 @@ impl Llm {
             attempts: Vec::new(),
             usage: Usage::default(),
         };
-        let rendered = config::render(&spec.template, inputs, task).and_then(|prompt| {
-            let system = match &spec.system {
-                Some(s) => Some(config::render(s, inputs, task)?),
-                None => None,
-            };
-            Ok((prompt, system))
-        });
+        let rendered =
+            config::render(&spec.template, inputs, task, &spec.vars).and_then(|prompt| {
+                let system = match &spec.system {
+                    Some(s) => Some(config::render(s, inputs, task, &spec.vars)?),
+                    None => None,
+                };
+                Ok((prompt, system))
+            });
         let (prompt, system) = match rendered {
             Ok(r) => r,
             Err(m) => {

@@ -6,6 +6,7 @@ mod llm_server;
 mod build;
 mod clean_touch_status;
 mod examples;
+mod fanout;
 mod llm;
 mod man;
 mod refusals;
