@@ -7,13 +7,14 @@
 //! outputs of the last good run are put back, so a failed re-run never
 //! destroys earlier good work and never leaves a half-written file in place.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cli::{BuildArgs, Cli};
 use crate::command::{self, Exit, Watchdog};
 use crate::error::{Error, Result};
+use crate::events::{Event, Events};
 use crate::graph::{Action, Graph, TaskId};
 use crate::interrupt::Interrupt;
 use crate::llm::config::PromptSpec;
@@ -26,6 +27,7 @@ use crate::scheduler::{self, Hooks, Outcome, Runner};
 use crate::session::{ModelSourceKind, Session};
 use crate::stamp::{CheckMode, Stamper};
 use crate::state::{self, StateStore, Status, TaskError, TaskState};
+use crate::trace::Trace;
 
 /// How many lines of a failed task's output to show.
 const TAIL_LINES: usize = 15;
@@ -61,12 +63,73 @@ pub fn build(
     // A build runs in phases only when `foreach` tasks wait for their list
     // file: once a phase has built it, the graph grows and the next phase
     // runs the new instances.
+    let observers = (!read_only).then(|| Observers {
+        events: Events::start(
+            &session.run_dir.state_dir(),
+            session.run_dir.root(),
+            &session.graph.hooks,
+        ),
+        trace: Trace::open(&session.run_dir.state_dir()),
+        started: std::cell::Cell::new(false),
+    });
     let mut ran_before: HashSet<String> = HashSet::new();
     let mut phase = 0;
-    while build_phase(session, args, printer, interrupt, phase, &mut ran_before)? {
-        phase += 1;
+    let result = loop {
+        match build_phase(
+            session,
+            args,
+            printer,
+            interrupt,
+            phase,
+            &mut ran_before,
+            observers.as_ref(),
+        ) {
+            Ok(true) => phase += 1,
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    if let Some(obs) = observers {
+        if obs.started.get() {
+            let name = match &result {
+                Ok(()) => "pipeline.completed",
+                Err(Error::Interrupted) => "pipeline.stopped",
+                Err(_) => "pipeline.failed",
+            };
+            let mut event = Event::new(name, None, session.run_dir.root());
+            if let Err(e) = &result {
+                event.error_summary = Some(e.to_string());
+            }
+            obs.events.emit(event);
+            let summary = crate::summary::build(
+                &session.graph,
+                &session.store,
+                &session.run_dir,
+                session.run.as_ref(),
+                &session.pipeline.path.display().to_string(),
+            );
+            if !summary.warnings.is_empty() {
+                printer.warn(&format!(
+                    "completed with warnings: {}",
+                    summary.warnings.join("; ")
+                ));
+            }
+            crate::summary::write(&summary, &session.run_dir)?;
+        }
+        for warning in obs.events.finish() {
+            printer.warn(&warning);
+        }
     }
-    Ok(())
+    result
+}
+
+/// Event log, hooks and trace of one build (not of dry runs).
+struct Observers {
+    events: Events,
+    trace: Trace,
+    /// Whether `pipeline.started` was sent (a build that runs nothing sends
+    /// no events).
+    started: std::cell::Cell<bool>,
 }
 
 /// `foreach` tasks whose list file will be rebuilt by this build: they must
@@ -156,6 +219,7 @@ fn build_phase(
     interrupt: &Interrupt,
     phase: usize,
     ran_before: &mut HashSet<String>,
+    observers: Option<&Observers>,
 ) -> Result<bool> {
     let read_only = args.dry_run || args.question;
     if phase > 0 || !session.graph.fanouts.is_empty() {
@@ -373,6 +437,14 @@ fn build_phase(
         llm: llm.as_ref(),
     };
     printer.begin(to_run.len());
+    if let Some(obs) = observers {
+        if !obs.started.replace(true) {
+            obs.events
+                .emit(Event::new("pipeline.started", None, session.run_dir.root()));
+            obs.trace
+                .name_build(&format!("planexe build (pid {})", std::process::id()));
+        }
+    }
     let mut hooks = BuildHooks {
         graph,
         run_dir: &session.run_dir,
@@ -383,6 +455,9 @@ fn build_phase(
         interrupt,
         llm: llm.as_ref(),
         error: None,
+        observers,
+        lanes: Vec::new(),
+        lane_of: HashMap::new(),
     };
     let summary = scheduler::run(
         graph,
@@ -492,6 +567,54 @@ fn build_phase(
         ran_before.insert(graph.tasks[t].name.clone());
     }
     Ok(again)
+}
+
+/// Sends a task's end to the event log, the hooks and the trace.
+fn observe_finish(obs: &Observers, run_dir: &RunDir, status: &Status, lane: Option<usize>) {
+    let name = match status.state {
+        TaskState::Done => "task.completed",
+        TaskState::Stopped => "task.stopped",
+        _ => "task.failed",
+    };
+    let mut event = Event::new(name, Some(&status.task), run_dir.root());
+    event.attempt = Some(status.attempt.max(1));
+    event.model = status.model.clone();
+    event.duration_ms = status.duration_ms;
+    if let Some(e) = &status.error {
+        event.error_summary = Some(format!(
+            "{}: {}",
+            e.kind,
+            crate::plan::first_line(&e.message)
+        ));
+        event.error_id = e.error_id.clone();
+    }
+    obs.events.emit(event);
+    let lane = lane.unwrap_or(0);
+    if let (Some(start), Some(ms)) = (
+        status.started_at.as_deref().and_then(crate::trace::micros),
+        status.duration_ms,
+    ) {
+        obs.trace.span(
+            &status.task,
+            "task",
+            lane,
+            start,
+            ms as i64 * 1000,
+            serde_json::json!({"state": status.state.as_str(), "error": status.error.as_ref().map(|e| &e.message)}),
+        );
+    }
+    for a in &status.attempts {
+        if let Some(start) = crate::trace::micros(&a.started_at) {
+            obs.trace.span(
+                &format!("{} #{}", a.model, a.attempt),
+                "llm",
+                lane,
+                start,
+                a.duration_ms as i64 * 1000,
+                serde_json::json!({"outcome": a.outcome, "error_id": a.error_id}),
+            );
+        }
+    }
 }
 
 /// Task counts for the run record.
@@ -909,6 +1032,10 @@ struct BuildHooks<'a> {
     llm: Option<&'a Llm>,
     /// The first failure of planexe's own bookkeeping (not of a task).
     error: Option<Error>,
+    observers: Option<&'a Observers>,
+    /// Trace lanes: which task occupies each.
+    lanes: Vec<Option<TaskId>>,
+    lane_of: HashMap<TaskId, usize>,
 }
 
 impl BuildHooks<'_> {
@@ -960,6 +1087,21 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         let r = self.store.write_status(self.run_dir, &status);
         self.keep(r);
         self.printer.task_started(&task.name);
+        if let Some(obs) = self.observers {
+            let mut event = Event::new("task.started", Some(&task.name), self.run_dir.root());
+            event.attempt = Some(1);
+            obs.events.emit(event);
+            let lane = match self.lanes.iter().position(Option::is_none) {
+                Some(free) => free,
+                None => {
+                    self.lanes.push(None);
+                    obs.trace.name_lane(self.lanes.len() - 1);
+                    self.lanes.len() - 1
+                }
+            };
+            self.lanes[lane] = Some(t);
+            self.lane_of.insert(t, lane);
+        }
     }
 
     fn finished(&mut self, t: TaskId, result: RunResult) -> Outcome {
@@ -968,6 +1110,14 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         self.keep(r);
         for (path, stamp) in &result.status.outputs {
             self.stamper.remember(path, stamp);
+        }
+        if let Some(obs) = self.observers {
+            observe_finish(
+                obs,
+                self.run_dir,
+                &result.status,
+                self.lane_of.remove(&t).inspect(|&l| self.lanes[l] = None),
+            );
         }
         match result.status.state {
             TaskState::Done => {

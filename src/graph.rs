@@ -91,6 +91,8 @@ pub struct Graph {
     pub models: Vec<ModelConfig>,
     /// Fan-out tasks by name.
     pub fanouts: BTreeMap<String, FanoutGroup>,
+    /// `[[hooks]]`, checked.
+    pub hooks: Vec<crate::events::HookDef>,
 }
 
 /// The tasks a fan-out expanded into.
@@ -297,6 +299,13 @@ impl Graph {
         let (entries, mut fanout_names) = expand_fanouts(&source, run_dir, &sorted, expand)?;
 
         let (models, model_index) = llm_config::resolve_models(pipeline)?;
+        let hook_defs: Vec<crate::events::HookDef> =
+            def.hooks.iter().map(|h| h.get_ref().clone()).collect();
+        let hooks = crate::events::resolve_hooks(&hook_defs).map_err(|m| {
+            let span = def.hooks.first().map_or(0..0, |h| h.span());
+            err(span, &m)
+                .hint("[[hooks]] takes `url` or `command`, and optionally `events` and `format`")
+        })?;
         let mut prompt_tasks = Vec::new();
         let mut tasks = Vec::with_capacity(entries.len());
         let mut by_name = HashMap::with_capacity(entries.len());
@@ -682,6 +691,7 @@ impl Graph {
             producers,
             order,
             models,
+            hooks,
             fanouts: fanout_names
                 .into_iter()
                 .map(|(name, g)| {

@@ -11,6 +11,7 @@ pub mod clean;
 pub mod cli;
 pub mod command;
 pub mod error;
+pub mod events;
 pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
@@ -26,7 +27,9 @@ pub mod session;
 pub mod stamp;
 pub mod state;
 pub mod status;
+pub mod summary;
 pub mod touch;
+pub mod trace;
 
 use std::ffi::OsString;
 

@@ -25,6 +25,9 @@ pub struct PipelineDef {
     pub models: BTreeMap<Spanned<String>, ModelDef>,
     #[serde(default)]
     pub tasks: BTreeMap<Spanned<String>, TaskDef>,
+    /// `[[hooks]]`: where events are pushed.
+    #[serde(default)]
+    pub hooks: Vec<Spanned<crate::events::HookDef>>,
 }
 
 /// `[pipeline]`: settings for the whole pipeline.

@@ -49,6 +49,9 @@ pub struct Usage {
 pub struct AttemptRecord {
     pub model: String,
     pub attempt: u32,
+    /// When the call started (RFC 3339).
+    #[serde(default)]
+    pub started_at: String,
     pub duration_ms: u64,
     /// `ok` or the `error_type`.
     pub outcome: String,
@@ -398,6 +401,7 @@ impl Llm {
             }
             progress.deltas.store(0, Ordering::Relaxed);
             let started = Instant::now();
+            let started_at = crate::state::now_rfc3339();
             let outcome = self.call_detached(call_spec, permit, progress, until)?;
             let duration_ms = started.elapsed().as_millis() as u64;
 
@@ -472,6 +476,7 @@ impl Llm {
             result.attempts.push(AttemptRecord {
                 model: model.name.clone(),
                 attempt: *attempt_no,
+                started_at,
                 duration_ms,
                 outcome: error_type.map_or("ok", ErrorType::as_str).to_string(),
                 error_id: error_id.clone(),

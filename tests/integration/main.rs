@@ -9,6 +9,7 @@ mod examples;
 mod fanout;
 mod llm;
 mod man;
+mod observe;
 mod refusals;
 mod resume;
 mod running;

@@ -1,0 +1,183 @@
+//! Seeing a run without reading logs: events, hooks, trace, summary.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn events(p: &Project) -> Vec<serde_json::Value> {
+    p.read(".planexe/events.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const TWO: &str = r#"
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+[tasks.bad]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "echo 'out of cheese' >&2; exit 2"
+"#;
+
+#[test]
+fn events_are_appended_as_things_happen() {
+    let p = Project::new(TWO);
+    p.build().code(1);
+    let names: Vec<String> = events(&p)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["task"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "pipeline.started -",
+            "task.started a",
+            "task.completed a",
+            "task.started bad",
+            "task.failed bad",
+            "pipeline.failed -"
+        ]
+    );
+    let failed = &events(&p)[4];
+    for key in [
+        "event",
+        "task",
+        "run_dir",
+        "timestamp_utc",
+        "attempt",
+        "model",
+        "duration_ms",
+        "error_summary",
+        "error_id",
+    ] {
+        assert!(failed.get(key).is_some(), "{key} missing in {failed}");
+    }
+    assert_eq!(failed["error_summary"], "exit: exit status 2");
+    // A build with nothing to do sends nothing.
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+    );
+    p.build().ok();
+    assert_eq!(events(&p).len(), 6);
+}
+
+#[test]
+fn command_hooks_get_the_event_on_stdin() {
+    let p = Project::new(&format!(
+        "[[hooks]]\ncommand = \"cat >> hook.log; echo >> hook.log\"\nevents = [\"task.*\"]\n{TWO}"
+    ));
+    p.build().code(1);
+    let lines: Vec<serde_json::Value> = p
+        .read("hook.log")
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "task.started",
+            "task.completed",
+            "task.started",
+            "task.failed"
+        ]
+    );
+}
+
+#[test]
+fn webhooks_in_each_format() {
+    let server = Server::start();
+    server.default_reply(json(200, serde_json::json!({})));
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{0}/json\"\nevents = [\"pipeline.failed\"]\n[[hooks]]\nurl = \"{0}/discord\"\nformat = \"discord\"\nevents = [\"task.failed\"]\n[[hooks]]\nurl = \"{0}/slack\"\nformat = \"slack\"\nevents = [\"task.failed\"]\n{TWO}",
+        server.url
+    ));
+    p.build().code(1);
+    let mut got: Vec<(String, serde_json::Value)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.json()))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(
+        got[0].1["content"]
+            .as_str()
+            .unwrap()
+            .contains("bad: task.failed"),
+        "{got:?}"
+    );
+    assert_eq!(got[1].1["event"], "pipeline.failed");
+    assert!(
+        got[2].1["text"].as_str().unwrap().contains("exit status 2"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_hanging_or_failing_webhook_never_holds_a_build_and_its_url_stays_secret() {
+    let hanging = Server::start();
+    hanging.default_reply(Reply::Hang);
+    let failing = Server::start();
+    failing.default_reply(json(500, serde_json::json!({})));
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{}/hook/SECRETTOKEN1\"\n[[hooks]]\nurl = \"{}/hook/SECRETTOKEN2\"\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+        hanging.url, failing.url
+    ));
+    let started = Instant::now();
+    let run = p.build();
+    run.ok();
+    // The hanging endpoint holds each request for 30 s; the build does not
+    // wait for it (a generous bound, not a speed target).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the build waited for a webhook"
+    );
+    assert!(!hanging.requests().is_empty());
+    assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+    assert!(!p.read(".planexe/events.jsonl").contains("SECRETTOKEN"));
+}
+
+#[test]
+fn the_trace_and_the_summary() {
+    let p = Project::new(&format!(
+        "{TWO}\n[tasks.empty]\noutputs = [\"e.txt\"]\ncommand = \": > e.txt\"\n"
+    ));
+    p.run(&["build", "-k"])
+        .code(1)
+        .stderr_has("completed with warnings: empty: output e.txt is empty");
+    let text = p.read(".planexe/trace.json");
+    let trace: Vec<serde_json::Value> =
+        serde_json::from_str(&format!("{}]", text.trim_end().trim_end_matches(','))).unwrap();
+    let spans: Vec<&str> = trace
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(spans.len(), 3, "{spans:?}");
+    assert!(trace.iter().all(|e| e["pid"].is_u64()));
+    let summary: serde_json::Value =
+        serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["counts"]["done"], 2);
+    assert_eq!(summary["counts"]["failed"], 1);
+    assert_eq!(summary["outcome"], "failed");
+    let bad = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "bad")
+        .unwrap();
+    assert_eq!(bad["error_kind"], "exit");
+    assert_eq!(summary["warnings"][0], "empty: output e.txt is empty");
+}
