@@ -617,6 +617,18 @@ fn observe_finish(obs: &Observers, run_dir: &RunDir, status: &Status, lane: Opti
     }
 }
 
+/// The text `explain` diffs: a command, or a prompt task's templates.
+pub fn definition(action: &Action) -> Option<String> {
+    match action {
+        Action::Command(c) => Some(c.clone()),
+        Action::Prompt(p) => Some(match &p.system {
+            Some(system) => format!("system: {system}\nprompt: {}", p.template),
+            None => p.template.clone(),
+        }),
+        Action::Expand(_) => None,
+    }
+}
+
 /// Task counts for the run record.
 fn counts(graph: &Graph, plan: &Plan, summary: Option<&scheduler::Summary>) -> run::Counts {
     let fresh = (0..graph.tasks.len())
@@ -752,6 +764,7 @@ impl Runner for TaskRunner<'_> {
         let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
         status.started_at = Some(state::now_rfc3339());
         status.attempt = 1;
+        status.definition = definition(&task.action);
         let error = self.attempt(t, &mut status);
         status.finished_at = Some(state::now_rfc3339());
         let elapsed = start.elapsed();

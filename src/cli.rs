@@ -43,6 +43,13 @@ pub enum Command {
     Touch(TouchArgs),
     /// Show each task's state: done, stale (why), failed, running, never built
     Status(StatusArgs),
+    /// Wait until the build running in this directory ends, then print the
+    /// status (exit 0 completed, 1 failed, 130 stopped, 124 timed out)
+    Wait(WaitArgs),
+    /// Say why a task is or is not stale: stamps, definition, upstream
+    Explain(ExplainArgs),
+    /// Print the task graph, each task coloured by its state
+    Graph(GraphArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -114,6 +121,38 @@ pub struct TouchArgs {
     /// Tasks to mark as done
     #[arg(value_name = "TASK", required = true)]
     pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Give up after this long ("90s", "10m", "1h"), with exit status 124
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The task (or fan-out instance) to explain
+    #[arg(value_name = "TASK")]
+    pub task: String,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckMode::Content, value_name = "MODE")]
+    pub check: CheckMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
 }
 
 #[derive(Debug, Args)]

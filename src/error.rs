@@ -15,6 +15,8 @@ pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit status: interrupted by SIGINT or SIGTERM.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status: `wait --timeout` ran out.
+pub const EXIT_TIMEOUT: i32 = 124;
 
 /// A failure that ends a planexe command.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,10 @@ pub enum Error {
     /// SIGINT or SIGTERM arrived.
     #[error("interrupted")]
     Interrupted,
+    /// A command that reports an outcome through its exit status alone
+    /// (`wait`); already printed.
+    #[error("exit status {0}")]
+    Outcome(i32),
 }
 
 impl Error {
@@ -80,12 +86,16 @@ impl Error {
             Error::Io(_) => EXIT_USAGE,
             Error::TasksFailed { .. } | Error::NotUpToDate => EXIT_FAILED,
             Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Outcome(code) => *code,
         }
     }
 
     /// Whether `run` should print the error (some were already reported).
     pub fn is_silent(&self) -> bool {
-        matches!(self, Error::NotUpToDate | Error::Interrupted)
+        matches!(
+            self,
+            Error::NotUpToDate | Error::Interrupted | Error::Outcome(_)
+        )
     }
 }
 

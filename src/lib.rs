@@ -12,6 +12,7 @@ pub mod cli;
 pub mod command;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
@@ -86,6 +87,9 @@ fn dispatch(cli: &Cli, printer: &mut Printer) -> Result<(), Error> {
         Command::Clean(args) => clean::clean(cli, args, printer),
         Command::Touch(args) => touch::touch(cli, args, printer),
         Command::Status(args) => status::status(cli, args, printer),
+        Command::Wait(args) => status::wait(cli, args, printer),
+        Command::Explain(args) => explain::explain(cli, args, printer),
+        Command::Graph(args) => explain::graph(cli, args, printer),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "planexe", &mut std::io::stdout());

@@ -83,6 +83,10 @@ pub struct Status {
     /// Prompt tasks: tokens and cost of the last run.
     #[serde(default)]
     pub usage: Option<crate::llm::Usage>,
+    /// What the task ran: its command, or its prompt template (for
+    /// `explain`). In the sidecar only, not in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
 }
 
 impl Status {
@@ -102,6 +106,7 @@ impl Status {
             model: None,
             attempts: Vec::new(),
             usage: None,
+            definition: None,
         }
     }
 }
@@ -119,10 +124,12 @@ struct LogLine {
 
 impl LogLine {
     fn status(status: &Status) -> LogLine {
+        let mut status = status.clone();
+        status.definition = None;
         LogLine {
             task: status.task.clone(),
             clean: false,
-            status: Some(Box::new(status.clone())),
+            status: Some(Box::new(status)),
         }
     }
 

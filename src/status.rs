@@ -182,3 +182,49 @@ fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
 }
+
+/// `planexe wait`: blocks until the build running in this directory ends
+/// (at once if none runs), prints the status, and exits 0 (completed), 1
+/// (failed), 130 (stopped) or 124 (timed out). Reads `.planexe/run.json`
+/// only; never takes the lock.
+pub fn wait(cli: &Cli, args: &crate::cli::WaitArgs, printer: &Printer) -> Result<()> {
+    let limit = match &args.timeout {
+        None => None,
+        Some(t) => Some(
+            crate::pipeline::parse_timeout(&toml::Value::String(t.clone()))
+                .map_err(|m| Error::usage(format!("--timeout: {m}")))?,
+        ),
+    };
+    let session = Session::open(cli, printer, None)?;
+    let started = std::time::Instant::now();
+    loop {
+        let run = crate::run::RunRecord::load(&session.run_dir);
+        let last = run.as_ref().and_then(|r| r.builds.last().cloned());
+        let running = last
+            .as_ref()
+            .is_some_and(|b| b.outcome == "running" && alive(b.pid));
+        if !running {
+            status(
+                cli,
+                &StatusArgs {
+                    task: None,
+                    json: false,
+                    check: crate::stamp::CheckMode::Content,
+                },
+                printer,
+            )?;
+            return match last.map(|b| b.outcome) {
+                Some(o) if o == "failed" => Err(Error::Outcome(crate::error::EXIT_FAILED)),
+                Some(o) if o == "stopped" || o == "running" => {
+                    Err(Error::Outcome(crate::error::EXIT_INTERRUPTED))
+                }
+                _ => Ok(()),
+            };
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            printer.note("wait: timed out; the build is still running");
+            return Err(Error::Outcome(crate::error::EXIT_TIMEOUT));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

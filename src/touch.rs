@@ -27,6 +27,7 @@ pub fn touch(cli: &Cli, args: &TouchArgs, printer: &Printer) -> Result<()> {
         let task = &session.graph.tasks[id];
         let root = session.run_dir.root();
         let mut status = Status::new(&task.name, TaskState::Done, &task.fingerprint);
+        status.definition = crate::build::definition(&task.action);
         let now = state::now_rfc3339();
         status.started_at = Some(now.clone());
         status.finished_at = Some(now);

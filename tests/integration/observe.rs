@@ -181,3 +181,82 @@ fn the_trace_and_the_summary() {
     assert_eq!(bad["error_kind"], "exit");
     assert_eq!(summary["warnings"][0], "empty: output e.txt is empty");
 }
+
+#[test]
+fn explain_shows_stamps_and_the_changed_definition() {
+    let p = demo();
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &DEMO.replace("cat {inputs} > {outputs}", "cat -- {inputs} > {outputs}"),
+    );
+    p.write_at("notes/b.md", "note B\n", 2_000_000);
+    let run = p.run(&["explain", "report"]);
+    run.ok();
+    let text = run.stdout;
+    assert!(
+        text.starts_with("report: stale: command changed\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- cat {inputs} > {outputs}\n    + cat -- {inputs} > {outputs}"),
+        "{text}"
+    );
+    assert!(text.contains("notes/b.md: changed: recorded 7 B"), "{text}");
+    assert!(text.contains("outline.md [from outline]: same"), "{text}");
+    let fresh = p.run(&["explain", "outline"]);
+    assert!(
+        fresh.stdout.starts_with("outline: up to date\n"),
+        "{}",
+        fresh.stdout
+    );
+    p.run(&["explain", "nope"]).code(2);
+}
+
+#[test]
+fn graph_in_three_formats() {
+    let p = demo();
+    p.run(&["build", "outline"]).ok();
+    let dot = p.run(&["graph"]).stdout;
+    assert!(dot.starts_with("digraph \"demo\" {"), "{dot}");
+    assert!(dot.contains("\"outline\" -> \"report\";"), "{dot}");
+    assert!(
+        dot.contains("\"outline\" [label=\"outline\\ndone\", fillcolor=\"#9be29b\"]"),
+        "{dot}"
+    );
+    let mermaid = p.run(&["graph", "--format", "mermaid"]).stdout;
+    assert!(mermaid.contains("t0 --> t1"), "{mermaid}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["graph", "--format", "json"]).stdout).unwrap();
+    assert_eq!(json["tasks"][1]["state"], "never-built");
+    assert_eq!(json["edges"][0]["from"], "outline");
+}
+
+#[test]
+fn wait_returns_when_the_build_ends_with_its_outcome() {
+    let p = Project::new("[tasks.slow]\noutputs = [\"o\"]\ncommand = \"touch started; while [ ! -e go ]; do sleep 0.05; done; exit 3\"\n");
+    p.run(&["wait"]).ok();
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.exists("started") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.run(&["wait", "--timeout", "1s"]).code(124);
+    let waiter = p
+        .command(&["wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    p.write("go", "");
+    assert_eq!(build.wait().unwrap().code(), Some(1));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("slow  failed: exit status 3"));
+}
