@@ -50,6 +50,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the task graph, each task coloured by its state
     Graph(GraphArgs),
+    /// Write a self-contained HTML report of the run
+    Report(ReportArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -156,6 +158,13 @@ pub struct GraphArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page
+    #[arg(short = 'o', long, value_name = "FILE", default_value = "report.html")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Show only this task; a fan-out task is shown instance by instance
     #[arg(value_name = "TASK")]
@@ -164,6 +173,10 @@ pub struct StatusArgs {
     /// Print JSON (one object, see docs/state.md)
     #[arg(long)]
     pub json: bool,
+
+    /// Call a running build stalled after this long without progress
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub stall_after: String,
 
     /// How a changed file is detected
     #[arg(long, value_enum, default_value_t = CheckMode::Content, value_name = "MODE")]

@@ -21,6 +21,7 @@ pub mod llm;
 pub mod pipeline;
 pub mod plan;
 pub mod printer;
+pub mod report;
 pub mod run;
 pub mod rundir;
 pub mod scheduler;
@@ -90,6 +91,7 @@ fn dispatch(cli: &Cli, printer: &mut Printer) -> Result<(), Error> {
         Command::Wait(args) => status::wait(cli, args, printer),
         Command::Explain(args) => explain::explain(cli, args, printer),
         Command::Graph(args) => explain::graph(cli, args, printer),
+        Command::Report(args) => report::report(cli, args, printer),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "planexe", &mut std::io::stdout());

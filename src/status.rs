@@ -1,6 +1,18 @@
-//! `planexe status`: one line per task (done, stale and why, failed with the
-//! first line of its error, running, never built), or one JSON object with
-//! `--json`. Reads state, changes nothing.
+//! `planexe status [TASK] [--json]`: the run at a glance, read from state
+//! already on disk (run record, state log, sidecars of failed and running
+//! tasks, `usage.jsonl`), without taking the lock, so it works during a
+//! build.
+//!
+//! Text: a header (run directory, pipeline, model, times, run state with
+//! `stalled` when a running build made no progress for `--stall-after`),
+//! then groups in the order FAILED, RUNNING, STOPPED, STALE, PENDING, DONE,
+//! then totals of model calls and quality warnings. A fan-out shows as one
+//! line with progress. `--json` carries the same as a stable document
+//! (docs/state.md). `status TASK` shows one task in full.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -8,29 +20,251 @@ use crate::cli::{Cli, StatusArgs};
 use crate::error::{Error, Result};
 use crate::plan::{Checker, Plan, Reason};
 use crate::printer::Printer;
+use crate::run::RunRecord;
 use crate::session::Session;
 use crate::stamp::Stamper;
-use crate::state::{self, TaskState};
+use crate::state::{self, Status, TaskState};
 
 /// One task in `status --json`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TaskLine {
     pub task: String,
-    /// `done`, `stale`, `failed`, `running`, `stopped` or `never-built`.
+    /// `done`, `stale`, `pending`, `failed`, `running`, `stopped` or
+    /// `never-built`.
     pub state: &'static str,
-    /// Why the task is stale (null when done).
+    /// Why the task would run (null when done or running).
     pub reason: Option<String>,
     /// First line of the error of the last failed run.
     pub error: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_id: Option<String>,
+    /// Whether running the build again may fix the failure by itself.
+    pub recoverable: Option<bool>,
+    /// What to do about a failure.
+    pub hint: Option<String>,
+    pub attempt: Option<u32>,
+    pub model: Option<String>,
     pub pid: Option<u32>,
+    pub started_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// The fan-out task an instance belongs to.
+    pub fanout: Option<String>,
+}
+
+/// Totals of model calls, from `usage.jsonl`.
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub calls: u64,
+    pub failed_calls: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    pub llm_time_ms: u64,
 }
 
 /// The whole `status --json` document.
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub pipeline: String,
+    pub pipeline_file: String,
     pub run_dir: String,
+    pub run_id: Option<String>,
+    pub model: Option<String>,
+    pub created_at: Option<String>,
+    pub last_build_started_at: Option<String>,
+    pub last_build_finished_at: Option<String>,
+    /// `running`, `completed`, `failed`, `stopped` or `never-built`.
+    pub state: &'static str,
+    pub build_pid: Option<u32>,
+    pub last_progress_at: Option<String>,
+    pub stalled: bool,
+    pub counts: BTreeMap<&'static str, usize>,
+    pub totals: Totals,
+    pub warnings: Vec<String>,
     pub tasks: Vec<TaskLine>,
+}
+
+/// What to do about a failure, and whether a plain re-run may fix it.
+fn advice(kind: &str) -> (bool, &'static str) {
+    match kind {
+        "connection" | "timeout" | "stall" | "broken_stream" | "rate_limited" | "server_error"
+        | "bad_response" => (
+            true,
+            "run planexe build again; the server may answer this time",
+        ),
+        "interrupted" => (true, "run planexe build again to resume"),
+        "auth" | "missing_key" => (false, "check the API key and the model's base_url"),
+        "not_found" => (false, "check the model name and base_url"),
+        "context_overflow" => (
+            false,
+            "shorten the prompt or its inputs, or use a model with a larger context",
+        ),
+        "truncated" => (
+            false,
+            "raise the model's max_tokens or ask for a shorter answer",
+        ),
+        "schema" | "invalid_json" | "empty_answer" => (false, "fix the prompt or the schema first"),
+        "template" => (false, "fix the prompt template"),
+        "missing-input" => (false, "create the missing input, or build what produces it"),
+        "missing-output" => (false, "make the command write every declared output"),
+        _ => (
+            false,
+            "fix the command or its inputs, then run planexe build",
+        ),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn totals(session: &Session) -> Totals {
+    let mut t = Totals::default();
+    let Ok(text) = std::fs::read_to_string(session.run_dir.state_dir().join("usage.jsonl")) else {
+        return t;
+    };
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        t.calls += 1;
+        if v.get("status").and_then(|s| s.as_str()) != Some("ok") {
+            t.failed_calls += 1;
+        }
+        t.prompt_tokens += n("prompt_tokens");
+        t.completion_tokens += n("completion_tokens");
+        t.total_tokens += n("total_tokens");
+        t.llm_time_ms += n("duration_ms");
+        t.cost_usd += v
+            .get("cost_usd")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0);
+    }
+    t
+}
+
+/// The time of the last event of the run (`events.jsonl`'s last line).
+fn last_progress(session: &Session) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(session.run_dir.state_dir().join("events.jsonl")).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail).ok()?;
+    let last = tail.lines().rev().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(last).ok()?;
+    v.get("timestamp_utc")?.as_str().map(str::to_string)
+}
+
+fn since(rfc3339: &str) -> Option<Duration> {
+    let then: jiff::Timestamp = rfc3339.parse().ok()?;
+    let secs = jiff::Timestamp::now().as_second() - then.as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn task_lines(session: &Session, plan: &Plan) -> Vec<TaskLine> {
+    let graph = &session.graph;
+    let mut lines = Vec::with_capacity(graph.tasks.len());
+    for task in &graph.tasks {
+        let reason = plan.reasons[task.id].clone();
+        let mut line = TaskLine {
+            task: task.name.clone(),
+            state: "done",
+            reason: reason.as_ref().map(ToString::to_string),
+            error: None,
+            error_kind: None,
+            error_id: None,
+            recoverable: None,
+            hint: None,
+            attempt: None,
+            model: None,
+            pid: None,
+            started_at: None,
+            duration_ms: None,
+            fanout: crate::fanout::split_instance(&task.name).map(|(b, _)| b.to_string()),
+        };
+        let record = session.store.record(&task.name);
+        let failure = |line: &mut TaskLine, s: &Status| {
+            line.attempt = Some(s.attempt);
+            line.model = s.model.clone();
+            if let Some(e) = &s.error {
+                let (recoverable, hint) = advice(&e.kind);
+                line.error = Some(crate::plan::first_line(&e.message).to_string());
+                line.error_kind = Some(e.kind.clone());
+                line.error_id = e.error_id.clone();
+                line.recoverable = Some(recoverable);
+                line.hint = Some(hint.to_string());
+            }
+        };
+        match &reason {
+            None => {
+                if let Some(done) = record.and_then(|r| r.done.as_ref()) {
+                    line.duration_ms = done.duration_ms;
+                    line.model = done.model.clone();
+                }
+            }
+            Some(Reason::NeverBuilt) => line.state = "never-built",
+            Some(Reason::FailedLastTime(message)) => {
+                line.state = "failed";
+                let status = record
+                    .and_then(|r| r.last.clone())
+                    .or_else(|| state::read_status(&session.run_dir, &task.name));
+                match status {
+                    Some(s) => failure(&mut line, &s),
+                    None => line.error = Some(message.clone()),
+                }
+            }
+            Some(Reason::InterruptedLastTime) => {
+                let status = state::read_status(&session.run_dir, &task.name);
+                let running = status.as_ref().filter(|s| s.state == TaskState::Running);
+                match running {
+                    Some(s)
+                        if s.pid.is_some_and(alive)
+                            || s.pid.is_none() && build_running(session) =>
+                    {
+                        line.state = "running";
+                        line.reason = None;
+                        line.pid = s.pid;
+                        line.attempt = Some(s.attempt);
+                        line.started_at = s.started_at.clone();
+                    }
+                    _ => {
+                        line.state = "stopped";
+                        if let Some(s) = &status {
+                            failure(&mut line, s);
+                        }
+                    }
+                }
+            }
+            Some(Reason::Upstream(_)) | Some(Reason::AwaitsList(_)) => line.state = "pending",
+            Some(_) => line.state = "stale",
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+fn build_running(session: &Session) -> bool {
+    session
+        .run
+        .as_ref()
+        .and_then(|r| r.builds.last())
+        .is_some_and(|b| b.outcome == "running" && alive(b.pid))
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -44,143 +278,391 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
         stamper: &stamper,
         mode: args.check,
     };
-    let plan = Plan::make(
-        &checker,
-        vec![true; graph.tasks.len()],
-        &vec![false; graph.tasks.len()],
-    )?;
-    let mut lines = Vec::with_capacity(graph.tasks.len());
-    for task in &graph.tasks {
-        let reason = plan.reasons[task.id].clone();
-        let mut line = TaskLine {
-            task: task.name.clone(),
-            state: "done",
-            reason: reason.as_ref().map(ToString::to_string),
-            error: None,
-            pid: None,
-        };
-        let sidecar = || state::read_status(&session.run_dir, &task.name);
-        match reason {
-            None => {}
-            Some(Reason::NeverBuilt) => line.state = "never-built",
-            Some(Reason::FailedLastTime(message)) => {
-                line.state = "failed";
-                line.error = Some(message);
-            }
-            Some(Reason::InterruptedLastTime) => {
-                let status = sidecar();
-                let pid = status.as_ref().and_then(|s| s.pid);
-                let running = status
-                    .as_ref()
-                    .is_some_and(|s| s.state == TaskState::Running);
-                if running && pid.is_some_and(alive) {
-                    line.state = "running";
-                    line.pid = pid;
-                    line.reason = None;
-                } else {
-                    line.state = "stopped";
-                }
-            }
-            Some(_) => line.state = "stale",
+    let n = graph.tasks.len();
+    let plan = Plan::make(&checker, vec![true; n], &vec![false; n])?;
+    let mut lines = task_lines(&session, &plan);
+
+    if let Some(name) = &args.task {
+        if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
+            return one_task(&session, &plan, name, args.json, printer);
         }
-        lines.push(line);
+        if !graph.fanouts.contains_key(name) {
+            return Err(Error::usage(format!("unknown task `{name}`"))
+                .hint("run `planexe status` to list tasks"));
+        }
+        lines.retain(|l| l.fanout.as_deref() == Some(name) || l.task == *name);
     }
+
+    let run: Option<&RunRecord> = session.run.as_ref();
+    let last = run.and_then(|r| r.builds.last());
+    let running = build_running(&session);
+    let state: &'static str = match last {
+        None => "never-built",
+        Some(_) if running => "running",
+        Some(b) => match b.outcome.as_str() {
+            "completed" => "completed",
+            "failed" => "failed",
+            // A build that never recorded its end crashed: it stopped.
+            _ => "stopped",
+        },
+    };
+    let last_progress_at = last_progress(&session);
+    let stall_after =
+        crate::pipeline::parse_timeout(&toml::Value::String(args.stall_after.clone()))
+            .map_err(|m| Error::usage(format!("--stall-after: {m}")))?;
+    let stalled = running
+        && last_progress_at
+            .as_deref()
+            .or(last.map(|b| b.started_at.as_str()))
+            .and_then(since)
+            .is_some_and(|d| d > stall_after);
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for l in &lines {
+        *counts.entry(l.state).or_default() += 1;
+    }
+    let summary = crate::summary::build(graph, &session.store, &session.run_dir, run, "");
+    let report = Report {
+        pipeline: graph.name.clone(),
+        pipeline_file: session.pipeline.path.display().to_string(),
+        run_dir: session.run_dir.root().display().to_string(),
+        run_id: run.map(|r| r.run_id.clone()),
+        model: session
+            .model_source
+            .as_ref()
+            .map(|(_, m)| m.clone())
+            .or_else(|| {
+                session
+                    .pipeline
+                    .def
+                    .pipeline
+                    .model
+                    .as_ref()
+                    .map(|m| m.get_ref().clone())
+            }),
+        created_at: run.map(|r| r.created_at.clone()),
+        last_build_started_at: last.map(|b| b.started_at.clone()),
+        last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
+        state,
+        build_pid: last.filter(|_| running).map(|b| b.pid),
+        last_progress_at,
+        stalled,
+        counts,
+        totals: totals(&session),
+        warnings: summary.warnings,
+        tasks: lines,
+    };
     if args.json {
-        let report = Report {
-            pipeline: graph.name.clone(),
-            run_dir: session.run_dir.root().display().to_string(),
-            tasks: lines,
-        };
         let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
         printer.data(&text);
         return Ok(());
     }
-    // A fan-out shows as one line with progress, unless asked for by name.
-    let mut shown: Vec<(String, String)> = Vec::new();
-    let mut groups: std::collections::BTreeMap<&str, Vec<&TaskLine>> = Default::default();
-    let selected = |line: &TaskLine| match &args.task {
-        None => true,
-        Some(t) => {
-            *t == line.task
-                || crate::fanout::split_instance(&line.task).map(|(b, _)| b) == Some(t.as_str())
-        }
-    };
-    for line in lines.iter().filter(|l| selected(l)) {
-        let base = crate::fanout::split_instance(&line.task)
-            .map(|(b, _)| b)
-            .or_else(|| {
-                graph
-                    .fanouts
-                    .get(line.task.as_str())
-                    .map(|_| line.task.as_str())
-            });
-        match base {
-            Some(base) if args.task.as_deref() != Some(base) => {
-                let group = groups.entry(base).or_default();
-                if group.is_empty() {
-                    shown.push((base.to_string(), String::new()));
-                }
-                group.push(line);
-            }
-            _ => shown.push((line.task.clone(), detail(line))),
-        }
-    }
-    if let Some(t) = &args.task {
-        if shown.is_empty() && !groups.contains_key(t.as_str()) {
-            return Err(Error::usage(format!("unknown task `{t}`"))
-                .hint("run `planexe status` to list tasks"));
-        }
-    }
-    for (name, text) in &mut shown {
-        if let Some(group) = groups.get(name.as_str()) {
-            *text = group_detail(graph, name, group);
-        }
-    }
-    let width = shown.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (name, text) in &shown {
-        printer.data(&format!("{name:width$}  {text}"));
-    }
+    printer.data(&render(&report, graph, args.task.is_some()));
     Ok(())
 }
 
-fn detail(line: &TaskLine) -> String {
-    match line.state {
-        "stale" => format!("stale: {}", line.reason.as_deref().unwrap_or("")),
-        "failed" => format!("failed: {}", line.error.as_deref().unwrap_or("")),
-        "running" => format!("running (pid {})", line.pid.unwrap_or(0)),
-        "never-built" => "never built".to_string(),
-        other => other.to_string(),
-    }
+struct Style {
+    tty: bool,
 }
 
-/// `17/42 done, 1 failed, 2 running`, or the placeholder's reason.
-fn group_detail(graph: &crate::graph::Graph, name: &str, lines: &[&TaskLine]) -> String {
-    if graph.fanouts.get(name).is_some_and(|g| g.placeholder) {
-        return lines.first().map(|l| detail(l)).unwrap_or_default();
-    }
-    let count = |state: &str| lines.iter().filter(|l| l.state == state).count();
-    let mut text = format!("{}/{} done", count("done"), lines.len());
-    for (state, label) in [
-        ("failed", "failed"),
-        ("running", "running"),
-        ("stopped", "stopped"),
-        ("stale", "stale"),
-        ("never-built", "never built"),
-    ] {
-        let n = count(state);
-        if n > 0 {
-            text.push_str(&format!(", {n} {label}"));
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.tty {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
         }
     }
-    text
+
+    fn symbol(&self, state: &str) -> &'static str {
+        if !self.tty {
+            return "";
+        }
+        match state {
+            "failed" => "✗ ",
+            "running" => "▶ ",
+            "stopped" => "■ ",
+            "stale" | "never-built" => "• ",
+            "pending" => "… ",
+            _ => "✓ ",
+        }
+    }
 }
 
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
+fn render(report: &Report, graph: &crate::graph::Graph, expanded: bool) -> String {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let style = Style {
+        tty: std::io::stdout().is_terminal() && !no_color,
     };
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    let mut out = String::new();
+    let mut header = |k: &str, v: String| out.push_str(&format!("{k:<9}{v}\n"));
+    header(
+        "run",
+        format!("{} ({})", report.run_dir, report.pipeline_file),
+    );
+    let state = match (report.state, report.build_pid) {
+        ("running", Some(pid)) => {
+            let elapsed = report
+                .last_build_started_at
+                .as_deref()
+                .and_then(since)
+                .map(short_duration)
+                .unwrap_or_default();
+            let mut s = format!("running (pid {pid}, {elapsed})");
+            if report.stalled {
+                s.push_str(", STALLED: no progress lately");
+            }
+            s
+        }
+        (other, _) => other.to_string(),
+    };
+    header("state", state);
+    if let Some(m) = &report.model {
+        header("model", m.clone());
+    }
+    if let Some(c) = &report.created_at {
+        let last = report.last_build_started_at.clone().unwrap_or_default();
+        header("created", format!("{c}, last build {last}"));
+    }
+    if let Some(p) = &report.last_progress_at {
+        let ago = since(p).map(short_duration).unwrap_or_default();
+        header("progress", format!("{p} ({ago} ago)"));
+    }
+
+    // Fan-outs collapse into one line, unless expanded; their failed and
+    // running instances still show in their groups.
+    let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
+    if !expanded {
+        for l in &report.tasks {
+            if let Some(f) = &l.fanout {
+                fanout_lines.entry(f.as_str()).or_default().push(l);
+            } else if graph.fanouts.get(&l.task).is_some_and(|g| g.placeholder) {
+                fanout_lines.entry(l.task.as_str()).or_default().push(l);
+            }
+        }
+    }
+    let collapsed = |l: &TaskLine| {
+        !expanded
+            && (l.fanout.is_some() || graph.fanouts.contains_key(&l.task))
+            && !matches!(l.state, "failed" | "running")
+    };
+    let width = report
+        .tasks
+        .iter()
+        .map(|l| l.task.len())
+        .chain(fanout_lines.keys().map(|k| k.len()))
+        .max()
+        .unwrap_or(0);
+    for (title, states, code) in [
+        ("FAILED", &["failed"][..], "1;31"),
+        ("RUNNING", &["running"][..], "1;34"),
+        ("STOPPED", &["stopped"][..], "1;33"),
+        ("STALE", &["stale", "never-built"][..], "33"),
+        ("PENDING", &["pending"][..], "2"),
+        ("DONE", &["done"][..], "32"),
+    ] {
+        let members: Vec<&TaskLine> = report
+            .tasks
+            .iter()
+            .filter(|l| states.contains(&l.state) && !collapsed(l))
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n{}\n",
+            style.paint(code, &format!("{title} ({})", members.len()))
+        ));
+        for l in members {
+            let detail = match l.state {
+                "failed" | "stopped" => {
+                    let mut d = format!(
+                        "{}: {}",
+                        l.error_kind.as_deref().unwrap_or("error"),
+                        l.error.as_deref().unwrap_or("")
+                    );
+                    if let Some(id) = &l.error_id {
+                        d.push_str(&format!(" (error_id {id})"));
+                    }
+                    if let Some(a) = l.attempt {
+                        d.push_str(&format!(", attempt {a}"));
+                    }
+                    if let Some(m) = &l.model {
+                        d.push_str(&format!(", model {m}"));
+                    }
+                    if let Some(r) = l.recoverable {
+                        d.push_str(if r {
+                            ", recoverable"
+                        } else {
+                            ", not recoverable"
+                        });
+                    }
+                    if let Some(h) = &l.hint {
+                        d.push_str(&format!("\n  {:width$}  hint: {h}", ""));
+                    }
+                    d
+                }
+                "running" => {
+                    let since_start = l
+                        .started_at
+                        .as_deref()
+                        .and_then(since)
+                        .map(short_duration)
+                        .unwrap_or_default();
+                    format!(
+                        "since {} ({since_start}), attempt {}{}",
+                        l.started_at.as_deref().unwrap_or("?"),
+                        l.attempt.unwrap_or(1),
+                        l.pid.map(|p| format!(", pid {p}")).unwrap_or_default()
+                    )
+                }
+                "done" => l
+                    .duration_ms
+                    .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
+                    .unwrap_or_default(),
+                "never-built" => "never built".to_string(),
+                _ => l.reason.clone().unwrap_or_default(),
+            };
+            out.push_str(&format!(
+                "  {}{:width$}  {detail}\n",
+                style.symbol(l.state),
+                l.task
+            ));
+        }
+    }
+    if !fanout_lines.is_empty() {
+        out.push_str(&format!("\n{}\n", style.paint("1", "FAN-OUT")));
+        for (name, members) in &fanout_lines {
+            let detail = if graph.fanouts.get(*name).is_some_and(|g| g.placeholder) {
+                members
+                    .first()
+                    .and_then(|l| l.reason.clone())
+                    .unwrap_or_default()
+            } else {
+                let count = |s: &str| members.iter().filter(|l| l.state == s).count();
+                let mut d = format!("{}/{} done", count("done"), members.len());
+                for (s, label) in [
+                    ("failed", "failed"),
+                    ("running", "running"),
+                    ("stopped", "stopped"),
+                    ("stale", "stale"),
+                    ("never-built", "never built"),
+                    ("pending", "pending"),
+                ] {
+                    let k = count(s);
+                    if k > 0 {
+                        d.push_str(&format!(", {k} {label}"));
+                    }
+                }
+                d
+            };
+            out.push_str(&format!("  {:width$}  {detail}\n", name));
+        }
+    }
+    let t = &report.totals;
+    if t.calls > 0 {
+        out.push_str(&format!(
+            "\nmodel calls {} ({} failed), {} tokens ({} in, {} out), ${:.4}, {} in calls\n",
+            t.calls,
+            t.failed_calls,
+            t.total_tokens,
+            t.prompt_tokens,
+            t.completion_tokens,
+            t.cost_usd,
+            short_duration(Duration::from_millis(t.llm_time_ms))
+        ));
+    }
+    if !report.warnings.is_empty() {
+        out.push_str(&format!("\n{}\n", style.paint("33", "WARNINGS")));
+        for w in &report.warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// `status TASK`: one task in full.
+fn one_task(
+    session: &Session,
+    plan: &Plan,
+    name: &str,
+    json: bool,
+    printer: &Printer,
+) -> Result<()> {
+    let Some(task) = session.graph.task(name) else {
+        return Err(Error::usage(format!("unknown task `{name}`")));
+    };
+    let status = state::read_status(&session.run_dir, name).or_else(|| {
+        session
+            .store
+            .done_record(&session.run_dir, name)
+            .map(|c| c.into_owned())
+    });
+    let reason = plan.reasons[task.id].as_ref().map(ToString::to_string);
+    if json {
+        let doc = serde_json::json!({
+            "task": name,
+            "stale": reason.is_some(),
+            "reason": reason,
+            "status": status,
+        });
+        printer.data(&serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?);
+        return Ok(());
+    }
+    let mut out = format!(
+        "{name}: {}\n",
+        reason
+            .as_deref()
+            .map_or("up to date".to_string(), |r| format!("stale: {r}"))
+    );
+    match &status {
+        None => out.push_str("  never run\n"),
+        Some(s) => {
+            out.push_str(&format!("  state     {}\n", s.state.as_str()));
+            if let Some(a) = &s.started_at {
+                out.push_str(&format!(
+                    "  ran       {a} → {} ({} ms)\n",
+                    s.finished_at.as_deref().unwrap_or("…"),
+                    s.duration_ms.unwrap_or(0)
+                ));
+            }
+            if let Some(m) = &s.model {
+                out.push_str(&format!("  model     {m}\n"));
+            }
+            if let Some(u) = &s.usage {
+                out.push_str(&format!(
+                    "  usage     {} tokens ({} in, {} out), ${:.4}\n",
+                    u.total_tokens, u.prompt_tokens, u.completion_tokens, u.cost_usd
+                ));
+            }
+            for a in &s.attempts {
+                out.push_str(&format!(
+                    "  attempt   {} {} {} ms: {}{}\n",
+                    a.attempt,
+                    a.model,
+                    a.duration_ms,
+                    a.outcome,
+                    a.error_id
+                        .as_deref()
+                        .map(|i| format!(" (error_id {i})"))
+                        .unwrap_or_default()
+                ));
+            }
+            if let Some(e) = &s.error {
+                out.push_str(&format!("  error     {}: {}\n", e.kind, e.message.trim()));
+            }
+            for (title, map) in [("input", &s.inputs), ("output", &s.outputs)] {
+                for (path, st) in map {
+                    out.push_str(&format!(
+                        "  {title:<9} {path} ({} B, blake3 {})\n",
+                        st.size,
+                        &st.blake3[..st.blake3.len().min(12)]
+                    ));
+                }
+            }
+        }
+    }
+    printer.data(out.trim_end());
+    Ok(())
 }
 
 /// `planexe wait`: blocks until the build running in this directory ends
@@ -210,6 +692,7 @@ pub fn wait(cli: &Cli, args: &crate::cli::WaitArgs, printer: &Printer) -> Result
                     task: None,
                     json: false,
                     check: crate::stamp::CheckMode::Content,
+                    stall_after: "10m".into(),
                 },
                 printer,
             )?;

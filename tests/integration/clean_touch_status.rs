@@ -107,34 +107,51 @@ fn touch_accepts_outputs_without_running() {
 }
 
 #[test]
-fn status_says_done_stale_failed_and_never_built() {
+fn status_groups_tasks_and_explains_failures() {
     let p = Project::new(&format!(
         "{CHAIN}\n[tasks.broken]\noutputs = [\"x\"]\ncommand = \"echo 'bad things happened' >&2; exit 3\"\n"
     ));
     p.write("src.txt", "s");
     let run = p.run(&["status"]);
     run.ok();
-    assert!(run.stdout.contains("a       never built"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("state    never-built"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("STALE (5)\n  a       never built"),
+        "{}",
+        run.stdout
+    );
 
     p.run(&["build", "-k"]).code(1);
     p.write_at("src.txt", "new", 2_000_000);
-    let run = p.run(&["status"]);
+    let text = p.run(&["status"]).stdout;
+    let body = &text[text.find("\nFAILED").expect(&text)..];
     assert_eq!(
-        lines(&run.stdout),
-        vec![
-            "a       stale: input src.txt changed",
-            "b       stale: upstream a will re-run",
-            "c       stale: upstream b will re-run",
-            "other   done",
-            "broken  failed: exit status 3",
-        ]
+        body,
+        "\nFAILED (1)\n  broken  exit: exit status 3, attempt 1, not recoverable\n          hint: fix the command or its inputs, then run planexe build\n\nSTALE (1)\n  a       input src.txt changed\n\nPENDING (2)\n  b       upstream a will re-run\n  c       upstream b will re-run\n\nDONE (1)\n  other   0.00s"
+            .replace("0.00s", body.rsplit(' ').next().unwrap()),
     );
+    assert!(text.contains("state    failed"), "{text}");
     let json: serde_json::Value =
         serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["state"], "failed");
     assert_eq!(json["tasks"][0]["task"], "a");
     assert_eq!(json["tasks"][0]["state"], "stale");
     assert_eq!(json["tasks"][0]["reason"], "input src.txt changed");
+    assert_eq!(json["tasks"][1]["state"], "pending");
     assert_eq!(json["tasks"][3]["state"], "done");
     assert_eq!(json["tasks"][4]["state"], "failed");
     assert_eq!(json["tasks"][4]["error"], "exit status 3");
+    assert_eq!(json["tasks"][4]["error_kind"], "exit");
+    assert_eq!(json["tasks"][4]["recoverable"], false);
+    assert_eq!(json["counts"]["pending"], 2);
+
+    let one = p.run(&["status", "broken"]).stdout;
+    assert!(
+        one.starts_with("broken: stale: failed last time: exit status 3\n  state     failed"),
+        "{one}"
+    );
 }

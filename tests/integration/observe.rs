@@ -258,5 +258,10 @@ fn wait_returns_when_the_build_ends_with_its_outcome() {
     assert_eq!(build.wait().unwrap().code(), Some(1));
     let out = waiter.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("slow  failed: exit status 3"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("state    failed"), "{text}");
+    assert!(
+        text.contains("FAILED (1)\n  slow  exit: exit status 3"),
+        "{text}"
+    );
 }
