@@ -258,6 +258,23 @@ fn build_phase(
         Plan::make(&checker, wanted, &forced)?
     };
     let to_run: Vec<TaskId> = plan.to_run(graph).collect();
+    // A state file that cannot be read counts as "not built", never as a
+    // crash; say so.
+    for &t in &to_run {
+        if matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
+            let path = session.run_dir.status_path(&graph.tasks[t].name);
+            if path.exists() && state::read_status(&session.run_dir, &graph.tasks[t].name).is_none()
+            {
+                printer.warn(&format!(
+                    "{} is unreadable; {} counts as not built and will run",
+                    path.strip_prefix(session.run_dir.root())
+                        .unwrap_or(&path)
+                        .display(),
+                    graph.tasks[t].name
+                ));
+            }
+        }
+    }
     let wanted_count = plan.wanted.iter().filter(|&&w| w).count();
 
     if args.question {
@@ -947,6 +964,8 @@ impl TaskRunner<'_> {
     /// Asks the model and writes the accepted answer to the task's output.
     fn ask(&self, t: TaskId, spec: &PromptSpec, status: &mut Status) -> Option<TaskError> {
         let task = &self.graph.tasks[t];
+        // Best effort, as for commands: the sidecar says the task runs.
+        let _ = state::write_sidecar(self.run_dir, status);
         let Some(llm) = self.llm else {
             return fail("unsupported", "no model runner was set up for this build");
         };
@@ -1094,10 +1113,9 @@ impl Hooks<RunResult> for BuildHooks<'_> {
 
     fn starting(&mut self, t: TaskId) {
         let task = &self.graph.tasks[t];
-        let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
-        status.started_at = Some(state::now_rfc3339());
-        status.attempt = 1;
-        let r = self.store.write_status(self.run_dir, &status);
+        // The marker goes before anything runs; the `running` sidecar is
+        // written by the job itself once it knows the pid (one write).
+        let r = rundir::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
         self.keep(r);
         self.printer.task_started(&task.name);
         if let Some(obs) = self.observers {

@@ -331,3 +331,51 @@ fn interrupting_planexe_at_random_moments_loses_nothing() {
         .unwrap_or(30);
     stress(libc::SIGINT, kills);
 }
+
+#[test]
+fn an_unreadable_state_file_means_not_built_with_a_warning() {
+    let p = demo();
+    p.build().ok();
+    std::fs::write(p.path(".planexe/tasks/report.status"), "{\"task\": \"rep").unwrap();
+    std::fs::remove_file(p.path(".planexe/log")).unwrap();
+    let run = p.build();
+    run.ok().ran(&["report"]);
+    run.stderr_has(
+        "warning: .planexe/tasks/report.status is unreadable; report counts as not built",
+    );
+}
+
+#[test]
+fn a_stop_does_not_wait_for_tasks_that_ignore_sigterm() {
+    let p = Project::new(
+        "[tasks.stubborn]\noutputs = [\"o\"]\ncommand = \"trap '' TERM; touch started; while true; do sleep 0.05; done\"\n",
+    );
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| p.exists("started"));
+    let stopped_at = Instant::now();
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    // Well under the 3 s a timeout grants (a loose bound, not a target).
+    assert!(
+        stopped_at.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    assert_eq!(p.status_json("stubborn")["state"], "stopped");
+    let status = p.run(&["status"]).stdout;
+    assert!(status.contains("state    stopped"), "{status}");
+    assert!(status.contains("STOPPED (1)"), "{status}");
+    assert!(
+        status.contains("hint: run planexe build again to resume"),
+        "{status}"
+    );
+}
