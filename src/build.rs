@@ -414,7 +414,9 @@ fn build_phase(
             .store
             .done_record(&session.run_dir, name)
             .map(std::borrow::Cow::into_owned);
-        if !tentative[t] {
+        // `pending` matters for a task that ran before (its last good run
+        // still stands); a task never run has nothing to announce yet.
+        if !tentative[t] && previous[t].is_some() {
             let mut pending = Status::new(name, TaskState::Pending, &graph.tasks[t].fingerprint);
             if let Some(prev) = &previous[t] {
                 pending.inputs = prev.inputs.clone();

@@ -291,7 +291,8 @@ impl StateStore {
         }
         write_sidecar(run_dir, status)?;
         if status.state == TaskState::Done {
-            rundir::write_atomic(&done_path, b"")?;
+            // An empty file needs no temporary: creating it is atomic.
+            fs_err::File::create(&done_path)?;
         }
         if outcome {
             self.apply(LogLine::status(status));

@@ -11,6 +11,7 @@ mod llm;
 mod man;
 mod observe;
 mod refusals;
+mod report;
 mod resume;
 mod running;
 mod staleness;

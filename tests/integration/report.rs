@@ -1,0 +1,341 @@
+//! `planexe report`: a self-contained HTML page, written without a lock and
+//! without a word on stdout, that shows every task (fan-out instances
+//! included), escapes what users and servers wrote, and loads in a real
+//! browser without a single console message.
+//!
+//! The browser is Debian's headless Chromium at /usr/bin/chromium (CI
+//! installs it with `.ci/chromium.sh`). When it is missing the browser
+//! tests fail and say so; `PLANEXE_SKIP_BROWSER=1` skips the browser part
+//! (every other check still runs).
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long one page load may take before the test gives up.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Three plain tasks and a matrix fan-out: `broken` fails (printing HTML
+/// to its log), so `final` never runs. The pipeline's name is HTML too.
+const PIPELINE: &str = r#"
+[pipeline]
+name = "<script>alert('name')</script> & co"
+
+[tasks.outline]
+outputs = ["outline.txt"]
+command = "echo outline > outline.txt"
+
+[tasks.review]
+matrix = { expert = ["finance", "legal"] }
+inputs = ["outline.txt"]
+outputs = ["reviews/{{ expert }}.txt"]
+command = "echo {{ expert }} > {outputs}"
+
+[tasks.broken]
+inputs = ["outline.txt"]
+outputs = ["broken.txt"]
+command = "echo '<img src=x onerror=alert(1)>'; exit 3"
+
+[tasks.final]
+inputs = ["review", "broken.txt"]
+outputs = ["final.txt"]
+command = "cat {inputs} > {outputs}"
+"#;
+
+const TASKS: [&str; 5] = [
+    "outline",
+    "review[finance]",
+    "review[legal]",
+    "broken",
+    "final",
+];
+
+/// What the browser made of a page.
+struct Loaded {
+    /// The DOM after loading (`--dump-dom`).
+    dom: String,
+    /// Every console message and uncaught exception (see [`console`]).
+    console: Vec<String>,
+}
+
+/// Loads `page` in headless Chromium. `None` (after a note) when
+/// `PLANEXE_SKIP_BROWSER=1`; a failed test when Chromium is missing.
+fn load(page: &Path) -> Option<Loaded> {
+    if std::env::var("PLANEXE_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!(
+            "note: PLANEXE_SKIP_BROWSER=1: not loading {} in Chromium",
+            page.display()
+        );
+        return None;
+    }
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the report tests load the page in headless Chromium. \
+         Install it with `apt-get install -y chromium` (CI runs .ci/chromium.sh), \
+         or set PLANEXE_SKIP_BROWSER=1 to skip the browser checks"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let dom_path = scratch.path().join("dom.html");
+    let log_path = scratch.path().join("stderr.txt");
+    // Output goes to files, not pipes: nobody reads a pipe while we wait.
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            scratch.path().join("profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(File::create(&dom_path).unwrap())
+        .stderr(File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
+    let deadline = Instant::now() + LOAD_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "Chromium did not load {} within {LOAD_TIMEOUT:?}",
+                page.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    let dom = String::from_utf8_lossy(&std::fs::read(&dom_path).unwrap()).into_owned();
+    assert!(status.success(), "Chromium failed ({status}):\n{log}");
+    assert!(dom.contains("</html>"), "Chromium dumped no DOM:\n{log}");
+    Some(Loaded {
+        dom,
+        console: console(&log),
+    })
+}
+
+/// The page's console, from Chromium's log on stderr. With
+/// `--enable-logging=stderr`, Chromium (156, Debian 12) logs every console
+/// message at level INFO whatever its level (`console.error` included) as
+/// `[pid:tid:time:INFO:CONSOLE:LINE] "message", source: URL (LINE)`; an
+/// uncaught exception is such a message starting with `Uncaught`, and so is
+/// every Content-Security-Policy violation (a blocked script, image or
+/// fetch). Lines that merely say `ERROR` come from Chromium itself (dbus in
+/// a container) and are not the page's. The report writes nothing to the
+/// console, so every console line counts as an error.
+fn console(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The text a reader sees in a dumped DOM: tags and the content of
+/// `<style>`, `<script>` and `<title>` (tooltips) removed, entities decoded.
+/// Sound because the serializer escapes every `<` and `&` in text.
+fn visible_text(dom: &str) -> String {
+    let mut text = String::new();
+    let mut rest = dom;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let tag = &rest[open + 1..];
+        let Some(close) = tag.find('>') else {
+            break;
+        };
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        rest = &tag[close + 1..];
+        if ["style", "script", "title"].contains(&name.as_str()) {
+            let end = format!("</{name}");
+            rest = rest.find(&end).map_or("", |i| &rest[i..]);
+        }
+        text.push(' ');
+    }
+    text.push_str(rest);
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn the_report_shows_every_task_and_loads_without_console_errors() {
+    let p = Project::new(PIPELINE);
+    p.run(&["build", "-k"]).code(1);
+    let run = p.run(&["report", "-o", "report.html"]);
+    run.ok().stderr_has("wrote report.html");
+    assert_eq!(run.stdout, "", "report prints nothing on stdout");
+
+    let html = p.read("report.html");
+    assert!(!html.contains("<script"), "user text reached the page raw");
+    assert!(!html.contains("<img"), "log text reached the page raw");
+    assert!(
+        !html.contains("http:") && !html.contains("https:"),
+        "the page names a URL"
+    );
+
+    let Some(page) = load(&p.path("report.html")) else {
+        return;
+    };
+    assert!(
+        page.console.is_empty(),
+        "console errors:\n{}",
+        page.console.join("\n")
+    );
+    let text = visible_text(&page.dom);
+    for task in TASKS {
+        assert!(text.contains(task), "{task} is not on the page:\n{text}");
+    }
+    // What users and tasks wrote shows as text, not as markup.
+    for shown in [
+        "<script>alert('name')</script> & co",
+        "<img src=x onerror=alert(1)>",
+        "exit status 3",
+        "not run",
+    ] {
+        assert!(
+            text.contains(shown),
+            "{shown:?} is not on the page:\n{text}"
+        );
+    }
+}
+
+/// The console check itself: it must see `console.error`, an uncaught
+/// exception and a blocked load, and nothing on a quiet page, or the test
+/// above could never fail.
+#[test]
+fn the_console_check_sees_script_errors_and_blocked_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.html");
+    std::fs::write(
+        &broken,
+        "<!DOCTYPE html><html><head>\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline'\">\
+         </head><body><p>broken</p><img src=\"pixel.png\">\
+         <script>console.error('deliberate console error'); notAFunction();</script></body></html>",
+    )
+    .unwrap();
+    let quiet = dir.path().join("quiet.html");
+    std::fs::write(
+        &quiet,
+        "<!DOCTYPE html><html><body><p>quiet</p></body></html>",
+    )
+    .unwrap();
+
+    let Some(page) = load(&broken) else {
+        return;
+    };
+    let seen = page.console.join("\n");
+    for expected in [
+        "deliberate console error",
+        "Uncaught ReferenceError: notAFunction is not defined",
+        "Content Security Policy",
+    ] {
+        assert!(seen.contains(expected), "missed {expected:?} in:\n{seen}");
+    }
+    let Some(page) = load(&quiet) else {
+        return;
+    };
+    assert!(page.console.is_empty(), "{:?}", page.console);
+}
+
+#[test]
+fn prompt_tasks_show_tokens_cost_and_model_calls_per_build() {
+    let server = Server::start();
+    server.default_reply(openai_answer("Step 1: dig the foundation."));
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\n\
+         base_url = \"{}/v1\"\nmodel = \"test-model\"\nstream = false\n\
+         input_cost_per_mtok = 100.0\noutput_cost_per_mtok = 200.0\n\n\
+         [tasks.ask]\ninputs = [\"plan.txt\"]\noutputs = [\"answer.md\"]\n\
+         prompt = \"Plan: {{{{ inputs['plan.txt'] }}}}\"\n",
+        server.url
+    ));
+    p.write("plan.txt", "build a shed");
+    p.build().ok();
+    p.run(&["build", "-B"]).ok();
+    p.run(&["report", "-o", "out/run.html"]).ok();
+
+    let html = p.read("out/run.html");
+    // 11 prompt + 7 completion tokens at $100 and $200 per million.
+    assert!(html.contains("<b>18</b> tokens (11 prompt, 7 completion)"));
+    assert!(html.contains("<td class=\"num\">18</td><td class=\"num\">$0.0025</td>"));
+    assert!(html.contains("<td>local</td>"), "the model that answered");
+    // One timeline per build, each with the model call under its task.
+    assert_eq!(html.matches("<details class=\"build\"").count(), 2);
+    assert_eq!(html.matches("class=\"call\"").count(), 2);
+    assert!(html.contains("title=\"local #1 · "));
+
+    let Some(page) = load(&p.path("out/run.html")) else {
+        return;
+    };
+    assert!(page.console.is_empty(), "{:?}", page.console);
+    assert!(visible_text(&page.dom).contains("ask"));
+}
+
+#[test]
+fn a_run_never_built_gets_a_page_and_nothing_else_changes() {
+    let p = Project::new(PIPELINE);
+    let run = p.run(&["--quiet", "report"]);
+    run.ok();
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    assert!(!p.exists(".planexe"), "report only reads");
+    let html = p.read("report.html");
+    assert!(html.contains("no build has run here yet"));
+    assert!(html.contains("Nothing has run yet."));
+    assert_eq!(html.matches("not run</span></td>").count(), TASKS.len());
+}
+
+#[test]
+fn report_works_while_a_build_holds_the_lock() {
+    let p = Project::new(
+        r#"
+[tasks.held]
+outputs = ["held.txt"]
+command = "while [ ! -e go ]; do sleep 0.02; done; echo done > held.txt"
+"#,
+    );
+    let mut build = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(p.exists(".planexe/tasks/held.status") && p.status_json("held")["state"] == "running") {
+        assert!(Instant::now() < deadline, "the build never started held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = p.run(&["report"]);
+    p.write("go", "");
+    let status = build.wait().unwrap();
+    run.ok();
+    assert!(status.success());
+    assert!(p
+        .read("report.html")
+        .contains(">last build running</span></h1>"));
+}
