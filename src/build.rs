@@ -1118,6 +1118,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         // The marker goes before anything runs; the `running` sidecar is
         // written by the job itself once it knows the pid (one write).
         let r = rundir::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
+        self.store.note_marker(&task.name, false);
         self.keep(r);
         self.printer.task_started(&task.name);
         if let Some(obs) = self.observers {

@@ -52,7 +52,8 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
         Ok(f) => f,
         Err(e) => return Exit::SpawnFailed(format!("{}: {e}", spec.log.display())),
     };
-    let mut command = Command::new("sh");
+    // An absolute path: no search of $PATH for every task.
+    let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(spec.script)

@@ -480,6 +480,8 @@ impl Graph {
                 .filter_map(|n| by_name.get(n).copied())
                 .collect();
         }
+        // Source files already found on disk (many tasks read the same).
+        let mut checked_sources: std::collections::HashSet<String> = Default::default();
         // Second pass: inputs (with globs), `after`, edges.
         for (id, entry) in entries.iter().enumerate() {
             let task = entry.def;
@@ -555,6 +557,7 @@ impl Graph {
                         Some(p) => {
                             deps.insert(p);
                         }
+                        None if checked_sources.contains(&path) => {}
                         None => {
                             let found =
                                 crate::stamp::stat_inside(run_dir.root(), &path).map_err(|e| {
@@ -573,6 +576,7 @@ impl Graph {
                                     run_dir.root().display()
                                 )));
                             }
+                            checked_sources.insert(path.clone());
                         }
                     }
                     inputs.push(Input {

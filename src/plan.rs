@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, TaskId};
 use crate::rundir::RunDir;
 use crate::stamp::{CheckMode, Comparison, Stamp, Stamper};
-use crate::state::{self, StateStore, Status, TaskState};
+use crate::state::{StateStore, Status, TaskState};
 
 /// Why a task must run. Printed by `-n`, `status` and the build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ impl Checker<'_> {
                 _ => {}
             }
         }
-        if !state::has_marker(self.run_dir, &task.name) {
+        if !self.store.has_marker(self.run_dir, &task.name) {
             // A run that started (and removed the marker) but never ended,
             // or a marker deleted by hand.
             return Ok(Check::Stale(from_sidecar(Reason::MarkerMissing)));

@@ -155,6 +155,8 @@ pub struct TaskRecord {
 #[derive(Debug)]
 pub struct StateStore {
     records: HashMap<String, TaskRecord>,
+    /// Names of tasks whose `.DONE` exists, listed once at load.
+    markers: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
     lines: usize,
     log: Option<std::fs::File>,
 }
@@ -170,7 +172,20 @@ pub fn now_rfc3339() -> String {
 impl StateStore {
     /// Reads `.planexe/log` (if any). Does not create anything.
     pub fn load(run_dir: &RunDir) -> Result<StateStore> {
+        let markers = std::fs::read_dir(run_dir.tasks_dir()).ok().map(|entries| {
+            let set: std::collections::HashSet<String> = entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".DONE"))
+                        .map(str::to_string)
+                })
+                .collect();
+            std::sync::Mutex::new(set)
+        });
         let mut store = StateStore {
+            markers,
             records: HashMap::new(),
             lines: 0,
             log: None,
@@ -278,6 +293,7 @@ impl StateStore {
         // only announces a run, so the last good one still stands.
         if !matches!(status.state, TaskState::Done | TaskState::Pending) {
             rundir::remove_if_exists(&done_path)?;
+            self.note_marker(&status.task, false);
         }
         // The log keeps outcomes only (done, failed, stopped): `pending` and
         // `running` live in the sidecar, so the log stays small. A crash
@@ -293,6 +309,7 @@ impl StateStore {
         if status.state == TaskState::Done {
             // An empty file needs no temporary: creating it is atomic.
             fs_err::File::create(&done_path)?;
+            self.note_marker(&status.task, true);
         }
         if outcome {
             self.apply(LogLine::status(status));
@@ -303,19 +320,46 @@ impl StateStore {
     /// Records new stamps for a task that stays done (same bytes under a new
     /// mtime, an accepted hand edit) without touching its `.DONE` marker,
     /// whose mtime keeps meaning "when the task last ran".
+    ///
+    /// Only the log learns the new stamps: this is not a state change, and
+    /// rewriting thousands of sidecars after a `touch` would cost more than
+    /// the check itself. A sidecar read without the log (the log deleted)
+    /// leads to the same conclusion by hashing once more.
     pub fn refresh_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
-        if !has_marker(run_dir, &status.task) {
+        if !self.has_marker(run_dir, &status.task) {
             return self.write_status(run_dir, status);
         }
         self.append(run_dir, &LogLine::status(status))?;
-        write_sidecar(run_dir, status)?;
         self.apply(LogLine::status(status));
         Ok(())
+    }
+
+    /// Whether the `.DONE` marker of a task exists, from one listing of
+    /// `.planexe/tasks/` made when the state was loaded (kept up to date by
+    /// this store's own writes), else by a stat.
+    pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
+        match &self.markers {
+            Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
+            None => has_marker(run_dir, task),
+        }
+    }
+
+    /// Notes that a marker was created or removed outside `write_status`.
+    pub fn note_marker(&self, task: &str, present: bool) {
+        if let Some(set) = &self.markers {
+            let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+            if present {
+                set.insert(task.to_string());
+            } else {
+                set.remove(task);
+            }
+        }
     }
 
     /// Forgets a task: its sidecars go, and the log says so.
     pub fn forget(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
         rundir::remove_if_exists(&run_dir.done_path(task))?;
+        self.note_marker(task, false);
         rundir::remove_if_exists(&run_dir.status_path(task))?;
         self.append(run_dir, &LogLine::clean(task))?;
         self.apply(LogLine::clean(task));

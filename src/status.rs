@@ -268,7 +268,9 @@ fn build_running(session: &Session) -> bool {
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
-    let session = Session::open(cli, printer, None)?;
+    // Never freed: the process exits next, and freeing ten thousand records
+    // one by one costs more than reading them.
+    let session: &Session = Box::leak(Box::new(Session::open(cli, printer, None)?));
     let graph = &session.graph;
     let stamper = Stamper::default();
     let checker = Checker {
@@ -280,11 +282,11 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
     };
     let n = graph.tasks.len();
     let plan = Plan::make(&checker, vec![true; n], &vec![false; n])?;
-    let mut lines = task_lines(&session, &plan);
+    let mut lines = task_lines(session, &plan);
 
     if let Some(name) = &args.task {
         if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
-            return one_task(&session, &plan, name, args.json, printer);
+            return one_task(session, &plan, name, args.json, printer);
         }
         if !graph.fanouts.contains_key(name) {
             return Err(Error::usage(format!("unknown task `{name}`"))
@@ -295,7 +297,7 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
 
     let run: Option<&RunRecord> = session.run.as_ref();
     let last = run.and_then(|r| r.builds.last());
-    let running = build_running(&session);
+    let running = build_running(session);
     let state: &'static str = match last {
         None => "never-built",
         Some(_) if running => "running",
@@ -306,7 +308,7 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             _ => "stopped",
         },
     };
-    let last_progress_at = last_progress(&session);
+    let last_progress_at = last_progress(session);
     let stall_after =
         crate::pipeline::parse_timeout(&toml::Value::String(args.stall_after.clone()))
             .map_err(|m| Error::usage(format!("--stall-after: {m}")))?;
@@ -347,7 +349,7 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
         last_progress_at,
         stalled,
         counts,
-        totals: totals(&session),
+        totals: totals(session),
         warnings: summary.warnings,
         tasks: lines,
     };

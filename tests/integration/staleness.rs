@@ -8,12 +8,8 @@ fn touching_an_input_runs_nothing_unless_check_is_mtime() {
     p.build().ok();
     p.set_mtime("plan.txt", 5_000_000);
     p.build().ok().ran(&[]);
-    // The new mtime was recorded: the next check does not hash again.
-    let s = p.status_json("outline");
-    assert_eq!(
-        s["inputs"]["plan.txt"]["mtime_ns"],
-        5_000_000_000_000_000i64
-    );
+    // The new mtime was recorded: by mtime alone nothing changed now.
+    p.run(&["build", "--check", "mtime"]).ok().ran(&[]);
 
     p.set_mtime("plan.txt", 6_000_000);
     p.run(&["build", "--check", "mtime"])
