@@ -158,6 +158,15 @@ def targets(res):
         missing(f"`planexe status`, {n10k} tasks", "≤ 50 ms")
         missing(f"peak RSS, no-op, {n10k} tasks", "≤ 1.5× ninja")
 
+    f = res.get("fanout")
+    if f:
+        rows.append([f"planning with fan-outs ({f['calls']} calls), -j{f['jobs']}",
+                     f"≤ 1.05× critical path ({ms(f['bound'])})", ms(f["fanout"]["median"]),
+                     "—", f"{f['ratio']:.3f}×", "yes" if f["ratio"] <= 1.05 else "**no**"])
+        rows.append(["same calls serial in one task per fan-out", "≥ 3× slower than fan-out",
+                     ms(f["serial"]["median"]), "—", f"{f['speedup']:.1f}×",
+                     "yes" if f["speedup"] >= 3 else "**no**"])
+
     o = res.get("overhead")
     if o:
         v = o["plain"]["per_call_ms"]
@@ -298,6 +307,23 @@ def render(res):
         w("")
         w("The server's own handling time per call, delay included: " + ", ".join(
             f"{d['label']} {d['server_ms_per_call']:.1f} ms" for d in llm.values()) + ".\n")
+
+    f = res.get("fanout")
+    if f:
+        w("## Planning-shaped pipeline with fan-outs\n")
+        w(f"A spine of {f['spine']} prompt tasks with fan-outs of "
+          f"{', '.join(str(n) for n in f['fanouts'])} items ({f['calls']} calls of "
+          f"{f['delay'] * 1000:g} ms) at `-j{f['jobs']}`. The bound is one call per spine "
+          f"step plus ceil(N / {f['jobs']}) rounds per fan-out. *serial* makes the same "
+          "calls one after another inside one task per fan-out, as the Python "
+          "predecessor does.\n")
+        w(_table(["variant", "wall", "critical-path bound", "ratio", "target"], [
+            ["fan-out (`foreach`)", ms(f["fanout"]["median"]), ms(f["bound"]),
+             f"{f['ratio']:.3f}×", "≤ 1.05×"],
+            ["serial, one task per fan-out", ms(f["serial"]["median"]), "", "", ""],
+            ["serial / fan-out", "", "", f"{f['speedup']:.1f}×", "≥ 3×"],
+        ]))
+        w("")
 
     o = res.get("overhead")
     if o:
