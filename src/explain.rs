@@ -213,7 +213,8 @@ fn states(session: &Session, graph: &Graph, plan: &Plan) -> Vec<&'static str> {
         .collect()
 }
 
-fn colour(state: &str) -> &'static str {
+/// The colour of a task state, shared by `graph` and `report`.
+pub fn colour(state: &str) -> &'static str {
     match state {
         "done" => "#9be29b",
         "failed" => "#f28b82",

@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::cli::{Cli, ReportArgs};
 use crate::error::Result;
+use crate::explain::colour;
 use crate::graph::{Graph, TaskId};
 use crate::printer::Printer;
 use crate::run::RunRecord;
@@ -363,17 +364,6 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// The palette of `planexe graph` (explain.rs), by state.
-fn colour(state: &str) -> &'static str {
-    match state {
-        "done" => "#9be29b",
-        "failed" => "#f28b82",
-        "running" => "#8ab4f8",
-        "stopped" => "#fbbc04",
-        "stale" => "#fdd663",
-        _ => "#dadce0",
-    }
-}
 
 /// A model call: answered, or failed.
 fn call_colour(outcome: &str) -> &'static str {
