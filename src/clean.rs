@@ -71,6 +71,16 @@ pub fn clean(cli: &Cli, args: &CleanArgs, printer: &Printer) -> Result<()> {
             }
         }
     }
+    // `--all` takes the run directory back to empty: the next build starts
+    // a new run.
+    if args.all {
+        for name in ["run.json", "summary.json"] {
+            let path = run_dir.state_dir().join(name);
+            if path.exists() {
+                files.push((format!(".planexe/{name}"), path));
+            }
+        }
+    }
     if files.is_empty() {
         printer.note("nothing to clean");
         if !args.dry_run {

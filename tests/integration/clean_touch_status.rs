@@ -72,10 +72,15 @@ fn clean_needs_confirmation_off_a_terminal() {
 #[test]
 fn clean_all_never_deletes_sources() {
     let p = chain();
+    assert!(p.exists(".planexe/run.json"));
     p.run(&["clean", "--all", "-y"]).ok();
-    for f in ["a.txt", "b.txt", "c.txt", "other.txt"] {
+    for f in ["a.txt", "b.txt", "c.txt", "other.txt", ".planexe/run.json"] {
         assert!(!p.exists(f));
     }
+    // The next build starts a new run: no resume summary.
+    let run = p.build();
+    run.ok();
+    assert!(!run.stderr.contains("resuming run"), "{}", run.stderr);
     assert!(p.exists("src.txt"));
     assert!(p.exists("pipeline.toml"));
     p.run(&["clean", "nope", "-y"])
