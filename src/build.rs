@@ -762,6 +762,8 @@ pub struct RunResult {
     status: Status,
     elapsed: Duration,
     tail: Vec<String>,
+    /// Writing the sidecar and marker failed (planexe's own bookkeeping).
+    publish_error: Option<Error>,
 }
 
 struct TaskRunner<'a> {
@@ -801,10 +803,15 @@ impl Runner for TaskRunner<'_> {
                 status.error = Some(error);
             }
         }
+        // The sidecar and `.DONE` are written here, on the job's thread,
+        // so tasks finishing together do not queue behind one another's
+        // file writes on the loop's thread (which appends the log line).
+        let publish_error = state::publish(self.run_dir, &status).err();
         RunResult {
             status,
             elapsed,
             tail,
+            publish_error,
         }
     }
 }
@@ -1138,9 +1145,12 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         }
     }
 
-    fn finished(&mut self, t: TaskId, result: RunResult) -> Outcome {
+    fn finished(&mut self, t: TaskId, mut result: RunResult) -> Outcome {
         let name = &self.graph.tasks[t].name;
-        let r = self.store.write_status(self.run_dir, &result.status);
+        if let Some(e) = result.publish_error.take() {
+            self.keep(Err(e));
+        }
+        let r = self.store.record_outcome(self.run_dir, &result.status);
         self.keep(r);
         for (path, stamp) in &result.status.outputs {
             self.stamper.remember(path, stamp);

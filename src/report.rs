@@ -364,7 +364,6 @@ fn esc(text: &str) -> String {
     out
 }
 
-
 /// A model call: answered, or failed.
 fn call_colour(outcome: &str) -> &'static str {
     if outcome == "ok" {

@@ -317,6 +317,20 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records an outcome already published by [`publish`] (sidecar and
+    /// marker written by the job's thread): the log line, and memory.
+    pub fn record_outcome(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        self.note_marker(&status.task, status.state == TaskState::Done);
+        if matches!(
+            status.state,
+            TaskState::Done | TaskState::Failed | TaskState::Stopped
+        ) {
+            self.append(run_dir, &LogLine::status(status))?;
+            self.apply(LogLine::status(status));
+        }
+        Ok(())
+    }
+
     /// Records new stamps for a task that stays done (same bytes under a new
     /// mtime, an accepted hand edit) without touching its `.DONE` marker,
     /// whose mtime keeps meaning "when the task last ran".
@@ -410,6 +424,21 @@ fn ends_with_newline(file: &mut std::fs::File) -> bool {
     }
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
+}
+
+/// Writes the public face of a task's new state: the sidecar, then, for
+/// `done`, the `.DONE` marker last (for any other state the marker goes
+/// first). Safe from any thread: it touches only this task's files.
+pub fn publish(run_dir: &RunDir, status: &Status) -> Result<()> {
+    let done_path = run_dir.done_path(&status.task);
+    if status.state != TaskState::Done {
+        rundir::remove_if_exists(&done_path)?;
+    }
+    write_sidecar(run_dir, status)?;
+    if status.state == TaskState::Done {
+        fs_err::File::create(&done_path)?;
+    }
+    Ok(())
 }
 
 /// Reads a task's `.status` sidecar; `None` when absent or unreadable.
