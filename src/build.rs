@@ -145,19 +145,7 @@ fn lists_to_wait_for(session: &Session, args: &BuildArgs) -> Result<HashSet<Stri
     if producers.is_empty() {
         return Ok(HashSet::new());
     }
-    let stamper = Stamper::default();
-    let checker = Checker {
-        graph,
-        run_dir: &session.run_dir,
-        store: &session.store,
-        stamper: &stamper,
-        mode: args.check,
-    };
-    let plan = Plan::make(
-        &checker,
-        vec![true; graph.tasks.len()],
-        &vec![false; graph.tasks.len()],
-    )?;
+    let plan = session.plan(vec![true; graph.tasks.len()], args.check)?;
     Ok(producers
         .into_iter()
         .filter(|&(_, p)| plan.reasons[p].is_some())

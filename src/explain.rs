@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use crate::cli::{Cli, ExplainArgs, GraphArgs, GraphFormat};
 use crate::error::{Error, Result};
 use crate::graph::{Action, Graph, TaskId};
-use crate::plan::{Checker, Plan, Reason};
+use crate::plan::{Plan, Reason};
 use crate::printer::Printer;
 use crate::session::Session;
 use crate::stamp::{self, Stamp, Stamper};
@@ -31,19 +31,9 @@ pub fn explain(cli: &Cli, args: &ExplainArgs, printer: &Printer) -> Result<()> {
         return Err(Error::usage(format!("unknown task `{}`", args.task))
             .hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`"));
     };
+    let plan = session.plan(graph.closure(&[task.id]), args.check)?;
+    // Current stamps of the task's files, hashed only when needed.
     let stamper = Stamper::default();
-    let checker = Checker {
-        graph,
-        run_dir: &session.run_dir,
-        store: &session.store,
-        stamper: &stamper,
-        mode: args.check,
-    };
-    let plan = Plan::make(
-        &checker,
-        graph.closure(&[task.id]),
-        &vec![false; graph.tasks.len()],
-    )?;
     let root = session.run_dir.root();
     let mut out = String::new();
     let verdict = match &plan.reasons[task.id] {
@@ -228,16 +218,10 @@ pub fn colour(state: &str) -> &'static str {
 pub fn graph(cli: &Cli, args: &GraphArgs, printer: &Printer) -> Result<()> {
     let session = Session::open(cli, printer, None)?;
     let graph = &session.graph;
-    let stamper = Stamper::default();
-    let checker = Checker {
-        graph,
-        run_dir: &session.run_dir,
-        store: &session.store,
-        stamper: &stamper,
-        mode: crate::stamp::CheckMode::Content,
-    };
-    let n = graph.tasks.len();
-    let plan = Plan::make(&checker, vec![true; n], &vec![false; n])?;
+    let plan = session.plan(
+        vec![true; graph.tasks.len()],
+        crate::stamp::CheckMode::Content,
+    )?;
     let states = states(&session, graph, &plan);
     let edges: Vec<(TaskId, TaskId)> = graph
         .order

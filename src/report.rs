@@ -934,7 +934,8 @@ footer { margin-top: 32px; color: #5f6368; font-size: 12px; }
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{Counts, TaskSummary};
+    use crate::run::Counts;
+    use crate::summary::TaskSummary;
 
     const EVIL: &str = "<script>alert(1)</script>";
 

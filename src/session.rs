@@ -11,9 +11,11 @@ use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::pipeline::Pipeline;
+use crate::plan::{Checker, Plan};
 use crate::printer::Printer;
 use crate::run::RunRecord;
 use crate::rundir::{self, RunDir};
+use crate::stamp::{CheckMode, Stamper};
 use crate::state::StateStore;
 
 /// Where a build's model override came from.
@@ -103,6 +105,20 @@ impl Session {
             expand,
         )?;
         Ok(())
+    }
+
+    /// Checks the `wanted` tasks against disk, forcing nothing: the plan a
+    /// read-only command reports on.
+    pub fn plan(&self, wanted: Vec<bool>, mode: CheckMode) -> Result<Plan> {
+        let stamper = Stamper::default();
+        let checker = Checker {
+            graph: &self.graph,
+            run_dir: &self.run_dir,
+            store: &self.store,
+            stamper: &stamper,
+            mode,
+        };
+        Plan::make(&checker, wanted, &vec![false; self.graph.tasks.len()])
     }
 
     /// Remembers the pipeline file for later commands in this run directory.

@@ -18,11 +18,10 @@ use serde::Serialize;
 
 use crate::cli::{Cli, StatusArgs};
 use crate::error::{Error, Result};
-use crate::plan::{Checker, Plan, Reason};
+use crate::plan::{Plan, Reason};
 use crate::printer::Printer;
 use crate::run::RunRecord;
 use crate::session::Session;
-use crate::stamp::Stamper;
 use crate::state::{self, Status, TaskState};
 
 /// One task in `status --json`.
@@ -272,16 +271,7 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
     // one by one costs more than reading them.
     let session: &Session = Box::leak(Box::new(Session::open(cli, printer, None)?));
     let graph = &session.graph;
-    let stamper = Stamper::default();
-    let checker = Checker {
-        graph,
-        run_dir: &session.run_dir,
-        store: &session.store,
-        stamper: &stamper,
-        mode: args.check,
-    };
-    let n = graph.tasks.len();
-    let plan = Plan::make(&checker, vec![true; n], &vec![false; n])?;
+    let plan = session.plan(vec![true; graph.tasks.len()], args.check)?;
     let mut lines = task_lines(session, &plan);
 
     if let Some(name) = &args.task {

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::graph::{Action, Graph};
-use crate::run::RunRecord;
+use crate::run::{Counts, RunRecord};
 use crate::rundir::{self, RunDir};
 use crate::state::{StateStore, TaskState};
 
@@ -29,15 +29,6 @@ pub struct TaskSummary {
     pub error: Option<String>,
     pub error_id: Option<String>,
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Default)]
-pub struct Counts {
-    pub tasks: usize,
-    pub done: usize,
-    pub failed: usize,
-    pub stopped: usize,
-    pub not_run: usize,
 }
 
 #[derive(Debug, Serialize)]
