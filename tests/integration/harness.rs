@@ -60,6 +60,20 @@ impl Run {
     }
 }
 
+/// Waits (bounded) until `cond` holds; the bound is generous, not a timing
+/// assertion.
+#[track_caller]
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_planexe")
 }

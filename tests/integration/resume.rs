@@ -112,7 +112,7 @@ fn the_lock_names_its_holder_and_dies_with_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(|| p.exists("started"));
+    wait_for("the condition", || p.exists("started"));
     let run = p.build();
     run.code(2)
         .stderr_has(&format!("another build (pid {}, started ", child.id()))
@@ -132,14 +132,6 @@ fn the_lock_names_its_holder_and_dies_with_it() {
     run.ok()
         .ran(&["long"])
         .stderr_has("left running by a build that crashed");
-}
-
-fn wait_for(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// 50 tasks: layers of commands and prompt tasks, each command appending
@@ -356,7 +348,7 @@ fn a_stop_does_not_wait_for_tasks_that_ignore_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(|| p.exists("started"));
+    wait_for("the condition", || p.exists("started"));
     let stopped_at = Instant::now();
     // SAFETY: signalling the child we spawned.
     unsafe {

@@ -2,19 +2,8 @@
 //! losing good output.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use crate::harness::*;
-
-/// Waits (bounded) until `cond` holds; the bound is generous, not a timing
-/// assertion.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond() {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn minus_j2_never_runs_three_at_once() {
