@@ -222,7 +222,13 @@ fn outputs(p: &Project) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn stress(signal: i32, kills: usize) {
+/// Kills (or interrupts) planexe at `$PLANEXE_STRESS_KILLS` (default 30)
+/// random moments, resuming each time.
+fn stress(signal: i32) {
+    let kills: usize = std::env::var("PLANEXE_STRESS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
     let server = Server::start();
     server.default_reply(delayed(
         openai_answer("an answer"),
@@ -308,20 +314,12 @@ fn stress(signal: i32, kills: usize) {
 
 #[test]
 fn killing_planexe_at_random_moments_loses_nothing() {
-    let kills = std::env::var("PLANEXE_STRESS_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    stress(libc::SIGKILL, kills);
+    stress(libc::SIGKILL);
 }
 
 #[test]
 fn interrupting_planexe_at_random_moments_loses_nothing() {
-    let kills = std::env::var("PLANEXE_STRESS_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    stress(libc::SIGINT, kills);
+    stress(libc::SIGINT);
 }
 
 #[test]
