@@ -38,6 +38,16 @@ pub fn build(
     printer: &mut Printer,
     interrupt: &Interrupt,
 ) -> Result<()> {
+    // A whole build with nothing to do, as the last one left it: stats
+    // alone say so.
+    if args.targets.is_empty() && !args.force {
+        if let Some(tasks) = certified(cli, args, printer)? {
+            if !args.question {
+                printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
+            }
+            return Ok(());
+        }
+    }
     // Never freed: a build is the last thing the process does, and freeing
     // ten thousand records one by one costs more than a whole no-op check.
     let session: &mut Session = Box::leak(Box::new(Session::open(
@@ -121,6 +131,38 @@ pub fn build(
         }
     }
     result
+}
+
+/// The number of tasks the up-to-date certificate vouches for, when it
+/// holds for this run directory, pipeline file and model override.
+fn certified(cli: &Cli, args: &BuildArgs, printer: &Printer) -> Result<Option<u64>> {
+    let (run_dir, pipeline, _) = crate::session::locate(cli, printer)?;
+    let Some(cert) = crate::certificate::Certificate::read(&run_dir) else {
+        return Ok(None);
+    };
+    let model = args.model.clone().or_else(crate::session::env_model);
+    let key = crate::certificate::Key {
+        pipeline: &pipeline,
+        model: model.as_deref(),
+    };
+    let Some(holds) = cert.holds(&run_dir, &key, args.check) else {
+        return Ok(None);
+    };
+    if holds.clean() || args.dry_run || args.question {
+        return Ok(Some(holds.tasks));
+    }
+    // Files touched with the same bytes: their new stamps are recorded, as
+    // the full check would, under the lock and after checking again. A
+    // busy lock is for the full path to report.
+    let Ok(_lock) = run_dir.lock("build") else {
+        return Ok(None);
+    };
+    let Some(holds) = cert.holds(&run_dir, &key, args.check) else {
+        return Ok(None);
+    };
+    let tasks = holds.tasks;
+    cert.record(&run_dir, &holds)?;
+    Ok(Some(tasks))
 }
 
 /// Event log, hooks and trace of one build (not of dry runs).
@@ -368,6 +410,17 @@ fn build_phase(
             run.begin_build(None);
             run.end_build("completed", 0, counts(graph, &plan, None), None);
             run.save(&session.run_dir)?;
+        }
+        // The whole pipeline, checked without a warning: the next build
+        // can tell from stats alone that it is still so.
+        if phase == 0 && args.targets.is_empty() && !args.force && !printer.warned() {
+            crate::certificate::write(
+                &session.run_dir,
+                &session.pipeline,
+                graph,
+                &session.store,
+                &session.certificate_key(),
+            )?;
         }
         printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
         std::mem::forget(plan);

@@ -93,6 +93,10 @@ pub struct Graph {
     pub fanouts: BTreeMap<String, FanoutGroup>,
     /// `[[hooks]]`, checked.
     pub hooks: Vec<crate::events::HookDef>,
+    /// Paths whose existence or listing decided the resolution beyond the
+    /// task files themselves: folders a glob walked, and glob patterns that
+    /// would be taken literally if such a file appeared.
+    pub watched: Vec<String>,
 }
 
 /// The tasks a fan-out expanded into.
@@ -482,6 +486,7 @@ impl Graph {
         }
         // Source files already found on disk (many tasks read the same).
         let mut checked_sources: std::collections::HashSet<String> = Default::default();
+        let mut watched: Vec<String> = Vec::new();
         // Second pass: inputs (with globs), `after`, edges.
         for (id, entry) in entries.iter().enumerate() {
             let task = entry.def;
@@ -535,8 +540,21 @@ impl Graph {
                     producers.contains_key(&p)
                         || std::fs::symlink_metadata(run_dir.path(&p)).is_ok()
                 });
+                if is_glob(pattern) {
+                    if let Ok(path) = rundir::normalize(pattern) {
+                        watched.push(path);
+                    }
+                }
                 let paths = if is_glob(pattern) && !literal {
-                    expand_glob(&source, run_dir, pattern, raw.span(), task_name, &producers)?
+                    expand_glob(
+                        &source,
+                        run_dir,
+                        pattern,
+                        raw.span(),
+                        task_name,
+                        &producers,
+                        &mut watched,
+                    )?
                 } else {
                     let path =
                         checked_path(&source, run_dir, pattern, raw.span(), task_name, "input")?;
@@ -696,6 +714,7 @@ impl Graph {
             order,
             models,
             hooks,
+            watched,
             fanouts: fanout_names
                 .into_iter()
                 .map(|(name, g)| {
@@ -816,6 +835,7 @@ fn expand_glob(
     span: Range<usize>,
     task: &str,
     producers: &HashMap<String, TaskId>,
+    walked: &mut Vec<String>,
 ) -> Result<Vec<String>> {
     let refuse = |m: String| {
         Error::pipeline(source.diagnostic(span.clone(), &format!("input of task `{task}`: {m}")))
@@ -839,6 +859,11 @@ fn expand_glob(
         } else {
             run_dir.path(&dir)
         };
+        walked.push(if dir.is_empty() {
+            ".".into()
+        } else {
+            dir.clone()
+        });
         let Ok(entries) = std::fs::read_dir(&full) else {
             continue;
         };

@@ -7,6 +7,7 @@
 //! [`scheduler`] (ninja's loop) → [`build`] (running and recording).
 
 pub mod build;
+pub mod certificate;
 pub mod clean;
 pub mod cli;
 pub mod command;

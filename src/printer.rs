@@ -32,6 +32,8 @@ pub struct Printer {
     verbosity: Verbosity,
     color: bool,
     bars: Option<Bars>,
+    /// Whether a warning was printed.
+    warned: std::cell::Cell<bool>,
 }
 
 impl Printer {
@@ -42,6 +44,7 @@ impl Printer {
             verbosity,
             color: tty && !no_color,
             bars: None,
+            warned: std::cell::Cell::new(false),
         }
     }
 
@@ -63,7 +66,13 @@ impl Printer {
     }
 
     pub fn warn(&self, message: &str) {
+        self.warned.set(true);
         self.line(&format!("{} {message}", self.paint("1;33", "warning:")));
+    }
+
+    /// Whether any warning was printed so far.
+    pub fn warned(&self) -> bool {
+        self.warned.get()
     }
 
     /// A normal-verbosity message on stderr.

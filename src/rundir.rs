@@ -174,6 +174,9 @@ impl RunDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(with_path(e, &path)),
         }
+        // Whatever this command changes, the up-to-date certificate no
+        // longer vouches for it.
+        crate::certificate::remove(&self.state_dir());
         let holder = LockHolder {
             pid: std::process::id(),
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")

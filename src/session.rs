@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::certificate::{self, Certificate};
 use crate::cli::Cli;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -49,42 +50,39 @@ impl Session {
     /// The model override for prompt tasks: `model_override` (from `build
     /// --model`), else `$PLANEXE_MODEL`, else the model the run remembered.
     pub fn open(cli: &Cli, printer: &Printer, model_override: Option<&str>) -> Result<Session> {
-        let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
-        let root = match &cli.directory {
-            Some(dir) => cwd.join(dir),
-            None => cwd.clone(),
-        };
-        let run_dir = RunDir::open(&root)?;
-        let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
-        let pipeline = Pipeline::load(&path, display)?;
-        let run = RunRecord::load(&run_dir);
-        let env_model = std::env::var("PLANEXE_MODEL")
-            .ok()
-            .filter(|m| !m.trim().is_empty());
-        let remembered = run.as_ref().and_then(|r| r.model.clone());
-        let model_source: Option<ModelSource> = match (model_override, env_model, remembered) {
-            (Some(m), _, _) => Some((ModelSourceKind::Flag, m.to_string())),
-            (None, Some(m), _) => Some((ModelSourceKind::Env, m)),
-            (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
-            (None, None, None) => None,
-        };
-        // The state log loads on a second thread while the pipeline
-        // resolves: on a large pipeline these are the two biggest costs
-        // of a no-op build.
-        let (graph, store) = std::thread::scope(|scope| {
+        let (run_dir, path, display) = locate(cli, printer)?;
+        // The state log loads on a second thread while the pipeline is
+        // parsed and resolved: on a large pipeline these are the two
+        // biggest costs of every command.
+        let (loaded, store) = std::thread::scope(|scope| {
             let store = scope.spawn(|| StateStore::load(&run_dir));
-            let graph = Graph::resolve(
-                &pipeline,
-                &run_dir,
-                model_source.as_ref().map(|(_, m)| m.as_str()),
-                &|_| true,
-            );
+            let loaded =
+                (|| -> Result<(Pipeline, Option<RunRecord>, Option<ModelSource>, Graph)> {
+                    let pipeline = Pipeline::load(&path, display)?;
+                    let run = RunRecord::load(&run_dir);
+                    let remembered = run.as_ref().and_then(|r| r.model.clone());
+                    let model_source: Option<ModelSource> =
+                        match (model_override, env_model(), remembered) {
+                            (Some(m), _, _) => Some((ModelSourceKind::Flag, m.to_string())),
+                            (None, Some(m), _) => Some((ModelSourceKind::Env, m)),
+                            (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
+                            (None, None, None) => None,
+                        };
+                    let graph = Graph::resolve(
+                        &pipeline,
+                        &run_dir,
+                        model_source.as_ref().map(|(_, m)| m.as_str()),
+                        &|_| true,
+                    )?;
+                    Ok((pipeline, run, model_source, graph))
+                })();
             let store = store
                 .join()
                 .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
-            (graph, store)
+            (loaded, store)
         });
-        let (graph, store) = (graph?, store?);
+        let (pipeline, run, model_source, graph) = loaded?;
+        let store = store?;
         Ok(Session {
             run,
             model_source,
@@ -107,9 +105,40 @@ impl Session {
         Ok(())
     }
 
+    /// The model override named for this invocation (`--model` or
+    /// `$PLANEXE_MODEL`), not the one the run remembers.
+    pub fn explicit_model(&self) -> Option<&str> {
+        match &self.model_source {
+            Some((ModelSourceKind::Flag | ModelSourceKind::Env, m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// What the up-to-date certificate of this run directory is keyed by.
+    pub fn certificate_key(&self) -> certificate::Key<'_> {
+        certificate::Key {
+            pipeline: &self.pipeline.path,
+            model: self.explicit_model(),
+        }
+    }
+
     /// Checks the `wanted` tasks against disk, forcing nothing: the plan a
     /// read-only command reports on.
     pub fn plan(&self, wanted: Vec<bool>, mode: CheckMode) -> Result<Plan> {
+        // All of them up to date, by the certificate: no need to look
+        // task by task.
+        if wanted.iter().all(|&w| w)
+            && Certificate::read(&self.run_dir)
+                .and_then(|c| c.holds(&self.run_dir, &self.certificate_key(), mode))
+                .is_some_and(|h| h.tasks == self.graph.tasks.len() as u64)
+        {
+            return Ok(Plan {
+                reasons: vec![None; wanted.len()],
+                wanted,
+                updates: Vec::new(),
+                edited: Vec::new(),
+            });
+        }
         let stamper = Stamper::default();
         let checker = Checker {
             graph: &self.graph,
@@ -135,6 +164,26 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `$PLANEXE_MODEL`, when set and not blank.
+pub fn env_model() -> Option<String> {
+    std::env::var("PLANEXE_MODEL")
+        .ok()
+        .filter(|m| !m.trim().is_empty())
+}
+
+/// The run directory (`-C`) and the pipeline file chosen for it (path and
+/// how to show it), without reading the pipeline.
+pub fn locate(cli: &Cli, printer: &Printer) -> Result<(RunDir, PathBuf, String)> {
+    let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
+    let root = match &cli.directory {
+        Some(dir) => cwd.join(dir),
+        None => cwd.clone(),
+    };
+    let run_dir = RunDir::open(&root)?;
+    let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
+    Ok((run_dir, path, display))
 }
 
 fn choose_pipeline(

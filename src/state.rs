@@ -111,15 +111,27 @@ impl Status {
     }
 }
 
-/// One line of `.planexe/log`: a status change, or `clean` forgetting the
-/// task. A plain struct (not a tagged enum) so serde parses it in one pass.
+/// One line of `.planexe/log`: a status change, `clean` forgetting the
+/// task, or `restamp`: a file's new stamp over the same bytes. A plain
+/// struct (not a tagged enum) so serde parses it in one pass.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LogLine {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     task: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     clean: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<Box<Status>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    restamp: Option<Restamp>,
+}
+
+/// A file seen with a new size or mtime but the bytes its records hold:
+/// every record of it with that hash takes the new stamp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Restamp {
+    pub path: String,
+    pub stamp: Stamp,
 }
 
 impl LogLine {
@@ -130,6 +142,7 @@ impl LogLine {
             task: status.task.clone(),
             clean: false,
             status: Some(Box::new(status)),
+            restamp: None,
         }
     }
 
@@ -138,6 +151,7 @@ impl LogLine {
             task: task.to_string(),
             clean: true,
             status: None,
+            restamp: None,
         }
     }
 }
@@ -209,6 +223,18 @@ impl StateStore {
     }
 
     fn apply(&mut self, line: LogLine) {
+        if let Some(restamp) = line.restamp {
+            for done in self.records.values_mut().filter_map(|r| r.done.as_mut()) {
+                for stamps in [&mut done.inputs, &mut done.outputs] {
+                    if let Some(stamp) = stamps.get_mut(&restamp.path) {
+                        if stamp.blake3 == restamp.stamp.blake3 {
+                            *stamp = restamp.stamp.clone();
+                        }
+                    }
+                }
+            }
+            return;
+        }
         match (line.clean, line.status) {
             (false, Some(status)) => {
                 let status = *status;
@@ -258,21 +284,7 @@ impl StateStore {
 
     fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
         if self.log.is_none() {
-            let path = run_dir.log_path();
-            fs_err::create_dir_all(run_dir.state_dir())?;
-            let file = fs_err::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .read(true)
-                .open(&path)?;
-            let mut file = file.into_parts().0;
-            // A crash mid-append leaves a torn last line: end it, so the
-            // next record starts on a line of its own.
-            if !ends_with_newline(&mut file) {
-                file.write_all(b"\n")
-                    .map_err(|e| rundir::with_path(e, &path))?;
-            }
-            self.log = Some(file);
+            self.log = Some(open_log(run_dir)?);
         }
         let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
@@ -414,6 +426,43 @@ impl StateStore {
         self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
         Ok(())
     }
+}
+
+/// Opens the log to append to, creating it, and ends a torn last line (a
+/// crash mid-append) so the next record starts on a line of its own.
+fn open_log(run_dir: &RunDir) -> Result<std::fs::File> {
+    let path = run_dir.log_path();
+    fs_err::create_dir_all(run_dir.state_dir())?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&path)?;
+    let mut file = file.into_parts().0;
+    if !ends_with_newline(&mut file) {
+        file.write_all(b"\n")
+            .map_err(|e| rundir::with_path(e, &path))?;
+    }
+    Ok(file)
+}
+
+/// Appends `restamp` lines: files with new stamps over the bytes their
+/// records hold. The caller holds the run directory's lock.
+pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
+    let mut bytes = Vec::new();
+    for restamp in restamps {
+        let line = LogLine {
+            task: String::new(),
+            clean: false,
+            status: None,
+            restamp: Some(restamp),
+        };
+        serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+    }
+    open_log(run_dir)?
+        .write_all(&bytes)
+        .map_err(|e| rundir::with_path(e, &run_dir.log_path()))
 }
 
 fn ends_with_newline(file: &mut std::fs::File) -> bool {

@@ -4,6 +4,7 @@ mod harness;
 mod llm_server;
 
 mod build;
+mod certificate;
 mod clean_touch_status;
 mod examples;
 mod fanout;

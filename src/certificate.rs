@@ -1,0 +1,539 @@
+//! The up-to-date certificate, `.planexe/uptodate`: what lets a no-op build
+//! answer from stats alone, without parsing the pipeline or the state log.
+//!
+//! A build that finds every task up to date writes it. It lists every file
+//! and folder that verdict depended on (the pipeline file, prompt and schema
+//! files, `foreach` lists, folders a glob walked, every task's inputs and
+//! outputs, the state log, the task-state folder, the run record), each
+//! with its kind, size, mtime, ctime and inode, and for task files the
+//! recorded blake3. Later, for the same pipeline path, planexe version and
+//! model override, a build that finds every entry unchanged has nothing to
+//! do. A task file whose stat moved but whose bytes did not (a `touch`)
+//! still counts as unchanged in content mode, as in the full check, and its
+//! new stamp is recorded the same way (a `restamp` line in the log).
+//!
+//! Anything else falls back to the full check: a missing, torn or foreign
+//! certificate, any other difference, a symlink among the entries.
+//!
+//! File times tick at the kernel clock's resolution, so a file changed
+//! within the same tick as its recorded stat would look unchanged. As in
+//! git's index, an entry younger than [`RACY`] when recorded is marked racy
+//! and its bytes are hashed on every check; a young entry that has no hash
+//! (a folder, the pipeline file) means no certificate is written. The log
+//! only grows or is replaced, so its size or inode always moves: it is
+//! never racy.
+//!
+//! The certificate needs no invalidation to be correct (it names the state
+//! it vouches for); every command that takes the run directory's lock still
+//! removes it, so it never outlives that state.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use crate::graph::Graph;
+use crate::pipeline::Pipeline;
+use crate::rundir::{self, RunDir};
+use crate::stamp::CheckMode;
+use crate::state::StateStore;
+
+const MAGIC: &[u8] = b"planexe uptodate 1\n";
+const FILE: &str = "uptodate";
+
+/// How old every stamp must be before a certificate may vouch for it.
+pub const RACY: Duration = Duration::from_millis(100);
+
+/// What a stat says about one path, as far as the verdict cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    /// 0 absent, 1 regular file, 2 folder.
+    kind: u8,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+const ABSENT: FileId = FileId {
+    kind: 0,
+    size: 0,
+    mtime_ns: 0,
+    ctime_ns: 0,
+    ino: 0,
+};
+
+/// One path the verdict depended on.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Relative to the run directory, or absolute (files beside the
+    /// pipeline file).
+    path: String,
+    id: FileId,
+    /// The recorded blake3 (hex) of a task's input or output.
+    hash: Option<String>,
+    /// Recorded within [`RACY`] of its last change: its bytes are hashed
+    /// on every check.
+    racy: bool,
+}
+
+/// The log's path, relative to the run directory.
+const LOG: &str = ".planexe/log";
+
+/// Who the certificate is for: the same pipeline file and model override.
+pub struct Key<'a> {
+    pub pipeline: &'a Path,
+    pub model: Option<&'a str>,
+}
+
+/// A certificate read back from disk.
+pub struct Certificate {
+    pipeline: String,
+    model: Option<String>,
+    tasks: u64,
+    entries: Vec<Entry>,
+}
+
+/// The outcome of checking a certificate against disk.
+pub struct Holds {
+    /// How many tasks it vouches for.
+    pub tasks: u64,
+    /// Task files found with a new stat over the recorded bytes, or racy
+    /// ones verified by their bytes: (entry, what the stat says now).
+    touched: Vec<(usize, FileId)>,
+    /// Whether something is worth recording: a new stamp, or a racy entry
+    /// that has settled.
+    news: bool,
+}
+
+impl Holds {
+    /// Whether holding leaves nothing to record.
+    pub fn clean(&self) -> bool {
+        !self.news
+    }
+}
+
+/// How one entry compares with disk.
+enum Verdict {
+    Same,
+    /// Same bytes; the stat it has now.
+    Touched(FileId),
+    Differs,
+}
+
+/// The first moment (ns since the epoch) whose stamps count as young now.
+fn young_from(now: SystemTime) -> i64 {
+    now.checked_sub(RACY)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |d| d.as_nanos() as i64)
+}
+
+fn is_young(id: &FileId, young: i64) -> bool {
+    id.kind != 0 && (id.ctime_ns >= young || id.mtime_ns >= young)
+}
+
+fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
+    if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        run_dir.path(path)
+    }
+}
+
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+/// Stats without following a symlink: `Err(())` for a symlink or anything
+/// that is neither file nor folder, which no certificate vouches for.
+fn file_id(path: &Path) -> Result<FileId, ()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            let kind = if m.is_file() {
+                1
+            } else if m.is_dir() {
+                2
+            } else {
+                return Err(());
+            };
+            Ok(FileId {
+                kind,
+                size: if kind == 1 { m.size() } else { 0 },
+                mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
+                ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
+                ino: m.ino(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ABSENT),
+        Err(_) => Err(()),
+    }
+}
+
+fn certificate_path(run_dir: &RunDir) -> PathBuf {
+    run_dir.state_dir().join(FILE)
+}
+
+/// Removes the certificate (a command is about to change the state).
+pub fn remove(state_dir: &Path) {
+    let _ = std::fs::remove_file(state_dir.join(FILE));
+}
+
+/// Writes a certificate for a verdict of "every task up to date", just
+/// reached by the full check. Quietly writes nothing when the state cannot
+/// be vouched for by stats (a symlink, a stamp too young, a task known only
+/// from its sidecar).
+pub fn write(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+    key: &Key,
+) -> crate::error::Result<()> {
+    let Some(entries) = collect(run_dir, pipeline, graph, store) else {
+        return Ok(());
+    };
+    let cert = Certificate {
+        pipeline: key.pipeline.to_string_lossy().into_owned(),
+        model: key.model.map(str::to_string),
+        tasks: graph.tasks.len() as u64,
+        entries,
+    };
+    rundir::write_atomic(&certificate_path(run_dir), &cert.encode())
+}
+
+/// Every path the verdict depended on, stamped now; `None` when a
+/// certificate must not be written.
+fn collect(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+) -> Option<Vec<Entry>> {
+    let now = SystemTime::now();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut owned: Vec<(String, Option<String>)> = Vec::new();
+    let mut add = |path: String| owned.push((path, None));
+
+    add(pipeline.path.to_string_lossy().into_owned());
+    for def in pipeline.def.tasks.values() {
+        for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
+            add(pipeline
+                .dir()
+                .join(rel.get_ref())
+                .to_string_lossy()
+                .into_owned());
+        }
+        if let Some(foreach) = &def.foreach {
+            add(foreach.get_ref().file.clone());
+        }
+    }
+    for path in &graph.watched {
+        add(path.clone());
+    }
+    for state in [
+        LOG,
+        ".planexe/tasks",
+        ".planexe/run.json",
+        ".planexe/pipeline",
+    ] {
+        add(state.to_string());
+    }
+
+    let mut task_files: Vec<(&str, &str)> = Vec::new();
+    for task in &graph.tasks {
+        // A task known only from its sidecar (no log line) could change
+        // without any stat this certificate holds.
+        let done = store.record(&task.name).and_then(|r| r.done.as_ref())?;
+        for out in &task.outputs {
+            let stamp = done.outputs.get(&out.path)?;
+            task_files.push((out.path.as_str(), stamp.blake3.as_str()));
+        }
+        for input in &task.inputs {
+            let stamp = done.inputs.get(&input.path)?;
+            task_files.push((input.path.as_str(), stamp.blake3.as_str()));
+        }
+    }
+    let mut entries: Vec<(&str, Option<&str>)> = Vec::new();
+    for (path, _) in &owned {
+        if seen.insert(path.as_str()) {
+            entries.push((path.as_str(), None));
+        }
+    }
+    for (path, hash) in task_files {
+        if seen.insert(path) {
+            entries.push((path, Some(hash)));
+        }
+    }
+
+    let young = young_from(now);
+    entries
+        .par_iter()
+        .map(|&(path, hash)| {
+            let id = file_id(&path_of(run_dir, path)).ok()?;
+            let racy = path != LOG && is_young(&id, young);
+            if racy && hash.is_none() {
+                return None;
+            }
+            Some(Entry {
+                path: path.to_string(),
+                id,
+                hash: hash.map(str::to_string),
+                racy,
+            })
+        })
+        .collect()
+}
+
+impl Certificate {
+    /// Reads the certificate of a run directory; `None` when there is none
+    /// or it is not one this planexe wrote whole.
+    pub fn read(run_dir: &RunDir) -> Option<Certificate> {
+        let bytes = std::fs::read(certificate_path(run_dir)).ok()?;
+        Certificate::decode(&bytes)
+    }
+
+    /// Whether this certificate vouches for `key` and still holds on disk.
+    pub fn holds(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> Option<Holds> {
+        if self.pipeline.as_str() != key.pipeline.to_string_lossy()
+            || self.model.as_deref() != key.model
+        {
+            return None;
+        }
+        let touched: Vec<(usize, FileId)> = self
+            .entries
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, e)| match check(run_dir, e, mode) {
+                Verdict::Same => None,
+                Verdict::Touched(id) => Some(Some((i, id))),
+                Verdict::Differs => Some(None),
+            })
+            .collect::<Option<_>>()?;
+        let young = young_from(SystemTime::now());
+        let news = touched
+            .iter()
+            .any(|(i, now)| self.entries[*i].id != *now || !is_young(now, young));
+        Some(Holds {
+            tasks: self.tasks,
+            touched,
+            news,
+        })
+    }
+
+    /// Records what `holds` found: a `restamp` log line for every task file
+    /// with a new stat, and a new certificate. The caller holds the run
+    /// directory's lock and has just checked `holds` under it.
+    pub fn record(mut self, run_dir: &RunDir, holds: &Holds) -> crate::error::Result<()> {
+        let restamps: Vec<crate::state::Restamp> = holds
+            .touched
+            .iter()
+            .filter(|(i, now)| self.entries[*i].id != *now)
+            .filter_map(|&(i, now)| {
+                let e = &self.entries[i];
+                Some(crate::state::Restamp {
+                    path: e.path.clone(),
+                    stamp: crate::stamp::Stamp {
+                        size: now.size,
+                        mtime_ns: now.mtime_ns,
+                        blake3: e.hash.clone()?,
+                    },
+                })
+            })
+            .collect();
+        if !restamps.is_empty() {
+            crate::state::append_restamps(run_dir, restamps)?;
+        }
+        let young = young_from(SystemTime::now());
+        for &(i, now) in &holds.touched {
+            let e = &mut self.entries[i];
+            e.id = now;
+            e.racy = is_young(&now, young);
+        }
+        if let Some(log) = self.entries.iter_mut().find(|e| e.path == LOG) {
+            match file_id(&run_dir.path(LOG)) {
+                Ok(id) => log.id = id,
+                Err(()) => return Ok(()),
+            }
+        }
+        rundir::write_atomic(&certificate_path(run_dir), &self.encode())
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 96);
+        out.extend_from_slice(MAGIC);
+        put_str(&mut out, env!("CARGO_PKG_VERSION"));
+        put_str(&mut out, &self.pipeline);
+        match &self.model {
+            Some(m) => {
+                out.push(1);
+                put_str(&mut out, m);
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.tasks.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for e in &self.entries {
+            put_str(&mut out, &e.path);
+            out.push(e.id.kind);
+            out.extend_from_slice(&e.id.size.to_le_bytes());
+            out.extend_from_slice(&e.id.mtime_ns.to_le_bytes());
+            out.extend_from_slice(&e.id.ctime_ns.to_le_bytes());
+            out.extend_from_slice(&e.id.ino.to_le_bytes());
+            put_str(&mut out, e.hash.as_deref().unwrap_or(""));
+            out.push(u8::from(e.racy));
+        }
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Certificate> {
+        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+        if blake3::hash(body).as_bytes() != sum {
+            return None;
+        }
+        let mut r = Reader(body.strip_prefix(MAGIC)?);
+        if r.str()? != env!("CARGO_PKG_VERSION") {
+            return None;
+        }
+        let pipeline = r.str()?.to_string();
+        let model = match r.u8()? {
+            0 => None,
+            _ => Some(r.str()?.to_string()),
+        };
+        let tasks = r.u64()?;
+        let count = usize::try_from(r.u64()?).ok()?;
+        let mut entries = Vec::with_capacity(count.min(body.len() / 40));
+        for _ in 0..count {
+            let path = r.str()?.to_string();
+            let id = FileId {
+                kind: r.u8()?,
+                size: r.u64()?,
+                mtime_ns: r.u64()? as i64,
+                ctime_ns: r.u64()? as i64,
+                ino: r.u64()?,
+            };
+            let hash = r.str()?;
+            let racy = r.u8()? != 0;
+            entries.push(Entry {
+                path,
+                id,
+                hash: (!hash.is_empty()).then(|| hash.to_string()),
+                racy,
+            });
+        }
+        r.0.is_empty().then_some(Certificate {
+            pipeline,
+            model,
+            tasks,
+            entries,
+        })
+    }
+}
+
+/// How one entry compares with disk.
+fn check(run_dir: &RunDir, e: &Entry, mode: CheckMode) -> Verdict {
+    let path = path_of(run_dir, &e.path);
+    let Ok(now) = file_id(&path) else {
+        return Verdict::Differs;
+    };
+    if now == e.id && !e.racy {
+        return Verdict::Same;
+    }
+    // A new stat over the same bytes is what the full check calls touched
+    // (in content mode); a racy entry is trusted only by its bytes.
+    let hash = match (&e.hash, mode) {
+        (Some(hash), CheckMode::Content) => hash,
+        (Some(hash), CheckMode::Mtime) if now == e.id => hash,
+        _ => return Verdict::Differs,
+    };
+    if now.kind == 1
+        && now.size == e.id.size
+        && crate::stamp::hash_file(&path).is_ok_and(|h| &h == hash)
+    {
+        Verdict::Touched(now)
+    } else {
+        Verdict::Differs
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A cursor over the certificate's bytes; every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_damage() {
+        let cert = Certificate {
+            pipeline: "/p/pipeline.toml".into(),
+            model: Some("m".into()),
+            tasks: 2,
+            entries: vec![
+                Entry {
+                    path: "out/a.txt".into(),
+                    id: FileId {
+                        kind: 1,
+                        size: 3,
+                        mtime_ns: -5,
+                        ctime_ns: 7,
+                        ino: 9,
+                    },
+                    hash: Some("ab".into()),
+                    racy: true,
+                },
+                Entry {
+                    path: ".planexe/log".into(),
+                    id: ABSENT,
+                    hash: None,
+                    racy: false,
+                },
+            ],
+        };
+        let bytes = cert.encode();
+        let back = Certificate::decode(&bytes).expect("decodes");
+        assert_eq!(back.pipeline, cert.pipeline);
+        assert_eq!(back.model, cert.model);
+        assert_eq!(back.tasks, 2);
+        assert_eq!(back.entries.len(), 2);
+        assert_eq!(back.entries[0].id, cert.entries[0].id);
+        assert_eq!(back.entries[0].hash.as_deref(), Some("ab"));
+        assert_eq!(back.entries[1].hash, None);
+        assert!(back.entries[0].racy && !back.entries[1].racy);
+        // A torn or altered certificate is no certificate.
+        assert!(Certificate::decode(&bytes[..bytes.len() - 1]).is_none());
+        let mut flipped = bytes.clone();
+        flipped[MAGIC.len() + 6] ^= 1;
+        assert!(Certificate::decode(&flipped).is_none());
+        assert!(Certificate::decode(b"").is_none());
+    }
+}

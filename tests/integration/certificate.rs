@@ -1,0 +1,174 @@
+//! The up-to-date certificate: a no-op build answered from stats alone must
+//! never hide a change the full check would see.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use crate::harness::*;
+
+const CERT: &str = ".planexe/uptodate";
+
+/// Lets every stamp age past the racy window, then runs a no-op build,
+/// which writes the certificate.
+#[track_caller]
+fn certify(p: &Project) {
+    std::thread::sleep(Duration::from_millis(250));
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("nothing to do: 2 task(s)");
+    assert!(p.exists(CERT), "a no-op build wrote no certificate");
+}
+
+#[test]
+fn a_certified_no_op_still_sees_every_kind_of_change() {
+    let p = demo();
+    p.build().ok().ran(&["outline", "report"]);
+    certify(&p);
+    // Trusted: the next builds say so without the full check.
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("nothing to do: 2 task(s)");
+    p.run(&["build", "-q"]).ok();
+    p.run(&["build", "-n"])
+        .ok()
+        .stderr_has("nothing to do: 2 task(s)");
+
+    // New bytes in a source.
+    p.write("plan.txt", "build a bigger house\n");
+    p.run(&["build", "-q"]).code(1);
+    p.build().ok().ran(&["outline", "report"]);
+
+    // Same size, new bytes: the stat moves, the hash differs.
+    certify(&p);
+    p.write_at("plan.txt", "build a bigger mouse\n", 2_000_000);
+    p.build().ok().ran(&["outline", "report"]);
+
+    // A new file matching a glob input.
+    certify(&p);
+    p.write("notes/c.md", "note c\n");
+    p.build().ok().ran(&["report"]);
+
+    // A deleted marker.
+    certify(&p);
+    p.remove(".planexe/tasks/outline.DONE");
+    p.build().ok().ran(&["outline"]);
+
+    // A deleted output.
+    certify(&p);
+    p.remove("report.md");
+    p.build().ok().ran(&["report"]);
+
+    // A hand-edited output is kept, and its readers re-run.
+    certify(&p);
+    p.write("outline.md", "EDITED BY HAND\n");
+    p.build()
+        .ok()
+        .ran(&["report"])
+        .stderr_has("kept hand-edited outline.md");
+
+    // A changed definition.
+    certify(&p);
+    let pipeline = p
+        .read("pipeline.toml")
+        .replace("cat {inputs}", "cat  {inputs}");
+    p.write("pipeline.toml", &pipeline);
+    p.build().ok().ran(&["report"]);
+
+    // A trusted no-op leaves the certificate as it is; another model
+    // override is not what it was written for, so the full check runs
+    // (and writes one for that override).
+    certify(&p);
+    let changed = || {
+        std::fs::metadata(p.path(CERT))
+            .map(|m| (m.ctime(), m.ctime_nsec()))
+            .ok()
+    };
+    let before = changed();
+    p.build().ok().ran(&[]);
+    assert_eq!(changed(), before, "a trusted no-op rewrote the certificate");
+    let run = p
+        .command(&["build"])
+        .env("PLANEXE_MODEL", "other")
+        .output()
+        .expect("run planexe");
+    assert!(run.status.success(), "{run:?}");
+    let cert = std::fs::read(p.path(CERT)).unwrap_or_default();
+    assert!(
+        cert.windows(5).any(|w| w == b"other"),
+        "another model override trusted the certificate"
+    );
+}
+
+#[test]
+fn a_touched_input_is_accepted_and_its_new_stamp_recorded() {
+    let p = demo();
+    p.build().ok();
+    certify(&p);
+    p.set_mtime("plan.txt", 5_000_000);
+    p.build().ok().ran(&[]);
+    // The new mtime was recorded (a restamp line), so by mtime alone
+    // nothing changed, with or without the certificate.
+    p.run(&["build", "--check", "mtime"]).ok().ran(&[]);
+    p.remove(CERT);
+    p.run(&["build", "--check", "mtime"]).ok().ran(&[]);
+
+    // In mtime mode a moved stat is a change, certificate or not.
+    certify(&p);
+    p.set_mtime("plan.txt", 6_000_000);
+    p.run(&["build", "--check", "mtime"])
+        .ok()
+        .ran(&["outline", "report"]);
+}
+
+#[test]
+fn a_damaged_certificate_is_ignored_and_state_commands_remove_it() {
+    let p = demo();
+    p.build().ok();
+    certify(&p);
+    // Torn: the full check decides, and writes a new one.
+    let bytes = std::fs::read(p.path(CERT)).unwrap();
+    std::fs::write(p.path(CERT), &bytes[..bytes.len() / 2]).unwrap();
+    p.write("plan.txt", "a changed plan\n");
+    p.build().ok().ran(&["outline", "report"]);
+
+    certify(&p);
+    p.run(&["touch", "outline"]).ok();
+    assert!(!p.exists(CERT), "touch left the certificate");
+    certify(&p);
+    p.run(&["clean", "-y", "report"]).ok();
+    assert!(!p.exists(CERT), "clean left the certificate");
+    p.build().ok().ran(&["report"]);
+
+    // status trusts it too, and agrees with the full check.
+    certify(&p);
+    let status = p.run(&["status", "--json"]);
+    status.ok();
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(json["counts"]["done"], 2, "{json:#}");
+}
+
+#[test]
+fn a_certified_fan_out_sees_a_new_item_in_its_list() {
+    let p = Project::new(
+        r#"
+[tasks.each]
+foreach = { file = "items.json", items = "/items", key = "id" }
+outputs = ["out/{{ key }}.txt"]
+command = "echo '{{ key }}' > {outputs}"
+"#,
+    );
+    p.write("items.json", r#"{"items": [{"id": "a"}]}"#);
+    p.build().ok().ran(&["each[a]"]);
+    std::thread::sleep(Duration::from_millis(250));
+    p.build().ok().ran(&[]);
+    assert!(p.exists(CERT), "a no-op build wrote no certificate");
+    p.write_at(
+        "items.json",
+        r#"{"items": [{"id": "a"}, {"id": "b"}]}"#,
+        2_000_000,
+    );
+    p.build().ok().ran(&["each[b]"]);
+    assert_eq!(p.read("out/b.txt"), "b\n");
+}
