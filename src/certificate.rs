@@ -266,6 +266,23 @@ fn collect(
             entries.push((path, Some(hash)));
         }
     }
+    // Every folder on the way to a run-directory path: replaced by a
+    // symlink, it could lead out of the run directory with every file
+    // below it unchanged, which the full check refuses.
+    let mut folders: Vec<(&str, Option<&str>)> = Vec::new();
+    for &(path, _) in &entries {
+        if path.starts_with('/') || path.starts_with(".planexe/") {
+            continue;
+        }
+        let mut folder = path;
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            if seen.insert(parent) {
+                folders.push((parent, None));
+            }
+            folder = parent;
+        }
+    }
+    entries.extend(folders);
 
     let young = young_from(now);
     entries

@@ -172,3 +172,26 @@ command = "echo '{{ key }}' > {outputs}"
     p.build().ok().ran(&["each[b]"]);
     assert_eq!(p.read("out/b.txt"), "b\n");
 }
+
+#[test]
+fn a_certified_folder_swapped_for_a_symlink_out_of_the_run_directory_is_refused() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src/a.txt"]
+outputs = ["out/a.txt"]
+command = "cat src/a.txt > out/a.txt"
+"#,
+    );
+    p.write("src/a.txt", "a\n");
+    std::fs::create_dir_all(p.path("out")).unwrap();
+    p.build().ok().ran(&["a"]);
+    std::thread::sleep(Duration::from_millis(250));
+    p.build().ok().ran(&[]);
+    assert!(p.exists(CERT), "a no-op build wrote no certificate");
+    // Same files, same inodes, now outside the run directory.
+    let outside = tempfile::tempdir_in(p.root().parent().unwrap()).unwrap();
+    std::fs::rename(p.path("out"), outside.path().join("out")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("out"), p.path("out")).unwrap();
+    p.build().code(2).stderr_has("out/a.txt");
+}
