@@ -146,10 +146,17 @@ fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
-/// Stats without following a symlink: `Err(())` for a symlink or anything
-/// that is neither file nor folder, which no certificate vouches for.
-fn file_id(path: &Path) -> Result<FileId, ()> {
-    match std::fs::symlink_metadata(path) {
+/// Stats a run-directory path without following a symlink (`Err(())` for
+/// a symlink, or anything that is neither file nor folder: no certificate
+/// vouches for those), and an absolute one (the pipeline file and the files
+/// beside it, where a shared pipeline is often a symlink) following it.
+fn file_id(path: &Path, follow: bool) -> Result<FileId, ()> {
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    match meta {
         Ok(m) => {
             let kind = if m.is_file() {
                 1
@@ -288,7 +295,7 @@ fn collect(
     entries
         .par_iter()
         .map(|&(path, hash)| {
-            let id = file_id(&path_of(run_dir, path)).ok()?;
+            let id = file_id(&path_of(run_dir, path), path.starts_with('/')).ok()?;
             let racy = path != LOG && is_young(&id, young);
             if racy && hash.is_none() {
                 return None;
@@ -369,7 +376,7 @@ impl Certificate {
             e.racy = is_young(&now, young);
         }
         if let Some(log) = self.entries.iter_mut().find(|e| e.path == LOG) {
-            match file_id(&run_dir.path(LOG)) {
+            match file_id(&run_dir.path(LOG), false) {
                 Ok(id) => log.id = id,
                 Err(()) => return Ok(()),
             }
@@ -453,7 +460,7 @@ impl Certificate {
 /// How one entry compares with disk.
 fn check(run_dir: &RunDir, e: &Entry, mode: CheckMode) -> Verdict {
     let path = path_of(run_dir, &e.path);
-    let Ok(now) = file_id(&path) else {
+    let Ok(now) = file_id(&path, e.path.starts_with('/')) else {
         return Verdict::Differs;
     };
     if now == e.id && !e.racy {

@@ -195,3 +195,18 @@ command = "cat src/a.txt > out/a.txt"
     std::os::unix::fs::symlink(outside.path().join("out"), p.path("out")).unwrap();
     p.build().code(2).stderr_has("out/a.txt");
 }
+
+#[test]
+fn a_pipeline_file_behind_a_symlink_is_certified_through_it() {
+    let p = demo();
+    let shared = tempfile::tempdir_in(p.root().parent().unwrap()).unwrap();
+    let target = shared.path().join("shared.toml");
+    std::fs::copy(p.path("pipeline.toml"), &target).unwrap();
+    std::fs::remove_file(p.path("pipeline.toml")).unwrap();
+    std::os::unix::fs::symlink(&target, p.path("pipeline.toml")).unwrap();
+    p.build().ok().ran(&["outline", "report"]);
+    certify(&p);
+    let text = std::fs::read_to_string(&target).unwrap();
+    std::fs::write(&target, text.replace("tr a-z A-Z", "tr  a-z A-Z")).unwrap();
+    p.build().ok().ran(&["outline"]);
+}
