@@ -99,6 +99,11 @@ pub fn build(
             Err(e) => break Err(e),
         }
     };
+    // The whole pipeline built (or found up to date) without a warning: the
+    // next build and `status` can tell from stats alone that it is still so.
+    if result.is_ok() && !read_only && args.targets.is_empty() && !printer.warned() {
+        certify(session)?;
+    }
     if let Some(obs) = observers {
         if obs.started.get() {
             let name = match &result {
@@ -131,6 +136,30 @@ pub fn build(
         }
     }
     result
+}
+
+/// Writes the up-to-date certificate when every task is done with its
+/// current definition and every file is as its records say, and the
+/// `status` snapshot that goes with it.
+fn certify(session: &Session) -> Result<()> {
+    let generation = crate::certificate::write(
+        &session.run_dir,
+        &session.pipeline,
+        &session.graph,
+        &session.store,
+        &session.certificate_key(),
+    )?;
+    if let Some(generation) = generation {
+        let tasks = session.graph.tasks.len();
+        let plan = crate::plan::Plan {
+            wanted: vec![true; tasks],
+            reasons: vec![None; tasks],
+            updates: Vec::new(),
+            edited: Vec::new(),
+        };
+        crate::status::Known::save(session, &plan, generation);
+    }
+    Ok(())
 }
 
 /// The number of tasks the up-to-date certificate vouches for, when it
@@ -410,17 +439,6 @@ fn build_phase(
             run.begin_build(None);
             run.end_build("completed", 0, counts(graph, &plan, None), None);
             run.save(&session.run_dir)?;
-        }
-        // The whole pipeline, checked without a warning: the next build
-        // can tell from stats alone that it is still so.
-        if phase == 0 && args.targets.is_empty() && !args.force && !printer.warned() {
-            crate::certificate::write(
-                &session.run_dir,
-                &session.pipeline,
-                graph,
-                &session.store,
-                &session.certificate_key(),
-            )?;
         }
         printer.note(&format!("nothing to do: {wanted_count} task(s) up to date"));
         std::mem::forget(plan);

@@ -27,7 +27,7 @@
 //! it vouches for); every command that takes the run directory's lock still
 //! removes it, so it never outlives that state.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -72,10 +72,14 @@ struct Entry {
     /// pipeline file).
     path: String,
     id: FileId,
-    /// The recorded blake3 (hex) of a task's input or output.
+    /// What it holds: the recorded blake3 (hex) of a task's input or
+    /// output; for other paths, set when recorded young (a file's blake3,
+    /// a folder's list of names).
     hash: Option<String>,
-    /// Recorded within [`RACY`] of its last change: its bytes are hashed
-    /// on every check.
+    /// A task's input or output (judged like the full check judges them).
+    task: bool,
+    /// Recorded within [`RACY`] of its last change: its content is
+    /// compared on every check.
     racy: bool,
 }
 
@@ -90,6 +94,9 @@ pub struct Key<'a> {
 
 /// A certificate read back from disk.
 pub struct Certificate {
+    /// Set when the full check writes one, kept when a no-op build records
+    /// touched files in it: what a `status` snapshot is saved against.
+    generation: u64,
     pipeline: String,
     model: Option<String>,
     tasks: u64,
@@ -188,30 +195,38 @@ pub fn remove(state_dir: &Path) {
 }
 
 /// Writes a certificate for a verdict of "every task up to date", just
-/// reached by the full check. Quietly writes nothing when the state cannot
-/// be vouched for by stats (a symlink, a stamp too young, a task known only
-/// from its sidecar).
+/// reached by the full check, and returns its generation. Quietly writes
+/// nothing when the state cannot be vouched for by stats (a symlink, a
+/// stamp too young, a task known only from its sidecar).
 pub fn write(
     run_dir: &RunDir,
     pipeline: &Pipeline,
     graph: &Graph,
     store: &StateStore,
     key: &Key,
-) -> crate::error::Result<()> {
+) -> crate::error::Result<Option<u64>> {
     let Some(entries) = collect(run_dir, pipeline, graph, store) else {
-        return Ok(());
+        return Ok(None);
     };
+    let mut seed = blake3::Hasher::new();
+    seed.update(&std::process::id().to_le_bytes());
+    seed.update(&format!("{:?}", SystemTime::now()).into_bytes());
+    let generation =
+        u64::from_le_bytes(seed.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]));
     let cert = Certificate {
+        generation,
         pipeline: key.pipeline.to_string_lossy().into_owned(),
         model: key.model.map(str::to_string),
         tasks: graph.tasks.len() as u64,
         entries,
     };
-    rundir::write_atomic(&certificate_path(run_dir), &cert.encode())
+    rundir::write_atomic(&certificate_path(run_dir), &cert.encode())?;
+    Ok(Some(generation))
 }
 
 /// Every path the verdict depended on, stamped now; `None` when a
-/// certificate must not be written.
+/// certificate must not be written: a task not done with its current
+/// definition, or a task file that differs from what a record says of it.
 fn collect(
     run_dir: &RunDir,
     pipeline: &Pipeline,
@@ -219,64 +234,78 @@ fn collect(
     store: &StateStore,
 ) -> Option<Vec<Entry>> {
     let now = SystemTime::now();
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut owned: Vec<(String, Option<String>)> = Vec::new();
-    let mut add = |path: String| owned.push((path, None));
-
-    add(pipeline.path.to_string_lossy().into_owned());
+    let mut owned: Vec<String> = Vec::new();
+    owned.push(pipeline.path.to_string_lossy().into_owned());
     for def in pipeline.def.tasks.values() {
         for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
-            add(pipeline
-                .dir()
-                .join(rel.get_ref())
-                .to_string_lossy()
-                .into_owned());
+            owned.push(
+                pipeline
+                    .dir()
+                    .join(rel.get_ref())
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         if let Some(foreach) = &def.foreach {
-            add(foreach.get_ref().file.clone());
+            owned.push(foreach.get_ref().file.clone());
         }
     }
-    for path in &graph.watched {
-        add(path.clone());
-    }
+    owned.extend(graph.watched.iter().cloned());
     for state in [
         LOG,
         ".planexe/tasks",
         ".planexe/run.json",
         ".planexe/pipeline",
     ] {
-        add(state.to_string());
+        owned.push(state.to_string());
     }
 
-    let mut task_files: Vec<(&str, &str)> = Vec::new();
+    // Every record of a task file must say the same of it, and (checked
+    // below) what the file is now: then the full check finds every task
+    // up to date without reading a byte.
+    let mut stamps: HashMap<&str, &crate::stamp::Stamp> = HashMap::new();
+    let mut task_files: Vec<&str> = Vec::new();
     for task in &graph.tasks {
         // A task known only from its sidecar (no log line) could change
         // without any stat this certificate holds.
-        let done = store.record(&task.name).and_then(|r| r.done.as_ref())?;
-        for out in &task.outputs {
-            let stamp = done.outputs.get(&out.path)?;
-            task_files.push((out.path.as_str(), stamp.blake3.as_str()));
+        let record = store.record(&task.name)?;
+        let done = record.done.as_ref()?;
+        if record.last.is_some()
+            || done.fingerprint != task.fingerprint
+            || !store.has_marker(run_dir, &task.name)
+        {
+            return None;
         }
-        for input in &task.inputs {
-            let stamp = done.inputs.get(&input.path)?;
-            task_files.push((input.path.as_str(), stamp.blake3.as_str()));
+        let outputs = task.outputs.iter().map(|o| (&o.path, &done.outputs));
+        let inputs = task.inputs.iter().map(|i| (&i.path, &done.inputs));
+        for (path, recorded) in outputs.chain(inputs) {
+            let stamp = recorded.get(path)?;
+            match stamps.entry(path.as_str()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(stamp);
+                    task_files.push(path.as_str());
+                }
+                std::collections::hash_map::Entry::Occupied(o) if *o.get() != stamp => return None,
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
         }
     }
-    let mut entries: Vec<(&str, Option<&str>)> = Vec::new();
-    for (path, _) in &owned {
-        if seen.insert(path.as_str()) {
-            entries.push((path.as_str(), None));
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut entries: Vec<(&str, bool)> = Vec::new();
+    for path in &owned {
+        if !stamps.contains_key(path.as_str()) && seen.insert(path.as_str()) {
+            entries.push((path.as_str(), false));
         }
     }
-    for (path, hash) in task_files {
+    for &path in &task_files {
         if seen.insert(path) {
-            entries.push((path, Some(hash)));
+            entries.push((path, true));
         }
     }
     // Every folder on the way to a run-directory path: replaced by a
     // symlink, it could lead out of the run directory with every file
     // below it unchanged, which the full check refuses.
-    let mut folders: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut folders: Vec<(&str, bool)> = Vec::new();
     for &(path, _) in &entries {
         if path.starts_with('/') || path.starts_with(".planexe/") {
             continue;
@@ -284,7 +313,7 @@ fn collect(
         let mut folder = path;
         while let Some((parent, _)) = folder.rsplit_once('/') {
             if seen.insert(parent) {
-                folders.push((parent, None));
+                folders.push((parent, false));
             }
             folder = parent;
         }
@@ -294,20 +323,54 @@ fn collect(
     let young = young_from(now);
     entries
         .par_iter()
-        .map(|&(path, hash)| {
-            let id = file_id(&path_of(run_dir, path), path.starts_with('/')).ok()?;
+        .map(|&(path, task)| {
+            let full = path_of(run_dir, path);
+            let id = file_id(&full, path.starts_with('/')).ok()?;
             let racy = path != LOG && is_young(&id, young);
-            if racy && hash.is_none() {
-                return None;
-            }
+            let hash = if task {
+                let stamp = stamps[path];
+                if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
+                    return None;
+                }
+                Some(stamp.blake3.clone())
+            } else if racy {
+                // Young: vouched for by its content from now on.
+                Some(content_hash(&full, id.kind)?)
+            } else {
+                None
+            };
             Some(Entry {
                 path: path.to_string(),
                 id,
-                hash: hash.map(str::to_string),
+                hash,
+                task,
                 racy,
             })
         })
         .collect()
+}
+
+/// What a path holds, for comparing when its stat moved: a file's blake3,
+/// a folder's sorted list of names. `None` for anything else.
+fn content_hash(path: &Path, kind: u8) -> Option<String> {
+    match kind {
+        1 => crate::stamp::hash_file(path).ok(),
+        2 => {
+            let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
+                .ok()?
+                .map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
+                .collect::<std::io::Result<_>>()
+                .ok()?;
+            names.sort_unstable();
+            let mut hasher = blake3::Hasher::new();
+            for name in &names {
+                hasher.update(name);
+                hasher.update(b"\0");
+            }
+            Some(format!("dir:{}", hasher.finalize().to_hex()))
+        }
+        _ => None,
+    }
 }
 
 impl Certificate {
@@ -316,6 +379,10 @@ impl Certificate {
     pub fn read(run_dir: &RunDir) -> Option<Certificate> {
         let bytes = std::fs::read(certificate_path(run_dir)).ok()?;
         Certificate::decode(&bytes)
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether this certificate vouches for `key` and still holds on disk.
@@ -353,7 +420,7 @@ impl Certificate {
         let restamps: Vec<crate::state::Restamp> = holds
             .touched
             .iter()
-            .filter(|(i, now)| self.entries[*i].id != *now)
+            .filter(|(i, now)| self.entries[*i].task && self.entries[*i].id != *now)
             .filter_map(|&(i, now)| {
                 let e = &self.entries[i];
                 Some(crate::state::Restamp {
@@ -388,6 +455,7 @@ impl Certificate {
         let mut out = Vec::with_capacity(64 + self.entries.len() * 96);
         out.extend_from_slice(MAGIC);
         put_str(&mut out, env!("CARGO_PKG_VERSION"));
+        out.extend_from_slice(&self.generation.to_le_bytes());
         put_str(&mut out, &self.pipeline);
         match &self.model {
             Some(m) => {
@@ -406,6 +474,7 @@ impl Certificate {
             out.extend_from_slice(&e.id.ctime_ns.to_le_bytes());
             out.extend_from_slice(&e.id.ino.to_le_bytes());
             put_str(&mut out, e.hash.as_deref().unwrap_or(""));
+            out.push(u8::from(e.task));
             out.push(u8::from(e.racy));
         }
         let sum = blake3::hash(&out);
@@ -422,6 +491,7 @@ impl Certificate {
         if r.str()? != env!("CARGO_PKG_VERSION") {
             return None;
         }
+        let generation = r.u64()?;
         let pipeline = r.str()?.to_string();
         let model = match r.u8()? {
             0 => None,
@@ -440,15 +510,18 @@ impl Certificate {
                 ino: r.u64()?,
             };
             let hash = r.str()?;
+            let task = r.u8()? != 0;
             let racy = r.u8()? != 0;
             entries.push(Entry {
                 path,
                 id,
                 hash: (!hash.is_empty()).then(|| hash.to_string()),
+                task,
                 racy,
             });
         }
         r.0.is_empty().then_some(Certificate {
+            generation,
             pipeline,
             model,
             tasks,
@@ -466,17 +539,16 @@ fn check(run_dir: &RunDir, e: &Entry, mode: CheckMode) -> Verdict {
     if now == e.id && !e.racy {
         return Verdict::Same;
     }
-    // A new stat over the same bytes is what the full check calls touched
-    // (in content mode); a racy entry is trusted only by its bytes.
-    let hash = match (&e.hash, mode) {
-        (Some(hash), CheckMode::Content) => hash,
-        (Some(hash), CheckMode::Mtime) if now == e.id => hash,
-        _ => return Verdict::Differs,
+    // The same content under a new stat: for a task file what the full
+    // check calls touched (in content mode only); a racy entry is trusted
+    // only by its content.
+    let Some(hash) = &e.hash else {
+        return Verdict::Differs;
     };
-    if now.kind == 1
-        && now.size == e.id.size
-        && crate::stamp::hash_file(&path).is_ok_and(|h| &h == hash)
-    {
+    let comparable = now.kind == e.id.kind
+        && (now.kind != 1 || now.size == e.id.size)
+        && (!e.task || mode == CheckMode::Content || now == e.id);
+    if comparable && content_hash(&path, now.kind).is_some_and(|h| &h == hash) {
         Verdict::Touched(now)
     } else {
         Verdict::Differs
@@ -519,6 +591,7 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_damage() {
         let cert = Certificate {
+            generation: 42,
             pipeline: "/p/pipeline.toml".into(),
             model: Some("m".into()),
             tasks: 2,
@@ -533,18 +606,21 @@ mod tests {
                         ino: 9,
                     },
                     hash: Some("ab".into()),
+                    task: true,
                     racy: true,
                 },
                 Entry {
                     path: ".planexe/log".into(),
                     id: ABSENT,
                     hash: None,
+                    task: false,
                     racy: false,
                 },
             ],
         };
         let bytes = cert.encode();
         let back = Certificate::decode(&bytes).expect("decodes");
+        assert_eq!(back.generation, 42);
         assert_eq!(back.pipeline, cert.pipeline);
         assert_eq!(back.model, cert.model);
         assert_eq!(back.tasks, 2);

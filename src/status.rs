@@ -14,23 +14,27 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::certificate::Certificate;
 use crate::cli::{Cli, StatusArgs};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Reason};
 use crate::printer::Printer;
 use crate::run::RunRecord;
+use crate::rundir::RunDir;
 use crate::session::Session;
+use crate::stamp::CheckMode;
 use crate::state::{self, Status, TaskState};
 
 /// One task in `status --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskLine {
     pub task: String,
     /// `done`, `stale`, `pending`, `failed`, `running`, `stopped` or
     /// `never-built`.
-    pub state: &'static str,
+    #[serde(deserialize_with = "task_state")]
+    pub state: StateName,
     /// Why the task would run (null when done or running).
     pub reason: Option<String>,
     /// First line of the error of the last failed run.
@@ -48,6 +52,29 @@ pub struct TaskLine {
     pub duration_ms: Option<u64>,
     /// The fan-out task an instance belongs to.
     pub fanout: Option<String>,
+}
+
+/// A task line's state. An alias, so serde's derive does not take the
+/// `'static` for a borrow from the input (`task_state` reads it).
+pub type StateName = &'static str;
+
+/// A task line's state, read back from a snapshot.
+fn task_state<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    [
+        "done",
+        "stale",
+        "pending",
+        "failed",
+        "running",
+        "stopped",
+        "never-built",
+    ]
+    .into_iter()
+    .find(|known| *known == s)
+    .ok_or_else(|| serde::de::Error::custom(format!("unknown task state {s}")))
 }
 
 /// Totals of model calls, from `usage.jsonl`.
@@ -122,9 +149,9 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-fn totals(session: &Session) -> Totals {
+fn totals(run_dir: &RunDir) -> Totals {
     let mut t = Totals::default();
-    let Ok(text) = std::fs::read_to_string(session.run_dir.state_dir().join("usage.jsonl")) else {
+    let Ok(text) = std::fs::read_to_string(run_dir.state_dir().join("usage.jsonl")) else {
         return t;
     };
     for line in text.lines() {
@@ -149,9 +176,9 @@ fn totals(session: &Session) -> Totals {
 }
 
 /// The time of the last event of the run (`events.jsonl`'s last line).
-fn last_progress(session: &Session) -> Option<String> {
+fn last_progress(run_dir: &RunDir) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(session.run_dir.state_dir().join("events.jsonl")).ok()?;
+    let mut f = std::fs::File::open(run_dir.state_dir().join("events.jsonl")).ok()?;
     let len = f.metadata().ok()?.len();
     f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
     let mut tail = String::new();
@@ -267,12 +294,18 @@ fn build_running(session: &Session) -> bool {
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    if args.task.is_none() {
+        let (run_dir, pipeline, _) = crate::session::locate(cli, printer)?;
+        if let Some(known) = Known::saved(&run_dir, &pipeline, args.check) {
+            return show(&run_dir, known, args, printer);
+        }
+    }
     // Never freed: the process exits next, and freeing ten thousand records
     // one by one costs more than reading them.
     let session: &Session = Box::leak(Box::new(Session::open(cli, printer, None)?));
     let graph = &session.graph;
     let plan = session.plan(vec![true; graph.tasks.len()], args.check)?;
-    let mut lines = task_lines(session, &plan);
+    let mut known = Known::compute(session, &plan);
 
     if let Some(name) = &args.task {
         if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
@@ -282,12 +315,112 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             return Err(Error::usage(format!("unknown task `{name}`"))
                 .hint("run `planexe status` to list tasks"));
         }
-        lines.retain(|l| l.fanout.as_deref() == Some(name) || l.task == *name);
+        known
+            .tasks
+            .retain(|l| l.fanout.as_deref() == Some(name) || l.task == *name);
+    }
+    show(&session.run_dir, known, args, printer)
+}
+
+/// What `status` reports about the pipeline and its tasks: everything but
+/// the run's header and totals, which are read fresh every time.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Known {
+    /// The pipeline's name.
+    pipeline: String,
+    pipeline_file: String,
+    /// `[pipeline] model`, shown when no override applies.
+    default_model: Option<String>,
+    /// Fan-out tasks, and whether each still waits for its list.
+    fanouts: BTreeMap<String, bool>,
+    tasks: Vec<TaskLine>,
+    /// Quality warnings of completed tasks.
+    warnings: Vec<String>,
+}
+
+/// Where a `status` snapshot is kept: vouched for by the certificate of the
+/// same generation (docs/state.md).
+fn snapshot_path(run_dir: &RunDir) -> std::path::PathBuf {
+    run_dir.state_dir().join("status.snapshot")
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    version: String,
+    generation: u64,
+    known: Known,
+}
+
+impl Known {
+    fn compute(session: &Session, plan: &Plan) -> Known {
+        let graph = &session.graph;
+        let summary = crate::summary::build(
+            graph,
+            &session.store,
+            &session.run_dir,
+            session.run.as_ref(),
+            "",
+        );
+        Known {
+            pipeline: graph.name.clone(),
+            pipeline_file: session.pipeline.path.display().to_string(),
+            default_model: session
+                .pipeline
+                .def
+                .pipeline
+                .model
+                .as_ref()
+                .map(|m| m.get_ref().clone()),
+            fanouts: graph
+                .fanouts
+                .iter()
+                .map(|(name, g)| (name.clone(), g.placeholder))
+                .collect(),
+            tasks: task_lines(session, plan),
+            warnings: summary.warnings,
+        }
     }
 
-    let run: Option<&RunRecord> = session.run.as_ref();
+    /// Saves what `status` would report now, for the certificate of
+    /// `generation` just written: while it holds, `status` reads this
+    /// instead of checking every task. Best effort.
+    pub fn save(session: &Session, plan: &Plan, generation: u64) {
+        let snapshot = Snapshot {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            generation,
+            known: Known::compute(session, plan),
+        };
+        if let Ok(bytes) = postcard::to_allocvec(&snapshot) {
+            let _ = crate::rundir::write_atomic(&snapshot_path(&session.run_dir), &bytes);
+        }
+    }
+
+    /// The saved report, when the certificate it was saved with still
+    /// holds for this pipeline file and model override.
+    fn saved(run_dir: &RunDir, pipeline: &std::path::Path, mode: CheckMode) -> Option<Known> {
+        let cert = Certificate::read(run_dir)?;
+        let model = crate::session::env_model();
+        let key = crate::certificate::Key {
+            pipeline,
+            model: model.as_deref(),
+        };
+        let bytes = std::fs::read(snapshot_path(run_dir)).ok()?;
+        let snapshot: Snapshot = postcard::from_bytes(&bytes).ok()?;
+        if snapshot.version != env!("CARGO_PKG_VERSION") || snapshot.generation != cert.generation()
+        {
+            return None;
+        }
+        cert.holds(run_dir, &key, mode)?;
+        Some(snapshot.known)
+    }
+}
+
+/// Prints `known` with the run's header and totals, read now.
+fn show(run_dir: &RunDir, known: Known, args: &StatusArgs, printer: &Printer) -> Result<()> {
+    let run = RunRecord::load(run_dir);
+    let run = run.as_ref();
     let last = run.and_then(|r| r.builds.last());
-    let running = build_running(session);
+    let running = last.is_some_and(|b| b.outcome == "running" && alive(b.pid));
     let state: &'static str = match last {
         None => "never-built",
         Some(_) if running => "running",
@@ -298,7 +431,7 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             _ => "stopped",
         },
     };
-    let last_progress_at = last_progress(session);
+    let last_progress_at = last_progress(run_dir);
     let stall_after =
         crate::pipeline::parse_timeout(&toml::Value::String(args.stall_after.clone()))
             .map_err(|m| Error::usage(format!("--stall-after: {m}")))?;
@@ -309,28 +442,20 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             .and_then(since)
             .is_some_and(|d| d > stall_after);
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for l in &lines {
+    for l in &known.tasks {
         *counts.entry(l.state).or_default() += 1;
     }
-    let summary = crate::summary::build(graph, &session.store, &session.run_dir, run, "");
+    // The model a build would use now: `$PLANEXE_MODEL`, else the one the
+    // run remembers, else the pipeline's.
+    let model = crate::session::env_model()
+        .or_else(|| run.and_then(|r| r.model.clone()))
+        .or(known.default_model);
     let report = Report {
-        pipeline: graph.name.clone(),
-        pipeline_file: session.pipeline.path.display().to_string(),
-        run_dir: session.run_dir.root().display().to_string(),
+        pipeline: known.pipeline,
+        pipeline_file: known.pipeline_file,
+        run_dir: run_dir.root().display().to_string(),
         run_id: run.map(|r| r.run_id.clone()),
-        model: session
-            .model_source
-            .as_ref()
-            .map(|(_, m)| m.clone())
-            .or_else(|| {
-                session
-                    .pipeline
-                    .def
-                    .pipeline
-                    .model
-                    .as_ref()
-                    .map(|m| m.get_ref().clone())
-            }),
+        model,
         created_at: run.map(|r| r.created_at.clone()),
         last_build_started_at: last.map(|b| b.started_at.clone()),
         last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
@@ -339,16 +464,16 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
         last_progress_at,
         stalled,
         counts,
-        totals: totals(session),
-        warnings: summary.warnings,
-        tasks: lines,
+        totals: totals(run_dir),
+        warnings: known.warnings,
+        tasks: known.tasks,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
         printer.data(&text);
         return Ok(());
     }
-    printer.data(&render(&report, graph, args.task.is_some()));
+    printer.data(&render(&report, &known.fanouts, args.task.is_some()));
     Ok(())
 }
 
@@ -380,7 +505,7 @@ impl Style {
     }
 }
 
-fn render(report: &Report, graph: &crate::graph::Graph, expanded: bool) -> String {
+fn render(report: &Report, fanouts: &BTreeMap<String, bool>, expanded: bool) -> String {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let style = Style {
         tty: std::io::stdout().is_terminal() && !no_color,
@@ -427,14 +552,14 @@ fn render(report: &Report, graph: &crate::graph::Graph, expanded: bool) -> Strin
         for l in &report.tasks {
             if let Some(f) = &l.fanout {
                 fanout_lines.entry(f.as_str()).or_default().push(l);
-            } else if graph.fanouts.get(&l.task).is_some_and(|g| g.placeholder) {
+            } else if fanouts.get(&l.task).is_some_and(|&placeholder| placeholder) {
                 fanout_lines.entry(l.task.as_str()).or_default().push(l);
             }
         }
     }
     let collapsed = |l: &TaskLine| {
         !expanded
-            && (l.fanout.is_some() || graph.fanouts.contains_key(&l.task))
+            && (l.fanout.is_some() || fanouts.contains_key(&l.task))
             && !matches!(l.state, "failed" | "running")
     };
     let width = report
@@ -524,7 +649,7 @@ fn render(report: &Report, graph: &crate::graph::Graph, expanded: bool) -> Strin
     if !fanout_lines.is_empty() {
         out.push_str(&format!("\n{}\n", style.paint("1", "FAN-OUT")));
         for (name, members) in &fanout_lines {
-            let detail = if graph.fanouts.get(*name).is_some_and(|g| g.placeholder) {
+            let detail = if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
                 members
                     .first()
                     .and_then(|l| l.reason.clone())

@@ -210,3 +210,77 @@ fn a_pipeline_file_behind_a_symlink_is_certified_through_it() {
     std::fs::write(&target, text.replace("tr a-z A-Z", "tr  a-z A-Z")).unwrap();
     p.build().ok().ran(&["outline"]);
 }
+
+#[test]
+fn a_change_right_after_a_build_is_seen_even_within_one_clock_tick() {
+    // The build writes the certificate while its files are young: they are
+    // compared by content until they settle.
+    let p = demo();
+    p.build().ok().ran(&["outline", "report"]);
+    assert!(p.exists(CERT), "a complete build wrote no certificate");
+    p.write("notes/c.md", "note c\n");
+    p.build().ok().ran(&["report"]);
+    p.write_at("outline.md", "HAND EDIT SAME\n", 1_000_000);
+    p.build()
+        .ok()
+        .ran(&["report"])
+        .stderr_has("kept hand-edited outline.md");
+}
+
+#[test]
+fn status_from_the_snapshot_says_what_the_full_check_says() {
+    let p = Project::new(
+        r#"
+[pipeline]
+model = "m"
+
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+
+[tasks.list]
+outputs = ["list.json"]
+command = "echo '{\"items\": [{\"id\": \"a\"}, {\"id\": \"b\"}]}' > list.json"
+
+[tasks.each]
+foreach = { file = "list.json", items = "/items", key = "id" }
+outputs = ["out/{{ key }}.txt"]
+command = "echo '{{ key }}' > {outputs}"
+
+[tasks.all]
+inputs = ["each"]
+outputs = ["all.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    p.build().ok().ran(&["list", "each[a]", "each[b]", "all"]);
+    assert!(p.exists(".planexe/status.snapshot"));
+    let fast_json = p.run(&["status", "--json"]);
+    let fast_text = p.run(&["status"]);
+    std::fs::remove_file(p.path(".planexe/status.snapshot")).unwrap();
+    let full_json = p.run(&["status", "--json"]);
+    let full_text = p.run(&["status"]);
+    fast_json.ok();
+    assert_eq!(fast_json.stdout, full_json.stdout);
+    assert_eq!(fast_text.stdout, full_text.stdout);
+    assert!(
+        fast_text
+            .stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("each ") && l.ends_with("2/2 done")),
+        "{}",
+        fast_text.stdout
+    );
+
+    // A failed build leaves no certificate: status checks every task.
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace("cat {inputs}", "false"),
+    );
+    p.build().code(1);
+    assert!(!p.exists(CERT));
+    let status = p.run(&["status"]);
+    status.ok();
+    assert!(status.stdout.contains("FAILED (1)"), "{}", status.stdout);
+}
