@@ -523,6 +523,10 @@ fn build_phase(
                 .name_build(&format!("planexe build (pid {})", std::process::id()));
         }
     }
+    let live = run.builds.last().map(|b| crate::status::Live {
+        pid: b.pid,
+        started_at: b.started_at.clone(),
+    });
     let mut hooks = BuildHooks {
         graph,
         run_dir: &session.run_dir,
@@ -536,7 +540,15 @@ fn build_phase(
         observers,
         lanes: Vec::new(),
         lane_of: HashMap::new(),
+        live: live.map(|live| LiveStatus {
+            pipeline: &session.pipeline,
+            build: live,
+            reasons: plan.reasons.clone(),
+            running: vec![None; graph.tasks.len()],
+            next: Instant::now(),
+        }),
     };
+    hooks.snapshot();
     let summary = scheduler::run(
         graph,
         &run_mask,
@@ -1136,9 +1148,60 @@ struct BuildHooks<'a> {
     /// Trace lanes: which task occupies each.
     lanes: Vec<Option<TaskId>>,
     lane_of: HashMap<TaskId, usize>,
+    /// What `status` reads while this build runs.
+    live: Option<LiveStatus<'a>>,
 }
 
+/// A running build's view of its tasks, saved now and then for `status`
+/// (`.planexe/status.snapshot`), so `status` need not check every task.
+struct LiveStatus<'a> {
+    pipeline: &'a crate::pipeline::Pipeline,
+    build: crate::status::Live,
+    /// Why each task runs: the plan's reasons, cleared as tasks succeed.
+    reasons: Vec<Option<Reason>>,
+    /// When each running task started.
+    running: Vec<Option<String>>,
+    /// When the next snapshot is due.
+    next: Instant,
+}
+
+/// The least time between two live snapshots; more when one costs more
+/// than a fortieth of it, so they never take a noticeable share of a build.
+const LIVE_EVERY: Duration = Duration::from_millis(500);
+
 impl BuildHooks<'_> {
+    /// Saves the live snapshot when it is due.
+    fn snapshot(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let start = Instant::now();
+        if start < live.next {
+            return;
+        }
+        let mut known = crate::status::Known::of(
+            self.graph,
+            live.pipeline,
+            self.store,
+            self.run_dir,
+            &live.reasons,
+            true,
+        );
+        for (t, started) in live.running.iter().enumerate() {
+            if let Some(started) = started {
+                known.mark_running(t, Some(started.clone()), self.run_dir);
+            }
+        }
+        known.save_live(
+            self.run_dir,
+            crate::status::Live {
+                pid: live.build.pid,
+                started_at: live.build.started_at.clone(),
+            },
+        );
+        live.next = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
+    }
+
     fn keep(&mut self, result: Result<()>) {
         if let Err(e) = result {
             if self.error.is_none() {
@@ -1174,6 +1237,9 @@ impl Hooks<RunResult> for BuildHooks<'_> {
                     &self.graph.tasks[t].name,
                     "its inputs were rebuilt with the same content",
                 );
+                if let Some(live) = self.live.as_mut() {
+                    live.reasons[t] = None;
+                }
                 false
             }
         }
@@ -1186,6 +1252,9 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         let r = rundir::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
         self.store.note_marker(&task.name, false);
         self.keep(r);
+        if let Some(live) = self.live.as_mut() {
+            live.running[t] = Some(state::now_rfc3339());
+        }
         self.printer.task_started(&task.name);
         if let Some(obs) = self.observers {
             let mut event = Event::new("task.started", Some(&task.name), self.run_dir.root());
@@ -1211,6 +1280,22 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         }
         let r = self.store.record_outcome(self.run_dir, &result.status);
         self.keep(r);
+        if let Some(live) = self.live.as_mut() {
+            live.running[t] = None;
+            live.reasons[t] = match result.status.state {
+                TaskState::Done => None,
+                TaskState::Stopped => Some(Reason::InterruptedLastTime),
+                _ => Some(Reason::FailedLastTime(
+                    result
+                        .status
+                        .error
+                        .as_ref()
+                        .map(|e| crate::plan::first_line(&e.message).to_string())
+                        .unwrap_or_default(),
+                )),
+            };
+        }
+        self.snapshot();
         for (path, stamp) in &result.status.outputs {
             self.stamper.remember(path, stamp);
         }
@@ -1251,6 +1336,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     }
 
     fn tick(&mut self) {
+        self.snapshot();
         let Some(llm) = self.llm else { return };
         for (task, model, pieces, elapsed) in llm.progress() {
             let secs = elapsed.as_secs_f64();

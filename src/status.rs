@@ -19,13 +19,15 @@ use serde::{Deserialize, Serialize};
 use crate::certificate::Certificate;
 use crate::cli::{Cli, StatusArgs};
 use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::pipeline::Pipeline;
 use crate::plan::{Plan, Reason};
 use crate::printer::Printer;
 use crate::run::RunRecord;
 use crate::rundir::RunDir;
 use crate::session::Session;
 use crate::stamp::CheckMode;
-use crate::state::{self, Status, TaskState};
+use crate::state::{self, StateStore, Status, TaskState};
 
 /// One task in `status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,11 +205,19 @@ fn short_duration(d: Duration) -> String {
     }
 }
 
-fn task_lines(session: &Session, plan: &Plan) -> Vec<TaskLine> {
-    let graph = &session.graph;
+/// The status line of every task: `reasons` says which must run and why
+/// (the plan, or a running build's view of it); `build_running` whether a
+/// build runs now.
+pub fn task_lines(
+    graph: &Graph,
+    store: &StateStore,
+    run_dir: &RunDir,
+    reasons: &[Option<Reason>],
+    build_running: bool,
+) -> Vec<TaskLine> {
     let mut lines = Vec::with_capacity(graph.tasks.len());
     for task in &graph.tasks {
-        let reason = plan.reasons[task.id].clone();
+        let reason = reasons[task.id].clone();
         let mut line = TaskLine {
             task: task.name.clone(),
             state: "done",
@@ -224,7 +234,7 @@ fn task_lines(session: &Session, plan: &Plan) -> Vec<TaskLine> {
             duration_ms: None,
             fanout: crate::fanout::split_instance(&task.name).map(|(b, _)| b.to_string()),
         };
-        let record = session.store.record(&task.name);
+        let record = store.record(&task.name);
         let failure = |line: &mut TaskLine, s: &Status| {
             line.attempt = Some(s.attempt);
             line.model = s.model.clone();
@@ -249,20 +259,17 @@ fn task_lines(session: &Session, plan: &Plan) -> Vec<TaskLine> {
                 line.state = "failed";
                 let status = record
                     .and_then(|r| r.last.clone())
-                    .or_else(|| state::read_status(&session.run_dir, &task.name));
+                    .or_else(|| state::read_status(run_dir, &task.name));
                 match status {
                     Some(s) => failure(&mut line, &s),
                     None => line.error = Some(message.clone()),
                 }
             }
             Some(Reason::InterruptedLastTime) => {
-                let status = state::read_status(&session.run_dir, &task.name);
+                let status = state::read_status(run_dir, &task.name);
                 let running = status.as_ref().filter(|s| s.state == TaskState::Running);
                 match running {
-                    Some(s)
-                        if s.pid.is_some_and(alive)
-                            || s.pid.is_none() && build_running(session) =>
-                    {
+                    Some(s) if s.pid.is_some_and(alive) || s.pid.is_none() && build_running => {
                         line.state = "running";
                         line.reason = None;
                         line.pid = s.pid;
@@ -347,25 +354,46 @@ fn snapshot_path(run_dir: &RunDir) -> std::path::PathBuf {
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     version: String,
+    /// The certificate generation it goes with (idle snapshots).
     generation: u64,
+    /// The build that wrote it while running (live snapshots).
+    live: Option<Live>,
     known: Known,
+}
+
+/// Which running build wrote a live snapshot: as in its run record.
+#[derive(Serialize, Deserialize, PartialEq)]
+pub struct Live {
+    pub pid: u32,
+    pub started_at: String,
 }
 
 impl Known {
     fn compute(session: &Session, plan: &Plan) -> Known {
-        let graph = &session.graph;
-        let summary = crate::summary::build(
-            graph,
+        Known::of(
+            &session.graph,
+            &session.pipeline,
             &session.store,
             &session.run_dir,
-            session.run.as_ref(),
-            "",
-        );
+            &plan.reasons,
+            build_running(session),
+        )
+    }
+
+    /// What `status` reports, from the graph, the state and `reasons`.
+    pub fn of(
+        graph: &Graph,
+        pipeline: &Pipeline,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        build_running: bool,
+    ) -> Known {
+        let summary = crate::summary::build(graph, store, run_dir, None, "");
         Known {
             pipeline: graph.name.clone(),
-            pipeline_file: session.pipeline.path.display().to_string(),
-            default_model: session
-                .pipeline
+            pipeline_file: pipeline.path.display().to_string(),
+            default_model: pipeline
                 .def
                 .pipeline
                 .model
@@ -376,7 +404,7 @@ impl Known {
                 .iter()
                 .map(|(name, g)| (name.clone(), g.placeholder))
                 .collect(),
-            tasks: task_lines(session, plan),
+            tasks: task_lines(graph, store, run_dir, reasons, build_running),
             warnings: summary.warnings,
         }
     }
@@ -388,30 +416,92 @@ impl Known {
         let snapshot = Snapshot {
             version: env!("CARGO_PKG_VERSION").to_string(),
             generation,
+            live: None,
             known: Known::compute(session, plan),
         };
-        if let Ok(bytes) = postcard::to_allocvec(&snapshot) {
-            let _ = crate::rundir::write_atomic(&snapshot_path(&session.run_dir), &bytes);
+        snapshot.write(&session.run_dir);
+    }
+
+    /// Shows task `t` as running: a running build knows, whatever the
+    /// sidecar's pid says by now. The sidecar gives the details.
+    pub fn mark_running(&mut self, t: usize, started_at: Option<String>, run_dir: &RunDir) {
+        let Some(line) = self.tasks.get_mut(t) else {
+            return;
+        };
+        line.state = "running";
+        line.reason = None;
+        line.error = None;
+        line.error_kind = None;
+        line.error_id = None;
+        line.recoverable = None;
+        line.hint = None;
+        line.attempt = Some(1);
+        line.started_at = started_at;
+        if let Some(s) = state::read_status(run_dir, &line.task) {
+            if s.state == TaskState::Running {
+                line.pid = s.pid;
+                line.attempt = Some(s.attempt);
+                line.started_at = s.started_at;
+                line.model = s.model;
+            }
         }
+    }
+
+    /// Saves what `status` should report while the build `live` runs: it
+    /// reads this instead of checking every task. Best effort.
+    pub fn save_live(self, run_dir: &RunDir, live: Live) {
+        let snapshot = Snapshot {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            generation: 0,
+            live: Some(live),
+            known: self,
+        };
+        snapshot.write(run_dir);
     }
 
     /// The saved report, when the certificate it was saved with still
     /// holds for this pipeline file and model override.
+    ///
+    /// Or, while a build runs, the snapshot that build keeps up to date.
     fn saved(run_dir: &RunDir, pipeline: &std::path::Path, mode: CheckMode) -> Option<Known> {
+        let bytes = std::fs::read(snapshot_path(run_dir)).ok()?;
+        let snapshot: Snapshot = postcard::from_bytes(&bytes).ok()?;
+        if snapshot.version != env!("CARGO_PKG_VERSION") {
+            return None;
+        }
+        let run = RunRecord::load(run_dir);
+        let running = run
+            .as_ref()
+            .and_then(|r| r.builds.last())
+            .filter(|b| b.outcome == "running" && alive(b.pid));
+        if let Some(build) = running {
+            let this = Live {
+                pid: build.pid,
+                started_at: build.started_at.clone(),
+            };
+            let same_pipeline = snapshot.known.pipeline_file == pipeline.display().to_string();
+            return (snapshot.live.as_ref() == Some(&this) && same_pipeline)
+                .then_some(snapshot.known);
+        }
         let cert = Certificate::read(run_dir)?;
+        if snapshot.live.is_some() || snapshot.generation != cert.generation() {
+            return None;
+        }
         let model = crate::session::env_model();
         let key = crate::certificate::Key {
             pipeline,
             model: model.as_deref(),
         };
-        let bytes = std::fs::read(snapshot_path(run_dir)).ok()?;
-        let snapshot: Snapshot = postcard::from_bytes(&bytes).ok()?;
-        if snapshot.version != env!("CARGO_PKG_VERSION") || snapshot.generation != cert.generation()
-        {
-            return None;
-        }
         cert.holds(run_dir, &key, mode)?;
         Some(snapshot.known)
+    }
+}
+
+impl Snapshot {
+    fn write(&self, run_dir: &RunDir) {
+        if let Ok(bytes) = postcard::to_allocvec(self) {
+            let _ = crate::rundir::write_atomic(&snapshot_path(run_dir), &bytes);
+        }
     }
 }
 

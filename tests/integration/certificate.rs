@@ -284,3 +284,82 @@ command = "cat {inputs} > {outputs}"
     status.ok();
     assert!(status.stdout.contains("FAILED (1)"), "{}", status.stdout);
 }
+
+#[test]
+fn status_during_a_build_reads_the_builds_snapshot_and_agrees_with_the_full_check() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "while [ ! -e go ]; do sleep 0.05; done; cat a.txt > b.txt"
+
+[tasks.c]
+outputs = ["c.txt"]
+command = "echo c > c.txt"
+"#,
+    );
+    let mut build = p
+        .command(&["build", "-j2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start planexe build");
+    let states = |run: &Run| -> Vec<(String, String)> {
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        json["tasks"]
+            .as_array()
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .map(|t| {
+                        (
+                            t["task"].as_str().unwrap_or("").to_string(),
+                            t["state"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let want: Vec<(String, String)> = [("a", "done"), ("b", "running"), ("c", "done")]
+        .iter()
+        .map(|(t, s)| (t.to_string(), s.to_string()))
+        .collect();
+    wait_for("a and c done, b running", || {
+        states(&p.run(&["status", "--json"])) == want
+    });
+    let live = p.run(&["status", "--json"]);
+    assert!(
+        live.stdout.contains("\"state\": \"running\""),
+        "{}",
+        live.stdout
+    );
+    // The build keeps a snapshot for status; the full check agrees with it.
+    assert!(
+        p.exists(".planexe/status.snapshot"),
+        "the build keeps no snapshot"
+    );
+    std::fs::remove_file(p.path(".planexe/status.snapshot")).unwrap();
+    let full = p.run(&["status", "--json"]);
+    let tasks = |run: &Run| {
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        json["tasks"].clone()
+    };
+    assert_eq!(tasks(&live), tasks(&full));
+
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+    let after = p.run(&["status", "--json"]);
+    assert_eq!(
+        states(&after),
+        [("a", "done"), ("b", "done"), ("c", "done")]
+            .iter()
+            .map(|(t, s)| (t.to_string(), s.to_string()))
+            .collect::<Vec<_>>()
+    );
+}
