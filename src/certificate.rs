@@ -1,27 +1,30 @@
 //! The up-to-date certificate, `.planexe/uptodate`: what lets a no-op build
-//! answer from stats alone, without parsing the pipeline or the state log.
+//! (and `status`) answer from stats alone, without parsing the pipeline or
+//! the state log.
 //!
-//! A build that finds every task up to date writes it. It lists every file
-//! and folder that verdict depended on (the pipeline file, prompt and schema
+//! A build of the whole pipeline that ends with every task up to date writes
+//! it, once it has checked that every task is done with its current
+//! definition and every task file is what each record of it says. It lists
+//! every path that verdict depends on (the pipeline file, prompt and schema
 //! files, `foreach` lists, folders a glob walked, every task's inputs and
-//! outputs, the state log, the task-state folder, the run record), each
-//! with its kind, size, mtime, ctime and inode, and for task files the
-//! recorded blake3. Later, for the same pipeline path, planexe version and
-//! model override, a build that finds every entry unchanged has nothing to
-//! do. A task file whose stat moved but whose bytes did not (a `touch`)
-//! still counts as unchanged in content mode, as in the full check, and its
-//! new stamp is recorded the same way (a `restamp` line in the log).
+//! outputs and the folders on the way to them, the state log, the
+//! task-state folder, the run record), each with its kind, size, mtime,
+//! ctime and inode, and for task files the recorded blake3. Later, for the
+//! same pipeline path, planexe version and model override, a build that
+//! finds every entry unchanged has nothing to do. A task file whose stat
+//! moved but whose bytes did not (a `touch`) still counts as unchanged in
+//! content mode, as in the full check, and its new stamp is recorded the
+//! same way (a `restamp` line in the log).
 //!
 //! Anything else falls back to the full check: a missing, torn or foreign
-//! certificate, any other difference, a symlink among the entries.
+//! certificate, any other difference, a symlink inside the run directory.
 //!
-//! File times tick at the kernel clock's resolution, so a file changed
+//! File times tick at the kernel clock's resolution, so a path changed
 //! within the same tick as its recorded stat would look unchanged. As in
 //! git's index, an entry younger than [`RACY`] when recorded is marked racy
-//! and its bytes are hashed on every check; a young entry that has no hash
-//! (a folder, the pipeline file) means no certificate is written. The log
-//! only grows or is replaced, so its size or inode always moves: it is
-//! never racy.
+//! and compared by content on every check (a file by its blake3, a folder by
+//! its sorted names) until a build finds it settled. The log only grows or
+//! is replaced, so its size or inode always moves: it is never racy.
 //!
 //! The certificate needs no invalidation to be correct (it names the state
 //! it vouches for); every command that takes the run directory's lock still
@@ -43,7 +46,8 @@ use crate::state::StateStore;
 const MAGIC: &[u8] = b"planexe uptodate 1\n";
 const FILE: &str = "uptodate";
 
-/// How old every stamp must be before a certificate may vouch for it.
+/// Entries younger than this when recorded are compared by content until
+/// they settle.
 pub const RACY: Duration = Duration::from_millis(100);
 
 /// What a stat says about one path, as far as the verdict cares.
@@ -107,8 +111,8 @@ pub struct Certificate {
 pub struct Holds {
     /// How many tasks it vouches for.
     pub tasks: u64,
-    /// Task files found with a new stat over the recorded bytes, or racy
-    /// ones verified by their bytes: (entry, what the stat says now).
+    /// Entries found with a new stat over the recorded content, or racy
+    /// ones verified by their content: (entry, what the stat says now).
     touched: Vec<(usize, FileId)>,
     /// Whether something is worth recording: a new stamp, or a racy entry
     /// that has settled.
@@ -125,7 +129,7 @@ impl Holds {
 /// How one entry compares with disk.
 enum Verdict {
     Same,
-    /// Same bytes; the stat it has now.
+    /// Same content; the stat it has now.
     Touched(FileId),
     Differs,
 }
@@ -194,10 +198,11 @@ pub fn remove(state_dir: &Path) {
     let _ = std::fs::remove_file(state_dir.join(FILE));
 }
 
-/// Writes a certificate for a verdict of "every task up to date", just
-/// reached by the full check, and returns its generation. Quietly writes
-/// nothing when the state cannot be vouched for by stats (a symlink, a
-/// stamp too young, a task known only from its sidecar).
+/// Writes a certificate that every task is up to date, and returns its
+/// generation. Quietly writes nothing when that is not so, or cannot be
+/// vouched for by stats: a task not done with its current definition, a
+/// task file that differs from its records, a task known only from its
+/// sidecar, a symlink inside the run directory.
 pub fn write(
     run_dir: &RunDir,
     pipeline: &Pipeline,
@@ -381,6 +386,7 @@ impl Certificate {
         Certificate::decode(&bytes)
     }
 
+    /// Which `status` snapshot goes with this certificate.
     pub fn generation(&self) -> u64 {
         self.generation
     }
