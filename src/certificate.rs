@@ -256,6 +256,13 @@ fn collect(
         }
     }
     owned.extend(graph.watched.iter().cloned());
+    // Outputs of tasks the pipeline no longer defines: a build warns about
+    // those on disk, so one appearing must lead to the full check.
+    for (name, record) in store.records() {
+        if graph.task(name).is_none() {
+            owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
+        }
+    }
     for state in [
         LOG,
         ".planexe/tasks",

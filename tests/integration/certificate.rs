@@ -363,3 +363,21 @@ command = "echo c > c.txt"
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn an_output_of_a_removed_task_appearing_again_is_warned_about() {
+    let p = demo();
+    p.build().ok();
+    // `report` leaves the pipeline, its output goes: nothing to warn about.
+    let pipeline = p.read("pipeline.toml");
+    let cut = pipeline.find("[tasks.report]").unwrap();
+    p.write("pipeline.toml", &pipeline[..cut]);
+    p.remove("report.md");
+    p.build().ok().ran(&[]);
+    assert!(p.exists(CERT));
+    p.write("report.md", "back\n");
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("task report is no longer in the pipeline");
+}
