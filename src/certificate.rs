@@ -426,9 +426,19 @@ impl Certificate {
         })
     }
 
+    /// Whether the log is still as this certificate recorded it (which
+    /// `holds` found true): no command changed the state since.
+    pub fn log_unchanged(&self, run_dir: &RunDir) -> bool {
+        self.entries
+            .iter()
+            .find(|e| e.path == LOG)
+            .is_some_and(|e| file_id(&run_dir.path(LOG), false) == Ok(e.id))
+    }
+
     /// Records what `holds` found: a `restamp` log line for every task file
     /// with a new stat, and a new certificate. The caller holds the run
-    /// directory's lock and has just checked `holds` under it.
+    /// directory's lock and has checked [`Certificate::log_unchanged`]
+    /// under it.
     pub fn record(mut self, run_dir: &RunDir, holds: &Holds) -> crate::error::Result<()> {
         let restamps: Vec<crate::state::Restamp> = holds
             .touched
