@@ -41,7 +41,7 @@ pub fn build(
     // A whole build with nothing to do, as the last one left it: stats
     // alone say so.
     if args.targets.is_empty() && !args.force {
-        if let Some(tasks) = certified(cli, args, printer)? {
+        if let Some(tasks) = certified(cli, args)? {
             if !args.question {
                 printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
             }
@@ -102,7 +102,7 @@ pub fn build(
     // The whole pipeline built (or found up to date) without a warning: the
     // next build and `status` can tell from stats alone that it is still so.
     if result.is_ok() && !read_only && args.targets.is_empty() && !printer.warned() {
-        certify(session)?;
+        certify(session);
     }
     if let Some(obs) = observers {
         if obs.started.get() {
@@ -140,16 +140,17 @@ pub fn build(
 
 /// Writes the up-to-date certificate when every task is done with its
 /// current definition and every file is as its records say, and the
-/// `status` snapshot that goes with it.
-fn certify(session: &Session) -> Result<()> {
+/// `status` snapshot that goes with it. Best effort: without them, the next
+/// build and `status` check every task, as they would anyway.
+fn certify(session: &Session) {
     let generation = crate::certificate::write(
         &session.run_dir,
         &session.pipeline,
         &session.graph,
         &session.store,
         &session.certificate_key(),
-    )?;
-    if let Some(generation) = generation {
+    );
+    if let Ok(Some(generation)) = generation {
         let tasks = session.graph.tasks.len();
         let plan = crate::plan::Plan {
             wanted: vec![true; tasks],
@@ -159,13 +160,15 @@ fn certify(session: &Session) -> Result<()> {
         };
         crate::status::Known::save(session, &plan, generation);
     }
-    Ok(())
 }
 
 /// The number of tasks the up-to-date certificate vouches for, when it
 /// holds for this run directory, pipeline file and model override.
-fn certified(cli: &Cli, args: &BuildArgs, printer: &Printer) -> Result<Option<u64>> {
-    let (run_dir, pipeline, _) = crate::session::locate(cli, printer)?;
+fn certified(cli: &Cli, args: &BuildArgs) -> Result<Option<u64>> {
+    // A warning about the pipeline's choice is for the full path to print.
+    let (run_dir, pipeline, _, None) = crate::session::locate(cli)? else {
+        return Ok(None);
+    };
     let Some(cert) = crate::certificate::Certificate::read(&run_dir) else {
         return Ok(None);
     };

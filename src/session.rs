@@ -50,7 +50,10 @@ impl Session {
     /// The model override for prompt tasks: `model_override` (from `build
     /// --model`), else `$PLANEXE_MODEL`, else the model the run remembered.
     pub fn open(cli: &Cli, printer: &Printer, model_override: Option<&str>) -> Result<Session> {
-        let (run_dir, path, display) = locate(cli, printer)?;
+        let (run_dir, path, display, warning) = locate(cli)?;
+        if let Some(warning) = warning {
+            printer.warn(&warning);
+        }
         // The state log loads on a second thread while the pipeline is
         // parsed and resolved: on a large pipeline these are the two
         // biggest costs of every command.
@@ -173,27 +176,27 @@ pub fn env_model() -> Option<String> {
         .filter(|m| !m.trim().is_empty())
 }
 
-/// The run directory (`-C`) and the pipeline file chosen for it (path and
-/// how to show it), without reading the pipeline.
-pub fn locate(cli: &Cli, printer: &Printer) -> Result<(RunDir, PathBuf, String)> {
+/// The run directory (`-C`) and the pipeline file chosen for it (path, how
+/// to show it, and a warning to print about the choice), without reading
+/// the pipeline.
+pub fn locate(cli: &Cli) -> Result<(RunDir, PathBuf, String, Option<String>)> {
     let cwd = std::env::current_dir().map_err(|e| rundir::with_path(e, Path::new(".")))?;
     let root = match &cli.directory {
         Some(dir) => cwd.join(dir),
         None => cwd.clone(),
     };
     let run_dir = RunDir::open(&root)?;
-    let (path, display) = choose_pipeline(cli, &cwd, &run_dir, printer)?;
-    Ok((run_dir, path, display))
+    let (path, display, warning) = choose_pipeline(cli, &cwd, &run_dir)?;
+    Ok((run_dir, path, display, warning))
 }
 
 fn choose_pipeline(
     cli: &Cli,
     cwd: &Path,
     run_dir: &RunDir,
-    printer: &Printer,
-) -> Result<(PathBuf, String)> {
+) -> Result<(PathBuf, String, Option<String>)> {
     if let Some(file) = &cli.file {
-        return Ok((cwd.join(file), file.display().to_string()));
+        return Ok((cwd.join(file), file.display().to_string(), None));
     }
     let env = std::env::var_os("PLANEXE_PIPELINE")
         .filter(|v| !v.is_empty())
@@ -210,11 +213,12 @@ fn choose_pipeline(
             ))
             .hint("pass -f FILE to choose a pipeline file; it will be remembered"));
         }
+        let mut warning = None;
         if let Some(env) = &env {
             let same =
                 std::fs::canonicalize(cwd.join(env)).ok().as_deref() == Some(recorded.as_path());
             if !same {
-                printer.warn(&format!(
+                warning = Some(format!(
                     "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={}",
                     recorded.display(),
                     env.display()
@@ -225,11 +229,11 @@ fn choose_pipeline(
             Ok(rel) => rel.display().to_string(),
             Err(_) => recorded.display().to_string(),
         };
-        return Ok((recorded, display));
+        return Ok((recorded, display, warning));
     }
     if let Some(env) = env {
         let display = env.display().to_string();
-        return Ok((cwd.join(env), display));
+        return Ok((cwd.join(env), display, None));
     }
     let default = run_dir.root().join("pipeline.toml");
     let display = if cli.directory.is_some() {
@@ -237,5 +241,5 @@ fn choose_pipeline(
     } else {
         "pipeline.toml".to_string()
     };
-    Ok((default, display))
+    Ok((default, display, None))
 }

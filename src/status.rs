@@ -302,9 +302,11 @@ fn build_running(session: &Session) -> bool {
 
 pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
     if args.task.is_none() {
-        let (run_dir, pipeline, _) = crate::session::locate(cli, printer)?;
-        if let Some(known) = Known::saved(&run_dir, &pipeline, args.check) {
-            return show(&run_dir, known, args, printer);
+        // A warning about the pipeline's choice is for the full path to print.
+        if let (run_dir, pipeline, _, None) = crate::session::locate(cli)? {
+            if let Some(known) = Known::saved(&run_dir, &pipeline, args.check) {
+                return show(&run_dir, known, args, printer);
+            }
         }
     }
     // Never freed: the process exits next, and freeing ten thousand records

@@ -381,3 +381,28 @@ fn an_output_of_a_removed_task_appearing_again_is_warned_about() {
         .ran(&[])
         .stderr_has("task report is no longer in the pipeline");
 }
+
+#[test]
+fn a_warning_about_the_pipeline_choice_is_printed_once_per_build() {
+    let p = demo();
+    p.build().ok();
+    p.write("other.toml", &p.read("pipeline.toml"));
+    for round in 0..3 {
+        // Changed or not, the warning is said once.
+        if round > 0 {
+            p.write("plan.txt", &"x".repeat(round));
+        }
+        let run = p
+            .command(&["build"])
+            .env("PLANEXE_PIPELINE", "other.toml")
+            .output()
+            .expect("run planexe");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.matches("recorded by an earlier build here").count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
