@@ -304,8 +304,9 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
     if args.task.is_none() {
         // A warning about the pipeline's choice is for the full path to print.
         if let (run_dir, pipeline, _, None) = crate::session::locate(cli)? {
-            if let Some(known) = Known::saved(&run_dir, &pipeline, args.check) {
-                return show(&run_dir, known, args, printer);
+            let run = RunRecord::load(&run_dir);
+            if let Some(known) = Known::saved(&run_dir, &pipeline, run.as_ref(), args.check) {
+                return show(&run_dir, run.as_ref(), known, args, printer);
             }
         }
     }
@@ -328,7 +329,9 @@ pub fn status(cli: &Cli, args: &StatusArgs, printer: &Printer) -> Result<()> {
             .tasks
             .retain(|l| l.fanout.as_deref() == Some(name) || l.task == *name);
     }
-    show(&session.run_dir, known, args, printer)
+    // The run record as it is now, not as it was before the full check.
+    let run = RunRecord::load(&session.run_dir);
+    show(&session.run_dir, run.as_ref(), known, args, printer)
 }
 
 /// What `status` reports about the pipeline and its tasks: everything but
@@ -465,15 +468,18 @@ impl Known {
     /// holds for this pipeline file and model override.
     ///
     /// Or, while a build runs, the snapshot that build keeps up to date.
-    fn saved(run_dir: &RunDir, pipeline: &std::path::Path, mode: CheckMode) -> Option<Known> {
+    fn saved(
+        run_dir: &RunDir,
+        pipeline: &std::path::Path,
+        run: Option<&RunRecord>,
+        mode: CheckMode,
+    ) -> Option<Known> {
         let bytes = std::fs::read(snapshot_path(run_dir)).ok()?;
         let snapshot: Snapshot = postcard::from_bytes(&bytes).ok()?;
         if snapshot.version != env!("CARGO_PKG_VERSION") {
             return None;
         }
-        let run = RunRecord::load(run_dir);
         let running = run
-            .as_ref()
             .and_then(|r| r.builds.last())
             .filter(|b| b.outcome == "running" && alive(b.pid));
         if let Some(build) = running {
@@ -507,10 +513,14 @@ impl Snapshot {
     }
 }
 
-/// Prints `known` with the run's header and totals, read now.
-fn show(run_dir: &RunDir, known: Known, args: &StatusArgs, printer: &Printer) -> Result<()> {
-    let run = RunRecord::load(run_dir);
-    let run = run.as_ref();
+/// Prints `known` with the run's header (from `run`) and totals.
+fn show(
+    run_dir: &RunDir,
+    run: Option<&RunRecord>,
+    known: Known,
+    args: &StatusArgs,
+    printer: &Printer,
+) -> Result<()> {
     let last = run.and_then(|r| r.builds.last());
     let running = last.is_some_and(|b| b.outcome == "running" && alive(b.pid));
     let state: &'static str = match last {
