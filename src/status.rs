@@ -9,6 +9,10 @@
 //! then totals of model calls and quality warnings. A fan-out shows as one
 //! line with progress. `--json` carries the same as a stable document
 //! (docs/state.md). `status TASK` shows one task in full.
+//!
+//! Without a task name it answers from `.planexe/status.snapshot` when it
+//! can: the view a running build keeps there, or the one saved with the
+//! up-to-date certificate while that holds. Otherwise it checks every task.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
