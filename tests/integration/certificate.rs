@@ -309,29 +309,24 @@ command = "echo c > c.txt"
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start planexe build");
-    let states = |run: &Run| -> Vec<(String, String)> {
+    // "task=state" for every task `status --json` lists.
+    let states = |run: &Run| -> String {
         let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        json["tasks"]
-            .as_array()
-            .map(|tasks| {
-                tasks
-                    .iter()
-                    .map(|t| {
-                        (
-                            t["task"].as_str().unwrap_or("").to_string(),
-                            t["state"].as_str().unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
+        let tasks = json["tasks"].as_array().cloned().unwrap_or_default();
+        let pairs: Vec<String> = tasks
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}={}",
+                    t["task"].as_str().unwrap_or(""),
+                    t["state"].as_str().unwrap_or("")
+                )
             })
-            .unwrap_or_default()
+            .collect();
+        pairs.join(" ")
     };
-    let want: Vec<(String, String)> = [("a", "done"), ("b", "running"), ("c", "done")]
-        .iter()
-        .map(|(t, s)| (t.to_string(), s.to_string()))
-        .collect();
     wait_for("a and c done, b running", || {
-        states(&p.run(&["status", "--json"])) == want
+        states(&p.run(&["status", "--json"])) == "a=done b=running c=done"
     });
     let live = p.run(&["status", "--json"]);
     assert!(
@@ -355,13 +350,7 @@ command = "echo c > c.txt"
     p.write("go", "");
     assert!(build.wait().unwrap().success());
     let after = p.run(&["status", "--json"]);
-    assert_eq!(
-        states(&after),
-        [("a", "done"), ("b", "done"), ("c", "done")]
-            .iter()
-            .map(|(t, s)| (t.to_string(), s.to_string()))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(states(&after), "a=done b=done c=done");
 }
 
 #[test]
