@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cli::{BuildArgs, Cli};
@@ -16,6 +17,7 @@ use crate::command::{self, Exit, Watchdog};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events};
 use crate::graph::{Action, Graph, TaskId};
+use crate::inflight::Inflight;
 use crate::interrupt::Interrupt;
 use crate::llm::config::PromptSpec;
 use crate::llm::Llm;
@@ -69,18 +71,22 @@ pub fn build(
             session.run.as_ref(),
             printer,
         )?;
+        // The sidecars now say what the journal said.
+        session.store.set_in_flight(Vec::new());
     }
     // A build runs in phases only when `foreach` tasks wait for their list
     // file: once a phase has built it, the graph grows and the next phase
     // runs the new instances.
     let observers = (!read_only).then(|| Observers {
+        // After `reconcile`, which read the journal the last build left.
+        inflight: Inflight::start(&session.run_dir),
         events: Events::start(
             &session.run_dir.state_dir(),
             session.run_dir.root(),
             &session.graph.hooks,
         ),
         trace: Trace::open(&session.run_dir.state_dir()),
-        started: std::cell::Cell::new(false),
+        started: AtomicBool::new(false),
     });
     let mut ran_before: HashSet<String> = HashSet::new();
     let mut phase = 0;
@@ -105,7 +111,7 @@ pub fn build(
         certify(session);
     }
     if let Some(obs) = observers {
-        if obs.started.get() {
+        if obs.started.load(Ordering::Relaxed) {
             let name = match &result {
                 Ok(()) => "pipeline.completed",
                 Err(Error::Interrupted) => "pipeline.stopped",
@@ -198,13 +204,15 @@ fn certified(cli: &Cli, args: &BuildArgs) -> Result<Option<u64>> {
     Ok(Some(tasks))
 }
 
-/// Event log, hooks and trace of one build (not of dry runs).
+/// What one build (not a dry run) tells the world: the in-flight journal
+/// and `running` sidecars, the event log and hooks, the trace.
 struct Observers {
+    inflight: Inflight,
     events: Events,
     trace: Trace,
     /// Whether `pipeline.started` was sent (a build that runs nothing sends
     /// no events).
-    started: std::cell::Cell<bool>,
+    started: AtomicBool,
 }
 
 /// `foreach` tasks whose list file will be rebuilt by this build: they must
@@ -517,10 +525,11 @@ fn build_phase(
         pipeline_dir: session.pipeline.dir(),
         previous: &previous,
         llm: llm.as_ref(),
+        inflight: observers.map(|o| &o.inflight),
     };
     printer.begin(to_run.len());
     if let Some(obs) = observers {
-        if !obs.started.replace(true) {
+        if !obs.started.swap(true, Ordering::Relaxed) {
             obs.events
                 .emit(Event::new("pipeline.started", None, session.run_dir.root()));
             obs.trace
@@ -759,11 +768,11 @@ fn reconcile(
         .and_then(|r| r.builds.last())
         .is_some_and(|b| b.outcome == "running");
     if crashed {
-        for task in &graph.tasks {
-            let Some(status) = state::read_status(run_dir, &task.name) else {
-                continue;
-            };
-            if status.state != TaskState::Running {
+        // Its journal says which tasks were in flight: stop what they left
+        // running, and give each the `running` sidecar it may not have had
+        // time to publish, so it reads as interrupted.
+        for status in crate::inflight::recover(run_dir) {
+            if graph.task(&status.task).is_none() {
                 continue;
             }
             if let Some(pid) = status.pid {
@@ -776,9 +785,15 @@ fn reconcile(
                     }
                     printer.note(&format!(
                         "stopped {} (pid {pid}), left running by a build that crashed",
-                        task.name
+                        status.task
                     ));
                 }
+            }
+            let published = state::read_status(run_dir, &status.task).is_some_and(|s| {
+                s.state == TaskState::Running && s.started_at == status.started_at
+            });
+            if !published {
+                state::write_sidecar(run_dir, &status)?;
             }
         }
     }
@@ -849,6 +864,7 @@ struct TaskRunner<'a> {
     pipeline_dir: &'a Path,
     previous: &'a [Option<Status>],
     llm: Option<&'a Llm>,
+    inflight: Option<&'a Inflight>,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -924,6 +940,7 @@ impl TaskRunner<'_> {
             }
         }
         let prev_dir = self.run_dir.prev_dir(&task.name);
+        let mut set_aside = false;
         for out in &task.outputs {
             let current = self.run_dir.path(&out.path);
             if std::fs::symlink_metadata(&current).is_ok() {
@@ -931,6 +948,7 @@ impl TaskRunner<'_> {
                     self.restore(t);
                     return fail("io", format!("cannot set aside {}: {e}", out.path));
                 }
+                set_aside = true;
             }
             if let Some(dir) = current.parent() {
                 if let Err(e) = fs_err::create_dir_all(dir) {
@@ -957,7 +975,7 @@ impl TaskRunner<'_> {
                     self.set_aside_attempt(t);
                     return error;
                 }
-                return self.record_outputs(t, status);
+                return self.record_outputs(t, status, set_aside);
             }
         };
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
@@ -979,12 +997,14 @@ impl TaskRunner<'_> {
             log: &log,
             timeout: task.timeout,
         };
-        let run_dir = self.run_dir;
+        let mut ticket = None;
         let exit = command::run(&spec, self.watchdog, |pid| {
             status.pid = Some(pid);
-            // Best effort: the pid helps a user find a stuck task.
-            let _ = state::write_sidecar(run_dir, status);
+            ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
         });
+        if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
+            inflight.end(ticket);
+        }
         let error = match &exit {
             Exit::Success => None,
             Exit::Code(_) => fail("exit", exit.to_string()),
@@ -997,12 +1017,12 @@ impl TaskRunner<'_> {
             self.set_aside_attempt(t);
             return error;
         }
-        self.record_outputs(t, status)
+        self.record_outputs(t, status, set_aside)
     }
 
     /// Verifies that every output exists and stamps it; on success the
     /// outputs set aside from the last good run are discarded.
-    fn record_outputs(&self, t: TaskId, status: &mut Status) -> Option<TaskError> {
+    fn record_outputs(&self, t: TaskId, status: &mut Status, set_aside: bool) -> Option<TaskError> {
         let task = &self.graph.tasks[t];
         let root = self.run_dir.root();
         let prev_dir = self.run_dir.prev_dir(&task.name);
@@ -1041,15 +1061,15 @@ impl TaskRunner<'_> {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&prev_dir);
+        if set_aside {
+            let _ = std::fs::remove_dir_all(&prev_dir);
+        }
         None
     }
 
     /// Asks the model and writes the accepted answer to the task's output.
     fn ask(&self, t: TaskId, spec: &PromptSpec, status: &mut Status) -> Option<TaskError> {
         let task = &self.graph.tasks[t];
-        // Best effort, as for commands: the sidecar says the task runs.
-        let _ = state::write_sidecar(self.run_dir, status);
         let Some(llm) = self.llm else {
             return fail("unsupported", "no model runner was set up for this build");
         };
@@ -1071,7 +1091,11 @@ impl TaskRunner<'_> {
             }
         }
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
+        let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
         let result = llm.run(&task.name, spec, &inputs, deadline);
+        if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
+            inflight.end(ticket);
+        }
         status.model = result.model.clone();
         status.attempt = result.attempts.len() as u32;
         status.attempts = result.attempts;
@@ -1252,10 +1276,12 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     fn starting(&mut self, t: TaskId) {
         let task = &self.graph.tasks[t];
         // The marker goes before anything runs; the `running` sidecar is
-        // written by the job itself once it knows the pid (one write).
-        let r = rundir::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
-        self.store.note_marker(&task.name, false);
-        self.keep(r);
+        // published later, if the task runs long enough (`inflight`).
+        if self.store.has_marker(self.run_dir, &task.name) {
+            let r = rundir::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
+            self.store.note_marker(&task.name, false);
+            self.keep(r);
+        }
         if let Some(live) = self.live.as_mut() {
             live.running[t] = Some(state::now_rfc3339());
         }

@@ -92,10 +92,17 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let fail = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    match std::fs::File::create(path) {
+        // The folder almost always exists: make it only when it does not.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail(e, dir))?;
+            }
+            std::fs::File::create(path).map_err(|e| fail(e, path))
+        }
+        other => other.map_err(|e| fail(e, path)),
     }
-    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +119,22 @@ struct Entry {
     term_sent: Option<Instant>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     entries: HashMap<u32, Entry>,
+    /// When the watchdog looks next, unless woken.
+    next_wake: Instant,
     shutdown: bool,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            entries: HashMap::new(),
+            next_wake: Instant::now(),
+            shutdown: false,
+        }
+    }
 }
 
 /// Kills process groups that overrun their deadline or outlive an interrupt.
@@ -138,16 +157,22 @@ impl Watchdog {
     fn watch(&self, pid: u32, timeout: Option<Duration>) -> Guard<'_> {
         let (lock, cvar) = &*self.shared;
         let mut shared = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = timeout.map(|t| Instant::now() + t);
         shared.entries.insert(
             pid,
             Entry {
-                deadline: timeout.map(|t| Instant::now() + t),
+                deadline,
                 timeout: timeout.unwrap_or_default(),
                 killed: None,
                 term_sent: None,
             },
         );
-        cvar.notify_all();
+        // Wake the watchdog only for a deadline before its next look: most
+        // tasks end long before theirs, and a wake-up per task is a thread
+        // switch per task.
+        if deadline.is_some_and(|d| d < shared.next_wake) {
+            cvar.notify_all();
+        }
         Guard {
             watchdog: self,
             pid,
@@ -237,6 +262,7 @@ fn watch_loop(shared: &(Mutex<Shared>, Condvar), interrupt: &Interrupt) {
                 }
             }
         }
+        state.next_wake = next_wake;
         let wait = next_wake.saturating_duration_since(Instant::now());
         state = match cvar.wait_timeout(state, wait) {
             Ok((s, _)) => s,

@@ -42,7 +42,7 @@ pub fn explain(cli: &Cli, args: &ExplainArgs, printer: &Printer) -> Result<()> {
     };
     let _ = writeln!(out, "{}: {verdict}", task.name);
     let record = session.store.done_record(&session.run_dir, &task.name);
-    let sidecar = state::read_status(&session.run_dir, &task.name);
+    let sidecar = session.store.sidecar(&session.run_dir, &task.name);
     match &record {
         None => {
             let _ = writeln!(out, "  no successful run is recorded");
@@ -190,7 +190,9 @@ fn states(session: &Session, graph: &Graph, plan: &Plan) -> Vec<&'static str> {
             Some(Reason::NeverBuilt) => "never-built",
             Some(Reason::FailedLastTime(_)) => "failed",
             Some(Reason::InterruptedLastTime) => {
-                let running = state::read_status(&session.run_dir, &graph.tasks[t].name)
+                let running = session
+                    .store
+                    .sidecar(&session.run_dir, &graph.tasks[t].name)
                     .is_some_and(|s| s.state == state::TaskState::Running);
                 if running {
                     "running"

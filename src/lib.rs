@@ -17,6 +17,7 @@ pub mod explain;
 pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
+pub mod inflight;
 pub mod interrupt;
 pub mod llm;
 pub mod pipeline;

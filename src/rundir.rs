@@ -250,14 +250,23 @@ pub fn normalize(raw: &str) -> std::result::Result<String, String> {
 /// a rename, so readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs_err::create_dir_all(dir)?;
     // Files planexe writes get the usual 0666 & ~umask, not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| with_path(e, dir))?;
+    let temporary = || {
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(dir)
+    };
+    // The folder almost always exists: make it only when it turns out not to.
+    let mut tmp = match temporary() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs_err::create_dir_all(dir)?;
+            temporary()
+        }
+        other => other,
+    }
+    .map_err(|e| with_path(e, dir))?;
     tmp.write_all(bytes).map_err(|e| with_path(e, tmp.path()))?;
     tmp.persist(path).map_err(|e| with_path(e.error, path))?;
     Ok(())

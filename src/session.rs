@@ -85,7 +85,16 @@ impl Session {
             (loaded, store)
         });
         let (pipeline, run, model_source, graph) = loaded?;
-        let store = store?;
+        let mut store = store?;
+        // The last build crashed or still runs: its journal knows which
+        // tasks are in flight even before their sidecars say so.
+        if run
+            .as_ref()
+            .and_then(|r| r.builds.last())
+            .is_some_and(|b| b.outcome == "running")
+        {
+            store.set_in_flight(crate::inflight::recover(&run_dir));
+        }
         Ok(Session {
             run,
             model_source,

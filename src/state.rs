@@ -173,6 +173,10 @@ pub struct StateStore {
     markers: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
     lines: usize,
     log: Option<std::fs::File>,
+    /// Tasks the last build's journal says are in flight (it crashed, or
+    /// still runs): their `running` status, which their sidecar may not
+    /// have had time to say (see `inflight`).
+    in_flight: HashMap<String, Status>,
 }
 
 /// The current time in RFC 3339 UTC, to the millisecond.
@@ -203,6 +207,7 @@ impl StateStore {
             records: HashMap::new(),
             lines: 0,
             log: None,
+            in_flight: HashMap::new(),
         };
         let path = run_dir.log_path();
         let file = match std::fs::File::open(&path) {
@@ -276,7 +281,7 @@ impl StateStore {
     /// The last status of `task`: the sidecar (which sees every state
     /// change), else the log.
     pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
-        read_status(run_dir, task).or_else(|| {
+        self.sidecar(run_dir, task).or_else(|| {
             let record = self.records.get(task)?;
             record.last.clone().or_else(|| record.done.clone())
         })
@@ -319,8 +324,7 @@ impl StateStore {
         }
         write_sidecar(run_dir, status)?;
         if status.state == TaskState::Done {
-            // An empty file needs no temporary: creating it is atomic.
-            fs_err::File::create(&done_path)?;
+            write_marker(run_dir, &status.task)?;
             self.note_marker(&status.task, true);
         }
         if outcome {
@@ -358,6 +362,21 @@ impl StateStore {
         self.append(run_dir, &LogLine::status(status))?;
         self.apply(LogLine::status(status));
         Ok(())
+    }
+
+    /// A task's sidecar, or the `running` status the last build's journal
+    /// has for it when that build left it in flight.
+    pub fn sidecar(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        match self.in_flight.get(task) {
+            Some(status) => Some(status.clone()),
+            None => read_status(run_dir, task),
+        }
+    }
+
+    /// Takes the journal's word for the tasks the last build left in
+    /// flight (empty once a build has reconciled them).
+    pub fn set_in_flight(&mut self, statuses: Vec<Status>) {
+        self.in_flight = statuses.into_iter().map(|s| (s.task.clone(), s)).collect();
     }
 
     /// Whether the `.DONE` marker of a task exists, from one listing of
@@ -485,7 +504,32 @@ pub fn publish(run_dir: &RunDir, status: &Status) -> Result<()> {
     }
     write_sidecar(run_dir, status)?;
     if status.state == TaskState::Done {
-        fs_err::File::create(&done_path)?;
+        write_marker(run_dir, &status.task)?;
+    }
+    Ok(())
+}
+
+/// Writes the `.DONE` marker of a task whose `done` sidecar was just
+/// written: a second name for that sidecar (so its mtime is the moment of
+/// success and its content the record it vouches for), which costs a
+/// directory entry where a new file would cost an inode; an empty file on
+/// a file system without hard links. Either appears whole, at once.
+fn write_marker(run_dir: &RunDir, task: &str) -> Result<()> {
+    let done = run_dir.done_path(task);
+    let sidecar = run_dir.status_path(task);
+    match std::fs::hard_link(&sidecar, &done) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            rundir::remove_if_exists(&done)?;
+            write_marker_again(&sidecar, &done)
+        }
+        Err(_) => write_marker_again(&sidecar, &done),
+    }
+}
+
+fn write_marker_again(sidecar: &Path, done: &Path) -> Result<()> {
+    if std::fs::hard_link(sidecar, done).is_err() {
+        fs_err::File::create(done)?;
     }
     Ok(())
 }
@@ -498,9 +542,14 @@ pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
 
 /// Writes a task's `.status` sidecar atomically.
 pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<()> {
+    write_sidecar_at(&run_dir.status_path(&status.task), status)
+}
+
+/// Writes a task's `.status` sidecar, at `path`, atomically.
+pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    rundir::write_atomic(&run_dir.status_path(&status.task), &bytes)
+    rundir::write_atomic(path, &bytes)
 }
 
 /// Whether the `.DONE` marker of a task exists.

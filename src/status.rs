@@ -270,7 +270,7 @@ pub fn task_lines(
                 }
             }
             Some(Reason::InterruptedLastTime) => {
-                let status = state::read_status(run_dir, &task.name);
+                let status = store.sidecar(run_dir, &task.name);
                 let running = status.as_ref().filter(|s| s.state == TaskState::Running);
                 match running {
                     Some(s) if s.pid.is_some_and(alive) || s.pid.is_none() && build_running => {
@@ -814,7 +814,7 @@ fn one_task(
     let Some(task) = session.graph.task(name) else {
         return Err(Error::usage(format!("unknown task `{name}`")));
     };
-    let status = state::read_status(&session.run_dir, name).or_else(|| {
+    let status = session.store.sidecar(&session.run_dir, name).or_else(|| {
         session
             .store
             .done_record(&session.run_dir, name)

@@ -5,6 +5,10 @@
 //!
 //! The file is a JSON array that is only ever appended to: it starts with
 //! `[` and each event ends with `,`; trace viewers accept the missing `]`.
+//! Events are written in batches of whole lines (a write per task would
+//! be a system call per task for a file nobody reads until the build
+//! ends), and the rest when the build ends; a crash loses the last batch,
+//! never half an event.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,8 +17,25 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 
 pub struct Trace {
-    file: Mutex<Option<std::fs::File>>,
+    sink: Mutex<Sink>,
     pid: u32,
+}
+
+/// How many bytes of whole events wait before they are written.
+const BATCH: usize = 32 * 1024;
+
+struct Sink {
+    file: Option<std::fs::File>,
+    pending: Vec<u8>,
+}
+
+impl Sink {
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.write_all(&self.pending);
+        }
+        self.pending.clear();
+    }
 }
 
 /// Microseconds since the Unix epoch of an RFC 3339 time.
@@ -38,16 +59,21 @@ impl Trace {
             }
         }
         Trace {
-            file: Mutex::new(file),
+            sink: Mutex::new(Sink {
+                file,
+                pending: Vec::new(),
+            }),
             pid: std::process::id(),
         }
     }
 
     fn write(&self, event: Value) {
-        let mut line = event.to_string();
-        line.push_str(",\n");
-        if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            let _ = f.write_all(line.as_bytes());
+        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+        if serde_json::to_writer(&mut sink.pending, &event).is_ok() {
+            sink.pending.extend_from_slice(b",\n");
+        }
+        if sink.pending.len() >= BATCH {
+            sink.flush();
         }
     }
 
@@ -76,5 +102,14 @@ impl Trace {
             "name": name, "cat": category, "ph": "X", "pid": self.pid, "tid": lane,
             "ts": start_us, "dur": duration_us.max(1), "args": args,
         }));
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        self.sink
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .flush();
     }
 }

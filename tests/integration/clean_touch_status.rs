@@ -98,9 +98,14 @@ fn touch_accepts_outputs_without_running() {
     p.build().ok().ran(&["b", "c", "other"]);
     assert_eq!(p.read("c.txt"), "written by hand");
 
-    // Touching after a change makes dependents stale.
+    // Touching after a change makes dependents stale. The marker is
+    // replaced: it is the record of the accepted outputs.
     p.write_at("a.txt", "edited", 2_000_000);
     p.run(&["touch", "a"]).ok();
+    let marker: serde_json::Value =
+        serde_json::from_str(&p.read(".planexe/tasks/a.DONE")).unwrap();
+    assert_eq!(marker, p.status_json("a"));
+    assert_eq!(marker["outputs"]["a.txt"]["size"], 6);
     assert_eq!(
         p.run(&["build", "-n"]).stdout,
         "b: input a.txt changed\nc: upstream b will re-run\n"

@@ -190,7 +190,12 @@ fn after_a_crash_the_good_output_comes_back() {
     });
     child.kill().unwrap(); // SIGKILL: no cleanup at all
     child.wait().unwrap();
-    let task_pid = p.status_json("a")["pid"].as_i64().unwrap() as i32;
+    // Killed within the first 100 ms: the `running` sidecar was not due
+    // yet, but the journal knows the task and its pid.
+    let journal = p.read(".planexe/inflight");
+    let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
+    assert_eq!(started["started"]["task"], "a", "{journal}");
+    let task_pid = started["started"]["pid"].as_i64().unwrap() as i32;
     // SAFETY: kill the orphaned task's process group we know by pid.
     unsafe {
         libc::kill(-task_pid, libc::SIGKILL);
@@ -255,4 +260,42 @@ command = "cat s.in > s.out"
         p.run(&["build", "-n"]).stdout,
         "first: failed last time: exit status 1\nsecond: input s.in changed\n"
     );
+}
+
+#[test]
+fn the_done_marker_is_the_record_of_the_successful_run() {
+    let p = Project::new(
+        "[tasks.quick]\noutputs = [\"q\"]\ncommand = \"echo q > q\"\n\
+         [tasks.slow]\noutputs = [\"s\"]\ncommand = \"sleep 0.4; echo s > s\"\n",
+    );
+    let mut child = p
+        .command(&["build", "-j2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // A task that runs for a while says so in its sidecar, with its pid.
+    wait_for("the slow task's running sidecar", || {
+        p.exists(".planexe/tasks/slow.status") && p.status_json("slow")["state"] == "running"
+    });
+    assert!(p.status_json("slow")["pid"].is_u64());
+    assert!(child.wait().unwrap().success());
+    for task in ["quick", "slow"] {
+        let status = p.status_json(task);
+        assert_eq!(status["state"], "done");
+        let marker: serde_json::Value =
+            serde_json::from_str(&p.read(&format!(".planexe/tasks/{task}.DONE"))).unwrap();
+        assert_eq!(marker, status, "{task}");
+    }
+    // Each task's start and end are in the journal, in that order.
+    let journal = p.read(".planexe/inflight");
+    for task in ["quick", "slow"] {
+        let started = journal
+            .find(&format!("{{\"started\":{{\"task\":\"{task}\""))
+            .unwrap_or_else(|| panic!("{journal}"));
+        let ended = journal
+            .find(&format!("{{\"ended\":\"{task}\"}}"))
+            .unwrap_or_else(|| panic!("{journal}"));
+        assert!(started < ended, "{journal}");
+    }
 }
