@@ -245,8 +245,13 @@ def render(res):
           "`src/root.txt`, every later task 2 or 3 outputs of the layer before, "
           "chosen with a fixed seed). One task in the middle also reads "
           "`src/mid.txt`.\n")
-        w("- **full**: from a clean state (outputs, `.planexe/`, `.ninja_log`, "
-          "`.ninja_deps` deleted), `-j2`.\n"
+        w("- **full**: from a clean state, `-j2`, each run in a fresh folder "
+          "with only the sources and the build file.\n"
+          "- **full, in place**: the same in the same folder, right after "
+          "deleting what the last build made (outputs, `.planexe/`, "
+          "`.ninja_log`, `.ninja_deps`); on ext4 without a journal, files "
+          "created right after many were deleted cost more to create "
+          "(see bench/README.md).\n"
           "- **no-op**: everything up to date.\n"
           "- **touch**: `src/root.txt` gets a new mtime, same bytes. make and "
           "ninja re-run everything; planexe should re-run nothing.\n"
@@ -256,16 +261,18 @@ def render(res):
           "ninja: `[N/M]` lines; make: echoed recipes).\n")
         rows = []
         for key, d in g.items():
-            for phase in ("full", "noop", "touch", "edit"):
+            for phase in ("full", "full_in_place", "noop", "touch", "edit"):
+                if phase not in d:
+                    continue
                 cells = [f"{d['label']} ({d['tasks']:,} tasks)" if phase == "full" else "",
-                         {"noop": "no-op"}.get(phase, phase)]
+                         {"noop": "no-op", "full_in_place": "full, in place"}.get(phase, phase)]
                 for t in TOOLS:
                     s = d[phase][t]
                     cells.append(f"{ms(s['median'])} ({_reran(s)})")
                 name, best = _best_peer(d[phase])
                 cells.append(ratio(d[phase]["planexe"]["median"] / best))
                 cells.append(str(d["edit_expected"]) if phase == "edit" else
-                             (str(d["tasks"]) if phase == "full" else
+                             (str(d["tasks"]) if phase.startswith("full") else
                               ("0" if phase == "noop" else "planexe 0, others all")))
                 rows.append(cells)
         w(_table(["graph", "build", "planexe (re-run)", "ninja (re-run)", "make (re-run)",
