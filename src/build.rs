@@ -526,6 +526,13 @@ fn build_phase(
         previous: &previous,
         llm: llm.as_ref(),
         inflight: observers.map(|o| &o.inflight),
+        env: command::Environment::new(
+            &[
+                ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
+                ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
+            ],
+            &["PLANEXE_TASK"],
+        ),
     };
     printer.begin(to_run.len());
     if let Some(obs) = observers {
@@ -865,6 +872,8 @@ struct TaskRunner<'a> {
     previous: &'a [Option<Status>],
     llm: Option<&'a Llm>,
     inflight: Option<&'a Inflight>,
+    /// What every command's environment holds, but `PLANEXE_TASK`.
+    env: command::Environment,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -981,19 +990,12 @@ impl TaskRunner<'_> {
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
         let script = command::expand(template, &inputs, &outputs, self.pipeline_dir);
-        let env = [
-            ("PLANEXE_TASK", task.name.clone()),
-            ("PLANEXE_RUN_DIR", root.to_string_lossy().into_owned()),
-            (
-                "PLANEXE_PIPELINE_DIR",
-                self.pipeline_dir.to_string_lossy().into_owned(),
-            ),
-        ];
         let log = self.run_dir.task_log_path(&task.name);
         let spec = command::Spec {
             script: &script,
             cwd: root,
-            env: &env,
+            env: &self.env,
+            vars: &[("PLANEXE_TASK", &task.name)],
             log: &log,
             timeout: task.timeout,
         };

@@ -2,13 +2,20 @@
 //! group of its own, stdout and stderr into the task's log file, with a
 //! deadline.
 //!
-//! The job thread blocks in `wait` (no polling delay); one [`Watchdog`]
+//! The job thread blocks in `waitpid` (no polling delay); one [`Watchdog`]
 //! thread per build enforces deadlines and interrupts by signalling whole
 //! process groups: SIGTERM first, SIGKILL after a grace period.
+//!
+//! Commands start with `posix_spawn` and an environment built once per
+//! build ([`Environment`]): `std::process::Command` copies and sorts the
+//! whole environment of planexe again for every command that sets a
+//! variable, which costs more than the rest of starting a trivial task.
 
 use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,9 +44,47 @@ pub enum Exit {
 pub struct Spec<'a> {
     pub script: &'a str,
     pub cwd: &'a Path,
-    pub env: &'a [(&'a str, String)],
+    /// planexe's environment and the build's variables.
+    pub env: &'a Environment,
+    /// This command's own variables, added to `env`.
+    pub vars: &'a [(&'a str, &'a str)],
     pub log: &'a Path,
     pub timeout: Option<Duration>,
+}
+
+/// The environment commands run with, as `NAME=value` strings: planexe's
+/// own, with `set` replacing or adding variables. Built once per build.
+pub struct Environment {
+    vars: Vec<CString>,
+}
+
+impl Environment {
+    /// planexe's environment with `set` applied; `unset` names variables
+    /// each command sets itself (see [`Spec::vars`]), dropped here.
+    pub fn new(set: &[(&str, &OsStr)], unset: &[&str]) -> Environment {
+        let keep = |name: &OsStr| {
+            !set.iter().any(|(k, _)| OsStr::new(k) == name)
+                && !unset.iter().any(|k| OsStr::new(k) == name)
+        };
+        let mut vars: Vec<CString> = std::env::vars_os()
+            .filter(|(k, _)| keep(k))
+            .filter_map(|(k, v)| pair(k.as_bytes(), v.as_bytes()))
+            .collect();
+        vars.extend(
+            set.iter()
+                .filter_map(|(k, v)| pair(k.as_bytes(), v.as_bytes())),
+        );
+        Environment { vars }
+    }
+}
+
+/// `NAME=value` as a C string; `None` if either holds a NUL byte.
+fn pair(name: &[u8], value: &[u8]) -> Option<CString> {
+    let mut bytes = Vec::with_capacity(name.len() + value.len() + 1);
+    bytes.extend_from_slice(name);
+    bytes.push(b'=');
+    bytes.extend_from_slice(value);
+    CString::new(bytes).ok()
 }
 
 /// Runs `spec`, calling `spawned` with the pid once the process exists.
@@ -48,45 +93,136 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
         Ok(f) => f,
         Err(e) => return Exit::SpawnFailed(e),
     };
-    let log_err = match log.try_clone() {
-        Ok(f) => f,
-        Err(e) => return Exit::SpawnFailed(format!("{}: {e}", spec.log.display())),
-    };
-    // An absolute path: no search of $PATH for every task.
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(spec.script)
-        .current_dir(spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
-    for (k, v) in spec.env {
-        command.env(k, v);
-    }
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let pid = match spawn(spec, &log) {
+        Ok(pid) => pid,
         Err(e) => return Exit::SpawnFailed(format!("cannot start sh: {e}")),
     };
-    let pid = child.id();
+    drop(log);
     let guard = watchdog.watch(pid, spec.timeout);
     spawned(pid);
-    let status = child.wait();
+    let status = wait(pid);
     let killed = guard.finish();
     match (killed, status) {
         (Some(Kill::Timeout(d)), _) => Exit::Timeout(d),
         (Some(Kill::Interrupt), _) => Exit::Interrupted,
         (None, Err(e)) => Exit::SpawnFailed(format!("cannot wait for the command: {e}")),
         (None, Ok(status)) => {
-            use std::os::unix::process::ExitStatusExt;
-            if status.success() {
-                Exit::Success
-            } else if let Some(code) = status.code() {
-                Exit::Code(code)
+            if libc::WIFEXITED(status) {
+                match libc::WEXITSTATUS(status) {
+                    0 => Exit::Success,
+                    code => Exit::Code(code),
+                }
             } else {
-                Exit::Signal(status.signal().unwrap_or(0))
+                Exit::Signal(libc::WTERMSIG(status))
             }
+        }
+    }
+}
+
+/// `0` on success, else the error number a `posix_spawn*` call returned.
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    match rc {
+        0 => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Starts `/bin/sh -c SCRIPT` (an absolute path: no search of `$PATH`) in
+/// `spec.cwd`, in a process group of its own, stdin from `/dev/null`,
+/// stdout and stderr to `log`, with SIGPIPE back to its default (planexe
+/// ignores it) and no signal blocked.
+fn spawn(spec: &Spec, log: &std::fs::File) -> std::io::Result<u32> {
+    let nul = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let script = CString::new(spec.script).map_err(|_| nul("the command contains a NUL byte"))?;
+    let cwd = CString::new(spec.cwd.as_os_str().as_bytes())
+        .map_err(|_| nul("the run directory's path contains a NUL byte"))?;
+    let own: Vec<CString> = spec
+        .vars
+        .iter()
+        .filter_map(|(k, v)| pair(k.as_bytes(), v.as_bytes()))
+        .collect();
+    let mut envp: Vec<*const libc::c_char> = spec
+        .env
+        .vars
+        .iter()
+        .chain(&own)
+        .map(|v| v.as_ptr())
+        .collect();
+    envp.push(std::ptr::null());
+    let argv: [*const libc::c_char; 4] = [
+        c"/bin/sh".as_ptr(),
+        c"-c".as_ptr(),
+        script.as_ptr(),
+        std::ptr::null(),
+    ];
+    let fd = log.as_raw_fd();
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: the file actions and attributes are initialised before use
+    // and destroyed on every path; every pointer handed to posix_spawn
+    // (argv, envp and the strings they point to, cwd) outlives the call,
+    // and argv and envp end with a null pointer.
+    unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
+        let result = (|| {
+            check(libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                0,
+                c"/dev/null".as_ptr(),
+                libc::O_RDONLY,
+                0,
+            ))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, 1))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, 2))?;
+            check(libc::posix_spawn_file_actions_addchdir_np(
+                &mut actions,
+                cwd.as_ptr(),
+            ))?;
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            let mut defaults: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut defaults);
+            libc::sigaddset(&mut defaults, libc::SIGPIPE);
+            check(libc::posix_spawnattr_setsigmask(&mut attr, &empty))?;
+            check(libc::posix_spawnattr_setsigdefault(&mut attr, &defaults))?;
+            check(libc::posix_spawnattr_setpgroup(&mut attr, 0))?;
+            let flags = libc::POSIX_SPAWN_SETPGROUP
+                | libc::POSIX_SPAWN_SETSIGMASK
+                | libc::POSIX_SPAWN_SETSIGDEF;
+            check(libc::posix_spawnattr_setflags(&mut attr, flags as _))?;
+            check(libc::posix_spawn(
+                &mut pid,
+                argv[0],
+                &actions,
+                &attr,
+                argv.as_ptr() as *const *mut libc::c_char,
+                envp.as_ptr() as *const *mut libc::c_char,
+            ))
+        })();
+        libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        result?;
+    }
+    Ok(pid as u32)
+}
+
+/// Waits for the child `pid` to end; its raw wait status.
+fn wait(pid: u32) -> std::io::Result<libc::c_int> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes the status of our own child into `status`.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) };
+        if r != -1 {
+            return Ok(status);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }

@@ -102,8 +102,7 @@ fn touch_accepts_outputs_without_running() {
     // replaced: it is the record of the accepted outputs.
     p.write_at("a.txt", "edited", 2_000_000);
     p.run(&["touch", "a"]).ok();
-    let marker: serde_json::Value =
-        serde_json::from_str(&p.read(".planexe/tasks/a.DONE")).unwrap();
+    let marker: serde_json::Value = serde_json::from_str(&p.read(".planexe/tasks/a.DONE")).unwrap();
     assert_eq!(marker, p.status_json("a"));
     assert_eq!(marker["outputs"]["a.txt"]["size"], 6);
     assert_eq!(

@@ -299,3 +299,40 @@ fn the_done_marker_is_the_record_of_the_successful_run() {
         assert!(started < ended, "{journal}");
     }
 }
+
+#[test]
+fn a_command_runs_in_its_own_group_in_the_run_directory_with_its_variables() {
+    let p = Project::new(concat!(
+        "[tasks.probe]\noutputs = [\"env.txt\"]\ncommand = '''\n",
+        "{ echo \"task=$PLANEXE_TASK\"; echo \"run=$PLANEXE_RUN_DIR\"; echo \"pwd=$(pwd)\"\n",
+        "  echo \"pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$\"\n",
+        "  grep -E '^Sig(Blk|Ign)' /proc/$$/status\n",
+        "} > env.txt\n'''\n",
+        "[tasks.killed]\noutputs = [\"k\"]\ncommand = \"kill -TERM $$\"\n",
+    ));
+    p.run(&["build", "-k"])
+        .code(1)
+        .stderr_has("killed: killed by signal 15");
+    let env = p.read("env.txt");
+    let root = std::fs::canonicalize(p.root()).unwrap();
+    let root = root.display();
+    let lines: Vec<&str> = env.lines().collect();
+    assert_eq!(lines[0], "task=probe");
+    assert_eq!(lines[1], format!("run={root}"));
+    assert_eq!(lines[2], format!("pwd={root}"));
+    // The shell leads a process group of its own (timeouts and Ctrl-C
+    // signal the whole group).
+    let ids: Vec<&str> = lines[3]
+        .split(' ')
+        .map(|f| f.split('=').nth(1).unwrap())
+        .collect();
+    assert_eq!(ids[0], ids[1], "{env}");
+    // Nothing blocked, and neither SIGPIPE (planexe ignores it itself, but
+    // `yes | head` in a task must end as it does in a terminal) nor the
+    // signals that stop a task ignored.
+    assert_eq!(lines[4], "SigBlk:\t0000000000000000");
+    let ignored = u64::from_str_radix(lines[5].trim_start_matches("SigIgn:\t"), 16).unwrap();
+    for signal in [libc::SIGPIPE, libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        assert_eq!(ignored & (1 << (signal - 1)), 0, "signal {signal}: {env}");
+    }
+}
