@@ -73,7 +73,7 @@ pub struct Options {
 }
 
 /// The loop's state, behind its lock.
-struct Book<'g, 'h, H> {
+struct LoopState<'g, 'h, H> {
     graph: &'g Graph,
     to_run: &'g [bool],
     tentative: &'g [bool],
@@ -91,7 +91,7 @@ struct Book<'g, 'h, H> {
     summary: Summary,
 }
 
-impl<H> Book<'_, '_, H> {
+impl<H> LoopState<'_, '_, H> {
     /// Nothing runs and nothing more will start: the threads may leave.
     fn over(&self) -> bool {
         self.running == 0 && (self.stop_starting || self.ready.is_empty())
@@ -208,7 +208,7 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
             };
         }
     };
-    let book = Mutex::new(Book {
+    let book = Mutex::new(LoopState {
         graph,
         to_run,
         tentative,
@@ -223,23 +223,26 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
         idle: 0,
         summary: Summary::default(),
     });
-    // Wakes pool threads waiting for a ready task, and the calling thread
-    // when the loop is over.
+    // Wakes pool threads waiting for a ready task.
     let changed = Condvar::new();
+    // How many pool threads are still in the loop, and what wakes the
+    // calling thread when one leaves. (A condition variable goes with one
+    // mutex only.)
     let workers = Mutex::new(jobs);
+    let left_loop = Condvar::new();
 
     pool.in_place_scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|_| {
                 work_loop(&book, &changed, runner);
                 *lock(&workers) -= 1;
-                changed.notify_all();
+                left_loop.notify_all();
             });
         }
         // The calling thread ticks until every pool thread has left.
         let mut left = lock(&workers);
         while *left > 0 {
-            let (guard, timeout) = changed
+            let (guard, timeout) = left_loop
                 .wait_timeout(left, TICK)
                 .unwrap_or_else(|p| p.into_inner());
             left = guard;
@@ -259,7 +262,7 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
 /// One pool thread: take a ready task, run it, record it, repeat; wait
 /// while tasks run but none is ready; leave when the loop is over.
 fn work_loop<R: Runner, H: Hooks<R::Output>>(
-    book: &Mutex<Book<'_, '_, H>>,
+    book: &Mutex<LoopState<'_, '_, H>>,
     changed: &Condvar,
     runner: &R,
 ) {
@@ -351,6 +354,7 @@ mod tests {
         running: AtomicUsize,
         peak: AtomicUsize,
         log: Mutex<Vec<String>>,
+        sleep: std::time::Duration,
     }
 
     impl Runner for Fake {
@@ -358,7 +362,7 @@ mod tests {
         fn run(&self, t: TaskId) -> bool {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(self.sleep);
             self.running.fetch_sub(1, Ordering::SeqCst);
             !self.names[t].starts_with("fail")
         }
@@ -396,6 +400,7 @@ mod tests {
             running: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
+            sleep: std::time::Duration::from_millis(2),
         }
     }
 
@@ -503,5 +508,38 @@ command = "x"
         );
         assert_eq!(s.succeeded.len(), 40);
         assert!(work.peak.load(Ordering::SeqCst) <= 3);
+    }
+
+    #[test]
+    fn idle_threads_start_the_tasks_a_finished_one_makes_ready() {
+        // root, then 8 tasks that read it: the 3 threads idle while root
+        // runs must all be woken when it ends.
+        let mut text = String::from("[tasks.root]\noutputs = [\"r\"]\ncommand = \"x\"\n");
+        for i in 0..8 {
+            text.push_str(&format!(
+                "[tasks.t{i}]\ninputs = [\"r\"]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"
+            ));
+        }
+        let (_dir, g) = graph(&text);
+        let all = vec![true; 9];
+        let none = vec![false; 9];
+        let mut work = fake(&g, vec![]);
+        work.sleep = std::time::Duration::from_millis(100);
+        let s = run(
+            &g,
+            &all,
+            &none,
+            &work,
+            &mut Book(&work),
+            Options {
+                jobs: 4,
+                keep_going: false,
+            },
+        );
+        assert_eq!(s.succeeded.len(), 9);
+        assert!(s.not_run.is_empty());
+        assert_eq!(work.peak.load(Ordering::SeqCst), 4);
+        let log = work.log.lock().unwrap();
+        assert_eq!(log[0], "start root");
     }
 }
