@@ -251,6 +251,13 @@ pub fn recover(run_dir: &RunDir) -> Vec<Status> {
 mod tests {
     use super::*;
 
+    fn run_dir() -> (tempfile::TempDir, RunDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        std::fs::create_dir_all(run_dir.tasks_dir()).unwrap();
+        (dir, run_dir)
+    }
+
     fn running(task: &str, pid: u32) -> Status {
         let mut s = Status::new(task, TaskState::Running, "f");
         s.pid = Some(pid);
@@ -259,9 +266,7 @@ mod tests {
 
     #[test]
     fn a_quick_task_leaves_no_running_sidecar_and_a_slow_one_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        std::fs::create_dir_all(run_dir.tasks_dir()).unwrap();
+        let (_dir, run_dir) = run_dir();
         let inflight = Inflight::start(&run_dir);
         let quick = inflight.begin(&run_dir, &running("quick", 1));
         inflight.end(quick);
@@ -278,9 +283,7 @@ mod tests {
 
     #[test]
     fn recover_returns_what_started_and_never_ended_and_skips_a_torn_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        std::fs::create_dir_all(run_dir.tasks_dir()).unwrap();
+        let (_dir, run_dir) = run_dir();
         let inflight = Inflight::start(&run_dir);
         let a = inflight.begin(&run_dir, &running("a", 10));
         let _b = inflight.begin(&run_dir, &running("b", 11));

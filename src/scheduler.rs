@@ -393,6 +393,27 @@ mod tests {
         }
     }
 
+    /// Runs every task of `g` with `work`; `tentative` as `run` takes it
+    /// (none by default).
+    fn run_all(
+        g: &Graph,
+        work: &Fake,
+        tentative: Option<&[bool]>,
+        jobs: usize,
+        keep_going: bool,
+    ) -> Summary {
+        let n = g.tasks.len();
+        let none = vec![false; n];
+        run(
+            g,
+            &vec![true; n],
+            tentative.unwrap_or(&none),
+            work,
+            &mut Book(work),
+            Options { jobs, keep_going },
+        )
+    }
+
     fn fake(g: &Graph, fresh: Vec<TaskId>) -> Fake {
         Fake {
             names: g.tasks.iter().map(|t| t.name.clone()).collect(),
@@ -424,36 +445,14 @@ command = "x"
     #[test]
     fn a_failure_blocks_dependents_and_keep_going_runs_the_rest() {
         let (_dir, g) = graph(CHAIN);
-        let all = vec![true; 4];
-        let none = vec![false; 4];
         let work = fake(&g, vec![]);
-        let s = run(
-            &g,
-            &all,
-            &none,
-            &work,
-            &mut Book(&work),
-            Options {
-                jobs: 1,
-                keep_going: true,
-            },
-        );
+        let s = run_all(&g, &work, None, 1, true);
         assert_eq!(s.succeeded, vec![0, 3]);
         assert_eq!(s.failed, vec![1]);
         assert_eq!(s.not_run, vec![2]);
 
         let work = fake(&g, vec![]);
-        let s = run(
-            &g,
-            &all,
-            &none,
-            &work,
-            &mut Book(&work),
-            Options {
-                jobs: 1,
-                keep_going: false,
-            },
-        );
+        let s = run_all(&g, &work, None, 1, false);
         assert_eq!(s.succeeded, vec![0]);
         assert_eq!(s.failed, vec![1]);
         // With one job, `d` comes after `fail` in declaration order and
@@ -464,20 +463,9 @@ command = "x"
     #[test]
     fn tentative_tasks_that_are_fresh_are_skipped() {
         let (_dir, g) = graph(CHAIN.replace("fail", "b").as_str());
-        let all = vec![true; 4];
         let tentative = vec![false, true, true, false];
         let work = fake(&g, vec![1]);
-        let s = run(
-            &g,
-            &all,
-            &tentative,
-            &work,
-            &mut Book(&work),
-            Options {
-                jobs: 2,
-                keep_going: false,
-            },
-        );
+        let s = run_all(&g, &work, Some(&tentative), 2, false);
         assert_eq!(s.skipped, vec![1]);
         // `c` was tentative too but still stale after `b` was skipped.
         assert!(s.succeeded.contains(&2));
@@ -492,20 +480,8 @@ command = "x"
             ));
         }
         let (_dir, g) = graph(&text);
-        let all = vec![true; 40];
-        let none = vec![false; 40];
         let work = fake(&g, vec![]);
-        let s = run(
-            &g,
-            &all,
-            &none,
-            &work,
-            &mut Book(&work),
-            Options {
-                jobs: 3,
-                keep_going: false,
-            },
-        );
+        let s = run_all(&g, &work, None, 3, false);
         assert_eq!(s.succeeded.len(), 40);
         assert!(work.peak.load(Ordering::SeqCst) <= 3);
     }
@@ -521,21 +497,9 @@ command = "x"
             ));
         }
         let (_dir, g) = graph(&text);
-        let all = vec![true; 9];
-        let none = vec![false; 9];
         let mut work = fake(&g, vec![]);
         work.sleep = std::time::Duration::from_millis(100);
-        let s = run(
-            &g,
-            &all,
-            &none,
-            &work,
-            &mut Book(&work),
-            Options {
-                jobs: 4,
-                keep_going: false,
-            },
-        );
+        let s = run_all(&g, &work, None, 4, false);
         assert_eq!(s.succeeded.len(), 9);
         assert!(s.not_run.is_empty());
         assert_eq!(work.peak.load(Ordering::SeqCst), 4);
