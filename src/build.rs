@@ -803,6 +803,12 @@ fn reconcile(
                 state::write_sidecar(run_dir, &status)?;
             }
         }
+        let removed = remove_temporaries(run_dir, graph);
+        if removed > 0 {
+            printer.note(&format!(
+                "removed {removed} temporary file(s) left by a build that crashed mid-write"
+            ));
+        }
     }
     let prev_root = run_dir.state_dir().join("prev");
     let Ok(entries) = std::fs::read_dir(&prev_root) else {
@@ -834,6 +840,31 @@ fn reconcile(
         }
     }
     Ok(())
+}
+
+/// Removes what a crashed build's atomic writes left half-done: temporary
+/// files in `.planexe/`, its direct subfolders, and the folders of declared
+/// outputs (prompt answers are written there).
+fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
+    let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+    let state = run_dir.state_dir();
+    if let Ok(entries) = std::fs::read_dir(&state) {
+        dirs.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    dirs.insert(state);
+    for task in &graph.tasks {
+        for out in &task.outputs {
+            if let Some(dir) = run_dir.path(&out.path).parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+    dirs.iter().map(|d| rundir::remove_temporaries(d)).sum()
 }
 
 /// Whether `pid` is alive and leads its own process group, as the shell of

@@ -246,6 +246,11 @@ pub fn normalize(raw: &str) -> std::result::Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// How the temporary files of [`write_atomic`] begin. Only a build killed
+/// mid-write leaves one behind; the next build removes them (see
+/// [`remove_temporaries`]), so the prefix must not be one a user would pick.
+pub const TEMP_PREFIX: &str = ".planexe-tmp-";
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and
 /// a rename, so readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -254,7 +259,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let temporary = || {
         tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix(TEMP_PREFIX)
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
     };
@@ -278,6 +283,25 @@ pub fn with_path(e: std::io::Error, path: &Path) -> Error {
         e.kind(),
         format!("{}: {e}", path.display()),
     ))
+}
+
+/// Removes the temporary files a killed planexe left in `dir` (not its
+/// subfolders), returning how many. Called only under the lock, so no live
+/// writer owns one.
+pub fn remove_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+        })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
 }
 
 /// Removes a file if it exists.

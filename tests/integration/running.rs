@@ -204,10 +204,20 @@ fn after_a_crash_the_good_output_comes_back() {
         "pipeline.toml",
         "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
     );
+    // What a write killed between its temporary file and the rename leaves
+    // (planexe's prefix), beside a user's own dot file that looks similar.
+    p.write(".planexe-tmp-AbC123", "half an answer");
+    p.write(".planexe/tasks/.planexe-tmp-XyZ789", "{\"sta");
+    p.write(".tmp-mine", "the user's");
     let run = p.run(&["build", "-n"]);
     assert_eq!(run.stdout, "a: interrupted last time\n");
     let run = p.build();
-    run.ok().stderr_has("restored 1 output(s) of a");
+    run.ok()
+        .stderr_has("restored 1 output(s) of a")
+        .stderr_has("removed 2 temporary file(s)");
+    assert!(!p.exists(".planexe-tmp-AbC123"));
+    assert!(!p.exists(".planexe/tasks/.planexe-tmp-XyZ789"));
+    assert_eq!(p.read(".tmp-mine"), "the user's");
     assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
     assert_eq!(p.read("out.md"), "good\n");
 }
