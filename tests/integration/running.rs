@@ -316,7 +316,9 @@ fn a_command_runs_in_its_own_group_in_the_run_directory_with_its_variables() {
         "[tasks.probe]\noutputs = [\"env.txt\"]\ncommand = '''\n",
         "{ echo \"task=$PLANEXE_TASK\"; echo \"run=$PLANEXE_RUN_DIR\"; echo \"pwd=$(pwd)\"\n",
         "  echo \"pgid=$(cut -d' ' -f5 /proc/$$/stat) pid=$$\"\n",
-        "  grep -E '^Sig(Blk|Ign)' /proc/$$/status\n",
+        // grep's own masks, which it inherited through the shell: the
+        // shell's own mask is briefly full while it forks a command.
+        "  grep -E '^Sig(Blk|Ign)' /proc/self/status\n",
         "} > env.txt\n'''\n",
         "[tasks.killed]\noutputs = [\"k\"]\ncommand = \"kill -TERM $$\"\n",
     ));
