@@ -779,22 +779,36 @@ fn reconcile(
         // running, and give each the `running` sidecar it may not have had
         // time to publish, so it reads as interrupted.
         for status in crate::inflight::recover(run_dir) {
-            if graph.task(&status.task).is_none() {
+            let Some(task) = graph.task(&status.task) else {
                 continue;
-            }
-            if let Some(pid) = status.pid {
-                if is_group_leader(pid) {
-                    // SAFETY: kill(2) on a process group that a crashed
-                    // planexe created for this task (checked: the pid leads
-                    // its own group and was recorded as the task's).
-                    unsafe {
-                        libc::kill(-(pid as i32), libc::SIGKILL);
-                    }
-                    printer.note(&format!(
-                        "stopped {} (pid {pid}), left running by a build that crashed",
-                        status.task
-                    ));
+            };
+            let groups = match status.pid {
+                Some(pid) => vec![pid]
+                    .into_iter()
+                    .filter(|&p| command::is_group_leader(p))
+                    .collect(),
+                // Journaled, then crashed before the pid was: find the
+                // command by the variables every task's command starts with.
+                None if matches!(task.action, Action::Command(_)) => {
+                    command::groups_started_with(&[
+                        ("PLANEXE_RUN_DIR", run_dir.root().as_os_str()),
+                        ("PLANEXE_TASK", std::ffi::OsStr::new(&status.task)),
+                    ])
                 }
+                None => Vec::new(),
+            };
+            for pid in groups {
+                // SAFETY: kill(2) on a process group that a crashed planexe
+                // created for this task (checked: the pid leads its own
+                // group and was recorded as the task's, or started with
+                // the task's variables for this run directory).
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+                printer.note(&format!(
+                    "stopped {} (pid {pid}), left running by a build that crashed",
+                    status.task
+                ));
             }
             let published = state::read_status(run_dir, &status.task).is_some_and(|s| {
                 s.state == TaskState::Running && s.started_at == status.started_at
@@ -865,16 +879,6 @@ fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
         }
     }
     dirs.iter().map(|d| rundir::remove_temporaries(d)).sum()
-}
-
-/// Whether `pid` is alive and leads its own process group, as the shell of
-/// a planexe task does.
-fn is_group_leader(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: getpgid only reads the process table.
-    unsafe { libc::getpgid(pid) == pid }
 }
 
 fn move_file(from: &Path, to: &Path) -> Result<()> {
@@ -1030,10 +1034,14 @@ impl TaskRunner<'_> {
             log: &log,
             timeout: task.timeout,
         };
-        let mut ticket = None;
+        // Journaled before the spawn: a crash at any moment after it leaves
+        // a record that leads the next build to the process.
+        let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
         let exit = command::run(&spec, self.watchdog, |pid| {
             status.pid = Some(pid);
-            ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
+            if let (Some(inflight), Some(ticket)) = (self.inflight, &ticket) {
+                inflight.spawned(ticket, pid);
+            }
         });
         if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
             inflight.end(ticket);

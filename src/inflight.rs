@@ -1,10 +1,12 @@
 //! Tasks in flight: what a build says about the tasks it is running.
 //!
 //! - `.planexe/inflight`, a journal appended to when a task starts (its
-//!   `running` status, pid included) and when it ends. After a crash, the
-//!   next build reads it to stop the process groups left running and to
-//!   mark their tasks interrupted ([`recover`]). One append per event, to
-//!   one open file: it costs next to nothing per task.
+//!   `running` status), when its command's process exists (its pid: the
+//!   task is journaled before the spawn, so no crash leaves a process the
+//!   journal does not lead to) and when it ends. After a crash, the next
+//!   build reads it to stop the process groups left running and to mark
+//!   their tasks interrupted ([`recover`]). One append per event, to one
+//!   open file: it costs next to nothing per task.
 //! - The `running` sidecar, `.planexe/tasks/NAME.status`: published only
 //!   once a task has run for [`PUBLISH_AFTER`], by one thread per build.
 //!   A task that ends sooner goes straight from its old state to its final
@@ -44,6 +46,8 @@ struct Started<S> {
 #[serde(rename_all = "lowercase")]
 enum Line<S> {
     Started(Started<S>),
+    /// The task's command has a process: `[task, pid]`.
+    Spawned((S, u32)),
     /// The task's command (or model call) is over.
     Ended(S),
 }
@@ -115,7 +119,8 @@ impl Inflight {
     }
 
     /// Records that the task whose `running` status this is has started,
-    /// and schedules its sidecar.
+    /// and schedules its sidecar. A command task calls this before it
+    /// spawns, then [`Inflight::spawned`].
     pub fn begin(&self, run_dir: &RunDir, status: &Status) -> Ticket {
         self.append(&encode(&Line::Started(Started {
             task: &status.task,
@@ -142,6 +147,16 @@ impl Inflight {
         Ticket {
             id,
             task: status.task.clone(),
+        }
+    }
+
+    /// Records the pid of a started task's command, for the journal and
+    /// for its sidecar if that is not written yet.
+    pub fn spawned(&self, ticket: &Ticket, pid: u32) {
+        self.append(&encode(&Line::Spawned((&ticket.task, pid))));
+        let (m, _) = &*self.shared;
+        if let Some(pending) = lock(m).pending.get_mut(&ticket.id) {
+            pending.status.pid = Some(pid);
         }
     }
 
@@ -215,7 +230,8 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
 
 /// The tasks in flight according to the journal of the last build (a
 /// crashed one, or one still running): for each, a `running` status with
-/// its pid (commands) and start time, in the order they started.
+/// its start time and, for a command that got as far as a process, its
+/// pid; in the order they started.
 pub fn recover(run_dir: &RunDir) -> Vec<Status> {
     let Ok(file) = File::open(journal_path(run_dir)) else {
         return Vec::new();
@@ -227,6 +243,11 @@ pub fn recover(run_dir: &RunDir) -> Vec<Status> {
         match serde_json::from_slice::<Line<String>>(&line) {
             Ok(Line::Started(s)) => {
                 started.insert(s.task.clone(), (n, s));
+            }
+            Ok(Line::Spawned((task, pid))) => {
+                if let Some((_, s)) = started.get_mut(&task) {
+                    s.pid = Some(pid);
+                }
             }
             Ok(Line::Ended(task)) => {
                 started.remove(&task);
@@ -270,7 +291,10 @@ mod tests {
         let inflight = Inflight::start(&run_dir);
         let quick = inflight.begin(&run_dir, &running("quick", 1));
         inflight.end(quick);
-        let slow = inflight.begin(&run_dir, &running("slow", 2));
+        // A command is journaled before its process exists; the pid that
+        // follows reaches the sidecar.
+        let slow = inflight.begin(&run_dir, &Status::new("slow", TaskState::Running, "f"));
+        inflight.spawned(&slow, 2);
         std::thread::sleep(PUBLISH_AFTER * 3);
         assert!(!run_dir.status_path("quick").exists());
         let text = std::fs::read_to_string(run_dir.status_path("slow")).unwrap();
@@ -288,6 +312,11 @@ mod tests {
         let a = inflight.begin(&run_dir, &running("a", 10));
         let _b = inflight.begin(&run_dir, &running("b", 11));
         let _c = inflight.begin(&run_dir, &running("c d[x]", 12));
+        let spawned = Status::new("spawned", TaskState::Running, "f");
+        let spawned = inflight.begin(&run_dir, &spawned);
+        inflight.spawned(&spawned, 13);
+        // Crashed between the journal and the spawn's pid.
+        let _unspawned = inflight.begin(&run_dir, &Status::new("e", TaskState::Running, "f"));
         inflight.end(a);
         drop(inflight);
         let mut journal = std::fs::OpenOptions::new()
@@ -303,7 +332,9 @@ mod tests {
             left,
             vec![
                 ("b".to_string(), Some(11)),
-                ("c d[x]".to_string(), Some(12))
+                ("c d[x]".to_string(), Some(12)),
+                ("spawned".to_string(), Some(13)),
+                ("e".to_string(), None),
             ]
         );
     }

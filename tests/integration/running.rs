@@ -168,16 +168,32 @@ fn sigint_stops_running_tasks_and_exits_130() {
     );
 }
 
-#[test]
-fn after_a_crash_the_good_output_comes_back() {
-    let p = Project::new(
-        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
-    );
+/// Whether a process is gone (or a zombie: it ran its last).
+fn dead(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Kills planexe (SIGKILL, no cleanup at all) while a task's command has
+/// half-written its output and left a child running; with `forget_pid`, the
+/// journal then loses the command's pid, as when the crash comes between
+/// the spawn and its journal line. The next build must stop the command
+/// and bring the good output back.
+fn crash_mid_command(forget_pid: bool) {
+    let good =
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n";
+    let p = Project::new(good);
     p.write("in", "good\n");
     p.build().ok();
     p.write(
         "pipeline.toml",
-        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"echo half > out.md; sleep 100\"\n",
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\n\
+         command = \"sleep 100 & echo $$ $! > pids; echo half > out.md; wait\"\n",
     );
     let mut child = p
         .command(&["build"])
@@ -188,22 +204,33 @@ fn after_a_crash_the_good_output_comes_back() {
     wait_for("the half-written output", || {
         std::fs::read_to_string(p.path("out.md")).is_ok_and(|s| s == "half\n")
     });
-    child.kill().unwrap(); // SIGKILL: no cleanup at all
+    child.kill().unwrap();
     child.wait().unwrap();
+    let pids = p.read("pids");
+    let pids: Vec<&str> = pids.split_whitespace().collect();
     // Killed within the first 100 ms: the `running` sidecar was not due
-    // yet, but the journal knows the task and its pid.
+    // yet, but the journal knows the task.
     let journal = p.read(".planexe/inflight");
     let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     assert_eq!(started["started"]["task"], "a", "{journal}");
-    let task_pid = started["started"]["pid"].as_i64().unwrap() as i32;
-    // SAFETY: kill the orphaned task's process group we know by pid.
-    unsafe {
-        libc::kill(-task_pid, libc::SIGKILL);
+    if forget_pid {
+        let kept: String = journal
+            .lines()
+            .filter(|l| !l.starts_with("{\"spawned\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        p.write(".planexe/inflight", &kept);
+    } else {
+        wait_for("the pid in the journal", || {
+            p.read(".planexe/inflight")
+                .contains(&format!("{{\"spawned\":[\"a\",{}]}}", pids[0]))
+        });
     }
-    p.write(
-        "pipeline.toml",
-        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
+    assert!(
+        !dead(pids[0]) && !dead(pids[1]),
+        "the command outlives planexe"
     );
+    p.write("pipeline.toml", good);
     // What a write killed between its temporary file and the rename leaves
     // (planexe's prefix), beside a user's own dot file that looks similar.
     p.write(".planexe-tmp-AbC123", "half an answer");
@@ -213,13 +240,30 @@ fn after_a_crash_the_good_output_comes_back() {
     assert_eq!(run.stdout, "a: interrupted last time\n");
     let run = p.build();
     run.ok()
+        .stderr_has(&format!(
+            "stopped a (pid {}), left running by a build that crashed",
+            pids[0]
+        ))
         .stderr_has("restored 1 output(s) of a")
         .stderr_has("removed 2 temporary file(s)");
+    wait_for("the command and its child to end", || {
+        dead(pids[0]) && dead(pids[1])
+    });
     assert!(!p.exists(".planexe-tmp-AbC123"));
     assert!(!p.exists(".planexe/tasks/.planexe-tmp-XyZ789"));
     assert_eq!(p.read(".tmp-mine"), "the user's");
     assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
     assert_eq!(p.read("out.md"), "good\n");
+}
+
+#[test]
+fn after_a_crash_the_command_is_stopped_and_the_good_output_comes_back() {
+    crash_mid_command(false);
+}
+
+#[test]
+fn a_crash_before_the_pid_was_journaled_still_stops_the_command() {
+    crash_mid_command(true);
 }
 
 #[test]
