@@ -246,8 +246,9 @@ pub fn normalize(raw: &str) -> std::result::Result<String, String> {
     Ok(parts.join("/"))
 }
 
-/// How the temporary files of [`write_atomic`] begin. Only a build killed
-/// mid-write leaves one behind; the next build removes them (see
+/// How the temporary files of [`write_atomic`] begin: this prefix, the
+/// writer's pid, `-`, random letters. Only a planexe killed mid-write
+/// leaves one behind; the next build removes those of dead writers (see
 /// [`remove_temporaries`]), so the prefix must not be one a user would pick.
 pub const TEMP_PREFIX: &str = ".planexe-tmp-";
 
@@ -257,9 +258,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // Files planexe writes get the usual 0666 & ~umask, not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
     let temporary = || {
         tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+            .prefix(&prefix)
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
     };
@@ -285,9 +287,9 @@ pub fn with_path(e: std::io::Error, path: &Path) -> Error {
     ))
 }
 
-/// Removes the temporary files a killed planexe left in `dir` (not its
-/// subfolders), returning how many. Called only under the lock, so no live
-/// writer owns one.
+/// Removes the temporary files that planexe processes no longer alive left
+/// in `dir` (not its subfolders), returning how many. Those of a live
+/// writer (a `status` or `report` that runs beside the build) are kept.
 pub fn remove_temporaries(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -295,13 +297,33 @@ pub fn remove_temporaries(dir: &Path) -> usize {
     entries
         .flatten()
         .filter(|e| {
-            e.file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
+            let name = e.file_name();
+            let Some(rest) = name.as_encoded_bytes().strip_prefix(TEMP_PREFIX.as_bytes()) else {
+                return false;
+            };
+            !writer_alive(rest)
         })
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
+}
+
+/// Whether the process named by a temporary file's `PID-random` suffix is
+/// alive. A suffix without a pid is from an older planexe, long gone.
+fn writer_alive(suffix: &[u8]) -> bool {
+    let pid = suffix
+        .split(|&b| b == b'-')
+        .next()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.parse::<i32>().ok());
+    match pid {
+        Some(pid) if pid > 0 => {
+            // SAFETY: signal 0 only checks that the process exists.
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        }
+        _ => false,
+    }
 }
 
 /// Removes a file if it exists.

@@ -206,6 +206,7 @@ fn crash_mid_command(forget_pid: bool) {
     });
     child.kill().unwrap();
     child.wait().unwrap();
+    let planexe_pid = child.id();
     let pids = p.read("pids");
     let pids: Vec<&str> = pids.split_whitespace().collect();
     // Killed within the first 100 ms: the `running` sidecar was not due
@@ -231,9 +232,13 @@ fn crash_mid_command(forget_pid: bool) {
         "the command outlives planexe"
     );
     p.write("pipeline.toml", good);
-    // What a write killed between its temporary file and the rename leaves
-    // (planexe's prefix), beside a user's own dot file that looks similar.
-    p.write(".planexe-tmp-AbC123", "half an answer");
+    // What writes killed between their temporary file and the rename leave
+    // (planexe's prefix and the writer's pid), beside a user's own dot
+    // file that looks similar and the file of a writer still at work.
+    let dead_writer = format!(".planexe-tmp-{planexe_pid}-AbC123");
+    let live_writer = format!(".planexe-tmp-{}-LiVe12", std::process::id());
+    p.write(&dead_writer, "half an answer");
+    p.write(&live_writer, "being written");
     p.write(".planexe/tasks/.planexe-tmp-XyZ789", "{\"sta");
     p.write(".tmp-mine", "the user's");
     let run = p.run(&["build", "-n"]);
@@ -249,8 +254,9 @@ fn crash_mid_command(forget_pid: bool) {
     wait_for("the command and its child to end", || {
         dead(pids[0]) && dead(pids[1])
     });
-    assert!(!p.exists(".planexe-tmp-AbC123"));
+    assert!(!p.exists(&dead_writer));
     assert!(!p.exists(".planexe/tasks/.planexe-tmp-XyZ789"));
+    assert_eq!(p.read(&live_writer), "being written");
     assert_eq!(p.read(".tmp-mine"), "the user's");
     assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
     assert_eq!(p.read("out.md"), "good\n");
