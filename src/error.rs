@@ -6,6 +6,7 @@
 //! controls.
 
 use std::fmt;
+use std::path::Path;
 
 /// Exit status: everything requested is up to date.
 pub const EXIT_OK: i32 = 0;
@@ -67,6 +68,14 @@ impl Error {
             _ => {}
         }
         self
+    }
+
+    /// An I/O error that names the path it is about (most of std's do not).
+    pub fn io_at(path: &Path, e: std::io::Error) -> Self {
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
     }
 
     pub fn hints(&self) -> &[String] {

@@ -1,0 +1,204 @@
+//! The command line, as clap derive structs. The man page and shell
+//! completions are generated from these definitions (see
+//! tests/integration/man.rs).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::CheckMode;
+
+/// How a changed file is detected (`--check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CheckArg {
+    /// Size and mtime first; the content hash decides when they differ.
+    #[default]
+    Content,
+    /// Any change of size or mtime is a change (plain make semantics).
+    Mtime,
+}
+
+impl From<CheckArg> for CheckMode {
+    fn from(arg: CheckArg) -> CheckMode {
+        match arg {
+            CheckArg::Content => CheckMode::Content,
+            CheckArg::Mtime => CheckMode::Mtime,
+        }
+    }
+}
+
+/// A make-style build tool for LLM pipelines.
+///
+/// planexe reads pipeline.toml, compares what is on disk with what it
+/// recorded under .planexe/, and runs only the tasks that are stale, in
+/// parallel. Each task's state is kept beside the work in
+/// .planexe/tasks/NAME.status and NAME.DONE.
+#[derive(Debug, Parser)]
+#[command(name = "planexe", version, max_term_width = 100)]
+pub struct Cli {
+    /// Run in DIR instead of the current directory
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    pub directory: Option<PathBuf>,
+
+    /// Use this pipeline file (default: the one this run directory used
+    /// last, else $PLANEXE_PIPELINE, else ./pipeline.toml)
+    #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
+    pub file: Option<PathBuf>,
+
+    /// Print only errors
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the stale tasks needed for the targets (default: all tasks)
+    Build(BuildArgs),
+    /// Delete what tasks produced: outputs and state files
+    Clean(CleanArgs),
+    /// Accept tasks' current outputs as done without running them
+    Touch(TouchArgs),
+    /// Show each task's state: done, stale (why), failed, running, never built
+    Status(StatusArgs),
+    /// Wait until the build running in this directory ends, then print the
+    /// status (exit 0 completed, 1 failed, 130 stopped, 124 timed out)
+    Wait(WaitArgs),
+    /// Say why a task is or is not stale: stamps, definition, upstream
+    Explain(ExplainArgs),
+    /// Print the task graph, each task coloured by its state
+    Graph(GraphArgs),
+    /// Write a self-contained HTML report of the run
+    Report(ReportArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Task names or output paths to build, with what they need
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Run at most N tasks at once [default: [pipeline].jobs, else CPUs]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Keep going after a failure with everything that does not depend on it
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+
+    /// Print each task that would run and why; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Run nothing; exit 0 if everything is up to date, 1 otherwise
+    #[arg(short = 'q', long, conflicts_with = "dry_run")]
+    pub question: bool,
+
+    /// Rebuild the targets even if they are up to date
+    #[arg(short = 'B', long)]
+    pub force: bool,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
+    pub check: CheckArg,
+
+    /// Ask this model (a [models.NAME] table) for every prompt task of this
+    /// build [env: PLANEXE_MODEL]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Tasks whose outputs and state to delete
+    #[arg(value_name = "TASK", required_unless_present = "all")]
+    pub tasks: Vec<String>,
+
+    /// Also clean every task that depends on them, transitively
+    #[arg(long)]
+    pub downstream: bool,
+
+    /// Clean every task
+    #[arg(long, conflicts_with = "tasks")]
+    pub all: bool,
+
+    /// List the files that would be deleted; delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TouchArgs {
+    /// Tasks to mark as done
+    #[arg(value_name = "TASK", required = true)]
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Give up after this long ("90s", "10m", "1h"), with exit status 124
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The task (or fan-out instance) to explain
+    #[arg(value_name = "TASK")]
+    pub task: String,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
+    pub check: CheckArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page
+    #[arg(short = 'o', long, value_name = "FILE", default_value = "report.html")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show only this task; a fan-out task is shown instance by instance
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
+
+    /// Print JSON (one object, see docs/state.md)
+    #[arg(long)]
+    pub json: bool,
+
+    /// Call a running build stalled after this long without progress
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub stall_after: String,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
+    pub check: CheckArg,
+}

@@ -1,0 +1,274 @@
+//! `planexe build`: the fast path, then a build observed by the terminal
+//! (and, unless it is a dry run or a question, by the recorder of events,
+//! trace and snapshots); what the build says, as text.
+
+use std::sync::{Mutex, MutexGuard};
+
+use super::args::{BuildArgs, Cli};
+use super::printer::Printer;
+use super::Context;
+use crate::error::Result;
+use crate::exec::build::{self, Build, BuildOptions};
+use crate::exec::observer::{Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd};
+use crate::exec::Interrupt;
+use crate::model::{Lists, Task};
+use crate::observe::Recorder;
+use crate::plan::Session;
+use crate::store::TaskState;
+
+pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) -> Result<()> {
+    let options = BuildOptions {
+        targets: args.targets.clone(),
+        jobs: args.jobs.map(|j| j as usize),
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+        question: args.question,
+        force: args.force,
+        check: args.check.into(),
+    };
+    let located = ctx.location(cli)?.locate()?;
+    let model = ctx.model(args.model.as_deref());
+    if let Some(tasks) = build::certified(&located, model.explicit(), &options)? {
+        if !options.question {
+            printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
+        }
+        return Ok(());
+    }
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    // Never freed: a build is the last thing the process does, and freeing
+    // ten thousand records one by one costs more than a whole no-op check.
+    let session: &mut Session =
+        Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
+    // Dry runs and questions change nothing: Ctrl-C may end them the
+    // default way.
+    let interrupt = if options.read_only() {
+        Interrupt::new()
+    } else {
+        Interrupt::signals()
+    };
+    let recorder = (!options.read_only()).then(|| {
+        Recorder::start(
+            &session.run_dir,
+            &session.graph.hooks,
+            ctx.webhook.as_deref(),
+        )
+    });
+    let terminal = Terminal(Mutex::new(printer));
+    let result = {
+        let both;
+        let observer: &dyn Observer = match &recorder {
+            Some(recorder) => {
+                both = Both(&terminal, recorder);
+                &both
+            }
+            None => &terminal,
+        };
+        Build {
+            options: &options,
+            interrupt: &interrupt,
+            observer,
+            executor: None,
+        }
+        .run(session)
+    };
+    let printer = terminal.0.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Ok(report) = &result {
+        for (task, reason) in &report.would_run {
+            printer.data(&format!("{task}: {reason}"));
+        }
+    }
+    if let Some(recorder) = recorder {
+        for warning in recorder.finish(session, result.as_ref())? {
+            printer.warn(&warning);
+        }
+    }
+    result?.into_result()
+}
+
+/// The terminal as an observer of a build.
+struct Terminal<'a>(Mutex<&'a mut Printer>);
+
+impl<'a> Terminal<'a> {
+    fn printer(&self) -> MutexGuard<'_, &'a mut Printer> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Observer for Terminal<'_> {
+    fn notice(&self, notice: &Notice) {
+        let printer = self.printer();
+        match describe(notice) {
+            Line::Note(text) => printer.note(&text),
+            Line::Warning(text) => printer.warn(&text),
+        }
+    }
+
+    fn batch_started(&self, count: usize) {
+        self.printer().begin(count);
+    }
+
+    fn batch_ended(&self) {
+        self.printer().end();
+    }
+
+    fn task_started(&self, task: &Task) {
+        self.printer().task_started(&task.name);
+    }
+
+    fn task_skipped(&self, task: &Task, why: &str) {
+        self.printer().task_skipped(&task.name, why);
+    }
+
+    fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        let mut printer = self.printer();
+        match end.status.state {
+            TaskState::Done => printer.task_finished(&task.name, end.elapsed, None),
+            TaskState::Stopped => printer.task_finished(&task.name, end.elapsed, Some("stopped")),
+            _ => {
+                let message = end
+                    .status
+                    .error
+                    .as_ref()
+                    .map_or("failed", |e| e.message.as_str());
+                printer.task_finished(&task.name, end.elapsed, Some(message));
+                printer.task_output(end.tail);
+            }
+        }
+    }
+
+    fn task_progress(&self, task: &str, progress: &Progress) {
+        let secs = progress.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            progress.pieces as f64 / secs
+        } else {
+            0.0
+        };
+        self.printer().task_progress(
+            task,
+            &format!(
+                "{} · {} tok · {rate:.1} tok/s",
+                progress.model, progress.pieces
+            ),
+        );
+    }
+}
+
+/// A line for the terminal.
+enum Line {
+    Note(String),
+    Warning(String),
+}
+
+/// What a notice says.
+fn describe(notice: &Notice) -> Line {
+    use Line::{Note, Warning};
+    match notice {
+        Notice::StoppedLeftover { task, pid } => Note(format!(
+            "stopped {task} (pid {pid}), left running by a build that crashed"
+        )),
+        Notice::TemporariesRemoved(n) => Note(format!(
+            "removed {n} temporary file(s) left by a build that crashed mid-write"
+        )),
+        Notice::Restored { task, count } => Note(format!(
+            "restored {count} output(s) of {task} from before an interrupted run"
+        )),
+        Notice::InstanceRemoved { task, outputs } => Note(format!(
+            "removed {task} (its item is gone){}",
+            if outputs.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", outputs.join(", "))
+            }
+        )),
+        Notice::UnreadableStatus { path, task } => Warning(format!(
+            "{path} is unreadable; {task} counts as not built and will run"
+        )),
+        Notice::TaskLeft { task, outputs } => Warning(format!(
+            "task {task} is no longer in the pipeline; its outputs stay on disk: {}",
+            outputs.join(", ")
+        )),
+        Notice::Resuming(summary) => Note(resuming(summary)),
+        Notice::DefinitionsChanged(tasks) => Note(format!(
+            "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result",
+            tasks.join(", ")
+        )),
+        Notice::ModelFromRun(model) => Note(format!(
+            "using model {model}, chosen for this run by an earlier --model (pass --model to change it)"
+        )),
+        Notice::EditedKept {
+            task,
+            path,
+            dry_run: true,
+        } => Note(format!(
+            "output {path} of task {task} was edited by hand: it would be kept, and tasks that read it re-run"
+        )),
+        Notice::EditedKept { task, path, .. } => Note(format!(
+            "kept hand-edited {path} (output of {task}); tasks that read it will re-run"
+        )),
+        Notice::NothingToDo { tasks } => Note(format!("nothing to do: {tasks} task(s) up to date")),
+        Notice::Ran(ran) => Note(ran_line(ran)),
+    }
+}
+
+/// `resuming run 2026-03-06T19:47Z: 23 done, 1 failed (assumptions: schema:
+/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`.
+fn resuming(s: &ResumeSummary) -> String {
+    let created = s
+        .created_at
+        .parse::<jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%MZ").to_string())
+        .unwrap_or_else(|_| s.created_at.clone());
+    let mut line = format!("resuming run {created}: {} done", s.done);
+    if let Some((name, message)) = s.failed.first() {
+        let more = if s.failed.len() > 1 {
+            format!(", and {} more", s.failed.len() - 1)
+        } else {
+            String::new()
+        };
+        line.push_str(&format!(
+            ", {} failed ({name}: {message}{more})",
+            s.failed.len()
+        ));
+    }
+    if s.interrupted > 0 {
+        line.push_str(&format!(", {} interrupted", s.interrupted));
+    }
+    line.push_str(&format!(", {} to run", s.to_run));
+    if !s.starting_with.is_empty() {
+        line.push_str(&format!("; starting with {}", s.starting_with.join(", ")));
+    }
+    line
+}
+
+/// What a batch of tasks came to.
+fn ran_line(ran: &Ran) -> String {
+    if ran.interrupted {
+        return format!(
+            "stopped: {} task(s) finished, {} stopped, {} not started; run planexe build again to resume",
+            ran.succeeded, ran.stopped, ran.not_run
+        );
+    }
+    if !ran.failed.is_empty() {
+        return format!(
+            "{} task(s) succeeded, {} failed ({}), {} not run",
+            ran.succeeded,
+            ran.failed.len(),
+            ran.failed.join(", "),
+            ran.not_run
+        );
+    }
+    let mut line = format!(
+        "built {} task(s) in {:.2}s",
+        ran.succeeded,
+        ran.elapsed.as_secs_f64()
+    );
+    if ran.skipped > 0 {
+        line.push_str(&format!(
+            ", {} found up to date after their inputs were rebuilt",
+            ran.skipped
+        ));
+    }
+    line
+}

@@ -1,0 +1,64 @@
+//! `planexe clean`: list what tasks produced, ask on a terminal (without
+//! one, `-y` is needed), and delete it.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::args::{CleanArgs, Cli};
+use super::printer::Printer;
+use super::Context;
+use crate::error::{Error, Result};
+use crate::exec::clean::{CleanPlan, Selection};
+
+pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> Result<()> {
+    let mut session = super::open(cli, ctx, printer)?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(session.run_dir.lock("clean")?)
+    };
+    let selection = if args.all {
+        Selection::All
+    } else {
+        Selection::Tasks {
+            names: args.tasks.clone(),
+            downstream: args.downstream,
+        }
+    };
+    let plan = CleanPlan::new(&session, &selection)?;
+    if plan.files.is_empty() {
+        printer.note("nothing to clean");
+        if !args.dry_run {
+            plan.apply(&mut session)?;
+        }
+        return Ok(());
+    }
+    for (shown, _) in &plan.files {
+        printer.data(shown);
+    }
+    if args.dry_run {
+        printer.note(&format!("would delete {} file(s)", plan.files.len()));
+        return Ok(());
+    }
+    if !args.yes && !confirm(plan.files.len())? {
+        printer.note("nothing deleted");
+        return Ok(());
+    }
+    plan.apply(&mut session)?;
+    printer.note(&format!("deleted {} file(s)", plan.files.len()));
+    Ok(())
+}
+
+/// Asks on the terminal; refuses without one.
+fn confirm(files: usize) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::usage(format!(
+            "clean would delete {files} file(s) and needs confirmation, but stdin is not a terminal"
+        ))
+        .hint("pass -y to delete without asking, or --dry-run to only list"));
+    }
+    eprint!("Proceed? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}

@@ -1,0 +1,163 @@
+//! The command line: [`run`] parses the arguments, runs one command, prints
+//! any error once and returns the exit status. This layer owns everything
+//! that belongs to a process rather than to a run directory: clap's
+//! definitions ([`args`]), the terminal ([`printer`]), stdin, the current
+//! directory and the environment ([`Context`]); and one file per
+//! subcommand, which calls the layers below and turns their data into
+//! text.
+
+pub mod args;
+mod build;
+mod clean;
+mod explain;
+mod graph;
+pub mod printer;
+mod report;
+mod status;
+mod touch;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser};
+
+pub use args::Cli;
+use args::Command;
+use printer::{Printer, Verbosity};
+
+use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
+use crate::model::Lists;
+use crate::plan::session::{Location, ModelChoice};
+use crate::plan::Session;
+
+/// What the CLI reads from the process, read once: the environment
+/// variables planexe knows. The current directory is read where a command
+/// needs it ([`Context::location`]).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `$PLANEXE_PIPELINE`, when set and not empty.
+    pipeline: Option<PathBuf>,
+    /// `$PLANEXE_MODEL`, when set and not blank.
+    model: Option<String>,
+    /// `$PLANEXE_WEBHOOK_URL`, when set and not blank.
+    webhook: Option<String>,
+    /// `$NO_COLOR` is set and not empty.
+    no_color: bool,
+}
+
+impl Context {
+    /// Reads the process's environment.
+    pub fn from_env() -> Context {
+        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Context {
+            pipeline: std::env::var_os("PLANEXE_PIPELINE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            model: text("PLANEXE_MODEL"),
+            webhook: text("PLANEXE_WEBHOOK_URL"),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        }
+    }
+
+    /// Where the command works: `-C`, `-f` and `$PLANEXE_PIPELINE`, each
+    /// relative to the current directory.
+    pub fn location(&self, cli: &Cli) -> Result<Location> {
+        let cwd =
+            std::env::current_dir().map_err(|e| Error::io_at(std::path::Path::new("."), e))?;
+        Ok(Location {
+            run_dir: match &cli.directory {
+                Some(dir) => cwd.join(dir),
+                None => cwd.clone(),
+            },
+            file: cli
+                .file
+                .as_ref()
+                .map(|f| (cwd.join(f), f.display().to_string())),
+            env_file: self
+                .pipeline
+                .as_ref()
+                .map(|f| (cwd.join(f), f.display().to_string())),
+            named_dir: cli.directory.is_some(),
+        })
+    }
+
+    /// The model override: `--model` (`flag`), else `$PLANEXE_MODEL`.
+    pub fn model(&self, flag: Option<&str>) -> ModelChoice {
+        ModelChoice {
+            flag: flag.map(str::to_string),
+            env: self.model.clone(),
+        }
+    }
+
+    /// `$PLANEXE_MODEL`.
+    pub fn env_model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// Whether text on stdout gets colour: a terminal, no `NO_COLOR`.
+    pub fn stdout_colour(&self) -> bool {
+        use std::io::IsTerminal;
+        std::io::stdout().is_terminal() && !self.no_color
+    }
+}
+
+/// Runs planexe with `args` (including the program name) and returns the
+/// process exit status.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    let ctx = Context::from_env();
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else {
+        Verbosity::Normal
+    };
+    let mut printer = Printer::new(verbosity, ctx.no_color);
+    match dispatch(&cli, &ctx, &mut printer) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            printer.end();
+            if !e.is_silent() {
+                printer.error(&e);
+            }
+            e.code()
+        }
+    }
+}
+
+fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
+    match &cli.command {
+        Command::Build(args) => build::build(cli, ctx, args, printer),
+        Command::Clean(args) => clean::clean(cli, ctx, args, printer),
+        Command::Touch(args) => touch::touch(cli, ctx, args, printer),
+        Command::Status(args) => status::status(cli, ctx, args, printer),
+        Command::Wait(args) => status::wait(cli, ctx, args, printer),
+        Command::Explain(args) => explain::explain(cli, ctx, args, printer),
+        Command::Graph(args) => graph::graph(cli, ctx, args, printer),
+        Command::Report(args) => report::report(cli, ctx, args, printer),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "planexe", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// Opens a session for a command that reads the run as it is: every
+/// `foreach` task whose list exists is expanded, and no model is named.
+fn open(cli: &Cli, ctx: &Context, printer: &Printer) -> Result<Session> {
+    let located = ctx.location(cli)?.locate()?;
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    Session::open(located, &ctx.model(None), Lists::Present)
+}

@@ -1,0 +1,214 @@
+//! The one owner of the terminal. Progress and messages go to stderr; only
+//! data a user may pipe (dry-run lists, status) goes to stdout.
+//!
+//! On a terminal (and without `--quiet`), running tasks show as indicatif
+//! bars: an overall `N/M` line and one line per running task with its
+//! elapsed time. Otherwise each task start and finish is one plain line with
+//! no escape codes. Colours come from the one palette; whether there are any
+//! (a terminal, no `NO_COLOR`) is decided when the printer is made.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Error;
+use crate::observe::palette::{Paint, Style};
+
+/// How much to say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Only errors.
+    Quiet,
+    Normal,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: HashMap<String, ProgressBar>,
+}
+
+pub struct Printer {
+    verbosity: Verbosity,
+    paint: Paint,
+    bars: Option<Bars>,
+    /// Whether a warning was printed.
+    warned: std::cell::Cell<bool>,
+}
+
+impl Printer {
+    /// A printer for stderr; `no_color`: `NO_COLOR` is set.
+    pub fn new(verbosity: Verbosity, no_color: bool) -> Printer {
+        let tty = std::io::stderr().is_terminal();
+        Printer {
+            verbosity,
+            paint: Paint::new(tty && !no_color),
+            bars: None,
+            warned: std::cell::Cell::new(false),
+        }
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        self.paint.paint(style, text)
+    }
+
+    /// Prints an error with its hints. Always shown, even with `--quiet`.
+    pub fn error(&self, error: &Error) {
+        let mut text = format!("{} {error}", self.paint(Style::Error, "error:"));
+        for hint in error.hints() {
+            text.push_str(&format!("\n{} {hint}", self.paint(Style::Hint, "hint:")));
+        }
+        self.line(&text);
+    }
+
+    pub fn warn(&self, message: &str) {
+        self.warned.set(true);
+        self.line(&format!(
+            "{} {message}",
+            self.paint(Style::Warning, "warning:")
+        ));
+    }
+
+    /// Whether any warning was printed so far.
+    pub fn warned(&self) -> bool {
+        self.warned.get()
+    }
+
+    /// A normal-verbosity message on stderr.
+    pub fn note(&self, message: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            self.line(message);
+        }
+    }
+
+    /// Writes a line to stderr without tearing the progress bars.
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| eprintln!("{text}")),
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+
+    /// Starts progress reporting for a build of `total` tasks.
+    pub fn begin(&mut self, total: usize) {
+        if self.verbosity == Verbosity::Quiet || !std::io::stderr().is_terminal() || total == 0 {
+            return;
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{pos}/{len} tasks [{elapsed_precise}] {wide_bar}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        overall.enable_steady_tick(Duration::from_millis(200));
+        self.bars = Some(Bars {
+            multi,
+            overall,
+            running: HashMap::new(),
+        });
+    }
+
+    pub fn task_started(&mut self, name: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        match &mut self.bars {
+            Some(bars) => {
+                let bar = bars.multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix} {elapsed} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(name.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bars.running.insert(name.to_string(), bar);
+            }
+            None => self.line(&format!("start  {name}")),
+        }
+    }
+
+    /// Updates the progress line of a running task (terminal only).
+    pub fn task_progress(&mut self, name: &str, message: &str) {
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.running.get(name)) {
+            bar.set_message(message.to_string());
+        }
+    }
+
+    /// A task ended. `failure` is `None` on success.
+    pub fn task_finished(&mut self, name: &str, elapsed: Duration, failure: Option<&str>) {
+        if let Some(bars) = &mut self.bars {
+            if let Some(bar) = bars.running.remove(name) {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.inc(1);
+        }
+        let secs = format!("{:.2}s", elapsed.as_secs_f64());
+        match failure {
+            None if self.verbosity != Verbosity::Quiet => {
+                let text = format!("{} {name} ({secs})", self.paint(Style::Success, "done  "));
+                self.line(&text)
+            }
+            None => {}
+            Some(message) => {
+                let text = format!(
+                    "{} {name}: {message} ({secs})",
+                    self.paint(Style::Error, "FAILED")
+                );
+                self.line(&text)
+            }
+        }
+    }
+
+    /// A task turned out up to date once its upstream finished.
+    pub fn task_skipped(&mut self, name: &str, why: &str) {
+        if let Some(bars) = &mut self.bars {
+            bars.overall.inc(1);
+        }
+        self.note(&format!("fresh  {name} ({why})"));
+    }
+
+    /// Prints the tail of a failed task's output, indented.
+    pub fn task_output(&self, lines: &[String]) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for l in lines {
+            text.push_str("  | ");
+            text.push_str(l);
+            text.push('\n');
+        }
+        text.pop();
+        self.line(&text);
+    }
+
+    /// Ends progress reporting.
+    pub fn end(&mut self) {
+        if let Some(bars) = self.bars.take() {
+            for (_, bar) in bars.running {
+                bar.finish_and_clear();
+            }
+            bars.overall.finish_and_clear();
+            let _ = bars.multi.clear();
+        }
+    }
+
+    /// A line on stdout (pipeable data).
+    pub fn data(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        self.end();
+    }
+}

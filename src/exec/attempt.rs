@@ -1,0 +1,247 @@
+//! One attempt at a task, as a transaction over its outputs:
+//!
+//! 1. **prepare**: stamp the inputs, set the outputs of the last good run
+//!    aside in `.planexe/prev/TASK/`, make the outputs' folders;
+//! 2. **execute**: run the action, through an [`Executor`] (commands and
+//!    model calls, or a fake in tests);
+//! 3. **verify**: every declared output exists; stamp them;
+//! 4. **commit**: drop what was set aside; or **roll back**: move what the
+//!    attempt wrote to `.planexe/failed/TASK/` and put the last good
+//!    outputs back.
+//!
+//! So an output is only recorded after the action succeeded and every
+//! declared output exists, a failed re-run never destroys earlier good
+//! work, and no half-written file is left in place. The sidecar and `.DONE`
+//! are then published from the job's own thread.
+
+use std::time::{Duration, Instant};
+
+use super::scheduler::Runner;
+use crate::error::Error;
+use crate::model::{Graph, Task, TaskId};
+use crate::store::files::move_file;
+use crate::store::sidecar;
+use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
+
+/// How many lines of a failed task's output to show.
+const TAIL_LINES: usize = 15;
+
+/// What runs a task's action once its inputs are stamped and its outputs
+/// set aside: it must write every declared output, and may fill in the
+/// status (pid, model, calls, usage). The build's own runs commands and
+/// asks models; tests run a fake.
+pub trait Executor: Sync {
+    fn execute(&self, task: &Task, status: &mut Status) -> Result<(), TaskError>;
+}
+
+/// One attempt's hold on a task's outputs.
+struct Attempt<'a> {
+    task: &'a Task,
+    run_dir: &'a RunDir,
+    stamper: &'a Stamper,
+    /// Whether outputs of the last good run were set aside.
+    set_aside: bool,
+}
+
+impl Attempt<'_> {
+    /// Stamps the inputs (learning hashes recorded by the last good run
+    /// first) and sets the outputs aside. On failure, whatever was set
+    /// aside is back in place.
+    fn prepare(&mut self, previous: Option<&Status>, status: &mut Status) -> Result<(), TaskError> {
+        let root = self.run_dir.root();
+        if let Some(prev) = previous {
+            for (path, stamp) in &prev.inputs {
+                self.stamper.remember_hash(path, stamp);
+            }
+        }
+        for input in &self.task.inputs {
+            match self.stamper.stamp(root, &input.path) {
+                Ok(Some(stamp)) => {
+                    status.inputs.insert(input.path.clone(), stamp);
+                }
+                Ok(None) => {
+                    return Err(TaskError::new(
+                        ErrorKind::MissingInput,
+                        format!("input {} does not exist", input.path),
+                    ))
+                }
+                Err(e) => return Err(TaskError::new(ErrorKind::Io, e.to_string())),
+            }
+        }
+        let prev_dir = self.run_dir.prev_dir(&self.task.name);
+        for out in &self.task.outputs {
+            let current = self.run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                if let Err(e) = move_file(&current, &prev_dir.join(&out.path)) {
+                    self.restore();
+                    return Err(TaskError::new(
+                        ErrorKind::Io,
+                        format!("cannot set aside {}: {e}", out.path),
+                    ));
+                }
+                self.set_aside = true;
+            }
+            if let Some(dir) = current.parent() {
+                if let Err(e) = fs_err::create_dir_all(dir) {
+                    self.restore();
+                    return Err(TaskError::new(ErrorKind::Io, e.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every output exists, and stamps it.
+    fn verify(&self, status: &mut Status) -> Result<(), TaskError> {
+        let missing: Vec<&str> = self
+            .task
+            .outputs
+            .iter()
+            .filter(|o| std::fs::symlink_metadata(self.run_dir.path(&o.path)).is_err())
+            .map(|o| o.path.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(TaskError::new(
+                ErrorKind::MissingOutput,
+                format!(
+                    "the command exited 0 but did not write {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        for out in &self.task.outputs {
+            self.stamper.forget(&out.path);
+            match self.stamper.stamp(self.run_dir.root(), &out.path) {
+                Ok(Some(stamp)) => {
+                    status.outputs.insert(out.path.clone(), stamp);
+                }
+                Ok(None) => {
+                    return Err(TaskError::new(
+                        ErrorKind::MissingOutput,
+                        format!("{} vanished after the command", out.path),
+                    ))
+                }
+                Err(e) => return Err(TaskError::new(ErrorKind::Io, e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded: what was set aside is no longer needed.
+    fn commit(&self) {
+        if self.set_aside {
+            let _ = std::fs::remove_dir_all(self.run_dir.prev_dir(&self.task.name));
+        }
+    }
+
+    /// The attempt failed: what it wrote goes to `.planexe/failed/TASK/`,
+    /// and the outputs of the last good run come back.
+    fn roll_back(&self) {
+        let failed = self.run_dir.failed_dir(&self.task.name);
+        let _ = std::fs::remove_dir_all(&failed);
+        for out in &self.task.outputs {
+            let current = self.run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                let _ = move_file(&current, &failed.join(&out.path));
+            }
+        }
+        self.restore();
+    }
+
+    /// Puts back the outputs set aside.
+    fn restore(&self) {
+        let prev_dir = self.run_dir.prev_dir(&self.task.name);
+        for out in &self.task.outputs {
+            let saved = prev_dir.join(&out.path);
+            if std::fs::symlink_metadata(&saved).is_ok() {
+                let _ = move_file(&saved, &self.run_dir.path(&out.path));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&prev_dir);
+    }
+}
+
+/// What one task's run produced, sent from the pool to the loop.
+pub struct RunResult {
+    pub status: Status,
+    pub elapsed: Duration,
+    /// The last lines of a failed task's log.
+    pub tail: Vec<String>,
+    /// Writing the sidecar and marker failed (planexe's own bookkeeping).
+    pub publish_error: Option<Error>,
+}
+
+/// Runs attempts on the scheduler's pool threads.
+pub struct TaskRunner<'a> {
+    pub graph: &'a Graph,
+    pub run_dir: &'a RunDir,
+    pub stamper: &'a Stamper,
+    /// The last good run of each task to run, by id.
+    pub previous: &'a [Option<Status>],
+    pub executor: &'a dyn Executor,
+}
+
+impl Runner for TaskRunner<'_> {
+    type Output = RunResult;
+
+    fn run(&self, t: TaskId) -> RunResult {
+        let task = &self.graph[t];
+        let start = Instant::now();
+        let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
+        status.started_at = Some(crate::clock::now_rfc3339());
+        status.attempt = 1;
+        status.definition = task.action.definition();
+        let mut attempt = Attempt {
+            task,
+            run_dir: self.run_dir,
+            stamper: self.stamper,
+            set_aside: false,
+        };
+        let result = attempt
+            .prepare(self.previous[t].as_ref(), &mut status)
+            .and_then(|()| {
+                self.executor
+                    .execute(task, &mut status)
+                    .and_then(|()| attempt.verify(&mut status))
+                    .inspect(|()| attempt.commit())
+                    .inspect_err(|_| attempt.roll_back())
+            });
+        status.finished_at = Some(crate::clock::now_rfc3339());
+        let elapsed = start.elapsed();
+        status.duration_ms = Some(elapsed.as_millis() as u64);
+        let mut tail = Vec::new();
+        match result {
+            Ok(()) => status.state = TaskState::Done,
+            Err(error) => {
+                status.state = if error.kind == ErrorKind::Interrupted {
+                    TaskState::Stopped
+                } else {
+                    TaskState::Failed
+                };
+                tail = log_tail(self.run_dir, &task.name);
+                status.error = Some(error);
+            }
+        }
+        // The sidecar and `.DONE` are written here, on the job's thread,
+        // so tasks finishing together do not queue behind one another's
+        // file writes on the loop's thread (which appends the log line).
+        let publish_error = sidecar::publish(self.run_dir, &status).err();
+        RunResult {
+            status,
+            elapsed,
+            tail,
+            publish_error,
+        }
+    }
+}
+
+/// The last lines of a task's log.
+fn log_tail(run_dir: &RunDir, task: &str) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(run_dir.task_log_path(task)) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(TAIL_LINES);
+    lines[from..].iter().map(|l| l.to_string()).collect()
+}

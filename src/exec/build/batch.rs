@@ -1,0 +1,470 @@
+//! One batch of a build: expand the `foreach` tasks whose list is ready,
+//! plan, say where the run stands, run the stale tasks through the
+//! scheduler, and record the build in the run record.
+
+use std::time::Instant;
+
+use super::super::actions::Actions;
+use super::super::attempt::{Executor, TaskRunner};
+use super::super::command::{self, Watchdog};
+use super::super::llm::Llm;
+use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
+use super::super::scheduler::{self, Summary};
+use super::hooks::BuildHooks;
+use super::{lists, Build, Ended, Progress};
+use crate::error::Result;
+use crate::model::{Action, Graph, TaskId};
+use crate::plan::session::ModelSourceKind;
+use crate::plan::{Checker, Plan, Reason, Session};
+use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
+use crate::store::snapshot::Live;
+use crate::store::{sidecar, Stamper, Status, TaskState};
+
+impl Build<'_> {
+    /// Runs batch number `batch`; returns whether another follows (a
+    /// `foreach` list was built, so the graph grows).
+    pub(super) fn batch(
+        &self,
+        session: &mut Session,
+        batch: usize,
+        progress: &mut Progress,
+    ) -> Result<bool> {
+        let options = self.options;
+        let read_only = options.read_only();
+        lists::expand_ready(session, options.check)?;
+        if !read_only {
+            lists::remove_vanished(session, self.observer)?;
+        }
+        let graph = &session.graph;
+        let roots: Vec<TaskId> = if options.targets.is_empty() {
+            graph.ids().to_vec()
+        } else {
+            graph.targets(&options.targets)?
+        };
+        let wanted = graph.closure(&roots);
+        let mut forced = vec![false; graph.id_bound()];
+        if options.force {
+            for &r in &roots {
+                // A task an earlier batch of this build ran is not forced
+                // again.
+                forced[r] = !progress.ran_before.contains(&graph[r].name);
+            }
+        }
+        let stamper = Stamper::default();
+        let plan = {
+            let checker = Checker {
+                graph,
+                run_dir: &session.run_dir,
+                store: &session.store,
+                stamper: &stamper,
+                mode: options.check,
+            };
+            Plan::make(&checker, wanted, &forced)?
+        };
+        let to_run: Vec<TaskId> = plan.to_run(graph).collect();
+        // A state file that cannot be read counts as "not built", never as
+        // a crash; say so.
+        for &t in &to_run {
+            if matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
+                let path = session.run_dir.status_path(&graph[t].name);
+                if path.exists() && sidecar::read_status(&session.run_dir, &graph[t].name).is_none()
+                {
+                    self.say(
+                        progress,
+                        Notice::UnreadableStatus {
+                            path: session.run_dir.show(&path),
+                            task: graph[t].name.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        let wanted_count = graph.ids().iter().filter(|&&t| plan.wanted[t]).count();
+        if options.question {
+            if !to_run.is_empty() {
+                progress.report.ended = Ended::NotUpToDate;
+            }
+            return Ok(false);
+        }
+        // Placeholders of `foreach` tasks and what depends on them wait for
+        // a later batch.
+        let placeholders: Vec<TaskId> = to_run
+            .iter()
+            .copied()
+            .filter(|&t| matches!(graph[t].action, Action::Expand(_)))
+            .collect();
+        let waiting = graph.downstream(&placeholders);
+        let earlier_work =
+            batch == 0 && (session.run.is_some() || session.store.records().next().is_some());
+        let mut run = session.run.clone().unwrap_or_else(|| {
+            RunRecord::new(
+                &session.pipeline.path.display().to_string(),
+                run_record::hash_text(&session.pipeline.text),
+            )
+        });
+        if !to_run.is_empty() {
+            if earlier_work {
+                let summary = resume_summary(graph, &plan, &run, &to_run);
+                self.say(progress, Notice::Resuming(summary));
+                let changed = plan.changed_definitions(graph);
+                if !changed.is_empty() {
+                    self.say(progress, Notice::DefinitionsChanged(changed));
+                }
+            }
+            if let Some((ModelSourceKind::Run, model)) = &session.model_source {
+                self.say(progress, Notice::ModelFromRun(model.clone()));
+            }
+        }
+        if batch == 0 {
+            for notice in tasks_left(session) {
+                self.say(progress, notice);
+            }
+        }
+
+        if options.dry_run {
+            for (t, path) in &plan.edited {
+                self.say(
+                    progress,
+                    Notice::EditedKept {
+                        task: graph[*t].name.clone(),
+                        path: path.clone(),
+                        dry_run: true,
+                    },
+                );
+            }
+            progress.report.would_run = to_run
+                .iter()
+                .map(|&t| {
+                    let reason = plan.reasons[t]
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    (graph[t].name.clone(), reason)
+                })
+                .collect();
+            if to_run.is_empty() {
+                self.say(
+                    progress,
+                    Notice::NothingToDo {
+                        tasks: wanted_count,
+                    },
+                );
+            }
+            return Ok(false);
+        }
+
+        // Record what changed without changing meaning, and hand edits.
+        for update in &plan.updates {
+            session.store.refresh_status(&session.run_dir, update)?;
+        }
+        for (t, path) in &plan.edited {
+            self.say(
+                progress,
+                Notice::EditedKept {
+                    task: graph[*t].name.clone(),
+                    path: path.clone(),
+                    dry_run: false,
+                },
+            );
+        }
+
+        if to_run.is_empty() {
+            session.store.compact_if_large(&session.run_dir)?;
+            if session.run.is_none() {
+                // A first build of an already complete directory still
+                // starts a run record.
+                run.begin_build(None);
+                run.end_build(BuildOutcome::Completed, 0, counts(graph, &plan, None), None);
+                run.save(&session.run_dir)?;
+            }
+            self.say(
+                progress,
+                Notice::NothingToDo {
+                    tasks: wanted_count,
+                },
+            );
+            return Ok(false);
+        }
+        let to_run: Vec<TaskId> = to_run.into_iter().filter(|&t| !waiting[t]).collect();
+
+        // The run record says a build is under way before anything runs.
+        let chosen_model = match &session.model_source {
+            Some((ModelSourceKind::Flag, m)) => {
+                run.model = Some(m.clone());
+                Some(m.clone())
+            }
+            Some((_, m)) => Some(m.clone()),
+            None => None,
+        };
+        run.pipeline_hash = run_record::hash_text(&session.pipeline.text);
+        if batch == 0 {
+            run.begin_build(chosen_model);
+        }
+        run.save(&session.run_dir)?;
+        session.run = Some(run.clone());
+
+        let mut run_mask = vec![false; graph.id_bound()];
+        let mut tentative = vec![false; graph.id_bound()];
+        let mut previous: Vec<Option<Status>> = vec![None; graph.id_bound()];
+        for &t in &to_run {
+            run_mask[t] = true;
+            tentative[t] = matches!(plan.reasons[t], Some(Reason::Upstream(_)));
+            let name = &graph[t].name;
+            previous[t] = session
+                .store
+                .done_record(&session.run_dir, name)
+                .map(std::borrow::Cow::into_owned);
+            // `pending` matters for a task that ran before (its last good
+            // run still stands); a task never run has nothing to announce.
+            if let (false, Some(prev)) = (tentative[t], &previous[t]) {
+                let mut pending = Status::new(name, TaskState::Pending, &graph[t].fingerprint);
+                pending.inputs = prev.inputs.clone();
+                pending.outputs = prev.outputs.clone();
+                session.store.write_status(&session.run_dir, &pending)?;
+            }
+        }
+
+        let jobs = options
+            .jobs
+            .or(graph.jobs)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let has_prompts = to_run
+            .iter()
+            .any(|&t| matches!(graph[t].action, Action::Prompt(_)));
+        let llm = if has_prompts {
+            Some(Llm::new(
+                graph,
+                &run_mask,
+                &session.run_dir,
+                self.interrupt.clone(),
+            )?)
+        } else {
+            None
+        };
+        let started = Instant::now();
+        let watchdog = Watchdog::start(self.interrupt.clone());
+        let actions = Actions {
+            run_dir: &session.run_dir,
+            watchdog: &watchdog,
+            pipeline_dir: session.pipeline.dir(),
+            llm: llm.as_ref(),
+            inflight: progress.inflight,
+            env: command::Environment::new(
+                &[
+                    ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
+                    ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
+                ],
+                &["PLANEXE_TASK"],
+            ),
+        };
+        let runner = TaskRunner {
+            graph,
+            run_dir: &session.run_dir,
+            stamper: &stamper,
+            previous: &previous,
+            executor: self.executor.unwrap_or(&actions as &dyn Executor),
+        };
+        let live = run.builds.last().map(|b| Live {
+            pid: b.pid,
+            started_at: b.started_at.clone(),
+        });
+        let mut hooks = BuildHooks {
+            graph,
+            pipeline: &session.pipeline,
+            run_dir: &session.run_dir,
+            store: &mut session.store,
+            stamper: &stamper,
+            mode: options.check,
+            observer: self.observer,
+            interrupt: self.interrupt,
+            llm: llm.as_ref(),
+            error: None,
+            build: live,
+            reasons: plan.reasons.clone(),
+            running: vec![None; graph.id_bound()],
+        };
+        self.observer.batch_started(to_run.len());
+        if !progress.report.ran_tasks {
+            progress.report.ran_tasks = true;
+            if let Some(build) = &hooks.build {
+                self.observer.build_started(&BuildView {
+                    graph,
+                    pipeline: &session.pipeline,
+                    run_dir: &session.run_dir,
+                    store: &*hooks.store,
+                    reasons: &hooks.reasons,
+                    running: &hooks.running,
+                    build,
+                });
+            }
+        }
+        hooks.view();
+        let summary = scheduler::run(
+            graph,
+            &run_mask,
+            &tentative,
+            &runner,
+            &mut hooks,
+            scheduler::Options {
+                jobs,
+                keep_going: options.keep_going,
+            },
+        );
+        let bookkeeping_error = hooks.error.take();
+        drop(watchdog);
+        self.observer.batch_ended();
+        session.store.compact_if_large(&session.run_dir)?;
+        if let Some(e) = bookkeeping_error {
+            return Err(e);
+        }
+
+        let interrupted = self.interrupt.requested() || !summary.stopped.is_empty();
+        let outcome = if interrupted {
+            BuildOutcome::Stopped
+        } else if !summary.failed.is_empty() {
+            BuildOutcome::Failed
+        } else {
+            BuildOutcome::Completed
+        };
+        let ran = summary.succeeded.len() + summary.failed.len() + summary.stopped.len();
+        let last_completed = summary.succeeded.last().map(|&t| graph[t].name.clone());
+        run.end_build(
+            outcome,
+            ran,
+            counts(graph, &plan, Some(&summary)),
+            last_completed,
+        );
+        run.save(&session.run_dir)?;
+        session.run = Some(run);
+        let names = |ids: &[TaskId]| ids.iter().map(|&t| graph[t].name.clone()).collect();
+        self.say(
+            progress,
+            Notice::Ran(Ran {
+                succeeded: summary.succeeded.len(),
+                failed: names(&summary.failed),
+                stopped: summary.stopped.len(),
+                not_run: summary.not_run.len(),
+                skipped: summary.skipped.len(),
+                elapsed: started.elapsed(),
+                interrupted,
+            }),
+        );
+        if interrupted {
+            progress.report.ended = Ended::Stopped;
+            return Ok(false);
+        }
+        if !summary.failed.is_empty() {
+            let first = &graph[summary.failed[0]];
+            let name = &first.name;
+            let details = match first.action {
+                Action::Command(_) | Action::Expand(_) => {
+                    format!("the output of {name} is in .planexe/logs/{name}.log")
+                }
+                Action::Prompt(_) => format!(
+                    "every failed call of {name} is in .planexe/failures.jsonl, the last response in .planexe/raw/{name}.json"
+                ),
+            };
+            progress.report.ended = Ended::Failed {
+                names: names(&summary.failed),
+                hint: format!(
+                    "{details}; finished tasks are kept, so fix the cause and run planexe build again"
+                ),
+            };
+            return Ok(false);
+        }
+        // Another batch follows when a `foreach` list was built in this one.
+        let again = graph.placeholders().any(|(_, list)| {
+            graph
+                .producer(list)
+                .is_some_and(|p| summary.succeeded.contains(&p) || summary.skipped.contains(&p))
+        });
+        for &t in &summary.succeeded {
+            progress.ran_before.insert(graph[t].name.clone());
+        }
+        Ok(again)
+    }
+}
+
+/// Where the run stands before a build resumes it.
+fn resume_summary(graph: &Graph, plan: &Plan, run: &RunRecord, to_run: &[TaskId]) -> ResumeSummary {
+    let mut done = 0;
+    let mut failed = Vec::new();
+    let mut interrupted = 0;
+    for &t in graph.order() {
+        if !plan.wanted[t] {
+            continue;
+        }
+        match &plan.reasons[t] {
+            None => done += 1,
+            Some(Reason::FailedLastTime(m)) => failed.push((graph[t].name.clone(), m.clone())),
+            Some(Reason::InterruptedLastTime) => interrupted += 1,
+            Some(_) => {}
+        }
+    }
+    let in_set: std::collections::HashSet<TaskId> = to_run.iter().copied().collect();
+    let starting_with = to_run
+        .iter()
+        .filter(|&&t| !graph[t].deps.iter().any(|d| in_set.contains(d)))
+        .take(4)
+        .map(|&t| graph[t].name.clone())
+        .collect();
+    ResumeSummary {
+        created_at: run.created_at.clone(),
+        done,
+        failed,
+        interrupted,
+        to_run: to_run.len(),
+        starting_with,
+    }
+}
+
+/// Tasks no longer in the pipeline whose outputs are still on disk.
+fn tasks_left(session: &Session) -> Vec<Notice> {
+    let graph = &session.graph;
+    let mut left = Vec::new();
+    for (name, record) in session.store.records() {
+        if graph.task(name).is_some() {
+            continue;
+        }
+        if crate::model::fanout::split_instance(name)
+            .is_some_and(|(base, _)| graph.fanouts.contains_key(base))
+        {
+            continue;
+        }
+        let outputs: Vec<String> = record
+            .done
+            .iter()
+            .flat_map(|d| d.outputs.keys())
+            .filter(|p| session.run_dir.path(p).exists())
+            .cloned()
+            .collect();
+        if !outputs.is_empty() {
+            left.push(Notice::TaskLeft {
+                task: name.clone(),
+                outputs,
+            });
+        }
+    }
+    left
+}
+
+/// Task counts for the run record.
+fn counts(graph: &Graph, plan: &Plan, summary: Option<&Summary>) -> Counts {
+    let fresh = graph
+        .ids()
+        .iter()
+        .filter(|&&t| plan.wanted[t] && plan.reasons[t].is_none())
+        .count();
+    let mut c = Counts {
+        tasks: graph.len(),
+        done: fresh,
+        ..Default::default()
+    };
+    if let Some(s) = summary {
+        c.done += s.succeeded.len() + s.skipped.len();
+        c.failed = s.failed.len();
+        c.stopped = s.stopped.len();
+        c.not_run = s.not_run.len();
+    }
+    c
+}

@@ -1,0 +1,167 @@
+//! The bookkeeping around each task of a batch, called by the scheduler
+//! one at a time: judge a waiting task again once its inputs are rebuilt
+//! (early cutoff), take its `.DONE` away before it runs, record how it
+//! ended in the state log, keep the build's view of every task, and tell
+//! the observer.
+
+use super::super::attempt::RunResult;
+use super::super::interrupt::Interrupt;
+use super::super::llm::Llm;
+use super::super::observer::{BuildView, Notice, Observer, Progress, TaskEnd};
+use super::super::scheduler::{Hooks, Outcome};
+use crate::error::{Error, Result};
+use crate::model::{Graph, Pipeline, TaskId};
+use crate::plan::{Check, Checker, Reason};
+use crate::store::files;
+use crate::store::snapshot::Live;
+use crate::store::{CheckMode, RunDir, Stamper, StateStore, TaskState};
+
+/// The scheduler's hooks for one batch of a build.
+pub(super) struct BuildHooks<'a> {
+    pub graph: &'a Graph,
+    pub pipeline: &'a Pipeline,
+    pub run_dir: &'a RunDir,
+    pub store: &'a mut StateStore,
+    pub stamper: &'a Stamper,
+    pub mode: CheckMode,
+    pub observer: &'a dyn Observer,
+    pub interrupt: &'a Interrupt,
+    pub llm: Option<&'a Llm<'a>>,
+    /// The first failure of planexe's own bookkeeping (not of a task).
+    pub error: Option<Error>,
+    /// Which build this is, for live snapshots (none in a dry run).
+    pub build: Option<Live>,
+    /// Why each task runs: the plan's reasons, cleared as tasks succeed.
+    pub reasons: Vec<Option<Reason>>,
+    /// When each running task started.
+    pub running: Vec<Option<String>>,
+}
+
+impl BuildHooks<'_> {
+    /// Tells the observer the build's view of its tasks.
+    pub fn view(&self) {
+        let Some(build) = &self.build else {
+            return;
+        };
+        self.observer.view(&BuildView {
+            graph: self.graph,
+            pipeline: self.pipeline,
+            run_dir: self.run_dir,
+            store: self.store,
+            reasons: &self.reasons,
+            running: &self.running,
+            build,
+        });
+    }
+
+    fn keep(&mut self, result: Result<()>) {
+        if let Err(e) = result {
+            if self.error.is_none() {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl Hooks<RunResult> for BuildHooks<'_> {
+    fn still_stale(&mut self, t: TaskId) -> bool {
+        let checker = Checker {
+            graph: self.graph,
+            run_dir: self.run_dir,
+            store: self.store,
+            stamper: self.stamper,
+            mode: self.mode,
+        };
+        match checker.check(t) {
+            Ok(Check::Stale(_)) | Err(_) => true,
+            Ok(Check::Fresh { update, edited }) => {
+                if let Some(update) = update {
+                    let r = self.store.refresh_status(self.run_dir, &update);
+                    self.keep(r);
+                }
+                let task = &self.graph[t];
+                for path in edited {
+                    self.observer.notice(&Notice::EditedKept {
+                        task: task.name.clone(),
+                        path,
+                        dry_run: false,
+                    });
+                }
+                self.observer
+                    .task_skipped(task, "its inputs were rebuilt with the same content");
+                self.reasons[t] = None;
+                false
+            }
+        }
+    }
+
+    fn starting(&mut self, t: TaskId) {
+        let task = &self.graph[t];
+        // The marker goes before anything runs; the `running` sidecar is
+        // published later, if the task runs long enough (`inflight`).
+        if self.store.has_marker(self.run_dir, &task.name) {
+            let r = files::remove_if_exists(&self.run_dir.done_path(&task.name)).map(|_| ());
+            self.store.note_marker(&task.name, false);
+            self.keep(r);
+        }
+        self.running[t] = Some(crate::clock::now_rfc3339());
+        self.observer.task_started(task);
+    }
+
+    fn finished(&mut self, t: TaskId, mut result: RunResult) -> Outcome {
+        if let Some(e) = result.publish_error.take() {
+            self.keep(Err(e));
+        }
+        let r = self.store.record_outcome(self.run_dir, &result.status);
+        self.keep(r);
+        let status = &result.status;
+        self.running[t] = None;
+        self.reasons[t] = match status.state {
+            TaskState::Done => None,
+            TaskState::Stopped => Some(Reason::InterruptedLastTime),
+            _ => Some(Reason::FailedLastTime(
+                status
+                    .error
+                    .as_ref()
+                    .map(|e| e.first_line().to_string())
+                    .unwrap_or_default(),
+            )),
+        };
+        for (path, stamp) in &status.outputs {
+            self.stamper.remember(path, stamp);
+        }
+        self.observer.task_ended(
+            &self.graph[t],
+            &TaskEnd {
+                status,
+                elapsed: result.elapsed,
+                tail: &result.tail,
+            },
+        );
+        self.view();
+        match status.state {
+            TaskState::Done => Outcome::Succeeded,
+            TaskState::Stopped => Outcome::Stopped,
+            _ => Outcome::Failed,
+        }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.requested()
+    }
+
+    fn tick(&mut self) {
+        self.view();
+        let Some(llm) = self.llm else { return };
+        for (task, model, pieces, elapsed) in llm.progress() {
+            self.observer.task_progress(
+                &task,
+                &Progress {
+                    model,
+                    pieces,
+                    elapsed,
+                },
+            );
+        }
+    }
+}

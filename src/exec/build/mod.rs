@@ -1,0 +1,250 @@
+//! One build: [`Build::run`] brings a [`Session`]'s run directory up to
+//! date, and can be called any number of times in one process (watch mode
+//! and servers run many builds). It reports through an
+//! [`Observer`](super::observer::Observer) and returns a [`BuildReport`];
+//! what the report means for an exit status is
+//! [`BuildReport::into_result`].
+//!
+//! A build runs in batches ([`batch`]): normally one; one more each time a
+//! batch built the list file of a `foreach` task, whose instances and what
+//! depends on them run next ([`lists`]). Before the first, it puts right
+//! what a crashed build left ([`super::recovery`]); after the last, if
+//! the whole pipeline is up to date, it writes the up-to-date certificate.
+//!
+//! [`certified`] is the fast path before all of it: with the certificate
+//! holding, a no-op build answers from stats alone, without parsing the
+//! pipeline.
+
+mod batch;
+mod hooks;
+mod lists;
+
+use std::collections::HashSet;
+
+use super::attempt::Executor;
+use super::interrupt::Interrupt;
+use super::observer::{Notice, Observer};
+use super::recovery;
+use crate::error::{Error, Result};
+use crate::plan::certificate::{self, Certificate};
+use crate::plan::session::Located;
+use crate::plan::Session;
+use crate::store::inflight::Inflight;
+use crate::store::CheckMode;
+
+/// What a build is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Task names or output paths; empty: every task.
+    pub targets: Vec<String>,
+    /// At most this many tasks at once; default `[pipeline] jobs`, else
+    /// one per CPU.
+    pub jobs: Option<usize>,
+    /// Keep going after a failure with what does not depend on it.
+    pub keep_going: bool,
+    /// Say what would run and why; change nothing.
+    pub dry_run: bool,
+    /// Run nothing; say whether everything is up to date.
+    pub question: bool,
+    /// Run the targets even if they are up to date.
+    pub force: bool,
+    /// How a changed file is detected.
+    pub check: CheckMode,
+}
+
+impl BuildOptions {
+    /// Whether the build changes nothing (a dry run or a question).
+    pub fn read_only(&self) -> bool {
+        self.dry_run || self.question
+    }
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Every wanted task is up to date.
+    Completed,
+    /// Tasks failed; `hint` says where their output is.
+    Failed { names: Vec<String>, hint: String },
+    /// An interrupt stopped it.
+    Stopped,
+    /// A question (`-q`) found something stale.
+    NotUpToDate,
+}
+
+/// What a build did.
+#[derive(Debug)]
+pub struct BuildReport {
+    pub ended: Ended,
+    /// A dry run: each task that would run, and why.
+    pub would_run: Vec<(String, String)>,
+    /// Whether the build ran any task (only then does it send events).
+    pub ran_tasks: bool,
+    /// The generation of the up-to-date certificate it wrote, if any.
+    pub certified: Option<u64>,
+}
+
+impl BuildReport {
+    fn new() -> BuildReport {
+        BuildReport {
+            ended: Ended::Completed,
+            would_run: Vec::new(),
+            ran_tasks: false,
+            certified: None,
+        }
+    }
+
+    /// The error an exit status is made from, when the build did not
+    /// complete.
+    pub fn error(&self) -> Option<Error> {
+        match &self.ended {
+            Ended::Completed => None,
+            Ended::Failed { names, hint } => Some(Error::TasksFailed {
+                names: names.clone(),
+                hint: hint.clone(),
+            }),
+            Ended::Stopped => Some(Error::Interrupted),
+            Ended::NotUpToDate => Some(Error::NotUpToDate),
+        }
+    }
+
+    /// [`BuildReport::error`] as a result.
+    pub fn into_result(self) -> Result<()> {
+        match self.error() {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+}
+
+/// A build, ready to run.
+pub struct Build<'a> {
+    pub options: &'a BuildOptions,
+    pub interrupt: &'a Interrupt,
+    pub observer: &'a dyn Observer,
+    /// What runs tasks' actions; `None`: commands and model calls.
+    pub executor: Option<&'a dyn Executor>,
+}
+
+/// What carries from one batch of a build to the next.
+struct Progress<'a> {
+    inflight: Option<&'a Inflight>,
+    /// Whether a warning was given: the build then writes no certificate,
+    /// which would hide the warning from the next build.
+    warned: bool,
+    /// Tasks an earlier batch ran (not forced again).
+    ran_before: HashSet<String>,
+    report: BuildReport,
+}
+
+impl Build<'_> {
+    /// Runs the build in `session`'s run directory. `Err` for what stops
+    /// it before or around its tasks (a busy lock, a broken pipeline, a
+    /// failed write of planexe's own); how the tasks went is the report's.
+    pub fn run(&self, session: &mut Session) -> Result<BuildReport> {
+        let read_only = self.options.read_only();
+        let _lock = if read_only {
+            None
+        } else {
+            Some(session.run_dir.lock("build")?)
+        };
+        if !read_only {
+            session.record_pipeline()?;
+            recovery::reconcile(
+                &session.run_dir,
+                &session.graph,
+                session.run.as_ref(),
+                self.observer,
+            )?;
+            // The sidecars now say what the journal said.
+            session.store.set_in_flight(Vec::new());
+        }
+        // After `reconcile`, which read the journal the last build left.
+        let inflight = (!read_only).then(|| Inflight::start(&session.run_dir));
+        let mut progress = Progress {
+            inflight: inflight.as_ref(),
+            warned: session.warning.is_some(),
+            ran_before: HashSet::new(),
+            report: BuildReport::new(),
+        };
+        let mut batch = 0;
+        while self.batch(session, batch, &mut progress)? {
+            batch += 1;
+        }
+        let mut report = progress.report;
+        // The whole pipeline built (or found up to date) without a warning:
+        // the next build and `status` can tell from stats alone that it is
+        // still so.
+        if report.ended == Ended::Completed
+            && !read_only
+            && self.options.targets.is_empty()
+            && !progress.warned
+        {
+            report.certified = certify(session);
+        }
+        Ok(report)
+    }
+
+    /// Tells the observer, noting warnings.
+    fn say(&self, progress: &mut Progress, notice: Notice) {
+        progress.warned |= notice.is_warning();
+        self.observer.notice(&notice);
+    }
+}
+
+/// Writes the up-to-date certificate when every task is done with its
+/// current definition and every file is as its records say; returns its
+/// generation. Best effort: without it, the next build and `status` check
+/// every task, as they would anyway.
+fn certify(session: &Session) -> Option<u64> {
+    certificate::write(
+        &session.run_dir,
+        &session.pipeline,
+        &session.graph,
+        &session.store,
+        &session.certificate_key(),
+    )
+    .ok()
+    .flatten()
+}
+
+/// The fast path of a whole build with nothing to do, as the last one left
+/// it: the number of tasks the up-to-date certificate vouches for, when it
+/// holds for this run directory, pipeline file and model override (`model`:
+/// the one named for this build). Files touched with the same bytes get
+/// their new stamps recorded, as the full check would, under the lock.
+pub fn certified(
+    located: &Located,
+    model: Option<&str>,
+    options: &BuildOptions,
+) -> Result<Option<u64>> {
+    if !options.targets.is_empty() || options.force || located.warning.is_some() {
+        return Ok(None);
+    }
+    let run_dir = &located.run_dir;
+    let Some(cert) = Certificate::read(run_dir) else {
+        return Ok(None);
+    };
+    let key = certificate::Key {
+        pipeline: &located.pipeline,
+        model,
+    };
+    let Some(holds) = cert.holds(run_dir, &key, options.check) else {
+        return Ok(None);
+    };
+    if holds.clean() || options.read_only() {
+        return Ok(Some(holds.tasks));
+    }
+    // Unless another command changed the state since the check (every one
+    // that does appends to the log). A busy lock is for the full path to
+    // report.
+    let Ok(_lock) = run_dir.lock("build") else {
+        return Ok(None);
+    };
+    if !cert.log_unchanged(run_dir) {
+        return Ok(None);
+    }
+    let tasks = holds.tasks;
+    cert.record(run_dir, &holds)?;
+    Ok(Some(tasks))
+}

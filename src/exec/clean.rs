@@ -1,0 +1,101 @@
+//! `clean`: what tasks produced (their outputs, sidecars and logs),
+//! optionally with everything downstream, listed first ([`CleanPlan`]) and
+//! then deleted ([`CleanPlan::apply`]). Never a source file: only declared
+//! outputs of the named tasks are candidates. Asking the user is the
+//! caller's.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::plan::Session;
+use crate::store::files;
+
+/// Which tasks to clean.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every task: the run directory goes back to empty, and the next build
+    /// starts a new run.
+    All,
+    /// These tasks (names, instances or fan-out tasks), and with
+    /// `downstream` every task that depends on them.
+    Tasks {
+        names: Vec<String>,
+        downstream: bool,
+    },
+}
+
+/// What a clean would delete.
+#[derive(Debug)]
+pub struct CleanPlan {
+    /// Each file: as shown (relative to the run directory), and its path.
+    pub files: Vec<(String, PathBuf)>,
+    /// The tasks whose records go.
+    pub tasks: Vec<String>,
+}
+
+impl CleanPlan {
+    /// Lists what cleaning `selection` deletes.
+    pub fn new(session: &Session, selection: &Selection) -> Result<CleanPlan> {
+        let graph = &session.graph;
+        let selected = match selection {
+            Selection::All => graph.closure(graph.ids()),
+            Selection::Tasks { names, downstream } => {
+                let roots = graph.tasks_named(names)?;
+                if *downstream {
+                    graph.downstream(&roots)
+                } else {
+                    let mut s = vec![false; graph.id_bound()];
+                    for r in roots {
+                        s[r] = true;
+                    }
+                    s
+                }
+            }
+        };
+        let run_dir = &session.run_dir;
+        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let mut tasks = Vec::new();
+        for &t in graph.order() {
+            if !selected[t] {
+                continue;
+            }
+            let task = &graph[t];
+            tasks.push(task.name.clone());
+            for out in &task.outputs {
+                let path = run_dir.path(&out.path);
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    files.push((out.path.clone(), path));
+                }
+            }
+            for path in [
+                run_dir.status_path(&task.name),
+                run_dir.done_path(&task.name),
+                run_dir.task_log_path(&task.name),
+            ] {
+                if path.exists() {
+                    files.push((run_dir.show(&path), path));
+                }
+            }
+        }
+        if let Selection::All = selection {
+            for path in [run_dir.run_record_path(), run_dir.summary_path()] {
+                if path.exists() {
+                    files.push((run_dir.show(&path), path));
+                }
+            }
+        }
+        Ok(CleanPlan { files, tasks })
+    }
+
+    /// Deletes the files and forgets the tasks. The caller holds the run
+    /// directory's lock.
+    pub fn apply(&self, session: &mut Session) -> Result<()> {
+        for (_, path) in &self.files {
+            files::remove_if_exists(path)?;
+        }
+        for name in &self.tasks {
+            session.store.forget(&session.run_dir, name)?;
+        }
+        Ok(())
+    }
+}

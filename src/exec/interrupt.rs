@@ -1,0 +1,63 @@
+//! SIGINT and SIGTERM: a flag the build loop and running tasks poll.
+//!
+//! Task processes run in process groups of their own (so a timeout can kill
+//! a task's whole tree), which also means a terminal's Ctrl-C reaches only
+//! planexe. planexe then stops starting tasks, kills the running ones, marks
+//! them `stopped` and exits 130.
+//!
+//! The signal handlers are installed once per process ([`Interrupt::signals`]),
+//! however many builds it runs; an [`Interrupt::new`] flag is set by its
+//! owner alone (a server cancelling one build, a test).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Set once a SIGINT or SIGTERM arrived (or its owner asked to stop).
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    flag: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    /// The process's signal flag, its handlers installed on first use. A
+    /// second signal while stopping restores the default action, so a user
+    /// can always kill planexe with a second Ctrl-C.
+    pub fn signals() -> Interrupt {
+        static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+        let flag = FLAG.get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                // Registration only fails for forbidden signals; these are not.
+                let _ = signal_hook::flag::register_conditional_default(signal, Arc::clone(&flag));
+                let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+            }
+            flag
+        });
+        Interrupt {
+            flag: Arc::clone(flag),
+        }
+    }
+
+    /// A flag no signal sets: for commands that never run tasks, and for
+    /// an owner that stops a build itself ([`Interrupt::request`]).
+    pub fn new() -> Interrupt {
+        Interrupt {
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Asks whoever polls this flag to stop.
+    pub fn request(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for Interrupt {
+    fn default() -> Self {
+        Interrupt::new()
+    }
+}

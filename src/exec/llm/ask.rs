@@ -1,0 +1,359 @@
+//! The conversation with one model: ask, judge the answer, and decide
+//! what to do with each failure: retry after a backoff (transient), re-ask
+//! with feedback (invalid answer), or give up on this model (permanent).
+//! Every call is a line in `usage.jsonl`, every failure one in
+//! `failures.jsonl`.
+//!
+//! Calls are blocking ureq requests. Each runs on a short-lived thread of
+//! its own while the task's pool thread waits on it, so an interrupt or the
+//! task's deadline ends the wait at once even while a request is in flight.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::call::{self, CallError, CallSpec};
+use super::limits::{self, Abort};
+use super::provider::{self, Message, Request};
+use super::{answer, CallProgress, Llm, PromptResult};
+use crate::model::models::ModelConfig;
+use crate::model::prompt::{Format, PromptSpec};
+use crate::store::ledger::{FailureLine, UsageLine};
+use crate::store::{AttemptRecord, ErrorKind, Usage};
+
+/// Attempts per model on transient errors (the first one included).
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+impl Llm<'_> {
+    /// Asks one model until it answers acceptably or fails for good.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn ask(
+        &self,
+        task: &str,
+        spec: &PromptSpec,
+        prompt: &str,
+        system: Option<&str>,
+        m: usize,
+        deadline: Option<(Instant, Duration)>,
+        progress: &Arc<CallProgress>,
+        attempt_no: &mut u32,
+        result: &mut PromptResult,
+    ) -> std::result::Result<String, Stop> {
+        let model = &self.models[m];
+        let mut messages = vec![Message {
+            role: "user",
+            content: prompt.to_string(),
+        }];
+        let mut transient_failures = 0u32;
+        let mut reasks = 0u32;
+        let until = deadline.map(|d| d.0);
+        loop {
+            let body = provider::body(&Request {
+                model,
+                system,
+                messages: &messages,
+                json: spec.format == Format::Json,
+                schema: spec.schema.as_ref().map(|s| &s.value),
+            });
+            let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
+            let call_spec = CallSpec {
+                provider: model.provider,
+                url: provider::endpoint(model),
+                headers: provider::headers(model, self.keys[m].as_deref()),
+                body: body.to_string(),
+                stream: model.stream,
+                timeout: remaining.map_or(model.timeout, |r| r.min(model.timeout)),
+                idle_timeout: model.idle_timeout,
+            };
+            let permit = self.gates[m]
+                .acquire(until, &self.interrupt)
+                .map_err(|a| match a {
+                    Abort::Interrupted => Stop::Interrupted,
+                    Abort::Deadline => Stop::Deadline,
+                })?;
+            *attempt_no += 1;
+            if let Ok(mut name) = progress.model.lock() {
+                name.clone_from(&model.name);
+            }
+            if let Ok(mut s) = progress.started.lock() {
+                *s = Instant::now();
+            }
+            progress.deltas.store(0, Ordering::Relaxed);
+            let started = Instant::now();
+            let started_at = crate::clock::now_rfc3339();
+            let outcome = self.call_detached(call_spec, permit, progress, until)?;
+            let duration_ms = started.elapsed().as_millis() as u64;
+
+            // Judge the call.
+            let failure: Failure = match &outcome {
+                Err(e) => Failure::Call(e.clone()),
+                Ok(ok) if ok.truncated() => Failure::Call(CallError::new(
+                    ErrorKind::Truncated,
+                    format!(
+                        "the answer was cut off at the token limit ({} tokens); raise max_tokens or shorten the prompt",
+                        ok.answer.usage.completion_tokens.map_or("?".to_string(), |n| n.to_string())
+                    ),
+                )),
+                Ok(ok) => match answer::judge(&ok.answer.text, spec.format, spec.schema.as_deref()) {
+                    Ok(text) => Failure::None(text),
+                    Err(rejection) => Failure::Answer(rejection),
+                },
+            };
+            if let Ok(ok) = &outcome {
+                self.ledger.raw(
+                    self.run_dir,
+                    task,
+                    &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "response": ok.raw}),
+                );
+            } else if let Err(e) = &outcome {
+                self.ledger.raw(
+                    self.run_dir,
+                    task,
+                    &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "status": e.status, "error": e.raw}),
+                );
+            }
+            let usage = outcome
+                .as_ref()
+                .ok()
+                .map(|ok| ok.answer.usage)
+                .unwrap_or_default();
+            let cost = cost(model, usage);
+            let prompt_tokens = usage.prompt_tokens.unwrap_or(0);
+            let completion_tokens = usage.completion_tokens.unwrap_or(0);
+            result.usage.add(&Usage {
+                prompt_tokens,
+                completion_tokens,
+                total_tokens: prompt_tokens + completion_tokens,
+                cost_usd: cost.unwrap_or(0.0),
+            });
+            let error_id = match &failure {
+                Failure::None(_) => None,
+                _ => Some(uuid::Uuid::new_v4().to_string()),
+            };
+            self.ledger.usage(&UsageLine {
+                timestamp_utc: crate::clock::now_rfc3339(),
+                task,
+                model: &model.name,
+                provider: model.provider.as_str(),
+                attempt: *attempt_no,
+                duration_ms,
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                total_tokens: match (usage.prompt_tokens, usage.completion_tokens) {
+                    (None, None) => None,
+                    (p, c) => Some(p.unwrap_or(0) + c.unwrap_or(0)),
+                },
+                cost_usd: cost,
+                status: if matches!(failure, Failure::None(_)) {
+                    "ok"
+                } else {
+                    "error"
+                },
+                error_id: error_id.clone(),
+            });
+            let error_type = match &failure {
+                Failure::None(_) => None,
+                Failure::Call(e) => Some(e.kind),
+                Failure::Answer(r) => Some(r.kind),
+            };
+            result.attempts.push(AttemptRecord {
+                model: model.name.clone(),
+                attempt: *attempt_no,
+                started_at,
+                duration_ms,
+                outcome: error_type.map_or("ok", ErrorKind::as_str).to_string(),
+                error_id: error_id.clone(),
+            });
+            let error_id = match failure {
+                Failure::None(text) => return Ok(text),
+                _ => error_id.unwrap_or_default(),
+            };
+            match failure {
+                Failure::None(_) => unreachable!("returned above"),
+                Failure::Answer(rejection) => {
+                    let retry = reasks < spec.retries;
+                    self.record_failure(
+                        task,
+                        model,
+                        *attempt_no,
+                        rejection.kind,
+                        &rejection.message,
+                        None,
+                        rejection.missing_fields.clone(),
+                        rejection.invalid_fields.clone(),
+                        outcome
+                            .as_ref()
+                            .map(|ok| provider::truncate(&ok.answer.text, 2048).to_string())
+                            .unwrap_or_default(),
+                        &error_id,
+                        retry,
+                    );
+                    if !retry {
+                        return Err(Stop::Failed {
+                            kind: rejection.kind,
+                            message: format!(
+                                "{}: {} (after {} re-ask(s))",
+                                rejection.kind.as_str(),
+                                rejection.message,
+                                reasks
+                            ),
+                            error_id,
+                        });
+                    }
+                    reasks += 1;
+                    let bad = outcome.map(|ok| ok.answer.text).unwrap_or_default();
+                    messages.push(Message {
+                        role: "assistant",
+                        content: bad,
+                    });
+                    messages.push(Message {
+                        role: "user",
+                        content: rejection.feedback,
+                    });
+                }
+                Failure::Call(e) => {
+                    let retry = e.kind.transient() && transient_failures + 1 < TRANSIENT_ATTEMPTS;
+                    self.record_failure(
+                        task,
+                        model,
+                        *attempt_no,
+                        e.kind,
+                        &e.message,
+                        e.status,
+                        Vec::new(),
+                        Vec::new(),
+                        e.raw.clone(),
+                        &error_id,
+                        retry,
+                    );
+                    if !retry {
+                        let mut message = format!("{}: {}", e.kind.as_str(), e.message);
+                        if e.kind.transient() {
+                            message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
+                        }
+                        return Err(Stop::Failed {
+                            kind: e.kind,
+                            message,
+                            error_id,
+                        });
+                    }
+                    let pause = e
+                        .retry_after
+                        .unwrap_or_else(|| self.backoff.delay(transient_failures));
+                    transient_failures += 1;
+                    limits::sleep_until(Instant::now() + pause, until, &self.interrupt).map_err(
+                        |a| match a {
+                            Abort::Interrupted => Stop::Interrupted,
+                            Abort::Deadline => Stop::Deadline,
+                        },
+                    )?;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_failure(
+        &self,
+        task: &str,
+        model: &ModelConfig,
+        attempt: u32,
+        kind: ErrorKind,
+        message: &str,
+        status: Option<u16>,
+        missing_fields: Vec<String>,
+        invalid_fields: Vec<String>,
+        raw: String,
+        error_id: &str,
+        recoverable: bool,
+    ) {
+        self.ledger.failure(&FailureLine {
+            timestamp_utc: crate::clock::now_rfc3339(),
+            task,
+            model: &model.name,
+            attempt,
+            error_type: kind.as_str(),
+            message: message.to_string(),
+            http_status: status,
+            missing_fields,
+            invalid_fields,
+            raw_error: provider::truncate(&raw, 2048).to_string(),
+            error_id: error_id.to_string(),
+            recoverable,
+            run_dir: self.run_dir.root().display().to_string(),
+        });
+    }
+
+    /// Runs the call on a thread of its own and waits for it, giving up at
+    /// once on an interrupt or the task's deadline.
+    fn call_detached(
+        &self,
+        spec: CallSpec,
+        permit: limits::Permit,
+        progress: &Arc<CallProgress>,
+        until: Option<Instant>,
+    ) -> std::result::Result<std::result::Result<call::CallOk, CallError>, Stop> {
+        let (tx, rx) = mpsc::channel();
+        let agent = self.agent.clone();
+        let progress_for_call = Arc::clone(progress);
+        let spawned = std::thread::Builder::new()
+            .name("planexe-call".into())
+            .spawn(move || {
+                let result = call::call(&agent, &spec, &progress_for_call.deltas);
+                drop(permit);
+                let _ = tx.send(result);
+            });
+        if let Err(e) = spawned {
+            return Ok(Err(CallError::new(
+                ErrorKind::Connection,
+                format!("cannot start a thread: {e}"),
+            )));
+        }
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(result) => return Ok(result),
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.interrupt.requested() {
+                        return Err(Stop::Interrupted);
+                    }
+                    if until.is_some_and(|d| Instant::now() >= d) {
+                        return Err(Stop::Deadline);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Ok(Err(CallError::new(
+                        ErrorKind::BadResponse,
+                        "the call ended without a result",
+                    )))
+                }
+            }
+        }
+    }
+}
+
+enum Failure {
+    None(String),
+    Call(CallError),
+    Answer(answer::Rejection),
+}
+
+pub(super) enum Stop {
+    Interrupted,
+    Deadline,
+    Failed {
+        kind: ErrorKind,
+        message: String,
+        error_id: String,
+    },
+}
+
+fn cost(model: &ModelConfig, usage: provider::Usage) -> Option<f64> {
+    if model.input_cost_per_mtok.is_none() && model.output_cost_per_mtok.is_none() {
+        return None;
+    }
+    let input = usage.prompt_tokens.unwrap_or(0) as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
+    let output =
+        usage.completion_tokens.unwrap_or(0) as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
+    Some((input + output) / 1_000_000.0)
+}

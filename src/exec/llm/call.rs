@@ -1,0 +1,395 @@
+//! One HTTP call to a model, and the classification of everything that can
+//! go wrong with it into an [`ErrorKind`] that is either transient (retry
+//! the same model after a backoff) or permanent (go to the next model).
+
+use std::io::{BufRead, BufReader};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::provider::{self, Answer, Finish, Stream};
+use crate::model::models::Provider;
+use crate::store::ErrorKind;
+
+/// Caps what is read from an error body or kept of it.
+const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+/// Caps a whole answer.
+const ANSWER_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// A failed call.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    /// What the server said, for `failures.jsonl`.
+    pub raw: String,
+}
+
+impl CallError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CallError {
+        CallError {
+            kind,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            raw: String::new(),
+        }
+    }
+}
+
+/// A successful call: the answer and the response kept for debugging.
+#[derive(Debug, Clone)]
+pub struct CallOk {
+    pub answer: Answer,
+    pub raw: Value,
+}
+
+/// Everything one call needs; owned, so it can run on a thread of its own.
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub provider: Provider,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    pub stream: bool,
+    pub timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// The agent all calls of a build share (connection reuse).
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .user_agent(concat!("planexe/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// Performs one call. `deltas` counts streamed pieces as they arrive.
+pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<CallOk, CallError> {
+    let mut request = agent
+        .post(&spec.url)
+        .config()
+        .timeout_global(Some(spec.timeout))
+        .timeout_per_read(if spec.stream {
+            Some(spec.idle_timeout)
+        } else {
+            None
+        })
+        .build();
+    for (name, value) in &spec.headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request
+        .send(spec.body.as_str())
+        .map_err(|e| transport_error(e, false, spec))?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(ERROR_BODY_LIMIT)
+            .read_to_string()
+            .unwrap_or_default();
+        return Err(status_error(status, &body, retry_after));
+    }
+    let is_sse = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        read_stream(response.body_mut().as_reader(), spec, deltas)
+    } else {
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(ANSWER_LIMIT)
+            .read_to_string()
+            .map_err(|e| transport_error(e, true, spec))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| CallError {
+            raw: provider::truncate(&text, 2048).to_string(),
+            ..CallError::new(
+                ErrorKind::BadResponse,
+                format!("the server's answer is not JSON: {e}"),
+            )
+        })?;
+        let answer = provider::parse_response(spec.provider, &value).map_err(|m| CallError {
+            raw: provider::truncate(&text, 2048).to_string(),
+            ..CallError::new(ErrorKind::BadResponse, m)
+        })?;
+        deltas.fetch_add(
+            answer.usage.completion_tokens.unwrap_or(0),
+            Ordering::Relaxed,
+        );
+        Ok(CallOk { answer, raw: value })
+    }
+}
+
+fn read_stream(
+    reader: impl std::io::Read,
+    spec: &CallSpec,
+    deltas: &AtomicU64,
+) -> Result<CallOk, CallError> {
+    let mut reader = BufReader::new(reader);
+    let mut stream = Stream::default();
+    let mut event: Option<String> = None;
+    let mut data = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = match reader.read_line(&mut line) {
+            Ok(n) => n,
+            Err(e) => {
+                let broken = transport_io_error(&e, true, spec);
+                return Err(CallError {
+                    message: format!("{} after {} piece(s)", broken.message, stream.deltas),
+                    ..broken
+                });
+            }
+        };
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        if n == 0 || trimmed.is_empty() {
+            if !data.is_empty() {
+                let before = stream.deltas;
+                stream
+                    .feed(spec.provider, event.as_deref(), &data)
+                    .map_err(|e| {
+                        let overflow = provider::is_context_overflow(&e.message)
+                            || e.kind.as_deref().is_some_and(provider::is_context_overflow);
+                        let kind = match e.kind.as_deref() {
+                            _ if overflow => ErrorKind::ContextOverflow,
+                            Some("overloaded_error" | "api_error") => ErrorKind::ServerError,
+                            Some("rate_limit_error") => ErrorKind::RateLimited,
+                            Some("authentication_error" | "permission_error") => ErrorKind::Auth,
+                            Some("invalid_request_error") => ErrorKind::BadRequest,
+                            None => ErrorKind::BadResponse,
+                            Some(_) => ErrorKind::ServerError,
+                        };
+                        CallError {
+                            raw: provider::truncate(&data, 2048).to_string(),
+                            ..CallError::new(
+                                kind,
+                                format!("the stream reported an error: {}", e.message),
+                            )
+                        }
+                    })?;
+                deltas.fetch_add(stream.deltas - before, Ordering::Relaxed);
+                data.clear();
+                event = None;
+            }
+            if n == 0 || stream.ended {
+                break;
+            }
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if let Some(rest) = trimmed.strip_prefix("event:") {
+            event = Some(rest.trim().to_string());
+        }
+        // `id:`, `retry:` and `:` comments carry nothing we need.
+    }
+    let Some(finish) = stream.finish.clone() else {
+        return Err(CallError::new(
+            ErrorKind::BrokenStream,
+            format!(
+                "the stream ended without the model finishing, after {} piece(s)",
+                stream.deltas
+            ),
+        ));
+    };
+    let raw = serde_json::json!({ "stream": true, "events": stream.events });
+    Ok(CallOk {
+        answer: Answer {
+            text: stream.text,
+            finish,
+            usage: stream.usage,
+        },
+        raw,
+    })
+}
+
+fn status_error(status: u16, body: &str, retry_after: Option<Duration>) -> CallError {
+    let (kind_name, message) = provider::error_details(body);
+    let kind = match status {
+        _ if (400..500).contains(&status) && provider::is_context_overflow(body) => {
+            ErrorKind::ContextOverflow
+        }
+        408 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimited,
+        401 | 403 => ErrorKind::Auth,
+        404 => ErrorKind::NotFound,
+        500..=599 => ErrorKind::ServerError,
+        _ => ErrorKind::BadRequest,
+    };
+    let mut text = format!("HTTP {status}");
+    if let Some(k) = kind_name {
+        text.push_str(&format!(" {k}"));
+    }
+    if !message.is_empty() {
+        text.push_str(&format!(": {}", provider::truncate(&message, 300)));
+    }
+    CallError {
+        kind,
+        message: text,
+        status: Some(status),
+        retry_after,
+        raw: provider::truncate(body, 2048).to_string(),
+    }
+}
+
+fn transport_error(e: ureq::Error, reading_body: bool, spec: &CallSpec) -> CallError {
+    match e {
+        ureq::Error::Io(io) => transport_io_error(&io, reading_body, spec),
+        ureq::Error::Timeout(t) => timeout_error(t, spec),
+        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => CallError::new(
+            ErrorKind::Connection,
+            format!("cannot connect to {}: {e}", spec.url),
+        ),
+        ureq::Error::BadUri(_) => {
+            CallError::new(ErrorKind::BadRequest, format!("bad URL {}: {e}", spec.url))
+        }
+        other => CallError::new(
+            if reading_body {
+                ErrorKind::BrokenStream
+            } else {
+                ErrorKind::Connection
+            },
+            format!(
+                "{} {}: {other}",
+                if reading_body {
+                    "reading the answer from"
+                } else {
+                    "calling"
+                },
+                spec.url
+            ),
+        ),
+    }
+}
+
+fn transport_io_error(e: &std::io::Error, reading_body: bool, spec: &CallSpec) -> CallError {
+    // ureq reports its own timeouts through io errors while a body is read.
+    if let Some(ureq::Error::Timeout(t)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        return timeout_error(*t, spec);
+    }
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return if spec.stream {
+            CallError::new(
+                ErrorKind::Stall,
+                format!(
+                    "the stream sent nothing for {}",
+                    humantime::format_duration(spec.idle_timeout)
+                ),
+            )
+        } else {
+            CallError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no answer within {}",
+                    humantime::format_duration(spec.timeout)
+                ),
+            )
+        };
+    }
+    let kind = if reading_body {
+        ErrorKind::BrokenStream
+    } else {
+        ErrorKind::Connection
+    };
+    let what = if reading_body {
+        "the connection broke while reading the answer"
+    } else {
+        "cannot reach the server"
+    };
+    CallError::new(kind, format!("{what} ({}): {e}", spec.url))
+}
+
+fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
+    match t {
+        ureq::Timeout::PerRead if spec.stream => CallError::new(
+            ErrorKind::Stall,
+            format!(
+                "the stream sent nothing for {}",
+                humantime::format_duration(spec.idle_timeout)
+            ),
+        ),
+        _ => CallError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no complete answer within {}",
+                humantime::format_duration(spec.timeout)
+            ),
+        ),
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let now = jiff::Timestamp::now();
+    let secs = (when.as_second() - now.as_second()).clamp(0, 86_400);
+    Some(Duration::from_secs(secs as u64))
+}
+
+impl CallOk {
+    /// Whether the answer was cut off by the token limit.
+    pub fn truncated(&self) -> bool {
+        self.answer.finish == Finish::Length
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn statuses_classify() {
+        assert_eq!(status_error(429, "", None).kind, ErrorKind::RateLimited);
+        assert_eq!(status_error(529, "", None).kind, ErrorKind::ServerError);
+        assert_eq!(status_error(401, "{}", None).kind, ErrorKind::Auth);
+        assert_eq!(
+            status_error(
+                400,
+                r#"{"error":{"code":"context_length_exceeded","message":"too long"}}"#,
+                None
+            )
+            .kind,
+            ErrorKind::ContextOverflow
+        );
+        assert!(ErrorKind::ServerError.transient());
+        assert!(!ErrorKind::Truncated.transient());
+    }
+}

@@ -1,0 +1,139 @@
+//! Per-model limits shared by every task of a build: at most
+//! `max_concurrency` requests in flight, and request starts spaced to stay
+//! within `requests_per_minute`. Waiting is interruptible and bounded by the
+//! task's deadline.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::exec::interrupt::Interrupt;
+
+/// Why a wait ended without a permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    Interrupted,
+    Deadline,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    max: Option<usize>,
+    in_flight: Mutex<usize>,
+    freed: Condvar,
+    spacing: Option<Duration>,
+    next_start: Mutex<Option<Instant>>,
+}
+
+/// Held while a request is in flight; frees its slot on drop.
+#[derive(Debug)]
+pub struct Permit {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.gate.max.is_some() {
+            let mut n = self
+                .gate
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *n = n.saturating_sub(1);
+            self.gate.freed.notify_one();
+        }
+    }
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+impl Gate {
+    pub fn new(max_concurrency: Option<usize>, requests_per_minute: Option<f64>) -> Arc<Gate> {
+        Arc::new(Gate {
+            max: max_concurrency,
+            in_flight: Mutex::new(0),
+            freed: Condvar::new(),
+            spacing: requests_per_minute.map(|rpm| Duration::from_secs_f64(60.0 / rpm)),
+            next_start: Mutex::new(None),
+        })
+    }
+
+    /// Waits for a slot and for the rate limit, then returns a permit.
+    pub fn acquire(
+        self: &Arc<Gate>,
+        deadline: Option<Instant>,
+        interrupt: &Interrupt,
+    ) -> Result<Permit, Abort> {
+        if let Some(max) = self.max {
+            let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            while *n >= max {
+                check(deadline, interrupt)?;
+                n = self
+                    .freed
+                    .wait_timeout(n, POLL)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            *n += 1;
+        }
+        let permit = Permit {
+            gate: Arc::clone(self),
+        };
+        if let Some(spacing) = self.spacing {
+            let start = {
+                let mut next = self.next_start.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let start = next.map_or(now, |n| n.max(now));
+                *next = Some(start + spacing);
+                start
+            };
+            sleep_until(start, deadline, interrupt)?;
+        }
+        Ok(permit)
+    }
+}
+
+fn check(deadline: Option<Instant>, interrupt: &Interrupt) -> Result<(), Abort> {
+    if interrupt.requested() {
+        return Err(Abort::Interrupted);
+    }
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(Abort::Deadline);
+    }
+    Ok(())
+}
+
+/// Sleeps until `until`, waking to honour an interrupt or the deadline.
+pub fn sleep_until(
+    until: Instant,
+    deadline: Option<Instant>,
+    interrupt: &Interrupt,
+) -> Result<(), Abort> {
+    loop {
+        check(deadline, interrupt)?;
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        let mut step = (until - now).min(POLL);
+        if let Some(d) = deadline {
+            step = step.min(d.saturating_duration_since(now));
+        }
+        std::thread::sleep(step);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_is_capped_and_freed() {
+        let gate = Gate::new(Some(1), None);
+        let interrupt = Interrupt::new();
+        let first = gate.acquire(None, &interrupt).unwrap();
+        let soon = Some(Instant::now() + Duration::from_millis(60));
+        assert_eq!(gate.acquire(soon, &interrupt).unwrap_err(), Abort::Deadline);
+        drop(first);
+        assert!(gate.acquire(None, &interrupt).is_ok());
+    }
+}

@@ -1,0 +1,316 @@
+//! Prompt tasks: render the template, ask a model, judge the answer, and
+//! decide what to do with each failure: retry the same model after a
+//! backoff (transient), re-ask it with feedback (invalid answer), or move on
+//! to the next fallback model (permanent). Every HTTP call is recorded in
+//! `usage.jsonl`, every failed attempt in `failures.jsonl`.
+//!
+//! Calls are blocking ureq requests. Each runs on a short-lived thread of
+//! its own while the task's pool thread waits on it, so an interrupt or the
+//! task's deadline ends the wait at once even while a request is in flight.
+
+pub mod answer;
+mod ask;
+pub mod call;
+pub mod limits;
+pub mod provider;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::exec::interrupt::Interrupt;
+use crate::model::models::{self, ModelConfig};
+use crate::model::prompt::PromptSpec;
+use crate::model::{template, Action, Graph};
+use crate::store::ledger::Ledger;
+use crate::store::{AttemptRecord, ErrorKind, RunDir, Usage};
+use ask::Stop;
+use limits::Gate;
+
+/// How a prompt task failed.
+#[derive(Debug, Clone)]
+pub struct PromptFailure {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub error_id: Option<String>,
+    pub stopped: bool,
+}
+
+/// The result of a prompt task.
+#[derive(Debug)]
+pub struct PromptResult {
+    pub answer: std::result::Result<String, PromptFailure>,
+    /// The model that answered (or was asked last).
+    pub model: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+    pub usage: Usage,
+}
+
+/// Live progress of a task's current call, for the progress line.
+#[derive(Debug)]
+pub struct CallProgress {
+    pub model: Mutex<String>,
+    pub deltas: AtomicU64,
+    pub started: Mutex<Instant>,
+}
+
+/// Backoff settings: full jitter, `base * 2^n` capped.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// 1 s base and 60 s cap, or `PLANEXE_RETRY_BASE_MS` and
+    /// `PLANEXE_RETRY_CAP_MS` (tests use them to avoid real waits).
+    pub fn from_env() -> Backoff {
+        let ms = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        Backoff {
+            base: Duration::from_millis(ms("PLANEXE_RETRY_BASE_MS", 1000)),
+            cap: Duration::from_millis(ms("PLANEXE_RETRY_CAP_MS", 60_000)),
+        }
+    }
+
+    /// The pause before retry number `n` (0-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << n.min(20)).min(self.cap);
+        ceiling.mul_f64(fastrand::f64())
+    }
+}
+
+/// What prompt tasks share during one build.
+pub struct Llm<'a> {
+    agent: ureq::Agent,
+    models: Vec<ModelConfig>,
+    keys: Vec<Option<String>>,
+    gates: Vec<Arc<Gate>>,
+    ledger: Ledger,
+    interrupt: Interrupt,
+    run_dir: &'a RunDir,
+    backoff: Backoff,
+    progress: Mutex<HashMap<String, Arc<CallProgress>>>,
+}
+
+impl<'a> Llm<'a> {
+    /// Sets up models for the wanted prompt tasks. Fails (exit 2) when a
+    /// model they may use needs an API key that is not in the environment.
+    pub fn new(
+        graph: &Graph,
+        wanted: &[bool],
+        run_dir: &'a RunDir,
+        interrupt: Interrupt,
+    ) -> Result<Llm<'a>> {
+        let mut reachable = vec![false; graph.models.len()];
+        for task in graph.tasks().filter(|t| wanted[t.id]) {
+            if let Action::Prompt(spec) = &task.action {
+                for m in models::chain(&graph.models, spec.model) {
+                    reachable[m] = true;
+                }
+            }
+        }
+        let mut keys = Vec::with_capacity(graph.models.len());
+        for (i, model) in graph.models.iter().enumerate() {
+            let key = match &model.api_key_env {
+                None => None,
+                Some(var) => match std::env::var(var) {
+                    Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                    _ if reachable[i] => {
+                        return Err(Error::usage(format!(
+                            "model `{}` needs an API key in ${var}, which is not set",
+                            model.name
+                        ))
+                        .hint(format!("export {var}=... before the build; keys are read from the environment only")))
+                    }
+                    _ => None,
+                },
+            };
+            keys.push(key);
+        }
+        let secrets: Vec<String> = keys.iter().flatten().cloned().collect();
+        Ok(Llm {
+            agent: call::agent(),
+            gates: graph
+                .models
+                .iter()
+                .map(|m| Gate::new(m.max_concurrency, m.requests_per_minute))
+                .collect(),
+            models: graph.models.clone(),
+            keys,
+            ledger: Ledger::new(run_dir, secrets),
+            interrupt,
+            run_dir,
+            backoff: Backoff::from_env(),
+            progress: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Replaces secrets in text bound for a file or the terminal.
+    pub fn redact(&self, text: &str) -> String {
+        self.ledger.redact(text)
+    }
+
+    /// A snapshot of running calls: (task, model, pieces, elapsed).
+    pub fn progress(&self) -> Vec<(String, String, u64, Duration)> {
+        let map = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(task, p)| {
+                let model = p.model.lock().map(|m| m.clone()).unwrap_or_default();
+                let started = p
+                    .started
+                    .lock()
+                    .map(|s| *s)
+                    .unwrap_or_else(|_| Instant::now());
+                (
+                    task.clone(),
+                    model,
+                    p.deltas.load(Ordering::Relaxed),
+                    started.elapsed(),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs a prompt task to an answer or a failure.
+    pub fn run(
+        &self,
+        task: &str,
+        spec: &PromptSpec,
+        inputs: &BTreeMap<String, String>,
+        deadline: Option<(Instant, Duration)>,
+    ) -> PromptResult {
+        let progress = Arc::new(CallProgress {
+            model: Mutex::new(String::new()),
+            deltas: AtomicU64::new(0),
+            started: Mutex::new(Instant::now()),
+        });
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.to_string(), Arc::clone(&progress));
+        let result = self.run_chain(task, spec, inputs, deadline, &progress);
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(task);
+        result
+    }
+
+    fn run_chain(
+        &self,
+        task: &str,
+        spec: &PromptSpec,
+        inputs: &BTreeMap<String, String>,
+        deadline: Option<(Instant, Duration)>,
+        progress: &Arc<CallProgress>,
+    ) -> PromptResult {
+        let mut result = PromptResult {
+            answer: Err(PromptFailure {
+                kind: ErrorKind::Template,
+                message: String::new(),
+                error_id: None,
+                stopped: false,
+            }),
+            model: None,
+            attempts: Vec::new(),
+            usage: Usage::default(),
+        };
+        let rendered =
+            template::render(&spec.template, inputs, task, &spec.vars).and_then(|prompt| {
+                let system = match &spec.system {
+                    Some(s) => Some(template::render(s, inputs, task, &spec.vars)?),
+                    None => None,
+                };
+                Ok((prompt, system))
+            });
+        let (prompt, system) = match rendered {
+            Ok(r) => r,
+            Err(m) => {
+                result.answer = Err(PromptFailure {
+                    kind: ErrorKind::Template,
+                    message: format!("cannot render the prompt ({}): {m}", spec.template_origin),
+                    error_id: None,
+                    stopped: false,
+                });
+                return result;
+            }
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        let mut last_kind = ErrorKind::Connection;
+        let mut last_id = None;
+        let models = models::chain(&self.models, spec.model);
+        let mut attempt_no = 0u32;
+        for m in models {
+            let model = &self.models[m];
+            result.model = Some(model.name.clone());
+            match self.ask(
+                task,
+                spec,
+                &prompt,
+                system.as_deref(),
+                m,
+                deadline,
+                progress,
+                &mut attempt_no,
+                &mut result,
+            ) {
+                Ok(text) => {
+                    result.answer = Ok(text);
+                    return result;
+                }
+                Err(Stop::Interrupted) => {
+                    result.answer = Err(PromptFailure {
+                        kind: ErrorKind::Interrupted,
+                        message: "stopped by an interrupt".into(),
+                        error_id: None,
+                        stopped: true,
+                    });
+                    return result;
+                }
+                Err(Stop::Deadline) => {
+                    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
+                    let mut message =
+                        format!("timeout after {}", humantime::format_duration(limit));
+                    if !reasons.is_empty() {
+                        message.push_str(&format!(" ({})", reasons.join("; ")));
+                    }
+                    result.answer = Err(PromptFailure {
+                        kind: ErrorKind::Timeout,
+                        message,
+                        error_id: last_id,
+                        stopped: false,
+                    });
+                    return result;
+                }
+                Err(Stop::Failed {
+                    kind,
+                    message,
+                    error_id,
+                }) => {
+                    reasons.push(format!("{}: {message} (error_id {error_id})", model.name));
+                    last_kind = kind;
+                    last_id = Some(error_id);
+                }
+            }
+        }
+        let message = if reasons.len() == 1 {
+            reasons.remove(0)
+        } else {
+            format!("all models failed: {}", reasons.join("; "))
+        };
+        result.answer = Err(PromptFailure {
+            kind: last_kind,
+            message: self.redact(&message),
+            error_id: last_id,
+            stopped: false,
+        });
+        result
+    }
+}

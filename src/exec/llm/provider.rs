@@ -1,0 +1,438 @@
+//! The wire formats: OpenAI-compatible `/chat/completions` and Anthropic
+//! `/messages`, as request bodies, whole responses and server-sent event
+//! streams. Pure functions over JSON; no I/O here.
+
+use serde_json::{json, Value};
+
+use crate::model::models::{ModelConfig, Provider, Structured, DEFAULT_ANTHROPIC_MAX_TOKENS};
+
+/// One turn of the conversation.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    pub content: String,
+}
+
+/// How an answer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// The model finished its answer.
+    Stop,
+    /// The token limit cut it off.
+    Length,
+    /// Any other reason the server named (content filter, tool call...).
+    Other(String),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// A complete answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    pub finish: Finish,
+    pub usage: Usage,
+}
+
+/// What the request asks for.
+pub struct Request<'a> {
+    pub model: &'a ModelConfig,
+    pub system: Option<&'a str>,
+    pub messages: &'a [Message],
+    /// Ask for JSON (with this schema, if any).
+    pub json: bool,
+    pub schema: Option<&'a Value>,
+}
+
+/// The URL of the endpoint.
+pub fn endpoint(model: &ModelConfig) -> String {
+    match model.provider {
+        Provider::OpenAi => format!("{}/chat/completions", model.base_url),
+        Provider::Anthropic => format!("{}/messages", model.base_url),
+    }
+}
+
+/// Request headers, the key among them (never logged).
+pub fn headers(model: &ModelConfig, key: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    match model.provider {
+        Provider::OpenAi => {
+            if let Some(key) = key {
+                headers.push(("authorization", format!("Bearer {key}")));
+            }
+        }
+        Provider::Anthropic => {
+            headers.push(("anthropic-version", "2023-06-01".to_string()));
+            if let Some(key) = key {
+                headers.push(("x-api-key", key.to_string()));
+            }
+        }
+    }
+    if model.stream {
+        headers.push(("accept", "text/event-stream".to_string()));
+    }
+    headers
+}
+
+/// The JSON body of a request.
+pub fn body(req: &Request) -> Value {
+    let m = req.model;
+    let messages: Vec<Value> = req
+        .messages
+        .iter()
+        .map(|msg| json!({"role": msg.role, "content": msg.content}))
+        .collect();
+    match m.provider {
+        Provider::OpenAi => {
+            let mut all = Vec::with_capacity(messages.len() + 1);
+            if let Some(system) = req.system {
+                all.push(json!({"role": "system", "content": system}));
+            }
+            all.extend(messages);
+            let mut body = json!({"model": m.model, "messages": all});
+            if let Some(t) = m.temperature {
+                body["temperature"] = json!(t);
+            }
+            if let Some(n) = m.max_tokens {
+                body["max_tokens"] = json!(n);
+            }
+            if m.stream {
+                body["stream"] = json!(true);
+                body["stream_options"] = json!({"include_usage": true});
+            }
+            if req.json {
+                match (m.structured, req.schema) {
+                    (Structured::JsonSchema, Some(schema)) => {
+                        body["response_format"] = json!({
+                            "type": "json_schema",
+                            "json_schema": {"name": "answer", "schema": schema}
+                        });
+                    }
+                    (Structured::JsonSchema | Structured::JsonObject, _) => {
+                        body["response_format"] = json!({"type": "json_object"});
+                    }
+                    (Structured::None, _) => {}
+                }
+            }
+            body
+        }
+        Provider::Anthropic => {
+            // Anthropic has no response_format: the schema goes in the
+            // system text, and the answer is validated regardless.
+            let mut system = req.system.unwrap_or("").to_string();
+            if req.json {
+                if !system.is_empty() {
+                    system.push_str("\n\n");
+                }
+                match req.schema {
+                    Some(schema) => system.push_str(&format!(
+                        "Answer with one JSON value only, no prose, that satisfies this JSON Schema:\n{schema}"
+                    )),
+                    None => system.push_str("Answer with one JSON value only, no prose."),
+                }
+            }
+            let mut body = json!({
+                "model": m.model,
+                "max_tokens": m.max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+                "messages": messages,
+            });
+            if !system.is_empty() {
+                body["system"] = json!(system);
+            }
+            if let Some(t) = m.temperature {
+                body["temperature"] = json!(t);
+            }
+            if m.stream {
+                body["stream"] = json!(true);
+            }
+            body
+        }
+    }
+}
+
+fn finish_of(provider: Provider, reason: &str) -> Finish {
+    match (provider, reason) {
+        (Provider::OpenAi, "stop") | (Provider::Anthropic, "end_turn" | "stop_sequence") => {
+            Finish::Stop
+        }
+        (Provider::OpenAi, "length") | (Provider::Anthropic, "max_tokens") => Finish::Length,
+        (_, other) => Finish::Other(other.to_string()),
+    }
+}
+
+/// Parses a whole (non-streamed) response body.
+pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String> {
+    match provider {
+        Provider::OpenAi => {
+            let choice = body
+                .get("choices")
+                .and_then(|c| c.get(0))
+                .ok_or("the response has no `choices[0]`")?;
+            let text = choice
+                .pointer("/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let finish = match choice.get("finish_reason").and_then(Value::as_str) {
+                Some(r) => finish_of(provider, r),
+                None => return Err("the response has no `finish_reason`".into()),
+            };
+            Ok(Answer {
+                text,
+                finish,
+                usage: Usage {
+                    prompt_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+                    completion_tokens: body
+                        .pointer("/usage/completion_tokens")
+                        .and_then(Value::as_u64),
+                },
+            })
+        }
+        Provider::Anthropic => {
+            let content = body
+                .get("content")
+                .and_then(Value::as_array)
+                .ok_or("the response has no `content`")?;
+            let text: String = content
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect();
+            let finish = match body.get("stop_reason").and_then(Value::as_str) {
+                Some(r) => finish_of(provider, r),
+                None => return Err("the response has no `stop_reason`".into()),
+            };
+            Ok(Answer {
+                text,
+                finish,
+                usage: Usage {
+                    prompt_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_u64),
+                    completion_tokens: body.pointer("/usage/output_tokens").and_then(Value::as_u64),
+                },
+            })
+        }
+    }
+}
+
+/// The message and type of an error body, in either provider's shape.
+pub fn error_details(body: &str) -> (Option<String>, String) {
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return (None, body.trim().to_string());
+    };
+    let error = value.get("error").unwrap_or(&value);
+    let kind = error
+        .get("type")
+        .and_then(Value::as_str)
+        .or_else(|| error.get("code").and_then(Value::as_str))
+        .map(str::to_string);
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| body.trim().to_string(), str::to_string);
+    (kind, message)
+}
+
+/// Whether an error body says the prompt did not fit the context window.
+pub fn is_context_overflow(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    [
+        "context_length_exceeded",
+        "exceed_context_size",
+        "maximum context length",
+        "context window",
+        "prompt is too long",
+        "too many tokens",
+        "exceeds the context",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// Accumulates a server-sent event stream into an answer.
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub text: String,
+    pub finish: Option<Finish>,
+    pub usage: Usage,
+    /// Content deltas seen (close to tokens for most servers).
+    pub deltas: u64,
+    /// The stream's own end marker arrived (`[DONE]`, `message_stop`).
+    pub ended: bool,
+    /// Every event's data, kept for `.planexe/raw/`.
+    pub events: Vec<Value>,
+}
+
+/// An error the stream itself reported.
+#[derive(Debug)]
+pub struct StreamError {
+    pub kind: Option<String>,
+    pub message: String,
+}
+
+impl Stream {
+    /// Feeds one event (`event:` name, if any, and its `data:`).
+    pub fn feed(
+        &mut self,
+        provider: Provider,
+        event: Option<&str>,
+        data: &str,
+    ) -> Result<(), StreamError> {
+        if data.trim() == "[DONE]" {
+            self.ended = true;
+            return Ok(());
+        }
+        let value: Value = serde_json::from_str(data).map_err(|e| StreamError {
+            kind: None,
+            message: format!("an event is not JSON ({e}): {}", truncate(data, 200)),
+        })?;
+        let kind = event.map(str::to_string).or_else(|| {
+            value
+                .get("type")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        if kind.as_deref() == Some("error") || value.get("error").is_some_and(|e| !e.is_null()) {
+            let (kind, message) = error_details(data);
+            self.events.push(value);
+            return Err(StreamError { kind, message });
+        }
+        match provider {
+            Provider::OpenAi => {
+                if let Some(choice) = value.get("choices").and_then(|c| c.get(0)) {
+                    if let Some(piece) = choice.pointer("/delta/content").and_then(Value::as_str) {
+                        if !piece.is_empty() {
+                            self.text.push_str(piece);
+                            self.deltas += 1;
+                        }
+                    }
+                    if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+                        self.finish = Some(finish_of(provider, r));
+                    }
+                }
+                if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
+                    self.usage.prompt_tokens = usage.get("prompt_tokens").and_then(Value::as_u64);
+                    self.usage.completion_tokens =
+                        usage.get("completion_tokens").and_then(Value::as_u64);
+                }
+            }
+            Provider::Anthropic => match kind.as_deref() {
+                Some("message_start") => {
+                    self.usage.prompt_tokens = value
+                        .pointer("/message/usage/input_tokens")
+                        .and_then(Value::as_u64);
+                }
+                Some("content_block_delta") => {
+                    if let Some(piece) = value.pointer("/delta/text").and_then(Value::as_str) {
+                        self.text.push_str(piece);
+                        self.deltas += 1;
+                    }
+                }
+                Some("message_delta") => {
+                    if let Some(r) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                        self.finish = Some(finish_of(provider, r));
+                    }
+                    if let Some(n) = value
+                        .pointer("/usage/output_tokens")
+                        .and_then(Value::as_u64)
+                    {
+                        self.usage.completion_tokens = Some(n);
+                    }
+                    if let Some(n) = value.pointer("/usage/input_tokens").and_then(Value::as_u64) {
+                        self.usage.prompt_tokens = Some(n);
+                    }
+                }
+                Some("message_stop") => self.ended = true,
+                _ => {}
+            },
+        }
+        self.events.push(value);
+        Ok(())
+    }
+}
+
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_stream_with_usage_chunk() {
+        let mut s = Stream::default();
+        for data in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"Hel"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"lo"},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+            "[DONE]",
+        ] {
+            s.feed(Provider::OpenAi, None, data).unwrap();
+        }
+        assert_eq!(s.text, "Hello");
+        assert_eq!(s.finish, Some(Finish::Stop));
+        assert_eq!(s.usage.completion_tokens, Some(2));
+        assert!(s.ended);
+    }
+
+    #[test]
+    fn anthropic_stream() {
+        let mut s = Stream::default();
+        for (event, data) in [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":3}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ] {
+            s.feed(Provider::Anthropic, Some(event), data).unwrap();
+        }
+        assert_eq!(s.text, "Hi");
+        assert_eq!(s.finish, Some(Finish::Length));
+        assert_eq!(
+            s.usage,
+            Usage {
+                prompt_tokens: Some(9),
+                completion_tokens: Some(3)
+            }
+        );
+        assert!(s.ended);
+    }
+
+    #[test]
+    fn error_shapes() {
+        let llama = r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#;
+        assert!(is_context_overflow(llama));
+        assert_eq!(
+            error_details(llama).0.as_deref(),
+            Some("exceed_context_size_error")
+        );
+        let anthropic =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            error_details(anthropic),
+            (Some("overloaded_error".into()), "Overloaded".into())
+        );
+    }
+}

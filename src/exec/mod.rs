@@ -1,0 +1,29 @@
+//! Execution: what changes a run directory. One build ([`build::Build`],
+//! callable many times in one process) with the scheduler
+//! ([`scheduler`]: ninja's loop behind its `Runner`/`Hooks` seams), the
+//! per-task transaction ([`attempt`]) and the actions it runs
+//! ([`actions`]: shell [`command`]s in process groups under one watchdog,
+//! model calls through [`llm`]), crash recovery ([`recovery`]), interrupts
+//! ([`interrupt`], installed once); and the other writers, [`clean`] and
+//! [`touch`].
+//!
+//! Above the plan, the model and the store. Reports only through the
+//! [`observer::Observer`] trait: events, traces, snapshots and terminal
+//! text are the layers above.
+
+pub mod actions;
+pub mod attempt;
+pub mod build;
+pub mod clean;
+pub mod command;
+pub mod interrupt;
+pub mod llm;
+pub mod observer;
+pub mod recovery;
+pub mod scheduler;
+pub mod touch;
+
+pub use attempt::Executor;
+pub use build::{Build, BuildOptions, BuildReport, Ended};
+pub use interrupt::Interrupt;
+pub use observer::{Notice, Observer};

@@ -1,0 +1,218 @@
+//! What a build tells the world, and the one way it tells it: the
+//! [`Observer`] trait. The build calls it with data (a [`Notice`], a task
+//! that started or ended, its view of every task); observers above this
+//! layer turn that into text on a terminal, events and hooks, a trace, or a
+//! live status snapshot. A build knows none of them.
+//!
+//! Calls come from the build loop one at a time (under its lock), from
+//! whichever pool thread runs it: observers are `Sync` and keep their
+//! state behind their own locks.
+
+use std::time::Duration;
+
+use crate::model::{Graph, Pipeline, Task};
+use crate::plan::Reason;
+use crate::store::snapshot::Live;
+use crate::store::{RunDir, StateStore, Status};
+
+/// Something a build says along the way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A task's command left running by a build that crashed was stopped.
+    StoppedLeftover { task: String, pid: u32 },
+    /// Temporary files left by a build that crashed mid-write were removed.
+    TemporariesRemoved(usize),
+    /// Outputs of a task set aside by an interrupted run were put back.
+    Restored { task: String, count: usize },
+    /// A fan-out instance whose item is gone was removed, with the outputs
+    /// it had written.
+    InstanceRemoved { task: String, outputs: Vec<String> },
+    /// A task's status file cannot be read: the task counts as not built.
+    UnreadableStatus { path: String, task: String },
+    /// A task is no longer in the pipeline; these outputs of it stay.
+    TaskLeft { task: String, outputs: Vec<String> },
+    /// The build found earlier work.
+    Resuming(ResumeSummary),
+    /// These tasks' definitions changed since their last run.
+    DefinitionsChanged(Vec<String>),
+    /// The model this run remembers from an earlier `--model` is used.
+    ModelFromRun(String),
+    /// An output edited by hand is kept (or, in a dry run, would be).
+    EditedKept {
+        task: String,
+        path: String,
+        dry_run: bool,
+    },
+    /// Everything wanted is up to date.
+    NothingToDo { tasks: usize },
+    /// A batch of tasks ran (a build runs one per `foreach` level).
+    Ran(Ran),
+}
+
+impl Notice {
+    /// Whether the notice is a warning (the build then writes no
+    /// up-to-date certificate: it would hide the warning from later builds).
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Notice::UnreadableStatus { .. } | Notice::TaskLeft { .. }
+        )
+    }
+}
+
+/// Where a resumed run stands before the build starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeSummary {
+    /// When the run was created (RFC 3339).
+    pub created_at: String,
+    pub done: usize,
+    /// Failed last time: (task, first line of its error).
+    pub failed: Vec<(String, String)>,
+    pub interrupted: usize,
+    pub to_run: usize,
+    /// The first tasks to run (at most four).
+    pub starting_with: Vec<String>,
+}
+
+/// How one batch of tasks ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ran {
+    pub succeeded: usize,
+    pub failed: Vec<String>,
+    pub stopped: usize,
+    pub not_run: usize,
+    /// Found up to date once their inputs were rebuilt.
+    pub skipped: usize,
+    pub elapsed: Duration,
+    /// Whether an interrupt stopped the batch.
+    pub interrupted: bool,
+}
+
+/// A running build's view of its tasks, for whoever keeps a live snapshot.
+pub struct BuildView<'a> {
+    pub graph: &'a Graph,
+    pub pipeline: &'a Pipeline,
+    pub run_dir: &'a RunDir,
+    pub store: &'a StateStore,
+    /// Why each task runs: the plan's reasons, cleared as tasks succeed.
+    pub reasons: &'a [Option<Reason>],
+    /// When each running task started.
+    pub running: &'a [Option<String>],
+    /// Which build this is, as its run record says.
+    pub build: &'a Live,
+}
+
+/// A task's run, as it ended.
+pub struct TaskEnd<'a> {
+    pub status: &'a Status,
+    pub elapsed: Duration,
+    /// The last lines of a failed task's log.
+    pub tail: &'a [String],
+}
+
+/// Progress of a model call, for a progress line.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub model: String,
+    /// Pieces of the answer streamed so far.
+    pub pieces: u64,
+    pub elapsed: Duration,
+}
+
+/// Whoever listens to a build. Every method has a default that ignores it.
+pub trait Observer: Sync {
+    /// The build has something to say.
+    fn notice(&self, _notice: &Notice) {}
+    /// The build runs its first task (it runs nothing otherwise).
+    fn build_started(&self, _view: &BuildView) {}
+    /// A batch of `count` tasks is about to run.
+    fn batch_started(&self, _count: usize) {}
+    /// The batch's tasks have all ended (or will not start).
+    fn batch_ended(&self) {}
+    fn task_started(&self, _task: &Task) {}
+    /// A task waiting for its inputs turned out up to date.
+    fn task_skipped(&self, _task: &Task, _why: &str) {}
+    fn task_ended(&self, _task: &Task, _end: &TaskEnd) {}
+    /// A model call of a running task made progress.
+    fn task_progress(&self, _task: &str, _progress: &Progress) {}
+    /// The build's view of its tasks changed (a task ended), or time
+    /// passed (a few times a second while tasks run).
+    fn view(&self, _view: &BuildView) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl Observer for Silent {}
+
+/// Two observers, told the same in turn.
+pub struct Both<A, B>(pub A, pub B);
+
+impl<A: Observer, B: Observer> Observer for Both<A, B> {
+    fn notice(&self, notice: &Notice) {
+        self.0.notice(notice);
+        self.1.notice(notice);
+    }
+    fn build_started(&self, view: &BuildView) {
+        self.0.build_started(view);
+        self.1.build_started(view);
+    }
+    fn batch_started(&self, count: usize) {
+        self.0.batch_started(count);
+        self.1.batch_started(count);
+    }
+    fn batch_ended(&self) {
+        self.0.batch_ended();
+        self.1.batch_ended();
+    }
+    fn task_started(&self, task: &Task) {
+        self.0.task_started(task);
+        self.1.task_started(task);
+    }
+    fn task_skipped(&self, task: &Task, why: &str) {
+        self.0.task_skipped(task, why);
+        self.1.task_skipped(task, why);
+    }
+    fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        self.0.task_ended(task, end);
+        self.1.task_ended(task, end);
+    }
+    fn task_progress(&self, task: &str, progress: &Progress) {
+        self.0.task_progress(task, progress);
+        self.1.task_progress(task, progress);
+    }
+    fn view(&self, view: &BuildView) {
+        self.0.view(view);
+        self.1.view(view);
+    }
+}
+
+impl<O: Observer + ?Sized> Observer for &O {
+    fn notice(&self, notice: &Notice) {
+        (**self).notice(notice)
+    }
+    fn build_started(&self, view: &BuildView) {
+        (**self).build_started(view)
+    }
+    fn batch_started(&self, count: usize) {
+        (**self).batch_started(count)
+    }
+    fn batch_ended(&self) {
+        (**self).batch_ended()
+    }
+    fn task_started(&self, task: &Task) {
+        (**self).task_started(task)
+    }
+    fn task_skipped(&self, task: &Task, why: &str) {
+        (**self).task_skipped(task, why)
+    }
+    fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        (**self).task_ended(task, end)
+    }
+    fn task_progress(&self, task: &str, progress: &Progress) {
+        (**self).task_progress(task, progress)
+    }
+    fn view(&self, view: &BuildView) {
+        (**self).view(view)
+    }
+}

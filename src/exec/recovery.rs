@@ -1,0 +1,142 @@
+//! Crash recovery, before a build touches anything: a build that ended
+//! without recording its end crashed (the caller holds the lock, so it is
+//! not running). What it left is put right:
+//!
+//! - commands it started, still running in their own process groups, are
+//!   stopped (found by the pid its journal recorded, or by the variables
+//!   every task's command starts with when it died before the pid);
+//! - each task it had in flight gets the `running` sidecar it may not have
+//!   had time to publish, so it reads as interrupted;
+//! - temporary files of its atomic writes are removed;
+//! - outputs it had set aside in `.planexe/prev/TASK/` are put back, what
+//!   the interrupted attempt wrote moved to `.planexe/failed/TASK/`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::command;
+use super::observer::{Notice, Observer};
+use crate::error::Result;
+use crate::model::{Action, Graph};
+use crate::store::files::{self, move_file};
+use crate::store::inflight;
+use crate::store::run_record::RunRecord;
+use crate::store::sidecar;
+use crate::store::{RunDir, TaskState};
+
+/// Puts right what a crashed build left behind (see the module).
+pub fn reconcile(
+    run_dir: &RunDir,
+    graph: &Graph,
+    run: Option<&RunRecord>,
+    observer: &dyn Observer,
+) -> Result<()> {
+    if run.and_then(RunRecord::unfinished_build).is_some() {
+        stop_leftovers(run_dir, graph, observer)?;
+        let removed = remove_temporaries(run_dir, graph);
+        if removed > 0 {
+            observer.notice(&Notice::TemporariesRemoved(removed));
+        }
+    }
+    restore_set_aside(run_dir, graph, observer)
+}
+
+/// Stops what the crashed build's journal says it left running, and
+/// gives each such task its `running` sidecar.
+fn stop_leftovers(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> Result<()> {
+    for status in inflight::recover(run_dir) {
+        let Some(task) = graph.task(&status.task) else {
+            continue;
+        };
+        let groups = match status.pid {
+            Some(pid) => vec![pid]
+                .into_iter()
+                .filter(|&p| command::is_group_leader(p))
+                .collect(),
+            // Journaled, then crashed before the pid was: find the command
+            // by the variables every task's command starts with.
+            None if matches!(task.action, Action::Command(_)) => command::groups_started_with(&[
+                ("PLANEXE_RUN_DIR", run_dir.root().as_os_str()),
+                ("PLANEXE_TASK", std::ffi::OsStr::new(&status.task)),
+            ]),
+            None => Vec::new(),
+        };
+        for pid in groups {
+            // SAFETY: kill(2) on a process group that a crashed planexe
+            // created for this task (checked: the pid leads its own group
+            // and was recorded as the task's, or started with the task's
+            // variables for this run directory).
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
+            observer.notice(&Notice::StoppedLeftover {
+                task: status.task.clone(),
+                pid,
+            });
+        }
+        let published = sidecar::read_status(run_dir, &status.task)
+            .is_some_and(|s| s.state == TaskState::Running && s.started_at == status.started_at);
+        if !published {
+            sidecar::write_sidecar(run_dir, &status)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes what a crashed build's atomic writes left half-done: temporary
+/// files in `.planexe/`, its direct subfolders, and the folders of declared
+/// outputs (prompt answers are written there).
+fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let state = run_dir.state_dir();
+    if let Ok(entries) = std::fs::read_dir(&state) {
+        dirs.extend(
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
+    }
+    dirs.insert(state);
+    for task in graph.tasks() {
+        for out in &task.outputs {
+            if let Some(dir) = run_dir.path(&out.path).parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+    dirs.iter().map(|d| files::remove_temporaries(d)).sum()
+}
+
+/// Puts back outputs that an interrupted build left set aside in
+/// `.planexe/prev/TASK/`, moving whatever the interrupted attempt wrote to
+/// `.planexe/failed/TASK/`.
+fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(run_dir.prev_root()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Some(task) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let Some(t) = graph.task(&task) else { continue };
+        let mut count = 0;
+        for out in &t.outputs {
+            let saved = run_dir.prev_dir(&task).join(&out.path);
+            if std::fs::symlink_metadata(&saved).is_err() {
+                continue;
+            }
+            let current = run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok() {
+                move_file(&current, &run_dir.failed_dir(&task).join(&out.path))?;
+            }
+            move_file(&saved, &current)?;
+            count += 1;
+        }
+        let _ = std::fs::remove_dir_all(run_dir.prev_dir(&task));
+        if count > 0 {
+            observer.notice(&Notice::Restored { task, count });
+        }
+    }
+    Ok(())
+}

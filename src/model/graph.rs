@@ -1,0 +1,349 @@
+//! The resolved graph: tasks with normalized paths, edges as ids, a
+//! topological order, and each task's fingerprint. Built by
+//! [`Graph::resolve`] (see `resolve/`), which is where every refusal of a
+//! pipeline that cannot be built happens, before anything runs.
+//!
+//! Task ids are append-only: a task keeps its id for the life of the
+//! graph, and [`Graph::expand`] adds the instances of a `foreach` task
+//! without renumbering anything (its placeholder is retired, never
+//! reused). The order a user reads tasks in, declaration order with each
+//! fan-out's instances in place of the task, is kept apart from ids: the
+//! listing ([`Graph::tasks`]) and each task's [`Graph::rank`] in it, which
+//! also breaks ties wherever order is free (the topological order, which
+//! ready task starts first).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::{Index, Range};
+use std::time::Duration;
+
+use super::fingerprint::Fingerprint;
+use super::models::ModelConfig;
+use super::pipeline::HookDef;
+use super::prompt::PromptSpec;
+use super::template::Vars;
+use crate::error::{Error, Result};
+use crate::store::rundir;
+
+pub type TaskId = usize;
+
+/// What a task does when it runs.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// A shell command, run with `sh -c` in the run directory.
+    Command(String),
+    /// A prompt for a model (handled by the LLM runner).
+    Prompt(Box<PromptSpec>),
+    /// A `foreach` task whose list file is not built yet: it expands into
+    /// instances once it is, and never runs itself.
+    Expand(String),
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Command(_) => "command",
+            Action::Prompt(_) => "prompt",
+            Action::Expand(_) => "foreach",
+        }
+    }
+
+    /// The text `explain` diffs: a command, or a prompt task's templates.
+    pub fn definition(&self) -> Option<String> {
+        match self {
+            Action::Command(c) => Some(c.clone()),
+            Action::Prompt(p) => Some(match &p.system {
+                Some(system) => format!("system: {system}\nprompt: {}", p.template),
+                None => p.template.clone(),
+            }),
+            Action::Expand(_) => None,
+        }
+    }
+
+    /// The fingerprint of a command (or placeholder); prompt tasks have
+    /// theirs from [`super::prompt::prompt_fingerprint`].
+    pub fn fingerprint(&self) -> String {
+        let mut fp = Fingerprint::new(self.kind());
+        if let Action::Command(c) = self {
+            fp.field("command", c.as_bytes());
+        }
+        fp.finish()
+    }
+}
+
+/// One input file of a task, after glob expansion.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Normalized run-directory-relative path.
+    pub path: String,
+    /// The task that produces it, if any; otherwise it is a source file.
+    pub producer: Option<TaskId>,
+    /// Where the input (or the glob it came from) is written.
+    pub span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub path: String,
+    pub span: Range<usize>,
+}
+
+/// Where a task comes from: its `[tasks.NAME]` table, and for a fan-out
+/// instance its variables. What resolution needs to resolve it again.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The name of the table.
+    pub def: String,
+    pub vars: Option<Vars>,
+    /// The list file, for the placeholder of an unexpanded `foreach`.
+    pub placeholder: Option<String>,
+    /// Fan-out tasks named in its `inputs` or `after`.
+    pub groups: Vec<String>,
+    /// Whether an input is a glob pattern (what it matches depends on
+    /// which files tasks produce).
+    pub globs: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: TaskId,
+    pub name: String,
+    pub name_span: Range<usize>,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// Tasks this one waits for (producers of inputs, and `after`), sorted.
+    pub deps: Vec<TaskId>,
+    /// Tasks that wait for this one, sorted.
+    pub dependents: Vec<TaskId>,
+    pub action: Action,
+    pub timeout: Option<Duration>,
+    pub fingerprint: String,
+    pub origin: Origin,
+}
+
+/// The tasks a fan-out expanded into.
+#[derive(Debug, Clone)]
+pub struct FanoutGroup {
+    /// Instances in item order (or the placeholder alone).
+    pub members: Vec<TaskId>,
+    /// Whether the group is a placeholder waiting for its list file.
+    pub placeholder: bool,
+    /// The list file of a `foreach`.
+    pub list: Option<String>,
+}
+
+/// Marks a retired task's rank.
+const RETIRED: usize = usize::MAX;
+
+#[derive(Debug)]
+pub struct Graph {
+    pub name: String,
+    pub jobs: Option<usize>,
+    /// By id; retired placeholders stay, out of the listing.
+    pub(super) tasks: Vec<Task>,
+    /// Live tasks in declaration order, instances in place of their task.
+    pub(super) listing: Vec<TaskId>,
+    /// Each task's position in the listing ([`RETIRED`] when retired).
+    pub(super) rank: Vec<usize>,
+    pub(super) by_name: HashMap<String, TaskId>,
+    /// Output path to the task that produces it.
+    pub(super) producers: HashMap<String, TaskId>,
+    /// Every live task after all of its dependencies.
+    pub(super) order: Vec<TaskId>,
+    /// `[models.*]`, in declaration order.
+    pub models: Vec<ModelConfig>,
+    /// Fan-out tasks by name.
+    pub fanouts: BTreeMap<String, FanoutGroup>,
+    /// `[[hooks]]`, checked.
+    pub hooks: Vec<HookDef>,
+    /// Paths whose existence or listing decided the resolution beyond the
+    /// task files themselves: folders a glob walked, and glob patterns that
+    /// would be taken literally if such a file appeared.
+    pub(super) watched: Vec<String>,
+    /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
+    /// model (kept to resolve instances added later).
+    pub(super) model_override: Option<String>,
+}
+
+impl Index<TaskId> for Graph {
+    type Output = Task;
+
+    fn index(&self, id: TaskId) -> &Task {
+        &self.tasks[id]
+    }
+}
+
+impl Graph {
+    /// How many tasks the graph has (retired placeholders not counted).
+    pub fn len(&self) -> usize {
+        self.listing.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listing.is_empty()
+    }
+
+    /// One more than the largest id ever given: the length of a vector
+    /// indexed by task id.
+    pub fn id_bound(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Every task, in declaration order (fan-out instances in item order,
+    /// in place of their task).
+    pub fn tasks(&self) -> impl ExactSizeIterator<Item = &Task> + '_ {
+        self.listing.iter().map(|&id| &self.tasks[id])
+    }
+
+    /// The ids of [`Graph::tasks`], in the same order.
+    pub fn ids(&self) -> &[TaskId] {
+        &self.listing
+    }
+
+    /// A task's position in declaration order.
+    pub fn rank(&self, id: TaskId) -> usize {
+        self.rank[id]
+    }
+
+    /// Whether a task is in the graph (not a retired placeholder).
+    pub fn is_live(&self, id: TaskId) -> bool {
+        self.rank.get(id).is_some_and(|&r| r != RETIRED)
+    }
+
+    /// Every task after all of its dependencies; ties in declaration order.
+    pub fn order(&self) -> &[TaskId] {
+        &self.order
+    }
+
+    /// The task that produces a path.
+    pub fn producer(&self, path: &str) -> Option<TaskId> {
+        self.producers.get(path).copied()
+    }
+
+    /// Paths the resolution depended on beyond task files (see the field).
+    pub fn watched(&self) -> &[String] {
+        &self.watched
+    }
+
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.by_name.get(name).map(|&id| &self.tasks[id])
+    }
+
+    /// `foreach` tasks still waiting for their list file: (name, list).
+    pub fn placeholders(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fanouts
+            .iter()
+            .filter(|(_, g)| g.placeholder)
+            .filter_map(|(name, g)| Some((name.as_str(), g.list.as_deref()?)))
+    }
+
+    /// The tasks a name on the command line means: one task or instance
+    /// (`wbs3[7]`), or every instance of a fan-out task (`wbs3`).
+    pub fn named(&self, name: &str) -> Option<Vec<TaskId>> {
+        if let Some(&id) = self.by_name.get(name) {
+            return Some(vec![id]);
+        }
+        self.fanouts.get(name).map(|g| g.members.clone())
+    }
+
+    /// The tasks `roots` need, transitively, including the roots.
+    pub fn closure(&self, roots: &[TaskId]) -> Vec<bool> {
+        self.reach(roots, |t| &t.deps)
+    }
+
+    /// The tasks that depend on `roots`, transitively, including the roots.
+    pub fn downstream(&self, roots: &[TaskId]) -> Vec<bool> {
+        self.reach(roots, |t| &t.dependents)
+    }
+
+    fn reach(&self, roots: &[TaskId], next: impl Fn(&Task) -> &Vec<TaskId>) -> Vec<bool> {
+        let mut marked = vec![false; self.id_bound()];
+        let mut stack: Vec<TaskId> = roots.to_vec();
+        while let Some(t) = stack.pop() {
+            if !std::mem::replace(&mut marked[t], true) {
+                stack.extend(next(&self.tasks[t]));
+            }
+        }
+        marked
+    }
+
+    /// Resolves command-line targets (task names or output paths) to tasks.
+    pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
+        let mut ids = Vec::new();
+        for target in targets {
+            if let Some(found) = self.named(target) {
+                ids.extend(found);
+                continue;
+            }
+            if let Ok(path) = rundir::normalize(target) {
+                if let Some(id) = self.producer(&path) {
+                    ids.push(id);
+                    continue;
+                }
+            }
+            let mut names: Vec<&str> = self.tasks().map(|t| t.name.as_str()).collect();
+            names.sort_unstable();
+            let shown = if names.len() > 20 {
+                format!("{}, ... ({} in all)", names[..20].join(", "), names.len())
+            } else {
+                names.join(", ")
+            };
+            return Err(Error::usage(format!(
+                "unknown target `{target}`: no task has that name and no task produces that file"
+            ))
+            .hint(format!("tasks are: {shown}"))
+            .hint("run `planexe status` to list tasks"));
+        }
+        Ok(ids)
+    }
+
+    /// Tasks named on the command line by `planexe clean`, `touch` and the
+    /// like: each a task, an instance or a fan-out task.
+    pub fn tasks_named(&self, names: &[String]) -> Result<Vec<TaskId>> {
+        let mut ids = Vec::new();
+        for name in names {
+            match self.named(name) {
+                Some(found) => ids.extend(found),
+                None => {
+                    return Err(Error::usage(format!("unknown task `{name}`"))
+                        .hint("run `planexe status` to list tasks"))
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Recomputes what follows from the tasks' deps: each task's
+    /// dependents, the listing ranks and the topological order. A cycle is
+    /// refused with the tasks on it.
+    pub(super) fn link(&mut self, source: &super::pipeline::Source) -> Result<()> {
+        for r in self.rank.iter_mut() {
+            *r = RETIRED;
+        }
+        self.rank.resize(self.tasks.len(), RETIRED);
+        for (position, &id) in self.listing.iter().enumerate() {
+            self.rank[id] = position;
+        }
+        for task in &mut self.tasks {
+            task.dependents.clear();
+        }
+        for &id in &self.listing {
+            for dep in self.tasks[id].deps.clone() {
+                self.tasks[dep].dependents.push(id);
+            }
+        }
+        for task in &mut self.tasks {
+            task.dependents.sort_unstable();
+        }
+        self.order = super::resolve::order::topological(self).map_err(|cycle| {
+            let names: Vec<&str> = cycle.iter().map(|&t| self.tasks[t].name.as_str()).collect();
+            Error::pipeline(source.diagnostic(
+                self.tasks[cycle[0]].name_span.clone(),
+                &format!("cycle: {}", names.join(" -> ")),
+            ))
+            .hint(
+                "break the cycle: remove an input that the next task produces, or an `after` entry",
+            )
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The model: what a pipeline is, in three forms with three lifetimes.
+//! [`pipeline`]: the parsed `pipeline.toml` (every TOML definition, never
+//! mutated, with the text for `file:line:col`); [`graph`]: the resolved,
+//! checked graph of tasks, built by [`resolve`] and grown by
+//! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
+//! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
+//! [`fingerprint`]s.
+//!
+//! Above the store (it reads list files and stats sources through it),
+//! below the plan. Knows nothing of what was built.
+
+pub mod fanout;
+pub mod fingerprint;
+pub mod graph;
+pub mod hooks;
+pub mod models;
+pub mod pipeline;
+pub mod prompt;
+pub mod resolve;
+pub mod template;
+
+pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};
+pub use pipeline::Pipeline;
+pub use resolve::Lists;
+
+use std::collections::BTreeSet;
+
+impl Graph {
+    /// Every path the graph depends on beyond what the state records: the
+    /// pipeline file, prompt and schema files, `foreach` list files, and
+    /// what resolution looked at ([`Graph::watched`]). Paths beside the
+    /// pipeline are absolute; the others relative to the run directory.
+    pub fn source_paths(&self, pipeline: &Pipeline) -> Vec<String> {
+        let mut paths = vec![pipeline.path.to_string_lossy().into_owned()];
+        for def in pipeline.def.tasks.values() {
+            for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
+                paths.push(
+                    pipeline
+                        .dir()
+                        .join(rel.get_ref())
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+            if let Some(foreach) = &def.foreach {
+                paths.push(foreach.get_ref().file.clone());
+            }
+        }
+        let mut seen = BTreeSet::new();
+        paths.extend(self.watched().iter().cloned());
+        paths.retain(|p| seen.insert(p.clone()));
+        paths
+    }
+}

@@ -1,0 +1,316 @@
+//! The parsed `pipeline.toml`: serde structs that mirror the file (every
+//! table of it is defined here), never mutated, plus the source text so
+//! that every later check can point at `file:line:col` with a caret.
+//!
+//! This module only knows TOML shape (unknown keys, wrong types). Meaning
+//! (paths, edges, cycles, models) is checked when the graph is resolved.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Error, Position, Result};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDef {
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+    #[serde(default)]
+    pub models: BTreeMap<Spanned<String>, ModelDef>,
+    #[serde(default)]
+    pub tasks: BTreeMap<Spanned<String>, TaskDef>,
+    /// `[[hooks]]`: where events are pushed.
+    #[serde(default)]
+    pub hooks: Vec<Spanned<HookDef>>,
+}
+
+/// `[pipeline]`: settings for the whole pipeline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    pub name: Option<String>,
+    /// Default for `-j`.
+    pub jobs: Option<Spanned<i64>>,
+    /// Default per-task timeout.
+    pub timeout: Option<Spanned<toml::Value>>,
+    /// Default model for prompt tasks.
+    pub model: Option<Spanned<String>>,
+}
+
+/// `[models.NAME]`: one model endpoint prompt tasks can use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDef {
+    /// `openai` (any OpenAI-compatible server) or `anthropic`.
+    pub provider: Spanned<String>,
+    pub base_url: Spanned<String>,
+    pub model: String,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<Spanned<String>>,
+    /// Bound on one HTTP request.
+    pub timeout: Option<Spanned<toml::Value>>,
+    /// Bound on silence within a streamed answer.
+    pub idle_timeout: Option<Spanned<toml::Value>>,
+    pub max_concurrency: Option<Spanned<i64>>,
+    pub requests_per_minute: Option<Spanned<f64>>,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<Spanned<i64>>,
+    pub input_cost_per_mtok: Option<f64>,
+    pub output_cost_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub fallback: Vec<Spanned<String>>,
+    /// `json_schema`, `json_object` or `none`.
+    pub structured_output: Option<Spanned<String>>,
+    /// Stream answers with server-sent events (default true).
+    pub stream: Option<bool>,
+}
+
+/// `[tasks.NAME]`: one task. Exactly one of `command` or `prompt` is set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub outputs: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub after: Vec<Spanned<String>>,
+    pub command: Option<Spanned<String>>,
+    pub prompt: Option<Spanned<String>>,
+    /// A file holding the prompt template, relative to the pipeline file.
+    pub prompt_file: Option<Spanned<String>>,
+    pub system: Option<Spanned<String>>,
+    /// A JSON Schema file the answer must satisfy (implies `format = "json"`).
+    pub schema: Option<Spanned<String>>,
+    /// `text` (default) or `json`.
+    pub format: Option<Spanned<String>>,
+    pub model: Option<Spanned<String>>,
+    /// How often a model is re-asked after an invalid answer.
+    pub retries: Option<Spanned<i64>>,
+    /// One instance per item of a JSON list.
+    pub foreach: Option<Spanned<ForeachDef>>,
+    /// One instance per combination of these values.
+    pub matrix: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
+    pub timeout: Option<Spanned<toml::Value>>,
+}
+
+/// `foreach = { file = "...", items = "/pointer", key = "field" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeachDef {
+    /// The JSON file holding the list, relative to the run directory.
+    pub file: String,
+    /// A JSON pointer to the array (default: the whole document).
+    #[serde(default)]
+    pub items: String,
+    /// A field of each item that names it stably (default: its index).
+    pub key: Option<String>,
+}
+
+/// `[[hooks]]`: where a build's events are pushed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookDef {
+    /// A webhook to POST to.
+    pub url: Option<String>,
+    /// A command run with `sh -c`, the event JSON on its stdin.
+    pub command: Option<String>,
+    /// Which events (default: all). `task.*` matches every task event.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// `json` (default), `discord` or `slack`.
+    pub format: Option<String>,
+}
+
+/// A pipeline file as read from disk: its location, text and parsed form.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Absolute path of the file.
+    pub path: PathBuf,
+    /// How to name the file in messages (as the user gave it).
+    pub display: String,
+    pub text: String,
+    pub def: PipelineDef,
+}
+
+impl Pipeline {
+    /// Reads and parses `path`. `display` is how messages name the file.
+    pub fn load(path: &Path, display: String) -> Result<Pipeline> {
+        let text = match fs_err::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(
+                    Error::pipeline(format!("pipeline file {display} not found"))
+                        .hint("run planexe in a directory with a pipeline.toml, or pass -f FILE"),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let path = fs_err::canonicalize(path)?;
+        Pipeline::parse(path, display, text)
+    }
+
+    /// Parses `text` as the contents of `path`.
+    pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
+        let def = match toml::from_str::<PipelineDef>(&text) {
+            Ok(def) => def,
+            Err(e) => {
+                let message = e.message().trim_end().to_string();
+                let span = e.span().unwrap_or(0..0);
+                let source = Source {
+                    display: &display,
+                    text: &text,
+                };
+                let hint = if message.starts_with("unknown field") {
+                    "see docs/pipeline.md for every key a pipeline file may hold"
+                } else {
+                    "fix the TOML syntax at the marked position"
+                };
+                return Err(Error::pipeline(source.diagnostic(span, &message)).hint(hint));
+            }
+        };
+        Ok(Pipeline {
+            path,
+            display,
+            text,
+            def,
+        })
+    }
+
+    /// The folder that files referenced by the pipeline resolve against.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            display: &self.display,
+            text: &self.text,
+        }
+    }
+}
+
+/// Text plus name, enough to render a diagnostic.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub display: &'a str,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    /// `file:line:col: message`, then the line and a caret under the span.
+    pub fn diagnostic(&self, span: Range<usize>, message: &str) -> String {
+        let pos = Position::of_offset(self.text, span.start);
+        let line_text = self.text.lines().nth(pos.line - 1).unwrap_or("");
+        let width = {
+            let end = span.end.min(self.text.len()).max(span.start);
+            let spanned = self.text.get(span.start..end).unwrap_or("");
+            let first_line = spanned.lines().next().unwrap_or("");
+            first_line.chars().count().max(1)
+        };
+        let gutter = pos.line.to_string().len();
+        format!(
+            "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
+            file = self.display,
+            pad = " ".repeat(gutter),
+            line = pos.line,
+            space = " ".repeat(pos.col - 1),
+            carets = "^".repeat(width),
+        )
+    }
+
+    /// Just `file:line:col`.
+    pub fn locate(&self, span: Range<usize>) -> String {
+        format!(
+            "{}:{}",
+            self.display,
+            Position::of_offset(self.text, span.start)
+        )
+    }
+}
+
+/// Parses a timeout: `"90s"`, `"10m"`, `"1h30m"`, or a number of seconds.
+pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, String> {
+    let duration = match value {
+        toml::Value::Integer(n) if *n > 0 => Duration::from_secs(*n as u64),
+        toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
+            Duration::from_secs_f64(*f)
+        }
+        toml::Value::String(s) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
+        other => {
+            return Err(format!(
+                "invalid timeout {other}: expected a positive number of seconds or a string such as \"90s\", \"10m\", \"1h\""
+            ))
+        }
+    };
+    if duration.is_zero() {
+        return Err("a timeout must be longer than zero".to_string());
+    }
+    if duration > MAX_TIMEOUT {
+        return Err("a timeout can be at most 365 days".to_string());
+    }
+    Ok(duration)
+}
+
+/// The longest timeout accepted: long enough for any run, short enough that
+/// a deadline computed from it never overflows.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Pipeline> {
+        Pipeline::parse(
+            PathBuf::from("/p/pipeline.toml"),
+            "pipeline.toml".into(),
+            text.into(),
+        )
+    }
+
+    #[test]
+    fn task_names_keep_their_spans() {
+        let p = parse("[tasks.outline]\ncommand = \"true\"\n").unwrap();
+        let (name, _) = p.def.tasks.iter().next().unwrap();
+        assert_eq!(name.get_ref(), "outline");
+        assert_eq!(&p.text[name.span()], "outline");
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key() {
+        let err = parse("[tasks.a]\ncommand = \"true\"\ninptus = []\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("pipeline.toml:3:1: unknown field `inptus`"),
+            "{msg}"
+        );
+        assert!(msg.contains("^^^^^^"), "{msg}");
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(
+            parse_timeout(&toml::Value::String("90s".into())),
+            Ok(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_timeout(&toml::Value::String("1h 30m".into())),
+            Ok(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_timeout(&toml::Value::Integer(5)),
+            Ok(Duration::from_secs(5))
+        );
+        assert!(parse_timeout(&toml::Value::Integer(0)).is_err());
+        assert!(parse_timeout(&toml::Value::Integer(i64::MAX)).is_err());
+        assert!(parse_timeout(&toml::Value::Float(1e300)).is_err());
+        assert!(parse_timeout(&toml::Value::String("soon".into())).is_err());
+    }
+}

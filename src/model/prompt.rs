@@ -1,0 +1,266 @@
+//! Prompt tasks, resolved: the template (inline or from `prompt_file`,
+//! checked for undefined names before the build), the system text, the
+//! schema (compiled once), the answer format, the model asked first and
+//! how often it is re-asked; and the fingerprint of all of it.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::fingerprint::Fingerprint;
+use super::models::{self, ModelConfig};
+use super::pipeline::{Pipeline, TaskDef};
+use super::template::{self, Vars};
+use crate::error::{Error, Result};
+
+/// Default number of re-asks after an invalid answer, per model.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// A JSON Schema an answer must satisfy.
+#[derive(Debug)]
+pub struct Schema {
+    pub path: PathBuf,
+    pub text: String,
+    pub value: serde_json::Value,
+    pub validator: jsonschema::Validator,
+}
+
+/// What a prompt task asks, resolved.
+#[derive(Debug, Clone)]
+pub struct PromptSpec {
+    pub template: String,
+    /// Where the template comes from, for messages.
+    pub template_origin: String,
+    pub system: Option<String>,
+    pub schema: Option<Arc<Schema>>,
+    pub format: Format,
+    /// The model asked first (index into the graph's models).
+    pub model: usize,
+    pub retries: u32,
+    /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
+    pub vars: Vars,
+}
+
+/// The keys only prompt tasks may have, with their spans.
+pub fn prompt_only_keys(task: &TaskDef) -> Vec<(&'static str, Range<usize>)> {
+    let mut keys = Vec::new();
+    if let Some(v) = &task.system {
+        keys.push(("system", v.span()));
+    }
+    if let Some(v) = &task.schema {
+        keys.push(("schema", v.span()));
+    }
+    if let Some(v) = &task.format {
+        keys.push(("format", v.span()));
+    }
+    if let Some(v) = &task.model {
+        keys.push(("model", v.span()));
+    }
+    if let Some(v) = &task.retries {
+        keys.push(("retries", v.span()));
+    }
+    keys
+}
+
+/// Everything a prompt task needs to be resolved.
+pub struct PromptContext<'a> {
+    pub pipeline: &'a Pipeline,
+    pub models: &'a [ModelConfig],
+    pub model_index: &'a HashMap<String, usize>,
+    /// `--model` or `$PLANEXE_MODEL` for this build.
+    pub model_override: Option<&'a str>,
+}
+
+/// Resolves a prompt task. `template` is the prompt text (inline or read
+/// from `prompt_file`); `inputs` are the task's input paths.
+pub fn resolve_prompt(
+    ctx: &PromptContext,
+    task_name: &str,
+    name_span: Range<usize>,
+    task: &TaskDef,
+    template: (String, String, Range<usize>),
+    inputs: &[String],
+    vars: Vars,
+) -> Result<PromptSpec> {
+    let pipeline = ctx.pipeline;
+    let source = pipeline.source();
+    let err = |span: Range<usize>, m: &str| Error::pipeline(source.diagnostic(span, m));
+    let (template, template_origin, template_span) = template;
+
+    let schema = match &task.schema {
+        None => None,
+        Some(rel) => {
+            let path = pipeline.dir().join(rel.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    rel.span(),
+                    &format!("cannot read schema {}: {e}", path.display()),
+                )
+                .hint("schema paths are relative to the pipeline file's folder")
+            })?;
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                err(
+                    rel.span(),
+                    &format!(
+                        "schema {}:{}:{}: not JSON: {e}",
+                        rel.get_ref(),
+                        e.line(),
+                        e.column()
+                    ),
+                )
+            })?;
+            let validator = jsonschema::validator_for(&value).map_err(|e| {
+                err(
+                    rel.span(),
+                    &format!("schema {} is not a valid JSON Schema: {e}", rel.get_ref()),
+                )
+            })?;
+            Some(Arc::new(Schema {
+                path,
+                text,
+                value,
+                validator,
+            }))
+        }
+    };
+    let format = match task.format.as_ref().map(|f| f.get_ref().as_str()) {
+        None if schema.is_some() => Format::Json,
+        None | Some("text") => {
+            if let (Some(f), Some(_)) = (&task.format, &schema) {
+                return Err(
+                    err(f.span(), "a task with a `schema` answers in JSON, not text")
+                        .hint("remove `format`, or set it to \"json\""),
+                );
+            }
+            Format::Text
+        }
+        Some("json") => Format::Json,
+        Some(other) => {
+            let span = task.format.as_ref().map_or(name_span.clone(), |f| f.span());
+            return Err(
+                err(span, &format!("unknown format `{other}`")).hint("use \"text\" or \"json\"")
+            );
+        }
+    };
+    let retries = match &task.retries {
+        None => DEFAULT_RETRIES,
+        Some(r) if *r.get_ref() >= 0 && *r.get_ref() <= 100 => *r.get_ref() as u32,
+        Some(r) => return Err(err(r.span(), "`retries` must be between 0 and 100")),
+    };
+
+    let named = match (
+        ctx.model_override,
+        &task.model,
+        &pipeline.def.pipeline.model,
+    ) {
+        (Some(o), _, _) => Some((o.to_string(), None)),
+        (None, Some(m), _) => Some((m.get_ref().clone(), Some(m.span()))),
+        (None, None, Some(m)) => Some((m.get_ref().clone(), Some(m.span()))),
+        (None, None, None) => None,
+    };
+    let model =
+        match named {
+            None => return Err(err(
+                name_span,
+                &format!("prompt task `{task_name}` has no model"),
+            )
+            .hint(
+                "set `model = \"NAME\"` on the task or in [pipeline], naming a [models.NAME] table",
+            )),
+            Some((m, span)) => match ctx.model_index.get(&m) {
+                Some(&i) => i,
+                None => {
+                    let e = match span {
+                        Some(span) => err(span, &format!("unknown model `{m}`")),
+                        None => Error::usage(format!(
+                            "unknown model `{m}` (from --model or $PLANEXE_MODEL)"
+                        )),
+                    };
+                    return Err(e.hint(format!("models are: {}", models::names(ctx.model_index))));
+                }
+            },
+        };
+
+    template::check(&template, inputs, task_name, &vars).map_err(|(line, m)| {
+        let place = format!("{template_origin}, template line {line}");
+        Error::pipeline(source.diagnostic(
+            template_span.clone(),
+            &format!("prompt of task `{task_name}` ({place}): {m}"),
+        ))
+        .hint("templates see `inputs` (a map from each input path to its contents) and `task` (the task name)")
+    })?;
+    if let Some(system) = &task.system {
+        template::check(system.get_ref(), inputs, task_name, &vars).map_err(|(line, m)| {
+            err(
+                system.span(),
+                &format!("system text of task `{task_name}`, template line {line}: {m}"),
+            )
+        })?;
+    }
+
+    Ok(PromptSpec {
+        template,
+        template_origin,
+        system: task.system.as_ref().map(|s| s.get_ref().clone()),
+        schema,
+        format,
+        model,
+        retries,
+        vars,
+    })
+}
+
+/// The fingerprint of a prompt task: templates, schema, format, and the
+/// sampling parameters of the model it names (not of a `--model` override,
+/// so switching a run to another model does not re-run finished work).
+pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> String {
+    let mut fp = Fingerprint::new("prompt");
+    fp.field("prompt", spec.template.as_bytes());
+    fp.field("system", spec.system.as_deref().unwrap_or("").as_bytes());
+    fp.field(
+        "schema",
+        spec.schema
+            .as_ref()
+            .map_or("", |s| s.text.as_str())
+            .as_bytes(),
+    );
+    fp.field(
+        "format",
+        match spec.format {
+            Format::Text => b"text",
+            Format::Json => b"json",
+        },
+    );
+    if let Some(m) = sampling {
+        fp.field("temperature", format!("{:?}", m.temperature).as_bytes());
+        fp.field("max_tokens", format!("{:?}", m.max_tokens).as_bytes());
+    }
+    fp.finish()
+}
+
+/// Reads `prompt_file` relative to the pipeline's folder.
+pub fn read_prompt_file(pipeline: &Pipeline, rel: &Spanned<String>) -> Result<(String, String)> {
+    let path: PathBuf = pipeline.dir().join(rel.get_ref());
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::pipeline(pipeline.source().diagnostic(
+            rel.span(),
+            &format!("cannot read prompt file {}: {e}", path.display()),
+        ))
+        .hint("prompt_file is relative to the pipeline file's folder")
+    })?;
+    Ok((text, display_path(&path, pipeline.dir())))
+}
+
+fn display_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}

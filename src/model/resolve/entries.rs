@@ -1,0 +1,138 @@
+//! Pass 1 of resolution: each `[tasks.NAME]` table becomes the entries of
+//! the tasks it defines: one plain task, the instances of a `matrix`, or
+//! the placeholder of a `foreach` (whose instances come when its list is
+//! read, [`instances`]). Checks task names and the fan-out keys.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::super::fanout::{self, Instance};
+use super::super::pipeline::{Source, TaskDef};
+use super::super::template::Vars;
+use crate::error::{Error, Result};
+use crate::store::rundir;
+
+/// A task before resolution: a plain task, one instance of a fan-out, or
+/// the placeholder of an unexpanded `foreach`.
+pub(super) struct Entry<'a> {
+    pub name: String,
+    pub name_span: Range<usize>,
+    /// The table's name.
+    pub def_name: &'a str,
+    pub def: &'a TaskDef,
+    pub vars: Option<Vars>,
+    /// The list file, for a placeholder.
+    pub placeholder: Option<String>,
+}
+
+/// A fan-out group as pass 1 finds it: its members' names.
+pub(super) struct Group {
+    pub names: Vec<String>,
+    pub placeholder: bool,
+    pub list: Option<String>,
+}
+
+/// The entries of every table, in declaration order, and the fan-out
+/// groups they form.
+pub(super) fn entries<'a>(
+    source: &Source,
+    sorted: &[(&'a Spanned<String>, &'a TaskDef)],
+) -> Result<(Vec<Entry<'a>>, BTreeMap<String, Group>)> {
+    let err = |span: Range<usize>, message: &str| Error::pipeline(source.diagnostic(span, message));
+    let mut entries = Vec::new();
+    let mut groups = BTreeMap::new();
+    for &(name, task) in sorted {
+        let base = name.get_ref();
+        if !valid_task_name(base) {
+            return Err(err(
+                name.span(),
+                &format!("task name `{base}` is not a plain identifier"),
+            )
+            .hint("use only letters, digits, `-` and `_` in task names"));
+        }
+        match (&task.foreach, &task.matrix) {
+            (None, None) => entries.push(Entry {
+                name: base.clone(),
+                name_span: name.span(),
+                def_name: base,
+                def: task,
+                vars: None,
+                placeholder: None,
+            }),
+            (Some(f), Some(_)) => {
+                return Err(err(
+                    f.span(),
+                    &format!("task `{base}` has both `foreach` and `matrix`"),
+                )
+                .hint("a task fans out over a list or over a matrix, not both"))
+            }
+            (None, Some(m)) => {
+                let found = instances(
+                    name,
+                    task,
+                    fanout::matrix_instances(source, base, m.span(), m.get_ref())?,
+                );
+                groups.insert(
+                    base.clone(),
+                    Group {
+                        names: found.iter().map(|e| e.name.clone()).collect(),
+                        placeholder: false,
+                        list: None,
+                    },
+                );
+                entries.extend(found);
+            }
+            (Some(f), None) => {
+                let list = rundir::normalize(&f.get_ref().file)
+                    .map_err(|m| err(f.span(), &format!("list file of task `{base}`: {m}")))?;
+                groups.insert(
+                    base.clone(),
+                    Group {
+                        names: vec![base.clone()],
+                        placeholder: true,
+                        list: Some(list.clone()),
+                    },
+                );
+                entries.push(Entry {
+                    name: base.clone(),
+                    name_span: name.span(),
+                    def_name: base,
+                    def: task,
+                    vars: None,
+                    placeholder: Some(list),
+                });
+            }
+        }
+    }
+    Ok((entries, groups))
+}
+
+/// The entries of a fan-out's instances.
+pub(super) fn instances<'a>(
+    name: &'a Spanned<String>,
+    def: &'a TaskDef,
+    instances: Vec<Instance>,
+) -> Vec<Entry<'a>> {
+    let base = name.get_ref();
+    instances
+        .into_iter()
+        .map(|instance| Entry {
+            name: fanout::instance_name(base, &instance.key),
+            name_span: name.span(),
+            def_name: base,
+            def,
+            vars: Some(instance.vars),
+            placeholder: None,
+        })
+        .collect()
+}
+
+/// Whether a task name is a plain identifier.
+pub fn valid_task_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

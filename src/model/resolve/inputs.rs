@@ -1,0 +1,171 @@
+//! Pass 4 of resolution: a task's inputs and edges. An input is a source
+//! file (which must exist), another task's output (an edge to its
+//! producer), a glob over source files, or the name of a fan-out task (all
+//! of its instances' outputs, in item order); `after` adds edges without
+//! files. A task may not read its own output.
+
+use std::collections::BTreeSet;
+
+use toml::Spanned;
+
+use super::super::graph::{Graph, Input, TaskId};
+use super::super::template;
+use super::paths::{checked_path, expand_glob, is_glob};
+use super::Resolver;
+use crate::error::Result;
+use crate::store::{rundir, stamp};
+
+/// Resolves the inputs and deps of task `id`, replacing any it had.
+pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
+    let task = &graph.tasks[id];
+    let def = r.def(&task.origin.def);
+    let task_name = task.name.clone();
+    let vars = task.origin.vars.clone();
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut deps = BTreeSet::new();
+    let mut groups = Vec::new();
+    let mut globs = false;
+    // A placeholder waits for its list file only.
+    let list_input: Vec<Spanned<String>>;
+    let declared: &[Spanned<String>] = match (&task.origin.placeholder, &def.foreach) {
+        (Some(list), Some(f)) => {
+            list_input = vec![Spanned::new(f.span(), list.clone())];
+            &list_input
+        }
+        _ => &def.inputs,
+    };
+    for raw in declared {
+        let rendered = match &vars {
+            None => raw.get_ref().clone(),
+            Some(vars) => template::render_field(raw.get_ref(), vars)
+                .map_err(|m| r.err(raw.span(), &format!("task `{task_name}`: {m}")))?,
+        };
+        let pattern = rendered.as_str();
+        // Naming a fan-out task means all of its instance outputs, in item
+        // order.
+        if let Some(group) = graph.fanouts.get(pattern) {
+            groups.push(pattern.to_string());
+            if group.members.contains(&id) {
+                return Err(r.err(
+                    raw.span(),
+                    &format!("task `{task_name}` reads its own fan-out `{pattern}`"),
+                ));
+            }
+            for &member in &group.members {
+                deps.insert(member);
+                for out in &graph.tasks[member].outputs {
+                    if seen.insert(out.path.clone()) {
+                        inputs.push(Input {
+                            path: out.path.clone(),
+                            producer: Some(member),
+                            span: raw.span(),
+                        });
+                    }
+                }
+            }
+            continue;
+        }
+        // A name with glob characters that exists, or that a task produces,
+        // is taken literally (`data[1].txt`).
+        let literal = rundir::normalize(pattern).is_ok_and(|p| {
+            graph.producers.contains_key(&p)
+                || std::fs::symlink_metadata(r.run_dir.path(&p)).is_ok()
+        });
+        if is_glob(pattern) {
+            globs = true;
+            if let Ok(path) = rundir::normalize(pattern) {
+                graph.watched.push(path);
+            }
+        }
+        let paths = if is_glob(pattern) && !literal {
+            expand_glob(
+                r,
+                pattern,
+                raw.span(),
+                &task_name,
+                &graph.producers,
+                &mut graph.watched,
+            )?
+        } else {
+            vec![checked_path(r, pattern, raw.span(), &task_name, "input")?]
+        };
+        for path in paths {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let producer = graph.producer(&path);
+            match producer {
+                Some(p) if p == id => {
+                    return Err(r.err(
+                        raw.span(),
+                        &format!("task `{task_name}` reads its own output `{path}`"),
+                    ))
+                }
+                Some(p) => {
+                    deps.insert(p);
+                }
+                None if r.checked_sources.contains(&path) => {}
+                None => {
+                    let found = stamp::stat_inside(r.run_dir.root(), &path).map_err(|e| {
+                        r.err(raw.span(), &format!("input of task `{task_name}`: {e}"))
+                            .hint("name files inside the run directory")
+                    })?;
+                    if found.is_none() {
+                        return Err(r
+                            .err(
+                                raw.span(),
+                                &format!(
+                                    "input `{path}` of task `{task_name}` does not exist and no task produces it"
+                                ),
+                            )
+                            .hint(format!(
+                                "create {path} in {}, or add a task with `outputs = [\"{path}\"]`",
+                                r.run_dir.root().display()
+                            )));
+                    }
+                    r.checked_sources.insert(path.clone());
+                }
+            }
+            inputs.push(Input {
+                path,
+                producer,
+                span: raw.span(),
+            });
+        }
+    }
+    for after in &def.after {
+        if let Some(group) = graph.fanouts.get(after.get_ref()) {
+            groups.push(after.get_ref().clone());
+            deps.extend(group.members.iter().copied().filter(|&m| m != id));
+            continue;
+        }
+        match graph.by_name.get(after.get_ref()) {
+            Some(&p) if p == id => {
+                return Err(r.err(
+                    after.span(),
+                    &format!("task `{task_name}` lists itself in `after`"),
+                ))
+            }
+            Some(&p) => {
+                deps.insert(p);
+            }
+            None => {
+                let mut names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
+                names.sort_unstable();
+                return Err(r
+                    .err(
+                        after.span(),
+                        &format!("`after` names unknown task `{}`", after.get_ref()),
+                    )
+                    .hint(format!("tasks are: {}", names.join(", "))));
+            }
+        }
+    }
+    let task = &mut graph.tasks[id];
+    task.inputs = inputs;
+    task.deps = deps.into_iter().collect();
+    task.origin.groups = groups;
+    task.origin.globs = globs;
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! Resolution: from a parsed [`Pipeline`] to a checked [`Graph`], in passes
+//! that each own one concern:
+//!
+//! 1. [`entries`]: each `[tasks.NAME]` table becomes tasks: a plain task,
+//!    the instances of a `matrix`, or the placeholder of a `foreach`;
+//! 2. [`task`]: each task's action, timeout and outputs (producers known);
+//! 3. `foreach` lists that are ready expand into instances ([`Lists`]);
+//! 4. [`inputs`]: each task's inputs (globs walked by [`paths`]), `after`
+//!    and edges;
+//! 5. [`prompt`](super::prompt): prompt templates, checked against inputs;
+//!    fingerprints;
+//! 6. [`order`]: ranks, dependents and the topological order (cycles).
+//!
+//! [`Graph::expand`] runs the same passes for the instances of one
+//! `foreach` task when its list is built, and passes 4 to 6 again only for
+//! the tasks that can see the difference: those that name the fan-out, read
+//! a glob, or read a file an instance now produces.
+
+mod entries;
+mod inputs;
+pub(super) mod order;
+mod paths;
+mod task;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::fanout;
+use super::graph::{Action, FanoutGroup, Graph, TaskId};
+use super::models;
+use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
+use super::prompt::{self, PromptContext};
+use super::{fingerprint::Fingerprint, hooks};
+use crate::error::{Error, Result};
+use crate::store::RunDir;
+
+/// Which `foreach` tasks [`Graph::resolve`] expands from the list files on
+/// disk; the others stay placeholders until [`Graph::expand`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lists {
+    /// Every one whose list file exists (what a reader of the run sees).
+    Present,
+    /// Those whose list file exists and no task produces (a build, which
+    /// expands the others once it knows their list is up to date).
+    Unproduced,
+}
+
+/// What every pass needs: the pipeline, its tables by name, the run
+/// directory, and what earlier checks found.
+struct Resolver<'a> {
+    pipeline: &'a Pipeline,
+    source: Source<'a>,
+    run_dir: &'a RunDir,
+    /// `[tasks.NAME]` tables by name.
+    defs: HashMap<&'a str, (&'a Spanned<String>, &'a TaskDef)>,
+    default_timeout: Option<Duration>,
+    model_index: HashMap<String, usize>,
+    /// Source files already found on disk (many tasks read the same).
+    checked_sources: HashSet<String>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        pipeline: &'a Pipeline,
+        run_dir: &'a RunDir,
+        models: &[models::ModelConfig],
+    ) -> Result<Self> {
+        let source = pipeline.source();
+        let default_timeout = match &pipeline.def.pipeline.timeout {
+            None => None,
+            Some(t) => Some(parse_timeout(t.get_ref()).map_err(|m| {
+                Error::pipeline(source.diagnostic(t.span(), &m))
+                    .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
+            })?),
+        };
+        Ok(Resolver {
+            pipeline,
+            source,
+            run_dir,
+            defs: pipeline
+                .def
+                .tasks
+                .iter()
+                .map(|(name, def)| (name.get_ref().as_str(), (name, def)))
+                .collect(),
+            default_timeout,
+            model_index: models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.name.clone(), i))
+                .collect(),
+            checked_sources: HashSet::new(),
+        })
+    }
+
+    fn err(&self, span: Range<usize>, message: &str) -> Error {
+        Error::pipeline(self.source.diagnostic(span, message))
+    }
+
+    fn def(&self, name: &str) -> &'a TaskDef {
+        // Every task comes from a table of this pipeline.
+        self.defs.get(name).map(|(_, def)| *def).unwrap_or_else(|| {
+            unreachable!("task table `{name}` is in the pipeline it was resolved from")
+        })
+    }
+
+    /// Resolves the prompt of a prompt task (its inputs known) and seals
+    /// every task's fingerprint: what it does, and for an instance its item.
+    fn finish_task(&self, graph: &mut Graph, id: TaskId) -> Result<()> {
+        let task = &graph.tasks[id];
+        let def = self.def(&task.origin.def);
+        let is_prompt = (def.prompt.is_some() || def.prompt_file.is_some())
+            && task.origin.placeholder.is_none();
+        let fingerprint = if is_prompt {
+            let (text, origin, span) = match (&def.prompt, &def.prompt_file) {
+                (Some(p), _) => (
+                    p.get_ref().clone(),
+                    self.source.display.to_string(),
+                    p.span(),
+                ),
+                (None, Some(f)) => {
+                    let (text, shown) = prompt::read_prompt_file(self.pipeline, f)?;
+                    (text, shown, f.span())
+                }
+                (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
+            };
+            let inputs: Vec<String> = task.inputs.iter().map(|i| i.path.clone()).collect();
+            let ctx = PromptContext {
+                pipeline: self.pipeline,
+                models: &graph.models,
+                model_index: &self.model_index,
+                model_override: graph.model_override.as_deref(),
+            };
+            let spec = prompt::resolve_prompt(
+                &ctx,
+                &task.name,
+                task.name_span.clone(),
+                def,
+                (text, origin, span),
+                &inputs,
+                task.origin.vars.clone().unwrap_or_default(),
+            )?;
+            // Sampling parameters of the model the file names, not of an
+            // override: switching models does not re-run finished work.
+            let named = def
+                .model
+                .as_ref()
+                .or(self.pipeline.def.pipeline.model.as_ref())
+                .and_then(|m| self.model_index.get(m.get_ref()))
+                .map(|&i| &graph.models[i]);
+            let fingerprint = prompt::prompt_fingerprint(&spec, named);
+            graph.tasks[id].action = Action::Prompt(Box::new(spec));
+            fingerprint
+        } else {
+            task.action.fingerprint()
+        };
+        let task = &mut graph.tasks[id];
+        task.fingerprint = match &task.origin.vars {
+            None => fingerprint,
+            // An instance is also what its item is.
+            Some(vars) => {
+                let mut fp = Fingerprint::new("instance");
+                fp.field("task", fingerprint.as_bytes());
+                fp.field(
+                    "vars",
+                    serde_json::to_string(vars).unwrap_or_default().as_bytes(),
+                );
+                fp.finish()
+            }
+        };
+        Ok(())
+    }
+
+    /// Expands the placeholder of `group` from its list file: its instances
+    /// get new ids (actions and outputs resolved), take its place in the
+    /// listing, and it is retired. `None` when the list file does not exist.
+    fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Vec<TaskId>>> {
+        let Some(fan) = graph.fanouts.get(group).filter(|g| g.placeholder) else {
+            return Ok(None);
+        };
+        let (Some(list), Some(&placeholder)) = (fan.list.clone(), fan.members.first()) else {
+            return Ok(None);
+        };
+        let (name, def) = self.defs[group];
+        let Some(foreach) = &def.foreach else {
+            return Ok(None);
+        };
+        let mut foreach = foreach.get_ref().clone();
+        foreach.file = list;
+        let Some(instances) = fanout::foreach_instances(self.run_dir, group, &foreach)? else {
+            return Ok(None);
+        };
+        let entries = entries::instances(name, def, instances);
+        let mut ids = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            ids.push(task::add(self, graph, entry)?);
+        }
+        // The placeholder steps aside: its name now means the instances.
+        graph.by_name.remove(group);
+        if let Some(position) = graph.listing.iter().position(|&t| t == placeholder) {
+            graph
+                .listing
+                .splice(position..=position, ids.iter().copied());
+        }
+        graph.tasks[placeholder].deps.clear();
+        graph.fanouts.insert(
+            group.to_string(),
+            FanoutGroup {
+                members: ids.clone(),
+                placeholder: false,
+                list: graph.fanouts.get(group).and_then(|g| g.list.clone()),
+            },
+        );
+        Ok(Some(ids))
+    }
+}
+
+impl Graph {
+    /// Resolves and checks `pipeline` against the files in `run_dir`.
+    /// `model_override` (from `--model` or `$PLANEXE_MODEL`) replaces every
+    /// prompt task's model; `lists` says which `foreach` tasks expand now.
+    pub fn resolve(
+        pipeline: &Pipeline,
+        run_dir: &RunDir,
+        model_override: Option<&str>,
+        lists: Lists,
+    ) -> Result<Graph> {
+        let source = pipeline.source();
+        let def = &pipeline.def;
+        let jobs = match &def.pipeline.jobs {
+            None => None,
+            Some(j) if *j.get_ref() >= 1 => Some(*j.get_ref() as usize),
+            Some(j) => {
+                return Err(Error::pipeline(
+                    source.diagnostic(j.span(), "`jobs` must be at least 1"),
+                )
+                .hint("remove `jobs` to use one job per CPU"))
+            }
+        };
+        let name = def.pipeline.name.clone().unwrap_or_else(|| {
+            pipeline
+                .dir()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("pipeline")
+                .to_string()
+        });
+        // Declaration order: by position in the file.
+        let mut sorted: Vec<_> = def.tasks.iter().collect();
+        sorted.sort_by_key(|(name, _)| name.span().start);
+        if sorted.is_empty() {
+            return Err(
+                Error::pipeline(format!("{}: the pipeline has no tasks", source.display))
+                    .hint("add a [tasks.NAME] table with a `command`; see docs/pipeline.md"),
+            );
+        }
+        let (entries, groups) = entries::entries(&source, &sorted)?;
+        let (models, _) = models::resolve_models(pipeline)?;
+        let hooks = hooks::resolve(pipeline)?;
+        let mut graph = Graph {
+            name,
+            jobs,
+            tasks: Vec::with_capacity(entries.len()),
+            listing: Vec::with_capacity(entries.len()),
+            rank: Vec::new(),
+            by_name: HashMap::with_capacity(entries.len()),
+            producers: HashMap::new(),
+            order: Vec::new(),
+            models,
+            fanouts: BTreeMap::new(),
+            hooks,
+            watched: Vec::new(),
+            model_override: model_override.map(str::to_string),
+        };
+        let mut resolver = Resolver::new(pipeline, run_dir, &graph.models)?;
+        for entry in &entries {
+            let id = task::add(&resolver, &mut graph, entry)?;
+            graph.listing.push(id);
+        }
+        for (name, group) in groups {
+            let members = group
+                .names
+                .iter()
+                .filter_map(|n| graph.by_name.get(n).copied())
+                .collect();
+            graph.fanouts.insert(
+                name,
+                FanoutGroup {
+                    members,
+                    placeholder: group.placeholder,
+                    list: group.list,
+                },
+            );
+        }
+        // Lists ready now expand before any input is resolved.
+        let ready: Vec<String> = graph
+            .placeholders()
+            .filter(|&(_, list)| lists == Lists::Present || graph.producer(list).is_none())
+            .map(|(name, _)| name.to_string())
+            .collect();
+        for group in ready {
+            resolver.expand_group(&mut graph, &group)?;
+        }
+        for id in graph.listing.clone() {
+            inputs::resolve(&mut resolver, &mut graph, id)?;
+        }
+        for id in graph.listing.clone() {
+            resolver.finish_task(&mut graph, id)?;
+        }
+        graph.link(&source)?;
+        Ok(graph)
+    }
+
+    /// Expands the `foreach` task `group` from its list file, now that the
+    /// list is up to date: its instances are added with new ids, and the
+    /// tasks that can see them (those that name the fan-out, read a glob,
+    /// or read a file an instance produces) are resolved again. `false`
+    /// when the list file does not exist; an error for a list that is not
+    /// what the task says, or instances that clash with other tasks.
+    pub fn expand(&mut self, pipeline: &Pipeline, run_dir: &RunDir, group: &str) -> Result<bool> {
+        let mut resolver = Resolver::new(pipeline, run_dir, &self.models)?;
+        let Some(added) = resolver.expand_group(self, group)? else {
+            return Ok(false);
+        };
+        let new: HashSet<TaskId> = added.iter().copied().collect();
+        let produced: HashSet<&str> = added
+            .iter()
+            .flat_map(|&id| self.tasks[id].outputs.iter().map(|o| o.path.as_str()))
+            .collect();
+        let affected: Vec<TaskId> = self
+            .listing
+            .iter()
+            .copied()
+            .filter(|id| {
+                let task = &self.tasks[*id];
+                new.contains(id)
+                    || task.origin.globs
+                    || task.origin.groups.iter().any(|g| g == group)
+                    || task
+                        .inputs
+                        .iter()
+                        .any(|i| produced.contains(i.path.as_str()))
+            })
+            .collect();
+        for &id in &affected {
+            inputs::resolve(&mut resolver, self, id)?;
+        }
+        for &id in &affected {
+            if new.contains(&id) || matches!(self.tasks[id].action, Action::Prompt(_)) {
+                resolver.finish_task(self, id)?;
+            }
+        }
+        self.link(&pipeline.source())?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,63 @@
+//! Pass 6 of resolution: the topological order (Kahn's algorithm, ties in
+//! declaration order) and, when there is none, one cycle to report.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::super::graph::{Graph, TaskId};
+
+/// Every live task after all of its dependencies, the earliest declared
+/// first among those ready; on a cycle, the tasks on one cycle in the
+/// direction work flows, the first repeated at the end.
+pub(crate) fn topological(graph: &Graph) -> Result<Vec<TaskId>, Vec<TaskId>> {
+    let tasks = &graph.tasks;
+    let mut indegree = vec![0usize; tasks.len()];
+    for &id in graph.ids() {
+        indegree[id] = tasks[id].deps.len();
+    }
+    let mut ready: BinaryHeap<Reverse<(usize, TaskId)>> = graph
+        .ids()
+        .iter()
+        .filter(|&&id| indegree[id] == 0)
+        .map(|&id| Reverse((graph.rank(id), id)))
+        .collect();
+    let mut order = Vec::with_capacity(graph.len());
+    while let Some(Reverse((_, t))) = ready.pop() {
+        order.push(t);
+        for &d in &tasks[t].dependents {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.push(Reverse((graph.rank(d), d)));
+            }
+        }
+    }
+    if order.len() == graph.len() {
+        return Ok(order);
+    }
+    // Walk dependencies among the remaining tasks until one repeats.
+    let start = graph
+        .ids()
+        .iter()
+        .copied()
+        .find(|&t| indegree[t] > 0)
+        .unwrap_or(0);
+    let mut path = vec![start];
+    let mut position = HashMap::from([(start, 0usize)]);
+    let mut current = start;
+    loop {
+        let Some(&next) = tasks[current].deps.iter().find(|&&d| indegree[d] > 0) else {
+            return Err(path);
+        };
+        if let Some(&i) = position.get(&next) {
+            // The cycle runs from `next` through `current`; print it in the
+            // direction work flows (producer before consumer).
+            let mut cycle: Vec<TaskId> = path[i..].to_vec();
+            cycle.reverse();
+            cycle.push(cycle[0]);
+            return Err(cycle);
+        }
+        position.insert(next, path.len());
+        path.push(next);
+        current = next;
+    }
+}

@@ -1,0 +1,186 @@
+//! Pass 2 of resolution: a task's action (command, prompt, or the
+//! placeholder of a `foreach`), its timeout and its outputs, with the
+//! checks that need no inputs: one of `command` or `prompt`, keys that only
+//! apply to prompt tasks, one producer per file, no glob outputs.
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::super::graph::{Action, Graph, Origin, Output, Task, TaskId};
+use super::super::pipeline::parse_timeout;
+use super::super::prompt;
+use super::super::template;
+use super::entries::Entry;
+use super::paths::{checked_path, is_glob};
+use super::Resolver;
+use crate::error::Result;
+
+/// Adds the task of `entry` to the graph with a new id (its inputs come
+/// in pass 4; its place in the listing is the caller's) and returns the id.
+pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<TaskId> {
+    let task = entry.def;
+    let task_name = &entry.name;
+    let name_span = entry.name_span.clone();
+    let render = |text: &str, span: Range<usize>| -> Result<String> {
+        match &entry.vars {
+            None => Ok(text.to_string()),
+            Some(vars) => template::render_field(text, vars).map_err(|m| {
+                r.err(span, &format!("task `{task_name}`: {m}"))
+                    .hint("fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables")
+            }),
+        }
+    };
+    let has_prompt = task.prompt.is_some() || task.prompt_file.is_some();
+    let action = match (&task.command, has_prompt) {
+        (Some(c), false) => {
+            if let Some((key, span)) = prompt::prompt_only_keys(task).into_iter().next() {
+                return Err(r
+                    .err(span, &format!("`{key}` only applies to prompt tasks, and `{task_name}` runs a command"))
+                    .hint("remove the key, or replace `command` with a `prompt`"));
+            }
+            match &entry.placeholder {
+                Some(list) => Action::Expand(list.clone()),
+                None => {
+                    let command = render(c.get_ref(), c.span())?;
+                    if command.trim().is_empty() {
+                        return Err(r.err(
+                            c.span(),
+                            &format!("task `{task_name}` has an empty command"),
+                        ));
+                    }
+                    Action::Command(command)
+                }
+            }
+        }
+        (None, true) => {
+            if let (Some(_), Some(f)) = (&task.prompt, &task.prompt_file) {
+                return Err(r
+                    .err(
+                        f.span(),
+                        &format!("task `{task_name}` has both `prompt` and `prompt_file`"),
+                    )
+                    .hint("keep one: the template inline, or in a file"));
+            }
+            if task.outputs.len() != 1 {
+                return Err(r
+                    .err(
+                        name_span.clone(),
+                        &format!(
+                            "prompt task `{task_name}` must have exactly one output (it has {})",
+                            task.outputs.len()
+                        ),
+                    )
+                    .hint("a prompt task writes the model's answer to its one output"));
+            }
+            match &entry.placeholder {
+                Some(list) => Action::Expand(list.clone()),
+                // Resolved once inputs are known (templates see them).
+                None => Action::Command(String::new()),
+            }
+        }
+        (None, false) => {
+            return Err(r
+                .err(
+                    name_span.clone(),
+                    &format!("task `{task_name}` has neither `command` nor `prompt`"),
+                )
+                .hint("give the task a `command = \"...\"` to run, or a `prompt` to ask a model"))
+        }
+        (Some(_), true) => {
+            let span = task
+                .prompt
+                .as_ref()
+                .or(task.prompt_file.as_ref())
+                .map_or(name_span.clone(), |p| p.span());
+            return Err(r
+                .err(
+                    span,
+                    &format!("task `{task_name}` has both `command` and `prompt`"),
+                )
+                .hint("a task either runs a command or asks a model; split it into two tasks"));
+        }
+    };
+    let timeout = match &task.timeout {
+        None => r.default_timeout,
+        Some(t) => Some(parse_timeout(t.get_ref()).map_err(|m| {
+            r.err(t.span(), &m)
+                .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
+        })?),
+    };
+    let id = graph.tasks.len();
+    let mut outputs = Vec::new();
+    let mut seen = BTreeSet::new();
+    let declared: &[Spanned<String>] = if entry.placeholder.is_some() {
+        &[]
+    } else {
+        &task.outputs
+    };
+    for out in declared {
+        let rendered = render(out.get_ref(), out.span())?;
+        let path = checked_path(r, &rendered, out.span(), task_name, "output")?;
+        if is_glob(&rendered) {
+            return Err(r
+                .err(
+                    out.span(),
+                    &format!("output `{rendered}` is a glob pattern"),
+                )
+                .hint("name each output file; globs are allowed only for source inputs"));
+        }
+        if !seen.insert(path.clone()) {
+            return Err(r.err(
+                out.span(),
+                &format!("task `{task_name}` lists output `{path}` twice"),
+            ));
+        }
+        if let Some(other) = graph.producer(&path) {
+            let other: &Task = &graph.tasks[other];
+            let first = other
+                .outputs
+                .iter()
+                .find(|o| o.path == path)
+                .map_or(other.name_span.clone(), |o| o.span.clone());
+            return Err(r
+                .err(
+                    out.span(),
+                    &format!(
+                        "output `{path}` is produced by two tasks: `{}` and `{task_name}`",
+                        other.name
+                    ),
+                )
+                .hint(format!(
+                    "each file has one producer; first declared at {}",
+                    r.source.locate(first)
+                )));
+        }
+        outputs.push(Output {
+            path,
+            span: out.span(),
+        });
+    }
+    for out in &outputs {
+        graph.producers.insert(out.path.clone(), id);
+    }
+    graph.by_name.insert(task_name.clone(), id);
+    graph.tasks.push(Task {
+        id,
+        name: task_name.clone(),
+        name_span,
+        inputs: Vec::new(),
+        outputs,
+        deps: Vec::new(),
+        dependents: Vec::new(),
+        action,
+        timeout,
+        fingerprint: String::new(),
+        origin: Origin {
+            def: entry.def_name.to_string(),
+            vars: entry.vars.clone(),
+            placeholder: entry.placeholder.clone(),
+            groups: Vec::new(),
+            globs: false,
+        },
+    });
+    Ok(id)
+}

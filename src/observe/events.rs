@@ -1,0 +1,347 @@
+//! What happens during a build, pushed to whoever wants it:
+//! `.planexe/events.jsonl` (appended as things happen), `[[hooks]]` webhooks
+//! (`json`, `discord`, `slack`) and command hooks, and a webhook named by
+//! the environment (`$PLANEXE_WEBHOOK_URL`, read by the caller).
+//!
+//! Delivery never slows or fails a build: hooks run on one thread of their
+//! own behind a bounded queue (events that do not fit are dropped and
+//! counted), each delivery has a short timeout and a few retries, and at the
+//! end of a build planexe waits at most a moment for the queue to drain.
+//! A webhook URL is never printed whole: messages show its scheme and host.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::pipeline::HookDef;
+use crate::store::RunDir;
+
+/// Events waiting for delivery beyond this are dropped.
+const QUEUE: usize = 1024;
+/// One delivery attempt.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+const DELIVERY_ATTEMPTS: u32 = 3;
+/// How long a finished build waits for hooks to drain.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// One line of `events.jsonl`, and the body of a `json` webhook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    /// `pipeline.started`, `task.started`, `task.completed`, `task.failed`,
+    /// `task.stopped`, `pipeline.completed`, `pipeline.failed`,
+    /// `pipeline.stopped`.
+    pub event: String,
+    pub task: Option<String>,
+    pub run_dir: String,
+    pub timestamp_utc: String,
+    pub attempt: Option<u32>,
+    pub model: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub error_summary: Option<String>,
+    pub error_id: Option<String>,
+}
+
+impl Event {
+    pub fn new(event: &str, task: Option<&str>, run_dir: &Path) -> Event {
+        Event {
+            event: event.to_string(),
+            task: task.map(str::to_string),
+            run_dir: run_dir.display().to_string(),
+            timestamp_utc: crate::clock::now_rfc3339(),
+            attempt: None,
+            model: None,
+            duration_ms: None,
+            error_summary: None,
+            error_id: None,
+        }
+    }
+
+    /// A short human line, for chat webhooks.
+    pub fn human(&self) -> String {
+        let task = self
+            .task
+            .as_deref()
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
+        let mut line = format!("planexe{task}: {}", self.event);
+        if let Some(ms) = self.duration_ms {
+            line.push_str(&format!(" in {:.1}s", ms as f64 / 1000.0));
+        }
+        if let Some(e) = &self.error_summary {
+            line.push_str(&format!(": {e}"));
+        }
+        line.push_str(&format!(" ({})", self.run_dir));
+        line
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Url { url: String, format: String },
+    Command(String),
+}
+
+#[derive(Debug, Clone)]
+struct Hook {
+    target: Target,
+    events: Vec<String>,
+}
+
+impl Hook {
+    fn wants(&self, event: &str) -> bool {
+        self.events.is_empty()
+            || self.events.iter().any(|f| {
+                f == event
+                    || f.strip_suffix('*')
+                        .is_some_and(|prefix| event.starts_with(prefix))
+            })
+    }
+}
+
+/// Shows a URL without its secret parts: scheme and host only.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if scheme.is_empty() {
+        format!("{host}/...")
+    } else {
+        format!("{scheme}://{host}/...")
+    }
+}
+
+/// The event log and hook delivery of one build.
+pub struct Events {
+    log: Mutex<Option<std::fs::File>>,
+    log_path: PathBuf,
+    queue: Option<SyncSender<Event>>,
+    worker: Option<JoinHandle<()>>,
+    dropped: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+}
+
+impl Events {
+    /// Opens the event log of `run_dir` and starts delivering to `defs`
+    /// and to `extra_url` (a webhook named outside the pipeline).
+    pub fn start(run_dir: &RunDir, defs: &[HookDef], extra_url: Option<&str>) -> Events {
+        let mut hooks: Vec<Hook> = defs
+            .iter()
+            .map(|d| Hook {
+                target: match (&d.url, &d.command) {
+                    (Some(url), _) => Target::Url {
+                        url: url.clone(),
+                        format: d.format.clone().unwrap_or_else(|| "json".into()),
+                    },
+                    (None, Some(c)) => Target::Command(c.clone()),
+                    (None, None) => Target::Command("true".into()),
+                },
+                events: d.events.clone(),
+            })
+            .collect();
+        if let Some(url) = extra_url.map(str::trim).filter(|u| !u.is_empty()) {
+            hooks.push(Hook {
+                target: Target::Url {
+                    url: url.to_string(),
+                    format: "json".into(),
+                },
+                events: Vec::new(),
+            });
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let (queue, worker) = if hooks.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::sync_channel::<Event>(QUEUE);
+            let failures = Arc::clone(&failures);
+            let cwd = run_dir.root().to_path_buf();
+            let worker = std::thread::Builder::new()
+                .name("planexe-hooks".into())
+                .spawn(move || deliver_all(rx, hooks, failures, cwd))
+                .ok();
+            (Some(tx), worker)
+        };
+        Events {
+            log: Mutex::new(None),
+            log_path: run_dir.events_path(),
+            queue,
+            worker,
+            dropped,
+            failures,
+        }
+    }
+
+    /// Records an event and queues it for the hooks.
+    pub fn emit(&self, event: Event) {
+        if let Ok(mut line) = serde_json::to_string(&event) {
+            line.push('\n');
+            let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if log.is_none() {
+                *log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log_path)
+                    .ok();
+            }
+            if let Some(f) = log.as_mut() {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        if let Some(queue) = &self.queue {
+            if queue.try_send(event).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Waits a moment for queued deliveries, then gives up on them. Returns
+    /// warnings for the user (failed or dropped deliveries).
+    pub fn finish(mut self) -> Vec<String> {
+        drop(self.queue.take());
+        if let Some(worker) = self.worker.take() {
+            let deadline = Instant::now() + DRAIN;
+            while !worker.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if worker.is_finished() {
+                let _ = worker.join();
+            }
+        }
+        let mut warnings: Vec<String> = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
+            warnings.push(format!(
+                "{dropped} event(s) were not delivered to hooks: the queue was full"
+            ));
+        }
+        warnings
+    }
+}
+
+fn deliver_all(
+    rx: Receiver<Event>,
+    hooks: Vec<Hook>,
+    failures: Arc<Mutex<Vec<String>>>,
+    cwd: PathBuf,
+) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(DELIVERY_TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for event in rx {
+        for hook in hooks.iter().filter(|h| h.wants(&event.event)) {
+            if let Err(e) = deliver(&agent, hook, &event, &cwd) {
+                if let Ok(mut f) = failures.lock() {
+                    if f.len() < 5 {
+                        f.push(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn deliver(
+    agent: &ureq::Agent,
+    hook: &Hook,
+    event: &Event,
+    cwd: &Path,
+) -> std::result::Result<(), String> {
+    match &hook.target {
+        Target::Url { url, format } => {
+            let body = match format.as_str() {
+                "discord" => serde_json::json!({ "content": event.human() }),
+                "slack" => serde_json::json!({ "text": event.human() }),
+                _ => serde_json::to_value(event).unwrap_or_default(),
+            }
+            .to_string();
+            let mut last = String::new();
+            for attempt in 0..DELIVERY_ATTEMPTS {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_millis(250 << attempt));
+                }
+                match agent
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .send(body.as_str())
+                {
+                    Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                        return Err(format!(
+                            "webhook {} answered {}",
+                            redact_url(url),
+                            r.status().as_u16()
+                        ))
+                    }
+                    Ok(r) => last = format!("answered {}", r.status().as_u16()),
+                    Err(e) => last = e.to_string().replace(url.as_str(), &redact_url(url)),
+                }
+            }
+            Err(format!("webhook {}: {last}", redact_url(url)))
+        }
+        Target::Command(command) => {
+            let json = serde_json::to_string(event).unwrap_or_default();
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(cwd)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("hook command: {e}"))?;
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(json.as_bytes());
+            }
+            let deadline = Instant::now() + DELIVERY_TIMEOUT;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(s)) if s.success() => return Ok(()),
+                    Ok(Some(s)) => return Err(format!("hook command exited with {s}")),
+                    Ok(None) if Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        return Err("hook command timed out".into());
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(e) => return Err(format!("hook command: {e}")),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secret_parts() {
+        assert_eq!(
+            redact_url("https://discord.com/api/webhooks/123/SECRET-TOKEN?x=1"),
+            "https://discord.com/..."
+        );
+        assert_eq!(
+            redact_url("http://user:pw@host:8080/hook"),
+            "http://host:8080/..."
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let hook = Hook {
+            target: Target::Command("true".into()),
+            events: vec!["task.*".into(), "pipeline.failed".into()],
+        };
+        assert!(hook.wants("task.failed"));
+        assert!(hook.wants("pipeline.failed"));
+        assert!(!hook.wants("pipeline.completed"));
+    }
+}

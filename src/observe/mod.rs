@@ -1,0 +1,23 @@
+//! Observation: what a run looks like from outside, as data. Events and
+//! hooks ([`events`]), the trace ([`trace`]), and a build's
+//! [`recorder`] (an observer of `exec` that feeds both and keeps the live
+//! `status` snapshot); the run after a build ([`summary`]); where each task
+//! stands ([`standing`]), the run at a glance ([`status`]), why a task is
+//! stale and the graph ([`explain`]), the HTML [`report`]; and the one
+//! [`palette`] they are shown in.
+//!
+//! Above execution (it observes builds through `exec::Observer`); below the
+//! CLI, which turns its data into text.
+
+pub mod events;
+pub mod explain;
+pub mod palette;
+pub mod recorder;
+pub mod report;
+pub mod standing;
+pub mod status;
+pub mod summary;
+pub mod trace;
+
+pub use recorder::Recorder;
+pub use standing::Standing;

@@ -1,0 +1,222 @@
+//! What a build leaves for others to see, as an
+//! [`Observer`](crate::exec::Observer) of it: every event in
+//! `events.jsonl` and to the hooks, every task run and model call in the
+//! trace (on lanes, so parallel work shows side by side), and the live
+//! `status` snapshot, saved now and then while the build runs. When the
+//! build is over, [`Recorder::finish`] sends the pipeline's last event,
+//! writes `summary.json` and the idle snapshot, and says what went wrong
+//! with delivery.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::events::{Event, Events};
+use super::status::Known;
+use super::summary;
+use super::trace::{Args, Category, Trace};
+use crate::error::{Error, Result};
+use crate::exec::observer::{BuildView, Observer, TaskEnd};
+use crate::exec::{BuildReport, Ended};
+use crate::model::pipeline::HookDef;
+use crate::model::{Task, TaskId};
+use crate::plan::Session;
+use crate::store::{RunDir, TaskState};
+
+/// The least time between two live snapshots; more when one costs more
+/// than a fortieth of it, so they never take a noticeable share of a build.
+const LIVE_EVERY: Duration = Duration::from_millis(500);
+
+/// Which task occupies each trace lane.
+#[derive(Default)]
+struct Lanes {
+    lanes: Vec<Option<TaskId>>,
+    lane_of: HashMap<TaskId, usize>,
+}
+
+/// The events, trace and live snapshot of one build.
+pub struct Recorder {
+    /// The run directory, as events name it.
+    root: PathBuf,
+    events: Events,
+    trace: Trace,
+    lanes: Mutex<Lanes>,
+    /// When the next live snapshot is due.
+    next_snapshot: Mutex<Instant>,
+    /// Whether `pipeline.started` was sent (a build that runs nothing
+    /// sends no events).
+    started: AtomicBool,
+}
+
+impl Recorder {
+    /// Starts recording a build of `run_dir`: events go to the event log,
+    /// the pipeline's `hooks` and `webhook` (one named outside it).
+    pub fn start(run_dir: &RunDir, hooks: &[HookDef], webhook: Option<&str>) -> Recorder {
+        Recorder {
+            root: run_dir.root().to_path_buf(),
+            events: Events::start(run_dir, hooks, webhook),
+            trace: Trace::open(run_dir),
+            lanes: Mutex::new(Lanes::default()),
+            next_snapshot: Mutex::new(Instant::now()),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// Ends the record of the build that `outcome` describes: its last
+    /// event and `summary.json` (if it ran anything), the idle `status`
+    /// snapshot (if it certified the run up to date). Returns the warnings
+    /// to show: quality warnings of finished tasks, failed deliveries.
+    pub fn finish(
+        self,
+        session: &Session,
+        outcome: std::result::Result<&BuildReport, &Error>,
+    ) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
+        if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
+            Known::save_idle(session, generation);
+        }
+        if self.started.load(Ordering::Relaxed) {
+            let name = match outcome.map(|r| &r.ended) {
+                Ok(Ended::Completed) => "pipeline.completed",
+                Ok(Ended::Stopped) => "pipeline.stopped",
+                _ => "pipeline.failed",
+            };
+            let mut event = Event::new(name, None, session.run_dir.root());
+            event.error_summary = match outcome {
+                Ok(report) => report.error().map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            self.events.emit(event);
+            let summary = summary::build(
+                &session.graph,
+                &session.store,
+                &session.run_dir,
+                session.run.as_ref(),
+                &session.pipeline.path.display().to_string(),
+            );
+            if !summary.warnings.is_empty() {
+                warnings.push(format!(
+                    "completed with warnings: {}",
+                    summary.warnings.join("; ")
+                ));
+            }
+            summary::write(&summary, &session.run_dir)?;
+        }
+        drop(self.trace);
+        warnings.extend(self.events.finish());
+        Ok(warnings)
+    }
+}
+
+impl Observer for Recorder {
+    fn build_started(&self, view: &BuildView) {
+        if !self.started.swap(true, Ordering::Relaxed) {
+            self.events
+                .emit(Event::new("pipeline.started", None, view.run_dir.root()));
+            self.trace
+                .name_build(&format!("planexe build (pid {})", std::process::id()));
+        }
+    }
+
+    fn task_started(&self, task: &Task) {
+        let mut event = Event::new("task.started", Some(&task.name), &self.root);
+        event.attempt = Some(1);
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let lane = match lanes.lanes.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                lanes.lanes.push(None);
+                self.trace.name_lane(lanes.lanes.len() - 1);
+                lanes.lanes.len() - 1
+            }
+        };
+        lanes.lanes[lane] = Some(task.id);
+        lanes.lane_of.insert(task.id, lane);
+        drop(lanes);
+        self.events.emit(event);
+    }
+
+    fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        let status = end.status;
+        let lane = {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+            let lane = lanes.lane_of.remove(&task.id);
+            if let Some(l) = lane {
+                lanes.lanes[l] = None;
+            }
+            lane.unwrap_or(0)
+        };
+        let name = match status.state {
+            TaskState::Done => "task.completed",
+            TaskState::Stopped => "task.stopped",
+            _ => "task.failed",
+        };
+        let mut event = Event::new(name, Some(&status.task), &self.root);
+        event.attempt = Some(status.attempt.max(1));
+        event.model = status.model.clone();
+        event.duration_ms = status.duration_ms;
+        if let Some(e) = &status.error {
+            event.error_summary = Some(format!("{}: {}", e.kind, e.first_line()));
+            event.error_id = e.error_id.clone();
+        }
+        self.events.emit(event);
+        if let (Some(start), Some(ms)) = (
+            status.started_at.as_deref().and_then(crate::clock::micros),
+            status.duration_ms,
+        ) {
+            self.trace.span(
+                &status.task,
+                Category::Task,
+                lane,
+                start,
+                ms as i64 * 1000,
+                Args {
+                    state: Some(status.state.as_str().to_string()),
+                    error: status.error.as_ref().map(|e| e.message.clone()),
+                    ..Args::default()
+                },
+            );
+        }
+        for a in &status.attempts {
+            if let Some(start) = crate::clock::micros(&a.started_at) {
+                self.trace.span(
+                    &format!("{} #{}", a.model, a.attempt),
+                    Category::Llm,
+                    lane,
+                    start,
+                    a.duration_ms as i64 * 1000,
+                    Args {
+                        outcome: Some(a.outcome.clone()),
+                        error_id: a.error_id.clone(),
+                        ..Args::default()
+                    },
+                );
+            }
+        }
+    }
+
+    fn view(&self, view: &BuildView) {
+        let start = Instant::now();
+        let mut next = self.next_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if start < *next {
+            return;
+        }
+        let mut known = Known::of(
+            view.graph,
+            view.pipeline,
+            view.store,
+            view.run_dir,
+            view.reasons,
+            true,
+        );
+        for (t, started) in view.running.iter().enumerate() {
+            if let Some(started) = started {
+                known.mark_running(view.graph.rank(t), Some(started.clone()), view.run_dir);
+            }
+        }
+        known.save_live(view.run_dir, view.build.clone());
+        *next = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
+    }
+}

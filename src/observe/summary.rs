@@ -1,0 +1,165 @@
+//! `.planexe/summary.json`: one file an agent can read instead of many,
+//! rewritten after every build that ran something. Counts, per-task state,
+//! outputs, durations, tokens, cost, and quality warnings (a task that
+//! completed with an empty or suspiciously short output), all taken from
+//! the state already in memory: no file is read or statted to write it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Action, Graph};
+use crate::store::files;
+use crate::store::run_record::{Counts, RunRecord};
+use crate::store::{Recorded, RunDir, Stamp, StateStore, Usage};
+
+/// Answers shorter than this many bytes are flagged.
+const SHORT_ANSWER: u64 = 16;
+
+/// How a task's last run went, as the summary says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Stopped,
+    NotRun,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Stopped => "stopped",
+            Outcome::NotRun => "not-run",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TaskSummary {
+    pub task: String,
+    pub state: Outcome,
+    pub duration_ms: Option<u64>,
+    pub finished_at: Option<String>,
+    pub outputs: Vec<String>,
+    pub model: Option<String>,
+    pub total_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub error_id: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub run_id: Option<String>,
+    pub pipeline: String,
+    pub run_dir: String,
+    pub generated_at: String,
+    /// The last build's outcome: `completed`, `failed`, `stopped`.
+    pub outcome: Option<String>,
+    pub counts: Counts,
+    /// Tokens and cost of every task's last run.
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// Every task's warnings, as `task: warning`.
+    pub warnings: Vec<String>,
+    pub tasks: Vec<TaskSummary>,
+}
+
+/// Quality warnings of a finished task.
+pub fn quality(graph: &Graph, task: &str, outputs: &BTreeMap<String, Stamp>) -> Vec<String> {
+    let prompt = graph
+        .task(task)
+        .is_some_and(|t| matches!(t.action, Action::Prompt(_)));
+    let mut warnings = Vec::new();
+    for (path, stamp) in outputs {
+        if stamp.size == 0 {
+            warnings.push(format!("output {path} is empty"));
+        } else if prompt && stamp.size < SHORT_ANSWER {
+            warnings.push(format!(
+                "answer {path} is suspiciously short ({} bytes)",
+                stamp.size
+            ));
+        }
+    }
+    warnings
+}
+
+/// The summary of the run, from the state in memory.
+pub fn build(
+    graph: &Graph,
+    store: &StateStore,
+    run_dir: &RunDir,
+    run: Option<&RunRecord>,
+    pipeline: &str,
+) -> Summary {
+    let mut summary = Summary {
+        run_id: run.map(|r| r.run_id.clone()),
+        pipeline: pipeline.to_string(),
+        run_dir: run_dir.root().display().to_string(),
+        generated_at: crate::clock::now_rfc3339(),
+        outcome: run
+            .and_then(|r| r.builds.last())
+            .map(|b| b.outcome.as_str().to_string()),
+        counts: Counts {
+            tasks: graph.len(),
+            ..Default::default()
+        },
+        usage: Usage::default(),
+        warnings: Vec::new(),
+        tasks: Vec::with_capacity(graph.len()),
+    };
+    for task in graph.tasks() {
+        let recorded = store.recorded_in_memory(&task.name);
+        let (state, status) = match &recorded {
+            Recorded::Failed(s) => (Outcome::Failed, Some(&**s)),
+            Recorded::Interrupted(s) => (Outcome::Stopped, Some(&**s)),
+            Recorded::Done(s) | Recorded::Unmarked(s) => (Outcome::Done, Some(&**s)),
+            Recorded::Never => (Outcome::NotRun, None),
+        };
+        match state {
+            Outcome::Done => summary.counts.done += 1,
+            Outcome::Failed => summary.counts.failed += 1,
+            Outcome::Stopped => summary.counts.stopped += 1,
+            Outcome::NotRun => summary.counts.not_run += 1,
+        }
+        let usage = status.and_then(|s| s.usage.clone());
+        if let Some(u) = &usage {
+            summary.usage.add(u);
+        }
+        let warnings = match (state, status) {
+            (Outcome::Done, Some(d)) => quality(graph, &task.name, &d.outputs),
+            _ => Vec::new(),
+        };
+        for w in &warnings {
+            summary.warnings.push(format!("{}: {w}", task.name));
+        }
+        let error = status.and_then(|s| s.error.as_ref());
+        summary.tasks.push(TaskSummary {
+            task: task.name.clone(),
+            state,
+            duration_ms: status.and_then(|s| s.duration_ms),
+            finished_at: status.and_then(|s| s.finished_at.clone()),
+            outputs: task.outputs.iter().map(|o| o.path.clone()).collect(),
+            model: status.and_then(|s| s.model.clone()),
+            total_tokens: usage.as_ref().map(|u| u.total_tokens),
+            cost_usd: usage.as_ref().map(|u| u.cost_usd),
+            error_kind: error.map(|e| e.kind.as_str().to_string()),
+            error: error.map(|e| e.first_line().to_string()),
+            error_id: error.and_then(|e| e.error_id.clone()),
+            warnings,
+        });
+    }
+    summary
+}
+
+/// Writes `.planexe/summary.json`.
+pub fn write(summary: &Summary, run_dir: &RunDir) -> crate::error::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    files::write_atomic(&run_dir.summary_path(), &bytes)
+}

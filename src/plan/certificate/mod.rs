@@ -1,0 +1,473 @@
+//! The up-to-date certificate, `.planexe/uptodate`: what lets a no-op build
+//! (and `status`) answer from stats alone, without parsing the pipeline or
+//! the state log.
+//!
+//! A build of the whole pipeline that ends with every task up to date writes
+//! it, once it has checked that every task is done with its current
+//! definition and every task file is what each record of it says. It lists
+//! every path that verdict depends on (the pipeline file, prompt and schema
+//! files, `foreach` lists, folders a glob walked, every task's inputs and
+//! outputs and the folders on the way to them, the state log, the
+//! task-state folder, the run record), each with its kind, size, mtime,
+//! ctime and inode, and for task files the recorded blake3. Later, for the
+//! same pipeline path, planexe version and model override, a build that
+//! finds every entry unchanged has nothing to do. A task file whose stat
+//! moved but whose bytes did not (a `touch`) still counts as unchanged in
+//! content mode, as in the full check, and its new stamp is recorded the
+//! same way (a `restamp` line in the log).
+//!
+//! Anything else falls back to the full check: a missing, torn or foreign
+//! certificate, any other difference, a symlink inside the run directory.
+//!
+//! File times tick at the kernel clock's resolution, so a path changed
+//! within the same tick as its recorded stat would look unchanged. As in
+//! git's index, an entry younger than [`RACY`] when recorded is marked racy
+//! and compared by content on every check (a file by its blake3, a folder by
+//! its sorted names) until a build finds it settled. The log only grows or
+//! is replaced, so its size or inode always moves: it is never racy.
+//!
+//! The certificate needs no invalidation to be correct (it names the state
+//! it vouches for); every command that takes the run directory's lock still
+//! removes it (`store::lock`), so it never outlives that state.
+
+mod format;
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use crate::model::{Graph, Pipeline};
+use crate::store::log::{self, Restamp};
+use crate::store::rundir::{file, state_rel};
+use crate::store::stamp::{self, CheckMode, Stamp};
+use crate::store::{files, RunDir, StateStore};
+
+const MAGIC: &[u8] = b"planexe uptodate 1\n";
+
+/// Entries younger than this when recorded are compared by content until
+/// they settle.
+pub const RACY: Duration = Duration::from_millis(100);
+
+/// What a stat says about one path, as far as the verdict cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    /// 0 absent, 1 regular file, 2 folder.
+    kind: u8,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+}
+
+const ABSENT: FileId = FileId {
+    kind: 0,
+    size: 0,
+    mtime_ns: 0,
+    ctime_ns: 0,
+    ino: 0,
+};
+
+/// One path the verdict depended on.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Relative to the run directory, or absolute (files beside the
+    /// pipeline file).
+    path: String,
+    id: FileId,
+    /// What it holds: the recorded blake3 (hex) of a task's input or
+    /// output; for other paths, set when recorded young (a file's blake3,
+    /// a folder's list of names).
+    hash: Option<String>,
+    /// A task's input or output (judged like the full check judges them).
+    task: bool,
+    /// Recorded within [`RACY`] of its last change: its content is
+    /// compared on every check.
+    racy: bool,
+}
+
+/// The log's path, relative to the run directory.
+static LOG: LazyLock<String> = LazyLock::new(|| state_rel(file::LOG));
+
+/// Who the certificate is for: the same pipeline file and model override.
+pub struct Key<'a> {
+    pub pipeline: &'a Path,
+    pub model: Option<&'a str>,
+}
+
+/// A certificate read back from disk.
+pub struct Certificate {
+    /// Set when the full check writes one, kept when a no-op build records
+    /// touched files in it: what a `status` snapshot is saved against.
+    generation: u64,
+    pipeline: String,
+    model: Option<String>,
+    tasks: u64,
+    entries: Vec<Entry>,
+}
+
+/// The outcome of checking a certificate against disk.
+pub struct Holds {
+    /// How many tasks it vouches for.
+    pub tasks: u64,
+    /// Entries found with a new stat over the recorded content, or racy
+    /// ones verified by their content: (entry, what the stat says now).
+    touched: Vec<(usize, FileId)>,
+    /// Whether something is worth recording: a new stamp, or a racy entry
+    /// that has settled.
+    news: bool,
+}
+
+impl Holds {
+    /// Whether holding leaves nothing to record.
+    pub fn clean(&self) -> bool {
+        !self.news
+    }
+}
+
+/// How one entry compares with disk.
+enum Verdict {
+    Same,
+    /// Same content; the stat it has now.
+    Touched(FileId),
+    Differs,
+}
+
+/// The first moment (ns since the epoch) whose stamps count as young now.
+fn young_from(now: SystemTime) -> i64 {
+    now.checked_sub(RACY)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |d| d.as_nanos() as i64)
+}
+
+fn is_young(id: &FileId, young: i64) -> bool {
+    id.kind != 0 && (id.ctime_ns >= young || id.mtime_ns >= young)
+}
+
+fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
+    if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        run_dir.path(path)
+    }
+}
+
+fn nanos(secs: i64, nsec: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
+}
+
+/// Stats a run-directory path without following a symlink (`Err(())` for
+/// a symlink, or anything that is neither file nor folder: no certificate
+/// vouches for those), and an absolute one (the pipeline file and the files
+/// beside it, where a shared pipeline is often a symlink) following it.
+fn file_id(path: &Path, follow: bool) -> Result<FileId, ()> {
+    let meta = if follow {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    };
+    match meta {
+        Ok(m) => {
+            let kind = if m.is_file() {
+                1
+            } else if m.is_dir() {
+                2
+            } else {
+                return Err(());
+            };
+            Ok(FileId {
+                kind,
+                size: if kind == 1 { m.size() } else { 0 },
+                mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
+                ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
+                ino: m.ino(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ABSENT),
+        Err(_) => Err(()),
+    }
+}
+
+/// Writes a certificate that every task is up to date, and returns its
+/// generation. Quietly writes nothing when that is not so, or cannot be
+/// vouched for by stats: a task not done with its current definition, a
+/// task file that differs from its records, a task known only from its
+/// sidecar, a symlink inside the run directory.
+pub fn write(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+    key: &Key,
+) -> crate::error::Result<Option<u64>> {
+    let Some(entries) = collect(run_dir, pipeline, graph, store) else {
+        return Ok(None);
+    };
+    let mut seed = blake3::Hasher::new();
+    seed.update(&std::process::id().to_le_bytes());
+    seed.update(&format!("{:?}", SystemTime::now()).into_bytes());
+    let generation =
+        u64::from_le_bytes(seed.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+    let cert = Certificate {
+        generation,
+        pipeline: key.pipeline.to_string_lossy().into_owned(),
+        model: key.model.map(str::to_string),
+        tasks: graph.len() as u64,
+        entries,
+    };
+    files::write_atomic(&run_dir.certificate_path(), &cert.encode())?;
+    Ok(Some(generation))
+}
+
+/// Every path the verdict depended on, stamped now; `None` when a
+/// certificate must not be written: a task not done with its current
+/// definition, or a task file that differs from what a record says of it.
+fn collect(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+) -> Option<Vec<Entry>> {
+    let now = SystemTime::now();
+    let mut owned: Vec<String> = graph.source_paths(pipeline);
+    // Outputs of tasks the pipeline no longer defines: a build warns about
+    // those on disk, so one appearing must lead to the full check.
+    for (name, record) in store.records() {
+        if graph.task(name).is_none() {
+            owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
+        }
+    }
+    for state in [file::LOG, file::TASKS, file::RUN, file::PIPELINE] {
+        owned.push(state_rel(state));
+    }
+
+    // Every record of a task file must say the same of it, and (checked
+    // below) what the file is now: then the full check finds every task
+    // up to date without reading a byte.
+    let mut stamps: HashMap<&str, &Stamp> = HashMap::new();
+    let mut task_files: Vec<&str> = Vec::new();
+    for task in graph.tasks() {
+        // A task known only from its sidecar (no log line) could change
+        // without any stat this certificate holds.
+        let record = store.record(&task.name)?;
+        let done = record.done.as_ref()?;
+        if record.last.is_some()
+            || done.fingerprint != task.fingerprint
+            || !store.has_marker(run_dir, &task.name)
+        {
+            return None;
+        }
+        let outputs = task.outputs.iter().map(|o| (&o.path, &done.outputs));
+        let inputs = task.inputs.iter().map(|i| (&i.path, &done.inputs));
+        for (path, recorded) in outputs.chain(inputs) {
+            let stamp = recorded.get(path)?;
+            match stamps.entry(path.as_str()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(stamp);
+                    task_files.push(path.as_str());
+                }
+                std::collections::hash_map::Entry::Occupied(o) if *o.get() != stamp => return None,
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
+        }
+    }
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut entries: Vec<(&str, bool)> = Vec::new();
+    for path in &owned {
+        if !stamps.contains_key(path.as_str()) && seen.insert(path.as_str()) {
+            entries.push((path.as_str(), false));
+        }
+    }
+    for &path in &task_files {
+        if seen.insert(path) {
+            entries.push((path, true));
+        }
+    }
+    // Every folder on the way to a run-directory path: replaced by a
+    // symlink, it could lead out of the run directory with every file
+    // below it unchanged, which the full check refuses.
+    let mut folders: Vec<(&str, bool)> = Vec::new();
+    for &(path, _) in &entries {
+        if path.starts_with('/') || path.starts_with(".planexe/") {
+            continue;
+        }
+        let mut folder = path;
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            if seen.insert(parent) {
+                folders.push((parent, false));
+            }
+            folder = parent;
+        }
+    }
+    entries.extend(folders);
+
+    let young = young_from(now);
+    entries
+        .par_iter()
+        .map(|&(path, task)| {
+            let full = path_of(run_dir, path);
+            let id = file_id(&full, path.starts_with('/')).ok()?;
+            let racy = path != LOG.as_str() && is_young(&id, young);
+            let hash = if task {
+                let stamp = stamps[path];
+                if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
+                    return None;
+                }
+                Some(stamp.blake3.clone())
+            } else if racy {
+                // Young: vouched for by its content from now on.
+                Some(content_hash(&full, id.kind)?)
+            } else {
+                None
+            };
+            Some(Entry {
+                path: path.to_string(),
+                id,
+                hash,
+                task,
+                racy,
+            })
+        })
+        .collect()
+}
+
+/// What a path holds, for comparing when its stat moved: a file's blake3,
+/// a folder's sorted list of names. `None` for anything else.
+fn content_hash(path: &Path, kind: u8) -> Option<String> {
+    match kind {
+        1 => stamp::hash_file(path).ok(),
+        2 => {
+            let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
+                .ok()?
+                .map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
+                .collect::<std::io::Result<_>>()
+                .ok()?;
+            names.sort_unstable();
+            let mut hasher = blake3::Hasher::new();
+            for name in &names {
+                hasher.update(name);
+                hasher.update(b"\0");
+            }
+            Some(format!("dir:{}", hasher.finalize().to_hex()))
+        }
+        _ => None,
+    }
+}
+
+impl Certificate {
+    /// Reads the certificate of a run directory; `None` when there is none
+    /// or it is not one this planexe wrote whole.
+    pub fn read(run_dir: &RunDir) -> Option<Certificate> {
+        let bytes = std::fs::read(run_dir.certificate_path()).ok()?;
+        Certificate::decode(&bytes)
+    }
+
+    /// Which `status` snapshot goes with this certificate.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether this certificate vouches for `key` and still holds on disk.
+    pub fn holds(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> Option<Holds> {
+        if self.pipeline.as_str() != key.pipeline.to_string_lossy()
+            || self.model.as_deref() != key.model
+        {
+            return None;
+        }
+        let touched: Vec<(usize, FileId)> = self
+            .entries
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, e)| match check(run_dir, e, mode) {
+                Verdict::Same => None,
+                Verdict::Touched(id) => Some(Some((i, id))),
+                Verdict::Differs => Some(None),
+            })
+            .collect::<Option<_>>()?;
+        let young = young_from(SystemTime::now());
+        let news = touched
+            .iter()
+            .any(|(i, now)| self.entries[*i].id != *now || !is_young(now, young));
+        Some(Holds {
+            tasks: self.tasks,
+            touched,
+            news,
+        })
+    }
+
+    /// Whether the log is still as this certificate recorded it (which
+    /// `holds` found true): no command changed the state since.
+    pub fn log_unchanged(&self, run_dir: &RunDir) -> bool {
+        self.entries
+            .iter()
+            .find(|e| e.path == *LOG)
+            .is_some_and(|e| file_id(&run_dir.path(&LOG), false) == Ok(e.id))
+    }
+
+    /// Records what `holds` found: a `restamp` log line for every task file
+    /// with a new stat, and a new certificate. The caller holds the run
+    /// directory's lock and has checked [`Certificate::log_unchanged`]
+    /// under it.
+    pub fn record(mut self, run_dir: &RunDir, holds: &Holds) -> crate::error::Result<()> {
+        let restamps: Vec<Restamp> = holds
+            .touched
+            .iter()
+            .filter(|(i, now)| self.entries[*i].task && self.entries[*i].id != *now)
+            .filter_map(|&(i, now)| {
+                let e = &self.entries[i];
+                Some(Restamp {
+                    path: e.path.clone(),
+                    stamp: Stamp {
+                        size: now.size,
+                        mtime_ns: now.mtime_ns,
+                        blake3: e.hash.clone()?,
+                    },
+                })
+            })
+            .collect();
+        if !restamps.is_empty() {
+            log::append_restamps(run_dir, restamps)?;
+        }
+        let young = young_from(SystemTime::now());
+        for &(i, now) in &holds.touched {
+            let e = &mut self.entries[i];
+            e.id = now;
+            e.racy = is_young(&now, young);
+        }
+        if let Some(log) = self.entries.iter_mut().find(|e| e.path == *LOG) {
+            match file_id(&run_dir.path(&LOG), false) {
+                Ok(id) => log.id = id,
+                Err(()) => return Ok(()),
+            }
+        }
+        files::write_atomic(&run_dir.certificate_path(), &self.encode())
+    }
+}
+
+/// How one entry compares with disk.
+fn check(run_dir: &RunDir, e: &Entry, mode: CheckMode) -> Verdict {
+    let path = path_of(run_dir, &e.path);
+    let Ok(now) = file_id(&path, e.path.starts_with('/')) else {
+        return Verdict::Differs;
+    };
+    if now == e.id && !e.racy {
+        return Verdict::Same;
+    }
+    // The same content under a new stat: for a task file what the full
+    // check calls touched (in content mode only); a racy entry is trusted
+    // only by its content.
+    let Some(hash) = &e.hash else {
+        return Verdict::Differs;
+    };
+    let comparable = now.kind == e.id.kind
+        && (now.kind != 1 || now.size == e.id.size)
+        && (!e.task || mode == CheckMode::Content || now == e.id);
+    if comparable && content_hash(&path, now.kind).is_some_and(|h| &h == hash) {
+        Verdict::Touched(now)
+    } else {
+        Verdict::Differs
+    }
+}

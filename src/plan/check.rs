@@ -1,0 +1,200 @@
+//! Checking one task against its records and the files on disk.
+//!
+//! A task is up to date when its records say its last run succeeded (see
+//! [`Recorded`]), its fingerprint equals the recorded one, every output
+//! exists, the set of inputs is the recorded set, and every input and
+//! output matches its recorded stamp (docs/staleness.md). The check only
+//! stats files whose stamps match.
+//!
+//! Two kinds of stamp difference do not make a task stale: a file rewritten
+//! with the same bytes (its new mtime is recorded), and an output edited by
+//! hand (its new content is accepted and recorded, so the task's dependents
+//! see a changed input and re-run).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::model::{Action, Graph, TaskId};
+use crate::store::stamp::{self, CheckMode, Comparison, Stamp, Stamper};
+use crate::store::{Recorded, RunDir, StateStore, Status};
+
+/// Why a task must run. Printed by `-n`, `status` and the build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Forced,
+    NeverBuilt,
+    FailedLastTime(String),
+    InterruptedLastTime,
+    MarkerMissing,
+    ActionChanged(&'static str),
+    OutputMissing(String),
+    /// The task declares an output its last run did not record.
+    OutputAdded(String),
+    InputAdded(String),
+    InputRemoved(String),
+    InputChanged(String),
+    /// A task it depends on will run first; it may turn out up to date.
+    Upstream(String),
+    /// A `foreach` placeholder: expands once its list file is built.
+    AwaitsList(String),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Forced => write!(f, "forced (-B)"),
+            Reason::NeverBuilt => write!(f, "never built"),
+            Reason::FailedLastTime(m) => write!(f, "failed last time: {m}"),
+            Reason::InterruptedLastTime => write!(f, "interrupted last time"),
+            Reason::MarkerMissing => write!(f, ".DONE marker missing"),
+            Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
+            Reason::OutputMissing(p) => write!(f, "output {p} missing"),
+            Reason::OutputAdded(p) => write!(f, "output {p} added"),
+            Reason::InputAdded(p) => write!(f, "input {p} added"),
+            Reason::InputRemoved(p) => write!(f, "input {p} removed"),
+            Reason::InputChanged(p) => write!(f, "input {p} changed"),
+            Reason::Upstream(t) => write!(f, "upstream {t} will re-run"),
+            Reason::AwaitsList(l) => write!(f, "expands when {l} is built"),
+        }
+    }
+}
+
+/// The result of checking one task against disk.
+#[derive(Debug)]
+pub enum Check {
+    /// Up to date. `update` is a record to write when stamps moved without
+    /// a change of meaning (same bytes, or an output edited by hand).
+    Fresh {
+        update: Option<Box<Status>>,
+        edited: Vec<String>,
+    },
+    Stale(Reason),
+}
+
+/// Checks tasks against their records and the files on disk.
+pub struct Checker<'a> {
+    pub graph: &'a Graph,
+    pub run_dir: &'a RunDir,
+    pub store: &'a StateStore,
+    pub stamper: &'a Stamper,
+    pub mode: CheckMode,
+}
+
+impl Checker<'_> {
+    /// Checks one task as if nothing upstream were going to run.
+    pub fn check(&self, id: TaskId) -> Result<Check> {
+        let task = &self.graph[id];
+        let root = self.run_dir.root();
+        if let Action::Expand(list) = &task.action {
+            return Ok(Check::Stale(Reason::AwaitsList(list.clone())));
+        }
+        let record = match self.store.recorded(self.run_dir, &task.name) {
+            Recorded::Done(record) => record,
+            Recorded::Never => return Ok(Check::Stale(Reason::NeverBuilt)),
+            Recorded::Failed(s) => {
+                return Ok(Check::Stale(Reason::FailedLastTime(
+                    s.error
+                        .as_ref()
+                        .map(|e| e.first_line().to_string())
+                        .unwrap_or_default(),
+                )))
+            }
+            Recorded::Interrupted(_) => return Ok(Check::Stale(Reason::InterruptedLastTime)),
+            Recorded::Unmarked(_) => return Ok(Check::Stale(Reason::MarkerMissing)),
+        };
+        if record.fingerprint != task.fingerprint {
+            return Ok(Check::Stale(Reason::ActionChanged(task.action.kind())));
+        }
+        let io = |e: std::io::Error| Error::Io(e);
+
+        // Outputs must exist; differences are judged after the inputs.
+        let mut output_checks = Vec::with_capacity(task.outputs.len());
+        for out in &task.outputs {
+            let comparison = match record.outputs.get(&out.path) {
+                Some(stamp) => self
+                    .stamper
+                    .compare(root, &out.path, stamp, self.mode)
+                    .map_err(io)?,
+                None => {
+                    // A newly declared output: its file, if any, was not
+                    // written by this task's last run.
+                    if stamp::stat_inside(root, &out.path).map_err(io)?.is_none() {
+                        Comparison::Missing
+                    } else {
+                        return Ok(Check::Stale(Reason::OutputAdded(out.path.clone())));
+                    }
+                }
+            };
+            if comparison == Comparison::Missing {
+                return Ok(Check::Stale(Reason::OutputMissing(out.path.clone())));
+            }
+            output_checks.push((out.path.as_str(), comparison));
+        }
+
+        for input in &task.inputs {
+            if !record.inputs.contains_key(&input.path) {
+                return Ok(Check::Stale(Reason::InputAdded(input.path.clone())));
+            }
+        }
+        if record.inputs.len() != task.inputs.len() {
+            if let Some(gone) = record
+                .inputs
+                .keys()
+                .find(|p| !task.inputs.iter().any(|i| &i.path == *p))
+            {
+                return Ok(Check::Stale(Reason::InputRemoved(gone.clone())));
+            }
+        }
+        let mut touched: BTreeMap<String, Stamp> = BTreeMap::new();
+        for input in &task.inputs {
+            let recorded = &record.inputs[&input.path];
+            match self
+                .stamper
+                .compare(root, &input.path, recorded, self.mode)
+                .map_err(io)?
+            {
+                Comparison::Same => {}
+                Comparison::Touched(now) => {
+                    touched.insert(input.path.clone(), now);
+                }
+                Comparison::Changed | Comparison::Missing => {
+                    return Ok(Check::Stale(Reason::InputChanged(input.path.clone())))
+                }
+            }
+        }
+
+        let mut edited = Vec::new();
+        let mut new_outputs = record.outputs.clone();
+        for (path, comparison) in output_checks {
+            match comparison {
+                Comparison::Same => {}
+                Comparison::Touched(now) => {
+                    new_outputs.insert(path.to_string(), now);
+                }
+                Comparison::Changed => {
+                    let now = self.stamper.stamp(root, path).map_err(io)?.ok_or_else(|| {
+                        Error::Io(std::io::Error::other(format!(
+                            "{path} vanished while checked"
+                        )))
+                    })?;
+                    new_outputs.insert(path.to_string(), now);
+                    edited.push(path.to_string());
+                }
+                Comparison::Missing => unreachable!("missing outputs returned above"),
+            }
+        }
+        // Outputs no longer declared are no longer recorded.
+        new_outputs.retain(|p, _| task.outputs.iter().any(|o| &o.path == p));
+
+        let update = if touched.is_empty() && new_outputs == record.outputs {
+            None
+        } else {
+            let mut status = record.into_owned();
+            status.inputs.extend(touched);
+            status.outputs = new_outputs;
+            Some(Box::new(status))
+        };
+        Ok(Check::Fresh { update, edited })
+    }
+}

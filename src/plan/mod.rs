@@ -1,0 +1,157 @@
+//! The plan: what is stale and why, and everything that decides it
+//! without running anything.
+//!
+//! - [`check`]: one task against its records and the files on disk, with
+//!   the [`Reason`] it must run;
+//! - [`Plan`]: every wanted task, checked in parallel, reasons flowing
+//!   downstream (a task whose input will be rebuilt waits and is judged
+//!   again: early cutoff);
+//! - [`certificate`]: the proof that everything is up to date, checked
+//!   from stats alone;
+//! - [`session`]: one invocation's view of a run directory, opened from a
+//!   location and options.
+//!
+//! Above the model and the store; below execution.
+
+pub mod certificate;
+pub mod check;
+pub mod session;
+
+use rayon::prelude::*;
+
+pub use check::{Check, Checker, Reason};
+pub use session::Session;
+
+use crate::error::{Error, Result};
+use crate::model::{Graph, TaskId};
+use crate::store::stamp;
+use crate::store::Status;
+
+/// The plan of one build over the wanted tasks.
+#[derive(Debug)]
+pub struct Plan {
+    pub wanted: Vec<bool>,
+    /// For wanted tasks that will run: why. `Upstream` means the task runs
+    /// only if, once its dependencies finish, it is still stale.
+    pub reasons: Vec<Option<Reason>>,
+    /// Records to update for fresh tasks (same bytes, hand edits).
+    pub updates: Vec<Status>,
+    /// Hand-edited outputs accepted, as (task, path).
+    pub edited: Vec<(TaskId, String)>,
+}
+
+impl Plan {
+    /// Checks every wanted task, in dependency order.
+    pub fn make(checker: &Checker, wanted: Vec<bool>, forced: &[bool]) -> Result<Plan> {
+        let graph = checker.graph;
+        let mut reasons: Vec<Option<Reason>> = vec![None; graph.id_bound()];
+        let mut updates = Vec::new();
+        let mut edited = Vec::new();
+        // Each task's own check only reads its record and stats its files:
+        // they run in parallel; reasons that flow downstream come after.
+        let ids: Vec<TaskId> = graph
+            .order()
+            .iter()
+            .copied()
+            .filter(|&id| wanted[id] && !forced[id])
+            .collect();
+        let mut checks: Vec<Option<Check>> = Vec::new();
+        checks.resize_with(graph.id_bound(), || None);
+        let results: Vec<(TaskId, Result<Check>)> =
+            ids.par_iter().map(|&id| (id, checker.check(id))).collect();
+        for (id, check) in results {
+            checks[id] = Some(check?);
+        }
+        for &id in graph.order() {
+            if !wanted[id] {
+                continue;
+            }
+            let own = if forced[id] {
+                Some(Reason::Forced)
+            } else {
+                match checks[id]
+                    .take()
+                    .unwrap_or(Check::Stale(Reason::NeverBuilt))
+                {
+                    Check::Stale(reason) => Some(reason),
+                    Check::Fresh {
+                        update,
+                        edited: paths,
+                    } => {
+                        updates.extend(update.map(|u| *u));
+                        edited.extend(paths.into_iter().map(|p| (id, p)));
+                        None
+                    }
+                }
+            };
+            if own.is_some() {
+                // Refuse before anything runs when an output is a symlink
+                // that leads out of the run directory.
+                for out in &graph[id].outputs {
+                    stamp::stat_inside(checker.run_dir.root(), &out.path).map_err(|e| {
+                        Error::pipeline(format!("output of task `{}`: {e}", graph[id].name))
+                    })?;
+                }
+            }
+            // A changed input whose producer runs first is expected to
+            // change: the task waits and is judged again afterwards.
+            let own = match own {
+                Some(Reason::InputChanged(path))
+                    if graph.producer(&path).is_some_and(|p| reasons[p].is_some()) =>
+                {
+                    None
+                }
+                other => other,
+            };
+            reasons[id] = own.or_else(|| {
+                graph[id]
+                    .deps
+                    .iter()
+                    .find(|&&d| reasons[d].is_some())
+                    .map(|&d| Reason::Upstream(graph[d].name.clone()))
+            });
+        }
+        Ok(Plan {
+            wanted,
+            reasons,
+            updates,
+            edited,
+        })
+    }
+
+    /// Wanted tasks that will (or may) run, in dependency order.
+    pub fn to_run<'a>(&'a self, graph: &'a Graph) -> impl Iterator<Item = TaskId> + 'a {
+        graph
+            .order()
+            .iter()
+            .copied()
+            .filter(|&t| self.wanted[t] && self.reasons[t].is_some())
+    }
+
+    /// A plan that finds every task of `graph` up to date (what the
+    /// certificate vouches for).
+    pub fn up_to_date(graph: &Graph) -> Plan {
+        let n = graph.id_bound();
+        let mut wanted = vec![false; n];
+        for &id in graph.ids() {
+            wanted[id] = true;
+        }
+        Plan {
+            wanted,
+            reasons: vec![None; n],
+            updates: Vec::new(),
+            edited: Vec::new(),
+        }
+    }
+
+    /// Tasks whose definition changed since their last run (prompt,
+    /// system, schema, command, format, sampling parameters).
+    pub fn changed_definitions(&self, graph: &Graph) -> Vec<String> {
+        graph
+            .order()
+            .iter()
+            .filter(|&&t| matches!(self.reasons[t], Some(Reason::ActionChanged(_))))
+            .map(|&t| graph[t].name.clone())
+            .collect()
+    }
+}

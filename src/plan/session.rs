@@ -1,0 +1,281 @@
+//! One invocation's view of a run directory: where it is, the pipeline file
+//! chosen for it, the resolved graph and the recorded state. Opened from a
+//! [`Location`] that the caller resolved (the CLI from the current
+//! directory, `-C`, `-f` and the environment; a test or a server from
+//! anything), with the [`ModelChoice`] of this invocation.
+//!
+//! Which pipeline file: `-f FILE`; else the one this run directory recorded
+//! at its last build (`.planexe/pipeline`); else `$PLANEXE_PIPELINE`; else
+//! `pipeline.toml` in the run directory.
+
+use std::path::PathBuf;
+
+use super::certificate::{self, Certificate};
+use super::check::Checker;
+use super::Plan;
+use crate::error::{Error, Result};
+use crate::model::{Graph, Lists, Pipeline};
+use crate::store::inflight;
+use crate::store::run_record::RunRecord;
+use crate::store::{files, CheckMode, RunDir, Stamper, StateStore};
+
+/// Where an invocation works, as its caller named it.
+#[derive(Debug, Clone, Default)]
+pub struct Location {
+    /// The run directory (absolute, or relative to the current directory).
+    pub run_dir: PathBuf,
+    /// A pipeline file named for this invocation (`-f`): its path and how
+    /// messages show it.
+    pub file: Option<(PathBuf, String)>,
+    /// The pipeline file named by the environment (`$PLANEXE_PIPELINE`).
+    pub env_file: Option<(PathBuf, String)>,
+    /// Whether the run directory was named (`-C`): messages then show the
+    /// default pipeline file with its full path.
+    pub named_dir: bool,
+}
+
+/// A run directory and the pipeline file chosen for it, not yet read.
+#[derive(Debug)]
+pub struct Located {
+    pub run_dir: RunDir,
+    pub pipeline: PathBuf,
+    /// How messages name the pipeline file.
+    pub display: String,
+    /// Something to tell the user about the choice.
+    pub warning: Option<String>,
+}
+
+impl Location {
+    /// Opens the run directory and chooses its pipeline file, without
+    /// reading it.
+    pub fn locate(&self) -> Result<Located> {
+        let run_dir = RunDir::open(&self.run_dir)?;
+        let (pipeline, display, warning) = self.choose(&run_dir)?;
+        Ok(Located {
+            run_dir,
+            pipeline,
+            display,
+            warning,
+        })
+    }
+
+    fn choose(&self, run_dir: &RunDir) -> Result<(PathBuf, String, Option<String>)> {
+        if let Some((path, shown)) = &self.file {
+            return Ok((path.clone(), shown.clone(), None));
+        }
+        let recorded = std::fs::read_to_string(run_dir.recorded_pipeline_path())
+            .ok()
+            .map(|s| PathBuf::from(s.trim()))
+            .filter(|p| !p.as_os_str().is_empty());
+        if let Some(recorded) = recorded {
+            if !recorded.exists() {
+                return Err(Error::pipeline(format!(
+                    "this run directory was built with {}, which no longer exists",
+                    recorded.display()
+                ))
+                .hint("pass -f FILE to choose a pipeline file; it will be remembered"));
+            }
+            let warning = self.env_file.as_ref().and_then(|(env, shown)| {
+                let same = std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
+                (!same).then(|| {
+                    format!(
+                        "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={shown}",
+                        recorded.display()
+                    )
+                })
+            });
+            let display = run_dir.show(&recorded);
+            return Ok((recorded, display, warning));
+        }
+        if let Some((path, shown)) = &self.env_file {
+            return Ok((path.clone(), shown.clone(), None));
+        }
+        let default = run_dir.root().join("pipeline.toml");
+        let display = if self.named_dir {
+            default.display().to_string()
+        } else {
+            "pipeline.toml".to_string()
+        };
+        Ok((default, display, None))
+    }
+}
+
+/// The model override of an invocation: `--model`, else `$PLANEXE_MODEL`,
+/// else the model the run remembers from an earlier `--model`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelChoice {
+    /// `--model`.
+    pub flag: Option<String>,
+    /// `$PLANEXE_MODEL`, when set and not blank.
+    pub env: Option<String>,
+}
+
+impl ModelChoice {
+    /// The override named for this invocation, not the one a run remembers.
+    pub fn explicit(&self) -> Option<&str> {
+        self.flag.as_deref().or(self.env.as_deref())
+    }
+}
+
+/// Where a build's model override came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSourceKind {
+    /// `--model`.
+    Flag,
+    /// `$PLANEXE_MODEL`.
+    Env,
+    /// Remembered in `.planexe/run.json` from an earlier `--model`.
+    Run,
+}
+
+/// The override and where it came from.
+pub type ModelSource = (ModelSourceKind, String);
+
+/// One invocation's view of a run directory.
+pub struct Session {
+    /// The run record, when an earlier build made one.
+    pub run: Option<RunRecord>,
+    /// Where the model override came from, when there is one.
+    pub model_source: Option<ModelSource>,
+    pub run_dir: RunDir,
+    pub pipeline: Pipeline,
+    pub graph: Graph,
+    pub store: StateStore,
+    /// What the choice of pipeline file left to say (already said by
+    /// whoever located it; kept so a build knows it was not clean).
+    pub warning: Option<String>,
+}
+
+impl Session {
+    /// Parses the pipeline file and resolves its graph (expanding the
+    /// `foreach` tasks `lists` allows), and loads the recorded state.
+    /// Refusals carry `file:line:col` and a hint.
+    pub fn open(located: Located, model: &ModelChoice, lists: Lists) -> Result<Session> {
+        let Located {
+            run_dir,
+            pipeline: path,
+            display,
+            warning,
+        } = located;
+        // The state log loads on a second thread while the pipeline is
+        // parsed and resolved: on a large pipeline these are the two
+        // biggest costs of every command.
+        let (loaded, store) = std::thread::scope(|scope| {
+            let store = scope.spawn(|| StateStore::load(&run_dir));
+            let loaded =
+                (|| -> Result<(Pipeline, Option<RunRecord>, Option<ModelSource>, Graph)> {
+                    let pipeline = Pipeline::load(&path, display)?;
+                    let run = RunRecord::load(&run_dir);
+                    let remembered = run.as_ref().and_then(|r| r.model.clone());
+                    let model_source = match (&model.flag, &model.env, remembered) {
+                        (Some(m), _, _) => Some((ModelSourceKind::Flag, m.clone())),
+                        (None, Some(m), _) => Some((ModelSourceKind::Env, m.clone())),
+                        (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
+                        (None, None, None) => None,
+                    };
+                    let graph = Graph::resolve(
+                        &pipeline,
+                        &run_dir,
+                        model_source.as_ref().map(|(_, m)| m.as_str()),
+                        lists,
+                    )?;
+                    Ok((pipeline, run, model_source, graph))
+                })();
+            let store = store
+                .join()
+                .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
+            (loaded, store)
+        });
+        let (pipeline, run, model_source, graph) = loaded?;
+        let mut store = store?;
+        // The last build crashed or still runs: its journal knows which
+        // tasks are in flight even before their sidecars say so.
+        if run.as_ref().and_then(RunRecord::unfinished_build).is_some() {
+            store.set_in_flight(inflight::recover(&run_dir));
+        }
+        Ok(Session {
+            run,
+            model_source,
+            run_dir,
+            pipeline,
+            graph,
+            store,
+            warning,
+        })
+    }
+
+    /// The model override named for this invocation (`--model` or
+    /// `$PLANEXE_MODEL`), not the one the run remembers.
+    pub fn explicit_model(&self) -> Option<&str> {
+        match &self.model_source {
+            Some((ModelSourceKind::Flag | ModelSourceKind::Env, m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// What the up-to-date certificate of this run directory is keyed by.
+    pub fn certificate_key(&self) -> certificate::Key<'_> {
+        certificate::Key {
+            pipeline: &self.pipeline.path,
+            model: self.explicit_model(),
+        }
+    }
+
+    /// Whether the last build runs now.
+    pub fn build_running(&self) -> bool {
+        self.run
+            .as_ref()
+            .and_then(RunRecord::running_build)
+            .is_some()
+    }
+
+    /// Expands the `foreach` task `group` now that its list is ready (see
+    /// [`Graph::expand`]); `false` when its list file does not exist.
+    pub fn expand(&mut self, group: &str) -> Result<bool> {
+        self.graph.expand(&self.pipeline, &self.run_dir, group)
+    }
+
+    /// Checks the `wanted` tasks against disk, forcing nothing: the plan a
+    /// read-only command reports on.
+    pub fn plan(&self, wanted: Vec<bool>, mode: CheckMode) -> Result<Plan> {
+        // All of them up to date, by the certificate: no need to look
+        // task by task.
+        let all = self.graph.ids().iter().all(|&id| wanted[id]);
+        if all
+            && Certificate::read(&self.run_dir)
+                .and_then(|c| c.holds(&self.run_dir, &self.certificate_key(), mode))
+                .is_some_and(|h| h.tasks == self.graph.len() as u64)
+        {
+            return Ok(Plan::up_to_date(&self.graph));
+        }
+        let stamper = Stamper::default();
+        let checker = Checker {
+            graph: &self.graph,
+            run_dir: &self.run_dir,
+            store: &self.store,
+            stamper: &stamper,
+            mode,
+        };
+        Plan::make(&checker, wanted, &vec![false; self.graph.id_bound()])
+    }
+
+    /// The plan of every task.
+    pub fn plan_all(&self, mode: CheckMode) -> Result<Plan> {
+        self.plan(vec![true; self.graph.id_bound()], mode)
+    }
+
+    /// Remembers the pipeline file for later commands in this run directory.
+    pub fn record_pipeline(&self) -> Result<()> {
+        let path = self.run_dir.recorded_pipeline_path();
+        let current = self.pipeline.path.to_string_lossy();
+        if std::fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some(current.as_ref())
+        {
+            files::write_atomic(&path, format!("{current}\n").as_bytes())?;
+        }
+        Ok(())
+    }
+}

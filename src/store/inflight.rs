@@ -1,0 +1,337 @@
+//! Tasks in flight: what a build says about the tasks it is running.
+//!
+//! - `.planexe/inflight`, a journal appended to when a task starts (its
+//!   `running` status), when its command's process exists (its pid: the
+//!   task is journaled before the spawn, so no crash leaves a process the
+//!   journal does not lead to) and when it ends. After a crash, the next
+//!   build reads it to stop the process groups left running and to mark
+//!   their tasks interrupted ([`recover`]). One append per event, to one
+//!   open file: it costs next to nothing per task.
+//! - The `running` sidecar, `.planexe/tasks/NAME.status`: published only
+//!   once a task has run for [`PUBLISH_AFTER`], by one thread per build.
+//!   A task that ends sooner goes straight from its old state to its final
+//!   one; writing and then replacing a sidecar it would never be seen in
+//!   costs more file-system work than a trivial command itself.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{Status, TaskState};
+use super::rundir::RunDir;
+use super::sidecar;
+
+/// How long a task runs before its `running` sidecar is written.
+pub const PUBLISH_AFTER: Duration = Duration::from_millis(100);
+
+/// A task that started: what its `running` sidecar says, less the
+/// stamps and definition (the journal stays small).
+#[derive(Debug, Serialize, Deserialize)]
+struct Started<S> {
+    task: S,
+    pid: Option<u32>,
+    started_at: Option<S>,
+    attempt: u32,
+    fingerprint: S,
+}
+
+/// One line of the journal. `S` is `String` when read back and `&str`
+/// when written, so writing copies nothing.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Line<S> {
+    Started(Started<S>),
+    /// The task's command has a process: `[task, pid]`.
+    Spawned((S, u32)),
+    /// The task's command (or model call) is over.
+    Ended(S),
+}
+
+fn encode(line: &Line<&str>) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(line).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A sidecar waiting for its task to have run long enough.
+struct Pending {
+    due: Instant,
+    path: PathBuf,
+    status: Status,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// By ticket number, which grows with time: the first is due first.
+    pending: BTreeMap<u64, Pending>,
+    next_ticket: u64,
+    /// The ticket whose sidecar is being written right now.
+    writing: Option<u64>,
+    shutdown: bool,
+}
+
+/// A started task's claim on its deferred sidecar; give it back to
+/// [`Inflight::end`].
+#[must_use]
+pub struct Ticket {
+    id: u64,
+    task: String,
+}
+
+/// The journal and the publishing thread of one build.
+pub struct Inflight {
+    journal: Option<File>,
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inflight {
+    /// Starts a fresh journal (the last one was read by [`recover`]) and
+    /// the publishing thread. Bookkeeping is best effort: without a
+    /// journal, or a thread, tasks still run.
+    pub fn start(run_dir: &RunDir) -> Inflight {
+        let journal = File::create(run_dir.inflight_path()).ok();
+        let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+        let inner = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("planexe-sidecars".into())
+            .spawn(move || publish_loop(&inner))
+            .ok();
+        Inflight {
+            journal,
+            shared,
+            thread,
+        }
+    }
+
+    /// Records that the task whose `running` status this is has started,
+    /// and schedules its sidecar. A command task calls this before it
+    /// spawns, then [`Inflight::spawned`].
+    pub fn begin(&self, run_dir: &RunDir, status: &Status) -> Ticket {
+        self.append(&encode(&Line::Started(Started {
+            task: &status.task,
+            pid: status.pid,
+            started_at: status.started_at.as_deref(),
+            attempt: status.attempt,
+            fingerprint: &status.fingerprint,
+        })));
+        let pending = Pending {
+            due: Instant::now() + PUBLISH_AFTER,
+            path: run_dir.status_path(&status.task),
+            status: status.clone(),
+        };
+        let (m, cvar) = &*self.shared;
+        let mut queue = lock(m);
+        let id = queue.next_ticket;
+        queue.next_ticket += 1;
+        if queue.pending.is_empty() {
+            // The thread sleeps without a deadline only when nothing waits.
+            cvar.notify_all();
+        }
+        queue.pending.insert(id, pending);
+        drop(queue);
+        Ticket {
+            id,
+            task: status.task.clone(),
+        }
+    }
+
+    /// Records the pid of a started task's command, for the journal and
+    /// for its sidecar if that is not written yet.
+    pub fn spawned(&self, ticket: &Ticket, pid: u32) {
+        self.append(&encode(&Line::Spawned((&ticket.task, pid))));
+        let (m, _) = &*self.shared;
+        if let Some(pending) = lock(m).pending.get_mut(&ticket.id) {
+            pending.status.pid = Some(pid);
+        }
+    }
+
+    /// Records that the task has ended. Once this returns, its `running`
+    /// sidecar either was written in full or never will be, so the final
+    /// one written next is the last word.
+    pub fn end(&self, ticket: Ticket) {
+        {
+            let (m, cvar) = &*self.shared;
+            let mut queue = lock(m);
+            while queue.writing == Some(ticket.id) {
+                queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
+            }
+            queue.pending.remove(&ticket.id);
+        }
+        self.append(&encode(&Line::Ended(&ticket.task)));
+    }
+
+    fn append(&self, line: &[u8]) {
+        // One write per line to a file opened for appending: lines from
+        // several job threads never interleave.
+        if let Some(mut file) = self.journal.as_ref() {
+            let _ = file.write_all(line);
+        }
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        lock(&self.shared.0).shutdown = true;
+        self.shared.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
+    let (m, cvar) = shared;
+    let mut queue = lock(m);
+    loop {
+        if queue.shutdown {
+            return;
+        }
+        let now = Instant::now();
+        let Some((&id, first)) = queue.pending.first_key_value() else {
+            queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        if first.due > now {
+            let wait = first.due - now;
+            queue = cvar
+                .wait_timeout(queue, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        let Some(due) = queue.pending.remove(&id) else {
+            continue;
+        };
+        queue.writing = Some(id);
+        drop(queue);
+        // Best effort, as every sidecar write during a run: the pid and
+        // start time help a user find a stuck task.
+        let _ = sidecar::write_sidecar_at(&due.path, &due.status);
+        queue = lock(m);
+        queue.writing = None;
+        cvar.notify_all();
+    }
+}
+
+/// The tasks in flight according to the journal of the last build (a
+/// crashed one, or one still running): for each, a `running` status with
+/// its start time and, for a command that got as far as a process, its
+/// pid; in the order they started.
+pub fn recover(run_dir: &RunDir) -> Vec<Status> {
+    let Ok(file) = File::open(run_dir.inflight_path()) else {
+        return Vec::new();
+    };
+    let mut started: BTreeMap<String, (usize, Started<String>)> = BTreeMap::new();
+    for (n, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+        let Ok(line) = line else { break };
+        // A torn last line (the crash came mid-append) is skipped.
+        match serde_json::from_slice::<Line<String>>(&line) {
+            Ok(Line::Started(s)) => {
+                started.insert(s.task.clone(), (n, s));
+            }
+            Ok(Line::Spawned((task, pid))) => {
+                if let Some((_, s)) = started.get_mut(&task) {
+                    s.pid = Some(pid);
+                }
+            }
+            Ok(Line::Ended(task)) => {
+                started.remove(&task);
+            }
+            Err(_) => {}
+        }
+    }
+    let mut left: Vec<(usize, Started<String>)> = started.into_values().collect();
+    left.sort_by_key(|(n, _)| *n);
+    left.into_iter()
+        .map(|(_, s)| {
+            let mut status = Status::new(&s.task, TaskState::Running, &s.fingerprint);
+            status.pid = s.pid;
+            status.started_at = s.started_at;
+            status.attempt = s.attempt;
+            status
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir() -> (tempfile::TempDir, RunDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        std::fs::create_dir_all(run_dir.tasks_dir()).unwrap();
+        (dir, run_dir)
+    }
+
+    fn running(task: &str, pid: u32) -> Status {
+        let mut s = Status::new(task, TaskState::Running, "f");
+        s.pid = Some(pid);
+        s
+    }
+
+    #[test]
+    fn a_quick_task_leaves_no_running_sidecar_and_a_slow_one_does() {
+        let (_dir, run_dir) = run_dir();
+        let inflight = Inflight::start(&run_dir);
+        let quick = inflight.begin(&run_dir, &running("quick", 1));
+        inflight.end(quick);
+        // A command is journaled before its process exists; the pid that
+        // follows reaches the sidecar.
+        let slow = inflight.begin(&run_dir, &Status::new("slow", TaskState::Running, "f"));
+        inflight.spawned(&slow, 2);
+        std::thread::sleep(PUBLISH_AFTER * 3);
+        assert!(!run_dir.status_path("quick").exists());
+        let text = std::fs::read_to_string(run_dir.status_path("slow")).unwrap();
+        let status: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!((status.state, status.pid), (TaskState::Running, Some(2)));
+        inflight.end(slow);
+        drop(inflight);
+        assert!(recover(&run_dir).is_empty());
+    }
+
+    #[test]
+    fn recover_returns_what_started_and_never_ended_and_skips_a_torn_line() {
+        let (_dir, run_dir) = run_dir();
+        let inflight = Inflight::start(&run_dir);
+        let a = inflight.begin(&run_dir, &running("a", 10));
+        let _b = inflight.begin(&run_dir, &running("b", 11));
+        let _c = inflight.begin(&run_dir, &running("c d[x]", 12));
+        let spawned = Status::new("spawned", TaskState::Running, "f");
+        let spawned = inflight.begin(&run_dir, &spawned);
+        inflight.spawned(&spawned, 13);
+        // Crashed between the journal and the spawn's pid.
+        let _unspawned = inflight.begin(&run_dir, &Status::new("e", TaskState::Running, "f"));
+        inflight.end(a);
+        drop(inflight);
+        let mut journal = std::fs::OpenOptions::new()
+            .append(true)
+            .open(run_dir.inflight_path())
+            .unwrap();
+        journal.write_all(b"{\"ended\":\"b").unwrap();
+        let left: Vec<(String, Option<u32>)> = recover(&run_dir)
+            .into_iter()
+            .map(|s| (s.task, s.pid))
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                ("b".to_string(), Some(11)),
+                ("c d[x]".to_string(), Some(12)),
+                ("spawned".to_string(), Some(13)),
+                ("e".to_string(), None),
+            ]
+        );
+    }
+}

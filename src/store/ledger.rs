@@ -1,0 +1,168 @@
+//! The ledgers of model calls: `.planexe/usage.jsonl` (one line per HTTP
+//! call), `.planexe/failures.jsonl` (one line per failed attempt: failures
+//! as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
+//! response). Every string passes through [`Ledger::redact`] first, so no
+//! API key reaches a file. [`totals`] reads the usage ledger back.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::files;
+use super::record::Usage;
+use super::rundir::RunDir;
+
+/// One line of `usage.jsonl`. `S` is `&str` when written and `String` when
+/// read back.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UsageLine<S> {
+    pub timestamp_utc: String,
+    pub task: S,
+    pub model: S,
+    pub provider: S,
+    pub attempt: u32,
+    pub duration_ms: u64,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub total_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+    /// `ok` or `error`.
+    pub status: S,
+    pub error_id: Option<String>,
+}
+
+impl<S: AsRef<str>> UsageLine<S> {
+    /// Tokens and cost of this call.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            total_tokens: self.total_tokens.unwrap_or(0),
+            cost_usd: self.cost_usd.unwrap_or(0.0),
+        }
+    }
+}
+
+/// The sums of `usage.jsonl`: every model call of the run.
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub calls: u64,
+    pub failed_calls: u64,
+    #[serde(flatten)]
+    pub usage: Usage,
+    pub llm_time_ms: u64,
+}
+
+/// Reads `usage.jsonl` and sums it; lines that do not parse are skipped.
+pub fn totals(run_dir: &RunDir) -> Totals {
+    let mut t = Totals::default();
+    let Ok(text) = std::fs::read_to_string(run_dir.usage_path()) else {
+        return t;
+    };
+    for line in text.lines() {
+        let Ok(call) = serde_json::from_str::<UsageLine<String>>(line) else {
+            continue;
+        };
+        t.calls += 1;
+        if call.status != "ok" {
+            t.failed_calls += 1;
+        }
+        t.usage.add(&call.usage());
+        t.llm_time_ms += call.duration_ms;
+    }
+    t
+}
+
+/// One line of `failures.jsonl`.
+#[derive(Debug, Serialize)]
+pub struct FailureLine<'a> {
+    pub timestamp_utc: String,
+    pub task: &'a str,
+    pub model: &'a str,
+    pub attempt: u32,
+    pub error_type: &'a str,
+    pub message: String,
+    pub http_status: Option<u16>,
+    pub missing_fields: Vec<String>,
+    pub invalid_fields: Vec<String>,
+    /// What the server said, at most 2 KB.
+    pub raw_error: String,
+    pub error_id: String,
+    /// Whether planexe retried (or moved on to a fallback model).
+    pub recoverable: bool,
+    pub run_dir: String,
+}
+
+pub struct Ledger {
+    usage: Mutex<Option<std::fs::File>>,
+    failures: Mutex<Option<std::fs::File>>,
+    usage_path: PathBuf,
+    failures_path: PathBuf,
+    secrets: Vec<String>,
+}
+
+impl Ledger {
+    pub fn new(run_dir: &RunDir, secrets: Vec<String>) -> Ledger {
+        Ledger {
+            usage: Mutex::new(None),
+            failures: Mutex::new(None),
+            usage_path: run_dir.usage_path(),
+            failures_path: run_dir.failures_path(),
+            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+        }
+    }
+
+    /// Replaces every known secret in `text`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        out
+    }
+
+    pub fn usage(&self, line: &UsageLine<&str>) {
+        self.append(&self.usage, &self.usage_path, line);
+    }
+
+    pub fn failure(&self, line: &FailureLine) {
+        self.append(&self.failures, &self.failures_path, line);
+    }
+
+    fn append<T: Serialize>(&self, file: &Mutex<Option<std::fs::File>>, path: &PathBuf, line: &T) {
+        let Ok(json) = serde_json::to_string(line) else {
+            return;
+        };
+        let mut text = self.redact(&json);
+        text.push('\n');
+        let mut guard = file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            *guard = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok();
+        }
+        if let Some(f) = guard.as_mut() {
+            // Best effort: a full disk must not turn a good answer into a
+            // failed task; the status sidecar still records the outcome.
+            let _ = f.write_all(text.as_bytes());
+        }
+    }
+
+    /// Writes `.planexe/raw/TASK.json` (redacted, atomically).
+    pub fn raw(&self, run_dir: &RunDir, task: &str, value: &serde_json::Value) {
+        let Ok(text) = serde_json::to_string_pretty(value) else {
+            return;
+        };
+        let text = self.redact(&text);
+        let _ = files::write_atomic(&run_dir.raw_path(task), text.as_bytes());
+    }
+}

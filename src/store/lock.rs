@@ -1,0 +1,84 @@
+//! The run directory's lock: only one command changes a run directory at a
+//! time. The lock is the operating system's (an advisory lock on
+//! `.planexe/lock`), so it dies with its holder and a lock left by a killed
+//! build is taken over silently. The file says who holds it.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use super::rundir::RunDir;
+use crate::error::{Error, Result};
+
+/// What `.planexe/lock` says about its holder.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    pub started_at: String,
+    pub command: String,
+}
+
+/// Held while a command works in a run directory; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+impl RunDir {
+    /// Takes the run directory's lock for `command`, or fails when another
+    /// planexe holds it. Whatever the holder changes, the up-to-date
+    /// certificate no longer vouches for it: it is removed.
+    pub fn lock(&self, command: &str) -> Result<Lock> {
+        fs_err::create_dir_all(self.state_dir())?;
+        let path = self.lock_path();
+        let file = fs_err::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        let mut file = file.into_parts().0;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder: Option<LockHolder> = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok());
+                let who = match holder {
+                    Some(h) => {
+                        let started = h
+                            .started_at
+                            .parse::<jiff::Timestamp>()
+                            .map(|t| t.strftime("%H:%M UTC").to_string())
+                            .unwrap_or(h.started_at);
+                        format!(
+                            "another {} (pid {}, started {started}) is running in this directory",
+                            h.command, h.pid
+                        )
+                    }
+                    None => "another planexe is running in this directory".to_string(),
+                };
+                return Err(Error::usage(format!("{who} ({})", self.root().display()))
+                    .hint("wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`"));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(&path, e)),
+        }
+        let _ = std::fs::remove_file(self.certificate_path());
+        let holder = LockHolder {
+            pid: std::process::id(),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            started_at: crate::clock::now_rfc3339(),
+            command: command.to_string(),
+        };
+        let _ = file.set_len(0);
+        let _ = file.write_all(
+            serde_json::to_string(&holder)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        Ok(Lock { _file: file })
+    }
+}

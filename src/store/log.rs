@@ -1,0 +1,460 @@
+//! The state of every task: the index, `.planexe/log` (an append-only file
+//! of the records the sidecars hold, one per line, read once per command so
+//! a no-op build never opens one file per task, like ninja's
+//! `.ninja_log`), loaded into a [`StateStore`] with the markers and the
+//! in-flight journal's word; and [`Recorded`], the one derivation of what a
+//! task's records say about its last run.
+//!
+//! The log is an optimisation, never the only copy: a task whose `.DONE`
+//! exists but which the log does not know is read from its sidecar. A torn
+//! last line (a crash mid-append) is ignored.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::files;
+use super::record::{Status, TaskState};
+use super::rundir::RunDir;
+use super::sidecar::{self, publish, read_status};
+use super::stamp::Stamp;
+use crate::error::{Error, Result};
+
+/// One line of `.planexe/log`: a status change, `clean` forgetting the
+/// task, or `restamp`: a file's new stamp over the same bytes. A plain
+/// struct (not a tagged enum) so serde parses it in one pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LogLine {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    task: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    clean: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<Box<Status>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    restamp: Option<Restamp>,
+}
+
+/// A file seen with a new size or mtime but the bytes its records hold:
+/// every record of it with that hash takes the new stamp.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Restamp {
+    pub path: String,
+    pub stamp: Stamp,
+}
+
+impl LogLine {
+    fn status(status: &Status) -> LogLine {
+        let mut status = status.clone();
+        status.definition = None;
+        LogLine {
+            task: status.task.clone(),
+            clean: false,
+            status: Some(Box::new(status)),
+            restamp: None,
+        }
+    }
+
+    fn clean(task: &str) -> LogLine {
+        LogLine {
+            task: task.to_string(),
+            clean: true,
+            status: None,
+            restamp: None,
+        }
+    }
+}
+
+/// What a task's records say about its last run. Every reader derives a
+/// task's state from this (the staleness check, `status`, the summary, the
+/// report), so they never disagree.
+#[derive(Debug)]
+pub enum Recorded<'a> {
+    /// No run is recorded (or one was only announced).
+    Never,
+    /// The last run failed.
+    Failed(Cow<'a, Status>),
+    /// The last run was stopped, or was still running when its build ended
+    /// (it crashed) or is running now.
+    Interrupted(Cow<'a, Status>),
+    /// The last run succeeded, but its `.DONE` marker is gone (a run that
+    /// started and never ended, or a marker deleted by hand).
+    Unmarked(Cow<'a, Status>),
+    /// The last run succeeded and its marker stands.
+    Done(Cow<'a, Status>),
+}
+
+/// The derivation behind [`StateStore::recorded`]: `done` is the last
+/// successful run, `last` the log's later failure or stop, `marker`
+/// whether `.DONE` exists, `latest` the freshest status there is (asked
+/// only when the others do not decide).
+fn derive<'a>(
+    done: Option<Cow<'a, Status>>,
+    last: Option<&'a Status>,
+    marker: impl FnOnce() -> bool,
+    latest: impl FnOnce() -> Option<Status>,
+) -> Recorded<'a> {
+    let fallback = match done {
+        None => Recorded::Never,
+        Some(done) => {
+            match last.map(|l| (l, l.state)) {
+                Some((l, TaskState::Failed)) => return Recorded::Failed(Cow::Borrowed(l)),
+                Some((l, TaskState::Stopped)) => return Recorded::Interrupted(Cow::Borrowed(l)),
+                _ => {}
+            }
+            if marker() {
+                return Recorded::Done(done);
+            }
+            Recorded::Unmarked(done)
+        }
+    };
+    match latest() {
+        Some(s) if s.state == TaskState::Failed => Recorded::Failed(Cow::Owned(s)),
+        Some(s) if matches!(s.state, TaskState::Stopped | TaskState::Running) => {
+            Recorded::Interrupted(Cow::Owned(s))
+        }
+        _ => fallback,
+    }
+}
+
+/// What the log knows about one task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskRecord {
+    /// The last outcome, when it was not a success (failed, stopped).
+    pub last: Option<Status>,
+    /// The last successful run (its stamps decide staleness).
+    pub done: Option<Status>,
+}
+
+/// The state of every task, loaded once, and the open log to append to.
+#[derive(Debug)]
+pub struct StateStore {
+    records: HashMap<String, TaskRecord>,
+    /// Names of tasks whose `.DONE` exists, listed once at load.
+    markers: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
+    lines: usize,
+    log: Option<std::fs::File>,
+    /// Tasks the last build's journal says are in flight (it crashed, or
+    /// still runs): their `running` status, which their sidecar may not
+    /// have had time to say (see `inflight`).
+    in_flight: HashMap<String, Status>,
+}
+
+impl StateStore {
+    /// Reads `.planexe/log` (if any). Does not create anything.
+    pub fn load(run_dir: &RunDir) -> Result<StateStore> {
+        let markers = std::fs::read_dir(run_dir.tasks_dir()).ok().map(|entries| {
+            let set: std::collections::HashSet<String> = entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".DONE"))
+                        .map(str::to_string)
+                })
+                .collect();
+            std::sync::Mutex::new(set)
+        });
+        let mut store = StateStore {
+            markers,
+            records: HashMap::new(),
+            lines: 0,
+            log: None,
+            in_flight: HashMap::new(),
+        };
+        let path = run_dir.log_path();
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
+            Err(e) => return Err(Error::io_at(&path, e)),
+        };
+        for line in std::io::BufReader::new(file).split(b'\n') {
+            let line = line.map_err(|e| Error::io_at(&path, e))?;
+            store.lines += 1;
+            // A torn or foreign line is skipped: the sidecars still hold
+            // the truth for any task it was about.
+            if let Ok(record) = serde_json::from_slice::<LogLine>(&line) {
+                store.apply(record);
+            }
+        }
+        Ok(store)
+    }
+
+    fn apply(&mut self, line: LogLine) {
+        if let Some(restamp) = line.restamp {
+            for done in self.records.values_mut().filter_map(|r| r.done.as_mut()) {
+                for stamps in [&mut done.inputs, &mut done.outputs] {
+                    if let Some(stamp) = stamps.get_mut(&restamp.path) {
+                        if stamp.blake3 == restamp.stamp.blake3 {
+                            *stamp = restamp.stamp.clone();
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        match (line.clean, line.status) {
+            (false, Some(status)) => {
+                let status = *status;
+                let record = self.records.entry(status.task.clone()).or_default();
+                // One copy per task: a success replaces the last failure.
+                if status.state == TaskState::Done {
+                    record.done = Some(status);
+                    record.last = None;
+                } else {
+                    record.last = Some(status);
+                }
+            }
+            (true, _) => {
+                self.records.remove(&line.task);
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Every task the log knows, with its record.
+    pub fn records(&self) -> impl Iterator<Item = (&String, &TaskRecord)> {
+        self.records.iter()
+    }
+
+    pub fn record(&self, task: &str) -> Option<&TaskRecord> {
+        self.records.get(task)
+    }
+
+    /// The last successful run of `task`: from the log, or from its sidecar
+    /// when the log does not know it (a deleted or foreign log).
+    pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Cow<'_, Status>> {
+        if let Some(done) = self.records.get(task).and_then(|r| r.done.as_ref()) {
+            return Some(Cow::Borrowed(done));
+        }
+        let status = read_status(run_dir, task)?;
+        (status.state == TaskState::Done).then_some(Cow::Owned(status))
+    }
+
+    /// What the records of `task` say about its last run, from the log,
+    /// the markers, and the task's sidecar when those do not decide.
+    pub fn recorded(&self, run_dir: &RunDir, task: &str) -> Recorded<'_> {
+        derive(
+            self.done_record(run_dir, task),
+            self.records.get(task).and_then(|r| r.last.as_ref()),
+            || self.has_marker(run_dir, task),
+            || self.last_status(run_dir, task),
+        )
+    }
+
+    /// The same from the log alone, reading no file: what a summary of
+    /// ten thousand tasks can afford.
+    pub fn recorded_in_memory(&self, task: &str) -> Recorded<'_> {
+        let record = self.records.get(task);
+        let done = record.and_then(|r| r.done.as_ref());
+        let last = record.and_then(|r| r.last.as_ref());
+        derive(
+            done.map(Cow::Borrowed),
+            last,
+            || true,
+            || last.or(done).cloned(),
+        )
+    }
+
+    /// The last status of `task`: the sidecar (which sees every state
+    /// change), else the log.
+    pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        self.sidecar(run_dir, task).or_else(|| {
+            let record = self.records.get(task)?;
+            record.last.clone().or_else(|| record.done.clone())
+        })
+    }
+
+    fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
+        if self.log.is_none() {
+            self.log = Some(open_log(run_dir)?);
+        }
+        let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        if let Some(log) = self.log.as_mut() {
+            // One write call per line keeps appends whole.
+            log.write_all(&bytes)
+                .map_err(|e| Error::io_at(&run_dir.log_path(), e))?;
+        }
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Records a status change: the log line (for an outcome), then the
+    /// sidecar and marker ([`publish`]).
+    pub fn write_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        // The log keeps outcomes only (done, failed, stopped): `pending` and
+        // `running` live in the sidecar, so the log stays small. A crash
+        // mid-run leaves no `.DONE`, which is enough to make the task stale.
+        let outcome = status.state.is_outcome();
+        if outcome {
+            self.append(run_dir, &LogLine::status(status))?;
+        }
+        publish(run_dir, status)?;
+        if status.state != TaskState::Pending {
+            self.note_marker(&status.task, status.state == TaskState::Done);
+        }
+        if outcome {
+            self.apply(LogLine::status(status));
+        }
+        Ok(())
+    }
+
+    /// Records an outcome already published by [`publish`] (sidecar and
+    /// marker written by the job's thread): the log line, and memory.
+    pub fn record_outcome(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        self.note_marker(&status.task, status.state == TaskState::Done);
+        if status.state.is_outcome() {
+            self.append(run_dir, &LogLine::status(status))?;
+            self.apply(LogLine::status(status));
+        }
+        Ok(())
+    }
+
+    /// Records new stamps for a task that stays done (same bytes under a new
+    /// mtime, an accepted hand edit) without touching its `.DONE` marker,
+    /// whose mtime keeps meaning "when the task last ran".
+    ///
+    /// Only the log learns the new stamps: this is not a state change, and
+    /// rewriting thousands of sidecars after a `touch` would cost more than
+    /// the check itself. A sidecar read without the log (the log deleted)
+    /// leads to the same conclusion by hashing once more.
+    pub fn refresh_status(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+        if !self.has_marker(run_dir, &status.task) {
+            return self.write_status(run_dir, status);
+        }
+        self.append(run_dir, &LogLine::status(status))?;
+        self.apply(LogLine::status(status));
+        Ok(())
+    }
+
+    /// A task's sidecar, or the `running` status the last build's journal
+    /// has for it when that build left it in flight.
+    pub fn sidecar(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        match self.in_flight.get(task) {
+            Some(status) => Some(status.clone()),
+            None => read_status(run_dir, task),
+        }
+    }
+
+    /// Takes the journal's word for the tasks the last build left in
+    /// flight (empty once a build has reconciled them).
+    pub fn set_in_flight(&mut self, statuses: Vec<Status>) {
+        self.in_flight = statuses.into_iter().map(|s| (s.task.clone(), s)).collect();
+    }
+
+    /// Whether the `.DONE` marker of a task exists, from one listing of
+    /// `.planexe/tasks/` made when the state was loaded (kept up to date by
+    /// this store's own writes), else by a stat.
+    pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
+        match &self.markers {
+            Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
+            None => sidecar::has_marker(run_dir, task),
+        }
+    }
+
+    /// Notes that a marker was created or removed outside `write_status`.
+    pub fn note_marker(&self, task: &str, present: bool) {
+        if let Some(set) = &self.markers {
+            let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+            if present {
+                set.insert(task.to_string());
+            } else {
+                set.remove(task);
+            }
+        }
+    }
+
+    /// Forgets a task: its sidecars go, and the log says so.
+    pub fn forget(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
+        files::remove_if_exists(&run_dir.done_path(task))?;
+        self.note_marker(task, false);
+        files::remove_if_exists(&run_dir.status_path(task))?;
+        self.append(run_dir, &LogLine::clean(task))?;
+        self.apply(LogLine::clean(task));
+        Ok(())
+    }
+
+    /// Rewrites the log with one line per known task when it has grown to
+    /// several times that, so it stays proportional to the pipeline.
+    pub fn compact_if_large(&mut self, run_dir: &RunDir) -> Result<()> {
+        let live: usize = self
+            .records
+            .values()
+            .map(|r| usize::from(r.done.is_some()) + 1)
+            .sum();
+        if self.lines <= 3 * live + 1000 {
+            return Ok(());
+        }
+        let mut names: Vec<&String> = self.records.keys().collect();
+        names.sort();
+        let mut bytes = Vec::new();
+        for name in names {
+            let record = &self.records[name];
+            let mut lines = Vec::new();
+            if let Some(done) = &record.done {
+                lines.push(done);
+            }
+            if let Some(last) = &record.last {
+                lines.push(last);
+            }
+            for status in lines {
+                serde_json::to_writer(&mut bytes, &LogLine::status(status))
+                    .map_err(std::io::Error::other)?;
+                bytes.push(b'\n');
+            }
+        }
+        self.log = None;
+        files::write_atomic(&run_dir.log_path(), &bytes)?;
+        self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        Ok(())
+    }
+}
+
+/// Opens the log to append to, creating it, and ends a torn last line (a
+/// crash mid-append) so the next record starts on a line of its own.
+fn open_log(run_dir: &RunDir) -> Result<std::fs::File> {
+    let path = run_dir.log_path();
+    fs_err::create_dir_all(run_dir.state_dir())?;
+    let file = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&path)?;
+    let mut file = file.into_parts().0;
+    if !ends_with_newline(&mut file) {
+        file.write_all(b"\n").map_err(|e| Error::io_at(&path, e))?;
+    }
+    Ok(file)
+}
+
+/// Appends `restamp` lines: files with new stamps over the bytes their
+/// records hold. The caller holds the run directory's lock.
+pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
+    let mut bytes = Vec::new();
+    for restamp in restamps {
+        let line = LogLine {
+            task: String::new(),
+            clean: false,
+            status: None,
+            restamp: Some(restamp),
+        };
+        serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+    }
+    open_log(run_dir)?
+        .write_all(&bytes)
+        .map_err(|e| Error::io_at(&run_dir.log_path(), e))
+}
+
+fn ends_with_newline(file: &mut std::fs::File) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    match file.seek(SeekFrom::End(0)) {
+        Ok(0) | Err(_) => return true,
+        Ok(_) => {}
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
+}

@@ -1,0 +1,32 @@
+//! The store: the run directory and every file planexe keeps in it, with
+//! typed reads and writes of each. The lowest layer above `error` and
+//! `clock`; it knows nothing of pipelines, graphs or builds.
+//!
+//! - [`rundir`]: the run directory and every `.planexe/` file name;
+//!   [`lock`]: one writer at a time; [`files`]: atomic writes, moves,
+//!   leftovers of crashed writers; [`process`]: whether a writer lives.
+//! - [`stamp`]: what a file looked like (size, mtime, blake3).
+//! - [`record`]: a task's [`record::Status`] and its parts; [`sidecar`]:
+//!   `tasks/NAME.status` and `NAME.DONE`; [`log`]: the state log, loaded
+//!   into a [`log::StateStore`], and [`log::Recorded`], the one derivation
+//!   of a task's last run from its records.
+//! - [`run_record`]: `run.json`; [`inflight`]: the running build's journal;
+//!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`.
+
+pub mod files;
+pub mod inflight;
+pub mod ledger;
+pub mod lock;
+pub mod log;
+pub mod process;
+pub mod record;
+pub mod run_record;
+pub mod rundir;
+pub mod sidecar;
+pub mod snapshot;
+pub mod stamp;
+
+pub use log::{Recorded, StateStore, TaskRecord};
+pub use record::{AttemptRecord, ErrorKind, Status, TaskError, TaskState, Usage};
+pub use rundir::RunDir;
+pub use stamp::{CheckMode, Stamp, Stamper};

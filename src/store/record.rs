@@ -1,0 +1,343 @@
+//! The records planexe keeps about a task: [`Status`], the content of
+//! `.planexe/tasks/NAME.status` and of each line of the state log, with the
+//! types it is made of: the task's [`TaskState`], why it failed
+//! ([`TaskError`] and its [`ErrorKind`]), every model call
+//! ([`AttemptRecord`]) and their [`Usage`].
+//!
+//! The vocabulary of failures lives here, with what each kind means to a
+//! user (whether a plain re-run may fix it, what to do), so every reader
+//! says the same.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::stamp::Stamp;
+
+/// The state a task is in, as the sidecar says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Chosen to run in the current build, not started yet.
+    Pending,
+    Running,
+    Done,
+    Failed,
+    /// Interrupted by the user (SIGINT, SIGTERM).
+    Stopped,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+            TaskState::Stopped => "stopped",
+        }
+    }
+
+    /// Done, failed or stopped: what the state log keeps.
+    pub fn is_outcome(self) -> bool {
+        matches!(
+            self,
+            TaskState::Done | TaskState::Failed | TaskState::Stopped
+        )
+    }
+}
+
+/// Why a run or a model call failed. The names are the `error.kind` of a
+/// sidecar and the `error_type` of `failures.jsonl` (docs/state.md,
+/// docs/llm.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The command exited non-zero.
+    Exit,
+    /// The command was killed by a signal.
+    Signal,
+    /// The task's timeout, or a model request's, expired.
+    Timeout,
+    /// An input could not be read when the task started.
+    #[serde(rename = "missing-input")]
+    MissingInput,
+    /// The command exited 0 without writing every output.
+    #[serde(rename = "missing-output")]
+    MissingOutput,
+    /// `sh` or the log file could not be started or opened.
+    Spawn,
+    /// A file operation around the run failed.
+    Io,
+    /// Ctrl-C or SIGTERM stopped it.
+    Interrupted,
+    /// Nothing can run this task (a placeholder, no model runner).
+    Unsupported,
+    /// Model calls: no connection.
+    Connection,
+    /// A stream sent nothing for `idle_timeout`.
+    Stall,
+    /// A stream ended without the model finishing.
+    BrokenStream,
+    RateLimited,
+    ServerError,
+    /// The server answered something that is not the expected JSON.
+    BadResponse,
+    Auth,
+    NotFound,
+    BadRequest,
+    Truncated,
+    ContextOverflow,
+    InvalidJson,
+    Schema,
+    EmptyAnswer,
+    /// The template could not be rendered with the inputs.
+    Template,
+    /// No API key in the environment.
+    MissingKey,
+    /// A kind this planexe does not know (written by another version).
+    #[serde(other)]
+    Other,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Exit => "exit",
+            ErrorKind::Signal => "signal",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::MissingInput => "missing-input",
+            ErrorKind::MissingOutput => "missing-output",
+            ErrorKind::Spawn => "spawn",
+            ErrorKind::Io => "io",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Stall => "stall",
+            ErrorKind::BrokenStream => "broken_stream",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::BadResponse => "bad_response",
+            ErrorKind::Auth => "auth",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::ContextOverflow => "context_overflow",
+            ErrorKind::InvalidJson => "invalid_json",
+            ErrorKind::Schema => "schema",
+            ErrorKind::EmptyAnswer => "empty_answer",
+            ErrorKind::Template => "template",
+            ErrorKind::MissingKey => "missing_key",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// A model call worth retrying on the same model after a pause.
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Stall
+                | ErrorKind::BrokenStream
+                | ErrorKind::RateLimited
+                | ErrorKind::ServerError
+                | ErrorKind::BadResponse
+        )
+    }
+
+    /// An answer arrived but was not acceptable: re-ask with feedback.
+    pub fn invalid_answer(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::InvalidJson | ErrorKind::Schema | ErrorKind::EmptyAnswer
+        )
+    }
+
+    /// Whether running the build again may fix the failure by itself, and
+    /// what to do about it.
+    pub fn advice(self) -> (bool, &'static str) {
+        match self {
+            ErrorKind::Connection
+            | ErrorKind::Timeout
+            | ErrorKind::Stall
+            | ErrorKind::BrokenStream
+            | ErrorKind::RateLimited
+            | ErrorKind::ServerError
+            | ErrorKind::BadResponse => (
+                true,
+                "run planexe build again; the server may answer this time",
+            ),
+            ErrorKind::Interrupted => (true, "run planexe build again to resume"),
+            ErrorKind::Auth | ErrorKind::MissingKey => {
+                (false, "check the API key and the model's base_url")
+            }
+            ErrorKind::NotFound => (false, "check the model name and base_url"),
+            ErrorKind::ContextOverflow => (
+                false,
+                "shorten the prompt or its inputs, or use a model with a larger context",
+            ),
+            ErrorKind::Truncated => (
+                false,
+                "raise the model's max_tokens or ask for a shorter answer",
+            ),
+            ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
+                (false, "fix the prompt or the schema first")
+            }
+            ErrorKind::Template => (false, "fix the prompt template"),
+            ErrorKind::MissingInput => {
+                (false, "create the missing input, or build what produces it")
+            }
+            ErrorKind::MissingOutput => (false, "make the command write every declared output"),
+            _ => (
+                false,
+                "fix the command or its inputs, then run planexe build",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a task failed: a machine-readable kind and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The UUID of the failed attempt, as in `failures.jsonl`.
+    #[serde(default)]
+    pub error_id: Option<String>,
+}
+
+impl TaskError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> TaskError {
+        TaskError {
+            kind,
+            message: message.into(),
+            error_id: None,
+        }
+    }
+
+    /// The first non-blank line of the message, trimmed.
+    pub fn first_line(&self) -> &str {
+        first_line(&self.message)
+    }
+}
+
+/// The first non-blank line of `s`, trimmed: how one-line summaries show a
+/// message.
+pub fn first_line(s: &str) -> &str {
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+/// Token counts and cost, of a call, a task or a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl Usage {
+    /// Adds `other` to this sum.
+    pub fn add(&mut self, other: &Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+/// One HTTP call of a task, as the status sidecar lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub model: String,
+    pub attempt: u32,
+    /// When the call started (RFC 3339).
+    #[serde(default)]
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// `ok` or the `error_type`.
+    pub outcome: String,
+    pub error_id: Option<String>,
+}
+
+/// The content of `.planexe/tasks/NAME.status`. Every key is always
+/// present (null when it does not apply), so readers can rely on the shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub task: String,
+    pub state: TaskState,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub attempt: u32,
+    pub pid: Option<u32>,
+    pub fingerprint: String,
+    pub inputs: BTreeMap<String, Stamp>,
+    pub outputs: BTreeMap<String, Stamp>,
+    pub error: Option<TaskError>,
+    /// Prompt tasks: the model that answered (or was asked last).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Prompt tasks: every HTTP call of the last run.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+    /// Prompt tasks: tokens and cost of the last run.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// What the task ran: its command, or its prompt template (for
+    /// `explain`). In the sidecar only, not in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+}
+
+impl Status {
+    pub fn new(task: &str, state: TaskState, fingerprint: &str) -> Status {
+        Status {
+            task: task.to_string(),
+            state,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            attempt: 0,
+            pid: None,
+            fingerprint: fingerprint.to_string(),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            error: None,
+            model: None,
+            attempts: Vec::new(),
+            usage: None,
+            definition: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_keep_their_names_on_disk() {
+        for kind in [
+            ErrorKind::MissingOutput,
+            ErrorKind::BrokenStream,
+            ErrorKind::Exit,
+        ] {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
+        }
+        let unknown: ErrorKind = serde_json::from_str("\"from-the-future\"").unwrap();
+        assert_eq!(unknown, ErrorKind::Other);
+    }
+}

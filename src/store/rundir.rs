@@ -1,0 +1,273 @@
+//! The run directory: where tasks read and write, and the layout of
+//! `.planexe/`, where planexe keeps its state. Every file name under
+//! `.planexe/` is spelled here and nowhere else.
+//!
+//! Owns one invariant: every path a task names is relative and stays
+//! inside the run directory ([`normalize`], [`RunDir::check_inside`]).
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// The folder name of planexe's state inside a run directory.
+pub const STATE_DIR: &str = ".planexe";
+
+/// File names under `.planexe/` that are also named relative to the run
+/// directory (the certificate lists them; see [`state_rel`]).
+pub mod file {
+    /// The state log.
+    pub const LOG: &str = "log";
+    /// The folder of task sidecars.
+    pub const TASKS: &str = "tasks";
+    /// The run record.
+    pub const RUN: &str = "run.json";
+    /// Which pipeline file the run directory uses.
+    pub const PIPELINE: &str = "pipeline";
+}
+
+/// `.planexe/NAME`, relative to the run directory.
+pub fn state_rel(name: &str) -> String {
+    format!("{STATE_DIR}/{name}")
+}
+
+/// A run directory and the layout of its `.planexe/` folder.
+#[derive(Debug)]
+pub struct RunDir {
+    root: PathBuf,
+    /// Canonical forms of parent folders already checked, so a pipeline of
+    /// ten thousand tasks in one folder canonicalizes it once.
+    checked_dirs: Mutex<HashMap<PathBuf, bool>>,
+}
+
+impl RunDir {
+    pub fn open(root: &Path) -> Result<RunDir> {
+        let canonical = fs_err::canonicalize(root).map_err(|e| {
+            Error::usage(format!("cannot use run directory {}: {e}", root.display()))
+                .hint("pass an existing folder to -C")
+        })?;
+        if !canonical.is_dir() {
+            return Err(Error::usage(format!(
+                "run directory {} is not a folder",
+                root.display()
+            )));
+        }
+        Ok(RunDir {
+            root: canonical,
+            checked_dirs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The canonical path of the run directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of a run-directory-relative path.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// `rel` as a message shows it: relative to the run directory when it
+    /// lies inside.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    fn state(&self, name: &str) -> PathBuf {
+        self.state_dir().join(name)
+    }
+
+    pub fn tasks_dir(&self) -> PathBuf {
+        self.state(file::TASKS)
+    }
+
+    pub fn status_path(&self, task: &str) -> PathBuf {
+        self.tasks_dir().join(format!("{task}.status"))
+    }
+
+    pub fn done_path(&self, task: &str) -> PathBuf {
+        self.tasks_dir().join(format!("{task}.DONE"))
+    }
+
+    /// Where the combined stdout and stderr of a task's last run is kept.
+    pub fn task_log_path(&self, task: &str) -> PathBuf {
+        self.state("logs").join(format!("{task}.log"))
+    }
+
+    /// Where the outputs of a failed attempt are moved for inspection.
+    pub fn failed_dir(&self, task: &str) -> PathBuf {
+        self.state("failed").join(task)
+    }
+
+    /// The folder of [`RunDir::prev_dir`]s.
+    pub fn prev_root(&self) -> PathBuf {
+        self.state("prev")
+    }
+
+    /// Where the outputs of the last good run wait while a task re-runs.
+    pub fn prev_dir(&self, task: &str) -> PathBuf {
+        self.prev_root().join(task)
+    }
+
+    /// The last response of a prompt task's model.
+    pub fn raw_path(&self, task: &str) -> PathBuf {
+        self.state("raw").join(format!("{task}.json"))
+    }
+
+    /// The state log (see `store::log`).
+    pub fn log_path(&self) -> PathBuf {
+        self.state(file::LOG)
+    }
+
+    /// The file that records which pipeline file this run directory uses.
+    pub fn recorded_pipeline_path(&self) -> PathBuf {
+        self.state(file::PIPELINE)
+    }
+
+    /// The run record.
+    pub fn run_record_path(&self) -> PathBuf {
+        self.state(file::RUN)
+    }
+
+    /// The run directory's lock (see `store::lock`).
+    pub fn lock_path(&self) -> PathBuf {
+        self.state("lock")
+    }
+
+    /// The in-flight journal of the running (or last crashed) build.
+    pub fn inflight_path(&self) -> PathBuf {
+        self.state("inflight")
+    }
+
+    /// The up-to-date certificate.
+    pub fn certificate_path(&self) -> PathBuf {
+        self.state("uptodate")
+    }
+
+    /// What `status` reports, saved beside the certificate or by a
+    /// running build.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.state("status.snapshot")
+    }
+
+    /// One line per model call.
+    pub fn usage_path(&self) -> PathBuf {
+        self.state("usage.jsonl")
+    }
+
+    /// One line per failed model call.
+    pub fn failures_path(&self) -> PathBuf {
+        self.state("failures.jsonl")
+    }
+
+    /// Every build's events.
+    pub fn events_path(&self) -> PathBuf {
+        self.state("events.jsonl")
+    }
+
+    /// Every build's timeline, in the Chrome trace format.
+    pub fn trace_path(&self) -> PathBuf {
+        self.state("trace.json")
+    }
+
+    /// The run after the last build, in one file.
+    pub fn summary_path(&self) -> PathBuf {
+        self.state("summary.json")
+    }
+
+    /// Fails when `rel` (already normalized) lies in a folder that reaches
+    /// outside the run directory through a symlink. Folders are checked once
+    /// each; the file itself is checked when it is stamped
+    /// ([`crate::store::stamp::stat_inside`]), which costs no extra system
+    /// call.
+    pub fn check_inside(&self, rel: &str) -> std::result::Result<(), String> {
+        let full = self.root.join(rel);
+        let Some(parent) = full.parent() else {
+            return Ok(());
+        };
+        let mut cache = self.checked_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let inside = match cache.get(parent) {
+            Some(&inside) => inside,
+            None => {
+                // Canonicalize the longest existing ancestor.
+                let mut probe = parent.to_path_buf();
+                let inside = loop {
+                    match std::fs::canonicalize(&probe) {
+                        Ok(real) => break real.starts_with(&self.root),
+                        Err(_) => {
+                            if !probe.pop() {
+                                break true;
+                            }
+                        }
+                    }
+                };
+                cache.insert(parent.to_path_buf(), inside);
+                inside
+            }
+        };
+        if inside {
+            Ok(())
+        } else {
+            Err(format!(
+                "{rel} lies in a folder outside the run directory (a symlink)"
+            ))
+        }
+    }
+}
+
+/// Turns a path as written in the pipeline into a normalized relative path
+/// with `/` separators, or says why it is not allowed.
+pub fn normalize(raw: &str) -> std::result::Result<String, String> {
+    if raw.is_empty() {
+        return Err("the path is empty".into());
+    }
+    let path = Path::new(raw);
+    let mut parts: Vec<&str> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(format!(
+                    "{raw} is an absolute path; paths are relative to the run directory"
+                ))
+            }
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(format!(
+                    "{raw} uses `..`; paths must stay inside the run directory"
+                ))
+            }
+            Component::Normal(part) => match part.to_str() {
+                Some(part) => parts.push(part),
+                None => return Err(format!("{raw} is not valid UTF-8")),
+            },
+        }
+    }
+    if parts.is_empty() {
+        return Err(format!("{raw} names the run directory itself, not a file"));
+    }
+    if parts[0] == STATE_DIR {
+        return Err(format!("{raw} is inside {STATE_DIR}/, which planexe owns"));
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_and_refuses_escapes() {
+        assert_eq!(normalize("./a//b/./c.md").unwrap(), "a/b/c.md");
+        assert!(normalize("/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(normalize("a/../../b").unwrap_err().contains(".."));
+        assert!(normalize(".").is_err());
+        assert!(normalize(".planexe/x").is_err());
+    }
+}

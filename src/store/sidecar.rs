@@ -1,0 +1,75 @@
+//! The public face of a task's state, one pair of files per task:
+//! `.planexe/tasks/NAME.status` (JSON, rewritten atomically at every state
+//! change) and `NAME.DONE` (present while the last run succeeded, written
+//! last). [`publish`] is the one place that orders the two.
+
+use std::path::Path;
+
+use super::files;
+use super::record::{Status, TaskState};
+use super::rundir::RunDir;
+use crate::error::Result;
+
+/// Writes the public face of a task's new state: the sidecar, then, for
+/// `done`, the `.DONE` marker last; for a failure or a run, the marker goes
+/// first, as it must never outlive the run it vouches for (`pending` only
+/// announces a run, so the last good one still stands). Safe from any
+/// thread: it touches only this task's files.
+pub fn publish(run_dir: &RunDir, status: &Status) -> Result<()> {
+    if !matches!(status.state, TaskState::Done | TaskState::Pending) {
+        files::remove_if_exists(&run_dir.done_path(&status.task))?;
+    }
+    write_sidecar(run_dir, status)?;
+    if status.state == TaskState::Done {
+        write_marker(run_dir, &status.task)?;
+    }
+    Ok(())
+}
+
+/// Writes the `.DONE` marker of a task whose `done` sidecar was just
+/// written: a second name for that sidecar (so its mtime is the moment of
+/// success and its content the record it vouches for), which costs a
+/// directory entry where a new file would cost an inode; an empty file on
+/// a file system without hard links. Either appears whole, at once.
+fn write_marker(run_dir: &RunDir, task: &str) -> Result<()> {
+    let done = run_dir.done_path(task);
+    let sidecar = run_dir.status_path(task);
+    match std::fs::hard_link(&sidecar, &done) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            files::remove_if_exists(&done)?;
+            write_marker_again(&sidecar, &done)
+        }
+        Err(_) => write_marker_again(&sidecar, &done),
+    }
+}
+
+fn write_marker_again(sidecar: &Path, done: &Path) -> Result<()> {
+    if std::fs::hard_link(sidecar, done).is_err() {
+        fs_err::File::create(done)?;
+    }
+    Ok(())
+}
+
+/// Reads a task's `.status` sidecar; `None` when absent or unreadable.
+pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
+    let bytes = std::fs::read(run_dir.status_path(task)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes a task's `.status` sidecar atomically.
+pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<()> {
+    write_sidecar_at(&run_dir.status_path(&status.task), status)
+}
+
+/// Writes a task's `.status` sidecar, at `path`, atomically.
+pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    files::write_atomic(path, &bytes)
+}
+
+/// Whether the `.DONE` marker of a task exists.
+pub fn has_marker(run_dir: &RunDir, task: &str) -> bool {
+    Path::new(&run_dir.done_path(task)).exists()
+}

@@ -1,0 +1,295 @@
+//! File stamps: `(size, mtime_ns, blake3)` of one file at one moment.
+//!
+//! Comparing a file to its recorded stamp only stats it when size and mtime
+//! match (the fast path of every no-op build). When the size matches but the
+//! mtime does not, the file is hashed and its content decides: `touch` or a
+//! `git checkout` that rewrites the same bytes changes nothing. A different
+//! size is a change without reading the file. In [`CheckMode::Mtime`] no file
+//! is ever hashed to decide: any size or mtime change counts (make's rule).
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+/// How a changed stamp is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckMode {
+    /// Size and mtime first; the content hash decides when they differ.
+    #[default]
+    Content,
+    /// Any change of size or mtime is a change (plain make semantics).
+    Mtime,
+}
+
+/// What a file looked like when it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub blake3: String,
+}
+
+/// Size and mtime, as one stat returns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+/// How a file on disk compares with its recorded stamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// Size and mtime match: not read.
+    Same,
+    /// New mtime, same bytes: the stamp to record instead.
+    Touched(Stamp),
+    /// Different content (or, in mtime mode, a different size or mtime).
+    Changed,
+    Missing,
+}
+
+/// Stats a file, following a symlink. `None` when it does not exist.
+pub fn stat(path: &Path) -> io::Result<Option<Meta>> {
+    Ok(lstat_follow(path)?.map(|(meta, _)| meta))
+}
+
+/// Stats `root/rel`, following a symlink only when it points inside
+/// `root`: a link that leads out of the run directory is an error. One
+/// `lstat` for a plain file, the common case.
+pub fn stat_inside(root: &Path, rel: &str) -> io::Result<Option<Meta>> {
+    let full = root.join(rel);
+    match lstat_follow(&full)? {
+        None => Ok(None),
+        Some((meta, false)) => Ok(Some(meta)),
+        Some((meta, true)) => match std::fs::canonicalize(&full) {
+            Ok(target) if !target.starts_with(root) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{rel} is a symlink to {}, outside the run directory; replace it with a copy or a link that stays inside",
+                    target.display()
+                ),
+            )),
+            _ => Ok(Some(meta)),
+        },
+    }
+}
+
+/// `lstat`, then `stat` through a symlink; says whether it was one.
+fn lstat_follow(path: &Path) -> io::Result<Option<(Meta, bool)>> {
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => true,
+        Ok(m) => return Ok(Some((meta_of(&m)?, false))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot stat {}: {e}", path.display()),
+            ))
+        }
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((meta_of(&m)?, link))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot stat {}: {e}", path.display()),
+        )),
+    }
+}
+
+fn meta_of(meta: &std::fs::Metadata) -> io::Result<Meta> {
+    let mtime = meta.modified()?;
+    let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    };
+    Ok(Meta {
+        size: meta.len(),
+        mtime_ns,
+    })
+}
+
+/// The blake3 hash of a file's content, in hex.
+pub fn hash_file(path: &Path) -> io::Result<String> {
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_reader(&mut file)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Stamps of files seen during one build, so a file that many tasks read is
+/// hashed at most once, and hashes already recorded are reused.
+#[derive(Debug, Default)]
+pub struct Stamper {
+    known: Mutex<HashMap<String, Stamp>>,
+    /// Stats already made while checking: a file that several tasks read
+    /// is statted once.
+    stats: Mutex<HashMap<String, Option<Meta>>>,
+}
+
+impl Stamper {
+    /// Seeds the cache with stamps recorded earlier: a file whose size and
+    /// mtime still match one of them need not be read to learn its hash.
+    /// Learns a hash recorded earlier, without claiming anything about the
+    /// file as it is now.
+    pub fn remember_hash(&self, path: &str, stamp: &Stamp) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(path.to_string(), stamp.clone());
+    }
+
+    /// Learns the current stamp of a file (just stamped or just written).
+    pub fn remember(&self, path: &str, stamp: &Stamp) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.insert(path.to_string(), stamp.clone());
+        drop(known);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.insert(
+            path.to_string(),
+            Some(Meta {
+                size: stamp.size,
+                mtime_ns: stamp.mtime_ns,
+            }),
+        );
+    }
+
+    pub fn forget(&self, path: &str) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.remove(path);
+        drop(known);
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.remove(path);
+    }
+
+    /// Stats through the cache of this build.
+    fn cached_stat(&self, root: &Path, rel: &str) -> io::Result<Option<Meta>> {
+        if let Some(meta) = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rel)
+        {
+            return Ok(*meta);
+        }
+        let meta = stat_inside(root, rel)?;
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rel.to_string(), meta);
+        Ok(meta)
+    }
+
+    /// The full stamp of a file now, hashing only when no known stamp has
+    /// the same size and mtime.
+    pub fn stamp(&self, root: &Path, rel: &str) -> io::Result<Option<Stamp>> {
+        let full = root.join(rel);
+        let Some(meta) = stat_inside(root, rel)? else {
+            return Ok(None);
+        };
+        if let Some(known) = self.lookup(rel) {
+            if known.size == meta.size && known.mtime_ns == meta.mtime_ns {
+                return Ok(Some(known));
+            }
+        }
+        let stamp = Stamp {
+            size: meta.size,
+            mtime_ns: meta.mtime_ns,
+            blake3: hash_file(&full)?,
+        };
+        // A file that changed while it was read is caught next time: its
+        // mtime will not match the one recorded here.
+        self.remember(rel, &stamp);
+        Ok(Some(stamp))
+    }
+
+    fn lookup(&self, rel: &str) -> Option<Stamp> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.get(rel).cloned()
+    }
+
+    /// Compares a file with its recorded stamp.
+    pub fn compare(
+        &self,
+        root: &Path,
+        rel: &str,
+        recorded: &Stamp,
+        mode: CheckMode,
+    ) -> io::Result<Comparison> {
+        let Some(meta) = self.cached_stat(root, rel)? else {
+            return Ok(Comparison::Missing);
+        };
+        if meta.size == recorded.size && meta.mtime_ns == recorded.mtime_ns {
+            return Ok(Comparison::Same);
+        }
+        if mode == CheckMode::Mtime || meta.size != recorded.size {
+            return Ok(Comparison::Changed);
+        }
+        match self.stamp(root, rel)? {
+            None => Ok(Comparison::Missing),
+            Some(now) if now.blake3 == recorded.blake3 => Ok(Comparison::Touched(now)),
+            Some(_) => Ok(Comparison::Changed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn set_mtime(path: &Path, secs: u64) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn touch_is_not_a_change_but_a_new_byte_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), "hello").unwrap();
+        set_mtime(&root.join("a"), 1000);
+        let recorded = Stamper::default().stamp(root, "a").unwrap().unwrap();
+        assert_eq!(
+            Stamper::default()
+                .compare(root, "a", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Same
+        );
+
+        set_mtime(&root.join("a"), 2000);
+        assert!(matches!(
+            Stamper::default()
+                .compare(root, "a", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Touched(_)
+        ));
+        assert_eq!(
+            Stamper::default()
+                .compare(root, "a", &recorded, CheckMode::Mtime)
+                .unwrap(),
+            Comparison::Changed
+        );
+
+        std::fs::write(root.join("a"), "hellO").unwrap();
+        set_mtime(&root.join("a"), 3000);
+        assert_eq!(
+            Stamper::default()
+                .compare(root, "a", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Changed
+        );
+        std::fs::remove_file(root.join("a")).unwrap();
+        assert_eq!(
+            Stamper::default()
+                .compare(root, "a", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Missing
+        );
+    }
+}
