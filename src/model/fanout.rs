@@ -113,18 +113,32 @@ pub fn matrix_instances(
     Ok(out)
 }
 
+/// A `foreach` list as read: its instances, and a hash of the file they
+/// came from (an unchanged file gives the same instances).
+#[derive(Debug, Clone)]
+pub struct List {
+    pub instances: Vec<Instance>,
+    pub hash: String,
+}
+
 /// Reads a `foreach` list from disk: `None` when the file does not exist.
-pub fn foreach_instances(
-    run_dir: &RunDir,
-    task: &str,
-    def: &ForeachDef,
-) -> Result<Option<Vec<Instance>>> {
+pub fn foreach_instances(run_dir: &RunDir, task: &str, def: &ForeachDef) -> Result<Option<List>> {
     let path = run_dir.path(&def.file);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io_at(&path, e)),
     };
+    let hash = blake3::hash(
+        format!(
+            "{}\0{}\0{text}",
+            def.items,
+            def.key.as_deref().unwrap_or("")
+        )
+        .as_bytes(),
+    )
+    .to_hex()
+    .to_string();
     let fail = |m: String| {
         Error::pipeline(format!("task `{task}`: list file {}: {m}", def.file))
             .hint("foreach = { file = \"list.json\", items = \"/json/pointer/to/array\", key = \"field\" }")
@@ -167,7 +181,10 @@ pub fn foreach_instances(
         vars.insert("key".into(), Value::String(key.clone()));
         out.push(Instance { key, vars });
     }
-    Ok(Some(out))
+    Ok(Some(List {
+        instances: out,
+        hash,
+    }))
 }
 
 #[cfg(test)]

@@ -129,10 +129,12 @@ pub struct FanoutGroup {
     pub placeholder: bool,
     /// The list file of a `foreach`.
     pub list: Option<String>,
+    /// What the instances were expanded from: the list's hash.
+    pub expanded_from: Option<String>,
 }
 
 /// Marks a retired task's rank.
-const RETIRED: usize = usize::MAX;
+pub(super) const RETIRED: usize = usize::MAX;
 
 #[derive(Debug)]
 pub struct Graph {
@@ -230,9 +232,14 @@ impl Graph {
 
     /// `foreach` tasks still waiting for their list file: (name, list).
     pub fn placeholders(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.lists()
+            .filter(|&(name, _)| self.fanouts[name].placeholder)
+    }
+
+    /// Every `foreach` task, expanded or not: (name, list).
+    pub fn lists(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fanouts
             .iter()
-            .filter(|(_, g)| g.placeholder)
             .filter_map(|(name, g)| Some((name.as_str(), g.list.as_deref()?)))
     }
 
@@ -310,40 +317,5 @@ impl Graph {
             }
         }
         Ok(ids)
-    }
-
-    /// Recomputes what follows from the tasks' deps: each task's
-    /// dependents, the listing ranks and the topological order. A cycle is
-    /// refused with the tasks on it.
-    pub(super) fn link(&mut self, source: &super::pipeline::Source) -> Result<()> {
-        for r in self.rank.iter_mut() {
-            *r = RETIRED;
-        }
-        self.rank.resize(self.tasks.len(), RETIRED);
-        for (position, &id) in self.listing.iter().enumerate() {
-            self.rank[id] = position;
-        }
-        for task in &mut self.tasks {
-            task.dependents.clear();
-        }
-        for &id in &self.listing {
-            for dep in self.tasks[id].deps.clone() {
-                self.tasks[dep].dependents.push(id);
-            }
-        }
-        for task in &mut self.tasks {
-            task.dependents.sort_unstable();
-        }
-        self.order = super::resolve::order::topological(self).map_err(|cycle| {
-            let names: Vec<&str> = cycle.iter().map(|&t| self.tasks[t].name.as_str()).collect();
-            Error::pipeline(source.diagnostic(
-                self.tasks[cycle[0]].name_span.clone(),
-                &format!("cycle: {}", names.join(" -> ")),
-            ))
-            .hint(
-                "break the cycle: remove an input that the next task produces, or an `after` entry",
-            )
-        })?;
-        Ok(())
     }
 }

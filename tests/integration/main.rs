@@ -3,11 +3,13 @@
 mod harness;
 mod llm_server;
 
+mod architecture;
 mod build;
 mod certificate;
 mod clean_touch_status;
 mod examples;
 mod fanout;
+mod library;
 mod llm;
 mod man;
 mod observe;

@@ -86,14 +86,10 @@ impl Build<'_> {
             }
             return Ok(false);
         }
-        // Placeholders of `foreach` tasks and what depends on them wait for
-        // a later batch.
-        let placeholders: Vec<TaskId> = to_run
-            .iter()
-            .copied()
-            .filter(|&t| matches!(graph[t].action, Action::Expand(_)))
-            .collect();
-        let waiting = graph.downstream(&placeholders);
+        // Fan-outs whose list is still to be built, and what depends on
+        // them, wait for a later batch.
+        let (held, list_producers) = lists::held(graph, &plan, &to_run);
+        let waiting = graph.downstream(&held);
         let earlier_work =
             batch == 0 && (session.run.is_some() || session.store.records().next().is_some());
         let mut run = session.run.clone().unwrap_or_else(|| {
@@ -185,6 +181,7 @@ impl Build<'_> {
             );
             return Ok(false);
         }
+        let holds_back = to_run.iter().any(|&t| waiting[t]);
         let to_run: Vec<TaskId> = to_run.into_iter().filter(|&t| !waiting[t]).collect();
 
         // The run record says a build is under way before anything runs.
@@ -372,12 +369,12 @@ impl Build<'_> {
             };
             return Ok(false);
         }
-        // Another batch follows when a `foreach` list was built in this one.
-        let again = graph.placeholders().any(|(_, list)| {
-            graph
-                .producer(list)
-                .is_some_and(|p| summary.succeeded.contains(&p) || summary.skipped.contains(&p))
-        });
+        // Another batch follows when tasks waited for a `foreach` list that
+        // this one built.
+        let again = holds_back
+            && list_producers
+                .iter()
+                .any(|p| summary.succeeded.contains(p) || summary.skipped.contains(p));
         for &t in &summary.succeeded {
             progress.ran_before.insert(graph[t].name.clone());
         }

@@ -1,21 +1,23 @@
-//! `foreach` tasks during a build: a placeholder expands as soon as its
-//! list file is ready (no task produces it, or its producer is up to
-//! date), so its instances run in the same build; and instances whose item
-//! is gone lose their outputs and records.
+//! `foreach` tasks during a build: a fan-out's instances follow its list
+//! file as soon as that is ready (no task produces it, or its producer is
+//! up to date), so they run in the same build; while the list is still to
+//! be built, they and what depends on them wait ([`held`]); and instances
+//! whose item is gone lose their outputs and records.
 
 use super::super::observer::{Notice, Observer};
 use crate::error::Result;
-use crate::plan::Session;
+use crate::model::{Action, Graph, TaskId};
+use crate::plan::{Plan, Session};
 use crate::store::files;
 use crate::store::CheckMode;
 
-/// Expands every placeholder whose list is ready, until none is: an
-/// expansion can make another list's producer up to date.
+/// Brings every fan-out whose list is ready in line with its list, until
+/// none changes: an expansion can make another list's producer up to date.
 pub(super) fn expand_ready(session: &mut Session, mode: CheckMode) -> Result<()> {
     loop {
         let waiting: Vec<(String, Option<usize>)> = session
             .graph
-            .placeholders()
+            .lists()
             .map(|(name, list)| (name.to_string(), session.graph.producer(list)))
             .collect();
         if waiting.is_empty() {
@@ -83,4 +85,30 @@ pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) ->
         });
     }
     Ok(())
+}
+
+/// What waits for a later batch: placeholders that run (their list is not
+/// built yet), and the instances of a fan-out whose list's producer runs;
+/// with the producers of those lists.
+pub(super) fn held(graph: &Graph, plan: &Plan, to_run: &[TaskId]) -> (Vec<TaskId>, Vec<TaskId>) {
+    let mut held: Vec<TaskId> = to_run
+        .iter()
+        .copied()
+        .filter(|&t| matches!(graph[t].action, Action::Expand(_)))
+        .collect();
+    let mut producers = Vec::new();
+    for (name, list) in graph.lists() {
+        let Some(producer) = graph.producer(list) else {
+            continue;
+        };
+        if plan.reasons[producer].is_none() {
+            continue;
+        }
+        producers.push(producer);
+        let group = &graph.fanouts[name];
+        if !group.placeholder {
+            held.extend(group.members.iter().copied());
+        }
+    }
+    (held, producers)
 }

@@ -18,7 +18,7 @@
 
 mod entries;
 mod inputs;
-pub(super) mod order;
+mod order;
 mod paths;
 mod task;
 
@@ -174,14 +174,23 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    /// Expands the placeholder of `group` from its list file: its instances
-    /// get new ids (actions and outputs resolved), take its place in the
-    /// listing, and it is retired. `None` when the list file does not exist.
-    fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Vec<TaskId>>> {
-        let Some(fan) = graph.fanouts.get(group).filter(|g| g.placeholder) else {
+    /// Makes the instances of `group` what its list file says: an
+    /// instance whose item is unchanged keeps its id; one whose item is
+    /// gone or changed is retired (out of the listing, its name and outputs
+    /// free); new and changed items get new ids. The first expansion
+    /// retires the placeholder. The new members take the old ones' place
+    /// in the listing. Returns the tasks added and the outputs no longer
+    /// produced, or `None` when the list file does not exist or is the one
+    /// the instances came from.
+    fn expand_group(
+        &mut self,
+        graph: &mut Graph,
+        group: &str,
+    ) -> Result<Option<(Vec<TaskId>, Vec<String>)>> {
+        let Some(fan) = graph.fanouts.get(group) else {
             return Ok(None);
         };
-        let (Some(list), Some(&placeholder)) = (fan.list.clone(), fan.members.first()) else {
+        let Some(list) = fan.list.clone() else {
             return Ok(None);
         };
         let (name, def) = self.defs[group];
@@ -190,31 +199,72 @@ impl<'a> Resolver<'a> {
         };
         let mut foreach = foreach.get_ref().clone();
         foreach.file = list;
-        let Some(instances) = fanout::foreach_instances(self.run_dir, group, &foreach)? else {
+        let Some(read) = fanout::foreach_instances(self.run_dir, group, &foreach)? else {
             return Ok(None);
         };
-        let entries = entries::instances(name, def, instances);
-        let mut ids = Vec::with_capacity(entries.len());
+        if fan.expanded_from.as_deref() == Some(read.hash.as_str()) {
+            return Ok(None);
+        }
+        let old = fan.members.clone();
+        let entries = entries::instances(name, def, read.instances);
+        // Which old instances stay as they are.
+        let mut kept: Vec<Option<TaskId>> = Vec::with_capacity(entries.len());
         for entry in &entries {
-            ids.push(task::add(self, graph, entry)?);
+            kept.push(
+                graph
+                    .by_name
+                    .get(&entry.name)
+                    .copied()
+                    .filter(|id| old.contains(id))
+                    .filter(|&id| graph.tasks[id].origin.vars == entry.vars),
+            );
         }
-        // The placeholder steps aside: its name now means the instances.
-        graph.by_name.remove(group);
-        if let Some(position) = graph.listing.iter().position(|&t| t == placeholder) {
-            graph
-                .listing
-                .splice(position..=position, ids.iter().copied());
+        let mut gone_outputs = Vec::new();
+        for &id in &old {
+            if kept.contains(&Some(id)) {
+                continue;
+            }
+            let task = &mut graph.tasks[id];
+            for out in &task.outputs {
+                if graph.producers.get(&out.path) == Some(&id) {
+                    graph.producers.remove(&out.path);
+                    gone_outputs.push(out.path.clone());
+                }
+            }
+            if graph.by_name.get(&task.name) == Some(&id) {
+                graph.by_name.remove(&task.name);
+            }
+            task.deps.clear();
         }
-        graph.tasks[placeholder].deps.clear();
-        graph.fanouts.insert(
-            group.to_string(),
-            FanoutGroup {
-                members: ids.clone(),
-                placeholder: false,
-                list: graph.fanouts.get(group).and_then(|g| g.list.clone()),
-            },
-        );
-        Ok(Some(ids))
+        let mut members = Vec::with_capacity(entries.len());
+        let mut added = Vec::new();
+        for (entry, kept) in entries.iter().zip(kept) {
+            let id = match kept {
+                Some(id) => id,
+                None => {
+                    let id = task::add(self, graph, entry)?;
+                    added.push(id);
+                    id
+                }
+            };
+            members.push(id);
+        }
+        // The group's place in the listing: where its first member was.
+        let position = graph
+            .listing
+            .iter()
+            .position(|t| old.contains(t))
+            .unwrap_or(graph.listing.len());
+        graph.listing.retain(|t| !old.contains(t));
+        graph
+            .listing
+            .splice(position..position, members.iter().copied());
+        if let Some(fan) = graph.fanouts.get_mut(group) {
+            fan.members = members;
+            fan.placeholder = false;
+            fan.expanded_from = Some(read.hash);
+        }
+        Ok(Some((added, gone_outputs)))
     }
 }
 
@@ -292,6 +342,7 @@ impl Graph {
                     members,
                     placeholder: group.placeholder,
                     list: group.list,
+                    expanded_from: None,
                 },
             );
         }
@@ -310,25 +361,30 @@ impl Graph {
         for id in graph.listing.clone() {
             resolver.finish_task(&mut graph, id)?;
         }
-        graph.link(&source)?;
+        order::link(&mut graph, &source)?;
         Ok(graph)
     }
 
-    /// Expands the `foreach` task `group` from its list file, now that the
-    /// list is up to date: its instances are added with new ids, and the
-    /// tasks that can see them (those that name the fan-out, read a glob,
-    /// or read a file an instance produces) are resolved again. `false`
-    /// when the list file does not exist; an error for a list that is not
-    /// what the task says, or instances that clash with other tasks.
+    /// Makes the instances of the `foreach` task `group` what its list file
+    /// says, now that the list is up to date: the first time, its
+    /// placeholder makes way for them; later, unchanged items keep their
+    /// tasks, and the others come and go (append-only: nothing is
+    /// renumbered). The tasks that can see the difference (those that name
+    /// the fan-out, read a glob, or read a file an instance produces or no
+    /// longer produces) are resolved again. `false` when nothing changed
+    /// (the list file does not exist, or is the one the instances came
+    /// from); an error for a list that is not what the task says, or
+    /// instances that clash with other tasks.
     pub fn expand(&mut self, pipeline: &Pipeline, run_dir: &RunDir, group: &str) -> Result<bool> {
         let mut resolver = Resolver::new(pipeline, run_dir, &self.models)?;
-        let Some(added) = resolver.expand_group(self, group)? else {
+        let Some((added, gone)) = resolver.expand_group(self, group)? else {
             return Ok(false);
         };
         let new: HashSet<TaskId> = added.iter().copied().collect();
-        let produced: HashSet<&str> = added
+        let touched: HashSet<&str> = added
             .iter()
             .flat_map(|&id| self.tasks[id].outputs.iter().map(|o| o.path.as_str()))
+            .chain(gone.iter().map(String::as_str))
             .collect();
         let affected: Vec<TaskId> = self
             .listing
@@ -342,7 +398,7 @@ impl Graph {
                     || task
                         .inputs
                         .iter()
-                        .any(|i| produced.contains(i.path.as_str()))
+                        .any(|i| touched.contains(i.path.as_str()))
             })
             .collect();
         for &id in &affected {
@@ -353,7 +409,7 @@ impl Graph {
                 resolver.finish_task(self, id)?;
             }
         }
-        self.link(&pipeline.source())?;
+        order::link(self, &pipeline.source())?;
         Ok(true)
     }
 }

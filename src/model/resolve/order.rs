@@ -1,15 +1,52 @@
-//! Pass 6 of resolution: the topological order (Kahn's algorithm, ties in
-//! declaration order) and, when there is none, one cycle to report.
+//! Pass 6 of resolution: what follows from the tasks' deps: each task's
+//! dependents, its rank in the listing, and the topological order
+//! (Kahn's algorithm, ties in declaration order); when there is none, one
+//! cycle to report.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::super::graph::{Graph, TaskId};
+use super::super::graph::{Graph, TaskId, RETIRED};
+use super::super::pipeline::Source;
+use crate::error::{Error, Result};
+
+/// Recomputes ranks, dependents and the order of `graph`. A cycle is
+/// refused with the tasks on it.
+pub(super) fn link(graph: &mut Graph, source: &Source) -> Result<()> {
+    graph.rank.clear();
+    graph.rank.resize(graph.tasks.len(), RETIRED);
+    for (position, &id) in graph.listing.iter().enumerate() {
+        graph.rank[id] = position;
+    }
+    for task in &mut graph.tasks {
+        task.dependents.clear();
+    }
+    for &id in &graph.listing {
+        for dep in graph.tasks[id].deps.clone() {
+            graph.tasks[dep].dependents.push(id);
+        }
+    }
+    for task in &mut graph.tasks {
+        task.dependents.sort_unstable();
+    }
+    graph.order = topological(graph).map_err(|cycle| {
+        let names: Vec<&str> = cycle
+            .iter()
+            .map(|&t| graph.tasks[t].name.as_str())
+            .collect();
+        Error::pipeline(source.diagnostic(
+            graph.tasks[cycle[0]].name_span.clone(),
+            &format!("cycle: {}", names.join(" -> ")),
+        ))
+        .hint("break the cycle: remove an input that the next task produces, or an `after` entry")
+    })?;
+    Ok(())
+}
 
 /// Every live task after all of its dependencies, the earliest declared
 /// first among those ready; on a cycle, the tasks on one cycle in the
 /// direction work flows, the first repeated at the end.
-pub(crate) fn topological(graph: &Graph) -> Result<Vec<TaskId>, Vec<TaskId>> {
+fn topological(graph: &Graph) -> Result<Vec<TaskId>, Vec<TaskId>> {
     let tasks = &graph.tasks;
     let mut indegree = vec![0usize; tasks.len()];
     for &id in graph.ids() {

@@ -1,0 +1,250 @@
+//! planexe as a library, as watch mode and an MCP server use it: several
+//! builds and status queries in one process, no subprocess, with a fake
+//! executor in place of commands and model calls.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use planexe::exec::observer::{Notice, Observer};
+use planexe::exec::{Build, BuildOptions, Ended, Executor, Interrupt};
+use planexe::model::{Lists, Task};
+use planexe::observe::status::{self, Answer};
+use planexe::observe::Standing;
+use planexe::plan::session::{Location, ModelChoice};
+use planexe::plan::Session;
+use planexe::store::{CheckMode, ErrorKind, Status, TaskError};
+
+const PIPELINE: &str = r#"
+[tasks.outline]
+inputs = ["brief.md"]
+outputs = ["outline.md"]
+command = "never run: the fake executor writes outputs"
+
+[tasks.list]
+inputs = ["outline.md"]
+outputs = ["items.json"]
+command = "never run"
+
+[tasks.section]
+foreach = { file = "items.json" }
+outputs = ["sections/{{ key }}.md"]
+command = "never run: {{ item }}"
+
+[tasks.plan]
+inputs = ["section", "outline.md"]
+outputs = ["plan.md"]
+command = "never run"
+"#;
+
+/// Writes every output: the list task a JSON list, the others their name
+/// and their inputs' contents. Fails a task whose name is in `fail`.
+struct Fake {
+    root: PathBuf,
+    /// What the list task writes.
+    list: Mutex<&'static str>,
+    ran: Mutex<Vec<String>>,
+    fail: Mutex<Vec<String>>,
+}
+
+impl Fake {
+    fn take(&self) -> Vec<String> {
+        let mut ran = std::mem::take(&mut *self.ran.lock().unwrap());
+        ran.sort();
+        ran
+    }
+}
+
+impl Executor for Fake {
+    fn execute(&self, task: &Task, _status: &mut Status) -> Result<(), TaskError> {
+        self.ran.lock().unwrap().push(task.name.clone());
+        if self.fail.lock().unwrap().contains(&task.name) {
+            return Err(TaskError::new(ErrorKind::Exit, "exit status 1"));
+        }
+        for out in &task.outputs {
+            let text = if out.path == "items.json" {
+                self.list.lock().unwrap().to_string()
+            } else {
+                let mut text = format!("{}\n", task.name);
+                for input in &task.inputs {
+                    text.push_str(&std::fs::read_to_string(self.root.join(&input.path)).unwrap());
+                }
+                text
+            };
+            let path = self.root.join(&out.path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Ok(())
+    }
+}
+
+/// Keeps what the build said.
+#[derive(Default)]
+struct Notes(Mutex<Vec<Notice>>);
+
+impl Observer for Notes {
+    fn notice(&self, notice: &Notice) {
+        self.0.lock().unwrap().push(notice.clone());
+    }
+}
+
+/// A session to build in: `foreach` tasks expand when the build knows
+/// their list is up to date.
+fn open(root: &Path) -> Session {
+    session(root, Lists::Unproduced)
+}
+
+/// A session to read the run in: every list on disk is expanded.
+fn read(root: &Path) -> Session {
+    session(root, Lists::Present)
+}
+
+fn session(root: &Path, lists: Lists) -> Session {
+    let location = Location {
+        run_dir: root.to_path_buf(),
+        ..Location::default()
+    };
+    Session::open(location.locate().unwrap(), &ModelChoice::default(), lists).unwrap()
+}
+
+fn build(session: &mut Session, fake: &Fake, notes: &Notes) -> Ended {
+    let options = BuildOptions {
+        jobs: Some(2),
+        ..BuildOptions::default()
+    };
+    Build {
+        options: &options,
+        interrupt: &Interrupt::new(),
+        observer: notes,
+        executor: Some(fake),
+    }
+    .run(session)
+    .unwrap()
+    .ended
+}
+
+fn standing(session: &Session) -> Vec<(String, Standing)> {
+    let answer = status::query(
+        session,
+        None,
+        CheckMode::Content,
+        Duration::from_secs(600),
+        None,
+    )
+    .unwrap();
+    let Answer::Run(report) = answer else {
+        panic!("a run report")
+    };
+    report
+        .tasks
+        .into_iter()
+        .map(|l| (l.task, l.state))
+        .collect()
+}
+
+#[test]
+fn two_builds_and_a_status_query_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
+    std::fs::write(root.join("brief.md"), "brief\n").unwrap();
+    let fake = Fake {
+        root: root.to_path_buf(),
+        list: Mutex::new(r#"["a", "b"]"#),
+        ran: Mutex::default(),
+        fail: Mutex::default(),
+    };
+    let notes = Notes::default();
+
+    // The first build runs everything, the fan-out's instances in a second
+    // batch once the list is built: the graph grows within the session.
+    let mut session = open(root);
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert_eq!(
+        fake.take(),
+        ["list", "outline", "plan", "section[0]", "section[1]"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("plan.md")).unwrap(),
+        "plan\nsection[0]\nsection[1]\noutline\nbrief\n"
+    );
+    let ran: Vec<usize> = notes
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|n| match n {
+            Notice::Ran(r) => Some(r.succeeded),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran, [2, 3], "two batches");
+
+    // The same session builds again: nothing to do.
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert!(fake.take().is_empty());
+
+    // The status query, and the build of a fresh session (as watch mode
+    // opens after an edit) agree that everything is done.
+    let done = standing(&read(root));
+    assert_eq!(done.len(), 5);
+    assert!(done.iter().all(|(_, s)| *s == Standing::Done), "{done:?}");
+    let mut session = open(root);
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert!(fake.take().is_empty());
+
+    // An edited source re-runs exactly what reads it, and a failure is
+    // data in the report and the status.
+    std::fs::write(root.join("brief.md"), "brief, edited\n").unwrap();
+    fake.fail.lock().unwrap().push("list".into());
+    let ended = build(&mut session, &fake, &notes);
+    assert!(
+        matches!(&ended, Ended::Failed { names, .. } if names == &["list".to_string()]),
+        "{ended:?}"
+    );
+    assert_eq!(fake.take(), ["list", "outline"]);
+    let after = standing(&read(root));
+    assert!(
+        after.contains(&("list".to_string(), Standing::Failed)),
+        "{after:?}"
+    );
+    assert!(
+        after.contains(&("outline".to_string(), Standing::Done)),
+        "{after:?}"
+    );
+
+    // Fixed, the same session resumes: the list and what depends on it.
+    fake.fail.lock().unwrap().clear();
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert_eq!(fake.take(), ["list", "plan"]);
+    assert!(standing(&read(root))
+        .iter()
+        .all(|(_, s)| *s == Standing::Done));
+
+    // The list changes under the same session: the instance whose item
+    // changed runs again, the other keeps its result.
+    *fake.list.lock().unwrap() = r#"["a", "c"]"#;
+    std::fs::write(root.join("brief.md"), "brief, edited again\n").unwrap();
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert_eq!(fake.take(), ["list", "outline", "plan", "section[1]"]);
+
+    // It shrinks: the instance whose item is gone goes, with its output.
+    *fake.list.lock().unwrap() = r#"["a"]"#;
+    std::fs::write(root.join("brief.md"), "brief, shorter\n").unwrap();
+    notes.0.lock().unwrap().clear();
+    assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
+    assert_eq!(fake.take(), ["list", "outline", "plan"]);
+    assert!(!root.join("sections/1.md").exists());
+    assert!(notes.0.lock().unwrap().contains(&Notice::InstanceRemoved {
+        task: "section[1]".into(),
+        outputs: vec!["sections/1.md".into()],
+    }));
+    assert_eq!(
+        std::fs::read_to_string(root.join("plan.md")).unwrap(),
+        "plan\nsection[0]\noutline\nbrief, shorter\n"
+    );
+    let last = standing(&read(root));
+    assert_eq!(last.len(), 4, "{last:?}");
+    assert!(last.iter().all(|(_, s)| *s == Standing::Done), "{last:?}");
+}
