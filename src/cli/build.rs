@@ -67,6 +67,7 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         };
         Build {
             options: &options,
+            env: ctx.env(),
             interrupt: &interrupt,
             observer,
             executor: None,

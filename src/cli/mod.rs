@@ -26,15 +26,18 @@ use args::Command;
 use printer::{Printer, Verbosity};
 
 use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
+use crate::exec::Env;
 use crate::model::Lists;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 
-/// What the CLI reads from the process, read once: the environment
-/// variables planexe knows. The current directory is read where a command
-/// needs it ([`Context::location`]).
+/// What the CLI reads from the process, read once: the environment (for
+/// builds, [`Context::env`]) and the variables planexe itself knows. The
+/// current directory is read where a command needs it
+/// ([`Context::location`]).
 #[derive(Debug, Clone, Default)]
 pub struct Context {
+    env: Env,
     /// `$PLANEXE_PIPELINE`, when set and not empty.
     pipeline: Option<PathBuf>,
     /// `$PLANEXE_MODEL`, when set and not blank.
@@ -48,7 +51,12 @@ pub struct Context {
 impl Context {
     /// Reads the process's environment.
     pub fn from_env() -> Context {
-        let text = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let env = Env::new(std::env::vars_os());
+        let text = |name: &str| {
+            env.get(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_string)
+        };
         Context {
             pipeline: std::env::var_os("PLANEXE_PIPELINE")
                 .filter(|v| !v.is_empty())
@@ -56,7 +64,13 @@ impl Context {
             model: text("PLANEXE_MODEL"),
             webhook: text("PLANEXE_WEBHOOK_URL"),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            env,
         }
+    }
+
+    /// The environment builds run in.
+    pub fn env(&self) -> &Env {
+        &self.env
     }
 
     /// Where the command works: `-C`, `-f` and `$PLANEXE_PIPELINE`, each

@@ -85,6 +85,15 @@ fn show(ctx: &Context, report: &StatusReport, args: &StatusArgs, printer: &Print
     Ok(())
 }
 
+/// How long ago an RFC 3339 time was, short (`3m 12s`); empty when it is
+/// not a time.
+fn age(rfc3339: Option<&str>) -> String {
+    rfc3339
+        .and_then(clock::since)
+        .map(short_duration)
+        .unwrap_or_default()
+}
+
 fn short_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -106,12 +115,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
     );
     let state = match (report.state, report.build_pid) {
         ("running", Some(pid)) => {
-            let elapsed = report
-                .last_build_started_at
-                .as_deref()
-                .and_then(clock::since)
-                .map(short_duration)
-                .unwrap_or_default();
+            let elapsed = age(report.last_build_started_at.as_deref());
             let mut s = format!("running (pid {pid}, {elapsed})");
             if report.stalled {
                 s.push_str(", STALLED: no progress lately");
@@ -129,7 +133,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
         header("created", format!("{c}, last build {last}"));
     }
     if let Some(p) = &report.last_progress_at {
-        let ago = clock::since(p).map(short_duration).unwrap_or_default();
+        let ago = age(Some(p));
         header("progress", format!("{p} ({ago} ago)"));
     }
 
@@ -210,12 +214,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                     d
                 }
                 Standing::Running => {
-                    let since_start = l
-                        .started_at
-                        .as_deref()
-                        .and_then(clock::since)
-                        .map(short_duration)
-                        .unwrap_or_default();
+                    let since_start = age(l.started_at.as_deref());
                     format!(
                         "since {} ({since_start}), attempt {}{}",
                         l.started_at.as_deref().unwrap_or("?"),

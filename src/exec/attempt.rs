@@ -14,6 +14,7 @@
 //! work, and no half-written file is left in place. The sidecar and `.DONE`
 //! are then published from the job's own thread.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::scheduler::Runner;
@@ -21,7 +22,7 @@ use crate::error::Error;
 use crate::model::{Graph, Task, TaskId};
 use crate::store::files::move_file;
 use crate::store::sidecar;
-use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
+use crate::store::{ErrorKind, RunDir, Stamp, Stamper, Status, TaskError, TaskState};
 
 /// How many lines of a failed task's output to show.
 const TAIL_LINES: usize = 15;
@@ -48,26 +49,18 @@ impl Attempt<'_> {
     /// first) and sets the outputs aside. On failure, whatever was set
     /// aside is back in place.
     fn prepare(&mut self, previous: Option<&Status>, status: &mut Status) -> Result<(), TaskError> {
-        let root = self.run_dir.root();
         if let Some(prev) = previous {
             for (path, stamp) in &prev.inputs {
                 self.stamper.remember_hash(path, stamp);
             }
         }
-        for input in &self.task.inputs {
-            match self.stamper.stamp(root, &input.path) {
-                Ok(Some(stamp)) => {
-                    status.inputs.insert(input.path.clone(), stamp);
-                }
-                Ok(None) => {
-                    return Err(TaskError::new(
-                        ErrorKind::MissingInput,
-                        format!("input {} does not exist", input.path),
-                    ))
-                }
-                Err(e) => return Err(TaskError::new(ErrorKind::Io, e.to_string())),
-            }
-        }
+        let inputs = self.task.inputs.iter().map(|i| i.path.as_str());
+        self.stamp(inputs, &mut status.inputs, |path| {
+            TaskError::new(
+                ErrorKind::MissingInput,
+                format!("input {path} does not exist"),
+            )
+        })?;
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
@@ -111,16 +104,30 @@ impl Attempt<'_> {
         }
         for out in &self.task.outputs {
             self.stamper.forget(&out.path);
-            match self.stamper.stamp(self.run_dir.root(), &out.path) {
+        }
+        let outputs = self.task.outputs.iter().map(|o| o.path.as_str());
+        self.stamp(outputs, &mut status.outputs, |path| {
+            TaskError::new(
+                ErrorKind::MissingOutput,
+                format!("{path} vanished after the command"),
+            )
+        })
+    }
+
+    /// Stamps `paths` into `stamps`; `missing` says what a path that does
+    /// not exist means.
+    fn stamp<'p>(
+        &self,
+        paths: impl Iterator<Item = &'p str>,
+        stamps: &mut BTreeMap<String, Stamp>,
+        missing: impl Fn(&str) -> TaskError,
+    ) -> Result<(), TaskError> {
+        for path in paths {
+            match self.stamper.stamp(self.run_dir.root(), path) {
                 Ok(Some(stamp)) => {
-                    status.outputs.insert(out.path.clone(), stamp);
+                    stamps.insert(path.to_string(), stamp);
                 }
-                Ok(None) => {
-                    return Err(TaskError::new(
-                        ErrorKind::MissingOutput,
-                        format!("{} vanished after the command", out.path),
-                    ))
-                }
+                Ok(None) => return Err(missing(path)),
                 Err(e) => return Err(TaskError::new(ErrorKind::Io, e.to_string())),
             }
         }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::env::Env;
 use super::interrupt::Interrupt;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.
@@ -52,21 +53,23 @@ pub struct Spec<'a> {
     pub timeout: Option<Duration>,
 }
 
-/// The environment commands run with, as `NAME=value` strings: planexe's
-/// own, with `set` replacing or adding variables. Built once per build.
+/// The environment commands run with, as `NAME=value` strings: the
+/// build's, with `set` replacing or adding variables. Built once per build.
 pub struct Environment {
     vars: Vec<CString>,
 }
 
 impl Environment {
-    /// planexe's environment with `set` applied; `unset` names variables
-    /// each command sets itself (see [`Spec::vars`]), dropped here.
-    pub fn new(set: &[(&str, &OsStr)], unset: &[&str]) -> Environment {
+    /// `base` with `set` applied; `unset` names variables each command
+    /// sets itself (see [`Spec::vars`]), dropped here.
+    pub fn new(base: &Env, set: &[(&str, &OsStr)], unset: &[&str]) -> Environment {
         let keep = |name: &OsStr| {
             !set.iter().any(|(k, _)| OsStr::new(k) == name)
                 && !unset.iter().any(|k| OsStr::new(k) == name)
         };
-        let mut vars: Vec<CString> = std::env::vars_os()
+        let mut vars: Vec<CString> = base
+            .vars()
+            .iter()
             .filter(|(k, _)| keep(k))
             .filter_map(|(k, v)| pair(k.as_bytes(), v.as_bytes()))
             .collect();

@@ -4,8 +4,8 @@
 //! per-task transaction ([`attempt`]) and the actions it runs
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
 //! model calls through [`llm`]), crash recovery ([`recovery`]), interrupts
-//! ([`interrupt`], installed once); and the other writers, [`clean`] and
-//! [`touch`].
+//! ([`interrupt`], installed once), the environment a build is given
+//! ([`env`]); and the other writers, [`clean`] and [`touch`].
 //!
 //! Above the plan, the model and the store. Reports only through the
 //! [`observer::Observer`] trait: events, traces, snapshots and terminal
@@ -16,6 +16,7 @@ pub mod attempt;
 pub mod build;
 pub mod clean;
 pub mod command;
+pub mod env;
 pub mod interrupt;
 pub mod llm;
 pub mod observer;
@@ -25,5 +26,6 @@ pub mod touch;
 
 pub use attempt::Executor;
 pub use build::{Build, BuildOptions, BuildReport, Ended};
+pub use env::Env;
 pub use interrupt::Interrupt;
 pub use observer::{Notice, Observer};

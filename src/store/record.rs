@@ -158,13 +158,7 @@ impl ErrorKind {
     /// what to do about it.
     pub fn advice(self) -> (bool, &'static str) {
         match self {
-            ErrorKind::Connection
-            | ErrorKind::Timeout
-            | ErrorKind::Stall
-            | ErrorKind::BrokenStream
-            | ErrorKind::RateLimited
-            | ErrorKind::ServerError
-            | ErrorKind::BadResponse => (
+            kind if kind.transient() => (
                 true,
                 "run planexe build again; the server may answer this time",
             ),

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use planexe::exec::observer::{Notice, Observer};
-use planexe::exec::{Build, BuildOptions, Ended, Executor, Interrupt};
+use planexe::exec::{Build, BuildOptions, Ended, Env, Executor, Interrupt};
 use planexe::model::{Lists, Task};
 use planexe::observe::status::{self, Answer};
 use planexe::observe::Standing;
@@ -115,6 +115,7 @@ fn build(session: &mut Session, fake: &Fake, notes: &Notes) -> Ended {
     };
     Build {
         options: &options,
+        env: &Env::default(),
         interrupt: &Interrupt::new(),
         observer: notes,
         executor: Some(fake),

@@ -117,17 +117,18 @@ impl Build<'_> {
             }
         }
 
+        // Hand edits are kept (or, in a dry run, would be).
+        for (t, path) in &plan.edited {
+            self.say(
+                progress,
+                Notice::EditedKept {
+                    task: graph[*t].name.clone(),
+                    path: path.clone(),
+                    dry_run: options.dry_run,
+                },
+            );
+        }
         if options.dry_run {
-            for (t, path) in &plan.edited {
-                self.say(
-                    progress,
-                    Notice::EditedKept {
-                        task: graph[*t].name.clone(),
-                        path: path.clone(),
-                        dry_run: true,
-                    },
-                );
-            }
             progress.report.would_run = to_run
                 .iter()
                 .map(|&t| {
@@ -149,19 +150,10 @@ impl Build<'_> {
             return Ok(false);
         }
 
-        // Record what changed without changing meaning, and hand edits.
+        // Record what changed without changing meaning (same bytes, hand
+        // edits).
         for update in &plan.updates {
             session.store.refresh_status(&session.run_dir, update)?;
-        }
-        for (t, path) in &plan.edited {
-            self.say(
-                progress,
-                Notice::EditedKept {
-                    task: graph[*t].name.clone(),
-                    path: path.clone(),
-                    dry_run: false,
-                },
-            );
         }
 
         if to_run.is_empty() {
@@ -233,6 +225,7 @@ impl Build<'_> {
                 graph,
                 &run_mask,
                 &session.run_dir,
+                self.env,
                 self.interrupt.clone(),
             )?)
         } else {
@@ -247,6 +240,7 @@ impl Build<'_> {
             llm: llm.as_ref(),
             inflight: progress.inflight,
             env: command::Environment::new(
+                self.env,
                 &[
                     ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
                     ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
@@ -353,12 +347,16 @@ impl Build<'_> {
         if !summary.failed.is_empty() {
             let first = &graph[summary.failed[0]];
             let name = &first.name;
+            let run_dir = &session.run_dir;
             let details = match first.action {
-                Action::Command(_) | Action::Expand(_) => {
-                    format!("the output of {name} is in .planexe/logs/{name}.log")
-                }
+                Action::Command(_) | Action::Expand(_) => format!(
+                    "the output of {name} is in {}",
+                    run_dir.show(&run_dir.task_log_path(name))
+                ),
                 Action::Prompt(_) => format!(
-                    "every failed call of {name} is in .planexe/failures.jsonl, the last response in .planexe/raw/{name}.json"
+                    "every failed call of {name} is in {}, the last response in {}",
+                    run_dir.show(&run_dir.failures_path()),
+                    run_dir.show(&run_dir.raw_path(name))
                 ),
             };
             progress.report.ended = Ended::Failed {

@@ -22,6 +22,7 @@ mod lists;
 use std::collections::HashSet;
 
 use super::attempt::Executor;
+use super::env::Env;
 use super::interrupt::Interrupt;
 use super::observer::{Notice, Observer};
 use super::recovery;
@@ -120,6 +121,8 @@ impl BuildReport {
 /// A build, ready to run.
 pub struct Build<'a> {
     pub options: &'a BuildOptions,
+    /// What commands inherit and model calls read.
+    pub env: &'a Env,
     pub interrupt: &'a Interrupt,
     pub observer: &'a dyn Observer,
     /// What runs tasks' actions; `None`: commands and model calls.

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::exec::env::Env;
 use crate::exec::interrupt::Interrupt;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
@@ -66,10 +67,9 @@ pub struct Backoff {
 impl Backoff {
     /// 1 s base and 60 s cap, or `PLANEXE_RETRY_BASE_MS` and
     /// `PLANEXE_RETRY_CAP_MS` (tests use them to avoid real waits).
-    pub fn from_env() -> Backoff {
+    pub fn from_env(env: &Env) -> Backoff {
         let ms = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
+            env.get(name)
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .unwrap_or(default)
         };
@@ -106,6 +106,7 @@ impl<'a> Llm<'a> {
         graph: &Graph,
         wanted: &[bool],
         run_dir: &'a RunDir,
+        env: &Env,
         interrupt: Interrupt,
     ) -> Result<Llm<'a>> {
         let mut reachable = vec![false; graph.models.len()];
@@ -120,8 +121,8 @@ impl<'a> Llm<'a> {
         for (i, model) in graph.models.iter().enumerate() {
             let key = match &model.api_key_env {
                 None => None,
-                Some(var) => match std::env::var(var) {
-                    Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                Some(var) => match env.get(var) {
+                    Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
                     _ if reachable[i] => {
                         return Err(Error::usage(format!(
                             "model `{}` needs an API key in ${var}, which is not set",
@@ -147,7 +148,7 @@ impl<'a> Llm<'a> {
             ledger: Ledger::new(run_dir, secrets),
             interrupt,
             run_dir,
-            backoff: Backoff::from_env(),
+            backoff: Backoff::from_env(env),
             progress: Mutex::new(HashMap::new()),
         })
     }
