@@ -17,13 +17,17 @@
 //! Content-Security-Policy forbids loading anything, so even a string that
 //! slipped through unescaped could neither run nor fetch. Every string that
 //! comes from a user, a task or a server (names, paths, error messages, log
-//! lines) goes through `esc`.
+//! lines) goes through `esc`: the template environment's formatter runs
+//! every value a template prints through it.
 //!
 //! Gathering ([`Page::gather`], this module) reads the state once into a
-//! [`Page`]; rendering ([`render`]) is a pure function of it. Making a
+//! [`Page`]; rendering ([`render`]) is a pure function of it: `view` turns
+//! it into the data the page shows, and the minijinja templates in
+//! `templates/` (compiled into the binary) lay that out as HTML. Making a
 //! report only reads (no lock); the caller writes the page.
 
 mod render;
+mod view;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
