@@ -25,11 +25,24 @@ pub mod file {
     pub const RUN: &str = "run.json";
     /// Which pipeline file the run directory uses.
     pub const PIPELINE: &str = "pipeline";
+    /// Every build's timeline.
+    pub const TRACE: &str = "trace.json";
+    /// The folder of task logs.
+    pub const LOGS: &str = "logs";
 }
 
 /// `.planexe/NAME`, relative to the run directory.
 pub fn state_rel(name: &str) -> String {
     format!("{STATE_DIR}/{name}")
+}
+
+/// A task's log, relative to the run directory (as messages name it).
+pub fn task_log_rel(task: &str) -> String {
+    format!("{STATE_DIR}/{}/{}", file::LOGS, log_name(task))
+}
+
+fn log_name(task: &str) -> String {
+    format!("{task}.log")
 }
 
 /// A run directory and the layout of its `.planexe/` folder.
@@ -98,7 +111,7 @@ impl RunDir {
 
     /// Where the combined stdout and stderr of a task's last run is kept.
     pub fn task_log_path(&self, task: &str) -> PathBuf {
-        self.state("logs").join(format!("{task}.log"))
+        self.state(file::LOGS).join(log_name(task))
     }
 
     /// Where the outputs of a failed attempt are moved for inspection.
@@ -174,7 +187,7 @@ impl RunDir {
 
     /// Every build's timeline, in the Chrome trace format.
     pub fn trace_path(&self) -> PathBuf {
-        self.state("trace.json")
+        self.state(file::TRACE)
     }
 
     /// The run after the last build, in one file.

@@ -26,6 +26,7 @@
 //! `templates/` (compiled into the binary) lay that out as HTML. Making a
 //! report only reads (no lock); the caller writes the page.
 
+mod labels;
 mod render;
 mod view;
 
@@ -259,7 +260,7 @@ fn build_label(pid: u64, spans: &[Span], run: Option<&RunRecord>) -> String {
     match entry {
         Some(b) => format!(
             "Build started {} · {}",
-            render::when(&b.started_at),
+            labels::when(&b.started_at),
             b.outcome.as_str()
         ),
         None => match jiff::Timestamp::from_microsecond(first) {

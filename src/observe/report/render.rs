@@ -2,8 +2,7 @@
 //! HTML is in minijinja templates (`templates/`, compiled into the binary
 //! with `include_str!`), registered in one [`Environment`] built here; the
 //! data they show is the view model of [`super::view`]. This module owns
-//! the environment, the escaping every printed value goes through, and the
-//! labels of times, durations and money.
+//! the environment and the escaping every printed value goes through.
 //!
 //! Escaping: every template is auto-escaped, and the environment's
 //! formatter runs every value that is not marked safe through [`esc`],
@@ -87,46 +86,6 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// An RFC 3339 time as `2026-11-22 16:42:00 UTC`; anything else as it is.
-pub(super) fn when(rfc3339: &str) -> String {
-    match rfc3339.parse::<jiff::Timestamp>() {
-        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        Err(_) => rfc3339.to_string(),
-    }
-}
-
-/// `340 ms`, `1.25 s`, `12.5 s`, `2m 03s`, `1h 02m`.
-pub(super) fn duration(ms: u64) -> String {
-    match ms {
-        0..1_000 => format!("{ms} ms"),
-        1_000..10_000 => format!("{:.2} s", ms as f64 / 1000.0),
-        10_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..3_600_000 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
-        _ => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
-    }
-}
-
-/// `$1.25`, `$0.0156`, `$0.000025`: cents hide what a model call costs.
-pub(super) fn money(usd: f64) -> String {
-    let places = if usd == 0.0 || usd >= 1.0 {
-        2
-    } else if usd >= 0.0001 {
-        4
-    } else {
-        6
-    };
-    format!("${usd:.places$}")
-}
-
-/// The state as a reader says it.
-pub(super) fn state_label(state: &str) -> &str {
-    if state == "not-run" {
-        "not run"
-    } else {
-        state
-    }
-}
-
 /// The page, as HTML.
 pub fn render(page: &Page) -> String {
     let page_template = TEMPLATE_ENV.get_template("page.html");
@@ -137,41 +96,9 @@ pub fn render(page: &Page) -> String {
     }
 }
 
-/// A round step between axis ticks that gives at most about eight of them.
-pub(super) fn tick_step(total_us: i64) -> i64 {
-    const MS: i64 = 1_000;
-    const S: i64 = 1_000 * MS;
-    const STEPS: [i64; 21] = [
-        MS,
-        2 * MS,
-        5 * MS,
-        10 * MS,
-        20 * MS,
-        50 * MS,
-        100 * MS,
-        200 * MS,
-        500 * MS,
-        S,
-        2 * S,
-        5 * S,
-        10 * S,
-        15 * S,
-        30 * S,
-        60 * S,
-        120 * S,
-        300 * S,
-        600 * S,
-        1800 * S,
-        3600 * S,
-    ];
-    STEPS
-        .into_iter()
-        .find(|&step| total_us / step <= 8)
-        .unwrap_or_else(|| (total_us / 8 / (3600 * S) + 1) * 3600 * S)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::labels::{duration, money, tick_step};
     use super::super::{Span, TaskDetail};
     use super::*;
     use crate::observe::summary::{Outcome, Summary, TaskSummary};

@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::render::{duration, money, state_label, tick_step, when};
+use super::labels::{duration, money, state_label, tick_step, when};
 use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
+use crate::store::rundir;
 
 /// Characters of a task name that fit in a graph node (the full name is in
 /// the node's tooltip and in the task table).
@@ -45,6 +46,8 @@ pub(super) struct View<'a> {
     timelines: Vec<Gantt>,
     /// Builds in the trace older than the timelines shown.
     omitted: usize,
+    /// Where they are, as the page names it.
+    trace: String,
     legend: [Swatch; 5],
     /// `None` when the pipeline has no tasks.
     graph: Option<Svg>,
@@ -62,6 +65,7 @@ impl<'a> View<'a> {
             failures: failures(page),
             timelines: page.timelines.iter().map(Gantt::of).collect(),
             omitted: page.omitted,
+            trace: rundir::state_rel(rundir::file::TRACE),
             legend: [
                 Swatch::new("task done", colour_of("done")),
                 Swatch::new("task failed", colour_of("failed")),
@@ -234,6 +238,8 @@ struct Failure<'a> {
     message: &'a str,
     error_id: Option<&'a str>,
     log_tail: &'a [String],
+    /// Where the log is, as the page names it.
+    log: String,
 }
 
 fn failures(page: &Page) -> Vec<Failure<'_>> {
@@ -248,6 +254,7 @@ fn failures(page: &Page) -> Vec<Failure<'_>> {
             message: &error.message,
             error_id: error.error_id.as_deref(),
             log_tail: &detail.log_tail,
+            log: rundir::task_log_rel(&row.task),
         })
     })
     .collect()
