@@ -10,7 +10,7 @@ use crate::store::files;
 
 pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) -> Result<()> {
     let session = super::open(cli, ctx, printer)?;
-    let html = report::html(&session);
+    let html = report::html(&session)?;
     let cwd = std::env::current_dir().map_err(|e| Error::io_at(std::path::Path::new("."), e))?;
     files::write_atomic(&cwd.join(&args.output), html.as_bytes())?;
     printer.note(&format!("wrote {}", args.output.display()));

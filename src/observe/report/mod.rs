@@ -33,7 +33,7 @@ mod view;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-pub use render::render;
+pub use render::try_render;
 
 use super::summary::{self, Summary};
 use super::trace::{self, Category, Phase, TraceEvent};
@@ -51,8 +51,8 @@ const LOG_TAIL_LINES: usize = 15;
 const LOG_TAIL_BYTES: u64 = 16 * 1024;
 
 /// The HTML report of the session's run.
-pub fn html(session: &Session) -> String {
-    render(&Page::gather(session))
+pub fn html(session: &Session) -> crate::error::Result<String> {
+    try_render(&Page::gather(session))
 }
 
 /// Everything the page shows.

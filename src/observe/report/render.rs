@@ -31,9 +31,18 @@ const TEMPLATES: [(&str, &str); 7] = [
     ("tasks.html", include_str!("templates/tasks.html")),
 ];
 
-/// The report's template environment, built once.
-static TEMPLATE_ENV: LazyLock<Environment<'static>> = LazyLock::new(environment);
+/// The report's template environment, built once; or what was wrong with
+/// a template (a bug in planexe, caught by its tests).
+static TEMPLATE_ENV: LazyLock<Result<Environment<'static>, String>> = LazyLock::new(|| {
+    let mut env = environment();
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .map_err(|e| format!("report template {name}: {e:#}"))?;
+    }
+    Ok(env)
+});
 
+/// The environment the templates are rendered in (without them).
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // A name the view model does not have is a bug, not an empty string.
@@ -43,11 +52,6 @@ fn environment() -> Environment<'static> {
     env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_formatter(format);
-    for (name, source) in TEMPLATES {
-        if let Err(e) = env.add_template(name, source) {
-            panic!("report template {name}: {e:#}");
-        }
-    }
     env
 }
 
@@ -86,13 +90,26 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// The page, as HTML.
+/// The page, as HTML. The templates are part of the binary, so an error is
+/// a bug in them; it is reported, not a panic.
+pub fn try_render(page: &Page) -> Result<String, crate::error::Error> {
+    let bug = |m: String| {
+        crate::error::Error::Io(std::io::Error::other(format!(
+            "the report template failed (a bug in planexe): {m}"
+        )))
+    };
+    let env = TEMPLATE_ENV.as_ref().map_err(|m| bug(m.clone()))?;
+    env.get_template("page.html")
+        .and_then(|t| t.render(View::of(page)))
+        .map_err(|e| bug(format!("{e:#}")))
+}
+
+/// [`try_render`], for tests.
+#[cfg(test)]
 pub fn render(page: &Page) -> String {
-    let page_template = TEMPLATE_ENV.get_template("page.html");
-    match page_template.and_then(|t| t.render(View::of(page))) {
+    match try_render(page) {
         Ok(html) => html,
-        // The templates are part of the binary: an error is a bug in them.
-        Err(e) => panic!("the report template failed: {e:#}"),
+        Err(e) => panic!("{e}"),
     }
 }
 
