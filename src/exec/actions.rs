@@ -1,5 +1,5 @@
 //! The build's own [`Executor`]: a command task runs `sh -c` (see
-//! [`command`]), a prompt task asks its model (see [`llm`]) and writes the
+//! [`command`]), a prompt task asks its model (see [`Llm`]) and writes the
 //! accepted answer to its output atomically. Both are journaled in the
 //! in-flight journal while they run, so a crash at any moment leaves a
 //! record that leads the next build to what was running.

@@ -5,7 +5,7 @@
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
 //! model calls through [`llm`]), crash recovery ([`recovery`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
-//! ([`env`]); and the other writers, [`clean`] and [`touch`].
+//! ([`mod@env`]); and the other writers, [`clean`] and [`touch`].
 //!
 //! Above the plan, the model and the store. Reports only through the
 //! [`observer::Observer`] trait: events, traces, snapshots and terminal

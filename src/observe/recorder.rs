@@ -1,5 +1,5 @@
 //! What a build leaves for others to see, as an
-//! [`Observer`](crate::exec::Observer) of it: every event in
+//! [`Observer`] of it: every event in
 //! `events.jsonl` and to the hooks, every task run and model call in the
 //! trace (on lanes, so parallel work shows side by side), and the live
 //! `status` snapshot, saved now and then while the build runs. When the

@@ -52,11 +52,6 @@ pub enum Comparison {
     Missing,
 }
 
-/// Stats a file, following a symlink. `None` when it does not exist.
-pub fn stat(path: &Path) -> io::Result<Option<Meta>> {
-    Ok(lstat_follow(path)?.map(|(meta, _)| meta))
-}
-
 /// Stats `root/rel`, following a symlink only when it points inside
 /// `root`: a link that leads out of the run directory is an error. One
 /// `lstat` for a plain file, the common case.

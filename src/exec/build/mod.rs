@@ -1,13 +1,13 @@
 //! One build: [`Build::run`] brings a [`Session`]'s run directory up to
 //! date, and can be called any number of times in one process (watch mode
 //! and servers run many builds). It reports through an
-//! [`Observer`](super::observer::Observer) and returns a [`BuildReport`];
+//! [`Observer`] and returns a [`BuildReport`];
 //! what the report means for an exit status is
 //! [`BuildReport::into_result`].
 //!
-//! A build runs in batches ([`batch`]): normally one; one more each time a
+//! A build runs in batches (`batch`): normally one; one more each time a
 //! batch built the list file of a `foreach` task, whose instances and what
-//! depends on them run next ([`lists`]). Before the first, it puts right
+//! depends on them run next (`lists`). Before the first, it puts right
 //! what a crashed build left ([`super::recovery`]); after the last, if
 //! the whole pipeline is up to date, it writes the up-to-date certificate.
 //!

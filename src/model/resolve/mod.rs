@@ -1,15 +1,15 @@
 //! Resolution: from a parsed [`Pipeline`] to a checked [`Graph`], in passes
 //! that each own one concern:
 //!
-//! 1. [`entries`]: each `[tasks.NAME]` table becomes tasks: a plain task,
+//! 1. `entries`: each `[tasks.NAME]` table becomes tasks: a plain task,
 //!    the instances of a `matrix`, or the placeholder of a `foreach`;
-//! 2. [`task`]: each task's action, timeout and outputs (producers known);
+//! 2. `task`: each task's action, timeout and outputs (producers known);
 //! 3. `foreach` lists that are ready expand into instances ([`Lists`]);
-//! 4. [`inputs`]: each task's inputs (globs walked by [`paths`]), `after`
+//! 4. `inputs`: each task's inputs (globs walked by `paths`), `after`
 //!    and edges;
-//! 5. [`prompt`](super::prompt): prompt templates, checked against inputs;
+//! 5. [`prompt`]: prompt templates, checked against inputs;
 //!    fingerprints;
-//! 6. [`order`]: ranks, dependents and the topological order (cycles).
+//! 6. `order`: ranks, dependents and the topological order (cycles).
 //!
 //! [`Graph::expand`] runs the same passes for the instances of one
 //! `foreach` task when its list is built, and passes 4 to 6 again only for

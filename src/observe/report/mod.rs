@@ -20,8 +20,8 @@
 //! lines) goes through `esc`: the template environment's formatter runs
 //! every value a template prints through it.
 //!
-//! Gathering ([`Page::gather`], this module) reads the state once into a
-//! [`Page`]; rendering ([`render`]) is a pure function of it: `view` turns
+//! Gathering (`Page::gather`, this module) reads the state once into a
+//! `Page`; rendering (`render`) is a pure function of it: `view` turns
 //! it into the data the page shows, and the minijinja templates in
 //! `templates/` (compiled into the binary) lay that out as HTML. Making a
 //! report only reads (no lock); the caller writes the page.
