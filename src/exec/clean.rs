@@ -84,6 +84,12 @@ impl CleanPlan {
                 }
             }
         }
+        // Deleting anything ends what the up-to-date certificate vouches
+        // for: it goes too, and is listed like the rest.
+        let certificate = run_dir.certificate_path();
+        if !files.is_empty() && certificate.exists() {
+            files.push((run_dir.show(&certificate), certificate));
+        }
         Ok(CleanPlan { files, tasks })
     }
 

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::env::Env;
+use crate::store::files;
 use super::interrupt::Interrupt;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.
@@ -267,18 +268,9 @@ fn wait(pid: u32) -> std::io::Result<libc::c_int> {
     }
 }
 
+/// Creates the task's log, never through a symlink.
 fn open_log(path: &Path) -> Result<std::fs::File, String> {
-    let fail = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
-    match std::fs::File::create(path) {
-        // The folder almost always exists: make it only when it does not.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| fail(e, dir))?;
-            }
-            std::fs::File::create(path).map_err(|e| fail(e, path))
-        }
-        other => other.map_err(|e| fail(e, path)),
-    }
+    files::create(path).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

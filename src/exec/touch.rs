@@ -13,6 +13,7 @@ use crate::store::{Stamper, Status, TaskState};
 pub fn touch(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
     let stamper = Stamper::default();
     let ids = session.graph.tasks_named(names)?;
+    session.run_dir.remove_certificate()?;
     let mut touched = Vec::new();
     for id in ids {
         let task = &session.graph[id];

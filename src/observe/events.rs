@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::model::pipeline::HookDef;
+use crate::store::files;
 use crate::store::RunDir;
 
 /// Events waiting for delivery beyond this are dropped.
@@ -183,11 +184,7 @@ impl Events {
             line.push('\n');
             let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             if log.is_none() {
-                *log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.log_path)
-                    .ok();
+                *log = files::open_append(&self.log_path).ok();
             }
             if let Some(f) = log.as_mut() {
                 let _ = f.write_all(line.as_bytes());

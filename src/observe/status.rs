@@ -26,7 +26,7 @@ use crate::plan::{Plan, Reason, Session};
 use crate::store::ledger::{self, Totals};
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::snapshot::{Live, Snapshot};
-use crate::store::{sidecar, CheckMode, Recorded, RunDir, StateStore, Status, TaskState};
+use crate::store::{files, sidecar, CheckMode, Recorded, RunDir, StateStore, Status, TaskState};
 
 /// One task in `status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -324,7 +324,7 @@ pub fn run_state(run: Option<&RunRecord>) -> &'static str {
 /// The time of the last event of the run (`events.jsonl`'s last line).
 fn last_progress(run_dir: &RunDir) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(run_dir.events_path()).ok()?;
+    let mut f = files::open_read(&run_dir.events_path()).ok()?;
     let len = f.metadata().ok()?.len();
     f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
     let mut tail = String::new();

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::RunDir;
+use crate::store::{files, RunDir};
 
 /// How many bytes of whole events wait before they are written.
 const BATCH: usize = 32 * 1024;
@@ -88,7 +88,7 @@ pub struct TraceEvent {
 /// The events of a trace file, in order; lines that do not parse (the
 /// opening `[`, a line torn by a crash) are skipped.
 pub fn read(path: &Path) -> Vec<TraceEvent> {
-    let Ok(bytes) = std::fs::read(path) else {
+    let Ok(bytes) = files::read(path) else {
         return Vec::new();
     };
     String::from_utf8_lossy(&bytes)
@@ -118,11 +118,7 @@ impl Sink {
         let path = &self.path;
         let file = self.file.get_or_insert_with(|| {
             let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok();
+            let mut file = files::open_append(path).ok();
             if let (true, Some(f)) = (fresh, file.as_mut()) {
                 let _ = f.write_all(b"[\n");
             }

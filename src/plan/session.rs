@@ -63,8 +63,9 @@ impl Location {
         if let Some((path, shown)) = &self.file {
             return Ok((path.clone(), shown.clone(), None));
         }
-        let recorded = std::fs::read_to_string(run_dir.recorded_pipeline_path())
+        let recorded = files::read(&run_dir.recorded_pipeline_path())
             .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
             .map(|s| PathBuf::from(s.trim()))
             .filter(|p| !p.as_os_str().is_empty());
         if let Some(recorded) = recorded {

@@ -1,13 +1,91 @@
 //! Writing and removing files without ever leaving a half-done one in
-//! place: every file planexe writes goes to a temporary file in the same
-//! folder and is renamed over the old one, so readers see the old content
-//! or the new, never a mix. A planexe killed between the two leaves its
+//! place, and never through a symlink: every file planexe rewrites goes to
+//! a temporary file in the same folder and is renamed over the old one, so
+//! readers see the old content or the new, never a mix; every file it
+//! appends to, creates or reads in its state folder is opened with
+//! `O_NOFOLLOW`. A planexe killed between writing and renaming leaves its
 //! temporary file behind; the next build removes those of dead writers.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+
+/// How planexe opens its own files: never through a symlink. A link planted
+/// in `.planexe/` (the folder may come from a shared or committed run
+/// directory) would otherwise make planexe write, as whoever runs it,
+/// wherever the link points.
+fn no_follow() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options
+}
+
+/// The error of opening `path`, saying so when it is a symlink.
+fn open_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        Error::usage(format!(
+            "{} is a symlink; planexe does not write through links in its state folder",
+            path.display()
+        ))
+        .hint("remove the link (planexe makes the file again), or use a fresh run directory")
+    } else {
+        Error::io_at(path, e)
+    }
+}
+
+/// Opens `path` with `options` (and `O_NOFOLLOW`), making its folder when
+/// it does not exist.
+fn open_with(path: &Path, options: &OpenOptions) -> Result<File> {
+    match options.open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs_err::create_dir_all(dir)?;
+            }
+            options.open(path).map_err(|e| open_error(path, e))
+        }
+        other => other.map_err(|e| open_error(path, e)),
+    }
+}
+
+/// Opens a file of planexe's to append to, creating it.
+pub fn open_append(path: &Path) -> Result<File> {
+    open_with(path, no_follow().create(true).append(true).read(true))
+}
+
+/// Creates (or truncates) a file of planexe's to write.
+pub fn create(path: &Path) -> Result<File> {
+    open_with(path, no_follow().create(true).write(true).truncate(true))
+}
+
+/// Opens a file of planexe's to read and write, creating it, keeping what
+/// it holds.
+pub fn open_update(path: &Path) -> Result<File> {
+    open_with(
+        path,
+        no_follow()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false),
+    )
+}
+
+/// Reads a file of planexe's (not through a symlink).
+pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = no_follow().read(true).open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens a file of planexe's to read (not through a symlink).
+pub fn open_read(path: &Path) -> std::io::Result<File> {
+    no_follow().read(true).open(path)
+}
 
 /// How the temporary files of [`write_atomic`] begin: this prefix, the
 /// writer's pid, `-`, random letters. Only a planexe killed mid-write
@@ -112,6 +190,26 @@ mod tests {
         assert_eq!(remove_temporaries(dir.path()), 2);
         assert!(dir.path().join(&mine).exists());
         assert!(dir.path().join(".mine").exists());
+    }
+
+    #[test]
+    fn state_files_are_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "keep").unwrap();
+        let link = dir.path().join("state/log");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let e = open_append(&link).unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        assert!(create(&link).is_err());
+        assert!(open_update(&link).is_err());
+        assert!(read(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+        // A new file, and its folder, are made.
+        let fresh = dir.path().join("state/logs/a.log");
+        create(&fresh).unwrap().write_all(b"x").unwrap();
+        assert_eq!(read(&fresh).unwrap(), b"x");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::files;
 use super::record::{Status, TaskState};
 use super::rundir::RunDir;
 use super::sidecar;
@@ -100,7 +101,7 @@ impl Inflight {
     /// the publishing thread. Bookkeeping is best effort: without a
     /// journal, or a thread, tasks still run.
     pub fn start(run_dir: &RunDir) -> Inflight {
-        let journal = File::create(run_dir.inflight_path()).ok();
+        let journal = files::create(&run_dir.inflight_path()).ok();
         let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -229,7 +230,7 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
 /// its start time and, for a command that got as far as a process, its
 /// pid; in the order they started.
 pub fn recover(run_dir: &RunDir) -> Vec<Status> {
-    let Ok(file) = File::open(run_dir.inflight_path()) else {
+    let Ok(file) = files::open_read(&run_dir.inflight_path()) else {
         return Vec::new();
     };
     let mut started: BTreeMap<String, (usize, Started<String>)> = BTreeMap::new();

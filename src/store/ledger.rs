@@ -141,14 +141,7 @@ impl Ledger {
         text.push('\n');
         let mut guard = file.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            *guard = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok();
+            *guard = files::open_append(path).ok();
         }
         if let Some(f) = guard.as_mut() {
             // Best effort: a full disk must not turn a good answer into a

@@ -7,8 +7,17 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use super::files;
 use super::rundir::RunDir;
 use crate::error::{Error, Result};
+
+impl RunDir {
+    /// Removes the up-to-date certificate: the caller, holding the lock,
+    /// is about to change what it vouches for.
+    pub fn remove_certificate(&self) -> Result<()> {
+        files::remove_if_exists(&self.certificate_path()).map(|_| ())
+    }
+}
 
 /// What `.planexe/lock` says about its holder.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,24 +36,19 @@ pub struct Lock {
 
 impl RunDir {
     /// Takes the run directory's lock for `command`, or fails when another
-    /// planexe holds it. Whatever the holder changes, the up-to-date
-    /// certificate no longer vouches for it: it is removed.
+    /// planexe holds it (naming it). Taking the lock changes nothing else:
+    /// a command removes the up-to-date certificate when it is about to
+    /// change the state ([`RunDir::remove_certificate`]).
     pub fn lock(&self, command: &str) -> Result<Lock> {
         fs_err::create_dir_all(self.state_dir())?;
         let path = self.lock_path();
-        let file = fs_err::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        let mut file = file.into_parts().0;
+        let mut file = files::open_update(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder: Option<LockHolder> = std::fs::read_to_string(&path)
+                let holder: Option<LockHolder> = files::read(&path)
                     .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
+                    .and_then(|t| serde_json::from_slice(&t).ok());
                 let who = match holder {
                     Some(h) => {
                         let started = h
@@ -64,7 +68,6 @@ impl RunDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(&path, e)),
         }
-        let _ = std::fs::remove_file(self.certificate_path());
         let holder = LockHolder {
             pid: std::process::id(),
             host: std::fs::read_to_string("/proc/sys/kernel/hostname")

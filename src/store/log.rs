@@ -165,7 +165,7 @@ impl StateStore {
             in_flight: HashMap::new(),
         };
         let path = run_dir.log_path();
-        let file = match std::fs::File::open(&path) {
+        let file = match files::open_read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
             Err(e) => return Err(Error::io_at(&path, e)),
@@ -417,13 +417,7 @@ impl StateStore {
 /// crash mid-append) so the next record starts on a line of its own.
 fn open_log(run_dir: &RunDir) -> Result<std::fs::File> {
     let path = run_dir.log_path();
-    fs_err::create_dir_all(run_dir.state_dir())?;
-    let file = fs_err::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&path)?;
-    let mut file = file.into_parts().0;
+    let mut file = files::open_append(&path)?;
     if !ends_with_newline(&mut file) {
         file.write_all(b"\n").map_err(|e| Error::io_at(&path, e))?;
     }

@@ -84,8 +84,8 @@ impl BuildEntry {
 
 impl RunRecord {
     pub fn load(run_dir: &RunDir) -> Option<RunRecord> {
-        let text = std::fs::read_to_string(run_dir.run_record_path()).ok()?;
-        serde_json::from_str(&text).ok()
+        let bytes = files::read(&run_dir.run_record_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The last build, when it has not recorded its end (it runs, or it

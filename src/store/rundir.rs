@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 /// The folder name of planexe's state inside a run directory.
 pub const STATE_DIR: &str = ".planexe";
 
-/// File names under `.planexe/` that are also named relative to the run
-/// directory (the certificate lists them; see [`state_rel`]).
+/// The names under `.planexe/`.
 pub mod file {
     /// The state log.
     pub const LOG: &str = "log";
@@ -29,6 +28,25 @@ pub mod file {
     pub const TRACE: &str = "trace.json";
     /// The folder of task logs.
     pub const LOGS: &str = "logs";
+    pub const RAW: &str = "raw";
+    pub const FAILED: &str = "failed";
+    pub const PREV: &str = "prev";
+    pub const LOCK: &str = "lock";
+    pub const INFLIGHT: &str = "inflight";
+    pub const CERTIFICATE: &str = "uptodate";
+    pub const SNAPSHOT: &str = "status.snapshot";
+    pub const USAGE: &str = "usage.jsonl";
+    pub const FAILURES: &str = "failures.jsonl";
+    pub const EVENTS: &str = "events.jsonl";
+    pub const SUMMARY: &str = "summary.json";
+
+    /// The folders, which must be real folders.
+    pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
+    /// The files, which must not be symlinks.
+    pub const FILES: [&str; 12] = [
+        LOG, RUN, PIPELINE, TRACE, LOCK, INFLIGHT, CERTIFICATE, SNAPSHOT, USAGE, FAILURES,
+        EVENTS, SUMMARY,
+    ];
 }
 
 /// `.planexe/NAME`, relative to the run directory.
@@ -66,10 +84,54 @@ impl RunDir {
                 root.display()
             )));
         }
-        Ok(RunDir {
+        let run_dir = RunDir {
             root: canonical,
             checked_dirs: Mutex::new(HashMap::new()),
-        })
+        };
+        run_dir.check_state()?;
+        Ok(run_dir)
+    }
+
+    /// Refuses a state folder (`.planexe` and the folders in it) that is not
+    /// a real folder, and a state file that is a symlink or a folder: a
+    /// link planted in a shared or committed run directory would make
+    /// planexe write, as whoever runs it, wherever it points.
+    fn check_state(&self) -> Result<()> {
+        let refuse = |path: &Path, what: &str| {
+            Error::usage(format!(
+                "{} is {what}; planexe keeps its state in real files and folders inside the run directory",
+                path.display()
+            ))
+            .hint(format!(
+                "remove it (planexe makes it again), or use a fresh run directory; `rm -r {}` forgets every task",
+                self.state_dir().display()
+            ))
+        };
+        let kind = |path: &Path| std::fs::symlink_metadata(path).ok().map(|m| m.file_type());
+        let state = self.state_dir();
+        match kind(&state) {
+            None => return Ok(()),
+            Some(t) if t.is_symlink() => return Err(refuse(&state, "a symlink")),
+            Some(t) if !t.is_dir() => return Err(refuse(&state, "not a folder")),
+            Some(_) => {}
+        }
+        for name in file::FOLDERS {
+            let path = state.join(name);
+            match kind(&path) {
+                Some(t) if t.is_symlink() => return Err(refuse(&path, "a symlink")),
+                Some(t) if !t.is_dir() => return Err(refuse(&path, "not a folder")),
+                _ => {}
+            }
+        }
+        for name in file::FILES {
+            let path = state.join(name);
+            match kind(&path) {
+                Some(t) if t.is_symlink() => return Err(refuse(&path, "a symlink")),
+                Some(t) if t.is_dir() => return Err(refuse(&path, "a folder")),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The canonical path of the run directory.
@@ -116,12 +178,12 @@ impl RunDir {
 
     /// Where the outputs of a failed attempt are moved for inspection.
     pub fn failed_dir(&self, task: &str) -> PathBuf {
-        self.state("failed").join(task)
+        self.state(file::FAILED).join(task)
     }
 
     /// The folder of [`RunDir::prev_dir`]s.
     pub fn prev_root(&self) -> PathBuf {
-        self.state("prev")
+        self.state(file::PREV)
     }
 
     /// Where the outputs of the last good run wait while a task re-runs.
@@ -131,7 +193,7 @@ impl RunDir {
 
     /// The last response of a prompt task's model.
     pub fn raw_path(&self, task: &str) -> PathBuf {
-        self.state("raw").join(format!("{task}.json"))
+        self.state(file::RAW).join(format!("{task}.json"))
     }
 
     /// The state log (see `store::log`).
@@ -151,38 +213,38 @@ impl RunDir {
 
     /// The run directory's lock (see `store::lock`).
     pub fn lock_path(&self) -> PathBuf {
-        self.state("lock")
+        self.state(file::LOCK)
     }
 
     /// The in-flight journal of the running (or last crashed) build.
     pub fn inflight_path(&self) -> PathBuf {
-        self.state("inflight")
+        self.state(file::INFLIGHT)
     }
 
     /// The up-to-date certificate.
     pub fn certificate_path(&self) -> PathBuf {
-        self.state("uptodate")
+        self.state(file::CERTIFICATE)
     }
 
     /// What `status` reports, saved beside the certificate or by a
     /// running build.
     pub fn snapshot_path(&self) -> PathBuf {
-        self.state("status.snapshot")
+        self.state(file::SNAPSHOT)
     }
 
     /// One line per model call.
     pub fn usage_path(&self) -> PathBuf {
-        self.state("usage.jsonl")
+        self.state(file::USAGE)
     }
 
     /// One line per failed model call.
     pub fn failures_path(&self) -> PathBuf {
-        self.state("failures.jsonl")
+        self.state(file::FAILURES)
     }
 
     /// Every build's events.
     pub fn events_path(&self) -> PathBuf {
-        self.state("events.jsonl")
+        self.state(file::EVENTS)
     }
 
     /// Every build's timeline, in the Chrome trace format.
@@ -192,7 +254,17 @@ impl RunDir {
 
     /// The run after the last build, in one file.
     pub fn summary_path(&self) -> PathBuf {
-        self.state("summary.json")
+        self.state(file::SUMMARY)
+    }
+
+    /// Fails when `path` (absolute, under the run directory) lies in a
+    /// folder that reaches outside the run directory through a symlink, or
+    /// is not under the run directory at all.
+    pub fn check_path_inside(&self, path: &Path) -> std::result::Result<(), String> {
+        match path.strip_prefix(&self.root) {
+            Ok(rel) => self.check_inside(&rel.to_string_lossy()),
+            Err(_) => Err(format!("{} is outside the run directory", path.display())),
+        }
     }
 
     /// Fails when `rel` (already normalized) lies in a folder that reaches

@@ -46,14 +46,14 @@ fn write_marker(run_dir: &RunDir, task: &str) -> Result<()> {
 
 fn write_marker_again(sidecar: &Path, done: &Path) -> Result<()> {
     if std::fs::hard_link(sidecar, done).is_err() {
-        fs_err::File::create(done)?;
+        files::create(done)?;
     }
     Ok(())
 }
 
 /// Reads a task's `.status` sidecar; `None` when absent or unreadable.
 pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
-    let bytes = std::fs::read(run_dir.status_path(task)).ok()?;
+    let bytes = files::read(&run_dir.status_path(task)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

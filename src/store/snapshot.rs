@@ -65,7 +65,7 @@ impl<T: Serialize> Snapshot<T> {
 impl<T: DeserializeOwned> Snapshot<T> {
     /// The saved snapshot, when this planexe wrote it.
     pub fn read(run_dir: &RunDir) -> Option<Snapshot<T>> {
-        let bytes = std::fs::read(run_dir.snapshot_path()).ok()?;
+        let bytes = files::read(&run_dir.snapshot_path()).ok()?;
         let snapshot: Snapshot<T> = postcard::from_bytes(&bytes).ok()?;
         (snapshot.version == env!("CARGO_PKG_VERSION")).then_some(snapshot)
     }

@@ -45,6 +45,8 @@ fn clean_downstream_deletes_exactly_the_listed_files() {
         ".planexe/tasks/c.status",
         ".planexe/tasks/c.DONE",
         ".planexe/logs/c.log",
+        // The up-to-date certificate: clean lists every file it deletes.
+        ".planexe/uptodate",
     ];
     assert_eq!(lines(&listed.stdout), expected);
     assert!(p.exists("b.txt"), "dry run deletes nothing");

@@ -152,6 +152,9 @@ impl Build<'_> {
             Some(session.run_dir.lock("build")?)
         };
         if !read_only {
+            // Whatever this build changes, the certificate no longer
+            // vouches for it; the build writes a new one if it can.
+            session.run_dir.remove_certificate()?;
             session.record_pipeline()?;
             recovery::reconcile(
                 &session.run_dir,

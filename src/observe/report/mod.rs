@@ -41,7 +41,7 @@ use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
-use crate::store::{Recorded, StateStore, Status, TaskError};
+use crate::store::{files, Recorded, StateStore, Status, TaskError};
 
 /// Build timelines shown, most recent first; older ones stay in the trace.
 const MAX_TIMELINES: usize = 10;
@@ -179,7 +179,7 @@ fn last_outcome(store: &StateStore, task: &str) -> Option<Status> {
 
 /// The last lines of a log, read from its end; none when it is missing.
 fn log_tail(path: &Path) -> Vec<String> {
-    let Ok(mut file) = std::fs::File::open(path) else {
+    let Ok(mut file) = files::open_read(path) else {
         return Vec::new();
     };
     let len = file.metadata().map_or(0, |m| m.len());

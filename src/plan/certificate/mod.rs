@@ -361,7 +361,7 @@ impl Certificate {
     /// Reads the certificate of a run directory; `None` when there is none
     /// or it is not one this planexe wrote whole.
     pub fn read(run_dir: &RunDir) -> Option<Certificate> {
-        let bytes = std::fs::read(run_dir.certificate_path()).ok()?;
+        let bytes = files::read(&run_dir.certificate_path()).ok()?;
         Certificate::decode(&bytes)
     }
 
