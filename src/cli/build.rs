@@ -26,6 +26,14 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         force: args.force,
         check: args.check.into(),
     };
+    // Dry runs and questions change nothing: Ctrl-C may end them the
+    // default way. Builds catch it from the start, before anything else
+    // can take time.
+    let interrupt = if options.read_only() {
+        Interrupt::new()
+    } else {
+        Interrupt::signals()
+    };
     let located = ctx.location(cli)?.locate()?;
     let model = ctx.model(args.model.as_deref());
     if let Some(tasks) = build::certified(&located, model.explicit(), &options)? {
@@ -41,13 +49,6 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
     // ten thousand records one by one costs more than a whole no-op check.
     let session: &mut Session =
         Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
-    // Dry runs and questions change nothing: Ctrl-C may end them the
-    // default way.
-    let interrupt = if options.read_only() {
-        Interrupt::new()
-    } else {
-        Interrupt::signals()
-    };
     let recorder = (!options.read_only()).then(|| {
         Recorder::start(
             &session.run_dir,
@@ -168,6 +169,9 @@ fn describe(notice: &Notice) -> Line {
     match notice {
         Notice::StoppedLeftover { task, pid } => Note(format!(
             "stopped {task} (pid {pid}), left running by a build that crashed"
+        )),
+        Notice::LeftAlone { task, pid, why } => Note(format!(
+            "left pid {pid} alone: a crashed build recorded it for {task}, but {why}"
         )),
         Notice::TemporariesRemoved(n) => Note(format!(
             "removed {n} temporary file(s) left by a build that crashed mid-write"

@@ -26,7 +26,8 @@ use args::Command;
 use printer::{Printer, Verbosity};
 
 use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
-use crate::exec::Env;
+use crate::exec::interrupt;
+use crate::exec::{Env, Interrupt};
 use crate::model::Lists;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
@@ -122,13 +123,26 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // A Ctrl-C from the very start is either caught (by a build) or takes
+    // its default action once the command is known; never lost in between.
+    let held = interrupt::hold();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
+            drop(held);
             let _ = e.print();
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    // A build catches SIGINT and SIGTERM (to stop its tasks and keep what
+    // finished); dry runs, questions and the other commands change nothing
+    // and end the default way.
+    if let Command::Build(args) = &cli.command {
+        if !args.dry_run && !args.question {
+            Interrupt::signals();
+        }
+    }
+    drop(held);
     let ctx = Context::from_env();
     let verbosity = if cli.quiet {
         Verbosity::Quiet

@@ -15,6 +15,7 @@
 //! are then published from the job's own thread.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::scheduler::Runner;
@@ -65,7 +66,12 @@ impl Attempt<'_> {
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
             if std::fs::symlink_metadata(&current).is_ok() {
-                if let Err(e) = move_file(&current, &prev_dir.join(&out.path)) {
+                let aside = prev_dir.join(&out.path);
+                if let Err(e) = self.inside(&[&current, &aside]) {
+                    self.restore();
+                    return Err(e);
+                }
+                if let Err(e) = move_file(&current, &aside) {
                     self.restore();
                     return Err(TaskError::new(
                         ErrorKind::Io,
@@ -148,8 +154,11 @@ impl Attempt<'_> {
         let _ = std::fs::remove_dir_all(&failed);
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
-            if std::fs::symlink_metadata(&current).is_ok() {
-                let _ = move_file(&current, &failed.join(&out.path));
+            let kept = failed.join(&out.path);
+            if std::fs::symlink_metadata(&current).is_ok()
+                && self.inside(&[&current, &kept]).is_ok()
+            {
+                let _ = move_file(&current, &kept);
             }
         }
         self.restore();
@@ -160,11 +169,28 @@ impl Attempt<'_> {
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         for out in &self.task.outputs {
             let saved = prev_dir.join(&out.path);
-            if std::fs::symlink_metadata(&saved).is_ok() {
-                let _ = move_file(&saved, &self.run_dir.path(&out.path));
+            let current = self.run_dir.path(&out.path);
+            if std::fs::symlink_metadata(&saved).is_ok() && self.inside(&[&saved, &current]).is_ok()
+            {
+                let _ = move_file(&saved, &current);
             }
         }
         let _ = std::fs::remove_dir_all(&prev_dir);
+    }
+
+    /// Refuses to move a file from or to a folder that leads out of the run
+    /// directory (a symlink planted in an output's folder or in
+    /// `.planexe/`): nothing is written or deleted outside it.
+    fn inside(&self, paths: &[&Path]) -> Result<(), TaskError> {
+        for path in paths {
+            self.run_dir.check_path_inside(path).map_err(|m| {
+                TaskError::new(
+                    ErrorKind::Io,
+                    format!("refusing to move {}: {m}", self.run_dir.show(path)),
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 

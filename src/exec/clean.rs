@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::Session;
 use crate::store::files;
 
@@ -96,6 +96,12 @@ impl CleanPlan {
     /// Deletes the files and forgets the tasks. The caller holds the run
     /// directory's lock.
     pub fn apply(&self, session: &mut Session) -> Result<()> {
+        for (shown, path) in &self.files {
+            session.run_dir.check_path_inside(path).map_err(|m| {
+                Error::usage(format!("not deleting {shown}: {m}"))
+                    .hint("replace the symlinked folder with a real one")
+            })?;
+        }
         for (_, path) in &self.files {
             files::remove_if_exists(path)?;
         }

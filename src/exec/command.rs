@@ -21,8 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::env::Env;
-use crate::store::files;
 use super::interrupt::Interrupt;
+use crate::store::files;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -121,43 +121,6 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
             }
         }
     }
-}
-
-/// Whether `pid` is alive and leads its own process group, as the shell of
-/// a planexe task does.
-pub fn is_group_leader(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: getpgid only reads the process table.
-    unsafe { libc::getpgid(pid) == pid }
-}
-
-/// The live process-group leaders, other than this process, that were
-/// started with every one of `vars` in their environment. How a build finds
-/// a command that a crashed build started but did not live to journal the
-/// pid of. Processes of other users, whose environment is unreadable, are
-/// never matched.
-pub fn groups_started_with(vars: &[(&str, &OsStr)]) -> Vec<u32> {
-    let wanted: Vec<Vec<u8>> = vars
-        .iter()
-        .map(|(name, value)| [name.as_bytes(), b"=", value.as_bytes()].concat())
-        .collect();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me && is_group_leader(pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                let have: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-                wanted.iter().all(|w| have.contains(&w.as_slice()))
-            })
-        })
-        .collect()
 }
 
 /// `0` on success, else the error number a `posix_spawn*` call returned.

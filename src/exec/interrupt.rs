@@ -56,6 +56,40 @@ impl Interrupt {
     }
 }
 
+/// SIGINT and SIGTERM held back (blocked) for the calling thread until
+/// this is dropped: a signal that arrives in between waits, and is then
+/// delivered to the handler installed meanwhile, or with its default
+/// action. So a signal that comes while the process starts is never lost
+/// to the default action when the command means to catch it.
+pub struct Held {
+    previous: libc::sigset_t,
+}
+
+/// Holds SIGINT and SIGTERM back for the calling thread (see [`Held`]).
+/// Call it before any thread starts: threads inherit the mask.
+pub fn hold() -> Held {
+    // SAFETY: the sets are initialised by sigemptyset before use, and
+    // pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+        Held { previous }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `hold` on this thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
+        }
+    }
+}
+
 impl Default for Interrupt {
     fn default() -> Self {
         Interrupt::new()

@@ -3,7 +3,8 @@
 //! ([`scheduler`]: ninja's loop behind its `Runner`/`Hooks` seams), the
 //! per-task transaction ([`attempt`]) and the actions it runs
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
-//! model calls through [`llm`]), crash recovery ([`recovery`]), interrupts
+//! model calls through [`llm`]), crash recovery ([`recovery`], which stops
+//! only what it can tell is a task's command: [`process`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
 //! ([`mod@env`]); and the other writers, [`clean`] and [`touch`].
 //!
@@ -20,6 +21,7 @@ pub mod env;
 pub mod interrupt;
 pub mod llm;
 pub mod observer;
+pub mod process;
 pub mod recovery;
 pub mod scheduler;
 pub mod touch;

@@ -13,10 +13,11 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
-use super::command;
 use super::observer::{Notice, Observer};
-use crate::error::Result;
+use super::process;
+use crate::error::{Error, Result};
 use crate::model::{Action, Graph};
 use crate::store::files::{self, move_file};
 use crate::store::inflight;
@@ -48,24 +49,45 @@ fn stop_leftovers(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> R
         let Some(task) = graph.task(&status.task) else {
             continue;
         };
+        // Every task's command starts with these variables, after its
+        // journal entry.
+        let vars = [
+            ("PLANEXE_RUN_DIR", run_dir.root().as_os_str()),
+            ("PLANEXE_TASK", std::ffi::OsStr::new(&status.task)),
+        ];
+        let not_before = status
+            .started_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(SystemTime::from);
         let groups = match status.pid {
-            Some(pid) => vec![pid]
-                .into_iter()
-                .filter(|&p| command::is_group_leader(p))
-                .collect(),
+            Some(pid) => match process::is_task_command(pid, &vars, not_before) {
+                Ok(()) => vec![pid],
+                Err(why) => {
+                    // Gone, or a process that is not the task's command any
+                    // more (a reboot, a recycled pid): left alone.
+                    if crate::store::process::alive(pid) {
+                        observer.notice(&Notice::LeftAlone {
+                            task: status.task.clone(),
+                            pid,
+                            why,
+                        });
+                    }
+                    Vec::new()
+                }
+            },
             // Journaled, then crashed before the pid was: find the command
-            // by the variables every task's command starts with.
-            None if matches!(task.action, Action::Command(_)) => command::groups_started_with(&[
-                ("PLANEXE_RUN_DIR", run_dir.root().as_os_str()),
-                ("PLANEXE_TASK", std::ffi::OsStr::new(&status.task)),
-            ]),
+            // by what every task's command starts with.
+            None if matches!(task.action, Action::Command(_)) => {
+                process::task_commands(&vars, not_before)
+            }
             None => Vec::new(),
         };
         for pid in groups {
             // SAFETY: kill(2) on a process group that a crashed planexe
-            // created for this task (checked: the pid leads its own group
-            // and was recorded as the task's, or started with the task's
-            // variables for this run directory).
+            // created for this task (checked: the pid leads its own group,
+            // was started with the task's variables for this run directory,
+            // and after the task did).
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);
             }
@@ -127,8 +149,15 @@ fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -
                 continue;
             }
             let current = run_dir.path(&out.path);
+            let failed = run_dir.failed_dir(&task).join(&out.path);
+            for path in [&saved, &current, &failed] {
+                run_dir.check_path_inside(path).map_err(|m| {
+                    Error::usage(format!("not restoring {} of {task}: {m}", out.path))
+                        .hint("replace the symlinked folder with a real one, then build again")
+                })?;
+            }
             if std::fs::symlink_metadata(&current).is_ok() {
-                move_file(&current, &run_dir.failed_dir(&task).join(&out.path))?;
+                move_file(&current, &failed)?;
             }
             move_file(&saved, &current)?;
             count += 1;

@@ -5,7 +5,7 @@
 //! API key reaches a file. [`totals`] reads the usage ledger back.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -133,7 +133,7 @@ impl Ledger {
         self.append(&self.failures, &self.failures_path, line);
     }
 
-    fn append<T: Serialize>(&self, file: &Mutex<Option<std::fs::File>>, path: &PathBuf, line: &T) {
+    fn append<T: Serialize>(&self, file: &Mutex<Option<std::fs::File>>, path: &Path, line: &T) {
         let Ok(json) = serde_json::to_string(line) else {
             return;
         };

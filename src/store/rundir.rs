@@ -44,8 +44,18 @@ pub mod file {
     pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
     /// The files, which must not be symlinks.
     pub const FILES: [&str; 12] = [
-        LOG, RUN, PIPELINE, TRACE, LOCK, INFLIGHT, CERTIFICATE, SNAPSHOT, USAGE, FAILURES,
-        EVENTS, SUMMARY,
+        LOG,
+        RUN,
+        PIPELINE,
+        TRACE,
+        LOCK,
+        INFLIGHT,
+        CERTIFICATE,
+        SNAPSHOT,
+        USAGE,
+        FAILURES,
+        EVENTS,
+        SUMMARY,
     ];
 }
 

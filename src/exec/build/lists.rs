@@ -5,7 +5,7 @@
 //! whose item is gone lose their outputs and records.
 
 use super::super::observer::{Notice, Observer};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Action, Graph, TaskId};
 use crate::plan::{Plan, Session};
 use crate::store::files;
@@ -73,6 +73,14 @@ pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) ->
             if session.graph.producer(&out).is_some() {
                 continue;
             }
+            // As `build` and `clean` refuse: never a file reached through a
+            // folder that leads out of the run directory.
+            session.run_dir.check_inside(&out).map_err(|m| {
+                Error::usage(format!(
+                    "not removing {out}, an output of {name} (its item is gone): {m}"
+                ))
+                .hint("replace the symlinked folder with a real one, or remove the file yourself")
+            })?;
             if files::remove_if_exists(&session.run_dir.path(&out))? {
                 removed.push(out);
             }
