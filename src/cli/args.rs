@@ -85,7 +85,7 @@ pub struct BuildArgs {
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
-    /// Run at most N tasks at once [default: [pipeline].jobs, else CPUs]
+    /// Run at most N tasks at once (256 at the most) [default: [pipeline].jobs, else CPUs]
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
 

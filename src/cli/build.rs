@@ -190,6 +190,15 @@ fn describe(notice: &Notice) -> Line {
         Notice::UnreadableStatus { path, task } => Warning(format!(
             "{path} is unreadable; {task} counts as not built and will run"
         )),
+        Notice::StatusRepaired {
+            path,
+            dry_run: false,
+        } => Warning(format!(
+            "{path} was damaged; rewrote it from the state log"
+        )),
+        Notice::StatusRepaired { path, .. } => Warning(format!(
+            "{path} is damaged; a build rewrites it from the state log"
+        )),
         Notice::TaskLeft { task, outputs } => Warning(format!(
             "task {task} is no longer in the pipeline; its outputs stay on disk: {}",
             outputs.join(", ")

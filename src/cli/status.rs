@@ -336,16 +336,32 @@ fn one_task(detail: &TaskDetail) -> String {
             if let Some(e) = &s.error {
                 out.push_str(&format!("  error     {}: {}\n", e.kind, e.message.trim()));
             }
-            for (title, map) in [("input", &s.inputs), ("output", &s.outputs)] {
-                for (path, st) in map {
-                    out.push_str(&format!(
-                        "  {title:<9} {path} ({} B, blake3 {})\n",
-                        st.size,
-                        &st.blake3[..st.blake3.len().min(12)]
-                    ));
-                }
+            for (path, st) in &s.inputs {
+                out.push_str(&format!(
+                    "  input     {path} ({} B, blake3 {})\n",
+                    st.size,
+                    &st.blake3[..st.blake3.len().min(12)]
+                ));
             }
         }
+    }
+    // Every declared output, as it is now against what the last success
+    // recorded.
+    for o in &detail.outputs {
+        let short = |b: &str| b[..b.len().min(12)].to_string();
+        let what = match (&o.recorded, o.size) {
+            (_, None) => "missing".to_string(),
+            (Some(r), Some(size)) if r.size == size => {
+                format!("{size} B, blake3 {}", short(&r.blake3))
+            }
+            (Some(r), Some(size)) => format!(
+                "{size} B now; recorded {} B, blake3 {}",
+                r.size,
+                short(&r.blake3)
+            ),
+            (None, Some(size)) => format!("{size} B, not recorded"),
+        };
+        out.push_str(&format!("  output    {} ({what})\n", o.path));
     }
     out.trim_end().to_string()
 }

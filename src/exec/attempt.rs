@@ -202,6 +202,8 @@ pub struct RunResult {
     pub tail: Vec<String>,
     /// Writing the sidecar and marker failed (planexe's own bookkeeping).
     pub publish_error: Option<Error>,
+    /// The length of the sidecar written.
+    pub sidecar_len: Option<u64>,
 }
 
 /// Runs attempts on the scheduler's pool threads.
@@ -258,12 +260,16 @@ impl Runner for TaskRunner<'_> {
         // The sidecar and `.DONE` are written here, on the job's thread,
         // so tasks finishing together do not queue behind one another's
         // file writes on the loop's thread (which appends the log line).
-        let publish_error = sidecar::publish(self.run_dir, &status).err();
+        let (sidecar_len, publish_error) = match sidecar::publish(self.run_dir, &status) {
+            Ok(len) => (Some(len), None),
+            Err(e) => (None, Some(e)),
+        };
         RunResult {
             status,
             elapsed,
             tail,
             publish_error,
+            sidecar_len,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum Notice {
     InstanceRemoved { task: String, outputs: Vec<String> },
     /// A task's status file cannot be read: the task counts as not built.
     UnreadableStatus { path: String, task: String },
+    /// A task's status file is damaged but the state log vouches for the
+    /// task: it was rewritten from the log (or, in a dry run, would be).
+    StatusRepaired { path: String, dry_run: bool },
     /// A task is no longer in the pipeline; these outputs of it stay.
     TaskLeft { task: String, outputs: Vec<String> },
     /// The build found earlier work.
@@ -58,7 +61,9 @@ impl Notice {
     pub fn is_warning(&self) -> bool {
         matches!(
             self,
-            Notice::UnreadableStatus { .. } | Notice::TaskLeft { .. }
+            Notice::UnreadableStatus { .. }
+                | Notice::TaskLeft { .. }
+                | Notice::StatusRepaired { .. }
         )
     }
 }

@@ -9,7 +9,9 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use crate::store::process as store_process;
 
 /// How much earlier than its journal entry a process may seem to have
 /// started (the boot time `/proc` gives is whole seconds).
@@ -39,7 +41,7 @@ pub fn is_task_command(
     if !started_with(pid, vars) {
         return Err("its environment is not the task's".into());
     }
-    match (not_before, start_time(pid)) {
+    match (not_before, store_process::start_time(pid)) {
         (Some(limit), Some(started)) if started + CLOCK_SLACK < limit => {
             Err("it started before the task did".into())
         }
@@ -75,31 +77,6 @@ fn started_with(pid: u32, vars: &[(&str, &OsStr)]) -> bool {
     })
 }
 
-/// When the process started: the boot time plus its start in clock ticks
-/// after boot (field 22 of `/proc/PID/stat`).
-fn start_time(pid: u32) -> Option<SystemTime> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold anything:
-    // fields are counted from the last `)`, which ends it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-    // SAFETY: sysconf only reads a system setting.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let per_second = u64::try_from(per_second).ok().filter(|&n| n > 0)?;
-    let boot = std::fs::read_to_string("/proc/stat").ok()?;
-    let boot: u64 = boot
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let after_boot = Duration::from_secs(ticks / per_second)
-        + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second);
-    UNIX_EPOCH
-        .checked_add(Duration::from_secs(boot))?
-        .checked_add(after_boot)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +84,7 @@ mod tests {
     #[test]
     fn a_process_that_started_before_the_task_is_not_its_command() {
         let me = std::process::id();
-        let started = start_time(me).expect("this process's start time");
+        let started = store_process::start_time(me).expect("this process's start time");
         let now = SystemTime::now();
         assert!(started <= now + CLOCK_SLACK, "{started:?} {now:?}");
         assert!(now

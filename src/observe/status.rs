@@ -26,7 +26,9 @@ use crate::plan::{Plan, Reason, Session};
 use crate::store::ledger::{self, Totals};
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::snapshot::{Live, Snapshot};
-use crate::store::{files, sidecar, CheckMode, Recorded, RunDir, StateStore, Status, TaskState};
+use crate::store::{
+    files, sidecar, stamp, CheckMode, Recorded, RunDir, Stamp, StateStore, Status, TaskState,
+};
 
 /// One task in `status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +141,17 @@ pub struct TaskDetail {
     pub reason: Option<String>,
     /// Its latest status: the sidecar, else the last successful run.
     pub status: Option<Status>,
+    /// Every declared output, now and as its last success recorded it.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// One output of a task: its size on disk (none: missing) and its stamp as
+/// the last successful run recorded it.
+#[derive(Debug, Serialize)]
+pub struct OutputFile {
+    pub path: String,
+    pub size: Option<u64>,
+    pub recorded: Option<Stamp>,
 }
 
 /// What `status` reports about the pipeline and its tasks: everything but
@@ -413,6 +426,13 @@ pub fn query(
         }
     }
     let mut known = Known::of_session(session, &plan);
+    let names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
+    for task in session.store.damaged(&session.run_dir, &names) {
+        let path = session.run_dir.show(&session.run_dir.status_path(task));
+        known.warnings.push(format!(
+            "{path} is damaged; `planexe build` rewrites it from the state log"
+        ));
+    }
     if let Some(name) = task {
         known
             .tasks
@@ -437,15 +457,31 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
             .done_record(&session.run_dir, name)
             .map(|c| c.into_owned())
     });
-    let reason = session
-        .graph
-        .task(name)
+    let task = session.graph.task(name);
+    let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
         .map(ToString::to_string);
+    let done = session.store.done_record(&session.run_dir, name);
+    let outputs = task
+        .map(|t| {
+            t.outputs
+                .iter()
+                .map(|o| OutputFile {
+                    path: o.path.clone(),
+                    size: stamp::stat_inside(session.run_dir.root(), &o.path)
+                        .ok()
+                        .flatten()
+                        .map(|m| m.size),
+                    recorded: done.as_ref().and_then(|d| d.outputs.get(&o.path).cloned()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     TaskDetail {
         task: name.to_string(),
         stale: reason.is_some(),
         reason,
         status,
+        outputs,
     }
 }

@@ -63,12 +63,7 @@ impl Location {
         if let Some((path, shown)) = &self.file {
             return Ok((path.clone(), shown.clone(), None));
         }
-        let recorded = files::read(&run_dir.recorded_pipeline_path())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .map(|s| PathBuf::from(s.trim()))
-            .filter(|p| !p.as_os_str().is_empty());
-        if let Some(recorded) = recorded {
+        if let Some(recorded) = recorded_pipeline(run_dir)? {
             if !recorded.exists() {
                 return Err(Error::pipeline(format!(
                     "this run directory was built with {}, which no longer exists",
@@ -99,6 +94,42 @@ impl Location {
         };
         Ok((default, display, None))
     }
+}
+
+/// The pipeline file the run directory recorded at its last build, if any.
+/// A record that is not an absolute path in text (damaged, or written by
+/// hand) is an error that says what it holds.
+fn recorded_pipeline(run_dir: &RunDir) -> Result<Option<PathBuf>> {
+    let path = run_dir.recorded_pipeline_path();
+    let Ok(bytes) = files::read(&path) else {
+        return Ok(None);
+    };
+    let shown = run_dir.show(&path);
+    let refuse = |what: String| {
+        Error::pipeline(format!(
+            "{shown} should hold the path of the pipeline file this run directory uses, but {what}"
+        ))
+        .hint(format!(
+            "pass -f FILE to choose the pipeline file (it is then recorded), or delete {shown}"
+        ))
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(refuse("it is not text".into()));
+    };
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    if text.contains(|c: char| c.is_control()) || !text.starts_with('/') {
+        let mut quoted: String = text.escape_debug().take(80).collect();
+        if text.chars().count() > 80 {
+            quoted.push('…');
+        }
+        return Err(refuse(format!(
+            "it holds \"{quoted}\", not an absolute path"
+        )));
+    }
+    Ok(Some(PathBuf::from(text)))
 }
 
 /// The model override of an invocation: `--model`, else `$PLANEXE_MODEL`,

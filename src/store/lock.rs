@@ -8,6 +8,7 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use super::files;
+use super::process;
 use super::rundir::RunDir;
 use crate::error::{Error, Result};
 
@@ -28,6 +29,38 @@ pub struct LockHolder {
     pub command: String,
 }
 
+/// Who holds the lock on `file`: what the holder wrote in it, waiting a
+/// moment for a holder that has the lock but has not written yet; else
+/// what the kernel says of the process holding it.
+fn holder(path: &std::path::Path, file: &std::fs::File) -> Option<LockHolder> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..25 {
+        let written: Option<LockHolder> = files::read(path)
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok());
+        if written.is_some() {
+            return written;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let meta = file.metadata().ok()?;
+    let pid = process::lock_holder(meta.dev(), meta.ino())?;
+    let command = process::command_line(pid).unwrap_or_else(|| "planexe".into());
+    let started_at = process::start_time(pid)
+        .map(|t| {
+            jiff::Timestamp::try_from(t)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    Some(LockHolder {
+        pid,
+        host: String::new(),
+        started_at,
+        command,
+    })
+}
+
 /// Held while a command works in a run directory; released on drop.
 #[derive(Debug)]
 pub struct Lock {
@@ -46,10 +79,7 @@ impl RunDir {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder: Option<LockHolder> = files::read(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_slice(&t).ok());
-                let who = match holder {
+                let who = match holder(&path, &file) {
                     Some(h) => {
                         let started = h
                             .started_at

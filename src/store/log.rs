@@ -35,6 +35,10 @@ struct LogLine {
     status: Option<Box<Status>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     restamp: Option<Restamp>,
+    /// The length of the sidecar written with a `done` status: a sidecar of
+    /// another length is read to see whether it is damaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
 }
 
 /// A file seen with a new size or mtime but the bytes its records hold:
@@ -54,7 +58,13 @@ impl LogLine {
             clean: false,
             status: Some(Box::new(status)),
             restamp: None,
+            bytes: None,
         }
+    }
+
+    fn with_bytes(mut self, bytes: Option<u64>) -> LogLine {
+        self.bytes = bytes;
+        self
     }
 
     fn clean(task: &str) -> LogLine {
@@ -63,6 +73,7 @@ impl LogLine {
             clean: true,
             status: None,
             restamp: None,
+            bytes: None,
         }
     }
 }
@@ -126,6 +137,8 @@ pub struct TaskRecord {
     pub last: Option<Status>,
     /// The last successful run (its stamps decide staleness).
     pub done: Option<Status>,
+    /// The length of the sidecar that run wrote, when known.
+    pub sidecar_len: Option<u64>,
 }
 
 /// The state of every task, loaded once, and the open log to append to.
@@ -203,6 +216,7 @@ impl StateStore {
                 if status.state == TaskState::Done {
                     record.done = Some(status);
                     record.last = None;
+                    record.sidecar_len = line.bytes;
                 } else {
                     record.last = Some(status);
                 }
@@ -289,26 +303,32 @@ impl StateStore {
         // `running` live in the sidecar, so the log stays small. A crash
         // mid-run leaves no `.DONE`, which is enough to make the task stale.
         let outcome = status.state.is_outcome();
-        if outcome {
-            self.append(run_dir, &LogLine::status(status))?;
-        }
-        publish(run_dir, status)?;
+        let len = publish(run_dir, status)?;
         if status.state != TaskState::Pending {
             self.note_marker(&status.task, status.state == TaskState::Done);
         }
         if outcome {
-            self.apply(LogLine::status(status));
+            let line = LogLine::status(status).with_bytes(Some(len));
+            self.append(run_dir, &line)?;
+            self.apply(line);
         }
         Ok(())
     }
 
     /// Records an outcome already published by [`publish`] (sidecar and
-    /// marker written by the job's thread): the log line, and memory.
-    pub fn record_outcome(&mut self, run_dir: &RunDir, status: &Status) -> Result<()> {
+    /// marker written by the job's thread; `sidecar_len` what it returned):
+    /// the log line, and memory.
+    pub fn record_outcome(
+        &mut self,
+        run_dir: &RunDir,
+        status: &Status,
+        sidecar_len: Option<u64>,
+    ) -> Result<()> {
         self.note_marker(&status.task, status.state == TaskState::Done);
         if status.state.is_outcome() {
-            self.append(run_dir, &LogLine::status(status))?;
-            self.apply(LogLine::status(status));
+            let line = LogLine::status(status).with_bytes(sidecar_len);
+            self.append(run_dir, &line)?;
+            self.apply(line);
         }
         Ok(())
     }
@@ -325,8 +345,11 @@ impl StateStore {
         if !self.has_marker(run_dir, &status.task) {
             return self.write_status(run_dir, status);
         }
-        self.append(run_dir, &LogLine::status(status))?;
-        self.apply(LogLine::status(status));
+        // The sidecar is left as it was: so is its length.
+        let len = self.records.get(&status.task).and_then(|r| r.sidecar_len);
+        let line = LogLine::status(status).with_bytes(len);
+        self.append(run_dir, &line)?;
+        self.apply(line);
         Ok(())
     }
 
@@ -377,6 +400,60 @@ impl StateStore {
         Ok(())
     }
 
+    /// The tasks among `tasks` whose sidecar is damaged (it does not parse)
+    /// while the log knows their last run succeeded: the log vouches for
+    /// them, so a build rewrites the sidecar from it ([`StateStore::repair`]).
+    /// Costs one stat per task; only a sidecar whose length is not the one
+    /// recorded is read.
+    pub fn damaged<'t>(&self, run_dir: &RunDir, tasks: &[&'t str]) -> Vec<&'t str> {
+        use rayon::prelude::*;
+        let mut damaged: Vec<&str> = tasks
+            .par_iter()
+            .copied()
+            .filter(|&task| {
+                let Some(record) = self.records.get(task) else {
+                    return false;
+                };
+                let (Some(_), None, Some(len)) = (&record.done, &record.last, record.sidecar_len)
+                else {
+                    return false;
+                };
+                let path = run_dir.status_path(task);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.len() == len => false,
+                    Ok(_) => read_status(run_dir, task).is_none(),
+                    Err(_) => false,
+                }
+            })
+            .collect();
+        damaged.sort_unstable();
+        damaged
+    }
+
+    /// Rewrites the damaged sidecar of `task` from the log's record of its
+    /// last successful run (without the definition, which only the sidecar
+    /// kept). The `.DONE` marker, a second name for the damaged file, is
+    /// made again with the mtime it had: it still says when the task ran.
+    pub fn repair(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
+        let Some(done) = self.records.get(task).and_then(|r| r.done.clone()) else {
+            return Ok(());
+        };
+        let marker = run_dir.done_path(task);
+        let ran_at = std::fs::symlink_metadata(&marker)
+            .and_then(|m| m.modified())
+            .ok();
+        let len = publish(run_dir, &done)?;
+        if let Some(when) = ran_at {
+            if let Ok(file) = files::open_update(&marker) {
+                let _ = file.set_modified(when);
+            }
+        }
+        let line = LogLine::status(&done).with_bytes(Some(len));
+        self.append(run_dir, &line)?;
+        self.apply(line);
+        Ok(())
+    }
+
     /// Rewrites the log with one line per known task when it has grown to
     /// several times that, so it stays proportional to the pipeline.
     pub fn compact_if_large(&mut self, run_dir: &RunDir) -> Result<()> {
@@ -395,14 +472,13 @@ impl StateStore {
             let record = &self.records[name];
             let mut lines = Vec::new();
             if let Some(done) = &record.done {
-                lines.push(done);
+                lines.push(LogLine::status(done).with_bytes(record.sidecar_len));
             }
             if let Some(last) = &record.last {
-                lines.push(last);
+                lines.push(LogLine::status(last));
             }
-            for status in lines {
-                serde_json::to_writer(&mut bytes, &LogLine::status(status))
-                    .map_err(std::io::Error::other)?;
+            for line in lines {
+                serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
                 bytes.push(b'\n');
             }
         }
@@ -434,6 +510,7 @@ pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
             clean: false,
             status: None,
             restamp: Some(restamp),
+            bytes: None,
         };
         serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');

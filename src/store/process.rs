@@ -1,6 +1,9 @@
 //! Other processes the store hears of: the build named in `run.json`, the
-//! writer of a temporary file. Whether one is alive decides whether its
-//! traces are a live build's or a crash's leftovers.
+//! writer of a temporary file, the holder of the lock. Whether one is alive
+//! decides whether its traces are a live build's or a crash's leftovers;
+//! `/proc` says when it started and what it runs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Whether a process with this pid exists (also when it belongs to another
 /// user, which signal 0 reports as `EPERM`).
@@ -14,6 +17,63 @@ pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let exists = unsafe { libc::kill(pid, 0) } == 0;
     exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// When the process started: the boot time plus its start in clock ticks
+/// after boot (field 22 of `/proc/PID/stat`).
+pub fn start_time(pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold anything:
+    // fields are counted from the last `)`, which ends it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system setting.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|&n| n > 0)?;
+    let boot = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: u64 = boot
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let after_boot = Duration::from_secs(ticks / per_second)
+        + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second);
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(boot))?
+        .checked_add(after_boot)
+}
+
+/// The command line of a process, its arguments joined by spaces.
+pub fn command_line(pid: u32) -> Option<String> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = bytes
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The process holding a `flock` on the file with this device and inode,
+/// from `/proc/locks` (lines like `1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
+/// 0 EOF`, device numbers in hex).
+pub fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // `->` marks a process waiting for the lock, not holding it.
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let pid: u32 = fields.get(4)?.parse().ok()?;
+        let mut id = fields.get(5)?.split(':');
+        let maj = u32::from_str_radix(id.next()?, 16).ok()?;
+        let min = u32::from_str_radix(id.next()?, 16).ok()?;
+        let inode: u64 = id.next()?.parse().ok()?;
+        (maj == major && min == minor && inode == ino).then_some(pid)
+    })
 }
 
 #[cfg(test)]

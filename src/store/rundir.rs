@@ -64,6 +64,11 @@ pub fn state_rel(name: &str) -> String {
     format!("{STATE_DIR}/{name}")
 }
 
+/// A task's sidecar, relative to the run directory.
+pub fn status_rel(task: &str) -> String {
+    format!("{STATE_DIR}/{}/{task}.status", file::TASKS)
+}
+
 /// A task's log, relative to the run directory (as messages name it).
 pub fn task_log_rel(task: &str) -> String {
     format!("{STATE_DIR}/{}/{}", file::LOGS, log_name(task))

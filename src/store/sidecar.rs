@@ -14,16 +14,17 @@ use crate::error::Result;
 /// `done`, the `.DONE` marker last; for a failure or a run, the marker goes
 /// first, as it must never outlive the run it vouches for (`pending` only
 /// announces a run, so the last good one still stands). Safe from any
-/// thread: it touches only this task's files.
-pub fn publish(run_dir: &RunDir, status: &Status) -> Result<()> {
+/// thread: it touches only this task's files. Returns the sidecar's
+/// length, which the state log keeps to tell a damaged sidecar.
+pub fn publish(run_dir: &RunDir, status: &Status) -> Result<u64> {
     if !matches!(status.state, TaskState::Done | TaskState::Pending) {
         files::remove_if_exists(&run_dir.done_path(&status.task))?;
     }
-    write_sidecar(run_dir, status)?;
+    let len = write_sidecar(run_dir, status)?;
     if status.state == TaskState::Done {
         write_marker(run_dir, &status.task)?;
     }
-    Ok(())
+    Ok(len)
 }
 
 /// Writes the `.DONE` marker of a task whose `done` sidecar was just
@@ -57,16 +58,17 @@ pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Writes a task's `.status` sidecar atomically.
-pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<()> {
+/// Writes a task's `.status` sidecar atomically; returns its length.
+pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<u64> {
     write_sidecar_at(&run_dir.status_path(&status.task), status)
 }
 
 /// Writes a task's `.status` sidecar, at `path`, atomically.
-pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<()> {
+pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<u64> {
     let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    files::write_atomic(path, &bytes)
+    files::write_atomic(path, &bytes)?;
+    Ok(bytes.len() as u64)
 }
 
 /// Whether the `.DONE` marker of a task exists.

@@ -203,3 +203,55 @@ fn minus_c_picks_the_run_directory() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(p.exists("report.md"));
 }
+
+#[test]
+fn a_huge_job_count_starts_no_more_than_can_run_and_obeys_sigterm() {
+    let mut text = String::from("[pipeline]\njobs = 4294967295\n");
+    for i in 0..3 {
+        text.push_str(&format!(
+            "[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"touch o{i}\"\n"
+        ));
+    }
+    Project::new(&text).build().ok();
+
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"touch started{i}; sleep 30\"\n"
+        ));
+    }
+    let p = Project::new(&text);
+    let mut child = p
+        .command(&["build", "-j", "20000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("every task to start", || {
+        (0..40).all(|i| p.exists(&format!("started{i}")))
+    });
+    // A thread per running task and a few of planexe's own, not 20,000.
+    let threads: usize = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(threads <= 40 + 8, "{threads} threads");
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM was not obeyed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+}

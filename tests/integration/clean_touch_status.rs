@@ -166,3 +166,22 @@ fn status_groups_tasks_and_explains_failures() {
         "{one}"
     );
 }
+
+#[test]
+fn status_of_a_task_shows_its_outputs_now_and_as_recorded() {
+    let p = chain();
+    let text = p.run(&["status", "b"]).stdout;
+    assert!(text.contains("  output    b.txt ("), "{text}");
+    assert!(text.contains(" B, blake3 "), "{text}");
+    std::fs::write(p.path("b.txt"), "edited by hand, longer\n").unwrap();
+    let text = p.run(&["status", "b"]).stdout;
+    assert!(text.contains(" B now; recorded "), "{text}");
+    std::fs::remove_file(p.path("b.txt")).unwrap();
+    let text = p.run(&["status", "b"]).stdout;
+    assert!(text.contains("  output    b.txt (missing)"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "b", "--json"]).stdout).unwrap();
+    assert_eq!(json["outputs"][0]["path"], "b.txt");
+    assert!(json["outputs"][0]["size"].is_null());
+    assert!(json["outputs"][0]["recorded"]["blake3"].is_string());
+}

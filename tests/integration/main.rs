@@ -17,4 +17,5 @@ mod refusals;
 mod report;
 mod resume;
 mod running;
+mod security;
 mod staleness;

@@ -369,3 +369,87 @@ fn a_stop_does_not_wait_for_tasks_that_ignore_sigterm() {
         "{status}"
     );
 }
+
+#[test]
+fn the_lock_names_a_holder_that_has_not_written_its_name_yet() {
+    let p = demo();
+    p.build().ok();
+    // A holder of the lock that wrote nothing in it (as a build does for a
+    // moment after taking it): the kernel says who it is.
+    std::fs::write(p.path(".planexe/lock"), "").unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg(p.path(".planexe/lock"))
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    wait_for("the lock to be held", || {
+        std::fs::read_to_string("/proc/locks")
+            .is_ok_and(|l| l.contains(&format!(" {} ", holder.id())))
+    });
+    p.write_at("plan.txt", "a different house\n", 2_000_000);
+    p.build()
+        .code(2)
+        .stderr_has(&format!("(pid {}, started ", holder.id()))
+        .stderr_has("flock");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn a_damaged_status_file_is_reported_and_rewritten_from_the_log() {
+    let p = demo();
+    p.build().ok();
+    let full = p.read(".planexe/tasks/outline.status");
+    // Truncated in place: the folder, and so the certificate's view of
+    // it, unchanged.
+    std::fs::write(p.path(".planexe/tasks/outline.status"), &full[..40]).unwrap();
+    let status = p.run(&["status"]);
+    status.ok();
+    assert!(
+        status
+            .stdout
+            .contains(".planexe/tasks/outline.status is damaged"),
+        "{}",
+        status.stdout
+    );
+    p.run(&["build", "-n"])
+        .ok()
+        .stderr_has(".planexe/tasks/outline.status is damaged");
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("was damaged; rewrote it from the state log");
+    assert_eq!(p.status_json("outline")["state"], "done");
+    assert!(p.exists(".planexe/tasks/outline.DONE"));
+    p.build().ok().ran(&[]).stderr_has("nothing to do");
+    // A damaged status the log cannot vouch for: the task runs again.
+    std::fs::remove_file(p.path(".planexe/log")).unwrap();
+    std::fs::write(p.path(".planexe/tasks/report.status"), "{\"task\": \"rep").unwrap();
+    p.build()
+        .ok()
+        .ran(&["report"])
+        .stderr_has("is unreadable; report counts as not built");
+}
+
+#[test]
+fn a_damaged_record_of_the_pipeline_file_says_what_it_holds() {
+    for (bytes, says) in [
+        (&b"\x00\xff\xfe"[..], "it is not text"),
+        (
+            &b"hello\x1b[31m\n"[..],
+            "it holds \"hello\\u{1b}[31m\", not an absolute path",
+        ),
+    ] {
+        let p = demo();
+        p.build().ok();
+        std::fs::write(p.path(".planexe/pipeline"), bytes).unwrap();
+        for args in [&["build"][..], &["status"]] {
+            p.run(args)
+                .code(2)
+                .stderr_has(".planexe/pipeline should hold the path of the pipeline file")
+                .stderr_has(says)
+                .stderr_has("hint: pass -f FILE");
+        }
+        p.run(&["-f", "pipeline.toml", "build"]).ok();
+    }
+}

@@ -213,10 +213,15 @@ impl Build<'_> {
             }
         }
 
+        // One thread per job, and no more than can run: `-j 20000` on ten
+        // tasks starts ten.
         let jobs = options
             .jobs
             .or(graph.jobs)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .min(to_run.len())
+            .min(super::MAX_JOBS)
+            .max(1);
         let has_prompts = to_run
             .iter()
             .any(|&t| matches!(graph[t].action, Action::Prompt(_)));

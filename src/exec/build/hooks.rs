@@ -112,7 +112,9 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         if let Some(e) = result.publish_error.take() {
             self.keep(Err(e));
         }
-        let r = self.store.record_outcome(self.run_dir, &result.status);
+        let r = self
+            .store
+            .record_outcome(self.run_dir, &result.status, result.sidecar_len);
         self.keep(r);
         let status = &result.status;
         self.running[t] = None;

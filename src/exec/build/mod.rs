@@ -33,13 +33,18 @@ use crate::plan::Session;
 use crate::store::inflight::Inflight;
 use crate::store::CheckMode;
 
+/// The most tasks a build runs at once, whatever `-j` or `[pipeline] jobs`
+/// says: each is a thread (a model call two), and a few hundred already
+/// outrun any local model server or rate limit.
+pub const MAX_JOBS: usize = 256;
+
 /// What a build is asked to do.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
     /// Task names or output paths; empty: every task.
     pub targets: Vec<String>,
     /// At most this many tasks at once; default `[pipeline] jobs`, else
-    /// one per CPU.
+    /// one per CPU; never more than [`MAX_JOBS`].
     pub jobs: Option<usize>,
     /// Keep going after a failure with what does not depend on it.
     pub keep_going: bool,
@@ -173,6 +178,7 @@ impl Build<'_> {
             ran_before: HashSet::new(),
             report: BuildReport::new(),
         };
+        self.repair_statuses(session, &mut progress)?;
         let mut batch = 0;
         while self.batch(session, batch, &mut progress)? {
             batch += 1;
@@ -189,6 +195,29 @@ impl Build<'_> {
             report.certified = certify(session);
         }
         Ok(report)
+    }
+
+    /// Rewrites from the state log every status file that is damaged while
+    /// the log vouches for its task (a dry run only says so). A status file
+    /// the log cannot vouch for makes its task not built, which the plan
+    /// says.
+    fn repair_statuses(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
+        let names: Vec<&str> = session.graph.tasks().map(|t| t.name.as_str()).collect();
+        let damaged: Vec<String> = session
+            .store
+            .damaged(&session.run_dir, &names)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let dry_run = self.options.read_only();
+        for task in damaged {
+            if !dry_run {
+                session.store.repair(&session.run_dir, &task)?;
+            }
+            let path = session.run_dir.show(&session.run_dir.status_path(&task));
+            self.say(progress, Notice::StatusRepaired { path, dry_run });
+        }
+        Ok(())
     }
 
     /// Tells the observer, noting warnings.

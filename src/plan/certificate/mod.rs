@@ -42,7 +42,7 @@ use rayon::prelude::*;
 
 use crate::model::{Graph, Pipeline};
 use crate::store::log::{self, Restamp};
-use crate::store::rundir::{file, state_rel};
+use crate::store::rundir::{file, state_rel, status_rel};
 use crate::store::stamp::{self, CheckMode, Stamp};
 use crate::store::{files, RunDir, StateStore};
 
@@ -243,6 +243,9 @@ fn collect(
     for state in [file::LOG, file::TASKS, file::RUN, file::PIPELINE] {
         owned.push(state_rel(state));
     }
+    // Each task's sidecar: one damaged in place (its folder unchanged) must
+    // lead to the full check, which repairs it.
+    owned.extend(graph.tasks().map(|t| status_rel(&t.name)));
 
     // Every record of a task file must say the same of it, and (checked
     // below) what the file is now: then the full check finds every task

@@ -1,0 +1,236 @@
+//! What planexe never does, however a run directory is prepared: write,
+//! truncate, append or delete through a symlink planted in `.planexe/` or
+//! in an output's folder; replace a device it was asked to write into; kill
+//! a process that is not the command of one of its tasks; delete the
+//! up-to-date certificate when it changes nothing. Each case plants the
+//! trap, runs the real binary, and checks the file outside is untouched.
+//! (docs/security.md lists the guarantees and where each is tested.)
+
+use std::os::unix::fs::{symlink, FileTypeExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A file outside the run directory that a trap points at.
+struct Outside {
+    dir: tempfile::TempDir,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("victim.txt"), "precious\n").unwrap();
+        Outside { dir }
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("victim.txt")
+    }
+
+    #[track_caller]
+    fn untouched(&self) {
+        assert_eq!(
+            std::fs::read_to_string(self.file()).unwrap(),
+            "precious\n",
+            "the file outside the run directory was changed"
+        );
+        let names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["victim.txt"], "files appeared outside");
+    }
+}
+
+#[test]
+fn a_state_file_planted_as_a_symlink_is_refused_and_never_written_through() {
+    for name in [
+        "lock",
+        "log",
+        "inflight",
+        "run.json",
+        "events.jsonl",
+        "trace.json",
+        "usage.jsonl",
+        "uptodate",
+    ] {
+        let p = demo();
+        let outside = Outside::new();
+        std::fs::create_dir_all(p.path(".planexe")).unwrap();
+        symlink(outside.file(), p.path(&format!(".planexe/{name}"))).unwrap();
+        for args in [&["build"][..], &["status"], &["clean", "outline", "-y"]] {
+            p.run(args)
+                .code(2)
+                .stderr_has(&format!(".planexe/{name} is a symlink"))
+                .stderr_has("hint: remove it");
+        }
+        outside.untouched();
+    }
+}
+
+#[test]
+fn a_state_folder_planted_as_a_symlink_is_refused() {
+    for name in [
+        ".planexe",
+        ".planexe/tasks",
+        ".planexe/logs",
+        ".planexe/raw",
+    ] {
+        let p = demo();
+        let outside = Outside::new();
+        if name != ".planexe" {
+            std::fs::create_dir_all(p.path(".planexe")).unwrap();
+        }
+        symlink(outside.dir.path(), p.path(name)).unwrap();
+        p.build()
+            .code(2)
+            .stderr_has(&format!("{name} is a symlink"))
+            .stderr_has("real files and folders");
+        outside.untouched();
+    }
+}
+
+#[test]
+fn a_task_log_planted_as_a_symlink_is_not_written_through() {
+    let p = demo();
+    let outside = Outside::new();
+    std::fs::create_dir_all(p.path(".planexe/logs")).unwrap();
+    symlink(outside.file(), p.path(".planexe/logs/outline.log")).unwrap();
+    p.build()
+        .code(1)
+        .stderr_has("FAILED outline")
+        .stderr_has("is a symlink");
+    outside.untouched();
+}
+
+const FANOUT: &str = r#"
+[tasks.each]
+matrix = { k = ["a", "b"] }
+outputs = ["o/{{ k }}/x.txt"]
+command = "echo {{ k }} > {outputs}"
+"#;
+
+#[test]
+fn a_vanished_instance_is_not_removed_through_a_symlinked_folder() {
+    let p = Project::new(FANOUT);
+    p.build().ok();
+    // The folder of `each[b]`'s output now leads outside, and the item goes.
+    let outside = Outside::new();
+    std::fs::copy(outside.file(), outside.dir.path().join("x.txt")).unwrap();
+    std::fs::remove_dir_all(p.path("o/b")).unwrap();
+    symlink(outside.dir.path(), p.path("o/b")).unwrap();
+    p.write(
+        "pipeline.toml",
+        &FANOUT.replace("[\"a\", \"b\"]", "[\"a\"]"),
+    );
+    p.build()
+        .code(2)
+        .stderr_has("not removing o/b/x.txt")
+        .stderr_has("outside the run directory");
+    assert!(outside.dir.path().join("x.txt").exists(), "deleted outside");
+}
+
+#[test]
+fn a_set_aside_folder_planted_as_a_symlink_is_not_moved_from_or_into() {
+    let p = demo();
+    p.build().ok();
+    // `.planexe/prev/outline` leads outside, where a file waits to be
+    // "restored" over the task's output.
+    let outside = Outside::new();
+    std::fs::write(outside.dir.path().join("outline.md"), "planted\n").unwrap();
+    std::fs::create_dir_all(p.path(".planexe/prev")).unwrap();
+    symlink(outside.dir.path(), p.path(".planexe/prev/outline")).unwrap();
+    p.write_at("plan.txt", "a different house\n", 2_000_000);
+    p.build()
+        .code(2)
+        .stderr_has("not restoring outline.md of outline")
+        .stderr_has("outside the run directory");
+    assert_eq!(
+        std::fs::read_to_string(outside.dir.path().join("outline.md")).unwrap(),
+        "planted\n"
+    );
+    assert_eq!(p.read("outline.md"), "BUILD A HOUSE\n");
+    // An empty planted folder is only a link: removed, never followed.
+    std::fs::remove_file(outside.dir.path().join("outline.md")).unwrap();
+    p.build().ok();
+    assert!(!p.path(".planexe/prev/outline").exists());
+    outside.untouched();
+}
+
+#[test]
+fn report_writes_into_a_device_and_says_when_it_cannot() {
+    let p = demo();
+    p.build().ok();
+    p.run(&["report", "-o", "/dev/full"])
+        .code(2)
+        .stderr_has("/dev/full")
+        .stderr_has("No space left on device");
+    let meta = std::fs::metadata("/dev/full").unwrap();
+    assert!(meta.file_type().is_char_device(), "/dev/full was replaced");
+    p.run(&["report", "-o", "/dev/null"]).ok();
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    std::fs::create_dir(p.path("folder")).unwrap();
+    p.run(&["report", "-o", "folder"])
+        .code(2)
+        .stderr_has("it is a folder");
+}
+
+#[test]
+fn a_recorded_pid_that_is_not_the_tasks_command_is_left_alone() {
+    let p = demo();
+    p.build().ok();
+    // An unrelated process group leader: what a recycled pid could be.
+    let mut stranger = Command::new("setsid")
+        .args(["sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = stranger.id();
+    // A crashed build's journal that names it for `outline`.
+    let mut run: serde_json::Value = serde_json::from_str(&p.read(".planexe/run.json")).unwrap();
+    run["builds"][0]["outcome"] = "running".into();
+    p.write(".planexe/run.json", &run.to_string());
+    p.write(
+        ".planexe/inflight",
+        &format!(
+            "{{\"started\":{{\"task\":\"outline\",\"pid\":{pid},\"started_at\":\"2026-01-01T00:00:00Z\",\"attempt\":1,\"fingerprint\":\"f\"}}}}\n"
+        ),
+    );
+    p.write_at("plan.txt", "a different house\n", 2_000_000);
+    p.build()
+        .ok()
+        .stderr_has(&format!("left pid {pid} alone"))
+        .stderr_has("environment is not the task's");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger was killed"
+    );
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
+
+#[test]
+fn a_dry_run_or_a_refused_clean_keeps_the_certificate_and_clean_lists_it() {
+    let p = demo();
+    p.build().ok();
+    assert!(p.exists(".planexe/uptodate"));
+    let listed = p.run(&["clean", "report", "--dry-run"]);
+    listed.ok();
+    assert!(
+        listed.stdout.contains(".planexe/uptodate"),
+        "{}",
+        listed.stdout
+    );
+    assert!(p.exists(".planexe/uptodate"), "a dry run deleted it");
+    // No -y and no terminal: refused, nothing changes.
+    p.run(&["clean", "report"]).code(2);
+    assert!(p.exists(".planexe/uptodate"), "a refused clean deleted it");
+    p.build().ok().stderr_has("nothing to do");
+    p.run(&["clean", "report", "-y"]).ok();
+    assert!(!p.exists(".planexe/uptodate"));
+}
