@@ -215,13 +215,12 @@ impl Build<'_> {
 
         // One thread per job, and no more than can run: `-j 20000` on ten
         // tasks starts ten.
+        let limit = to_run.len().clamp(1, super::MAX_JOBS);
         let jobs = options
             .jobs
             .or(graph.jobs)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .min(to_run.len())
-            .min(super::MAX_JOBS)
-            .max(1);
+            .clamp(1, limit);
         let has_prompts = to_run
             .iter()
             .any(|&t| matches!(graph[t].action, Action::Prompt(_)));
