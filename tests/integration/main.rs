@@ -11,6 +11,7 @@ mod examples;
 mod fanout;
 mod library;
 mod llm;
+mod llm_bounds;
 mod man;
 mod observe;
 mod refusals;

@@ -124,7 +124,7 @@ impl Llm<'_> {
             result.usage.add(&Usage {
                 prompt_tokens,
                 completion_tokens,
-                total_tokens: prompt_tokens + completion_tokens,
+                total_tokens: prompt_tokens.saturating_add(completion_tokens),
                 cost_usd: cost.unwrap_or(0.0),
             });
             let error_id = match &failure {
@@ -142,7 +142,7 @@ impl Llm<'_> {
                 completion_tokens: usage.completion_tokens,
                 total_tokens: match (usage.prompt_tokens, usage.completion_tokens) {
                     (None, None) => None,
-                    (p, c) => Some(p.unwrap_or(0) + c.unwrap_or(0)),
+                    (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
                 },
                 cost_usd: cost,
                 status: if matches!(failure, Failure::None(_)) {
@@ -355,5 +355,7 @@ fn cost(model: &ModelConfig, usage: provider::Usage) -> Option<f64> {
     let input = usage.prompt_tokens.unwrap_or(0) as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
     let output =
         usage.completion_tokens.unwrap_or(0) as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
-    Some((input + output) / 1_000_000.0)
+    // Prices are bounded when loaded, so this is finite; a cost that is
+    // not would be written as null and lost.
+    Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())
 }

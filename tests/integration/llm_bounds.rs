@@ -1,0 +1,170 @@
+//! Issue 14, the model-call bounds: what a server or a `[models.*]` table
+//! can do to a build. Echoed secrets never reach a file, answers are capped
+//! by `max_answer_bytes` with bounded memory, waits by `max_retry_wait`,
+//! and every number is either refused at load time with `file:line:col` or
+//! survived without a panic.
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn model(server: &Server, name: &str, extra: &str) -> String {
+    format!(
+        "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"test-model\"\n{extra}\n",
+        server.url
+    )
+}
+
+const ASK: &str =
+    "[tasks.ask]\noutputs = [\"answer.md\"]\nprompt = \"Tell me.\"\ntimeout = \"60s\"\n";
+
+fn project(models: &str, tasks: &str) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n{models}\n{tasks}"
+    ))
+}
+
+/// One out-of-range value each: the key, where it is (line:col), and a
+/// piece of the message.
+const REFUSED: &[(&str, &str, &str)] = &[
+    (
+        "requests_per_minute = 1e-300",
+        "8:23",
+        "between 0.001 and 1000000",
+    ),
+    (
+        "requests_per_minute = 1e300",
+        "8:23",
+        "between 0.001 and 1000000",
+    ),
+    (
+        "requests_per_minute = nan",
+        "8:23",
+        "between 0.001 and 1000000",
+    ),
+    (
+        "temperature = nan",
+        "8:15",
+        "`temperature` must be a finite number",
+    ),
+    (
+        "temperature = -inf",
+        "8:15",
+        "`temperature` must be a finite number",
+    ),
+    (
+        "temperature = -0.5",
+        "8:15",
+        "`temperature` must be a finite number",
+    ),
+    (
+        "input_cost_per_mtok = -1",
+        "8:23",
+        "`input_cost_per_mtok` must be a number from 0",
+    ),
+    (
+        "output_cost_per_mtok = inf",
+        "8:24",
+        "`output_cost_per_mtok` must be a number from 0",
+    ),
+    (
+        "output_cost_per_mtok = 1e300",
+        "8:24",
+        "`output_cost_per_mtok` must be a number from 0",
+    ),
+    (
+        "max_tokens = 9223372036854775807",
+        "8:14",
+        "`max_tokens` can be at most 4294967295",
+    ),
+    ("max_tokens = 0", "8:14", "`max_tokens` must be at least 1"),
+    (
+        "max_concurrency = -3",
+        "8:19",
+        "`max_concurrency` must be at least 1",
+    ),
+    (
+        "max_answer_bytes = 0",
+        "8:20",
+        "`max_answer_bytes` must be from 1 byte to 1 GiB",
+    ),
+    (
+        "max_answer_bytes = \"2 GiB\"",
+        "8:20",
+        "`max_answer_bytes` must be from 1 byte to 1 GiB",
+    ),
+    (
+        "max_answer_bytes = \"lots\"",
+        "8:20",
+        "invalid size \"lots\"",
+    ),
+    ("max_answer_bytes = 1.5", "8:20", "invalid size 1.5"),
+    (
+        "max_retry_wait = \"100000 days\"",
+        "8:18",
+        "at most 365 days",
+    ),
+    ("max_retry_wait = -1", "8:18", "invalid timeout -1"),
+    ("max_retry_wait = nan", "8:18", "invalid timeout nan"),
+    ("timeout = 1e300", "8:11", "invalid timeout"),
+    (
+        "idle_timeout = \"99999999999999999999 years\"",
+        "8:16",
+        "invalid timeout",
+    ),
+];
+
+#[test]
+fn issue14_out_of_range_model_numbers_are_refused_at_load_time() {
+    let server = Server::start();
+    for (line, at, message) in REFUSED {
+        // The model's table starts on line 4; the key is on line 8.
+        let p = project(&model(&server, "local", line), ASK);
+        let run = p.build();
+        run.code(2)
+            .stderr_has(&format!("pipeline.toml:{at}: "))
+            .stderr_has(message);
+        assert!(!run.stderr.contains("panicked"), "{line}: {}", run.stderr);
+        if p.exists(".planexe/run.json") {
+            assert!(
+                !p.read(".planexe/run.json").contains("\"running\""),
+                "{line}"
+            );
+        }
+    }
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn issue14_the_largest_values_and_server_numbers_do_not_panic() {
+    let server = Server::start();
+    let huge_usage = |text: &str| {
+        json(
+            200,
+            serde_json::json!({
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": u64::MAX, "completion_tokens": u64::MAX}
+            }),
+        )
+    };
+    server.script([huge_usage("one"), huge_usage("two")]);
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "stream = false\nmax_concurrency = 9223372036854775807\nmax_tokens = 4294967295\n\
+             requests_per_minute = 1000000\ninput_cost_per_mtok = 1000000\noutput_cost_per_mtok = 1000000\n\
+             temperature = 1e300\nmax_answer_bytes = \"1 GiB\"\nmax_retry_wait = \"365 days\"",
+        ),
+        "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"a\"\n[tasks.b]\noutputs = [\"b.md\"]\nprompt = \"b\"\n",
+    );
+    p.build().ok();
+    let usage = &p.status_json("a")["usage"];
+    assert_eq!(usage["total_tokens"], u64::MAX);
+    assert!(usage["cost_usd"].as_f64().unwrap().is_finite());
+    let status = p.run(&["status", "--json"]);
+    status.ok();
+    serde_json::from_str::<Value>(&status.stdout).unwrap();
+    assert_eq!(server.requests()[0].json()["max_tokens"], 4294967295u64);
+}
