@@ -4,10 +4,13 @@
 //! and every number is either refused at load time with `file:line:col` or
 //! survived without a panic.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::harness::*;
 use crate::llm_server::*;
+use crate::peak_rss::{measured, Measured};
 
 fn model(server: &Server, name: &str, extra: &str) -> String {
     format!(
@@ -23,6 +26,154 @@ fn project(models: &str, tasks: &str) -> Project {
     Project::new(&format!(
         "[pipeline]\nmodel = \"local\"\n\n{models}\n{tasks}"
     ))
+}
+
+fn lines(p: &Project, file: &str) -> Vec<Value> {
+    if !p.exists(file) {
+        return Vec::new();
+    }
+    p.read(file)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The peak RSS of a build that asks for a short answer: what planexe
+/// needs before any answer counts.
+fn baseline_rss() -> u64 {
+    let server = Server::start();
+    server.default_reply(openai_answer("short"));
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    let run = measured(p.command(&["build"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.peak_rss_bytes
+}
+
+/// Asserts that `run` grew beyond the baseline by less than 20 times the
+/// cap of `cap` bytes.
+#[track_caller]
+fn assert_bounded(run: &Measured, cap: u64) {
+    let baseline = baseline_rss();
+    let growth = run.peak_rss_bytes.saturating_sub(baseline);
+    assert!(
+        growth < 20 * cap,
+        "peak RSS {} KiB, {} KiB over a build with a short answer, for a cap of {} KiB",
+        run.peak_rss_bytes / 1024,
+        growth / 1024,
+        cap / 1024
+    );
+}
+
+const MIB: u64 = 1024 * 1024;
+
+#[test]
+fn issue14_an_endless_stream_stops_at_max_answer_bytes_in_bounded_memory() {
+    let server = Server::start();
+    server.default_reply(Reply::EndlessStream { piece: 60_000 });
+    let p = project(
+        &model(&server, "local", "max_answer_bytes = \"1 MiB\""),
+        ASK,
+    );
+    let run = measured(p.command(&["build"]));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("too_large"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("max_answer_bytes (1048576 bytes)"),
+        "{}",
+        run.stderr
+    );
+    // Before the fix, memory grew by gigabytes until the timeout.
+    assert_bounded(&run, MIB);
+    assert!(run.elapsed < Duration::from_secs(30), "{:?}", run.elapsed);
+    let status = p.status_json("ask");
+    assert_eq!(status["error"]["kind"], "too_large");
+    assert_eq!(server.requests().len(), 1, "too_large is permanent");
+    assert!(!p.exists("answer.md"));
+    let failure = &lines(&p, ".planexe/failures.jsonl")[0];
+    assert_eq!(failure["error_type"], "too_large");
+    assert_eq!(failure["recoverable"], false);
+    // The advice `status` gives for it.
+    p.run(&["status", "ask"]).ok();
+}
+
+#[test]
+fn issue14_a_huge_answer_is_refused_and_the_fallback_asked() {
+    let announced = Server::start();
+    announced.script([Reply::Huge {
+        bytes: 200_000_000,
+        announce: true,
+    }]);
+    let unannounced = Server::start();
+    unannounced.script([Reply::Huge {
+        bytes: 50_000_000,
+        announce: false,
+    }]);
+    let small = Server::start();
+    small.script([openai_answer("a short answer")]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"mid\", \"last\"]\n{}{}",
+            model(
+                &announced,
+                "local",
+                "stream = false\nmax_answer_bytes = 1048576"
+            ),
+            model(
+                &unannounced,
+                "mid",
+                "stream = false\nmax_answer_bytes = \"1 MiB\""
+            ),
+            model(&small, "last", "stream = false"),
+        ),
+        ASK,
+    );
+    let run = measured(p.command(&["build"]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(p.read("answer.md"), "a short answer");
+    assert_bounded(&run, MIB);
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    let kinds: Vec<&str> = failures
+        .iter()
+        .map(|f| f["error_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["too_large", "too_large"]);
+    let first = failures[0]["message"].as_str().unwrap();
+    assert!(first.contains("announced a response of 200000"), "{first}");
+    let second = failures[1]["message"].as_str().unwrap();
+    assert!(second.contains("bytes"), "{second}");
+    assert!(
+        second.contains("max_answer_bytes (1048576 bytes)"),
+        "{second}"
+    );
+    assert_eq!(announced.requests().len(), 1);
+    assert_eq!(unannounced.requests().len(), 1);
+    assert_eq!(p.status_json("ask")["model"], "last");
+}
+
+#[test]
+fn issue14_an_answer_past_the_cap_fails_even_when_it_fits_the_wire() {
+    // A 3000-byte answer with a 2000-byte cap: the body is read whole (it
+    // is under the wire limit), then the text is judged too large.
+    let server = Server::start();
+    server.script([openai_answer(&"y".repeat(3000))]);
+    server.script([openai_stream(
+        &["z".repeat(1500).as_str(), "z".repeat(1500).as_str()],
+        Some("stop"),
+        StreamEnd::Close,
+    )]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"streamed\"]\n{}",
+            model(&server, "local", "stream = false\nmax_answer_bytes = 2000"),
+            model(&server, "streamed", "max_answer_bytes = 2000"),
+        ),
+        ASK,
+    );
+    p.build()
+        .code(1)
+        .stderr_has("the answer is 3000 bytes")
+        .stderr_has("the answer reached 3000 bytes");
+    assert!(!p.exists("answer.md"));
 }
 
 /// One out-of-range value each: the key, where it is (line:col), and a

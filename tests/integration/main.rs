@@ -2,6 +2,7 @@
 
 mod harness;
 mod llm_server;
+mod peak_rss;
 
 mod architecture;
 mod build;

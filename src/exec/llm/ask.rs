@@ -65,6 +65,7 @@ impl Llm<'_> {
                 stream: model.stream,
                 timeout: remaining.map_or(model.timeout, |r| r.min(model.timeout)),
                 idle_timeout: model.idle_timeout,
+                max_answer_bytes: model.max_answer_bytes,
             };
             let permit = self.gates[m]
                 .acquire(until, &self.interrupt)

@@ -1,8 +1,13 @@
 //! One HTTP call to a model, and the classification of everything that can
 //! go wrong with it into an [`ErrorKind`] that is either transient (retry
 //! the same model after a backoff) or permanent (go to the next model).
+//!
+//! Whatever the server sends, memory stays within a small multiple of the
+//! model's `max_answer_bytes`: a response body, a stream's line and event,
+//! and a streamed answer's text are each bounded while they are read, and
+//! past the bound the call fails as `too_large`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -14,8 +19,15 @@ use crate::store::ErrorKind;
 
 /// Caps what is read from an error body or kept of it.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
-/// Caps a whole answer.
-const ANSWER_LIMIT: u64 = 256 * 1024 * 1024;
+/// Room for the JSON around an answer's text: ids, usage, and the escapes
+/// (`\n`, `\"`) that make the wire form longer than the text.
+const ENVELOPE: u64 = 64 * 1024;
+
+/// The most read of one response body, or of one line or event of a
+/// stream, for answers of at most `max_answer_bytes`.
+pub fn wire_limit(max_answer_bytes: u64) -> u64 {
+    max_answer_bytes.saturating_mul(2).saturating_add(ENVELOPE)
+}
 
 /// A failed call.
 #[derive(Debug, Clone)]
@@ -57,6 +69,8 @@ pub struct CallSpec {
     pub stream: bool,
     pub timeout: Duration,
     pub idle_timeout: Duration,
+    /// The model's `max_answer_bytes`.
+    pub max_answer_bytes: u64,
 }
 
 /// The agent all calls of a build share (connection reuse).
@@ -110,12 +124,29 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
     if is_sse {
         read_stream(response.body_mut().as_reader(), spec, deltas)
     } else {
+        let limit = wire_limit(spec.max_answer_bytes);
+        if let Some(announced) = response.body().content_length().filter(|&n| n > limit) {
+            return Err(too_large(
+                spec,
+                Size::Wire,
+                &format!("the server announced a response of {announced} bytes"),
+                "; it was not read",
+            ));
+        }
         let text = response
             .body_mut()
             .with_config()
-            .limit(ANSWER_LIMIT)
+            .limit(limit)
             .read_to_string()
-            .map_err(|e| transport_error(e, true, spec))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(n) => too_large(
+                    spec,
+                    Size::Wire,
+                    &format!("the response passed {n} bytes"),
+                    "; the rest was not read",
+                ),
+                e => transport_error(e, true, spec),
+            })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| CallError {
             raw: provider::truncate(&text, 2048).to_string(),
             ..CallError::new(
@@ -127,6 +158,14 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
             raw: provider::truncate(&text, 2048).to_string(),
             ..CallError::new(ErrorKind::BadResponse, m)
         })?;
+        if answer.text.len() as u64 > spec.max_answer_bytes {
+            return Err(too_large(
+                spec,
+                Size::Text,
+                &format!("the answer is {} bytes", answer.text.len()),
+                "",
+            ));
+        }
         deltas.fetch_add(
             answer.usage.completion_tokens.unwrap_or(0),
             Ordering::Relaxed,
@@ -145,9 +184,24 @@ fn read_stream(
     let mut event: Option<String> = None;
     let mut data = String::new();
     let mut line = String::new();
+    let limit = wire_limit(spec.max_answer_bytes);
+    let mut received = 0u64;
     loop {
         line.clear();
-        let n = match reader.read_line(&mut line) {
+        // One byte past the limit tells a line that is too long from one
+        // that is exactly as long as allowed.
+        let n = match (&mut reader).take(limit + 1).read_line(&mut line) {
+            Ok(n) if n as u64 > limit || data.len() as u64 + n as u64 > limit => {
+                return Err(too_large(
+                    spec,
+                    Size::Wire,
+                    &format!(
+                        "one event of the stream passed {limit} bytes, after {} bytes of answer",
+                        stream.text.len()
+                    ),
+                    "; the rest of the stream was not read",
+                ))
+            }
             Ok(n) => n,
             Err(e) => {
                 let broken = transport_io_error(&e, true, spec);
@@ -157,6 +211,7 @@ fn read_stream(
                 });
             }
         };
+        received = received.saturating_add(n as u64);
         let trimmed = line.trim_end_matches(['\r', '\n']);
         if n == 0 || trimmed.is_empty() {
             if !data.is_empty() {
@@ -186,6 +241,18 @@ fn read_stream(
                 deltas.fetch_add(stream.deltas - before, Ordering::Relaxed);
                 data.clear();
                 event = None;
+                if stream.text.len() as u64 > spec.max_answer_bytes {
+                    return Err(too_large(
+                        spec,
+                        Size::Text,
+                        &format!(
+                            "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
+                            stream.text.len(),
+                            stream.deltas
+                        ),
+                        "; the rest of the stream was not read",
+                    ));
+                }
             }
             if n == 0 || stream.ended {
                 break;
@@ -211,7 +278,10 @@ fn read_stream(
             ),
         ));
     };
-    let raw = serde_json::json!({ "stream": true, "events": stream.events });
+    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
+    if stream.omitted > 0 {
+        raw["omitted_events"] = serde_json::json!(stream.omitted);
+    }
     Ok(CallOk {
         answer: Answer {
             text: stream.text,
@@ -220,6 +290,26 @@ fn read_stream(
         },
         raw,
     })
+}
+
+/// The answer outgrew `max_answer_bytes`: a permanent failure, so the next
+/// model is asked rather than the same one again.
+fn too_large(spec: &CallSpec, size: Size, what: &str, tail: &str) -> CallError {
+    let cap = spec.max_answer_bytes;
+    let why = match size {
+        Size::Text => format!("more than max_answer_bytes ({cap} bytes)"),
+        Size::Wire => format!(
+            "more than an answer of max_answer_bytes ({cap} bytes) needs (twice that, and {} KiB for its JSON)",
+            ENVELOPE / 1024
+        ),
+    };
+    CallError::new(ErrorKind::TooLarge, format!("{what}, {why}{tail}"))
+}
+
+/// What passed the bound: the answer's text, or what carries it.
+enum Size {
+    Text,
+    Wire,
 }
 
 fn status_error(status: u16, body: &str, retry_after: Option<Duration>) -> CallError {
