@@ -4,7 +4,7 @@
 //! and every number is either refused at load time with `file:line:col` or
 //! survived without a panic.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -174,6 +174,109 @@ fn issue14_an_answer_past_the_cap_fails_even_when_it_fits_the_wire() {
         .stderr_has("the answer is 3000 bytes")
         .stderr_has("the answer reached 3000 bytes");
     assert!(!p.exists("answer.md"));
+}
+
+#[test]
+fn issue14_a_retry_after_of_ten_years_moves_on_to_the_fallback() {
+    let primary = Server::start();
+    primary.default_reply(with_header(
+        json(429, serde_json::json!({"error": {"message": "slow down"}})),
+        "retry-after",
+        "315360000",
+    ));
+    let fallback = Server::start();
+    fallback.script([openai_answer("from the fallback")]);
+    let p = project(
+        &format!(
+            "{}fallback = [\"cloud\"]\n{}",
+            model(&primary, "local", "stream = false"),
+            model(&fallback, "cloud", "stream = false")
+        ),
+        ASK,
+    );
+    let started = Instant::now();
+    p.build().ok();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(p.read("answer.md"), "from the fallback");
+    assert_eq!(primary.requests().len(), 1);
+    let f = &lines(&p, ".planexe/failures.jsonl")[0];
+    assert_eq!(f["error_type"], "rate_limited");
+    assert_eq!(f["recoverable"], false);
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.contains("asked to wait 3650 days (Retry-After), more than max_retry_wait (5m)"),
+        "{message}"
+    );
+
+    // Without a fallback the task fails at once, saying why; an HTTP date
+    // far ahead is the same.
+    let alone = Server::start();
+    alone.default_reply(with_header(
+        json(429, serde_json::json!({"error": {"message": "slow down"}})),
+        "retry-after",
+        "Wed, 01 Jan 9000 00:00:00 GMT",
+    ));
+    let q = project(
+        &model(&alone, "local", "stream = false\nmax_retry_wait = \"90s\""),
+        ASK,
+    );
+    let started = Instant::now();
+    q.build()
+        .code(1)
+        .stderr_has("rate_limited")
+        .stderr_has("more than max_retry_wait (1m 30s)");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(alone.requests().len(), 1);
+}
+
+#[test]
+fn issue14_backoff_never_waits_longer_than_max_retry_wait() {
+    let server = Server::start();
+    server.script([
+        json(500, serde_json::json!({"error": {"message": "boom"}})),
+        json(500, serde_json::json!({"error": {"message": "boom"}})),
+        openai_answer("third time"),
+    ]);
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "stream = false\nmax_retry_wait = \"100ms\"",
+        ),
+        ASK,
+    );
+    // Ten-minute backoffs, were they not capped.
+    let out = p
+        .command(&["build"])
+        .env("PLANEXE_RETRY_BASE_MS", "600000")
+        .env("PLANEXE_RETRY_CAP_MS", "600000")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(p.read("answer.md"), "third time");
+    let reqs = server.requests();
+    assert!(reqs[2].at.duration_since(reqs[0].at) < Duration::from_secs(10));
+
+    // `max_retry_wait = 0`: any requested wait goes to the fallback.
+    let slow = Server::start();
+    slow.script([with_header(
+        json(503, serde_json::json!({"error": {"message": "busy"}})),
+        "retry-after",
+        "1",
+    )]);
+    let other = Server::start();
+    other.script([openai_answer("other")]);
+    let q = project(
+        &format!(
+            "{}fallback = [\"other\"]\n{}",
+            model(&slow, "local", "stream = false\nmax_retry_wait = 0"),
+            model(&other, "other", "stream = false")
+        ),
+        ASK,
+    );
+    q.build().ok();
+    assert_eq!(q.read("answer.md"), "other");
+    assert_eq!(slow.requests().len(), 1);
 }
 
 /// One out-of-range value each: the key, where it is (line:col), and a

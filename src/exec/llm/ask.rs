@@ -2,7 +2,8 @@
 //! what to do with each failure: retry after a backoff (transient), re-ask
 //! with feedback (invalid answer), or give up on this model (permanent).
 //! Every call is a line in `usage.jsonl`, every failure one in
-//! `failures.jsonl`.
+//! `failures.jsonl`. Waits are bounded by the model's `max_retry_wait`: a
+//! server asking for a longer one loses the task to the fallback model.
 //!
 //! Calls are blocking ureq requests. Each runs on a short-lived thread of
 //! its own while the task's pool thread waits on it, so an interrupt or the
@@ -213,8 +214,22 @@ impl Llm<'_> {
                         content: rejection.feedback,
                     });
                 }
-                Failure::Call(e) => {
-                    let retry = e.kind.transient() && transient_failures + 1 < TRANSIENT_ATTEMPTS;
+                Failure::Call(mut e) => {
+                    // A wait longer than the model allows is no retry: the
+                    // fallback model may answer now.
+                    let too_long = e
+                        .retry_after
+                        .filter(|w| e.kind.transient() && *w > model.max_retry_wait);
+                    if let Some(wait) = too_long {
+                        e.message.push_str(&format!(
+                            "; the server asked to wait {} (Retry-After), more than max_retry_wait ({})",
+                            describe_wait(wait),
+                            describe_wait(model.max_retry_wait)
+                        ));
+                    }
+                    let retry = e.kind.transient()
+                        && too_long.is_none()
+                        && transient_failures + 1 < TRANSIENT_ATTEMPTS;
                     self.record_failure(
                         task,
                         model,
@@ -230,7 +245,7 @@ impl Llm<'_> {
                     );
                     if !retry {
                         let mut message = format!("{}: {}", e.kind.as_str(), e.message);
-                        if e.kind.transient() {
+                        if e.kind.transient() && too_long.is_none() {
                             message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
                         }
                         return Err(Stop::Failed {
@@ -241,14 +256,16 @@ impl Llm<'_> {
                     }
                     let pause = e
                         .retry_after
-                        .unwrap_or_else(|| self.backoff.delay(transient_failures));
+                        .unwrap_or_else(|| self.backoff.delay(transient_failures))
+                        .min(model.max_retry_wait);
                     transient_failures += 1;
-                    limits::sleep_until(Instant::now() + pause, until, &self.interrupt).map_err(
-                        |a| match a {
-                            Abort::Interrupted => Stop::Interrupted,
-                            Abort::Deadline => Stop::Deadline,
-                        },
-                    )?;
+                    let resume = Instant::now()
+                        .checked_add(pause)
+                        .unwrap_or_else(Instant::now);
+                    limits::sleep_until(resume, until, &self.interrupt).map_err(|a| match a {
+                        Abort::Interrupted => Stop::Interrupted,
+                        Abort::Deadline => Stop::Deadline,
+                    })?;
                 }
             }
         }
@@ -359,4 +376,30 @@ fn cost(model: &ModelConfig, usage: provider::Usage) -> Option<f64> {
     // Prices are bounded when loaded, so this is finite; a cost that is
     // not would be written as null and lost.
     Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())
+}
+
+/// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.
+fn describe_wait(wait: Duration) -> String {
+    let secs = wait.as_secs();
+    if secs >= 2 * 86_400 {
+        format!("{} days", secs / 86_400)
+    } else if secs >= 2 * 3600 {
+        format!("{} hours", secs / 3600)
+    } else {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        humantime::format_duration(Duration::from_millis(ms)).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_well() {
+        assert_eq!(describe_wait(Duration::from_secs(315_360_000)), "3650 days");
+        assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
+        assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
+    }
 }

@@ -430,16 +430,25 @@ fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
     }
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
+/// The longest `Retry-After` read as such (a hundred years): any longer
+/// one means the same, and every duration stays representable.
+const RETRY_AFTER_CEILING: u64 = 100 * 365 * 86_400;
+
+/// `Retry-After`: seconds, or an HTTP date (one in the past means now). The
+/// wait is as asked, up to a ceiling; whether it is too long is the
+/// model's `max_retry_wait` to say.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+            .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CEILING as f64)));
     }
     let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let now = jiff::Timestamp::now();
-    let secs = (when.as_second() - now.as_second()).clamp(0, 86_400);
+    let secs = when
+        .as_second()
+        .saturating_sub(now.as_second())
+        .clamp(0, RETRY_AFTER_CEILING as i64);
     Some(Duration::from_secs(secs as u64))
 }
 
@@ -463,6 +472,23 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("315360000"),
+            Some(Duration::from_secs(315_360_000))
+        );
+        let ceiling = Some(Duration::from_secs(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after("1e300"), ceiling);
+        assert_eq!(parse_retry_after("99999999999999999999999999"), ceiling);
+        assert_eq!(parse_retry_after("Wed, 01 Jan 9000 00:00:00 GMT"), ceiling);
+        // Beyond what a timestamp holds: no wait at all, the usual backoff.
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"), None);
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 1900 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        for odd in ["-5", "NaN", "inf", "-inf", ""] {
+            assert_eq!(parse_retry_after(odd), None, "{odd}");
+        }
     }
 
     #[test]
