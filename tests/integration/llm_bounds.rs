@@ -38,6 +38,24 @@ fn lines(p: &Project, file: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Every file under the project, as text, with its path.
+fn every_file(p: &Project) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![p.root().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+                out.push((entry.path().display().to_string(), text));
+            }
+        }
+    }
+    out
+}
+
 /// The peak RSS of a build that asks for a short answer: what planexe
 /// needs before any answer counts.
 fn baseline_rss() -> u64 {
@@ -277,6 +295,85 @@ fn issue14_backoff_never_waits_longer_than_max_retry_wait() {
     q.build().ok();
     assert_eq!(q.read("answer.md"), "other");
     assert_eq!(slow.requests().len(), 1);
+}
+
+#[test]
+fn issue14_an_echoed_key_or_webhook_token_never_reaches_a_file() {
+    const KEY: &str = "sk-live-9f3Kq7Lm2Xw8Zr5Tq1Vb";
+    const HOOK_TOKEN: &str = "HookToken-4b1d7c9e2f8a6b3d";
+    const ENV_TOKEN: &str = "EnvToken-aa7c1e93bb20d4f6";
+    let server = Server::start();
+    let hooks = Server::start();
+    hooks.default_reply(json(200, serde_json::json!({})));
+    let hook_url = format!("{}/api/webhooks/123/{HOOK_TOKEN}", hooks.url);
+    let env_url = format!("{}/services/T0/{ENV_TOKEN}?sig=1", hooks.url);
+    // The key as plain text, split across stream pieces, inside JSON, and
+    // where the 2 KB truncation of a rejected answer would cut it.
+    let half = KEY.len() / 2;
+    server.script([
+        openai_answer(&format!(
+            "Your key is {KEY}. Webhook: {hook_url} and {env_url}"
+        )),
+        openai_stream(
+            &["key: ", &KEY[..half], &KEY[half..], " token ", HOOK_TOKEN],
+            Some("stop"),
+            StreamEnd::Close,
+        ),
+        openai_answer(&format!("{}{KEY}", "x".repeat(2040))),
+        openai_answer(&format!(
+            "{{\"key\": \"{KEY}\", \"hook\": \"{ENV_TOKEN}\"}}"
+        )),
+    ]);
+    let tasks = "\
+[tasks.plain]\noutputs = [\"plain.md\"]\nprompt = \"a\"\nmodel = \"local\"\n\
+[tasks.streamed]\noutputs = [\"streamed.md\"]\nprompt = \"b\"\nmodel = \"streaming\"\nafter = [\"plain\"]\n\
+[tasks.json]\noutputs = [\"j.json\"]\nformat = \"json\"\nretries = 1\nprompt = \"c\"\nafter = [\"streamed\"]\n";
+    let key = "api_key_env = \"PLANEXE_TEST_KEY\"";
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[[hooks]]\nurl = \"{hook_url}\"\nevents = [\"pipeline.completed\"]\n\n{}{}\n{tasks}",
+        model(&server, "local", &format!("stream = false\n{key}")),
+        model(&server, "streaming", key),
+    ));
+    let out = p
+        .command(&["build", "-j", "1"])
+        .env("PLANEXE_TEST_KEY", KEY)
+        .env("PLANEXE_WEBHOOK_URL", &env_url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let mut seen = vec![
+        (
+            "stdout".to_string(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ),
+        (
+            "stderr".to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+    ];
+    seen.extend(every_file(&p));
+    for (path, text) in seen
+        .iter()
+        .filter(|(path, _)| !path.ends_with("pipeline.toml"))
+    {
+        for secret in [&KEY[..12], &KEY[12..], HOOK_TOKEN, ENV_TOKEN] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {path}:\n{text}"
+            );
+        }
+    }
+    assert_eq!(
+        p.read("plain.md"),
+        format!(
+            "Your key is [REDACTED]. Webhook: {}[REDACTED] and {}[REDACTED]",
+            hooks.url, hooks.url
+        )
+    );
+    assert_eq!(p.read("streamed.md"), "key: [REDACTED] token [REDACTED]");
+    assert!(p.read("j.json").contains("\"key\": \"[REDACTED]\""));
+    let failure = &lines(&p, ".planexe/failures.jsonl")[0];
+    assert_eq!(failure["error_type"], "invalid_json");
 }
 
 /// One out-of-range value each: the key, where it is (line:col), and a

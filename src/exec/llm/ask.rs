@@ -84,7 +84,27 @@ impl Llm<'_> {
             progress.deltas.store(0, Ordering::Relaxed);
             let started = Instant::now();
             let started_at = crate::clock::now_rfc3339();
-            let outcome = self.call_detached(call_spec, permit, progress, until)?;
+            let outcome = match self.call_detached(call_spec, permit, progress, until)? {
+                Ok(mut ok) => {
+                    let text = self.scrub(&ok.answer.text);
+                    if text != ok.answer.text && ok.raw.get("stream") == Some(&true.into()) {
+                        // A secret split across events is in none of them
+                        // whole, so no scrubbing of the events finds it.
+                        ok.raw = serde_json::json!({
+                            "stream": true,
+                            "text": text,
+                            "events": "left out: the answer carried a secret",
+                        });
+                    }
+                    ok.answer.text = text;
+                    Ok(ok)
+                }
+                Err(mut e) => {
+                    e.message = self.scrub(&e.message);
+                    e.raw = self.scrub(&e.raw);
+                    Err(e)
+                }
+            };
             let duration_ms = started.elapsed().as_millis() as u64;
 
             // Judge the call.
@@ -98,7 +118,9 @@ impl Llm<'_> {
                     ),
                 )),
                 Ok(ok) => match answer::judge(&ok.answer.text, spec.format, spec.schema.as_deref()) {
-                    Ok(text) => Failure::None(text),
+                    // Again after judging: parsing JSON undoes escapes
+                    // (`\/`, `\u0073`) that could hide a secret.
+                    Ok(text) => Failure::None(self.scrub(&text)),
                     Err(rejection) => Failure::Answer(rejection),
                 },
             };
