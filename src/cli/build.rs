@@ -56,6 +56,11 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
             ctx.webhook.as_deref(),
         )
     });
+    // Answers are scrubbed of the webhook's token, as of the API keys.
+    let env = match &ctx.webhook {
+        Some(url) => ctx.env().clone().with_url_secrets(url),
+        None => ctx.env().clone(),
+    };
     let terminal = Terminal(Mutex::new(printer));
     let result = {
         let both;
@@ -68,7 +73,7 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         };
         Build {
             options: &options,
-            env: ctx.env(),
+            env: &env,
             interrupt: &interrupt,
             observer,
             executor: None,

@@ -1,27 +1,48 @@
 //! The environment a build runs in: the variables its commands inherit and
 //! its model calls read (API keys, by the names the pipeline gives; retry
-//! pacing). The caller gives it (the CLI: the process's own environment, read
-//! once), so nothing below reads the process environment behind its back,
-//! and a library user can run builds with an environment of its choosing.
+//! pacing), and the secrets the caller knows of beyond those keys (such as
+//! a webhook URL's token), which model answers are scrubbed of. The caller
+//! gives it (the CLI: the process's own environment, read once), so
+//! nothing below reads the process environment behind its back, and a
+//! library user can run builds with an environment of its choosing.
 
 use std::ffi::{OsStr, OsString};
 
-/// Variables, as the process environment holds them.
+/// Variables, as the process environment holds them, and extra secrets.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: Vec<(OsString, OsString)>,
+    secrets: Vec<String>,
 }
+
+/// The shortest value answers are scrubbed of: shorter ones are
+/// placeholders (an API key of `none` or `EMPTY`, a URL path of `/hook`),
+/// and scrubbing them would mangle ordinary answers.
+pub const MIN_SECRET_LEN: usize = 8;
 
 impl Env {
     pub fn new(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Env {
         Env {
             vars: vars.into_iter().collect(),
+            secrets: Vec::new(),
         }
+    }
+
+    /// Adds the secret parts of `url` (see [`url_secrets`]): a webhook the
+    /// caller pushes events to, so no answer can carry its token.
+    pub fn with_url_secrets(mut self, url: &str) -> Env {
+        self.secrets.extend(url_secrets(url));
+        self
     }
 
     /// Every variable, in order.
     pub fn vars(&self) -> &[(OsString, OsString)] {
         &self.vars
+    }
+
+    /// Secrets beyond the API keys the pipeline names.
+    pub fn secrets(&self) -> &[String] {
+        &self.secrets
     }
 
     /// A variable's value, when it is set and valid UTF-8 (the last one
@@ -32,5 +53,65 @@ impl Env {
             .rev()
             .find(|(k, _)| k == OsStr::new(name))
             .and_then(|(_, v)| v.to_str())
+    }
+}
+
+/// What in a URL may be a credential: its path and query together (webhook
+/// services put the token there), the user info before the host, and each
+/// path segment or query value long enough to be a token on its own. Parts
+/// shorter than [`MIN_SECRET_LEN`] are left out.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.split('#').next().unwrap_or(rest);
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut parts = Vec::new();
+    if let Some((user, _host)) = authority.rsplit_once('@') {
+        parts.push(user.to_string());
+        if let Some((_, password)) = user.split_once(':') {
+            parts.push(password.to_string());
+        }
+    }
+    parts.push(tail.to_string());
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    if !query.is_empty() {
+        parts.push(format!("?{query}"));
+    }
+    // A token alone is long; a word such as `webhooks` is not a secret.
+    let token = |s: &str| s.len() >= 2 * MIN_SECRET_LEN;
+    parts.extend(path.split('/').filter(|s| token(s)).map(str::to_string));
+    parts.extend(
+        query
+            .split('&')
+            .map(|kv| kv.split_once('=').map_or(kv, |(_, v)| v))
+            .filter(|s| token(s))
+            .map(str::to_string),
+    );
+    parts.retain(|p| p.len() >= MIN_SECRET_LEN);
+    parts.sort();
+    parts.dedup();
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_secrets_are_the_path_query_and_user() {
+        let s = url_secrets("https://discord.com/api/webhooks/123/SECRET-TOKEN-0123456789?wait=1");
+        assert!(s.contains(&"/api/webhooks/123/SECRET-TOKEN-0123456789?wait=1".to_string()));
+        assert!(s.contains(&"SECRET-TOKEN-0123456789".to_string()));
+        assert!(!s
+            .iter()
+            .any(|p| p == "webhooks" || p.contains("discord.com")));
+        let s = url_secrets("http://user:hunter2hunter2@host:8080/hook");
+        assert!(s.contains(&"hunter2hunter2".to_string()), "{s:?}");
+        assert!(url_secrets("http://127.0.0.1:9/").is_empty());
+        assert!(url_secrets("http://127.0.0.1:9/hook").is_empty());
+        let s = url_secrets("https://h.example/x?token=abcdefabcdefabcdef1");
+        assert!(s.contains(&"abcdefabcdefabcdef1".to_string()), "{s:?}");
     }
 }

@@ -59,10 +59,15 @@ pub struct ModelDef {
     pub idle_timeout: Option<Spanned<toml::Value>>,
     pub max_concurrency: Option<Spanned<i64>>,
     pub requests_per_minute: Option<Spanned<f64>>,
-    pub temperature: Option<f64>,
+    pub temperature: Option<Spanned<f64>>,
     pub max_tokens: Option<Spanned<i64>>,
-    pub input_cost_per_mtok: Option<f64>,
-    pub output_cost_per_mtok: Option<f64>,
+    pub input_cost_per_mtok: Option<Spanned<f64>>,
+    pub output_cost_per_mtok: Option<Spanned<f64>>,
+    /// Bound on one answer: bytes, or a size such as `"4 MiB"`.
+    pub max_answer_bytes: Option<Spanned<toml::Value>>,
+    /// The longest wait a server may ask for (`Retry-After`) before the
+    /// model is given up for its fallback.
+    pub max_retry_wait: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub fallback: Vec<Spanned<String>>,
     /// `json_schema`, `json_object` or `none`.

@@ -87,6 +87,8 @@ pub enum ErrorKind {
     NotFound,
     BadRequest,
     Truncated,
+    /// The answer outgrew the model's `max_answer_bytes`.
+    TooLarge,
     ContextOverflow,
     InvalidJson,
     Schema,
@@ -122,6 +124,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Truncated => "truncated",
+            ErrorKind::TooLarge => "too_large",
             ErrorKind::ContextOverflow => "context_overflow",
             ErrorKind::InvalidJson => "invalid_json",
             ErrorKind::Schema => "schema",
@@ -174,6 +177,10 @@ impl ErrorKind {
             ErrorKind::Truncated => (
                 false,
                 "raise the model's max_tokens or ask for a shorter answer",
+            ),
+            ErrorKind::TooLarge => (
+                false,
+                "raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)",
             ),
             ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
                 (false, "fix the prompt or the schema first")
@@ -241,12 +248,23 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// Adds `other` to this sum.
+    /// Adds `other` to this sum. Counts come from servers, so the sums
+    /// saturate instead of overflowing, and the cost stays finite (JSON has
+    /// no infinity: it would be written as null and never read back).
     pub fn add(&mut self, other: &Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.total_tokens += other.total_tokens;
-        self.cost_usd += other.cost_usd;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        let cost = self.cost_usd + other.cost_usd;
+        self.cost_usd = if cost.is_finite() {
+            cost
+        } else if cost.is_nan() {
+            self.cost_usd
+        } else {
+            f64::MAX.copysign(cost)
+        };
     }
 }
 
@@ -333,5 +351,35 @@ mod tests {
         }
         let unknown: ErrorKind = serde_json::from_str("\"from-the-future\"").unwrap();
         assert_eq!(unknown, ErrorKind::Other);
+        assert_eq!(
+            serde_json::to_string(&ErrorKind::TooLarge).unwrap(),
+            "\"too_large\""
+        );
+        assert!(!ErrorKind::TooLarge.transient());
+    }
+
+    #[test]
+    fn usage_sums_saturate_and_stay_finite() {
+        let mut sum = Usage {
+            prompt_tokens: u64::MAX - 1,
+            completion_tokens: 1,
+            total_tokens: u64::MAX,
+            cost_usd: f64::MAX,
+        };
+        sum.add(&Usage {
+            prompt_tokens: 5,
+            completion_tokens: u64::MAX,
+            total_tokens: 9,
+            cost_usd: f64::MAX,
+        });
+        assert_eq!(sum.prompt_tokens, u64::MAX);
+        assert_eq!(sum.completion_tokens, u64::MAX);
+        assert_eq!(sum.total_tokens, u64::MAX);
+        assert!(sum.cost_usd.is_finite());
+        sum.add(&Usage {
+            cost_usd: f64::NAN,
+            ..Usage::default()
+        });
+        assert!(sum.cost_usd.is_finite());
     }
 }

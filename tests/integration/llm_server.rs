@@ -2,7 +2,8 @@
 //! enough HTTP/1.1 to answer one request per connection, replays a script of
 //! replies (answers in the OpenAI and Anthropic shapes, streamed or not, and
 //! faults: errors with headers, hangs, cut connections, stalled and broken
-//! streams), and records every request it got.
+//! streams, endless streams and huge answers), and records every request it
+//! got.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -59,6 +60,13 @@ pub enum Reply {
     CutBody,
     /// Echo the request's headers back in a 401 body (a leaky proxy).
     EchoHeaders401,
+    /// An OpenAI stream of content pieces of `piece` bytes each that never
+    /// finishes; it stops when the client hangs up (or after 30 s).
+    EndlessStream { piece: usize },
+    /// A non-streamed OpenAI answer of `bytes` bytes of text, written as it
+    /// goes; `announce` sends its Content-Length, else the body runs to the
+    /// connection's end. Stops when the client hangs up.
+    Huge { bytes: usize, announce: bool },
 }
 
 #[derive(Default)]
@@ -195,6 +203,45 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             let _ = out.write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\nconnection: close\r\n\r\n{\"choices\":[{\"mess",
             );
+        }
+        Some(Reply::EndlessStream { piece }) => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            let data = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "x".repeat(piece)}, "finish_reason": null}]});
+            let event = format!("data: {data}\n\n");
+            let until = Instant::now() + Duration::from_secs(30);
+            let mut sent = out.write_all(head.as_bytes());
+            while sent.is_ok() && Instant::now() < until {
+                sent = out.write_all(event.as_bytes());
+            }
+        }
+        Some(Reply::Huge { bytes, announce }) => {
+            let open = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":""#;
+            let close =
+                r#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
+            let mut head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                    .to_string();
+            if announce {
+                head.push_str(&format!(
+                    "content-length: {}\r\n",
+                    open.len() + bytes + close.len()
+                ));
+            }
+            head.push_str("\r\n");
+            let block = vec![b'x'; 64 * 1024];
+            let mut sent = out
+                .write_all(head.as_bytes())
+                .and_then(|()| out.write_all(open.as_bytes()));
+            let mut left = bytes;
+            while sent.is_ok() && left > 0 {
+                let n = left.min(block.len());
+                sent = out.write_all(&block[..n]);
+                left -= n;
+            }
+            if sent.is_ok() {
+                let _ = out.write_all(close.as_bytes());
+            }
         }
         Some(Reply::EchoHeaders401) => {
             let echoed: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();

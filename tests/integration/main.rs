@@ -2,6 +2,7 @@
 
 mod harness;
 mod llm_server;
+mod peak_rss;
 
 mod architecture;
 mod build;
@@ -11,6 +12,7 @@ mod examples;
 mod fanout;
 mod library;
 mod llm;
+mod llm_bounds;
 mod man;
 mod observe;
 mod refusals;

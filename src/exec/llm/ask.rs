@@ -2,7 +2,8 @@
 //! what to do with each failure: retry after a backoff (transient), re-ask
 //! with feedback (invalid answer), or give up on this model (permanent).
 //! Every call is a line in `usage.jsonl`, every failure one in
-//! `failures.jsonl`.
+//! `failures.jsonl`. Waits are bounded by the model's `max_retry_wait`: a
+//! server asking for a longer one loses the task to the fallback model.
 //!
 //! Calls are blocking ureq requests. Each runs on a short-lived thread of
 //! its own while the task's pool thread waits on it, so an interrupt or the
@@ -65,6 +66,7 @@ impl Llm<'_> {
                 stream: model.stream,
                 timeout: remaining.map_or(model.timeout, |r| r.min(model.timeout)),
                 idle_timeout: model.idle_timeout,
+                max_answer_bytes: model.max_answer_bytes,
             };
             let permit = self.gates[m]
                 .acquire(until, &self.interrupt)
@@ -82,7 +84,27 @@ impl Llm<'_> {
             progress.deltas.store(0, Ordering::Relaxed);
             let started = Instant::now();
             let started_at = crate::clock::now_rfc3339();
-            let outcome = self.call_detached(call_spec, permit, progress, until)?;
+            let outcome = match self.call_detached(call_spec, permit, progress, until)? {
+                Ok(mut ok) => {
+                    let text = self.scrub(&ok.answer.text);
+                    if text != ok.answer.text && ok.raw.get("stream") == Some(&true.into()) {
+                        // A secret split across events is in none of them
+                        // whole, so no scrubbing of the events finds it.
+                        ok.raw = serde_json::json!({
+                            "stream": true,
+                            "text": text,
+                            "events": "left out: the answer carried a secret",
+                        });
+                    }
+                    ok.answer.text = text;
+                    Ok(ok)
+                }
+                Err(mut e) => {
+                    e.message = self.scrub(&e.message);
+                    e.raw = self.scrub(&e.raw);
+                    Err(e)
+                }
+            };
             let duration_ms = started.elapsed().as_millis() as u64;
 
             // Judge the call.
@@ -96,7 +118,9 @@ impl Llm<'_> {
                     ),
                 )),
                 Ok(ok) => match answer::judge(&ok.answer.text, spec.format, spec.schema.as_deref()) {
-                    Ok(text) => Failure::None(text),
+                    // Again after judging: parsing JSON undoes escapes
+                    // (`\/`, `\u0073`) that could hide a secret.
+                    Ok(text) => Failure::None(self.scrub(&text)),
                     Err(rejection) => Failure::Answer(rejection),
                 },
             };
@@ -124,7 +148,7 @@ impl Llm<'_> {
             result.usage.add(&Usage {
                 prompt_tokens,
                 completion_tokens,
-                total_tokens: prompt_tokens + completion_tokens,
+                total_tokens: prompt_tokens.saturating_add(completion_tokens),
                 cost_usd: cost.unwrap_or(0.0),
             });
             let error_id = match &failure {
@@ -142,7 +166,7 @@ impl Llm<'_> {
                 completion_tokens: usage.completion_tokens,
                 total_tokens: match (usage.prompt_tokens, usage.completion_tokens) {
                     (None, None) => None,
-                    (p, c) => Some(p.unwrap_or(0) + c.unwrap_or(0)),
+                    (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
                 },
                 cost_usd: cost,
                 status: if matches!(failure, Failure::None(_)) {
@@ -212,8 +236,22 @@ impl Llm<'_> {
                         content: rejection.feedback,
                     });
                 }
-                Failure::Call(e) => {
-                    let retry = e.kind.transient() && transient_failures + 1 < TRANSIENT_ATTEMPTS;
+                Failure::Call(mut e) => {
+                    // A wait longer than the model allows is no retry: the
+                    // fallback model may answer now.
+                    let too_long = e
+                        .retry_after
+                        .filter(|w| e.kind.transient() && *w > model.max_retry_wait);
+                    if let Some(wait) = too_long {
+                        e.message.push_str(&format!(
+                            "; the server asked to wait {} (Retry-After), more than max_retry_wait ({})",
+                            describe_wait(wait),
+                            describe_wait(model.max_retry_wait)
+                        ));
+                    }
+                    let retry = e.kind.transient()
+                        && too_long.is_none()
+                        && transient_failures + 1 < TRANSIENT_ATTEMPTS;
                     self.record_failure(
                         task,
                         model,
@@ -229,7 +267,7 @@ impl Llm<'_> {
                     );
                     if !retry {
                         let mut message = format!("{}: {}", e.kind.as_str(), e.message);
-                        if e.kind.transient() {
+                        if e.kind.transient() && too_long.is_none() {
                             message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
                         }
                         return Err(Stop::Failed {
@@ -240,14 +278,16 @@ impl Llm<'_> {
                     }
                     let pause = e
                         .retry_after
-                        .unwrap_or_else(|| self.backoff.delay(transient_failures));
+                        .unwrap_or_else(|| self.backoff.delay(transient_failures))
+                        .min(model.max_retry_wait);
                     transient_failures += 1;
-                    limits::sleep_until(Instant::now() + pause, until, &self.interrupt).map_err(
-                        |a| match a {
-                            Abort::Interrupted => Stop::Interrupted,
-                            Abort::Deadline => Stop::Deadline,
-                        },
-                    )?;
+                    let resume = Instant::now()
+                        .checked_add(pause)
+                        .unwrap_or_else(Instant::now);
+                    limits::sleep_until(resume, until, &self.interrupt).map_err(|a| match a {
+                        Abort::Interrupted => Stop::Interrupted,
+                        Abort::Deadline => Stop::Deadline,
+                    })?;
                 }
             }
         }
@@ -355,5 +395,33 @@ fn cost(model: &ModelConfig, usage: provider::Usage) -> Option<f64> {
     let input = usage.prompt_tokens.unwrap_or(0) as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
     let output =
         usage.completion_tokens.unwrap_or(0) as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
-    Some((input + output) / 1_000_000.0)
+    // Prices are bounded when loaded, so this is finite; a cost that is
+    // not would be written as null and lost.
+    Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())
+}
+
+/// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.
+fn describe_wait(wait: Duration) -> String {
+    let secs = wait.as_secs();
+    if secs >= 2 * 86_400 {
+        format!("{} days", secs / 86_400)
+    } else if secs >= 2 * 3600 {
+        format!("{} hours", secs / 3600)
+    } else {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        humantime::format_duration(Duration::from_millis(ms)).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_well() {
+        assert_eq!(describe_wait(Duration::from_secs(315_360_000)), "3650 days");
+        assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
+        assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
+    }
 }

@@ -1,8 +1,13 @@
 //! One HTTP call to a model, and the classification of everything that can
 //! go wrong with it into an [`ErrorKind`] that is either transient (retry
 //! the same model after a backoff) or permanent (go to the next model).
+//!
+//! Whatever the server sends, memory stays within a small multiple of the
+//! model's `max_answer_bytes`: a response body, a stream's line and event,
+//! and a streamed answer's text are each bounded while they are read, and
+//! past the bound the call fails as `too_large`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -14,8 +19,15 @@ use crate::store::ErrorKind;
 
 /// Caps what is read from an error body or kept of it.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
-/// Caps a whole answer.
-const ANSWER_LIMIT: u64 = 256 * 1024 * 1024;
+/// Room for the JSON around an answer's text: ids, usage, and the escapes
+/// (`\n`, `\"`) that make the wire form longer than the text.
+const ENVELOPE: u64 = 64 * 1024;
+
+/// The most read of one response body, or of one line or event of a
+/// stream, for answers of at most `max_answer_bytes`.
+pub fn wire_limit(max_answer_bytes: u64) -> u64 {
+    max_answer_bytes.saturating_mul(2).saturating_add(ENVELOPE)
+}
 
 /// A failed call.
 #[derive(Debug, Clone)]
@@ -57,6 +69,8 @@ pub struct CallSpec {
     pub stream: bool,
     pub timeout: Duration,
     pub idle_timeout: Duration,
+    /// The model's `max_answer_bytes`.
+    pub max_answer_bytes: u64,
 }
 
 /// The agent all calls of a build share (connection reuse).
@@ -110,12 +124,29 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
     if is_sse {
         read_stream(response.body_mut().as_reader(), spec, deltas)
     } else {
+        let limit = wire_limit(spec.max_answer_bytes);
+        if let Some(announced) = response.body().content_length().filter(|&n| n > limit) {
+            return Err(too_large(
+                spec,
+                Size::Wire,
+                &format!("the server announced a response of {announced} bytes"),
+                "; it was not read",
+            ));
+        }
         let text = response
             .body_mut()
             .with_config()
-            .limit(ANSWER_LIMIT)
+            .limit(limit)
             .read_to_string()
-            .map_err(|e| transport_error(e, true, spec))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(n) => too_large(
+                    spec,
+                    Size::Wire,
+                    &format!("the response passed {n} bytes"),
+                    "; the rest was not read",
+                ),
+                e => transport_error(e, true, spec),
+            })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| CallError {
             raw: provider::truncate(&text, 2048).to_string(),
             ..CallError::new(
@@ -127,6 +158,14 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
             raw: provider::truncate(&text, 2048).to_string(),
             ..CallError::new(ErrorKind::BadResponse, m)
         })?;
+        if answer.text.len() as u64 > spec.max_answer_bytes {
+            return Err(too_large(
+                spec,
+                Size::Text,
+                &format!("the answer is {} bytes", answer.text.len()),
+                "",
+            ));
+        }
         deltas.fetch_add(
             answer.usage.completion_tokens.unwrap_or(0),
             Ordering::Relaxed,
@@ -145,9 +184,24 @@ fn read_stream(
     let mut event: Option<String> = None;
     let mut data = String::new();
     let mut line = String::new();
+    let limit = wire_limit(spec.max_answer_bytes);
+    let mut received = 0u64;
     loop {
         line.clear();
-        let n = match reader.read_line(&mut line) {
+        // One byte past the limit tells a line that is too long from one
+        // that is exactly as long as allowed.
+        let n = match (&mut reader).take(limit + 1).read_line(&mut line) {
+            Ok(n) if n as u64 > limit || data.len() as u64 + n as u64 > limit => {
+                return Err(too_large(
+                    spec,
+                    Size::Wire,
+                    &format!(
+                        "one event of the stream passed {limit} bytes, after {} bytes of answer",
+                        stream.text.len()
+                    ),
+                    "; the rest of the stream was not read",
+                ))
+            }
             Ok(n) => n,
             Err(e) => {
                 let broken = transport_io_error(&e, true, spec);
@@ -157,6 +211,7 @@ fn read_stream(
                 });
             }
         };
+        received = received.saturating_add(n as u64);
         let trimmed = line.trim_end_matches(['\r', '\n']);
         if n == 0 || trimmed.is_empty() {
             if !data.is_empty() {
@@ -186,6 +241,18 @@ fn read_stream(
                 deltas.fetch_add(stream.deltas - before, Ordering::Relaxed);
                 data.clear();
                 event = None;
+                if stream.text.len() as u64 > spec.max_answer_bytes {
+                    return Err(too_large(
+                        spec,
+                        Size::Text,
+                        &format!(
+                            "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
+                            stream.text.len(),
+                            stream.deltas
+                        ),
+                        "; the rest of the stream was not read",
+                    ));
+                }
             }
             if n == 0 || stream.ended {
                 break;
@@ -211,7 +278,10 @@ fn read_stream(
             ),
         ));
     };
-    let raw = serde_json::json!({ "stream": true, "events": stream.events });
+    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
+    if stream.omitted > 0 {
+        raw["omitted_events"] = serde_json::json!(stream.omitted);
+    }
     Ok(CallOk {
         answer: Answer {
             text: stream.text,
@@ -220,6 +290,26 @@ fn read_stream(
         },
         raw,
     })
+}
+
+/// The answer outgrew `max_answer_bytes`: a permanent failure, so the next
+/// model is asked rather than the same one again.
+fn too_large(spec: &CallSpec, size: Size, what: &str, tail: &str) -> CallError {
+    let cap = spec.max_answer_bytes;
+    let why = match size {
+        Size::Text => format!("more than max_answer_bytes ({cap} bytes)"),
+        Size::Wire => format!(
+            "more than an answer of max_answer_bytes ({cap} bytes) needs (twice that, and {} KiB for its JSON)",
+            ENVELOPE / 1024
+        ),
+    };
+    CallError::new(ErrorKind::TooLarge, format!("{what}, {why}{tail}"))
+}
+
+/// What passed the bound: the answer's text, or what carries it.
+enum Size {
+    Text,
+    Wire,
 }
 
 fn status_error(status: u16, body: &str, retry_after: Option<Duration>) -> CallError {
@@ -340,16 +430,25 @@ fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
     }
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
+/// The longest `Retry-After` read as such (a hundred years): any longer
+/// one means the same, and every duration stays representable.
+const RETRY_AFTER_CEILING: u64 = 100 * 365 * 86_400;
+
+/// `Retry-After`: seconds, or an HTTP date (one in the past means now). The
+/// wait is as asked, up to a ceiling; whether it is too long is the
+/// model's `max_retry_wait` to say.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+            .then(|| Duration::from_secs_f64(secs.min(RETRY_AFTER_CEILING as f64)));
     }
     let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
     let now = jiff::Timestamp::now();
-    let secs = (when.as_second() - now.as_second()).clamp(0, 86_400);
+    let secs = when
+        .as_second()
+        .saturating_sub(now.as_second())
+        .clamp(0, RETRY_AFTER_CEILING as i64);
     Some(Duration::from_secs(secs as u64))
 }
 
@@ -373,6 +472,23 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("315360000"),
+            Some(Duration::from_secs(315_360_000))
+        );
+        let ceiling = Some(Duration::from_secs(RETRY_AFTER_CEILING));
+        assert_eq!(parse_retry_after("1e300"), ceiling);
+        assert_eq!(parse_retry_after("99999999999999999999999999"), ceiling);
+        assert_eq!(parse_retry_after("Wed, 01 Jan 9000 00:00:00 GMT"), ceiling);
+        // Beyond what a timestamp holds: no wait at all, the usual backoff.
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"), None);
+        assert_eq!(
+            parse_retry_after("Mon, 01 Jan 1900 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        for odd in ["-5", "NaN", "inf", "-inf", ""] {
+            assert_eq!(parse_retry_after(odd), None, "{odd}");
+        }
     }
 
     #[test]

@@ -45,6 +45,8 @@ impl Drop for Permit {
 }
 
 const POLL: Duration = Duration::from_millis(50);
+/// The longest pause between two request starts (a day).
+const MAX_SPACING: Duration = Duration::from_secs(86_400);
 
 impl Gate {
     pub fn new(max_concurrency: Option<usize>, requests_per_minute: Option<f64>) -> Arc<Gate> {
@@ -52,7 +54,17 @@ impl Gate {
             max: max_concurrency,
             in_flight: Mutex::new(0),
             freed: Condvar::new(),
-            spacing: requests_per_minute.map(|rpm| Duration::from_secs_f64(60.0 / rpm)),
+            // The pipeline loader bounds the rate; a library caller's odd
+            // value is clamped, never a panic.
+            spacing: requests_per_minute.map(|rpm| {
+                Duration::try_from_secs_f64(60.0 / rpm)
+                    .unwrap_or(if rpm > 0.0 {
+                        MAX_SPACING
+                    } else {
+                        Duration::ZERO
+                    })
+                    .min(MAX_SPACING)
+            }),
             next_start: Mutex::new(None),
         })
     }
@@ -83,7 +95,7 @@ impl Gate {
                 let mut next = self.next_start.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
                 let start = next.map_or(now, |n| n.max(now));
-                *next = Some(start + spacing);
+                *next = Some(start.checked_add(spacing).unwrap_or(start));
                 start
             };
             sleep_until(start, deadline, interrupt)?;
@@ -135,5 +147,13 @@ mod tests {
         assert_eq!(gate.acquire(soon, &interrupt).unwrap_err(), Abort::Deadline);
         drop(first);
         assert!(gate.acquire(None, &interrupt).is_ok());
+    }
+
+    #[test]
+    fn odd_rates_never_panic() {
+        for rpm in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e300] {
+            let gate = Gate::new(None, Some(rpm));
+            assert!(gate.spacing.is_some_and(|s| s <= MAX_SPACING), "{rpm}");
+        }
     }
 }

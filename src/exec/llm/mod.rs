@@ -4,6 +4,10 @@
 //! to the next fallback model (permanent). Every HTTP call is recorded in
 //! `usage.jsonl`, every failed attempt in `failures.jsonl`.
 //!
+//! What a server sends back is scrubbed of every secret the build knows (API
+//! keys, webhook tokens) as soon as it arrives, so no answer, log line or
+//! message can carry one: a server that echoes a key writes no key.
+//!
 //! Calls are blocking ureq requests. Each runs on a short-lived thread of
 //! its own while the task's pool thread waits on it, so an interrupt or the
 //! task's deadline ends the wait at once even while a request is in flight.
@@ -20,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::exec::env::Env;
+use crate::exec::env::{self, Env};
 use crate::exec::interrupt::Interrupt;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
@@ -91,6 +95,8 @@ pub struct Llm<'a> {
     agent: ureq::Agent,
     models: Vec<ModelConfig>,
     keys: Vec<Option<String>>,
+    /// What answers are scrubbed of, longest first.
+    secrets: Vec<String>,
     gates: Vec<Arc<Gate>>,
     ledger: Ledger,
     interrupt: Interrupt,
@@ -102,6 +108,8 @@ pub struct Llm<'a> {
 impl<'a> Llm<'a> {
     /// Sets up models for the wanted prompt tasks. Fails (exit 2) when a
     /// model they may use needs an API key that is not in the environment.
+    /// Answers are scrubbed of every key, of the secret parts of the
+    /// pipeline's webhook URLs, and of `env`'s own secrets.
     pub fn new(
         graph: &Graph,
         wanted: &[bool],
@@ -135,7 +143,16 @@ impl<'a> Llm<'a> {
             };
             keys.push(key);
         }
-        let secrets: Vec<String> = keys.iter().flatten().cloned().collect();
+        let mut logged: Vec<String> = keys.iter().flatten().cloned().collect();
+        logged.extend(env.secrets().iter().cloned());
+        for url in graph.hooks.iter().filter_map(|h| h.url.as_deref()) {
+            logged.extend(env::url_secrets(url));
+        }
+        // Longest first, so a URL goes whole before a token within it.
+        logged.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        logged.dedup();
+        let mut secrets = logged.clone();
+        secrets.retain(|s| s.len() >= env::MIN_SECRET_LEN);
         Ok(Llm {
             agent: call::agent(),
             gates: graph
@@ -145,7 +162,8 @@ impl<'a> Llm<'a> {
                 .collect(),
             models: graph.models.clone(),
             keys,
-            ledger: Ledger::new(run_dir, secrets),
+            ledger: Ledger::new(run_dir, logged),
+            secrets,
             interrupt,
             run_dir,
             backoff: Backoff::from_env(env),
@@ -156,6 +174,17 @@ impl<'a> Llm<'a> {
     /// Replaces secrets in text bound for a file or the terminal.
     pub fn redact(&self, text: &str) -> String {
         self.ledger.redact(text)
+    }
+
+    /// Replaces secrets in what a server sent (an answer, an error body).
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        out
     }
 
     /// A snapshot of running calls: (task, model, pieces, elapsed).

@@ -2,6 +2,8 @@
 //! `/messages`, as request bodies, whole responses and server-sent event
 //! streams. Pure functions over JSON; no I/O here.
 
+use std::collections::VecDeque;
+
 use serde_json::{json, Value};
 
 use crate::model::models::{ModelConfig, Provider, Structured, DEFAULT_ANTHROPIC_MAX_TOKENS};
@@ -253,6 +255,14 @@ pub fn is_context_overflow(body: &str) -> bool {
     .any(|needle| lower.contains(needle))
 }
 
+/// How much of a stream's event data is kept for `.planexe/raw/` from its
+/// start; past it, only the last [`RAW_TAIL_EVENTS`] events (each of at
+/// most [`RAW_TAIL_EVENT_BYTES`]) are kept, so a long answer streamed in
+/// thousands of pieces costs bounded memory.
+const RAW_EVENTS_BYTES: usize = 256 * 1024;
+const RAW_TAIL_EVENTS: usize = 16;
+const RAW_TAIL_EVENT_BYTES: usize = 16 * 1024;
+
 /// Accumulates a server-sent event stream into an answer.
 #[derive(Debug, Default)]
 pub struct Stream {
@@ -263,8 +273,14 @@ pub struct Stream {
     pub deltas: u64,
     /// The stream's own end marker arrived (`[DONE]`, `message_stop`).
     pub ended: bool,
-    /// Every event's data, kept for `.planexe/raw/`.
-    pub events: Vec<Value>,
+    /// The first events' data, kept for `.planexe/raw/` (see
+    /// [`Stream::raw_events`]).
+    events: Vec<Value>,
+    events_bytes: usize,
+    /// The last events, once the first have used their budget.
+    tail: VecDeque<Value>,
+    /// Events kept nowhere (between the first and the last).
+    pub omitted: u64,
 }
 
 /// An error the stream itself reported.
@@ -298,7 +314,7 @@ impl Stream {
         });
         if kind.as_deref() == Some("error") || value.get("error").is_some_and(|e| !e.is_null()) {
             let (kind, message) = error_details(data);
-            self.events.push(value);
+            self.keep(value, data.len());
             return Err(StreamError { kind, message });
         }
         match provider {
@@ -350,8 +366,33 @@ impl Stream {
                 _ => {}
             },
         }
-        self.events.push(value);
+        self.keep(value, data.len());
         Ok(())
+    }
+
+    fn keep(&mut self, value: Value, size: usize) {
+        if self.tail.is_empty() && self.events_bytes + size <= RAW_EVENTS_BYTES {
+            self.events.push(value);
+            self.events_bytes += size;
+            return;
+        }
+        if size > RAW_TAIL_EVENT_BYTES {
+            self.omitted += 1;
+            return;
+        }
+        self.tail.push_back(value);
+        if self.tail.len() > RAW_TAIL_EVENTS {
+            self.tail.pop_front();
+            self.omitted += 1;
+        }
+    }
+
+    /// The events kept for `.planexe/raw/`: the first ones, then the last
+    /// ones; [`Stream::omitted`] counts those in between.
+    pub fn raw_events(&mut self) -> Vec<Value> {
+        let mut events = std::mem::take(&mut self.events);
+        events.extend(self.tail.drain(..));
+        events
     }
 }
 
@@ -418,6 +459,28 @@ mod tests {
             }
         );
         assert!(s.ended);
+    }
+
+    #[test]
+    fn a_long_stream_keeps_its_first_and_last_events_only() {
+        let mut s = Stream::default();
+        let piece = "x".repeat(1000);
+        let data =
+            json!({"choices": [{"delta": {"content": piece}, "finish_reason": null}]}).to_string();
+        for _ in 0..2000 {
+            s.feed(Provider::OpenAi, None, &data).unwrap();
+        }
+        s.feed(
+            Provider::OpenAi,
+            None,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.text.len(), 2_000_000);
+        let kept = s.raw_events();
+        assert!(kept.len() < 300, "{}", kept.len());
+        assert_eq!(kept.len() as u64 + s.omitted, 2001);
+        assert_eq!(kept.last().unwrap()["choices"][0]["finish_reason"], "stop");
     }
 
     #[test]
