@@ -146,6 +146,16 @@ impl Observer for Terminal<'_> {
     }
 
     fn task_progress(&self, task: &str, progress: &Progress) {
+        if let Some(until) = progress.waiting_until {
+            let left = until
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            self.printer().task_progress(
+                task,
+                &format!("{} · waiting {}s to retry", progress.model, left.as_secs()),
+            );
+            return;
+        }
         let secs = progress.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
             progress.pieces as f64 / secs

@@ -94,6 +94,13 @@ fn age(rfc3339: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// How long until an RFC 3339 time, when it is still ahead.
+fn time_left(rfc3339: &str) -> Option<Duration> {
+    let then: jiff::Timestamp = rfc3339.parse().ok()?;
+    let secs = then.as_second() - jiff::Timestamp::now().as_second();
+    (secs > 0).then(|| Duration::from_secs(secs as u64))
+}
+
 fn short_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -215,12 +222,19 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                 }
                 Standing::Running => {
                     let since_start = age(l.started_at.as_deref());
-                    format!(
+                    let mut d = format!(
                         "since {} ({since_start}), attempt {}{}",
                         l.started_at.as_deref().unwrap_or("?"),
                         l.attempt.unwrap_or(1),
                         l.pid.map(|p| format!(", pid {p}")).unwrap_or_default()
-                    )
+                    );
+                    if let Some(until) = &l.waiting_until {
+                        d.push_str(&format!(", waiting to retry until {until}"));
+                        if let Some(left) = time_left(until) {
+                            d.push_str(&format!(" ({} left)", short_duration(left)));
+                        }
+                    }
+                    d
                 }
                 Standing::Done => l
                     .duration_ms

@@ -106,6 +106,8 @@ pub struct BuildView<'a> {
     pub reasons: &'a [Option<Reason>],
     /// When each running task started.
     pub running: &'a [Option<String>],
+    /// Until when each task waiting to retry a model call waits.
+    pub waiting: &'a [Option<String>],
     /// Which build this is, as its run record says.
     pub build: &'a Live,
 }
@@ -125,6 +127,9 @@ pub struct Progress {
     /// Pieces of the answer streamed so far.
     pub pieces: u64,
     pub elapsed: Duration,
+    /// While the task waits to retry (a `Retry-After`, a backoff): until
+    /// when.
+    pub waiting_until: Option<std::time::SystemTime>,
 }
 
 /// Whoever listens to a build. Every method has a default that ignores it.

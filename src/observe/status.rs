@@ -52,6 +52,10 @@ pub struct TaskLine {
     pub duration_ms: Option<u64>,
     /// The fan-out task an instance belongs to.
     pub fanout: Option<String>,
+    /// A running task waiting to retry a model call (a `Retry-After`, a
+    /// backoff): until when.
+    #[serde(default)]
+    pub waiting_until: Option<String>,
 }
 
 impl TaskLine {
@@ -71,6 +75,7 @@ impl TaskLine {
             started_at: None,
             duration_ms: None,
             fanout: fanout::split_instance(task).map(|(b, _)| b.to_string()),
+            waiting_until: None,
         }
     }
 
@@ -277,6 +282,14 @@ impl Known {
         };
         let status = sidecar::read_status(run_dir, &line.task);
         line.running(started_at, status.as_ref());
+    }
+
+    /// Shows the task at `index` in the listing as waiting to retry a
+    /// model call until `until`.
+    pub fn mark_waiting(&mut self, index: usize, until: Option<String>) {
+        if let Some(line) = self.tasks.get_mut(index) {
+            line.waiting_until = until;
+        }
     }
 
     /// Saves what `status` should report while the build `live` runs: it

@@ -65,12 +65,12 @@ pub fn totals(run_dir: &RunDir) -> Totals {
         let Ok(call) = serde_json::from_str::<UsageLine<String>>(line) else {
             continue;
         };
-        t.calls += 1;
+        t.calls = t.calls.saturating_add(1);
         if call.status != "ok" {
-            t.failed_calls += 1;
+            t.failed_calls = t.failed_calls.saturating_add(1);
         }
         t.usage.add(&call.usage());
-        t.llm_time_ms += call.duration_ms;
+        t.llm_time_ms = t.llm_time_ms.saturating_add(call.duration_ms);
     }
     t
 }

@@ -649,3 +649,44 @@ fn an_interrupt_stops_a_waiting_call_at_once() {
     assert_eq!(p.status_json("ask")["state"], "stopped");
     assert!(!p.exists("answer.md"));
 }
+
+#[test]
+fn a_task_waiting_to_retry_shows_as_waiting_in_status() {
+    let server = Server::start();
+    server.script([
+        with_header(
+            json(
+                429,
+                serde_json::json!({"error": {"message": "slow down", "type": "rate_limit"}}),
+            ),
+            "retry-after",
+            "60",
+        ),
+        openai_answer("ok"),
+    ]);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = serde_json::Value::Null;
+    wait_for("the task to show as waiting", || {
+        let out = p.run(&["status", "--json"]).stdout;
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(&out) else {
+            return false;
+        };
+        line = doc["tasks"][0].clone();
+        line["waiting_until"].is_string()
+    });
+    assert_eq!(line["state"], "running", "{line}");
+    let text = p.run(&["status"]).stdout;
+    assert!(text.contains("waiting to retry until "), "{text}");
+    assert!(text.contains(" left)"), "{text}");
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}

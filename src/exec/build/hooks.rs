@@ -7,7 +7,7 @@
 use super::super::attempt::RunResult;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
-use super::super::observer::{BuildView, Notice, Observer, Progress, TaskEnd};
+use super::super::observer::{BuildView, Notice, Observer, TaskEnd};
 use super::super::scheduler::{Hooks, Outcome};
 use crate::error::{Error, Result};
 use crate::model::{Graph, Pipeline, TaskId};
@@ -35,6 +35,8 @@ pub(super) struct BuildHooks<'a> {
     pub reasons: Vec<Option<Reason>>,
     /// When each running task started.
     pub running: Vec<Option<String>>,
+    /// Until when each task waiting to retry a model call waits.
+    pub waiting: Vec<Option<String>>,
 }
 
 impl BuildHooks<'_> {
@@ -50,6 +52,7 @@ impl BuildHooks<'_> {
             store: self.store,
             reasons: &self.reasons,
             running: &self.running,
+            waiting: &self.waiting,
             build,
         });
     }
@@ -118,6 +121,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         self.keep(r);
         let status = &result.status;
         self.running[t] = None;
+        self.waiting[t] = None;
         self.reasons[t] = match status.state {
             TaskState::Done => None,
             TaskState::Stopped => Some(Reason::InterruptedLastTime),
@@ -153,17 +157,17 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     }
 
     fn tick(&mut self) {
-        self.view();
-        let Some(llm) = self.llm else { return };
-        for (task, model, pieces, elapsed) in llm.progress() {
-            self.observer.task_progress(
-                &task,
-                &Progress {
-                    model,
-                    pieces,
-                    elapsed,
-                },
-            );
+        if let Some(llm) = self.llm {
+            for (task, progress) in llm.progress() {
+                if let Some(t) = self.graph.task(&task) {
+                    self.waiting[t.id] = progress
+                        .waiting_until
+                        .and_then(|w| jiff::Timestamp::try_from(w).ok())
+                        .map(|w| w.to_string());
+                }
+                self.observer.task_progress(&task, &progress);
+            }
         }
+        self.view();
     }
 }

@@ -284,7 +284,11 @@ impl Llm<'_> {
                     let resume = Instant::now()
                         .checked_add(pause)
                         .unwrap_or_else(Instant::now);
-                    limits::sleep_until(resume, until, &self.interrupt).map_err(|a| match a {
+                    // `status` shows the task waiting, and until when.
+                    set_waiting(progress, std::time::SystemTime::now().checked_add(pause));
+                    let slept = limits::sleep_until(resume, until, &self.interrupt);
+                    set_waiting(progress, None);
+                    slept.map_err(|a| match a {
                         Abort::Interrupted => Stop::Interrupted,
                         Abort::Deadline => Stop::Deadline,
                     })?;
@@ -423,5 +427,13 @@ mod tests {
         assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
         assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
         assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+}
+
+/// Says (for `status`) that the task waits to retry until `until`, or no
+/// longer waits.
+fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
+    if let Ok(mut waiting) = progress.waiting_until.lock() {
+        *waiting = until;
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::exec::interrupt::Interrupt;
+use crate::exec::observer::Progress;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
@@ -59,6 +60,9 @@ pub struct CallProgress {
     pub model: Mutex<String>,
     pub deltas: AtomicU64,
     pub started: Mutex<Instant>,
+    /// While the task waits to retry (a `Retry-After`, a backoff): until
+    /// when, on the wall clock.
+    pub waiting_until: Mutex<Option<std::time::SystemTime>>,
 }
 
 /// Backoff settings: full jitter, `base * 2^n` capped.
@@ -188,7 +192,7 @@ impl<'a> Llm<'a> {
     }
 
     /// A snapshot of running calls: (task, model, pieces, elapsed).
-    pub fn progress(&self) -> Vec<(String, String, u64, Duration)> {
+    pub fn progress(&self) -> Vec<(String, Progress)> {
         let map = self.progress.lock().unwrap_or_else(|p| p.into_inner());
         map.iter()
             .map(|(task, p)| {
@@ -198,11 +202,15 @@ impl<'a> Llm<'a> {
                     .lock()
                     .map(|s| *s)
                     .unwrap_or_else(|_| Instant::now());
+                let waiting_until = p.waiting_until.lock().map(|w| *w).unwrap_or(None);
                 (
                     task.clone(),
-                    model,
-                    p.deltas.load(Ordering::Relaxed),
-                    started.elapsed(),
+                    Progress {
+                        model,
+                        pieces: p.deltas.load(Ordering::Relaxed),
+                        elapsed: started.elapsed(),
+                        waiting_until,
+                    },
                 )
             })
             .collect()
@@ -220,6 +228,7 @@ impl<'a> Llm<'a> {
             model: Mutex::new(String::new()),
             deltas: AtomicU64::new(0),
             started: Mutex::new(Instant::now()),
+            waiting_until: Mutex::new(None),
         });
         self.progress
             .lock()
