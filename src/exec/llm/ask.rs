@@ -417,6 +417,14 @@ fn describe_wait(wait: Duration) -> String {
     }
 }
 
+/// Says (for `status`) that the task waits to retry until `until`, or no
+/// longer waits.
+fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
+    if let Ok(mut waiting) = progress.waiting_until.lock() {
+        *waiting = until;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,13 +435,5 @@ mod tests {
         assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
         assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
         assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
-    }
-}
-
-/// Says (for `status`) that the task waits to retry until `until`, or no
-/// longer waits.
-fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
-    if let Ok(mut waiting) = progress.waiting_until.lock() {
-        *waiting = until;
     }
 }
