@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::limits::{self, ReadError};
 use crate::error::{Error, Position, Result};
 
 /// The whole file.
@@ -142,16 +143,22 @@ pub struct Pipeline {
 impl Pipeline {
     /// Reads and parses `path`. `display` is how messages name the file.
     pub fn load(path: &Path, display: String) -> Result<Pipeline> {
-        let text = match fs_err::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match limits::read_bounded(path) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Missing) => {
                 return Err(
                     Error::pipeline(format!("pipeline file {display} not found"))
                         .hint("run planexe in a directory with a pipeline.toml, or pass -f FILE"),
                 );
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                return Err(
+                    Error::pipeline(format!("cannot read pipeline file {display}: {e}"))
+                        .hint("pass -f FILE naming a pipeline file (TOML text)"),
+                )
+            }
         };
+        let text = text_of(&display, bytes)?;
         let path = fs_err::canonicalize(path)?;
         Pipeline::parse(path, display, text)
     }
@@ -167,7 +174,9 @@ impl Pipeline {
                     display: &display,
                     text: &text,
                 };
-                let hint = if message.starts_with("unknown field") {
+                let hint = if text.contains('\0') {
+                    BINARY_HINT
+                } else if message.starts_with("unknown field") {
                     "see docs/pipeline.md for every key a pipeline file may hold"
                 } else {
                     "fix the TOML syntax at the marked position"
@@ -196,6 +205,39 @@ impl Pipeline {
     }
 }
 
+/// What to do about a pipeline file that holds binary data (a NUL byte).
+const BINARY_HINT: &str =
+    "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline";
+
+/// The text of a pipeline file, or a refusal at the first byte that is not
+/// UTF-8 (with its line and column, as for any other mistake in the file).
+fn text_of(display: &str, bytes: Vec<u8>) -> Result<String> {
+    let e = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e,
+    };
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    // Everything before the bad byte is valid, so its line and column are
+    // those of the lossy text.
+    let text = String::from_utf8_lossy(&bytes);
+    let source = Source {
+        display,
+        text: &text,
+    };
+    let binary = bytes.iter().take(8192).any(|&b| b == 0);
+    let message = format!(
+        "the file is not UTF-8: byte 0x{:02X} at offset {at} cannot start or continue a character",
+        bytes[at]
+    );
+    let hint = if binary {
+        BINARY_HINT
+    } else {
+        "save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too"
+    };
+    Err(Error::pipeline(source.diagnostic(at..at + 1, &message)).hint(hint))
+}
+
 /// Text plus name, enough to render a diagnostic.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -215,6 +257,11 @@ impl Source<'_> {
             first_line.chars().count().max(1)
         };
         let gutter = pos.line.to_string().len();
+        // The file may hold anything (binary garbage, escape sequences):
+        // show control characters as one placeholder each, so the terminal
+        // is safe and the caret stays aligned.
+        let line_text = visible(line_text, &['\t']);
+        let message = visible(message, &['\t', '\n']);
         format!(
             "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
             file = self.display,
@@ -233,6 +280,19 @@ impl Source<'_> {
             Position::of_offset(self.text, span.start)
         )
     }
+}
+
+/// `text` with every control character but those in `keep` shown as `�`.
+fn visible(text: &str, keep: &[char]) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !keep.contains(&c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Parses a timeout: `"90s"`, `"10m"`, `"1h30m"`, or a number of seconds.
