@@ -122,7 +122,8 @@ impl<'a> Resolver<'a> {
                     p.span(),
                 ),
                 (None, Some(f)) => {
-                    let (text, shown) = prompt::read_prompt_file(self.pipeline, f)?;
+                    let (text, shown) =
+                        prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
                     (text, shown, f.span())
                 }
                 (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
@@ -133,6 +134,7 @@ impl<'a> Resolver<'a> {
                 models: &graph.models,
                 model_index: &self.model_index,
                 model_override: graph.model_override.as_deref(),
+                run_dir: self.run_dir,
             };
             let spec = prompt::resolve_prompt(
                 &ctx,
