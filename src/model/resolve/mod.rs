@@ -199,9 +199,12 @@ impl<'a> Resolver<'a> {
         let Some(foreach) = &def.foreach else {
             return Ok(None);
         };
+        let span = foreach.span();
         let mut foreach = foreach.get_ref().clone();
         foreach.file = list;
-        let Some(read) = fanout::foreach_instances(self.run_dir, group, &foreach)? else {
+        let Some(read) =
+            fanout::foreach_instances(self.run_dir, &self.source, group, &foreach, span)?
+        else {
             return Ok(None);
         };
         if fan.expanded_from.as_deref() == Some(read.hash.as_str()) {
