@@ -302,6 +302,9 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
         toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
             Duration::from_secs_f64(*f)
         }
+        toml::Value::String(s) if seconds_at_most(s) > 2 * MAX_TIMEOUT.as_secs() => {
+            return Err("a timeout can be at most 365 days".to_string())
+        }
         toml::Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
         other => {
@@ -317,6 +320,56 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
         return Err("a timeout can be at most 365 days".to_string());
     }
     Ok(duration)
+}
+
+/// An upper bound on the seconds a humantime string such as `"1h 30m"`
+/// adds up to, from its numbers and units alone. humantime panics on a sum
+/// that reaches `u64::MAX` seconds exactly (`"18446744073709551615s
+/// 999999999ns 1ns"`), so such strings never reach it.
+fn seconds_at_most(text: &str) -> u64 {
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        rest = &rest[start..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        // Past u64, as humantime says too; saturate.
+        let n: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
+        rest = &rest[digits..];
+        // A fraction adds less than one more of the unit.
+        if let Some(frac) = rest.strip_prefix('.') {
+            let end = frac
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(frac.len());
+            rest = &frac[end..];
+        }
+        let unit_start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
+        rest = &rest[unit_start..];
+        let unit_len = rest
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(rest.len());
+        // (seconds per unit, units per second), as humantime spells them.
+        let (per_unit, per_second): (u64, u64) = match &rest[..unit_len] {
+            "nanos" | "nsec" | "ns" => (1, 1_000_000_000),
+            "usec" | "us" | "µs" => (1, 1_000_000),
+            "millis" | "msec" | "ms" => (1, 1_000),
+            "minutes" | "minute" | "min" | "mins" | "m" => (60, 1),
+            "hours" | "hour" | "hr" | "hrs" | "h" => (3_600, 1),
+            "days" | "day" | "d" => (86_400, 1),
+            "weeks" | "week" | "wk" | "wks" | "w" => (604_800, 1),
+            "months" | "month" | "M" => (2_630_016, 1),
+            "years" | "year" | "yr" | "yrs" | "y" => (31_557_600, 1),
+            // Seconds, and anything humantime will refuse.
+            _ => (1, 1),
+        };
+        rest = &rest[unit_len..];
+        let seconds = (n / per_second).saturating_add(1).saturating_mul(per_unit);
+        total = total.saturating_add(seconds);
+    }
+    total
 }
 
 /// The longest timeout accepted: long enough for any run, short enough that
@@ -372,5 +425,50 @@ mod tests {
         assert!(parse_timeout(&toml::Value::Integer(i64::MAX)).is_err());
         assert!(parse_timeout(&toml::Value::Float(1e300)).is_err());
         assert!(parse_timeout(&toml::Value::String("soon".into())).is_err());
+    }
+
+    #[test]
+    fn timeouts_that_would_overflow_are_refused_not_panicked_on() {
+        for text in [
+            "18446744073709551615s 18446744073709551615s",
+            "18446744073709551615s 999999999ns 1ns",
+            "584542046091y",
+            "99999999999999999999y",
+            "18446744073709551615ns",
+            "365days 1ns",
+            "-1s",
+            "0ns",
+        ] {
+            let value = toml::Value::String(text.into());
+            assert!(parse_timeout(&value).is_err(), "{text}");
+        }
+        // Every unit still reaches 365 days.
+        for text in [
+            "31536000000000000ns",
+            "31536000000000µs",
+            "31536000000ms",
+            "31536000s",
+            "525600m",
+            "8760h",
+            "365d",
+            "52w 1d",
+            "1h 30m 15s 500ms",
+        ] {
+            let value = toml::Value::String(text.into());
+            assert!(parse_timeout(&value).is_ok(), "{text}");
+        }
+        for n in [i64::MIN, -1, 0, 365 * 24 * 3600 + 1, i64::MAX] {
+            assert!(parse_timeout(&toml::Value::Integer(n)).is_err(), "{n}");
+        }
+        for f in [
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+            1e300,
+        ] {
+            assert!(parse_timeout(&toml::Value::Float(f)).is_err(), "{f}");
+        }
     }
 }
