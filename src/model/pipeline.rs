@@ -262,12 +262,13 @@ impl Source<'_> {
         // is safe and the caret stays aligned.
         let line_text = visible(line_text, &['\t']);
         let message = visible(message, &['\t', '\n']);
+        let (line_text, col, width) = window(&line_text, pos.col - 1, width);
         format!(
             "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
             file = self.display,
             pad = " ".repeat(gutter),
             line = pos.line,
-            space = " ".repeat(pos.col - 1),
+            space = " ".repeat(col),
             carets = "^".repeat(width),
         )
     }
@@ -280,6 +281,31 @@ impl Source<'_> {
             Position::of_offset(self.text, span.start)
         )
     }
+}
+
+/// The part of a long line shown under a message: at most [`SHOWN`]
+/// characters around column `col` (0-based), cut ends marked `…`; and the
+/// caret's column and width in it. A minified or binary line can be
+/// megabytes long.
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    const SHOWN: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN {
+        return (line.to_string(), col, width);
+    }
+    let col = col.min(chars.len());
+    let start = col.saturating_sub(SHOWN / 3);
+    let end = (start + SHOWN).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut caret = col - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret, width.min(end.saturating_sub(col)).max(1))
 }
 
 /// `text` with every control character but those in `keep` shown as `�`.
@@ -405,6 +431,32 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("^^^^^^"), "{msg}");
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_caret() {
+        let text = format!(
+            "[tasks.a]\ncommand = \"true\"\ninputs = {}x\n",
+            "[".repeat(5000)
+        );
+        let p = Pipeline::parse(
+            PathBuf::from("/p/pipeline.toml"),
+            "pipeline.toml".into(),
+            text.clone(),
+        );
+        let msg = p.unwrap_err().to_string();
+        assert!(msg.len() < 600, "{msg}");
+        let source = Source {
+            display: "p.toml",
+            text: &text,
+        };
+        let at = text.find('x').unwrap();
+        let shown = source.diagnostic(at..at + 1, "here");
+        let lines: Vec<&str> = shown.lines().collect();
+        let caret = lines[3].find('^').unwrap();
+        // The caret is under the `x`.
+        assert_eq!(lines[2].chars().nth(caret), Some('x'), "{shown}");
+        assert!(lines[2].starts_with("3 | …[[["), "{shown}");
     }
 
     #[test]
