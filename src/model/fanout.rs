@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
+use super::limits::{self, ReadError, MAX_INSTANCES, MAX_NAME_BYTES};
 use super::pipeline::{ForeachDef, Source};
 use super::template::Vars;
 use crate::error::{Error, Result};
@@ -40,10 +41,13 @@ pub fn split_instance(name: &str) -> Option<(&str, &str)> {
     Some((&name[..open], key))
 }
 
+/// The longest key of an instance, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+
 /// Whether a key can name an instance and its files.
 pub fn valid_key(key: &str) -> bool {
     !key.is_empty()
-        && key.len() <= 128
+        && key.len() <= MAX_KEY_BYTES
         && key != "."
         && key != ".."
         && key.chars().all(|c| {
@@ -59,15 +63,30 @@ pub fn matrix_instances(
     matrix: &BTreeMap<String, Vec<toml::Value>>,
 ) -> Result<Vec<Instance>> {
     let err = |m: String| Error::pipeline(source.diagnostic(span.clone(), &m));
+    const SHAPE: &str =
+        "matrix = { NAME = [VALUE, ...], ... } runs the task once per combination of values";
     if matrix.is_empty() {
-        return Err(err(format!("the matrix of task `{task}` has no variables")));
+        return Err(err(format!("the matrix of task `{task}` has no variables")).hint(SHAPE));
+    }
+    // The size of the cross product, before making it: ten variables of a
+    // hundred values would not fit in memory.
+    let count = matrix
+        .values()
+        .try_fold(1usize, |n, values| n.checked_mul(values.len()));
+    if count.is_none_or(|n| n > MAX_INSTANCES) {
+        let shown = count.map_or("more than 2^64".to_string(), |n| n.to_string());
+        return Err(err(format!(
+            "the matrix of task `{task}` makes {shown} instances; a fan-out may have at most {MAX_INSTANCES}"
+        ))
+        .hint("use fewer variables or values, or split the task"));
     }
     let mut combos: Vec<(Vec<String>, Vars)> = vec![(Vec::new(), Vars::new())];
     for (var, values) in matrix {
         if var == "item" || var == "key" || var == "inputs" || var == "task" {
             return Err(err(format!(
                 "matrix variable `{var}` of task `{task}` shadows a template name"
-            )));
+            ))
+            .hint("rename the variable: `item`, `key`, `inputs` and `task` are taken"));
         }
         let mut next = Vec::new();
         for (parts, vars) in &combos {
@@ -80,7 +99,8 @@ pub fn matrix_instances(
                     other => {
                         return Err(err(format!(
                             "matrix value {other} of `{var}` in task `{task}` is not a string, number or boolean"
-                        )))
+                        ))
+                        .hint(SHAPE))
                     }
                 };
                 let mut parts = parts.clone();
@@ -98,15 +118,18 @@ pub fn matrix_instances(
         let key = parts.join(",");
         if !valid_key(&key) {
             return Err(err(format!(
-                "matrix key `{key}` of task `{task}` has characters that cannot name a file"
+                "matrix key `{}` of task `{task}` has characters that cannot name a file, or is longer than {MAX_KEY_BYTES} bytes",
+                limits::shorten(&key)
             ))
             .hint("use letters, digits, spaces and - _ . , + @ = in matrix values"));
         }
         if !seen.insert(key.clone()) {
             return Err(err(format!(
                 "the matrix of task `{task}` repeats the combination `{key}`"
-            )));
+            ))
+            .hint("list each value of a variable once"));
         }
+        check_name_length(task, &key).map_err(|(m, hint)| err(m).hint(hint))?;
         vars.insert("key".into(), Value::String(key.clone()));
         out.push(Instance { key, vars });
     }
@@ -122,34 +145,81 @@ pub struct List {
 }
 
 /// Reads a `foreach` list from disk: `None` when the file does not exist.
-pub fn foreach_instances(run_dir: &RunDir, task: &str, def: &ForeachDef) -> Result<Option<List>> {
+/// `span` is the task's `foreach` table, where every refusal points.
+pub fn foreach_instances(
+    run_dir: &RunDir,
+    source: &Source,
+    task: &str,
+    def: &ForeachDef,
+    span: Range<usize>,
+) -> Result<Option<List>> {
+    const SHAPE: &str =
+        "foreach = { file = \"list.json\", items = \"/json/pointer/to/array\", key = \"field\" }";
+    let fail = |m: String, hint: &str| {
+        Error::pipeline(source.diagnostic(
+            span.clone(),
+            &format!("task `{task}`: list file {}: {m}", def.file),
+        ))
+        .hint(hint.to_string())
+    };
     let path = run_dir.path(&def.file);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io_at(&path, e)),
+    // The list is an input: its items reach commands and models, so it
+    // must not lead out of the run directory through a symlink.
+    match std::fs::canonicalize(&path) {
+        Ok(real) if !real.starts_with(run_dir.root()) => return Err(fail(
+            format!(
+                "it resolves to {}, outside the run directory",
+                real.display()
+            ),
+            "a list file, as every input, must lie inside the run directory (symlinks resolved)",
+        )),
+        _ => {}
+    }
+    if path.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(fail(
+            "it is not a regular file".into(),
+            "name a JSON file holding the list",
+        ));
+    }
+    let bytes = match limits::read_bounded(&path) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Missing) => return Ok(None),
+        Err(ReadError::Folder) => {
+            return Err(fail(
+                "it is a folder, not a JSON file".into(),
+                "`file` names a JSON file holding the list (such as notes.json); let a task write it from the folder's contents",
+            ))
+        }
+        Err(e) => return Err(fail(format!("cannot read it: {e}"), SHAPE)),
     };
-    let hash = blake3::hash(
-        format!(
-            "{}\0{}\0{text}",
-            def.items,
-            def.key.as_deref().unwrap_or("")
-        )
-        .as_bytes(),
-    )
-    .to_hex()
-    .to_string();
-    let fail = |m: String| {
-        Error::pipeline(format!("task `{task}`: list file {}: {m}", def.file))
-            .hint("foreach = { file = \"list.json\", items = \"/json/pointer/to/array\", key = \"field\" }")
-    };
-    let doc: Value = serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(def.items.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(def.key.as_deref().unwrap_or("").as_bytes());
+    hasher.update(b"\0");
+    hasher.update(&bytes);
+    let hash = hasher.finalize().to_hex().to_string();
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}"), SHAPE))?;
+    drop(bytes);
     let list = doc
         .pointer(&def.items)
-        .ok_or_else(|| fail(format!("nothing at pointer `{}`", def.items)))?;
-    let items = list
-        .as_array()
-        .ok_or_else(|| fail(format!("the value at `{}` is not an array", def.items)))?;
+        .ok_or_else(|| fail(format!("nothing at pointer `{}`", def.items), SHAPE))?;
+    let items = list.as_array().ok_or_else(|| {
+        fail(
+            format!("the value at `{}` is not an array", def.items),
+            SHAPE,
+        )
+    })?;
+    if items.len() > MAX_INSTANCES {
+        return Err(fail(
+            format!(
+                "it has {} items; a fan-out may have at most {MAX_INSTANCES}",
+                items.len()
+            ),
+            "split the list, or let each item stand for several",
+        ));
+    }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -159,21 +229,39 @@ pub fn foreach_instances(run_dir: &RunDir, task: &str, def: &ForeachDef) -> Resu
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
                 Some(other) => {
-                    return Err(fail(format!(
-                        "item {index}: key field `{field}` is {other}, not a string or number"
-                    )))
+                    return Err(fail(
+                        format!(
+                            "item {index}: key field `{field}` is {}, not a string or number",
+                            limits::shorten(&other.to_string())
+                        ),
+                        SHAPE,
+                    ))
                 }
-                None => return Err(fail(format!("item {index} has no key field `{field}`"))),
+                None => {
+                    return Err(fail(
+                        format!("item {index} has no key field `{field}`"),
+                        SHAPE,
+                    ))
+                }
             },
         };
         if !valid_key(&key) {
-            return Err(fail(format!(
-                "item {index}: key `{key}` has characters that cannot name a file (such as / or [ ])"
-            )));
+            return Err(fail(
+                format!(
+                    "item {index}: key `{}` has characters that cannot name a file (such as / or [ ]), or is longer than {MAX_KEY_BYTES} bytes",
+                    limits::shorten(&key)
+                ),
+                "keys are made of letters, digits, spaces and - _ . , + @ =; choose another `key` field, or none to number the items",
+            ));
         }
         if !seen.insert(key.clone()) {
-            return Err(fail(format!("item {index}: key `{key}` is used twice")));
+            return Err(fail(
+                format!("item {index}: key `{key}` is used twice"),
+                "each item needs a key of its own; choose another `key` field, or none to number the items",
+            ));
         }
+        check_name_length(task, &key)
+            .map_err(|(m, hint)| fail(format!("item {index}: {m}"), hint))?;
         let mut vars = Vars::new();
         vars.insert("item".into(), item.clone());
         // No `index`: with stable keys, reordering the list must change
@@ -185,6 +273,23 @@ pub fn foreach_instances(run_dir: &RunDir, task: &str, def: &ForeachDef) -> Resu
         instances: out,
         hash,
     }))
+}
+
+/// Refuses an instance whose name (`task[key]`) would be too long to name
+/// its files under `.planexe/tasks/`.
+fn check_name_length(task: &str, key: &str) -> std::result::Result<(), (String, &'static str)> {
+    let name = instance_name(task, key);
+    if name.len() <= MAX_NAME_BYTES {
+        return Ok(());
+    }
+    Err((
+        format!(
+            "instance `{}` has a name of {} bytes; names are at most {MAX_NAME_BYTES}",
+            limits::shorten(&name),
+            name.len()
+        ),
+        "an instance's name (TASK[KEY]) names its files under .planexe/tasks/: use shorter keys or a shorter task name",
+    ))
 }
 
 #[cfg(test)]

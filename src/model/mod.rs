@@ -4,7 +4,7 @@
 //! checked graph of tasks, built by [`resolve`] and grown by
 //! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
 //! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
-//! [`fingerprint`]s.
+//! [`fingerprint`]s; and the [`limits`] a pipeline is held to.
 //!
 //! Above the store (it reads list files and stats sources through it),
 //! below the plan. Knows nothing of what was built.
@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
 pub mod hooks;
+pub mod limits;
 pub mod models;
 pub mod pipeline;
 pub mod prompt;

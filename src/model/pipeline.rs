@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::limits::{self, ReadError};
 use crate::error::{Error, Position, Result};
 
 /// The whole file.
@@ -147,16 +148,22 @@ pub struct Pipeline {
 impl Pipeline {
     /// Reads and parses `path`. `display` is how messages name the file.
     pub fn load(path: &Path, display: String) -> Result<Pipeline> {
-        let text = match fs_err::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let bytes = match limits::read_bounded(path) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Missing) => {
                 return Err(
                     Error::pipeline(format!("pipeline file {display} not found"))
                         .hint("run planexe in a directory with a pipeline.toml, or pass -f FILE"),
                 );
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                return Err(
+                    Error::pipeline(format!("cannot read pipeline file {display}: {e}"))
+                        .hint("pass -f FILE naming a pipeline file (TOML text)"),
+                )
+            }
         };
+        let text = text_of(&display, bytes)?;
         let path = fs_err::canonicalize(path)?;
         Pipeline::parse(path, display, text)
     }
@@ -172,7 +179,9 @@ impl Pipeline {
                     display: &display,
                     text: &text,
                 };
-                let hint = if message.starts_with("unknown field") {
+                let hint = if text.contains('\0') {
+                    BINARY_HINT
+                } else if message.starts_with("unknown field") {
                     "see docs/pipeline.md for every key a pipeline file may hold"
                 } else {
                     "fix the TOML syntax at the marked position"
@@ -201,6 +210,39 @@ impl Pipeline {
     }
 }
 
+/// What to do about a pipeline file that holds binary data (a NUL byte).
+const BINARY_HINT: &str =
+    "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline";
+
+/// The text of a pipeline file, or a refusal at the first byte that is not
+/// UTF-8 (with its line and column, as for any other mistake in the file).
+fn text_of(display: &str, bytes: Vec<u8>) -> Result<String> {
+    let e = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e,
+    };
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    // Everything before the bad byte is valid, so its line and column are
+    // those of the lossy text.
+    let text = String::from_utf8_lossy(&bytes);
+    let source = Source {
+        display,
+        text: &text,
+    };
+    let binary = bytes.iter().take(8192).any(|&b| b == 0);
+    let message = format!(
+        "the file is not UTF-8: byte 0x{:02X} at offset {at} cannot start or continue a character",
+        bytes[at]
+    );
+    let hint = if binary {
+        BINARY_HINT
+    } else {
+        "save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too"
+    };
+    Err(Error::pipeline(source.diagnostic(at..at + 1, &message)).hint(hint))
+}
+
 /// Text plus name, enough to render a diagnostic.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -220,12 +262,18 @@ impl Source<'_> {
             first_line.chars().count().max(1)
         };
         let gutter = pos.line.to_string().len();
+        // The file may hold anything (binary garbage, escape sequences):
+        // show control characters as one placeholder each, so the terminal
+        // is safe and the caret stays aligned.
+        let line_text = visible(line_text, &['\t']);
+        let message = visible(message, &['\t', '\n']);
+        let (line_text, col, width) = window(&line_text, pos.col - 1, width);
         format!(
             "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
             file = self.display,
             pad = " ".repeat(gutter),
             line = pos.line,
-            space = " ".repeat(pos.col - 1),
+            space = " ".repeat(col),
             carets = "^".repeat(width),
         )
     }
@@ -240,12 +288,53 @@ impl Source<'_> {
     }
 }
 
+/// The part of a long line shown under a message: at most [`SHOWN`]
+/// characters around column `col` (0-based), cut ends marked `…`; and the
+/// caret's column and width in it. A minified or binary line can be
+/// megabytes long.
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    const SHOWN: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN {
+        return (line.to_string(), col, width);
+    }
+    let col = col.min(chars.len());
+    let start = col.saturating_sub(SHOWN / 3);
+    let end = (start + SHOWN).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut caret = col - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret, width.min(end.saturating_sub(col)).max(1))
+}
+
+/// `text` with every control character but those in `keep` shown as `�`.
+fn visible(text: &str, keep: &[char]) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !keep.contains(&c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Parses a timeout: `"90s"`, `"10m"`, `"1h30m"`, or a number of seconds.
 pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, String> {
     let duration = match value {
         toml::Value::Integer(n) if *n > 0 => Duration::from_secs(*n as u64),
         toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
             Duration::from_secs_f64(*f)
+        }
+        toml::Value::String(s) if seconds_at_most(s) > 2 * MAX_TIMEOUT.as_secs() => {
+            return Err("a timeout can be at most 365 days".to_string())
         }
         toml::Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
@@ -262,6 +351,56 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
         return Err("a timeout can be at most 365 days".to_string());
     }
     Ok(duration)
+}
+
+/// An upper bound on the seconds a humantime string such as `"1h 30m"`
+/// adds up to, from its numbers and units alone. humantime panics on a sum
+/// that reaches `u64::MAX` seconds exactly (`"18446744073709551615s
+/// 999999999ns 1ns"`), so such strings never reach it.
+fn seconds_at_most(text: &str) -> u64 {
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        rest = &rest[start..];
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        // Past u64, as humantime says too; saturate.
+        let n: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
+        rest = &rest[digits..];
+        // A fraction adds less than one more of the unit.
+        if let Some(frac) = rest.strip_prefix('.') {
+            let end = frac
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(frac.len());
+            rest = &frac[end..];
+        }
+        let unit_start = rest
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(rest.len());
+        rest = &rest[unit_start..];
+        let unit_len = rest
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(rest.len());
+        // (seconds per unit, units per second), as humantime spells them.
+        let (per_unit, per_second): (u64, u64) = match &rest[..unit_len] {
+            "nanos" | "nsec" | "ns" => (1, 1_000_000_000),
+            "usec" | "us" | "µs" => (1, 1_000_000),
+            "millis" | "msec" | "ms" => (1, 1_000),
+            "minutes" | "minute" | "min" | "mins" | "m" => (60, 1),
+            "hours" | "hour" | "hr" | "hrs" | "h" => (3_600, 1),
+            "days" | "day" | "d" => (86_400, 1),
+            "weeks" | "week" | "wk" | "wks" | "w" => (604_800, 1),
+            "months" | "month" | "M" => (2_630_016, 1),
+            "years" | "year" | "yr" | "yrs" | "y" => (31_557_600, 1),
+            // Seconds, and anything humantime will refuse.
+            _ => (1, 1),
+        };
+        rest = &rest[unit_len..];
+        let seconds = (n / per_second).saturating_add(1).saturating_mul(per_unit);
+        total = total.saturating_add(seconds);
+    }
+    total
 }
 
 /// The longest timeout accepted: long enough for any run, short enough that
@@ -300,6 +439,32 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_are_shown_around_the_caret() {
+        let text = format!(
+            "[tasks.a]\ncommand = \"true\"\ninputs = {}x\n",
+            "[".repeat(5000)
+        );
+        let p = Pipeline::parse(
+            PathBuf::from("/p/pipeline.toml"),
+            "pipeline.toml".into(),
+            text.clone(),
+        );
+        let msg = p.unwrap_err().to_string();
+        assert!(msg.len() < 600, "{msg}");
+        let source = Source {
+            display: "p.toml",
+            text: &text,
+        };
+        let at = text.find('x').unwrap();
+        let shown = source.diagnostic(at..at + 1, "here");
+        let lines: Vec<&str> = shown.lines().collect();
+        let caret = lines[3].find('^').unwrap();
+        // The caret is under the `x`.
+        assert_eq!(lines[2].chars().nth(caret), Some('x'), "{shown}");
+        assert!(lines[2].starts_with("3 | …[[["), "{shown}");
+    }
+
+    #[test]
     fn timeouts() {
         assert_eq!(
             parse_timeout(&toml::Value::String("90s".into())),
@@ -317,5 +482,50 @@ mod tests {
         assert!(parse_timeout(&toml::Value::Integer(i64::MAX)).is_err());
         assert!(parse_timeout(&toml::Value::Float(1e300)).is_err());
         assert!(parse_timeout(&toml::Value::String("soon".into())).is_err());
+    }
+
+    #[test]
+    fn timeouts_that_would_overflow_are_refused_not_panicked_on() {
+        for text in [
+            "18446744073709551615s 18446744073709551615s",
+            "18446744073709551615s 999999999ns 1ns",
+            "584542046091y",
+            "99999999999999999999y",
+            "18446744073709551615ns",
+            "365days 1ns",
+            "-1s",
+            "0ns",
+        ] {
+            let value = toml::Value::String(text.into());
+            assert!(parse_timeout(&value).is_err(), "{text}");
+        }
+        // Every unit still reaches 365 days.
+        for text in [
+            "31536000000000000ns",
+            "31536000000000µs",
+            "31536000000ms",
+            "31536000s",
+            "525600m",
+            "8760h",
+            "365d",
+            "52w 1d",
+            "1h 30m 15s 500ms",
+        ] {
+            let value = toml::Value::String(text.into());
+            assert!(parse_timeout(&value).is_ok(), "{text}");
+        }
+        for n in [i64::MIN, -1, 0, 365 * 24 * 3600 + 1, i64::MAX] {
+            assert!(parse_timeout(&toml::Value::Integer(n)).is_err(), "{n}");
+        }
+        for f in [
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            1e-300,
+            f64::MIN_POSITIVE,
+            1e300,
+        ] {
+            assert!(parse_timeout(&toml::Value::Float(f)).is_err(), "{f}");
+        }
     }
 }

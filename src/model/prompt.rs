@@ -11,10 +11,12 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::fingerprint::Fingerprint;
+use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
 use super::template::{self, Vars};
 use crate::error::{Error, Result};
+use crate::store::RunDir;
 
 /// Default number of re-asks after an invalid answer, per model.
 pub const DEFAULT_RETRIES: u32 = 2;
@@ -78,6 +80,9 @@ pub struct PromptContext<'a> {
     pub model_index: &'a HashMap<String, usize>,
     /// `--model` or `$PLANEXE_MODEL` for this build.
     pub model_override: Option<&'a str>,
+    /// Where `prompt_file` and `schema` may also lie (besides the pipeline's
+    /// folder).
+    pub run_dir: &'a RunDir,
 }
 
 /// Resolves a prompt task. `template` is the prompt text (inline or read
@@ -99,14 +104,7 @@ pub fn resolve_prompt(
     let schema = match &task.schema {
         None => None,
         Some(rel) => {
-            let path = pipeline.dir().join(rel.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                err(
-                    rel.span(),
-                    &format!("cannot read schema {}: {e}", path.display()),
-                )
-                .hint("schema paths are relative to the pipeline file's folder")
-            })?;
+            let (path, text) = read_beside(ctx.pipeline, ctx.run_dir, task_name, rel, "schema")?;
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 err(
                     rel.span(),
@@ -117,12 +115,16 @@ pub fn resolve_prompt(
                         e.column()
                     ),
                 )
+                .hint(
+                    "a schema file holds one JSON Schema document, such as {\"type\": \"object\"}",
+                )
             })?;
             let validator = jsonschema::validator_for(&value).map_err(|e| {
                 err(
                     rel.span(),
                     &format!("schema {} is not a valid JSON Schema: {e}", rel.get_ref()),
                 )
+                .hint("see https://json-schema.org for what a schema may say")
             })?;
             Some(Arc::new(Schema {
                 path,
@@ -154,7 +156,10 @@ pub fn resolve_prompt(
     let retries = match &task.retries {
         None => DEFAULT_RETRIES,
         Some(r) if *r.get_ref() >= 0 && *r.get_ref() <= 100 => *r.get_ref() as u32,
-        Some(r) => return Err(err(r.span(), "`retries` must be between 0 and 100")),
+        Some(r) => {
+            return Err(err(r.span(), "`retries` must be between 0 and 100")
+                .hint("remove `retries` for the default of 2"))
+        }
     };
 
     let named = match (
@@ -204,6 +209,7 @@ pub fn resolve_prompt(
                 system.span(),
                 &format!("system text of task `{task_name}`, template line {line}: {m}"),
             )
+            .hint("the system text is a template too: it sees `inputs`, `task` and a fan-out's variables")
         })?;
     }
 
@@ -247,17 +253,74 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
     fp.finish()
 }
 
-/// Reads `prompt_file` relative to the pipeline's folder.
-pub fn read_prompt_file(pipeline: &Pipeline, rel: &Spanned<String>) -> Result<(String, String)> {
-    let path: PathBuf = pipeline.dir().join(rel.get_ref());
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+/// Reads `prompt_file` relative to the pipeline's folder: its text, and
+/// how messages name it.
+pub fn read_prompt_file(
+    pipeline: &Pipeline,
+    run_dir: &RunDir,
+    task_name: &str,
+    rel: &Spanned<String>,
+) -> Result<(String, String)> {
+    let (path, text) = read_beside(pipeline, run_dir, task_name, rel, "prompt file")?;
+    Ok((text, display_path(&path, pipeline.dir())))
+}
+
+/// Reads a file a prompt task names (`what`: its prompt file or schema),
+/// relative to the pipeline file's folder. Its contents go to a model, so
+/// it must lie, symlinks resolved, in that folder or in the run directory,
+/// as inputs must: never `/etc/passwd` or `../elsewhere/secret`.
+fn read_beside(
+    pipeline: &Pipeline,
+    run_dir: &RunDir,
+    task_name: &str,
+    rel: &Spanned<String>,
+    what: &str,
+) -> Result<(PathBuf, String)> {
+    let path = pipeline.dir().join(rel.get_ref());
+    let refuse = |m: String, hint: &str| {
         Error::pipeline(pipeline.source().diagnostic(
             rel.span(),
-            &format!("cannot read prompt file {}: {e}", path.display()),
+            &format!("{what} `{}` of task `{task_name}`: {m}", rel.get_ref()),
         ))
-        .hint("prompt_file is relative to the pipeline file's folder")
+        .hint(hint.to_string())
+    };
+    const RELATIVE: &str = "prompt_file and schema are relative to the pipeline file's folder";
+    let real = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            refuse(format!("{} does not exist", path.display()), RELATIVE)
+        }
+        _ => refuse(format!("cannot read {}: {e}", path.display()), RELATIVE),
     })?;
-    Ok((text, display_path(&path, pipeline.dir())))
+    let beside = std::fs::canonicalize(pipeline.dir()).unwrap_or_else(|_| pipeline.dir().into());
+    if !real.starts_with(&beside) && !real.starts_with(run_dir.root()) {
+        return Err(refuse(
+            format!(
+                "{} lies outside the pipeline file's folder and the run directory",
+                real.display()
+            ),
+            "a prompt task reads only files in the pipeline file's folder or the run directory (symlinks resolved), as its contents go to the model: move or copy the file there",
+        ));
+    }
+    // A FIFO or a device would block or never end.
+    if real.metadata().is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(refuse(
+            format!("{} is not a regular file", path.display()),
+            RELATIVE,
+        ));
+    }
+    let bytes = limits::read_bounded(&real)
+        .map_err(|e| refuse(format!("cannot read {}: {e}", path.display()), RELATIVE))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        refuse(
+            format!(
+                "{} is not UTF-8 (offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+            "save the file as UTF-8 text",
+        )
+    })?;
+    Ok((path, text))
 }
 
 fn display_path(path: &Path, base: &Path) -> String {

@@ -211,7 +211,104 @@ fn bad_lists_are_clear_errors() {
         p.write("items.json", &list);
         let run = p.build();
         run.code(2)
-            .stderr_has("task `wbs3`: list file wbs2.json")
-            .stderr_has(message);
+            .stderr_has("pipeline.toml:8:11: task `wbs3`: list file wbs2.json")
+            .stderr_has(message)
+            .stderr_has("\nhint: ");
     }
+}
+
+#[test]
+fn issue_14_a_list_file_that_is_a_folder_is_placed() {
+    let p = Project::new(
+        "[tasks.n]\nforeach = { file = \"notes\" }\noutputs = [\"o/{{ key }}\"]\ncommand = \"true\"\n",
+    );
+    std::fs::create_dir(p.path("notes")).unwrap();
+    let run = p.build();
+    run.code(2);
+    assert_eq!(
+        run.stderr,
+        "error: pipeline.toml:2:11: task `n`: list file notes: it is a folder, not a JSON file\n  |\n2 | foreach = { file = \"notes\" }\n  |           ^^^^^^^^^^^^^^^^^^\nhint: `file` names a JSON file holding the list (such as notes.json); let a task write it from the folder's contents\n"
+    );
+}
+
+#[test]
+fn issue_14_a_list_file_leading_out_of_the_run_directory_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("list.json"), "[\"secret\"]").unwrap();
+    let p = Project::new(
+        "[tasks.n]\nforeach = { file = \"list.json\" }\noutputs = [\"o/{{ key }}\"]\ncommand = \"echo {{ item }} > {outputs}\"\n",
+    );
+    std::os::unix::fs::symlink(outside.path().join("list.json"), p.path("list.json")).unwrap();
+    p.build()
+        .code(2)
+        .ran(&[])
+        .stderr_has("pipeline.toml:2:11: task `n`: list file list.json: it resolves to ")
+        .stderr_has("outside the run directory");
+}
+
+/// The ceiling on instances, on a matrix (refused before its cross
+/// product is made) and on a list.
+#[test]
+fn issue_14_fan_outs_past_the_instance_ceiling_are_refused() {
+    let values: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let vars: Vec<String> = (0..10)
+        .map(|v| format!("v{v} = [{}]", values.join(", ")))
+        .collect();
+    let p = Project::new(&format!(
+        "[tasks.m]\nmatrix = {{ {} }}\ncommand = \"true\"\n",
+        vars.join(", ")
+    ));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:10: the matrix of task `m` makes more than 2^64 instances; a fan-out may have at most 100000")
+        .stderr_has("hint: ");
+    let values: Vec<String> = (0..400).map(|i| i.to_string()).collect();
+    let p = Project::new(&format!(
+        "[tasks.m]\nmatrix = {{ a = [{0}], b = [{0}] }}\ncommand = \"true\"\n",
+        values.join(", ")
+    ));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:10: the matrix of task `m` makes 160000 instances; a fan-out may have at most 100000");
+
+    let p = Project::new(
+        "[tasks.n]\nforeach = { file = \"list.json\" }\noutputs = [\"o/{{ key }}\"]\ncommand = \"true\"\n",
+    );
+    p.write("list.json", &format!("[{}0]", "0,".repeat(100_000)));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:11: task `n`: list file list.json: it has 100001 items; a fan-out may have at most 100000")
+        .stderr_has("hint: ");
+    // A list file past the size ceiling is refused before it is read.
+    std::fs::File::create(p.path("list.json"))
+        .unwrap()
+        .set_len(64 * 1024 * 1024 + 1)
+        .unwrap();
+    p.build().code(2).stderr_has(
+        "list file list.json: cannot read it: it is 67108865 bytes, more than the 64 MiB allowed",
+    );
+}
+
+/// Instance names become file names: `task[key]` has the same ceiling as
+/// a task name.
+#[test]
+fn issue_14_instance_names_too_long_for_a_file_name_are_refused() {
+    let task = "t".repeat(100);
+    let value = "v".repeat(120);
+    let p = Project::new(&format!(
+        "[tasks.{task}]\nmatrix = {{ x = [\"{value}\"] }}\ncommand = \"true\"\n"
+    ));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:10: instance `tttttttttttttttttttttttttttttttttttttttt…` has a name of 222 bytes; names are at most 200")
+        .stderr_has("hint: an instance's name (TASK[KEY]) names its files");
+    let p = Project::new(&format!(
+        "[tasks.{task}]\nforeach = {{ file = \"list.json\", key = \"id\" }}\noutputs = [\"o/{{{{ key }}}}\"]\ncommand = \"true\"\n"
+    ));
+    p.write("list.json", &format!("[{{\"id\": \"{value}\"}}]"));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:11: task `")
+        .stderr_has("list file list.json: item 0: instance `")
+        .stderr_has("has a name of 222 bytes");
 }

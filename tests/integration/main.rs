@@ -10,6 +10,7 @@ mod certificate;
 mod clean_touch_status;
 mod examples;
 mod fanout;
+mod fuzz;
 mod library;
 mod llm;
 mod llm_bounds;

@@ -184,3 +184,209 @@ fn absurd_timeouts_are_refused_not_crashed_on() {
         "invalid timeout",
     );
 }
+
+/// The whole error, with the run directory's path taken out.
+fn stderr_of(p: &Project, run: &Run) -> String {
+    let root = p.root().canonicalize().unwrap();
+    run.stderr.replace(&root.display().to_string(), "[RUN]")
+}
+
+/// Writes `bytes` as the pipeline file and builds.
+fn build_bytes(bytes: &[u8]) -> (Project, Run) {
+    let p = Project::new("");
+    std::fs::write(p.path("pipeline.toml"), bytes).unwrap();
+    p.write("in.txt", "x");
+    let run = p.build();
+    (p, run)
+}
+
+#[test]
+fn issue_14_a_pipeline_file_that_is_not_utf8_is_placed() {
+    let (p, run) = build_bytes(b"[tasks.a]\ncommand = \"tr\xff\"\n");
+    run.code(2);
+    assert_eq!(
+        stderr_of(&p, &run),
+        "error: pipeline.toml:2:14: the file is not UTF-8: byte 0xFF at offset 23 cannot start or continue a character\n  |\n2 | command = \"tr\u{FFFD}\"\n  |              ^\nhint: save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too\n"
+    );
+    // Inside a path, the same.
+    let (_, run) =
+        build_bytes(b"[tasks.a]\ninputs = [\"in.txt\", \"caf\xe9.txt\"]\ncommand = \"true\"\n");
+    run.code(2)
+        .stderr_has("pipeline.toml:2:25: the file is not UTF-8: byte 0xE9")
+        .stderr_has("hint: save the file as UTF-8");
+}
+
+#[test]
+fn issue_14_binary_garbage_is_said_to_look_binary() {
+    let mut garbage = b"\x7fELF\x02\x01\x01\x00\x00".to_vec();
+    garbage.extend((0..=255u8).rev());
+    let (_, run) = build_bytes(&garbage);
+    run.code(2)
+        .stderr_has("pipeline.toml:1:")
+        .stderr_has("the file is not UTF-8")
+        .stderr_has("hint: this looks like a binary file, not a pipeline");
+    // Valid UTF-8, but binary: the TOML error gets the same hint, and the
+    // control characters never reach the terminal.
+    let (_, run) = build_bytes(b"[tasks.a]\ncommand = \"\x1b[31m\x00\"\n");
+    run.code(2)
+        .stderr_has("pipeline.toml:2:12: ")
+        .stderr_has("hint: this looks like a binary file, not a pipeline");
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+}
+
+#[test]
+fn issue_14_a_pipeline_file_that_is_a_folder() {
+    let p = Project::new("");
+    std::fs::create_dir(p.path("pipes")).unwrap();
+    p.run(&["-f", "pipes", "build"])
+        .code(2)
+        .stderr_has("error: cannot read pipeline file pipes: it is a folder, not a file")
+        .stderr_has("hint: pass -f FILE");
+}
+
+#[test]
+fn issue_14_a_300_byte_task_name_is_refused_at_load() {
+    let long = "a".repeat(300);
+    let p = refused(
+        &format!("[tasks.{long}]\ncommand = \"true\"\n"),
+        "1:8",
+        "task name `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…` is 300 bytes long; names are at most 200",
+    );
+    p.build()
+        .stderr_has("hint: a task's name names its files under .planexe/tasks/");
+    // The ceiling itself works on disk.
+    let name = "b".repeat(200);
+    let p = Project::new(&format!(
+        "[tasks.{name}]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n"
+    ));
+    p.build().ok().ran(&[&name]);
+    assert!(p.exists(&format!(".planexe/tasks/{name}.DONE")));
+}
+
+#[test]
+fn issue_14_errors_that_had_no_hint() {
+    refused(
+        "[tasks.a]\ninputs = [\"o\"]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+        "2:11",
+        "task `a` reads its own output `o`",
+    )
+    .build()
+    .stderr_has("hint: a task cannot read what it writes");
+    refused(
+        "[tasks.a]\noutputs = [\"o\", \"./o\"]\ncommand = \"true\"\n",
+        "2:17",
+        "task `a` lists output `o` twice",
+    );
+    refused(
+        "[tasks.a]\ncommand = \" \"\n",
+        "2:11",
+        "task `a` has an empty command",
+    );
+    refused(
+        "[tasks.a]\ncommand = \"true\"\nafter = [\"a\"]\n",
+        "3:10",
+        "task `a` lists itself in `after`",
+    );
+    refused(
+        "[tasks.a]\ninputs = [\"x/{a,\"]\ncommand = \"true\"\n",
+        "2:11",
+        "bad glob pattern",
+    );
+}
+
+const MODEL: &str =
+    "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n";
+
+#[test]
+fn issue_14_a_schema_that_is_not_json_has_a_hint() {
+    let p = Project::new(&format!(
+        "{MODEL}[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\nschema = \"s.json\"\n"
+    ));
+    p.write("s.json", "nope");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:9:10: schema s.json:1:2: not JSON")
+        .stderr_has("hint: a schema file holds one JSON Schema document");
+}
+
+#[test]
+fn issue_14_retries_out_of_range() {
+    for retries in ["-1", "101", "9223372036854775807"] {
+        refused(
+            &format!("{MODEL}[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\nretries = {retries}\n"),
+            "9:11",
+            "`retries` must be between 0 and 100",
+        );
+    }
+}
+
+#[test]
+fn issue_14_timeouts_that_overflow_are_refused() {
+    for (timeout, message) in [
+        ("\"99999999999999999999y\"", "at most 365 days"),
+        ("\"400days\"", "at most 365 days"),
+        // humantime itself panics on this one (a sum of exactly u64::MAX
+        // seconds); found by the fuzz harness.
+        (
+            "\"18446744073709551615s 999999999ns 1ns\"",
+            "at most 365 days",
+        ),
+        ("1e-300", "longer than zero"),
+        ("-5", "invalid timeout -5"),
+        ("\"0s\"", "longer than zero"),
+    ] {
+        refused(
+            &format!("[tasks.a]\ncommand = \"true\"\ntimeout = {timeout}\n"),
+            "3:11",
+            message,
+        );
+    }
+}
+
+/// A pipeline in `pipes/`, a run directory `run/`, and a secret in
+/// `outside/`, beside both.
+fn confined(task: &str) -> (Project, Run) {
+    let p = Project::new("");
+    p.write("outside/secret.txt", "SECRET");
+    p.write("run/in.txt", "x");
+    p.write("pipes/ok.md", "hello");
+    p.write("run/ok.json", "{\"type\": \"object\"}");
+    p.write(
+        "pipes/pipeline.toml",
+        &format!(
+            "{MODEL}[tasks.a]\ninputs = [\"in.txt\"]\noutputs = [\"o\"]\nmodel = \"m\"\n{task}"
+        ),
+    );
+    let run = p.run(&["-C", "run", "-f", "pipes/pipeline.toml", "build", "-n"]);
+    (p, run)
+}
+
+#[test]
+fn issue_14_prompt_files_and_schemas_stay_beside_the_pipeline_or_in_the_run_directory() {
+    let (p, run) = confined("prompt_file = \"../outside/secret.txt\"\n");
+    run.code(2);
+    assert_eq!(
+        stderr_of(&p, &run),
+        "error: pipes/pipeline.toml:9:15: prompt file `../outside/secret.txt` of task `a`: [RUN]/outside/secret.txt lies outside the pipeline file's folder and the run directory\n  |\n9 | prompt_file = \"../outside/secret.txt\"\n  |               ^^^^^^^^^^^^^^^^^^^^^^^\nhint: a prompt task reads only files in the pipeline file's folder or the run directory (symlinks resolved), as its contents go to the model: move or copy the file there\n"
+    );
+    let (_, run) = confined("prompt = \"hi\"\nschema = \"/etc/passwd\"\n");
+    run.code(2)
+        .stderr_has(
+            "pipes/pipeline.toml:10:10: schema `/etc/passwd` of task `a`: /etc/passwd lies outside",
+        )
+        .stderr_has("hint: ");
+    // A symlink beside the pipeline that leads out is refused too.
+    let (p, _) = confined("prompt_file = \"link.md\"\n");
+    std::os::unix::fs::symlink(p.path("outside/secret.txt"), p.path("pipes/link.md")).unwrap();
+    let run = p.run(&["-C", "run", "-f", "pipes/pipeline.toml", "build", "-n"]);
+    run.code(2).stderr_has("outside/secret.txt lies outside");
+    assert!(!run.stderr.contains("SECRET") && !run.stdout.contains("SECRET"));
+    // Beside the pipeline, or in the run directory: fine.
+    let (_, run) = confined("prompt_file = \"ok.md\"\nschema = \"../run/ok.json\"\n");
+    run.ok();
+    // A folder, or a FIFO, is refused with the place.
+    let (_, run) = confined("prompt_file = \".\"\n");
+    run.code(2)
+        .stderr_has("pipes/pipeline.toml:9:15: prompt file `.` of task `a`: cannot read")
+        .stderr_has("it is a folder, not a file");
+}

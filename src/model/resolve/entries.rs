@@ -1,7 +1,8 @@
 //! Pass 1 of resolution: each `[tasks.NAME]` table becomes the entries of
 //! the tasks it defines: one plain task, the instances of a `matrix`, or
 //! the placeholder of a `foreach` (whose instances come when its list is
-//! read, [`instances`]). Checks task names and the fan-out keys.
+//! read, [`instances`]). Checks task names (characters and length) and
+//! the fan-out keys.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -9,6 +10,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::super::fanout::{self, Instance};
+use super::super::limits::{self, MAX_NAME_BYTES};
 use super::super::pipeline::{Source, TaskDef};
 use super::super::template::Vars;
 use crate::error::{Error, Result};
@@ -52,6 +54,17 @@ pub(super) fn entries<'a>(
             )
             .hint("use only letters, digits, `-` and `_` in task names"));
         }
+        if base.len() > MAX_NAME_BYTES {
+            return Err(err(
+                name.span(),
+                &format!(
+                    "task name `{}` is {} bytes long; names are at most {MAX_NAME_BYTES}",
+                    limits::shorten(base),
+                    base.len()
+                ),
+            )
+            .hint("a task's name names its files under .planexe/tasks/: choose a shorter one"));
+        }
         match (&task.foreach, &task.matrix) {
             (None, None) => entries.push(Entry {
                 name: base.clone(),
@@ -85,8 +98,10 @@ pub(super) fn entries<'a>(
                 entries.extend(found);
             }
             (Some(f), None) => {
-                let list = rundir::normalize(&f.get_ref().file)
-                    .map_err(|m| err(f.span(), &format!("list file of task `{base}`: {m}")))?;
+                let list = rundir::normalize(&f.get_ref().file).map_err(|m| {
+                    err(f.span(), &format!("list file of task `{base}`: {m}"))
+                        .hint("name the list file relative to the run directory, without `..`")
+                })?;
                 groups.insert(
                     base.clone(),
                     Group {

@@ -39,7 +39,10 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
         let rendered = match &vars {
             None => raw.get_ref().clone(),
             Some(vars) => template::render_field(raw.get_ref(), vars)
-                .map_err(|m| r.err(raw.span(), &format!("task `{task_name}`: {m}")))?,
+                .map_err(|m| {
+                    r.err(raw.span(), &format!("task `{task_name}`: {m}"))
+                        .hint("fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables")
+                })?,
         };
         let pattern = rendered.as_str();
         // Naming a fan-out task means all of its instance outputs, in item
@@ -50,7 +53,8 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                 return Err(r.err(
                     raw.span(),
                     &format!("task `{task_name}` reads its own fan-out `{pattern}`"),
-                ));
+                )
+                .hint("an instance cannot wait for its own fan-out: gather the outputs in another task"));
             }
             for &member in &group.members {
                 deps.insert(member);
@@ -100,7 +104,10 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                     return Err(r.err(
                         raw.span(),
                         &format!("task `{task_name}` reads its own output `{path}`"),
-                    ))
+                    )
+                    .hint(format!(
+                        "a task cannot read what it writes: remove `{path}` from `inputs` or `outputs`, or write to a new file"
+                    )))
                 }
                 Some(p) => {
                     deps.insert(p);
@@ -142,10 +149,12 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
         }
         match graph.by_name.get(after.get_ref()) {
             Some(&p) if p == id => {
-                return Err(r.err(
-                    after.span(),
-                    &format!("task `{task_name}` lists itself in `after`"),
-                ))
+                return Err(r
+                    .err(
+                        after.span(),
+                        &format!("task `{task_name}` lists itself in `after`"),
+                    )
+                    .hint("`after` names other tasks this one waits for: remove its own name"))
             }
             Some(&p) => {
                 deps.insert(p);

@@ -122,7 +122,8 @@ impl<'a> Resolver<'a> {
                     p.span(),
                 ),
                 (None, Some(f)) => {
-                    let (text, shown) = prompt::read_prompt_file(self.pipeline, f)?;
+                    let (text, shown) =
+                        prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
                     (text, shown, f.span())
                 }
                 (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
@@ -133,6 +134,7 @@ impl<'a> Resolver<'a> {
                 models: &graph.models,
                 model_index: &self.model_index,
                 model_override: graph.model_override.as_deref(),
+                run_dir: self.run_dir,
             };
             let spec = prompt::resolve_prompt(
                 &ctx,
@@ -197,9 +199,12 @@ impl<'a> Resolver<'a> {
         let Some(foreach) = &def.foreach else {
             return Ok(None);
         };
+        let span = foreach.span();
         let mut foreach = foreach.get_ref().clone();
         foreach.file = list;
-        let Some(read) = fanout::foreach_instances(self.run_dir, group, &foreach)? else {
+        let Some(read) =
+            fanout::foreach_instances(self.run_dir, &self.source, group, &foreach, span)?
+        else {
             return Ok(None);
         };
         if fan.expanded_from.as_deref() == Some(read.hash.as_str()) {

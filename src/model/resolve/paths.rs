@@ -47,7 +47,10 @@ pub(super) fn expand_glob(
     producers: &HashMap<String, TaskId>,
     walked: &mut Vec<String>,
 ) -> Result<Vec<String>> {
-    let refuse = |m: String| r.err(span.clone(), &format!("input of task `{task}`: {m}"));
+    let refuse = |m: String| {
+        r.err(span.clone(), &format!("input of task `{task}`: {m}"))
+            .hint("globs are relative to the run directory, without `..`: `*`, `?`, `**`, `[abc]`, `{a,b}`")
+    };
     let normalized = rundir::normalize(pattern).map_err(refuse)?;
     let glob = GlobBuilder::new(&normalized)
         .literal_separator(true)

@@ -48,7 +48,8 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
                         return Err(r.err(
                             c.span(),
                             &format!("task `{task_name}` has an empty command"),
-                        ));
+                        )
+                        .hint("give the task a shell command to run, such as `command = \"make\"`"));
                     }
                     Action::Command(command)
                 }
@@ -129,10 +130,12 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
                 .hint("name each output file; globs are allowed only for source inputs"));
         }
         if !seen.insert(path.clone()) {
-            return Err(r.err(
-                out.span(),
-                &format!("task `{task_name}` lists output `{path}` twice"),
-            ));
+            return Err(r
+                .err(
+                    out.span(),
+                    &format!("task `{task_name}` lists output `{path}` twice"),
+                )
+                .hint("list each output once"));
         }
         if let Some(other) = graph.producer(&path) {
             let other: &Task = &graph.tasks[other];
