@@ -462,7 +462,7 @@ const REFUSED: &[(&str, &str, &str)] = &[
     (
         "idle_timeout = \"99999999999999999999 years\"",
         "8:16",
-        "invalid timeout",
+        "at most 365 days",
     ),
 ];
 
