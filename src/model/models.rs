@@ -204,7 +204,8 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
             match v {
                 None => Ok(None),
                 Some(n) if *n.get_ref() >= 1 => Ok(Some(*n.get_ref() as u64)),
-                Some(n) => Err(err(n.span(), &format!("`{key}` must be at least 1"))),
+                Some(n) => Err(err(n.span(), &format!("`{key}` must be at least 1"))
+                    .hint(format!("leave `{key}` out for no limit"))),
             }
         };
         // A huge limit is no limit: it only counts requests.
@@ -323,9 +324,9 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
         let mut fallback = Vec::new();
         for f in &def.fallback {
             match index.get(f.get_ref()) {
-                Some(&i) if f.get_ref() == name.get_ref() => {
-                    let _ = i;
-                    return Err(err(f.span(), "a model cannot fall back to itself"));
+                Some(_) if f.get_ref() == name.get_ref() => {
+                    return Err(err(f.span(), "a model cannot fall back to itself")
+                        .hint("name another [models.NAME] table, or remove the entry"));
                 }
                 Some(&i) => fallback.push(i),
                 None => {
