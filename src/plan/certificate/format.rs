@@ -3,7 +3,8 @@
 //! blake3 of everything before it, so a torn or altered file is no
 //! certificate. Every read is bounds-checked.
 
-use super::{Certificate, Entry, FileId, MAGIC};
+use super::stat::FileId;
+use super::{Certificate, Entry, MAGIC};
 
 impl Certificate {
     pub(super) fn encode(&self) -> Vec<u8> {
@@ -116,7 +117,7 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ABSENT;
+    use super::super::stat::ABSENT;
     use super::*;
 
     #[test]

@@ -31,9 +31,9 @@
 //! removes it (`store::lock`), so it never outlives that state.
 
 mod format;
+mod stat;
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,31 +45,13 @@ use crate::store::log::{self, Restamp};
 use crate::store::rundir::{file, state_rel, status_rel};
 use crate::store::stamp::{self, CheckMode, Stamp};
 use crate::store::{files, RunDir, StateStore};
+use stat::{file_id, FileId, Folders};
 
 const MAGIC: &[u8] = b"planexe uptodate 1\n";
 
 /// Entries younger than this when recorded are compared by content until
 /// they settle.
 pub const RACY: Duration = Duration::from_millis(100);
-
-/// What a stat says about one path, as far as the verdict cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId {
-    /// 0 absent, 1 regular file, 2 folder.
-    kind: u8,
-    size: u64,
-    mtime_ns: i64,
-    ctime_ns: i64,
-    ino: u64,
-}
-
-const ABSENT: FileId = FileId {
-    kind: 0,
-    size: 0,
-    mtime_ns: 0,
-    ctime_ns: 0,
-    ino: 0,
-};
 
 /// One path the verdict depended on.
 #[derive(Debug, Clone)]
@@ -152,42 +134,6 @@ fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
         PathBuf::from(path)
     } else {
         run_dir.path(path)
-    }
-}
-
-fn nanos(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
-}
-
-/// Stats a run-directory path without following a symlink (`Err(())` for
-/// a symlink, or anything that is neither file nor folder: no certificate
-/// vouches for those), and an absolute one (the pipeline file and the files
-/// beside it, where a shared pipeline is often a symlink) following it.
-fn file_id(path: &Path, follow: bool) -> Result<FileId, ()> {
-    let meta = if follow {
-        std::fs::metadata(path)
-    } else {
-        std::fs::symlink_metadata(path)
-    };
-    match meta {
-        Ok(m) => {
-            let kind = if m.is_file() {
-                1
-            } else if m.is_dir() {
-                2
-            } else {
-                return Err(());
-            };
-            Ok(FileId {
-                kind,
-                size: if kind == 1 { m.size() } else { 0 },
-                mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
-                ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
-                ino: m.ino(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ABSENT),
-        Err(_) => Err(()),
     }
 }
 
@@ -380,11 +326,12 @@ impl Certificate {
         {
             return None;
         }
+        let folders = Folders::open(run_dir, self.entries.iter().map(|e| e.path.as_str()));
         let touched: Vec<(usize, FileId)> = self
             .entries
             .par_iter()
             .enumerate()
-            .filter_map(|(i, e)| match check(run_dir, e, mode) {
+            .filter_map(|(i, e)| match check(run_dir, &folders, e, mode) {
                 Verdict::Same => None,
                 Verdict::Touched(id) => Some(Some((i, id))),
                 Verdict::Differs => Some(None),
@@ -451,9 +398,14 @@ impl Certificate {
 }
 
 /// How one entry compares with disk.
-fn check(run_dir: &RunDir, e: &Entry, mode: CheckMode) -> Verdict {
+fn check(run_dir: &RunDir, folders: &Folders, e: &Entry, mode: CheckMode) -> Verdict {
     let path = path_of(run_dir, &e.path);
-    let Ok(now) = file_id(&path, e.path.starts_with('/')) else {
+    let now = if e.path.starts_with('/') {
+        file_id(&path, true)
+    } else {
+        folders.file_id(run_dir, &e.path)
+    };
+    let Ok(now) = now else {
         return Verdict::Differs;
     };
     if now == e.id && !e.racy {
