@@ -79,7 +79,7 @@ impl Actions<'_> {
             Exit::Timeout(_) => ErrorKind::Timeout,
             Exit::Interrupted => {
                 return Err(TaskError::new(
-                    ErrorKind::Interrupted,
+                    ErrorKind::Stopped,
                     "stopped by an interrupt",
                 ))
             }
@@ -129,15 +129,17 @@ impl Actions<'_> {
                 files::write_atomic(&self.run_dir.path(out), text.as_bytes())
                     .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
             }
-            Err(failure) => Err(TaskError {
-                kind: if failure.stopped {
-                    ErrorKind::Interrupted
+            Err(failure) => {
+                let kind = if failure.stopped {
+                    ErrorKind::Stopped
                 } else {
                     failure.kind
-                },
-                message: failure.message,
-                error_id: failure.error_id,
-            }),
+                };
+                Err(TaskError {
+                    error_id: failure.error_id,
+                    ..TaskError::new(kind, failure.message)
+                })
+            }
         }
     }
 }

@@ -248,7 +248,7 @@ impl Runner for TaskRunner<'_> {
         match result {
             Ok(()) => status.state = TaskState::Done,
             Err(error) => {
-                status.state = if error.kind == ErrorKind::Interrupted {
+                status.state = if error.kind == ErrorKind::Stopped {
                     TaskState::Stopped
                 } else {
                     TaskState::Failed

@@ -84,7 +84,9 @@ impl TaskLine {
         self.attempt = Some(s.attempt);
         self.model = s.model.clone();
         if let Some(e) = &s.error {
-            let (recoverable, hint) = e.kind.advice();
+            let hint = e.kind.hint();
+            // Sidecars of earlier versions have no `recoverable`.
+            let recoverable = e.recoverable || e.kind.recoverable();
             self.error = Some(e.first_line().to_string());
             self.error_kind = Some(e.kind.as_str().to_string());
             self.error_id = e.error_id.clone();

@@ -60,21 +60,24 @@ pub enum ErrorKind {
     /// The task's timeout, or a model request's, expired.
     Timeout,
     /// An input could not be read when the task started.
-    #[serde(rename = "missing-input")]
+    #[serde(alias = "missing-input")]
     MissingInput,
     /// The command exited 0 without writing every output.
-    #[serde(rename = "missing-output")]
+    #[serde(alias = "missing-output")]
     MissingOutput,
     /// `sh` or the log file could not be started or opened.
     Spawn,
     /// A file operation around the run failed.
     Io,
-    /// Ctrl-C or SIGTERM stopped it.
-    Interrupted,
+    /// Ctrl-C, SIGTERM or `planexe stop` stopped it.
+    #[serde(alias = "interrupted")]
+    Stopped,
     /// Nothing can run this task (a placeholder, no model runner).
     Unsupported,
     /// Model calls: no connection.
     Connection,
+    /// A model was still generating when its request timeout expired.
+    Runaway,
     /// A stream sent nothing for `idle_timeout`.
     Stall,
     /// A stream ended without the model finishing.
@@ -108,13 +111,14 @@ impl ErrorKind {
             ErrorKind::Exit => "exit",
             ErrorKind::Signal => "signal",
             ErrorKind::Timeout => "timeout",
-            ErrorKind::MissingInput => "missing-input",
-            ErrorKind::MissingOutput => "missing-output",
+            ErrorKind::MissingInput => "missing_input",
+            ErrorKind::MissingOutput => "missing_output",
             ErrorKind::Spawn => "spawn",
             ErrorKind::Io => "io",
-            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Stopped => "stopped",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Connection => "connection",
+            ErrorKind::Runaway => "runaway",
             ErrorKind::Stall => "stall",
             ErrorKind::BrokenStream => "broken_stream",
             ErrorKind::RateLimited => "rate_limited",
@@ -157,43 +161,46 @@ impl ErrorKind {
         )
     }
 
-    /// Whether running the build again may fix the failure by itself, and
-    /// what to do about it.
-    pub fn advice(self) -> (bool, &'static str) {
+    /// Whether running `planexe build` again without changing anything may
+    /// succeed: the one meaning of `recoverable` in every file and view
+    /// (docs/state.md). A command killed by a signal is recoverable only
+    /// when the signal came from outside (see [`signal_recoverable`]), which
+    /// the kind alone cannot say: this answers for the kind.
+    pub fn recoverable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Stall
+                | ErrorKind::BrokenStream
+                | ErrorKind::RateLimited
+                | ErrorKind::ServerError
+                | ErrorKind::Stopped
+        )
+    }
+
+    /// What to do about a failure of this kind.
+    pub fn hint(self) -> &'static str {
         match self {
-            kind if kind.transient() => (
-                true,
-                "run planexe build again; the server may answer this time",
-            ),
-            ErrorKind::Interrupted => (true, "run planexe build again to resume"),
+            ErrorKind::Stopped => "run planexe build again to resume",
+            ErrorKind::Runaway => "bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout",
+            kind if kind.transient() => "run planexe build again; the server may answer this time",
             ErrorKind::Auth | ErrorKind::MissingKey => {
-                (false, "check the API key and the model's base_url")
+                "check the API key and the model's base_url"
             }
-            ErrorKind::NotFound => (false, "check the model name and base_url"),
-            ErrorKind::ContextOverflow => (
-                false,
-                "shorten the prompt or its inputs, or use a model with a larger context",
-            ),
-            ErrorKind::Truncated => (
-                false,
-                "raise the model's max_tokens or ask for a shorter answer",
-            ),
-            ErrorKind::TooLarge => (
-                false,
-                "raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)",
-            ),
+            ErrorKind::NotFound => "check the model name and base_url",
+            ErrorKind::ContextOverflow => "shorten the prompt or its inputs, or use a model with a larger context",
+            ErrorKind::Truncated => "raise the model's max_tokens or ask for a shorter answer",
+            ErrorKind::TooLarge => "raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)",
             ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
-                (false, "fix the prompt or the schema first")
+                "fix the prompt or the schema first"
             }
-            ErrorKind::Template => (false, "fix the prompt template"),
+            ErrorKind::Template => "fix the prompt template",
             ErrorKind::MissingInput => {
-                (false, "create the missing input, or build what produces it")
+                "create the missing input, or build what produces it"
             }
-            ErrorKind::MissingOutput => (false, "make the command write every declared output"),
-            _ => (
-                false,
-                "fix the command or its inputs, then run planexe build",
-            ),
+            ErrorKind::MissingOutput => "make the command write every declared output",
+            _ => "fix the command or its inputs, then run planexe build",
         }
     }
 }
@@ -204,6 +211,16 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// Whether a command killed by `signal` may succeed when run again: yes
+/// when the signal came from outside (SIGKILL from the OOM killer or a
+/// user, SIGTERM, SIGINT, SIGHUP, SIGQUIT), no when the program caused it
+/// itself: a crash or an abort (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT,
+/// SIGTRAP, SIGSYS), a write to a closed pipe (SIGPIPE), its own alarm
+/// (SIGALRM), and any other.
+pub fn signal_recoverable(signal: i32) -> bool {
+    matches!(signal, 1 | 2 | 3 | 9 | 15)
+}
+
 /// Why a task failed: a machine-readable kind and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskError {
@@ -212,6 +229,10 @@ pub struct TaskError {
     /// The UUID of the failed attempt, as in `failures.jsonl`.
     #[serde(default)]
     pub error_id: Option<String>,
+    /// Whether `planexe build` again, changing nothing, may succeed
+    /// ([`ErrorKind::recoverable`]).
+    #[serde(default)]
+    pub recoverable: bool,
 }
 
 impl TaskError {
@@ -220,6 +241,7 @@ impl TaskError {
             kind,
             message: message.into(),
             error_id: None,
+            recoverable: kind.recoverable(),
         }
     }
 

@@ -136,7 +136,7 @@ fn exiting_zero_without_writing_outputs_is_a_failure() {
     let p = Project::new("[tasks.a]\noutputs = [\"x\", \"y\"]\ncommand = \"echo > x\"\n");
     let run = p.build();
     run.code(1).stderr_has("did not write y");
-    assert_eq!(p.status_json("a")["error"]["kind"], "missing-output");
+    assert_eq!(p.status_json("a")["error"]["kind"], "missing_output");
     assert!(!p.exists("x"), "the partial output was moved aside");
     assert!(p.exists(".planexe/failed/a/x"));
 }

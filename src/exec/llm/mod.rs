@@ -306,7 +306,7 @@ impl<'a> Llm<'a> {
                 }
                 Err(Stop::Interrupted) => {
                     result.answer = Err(PromptFailure {
-                        kind: ErrorKind::Interrupted,
+                        kind: ErrorKind::Stopped,
                         message: "stopped by an interrupt".into(),
                         error_id: None,
                         stopped: true,

@@ -164,6 +164,7 @@ mod tests {
             kind: ErrorKind::Exit,
             message: format!("first line\n{EVIL}\n<img src=x onerror=alert(2)>"),
             error_id: Some(format!("id{EVIL}")),
+            recoverable: false,
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
         Page {
