@@ -134,12 +134,14 @@ impl Observer for Terminal<'_> {
             TaskState::Done => printer.task_finished(&task.name, end.elapsed, None),
             TaskState::Stopped => printer.task_finished(&task.name, end.elapsed, Some("stopped")),
             _ => {
-                let message = end
-                    .status
-                    .error
-                    .as_ref()
-                    .map_or("failed", |e| e.message.as_str());
-                printer.task_finished(&task.name, end.elapsed, Some(message));
+                let message = end.status.error.as_ref().map_or_else(
+                    || "failed".to_string(),
+                    |e| match &e.error_id {
+                        Some(id) => format!("{} (error_id {id})", e.message),
+                        None => e.message.clone(),
+                    },
+                );
+                printer.task_finished(&task.name, end.elapsed, Some(&message));
                 printer.task_output(end.tail);
             }
         }

@@ -18,7 +18,9 @@ use crate::clock;
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::model::pipeline::parse_timeout;
 use crate::observe::palette::{Paint, Style};
-use crate::observe::status::{self, Answer, Known, StatusReport, TaskDetail, TaskLine};
+use crate::observe::status::{
+    self, Answer, CallInFlight, Known, StatusReport, TaskDetail, TaskLine,
+};
 use crate::observe::Standing;
 use crate::plan::Session;
 use crate::store::run_record::{BuildOutcome, RunRecord};
@@ -92,6 +94,34 @@ fn age(rfc3339: Option<&str>) -> String {
         .and_then(clock::since)
         .map(short_duration)
         .unwrap_or_default()
+}
+
+/// What a running task's model call is doing: `, model M: 153 tokens in
+/// 40s, the last 0s ago`, or the wait before the next call.
+fn in_flight(call: Option<&CallInFlight>, waiting_until: Option<&str>) -> String {
+    if let Some(until) = waiting_until {
+        let mut d = format!(", waiting to retry until {until}");
+        if let Some(left) = time_left(until) {
+            d.push_str(&format!(" ({} left)", short_duration(left)));
+        }
+        return d;
+    }
+    let Some(call) = call else {
+        return String::new();
+    };
+    let mut d = format!(
+        ", model {}: {} token(s) in {}",
+        call.model,
+        call.tokens,
+        age(call.started_at.as_deref())
+    );
+    if call.last_token_at.is_some() {
+        d.push_str(&format!(
+            ", the last {} ago",
+            age(call.last_token_at.as_deref())
+        ));
+    }
+    d
 }
 
 /// How long until an RFC 3339 time, when it is still ahead.
@@ -228,12 +258,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                         l.attempt.unwrap_or(1),
                         l.pid.map(|p| format!(", pid {p}")).unwrap_or_default()
                     );
-                    if let Some(until) = &l.waiting_until {
-                        d.push_str(&format!(", waiting to retry until {until}"));
-                        if let Some(left) = time_left(until) {
-                            d.push_str(&format!(" ({} left)", short_duration(left)));
-                        }
-                    }
+                    d.push_str(&in_flight(l.call.as_ref(), l.waiting_until.as_deref()));
                     d
                 }
                 Standing::Done => l
@@ -306,14 +331,24 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
 
 /// `status TASK`: one task in full.
 fn one_task(detail: &TaskDetail) -> String {
-    let mut out = format!(
-        "{}: {}\n",
-        detail.task,
-        detail
-            .reason
-            .as_deref()
-            .map_or("up to date".to_string(), |r| format!("stale: {r}"))
-    );
+    let standing = match (&detail.reason, detail.running) {
+        (_, true) => "running".to_string(),
+        (Some(r), false) => format!("stale: {r}"),
+        (None, false) => "up to date".to_string(),
+    };
+    let mut out = format!("{}: {standing}\n", detail.task);
+    if detail.running {
+        let call = detail.call.as_ref();
+        let attempt = call
+            .map(|c| c.attempt)
+            .or(detail.status.as_ref().map(|s| s.attempt));
+        if let Some(a) = attempt.filter(|&a| a > 0) {
+            out.push_str(&format!(
+                "  now       attempt {a}{}\n",
+                in_flight(call, detail.waiting_until.as_deref())
+            ));
+        }
+    }
     match &detail.status {
         None => out.push_str("  never run\n"),
         Some(s) => {

@@ -13,8 +13,8 @@ use super::command::{self, Exit, Watchdog};
 use super::llm::Llm;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
-use crate::store::files;
 use crate::store::inflight::Inflight;
+use crate::store::{files, sidecar};
 use crate::store::{ErrorKind, RunDir, Status, TaskError};
 
 /// Commands and model calls, for one batch of a build.
@@ -115,7 +115,16 @@ impl Actions<'_> {
         }
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
         let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
-        let result = llm.run(&task.name, spec, &inputs, deadline);
+        let run_dir = self.run_dir;
+        // The sidecar says which call is in flight, so `status` shows the
+        // attempt and model of a running task. Best effort: the outcome is
+        // published whatever happens here.
+        let mut on_attempt = |attempt: u32, model: &str| {
+            status.attempt = attempt;
+            status.model = Some(model.to_string());
+            let _ = sidecar::write_sidecar(run_dir, status);
+        };
+        let result = llm.run(&task.name, spec, &inputs, deadline, &mut on_attempt);
         if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
             inflight.end(ticket);
         }

@@ -106,8 +106,9 @@ pub struct BuildView<'a> {
     pub reasons: &'a [Option<Reason>],
     /// When each running task started.
     pub running: &'a [Option<String>],
-    /// Until when each task waiting to retry a model call waits.
-    pub waiting: &'a [Option<String>],
+    /// The model call of each running prompt task: the one in flight, or
+    /// the wait before the next.
+    pub calls: &'a [Option<Progress>],
     /// Which build this is, as its run record says.
     pub build: &'a Live,
 }
@@ -121,12 +122,18 @@ pub struct TaskEnd<'a> {
 }
 
 /// Progress of a model call, for a progress line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     pub model: String,
+    /// The task's call number (1-based, over every model it asked).
+    pub attempt: u32,
     /// Pieces of the answer streamed so far.
     pub pieces: u64,
     pub elapsed: Duration,
+    /// When the call in flight started (none between calls).
+    pub call_started_at: Option<std::time::SystemTime>,
+    /// When its last piece arrived.
+    pub last_piece_at: Option<std::time::SystemTime>,
     /// While the task waits to retry (a `Retry-After`, a backoff): until
     /// when.
     pub waiting_until: Option<std::time::SystemTime>,

@@ -214,7 +214,9 @@ impl Observer for Recorder {
         for (t, started) in view.running.iter().enumerate() {
             if let Some(started) = started {
                 known.mark_running(view.graph.rank(t), Some(started.clone()), view.run_dir);
-                known.mark_waiting(view.graph.rank(t), view.waiting[t].clone());
+                if let Some(call) = &view.calls[t] {
+                    known.mark_call(view.graph.rank(t), call);
+                }
             }
         }
         known.save_live(view.run_dir, view.build.clone());

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::standing::Standing;
+use super::standing::{self, Standing};
 use super::summary;
 use crate::error::{Error, Result};
+use crate::exec::observer::Progress;
 use crate::model::fanout;
 use crate::model::{Graph, Pipeline};
 use crate::plan::certificate::{self, Certificate};
@@ -56,6 +57,23 @@ pub struct TaskLine {
     /// backoff): until when.
     #[serde(default)]
     pub waiting_until: Option<String>,
+    /// A running prompt task: the model call in flight.
+    #[serde(default)]
+    pub call: Option<CallInFlight>,
+}
+
+/// The model call a running task has in flight, as the build last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallInFlight {
+    /// The task's call number (1-based, over every model it asked).
+    pub attempt: u32,
+    pub model: String,
+    /// When the call started.
+    pub started_at: Option<String>,
+    /// Pieces of the answer received so far (close to tokens).
+    pub tokens: u64,
+    /// When the last of them arrived.
+    pub last_token_at: Option<String>,
 }
 
 impl TaskLine {
@@ -76,6 +94,7 @@ impl TaskLine {
             duration_ms: None,
             fanout: fanout::split_instance(task).map(|(b, _)| b.to_string()),
             waiting_until: None,
+            call: None,
         }
     }
 
@@ -146,6 +165,12 @@ pub struct TaskDetail {
     pub task: String,
     pub stale: bool,
     pub reason: Option<String>,
+    /// Its build runs it now.
+    pub running: bool,
+    /// Running: the model call in flight, as the build last saw it.
+    pub call: Option<CallInFlight>,
+    /// Running: waiting to retry a model call until then.
+    pub waiting_until: Option<String>,
     /// Its latest status: the sidecar, else the last successful run.
     pub status: Option<Status>,
     /// Every declared output, now and as its last success recorded it.
@@ -286,11 +311,27 @@ impl Known {
         line.running(started_at, status.as_ref());
     }
 
-    /// Shows the task at `index` in the listing as waiting to retry a
-    /// model call until `until`.
-    pub fn mark_waiting(&mut self, index: usize, until: Option<String>) {
-        if let Some(line) = self.tasks.get_mut(index) {
-            line.waiting_until = until;
+    /// Shows the model call of the running task at `index` in the
+    /// listing: the one in flight, or the wait before the next.
+    pub fn mark_call(&mut self, index: usize, progress: &Progress) {
+        let Some(line) = self.tasks.get_mut(index) else {
+            return;
+        };
+        let at = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.to_string())
+        };
+        line.waiting_until = at(progress.waiting_until);
+        if progress.attempt > 0 {
+            line.attempt = Some(progress.attempt);
+            line.model = Some(progress.model.clone());
+            line.call = Some(CallInFlight {
+                attempt: progress.attempt,
+                model: progress.model.clone(),
+                started_at: at(progress.call_started_at),
+                tokens: progress.pieces,
+                last_token_at: at(progress.last_piece_at),
+            });
         }
     }
 
@@ -473,9 +514,16 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
             .map(|c| c.into_owned())
     });
     let task = session.graph.task(name);
+    // A task its build runs now is running, not stale from an
+    // interruption: the live snapshot says which call it has in flight.
+    let running = status
+        .as_ref()
+        .is_some_and(|s| standing::runs(s, session.build_running()));
     let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
+        .filter(|_| !running)
         .map(ToString::to_string);
+    let live = running.then(|| live_line(session, name)).flatten();
     let done = session.store.done_record(&session.run_dir, name);
     let outputs = task
         .map(|t| {
@@ -496,7 +544,24 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
         task: name.to_string(),
         stale: reason.is_some(),
         reason,
+        running,
+        call: live.as_ref().and_then(|l| l.call.clone()),
+        waiting_until: live.and_then(|l| l.waiting_until),
         status,
         outputs,
     }
+}
+
+/// The line of `task` in the live snapshot of the build running now.
+fn live_line(session: &Session, task: &str) -> Option<TaskLine> {
+    let build = session.run.as_ref().and_then(RunRecord::running_build)?;
+    let snapshot: Snapshot<Known> = Snapshot::read(&session.run_dir)?;
+    let this = Live {
+        pid: build.pid,
+        started_at: build.started_at.clone(),
+    };
+    if snapshot.live.as_ref() != Some(&this) {
+        return None;
+    }
+    snapshot.payload.tasks.into_iter().find(|l| l.task == task)
 }

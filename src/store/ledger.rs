@@ -27,8 +27,11 @@ pub struct UsageLine<S> {
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
     pub total_tokens: Option<u64>,
+    /// The counts are estimates: the server reported none (docs/llm.md).
+    #[serde(default)]
+    pub tokens_estimated: bool,
     pub cost_usd: Option<f64>,
-    /// `ok` or `error`.
+    /// `ok`, `error` or `stopped`.
     pub status: S,
     pub error_id: Option<String>,
 }
@@ -41,6 +44,7 @@ impl<S: AsRef<str>> UsageLine<S> {
             completion_tokens: self.completion_tokens.unwrap_or(0),
             total_tokens: self.total_tokens.unwrap_or(0),
             cost_usd: self.cost_usd.unwrap_or(0.0),
+            tokens_estimated: self.tokens_estimated,
         }
     }
 }

@@ -267,6 +267,11 @@ pub struct Usage {
     pub completion_tokens: u64,
     pub total_tokens: u64,
     pub cost_usd: f64,
+    /// Some of the counts are estimates: a call the server reported no
+    /// usage for (one that failed, was cut or stopped) counts the pieces
+    /// it streamed.
+    #[serde(default)]
+    pub tokens_estimated: bool,
 }
 
 impl Usage {
@@ -279,6 +284,7 @@ impl Usage {
             .completion_tokens
             .saturating_add(other.completion_tokens);
         self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+        self.tokens_estimated |= other.tokens_estimated;
         let cost = self.cost_usd + other.cost_usd;
         self.cost_usd = if cost.is_finite() {
             cost
@@ -387,13 +393,16 @@ mod tests {
             completion_tokens: 1,
             total_tokens: u64::MAX,
             cost_usd: f64::MAX,
+            tokens_estimated: false,
         };
         sum.add(&Usage {
             prompt_tokens: 5,
             completion_tokens: u64::MAX,
             total_tokens: 9,
             cost_usd: f64::MAX,
+            tokens_estimated: true,
         });
+        assert!(sum.tokens_estimated);
         assert_eq!(sum.prompt_tokens, u64::MAX);
         assert_eq!(sum.completion_tokens, u64::MAX);
         assert_eq!(sum.total_tokens, u64::MAX);

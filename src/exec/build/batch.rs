@@ -277,7 +277,7 @@ impl Build<'_> {
             build: live,
             reasons: plan.reasons.clone(),
             running: vec![None; graph.id_bound()],
-            waiting: vec![None; graph.id_bound()],
+            calls: vec![None; graph.id_bound()],
         };
         self.observer.batch_started(to_run.len());
         if !progress.report.ran_tasks {
@@ -290,7 +290,7 @@ impl Build<'_> {
                     store: &*hooks.store,
                     reasons: &hooks.reasons,
                     running: &hooks.running,
-                    waiting: &hooks.waiting,
+                    calls: &hooks.calls,
                     build,
                 });
             }

@@ -35,8 +35,8 @@ pub(super) struct BuildHooks<'a> {
     pub reasons: Vec<Option<Reason>>,
     /// When each running task started.
     pub running: Vec<Option<String>>,
-    /// Until when each task waiting to retry a model call waits.
-    pub waiting: Vec<Option<String>>,
+    /// The model call of each running prompt task, as last ticked.
+    pub calls: Vec<Option<crate::exec::observer::Progress>>,
 }
 
 impl BuildHooks<'_> {
@@ -52,7 +52,7 @@ impl BuildHooks<'_> {
             store: self.store,
             reasons: &self.reasons,
             running: &self.running,
-            waiting: &self.waiting,
+            calls: &self.calls,
             build,
         });
     }
@@ -121,7 +121,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         self.keep(r);
         let status = &result.status;
         self.running[t] = None;
-        self.waiting[t] = None;
+        self.calls[t] = None;
         self.reasons[t] = match status.state {
             TaskState::Done => None,
             TaskState::Stopped => Some(Reason::InterruptedLastTime),
@@ -159,13 +159,10 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     fn tick(&mut self) {
         if let Some(llm) = self.llm {
             for (task, progress) in llm.progress() {
-                if let Some(t) = self.graph.task(&task) {
-                    self.waiting[t.id] = progress
-                        .waiting_until
-                        .and_then(|w| jiff::Timestamp::try_from(w).ok())
-                        .map(|w| w.to_string());
-                }
                 self.observer.task_progress(&task, &progress);
+                if let Some(t) = self.graph.task(&task) {
+                    self.calls[t.id] = Some(progress);
+                }
             }
         }
         self.view();

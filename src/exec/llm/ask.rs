@@ -9,7 +9,6 @@
 //! its own while the task's pool thread waits on it, so an interrupt or the
 //! task's deadline ends the wait at once even while a request is in flight.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +38,7 @@ impl Llm<'_> {
         deadline: Option<(Instant, Duration)>,
         progress: &Arc<CallProgress>,
         attempt_no: &mut u32,
+        on_attempt: &mut dyn FnMut(u32, &str),
         result: &mut PromptResult,
     ) -> std::result::Result<String, Stop> {
         let model = &self.models[m];
@@ -48,6 +48,7 @@ impl Llm<'_> {
         }];
         let mut transient_failures = 0u32;
         let mut reasks = 0u32;
+        let mut runaways = 0u32;
         let until = deadline.map(|d| d.0);
         loop {
             let body = provider::body(&Request {
@@ -71,21 +72,23 @@ impl Llm<'_> {
             let permit = self.gates[m]
                 .acquire(until, &self.interrupt)
                 .map_err(|a| match a {
-                    Abort::Interrupted => Stop::Interrupted,
-                    Abort::Deadline => Stop::Deadline,
+                    Abort::Interrupted => Stop::Interrupted(None),
+                    Abort::Deadline => Stop::Deadline(None),
                 })?;
             *attempt_no += 1;
-            if let Ok(mut name) = progress.model.lock() {
-                name.clone_from(&model.name);
-            }
-            if let Ok(mut s) = progress.started.lock() {
-                *s = Instant::now();
-            }
-            progress.deltas.store(0, Ordering::Relaxed);
+            progress.begin(&model.name, *attempt_no);
+            on_attempt(*attempt_no, &model.name);
             let started = Instant::now();
             let started_at = crate::clock::now_rfc3339();
-            let outcome = match self.call_detached(call_spec, permit, progress, until)? {
-                Ok(mut ok) => {
+            let ended = self.call_detached(call_spec, permit, progress, until);
+            let pieces = progress.pieces.count();
+            let stopped_by = match &ended {
+                Ended::Done(_) => None,
+                Ended::Interrupted => Some(Stop::Interrupted(None)),
+                Ended::Deadline => Some(Stop::Deadline(None)),
+            };
+            let outcome = match ended {
+                Ended::Done(Ok(mut ok)) => {
                     let text = self.scrub(&ok.answer.text);
                     if text != ok.answer.text && ok.raw.get("stream") == Some(&true.into()) {
                         // A secret split across events is in none of them
@@ -99,11 +102,16 @@ impl Llm<'_> {
                     ok.answer.text = text;
                     Ok(ok)
                 }
-                Err(mut e) => {
+                Ended::Done(Err(mut e)) => {
                     e.message = self.scrub(&e.message);
                     e.raw = self.scrub(&e.raw);
                     Err(e)
                 }
+                Ended::Interrupted => Err(CallError::new(
+                    ErrorKind::Stopped,
+                    format!("stopped while the model was answering ({pieces} piece(s) received)"),
+                )),
+                Ended::Deadline => Err(deadline_error(model, pieces, progress, deadline)),
             };
             let duration_ms = started.elapsed().as_millis() as u64;
 
@@ -137,23 +145,23 @@ impl Llm<'_> {
                     &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "status": e.status, "error": e.raw}),
                 );
             }
-            let usage = outcome
-                .as_ref()
-                .ok()
-                .map(|ok| ok.answer.usage)
-                .unwrap_or_default();
-            let cost = cost(model, usage);
-            let prompt_tokens = usage.prompt_tokens.unwrap_or(0);
-            let completion_tokens = usage.completion_tokens.unwrap_or(0);
+            let tokens = Tokens::of(&outcome, pieces, &messages, system);
+            let cost = cost(model, tokens.prompt, tokens.completion);
             result.usage.add(&Usage {
-                prompt_tokens,
-                completion_tokens,
-                total_tokens: prompt_tokens.saturating_add(completion_tokens),
+                prompt_tokens: tokens.prompt,
+                completion_tokens: tokens.completion,
+                total_tokens: tokens.prompt.saturating_add(tokens.completion),
                 cost_usd: cost.unwrap_or(0.0),
+                tokens_estimated: tokens.estimated,
             });
             let error_id = match &failure {
                 Failure::None(_) => None,
                 _ => Some(uuid::Uuid::new_v4().to_string()),
+            };
+            let error_type = match &failure {
+                Failure::None(_) => None,
+                Failure::Call(e) => Some(e.kind),
+                Failure::Answer(r) => Some(r.kind),
             };
             self.ledger.usage(&UsageLine {
                 timestamp_utc: crate::clock::now_rfc3339(),
@@ -162,25 +170,20 @@ impl Llm<'_> {
                 provider: model.provider.as_str(),
                 attempt: *attempt_no,
                 duration_ms,
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                total_tokens: match (usage.prompt_tokens, usage.completion_tokens) {
-                    (None, None) => None,
-                    (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
-                },
+                prompt_tokens: tokens.reached.then_some(tokens.prompt),
+                completion_tokens: tokens.reached.then_some(tokens.completion),
+                total_tokens: tokens
+                    .reached
+                    .then(|| tokens.prompt.saturating_add(tokens.completion)),
+                tokens_estimated: tokens.estimated,
                 cost_usd: cost,
-                status: if matches!(failure, Failure::None(_)) {
-                    "ok"
-                } else {
-                    "error"
+                status: match error_type {
+                    None => "ok",
+                    Some(ErrorKind::Stopped) => "stopped",
+                    Some(_) => "error",
                 },
                 error_id: error_id.clone(),
             });
-            let error_type = match &failure {
-                Failure::None(_) => None,
-                Failure::Call(e) => Some(e.kind),
-                Failure::Answer(r) => Some(r.kind),
-            };
             result.attempts.push(AttemptRecord {
                 model: model.name.clone(),
                 attempt: *attempt_no,
@@ -249,9 +252,16 @@ impl Llm<'_> {
                             describe_wait(model.max_retry_wait)
                         ));
                     }
-                    let retry = e.kind.transient()
-                        && too_long.is_none()
-                        && transient_failures + 1 < TRANSIENT_ATTEMPTS;
+                    // A runaway generation may end at another temperature:
+                    // once, and only when the model samples.
+                    let runaway_retry = e.kind == ErrorKind::Runaway
+                        && runaways == 0
+                        && model.temperature.is_none_or(|t| t > 0.0);
+                    let retry = stopped_by.is_none()
+                        && (runaway_retry
+                            || (e.kind.transient()
+                                && too_long.is_none()
+                                && transient_failures + 1 < TRANSIENT_ATTEMPTS));
                     self.record_failure(
                         task,
                         model,
@@ -265,16 +275,37 @@ impl Llm<'_> {
                         &error_id,
                         retry,
                     );
+                    if let Some(stop) = stopped_by {
+                        return Err(match stop {
+                            Stop::Interrupted(_) => Stop::Interrupted(Some(error_id)),
+                            _ => Stop::Deadline(Some((e.kind, e.message, error_id))),
+                        });
+                    }
                     if !retry {
                         let mut message = format!("{}: {}", e.kind.as_str(), e.message);
                         if e.kind.transient() && too_long.is_none() {
                             message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
+                        }
+                        if e.kind == ErrorKind::Runaway && runaways > 0 {
+                            message.push_str(" (asked twice)");
+                        }
+                        match e.kind {
+                            ErrorKind::Connection => message.push_str(&format!(
+                                "; is the server running at {}? Start it (LM Studio, Ollama, llama-server, vLLM...) or fix the model's base_url",
+                                model.base_url
+                            )),
+                            ErrorKind::NotFound => message.push_str(&self.not_found(model, m)),
+                            _ => {}
                         }
                         return Err(Stop::Failed {
                             kind: e.kind,
                             message,
                             error_id,
                         });
+                    }
+                    if e.kind == ErrorKind::Runaway {
+                        runaways += 1;
+                        continue;
                     }
                     let pause = e
                         .retry_after
@@ -289,11 +320,35 @@ impl Llm<'_> {
                     let slept = limits::sleep_until(resume, until, &self.interrupt);
                     set_waiting(progress, None);
                     slept.map_err(|a| match a {
-                        Abort::Interrupted => Stop::Interrupted,
-                        Abort::Deadline => Stop::Deadline,
+                        Abort::Interrupted => Stop::Interrupted(None),
+                        Abort::Deadline => Stop::Deadline(None),
                     })?;
                 }
             }
+        }
+    }
+
+    /// What a 404 says about the model: its name, and the names the server
+    /// lists when it answers `/models`.
+    fn not_found(&self, model: &ModelConfig, m: usize) -> String {
+        let listed = call::list_models(
+            &self.agent,
+            &model.base_url,
+            &provider::headers(model, self.keys[m].as_deref()),
+        );
+        let listed: Vec<String> = listed.iter().map(|n| self.scrub(n)).collect();
+        if listed.is_empty() {
+            format!(
+                "; the server at {} does not know the model `{}`",
+                model.base_url, model.model
+            )
+        } else {
+            format!(
+                "; the server at {} does not know the model `{}`; it lists: {}",
+                model.base_url,
+                model.model,
+                listed.join(", ")
+            )
         }
     }
 
@@ -337,36 +392,36 @@ impl Llm<'_> {
         permit: limits::Permit,
         progress: &Arc<CallProgress>,
         until: Option<Instant>,
-    ) -> std::result::Result<std::result::Result<call::CallOk, CallError>, Stop> {
+    ) -> Ended {
         let (tx, rx) = mpsc::channel();
         let agent = self.agent.clone();
         let progress_for_call = Arc::clone(progress);
         let spawned = std::thread::Builder::new()
             .name("planexe-call".into())
             .spawn(move || {
-                let result = call::call(&agent, &spec, &progress_for_call.deltas);
+                let result = call::call(&agent, &spec, &progress_for_call.pieces);
                 drop(permit);
                 let _ = tx.send(result);
             });
         if let Err(e) = spawned {
-            return Ok(Err(CallError::new(
+            return Ended::Done(Err(CallError::new(
                 ErrorKind::Connection,
                 format!("cannot start a thread: {e}"),
             )));
         }
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(result) => return Ok(result),
+                Ok(result) => return Ended::Done(result),
                 Err(RecvTimeoutError::Timeout) => {
                     if self.interrupt.requested() {
-                        return Err(Stop::Interrupted);
+                        return Ended::Interrupted;
                     }
                     if until.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Stop::Deadline);
+                        return Ended::Deadline;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Ok(Err(CallError::new(
+                    return Ended::Done(Err(CallError::new(
                         ErrorKind::BadResponse,
                         "the call ended without a result",
                     )))
@@ -382,9 +437,18 @@ enum Failure {
     Answer(answer::Rejection),
 }
 
-pub(super) enum Stop {
+/// How a call in flight ended: with a result, or given up on.
+enum Ended {
+    Done(std::result::Result<call::CallOk, CallError>),
     Interrupted,
     Deadline,
+}
+
+/// Why a model gave up. A stop during a call carries what that call was
+/// recorded as: its error_id (and, at the deadline, its kind and message).
+pub(super) enum Stop {
+    Interrupted(Option<String>),
+    Deadline(Option<(ErrorKind, String, String)>),
     Failed {
         kind: ErrorKind,
         message: String,
@@ -392,13 +456,103 @@ pub(super) enum Stop {
     },
 }
 
-fn cost(model: &ModelConfig, usage: provider::Usage) -> Option<f64> {
+/// The tokens of one call: as the server reported them, or estimated when
+/// it reported none (from the pieces streamed, the answer's length, the
+/// prompt's length), so a failed call costs what it cost.
+struct Tokens {
+    prompt: u64,
+    completion: u64,
+    estimated: bool,
+    /// Whether the request reached a server at all (a refused connection
+    /// costs nothing and counts nothing).
+    reached: bool,
+}
+
+impl Tokens {
+    fn of(
+        outcome: &std::result::Result<call::CallOk, CallError>,
+        pieces: u64,
+        messages: &[Message],
+        system: Option<&str>,
+    ) -> Tokens {
+        let (reported, answer_len) = match outcome {
+            Ok(ok) => (ok.answer.usage, ok.answer.text.len()),
+            Err(e) if e.kind == ErrorKind::Connection => {
+                return Tokens {
+                    prompt: 0,
+                    completion: 0,
+                    estimated: false,
+                    reached: false,
+                }
+            }
+            Err(e) => (e.usage, 0),
+        };
+        let mut estimated = false;
+        let prompt = reported.prompt_tokens.unwrap_or_else(|| {
+            estimated = true;
+            let chars: usize = messages.iter().map(|m| m.content.len()).sum::<usize>()
+                + system.map_or(0, str::len);
+            estimate_tokens(chars)
+        });
+        let completion = reported.completion_tokens.unwrap_or_else(|| {
+            estimated = true;
+            pieces.max(estimate_tokens(answer_len))
+        });
+        Tokens {
+            prompt,
+            completion,
+            estimated,
+            reached: true,
+        }
+    }
+}
+
+/// Tokens in `bytes` of text, by the usual rule of thumb (four bytes of
+/// English text a token), rounded up.
+fn estimate_tokens(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
+}
+
+/// The failure of a call still in flight when the task's timeout expired:
+/// `runaway` when pieces were still arriving, `timeout` otherwise.
+fn deadline_error(
+    model: &ModelConfig,
+    pieces: u64,
+    progress: &CallProgress,
+    deadline: Option<(Instant, Duration)>,
+) -> CallError {
+    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
+    let streaming = progress
+        .pieces
+        .last()
+        .and_then(|last| last.elapsed().ok())
+        .is_some_and(|since| since < model.idle_timeout);
+    if pieces > 0 && streaming {
+        CallError::new(
+            ErrorKind::Runaway,
+            format!(
+                "the model was still generating when the task's timeout ({}) expired: {pieces} token(s) and no end; \
+                 bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise the task's timeout",
+                humantime::format_duration(limit)
+            ),
+        )
+    } else {
+        CallError::new(
+            ErrorKind::Timeout,
+            format!(
+                "timeout after {}, while the model was answering ({pieces} piece(s) received)",
+                humantime::format_duration(limit)
+            ),
+        )
+    }
+}
+
+fn cost(model: &ModelConfig, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
     if model.input_cost_per_mtok.is_none() && model.output_cost_per_mtok.is_none() {
         return None;
     }
-    let input = usage.prompt_tokens.unwrap_or(0) as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
-    let output =
-        usage.completion_tokens.unwrap_or(0) as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
+    let input = prompt_tokens as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
+    let output = completion_tokens as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
     // Prices are bounded when loaded, so this is finite; a cost that is
     // not would be written as null and lost.
     Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())

@@ -38,6 +38,9 @@ pub struct CallError {
     pub retry_after: Option<Duration>,
     /// What the server said, for `failures.jsonl`.
     pub raw: String,
+    /// The tokens the server reported before the call failed (a stream's
+    /// `message_start`, an answer too large to keep), if any.
+    pub usage: provider::Usage,
 }
 
 impl CallError {
@@ -48,6 +51,7 @@ impl CallError {
             status: None,
             retry_after: None,
             raw: String::new(),
+            usage: provider::Usage::default(),
         }
     }
 }
@@ -83,8 +87,49 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Performs one call. `deltas` counts streamed pieces as they arrive.
-pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<CallOk, CallError> {
+/// The pieces of an answer as they arrive: how many, and when the last
+/// came. Shared with whoever shows the call's progress.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    count: AtomicU64,
+    /// Milliseconds since the Unix epoch; 0 before the first piece.
+    last_ms: AtomicU64,
+}
+
+impl Pieces {
+    /// Counts `n` more pieces, arrived now.
+    pub fn add(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.count.fetch_add(n, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_ms.store(now.max(1), Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// When the last piece arrived.
+    pub fn last(&self) -> Option<std::time::SystemTime> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Starts counting a new call.
+    pub fn reset(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.last_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Performs one call. `pieces` counts streamed pieces as they arrive.
+pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<CallOk, CallError> {
     let mut request = agent
         .post(&spec.url)
         .config()
@@ -122,7 +167,7 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
-        read_stream(response.body_mut().as_reader(), spec, deltas)
+        read_stream(response.body_mut().as_reader(), spec, pieces)
     } else {
         let limit = wire_limit(spec.max_answer_bytes);
         if let Some(announced) = response.body().content_length().filter(|&n| n > limit) {
@@ -159,28 +204,86 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, deltas: &AtomicU64) -> Result<
             ..CallError::new(ErrorKind::BadResponse, m)
         })?;
         if answer.text.len() as u64 > spec.max_answer_bytes {
-            return Err(too_large(
-                spec,
-                Size::Text,
-                &format!("the answer is {} bytes", answer.text.len()),
-                "",
-            ));
+            return Err(CallError {
+                usage: answer.usage,
+                ..too_large(
+                    spec,
+                    Size::Text,
+                    &format!("the answer is {} bytes", answer.text.len()),
+                    "",
+                )
+            });
         }
-        deltas.fetch_add(
-            answer.usage.completion_tokens.unwrap_or(0),
-            Ordering::Relaxed,
-        );
+        pieces.add(answer.usage.completion_tokens.unwrap_or(0));
         Ok(CallOk { answer, raw: value })
     }
 }
 
+/// Reads a server-sent event stream to its end. A failure carries what
+/// the stream reported of its usage before it; a request timeout that
+/// expires while pieces still arrive is a runaway generation, not a
+/// server that never answered.
 fn read_stream(
     reader: impl std::io::Read,
     spec: &CallSpec,
-    deltas: &AtomicU64,
+    pieces: &Pieces,
 ) -> Result<CallOk, CallError> {
-    let mut reader = BufReader::new(reader);
+    let started = std::time::Instant::now();
     let mut stream = Stream::default();
+    read_events(reader, spec, pieces, &mut stream).map_err(|mut e| {
+        e.usage = stream.usage;
+        if e.kind == ErrorKind::Timeout && stream.deltas > 0 {
+            e.kind = ErrorKind::Runaway;
+            e.message = runaway_message(spec, stream.deltas, started.elapsed());
+        }
+        e
+    })?;
+    let Some(finish) = stream.finish.clone() else {
+        return Err(CallError {
+            usage: stream.usage,
+            ..CallError::new(
+                ErrorKind::BrokenStream,
+                format!(
+                    "the stream ended without the model finishing, after {} piece(s)",
+                    stream.deltas
+                ),
+            )
+        });
+    };
+    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
+    if stream.omitted > 0 {
+        raw["omitted_events"] = serde_json::json!(stream.omitted);
+    }
+    Ok(CallOk {
+        answer: Answer {
+            text: stream.text,
+            finish,
+            usage: stream.usage,
+        },
+        raw,
+    })
+}
+
+/// What a runaway generation was and what to change.
+fn runaway_message(spec: &CallSpec, pieces: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    format!(
+        "the model was still generating when the request timeout ({}) expired: {pieces} token(s) in {:.1}s ({:.0}/s) and no end; \
+         bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise the model's timeout",
+        humantime::format_duration(spec.timeout),
+        elapsed.as_secs_f64(),
+        pieces as f64 / secs
+    )
+}
+
+/// Feeds the events of a stream into `stream` until it ends.
+fn read_events(
+    reader: impl std::io::Read,
+    spec: &CallSpec,
+    pieces: &Pieces,
+    stream: &mut Stream,
+) -> Result<(), CallError> {
+    let mut reader = BufReader::new(reader);
     let mut event: Option<String> = None;
     let mut data = String::new();
     let mut line = String::new();
@@ -238,7 +341,7 @@ fn read_stream(
                             )
                         }
                     })?;
-                deltas.fetch_add(stream.deltas - before, Ordering::Relaxed);
+                pieces.add(stream.deltas - before);
                 data.clear();
                 event = None;
                 if stream.text.len() as u64 > spec.max_answer_bytes {
@@ -269,27 +372,7 @@ fn read_stream(
         }
         // `id:`, `retry:` and `:` comments carry nothing we need.
     }
-    let Some(finish) = stream.finish.clone() else {
-        return Err(CallError::new(
-            ErrorKind::BrokenStream,
-            format!(
-                "the stream ended without the model finishing, after {} piece(s)",
-                stream.deltas
-            ),
-        ));
-    };
-    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
-    if stream.omitted > 0 {
-        raw["omitted_events"] = serde_json::json!(stream.omitted);
-    }
-    Ok(CallOk {
-        answer: Answer {
-            text: stream.text,
-            finish,
-            usage: stream.usage,
-        },
-        raw,
-    })
+    Ok(())
 }
 
 /// The answer outgrew `max_answer_bytes`: a permanent failure, so the next
@@ -338,7 +421,58 @@ fn status_error(status: u16, body: &str, retry_after: Option<Duration>) -> CallE
         status: Some(status),
         retry_after,
         raw: provider::truncate(body, 2048).to_string(),
+        usage: provider::Usage::default(),
     }
+}
+
+/// The names the server lists at `GET {base_url}/models` (OpenAI and
+/// Anthropic both answer `{"data": [{"id": ...}]}`; Ollama's `/api/tags`
+/// is not asked), at most 20, or none when it does not answer in a few
+/// seconds.
+pub fn list_models(
+    agent: &ureq::Agent,
+    base_url: &str,
+    headers: &[(&'static str, String)],
+) -> Vec<String> {
+    let mut request = agent
+        .get(format!("{base_url}/models"))
+        .config()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build();
+    for (name, value) in headers.iter().filter(|(n, _)| *n != "content-type") {
+        request = request.header(*name, value);
+    }
+    let Ok(mut response) = request.call() else {
+        return Vec::new();
+    };
+    if response.status().as_u16() != 200 {
+        return Vec::new();
+    }
+    let Ok(text) = response
+        .body_mut()
+        .with_config()
+        .limit(ERROR_BODY_LIMIT)
+        .read_to_string()
+    else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
+    };
+    value
+        .get("data")
+        .or_else(|| value.get("models"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            m.get("id")
+                .or_else(|| m.get("name"))
+                .and_then(Value::as_str)
+        })
+        .take(20)
+        .map(|name| provider::truncate(name, 200).to_string())
+        .collect()
 }
 
 fn transport_error(e: ureq::Error, reading_body: bool, spec: &CallSpec) -> CallError {

@@ -19,7 +19,7 @@ pub mod limits;
 pub mod provider;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,15 +54,38 @@ pub struct PromptResult {
     pub usage: Usage,
 }
 
-/// Live progress of a task's current call, for the progress line.
+/// Live progress of a task's current call, for the progress line and the
+/// live `status`.
 #[derive(Debug)]
 pub struct CallProgress {
     pub model: Mutex<String>,
-    pub deltas: AtomicU64,
+    /// The task's call number (1-based, over every model it asked).
+    pub attempt: AtomicU32,
+    pub pieces: call::Pieces,
     pub started: Mutex<Instant>,
+    /// When the call in flight started, on the wall clock.
+    pub started_at: Mutex<Option<std::time::SystemTime>>,
     /// While the task waits to retry (a `Retry-After`, a backoff): until
     /// when, on the wall clock.
     pub waiting_until: Mutex<Option<std::time::SystemTime>>,
+}
+
+impl CallProgress {
+    /// A call to `model`, the task's `attempt`th, starts now.
+    pub fn begin(&self, model: &str, attempt: u32) {
+        if let Ok(mut name) = self.model.lock() {
+            name.clear();
+            name.push_str(model);
+        }
+        if let Ok(mut s) = self.started.lock() {
+            *s = Instant::now();
+        }
+        if let Ok(mut s) = self.started_at.lock() {
+            *s = Some(std::time::SystemTime::now());
+        }
+        self.attempt.store(attempt, Ordering::Relaxed);
+        self.pieces.reset();
+    }
 }
 
 /// Backoff settings: full jitter, `base * 2^n` capped.
@@ -207,8 +230,11 @@ impl<'a> Llm<'a> {
                     task.clone(),
                     Progress {
                         model,
-                        pieces: p.deltas.load(Ordering::Relaxed),
+                        attempt: p.attempt.load(Ordering::Relaxed),
+                        pieces: p.pieces.count(),
                         elapsed: started.elapsed(),
+                        call_started_at: p.started_at.lock().map(|s| *s).unwrap_or(None),
+                        last_piece_at: p.pieces.last(),
                         waiting_until,
                     },
                 )
@@ -216,25 +242,30 @@ impl<'a> Llm<'a> {
             .collect()
     }
 
-    /// Runs a prompt task to an answer or a failure.
+    /// Runs a prompt task to an answer or a failure. `on_attempt` hears of
+    /// each call as it starts (its number and model), so the task's status
+    /// can say which one is in flight.
     pub fn run(
         &self,
         task: &str,
         spec: &PromptSpec,
         inputs: &BTreeMap<String, String>,
         deadline: Option<(Instant, Duration)>,
+        on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
         let progress = Arc::new(CallProgress {
             model: Mutex::new(String::new()),
-            deltas: AtomicU64::new(0),
+            attempt: AtomicU32::new(0),
+            pieces: call::Pieces::default(),
             started: Mutex::new(Instant::now()),
+            started_at: Mutex::new(None),
             waiting_until: Mutex::new(None),
         });
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(task.to_string(), Arc::clone(&progress));
-        let result = self.run_chain(task, spec, inputs, deadline, &progress);
+        let result = self.run_chain(task, spec, inputs, deadline, &progress, on_attempt);
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -249,6 +280,7 @@ impl<'a> Llm<'a> {
         inputs: &BTreeMap<String, String>,
         deadline: Option<(Instant, Duration)>,
         progress: &Arc<CallProgress>,
+        on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
         let mut result = PromptResult {
             answer: Err(PromptFailure {
@@ -281,9 +313,9 @@ impl<'a> Llm<'a> {
                 return result;
             }
         };
-        let mut reasons: Vec<String> = Vec::new();
+        // Why each model failed, and the error_id of that failure.
+        let mut reasons: Vec<(String, String)> = Vec::new();
         let mut last_kind = ErrorKind::Connection;
-        let mut last_id = None;
         let models = models::chain(&self.models, spec.model);
         let mut attempt_no = 0u32;
         for m in models {
@@ -298,32 +330,39 @@ impl<'a> Llm<'a> {
                 deadline,
                 progress,
                 &mut attempt_no,
+                on_attempt,
                 &mut result,
             ) {
                 Ok(text) => {
                     result.answer = Ok(text);
                     return result;
                 }
-                Err(Stop::Interrupted) => {
+                Err(Stop::Interrupted(error_id)) => {
                     result.answer = Err(PromptFailure {
                         kind: ErrorKind::Stopped,
                         message: "stopped by an interrupt".into(),
-                        error_id: None,
+                        error_id,
                         stopped: true,
                     });
                     return result;
                 }
-                Err(Stop::Deadline) => {
+                Err(Stop::Deadline(call)) => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                    let mut message =
-                        format!("timeout after {}", humantime::format_duration(limit));
+                    let (kind, mut message, error_id) = match call {
+                        Some((kind, message, id)) => (kind, message, Some(id)),
+                        None => (
+                            ErrorKind::Timeout,
+                            format!("timeout after {}", humantime::format_duration(limit)),
+                            reasons.last().map(|r| r.1.clone()),
+                        ),
+                    };
                     if !reasons.is_empty() {
-                        message.push_str(&format!(" ({})", reasons.join("; ")));
+                        message.push_str(&format!(" (before: {})", with_ids(&reasons, None)));
                     }
                     result.answer = Err(PromptFailure {
-                        kind: ErrorKind::Timeout,
-                        message,
-                        error_id: last_id,
+                        kind,
+                        message: self.redact(&message),
+                        error_id,
                         stopped: false,
                     });
                     return result;
@@ -333,16 +372,21 @@ impl<'a> Llm<'a> {
                     message,
                     error_id,
                 }) => {
-                    reasons.push(format!("{}: {message} (error_id {error_id})", model.name));
+                    reasons.push((format!("{}: {message}", model.name), error_id));
                     last_kind = kind;
-                    last_id = Some(error_id);
                 }
             }
         }
+        // The last failure's error_id is the task's; earlier ones stay in
+        // the message.
+        let last_id = reasons.last().map(|r| r.1.clone());
         let message = if reasons.len() == 1 {
-            reasons.remove(0)
+            reasons.remove(0).0
         } else {
-            format!("all models failed: {}", reasons.join("; "))
+            format!(
+                "all models failed: {}",
+                with_ids(&reasons, last_id.as_deref())
+            )
         };
         result.answer = Err(PromptFailure {
             kind: last_kind,
@@ -352,4 +396,20 @@ impl<'a> Llm<'a> {
         });
         result
     }
+}
+
+/// Reasons joined with `; `, each with its error_id but `skip` (the one the
+/// task carries, shown beside the message already).
+fn with_ids(reasons: &[(String, String)], skip: Option<&str>) -> String {
+    reasons
+        .iter()
+        .map(|(text, id)| {
+            if Some(id.as_str()) == skip {
+                text.clone()
+            } else {
+                format!("{text} (error_id {id})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
