@@ -49,6 +49,9 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
     // ten thousand records one by one costs more than a whole no-op check.
     let session: &mut Session =
         Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
+    for warning in crate::model::bounds::warnings(&session.graph) {
+        printer.warn(&warning);
+    }
     let recorder = (!options.read_only()).then(|| {
         Recorder::start(
             &session.run_dir,

@@ -124,6 +124,15 @@ fn in_flight(call: Option<&CallInFlight>, waiting_until: Option<&str>) -> String
     d
 }
 
+/// `; estimated in part` when some calls reported no usage.
+fn estimated(usage: &crate::store::Usage) -> &'static str {
+    if usage.tokens_estimated {
+        "; estimated in part"
+    } else {
+        ""
+    }
+}
+
 /// How long until an RFC 3339 time, when it is still ahead.
 fn time_left(rfc3339: &str) -> Option<Duration> {
     let then: jiff::Timestamp = rfc3339.parse().ok()?;
@@ -307,12 +316,13 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
     let t = &report.totals;
     if t.calls > 0 {
         out.push_str(&format!(
-            "\nmodel calls {} ({} failed), {} tokens ({} in, {} out), ${:.4}, {} in calls\n",
+            "\nmodel calls {} ({} failed), {} tokens ({} in, {} out{}), ${:.4}, {} in calls\n",
             t.calls,
             t.failed_calls,
             t.usage.total_tokens,
             t.usage.prompt_tokens,
             t.usage.completion_tokens,
+            estimated(&t.usage),
             t.usage.cost_usd,
             short_duration(Duration::from_millis(t.llm_time_ms))
         ));
@@ -365,8 +375,12 @@ fn one_task(detail: &TaskDetail) -> String {
             }
             if let Some(u) = &s.usage {
                 out.push_str(&format!(
-                    "  usage     {} tokens ({} in, {} out), ${:.4}\n",
-                    u.total_tokens, u.prompt_tokens, u.completion_tokens, u.cost_usd
+                    "  usage     {} tokens ({} in, {} out{}), ${:.4}\n",
+                    u.total_tokens,
+                    u.prompt_tokens,
+                    u.completion_tokens,
+                    estimated(u),
+                    u.cost_usd
                 ));
             }
             for a in &s.attempts {

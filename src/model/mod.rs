@@ -9,6 +9,7 @@
 //! Above the store (it reads list files and stats sources through it),
 //! below the plan. Knows nothing of what was built.
 
+pub mod bounds;
 pub mod fanout;
 pub mod fingerprint;
 pub mod graph;

@@ -47,6 +47,8 @@ pub struct TaskSummary {
     pub model: Option<String>,
     pub total_tokens: Option<u64>,
     pub cost_usd: Option<f64>,
+    /// Some of its calls reported no usage: the tokens are estimated.
+    pub tokens_estimated: bool,
     pub error_kind: Option<String>,
     pub error: Option<String>,
     pub error_id: Option<String>,
@@ -148,6 +150,7 @@ pub fn build(
             model: status.and_then(|s| s.model.clone()),
             total_tokens: usage.as_ref().map(|u| u.total_tokens),
             cost_usd: usage.as_ref().map(|u| u.cost_usd),
+            tokens_estimated: usage.as_ref().is_some_and(|u| u.tokens_estimated),
             error_kind: error.map(|e| e.kind.as_str().to_string()),
             error: error.map(|e| e.first_line().to_string()),
             error_id: error.and_then(|e| e.error_id.clone()),

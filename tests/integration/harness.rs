@@ -50,6 +50,16 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    #[track_caller]
     pub fn ran(&self, expected: &[&str]) -> &Self {
         let mut got = self.started();
         got.sort();

@@ -63,6 +63,10 @@ pub enum Reply {
     /// An OpenAI stream of content pieces of `piece` bytes each that never
     /// finishes; it stops when the client hangs up (or after 30 s).
     EndlessStream { piece: usize },
+    /// An OpenAI stream of one-word pieces, one every `every`, that never
+    /// finishes: a model looping under a schema. Stops when the client
+    /// hangs up (or after 30 s).
+    Trickle { every: Duration },
     /// A non-streamed OpenAI answer of `bytes` bytes of text, written as it
     /// goes; `announce` sends its Content-Length, else the body runs to the
     /// connection's end. Stops when the client hangs up.
@@ -213,6 +217,18 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             let mut sent = out.write_all(head.as_bytes());
             while sent.is_ok() && Instant::now() < until {
                 sent = out.write_all(event.as_bytes());
+            }
+        }
+        Some(Reply::Trickle { every }) => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            let data = serde_json::json!({"choices": [{"index": 0, "delta": {"content": "1.1, "}, "finish_reason": null}]});
+            let event = format!("data: {data}\n\n");
+            let until = Instant::now() + Duration::from_secs(30);
+            let mut sent = out.write_all(head.as_bytes());
+            while sent.is_ok() && Instant::now() < until {
+                sent = out.write_all(event.as_bytes()).and_then(|()| out.flush());
+                std::thread::sleep(every);
             }
         }
         Some(Reply::Huge { bytes, announce }) => {

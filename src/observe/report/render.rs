@@ -134,6 +134,7 @@ mod tests {
             model: None,
             total_tokens: None,
             cost_usd: None,
+            tokens_estimated: false,
             error_kind: None,
             error: None,
             error_id: None,

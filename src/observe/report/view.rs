@@ -121,6 +121,8 @@ struct Tokens {
     prompt: u64,
     completion: u64,
     cost: String,
+    /// Some calls reported no usage.
+    estimated: bool,
 }
 
 impl<'a> Header<'a> {
@@ -157,6 +159,7 @@ impl<'a> Header<'a> {
                 prompt: u.prompt_tokens,
                 completion: u.completion_tokens,
                 cost: money(u.cost_usd),
+                estimated: u.tokens_estimated,
             }),
             warnings: &s.warnings,
         }
@@ -524,7 +527,10 @@ impl<'a> Table<'a> {
                 duration: t.duration_ms.map(duration).unwrap_or_default(),
                 finished: t.finished_at.as_deref().map(when).unwrap_or_default(),
                 model: t.model.as_deref().unwrap_or(""),
-                tokens: t.total_tokens.map(|n| n.to_string()).unwrap_or_default(),
+                tokens: t
+                    .total_tokens
+                    .map(|n| format!("{}{n}", if t.tokens_estimated { "~" } else { "" }))
+                    .unwrap_or_default(),
                 cost: t.cost_usd.map(money).unwrap_or_default(),
                 notes: notes.join("\n"),
             }

@@ -1,0 +1,323 @@
+//! Model calls as real local servers make them: runaway generations, the
+//! tokens of calls that failed, a server that is not there or does not know
+//! the model, a running task's call in `status`, and the warning about
+//! schemas that constrained decoding may never end.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn model(server: &Server, name: &str, extra: &str) -> String {
+    format!(
+        "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"{name}-model\"\n{extra}\n",
+        server.url
+    )
+}
+
+fn project(models: &str, tasks: &str) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n{models}\n{tasks}"
+    ))
+}
+
+const ASK: &str = "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"Plan it\"\n";
+
+fn lines(p: &Project, file: &str) -> Vec<Value> {
+    if !p.exists(file) {
+        return Vec::new();
+    }
+    p.read(file)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn trickle() -> Reply {
+    Reply::Trickle {
+        every: Duration::from_millis(20),
+    }
+}
+
+#[test]
+fn a_runaway_generation_at_temperature_zero_is_asked_once() {
+    let server = Server::start();
+    server.default_reply(trickle());
+    let p = project(
+        &model(&server, "local", "timeout = \"1s\"\ntemperature = 0"),
+        ASK,
+    );
+    p.build().code(1).stderr_has("runaway");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a runaway is no transient error"
+    );
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1);
+    let message = failures[0]["message"].as_str().unwrap();
+    assert!(message.contains("still generating"), "{message}");
+    assert!(message.contains("token(s) in"), "{message}");
+    assert!(message.contains("maxItems"), "{message}");
+    let error = &p.status_json("ask")["error"];
+    assert_eq!(error["kind"], "runaway");
+    assert_eq!(error["recoverable"], false);
+}
+
+#[test]
+fn a_runaway_generation_that_samples_is_asked_again_once_then_the_fallback() {
+    let server = Server::start();
+    server.script([trickle(), trickle(), openai_answer("done")]);
+    let p = project(
+        &format!(
+            "{}{}",
+            model(
+                &server,
+                "local",
+                "timeout = \"1s\"\ntemperature = 0.7\nfallback = [\"spare\"]"
+            ),
+            model(&server, "spare", "stream = false")
+        ),
+        ASK,
+    );
+    p.build().ok();
+    let models: Vec<Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["model"].clone())
+        .collect();
+    assert_eq!(models, ["local-model", "local-model", "spare-model"]);
+    let kinds: Vec<Value> = lines(&p, ".planexe/failures.jsonl")
+        .iter()
+        .map(|f| f["error_type"].clone())
+        .collect();
+    assert_eq!(kinds, ["runaway", "runaway"]);
+    assert_eq!(p.read("a.md"), "done");
+}
+
+#[test]
+fn a_timeout_before_the_first_byte_stays_a_transient_timeout() {
+    let server = Server::start();
+    server.script([Reply::Hang, openai_answer("late but fine")]);
+    let p = project(&model(&server, "local", "timeout = \"1s\""), ASK);
+    p.build().ok();
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["error_type"], "timeout");
+    assert_eq!(failures[0]["recoverable"], true);
+}
+
+#[test]
+fn the_tokens_of_failed_calls_are_counted_and_said_to_be_estimated() {
+    let server = Server::start();
+    server.default_reply(trickle());
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "timeout = \"1s\"\ntemperature = 0\ninput_cost_per_mtok = 1000\noutput_cost_per_mtok = 2000",
+        ),
+        ASK,
+    );
+    p.build().code(1);
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 1);
+    let call = &usage[0];
+    assert_eq!(call["status"], "error");
+    assert_eq!(call["tokens_estimated"], true);
+    let completion = call["completion_tokens"].as_u64().unwrap();
+    assert!(completion > 5, "the streamed pieces count: {call}");
+    assert!(call["prompt_tokens"].as_u64().unwrap() > 0, "{call}");
+    assert!(call["cost_usd"].as_f64().unwrap() > 0.0, "{call}");
+    let usage = &p.status_json("ask")["usage"];
+    assert_eq!(usage["completion_tokens"].as_u64(), Some(completion));
+    assert_eq!(usage["tokens_estimated"], true);
+    let status: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(
+        status["totals"]["completion_tokens"].as_u64(),
+        Some(completion)
+    );
+    assert_eq!(status["totals"]["tokens_estimated"], true);
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["tokens_estimated"], true, "{summary}");
+    assert_eq!(summary["tasks"][0]["tokens_estimated"], true, "{summary}");
+    p.run(&["status"]).ok().stdout_has("estimated");
+}
+
+#[test]
+fn tokens_a_stream_reported_before_it_broke_are_kept() {
+    let server = Server::start();
+    // Anthropic says the prompt's size first; this stream then breaks.
+    server.default_reply(Reply::Sse {
+        events: vec![
+            (
+                Some("message_start".into()),
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":321,"output_tokens":1}}}"#.into(),
+            ),
+            (
+                Some("content_block_delta".into()),
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Step"}}"#.into(),
+            ),
+        ],
+        end: StreamEnd::Close,
+    });
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"anthropic\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\n{ASK}",
+        server.url
+    ));
+    p.build().code(1);
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 5, "a broken stream is transient");
+    for call in usage {
+        // The prompt's size as the server said; the answer's from the one
+        // piece that came, estimated.
+        assert_eq!(call["prompt_tokens"], 321, "{call}");
+        assert_eq!(call["completion_tokens"], 1, "{call}");
+        assert_eq!(call["tokens_estimated"], true, "{call}");
+    }
+}
+
+#[test]
+fn a_server_that_is_not_there_is_named_with_what_to_check() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\n{ASK}"
+    ));
+    let run = p.build();
+    run.code(1)
+        .stderr_has(&format!(
+            "is the server running at http://127.0.0.1:{port}/v1?"
+        ))
+        .stderr_has("llama-server");
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 5);
+    // A refused connection costs nothing: no tokens, not even estimated.
+    assert_eq!(usage[0]["prompt_tokens"], Value::Null);
+    assert_eq!(usage[0]["tokens_estimated"], false);
+}
+
+#[test]
+fn a_model_the_server_does_not_know_is_named_with_what_it_lists() {
+    let server = Server::start();
+    server.script([
+        json(
+            404,
+            serde_json::json!({"error": {"message": "model not found"}}),
+        ),
+        json(
+            200,
+            serde_json::json!({"object": "list", "data": [{"id": "smollm2"}, {"id": "qwen3-4b"}]}),
+        ),
+    ]);
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    p.build()
+        .code(1)
+        .stderr_has("does not know the model `local-model`; it lists: smollm2, qwen3-4b");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].path, "/v1/models");
+}
+
+#[test]
+fn status_shows_a_running_call_as_it_is_and_a_stop_as_stopped() {
+    let server = Server::start();
+    server.script([
+        json(500, serde_json::json!({"error": {"message": "busy"}})),
+        Reply::Trickle {
+            every: Duration::from_millis(50),
+        },
+    ]);
+    let p = project(&model(&server, "local", "timeout = \"60s\""), ASK);
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The sidecar follows the attempts: the second call is in flight.
+    wait_for("the second call", || {
+        p.exists(".planexe/tasks/ask.status") && p.status_json("ask")["attempt"] == 2
+    });
+    let mut line = Value::Null;
+    wait_for("tokens in the live status", || {
+        let status: Value =
+            serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+        line = status["tasks"][0].clone();
+        line["call"]["tokens"].as_u64().unwrap_or(0) > 0
+    });
+    assert_eq!(line["state"], "running", "{line}");
+    assert_eq!(line["attempt"], 2, "{line}");
+    assert_eq!(line["call"]["model"], "local", "{line}");
+    assert!(line["call"]["started_at"].is_string(), "{line}");
+    assert!(line["call"]["last_token_at"].is_string(), "{line}");
+    let one = p.run(&["status", "ask"]).ok().stdout.clone();
+    assert!(one.starts_with("ask: running\n"), "{one}");
+    assert!(one.contains("attempt 2, model local: "), "{one}");
+    assert!(!one.contains("interrupted"), "{one}");
+    p.run(&["status"]).ok().stdout_has("attempt 2");
+
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped ask"), "{stderr}");
+    assert!(!stderr.contains("FAILED"), "{stderr}");
+    let status = p.status_json("ask");
+    assert_eq!(status["state"], "stopped");
+    assert_eq!(status["error"]["kind"], "stopped");
+    assert_eq!(status["error"]["recoverable"], true);
+    let usage = lines(&p, ".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 2);
+    assert_eq!(usage[1]["status"], "stopped");
+    assert!(usage[1]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(usage[1]["tokens_estimated"], true);
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.last().unwrap()["error_type"], "stopped");
+    assert_eq!(
+        failures.last().unwrap()["error_id"],
+        status["error"]["error_id"]
+    );
+}
+
+#[test]
+fn unbounded_schemas_under_constrained_decoding_are_warned_about_once_per_task() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"steps\": [\"a\"]}"));
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.loose]\noutputs = [\"l.json\"]\nschema = \"loose.json\"\nprompt = \"x\"\n\
+         [tasks.tight]\noutputs = [\"t.json\"]\nschema = \"tight.json\"\nprompt = \"x\"\n",
+    );
+    p.write(
+        "loose.json",
+        r#"{"type":"object","properties":{"steps":{"type":"array","items":{"type":"string"}}}}"#,
+    );
+    p.write(
+        "tight.json",
+        r#"{"type":"object","properties":{"steps":{"type":"array","maxItems":9,"items":{"type":"string","maxLength":80}}}}"#,
+    );
+    let run = p.build();
+    run.ok();
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(warnings[0].contains("task `loose`"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains("/properties/steps (array without maxItems)"),
+        "{}",
+        warnings[0]
+    );
+}
