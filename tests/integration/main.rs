@@ -14,6 +14,7 @@ mod fuzz;
 mod library;
 mod llm;
 mod llm_bounds;
+mod llm_extract;
 mod man;
 mod observe;
 mod refusals;
