@@ -99,6 +99,8 @@ pub struct TaskDef {
     pub model: Option<Spanned<String>>,
     /// How often a model is re-asked after an invalid answer.
     pub retries: Option<Spanned<i64>>,
+    /// Write a text answer's leading reasoning (`<think>…</think>`) too.
+    pub keep_reasoning: Option<Spanned<bool>>,
     /// One instance per item of a JSON list.
     pub foreach: Option<Spanned<ForeachDef>>,
     /// One instance per combination of these values.

@@ -1,7 +1,8 @@
 //! Prompt tasks, resolved: the template (inline or from `prompt_file`,
 //! checked for undefined names before the build), the system text, the
-//! schema (compiled once), the answer format, the model asked first and
-//! how often it is re-asked; and the fingerprint of all of it.
+//! schema (compiled once), the answer format, whether a text answer keeps
+//! its reasoning, the model asked first and how often it is re-asked; and
+//! the fingerprint of all of it.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -48,6 +49,8 @@ pub struct PromptSpec {
     /// The model asked first (index into the graph's models).
     pub model: usize,
     pub retries: u32,
+    /// Write a text answer's leading reasoning (`<think>…</think>`) too.
+    pub keep_reasoning: bool,
     /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
     pub vars: Vars,
 }
@@ -69,6 +72,9 @@ pub fn prompt_only_keys(task: &TaskDef) -> Vec<(&'static str, Range<usize>)> {
     }
     if let Some(v) = &task.retries {
         keys.push(("retries", v.span()));
+    }
+    if let Some(v) = &task.keep_reasoning {
+        keys.push(("keep_reasoning", v.span()));
     }
     keys
 }
@@ -161,6 +167,15 @@ pub fn resolve_prompt(
                 .hint("remove `retries` for the default of 2"))
         }
     };
+    let keep_reasoning = match &task.keep_reasoning {
+        Some(k) if *k.get_ref() && format == Format::Json => return Err(err(
+            k.span(),
+            "`keep_reasoning` applies to text answers; a JSON answer never includes the reasoning",
+        )
+        .hint("remove `keep_reasoning`, or set `format = \"text\"`")),
+        Some(k) => *k.get_ref(),
+        None => false,
+    };
 
     let named = match (
         ctx.model_override,
@@ -221,6 +236,7 @@ pub fn resolve_prompt(
         format,
         model,
         retries,
+        keep_reasoning,
         vars,
     })
 }
@@ -246,6 +262,10 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
             Format::Json => b"json",
         },
     );
+    if spec.keep_reasoning {
+        // Only when set, so fingerprints of existing tasks stay as they were.
+        fp.field("keep_reasoning", b"true");
+    }
     if let Some(m) = sampling {
         fp.field("temperature", format!("{:?}", m.temperature).as_bytes());
         fp.field("max_tokens", format!("{:?}", m.max_tokens).as_bytes());

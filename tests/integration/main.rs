@@ -15,6 +15,7 @@ mod library;
 mod llm;
 mod llm_bounds;
 mod llm_calls;
+mod llm_extract;
 mod man;
 mod observe;
 mod refusals;

@@ -1,10 +1,14 @@
-//! Judging an answer: text is taken as returned; JSON is unfenced, parsed,
-//! validated against the task's schema and pretty-printed. A rejected
-//! answer comes with feedback for the model and the fields at fault.
+//! Judging an answer. Reasoning that leads it (`<think>…</think>`) is
+//! removed first, unless a text task keeps it. Text is then taken as
+//! returned; JSON is found in the answer (the whole of it, a fenced block,
+//! or a value in running text: see [`extract`]), validated against the
+//! task's schema and pretty-printed. A rejected answer comes with feedback
+//! for the model that says exactly what was wrong, and the fields at fault.
 
 use serde_json::Value;
 
-use crate::model::prompt::{Format, Schema};
+use super::extract::{self, Extracted, Place};
+use crate::model::prompt::{Format, PromptSpec, Schema};
 use crate::store::ErrorKind;
 
 /// Why an answer was rejected.
@@ -19,33 +23,111 @@ pub struct Rejection {
     pub invalid_fields: Vec<String>,
 }
 
-/// Returns the text to write, or why the answer is not acceptable.
-pub fn judge(text: &str, format: Format, schema: Option<&Schema>) -> Result<String, Rejection> {
-    if text.trim().is_empty() {
-        return Err(Rejection {
-            kind: ErrorKind::EmptyAnswer,
-            message: "the answer is empty".into(),
-            feedback: "Your answer was empty. Answer the request.".into(),
+impl Rejection {
+    fn new(kind: ErrorKind, message: String, feedback: String) -> Rejection {
+        Rejection {
+            kind,
+            message,
+            feedback,
             missing_fields: Vec::new(),
             invalid_fields: Vec::new(),
-        });
+        }
     }
-    if format == Format::Text {
+}
+
+/// What a task expects of an answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    pub format: Format,
+    pub schema: Option<&'a Schema>,
+    /// Write a text answer's leading reasoning too.
+    pub keep_reasoning: bool,
+}
+
+impl<'a> Expect<'a> {
+    pub fn of(spec: &'a PromptSpec) -> Expect<'a> {
+        Expect {
+            format: spec.format,
+            schema: spec.schema.as_deref(),
+            keep_reasoning: spec.keep_reasoning,
+        }
+    }
+}
+
+const ANSWER_AGAIN: &str = "Answer again with the JSON value only: no prose, no code fence.";
+
+/// Returns the text to write, or why the answer is not acceptable.
+pub fn judge(text: &str, expect: &Expect) -> Result<String, Rejection> {
+    if text.trim().is_empty() {
+        return Err(Rejection::new(
+            ErrorKind::EmptyAnswer,
+            "the answer is empty".into(),
+            "Your answer was empty. Answer the request.".into(),
+        ));
+    }
+    if expect.format == Format::Text && expect.keep_reasoning {
         return Ok(text.to_string());
     }
-    let body = strip_fence(text);
-    let value: Value = serde_json::from_str(body).map_err(|e| Rejection {
-        kind: ErrorKind::InvalidJson,
-        message: format!("the answer is not JSON: {e}"),
-        feedback: format!(
-            "Your answer is not valid JSON: {e} at line {}, column {}. Answer again with one JSON value only, no prose and no code fence.",
-            e.line(),
-            e.column()
-        ),
-        missing_fields: Vec::new(),
-        invalid_fields: Vec::new(),
-    })?;
-    if let Some(schema) = schema {
+    let stripped = extract::strip_reasoning(text);
+    if stripped.answer.trim().is_empty() {
+        let why = if stripped.unclosed {
+            "its reasoning (<think>) was never closed"
+        } else {
+            "nothing follows its reasoning (<think>…</think>)"
+        };
+        return Err(Rejection::new(
+            ErrorKind::EmptyAnswer,
+            format!("the answer holds only reasoning: {why}"),
+            "Your reply held only your reasoning and no answer. Close your reasoning and give the answer after it.".into(),
+        ));
+    }
+    if expect.format == Format::Text {
+        return Ok(stripped.answer.to_string());
+    }
+    let fits = |v: &Value| expect.schema.is_none_or(|s| s.validator.is_valid(v));
+    let found = match extract::extract_json(text, stripped.offset, &fits) {
+        Extracted::Found(found) => found,
+        Extracted::Invalid(e) => {
+            let (message, feedback) = match &e.place {
+                Place::Whole => (
+                    format!("the answer is not valid JSON: {} at line {}, column {}", e.error, e.line, e.column),
+                    format!("Your answer is not valid JSON: {} at line {}, column {}. {ANSWER_AGAIN}", e.error, e.line, e.column),
+                ),
+                Place::Fence { .. } => (
+                    format!("{} is not valid JSON: {} at line {}, column {} of the block", e.place.describe(), e.error, e.line, e.column),
+                    format!(
+                        "The JSON in your code block is not valid: {} at line {}, column {} of the block. {ANSWER_AGAIN}",
+                        e.error, e.line, e.column
+                    ),
+                ),
+                Place::Inline { line, column } => (
+                    format!("the answer holds no valid JSON; {} is not: {} at line {}, column {} of the value", e.place.describe(), e.error, e.line, e.column),
+                    format!(
+                        "The JSON value in your answer (at line {line}, column {column}) is not valid: {} at line {}, column {} of the value. {ANSWER_AGAIN}",
+                        e.error, e.line, e.column
+                    ),
+                ),
+            };
+            return Err(Rejection::new(ErrorKind::InvalidJson, message, feedback));
+        }
+        Extracted::Nothing { other_fences } => {
+            let fences = if other_fences.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (blocks fenced as {} are not JSON)",
+                    other_fences.join(", ")
+                )
+            };
+            return Err(Rejection::new(
+                ErrorKind::InvalidJson,
+                format!("the answer holds no JSON: looked at the whole answer, ```json blocks{fences}, and {{…}} or […] in the text"),
+                format!("Your answer contains no JSON value{fences}. {ANSWER_AGAIN}"),
+            ));
+        }
+    };
+    let value = found.value;
+    if let Some(schema) = expect.schema {
         let mut missing = Vec::new();
         let mut invalid = Vec::new();
         let mut lines = Vec::new();
@@ -71,11 +153,18 @@ pub fn judge(text: &str, format: Format, schema: Option<&Schema>) -> Result<Stri
             }
         }
         if !lines.is_empty() {
+            let taken = match found.place {
+                Place::Whole => String::new(),
+                ref place => format!(" ({})", place.describe()),
+            };
             return Err(Rejection {
                 kind: ErrorKind::Schema,
-                message: format!("the answer does not match the schema: {}", lines.join("; ").replace("- ", "")),
+                message: format!(
+                    "the answer{taken} does not match the schema: {}",
+                    lines.join("; ").replace("- ", "")
+                ),
                 feedback: format!(
-                    "Your JSON does not satisfy the required schema:\n{}\nAnswer again with corrected JSON only.",
+                    "Your JSON{taken} does not satisfy the required schema:\n{}\nAnswer again with corrected JSON only.",
                     lines.join("\n")
                 ),
                 missing_fields: missing,
@@ -83,22 +172,9 @@ pub fn judge(text: &str, format: Format, schema: Option<&Schema>) -> Result<Stri
             });
         }
     }
-    let mut pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| body.to_string());
+    let mut pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
     pretty.push('\n');
     Ok(pretty)
-}
-
-/// Removes a surrounding Markdown code fence (```json ... ```), if any.
-pub fn strip_fence(text: &str) -> &str {
-    let t = text.trim();
-    let Some(rest) = t.strip_prefix("```") else {
-        return t;
-    };
-    let Some(newline) = rest.find('\n') else {
-        return t;
-    };
-    let inner = &rest[newline + 1..];
-    inner.trim_end().strip_suffix("```").unwrap_or(inner).trim()
 }
 
 #[cfg(test)]
@@ -120,12 +196,19 @@ mod tests {
         }
     }
 
+    fn json(schema: Option<&Schema>) -> Expect<'_> {
+        Expect {
+            format: Format::Json,
+            schema,
+            keep_reasoning: false,
+        }
+    }
+
     #[test]
     fn fences_are_stripped_and_json_pretty_printed() {
         let out = judge(
             "```json\n{\"assumptions\":[\"a\"]}\n```",
-            Format::Json,
-            Some(&schema()),
+            &json(Some(&schema())),
         )
         .unwrap();
         assert_eq!(out, "{\n  \"assumptions\": [\n    \"a\"\n  ]\n}\n");
@@ -133,14 +216,14 @@ mod tests {
 
     #[test]
     fn schema_failures_name_the_fields() {
-        let r = judge("{\"other\": 1}", Format::Json, Some(&schema())).unwrap_err();
+        let r = judge("{\"other\": 1}", &json(Some(&schema()))).unwrap_err();
         assert_eq!(r.kind, ErrorKind::Schema);
         assert_eq!(r.missing_fields, vec!["/assumptions"]);
-        let r = judge("{\"assumptions\": [1]}", Format::Json, Some(&schema())).unwrap_err();
+        let r = judge("{\"assumptions\": [1]}", &json(Some(&schema()))).unwrap_err();
         assert_eq!(r.invalid_fields, vec!["/assumptions/0"]);
         assert!(r.feedback.contains("/assumptions/0"), "{}", r.feedback);
-        let r = judge("here you go: {", Format::Json, None).unwrap_err();
+        let r = judge("{\"assumptions\": [1,]}", &json(None)).unwrap_err();
         assert_eq!(r.kind, ErrorKind::InvalidJson);
-        assert!(r.feedback.contains("line 1"));
+        assert!(r.feedback.contains("line 1, column 20"), "{}", r.feedback);
     }
 }

@@ -125,7 +125,7 @@ impl Llm<'_> {
                         ok.answer.usage.completion_tokens.map_or("?".to_string(), |n| n.to_string())
                     ),
                 )),
-                Ok(ok) => match answer::judge(&ok.answer.text, spec.format, spec.schema.as_deref()) {
+                Ok(ok) => match answer::judge(&ok.answer.text, &answer::Expect::of(spec)) {
                     // Again after judging: parsing JSON undoes escapes
                     // (`\/`, `\u0073`) that could hide a secret.
                     Ok(text) => Failure::None(self.scrub(&text)),

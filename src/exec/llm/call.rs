@@ -4,8 +4,8 @@
 //!
 //! Whatever the server sends, memory stays within a small multiple of the
 //! model's `max_answer_bytes`: a response body, a stream's line and event,
-//! and a streamed answer's text are each bounded while they are read, and
-//! past the bound the call fails as `too_large`.
+//! and a streamed answer's text and reasoning are each bounded while they
+//! are read, and past the bound the call fails as `too_large`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,6 +214,17 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                 )
             });
         }
+        if answer.reasoning.len() as u64 > spec.max_answer_bytes {
+            return Err(CallError {
+                usage: answer.usage,
+                ..too_large(
+                    spec,
+                    Size::Text,
+                    &format!("the reasoning is {} bytes", answer.reasoning.len()),
+                    "",
+                )
+            });
+        }
         pieces.add(answer.usage.completion_tokens.unwrap_or(0));
         Ok(CallOk { answer, raw: value })
     }
@@ -254,9 +265,13 @@ fn read_stream(
     if stream.omitted > 0 {
         raw["omitted_events"] = serde_json::json!(stream.omitted);
     }
+    if !stream.reasoning.is_empty() {
+        raw["reasoning"] = serde_json::json!(stream.reasoning);
+    }
     Ok(CallOk {
         answer: Answer {
             text: stream.text,
+            reasoning: stream.reasoning,
             finish,
             usage: stream.usage,
         },
@@ -351,6 +366,18 @@ fn read_events(
                         &format!(
                             "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
                             stream.text.len(),
+                            stream.deltas
+                        ),
+                        "; the rest of the stream was not read",
+                    ));
+                }
+                if stream.reasoning.len() as u64 > spec.max_answer_bytes {
+                    return Err(too_large(
+                        spec,
+                        Size::Text,
+                        &format!(
+                            "the reasoning reached {} bytes after {} piece(s) ({received} bytes received)",
+                            stream.reasoning.len(),
                             stream.deltas
                         ),
                         "; the rest of the stream was not read",

@@ -15,6 +15,7 @@
 pub mod answer;
 mod ask;
 pub mod call;
+pub mod extract;
 pub mod limits;
 pub mod provider;
 

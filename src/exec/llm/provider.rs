@@ -1,6 +1,12 @@
 //! The wire formats: OpenAI-compatible `/chat/completions` and Anthropic
 //! `/messages`, as request bodies, whole responses and server-sent event
 //! streams. Pure functions over JSON; no I/O here.
+//!
+//! Reasoning a server returns apart from the answer is read into
+//! [`Answer::reasoning`] and never into the text: `reasoning_content` (vLLM,
+//! llama.cpp, DeepSeek) or `reasoning` (Ollama, LM Studio) in an OpenAI
+//! message or `delta`, and Anthropic `thinking` blocks and `thinking_delta`
+//! events. A response with reasoning and no content has an empty answer.
 
 use std::collections::VecDeque;
 
@@ -37,6 +43,9 @@ pub struct Usage {
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub text: String,
+    /// What the server returned as the model's reasoning, apart from the
+    /// text: kept for `.planexe/raw/`, never taken for the answer.
+    pub reasoning: String,
     pub finish: Finish,
     pub usage: Usage,
 }
@@ -180,12 +189,14 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
+            let reasoning = openai_reasoning(choice.get("message")).to_string();
             let finish = match choice.get("finish_reason").and_then(Value::as_str) {
                 Some(r) => finish_of(provider, r),
                 None => return Err("the response has no `finish_reason`".into()),
             };
             Ok(Answer {
                 text,
+                reasoning,
                 finish,
                 usage: Usage {
                     prompt_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
@@ -205,12 +216,18 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
                 .filter_map(|b| b.get("text").and_then(Value::as_str))
                 .collect();
+            let reasoning: String = content
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("thinking"))
+                .filter_map(|b| b.get("thinking").and_then(Value::as_str))
+                .collect();
             let finish = match body.get("stop_reason").and_then(Value::as_str) {
                 Some(r) => finish_of(provider, r),
                 None => return Err("the response has no `stop_reason`".into()),
             };
             Ok(Answer {
                 text,
+                reasoning,
                 finish,
                 usage: Usage {
                     prompt_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_u64),
@@ -219,6 +236,21 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
             })
         }
     }
+}
+
+/// The reasoning in an OpenAI-compatible message or delta:
+/// `reasoning_content` (vLLM, llama.cpp, DeepSeek) or `reasoning` (Ollama,
+/// LM Studio).
+fn openai_reasoning(message: Option<&Value>) -> &str {
+    let field = |name: &str| {
+        message
+            .and_then(|m| m.get(name))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    field("reasoning_content")
+        .or_else(|| field("reasoning"))
+        .unwrap_or("")
 }
 
 /// The message and type of an error body, in either provider's shape.
@@ -267,9 +299,12 @@ const RAW_TAIL_EVENT_BYTES: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub struct Stream {
     pub text: String,
+    /// Reasoning pieces, apart from the text (see [`Answer::reasoning`]).
+    pub reasoning: String,
     pub finish: Option<Finish>,
     pub usage: Usage,
-    /// Content deltas seen (close to tokens for most servers).
+    /// Content and reasoning deltas seen (close to tokens for most
+    /// servers).
     pub deltas: u64,
     /// The stream's own end marker arrived (`[DONE]`, `message_stop`).
     pub ended: bool,
@@ -326,6 +361,11 @@ impl Stream {
                             self.deltas += 1;
                         }
                     }
+                    let piece = openai_reasoning(choice.get("delta"));
+                    if !piece.is_empty() {
+                        self.reasoning.push_str(piece);
+                        self.deltas += 1;
+                    }
                     if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
                         self.finish = Some(finish_of(provider, r));
                     }
@@ -346,6 +386,15 @@ impl Stream {
                     if let Some(piece) = value.pointer("/delta/text").and_then(Value::as_str) {
                         self.text.push_str(piece);
                         self.deltas += 1;
+                    } else if value.pointer("/delta/type").and_then(Value::as_str)
+                        == Some("thinking_delta")
+                    {
+                        if let Some(piece) =
+                            value.pointer("/delta/thinking").and_then(Value::as_str)
+                        {
+                            self.reasoning.push_str(piece);
+                            self.deltas += 1;
+                        }
                     }
                 }
                 Some("message_delta") => {
@@ -499,3 +548,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "provider_reasoning_tests.rs"]
+mod reasoning_tests;
