@@ -90,16 +90,20 @@ impl Llm<'_> {
             let outcome = match ended {
                 Ended::Done(Ok(mut ok)) => {
                     let text = self.scrub(&ok.answer.text);
-                    if text != ok.answer.text && ok.raw.get("stream") == Some(&true.into()) {
+                    let reasoning = self.scrub(&ok.answer.reasoning);
+                    let carried = text != ok.answer.text || reasoning != ok.answer.reasoning;
+                    if carried && ok.raw.get("stream") == Some(&true.into()) {
                         // A secret split across events is in none of them
                         // whole, so no scrubbing of the events finds it.
                         ok.raw = serde_json::json!({
                             "stream": true,
                             "text": text,
+                            "reasoning": reasoning,
                             "events": "left out: the answer carried a secret",
                         });
                     }
                     ok.answer.text = text;
+                    ok.answer.reasoning = reasoning;
                     Ok(ok)
                 }
                 Ended::Done(Err(mut e)) => {
