@@ -135,7 +135,7 @@ impl Observer for Terminal<'_> {
         let mut printer = self.printer();
         match end.status.state {
             TaskState::Done => printer.task_finished(&task.name, end.elapsed, None),
-            TaskState::Stopped => printer.task_finished(&task.name, end.elapsed, Some("stopped")),
+            TaskState::Stopped => printer.task_stopped(&task.name, end.elapsed),
             _ => {
                 let message = end.status.error.as_ref().map_or_else(
                     || "failed".to_string(),
@@ -279,8 +279,12 @@ fn resuming(s: &ResumeSummary) -> String {
 /// What a batch of tasks came to.
 fn ran_line(ran: &Ran) -> String {
     if ran.interrupted {
+        let failed = match ran.failed.len() {
+            0 => String::new(),
+            n => format!("{n} failed ({}), ", ran.failed.join(", ")),
+        };
         return format!(
-            "stopped: {} task(s) finished, {} stopped, {} not started; run planexe build again to resume",
+            "stopped: {} task(s) finished, {failed}{} stopped, {} not started; run planexe build again to resume",
             ran.succeeded, ran.stopped, ran.not_run
         );
     }

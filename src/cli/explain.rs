@@ -7,6 +7,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
 use crate::observe::explain::{self, FileLine, FileVerdict};
+use crate::store::record::with_error_id;
 use crate::store::Stamp;
 
 pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) -> Result<()> {
@@ -46,11 +47,8 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
         }
     }
     if let Some((kind, message, id)) = &e.last_error {
-        let id = id
-            .as_deref()
-            .map(|i| format!(" (error_id {i})"))
-            .unwrap_or_default();
-        let _ = writeln!(out, "  last error: {kind}: {message}{id}");
+        let message = with_error_id(message, id.as_deref());
+        let _ = writeln!(out, "  last error: {kind}: {message}");
     }
     section(&mut out, "inputs", &e.inputs);
     section(&mut out, "outputs", &e.outputs);

@@ -142,13 +142,7 @@ impl Printer {
 
     /// A task ended. `failure` is `None` on success.
     pub fn task_finished(&mut self, name: &str, elapsed: Duration, failure: Option<&str>) {
-        if let Some(bars) = &mut self.bars {
-            if let Some(bar) = bars.running.remove(name) {
-                bar.finish_and_clear();
-                bars.multi.remove(&bar);
-            }
-            bars.overall.inc(1);
-        }
+        self.task_ended(name);
         let secs = format!("{:.2}s", elapsed.as_secs_f64());
         match failure {
             None if self.verbosity != Verbosity::Quiet => {
@@ -163,6 +157,29 @@ impl Printer {
                 );
                 self.line(&text)
             }
+        }
+    }
+
+    /// A task was stopped (Ctrl-C, SIGTERM): not a failure, so no FAILED
+    /// line and no log.
+    pub fn task_stopped(&mut self, name: &str, elapsed: Duration) {
+        self.task_ended(name);
+        let text = format!(
+            "{} {name} ({:.2}s)",
+            self.paint(Style::Warning, "stopped"),
+            elapsed.as_secs_f64()
+        );
+        self.note(&text);
+    }
+
+    /// Takes a task's bar down and counts it.
+    fn task_ended(&mut self, name: &str) {
+        if let Some(bars) = &mut self.bars {
+            if let Some(bar) = bars.running.remove(name) {
+                bar.finish_and_clear();
+                bars.multi.remove(&bar);
+            }
+            bars.overall.inc(1);
         }
     }
 

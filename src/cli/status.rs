@@ -23,6 +23,7 @@ use crate::observe::status::{
 };
 use crate::observe::Standing;
 use crate::plan::Session;
+use crate::store::record::with_error_id;
 use crate::store::run_record::{BuildOutcome, RunRecord};
 
 pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -236,11 +237,8 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                     let mut d = format!(
                         "{}: {}",
                         l.error_kind.as_deref().unwrap_or("error"),
-                        l.error.as_deref().unwrap_or("")
+                        with_error_id(l.error.as_deref().unwrap_or(""), l.error_id.as_deref())
                     );
-                    if let Some(id) = &l.error_id {
-                        d.push_str(&format!(" (error_id {id})"));
-                    }
                     if let Some(a) = l.attempt {
                         d.push_str(&format!(", attempt {a}"));
                     }
@@ -397,7 +395,11 @@ fn one_task(detail: &TaskDetail) -> String {
                 ));
             }
             if let Some(e) = &s.error {
-                out.push_str(&format!("  error     {}: {}\n", e.kind, e.message.trim()));
+                out.push_str(&format!(
+                    "  error     {}: {}\n",
+                    e.kind,
+                    with_error_id(e.message.trim(), e.error_id.as_deref())
+                ));
             }
             for (path, st) in &s.inputs {
                 out.push_str(&format!(

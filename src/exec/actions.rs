@@ -72,20 +72,14 @@ impl Actions<'_> {
         if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
             inflight.end(ticket);
         }
-        let kind = match &exit {
+        Err(match exit {
             Exit::Success => return Ok(()),
-            Exit::Code(_) => ErrorKind::Exit,
-            Exit::Signal(_) => ErrorKind::Signal,
-            Exit::Timeout(_) => ErrorKind::Timeout,
-            Exit::Interrupted => {
-                return Err(TaskError::new(
-                    ErrorKind::Stopped,
-                    "stopped by an interrupt",
-                ))
-            }
-            Exit::SpawnFailed(m) => return Err(TaskError::new(ErrorKind::Spawn, m.clone())),
-        };
-        Err(TaskError::new(kind, exit.to_string()))
+            Exit::Code(code) => TaskError::exit(code),
+            Exit::Signal(signal) => TaskError::signal(signal),
+            Exit::Timeout(_) => TaskError::new(ErrorKind::Timeout, exit.to_string()),
+            Exit::Interrupted => TaskError::new(ErrorKind::Stopped, "stopped by an interrupt"),
+            Exit::SpawnFailed(m) => TaskError::new(ErrorKind::Spawn, m),
+        })
     }
 
     /// Asks the model and writes the accepted answer to the task's output.

@@ -18,9 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::failure::Failures;
 use super::scheduler::Runner;
 use crate::error::Error;
-use crate::model::{Graph, Task, TaskId};
+use crate::model::{Action, Graph, Task, TaskId};
 use crate::store::files::move_file;
 use crate::store::sidecar;
 use crate::store::{ErrorKind, RunDir, Stamp, Stamper, Status, TaskError, TaskState};
@@ -100,13 +101,17 @@ impl Attempt<'_> {
             .map(|o| o.path.as_str())
             .collect();
         if !missing.is_empty() {
-            return Err(TaskError::new(
-                ErrorKind::MissingOutput,
-                format!(
-                    "the command exited 0 but did not write {}",
-                    missing.join(", ")
-                ),
-            ));
+            let exited = matches!(self.task.action, Action::Command(_)).then_some(0);
+            return Err(TaskError {
+                exit_code: exited,
+                ..TaskError::new(
+                    ErrorKind::MissingOutput,
+                    format!(
+                        "the command exited 0 but did not write {}",
+                        missing.join(", ")
+                    ),
+                )
+            });
         }
         for out in &self.task.outputs {
             self.stamper.forget(&out.path);
@@ -214,6 +219,8 @@ pub struct TaskRunner<'a> {
     /// The last good run of each task to run, by id.
     pub previous: &'a [Option<Status>],
     pub executor: &'a dyn Executor,
+    /// Where each failed attempt is recorded.
+    pub failures: &'a Failures<'a>,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -247,13 +254,14 @@ impl Runner for TaskRunner<'_> {
         let mut tail = Vec::new();
         match result {
             Ok(()) => status.state = TaskState::Done,
-            Err(error) => {
+            Err(mut error) => {
                 status.state = if error.kind == ErrorKind::Stopped {
                     TaskState::Stopped
                 } else {
                     TaskState::Failed
                 };
                 tail = log_tail(self.run_dir, &task.name);
+                self.failures.record(task, &status, &mut error);
                 status.error = Some(error);
             }
         }

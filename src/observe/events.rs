@@ -46,6 +46,10 @@ pub struct Event {
     pub duration_ms: Option<u64>,
     pub error_summary: Option<String>,
     pub error_id: Option<String>,
+    /// `task.failed`, `task.stopped`: whether `planexe build` again,
+    /// changing nothing, may succeed.
+    #[serde(default)]
+    pub recoverable: Option<bool>,
 }
 
 impl Event {
@@ -60,6 +64,7 @@ impl Event {
             duration_ms: None,
             error_summary: None,
             error_id: None,
+            recoverable: None,
         }
     }
 

@@ -160,6 +160,7 @@ impl Observer for Recorder {
         if let Some(e) = &status.error {
             event.error_summary = Some(format!("{}: {}", e.kind, e.first_line()));
             event.error_id = e.error_id.clone();
+            event.recoverable = Some(e.recoverable);
         }
         self.events.emit(event);
         if let (Some(start), Some(ms)) = (

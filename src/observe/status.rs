@@ -103,7 +103,7 @@ impl TaskLine {
         self.attempt = Some(s.attempt);
         self.model = s.model.clone();
         if let Some(e) = &s.error {
-            let hint = e.kind.hint();
+            let hint = e.hint();
             // Sidecars of earlier versions have no `recoverable`.
             let recoverable = e.recoverable || e.kind.recoverable();
             self.error = Some(e.first_line().to_string());

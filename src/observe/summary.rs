@@ -52,6 +52,9 @@ pub struct TaskSummary {
     pub error_kind: Option<String>,
     pub error: Option<String>,
     pub error_id: Option<String>,
+    /// Whether `planexe build` again, changing nothing, may fix the
+    /// failure (null unless failed or stopped).
+    pub recoverable: Option<bool>,
     pub warnings: Vec<String>,
 }
 
@@ -154,6 +157,8 @@ pub fn build(
             error_kind: error.map(|e| e.kind.as_str().to_string()),
             error: error.map(|e| e.first_line().to_string()),
             error_id: error.and_then(|e| e.error_id.clone()),
+            // Records of earlier versions have no `recoverable`.
+            recoverable: error.map(|e| e.recoverable || e.kind.recoverable()),
             warnings,
         });
     }

@@ -1,6 +1,6 @@
-//! The ledgers of model calls: `.planexe/usage.jsonl` (one line per HTTP
-//! call), `.planexe/failures.jsonl` (one line per failed attempt: failures
-//! as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
+//! The ledgers of a build: `.planexe/usage.jsonl` (one line per HTTP
+//! call), `.planexe/failures.jsonl` (one line per failed attempt of any
+//! task, command or prompt: failures as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
 //! response). Every string passes through [`Ledger::redact`] first, so no
 //! API key reaches a file. [`totals`] reads the usage ledger back.
 
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::files;
-use super::record::Usage;
+use super::record::{ErrorKind, Usage};
 use super::rundir::RunDir;
 
 /// One line of `usage.jsonl`. `S` is `&str` when written and `String` when
@@ -79,24 +79,80 @@ pub fn totals(run_dir: &RunDir) -> Totals {
     t
 }
 
-/// One line of `failures.jsonl`.
+/// One line of `failures.jsonl`: one failed attempt of a task, a command
+/// or a prompt task, in one format (docs/state.md#failuresjsonl). Keys that
+/// do not apply to the task's kind are null (or `[]`).
 #[derive(Debug, Serialize)]
 pub struct FailureLine<'a> {
     pub timestamp_utc: String,
     pub task: &'a str,
-    pub model: &'a str,
+    /// Prompt tasks: the model asked; null for commands.
+    pub model: Option<&'a str>,
+    /// Commands: 1. Prompt tasks: the number of the call that failed.
     pub attempt: u32,
-    pub error_type: &'a str,
+    pub kind: ErrorKind,
+    /// The same as `kind`: the name earlier versions wrote.
+    pub error_type: ErrorKind,
     pub message: String,
+    /// A UUID; the task's sidecar `error.error_id` and its `task.failed`
+    /// event name the line that ended the task.
+    pub error_id: String,
+    /// Whether `planexe build` again, changing nothing, may succeed.
+    pub recoverable: bool,
+    /// Prompt tasks: whether planexe asked the same model again after
+    /// this failure (the call again after a pause, or a re-ask with
+    /// feedback). Moving on to a fallback model does not count. Always
+    /// false for commands: planexe never re-runs one by itself.
+    pub retried: bool,
+    /// Commands: how long the attempt ran.
+    pub duration_ms: Option<u64>,
+    /// Commands: the exit status (0 for `missing_output`).
+    pub exit_code: Option<i32>,
+    /// Commands: the signal that killed the command.
+    pub signal: Option<i32>,
+    /// Commands: the end of the task's log, at most 2 KB.
+    pub log_tail: Option<String>,
+    /// Prompt tasks: the HTTP status of the failed call.
     pub http_status: Option<u16>,
     pub missing_fields: Vec<String>,
     pub invalid_fields: Vec<String>,
-    /// What the server said, at most 2 KB.
-    pub raw_error: String,
-    pub error_id: String,
-    /// Whether planexe retried (or moved on to a fallback model).
-    pub recoverable: bool,
+    /// Prompt tasks: what the server said, at most 2 KB.
+    pub raw_error: Option<String>,
     pub run_dir: String,
+}
+
+impl<'a> FailureLine<'a> {
+    /// A line for attempt 1 of `task`, with `recoverable` taken from the
+    /// kind and every key that depends on the task's kind empty.
+    pub fn new(
+        task: &'a str,
+        kind: ErrorKind,
+        message: &str,
+        error_id: &str,
+        run_dir: &RunDir,
+    ) -> FailureLine<'a> {
+        FailureLine {
+            timestamp_utc: crate::clock::now_rfc3339(),
+            task,
+            model: None,
+            attempt: 1,
+            kind,
+            error_type: kind,
+            message: message.to_string(),
+            error_id: error_id.to_string(),
+            recoverable: kind.recoverable(),
+            retried: false,
+            duration_ms: None,
+            exit_code: None,
+            signal: None,
+            log_tail: None,
+            http_status: None,
+            missing_fields: Vec::new(),
+            invalid_fields: Vec::new(),
+            raw_error: None,
+            run_dir: run_dir.root().display().to_string(),
+        }
+    }
 }
 
 pub struct Ledger {

@@ -221,6 +221,51 @@ pub fn signal_recoverable(signal: i32) -> bool {
     matches!(signal, 1 | 2 | 3 | 9 | 15)
 }
 
+/// The name of a signal (`SIGKILL`), for messages.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        libc::SIGSYS => "SIGSYS",
+        _ => return None,
+    })
+}
+
+/// `text`, then ` (error_id ID)` unless `text` names that id already (a
+/// message that gathers the failures of several models names each).
+pub fn with_error_id(text: &str, error_id: Option<&str>) -> String {
+    match error_id {
+        Some(id) if !text.contains(id) => format!("{text} (error_id {id})"),
+        _ => text.to_string(),
+    }
+}
+
 /// Why a task failed: a machine-readable kind and a human message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskError {
@@ -230,9 +275,16 @@ pub struct TaskError {
     #[serde(default)]
     pub error_id: Option<String>,
     /// Whether `planexe build` again, changing nothing, may succeed
-    /// ([`ErrorKind::recoverable`]).
+    /// ([`ErrorKind::recoverable`]; for a signal, [`signal_recoverable`]).
     #[serde(default)]
     pub recoverable: bool,
+    /// Commands: the exit status, when the command exited (0 for
+    /// `missing_output`).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Commands: the signal that killed the command.
+    #[serde(default)]
+    pub signal: Option<i32>,
 }
 
 impl TaskError {
@@ -242,6 +294,41 @@ impl TaskError {
             message: message.into(),
             error_id: None,
             recoverable: kind.recoverable(),
+            exit_code: None,
+            signal: None,
+        }
+    }
+
+    /// A command killed by `signal`: recoverable when the signal came from
+    /// outside ([`signal_recoverable`]).
+    pub fn signal(signal: i32) -> TaskError {
+        let name = signal_name(signal).map_or(String::new(), |n| format!(" ({n})"));
+        TaskError {
+            recoverable: signal_recoverable(signal),
+            signal: Some(signal),
+            ..TaskError::new(
+                ErrorKind::Signal,
+                format!("killed by signal {signal}{name}"),
+            )
+        }
+    }
+
+    /// A command that exited with `code`.
+    pub fn exit(code: i32) -> TaskError {
+        TaskError {
+            exit_code: Some(code),
+            ..TaskError::new(ErrorKind::Exit, format!("exit status {code}"))
+        }
+    }
+
+    /// What to do about it: the kind's hint, but for a command killed
+    /// from outside, which may well succeed when run again.
+    pub fn hint(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Signal if self.recoverable => {
+                "run planexe build again; something outside killed the command (the OOM killer, a user)"
+            }
+            kind => kind.hint(),
         }
     }
 

@@ -210,13 +210,18 @@ fn a_schema_failure_is_re_asked_with_the_errors() {
         "raw_error",
         "error_id",
         "recoverable",
+        "retried",
+        "kind",
         "run_dir",
     ] {
         assert!(f.get(key).is_some(), "failure lacks {key}: {f}");
     }
     assert_eq!(f["error_type"], "schema");
+    assert_eq!(f["kind"], "schema");
     assert_eq!(f["missing_fields"][0], "/assumptions");
-    assert_eq!(f["recoverable"], true);
+    // Re-asked by planexe, but a build again as it stands may not help.
+    assert_eq!(f["retried"], true);
+    assert_eq!(f["recoverable"], false);
     assert_eq!(f["error_id"].as_str().unwrap().len(), 36);
 }
 

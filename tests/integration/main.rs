@@ -9,6 +9,7 @@ mod build;
 mod certificate;
 mod clean_touch_status;
 mod examples;
+mod failures;
 mod fanout;
 mod fuzz;
 mod library;

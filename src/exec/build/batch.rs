@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::super::actions::Actions;
 use super::super::attempt::{Executor, TaskRunner};
 use super::super::command::{self, Watchdog};
+use super::super::failure::Failures;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
 use super::super::scheduler::{self, Summary};
@@ -252,12 +253,14 @@ impl Build<'_> {
                 &["PLANEXE_TASK"],
             ),
         };
+        let failures = Failures::new(graph, &session.run_dir, self.env);
         let runner = TaskRunner {
             graph,
             run_dir: &session.run_dir,
             stamper: &stamper,
             previous: &previous,
             executor: self.executor.unwrap_or(&actions as &dyn Executor),
+            failures: &failures,
         };
         let live = run.builds.last().map(|b| Live {
             pid: b.pid,

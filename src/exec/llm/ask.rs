@@ -369,22 +369,18 @@ impl Llm<'_> {
         invalid_fields: Vec<String>,
         raw: String,
         error_id: &str,
-        recoverable: bool,
+        retried: bool,
     ) {
         self.ledger.failure(&FailureLine {
-            timestamp_utc: crate::clock::now_rfc3339(),
-            task,
-            model: &model.name,
+            model: Some(&model.name),
             attempt,
-            error_type: kind.as_str(),
-            message: message.to_string(),
+            recoverable: kind.recoverable(),
+            retried,
             http_status: status,
             missing_fields,
             invalid_fields,
-            raw_error: provider::truncate(&raw, 2048).to_string(),
-            error_id: error_id.to_string(),
-            recoverable,
-            run_dir: self.run_dir.root().display().to_string(),
+            raw_error: Some(provider::truncate(&raw, 2048).to_string()),
+            ..FailureLine::new(task, kind, message, error_id, self.run_dir)
         });
     }
 

@@ -351,10 +351,12 @@ impl<'a> Llm<'a> {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
                     let (kind, mut message, error_id) = match call {
                         Some((kind, message, id)) => (kind, message, Some(id)),
+                        // Between calls: the build records the timeout
+                        // under an error_id of its own.
                         None => (
                             ErrorKind::Timeout,
                             format!("timeout after {}", humantime::format_duration(limit)),
-                            reasons.last().map(|r| r.1.clone()),
+                            None,
                         ),
                     };
                     if !reasons.is_empty() {

@@ -138,6 +138,7 @@ mod tests {
             error_kind: None,
             error: None,
             error_id: None,
+            recoverable: None,
             warnings: Vec::new(),
         }
     }
@@ -166,6 +167,8 @@ mod tests {
             message: format!("first line\n{EVIL}\n<img src=x onerror=alert(2)>"),
             error_id: Some(format!("id{EVIL}")),
             recoverable: false,
+            exit_code: Some(1),
+            signal: None,
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
         Page {

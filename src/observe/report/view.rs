@@ -240,6 +240,9 @@ struct Failure<'a> {
     kind: &'static str,
     message: &'a str,
     error_id: Option<&'a str>,
+    /// Whether a build again, changing nothing, may fix it; what to do.
+    recoverable: bool,
+    hint: &'static str,
     log_tail: &'a [String],
     /// Where the log is, as the page names it.
     log: String,
@@ -256,6 +259,9 @@ fn failures(page: &Page) -> Vec<Failure<'_>> {
             kind: error.kind.as_str(),
             message: &error.message,
             error_id: error.error_id.as_deref(),
+            // Records of earlier versions have no `recoverable`.
+            recoverable: error.recoverable || error.kind.recoverable(),
+            hint: error.hint(),
             log_tail: &detail.log_tail,
             log: rundir::task_log_rel(&row.task),
         })

@@ -1,0 +1,122 @@
+//! The failure record of a task attempt that no model call recorded: every
+//! failed command (exit, signal, timeout, `missing_output`, stop, spawn),
+//! and a prompt task that failed before or between its calls (a template
+//! error, a stop while it waited). Each gets an `error_id` and one line in
+//! `.planexe/failures.jsonl`, so every failed task's sidecar, its
+//! `task.failed` event and that file name the same failure.
+//!
+//! A command's line carries the end of its log, scrubbed of every secret
+//! the build knows (API keys in the environment, webhook tokens), like
+//! every ledger line.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use super::env::{self, Env};
+use crate::model::{Action, Graph, Task};
+use crate::store::ledger::{FailureLine, Ledger};
+use crate::store::{RunDir, Status, TaskError};
+
+/// How much of the end of a command's log a failure line keeps.
+pub const LOG_TAIL_BYTES: usize = 2048;
+/// Read before the tail as well, so a secret that straddles the tail's
+/// start is still recognised and scrubbed whole.
+const REDACT_MARGIN: usize = 8192;
+
+/// Writes failure lines for one build.
+pub struct Failures<'a> {
+    ledger: Ledger,
+    run_dir: &'a RunDir,
+}
+
+impl<'a> Failures<'a> {
+    /// The secrets scrubbed are those of prompt tasks' ledger: the API keys
+    /// of the pipeline's models found in `env`, `env`'s own secrets and
+    /// the secret parts of the pipeline's webhook URLs.
+    pub fn new(graph: &Graph, run_dir: &'a RunDir, env: &Env) -> Failures<'a> {
+        let mut secrets: Vec<String> = graph
+            .models
+            .iter()
+            .filter_map(|m| m.api_key_env.as_deref())
+            .filter_map(|var| env.get(var))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        secrets.extend(env.secrets().iter().cloned());
+        for url in graph.hooks.iter().filter_map(|h| h.url.as_deref()) {
+            secrets.extend(env::url_secrets(url));
+        }
+        // Longest first, so a URL goes whole before a token within it.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        secrets.dedup();
+        Failures {
+            ledger: Ledger::new(run_dir, secrets),
+            run_dir,
+        }
+    }
+
+    /// Gives `error` an `error_id` and appends its line, unless a model
+    /// call's line already names it.
+    pub fn record(&self, task: &Task, status: &Status, error: &mut TaskError) {
+        if error.error_id.is_some() {
+            return;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        // Only a command that started wrote this attempt's log: before
+        // that, the log is the last run's.
+        let started = matches!(task.action, Action::Command(_)) && status.pid.is_some();
+        let log_tail = if started {
+            self.log_tail(&self.run_dir.task_log_path(&task.name))
+        } else {
+            None
+        };
+        self.ledger.failure(&FailureLine {
+            model: status.model.as_deref(),
+            attempt: status.attempt.max(1),
+            recoverable: error.recoverable,
+            duration_ms: status.duration_ms,
+            exit_code: error.exit_code,
+            signal: error.signal,
+            log_tail,
+            ..FailureLine::new(&task.name, error.kind, &error.message, &id, self.run_dir)
+        });
+        error.error_id = Some(id);
+    }
+
+    /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character
+    /// boundary; `None` when there is no log.
+    fn log_tail(&self, path: &Path) -> Option<String> {
+        let mut file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        let from = len.saturating_sub((LOG_TAIL_BYTES + REDACT_MARGIN) as u64);
+        file.seek(SeekFrom::Start(from)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let text = self.ledger.redact(&String::from_utf8_lossy(&bytes));
+        Some(last_bytes(&text, LOG_TAIL_BYTES).to_string())
+    }
+}
+
+/// The longest end of `text` of at most `n` bytes that starts on a
+/// character boundary.
+fn last_bytes(text: &str, n: usize) -> &str {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_starts_on_a_character_boundary() {
+        assert_eq!(last_bytes("abc", 10), "abc");
+        assert_eq!(last_bytes("abcdef", 2), "ef");
+        // "é" is two bytes: the last 3 bytes of "aéé" cut the first one.
+        assert_eq!(last_bytes("aéé", 3), "é");
+        assert_eq!(last_bytes("", 3), "");
+    }
+}

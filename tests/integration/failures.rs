@@ -1,0 +1,211 @@
+//! Failure records of command tasks: every failed attempt has an
+//! `error_id` and one line in `.planexe/failures.jsonl`, named again by the
+//! task's sidecar and its `task.failed` (or `task.stopped`) event, and
+//! `recoverable` says whether a plain re-run may succeed.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Every line of a JSON-lines file under `.planexe/`.
+fn lines(p: &Project, file: &str) -> Vec<Value> {
+    p.read(&format!(".planexe/{file}"))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The one failure line of `task`, checked against its sidecar and its
+/// event: the same `error_id` and `recoverable` in all three.
+#[track_caller]
+fn failure(p: &Project, task: &str, event: &str) -> Value {
+    let mine: Vec<Value> = lines(p, "failures.jsonl")
+        .into_iter()
+        .filter(|l| l["task"] == task)
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let line = mine.into_iter().next().unwrap();
+    let id = line["error_id"].as_str().expect("an error_id");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_eq!(line["kind"], line["error_type"]);
+    assert!(line["model"].is_null());
+    assert_eq!(line["attempt"], 1);
+    assert_eq!(line["retried"], false);
+    assert!(line["duration_ms"].is_u64());
+    assert!(line["run_dir"].is_string());
+    let error = &p.status_json(task)["error"];
+    assert_eq!(error["error_id"], id);
+    assert_eq!(error["kind"], line["kind"]);
+    assert_eq!(error["recoverable"], line["recoverable"]);
+    let events: Vec<Value> = lines(p, "events.jsonl")
+        .into_iter()
+        .filter(|e| e["task"] == task && e["event"] == event)
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["error_id"], id);
+    assert_eq!(events[0]["recoverable"], line["recoverable"]);
+    line
+}
+
+#[test]
+fn a_command_that_exits_3_has_a_failure_line() {
+    let p = Project::new(
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"echo first; echo 'the last words'; exit 3\"\n",
+    );
+    p.build().code(1).stderr_has("FAILED t: exit status 3");
+    let line = failure(&p, "t", "task.failed");
+    assert_eq!(line["kind"], "exit");
+    assert_eq!(line["exit_code"], 3);
+    assert!(line["signal"].is_null());
+    assert_eq!(line["recoverable"], false);
+    assert_eq!(line["message"], "exit status 3");
+    assert_eq!(line["log_tail"], "first\nthe last words\n");
+    // `status` names the failure's id once, and says it needs a change.
+    let status = p.run(&["status"]).stdout;
+    assert_eq!(
+        status.matches(line["error_id"].as_str().unwrap()).count(),
+        1
+    );
+    assert!(status.contains("not recoverable"), "{status}");
+    let json: Value = serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let t = &json["tasks"][0];
+    assert_eq!(t["error_id"], line["error_id"]);
+    assert_eq!(t["recoverable"], false);
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["tasks"][0]["recoverable"], false);
+    assert_eq!(summary["tasks"][0]["error_id"], line["error_id"]);
+}
+
+#[test]
+fn a_command_that_crashes_itself_is_not_recoverable() {
+    let p = Project::new("[tasks.t]\noutputs = [\"o\"]\ncommand = \"kill -SEGV $$\"\n");
+    p.build()
+        .code(1)
+        .stderr_has("killed by signal 11 (SIGSEGV)");
+    let line = failure(&p, "t", "task.failed");
+    assert_eq!(line["kind"], "signal");
+    assert_eq!(line["signal"], 11);
+    assert!(line["exit_code"].is_null());
+    assert_eq!(line["recoverable"], false);
+    assert!(line["message"].as_str().unwrap().contains("SIGSEGV"));
+}
+
+#[test]
+fn a_command_killed_from_outside_is_recoverable() {
+    let p = Project::new("[tasks.t]\noutputs = [\"o\"]\ncommand = \"echo $$ > pid; sleep 30\"\n");
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the command's pid", || {
+        p.exists("pid") && p.read("pid").ends_with('\n')
+    });
+    let pid: i32 = p.read("pid").trim().parse().unwrap();
+    // SAFETY: signalling the shell of the task our child build started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("killed by signal 9 (SIGKILL)"), "{stderr}");
+    let line = failure(&p, "t", "task.failed");
+    assert_eq!(line["kind"], "signal");
+    assert_eq!(line["signal"], 9);
+    assert_eq!(line["recoverable"], true);
+    let status = p.run(&["status"]).stdout;
+    assert!(status.contains(", recoverable"), "{status}");
+}
+
+#[test]
+fn a_timeout_is_recoverable() {
+    let p = Project::new(
+        "[tasks.t]\noutputs = [\"o\"]\ntimeout = \"1s\"\ncommand = \"echo waiting; sleep 30\"\n",
+    );
+    p.build().code(1).stderr_has("timeout after 1s");
+    let line = failure(&p, "t", "task.failed");
+    assert_eq!(line["kind"], "timeout");
+    assert_eq!(line["recoverable"], true);
+    assert!(line["signal"].is_null() && line["exit_code"].is_null());
+    assert_eq!(line["log_tail"], "waiting\n");
+}
+
+#[test]
+fn a_missing_output_is_a_failure_line() {
+    let p = Project::new("[tasks.t]\noutputs = [\"x\", \"y\"]\ncommand = \"echo > x\"\n");
+    p.build().code(1).stderr_has("did not write y");
+    let line = failure(&p, "t", "task.failed");
+    assert_eq!(line["kind"], "missing_output");
+    assert_eq!(line["exit_code"], 0);
+    assert_eq!(line["recoverable"], false);
+}
+
+#[test]
+fn ctrl_c_stops_a_command_and_records_it_as_stopped() {
+    let p =
+        Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopped long ("), "{stderr}");
+    assert!(!stderr.contains("FAILED"), "{stderr}");
+    assert_eq!(p.status_json("long")["state"], "stopped");
+    let line = failure(&p, "long", "task.stopped");
+    assert_eq!(line["kind"], "stopped");
+    assert_eq!(line["recoverable"], true);
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["tasks"][0]["state"], "stopped");
+}
+
+#[test]
+fn the_log_tail_is_the_last_2_kb() {
+    // 10 KB of numbered lines, then a failure.
+    let p = Project::new(
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"i=0; while [ $i -lt 1000 ]; do printf 'line %05d\\\\n' $i; i=$((i+1)); done; exit 1\"\n",
+    );
+    p.build().code(1);
+    let log = std::fs::read(p.path(".planexe/logs/t.log")).unwrap();
+    assert_eq!(log.len(), 11_000);
+    let line = failure(&p, "t", "task.failed");
+    let tail = line["log_tail"].as_str().unwrap();
+    assert_eq!(tail.as_bytes(), &log[log.len() - 2048..]);
+    assert!(tail.ends_with("line 00999\n"));
+}
+
+#[test]
+fn the_log_tail_is_cut_on_a_character_boundary_and_has_no_secrets() {
+    let p = Project::new(concat!(
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        "model = \"x\"\napi_key_env = \"FAILREC_KEY\"\n",
+        // 1500 two-byte characters (3000 bytes), then the key.
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"i=0; while [ $i -lt 1500 ]; do printf 'é'; i=$((i+1)); done; echo; echo key=$FAILREC_KEY; exit 2\"\n",
+    ));
+    let out = p
+        .command(&["build"])
+        .env("FAILREC_KEY", "sk-very-secret-key-1234")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = p.read(".planexe/failures.jsonl");
+    assert!(!text.contains("sk-very-secret"), "{text}");
+    let line = failure(&p, "t", "task.failed");
+    let tail = line["log_tail"].as_str().unwrap();
+    assert!(tail.len() <= 2048 && tail.len() >= 2046, "{}", tail.len());
+    assert!(tail.ends_with("\nkey=[REDACTED]\n"), "{tail}");
+    assert!(tail.starts_with('é'), "{tail}");
+}
