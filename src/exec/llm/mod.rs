@@ -18,6 +18,7 @@ pub mod call;
 pub mod extract;
 pub mod limits;
 pub mod provider;
+mod sse;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};

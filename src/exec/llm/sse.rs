@@ -1,0 +1,226 @@
+//! Reading a server-sent event stream off the wire into an answer, piece
+//! by piece: every line and event bounded as it is read, the pieces counted
+//! as they arrive (for the progress line, `status` and the tokens of a call
+//! that never finishes), and a stream still sending when its request
+//! timeout expires told apart as a runaway generation.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::call::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
+use super::provider::{self, Answer, Stream};
+use crate::store::ErrorKind;
+
+/// The pieces of an answer as they arrive: how many, and when the last
+/// came. Shared with whoever shows the call's progress.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    count: AtomicU64,
+    /// Milliseconds since the Unix epoch; 0 before the first piece.
+    last_ms: AtomicU64,
+}
+
+impl Pieces {
+    /// Counts `n` more pieces, arrived now.
+    pub fn add(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.count.fetch_add(n, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_ms.store(now.max(1), Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// When the last piece arrived.
+    pub fn last(&self) -> Option<std::time::SystemTime> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Starts counting a new call.
+    pub fn reset(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.last_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Reads a server-sent event stream to its end. A failure carries what
+/// the stream reported of its usage before it; a request timeout that
+/// expires while pieces still arrive is a runaway generation, not a
+/// server that never answered.
+pub(super) fn read_stream(
+    reader: impl std::io::Read,
+    spec: &CallSpec,
+    pieces: &Pieces,
+) -> Result<CallOk, CallError> {
+    let started = std::time::Instant::now();
+    let mut stream = Stream::default();
+    read_events(reader, spec, pieces, &mut stream).map_err(|mut e| {
+        e.usage = stream.usage;
+        if e.kind == ErrorKind::Timeout && stream.deltas > 0 {
+            e.kind = ErrorKind::Runaway;
+            e.message = runaway_message(spec, stream.deltas, started.elapsed());
+        }
+        e
+    })?;
+    let Some(finish) = stream.finish.clone() else {
+        return Err(CallError {
+            usage: stream.usage,
+            ..CallError::new(
+                ErrorKind::BrokenStream,
+                format!(
+                    "the stream ended without the model finishing, after {} piece(s)",
+                    stream.deltas
+                ),
+            )
+        });
+    };
+    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
+    if stream.omitted > 0 {
+        raw["omitted_events"] = serde_json::json!(stream.omitted);
+    }
+    if !stream.reasoning.is_empty() {
+        raw["reasoning"] = serde_json::json!(stream.reasoning);
+    }
+    Ok(CallOk {
+        answer: Answer {
+            text: stream.text,
+            reasoning: stream.reasoning,
+            finish,
+            usage: stream.usage,
+        },
+        raw,
+    })
+}
+
+/// What a runaway generation was and what to change.
+fn runaway_message(spec: &CallSpec, pieces: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.001);
+    format!(
+        "the model was still generating when the request timeout ({}) expired: {pieces} token(s) in {:.1}s ({:.0}/s) and no end; \
+         bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise the model's timeout",
+        humantime::format_duration(spec.timeout),
+        elapsed.as_secs_f64(),
+        pieces as f64 / secs
+    )
+}
+
+/// Feeds the events of a stream into `stream` until it ends.
+fn read_events(
+    reader: impl std::io::Read,
+    spec: &CallSpec,
+    pieces: &Pieces,
+    stream: &mut Stream,
+) -> Result<(), CallError> {
+    let mut reader = BufReader::new(reader);
+    let mut event: Option<String> = None;
+    let mut data = String::new();
+    let mut line = String::new();
+    let limit = wire_limit(spec.max_answer_bytes);
+    let mut received = 0u64;
+    loop {
+        line.clear();
+        // One byte past the limit tells a line that is too long from one
+        // that is exactly as long as allowed.
+        let n = match (&mut reader).take(limit + 1).read_line(&mut line) {
+            Ok(n) if n as u64 > limit || data.len() as u64 + n as u64 > limit => {
+                return Err(too_large(
+                    spec,
+                    Size::Wire,
+                    &format!(
+                        "one event of the stream passed {limit} bytes, after {} bytes of answer",
+                        stream.text.len()
+                    ),
+                    "; the rest of the stream was not read",
+                ))
+            }
+            Ok(n) => n,
+            Err(e) => {
+                let broken = transport_io_error(&e, true, spec);
+                return Err(CallError {
+                    message: format!("{} after {} piece(s)", broken.message, stream.deltas),
+                    ..broken
+                });
+            }
+        };
+        received = received.saturating_add(n as u64);
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        if n == 0 || trimmed.is_empty() {
+            if !data.is_empty() {
+                let before = stream.deltas;
+                stream
+                    .feed(spec.provider, event.as_deref(), &data)
+                    .map_err(|e| {
+                        let overflow = provider::is_context_overflow(&e.message)
+                            || e.kind.as_deref().is_some_and(provider::is_context_overflow);
+                        let kind = match e.kind.as_deref() {
+                            _ if overflow => ErrorKind::ContextOverflow,
+                            Some("overloaded_error" | "api_error") => ErrorKind::ServerError,
+                            Some("rate_limit_error") => ErrorKind::RateLimited,
+                            Some("authentication_error" | "permission_error") => ErrorKind::Auth,
+                            Some("invalid_request_error") => ErrorKind::BadRequest,
+                            None => ErrorKind::BadResponse,
+                            Some(_) => ErrorKind::ServerError,
+                        };
+                        CallError {
+                            raw: provider::truncate(&data, 2048).to_string(),
+                            ..CallError::new(
+                                kind,
+                                format!("the stream reported an error: {}", e.message),
+                            )
+                        }
+                    })?;
+                pieces.add(stream.deltas - before);
+                data.clear();
+                event = None;
+                if stream.text.len() as u64 > spec.max_answer_bytes {
+                    return Err(too_large(
+                        spec,
+                        Size::Text,
+                        &format!(
+                            "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
+                            stream.text.len(),
+                            stream.deltas
+                        ),
+                        "; the rest of the stream was not read",
+                    ));
+                }
+                if stream.reasoning.len() as u64 > spec.max_answer_bytes {
+                    return Err(too_large(
+                        spec,
+                        Size::Text,
+                        &format!(
+                            "the reasoning reached {} bytes after {} piece(s) ({received} bytes received)",
+                            stream.reasoning.len(),
+                            stream.deltas
+                        ),
+                        "; the rest of the stream was not read",
+                    ));
+                }
+            }
+            if n == 0 || stream.ended {
+                break;
+            }
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix("data:") {
+            if !data.is_empty() {
+                data.push('\n');
+            }
+            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+        } else if let Some(rest) = trimmed.strip_prefix("event:") {
+            event = Some(rest.trim().to_string());
+        }
+        // `id:`, `retry:` and `:` comments carry nothing we need.
+    }
+    Ok(())
+}
