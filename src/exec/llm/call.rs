@@ -1,6 +1,5 @@
-//! One HTTP call to a model, and the classification of everything that can
-//! go wrong with it into an [`ErrorKind`] that is either transient (retry
-//! the same model after a backoff) or permanent (go to the next model).
+//! One HTTP call to a model (what can go wrong with it is classified in
+//! [`fault`](super::fault)), the server's list of models, and `Retry-After`.
 //!
 //! Whatever the server sends, memory stays within a small multiple of the
 //! model's `max_answer_bytes`: a response body, a stream's line and event,
@@ -11,71 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::provider::{self, Answer, Finish};
+use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
+pub use super::fault::{wire_limit, CallError, CallOk, CallSpec};
+use super::provider;
 use super::sse;
 pub use super::sse::Pieces;
-use crate::model::models::Provider;
 use crate::store::ErrorKind;
-
-/// Caps what is read from an error body or kept of it.
-const ERROR_BODY_LIMIT: u64 = 64 * 1024;
-/// Room for the JSON around an answer's text: ids, usage, and the escapes
-/// (`\n`, `\"`) that make the wire form longer than the text.
-const ENVELOPE: u64 = 64 * 1024;
-
-/// The most read of one response body, or of one line or event of a
-/// stream, for answers of at most `max_answer_bytes`.
-pub fn wire_limit(max_answer_bytes: u64) -> u64 {
-    max_answer_bytes.saturating_mul(2).saturating_add(ENVELOPE)
-}
-
-/// A failed call.
-#[derive(Debug, Clone)]
-pub struct CallError {
-    pub kind: ErrorKind,
-    pub message: String,
-    pub status: Option<u16>,
-    pub retry_after: Option<Duration>,
-    /// What the server said, for `failures.jsonl`.
-    pub raw: String,
-    /// The tokens the server reported before the call failed (a stream's
-    /// `message_start`, an answer too large to keep), if any.
-    pub usage: provider::Usage,
-}
-
-impl CallError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CallError {
-        CallError {
-            kind,
-            message: message.into(),
-            status: None,
-            retry_after: None,
-            raw: String::new(),
-            usage: provider::Usage::default(),
-        }
-    }
-}
-
-/// A successful call: the answer and the response kept for debugging.
-#[derive(Debug, Clone)]
-pub struct CallOk {
-    pub answer: Answer,
-    pub raw: Value,
-}
-
-/// Everything one call needs; owned, so it can run on a thread of its own.
-#[derive(Debug, Clone)]
-pub struct CallSpec {
-    pub provider: Provider,
-    pub url: String,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
-    pub stream: bool,
-    pub timeout: Duration,
-    pub idle_timeout: Duration,
-    /// The model's `max_answer_bytes`.
-    pub max_answer_bytes: u64,
-}
 
 /// The agent all calls of a build share (connection reuse).
 pub fn agent() -> ureq::Agent {
@@ -189,56 +129,6 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
     }
 }
 
-/// The answer outgrew `max_answer_bytes`: a permanent failure, so the next
-/// model is asked rather than the same one again.
-pub(super) fn too_large(spec: &CallSpec, size: Size, what: &str, tail: &str) -> CallError {
-    let cap = spec.max_answer_bytes;
-    let why = match size {
-        Size::Text => format!("more than max_answer_bytes ({cap} bytes)"),
-        Size::Wire => format!(
-            "more than an answer of max_answer_bytes ({cap} bytes) needs (twice that, and {} KiB for its JSON)",
-            ENVELOPE / 1024
-        ),
-    };
-    CallError::new(ErrorKind::TooLarge, format!("{what}, {why}{tail}"))
-}
-
-/// What passed the bound: the answer's text, or what carries it.
-pub(super) enum Size {
-    Text,
-    Wire,
-}
-
-fn status_error(status: u16, body: &str, retry_after: Option<Duration>) -> CallError {
-    let (kind_name, message) = provider::error_details(body);
-    let kind = match status {
-        _ if (400..500).contains(&status) && provider::is_context_overflow(body) => {
-            ErrorKind::ContextOverflow
-        }
-        408 => ErrorKind::Timeout,
-        429 => ErrorKind::RateLimited,
-        401 | 403 => ErrorKind::Auth,
-        404 => ErrorKind::NotFound,
-        500..=599 => ErrorKind::ServerError,
-        _ => ErrorKind::BadRequest,
-    };
-    let mut text = format!("HTTP {status}");
-    if let Some(k) = kind_name {
-        text.push_str(&format!(" {k}"));
-    }
-    if !message.is_empty() {
-        text.push_str(&format!(": {}", provider::truncate(&message, 300)));
-    }
-    CallError {
-        kind,
-        message: text,
-        status: Some(status),
-        retry_after,
-        raw: provider::truncate(body, 2048).to_string(),
-        usage: provider::Usage::default(),
-    }
-}
-
 /// The names the server lists at `GET {base_url}/models` (OpenAI and
 /// Anthropic both answer `{"data": [{"id": ...}]}`; Ollama's `/api/tags`
 /// is not asked), at most 20, or none when it does not answer in a few
@@ -289,99 +179,6 @@ pub fn list_models(
         .collect()
 }
 
-fn transport_error(e: ureq::Error, reading_body: bool, spec: &CallSpec) -> CallError {
-    match e {
-        ureq::Error::Io(io) => transport_io_error(&io, reading_body, spec),
-        ureq::Error::Timeout(t) => timeout_error(t, spec),
-        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => CallError::new(
-            ErrorKind::Connection,
-            format!("cannot connect to {}: {e}", spec.url),
-        ),
-        ureq::Error::BadUri(_) => {
-            CallError::new(ErrorKind::BadRequest, format!("bad URL {}: {e}", spec.url))
-        }
-        other => CallError::new(
-            if reading_body {
-                ErrorKind::BrokenStream
-            } else {
-                ErrorKind::Connection
-            },
-            format!(
-                "{} {}: {other}",
-                if reading_body {
-                    "reading the answer from"
-                } else {
-                    "calling"
-                },
-                spec.url
-            ),
-        ),
-    }
-}
-
-pub(super) fn transport_io_error(
-    e: &std::io::Error,
-    reading_body: bool,
-    spec: &CallSpec,
-) -> CallError {
-    // ureq reports its own timeouts through io errors while a body is read.
-    if let Some(ureq::Error::Timeout(t)) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-    {
-        return timeout_error(*t, spec);
-    }
-    if e.kind() == std::io::ErrorKind::TimedOut {
-        return if spec.stream {
-            CallError::new(
-                ErrorKind::Stall,
-                format!(
-                    "the stream sent nothing for {}",
-                    humantime::format_duration(spec.idle_timeout)
-                ),
-            )
-        } else {
-            CallError::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no answer within {}",
-                    humantime::format_duration(spec.timeout)
-                ),
-            )
-        };
-    }
-    let kind = if reading_body {
-        ErrorKind::BrokenStream
-    } else {
-        ErrorKind::Connection
-    };
-    let what = if reading_body {
-        "the connection broke while reading the answer"
-    } else {
-        "cannot reach the server"
-    };
-    CallError::new(kind, format!("{what} ({}): {e}", spec.url))
-}
-
-fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
-    match t {
-        ureq::Timeout::PerRead if spec.stream => CallError::new(
-            ErrorKind::Stall,
-            format!(
-                "the stream sent nothing for {}",
-                humantime::format_duration(spec.idle_timeout)
-            ),
-        ),
-        _ => CallError::new(
-            ErrorKind::Timeout,
-            format!(
-                "no complete answer within {}",
-                humantime::format_duration(spec.timeout)
-            ),
-        ),
-    }
-}
-
 /// The longest `Retry-After` read as such (a hundred years): any longer
 /// one means the same, and every duration stays representable.
 const RETRY_AFTER_CEILING: u64 = 100 * 365 * 86_400;
@@ -402,13 +199,6 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         .saturating_sub(now.as_second())
         .clamp(0, RETRY_AFTER_CEILING as i64);
     Some(Duration::from_secs(secs as u64))
-}
-
-impl CallOk {
-    /// Whether the answer was cut off by the token limit.
-    pub fn truncated(&self) -> bool {
-        self.answer.finish == Finish::Length
-    }
 }
 
 #[cfg(test)]

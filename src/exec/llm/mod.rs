@@ -16,6 +16,7 @@ pub mod answer;
 mod ask;
 pub mod call;
 pub mod extract;
+mod fault;
 pub mod limits;
 pub mod provider;
 mod sse;

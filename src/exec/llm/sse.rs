@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::call::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
+use super::fault::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
 use super::provider::{self, Answer, Stream};
 use crate::store::ErrorKind;
 
