@@ -267,7 +267,7 @@ fn resuming(s: &ResumeSummary) -> String {
         ));
     }
     if s.interrupted > 0 {
-        line.push_str(&format!(", {} interrupted", s.interrupted));
+        line.push_str(&format!(", {} stopped", s.interrupted));
     }
     line.push_str(&format!(", {} to run", s.to_run));
     if !s.starting_with.is_empty() {

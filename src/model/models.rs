@@ -77,6 +77,8 @@ pub struct ModelConfig {
     pub requests_per_minute: Option<f64>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
+    /// Sampling seed (OpenAI-compatible servers; Anthropic has none).
+    pub seed: Option<u64>,
     pub input_cost_per_mtok: Option<f64>,
     pub output_cost_per_mtok: Option<f64>,
     /// Bound on the text of one answer, and (with room for the JSON around
@@ -225,6 +227,13 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
                 "no server answers with more tokens; leave max_tokens out for the server's default",
             ));
         }
+        let seed = match &def.seed {
+            None => None,
+            Some(s) => Some(u64::try_from(*s.get_ref()).map_err(|_| {
+                err(s.span(), "`seed` must be 0 or more")
+                    .hint("any whole number from 0 up, such as 42")
+            })?),
+        };
         let requests_per_minute = match &def.requests_per_minute {
             None => None,
             Some(r) if (MIN_RPM..=MAX_RPM).contains(r.get_ref()) => Some(*r.get_ref()),
@@ -350,6 +359,7 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
             requests_per_minute,
             temperature,
             max_tokens,
+            seed,
             input_cost_per_mtok,
             output_cost_per_mtok,
             max_answer_bytes,

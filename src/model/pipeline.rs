@@ -61,6 +61,8 @@ pub struct ModelDef {
     pub max_concurrency: Option<Spanned<i64>>,
     pub requests_per_minute: Option<Spanned<f64>>,
     pub temperature: Option<Spanned<f64>>,
+    /// Sampling seed, for answers that repeat (OpenAI-compatible servers).
+    pub seed: Option<Spanned<i64>>,
     pub max_tokens: Option<Spanned<i64>>,
     pub input_cost_per_mtok: Option<Spanned<f64>>,
     pub output_cost_per_mtok: Option<Spanned<f64>>,

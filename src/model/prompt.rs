@@ -269,6 +269,9 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
     if let Some(m) = sampling {
         fp.field("temperature", format!("{:?}", m.temperature).as_bytes());
         fp.field("max_tokens", format!("{:?}", m.max_tokens).as_bytes());
+        if let Some(seed) = m.seed {
+            fp.field("seed", seed.to_string().as_bytes());
+        }
     }
     fp.finish()
 }

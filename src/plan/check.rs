@@ -46,7 +46,7 @@ impl fmt::Display for Reason {
             Reason::Forced => write!(f, "forced (-B)"),
             Reason::NeverBuilt => write!(f, "never built"),
             Reason::FailedLastTime(m) => write!(f, "failed last time: {m}"),
-            Reason::InterruptedLastTime => write!(f, "interrupted last time"),
+            Reason::InterruptedLastTime => write!(f, "stopped last time"),
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
             Reason::OutputMissing(p) => write!(f, "output {p} missing"),

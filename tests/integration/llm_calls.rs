@@ -321,3 +321,26 @@ fn unbounded_schemas_under_constrained_decoding_are_warned_about_once_per_task()
         warnings[0]
     );
 }
+
+#[test]
+fn a_seed_is_sent_to_openai_compatible_servers_and_checked() {
+    let server = Server::start();
+    server.default_reply(openai_answer("same every time"));
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "stream = false\ntemperature = 0\nseed = 42",
+        ),
+        ASK,
+    );
+    p.build().ok();
+    let body = server.requests()[0].json();
+    assert_eq!(body["seed"], 42);
+    assert_eq!(body["temperature"], 0.0);
+    let p = project(&model(&server, "local", "seed = -1"), ASK);
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:")
+        .stderr_has("`seed` must be 0 or more");
+}

@@ -164,7 +164,7 @@ fn sigint_stops_running_tasks_and_exits_130() {
     assert!(!p.exists(".planexe/tasks/later.status"));
     assert_eq!(
         p.run(&["build", "-n"]).stdout,
-        "long: interrupted last time\nlater: never built\n"
+        "long: stopped last time\nlater: never built\n"
     );
 }
 
@@ -242,7 +242,7 @@ fn crash_mid_command(forget_pid: bool) {
     p.write(".planexe/tasks/.planexe-tmp-XyZ789", "{\"sta");
     p.write(".tmp-mine", "the user's");
     let run = p.run(&["build", "-n"]);
-    assert_eq!(run.stdout, "a: interrupted last time\n");
+    assert_eq!(run.stdout, "a: stopped last time\n");
     let run = p.build();
     run.ok()
         .stderr_has(&format!(

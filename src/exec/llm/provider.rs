@@ -112,6 +112,9 @@ pub fn body(req: &Request) -> Value {
             if let Some(n) = m.max_tokens {
                 body["max_tokens"] = json!(n);
             }
+            if let Some(seed) = m.seed {
+                body["seed"] = json!(seed);
+            }
             if m.stream {
                 body["stream"] = json!(true);
                 body["stream_options"] = json!({"include_usage": true});
