@@ -14,7 +14,7 @@ use super::llm::Llm;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
 use crate::store::inflight::Inflight;
-use crate::store::{files, sidecar};
+use crate::store::files;
 use crate::store::{ErrorKind, RunDir, Status, TaskError};
 
 /// Commands and model calls, for one batch of a build.
@@ -109,14 +109,16 @@ impl Actions<'_> {
         }
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
         let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
-        let run_dir = self.run_dir;
+        let (run_dir, inflight) = (self.run_dir, self.inflight);
         // The sidecar says which call is in flight, so `status` shows the
-        // attempt and model of a running task. Best effort: the outcome is
-        // published whatever happens here.
+        // attempt and model of a running task (a quick call writes
+        // nothing: its `running` sidecar was not due yet).
         let mut on_attempt = |attempt: u32, model: &str| {
             status.attempt = attempt;
             status.model = Some(model.to_string());
-            let _ = sidecar::write_sidecar(run_dir, status);
+            if let (Some(inflight), Some(ticket)) = (inflight, &ticket) {
+                inflight.update(run_dir, ticket, status);
+            }
         };
         let result = llm.run(&task.name, spec, &inputs, deadline, &mut on_attempt);
         if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {

@@ -157,6 +157,26 @@ impl Inflight {
         }
     }
 
+    /// A running task's status changed (a prompt task's next call: its
+    /// attempt and model): the `running` sidecar says so, whether it is
+    /// still due (it will be written as it is now) or was written already
+    /// (it is rewritten now). A quick task still writes nothing.
+    pub fn update(&self, run_dir: &RunDir, ticket: &Ticket, status: &Status) {
+        let (m, cvar) = &*self.shared;
+        let mut queue = lock(m);
+        while queue.writing == Some(ticket.id) {
+            queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        if let Some(pending) = queue.pending.get_mut(&ticket.id) {
+            pending.status = status.clone();
+            return;
+        }
+        // Written already; under the lock, so no other write of this
+        // task's sidecar runs meanwhile. Best effort, as every sidecar
+        // write during a run.
+        let _ = sidecar::write_sidecar(run_dir, status);
+    }
+
     /// Records that the task has ended. Once this returns, its `running`
     /// sidecar either was written in full or never will be, so the final
     /// one written next is the last word.
