@@ -15,7 +15,7 @@ use std::path::Path;
 use super::env::{self, Env};
 use crate::model::{Action, Graph, Task};
 use crate::store::ledger::{FailureLine, Ledger};
-use crate::store::{RunDir, Status, TaskError};
+use crate::store::{files, RunDir, Status, TaskError};
 
 /// How much of the end of a command's log a failure line keeps.
 pub const LOG_TAIL_BYTES: usize = 2048;
@@ -86,7 +86,8 @@ impl<'a> Failures<'a> {
     /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character
     /// boundary; `None` when there is no log.
     fn log_tail(&self, path: &Path) -> Option<String> {
-        let mut file = std::fs::File::open(path).ok()?;
+        // Never through a link: the tail goes into a file others read.
+        let mut file = files::open_read(path).ok()?;
         let len = file.metadata().ok()?.len();
         let from = len.saturating_sub((LOG_TAIL_BYTES + REDACT_MARGIN) as u64);
         file.seek(SeekFrom::Start(from)).ok()?;
