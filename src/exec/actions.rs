@@ -13,8 +13,8 @@ use super::command::{self, Exit, Watchdog};
 use super::llm::Llm;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
-use crate::store::inflight::Inflight;
 use crate::store::files;
+use crate::store::inflight::Inflight;
 use crate::store::{ErrorKind, RunDir, Status, TaskError};
 
 /// Commands and model calls, for one batch of a build.
