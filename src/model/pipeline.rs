@@ -103,6 +103,8 @@ pub struct TaskDef {
     pub retries: Option<Spanned<i64>>,
     /// Write a text answer's leading reasoning (`<think>…</think>`) too.
     pub keep_reasoning: Option<Spanned<bool>>,
+    /// This task's answer length limit, over the model's.
+    pub max_tokens: Option<Spanned<i64>>,
     /// One instance per item of a JSON list.
     pub foreach: Option<Spanned<ForeachDef>>,
     /// One instance per combination of these values.

@@ -49,6 +49,8 @@ pub struct PromptSpec {
     /// The model asked first (index into the graph's models).
     pub model: usize,
     pub retries: u32,
+    /// The task's own answer length limit (over the model's `max_tokens`).
+    pub max_tokens: Option<u64>,
     /// Write a text answer's leading reasoning (`<think>…</think>`) too.
     pub keep_reasoning: bool,
     /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
@@ -72,6 +74,9 @@ pub fn prompt_only_keys(task: &TaskDef) -> Vec<(&'static str, Range<usize>)> {
     }
     if let Some(v) = &task.retries {
         keys.push(("retries", v.span()));
+    }
+    if let Some(v) = &task.max_tokens {
+        keys.push(("max_tokens", v.span()));
     }
     if let Some(v) = &task.keep_reasoning {
         keys.push(("keep_reasoning", v.span()));
@@ -167,6 +172,17 @@ pub fn resolve_prompt(
                 .hint("remove `retries` for the default of 2"))
         }
     };
+    let max_tokens = match &task.max_tokens {
+        None => None,
+        Some(n) if (1..=i64::from(u32::MAX)).contains(n.get_ref()) => Some(*n.get_ref() as u64),
+        Some(n) => {
+            return Err(err(
+                n.span(),
+                &format!("`max_tokens` must be between 1 and {}", u32::MAX),
+            )
+            .hint("remove `max_tokens` for the model's"))
+        }
+    };
     let keep_reasoning = match &task.keep_reasoning {
         Some(k) if *k.get_ref() && format == Format::Json => return Err(err(
             k.span(),
@@ -236,6 +252,7 @@ pub fn resolve_prompt(
         format,
         model,
         retries,
+        max_tokens,
         keep_reasoning,
         vars,
     })
@@ -262,9 +279,12 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
             Format::Json => b"json",
         },
     );
+    // Only when set, so fingerprints of existing tasks stay as they were.
     if spec.keep_reasoning {
-        // Only when set, so fingerprints of existing tasks stay as they were.
         fp.field("keep_reasoning", b"true");
+    }
+    if let Some(n) = spec.max_tokens {
+        fp.field("task_max_tokens", n.to_string().as_bytes());
     }
     if let Some(m) = sampling {
         fp.field("temperature", format!("{:?}", m.temperature).as_bytes());

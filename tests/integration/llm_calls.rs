@@ -344,3 +344,31 @@ fn a_seed_is_sent_to_openai_compatible_servers_and_checked() {
         .stderr_has("pipeline.toml:")
         .stderr_has("`seed` must be 0 or more");
 }
+
+#[test]
+fn a_task_sets_its_own_max_tokens_over_the_model() {
+    let server = Server::start();
+    server.default_reply(openai_answer("short"));
+    let p = project(
+        &model(&server, "local", "stream = false\nmax_tokens = 100"),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"x\"\nmax_tokens = 7\n\
+         [tasks.other]\noutputs = [\"b.md\"]\nprompt = \"y\"\n",
+    );
+    p.run(&["build", "-j1", "ask", "other"]).ok();
+    let limits: Vec<Value> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["max_tokens"].clone())
+        .collect();
+    assert!(
+        limits.contains(&Value::from(7)) && limits.contains(&Value::from(100)),
+        "{limits:?}"
+    );
+    let p = project(
+        &model(&server, "local", ""),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"x\"\nmax_tokens = 0\n",
+    );
+    p.build()
+        .code(2)
+        .stderr_has("`max_tokens` must be between 1 and");
+}

@@ -57,6 +57,7 @@ impl Llm<'_> {
                 messages: &messages,
                 json: spec.format == Format::Json,
                 schema: spec.schema.as_ref().map(|s| &s.value),
+                max_tokens: spec.max_tokens,
             });
             let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
             let call_spec = CallSpec {

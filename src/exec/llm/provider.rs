@@ -58,6 +58,8 @@ pub struct Request<'a> {
     /// Ask for JSON (with this schema, if any).
     pub json: bool,
     pub schema: Option<&'a Value>,
+    /// The task's own answer length limit, over the model's.
+    pub max_tokens: Option<u64>,
 }
 
 /// The URL of the endpoint.
@@ -109,7 +111,7 @@ pub fn body(req: &Request) -> Value {
             if let Some(t) = m.temperature {
                 body["temperature"] = json!(t);
             }
-            if let Some(n) = m.max_tokens {
+            if let Some(n) = req.max_tokens.or(m.max_tokens) {
                 body["max_tokens"] = json!(n);
             }
             if let Some(seed) = m.seed {
@@ -152,7 +154,7 @@ pub fn body(req: &Request) -> Value {
             }
             let mut body = json!({
                 "model": m.model,
-                "max_tokens": m.max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+                "max_tokens": req.max_tokens.or(m.max_tokens).unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
                 "messages": messages,
             });
             if !system.is_empty() {
