@@ -296,3 +296,18 @@ fn a_run_of_the_init_pipeline() {
     assert_eq!(p.read("runs/two/out/stats.txt"), "lines: 1\nwords: 3\n");
     assert!(!p.exists("out/stats.txt"));
 }
+
+#[test]
+fn new_and_init_refuse_options_they_do_not_use() {
+    let p = Project::new(UPPER);
+    p.run(&["-C", "runs", "new", "a", "--plan", "x"])
+        .code(2)
+        .stderr_has("not -C");
+    p.run(&["init", "-f", "other.toml"])
+        .code(2)
+        .stderr_has("-f is not used");
+    p.run(&["-C", "one", "init", "two"])
+        .code(2)
+        .stderr_has("both DIR and -C DIR");
+    assert!(!p.exists("runs") && !p.exists("one") && !p.exists("two"));
+}
