@@ -55,6 +55,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a small pipeline that builds as it stands: pipeline.toml, a
+    /// prompt, a schema and an example plan.txt
+    Init(InitArgs),
+    /// Start a run of a pipeline in a fresh run directory seeded with
+    /// plan.txt
+    ///
+    /// The pipeline is -f FILE, else $PLANEXE_PIPELINE, else ./pipeline.toml.
+    /// It must load as a build would load it, and is recorded in
+    /// RUN_DIR/.planexe/pipeline, so `planexe build -C RUN_DIR` uses it.
+    New(NewArgs),
     /// Run the stale tasks needed for the targets (default: all tasks)
     Build(BuildArgs),
     /// Delete what tasks produced: outputs and state files
@@ -201,4 +211,36 @@ pub struct StatusArgs {
     /// How a changed file is detected
     #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
     pub check: CheckArg,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the files (made if missing) [default: -C DIR, else
+    /// the current directory]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The run directory to make (with its parents); it must not exist or
+    /// be empty
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+
+    #[command(flatten)]
+    pub plan: PlanSource,
+}
+
+/// Where a new run's plan.txt comes from: exactly one of the two.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PlanSource {
+    /// The plan, as text (written to RUN_DIR/plan.txt with a trailing newline)
+    #[arg(long, value_name = "TEXT")]
+    pub plan: Option<String>,
+
+    /// A text file to copy to RUN_DIR/plan.txt
+    #[arg(long, value_name = "FILE")]
+    pub plan_file: Option<PathBuf>,
 }

@@ -11,6 +11,8 @@ mod build;
 mod clean;
 mod explain;
 mod graph;
+mod init;
+mod new;
 pub mod printer;
 mod report;
 mod status;
@@ -164,6 +166,8 @@ where
 
 fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
     match &cli.command {
+        Command::Init(args) => init::init(cli, args, printer),
+        Command::New(args) => new::new(cli, ctx, args, printer),
         Command::Build(args) => build::build(cli, ctx, args, printer),
         Command::Clean(args) => clean::clean(cli, ctx, args, printer),
         Command::Touch(args) => touch::touch(cli, ctx, args, printer),

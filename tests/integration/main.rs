@@ -18,6 +18,7 @@ mod llm_bounds;
 mod llm_calls;
 mod llm_extract;
 mod man;
+mod new_init;
 mod observe;
 mod refusals;
 mod report;

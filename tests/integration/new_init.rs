@@ -1,0 +1,313 @@
+//! `planexe new` (one pipeline, many runs) and `planexe init` (a starter
+//! pipeline): the real binary in temp directories.
+
+use std::process::Stdio;
+
+use crate::harness::*;
+
+/// A command-only pipeline whose task reads the run's plan.
+const UPPER: &str = r#"
+[pipeline]
+name = "upper"
+
+[tasks.upper]
+inputs = ["plan.txt"]
+outputs = ["upper.txt"]
+command = "tr a-z A-Z < plan.txt > upper.txt"
+"#;
+
+/// Runs planexe with `args` in `rel`, a folder of the project.
+fn run_in(p: &Project, rel: &str, args: &[&str]) -> Run {
+    let output = p
+        .command(args)
+        .current_dir(p.path(rel))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run planexe");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// An empty temp folder.
+fn empty() -> Project {
+    Project {
+        dir: tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+#[test]
+fn new_with_plan_text_seeds_the_run_and_records_the_pipeline() {
+    let p = Project::new(UPPER);
+    p.run(&["new", "runs/one", "--plan", "Build a shed."])
+        .ok()
+        .stderr_has("planexe build -C runs/one")
+        .stderr_has("runs/one/upper.txt");
+    assert_eq!(p.read("runs/one/plan.txt"), "Build a shed.\n");
+    let pipeline = std::fs::canonicalize(p.path("pipeline.toml")).unwrap();
+    assert_eq!(
+        p.read("runs/one/.planexe/pipeline"),
+        format!("{}\n", pipeline.display())
+    );
+    // The command it printed builds the run.
+    p.run(&["build", "-C", "runs/one"]).ok().ran(&["upper"]);
+    assert_eq!(p.read("runs/one/upper.txt"), "BUILD A SHED.\n");
+}
+
+#[test]
+fn new_with_plan_file_copies_it() {
+    let p = Project::new(UPPER);
+    p.write("briefs/shed.md", "# Shed\n\nBuild it by May.");
+    p.run(&["new", "runs/shed", "--plan-file", "briefs/shed.md"])
+        .ok();
+    assert_eq!(p.read("runs/shed/plan.txt"), "# Shed\n\nBuild it by May.");
+}
+
+#[test]
+fn a_plain_build_in_the_run_directory_uses_the_recorded_pipeline() {
+    // No pipeline.toml anywhere: only the file named by -f.
+    let p = empty();
+    p.write("pipelines/upper.toml", UPPER);
+    p.run(&[
+        "new",
+        "runs/x",
+        "-f",
+        "pipelines/upper.toml",
+        "--plan",
+        "hello",
+    ])
+    .ok();
+    run_in(&p, "runs/x", &["build", "-n"])
+        .ok()
+        .stdout_has("upper: never built");
+    run_in(&p, "runs/x", &["build"]).ok().ran(&["upper"]);
+    assert_eq!(p.read("runs/x/upper.txt"), "HELLO\n");
+}
+
+#[test]
+fn two_runs_of_one_pipeline_stay_independent() {
+    let p = Project::new(UPPER);
+    p.run(&["new", "runs/a", "--plan", "first"]).ok();
+    p.run(&["new", "runs/b", "--plan", "second"]).ok();
+    p.run(&["build", "-C", "runs/a"]).ok().ran(&["upper"]);
+    assert_eq!(p.read("runs/a/upper.txt"), "FIRST\n");
+    assert!(!p.exists("runs/b/upper.txt"));
+    p.run(&["build", "-C", "runs/b", "-n"])
+        .ok()
+        .stdout_has("upper: never built");
+    p.run(&["build", "-C", "runs/a", "-n"])
+        .ok()
+        .stderr_has("up to date");
+    p.run(&["build", "-C", "runs/b"]).ok().ran(&["upper"]);
+    assert_eq!(p.read("runs/b/upper.txt"), "SECOND\n");
+    assert_eq!(p.read("runs/a/upper.txt"), "FIRST\n");
+}
+
+#[test]
+fn new_accepts_an_existing_empty_folder() {
+    let p = Project::new(UPPER);
+    std::fs::create_dir_all(p.path("runs/empty")).unwrap();
+    p.run(&["new", "runs/empty", "--plan", "x"]).ok();
+    assert_eq!(p.read("runs/empty/plan.txt"), "x\n");
+}
+
+#[test]
+fn new_refuses_a_folder_that_is_not_empty() {
+    let p = Project::new(UPPER);
+    p.write("runs/old/notes.md", "mine");
+    p.run(&["new", "runs/old", "--plan", "x"])
+        .code(2)
+        .stderr_has("runs/old already exists and is not empty")
+        .stderr_has("hint: choose another name, or `planexe build -C runs/old` to resume it");
+    assert!(!p.exists("runs/old/plan.txt"));
+    assert!(!p.exists("runs/old/.planexe"));
+}
+
+#[test]
+fn new_refuses_a_plan_file_that_is_missing_or_not_text() {
+    let p = Project::new(UPPER);
+    p.run(&["new", "runs/a", "--plan-file", "nope.md"])
+        .code(2)
+        .stderr_has("cannot use nope.md as the plan: it does not exist")
+        .stderr_has("hint:");
+    std::fs::create_dir_all(p.path("folder")).unwrap();
+    p.run(&["new", "runs/a", "--plan-file", "folder"])
+        .code(2)
+        .stderr_has("it is a folder");
+    std::fs::write(p.path("binary"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    p.run(&["new", "runs/a", "--plan-file", "binary"])
+        .code(2)
+        .stderr_has("it is not UTF-8 text");
+    assert!(!p.exists("runs"));
+}
+
+#[test]
+fn new_refuses_an_empty_plan() {
+    let p = Project::new(UPPER);
+    p.run(&["new", "runs/a", "--plan", " \n "])
+        .code(2)
+        .stderr_has("the plan (--plan) is empty")
+        .stderr_has("hint:");
+    p.write("blank.txt", "\n\n");
+    p.run(&["new", "runs/a", "--plan-file", "blank.txt"])
+        .code(2)
+        .stderr_has("the plan (blank.txt) is empty");
+    assert!(!p.exists("runs"));
+}
+
+#[test]
+fn new_needs_exactly_one_of_plan_and_plan_file() {
+    let p = Project::new(UPPER);
+    p.write("brief.md", "x");
+    p.run(&["new", "runs/a"]).code(2).stderr_has("--plan");
+    p.run(&["new", "runs/a", "--plan", "x", "--plan-file", "brief.md"])
+        .code(2)
+        .stderr_has("cannot be used with");
+    assert!(!p.exists("runs"));
+}
+
+#[test]
+fn new_refuses_a_broken_pipeline_and_makes_nothing() {
+    let p = Project::new("[tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"o\"]\ncommand = 3\n");
+    p.run(&["new", "runs/a", "--plan", "x"])
+        .code(2)
+        .stderr_has("pipeline.toml:4:11");
+    assert!(!p.exists("runs"));
+    // Broken past parsing (found while resolving, in the new folder): the
+    // folders it made are removed again.
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"o\"]\ncommand = \"true\"\nafter = [\"zz\"]\n",
+    );
+    p.run(&["new", "runs/deep/a", "--plan", "x"])
+        .code(2)
+        .stderr_has("pipeline.toml:5:10")
+        .stderr_has("unknown task `zz`");
+    assert!(!p.exists("runs"));
+}
+
+#[test]
+fn new_refuses_a_missing_pipeline() {
+    let p = empty();
+    p.run(&["new", "runs/a", "--plan", "x"])
+        .code(2)
+        .stderr_has("pipeline file pipeline.toml not found");
+    assert!(!p.exists("runs"));
+}
+
+#[test]
+fn new_warns_when_no_task_reads_the_plan() {
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n");
+    p.run(&["new", "runs/a", "--plan", "x"])
+        .ok()
+        .stderr_has("warning: no task of")
+        .stderr_has("reads plan.txt");
+    let quiet = Project::new(UPPER);
+    let run = quiet.run(&["new", "runs/a", "--plan", "x"]);
+    assert!(!run.ok().stderr.contains("warning"), "{}", run.stderr);
+}
+
+const INIT_FILES: [&str; 4] = [
+    "pipeline.toml",
+    "prompts/summary.md",
+    "schemas/steps.json",
+    "plan.txt",
+];
+
+#[test]
+fn init_writes_a_pipeline_that_builds_as_it_stands() {
+    let p = empty();
+    let run = p.run(&["init"]);
+    run.ok()
+        .stderr_has("planexe build -n")
+        .stderr_has("planexe status");
+    for file in INIT_FILES {
+        assert!(p.exists(file), "{file}");
+        assert!(run.stdout.contains(file), "{}", run.stdout);
+    }
+    let schema: serde_json::Value = serde_json::from_str(&p.read("schemas/steps.json")).unwrap();
+    assert!(schema["properties"]["steps"]["maxItems"].is_u64());
+    assert!(schema["properties"]["steps"]["items"]["maxLength"].is_u64());
+    // A dry run needs no model server; it warns about nothing.
+    let dry = p.run(&["build", "-n"]);
+    dry.ok()
+        .stdout_has("stats: never built")
+        .stdout_has("summary: never built")
+        .stdout_has("steps: never built");
+    assert!(!dry.stderr.contains("warning"), "{}", dry.stderr);
+    // The command task builds alone.
+    p.run(&["build", "stats"]).ok().ran(&["stats"]);
+    assert_eq!(p.read("out/stats.txt"), "lines: 3\nwords: 35\n");
+    p.run(&["build", "stats"]).ok().ran(&[]);
+}
+
+#[test]
+fn init_into_a_named_folder() {
+    let p = empty();
+    p.run(&["init", "starter"])
+        .ok()
+        .stdout_has("starter/pipeline.toml")
+        .stderr_has("planexe build -C starter -n");
+    for file in INIT_FILES {
+        assert!(p.exists(&format!("starter/{file}")), "{file}");
+    }
+    p.run(&["build", "-C", "starter", "-n"]).ok();
+    p.run(&["build", "-C", "starter", "stats"])
+        .ok()
+        .ran(&["stats"]);
+}
+
+#[test]
+fn init_overwrites_nothing() {
+    let p = empty();
+    p.write("plan.txt", "my own plan\n");
+    p.run(&["init"])
+        .code(2)
+        .stderr_has("plan.txt already exists")
+        .stderr_has("wrote nothing")
+        .stderr_has("hint:");
+    assert_eq!(p.read("plan.txt"), "my own plan\n");
+    for file in &INIT_FILES[..3] {
+        assert!(!p.exists(file), "{file}");
+    }
+    // After a full init, a second one refuses, naming every file.
+    let q = empty();
+    q.run(&["init"]).ok();
+    let again = q.run(&["init"]);
+    again.code(2);
+    for file in INIT_FILES {
+        again.stderr_has(file);
+    }
+}
+
+#[test]
+fn a_run_of_the_init_pipeline() {
+    // `init`, then `new` with its pipeline: the run reads its own plan.
+    let p = empty();
+    p.run(&["init"]).ok();
+    p.run(&["new", "runs/two", "--plan", "one two three"])
+        .ok()
+        .stderr_has("runs/two/out/steps.json");
+    p.run(&["build", "-C", "runs/two", "stats"])
+        .ok()
+        .ran(&["stats"]);
+    assert_eq!(p.read("runs/two/out/stats.txt"), "lines: 1\nwords: 3\n");
+    assert!(!p.exists("out/stats.txt"));
+}
+
+#[test]
+fn new_and_init_refuse_options_they_do_not_use() {
+    let p = Project::new(UPPER);
+    p.run(&["-C", "runs", "new", "a", "--plan", "x"])
+        .code(2)
+        .stderr_has("not -C");
+    p.run(&["init", "-f", "other.toml"])
+        .code(2)
+        .stderr_has("-f is not used");
+    p.run(&["-C", "one", "init", "two"])
+        .code(2)
+        .stderr_has("both DIR and -C DIR");
+    assert!(!p.exists("runs") && !p.exists("one") && !p.exists("two"));
+}
