@@ -187,6 +187,7 @@ impl Llm<'_> {
                     Some(_) => "error",
                 },
                 error_id: error_id.clone(),
+                replayed: false,
             });
             result.attempts.push(AttemptRecord {
                 model: model.name.clone(),
