@@ -20,6 +20,7 @@ mod llm_extract;
 mod man;
 mod observe;
 mod refusals;
+mod replay;
 mod report;
 mod resume;
 mod running;

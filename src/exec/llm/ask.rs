@@ -18,7 +18,7 @@ use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
 use super::recording::{self, Replayed};
 use super::tokens::{cost, Tokens};
-use super::{answer, CallProgress, Llm, PromptResult};
+use super::{answer, CallProgress, Llm, PromptResult, Stop};
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::{FailureLine, UsageLine};
@@ -480,18 +480,6 @@ enum Ended {
     Done(std::result::Result<call::CallOk, CallError>),
     Interrupted,
     Deadline,
-}
-
-/// Why a model gave up. A stop during a call carries what that call was
-/// recorded as: its error_id (and, at the deadline, its kind and message).
-pub(super) enum Stop {
-    Interrupted(Option<String>),
-    Deadline(Option<(ErrorKind, String, String)>),
-    Failed {
-        kind: ErrorKind,
-        message: String,
-        error_id: String,
-    },
 }
 
 /// The failure of a call still in flight when the task's timeout expired:

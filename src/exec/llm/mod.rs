@@ -37,7 +37,6 @@ use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
 use crate::store::ledger::Ledger;
 use crate::store::{AttemptRecord, ErrorKind, RunDir, Usage};
-use ask::Stop;
 use limits::Gate;
 use recording::Answers;
 
@@ -442,6 +441,18 @@ impl<'a> Llm<'a> {
         });
         result
     }
+}
+
+/// Why a model gave up. A stop during a call carries what that call was
+/// recorded as: its error_id (and, at the deadline, its kind and message).
+enum Stop {
+    Interrupted(Option<String>),
+    Deadline(Option<(ErrorKind, String, String)>),
+    Failed {
+        kind: ErrorKind,
+        message: String,
+        error_id: String,
+    },
 }
 
 /// Reasons joined with `; `, each with its error_id but `skip` (the one the

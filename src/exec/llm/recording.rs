@@ -21,9 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::answer;
-use super::ask::Stop;
 use super::provider::Message;
-use super::{CallProgress, Llm, PromptResult};
+use super::{CallProgress, Llm, PromptResult, Stop};
 use crate::model::models::{ModelConfig, Provider};
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::UsageLine;
