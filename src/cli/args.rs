@@ -123,6 +123,19 @@ pub struct BuildArgs {
     /// build [env: PLANEXE_MODEL]
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
+
+    /// Ask the models and store every accepted answer in DIR
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["replay", "cache"])]
+    pub record: Option<PathBuf>,
+
+    /// Answer prompt tasks only from answers recorded in DIR; call no model
+    #[arg(long, value_name = "DIR", conflicts_with = "cache")]
+    pub replay: Option<PathBuf>,
+
+    /// Answer from DIR when it holds the answer, else ask the model and
+    /// store its answer there [default: [pipeline].cache]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
 use crate::exec::build::{self, Build, BuildOptions};
+use crate::exec::llm::recording::Answers;
 use crate::exec::observer::{Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd};
 use crate::exec::Interrupt;
 use crate::model::{Lists, Task};
@@ -25,6 +26,7 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         question: args.question,
         force: args.force,
         check: args.check.into(),
+        answers: answers(args)?,
     };
     // Dry runs and questions change nothing: Ctrl-C may end them the
     // default way. Builds catch it from the start, before anything else
@@ -95,6 +97,27 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         }
     }
     result?.into_result()
+}
+
+/// `--record`, `--replay` or `--cache` (clap lets through one at most),
+/// relative to the current directory.
+fn answers(args: &BuildArgs) -> Result<Answers> {
+    let flag = [&args.record, &args.replay, &args.cache]
+        .into_iter()
+        .find_map(Option::as_ref);
+    let Some(dir) = flag else {
+        return Ok(Answers::Live);
+    };
+    let dir = std::env::current_dir()
+        .map_err(|e| crate::error::Error::io_at(std::path::Path::new("."), e))?
+        .join(dir);
+    Ok(if args.record.is_some() {
+        Answers::Record(dir)
+    } else if args.replay.is_some() {
+        Answers::Replay(dir)
+    } else {
+        Answers::Cache(dir)
+    })
 }
 
 /// The terminal as an observer of a build.
@@ -243,6 +266,7 @@ fn describe(notice: &Notice) -> Line {
         )),
         Notice::NothingToDo { tasks } => Note(format!("nothing to do: {tasks} task(s) up to date")),
         Notice::Ran(ran) => Note(ran_line(ran)),
+        Notice::Answers(warning) => Warning(warning.clone()),
     }
 }
 

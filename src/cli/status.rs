@@ -314,9 +314,14 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
     let t = &report.totals;
     if t.calls > 0 {
         out.push_str(&format!(
-            "\nmodel calls {} ({} failed), {} tokens ({} in, {} out{}), ${:.4}, {} in calls\n",
+            "\nmodel calls {} ({} failed{}), {} tokens ({} in, {} out{}), ${:.4}, {} in calls\n",
             t.calls,
             t.failed_calls,
+            if t.replayed_calls > 0 {
+                format!(", {} replayed", t.replayed_calls)
+            } else {
+                String::new()
+            },
             t.usage.total_tokens,
             t.usage.prompt_tokens,
             t.usage.completion_tokens,

@@ -53,6 +53,9 @@ pub enum Notice {
     NothingToDo { tasks: usize },
     /// A batch of tasks ran (a build runs one per `foreach` level).
     Ran(Ran),
+    /// Something wrong with recorded answers (a damaged entry, taken as a
+    /// miss; an answer that could not be stored), said once per build.
+    Answers(String),
 }
 
 impl Notice {

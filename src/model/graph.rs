@@ -140,6 +140,9 @@ pub(super) const RETIRED: usize = usize::MAX;
 pub struct Graph {
     pub name: String,
     pub jobs: Option<usize>,
+    /// `[pipeline] cache`: the response cache folder, resolved against the
+    /// pipeline file's folder.
+    pub cache: Option<std::path::PathBuf>,
     /// By id; retired placeholders stay, out of the listing.
     pub(super) tasks: Vec<Task>,
     /// Live tasks in declaration order, instances in place of their task.

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -91,6 +92,22 @@ pub struct ModelConfig {
     pub fallback: Vec<usize>,
     pub structured: Structured,
     pub stream: bool,
+    /// `provider = "replay"`: answered only from recorded answers. The
+    /// rest of the config is that of the model it replays, so its
+    /// requests (and their keys) are that model's.
+    pub replay: Option<Replay>,
+}
+
+/// Where a replay model's answers come from.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The folder of recorded answers.
+    pub dir: PathBuf,
+    /// The model whose requests it answers.
+    pub of: usize,
+    /// What a build says when `dir` does not exist: `file:line:col`, the
+    /// line and a caret under `dir`.
+    pub missing: String,
 }
 
 fn duration(
@@ -182,22 +199,50 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
         .enumerate()
         .map(|(i, (n, _))| (n.get_ref().clone(), i))
         .collect();
-    let mut models = Vec::with_capacity(entries.len());
-    for (name, def) in &entries {
+    let mut models: Vec<Option<ModelConfig>> = Vec::with_capacity(entries.len());
+    // Replay models copy the model they replay: resolved after the rest.
+    let mut replays = Vec::new();
+    for (i, (name, def)) in entries.iter().enumerate() {
         let provider = match def.provider.get_ref().as_str() {
             "openai" => Provider::OpenAi,
             "anthropic" => Provider::Anthropic,
+            "replay" => {
+                replays.push(i);
+                models.push(None);
+                continue;
+            }
             other => {
                 return Err(
                     err(def.provider.span(), &format!("unknown provider `{other}`"))
-                        .hint("use \"openai\" (any OpenAI-compatible server) or \"anthropic\""),
+                        .hint("use \"openai\" (any OpenAI-compatible server), \"anthropic\", or \"replay\" (recorded answers)"),
                 )
             }
         };
-        let base_url = def.base_url.get_ref().trim_end_matches('/').to_string();
+        for (key, value) in [("dir", &def.dir), ("replays", &def.replays)] {
+            if let Some(v) = value {
+                return Err(err(v.span(), &format!("`{key}` is for replay models"))
+                    .hint("a model answered from recorded answers has provider = \"replay\", dir and replays"));
+            }
+        }
+        let Some(base_url) = &def.base_url else {
+            return Err(err(
+                name.span(),
+                &format!("model `{}` has no `base_url`", name.get_ref()),
+            )
+            .hint("for example base_url = \"http://127.0.0.1:1234/v1\""));
+        };
+        let Some(model_name) = &def.model else {
+            return Err(err(
+                name.span(),
+                &format!("model `{}` has no `model`", name.get_ref()),
+            )
+            .hint("the model name the server knows, such as model = \"qwen3-4b\""));
+        };
+        let base_url_span = base_url.span();
+        let base_url = base_url.get_ref().trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(err(
-                def.base_url.span(),
+                base_url_span,
                 "`base_url` must start with http:// or https://",
             )
             .hint("for example \"http://127.0.0.1:1234/v1\""));
@@ -330,28 +375,12 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
                     .hint("write the variable's name, such as \"OPENAI_API_KEY\"; keys never go in pipeline files"));
             }
         }
-        let mut fallback = Vec::new();
-        for f in &def.fallback {
-            match index.get(f.get_ref()) {
-                Some(_) if f.get_ref() == name.get_ref() => {
-                    return Err(err(f.span(), "a model cannot fall back to itself")
-                        .hint("name another [models.NAME] table, or remove the entry"));
-                }
-                Some(&i) => fallback.push(i),
-                None => {
-                    return Err(err(
-                        f.span(),
-                        &format!("`fallback` names unknown model `{}`", f.get_ref()),
-                    )
-                    .hint(format!("models are: {}", names(&index))))
-                }
-            }
-        }
-        models.push(ModelConfig {
+        let fallback = fallbacks(&source, name, def, &index)?;
+        models.push(Some(ModelConfig {
             name: name.get_ref().clone(),
             provider,
             base_url,
-            model: def.model.clone(),
+            model: model_name.get_ref().clone(),
             api_key_env: def.api_key_env.as_ref().map(|e| e.get_ref().clone()),
             timeout: duration(&source, &def.timeout, DEFAULT_REQUEST_TIMEOUT)?,
             idle_timeout: duration(&source, &def.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
@@ -367,9 +396,140 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
             fallback,
             structured,
             stream: def.stream.unwrap_or(true),
-        });
+            replay: None,
+        }));
     }
-    Ok((models, index))
+    for i in replays {
+        let model = replay_model(pipeline, &entries, i, &index, &models)?;
+        models[i] = Some(model);
+    }
+    Ok((models.into_iter().flatten().collect(), index))
+}
+
+/// The models a model falls back to, by index.
+fn fallbacks(
+    source: &Source,
+    name: &Spanned<String>,
+    def: &ModelDef,
+    index: &HashMap<String, usize>,
+) -> Result<Vec<usize>> {
+    let mut fallback = Vec::new();
+    for f in &def.fallback {
+        match index.get(f.get_ref()) {
+            Some(_) if f.get_ref() == name.get_ref() => {
+                return Err(Error::pipeline(
+                    source.diagnostic(f.span(), "a model cannot fall back to itself"),
+                )
+                .hint("name another [models.NAME] table, or remove the entry"));
+            }
+            Some(&i) => fallback.push(i),
+            None => {
+                return Err(Error::pipeline(source.diagnostic(
+                    f.span(),
+                    &format!("`fallback` names unknown model `{}`", f.get_ref()),
+                ))
+                .hint(format!("models are: {}", names(index))))
+            }
+        }
+    }
+    Ok(fallback)
+}
+
+/// A `provider = "replay"` model: the config of the model it replays
+/// (whose requests it answers), its own name and fallbacks, and where its
+/// answers are. Keys that would change the request are refused.
+fn replay_model(
+    pipeline: &Pipeline,
+    entries: &[(&Spanned<String>, &ModelDef)],
+    i: usize,
+    index: &HashMap<String, usize>,
+    models: &[Option<ModelConfig>],
+) -> Result<ModelConfig> {
+    let source = pipeline.source();
+    let err = |span: Range<usize>, m: &str| Error::pipeline(source.diagnostic(span, m));
+    let (name, def) = entries[i];
+    let foreign = [
+        ("base_url", def.base_url.as_ref().map(Spanned::span)),
+        ("model", def.model.as_ref().map(Spanned::span)),
+        ("api_key_env", def.api_key_env.as_ref().map(Spanned::span)),
+        ("temperature", def.temperature.as_ref().map(Spanned::span)),
+        ("seed", def.seed.as_ref().map(Spanned::span)),
+        ("max_tokens", def.max_tokens.as_ref().map(Spanned::span)),
+        (
+            "structured_output",
+            def.structured_output.as_ref().map(Spanned::span),
+        ),
+    ];
+    if let Some((key, Some(span))) = foreign.into_iter().find(|(_, s)| s.is_some()) {
+        return Err(err(
+            span,
+            &format!("`{key}` does not apply to a replay model: it asks exactly what the model it replays would ask"),
+        )
+        .hint("set it on the model named by `replays`; a replay model takes provider, dir, replays and fallback"));
+    }
+    let Some(target) = &def.replays else {
+        return Err(err(
+            name.span(),
+            &format!("replay model `{}` has no `replays`", name.get_ref()),
+        )
+        .hint("name the model whose recorded answers it gives, such as replays = \"local\""));
+    };
+    let of = match index.get(target.get_ref()) {
+        None => {
+            return Err(err(
+                target.span(),
+                &format!("`replays` names unknown model `{}`", target.get_ref()),
+            )
+            .hint(format!("models are: {}", names(index))))
+        }
+        Some(&of) if of == i => {
+            return Err(err(target.span(), "a replay model cannot replay itself")
+                .hint("name the live model whose answers were recorded"))
+        }
+        Some(&of) => of,
+    };
+    let Some(replayed) = &models[of] else {
+        return Err(err(
+            target.span(),
+            &format!("`replays` names `{}`, itself a replay model", target.get_ref()),
+        )
+        .hint("name the live model whose answers were recorded (provider \"openai\" or \"anthropic\")"));
+    };
+    let Some(dir) = &def.dir else {
+        return Err(err(
+            name.span(),
+            &format!("replay model `{}` has no `dir`", name.get_ref()),
+        )
+        .hint("the folder of recorded answers, relative to the pipeline file, such as dir = \"answers\""));
+    };
+    if dir.get_ref().trim().is_empty() {
+        return Err(err(dir.span(), "`dir` is empty")
+            .hint("the folder of recorded answers, such as dir = \"answers\""));
+    }
+    let path = pipeline.dir().join(Path::new(dir.get_ref()));
+    let missing = source.diagnostic(
+        dir.span(),
+        &format!(
+            "replay model `{}`: its dir {} does not exist",
+            name.get_ref(),
+            path.display()
+        ),
+    );
+    Ok(ModelConfig {
+        name: name.get_ref().clone(),
+        api_key_env: None,
+        max_concurrency: None,
+        requests_per_minute: None,
+        input_cost_per_mtok: None,
+        output_cost_per_mtok: None,
+        fallback: fallbacks(&source, name, def, index)?,
+        replay: Some(Replay {
+            dir: path,
+            of,
+            missing,
+        }),
+        ..replayed.clone()
+    })
 }
 
 pub fn names(index: &HashMap<String, usize>) -> String {

@@ -42,16 +42,27 @@ pub struct PipelineSection {
     pub timeout: Option<Spanned<toml::Value>>,
     /// Default model for prompt tasks.
     pub model: Option<Spanned<String>>,
+    /// The response cache: a folder of answers, relative to the pipeline
+    /// file's folder (docs/llm.md#record-replay-and-the-response-cache).
+    pub cache: Option<Spanned<String>>,
 }
 
 /// `[models.NAME]`: one model endpoint prompt tasks can use.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelDef {
-    /// `openai` (any OpenAI-compatible server) or `anthropic`.
+    /// `openai` (any OpenAI-compatible server), `anthropic`, or `replay`
+    /// (answers recorded for another model, from `dir`).
     pub provider: Spanned<String>,
-    pub base_url: Spanned<String>,
-    pub model: String,
+    /// Required, but for a replay model.
+    pub base_url: Option<Spanned<String>>,
+    /// Required, but for a replay model.
+    pub model: Option<Spanned<String>>,
+    /// Replay models: the folder of recorded answers, relative to the
+    /// pipeline file's folder.
+    pub dir: Option<Spanned<String>>,
+    /// Replay models: the model whose requests are answered.
+    pub replays: Option<Spanned<String>>,
     /// Name of the environment variable holding the API key.
     pub api_key_env: Option<Spanned<String>>,
     /// Bound on one HTTP request.

@@ -34,6 +34,10 @@ pub struct UsageLine<S> {
     /// `ok`, `error` or `stopped`.
     pub status: S,
     pub error_id: Option<String>,
+    /// The answer came from a recording or the response cache, not from a
+    /// server (docs/llm.md#record-replay-and-the-response-cache).
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 impl<S: AsRef<str>> UsageLine<S> {
@@ -54,6 +58,8 @@ impl<S: AsRef<str>> UsageLine<S> {
 pub struct Totals {
     pub calls: u64,
     pub failed_calls: u64,
+    /// Calls answered from a recording or the response cache.
+    pub replayed_calls: u64,
     #[serde(flatten)]
     pub usage: Usage,
     pub llm_time_ms: u64,
@@ -72,6 +78,9 @@ pub fn totals(run_dir: &RunDir) -> Totals {
         t.calls = t.calls.saturating_add(1);
         if call.status != "ok" {
             t.failed_calls = t.failed_calls.saturating_add(1);
+        }
+        if call.replayed {
+            t.replayed_calls = t.replayed_calls.saturating_add(1);
         }
         t.usage.add(&call.usage());
         t.llm_time_ms = t.llm_time_ms.saturating_add(call.duration_ms);

@@ -100,6 +100,8 @@ pub enum ErrorKind {
     Template,
     /// No API key in the environment.
     MissingKey,
+    /// Replay: no recorded answer for the request (docs/llm.md).
+    ReplayMiss,
     /// A kind this planexe does not know (written by another version).
     #[serde(other)]
     Other,
@@ -135,6 +137,7 @@ impl ErrorKind {
             ErrorKind::EmptyAnswer => "empty_answer",
             ErrorKind::Template => "template",
             ErrorKind::MissingKey => "missing_key",
+            ErrorKind::ReplayMiss => "replay_miss",
             ErrorKind::Other => "other",
         }
     }
@@ -196,6 +199,9 @@ impl ErrorKind {
                 "fix the prompt or the schema first"
             }
             ErrorKind::Template => "fix the prompt template",
+            ErrorKind::ReplayMiss => {
+                "record it: planexe build --record DIR (with a live model)"
+            }
             ErrorKind::MissingInput => {
                 "create the missing input, or build what produces it"
             }

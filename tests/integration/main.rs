@@ -21,6 +21,7 @@ mod man;
 mod new_init;
 mod observe;
 mod refusals;
+mod replay;
 mod report;
 mod resume;
 mod running;

@@ -8,6 +8,7 @@ use super::super::actions::Actions;
 use super::super::attempt::{Executor, TaskRunner};
 use super::super::command::{self, Watchdog};
 use super::super::failure::Failures;
+use super::super::llm::recording::Answers;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
 use super::super::scheduler::{self, Summary};
@@ -232,6 +233,10 @@ impl Build<'_> {
                 &session.run_dir,
                 self.env,
                 self.interrupt.clone(),
+                match (&options.answers, &graph.cache) {
+                    (Answers::Live, Some(cache)) => Answers::Cache(cache.clone()),
+                    (answers, _) => answers.clone(),
+                },
             )?)
         } else {
             None

@@ -136,6 +136,9 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         for (path, stamp) in &status.outputs {
             self.stamper.remember(path, stamp);
         }
+        for warning in self.llm.map(Llm::take_warnings).unwrap_or_default() {
+            self.observer.notice(&Notice::Answers(warning));
+        }
         self.observer.task_ended(
             &self.graph[t],
             &TaskEnd {

@@ -56,6 +56,9 @@ pub struct BuildOptions {
     pub force: bool,
     /// How a changed file is detected.
     pub check: CheckMode,
+    /// Where answers come from: `--record`, `--replay`, `--cache`; the
+    /// pipeline's `cache` when this is `Live`.
+    pub answers: super::llm::recording::Answers,
 }
 
 impl BuildOptions {

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use super::call::{self, CallError, CallSpec};
 use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
-use super::{answer, CallProgress, Llm, PromptResult};
+use super::recording::{self, Replayed};
+use super::tokens::{cost, Tokens};
+use super::{answer, CallProgress, Llm, PromptResult, Stop};
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::{FailureLine, UsageLine};
@@ -50,6 +52,33 @@ impl Llm<'_> {
         let mut reasks = 0u32;
         let mut runaways = 0u32;
         let until = deadline.map(|d| d.0);
+        // The key of the initial request: what a recorded answer answers.
+        let initial = messages.clone();
+        let key = recording::key(
+            model.provider,
+            &provider::body(&Request {
+                model,
+                system,
+                messages: &initial,
+                json: spec.format == Format::Json,
+                schema: spec.schema.as_ref().map(|s| &s.value),
+            }),
+        );
+        let plan = self.plan(model);
+        if let Some(dir) = plan.lookup {
+            let replayed = self.replay(
+                task, spec, model, dir, &key, attempt_no, progress, on_attempt, result,
+            );
+            match replayed {
+                Replayed::Answer(text) => return Ok(text),
+                Replayed::Rejected(stop) if !plan.live => return Err(stop),
+                Replayed::Miss if !plan.live => {
+                    return Err(self.replay_miss(task, model, dir, &key, *attempt_no))
+                }
+                // The response cache: ask the model.
+                Replayed::Rejected(_) | Replayed::Miss => {}
+            }
+        }
         loop {
             let body = provider::body(&Request {
                 model,
@@ -188,6 +217,7 @@ impl Llm<'_> {
                     Some(_) => "error",
                 },
                 error_id: error_id.clone(),
+                replayed: false,
             });
             result.attempts.push(AttemptRecord {
                 model: model.name.clone(),
@@ -198,7 +228,15 @@ impl Llm<'_> {
                 error_id: error_id.clone(),
             });
             let error_id = match failure {
-                Failure::None(text) => return Ok(text),
+                Failure::None(text) => {
+                    if let (Some(dir), Ok(ok)) = (plan.store, &outcome) {
+                        let tokens = (tokens.prompt, tokens.completion);
+                        self.record(
+                            dir, &key, task, spec, model, &initial, system, &ok.answer, tokens,
+                        );
+                    }
+                    return Ok(text);
+                }
                 _ => error_id.unwrap_or_default(),
             };
             match failure {
@@ -358,7 +396,7 @@ impl Llm<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_failure(
+    pub(super) fn record_failure(
         &self,
         task: &str,
         model: &ModelConfig,
@@ -445,75 +483,6 @@ enum Ended {
     Deadline,
 }
 
-/// Why a model gave up. A stop during a call carries what that call was
-/// recorded as: its error_id (and, at the deadline, its kind and message).
-pub(super) enum Stop {
-    Interrupted(Option<String>),
-    Deadline(Option<(ErrorKind, String, String)>),
-    Failed {
-        kind: ErrorKind,
-        message: String,
-        error_id: String,
-    },
-}
-
-/// The tokens of one call: as the server reported them, or estimated when
-/// it reported none (from the pieces streamed, the answer's length, the
-/// prompt's length), so a failed call costs what it cost.
-struct Tokens {
-    prompt: u64,
-    completion: u64,
-    estimated: bool,
-    /// Whether the request reached a server at all (a refused connection
-    /// costs nothing and counts nothing).
-    reached: bool,
-}
-
-impl Tokens {
-    fn of(
-        outcome: &std::result::Result<call::CallOk, CallError>,
-        pieces: u64,
-        messages: &[Message],
-        system: Option<&str>,
-    ) -> Tokens {
-        let (reported, answer_len) = match outcome {
-            Ok(ok) => (ok.answer.usage, ok.answer.text.len()),
-            Err(e) if e.kind == ErrorKind::Connection => {
-                return Tokens {
-                    prompt: 0,
-                    completion: 0,
-                    estimated: false,
-                    reached: false,
-                }
-            }
-            Err(e) => (e.usage, 0),
-        };
-        let mut estimated = false;
-        let prompt = reported.prompt_tokens.unwrap_or_else(|| {
-            estimated = true;
-            let chars: usize = messages.iter().map(|m| m.content.len()).sum::<usize>()
-                + system.map_or(0, str::len);
-            estimate_tokens(chars)
-        });
-        let completion = reported.completion_tokens.unwrap_or_else(|| {
-            estimated = true;
-            pieces.max(estimate_tokens(answer_len))
-        });
-        Tokens {
-            prompt,
-            completion,
-            estimated,
-            reached: true,
-        }
-    }
-}
-
-/// Tokens in `bytes` of text, by the usual rule of thumb (four bytes of
-/// English text a token), rounded up.
-fn estimate_tokens(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(4)
-}
-
 /// The failure of a call still in flight when the task's timeout expired:
 /// `runaway` when pieces were still arriving, `timeout` otherwise.
 fn deadline_error(
@@ -546,17 +515,6 @@ fn deadline_error(
             ),
         )
     }
-}
-
-fn cost(model: &ModelConfig, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
-    if model.input_cost_per_mtok.is_none() && model.output_cost_per_mtok.is_none() {
-        return None;
-    }
-    let input = prompt_tokens as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
-    let output = completion_tokens as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
-    // Prices are bounded when loaded, so this is finite; a cost that is
-    // not would be written as null and lost.
-    Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())
 }
 
 /// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.

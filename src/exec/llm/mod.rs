@@ -19,9 +19,11 @@ pub mod extract;
 mod fault;
 pub mod limits;
 pub mod provider;
+pub mod recording;
 mod sse;
+mod tokens;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,8 +37,8 @@ use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
 use crate::store::ledger::Ledger;
 use crate::store::{AttemptRecord, ErrorKind, RunDir, Usage};
-use ask::Stop;
 use limits::Gate;
+use recording::Answers;
 
 /// How a prompt task failed.
 #[derive(Debug, Clone)]
@@ -133,11 +135,19 @@ pub struct Llm<'a> {
     run_dir: &'a RunDir,
     backoff: Backoff,
     progress: Mutex<HashMap<String, Arc<CallProgress>>>,
+    /// Where answers come from: models, a recording, the response cache.
+    answers: Answers,
+    /// Warnings not yet printed (damaged recorded answers), and every one
+    /// given, so each is printed once.
+    warnings: Mutex<Vec<String>>,
+    warned: Mutex<HashSet<String>>,
 }
 
 impl<'a> Llm<'a> {
     /// Sets up models for the wanted prompt tasks. Fails (exit 2) when a
-    /// model they may use needs an API key that is not in the environment.
+    /// model they may use needs an API key that is not in the environment
+    /// (unless `answers` replays: no model is called), or replays answers
+    /// from a folder that does not exist.
     /// Answers are scrubbed of every key, of the secret parts of the
     /// pipeline's webhook URLs, and of `env`'s own secrets.
     pub fn new(
@@ -146,6 +156,7 @@ impl<'a> Llm<'a> {
         run_dir: &'a RunDir,
         env: &Env,
         interrupt: Interrupt,
+        answers: Answers,
     ) -> Result<Llm<'a>> {
         let mut reachable = vec![false; graph.models.len()];
         for task in graph.tasks().filter(|t| wanted[t.id]) {
@@ -155,13 +166,39 @@ impl<'a> Llm<'a> {
                 }
             }
         }
+        for dir in recording::required_dirs(&answers, &graph.models, &reachable) {
+            if dir.is_dir() {
+                continue;
+            }
+            let replay = graph
+                .models
+                .iter()
+                .filter_map(|m| m.replay.as_ref())
+                .find(|r| r.dir == dir);
+            return Err(match replay {
+                Some(r) => Error::pipeline(r.missing.clone()).hint(format!(
+                    "record answers there: planexe build --record {} --model {} (with a live model), or fix `dir`",
+                    dir.display(),
+                    graph.models[r.of].name
+                )),
+                None => Error::usage(format!(
+                    "--replay {}: no such folder of recorded answers",
+                    dir.display()
+                ))
+                .hint(format!(
+                    "record answers first: planexe build --record {} (with a live model)",
+                    dir.display()
+                )),
+            });
+        }
+        let offline = answers.offline();
         let mut keys = Vec::with_capacity(graph.models.len());
         for (i, model) in graph.models.iter().enumerate() {
             let key = match &model.api_key_env {
                 None => None,
                 Some(var) => match env.get(var) {
                     Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-                    _ if reachable[i] => {
+                    _ if reachable[i] && !offline => {
                         return Err(Error::usage(format!(
                             "model `{}` needs an API key in ${var}, which is not set",
                             model.name
@@ -198,6 +235,9 @@ impl<'a> Llm<'a> {
             run_dir,
             backoff: Backoff::from_env(env),
             progress: Mutex::new(HashMap::new()),
+            answers,
+            warnings: Mutex::new(Vec::new()),
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -401,6 +441,18 @@ impl<'a> Llm<'a> {
         });
         result
     }
+}
+
+/// Why a model gave up. A stop during a call carries what that call was
+/// recorded as: its error_id (and, at the deadline, its kind and message).
+enum Stop {
+    Interrupted(Option<String>),
+    Deadline(Option<(ErrorKind, String, String)>),
+    Failed {
+        kind: ErrorKind,
+        message: String,
+        error_id: String,
+    },
 }
 
 /// Reasons joined with `; `, each with its error_id but `skip` (the one the

@@ -295,6 +295,16 @@ impl Graph {
                 .hint("remove `jobs` to use one job per CPU"))
             }
         };
+        let cache = match &def.pipeline.cache {
+            None => None,
+            Some(c) if c.get_ref().trim().is_empty() => return Err(Error::pipeline(
+                source.diagnostic(c.span(), "`cache` is empty"),
+            )
+            .hint(
+                "name a folder for cached answers, such as cache = \"answers\", or remove the key",
+            )),
+            Some(c) => Some(pipeline.dir().join(c.get_ref())),
+        };
         let name = def.pipeline.name.clone().unwrap_or_else(|| {
             pipeline
                 .dir()
@@ -318,6 +328,7 @@ impl Graph {
         let mut graph = Graph {
             name,
             jobs,
+            cache,
             tasks: Vec::with_capacity(entries.len()),
             listing: Vec::with_capacity(entries.len()),
             rank: Vec::new(),

@@ -68,6 +68,8 @@ pub struct Page {
     timelines: Vec<Timeline>,
     /// Builds in the trace older than the timelines shown.
     omitted: usize,
+    /// Model calls answered from a recording or the response cache.
+    replayed_calls: u64,
 }
 
 struct TaskDetail {
@@ -146,6 +148,7 @@ impl Page {
             tasks,
             timelines,
             omitted,
+            replayed_calls: crate::store::ledger::totals(&session.run_dir).replayed_calls,
         }
     }
 }

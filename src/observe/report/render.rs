@@ -224,6 +224,7 @@ mod tests {
                 ],
             }],
             omitted: 0,
+            replayed_calls: 0,
         }
     }
 

@@ -105,6 +105,8 @@ struct Header<'a> {
     counts: [Count; 4],
     /// Only when some task used tokens or cost money.
     usage: Option<Tokens>,
+    /// Model calls answered from a recording or the response cache.
+    replayed_calls: u64,
     warnings: &'a [String],
 }
 
@@ -161,6 +163,7 @@ impl<'a> Header<'a> {
                 cost: money(u.cost_usd),
                 estimated: u.tokens_estimated,
             }),
+            replayed_calls: page.replayed_calls,
             warnings: &s.warnings,
         }
     }

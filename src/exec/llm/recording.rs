@@ -1,0 +1,445 @@
+//! Record, replay and the response cache (docs/llm.md#record-replay-and-the-response-cache).
+//!
+//! An entry answers a prompt task's *initial* request to one model. Its key
+//! is the blake3 hash of `{"v":1,"provider":...,"body":...}`, the body the
+//! wire format builds for the first message of the conversation less
+//! `stream` and `stream_options`, serialized canonically (serde_json's map
+//! is sorted: the crate is built without `preserve_order`). Its value is
+//! the answer the model gave last, the one that was accepted, as the model
+//! wrote it: a replay judges it again (extraction, schema) and makes one
+//! call where the recording may have needed re-asks and retries.
+//!
+//! Entries are pretty JSON files `DIR/<hex>.json`, written atomically and
+//! scrubbed of secrets. One that cannot be read, does not parse or names
+//! another key is a miss with a warning, never an answer.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::answer;
+use super::provider::Message;
+use super::{CallProgress, Llm, PromptResult, Stop};
+use crate::model::models::{ModelConfig, Provider};
+use crate::model::prompt::{Format, PromptSpec};
+use crate::store::ledger::UsageLine;
+use crate::store::{files, AttemptRecord, ErrorKind, Usage};
+
+/// Where a build's answers come from (one mode per build).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Answers {
+    /// Every answer from a model.
+    #[default]
+    Live,
+    /// `--record DIR`: ask the models, store every accepted answer.
+    Record(PathBuf),
+    /// `--replay DIR`: answer only from DIR; never call a server.
+    Replay(PathBuf),
+    /// `--cache DIR` or `[pipeline] cache`: answer from DIR on a hit, ask
+    /// and store on a miss.
+    Cache(PathBuf),
+}
+
+impl Answers {
+    /// Whether no model is ever called.
+    pub fn offline(&self) -> bool {
+        matches!(self, Answers::Replay(_))
+    }
+}
+
+/// What one model of a task's chain does with recorded answers.
+pub(super) struct Plan<'a> {
+    /// Look the request up here first.
+    pub lookup: Option<&'a Path>,
+    /// Ask the model when the lookup misses.
+    pub live: bool,
+    /// Store the accepted answer here.
+    pub store: Option<&'a Path>,
+}
+
+/// The key of a request: the hex blake3 of its canonical JSON.
+pub fn key(provider: Provider, body: &Value) -> String {
+    let mut body = body.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("stream");
+        map.remove("stream_options");
+    }
+    let canonical = json!({"v": 1, "provider": provider.as_str(), "body": body});
+    blake3::hash(canonical.to_string().as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// One recorded answer, as stored in `DIR/<key>.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    /// What was asked, for people reading the file; the key decides.
+    pub request: Value,
+    pub answer: EntryAnswer,
+    pub recorded_at: String,
+    pub task: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EntryAnswer {
+    /// The answer as the model wrote it, before extraction.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
+    pub usage: EntryUsage,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct EntryUsage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    Hit(Entry),
+    Miss,
+    /// A file is there but is no answer: why, for a warning.
+    Corrupt(String),
+}
+
+/// The file of `key` in `dir`.
+pub fn entry_path(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{key}.json"))
+}
+
+/// Looks `key` up in `dir`.
+pub fn lookup(dir: &Path, key: &str) -> Lookup {
+    let path = entry_path(dir, key);
+    let bytes = match files::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+        Err(e) => {
+            return Lookup::Corrupt(format!(
+                "cannot read the recorded answer {}: {e}; asked as a miss",
+                path.display()
+            ))
+        }
+    };
+    match serde_json::from_slice::<Entry>(&bytes) {
+        Ok(entry) if entry.key == key => Lookup::Hit(entry),
+        Ok(entry) => Lookup::Corrupt(format!(
+            "the recorded answer {} holds the key {}, not its name's: ignored (a miss)",
+            path.display(),
+            entry.key
+        )),
+        Err(e) => Lookup::Corrupt(format!(
+            "the recorded answer {} is damaged ({e}): ignored (a miss)",
+            path.display()
+        )),
+    }
+}
+
+/// Writes `entry` as `dir/<key>.json`, creating `dir`.
+pub fn store(dir: &Path, entry: &Entry) -> crate::error::Result<()> {
+    fs_err::create_dir_all(dir)?;
+    let mut text = serde_json::to_string_pretty(entry).unwrap_or_default();
+    text.push('\n');
+    files::write_atomic(&entry_path(dir, &entry.key), text.as_bytes())
+}
+
+/// What a lookup gave a task's model.
+pub(super) enum Replayed {
+    /// The accepted answer, to write.
+    Answer(String),
+    /// The recorded answer failed the judging.
+    Rejected(Stop),
+    Miss,
+}
+
+impl Llm<'_> {
+    /// What model `model` does with recorded answers in this build.
+    pub(super) fn plan<'s>(&'s self, model: &'s ModelConfig) -> Plan<'s> {
+        if let Some(replay) = &model.replay {
+            return Plan {
+                lookup: Some(&replay.dir),
+                live: false,
+                store: None,
+            };
+        }
+        let (lookup, live, store) = match &self.answers {
+            Answers::Live => (None, true, None),
+            Answers::Record(dir) => (None, true, Some(dir.as_path())),
+            Answers::Replay(dir) => (Some(dir.as_path()), false, None),
+            Answers::Cache(dir) => (Some(dir.as_path()), true, Some(dir.as_path())),
+        };
+        Plan {
+            lookup,
+            live,
+            store,
+        }
+    }
+
+    /// A warning for the build to print, once.
+    fn warn(&self, warning: String) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.insert(warning.clone()) {
+            self.warnings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.redact(&warning));
+        }
+    }
+
+    /// The warnings not yet printed.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Answers `key` from `dir`, as a call: a line in `usage.jsonl`
+    /// (`replayed: true`), an attempt, the raw answer, and the judging.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn replay(
+        &self,
+        task: &str,
+        spec: &PromptSpec,
+        model: &ModelConfig,
+        dir: &Path,
+        key: &str,
+        attempt_no: &mut u32,
+        progress: &CallProgress,
+        on_attempt: &mut dyn FnMut(u32, &str),
+        result: &mut PromptResult,
+    ) -> Replayed {
+        let entry = match lookup(dir, key) {
+            Lookup::Hit(entry) => entry,
+            Lookup::Miss => return Replayed::Miss,
+            Lookup::Corrupt(warning) => {
+                self.warn(warning);
+                return Replayed::Miss;
+            }
+        };
+        let started = Instant::now();
+        let started_at = crate::clock::now_rfc3339();
+        *attempt_no += 1;
+        progress.begin(&model.name, *attempt_no);
+        on_attempt(*attempt_no, &model.name);
+        let text = self.scrub(&entry.answer.text);
+        let judged = answer::judge(&text, &answer::Expect::of(spec)).map(|t| self.scrub(&t));
+        let path = entry_path(dir, key);
+        self.ledger.raw(
+            self.run_dir,
+            task,
+            &json!({
+                "model": model.name,
+                "provider": model.provider.as_str(),
+                "replayed_from": path.display().to_string(),
+                "response": {"text": text, "reasoning": self.scrub(&entry.answer.reasoning)},
+            }),
+        );
+        let (prompt, completion) = (
+            entry.answer.usage.prompt_tokens,
+            entry.answer.usage.completion_tokens,
+        );
+        result.usage.add(&Usage {
+            prompt_tokens: prompt.unwrap_or(0),
+            completion_tokens: completion.unwrap_or(0),
+            total_tokens: prompt.unwrap_or(0).saturating_add(completion.unwrap_or(0)),
+            cost_usd: 0.0,
+            tokens_estimated: false,
+        });
+        let rejected = judged.as_ref().err();
+        let error_id = rejected.map(|_| uuid::Uuid::new_v4().to_string());
+        let duration_ms = started.elapsed().as_millis() as u64;
+        self.ledger.usage(&UsageLine {
+            timestamp_utc: crate::clock::now_rfc3339(),
+            task,
+            model: &model.name,
+            provider: model.provider.as_str(),
+            attempt: *attempt_no,
+            duration_ms,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: match (prompt, completion) {
+                (None, None) => None,
+                (p, c) => Some(p.unwrap_or(0).saturating_add(c.unwrap_or(0))),
+            },
+            tokens_estimated: false,
+            cost_usd: None,
+            status: if rejected.is_some() { "error" } else { "ok" },
+            error_id: error_id.clone(),
+            replayed: true,
+        });
+        result.attempts.push(AttemptRecord {
+            model: model.name.clone(),
+            attempt: *attempt_no,
+            started_at,
+            duration_ms,
+            outcome: rejected.map_or("ok", |r| r.kind.as_str()).to_string(),
+            error_id: error_id.clone(),
+        });
+        match judged {
+            Ok(text) => Replayed::Answer(text),
+            Err(rejection) => {
+                let error_id = error_id.unwrap_or_default();
+                let message = format!(
+                    "the recorded answer {} was rejected: {}",
+                    path.display(),
+                    rejection.message
+                );
+                self.record_failure(
+                    task,
+                    model,
+                    *attempt_no,
+                    rejection.kind,
+                    &message,
+                    None,
+                    rejection.missing_fields,
+                    rejection.invalid_fields,
+                    super::provider::truncate(&text, 2048).to_string(),
+                    &error_id,
+                    false,
+                );
+                Replayed::Rejected(Stop::Failed {
+                    kind: rejection.kind,
+                    message: format!("{}: {message}", rejection.kind.as_str()),
+                    error_id,
+                })
+            }
+        }
+    }
+
+    /// The failure of a model with no recorded answer for the request.
+    pub(super) fn replay_miss(
+        &self,
+        task: &str,
+        model: &ModelConfig,
+        dir: &Path,
+        key: &str,
+        attempt_no: u32,
+    ) -> Stop {
+        let message = format!(
+            "no recorded answer for task `{task}` (request {key}) in {}; record it: planexe build --record {} (with a live model)",
+            dir.display(),
+            dir.display()
+        );
+        let error_id = uuid::Uuid::new_v4().to_string();
+        self.record_failure(
+            task,
+            model,
+            attempt_no,
+            ErrorKind::ReplayMiss,
+            &message,
+            None,
+            Vec::new(),
+            Vec::new(),
+            String::new(),
+            &error_id,
+            false,
+        );
+        Stop::Failed {
+            kind: ErrorKind::ReplayMiss,
+            message: format!("replay_miss: {message}"),
+            error_id,
+        }
+    }
+
+    /// Stores the accepted answer to the request `key` in `dir`. A write
+    /// that fails is a warning: the answer itself is good.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record(
+        &self,
+        dir: &Path,
+        key: &str,
+        task: &str,
+        spec: &PromptSpec,
+        model: &ModelConfig,
+        initial: &[Message],
+        system: Option<&str>,
+        answer: &super::provider::Answer,
+        tokens: (u64, u64),
+    ) {
+        let messages: Vec<Value> = initial
+            .iter()
+            .map(|m| json!({"role": m.role, "content": self.scrub(&m.content)}))
+            .collect();
+        let mut request = json!({
+            "provider": model.provider.as_str(),
+            "model": model.model,
+            "messages": messages,
+            "system": system.map(|s| self.scrub(s)),
+            "temperature": model.temperature,
+            "max_tokens": model.max_tokens,
+            "seed": model.seed,
+            "format": if spec.format == Format::Json { "json" } else { "text" },
+        });
+        if let Some(schema) = &spec.schema {
+            request["schema"] = schema.value.clone();
+        }
+        let entry = Entry {
+            key: key.to_string(),
+            request,
+            answer: EntryAnswer {
+                text: self.scrub(&answer.text),
+                reasoning: self.scrub(&answer.reasoning),
+                usage: EntryUsage {
+                    prompt_tokens: Some(tokens.0),
+                    completion_tokens: Some(tokens.1),
+                },
+            },
+            recorded_at: crate::clock::now_rfc3339(),
+            task: task.to_string(),
+        };
+        if let Err(e) = store(dir, &entry) {
+            self.warn(format!("cannot record the answer of task {task}: {e}"));
+        }
+    }
+}
+
+/// Which recorded entries a build may need, by folder: those that must
+/// exist before it starts.
+pub(super) fn required_dirs<'a>(
+    answers: &'a Answers,
+    models: &'a [ModelConfig],
+    reachable: &[bool],
+) -> HashSet<&'a Path> {
+    let mut dirs = HashSet::new();
+    if let Answers::Replay(dir) = answers {
+        dirs.insert(dir.as_path());
+    }
+    for (m, model) in models.iter().enumerate() {
+        if let (true, Some(r)) = (reachable[m], &model.replay) {
+            dirs.insert(r.dir.as_path());
+        }
+    }
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_ignore_streaming_and_key_order() {
+        let a = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true, "stream_options": {"include_usage": true}});
+        let b: Value =
+            serde_json::from_str(r#"{"messages":[{"content":"hi","role":"user"}],"model":"m"}"#)
+                .unwrap();
+        assert_eq!(key(Provider::OpenAi, &a), key(Provider::OpenAi, &b));
+        assert_ne!(key(Provider::OpenAi, &a), key(Provider::Anthropic, &a));
+        let c = json!({"model": "m", "messages": [{"role": "user", "content": "hi!"}]});
+        assert_ne!(key(Provider::OpenAi, &a), key(Provider::OpenAi, &c));
+        assert_eq!(key(Provider::OpenAi, &a).len(), 64);
+    }
+
+    #[test]
+    fn damaged_entries_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = "ab".repeat(32);
+        assert!(matches!(lookup(dir.path(), &k), Lookup::Miss));
+        std::fs::write(entry_path(dir.path(), &k), "{\"key\": \"ab").unwrap();
+        assert!(matches!(lookup(dir.path(), &k), Lookup::Corrupt(_)));
+        let other = json!({"key": "cd", "request": {}, "answer": {"text": "x", "usage": {}}, "recorded_at": "", "task": "t"});
+        std::fs::write(entry_path(dir.path(), &k), other.to_string()).unwrap();
+        assert!(matches!(lookup(dir.path(), &k), Lookup::Corrupt(_)));
+    }
+}

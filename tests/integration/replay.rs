@@ -1,0 +1,265 @@
+//! Record, replay and the response cache: answers recorded against the
+//! scripted server are given back byte for byte without it, a changed
+//! prompt misses, a cache shared by two run directories asks once, damaged
+//! entries are never answers, and replay models answer what another model
+//! recorded.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+const KEY: &str = "sk-replay-test-secret-0123456789";
+
+fn pipeline(server: &Server, prompt: &str, extra_models: &str, default: &str) -> String {
+    format!(
+        "[pipeline]\nmodel = \"{default}\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"local-model\"\napi_key_env = \"REPLAY_TEST_KEY\"\ntemperature = 0\nseed = 7\n\n{extra_models}\n[tasks.ask]\noutputs = [\"a.json\"]\nformat = \"json\"\nprompt = \"{prompt}\"\n",
+        server.url
+    )
+}
+
+/// Runs planexe in `p` with the API key set.
+fn run(p: &Project, args: &[&str]) -> Run {
+    let output = p
+        .command(args)
+        .env("REPLAY_TEST_KEY", KEY)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn entries(dir: &Path) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            (name, serde_json::from_str(&text).unwrap())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn usage(p: &Project) -> Vec<Value> {
+    p.read(".planexe/usage.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn hex_keys(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 64)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_recording_replays_byte_for_byte_with_one_call_and_no_server() {
+    let server = Server::start();
+    // The first answer is no JSON: the recording needs a re-ask.
+    server.script([openai_answer("no json here"), openai_answer("{\"a\": 1}")]);
+    let tape = tempfile::tempdir().unwrap();
+    let dir = tape.path().join("answers");
+    let dir_arg = dir.to_str().unwrap();
+    let text = pipeline(&server, "Plan it", "", "local");
+    let live = Project::new(&text);
+    run(&live, &["build", "--record", dir_arg]).ok();
+    assert_eq!(server.requests().len(), 2);
+
+    let recorded = entries(&dir);
+    assert_eq!(recorded.len(), 1, "one entry per initial request");
+    let (name, entry) = &recorded[0];
+    assert_eq!(name, &format!("{}.json", entry["key"].as_str().unwrap()));
+    assert_eq!(entry["answer"]["text"], "{\"a\": 1}");
+    assert_eq!(entry["task"], "ask");
+    assert_eq!(entry["request"]["model"], "local-model");
+    assert_eq!(entry["request"]["provider"], "openai");
+    assert_eq!(entry["request"]["seed"], 7);
+    assert_eq!(entry["request"]["messages"][0]["content"], "Plan it");
+    let raw = std::fs::read_to_string(dir.join(name)).unwrap();
+    assert!(!raw.contains(KEY), "no API key in an entry");
+    assert!(raw.contains('\n'), "pretty JSON");
+
+    // A replay after the live build re-runs nothing.
+    run(&live, &["build", "--replay", dir_arg])
+        .ok()
+        .stderr_has("nothing to do");
+
+    // A fresh run dir, no key in the environment, replayed.
+    let replay = Project::new(&text);
+    replay.run(&["build", "--replay", dir_arg]).ok();
+    assert_eq!(server.requests().len(), 2, "no HTTP call in replay mode");
+    assert_eq!(replay.read("a.json"), live.read("a.json"));
+    let calls = usage(&replay);
+    assert_eq!(calls.len(), 1, "one call, though the recording re-asked");
+    assert_eq!(calls[0]["replayed"], true);
+    assert_eq!(calls[0]["cost_usd"], Value::Null);
+    assert_eq!(calls[0]["status"], "ok");
+    assert!(usage(&live).iter().all(|c| c["replayed"] == false));
+    let status = replay.run(&["status", "--json"]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["totals"]["replayed_calls"], 1, "{status}");
+    replay.run(&["status"]).ok().stdout_has("replayed");
+
+    // A changed prompt misses: exit 1, the request's hash and the folder.
+    let changed = Project::new(&pipeline(&server, "Plan it again", "", "local"));
+    let run = changed.run(&["build", "--replay", dir_arg]);
+    run.code(1).stderr_has("replay_miss").stderr_has(dir_arg);
+    let missed = hex_keys(&run.stderr);
+    assert!(!missed.is_empty(), "{}", run.stderr);
+    assert!(missed.iter().all(|k| !name.starts_with(k.as_str())));
+    assert_eq!(changed.status_json("ask")["error"]["kind"], "replay_miss");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn a_cache_shared_by_two_run_dirs_asks_once() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 2}"));
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let text = pipeline(&server, "Plan it", "", "local");
+    let first = Project::new(&text);
+    run(&first, &["build", "--cache", cache_arg]).ok();
+    assert_eq!(server.requests().len(), 1);
+    let second = Project::new(&text);
+    run(&second, &["build", "--cache", cache_arg]).ok();
+    assert_eq!(server.requests().len(), 1, "a hit asks nothing");
+    assert_eq!(second.read("a.json"), first.read("a.json"));
+    assert_eq!(usage(&second)[0]["replayed"], true);
+
+    // The pipeline's own cache, relative to its folder.
+    let keyed = Project::new(&text.replace("[pipeline]\n", "[pipeline]\ncache = \"answers\"\n"));
+    run(&keyed, &["build"]).ok();
+    run(&keyed, &["build", "-B"]).ok();
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(entries(&keyed.path("answers")).len(), 1);
+}
+
+#[test]
+fn a_damaged_entry_is_asked_again_in_cache_mode_and_a_miss_in_replay_mode() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 3}"));
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("answers");
+    let dir_arg = dir.to_str().unwrap();
+    let text = pipeline(&server, "Plan it", "", "local");
+    run(&Project::new(&text), &["build", "--record", dir_arg]).ok();
+    let (name, _) = entries(&dir).remove(0);
+    let truncate = || {
+        let path = dir.join(&name);
+        let whole = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    };
+
+    truncate();
+    let cached = Project::new(&text);
+    run(&cached, &["build", "--cache", dir_arg])
+        .ok()
+        .stderr_has("warning")
+        .stderr_has("damaged");
+    assert_eq!(server.requests().len(), 2, "asked again");
+    assert_eq!(entries(&dir).len(), 1, "and stored whole again");
+
+    truncate();
+    let replayed = Project::new(&text);
+    replayed
+        .run(&["build", "--replay", dir_arg])
+        .code(1)
+        .stderr_has("damaged")
+        .stderr_has("replay_miss");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn a_replay_model_answers_what_its_model_recorded() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 4}"));
+    let shared = tempfile::tempdir().unwrap();
+    let dir = shared.path().join("answers");
+    let replay_model = format!(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"{}\"\nreplays = \"local\"\n",
+        dir.display()
+    );
+    let text = pipeline(&server, "Plan it", &replay_model, "recorded");
+    let live = Project::new(&text);
+    run(
+        &live,
+        &[
+            "build",
+            "--model",
+            "local",
+            "--record",
+            dir.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(server.requests().len(), 1);
+
+    // No key needed: the replay model calls no server.
+    let replayed = Project::new(&text);
+    replayed.build().ok();
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(replayed.read("a.json"), live.read("a.json"));
+    assert_eq!(usage(&replayed)[0]["model"], "recorded");
+    assert_eq!(usage(&replayed)[0]["replayed"], true);
+
+    run(&replayed, &["build", "-B", "--model", "local"]).ok();
+    assert_eq!(server.requests().len(), 2, "--model local asks the server");
+}
+
+#[test]
+fn replay_models_are_checked_with_file_line_col() {
+    let server = Server::start();
+    let bad = |models: &str, needle: &str| {
+        let p = Project::new(&pipeline(&server, "Plan it", models, "recorded"));
+        p.build()
+            .code(2)
+            .stderr_has(needle)
+            .stderr_has("pipeline.toml:");
+    };
+    bad(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"answers\"\nreplays = \"nope\"\n",
+        "unknown model `nope`",
+    );
+    bad(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"answers\"\nreplays = \"other\"\n\n[models.other]\nprovider = \"replay\"\ndir = \"answers\"\nreplays = \"local\"\n",
+        "itself a replay model",
+    );
+    bad(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"answers\"\n",
+        "has no `replays`",
+    );
+    bad(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"answers\"\nreplays = \"local\"\nbase_url = \"http://x\"\n",
+        "does not apply to a replay model",
+    );
+    // The folder is checked when a build needs it.
+    let p = Project::new(&pipeline(
+        &server,
+        "Plan it",
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"answers\"\nreplays = \"local\"\n",
+        "recorded",
+    ));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:14:7")
+        .stderr_has("does not exist")
+        .stderr_has("--record");
+    p.run(&["build", "--replay", "x", "--cache", "y"]).code(2);
+    let live = Project::new(&pipeline(&server, "Plan it", "", "local"));
+    live.run(&["build", "--replay", "missing"])
+        .code(2)
+        .stderr_has("no such folder");
+}
