@@ -62,6 +62,7 @@ impl Llm<'_> {
                 messages: &initial,
                 json: spec.format == Format::Json,
                 schema: spec.schema.as_ref().map(|s| &s.value),
+                max_tokens: spec.max_tokens,
             }),
         );
         let plan = self.plan(model);

@@ -368,7 +368,7 @@ impl Llm<'_> {
             "messages": messages,
             "system": system.map(|s| self.scrub(s)),
             "temperature": model.temperature,
-            "max_tokens": model.max_tokens,
+            "max_tokens": spec.max_tokens.or(model.max_tokens),
             "seed": model.seed,
             "format": if spec.format == Format::Json { "json" } else { "text" },
         });
