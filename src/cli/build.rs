@@ -96,7 +96,33 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
             printer.warn(&warning);
         }
     }
+    if let Ok(report) = &result {
+        if report.ran_tasks && matches!(report.ended, crate::exec::build::Ended::Completed) {
+            show_results(session, printer);
+        }
+    }
     result?.into_result()
+}
+
+/// Where the build's results are (`[pipeline] results`, else what nothing
+/// else reads), as paths from the current directory.
+fn show_results(session: &Session, printer: &mut Printer) {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let shown: Vec<String> = session
+        .graph
+        .results()
+        .iter()
+        .map(|rel| session.run_dir.path(rel))
+        .filter(|path| path.exists())
+        .map(|path| {
+            path.strip_prefix(&cwd)
+                .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+        })
+        .take(8)
+        .collect();
+    if !shown.is_empty() {
+        printer.note(&format!("results: {}", shown.join(", ")));
+    }
 }
 
 /// `--record`, `--replay` or `--cache` (clap lets through one at most),

@@ -86,7 +86,7 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         "created run directory {shown_dir} with {PLAN}, for pipeline {pipeline_shown}"
     ));
     printer.note(&format!("build it with: planexe build -C {quoted}"));
-    let results = results(&session);
+    let results = session.graph.results();
     if !results.is_empty() {
         let base = shown_dir.trim_end_matches('/');
         let mut listed: Vec<String> = results
@@ -219,15 +219,4 @@ fn undo(plan: &Path, made: &[PathBuf]) {
     for dir in made.iter().rev() {
         let _ = std::fs::remove_dir(dir);
     }
-}
-
-/// The outputs of the tasks nothing else reads: where a run's results are,
-/// relative to the run directory.
-fn results(session: &Session) -> Vec<String> {
-    session
-        .graph
-        .tasks()
-        .filter(|t| t.dependents.is_empty())
-        .flat_map(|t| t.outputs.iter().map(|o| o.path.clone()))
-        .collect()
 }

@@ -143,6 +143,8 @@ pub struct Graph {
     /// `[pipeline] cache`: the response cache folder, resolved against the
     /// pipeline file's folder.
     pub cache: Option<std::path::PathBuf>,
+    /// `[pipeline] results`: outputs checked to exist in the pipeline.
+    pub(super) results: Vec<String>,
     /// By id; retired placeholders stay, out of the listing.
     pub(super) tasks: Vec<Task>,
     /// Live tasks in declaration order, instances in place of their task.
@@ -178,6 +180,18 @@ impl Index<TaskId> for Graph {
 }
 
 impl Graph {
+    /// What a build makes for people to read: `[pipeline] results`, else
+    /// the outputs of the tasks nothing else reads.
+    pub fn results(&self) -> Vec<String> {
+        if !self.results.is_empty() {
+            return self.results.clone();
+        }
+        self.tasks()
+            .filter(|t| t.dependents.is_empty())
+            .flat_map(|t| t.outputs.iter().map(|o| o.path.clone()))
+            .collect()
+    }
+
     /// How many tasks the graph has (retired placeholders not counted).
     pub fn len(&self) -> usize {
         self.listing.len()

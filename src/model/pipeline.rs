@@ -42,6 +42,8 @@ pub struct PipelineSection {
     pub timeout: Option<Spanned<toml::Value>>,
     /// Default model for prompt tasks.
     pub model: Option<Spanned<String>>,
+    /// What a build makes for people to read: outputs it names at its end.
+    pub results: Option<Spanned<Vec<String>>>,
     /// The response cache: a folder of answers, relative to the pipeline
     /// file's folder (docs/llm.md#record-replay-and-the-response-cache).
     pub cache: Option<Spanned<String>>,

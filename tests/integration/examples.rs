@@ -21,22 +21,60 @@ fn copy(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn the_main_job_builds_from_a_fresh_checkout() {
+    // What a newcomer's `planexe build` in the repository does: the whole
+    // reference pipeline, from the recorded answers, with no network and
+    // no key.
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = Project::new(&std::fs::read_to_string(repo.join("pipeline.toml")).unwrap());
-    std::fs::create_dir_all(p.path("examples/plan")).unwrap();
-    std::fs::copy(
-        repo.join("examples/plan/brief.md"),
-        p.path("examples/plan/brief.md"),
-    )
-    .unwrap();
-    p.build().ok();
-    let plan = p.read("out/plan.md");
+    for dir in ["prompts", "schemas", "scripts", "examples/plan"] {
+        std::fs::create_dir_all(p.path(dir)).unwrap();
+        copy(&repo.join(dir), &p.path(dir));
+    }
+    std::fs::copy(repo.join("examples/plan/plan.txt"), p.path("plan.txt")).unwrap();
+    let run = p
+        .command(&["build"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
     assert!(
-        plan.starts_with("# Brief: a community solar garden"),
-        "{plan}"
+        stderr.ends_with("results: out/report.md, out/report.html\n"),
+        "{stderr}"
     );
-    assert!(plan.contains("| 7 | Commission the array"), "{plan}");
-    assert!(plan.contains("Risks: 3"), "{plan}");
+    let report = p.read("out/report.md");
+    assert!(
+        report.starts_with("# Plan\n\n> Build a community solar microgrid"),
+        "{report}"
+    );
+    for section in [
+        "## Executive summary",
+        "## Risks",
+        "## Expert reviews",
+        "## Schedule",
+        "## Budget",
+    ] {
+        assert!(report.contains(section), "{section} missing:\n{report}");
+    }
+    let html = p.read("out/report.html");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<h2>Risks</h2>"),
+        "{html}"
+    );
+    // Self-contained: nothing fetched, nothing run (a model's text that
+    // mentions a URL stays text).
+    for fetch in ["<script", "<link", "src=", "href=", "@import"] {
+        assert!(!html.contains(fetch), "{fetch} in the report");
+    }
+    // Every answer came from the recording.
+    let usage = p.read(".planexe/usage.jsonl");
+    let calls: Vec<serde_json::Value> = usage
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(calls.len() >= 25, "{}", calls.len());
+    assert!(calls.iter().all(|c| c["replayed"] == true), "{usage}");
     p.build().ok().ran(&[]);
 }
 

@@ -329,6 +329,7 @@ impl Graph {
             name,
             jobs,
             cache,
+            results: Vec::new(),
             tasks: Vec::with_capacity(entries.len()),
             listing: Vec::with_capacity(entries.len()),
             rank: Vec::new(),
@@ -378,6 +379,18 @@ impl Graph {
             resolver.finish_task(&mut graph, id)?;
         }
         order::link(&mut graph, &source)?;
+        if let Some(results) = &def.pipeline.results {
+            for path in results.get_ref() {
+                if graph.producer(path).is_none() {
+                    return Err(Error::pipeline(source.diagnostic(
+                        results.span(),
+                        &format!("`results` names {path}, which no task produces"),
+                    ))
+                    .hint("name outputs of tasks, such as results = [\"out/report.md\"]"));
+                }
+            }
+            graph.results.clone_from(results.get_ref());
+        }
         Ok(graph)
     }
 
