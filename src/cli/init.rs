@@ -1,8 +1,10 @@
 //! `planexe init [DIR]`: a small pipeline that builds as it stands, to
 //! start from. Writes `pipeline.toml` (a command task and two prompt
 //! tasks), `prompts/summary.md`, `schemas/steps.json` (bounded, so
-//! constrained decoding ends) and an example `plan.txt`, from the
-//! templates in `src/cli/init/`.
+//! constrained decoding ends), an example `plan.txt` and, in
+//! `responses/`, the answers a local model gave to its prompt tasks, which
+//! the pipeline's default model replays: it builds with no network and no
+//! key. From the templates in `src/cli/init/`.
 //!
 //! Never overwrites: when any of the files exists, nothing is written.
 
@@ -13,47 +15,11 @@ use super::args::{Cli, InitArgs};
 use super::printer::Printer;
 use crate::error::{Error, Result};
 
-// ---------------------------------------------------------------------------
-// TODO(replay): the default model of the starter pipeline's prompt tasks.
-//
-// Until `provider = "replay"` exists, `planexe init` points the prompt tasks
-// at a local OpenAI-compatible server (llama.cpp's llama-server with SmolLM2
-// on port 8080), so a full `planexe build` of a fresh `init` needs that
-// server; `planexe build -n` and `planexe build stats` need nothing.
-//
-// When the replay model is merged, switch these two constants to it (name
-// and `[models.NAME]` table, with its comment), so that `planexe init &&
-// planexe build` works with no network and no API key, and add the full
-// build test to tests/integration/new_init.rs.
-// ---------------------------------------------------------------------------
-
-/// The name of the starter pipeline's default model (`[pipeline].model`).
-const DEFAULT_MODEL_NAME: &str = "local";
-
-/// The `[models.NAME]` table of [`DEFAULT_MODEL_NAME`], as TOML.
-const DEFAULT_MODEL_TABLE: &str = r#"# The model the prompt tasks ask: an OpenAI-compatible server on this
-# machine (llama.cpp's llama-server, LM Studio, Ollama, vLLM) serving
-# SmolLM2. Temperature 0 and a fixed seed make its answers repeatable;
-# max_tokens bounds every answer.
-[models.local]
-provider = "openai"
-base_url = "http://127.0.0.1:8080/v1"
-model = "smollm2"
-temperature = 0
-seed = 1
-max_tokens = 512
-max_concurrency = 1
-"#;
-
-// ---------------------------------------------------------------------------
-
-/// The pipeline template: `@MODEL_NAME@` and `@MODEL_TABLE@` are replaced
-/// by the constants above.
 const PIPELINE: &str = include_str!("init/pipeline.toml");
 
 /// The files `init` writes, relative to DIR, and their text.
-fn files() -> [(&'static str, String); 4] {
-    [
+fn files() -> Vec<(&'static str, String)> {
+    vec![
         ("pipeline.toml", pipeline()),
         (
             "prompts/summary.md",
@@ -64,14 +30,21 @@ fn files() -> [(&'static str, String); 4] {
             include_str!("init/steps.json").to_string(),
         ),
         ("plan.txt", include_str!("init/plan.txt").to_string()),
+        // The answers of `local` to the two prompt tasks, recorded from
+        // SmolLM2 on llama.cpp: `planexe build` replays them.
+        (
+            "responses/2accf840d8027f3d84ee11d1b397d65fa5db4360cf9340a2c49bee0b47fb8085.json",
+            include_str!("init/responses/2accf840d8027f3d84ee11d1b397d65fa5db4360cf9340a2c49bee0b47fb8085.json").to_string(),
+        ),
+        (
+            "responses/b09a03b6141d7ff4f7c82a16e571be610595d8f0fe1ff2d962f3ed1dddab2463.json",
+            include_str!("init/responses/b09a03b6141d7ff4f7c82a16e571be610595d8f0fe1ff2d962f3ed1dddab2463.json").to_string(),
+        ),
     ]
 }
 
-/// The starter pipeline file, with its default model filled in.
 fn pipeline() -> String {
-    PIPELINE
-        .replace("@MODEL_NAME@", DEFAULT_MODEL_NAME)
-        .replace("@MODEL_TABLE@", DEFAULT_MODEL_TABLE.trim_end())
+    PIPELINE.to_string()
 }
 
 pub fn init(cli: &Cli, args: &InitArgs, printer: &Printer) -> Result<()> {
@@ -145,7 +118,7 @@ pub fn init(cli: &Cli, args: &InitArgs, printer: &Printer) -> Result<()> {
         "  planexe build{at} stats  # the command task (no model needed)"
     ));
     printer.note(&format!(
-        "  planexe build{at}        # everything: the prompt tasks ask the model in pipeline.toml"
+        "  planexe build{at}        # everything, from the recorded answers in responses/"
     ));
     printer.note(&format!(
         "  planexe status{at}       # where each task stands"
@@ -171,10 +144,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_template_has_no_marker_left() {
+    fn the_pipeline_defaults_to_its_recorded_answers() {
         let text = pipeline();
-        assert!(!text.contains('@'), "{text}");
-        assert!(text.contains(&format!("[models.{DEFAULT_MODEL_NAME}]")));
+        assert!(text.contains("model = \"recorded\""), "{text}");
+        assert!(
+            text.contains("[models.recorded]\nprovider = \"replay\""),
+            "{text}"
+        );
     }
 
     #[test]

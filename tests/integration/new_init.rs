@@ -241,6 +241,24 @@ fn init_writes_a_pipeline_that_builds_as_it_stands() {
     p.run(&["build", "stats"]).ok().ran(&["stats"]);
     assert_eq!(p.read("out/stats.txt"), "lines: 3\nwords: 35\n");
     p.run(&["build", "stats"]).ok().ran(&[]);
+    // Everything builds offline from the recorded answers: no server, no
+    // key, one replayed call per prompt task.
+    p.build()
+        .ok()
+        .ran(&["summary", "steps"])
+        .stderr_has("results: out/stats.txt, out/steps.json");
+    let steps: serde_json::Value = serde_json::from_str(&p.read("out/steps.json")).unwrap();
+    assert!(
+        steps["steps"].as_array().is_some_and(|s| !s.is_empty()),
+        "{steps}"
+    );
+    let usage = p.read(".planexe/usage.jsonl");
+    assert_eq!(usage.lines().count(), 2, "{usage}");
+    assert!(
+        usage.lines().all(|l| l.contains("\"replayed\":true")),
+        "{usage}"
+    );
+    p.build().ok().ran(&[]);
 }
 
 #[test]
