@@ -91,6 +91,8 @@ pub struct ModelConfig {
     /// Indices of fallback models, in order.
     pub fallback: Vec<usize>,
     pub structured: Structured,
+    /// Anthropic: what a JSON answer's assistant turn starts with.
+    pub prefill: Option<String>,
     pub stream: bool,
     /// `provider = "replay"`: answered only from recorded answers. The
     /// rest of the config is that of the model it replays, so its
@@ -364,6 +366,18 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
                     .hint("use \"json_schema\", \"json_object\" or \"none\""));
             }
         };
+        let prefill = match &def.prefill {
+            None => None,
+            Some(p) if provider != Provider::Anthropic => {
+                return Err(err(p.span(), "`prefill` applies to provider = \"anthropic\"")
+                    .hint("remove `prefill`; OpenAI-compatible servers take a schema instead (structured_output)"))
+            }
+            Some(p) if p.get_ref().trim().is_empty() || p.get_ref().len() > 200 => {
+                return Err(err(p.span(), "`prefill` must be 1 to 200 bytes of text, such as \"{\"")
+                    .hint("prefill = \"{\" makes the answer start as a JSON object"))
+            }
+            Some(p) => Some(p.get_ref().clone()),
+        };
         if let Some(env) = &def.api_key_env {
             let valid = !env.get_ref().is_empty()
                 && env
@@ -395,6 +409,7 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
             max_retry_wait: wait(&source, &def.max_retry_wait, DEFAULT_MAX_RETRY_WAIT)?,
             fallback,
             structured,
+            prefill,
             stream: def.stream.unwrap_or(true),
             replay: None,
         }));
@@ -459,6 +474,7 @@ fn replay_model(
             "structured_output",
             def.structured_output.as_ref().map(Spanned::span),
         ),
+        ("prefill", def.prefill.as_ref().map(Spanned::span)),
     ];
     if let Some((key, Some(span))) = foreign.into_iter().find(|(_, s)| s.is_some()) {
         return Err(err(

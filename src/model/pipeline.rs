@@ -88,6 +88,9 @@ pub struct ModelDef {
     pub fallback: Vec<Spanned<String>>,
     /// `json_schema`, `json_object` or `none`.
     pub structured_output: Option<Spanned<String>>,
+    /// Anthropic: the text a JSON answer starts with, sent as the start
+    /// of the assistant's turn (a prefill).
+    pub prefill: Option<Spanned<String>>,
     /// Stream answers with server-sent events (default true).
     pub stream: Option<bool>,
 }

@@ -292,6 +292,9 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
         if let Some(seed) = m.seed {
             fp.field("seed", seed.to_string().as_bytes());
         }
+        if let Some(prefill) = &m.prefill {
+            fp.field("prefill", prefill.as_bytes());
+        }
     }
     fp.finish()
 }

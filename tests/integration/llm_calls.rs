@@ -372,3 +372,105 @@ fn a_task_sets_its_own_max_tokens_over_the_model() {
         .code(2)
         .stderr_has("`max_tokens` must be between 1 and");
 }
+
+#[test]
+fn a_json_answer_cut_off_is_taken_when_complete_and_re_asked_when_not() {
+    let server = Server::start();
+    server.script([
+        // Complete JSON, then chatter that ran into the limit: taken.
+        openai_finish(
+            "{\"steps\": [\"dig\"]}\n\nThis JSON object lists the st",
+            "length",
+        ),
+        // Cut inside the value: re-asked for the JSON alone.
+        openai_finish("{\"steps\": [\"dig\", \"pour", "length"),
+        openai_answer("{\"steps\": [\"dig\"]}"),
+    ]);
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.one]\noutputs = [\"one.json\"]\nformat = \"json\"\nprompt = \"x\"\n\
+         [tasks.two]\ninputs = [\"one.json\"]\noutputs = [\"two.json\"]\nformat = \"json\"\nprompt = \"y\"\n",
+    );
+    p.build().ok();
+    assert_eq!(
+        p.read("one.json"),
+        "{\n  \"steps\": [\n    \"dig\"\n  ]\n}\n"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let reask = requests[2].json();
+    let feedback = reask["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(feedback.contains("cut off"), "{feedback}");
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0]["error_type"], "truncated");
+    assert_eq!(failures[0]["task"], "two");
+}
+
+#[test]
+fn an_anthropic_model_without_structured_output_gets_no_schema_in_its_system_text() {
+    let server = Server::start();
+    server.default_reply(anthropic_answer("{\"steps\": [\"dig\"]}"));
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"anthropic\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nstream = false\nstructured_output = \"none\"\n\
+         [models.full]\nprovider = \"anthropic\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nstream = false\n\
+         [tasks.a]\noutputs = [\"a.json\"]\nschema = \"s.json\"\nprompt = \"x\"\n\
+         [tasks.b]\noutputs = [\"b.json\"]\nschema = \"s.json\"\nmodel = \"full\"\nprompt = \"y\"\n",
+        server.url, server.url
+    ));
+    p.write("s.json", r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"array","maxItems":3,"items":{"type":"string","maxLength":20}}}}"#);
+    p.run(&["build", "-j1"]).ok();
+    let systems: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["system"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        systems
+            .iter()
+            .any(|s| s == "Answer with one JSON value only, no prose."),
+        "{systems:?}"
+    );
+    assert!(
+        systems
+            .iter()
+            .any(|s| s.contains("JSON Schema") && s.contains("maxItems")),
+        "{systems:?}"
+    );
+}
+
+#[test]
+fn an_anthropic_prefill_starts_the_assistant_turn_and_the_answer() {
+    let server = Server::start();
+    // Anthropic returns what follows the prefill.
+    server.default_reply(anthropic_answer("\"steps\": [\"dig\"]}"));
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"anthropic\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nstream = false\nprefill = \"{{\"\n\
+         [tasks.a]\noutputs = [\"a.json\"]\nformat = \"json\"\nprompt = \"x\"\n\
+         [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"y\"\n",
+        server.url
+    ));
+    p.run(&["build", "a"]).ok();
+    assert_eq!(p.read("a.json"), "{\n  \"steps\": [\n    \"dig\"\n  ]\n}\n");
+    let body = server.requests()[0].json();
+    let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        last,
+        serde_json::json!({"role": "assistant", "content": "{"})
+    );
+    // A text task is not prefilled.
+    p.run(&["build", "t"]).ok();
+    let body = server.requests()[1].json();
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    // Only Anthropic takes a prefill.
+    let q = Project::new(&format!(
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nprefill = \"{{\"\n[tasks.a]\noutputs = [\"a\"]\ncommand = \"true\"\n",
+        server.url
+    ));
+    q.build()
+        .code(2)
+        .stderr_has("`prefill` applies to provider = \"anthropic\"");
+}

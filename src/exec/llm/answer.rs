@@ -56,6 +56,23 @@ impl<'a> Expect<'a> {
 
 const ANSWER_AGAIN: &str = "Answer again with the JSON value only: no prose, no code fence.";
 
+/// Judges a JSON answer the token limit cut off: a complete value that
+/// satisfies the schema before the cut (the model went on chatting) is
+/// taken; otherwise the answer is `truncated`, and the model is asked again
+/// for the JSON alone.
+pub fn judge_cut(text: &str, expect: &Expect, tokens: Option<u64>) -> Result<String, Rejection> {
+    judge(text, expect).map_err(|_| {
+        let at = tokens.map_or_else(|| "the token limit".to_string(), |n| format!("the token limit ({n} tokens)"));
+        Rejection::new(
+            ErrorKind::Truncated,
+            format!("the answer was cut off at {at} before its JSON was complete; raise max_tokens or ask for less"),
+            format!(
+                "Your answer was cut off at {at} before the JSON was complete. Answer again with the JSON value only: no prose, no explanation, shorter strings."
+            ),
+        )
+    })
+}
+
 /// Returns the text to write, or why the answer is not acceptable.
 pub fn judge(text: &str, expect: &Expect) -> Result<String, Rejection> {
     if text.trim().is_empty() {

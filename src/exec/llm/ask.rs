@@ -120,6 +120,9 @@ impl Llm<'_> {
             };
             let outcome = match ended {
                 Ended::Done(Ok(mut ok)) => {
+                    if spec.format == Format::Json {
+                        prefilled(&mut ok.answer.text, model.prefill.as_deref());
+                    }
                     let text = self.scrub(&ok.answer.text);
                     let reasoning = self.scrub(&ok.answer.reasoning);
                     let carried = text != ok.answer.text || reasoning != ok.answer.reasoning;
@@ -153,6 +156,14 @@ impl Llm<'_> {
             // Judge the call.
             let failure: Failure = match &outcome {
                 Err(e) => Failure::Call(e.clone()),
+                // A JSON answer cut off in the chatter after a complete
+                // value is taken; one cut off inside it is re-asked.
+                Ok(ok) if ok.truncated() && spec.format == Format::Json => {
+                    match answer::judge_cut(&ok.answer.text, &answer::Expect::of(spec), ok.answer.usage.completion_tokens) {
+                        Ok(text) => Failure::None(self.scrub(&text)),
+                        Err(rejection) => Failure::Answer(rejection),
+                    }
+                }
                 Ok(ok) if ok.truncated() => Failure::Call(CallError::new(
                     ErrorKind::Truncated,
                     format!(
@@ -539,9 +550,31 @@ fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
     }
 }
 
+/// The answer to a prefilled turn is the prefill and what the model wrote
+/// after it. Anthropic returns only the continuation; some servers
+/// (llama.cpp) return the prefill too, so it is added only when missing.
+fn prefilled(text: &mut String, prefill: Option<&str>) {
+    if let Some(p) = prefill {
+        if !text.trim_start().starts_with(p.trim()) {
+            text.insert_str(0, p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefill_starts_the_answer_once() {
+        let mut text = "\"a\": 1}".to_string();
+        prefilled(&mut text, Some("{"));
+        assert_eq!(text, "{\"a\": 1}");
+        prefilled(&mut text, Some("{"));
+        assert_eq!(text, "{\"a\": 1}");
+        prefilled(&mut text, None);
+        assert_eq!(text, "{\"a\": 1}");
+    }
 
     #[test]
     fn waits_read_well() {

@@ -139,18 +139,25 @@ pub fn body(req: &Request) -> Value {
         }
         Provider::Anthropic => {
             // Anthropic has no response_format: the schema goes in the
-            // system text, and the answer is validated regardless.
+            // system text (unless `structured_output = "none"`: small
+            // models copy a schema instead of following it), and the
+            // answer is validated regardless.
             let mut system = req.system.unwrap_or("").to_string();
             if req.json {
                 if !system.is_empty() {
                     system.push_str("\n\n");
                 }
-                match req.schema {
+                match req.schema.filter(|_| m.structured != Structured::None) {
                     Some(schema) => system.push_str(&format!(
                         "Answer with one JSON value only, no prose, that satisfies this JSON Schema:\n{schema}"
                     )),
                     None => system.push_str("Answer with one JSON value only, no prose."),
                 }
+            }
+            let mut messages = messages;
+            if let Some(prefill) = m.prefill.as_deref().filter(|_| req.json) {
+                // The assistant's turn starts here; the answer continues it.
+                messages.push(json!({"role": "assistant", "content": prefill}));
             }
             let mut body = json!({
                 "model": m.model,
