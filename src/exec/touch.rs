@@ -1,6 +1,9 @@
 //! `touch`: accept tasks' current outputs as done without running them
 //! (`make -t`): record stamps and the fingerprint, write `.DONE`. Tasks
 //! that read those outputs become stale if the outputs changed.
+//!
+//! [`assume`] is its dry run: the same records, taken in memory only, so
+//! a plan made afterwards shows what the touch would leave to build.
 
 use crate::error::{Error, Result};
 use crate::plan::Session;
@@ -11,10 +14,33 @@ use crate::store::{Stamper, Status, TaskState};
 /// when one of a task's inputs or outputs does not exist. The caller holds
 /// the run directory's lock.
 pub fn touch(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
-    let stamper = Stamper::default();
-    let ids = session.graph.tasks_named(names)?;
+    let statuses = records(session, names)?;
     session.run_dir.remove_certificate()?;
     let mut touched = Vec::new();
+    for status in statuses {
+        session.store.write_status(&session.run_dir, &status)?;
+        touched.push(status.task);
+    }
+    Ok(touched)
+}
+
+/// What [`touch`] would do, in `session`'s memory only: the same records,
+/// the same refusals, nothing written. Returns the tasks' names.
+pub fn assume(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
+    let statuses = records(session, names)?;
+    let mut touched = Vec::new();
+    for status in statuses {
+        touched.push(status.task.clone());
+        session.store.assume_done(status);
+    }
+    Ok(touched)
+}
+
+/// The `done` records of the tasks `names`, stamped from their files now.
+fn records(session: &Session, names: &[String]) -> Result<Vec<Status>> {
+    let stamper = Stamper::default();
+    let ids = session.graph.tasks_named(names)?;
+    let mut statuses = Vec::new();
     for id in ids {
         let task = &session.graph[id];
         let root = session.run_dir.root();
@@ -51,8 +77,7 @@ pub fn touch(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
                 }
             }
         }
-        session.store.write_status(&session.run_dir, &status)?;
-        touched.push(task.name.clone());
+        statuses.push(status);
     }
-    Ok(touched)
+    Ok(statuses)
 }

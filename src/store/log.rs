@@ -153,6 +153,9 @@ pub struct StateStore {
     /// still runs): their `running` status, which their sidecar may not
     /// have had time to say (see `inflight`).
     in_flight: HashMap<String, Status>,
+    /// Statuses taken as written without writing them (a dry run of
+    /// `touch`): they stand for the task's sidecar, in memory only.
+    assumed: HashMap<String, Status>,
 }
 
 impl StateStore {
@@ -176,6 +179,7 @@ impl StateStore {
             lines: 0,
             log: None,
             in_flight: HashMap::new(),
+            assumed: HashMap::new(),
         };
         let path = run_dir.log_path();
         let file = match files::open_read(&path) {
@@ -356,6 +360,9 @@ impl StateStore {
     /// A task's sidecar, or the `running` status the last build's journal
     /// has for it when that build left it in flight.
     pub fn sidecar(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        if let Some(status) = self.assumed.get(task) {
+            return Some(status.clone());
+        }
         match self.in_flight.get(task) {
             Some(status) => Some(status.clone()),
             None => read_status(run_dir, task),
@@ -376,6 +383,20 @@ impl StateStore {
             Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
             None => sidecar::has_marker(run_dir, task),
         }
+    }
+
+    /// Takes a `done` status as written, in memory only: the log, the
+    /// sidecar and the marker read as [`StateStore::write_status`] would
+    /// leave them, and nothing on disk changes. For a plan that shows
+    /// what a write would make of the run (`edit --keep`'s dry run).
+    pub fn assume_done(&mut self, status: Status) {
+        self.markers
+            .get_or_insert_with(Default::default)
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(status.task.clone());
+        self.apply(LogLine::status(&status));
+        self.assumed.insert(status.task.clone(), status);
     }
 
     /// Notes that a marker was created or removed outside `write_status`.
