@@ -71,6 +71,13 @@ pub enum Command {
     Clean(CleanArgs),
     /// Accept tasks' current outputs as done without running them
     Touch(TouchArgs),
+    /// Edit a source file (default: the plan) in $VISUAL or $EDITOR, then
+    /// show what the edit makes stale and rebuild it
+    ///
+    /// FILE is a source of the pipeline (an input no task produces) or the
+    /// pipeline file. Nothing is built when the file did not change. On a
+    /// terminal planexe asks before rebuilding; without one, -y is needed.
+    Edit(EditArgs),
     /// Show each task's state: done, stale (why), failed, running, never built
     Status(StatusArgs),
     /// Wait until the build running in this directory ends, then print the
@@ -89,7 +96,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct BuildArgs {
     /// Task names or output paths to build, with what they need
     #[arg(value_name = "TARGET")]
@@ -166,6 +173,24 @@ pub struct TouchArgs {
     /// Tasks to mark as done
     #[arg(value_name = "TASK", required = true)]
     pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The file to edit [default: plan.txt if a task reads it, else the
+    /// first source input]
+    // Its own id: `file` is the global -f's, which clap would fill too.
+    #[arg(id = "edit_file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Accept these tasks' current outputs as done (as `planexe touch`
+    /// does) before rebuilding, so they are not run again
+    #[arg(long, value_name = "TASK", num_args = 1..)]
+    pub keep: Vec<String>,
+
+    /// Rebuild without asking
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -56,9 +56,21 @@ fn confirm(files: usize) -> Result<bool> {
         ))
         .hint("pass -y to delete without asking, or --dry-run to only list"));
     }
-    eprint!("Proceed? [y/N] ");
+    Ok(ask("Proceed? [y/N] ", false))
+}
+
+/// Asks `question` on stderr and reads a line from stdin: yes or no, and
+/// `default` for an empty line. End of input is no. The caller made sure
+/// stdin is a terminal.
+pub(super) fn ask(question: &str, default: bool) -> bool {
+    eprint!("{question}");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+    if !matches!(std::io::stdin().lock().read_line(&mut answer), Ok(n) if n > 0) {
+        return false;
+    }
+    match answer.trim() {
+        "" => default,
+        a => matches!(a, "y" | "Y" | "yes" | "YES" | "Yes"),
+    }
 }

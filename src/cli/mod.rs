@@ -9,6 +9,7 @@
 pub mod args;
 mod build;
 mod clean;
+mod edit;
 mod explain;
 mod graph;
 mod init;
@@ -171,6 +172,7 @@ fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
         Command::Build(args) => build::build(cli, ctx, args, printer),
         Command::Clean(args) => clean::clean(cli, ctx, args, printer),
         Command::Touch(args) => touch::touch(cli, ctx, args, printer),
+        Command::Edit(args) => edit::edit(cli, ctx, args, printer),
         Command::Status(args) => status::status(cli, ctx, args, printer),
         Command::Wait(args) => status::wait(cli, ctx, args, printer),
         Command::Explain(args) => explain::explain(cli, ctx, args, printer),

@@ -8,6 +8,7 @@ mod architecture;
 mod build;
 mod certificate;
 mod clean_touch_status;
+mod edit;
 mod examples;
 mod failures;
 mod fanout;
