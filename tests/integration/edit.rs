@@ -230,3 +230,26 @@ fn a_pipeline_without_sources_has_no_default_file() {
         .stderr_has("no source file")
         .stderr_has("planexe edit FILE");
 }
+
+#[test]
+fn a_running_build_is_refused_before_the_editor_opens() {
+    let p = Project::new(
+        "[tasks.long]\ninputs = [\"plan.txt\"]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n",
+    );
+    p.write("plan.txt", "plan\n");
+    let mut child = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the build to start", || p.exists("started"));
+    let ed = editor(&p, "ed.sh", APPEND);
+    let run = edit(&p, &ed, &["-y"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    run.code(2)
+        .stderr_has(&format!("another build (pid {}, started ", child.id()))
+        .stderr_has("is running in this directory");
+    assert_eq!(p.read("plan.txt"), "plan\n", "the editor never opened");
+}
