@@ -18,6 +18,7 @@ mod llm;
 mod llm_bounds;
 mod llm_calls;
 mod llm_extract;
+mod makefile;
 mod man;
 mod new_init;
 mod observe;
