@@ -27,6 +27,38 @@ impl From<CheckArg> for CheckMode {
     }
 }
 
+/// When text gets colour (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal; $NO_COLOR (not empty) turns it off, $CLICOLOR_FORCE
+    /// (not empty, not 0) turns it on off a terminal
+    #[default]
+    Auto,
+    /// Always, even into a pipe or a file
+    Always,
+    /// Never
+    Never,
+}
+
+/// Which CI annotations a build prints (`--annotations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnnotationsArg {
+    /// GitHub Actions `::error` lines on stdout
+    Github,
+    /// None, even under GitHub Actions
+    None,
+}
+
+/// What `planexe report` writes (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A self-contained HTML page for people
+    #[default]
+    Html,
+    /// JUnit XML, one test case per task, for CI test reports
+    Junit,
+}
+
 /// A make-style build tool for LLM pipelines.
 ///
 /// planexe reads pipeline.toml, compares what is on disk with what it
@@ -48,6 +80,11 @@ pub struct Cli {
     /// Print only errors
     #[arg(long, global = true)]
     pub quiet: bool,
+
+    /// When to colour output: auto (on a terminal, unless $NO_COLOR is set
+    /// or $CLICOLOR_FORCE forces it), always or never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorArg::Auto, global = true)]
+    pub color: ColorArg,
 
     #[command(subcommand)]
     pub command: Command,
@@ -87,7 +124,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the task graph, each task coloured by its state
     Graph(GraphArgs),
-    /// Write a self-contained HTML report of the run
+    /// Write a self-contained HTML report of the run (or JUnit XML with
+    /// --format junit)
     Report(ReportArgs),
     /// Print a shell completion script
     Completions {
@@ -143,6 +181,12 @@ pub struct BuildArgs {
     /// store its answer there [default: [pipeline].cache]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+
+    /// Also print each failed task as a CI annotation on stdout, pointing
+    /// at its line in the pipeline file [default: github when
+    /// $GITHUB_ACTIONS is true, else none]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub annotations: Option<AnnotationsArg>,
 }
 
 #[derive(Debug, Args)]
@@ -227,9 +271,15 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Where to write the page
-    #[arg(short = 'o', long, value_name = "FILE", default_value = "report.html")]
-    pub output: PathBuf,
+    /// Where to write it [default: report.html, or junit.xml with --format
+    /// junit]
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// What to write: the HTML page, or JUnit XML for a CI system's test
+    /// report
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html, value_name = "FORMAT")]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

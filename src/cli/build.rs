@@ -4,6 +4,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use super::annotate::Github;
 use super::args::{BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
@@ -66,7 +67,13 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         Some(url) => ctx.env().clone().with_url_secrets(url),
         None => ctx.env().clone(),
     };
-    let terminal = Terminal(Mutex::new(printer));
+    let annotations = ctx
+        .github_annotations(args.annotations)
+        .then(|| Github::new(&session.pipeline));
+    let terminal = Terminal {
+        printer: Mutex::new(printer),
+        annotations,
+    };
     let result = {
         let both;
         let observer: &dyn Observer = match &recorder {
@@ -85,7 +92,10 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         }
         .run(session)
     };
-    let printer = terminal.0.into_inner().unwrap_or_else(|p| p.into_inner());
+    let printer = terminal
+        .printer
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
     if let Ok(report) = &result {
         for (task, reason) in &report.would_run {
             printer.data(&format!("{task}: {reason}"));
@@ -146,12 +156,16 @@ fn answers(args: &BuildArgs) -> Result<Answers> {
     })
 }
 
-/// The terminal as an observer of a build.
-struct Terminal<'a>(Mutex<&'a mut Printer>);
+/// The terminal as an observer of a build; with `annotations`, failed
+/// tasks are also CI annotations on stdout.
+struct Terminal<'a> {
+    printer: Mutex<&'a mut Printer>,
+    annotations: Option<Github>,
+}
 
 impl<'a> Terminal<'a> {
     fn printer(&self) -> MutexGuard<'_, &'a mut Printer> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.printer.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -195,6 +209,9 @@ impl Observer for Terminal<'_> {
                 );
                 printer.task_finished(&task.name, end.elapsed, Some(&message));
                 printer.task_output(end.tail);
+                if let Some(github) = &self.annotations {
+                    printer.data(&github.failed(task, &message));
+                }
             }
         }
     }

@@ -6,9 +6,11 @@
 //! subcommand, which calls the layers below and turns their data into
 //! text.
 
+mod annotate;
 pub mod args;
 mod build;
 mod clean;
+mod colour;
 mod edit;
 mod explain;
 mod graph;
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, Parser};
 
 pub use args::Cli;
-use args::Command;
+use args::{AnnotationsArg, ColorArg, Command};
 use printer::{Printer, Verbosity};
 
 use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
@@ -48,8 +50,12 @@ pub struct Context {
     model: Option<String>,
     /// `$PLANEXE_WEBHOOK_URL`, when set and not blank.
     webhook: Option<String>,
-    /// `$NO_COLOR` is set and not empty.
-    no_color: bool,
+    /// `$NO_COLOR` and `$CLICOLOR_FORCE`.
+    colour_env: colour::ColourEnv,
+    /// `--color` (set by [`Context::with_color`]).
+    color: ColorArg,
+    /// `$GITHUB_ACTIONS` is `true`.
+    github_actions: bool,
 }
 
 impl Context {
@@ -67,7 +73,12 @@ impl Context {
                 .map(PathBuf::from),
             model: text("PLANEXE_MODEL"),
             webhook: text("PLANEXE_WEBHOOK_URL"),
-            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            colour_env: colour::ColourEnv::from_vars(
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::env::var_os("CLICOLOR_FORCE").as_deref(),
+            ),
+            color: ColorArg::Auto,
+            github_actions: env.get("GITHUB_ACTIONS") == Some("true"),
             env,
         }
     }
@@ -112,10 +123,32 @@ impl Context {
         self.model.as_deref()
     }
 
-    /// Whether text on stdout gets colour: a terminal, no `NO_COLOR`.
+    /// The context with `--color`.
+    pub fn with_color(mut self, color: ColorArg) -> Context {
+        self.color = color;
+        self
+    }
+
+    /// Whether text on stdout gets colour ([`colour::decide`]).
     pub fn stdout_colour(&self) -> bool {
         use std::io::IsTerminal;
-        std::io::stdout().is_terminal() && !self.no_color
+        colour::decide(self.color, self.colour_env, std::io::stdout().is_terminal())
+    }
+
+    /// Whether text on stderr gets colour ([`colour::decide`]).
+    pub fn stderr_colour(&self) -> bool {
+        use std::io::IsTerminal;
+        colour::decide(self.color, self.colour_env, std::io::stderr().is_terminal())
+    }
+
+    /// Whether a build prints GitHub annotations: `--annotations` (`flag`),
+    /// else `$GITHUB_ACTIONS` is `true`.
+    pub fn github_annotations(&self, flag: Option<AnnotationsArg>) -> bool {
+        match flag {
+            Some(AnnotationsArg::Github) => true,
+            Some(AnnotationsArg::None) => false,
+            None => self.github_actions,
+        }
     }
 }
 
@@ -146,13 +179,13 @@ where
         }
     }
     drop(held);
-    let ctx = Context::from_env();
+    let ctx = Context::from_env().with_color(cli.color);
     let verbosity = if cli.quiet {
         Verbosity::Quiet
     } else {
         Verbosity::Normal
     };
-    let mut printer = Printer::new(verbosity, ctx.no_color);
+    let mut printer = Printer::new(verbosity, ctx.stderr_colour());
     match dispatch(&cli, &ctx, &mut printer) {
         Ok(()) => EXIT_OK,
         Err(e) => {

@@ -4,8 +4,9 @@
 //! On a terminal (and without `--quiet`), running tasks show as indicatif
 //! bars: an overall `N/M` line and one line per running task with its
 //! elapsed time. Otherwise each task start and finish is one plain line with
-//! no escape codes. Colours come from the one palette; whether there are any
-//! (a terminal, no `NO_COLOR`) is decided when the printer is made.
+//! no progress bar. Colours come from the one palette; whether there are
+//! any (`--color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal: see
+//! `cli::colour`) is decided once, by the caller, when the printer is made.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -39,12 +40,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    /// A printer for stderr; `no_color`: `NO_COLOR` is set.
-    pub fn new(verbosity: Verbosity, no_color: bool) -> Printer {
-        let tty = std::io::stderr().is_terminal();
+    /// A printer for stderr; `colour`: whether its text gets colour.
+    pub fn new(verbosity: Verbosity, colour: bool) -> Printer {
         Printer {
             verbosity,
-            paint: Paint::new(tty && !no_color),
+            paint: Paint::new(colour),
             bars: None,
             warned: std::cell::Cell::new(false),
         }

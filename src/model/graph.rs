@@ -120,6 +120,15 @@ pub struct Task {
     pub origin: Origin,
 }
 
+impl Task {
+    /// The 1-based line of its `[tasks.NAME]` table in the pipeline file
+    /// whose text is `pipeline_text` (an instance: its table's line). What
+    /// CI annotations point at.
+    pub fn line(&self, pipeline_text: &str) -> usize {
+        crate::error::Position::of_offset(pipeline_text, self.name_span.start).line
+    }
+}
+
 /// The tasks a fan-out expanded into.
 #[derive(Debug, Clone)]
 pub struct FanoutGroup {

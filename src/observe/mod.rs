@@ -3,7 +3,8 @@
 //! [`recorder`] (an observer of `exec` that feeds both and keeps the live
 //! `status` snapshot); the run after a build ([`summary`]); where each task
 //! stands ([`standing`]), the run at a glance ([`status`]), why a task is
-//! stale and the graph ([`explain`]), the HTML [`report`]; and the one
+//! stale and the graph ([`explain`]), the HTML [`report`] and its JUnit
+//! form for CI ([`junit`]); and the one
 //! [`palette`] they are shown in.
 //!
 //! Above execution (it observes builds through `exec::Observer`); below the
@@ -11,6 +12,7 @@
 
 pub mod events;
 pub mod explain;
+pub mod junit;
 pub mod palette;
 pub mod recorder;
 pub mod report;

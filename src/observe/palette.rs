@@ -78,7 +78,7 @@ pub struct Paint {
 }
 
 impl Paint {
-    /// `enabled`: the text goes to a terminal and `NO_COLOR` is not set.
+    /// `enabled`: the text gets colour (decided by the caller).
     pub fn new(enabled: bool) -> Paint {
         Paint { enabled }
     }

@@ -152,6 +152,8 @@ impl Project {
             .env_remove("PLANEXE_PIPELINE")
             .env_remove("PLANEXE_MODEL")
             .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("GITHUB_ACTIONS")
             // Retries without real waiting (Retry-After is still honoured).
             .env("PLANEXE_RETRY_BASE_MS", "1")
             .env("PLANEXE_RETRY_CAP_MS", "5");

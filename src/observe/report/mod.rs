@@ -181,7 +181,7 @@ fn last_outcome(store: &StateStore, task: &str) -> Option<Status> {
 }
 
 /// The last lines of a log, read from its end; none when it is missing.
-fn log_tail(path: &Path) -> Vec<String> {
+pub(crate) fn log_tail(path: &Path) -> Vec<String> {
     let Ok(mut file) = files::open_read(path) else {
         return Vec::new();
     };

@@ -1,0 +1,275 @@
+//! Output for CI systems: `report --format junit` (parsed back with a
+//! real XML parser, python3's xml.etree), `build --annotations github`
+//! and `$GITHUB_ACTIONS`, and the colour decision (`--color`, `NO_COLOR`,
+//! `CLICOLOR_FORCE`) on a pipe.
+
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Five tasks that end five ways: `fine` done, `ok` done then stale,
+/// `bad` failed (its log full of markup and a control character), `down`
+/// never built (it needs `bad`), `long` stopped by Ctrl-C.
+const FIVE_WAYS: &str = r#"
+[pipeline]
+name = "ci<&>"
+jobs = 4
+
+[tasks.fine]
+outputs = ["fine.txt"]
+command = "echo fine > fine.txt"
+
+[tasks.ok]
+inputs = ["plan.txt"]
+outputs = ["ok.txt"]
+command = "cat plan.txt > ok.txt"
+
+[tasks.bad]
+outputs = ["bad.txt"]
+command = "printf 'model said <b>&amp;</b> ]]> \\001\\033[31mred\\n'; exit 3"
+
+[tasks.down]
+inputs = ["bad.txt"]
+outputs = ["down.txt"]
+command = "cp bad.txt down.txt"
+
+[tasks.long]
+outputs = ["long.txt"]
+command = "touch started; sleep 100"
+"#;
+
+/// The JUnit file parsed by xml.etree, as JSON: the suite's attributes and
+/// each case's name, classname, time and result.
+fn parse_junit(path: &std::path::Path) -> Value {
+    let script = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suite = root.find("testsuite")
+cases = []
+for c in suite.findall("testcase"):
+    case = dict(c.attrib)
+    f, s = c.find("failure"), c.find("skipped")
+    if f is not None:
+        case.update(result="failure", message=f.get("message"), type=f.get("type"), body=f.text)
+    elif s is not None:
+        case.update(result="skipped", message=s.get("message"))
+    else:
+        case.update(result="passed")
+    cases.append(case)
+print(json.dumps({"root": root.tag, "suite": dict(suite.attrib), "cases": cases}))
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the JUnit file does not parse: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn junit_has_one_case_per_task_and_parses_whatever_the_tasks_wrote() {
+    let p = Project::new(FIVE_WAYS);
+    p.write("plan.txt", "a plan\n");
+    let child = p
+        .command(&["build", "-k"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("fine, ok and bad to end and long to start", || {
+        p.exists(".planexe/tasks/fine.DONE")
+            && p.exists(".planexe/tasks/ok.DONE")
+            && p.exists("started")
+            && std::fs::read_to_string(p.path(".planexe/tasks/bad.status"))
+                .is_ok_and(|s| s.contains("\"failed\""))
+    });
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    p.write_at("plan.txt", "another plan\n", 2_000_000);
+
+    p.run(&["report", "--format", "junit"])
+        .ok()
+        .stderr_has("wrote junit.xml");
+    let junit = parse_junit(&p.path("junit.xml"));
+    assert_eq!(junit["root"], "testsuites");
+    let suite = &junit["suite"];
+    assert_eq!(suite["name"], "ci<&>");
+    assert_eq!(suite["tests"], "5");
+    assert_eq!(suite["failures"], "1");
+    assert_eq!(suite["skipped"], "3");
+    assert_eq!(suite["errors"], "0");
+    assert!(suite["timestamp"].as_str().unwrap().starts_with("20"));
+    let cases = junit["cases"].as_array().unwrap();
+    let case = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no case {name}: {junit}"))
+    };
+    for c in cases {
+        assert_eq!(c["classname"], "ci<&>");
+        assert!(c["time"].as_str().unwrap().parse::<f64>().is_ok(), "{c}");
+    }
+    assert_eq!(case("fine")["result"], "passed");
+
+    let bad = case("bad");
+    assert_eq!(bad["result"], "failure", "{bad}");
+    assert_eq!(bad["message"], "exit: exit status 3");
+    let body = bad["body"].as_str().unwrap();
+    let status = p.status_json("bad");
+    let error_id = status["error"]["error_id"].as_str().unwrap();
+    assert!(body.starts_with("exit status 3\n"), "{body}");
+    assert!(body.contains(&format!("error_id: {error_id}")), "{body}");
+    // The log's markup comes back as it was; the control characters,
+    // which XML 1.0 cannot hold, as visible escapes.
+    assert!(
+        body.contains("model said <b>&amp;</b> ]]> \\x01\\x1b[31mred"),
+        "{body}"
+    );
+
+    assert_eq!(case("long")["result"], "skipped");
+    assert!(
+        case("long")["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("stopped"),
+        "{junit}"
+    );
+    assert_eq!(case("down")["result"], "skipped");
+    assert_eq!(case("down")["message"], "not run: never built");
+    let ok = &case("ok")["message"];
+    assert_eq!(case("ok")["result"], "skipped");
+    assert!(ok.as_str().unwrap().contains("plan.txt"), "{ok}");
+
+    // -o names the file; the HTML report stays the default.
+    std::fs::create_dir_all(p.path("out")).unwrap();
+    p.run(&["report", "--format", "junit", "-o", "out/ci.xml"])
+        .ok();
+    assert_eq!(parse_junit(&p.path("out/ci.xml"))["suite"]["tests"], "5");
+    p.run(&["report"]).ok().stderr_has("wrote report.html");
+    assert!(p.read("report.html").starts_with("<!DOCTYPE html>"));
+}
+
+const FAILS: &str = r#"
+[tasks.fine]
+outputs = ["fine.txt"]
+command = "echo fine > fine.txt"
+
+[tasks.bad]
+outputs = ["bad.txt"]
+command = "exit 3"
+"#;
+
+/// The `::error` line of `bad` in FAILS.
+fn bad_annotation(p: &Project) -> String {
+    let status = p.status_json("bad");
+    let error_id = status["error"]["error_id"].as_str().unwrap();
+    format!(
+        "::error file=pipeline.toml,line=6,title=planexe%3A bad failed::exit status 3 (error_id {error_id})\n"
+    )
+}
+
+#[test]
+fn annotations_github_points_a_failure_at_its_table() {
+    let p = Project::new(FAILS);
+    assert_eq!(FAILS.lines().nth(5), Some("[tasks.bad]"));
+    let run = p.run(&["build", "--annotations", "github"]);
+    run.code(1);
+    assert_eq!(run.stdout, bad_annotation(&p));
+}
+
+#[test]
+fn github_actions_turns_annotations_on_and_none_turns_them_off() {
+    let p = Project::new(FAILS);
+    let out = p
+        .command(&["build"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), bad_annotation(&p));
+
+    let out = p
+        .command(&["build", "--annotations", "none"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+
+    let plain = p.build();
+    plain.code(1);
+    assert_eq!(plain.stdout, "");
+    assert!(!plain.stderr.contains("::error"), "{}", plain.stderr);
+}
+
+/// Whether a build's stderr (a pipe) has ANSI escapes, with these
+/// arguments and environment.
+fn coloured(args: &[&str], env: &[(&str, &str)]) -> bool {
+    let p = Project::new(FAILS);
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let mut command = p.command(&all);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad"), "{stderr}");
+    stderr.contains('\x1b')
+}
+
+#[test]
+fn color_flag_beats_no_color_beats_clicolor_force_beats_the_terminal() {
+    assert!(!coloured(&[], &[]), "a pipe gets no colour by default");
+    assert!(coloured(&["--color", "always"], &[]));
+    assert!(coloured(&["--color", "always"], &[("NO_COLOR", "1")]));
+    assert!(!coloured(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]));
+    assert!(coloured(&[], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!coloured(&[], &[("CLICOLOR_FORCE", "0")]));
+    assert!(!coloured(
+        &[],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    assert!(coloured(&["--color=auto"], &[("CLICOLOR_FORCE", "1")]));
+}
+
+#[test]
+fn color_applies_to_stdout_of_every_command() {
+    let p = Project::new(FAILS);
+    p.build().code(1);
+    // `--color` is global: before or after the subcommand.
+    let always = p.run(&["--color", "always", "status"]);
+    assert!(
+        always.stdout.contains("\x1b[1;31mFAILED"),
+        "{}",
+        always.stdout
+    );
+    let forced = p
+        .command(&["status"])
+        .env("CLICOLOR_FORCE", "1")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&forced.stdout).contains('\x1b'));
+    let never = p.run(&["status", "--color", "never"]);
+    assert!(never.stdout.contains("FAILED"), "{}", never.stdout);
+    assert!(!never.stdout.contains('\x1b'), "{}", never.stdout);
+    p.run(&["status", "--color", "sometimes"])
+        .code(2)
+        .stderr_has("--color");
+}

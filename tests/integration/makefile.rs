@@ -1,0 +1,133 @@
+//! examples/makefile: real GNU make (`make -j4`) builds every run of the
+//! pipeline through planexe, a second `make` starts nothing, an edited
+//! plan rebuilds its run only, and `make clean` cleans every run.
+
+use std::path::Path;
+use std::process::Command;
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        // What a local build of the example left behind.
+        if name == ".planexe" || name == "out" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+struct Make {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// `make ARGS` in `dir`, with the planexe under test first on PATH.
+fn make(dir: &Path, args: &[&str]) -> Make {
+    let bin = Path::new(env!("CARGO_BIN_EXE_planexe")).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let out = Command::new("make")
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        // Not the jobserver of a make that may run cargo.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("PLANEXE_PIPELINE")
+        .env_remove("PLANEXE_MODEL")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("GNU make runs");
+    Make {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn started(run: &Make) -> usize {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("start  "))
+        .count()
+}
+
+#[test]
+fn make_builds_every_run_then_nothing_then_only_what_changed() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/makefile");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("makefile");
+    copy(&example, &dir);
+
+    let first = make(&dir, &["-j4"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(started(&first), 6, "{}", first.stderr);
+    for (run, line) in [
+        ("a", "- Open a bakery"),
+        ("b", "- Repaint the library"),
+        ("c", "- Plant an orchard"),
+    ] {
+        let report =
+            std::fs::read_to_string(dir.join(format!("runs/{run}/out/report.md"))).unwrap();
+        assert!(report.starts_with("# Report\n"), "{report}");
+        assert!(report.contains(line), "{report}");
+    }
+
+    let second = make(&dir, &["-j4"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stdout.contains("Nothing to be done"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("planexe build"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(started(&second), 0, "{}", second.stderr);
+
+    // An edited plan, newer than its run's .DONE: that run alone.
+    let plan = dir.join("runs/b/plan.txt");
+    std::fs::write(&plan, "Repaint the library\nSell bread\n").unwrap();
+    let done = std::fs::metadata(dir.join("runs/b/.planexe/tasks/report.DONE"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    filetime::set_file_mtime(
+        &plan,
+        filetime::FileTime::from_system_time(done + std::time::Duration::from_secs(10)),
+    )
+    .unwrap();
+    let third = make(&dir, &["-j4"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(
+        third.stdout.contains("planexe build -C runs/b") && !third.stdout.contains("runs/a"),
+        "{}",
+        third.stdout
+    );
+    assert_eq!(started(&third), 2, "{}", third.stderr);
+    let report = std::fs::read_to_string(dir.join("runs/b/out/report.md")).unwrap();
+    assert!(report.contains("- Sell bread"), "{report}");
+
+    let clean = make(&dir, &["clean"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    for run in ["a", "b", "c"] {
+        assert!(!dir.join(format!("runs/{run}/out/report.md")).exists());
+        assert!(!dir
+            .join(format!("runs/{run}/.planexe/tasks/report.DONE"))
+            .exists());
+        assert!(dir.join(format!("runs/{run}/plan.txt")).exists());
+    }
+}
