@@ -146,8 +146,8 @@ fn answers(args: &BuildArgs) -> Result<Answers> {
     })
 }
 
-/// The terminal as an observer of a build.
-struct Terminal<'a>(Mutex<&'a mut Printer>);
+/// The terminal as an observer of a build (also of `watch`'s builds).
+pub(super) struct Terminal<'a>(pub(super) Mutex<&'a mut Printer>);
 
 impl<'a> Terminal<'a> {
     fn printer(&self) -> MutexGuard<'_, &'a mut Printer> {
