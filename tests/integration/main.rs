@@ -27,3 +27,4 @@ mod resume;
 mod running;
 mod security;
 mod staleness;
+mod watch;
