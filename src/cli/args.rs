@@ -127,6 +127,9 @@ pub enum Command {
     /// Write a self-contained HTML report of the run (or JUnit XML with
     /// --format junit)
     Report(ReportArgs),
+    /// Build, then rebuild what became stale whenever a source, the
+    /// pipeline, a prompt or schema, or an output edited by hand changes
+    Watch(WatchArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -187,6 +190,44 @@ pub struct BuildArgs {
     /// $GITHUB_ACTIONS is true, else none]
     #[arg(long, value_enum, value_name = "KIND")]
     pub annotations: Option<AnnotationsArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Task names or output paths to build, with what they need
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Run at most N tasks at once (256 at the most) [default: [pipeline].jobs, else CPUs]
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+
+    /// Keep going after a failure with everything that does not depend on it
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+
+    /// How a changed file is detected
+    #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
+    pub check: CheckArg,
+
+    /// Ask this model (a [models.NAME] table) for every prompt task
+    /// [env: PLANEXE_MODEL]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Collect changes for this long after the last one before building
+    #[arg(long, value_name = "DURATION", default_value = "100ms")]
+    pub debounce: String,
+
+    /// Look for changes every DURATION instead of asking the system to
+    /// report them (for network and other file systems without change
+    /// notification)
+    #[arg(long, value_name = "DURATION")]
+    pub poll: Option<String>,
+
+    /// Clear the terminal before each rebuild
+    #[arg(long)]
+    pub clear: bool,
 }
 
 #[derive(Debug, Args)]

@@ -156,11 +156,11 @@ fn answers(args: &BuildArgs) -> Result<Answers> {
     })
 }
 
-/// The terminal as an observer of a build; with `annotations`, failed
-/// tasks are also CI annotations on stdout.
-struct Terminal<'a> {
-    printer: Mutex<&'a mut Printer>,
-    annotations: Option<Github>,
+/// The terminal as an observer of a build (also of `watch`'s builds);
+/// with `annotations`, failed tasks are also CI annotations on stdout.
+pub(super) struct Terminal<'a> {
+    pub(super) printer: Mutex<&'a mut Printer>,
+    pub(super) annotations: Option<Github>,
 }
 
 impl<'a> Terminal<'a> {

@@ -20,6 +20,7 @@ pub mod printer;
 mod report;
 mod status;
 mod touch;
+mod watch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -178,6 +179,9 @@ where
             Interrupt::signals();
         }
     }
+    if let Command::Watch(_) = &cli.command {
+        Interrupt::signals();
+    }
     drop(held);
     let ctx = Context::from_env().with_color(cli.color);
     let verbosity = if cli.quiet {
@@ -211,6 +215,7 @@ fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
         Command::Explain(args) => explain::explain(cli, ctx, args, printer),
         Command::Graph(args) => graph::graph(cli, ctx, args, printer),
         Command::Report(args) => report::report(cli, ctx, args, printer),
+        Command::Watch(args) => watch::watch(cli, ctx, args, printer),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "planexe", &mut std::io::stdout());

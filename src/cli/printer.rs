@@ -217,6 +217,14 @@ impl Printer {
         }
     }
 
+    /// Clears a terminal's screen (`watch --clear`); nothing otherwise.
+    pub fn clear_screen(&self) {
+        if self.verbosity != Verbosity::Quiet && std::io::stderr().is_terminal() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\x1b[2J\x1b[H");
+        }
+    }
+
     /// A line on stdout (pipeable data).
     pub fn data(&self, text: &str) {
         let mut out = std::io::stdout().lock();

@@ -30,3 +30,4 @@ mod resume;
 mod running;
 mod security;
 mod staleness;
+mod watch;

@@ -1,0 +1,354 @@
+//! `planexe watch`: build, then rebuild whenever a source changes. Filter,
+//! then debounce, then build (watchexec's shape): events for planexe's own
+//! writes are dropped before they count ([`debounce::Filter`]), the rest
+//! are collected for a short window ([`debounce::Batch`]), and then one
+//! normal [`Build`] runs, which rebuilds exactly what became stale.
+//!
+//! The loop owns the process concerns: the watcher ([`notifier`]), the
+//! signals (a build stops cleanly; Ctrl-C while idle ends the watch at
+//! once), the lock (held only while a build runs, waited for when another
+//! planexe holds it), and the watch set ([`sources`]), recomputed after
+//! every load of the pipeline so a new source is watched from then on. A
+//! pipeline that stops loading is reported and the watch goes on.
+
+mod debounce;
+mod notifier;
+mod sources;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::args::{Cli, WatchArgs};
+use super::build::Terminal;
+use super::printer::Printer;
+use super::Context;
+use crate::error::{Error, Result};
+use crate::exec::observer::{Both, Observer};
+use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt};
+use crate::model::{Lists, Task};
+use crate::observe::Recorder;
+use crate::plan::Session;
+use crate::store::RunDir;
+use debounce::{Batch, Filter};
+use notifier::{Notifier, Seen};
+use sources::WatchSet;
+
+/// How often an idle watch looks at the interrupt flag (and a waiting one
+/// at the lock).
+const TICK: Duration = Duration::from_millis(100);
+
+/// How long after a build its own writes may still arrive as events (more
+/// with `--poll`: a poll may see them one interval late).
+const SETTLE: Duration = Duration::from_millis(500);
+
+pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) -> Result<()> {
+    let interrupt = Interrupt::signals();
+    let debounce = duration("--debounce", &args.debounce)?;
+    let poll = args
+        .poll
+        .as_deref()
+        .map(|p| duration("--poll", p))
+        .transpose()?;
+    let (tx, rx) = mpsc::channel();
+    let mut watch = Watch {
+        cli,
+        ctx,
+        args,
+        options: BuildOptions {
+            targets: args.targets.clone(),
+            jobs: args.jobs.map(|j| j as usize),
+            keep_going: args.keep_going,
+            check: args.check.into(),
+            ..BuildOptions::default()
+        },
+        interrupt,
+        notifier: Notifier::new(poll, tx)?,
+        rx,
+        filter: Filter::default(),
+        set: WatchSet::default(),
+        settle: SETTLE + poll.unwrap_or_default(),
+        debounce,
+        first: true,
+    };
+    let mut changed = None;
+    loop {
+        watch.round(changed.as_deref(), printer)?;
+        if watch.first {
+            watch.first = false;
+            printer.note(&format!(
+                "watching {} file(s) in {} folder(s); Ctrl-C to stop",
+                watch.set.files(),
+                watch.set.folders().len()
+            ));
+        }
+        changed = Some(watch.wait(printer)?);
+    }
+}
+
+/// `--debounce` or `--poll`.
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::usage(format!("{flag} {text}: {e}")).hint("write a duration such as 100ms, 2s or 1m")
+    })
+}
+
+/// One watch: its settings, its watcher and what it knows between builds.
+struct Watch<'a> {
+    cli: &'a Cli,
+    ctx: &'a Context,
+    args: &'a WatchArgs,
+    options: BuildOptions,
+    interrupt: Interrupt,
+    notifier: Notifier,
+    rx: Receiver<Seen>,
+    filter: Filter,
+    /// What the last load of the pipeline made the watch look at.
+    set: WatchSet,
+    settle: Duration,
+    debounce: Duration,
+    /// Before the first build: errors then end the watch (status 2).
+    first: bool,
+}
+
+impl Watch<'_> {
+    /// Loads the pipeline, builds, and says in one line what changed and
+    /// what the build did. `changed`: `None` for the first build.
+    fn round(&mut self, changed: Option<&[PathBuf]>, printer: &mut Printer) -> Result<()> {
+        let what = match changed {
+            None => "first build".to_string(),
+            Some(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| self.set.show(p)).collect();
+                format!("{} changed", debounce::describe(&names))
+            }
+        };
+        if changed.is_some() && self.args.clear {
+            printer.clear_screen();
+        }
+        let mut session = match self.load(printer) {
+            Ok(session) => session,
+            // At first, only a pipeline that does not load is waited out
+            // (an unknown target or a missing run directory is not).
+            Err(e) if self.first && !matches!(e, Error::Pipeline { .. }) => return Err(e),
+            Err(e) if self.set.files() == 0 => return Err(e),
+            Err(e) => {
+                printer.error(&e);
+                printer.note(&format!(
+                    "watch: {what}: not built; waiting for a change to the pipeline"
+                ));
+                return Ok(());
+            }
+        };
+        let report = self.build(&mut session, printer)?;
+        // The build may have made the folders of its outputs.
+        self.sync(printer)?;
+        let line = match report {
+            Ok((report, ran)) => match &report.ended {
+                Ended::Stopped => return Err(Error::Interrupted),
+                Ended::Failed { names, .. } => {
+                    format!("ran {ran} task(s), {} failed", names.len())
+                }
+                _ => format!("ran {ran} task(s)"),
+            },
+            Err(e) => {
+                printer.error(&e);
+                "not built".to_string()
+            }
+        };
+        printer.note(&format!("watch: {what}: {line}"));
+        Ok(())
+    }
+
+    /// Opens a session and makes its watch set the watch's. A pipeline
+    /// that does not load keeps the last set (at first, the pipeline file
+    /// alone), so fixing it is seen.
+    fn load(&mut self, printer: &Printer) -> Result<Session> {
+        let located = self.ctx.location(self.cli)?.locate()?;
+        if let (true, Some(warning)) = (self.first, &located.warning) {
+            printer.warn(warning);
+        }
+        let root = located.run_dir.root().to_path_buf();
+        let pipeline = located.pipeline.clone();
+        let model = self.ctx.model(self.args.model.as_deref());
+        let session = match Session::open(located, &model, Lists::Unproduced) {
+            Ok(session) => session,
+            Err(e) => {
+                if self.set.files() == 0 {
+                    self.set = WatchSet::pipeline_only(&root, &pipeline);
+                }
+                self.sync(printer)?;
+                return Err(e);
+            }
+        };
+        self.set = WatchSet::of(&root, &session.graph, &session.pipeline);
+        self.sync(printer)?;
+        session.graph.targets(&self.options.targets)?;
+        if self.first {
+            for warning in crate::model::bounds::warnings(&session.graph) {
+                printer.warn(&warning);
+            }
+        }
+        Ok(session)
+    }
+
+    /// Watches the folders of the watch set. Failing to is the end of the
+    /// watch at first, and a warning later (what is watched stays).
+    fn sync(&mut self, printer: &Printer) -> Result<()> {
+        match self.notifier.sync(self.set.folders()) {
+            Ok(_) => Ok(()),
+            Err(e) if self.first => Err(e),
+            Err(e) => {
+                printer.error(&e);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one build, observed by the terminal and the recorder, after
+    /// any other planexe holding the lock is done; returns its report and
+    /// how many tasks it ran. `Err` only for an interrupt while waiting.
+    fn build(
+        &mut self,
+        session: &mut Session,
+        printer: &mut Printer,
+    ) -> Result<Result<(BuildReport, usize)>> {
+        loop {
+            self.wait_for_lock(&session.run_dir, printer)?;
+            let start = Instant::now();
+            let outcome = self.build_once(session, printer);
+            self.filter.build_wrote(start, Instant::now() + self.settle);
+            match outcome {
+                // Another planexe took the lock between the check and the
+                // build: wait for it, then build.
+                Err(_) if lock_holder(&session.run_dir).is_some() => continue,
+                outcome => return Ok(outcome),
+            }
+        }
+    }
+
+    fn build_once(
+        &self,
+        session: &mut Session,
+        printer: &mut Printer,
+    ) -> Result<(BuildReport, usize)> {
+        let recorder = Recorder::start(
+            &session.run_dir,
+            &session.graph.hooks,
+            self.ctx.webhook.as_deref(),
+        );
+        let env = match &self.ctx.webhook {
+            Some(url) => self.ctx.env().clone().with_url_secrets(url),
+            None => self.ctx.env().clone(),
+        };
+        let count = Count(AtomicUsize::new(0));
+        let terminal = Terminal {
+            printer: Mutex::new(printer),
+            annotations: None,
+        };
+        let result = Build {
+            options: &self.options,
+            env: &env,
+            interrupt: &self.interrupt,
+            observer: &Both(Both(&terminal, &recorder), &count),
+            executor: None,
+        }
+        .run(session);
+        let printer = terminal
+            .printer
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        printer.end();
+        for warning in recorder.finish(session, result.as_ref())? {
+            printer.warn(&warning);
+        }
+        Ok((result?, count.0.into_inner()))
+    }
+
+    /// Waits while another planexe holds the run directory's lock, saying
+    /// so once.
+    fn wait_for_lock(&self, run_dir: &RunDir, printer: &Printer) -> Result<()> {
+        let mut said = false;
+        while let Some(pid) = lock_holder(run_dir) {
+            if !said {
+                printer.note(&format!(
+                    "watch: another planexe (pid {pid}) is running in this directory; building when it ends"
+                ));
+                said = true;
+            }
+            if self.interrupt.requested() {
+                return Err(Error::Interrupted);
+            }
+            std::thread::sleep(TICK);
+        }
+        Ok(())
+    }
+
+    /// Waits for changes that count, then for the debounce window to pass
+    /// without one; returns what changed. `Err(Interrupted)` on a signal.
+    fn wait(&mut self, printer: &Printer) -> Result<Vec<PathBuf>> {
+        let mut batch = Batch::default();
+        loop {
+            if self.interrupt.requested() {
+                return Err(Error::Interrupted);
+            }
+            let now = Instant::now();
+            if let Some(due) = batch.due(self.debounce) {
+                if now >= due {
+                    return Ok(batch.take());
+                }
+            }
+            let timeout = batch
+                .due(self.debounce)
+                .map_or(TICK, |due| due.saturating_duration_since(now).min(TICK));
+            match self.rx.recv_timeout(timeout) {
+                Ok(seen) => {
+                    self.admit(seen, &mut batch, printer);
+                    // Everything already queued (a build's worth of
+                    // events) goes into this batch: one build after.
+                    while let Ok(seen) = self.rx.try_recv() {
+                        self.admit(seen, &mut batch, printer);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::usage("the file watcher stopped"));
+                }
+            }
+        }
+    }
+
+    fn admit(&self, seen: Seen, batch: &mut Batch, printer: &Printer) {
+        match seen.event {
+            Ok(event) if debounce::changes(&event.kind) => {
+                for path in event.paths {
+                    if self.filter.admit(&self.set, &path, seen.at) {
+                        batch.add(path, seen.at);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => printer.error(&notifier::explain(e, None)),
+        }
+    }
+}
+
+/// Another process holding the run directory's lock, from `/proc/locks`
+/// (asking without taking the lock, which would make a `build` started
+/// meanwhile fail).
+fn lock_holder(run_dir: &RunDir) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(run_dir.lock_path()).ok()?;
+    crate::store::process::lock_holder(meta.dev(), meta.ino())
+        .filter(|&pid| pid != std::process::id())
+}
+
+/// Counts the tasks a build starts.
+struct Count(AtomicUsize);
+
+impl Observer for Count {
+    fn task_started(&self, _task: &Task) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,176 @@
+//! Filter, then debounce: the pure half of `planexe watch`'s loop.
+//!
+//! A file-system event first goes through [`Filter::admit`]: events that
+//! change nothing (reads), paths the watch set does not name, and paths a
+//! build writes ([`Class::Written`]) while it runs or settles are dropped
+//! there, so a build never triggers the next. What is left is collected in
+//! a [`Batch`] until no event came for the debounce window (or the batch
+//! is [`MAX_WAIT`] old), then one build runs. A batch is a set of paths:
+//! an atomic save's rename and a truncate-then-write's several writes are
+//! one change to the real file.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::EventKind;
+
+use super::sources::{Class, WatchSet};
+
+/// The longest a batch waits for quiet before its build runs anyway: a
+/// file written without pause must not hold builds off for ever.
+pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether an event of this kind can change what a build reads: reads,
+/// opens and access times cannot.
+pub fn changes(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        _ => true,
+    }
+}
+
+/// Decides which event paths count, knowing when the last build wrote.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// The last build's writing time: from its start to its end plus the
+    /// settle time. Events for written paths stamped inside it are the
+    /// build's own.
+    writing: Option<(Instant, Instant)>,
+}
+
+impl Filter {
+    /// Remembers that a build wrote from `start` until `until` (its end
+    /// plus the time events take to arrive).
+    pub fn build_wrote(&mut self, start: Instant, until: Instant) {
+        self.writing = Some((start, until));
+    }
+
+    /// Whether a change to `path`, seen at `at`, counts.
+    pub fn admit(&self, set: &WatchSet, path: &std::path::Path, at: Instant) -> bool {
+        match set.classify(path) {
+            None => false,
+            Some(Class::Source) => true,
+            Some(Class::Written) => !self
+                .writing
+                .is_some_and(|(start, until)| start <= at && at <= until),
+        }
+    }
+}
+
+/// Changes collected until the debounce window passes without one.
+#[derive(Debug, Default)]
+pub struct Batch {
+    changed: BTreeSet<PathBuf>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Batch {
+    pub fn add(&mut self, path: PathBuf, at: Instant) {
+        self.changed.insert(path);
+        self.first.get_or_insert(at);
+        self.last = Some(self.last.map_or(at, |last| last.max(at)));
+    }
+
+    /// When the batch is due: `debounce` after its last change, at most
+    /// [`MAX_WAIT`] after its first; `None` while it is empty.
+    pub fn due(&self, debounce: Duration) -> Option<Instant> {
+        let (first, last) = (self.first?, self.last?);
+        Some((last + debounce).min(first + MAX_WAIT))
+    }
+
+    /// The changed paths, sorted; the batch is empty again.
+    pub fn take(&mut self) -> Vec<PathBuf> {
+        self.first = None;
+        self.last = None;
+        std::mem::take(&mut self.changed).into_iter().collect()
+    }
+}
+
+/// What one rebuild line says changed: the first few names, and how many
+/// more.
+pub fn describe(names: &[String]) -> String {
+    const SHOWN: usize = 3;
+    match names.len() {
+        0 => "nothing".to_string(),
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{} and {} more", names[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn set() -> WatchSet {
+        WatchSet::new(
+            Path::new("/run"),
+            ["plan.txt".to_string()],
+            ["outline.md".to_string()],
+        )
+    }
+
+    #[test]
+    fn outputs_written_while_a_build_writes_are_its_own() {
+        let t0 = Instant::now();
+        let mut filter = Filter::default();
+        let set = set();
+        let outline = Path::new("/run/outline.md");
+        assert!(filter.admit(&set, outline, t0));
+        filter.build_wrote(t0, t0 + Duration::from_secs(2));
+        assert!(!filter.admit(&set, outline, t0 + Duration::from_secs(1)));
+        // A source changed during the build is queued, not dropped.
+        assert!(filter.admit(
+            &set,
+            Path::new("/run/plan.txt"),
+            t0 + Duration::from_secs(1)
+        ));
+        // A hand edit after the build settled counts.
+        assert!(filter.admit(&set, outline, t0 + Duration::from_secs(3)));
+        assert!(!filter.admit(&set, Path::new("/run/.planexe-tmp-1-x"), t0));
+    }
+
+    #[test]
+    fn a_batch_is_due_after_quiet_or_at_most_max_wait() {
+        let t0 = Instant::now();
+        let debounce = Duration::from_millis(100);
+        let mut batch = Batch::default();
+        assert_eq!(batch.due(debounce), None);
+        batch.add("/run/plan.txt".into(), t0);
+        assert_eq!(batch.due(debounce), Some(t0 + debounce));
+        batch.add("/run/plan.txt".into(), t0 + Duration::from_millis(50));
+        assert_eq!(batch.due(debounce), Some(t0 + Duration::from_millis(150)));
+        for ms in (100..5000).step_by(50) {
+            batch.add("/run/b".into(), t0 + Duration::from_millis(ms));
+        }
+        assert_eq!(batch.due(debounce), Some(t0 + MAX_WAIT));
+        // An atomic save and repeated writes are one change per file.
+        assert_eq!(batch.take().len(), 2);
+        assert_eq!(batch.due(debounce), None);
+    }
+
+    #[test]
+    fn reads_change_nothing() {
+        assert!(!changes(&EventKind::Access(AccessKind::Open(
+            notify::event::AccessMode::Read
+        ))));
+        assert!(changes(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(changes(&EventKind::Modify(ModifyKind::Name(
+            notify::event::RenameMode::To
+        ))));
+    }
+
+    #[test]
+    fn a_change_line_names_the_first_few() {
+        let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        assert_eq!(describe(&names[..2]), "a, b");
+        assert_eq!(describe(&names), "a, b, c and 2 more");
+    }
+}

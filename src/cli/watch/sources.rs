@@ -1,0 +1,274 @@
+//! What `planexe watch` watches, computed from a loaded pipeline: the
+//! sources a build reads (inputs no task produces, the pipeline file,
+//! prompt and schema files, `foreach` list files, the folders a glob
+//! walked), the declared outputs (so an edit by hand is seen), and the
+//! folders holding them, watched non-recursively so an editor's atomic
+//! save (a temporary file renamed over the real one) is seen as a change
+//! to the real file.
+//!
+//! [`WatchSet::classify`] says what one event path means; it keeps the
+//! invariant that only the exact paths of the set (and the folders on the
+//! way to them, and new files a glob would match) ever count, and never
+//! anything under `.planexe/`.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::model::{Graph, Pipeline};
+use crate::store::rundir::STATE_DIR;
+
+/// What a changed path is to the watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A source the pipeline reads: its change always counts, even when it
+    /// comes while a build runs.
+    Source,
+    /// An output, a folder on the way to a watched path, or a new file a
+    /// glob would match: counts only when no build is writing (a build
+    /// writes outputs and makes folders itself).
+    Written,
+}
+
+/// The paths one loaded pipeline makes the watch look at.
+#[derive(Debug, Clone, Default)]
+pub struct WatchSet {
+    /// The run directory.
+    root: PathBuf,
+    /// Sources, absolute.
+    sources: BTreeSet<PathBuf>,
+    /// Declared outputs, absolute.
+    outputs: BTreeSet<PathBuf>,
+    /// Input glob patterns, relative to the run directory.
+    globs: Option<GlobSet>,
+    /// The folders to watch, absolute, with every folder on the way to them
+    /// (an event for one of those is a folder made or removed).
+    folders: BTreeSet<PathBuf>,
+    ancestors: BTreeSet<PathBuf>,
+}
+
+impl WatchSet {
+    /// The watch set of a loaded pipeline in run directory `root`.
+    pub fn of(root: &Path, graph: &Graph, pipeline: &Pipeline) -> WatchSet {
+        let mut outputs = Vec::new();
+        let mut sources = Vec::new();
+        for task in graph.tasks() {
+            outputs.extend(task.outputs.iter().map(|o| o.path.clone()));
+            sources.extend(
+                task.inputs
+                    .iter()
+                    .filter(|i| i.producer.is_none())
+                    .map(|i| i.path.clone()),
+            );
+        }
+        // The pipeline file, prompts, schemas, list files, what a glob
+        // walked; a list file some task produces is an output.
+        sources.extend(
+            graph
+                .source_paths(pipeline)
+                .into_iter()
+                .filter(|p| graph.producer(p).is_none()),
+        );
+        WatchSet::new(root, sources, outputs)
+    }
+
+    /// Only the pipeline file: what a watch looks at while the pipeline
+    /// does not load.
+    pub fn pipeline_only(root: &Path, pipeline: &Path) -> WatchSet {
+        WatchSet::new(root, [pipeline.to_string_lossy().into_owned()], [])
+    }
+
+    /// A set from paths relative to `root` (or absolute). Source entries
+    /// with glob characters are patterns a new file may match.
+    pub fn new(
+        root: &Path,
+        sources: impl IntoIterator<Item = String>,
+        outputs: impl IntoIterator<Item = String>,
+    ) -> WatchSet {
+        let mut set = WatchSet {
+            root: lexical(root),
+            ..WatchSet::default()
+        };
+        let mut globs = GlobSetBuilder::new();
+        let mut any_glob = false;
+        for source in sources {
+            if source.contains(['*', '?', '[', '{']) {
+                if let Ok(glob) = GlobBuilder::new(&source).literal_separator(true).build() {
+                    globs.add(glob);
+                    any_glob = true;
+                }
+                continue;
+            }
+            let path = set.absolute(&source);
+            if path.is_dir() {
+                // A folder a glob walked: its listing is what counts.
+                set.folders.insert(path.clone());
+            }
+            set.sources.insert(path);
+        }
+        for output in outputs {
+            let path = set.absolute(&output);
+            set.sources.remove(&path);
+            set.outputs.insert(path);
+        }
+        set.globs = any_glob.then(|| globs.build().ok()).flatten();
+        let files: Vec<PathBuf> = set.sources.iter().chain(&set.outputs).cloned().collect();
+        for file in files {
+            if let Some(parent) = file.parent() {
+                set.folders.insert(parent.to_path_buf());
+            }
+        }
+        for folder in &set.folders {
+            set.ancestors
+                .extend(folder.ancestors().map(Path::to_path_buf));
+        }
+        set
+    }
+
+    fn absolute(&self, path: &str) -> PathBuf {
+        lexical(&self.root.join(path))
+    }
+
+    /// The folders to watch, non-recursively.
+    pub fn folders(&self) -> &BTreeSet<PathBuf> {
+        &self.folders
+    }
+
+    /// How many files the set names (sources and outputs).
+    pub fn files(&self) -> usize {
+        self.sources.len() + self.outputs.len()
+    }
+
+    /// What a change to `path` is to the watch; `None`: nothing it cares
+    /// about (an editor's temporary file, planexe's own state, a file no
+    /// task names).
+    pub fn classify(&self, path: &Path) -> Option<Class> {
+        let path = lexical(path);
+        if self.in_state_dir(&path) || ignored_name(&path) {
+            return None;
+        }
+        if self.sources.contains(&path) {
+            return Some(Class::Source);
+        }
+        if self.outputs.contains(&path) || self.ancestors.contains(&path) {
+            return Some(Class::Written);
+        }
+        let globbed = self.globs.as_ref().is_some_and(|globs| {
+            path.strip_prefix(&self.root)
+                .is_ok_and(|rel| globs.is_match(rel))
+        });
+        globbed.then_some(Class::Written)
+    }
+
+    fn in_state_dir(&self, path: &Path) -> bool {
+        path.strip_prefix(&self.root)
+            .is_ok_and(|rel| rel.components().next() == Some(Component::Normal(STATE_DIR.as_ref())))
+    }
+
+    /// `path` as messages show it: relative to the run directory when it
+    /// is inside.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// Files no build reads and no user means: planexe's own temporaries and
+/// editors' swap, backup and probe files (vim writes `4913` to test a
+/// folder).
+pub fn ignored_name(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.starts_with(crate::store::files::TEMP_PREFIX)
+        || name.starts_with(".#")
+        || name.ends_with('~')
+        || [".swp", ".swx", ".swo"].iter().any(|s| name.ends_with(s))
+        || name == "4913"
+}
+
+/// `path` with `.` and `..` taken out without asking the file system, so
+/// paths written differently compare equal.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> WatchSet {
+        WatchSet::new(
+            Path::new("/run"),
+            [
+                "plan.txt".to_string(),
+                "/pipes/pipeline.toml".to_string(),
+                "/pipes/sub/../prompts/a.txt".to_string(),
+                "notes/*.md".to_string(),
+            ],
+            ["out/outline.md".to_string()],
+        )
+    }
+
+    #[test]
+    fn sources_count_always_and_outputs_only_as_written() {
+        let set = set();
+        assert_eq!(
+            set.classify(Path::new("/run/plan.txt")),
+            Some(Class::Source)
+        );
+        assert_eq!(
+            set.classify(Path::new("/pipes/prompts/a.txt")),
+            Some(Class::Source)
+        );
+        assert_eq!(
+            set.classify(Path::new("/run/./out/outline.md")),
+            Some(Class::Written)
+        );
+        assert_eq!(set.classify(Path::new("/run/out")), Some(Class::Written));
+        assert_eq!(
+            set.classify(Path::new("/run/notes/new.md")),
+            Some(Class::Written)
+        );
+        assert_eq!(set.classify(Path::new("/run/notes/new.txt")), None);
+        assert_eq!(set.classify(Path::new("/run/other.txt")), None);
+    }
+
+    #[test]
+    fn temporaries_swap_files_and_state_never_count() {
+        let set = set();
+        for path in [
+            "/run/.planexe-tmp-12-plan.txt",
+            "/run/.plan.txt.swp",
+            "/run/plan.txt~",
+            "/run/4913",
+            "/run/.planexe/log",
+            "/run/.planexe",
+        ] {
+            assert_eq!(set.classify(Path::new(path)), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn folders_are_the_parents_of_what_is_watched() {
+        let folders: Vec<String> = set()
+            .folders()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(folders, ["/pipes", "/pipes/prompts", "/run", "/run/out"]);
+    }
+}

@@ -1,0 +1,349 @@
+//! `planexe watch`: a real watch process, its stderr read line by line.
+//! Timeouts are generous (these machines are slow) and nothing asserts a
+//! timing: a test waits for the line it expects, and checks that no
+//! unexpected rebuild line came within a quiet spell.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use super::harness::{wait_for, Project};
+
+/// How long to wait for a line that should come.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+const PIPELINE: &str = r#"
+[tasks.outline]
+inputs = ["plan.txt"]
+outputs = ["outline.md"]
+command = "tr a-z A-Z < plan.txt > outline.md"
+
+[tasks.report]
+inputs = ["outline.md"]
+outputs = ["report.md"]
+command = "cat outline.md > report.md"
+
+[tasks.other]
+inputs = ["other.txt"]
+outputs = ["other.md"]
+command = "cat other.txt > other.md"
+"#;
+
+fn project() -> Project {
+    let p = Project::new(PIPELINE);
+    p.write("plan.txt", "build a house\n");
+    p.write("other.txt", "other\n");
+    p
+}
+
+/// A running `planexe watch` and the lines of its stderr.
+struct Watcher {
+    child: Child,
+    lines: Receiver<String>,
+    /// Every line read so far (for messages).
+    seen: Vec<String>,
+}
+
+impl Watcher {
+    fn start(p: &Project, args: &[&str]) -> Watcher {
+        let mut child = p
+            .command(&[&["watch"], args].concat())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start planexe watch");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut w = Watcher {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        w.expect("watching ");
+        w
+    }
+
+    /// Reads lines until one contains `needle`; returns the lines read,
+    /// that one included.
+    #[track_caller]
+    fn expect(&mut self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut read = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    read.push(line.clone());
+                    if line.contains(needle) {
+                        return read;
+                    }
+                }
+                Err(e) => panic!(
+                    "no line with {needle:?} ({e:?}); stderr so far:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The lines that come within `spell` (which are expected to be none
+    /// of a rebuild's).
+    fn quiet_for(&mut self, spell: Duration) -> Vec<String> {
+        let deadline = Instant::now() + spell;
+        let mut read = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    read.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) => return read,
+                Err(RecvTimeoutError::Disconnected) => return read,
+            }
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: sends a signal to the child this test started.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Interrupts the watch and returns its exit status.
+    fn stop(mut self) -> i32 {
+        self.signal(libc::SIGINT);
+        self.exit_code()
+    }
+
+    fn exit_code(&mut self) -> i32 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "watch did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tasks started among `lines`, sorted.
+fn started(lines: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("start  "))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+fn rebuilds(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.starts_with("watch: ")).count()
+}
+
+#[test]
+fn an_edited_source_rebuilds_exactly_its_dependents_and_the_lock_is_free_meanwhile() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    assert!(w
+        .seen
+        .iter()
+        .any(|l| l == "watch: first build: ran 3 task(s)"));
+    // No lock is held between builds: a build from another terminal works.
+    p.build().ok().stderr_has("nothing to do");
+    std::fs::write(p.path("plan.txt"), "build a shed\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(started(&lines), ["outline", "report"]);
+    assert!(lines.last().unwrap().ends_with("ran 2 task(s)"));
+    assert_eq!(p.read("report.md"), "BUILD A SHED\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn an_atomic_save_is_one_change_and_the_same_bytes_run_nothing() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    // An editor's save: a temporary file renamed over the real one.
+    std::fs::write(p.path(".plan.txt.tmp"), "a new plan\n").unwrap();
+    std::fs::rename(p.path(".plan.txt.tmp"), p.path("plan.txt")).unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 2 task(s)"
+    );
+    let after = w.quiet_for(Duration::from_secs(2));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    // The same bytes again, truncated then written: nothing runs.
+    std::fs::write(p.path("plan.txt"), "a new plan\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), Vec::<String>::new());
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 0 task(s)"
+    );
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn an_output_edited_by_hand_is_kept_and_what_reads_it_rebuilt() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    // Changes to outputs just after a build are taken for the build's own
+    // for a settle time (half a second): a hand edit comes after it.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(p.path("outline.md"), "MY OWN OUTLINE\n").unwrap();
+    let lines = w.expect("watch: outline.md changed");
+    assert_eq!(started(&lines), ["report"]);
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("kept hand-edited outline.md")));
+    assert_eq!(p.read("report.md"), "MY OWN OUTLINE\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn a_broken_pipeline_is_reported_and_a_fixed_one_builds_and_its_new_sources_are_watched() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    std::fs::write(p.path("pipeline.toml"), format!("{PIPELINE}\nbroken\n")).unwrap();
+    let lines = w.expect("watch: pipeline.toml changed");
+    assert!(
+        lines.iter().any(|l| l.starts_with("error: pipeline.toml:")
+            && l.contains(&format!("{}:", PIPELINE.lines().count() + 2))),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().contains("not built"));
+    // Fixed, with a task that reads a new source.
+    p.write("extra.txt", "extra\n");
+    let fixed = format!(
+        "{PIPELINE}\n[tasks.extra]\ninputs = [\"extra.txt\"]\noutputs = [\"extra.md\"]\ncommand = \"cat extra.txt > extra.md\"\n"
+    );
+    std::fs::write(p.path("pipeline.toml"), fixed).unwrap();
+    let lines = w.expect("watch: pipeline.toml changed");
+    assert_eq!(started(&lines), ["extra"]);
+    std::fs::write(p.path("extra.txt"), "more\n").unwrap();
+    let lines = w.expect("watch: extra.txt changed");
+    assert_eq!(started(&lines), ["extra"]);
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn a_change_during_a_build_makes_exactly_one_more_build() {
+    let p = Project::new(
+        r#"
+[tasks.slow]
+inputs = ["plan.txt"]
+outputs = ["slow.md"]
+command = "sleep 1; cat plan.txt > slow.md"
+"#,
+    );
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    w.expect("start  slow");
+    std::fs::write(p.path("plan.txt"), "three\n").unwrap();
+    std::fs::write(p.path("plan.txt"), "four\n").unwrap();
+    w.expect("watch: plan.txt changed");
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(started(&lines), ["slow"]);
+    let after = w.quiet_for(Duration::from_secs(3));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    assert_eq!(p.read("slow.md"), "four\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn polling_sees_a_change() {
+    let p = project();
+    let mut w = Watcher::start(&p, &["--poll", "200ms"]);
+    std::fs::write(p.path("other.txt"), "changed, and longer\n").unwrap();
+    let lines = w.expect("watch: other.txt changed");
+    assert_eq!(started(&lines), ["other"]);
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn sigint_while_idle_exits_130() {
+    let p = project();
+    let w = Watcher::start(&p, &[]);
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn sigint_during_a_build_stops_it_and_exits_130() {
+    let p = Project::new(
+        r#"
+[tasks.long]
+inputs = ["plan.txt"]
+outputs = ["long.md"]
+command = "sleep 30; cat plan.txt > long.md"
+"#,
+    );
+    p.write("plan.txt", "one\n");
+    p.write("long.md", "old\n");
+    p.run(&["touch", "long"]).ok();
+    let mut w = Watcher::start(&p, &[]);
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    w.expect("start  long");
+    w.signal(libc::SIGINT);
+    assert_eq!(w.exit_code(), 130);
+    assert_eq!(p.status_json("long")["state"], "stopped");
+}
+
+#[test]
+fn sigterm_while_idle_exits_130() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    w.signal(libc::SIGTERM);
+    assert_eq!(w.exit_code(), 130);
+}
+
+#[test]
+fn an_unknown_target_is_a_usage_error() {
+    let p = project();
+    p.run(&["watch", "nope"])
+        .code(2)
+        .stderr_has("unknown target `nope`");
+}
+
+#[test]
+fn a_build_writing_many_outputs_does_not_trigger_the_next() {
+    let mut pipeline = String::new();
+    for i in 0..20 {
+        pipeline.push_str(&format!(
+            "[tasks.t{i}]\ninputs = [\"plan.txt\"]\noutputs = [\"out/{i}.md\"]\ncommand = \"mkdir -p out; cat plan.txt > out/{i}.md\"\n\n"
+        ));
+    }
+    let p = Project::new(&pipeline);
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    wait_for("20 outputs", || p.exists("out/19.md"));
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(started(&lines).len(), 20);
+    // The issue asks for 30 s of quiet; 5 s keeps CI fast and would
+    // already show a build triggering the next.
+    let after = w.quiet_for(Duration::from_secs(5));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    assert_eq!(w.stop(), 130);
+}
