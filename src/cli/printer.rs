@@ -83,14 +83,19 @@ impl Printer {
         }
     }
 
-    /// Writes a line to stderr without tearing the progress bars.
+    /// Writes a line to stderr without tearing the progress bars, in one
+    /// write: lines of builds that share a stderr (`make -j` over several
+    /// runs) never run into each other.
     fn line(&self, text: &str) {
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        };
         match &self.bars {
-            Some(bars) => bars.multi.suspend(|| eprintln!("{text}")),
-            None => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{text}");
-            }
+            Some(bars) => bars.multi.suspend(write),
+            None => write(),
         }
     }
 
@@ -227,8 +232,10 @@ impl Printer {
 
     /// A line on stdout (pipeable data).
     pub fn data(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
 }
 
