@@ -29,6 +29,7 @@ use printer::{Printer, Verbosity};
 
 use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
 use crate::exec::interrupt;
+use crate::exec::jobserver::{Jobserver, Makeflags};
 use crate::exec::{Env, Interrupt};
 use crate::model::Lists;
 use crate::plan::session::{Location, ModelChoice};
@@ -49,6 +50,8 @@ pub struct Context {
     webhook: Option<String>,
     /// `$NO_COLOR` is set and not empty.
     no_color: bool,
+    /// `$MAKEFLAGS`: planexe run by a recipe of make.
+    makeflags: Makeflags,
 }
 
 impl Context {
@@ -67,6 +70,7 @@ impl Context {
             model: text("PLANEXE_MODEL"),
             webhook: text("PLANEXE_WEBHOOK_URL"),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            makeflags: Makeflags::parse(env.get("MAKEFLAGS").unwrap_or_default()),
             env,
         }
     }
@@ -106,6 +110,11 @@ impl Context {
         }
     }
 
+    /// What `$MAKEFLAGS` says.
+    pub fn makeflags(&self) -> &Makeflags {
+        &self.makeflags
+    }
+
     /// `$PLANEXE_MODEL`.
     pub fn env_model(&self) -> Option<&str> {
         self.model.as_deref()
@@ -136,23 +145,26 @@ where
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    let ctx = Context::from_env();
     // A build catches SIGINT and SIGTERM (to stop its tasks and keep what
     // finished); dry runs, questions and the other commands change nothing
-    // and end the default way.
+    // and end the default way. A build connects to make's jobserver before
+    // it opens any file (see `Jobserver::connect`).
+    let mut jobserver = None;
     if let Command::Build(args) = &cli.command {
-        if !args.dry_run && !args.question {
+        if !build::read_only(args, &ctx) {
+            jobserver = Some(Jobserver::connect(ctx.makeflags()));
             Interrupt::signals();
         }
     }
     drop(held);
-    let ctx = Context::from_env();
     let verbosity = if cli.quiet {
         Verbosity::Quiet
     } else {
         Verbosity::Normal
     };
     let mut printer = Printer::new(verbosity, ctx.no_color);
-    match dispatch(&cli, &ctx, &mut printer) {
+    match dispatch(&cli, &ctx, jobserver, &mut printer) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             printer.end();
@@ -164,11 +176,17 @@ where
     }
 }
 
-fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
+/// Runs the command; `jobserver`: make's, as a build connected to it.
+fn dispatch(
+    cli: &Cli,
+    ctx: &Context,
+    jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
+    printer: &mut Printer,
+) -> Result<()> {
     match &cli.command {
         Command::Init(args) => init::init(cli, args, printer),
         Command::New(args) => new::new(cli, ctx, args, printer),
-        Command::Build(args) => build::build(cli, ctx, args, printer),
+        Command::Build(args) => build::build(cli, ctx, args, jobserver, printer),
         Command::Clean(args) => clean::clean(cli, ctx, args, printer),
         Command::Touch(args) => touch::touch(cli, ctx, args, printer),
         Command::Status(args) => status::status(cli, ctx, args, printer),
