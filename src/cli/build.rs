@@ -10,21 +10,39 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
 use crate::exec::build::{self, Build, BuildOptions};
+use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::recording::Answers;
 use crate::exec::observer::{Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd};
+use crate::exec::scheduler::Slots;
 use crate::exec::Interrupt;
 use crate::model::{Lists, Task};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::TaskState;
 
-pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) -> Result<()> {
+/// Whether the build changes nothing: `-n`, `-q`, or make's `-n`/`-q` in
+/// `MAKEFLAGS`.
+pub fn read_only(args: &BuildArgs, ctx: &Context) -> bool {
+    args.dry_run || args.question || ctx.makeflags().dry_run || ctx.makeflags().question
+}
+
+/// `planexe build`; `jobserver`: make's, connected to early (`None` for a
+/// dry run or a question).
+pub fn build(
+    cli: &Cli,
+    ctx: &Context,
+    args: &BuildArgs,
+    jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
+    printer: &mut Printer,
+) -> Result<()> {
+    let make = ctx.makeflags();
     let options = BuildOptions {
         targets: args.targets.clone(),
         jobs: args.jobs.map(|j| j as usize),
         keep_going: args.keep_going,
-        dry_run: args.dry_run,
-        question: args.question,
+        // `make -n` prints what would run; `make -q` asks.
+        dry_run: args.dry_run || (make.dry_run && !args.question),
+        question: args.question || (make.question && !args.dry_run && !make.dry_run),
         force: args.force,
         check: args.check.into(),
         answers: answers(args)?,
@@ -36,6 +54,14 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
         Interrupt::new()
     } else {
         Interrupt::signals()
+    };
+    let jobserver = match jobserver {
+        Some(Ok(jobserver)) => jobserver,
+        Some(Err(warning)) => {
+            printer.warn(&warning);
+            None
+        }
+        None => None,
     };
     let located = ctx.location(cli)?.locate()?;
     let model = ctx.model(args.model.as_deref());
@@ -89,9 +115,15 @@ pub fn build(cli: &Cli, ctx: &Context, args: &BuildArgs, printer: &mut Printer) 
             interrupt: &interrupt,
             observer,
             executor: None,
+            slots: jobserver.as_ref().map(|j| j as &dyn Slots),
         }
         .run(session)
     };
+    if let Some(warning) = jobserver.as_ref().and_then(Jobserver::warning) {
+        terminal.printer().warn(&warning);
+    }
+    // Every token is back with make before the build says how it ended.
+    drop(jobserver);
     let printer = terminal
         .printer
         .into_inner()

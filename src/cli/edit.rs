@@ -64,7 +64,7 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
             printer.note(&format!("kept {name}"));
         }
     }
-    super::build::build(cli, ctx, &BuildArgs::default(), printer)
+    super::build::build(cli, ctx, &BuildArgs::default(), None, printer)
 }
 
 /// The file to edit, as an absolute path: `file` (relative to the current
@@ -230,6 +230,7 @@ fn would_run(session: &mut Session) -> Result<Vec<(String, String)>> {
         interrupt: &Interrupt::new(),
         observer: &Silent,
         executor: None,
+        slots: None,
     }
     .run(session)?;
     Ok(report.would_run)

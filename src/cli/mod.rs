@@ -33,6 +33,7 @@ use printer::{Printer, Verbosity};
 
 use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
 use crate::exec::interrupt;
+use crate::exec::jobserver::{Jobserver, Makeflags};
 use crate::exec::{Env, Interrupt};
 use crate::model::Lists;
 use crate::plan::session::{Location, ModelChoice};
@@ -57,6 +58,8 @@ pub struct Context {
     color: ColorArg,
     /// `$GITHUB_ACTIONS` is `true`.
     github_actions: bool,
+    /// `$MAKEFLAGS`: planexe run by a recipe of make.
+    makeflags: Makeflags,
 }
 
 impl Context {
@@ -80,6 +83,7 @@ impl Context {
             ),
             color: ColorArg::Auto,
             github_actions: env.get("GITHUB_ACTIONS") == Some("true"),
+            makeflags: Makeflags::parse(env.get("MAKEFLAGS").unwrap_or_default()),
             env,
         }
     }
@@ -117,6 +121,11 @@ impl Context {
             flag: flag.map(str::to_string),
             env: self.model.clone(),
         }
+    }
+
+    /// What `$MAKEFLAGS` says.
+    pub fn makeflags(&self) -> &Makeflags {
+        &self.makeflags
     }
 
     /// `$PLANEXE_MODEL`.
@@ -171,11 +180,15 @@ where
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    let ctx = Context::from_env().with_color(cli.color);
     // A build catches SIGINT and SIGTERM (to stop its tasks and keep what
     // finished); dry runs, questions and the other commands change nothing
-    // and end the default way.
+    // and end the default way. A build connects to make's jobserver before
+    // it opens any file (see `Jobserver::connect`).
+    let mut jobserver = None;
     if let Command::Build(args) = &cli.command {
-        if !args.dry_run && !args.question {
+        if !build::read_only(args, &ctx) {
+            jobserver = Some(Jobserver::connect(ctx.makeflags()));
             Interrupt::signals();
         }
     }
@@ -183,14 +196,13 @@ where
         Interrupt::signals();
     }
     drop(held);
-    let ctx = Context::from_env().with_color(cli.color);
     let verbosity = if cli.quiet {
         Verbosity::Quiet
     } else {
         Verbosity::Normal
     };
     let mut printer = Printer::new(verbosity, ctx.stderr_colour());
-    match dispatch(&cli, &ctx, &mut printer) {
+    match dispatch(&cli, &ctx, jobserver, &mut printer) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             printer.end();
@@ -202,11 +214,17 @@ where
     }
 }
 
-fn dispatch(cli: &Cli, ctx: &Context, printer: &mut Printer) -> Result<()> {
+/// Runs the command; `jobserver`: make's, as a build connected to it.
+fn dispatch(
+    cli: &Cli,
+    ctx: &Context,
+    jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
+    printer: &mut Printer,
+) -> Result<()> {
     match &cli.command {
         Command::Init(args) => init::init(cli, args, printer),
         Command::New(args) => new::new(cli, ctx, args, printer),
-        Command::Build(args) => build::build(cli, ctx, args, printer),
+        Command::Build(args) => build::build(cli, ctx, args, jobserver, printer),
         Command::Clean(args) => clean::clean(cli, ctx, args, printer),
         Command::Touch(args) => touch::touch(cli, ctx, args, printer),
         Command::Edit(args) => edit::edit(cli, ctx, args, printer),

@@ -253,6 +253,7 @@ impl Watch<'_> {
             interrupt: &self.interrupt,
             observer: &Both(Both(&terminal, &recorder), &count),
             executor: None,
+            slots: None,
         }
         .run(session);
         let printer = terminal

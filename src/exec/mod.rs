@@ -7,7 +7,8 @@
 //! model calls through [`llm`]), crash recovery ([`recovery`], which stops
 //! only what it can tell is a task's command: [`process`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
-//! ([`mod@env`]); and the other writers, [`clean`] and [`touch`].
+//! ([`mod@env`]), make's jobserver and `MAKEFLAGS` ([`jobserver`]); and the
+//! other writers, [`clean`] and [`touch`].
 //!
 //! Above the plan, the model and the store. Reports only through the
 //! [`observer::Observer`] trait: events, traces, snapshots and terminal
@@ -21,6 +22,7 @@ pub mod command;
 pub mod env;
 pub mod failure;
 pub mod interrupt;
+pub mod jobserver;
 pub mod llm;
 pub mod observer;
 pub mod process;

@@ -119,6 +119,7 @@ fn build(session: &mut Session, fake: &Fake, notes: &Notes) -> Ended {
         interrupt: &Interrupt::new(),
         observer: notes,
         executor: Some(fake),
+        slots: None,
     }
     .run(session)
     .unwrap()

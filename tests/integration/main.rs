@@ -14,6 +14,7 @@ mod examples;
 mod failures;
 mod fanout;
 mod fuzz;
+mod jobserver;
 mod library;
 mod llm;
 mod llm_bounds;

@@ -216,13 +216,17 @@ impl Build<'_> {
         }
 
         // One thread per job, and no more than can run: `-j 20000` on ten
-        // tasks starts ten.
+        // tasks starts ten. Under a jobserver, make's `-j` is the limit
+        // unless `-j` says otherwise.
         let limit = to_run.len().clamp(1, super::MAX_JOBS);
-        let jobs = options
-            .jobs
-            .or(graph.jobs)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .clamp(1, limit);
+        let jobs = match (options.jobs, self.slots) {
+            (Some(jobs), _) => jobs,
+            (None, Some(_)) => limit,
+            (None, None) => graph
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
+        .clamp(1, limit);
         let has_prompts = to_run
             .iter()
             .any(|&t| matches!(graph[t].action, Action::Prompt(_)));
@@ -314,6 +318,7 @@ impl Build<'_> {
                 jobs,
                 keep_going: options.keep_going,
             },
+            self.slots,
         );
         let bookkeeping_error = hooks.error.take();
         drop(watchdog);

@@ -26,6 +26,7 @@ use super::env::Env;
 use super::interrupt::Interrupt;
 use super::observer::{Notice, Observer};
 use super::recovery;
+use super::scheduler::Slots;
 use crate::error::{Error, Result};
 use crate::plan::certificate::{self, Certificate};
 use crate::plan::session::Located;
@@ -44,7 +45,8 @@ pub struct BuildOptions {
     /// Task names or output paths; empty: every task.
     pub targets: Vec<String>,
     /// At most this many tasks at once; default `[pipeline] jobs`, else
-    /// one per CPU; never more than [`MAX_JOBS`].
+    /// one per CPU (under a jobserver: as many as it grants); never more
+    /// than [`MAX_JOBS`].
     pub jobs: Option<usize>,
     /// Keep going after a failure with what does not depend on it.
     pub keep_going: bool,
@@ -135,6 +137,10 @@ pub struct Build<'a> {
     pub observer: &'a dyn Observer,
     /// What runs tasks' actions; `None`: commands and model calls.
     pub executor: Option<&'a dyn Executor>,
+    /// Where tokens for tasks beyond the first running one come from (a
+    /// make jobserver: [`super::jobserver`]); `None`: only the job limit
+    /// limits the build.
+    pub slots: Option<&'a dyn Slots>,
 }
 
 /// What carries from one batch of a build to the next.

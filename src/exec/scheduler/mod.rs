@@ -11,8 +11,17 @@
 //! command). The calling thread only ticks the progress display.
 //!
 //! The loop owns ordering and counting only. What a task *does* sits behind
-//! the [`Runner`] trait (shell commands, model calls, a fake in the tests
-//! below), so the loop is tested without processes or real time.
+//! the [`Runner`] trait (shell commands, model calls, a fake in the tests),
+//! so the loop is tested without processes or real time.
+//!
+//! Under a make jobserver ([`slots`]), a pool thread holds a slot before it
+//! takes a ready task: the implicit slot when no other task holds it, else
+//! a token it waits for with the lock released. It gives the slot back when
+//! the task ends, so the build never runs more tasks than it holds slots.
+
+mod slots;
+
+pub use slots::{Slots, Token};
 
 use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -112,6 +121,10 @@ struct LoopState<'g, 'h, H> {
     stop_starting: bool,
     /// Pool threads waiting for a task to become ready.
     idle: usize,
+    /// Whether a task runs on the implicit slot (with a slot source only).
+    implicit_busy: bool,
+    /// Pool threads waiting for a token, each for one ready task.
+    token_waiters: usize,
     summary: Summary,
 }
 
@@ -153,6 +166,38 @@ impl<H> LoopState<'_, '_, H> {
     /// Nothing runs and nothing more will start: the threads may leave.
     fn over(&self) -> bool {
         self.running == 0 && (self.stop_starting || self.ready.is_empty())
+    }
+
+    /// Whether a task could start now, slots aside.
+    fn startable<O>(&mut self) -> bool
+    where
+        H: Hooks<O>,
+    {
+        if self.work.interrupted() {
+            self.stop_starting = true;
+        }
+        !self.stop_starting && !self.ready.is_empty()
+    }
+
+    /// Whether a thread waiting for a token should stop waiting: nothing
+    /// more starts, fewer tasks are ready than threads wait for them, or
+    /// the implicit slot came free.
+    fn token_unwanted<O>(&self) -> bool
+    where
+        H: Hooks<O>,
+    {
+        self.stop_starting
+            || self.work.interrupted()
+            || self.ready.len() < self.token_waiters
+            || !self.implicit_busy
+    }
+
+    fn give_back(&mut self, held: Held) {
+        match held {
+            Held::Implicit => self.implicit_busy = false,
+            Held::Token(token) => drop(token),
+            Held::Unlimited => {}
+        }
     }
 
     /// Takes the next ready task and marks it started; `None` when there
@@ -242,13 +287,23 @@ impl<H> LoopState<'_, '_, H> {
     }
 }
 
+/// The slot a pool thread holds for the task it runs.
+enum Held {
+    /// No slot source: the job limit is the only limit.
+    Unlimited,
+    Implicit,
+    /// Given back when dropped.
+    Token(Token),
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `to_run` (tasks marked with `tentative[t]` run only if
 /// `still_stale` says so) respecting dependencies among them. Both are
-/// indexed by task id.
+/// indexed by task id. With `slots`, every task beyond the first running
+/// one also waits for a token from it.
 pub fn run<R: Runner, H: Hooks<R::Output>>(
     graph: &Graph,
     to_run: &[bool],
@@ -256,6 +311,7 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
     runner: &R,
     work: &mut H,
     options: Options,
+    slots: Option<&dyn Slots>,
 ) -> Summary {
     let jobs = options.jobs.max(1);
     let wanted = |t: TaskId| to_run.get(t).copied().unwrap_or(false);
@@ -287,6 +343,8 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
         running: 0,
         stop_starting: false,
         idle: 0,
+        implicit_busy: false,
+        token_waiters: 0,
         summary: Summary::default(),
     };
     // In dependency order, so each task finds its dependencies added.
@@ -307,7 +365,7 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
     pool.in_place_scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|_| {
-                work_loop(&book, &changed, runner);
+                work_loop(&book, &changed, runner, slots);
                 *lock(&workers) -= 1;
                 left_loop.notify_all();
             });
@@ -339,28 +397,56 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
     summary
 }
 
-/// One pool thread: take a ready task, run it, record it, repeat; wait
-/// while tasks run but none is ready; leave when the loop is over.
+/// One pool thread: hold a slot, take a ready task, run it, give the slot
+/// back, record the task, repeat; wait while tasks run but none is ready;
+/// leave when the loop is over.
 fn work_loop<R: Runner, H: Hooks<R::Output>>(
     book: &Mutex<LoopState<'_, '_, H>>,
     changed: &Condvar,
     runner: &R,
+    slots: Option<&dyn Slots>,
 ) {
     let mut guard = lock(book);
     loop {
-        let Some(t) = guard.take() else {
+        if !guard.startable() {
             if guard.over() {
                 changed.notify_all();
                 return;
             }
-            guard.idle += 1;
-            guard = changed.wait(guard).unwrap_or_else(|p| p.into_inner());
-            guard.idle -= 1;
+            guard = idle(guard, changed);
+            continue;
+        }
+        let held = match slots {
+            None => Held::Unlimited,
+            Some(_) if !guard.implicit_busy => {
+                guard.implicit_busy = true;
+                Held::Implicit
+            }
+            // Enough threads already wait for a token for each ready task.
+            Some(_) if guard.token_waiters >= guard.ready.len() => {
+                guard = idle(guard, changed);
+                continue;
+            }
+            Some(slots) => {
+                guard.token_waiters += 1;
+                drop(guard);
+                let token = slots.token(&|| lock(book).token_unwanted());
+                guard = lock(book);
+                guard.token_waiters -= 1;
+                match token {
+                    Some(token) => Held::Token(token),
+                    None => continue,
+                }
+            }
+        };
+        let Some(t) = guard.take() else {
+            guard.give_back(held);
             continue;
         };
         drop(guard);
         let output = runner.run(t);
         guard = lock(book);
+        guard.give_back(held);
         guard.finish(t, output);
         // This thread takes the next ready task itself (at the top of the
         // loop); wake idle threads only for the ones it cannot take, or to
@@ -371,184 +457,16 @@ fn work_loop<R: Runner, H: Hooks<R::Output>>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Lists, Pipeline};
-    use crate::store::RunDir;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    fn graph(text: &str) -> (tempfile::TempDir, Graph) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Pipeline::parse(
-            dir.path().join("pipeline.toml"),
-            "pipeline.toml".into(),
-            text.into(),
-        )
-        .unwrap();
-        let g =
-            Graph::resolve(&p, &RunDir::open(dir.path()).unwrap(), None, Lists::Present).unwrap();
-        (dir, g)
-    }
-
-    /// A fake: tasks named `fail*` fail; counts concurrency.
-    struct Fake {
-        names: Vec<String>,
-        fresh: Vec<TaskId>,
-        running: AtomicUsize,
-        peak: AtomicUsize,
-        log: Mutex<Vec<String>>,
-        sleep: std::time::Duration,
-    }
-
-    impl Runner for Fake {
-        type Output = bool;
-        fn run(&self, t: TaskId) -> bool {
-            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(self.sleep);
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            !self.names[t].starts_with("fail")
-        }
-    }
-
-    struct Book<'a>(&'a Fake);
-
-    impl Hooks<bool> for Book<'_> {
-        fn still_stale(&mut self, t: TaskId) -> bool {
-            !self.0.fresh.contains(&t)
-        }
-        fn starting(&mut self, t: TaskId) {
-            self.0
-                .log
-                .lock()
-                .unwrap()
-                .push(format!("start {}", self.0.names[t]));
-        }
-        fn finished(&mut self, _t: TaskId, ok: bool) -> Outcome {
-            if ok {
-                Outcome::Succeeded
-            } else {
-                Outcome::Failed
-            }
-        }
-        fn interrupted(&self) -> bool {
-            false
-        }
-    }
-
-    /// Runs every task of `g` with `work`; `tentative` as `run` takes it
-    /// (none by default).
-    fn run_all(
-        g: &Graph,
-        work: &Fake,
-        tentative: Option<&[bool]>,
-        jobs: usize,
-        keep_going: bool,
-    ) -> Summary {
-        let n = g.id_bound();
-        let none = vec![false; n];
-        run(
-            g,
-            &vec![true; n],
-            tentative.unwrap_or(&none),
-            work,
-            &mut Book(work),
-            Options { jobs, keep_going },
-        )
-    }
-
-    fn fake(g: &Graph, fresh: Vec<TaskId>) -> Fake {
-        Fake {
-            names: g.tasks().map(|t| t.name.clone()).collect(),
-            fresh,
-            running: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-            log: Mutex::new(Vec::new()),
-            sleep: std::time::Duration::from_millis(2),
-        }
-    }
-
-    const CHAIN: &str = r#"
-[tasks.a]
-outputs = ["a"]
-command = "x"
-[tasks.fail]
-inputs = ["a"]
-outputs = ["b"]
-command = "x"
-[tasks.c]
-inputs = ["b"]
-outputs = ["c"]
-command = "x"
-[tasks.d]
-outputs = ["d"]
-command = "x"
-"#;
-
-    #[test]
-    fn a_failure_blocks_dependents_and_keep_going_runs_the_rest() {
-        let (_dir, g) = graph(CHAIN);
-        let work = fake(&g, vec![]);
-        let s = run_all(&g, &work, None, 1, true);
-        assert_eq!(s.succeeded, vec![0, 3]);
-        assert_eq!(s.failed, vec![1]);
-        assert_eq!(s.not_run, vec![2]);
-
-        let work = fake(&g, vec![]);
-        let s = run_all(&g, &work, None, 1, false);
-        assert_eq!(s.succeeded, vec![0]);
-        assert_eq!(s.failed, vec![1]);
-        // With one job, `d` comes after `fail` in declaration order and
-        // must not start once `fail` failed.
-        assert_eq!(s.not_run, vec![2, 3]);
-    }
-
-    #[test]
-    fn tentative_tasks_that_are_fresh_are_skipped() {
-        let (_dir, g) = graph(CHAIN.replace("fail", "b").as_str());
-        let tentative = vec![false, true, true, false];
-        let work = fake(&g, vec![1]);
-        let s = run_all(&g, &work, Some(&tentative), 2, false);
-        assert_eq!(s.skipped, vec![1]);
-        // `c` was tentative too but still stale after `b` was skipped.
-        assert!(s.succeeded.contains(&2));
-    }
-
-    #[test]
-    fn never_more_than_jobs_at_once() {
-        let mut text = String::new();
-        for i in 0..40 {
-            text.push_str(&format!(
-                "[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"
-            ));
-        }
-        let (_dir, g) = graph(&text);
-        let work = fake(&g, vec![]);
-        let s = run_all(&g, &work, None, 3, false);
-        assert_eq!(s.succeeded.len(), 40);
-        assert!(work.peak.load(Ordering::SeqCst) <= 3);
-    }
-
-    #[test]
-    fn idle_threads_start_the_tasks_a_finished_one_makes_ready() {
-        // root, then 8 tasks that read it: the 3 threads idle while root
-        // runs must all be woken when it ends.
-        let mut text = String::from("[tasks.root]\noutputs = [\"r\"]\ncommand = \"x\"\n");
-        for i in 0..8 {
-            text.push_str(&format!(
-                "[tasks.t{i}]\ninputs = [\"r\"]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"
-            ));
-        }
-        let (_dir, g) = graph(&text);
-        let mut work = fake(&g, vec![]);
-        work.sleep = std::time::Duration::from_millis(100);
-        let s = run_all(&g, &work, None, 4, false);
-        assert_eq!(s.succeeded.len(), 9);
-        assert!(s.not_run.is_empty());
-        assert_eq!(work.peak.load(Ordering::SeqCst), 4);
-        let log = work.log.lock().unwrap();
-        assert_eq!(log[0], "start root");
-    }
+/// Waits, idle, until another thread says the loop changed.
+fn idle<'a, 'g, 'h, H>(
+    mut guard: MutexGuard<'a, LoopState<'g, 'h, H>>,
+    changed: &Condvar,
+) -> MutexGuard<'a, LoopState<'g, 'h, H>> {
+    guard.idle += 1;
+    guard = changed.wait(guard).unwrap_or_else(|p| p.into_inner());
+    guard.idle -= 1;
+    guard
 }
+
+#[cfg(test)]
+mod tests;

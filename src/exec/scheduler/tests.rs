@@ -1,0 +1,272 @@
+//! The scheduler's tests: a fake runner and hooks, no processes.
+
+use super::*;
+use crate::model::{Lists, Pipeline};
+use crate::store::RunDir;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+fn graph(text: &str) -> (tempfile::TempDir, Graph) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::parse(
+        dir.path().join("pipeline.toml"),
+        "pipeline.toml".into(),
+        text.into(),
+    )
+    .unwrap();
+    let g = Graph::resolve(&p, &RunDir::open(dir.path()).unwrap(), None, Lists::Present).unwrap();
+    (dir, g)
+}
+
+/// A fake: tasks named `fail*` fail; counts concurrency.
+struct Fake {
+    names: Vec<String>,
+    fresh: Vec<TaskId>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    log: Mutex<Vec<String>>,
+    sleep: std::time::Duration,
+    /// Set by the first task that runs, when `interrupt_at_start`.
+    interrupted: std::sync::atomic::AtomicBool,
+    interrupt_at_start: bool,
+}
+
+impl Runner for Fake {
+    type Output = bool;
+    fn run(&self, t: TaskId) -> bool {
+        if self.interrupt_at_start {
+            self.interrupted.store(true, Ordering::SeqCst);
+        }
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.sleep);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        !self.names[t].starts_with("fail")
+    }
+}
+
+struct Book<'a>(&'a Fake);
+
+impl Hooks<bool> for Book<'_> {
+    fn still_stale(&mut self, t: TaskId) -> bool {
+        !self.0.fresh.contains(&t)
+    }
+    fn starting(&mut self, t: TaskId) {
+        self.0
+            .log
+            .lock()
+            .unwrap()
+            .push(format!("start {}", self.0.names[t]));
+    }
+    fn finished(&mut self, _t: TaskId, ok: bool) -> Outcome {
+        if ok {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        }
+    }
+    fn interrupted(&self) -> bool {
+        self.0.interrupted.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs every task of `g` with `work`; `tentative` as `run` takes it
+/// (none by default).
+fn run_all(
+    g: &Graph,
+    work: &Fake,
+    tentative: Option<&[bool]>,
+    jobs: usize,
+    keep_going: bool,
+) -> Summary {
+    let n = g.id_bound();
+    let none = vec![false; n];
+    run(
+        g,
+        &vec![true; n],
+        tentative.unwrap_or(&none),
+        work,
+        &mut Book(work),
+        Options { jobs, keep_going },
+        None,
+    )
+}
+
+fn fake(g: &Graph, fresh: Vec<TaskId>) -> Fake {
+    Fake {
+        names: g.tasks().map(|t| t.name.clone()).collect(),
+        fresh,
+        running: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        log: Mutex::new(Vec::new()),
+        sleep: std::time::Duration::from_millis(2),
+        interrupted: std::sync::atomic::AtomicBool::new(false),
+        interrupt_at_start: false,
+    }
+}
+
+const CHAIN: &str = r#"
+[tasks.a]
+outputs = ["a"]
+command = "x"
+[tasks.fail]
+inputs = ["a"]
+outputs = ["b"]
+command = "x"
+[tasks.c]
+inputs = ["b"]
+outputs = ["c"]
+command = "x"
+[tasks.d]
+outputs = ["d"]
+command = "x"
+"#;
+
+#[test]
+fn a_failure_blocks_dependents_and_keep_going_runs_the_rest() {
+    let (_dir, g) = graph(CHAIN);
+    let work = fake(&g, vec![]);
+    let s = run_all(&g, &work, None, 1, true);
+    assert_eq!(s.succeeded, vec![0, 3]);
+    assert_eq!(s.failed, vec![1]);
+    assert_eq!(s.not_run, vec![2]);
+
+    let work = fake(&g, vec![]);
+    let s = run_all(&g, &work, None, 1, false);
+    assert_eq!(s.succeeded, vec![0]);
+    assert_eq!(s.failed, vec![1]);
+    // With one job, `d` comes after `fail` in declaration order and
+    // must not start once `fail` failed.
+    assert_eq!(s.not_run, vec![2, 3]);
+}
+
+#[test]
+fn tentative_tasks_that_are_fresh_are_skipped() {
+    let (_dir, g) = graph(CHAIN.replace("fail", "b").as_str());
+    let tentative = vec![false, true, true, false];
+    let work = fake(&g, vec![1]);
+    let s = run_all(&g, &work, Some(&tentative), 2, false);
+    assert_eq!(s.skipped, vec![1]);
+    // `c` was tentative too but still stale after `b` was skipped.
+    assert!(s.succeeded.contains(&2));
+}
+
+#[test]
+fn never_more_than_jobs_at_once() {
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"
+        ));
+    }
+    let (_dir, g) = graph(&text);
+    let work = fake(&g, vec![]);
+    let s = run_all(&g, &work, None, 3, false);
+    assert_eq!(s.succeeded.len(), 40);
+    assert!(work.peak.load(Ordering::SeqCst) <= 3);
+}
+
+#[test]
+fn idle_threads_start_the_tasks_a_finished_one_makes_ready() {
+    // root, then 8 tasks that read it: the 3 threads idle while root
+    // runs must all be woken when it ends.
+    let mut text = String::from("[tasks.root]\noutputs = [\"r\"]\ncommand = \"x\"\n");
+    for i in 0..8 {
+        text.push_str(&format!(
+            "[tasks.t{i}]\ninputs = [\"r\"]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"
+        ));
+    }
+    let (_dir, g) = graph(&text);
+    let mut work = fake(&g, vec![]);
+    work.sleep = std::time::Duration::from_millis(100);
+    let s = run_all(&g, &work, None, 4, false);
+    assert_eq!(s.succeeded.len(), 9);
+    assert!(s.not_run.is_empty());
+    assert_eq!(work.peak.load(Ordering::SeqCst), 4);
+    let log = work.log.lock().unwrap();
+    assert_eq!(log[0], "start root");
+}
+
+/// A fake jobserver: `free` tokens, each given back when its `Token` drops.
+struct Pool {
+    free: std::sync::Arc<Mutex<usize>>,
+}
+
+struct Back(std::sync::Arc<Mutex<usize>>);
+
+impl Drop for Back {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() += 1;
+    }
+}
+
+impl Slots for Pool {
+    fn token(&self, give_up: &dyn Fn() -> bool) -> Option<Token> {
+        loop {
+            {
+                let mut free = self.free.lock().unwrap();
+                if *free > 0 {
+                    *free -= 1;
+                    return Some(Token::new(Back(self.free.clone())));
+                }
+            }
+            if give_up() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+fn independent(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"x\"\n"))
+        .collect()
+}
+
+fn run_with(g: &Graph, work: &Fake, jobs: usize, pool: &Pool) -> Summary {
+    let n = g.id_bound();
+    run(
+        g,
+        &vec![true; n],
+        &vec![false; n],
+        work,
+        &mut Book(work),
+        Options {
+            jobs,
+            keep_going: false,
+        },
+        Some(pool),
+    )
+}
+
+#[test]
+fn a_slot_source_caps_tasks_at_its_tokens_and_the_implicit_slot() {
+    let (_dir, g) = graph(&independent(30));
+    for tokens in [0, 2] {
+        let work = fake(&g, vec![]);
+        let pool = Pool {
+            free: std::sync::Arc::new(Mutex::new(tokens)),
+        };
+        let s = run_with(&g, &work, 8, &pool);
+        assert_eq!(s.succeeded.len(), 30);
+        assert!(work.peak.load(Ordering::SeqCst) <= tokens + 1);
+        // Every token came back.
+        assert_eq!(*pool.free.lock().unwrap(), tokens);
+    }
+}
+
+#[test]
+fn an_interrupt_ends_the_wait_for_a_token() {
+    let (_dir, g) = graph(&independent(6));
+    let mut work = fake(&g, vec![]);
+    work.interrupt_at_start = true;
+    work.sleep = std::time::Duration::from_millis(50);
+    let pool = Pool {
+        free: std::sync::Arc::new(Mutex::new(0)),
+    };
+    let s = run_with(&g, &work, 4, &pool);
+    assert_eq!(s.succeeded.len(), 1);
+    assert_eq!(s.not_run.len(), 5);
+    assert_eq!(*pool.free.lock().unwrap(), 0);
+}
