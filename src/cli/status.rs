@@ -268,10 +268,24 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                     d.push_str(&in_flight(l.call.as_ref(), l.waiting_until.as_deref()));
                     d
                 }
-                Standing::Done => l
-                    .duration_ms
-                    .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
-                    .unwrap_or_default(),
+                Standing::Done => {
+                    let mut d = l
+                        .duration_ms
+                        .map(|ms| format!("{:.2}s", ms as f64 / 1000.0))
+                        .unwrap_or_default();
+                    if let Some(j) = &l.judge {
+                        d.push_str(&format!(
+                            ", judge {:.2}{}",
+                            j.score,
+                            if j.passed {
+                                ""
+                            } else {
+                                " (below its threshold)"
+                            }
+                        ));
+                    }
+                    d
+                }
                 Standing::NeverBuilt => "never built".to_string(),
                 _ => l.reason.clone().unwrap_or_default(),
             };
@@ -397,6 +411,16 @@ fn one_task(detail: &TaskDetail) -> String {
                         .as_deref()
                         .map(|i| format!(" (error_id {i})"))
                         .unwrap_or_default()
+                ));
+            }
+            if let Some(j) = &s.judge {
+                out.push_str(&format!(
+                    "  judge     {} scored {:.2} (threshold {:.2}, {}): {}\n",
+                    j.model,
+                    j.score,
+                    j.threshold,
+                    if j.passed { "passed" } else { "failed" },
+                    j.reason
                 ));
             }
             if let Some(e) = &s.error {

@@ -128,6 +128,7 @@ impl Actions<'_> {
         status.attempt = result.attempts.len() as u32;
         status.attempts = result.attempts;
         status.usage = Some(result.usage);
+        status.judge = result.judge;
         match result.answer {
             Ok(text) => {
                 let out = &task.outputs[0].path;

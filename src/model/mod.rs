@@ -14,11 +14,13 @@ pub mod fanout;
 pub mod fingerprint;
 pub mod graph;
 pub mod hooks;
+pub mod judge;
 pub mod limits;
 pub mod models;
 pub mod pipeline;
 pub mod prompt;
 pub mod resolve;
+pub mod schema;
 pub mod template;
 
 pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};

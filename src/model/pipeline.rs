@@ -121,11 +121,30 @@ pub struct TaskDef {
     pub keep_reasoning: Option<Spanned<bool>>,
     /// This task's answer length limit, over the model's.
     pub max_tokens: Option<Spanned<i64>>,
+    /// `[tasks.NAME.judge]`: a model that scores the answer.
+    pub judge: Option<Spanned<JudgeDef>>,
     /// One instance per item of a JSON list.
     pub foreach: Option<Spanned<ForeachDef>>,
     /// One instance per combination of these values.
     pub matrix: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     pub timeout: Option<Spanned<toml::Value>>,
+}
+
+/// `[tasks.NAME.judge]`: a model scores a prompt task's answer from 0 to
+/// 1; below `threshold` the task's model is asked again with the reason.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeDef {
+    /// A template that sees `output` (the answer), `inputs` and `task`.
+    pub prompt: Spanned<String>,
+    /// The judging model (default: the task's).
+    pub model: Option<Spanned<String>>,
+    /// The lowest passing score, 0 to 1 (default 0.7).
+    pub threshold: Option<Spanned<f64>>,
+    /// Re-asks of the task's model with the judge's reason (default 1).
+    pub retries: Option<Spanned<i64>>,
+    /// `error` (default: a low score fails the task) or `warn`.
+    pub severity: Option<Spanned<String>>,
 }
 
 /// `foreach = { file = "...", items = "/pointer", key = "field" }`.

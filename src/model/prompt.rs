@@ -12,6 +12,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::fingerprint::Fingerprint;
+use super::judge::{self, Judge};
 use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
@@ -28,14 +29,7 @@ pub enum Format {
     Json,
 }
 
-/// A JSON Schema an answer must satisfy.
-#[derive(Debug)]
-pub struct Schema {
-    pub path: PathBuf,
-    pub text: String,
-    pub value: serde_json::Value,
-    pub validator: jsonschema::Validator,
-}
+pub use super::schema::Schema;
 
 /// What a prompt task asks, resolved.
 #[derive(Debug, Clone)]
@@ -53,6 +47,8 @@ pub struct PromptSpec {
     pub max_tokens: Option<u64>,
     /// Write a text answer's leading reasoning (`<think>…</think>`) too.
     pub keep_reasoning: bool,
+    /// `[tasks.NAME.judge]`: a model that scores the answer.
+    pub judge: Option<Judge>,
     /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
     pub vars: Vars,
 }
@@ -77,6 +73,9 @@ pub fn prompt_only_keys(task: &TaskDef) -> Vec<(&'static str, Range<usize>)> {
     }
     if let Some(v) = &task.max_tokens {
         keys.push(("max_tokens", v.span()));
+    }
+    if let Some(v) = &task.judge {
+        keys.push(("judge", v.span()));
     }
     if let Some(v) = &task.keep_reasoning {
         keys.push(("keep_reasoning", v.span()));
@@ -244,6 +243,18 @@ pub fn resolve_prompt(
         })?;
     }
 
+    let judge = match &task.judge {
+        None => None,
+        Some(def) => Some(judge::resolve(
+            ctx.pipeline,
+            ctx.model_index,
+            task_name,
+            def.get_ref(),
+            model,
+            inputs,
+            &vars,
+        )?),
+    };
     Ok(PromptSpec {
         template,
         template_origin,
@@ -254,6 +265,7 @@ pub fn resolve_prompt(
         retries,
         max_tokens,
         keep_reasoning,
+        judge,
         vars,
     })
 }
@@ -261,7 +273,11 @@ pub fn resolve_prompt(
 /// The fingerprint of a prompt task: templates, schema, format, and the
 /// sampling parameters of the model it names (not of a `--model` override,
 /// so switching a run to another model does not re-run finished work).
-pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> String {
+pub fn prompt_fingerprint(
+    spec: &PromptSpec,
+    sampling: Option<&ModelConfig>,
+    models: &[ModelConfig],
+) -> String {
     let mut fp = Fingerprint::new("prompt");
     fp.field("prompt", spec.template.as_bytes());
     fp.field("system", spec.system.as_deref().unwrap_or("").as_bytes());
@@ -295,6 +311,10 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
         if let Some(prefill) = &m.prefill {
             fp.field("prefill", prefill.as_bytes());
         }
+    }
+    if let Some(j) = &spec.judge {
+        let name = models.get(j.model).map_or("", |m| m.name.as_str());
+        judge::fingerprint(&mut fp, j, name);
     }
     fp.finish()
 }

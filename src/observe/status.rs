@@ -25,6 +25,7 @@ use crate::plan::certificate::{self, Certificate};
 use crate::plan::session::Located;
 use crate::plan::{Plan, Reason, Session};
 use crate::store::ledger::{self, Totals};
+use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::snapshot::{Live, Snapshot};
 use crate::store::{
@@ -60,6 +61,9 @@ pub struct TaskLine {
     /// A running prompt task: the model call in flight.
     #[serde(default)]
     pub call: Option<CallInFlight>,
+    /// A prompt task with a judge: its last verdict, pass or fail.
+    #[serde(default)]
+    pub judge: Option<JudgeVerdict>,
 }
 
 /// The model call a running task has in flight, as the build last saw it.
@@ -95,6 +99,7 @@ impl TaskLine {
             fanout: fanout::split_instance(task).map(|(b, _)| b.to_string()),
             waiting_until: None,
             call: None,
+            judge: None,
         }
     }
 
@@ -102,6 +107,7 @@ impl TaskLine {
     fn failure(&mut self, s: &Status) {
         self.attempt = Some(s.attempt);
         self.model = s.model.clone();
+        self.judge = s.judge.clone();
         if let Some(e) = &s.error {
             let hint = e.hint();
             // Sidecars of earlier versions have no `recoverable`.
@@ -221,6 +227,7 @@ pub fn task_lines(
                 if let Some(done) = store.record(&task.name).and_then(|r| r.done.as_ref()) {
                     line.duration_ms = done.duration_ms;
                     line.model = done.model.clone();
+                    line.judge = done.judge.clone();
                 }
             }
             Some(Reason::FailedLastTime(message)) => {
@@ -456,9 +463,9 @@ pub fn report(
 /// What `status` answers.
 pub enum Answer {
     /// The run, or one fan-out task's instances.
-    Run(StatusReport),
+    Run(Box<StatusReport>),
     /// One task in full.
-    Task(TaskDetail),
+    Task(Box<TaskDetail>),
 }
 
 /// `status [TASK]` with every task checked. `task`: one task, or a fan-out
@@ -474,7 +481,7 @@ pub fn query(
     let plan = session.plan_all(mode)?;
     if let Some(name) = task {
         if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
-            return Ok(Answer::Task(detail(session, &plan, name)));
+            return Ok(Answer::Task(Box::new(detail(session, &plan, name))));
         }
         if !graph.fanouts.contains_key(name) {
             return Err(Error::usage(format!("unknown task `{name}`"))
@@ -496,13 +503,13 @@ pub fn query(
     }
     // The run record as it is now, not as it was before the full check.
     let run = RunRecord::load(&session.run_dir);
-    Ok(Answer::Run(report(
+    Ok(Answer::Run(Box::new(report(
         &session.run_dir,
         run.as_ref(),
         known,
         stall_after,
         env_model,
-    )))
+    ))))
 }
 
 /// One task in full.

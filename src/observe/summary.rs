@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::model::{Action, Graph};
 use crate::store::files;
+use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
 use crate::store::{Recorded, RunDir, Stamp, StateStore, Usage};
 
@@ -55,6 +56,8 @@ pub struct TaskSummary {
     /// Whether `planexe build` again, changing nothing, may fix the
     /// failure (null unless failed or stopped).
     pub recoverable: Option<bool>,
+    /// The judge's verdict, pass or fail, when the task has a judge.
+    pub judge: Option<JudgeVerdict>,
     pub warnings: Vec<String>,
 }
 
@@ -136,10 +139,19 @@ pub fn build(
         if let Some(u) = &usage {
             summary.usage.add(u);
         }
-        let warnings = match (state, status) {
+        let mut warnings = match (state, status) {
             (Outcome::Done, Some(d)) => quality(graph, &task.name, &d.outputs),
             _ => Vec::new(),
         };
+        // A judge of `severity = "warn"` that scored the answer low.
+        if let (Outcome::Done, Some(j)) = (state, status.and_then(|s| s.judge.as_ref())) {
+            if !j.passed {
+                warnings.push(format!(
+                    "the judge scored the answer {:.2}, below {:.2}: {}",
+                    j.score, j.threshold, j.reason
+                ));
+            }
+        }
         for w in &warnings {
             summary.warnings.push(format!("{}: {w}", task.name));
         }
@@ -159,6 +171,7 @@ pub fn build(
             error_id: error.and_then(|e| e.error_id.clone()),
             // Records of earlier versions have no `recoverable`.
             recoverable: error.map(|e| e.recoverable || e.kind.recoverable()),
+            judge: status.and_then(|s| s.judge.clone()),
             warnings,
         });
     }

@@ -102,6 +102,8 @@ pub enum ErrorKind {
     MissingKey,
     /// Replay: no recorded answer for the request (docs/llm.md).
     ReplayMiss,
+    /// A judge scored the answer below its threshold, every time.
+    JudgeRejected,
     /// A kind this planexe does not know (written by another version).
     #[serde(other)]
     Other,
@@ -137,6 +139,7 @@ impl ErrorKind {
             ErrorKind::EmptyAnswer => "empty_answer",
             ErrorKind::Template => "template",
             ErrorKind::MissingKey => "missing_key",
+            ErrorKind::JudgeRejected => "judge_rejected",
             ErrorKind::ReplayMiss => "replay_miss",
             ErrorKind::Other => "other",
         }
@@ -199,6 +202,9 @@ impl ErrorKind {
                 "fix the prompt or the schema first"
             }
             ErrorKind::Template => "fix the prompt template",
+            ErrorKind::JudgeRejected => {
+                "improve the prompt or its inputs, lower the judge's threshold, or use a stronger model"
+            }
             ErrorKind::ReplayMiss => {
                 "record it: planexe build --record DIR (with a live model)"
             }
@@ -389,6 +395,20 @@ impl Usage {
     }
 }
 
+/// What a task's judge said of its answer, pass or fail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JudgeVerdict {
+    /// The judging model.
+    pub model: String,
+    /// From 0 to 1.
+    pub score: f64,
+    pub reason: String,
+    pub threshold: f64,
+    pub passed: bool,
+    /// How many answers it judged (1 + the re-asks it caused).
+    pub rounds: u32,
+}
+
 /// One HTTP call of a task, as the status sidecar lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
@@ -427,6 +447,9 @@ pub struct Status {
     /// Prompt tasks: tokens and cost of the last run.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// Prompt tasks with a judge: its last verdict.
+    #[serde(default)]
+    pub judge: Option<JudgeVerdict>,
     /// What the task ran: its command, or its prompt template (for
     /// `explain`). In the sidecar only, not in the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -450,6 +473,7 @@ impl Status {
             model: None,
             attempts: Vec::new(),
             usage: None,
+            judge: None,
             definition: None,
         }
     }

@@ -15,6 +15,7 @@ mod failures;
 mod fanout;
 mod fuzz;
 mod jobserver;
+mod judge;
 mod library;
 mod llm;
 mod llm_bounds;

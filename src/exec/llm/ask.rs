@@ -34,7 +34,7 @@ impl Llm<'_> {
         &self,
         task: &str,
         spec: &PromptSpec,
-        prompt: &str,
+        conversation: &[Message],
         system: Option<&str>,
         m: usize,
         deadline: Option<(Instant, Duration)>,
@@ -44,10 +44,7 @@ impl Llm<'_> {
         result: &mut PromptResult,
     ) -> std::result::Result<String, Stop> {
         let model = &self.models[m];
-        let mut messages = vec![Message {
-            role: "user",
-            content: prompt.to_string(),
-        }];
+        let mut messages = conversation.to_vec();
         let mut transient_failures = 0u32;
         let mut reasks = 0u32;
         let mut runaways = 0u32;

@@ -17,6 +17,7 @@ mod ask;
 pub mod call;
 pub mod extract;
 mod fault;
+mod judging;
 pub mod limits;
 pub mod provider;
 pub mod recording;
@@ -36,6 +37,7 @@ use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
 use crate::store::ledger::Ledger;
+use crate::store::record::JudgeVerdict;
 use crate::store::{AttemptRecord, ErrorKind, RunDir, Usage};
 use limits::Gate;
 use recording::Answers;
@@ -57,6 +59,8 @@ pub struct PromptResult {
     pub model: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     pub usage: Usage,
+    /// The judge's last verdict, when the task has a judge.
+    pub judge: Option<JudgeVerdict>,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -335,6 +339,7 @@ impl<'a> Llm<'a> {
             model: None,
             attempts: Vec::new(),
             usage: Usage::default(),
+            judge: None,
         };
         let rendered =
             template::render(&spec.template, inputs, task, &spec.vars).and_then(|prompt| {
@@ -364,18 +369,47 @@ impl<'a> Llm<'a> {
         for m in models {
             let model = &self.models[m];
             result.model = Some(model.name.clone());
-            match self.ask(
-                task,
-                spec,
-                &prompt,
-                system.as_deref(),
-                m,
-                deadline,
-                progress,
-                &mut attempt_no,
-                on_attempt,
-                &mut result,
-            ) {
+            let conversation = vec![provider::Message {
+                role: "user",
+                content: prompt.clone(),
+            }];
+            let asked = self
+                .ask(
+                    task,
+                    spec,
+                    &conversation,
+                    system.as_deref(),
+                    m,
+                    deadline,
+                    progress,
+                    &mut attempt_no,
+                    on_attempt,
+                    &mut result,
+                )
+                .and_then(|text| match &spec.judge {
+                    None => Ok(text),
+                    Some(judge) => {
+                        let j = judging::Judging {
+                            task,
+                            spec,
+                            judge,
+                            inputs,
+                            system: system.as_deref(),
+                            m,
+                            deadline,
+                            progress,
+                        };
+                        self.judged(
+                            &j,
+                            conversation,
+                            text,
+                            &mut attempt_no,
+                            on_attempt,
+                            &mut result,
+                        )
+                    }
+                });
+            match asked {
                 Ok(text) => {
                     result.answer = Ok(text);
                     return result;

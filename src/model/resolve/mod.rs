@@ -153,7 +153,7 @@ impl<'a> Resolver<'a> {
                 .or(self.pipeline.def.pipeline.model.as_ref())
                 .and_then(|m| self.model_index.get(m.get_ref()))
                 .map(|&i| &graph.models[i]);
-            let fingerprint = prompt::prompt_fingerprint(&spec, named);
+            let fingerprint = prompt::prompt_fingerprint(&spec, named, &graph.models);
             graph.tasks[id].action = Action::Prompt(Box::new(spec));
             fingerprint
         } else {

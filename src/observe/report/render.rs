@@ -135,6 +135,7 @@ mod tests {
             total_tokens: None,
             cost_usd: None,
             tokens_estimated: false,
+            judge: None,
             error_kind: None,
             error: None,
             error_id: None,

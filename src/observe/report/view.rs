@@ -527,6 +527,12 @@ impl<'a> Table<'a> {
                 notes.push(format!("{kind}: {e}"));
             }
             notes.extend(t.warnings.iter().cloned());
+            if let Some(j) = t.judge.as_ref().filter(|j| j.passed) {
+                notes.push(format!(
+                    "judge {}: {:.2} (threshold {:.2}): {}",
+                    j.model, j.score, j.threshold, j.reason
+                ));
+            }
             Row {
                 index,
                 task: &t.task,

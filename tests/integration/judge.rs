@@ -1,0 +1,182 @@
+//! LLM judges: a model scores a prompt task's answer; below the threshold
+//! the task's model is asked again with the reason, then the task fails as
+//! `judge_rejected` (or, with `severity = "warn"`, stands with a warning).
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn project(server: &Server, judge: &str) -> Project {
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [tasks.plan]\ninputs = [\"idea.txt\"]\noutputs = [\"plan.md\"]\nprompt = \"Plan {{{{ inputs['idea.txt'] }}}}\"\n\
+         [tasks.plan.judge]\nprompt = \"Score this plan: {{{{ output }}}}\"\n{judge}\n",
+        server.url
+    ));
+    p.write("idea.txt", "a shed");
+    p
+}
+
+fn verdict(score: f64, reason: &str) -> Reply {
+    openai_answer(&serde_json::json!({"score": score, "reason": reason}).to_string())
+}
+
+fn lines(p: &Project, file: &str) -> Vec<Value> {
+    if !p.exists(file) {
+        return Vec::new();
+    }
+    p.read(file)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn an_answer_the_judge_passes_is_written_with_its_verdict() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Dig, frame, roof."),
+        verdict(0.9, "clear and complete"),
+    ]);
+    let p = project(&server, "");
+    p.build().ok();
+    assert_eq!(p.read("plan.md"), "Dig, frame, roof.");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let judge_prompt = requests[1].json()["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    assert_eq!(judge_prompt, "Score this plan: Dig, frame, roof.");
+    assert!(
+        requests[1].json()["response_format"]["json_schema"]["schema"]["properties"]["score"]
+            .is_object()
+    );
+    let judge = &p.status_json("plan")["judge"];
+    assert_eq!(judge["score"], 0.9);
+    assert_eq!(judge["passed"], true);
+    assert_eq!(judge["reason"], "clear and complete");
+    let status: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(status["tasks"][0]["judge"]["score"], 0.9);
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["tasks"][0]["judge"]["threshold"], 0.7);
+    p.run(&["status"]).ok().stdout_has("judge 0.90");
+    // The judge's calls are model calls like any other.
+    assert_eq!(lines(&p, ".planexe/usage.jsonl").len(), 2);
+}
+
+#[test]
+fn a_low_score_asks_the_task_model_again_with_the_reason() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Build it."),
+        verdict(0.2, "too vague: no steps"),
+        openai_answer("1. Dig. 2. Frame. 3. Roof."),
+        verdict(0.85, "concrete steps"),
+    ]);
+    let p = project(&server, "threshold = 0.6");
+    p.build().ok();
+    assert_eq!(p.read("plan.md"), "1. Dig. 2. Frame. 3. Roof.");
+    let reask = server.requests()[2].json();
+    let messages = reask["messages"].as_array().unwrap();
+    assert_eq!(messages[messages.len() - 2]["content"], "Build it.");
+    let feedback = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        feedback.contains("too vague: no steps") && feedback.contains("0.20"),
+        "{feedback}"
+    );
+    let judge = &p.status_json("plan")["judge"];
+    assert_eq!(judge["rounds"], 2);
+    assert_eq!(judge["passed"], true);
+}
+
+#[test]
+fn a_low_score_to_the_end_fails_the_task_as_judge_rejected() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Build it."),
+        verdict(0.1, "no plan at all"),
+        openai_answer("Still build it."),
+        verdict(0.3, "barely better"),
+    ]);
+    let p = project(&server, "retries = 1");
+    p.build().code(1).stderr_has("judge_rejected");
+    assert!(!p.exists("plan.md"), "a rejected answer was written");
+    let status = p.status_json("plan");
+    assert_eq!(status["error"]["kind"], "judge_rejected");
+    let message = status["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("0.30") && message.contains("barely better"),
+        "{message}"
+    );
+    assert_eq!(status["error"]["recoverable"], false);
+    assert_eq!(status["judge"]["passed"], false);
+    let failures = lines(&p, ".planexe/failures.jsonl");
+    assert_eq!(failures.last().unwrap()["error_type"], "judge_rejected");
+    assert_eq!(
+        failures.last().unwrap()["error_id"],
+        status["error"]["error_id"]
+    );
+}
+
+#[test]
+fn a_warning_judge_lets_a_low_scored_answer_stand_with_a_quality_warning() {
+    let server = Server::start();
+    server.script([openai_answer("Build it."), verdict(0.2, "too vague")]);
+    let p = project(&server, "retries = 0\nseverity = \"warn\"");
+    p.build().ok();
+    assert_eq!(p.read("plan.md"), "Build it.");
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    let warnings = summary["warnings"].to_string();
+    assert!(
+        warnings.contains("the judge scored the answer 0.20"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn a_changed_judge_judges_again() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Dig."),
+        verdict(0.9, "fine"),
+        openai_answer("Dig."),
+        verdict(0.95, "fine"),
+    ]);
+    let p = project(&server, "threshold = 0.5");
+    p.build().ok();
+    p.build().ok().ran(&[]);
+    let text = p
+        .read("pipeline.toml")
+        .replace("threshold = 0.5", "threshold = 0.8");
+    p.write("pipeline.toml", &text);
+    p.build().ok().ran(&["plan"]);
+    assert_eq!(p.status_json("plan")["judge"]["threshold"], 0.8);
+}
+
+#[test]
+fn a_judge_that_makes_no_sense_is_refused_where_it_is_written() {
+    let server = Server::start();
+    for (judge, message) in [
+        (
+            "model = \"nope\"",
+            "unknown model `nope` for the judge of `plan`",
+        ),
+        ("threshold = 1.5", "`threshold` must be between 0 and 1"),
+        ("severity = \"loud\"", "unknown severity `loud`"),
+    ] {
+        let p = project(&server, judge);
+        p.build()
+            .code(2)
+            .stderr_has("pipeline.toml:")
+            .stderr_has(message);
+    }
+    let p = Project::new(
+        "[tasks.c]\noutputs = [\"c\"]\ncommand = \"echo > c\"\n[tasks.c.judge]\nprompt = \"x\"\n",
+    );
+    p.build().code(2).stderr_has("judge");
+}
