@@ -102,6 +102,9 @@ pub enum ErrorKind {
     MissingKey,
     /// Replay: no recorded answer for the request (docs/llm.md).
     ReplayMiss,
+    /// An output check rejected what the task wrote: its `check` command
+    /// failed, or an output is smaller than its `min_bytes`.
+    CheckFailed,
     /// A kind this planexe does not know (written by another version).
     #[serde(other)]
     Other,
@@ -138,6 +141,7 @@ impl ErrorKind {
             ErrorKind::Template => "template",
             ErrorKind::MissingKey => "missing_key",
             ErrorKind::ReplayMiss => "replay_miss",
+            ErrorKind::CheckFailed => "check_failed",
             ErrorKind::Other => "other",
         }
     }
@@ -206,6 +210,7 @@ impl ErrorKind {
                 "create the missing input, or build what produces it"
             }
             ErrorKind::MissingOutput => "make the command write every declared output",
+            ErrorKind::CheckFailed => "fix the output or the check",
             _ => "fix the command or its inputs, then run planexe build",
         }
     }
@@ -403,6 +408,38 @@ pub struct AttemptRecord {
     pub error_id: Option<String>,
 }
 
+/// How much a failed output check matters (docs/checks.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The task fails.
+    #[default]
+    Error,
+    /// The task is done; the failure is a quality warning.
+    Warn,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// The outcome of one output check of a task's last run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// `min_bytes` or `check`.
+    pub name: String,
+    pub passed: bool,
+    pub severity: Severity,
+    /// Why it failed (null when it passed).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
 /// The content of `.planexe/tasks/NAME.status`. Every key is always
 /// present (null when it does not apply), so readers can rely on the shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -431,6 +468,13 @@ pub struct Status {
     /// `explain`). In the sidecar only, not in the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<String>,
+    /// The output checks of the last run (docs/checks.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
+    /// The command failed, but its check accepted every output it wrote
+    /// (`rescue = true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rescued: bool,
 }
 
 impl Status {
@@ -451,6 +495,8 @@ impl Status {
             attempts: Vec::new(),
             usage: None,
             definition: None,
+            checks: Vec::new(),
+            rescued: false,
         }
     }
 }
