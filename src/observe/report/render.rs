@@ -139,6 +139,7 @@ mod tests {
             error: None,
             error_id: None,
             recoverable: None,
+            rescued: false,
             warnings: Vec::new(),
         }
     }
@@ -185,6 +186,7 @@ mod tests {
                     failed: 1,
                     ..Default::default()
                 },
+                rescued: 0,
                 usage: Usage::default(),
                 warnings: vec![format!("wbs3[7]: {EVIL}")],
                 tasks: vec![row("outline", Outcome::Done), failed],
