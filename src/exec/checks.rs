@@ -11,8 +11,12 @@
 use std::path::Path;
 
 use super::command::{self, Exit, Watchdog};
+use super::env::Env;
 use super::failure::{last_bytes, LOG_TAIL_BYTES};
-use crate::model::Task;
+use super::interrupt::Interrupt;
+use crate::error;
+use crate::model::{Task, TaskId};
+use crate::plan::Session;
 use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, TaskError};
 
 /// What the checks said about a task's outputs.
@@ -152,4 +156,78 @@ impl CheckRunner<'_> {
         };
         Err(TaskError::new(ErrorKind::CheckFailed, message))
     }
+}
+
+/// One task's checks, judged again by [`recheck`].
+pub struct Rechecked {
+    pub task: String,
+    pub judgement: Judgement,
+}
+
+/// Runs the checks of the tasks `names` (none: every done task with a
+/// check or a `min_bytes`) on their current outputs, for `planexe check`.
+/// Changes no output and no record; writes only the checks' logs. A task
+/// with no successful run, or whose output is missing, fails.
+pub fn recheck(session: &Session, env: &Env, names: &[String]) -> error::Result<Vec<Rechecked>> {
+    let graph = &session.graph;
+    let ids: Vec<TaskId> = if names.is_empty() {
+        graph
+            .tasks()
+            .filter(|t| t.checks.any())
+            .filter(|t| {
+                session
+                    .store
+                    .done_record(&session.run_dir, &t.name)
+                    .is_some()
+            })
+            .map(|t| t.id)
+            .collect()
+    } else {
+        graph.tasks_named(names)?
+    };
+    let watchdog = Watchdog::start(Interrupt::new());
+    let environment = command::Environment::new(
+        env,
+        &[
+            ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
+            ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
+        ],
+        &["PLANEXE_TASK", "PLANEXE_OUTPUTS"],
+    );
+    let runner = CheckRunner {
+        run_dir: &session.run_dir,
+        watchdog: &watchdog,
+        pipeline_dir: session.pipeline.dir(),
+        env: &environment,
+    };
+    let mut rechecked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let task = &graph[id];
+        let refused = |message: String| Judgement {
+            records: Vec::new(),
+            error: Some(TaskError::new(ErrorKind::CheckFailed, message)),
+        };
+        let missing = task
+            .outputs
+            .iter()
+            .find(|o| std::fs::symlink_metadata(session.run_dir.path(&o.path)).is_err());
+        let judgement = if session
+            .store
+            .done_record(&session.run_dir, &task.name)
+            .is_none()
+        {
+            refused("no successful run is recorded".into())
+        } else if let Some(out) = missing {
+            refused(format!("output {} is missing", out.path))
+        } else {
+            judge(&session.run_dir, task, false, |script| {
+                runner.run_check(task, script)
+            })
+        };
+        rechecked.push(Rechecked {
+            task: task.name.clone(),
+            judgement,
+        });
+    }
+    Ok(rechecked)
 }

@@ -230,3 +230,34 @@ fn default_checks_keep_the_fingerprint() {
     p.build().ok().ran(&[]);
     assert_eq!(p.status_json("t")["fingerprint"], before);
 }
+
+#[test]
+fn planexe_check_judges_the_current_outputs_and_changes_nothing() {
+    let p = Project::new(&format!(
+        "{}\n[tasks.w]\noutputs = [\"w.txt\"]\ncommand = \"echo w > w.txt\"\ncheck = \"echo thin >&2; exit 1\"\nseverity = \"warn\"\n\n[tasks.plain]\noutputs = [\"p.txt\"]\nmin_bytes = 0\ncommand = \"echo p > p.txt\"\n",
+        judged("echo good > out.txt")
+    ));
+    p.build().ok();
+    let before = p.read(".planexe/tasks/t.status");
+    p.run(&["check"])
+        .ok()
+        .stdout_has("ok t\n")
+        .stdout_has("warn w: the check failed (exit status 1): thin\n");
+    // `plain` has no check and allows empty outputs: nothing to check.
+    assert!(!p.run(&["check"]).stdout.contains("plain"));
+    p.run(&["check", "t"]).ok();
+    // An output edited by hand: the check refuses it, and nothing moves.
+    p.write("out.txt", "bad\n");
+    p.run(&["check", "t"])
+        .code(1)
+        .stdout_has("FAILED t: the check failed (exit status 1): no good in out.txt\n");
+    assert_eq!(p.read("out.txt"), "bad\n");
+    assert_eq!(p.read(".planexe/tasks/t.status"), before);
+    p.remove("out.txt");
+    p.run(&["check", "t"])
+        .code(1)
+        .stdout_has("FAILED t: output out.txt is missing");
+    p.run(&["check", "nope"])
+        .code(2)
+        .stderr_has("unknown task `nope`");
+}
