@@ -261,3 +261,31 @@ fn planexe_check_judges_the_current_outputs_and_changes_nothing() {
         .code(2)
         .stderr_has("unknown task `nope`");
 }
+
+#[test]
+fn a_prompt_tasks_answer_is_checked_too() {
+    use crate::llm_server::*;
+    let server = Server::start();
+    server.default_reply(openai_answer("Step 1: dig."));
+    let pipeline = format!(
+        "[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\n[tasks.ask]\noutputs = [\"answer.md\"]\nprompt = \"Plan a shed\"\ncheck = \"grep -q 'Step 2' \\\"$1\\\" || {{ echo 'one step only' >&2; exit 1; }}\"\nmodel = \"local\"\n",
+        server.url
+    );
+    let p = Project::new(&pipeline);
+    p.build()
+        .code(1)
+        .stderr_has("FAILED ask: the check failed (exit status 1): one step only");
+    assert_eq!(p.status_json("ask")["error"]["kind"], "check_failed");
+    assert_eq!(p.read(".planexe/failed/ask/answer.md"), "Step 1: dig.");
+    assert!(!p.exists("answer.md"));
+    // As a warning, the answer stands.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(
+            "model = \"local\"\n",
+            "model = \"local\"\nseverity = \"warn\"\n",
+        ),
+    );
+    p.build().ok().stderr_has("warn   ask: check:");
+    assert_eq!(p.read("answer.md"), "Step 1: dig.");
+}
