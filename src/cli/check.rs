@@ -28,7 +28,7 @@ pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> R
         printer.data(&line);
     }
     if rechecked.is_empty() {
-        printer.note("no done task has a check");
+        printer.note("no done task has a check or a min_bytes above 0");
     }
     if failed {
         return Err(Error::Outcome(crate::error::EXIT_FAILED));
