@@ -122,6 +122,12 @@ pub enum Command {
     Wait(WaitArgs),
     /// Say why a task is or is not stale: stamps, definition, upstream
     Explain(ExplainArgs),
+    /// Run tasks' output checks again on their current outputs (exit 1 when
+    /// one fails); changes nothing
+    ///
+    /// One line per task on stdout: `ok TASK`, `warn TASK: message` (a
+    /// failed check of severity warn) or `FAILED TASK: message`.
+    Check(CheckArgs),
     /// Print the task graph, each task coloured by its state
     Graph(GraphArgs),
     /// Write a self-contained HTML report of the run (or JUnit XML with
@@ -257,6 +263,14 @@ pub struct CleanArgs {
 pub struct TouchArgs {
     /// Tasks to mark as done
     #[arg(value_name = "TASK", required = true)]
+    pub tasks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Tasks whose checks to run [default: every done task with a check or
+    /// a min_bytes]
+    #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,
 }
 

@@ -18,6 +18,7 @@ use crate::exec::Interrupt;
 use crate::model::{Lists, Task};
 use crate::observe::Recorder;
 use crate::plan::Session;
+use crate::store::record::first_line;
 use crate::store::TaskState;
 
 /// Whether the build changes nothing: `-n`, `-q`, or make's `-n`/`-q` in
@@ -229,6 +230,7 @@ impl Observer for Terminal<'_> {
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
         let mut printer = self.printer();
         match end.status.state {
+            TaskState::Done if end.status.rescued => printer.task_rescued(&task.name, end.elapsed),
             TaskState::Done => printer.task_finished(&task.name, end.elapsed, None),
             TaskState::Stopped => printer.task_stopped(&task.name, end.elapsed),
             _ => {
@@ -244,6 +246,12 @@ impl Observer for Terminal<'_> {
                 if let Some(github) = &self.annotations {
                     printer.data(&github.failed(task, &message));
                 }
+            }
+        }
+        for check in end.status.checks.iter().filter(|c| !c.passed) {
+            if end.status.state == TaskState::Done {
+                let message = check.message.as_deref().unwrap_or("failed");
+                printer.check_warning(&task.name, &check.name, first_line(message));
             }
         }
     }

@@ -9,6 +9,7 @@
 mod annotate;
 pub mod args;
 mod build;
+mod check;
 mod clean;
 mod colour;
 mod edit;
@@ -231,6 +232,7 @@ fn dispatch(
         Command::Status(args) => status::status(cli, ctx, args, printer),
         Command::Wait(args) => status::wait(cli, ctx, args, printer),
         Command::Explain(args) => explain::explain(cli, ctx, args, printer),
+        Command::Check(args) => check::check(cli, ctx, args, printer),
         Command::Graph(args) => graph::graph(cli, ctx, args, printer),
         Command::Report(args) => report::report(cli, ctx, args, printer),
         Command::Watch(args) => watch::watch(cli, ctx, args, printer),

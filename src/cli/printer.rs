@@ -165,6 +165,27 @@ impl Printer {
         }
     }
 
+    /// A task's command failed but its check accepted what it wrote
+    /// (`rescue = true`): done, said apart from a plain success.
+    pub fn task_rescued(&mut self, name: &str, elapsed: Duration) {
+        self.task_ended(name);
+        let text = format!(
+            "{} {name}: the command failed; its check accepted the outputs ({:.2}s)",
+            self.paint(Style::Warning, "rescued"),
+            elapsed.as_secs_f64()
+        );
+        self.line(&text)
+    }
+
+    /// A warn-severity check of a finished task failed.
+    pub fn check_warning(&mut self, name: &str, check: &str, message: &str) {
+        let text = format!(
+            "{} {name}: {check}: {message}",
+            self.paint(Style::Warning, "warn  ")
+        );
+        self.line(&text)
+    }
+
     /// A task was stopped (Ctrl-C, SIGTERM): not a failure, so no FAILED
     /// line and no log.
     pub fn task_stopped(&mut self, name: &str, elapsed: Duration) {

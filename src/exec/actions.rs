@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::attempt::Executor;
+use super::checks::CheckRunner;
 use super::command::{self, Exit, Watchdog};
 use super::llm::Llm;
 use crate::model::prompt::PromptSpec;
@@ -44,6 +45,16 @@ impl Executor for Actions<'_> {
             )),
         }
     }
+
+    fn check(&self, task: &Task, script: &str) -> Result<(), TaskError> {
+        let runner = CheckRunner {
+            run_dir: self.run_dir,
+            watchdog: self.watchdog,
+            pipeline_dir: self.pipeline_dir,
+            env: &self.env,
+        };
+        runner.run_check(task, script)
+    }
 }
 
 impl Actions<'_> {
@@ -57,6 +68,7 @@ impl Actions<'_> {
             cwd: self.run_dir.root(),
             env: &self.env,
             vars: &[("PLANEXE_TASK", &task.name)],
+            args: &[],
             log: &log,
             timeout: task.timeout,
         };

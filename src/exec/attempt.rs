@@ -4,7 +4,8 @@
 //!    aside in `.planexe/prev/TASK/`, make the outputs' folders;
 //! 2. **execute**: run the action, through an [`Executor`] (commands and
 //!    model calls, or a fake in tests);
-//! 3. **verify**: every declared output exists; stamp them;
+//! 3. **verify**: every declared output exists; stamp them; the output
+//!    checks accept them (`min_bytes`, `check`: see [`super::checks`]);
 //! 4. **commit**: drop what was set aside; or **roll back**: move what the
 //!    attempt wrote to `.planexe/failed/TASK/` and put the last good
 //!    outputs back.
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::checks;
 use super::failure::Failures;
 use super::scheduler::Runner;
 use crate::error::Error;
@@ -35,6 +37,16 @@ const TAIL_LINES: usize = 15;
 /// asks models; tests run a fake.
 pub trait Executor: Sync {
     fn execute(&self, task: &Task, status: &mut Status) -> Result<(), TaskError>;
+
+    /// Runs the task's `check` command `script` on its outputs (see
+    /// [`super::checks::CheckRunner`]). An executor that cannot refuses.
+    fn check(&self, task: &Task, script: &str) -> Result<(), TaskError> {
+        let _ = script;
+        Err(TaskError::new(
+            ErrorKind::Unsupported,
+            format!("nothing can run the check of {}", task.name),
+        ))
+    }
 }
 
 /// One attempt's hold on a task's outputs.
@@ -242,11 +254,18 @@ impl Runner for TaskRunner<'_> {
         let result = attempt
             .prepare(self.previous[t].as_ref(), &mut status)
             .and_then(|()| {
-                self.executor
-                    .execute(task, &mut status)
-                    .and_then(|()| attempt.verify(&mut status))
-                    .inspect(|()| attempt.commit())
-                    .inspect_err(|_| attempt.roll_back())
+                let ran = self.executor.execute(task, &mut status);
+                match ran {
+                    Ok(()) => attempt
+                        .verify(&mut status)
+                        .and_then(|()| self.judge(task, false, &mut status)),
+                    Err(failed) if rescuable(task, &failed) => {
+                        self.rescue(&attempt, task, failed, &mut status)
+                    }
+                    Err(failed) => Err(failed),
+                }
+                .inspect(|()| attempt.commit())
+                .inspect_err(|_| attempt.roll_back())
             });
         status.finished_at = Some(crate::clock::now_rfc3339());
         let elapsed = start.elapsed();
@@ -280,6 +299,54 @@ impl Runner for TaskRunner<'_> {
             sidecar_len,
         }
     }
+}
+
+impl TaskRunner<'_> {
+    /// Runs the output checks of `task` and records them in `status`;
+    /// `strict` refuses on any failed check (see [`checks::judge`]).
+    fn judge(&self, task: &Task, strict: bool, status: &mut Status) -> Result<(), TaskError> {
+        let judgement = checks::judge(self.run_dir, task, strict, |script| {
+            self.executor.check(task, script)
+        });
+        status.checks = judgement.records;
+        judgement.error.map_or(Ok(()), Err)
+    }
+
+    /// A command that `failed` (exited non-zero) is done after all if it
+    /// wrote every output and its check accepts them; else it failed,
+    /// `check_failed` when the check refused.
+    fn rescue(
+        &self,
+        attempt: &Attempt,
+        task: &Task,
+        failed: TaskError,
+        status: &mut Status,
+    ) -> Result<(), TaskError> {
+        attempt.verify(status).map_err(|_| failed.clone())?;
+        match self.judge(task, true, status) {
+            Ok(()) => {
+                status.rescued = true;
+                Ok(())
+            }
+            Err(refused) if refused.kind == ErrorKind::CheckFailed => Err(TaskError {
+                exit_code: failed.exit_code,
+                ..TaskError::new(
+                    ErrorKind::CheckFailed,
+                    format!("{}, and {}", failed.message, refused.message),
+                )
+            }),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// Whether a failed attempt may be rescued by its check: a command task
+/// with `rescue = true` that exited non-zero. Crashes (a signal, a
+/// timeout, a stop) never are; missing outputs are found by the rescue.
+fn rescuable(task: &Task, failed: &TaskError) -> bool {
+    task.checks.rescue
+        && failed.kind == ErrorKind::Exit
+        && matches!(task.action, Action::Command(_))
 }
 
 /// The last lines of a task's log.

@@ -71,6 +71,7 @@ impl CleanPlan {
                 run_dir.status_path(&task.name),
                 run_dir.done_path(&task.name),
                 run_dir.task_log_path(&task.name),
+                run_dir.check_log_path(&task.name),
             ] {
                 if path.exists() {
                     files.push((run_dir.show(&path), path));

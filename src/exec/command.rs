@@ -50,6 +50,8 @@ pub struct Spec<'a> {
     pub env: &'a Environment,
     /// This command's own variables, added to `env`.
     pub vars: &'a [(&'a str, &'a str)],
+    /// The script's positional parameters (`$1`...; `$0` is `sh`).
+    pub args: &'a [&'a str],
     pub log: &'a Path,
     pub timeout: Option<Duration>,
 }
@@ -153,12 +155,18 @@ fn spawn(spec: &Spec, log: &std::fs::File) -> std::io::Result<u32> {
         .map(|v| v.as_ptr())
         .collect();
     envp.push(std::ptr::null());
-    let argv: [*const libc::c_char; 4] = [
-        c"/bin/sh".as_ptr(),
-        c"-c".as_ptr(),
-        script.as_ptr(),
-        std::ptr::null(),
-    ];
+    let args: Vec<CString> = spec
+        .args
+        .iter()
+        .map(|a| CString::new(*a).map_err(|_| nul("an argument contains a NUL byte")))
+        .collect::<std::io::Result<_>>()?;
+    let mut argv: Vec<*const libc::c_char> =
+        vec![c"/bin/sh".as_ptr(), c"-c".as_ptr(), script.as_ptr()];
+    if !args.is_empty() {
+        argv.push(c"sh".as_ptr());
+        argv.extend(args.iter().map(|a| a.as_ptr()));
+    }
+    argv.push(std::ptr::null());
     let fd = log.as_raw_fd();
     let mut pid: libc::pid_t = 0;
     // SAFETY: the file actions and attributes are initialised before use

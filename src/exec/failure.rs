@@ -100,7 +100,7 @@ impl<'a> Failures<'a> {
 
 /// The longest end of `text` of at most `n` bytes that starts on a
 /// character boundary.
-fn last_bytes(text: &str, n: usize) -> &str {
+pub(crate) fn last_bytes(text: &str, n: usize) -> &str {
     let mut start = text.len().saturating_sub(n);
     while !text.is_char_boundary(start) {
         start += 1;

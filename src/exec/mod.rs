@@ -1,8 +1,8 @@
 //! Execution: what changes a run directory. One build ([`build::Build`],
 //! callable many times in one process) with the scheduler
 //! ([`scheduler`]: ninja's loop behind its `Runner`/`Hooks` seams), the
-//! per-task transaction ([`attempt`], recording each failure:
-//! [`failure`]) and the actions it runs
+//! per-task transaction ([`attempt`], judging outputs: [`checks`],
+//! recording each failure: [`failure`]) and the actions it runs
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
 //! model calls through [`llm`]), crash recovery ([`recovery`], which stops
 //! only what it can tell is a task's command: [`process`]), interrupts
@@ -17,6 +17,7 @@
 pub mod actions;
 pub mod attempt;
 pub mod build;
+pub mod checks;
 pub mod clean;
 pub mod command;
 pub mod env;

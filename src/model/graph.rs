@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::{Index, Range};
 use std::time::Duration;
 
+use super::checks::Checks;
 use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
 use super::pipeline::HookDef;
@@ -116,6 +117,8 @@ pub struct Task {
     pub dependents: Vec<TaskId>,
     pub action: Action,
     pub timeout: Option<Duration>,
+    /// Output checks: `check`, `min_bytes`, `severity`, `rescue`.
+    pub checks: Checks,
     pub fingerprint: String,
     pub origin: Origin,
 }

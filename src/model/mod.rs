@@ -4,12 +4,13 @@
 //! checked graph of tasks, built by [`resolve`] and grown by
 //! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
 //! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
-//! [`fingerprint`]s; and the [`limits`] a pipeline is held to.
+//! [`fingerprint`]s, output [`checks`]; and the [`limits`] a pipeline is held to.
 //!
 //! Above the store (it reads list files and stats sources through it),
 //! below the plan. Knows nothing of what was built.
 
 pub mod bounds;
+pub mod checks;
 pub mod fanout;
 pub mod fingerprint;
 pub mod graph;

@@ -128,6 +128,15 @@ pub struct TaskDef {
     /// One instance per combination of these values.
     pub matrix: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
     pub timeout: Option<Spanned<toml::Value>>,
+    /// A command that judges the outputs before they are accepted
+    /// (docs/checks.md).
+    pub check: Option<Spanned<String>>,
+    /// The smallest size of an output (default 1: never empty).
+    pub min_bytes: Option<Spanned<i64>>,
+    /// `error` (default) or `warn`: what a failed check does.
+    pub severity: Option<Spanned<String>>,
+    /// Accept a failed command's outputs if its check does.
+    pub rescue: Option<Spanned<bool>>,
 }
 
 /// `[tasks.NAME.judge]`: a model scores a prompt task's answer from 0 to

@@ -34,7 +34,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// One line of `events.jsonl`, and the body of a `json` webhook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
-    /// `pipeline.started`, `task.started`, `task.completed`, `task.failed`,
+    /// `pipeline.started`, `task.started`, `task.completed`,
+    /// `task.rescued` (done by its check's leave), `task.failed`,
     /// `task.stopped`, `pipeline.completed`, `pipeline.failed`,
     /// `pipeline.stopped`.
     pub event: String,

@@ -149,6 +149,7 @@ impl Observer for Recorder {
             lane.unwrap_or(0)
         };
         let name = match status.state {
+            TaskState::Done if status.rescued => "task.rescued",
             TaskState::Done => "task.completed",
             TaskState::Stopped => "task.stopped",
             _ => "task.failed",

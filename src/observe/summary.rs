@@ -1,7 +1,8 @@
 //! `.planexe/summary.json`: one file an agent can read instead of many,
 //! rewritten after every build that ran something. Counts, per-task state,
 //! outputs, durations, tokens, cost, and quality warnings (a task that
-//! completed with an empty or suspiciously short output), all taken from
+//! completed with an empty or suspiciously short output, or whose
+//! warn-severity check failed), rescued tasks, all taken from
 //! the state already in memory: no file is read or statted to write it.
 
 use std::collections::BTreeMap;
@@ -10,9 +11,10 @@ use serde::Serialize;
 
 use crate::model::{Action, Graph};
 use crate::store::files;
+use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
-use crate::store::{Recorded, RunDir, Stamp, StateStore, Usage};
+use crate::store::{CheckRecord, Recorded, RunDir, Stamp, StateStore, Usage};
 
 /// Answers shorter than this many bytes are flagged.
 const SHORT_ANSWER: u64 = 16;
@@ -58,6 +60,8 @@ pub struct TaskSummary {
     pub recoverable: Option<bool>,
     /// The judge's verdict, pass or fail, when the task has a judge.
     pub judge: Option<JudgeVerdict>,
+    /// Done although its command failed: its check accepted the outputs.
+    pub rescued: bool,
     pub warnings: Vec<String>,
 }
 
@@ -70,6 +74,8 @@ pub struct Summary {
     /// The last build's outcome: `completed`, `failed`, `stopped`.
     pub outcome: Option<String>,
     pub counts: Counts,
+    /// Done tasks that were rescued by their check (counted in `done`).
+    pub rescued: usize,
     /// Tokens and cost of every task's last run.
     #[serde(flatten)]
     pub usage: Usage,
@@ -97,6 +103,14 @@ pub fn quality(graph: &Graph, task: &str, outputs: &BTreeMap<String, Stamp>) -> 
     warnings
 }
 
+/// Quality warnings of a done task's failed (warn-severity) checks.
+fn failed_checks(checks: &[CheckRecord]) -> impl Iterator<Item = String> + '_ {
+    checks.iter().filter(|c| !c.passed).map(|c| {
+        let message = c.message.as_deref().unwrap_or("failed");
+        format!("{} failed: {}", c.name, first_line(message))
+    })
+}
+
 /// The summary of the run, from the state in memory.
 pub fn build(
     graph: &Graph,
@@ -117,6 +131,7 @@ pub fn build(
             tasks: graph.len(),
             ..Default::default()
         },
+        rescued: 0,
         usage: Usage::default(),
         warnings: Vec::new(),
         tasks: Vec::with_capacity(graph.len()),
@@ -139,13 +154,15 @@ pub fn build(
         if let Some(u) = &usage {
             summary.usage.add(u);
         }
-        let mut warnings = match (state, status) {
-            (Outcome::Done, Some(d)) => quality(graph, &task.name, &d.outputs),
-            _ => Vec::new(),
-        };
-        // A judge of `severity = "warn"` that scored the answer low.
-        if let (Outcome::Done, Some(j)) = (state, status.and_then(|s| s.judge.as_ref())) {
-            if !j.passed {
+        let mut warnings = Vec::new();
+        let mut rescued = false;
+        if let (Outcome::Done, Some(d)) = (state, status) {
+            warnings = quality(graph, &task.name, &d.outputs);
+            warnings.extend(failed_checks(&d.checks));
+            rescued = d.rescued;
+            summary.rescued += usize::from(rescued);
+            // A judge of `severity = "warn"` that scored the answer low.
+            if let Some(j) = d.judge.as_ref().filter(|j| !j.passed) {
                 warnings.push(format!(
                     "the judge scored the answer {:.2}, below {:.2}: {}",
                     j.score, j.threshold, j.reason
@@ -172,6 +189,7 @@ pub fn build(
             // Records of earlier versions have no `recoverable`.
             recoverable: error.map(|e| e.recoverable || e.kind.recoverable()),
             judge: status.and_then(|s| s.judge.clone()),
+            rescued,
             warnings,
         });
     }

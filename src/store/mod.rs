@@ -27,6 +27,8 @@ pub mod snapshot;
 pub mod stamp;
 
 pub use log::{Recorded, StateStore, TaskRecord};
-pub use record::{AttemptRecord, ErrorKind, Status, TaskError, TaskState, Usage};
+pub use record::{
+    AttemptRecord, CheckRecord, ErrorKind, Severity, Status, TaskError, TaskState, Usage,
+};
 pub use rundir::RunDir;
 pub use stamp::{CheckMode, Stamp, Stamper};

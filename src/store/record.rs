@@ -104,6 +104,9 @@ pub enum ErrorKind {
     ReplayMiss,
     /// A judge scored the answer below its threshold, every time.
     JudgeRejected,
+    /// An output check rejected what the task wrote: its `check` command
+    /// failed, or an output is smaller than its `min_bytes`.
+    CheckFailed,
     /// A kind this planexe does not know (written by another version).
     #[serde(other)]
     Other,
@@ -141,6 +144,7 @@ impl ErrorKind {
             ErrorKind::MissingKey => "missing_key",
             ErrorKind::JudgeRejected => "judge_rejected",
             ErrorKind::ReplayMiss => "replay_miss",
+            ErrorKind::CheckFailed => "check_failed",
             ErrorKind::Other => "other",
         }
     }
@@ -212,6 +216,7 @@ impl ErrorKind {
                 "create the missing input, or build what produces it"
             }
             ErrorKind::MissingOutput => "make the command write every declared output",
+            ErrorKind::CheckFailed => "fix the output or the check",
             _ => "fix the command or its inputs, then run planexe build",
         }
     }
@@ -423,6 +428,38 @@ pub struct AttemptRecord {
     pub error_id: Option<String>,
 }
 
+/// How much a failed output check matters (docs/checks.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The task fails.
+    #[default]
+    Error,
+    /// The task is done; the failure is a quality warning.
+    Warn,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
+}
+
+/// The outcome of one output check of a task's last run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// `min_bytes` or `check`.
+    pub name: String,
+    pub passed: bool,
+    pub severity: Severity,
+    /// Why it failed (null when it passed).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
 /// The content of `.planexe/tasks/NAME.status`. Every key is always
 /// present (null when it does not apply), so readers can rely on the shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -454,6 +491,13 @@ pub struct Status {
     /// `explain`). In the sidecar only, not in the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<String>,
+    /// The output checks of the last run (docs/checks.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
+    /// The command failed, but its check accepted every output it wrote
+    /// (`rescue = true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rescued: bool,
 }
 
 impl Status {
@@ -475,6 +519,8 @@ impl Status {
             usage: None,
             judge: None,
             definition: None,
+            checks: Vec::new(),
+            rescued: false,
         }
     }
 }

@@ -191,6 +191,12 @@ impl RunDir {
         self.state(file::LOGS).join(log_name(task))
     }
 
+    /// What a task's output check last printed (stdout and stderr). Never
+    /// a task's own log: those end in `.log`.
+    pub fn check_log_path(&self, task: &str) -> PathBuf {
+        self.state(file::LOGS).join(format!("{task}.check.txt"))
+    }
+
     /// Where the outputs of a failed attempt are moved for inspection.
     pub fn failed_dir(&self, task: &str) -> PathBuf {
         self.state(file::FAILED).join(task)

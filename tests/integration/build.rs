@@ -209,7 +209,7 @@ fn a_huge_job_count_starts_no_more_than_can_run_and_obeys_sigterm() {
     let mut text = String::from("[pipeline]\njobs = 4294967295\n");
     for i in 0..3 {
         text.push_str(&format!(
-            "[tasks.t{i}]\noutputs = [\"o{i}\"]\ncommand = \"touch o{i}\"\n"
+            "[tasks.t{i}]\noutputs = [\"o{i}\"]\nmin_bytes = 0\ncommand = \"touch o{i}\"\n"
         ));
     }
     Project::new(&text).build().ok();

@@ -7,6 +7,7 @@ mod peak_rss;
 mod architecture;
 mod build;
 mod certificate;
+mod checks;
 mod ci;
 mod clean_touch_status;
 mod edit;

@@ -152,7 +152,7 @@ fn a_hanging_or_failing_webhook_never_holds_a_build_and_its_url_stays_secret() {
 #[test]
 fn the_trace_and_the_summary() {
     let p = Project::new(&format!(
-        "{TWO}\n[tasks.empty]\noutputs = [\"e.txt\"]\ncommand = \": > e.txt\"\n"
+        "{TWO}\n[tasks.empty]\noutputs = [\"e.txt\"]\nmin_bytes = 0\ncommand = \": > e.txt\"\n"
     ));
     p.run(&["build", "-k"])
         .code(1)

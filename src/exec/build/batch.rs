@@ -259,7 +259,7 @@ impl Build<'_> {
                     ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
                     ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
                 ],
-                &["PLANEXE_TASK"],
+                &["PLANEXE_TASK", "PLANEXE_OUTPUTS"],
             ),
         };
         let failures = Failures::new(graph, &session.run_dir, self.env);

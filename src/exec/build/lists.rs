@@ -86,6 +86,7 @@ pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) ->
             }
         }
         files::remove_if_exists(&session.run_dir.task_log_path(&name))?;
+        files::remove_if_exists(&session.run_dir.check_log_path(&name))?;
         session.store.forget(&session.run_dir, &name)?;
         observer.notice(&Notice::InstanceRemoved {
             task: name,

@@ -160,6 +160,7 @@ impl<'a> Resolver<'a> {
             task.action.fingerprint()
         };
         let task = &mut graph.tasks[id];
+        let fingerprint = task.checks.seal(fingerprint);
         task.fingerprint = match &task.origin.vars {
             None => fingerprint,
             // An instance is also what its item is.

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::super::checks::Checks;
 use super::super::graph::{Action, Graph, Origin, Output, Task, TaskId};
 use super::super::pipeline::parse_timeout;
 use super::super::prompt;
@@ -110,6 +111,7 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
                 .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
         })?),
     };
+    let checks = Checks::resolve(&r.source, task)?;
     let id = graph.tasks.len();
     let mut outputs = Vec::new();
     let mut seen = BTreeSet::new();
@@ -176,6 +178,7 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
         dependents: Vec::new(),
         action,
         timeout,
+        checks,
         fingerprint: String::new(),
         origin: Origin {
             def: entry.def_name.to_string(),

@@ -140,6 +140,7 @@ mod tests {
             error: None,
             error_id: None,
             recoverable: None,
+            rescued: false,
             warnings: Vec::new(),
         }
     }
@@ -186,6 +187,7 @@ mod tests {
                     failed: 1,
                     ..Default::default()
                 },
+                rescued: 0,
                 usage: Usage::default(),
                 warnings: vec![format!("wbs3[7]: {EVIL}")],
                 tasks: vec![row("outline", Outcome::Done), failed],

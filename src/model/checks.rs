@@ -1,0 +1,141 @@
+//! A task's output checks (docs/checks.md): the `check` command run on
+//! its outputs before they are accepted, the smallest size an output may
+//! have (`min_bytes`), how much a failed check matters (`severity`), and
+//! whether a command that fails after writing every output may be rescued
+//! by its check (`rescue`).
+//!
+//! Resolved from a task's table with `file:line:col` refusals, and folded
+//! into the task's fingerprint only where they differ from the defaults,
+//! so pipelines that set none keep their fingerprints.
+
+use super::fingerprint::Fingerprint;
+use super::pipeline::{Source, TaskDef};
+use crate::error::{Error, Result};
+use crate::store::Severity;
+
+/// The smallest size of an output unless a task says otherwise: an empty
+/// output is never a silent success.
+pub const DEFAULT_MIN_BYTES: u64 = 1;
+
+/// A task's output checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checks {
+    /// The `check` command, run with `sh -c` and the outputs as arguments.
+    pub command: Option<String>,
+    /// An output (a regular file) smaller than this fails the task.
+    pub min_bytes: u64,
+    /// What a failed check does: fail the task, or warn.
+    pub severity: Severity,
+    /// A command that exits non-zero after writing every output is done
+    /// if its check accepts them.
+    pub rescue: bool,
+}
+
+impl Default for Checks {
+    fn default() -> Checks {
+        Checks {
+            command: None,
+            min_bytes: DEFAULT_MIN_BYTES,
+            severity: Severity::Error,
+            rescue: false,
+        }
+    }
+}
+
+impl Checks {
+    /// The checks `def` asks for; a refusal points at the key.
+    pub fn resolve(source: &Source, def: &TaskDef) -> Result<Checks> {
+        let err = |span, message: &str| Error::pipeline(source.diagnostic(span, message));
+        let mut checks = Checks {
+            command: def.check.as_ref().map(|c| c.get_ref().clone()),
+            ..Checks::default()
+        };
+        if let Some(c) = &def.check {
+            if c.get_ref().trim().is_empty() {
+                return Err(err(c.span(), "`check` is empty")
+                    .hint("give a shell command that exits 0 when the outputs are good"));
+            }
+        }
+        if let Some(m) = &def.min_bytes {
+            checks.min_bytes = u64::try_from(*m.get_ref()).map_err(|_| {
+                err(m.span(), "`min_bytes` must be 0 or more")
+                    .hint("write min_bytes = 0 to allow empty outputs")
+            })?;
+        }
+        if let Some(s) = &def.severity {
+            checks.severity = match s.get_ref().as_str() {
+                "error" => Severity::Error,
+                "warn" => Severity::Warn,
+                other => {
+                    return Err(err(s.span(), &format!("unknown severity `{other}`"))
+                        .hint("write severity = \"error\" (the default) or \"warn\""))
+                }
+            };
+        }
+        if let Some(r) = &def.rescue {
+            checks.rescue = *r.get_ref();
+            if checks.rescue && checks.command.is_none() {
+                return Err(err(r.span(), "`rescue = true` needs a `check`").hint(
+                    "add check = \"...\" to judge what the failed command wrote, or drop rescue",
+                ));
+            }
+            if checks.rescue && def.command.is_none() {
+                return Err(err(r.span(), "`rescue` applies to command tasks only")
+                    .hint("drop rescue: a prompt task's failures are retried, not rescued"));
+            }
+        }
+        Ok(checks)
+    }
+
+    /// Whether anything is checked after a run: a `check` command, or a
+    /// `min_bytes` above 0.
+    pub fn any(&self) -> bool {
+        self.command.is_some() || self.min_bytes > 0
+    }
+
+    /// The fingerprint of a task whose action's is `action`: that one when
+    /// every setting is a default, else a hash of it and each setting that
+    /// differs from its default.
+    pub fn seal(&self, action: String) -> String {
+        if *self == Checks::default() {
+            return action;
+        }
+        let mut fp = Fingerprint::new("checked");
+        fp.field("task", action.as_bytes());
+        if let Some(c) = &self.command {
+            fp.field("check", c.as_bytes());
+        }
+        if self.min_bytes != DEFAULT_MIN_BYTES {
+            fp.field("min_bytes", self.min_bytes.to_string().as_bytes());
+        }
+        if self.severity != Severity::Error {
+            fp.field("severity", self.severity.as_str().as_bytes());
+        }
+        if self.rescue {
+            fp.field("rescue", b"true");
+        }
+        fp.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_leave_the_fingerprint_alone() {
+        assert_eq!(Checks::default().seal("f".into()), "f");
+        let checked = Checks {
+            command: Some("test -s \"$1\"".into()),
+            ..Checks::default()
+        };
+        let a = checked.seal("f".into());
+        assert_ne!(a, "f");
+        let warn = Checks {
+            severity: Severity::Warn,
+            ..checked.clone()
+        };
+        assert_ne!(a, warn.seal("f".into()));
+        assert_ne!(a, checked.seal("g".into()));
+    }
+}

@@ -1,0 +1,291 @@
+//! Output checks (docs/checks.md): `check`, `min_bytes`, `severity`,
+//! `rescue`, and `planexe check`.
+
+use crate::harness::*;
+
+/// A task whose check wants the word `good` in its output.
+fn judged(command: &str) -> String {
+    format!(
+        r#"
+[tasks.t]
+outputs = ["out.txt"]
+command = "{command}"
+check = "grep -q good \"$1\" || {{ echo \"no good in $1\" >&2; exit 1; }}"
+"#
+    )
+}
+
+fn summary(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&p.read(".planexe/summary.json")).unwrap()
+}
+
+#[test]
+fn a_check_that_exits_0_accepts_the_outputs() {
+    let p = Project::new(&judged("echo good > out.txt"));
+    p.build().ok().ran(&["t"]);
+    let status = p.status_json("t");
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["checks"][0]["name"], "check");
+    assert_eq!(status["checks"][0]["passed"], true);
+    assert_eq!(status["checks"][0]["severity"], "error");
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn a_check_gets_the_outputs_as_arguments_and_in_planexe_outputs() {
+    let p = Project::new(
+        r#"
+[tasks.t]
+outputs = ["a.txt", "b.txt"]
+command = "echo a > a.txt; echo b > b.txt"
+check = "test \"$1 $2\" = \"$PLANEXE_OUTPUTS\" && test \"$PLANEXE_OUTPUTS\" = 'a.txt b.txt' && test \"$#\" = 2"
+"#,
+    );
+    p.build().ok().ran(&["t"]);
+}
+
+#[test]
+fn a_rejected_output_is_moved_aside_and_the_good_one_restored() {
+    let p = Project::new(&judged("echo good > out.txt"));
+    p.build().ok();
+    p.write("pipeline.toml", &judged("echo bad > out.txt"));
+    p.build()
+        .code(1)
+        .stderr_has("FAILED t: the check failed (exit status 1): no good in out.txt");
+    assert_eq!(p.read("out.txt"), "good\n");
+    assert_eq!(p.read(".planexe/failed/t/out.txt"), "bad\n");
+    let status = p.status_json("t");
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["error"]["kind"], "check_failed");
+    assert_eq!(status["error"]["recoverable"], false);
+    let message = status["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no good in out.txt"), "{message}");
+    assert_eq!(status["checks"][0]["passed"], false);
+    let failures = p.read(".planexe/failures.jsonl");
+    assert!(failures.contains("check_failed"), "{failures}");
+}
+
+#[test]
+fn a_failed_warn_check_is_a_warning_and_the_task_is_done() {
+    let p = Project::new(
+        r#"
+[tasks.t]
+outputs = ["out.txt"]
+command = "echo meh > out.txt"
+check = "echo 'too short' >&2; exit 1"
+severity = "warn"
+
+[tasks.after]
+inputs = ["out.txt"]
+outputs = ["after.txt"]
+command = "cp out.txt after.txt"
+"#,
+    );
+    p.build()
+        .ok()
+        .ran(&["t", "after"])
+        .stderr_has("warn   t: check: the check failed (exit status 1): too short")
+        .stderr_has("completed with warnings: t: check failed:");
+    let status = p.status_json("t");
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["checks"][0]["passed"], false);
+    assert_eq!(status["checks"][0]["severity"], "warn");
+    let s = summary(&p);
+    let warnings = s["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with("t: check failed")),
+        "{warnings:?}"
+    );
+    assert_eq!(s["counts"]["done"], 2);
+}
+
+#[test]
+fn an_empty_output_fails_unless_min_bytes_is_0() {
+    let empty = "[tasks.t]\noutputs = [\"out.txt\"]\ncommand = \"touch out.txt\"\n";
+    let p = Project::new(empty);
+    p.build()
+        .code(1)
+        .stderr_has("output out.txt is 0 bytes, less than min_bytes = 1");
+    assert_eq!(p.status_json("t")["error"]["kind"], "check_failed");
+    assert!(!p.exists("out.txt"));
+    assert!(p.exists(".planexe/failed/t/out.txt"));
+    p.write(
+        "pipeline.toml",
+        &empty.replace("command", "min_bytes = 0\ncommand"),
+    );
+    p.build().ok().ran(&["t"]);
+    // And a larger minimum counts bytes.
+    p.write(
+        "pipeline.toml",
+        "[tasks.t]\noutputs = [\"out.txt\"]\nmin_bytes = 10\ncommand = \"echo short > out.txt\"\n",
+    );
+    p.build()
+        .code(1)
+        .stderr_has("output out.txt is 6 bytes, less than min_bytes = 10");
+}
+
+const RESCUE: &str = r#"
+[tasks.r]
+outputs = ["r.txt"]
+command = "echo partial > r.txt; exit 3"
+check = "CHECK"
+rescue = true
+
+[tasks.next]
+inputs = ["r.txt"]
+outputs = ["next.txt"]
+command = "cp r.txt next.txt"
+"#;
+
+#[test]
+fn a_rescue_the_check_accepts_is_done_and_its_dependents_run() {
+    let p = Project::new(&RESCUE.replace("CHECK", "grep -q partial \\\"$1\\\""));
+    p.build()
+        .ok()
+        .ran(&["r", "next"])
+        .stderr_has("rescued r: the command failed; its check accepted the outputs");
+    assert_eq!(p.read("next.txt"), "partial\n");
+    let status = p.status_json("r");
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["rescued"], true);
+    assert!(status["error"].is_null());
+    let events = p.read(".planexe/events.jsonl");
+    assert!(events.contains("\"task.rescued\""), "{events}");
+    let s = summary(&p);
+    assert_eq!(s["rescued"], 1);
+    assert_eq!(s["counts"]["done"], 2);
+    // Done is done: the next build has nothing to do.
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn a_rescue_the_check_refuses_fails_with_check_failed() {
+    let p = Project::new(&RESCUE.replace("CHECK", "echo nope >&2; exit 1"));
+    p.build()
+        .code(1)
+        .ran(&["r"])
+        .stderr_has("FAILED r: exit status 3, and the check failed (exit status 1): nope");
+    let status = p.status_json("r");
+    assert_eq!(status["error"]["kind"], "check_failed");
+    assert_eq!(status["error"]["exit_code"], 3);
+    assert!(p.exists(".planexe/failed/r/r.txt"));
+}
+
+#[test]
+fn crashes_and_missing_outputs_are_never_rescued() {
+    for (command, kind) in [
+        ("echo x > r.txt; sleep 20", "timeout"),
+        ("echo x > r.txt; kill -9 $$", "signal"),
+        ("exit 3", "exit"),
+    ] {
+        let p = Project::new(&format!(
+            "[tasks.r]\noutputs = [\"r.txt\"]\ntimeout = 1\ncommand = \"{command}\"\ncheck = \"true\"\nrescue = true\n"
+        ));
+        p.build().code(1);
+        let status = p.status_json("r");
+        assert_eq!(status["error"]["kind"], kind, "{command}");
+        assert!(status["rescued"].is_null(), "{command}");
+    }
+}
+
+#[test]
+fn rescue_without_a_check_is_refused_at_load() {
+    let p = Project::new("[tasks.r]\noutputs = [\"r.txt\"]\ncommand = \"true\"\nrescue = true\n");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:4:10: `rescue = true` needs a `check`")
+        .stderr_has("hint: add check = ");
+    let p =
+        Project::new("[tasks.r]\noutputs = [\"r.txt\"]\ncommand = \"true\"\nseverity = \"loud\"\n");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:4:12: unknown severity `loud`");
+}
+
+#[test]
+fn a_changed_check_runs_the_task_again() {
+    let p = Project::new(&judged("echo good > out.txt"));
+    p.build().ok().ran(&["t"]);
+    p.write(
+        "pipeline.toml",
+        &judged("echo good > out.txt").replace("grep -q good", "grep -q goo"),
+    );
+    p.build().ok().ran(&["t"]);
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn default_checks_keep_the_fingerprint() {
+    // min_bytes = 1 is the default: saying so changes nothing.
+    let text = "[tasks.t]\noutputs = [\"out.txt\"]\ncommand = \"echo x > out.txt\"\n";
+    let p = Project::new(text);
+    p.build().ok().ran(&["t"]);
+    let before = p.status_json("t")["fingerprint"].clone();
+    p.write(
+        "pipeline.toml",
+        &text.replace("command", "min_bytes = 1\nseverity = \"error\"\ncommand"),
+    );
+    p.build().ok().ran(&[]);
+    assert_eq!(p.status_json("t")["fingerprint"], before);
+}
+
+#[test]
+fn planexe_check_judges_the_current_outputs_and_changes_nothing() {
+    let p = Project::new(&format!(
+        "{}\n[tasks.w]\noutputs = [\"w.txt\"]\ncommand = \"echo w > w.txt\"\ncheck = \"echo thin >&2; exit 1\"\nseverity = \"warn\"\n\n[tasks.plain]\noutputs = [\"p.txt\"]\nmin_bytes = 0\ncommand = \"echo p > p.txt\"\n",
+        judged("echo good > out.txt")
+    ));
+    p.build().ok();
+    let before = p.read(".planexe/tasks/t.status");
+    p.run(&["check"])
+        .ok()
+        .stdout_has("ok t\n")
+        .stdout_has("warn w: the check failed (exit status 1): thin\n");
+    // `plain` has no check and allows empty outputs: nothing to check.
+    assert!(!p.run(&["check"]).stdout.contains("plain"));
+    p.run(&["check", "t"]).ok();
+    // An output edited by hand: the check refuses it, and nothing moves.
+    p.write("out.txt", "bad\n");
+    p.run(&["check", "t"])
+        .code(1)
+        .stdout_has("FAILED t: the check failed (exit status 1): no good in out.txt\n");
+    assert_eq!(p.read("out.txt"), "bad\n");
+    assert_eq!(p.read(".planexe/tasks/t.status"), before);
+    p.remove("out.txt");
+    p.run(&["check", "t"])
+        .code(1)
+        .stdout_has("FAILED t: output out.txt is missing");
+    p.run(&["check", "nope"])
+        .code(2)
+        .stderr_has("unknown task `nope`");
+}
+
+#[test]
+fn a_prompt_tasks_answer_is_checked_too() {
+    use crate::llm_server::*;
+    let server = Server::start();
+    server.default_reply(openai_answer("Step 1: dig."));
+    let pipeline = format!(
+        "[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\n[tasks.ask]\noutputs = [\"answer.md\"]\nprompt = \"Plan a shed\"\ncheck = \"grep -q 'Step 2' \\\"$1\\\" || {{ echo 'one step only' >&2; exit 1; }}\"\nmodel = \"local\"\n",
+        server.url
+    );
+    let p = Project::new(&pipeline);
+    p.build()
+        .code(1)
+        .stderr_has("FAILED ask: the check failed (exit status 1): one step only");
+    assert_eq!(p.status_json("ask")["error"]["kind"], "check_failed");
+    assert_eq!(p.read(".planexe/failed/ask/answer.md"), "Step 1: dig.");
+    assert!(!p.exists("answer.md"));
+    // As a warning, the answer stands.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(
+            "model = \"local\"\n",
+            "model = \"local\"\nseverity = \"warn\"\n",
+        ),
+    );
+    p.build().ok().stderr_has("warn   ask: check:");
+    assert_eq!(p.read("answer.md"), "Step 1: dig.");
+}
