@@ -195,8 +195,8 @@ fn pipeline_files_reference_scripts_next_to_them() {
 fn minus_c_picks_the_run_directory() {
     let p = demo();
     let elsewhere = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["-C", p.root().to_str().unwrap(), "build"])
+    let out = p
+        .command(&["-C", p.root().to_str().unwrap(), "build"])
         .current_dir(elsewhere.path())
         .output()
         .unwrap();

@@ -154,6 +154,11 @@ impl Project {
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env_remove("GITHUB_ACTIONS")
+            // A suite run from a recipe of make must not make every build
+            // a dry run, nor share make's job slots.
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("CARGO_MAKEFLAGS")
             // Retries without real waiting (Retry-After is still honoured).
             .env("PLANEXE_RETRY_BASE_MS", "1")
             .env("PLANEXE_RETRY_CAP_MS", "5");
