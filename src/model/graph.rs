@@ -119,7 +119,11 @@ pub struct Task {
     pub timeout: Option<Duration>,
     /// Output checks: `check`, `min_bytes`, `severity`, `rescue`.
     pub checks: Checks,
+    /// What the task does and checks (its record's `fingerprint`).
     pub fingerprint: String,
+    /// What it does, without its checks: a task whose checks alone changed
+    /// has its current outputs checked again instead of running.
+    pub action_fingerprint: String,
     pub origin: Origin,
 }
 

@@ -28,6 +28,9 @@ pub enum Reason {
     InterruptedLastTime,
     MarkerMissing,
     ActionChanged(&'static str),
+    /// Only the task's output checks changed: its outputs are checked
+    /// again, and it runs only if they fail.
+    ChecksChanged,
     OutputMissing(String),
     /// The task declares an output its last run did not record.
     OutputAdded(String),
@@ -49,6 +52,7 @@ impl fmt::Display for Reason {
             Reason::InterruptedLastTime => write!(f, "stopped last time"),
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
+            Reason::ChecksChanged => write!(f, "checks changed (outputs checked again)"),
             Reason::OutputMissing(p) => write!(f, "output {p} missing"),
             Reason::OutputAdded(p) => write!(f, "output {p} added"),
             Reason::InputAdded(p) => write!(f, "input {p} added"),
@@ -103,7 +107,14 @@ impl Checker<'_> {
             Recorded::Interrupted(_) => return Ok(Check::Stale(Reason::InterruptedLastTime)),
             Recorded::Unmarked(_) => return Ok(Check::Stale(Reason::MarkerMissing)),
         };
-        if record.fingerprint != task.fingerprint {
+        // A record of a task without checks has one fingerprint for both.
+        let checks_changed = record.fingerprint != task.fingerprint
+            && record
+                .action_fingerprint
+                .as_deref()
+                .unwrap_or(&record.fingerprint)
+                == task.action_fingerprint;
+        if record.fingerprint != task.fingerprint && !checks_changed {
             return Ok(Check::Stale(Reason::ActionChanged(task.action.kind())));
         }
         let io = |e: std::io::Error| Error::Io(e);
@@ -187,6 +198,9 @@ impl Checker<'_> {
         // Outputs no longer declared are no longer recorded.
         new_outputs.retain(|p, _| task.outputs.iter().any(|o| &o.path == p));
 
+        if checks_changed {
+            return Ok(Check::Stale(Reason::ChecksChanged));
+        }
         let update = if touched.is_empty() && new_outputs == record.outputs {
             None
         } else {

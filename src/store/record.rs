@@ -472,6 +472,10 @@ pub struct Status {
     pub attempt: u32,
     pub pid: Option<u32>,
     pub fingerprint: String,
+    /// What the task did, without its output checks, when it has any (so
+    /// a change of its checks alone is told apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_fingerprint: Option<String>,
     pub inputs: BTreeMap<String, Stamp>,
     pub outputs: BTreeMap<String, Stamp>,
     pub error: Option<TaskError>,
@@ -511,6 +515,7 @@ impl Status {
             attempt: 0,
             pid: None,
             fingerprint: fingerprint.to_string(),
+            action_fingerprint: None,
             inputs: BTreeMap::new(),
             outputs: BTreeMap::new(),
             error: None,

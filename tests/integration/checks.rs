@@ -289,3 +289,38 @@ fn a_prompt_tasks_answer_is_checked_too() {
     p.build().ok().stderr_has("warn   ask: check:");
     assert_eq!(p.read("answer.md"), "Step 1: dig.");
 }
+
+#[test]
+fn a_changed_check_checks_the_current_output_again_without_running_the_task() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo hello > a.txt; echo ran >> runs.log\"\ncheck = \"grep -q hello \\\"$1\\\"\"\n\
+         [tasks.b]\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\ncommand = \"cp a.txt b.txt\"\n",
+    );
+    p.build().ok().ran(&["a", "b"]);
+    // A new check the output passes: checked again, nothing runs.
+    let text = p
+        .read("pipeline.toml")
+        .replace("grep -q hello", "grep -q hell");
+    p.write("pipeline.toml", &text);
+    p.run(&["build", "-n"]).ok().stdout_has("a: checks changed");
+    p.build().ok();
+    assert_eq!(p.read("runs.log"), "ran\n", "the task ran again");
+    p.build().ok().ran(&[]);
+    // A new check the output fails: the task runs (and then passes it).
+    let text = p
+        .read("pipeline.toml")
+        .replace("grep -q hell", "grep -q nothing-like-it || true");
+    p.write("pipeline.toml", &text);
+    p.build().ok();
+    let text = p
+        .read("pipeline.toml")
+        .replace("grep -q nothing-like-it || true", "grep -q goodbye");
+    p.write("pipeline.toml", &text);
+    p.build().code(1).stderr_has("the check failed");
+    assert_eq!(p.status_json("a")["error"]["kind"], "check_failed");
+    assert_eq!(
+        p.read("runs.log"),
+        "ran\nran\n",
+        "a failing re-check runs the task once"
+    );
+}

@@ -197,6 +197,9 @@ impl Build<'_> {
         let mut run_mask = vec![false; graph.id_bound()];
         let mut tentative = vec![false; graph.id_bound()];
         let mut previous: Vec<Option<Status>> = vec![None; graph.id_bound()];
+        let recheck: Vec<bool> = (0..graph.id_bound())
+            .map(|t| matches!(plan.reasons.get(t), Some(Some(Reason::ChecksChanged))))
+            .collect();
         for &t in &to_run {
             run_mask[t] = true;
             tentative[t] = matches!(plan.reasons[t], Some(Reason::Upstream(_)));
@@ -270,6 +273,7 @@ impl Build<'_> {
             previous: &previous,
             executor: self.executor.unwrap_or(&actions as &dyn Executor),
             failures: &failures,
+            recheck: &recheck,
         };
         let live = run.builds.last().map(|b| Live {
             pid: b.pid,

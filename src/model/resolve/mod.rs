@@ -160,8 +160,7 @@ impl<'a> Resolver<'a> {
             task.action.fingerprint()
         };
         let task = &mut graph.tasks[id];
-        let fingerprint = task.checks.seal(fingerprint);
-        task.fingerprint = match &task.origin.vars {
+        let instance = |fingerprint: String| match &task.origin.vars {
             None => fingerprint,
             // An instance is also what its item is.
             Some(vars) => {
@@ -174,6 +173,10 @@ impl<'a> Resolver<'a> {
                 fp.finish()
             }
         };
+        let sealed = instance(task.checks.seal(fingerprint.clone()));
+        let action = instance(fingerprint);
+        task.fingerprint = sealed;
+        task.action_fingerprint = action;
         Ok(())
     }
 

@@ -180,6 +180,7 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
         timeout,
         checks,
         fingerprint: String::new(),
+        action_fingerprint: String::new(),
         origin: Origin {
             def: entry.def_name.to_string(),
             vars: entry.vars.clone(),
