@@ -177,16 +177,9 @@ impl ErrorKind {
     /// when the signal came from outside (see [`signal_recoverable`]), which
     /// the kind alone cannot say: this answers for the kind.
     pub fn recoverable(self) -> bool {
-        matches!(
-            self,
-            ErrorKind::Connection
-                | ErrorKind::Timeout
-                | ErrorKind::Stall
-                | ErrorKind::BrokenStream
-                | ErrorKind::RateLimited
-                | ErrorKind::ServerError
-                | ErrorKind::Stopped
-        )
+        // Every transient kind but a server that answered the wrong shape
+        // (it needs a change), and a stop.
+        (self.transient() && self != ErrorKind::BadResponse) || self == ErrorKind::Stopped
     }
 
     /// What to do about a failure of this kind.

@@ -11,10 +11,7 @@ use crate::harness::*;
 
 /// Every line of a JSON-lines file under `.planexe/`.
 fn lines(p: &Project, file: &str) -> Vec<Value> {
-    p.read(&format!(".planexe/{file}"))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    p.jsonl(&format!(".planexe/{file}"))
 }
 
 /// The one failure line of `task`, checked against its sidecar and its

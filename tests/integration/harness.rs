@@ -140,6 +140,19 @@ impl Project {
         std::fs::remove_file(self.path(rel)).unwrap();
     }
 
+    /// The lines of a JSON-lines file (`.planexe/usage.jsonl`, ...), each
+    /// parsed; none when the file does not exist.
+    #[track_caller]
+    pub fn jsonl(&self, rel: &str) -> Vec<serde_json::Value> {
+        if !self.exists(rel) {
+            return Vec::new();
+        }
+        self.read(rel)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
     pub fn status_json(&self, task: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(&format!(".planexe/tasks/{task}.status"))).unwrap()
     }

@@ -22,16 +22,6 @@ fn verdict(score: f64, reason: &str) -> Reply {
     openai_answer(&serde_json::json!({"score": score, "reason": reason}).to_string())
 }
 
-fn lines(p: &Project, file: &str) -> Vec<Value> {
-    if !p.exists(file) {
-        return Vec::new();
-    }
-    p.read(file)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn an_answer_the_judge_passes_is_written_with_its_verdict() {
     let server = Server::start();
@@ -66,7 +56,7 @@ fn an_answer_the_judge_passes_is_written_with_its_verdict() {
     assert_eq!(summary["tasks"][0]["judge"]["threshold"], 0.7);
     p.run(&["status"]).ok().stdout_has("judge 0.90");
     // The judge's calls are model calls like any other.
-    assert_eq!(lines(&p, ".planexe/usage.jsonl").len(), 2);
+    assert_eq!(p.jsonl(".planexe/usage.jsonl").len(), 2);
 }
 
 #[test]
@@ -115,7 +105,7 @@ fn a_low_score_to_the_end_fails_the_task_as_judge_rejected() {
     );
     assert_eq!(status["error"]["recoverable"], false);
     assert_eq!(status["judge"]["passed"], false);
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.last().unwrap()["error_type"], "judge_rejected");
     assert_eq!(
         failures.last().unwrap()["error_id"],

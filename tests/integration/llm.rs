@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::harness::*;
 use crate::llm_server::*;
 
@@ -35,16 +33,6 @@ fn project(models: &str, tasks: &str) -> Project {
     p
 }
 
-fn lines(p: &Project, file: &str) -> Vec<Value> {
-    if !p.exists(file) {
-        return Vec::new();
-    }
-    p.read(file)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn openai_text_answer_without_streaming() {
     let server = Server::start();
@@ -67,7 +55,7 @@ fn openai_text_answer_without_streaming() {
     );
     assert!(body.get("stream").is_none());
 
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 1);
     for key in [
         "timestamp_utc",
@@ -196,7 +184,7 @@ fn a_schema_failure_is_re_asked_with_the_errors() {
         "{feedback}"
     );
 
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.len(), 1);
     let f = &failures[0];
     for key in [
@@ -271,10 +259,10 @@ fn rate_limits_honour_retry_after() {
         reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950),
         "Retry-After ignored"
     );
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures[0]["error_type"], "rate_limited");
     assert_eq!(failures[0]["recoverable"], true);
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 2);
     assert_eq!(usage[0]["status"], "error");
     assert_eq!(usage[0]["error_id"], failures[0]["error_id"]);
@@ -301,7 +289,8 @@ fn transient_faults_are_retried() {
     );
     p.build().ok();
     assert_eq!(p.read("answer.md"), "finally");
-    let kinds: Vec<String> = lines(&p, ".planexe/failures.jsonl")
+    let kinds: Vec<String> = p
+        .jsonl(".planexe/failures.jsonl")
         .iter()
         .map(|f| f["error_type"].as_str().unwrap().to_string())
         .collect();
@@ -337,7 +326,8 @@ fn streams_that_stall_or_break_are_transient() {
     );
     p.build().ok();
     assert_eq!(p.read("answer.md"), "whole");
-    let kinds: Vec<String> = lines(&p, ".planexe/failures.jsonl")
+    let kinds: Vec<String> = p
+        .jsonl(".planexe/failures.jsonl")
         .iter()
         .map(|f| f["error_type"].as_str().unwrap().to_string())
         .collect();
@@ -391,7 +381,7 @@ fn an_auth_failure_falls_through_to_the_fallback_model() {
         1,
         "a permanent error is not retried"
     );
-    let f = &lines(&p, ".planexe/failures.jsonl")[0];
+    let f = &p.jsonl(".planexe/failures.jsonl")[0];
     assert_eq!(f["error_type"], "auth");
     assert_eq!(f["recoverable"], false);
     assert_eq!(p.status_json("ask")["model"], "cloud");

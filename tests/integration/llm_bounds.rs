@@ -28,16 +28,6 @@ fn project(models: &str, tasks: &str) -> Project {
     ))
 }
 
-fn lines(p: &Project, file: &str) -> Vec<Value> {
-    if !p.exists(file) {
-        return Vec::new();
-    }
-    p.read(file)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// Every file under the project, as text, with its path.
 fn every_file(p: &Project) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -107,7 +97,7 @@ fn issue14_an_endless_stream_stops_at_max_answer_bytes_in_bounded_memory() {
     assert_eq!(status["error"]["kind"], "too_large");
     assert_eq!(server.requests().len(), 1, "too_large is permanent");
     assert!(!p.exists("answer.md"));
-    let failure = &lines(&p, ".planexe/failures.jsonl")[0];
+    let failure = &p.jsonl(".planexe/failures.jsonl")[0];
     assert_eq!(failure["error_type"], "too_large");
     assert_eq!(failure["recoverable"], false);
     // The advice `status` gives for it.
@@ -149,7 +139,7 @@ fn issue14_a_huge_answer_is_refused_and_the_fallback_asked() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(p.read("answer.md"), "a short answer");
     assert_bounded(&run, MIB);
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     let kinds: Vec<&str> = failures
         .iter()
         .map(|f| f["error_type"].as_str().unwrap())
@@ -217,7 +207,7 @@ fn issue14_a_retry_after_of_ten_years_moves_on_to_the_fallback() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(p.read("answer.md"), "from the fallback");
     assert_eq!(primary.requests().len(), 1);
-    let f = &lines(&p, ".planexe/failures.jsonl")[0];
+    let f = &p.jsonl(".planexe/failures.jsonl")[0];
     assert_eq!(f["error_type"], "rate_limited");
     // planexe moved on without retrying; a later build may be let in.
     assert_eq!(f["retried"], false);
@@ -374,7 +364,7 @@ fn issue14_an_echoed_key_or_webhook_token_never_reaches_a_file() {
     );
     assert_eq!(p.read("streamed.md"), "key: [REDACTED] token [REDACTED]");
     assert!(p.read("j.json").contains("\"key\": \"[REDACTED]\""));
-    let failure = &lines(&p, ".planexe/failures.jsonl")[0];
+    let failure = &p.jsonl(".planexe/failures.jsonl")[0];
     assert_eq!(failure["error_type"], "invalid_json");
 }
 

@@ -26,16 +26,6 @@ fn project(models: &str, tasks: &str) -> Project {
 
 const ASK: &str = "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"Plan it\"\n";
 
-fn lines(p: &Project, file: &str) -> Vec<Value> {
-    if !p.exists(file) {
-        return Vec::new();
-    }
-    p.read(file)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn trickle() -> Reply {
     Reply::Trickle {
         every: Duration::from_millis(20),
@@ -56,7 +46,7 @@ fn a_runaway_generation_at_temperature_zero_is_asked_once() {
         1,
         "a runaway is no transient error"
     );
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.len(), 1);
     let message = failures[0]["message"].as_str().unwrap();
     assert!(message.contains("still generating"), "{message}");
@@ -90,7 +80,8 @@ fn a_runaway_generation_that_samples_is_asked_again_once_then_the_fallback() {
         .map(|r| r.json()["model"].clone())
         .collect();
     assert_eq!(models, ["local-model", "local-model", "spare-model"]);
-    let kinds: Vec<Value> = lines(&p, ".planexe/failures.jsonl")
+    let kinds: Vec<Value> = p
+        .jsonl(".planexe/failures.jsonl")
         .iter()
         .map(|f| f["error_type"].clone())
         .collect();
@@ -104,7 +95,7 @@ fn a_timeout_before_the_first_byte_stays_a_transient_timeout() {
     server.script([Reply::Hang, openai_answer("late but fine")]);
     let p = project(&model(&server, "local", "timeout = \"1s\""), ASK);
     p.build().ok();
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["error_type"], "timeout");
     assert_eq!(failures[0]["recoverable"], true);
@@ -123,7 +114,7 @@ fn the_tokens_of_failed_calls_are_counted_and_said_to_be_estimated() {
         ASK,
     );
     p.build().code(1);
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 1);
     let call = &usage[0];
     assert_eq!(call["status"], "error");
@@ -170,7 +161,7 @@ fn tokens_a_stream_reported_before_it_broke_are_kept() {
         server.url
     ));
     p.build().code(1);
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 5, "a broken stream is transient");
     for call in usage {
         // The prompt's size as the server said; the answer's from the one
@@ -196,7 +187,7 @@ fn a_server_that_is_not_there_is_named_with_what_to_check() {
             "is the server running at http://127.0.0.1:{port}/v1?"
         ))
         .stderr_has("llama-server");
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 5);
     // A refused connection costs nothing: no tokens, not even estimated.
     assert_eq!(usage[0]["prompt_tokens"], Value::Null);
@@ -276,12 +267,12 @@ fn status_shows_a_running_call_as_it_is_and_a_stop_as_stopped() {
     assert_eq!(status["state"], "stopped");
     assert_eq!(status["error"]["kind"], "stopped");
     assert_eq!(status["error"]["recoverable"], true);
-    let usage = lines(&p, ".planexe/usage.jsonl");
+    let usage = p.jsonl(".planexe/usage.jsonl");
     assert_eq!(usage.len(), 2);
     assert_eq!(usage[1]["status"], "stopped");
     assert!(usage[1]["completion_tokens"].as_u64().unwrap() > 0);
     assert_eq!(usage[1]["tokens_estimated"], true);
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.last().unwrap()["error_type"], "stopped");
     assert_eq!(
         failures.last().unwrap()["error_id"],
@@ -404,7 +395,7 @@ fn a_json_answer_cut_off_is_taken_when_complete_and_re_asked_when_not() {
         .unwrap()
         .to_string();
     assert!(feedback.contains("cut off"), "{feedback}");
-    let failures = lines(&p, ".planexe/failures.jsonl");
+    let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["error_type"], "truncated");
     assert_eq!(failures[0]["task"], "two");
