@@ -178,11 +178,24 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
 
+    #[command(flatten)]
+    pub answers: AnswersArgs,
+
+    /// Also print each failed task as a CI annotation on stdout, pointing
+    /// at its line in the pipeline file [default: github when
+    /// $GITHUB_ACTIONS is true, else none]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub annotations: Option<AnnotationsArg>,
+}
+
+/// Where model answers come from: `--record`, `--replay` or `--cache`.
+#[derive(Debug, Default, Args)]
+pub struct AnswersArgs {
     /// Ask the models and store every accepted answer in DIR
     #[arg(long, value_name = "DIR", conflicts_with_all = ["replay", "cache"])]
     pub record: Option<PathBuf>,
 
-    /// Answer prompt tasks only from answers recorded in DIR; call no model
+    /// Answer only from answers recorded in DIR; call no model
     #[arg(long, value_name = "DIR", conflicts_with = "cache")]
     pub replay: Option<PathBuf>,
 
@@ -190,12 +203,6 @@ pub struct BuildArgs {
     /// store its answer there [default: [pipeline].cache]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-
-    /// Also print each failed task as a CI annotation on stdout, pointing
-    /// at its line in the pipeline file [default: github when
-    /// $GITHUB_ACTIONS is true, else none]
-    #[arg(long, value_enum, value_name = "KIND")]
-    pub annotations: Option<AnnotationsArg>,
 }
 
 #[derive(Debug, Args)]
@@ -268,10 +275,18 @@ pub struct TouchArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Tasks whose checks to run [default: every done task with a check or
-    /// a min_bytes]
+    /// Tasks whose checks to run [default: every done task with a check, a
+    /// judge or a min_bytes]
     #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,
+
+    /// Judge with this model wherever a judge asks the task's model (a
+    /// [models.NAME] table) [env: PLANEXE_MODEL]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    #[command(flatten)]
+    pub answers: AnswersArgs,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::annotate::Github;
-use super::args::{BuildArgs, Cli};
+use super::args::{AnswersArgs, BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
@@ -46,7 +46,7 @@ pub fn build(
         question: args.question || (make.question && !args.dry_run && !make.dry_run),
         force: args.force,
         check: args.check.into(),
-        answers: answers(args)?,
+        answers: answers(&args.answers)?,
     };
     // Dry runs and questions change nothing: Ctrl-C may end them the
     // default way. Builds catch it from the start, before anything else
@@ -170,7 +170,7 @@ fn show_results(session: &Session, printer: &mut Printer) {
 
 /// `--record`, `--replay` or `--cache` (clap lets through one at most),
 /// relative to the current directory.
-fn answers(args: &BuildArgs) -> Result<Answers> {
+pub(super) fn answers(args: &AnswersArgs) -> Result<Answers> {
     let flag = [&args.record, &args.replay, &args.cache]
         .into_iter()
         .find_map(Option::as_ref);
@@ -248,12 +248,21 @@ impl Observer for Terminal<'_> {
                 }
             }
         }
-        for check in end.status.checks.iter().filter(|c| !c.passed) {
-            if end.status.state == TaskState::Done {
+        if end.status.state == TaskState::Done {
+            for check in end.status.checks.iter().filter(|c| !c.passed) {
                 let message = check.message.as_deref().unwrap_or("failed");
                 printer.check_warning(&task.name, &check.name, first_line(message));
             }
+            if let Some(v) = end.status.judge.as_ref().filter(|v| !v.passed) {
+                let message = crate::exec::llm::rejection(v.score, v.threshold, &v.reason);
+                printer.check_warning(&task.name, "judge", first_line(&message));
+            }
         }
+    }
+
+    fn task_pending_check(&self, task: &Task, why: &str) {
+        self.printer()
+            .task_pending_check(&task.name, first_line(why));
     }
 
     fn task_progress(&self, task: &str, progress: &Progress) {

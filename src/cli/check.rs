@@ -1,34 +1,58 @@
-//! `planexe check [TASK...]`: runs tasks' output checks again on their
-//! current outputs and says, one line per task on stdout, what they think:
-//! `ok TASK`, `warn TASK: message`, `FAILED TASK: message`. Changes no
-//! output and no record. Exit status 1 when an error-severity check
-//! fails.
+//! `planexe check [TASK...]`: runs tasks' output checks (`min_bytes`,
+//! `check`, the judge) again on their current outputs and says, one line
+//! per task on stdout, what they think: `ok TASK`, `warn TASK: message`,
+//! `FAILED TASK: message`. Changes no output and no record. Exit status 1
+//! when an error-severity check fails, 130 when stopped.
 
 use super::args::{CheckArgs, Cli};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
-use crate::exec::checks;
+use crate::exec::recheck::recheck;
+use crate::exec::Interrupt;
+use crate::model::Lists;
+use crate::plan::Session;
 use crate::store::record::first_line;
+use crate::store::ErrorKind;
 
 pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> Result<()> {
-    let session = super::open(cli, ctx, printer)?;
-    let rechecked = checks::recheck(&session, ctx.env(), &args.tasks)?;
+    let answers = super::build::answers(&args.answers)?;
+    let located = ctx.location(cli)?.locate()?;
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    let session = Session::open(located, &ctx.model(args.model.as_deref()), Lists::Present)?;
+    let interrupt = Interrupt::signals();
+    let rechecked = recheck(&session, ctx.env(), &args.tasks, answers, interrupt.clone())?;
     let mut failed = false;
+    let mut stopped = false;
     for r in &rechecked {
-        let line = if let Some(e) = &r.judgement.error {
+        let j = &r.judgement;
+        let score = j
+            .verdict
+            .as_ref()
+            .map(|v| format!(" (judge {:.2})", v.score))
+            .unwrap_or_default();
+        let line = if let Some(e) = &j.error {
             failed = true;
+            stopped |= e.kind == ErrorKind::Stopped;
             format!("FAILED {}: {}", r.task, first_line(&e.message))
-        } else if let Some(w) = r.judgement.warnings().next() {
+        } else if let Some(w) = j.warnings().next() {
             let message = w.message.as_deref().unwrap_or("failed");
-            format!("warn {}: {}", r.task, first_line(message))
+            format!("warn {}: {}: {}", r.task, w.name, first_line(message))
+        } else if let Some(v) = j.verdict.as_ref().filter(|v| !v.passed) {
+            let message = crate::exec::llm::rejection(v.score, v.threshold, &v.reason);
+            format!("warn {}: judge: {}", r.task, first_line(&message))
         } else {
-            format!("ok {}", r.task)
+            format!("ok {}{score}", r.task)
         };
         printer.data(&line);
     }
     if rechecked.is_empty() {
-        printer.note("no done task has a check or a min_bytes above 0");
+        printer.note("no done task has a check, a judge or a min_bytes above 0");
+    }
+    if stopped || interrupt.requested() {
+        return Err(Error::Interrupted);
     }
     if failed {
         return Err(Error::Outcome(crate::error::EXIT_FAILED));

@@ -76,6 +76,7 @@ fn mermaid(view: &GraphView) -> String {
         Standing::Stale,
         Standing::Failed,
         Standing::Running,
+        Standing::FailedPendingCheck,
         Standing::Stopped,
         Standing::NeverBuilt,
     ] {

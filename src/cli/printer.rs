@@ -16,6 +16,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
 use crate::observe::palette::{Paint, Style};
+use crate::observe::Standing;
 
 /// How much to say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,12 +166,25 @@ impl Printer {
         }
     }
 
-    /// A task's command failed but its check accepted what it wrote
+    /// A task's command failed (`why`) after writing every output, and its
+    /// rescue's checks examine what it wrote: `failed-pending-check`.
+    pub fn task_pending_check(&mut self, name: &str, why: &str) {
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.running.get(name)) {
+            bar.set_message("failed-pending-check: its checks examine what it wrote");
+        }
+        let text = format!(
+            "{} {name}: {why}; failed-pending-check: its checks examine what it wrote",
+            self.paint(Style::State(Standing::FailedPendingCheck), "check ")
+        );
+        self.line(&text)
+    }
+
+    /// A task's command failed but its checks accepted what it wrote
     /// (`rescue = true`): done, said apart from a plain success.
     pub fn task_rescued(&mut self, name: &str, elapsed: Duration) {
         self.task_ended(name);
         let text = format!(
-            "{} {name}: the command failed; its check accepted the outputs ({:.2}s)",
+            "{} {name}: the command failed; its checks accepted the outputs ({:.2}s)",
             self.paint(Style::Warning, "rescued"),
             elapsed.as_secs_f64()
         );

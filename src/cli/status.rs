@@ -199,7 +199,10 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
     let collapsed = |l: &TaskLine| {
         !expanded
             && (l.fanout.is_some() || fanouts.contains_key(&l.task))
-            && !matches!(l.state, Standing::Failed | Standing::Running)
+            && !matches!(
+                l.state,
+                Standing::Failed | Standing::Running | Standing::FailedPendingCheck
+            )
     };
     let width = report
         .tasks
@@ -210,6 +213,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
         .unwrap_or(0);
     for (title, states) in [
         ("FAILED", &[Standing::Failed][..]),
+        ("FAILED-PENDING-CHECK", &[Standing::FailedPendingCheck][..]),
         ("RUNNING", &[Standing::Running][..]),
         ("STOPPED", &[Standing::Stopped][..]),
         ("STALE", &[Standing::Stale, Standing::NeverBuilt][..]),
@@ -286,6 +290,11 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                     }
                     d
                 }
+                Standing::FailedPendingCheck => format!(
+                    "{}; its rescue's checks examine what it wrote (since {})",
+                    l.error.as_deref().unwrap_or("the command failed"),
+                    age(l.started_at.as_deref())
+                ),
                 Standing::NeverBuilt => "never built".to_string(),
                 _ => l.reason.clone().unwrap_or_default(),
             };
@@ -310,6 +319,7 @@ fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
                 for (s, label) in [
                     (Standing::Failed, "failed"),
                     (Standing::Running, "running"),
+                    (Standing::FailedPendingCheck, "failed-pending-check"),
                     (Standing::Stopped, "stopped"),
                     (Standing::Stale, "stale"),
                     (Standing::NeverBuilt, "never built"),

@@ -1,22 +1,29 @@
 //! The build's own [`Executor`]: a command task runs `sh -c` (see
 //! [`command`]), a prompt task asks its model (see [`Llm`]) and writes the
-//! accepted answer to its output atomically. Both are journaled in the
-//! in-flight journal while they run, so a crash at any moment leaves a
+//! accepted answer to its output atomically, a check runs its command and a
+//! judge scores outputs on disk. Every process and model call is journaled
+//! in the task's [`Turn`] while it runs, so a crash at any moment leaves a
 //! record that leads the next build to what was running.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use super::attempt::Executor;
+use super::attempt::{Executor, Turn};
 use super::checks::CheckRunner;
 use super::command::{self, Exit, Watchdog};
-use super::llm::Llm;
+use super::env::Env;
+use super::llm::{Llm, PromptFailure, PromptResult};
+use crate::model::judge::Judge;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
 use crate::store::files;
-use crate::store::inflight::Inflight;
+use crate::store::record::JudgeVerdict;
 use crate::store::{ErrorKind, RunDir, Status, TaskError};
+
+/// The most of one output a judge reads (its prompt holds the text).
+pub const JUDGED_BYTES: u64 = 256 * 1024;
 
 /// Commands and model calls, for one batch of a build.
 pub struct Actions<'a> {
@@ -25,17 +32,45 @@ pub struct Actions<'a> {
     /// The folder of the pipeline file (`{pipeline_dir}` in commands).
     pub pipeline_dir: &'a Path,
     pub llm: Option<&'a Llm<'a>>,
-    /// The journal (none in a build that records nothing).
-    pub inflight: Option<&'a Inflight>,
-    /// What every command's environment holds, but `PLANEXE_TASK`.
+    /// What every command's environment holds, but the variables of
+    /// [`command::TASK_VARS`].
     pub env: command::Environment,
 }
 
+impl<'a> Actions<'a> {
+    /// The actions of `run_dir` for the pipeline in `pipeline_dir`:
+    /// commands get the environment `env` with the run's variables
+    /// (`PLANEXE_RUN_DIR`, `PLANEXE_PIPELINE_DIR`), and models answer
+    /// through `llm`.
+    pub fn new(
+        run_dir: &'a RunDir,
+        pipeline_dir: &'a Path,
+        watchdog: &'a Watchdog,
+        llm: Option<&'a Llm<'a>>,
+        env: &Env,
+    ) -> Actions<'a> {
+        Actions {
+            run_dir,
+            watchdog,
+            pipeline_dir,
+            llm,
+            env: command::Environment::new(
+                env,
+                &[
+                    ("PLANEXE_RUN_DIR", run_dir.root().as_os_str()),
+                    ("PLANEXE_PIPELINE_DIR", pipeline_dir.as_os_str()),
+                ],
+                command::TASK_VARS,
+            ),
+        }
+    }
+}
+
 impl Executor for Actions<'_> {
-    fn execute(&self, task: &Task, status: &mut Status) -> Result<(), TaskError> {
+    fn execute(&self, task: &Task, status: &mut Status, turn: &Turn) -> Result<(), TaskError> {
         match &task.action {
-            Action::Command(template) => self.command(task, template, status),
-            Action::Prompt(spec) => self.ask(task, spec, status),
+            Action::Command(template) => self.command(task, template, status, turn),
+            Action::Prompt(spec) => self.ask(task, spec, status, turn),
             Action::Expand(list) => Err(TaskError::new(
                 ErrorKind::Unsupported,
                 format!(
@@ -46,44 +81,95 @@ impl Executor for Actions<'_> {
         }
     }
 
-    fn check(&self, task: &Task, script: &str) -> Result<(), TaskError> {
+    fn check(&self, task: &Task, script: &str, turn: &Turn) -> Result<(), TaskError> {
         let runner = CheckRunner {
             run_dir: self.run_dir,
             watchdog: self.watchdog,
             pipeline_dir: self.pipeline_dir,
             env: &self.env,
         };
-        runner.run_check(task, script)
+        runner.run_check(task, script, turn)
+    }
+
+    fn judge(
+        &self,
+        task: &Task,
+        judge: &Judge,
+        status: &mut Status,
+        turn: &Turn,
+    ) -> Result<JudgeVerdict, TaskError> {
+        let llm = self.models()?;
+        let inputs = self.read_inputs(task)?;
+        let mut outputs = Vec::with_capacity(task.outputs.len());
+        for out in &task.outputs {
+            let text = read_capped(&self.run_dir.path(&out.path), JUDGED_BYTES).map_err(|e| {
+                TaskError::new(
+                    ErrorKind::Io,
+                    format!("cannot read output {} for the judge: {e}", out.path),
+                )
+            })?;
+            outputs.push((out.path.clone(), text));
+        }
+        let deadline = task.timeout.map(|t| (Instant::now() + t, t));
+        let vars = task.origin.vars.clone().unwrap_or_default();
+        // While the judge asks, the running sidecar names its call; the
+        // record keeps the task's own attempt and model.
+        let kept = (status.attempt, status.model.clone());
+        let mut on_attempt = on_attempt(status, turn);
+        let result = llm.judge_outputs(
+            &task.name,
+            judge,
+            &vars,
+            &inputs,
+            &outputs,
+            deadline,
+            &mut on_attempt,
+        );
+        drop(on_attempt);
+        (status.attempt, status.model) = kept;
+        let verdict = result.judge.clone();
+        let answer = add_calls(status, result);
+        answer.map_err(failure)?;
+        verdict.ok_or_else(|| {
+            TaskError::new(ErrorKind::Other, "the judge gave no verdict".to_string())
+        })
     }
 }
 
 impl Actions<'_> {
-    fn command(&self, task: &Task, template: &str, status: &mut Status) -> Result<(), TaskError> {
+    fn command(
+        &self,
+        task: &Task,
+        template: &str,
+        status: &mut Status,
+        turn: &Turn,
+    ) -> Result<(), TaskError> {
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
         let script = command::expand(template, &inputs, &outputs, self.pipeline_dir);
         let log = self.run_dir.task_log_path(&task.name);
+        let score = turn.feedback.as_ref().map(|f| format!("{:.2}", f.score));
+        let mut vars = vec![("PLANEXE_TASK", task.name.as_str())];
+        if let (Some(feedback), Some(score)) = (&turn.feedback, &score) {
+            vars.push(("PLANEXE_JUDGE_SCORE", score));
+            vars.push(("PLANEXE_JUDGE_REASON", &feedback.reason));
+        }
         let spec = command::Spec {
             script: &script,
             cwd: self.run_dir.root(),
             env: &self.env,
-            vars: &[("PLANEXE_TASK", &task.name)],
+            vars: &vars,
             args: &[],
             log: &log,
             timeout: task.timeout,
         };
-        // Journaled before the spawn: a crash at any moment after it leaves
-        // a record that leads the next build to the process.
-        let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
+        // The task is journaled before the spawn (its turn began before
+        // anything ran): a crash at any moment after it leaves a record
+        // that leads the next build to the process.
         let exit = command::run(&spec, self.watchdog, |pid| {
             status.pid = Some(pid);
-            if let (Some(inflight), Some(ticket)) = (self.inflight, &ticket) {
-                inflight.spawned(ticket, pid);
-            }
+            turn.spawned(pid);
         });
-        if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
-            inflight.end(ticket);
-        }
         Err(match exit {
             Exit::Success => return Ok(()),
             Exit::Code(code) => TaskError::exit(code),
@@ -94,14 +180,49 @@ impl Actions<'_> {
         })
     }
 
-    /// Asks the model and writes the accepted answer to the task's output.
-    fn ask(&self, task: &Task, spec: &PromptSpec, status: &mut Status) -> Result<(), TaskError> {
-        let Some(llm) = self.llm else {
-            return Err(TaskError::new(
+    /// Asks the model (and the task's judge) and writes the accepted
+    /// answer to the task's output.
+    fn ask(
+        &self,
+        task: &Task,
+        spec: &PromptSpec,
+        status: &mut Status,
+        turn: &Turn,
+    ) -> Result<(), TaskError> {
+        let llm = self.models()?;
+        let inputs = self.read_inputs(task)?;
+        let deadline = task.timeout.map(|t| (Instant::now() + t, t));
+        let out = &task.outputs[0].path;
+        let mut on_attempt = on_attempt(status, turn);
+        let result = llm.run(
+            &task.name,
+            spec,
+            task.checks.judge.as_ref(),
+            out,
+            &inputs,
+            deadline,
+            &mut on_attempt,
+        );
+        drop(on_attempt);
+        status.judge = result.judge.clone();
+        status.model = result.model.clone();
+        status.attempt = result.attempts.len() as u32;
+        let text = add_calls(status, result).map_err(failure)?;
+        files::write_atomic(&self.run_dir.path(out), text.as_bytes())
+            .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
+    }
+
+    fn models(&self) -> Result<&Llm<'_>, TaskError> {
+        self.llm.ok_or_else(|| {
+            TaskError::new(
                 ErrorKind::Unsupported,
                 "no model runner was set up for this build",
-            ));
-        };
+            )
+        })
+    }
+
+    /// The text of every input, by path.
+    fn read_inputs(&self, task: &Task) -> Result<BTreeMap<String, String>, TaskError> {
         let mut inputs = BTreeMap::new();
         for input in &task.inputs {
             match std::fs::read(self.run_dir.path(&input.path)) {
@@ -119,45 +240,59 @@ impl Actions<'_> {
                 }
             }
         }
-        let deadline = task.timeout.map(|t| (Instant::now() + t, t));
-        let ticket = self.inflight.map(|i| i.begin(self.run_dir, status));
-        let (run_dir, inflight) = (self.run_dir, self.inflight);
-        // The sidecar says which call is in flight, so `status` shows the
-        // attempt and model of a running task (a quick call writes
-        // nothing: its `running` sidecar was not due yet).
-        let mut on_attempt = |attempt: u32, model: &str| {
-            status.attempt = attempt;
-            status.model = Some(model.to_string());
-            if let (Some(inflight), Some(ticket)) = (inflight, &ticket) {
-                inflight.update(run_dir, ticket, status);
-            }
-        };
-        let result = llm.run(&task.name, spec, &inputs, deadline, &mut on_attempt);
-        if let (Some(inflight), Some(ticket)) = (self.inflight, ticket) {
-            inflight.end(ticket);
-        }
-        status.model = result.model.clone();
-        status.attempt = result.attempts.len() as u32;
-        status.attempts = result.attempts;
-        status.usage = Some(result.usage);
-        status.judge = result.judge;
-        match result.answer {
-            Ok(text) => {
-                let out = &task.outputs[0].path;
-                files::write_atomic(&self.run_dir.path(out), text.as_bytes())
-                    .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
-            }
-            Err(failure) => {
-                let kind = if failure.stopped {
-                    ErrorKind::Stopped
-                } else {
-                    failure.kind
-                };
-                Err(TaskError {
-                    error_id: failure.error_id,
-                    ..TaskError::new(kind, failure.message)
-                })
-            }
-        }
+        Ok(inputs)
     }
+}
+
+/// Hears of each model call as it starts: the sidecar says which call is
+/// in flight, so `status` shows the attempt and model of a running task
+/// (a quick call writes nothing: its `running` sidecar was not due yet).
+fn on_attempt<'s>(status: &'s mut Status, turn: &'s Turn) -> impl FnMut(u32, &str) + 's {
+    move |attempt: u32, model: &str| {
+        status.attempt = attempt;
+        status.model = Some(model.to_string());
+        turn.update(status);
+    }
+}
+
+/// Adds a run of model calls to the task's record (appended: a command's
+/// judge comes after its command; a rescored answer after its calls) and
+/// their tokens. Returns the answer.
+fn add_calls(status: &mut Status, result: PromptResult) -> Result<String, PromptFailure> {
+    status.attempts.extend(result.attempts);
+    let mut usage = status.usage.take().unwrap_or_default();
+    usage.add(&result.usage);
+    status.usage = Some(usage);
+    result.answer
+}
+
+/// A model run's failure, as the task's.
+fn failure(failure: PromptFailure) -> TaskError {
+    let kind = if failure.stopped {
+        ErrorKind::Stopped
+    } else {
+        failure.kind
+    };
+    TaskError {
+        error_id: failure.error_id,
+        ..TaskError::new(kind, failure.message)
+    }
+}
+
+/// The text of a file, at most `cap` bytes of it (cut on a character's
+/// boundary, with a note of what was left out); not following a link.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
+    let file = files::open_read(path)?;
+    let size = file.metadata()?.len();
+    let mut bytes = Vec::with_capacity(size.min(cap) as usize);
+    file.take(cap).read_to_end(&mut bytes)?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if size > cap {
+        // A lossy cut may end in a replacement character: drop it.
+        while text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+        text.push_str(&format!("\n[... {} more bytes not shown]", size - cap));
+    }
+    Ok(text)
 }

@@ -1,8 +1,9 @@
 //! Output checks (docs/checks.md): judging what a task wrote before it is
 //! accepted. First `min_bytes` (an output smaller than that fails the
-//! task), then the task's `check` command: `sh -c CHECK sh OUT1 OUT2...`
+//! task), then the task's `check` command (`sh -c CHECK sh OUT1 OUT2...`
 //! in the run directory, with `$PLANEXE_OUTPUTS` and under the task's
-//! timeout. Exit 0 accepts.
+//! timeout; exit 0 accepts), then its judge (a model's score against the
+//! judge's threshold).
 //!
 //! Used inside an attempt (before its commit, so rejected outputs are
 //! rolled back like any failed ones) and by `planexe check`, which judges
@@ -10,23 +11,25 @@
 
 use std::path::Path;
 
+use super::attempt::Turn;
 use super::command::{self, Exit, Watchdog};
-use super::env::Env;
 use super::failure::{last_bytes, LOG_TAIL_BYTES};
-use super::interrupt::Interrupt;
-use crate::error;
-use crate::model::{Task, TaskId};
-use crate::plan::Session;
+use super::llm;
+use crate::model::judge::Judge;
+use crate::model::Task;
+use crate::store::record::JudgeVerdict;
 use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, TaskError};
 
 /// What the checks said about a task's outputs.
 #[derive(Debug, Default)]
 pub struct Judgement {
     /// One record per check that ran (a passing `min_bytes` is not
-    /// recorded: every task has one).
+    /// recorded: every task has one; the judge's verdict is apart).
     pub records: Vec<CheckRecord>,
-    /// Why the outputs are refused: an error-severity check failed, or
-    /// the check could not run to its end (stopped).
+    /// The judge's verdict, when it scored the outputs.
+    pub verdict: Option<JudgeVerdict>,
+    /// Why the outputs are refused: an error-severity check failed, the
+    /// judge scored them low, or a check could not run to its end.
     pub error: Option<TaskError>,
 }
 
@@ -37,17 +40,43 @@ impl Judgement {
             .iter()
             .filter(|r| !r.passed && r.severity == Severity::Warn)
     }
+
+    /// The judge scored the outputs below its threshold and they are
+    /// refused for it: its verdict.
+    pub fn judge_refused(&self) -> Option<&JudgeVerdict> {
+        self.verdict.as_ref().filter(|v| {
+            !v.passed
+                && self
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::JudgeRejected)
+        })
+    }
 }
 
-/// Judges the outputs of `task` in `run_dir`; `run` runs the `check`
-/// command (see [`run_check`]). With `strict`, a failed check refuses the
-/// outputs whatever its severity (a rescue must be accepted).
-pub fn judge(
+/// How the checks of one task are run: its `check` command, and (when the
+/// judge is to score the outputs on disk) its judge.
+pub struct Inspectors<C, J> {
+    pub check: C,
+    /// None: the judge does not run here (a prompt task's judged its
+    /// answer in its conversation already).
+    pub judge: Option<J>,
+}
+
+/// Examines the outputs of `task` in `run_dir`: `min_bytes`, then the
+/// `check` command, then the judge, each only if the one before did not
+/// refuse them. With `strict`, any failure refuses the outputs whatever
+/// its severity (a rescue must be accepted).
+pub fn examine<C, J>(
     run_dir: &RunDir,
     task: &Task,
     strict: bool,
-    run: impl FnOnce(&str) -> Result<(), TaskError>,
-) -> Judgement {
+    run: Inspectors<C, J>,
+) -> Judgement
+where
+    C: FnOnce(&str) -> Result<(), TaskError>,
+    J: FnOnce(&Judge) -> Result<JudgeVerdict, TaskError>,
+{
     let mut judgement = Judgement::default();
     if let Some(message) = too_small(run_dir, task) {
         judgement.records.push(CheckRecord {
@@ -59,30 +88,59 @@ pub fn judge(
         judgement.error = Some(TaskError::new(ErrorKind::CheckFailed, message));
         return judgement;
     }
-    let Some(script) = &task.checks.command else {
-        return judgement;
-    };
-    let severity = task.checks.severity;
-    match run(script) {
-        Ok(()) => judgement.records.push(CheckRecord {
-            name: "check".into(),
-            passed: true,
-            severity,
-            message: None,
-        }),
-        Err(error) => {
-            judgement.records.push(CheckRecord {
+    if let Some(script) = &task.checks.command {
+        let severity = task.checks.severity;
+        match (run.check)(script) {
+            Ok(()) => judgement.records.push(CheckRecord {
                 name: "check".into(),
-                passed: false,
+                passed: true,
                 severity,
-                message: Some(error.message.clone()),
-            });
-            let warn_only =
-                error.kind == ErrorKind::CheckFailed && severity == Severity::Warn && !strict;
-            if !warn_only {
-                judgement.error = Some(error);
+                message: None,
+            }),
+            Err(error) => {
+                judgement.records.push(CheckRecord {
+                    name: "check".into(),
+                    passed: false,
+                    severity,
+                    message: Some(error.message.clone()),
+                });
+                let warn_only =
+                    error.kind == ErrorKind::CheckFailed && severity == Severity::Warn && !strict;
+                if !warn_only {
+                    judgement.error = Some(error);
+                    return judgement;
+                }
             }
         }
+    }
+    let (Some(judge), Some(run_judge)) = (&task.checks.judge, run.judge) else {
+        return judgement;
+    };
+    let warn_only = judge.warn && !strict;
+    match run_judge(judge) {
+        Ok(verdict) => {
+            if !verdict.passed && !warn_only {
+                judgement.error = Some(TaskError::new(
+                    ErrorKind::JudgeRejected,
+                    format!(
+                        "judge_rejected: {}",
+                        llm::rejection(verdict.score, verdict.threshold, &verdict.reason)
+                    ),
+                ));
+            }
+            judgement.verdict = Some(verdict);
+        }
+        // A judge of severity warn that cannot score (its model is down)
+        // holds nothing up; a stop stops.
+        Err(error) if warn_only && error.kind != ErrorKind::Stopped => {
+            judgement.records.push(CheckRecord {
+                name: "judge".into(),
+                passed: false,
+                severity: Severity::Warn,
+                message: Some(error.message),
+            });
+        }
+        Err(error) => judgement.error = Some(error),
     }
     judgement
 }
@@ -117,8 +175,9 @@ pub struct CheckRunner<'a> {
 impl CheckRunner<'_> {
     /// Runs `script` on the outputs of `task`: `Ok` when it exits 0; else
     /// `check_failed` with the end of what it printed (its log is
-    /// `.planexe/logs/TASK.check.txt`), or `stopped`.
-    pub fn run_check(&self, task: &Task, script: &str) -> Result<(), TaskError> {
+    /// `.planexe/logs/TASK.check.txt`), or `stopped`. Its process is
+    /// journaled in the task's `turn`.
+    pub fn run_check(&self, task: &Task, script: &str, turn: &Turn) -> Result<(), TaskError> {
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
         let script = command::expand(script, &inputs, &outputs, self.pipeline_dir);
@@ -133,7 +192,7 @@ impl CheckRunner<'_> {
             log: &log,
             timeout: task.timeout,
         };
-        let exit = command::run(&spec, self.watchdog, |_| {});
+        let exit = command::run(&spec, self.watchdog, |pid| turn.spawned(pid));
         let what = match &exit {
             Exit::Success => return Ok(()),
             Exit::Interrupted => {
@@ -156,78 +215,4 @@ impl CheckRunner<'_> {
         };
         Err(TaskError::new(ErrorKind::CheckFailed, message))
     }
-}
-
-/// One task's checks, judged again by [`recheck`].
-pub struct Rechecked {
-    pub task: String,
-    pub judgement: Judgement,
-}
-
-/// Runs the checks of the tasks `names` (none: every done task with a
-/// check or a `min_bytes`) on their current outputs, for `planexe check`.
-/// Changes no output and no record; writes only the checks' logs. A task
-/// with no successful run, or whose output is missing, fails.
-pub fn recheck(session: &Session, env: &Env, names: &[String]) -> error::Result<Vec<Rechecked>> {
-    let graph = &session.graph;
-    let ids: Vec<TaskId> = if names.is_empty() {
-        graph
-            .tasks()
-            .filter(|t| t.checks.any())
-            .filter(|t| {
-                session
-                    .store
-                    .done_record(&session.run_dir, &t.name)
-                    .is_some()
-            })
-            .map(|t| t.id)
-            .collect()
-    } else {
-        graph.tasks_named(names)?
-    };
-    let watchdog = Watchdog::start(Interrupt::new());
-    let environment = command::Environment::new(
-        env,
-        &[
-            ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
-            ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
-        ],
-        &["PLANEXE_TASK", "PLANEXE_OUTPUTS"],
-    );
-    let runner = CheckRunner {
-        run_dir: &session.run_dir,
-        watchdog: &watchdog,
-        pipeline_dir: session.pipeline.dir(),
-        env: &environment,
-    };
-    let mut rechecked = Vec::with_capacity(ids.len());
-    for id in ids {
-        let task = &graph[id];
-        let refused = |message: String| Judgement {
-            records: Vec::new(),
-            error: Some(TaskError::new(ErrorKind::CheckFailed, message)),
-        };
-        let missing = task
-            .outputs
-            .iter()
-            .find(|o| std::fs::symlink_metadata(session.run_dir.path(&o.path)).is_err());
-        let judgement = if session
-            .store
-            .done_record(&session.run_dir, &task.name)
-            .is_none()
-        {
-            refused("no successful run is recorded".into())
-        } else if let Some(out) = missing {
-            refused(format!("output {} is missing", out.path))
-        } else {
-            judge(&session.run_dir, task, false, |script| {
-                runner.run_check(task, script)
-            })
-        };
-        rechecked.push(Rechecked {
-            task: task.name.clone(),
-            judgement,
-        });
-    }
-    Ok(rechecked)
 }

@@ -56,6 +56,16 @@ pub struct Spec<'a> {
     pub timeout: Option<Duration>,
 }
 
+/// The variables planexe sets per command (the task's name, its outputs
+/// for a check, a judge's feedback for a command run again): never
+/// inherited from planexe's own environment.
+pub const TASK_VARS: &[&str] = &[
+    "PLANEXE_TASK",
+    "PLANEXE_OUTPUTS",
+    "PLANEXE_JUDGE_SCORE",
+    "PLANEXE_JUDGE_REASON",
+];
+
 /// The environment commands run with, as `NAME=value` strings: the
 /// build's, with `set` replacing or adding variables. Built once per build.
 pub struct Environment {

@@ -1,8 +1,10 @@
 //! Execution: what changes a run directory. One build ([`build::Build`],
 //! callable many times in one process) with the scheduler
 //! ([`scheduler`]: ninja's loop behind its `Runner`/`Hooks` seams), the
-//! per-task transaction ([`attempt`], judging outputs: [`checks`],
-//! recording each failure: [`failure`]) and the actions it runs
+//! per-task transaction ([`attempt`]) and the run around it ([`runner`]:
+//! checks and judges on the outputs, [`checks`]; re-runs after a judge's
+//! low score; rescues; re-checks; recording each failure: [`failure`]),
+//! `planexe check` ([`recheck`]) and the actions it runs
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
 //! model calls through [`llm`]), crash recovery ([`recovery`], which stops
 //! only what it can tell is a task's command: [`process`]), interrupts
@@ -27,7 +29,9 @@ pub mod jobserver;
 pub mod llm;
 pub mod observer;
 pub mod process;
+pub mod recheck;
 pub mod recovery;
+pub mod runner;
 pub mod scheduler;
 pub mod touch;
 

@@ -112,6 +112,9 @@ pub struct BuildView<'a> {
     /// The model call of each running prompt task: the one in flight, or
     /// the wait before the next.
     pub calls: &'a [Option<Progress>],
+    /// By id: the running task is `failed-pending-check` (its command
+    /// failed; its rescue's checks examine what it wrote).
+    pub pending_check: &'a [bool],
     /// Which build this is, as its run record says.
     pub build: &'a Live,
 }
@@ -156,6 +159,9 @@ pub trait Observer: Sync {
     /// A task waiting for its inputs turned out up to date.
     fn task_skipped(&self, _task: &Task, _why: &str) {}
     fn task_ended(&self, _task: &Task, _end: &TaskEnd) {}
+    /// A task's command failed (`why`) after writing every output, and its
+    /// rescue's checks examine what it wrote: `failed-pending-check`.
+    fn task_pending_check(&self, _task: &Task, _why: &str) {}
     /// A model call of a running task made progress.
     fn task_progress(&self, _task: &str, _progress: &Progress) {}
     /// The build's view of its tasks changed (a task ended), or time
@@ -200,6 +206,10 @@ impl<A: Observer, B: Observer> Observer for Both<A, B> {
         self.0.task_ended(task, end);
         self.1.task_ended(task, end);
     }
+    fn task_pending_check(&self, task: &Task, why: &str) {
+        self.0.task_pending_check(task, why);
+        self.1.task_pending_check(task, why);
+    }
     fn task_progress(&self, task: &str, progress: &Progress) {
         self.0.task_progress(task, progress);
         self.1.task_progress(task, progress);
@@ -231,6 +241,9 @@ impl<O: Observer + ?Sized> Observer for &O {
     }
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
         (**self).task_ended(task, end)
+    }
+    fn task_pending_check(&self, task: &Task, why: &str) {
+        (**self).task_pending_check(task, why)
     }
     fn task_progress(&self, task: &str, progress: &Progress) {
         (**self).task_progress(task, progress)

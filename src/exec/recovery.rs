@@ -23,7 +23,7 @@ use crate::store::files::{self, move_file};
 use crate::store::inflight;
 use crate::store::run_record::RunRecord;
 use crate::store::sidecar;
-use crate::store::{RunDir, TaskState};
+use crate::store::RunDir;
 
 /// Puts right what a crashed build left behind (see the module).
 pub fn reconcile(
@@ -97,7 +97,7 @@ fn stop_leftovers(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> R
             });
         }
         let published = sidecar::read_status(run_dir, &status.task)
-            .is_some_and(|s| s.state == TaskState::Running && s.started_at == status.started_at);
+            .is_some_and(|s| s.state.is_running() && s.started_at == status.started_at);
         if !published {
             sidecar::write_sidecar(run_dir, &status)?;
         }

@@ -1,14 +1,17 @@
 //! A task's output checks (docs/checks.md): the `check` command run on
 //! its outputs before they are accepted, the smallest size an output may
-//! have (`min_bytes`), how much a failed check matters (`severity`), and
-//! whether a command that fails after writing every output may be rescued
-//! by its check (`rescue`).
+//! have (`min_bytes`), how much a failed check matters (`severity`), an
+//! LLM judge ([`Judge`], `[tasks.NAME.judge]`), and whether a command that
+//! fails after writing every output may be rescued by its check or judge
+//! (`rescue`).
 //!
-//! Resolved from a task's table with `file:line:col` refusals, and folded
-//! into the task's fingerprint only where they differ from the defaults,
-//! so pipelines that set none keep their fingerprints.
+//! Resolved from a task's table with `file:line:col` refusals (the judge
+//! once the task's inputs are known, in `resolve`), and folded into the
+//! task's fingerprint only where they differ from the defaults, so
+//! pipelines that set none keep their fingerprints.
 
 use super::fingerprint::Fingerprint;
+use super::judge::{self, Judge};
 use super::pipeline::{Source, TaskDef};
 use crate::error::{Error, Result};
 use crate::store::Severity;
@@ -18,7 +21,7 @@ use crate::store::Severity;
 pub const DEFAULT_MIN_BYTES: u64 = 1;
 
 /// A task's output checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Checks {
     /// The `check` command, run with `sh -c` and the outputs as arguments.
     pub command: Option<String>,
@@ -27,8 +30,11 @@ pub struct Checks {
     /// What a failed check does: fail the task, or warn.
     pub severity: Severity,
     /// A command that exits non-zero after writing every output is done
-    /// if its check accepts them.
+    /// if its check (and judge) accept them.
     pub rescue: bool,
+    /// A model that scores the outputs (set by `resolve`, which knows the
+    /// task's inputs and models).
+    pub judge: Option<Judge>,
 }
 
 impl Default for Checks {
@@ -38,6 +44,7 @@ impl Default for Checks {
             min_bytes: DEFAULT_MIN_BYTES,
             severity: Severity::Error,
             rescue: false,
+            judge: None,
         }
     }
 }
@@ -74,9 +81,9 @@ impl Checks {
         }
         if let Some(r) = &def.rescue {
             checks.rescue = *r.get_ref();
-            if checks.rescue && checks.command.is_none() {
-                return Err(err(r.span(), "`rescue = true` needs a `check`").hint(
-                    "add check = \"...\" to judge what the failed command wrote, or drop rescue",
+            if checks.rescue && checks.command.is_none() && def.judge.is_none() {
+                return Err(err(r.span(), "`rescue = true` needs a `check` or a judge").hint(
+                    "add check = \"...\" or a [tasks.NAME.judge] table to judge what the failed command wrote, or drop rescue",
                 ));
             }
             if checks.rescue && def.command.is_none() {
@@ -87,17 +94,26 @@ impl Checks {
         Ok(checks)
     }
 
-    /// Whether anything is checked after a run: a `check` command, or a
-    /// `min_bytes` above 0.
+    /// Whether anything is checked after a run: a `check` command, a
+    /// judge, or a `min_bytes` above 0.
     pub fn any(&self) -> bool {
-        self.command.is_some() || self.min_bytes > 0
+        self.command.is_some() || self.judge.is_some() || self.min_bytes > 0
+    }
+
+    /// Whether every setting is its default.
+    fn is_default(&self) -> bool {
+        self.command.is_none()
+            && self.min_bytes == DEFAULT_MIN_BYTES
+            && self.severity == Severity::Error
+            && !self.rescue
+            && self.judge.is_none()
     }
 
     /// The fingerprint of a task whose action's is `action`: that one when
     /// every setting is a default, else a hash of it and each setting that
     /// differs from its default.
     pub fn seal(&self, action: String) -> String {
-        if *self == Checks::default() {
+        if self.is_default() {
             return action;
         }
         let mut fp = Fingerprint::new("checked");
@@ -113,6 +129,9 @@ impl Checks {
         }
         if self.rescue {
             fp.field("rescue", b"true");
+        }
+        if let Some(j) = &self.judge {
+            judge::fingerprint(&mut fp, j);
         }
         fp.finish()
     }

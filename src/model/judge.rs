@@ -1,15 +1,19 @@
-//! LLM judges (`[tasks.NAME.judge]`): a model scores a prompt task's
-//! answer from 0 to 1 with a reason, under a fixed schema; below the
-//! threshold the task's own model is asked again with that reason, and in
-//! the end a low score fails the task (or, with `severity = "warn"`, is a
-//! quality warning). Resolved and checked here, once, when the pipeline is
-//! read; asked in `exec::llm`.
+//! LLM judges (`[tasks.NAME.judge]`): a model scores what a task wrote
+//! from 0 to 1 with a reason, under a fixed schema. Below the threshold a
+//! prompt task's own model is asked again with that reason (a command task
+//! is run again with it in `$PLANEXE_JUDGE_REASON`), and in the end a low
+//! score fails the task (or, with `severity = "warn"`, is a quality
+//! warning). A judge is one of the task's output checks
+//! ([`super::checks::Checks`]): changing it judges the current outputs
+//! again rather than re-running the task. Resolved and checked here, once,
+//! when the pipeline is read; asked in `exec::llm`.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use toml::Spanned;
 
 use super::fingerprint::Fingerprint;
 use super::pipeline::{JudgeDef, Pipeline};
@@ -19,7 +23,8 @@ use crate::error::{Error, Result};
 
 /// The threshold when a judge names none.
 pub const DEFAULT_THRESHOLD: f64 = 0.7;
-/// Re-asks with the judge's reason when a judge names none.
+/// Re-asks of a prompt task's model with the judge's reason when a judge
+/// names none. A command task is run again only when `retries` says so.
 pub const DEFAULT_RETRIES: u32 = 1;
 /// The longest reason a judge may give (bytes), so its answer ends.
 const REASON_MAX: u64 = 400;
@@ -29,10 +34,14 @@ pub const MAX_TOKENS: u64 = 500;
 /// A task's judge, resolved.
 #[derive(Debug, Clone)]
 pub struct Judge {
-    /// The judge's prompt template; sees `output`, `inputs`, `task`.
+    /// The judge's prompt template; sees `output`, `outputs`, `inputs`,
+    /// `task`.
     pub template: String,
     /// The judging model (index into the graph's models).
     pub model: usize,
+    /// The model as the pipeline names it (none: the task's), for the
+    /// fingerprint: a `--model` override does not change it.
+    pub model_named: Option<String>,
     pub threshold: f64,
     pub retries: u32,
     /// A low score is a quality warning, not a failure.
@@ -61,22 +70,38 @@ fn schema() -> Result<Arc<Schema>> {
     }))
 }
 
-/// Checks and resolves a task's judge. `task_model` is the model the task
-/// asks (the judge's default); `inputs` the task's input paths.
-pub fn resolve(
-    pipeline: &Pipeline,
-    model_index: &HashMap<String, usize>,
-    task_name: &str,
-    def: &JudgeDef,
-    task_model: usize,
-    inputs: &[String],
-    vars: &Vars,
-) -> Result<Judge> {
-    let source = pipeline.source();
+/// What a judge is resolved for.
+pub struct JudgeContext<'a> {
+    pub pipeline: &'a Pipeline,
+    pub model_index: &'a HashMap<String, usize>,
+    pub task_name: &'a str,
+    /// The judge's default model: the one a prompt task asks, or for a
+    /// command task `--model` or `[pipeline] model` (none: the judge must
+    /// name one).
+    pub default_model: Option<usize>,
+    /// A command task: re-runs are not the default.
+    pub command: bool,
+    /// The task's input and output paths, for the template check.
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
+    pub vars: &'a Vars,
+}
+
+/// Checks and resolves a task's judge.
+pub fn resolve(ctx: &JudgeContext, def: &Spanned<JudgeDef>) -> Result<Judge> {
+    let source = ctx.pipeline.source();
+    let task_name = ctx.task_name;
     let err = |span: Range<usize>, m: &str| Error::pipeline(source.diagnostic(span, m));
+    let (def_span, def) = (def.span(), def.get_ref());
     let model = match &def.model {
-        None => task_model,
-        Some(m) => *model_index.get(m.get_ref()).ok_or_else(|| {
+        None => ctx.default_model.ok_or_else(|| {
+            err(
+                def_span.clone(),
+                &format!("the judge of command task `{task_name}` has no model"),
+            )
+            .hint("set `model = \"NAME\"` in the judge's table, or a default `model` in [pipeline]")
+        })?,
+        Some(m) => *ctx.model_index.get(m.get_ref()).ok_or_else(|| {
             err(
                 m.span(),
                 &format!(
@@ -96,12 +121,13 @@ pub fn resolve(
         }
     };
     let retries = match &def.retries {
+        None if ctx.command => 0,
         None => DEFAULT_RETRIES,
         Some(r) if (0..=10).contains(r.get_ref()) => *r.get_ref() as u32,
         Some(r) => {
             return Err(
                 err(r.span(), "`retries` of a judge must be between 0 and 10")
-                    .hint("each retry asks the task's model again with the judge's reason"),
+                    .hint("each retry asks the task's model again (or runs its command again) with the judge's reason"),
             )
         }
     };
@@ -117,20 +143,23 @@ pub fn resolve(
                 .hint("use \"error\" (a low score fails the task) or \"warn\""))
         }
     };
-    let mut with_output = vars.clone();
-    with_output.insert("output".into(), Value::String(String::new()));
-    template::check(def.prompt.get_ref(), inputs, task_name, &with_output).map_err(
-        |(line, m)| {
-            err(
-                def.prompt.span(),
-                &format!("judge prompt of task `{task_name}`, template line {line}: {m}"),
-            )
-            .hint("a judge's prompt sees `output` (the answer), `inputs` and `task`")
-        },
-    )?;
+    let blank: serde_json::Map<String, Value> = ctx
+        .outputs
+        .iter()
+        .map(|p| (p.clone(), Value::String(String::new())))
+        .collect();
+    let vars = judged_vars(ctx.vars, String::new(), Value::Object(blank));
+    template::check(def.prompt.get_ref(), ctx.inputs, task_name, &vars).map_err(|(line, m)| {
+        err(
+            def.prompt.span(),
+            &format!("judge prompt of task `{task_name}`, template line {line}: {m}"),
+        )
+        .hint("a judge's prompt sees `output` (the text of the first output), `outputs` (each output's text by path), `inputs` and `task`")
+    })?;
     Ok(Judge {
         template: def.prompt.get_ref().clone(),
         model,
+        model_named: def.model.as_ref().map(|m| m.get_ref().clone()),
         threshold,
         retries,
         warn,
@@ -138,11 +167,24 @@ pub fn resolve(
     })
 }
 
-/// Adds a judge to a prompt task's fingerprint: changing it re-runs the
-/// task (and so judges its answer again).
-pub fn fingerprint(fp: &mut Fingerprint, judge: &Judge, model_name: &str) {
+/// The variables a judge's prompt sees besides `inputs` and `task`: a
+/// fan-out instance's, `output` (the text of the first output) and
+/// `outputs` (each output's text by path).
+pub fn judged_vars(vars: &Vars, output: String, outputs: Value) -> Vars {
+    let mut vars = vars.clone();
+    vars.insert("output".into(), Value::String(output));
+    vars.insert("outputs".into(), outputs);
+    vars
+}
+
+/// Adds a judge to a task's checks' fingerprint: changing it judges the
+/// current outputs again (see [`super::checks::Checks::seal`]).
+pub fn fingerprint(fp: &mut Fingerprint, judge: &Judge) {
     fp.field("judge_prompt", judge.template.as_bytes());
-    fp.field("judge_model", model_name.as_bytes());
+    fp.field(
+        "judge_model",
+        judge.model_named.as_deref().unwrap_or("").as_bytes(),
+    );
     fp.field("judge_threshold", judge.threshold.to_string().as_bytes());
     fp.field("judge_retries", judge.retries.to_string().as_bytes());
     fp.field("judge_warn", if judge.warn { b"1" } else { b"0" });

@@ -121,7 +121,7 @@ pub struct TaskDef {
     pub keep_reasoning: Option<Spanned<bool>>,
     /// This task's answer length limit, over the model's.
     pub max_tokens: Option<Spanned<i64>>,
-    /// `[tasks.NAME.judge]`: a model that scores the answer.
+    /// `[tasks.NAME.judge]`: a model that scores what the task wrote.
     pub judge: Option<Spanned<JudgeDef>>,
     /// One instance per item of a JSON list.
     pub foreach: Option<Spanned<ForeachDef>>,
@@ -139,18 +139,21 @@ pub struct TaskDef {
     pub rescue: Option<Spanned<bool>>,
 }
 
-/// `[tasks.NAME.judge]`: a model scores a prompt task's answer from 0 to
-/// 1; below `threshold` the task's model is asked again with the reason.
+/// `[tasks.NAME.judge]`: a model scores what a task wrote from 0 to 1;
+/// below `threshold` the task's model is asked again with the reason (a
+/// command is run again with it).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeDef {
-    /// A template that sees `output` (the answer), `inputs` and `task`.
+    /// A template that sees `output` (the first output's text), `outputs`
+    /// (each output's text by path), `inputs` and `task`.
     pub prompt: Spanned<String>,
     /// The judging model (default: the task's).
     pub model: Option<Spanned<String>>,
     /// The lowest passing score, 0 to 1 (default 0.7).
     pub threshold: Option<Spanned<f64>>,
-    /// Re-asks of the task's model with the judge's reason (default 1).
+    /// Re-asks of the task's model with the judge's reason (default 1), or
+    /// re-runs of its command (default 0).
     pub retries: Option<Spanned<i64>>,
     /// `error` (default: a low score fails the task) or `warn`.
     pub severity: Option<Spanned<String>>,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::fingerprint::Fingerprint;
-use super::judge::{self, Judge};
 use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
@@ -47,8 +46,6 @@ pub struct PromptSpec {
     pub max_tokens: Option<u64>,
     /// Write a text answer's leading reasoning (`<think>…</think>`) too.
     pub keep_reasoning: bool,
-    /// `[tasks.NAME.judge]`: a model that scores the answer.
-    pub judge: Option<Judge>,
     /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
     pub vars: Vars,
 }
@@ -73,9 +70,6 @@ pub fn prompt_only_keys(task: &TaskDef) -> Vec<(&'static str, Range<usize>)> {
     }
     if let Some(v) = &task.max_tokens {
         keys.push(("max_tokens", v.span()));
-    }
-    if let Some(v) = &task.judge {
-        keys.push(("judge", v.span()));
     }
     if let Some(v) = &task.keep_reasoning {
         keys.push(("keep_reasoning", v.span()));
@@ -242,19 +236,6 @@ pub fn resolve_prompt(
             .hint("the system text is a template too: it sees `inputs`, `task` and a fan-out's variables")
         })?;
     }
-
-    let judge = match &task.judge {
-        None => None,
-        Some(def) => Some(judge::resolve(
-            ctx.pipeline,
-            ctx.model_index,
-            task_name,
-            def.get_ref(),
-            model,
-            inputs,
-            &vars,
-        )?),
-    };
     Ok(PromptSpec {
         template,
         template_origin,
@@ -265,19 +246,15 @@ pub fn resolve_prompt(
         retries,
         max_tokens,
         keep_reasoning,
-        judge,
         vars,
     })
 }
 
 /// The fingerprint of a prompt task: templates, schema, format, and the
 /// sampling parameters of the model it names (not of a `--model` override,
-/// so switching a run to another model does not re-run finished work).
-pub fn prompt_fingerprint(
-    spec: &PromptSpec,
-    sampling: Option<&ModelConfig>,
-    models: &[ModelConfig],
-) -> String {
+/// so switching a run to another model does not re-run finished work). A
+/// judge is one of the task's checks ([`super::checks::Checks::seal`]).
+pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> String {
     let mut fp = Fingerprint::new("prompt");
     fp.field("prompt", spec.template.as_bytes());
     fp.field("system", spec.system.as_deref().unwrap_or("").as_bytes());
@@ -311,10 +288,6 @@ pub fn prompt_fingerprint(
         if let Some(prefill) = &m.prefill {
             fp.field("prefill", prefill.as_bytes());
         }
-    }
-    if let Some(j) = &spec.judge {
-        let name = models.get(j.model).map_or("", |m| m.name.as_str());
-        judge::fingerprint(&mut fp, j, name);
     }
     fp.finish()
 }

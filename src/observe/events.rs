@@ -34,8 +34,9 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// One line of `events.jsonl`, and the body of a `json` webhook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
-    /// `pipeline.started`, `task.started`, `task.completed`,
-    /// `task.rescued` (done by its check's leave), `task.failed`,
+    /// `pipeline.started`, `task.started`, `task.check_failed` (a check
+    /// or judge refused a task's outputs, or warned), `task.completed`,
+    /// `task.rescued` (done by its checks' leave), `task.failed`,
     /// `task.stopped`, `pipeline.completed`, `pipeline.failed`,
     /// `pipeline.stopped`.
     pub event: String,
@@ -51,6 +52,9 @@ pub struct Event {
     /// changing nothing, may succeed.
     #[serde(default)]
     pub recoverable: Option<bool>,
+    /// `task.check_failed`: `error` (the check failed the task) or `warn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
 }
 
 impl Event {
@@ -66,6 +70,7 @@ impl Event {
             error_summary: None,
             error_id: None,
             recoverable: None,
+            severity: None,
         }
     }
 

@@ -104,6 +104,9 @@ pub fn gather(session: &Session, mode: CheckMode) -> Result<Suite> {
                     None => "stopped".to_string(),
                 }),
                 Standing::Running => CaseResult::Skipped("running".to_string()),
+                Standing::FailedPendingCheck => {
+                    CaseResult::Skipped("failed-pending-check: its rescue's checks run".to_string())
+                }
                 Standing::NeverBuilt | Standing::Pending | Standing::Stale => {
                     CaseResult::Skipped(format!("not run: {reason}"))
                 }

@@ -10,6 +10,7 @@ pub fn colour(standing: Standing) -> &'static str {
         Standing::Done => "#9be29b",
         Standing::Failed => "#f28b82",
         Standing::Running => "#8ab4f8",
+        Standing::FailedPendingCheck => "#ff9e40",
         Standing::Stopped => "#fbbc04",
         Standing::Stale => "#fdd663",
         Standing::Pending | Standing::NeverBuilt => "#dadce0",
@@ -24,6 +25,7 @@ pub fn colour_of(state: &str) -> &'static str {
         "failed" => colour(Standing::Failed),
         "stopped" => colour(Standing::Stopped),
         "running" => colour(Standing::Running),
+        "failed-pending-check" => colour(Standing::FailedPendingCheck),
         "stale" => colour(Standing::Stale),
         _ => colour(Standing::NeverBuilt),
     }
@@ -62,6 +64,8 @@ impl Style {
             Style::State(s) => match s {
                 Standing::Failed => "1;31",
                 Standing::Running => "1;34",
+                // Orange (256 colours).
+                Standing::FailedPendingCheck => "1;38;5;208",
                 Standing::Stopped => "1;33",
                 Standing::Stale | Standing::NeverBuilt => "33",
                 Standing::Pending => "2",
@@ -99,6 +103,7 @@ impl Paint {
         match standing {
             Standing::Failed => "✗ ",
             Standing::Running => "▶ ",
+            Standing::FailedPendingCheck => "? ",
             Standing::Stopped => "■ ",
             Standing::Stale | Standing::NeverBuilt => "• ",
             Standing::Pending => "… ",

@@ -23,7 +23,8 @@ use crate::exec::{BuildReport, Ended};
 use crate::model::pipeline::HookDef;
 use crate::model::{Task, TaskId};
 use crate::plan::Session;
-use crate::store::{RunDir, TaskState};
+use crate::store::record::first_line;
+use crate::store::{ErrorKind, RunDir, Severity, Status, TaskState};
 
 /// The least time between two live snapshots; more when one costs more
 /// than a fortieth of it, so they never take a noticeable share of a build.
@@ -148,6 +149,9 @@ impl Observer for Recorder {
             }
             lane.unwrap_or(0)
         };
+        for failed in failed_checks(status, &self.root) {
+            self.events.emit(failed);
+        }
         let name = match status.state {
             TaskState::Done if status.rescued => "task.rescued",
             TaskState::Done => "task.completed",
@@ -216,6 +220,9 @@ impl Observer for Recorder {
         for (t, started) in view.running.iter().enumerate() {
             if let Some(started) = started {
                 known.mark_running(view.graph.rank(t), Some(started.clone()), view.run_dir);
+                if view.pending_check.get(t).copied().unwrap_or(false) {
+                    known.mark_pending_check(view.graph.rank(t));
+                }
                 if let Some(call) = &view.calls[t] {
                     known.mark_call(view.graph.rank(t), call);
                 }
@@ -224,4 +231,49 @@ impl Observer for Recorder {
         known.save_live(view.run_dir, view.build.clone());
         *next = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
     }
+}
+
+/// A `task.check_failed` event for each check of the task's run that
+/// failed (a warning's too), and for a judge's low score; sent before the
+/// task's own event. Those that failed the task carry its error_id.
+fn failed_checks(status: &Status, root: &std::path::Path) -> Vec<Event> {
+    let failed_the_task = status
+        .error
+        .as_ref()
+        .filter(|e| matches!(e.kind, ErrorKind::CheckFailed | ErrorKind::JudgeRejected));
+    let mut said: Vec<(String, Severity)> = status
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| {
+            let message = c.message.as_deref().unwrap_or("failed");
+            (format!("{}: {}", c.name, first_line(message)), c.severity)
+        })
+        .collect();
+    if let Some(v) = status.judge.as_ref().filter(|v| !v.passed) {
+        let severity = if status.state == TaskState::Done {
+            Severity::Warn
+        } else {
+            Severity::Error
+        };
+        said.push((
+            format!(
+                "judge: {}",
+                crate::exec::llm::rejection(v.score, v.threshold, &v.reason)
+            ),
+            severity,
+        ));
+    }
+    said.into_iter()
+        .map(|(summary, severity)| {
+            let mut event = Event::new("task.check_failed", Some(&status.task), root);
+            event.attempt = Some(status.attempt.max(1));
+            event.error_summary = Some(summary);
+            event.severity = Some(severity.as_str().to_string());
+            if severity == Severity::Error {
+                event.error_id = failed_the_task.and_then(|e| e.error_id.clone());
+            }
+            event
+        })
+        .collect()
 }

@@ -22,6 +22,9 @@ pub enum Standing {
     /// Waits for an upstream task (or a `foreach` list).
     Pending,
     Running,
+    /// Running still: its command failed after writing every output, and
+    /// its rescue's checks examine what it wrote.
+    FailedPendingCheck,
     /// Will run: something it depends on changed.
     Stale,
     Stopped,
@@ -35,6 +38,7 @@ impl Standing {
             Standing::Pending => "pending",
             Standing::Failed => "failed",
             Standing::Running => "running",
+            Standing::FailedPendingCheck => "failed-pending-check",
             Standing::Stopped => "stopped",
             Standing::NeverBuilt => "never-built",
         }
@@ -50,7 +54,10 @@ impl Standing {
             Some(Reason::NeverBuilt) => Standing::NeverBuilt,
             Some(Reason::FailedLastTime(_)) => Standing::Failed,
             Some(Reason::InterruptedLastTime) => match latest {
-                Some(s) if runs(s, build_running) => Standing::Running,
+                Some(s) if runs(s, build_running) => match s.state {
+                    TaskState::FailedPendingCheck => Standing::FailedPendingCheck,
+                    _ => Standing::Running,
+                },
                 _ => Standing::Stopped,
             },
             Some(Reason::Upstream(_) | Reason::AwaitsList(_)) => Standing::Pending,
@@ -61,7 +68,7 @@ impl Standing {
 
 /// Whether a status says its task runs now.
 pub fn runs(status: &Status, build_running: bool) -> bool {
-    status.state == TaskState::Running
+    status.state.is_running()
         && match status.pid {
             Some(pid) => process::alive(pid),
             None => build_running,

@@ -61,7 +61,7 @@ pub struct TaskLine {
     /// A running prompt task: the model call in flight.
     #[serde(default)]
     pub call: Option<CallInFlight>,
-    /// A prompt task with a judge: its last verdict, pass or fail.
+    /// A task with a judge: its last verdict, pass or fail.
     #[serde(default)]
     pub judge: Option<JudgeVerdict>,
 }
@@ -120,7 +120,8 @@ impl TaskLine {
         }
     }
 
-    /// Shows the task as running, with what its status says.
+    /// Shows the task as running, with what its status says (a rescue's
+    /// checks running: `failed-pending-check`, and how its command failed).
     fn running(&mut self, started_at: Option<String>, s: Option<&Status>) {
         self.state = Standing::Running;
         self.reason = None;
@@ -131,11 +132,23 @@ impl TaskLine {
         self.hint = None;
         self.attempt = Some(1);
         self.started_at = started_at;
-        if let Some(s) = s.filter(|s| s.state == TaskState::Running) {
+        if let Some(s) = s.filter(|s| s.state.is_running()) {
             self.pid = s.pid;
             self.attempt = Some(s.attempt);
             self.started_at = s.started_at.clone();
             self.model = s.model.clone();
+            if s.state == TaskState::FailedPendingCheck {
+                self.pending_check(s.error.as_ref().map(|e| e.first_line()));
+            }
+        }
+    }
+
+    /// Shows the running task as `failed-pending-check`; `why` its
+    /// command's failure.
+    fn pending_check(&mut self, why: Option<&str>) {
+        self.state = Standing::FailedPendingCheck;
+        if let Some(why) = why {
+            self.error = Some(why.to_string());
         }
     }
 }
@@ -241,11 +254,13 @@ pub fn task_lines(
                 let latest = store.sidecar(run_dir, &task.name);
                 line.state = Standing::of(reason, latest.as_ref(), build_running);
                 match &latest {
-                    Some(s) if line.state == Standing::Running => {
-                        line.reason = None;
-                        line.pid = s.pid;
-                        line.attempt = Some(s.attempt);
-                        line.started_at = s.started_at.clone();
+                    Some(s)
+                        if matches!(
+                            line.state,
+                            Standing::Running | Standing::FailedPendingCheck
+                        ) =>
+                    {
+                        line.running(s.started_at.clone(), Some(s));
                     }
                     Some(s) => line.failure(s),
                     None => {}
@@ -316,6 +331,16 @@ impl Known {
         };
         let status = sidecar::read_status(run_dir, &line.task);
         line.running(started_at, status.as_ref());
+    }
+
+    /// Shows the running task at `index` in the listing as
+    /// `failed-pending-check` (a running build knows).
+    pub fn mark_pending_check(&mut self, index: usize) {
+        if let Some(line) = self.tasks.get_mut(index) {
+            if line.state != Standing::FailedPendingCheck {
+                line.pending_check(None);
+            }
+        }
     }
 
     /// Shows the model call of the running task at `index` in the

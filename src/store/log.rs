@@ -123,7 +123,7 @@ fn derive<'a>(
     };
     match latest() {
         Some(s) if s.state == TaskState::Failed => Recorded::Failed(Cow::Owned(s)),
-        Some(s) if matches!(s.state, TaskState::Stopped | TaskState::Running) => {
+        Some(s) if s.state == TaskState::Stopped || s.state.is_running() => {
             Recorded::Interrupted(Cow::Owned(s))
         }
         _ => fallback,

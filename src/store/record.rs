@@ -25,6 +25,10 @@ pub enum TaskState {
     Failed,
     /// Interrupted by the user (SIGINT, SIGTERM).
     Stopped,
+    /// Running still: its command failed after writing every output, and
+    /// the checks of its rescue (`rescue = true`) examine what it wrote.
+    #[serde(rename = "failed-pending-check")]
+    FailedPendingCheck,
 }
 
 impl TaskState {
@@ -35,7 +39,13 @@ impl TaskState {
             TaskState::Done => "done",
             TaskState::Failed => "failed",
             TaskState::Stopped => "stopped",
+            TaskState::FailedPendingCheck => "failed-pending-check",
         }
+    }
+
+    /// Running, in any phase (a rescue's checks included).
+    pub fn is_running(self) -> bool {
+        matches!(self, TaskState::Running | TaskState::FailedPendingCheck)
     }
 
     /// Done, failed or stopped: what the state log keeps.
@@ -475,13 +485,15 @@ pub struct Status {
     /// Prompt tasks: the model that answered (or was asked last).
     #[serde(default)]
     pub model: Option<String>,
-    /// Prompt tasks: every HTTP call of the last run.
+    /// Prompt tasks, and tasks with a judge: every HTTP call of the last
+    /// run.
     #[serde(default)]
     pub attempts: Vec<AttemptRecord>,
-    /// Prompt tasks: tokens and cost of the last run.
+    /// Prompt tasks, and tasks with a judge: tokens and cost of the last
+    /// run.
     #[serde(default)]
     pub usage: Option<Usage>,
-    /// Prompt tasks with a judge: its last verdict.
+    /// Tasks with a judge: its last verdict.
     #[serde(default)]
     pub judge: Option<JudgeVerdict>,
     /// What the task ran: its command, or its prompt template (for
@@ -491,7 +503,7 @@ pub struct Status {
     /// The output checks of the last run (docs/checks.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckRecord>,
-    /// The command failed, but its check accepted every output it wrote
+    /// The command failed, but its checks accepted every output it wrote
     /// (`rescue = true`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rescued: bool,

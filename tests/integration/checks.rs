@@ -99,6 +99,18 @@ command = "cp out.txt after.txt"
         "{warnings:?}"
     );
     assert_eq!(s["counts"]["done"], 2);
+    let events = p.jsonl(".planexe/events.jsonl");
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|e| e["event"] == "task.check_failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["task"], "t");
+    assert_eq!(failed[0]["severity"], "warn");
+    assert_eq!(
+        failed[0]["error_summary"],
+        "check: the check failed (exit status 1): too short"
+    );
 }
 
 #[test]
@@ -145,7 +157,7 @@ fn a_rescue_the_check_accepts_is_done_and_its_dependents_run() {
     p.build()
         .ok()
         .ran(&["r", "next"])
-        .stderr_has("rescued r: the command failed; its check accepted the outputs");
+        .stderr_has("rescued r: the command failed; its checks accepted the outputs");
     assert_eq!(p.read("next.txt"), "partial\n");
     let status = p.status_json("r");
     assert_eq!(status["state"], "done");
@@ -242,7 +254,7 @@ fn planexe_check_judges_the_current_outputs_and_changes_nothing() {
     p.run(&["check"])
         .ok()
         .stdout_has("ok t\n")
-        .stdout_has("warn w: the check failed (exit status 1): thin\n");
+        .stdout_has("warn w: check: the check failed (exit status 1): thin\n");
     // `plain` has no check and allows empty outputs: nothing to check.
     assert!(!p.run(&["check"]).stdout.contains("plain"));
     p.run(&["check", "t"]).ok();

@@ -1,6 +1,8 @@
-//! LLM judges: a model scores a prompt task's answer; below the threshold
-//! the task's model is asked again with the reason, then the task fails as
-//! `judge_rejected` (or, with `severity = "warn"`, stands with a warning).
+//! LLM judges of prompt tasks: a model scores the answer; below the
+//! threshold the task's model is asked again with the reason, then the task
+//! fails as `judge_rejected` (or, with `severity = "warn"`, stands with a
+//! warning). A changed judge scores the current answer again. Judges of
+//! commands, rescues and `planexe check` are in `judge_outputs.rs`.
 
 use serde_json::Value;
 
@@ -129,13 +131,12 @@ fn a_warning_judge_lets_a_low_scored_answer_stand_with_a_quality_warning() {
 }
 
 #[test]
-fn a_changed_judge_judges_again() {
+fn a_changed_judge_judges_the_current_answer_without_asking_again() {
     let server = Server::start();
     server.script([
         openai_answer("Dig."),
         verdict(0.9, "fine"),
-        openai_answer("Dig."),
-        verdict(0.95, "fine"),
+        verdict(0.85, "still fine"),
     ]);
     let p = project(&server, "threshold = 0.5");
     p.build().ok();
@@ -144,8 +145,43 @@ fn a_changed_judge_judges_again() {
         .read("pipeline.toml")
         .replace("threshold = 0.5", "threshold = 0.8");
     p.write("pipeline.toml", &text);
-    p.build().ok().ran(&["plan"]);
-    assert_eq!(p.status_json("plan")["judge"]["threshold"], 0.8);
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("plan: checks changed (outputs checked again)");
+    p.build().ok();
+    // One more call, the judge's: the task's model was not asked again.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let judged = requests[2].json()["messages"].to_string();
+    assert!(judged.contains("Score this plan: Dig."), "{judged}");
+    assert_eq!(p.read("plan.md"), "Dig.");
+    let judge = &p.status_json("plan")["judge"];
+    assert_eq!(judge["threshold"], 0.8);
+    assert_eq!(judge["score"], 0.85);
+    assert_eq!(judge["passed"], true);
+    p.build().ok().ran(&[]);
+}
+
+#[test]
+fn a_changed_judge_that_fails_the_current_answer_asks_the_model_again() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Dig."),
+        verdict(0.6, "thin"),
+        verdict(0.6, "thin"),
+        openai_answer("1. Dig. 2. Frame."),
+        verdict(0.9, "steps"),
+    ]);
+    let p = project(&server, "threshold = 0.5");
+    p.build().ok();
+    let text = p
+        .read("pipeline.toml")
+        .replace("threshold = 0.5", "threshold = 0.8");
+    p.write("pipeline.toml", &text);
+    p.build().ok();
+    assert_eq!(server.requests().len(), 5);
+    assert_eq!(p.read("plan.md"), "1. Dig. 2. Frame.");
+    assert_eq!(p.status_json("plan")["judge"]["score"], 0.9);
 }
 
 #[test]
@@ -165,8 +201,20 @@ fn a_judge_that_makes_no_sense_is_refused_where_it_is_written() {
             .stderr_has("pipeline.toml:")
             .stderr_has(message);
     }
+    // A command's judge asks [pipeline] model, or the one it names.
     let p = Project::new(
         "[tasks.c]\noutputs = [\"c\"]\ncommand = \"echo > c\"\n[tasks.c.judge]\nprompt = \"x\"\n",
     );
-    p.build().code(2).stderr_has("judge");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:4:1")
+        .stderr_has("the judge of command task `c` has no model")
+        .stderr_has("hint: set `model = \"NAME\"` in the judge's table");
+    // A judge's prompt sees `output`, `outputs`, `inputs` and `task`.
+    let p = project(&server, "");
+    let text = p
+        .read("pipeline.toml")
+        .replace("{{ output }}", "{{ outputs['nope.md'] }} {{ outcome }}");
+    p.write("pipeline.toml", &text);
+    p.build().code(2).stderr_has("judge prompt of task `plan`");
 }

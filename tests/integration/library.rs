@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use planexe::exec::attempt::Turn;
 use planexe::exec::observer::{Notice, Observer};
 use planexe::exec::{Build, BuildOptions, Ended, Env, Executor, Interrupt};
 use planexe::model::{Lists, Task};
@@ -56,7 +57,7 @@ impl Fake {
 }
 
 impl Executor for Fake {
-    fn execute(&self, task: &Task, _status: &mut Status) -> Result<(), TaskError> {
+    fn execute(&self, task: &Task, _status: &mut Status, _turn: &Turn) -> Result<(), TaskError> {
         self.ran.lock().unwrap().push(task.name.clone());
         if self.fail.lock().unwrap().contains(&task.name) {
             return Err(TaskError::new(ErrorKind::Exit, "exit status 1"));

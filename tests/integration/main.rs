@@ -17,6 +17,7 @@ mod fanout;
 mod fuzz;
 mod jobserver;
 mod judge;
+mod judge_outputs;
 mod library;
 mod llm;
 mod llm_bounds;

@@ -5,12 +5,12 @@
 use std::time::Instant;
 
 use super::super::actions::Actions;
-use super::super::attempt::{Executor, TaskRunner};
-use super::super::command::{self, Watchdog};
+use super::super::attempt::Executor;
+use super::super::command::Watchdog;
 use super::super::failure::Failures;
-use super::super::llm::recording::Answers;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
+use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
 use super::{lists, Build, Ended, Progress};
@@ -230,42 +230,33 @@ impl Build<'_> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         }
         .clamp(1, limit);
-        let has_prompts = to_run
-            .iter()
-            .any(|&t| matches!(graph[t].action, Action::Prompt(_)));
-        let llm = if has_prompts {
+        // Models answer prompt tasks and judge outputs.
+        let asks_models = to_run.iter().any(|&t| {
+            matches!(graph[t].action, Action::Prompt(_)) || graph[t].checks.judge.is_some()
+        });
+        let llm = if asks_models {
             Some(Llm::new(
                 graph,
                 &run_mask,
                 &session.run_dir,
                 self.env,
                 self.interrupt.clone(),
-                match (&options.answers, &graph.cache) {
-                    (Answers::Live, Some(cache)) => Answers::Cache(cache.clone()),
-                    (answers, _) => answers.clone(),
-                },
+                options.answers.or_cache(graph.cache.as_ref()),
             )?)
         } else {
             None
         };
         let started = Instant::now();
         let watchdog = Watchdog::start(self.interrupt.clone());
-        let actions = Actions {
-            run_dir: &session.run_dir,
-            watchdog: &watchdog,
-            pipeline_dir: session.pipeline.dir(),
-            llm: llm.as_ref(),
-            inflight: progress.inflight,
-            env: command::Environment::new(
-                self.env,
-                &[
-                    ("PLANEXE_RUN_DIR", session.run_dir.root().as_os_str()),
-                    ("PLANEXE_PIPELINE_DIR", session.pipeline.dir().as_os_str()),
-                ],
-                &["PLANEXE_TASK", "PLANEXE_OUTPUTS"],
-            ),
-        };
+        let actions = Actions::new(
+            &session.run_dir,
+            session.pipeline.dir(),
+            &watchdog,
+            llm.as_ref(),
+            self.env,
+        );
         let failures = Failures::new(graph, &session.run_dir, self.env);
+        let checking = Checking::default();
         let runner = TaskRunner {
             graph,
             run_dir: &session.run_dir,
@@ -274,6 +265,8 @@ impl Build<'_> {
             executor: self.executor.unwrap_or(&actions as &dyn Executor),
             failures: &failures,
             recheck: &recheck,
+            inflight: progress.inflight,
+            checking: &checking,
         };
         let live = run.builds.last().map(|b| Live {
             pid: b.pid,
@@ -294,6 +287,8 @@ impl Build<'_> {
             reasons: plan.reasons.clone(),
             running: vec![None; graph.id_bound()],
             calls: vec![None; graph.id_bound()],
+            checking: &checking,
+            pending_check: vec![false; graph.id_bound()],
         };
         self.observer.batch_started(to_run.len());
         if !progress.report.ran_tasks {
@@ -307,6 +302,7 @@ impl Build<'_> {
                     reasons: &hooks.reasons,
                     running: &hooks.running,
                     calls: &hooks.calls,
+                    pending_check: &hooks.pending_check,
                     build,
                 });
             }

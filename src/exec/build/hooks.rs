@@ -4,10 +4,10 @@
 //! ended in the state log, keep the build's view of every task, and tell
 //! the observer.
 
-use super::super::attempt::RunResult;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Observer, TaskEnd};
+use super::super::runner::{Checking, RunResult};
 use super::super::scheduler::{Hooks, Outcome};
 use crate::error::{Error, Result};
 use crate::model::{Graph, Pipeline, TaskId};
@@ -37,6 +37,10 @@ pub(super) struct BuildHooks<'a> {
     pub running: Vec<Option<String>>,
     /// The model call of each running prompt task, as last ticked.
     pub calls: Vec<Option<crate::exec::observer::Progress>>,
+    /// Where the pool threads say which tasks are `failed-pending-check`.
+    pub checking: &'a Checking,
+    /// By id: the task is `failed-pending-check` (its rescue's checks run).
+    pub pending_check: Vec<bool>,
 }
 
 impl BuildHooks<'_> {
@@ -53,8 +57,18 @@ impl BuildHooks<'_> {
             reasons: &self.reasons,
             running: &self.running,
             calls: &self.calls,
+            pending_check: &self.pending_check,
             build,
         });
+    }
+
+    /// Tells the observer of the tasks that entered `failed-pending-check`
+    /// since the last call.
+    fn pending_checks(&mut self) {
+        for (t, why) in self.checking.take() {
+            self.pending_check[t] = true;
+            self.observer.task_pending_check(&self.graph[t], &why);
+        }
     }
 
     fn keep(&mut self, result: Result<()>) {
@@ -112,6 +126,10 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     }
 
     fn finished(&mut self, t: TaskId, mut result: RunResult) -> Outcome {
+        // A rescue's checks quicker than a tick are still shown, before
+        // how the task ended.
+        self.pending_checks();
+        self.pending_check[t] = false;
         if let Some(e) = result.publish_error.take() {
             self.keep(Err(e));
         }
@@ -160,6 +178,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
     }
 
     fn tick(&mut self) {
+        self.pending_checks();
         if let Some(llm) = self.llm {
             for (task, progress) in llm.progress() {
                 self.observer.task_progress(&task, &progress);

@@ -1,36 +1,54 @@
-//! A task's judge at work: the judging model scores an accepted answer
-//! (`{"score", "reason"}` under a fixed schema); below the threshold the
-//! task's model is asked again with the reason, up to the judge's
-//! `retries`; then a low score fails the task as `judge_rejected` (or, with
-//! `severity = "warn"`, the answer stands and the verdict is a quality
-//! warning). Judge calls are model calls like any other: they are in
-//! `usage.jsonl`, their failures in `failures.jsonl`, and record, replay
-//! and the cache apply to them.
+//! A task's judge at work: the judging model scores what the task wrote
+//! (`{"score", "reason"}` under a fixed schema).
+//!
+//! - A prompt task's answer is judged inside its conversation
+//!   ([`Llm::judged`]): below the threshold the task's model is asked again
+//!   with the reason, up to the judge's `retries`; then a low score fails
+//!   the task as `judge_rejected` (or, with `severity = "warn"`, the answer
+//!   stands and the verdict is a quality warning).
+//! - Outputs already on disk (a command task's, or any task's when only its
+//!   judge changed, or `planexe check`) are scored once
+//!   ([`Llm::judge_outputs`]); what a low score does is the caller's.
+//!
+//! Judge calls are model calls like any other: they are in `usage.jsonl`,
+//! their failures in `failures.jsonl`, and record, replay and the cache
+//! apply to them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::provider::Message;
-use super::{CallProgress, Llm, PromptResult, Stop};
+use super::{CallProgress, Llm, PromptFailure, PromptResult, Stop};
 use crate::model::judge::{self, Judge};
 use crate::model::prompt::{Format, PromptSpec};
-use crate::model::template;
+use crate::model::template::{self, Vars};
 use crate::store::ledger::FailureLine;
 use crate::store::record::JudgeVerdict;
-use crate::store::ErrorKind;
+use crate::store::{ErrorKind, Usage};
 
-/// What one judging of a task's answer needs besides the answer.
-pub(super) struct Judging<'a> {
+/// What one scoring needs besides the text scored.
+pub(super) struct Scoring<'a> {
     pub task: &'a str,
-    pub spec: &'a PromptSpec,
     pub judge: &'a Judge,
+    /// A fan-out instance's variables.
+    pub vars: &'a Vars,
     pub inputs: &'a BTreeMap<String, String>,
+    pub deadline: Option<(Instant, Duration)>,
+    pub progress: &'a Arc<CallProgress>,
+}
+
+/// What judging a prompt task's answer in its conversation needs.
+pub(super) struct Judging<'a> {
+    pub scoring: Scoring<'a>,
+    pub spec: &'a PromptSpec,
     pub system: Option<&'a str>,
     /// The task's model, asked again with the judge's reason.
     pub m: usize,
-    pub deadline: Option<(Instant, Duration)>,
-    pub progress: &'a Arc<CallProgress>,
+    /// The path the answer is written to.
+    pub output: &'a str,
 }
 
 impl Llm<'_> {
@@ -46,37 +64,42 @@ impl Llm<'_> {
         on_attempt: &mut dyn FnMut(u32, &str),
         result: &mut PromptResult,
     ) -> Result<String, Stop> {
+        let judge = j.scoring.judge;
         let mut rounds = 0u32;
         loop {
-            let (score, reason) = self.score(j, &answer, attempt_no, on_attempt, result)?;
+            let outputs = Value::Object(
+                [(j.output.to_string(), Value::String(answer.clone()))]
+                    .into_iter()
+                    .collect(),
+            );
+            let (score, reason) = self.score(
+                &j.scoring,
+                answer.clone(),
+                outputs,
+                attempt_no,
+                on_attempt,
+                result,
+            )?;
             rounds += 1;
-            let passed = score >= j.judge.threshold;
-            result.judge = Some(JudgeVerdict {
-                model: self.models[j.judge.model].name.clone(),
-                score,
-                reason: reason.clone(),
-                threshold: j.judge.threshold,
-                passed,
-                rounds,
-            });
+            let verdict = verdict(self, judge, score, reason, rounds);
+            let passed = verdict.passed;
+            let reason = verdict.reason.clone();
+            result.judge = Some(verdict);
             if passed {
                 return Ok(answer);
             }
-            let message = format!(
-                "the judge scored the answer {score:.2}, below its threshold {:.2}: {reason}",
-                j.judge.threshold
-            );
-            if rounds > j.judge.retries {
-                if j.judge.warn {
+            let message = rejection(score, judge.threshold, &reason);
+            if rounds > judge.retries {
+                if judge.warn {
                     return Ok(answer);
                 }
                 let error_id = uuid::Uuid::new_v4().to_string();
                 self.ledger.failure(&FailureLine {
-                    model: Some(&self.models[j.judge.model].name),
+                    model: Some(&self.models[judge.model].name),
                     attempt: *attempt_no,
                     recoverable: false,
                     ..FailureLine::new(
-                        j.task,
+                        j.scoring.task,
                         ErrorKind::JudgeRejected,
                         &self.redact(&message),
                         &error_id,
@@ -97,17 +120,17 @@ impl Llm<'_> {
                 role: "user",
                 content: format!(
                     "A reviewer scored your answer {score:.2} out of 1 (it needs {:.2}): {reason}\nAnswer again, improved, in the same format.",
-                    j.judge.threshold
+                    judge.threshold
                 ),
             });
             answer = self.ask(
-                j.task,
+                j.scoring.task,
                 j.spec,
                 &conversation,
                 j.system,
                 j.m,
-                j.deadline,
-                j.progress,
+                j.scoring.deadline,
+                j.scoring.progress,
                 attempt_no,
                 on_attempt,
                 result,
@@ -115,21 +138,76 @@ impl Llm<'_> {
         }
     }
 
-    /// Asks the judging model to score `answer`: (score, reason).
+    /// Scores a task's outputs as they are on disk, once: `outputs` holds
+    /// each output's path and text, the first one being `output` in the
+    /// judge's prompt. The result's `judge` holds the verdict (`rounds`
+    /// 1); its `answer` is an empty text, or why no verdict could be had.
+    #[allow(clippy::too_many_arguments)]
+    pub fn judge_outputs(
+        &self,
+        task: &str,
+        judge: &Judge,
+        vars: &Vars,
+        inputs: &BTreeMap<String, String>,
+        outputs: &[(String, String)],
+        deadline: Option<(Instant, Duration)>,
+        on_attempt: &mut dyn FnMut(u32, &str),
+    ) -> PromptResult {
+        let mut result = PromptResult {
+            answer: Ok(String::new()),
+            model: Some(self.models[judge.model].name.clone()),
+            attempts: Vec::new(),
+            usage: Usage::default(),
+            judge: None,
+        };
+        let progress = self.track(task);
+        let scoring = Scoring {
+            task,
+            judge,
+            vars,
+            inputs,
+            deadline,
+            progress: &progress,
+        };
+        let first = outputs.first().map(|(_, t)| t.clone()).unwrap_or_default();
+        let by_path = Value::Object(
+            outputs
+                .iter()
+                .map(|(p, t)| (p.clone(), Value::String(t.clone())))
+                .collect(),
+        );
+        let mut attempt_no = 0;
+        let scored = self.score(
+            &scoring,
+            first,
+            by_path,
+            &mut attempt_no,
+            on_attempt,
+            &mut result,
+        );
+        self.untrack(task);
+        match scored {
+            Ok((score, reason)) => {
+                result.judge = Some(verdict(self, judge, score, reason, 1));
+            }
+            Err(stop) => result.answer = Err(self.failure_of(stop, deadline)),
+        }
+        result
+    }
+
+    /// Asks the judging model to score `output` (and `outputs`, by path):
+    /// (score, reason).
     fn score(
         &self,
-        j: &Judging,
-        answer: &str,
+        s: &Scoring,
+        output: String,
+        outputs: Value,
         attempt_no: &mut u32,
         on_attempt: &mut dyn FnMut(u32, &str),
         result: &mut PromptResult,
     ) -> Result<(f64, String), Stop> {
-        let mut vars = j.spec.vars.clone();
-        vars.insert(
-            "output".into(),
-            serde_json::Value::String(answer.to_string()),
-        );
-        let prompt = template::render(&j.judge.template, j.inputs, j.task, &vars).map_err(|m| {
+        let vars = judge::judged_vars(s.vars, output, outputs);
+        let prompt = template::render(&s.judge.template, s.inputs, s.task, &vars).map_err(|m| {
             Stop::Failed {
                 kind: ErrorKind::Template,
                 message: format!("cannot render the judge's prompt: {m}"),
@@ -140,36 +218,94 @@ impl Llm<'_> {
             template: String::new(),
             template_origin: "the judge".into(),
             system: None,
-            schema: Some(Arc::clone(&j.judge.schema)),
+            schema: Some(Arc::clone(&s.judge.schema)),
             format: Format::Json,
-            model: j.judge.model,
+            model: s.judge.model,
             retries: 2,
             max_tokens: Some(judge::MAX_TOKENS),
             keep_reasoning: false,
-            judge: None,
             vars: Default::default(),
         };
         let text = self.ask(
-            j.task,
+            s.task,
             &spec,
             &[Message {
                 role: "user",
                 content: prompt,
             }],
             Some(JUDGE_SYSTEM),
-            j.judge.model,
-            j.deadline,
-            j.progress,
+            s.judge.model,
+            s.deadline,
+            s.progress,
             attempt_no,
             on_attempt,
             result,
         )?;
         // The schema held: a number from 0 to 1 and a string.
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or_default();
         let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
         let reason = value["reason"].as_str().unwrap_or("").to_string();
         Ok((score, reason))
     }
+
+    /// What a stop of a judging is, as a failure.
+    fn failure_of(&self, stop: Stop, deadline: Option<(Instant, Duration)>) -> PromptFailure {
+        match stop {
+            Stop::Interrupted(error_id) => PromptFailure {
+                kind: ErrorKind::Stopped,
+                message: "stopped by an interrupt while its judge ran".into(),
+                error_id,
+                stopped: true,
+            },
+            Stop::Deadline(call) => {
+                let limit = deadline.map_or(Duration::ZERO, |d| d.1);
+                let (kind, message, error_id) = match call {
+                    Some((kind, message, id)) => (kind, message, Some(id)),
+                    None => (
+                        ErrorKind::Timeout,
+                        format!(
+                            "timeout after {} while its judge ran",
+                            humantime::format_duration(limit)
+                        ),
+                        None,
+                    ),
+                };
+                PromptFailure {
+                    kind,
+                    message: self.redact(&message),
+                    error_id,
+                    stopped: false,
+                }
+            }
+            Stop::Failed {
+                kind,
+                message,
+                error_id,
+            } => PromptFailure {
+                kind,
+                message: self.redact(&format!("the judge could not score: {message}")),
+                error_id: Some(error_id),
+                stopped: false,
+            },
+        }
+    }
+}
+
+/// The verdict of one scoring.
+fn verdict(llm: &Llm, judge: &Judge, score: f64, reason: String, rounds: u32) -> JudgeVerdict {
+    JudgeVerdict {
+        model: llm.models[judge.model].name.clone(),
+        score,
+        reason,
+        threshold: judge.threshold,
+        passed: score >= judge.threshold,
+        rounds,
+    }
+}
+
+/// Why a score is too low, as a task's message says it.
+pub fn rejection(score: f64, threshold: f64, reason: &str) -> String {
+    format!("the judge scored the answer {score:.2}, below its threshold {threshold:.2}: {reason}")
 }
 
 /// What the judging model is told it is.

@@ -18,6 +18,7 @@ pub mod call;
 pub mod extract;
 mod fault;
 mod judging;
+pub use judging::rejection;
 pub mod limits;
 pub mod provider;
 pub mod recording;
@@ -33,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::exec::interrupt::Interrupt;
 use crate::exec::observer::Progress;
+use crate::model::judge::Judge;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
@@ -51,7 +53,7 @@ pub struct PromptFailure {
     pub stopped: bool,
 }
 
-/// The result of a prompt task.
+/// The result of a prompt task, or of a judging of outputs on disk.
 #[derive(Debug)]
 pub struct PromptResult {
     pub answer: std::result::Result<String, PromptFailure>,
@@ -166,6 +168,11 @@ impl<'a> Llm<'a> {
         for task in graph.tasks().filter(|t| wanted[t.id]) {
             if let Action::Prompt(spec) = &task.action {
                 for m in models::chain(&graph.models, spec.model) {
+                    reachable[m] = true;
+                }
+            }
+            if let Some(judge) = &task.checks.judge {
+                for m in models::chain(&graph.models, judge.model) {
                     reachable[m] = true;
                 }
             }
@@ -289,17 +296,37 @@ impl<'a> Llm<'a> {
             .collect()
     }
 
-    /// Runs a prompt task to an answer or a failure. `on_attempt` hears of
-    /// each call as it starts (its number and model), so the task's status
-    /// can say which one is in flight.
+    /// Runs a prompt task to an answer or a failure; `judge` scores the
+    /// answer, which is written to `output`. `on_attempt` hears of each
+    /// call as it starts (its number and model), so the task's status can
+    /// say which one is in flight.
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &self,
         task: &str,
         spec: &PromptSpec,
+        judge: Option<&Judge>,
+        output: &str,
         inputs: &BTreeMap<String, String>,
         deadline: Option<(Instant, Duration)>,
         on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
+        let progress = self.track(task);
+        let result = self.run_chain(
+            task,
+            spec,
+            judge.map(|j| (j, output)),
+            inputs,
+            deadline,
+            &progress,
+            on_attempt,
+        );
+        self.untrack(task);
+        result
+    }
+
+    /// The progress of `task`'s calls, shown while it runs.
+    fn track(&self, task: &str) -> Arc<CallProgress> {
         let progress = Arc::new(CallProgress {
             model: Mutex::new(String::new()),
             attempt: AtomicU32::new(0),
@@ -312,18 +339,22 @@ impl<'a> Llm<'a> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(task.to_string(), Arc::clone(&progress));
-        let result = self.run_chain(task, spec, inputs, deadline, &progress, on_attempt);
+        progress
+    }
+
+    fn untrack(&self, task: &str) {
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(task);
-        result
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_chain(
         &self,
         task: &str,
         spec: &PromptSpec,
+        judge: Option<(&Judge, &str)>,
         inputs: &BTreeMap<String, String>,
         deadline: Option<(Instant, Duration)>,
         progress: &Arc<CallProgress>,
@@ -386,18 +417,22 @@ impl<'a> Llm<'a> {
                     on_attempt,
                     &mut result,
                 )
-                .and_then(|text| match &spec.judge {
+                .and_then(|text| match judge {
                     None => Ok(text),
-                    Some(judge) => {
+                    Some((judge, output)) => {
                         let j = judging::Judging {
-                            task,
+                            scoring: judging::Scoring {
+                                task,
+                                judge,
+                                vars: &spec.vars,
+                                inputs,
+                                deadline,
+                                progress,
+                            },
                             spec,
-                            judge,
-                            inputs,
                             system: system.as_deref(),
                             m,
-                            deadline,
-                            progress,
+                            output,
                         };
                         self.judged(
                             &j,

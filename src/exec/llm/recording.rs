@@ -48,6 +48,15 @@ impl Answers {
     pub fn offline(&self) -> bool {
         matches!(self, Answers::Replay(_))
     }
+
+    /// These answers, or with none named on the command line, the
+    /// pipeline's response cache (`[pipeline] cache`).
+    pub fn or_cache(&self, cache: Option<&PathBuf>) -> Answers {
+        match (self, cache) {
+            (Answers::Live, Some(cache)) => Answers::Cache(cache.clone()),
+            (answers, _) => answers.clone(),
+        }
+    }
 }
 
 /// What one model of a task's chain does with recorded answers.

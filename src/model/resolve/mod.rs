@@ -7,7 +7,7 @@
 //! 3. `foreach` lists that are ready expand into instances ([`Lists`]);
 //! 4. `inputs`: each task's inputs (globs walked by `paths`), `after`
 //!    and edges;
-//! 5. [`prompt`]: prompt templates, checked against inputs;
+//! 5. [`prompt`]: prompt templates and judges, checked against inputs;
 //!    fingerprints;
 //! 6. `order`: ranks, dependents and the topological order (cycles).
 //!
@@ -30,6 +30,7 @@ use toml::Spanned;
 
 use super::fanout;
 use super::graph::{Action, FanoutGroup, Graph, TaskId};
+use super::judge::{self, JudgeContext};
 use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
 use super::prompt::{self, PromptContext};
@@ -107,14 +108,17 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    /// Resolves the prompt of a prompt task (its inputs known) and seals
-    /// every task's fingerprint: what it does, and for an instance its item.
+    /// Resolves the prompt of a prompt task and the judge of any task (its
+    /// inputs known), and seals every task's fingerprint: what it does,
+    /// what checks it, and for an instance its item.
     fn finish_task(&self, graph: &mut Graph, id: TaskId) -> Result<()> {
         let task = &graph.tasks[id];
         let def = self.def(&task.origin.def);
-        let is_prompt = (def.prompt.is_some() || def.prompt_file.is_some())
-            && task.origin.placeholder.is_none();
-        let fingerprint = if is_prompt {
+        let placeholder = task.origin.placeholder.is_some();
+        let is_prompt = (def.prompt.is_some() || def.prompt_file.is_some()) && !placeholder;
+        let inputs: Vec<String> = task.inputs.iter().map(|i| i.path.clone()).collect();
+        let vars = task.origin.vars.clone().unwrap_or_default();
+        let (fingerprint, task_model) = if is_prompt {
             let (text, origin, span) = match (&def.prompt, &def.prompt_file) {
                 (Some(p), _) => (
                     p.get_ref().clone(),
@@ -128,7 +132,6 @@ impl<'a> Resolver<'a> {
                 }
                 (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
             };
-            let inputs: Vec<String> = task.inputs.iter().map(|i| i.path.clone()).collect();
             let ctx = PromptContext {
                 pipeline: self.pipeline,
                 models: &graph.models,
@@ -143,7 +146,7 @@ impl<'a> Resolver<'a> {
                 def,
                 (text, origin, span),
                 &inputs,
-                task.origin.vars.clone().unwrap_or_default(),
+                vars.clone(),
             )?;
             // Sampling parameters of the model the file names, not of an
             // override: switching models does not re-run finished work.
@@ -153,12 +156,44 @@ impl<'a> Resolver<'a> {
                 .or(self.pipeline.def.pipeline.model.as_ref())
                 .and_then(|m| self.model_index.get(m.get_ref()))
                 .map(|&i| &graph.models[i]);
-            let fingerprint = prompt::prompt_fingerprint(&spec, named, &graph.models);
+            let fingerprint = prompt::prompt_fingerprint(&spec, named);
+            let model = spec.model;
             graph.tasks[id].action = Action::Prompt(Box::new(spec));
-            fingerprint
+            (fingerprint, Some(model))
         } else {
-            task.action.fingerprint()
+            // A command's judge asks `--model`, else `[pipeline] model`.
+            let model = match (&graph.model_override, &self.pipeline.def.pipeline.model) {
+                (Some(m), _) if def.judge.is_some() => {
+                    Some(*self.model_index.get(m).ok_or_else(|| {
+                        Error::usage(format!(
+                            "unknown model `{m}` (from --model or $PLANEXE_MODEL)"
+                        ))
+                        .hint(format!("models are: {}", models::names(&self.model_index)))
+                    })?)
+                }
+                (Some(_), _) => None,
+                (None, m) => m
+                    .as_ref()
+                    .and_then(|m| self.model_index.get(m.get_ref()).copied()),
+            };
+            (task.action.fingerprint(), model)
         };
+        if let (Some(judge_def), false) = (&def.judge, placeholder) {
+            let task = &graph.tasks[id];
+            let outputs: Vec<String> = task.outputs.iter().map(|o| o.path.clone()).collect();
+            let ctx = JudgeContext {
+                pipeline: self.pipeline,
+                model_index: &self.model_index,
+                task_name: &task.name,
+                default_model: task_model,
+                command: !is_prompt,
+                inputs: &inputs,
+                outputs: &outputs,
+                vars: &vars,
+            };
+            let judge = judge::resolve(&ctx, judge_def)?;
+            graph.tasks[id].checks.judge = Some(judge);
+        }
         let task = &mut graph.tasks[id];
         let instance = |fingerprint: String| match &task.origin.vars {
             None => fingerprint,

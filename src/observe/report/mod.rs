@@ -35,13 +35,14 @@ use std::path::Path;
 
 pub use render::try_render;
 
+use super::standing::{self, Standing};
 use super::summary::{self, Summary};
 use super::trace::{self, Category, Phase, TraceEvent};
 use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
-use crate::store::{files, Recorded, StateStore, Status, TaskError};
+use crate::store::{files, Recorded, StateStore, Status, TaskError, TaskState};
 
 /// Build timelines shown, most recent first; older ones stay in the trace.
 const MAX_TIMELINES: usize = 10;
@@ -83,6 +84,9 @@ struct TaskDetail {
     error: Option<TaskError>,
     /// The last lines of `.planexe/logs/NAME.log`, for a failed task.
     log_tail: Vec<String>,
+    /// While a build runs it: `running`, or `failed-pending-check` (its
+    /// rescue's checks examine what its failed command wrote).
+    live: Option<Standing>,
 }
 
 /// One build on a time axis.
@@ -117,6 +121,7 @@ impl Page {
             &session.pipeline.path.display().to_string(),
         );
         let depth = depths(graph);
+        let build_running = session.build_running();
         let tasks = graph
             .tasks()
             .map(|t| {
@@ -131,6 +136,7 @@ impl Page {
                     depth: depth[t.id],
                     error,
                     log_tail,
+                    live: live(session, &t.name, build_running),
                 }
             })
             .collect();
@@ -150,6 +156,20 @@ impl Page {
             omitted,
             replayed_calls: crate::store::ledger::totals(&session.run_dir).replayed_calls,
         }
+    }
+}
+
+/// Where a task a build runs now stands: its sidecar says it runs, and its
+/// process lives (or, without one, the build does).
+fn live(session: &Session, task: &str, build_running: bool) -> Option<Standing> {
+    if !build_running {
+        return None;
+    }
+    let status = session.store.sidecar(&session.run_dir, task)?;
+    match status.state {
+        TaskState::FailedPendingCheck => Some(Standing::FailedPendingCheck),
+        TaskState::Running if standing::runs(&status, true) => Some(Standing::Running),
+        _ => None,
     }
 }
 

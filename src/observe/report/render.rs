@@ -152,6 +152,7 @@ mod tests {
             depth,
             error: None,
             log_tail: Vec::new(),
+            live: None,
         }
     }
 

@@ -14,6 +14,7 @@ use super::labels::{duration, money, state_label, tick_step, when};
 use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
+use crate::observe::Standing;
 use crate::store::rundir;
 
 /// Characters of a task name that fit in a graph node (the full name is in
@@ -107,6 +108,8 @@ struct Header<'a> {
     usage: Option<Tokens>,
     /// Model calls answered from a recording or the response cache.
     replayed_calls: u64,
+    /// Done tasks whose failed command's outputs their checks accepted.
+    rescued: usize,
     warnings: &'a [String],
 }
 
@@ -164,6 +167,7 @@ impl<'a> Header<'a> {
                 estimated: u.tokens_estimated,
             }),
             replayed_calls: page.replayed_calls,
+            rescued: s.rescued,
             warnings: &s.warnings,
         }
     }
@@ -514,6 +518,8 @@ struct Row<'a> {
     cost: String,
     /// The error and the warnings, a line each.
     notes: String,
+    /// Done, its failed command's outputs accepted by its checks.
+    rescued: bool,
 }
 
 impl<'a> Table<'a> {
@@ -533,12 +539,14 @@ impl<'a> Table<'a> {
                     j.model, j.score, j.threshold, j.reason
                 ));
             }
+            let state = detail.live.map_or(t.state.as_str(), Standing::as_str);
             Row {
                 index,
                 task: &t.task,
                 kind: detail.kind,
-                state: state_label(t.state.as_str()),
-                colour: colour_of(t.state.as_str()),
+                state: state_label(state),
+                colour: colour_of(state),
+                rescued: t.rescued,
                 duration: t.duration_ms.map(duration).unwrap_or_default(),
                 finished: t.finished_at.as_deref().map(when).unwrap_or_default(),
                 model: t.model.as_deref().unwrap_or(""),

@@ -1,0 +1,331 @@
+//! One task's run on a pool thread, from its first step to its record: the
+//! scheduler's [`Runner`] for a build.
+//!
+//! - **A run** is an [`Attempt`] (prepare, execute, verify, commit or roll
+//!   back) whose outputs must pass the task's checks
+//!   ([`checks::examine`]): `min_bytes`, `check`, and for a command its
+//!   judge (a prompt task's judge scores its answer in the conversation). A
+//!   command whose judge scores what it wrote too low runs again with the
+//!   judge's reason, up to the judge's `retries`.
+//! - **A rescue**: a command with `rescue = true` that exits non-zero after
+//!   writing every output is `failed-pending-check` while its check and
+//!   judge examine what it wrote, then done (rescued) or failed. Crashes
+//!   (a signal, a timeout, a stop, missing outputs) are never rescued.
+//! - **A re-check**: a task whose checks alone changed has its current
+//!   outputs examined by the new checks; it runs only if they fail.
+//!
+//! The task's record (its sidecar, then `.DONE`) is published from this
+//! thread; the loop appends the state log line.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::attempt::{Attempt, Executor, Feedback, Turn};
+use super::checks::{self, Inspectors, Judgement};
+use super::failure::Failures;
+use super::scheduler::Runner;
+use crate::error::Error;
+use crate::model::judge::Judge;
+use crate::model::{Action, Graph, Task, TaskId};
+use crate::store::inflight::Inflight;
+use crate::store::sidecar;
+use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
+
+/// How many lines of a failed task's output to show.
+const TAIL_LINES: usize = 15;
+
+/// What one task's run produced, sent from the pool to the loop.
+pub struct RunResult {
+    pub status: Status,
+    pub elapsed: Duration,
+    /// The last lines of a failed task's log.
+    pub tail: Vec<String>,
+    /// Writing the sidecar and marker failed (planexe's own bookkeeping).
+    pub publish_error: Option<Error>,
+    /// The length of the sidecar written.
+    pub sidecar_len: Option<u64>,
+}
+
+/// Tasks that entered `failed-pending-check` (their command failed; their
+/// rescue's checks examine what it wrote), told from the pool threads to
+/// the build loop, which shows them.
+#[derive(Debug, Default)]
+pub struct Checking {
+    entered: Mutex<Vec<(TaskId, String)>>,
+}
+
+impl Checking {
+    fn enter(&self, t: TaskId, why: &str) {
+        self.entered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((t, why.to_string()));
+    }
+
+    /// The tasks that entered the state since the last call, with how
+    /// their command failed.
+    pub fn take(&self) -> Vec<(TaskId, String)> {
+        std::mem::take(&mut *self.entered.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Runs tasks on the scheduler's pool threads.
+pub struct TaskRunner<'a> {
+    pub graph: &'a Graph,
+    pub run_dir: &'a RunDir,
+    pub stamper: &'a Stamper,
+    /// The last good run of each task to run, by id.
+    pub previous: &'a [Option<Status>],
+    pub executor: &'a dyn Executor,
+    /// Where each failed attempt is recorded.
+    pub failures: &'a Failures<'a>,
+    /// By id: the task's checks alone changed since its last good run, so
+    /// its current outputs are checked again before anything runs.
+    pub recheck: &'a [bool],
+    /// The journal (none in a build that records nothing).
+    pub inflight: Option<&'a Inflight>,
+    pub checking: &'a Checking,
+}
+
+impl Runner for TaskRunner<'_> {
+    type Output = RunResult;
+
+    fn run(&self, t: TaskId) -> RunResult {
+        let task = &self.graph[t];
+        let start = Instant::now();
+        let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
+        status.action_fingerprint = action_fingerprint(task);
+        status.started_at = Some(crate::clock::now_rfc3339());
+        status.attempt = 1;
+        status.definition = task.action.definition();
+        let mut turn = Turn::begin(self.run_dir, self.inflight, &status);
+        if self.recheck.get(t).copied().unwrap_or(false) {
+            if let Some(done) = self.rechecked(task, self.previous[t].as_ref(), &turn) {
+                turn.end();
+                return self.publish(done, start, Vec::new());
+            }
+        }
+        let mut attempt = Attempt {
+            task,
+            run_dir: self.run_dir,
+            stamper: self.stamper,
+            set_aside: false,
+        };
+        let result = attempt
+            .prepare(self.previous[t].as_ref(), &mut status)
+            .and_then(|()| {
+                self.turns(&attempt, task, &mut status, &mut turn)
+                    .inspect(|()| attempt.commit())
+                    .inspect_err(|_| attempt.roll_back())
+            });
+        turn.end();
+        status.finished_at = Some(crate::clock::now_rfc3339());
+        status.duration_ms = Some(start.elapsed().as_millis() as u64);
+        let mut tail = Vec::new();
+        match result {
+            Ok(()) => status.state = TaskState::Done,
+            Err(mut error) => {
+                status.state = if error.kind == ErrorKind::Stopped {
+                    TaskState::Stopped
+                } else {
+                    TaskState::Failed
+                };
+                tail = log_tail(self.run_dir, &task.name);
+                self.failures.record(task, &status, &mut error);
+                status.error = Some(error);
+            }
+        }
+        self.publish(status, start, tail)
+    }
+}
+
+/// What a record keeps of a task's action apart from its checks: only
+/// when it has checks (otherwise the two are the same).
+fn action_fingerprint(task: &Task) -> Option<String> {
+    (task.action_fingerprint != task.fingerprint).then(|| task.action_fingerprint.clone())
+}
+
+impl TaskRunner<'_> {
+    /// Runs the action until its outputs are accepted or refused: a
+    /// command whose judge scores what it wrote too low runs again, with
+    /// the judge's score and reason, up to the judge's retries.
+    fn turns(
+        &self,
+        attempt: &Attempt,
+        task: &Task,
+        status: &mut Status,
+        turn: &mut Turn,
+    ) -> Result<(), TaskError> {
+        let command = matches!(task.action, Action::Command(_));
+        let mut rounds = 0u32;
+        loop {
+            match self.executor.execute(task, status, turn) {
+                Ok(()) => {}
+                Err(failed) if rescuable(task, &failed) => {
+                    return self.rescue(attempt, task, failed, status, turn)
+                }
+                Err(failed) => return Err(failed),
+            }
+            attempt.verify(status)?;
+            let judgement = self.examine(task, false, command, status, turn);
+            rounds += 1;
+            if command {
+                if let Some(verdict) = &mut status.judge {
+                    verdict.rounds = rounds;
+                }
+            }
+            let Some(mut error) = judgement.error else {
+                return Ok(());
+            };
+            let retries = task.checks.judge.as_ref().map_or(0, |j| j.retries);
+            match judgement.verdict.filter(|_| command) {
+                Some(verdict) if error.kind == ErrorKind::JudgeRejected && rounds <= retries => {
+                    turn.feedback = Some(Feedback {
+                        score: verdict.score,
+                        reason: verdict.reason,
+                    });
+                    attempt.discard();
+                    status.attempt += 1;
+                    status.pid = None;
+                    turn.update(status);
+                }
+                _ => {
+                    if error.kind == ErrorKind::JudgeRejected && rounds > 1 {
+                        error
+                            .message
+                            .push_str(&format!(" (after {} re-run(s))", rounds - 1));
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Runs the output checks of `task` and records them in `status`:
+    /// `strict` refuses on any failed check (see [`checks::examine`]);
+    /// `judge` lets the judge score the outputs on disk.
+    fn examine(
+        &self,
+        task: &Task,
+        strict: bool,
+        judge: bool,
+        status: &mut Status,
+        turn: &Turn,
+    ) -> Judgement {
+        let executor = self.executor;
+        let judged = &mut *status;
+        let mut judgement = checks::examine(
+            self.run_dir,
+            task,
+            strict,
+            Inspectors {
+                check: |script: &str| executor.check(task, script, turn),
+                judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
+            },
+        );
+        status.checks = std::mem::take(&mut judgement.records);
+        if let Some(verdict) = &judgement.verdict {
+            status.judge = Some(verdict.clone());
+        }
+        judgement
+    }
+
+    /// A command that `failed` (exited non-zero) is done after all if it
+    /// wrote every output and its checks accept them: `failed-pending-check`
+    /// while they run, then done (`rescued`) or failed as the checks say.
+    fn rescue(
+        &self,
+        attempt: &Attempt,
+        task: &Task,
+        failed: TaskError,
+        status: &mut Status,
+        turn: &Turn,
+    ) -> Result<(), TaskError> {
+        attempt.verify(status).map_err(|_| failed.clone())?;
+        status.state = TaskState::FailedPendingCheck;
+        status.error = Some(failed.clone());
+        turn.update(status);
+        self.checking.enter(task.id, &failed.message);
+        let judgement = self.examine(task, true, true, status, turn);
+        status.state = TaskState::Running;
+        status.error = None;
+        match judgement.error {
+            None => {
+                status.rescued = true;
+                Ok(())
+            }
+            Some(stopped) if stopped.kind == ErrorKind::Stopped => Err(stopped),
+            Some(refused) => Err(TaskError {
+                exit_code: failed.exit_code,
+                error_id: refused.error_id,
+                ..TaskError::new(
+                    refused.kind,
+                    format!("{}, and {}", failed.message, refused.message),
+                )
+            }),
+        }
+    }
+
+    /// A task whose checks alone changed: its current outputs, examined by
+    /// the new checks, are its result when they pass (nothing runs); `None`
+    /// when they fail, and the task runs as usual.
+    fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
+        let mut status = last?.clone();
+        status.started_at = Some(crate::clock::now_rfc3339());
+        let judgement = self.examine(task, false, true, &mut status, turn);
+        if judgement.error.is_some() {
+            return None;
+        }
+        // The outputs as they are now (an edit by hand is kept).
+        for out in &task.outputs {
+            let stamp = self.stamper.stamp(self.run_dir.root(), &out.path).ok()??;
+            status.outputs.insert(out.path.clone(), stamp);
+        }
+        status.state = TaskState::Done;
+        status.fingerprint.clone_from(&task.fingerprint);
+        status.action_fingerprint = action_fingerprint(task);
+        status.error = None;
+        status.finished_at = Some(crate::clock::now_rfc3339());
+        Some(status)
+    }
+
+    /// Publishes the task's record: its sidecar, then (done) `.DONE`. Here,
+    /// on the job's thread, so tasks finishing together do not queue
+    /// behind one another's file writes on the loop's thread (which
+    /// appends the log line).
+    fn publish(&self, mut status: Status, start: Instant, tail: Vec<String>) -> RunResult {
+        let elapsed = start.elapsed();
+        status.duration_ms = Some(elapsed.as_millis() as u64);
+        let (sidecar_len, publish_error) = match sidecar::publish(self.run_dir, &status) {
+            Ok(len) => (Some(len), None),
+            Err(e) => (None, Some(e)),
+        };
+        RunResult {
+            status,
+            elapsed,
+            tail,
+            publish_error,
+            sidecar_len,
+        }
+    }
+}
+
+/// Whether a failed attempt may be rescued by its checks: a command task
+/// with `rescue = true` that exited non-zero. Crashes (a signal, a
+/// timeout, a stop) never are; missing outputs are found by the rescue.
+fn rescuable(task: &Task, failed: &TaskError) -> bool {
+    task.checks.rescue
+        && failed.kind == ErrorKind::Exit
+        && matches!(task.action, Action::Command(_))
+}
+
+/// The last lines of a task's log.
+fn log_tail(run_dir: &RunDir, task: &str) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(run_dir.task_log_path(task)) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(TAIL_LINES);
+    lines[from..].iter().map(|l| l.to_string()).collect()
+}
