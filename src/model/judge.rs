@@ -50,22 +50,37 @@ pub struct Judge {
     pub schema: Arc<Schema>,
 }
 
-/// The schema every judge answers under.
+/// Steps of the scores a judge is asked for on servers that enforce a
+/// schema by grammar: 0, 0.05, ..., 1.
+const SCORE_STEPS: u32 = 20;
+
+/// The schema every judge answers under. What is accepted is a number from
+/// 0 to 1; what servers are sent lists the scores in steps of 0.05, since
+/// grammar-constrained decoding (llama.cpp, ...) enforces a list of values
+/// but not a number's `minimum` and `maximum`: a small model asked for a
+/// number scores 3 or 8 on a scale of its own and never ends up in range.
 fn schema() -> Result<Arc<Schema>> {
-    let value = json!({
-        "type": "object",
-        "required": ["score", "reason"],
-        "properties": {
-            "score": {"type": "number", "minimum": 0, "maximum": 1},
-            "reason": {"type": "string", "maxLength": REASON_MAX}
-        }
-    });
-    let validator = jsonschema::validator_for(&value)
+    let shape = |score: Value| {
+        json!({
+            "type": "object",
+            "required": ["score", "reason"],
+            "properties": {
+                "score": score,
+                "reason": {"type": "string", "maxLength": REASON_MAX}
+            }
+        })
+    };
+    let steps: Vec<Value> = (0..=SCORE_STEPS)
+        .map(|i| json!(f64::from(i) / f64::from(SCORE_STEPS)))
+        .collect();
+    let asked = shape(json!({"type": "number", "enum": steps}));
+    let accepted = shape(json!({"type": "number", "minimum": 0, "maximum": 1}));
+    let validator = jsonschema::validator_for(&accepted)
         .map_err(|e| Error::pipeline(format!("the judge schema does not compile: {e}")))?;
     Ok(Arc::new(Schema {
         path: "(judge)".into(),
-        text: value.to_string(),
-        value,
+        text: asked.to_string(),
+        value: asked,
         validator,
     }))
 }
@@ -188,4 +203,27 @@ pub fn fingerprint(fp: &mut Fingerprint, judge: &Judge) {
     fp.field("judge_threshold", judge.threshold.to_string().as_bytes());
     fp.field("judge_retries", judge.retries.to_string().as_bytes());
     fp.field("judge_warn", if judge.warn { b"1" } else { b"0" });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_asked_for_steps_and_any_score_in_range_is_accepted() {
+        let schema = schema().unwrap();
+        let steps = schema.value["properties"]["score"]["enum"]
+            .as_array()
+            .unwrap();
+        assert_eq!(steps.len(), 21);
+        assert_eq!(steps[1], json!(0.05));
+        assert_eq!(steps[20], json!(1.0));
+        let ok = |score: Value| {
+            schema
+                .validator
+                .is_valid(&json!({"score": score, "reason": "r"}))
+        };
+        assert!(ok(json!(0.87)) && ok(json!(0)) && ok(json!(1)));
+        assert!(!ok(json!(3.0)) && !ok(json!(-0.1)) && !ok(json!("0.5")));
+    }
 }
