@@ -204,18 +204,21 @@ impl<'a> Terminal<'a> {
 
 impl Observer for Terminal<'_> {
     fn notice(&self, notice: &Notice) {
-        let printer = self.printer();
+        let mut printer = self.printer();
+        if let Notice::Expanded { added, .. } = notice {
+            printer.grow(*added);
+        }
         match describe(notice) {
             Line::Note(text) => printer.note(&text),
             Line::Warning(text) => printer.warn(&text),
         }
     }
 
-    fn batch_started(&self, count: usize) {
+    fn tasks_started(&self, count: usize) {
         self.printer().begin(count);
     }
 
-    fn batch_ended(&self) {
+    fn tasks_ended(&self) {
         self.printer().end();
     }
 
@@ -357,6 +360,11 @@ fn describe(notice: &Notice) -> Line {
             "kept hand-edited {path} (output of {task}); tasks that read it will re-run"
         )),
         Notice::NothingToDo { tasks } => Note(format!("nothing to do: {tasks} task(s) up to date")),
+        Notice::Expanded {
+            task, instances, ..
+        } => Note(format!(
+            "expanded {task}: {instances} instance(s), as its list now says"
+        )),
         Notice::Ran(ran) => Note(ran_line(ran)),
         Notice::Answers(warning) => Warning(warning.clone()),
     }
@@ -392,8 +400,20 @@ fn resuming(s: &ResumeSummary) -> String {
     line
 }
 
-/// What a batch of tasks came to.
+/// What the build's tasks came to.
 fn ran_line(ran: &Ran) -> String {
+    let line = ran_counts(ran);
+    match ran.unexpanded.len() {
+        0 => line,
+        n => format!(
+            "{line}; {n} fan-out(s) did not expand, their list not built, so their instances are not counted: {}",
+            ran.unexpanded.join(", ")
+        ),
+    }
+}
+
+/// The counts of [`ran_line`].
+fn ran_counts(ran: &Ran) -> String {
     if ran.interrupted {
         let failed = match ran.failed.len() {
             0 => String::new(),

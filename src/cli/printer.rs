@@ -120,6 +120,14 @@ impl Printer {
         });
     }
 
+    /// More tasks joined the build (a fan-out expanded): the overall bar
+    /// counts them.
+    pub fn grow(&mut self, added: usize) {
+        if let Some(bars) = &self.bars {
+            bars.overall.inc_length(added as u64);
+        }
+    }
+
     pub fn task_started(&mut self, name: &str) {
         if self.verbosity == Verbosity::Quiet {
             return;

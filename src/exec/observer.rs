@@ -51,7 +51,14 @@ pub enum Notice {
     },
     /// Everything wanted is up to date.
     NothingToDo { tasks: usize },
-    /// A batch of tasks ran (a build runs one per `foreach` level).
+    /// A fan-out's list was built during the build: it expanded into
+    /// `instances` instances, `added` of them new to the graph.
+    Expanded {
+        task: String,
+        instances: usize,
+        added: usize,
+    },
+    /// The build's tasks ran.
     Ran(Ran),
     /// Something wrong with recorded answers (a damaged entry, taken as a
     /// miss; an answer that could not be stored), said once per build.
@@ -85,7 +92,7 @@ pub struct ResumeSummary {
     pub starting_with: Vec<String>,
 }
 
-/// How one batch of tasks ended.
+/// How the build's tasks ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ran {
     pub succeeded: usize,
@@ -94,8 +101,11 @@ pub struct Ran {
     pub not_run: usize,
     /// Found up to date once their inputs were rebuilt.
     pub skipped: usize,
+    /// Fan-outs whose list was not built: their instances are counted
+    /// nowhere.
+    pub unexpanded: Vec<String>,
     pub elapsed: Duration,
-    /// Whether an interrupt stopped the batch.
+    /// Whether an interrupt stopped the build.
     pub interrupted: bool,
 }
 
@@ -151,10 +161,11 @@ pub trait Observer: Sync {
     fn notice(&self, _notice: &Notice) {}
     /// The build runs its first task (it runs nothing otherwise).
     fn build_started(&self, _view: &BuildView) {}
-    /// A batch of `count` tasks is about to run.
-    fn batch_started(&self, _count: usize) {}
-    /// The batch's tasks have all ended (or will not start).
-    fn batch_ended(&self) {}
+    /// `count` tasks are about to run (fan-outs that expand add more:
+    /// [`Notice::Expanded`]).
+    fn tasks_started(&self, _count: usize) {}
+    /// The build's tasks have all ended (or will not start).
+    fn tasks_ended(&self) {}
     fn task_started(&self, _task: &Task) {}
     /// A task waiting for its inputs turned out up to date.
     fn task_skipped(&self, _task: &Task, _why: &str) {}
@@ -186,13 +197,13 @@ impl<A: Observer, B: Observer> Observer for Both<A, B> {
         self.0.build_started(view);
         self.1.build_started(view);
     }
-    fn batch_started(&self, count: usize) {
-        self.0.batch_started(count);
-        self.1.batch_started(count);
+    fn tasks_started(&self, count: usize) {
+        self.0.tasks_started(count);
+        self.1.tasks_started(count);
     }
-    fn batch_ended(&self) {
-        self.0.batch_ended();
-        self.1.batch_ended();
+    fn tasks_ended(&self) {
+        self.0.tasks_ended();
+        self.1.tasks_ended();
     }
     fn task_started(&self, task: &Task) {
         self.0.task_started(task);
@@ -227,11 +238,11 @@ impl<O: Observer + ?Sized> Observer for &O {
     fn build_started(&self, view: &BuildView) {
         (**self).build_started(view)
     }
-    fn batch_started(&self, count: usize) {
-        (**self).batch_started(count)
+    fn tasks_started(&self, count: usize) {
+        (**self).tasks_started(count)
     }
-    fn batch_ended(&self) {
-        (**self).batch_ended()
+    fn tasks_ended(&self) {
+        (**self).tasks_ended()
     }
     fn task_started(&self, task: &Task) {
         (**self).task_started(task)

@@ -26,7 +26,7 @@ use super::failure::Failures;
 use super::scheduler::Runner;
 use crate::error::Error;
 use crate::model::judge::Judge;
-use crate::model::{Action, Graph, Task, TaskId};
+use crate::model::{Action, Task, TaskId};
 use crate::store::inflight::Inflight;
 use crate::store::sidecar;
 use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
@@ -69,29 +69,41 @@ impl Checking {
     }
 }
 
+/// What a task's run is given when it starts (by the build's hooks, which
+/// hold the graph and the state: the graph may grow meanwhile).
+pub struct Start {
+    /// The task as the graph has it now.
+    pub task: Task,
+    /// Its last good run.
+    pub previous: Option<Status>,
+    /// Its checks alone changed since its last good run: its current
+    /// outputs are checked again before anything runs.
+    pub recheck: bool,
+}
+
 /// Runs tasks on the scheduler's pool threads.
 pub struct TaskRunner<'a> {
-    pub graph: &'a Graph,
     pub run_dir: &'a RunDir,
     pub stamper: &'a Stamper,
-    /// The last good run of each task to run, by id.
-    pub previous: &'a [Option<Status>],
     pub executor: &'a dyn Executor,
     /// Where each failed attempt is recorded.
     pub failures: &'a Failures<'a>,
-    /// By id: the task's checks alone changed since its last good run, so
-    /// its current outputs are checked again before anything runs.
-    pub recheck: &'a [bool],
     /// The journal (none in a build that records nothing).
     pub inflight: Option<&'a Inflight>,
     pub checking: &'a Checking,
 }
 
 impl Runner for TaskRunner<'_> {
+    type Input = Start;
     type Output = RunResult;
 
-    fn run(&self, t: TaskId) -> RunResult {
-        let task = &self.graph[t];
+    fn run(&self, _t: TaskId, start_with: Start) -> RunResult {
+        let Start {
+            task,
+            previous,
+            recheck,
+        } = start_with;
+        let task = &task;
         let start = Instant::now();
         let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
@@ -99,8 +111,8 @@ impl Runner for TaskRunner<'_> {
         status.attempt = 1;
         status.definition = task.action.definition();
         let mut turn = Turn::begin(self.run_dir, self.inflight, &status);
-        if self.recheck.get(t).copied().unwrap_or(false) {
-            if let Some(done) = self.rechecked(task, self.previous[t].as_ref(), &turn) {
+        if recheck {
+            if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
                 return self.publish(done, start, Vec::new());
             }
@@ -112,7 +124,7 @@ impl Runner for TaskRunner<'_> {
             set_aside: false,
         };
         let result = attempt
-            .prepare(self.previous[t].as_ref(), &mut status)
+            .prepare(previous.as_ref(), &mut status)
             .and_then(|()| {
                 self.turns(&attempt, task, &mut status, &mut turn)
                     .inspect(|()| attempt.commit())

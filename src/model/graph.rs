@@ -102,6 +102,9 @@ pub struct Origin {
     /// Whether an input is a glob pattern (what it matches depends on
     /// which files tasks produce).
     pub globs: bool,
+    /// A placeholder: the models its instances will ask (a prompt's, a
+    /// judge's), so a build can set them up before the list is built.
+    pub asks: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]

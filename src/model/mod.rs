@@ -26,7 +26,7 @@ pub mod template;
 
 pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};
 pub use pipeline::Pipeline;
-pub use resolve::Lists;
+pub use resolve::{Expansion, Lists};
 
 use std::collections::BTreeSet;
 

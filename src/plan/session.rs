@@ -262,9 +262,13 @@ impl Session {
     }
 
     /// Expands the `foreach` task `group` now that its list is ready (see
-    /// [`Graph::expand`]); `false` when its list file does not exist.
+    /// [`Graph::expand`]); `false` when its list file does not exist or
+    /// did not change.
     pub fn expand(&mut self, group: &str) -> Result<bool> {
-        self.graph.expand(&self.pipeline, &self.run_dir, group)
+        Ok(self
+            .graph
+            .expand(&self.pipeline, &self.run_dir, group)?
+            .is_some())
     }
 
     /// Checks the `wanted` tasks against disk, forcing nothing: the plan a

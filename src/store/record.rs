@@ -117,6 +117,9 @@ pub enum ErrorKind {
     /// An output check rejected what the task wrote: its `check` command
     /// failed, or an output is smaller than its `min_bytes`.
     CheckFailed,
+    /// A `foreach` task's list file, just built, could not be read or
+    /// expanded (not JSON, no array at `items`, duplicate keys...).
+    BadList,
     /// A kind this planexe does not know (written by another version).
     #[serde(other)]
     Other,
@@ -155,6 +158,7 @@ impl ErrorKind {
             ErrorKind::JudgeRejected => "judge_rejected",
             ErrorKind::ReplayMiss => "replay_miss",
             ErrorKind::CheckFailed => "check_failed",
+            ErrorKind::BadList => "bad_list",
             ErrorKind::Other => "other",
         }
     }
@@ -220,6 +224,9 @@ impl ErrorKind {
             }
             ErrorKind::MissingOutput => "make the command write every declared output",
             ErrorKind::CheckFailed => "fix the output or the check",
+            ErrorKind::BadList => {
+                "fix what writes the list file (or the foreach `items` and `key`), then run planexe build"
+            }
             _ => "fix the command or its inputs, then run planexe build",
         }
     }

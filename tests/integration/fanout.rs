@@ -212,11 +212,20 @@ fn bad_lists_are_clear_errors() {
     ] {
         let p = project();
         p.write("items.json", &list);
+        // The list is built in the build: the fan-out fails, as a task.
         let run = p.build();
-        run.code(2)
-            .stderr_has("pipeline.toml:8:11: task `wbs3`: list file wbs2.json")
+        run.code(1)
+            .stderr_has("FAILED wbs3: pipeline.toml:8:11: task `wbs3`: list file wbs2.json")
             .stderr_has(message)
-            .stderr_has("\nhint: ");
+            .stderr_has("\nhint: ")
+            .stderr_has("hint: wbs3 could not expand its list wbs2.json");
+        assert!(!run.stderr.contains("did not expand"), "{}", run.stderr);
+        let status = p.status_json("wbs3");
+        assert_eq!(status["error"]["kind"], "bad_list");
+        assert_eq!(status["error"]["recoverable"], false);
+        let failures = p.jsonl(".planexe/failures.jsonl");
+        assert_eq!(failures[0]["error_type"], "bad_list");
+        assert!(!p.exists("merged.txt"));
     }
 }
 

@@ -160,8 +160,9 @@ fn two_builds_and_a_status_query_in_one_process() {
     };
     let notes = Notes::default();
 
-    // The first build runs everything, the fan-out's instances in a second
-    // batch once the list is built: the graph grows within the session.
+    // The first build runs everything, the fan-out's instances as soon as
+    // the list is built, inside the same run: the graph grows within the
+    // session.
     let mut session = open(root);
     assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);
     assert_eq!(
@@ -172,17 +173,18 @@ fn two_builds_and_a_status_query_in_one_process() {
         std::fs::read_to_string(root.join("plan.md")).unwrap(),
         "plan\nsection[0]\nsection[1]\noutline\nbrief\n"
     );
-    let ran: Vec<usize> = notes
+    let said: Vec<String> = notes
         .0
         .lock()
         .unwrap()
         .iter()
         .filter_map(|n| match n {
-            Notice::Ran(r) => Some(r.succeeded),
+            Notice::Ran(r) => Some(format!("ran {}", r.succeeded)),
+            Notice::Expanded { task, added, .. } => Some(format!("{task} +{added}")),
             _ => None,
         })
         .collect();
-    assert_eq!(ran, [2, 3], "two batches");
+    assert_eq!(said, ["section +2", "ran 5"], "one pass, grown once");
 
     // The same session builds again: nothing to do.
     assert_eq!(build(&mut session, &fake, &notes), Ended::Completed);

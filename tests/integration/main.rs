@@ -14,6 +14,7 @@ mod edit;
 mod examples;
 mod failures;
 mod fanout;
+mod fanout_live;
 mod fuzz;
 mod jobserver;
 mod judge;

@@ -1,14 +1,17 @@
-//! The bookkeeping around each task of a batch, called by the scheduler
+//! The bookkeeping around each task of a build, called by the scheduler
 //! one at a time: judge a waiting task again once its inputs are rebuilt
-//! (early cutoff), take its `.DONE` away before it runs, record how it
-//! ended in the state log, keep the build's view of every task, and tell
-//! the observer.
+//! (early cutoff), take its `.DONE` away before it runs and hand it what
+//! its run needs, record how it ended in the state log, grow the graph
+//! when a fan-out's list is built (`growth`), keep the build's view of
+//! every task, and tell the observer. The hooks hold the graph: it may
+//! grow while tasks run.
 
+use super::super::failure::Failures;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Observer, TaskEnd};
-use super::super::runner::{Checking, RunResult};
-use super::super::scheduler::{Hooks, Outcome};
+use super::super::runner::{Checking, RunResult, Start};
+use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
 use crate::model::{Graph, Pipeline, TaskId};
 use crate::plan::{Check, Checker, Reason};
@@ -16,9 +19,9 @@ use crate::store::files;
 use crate::store::snapshot::Live;
 use crate::store::{CheckMode, RunDir, Stamper, StateStore, TaskState};
 
-/// The scheduler's hooks for one batch of a build.
+/// The scheduler's hooks for a build.
 pub(super) struct BuildHooks<'a> {
-    pub graph: &'a Graph,
+    pub graph: &'a mut Graph,
     pub pipeline: &'a Pipeline,
     pub run_dir: &'a RunDir,
     pub store: &'a mut StateStore,
@@ -41,6 +44,16 @@ pub(super) struct BuildHooks<'a> {
     pub checking: &'a Checking,
     /// By id: the task is `failed-pending-check` (its rescue's checks run).
     pub pending_check: Vec<bool>,
+    /// By id: the task is one the build is asked for (the targets and what
+    /// they need).
+    pub wanted: Vec<bool>,
+    /// Fan-outs whose list this build makes: they expand (again) when its
+    /// producer ends, and their new instances run in the same build.
+    pub expanding: std::collections::HashSet<String>,
+    /// `-B` (with no targets, or naming the fan-out): new instances run
+    /// whatever their records say.
+    pub forced: std::collections::HashSet<String>,
+    pub failures: &'a Failures<'a>,
 }
 
 impl BuildHooks<'_> {
@@ -50,7 +63,7 @@ impl BuildHooks<'_> {
             return;
         };
         self.observer.view(&BuildView {
-            graph: self.graph,
+            graph: &*self.graph,
             pipeline: self.pipeline,
             run_dir: self.run_dir,
             store: self.store,
@@ -71,7 +84,7 @@ impl BuildHooks<'_> {
         }
     }
 
-    fn keep(&mut self, result: Result<()>) {
+    pub(super) fn keep(&mut self, result: Result<()>) {
         if let Err(e) = result {
             if self.error.is_none() {
                 self.error = Some(e);
@@ -80,7 +93,11 @@ impl BuildHooks<'_> {
     }
 }
 
-impl Hooks<RunResult> for BuildHooks<'_> {
+impl Hooks<Start, RunResult> for BuildHooks<'_> {
+    fn graph(&self) -> &Graph {
+        self.graph
+    }
+
     fn still_stale(&mut self, t: TaskId) -> bool {
         let checker = Checker {
             graph: self.graph,
@@ -112,7 +129,7 @@ impl Hooks<RunResult> for BuildHooks<'_> {
         }
     }
 
-    fn starting(&mut self, t: TaskId) {
+    fn starting(&mut self, t: TaskId) -> Start {
         let task = &self.graph[t];
         // The marker goes before anything runs; the `running` sidecar is
         // published later, if the task runs long enough (`inflight`).
@@ -121,8 +138,17 @@ impl Hooks<RunResult> for BuildHooks<'_> {
             self.store.note_marker(&task.name, false);
             self.keep(r);
         }
+        let task = &self.graph[t];
         self.running[t] = Some(crate::clock::now_rfc3339());
         self.observer.task_started(task);
+        Start {
+            task: task.clone(),
+            previous: self
+                .store
+                .done_record(self.run_dir, &task.name)
+                .map(std::borrow::Cow::into_owned),
+            recheck: matches!(self.reasons[t], Some(Reason::ChecksChanged)),
+        }
     }
 
     fn finished(&mut self, t: TaskId, mut result: RunResult) -> Outcome {
@@ -170,6 +196,21 @@ impl Hooks<RunResult> for BuildHooks<'_> {
             TaskState::Done => Outcome::Succeeded,
             TaskState::Stopped => Outcome::Stopped,
             _ => Outcome::Failed,
+        }
+    }
+
+    fn grown(&mut self, t: TaskId) -> Option<Growth> {
+        self.expand_lists_of(t)
+    }
+
+    fn joined(&mut self, tasks: &[TaskId]) {
+        for &t in tasks {
+            let graph = &*self.graph;
+            self.reasons[t] = graph[t]
+                .deps
+                .iter()
+                .find(|&&d| self.reasons.get(d).is_some_and(Option::is_some))
+                .map(|&d| Reason::Upstream(graph[d].name.clone()));
         }
     }
 

@@ -1,15 +1,17 @@
-//! `foreach` tasks during a build: a fan-out's instances follow its list
-//! file as soon as that is ready (no task produces it, or its producer is
-//! up to date), so they run in the same build; while the list is still to
-//! be built, they and what depends on them wait ([`held`]); and instances
-//! whose item is gone lose their outputs and records.
+//! `foreach` tasks at the start of a build: a fan-out's instances follow
+//! its list file as soon as that is ready (no task produces it, or its
+//! producer is up to date); a fan-out whose list this build makes takes
+//! part as [`take_part`] says (it expands inside the build: `growth`);
+//! and instances whose item is gone lose their outputs and records.
+
+use std::collections::HashSet;
 
 use super::super::observer::{Notice, Observer};
 use crate::error::{Error, Result};
-use crate::model::{Action, Graph, TaskId};
+use crate::model::{Graph, TaskId};
 use crate::plan::{Plan, Session};
 use crate::store::files;
-use crate::store::CheckMode;
+use crate::store::{CheckMode, RunDir, StateStore};
 
 /// Brings every fan-out whose list is ready in line with its list, until
 /// none changes: an expansion can make another list's producer up to date.
@@ -49,14 +51,30 @@ pub(super) fn expand_ready(session: &mut Session, mode: CheckMode) -> Result<()>
 /// Removes the outputs, log and records of instances whose item is gone.
 /// Only outputs no current task produces are removed.
 pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) -> Result<()> {
+    remove_vanished_from(
+        &session.graph,
+        &mut session.store,
+        &session.run_dir,
+        observer,
+    )
+}
+
+/// [`remove_vanished`] with the session's parts (a running build holds
+/// them apart).
+pub(super) fn remove_vanished_from(
+    graph: &Graph,
+    store: &mut StateStore,
+    run_dir: &RunDir,
+    observer: &dyn Observer,
+) -> Result<()> {
     let mut gone: Vec<(String, Vec<String>)> = Vec::new();
-    for (base, group) in &session.graph.fanouts {
+    for (base, group) in &graph.fanouts {
         if group.placeholder {
             continue;
         }
         let prefix = format!("{base}[");
-        for (name, record) in session.store.records() {
-            if name.starts_with(&prefix) && session.graph.task(name).is_none() {
+        for (name, record) in store.records() {
+            if name.starts_with(&prefix) && graph.task(name).is_none() {
                 let outputs = record
                     .done
                     .iter()
@@ -70,24 +88,24 @@ pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) ->
     for (name, outputs) in gone {
         let mut removed = Vec::new();
         for out in outputs {
-            if session.graph.producer(&out).is_some() {
+            if graph.producer(&out).is_some() {
                 continue;
             }
             // As `build` and `clean` refuse: never a file reached through a
             // folder that leads out of the run directory.
-            session.run_dir.check_inside(&out).map_err(|m| {
+            run_dir.check_inside(&out).map_err(|m| {
                 Error::usage(format!(
                     "not removing {out}, an output of {name} (its item is gone): {m}"
                 ))
                 .hint("replace the symlinked folder with a real one, or remove the file yourself")
             })?;
-            if files::remove_if_exists(&session.run_dir.path(&out))? {
+            if files::remove_if_exists(&run_dir.path(&out))? {
                 removed.push(out);
             }
         }
-        files::remove_if_exists(&session.run_dir.task_log_path(&name))?;
-        files::remove_if_exists(&session.run_dir.check_log_path(&name))?;
-        session.store.forget(&session.run_dir, &name)?;
+        files::remove_if_exists(&run_dir.task_log_path(&name))?;
+        files::remove_if_exists(&run_dir.check_log_path(&name))?;
+        store.forget(run_dir, &name)?;
         observer.notice(&Notice::InstanceRemoved {
             task: name,
             outputs: removed,
@@ -96,28 +114,65 @@ pub(super) fn remove_vanished(session: &mut Session, observer: &dyn Observer) ->
     Ok(())
 }
 
-/// What waits for a later batch: placeholders that run (their list is not
-/// built yet), and the instances of a fan-out whose list's producer runs;
-/// with the producers of those lists.
-pub(super) fn held(graph: &Graph, plan: &Plan, to_run: &[TaskId]) -> (Vec<TaskId>, Vec<TaskId>) {
-    let mut held: Vec<TaskId> = to_run
-        .iter()
-        .copied()
-        .filter(|&t| matches!(graph[t].action, Action::Expand(_)))
-        .collect();
-    let mut producers = Vec::new();
+/// How the fan-outs take part in a build.
+pub(super) struct Fanouts {
+    /// Fan-outs whose list a task of this build makes: they expand (or
+    /// follow their list again) when it ends, inside the build.
+    pub expanding: HashSet<String>,
+    /// (list producer, task): the instances of an expanded fan-out whose
+    /// list is made again, and what depends on them, wait for it: the
+    /// items may change.
+    pub gates: Vec<(TaskId, TaskId)>,
+    /// By id: placeholders whose list nothing in this build makes, and
+    /// what depends on them: they cannot run.
+    pub left_out: Vec<bool>,
+    /// By id: what depends on a placeholder that expands in this build:
+    /// whether it is stale can only be judged once the fan-out expanded,
+    /// so it runs only if it still is then.
+    pub after_expansion: Vec<bool>,
+}
+
+/// How the fan-outs of `graph` take part in a build with `plan`.
+pub(super) fn take_part(graph: &Graph, plan: &Plan) -> Fanouts {
+    let in_run = |t: TaskId| plan.reasons.get(t).is_some_and(Option::is_some);
+    let mut fanouts = Fanouts {
+        expanding: HashSet::new(),
+        gates: Vec::new(),
+        left_out: Vec::new(),
+        after_expansion: Vec::new(),
+    };
+    let mut stuck = Vec::new();
+    let mut expanding = Vec::new();
     for (name, list) in graph.lists() {
-        let Some(producer) = graph.producer(list) else {
-            continue;
-        };
-        if plan.reasons[producer].is_none() {
-            continue;
-        }
-        producers.push(producer);
         let group = &graph.fanouts[name];
-        if !group.placeholder {
-            held.extend(group.members.iter().copied());
+        let producer = graph.producer(list).filter(|&p| in_run(p));
+        match (producer, group.placeholder) {
+            (Some(_), true) => {
+                fanouts.expanding.insert(name.to_string());
+                expanding.extend(group.members.iter().copied());
+            }
+            (Some(p), false) => {
+                // Its instances, and what reads them, wait for the list:
+                // the items may change.
+                fanouts.expanding.insert(name.to_string());
+                let mut held: Vec<TaskId> = group
+                    .members
+                    .iter()
+                    .flat_map(|&m| std::iter::once(m).chain(graph[m].dependents.iter().copied()))
+                    .filter(|&t| in_run(t))
+                    .collect();
+                held.sort_unstable();
+                held.dedup();
+                fanouts.gates.extend(held.into_iter().map(|t| (p, t)));
+            }
+            (None, true) => stuck.extend(group.members.iter().copied().filter(|&m| in_run(m))),
+            (None, false) => {}
         }
     }
-    (held, producers)
+    fanouts.left_out = graph.downstream(&stuck);
+    fanouts.after_expansion = graph.downstream(&expanding);
+    for t in expanding {
+        fanouts.after_expansion[t] = false;
+    }
+    fanouts
 }

@@ -5,21 +5,21 @@
 //! what the report means for an exit status is
 //! [`BuildReport::into_result`].
 //!
-//! A build runs in batches (`batch`): normally one; one more each time a
-//! batch built the list file of a `foreach` task, whose instances and what
-//! depends on them run next (`lists`). Before the first, it puts right
-//! what a crashed build left ([`super::recovery`]); after the last, if
-//! the whole pipeline is up to date, it writes the up-to-date certificate.
+//! A build plans and runs its stale tasks in one pass (`run`): a
+//! `foreach` task whose list the build makes expands the moment that list
+//! is written, inside the running build (`growth`), while unrelated tasks
+//! keep running (`lists` says how fan-outs take part). Before, it puts
+//! right what a crashed build left ([`super::recovery`]); after, if the
+//! whole pipeline is up to date, it writes the up-to-date certificate.
 //!
 //! [`certified`] is the fast path before all of it: with the certificate
 //! holding, a no-op build answers from stats alone, without parsing the
 //! pipeline.
 
-mod batch;
+mod growth;
 mod hooks;
 mod lists;
-
-use std::collections::HashSet;
+mod run;
 
 use super::attempt::Executor;
 use super::env::Env;
@@ -143,14 +143,12 @@ pub struct Build<'a> {
     pub slots: Option<&'a dyn Slots>,
 }
 
-/// What carries from one batch of a build to the next.
+/// What a build's steps share.
 struct Progress<'a> {
     inflight: Option<&'a Inflight>,
     /// Whether a warning was given: the build then writes no certificate,
     /// which would hide the warning from the next build.
     warned: bool,
-    /// Tasks an earlier batch ran (not forced again).
-    ran_before: HashSet<String>,
     report: BuildReport,
 }
 
@@ -184,14 +182,10 @@ impl Build<'_> {
         let mut progress = Progress {
             inflight: inflight.as_ref(),
             warned: session.warning.is_some(),
-            ran_before: HashSet::new(),
             report: BuildReport::new(),
         };
         self.repair_statuses(session, &mut progress)?;
-        let mut batch = 0;
-        while self.batch(session, batch, &mut progress)? {
-            batch += 1;
-        }
+        self.run_stale(session, &mut progress)?;
         let mut report = progress.report;
         // The whole pipeline built (or found up to date) without a warning:
         // the next build and `status` can tell from stats alone that it is

@@ -171,8 +171,9 @@ impl<'a> Llm<'a> {
                     reachable[m] = true;
                 }
             }
-            if let Some(judge) = &task.checks.judge {
-                for m in models::chain(&graph.models, judge.model) {
+            let judge = task.checks.judge.as_ref().map(|j| j.model);
+            for &first in judge.iter().chain(&task.origin.asks) {
+                for m in models::chain(&graph.models, first) {
                     reachable[m] = true;
                 }
             }

@@ -12,7 +12,9 @@
 //!
 //! The loop owns ordering and counting only. What a task *does* sits behind
 //! the [`Runner`] trait (shell commands, model calls, a fake in the tests),
-//! so the loop is tested without processes or real time.
+//! so the loop is tested without processes or real time. The graph is the
+//! [`Hooks`]'; it may grow while tasks run (a fan-out whose list was just
+//! built), and the loop follows it ([`Growth`]; the state: `state`).
 //!
 //! Under a make jobserver ([`slots`]), a pool thread holds a slot before it
 //! takes a ready task: the implicit slot when no other task holds it, else
@@ -20,11 +22,13 @@
 //! the task ends, so the build never runs more tasks than it holds slots.
 
 mod slots;
+mod state;
 
 pub use slots::{Slots, Token};
 
-use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
+
+use state::{LoopState, Slot};
 
 use crate::model::{Graph, TaskId};
 
@@ -42,24 +46,63 @@ pub enum Outcome {
 
 /// The work of one task, run on a pool thread.
 pub trait Runner: Sync {
+    /// What a task's run is given when it starts ([`Hooks::starting`]).
+    type Input: Send;
     type Output: Send;
-    fn run(&self, task: TaskId) -> Self::Output;
+    fn run(&self, task: TaskId, input: Self::Input) -> Self::Output;
 }
 
 /// The bookkeeping around tasks: called on pool threads (and `tick` on the
-/// calling thread), one call at a time.
-pub trait Hooks<O>: Send {
+/// calling thread), one call at a time. The hooks hold the graph, which
+/// may grow while the loop runs ([`Hooks::grown`]).
+pub trait Hooks<I, O>: Send {
+    /// The graph as it stands now.
+    fn graph(&self) -> &Graph;
     /// A task that was only waiting for upstream tasks became ready:
     /// `false` means it turned out up to date (early cutoff) and is skipped.
     fn still_stale(&mut self, task: TaskId) -> bool;
-    /// Just before the task starts.
-    fn starting(&mut self, task: TaskId);
+    /// Just before the task starts: what its run is given.
+    fn starting(&mut self, task: TaskId) -> I;
     /// With the result of a run; says how it ended.
     fn finished(&mut self, task: TaskId, output: O) -> Outcome;
+    /// After a task succeeded or was found up to date (and what waited for
+    /// it was released): what the graph grew by, if anything (a fan-out
+    /// whose list the task made, expanded).
+    fn grown(&mut self, _task: TaskId) -> Option<Growth> {
+        None
+    }
+    /// Tasks that joined the run as the graph grew (they depend on what
+    /// was added), tentatively.
+    fn joined(&mut self, _tasks: &[TaskId]) {}
     /// Whether an interrupt asked the build to stop starting tasks.
     fn interrupted(&self) -> bool;
     /// Called a few times a second while tasks run (progress display).
     fn tick(&mut self) {}
+}
+
+/// How the graph grew while the loop ran.
+#[derive(Debug, Default)]
+pub struct Growth {
+    /// Tasks no longer in the graph (a fan-out's placeholder, instances
+    /// whose item changed or is gone): they leave the run.
+    pub retired: Vec<TaskId>,
+    /// Tasks that failed as the graph grew (a placeholder whose list could
+    /// not be read): what depends on them does not start.
+    pub failed: Vec<TaskId>,
+    /// In dependency order: tasks added to the run, and tasks whose
+    /// dependencies may have changed.
+    pub steps: Vec<(TaskId, Step)>,
+}
+
+/// What the loop does with one task of a [`Growth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A new task to run.
+    Add { tentative: bool },
+    /// Its dependencies may have changed: it waits for those yet to
+    /// finish, and joins the run (tentatively) if one of them has yet to
+    /// run while it is out of the run or done.
+    Relink,
 }
 
 /// What happened to each task the loop was given.
@@ -81,212 +124,6 @@ pub struct Options {
     pub keep_going: bool,
 }
 
-/// Where a task stands in the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    /// Not part of this run.
-    Absent,
-    /// Waits for this many of its dependencies.
-    Waiting(usize),
-    Ready,
-    Running,
-    Done,
-    /// A dependency failed or stopped: it will not start.
-    Blocked,
-}
-
-/// A task the loop was given.
-#[derive(Debug, Clone, Copy)]
-struct Job {
-    slot: Slot,
-    /// Runs only if [`Hooks::still_stale`] says so once it is ready.
-    tentative: bool,
-}
-
-const ABSENT: Job = Job {
-    slot: Slot::Absent,
-    tentative: false,
-};
-
-/// The loop's state, behind its lock.
-struct LoopState<'g, 'h, H> {
-    graph: &'g Graph,
-    work: &'h mut H,
-    keep_going: bool,
-    /// By task id; grows with the graph.
-    jobs: Vec<Job>,
-    /// Ready tasks start in declaration order: runs are reproducible.
-    ready: BTreeSet<(usize, TaskId)>,
-    running: usize,
-    stop_starting: bool,
-    /// Pool threads waiting for a task to become ready.
-    idle: usize,
-    /// Whether a task runs on the implicit slot (with a slot source only).
-    implicit_busy: bool,
-    /// Pool threads waiting for a token, each for one ready task.
-    token_waiters: usize,
-    summary: Summary,
-}
-
-impl<H> LoopState<'_, '_, H> {
-    fn job(&mut self, t: TaskId) -> &mut Job {
-        if t >= self.jobs.len() {
-            self.jobs.resize(t + 1, ABSENT);
-        }
-        &mut self.jobs[t]
-    }
-
-    /// Adds a task to run; it waits for those of its dependencies that run
-    /// and have not finished.
-    fn add(&mut self, t: TaskId, tentative: bool) {
-        let waiting = self.graph[t]
-            .deps
-            .iter()
-            .filter(|&&d| {
-                matches!(
-                    self.jobs.get(d).map(|j| j.slot),
-                    Some(Slot::Waiting(_) | Slot::Ready | Slot::Running)
-                )
-            })
-            .count();
-        *self.job(t) = Job {
-            slot: Slot::Waiting(waiting),
-            tentative,
-        };
-        if waiting == 0 {
-            self.make_ready(t);
-        }
-    }
-
-    fn make_ready(&mut self, t: TaskId) {
-        self.job(t).slot = Slot::Ready;
-        self.ready.insert((self.graph.rank(t), t));
-    }
-
-    /// Nothing runs and nothing more will start: the threads may leave.
-    fn over(&self) -> bool {
-        self.running == 0 && (self.stop_starting || self.ready.is_empty())
-    }
-
-    /// Whether a task could start now, slots aside.
-    fn startable<O>(&mut self) -> bool
-    where
-        H: Hooks<O>,
-    {
-        if self.work.interrupted() {
-            self.stop_starting = true;
-        }
-        !self.stop_starting && !self.ready.is_empty()
-    }
-
-    /// Whether a thread waiting for a token should stop waiting: nothing
-    /// more starts, fewer tasks are ready than threads wait for them, or
-    /// the implicit slot came free.
-    fn token_unwanted<O>(&self) -> bool
-    where
-        H: Hooks<O>,
-    {
-        self.stop_starting
-            || self.work.interrupted()
-            || self.ready.len() < self.token_waiters
-            || !self.implicit_busy
-    }
-
-    fn give_back(&mut self, held: Held) {
-        match held {
-            Held::Implicit => self.implicit_busy = false,
-            Held::Token(token) => drop(token),
-            Held::Unlimited => {}
-        }
-    }
-
-    /// Takes the next ready task and marks it started; `None` when there
-    /// is none (or the build stops starting tasks).
-    fn take<O>(&mut self) -> Option<TaskId>
-    where
-        H: Hooks<O>,
-    {
-        if self.work.interrupted() {
-            self.stop_starting = true;
-        }
-        while !self.stop_starting {
-            let (_, t) = self.ready.pop_first()?;
-            if self.jobs[t].tentative && !self.work.still_stale(t) {
-                self.summary.skipped.push(t);
-                self.jobs[t].slot = Slot::Done;
-                self.release(t);
-                continue;
-            }
-            self.work.starting(t);
-            self.jobs[t].slot = Slot::Running;
-            self.running += 1;
-            return Some(t);
-        }
-        None
-    }
-
-    fn finish<O>(&mut self, t: TaskId, output: O)
-    where
-        H: Hooks<O>,
-    {
-        self.running -= 1;
-        self.jobs[t].slot = Slot::Done;
-        match self.work.finished(t, output) {
-            Outcome::Succeeded => {
-                self.summary.succeeded.push(t);
-                self.release(t);
-            }
-            Outcome::Failed => {
-                self.summary.failed.push(t);
-                self.block_dependents(t);
-                if !self.keep_going {
-                    self.stop_starting = true;
-                }
-            }
-            Outcome::Stopped => {
-                self.summary.stopped.push(t);
-                self.block_dependents(t);
-                self.stop_starting = true;
-            }
-        }
-    }
-
-    /// `t` is done: its waiting dependents have one dependency less.
-    fn release(&mut self, t: TaskId) {
-        let graph = self.graph;
-        for &d in &graph[t].dependents {
-            if let Some(Job {
-                slot: Slot::Waiting(n),
-                ..
-            }) = self.jobs.get_mut(d)
-            {
-                *n -= 1;
-                if *n == 0 {
-                    self.make_ready(d);
-                }
-            }
-        }
-    }
-
-    /// `t` failed or stopped: nothing downstream of it starts.
-    fn block_dependents(&mut self, t: TaskId) {
-        let graph = self.graph;
-        let mut stack = vec![t];
-        while let Some(x) = stack.pop() {
-            for &d in &graph[x].dependents {
-                let Some(job) = self.jobs.get_mut(d) else {
-                    continue;
-                };
-                if matches!(job.slot, Slot::Waiting(_) | Slot::Ready) {
-                    job.slot = Slot::Blocked;
-                    self.ready.remove(&(graph.rank(d), d));
-                    stack.push(d);
-                }
-            }
-        }
-    }
-}
-
 /// The slot a pool thread holds for the task it runs.
 enum Held {
     /// No slot source: the job limit is the only limit.
@@ -301,13 +138,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Runs `to_run` (tasks marked with `tentative[t]` run only if
-/// `still_stale` says so) respecting dependencies among them. Both are
-/// indexed by task id. With `slots`, every task beyond the first running
-/// one also waits for a token from it.
-pub fn run<R: Runner, H: Hooks<R::Output>>(
-    graph: &Graph,
+/// `still_stale` says so) respecting dependencies among them, and `gates`
+/// (gate, task): a task also waits for its gates. All are indexed by task
+/// id. With `slots`, every task beyond the first running one also waits
+/// for a token from it.
+#[allow(clippy::too_many_arguments)]
+pub fn run<R: Runner, H: Hooks<R::Input, R::Output>>(
     to_run: &[bool],
     tentative: &[bool],
+    gates: &[(TaskId, TaskId)],
     runner: &R,
     work: &mut H,
     options: Options,
@@ -324,7 +163,8 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
         Err(_) => {
             // Cannot start threads: nothing runs; report all as not run.
             return Summary {
-                not_run: graph
+                not_run: work
+                    .graph()
                     .order()
                     .iter()
                     .copied()
@@ -334,24 +174,16 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
             };
         }
     };
-    let mut state = LoopState {
-        graph,
-        work,
-        keep_going: options.keep_going,
-        jobs: vec![ABSENT; graph.id_bound()],
-        ready: BTreeSet::new(),
-        running: 0,
-        stop_starting: false,
-        idle: 0,
-        implicit_busy: false,
-        token_waiters: 0,
-        summary: Summary::default(),
-    };
-    // In dependency order, so each task finds its dependencies added.
-    for &t in graph.order() {
-        if wanted(t) {
-            state.add(t, tentative.get(t).copied().unwrap_or(false));
-        }
+    let order: Vec<TaskId> = work.graph().order().to_vec();
+    let mut state = LoopState::new(work, options.keep_going, gates);
+    // Every task is in the run before any counts what it waits for: a
+    // gate may come after the tasks it holds in dependency order.
+    let tentative = |t: TaskId| tentative.get(t).copied().unwrap_or(false);
+    for &t in order.iter().filter(|&&t| wanted(t)) {
+        state.enter(t, tentative(t));
+    }
+    for &t in order.iter().filter(|&&t| wanted(t)) {
+        state.add(t, tentative(t));
     }
     let book = Mutex::new(state);
     // Wakes pool threads waiting for a ready task.
@@ -400,8 +232,8 @@ pub fn run<R: Runner, H: Hooks<R::Output>>(
 /// One pool thread: hold a slot, take a ready task, run it, give the slot
 /// back, record the task, repeat; wait while tasks run but none is ready;
 /// leave when the loop is over.
-fn work_loop<R: Runner, H: Hooks<R::Output>>(
-    book: &Mutex<LoopState<'_, '_, H>>,
+fn work_loop<R: Runner, H: Hooks<R::Input, R::Output>>(
+    book: &Mutex<LoopState<'_, H>>,
     changed: &Condvar,
     runner: &R,
     slots: Option<&dyn Slots>,
@@ -439,12 +271,12 @@ fn work_loop<R: Runner, H: Hooks<R::Output>>(
                 }
             }
         };
-        let Some(t) = guard.take() else {
+        let Some((t, input)) = guard.take() else {
             guard.give_back(held);
             continue;
         };
         drop(guard);
-        let output = runner.run(t);
+        let output = runner.run(t, input);
         guard = lock(book);
         guard.give_back(held);
         guard.finish(t, output);
@@ -458,10 +290,10 @@ fn work_loop<R: Runner, H: Hooks<R::Output>>(
 }
 
 /// Waits, idle, until another thread says the loop changed.
-fn idle<'a, 'g, 'h, H>(
-    mut guard: MutexGuard<'a, LoopState<'g, 'h, H>>,
+fn idle<'a, 'h, H>(
+    mut guard: MutexGuard<'a, LoopState<'h, H>>,
     changed: &Condvar,
-) -> MutexGuard<'a, LoopState<'g, 'h, H>> {
+) -> MutexGuard<'a, LoopState<'h, H>> {
     guard.idle += 1;
     guard = changed.wait(guard).unwrap_or_else(|p| p.into_inner());
     guard.idle -= 1;

@@ -32,8 +32,9 @@ struct Fake {
 }
 
 impl Runner for Fake {
+    type Input = ();
     type Output = bool;
-    fn run(&self, t: TaskId) -> bool {
+    fn run(&self, t: TaskId, _input: ()) -> bool {
         if self.interrupt_at_start {
             self.interrupted.store(true, Ordering::SeqCst);
         }
@@ -45,9 +46,12 @@ impl Runner for Fake {
     }
 }
 
-struct Book<'a>(&'a Fake);
+struct Book<'a>(&'a Fake, &'a Graph);
 
-impl Hooks<bool> for Book<'_> {
+impl Hooks<(), bool> for Book<'_> {
+    fn graph(&self) -> &Graph {
+        self.1
+    }
     fn still_stale(&mut self, t: TaskId) -> bool {
         !self.0.fresh.contains(&t)
     }
@@ -82,11 +86,11 @@ fn run_all(
     let n = g.id_bound();
     let none = vec![false; n];
     run(
-        g,
         &vec![true; n],
         tentative.unwrap_or(&none),
+        &[],
         work,
-        &mut Book(work),
+        &mut Book(work, g),
         Options { jobs, keep_going },
         None,
     )
@@ -227,11 +231,11 @@ fn independent(n: usize) -> String {
 fn run_with(g: &Graph, work: &Fake, jobs: usize, pool: &Pool) -> Summary {
     let n = g.id_bound();
     run(
-        g,
         &vec![true; n],
         &vec![false; n],
+        &[],
         work,
-        &mut Book(work),
+        &mut Book(work, g),
         Options {
             jobs,
             keep_going: false,
@@ -269,4 +273,46 @@ fn an_interrupt_ends_the_wait_for_a_token() {
     assert_eq!(s.succeeded.len(), 1);
     assert_eq!(s.not_run.len(), 5);
     assert_eq!(*pool.free.lock().unwrap(), 0);
+}
+
+#[test]
+fn a_gated_task_waits_for_its_gate_and_is_blocked_by_its_failure() {
+    // `b` does not depend on `a` in the graph; the gate makes it wait.
+    let text = "[tasks.a]\noutputs = [\"a\"]\ncommand = \"x\"\n[tasks.b]\noutputs = [\"b\"]\ncommand = \"x\"\n";
+    let (_dir, g) = graph(text);
+    let work = fake(&g, vec![]);
+    let n = g.id_bound();
+    let s = run(
+        &vec![true; n],
+        &vec![false; n],
+        &[(0, 1)],
+        &work,
+        &mut Book(&work, &g),
+        Options {
+            jobs: 4,
+            keep_going: false,
+        },
+        None,
+    );
+    assert_eq!(s.succeeded, vec![0, 1]);
+    assert_eq!(*work.log.lock().unwrap(), ["start a", "start b"]);
+
+    // A gate that fails blocks what it holds, as a dependency would.
+    let text = text.replace("[tasks.a]", "[tasks.fail]");
+    let (_dir, g) = graph(&text);
+    let work = fake(&g, vec![]);
+    let s = run(
+        &vec![true; n],
+        &vec![false; n],
+        &[(0, 1)],
+        &work,
+        &mut Book(&work, &g),
+        Options {
+            jobs: 4,
+            keep_going: true,
+        },
+        None,
+    );
+    assert_eq!(s.failed, vec![0]);
+    assert_eq!(s.not_run, vec![1]);
 }

@@ -178,6 +178,34 @@ impl<'a> Resolver<'a> {
             };
             (task.action.fingerprint(), model)
         };
+        if placeholder {
+            // The models its instances will ask, known before its list.
+            let named = |m: Option<&Spanned<String>>| {
+                graph
+                    .model_override
+                    .as_deref()
+                    .or(m.map(|m| m.get_ref().as_str()))
+                    .or(self
+                        .pipeline
+                        .def
+                        .pipeline
+                        .model
+                        .as_ref()
+                        .map(|m| m.get_ref().as_str()))
+                    .and_then(|m| self.model_index.get(m).copied())
+            };
+            let prompt = def.prompt.is_some() || def.prompt_file.is_some();
+            let mut asks: Vec<usize> = Vec::new();
+            asks.extend(named(def.model.as_ref()).filter(|_| prompt));
+            if let Some(judge) = &def.judge {
+                let own = judge.get_ref().model.as_ref();
+                asks.extend(match own {
+                    Some(m) => self.model_index.get(m.get_ref()).copied(),
+                    None => named(def.model.as_ref()),
+                });
+            }
+            graph.tasks[id].origin.asks = asks;
+        }
         if let (Some(judge_def), false) = (&def.judge, placeholder) {
             let task = &graph.tasks[id];
             let outputs: Vec<String> = task.outputs.iter().map(|o| o.path.clone()).collect();
@@ -220,14 +248,10 @@ impl<'a> Resolver<'a> {
     /// gone or changed is retired (out of the listing, its name and outputs
     /// free); new and changed items get new ids. The first expansion
     /// retires the placeholder. The new members take the old ones' place
-    /// in the listing. Returns the tasks added and the outputs no longer
-    /// produced, or `None` when the list file does not exist or is the one
-    /// the instances came from.
-    fn expand_group(
-        &mut self,
-        graph: &mut Graph,
-        group: &str,
-    ) -> Result<Option<(Vec<TaskId>, Vec<String>)>> {
+    /// in the listing. Returns the tasks added and retired and the
+    /// outputs no longer produced, or `None` when the list file does not
+    /// exist or is the one the instances came from.
+    fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Expansion>> {
         let Some(fan) = graph.fanouts.get(group) else {
             return Ok(None);
         };
@@ -264,10 +288,12 @@ impl<'a> Resolver<'a> {
             );
         }
         let mut gone_outputs = Vec::new();
+        let mut retired = Vec::new();
         for &id in &old {
             if kept.contains(&Some(id)) {
                 continue;
             }
+            retired.push(id);
             let task = &mut graph.tasks[id];
             for out in &task.outputs {
                 if graph.producers.get(&out.path) == Some(&id) {
@@ -308,8 +334,28 @@ impl<'a> Resolver<'a> {
             fan.placeholder = false;
             fan.expanded_from = Some(read.hash);
         }
-        Ok(Some((added, gone_outputs)))
+        Ok(Some(Expansion {
+            added,
+            retired,
+            relinked: Vec::new(),
+            gone_outputs,
+        }))
     }
+}
+
+/// How [`Graph::expand`] changed the graph.
+#[derive(Debug, Default)]
+pub struct Expansion {
+    /// New instances, in item order.
+    pub added: Vec<TaskId>,
+    /// Tasks no longer in the graph: the placeholder, instances whose
+    /// item changed or is gone.
+    pub retired: Vec<TaskId>,
+    /// Tasks already in the graph resolved again: their inputs or
+    /// dependencies may have changed.
+    pub relinked: Vec<TaskId>,
+    /// Outputs no task produces any more.
+    pub gone_outputs: Vec<String>,
 }
 
 impl Graph {
@@ -443,16 +489,22 @@ impl Graph {
     /// (the list file does not exist, or is the one the instances came
     /// from); an error for a list that is not what the task says, or
     /// instances that clash with other tasks.
-    pub fn expand(&mut self, pipeline: &Pipeline, run_dir: &RunDir, group: &str) -> Result<bool> {
+    pub fn expand(
+        &mut self,
+        pipeline: &Pipeline,
+        run_dir: &RunDir,
+        group: &str,
+    ) -> Result<Option<Expansion>> {
         let mut resolver = Resolver::new(pipeline, run_dir, &self.models)?;
-        let Some((added, gone)) = resolver.expand_group(self, group)? else {
-            return Ok(false);
+        let Some(mut expansion) = resolver.expand_group(self, group)? else {
+            return Ok(None);
         };
-        let new: HashSet<TaskId> = added.iter().copied().collect();
-        let touched: HashSet<&str> = added
+        let new: HashSet<TaskId> = expansion.added.iter().copied().collect();
+        let touched: HashSet<&str> = expansion
+            .added
             .iter()
             .flat_map(|&id| self.tasks[id].outputs.iter().map(|o| o.path.as_str()))
-            .chain(gone.iter().map(String::as_str))
+            .chain(expansion.gone_outputs.iter().map(String::as_str))
             .collect();
         let affected: Vec<TaskId> = self
             .listing
@@ -478,6 +530,10 @@ impl Graph {
             }
         }
         order::link(self, &pipeline.source())?;
-        Ok(true)
+        expansion.relinked = affected
+            .into_iter()
+            .filter(|id| !new.contains(id))
+            .collect();
+        Ok(Some(expansion))
     }
 }

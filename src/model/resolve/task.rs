@@ -187,6 +187,7 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
             placeholder: entry.placeholder.clone(),
             groups: Vec::new(),
             globs: false,
+            asks: Vec::new(),
         },
     });
     Ok(id)

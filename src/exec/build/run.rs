@@ -1,6 +1,7 @@
-//! One batch of a build: expand the `foreach` tasks whose list is ready,
-//! plan, say where the run stands, run the stale tasks through the
-//! scheduler, and record the build in the run record.
+//! The build's one pass over its tasks: expand the `foreach` tasks whose
+//! list is ready, plan, say where the run stands, run the stale tasks
+//! through the scheduler (fan-outs whose list this build makes expand
+//! inside it: `growth`), and record the build in the run record.
 
 use std::time::Instant;
 
@@ -23,14 +24,8 @@ use crate::store::snapshot::Live;
 use crate::store::{sidecar, Stamper, Status, TaskState};
 
 impl Build<'_> {
-    /// Runs batch number `batch`; returns whether another follows (a
-    /// `foreach` list was built, so the graph grows).
-    pub(super) fn batch(
-        &self,
-        session: &mut Session,
-        batch: usize,
-        progress: &mut Progress,
-    ) -> Result<bool> {
+    /// Plans and runs the stale tasks.
+    pub(super) fn run_stale(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         let options = self.options;
         let read_only = options.read_only();
         lists::expand_ready(session, options.check)?;
@@ -47,9 +42,7 @@ impl Build<'_> {
         let mut forced = vec![false; graph.id_bound()];
         if options.force {
             for &r in &roots {
-                // A task an earlier batch of this build ran is not forced
-                // again.
-                forced[r] = !progress.ran_before.contains(&graph[r].name);
+                forced[r] = true;
             }
         }
         let stamper = Stamper::default();
@@ -86,14 +79,9 @@ impl Build<'_> {
             if !to_run.is_empty() {
                 progress.report.ended = Ended::NotUpToDate;
             }
-            return Ok(false);
+            return Ok(());
         }
-        // Fan-outs whose list is still to be built, and what depends on
-        // them, wait for a later batch.
-        let (held, list_producers) = lists::held(graph, &plan, &to_run);
-        let waiting = graph.downstream(&held);
-        let earlier_work =
-            batch == 0 && (session.run.is_some() || session.store.records().next().is_some());
+        let earlier_work = session.run.is_some() || session.store.records().next().is_some();
         let mut run = session.run.clone().unwrap_or_else(|| {
             RunRecord::new(
                 &session.pipeline.path.display().to_string(),
@@ -113,10 +101,8 @@ impl Build<'_> {
                 self.say(progress, Notice::ModelFromRun(model.clone()));
             }
         }
-        if batch == 0 {
-            for notice in tasks_left(session) {
-                self.say(progress, notice);
-            }
+        for notice in tasks_left(session) {
+            self.say(progress, notice);
         }
 
         // Hand edits are kept (or, in a dry run, would be).
@@ -149,7 +135,7 @@ impl Build<'_> {
                     },
                 );
             }
-            return Ok(false);
+            return Ok(());
         }
 
         // Record what changed without changing meaning (same bytes, hand
@@ -164,7 +150,12 @@ impl Build<'_> {
                 // A first build of an already complete directory still
                 // starts a run record.
                 run.begin_build(None);
-                run.end_build(BuildOutcome::Completed, 0, counts(graph, &plan, None), None);
+                run.end_build(
+                    BuildOutcome::Completed,
+                    0,
+                    counts(graph, &plan.wanted, &plan.reasons, None),
+                    None,
+                );
                 run.save(&session.run_dir)?;
             }
             self.say(
@@ -173,10 +164,15 @@ impl Build<'_> {
                     tasks: wanted_count,
                 },
             );
-            return Ok(false);
+            return Ok(());
         }
-        let holds_back = to_run.iter().any(|&t| waiting[t]);
-        let to_run: Vec<TaskId> = to_run.into_iter().filter(|&t| !waiting[t]).collect();
+        // Fan-outs whose list this build makes expand inside it; those
+        // whose list nothing here makes wait, with what depends on them.
+        let fanouts = lists::take_part(graph, &plan);
+        let to_run: Vec<TaskId> = to_run
+            .into_iter()
+            .filter(|&t| !fanouts.left_out[t])
+            .collect();
 
         // The run record says a build is under way before anything runs.
         let chosen_model = match &session.model_source {
@@ -188,29 +184,23 @@ impl Build<'_> {
             None => None,
         };
         run.pipeline_hash = run_record::hash_text(&session.pipeline.text);
-        if batch == 0 {
-            run.begin_build(chosen_model);
-        }
+        run.begin_build(chosen_model);
         run.save(&session.run_dir)?;
         session.run = Some(run.clone());
 
         let mut run_mask = vec![false; graph.id_bound()];
         let mut tentative = vec![false; graph.id_bound()];
-        let mut previous: Vec<Option<Status>> = vec![None; graph.id_bound()];
-        let recheck: Vec<bool> = (0..graph.id_bound())
-            .map(|t| matches!(plan.reasons.get(t), Some(Some(Reason::ChecksChanged))))
-            .collect();
         for &t in &to_run {
             run_mask[t] = true;
-            tentative[t] = matches!(plan.reasons[t], Some(Reason::Upstream(_)));
-            let name = &graph[t].name;
-            previous[t] = session
-                .store
-                .done_record(&session.run_dir, name)
-                .map(std::borrow::Cow::into_owned);
+            tentative[t] =
+                matches!(plan.reasons[t], Some(Reason::Upstream(_))) || fanouts.after_expansion[t];
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
-            if let (false, Some(prev)) = (tentative[t], &previous[t]) {
+            if tentative[t] {
+                continue;
+            }
+            let name = &graph[t].name;
+            if let Some(prev) = session.store.done_record(&session.run_dir, name) {
                 let mut pending = Status::new(name, TaskState::Pending, &graph[t].fingerprint);
                 pending.inputs = prev.inputs.clone();
                 pending.outputs = prev.outputs.clone();
@@ -219,9 +209,13 @@ impl Build<'_> {
         }
 
         // One thread per job, and no more than can run: `-j 20000` on ten
-        // tasks starts ten. Under a jobserver, make's `-j` is the limit
-        // unless `-j` says otherwise.
-        let limit = to_run.len().clamp(1, super::MAX_JOBS);
+        // tasks starts ten (unless fan-outs will add instances). Under a
+        // jobserver, make's `-j` is the limit unless `-j` says otherwise.
+        let limit = if fanouts.expanding.is_empty() {
+            to_run.len().clamp(1, super::MAX_JOBS)
+        } else {
+            super::MAX_JOBS
+        };
         let jobs = match (options.jobs, self.slots) {
             (Some(jobs), _) => jobs,
             (None, Some(_)) => limit,
@@ -230,9 +224,12 @@ impl Build<'_> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         }
         .clamp(1, limit);
-        // Models answer prompt tasks and judge outputs.
+        // Models answer prompt tasks and judge outputs (a fan-out's
+        // instances may be prompt tasks).
         let asks_models = to_run.iter().any(|&t| {
-            matches!(graph[t].action, Action::Prompt(_)) || graph[t].checks.judge.is_some()
+            matches!(graph[t].action, Action::Prompt(_))
+                || graph[t].checks.judge.is_some()
+                || !graph[t].origin.asks.is_empty()
         });
         let llm = if asks_models {
             Some(Llm::new(
@@ -258,22 +255,30 @@ impl Build<'_> {
         let failures = Failures::new(graph, &session.run_dir, self.env);
         let checking = Checking::default();
         let runner = TaskRunner {
-            graph,
             run_dir: &session.run_dir,
             stamper: &stamper,
-            previous: &previous,
             executor: self.executor.unwrap_or(&actions as &dyn Executor),
             failures: &failures,
-            recheck: &recheck,
             inflight: progress.inflight,
             checking: &checking,
+        };
+        let n = graph.id_bound();
+        let forced_fanouts = if options.force {
+            graph
+                .fanouts
+                .iter()
+                .filter(|(_, g)| g.members.iter().any(|&m| forced[m]))
+                .map(|(name, _)| name.clone())
+                .collect()
+        } else {
+            Default::default()
         };
         let live = run.builds.last().map(|b| Live {
             pid: b.pid,
             started_at: b.started_at.clone(),
         });
         let mut hooks = BuildHooks {
-            graph,
+            graph: &mut session.graph,
             pipeline: &session.pipeline,
             run_dir: &session.run_dir,
             store: &mut session.store,
@@ -285,33 +290,35 @@ impl Build<'_> {
             error: None,
             build: live,
             reasons: plan.reasons.clone(),
-            running: vec![None; graph.id_bound()],
-            calls: vec![None; graph.id_bound()],
+            running: vec![None; n],
+            calls: vec![None; n],
             checking: &checking,
-            pending_check: vec![false; graph.id_bound()],
+            pending_check: vec![false; n],
+            wanted: plan.wanted.clone(),
+            expanding: fanouts.expanding,
+            forced: forced_fanouts,
+            failures: &failures,
         };
-        self.observer.batch_started(to_run.len());
-        if !progress.report.ran_tasks {
-            progress.report.ran_tasks = true;
-            if let Some(build) = &hooks.build {
-                self.observer.build_started(&BuildView {
-                    graph,
-                    pipeline: &session.pipeline,
-                    run_dir: &session.run_dir,
-                    store: &*hooks.store,
-                    reasons: &hooks.reasons,
-                    running: &hooks.running,
-                    calls: &hooks.calls,
-                    pending_check: &hooks.pending_check,
-                    build,
-                });
-            }
+        self.observer.tasks_started(to_run.len());
+        progress.report.ran_tasks = true;
+        if let Some(build) = &hooks.build {
+            self.observer.build_started(&BuildView {
+                graph: &*hooks.graph,
+                pipeline: &session.pipeline,
+                run_dir: &session.run_dir,
+                store: &*hooks.store,
+                reasons: &hooks.reasons,
+                running: &hooks.running,
+                calls: &hooks.calls,
+                pending_check: &hooks.pending_check,
+                build,
+            });
         }
         hooks.view();
         let summary = scheduler::run(
-            graph,
             &run_mask,
             &tentative,
+            &fanouts.gates,
             &runner,
             &mut hooks,
             scheduler::Options {
@@ -321,8 +328,12 @@ impl Build<'_> {
             self.slots,
         );
         let bookkeeping_error = hooks.error.take();
+        let wanted = std::mem::take(&mut hooks.wanted);
+        let reasons = std::mem::take(&mut hooks.reasons);
+        drop(hooks);
         drop(watchdog);
-        self.observer.batch_ended();
+        self.observer.tasks_ended();
+        let graph = &session.graph;
         session.store.compact_if_large(&session.run_dir)?;
         if let Some(e) = bookkeeping_error {
             return Err(e);
@@ -341,7 +352,7 @@ impl Build<'_> {
         run.end_build(
             outcome,
             ran,
-            counts(graph, &plan, Some(&summary)),
+            counts(graph, &wanted, &reasons, Some(&summary)),
             last_completed,
         );
         run.save(&session.run_dir)?;
@@ -355,20 +366,22 @@ impl Build<'_> {
                 stopped: summary.stopped.len(),
                 not_run: summary.not_run.len(),
                 skipped: summary.skipped.len(),
+                unexpanded: unexpanded(graph, &wanted, &reasons),
                 elapsed: started.elapsed(),
                 interrupted,
             }),
         );
         if interrupted {
             progress.report.ended = Ended::Stopped;
-            return Ok(false);
+            return Ok(());
         }
         if !summary.failed.is_empty() {
             let first = &graph[summary.failed[0]];
             let name = &first.name;
             let run_dir = &session.run_dir;
-            let details = match first.action {
-                Action::Command(_) | Action::Expand(_) => format!(
+            let details = match &first.action {
+                Action::Expand(list) => format!("{name} could not expand its list {list}"),
+                Action::Command(_) => format!(
                     "the output of {name} is in {}",
                     run_dir.show(&run_dir.task_log_path(name))
                 ),
@@ -384,19 +397,24 @@ impl Build<'_> {
                     "{details}; finished tasks are kept, so fix the cause and run planexe build again"
                 ),
             };
-            return Ok(false);
         }
-        // Another batch follows when tasks waited for a `foreach` list that
-        // this one built.
-        let again = holds_back
-            && list_producers
-                .iter()
-                .any(|p| summary.succeeded.contains(p) || summary.skipped.contains(p));
-        for &t in &summary.succeeded {
-            progress.ran_before.insert(graph[t].name.clone());
-        }
-        Ok(again)
+        Ok(())
     }
+}
+
+/// The wanted fan-outs that are still placeholders: their list was not
+/// built, so their instances are not counted anywhere.
+fn unexpanded(graph: &Graph, wanted: &[bool], reasons: &[Option<Reason>]) -> Vec<String> {
+    graph
+        .placeholders()
+        .filter(|&(name, _)| {
+            graph.fanouts[name].members.iter().any(|&m| {
+                wanted.get(m).copied().unwrap_or(false)
+                    && !matches!(reasons.get(m), Some(Some(Reason::FailedLastTime(_))))
+            })
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 /// Where the run stands before a build resumes it.
@@ -462,20 +480,27 @@ fn tasks_left(session: &Session) -> Vec<Notice> {
     left
 }
 
-/// Task counts for the run record.
-fn counts(graph: &Graph, plan: &Plan, summary: Option<&Summary>) -> Counts {
-    let fresh = graph
+/// Task counts for the run record: done are the wanted tasks with nothing
+/// (left) to run; with a summary, how the others ended.
+fn counts(
+    graph: &Graph,
+    wanted: &[bool],
+    reasons: &[Option<Reason>],
+    summary: Option<&Summary>,
+) -> Counts {
+    let done = graph
         .ids()
         .iter()
-        .filter(|&&t| plan.wanted[t] && plan.reasons[t].is_none())
+        .filter(|&&t| {
+            wanted.get(t).copied().unwrap_or(false) && reasons.get(t).is_none_or(Option::is_none)
+        })
         .count();
     let mut c = Counts {
         tasks: graph.len(),
-        done: fresh,
+        done,
         ..Default::default()
     };
     if let Some(s) = summary {
-        c.done += s.succeeded.len() + s.skipped.len();
         c.failed = s.failed.len();
         c.stopped = s.stopped.len();
         c.not_run = s.not_run.len();
