@@ -276,8 +276,20 @@ impl Root {
         let run_dir = RunDir::open(&self.run(name).ok()?).ok()?;
         let origin = Origin::load(&run_dir)?;
         let age = crate::clock::since(&origin.created_at)?;
-        let now_plan = std::fs::read(run_dir.path(PLAN)).ok()?;
-        (age < IDEMPOTENT_FOR && origin.pipeline == pipeline && now_plan == plan).then_some(origin)
+        if age >= IDEMPOTENT_FOR || origin.pipeline != pipeline {
+            return None;
+        }
+        // Not through a link, and not more than the plan's size.
+        use std::io::Read;
+        let file = files::open_read(&run_dir.path(PLAN)).ok()?;
+        if file.metadata().ok()?.len() != plan.len() as u64 {
+            return None;
+        }
+        let mut now_plan = Vec::with_capacity(plan.len());
+        file.take(plan.len() as u64)
+            .read_to_end(&mut now_plan)
+            .ok()?;
+        (now_plan == plan).then_some(origin)
     }
 
     /// What [`Root::create`] says of a run an earlier call made.

@@ -222,6 +222,20 @@ struct ReadOutput {
     max_bytes: Option<u64>,
 }
 
+/// The status of the run at `path`, named `name`. A build the server
+/// started a moment ago that has not yet recorded itself shows as running.
+fn status(server: &Server, path: &std::path::Path, name: &str) -> Result<Value> {
+    let mut status = server.opener.status(path, name)?;
+    let pid = RunDir::open(path)
+        .ok()
+        .and_then(|run_dir| server.builds.running(&run_dir));
+    if let (Some(pid), Value::Object(map)) = (pid, &mut status) {
+        map.insert("state".into(), json!("running"));
+        map.insert("build_pid".into(), json!(pid));
+    }
+    Ok(status)
+}
+
 /// Runs tool `name` with checked `arguments`.
 fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
     match name {
@@ -229,7 +243,7 @@ fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
         "build" => build(server, args(name, arguments)?),
         "status" => {
             let a: Run = args(name, arguments)?;
-            server.opener.status(&server.root.run(&a.run)?, &a.run)
+            status(server, &server.root.run(&a.run)?, &a.run)
         }
         "wait" => wait(server, args(name, arguments)?),
         "stop" => stop(server, args(name, arguments)?),
@@ -275,6 +289,20 @@ fn create(server: &Server, a: Create) -> Result<Value> {
 
 fn build(server: &Server, a: Build) -> Result<Value> {
     let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+    for (what, text) in a
+        .targets
+        .iter()
+        .map(|t| ("a target", t))
+        .chain(a.model.iter().map(|m| ("the model", m)))
+    {
+        if text.is_empty() || text.contains('\0') {
+            return Err(Error::usage(format!(
+                "{what} `{}` is empty or holds a NUL byte",
+                text.escape_debug()
+            ))
+            .hint("name tasks, output paths and models as the pipeline spells them"));
+        }
+    }
     if Archived::load(&run_dir).is_some() {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
             .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
@@ -320,7 +348,7 @@ fn wait(server: &Server, a: Wait) -> Result<Value> {
     let limit = Duration::try_from_secs_f64(seconds.clamp(0.0, WAIT_MAX_S as f64))
         .unwrap_or(Duration::from_secs(WAIT_MAX_S));
     let idle = server.builds.wait(&run_dir, Instant::now() + limit);
-    let mut status = server.opener.status(&path, &a.run)?;
+    let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("timed_out".into(), json!(!idle));
     }
@@ -332,7 +360,7 @@ fn stop(server: &Server, a: Run) -> Result<Value> {
     let run_dir = RunDir::open(&path)?;
     let pid = server.builds.stop(&run_dir, &a.run)?;
     let ended = pid.is_none() || server.builds.wait(&run_dir, Instant::now() + STOP_WAIT);
-    let mut status = server.opener.status(&path, &a.run)?;
+    let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("stopped_pid".into(), json!(pid));
         map.insert("still_stopping".into(), json!(!ended));

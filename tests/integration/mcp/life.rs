@@ -290,6 +290,26 @@ fn the_end_of_input_ends_the_server_and_its_builds_go_on() {
 }
 
 #[test]
+fn a_ctrl_c_in_the_clients_terminal_ends_the_server_not_its_builds() {
+    let p = Project::new(&SLOW.replace("sleep 30", "sleep 2"));
+    let mut c = Client::start_in_own_group(&p, &[]);
+    c.ok("run_create", json!({"plan": "p", "name": "r"}));
+    let pid = c.ok("build", json!({"run": "r"}))["pid"].as_u64().unwrap();
+    let server = c.child.id() as i32;
+    // A terminal's Ctrl-C: SIGINT to every process of the foreground group.
+    // SAFETY: killpg only sends a signal.
+    assert_eq!(unsafe { libc::killpg(server, libc::SIGINT) }, 0);
+    wait_for("the server to end", || {
+        c.child.try_wait().unwrap().is_some()
+    });
+    assert!(alive(pid), "the build died with the server");
+    wait_for("the build to complete", || {
+        p.read("r/.planexe/run.json").contains("\"completed\"")
+    });
+    assert_eq!(p.read("r/slow.txt"), "p\n");
+}
+
+#[test]
 fn requests_are_answered_while_a_wait_blocks() {
     let p = Project::new(SLOW);
     let mut c = Client::start(&p, &[]);

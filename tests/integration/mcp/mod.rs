@@ -36,10 +36,24 @@ pub struct Client {
 impl Client {
     /// Starts `planexe mcp` in the project, with `args`, and initializes.
     pub fn start(p: &Project, args: &[&str]) -> Client {
+        Client::launch(p, args, false)
+    }
+
+    /// As [`Client::start`], the server leading a process group of its own,
+    /// as a terminal's foreground job does.
+    pub fn start_in_own_group(p: &Project, args: &[&str]) -> Client {
+        Client::launch(p, args, true)
+    }
+
+    fn launch(p: &Project, args: &[&str], own_group: bool) -> Client {
+        use std::os::unix::process::CommandExt;
         let mut all = vec!["mcp"];
         all.extend_from_slice(args);
-        let mut child = p
-            .command(&all)
+        let mut command = p.command(&all);
+        if own_group {
+            command.process_group(0);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
