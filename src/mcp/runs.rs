@@ -215,7 +215,11 @@ impl Root {
         if let Some(name) = name {
             check_name(name)?;
         }
-        let recorded = pipeline.0.to_string_lossy().into_owned();
+        // As `.planexe/pipeline` records it: canonical.
+        let recorded = std::fs::canonicalize(&pipeline.0)
+            .unwrap_or_else(|_| pipeline.0.clone())
+            .to_string_lossy()
+            .into_owned();
         let candidates: Vec<String> = match name {
             Some(name) => vec![name.to_string()],
             None => self.names(),

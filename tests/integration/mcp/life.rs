@@ -328,7 +328,7 @@ fn requests_are_answered_while_a_wait_blocks() {
 #[test]
 fn clean_runs_and_archive() {
     let p = Project::new(COMMANDS);
-    let mut c = Client::start(&p, &[]);
+    let mut c = Client::start(&p, &["-f", "./pipeline.toml"]);
     c.ok("run_create", json!({"plan": "a shed", "name": "old"}));
     c.ok("run_create", json!({"plan": "a barn", "name": "new"}));
     assert_eq!(build_and_wait(&mut c, "old")["state"], "completed");
