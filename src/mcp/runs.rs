@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
+use crate::model::Lists;
 use crate::observe::status::run_state;
+use crate::plan::session::{Location, ModelChoice};
+use crate::plan::Session;
 use crate::store::archive::Archived;
 use crate::store::origin::Origin;
 use crate::store::run_record::{Counts, RunRecord};
@@ -234,7 +237,7 @@ impl Root {
         let time = |o: &Origin| o.created_at.parse::<jiff::Timestamp>().ok();
         recent.sort_by_key(|(_, o)| std::cmp::Reverse(time(o)));
         if let Some((found, origin)) = recent.into_iter().next() {
-            return self.found(found, origin);
+            return Ok(self.found(found, origin));
         }
         let name = match name {
             Some(name) => {
@@ -297,20 +300,33 @@ impl Root {
     }
 
     /// What [`Root::create`] says of a run an earlier call made.
-    fn found(&self, name: String, origin: Origin) -> Result<Created> {
+    fn found(&self, name: String, origin: Origin) -> Created {
         let run_dir = self.dir.join(&name);
         let shown = Path::new(&origin.pipeline)
             .strip_prefix(&self.dir)
             .map_or_else(|_| origin.pipeline.clone(), |p| p.display().to_string());
-        Ok(Created {
+        // Where the results will be, as the run's recorded pipeline says
+        // now (none when it no longer loads: its build will say why).
+        let location = Location {
+            run_dir: run_dir.clone(),
+            file: None,
+            env_file: None,
+            named_dir: true,
+        };
+        let results = location
+            .locate()
+            .and_then(|l| Session::open(l, &ModelChoice::default(), Lists::Present))
+            .map(|s| s.graph.results())
+            .unwrap_or_default();
+        Created {
             name,
             made: false,
             run_dir,
             pipeline: shown,
             created_at: origin.created_at,
-            results: Vec::new(),
+            results,
             warnings: Vec::new(),
-        })
+        }
     }
 
     /// The names of the folders under the root that are runs.

@@ -65,6 +65,8 @@ fn a_run_is_created_built_waited_for_and_read_against_a_model_server() {
         (again["run"].as_str(), &again["created"]),
         (Some(run.as_str()), &json!(false))
     );
+    assert_eq!(again["results"], json!(["answer.md", "checked.txt"]));
+    assert_eq!(again["results"], created["results"]);
     let other = c.ok("run_create", json!({"plan": "A barn, budget 900."}));
     assert_ne!(other["run"], run);
     assert_eq!(c.ok("status", json!({"run": run}))["state"], "never-built");
