@@ -4,6 +4,7 @@
 //! only those below it (docs/architecture.md):
 //!
 //! - [`cli`]: the command line, the terminal, the environment;
+//! - [`mcp`]: the Model Context Protocol server (`planexe mcp`);
 //! - [`observe`]: events, trace, summary, status, explain, report;
 //! - [`exec`]: a build (scheduler, per-task transaction, commands, model
 //!   calls, crash recovery), clean, touch;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod error;
 pub mod exec;
+pub mod mcp;
 pub mod model;
 pub mod observe;
 pub mod plan;

@@ -136,6 +136,17 @@ pub enum Command {
     /// Build, then rebuild what became stale whenever a source, the
     /// pipeline, a prompt or schema, or an output edited by hand changes
     Watch(WatchArgs),
+    /// Serve the Model Context Protocol on stdin and stdout, for agents:
+    /// create runs, build, wait, read status and outputs, stop, clean,
+    /// explain, archive
+    ///
+    /// Runs are folders directly under --root, addressed by name. Builds
+    /// run in the background as `planexe build` processes of their own and
+    /// go on when the server exits. Register it in an MCP client with the
+    /// command `planexe` and the arguments `mcp --root DIR`; see
+    /// docs/mcp.md. -f FILE names the pipeline new runs use by default
+    /// (else $PLANEXE_PIPELINE, else DIR/pipeline.toml).
+    Mcp(McpArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -369,6 +380,14 @@ pub struct StatusArgs {
     /// How a changed file is detected
     #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
     pub check: CheckArg,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The folder runs live in (each run a folder in it) [default: the
+    /// current directory]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ mod edit;
 mod explain;
 mod graph;
 mod init;
+mod mcp;
 mod new;
 pub mod printer;
 mod report;
@@ -236,6 +237,7 @@ fn dispatch(
         Command::Graph(args) => graph::graph(cli, ctx, args, printer),
         Command::Report(args) => report::report(cli, ctx, args, printer),
         Command::Watch(args) => watch::watch(cli, ctx, args, printer),
+        Command::Mcp(args) => mcp::mcp(cli, ctx, args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(*shell, &mut command, "planexe", &mut std::io::stdout());

@@ -3,26 +3,18 @@
 //! `plan.txt` and records the pipeline file there, so that a plain
 //! `planexe build -C RUN_DIR` builds it.
 //!
-//! Nothing is made unless everything checks out first: the plan (not
-//! empty, UTF-8 text), the run directory (missing or empty) and the
-//! pipeline (parsed and resolved by the same code as a build, so a broken
-//! one is refused with `file:line:col`). The record itself is the one a
-//! build writes ([`Session::record_pipeline`]).
+//! The checks of the plan (not empty, UTF-8 text) are here; making the
+//! run, and every check of the directory and the pipeline, is
+//! [`new_run::create`]'s.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::args::{Cli, NewArgs};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
+use crate::exec::new_run::{self, PLAN};
 use crate::model::limits::{self, ReadError};
-use crate::model::{Lists, Pipeline};
-use crate::plan::session::{Location, ModelChoice};
-use crate::plan::Session;
-
-/// The file every run's tasks take their plan from, in the run directory.
-const PLAN: &str = "plan.txt";
 
 /// The most outputs listed as where the results will be.
 const SHOWN_RESULTS: usize = 5;
@@ -38,44 +30,17 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
     let shown_dir = args.run_dir.display().to_string();
     let run_dir = cwd.join(&args.run_dir);
     let plan = plan_text(args, &cwd)?;
-    check_fresh(&run_dir, &shown_dir)?;
 
     // The pipeline: -f, else $PLANEXE_PIPELINE, else ./pipeline.toml (the
     // order a build in a fresh run directory follows, from here).
-    let (file, shown) = match (&cli.file, &ctx.pipeline) {
+    let pipeline = match (&cli.file, &ctx.pipeline) {
         (Some(f), _) | (None, Some(f)) => (cwd.join(f), f.display().to_string()),
         (None, None) => (cwd.join("pipeline.toml"), "pipeline.toml".to_string()),
     };
-    // Parsed before anything is made; resolved (which needs the run
-    // directory) once it exists, and undone if that fails.
-    Pipeline::load(&file, shown.clone())?;
-
-    let made = make_dirs(&run_dir)?;
-    let plan_path = run_dir.join(PLAN);
-    let opened = write_new(&plan_path, &plan).and_then(|()| {
-        let location = Location {
-            run_dir: run_dir.clone(),
-            file: Some((file, shown)),
-            env_file: None,
-            named_dir: true,
-        };
-        Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)
-    });
-    let session = match opened {
-        Ok(session) => session,
-        Err(e) => {
-            undo(&plan_path, &made);
-            return Err(e);
-        }
-    };
-    session.record_pipeline()?;
+    let session = new_run::create(&run_dir, &shown_dir, &plan, pipeline)?;
 
     let pipeline_shown = session.pipeline.path.display().to_string();
-    let reads_plan = session
-        .graph
-        .tasks()
-        .any(|t| t.inputs.iter().any(|i| i.path == PLAN));
-    if !reads_plan {
+    if !new_run::reads_plan(&session) {
         printer.warn(&format!(
             "no task of {pipeline_shown} reads {PLAN}; a run's tasks take their plan from \
              {PLAN} in the run directory (inputs = [\"{PLAN}\"])"
@@ -156,67 +121,4 @@ fn read_plan_file(path: &Path, shown: &Path) -> Result<String> {
         return Err(refuse("it holds NUL bytes, not text".into()));
     }
     Ok(text)
-}
-
-/// Refuses a run directory that exists and is not an empty folder.
-fn check_fresh(run_dir: &Path, shown: &str) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(run_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io_at(run_dir, e)),
-        Ok(meta) => meta,
-    };
-    let quoted = shlex::try_quote(shown).map_or_else(|_| shown.to_string(), |q| q.into());
-    if !std::fs::metadata(run_dir).is_ok_and(|m| m.is_dir()) {
-        let kind = if meta.file_type().is_symlink() {
-            "a symlink that leads to no folder"
-        } else {
-            "a file"
-        };
-        return Err(Error::usage(format!(
-            "cannot make run directory {shown}: it exists and is {kind}"
-        ))
-        .hint("choose another name for the run directory"));
-    }
-    let mut entries = fs_err::read_dir(run_dir)?;
-    if entries.next().is_some() {
-        return Err(Error::usage(format!(
-            "run directory {shown} already exists and is not empty"
-        ))
-        .hint(format!(
-            "choose another name, or `planexe build -C {quoted}` to resume it"
-        )));
-    }
-    Ok(())
-}
-
-/// Makes `dir` and its missing parents; returns those it made, outermost
-/// first.
-fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut missing: Vec<PathBuf> = dir
-        .ancestors()
-        .take_while(|d| std::fs::symlink_metadata(d).is_err())
-        .map(Path::to_path_buf)
-        .collect();
-    missing.reverse();
-    fs_err::create_dir_all(dir)?;
-    Ok(missing)
-}
-
-/// Writes a file that must not exist yet.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    file.write_all(bytes)?;
-    Ok(())
-}
-
-/// Removes what a refused `new` made: the plan, then the folders it made
-/// (innermost first, only while empty).
-fn undo(plan: &Path, made: &[PathBuf]) {
-    let _ = std::fs::remove_file(plan);
-    for dir in made.iter().rev() {
-        let _ = std::fs::remove_dir(dir);
-    }
 }

@@ -10,7 +10,8 @@
 //! only what it can tell is a task's command: [`process`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
 //! ([`mod@env`]), make's jobserver and `MAKEFLAGS` ([`jobserver`]); and the
-//! other writers, [`clean`] and [`touch`].
+//! other writers, [`clean`], [`touch`] and [`new_run`] (the making of a
+//! run directory).
 //!
 //! Above the plan, the model and the store. Reports only through the
 //! [`observer::Observer`] trait: events, traces, snapshots and terminal
@@ -27,6 +28,7 @@ pub mod failure;
 pub mod interrupt;
 pub mod jobserver;
 pub mod llm;
+pub mod new_run;
 pub mod observer;
 pub mod process;
 pub mod recheck;

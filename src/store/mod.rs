@@ -12,12 +12,16 @@
 //!   of a task's last run from its records.
 //! - [`run_record`]: `run.json`; [`inflight`]: the running build's journal;
 //!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`.
+//! - [`origin`]: how the run was made (`origin.json`); [`archive`]: the
+//!   marker of an archived run.
 
+pub mod archive;
 pub mod files;
 pub mod inflight;
 pub mod ledger;
 pub mod lock;
 pub mod log;
+pub mod origin;
 pub mod process;
 pub mod record;
 pub mod run_record;

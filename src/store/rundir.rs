@@ -39,11 +39,17 @@ pub mod file {
     pub const FAILURES: &str = "failures.jsonl";
     pub const EVENTS: &str = "events.jsonl";
     pub const SUMMARY: &str = "summary.json";
+    /// How the run was made (`planexe new`, the MCP server's `run_create`).
+    pub const ORIGIN: &str = "origin.json";
+    /// Present while the run is archived (the MCP server's `archive`).
+    pub const ARCHIVED: &str = "archived";
+    /// What the last build started by `planexe mcp` printed.
+    pub const BUILD_LOG: &str = "build.log";
 
     /// The folders, which must be real folders.
     pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
     /// The files, which must not be symlinks.
-    pub const FILES: [&str; 12] = [
+    pub const FILES: [&str; 15] = [
         LOG,
         RUN,
         PIPELINE,
@@ -56,6 +62,9 @@ pub mod file {
         FAILURES,
         EVENTS,
         SUMMARY,
+        ORIGIN,
+        ARCHIVED,
+        BUILD_LOG,
     ];
 }
 
@@ -276,6 +285,21 @@ impl RunDir {
     /// The run after the last build, in one file.
     pub fn summary_path(&self) -> PathBuf {
         self.state(file::SUMMARY)
+    }
+
+    /// How the run was made (see `store::origin`).
+    pub fn origin_path(&self) -> PathBuf {
+        self.state(file::ORIGIN)
+    }
+
+    /// The marker of an archived run (see `store::origin`).
+    pub fn archived_path(&self) -> PathBuf {
+        self.state(file::ARCHIVED)
+    }
+
+    /// Where a build started by `planexe mcp` writes its stdout and stderr.
+    pub fn build_log_path(&self) -> PathBuf {
+        self.state(file::BUILD_LOG)
     }
 
     /// Fails when `path` (absolute, under the run directory) lies in a

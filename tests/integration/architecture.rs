@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["plan"],
     &["exec"],
     &["observe"],
+    &["mcp"],
     &["cli"],
 ];
 

@@ -26,6 +26,7 @@ mod llm_calls;
 mod llm_extract;
 mod makefile;
 mod man;
+mod mcp;
 mod new_init;
 mod observe;
 mod refusals;

@@ -51,6 +51,15 @@ fn new_with_plan_text_seeds_the_run_and_records_the_pipeline() {
         p.read("runs/one/.planexe/pipeline"),
         format!("{}\n", pipeline.display())
     );
+    // When, for which pipeline and which plan the run was made.
+    let origin: serde_json::Value =
+        serde_json::from_str(&p.read("runs/one/.planexe/origin.json")).unwrap();
+    assert_eq!(origin["pipeline"], pipeline.display().to_string());
+    assert_eq!(
+        origin["plan_blake3"],
+        blake3::hash(b"Build a shed.\n").to_hex().to_string()
+    );
+    assert!(origin["created_at"].as_str().unwrap().ends_with('Z'));
     // The command it printed builds the run.
     p.run(&["build", "-C", "runs/one"]).ok().ran(&["upper"]);
     assert_eq!(p.read("runs/one/upper.txt"), "BUILD A SHED.\n");

@@ -1,0 +1,133 @@
+//! A new run: a fresh run directory seeded with `plan.txt`, its pipeline
+//! file recorded, so that a plain `planexe build` in it builds it. One
+//! definition for `planexe new` and the MCP server's `run_create`.
+//!
+//! Nothing is made unless everything checks out first: the run directory
+//! (missing or empty) and the pipeline (parsed and resolved by the same
+//! code as a build, so a broken one is refused with `file:line:col`). What
+//! only resolution can find is found once the directory exists, and then
+//! undone. The record of the pipeline is the one a build writes
+//! ([`Session::record_pipeline`]); `.planexe/origin.json` says when the run
+//! was made, for which pipeline and plan.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::{Lists, Pipeline};
+use crate::plan::session::{Location, ModelChoice};
+use crate::plan::Session;
+use crate::store::origin::Origin;
+
+/// The file every run's tasks take their plan from, in the run directory.
+pub const PLAN: &str = "plan.txt";
+
+/// Makes the run directory `run_dir` (shown in messages as `shown`) with
+/// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
+/// how messages show it), and returns the session of the new run. The plan
+/// is taken as it is: checking it is the caller's.
+pub fn create(
+    run_dir: &Path,
+    shown: &str,
+    plan: &[u8],
+    pipeline: (PathBuf, String),
+) -> Result<Session> {
+    check_fresh(run_dir, shown)?;
+    let (file, file_shown) = pipeline;
+    // Parsed before anything is made; resolved (which needs the run
+    // directory) once it exists, and undone if that fails.
+    Pipeline::load(&file, file_shown.clone())?;
+
+    let made = make_dirs(run_dir)?;
+    let plan_path = run_dir.join(PLAN);
+    let opened = write_new(&plan_path, plan).and_then(|()| {
+        let location = Location {
+            run_dir: run_dir.to_path_buf(),
+            file: Some((file, file_shown)),
+            env_file: None,
+            named_dir: true,
+        };
+        Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)
+    });
+    let session = match opened {
+        Ok(session) => session,
+        Err(e) => {
+            undo(&plan_path, &made);
+            return Err(e);
+        }
+    };
+    session.record_pipeline()?;
+    Origin::now(&session.pipeline.path.to_string_lossy(), plan).save(&session.run_dir)?;
+    Ok(session)
+}
+
+/// Whether some task of the run's pipeline reads `plan.txt`.
+pub fn reads_plan(session: &Session) -> bool {
+    session
+        .graph
+        .tasks()
+        .any(|t| t.inputs.iter().any(|i| i.path == PLAN))
+}
+
+/// Refuses a run directory that exists and is not an empty folder.
+fn check_fresh(run_dir: &Path, shown: &str) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(run_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io_at(run_dir, e)),
+        Ok(meta) => meta,
+    };
+    let quoted = shlex::try_quote(shown).map_or_else(|_| shown.to_string(), |q| q.into());
+    if !std::fs::metadata(run_dir).is_ok_and(|m| m.is_dir()) {
+        let kind = if meta.file_type().is_symlink() {
+            "a symlink that leads to no folder"
+        } else {
+            "a file"
+        };
+        return Err(Error::usage(format!(
+            "cannot make run directory {shown}: it exists and is {kind}"
+        ))
+        .hint("choose another name for the run directory"));
+    }
+    let mut entries = fs_err::read_dir(run_dir)?;
+    if entries.next().is_some() {
+        return Err(Error::usage(format!(
+            "run directory {shown} already exists and is not empty"
+        ))
+        .hint(format!(
+            "choose another name, or `planexe build -C {quoted}` to resume it"
+        )));
+    }
+    Ok(())
+}
+
+/// Makes `dir` and its missing parents; returns those it made, outermost
+/// first.
+fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| std::fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    fs_err::create_dir_all(dir)?;
+    Ok(missing)
+}
+
+/// Writes a file that must not exist yet.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// Removes what a refused run made: the plan, then the folders it made
+/// (innermost first, only while empty).
+fn undo(plan: &Path, made: &[PathBuf]) {
+    let _ = std::fs::remove_file(plan);
+    for dir in made.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
+    }
+}

@@ -1,0 +1,188 @@
+//! What the server answers about a run, as JSON: the status (the document
+//! of `planexe status --json`, with the run's name and, when a task
+//! failed, one consolidated `error`), an explanation of a task, and the
+//! summary of the last build. Each opens the run as the CLI would, from a
+//! [`Location`], and reads it without taking the lock, so it answers while
+//! a build runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
+use crate::model::Lists;
+use crate::observe::explain::{self, FileLine, FileVerdict};
+use crate::observe::status::{self, Answer, Known, StatusReport};
+use crate::observe::Standing;
+use crate::plan::session::{Location, ModelChoice};
+use crate::plan::Session;
+use crate::store::run_record::RunRecord;
+use crate::store::{files, CheckMode, RunDir};
+
+/// A running build without progress for this long is `stalled`, as for
+/// `planexe status`.
+const STALL_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// What the server knows of its environment that opening a run needs.
+pub struct Opener {
+    /// `$PLANEXE_PIPELINE`, as the CLI reads it.
+    pub env_pipeline: Option<(PathBuf, String)>,
+    /// `$PLANEXE_MODEL`.
+    pub env_model: Option<String>,
+}
+
+impl Opener {
+    fn location(&self, run: &Path) -> Location {
+        Location {
+            run_dir: run.to_path_buf(),
+            file: None,
+            env_file: self.env_pipeline.clone(),
+            named_dir: true,
+        }
+    }
+
+    /// Opens the run at `run` as a command that reads it as it is.
+    pub fn open(&self, run: &Path) -> Result<Session> {
+        let model = ModelChoice {
+            flag: None,
+            env: self.env_model.clone(),
+        };
+        Session::open(self.location(run).locate()?, &model, Lists::Present)
+    }
+
+    /// The status of the run at `run`, named `name`.
+    pub fn status(&self, run: &Path, name: &str) -> Result<Value> {
+        let env_model = self.env_model.as_deref();
+        let located = self.location(run).locate()?;
+        let record = RunRecord::load(&located.run_dir);
+        let saved = located
+            .warning
+            .is_none()
+            .then(|| Known::saved(&located, record.as_ref(), CheckMode::Content, env_model))
+            .flatten();
+        let report = match saved {
+            Some(known) => status::report(
+                &located.run_dir,
+                record.as_ref(),
+                known,
+                STALL_AFTER,
+                env_model,
+            ),
+            None => {
+                let model = ModelChoice {
+                    flag: None,
+                    env: self.env_model.clone(),
+                };
+                let session = Session::open(located, &model, Lists::Present)?;
+                match status::query(&session, None, CheckMode::Content, STALL_AFTER, env_model)? {
+                    Answer::Run(report) => *report,
+                    Answer::Task(_) => {
+                        return Err(Error::usage("status answered for one task, not the run"))
+                    }
+                }
+            }
+        };
+        let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
+        if let Value::Object(map) = &mut value {
+            map.insert("run".into(), json!(name));
+            if let Some(error) = consolidated(&report) {
+                map.insert("error".into(), error);
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// The run's error in one object, when a task failed: the first failed
+/// task's kind, message, error_id, whether building again may fix it, and
+/// what to do.
+fn consolidated(report: &StatusReport) -> Option<Value> {
+    let failed: Vec<_> = report
+        .tasks
+        .iter()
+        .filter(|l| l.state == Standing::Failed)
+        .collect();
+    let first = failed.first()?;
+    Some(json!({
+        "kind": first.error_kind.as_deref().unwrap_or("failed"),
+        "failed_task": first.task,
+        "message": first.error.as_deref().unwrap_or("the task failed"),
+        "error_id": first.error_id,
+        "recoverable": first.recoverable.unwrap_or(false),
+        "hint": first.hint,
+        "failed_tasks": failed.len(),
+    }))
+}
+
+/// Why task `task` of the run `name` is or is not stale.
+pub fn explain(session: &Session, name: &str, task: &str) -> Result<Value> {
+    let e = explain::explain(session, task, CheckMode::Content)?;
+    let last_success = e.last_success.as_ref().map(|l| {
+        json!({
+            "finished_at": l.finished_at,
+            "duration_ms": l.duration_ms,
+            "kind": l.kind,
+            "fingerprint_recorded": l.recorded,
+            "fingerprint_now": l.now,
+            "definition_changed": l.recorded != l.now,
+            "diff": l.diff,
+        })
+    });
+    let last_error = e.last_error.as_ref().map(
+        |(kind, message, id)| json!({"kind": kind.as_str(), "message": message, "error_id": id}),
+    );
+    Ok(json!({
+        "run": name,
+        "task": e.task,
+        "stale": e.reason.is_some(),
+        "reason": e.reason,
+        "last_success": last_success,
+        "last_error": last_error,
+        "inputs": e.inputs.iter().map(file_line).collect::<Vec<_>>(),
+        "outputs": e.outputs.iter().map(file_line).collect::<Vec<_>>(),
+        "upstream": e.upstream,
+        "done_marker": !e.marker_missing,
+    }))
+}
+
+/// One input or output of an explanation.
+fn file_line(f: &FileLine) -> Value {
+    let (verdict, recorded, now) = match &f.verdict {
+        FileVerdict::Missing => ("missing", None, None),
+        FileVerdict::New => ("new", None, None),
+        FileVerdict::Same(r) => ("same", Some(r), None),
+        FileVerdict::Touched { recorded } => ("touched", Some(recorded), None),
+        FileVerdict::Changed { recorded, now } => ("changed", Some(recorded), Some(now)),
+    };
+    json!({
+        "path": f.path,
+        "producer": f.producer,
+        "verdict": verdict,
+        "recorded": recorded,
+        "now": now,
+    })
+}
+
+/// The run's `summary.json`, as it is.
+pub fn summary(run_dir: &RunDir, name: &str) -> Result<Map<String, Value>> {
+    let path = run_dir.summary_path();
+    let bytes = match files::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::usage(format!(
+                "run `{name}` has no summary yet: every build that runs something writes one"
+            ))
+            .hint("build the run (build, then wait), or read its status"))
+        }
+        Err(e) => return Err(Error::io_at(&path, e)),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Error::usage(format!(
+            "{} is damaged: it is not a JSON object",
+            run_dir.show(&path)
+        ))
+        .hint("the next build that runs something writes it again")),
+    }
+}

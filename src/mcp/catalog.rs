@@ -1,0 +1,425 @@
+//! The tools the server offers, as `tools/list` declares them: name,
+//! description, the JSON Schema of the arguments (`inputSchema`, checked on
+//! every call) and of the structured result (`outputSchema`, which every
+//! successful result matches). The numbers an agent needs to know (the
+//! longest wait, the read cap, the idempotency window) are stated in the
+//! descriptions from the same constants the handlers use.
+
+use serde_json::{json, Value};
+
+use super::builds::{START_WAIT, STOP_WAIT, WAIT_MAX_S};
+use super::outputs::{DEFAULT_BYTES, MAX_BYTES};
+use super::runs::{IDEMPOTENT_FOR, MAX_PLAN_BYTES};
+
+/// One tool.
+pub struct Tool {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: String,
+    pub input: Value,
+    pub output: Value,
+}
+
+impl Tool {
+    /// The tool as `tools/list` shows it.
+    pub fn listing(&self) -> Value {
+        json!({
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "inputSchema": self.input,
+            "outputSchema": self.output,
+        })
+    }
+}
+
+/// The schema of arguments: an object of these properties, `required`
+/// among them, nothing else.
+fn input(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn run_arg() -> Value {
+    json!({
+        "type": "string",
+        "description": "The run: its folder's name under the server's root, as run_create and runs return it \
+                        (letters, digits, '.', '_' and '-'; not starting with '.' or '-')."
+    })
+}
+
+fn nullable(kind: &str) -> Value {
+    json!({"type": [kind, "null"]})
+}
+
+/// The status object (as `planexe status --json`, with `run` and, when a
+/// task failed, `error`), with `extra` properties.
+fn status_output(extra: Value) -> Value {
+    let mut properties = json!({
+        "run": {"type": "string"},
+        "run_dir": {"type": "string"},
+        "pipeline": {"type": "string"},
+        "pipeline_file": {"type": "string"},
+        "run_id": nullable("string"),
+        "model": nullable("string"),
+        "created_at": nullable("string"),
+        "last_build_started_at": nullable("string"),
+        "last_build_finished_at": nullable("string"),
+        "state": {"enum": ["running", "completed", "failed", "stopped", "never-built"]},
+        "build_pid": nullable("integer"),
+        "last_progress_at": nullable("string"),
+        "stalled": {"type": "boolean"},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "totals": {"type": "object"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+        "tasks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "task": {"type": "string"},
+                    "state": {"type": "string"},
+                    "reason": nullable("string"),
+                    "error": nullable("string"),
+                    "error_kind": nullable("string"),
+                    "error_id": nullable("string"),
+                    "recoverable": nullable("boolean"),
+                    "hint": nullable("string"),
+                },
+                "required": ["task", "state"],
+            },
+        },
+        "error": {
+            "type": "object",
+            "description": "Present only when a task failed: the first failed task's error.",
+            "properties": {
+                "kind": {"type": "string"},
+                "failed_task": {"type": "string"},
+                "message": {"type": "string"},
+                "error_id": nullable("string"),
+                "recoverable": {"type": "boolean"},
+                "hint": nullable("string"),
+                "failed_tasks": {"type": "integer"},
+            },
+            "required": ["kind", "failed_task", "message", "error_id", "recoverable"],
+        },
+    });
+    if let (Some(all), Value::Object(more)) = (properties.as_object_mut(), extra) {
+        all.extend(more);
+    }
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": ["run", "run_dir", "state", "counts", "warnings", "tasks"],
+    })
+}
+
+/// Every tool, in the order `tools/list` gives them.
+pub fn tools() -> Vec<Tool> {
+    let idempotent_min = IDEMPOTENT_FOR.as_secs() / 60;
+    vec![
+        Tool {
+            name: "run_create",
+            title: "Create a run",
+            description: format!(
+                "Create a run: a new folder under the server's root seeded with plan.txt (as `planexe new`), \
+                 for the pipeline file `pipeline` (relative to the root; default: the server's pipeline). \
+                 Idempotent: the same plan and pipeline within {idempotent_min} minutes of an earlier \
+                 run_create return that run (created: false) instead of making another. Then call build."
+            ),
+            input: input(
+                json!({
+                    "plan": {"type": "string", "minLength": 1, "maxLength": MAX_PLAN_BYTES,
+                             "description": "The plan, as text: written to plan.txt with a trailing newline."},
+                    "pipeline": {"type": "string",
+                                 "description": "The pipeline file, relative to the server's root (default: the server's)."},
+                    "name": {"type": "string",
+                             "description": "The run's folder name (default: made from the time and the plan's first words)."},
+                }),
+                &["plan"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "created": {"type": "boolean", "description": "false: an earlier run_create made this run"},
+                    "run_dir": {"type": "string"},
+                    "pipeline": {"type": "string"},
+                    "created_at": {"type": "string"},
+                    "results": {"type": "array", "items": {"type": "string"}},
+                    "warnings": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["run", "created", "run_dir", "pipeline", "created_at", "results", "warnings"],
+            }),
+        },
+        Tool {
+            name: "build",
+            title: "Start a build",
+            description: format!(
+                "Start `planexe build` in a run, in the background, and return at once (after at most {} s) \
+                 with its pid: only stale tasks run; a failed or stopped run resumes where it ended. \
+                 Refuses while a build runs there. The build goes on if the server exits. Follow it with \
+                 wait (blocking) or status; its output is in .planexe/build.log (read_output).",
+                START_WAIT.as_secs()
+            ),
+            input: input(
+                json!({
+                    "run": run_arg(),
+                    "targets": {"type": "array", "items": {"type": "string"},
+                                "description": "Task names or output paths to build, with what they need (default: all)."},
+                    "model": {"type": "string", "description": "A [models.NAME] of the pipeline to ask for every prompt task; remembered by the run."},
+                    "force": {"type": "boolean", "description": "Rebuild the targets even if up to date (-B)."},
+                }),
+                &["run"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "pid": {"type": "integer"},
+                    "state": {"enum": ["starting", "running", "completed", "failed", "stopped"]},
+                    "exit_code": nullable("integer"),
+                    "log": {"type": "string"},
+                },
+                "required": ["run", "pid", "state", "exit_code", "log"],
+            }),
+        },
+        Tool {
+            name: "status",
+            title: "Status of a run",
+            description: "The run at a glance: the object `planexe status --json` prints (state: running, \
+                          completed, failed, stopped or never-built; every task's state; totals; quality \
+                          warnings), plus `error` when a task failed: kind, failed_task, message, error_id, \
+                          and recoverable (true: building again may fix it by itself; false: change an \
+                          input, the prompt or the pipeline first)."
+                .into(),
+            input: input(json!({"run": run_arg()}), &["run"]),
+            output: status_output(json!({})),
+        },
+        Tool {
+            name: "wait",
+            title: "Wait for a build",
+            description: format!(
+                "Block until the build running in the run ends, or `timeout_s` passes (at most {WAIT_MAX_S} s, \
+                 below the usual 60 s client request timeout; default {WAIT_MAX_S}), then return the status \
+                 (as the status tool) with timed_out. Call it again while timed_out is true. Returns at \
+                 once when no build runs."
+            ),
+            input: input(
+                json!({
+                    "run": run_arg(),
+                    "timeout_s": {"type": "number", "minimum": 0, "maximum": WAIT_MAX_S,
+                                  "description": format!("How long to wait, in seconds (0 to {WAIT_MAX_S}).")},
+                }),
+                &["run"],
+            ),
+            output: status_output(json!({"timed_out": {"type": "boolean"}})),
+        },
+        Tool {
+            name: "stop",
+            title: "Stop a build",
+            description: format!(
+                "Stop the build running in the run as Ctrl-C would (SIGINT): it stops its running tasks, \
+                 keeps what finished, and the run is `stopped`, not `failed`; build resumes it. Waits up to \
+                 {} s for it to end and returns the status with the pid it signalled (null: no build was \
+                 running).",
+                STOP_WAIT.as_secs()
+            ),
+            input: input(json!({"run": run_arg()}), &["run"]),
+            output: status_output(json!({
+                "stopped_pid": nullable("integer"),
+                "still_stopping": {"type": "boolean"},
+            })),
+        },
+        Tool {
+            name: "clean",
+            title: "Clean tasks",
+            description: "Delete what tasks produced (their outputs, records and logs), optionally with every \
+                          task downstream, so the next build runs them again. Never deletes a source file. \
+                          Refuses while a build runs."
+                .into(),
+            input: input(
+                json!({
+                    "run": run_arg(),
+                    "tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                              "description": "Tasks (or fan-out instances) to clean."},
+                    "downstream": {"type": "boolean", "description": "Also clean every task that depends on them."},
+                }),
+                &["run", "tasks"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "tasks": {"type": "array", "items": {"type": "string"}},
+                    "deleted": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["run", "tasks", "deleted"],
+            }),
+        },
+        Tool {
+            name: "explain",
+            title: "Explain a task",
+            description: "Why a task is or is not stale: its verdict, its last successful run and \
+                          fingerprint (with a diff of its definition when that changed), its last error, \
+                          each input and output against its recorded stamp, and the upstream tasks that will \
+                          run first."
+                .into(),
+            input: input(
+                json!({"run": run_arg(), "task": {"type": "string", "description": "The task (or fan-out instance)."}}),
+                &["run", "task"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "task": {"type": "string"},
+                    "stale": {"type": "boolean"},
+                    "reason": nullable("string"),
+                    "last_success": {"type": ["object", "null"]},
+                    "last_error": {"type": ["object", "null"]},
+                    "inputs": {"type": "array", "items": {"type": "object"}},
+                    "outputs": {"type": "array", "items": {"type": "object"}},
+                    "upstream": {"type": "array", "items": {"type": "string"}},
+                    "done_marker": {"type": "boolean"},
+                },
+                "required": ["run", "task", "stale", "reason", "inputs", "outputs", "upstream"],
+            }),
+        },
+        Tool {
+            name: "summary",
+            title: "Summary of a run",
+            description: "The run after its last build, in one object (.planexe/summary.json): counts, each \
+                          task's state, outputs, duration, tokens and cost, quality warnings. Written by \
+                          every build that ran something."
+                .into(),
+            input: input(json!({"run": run_arg()}), &["run"]),
+            output: json!({"type": "object"}),
+        },
+        Tool {
+            name: "runs",
+            title: "List runs",
+            description: "The runs under the server's root with their state, newest first. Archived runs are \
+                          left out unless `archived` is true."
+                .into(),
+            input: input(
+                json!({"archived": {"type": "boolean", "description": "Also list archived runs."}}),
+                &[],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "root": {"type": "string"},
+                    "runs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "run": {"type": "string"},
+                                "state": {"type": "string"},
+                                "created_at": nullable("string"),
+                                "archived": {"type": "boolean"},
+                            },
+                            "required": ["run", "state", "created_at", "archived"],
+                        },
+                    },
+                    "archived_hidden": {"type": "integer"},
+                },
+                "required": ["root", "runs", "archived_hidden"],
+            }),
+        },
+        Tool {
+            name: "archive",
+            title: "Archive a run",
+            description: "Archive a run: it is kept whole and stays readable, but runs leaves it out and build \
+                          refuses it. `restore: true` undoes it. Refuses while a build runs."
+                .into(),
+            input: input(
+                json!({"run": run_arg(), "restore": {"type": "boolean", "description": "Restore an archived run instead."}}),
+                &["run"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "archived": {"type": "boolean"},
+                    "archived_at": nullable("string"),
+                },
+                "required": ["run", "archived", "archived_at"],
+            }),
+        },
+        Tool {
+            name: "read_output",
+            title: "Read a file of a run",
+            description: format!(
+                "The text of one file of a run: an output, plan.txt, a task's log (.planexe/logs/NAME.log) \
+                 or the server's build log (.planexe/build.log). `path` is relative to the run; paths that \
+                 leave it are refused. At most `max_bytes` (default {DEFAULT_BYTES}, at most {MAX_BYTES}) \
+                 bytes are returned; truncated says whether there was more."
+            ),
+            input: input(
+                json!({
+                    "run": run_arg(),
+                    "path": {"type": "string", "description": "The file, relative to the run's folder."},
+                    "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES},
+                }),
+                &["run", "path"],
+            ),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "run": {"type": "string"},
+                    "path": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "truncated": {"type": "boolean"},
+                    "text": {"type": "string"},
+                },
+                "required": ["run", "path", "size", "truncated", "text"],
+            }),
+        },
+        Tool {
+            name: "server_info",
+            title: "About this server",
+            description: "The server's name and version, its root, the protocol version in use, its \
+                          capabilities, tools and limits."
+                .into(),
+            input: input(json!({}), &[]),
+            output: json!({
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "root": {"type": "string"},
+                    "protocol_version": nullable("string"),
+                    "supported_protocol_versions": {"type": "array", "items": {"type": "string"}},
+                    "capabilities": {"type": "object"},
+                    "tools": {"type": "array", "items": {"type": "string"}},
+                    "limits": {"type": "object"},
+                },
+                "required": ["name", "version", "root", "protocol_version", "capabilities", "tools", "limits"],
+            }),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_schema_compiles_and_names_are_unique() {
+        let tools = super::tools();
+        let mut names: Vec<&str> = tools.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), tools.len());
+        for tool in &tools {
+            for schema in [&tool.input, &tool.output] {
+                assert!(jsonschema::validator_for(schema).is_ok(), "{}", tool.name);
+                assert_eq!(schema["type"], "object", "{}", tool.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! `planexe mcp`: a Model Context Protocol server on stdin and stdout, the
+//! door for agents that create runs, build them, wait, read why they
+//! failed, fix an input and resume (docs/mcp.md).
+//!
+//! - [`wire`]: JSON-RPC 2.0, one message per line, and its error codes;
+//! - [`catalog`]: the tools, with their input and output schemas;
+//! - [`tools`]: a tool call: arguments checked, one handler per tool;
+//! - [`runs`]: the root and the runs in it: names, making, listing;
+//! - [`builds`]: builds started as processes of their own, and any build
+//!   running in a run: started, stopped, waited for;
+//! - [`answers`]: status, explanations and summaries, as JSON;
+//! - [`outputs`]: one file of a run, read bounded.
+//!
+//! Threads, not an async runtime: the calling thread reads lines; each
+//! request is answered on a thread of its own (at most [`MAX_IN_FLIGHT`]
+//! at once; the reader waits for a free one), so `ping` and `status`
+//! answer while a `wait` blocks. Every answer is one line, written whole
+//! under one lock. At the end of input the server answers what it already
+//! read, then returns; builds it started go on.
+//!
+//! Requests are served before `initialize` too (the spec asks clients not
+//! to send them; being lenient costs nothing here). Below the CLI: the
+//! input, output, root and environment are the caller's.
+
+mod answers;
+mod builds;
+mod catalog;
+mod outputs;
+mod runs;
+mod tools;
+mod wire;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::exec::Env;
+use wire::{Fault, Incoming, Line};
+
+/// The protocol versions the server speaks, newest first. A client that
+/// offers another is answered with the newest.
+pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The most requests answered at once.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// The longest line read: a plan of a mebibyte, escaped.
+const MAX_LINE: usize = 8 << 20;
+
+/// What the server is started with.
+pub struct Config {
+    /// The folder runs live in.
+    pub root: PathBuf,
+    /// The planexe binary builds run with (`planexe build -C RUN`).
+    pub exe: PathBuf,
+    /// The pipeline file `run_create` uses when the client names none,
+    /// and how to show it.
+    pub pipeline: (PathBuf, String),
+    /// `$PLANEXE_PIPELINE`, for opening runs as the CLI does.
+    pub env_pipeline: Option<(PathBuf, String)>,
+    /// `$PLANEXE_MODEL`.
+    pub env_model: Option<String>,
+    /// The environment builds are given.
+    pub env: Env,
+}
+
+/// Everything the threads answering requests share.
+struct Server {
+    config: Config,
+    root: runs::Root,
+    opener: answers::Opener,
+    builds: builds::Builds,
+    tools: Vec<catalog::Tool>,
+    /// One per tool, in the same order: its `inputSchema`, compiled.
+    validators: Vec<jsonschema::Validator>,
+    /// The version agreed at `initialize`.
+    protocol: Mutex<Option<&'static str>>,
+    /// Held while a run is made, so two identical `run_create` calls make
+    /// one run.
+    creating: Mutex<()>,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the server can do, as `initialize` says it.
+fn capabilities() -> Value {
+    json!({"tools": {"listChanged": false}})
+}
+
+const INSTRUCTIONS: &str = "planexe builds LLM pipelines in run folders under this server's root. \
+    run_create makes a run from a plan; build starts a build in the background; wait blocks until it \
+    ends (call it again while timed_out is true); status says each task's state and, when a task \
+    failed, error.recoverable: true means build again, false means change the input named in the \
+    message first. stop stops a build (the run is then stopped, and build resumes it); clean makes \
+    tasks run again; read_output reads outputs and logs; runs lists runs; archive hides old ones.";
+
+/// Serves MCP on `input` and `output` until the input ends.
+pub fn serve(
+    config: Config,
+    mut input: impl BufRead,
+    output: impl Write + Send + 'static,
+) -> Result<()> {
+    let tools = catalog::tools();
+    let validators = tools
+        .iter()
+        .map(|t| {
+            jsonschema::validator_for(&t.input).map_err(|e| {
+                Error::usage(format!(
+                    "the input schema of {} does not compile: {e}",
+                    t.name
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let server = Arc::new(Server {
+        root: runs::Root::open(&config.root)?,
+        opener: answers::Opener {
+            env_pipeline: config.env_pipeline.clone(),
+            env_model: config.env_model.clone(),
+        },
+        config,
+        builds: builds::Builds::default(),
+        tools,
+        validators,
+        protocol: Mutex::new(None),
+        creating: Mutex::new(()),
+        out: Mutex::new(Box::new(output)),
+    });
+    let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
+    loop {
+        let line = match wire::read_line(&mut input, MAX_LINE) {
+            Ok(Line::End) => break,
+            Ok(Line::TooLong) => {
+                server.send(&wire::error(
+                    &Value::Null,
+                    &Fault::new(
+                        wire::INVALID_REQUEST,
+                        format!("invalid request: a message longer than {MAX_LINE} bytes"),
+                    ),
+                ));
+                continue;
+            }
+            Ok(Line::Message(line)) => line,
+            Err(e) => return Err(Error::io_at(std::path::Path::new("<stdin>"), e)),
+        };
+        match wire::parse(&line) {
+            Incoming::Request { id, method, params } => {
+                let (count, freed) = &*in_flight;
+                let mut n = lock(count);
+                while *n >= MAX_IN_FLIGHT {
+                    n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+                }
+                *n += 1;
+                drop(n);
+                let worker = (Arc::clone(&server), Arc::clone(&in_flight), id.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("mcp-request".into())
+                    .spawn(move || {
+                        let (server, in_flight, id) = worker;
+                        server.send(&server.answer(&id, &method, params));
+                        done(&in_flight);
+                    });
+                if let Err(e) = spawned {
+                    done(&in_flight);
+                    server.send(&wire::error(
+                        &id,
+                        &Fault::new(
+                            wire::INTERNAL_ERROR,
+                            format!("internal error: no thread to answer on ({e}); try again"),
+                        ),
+                    ));
+                }
+            }
+            Incoming::Invalid { id, fault } => server.send(&wire::error(&id, &fault)),
+            // Notifications (initialized, cancelled, ...) need no answer.
+            Incoming::Notification | Incoming::Response | Incoming::Blank => {}
+        }
+    }
+    // Answer what was read before the end.
+    let (count, freed) = &*in_flight;
+    let mut n = lock(count);
+    while *n > 0 {
+        n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+    }
+    Ok(())
+}
+
+/// Counts a request answered.
+fn done(in_flight: &(Mutex<usize>, Condvar)) {
+    let (count, freed) = in_flight;
+    let mut n = lock(count);
+    *n = n.saturating_sub(1);
+    freed.notify_all();
+}
+
+impl Server {
+    /// The answer to one request.
+    fn answer(&self, id: &Value, method: &str, params: Option<Value>) -> Value {
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.dispatch(method, params)
+        }));
+        match answered {
+            Ok(Ok(result)) => wire::result(id, result),
+            Ok(Err(fault)) => wire::error(id, &fault),
+            Err(_) => wire::error(
+                id,
+                &Fault::new(
+                    wire::INTERNAL_ERROR,
+                    format!("internal error: planexe failed answering {method}; please report it"),
+                ),
+            ),
+        }
+    }
+
+    fn dispatch(&self, method: &str, params: Option<Value>) -> std::result::Result<Value, Fault> {
+        match method {
+            "initialize" => self.initialize(params),
+            "ping" => Ok(json!({})),
+            "tools/list" => Ok(json!({
+                "tools": self.tools.iter().map(catalog::Tool::listing).collect::<Vec<_>>(),
+            })),
+            "tools/call" => tools::call(self, params),
+            _ => Err(Fault::new(
+                wire::METHOD_NOT_FOUND,
+                format!(
+                    "method not found: {}; this server answers initialize, ping, tools/list and tools/call",
+                    method.escape_debug()
+                ),
+            )),
+        }
+    }
+
+    /// Agrees on a protocol version: the client's when the server speaks
+    /// it, else the newest the server speaks.
+    fn initialize(&self, params: Option<Value>) -> std::result::Result<Value, Fault> {
+        let offered = params
+            .as_ref()
+            .and_then(|p| p.get("protocolVersion"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Fault::new(
+                    wire::INVALID_PARAMS,
+                    "invalid params: initialize needs `protocolVersion`, a string",
+                )
+            })?;
+        let version = PROTOCOL_VERSIONS
+            .iter()
+            .find(|&&v| v == offered)
+            .copied()
+            .unwrap_or(PROTOCOL_VERSIONS[0]);
+        *lock(&self.protocol) = Some(version);
+        Ok(json!({
+            "protocolVersion": version,
+            "capabilities": capabilities(),
+            "serverInfo": {"name": "planexe", "title": "planexe", "version": env!("CARGO_PKG_VERSION")},
+            "instructions": INSTRUCTIONS,
+        }))
+    }
+
+    /// Writes one message as one line. A client that went away cannot be
+    /// told anything: the error is dropped.
+    fn send(&self, message: &Value) {
+        let mut line = message.to_string();
+        line.push('\n');
+        let mut out = lock(&self.out);
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+    }
+}

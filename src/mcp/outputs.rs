@@ -1,0 +1,161 @@
+//! Reading one file of a run for `read_output`: an output or any other
+//! file of the run's own (not of planexe's state), a task's log under
+//! `.planexe/logs/`, or the server's `.planexe/build.log`. Bounded, text
+//! only, and never outside the run: the path is relative without `..`
+//! (`store::rundir::normalize`), its links are resolved and must stay in
+//! the run, and the file is opened without following a link and without
+//! blocking (a FIFO planted in the run cannot hang the server), then must
+//! be a regular file.
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::store::rundir::{self, file, STATE_DIR};
+use crate::store::RunDir;
+
+/// What `read_output` returns unless asked for less or more.
+pub const DEFAULT_BYTES: u64 = 256 * 1024;
+
+/// The most `read_output` returns.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The text read.
+pub struct Text {
+    /// The path as the run names it.
+    pub path: String,
+    /// The file's size.
+    pub size: u64,
+    /// Whether the file holds more than `text`.
+    pub truncated: bool,
+    pub text: String,
+}
+
+/// The path `raw` names in the run, relative and normalized, or why it
+/// cannot be read.
+fn relative(raw: &str) -> std::result::Result<String, String> {
+    let trimmed = raw.strip_prefix("./").unwrap_or(raw);
+    let Some(state) = trimmed.strip_prefix(&format!("{STATE_DIR}/")) else {
+        return rundir::normalize(raw);
+    };
+    let build_log = state == file::BUILD_LOG;
+    let task_log = state
+        .strip_prefix(&format!("{}/", file::LOGS))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/') && name != "..");
+    if build_log || task_log {
+        Ok(format!("{STATE_DIR}/{state}"))
+    } else {
+        Err(format!(
+            "{raw} is planexe's own state; of {STATE_DIR}/ only {STATE_DIR}/{} and the task logs in \
+             {STATE_DIR}/{}/ can be read",
+            file::BUILD_LOG,
+            file::LOGS
+        ))
+    }
+}
+
+/// Reads at most `max` bytes of the file `path` of the run `name`.
+pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64) -> Result<Text> {
+    let refuse = |why: String| {
+        Error::usage(format!(
+            "cannot read `{}` of run `{name}`: {why}",
+            path.escape_debug()
+        ))
+    };
+    let rel = relative(path).map_err(|why| {
+        refuse(why)
+            .hint("name a file by its path relative to the run, such as an output status lists")
+    })?;
+    let full = run_dir.path(&rel);
+    let real = match std::fs::canonicalize(&full) {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse("there is no such file".into()).hint(
+                "status and explain list each task's outputs; a task that has not run has none yet",
+            ))
+        }
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    if !real.starts_with(run_dir.root()) {
+        return Err(refuse("it leads outside the run (a symlink)".into()));
+    }
+    let opened = open(&real).map_err(|e| refuse(e.to_string()))?;
+    let meta = opened.metadata().map_err(|e| refuse(e.to_string()))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "it is a folder"
+        } else {
+            "it is not a regular file"
+        };
+        return Err(refuse(kind.into()));
+    }
+    let mut bytes = Vec::new();
+    opened
+        .take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(e.to_string()))?;
+    let truncated = bytes.len() as u64 > max;
+    bytes.truncate(max.min(bytes.len() as u64) as usize);
+    if bytes.contains(&0) {
+        return Err(refuse("it holds NUL bytes: it is not text".into()));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        // Cut in the middle of a character by the limit: keep what is whole.
+        Err(e) if truncated && e.utf8_error().error_len().is_none() => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+        Err(_) => return Err(refuse("it is not UTF-8 text".into())),
+    };
+    Ok(Text {
+        path: rel,
+        size: meta.len(),
+        truncated,
+        text,
+    })
+}
+
+/// Opens `path` to read, not through a link and without blocking.
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative;
+
+    #[test]
+    fn only_files_of_the_run_and_its_logs_are_named() {
+        assert_eq!(relative("out/a.md").unwrap(), "out/a.md");
+        assert_eq!(relative("./plan.txt").unwrap(), "plan.txt");
+        assert_eq!(
+            relative(".planexe/build.log").unwrap(),
+            ".planexe/build.log"
+        );
+        assert_eq!(
+            relative(".planexe/logs/ask.log").unwrap(),
+            ".planexe/logs/ask.log"
+        );
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            ".planexe/run.json",
+            ".planexe/logs/",
+            ".planexe/logs/../run.json",
+            ".planexe/logs/a/b",
+            ".planexe",
+        ] {
+            assert!(relative(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The root and the runs in it. A run is a folder directly under the root
+//! with a `.planexe/` folder, addressed by its name alone: a plain name
+//! (letters, digits, `.`, `_`, `-`, not starting with `.` or `-`), never a
+//! path, so nothing a client names leads outside the root. A run folder
+//! that is a symlink is refused, and so is a pipeline file that is not
+//! inside the root once its links are resolved.
+//!
+//! Making a run ([`Root::create`]) is [`new_run::create`] with a name
+//! chosen here, and idempotent: a run made less than [`IDEMPOTENT_FOR`]
+//! ago for the same pipeline, whose `plan.txt` still holds the same plan,
+//! is returned instead of making another. Listing ([`Root::list`]) reads
+//! each run's origin, run record and archive marker, newest first.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::exec::new_run::{self, PLAN};
+use crate::model::Lists;
+use crate::observe::status::run_state;
+use crate::plan::session::{Location, ModelChoice};
+use crate::plan::Session;
+use crate::store::archive::Archived;
+use crate::store::origin::Origin;
+use crate::store::run_record::{Counts, RunRecord};
+use crate::store::rundir::STATE_DIR;
+use crate::store::{files, RunDir};
+
+/// How long `run_create` returns the run it made for the same plan and
+/// pipeline instead of making another.
+pub const IDEMPOTENT_FOR: Duration = Duration::from_secs(10 * 60);
+
+/// The largest plan `run_create` takes, in bytes.
+pub const MAX_PLAN_BYTES: usize = 1 << 20;
+
+/// The longest run name.
+const MAX_NAME: usize = 100;
+
+/// The folder runs live in.
+#[derive(Debug)]
+pub struct Root {
+    /// Canonical.
+    dir: PathBuf,
+}
+
+/// A run made, or found made a moment ago, by [`Root::create`].
+pub struct Created {
+    pub name: String,
+    /// Whether this call made it.
+    pub made: bool,
+    pub run_dir: PathBuf,
+    pub pipeline: String,
+    pub created_at: String,
+    /// Where the results will be: the outputs no task reads.
+    pub results: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// One run, as `runs` lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct Listed {
+    pub run: String,
+    pub state: &'static str,
+    pub created_at: Option<String>,
+    pub last_build_started_at: Option<String>,
+    pub last_build_finished_at: Option<String>,
+    pub archived: bool,
+    pub archived_at: Option<String>,
+    pub counts: Option<Counts>,
+    /// The first line of its plan, shortened.
+    pub plan: Option<String>,
+}
+
+/// Refuses a run name that is not a plain folder name.
+pub fn check_name(name: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Error::usage(format!(
+            "`{}` is not a run name: {why}",
+            name.escape_debug()
+        ))
+        .hint("name a run by its folder name alone, as run_create and runs return it")
+    };
+    if name.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(refuse(&format!("it is longer than {MAX_NAME} bytes")));
+    }
+    if name == "." || name == ".." {
+        return Err(refuse(
+            "it names the root or the folder above it, not a run",
+        ));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(refuse(
+            "it is a path; runs are folders directly under the root",
+        ));
+    }
+    if name.starts_with('.') || name.starts_with('-') {
+        return Err(refuse("it starts with '.' or '-'"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(refuse(&format!(
+            "it holds {c:?}; use letters, digits, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+impl Root {
+    /// The root at `dir`, which must be an existing folder.
+    pub fn open(dir: &Path) -> Result<Root> {
+        let canonical = fs_err::canonicalize(dir).map_err(|e| {
+            Error::usage(format!("cannot serve runs from {}: {e}", dir.display()))
+                .hint("pass an existing folder to --root")
+        })?;
+        if !canonical.is_dir() {
+            return Err(Error::usage(format!(
+                "cannot serve runs from {}: it is not a folder",
+                dir.display()
+            ))
+            .hint("pass an existing folder to --root"));
+        }
+        Ok(Root { dir: canonical })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The folder of the run `name`: a real folder directly under the
+    /// root, with a `.planexe/` folder.
+    pub fn run(&self, name: &str) -> Result<PathBuf> {
+        check_name(name)?;
+        let path = self.dir.join(name);
+        let not_a_run = |why: &str| {
+            Error::usage(format!(
+                "no run `{name}` under {}: {why}",
+                self.dir.display()
+            ))
+            .hint("runs lists the runs; run_create makes one")
+        };
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_a_run("there is no such folder"))
+            }
+            Err(e) => return Err(Error::io_at(&path, e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(not_a_run(
+                "it is a symlink; runs are real folders inside the root",
+            ));
+        }
+        if !meta.is_dir() {
+            return Err(not_a_run("it is not a folder"));
+        }
+        if !std::fs::symlink_metadata(path.join(STATE_DIR)).is_ok_and(|m| m.is_dir()) {
+            return Err(not_a_run(&format!(
+                "it has no {STATE_DIR} folder, so it is not a run"
+            )));
+        }
+        Ok(path)
+    }
+
+    /// The pipeline file `rel` names, relative to the root: an existing file
+    /// inside the root once links are resolved. Returns its canonical path
+    /// and how messages show it.
+    pub fn pipeline(&self, rel: &str) -> Result<(PathBuf, String)> {
+        let refuse = |why: String| {
+            Error::usage(format!("cannot use `{}` as the pipeline: {why}", rel.escape_debug()))
+                .hint("name a pipeline file by its path relative to the server's root, or leave pipeline out for the server's")
+        };
+        let path = Path::new(rel);
+        if rel.is_empty() || path.is_absolute() {
+            return Err(refuse(
+                "it must be a path relative to the server's root".into(),
+            ));
+        }
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(refuse("it uses `..`; it must stay inside the root".into()));
+        }
+        let canonical = match std::fs::canonicalize(self.dir.join(path)) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(refuse("it does not exist".into()))
+            }
+            Err(e) => return Err(refuse(e.to_string())),
+        };
+        if !canonical.starts_with(&self.dir) {
+            return Err(refuse(
+                "it leads outside the server's root (a symlink)".into(),
+            ));
+        }
+        if !canonical.is_file() {
+            return Err(refuse("it is not a file".into()));
+        }
+        Ok((canonical, rel.to_string()))
+    }
+
+    /// Makes a run seeded with `plan` for `pipeline` (a canonical path and
+    /// how to show it), named `name` or a name made from the time and the
+    /// plan; or returns the run an earlier call made for the same plan and
+    /// pipeline (see [`IDEMPOTENT_FOR`]). The caller serializes calls.
+    pub fn create(
+        &self,
+        plan: &str,
+        pipeline: (PathBuf, String),
+        name: Option<&str>,
+    ) -> Result<Created> {
+        let plan = plan_bytes(plan)?;
+        if let Some(name) = name {
+            check_name(name)?;
+        }
+        // As `.planexe/pipeline` records it: canonical.
+        let recorded = std::fs::canonicalize(&pipeline.0)
+            .unwrap_or_else(|_| pipeline.0.clone())
+            .to_string_lossy()
+            .into_owned();
+        let candidates: Vec<String> = match name {
+            Some(name) => vec![name.to_string()],
+            None => self.names(),
+        };
+        let mut recent: Vec<(String, Origin)> = candidates
+            .into_iter()
+            .filter_map(|n| {
+                let origin = self.recent_origin(&n, &recorded, &plan)?;
+                Some((n, origin))
+            })
+            .collect();
+        let time = |o: &Origin| o.created_at.parse::<jiff::Timestamp>().ok();
+        recent.sort_by_key(|(_, o)| std::cmp::Reverse(time(o)));
+        if let Some((found, origin)) = recent.into_iter().next() {
+            return Ok(self.found(found, origin));
+        }
+        let name = match name {
+            Some(name) => {
+                if std::fs::symlink_metadata(self.dir.join(name)).is_ok() {
+                    return Err(Error::usage(format!(
+                        "a run `{name}` already exists, made for another plan or pipeline (or more than {} minutes ago)",
+                        IDEMPOTENT_FOR.as_secs() / 60
+                    ))
+                    .hint("choose another name, or leave name out for a fresh one; build resumes an existing run"));
+                }
+                name.to_string()
+            }
+            None => self.fresh_name(&String::from_utf8_lossy(&plan)),
+        };
+        let run_dir = self.dir.join(&name);
+        let session = new_run::create(&run_dir, &name, &plan, pipeline)?;
+        let mut warnings = Vec::new();
+        if !new_run::reads_plan(&session) {
+            warnings.push(format!(
+                "no task of {} reads {PLAN}; a run's tasks take their plan from {PLAN} in the run \
+                 directory (inputs = [\"{PLAN}\"])",
+                session.pipeline.display
+            ));
+        }
+        let created_at = Origin::load(&session.run_dir)
+            .map(|o| o.created_at)
+            .unwrap_or_default();
+        Ok(Created {
+            name,
+            made: true,
+            run_dir: session.run_dir.root().to_path_buf(),
+            pipeline: session.pipeline.display.clone(),
+            created_at,
+            results: session.graph.results(),
+            warnings,
+        })
+    }
+
+    /// The origin of run `name` when it was made less than
+    /// [`IDEMPOTENT_FOR`] ago for `pipeline` and its `plan.txt` still holds
+    /// `plan`.
+    fn recent_origin(&self, name: &str, pipeline: &str, plan: &[u8]) -> Option<Origin> {
+        let run_dir = RunDir::open(&self.run(name).ok()?).ok()?;
+        let origin = Origin::load(&run_dir)?;
+        let age = crate::clock::since(&origin.created_at)?;
+        if age >= IDEMPOTENT_FOR || origin.pipeline != pipeline {
+            return None;
+        }
+        // Not through a link, and not more than the plan's size.
+        use std::io::Read;
+        let file = files::open_read(&run_dir.path(PLAN)).ok()?;
+        if file.metadata().ok()?.len() != plan.len() as u64 {
+            return None;
+        }
+        let mut now_plan = Vec::with_capacity(plan.len());
+        file.take(plan.len() as u64)
+            .read_to_end(&mut now_plan)
+            .ok()?;
+        (now_plan == plan).then_some(origin)
+    }
+
+    /// What [`Root::create`] says of a run an earlier call made.
+    fn found(&self, name: String, origin: Origin) -> Created {
+        let run_dir = self.dir.join(&name);
+        let shown = Path::new(&origin.pipeline)
+            .strip_prefix(&self.dir)
+            .map_or_else(|_| origin.pipeline.clone(), |p| p.display().to_string());
+        // Where the results will be, as the run's recorded pipeline says
+        // now (none when it no longer loads: its build will say why).
+        let location = Location {
+            run_dir: run_dir.clone(),
+            file: None,
+            env_file: None,
+            named_dir: true,
+        };
+        let results = location
+            .locate()
+            .and_then(|l| Session::open(l, &ModelChoice::default(), Lists::Present))
+            .map(|s| s.graph.results())
+            .unwrap_or_default();
+        Created {
+            name,
+            made: false,
+            run_dir,
+            pipeline: shown,
+            created_at: origin.created_at,
+            results,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The names of the folders under the root that are runs.
+    fn names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok() && self.run(n).is_ok())
+            .collect()
+    }
+
+    /// A name for a new run: the time (UTC) and the plan's first words,
+    /// with `-2`, `-3`, ... when taken.
+    fn fresh_name(&self, plan: &str) -> String {
+        let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+        let mut slug = String::new();
+        for word in plan
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            if slug.len() + word.len() + 1 > 32 {
+                break;
+            }
+            slug.push('-');
+            slug.push_str(&word.to_ascii_lowercase());
+        }
+        let base = format!("{stamp}{slug}");
+        let mut name = base.clone();
+        let mut n = 2;
+        while std::fs::symlink_metadata(self.dir.join(&name)).is_ok() {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        name
+    }
+
+    /// The runs under the root, newest first; archived ones only with
+    /// `archived`. `running` says whether a build runs in a run (the
+    /// server knows of builds it started before their run record does).
+    /// Returns the runs and how many archived ones were left out.
+    pub fn list(&self, archived: bool, running: impl Fn(&RunDir) -> bool) -> (Vec<Listed>, usize) {
+        let mut listed = Vec::new();
+        let mut hidden = 0;
+        for name in self.names() {
+            let Ok(run_dir) = RunDir::open(&self.dir.join(&name)) else {
+                continue;
+            };
+            let marker = Archived::load(&run_dir);
+            if marker.is_some() && !archived {
+                hidden += 1;
+                continue;
+            }
+            let record = RunRecord::load(&run_dir);
+            let last = record.as_ref().and_then(|r| r.builds.last());
+            let state = if running(&run_dir) {
+                "running"
+            } else {
+                run_state(record.as_ref())
+            };
+            let created_at = Origin::load(&run_dir)
+                .map(|o| o.created_at)
+                .or_else(|| record.as_ref().map(|r| r.created_at.clone()));
+            listed.push(Listed {
+                run: name,
+                state,
+                created_at,
+                last_build_started_at: last.map(|b| b.started_at.clone()),
+                last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
+                archived: marker.is_some(),
+                archived_at: marker.map(|m| m.archived_at).filter(|a| !a.is_empty()),
+                counts: record.map(|r| r.counts),
+                plan: plan_line(&run_dir),
+            });
+        }
+        // Runs without a time go last. (Times are parsed: their fractions
+        // of a second have no fixed length, so they do not sort as text.)
+        let time = |l: &Listed| {
+            l.created_at
+                .as_deref()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        };
+        listed.sort_by(|a, b| time(b).cmp(&time(a)).then_with(|| a.run.cmp(&b.run)));
+        (listed, hidden)
+    }
+}
+
+/// The bytes of a new plan.txt: the text with a trailing newline. Refuses
+/// a plan that is blank, too large or holds NUL bytes.
+fn plan_bytes(plan: &str) -> Result<Vec<u8>> {
+    let refuse =
+        |why: &str| Error::usage(format!("the plan {why}")).hint("pass the plan as text in `plan`");
+    if plan.trim().is_empty() {
+        return Err(refuse("is empty"));
+    }
+    if plan.len() > MAX_PLAN_BYTES {
+        return Err(refuse(&format!(
+            "is {} bytes; at most {MAX_PLAN_BYTES} are taken",
+            plan.len()
+        )));
+    }
+    if plan.contains('\0') {
+        return Err(refuse("holds NUL bytes, not text"));
+    }
+    let mut bytes = plan.as_bytes().to_vec();
+    if !plan.ends_with('\n') {
+        bytes.push(b'\n');
+    }
+    Ok(bytes)
+}
+
+/// The first line of a run's plan, at most 120 characters.
+fn plan_line(run_dir: &RunDir) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let file = files::open_read(&run_dir.path(PLAN)).ok()?;
+    file.take(4096).read_to_end(&mut head).ok()?;
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().find(|l| !l.trim().is_empty())?.trim();
+    let mut short: String = line.chars().take(120).collect();
+    if line.chars().count() > 120 {
+        short.push('…');
+    }
+    Some(short)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_folder_names_are_run_names() {
+        for good in ["a", "run-1", "20260101-120000-open-a-bakery", "A_b.c"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", ".", "..", ".planexe", "-rf", "a/b", "../x", "/etc", "a\\b", "a b", "é", "a\0b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn plans_get_a_newline_and_blank_ones_are_refused() {
+        assert_eq!(plan_bytes("a shed").unwrap(), b"a shed\n");
+        assert_eq!(plan_bytes("a shed\n").unwrap(), b"a shed\n");
+        assert!(plan_bytes(" \n\t").is_err());
+        assert!(plan_bytes("a\0b").is_err());
+    }
+}

@@ -1,0 +1,469 @@
+//! A tool call (`tools/call`): the tool looked up (an unknown one is a
+//! protocol error, -32602), its arguments checked against the tool's
+//! declared `inputSchema` and then read into typed arguments, and one
+//! handler per tool. What a handler returns is the result's
+//! `structuredContent`, with the same JSON as its text; what fails (bad
+//! arguments included, so a model can correct itself, as MCP 2025-11-25
+//! asks) is a result with `isError: true` whose text says what, where and
+//! what to do next.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::builds::{self, Request, Started, STOP_WAIT, WAIT_MAX_S};
+use super::outputs::{self, DEFAULT_BYTES};
+use super::wire::{Fault, INVALID_PARAMS};
+use super::{answers, Server, PROTOCOL_VERSIONS};
+use crate::error::{Error, Result, EXIT_USAGE};
+use crate::exec::clean::{CleanPlan, Selection};
+use crate::store::archive::Archived;
+use crate::store::RunDir;
+
+/// Answers `tools/call` with `params`.
+pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value, Fault> {
+    let mut params = match params {
+        Some(Value::Object(p)) => p,
+        _ => {
+            return Err(Fault::new(
+                INVALID_PARAMS,
+                "invalid params: tools/call needs {\"name\": TOOL, \"arguments\": {...}}",
+            ))
+        }
+    };
+    let Some(Value::String(name)) = params.remove("name") else {
+        return Err(Fault::new(
+            INVALID_PARAMS,
+            "invalid params: tools/call needs `name`, a string naming a tool of tools/list",
+        ));
+    };
+    let arguments = match params.remove("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(a @ Value::Object(_)) => a,
+        Some(_) => {
+            return Err(Fault::new(
+                INVALID_PARAMS,
+                format!("invalid params: the `arguments` of {name} must be an object"),
+            ))
+        }
+    };
+    let Some(index) = server.tools.iter().position(|t| t.name == name) else {
+        return Err(Fault::new(
+            INVALID_PARAMS,
+            format!(
+                "unknown tool `{}`; tools/list names the tools ({})",
+                name.escape_debug(),
+                server
+                    .tools
+                    .iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    let outcome = check(server, index, &arguments).and_then(|()| run(server, &name, arguments));
+    Ok(match outcome {
+        Ok(value) => {
+            let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            json!({
+                "content": [{"type": "text", "text": text}],
+                "structuredContent": value,
+                "isError": false,
+            })
+        }
+        Err(e) => {
+            let mut text = e.to_string();
+            for hint in e.hints() {
+                text.push_str(&format!("\nhint: {hint}"));
+            }
+            json!({"content": [{"type": "text", "text": text}], "isError": true})
+        }
+    })
+}
+
+/// Checks `arguments` against the tool's `inputSchema`.
+fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
+    let tool = &server.tools[index];
+    let Some(validator) = server.validators.get(index) else {
+        return Err(Error::usage(format!(
+            "{} cannot check its arguments",
+            tool.name
+        )));
+    };
+    let problems: Vec<String> = validator
+        .iter_errors(arguments)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "invalid arguments for {}: {}",
+        tool.name,
+        problems.join("; ")
+    ))
+    .hint(format!(
+        "{} takes {}; its inputSchema in tools/list says more",
+        tool.name,
+        describe(&tool.input)
+    )))
+}
+
+/// The arguments a schema takes, in a few words: `run (required), timeout_s`.
+fn describe(schema: &Value) -> String {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let names: Vec<String> = schema["properties"]
+        .as_object()
+        .map(|p| {
+            p.keys()
+                .map(|k| {
+                    if required.contains(&k.as_str()) {
+                        format!("{k} (required)")
+                    } else {
+                        k.clone()
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        "no arguments".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The typed arguments of a tool.
+fn args<T: for<'de> Deserialize<'de>>(tool: &str, arguments: Value) -> Result<T> {
+    serde_json::from_value(arguments)
+        .map_err(|e| Error::usage(format!("invalid arguments for {tool}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    plan: String,
+    pipeline: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Build {
+    run: String,
+    #[serde(default)]
+    targets: Vec<String>,
+    model: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Run {
+    run: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wait {
+    run: String,
+    timeout_s: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Clean {
+    run: String,
+    tasks: Vec<String>,
+    #[serde(default)]
+    downstream: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Explain {
+    run: String,
+    task: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Runs {
+    #[serde(default)]
+    archived: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Archive {
+    run: String,
+    #[serde(default)]
+    restore: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadOutput {
+    run: String,
+    path: String,
+    max_bytes: Option<u64>,
+}
+
+/// The status of the run at `path`, named `name`. A build the server
+/// started a moment ago that has not yet recorded itself shows as running.
+fn status(server: &Server, path: &std::path::Path, name: &str) -> Result<Value> {
+    let mut status = server.opener.status(path, name)?;
+    let pid = RunDir::open(path)
+        .ok()
+        .and_then(|run_dir| server.builds.running(&run_dir));
+    if let (Some(pid), Value::Object(map)) = (pid, &mut status) {
+        map.insert("state".into(), json!("running"));
+        map.insert("build_pid".into(), json!(pid));
+    }
+    Ok(status)
+}
+
+/// Runs tool `name` with checked `arguments`.
+fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
+    match name {
+        "run_create" => create(server, args(name, arguments)?),
+        "build" => build(server, args(name, arguments)?),
+        "status" => {
+            let a: Run = args(name, arguments)?;
+            status(server, &server.root.run(&a.run)?, &a.run)
+        }
+        "wait" => wait(server, args(name, arguments)?),
+        "stop" => stop(server, args(name, arguments)?),
+        "clean" => clean(server, args(name, arguments)?),
+        "explain" => {
+            let a: Explain = args(name, arguments)?;
+            let session = server.opener.open(&server.root.run(&a.run)?)?;
+            answers::explain(&session, &a.run, &a.task)
+        }
+        "summary" => {
+            let a: Run = args(name, arguments)?;
+            let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+            answers::summary(&run_dir, &a.run).map(Value::Object)
+        }
+        "runs" => runs(server, args(name, arguments)?),
+        "archive" => archive(server, args(name, arguments)?),
+        "read_output" => read_output(server, args(name, arguments)?),
+        "server_info" => {
+            let _: Map<String, Value> = args(name, arguments)?;
+            Ok(server_info(server))
+        }
+        other => Err(Error::usage(format!("tool {other} has no handler"))),
+    }
+}
+
+fn create(server: &Server, a: Create) -> Result<Value> {
+    let pipeline = match &a.pipeline {
+        Some(rel) => server.root.pipeline(rel)?,
+        None => server.config.pipeline.clone(),
+    };
+    let _one_at_a_time = super::lock(&server.creating);
+    let created = server.root.create(&a.plan, pipeline, a.name.as_deref())?;
+    Ok(json!({
+        "run": created.name,
+        "created": created.made,
+        "run_dir": created.run_dir,
+        "pipeline": created.pipeline,
+        "created_at": created.created_at,
+        "results": created.results,
+        "warnings": created.warnings,
+    }))
+}
+
+fn build(server: &Server, a: Build) -> Result<Value> {
+    let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+    for (what, text) in a
+        .targets
+        .iter()
+        .map(|t| ("a target", t))
+        .chain(a.model.iter().map(|m| ("the model", m)))
+    {
+        if text.is_empty() || text.contains('\0') {
+            return Err(Error::usage(format!(
+                "{what} `{}` is empty or holds a NUL byte",
+                text.escape_debug()
+            ))
+            .hint("name tasks, output paths and models as the pipeline spells them"));
+        }
+    }
+    if Archived::load(&run_dir).is_some() {
+        return Err(Error::usage(format!("run `{}` is archived", a.run))
+            .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
+    }
+    let request = Request {
+        targets: a.targets,
+        model: a.model,
+        force: a.force,
+    };
+    let (pid, started) = server.builds.start(
+        &server.config.exe,
+        &server.config.env,
+        &run_dir,
+        &a.run,
+        &request,
+    )?;
+    let (state, exit_code) = match started {
+        Started::Starting => ("starting", None),
+        Started::Running => ("running", None),
+        Started::Ended(_, EXIT_USAGE) => {
+            return Err(Error::usage(format!(
+                "the build of `{}` refused to start (exit status {EXIT_USAGE}):\n{}",
+                a.run,
+                builds::log_tail(&run_dir)
+            ))
+            .hint("fix what it names, then build again; the whole log is .planexe/build.log (read_output)"))
+        }
+        Started::Ended(outcome, code) => (outcome, Some(code)),
+    };
+    Ok(json!({
+        "run": a.run,
+        "pid": pid,
+        "state": state,
+        "exit_code": exit_code,
+        "log": run_dir.show(&run_dir.build_log_path()),
+    }))
+}
+
+fn wait(server: &Server, a: Wait) -> Result<Value> {
+    let path = server.root.run(&a.run)?;
+    let run_dir = RunDir::open(&path)?;
+    let seconds = a.timeout_s.unwrap_or(WAIT_MAX_S as f64);
+    let limit = Duration::try_from_secs_f64(seconds.clamp(0.0, WAIT_MAX_S as f64))
+        .unwrap_or(Duration::from_secs(WAIT_MAX_S));
+    let idle = server.builds.wait(&run_dir, Instant::now() + limit);
+    let mut status = status(server, &path, &a.run)?;
+    if let Value::Object(map) = &mut status {
+        map.insert("timed_out".into(), json!(!idle));
+    }
+    Ok(status)
+}
+
+fn stop(server: &Server, a: Run) -> Result<Value> {
+    let path = server.root.run(&a.run)?;
+    let run_dir = RunDir::open(&path)?;
+    let pid = server.builds.stop(&run_dir, &a.run)?;
+    let ended = pid.is_none() || server.builds.wait(&run_dir, Instant::now() + STOP_WAIT);
+    let mut status = status(server, &path, &a.run)?;
+    if let Value::Object(map) = &mut status {
+        map.insert("stopped_pid".into(), json!(pid));
+        map.insert("still_stopping".into(), json!(!ended));
+    }
+    Ok(status)
+}
+
+fn clean(server: &Server, a: Clean) -> Result<Value> {
+    let mut session = server.opener.open(&server.root.run(&a.run)?)?;
+    let _lock = session.run_dir.lock("clean").map_err(|e| {
+        Error::usage(format!("cannot clean run `{}`: {e}", a.run))
+            .hint("wait for the build to end (wait), or stop it (stop), then clean")
+    })?;
+    let selection = Selection::Tasks {
+        names: a.tasks,
+        downstream: a.downstream,
+    };
+    let plan = CleanPlan::new(&session, &selection)?;
+    plan.apply(&mut session)?;
+    Ok(json!({
+        "run": a.run,
+        "tasks": plan.tasks,
+        "deleted": plan.files.iter().map(|(shown, _)| shown).collect::<Vec<_>>(),
+    }))
+}
+
+fn runs(server: &Server, a: Runs) -> Result<Value> {
+    let (listed, hidden) = server.root.list(a.archived, |run_dir| {
+        server.builds.running(run_dir).is_some()
+    });
+    Ok(json!({
+        "root": server.root.path(),
+        "runs": listed,
+        "archived_hidden": hidden,
+    }))
+}
+
+fn archive(server: &Server, a: Archive) -> Result<Value> {
+    let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+    if let Some(pid) = server.builds.running(&run_dir) {
+        return Err(
+            Error::usage(format!("a build (pid {pid}) is running in run `{}`", a.run))
+                .hint("wait for it (wait) or stop it (stop), then archive"),
+        );
+    }
+    let _lock = run_dir.lock("archive").map_err(|e| {
+        Error::usage(format!("cannot archive run `{}`: {e}", a.run))
+            .hint("wait for the other command to end, then archive")
+    })?;
+    let archived_at = if a.restore {
+        Archived::restore(&run_dir)?;
+        None
+    } else {
+        Some(
+            Archived::load(&run_dir)
+                .filter(|m| !m.archived_at.is_empty())
+                .map_or_else(|| Archived::mark(&run_dir), Ok)?
+                .archived_at,
+        )
+    };
+    Ok(json!({
+        "run": a.run,
+        "archived": !a.restore,
+        "archived_at": archived_at,
+    }))
+}
+
+fn read_output(server: &Server, a: ReadOutput) -> Result<Value> {
+    let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+    let text = outputs::read(
+        &run_dir,
+        &a.run,
+        &a.path,
+        a.max_bytes.unwrap_or(DEFAULT_BYTES),
+    )?;
+    Ok(json!({
+        "run": a.run,
+        "path": text.path,
+        "size": text.size,
+        "truncated": text.truncated,
+        "text": text.text,
+    }))
+}
+
+fn server_info(server: &Server) -> Value {
+    json!({
+        "name": "planexe",
+        "version": env!("CARGO_PKG_VERSION"),
+        "root": server.root.path(),
+        "protocol_version": *super::lock(&server.protocol),
+        "supported_protocol_versions": PROTOCOL_VERSIONS,
+        "capabilities": super::capabilities(),
+        "tools": server.tools.iter().map(|t| t.name).collect::<Vec<_>>(),
+        "default_pipeline": server.config.pipeline.1,
+        "pid": std::process::id(),
+        "limits": {
+            "wait_max_s": WAIT_MAX_S,
+            "build_start_wait_s": builds::START_WAIT.as_secs(),
+            "stop_wait_s": STOP_WAIT.as_secs(),
+            "read_output_default_bytes": DEFAULT_BYTES,
+            "read_output_max_bytes": outputs::MAX_BYTES,
+            "plan_max_bytes": super::runs::MAX_PLAN_BYTES,
+            "run_create_idempotent_s": super::runs::IDEMPOTENT_FOR.as_secs(),
+        },
+    })
+}

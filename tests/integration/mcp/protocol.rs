@@ -1,0 +1,289 @@
+//! The protocol: the handshake, faults that get JSON-RPC errors, bad
+//! arguments that get tool errors, and names that would lead out of the
+//! root.
+
+use serde_json::{json, Value};
+
+use super::{Client, COMMANDS};
+use crate::harness::*;
+
+#[test]
+fn the_handshake_agrees_on_a_version_and_lists_every_tool_with_schemas() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    for (offered, agreed) in [
+        ("2025-03-26", "2025-03-26"),
+        ("2024-11-05", "2024-11-05"),
+        ("2099-01-01", "2025-06-18"),
+    ] {
+        let init = c.request(
+            "initialize",
+            json!({"protocolVersion": offered, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["protocolVersion"], agreed);
+        assert_eq!(
+            init["result"]["capabilities"]["tools"]["listChanged"],
+            false
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "planexe");
+    }
+    let tools = c.request("tools/list", json!({}))["result"]["tools"].clone();
+    let names: Vec<&str> = tools
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "run_create",
+            "build",
+            "status",
+            "wait",
+            "stop",
+            "clean",
+            "explain",
+            "summary",
+            "runs",
+            "archive",
+            "read_output",
+            "server_info"
+        ]
+    );
+    for tool in tools.as_array().unwrap() {
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        assert_eq!(tool["outputSchema"]["type"], "object", "{tool}");
+        assert!(tool["description"].as_str().unwrap().len() > 40, "{tool}");
+    }
+    let wait = &tools[3];
+    assert!(wait["description"]
+        .as_str()
+        .unwrap()
+        .contains("at most 50 s"));
+    assert_eq!(
+        wait["inputSchema"]["properties"]["timeout_s"]["maximum"],
+        50
+    );
+    c.ping();
+    let info = c.ok("server_info", json!({}));
+    assert_eq!(info["protocol_version"], "2025-06-18");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        info["root"],
+        std::fs::canonicalize(p.root())
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    assert_eq!(info["limits"]["wait_max_s"], 50);
+    assert!(c.close().success());
+}
+
+#[test]
+fn protocol_faults_get_json_rpc_errors_and_the_server_keeps_serving() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    let cases: &[(&str, Value, i64)] = &[
+        (
+            "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"",
+            Value::Null,
+            -32700,
+        ),
+        ("\u{1}not json at all", Value::Null, -32700),
+        (
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            Value::Null,
+            -32600,
+        ),
+        ("42", Value::Null, -32600),
+        (
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+            Value::Null,
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc":"1.0","id":7,"method":"ping"}"#,
+            json!(7),
+            -32600,
+        ),
+        (r#"{"jsonrpc":"2.0","id":8}"#, json!(8), -32600),
+        (
+            r#"{"jsonrpc":"2.0","id":9,"method":"resources/list"}"#,
+            json!(9),
+            -32601,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"x","method":"no/such/method","params":{}}"#,
+            json!("x"),
+            -32601,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"rm_rf","arguments":{}}}"#,
+            json!(10),
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"arguments":{}}}"#,
+            json!(11),
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"runs","arguments":[1]}}"#,
+            json!(12),
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":13,"method":"tools/call","params":"runs"}"#,
+            json!(13),
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":14,"method":"initialize","params":{}}"#,
+            json!(14),
+            -32602,
+        ),
+    ];
+    for (line, id, code) in cases {
+        assert_eq!(c.fault(line), (id.clone(), *code), "{line}");
+        c.ping();
+    }
+    // A line longer than the limit is dropped whole; the next is read.
+    let long = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(9 << 20)
+    );
+    assert_eq!(c.fault(&long), (Value::Null, -32600));
+    c.ping();
+    // Notifications, known or not, and responses get no answer: the next
+    // message is the ping's.
+    c.send(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#);
+    c.send(r#"{"jsonrpc":"2.0","method":"no/such/notification"}"#);
+    c.send(r#"{"jsonrpc":"2.0","id":5,"result":{}}"#);
+    c.send("   ");
+    c.ping();
+    assert!(c.close().success());
+}
+
+#[test]
+fn bad_arguments_are_tool_errors_that_say_what_to_fix() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    for (tool, args, says) in [
+        (
+            "wait",
+            json!({"run": 5}),
+            "/run: 5 is not of type \"string\"",
+        ),
+        ("wait", json!({"run": "r", "timeout_s": "10"}), "/timeout_s"),
+        (
+            "wait",
+            json!({"run": "r", "timeout_s": 51}),
+            "51 is greater than the maximum of 50",
+        ),
+        ("status", json!({}), "\"run\" is a required property"),
+        ("status", json!({"run": "r", "verbose": true}), "verbose"),
+        ("build", json!({"run": "r", "targets": "upper"}), "/targets"),
+        ("build", json!({"run": "r", "force": "yes"}), "/force"),
+        ("clean", json!({"run": "r", "tasks": []}), "/tasks"),
+        ("run_create", json!({"plan": ""}), "/plan"),
+        (
+            "read_output",
+            json!({"run": "r", "path": "a", "max_bytes": 0}),
+            "/max_bytes",
+        ),
+        ("server_info", json!({"x": 1}), "x"),
+    ] {
+        let message = c.err(tool, args.clone());
+        assert!(
+            message.contains("invalid arguments for"),
+            "{tool} {args}: {message}"
+        );
+        assert!(message.contains(says), "{tool} {args}: {message}");
+        assert!(message.contains("hint: "), "{message}");
+    }
+    // Well-formed but wrong: what, where and what next.
+    let message = c.err("status", json!({"run": "nope"}));
+    assert!(message.contains("no run `nope`"), "{message}");
+    assert!(message.contains("hint: runs lists the runs"), "{message}");
+    let message = c.err("run_create", json!({"plan": " \n "}));
+    assert!(message.contains("the plan is empty"), "{message}");
+    c.ping();
+    assert!(c.close().success());
+}
+
+#[test]
+fn nothing_a_client_names_leads_outside_the_root() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret\n").unwrap();
+    std::fs::write(outside.path().join("pipeline.toml"), COMMANDS).unwrap();
+    std::fs::create_dir_all(outside.path().join("elsewhere/.planexe")).unwrap();
+    let p = Project::new(COMMANDS);
+    std::fs::create_dir(p.path("runs")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("elsewhere"), p.path("runs/linked")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("pipeline.toml"),
+        p.path("runs/out.toml"),
+    )
+    .unwrap();
+    p.write("runs/pipeline.toml", COMMANDS);
+    let mut c = Client::start(&p, &["--root", "runs"]);
+
+    for name in [
+        "..", ".", "/etc", "../runs", "a/b", ".planexe", "-C", "linked", "x\u{0}y",
+    ] {
+        let message = c.err("status", json!({"run": name}));
+        assert!(message.contains("run"), "{name}: {message}");
+        c.err("build", json!({"run": name}));
+        c.err("read_output", json!({"run": name, "path": "plan.txt"}));
+        c.err("run_create", json!({"plan": "p", "name": name}));
+    }
+    assert!(c
+        .err("status", json!({"run": "linked"}))
+        .contains("symlink"));
+    for pipeline in [
+        "../pipeline.toml",
+        "/etc/passwd",
+        "out.toml",
+        "missing.toml",
+        "",
+    ] {
+        let message = c.err("run_create", json!({"plan": "p", "pipeline": pipeline}));
+        assert!(message.contains("cannot use"), "{pipeline}: {message}");
+    }
+    assert!(!outside.path().join("elsewhere/plan.txt").exists());
+
+    let run = c.ok("run_create", json!({"plan": "a shed", "name": "shed"}))["run"].clone();
+    assert_eq!(run, "shed");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        p.path("runs/shed/leak.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), p.path("runs/shed/dir")).unwrap();
+    std::fs::create_dir(p.path("runs/shed/folder")).unwrap();
+    let fifo = std::ffi::CString::new(p.path("runs/shed/fifo").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo only makes a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    for (path, says) in [
+        ("../pipeline.toml", "`..`"),
+        ("/etc/passwd", "absolute"),
+        ("leak.txt", "outside the run"),
+        ("dir/secret.txt", "outside the run"),
+        (".planexe/run.json", "planexe's own state"),
+        (".planexe/origin.json", "planexe's own state"),
+        (".planexe/logs/../origin.json", "planexe's own state"),
+        ("folder", "a folder"),
+        ("fifo", "not a regular file"),
+        ("missing.txt", "no such file"),
+    ] {
+        let message = c.err("read_output", json!({"run": "shed", "path": path}));
+        assert!(message.contains(says), "{path}: {message}");
+        assert!(!message.contains("secret\n"), "{message}");
+    }
+    let plan = c.ok("read_output", json!({"run": "shed", "path": "./plan.txt"}));
+    assert_eq!(plan["text"], "a shed\n");
+    assert_eq!(plan["path"], "plan.txt");
+    c.ping();
+    assert!(c.close().success());
+}
