@@ -255,3 +255,51 @@ fn a_huge_job_count_starts_no_more_than_can_run_and_obeys_sigterm() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn a_silent_command_leaves_no_log_and_a_loud_one_keeps_all_it_printed() {
+    let p = Project::new(
+        r#"
+[tasks.quiet]
+inputs = ["in.txt"]
+outputs = ["q.txt"]
+command = "test -e loud && seq 1 30000; cp in.txt q.txt"
+"#,
+    );
+    p.write("in.txt", "1");
+    p.write("loud", "");
+    p.build().ok();
+    // More than a pipe holds at once: nothing is lost.
+    let log = p.read(".planexe/logs/quiet.log");
+    assert_eq!(log.lines().count(), 30000);
+    assert!(log.ends_with("29999\n30000\n"));
+    // Silent this time: the earlier run's log goes.
+    p.remove("loud");
+    p.write_at("in.txt", "22", 2_000_000);
+    p.build().ok().ran(&["quiet"]);
+    assert!(!p.exists(".planexe/logs/quiet.log"));
+}
+
+#[test]
+fn a_background_process_holding_the_output_does_not_hold_the_task() {
+    let p = Project::new(
+        r#"
+[tasks.t]
+outputs = ["t.txt"]
+command = "(sleep 30; echo late) & echo early; echo t > t.txt"
+"#,
+    );
+    let started = std::time::Instant::now();
+    p.build().ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the build waited for the background process"
+    );
+    assert_eq!(p.read(".planexe/logs/t.log"), "early\n");
+    // The task's process group: the sleep left behind.
+    let pgid = p.status_json("t")["pid"].as_i64().unwrap();
+    // SAFETY: kill(2) on the process group this test's task made.
+    unsafe {
+        libc::kill(-(pgid as i32), libc::SIGKILL);
+    }
+}

@@ -14,11 +14,11 @@ command = "cat src.txt > a.txt"
 [tasks.b]
 inputs = ["a.txt"]
 outputs = ["b.txt"]
-command = "cat a.txt > b.txt"
+command = "cat a.txt > b.txt; echo b"
 [tasks.c]
 inputs = ["b.txt"]
 outputs = ["c.txt"]
-command = "cat b.txt > c.txt"
+command = "cat b.txt > c.txt; echo c"
 [tasks.other]
 outputs = ["other.txt"]
 command = "echo o > other.txt"

@@ -381,10 +381,11 @@ impl Build<'_> {
             let run_dir = &session.run_dir;
             let details = match &first.action {
                 Action::Expand(list) => format!("{name} could not expand its list {list}"),
-                Action::Command(_) => format!(
+                Action::Command(_) if run_dir.task_log_path(name).exists() => format!(
                     "the output of {name} is in {}",
                     run_dir.show(&run_dir.task_log_path(name))
                 ),
+                Action::Command(_) => format!("{name} printed nothing"),
                 Action::Prompt(_) => format!(
                     "every failed call of {name} is in {}, the last response in {}",
                     run_dir.show(&run_dir.failures_path()),

@@ -30,7 +30,7 @@ prompt = "Plan: {{{{ inputs['plan.txt'] }}}}"
 [tasks.check]
 inputs = ["plan.txt"]
 outputs = ["checked.txt"]
-command = "grep -q budget plan.txt || {{ echo 'plan.txt names no budget' >&2; exit 3; }}; echo ok > checked.txt"
+command = "grep -q budget plan.txt || {{ echo 'plan.txt names no budget' >&2; exit 3; }}; echo checked; echo ok > checked.txt"
 "#,
         server.url
     )

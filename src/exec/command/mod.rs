@@ -2,9 +2,18 @@
 //! group of its own, stdout and stderr into the task's log file, with a
 //! deadline.
 //!
-//! The job thread blocks in `waitpid` (no polling delay); one [`Watchdog`]
-//! thread per build enforces deadlines and interrupts by signalling whole
-//! process groups: SIGTERM first, SIGKILL after a grace period.
+//! Output comes through a pipe that the job thread copies into the log
+//! file, which is made at the first byte: a command that prints nothing
+//! leaves no log (and no inode to allocate, which on a busy file system
+//! costs more than the rest of a trivial task), and a stale log of an
+//! earlier run is removed. The job thread waits on the pipe and on a
+//! pidfd of the child at once (no polling delay): once the child has
+//! ended, what it wrote is drained and the pipe closed, so a background
+//! process it left holding the pipe cannot keep the task running. Where
+//! pidfds do not exist (Linux before 5.3), the output goes straight to
+//! the log file, as it always did. One [`Watchdog`] thread per build
+//! enforces deadlines and interrupts by signalling whole process groups:
+//! SIGTERM first, SIGKILL after a grace period.
 //!
 //! Commands start with `posix_spawn` and an environment built once per
 //! build ([`Environment`]): `std::process::Command` copies and sorts the
@@ -23,6 +32,8 @@ use std::time::{Duration, Instant};
 use super::env::Env;
 use super::interrupt::Interrupt;
 use crate::store::files;
+
+mod output;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -105,18 +116,36 @@ fn pair(name: &[u8], value: &[u8]) -> Option<CString> {
 
 /// Runs `spec`, calling `spawned` with the pid once the process exists.
 pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit {
-    let log = match open_log(spec.log) {
-        Ok(f) => f,
-        Err(e) => return Exit::SpawnFailed(e),
+    let (sink, pipe) = match output::pipe() {
+        Ok(pipe) => match output::clear(spec.log) {
+            Ok(()) => (pipe.1, Some(pipe.0)),
+            Err(e) => return Exit::SpawnFailed(e),
+        },
+        Err(_) => match open_log(spec.log) {
+            Ok(f) => (f, None),
+            Err(e) => return Exit::SpawnFailed(e),
+        },
     };
-    let pid = match spawn(spec, &log) {
+    let pid = match spawn(spec, &sink) {
         Ok(pid) => pid,
         Err(e) => return Exit::SpawnFailed(format!("cannot start sh: {e}")),
     };
-    drop(log);
+    drop(sink);
     let guard = watchdog.watch(pid, spec.timeout);
     spawned(pid);
-    let status = wait(pid);
+    let status = match pipe {
+        Some(pipe) => match output::copy_until_exit(pipe, pid, spec.log) {
+            Ok(()) => wait(pid),
+            Err(e) => {
+                // The output could not be kept: the command still runs to
+                // its end (or its deadline), and its failure says why.
+                let _ = wait(pid);
+                guard.finish();
+                return Exit::SpawnFailed(format!("cannot keep the command's output: {e}"));
+            }
+        },
+        None => wait(pid),
+    };
     let killed = guard.finish();
     match (killed, status) {
         (Some(Kill::Timeout(d)), _) => Exit::Timeout(d),
@@ -145,8 +174,9 @@ fn check(rc: libc::c_int) -> std::io::Result<()> {
 
 /// Starts `/bin/sh -c SCRIPT` (an absolute path: no search of `$PATH`) in
 /// `spec.cwd`, in a process group of its own, stdin from `/dev/null`,
-/// stdout and stderr to `log`, with SIGPIPE back to its default (planexe
-/// ignores it) and no signal blocked.
+/// stdout and stderr to `log` (the pipe's writing end, or the log file),
+/// with SIGPIPE back to its default (planexe ignores it) and no signal
+/// blocked.
 fn spawn(spec: &Spec, log: &std::fs::File) -> std::io::Result<u32> {
     let nul = |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let script = CString::new(spec.script).map_err(|_| nul("the command contains a NUL byte"))?;
