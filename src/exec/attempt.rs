@@ -9,7 +9,8 @@
 //!    [`super::checks`]);
 //! 4. **commit**: drop what was set aside; or **roll back**: move what the
 //!    attempt wrote to `.planexe/failed/TASK/` and put the last good
-//!    outputs back.
+//!    outputs back. The folders under `.planexe/prev/TASK/` stay for the
+//!    task's next run.
 //!
 //! So an output is only recorded after the action succeeded and every
 //! declared output exists, a failed re-run never destroys earlier good
@@ -240,10 +241,23 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// The attempt succeeded: what was set aside is no longer needed.
+    /// The attempt succeeded: what was set aside is no longer needed. The
+    /// folders it was set aside in stay for the next run (making and
+    /// removing a folder per task and run costs more than the files).
     pub(super) fn commit(&self) {
         if self.set_aside {
-            let _ = std::fs::remove_dir_all(self.run_dir.prev_dir(&self.task.name));
+            let prev_dir = self.run_dir.prev_dir(&self.task.name);
+            for out in &self.task.outputs {
+                let saved = prev_dir.join(&out.path);
+                if self.inside(&[&saved]).is_err() {
+                    continue;
+                }
+                let _ = match std::fs::symlink_metadata(&saved) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&saved),
+                    Ok(_) => std::fs::remove_file(&saved),
+                    Err(_) => Ok(()),
+                };
+            }
         }
     }
 
@@ -294,7 +308,6 @@ impl Attempt<'_> {
                 let _ = move_file(&saved, &current);
             }
         }
-        let _ = std::fs::remove_dir_all(&prev_dir);
     }
 
     /// Refuses to move a file from or to a folder that leads out of the run

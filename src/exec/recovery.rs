@@ -32,12 +32,15 @@ pub fn reconcile(
     run: Option<&RunRecord>,
     observer: &dyn Observer,
 ) -> Result<()> {
-    if run.and_then(RunRecord::unfinished_build).is_some() {
-        stop_leftovers(run_dir, graph, observer)?;
-        let removed = remove_temporaries(run_dir, graph);
-        if removed > 0 {
-            observer.notice(&Notice::TemporariesRemoved(removed));
-        }
+    if run.and_then(RunRecord::unfinished_build).is_none() {
+        // A build that recorded its end committed or rolled back every
+        // attempt: nothing is set aside.
+        return Ok(());
+    }
+    stop_leftovers(run_dir, graph, observer)?;
+    let removed = remove_temporaries(run_dir, graph);
+    if removed > 0 {
+        observer.notice(&Notice::TemporariesRemoved(removed));
     }
     restore_set_aside(run_dir, graph, observer)
 }
@@ -162,7 +165,6 @@ fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -
             move_file(&saved, &current)?;
             count += 1;
         }
-        let _ = std::fs::remove_dir_all(run_dir.prev_dir(&task));
         if count > 0 {
             observer.notice(&Notice::Restored { task, count });
         }

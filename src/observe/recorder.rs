@@ -75,9 +75,7 @@ impl Recorder {
         outcome: std::result::Result<&BuildReport, &Error>,
     ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
-        if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
-            Known::save_idle(session, generation);
-        }
+        let mut quality = None;
         if self.started.load(Ordering::Relaxed) {
             let name = match outcome.map(|r| &r.ended) {
                 Ok(Ended::Completed) => "pipeline.completed",
@@ -104,6 +102,10 @@ impl Recorder {
                 ));
             }
             summary::write(&summary, &session.run_dir)?;
+            quality = Some(summary.warnings);
+        }
+        if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
+            Known::save_idle(session, generation, quality);
         }
         drop(self.trace);
         warnings.extend(self.events.finish());

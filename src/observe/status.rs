@@ -285,6 +285,21 @@ impl Known {
     ) -> Known {
         let summary = summary::build(graph, store, run_dir, None, "");
         Known {
+            warnings: summary.warnings,
+            ..Known::without_warnings(graph, pipeline, store, run_dir, reasons, build_running)
+        }
+    }
+
+    /// [`Known::of`] without the quality warnings (none).
+    fn without_warnings(
+        graph: &Graph,
+        pipeline: &Pipeline,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        build_running: bool,
+    ) -> Known {
+        Known {
             pipeline: graph.name.clone(),
             pipeline_file: pipeline.path.display().to_string(),
             default_model: pipeline
@@ -299,7 +314,7 @@ impl Known {
                 .map(|(name, g)| (name.clone(), g.placeholder))
                 .collect(),
             tasks: task_lines(graph, store, run_dir, reasons, build_running),
-            warnings: summary.warnings,
+            warnings: Vec::new(),
         }
     }
 
@@ -316,10 +331,26 @@ impl Known {
 
     /// Saves what `status` would report now, for the certificate of
     /// `generation` just written: while it holds, `status` reads this
-    /// instead of checking every task. Best effort.
-    pub fn save_idle(session: &Session, generation: u64) {
+    /// instead of checking every task. `warnings`: the quality warnings,
+    /// when the caller has the summary already. Best effort.
+    pub fn save_idle(session: &Session, generation: u64, warnings: Option<Vec<String>>) {
         let plan = Plan::up_to_date(&session.graph);
-        Snapshot::idle(generation, Known::of_session(session, &plan)).write(&session.run_dir);
+        let mut known = match warnings {
+            None => Known::of_session(session, &plan),
+            Some(warnings) => Known {
+                warnings,
+                ..Known::without_warnings(
+                    &session.graph,
+                    &session.pipeline,
+                    &session.store,
+                    &session.run_dir,
+                    &plan.reasons,
+                    session.build_running(),
+                )
+            },
+        };
+        known.tasks.shrink_to_fit();
+        Snapshot::idle(generation, known).write(&session.run_dir);
     }
 
     /// Shows the task at `index` in the listing as running: a running

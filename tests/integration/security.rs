@@ -142,19 +142,32 @@ fn a_set_aside_folder_planted_as_a_symlink_is_not_moved_from_or_into() {
     std::fs::create_dir_all(p.path(".planexe/prev")).unwrap();
     symlink(outside.dir.path(), p.path(".planexe/prev/outline")).unwrap();
     p.write_at("plan.txt", "a different house\n", 2_000_000);
+    // The task refuses to set its output aside through the link: nothing
+    // moves out or in.
     p.build()
-        .code(2)
-        .stderr_has("not restoring outline.md of outline")
+        .code(1)
+        .stderr_has("FAILED outline: refusing to move .planexe/prev/outline/outline.md")
         .stderr_has("outside the run directory");
     assert_eq!(
         std::fs::read_to_string(outside.dir.path().join("outline.md")).unwrap(),
         "planted\n"
     );
     assert_eq!(p.read("outline.md"), "BUILD A HOUSE\n");
-    // An empty planted folder is only a link: removed, never followed.
+    // After a crash, what is set aside is restored: never through a link.
+    let mut run: serde_json::Value = serde_json::from_str(&p.read(".planexe/run.json")).unwrap();
+    let last = run["builds"].as_array().unwrap().len() - 1;
+    run["builds"][last]["outcome"] = "running".into();
+    run["builds"][last]["finished_at"] = serde_json::Value::Null;
+    p.write(".planexe/run.json", &run.to_string());
+    p.build()
+        .code(2)
+        .stderr_has("not restoring outline.md of outline")
+        .stderr_has("outside the run directory");
+    assert_eq!(p.read("outline.md"), "BUILD A HOUSE\n");
+    // The link removed, the build goes on.
+    std::fs::remove_file(p.path(".planexe/prev/outline")).unwrap();
     std::fs::remove_file(outside.dir.path().join("outline.md")).unwrap();
     p.build().ok();
-    assert!(!p.path(".planexe/prev/outline").exists());
     outside.untouched();
 }
 

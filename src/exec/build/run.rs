@@ -21,7 +21,7 @@ use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
 use crate::store::snapshot::Live;
-use crate::store::{sidecar, Stamper, Status, TaskState};
+use crate::store::{sidecar, ErrorKind, Stamper, Status, TaskState};
 
 impl Build<'_> {
     /// Plans and runs the stale tasks.
@@ -385,7 +385,18 @@ impl Build<'_> {
                     "the output of {name} is in {}",
                     run_dir.show(&run_dir.task_log_path(name))
                 ),
-                Action::Command(_) => format!("{name} printed nothing"),
+                Action::Command(_) => {
+                    let kind = match session.store.recorded(run_dir, name) {
+                        crate::store::Recorded::Failed(s) => s.error.as_ref().map(|e| e.kind),
+                        _ => None,
+                    };
+                    match kind {
+                        Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
+                            format!("{name} printed nothing")
+                        }
+                        Some(kind) => kind.hint().to_string(),
+                    }
+                }
                 Action::Prompt(_) => format!(
                     "every failed call of {name} is in {}, the last response in {}",
                     run_dir.show(&run_dir.failures_path()),
