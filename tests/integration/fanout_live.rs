@@ -42,12 +42,13 @@ fn instances_start_while_an_unrelated_task_still_runs() {
         "0",
         "echo {{ item }} > {outputs}; touch started-{{ item }}",
     ));
-    let child = p
-        .command(&["build", "-j4"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Background(Some(
+        p.command(&["build", "-j4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     // `slow` holds until told: the instances and `merged` must not wait
     // for it, as a second phase of the build would.
     wait_for("the instances", || {
@@ -77,7 +78,7 @@ fn instances_start_while_an_unrelated_task_still_runs() {
                 .any(|l| l["task"] == "slow" && l["state"] == "running")
     });
     p.write("go", "");
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("expanded each: 3 instance(s)"), "{stderr}");

@@ -224,3 +224,25 @@ pub fn demo() -> Project {
     p.write("notes/b.md", "note b\n");
     p
 }
+
+/// A build in the background, stopped (SIGTERM: it stops its tasks) if the
+/// test panics before it ends.
+pub struct Background(pub Option<std::process::Child>);
+
+impl Background {
+    pub fn wait(mut self) -> std::process::Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: kill(2) on the build this test started.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+}

@@ -207,12 +207,13 @@ fn a_rescue_is_failed_pending_check_while_its_checks_run() {
         "[tasks.r]\noutputs = [\"r.txt\"]\ncommand = \"echo partial > r.txt; exit 3\"\n\
          check = \"touch checking; while [ ! -e go ]; do sleep 0.05; done\"\nrescue = true\n",
     );
-    let child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = Background(Some(
+        p.command(&["build"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     wait_for("the rescue's check", || p.exists("checking"));
     // The running sidecar says so once it is published.
     wait_for("the pending-check sidecar", || {
@@ -230,7 +231,7 @@ fn a_rescue_is_failed_pending_check_while_its_checks_run() {
         .stdout_has("FAILED-PENDING-CHECK (1)")
         .stdout_has("exit status 3; its rescue's checks examine what it wrote");
     p.write("go", "");
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait();
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("check  r: exit status 3"), "{stderr}");
