@@ -18,7 +18,7 @@ pub fn graph(cli: &Cli, ctx: &Context, args: &GraphArgs, printer: &Printer) -> R
     let out = match args.format {
         GraphFormat::Dot => dot(&view),
         GraphFormat::Mermaid => mermaid(&view),
-        GraphFormat::Json => json(&view)?,
+        GraphFormat::Json => return printer.json(&json(&view)),
     };
     printer.data(out.trim_end());
     Ok(())
@@ -90,7 +90,7 @@ fn mermaid(view: &GraphView) -> String {
     out
 }
 
-fn json(view: &GraphView) -> Result<String> {
+fn json(view: &GraphView) -> serde_json::Value {
     let nodes: Vec<serde_json::Value> = view
         .nodes
         .iter()
@@ -110,8 +110,5 @@ fn json(view: &GraphView) -> Result<String> {
         .iter()
         .map(|&(a, b)| serde_json::json!({"from": view.nodes[a].name, "to": view.nodes[b].name}))
         .collect();
-    Ok(serde_json::to_string_pretty(
-        &serde_json::json!({"pipeline": view.name, "tasks": nodes, "edges": edges}),
-    )
-    .map_err(std::io::Error::other)?)
+    serde_json::json!({"pipeline": view.name, "tasks": nodes, "edges": edges})
 }

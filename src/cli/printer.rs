@@ -280,6 +280,30 @@ impl Printer {
         line.push('\n');
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
+
+    /// Prints `value` as JSON on stdout: indented on a terminal, for a
+    /// person; one compact line otherwise, for a program (`status --json`
+    /// of 100,000 tasks is 40 MB indented), streamed as it is made.
+    pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), Error> {
+        let stdout = std::io::stdout();
+        let terminal = stdout.is_terminal();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let written = if terminal {
+            serde_json::to_writer_pretty(&mut out, value)
+        } else {
+            serde_json::to_writer(&mut out, value)
+        };
+        written
+            .map_err(std::io::Error::other)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush())
+            .or_else(|e| match e.kind() {
+                // A reader that stopped reading (`| head`) is not an error.
+                std::io::ErrorKind::BrokenPipe => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(Error::Io)
+    }
 }
 
 impl Drop for Printer {

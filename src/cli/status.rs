@@ -59,8 +59,7 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
         Answer::Run(report) => show(ctx, &report, args, printer),
         Answer::Task(detail) => {
             if args.json {
-                let text = serde_json::to_string_pretty(&detail).map_err(std::io::Error::other)?;
-                printer.data(&text);
+                printer.json(&detail)?;
             } else {
                 printer.data(&one_task(&detail));
             }
@@ -76,8 +75,7 @@ fn duration(text: &str, flag: &str) -> Result<Duration> {
 
 fn show(ctx: &Context, report: &StatusReport, args: &StatusArgs, printer: &Printer) -> Result<()> {
     if args.json {
-        let text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-        printer.data(&text);
+        printer.json(report)?;
     } else {
         printer.data(&render(
             report,

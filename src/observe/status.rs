@@ -434,8 +434,8 @@ impl Known {
             pipeline: &located.pipeline,
             model,
         };
-        cert.holds(run_dir, &key, mode)?;
-        Some(snapshot.payload)
+        cert.holds_for_status(run_dir, &key, mode)
+            .then_some(snapshot.payload)
     }
 }
 

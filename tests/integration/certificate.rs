@@ -330,7 +330,7 @@ command = "echo c > c.txt"
     });
     let live = p.run(&["status", "--json"]);
     assert!(
-        live.stdout.contains("\"state\": \"running\""),
+        live.stdout.contains("\"state\":\"running\""),
         "{}",
         live.stdout
     );

@@ -136,7 +136,9 @@ fn a_build_killed_after_some_instances_resumes_with_the_rest() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for("instance a to finish", || p.exists("each/0.txt"));
+    wait_for("instance a to be recorded done", || {
+        p.exists(".planexe/tasks/each[0].DONE")
+    });
     wait_for("b and c to start", || {
         std::fs::read_to_string(p.path("ran.log")).is_ok_and(|s| s.lines().count() == 3)
     });
