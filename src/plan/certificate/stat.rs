@@ -124,16 +124,21 @@ impl Folders {
             Some(Err(_)) => return Err(()),
             None => return file_id(&run_dir.path(rel), false),
         };
-        let Ok(name) = CString::new(name) else {
-            return Err(());
-        };
-        // SAFETY: `stat` is written by fstatat before it is read; `fd` and
-        // `name` are valid for the call.
+        // The name, NUL-terminated, on the stack: a name is at most 255
+        // bytes on the file systems planexe runs on, and one this call
+        // cannot hold is stat'ed the slow way.
+        let mut buf = [0u8; 256];
+        if name.len() >= buf.len() || name.as_bytes().contains(&0) {
+            return file_id(&run_dir.path(rel), false);
+        }
+        buf[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: `stat` is written by fstatat before it is read; `fd` is
+        // open and `buf` holds the name followed by a NUL byte.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         let rc = unsafe {
             libc::fstatat(
                 fd.as_raw_fd(),
-                name.as_ptr(),
+                buf.as_ptr().cast(),
                 &mut st,
                 libc::AT_SYMLINK_NOFOLLOW,
             )
