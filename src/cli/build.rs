@@ -9,7 +9,7 @@ use super::args::{AnswersArgs, BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
-use crate::exec::build::{self, Build, BuildOptions};
+use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::recording::Answers;
 use crate::exec::observer::{Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd};
@@ -37,7 +37,7 @@ pub fn build(
     printer: &mut Printer,
 ) -> Result<()> {
     let make = ctx.makeflags();
-    let options = BuildOptions {
+    let mut options = BuildOptions {
         targets: args.targets.clone(),
         jobs: args.jobs.map(|j| j as usize),
         keep_going: args.keep_going,
@@ -47,6 +47,7 @@ pub fn build(
         force: args.force,
         check: args.check.into(),
         answers: answers(&args.answers)?,
+        changed: None,
     };
     // Dry runs and questions change nothing: Ctrl-C may end them the
     // default way. Builds catch it from the start, before anything else
@@ -66,11 +67,15 @@ pub fn build(
     };
     let located = ctx.location(cli)?.locate()?;
     let model = ctx.model(args.model.as_deref());
-    if let Some(tasks) = build::certified(&located, model.explicit(), &options)? {
-        if !options.question {
-            printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
+    match build::certified(&located, model.explicit(), &options)? {
+        Certified::UpToDate(tasks) => {
+            if !options.question {
+                printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
+            }
+            return Ok(());
         }
-        return Ok(());
+        Certified::Changed(changes) => options.changed = Some(changes),
+        Certified::Unknown => {}
     }
     if let Some(warning) = &located.warning {
         printer.warn(warning);

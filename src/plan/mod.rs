@@ -43,7 +43,21 @@ pub struct Plan {
 impl Plan {
     /// Checks every wanted task, in dependency order.
     pub fn make(checker: &Checker, wanted: Vec<bool>, forced: &[bool]) -> Result<Plan> {
+        Plan::make_checking(checker, wanted, forced, None)
+    }
+
+    /// Checks the wanted tasks in `check` (all when `None`), in dependency
+    /// order; the others are up to date as far as they go (the up-to-date
+    /// certificate vouches for them), and stale only when something they
+    /// depend on runs.
+    pub fn make_checking(
+        checker: &Checker,
+        wanted: Vec<bool>,
+        forced: &[bool],
+        check: Option<&[bool]>,
+    ) -> Result<Plan> {
         let graph = checker.graph;
+        let checked = |id: TaskId| check.is_none_or(|c| c.get(id).copied().unwrap_or(true));
         let mut reasons: Vec<Option<Reason>> = vec![None; graph.id_bound()];
         let mut updates = Vec::new();
         let mut edited = Vec::new();
@@ -53,7 +67,7 @@ impl Plan {
             .order()
             .iter()
             .copied()
-            .filter(|&id| wanted[id] && !forced[id])
+            .filter(|&id| wanted[id] && !forced[id] && checked(id))
             .collect();
         let mut checks: Vec<Option<Check>> = Vec::new();
         checks.resize_with(graph.id_bound(), || None);
@@ -69,10 +83,16 @@ impl Plan {
             let own = if forced[id] {
                 Some(Reason::Forced)
             } else {
-                match checks[id]
-                    .take()
-                    .unwrap_or(Check::Stale(Reason::NeverBuilt))
-                {
+                let unchecked = Check::Fresh {
+                    update: None,
+                    edited: Vec::new(),
+                };
+                let fallback = if checked(id) {
+                    Check::Stale(Reason::NeverBuilt)
+                } else {
+                    unchecked
+                };
+                match checks[id].take().unwrap_or(fallback) {
                     Check::Stale(reason) => Some(reason),
                     Check::Fresh {
                         update,

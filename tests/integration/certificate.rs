@@ -395,3 +395,71 @@ fn a_warning_about_the_pipeline_choice_is_printed_once_per_build() {
         );
     }
 }
+
+/// After each kind of edit, what `build -n` says with the certificate's
+/// list of changes (only the tasks they reach are checked) is what it says
+/// checking every task.
+#[test]
+fn the_tasks_a_certificate_s_changes_reach_are_all_that_is_stale() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src/one.txt"]
+outputs = ["out/a.txt"]
+command = "cat src/one.txt > out/a.txt"
+[tasks.b]
+inputs = ["src/two.txt"]
+outputs = ["out/b.txt"]
+command = "cat src/two.txt > out/b.txt"
+[tasks.c]
+inputs = ["out/a.txt", "out/b.txt"]
+outputs = ["out/c.txt"]
+command = "cat out/a.txt out/b.txt > out/c.txt"
+[tasks.notes]
+inputs = ["notes/*.md"]
+outputs = ["out/notes.txt"]
+command = "cat {inputs} > out/notes.txt"
+min_bytes = 0
+[tasks.d]
+inputs = ["out/c.txt", "out/notes.txt"]
+outputs = ["out/d.txt"]
+command = "cat out/c.txt out/notes.txt > out/d.txt"
+"#,
+    );
+    p.write("src/one.txt", "1\n");
+    p.write("src/two.txt", "2\n");
+    p.write("notes/x.md", "x\n");
+    let both = |p: &Project| {
+        let with = p.run(&["build", "-n"]);
+        std::fs::rename(p.path(CERT), p.path(".planexe/aside")).unwrap();
+        let without = p.run(&["build", "-n"]);
+        std::fs::rename(p.path(".planexe/aside"), p.path(CERT)).unwrap();
+        assert_eq!(with.stdout, without.stdout, "{}", with.stderr);
+        with.stdout
+    };
+    type Edit<'a> = (&'a str, &'a dyn Fn(&Project));
+    let edits: [Edit; 6] = [
+        ("a source", &|p| {
+            p.write_at("src/one.txt", "9\n", 2_000_000);
+        }),
+        ("a touch", &|p| p.set_mtime("src/two.txt", 3_000_000)),
+        ("an output by hand", &|p| {
+            p.write("out/b.txt", "hand\n");
+        }),
+        ("a deleted output", &|p| p.remove("out/c.txt")),
+        ("a new note for the glob", &|p| {
+            p.write("notes/y.md", "y\n");
+        }),
+        ("a deleted marker", &|p| p.remove(".planexe/tasks/a.DONE")),
+    ];
+    for (what, edit) in edits {
+        p.build().ok();
+        std::thread::sleep(Duration::from_millis(250));
+        p.build().ok();
+        assert!(p.exists(CERT), "no certificate before {what}");
+        edit(&p);
+        let said = both(&p);
+        // A touch leaves the same bytes: nothing is stale.
+        assert_eq!(said.is_empty(), what == "a touch", "{what}: {said}");
+    }
+}

@@ -28,7 +28,7 @@ use super::observer::{Notice, Observer};
 use super::recovery;
 use super::scheduler::Slots;
 use crate::error::{Error, Result};
-use crate::plan::certificate::{self, Certificate};
+use crate::plan::certificate::{self, Certificate, Changes, Judged};
 use crate::plan::session::Located;
 use crate::plan::Session;
 use crate::store::inflight::Inflight;
@@ -61,6 +61,10 @@ pub struct BuildOptions {
     /// Where answers come from: `--record`, `--replay`, `--cache`; the
     /// pipeline's `cache` when this is `Live`.
     pub answers: super::llm::recording::Answers,
+    /// What changed since the last complete build, as its up-to-date
+    /// certificate found ([`certified`]): only the tasks these changes
+    /// reach are checked; the certificate vouches for every other.
+    pub changed: Option<Changes>,
 }
 
 impl BuildOptions {
@@ -184,7 +188,10 @@ impl Build<'_> {
             warned: session.warning.is_some(),
             report: BuildReport::new(),
         };
-        self.repair_statuses(session, &mut progress)?;
+        // The certificate vouched for every sidecar: none is damaged.
+        if self.options.changed.is_none() {
+            self.repair_statuses(session, &mut progress)?;
+        }
         self.run_stale(session, &mut progress)?;
         let mut report = progress.report;
         // The whole pipeline built (or found up to date) without a warning:
@@ -246,43 +253,58 @@ fn certify(session: &Session) -> Option<u64> {
     .flatten()
 }
 
+/// What the up-to-date certificate says before a build.
+#[derive(Debug)]
+pub enum Certified {
+    /// Nothing to do: this many tasks are up to date.
+    UpToDate(u64),
+    /// Only these task files and folders changed since the last complete
+    /// build ([`BuildOptions::changed`]).
+    Changed(Changes),
+    /// No certificate, or it says nothing that spares a check.
+    Unknown,
+}
+
 /// The fast path of a whole build with nothing to do, as the last one left
 /// it: the number of tasks the up-to-date certificate vouches for, when it
 /// holds for this run directory, pipeline file and model override (`model`:
 /// the one named for this build). Files touched with the same bytes get
 /// their new stamps recorded, as the full check would, under the lock.
+/// When it does not hold, what changed, if that spares a check.
 pub fn certified(
     located: &Located,
     model: Option<&str>,
     options: &BuildOptions,
-) -> Result<Option<u64>> {
+) -> Result<Certified> {
     if !options.targets.is_empty() || options.force || located.warning.is_some() {
-        return Ok(None);
+        return Ok(Certified::Unknown);
     }
     let run_dir = &located.run_dir;
     let Some(cert) = Certificate::read(run_dir) else {
-        return Ok(None);
+        return Ok(Certified::Unknown);
     };
     let key = certificate::Key {
         pipeline: &located.pipeline,
         model,
     };
-    let Some(holds) = cert.holds(run_dir, &key, options.check) else {
-        return Ok(None);
+    let holds = match cert.judge(run_dir, &key, options.check) {
+        Some(Judged::Holds(holds)) => holds,
+        Some(Judged::Changed(changes)) => return Ok(Certified::Changed(changes)),
+        Some(Judged::Stale) | None => return Ok(Certified::Unknown),
     };
     if holds.clean() || options.read_only() {
-        return Ok(Some(holds.tasks));
+        return Ok(Certified::UpToDate(holds.tasks));
     }
     // Unless another command changed the state since the check (every one
     // that does appends to the log). A busy lock is for the full path to
     // report.
     let Ok(_lock) = run_dir.lock("build") else {
-        return Ok(None);
+        return Ok(Certified::Unknown);
     };
     if !cert.log_unchanged(run_dir) {
-        return Ok(None);
+        return Ok(Certified::Unknown);
     }
     let tasks = holds.tasks;
     cert.record(run_dir, &holds)?;
-    Ok(Some(tasks))
+    Ok(Certified::UpToDate(tasks))
 }

@@ -17,6 +17,7 @@ use super::hooks::BuildHooks;
 use super::{lists, Build, Ended, Progress};
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId};
+use crate::plan::certificate::Changes;
 use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
@@ -54,7 +55,8 @@ impl Build<'_> {
                 stamper: &stamper,
                 mode: options.check,
             };
-            Plan::make(&checker, wanted, &forced)?
+            let reach = options.changed.as_ref().and_then(|c| reached(graph, c));
+            Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?
         };
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
@@ -518,4 +520,32 @@ fn counts(
         c.not_run = s.not_run.len();
     }
     c
+}
+
+/// The tasks the changes the up-to-date certificate found can reach: those
+/// reading or writing a changed file or a file in a changed folder, and
+/// with a changed folder every task reading a glob. `None` when a changed
+/// file is a `foreach` list (the graph itself may differ): every task is
+/// checked.
+fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
+    let files: std::collections::HashSet<&str> = changes.files.iter().map(String::as_str).collect();
+    if graph.lists().any(|(_, list)| files.contains(list)) {
+        return None;
+    }
+    let in_folder = |p: &str| {
+        changes.folders.iter().any(|f| {
+            p.len() > f.len() && p.starts_with(f.as_str()) && p.as_bytes()[f.len()] == b'/'
+        })
+    };
+    let mut reach = vec![false; graph.id_bound()];
+    for task in graph.tasks() {
+        let mut paths = task
+            .inputs
+            .iter()
+            .map(|i| i.path.as_str())
+            .chain(task.outputs.iter().map(|o| o.path.as_str()));
+        reach[task.id] = (task.origin.globs && !changes.folders.is_empty())
+            || paths.any(|p| files.contains(p) || in_folder(p));
+    }
+    Some(reach)
 }

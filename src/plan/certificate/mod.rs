@@ -110,6 +110,25 @@ impl Holds {
     }
 }
 
+/// How a certificate stands on disk ([`Certificate::judge`]).
+pub enum Judged {
+    /// Nothing changed but stamps over the same content.
+    Holds(Holds),
+    /// Only task files and folders changed.
+    Changed(Changes),
+    /// Something else changed: every task must be checked.
+    Stale,
+}
+
+/// What changed since a certificate was written ([`Certificate::judge`]).
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    /// Task inputs and outputs whose stat moved (touched ones too).
+    pub files: Vec<String>,
+    /// Folders whose listing or kind changed (a glob may match otherwise).
+    pub folders: Vec<String>,
+}
+
 /// How one entry compares with disk.
 enum Verdict {
     Same,
@@ -358,15 +377,67 @@ impl Certificate {
                 Verdict::Differs => Some(None),
             })
             .collect::<Option<_>>()?;
+        Some(self.holds_of(touched))
+    }
+
+    /// What holding with these `touched` entries leaves to record.
+    fn holds_of(&self, touched: Vec<(usize, FileId)>) -> Holds {
         let young = young_from(SystemTime::now());
         let news = touched
             .iter()
             .any(|(i, now)| self.entries[*i].id != *now || !is_young(now, young));
-        Some(Holds {
+        Holds {
             tasks: self.tasks,
             touched,
             news,
-        })
+        }
+    }
+
+    /// Whether this certificate still holds, and when it does not, what
+    /// changed, when no more than task files (inputs and outputs) and
+    /// folders did: every other task is as the certificate vouches, so a
+    /// build need check only the tasks the changes reach. One stat of
+    /// every entry. `None` when it is for another pipeline file or model.
+    pub fn judge(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> Option<Judged> {
+        if self.pipeline.as_str() != key.pipeline.to_string_lossy()
+            || self.model.as_deref() != key.model
+        {
+            return None;
+        }
+        let folders = Folders::open(run_dir, self.entries.iter().map(|e| e.path.as_str()));
+        let verdicts: Vec<(usize, Verdict)> = self
+            .entries
+            .par_iter()
+            .enumerate()
+            .map(|(i, e)| (i, check(run_dir, &folders, e, mode)))
+            .filter(|(_, v)| !matches!(v, Verdict::Same))
+            .collect();
+        if verdicts
+            .iter()
+            .all(|(_, v)| matches!(v, Verdict::Touched(_)))
+        {
+            let touched: Vec<(usize, FileId)> = verdicts
+                .into_iter()
+                .filter_map(|(i, v)| match v {
+                    Verdict::Touched(id) => Some((i, id)),
+                    _ => None,
+                })
+                .collect();
+            return Some(Judged::Holds(self.holds_of(touched)));
+        }
+        let mut changes = Changes::default();
+        for (i, _) in verdicts {
+            let e = &self.entries[i];
+            if e.task {
+                changes.files.push(e.path.clone());
+            } else if e.id.kind == 2 && !e.path.starts_with('/') && !e.path.starts_with(".planexe")
+            {
+                changes.folders.push(e.path.clone());
+            } else {
+                return Some(Judged::Stale);
+            }
+        }
+        Some(Judged::Changed(changes))
     }
 
     /// Whether the log is still as this certificate recorded it (which
