@@ -8,7 +8,8 @@
 //!   their tasks interrupted ([`recover`]). One append per event, to one
 //!   open file: it costs next to nothing per task.
 //! - The `running` sidecar, `.planexe/tasks/NAME.status`: published only
-//!   once a task has run for [`PUBLISH_AFTER`], by one thread per build.
+//!   once a task has run for [`PUBLISH_AFTER`] (at most twice that), by one
+//!   thread per build that a task's start never wakes.
 //!   A task that ends sooner goes straight from its old state to its final
 //!   one; writing and then replacing a sidecar it would never be seen in
 //!   costs more file-system work than a trivial command itself.
@@ -131,14 +132,14 @@ impl Inflight {
             path: run_dir.status_path(&status.task),
             status: status.clone(),
         };
-        let (m, cvar) = &*self.shared;
+        let (m, _) = &*self.shared;
         let mut queue = lock(m);
         let id = queue.next_ticket;
         queue.next_ticket += 1;
-        if queue.pending.is_empty() {
-            // The thread sleeps without a deadline only when nothing waits.
-            cvar.notify_all();
-        }
+        // No wake-up: the thread looks again at the first due time, or
+        // every [`PUBLISH_AFTER`] when nothing waits, and a new sidecar is
+        // never due before those already waiting. A wake-up per task is a
+        // thread switch per task.
         queue.pending.insert(id, pending);
         drop(queue);
         Ticket {
@@ -220,7 +221,10 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
         }
         let now = Instant::now();
         let Some((&id, first)) = queue.pending.first_key_value() else {
-            queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
+            queue = cvar
+                .wait_timeout(queue, PUBLISH_AFTER)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
             continue;
         };
         if first.due > now {
