@@ -18,7 +18,7 @@ use super::status::Known;
 use super::summary;
 use super::trace::{Args, Category, Trace};
 use crate::error::{Error, Result};
-use crate::exec::observer::{BuildView, Observer, TaskEnd};
+use crate::exec::observer::{BuildView, Notice, Observer, TaskEnd};
 use crate::exec::{BuildReport, Ended};
 use crate::model::pipeline::HookDef;
 use crate::model::{Task, TaskId};
@@ -38,14 +38,26 @@ struct Lanes {
 }
 
 /// The events, trace and live snapshot of one build.
+/// The running build's view that `status` reads: kept task by task as
+/// tasks start and end, and made whole again only when the graph grew.
+struct LiveView {
+    /// When the next snapshot is due.
+    due: Instant,
+    known: Option<Known>,
+    /// Tasks (ids) whose line changed since the last snapshot.
+    changed: Vec<TaskId>,
+    /// The graph changed shape (a fan-out expanded): every line again.
+    rebuild: bool,
+}
+
 pub struct Recorder {
     /// The run directory, as events name it.
     root: PathBuf,
     events: Events,
     trace: Trace,
     lanes: Mutex<Lanes>,
-    /// When the next live snapshot is due.
-    next_snapshot: Mutex<Instant>,
+    /// When the next live snapshot is due, and what it says.
+    live: Mutex<LiveView>,
     /// Whether `pipeline.started` was sent (a build that runs nothing
     /// sends no events).
     started: AtomicBool,
@@ -60,9 +72,23 @@ impl Recorder {
             events: Events::start(run_dir, hooks, webhook),
             trace: Trace::open(run_dir),
             lanes: Mutex::new(Lanes::default()),
-            next_snapshot: Mutex::new(Instant::now()),
+            live: Mutex::new(LiveView {
+                due: Instant::now(),
+                known: None,
+                changed: Vec::new(),
+                rebuild: false,
+            }),
             started: AtomicBool::new(false),
         }
+    }
+
+    /// The line of task `t` changed: the next live snapshot says it again.
+    fn changed(&self, t: TaskId) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .changed
+            .push(t);
     }
 
     /// Ends the record of the build that `outcome` describes: its last
@@ -123,7 +149,22 @@ impl Observer for Recorder {
         }
     }
 
+    fn notice(&self, notice: &Notice) {
+        if matches!(notice, Notice::Expanded { .. }) {
+            self.live.lock().unwrap_or_else(|p| p.into_inner()).rebuild = true;
+        }
+    }
+
+    fn task_skipped(&self, task: &Task, _why: &str) {
+        self.changed(task.id);
+    }
+
+    fn task_pending_check(&self, task: &Task, _why: &str) {
+        self.changed(task.id);
+    }
+
     fn task_started(&self, task: &Task) {
+        self.changed(task.id);
         let mut event = Event::new("task.started", Some(&task.name), &self.root);
         event.attempt = Some(1);
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
@@ -142,6 +183,7 @@ impl Observer for Recorder {
     }
 
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        self.changed(task.id);
         let status = end.status;
         let lane = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
@@ -207,18 +249,32 @@ impl Observer for Recorder {
 
     fn view(&self, view: &BuildView) {
         let start = Instant::now();
-        let mut next = self.next_snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        if start < *next {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if start < live.due {
             return;
         }
-        let mut known = Known::of(
-            view.graph,
-            view.pipeline,
-            view.store,
-            view.run_dir,
-            view.reasons,
-            true,
-        );
+        let LiveView {
+            known,
+            changed,
+            rebuild,
+            ..
+        } = &mut *live;
+        let known = match known {
+            Some(known) if !*rebuild && known.fits(view.graph) => {
+                known.refresh(view.graph, view.store, view.run_dir, view.reasons, changed);
+                known
+            }
+            _ => known.insert(Known::of(
+                view.graph,
+                view.pipeline,
+                view.store,
+                view.run_dir,
+                view.reasons,
+                true,
+            )),
+        };
+        changed.clear();
+        *rebuild = false;
         for (t, started) in view.running.iter().enumerate() {
             if let Some(started) = started {
                 known.mark_running(view.graph.rank(t), Some(started.clone()), view.run_dir);
@@ -231,7 +287,7 @@ impl Observer for Recorder {
             }
         }
         known.save_live(view.run_dir, view.build.clone());
-        *next = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
+        live.due = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
     }
 }
 

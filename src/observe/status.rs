@@ -231,46 +231,60 @@ pub fn task_lines(
     reasons: &[Option<Reason>],
     build_running: bool,
 ) -> Vec<TaskLine> {
-    let mut lines = Vec::with_capacity(graph.len());
-    for task in graph.tasks() {
-        let reason = reasons[task.id].as_ref();
-        let mut line = TaskLine::new(&task.name, reason);
-        match reason {
-            None => {
-                if let Some(done) = store.record(&task.name).and_then(|r| r.done.as_ref()) {
-                    line.duration_ms = done.duration_ms;
-                    line.model = done.model.clone();
-                    line.judge = done.judge.clone();
-                }
+    graph
+        .tasks()
+        .map(|task| {
+            task_line(
+                store,
+                run_dir,
+                &task.name,
+                reasons[task.id].as_ref(),
+                build_running,
+            )
+        })
+        .collect()
+}
+
+/// The status line of one task.
+fn task_line(
+    store: &StateStore,
+    run_dir: &RunDir,
+    name: &str,
+    reason: Option<&Reason>,
+    build_running: bool,
+) -> TaskLine {
+    let mut line = TaskLine::new(name, reason);
+    match reason {
+        None => {
+            if let Some(done) = store.record(name).and_then(|r| r.done.as_ref()) {
+                line.duration_ms = done.duration_ms;
+                line.model = done.model.clone();
+                line.judge = done.judge.clone();
             }
-            Some(Reason::FailedLastTime(message)) => {
-                line.state = Standing::Failed;
-                match store.recorded(run_dir, &task.name) {
-                    Recorded::Failed(s) => line.failure(&s),
-                    _ => line.error = Some(message.clone()),
-                }
-            }
-            Some(Reason::InterruptedLastTime) => {
-                let latest = store.sidecar(run_dir, &task.name);
-                line.state = Standing::of(reason, latest.as_ref(), build_running);
-                match &latest {
-                    Some(s)
-                        if matches!(
-                            line.state,
-                            Standing::Running | Standing::FailedPendingCheck
-                        ) =>
-                    {
-                        line.running(s.started_at.clone(), Some(s));
-                    }
-                    Some(s) => line.failure(s),
-                    None => {}
-                }
-            }
-            Some(other) => line.state = Standing::of(Some(other), None, build_running),
         }
-        lines.push(line);
+        Some(Reason::FailedLastTime(message)) => {
+            line.state = Standing::Failed;
+            match store.recorded(run_dir, name) {
+                Recorded::Failed(s) => line.failure(&s),
+                _ => line.error = Some(message.clone()),
+            }
+        }
+        Some(Reason::InterruptedLastTime) => {
+            let latest = store.sidecar(run_dir, name);
+            line.state = Standing::of(reason, latest.as_ref(), build_running);
+            match &latest {
+                Some(s)
+                    if matches!(line.state, Standing::Running | Standing::FailedPendingCheck) =>
+                {
+                    line.running(s.started_at.clone(), Some(s));
+                }
+                Some(s) => line.failure(s),
+                None => {}
+            }
+        }
+        Some(other) => line.state = Standing::of(Some(other), None, build_running),
     }
-    lines
+    line
 }
 
 impl Known {
@@ -353,6 +367,35 @@ impl Known {
         Snapshot::idle(generation, known).write(&session.run_dir);
     }
 
+    /// Whether these lines are of `graph`'s tasks as it lists them now (a
+    /// graph that grew lists more).
+    pub fn fits(&self, graph: &Graph) -> bool {
+        self.tasks.len() == graph.len()
+    }
+
+    /// Says again what the tasks `changed` (ids) are, from the state and
+    /// `reasons`: a running build's view, kept up to date task by task
+    /// rather than for every task each time.
+    pub fn refresh(
+        &mut self,
+        graph: &Graph,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        changed: &[usize],
+    ) {
+        for &t in changed {
+            if !graph.is_live(t) {
+                continue;
+            }
+            let rank = graph.rank(t);
+            let name = &graph[t].name;
+            if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
+                *line = task_line(store, run_dir, name, reasons[t].as_ref(), true);
+            }
+        }
+    }
+
     /// Shows the task at `index` in the listing as running: a running
     /// build knows, whatever the sidecar's pid says by now. The sidecar
     /// gives the details.
@@ -400,7 +443,7 @@ impl Known {
 
     /// Saves what `status` should report while the build `live` runs: it
     /// reads this instead of checking every task. Best effort.
-    pub fn save_live(self, run_dir: &RunDir, live: Live) {
+    pub fn save_live(&self, run_dir: &RunDir, live: Live) {
         Snapshot::live(live, self).write(run_dir);
     }
 
