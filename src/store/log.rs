@@ -251,10 +251,16 @@ impl StateStore {
     }
 
     /// The last successful run of `task`: from the log, or from its sidecar
-    /// when the log does not know it (a deleted or foreign log).
+    /// when the log does not know it (a deleted or foreign log) and its
+    /// `.DONE` marker vouches for it. Without either the task never ran to
+    /// success, as far as a build can tell: a task that has not run yet
+    /// costs no read of a sidecar that is not there.
     pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Cow<'_, Status>> {
         if let Some(done) = self.records.get(task).and_then(|r| r.done.as_ref()) {
             return Some(Cow::Borrowed(done));
+        }
+        if !self.has_marker(run_dir, task) {
+            return None;
         }
         let status = read_status(run_dir, task)?;
         (status.state == TaskState::Done).then_some(Cow::Owned(status))
