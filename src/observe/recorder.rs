@@ -27,8 +27,12 @@ use crate::store::record::first_line;
 use crate::store::{ErrorKind, RunDir, Severity, Status, TaskState};
 
 /// The least time between two live snapshots; more when one costs more
-/// than a fortieth of it, so they never take a noticeable share of a build.
+/// than a hundredth of it, so they never take a noticeable share of a
+/// build (a snapshot is made under the build loop's lock).
 const LIVE_EVERY: Duration = Duration::from_millis(500);
+
+/// How many times a snapshot's own cost passes before the next.
+const LIVE_SHARE: u32 = 100;
 
 /// Which task occupies each trace lane.
 #[derive(Default)]
@@ -287,7 +291,7 @@ impl Observer for Recorder {
             }
         }
         known.save_live(view.run_dir, view.build.clone());
-        live.due = Instant::now() + LIVE_EVERY.max(start.elapsed() * 40);
+        live.due = Instant::now() + LIVE_EVERY.max(start.elapsed() * LIVE_SHARE);
     }
 }
 
