@@ -11,7 +11,8 @@
 //! - [`plan`]: staleness, the up-to-date certificate, the session;
 //! - [`model`]: the parsed pipeline and the resolved graph;
 //! - [`store`]: the run directory and every file in it;
-//! - [`error`] and [`clock`], used by all.
+//! - [`error`], [`clock`] and [`phases`] (where the time goes), used by
+//!   all.
 
 pub mod cli;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod exec;
 pub mod mcp;
 pub mod model;
 pub mod observe;
+pub mod phases;
 pub mod plan;
 pub mod store;
 

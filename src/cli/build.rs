@@ -82,8 +82,10 @@ pub fn build(
     }
     // Never freed: a build is the last thing the process does, and freeing
     // ten thousand records one by one costs more than a whole no-op check.
+    let t = crate::phases::phase("session: open");
     let session: &mut Session =
         Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
+    drop(t);
     for warning in crate::model::bounds::warnings(&session.graph) {
         printer.warn(&warning);
     }

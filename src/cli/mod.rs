@@ -73,6 +73,9 @@ impl Context {
                 .filter(|v| !v.trim().is_empty())
                 .map(str::to_string)
         };
+        if text("PLANEXE_STATS").is_some_and(|v| v != "0") {
+            crate::phases::enable();
+        }
         Context {
             pipeline: std::env::var_os("PLANEXE_PIPELINE")
                 .filter(|v| !v.is_empty())
@@ -204,7 +207,7 @@ where
         Verbosity::Normal
     };
     let mut printer = Printer::new(verbosity, ctx.stderr_colour());
-    match dispatch(&cli, &ctx, jobserver, &mut printer) {
+    let code = match dispatch(&cli, &ctx, jobserver, &mut printer) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             printer.end();
@@ -213,6 +216,18 @@ where
             }
             e.code()
         }
+    };
+    print_phases();
+    code
+}
+
+/// `PLANEXE_STATS=1`: where the command's time went, on stderr.
+fn print_phases() {
+    use std::io::Write;
+    let lines = crate::phases::report();
+    if !lines.is_empty() {
+        let text: String = lines.iter().map(|l| format!("stats: {l}\n")).collect();
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }
 

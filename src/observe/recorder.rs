@@ -118,6 +118,7 @@ impl Recorder {
                 Err(e) => Some(e.to_string()),
             };
             self.events.emit(event);
+            let t = crate::phases::phase("summary: build and write");
             let summary = summary::build(
                 &session.graph,
                 &session.store,
@@ -133,12 +134,16 @@ impl Recorder {
             }
             summary::write(&summary, &session.run_dir)?;
             quality = Some(summary.warnings);
+            drop(t);
         }
         if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
+            let _t = crate::phases::phase("status snapshot: write");
             Known::save_idle(session, generation, quality);
         }
+        let t = crate::phases::phase("trace and events: finish");
         drop(self.trace);
         warnings.extend(self.events.finish());
+        drop(t);
         Ok(warnings)
     }
 }

@@ -193,10 +193,15 @@ impl Session {
         // parsed and resolved: on a large pipeline these are the two
         // biggest costs of every command.
         let (loaded, store) = std::thread::scope(|scope| {
-            let store = scope.spawn(|| StateStore::load(&run_dir));
+            let store = scope.spawn(|| {
+                let _t = crate::phases::phase("state log: load");
+                StateStore::load(&run_dir)
+            });
             let loaded =
                 (|| -> Result<(Pipeline, Option<RunRecord>, Option<ModelSource>, Graph)> {
+                    let t = crate::phases::phase("pipeline: parse");
                     let pipeline = Pipeline::load(&path, display)?;
+                    drop(t);
                     let run = RunRecord::load(&run_dir);
                     let remembered = run.as_ref().and_then(|r| r.model.clone());
                     let model_source = match (&model.flag, &model.env, remembered) {
@@ -205,6 +210,7 @@ impl Session {
                         (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
                         (None, None, None) => None,
                     };
+                    let _t = crate::phases::phase("pipeline: resolve");
                     let graph = Graph::resolve(
                         &pipeline,
                         &run_dir,

@@ -463,3 +463,43 @@ command = "cat out/c.txt out/notes.txt > out/d.txt"
         assert_eq!(said.is_empty(), what == "a touch", "{what}: {said}");
     }
 }
+
+/// An edit right after a build (its state files still too young for
+/// their stats to be trusted, so judged by content) is answered from the
+/// certificate's list of changes: only the tasks it reaches are checked,
+/// never every task (`PLANEXE_STATS` names the phases a build went
+/// through; the full check begins with the damaged-sidecar scan).
+#[test]
+fn an_edit_right_after_a_build_checks_only_what_it_reaches() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src/one.txt"]
+outputs = ["out/a.txt"]
+command = "cat src/one.txt > out/a.txt"
+[tasks.b]
+inputs = ["src/two.txt"]
+outputs = ["out/b.txt"]
+command = "cat src/two.txt > out/b.txt"
+"#,
+    );
+    p.write("src/one.txt", "1\n");
+    p.write("src/two.txt", "2\n");
+    p.build().ok().ran(&["a", "b"]);
+    assert!(p.exists(CERT));
+    p.write("src/one.txt", "one\n");
+    let out = p
+        .command(&["build"])
+        .env("PLANEXE_STATS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("start  a"), "{stderr}");
+    assert!(!stderr.contains("start  b"), "{stderr}");
+    assert!(stderr.contains("stats: plan"), "{stderr}");
+    assert!(
+        !stderr.contains("damaged-sidecar scan"),
+        "the edit took the full check: {stderr}"
+    );
+}

@@ -170,6 +170,7 @@ impl Build<'_> {
         if !read_only {
             // Whatever this build changes, the certificate no longer
             // vouches for it; the build writes a new one if it can.
+            let _t = crate::phases::phase("build: start (certificate, recovery)");
             session.run_dir.remove_certificate()?;
             session.record_pipeline()?;
             recovery::reconcile(
@@ -202,6 +203,7 @@ impl Build<'_> {
             && self.options.targets.is_empty()
             && !progress.warned
         {
+            let _t = crate::phases::phase("certificate: write");
             report.certified = certify(session);
         }
         Ok(report)
@@ -212,6 +214,7 @@ impl Build<'_> {
     /// the log cannot vouch for makes its task not built, which the plan
     /// says.
     fn repair_statuses(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
+        let _t = crate::phases::phase("build: damaged-sidecar scan");
         let names: Vec<&str> = session.graph.tasks().map(|t| t.name.as_str()).collect();
         let damaged: Vec<String> = session
             .store
@@ -280,6 +283,7 @@ pub fn certified(
         return Ok(Certified::Unknown);
     }
     let run_dir = &located.run_dir;
+    let _t = crate::phases::phase("certificate: read and judge");
     let Some(cert) = Certificate::read(run_dir) else {
         return Ok(Certified::Unknown);
     };

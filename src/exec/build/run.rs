@@ -47,6 +47,7 @@ impl Build<'_> {
             }
         }
         let stamper = Stamper::default();
+        let t = crate::phases::phase("plan");
         let plan = {
             let checker = Checker {
                 graph,
@@ -58,6 +59,7 @@ impl Build<'_> {
             let reach = options.changed.as_ref().and_then(|c| reached(graph, c));
             Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?
         };
+        drop(t);
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
         // a crash; say so.
@@ -190,6 +192,7 @@ impl Build<'_> {
         run.save(&session.run_dir)?;
         session.run = Some(run.clone());
 
+        let t = crate::phases::phase("build: pending sidecars, setup");
         let mut run_mask = vec![false; graph.id_bound()];
         let mut tentative = vec![false; graph.id_bound()];
         for &t in &to_run {
@@ -301,6 +304,7 @@ impl Build<'_> {
             forced: forced_fanouts,
             failures: &failures,
         };
+        drop(t);
         self.observer.tasks_started(to_run.len());
         progress.report.ran_tasks = true;
         if let Some(build) = &hooks.build {
@@ -317,6 +321,7 @@ impl Build<'_> {
             });
         }
         hooks.view();
+        let t = crate::phases::phase("tasks (scheduler)");
         let summary = scheduler::run(
             &run_mask,
             &tentative,
@@ -329,6 +334,7 @@ impl Build<'_> {
             },
             self.slots,
         );
+        drop(t);
         let bookkeeping_error = hooks.error.take();
         let wanted = std::mem::take(&mut hooks.wanted);
         let reasons = std::mem::take(&mut hooks.reasons);

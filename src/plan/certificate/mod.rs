@@ -426,8 +426,15 @@ impl Certificate {
             return Some(Judged::Holds(self.holds_of(touched)));
         }
         let mut changes = Changes::default();
-        for (i, _) in verdicts {
+        for (i, verdict) in verdicts {
             let e = &self.entries[i];
+            // A touched task file is checked (and restamped) with the
+            // tasks it belongs to; anything else with its content as
+            // recorded (a young state file or folder, hashed because its
+            // stat was too recent to trust) is no change at all.
+            if matches!(verdict, Verdict::Touched(_)) && !e.task {
+                continue;
+            }
             if e.task {
                 changes.files.push(e.path.clone());
             } else if e.id.kind == 2 && !e.path.starts_with('/') && !e.path.starts_with(".planexe")
