@@ -136,8 +136,10 @@ class Planexe(Tool):
     def state_files(self):
         return [".planexe"]
 
-    def status(self, d):
-        return run([self.exe, "status"], d, self.env)
+    def status(self, d, json=False):
+        """`planexe status` (with `json`: `status --json`, one line of JSON
+        since stdout is not a terminal)."""
+        return run([self.exe, "status", *(["--json"] if json else [])], d, self.env)
 
 
 class Ninja(Tool):
