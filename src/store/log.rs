@@ -2,8 +2,7 @@
 //! of the records the sidecars hold, one per line, read once per command so
 //! a no-op build never opens one file per task, like ninja's
 //! `.ninja_log`), loaded into a [`StateStore`] with the markers and the
-//! in-flight journal's word; and [`Recorded`], the one derivation of what a
-//! task's records say about its last run.
+//! in-flight journal's word, which answers with [`Recorded`].
 //!
 //! The log is an optimisation, never the only copy: a task whose `.DONE`
 //! exists but which the log does not know is read from its sidecar. A torn
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::files;
 use super::record::{Status, TaskState};
+use super::recorded::{derive, Recorded};
 use super::rundir::RunDir;
 use super::sidecar::{self, publish, read_status};
 use super::stamp::Stamp;
@@ -80,58 +80,6 @@ impl LogLine {
     }
 }
 
-/// What a task's records say about its last run. Every reader derives a
-/// task's state from this (the staleness check, `status`, the summary, the
-/// report), so they never disagree.
-#[derive(Debug)]
-pub enum Recorded<'a> {
-    /// No run is recorded (or one was only announced).
-    Never,
-    /// The last run failed.
-    Failed(Cow<'a, Status>),
-    /// The last run was stopped, or was still running when its build ended
-    /// (it crashed) or is running now.
-    Interrupted(Cow<'a, Status>),
-    /// The last run succeeded, but its `.DONE` marker is gone (a run that
-    /// started and never ended, or a marker deleted by hand).
-    Unmarked(Cow<'a, Status>),
-    /// The last run succeeded and its marker stands.
-    Done(Cow<'a, Status>),
-}
-
-/// The derivation behind [`StateStore::recorded`]: `done` is the last
-/// successful run, `last` the log's later failure or stop, `marker`
-/// whether `.DONE` exists, `latest` the freshest status there is (asked
-/// only when the others do not decide).
-fn derive<'a>(
-    done: Option<Cow<'a, Status>>,
-    last: Option<&'a Status>,
-    marker: impl FnOnce() -> bool,
-    latest: impl FnOnce() -> Option<Status>,
-) -> Recorded<'a> {
-    let fallback = match done {
-        None => Recorded::Never,
-        Some(done) => {
-            match last.map(|l| (l, l.state)) {
-                Some((l, TaskState::Failed)) => return Recorded::Failed(Cow::Borrowed(l)),
-                Some((l, TaskState::Stopped)) => return Recorded::Interrupted(Cow::Borrowed(l)),
-                _ => {}
-            }
-            if marker() {
-                return Recorded::Done(done);
-            }
-            Recorded::Unmarked(done)
-        }
-    };
-    match latest() {
-        Some(s) if s.state == TaskState::Failed => Recorded::Failed(Cow::Owned(s)),
-        Some(s) if s.state == TaskState::Stopped || s.state.is_running() => {
-            Recorded::Interrupted(Cow::Owned(s))
-        }
-        _ => fallback,
-    }
-}
-
 /// What the log knows about one task.
 #[derive(Debug, Clone, Default)]
 pub struct TaskRecord {
@@ -141,6 +89,9 @@ pub struct TaskRecord {
     pub done: Option<Status>,
     /// The length of the sidecar that run wrote, when known.
     pub sidecar_len: Option<u64>,
+    /// The length in the log of the lines `done` and `last` came from:
+    /// what a compacted log would hold of this task.
+    standing_bytes: u64,
 }
 
 /// The state of every task, loaded once, and the open log to append to.
@@ -150,6 +101,8 @@ pub struct StateStore {
     /// Names of tasks whose `.DONE` exists, listed once at load.
     markers: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
     lines: usize,
+    /// The length of the log as this store knows it (read and appended).
+    bytes: u64,
     log: Option<std::fs::File>,
     /// Tasks the last build's journal says are in flight (it crashed, or
     /// still runs): their `running` status, which their sidecar may not
@@ -179,6 +132,7 @@ impl StateStore {
             markers,
             records: HashMap::new(),
             lines: 0,
+            bytes: 0,
             log: None,
             in_flight: HashMap::new(),
             assumed: HashMap::new(),
@@ -196,31 +150,71 @@ impl StateStore {
             lines.pop();
         }
         store.lines = lines.len();
-        let parsed: Vec<Option<LogLine>> = lines
+        store.bytes = bytes.len() as u64;
+        let parsed: Vec<Option<(LogLine, u64)>> = lines
             .par_iter()
-            .map(|line| serde_json::from_slice::<LogLine>(line).ok())
+            .map(|line| {
+                serde_json::from_slice::<LogLine>(line)
+                    .ok()
+                    .map(|l| (l, line.len() as u64 + 1))
+            })
             .collect();
         // A torn or foreign line is skipped: the sidecars still hold the
-        // truth for any task it was about.
-        for record in parsed.into_iter().flatten() {
-            store.apply(record);
+        // truth for any task it was about. Restamps are applied last, each
+        // to the records read before it (a later record replaces a task's
+        // stamps whole), through an index by path: a touch of many files
+        // costs one lookup per recorded stamp, not a scan per restamp.
+        let mut restamps: HashMap<String, Vec<(usize, Stamp)>> = HashMap::new();
+        let mut read_at: HashMap<String, usize> = HashMap::new();
+        for (at, (mut record, len)) in parsed.into_iter().flatten().enumerate() {
+            if let Some(r) = record.restamp.take() {
+                restamps.entry(r.path).or_default().push((at, r.stamp));
+                continue;
+            }
+            if record
+                .status
+                .as_ref()
+                .is_some_and(|s| s.state == TaskState::Done)
+            {
+                read_at.insert(record.task.clone(), at);
+            }
+            store.apply(record, len);
+        }
+        if !restamps.is_empty() {
+            store.apply_restamps(&restamps, &read_at);
         }
         Ok(store)
     }
 
-    fn apply(&mut self, line: LogLine) {
-        if let Some(restamp) = line.restamp {
-            for done in self.records.values_mut().filter_map(|r| r.done.as_mut()) {
-                for stamps in [&mut done.inputs, &mut done.outputs] {
-                    if let Some(stamp) = stamps.get_mut(&restamp.path) {
-                        if stamp.blake3 == restamp.stamp.blake3 {
-                            *stamp = restamp.stamp.clone();
+    /// Gives each recorded stamp the last restamp of its path (with its
+    /// bytes) that came after its record.
+    fn apply_restamps(
+        &mut self,
+        restamps: &HashMap<String, Vec<(usize, Stamp)>>,
+        read_at: &HashMap<String, usize>,
+    ) {
+        for (task, record) in &mut self.records {
+            let Some(done) = record.done.as_mut() else {
+                continue;
+            };
+            let since = read_at.get(task).copied().unwrap_or(0);
+            for stamps in [&mut done.inputs, &mut done.outputs] {
+                for (path, stamp) in stamps.iter_mut() {
+                    let Some(news) = restamps.get(path) else {
+                        continue;
+                    };
+                    for (at, new) in news {
+                        if *at > since && new.blake3 == stamp.blake3 {
+                            *stamp = new.clone();
                         }
                     }
                 }
             }
-            return;
         }
+    }
+
+    /// Applies one log line of `len` bytes (newline included).
+    fn apply(&mut self, line: LogLine, len: u64) {
         match (line.clean, line.status) {
             (false, Some(status)) => {
                 let status = *status;
@@ -230,8 +224,10 @@ impl StateStore {
                     record.done = Some(status);
                     record.last = None;
                     record.sidecar_len = line.bytes;
+                    record.standing_bytes = len;
                 } else {
                     record.last = Some(status);
+                    record.standing_bytes += len;
                 }
             }
             (true, _) => {
@@ -300,7 +296,8 @@ impl StateStore {
         })
     }
 
-    fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<()> {
+    /// Appends `line`; returns its length in the log.
+    fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<u64> {
         if self.log.is_none() {
             self.log = Some(open_log(run_dir)?);
         }
@@ -312,7 +309,8 @@ impl StateStore {
                 .map_err(|e| Error::io_at(&run_dir.log_path(), e))?;
         }
         self.lines += 1;
-        Ok(())
+        self.bytes += bytes.len() as u64;
+        Ok(bytes.len() as u64)
     }
 
     /// Records a status change: the log line (for an outcome), then the
@@ -328,8 +326,8 @@ impl StateStore {
         }
         if outcome {
             let line = LogLine::status(status).with_bytes(Some(len));
-            self.append(run_dir, &line)?;
-            self.apply(line);
+            let bytes = self.append(run_dir, &line)?;
+            self.apply(line, bytes);
         }
         Ok(())
     }
@@ -346,8 +344,8 @@ impl StateStore {
         self.note_marker(&status.task, status.state == TaskState::Done);
         if status.state.is_outcome() {
             let line = LogLine::status(status).with_bytes(sidecar_len);
-            self.append(run_dir, &line)?;
-            self.apply(line);
+            let bytes = self.append(run_dir, &line)?;
+            self.apply(line, bytes);
         }
         Ok(())
     }
@@ -367,8 +365,8 @@ impl StateStore {
         // The sidecar is left as it was: so is its length.
         let len = self.records.get(&status.task).and_then(|r| r.sidecar_len);
         let line = LogLine::status(status).with_bytes(len);
-        self.append(run_dir, &line)?;
-        self.apply(line);
+        let bytes = self.append(run_dir, &line)?;
+        self.apply(line, bytes);
         Ok(())
     }
 
@@ -410,7 +408,7 @@ impl StateStore {
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .insert(status.task.clone());
-        self.apply(LogLine::status(&status));
+        self.apply(LogLine::status(&status), 0);
         self.assumed.insert(status.task.clone(), status);
     }
 
@@ -432,7 +430,7 @@ impl StateStore {
         self.note_marker(task, false);
         files::remove_if_exists(&run_dir.status_path(task))?;
         self.append(run_dir, &LogLine::clean(task))?;
-        self.apply(LogLine::clean(task));
+        self.apply(LogLine::clean(task), 0);
         Ok(())
     }
 
@@ -485,8 +483,8 @@ impl StateStore {
             }
         }
         let line = LogLine::status(&done).with_bytes(Some(len));
-        self.append(run_dir, &line)?;
-        self.apply(line);
+        let bytes = self.append(run_dir, &line)?;
+        self.apply(line, bytes);
         Ok(())
     }
 
@@ -498,7 +496,11 @@ impl StateStore {
             .values()
             .map(|r| usize::from(r.done.is_some()) + 1)
             .sum();
-        if self.lines <= 3 * live + 1000 {
+        // By lines (many small records superseded) and by bytes (a few
+        // big ones, such as a task reading a thousand inputs, rewritten at
+        // every edit).
+        let standing: u64 = self.records.values().map(|r| r.standing_bytes).sum();
+        if self.lines <= 3 * live + 1000 && self.bytes <= 2 * standing + (1 << 20) {
             return Ok(());
         }
         let mut names: Vec<&String> = self.records.keys().collect();
@@ -521,6 +523,7 @@ impl StateStore {
         self.log = None;
         files::write_atomic(&run_dir.log_path(), &bytes)?;
         self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        self.bytes = bytes.len() as u64;
         Ok(())
     }
 }
@@ -565,3 +568,7 @@ fn ends_with_newline(file: &mut std::fs::File) -> bool {
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
 }
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;

@@ -8,8 +8,8 @@
 //! - [`stamp`]: what a file looked like (size, mtime, blake3).
 //! - [`record`]: a task's [`record::Status`] and its parts; [`sidecar`]:
 //!   `tasks/NAME.status` and `NAME.DONE`; [`log`]: the state log, loaded
-//!   into a [`log::StateStore`], and [`log::Recorded`], the one derivation
-//!   of a task's last run from its records.
+//!   into a [`log::StateStore`]; [`recorded`]: the one derivation of a
+//!   task's last run from its records.
 //! - [`run_record`]: `run.json`; [`inflight`]: the running build's journal;
 //!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`.
 //! - [`origin`]: how the run was made (`origin.json`); [`archive`]: the
@@ -24,15 +24,17 @@ pub mod log;
 pub mod origin;
 pub mod process;
 pub mod record;
+pub mod recorded;
 pub mod run_record;
 pub mod rundir;
 pub mod sidecar;
 pub mod snapshot;
 pub mod stamp;
 
-pub use log::{Recorded, StateStore, TaskRecord};
+pub use log::{StateStore, TaskRecord};
 pub use record::{
     AttemptRecord, CheckRecord, ErrorKind, Severity, Status, TaskError, TaskState, Usage,
 };
+pub use recorded::Recorded;
 pub use rundir::RunDir;
 pub use stamp::{CheckMode, Stamp, Stamper};

@@ -1,0 +1,83 @@
+//! Tests of the state log: restamps applied in order, compaction.
+
+use super::*;
+
+fn run_dir() -> (tempfile::TempDir, RunDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::open(dir.path()).unwrap();
+    std::fs::create_dir_all(run_dir.tasks_dir()).unwrap();
+    (dir, run_dir)
+}
+
+fn stamp(mtime_ns: i64, hash: &str) -> Stamp {
+    Stamp {
+        size: 1,
+        mtime_ns,
+        blake3: hash.to_string(),
+    }
+}
+
+fn done(task: &str, input: &str, s: Stamp) -> Status {
+    let mut status = Status::new(task, TaskState::Done, "f");
+    status.inputs.insert(input.to_string(), s);
+    status
+}
+
+fn restamp(path: &str, s: Stamp) -> Restamp {
+    Restamp {
+        path: path.to_string(),
+        stamp: s,
+    }
+}
+
+fn input_mtime(store: &StateStore, task: &str, input: &str) -> i64 {
+    store.record(task).unwrap().done.as_ref().unwrap().inputs[input].mtime_ns
+}
+
+#[test]
+fn a_restamp_applies_to_the_records_before_it_with_the_same_bytes() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    store
+        .write_status(&run_dir, &done("a", "in", stamp(1, "h")))
+        .unwrap();
+    store
+        .write_status(&run_dir, &done("b", "in", stamp(1, "other")))
+        .unwrap();
+    drop(store);
+    append_restamps(&run_dir, vec![restamp("in", stamp(2, "h"))]).unwrap();
+    // c is recorded after the restamp: its own stamp stands.
+    let mut store = StateStore::load(&run_dir).unwrap();
+    store
+        .write_status(&run_dir, &done("c", "in", stamp(3, "h")))
+        .unwrap();
+    drop(store);
+    append_restamps(&run_dir, vec![restamp("in", stamp(4, "h"))]).unwrap();
+    append_restamps(&run_dir, vec![restamp("elsewhere", stamp(9, "h"))]).unwrap();
+    let store = StateStore::load(&run_dir).unwrap();
+    // The last restamp with its bytes wins; other bytes are left alone.
+    assert_eq!(input_mtime(&store, "a", "in"), 4);
+    assert_eq!(input_mtime(&store, "b", "in"), 1);
+    assert_eq!(input_mtime(&store, "c", "in"), 4);
+}
+
+#[test]
+fn a_log_grown_by_big_records_rewritten_is_compacted() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    // One task reading 5,000 inputs, recorded again and again: few lines,
+    // many bytes.
+    let mut big = Status::new("big", TaskState::Done, "f");
+    for i in 0..5000 {
+        big.inputs.insert(format!("in/{i:05}.txt"), stamp(i, "h"));
+    }
+    for _ in 0..12 {
+        store.write_status(&run_dir, &big).unwrap();
+    }
+    let grown = std::fs::metadata(run_dir.log_path()).unwrap().len();
+    store.compact_if_large(&run_dir).unwrap();
+    let compacted = std::fs::metadata(run_dir.log_path()).unwrap().len();
+    assert!(compacted * 5 < grown, "{grown} -> {compacted} bytes");
+    let store = StateStore::load(&run_dir).unwrap();
+    assert_eq!(input_mtime(&store, "big", "in/04999.txt"), 4999);
+}
