@@ -262,6 +262,7 @@ impl Observer for Recorder {
         if start < live.due {
             return;
         }
+        let _t = crate::phases::phase("status snapshot: live");
         let LiveView {
             known,
             changed,

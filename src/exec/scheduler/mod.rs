@@ -1,7 +1,8 @@
 //! The build loop, after ninja's `Builder::Build`: start ready tasks until
 //! the job limit is full, wait for one to finish, mark it finished (which
 //! may make dependents ready), repeat. No level-by-level waves: a task
-//! starts as soon as its last dependency finishes.
+//! starts as soon as its last dependency finishes. Of the ready tasks, the
+//! one with the most work behind it starts first ([`priority`]).
 //!
 //! Each of the `jobs` pool threads runs that loop for itself, under one
 //! lock: a thread that finishes a task records it and starts the next ready
@@ -21,6 +22,7 @@
 //! a token it waits for with the lock released. It gives the slot back when
 //! the task ends, so the build never runs more tasks than it holds slots.
 
+mod priority;
 mod slots;
 mod state;
 
@@ -176,6 +178,7 @@ pub fn run<R: Runner, H: Hooks<R::Input, R::Output>>(
     };
     let order: Vec<TaskId> = work.graph().order().to_vec();
     let mut state = LoopState::new(work, options.keep_going, gates);
+    state.prioritize();
     // Every task is in the run before any counts what it waits for: a
     // gate may come after the tasks it holds in dependency order.
     let tentative = |t: TaskId| tentative.get(t).copied().unwrap_or(false);

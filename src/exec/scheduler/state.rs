@@ -9,8 +9,10 @@
 //! not depend on in the graph but must not start before (the instances of
 //! a fan-out whose list is being rebuilt wait for the list's producer).
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
+use super::priority::priorities;
 use super::{Growth, Held, Hooks, Outcome, Step, Summary};
 use crate::model::{Graph, TaskId};
 
@@ -41,14 +43,18 @@ pub(super) struct Job {
     pub again: bool,
     /// Its place in the ready set, taken when it became ready (ranks move
     /// as the graph grows).
-    pub rank: usize,
+    pub key: Key,
 }
+
+/// A ready task's place: the heaviest chain of work behind it first
+/// (`priority`), then declaration order.
+pub(super) type Key = (Reverse<u64>, usize);
 
 pub(super) const ABSENT: Job = Job {
     slot: Slot::Absent,
     tentative: false,
     again: false,
-    rank: 0,
+    key: (Reverse(0), 0),
 };
 
 /// The loop's state, behind its lock.
@@ -61,8 +67,12 @@ pub(super) struct LoopState<'h, H> {
     pub gated: HashMap<TaskId, Vec<TaskId>>,
     /// Task → the gates it waits for.
     pub gates: HashMap<TaskId, Vec<TaskId>>,
-    /// Ready tasks start in declaration order: runs are reproducible.
-    pub ready: BTreeSet<(usize, TaskId)>,
+    /// Ready tasks, the one with the most work behind it first, then in
+    /// declaration order: runs are reproducible.
+    pub ready: BTreeSet<(Key, TaskId)>,
+    /// Each task's priority (`priority.rs`), by id: computed again as the
+    /// graph grows.
+    pub priority: Vec<u64>,
     pub running: usize,
     pub stop_starting: bool,
     /// Pool threads waiting for a task to become ready.
@@ -88,6 +98,7 @@ impl<'h, H> LoopState<'h, H> {
             gated: HashMap::new(),
             gates: HashMap::new(),
             ready: BTreeSet::new(),
+            priority: Vec::new(),
             running: 0,
             stop_starting: false,
             idle: 0,
@@ -113,8 +124,16 @@ impl<'h, H> LoopState<'h, H> {
             slot: Slot::Waiting(0),
             tentative,
             again: false,
-            rank: 0,
+            key: (Reverse(0), 0),
         };
+    }
+
+    /// Where `t` goes in the ready set now.
+    fn key(&self, graph: &Graph, t: TaskId) -> Key {
+        (
+            Reverse(self.priority.get(t).copied().unwrap_or(0)),
+            graph.rank(t),
+        )
     }
 
     fn job(&mut self, t: TaskId) -> &mut Job {
@@ -163,7 +182,7 @@ impl<H> LoopState<'_, H> {
             slot: Slot::Waiting(waiting),
             tentative,
             again: false,
-            rank: 0,
+            key: (Reverse(0), 0),
         };
         if waiting == 0 {
             self.make_ready(t);
@@ -174,16 +193,32 @@ impl<H> LoopState<'_, H> {
     where
         H: Hooks<I, O>,
     {
-        let rank = self.work.graph().rank(t);
+        let key = self.key(self.work.graph(), t);
         let job = self.job(t);
         job.slot = Slot::Ready;
-        job.rank = rank;
-        self.ready.insert((rank, t));
+        job.key = key;
+        self.ready.insert((key, t));
     }
 
     fn unready(&mut self, t: TaskId) {
         if let Some(job) = self.jobs.get(t) {
-            self.ready.remove(&(job.rank, t));
+            self.ready.remove(&(job.key, t));
+        }
+    }
+
+    /// Weighs every task of the graph as it stands now, and puts the
+    /// ready ones in their new places.
+    pub fn prioritize<I, O>(&mut self)
+    where
+        H: Hooks<I, O>,
+    {
+        self.priority = priorities(self.work.graph());
+        let ready: Vec<TaskId> = self.ready.iter().map(|&(_, t)| t).collect();
+        self.ready.clear();
+        for t in ready {
+            let key = self.key(self.work.graph(), t);
+            self.jobs[t].key = key;
+            self.ready.insert((key, t));
         }
     }
 
@@ -281,14 +316,18 @@ impl<H> LoopState<'_, H> {
         let graph = self.work.graph();
         let held = self.gated.get(&t).map_or(&[][..], Vec::as_slice);
         for &d in graph[t].dependents.iter().chain(held) {
+            let key = (
+                Reverse(self.priority.get(d).copied().unwrap_or(0)),
+                graph.rank(d),
+            );
             if let Some(job) = self.jobs.get_mut(d) {
                 if let Slot::Waiting(n) = &mut job.slot {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
                         // As `make_ready`, with the graph borrowed.
                         job.slot = Slot::Ready;
-                        job.rank = graph.rank(d);
-                        self.ready.insert((job.rank, d));
+                        job.key = key;
+                        self.ready.insert((key, d));
                     }
                 }
             }
@@ -335,6 +374,8 @@ impl<H> LoopState<'_, H> {
     where
         H: Hooks<I, O>,
     {
+        // The graph changed shape: what lies behind each task did too.
+        self.prioritize();
         for t in growth.retired {
             if matches!(self.slot(t), Some(Slot::Ready)) {
                 self.unready(t);

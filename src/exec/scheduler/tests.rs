@@ -316,3 +316,60 @@ fn a_gated_task_waits_for_its_gate_and_is_blocked_by_its_failure() {
     assert_eq!(s.failed, vec![0]);
     assert_eq!(s.not_run, vec![1]);
 }
+
+/// With one job, the task with the most work behind it starts first,
+/// whatever the declaration order: two model calls in a row outweigh one
+/// and a pair of commands; equal weights keep declaration order.
+#[test]
+fn the_ready_task_with_the_most_work_behind_it_starts_first() {
+    let (_dir, g) = graph(
+        r#"
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+[tasks.side]
+outputs = ["side"]
+prompt = "x"
+model = "m"
+[tasks.commands]
+outputs = ["c1"]
+command = "x"
+[tasks.commands2]
+inputs = ["c1"]
+outputs = ["c2"]
+command = "x"
+[tasks.first]
+outputs = ["f"]
+prompt = "x"
+model = "m"
+[tasks.second]
+inputs = ["f"]
+outputs = ["s"]
+prompt = "x"
+model = "m"
+[tasks.tie_a]
+outputs = ["ta"]
+command = "x"
+[tasks.tie_b]
+outputs = ["tb"]
+command = "x"
+"#,
+    );
+    let work = fake(&g, vec![]);
+    run_all(&g, &work, None, 1, false);
+    let log = work.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            "start first",
+            // Then as much behind each: declaration order.
+            "start side",
+            "start second",
+            "start commands",
+            "start commands2",
+            "start tie_a",
+            "start tie_b"
+        ]
+    );
+}
