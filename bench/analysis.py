@@ -20,7 +20,8 @@ def list_schedule(tasks, workers, delay, critical_first=True):
     This is what a scheduler that knew the whole graph from the start could
     reach with `workers` slots; a real build learns a fan-out's size only
     when its list is written. With `critical_first` false, ready tasks start
-    in declaration order instead (what planexe documents): the difference
+    in declaration order instead (as planexe did before it started the critical
+    path first): the difference
     between the two tells how much of a build's distance from the bound
     comes from the order it starts ready tasks in."""
     dur = {n: (delay if call else 0.0) for n, call, _ in tasks}

@@ -492,7 +492,9 @@ def render(res):
           f"{pe['jobs']} workers (every call {pe['delay'] * 1000:g} ms, command tasks 0, "
           "ready tasks started longest remaining path first). *declaration order* is "
           "the same schedule with ready tasks started in declaration order, as planexe "
-          "starts them: the part of the gap that comes from the start order.\n")
+          "did before it started the critical path first: what the start order is "
+          "worth. planexe weighs what it knows (a fan-out's size only once its list "
+          "is made), the bound knows the whole graph from the start.\n")
         w(_table(["wall", "list-schedule bound", "ratio", "target",
                   "declaration-order schedule", "critical path (unlimited -j)",
                   "calls per build"], [[
