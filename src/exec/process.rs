@@ -38,9 +38,21 @@ pub fn is_task_command(
     if pid == std::process::id() || !is_group_leader(pid) {
         return Err("it does not lead a process group of its own".into());
     }
-    if !started_with(pid, vars) {
+    if !store_process::alive(pid) {
+        // The shell exited (a zombie nobody reaped yet): its group is the
+        // task's while a process of it still runs with the task's
+        // environment (a child the shell left behind).
+        let members = group_members(pid);
+        if members.is_empty() {
+            return Err("it has exited".into());
+        }
+        if !members.iter().any(|&m| started_with(m, vars)) {
+            return Err("its group's environment is not the task's".into());
+        }
+    } else if !started_with(pid, vars) {
         return Err("its environment is not the task's".into());
     }
+    // A zombie keeps its start time.
     match (not_before, store_process::start_time(pid)) {
         (Some(limit), Some(started)) if started + CLOCK_SLACK < limit => {
             Err("it started before the task did".into())
@@ -62,6 +74,25 @@ pub fn task_commands(vars: &[(&str, &OsStr)], not_before: Option<SystemTime>) ->
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| is_task_command(pid, vars, not_before).is_ok())
+        .collect()
+}
+
+/// The live processes of process group `pgid`, but its leader.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| p != pgid && store_process::alive(p))
+        .filter(|&p| {
+            let Ok(pid) = i32::try_from(p) else {
+                return false;
+            };
+            // SAFETY: getpgid only reads the process table.
+            unsafe { libc::getpgid(pid) == pgid as i32 }
+        })
         .collect()
 }
 

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Whether a process with this pid exists (also when it belongs to another
-/// user, which signal 0 reports as `EPERM`).
+/// Whether a process with this pid exists and has not exited (also when
+/// it belongs to another user, which signal 0 reports as `EPERM`).
 pub fn alive(pid: u32) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
@@ -16,7 +16,22 @@ pub fn alive(pid: u32) -> bool {
     }
     // SAFETY: signal 0 only checks that the process exists.
     let exists = unsafe { libc::kill(pid, 0) } == 0;
-    exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = exists || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A process that exited but was not reaped yet (a crashed build's
+    // command, handed to an init that reaps late) exists to kill(2) but
+    // does nothing any more.
+    exists && !matches!(state(pid as u32), Some('Z' | 'X'))
+}
+
+/// The state letter of a process (field 3 of `/proc/PID/stat`: `R`, `S`,
+/// `Z` for a zombie...).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// When the process started: the boot time plus its start in clock ticks
@@ -83,5 +98,19 @@ mod tests {
         assert!(super::alive(std::process::id()));
         assert!(!super::alive(0));
         assert!(!super::alive(u32::MAX));
+    }
+
+    #[test]
+    fn a_process_that_exited_but_was_not_reaped_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not waited for: it stays a zombie once it exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while super::state(pid) != Some('Z') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(super::state(pid), Some('Z'));
+        assert!(!super::alive(pid));
+        child.wait().unwrap();
     }
 }
