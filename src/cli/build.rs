@@ -410,10 +410,14 @@ fn resuming(s: &ResumeSummary) -> String {
 /// What the build's tasks came to.
 fn ran_line(ran: &Ran) -> String {
     let line = ran_counts(ran);
-    match ran.unexpanded.len() {
-        0 => line,
-        n => format!(
+    match (ran.unexpanded.len(), ran.behind_unexpanded) {
+        (0, _) => line,
+        (n, 0) => format!(
             "{line}; {n} fan-out(s) did not expand, their list not built, so their instances are not counted: {}",
+            ran.unexpanded.join(", ")
+        ),
+        (n, behind) => format!(
+            "{line}; {behind} of them wait behind {n} fan-out(s) whose list was not built ({}), as do their instances, counted once the list exists",
             ran.unexpanded.join(", ")
         ),
     }

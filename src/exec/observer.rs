@@ -104,6 +104,9 @@ pub struct Ran {
     /// Fan-outs whose list was not built: their instances are counted
     /// nowhere.
     pub unexpanded: Vec<String>,
+    /// How many of the tasks not run wait behind those fan-outs (what
+    /// depends on them, their placeholders aside).
+    pub behind_unexpanded: usize,
     pub elapsed: Duration,
     /// Whether an interrupt stopped the build.
     pub interrupted: bool,

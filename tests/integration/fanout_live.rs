@@ -119,8 +119,21 @@ fn the_closing_line_counts_fan_outs_that_never_expanded() {
         .code(1)
         .stderr_has("FAILED list")
         .stderr_has(
-            "1 fan-out(s) did not expand, their list not built, so their instances are not counted: each",
+            "2 not run; 1 of them wait behind 1 fan-out(s) whose list was not built (each), as do their instances, counted once the list exists",
         );
+    // A fan-out nothing depends on: its instances are all that waits.
+    let p = Project::new(
+        &pipeline("0", "echo {{ item }} > {outputs}")
+            .replace(
+                "echo '[\\\"a\\\", \\\"b\\\", \\\"c\\\"]' > list.json",
+                "exit 4",
+            )
+            .replace("inputs = [\"each\"]", "inputs = []"),
+    );
+    p.write("go", "");
+    p.run(&["build", "-k"]).code(1).stderr_has(
+        "1 fan-out(s) did not expand, their list not built, so their instances are not counted: each",
+    );
 }
 
 #[test]

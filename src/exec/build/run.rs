@@ -366,6 +366,7 @@ impl Build<'_> {
         run.save(&session.run_dir)?;
         session.run = Some(run);
         let names = |ids: &[TaskId]| ids.iter().map(|&t| graph[t].name.clone()).collect();
+        let unexpanded = unexpanded(graph, &wanted, &reasons);
         self.say(
             progress,
             Notice::Ran(Ran {
@@ -374,7 +375,8 @@ impl Build<'_> {
                 stopped: summary.stopped.len(),
                 not_run: summary.not_run.len(),
                 skipped: summary.skipped.len(),
-                unexpanded: unexpanded(graph, &wanted, &reasons),
+                behind_unexpanded: behind(graph, &unexpanded, &summary.not_run),
+                unexpanded,
                 elapsed: started.elapsed(),
                 interrupted,
             }),
@@ -435,6 +437,30 @@ fn unexpanded(graph: &Graph, wanted: &[bool], reasons: &[Option<Reason>]) -> Vec
         })
         .map(|(name, _)| name.to_string())
         .collect()
+}
+
+/// How many of the tasks `not_run` lie downstream of the fan-outs
+/// `unexpanded` (their placeholders not counted).
+fn behind(graph: &Graph, unexpanded: &[String], not_run: &[TaskId]) -> usize {
+    let not_run: std::collections::HashSet<TaskId> = not_run.iter().copied().collect();
+    let mut seen = vec![false; graph.id_bound()];
+    let mut stack: Vec<TaskId> = unexpanded
+        .iter()
+        .filter_map(|name| graph.fanouts.get(name))
+        .flat_map(|g| g.members.iter().copied())
+        .collect();
+    let placeholders = stack.clone();
+    while let Some(t) = stack.pop() {
+        for &d in &graph[t].dependents {
+            if !seen[d] {
+                seen[d] = true;
+                stack.push(d);
+            }
+        }
+    }
+    (0..seen.len())
+        .filter(|&t| seen[t] && not_run.contains(&t) && !placeholders.contains(&t))
+        .count()
 }
 
 /// Where the run stands before a build resumes it.
