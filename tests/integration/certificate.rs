@@ -401,6 +401,19 @@ fn a_warning_about_the_pipeline_choice_is_printed_once_per_build() {
 /// checking every task.
 #[test]
 fn the_tasks_a_certificate_s_changes_reach_are_all_that_is_stale() {
+    reach_agrees_with_the_full_check(true);
+}
+
+/// The same with each edit right after the build before it: the
+/// certificate those builds write is made from the one they judged (only
+/// what they checked or ran is statted again), and must vouch for exactly
+/// what a full check would.
+#[test]
+fn a_certificate_made_from_the_last_one_vouches_for_what_the_full_check_would() {
+    reach_agrees_with_the_full_check(false);
+}
+
+fn reach_agrees_with_the_full_check(settle: bool) {
     let p = Project::new(
         r#"
 [tasks.a]
@@ -454,14 +467,22 @@ command = "cat out/c.txt out/notes.txt > out/d.txt"
     ];
     for (what, edit) in edits {
         p.build().ok();
-        std::thread::sleep(Duration::from_millis(250));
-        p.build().ok();
+        if settle {
+            std::thread::sleep(Duration::from_millis(250));
+            p.build().ok();
+        }
         assert!(p.exists(CERT), "no certificate before {what}");
         edit(&p);
         let said = both(&p);
         // A touch leaves the same bytes: nothing is stale.
         assert_eq!(said.is_empty(), what == "a touch", "{what}: {said}");
     }
+    // And once more after the last edit: the build it makes writes a
+    // certificate that holds, then sees a new change.
+    p.build().ok();
+    p.build().ok().stderr_has("nothing to do");
+    p.write("src/two.txt", "two again\n");
+    assert_eq!(both(&p).lines().count(), 3, "b, c and d are stale");
 }
 
 /// An edit right after a build (its state files still too young for

@@ -154,6 +154,10 @@ struct Progress<'a> {
     /// which would hide the warning from the next build.
     warned: bool,
     report: BuildReport,
+    /// In a build that checked only what the certificate's changes reach:
+    /// the tasks it checked or ran (by id), whose records it may have
+    /// changed.
+    rechecked: Option<Vec<bool>>,
 }
 
 impl Build<'_> {
@@ -188,12 +192,14 @@ impl Build<'_> {
             inflight: inflight.as_ref(),
             warned: session.warning.is_some(),
             report: BuildReport::new(),
+            rechecked: None,
         };
         // The certificate vouched for every sidecar: none is damaged.
         if self.options.changed.is_none() {
             self.repair_statuses(session, &mut progress)?;
         }
         self.run_stale(session, &mut progress)?;
+        let rechecked = progress.rechecked.take();
         let mut report = progress.report;
         // The whole pipeline built (or found up to date) without a warning:
         // the next build and `status` can tell from stats alone that it is
@@ -204,7 +210,13 @@ impl Build<'_> {
             && !progress.warned
         {
             let _t = crate::phases::phase("certificate: write");
-            report.certified = certify(session);
+            let base = self
+                .options
+                .changed
+                .as_ref()
+                .and_then(|c| c.base.as_deref());
+            let from = base.zip(rechecked.as_deref());
+            report.certified = certify(session, from);
         }
         Ok(report)
     }
@@ -243,14 +255,15 @@ impl Build<'_> {
 /// Writes the up-to-date certificate when every task is done with its
 /// current definition and every file is as its records say; returns its
 /// generation. Best effort: without it, the next build and `status` check
-/// every task, as they would anyway.
-fn certify(session: &Session) -> Option<u64> {
+/// every task, as they would anyway. `from`: see [`certificate::write`].
+fn certify(session: &Session, from: Option<(&certificate::Base, &[bool])>) -> Option<u64> {
     certificate::write(
         &session.run_dir,
         &session.pipeline,
         &session.graph,
         &session.store,
         &session.certificate_key(),
+        from,
     )
     .ok()
     .flatten()

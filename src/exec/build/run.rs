@@ -57,7 +57,15 @@ impl Build<'_> {
                 mode: options.check,
             };
             let reach = options.changed.as_ref().and_then(|c| reached(graph, c));
-            Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?
+            let plan = Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?;
+            // What this build checks or runs: the records it may change.
+            progress.rechecked = reach.map(|mut reach| {
+                for (t, reason) in plan.reasons.iter().enumerate() {
+                    reach[t] |= reason.is_some();
+                }
+                reach
+            });
+            plan
         };
         drop(t);
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();

@@ -30,21 +30,23 @@
 //! it vouches for); every command that takes the run directory's lock still
 //! removes it (`store::lock`), so it never outlives that state.
 
+mod collect;
 mod format;
 mod stat;
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use crate::model::{Graph, Pipeline};
 use crate::store::log::{self, Restamp};
-use crate::store::rundir::{file, state_rel, status_rel};
-use crate::store::stamp::{self, CheckMode, Stamp};
+use crate::store::rundir::{file, state_rel};
+use crate::store::stamp::{CheckMode, Stamp};
 use crate::store::{files, RunDir, StateStore};
+pub use collect::Base;
+use collect::{collect, collect_from, content_hash};
 use stat::{file_id, FileId, Folders};
 
 const MAGIC: &[u8] = b"planexe uptodate 1\n";
@@ -127,6 +129,9 @@ pub struct Changes {
     pub files: Vec<String>,
     /// Folders whose listing or kind changed (a glob may match otherwise).
     pub folders: Vec<String>,
+    /// The certificate judged and what of it was found the same: what the
+    /// build writes its next certificate from ([`write`]).
+    pub base: Option<Arc<Base>>,
 }
 
 /// How one entry compares with disk.
@@ -161,14 +166,25 @@ fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
 /// vouched for by stats: a task not done with its current definition, a
 /// task file that differs from its records, a task known only from its
 /// sidecar, a symlink inside the run directory.
+///
+/// `from`: after a build that checked only the tasks the changes of the
+/// certificate it judged reached, that certificate's [`Base`] and the
+/// tasks the build checked or ran (by id): the entries it found the same
+/// for paths those tasks do not touch are taken as they were.
 pub fn write(
     run_dir: &RunDir,
     pipeline: &Pipeline,
     graph: &Graph,
     store: &StateStore,
     key: &Key,
+    from: Option<(&Base, &[bool])>,
 ) -> crate::error::Result<Option<u64>> {
-    let Some(entries) = collect(run_dir, pipeline, graph, store) else {
+    let entries = from
+        .and_then(|(base, rechecked)| {
+            collect_from(run_dir, pipeline, graph, store, base, rechecked)
+        })
+        .or_else(|| collect(run_dir, pipeline, graph, store));
+    let Some(entries) = entries else {
         return Ok(None);
     };
     let mut seed = blake3::Hasher::new();
@@ -183,146 +199,9 @@ pub fn write(
         tasks: graph.len() as u64,
         entries,
     };
+    let _t = crate::phases::phase("certificate: encode and write");
     files::write_atomic(&run_dir.certificate_path(), &cert.encode())?;
     Ok(Some(generation))
-}
-
-/// Every path the verdict depended on, stamped now; `None` when a
-/// certificate must not be written: a task not done with its current
-/// definition, or a task file that differs from what a record says of it.
-fn collect(
-    run_dir: &RunDir,
-    pipeline: &Pipeline,
-    graph: &Graph,
-    store: &StateStore,
-) -> Option<Vec<Entry>> {
-    let now = SystemTime::now();
-    let mut owned: Vec<String> = graph.source_paths(pipeline);
-    // Outputs of tasks the pipeline no longer defines: a build warns about
-    // those on disk, so one appearing must lead to the full check.
-    for (name, record) in store.records() {
-        if graph.task(name).is_none() {
-            owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
-        }
-    }
-    for state in [file::LOG, file::TASKS, file::RUN, file::PIPELINE] {
-        owned.push(state_rel(state));
-    }
-    // Each task's sidecar: one damaged in place (its folder unchanged) must
-    // lead to the full check, which repairs it.
-    owned.extend(graph.tasks().map(|t| status_rel(&t.name)));
-
-    // Every record of a task file must say the same of it, and (checked
-    // below) what the file is now: then the full check finds every task
-    // up to date without reading a byte.
-    let mut stamps: HashMap<&str, &Stamp> = HashMap::new();
-    let mut task_files: Vec<&str> = Vec::new();
-    for task in graph.tasks() {
-        // A task known only from its sidecar (no log line) could change
-        // without any stat this certificate holds.
-        let record = store.record(&task.name)?;
-        let done = record.done.as_ref()?;
-        if record.last.is_some()
-            || done.fingerprint != task.fingerprint
-            || !store.has_marker(run_dir, &task.name)
-        {
-            return None;
-        }
-        let outputs = task.outputs.iter().map(|o| (&o.path, &done.outputs));
-        let inputs = task.inputs.iter().map(|i| (&i.path, &done.inputs));
-        for (path, recorded) in outputs.chain(inputs) {
-            let stamp = recorded.get(path)?;
-            match stamps.entry(path.as_str()) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(stamp);
-                    task_files.push(path.as_str());
-                }
-                std::collections::hash_map::Entry::Occupied(o) if *o.get() != stamp => return None,
-                std::collections::hash_map::Entry::Occupied(_) => {}
-            }
-        }
-    }
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut entries: Vec<(&str, bool)> = Vec::new();
-    for path in &owned {
-        if !stamps.contains_key(path.as_str()) && seen.insert(path.as_str()) {
-            entries.push((path.as_str(), false));
-        }
-    }
-    for &path in &task_files {
-        if seen.insert(path) {
-            entries.push((path, true));
-        }
-    }
-    // Every folder on the way to a run-directory path: replaced by a
-    // symlink, it could lead out of the run directory with every file
-    // below it unchanged, which the full check refuses.
-    let mut folders: Vec<(&str, bool)> = Vec::new();
-    for &(path, _) in &entries {
-        if path.starts_with('/') || path.starts_with(".planexe/") {
-            continue;
-        }
-        let mut folder = path;
-        while let Some((parent, _)) = folder.rsplit_once('/') {
-            if seen.insert(parent) {
-                folders.push((parent, false));
-            }
-            folder = parent;
-        }
-    }
-    entries.extend(folders);
-
-    let young = young_from(now);
-    entries
-        .par_iter()
-        .map(|&(path, task)| {
-            let full = path_of(run_dir, path);
-            let id = file_id(&full, path.starts_with('/')).ok()?;
-            let racy = path != LOG.as_str() && is_young(&id, young);
-            let hash = if task {
-                let stamp = stamps[path];
-                if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
-                    return None;
-                }
-                Some(stamp.blake3.clone())
-            } else if racy {
-                // Young: vouched for by its content from now on.
-                Some(content_hash(&full, id.kind)?)
-            } else {
-                None
-            };
-            Some(Entry {
-                path: path.to_string(),
-                id,
-                hash,
-                task,
-                racy,
-            })
-        })
-        .collect()
-}
-
-/// What a path holds, for comparing when its stat moved: a file's blake3,
-/// a folder's sorted list of names. `None` for anything else.
-fn content_hash(path: &Path, kind: u8) -> Option<String> {
-    match kind {
-        1 => stamp::hash_file(path).ok(),
-        2 => {
-            let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
-                .ok()?
-                .map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
-                .collect::<std::io::Result<_>>()
-                .ok()?;
-            names.sort_unstable();
-            let mut hasher = blake3::Hasher::new();
-            for name in &names {
-                hasher.update(name);
-                hasher.update(b"\0");
-            }
-            Some(format!("dir:{}", hasher.finalize().to_hex()))
-        }
-        _ => None,
-    }
 }
 
 impl Certificate {
@@ -425,7 +304,17 @@ impl Certificate {
                 .collect();
             return Some(Judged::Holds(self.holds_of(touched)));
         }
-        let mut changes = Changes::default();
+        let mut same = vec![true; self.entries.len()];
+        for (i, _) in &verdicts {
+            same[*i] = false;
+        }
+        let mut changes = Changes {
+            base: Some(Arc::new(Base {
+                entries: self.entries.clone(),
+                same,
+            })),
+            ..Changes::default()
+        };
         for (i, verdict) in verdicts {
             let e = &self.entries[i];
             // A touched task file is checked (and restamped) with the

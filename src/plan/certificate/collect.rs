@@ -1,0 +1,319 @@
+//! What a new certificate lists: every path the verdict "all up to date"
+//! depends on, each stamped now. Two ways to get there:
+//!
+//! - [`collect`], the full way: every task's record is checked (done with
+//!   its current definition, its `.DONE` marker there, every record of a
+//!   task file saying the same of it) and every path is statted.
+//! - [`collect_from`], after a build that checked only the tasks the last
+//!   certificate's changes reached: the entries that certificate's judge
+//!   found the same, for paths no task of this build touched, are taken as
+//!   they were (nothing else changed them: the build held the lock, and a
+//!   change made meanwhile shows at the next judge, which compares with
+//!   the stat taken before); only the rest are checked and statted. What
+//!   it cannot vouch for that way sends the caller to the full way.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+
+use super::stat::{file_id, Folders};
+use super::{is_young, path_of, young_from, Entry, LOG};
+use crate::model::{Graph, Pipeline, TaskId};
+use crate::store::rundir::{file, state_rel, status_rel};
+use crate::store::stamp::{self, Stamp};
+use crate::store::{RunDir, StateStore};
+
+/// The certificate a build judged, and which of its entries it found the
+/// same (by index): what [`collect_from`] starts from.
+#[derive(Debug)]
+pub struct Base {
+    pub(super) entries: Vec<Entry>,
+    pub(super) same: Vec<bool>,
+}
+
+/// planexe's own files a certificate lists: every build changes them.
+fn state_files() -> [String; 4] {
+    [file::LOG, file::TASKS, file::RUN, file::PIPELINE].map(state_rel)
+}
+
+/// The paths a certificate of `graph` lists besides task files: the
+/// pipeline's sources, outputs of tasks it no longer defines (a build
+/// warns about those on disk, so one appearing must lead to the full
+/// check), planexe's state files and each task's sidecar (one damaged in
+/// place, its folder unchanged, must lead to the full check, which
+/// repairs it).
+fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> Vec<String> {
+    let mut owned: Vec<String> = graph.source_paths(pipeline);
+    for (name, record) in store.records() {
+        if graph.task(name).is_none() {
+            owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
+        }
+    }
+    owned.extend(state_files());
+    owned.extend(graph.tasks().map(|t| status_rel(&t.name)));
+    owned
+}
+
+/// Checks the records of `tasks` and gathers the stamps of their files:
+/// `None` when one is not done with its current definition, has no
+/// `.DONE`, is known only from its sidecar (it could change without any
+/// stat a certificate holds), or two records say different things of one
+/// file.
+fn recorded_stamps<'a>(
+    run_dir: &RunDir,
+    graph: &'a Graph,
+    store: &'a StateStore,
+    tasks: impl Iterator<Item = TaskId>,
+) -> Option<HashMap<&'a str, &'a Stamp>> {
+    let mut stamps: HashMap<&str, &Stamp> = HashMap::new();
+    for id in tasks {
+        let task = &graph[id];
+        let record = store.record(&task.name)?;
+        let done = record.done.as_ref()?;
+        if record.last.is_some()
+            || done.fingerprint != task.fingerprint
+            || !store.has_marker(run_dir, &task.name)
+        {
+            return None;
+        }
+        let outputs = task.outputs.iter().map(|o| (&o.path, &done.outputs));
+        let inputs = task.inputs.iter().map(|i| (&i.path, &done.inputs));
+        for (path, recorded) in outputs.chain(inputs) {
+            let stamp = recorded.get(path)?;
+            match stamps.entry(path.as_str()) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(stamp);
+                }
+                std::collections::hash_map::Entry::Occupied(o) if *o.get() != stamp => return None,
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
+        }
+    }
+    Some(stamps)
+}
+
+/// Every path a certificate of `graph` lists, once, with whether it is a
+/// task file: `owned`, then task files in task order, then every folder on
+/// the way to a run-directory path (replaced by a symlink, it could lead
+/// out of the run directory with every file below it unchanged, which the
+/// full check refuses).
+fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
+    let mut task_files: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for task in graph.tasks() {
+        let paths = task.outputs.iter().map(|o| o.path.as_str());
+        for path in paths.chain(task.inputs.iter().map(|i| i.path.as_str())) {
+            if seen.insert(path) {
+                task_files.push(path);
+            }
+        }
+    }
+    let mut entries: Vec<(&str, bool)> = Vec::new();
+    let mut listed: HashSet<&str> = HashSet::new();
+    for path in owned {
+        if !seen.contains(path.as_str()) && listed.insert(path.as_str()) {
+            entries.push((path.as_str(), false));
+        }
+    }
+    for &path in &task_files {
+        if listed.insert(path) {
+            entries.push((path, true));
+        }
+    }
+    let mut folders: Vec<(&str, bool)> = Vec::new();
+    for &(path, _) in &entries {
+        if path.starts_with('/') || path.starts_with(".planexe/") {
+            continue;
+        }
+        let mut folder = path;
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            if listed.insert(parent) {
+                folders.push((parent, false));
+            }
+            folder = parent;
+        }
+    }
+    entries.extend(folders);
+    entries
+}
+
+/// Stats `path` now and makes its entry (see [`Entry`]); `None` when a
+/// task file is not what its record says, or the path cannot be statted.
+fn entry_now(
+    run_dir: &RunDir,
+    folders: &Folders,
+    path: &str,
+    stamp: Option<&Stamp>,
+    young: i64,
+) -> Option<Entry> {
+    let full = path_of(run_dir, path);
+    let id = if path.starts_with('/') {
+        file_id(&full, true)
+    } else {
+        folders.file_id(run_dir, path)
+    }
+    .ok()?;
+    let racy = path != LOG.as_str() && is_young(&id, young);
+    let hash = if let Some(stamp) = stamp {
+        if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
+            return None;
+        }
+        Some(stamp.blake3.clone())
+    } else if racy {
+        // Young: vouched for by its content from now on.
+        Some(content_hash(&full, id.kind)?)
+    } else {
+        None
+    };
+    Some(Entry {
+        path: path.to_string(),
+        id,
+        hash,
+        task: stamp.is_some(),
+        racy,
+    })
+}
+
+/// Every path the verdict depended on, stamped now; `None` when a
+/// certificate must not be written: a task not done with its current
+/// definition, or a task file that differs from what a record says of it.
+pub(super) fn collect(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+) -> Option<Vec<Entry>> {
+    let young = young_from(SystemTime::now());
+    let owned = owned_paths(pipeline, graph, store);
+    // Every record of a task file must say the same of it, and (checked
+    // below) what the file is now: then the full check finds every task
+    // up to date without reading a byte.
+    let stamps = recorded_stamps(run_dir, graph, store, graph.ids().iter().copied())?;
+    let listed = listed(&owned, graph);
+    let folders = Folders::open(run_dir, listed.iter().map(|&(p, _)| p));
+    listed
+        .par_iter()
+        .map(|&(path, task)| {
+            let stamp = if task { Some(*stamps.get(path)?) } else { None };
+            entry_now(run_dir, &folders, path, stamp, young)
+        })
+        .collect()
+}
+
+/// [`collect`] for a build that checked only some tasks (`rechecked`, by
+/// id: those the certificate's changes reached and those the build ran),
+/// from the certificate it judged: see the module. `None` when it cannot
+/// vouch for the run that way (the caller then tries [`collect`]).
+pub(super) fn collect_from(
+    run_dir: &RunDir,
+    pipeline: &Pipeline,
+    graph: &Graph,
+    store: &StateStore,
+    base: &Base,
+    rechecked: &[bool],
+) -> Option<Vec<Entry>> {
+    let young = young_from(SystemTime::now());
+    let t = crate::phases::phase("certificate: from base: sets");
+    // The files the rechecked tasks read and write, and every task that
+    // shares one (a reader of an output rewritten with the same bytes is
+    // not run again, but its record of the file must still agree).
+    let mut touched: Vec<bool> = (0..graph.id_bound())
+        .map(|t| rechecked.get(t).copied().unwrap_or(false))
+        .collect();
+    let files_of = |t: TaskId| {
+        let task = &graph[t];
+        let outputs = task.outputs.iter().map(|o| o.path.as_str());
+        outputs.chain(task.inputs.iter().map(|i| i.path.as_str()))
+    };
+    let mut files: HashSet<&str> = graph
+        .ids()
+        .iter()
+        .filter(|&&t| touched[t])
+        .flat_map(|&t| files_of(t))
+        .collect();
+    let sharing: Vec<TaskId> = graph
+        .ids()
+        .iter()
+        .copied()
+        .filter(|&t| !touched[t] && files_of(t).any(|p| files.contains(p)))
+        .collect();
+    for t in sharing {
+        touched[t] = true;
+        files.extend(files_of(t));
+    }
+    let ids = graph.ids().iter().copied().filter(|&t| touched[t]);
+    let stamps = recorded_stamps(run_dir, graph, store, ids)?;
+    // What this build may have changed: those files and the folders on
+    // the way to them, the touched tasks' sidecars, planexe's own files.
+    let mut changed: HashSet<String> = HashSet::new();
+    for &path in &files {
+        let mut folder = path;
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            changed.insert(parent.to_string());
+            folder = parent;
+        }
+    }
+    changed.extend(
+        graph
+            .ids()
+            .iter()
+            .filter(|&&t| touched[t])
+            .map(|&t| status_rel(&graph[t].name)),
+    );
+    changed.extend(state_files());
+    let unchanged = |path: &str| !files.contains(path) && !changed.contains(path);
+    let kept: HashMap<&str, &Entry> = base
+        .entries
+        .iter()
+        .zip(&base.same)
+        .filter(|(e, &same)| same && unchanged(&e.path))
+        .map(|(e, _)| (e.path.as_str(), e))
+        .collect();
+    drop(t);
+    let _t = crate::phases::phase("certificate: from base: entries");
+    let owned = owned_paths(pipeline, graph, store);
+    let listed = listed(&owned, graph);
+    let fresh = |path: &str, task: bool| kept.get(path).is_none_or(|e| e.task != task);
+    let folders = Folders::open(
+        run_dir,
+        listed
+            .iter()
+            .filter(|&&(p, t)| fresh(p, t))
+            .map(|&(p, _)| p),
+    );
+    listed
+        .par_iter()
+        .map(|&(path, task)| match kept.get(path) {
+            Some(e) if e.task == task => Some((*e).clone()),
+            _ => {
+                let stamp = if task { Some(*stamps.get(path)?) } else { None };
+                entry_now(run_dir, &folders, path, stamp, young)
+            }
+        })
+        .collect()
+}
+
+/// What a path holds, for comparing when its stat moved: a file's blake3,
+/// a folder's sorted list of names. `None` for anything else.
+pub(super) fn content_hash(path: &Path, kind: u8) -> Option<String> {
+    match kind {
+        1 => stamp::hash_file(path).ok(),
+        2 => {
+            let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
+                .ok()?
+                .map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
+                .collect::<std::io::Result<_>>()
+                .ok()?;
+            names.sort_unstable();
+            let mut hasher = blake3::Hasher::new();
+            for name in &names {
+                hasher.update(name);
+                hasher.update(b"\0");
+            }
+            Some(format!("dir:{}", hasher.finalize().to_hex()))
+        }
+        _ => None,
+    }
+}
