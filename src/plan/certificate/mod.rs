@@ -30,8 +30,11 @@
 //! it vouches for); every command that takes the run directory's lock still
 //! removes it (`store::lock`), so it never outlives that state.
 
+mod excerpt;
 mod format;
 mod stat;
+
+pub use excerpt::{generation, Excerpt, Watch};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
