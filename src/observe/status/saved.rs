@@ -30,7 +30,7 @@ use super::lines::{About, Known, TaskLine};
 use super::{assemble, text, StatusReport};
 use crate::observe::palette::Paint;
 use crate::observe::Standing;
-use crate::plan::certificate::{self, Certificate, Excerpt, Watch};
+use crate::plan::certificate::{self, Excerpt, Kind, Watch};
 use crate::plan::session::Located;
 use crate::plan::{Plan, Session};
 use crate::store::run_record::RunRecord;
@@ -82,9 +82,7 @@ impl Known {
         let (excerpt, made) = rayon::join(
             || {
                 let _t = crate::phases::phase("status snapshot: certificate excerpt");
-                Certificate::read(&session.run_dir)
-                    .filter(|cert| cert.generation() == generation)
-                    .map(|cert| cert.excerpt(watch(session)))
+                certificate::read_excerpt(&session.run_dir, generation, watch(session))
             },
             || {
                 let plan = Plan::up_to_date(&session.graph);
@@ -253,27 +251,24 @@ fn json_array(tasks: &[TaskLine]) -> Option<Vec<u8>> {
 }
 
 /// How `status` watches each entry of the certificate of `session`'s run
-/// (see the module's documentation).
-fn watch(session: &Session) -> impl Fn(&str, bool) -> Watch + '_ {
+/// (see the module's documentation). Called for every entry (two per
+/// task): the cheap tests first.
+fn watch(session: &Session) -> impl Fn(&str, Kind) -> Watch + '_ {
     let sources: HashSet<String> = session
         .graph
         .source_paths(&session.pipeline)
         .into_iter()
         .collect();
-    let tasks = state_rel(file::TASKS);
-    let sidecars = format!("{tasks}/");
-    move |path, folder| {
-        if sources.contains(path) {
-            Watch::Full
-        } else if path.starts_with(&sidecars) {
+    let sidecars = format!("{}/", state_rel(file::TASKS));
+    move |path, kind| match kind {
+        Kind::Other if path.starts_with(&sidecars) => Watch::Trust,
+        Kind::Other => Watch::Full,
+        Kind::Folder if sources.contains(path) => Watch::Full,
+        Kind::Folder => Watch::Stat,
+        Kind::TaskFile if session.graph.producer(path).is_some() && !sources.contains(path) => {
             Watch::Trust
-        } else if folder || path == tasks {
-            Watch::Stat
-        } else if session.graph.producer(path).is_some() {
-            Watch::Trust
-        } else {
-            Watch::Full
         }
+        Kind::TaskFile => Watch::Full,
     }
 }
 

@@ -4,8 +4,9 @@
 //! caller says how each entry is watched ([`Watch`]): task outputs and
 //! sidecars not at all, folders by their stat alone, the rest (sources,
 //! files beside the pipeline, globbed folders, planexe's own state files)
-//! as a build checks them. [`generation`] says which certificate is in
-//! place from its first bytes alone.
+//! as a build checks them. [`read_excerpt`] takes it from the file without
+//! making every entry; [`generation`] says which certificate is in place
+//! from its first bytes alone.
 //!
 //! Two differences with a build's check: an entry watched by its stat is
 //! never compared by content (a folder of a hundred thousand outputs
@@ -18,7 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stat::{file_id, FileId, Folders};
-use super::{check, path_of, Certificate, Entry, Key, Verdict, LOG, MAGIC};
+use super::{check, path_of, Entry, Key, Verdict, LOG, MAGIC};
 use crate::store::log;
 use crate::store::stamp::CheckMode;
 use crate::store::{files, RunDir};
@@ -33,6 +34,31 @@ pub enum Watch {
     /// As a build checks it: its stat, and its content when the stat moved
     /// over a recorded hash or was recorded young.
     Full,
+}
+
+/// What an entry of the certificate is, as far as choosing how to watch
+/// it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A task's input or output (a file).
+    TaskFile,
+    /// A folder: on the way to a task file, walked by a glob, `tasks/`.
+    Folder,
+    /// Anything else: the pipeline file and the files beside it, a task's
+    /// sidecar, planexe's own state files, outputs of removed tasks.
+    Other,
+}
+
+impl Kind {
+    fn of(task: bool, id: &FileId) -> Kind {
+        if task {
+            Kind::TaskFile
+        } else if id.kind == 2 {
+            Kind::Folder
+        } else {
+            Kind::Other
+        }
+    }
 }
 
 /// The entries of one certificate that `status` checks, and what the
@@ -62,6 +88,28 @@ struct Watched {
 }
 
 impl Watched {
+    fn new(
+        path: String,
+        id: FileId,
+        hash: Option<String>,
+        task: bool,
+        racy: bool,
+        by_stat: bool,
+    ) -> Watched {
+        Watched {
+            path,
+            kind: id.kind,
+            size: id.size,
+            mtime_ns: id.mtime_ns,
+            ctime_ns: id.ctime_ns,
+            ino: id.ino,
+            hash,
+            task,
+            racy,
+            by_stat,
+        }
+    }
+
     fn id(&self) -> FileId {
         FileId {
             kind: self.kind,
@@ -114,39 +162,88 @@ impl Watched {
     }
 }
 
-impl Certificate {
-    /// The entries `status` checks, each watched as `watch` says from its
-    /// path and whether it is a folder.
-    pub fn excerpt(&self, watch: impl Fn(&str, bool) -> Watch) -> Excerpt {
-        let entries = self
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let by_stat = match watch(&e.path, e.id.kind == 2) {
-                    Watch::Trust => return None,
-                    Watch::Stat => true,
-                    Watch::Full => false,
-                };
-                Some(Watched {
-                    path: e.path.clone(),
-                    kind: e.id.kind,
-                    size: e.id.size,
-                    mtime_ns: e.id.mtime_ns,
-                    ctime_ns: e.id.ctime_ns,
-                    ino: e.id.ino,
-                    hash: e.hash.clone(),
-                    task: e.task,
-                    racy: e.racy,
-                    by_stat,
-                })
-            })
-            .collect();
-        Excerpt {
-            generation: self.generation,
-            pipeline: self.pipeline.clone(),
-            model: self.model.clone(),
-            entries,
-        }
+/// The excerpt of the certificate in `run_dir`, when it is whole, this
+/// planexe's and of `generation`: what [`Certificate::read`] and then
+/// [`Certificate::excerpt`] give, without making every entry (a path and a
+/// hash per task file: at 100,000 tasks most of the time a build spends
+/// saving its status snapshot). Walks the bytes as `format.rs` writes them.
+pub fn read_excerpt(
+    run_dir: &RunDir,
+    generation: u64,
+    watch: impl Fn(&str, Kind) -> Watch,
+) -> Option<Excerpt> {
+    let bytes = files::read(&run_dir.certificate_path()).ok()?;
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+    if blake3::hash(body).as_bytes() != sum {
+        return None;
+    }
+    let mut r = Bytes(body.strip_prefix(MAGIC)?);
+    if r.str()? != env!("CARGO_PKG_VERSION") || r.u64()? != generation {
+        return None;
+    }
+    let pipeline = r.str()?.to_string();
+    let model = match r.u8()? {
+        0 => None,
+        _ => Some(r.str()?.to_string()),
+    };
+    let _tasks = r.u64()?;
+    let count = r.u64()?;
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        let path = r.str()?;
+        let id = FileId {
+            kind: r.u8()?,
+            size: r.u64()?,
+            mtime_ns: r.u64()? as i64,
+            ctime_ns: r.u64()? as i64,
+            ino: r.u64()?,
+        };
+        let hash = r.str()?;
+        let task = r.u8()? != 0;
+        let racy = r.u8()? != 0;
+        let by_stat = match watch(path, Kind::of(task, &id)) {
+            Watch::Trust => continue,
+            Watch::Stat => true,
+            Watch::Full => false,
+        };
+        entries.push(Watched::new(
+            path.to_string(),
+            id,
+            (!hash.is_empty()).then(|| hash.to_string()),
+            task,
+            racy,
+            by_stat,
+        ));
+    }
+    r.0.is_empty().then_some(Excerpt {
+        generation,
+        pipeline,
+        model,
+        entries,
+    })
+}
+
+/// A cursor over a certificate's bytes; every read is bounds-checked.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        std::str::from_utf8(self.take(len)?).ok()
     }
 }
 
@@ -220,7 +317,91 @@ fn peek_generation(head: &[u8]) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Certificate;
     use super::*;
+
+    /// The excerpt of a decoded certificate, entry by entry: what
+    /// `read_excerpt` must agree with.
+    fn excerpt_of(cert: &Certificate, watch: impl Fn(&str, Kind) -> Watch) -> Excerpt {
+        let entries = cert
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let by_stat = match watch(&e.path, Kind::of(e.task, &e.id)) {
+                    Watch::Trust => return None,
+                    Watch::Stat => true,
+                    Watch::Full => false,
+                };
+                Some(Watched::new(
+                    e.path.clone(),
+                    e.id,
+                    e.hash.clone(),
+                    e.task,
+                    e.racy,
+                    by_stat,
+                ))
+            })
+            .collect();
+        Excerpt {
+            generation: cert.generation,
+            pipeline: cert.pipeline.clone(),
+            model: cert.model.clone(),
+            entries,
+        }
+    }
+
+    /// What `read_excerpt` takes from the bytes is what the certificate
+    /// decoded says: the two readers of `format.rs`'s layout agree.
+    #[test]
+    fn an_excerpt_read_from_the_bytes_is_the_decoded_certificate_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        let entry = |path: &str, kind: u8, hash: Option<&str>, task: bool, racy: bool| Entry {
+            path: path.into(),
+            id: FileId {
+                kind,
+                size: 3,
+                mtime_ns: -5,
+                ctime_ns: 7,
+                ino: 9,
+            },
+            hash: hash.map(Into::into),
+            task,
+            racy,
+        };
+        let cert = Certificate {
+            generation: 42,
+            pipeline: "/p/pipeline.toml".into(),
+            model: Some("m".into()),
+            tasks: 2,
+            entries: vec![
+                entry("src/a.txt", 1, Some("ab"), true, true),
+                entry("out/b.txt", 1, Some("cd"), true, false),
+                entry("out", 2, None, false, false),
+                entry(".planexe/log", 1, None, false, false),
+            ],
+        };
+        let path = run_dir.certificate_path();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, cert.encode()).unwrap();
+        let watch = |path: &str, kind: Kind| match (path, kind) {
+            ("out/b.txt", _) => Watch::Trust,
+            (_, Kind::Folder) => Watch::Stat,
+            _ => Watch::Full,
+        };
+        let read = read_excerpt(&run_dir, 42, watch).expect("reads");
+        let decoded = excerpt_of(&Certificate::read(&run_dir).expect("decodes"), watch);
+        assert_eq!(format!("{read:?}"), format!("{decoded:?}"));
+        assert_eq!(read.len(), 3);
+        assert_eq!(generation(&run_dir), Some(42));
+        assert!(
+            read_excerpt(&run_dir, 43, watch).is_none(),
+            "another generation"
+        );
+        let bytes = cert.encode();
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(read_excerpt(&run_dir, 42, watch).is_none(), "torn");
+    }
 
     #[test]
     fn the_generation_is_read_from_the_first_bytes_of_what_encode_writes() {

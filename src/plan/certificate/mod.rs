@@ -34,7 +34,7 @@ mod excerpt;
 mod format;
 mod stat;
 
-pub use excerpt::{generation, Excerpt, Watch};
+pub use excerpt::{generation, read_excerpt, Excerpt, Kind, Watch};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
