@@ -15,7 +15,8 @@
 //!   folders on the way to task files and `tasks/`. It does not check task
 //!   outputs nor the tasks' sidecars and markers: an output edited in place
 //!   by hand shows at the next build (or `status --full`); one deleted or
-//!   replaced changes its folder, which is checked.
+//!   replaced in a folder the certificate lists changes that folder, which
+//!   is checked.
 //!
 //! Sections of the file: the task lines (postcard), then, in an idle
 //! snapshot, their text and their JSON.
