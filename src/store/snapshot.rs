@@ -56,20 +56,21 @@ pub struct Snapshot<T> {
     sections: Vec<(u64, u64, [u8; 32])>,
 }
 
-/// Saves a snapshot that goes with the certificate of `generation`.
-/// Best effort: without one, `status` checks every task, as it would
-/// anyway.
+/// Saves a snapshot that goes with the certificate of `generation`, each
+/// section given in pieces (written one after the other, never joined in
+/// memory). Best effort: without one, `status` checks every task, as it
+/// would anyway.
 pub fn write_idle<T: Serialize>(
     run_dir: &RunDir,
     generation: u64,
     payload: &T,
-    sections: &[&[u8]],
+    sections: &[&[&[u8]]],
 ) {
     write(run_dir, generation, None, payload, sections);
 }
 
 /// Saves the snapshot of the running build `live`. Best effort.
-pub fn write_live<T: Serialize>(run_dir: &RunDir, live: Live, payload: &T, sections: &[&[u8]]) {
+pub fn write_live<T: Serialize>(run_dir: &RunDir, live: Live, payload: &T, sections: &[&[&[u8]]]) {
     write(run_dir, 0, Some(live), payload, sections);
 }
 
@@ -78,16 +79,22 @@ fn write<T: Serialize>(
     generation: u64,
     live: Option<Live>,
     payload: &T,
-    sections: &[&[u8]],
+    sections: &[&[&[u8]]],
 ) {
+    let summed = |pieces: &[&[u8]]| {
+        let mut hasher = blake3::Hasher::new();
+        let mut len = 0u64;
+        for piece in pieces {
+            hasher.update(piece);
+            len += piece.len() as u64;
+        }
+        (len, *hasher.finalize().as_bytes())
+    };
     let head = Head {
         version: env!("CARGO_PKG_VERSION").to_string(),
         generation,
         live,
-        sections: sections
-            .iter()
-            .map(|s| (s.len() as u64, *blake3::hash(s).as_bytes()))
-            .collect(),
+        sections: sections.iter().map(|pieces| summed(pieces)).collect(),
         payload,
     };
     let Ok(head) = postcard::to_allocvec(&head) else {
@@ -98,9 +105,8 @@ fn write<T: Serialize>(
     start.extend_from_slice(&(head.len() as u64).to_le_bytes());
     start.extend_from_slice(&head);
     start.extend_from_slice(blake3::hash(&head).as_bytes());
-    let mut parts = Vec::with_capacity(sections.len() + 1);
-    parts.push(start.as_slice());
-    parts.extend_from_slice(sections);
+    let mut parts = vec![start.as_slice()];
+    parts.extend(sections.iter().flat_map(|pieces| pieces.iter().copied()));
     let _ = files::write_atomic_parts(&run_dir.snapshot_path(), &parts);
 }
 
@@ -243,7 +249,7 @@ mod tests {
             &run_dir,
             7,
             &"payload".to_string(),
-            &[b"one", b"", b"three"],
+            &[&[b"one"], &[], &[b"th", b"", b"ree"]],
         );
         let s: Snapshot<String> = Snapshot::read(&run_dir).expect("reads");
         assert_eq!(

@@ -65,7 +65,7 @@ pub struct CallInFlight {
 }
 
 impl TaskLine {
-    fn new(task: &str, reason: Option<&Reason>) -> TaskLine {
+    pub(super) fn new(task: &str, reason: Option<&Reason>) -> TaskLine {
         TaskLine {
             task: task.to_string(),
             state: Standing::Done,

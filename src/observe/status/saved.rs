@@ -21,7 +21,7 @@
 //! Sections of the file: the task lines (postcard), then, in an idle
 //! snapshot, their text and their JSON.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rayon::prelude::*;
@@ -123,7 +123,7 @@ impl Known {
             &session.run_dir,
             generation,
             &cover,
-            &[&made.lines, made.text.as_bytes(), &made.json],
+            &[&[&made.lines], &[made.text.as_bytes()], &made.json_pieces()],
         );
     }
 
@@ -139,7 +139,7 @@ impl Known {
             excerpt: None,
             rendered: false,
         };
-        snapshot::write_live(run_dir, live, &cover, &[&lines]);
+        snapshot::write_live(run_dir, live, &cover, &[&[&lines]]);
     }
 
     /// The saved report, when the certificate it was saved with is still
@@ -185,10 +185,29 @@ struct Rendered {
     lines: Vec<u8>,
     rendered: bool,
     text: String,
-    json: Vec<u8>,
+    /// The JSON array's elements, in pieces of many.
+    json: Vec<Vec<u8>>,
 }
 
 impl Rendered {
+    /// The JSON section in pieces: the array, its elements' pieces
+    /// between `,`.
+    fn json_pieces(&self) -> Vec<&[u8]> {
+        if !self.rendered {
+            return Vec::new();
+        }
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(self.json.len() * 2 + 1);
+        pieces.push(b"[");
+        for (i, piece) in self.json.iter().enumerate() {
+            if i > 0 {
+                pieces.push(b",");
+            }
+            pieces.push(piece);
+        }
+        pieces.push(b"]");
+        pieces
+    }
+
     /// Made on two threads: the JSON is most of the work.
     fn of(known: &Known) -> Option<Rendered> {
         let tasks = &known.tasks;
@@ -212,7 +231,7 @@ impl Rendered {
                 );
                 (postcard::to_allocvec(tasks).ok(), text)
             },
-            || json_array(tasks),
+            || json_elements(tasks),
         );
         Some(Rendered {
             lines: lines?,
@@ -223,10 +242,10 @@ impl Rendered {
     }
 }
 
-/// `tasks` as serde writes a JSON array on one line, made in pieces on
-/// every thread.
-fn json_array(tasks: &[TaskLine]) -> Option<Vec<u8>> {
-    let pieces: Vec<Vec<u8>> = tasks
+/// The elements of `tasks` as serde writes them in a JSON array on one
+/// line (`,` between two), in pieces made on every thread.
+fn json_elements(tasks: &[TaskLine]) -> Option<Vec<Vec<u8>>> {
+    tasks
         .par_chunks(4096)
         .map(|chunk| {
             let mut out = Vec::with_capacity(chunk.len() * 280);
@@ -238,38 +257,30 @@ fn json_array(tasks: &[TaskLine]) -> Option<Vec<u8>> {
             }
             Some(out)
         })
-        .collect::<Option<_>>()?;
-    let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
-    out.push(b'[');
-    for (i, piece) in pieces.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(piece);
-    }
-    out.push(b']');
-    Some(out)
+        .collect()
 }
 
 /// How `status` watches each entry of the certificate of `session`'s run
 /// (see the module's documentation). Called for every entry (two per
-/// task): the cheap tests first.
-fn watch(session: &Session) -> impl Fn(&str, Kind) -> Watch + '_ {
-    let sources: HashSet<String> = session
-        .graph
-        .source_paths(&session.pipeline)
-        .into_iter()
-        .collect();
+/// task), so it looks each up in the sources alone, which are few.
+fn watch(session: &Session) -> impl Fn(&str, Kind) -> Watch {
+    let graph = &session.graph;
+    let mut sources: BTreeSet<String> = graph.source_paths(&session.pipeline).into_iter().collect();
+    sources.extend(
+        graph
+            .tasks()
+            .flat_map(|t| &t.inputs)
+            .filter(|i| i.producer.is_none())
+            .map(|i| i.path.clone()),
+    );
     let sidecars = format!("{}/", state_rel(file::TASKS));
     move |path, kind| match kind {
         Kind::Other if path.starts_with(&sidecars) => Watch::Trust,
         Kind::Other => Watch::Full,
         Kind::Folder if sources.contains(path) => Watch::Full,
         Kind::Folder => Watch::Stat,
-        Kind::TaskFile if session.graph.producer(path).is_some() && !sources.contains(path) => {
-            Watch::Trust
-        }
-        Kind::TaskFile => Watch::Full,
+        Kind::TaskFile if sources.contains(path) => Watch::Full,
+        Kind::TaskFile => Watch::Trust,
     }
 }
 
@@ -400,4 +411,30 @@ pub(super) fn live_line(session: &Session, task: &str) -> Option<TaskLine> {
         .lines()?
         .into_iter()
         .find(|l| l.task == task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_made_in_pieces_is_what_serde_writes_whole() {
+        for n in [0, 1, 4096, 10_001] {
+            let tasks: Vec<TaskLine> = (0..n)
+                .map(|i| {
+                    let mut line = TaskLine::new(&format!("t\"{i}"), None);
+                    line.duration_ms = Some(i as u64);
+                    line
+                })
+                .collect();
+            let made = Rendered {
+                lines: Vec::new(),
+                rendered: true,
+                text: String::new(),
+                json: json_elements(&tasks).unwrap(),
+            };
+            let joined: Vec<u8> = made.json_pieces().concat();
+            assert_eq!(joined, serde_json::to_vec(&tasks).unwrap(), "{n} lines");
+        }
+    }
 }

@@ -198,7 +198,8 @@ pub fn read_excerpt(
             ctime_ns: r.u64()? as i64,
             ino: r.u64()?,
         };
-        let hash = r.str()?;
+        // Checked to be text only when kept: most entries are not.
+        let hash = r.bytes()?;
         let task = r.u8()? != 0;
         let racy = r.u8()? != 0;
         let by_stat = match watch(path, Kind::of(task, &id)) {
@@ -206,6 +207,7 @@ pub fn read_excerpt(
             Watch::Stat => true,
             Watch::Full => false,
         };
+        let hash = std::str::from_utf8(hash).ok()?;
         entries.push(Watched::new(
             path.to_string(),
             id,
@@ -241,9 +243,13 @@ impl<'a> Bytes<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
-    fn str(&mut self) -> Option<&'a str> {
+    fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        std::str::from_utf8(self.take(len)?).ok()
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
     }
 }
 
