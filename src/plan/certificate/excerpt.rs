@@ -259,16 +259,6 @@ impl Excerpt {
         self.generation
     }
 
-    /// How many entries it checks.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether it has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Whether the certificate it was taken from is still in place, was
     /// for `key`, and every entry it watches still holds.
     pub fn holds(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> bool {
@@ -398,7 +388,7 @@ mod tests {
         let read = read_excerpt(&run_dir, 42, watch).expect("reads");
         let decoded = excerpt_of(&Certificate::read(&run_dir).expect("decodes"), watch);
         assert_eq!(format!("{read:?}"), format!("{decoded:?}"));
-        assert_eq!(read.len(), 3);
+        assert_eq!(read.entries.len(), 3);
         assert_eq!(generation(&run_dir), Some(42));
         assert!(
             read_excerpt(&run_dir, 43, watch).is_none(),
