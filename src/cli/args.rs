@@ -380,6 +380,11 @@ pub struct StatusArgs {
     /// How a changed file is detected
     #[arg(long, value_enum, default_value_t = CheckArg::Content, value_name = "MODE")]
     pub check: CheckArg,
+
+    /// Check every task and its files, as `build -n` does, rather than
+    /// answer from the status snapshot (which trusts task outputs)
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]

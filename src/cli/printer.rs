@@ -281,6 +281,29 @@ impl Printer {
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
 
+    /// Whether stdout is a terminal (where JSON is indented).
+    pub fn stdout_is_terminal(&self) -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    /// Writes `bytes` on stdout as they are, in one write: data made
+    /// whole already (a status of a hundred thousand lines).
+    pub fn bytes(&self, bytes: &[u8]) -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        self.written(out.write_all(bytes).and_then(|()| out.flush()))
+    }
+
+    /// The outcome of writing data on stdout: a reader that stopped
+    /// reading (`| head`) is not an error.
+    pub fn written(&self, written: std::io::Result<()>) -> Result<(), Error> {
+        written
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::BrokenPipe => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(Error::Io)
+    }
+
     /// Prints `value` as JSON on stdout: indented on a terminal, for a
     /// person; one compact line otherwise, for a program (`status --json`
     /// of 100,000 tasks is 40 MB indented), streamed as it is made.

@@ -60,15 +60,12 @@ impl Opener {
             .warning
             .is_none()
             .then(|| Known::saved(&located, record.as_ref(), CheckMode::Content, env_model))
-            .flatten();
+            .flatten()
+            .and_then(|saved| {
+                saved.into_report(&located.run_dir, record.as_ref(), STALL_AFTER, env_model)
+            });
         let report = match saved {
-            Some(known) => status::report(
-                &located.run_dir,
-                record.as_ref(),
-                known,
-                STALL_AFTER,
-                env_model,
-            ),
+            Some(report) => report,
             None => {
                 let model = ModelChoice {
                     flag: None,

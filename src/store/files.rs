@@ -96,6 +96,12 @@ pub const TEMP_PREFIX: &str = ".planexe-tmp-";
 /// Writes `bytes` to `path` through a temporary file in the same folder and
 /// a rename, so readers see the old content or the new, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// [`write_atomic`] of `parts` one after the other, without joining them
+/// in memory first (a big file made of a few big pieces).
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // Files planexe writes get the usual 0666 & ~umask, not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
@@ -115,8 +121,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         other => other,
     }
     .map_err(|e| Error::io_at(dir, e))?;
-    tmp.write_all(bytes)
-        .map_err(|e| Error::io_at(tmp.path(), e))?;
+    for bytes in parts {
+        tmp.write_all(bytes)
+            .map_err(|e| Error::io_at(tmp.path(), e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io_at(path, e.error))?;
     Ok(())
 }

@@ -559,6 +559,30 @@ pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
         .map_err(|e| Error::io_at(&run_dir.log_path(), e))
 }
 
+/// Whether the log holds nothing from byte `offset` on but `restamp` lines
+/// (and blank ones): what a no-op build appends when it records files
+/// touched over the same bytes, which changes no task's state. False when
+/// it cannot be read, or ends in a torn line.
+pub fn only_restamps_from(run_dir: &RunDir, offset: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut tail = Vec::new();
+    let read = files::open_read(&run_dir.log_path())
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))?;
+            f.read_to_end(&mut tail)
+        })
+        .is_ok();
+    read && (tail.is_empty() || tail.ends_with(b"\n"))
+        && tail
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .all(|l| {
+                serde_json::from_slice::<LogLine>(l).is_ok_and(|l| {
+                    l.restamp.is_some() && l.task.is_empty() && !l.clean && l.status.is_none()
+                })
+            })
+}
+
 fn ends_with_newline(file: &mut std::fs::File) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     match file.seek(SeekFrom::End(0)) {

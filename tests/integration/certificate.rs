@@ -303,12 +303,14 @@ outputs = ["c.txt"]
 command = "echo c > c.txt"
 "#,
     );
-    let mut build = p
-        .command(&["build", "-j2"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start planexe build");
+    // Stopped if the test fails before it ends (b waits for `go`).
+    let build = Background(Some(
+        p.command(&["build", "-j2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
     // "task=state" for every task `status --json` lists.
     let states = |run: &Run| -> String {
         let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
@@ -325,8 +327,13 @@ command = "echo c > c.txt"
             .collect();
         pairs.join(" ")
     };
-    wait_for("a and c done, b running", || {
-        states(&p.run(&["status", "--json"])) == "a=done b=running c=done"
+    // Once b's running sidecar is out (100 ms after it starts) and a
+    // snapshot taken since says so: before, the snapshot shows b without
+    // the pid the full check reads from that sidecar.
+    wait_for("a and c done, b running with its pid", || {
+        let run = p.run(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        states(&run) == "a=done b=running c=done" && json["tasks"][1]["pid"].is_u64()
     });
     let live = p.run(&["status", "--json"]);
     assert!(
@@ -348,7 +355,7 @@ command = "echo c > c.txt"
     assert_eq!(tasks(&live), tasks(&full));
 
     p.write("go", "");
-    assert!(build.wait().unwrap().success());
+    assert!(build.wait().status.success());
     let after = p.run(&["status", "--json"]);
     assert_eq!(states(&after), "a=done b=done c=done");
 }

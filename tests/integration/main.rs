@@ -36,4 +36,5 @@ mod resume;
 mod running;
 mod security;
 mod staleness;
+mod status_snapshot;
 mod watch;

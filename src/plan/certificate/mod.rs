@@ -31,8 +31,11 @@
 //! removes it (`store::lock`), so it never outlives that state.
 
 mod collect;
+mod excerpt;
 mod format;
 mod stat;
+
+pub use excerpt::{generation, read_excerpt, Excerpt, Kind, Watch};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -220,16 +223,6 @@ impl Certificate {
     /// Whether this certificate vouches for `key` and still holds on disk.
     pub fn holds(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> Option<Holds> {
         self.holds_where(run_dir, key, mode, |_| true)
-    }
-
-    /// Whether what every task's state is still holds: [`Certificate::holds`]
-    /// but for the tasks' sidecars, which are planexe's own view of the state
-    /// log (a build repairs one damaged in place): what `status` needs to
-    /// answer from its snapshot, for half the stats.
-    pub fn holds_for_status(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> bool {
-        let sidecars = state_rel(file::TASKS) + "/";
-        self.holds_where(run_dir, key, mode, |e| !e.path.starts_with(&sidecars))
-            .is_some()
     }
 
     fn holds_where(

@@ -1,0 +1,359 @@
+//! One line per task, as `status` lists them ([`TaskLine`]), and what
+//! `status` reports about a pipeline's tasks ([`Known`]): derived from the
+//! graph, the state and the plan's reasons (or a running build's view of
+//! them), and kept up to date task by task by a running build.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exec::observer::Progress;
+use crate::model::fanout;
+use crate::model::{Graph, Pipeline};
+use crate::observe::standing::Standing;
+use crate::observe::summary;
+use crate::plan::{Plan, Reason, Session};
+use crate::store::record::JudgeVerdict;
+use crate::store::{sidecar, Recorded, RunDir, StateStore, Status, TaskState};
+
+/// One task in `status --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskLine {
+    pub task: String,
+    pub state: Standing,
+    /// Why the task would run (null when done or running).
+    pub reason: Option<String>,
+    /// First line of the error of the last failed run.
+    pub error: Option<String>,
+    pub error_kind: Option<String>,
+    pub error_id: Option<String>,
+    /// Whether running the build again may fix the failure by itself.
+    pub recoverable: Option<bool>,
+    /// What to do about a failure.
+    pub hint: Option<String>,
+    pub attempt: Option<u32>,
+    pub model: Option<String>,
+    pub pid: Option<u32>,
+    pub started_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// The fan-out task an instance belongs to.
+    pub fanout: Option<String>,
+    /// A running task waiting to retry a model call (a `Retry-After`, a
+    /// backoff): until when.
+    #[serde(default)]
+    pub waiting_until: Option<String>,
+    /// A running prompt task: the model call in flight.
+    #[serde(default)]
+    pub call: Option<CallInFlight>,
+    /// A task with a judge: its last verdict, pass or fail.
+    #[serde(default)]
+    pub judge: Option<JudgeVerdict>,
+}
+
+/// The model call a running task has in flight, as the build last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallInFlight {
+    /// The task's call number (1-based, over every model it asked).
+    pub attempt: u32,
+    pub model: String,
+    /// When the call started.
+    pub started_at: Option<String>,
+    /// Pieces of the answer received so far (close to tokens).
+    pub tokens: u64,
+    /// When the last of them arrived.
+    pub last_token_at: Option<String>,
+}
+
+impl TaskLine {
+    pub(super) fn new(task: &str, reason: Option<&Reason>) -> TaskLine {
+        TaskLine {
+            task: task.to_string(),
+            state: Standing::Done,
+            reason: reason.map(ToString::to_string),
+            error: None,
+            error_kind: None,
+            error_id: None,
+            recoverable: None,
+            hint: None,
+            attempt: None,
+            model: None,
+            pid: None,
+            started_at: None,
+            duration_ms: None,
+            fanout: fanout::split_instance(task).map(|(b, _)| b.to_string()),
+            waiting_until: None,
+            call: None,
+            judge: None,
+        }
+    }
+
+    /// Fills in what a failed or stopped run says.
+    fn failure(&mut self, s: &Status) {
+        self.attempt = Some(s.attempt);
+        self.model = s.model.clone();
+        self.judge = s.judge.clone();
+        if let Some(e) = &s.error {
+            let hint = e.hint();
+            // Sidecars of earlier versions have no `recoverable`.
+            let recoverable = e.recoverable || e.kind.recoverable();
+            self.error = Some(e.first_line().to_string());
+            self.error_kind = Some(e.kind.as_str().to_string());
+            self.error_id = e.error_id.clone();
+            self.recoverable = Some(recoverable);
+            self.hint = Some(hint.to_string());
+        }
+    }
+
+    /// Shows the task as running, with what its status says (a rescue's
+    /// checks running: `failed-pending-check`, and how its command failed).
+    fn running(&mut self, started_at: Option<String>, s: Option<&Status>) {
+        self.state = Standing::Running;
+        self.reason = None;
+        self.error = None;
+        self.error_kind = None;
+        self.error_id = None;
+        self.recoverable = None;
+        self.hint = None;
+        self.attempt = Some(1);
+        self.started_at = started_at;
+        if let Some(s) = s.filter(|s| s.state.is_running()) {
+            self.pid = s.pid;
+            self.attempt = Some(s.attempt);
+            self.started_at = s.started_at.clone();
+            self.model = s.model.clone();
+            if s.state == TaskState::FailedPendingCheck {
+                self.pending_check(s.error.as_ref().map(|e| e.first_line()));
+            }
+        }
+    }
+
+    /// Shows the running task as `failed-pending-check`; `why` its
+    /// command's failure.
+    fn pending_check(&mut self, why: Option<&str>) {
+        self.state = Standing::FailedPendingCheck;
+        if let Some(why) = why {
+            self.error = Some(why.to_string());
+        }
+    }
+}
+
+/// What `status` reports about the pipeline and its tasks: everything but
+/// the run's header and totals, which are read fresh every time.
+#[derive(Debug)]
+pub struct Known {
+    pub(super) about: About,
+    pub(super) tasks: Vec<TaskLine>,
+}
+
+/// What `status` reports about the pipeline, besides its task lines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct About {
+    /// The pipeline's name.
+    pub(super) pipeline: String,
+    pub(super) pipeline_file: String,
+    /// `[pipeline] model`, shown when no override applies.
+    pub(super) default_model: Option<String>,
+    /// Fan-out tasks, and whether each still waits for its list.
+    pub(super) fanouts: BTreeMap<String, bool>,
+    /// Quality warnings of completed tasks.
+    pub(super) warnings: Vec<String>,
+}
+
+/// The status line of every task, in declaration order: `reasons` says
+/// which must run and why (the plan, or a running build's view of it);
+/// `build_running` whether a build runs now.
+pub fn task_lines(
+    graph: &Graph,
+    store: &StateStore,
+    run_dir: &RunDir,
+    reasons: &[Option<Reason>],
+    build_running: bool,
+) -> Vec<TaskLine> {
+    graph
+        .tasks()
+        .map(|task| {
+            task_line(
+                store,
+                run_dir,
+                &task.name,
+                reasons[task.id].as_ref(),
+                build_running,
+            )
+        })
+        .collect()
+}
+
+/// The status line of one task.
+fn task_line(
+    store: &StateStore,
+    run_dir: &RunDir,
+    name: &str,
+    reason: Option<&Reason>,
+    build_running: bool,
+) -> TaskLine {
+    let mut line = TaskLine::new(name, reason);
+    match reason {
+        None => {
+            if let Some(done) = store.record(name).and_then(|r| r.done.as_ref()) {
+                line.duration_ms = done.duration_ms;
+                line.model = done.model.clone();
+                line.judge = done.judge.clone();
+            }
+        }
+        Some(Reason::FailedLastTime(message)) => {
+            line.state = Standing::Failed;
+            match store.recorded(run_dir, name) {
+                Recorded::Failed(s) => line.failure(&s),
+                _ => line.error = Some(message.clone()),
+            }
+        }
+        Some(Reason::InterruptedLastTime) => {
+            let latest = store.sidecar(run_dir, name);
+            line.state = Standing::of(reason, latest.as_ref(), build_running);
+            match &latest {
+                Some(s)
+                    if matches!(line.state, Standing::Running | Standing::FailedPendingCheck) =>
+                {
+                    line.running(s.started_at.clone(), Some(s));
+                }
+                Some(s) => line.failure(s),
+                None => {}
+            }
+        }
+        Some(other) => line.state = Standing::of(Some(other), None, build_running),
+    }
+    line
+}
+
+impl Known {
+    /// What `status` reports, from the graph, the state and `reasons`.
+    pub fn of(
+        graph: &Graph,
+        pipeline: &Pipeline,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        build_running: bool,
+    ) -> Known {
+        let summary = summary::build(graph, store, run_dir, None, "");
+        let mut known =
+            Known::without_warnings(graph, pipeline, store, run_dir, reasons, build_running);
+        known.about.warnings = summary.warnings;
+        known
+    }
+
+    /// [`Known::of`] without the quality warnings (none).
+    pub(super) fn without_warnings(
+        graph: &Graph,
+        pipeline: &Pipeline,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        build_running: bool,
+    ) -> Known {
+        Known {
+            about: About {
+                pipeline: graph.name.clone(),
+                pipeline_file: pipeline.path.display().to_string(),
+                default_model: pipeline
+                    .def
+                    .pipeline
+                    .model
+                    .as_ref()
+                    .map(|m| m.get_ref().clone()),
+                fanouts: graph
+                    .fanouts
+                    .iter()
+                    .map(|(name, g)| (name.clone(), g.placeholder))
+                    .collect(),
+                warnings: Vec::new(),
+            },
+            tasks: task_lines(graph, store, run_dir, reasons, build_running),
+        }
+    }
+
+    pub(super) fn of_session(session: &Session, plan: &Plan) -> Known {
+        Known::of(
+            &session.graph,
+            &session.pipeline,
+            &session.store,
+            &session.run_dir,
+            &plan.reasons,
+            session.build_running(),
+        )
+    }
+
+    /// Whether these lines are of `graph`'s tasks as it lists them now (a
+    /// graph that grew lists more).
+    pub fn fits(&self, graph: &Graph) -> bool {
+        self.tasks.len() == graph.len()
+    }
+
+    /// Says again what the tasks `changed` (ids) are, from the state and
+    /// `reasons`: a running build's view, kept up to date task by task
+    /// rather than for every task each time.
+    pub fn refresh(
+        &mut self,
+        graph: &Graph,
+        store: &StateStore,
+        run_dir: &RunDir,
+        reasons: &[Option<Reason>],
+        changed: &[usize],
+    ) {
+        for &t in changed {
+            if !graph.is_live(t) {
+                continue;
+            }
+            let rank = graph.rank(t);
+            let name = &graph[t].name;
+            if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
+                *line = task_line(store, run_dir, name, reasons[t].as_ref(), true);
+            }
+        }
+    }
+
+    /// Shows the task at `index` in the listing as running: a running
+    /// build knows, whatever the sidecar's pid says by now. The sidecar
+    /// gives the details.
+    pub fn mark_running(&mut self, index: usize, started_at: Option<String>, run_dir: &RunDir) {
+        let Some(line) = self.tasks.get_mut(index) else {
+            return;
+        };
+        let status = sidecar::read_status(run_dir, &line.task);
+        line.running(started_at, status.as_ref());
+    }
+
+    /// Shows the running task at `index` in the listing as
+    /// `failed-pending-check` (a running build knows).
+    pub fn mark_pending_check(&mut self, index: usize) {
+        if let Some(line) = self.tasks.get_mut(index) {
+            if line.state != Standing::FailedPendingCheck {
+                line.pending_check(None);
+            }
+        }
+    }
+
+    /// Shows the model call of the running task at `index` in the
+    /// listing: the one in flight, or the wait before the next.
+    pub fn mark_call(&mut self, index: usize, progress: &Progress) {
+        let Some(line) = self.tasks.get_mut(index) else {
+            return;
+        };
+        let at = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .map(|t| t.to_string())
+        };
+        line.waiting_until = at(progress.waiting_until);
+        if progress.attempt > 0 {
+            line.attempt = Some(progress.attempt);
+            line.model = Some(progress.model.clone());
+            line.call = Some(CallInFlight {
+                attempt: progress.attempt,
+                model: progress.model.clone(),
+                started_at: at(progress.call_started_at),
+                tokens: progress.pieces,
+                last_token_at: at(progress.last_piece_at),
+            });
+        }
+    }
+}

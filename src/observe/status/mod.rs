@@ -1,0 +1,280 @@
+//! `status` as a query: the run at a glance, as data ([`StatusReport`],
+//! the document `status --json` prints; docs/observability.md), read from
+//! state already on disk (run record, state log, sidecars of failed and
+//! running tasks, `usage.jsonl`) without taking the lock, so it works
+//! during a build; and one task in full ([`TaskDetail`]).
+//!
+//! The part of the report that needs every task checked ([`Known`], in
+//! [`lines`]) is saved as `.planexe/status.snapshot` ([`saved`]): by a
+//! running build as it goes, and with the up-to-date certificate.
+//! [`Known::saved`] answers from it while the build that wrote it runs, or
+//! while what it checks of the certificate holds; otherwise [`query`]
+//! checks every task. [`text`] turns a report into the text `status`
+//! prints.
+
+mod lines;
+mod saved;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use lines::{task_lines, CallInFlight, Known, TaskLine};
+pub use saved::Saved;
+
+use super::standing::{self, Standing};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Session};
+use crate::store::ledger::{self, Totals};
+use crate::store::run_record::{BuildOutcome, RunRecord};
+use crate::store::{files, stamp, CheckMode, RunDir, Stamp, Status};
+use lines::About;
+
+/// The whole `status --json` document.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub pipeline: String,
+    pub pipeline_file: String,
+    pub run_dir: String,
+    pub run_id: Option<String>,
+    pub model: Option<String>,
+    pub created_at: Option<String>,
+    pub last_build_started_at: Option<String>,
+    pub last_build_finished_at: Option<String>,
+    /// `running`, `completed`, `failed`, `stopped` or `never-built`.
+    pub state: &'static str,
+    pub build_pid: Option<u32>,
+    pub last_progress_at: Option<String>,
+    pub stalled: bool,
+    pub counts: BTreeMap<Standing, usize>,
+    pub totals: Totals,
+    pub warnings: Vec<String>,
+    pub tasks: Vec<TaskLine>,
+    /// Fan-out tasks, and whether each still waits for its list.
+    #[serde(skip)]
+    pub fanouts: BTreeMap<String, bool>,
+}
+
+/// One task in full (`status TASK`).
+#[derive(Debug, Serialize)]
+pub struct TaskDetail {
+    pub task: String,
+    pub stale: bool,
+    pub reason: Option<String>,
+    /// Its build runs it now.
+    pub running: bool,
+    /// Running: the model call in flight, as the build last saw it.
+    pub call: Option<CallInFlight>,
+    /// Running: waiting to retry a model call until then.
+    pub waiting_until: Option<String>,
+    /// Its latest status: the sidecar, else the last successful run.
+    pub status: Option<Status>,
+    /// Every declared output, now and as its last success recorded it.
+    pub outputs: Vec<OutputFile>,
+}
+
+/// One output of a task: its size on disk (none: missing) and its stamp as
+/// the last successful run recorded it.
+#[derive(Debug, Serialize)]
+pub struct OutputFile {
+    pub path: String,
+    pub size: Option<u64>,
+    pub recorded: Option<Stamp>,
+}
+
+/// How the run stands: `running`, `completed`, `failed`, `stopped` (a build
+/// that never recorded its end crashed: it stopped) or `never-built`.
+pub fn run_state(run: Option<&RunRecord>) -> &'static str {
+    match run.and_then(|r| r.builds.last()) {
+        None => "never-built",
+        Some(b) if b.running() => "running",
+        Some(b) => match b.outcome {
+            BuildOutcome::Completed => "completed",
+            BuildOutcome::Failed => "failed",
+            BuildOutcome::Stopped | BuildOutcome::Running => "stopped",
+        },
+    }
+}
+
+/// The time of the last event of the run (`events.jsonl`'s last line).
+fn last_progress(run_dir: &RunDir) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = files::open_read(&run_dir.events_path()).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = String::new();
+    f.read_to_string(&mut tail).ok()?;
+    let last = tail.lines().rev().find(|l| l.starts_with('{'))?;
+    let v: serde_json::Value = serde_json::from_str(last).ok()?;
+    v.get("timestamp_utc")?.as_str().map(str::to_string)
+}
+
+/// The whole report: `known` with the run's header (from `run`) and
+/// totals. A running build is stalled after `stall_after` without
+/// progress. `env_model` is `$PLANEXE_MODEL`.
+pub fn report(
+    run_dir: &RunDir,
+    run: Option<&RunRecord>,
+    known: Known,
+    stall_after: Duration,
+    env_model: Option<&str>,
+) -> StatusReport {
+    let counts = saved::counts(&known.tasks);
+    assemble(
+        run_dir,
+        run,
+        known.about,
+        counts,
+        known.tasks,
+        stall_after,
+        env_model,
+    )
+}
+
+/// The report of `tasks`, `counts` of them in each state, with the run's
+/// header and totals read now.
+fn assemble(
+    run_dir: &RunDir,
+    run: Option<&RunRecord>,
+    about: About,
+    counts: BTreeMap<Standing, usize>,
+    tasks: Vec<TaskLine>,
+    stall_after: Duration,
+    env_model: Option<&str>,
+) -> StatusReport {
+    let last = run.and_then(|r| r.builds.last());
+    let running = last.filter(|b| b.running());
+    let last_progress_at = last_progress(run_dir);
+    let stalled = running.is_some()
+        && last_progress_at
+            .as_deref()
+            .or(last.map(|b| b.started_at.as_str()))
+            .and_then(crate::clock::since)
+            .is_some_and(|d| d > stall_after);
+    // The model a build would use now: `$PLANEXE_MODEL`, else the one the
+    // run remembers, else the pipeline's.
+    let model = env_model
+        .map(str::to_string)
+        .or_else(|| run.and_then(|r| r.model.clone()))
+        .or(about.default_model);
+    StatusReport {
+        pipeline: about.pipeline,
+        pipeline_file: about.pipeline_file,
+        run_dir: run_dir.root().display().to_string(),
+        run_id: run.map(|r| r.run_id.clone()),
+        model,
+        created_at: run.map(|r| r.created_at.clone()),
+        last_build_started_at: last.map(|b| b.started_at.clone()),
+        last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
+        state: run_state(run),
+        build_pid: running.map(|b| b.pid),
+        last_progress_at,
+        stalled,
+        counts,
+        totals: ledger::totals(run_dir),
+        warnings: about.warnings,
+        tasks,
+        fanouts: about.fanouts,
+    }
+}
+
+/// What `status` answers.
+pub enum Answer {
+    /// The run, or one fan-out task's instances.
+    Run(Box<StatusReport>),
+    /// One task in full.
+    Task(Box<TaskDetail>),
+}
+
+/// `status [TASK]` with every task checked. `task`: one task, or a fan-out
+/// task shown instance by instance.
+pub fn query(
+    session: &Session,
+    task: Option<&str>,
+    mode: CheckMode,
+    stall_after: Duration,
+    env_model: Option<&str>,
+) -> Result<Answer> {
+    let graph = &session.graph;
+    let plan = session.plan_all(mode)?;
+    if let Some(name) = task {
+        if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
+            return Ok(Answer::Task(Box::new(detail(session, &plan, name))));
+        }
+        if !graph.fanouts.contains_key(name) {
+            return Err(Error::usage(format!("unknown task `{name}`"))
+                .hint("run `planexe status` to list tasks"));
+        }
+    }
+    let mut known = Known::of_session(session, &plan);
+    let names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
+    for task in session.store.damaged(&session.run_dir, &names) {
+        let path = session.run_dir.show(&session.run_dir.status_path(task));
+        known.about.warnings.push(format!(
+            "{path} is damaged; `planexe build` rewrites it from the state log"
+        ));
+    }
+    if let Some(name) = task {
+        known
+            .tasks
+            .retain(|l| l.fanout.as_deref() == Some(name) || l.task == *name);
+    }
+    // The run record as it is now, not as it was before the full check.
+    let run = RunRecord::load(&session.run_dir);
+    Ok(Answer::Run(Box::new(report(
+        &session.run_dir,
+        run.as_ref(),
+        known,
+        stall_after,
+        env_model,
+    ))))
+}
+
+/// One task in full.
+fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
+    let status = session.store.sidecar(&session.run_dir, name).or_else(|| {
+        session
+            .store
+            .done_record(&session.run_dir, name)
+            .map(|c| c.into_owned())
+    });
+    let task = session.graph.task(name);
+    // A task its build runs now is running, not stale from an
+    // interruption: the live snapshot says which call it has in flight.
+    let running = status
+        .as_ref()
+        .is_some_and(|s| standing::runs(s, session.build_running()));
+    let reason = task
+        .and_then(|t| plan.reasons[t.id].as_ref())
+        .filter(|_| !running)
+        .map(ToString::to_string);
+    let live = running.then(|| saved::live_line(session, name)).flatten();
+    let done = session.store.done_record(&session.run_dir, name);
+    let outputs = task
+        .map(|t| {
+            t.outputs
+                .iter()
+                .map(|o| OutputFile {
+                    path: o.path.clone(),
+                    size: stamp::stat_inside(session.run_dir.root(), &o.path)
+                        .ok()
+                        .flatten()
+                        .map(|m| m.size),
+                    recorded: done.as_ref().and_then(|d| d.outputs.get(&o.path).cloned()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    TaskDetail {
+        task: name.to_string(),
+        stale: reason.is_some(),
+        reason,
+        running,
+        call: live.as_ref().and_then(|l| l.call.clone()),
+        waiting_until: live.and_then(|l| l.waiting_until),
+        status,
+        outputs,
+    }
+}

@@ -1,0 +1,328 @@
+//! The text of `planexe status`: a header (run directory, pipeline, model,
+//! times, run state with `stalled` when a running build made no progress
+//! for `--stall-after`), then the tasks in groups in the order FAILED,
+//! RUNNING, STOPPED, STALE, PENDING, DONE (a fan-out as one line with
+//! progress), then totals of model calls and quality warnings.
+//!
+//! Here rather than with the CLI because an idle `status` snapshot holds
+//! the groups already rendered ([`groups`], plain): a hundred thousand
+//! lines cost more to format than to copy, and the snapshot is written
+//! where the build ends, below the CLI. Each part writes into one string;
+//! nothing is allocated per line but what a failure's message needs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{CallInFlight, StatusReport, TaskLine};
+use crate::clock;
+use crate::observe::palette::{Paint, Style};
+use crate::observe::Standing;
+use crate::store::record::with_error_id;
+
+/// The report as text, without a final newline: its [`header`], the
+/// [`groups`] of its tasks (fan-outs collapsed unless `expanded`), and its
+/// [`tail`].
+pub fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    groups(&mut out, &report.tasks, &report.fanouts, paint, expanded);
+    tail(&mut out, report, paint);
+    let end = out.trim_end().len();
+    out.truncate(end);
+    out
+}
+
+/// How long ago an RFC 3339 time was, short (`3m 12s`); empty when it is
+/// not a time.
+pub fn age(rfc3339: Option<&str>) -> String {
+    rfc3339
+        .and_then(clock::since)
+        .map(short_duration)
+        .unwrap_or_default()
+}
+
+/// What a running task's model call is doing: `, model M: 153 tokens in
+/// 40s, the last 0s ago`, or the wait before the next call.
+pub fn in_flight(call: Option<&CallInFlight>, waiting_until: Option<&str>) -> String {
+    if let Some(until) = waiting_until {
+        let mut d = format!(", waiting to retry until {until}");
+        if let Some(left) = time_left(until) {
+            let _ = write!(d, " ({} left)", short_duration(left));
+        }
+        return d;
+    }
+    let Some(call) = call else {
+        return String::new();
+    };
+    let mut d = format!(
+        ", model {}: {} token(s) in {}",
+        call.model,
+        call.tokens,
+        age(call.started_at.as_deref())
+    );
+    if call.last_token_at.is_some() {
+        let _ = write!(d, ", the last {} ago", age(call.last_token_at.as_deref()));
+    }
+    d
+}
+
+/// `; estimated in part` when some calls reported no usage.
+pub fn estimated(usage: &crate::store::Usage) -> &'static str {
+    if usage.tokens_estimated {
+        "; estimated in part"
+    } else {
+        ""
+    }
+}
+
+/// How long until an RFC 3339 time, when it is still ahead.
+fn time_left(rfc3339: &str) -> Option<Duration> {
+    let then: jiff::Timestamp = rfc3339.parse().ok()?;
+    let secs = then.as_second() - jiff::Timestamp::now().as_second();
+    (secs > 0).then(|| Duration::from_secs(secs as u64))
+}
+
+/// A duration, short: `42s`, `3m 12s`, `2h 5m`.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The header: where the run is, its state, model and times.
+pub fn header(out: &mut String, report: &StatusReport) {
+    let mut line = |k: &str, v: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{k:<9}{v}");
+    };
+    line(
+        "run",
+        &format_args!("{} ({})", report.run_dir, report.pipeline_file),
+    );
+    match (report.state, report.build_pid) {
+        ("running", Some(pid)) => {
+            let elapsed = age(report.last_build_started_at.as_deref());
+            let stalled = if report.stalled {
+                ", STALLED: no progress lately"
+            } else {
+                ""
+            };
+            line(
+                "state",
+                &format_args!("running (pid {pid}, {elapsed}){stalled}"),
+            );
+        }
+        (other, _) => line("state", &other),
+    }
+    if let Some(m) = &report.model {
+        line("model", m);
+    }
+    if let Some(c) = &report.created_at {
+        let last = report.last_build_started_at.as_deref().unwrap_or_default();
+        line("created", &format_args!("{c}, last build {last}"));
+    }
+    if let Some(p) = &report.last_progress_at {
+        let ago = age(Some(p));
+        line("progress", &format_args!("{p} ({ago} ago)"));
+    }
+}
+
+/// Whether the lines of `tasks` read the same whatever the time: none
+/// says how long a task has been running.
+pub fn timeless(tasks: &[TaskLine]) -> bool {
+    tasks
+        .iter()
+        .all(|l| !matches!(l.state, Standing::Running | Standing::FailedPendingCheck))
+}
+
+/// The tasks in groups by state, each group after an empty line, then the
+/// fan-outs, one line each, collapsed unless `expanded` (their failed and
+/// running instances still show in their groups).
+pub fn groups(
+    out: &mut String,
+    tasks: &[TaskLine],
+    fanouts: &BTreeMap<String, bool>,
+    paint: Paint,
+    expanded: bool,
+) {
+    let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
+    if !expanded {
+        for l in tasks {
+            if let Some(f) = &l.fanout {
+                fanout_lines.entry(f.as_str()).or_default().push(l);
+            } else if fanouts.get(&l.task).is_some_and(|&placeholder| placeholder) {
+                fanout_lines.entry(l.task.as_str()).or_default().push(l);
+            }
+        }
+    }
+    let collapsed = |l: &TaskLine| {
+        !expanded
+            && (l.fanout.is_some() || fanouts.contains_key(&l.task))
+            && !matches!(
+                l.state,
+                Standing::Failed | Standing::Running | Standing::FailedPendingCheck
+            )
+    };
+    let width = tasks
+        .iter()
+        .map(|l| l.task.len())
+        .chain(fanout_lines.keys().map(|k| k.len()))
+        .max()
+        .unwrap_or(0);
+    for (title, states) in [
+        ("FAILED", &[Standing::Failed][..]),
+        ("FAILED-PENDING-CHECK", &[Standing::FailedPendingCheck][..]),
+        ("RUNNING", &[Standing::Running][..]),
+        ("STOPPED", &[Standing::Stopped][..]),
+        ("STALE", &[Standing::Stale, Standing::NeverBuilt][..]),
+        ("PENDING", &[Standing::Pending][..]),
+        ("DONE", &[Standing::Done][..]),
+    ] {
+        let member = |l: &&TaskLine| states.contains(&l.state) && !collapsed(l);
+        let count = tasks.iter().filter(member).count();
+        if count == 0 {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "\n{}\n",
+            paint.paint(Style::State(states[0]), &format!("{title} ({count})"))
+        );
+        for l in tasks.iter().filter(member) {
+            let _ = write!(out, "  {}{:width$}  ", paint.symbol(l.state), l.task);
+            detail(out, l, width);
+            out.push('\n');
+        }
+    }
+    if !fanout_lines.is_empty() {
+        let _ = write!(out, "\n{}\n", paint.paint(Style::Bold, "FAN-OUT"));
+        for (name, members) in &fanout_lines {
+            let _ = write!(out, "  {name:width$}  ");
+            if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
+                let reason = members.first().and_then(|l| l.reason.as_deref());
+                out.push_str(reason.unwrap_or_default());
+            } else {
+                let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
+                let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
+                for (s, label) in [
+                    (Standing::Failed, "failed"),
+                    (Standing::Running, "running"),
+                    (Standing::FailedPendingCheck, "failed-pending-check"),
+                    (Standing::Stopped, "stopped"),
+                    (Standing::Stale, "stale"),
+                    (Standing::NeverBuilt, "never built"),
+                    (Standing::Pending, "pending"),
+                ] {
+                    let k = count(s);
+                    if k > 0 {
+                        let _ = write!(out, ", {k} {label}");
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+}
+
+/// What follows a task's name on its line (`width`: the names' column).
+fn detail(out: &mut String, l: &TaskLine, width: usize) {
+    match l.state {
+        Standing::Failed | Standing::Stopped => {
+            let _ = write!(
+                out,
+                "{}: {}",
+                l.error_kind.as_deref().unwrap_or("error"),
+                with_error_id(l.error.as_deref().unwrap_or(""), l.error_id.as_deref())
+            );
+            if let Some(a) = l.attempt {
+                let _ = write!(out, ", attempt {a}");
+            }
+            if let Some(m) = &l.model {
+                let _ = write!(out, ", model {m}");
+            }
+            if let Some(r) = l.recoverable {
+                out.push_str(if r {
+                    ", recoverable"
+                } else {
+                    ", not recoverable"
+                });
+            }
+            if let Some(h) = &l.hint {
+                let _ = write!(out, "\n  {:width$}  hint: {h}", "");
+            }
+        }
+        Standing::Running => {
+            let _ = write!(
+                out,
+                "since {} ({}), attempt {}",
+                l.started_at.as_deref().unwrap_or("?"),
+                age(l.started_at.as_deref()),
+                l.attempt.unwrap_or(1),
+            );
+            if let Some(p) = l.pid {
+                let _ = write!(out, ", pid {p}");
+            }
+            out.push_str(&in_flight(l.call.as_ref(), l.waiting_until.as_deref()));
+        }
+        Standing::Done => {
+            if let Some(ms) = l.duration_ms {
+                let _ = write!(out, "{:.2}s", ms as f64 / 1000.0);
+            }
+            if let Some(j) = &l.judge {
+                let below = if j.passed {
+                    ""
+                } else {
+                    " (below its threshold)"
+                };
+                let _ = write!(out, ", judge {:.2}{below}", j.score);
+            }
+        }
+        Standing::FailedPendingCheck => {
+            let _ = write!(
+                out,
+                "{}; its rescue's checks examine what it wrote (since {})",
+                l.error.as_deref().unwrap_or("the command failed"),
+                age(l.started_at.as_deref())
+            );
+        }
+        Standing::NeverBuilt => out.push_str("never built"),
+        _ => out.push_str(l.reason.as_deref().unwrap_or_default()),
+    }
+}
+
+/// Totals of model calls and quality warnings, each after an empty line.
+pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
+    let t = &report.totals;
+    if t.calls > 0 {
+        let replayed = if t.replayed_calls > 0 {
+            format!(", {} replayed", t.replayed_calls)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\nmodel calls {} ({} failed{replayed}), {} tokens ({} in, {} out{}), ${:.4}, {} in calls",
+            t.calls,
+            t.failed_calls,
+            t.usage.total_tokens,
+            t.usage.prompt_tokens,
+            t.usage.completion_tokens,
+            estimated(&t.usage),
+            t.usage.cost_usd,
+            short_duration(Duration::from_millis(t.llm_time_ms))
+        );
+    }
+    if !report.warnings.is_empty() {
+        let _ = write!(
+            out,
+            "\n{}\n",
+            paint.paint(Style::State(Standing::Stale), "WARNINGS")
+        );
+        for w in &report.warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! `status` from its snapshot (issue 21): it must see every change to a
+//! source that the full check sees, and check every task itself whenever
+//! the snapshot cannot be trusted (damaged, of another version, for
+//! another model override).
+//!
+//! The snapshot trusts task outputs: an output edited in place by hand
+//! leaves `status` saying DONE (2) from the snapshot, where the full check
+//! says `report` is stale. That difference tells which of the two
+//! answered.
+
+use std::time::Duration;
+
+use crate::harness::*;
+
+const SNAPSHOT: &str = ".planexe/status.snapshot";
+const MAGIC: &[u8] = b"planexe status.snapshot 2\n";
+
+/// The demo, built, with `status` answering from the snapshot.
+fn built() -> Project {
+    let p = demo();
+    p.build().ok().ran(&["outline", "report"]);
+    assert!(p.exists(SNAPSHOT), "a complete build saved no snapshot");
+    p.run(&["status"]).ok().stdout_has("DONE (2)");
+    p
+}
+
+/// Edits an output in place: only the full check sees it.
+fn edit_an_output(p: &Project) {
+    p.write("outline.md", "EDITED BY HAND\n");
+}
+
+#[track_caller]
+fn answered_from_the_snapshot(run: &Run) {
+    run.ok().stdout_has("DONE (2)");
+    assert!(!run.stdout.contains("STALE"), "{}", run.stdout);
+}
+
+#[track_caller]
+fn checked_every_task(run: &Run) {
+    run.ok()
+        .stdout_has("STALE (1)")
+        .stdout_has("input outline.md changed");
+}
+
+/// Lines of `status` that do not depend on the moment it runs.
+fn timeless(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with("progress"))
+        .collect()
+}
+
+#[test]
+fn status_from_the_snapshot_sees_every_change_to_a_source() {
+    // New bytes in a source, text and JSON alike.
+    let p = built();
+    p.write("plan.txt", "build a bigger house\n");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("STALE (1)")
+        .stdout_has("input plan.txt changed")
+        .stdout_has("upstream outline will re-run");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["counts"]["stale"], 1, "{json:#}");
+
+    // Same size, new bytes, right after the build (its stat recorded
+    // young, so compared by content too).
+    let p = built();
+    p.write_at("plan.txt", "build a mouse\n", 2_000_000);
+    p.run(&["status"]).ok().stdout_has("input plan.txt changed");
+
+    // A new file matching a glob input.
+    let p = built();
+    p.write("notes/c.md", "note c\n");
+    p.run(&["status"]).ok().stdout_has("STALE (1)");
+
+    // A changed definition.
+    let p = built();
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml")
+            .replace("cat {inputs}", "cat  {inputs}"),
+    );
+    p.run(&["status"]).ok().stdout_has("STALE (1)");
+
+    // A deleted marker, in planexe's own folder of task states.
+    let p = built();
+    p.remove(".planexe/tasks/outline.DONE");
+    p.run(&["status"]).ok().stdout_has(".DONE marker missing");
+}
+
+#[test]
+fn status_trusts_outputs_and_with_full_checks_every_task() {
+    let p = built();
+    edit_an_output(&p);
+    answered_from_the_snapshot(&p.run(&["status"]));
+    checked_every_task(&p.run(&["status", "--full"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json", "--full"]).stdout).unwrap();
+    assert_eq!(json["counts"]["stale"], 1, "{json:#}");
+    p.build()
+        .ok()
+        .ran(&["report"])
+        .stderr_has("kept hand-edited outline.md");
+}
+
+/// Makes the blake3 after the snapshot's head that of the head.
+fn resum_head(bytes: &mut [u8]) {
+    let start = MAGIC.len() + 8;
+    let len = u64::from_le_bytes(bytes[MAGIC.len()..start].try_into().unwrap()) as usize;
+    let sum = blake3::hash(&bytes[start..start + len]);
+    bytes[start + len..start + len + 32].copy_from_slice(sum.as_bytes());
+}
+
+#[test]
+fn a_damaged_or_foreign_snapshot_leads_to_the_full_check() {
+    let p = built();
+    let good = std::fs::read(p.path(SNAPSHOT)).unwrap();
+    assert!(good.starts_with(MAGIC));
+    edit_an_output(&p);
+    answered_from_the_snapshot(&p.run(&["status"]));
+
+    // A damaged head.
+    let mut bytes = good.clone();
+    bytes[MAGIC.len() + 8 + 3] ^= 1;
+    std::fs::write(p.path(SNAPSHOT), &bytes).unwrap();
+    checked_every_task(&p.run(&["status"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["counts"]["stale"], 1, "{json:#}");
+
+    // Torn.
+    std::fs::write(p.path(SNAPSHOT), &good[..good.len() - 1]).unwrap();
+    checked_every_task(&p.run(&["status"]));
+
+    // Written by another version: the head begins with the version (a
+    // length, then its bytes), summed again as that version would.
+    let mut bytes = good.clone();
+    let at = MAGIC.len() + 8;
+    let len = bytes[at] as usize;
+    assert_eq!(
+        &bytes[at + 1..at + 1 + len],
+        env!("CARGO_PKG_VERSION").as_bytes()
+    );
+    bytes[at + len] = if bytes[at + len] == b'9' { b'8' } else { b'9' };
+    resum_head(&mut bytes);
+    std::fs::write(p.path(SNAPSHOT), &bytes).unwrap();
+    checked_every_task(&p.run(&["status"]));
+
+    // Saved for another model override.
+    std::fs::write(p.path(SNAPSHOT), &good).unwrap();
+    answered_from_the_snapshot(&p.run(&["status"]));
+    let other = p
+        .command(&["status"])
+        .env("PLANEXE_MODEL", "other")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&other.stdout).contains("STALE (1)"),
+        "{other:?}"
+    );
+}
+
+#[test]
+fn a_damaged_rendering_is_rendered_again_from_the_lines() {
+    let p = built();
+    let json = p.run(&["status", "--json"]);
+    let text = p.run(&["status"]);
+    // The JSON is the file's last section: damage its last byte.
+    let mut bytes = std::fs::read(p.path(SNAPSHOT)).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(p.path(SNAPSHOT), &bytes).unwrap();
+    assert_eq!(p.run(&["status", "--json"]).ok().stdout, json.stdout);
+    // The text, before it: damage its first line of groups.
+    let mut bytes = std::fs::read(p.path(SNAPSHOT)).unwrap();
+    let groups = String::from_utf8_lossy(&bytes).find("DONE (2)").unwrap();
+    bytes[groups] ^= 1;
+    std::fs::write(p.path(SNAPSHOT), &bytes).unwrap();
+    let again = p.run(&["status"]);
+    assert_eq!(timeless(&again.ok().stdout), timeless(&text.stdout));
+}
+
+#[test]
+fn files_touched_and_recorded_by_a_no_op_build_keep_the_snapshot_trusted() {
+    let p = built();
+    std::thread::sleep(Duration::from_millis(250));
+    // Same bytes, new mtime: the no-op build records it (a restamp line
+    // in the log, the certificate rewritten with its generation).
+    p.set_mtime("plan.txt", 5_000_000);
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("nothing to do: 2 task(s)");
+    assert!(p.read(".planexe/log").contains("\"restamp\""));
+    edit_an_output(&p);
+    answered_from_the_snapshot(&p.run(&["status"]));
+    // By mtime alone, a moved stat is a change: every task is checked.
+    checked_every_task(&p.run(&["status", "--check", "mtime"]));
+}
