@@ -15,7 +15,8 @@ mod debounce;
 mod notifier;
 mod sources;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -69,6 +70,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         rx,
         filter: Filter::default(),
         set: WatchSet::default(),
+        left: HashMap::new(),
         settle: SETTLE + poll.unwrap_or_default(),
         debounce,
         first: true,
@@ -107,6 +109,10 @@ struct Watch<'a> {
     filter: Filter,
     /// What the last load of the pipeline made the watch look at.
     set: WatchSet,
+    /// Each output as the last build left it (size, mtime in ns), as its
+    /// record says: an event for an output still so is the build's own,
+    /// however late it arrives (a loaded machine delivers events late).
+    left: HashMap<PathBuf, (u64, i64)>,
     settle: Duration,
     debounce: Duration,
     /// Before the first build: errors then end the watch (status 2).
@@ -142,6 +148,7 @@ impl Watch<'_> {
             }
         };
         let report = self.build(&mut session, printer)?;
+        self.left = left_by(&session);
         // The build may have made the folders of its outputs.
         self.sync(printer)?;
         let line = match report {
@@ -324,7 +331,7 @@ impl Watch<'_> {
         match seen.event {
             Ok(event) if debounce::changes(&event.kind) => {
                 for path in event.paths {
-                    if self.filter.admit(&self.set, &path, seen.at) {
+                    if self.filter.admit(&self.set, &path, seen.at) && !self.as_left(&path) {
                         batch.add(path, seen.at);
                     }
                 }
@@ -333,6 +340,33 @@ impl Watch<'_> {
             Err(e) => printer.error(&notifier::explain(e, None)),
         }
     }
+}
+
+impl Watch<'_> {
+    /// Whether `path` is an output just as the last build left it.
+    fn as_left(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(&(size, mtime_ns)) = self.left.get(path) else {
+            return false;
+        };
+        std::fs::symlink_metadata(path).is_ok_and(|m| {
+            m.is_file()
+                && m.size() == size
+                && m.mtime() * 1_000_000_000 + m.mtime_nsec() == mtime_ns
+        })
+    }
+}
+
+/// Every output as the records of the session's tasks say a build left it.
+fn left_by(session: &Session) -> HashMap<PathBuf, (u64, i64)> {
+    let root = session.run_dir.root();
+    session
+        .graph
+        .tasks()
+        .filter_map(|t| session.store.record(&t.name)?.done.as_ref())
+        .flat_map(|done| done.outputs.iter())
+        .map(|(path, stamp)| (root.join(path), (stamp.size, stamp.mtime_ns)))
+        .collect()
 }
 
 /// Another process holding the run directory's lock, from `/proc/locks`

@@ -247,6 +247,24 @@ fn a_broken_pipeline_is_reported_and_a_fixed_one_builds_and_its_new_sources_are_
     assert_eq!(w.stop(), 130);
 }
 
+/// An event for an output that is still as the last build left it is the
+/// build's own, however late it arrives (a loaded machine delivers events
+/// late): here, a change of its metadata that leaves size and mtime as
+/// recorded, well after the settle time.
+#[test]
+fn a_late_event_for_an_output_as_the_build_left_it_rebuilds_nothing() {
+    let p = project();
+    let mut w = Watcher::start(&p, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let outline = p.path("outline.md");
+    let mtime =
+        filetime::FileTime::from_last_modification_time(&std::fs::metadata(&outline).unwrap());
+    filetime::set_file_mtime(&outline, mtime).unwrap();
+    let after = w.quiet_for(Duration::from_secs(2));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    assert_eq!(w.stop(), 130);
+}
+
 #[test]
 fn a_change_during_a_build_makes_exactly_one_more_build() {
     let p = Project::new(
