@@ -27,6 +27,7 @@ use super::scheduler::Runner;
 use crate::error::Error;
 use crate::model::judge::Judge;
 use crate::model::{Action, Task, TaskId};
+use crate::phases::timed;
 use crate::store::inflight::Inflight;
 use crate::store::sidecar;
 use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
@@ -104,13 +105,16 @@ impl Runner for TaskRunner<'_> {
             recheck,
         } = start_with;
         let task = &task;
+        let _whole = crate::phases::phase("task: run, all steps");
         let start = Instant::now();
         let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
         status.started_at = Some(crate::clock::now_rfc3339());
         status.attempt = 1;
         status.definition = task.action.definition();
-        let mut turn = Turn::begin(self.run_dir, self.inflight, &status);
+        let mut turn = timed("task: journal", || {
+            Turn::begin(self.run_dir, self.inflight, &status)
+        });
         if recheck {
             if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
@@ -123,14 +127,15 @@ impl Runner for TaskRunner<'_> {
             stamper: self.stamper,
             set_aside: false,
         };
-        let result = attempt
-            .prepare(previous.as_ref(), &mut status)
-            .and_then(|()| {
-                self.turns(&attempt, task, &mut status, &mut turn)
-                    .inspect(|()| attempt.commit())
-                    .inspect_err(|_| attempt.roll_back())
-            });
-        turn.end();
+        let prepared = timed("task: prepare (stamp inputs, set outputs aside)", || {
+            attempt.prepare(previous.as_ref(), &mut status)
+        });
+        let result = prepared.and_then(|()| {
+            self.turns(&attempt, task, &mut status, &mut turn)
+                .inspect(|()| timed("task: commit", || attempt.commit()))
+                .inspect_err(|_| attempt.roll_back())
+        });
+        timed("task: journal", || turn.end());
         status.finished_at = Some(crate::clock::now_rfc3339());
         status.duration_ms = Some(start.elapsed().as_millis() as u64);
         let mut tail = Vec::new();
@@ -178,8 +183,10 @@ impl TaskRunner<'_> {
                 }
                 Err(failed) => return Err(failed),
             }
-            attempt.verify(status)?;
-            let judgement = self.examine(task, false, command, status, turn);
+            timed("task: verify (stamp outputs)", || attempt.verify(status))?;
+            let judgement = timed("task: checks", || {
+                self.examine(task, false, command, status, turn)
+            });
             rounds += 1;
             if command {
                 if let Some(verdict) = &mut status.judge {
@@ -308,6 +315,7 @@ impl TaskRunner<'_> {
     fn publish(&self, mut status: Status, start: Instant, tail: Vec<String>) -> RunResult {
         let elapsed = start.elapsed();
         status.duration_ms = Some(elapsed.as_millis() as u64);
+        let _publish = crate::phases::phase("task: publish (sidecar, .DONE)");
         let (sidecar_len, publish_error) = match sidecar::publish(self.run_dir, &status) {
             Ok(len) => (Some(len), None),
             Err(e) => (None, Some(e)),

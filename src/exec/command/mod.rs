@@ -116,6 +116,7 @@ fn pair(name: &[u8], value: &[u8]) -> Option<CString> {
 
 /// Runs `spec`, calling `spawned` with the pid once the process exists.
 pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit {
+    let starting = crate::phases::phase("task: command started");
     let (sink, pipe) = match output::pipe() {
         Ok(pipe) => match output::clear(spec.log) {
             Ok(()) => (pipe.1, Some(pipe.0)),
@@ -133,6 +134,8 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
     drop(sink);
     let guard = watchdog.watch(pid, spec.timeout);
     spawned(pid);
+    drop(starting);
+    let running = crate::phases::phase("task: command ran");
     let status = match pipe {
         Some(pipe) => match output::copy_until_exit(pipe, pid, spec.log) {
             Ok(()) => wait(pid),
@@ -146,6 +149,7 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
         },
         None => wait(pid),
     };
+    drop(running);
     let killed = guard.finish();
     match (killed, status) {
         (Some(Kill::Timeout(d)), _) => Exit::Timeout(d),
