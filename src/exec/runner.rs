@@ -20,7 +20,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::attempt::{Attempt, Executor, Feedback, Turn};
+use super::attempt::{Attempt, Executor, Feedback, Folders, Turn};
 use super::checks::{self, Inspectors, Judgement};
 use super::failure::Failures;
 use super::scheduler::Runner;
@@ -92,6 +92,8 @@ pub struct TaskRunner<'a> {
     /// The journal (none in a build that records nothing).
     pub inflight: Option<&'a Inflight>,
     pub checking: &'a Checking,
+    /// The folders of outputs made or found so far.
+    pub folders: Folders,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -125,6 +127,7 @@ impl Runner for TaskRunner<'_> {
             task,
             run_dir: self.run_dir,
             stamper: self.stamper,
+            folders: &self.folders,
             set_aside: false,
         };
         let prepared = timed("task: prepare (stamp inputs, set outputs aside)", || {
@@ -185,7 +188,7 @@ impl TaskRunner<'_> {
             }
             timed("task: verify (stamp outputs)", || attempt.verify(status))?;
             let judgement = timed("task: checks", || {
-                self.examine(task, false, command, status, turn)
+                self.examine(task, false, command, true, status, turn)
             });
             rounds += 1;
             if command {
@@ -222,26 +225,33 @@ impl TaskRunner<'_> {
 
     /// Runs the output checks of `task` and records them in `status`:
     /// `strict` refuses on any failed check (see [`checks::examine`]);
-    /// `judge` lets the judge score the outputs on disk.
+    /// `judge` lets the judge score the outputs on disk; `stamped`: the
+    /// outputs in `status` were stamped just now (not a record's).
     fn examine(
         &self,
         task: &Task,
         strict: bool,
         judge: bool,
+        stamped: bool,
         status: &mut Status,
         turn: &Turn,
     ) -> Judgement {
         let executor = self.executor;
+        // Set apart while the checks run (a judge adds its calls to the
+        // status): the outputs as just stamped, when they were.
+        let outputs = std::mem::take(&mut status.outputs);
         let judged = &mut *status;
         let mut judgement = checks::examine(
             self.run_dir,
             task,
             strict,
+            stamped.then_some(&outputs),
             Inspectors {
                 check: |script: &str| executor.check(task, script, turn),
                 judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
             },
         );
+        status.outputs = outputs;
         status.checks = std::mem::take(&mut judgement.records);
         if let Some(verdict) = &judgement.verdict {
             status.judge = Some(verdict.clone());
@@ -265,7 +275,7 @@ impl TaskRunner<'_> {
         status.error = Some(failed.clone());
         turn.update(status);
         self.checking.enter(task.id, &failed.message);
-        let judgement = self.examine(task, true, true, status, turn);
+        let judgement = self.examine(task, true, true, true, status, turn);
         status.state = TaskState::Running;
         status.error = None;
         match judgement.error {
@@ -291,7 +301,7 @@ impl TaskRunner<'_> {
     fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
         let mut status = last?.clone();
         status.started_at = Some(crate::clock::now_rfc3339());
-        let judgement = self.examine(task, false, true, &mut status, turn);
+        let judgement = self.examine(task, false, true, false, &mut status, turn);
         if judgement.error.is_some() {
             return None;
         }

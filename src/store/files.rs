@@ -162,12 +162,20 @@ pub fn remove_if_exists(path: &Path) -> Result<bool> {
     }
 }
 
-/// Moves a file, making the folders on the way to `to`.
+/// Moves a file, making the folders on the way to `to` when they are
+/// missing (they almost never are: they are made only then).
 pub fn move_file(from: &Path, to: &Path) -> Result<()> {
-    if let Some(dir) = to.parent() {
-        fs_err::create_dir_all(dir)?;
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = to.parent() {
+                fs_err::create_dir_all(dir)?;
+            }
+            fs_err::rename(from, to)?;
+        }
+        // Said as fs_err says it (a failure costs a second try).
+        Err(_) => fs_err::rename(from, to)?,
+        Ok(()) => {}
     }
-    fs_err::rename(from, to)?;
     Ok(())
 }
 

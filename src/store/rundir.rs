@@ -80,11 +80,7 @@ pub fn status_rel(task: &str) -> String {
 
 /// A task's log, relative to the run directory (as messages name it).
 pub fn task_log_rel(task: &str) -> String {
-    format!("{STATE_DIR}/{}/{}", file::LOGS, log_name(task))
-}
-
-fn log_name(task: &str) -> String {
-    format!("{task}.log")
+    format!("{STATE_DIR}/{}/{task}.log", file::LOGS)
 }
 
 /// A run directory and the layout of its `.planexe/` folder.
@@ -188,16 +184,32 @@ impl RunDir {
     }
 
     pub fn status_path(&self, task: &str) -> PathBuf {
-        self.tasks_dir().join(format!("{task}.status"))
+        self.task_file(file::TASKS, task, ".status")
     }
 
     pub fn done_path(&self, task: &str) -> PathBuf {
-        self.tasks_dir().join(format!("{task}.DONE"))
+        self.task_file(file::TASKS, task, ".DONE")
     }
 
     /// Where the combined stdout and stderr of a task's last run is kept.
     pub fn task_log_path(&self, task: &str) -> PathBuf {
-        self.state(file::LOGS).join(log_name(task))
+        self.task_file(file::LOGS, task, ".log")
+    }
+
+    /// `.planexe/FOLDER/TASKSUFFIX`, made in one allocation: a build asks
+    /// for several of these per task, and joining path by path allocates
+    /// and copies once per part.
+    fn task_file(&self, folder: &str, task: &str, suffix: &str) -> PathBuf {
+        use std::ffi::OsString;
+        let root = self.root.as_os_str();
+        let mut path = OsString::with_capacity(
+            root.len() + STATE_DIR.len() + folder.len() + task.len() + suffix.len() + 3,
+        );
+        path.push(root);
+        for part in ["/", STATE_DIR, "/", folder, "/", task, suffix] {
+            path.push(part);
+        }
+        PathBuf::from(path)
     }
 
     /// What a task's output check last printed (stdout and stderr). Never
@@ -399,5 +411,22 @@ mod tests {
         assert!(normalize("a/../../b").unwrap_err().contains(".."));
         assert!(normalize(".").is_err());
         assert!(normalize(".planexe/x").is_err());
+    }
+
+    #[test]
+    fn task_files_are_where_joining_puts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        let tasks = run_dir.tasks_dir();
+        assert_eq!(run_dir.status_path("a b"), tasks.join("a b.status"));
+        assert_eq!(run_dir.done_path("x[1]"), tasks.join("x[1].DONE"));
+        assert_eq!(
+            run_dir.task_log_path("t"),
+            run_dir.state_dir().join(file::LOGS).join("t.log")
+        );
+        assert_eq!(
+            run_dir.root().join(status_rel("t")),
+            run_dir.status_path("t")
+        );
     }
 }

@@ -65,7 +65,10 @@ pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<u64> {
 
 /// Writes a task's `.status` sidecar, at `path`, atomically.
 pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<u64> {
-    let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    // Sized for a usual sidecar, so serializing it does not grow the buffer
+    // again and again.
+    let mut bytes = Vec::with_capacity(2048);
+    serde_json::to_writer_pretty(&mut bytes, status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     files::write_atomic(path, &bytes)?;
     Ok(bytes.len() as u64)

@@ -266,6 +266,7 @@ impl Build<'_> {
             failures: &failures,
             inflight: progress.inflight,
             checking: &checking,
+            folders: Default::default(),
         };
         let n = graph.id_bound();
         let forced_fanouts = if options.force {
