@@ -93,13 +93,121 @@ pub fn open_read(path: &Path) -> std::io::Result<File> {
 /// [`remove_temporaries`]), so the prefix must not be one a user would pick.
 pub const TEMP_PREFIX: &str = ".planexe-tmp-";
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so readers see the old content or the new, never a mix.
+/// Writes `bytes` to `path` so that readers see the old content or the new,
+/// never a mix: the bytes go to a file without a name (`O_TMPFILE`) in the
+/// same folder, which is then linked in under `path` when nothing is there
+/// (no temporary name to make and rename, and nothing left behind by a
+/// crash), or under a temporary name renamed over `path` when something is.
+/// Where the folder cannot hold such a file, a named temporary file is
+/// written instead and renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    if let Some(written) = write_unnamed(dir, path, bytes) {
+        return written;
+    }
+    write_named(dir, path, bytes)
+}
+
+/// The pid in temporary file names, asked of the kernel once.
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// A fresh temporary name in `dir` (see [`TEMP_PREFIX`]).
+fn temporary_name(dir: &Path) -> std::path::PathBuf {
+    let mut name = format!("{TEMP_PREFIX}{}-", pid());
+    for _ in 0..8 {
+        name.push(fastrand::alphanumeric());
+    }
+    dir.join(name)
+}
+
+/// [`write_atomic`] through an unnamed file; `None` where `dir` cannot
+/// hold one (no `O_TMPFILE` on its file system, no such folder, no
+/// `/proc` to link it by).
+fn write_unnamed(dir: &Path, path: &Path, bytes: &[u8]) -> Option<Result<()>> {
+    let mut file = unnamed(dir)?.ok()?;
+    if let Err(e) = file.write_all(bytes) {
+        return Some(Err(Error::io_at(path, e)));
+    }
+    match link_unnamed(&file, path) {
+        Ok(()) => Some(Ok(())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Replacing: a temporary name, then a rename over the old file.
+            let temporary = match link_temporary(&file, dir) {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(std::fs::rename(&temporary, path).map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                Error::io_at(path, e)
+            }))
+        }
+        Err(_) => None,
+    }
+}
+
+/// An unnamed file in `dir` to write; `None` where `dir` cannot hold one
+/// (no `O_TMPFILE` on its file system, or no such folder).
+fn unnamed(dir: &Path) -> Option<std::io::Result<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .write(true)
+        .mode(0o666)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(file) => Some(Ok(file)),
+        Err(_) => None,
+    }
+}
+
+/// Links the unnamed `file` in under a fresh temporary name in `dir`.
+fn link_temporary(file: &File, dir: &Path) -> Result<std::path::PathBuf> {
+    let mut temporary = temporary_name(dir);
+    let mut linked = link_unnamed(file, &temporary);
+    if linked
+        .as_ref()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+    {
+        temporary = temporary_name(dir);
+        linked = link_unnamed(file, &temporary);
+    }
+    linked.map_err(|e| Error::io_at(&temporary, e))?;
+    Ok(temporary)
+}
+
+/// Gives the unnamed `file` the name `path` (through `/proc/self/fd`,
+/// which needs no privilege). Fails if `path` exists.
+fn link_unnamed(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(std::io::Error::other)?;
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// [`write_atomic`] through a named temporary file in `dir`.
+fn write_named(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     // Files planexe writes get the usual 0666 & ~umask, not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
-    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    let prefix = format!("{TEMP_PREFIX}{}-", pid());
     let temporary = || {
         tempfile::Builder::new()
             .prefix(&prefix)
@@ -231,5 +339,22 @@ mod tests {
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn atomic_writes_get_the_mode_of_any_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let new = dir.path().join("new");
+        write_atomic(&new, b"one").unwrap();
+        assert_eq!(mode(&new), mode(&plain));
+        write_atomic(&new, b"two").unwrap();
+        assert_eq!(mode(&new), mode(&plain));
+        assert_eq!(std::fs::read(&new).unwrap(), b"two");
+        // Nothing else was left in the folder.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }
