@@ -78,6 +78,16 @@ pub fn status_rel(task: &str) -> String {
     format!("{STATE_DIR}/{}/{task}.status", file::TASKS)
 }
 
+/// Where the sidecar at `status` keeps the file it last replaced, to write
+/// over next time (see [`crate::store::files::write_atomic_reusing`]): the
+/// same name, hidden, with `.spare` after it (`.NAME.status.spare`).
+pub fn spare_of(status: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(status.file_name().unwrap_or_default());
+    name.push(".spare");
+    status.with_file_name(name)
+}
+
 /// A task's log, relative to the run directory (as messages name it).
 pub fn task_log_rel(task: &str) -> String {
     format!("{STATE_DIR}/{}/{task}.log", file::LOGS)
