@@ -97,9 +97,10 @@ pub fn task_log_rel(task: &str) -> String {
 #[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
-    /// Canonical forms of parent folders already checked, so a pipeline of
-    /// ten thousand tasks in one folder canonicalizes it once.
-    checked_dirs: Mutex<HashMap<PathBuf, bool>>,
+    /// Folders (relative paths) already checked to lead nowhere outside,
+    /// so a pipeline of ten thousand tasks in one folder canonicalizes it
+    /// once.
+    checked_dirs: Mutex<HashMap<String, bool>>,
 }
 
 impl RunDir {
@@ -340,16 +341,24 @@ impl RunDir {
     /// ([`crate::store::stamp::stat_inside`]), which costs no extra system
     /// call.
     pub fn check_inside(&self, rel: &str) -> std::result::Result<(), String> {
-        let full = self.root.join(rel);
-        let Some(parent) = full.parent() else {
-            return Ok(());
+        let outside = || {
+            Err(format!(
+                "{rel} lies in a folder outside the run directory (a symlink)"
+            ))
+        };
+        // Folders are cached by their relative path: no path to build and
+        // hash for a folder already checked.
+        let Some((parent, _)) = rel.rsplit_once('/') else {
+            // Right in the run directory, which is canonical (or the run
+            // directory itself, whose folder is outside it).
+            return if rel.is_empty() { outside() } else { Ok(()) };
         };
         let mut cache = self.checked_dirs.lock().unwrap_or_else(|p| p.into_inner());
         let inside = match cache.get(parent) {
             Some(&inside) => inside,
             None => {
                 // Canonicalize the longest existing ancestor.
-                let mut probe = parent.to_path_buf();
+                let mut probe = self.root.join(parent);
                 let inside = loop {
                     match std::fs::canonicalize(&probe) {
                         Ok(real) => break real.starts_with(&self.root),
@@ -360,16 +369,14 @@ impl RunDir {
                         }
                     }
                 };
-                cache.insert(parent.to_path_buf(), inside);
+                cache.insert(parent.to_string(), inside);
                 inside
             }
         };
         if inside {
             Ok(())
         } else {
-            Err(format!(
-                "{rel} lies in a folder outside the run directory (a symlink)"
-            ))
+            outside()
         }
     }
 }
@@ -377,6 +384,14 @@ impl RunDir {
 /// Turns a path as written in the pipeline into a normalized relative path
 /// with `/` separators, or says why it is not allowed.
 pub fn normalize(raw: &str) -> std::result::Result<String, String> {
+    // Most paths are written normalized already: one look at them.
+    let plain = !raw.starts_with('/')
+        && raw
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if plain && raw.split('/').next() != Some(STATE_DIR) {
+        return Ok(raw.to_string());
+    }
     if raw.is_empty() {
         return Err("the path is empty".into());
     }
@@ -421,6 +436,13 @@ mod tests {
         assert!(normalize("a/../../b").unwrap_err().contains(".."));
         assert!(normalize(".").is_err());
         assert!(normalize(".planexe/x").is_err());
+        assert!(normalize(".planexe").is_err());
+        assert_eq!(normalize("a/b.md").unwrap(), "a/b.md");
+        assert_eq!(normalize("a/b/").unwrap(), "a/b");
+        assert_eq!(normalize("./a").unwrap(), "a");
+        assert_eq!(normalize(".planexe-x/y").unwrap(), ".planexe-x/y");
+        assert!(normalize("").is_err());
+        assert!(normalize("/").is_err());
     }
 
     #[test]
