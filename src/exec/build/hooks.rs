@@ -144,12 +144,17 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         timed("build loop: observers of a task's start", || {
             self.observer.task_started(task)
         });
+        // A task the plan found never built has no last good run to read.
+        let never = matches!(self.reasons[t], Some(Reason::NeverBuilt));
         Start {
             task: task.clone(),
-            previous: self
-                .store
-                .done_record(self.run_dir, &task.name)
-                .map(std::borrow::Cow::into_owned),
+            previous: if never {
+                None
+            } else {
+                self.store
+                    .done_record(self.run_dir, &task.name)
+                    .map(std::borrow::Cow::into_owned)
+            },
             recheck: matches!(self.reasons[t], Some(Reason::ChecksChanged)),
         }
     }

@@ -62,8 +62,10 @@ impl Build<'_> {
         drop(t);
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
-        // a crash; say so.
-        for &t in &to_run {
+        // a crash; say so. (No sidecar is there to read before the first
+        // build has made their folder.)
+        let sidecars = session.run_dir.tasks_dir().exists();
+        for &t in to_run.iter().filter(|_| sidecars) {
             if matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
                 let path = session.run_dir.status_path(&graph[t].name);
                 if path.exists() && sidecar::read_status(&session.run_dir, &graph[t].name).is_none()
@@ -201,7 +203,7 @@ impl Build<'_> {
                 matches!(plan.reasons[t], Some(Reason::Upstream(_))) || fanouts.after_expansion[t];
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
-            if tentative[t] {
+            if tentative[t] || matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
                 continue;
             }
             let name = &graph[t].name;

@@ -6,10 +6,11 @@
 //! file, which is made at the first byte: a command that prints nothing
 //! leaves no log (and no inode to allocate, which on a busy file system
 //! costs more than the rest of a trivial task), and a stale log of an
-//! earlier run is removed. The job thread waits on the pipe and on a
-//! pidfd of the child at once (no polling delay): once the child has
-//! ended, what it wrote is drained and the pipe closed, so a background
-//! process it left holding the pipe cannot keep the task running. Where
+//! earlier run is removed. The job thread waits on the pipe, and after
+//! 20 ms (most commands are over by then) on a pidfd of the child too: once
+//! the child has ended, what it wrote is drained and the pipe closed, so a
+//! background process it left holding the pipe cannot keep the task
+//! running. Where
 //! pidfds do not exist (Linux before 5.3), the output goes straight to
 //! the log file, as it always did. One [`Watchdog`] thread per build
 //! enforces deadlines and interrupts by signalling whole process groups:
