@@ -7,7 +7,8 @@
 //! 3. **verify**: every declared output exists; stamp them; the output
 //!    checks accept them (`min_bytes`, `check`, the judge: see
 //!    [`super::checks`]);
-//! 4. **commit**: drop what was set aside; or **roll back**: move what the
+//! 4. **commit**: drop what was set aside (deleted off the task's thread,
+//!    [`super::reaper`]); or **roll back**: move what the
 //!    attempt wrote to `.planexe/failed/TASK/` and put the last good
 //!    outputs back. The folders under `.planexe/prev/TASK/` stay for the
 //!    task's next run.
@@ -26,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::reaper::Reaper;
 use crate::model::judge::Judge;
 use crate::model::{Action, Task};
 use crate::store::files::move_file;
@@ -156,6 +158,8 @@ pub(super) struct Attempt<'a> {
     pub run_dir: &'a RunDir,
     pub stamper: &'a Stamper,
     pub folders: &'a Folders,
+    /// Deletes what a committed attempt set aside.
+    pub reaper: &'a Reaper,
     /// Whether outputs of the last good run were set aside.
     pub set_aside: bool,
 }
@@ -174,6 +178,9 @@ impl Attempt<'_> {
                 self.stamper.remember_hash(path, stamp);
             }
         }
+        // An earlier run of this task in this build may still have files
+        // to delete under the names this one sets aside.
+        self.reaper.settle(&self.task.name);
         let inputs = self.task.inputs.iter().map(|i| i.path.as_str());
         self.stamp(inputs, &mut status.inputs, |path| {
             TaskError::new(
@@ -275,9 +282,10 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// The attempt succeeded: what was set aside is no longer needed. The
-    /// folders it was set aside in stay for the next run (making and
-    /// removing a folder per task and run costs more than the files).
+    /// The attempt succeeded: what was set aside is no longer needed, and
+    /// is deleted off this thread (see [`Reaper`]). The folders it was set
+    /// aside in stay for the next run (making and removing a folder per
+    /// task and run costs more than the files).
     pub(super) fn commit(&self) {
         if self.set_aside {
             let prev_dir = self.run_dir.prev_dir(&self.task.name);
@@ -286,11 +294,7 @@ impl Attempt<'_> {
                 if self.inside(&[&saved]).is_err() {
                     continue;
                 }
-                let _ = match std::fs::symlink_metadata(&saved) {
-                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&saved),
-                    Ok(_) => std::fs::remove_file(&saved),
-                    Err(_) => Ok(()),
-                };
+                self.reaper.delete(&self.task.name, saved);
             }
         }
     }

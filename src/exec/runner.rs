@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::attempt::{Attempt, Executor, Feedback, Folders, Turn};
 use super::checks::{self, Inspectors, Judgement};
 use super::failure::Failures;
+use super::reaper::Reaper;
 use super::scheduler::Runner;
 use crate::error::Error;
 use crate::model::judge::Judge;
@@ -94,6 +95,8 @@ pub struct TaskRunner<'a> {
     pub checking: &'a Checking,
     /// The folders of outputs made or found so far.
     pub folders: Folders,
+    /// Deletes what committed runs set aside.
+    pub reaper: &'a Reaper,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -128,6 +131,7 @@ impl Runner for TaskRunner<'_> {
             run_dir: self.run_dir,
             stamper: self.stamper,
             folders: &self.folders,
+            reaper: self.reaper,
             set_aside: false,
         };
         let prepared = timed("task: prepare (stamp inputs, set outputs aside)", || {

@@ -11,6 +11,7 @@ use super::super::command::Watchdog;
 use super::super::failure::Failures;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
+use super::super::reaper::Reaper;
 use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
@@ -252,6 +253,7 @@ impl Build<'_> {
         };
         let started = Instant::now();
         let watchdog = Watchdog::start(self.interrupt.clone());
+        let reaper = Reaper::start();
         let actions = Actions::new(
             &session.run_dir,
             session.pipeline.dir(),
@@ -269,6 +271,7 @@ impl Build<'_> {
             inflight: progress.inflight,
             checking: &checking,
             folders: Default::default(),
+            reaper: &reaper,
         };
         let n = graph.id_bound();
         let forced_fanouts = if options.force {
@@ -343,6 +346,11 @@ impl Build<'_> {
         let reasons = std::mem::take(&mut hooks.reasons);
         drop(hooks);
         drop(watchdog);
+        // Every file set aside by a committed run is gone before the build
+        // says it ended.
+        crate::phases::timed("build: deletions of what runs set aside", || {
+            reaper.finish()
+        });
         self.observer.tasks_ended();
         let graph = &session.graph;
         session.store.compact_if_large(&session.run_dir)?;
