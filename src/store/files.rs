@@ -239,7 +239,28 @@ impl Drop for Claimed {
 /// Writes `bytes` over the claimed file, from its start, and cuts what is
 /// left of its old content.
 fn overwrite(claimed: &Claimed, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
+    // Writing part of a block whose page is no longer cached reads the
+    // block first; zeroing the blocks about to be written (they stay
+    // allocated, marked unwritten) spares that read. Where the file system
+    // cannot, the write reads.
+    const BLOCK: u64 = 4096;
+    let zeroed = (bytes.len() as u64)
+        .div_ceil(BLOCK)
+        .min(claimed.len.div_ceil(BLOCK))
+        * BLOCK;
+    if zeroed > 0 {
+        // SAFETY: fallocate on a descriptor we own; no memory is passed.
+        unsafe {
+            libc::fallocate(
+                claimed.file.as_raw_fd(),
+                libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                zeroed as libc::off_t,
+            );
+        }
+    }
     claimed.file.write_all_at(bytes, 0)?;
     if claimed.len > bytes.len() as u64 {
         claimed.file.set_len(bytes.len() as u64)?;
@@ -524,6 +545,21 @@ mod tests {
         write_atomic_reusing(&path, &spare, b"seventh").unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
         assert_eq!(std::fs::read(&path).unwrap(), b"seventh");
+    }
+
+    #[test]
+    fn a_rewrite_over_a_spare_longer_or_shorter_holds_exactly_the_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.status");
+        let spare = dir.path().join(".t.status.spare");
+        for (n, len) in [10_000, 100, 5_000, 4_096, 7, 9_000, 8_192, 1]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..len).map(|i| b'a' + ((i + n) % 26) as u8).collect();
+            write_atomic_reusing(&path, &spare, &bytes).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{len} bytes");
+        }
     }
 
     #[test]
