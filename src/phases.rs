@@ -33,6 +33,12 @@ pub fn phase(name: &'static str) -> Phase {
     }
 }
 
+/// Runs `f` as the phase `name`.
+pub fn timed<T>(name: &'static str, f: impl FnOnce() -> T) -> T {
+    let _phase = phase(name);
+    f()
+}
+
 /// A phase being timed (see [`phase`]).
 pub struct Phase {
     name: &'static str,
@@ -75,7 +81,26 @@ pub fn report() -> Vec<String> {
             total.as_secs_f64() * 1000.0
         ));
     }
+    if let Some((user, system, peak_kb)) = own_usage() {
+        lines.push(format!(
+            "cpu of planexe itself (not its commands): user {user:.3} ms, system {system:.3} ms; peak RSS {peak_kb} KiB"
+        ));
+    }
     lines
+}
+
+/// The processor time this process spent (user, system, in ms) and its
+/// peak resident set: its own, without the commands it ran.
+fn own_usage() -> Option<(f64, f64, i64)> {
+    // SAFETY: getrusage fills the struct it is given; zeroed is a valid
+    // initial value for it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage struct, RUSAGE_SELF.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1000.0 + t.tv_usec as f64 / 1000.0;
+    Some((ms(usage.ru_utime), ms(usage.ru_stime), usage.ru_maxrss))
 }
 
 #[cfg(test)]
@@ -93,5 +118,11 @@ mod tests {
         let b = lines.iter().position(|l| l.starts_with("test.b")).unwrap();
         assert!(a < b);
         assert!(lines[a].split_whitespace().nth(1) == Some("2"));
+        assert_eq!(timed("test.c", || 7), 7);
+        assert!(report().iter().any(|l| l.starts_with("test.c")));
+        assert!(report()
+            .last()
+            .unwrap()
+            .starts_with("cpu of planexe itself"));
     }
 }

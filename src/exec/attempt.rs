@@ -7,7 +7,8 @@
 //! 3. **verify**: every declared output exists; stamp them; the output
 //!    checks accept them (`min_bytes`, `check`, the judge: see
 //!    [`super::checks`]);
-//! 4. **commit**: drop what was set aside; or **roll back**: move what the
+//! 4. **commit**: drop what was set aside (deleted off the task's thread,
+//!    [`super::reaper`]); or **roll back**: move what the
 //!    attempt wrote to `.planexe/failed/TASK/` and put the last good
 //!    outputs back. The folders under `.planexe/prev/TASK/` stay for the
 //!    task's next run.
@@ -26,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::reaper::Reaper;
 use crate::model::judge::Judge;
 use crate::model::{Action, Task};
 use crate::store::files::move_file;
@@ -129,11 +131,35 @@ impl<'a> Turn<'a> {
     }
 }
 
+/// The folders of outputs a build has made or found, so the tasks writing
+/// into one folder make or look for it once.
+#[derive(Debug, Default)]
+pub struct Folders {
+    known: std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>,
+}
+
+impl Folders {
+    /// Makes `dir` (and the folders on the way) unless this build has
+    /// made or found it already.
+    fn make(&self, dir: &Path) -> std::io::Result<()> {
+        let known = || self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known().contains(dir) {
+            return Ok(());
+        }
+        fs_err::create_dir_all(dir)?;
+        known().insert(dir.to_path_buf());
+        Ok(())
+    }
+}
+
 /// One attempt's hold on a task's outputs.
 pub(super) struct Attempt<'a> {
     pub task: &'a Task,
     pub run_dir: &'a RunDir,
     pub stamper: &'a Stamper,
+    pub folders: &'a Folders,
+    /// Deletes what a committed attempt set aside.
+    pub reaper: &'a Reaper,
     /// Whether outputs of the last good run were set aside.
     pub set_aside: bool,
 }
@@ -152,6 +178,9 @@ impl Attempt<'_> {
                 self.stamper.remember_hash(path, stamp);
             }
         }
+        // An earlier run of this task in this build may still have files
+        // to delete under the names this one sets aside.
+        self.reaper.settle(&self.task.name);
         let inputs = self.task.inputs.iter().map(|i| i.path.as_str());
         self.stamp(inputs, &mut status.inputs, |path| {
             TaskError::new(
@@ -162,7 +191,8 @@ impl Attempt<'_> {
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
-            if std::fs::symlink_metadata(&current).is_ok() {
+            let exists = std::fs::symlink_metadata(&current).is_ok();
+            if exists {
                 let aside = prev_dir.join(&out.path);
                 if let Err(e) = self.inside(&[&current, &aside]) {
                     self.restore();
@@ -177,8 +207,9 @@ impl Attempt<'_> {
                 }
                 self.set_aside = true;
             }
-            if let Some(dir) = current.parent() {
-                if let Err(e) = fs_err::create_dir_all(dir) {
+            // An output that was there had its folder.
+            if let Some(dir) = current.parent().filter(|_| !exists) {
+                if let Err(e) = self.folders.make(dir) {
                     self.restore();
                     return Err(TaskError::new(ErrorKind::Io, e.to_string()));
                 }
@@ -187,15 +218,34 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// Checks that every output exists, and stamps it.
+    /// Checks that every output exists, and stamps it (one look at each:
+    /// a stamp finds a missing output).
     pub(super) fn verify(&self, status: &mut Status) -> Result<(), TaskError> {
-        let missing: Vec<&str> = self
-            .task
-            .outputs
-            .iter()
-            .filter(|o| std::fs::symlink_metadata(self.run_dir.path(&o.path)).is_err())
-            .map(|o| o.path.as_str())
-            .collect();
+        let mut missing: Vec<&str> = Vec::new();
+        // The first output that exists but could not be stamped.
+        let mut failed: Option<TaskError> = None;
+        for out in &self.task.outputs {
+            self.stamper.forget(&out.path);
+            let error = match self.stamper.stamp(self.run_dir.root(), &out.path) {
+                Ok(Some(stamp)) => {
+                    status.outputs.insert(out.path.clone(), stamp);
+                    continue;
+                }
+                // A symlink that leads nowhere exists, but is no output.
+                Ok(None) if std::fs::symlink_metadata(self.run_dir.path(&out.path)).is_ok() => {
+                    TaskError::new(
+                        ErrorKind::MissingOutput,
+                        format!("{} vanished after the command", out.path),
+                    )
+                }
+                Ok(None) => {
+                    missing.push(&out.path);
+                    continue;
+                }
+                Err(e) => TaskError::new(ErrorKind::Io, e.to_string()),
+            };
+            failed.get_or_insert(error);
+        }
         if !missing.is_empty() {
             let exited = matches!(self.task.action, Action::Command(_)).then_some(0);
             return Err(TaskError {
@@ -209,16 +259,7 @@ impl Attempt<'_> {
                 )
             });
         }
-        for out in &self.task.outputs {
-            self.stamper.forget(&out.path);
-        }
-        let outputs = self.task.outputs.iter().map(|o| o.path.as_str());
-        self.stamp(outputs, &mut status.outputs, |path| {
-            TaskError::new(
-                ErrorKind::MissingOutput,
-                format!("{path} vanished after the command"),
-            )
-        })
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stamps `paths` into `stamps`; `missing` says what a path that does
@@ -241,9 +282,10 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// The attempt succeeded: what was set aside is no longer needed. The
-    /// folders it was set aside in stay for the next run (making and
-    /// removing a folder per task and run costs more than the files).
+    /// The attempt succeeded: what was set aside is no longer needed, and
+    /// is deleted off this thread (see [`Reaper`]). The folders it was set
+    /// aside in stay for the next run (making and removing a folder per
+    /// task and run costs more than the files).
     pub(super) fn commit(&self) {
         if self.set_aside {
             let prev_dir = self.run_dir.prev_dir(&self.task.name);
@@ -252,11 +294,7 @@ impl Attempt<'_> {
                 if self.inside(&[&saved]).is_err() {
                     continue;
                 }
-                let _ = match std::fs::symlink_metadata(&saved) {
-                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&saved),
-                    Ok(_) => std::fs::remove_file(&saved),
-                    Err(_) => Ok(()),
-                };
+                self.reaper.delete(&self.task.name, saved);
             }
         }
     }

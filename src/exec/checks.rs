@@ -9,6 +9,7 @@
 //! rolled back like any failed ones) and by `planexe check`, which judges
 //! the current outputs and changes nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::attempt::Turn;
@@ -18,7 +19,7 @@ use super::llm;
 use crate::model::judge::Judge;
 use crate::model::Task;
 use crate::store::record::JudgeVerdict;
-use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, TaskError};
+use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamp, TaskError};
 
 /// What the checks said about a task's outputs.
 #[derive(Debug, Default)]
@@ -66,11 +67,14 @@ pub struct Inspectors<C, J> {
 /// Examines the outputs of `task` in `run_dir`: `min_bytes`, then the
 /// `check` command, then the judge, each only if the one before did not
 /// refuse them. With `strict`, any failure refuses the outputs whatever
-/// its severity (a rescue must be accepted).
+/// its severity (a rescue must be accepted). `stamped` holds the outputs
+/// as the attempt just stamped them, when it did (their sizes need no
+/// second look at the disk).
 pub fn examine<C, J>(
     run_dir: &RunDir,
     task: &Task,
     strict: bool,
+    stamped: Option<&BTreeMap<String, Stamp>>,
     run: Inspectors<C, J>,
 ) -> Judgement
 where
@@ -78,7 +82,7 @@ where
     J: FnOnce(&Judge) -> Result<JudgeVerdict, TaskError>,
 {
     let mut judgement = Judgement::default();
-    if let Some(message) = too_small(run_dir, task) {
+    if let Some(message) = too_small(run_dir, task, stamped) {
         judgement.records.push(CheckRecord {
             name: "min_bytes".into(),
             passed: false,
@@ -146,19 +150,32 @@ where
 }
 
 /// The first output that is a regular file smaller than `min_bytes`, as
-/// a message naming it and its size.
-fn too_small(run_dir: &RunDir, task: &Task) -> Option<String> {
+/// a message naming it and its size. A stamped output is a file (a
+/// folder has no stamp) of the stamp's size.
+fn too_small(
+    run_dir: &RunDir,
+    task: &Task,
+    stamped: Option<&BTreeMap<String, Stamp>>,
+) -> Option<String> {
     let min = task.checks.min_bytes;
     if min == 0 {
         return None;
     }
     task.outputs.iter().find_map(|out| {
-        let meta = std::fs::metadata(run_dir.path(&out.path)).ok()?;
-        (meta.is_file() && meta.len() < min).then(|| {
-            format!(
-                "output {} is {} bytes, less than min_bytes = {min}",
-                out.path,
+        let size = match stamped.and_then(|s| s.get(&out.path)) {
+            Some(stamp) => stamp.size,
+            None => {
+                let meta = std::fs::metadata(run_dir.path(&out.path)).ok()?;
+                if !meta.is_file() {
+                    return None;
+                }
                 meta.len()
+            }
+        };
+        (size < min).then(|| {
+            format!(
+                "output {} is {size} bytes, less than min_bytes = {min}",
+                out.path
             )
         })
     })

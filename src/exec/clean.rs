@@ -1,4 +1,5 @@
-//! `clean`: what tasks produced (their outputs, sidecars and logs),
+//! `clean`: what tasks produced (their outputs, sidecars, the sidecars'
+//! spares, and logs),
 //! optionally with everything downstream, listed first ([`CleanPlan`]) and
 //! then deleted ([`CleanPlan::apply`]). Never a source file: only declared
 //! outputs of the named tasks are candidates. Asking the user is the
@@ -67,8 +68,10 @@ impl CleanPlan {
                     files.push((out.path.clone(), path));
                 }
             }
+            let status = run_dir.status_path(&task.name);
             for path in [
-                run_dir.status_path(&task.name),
+                crate::store::rundir::spare_of(&status),
+                status,
                 run_dir.done_path(&task.name),
                 run_dir.task_log_path(&task.name),
                 run_dir.check_log_path(&task.name),

@@ -6,7 +6,8 @@
 //! low score; rescues; re-checks; recording each failure: [`failure`]),
 //! `planexe check` ([`recheck`]) and the actions it runs
 //! ([`actions`]: shell [`command`]s in process groups under one watchdog,
-//! model calls through [`llm`]), crash recovery ([`recovery`], which stops
+//! model calls through [`llm`]), the deletion of what committed runs set
+//! aside, off their thread ([`reaper`]), crash recovery ([`recovery`], which stops
 //! only what it can tell is a task's command: [`process`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
 //! ([`mod@env`]), make's jobserver and `MAKEFLAGS` ([`jobserver`]); and the
@@ -31,6 +32,7 @@ pub mod llm;
 pub mod new_run;
 pub mod observer;
 pub mod process;
+pub mod reaper;
 pub mod recheck;
 pub mod recovery;
 pub mod runner;

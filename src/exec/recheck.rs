@@ -97,6 +97,7 @@ pub fn recheck(
                 &session.run_dir,
                 task,
                 false,
+                None,
                 Inspectors {
                     check: |script: &str| actions.check(task, script, &turn),
                     judge: Some(|j: &Judge| actions.judge(task, j, &mut record, &turn)),

@@ -9,7 +9,8 @@
 //!   had time to publish, so it reads as interrupted;
 //! - temporary files of its atomic writes are removed;
 //! - outputs it had set aside in `.planexe/prev/TASK/` are put back, what
-//!   the interrupted attempt wrote moved to `.planexe/failed/TASK/`.
+//!   the interrupted attempt wrote moved to `.planexe/failed/TASK/`; what
+//!   a run that ended had set aside, and had yet to delete, is deleted.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -37,18 +38,24 @@ pub fn reconcile(
         // attempt: nothing is set aside.
         return Ok(());
     }
-    stop_leftovers(run_dir, graph, observer)?;
+    let journal = inflight::journal(run_dir);
+    stop_leftovers(run_dir, graph, &journal.in_flight, observer)?;
     let removed = remove_temporaries(run_dir, graph);
     if removed > 0 {
         observer.notice(&Notice::TemporariesRemoved(removed));
     }
-    restore_set_aside(run_dir, graph, observer)
+    restore_set_aside(run_dir, graph, &journal, observer)
 }
 
 /// Stops what the crashed build's journal says it left running, and
 /// gives each such task its `running` sidecar.
-fn stop_leftovers(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> Result<()> {
-    for status in inflight::recover(run_dir) {
+fn stop_leftovers(
+    run_dir: &RunDir,
+    graph: &Graph,
+    in_flight: &[crate::store::Status],
+    observer: &dyn Observer,
+) -> Result<()> {
+    for status in in_flight.iter().cloned() {
         let Some(task) = graph.task(&status.task) else {
             continue;
         };
@@ -135,8 +142,16 @@ fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
 
 /// Puts back outputs that an interrupted build left set aside in
 /// `.planexe/prev/TASK/`, moving whatever the interrupted attempt wrote to
-/// `.planexe/failed/TASK/`.
-fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -> Result<()> {
+/// `.planexe/failed/TASK/`. What a run that ended had set aside (its
+/// commit left it to be deleted, see `reaper`) is deleted instead: a run
+/// the journal says ended, or one it does not mention whose task's
+/// `.DONE` vouches for what is in place now.
+fn restore_set_aside(
+    run_dir: &RunDir,
+    graph: &Graph,
+    journal: &inflight::Journal,
+    observer: &dyn Observer,
+) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(run_dir.prev_root()) else {
         return Ok(());
     };
@@ -145,6 +160,9 @@ fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -
             continue;
         };
         let Some(t) = graph.task(&task) else { continue };
+        let in_flight = journal.in_flight.iter().any(|s| s.task == task);
+        let ended =
+            journal.ended.contains(&task) || (!in_flight && sidecar::has_marker(run_dir, &task));
         let mut count = 0;
         for out in &t.outputs {
             let saved = run_dir.prev_dir(&task).join(&out.path);
@@ -158,6 +176,14 @@ fn restore_set_aside(run_dir: &RunDir, graph: &Graph, observer: &dyn Observer) -
                     Error::usage(format!("not restoring {} of {task}: {m}", out.path))
                         .hint("replace the symlinked folder with a real one, then build again")
                 })?;
+            }
+            if ended {
+                match std::fs::symlink_metadata(&saved) {
+                    Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&saved),
+                    _ => std::fs::remove_file(&saved),
+                }
+                .map_err(|e| Error::io_at(&saved, e))?;
+                continue;
             }
             if std::fs::symlink_metadata(&current).is_ok() {
                 move_file(&current, &failed)?;

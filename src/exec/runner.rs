@@ -20,13 +20,15 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::attempt::{Attempt, Executor, Feedback, Turn};
+use super::attempt::{Attempt, Executor, Feedback, Folders, Turn};
 use super::checks::{self, Inspectors, Judgement};
 use super::failure::Failures;
+use super::reaper::Reaper;
 use super::scheduler::Runner;
 use crate::error::Error;
 use crate::model::judge::Judge;
 use crate::model::{Action, Task, TaskId};
+use crate::phases::timed;
 use crate::store::inflight::Inflight;
 use crate::store::sidecar;
 use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
@@ -91,6 +93,10 @@ pub struct TaskRunner<'a> {
     /// The journal (none in a build that records nothing).
     pub inflight: Option<&'a Inflight>,
     pub checking: &'a Checking,
+    /// The folders of outputs made or found so far.
+    pub folders: Folders,
+    /// Deletes what committed runs set aside.
+    pub reaper: &'a Reaper,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -104,13 +110,16 @@ impl Runner for TaskRunner<'_> {
             recheck,
         } = start_with;
         let task = &task;
+        let _whole = crate::phases::phase("task: run, all steps");
         let start = Instant::now();
         let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
         status.started_at = Some(crate::clock::now_rfc3339());
         status.attempt = 1;
         status.definition = task.action.definition();
-        let mut turn = Turn::begin(self.run_dir, self.inflight, &status);
+        let mut turn = timed("task: journal", || {
+            Turn::begin(self.run_dir, self.inflight, &status)
+        });
         if recheck {
             if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
@@ -121,16 +130,19 @@ impl Runner for TaskRunner<'_> {
             task,
             run_dir: self.run_dir,
             stamper: self.stamper,
+            folders: &self.folders,
+            reaper: self.reaper,
             set_aside: false,
         };
-        let result = attempt
-            .prepare(previous.as_ref(), &mut status)
-            .and_then(|()| {
-                self.turns(&attempt, task, &mut status, &mut turn)
-                    .inspect(|()| attempt.commit())
-                    .inspect_err(|_| attempt.roll_back())
-            });
-        turn.end();
+        let prepared = timed("task: prepare (stamp inputs, set outputs aside)", || {
+            attempt.prepare(previous.as_ref(), &mut status)
+        });
+        let result = prepared.and_then(|()| {
+            self.turns(&attempt, task, &mut status, &mut turn)
+                .inspect(|()| timed("task: commit", || attempt.commit()))
+                .inspect_err(|_| attempt.roll_back())
+        });
+        timed("task: journal", || turn.end());
         status.finished_at = Some(crate::clock::now_rfc3339());
         status.duration_ms = Some(start.elapsed().as_millis() as u64);
         let mut tail = Vec::new();
@@ -178,8 +190,10 @@ impl TaskRunner<'_> {
                 }
                 Err(failed) => return Err(failed),
             }
-            attempt.verify(status)?;
-            let judgement = self.examine(task, false, command, status, turn);
+            timed("task: verify (stamp outputs)", || attempt.verify(status))?;
+            let judgement = timed("task: checks", || {
+                self.examine(task, false, command, true, status, turn)
+            });
             rounds += 1;
             if command {
                 if let Some(verdict) = &mut status.judge {
@@ -215,26 +229,33 @@ impl TaskRunner<'_> {
 
     /// Runs the output checks of `task` and records them in `status`:
     /// `strict` refuses on any failed check (see [`checks::examine`]);
-    /// `judge` lets the judge score the outputs on disk.
+    /// `judge` lets the judge score the outputs on disk; `stamped`: the
+    /// outputs in `status` were stamped just now (not a record's).
     fn examine(
         &self,
         task: &Task,
         strict: bool,
         judge: bool,
+        stamped: bool,
         status: &mut Status,
         turn: &Turn,
     ) -> Judgement {
         let executor = self.executor;
+        // Set apart while the checks run (a judge adds its calls to the
+        // status): the outputs as just stamped, when they were.
+        let outputs = std::mem::take(&mut status.outputs);
         let judged = &mut *status;
         let mut judgement = checks::examine(
             self.run_dir,
             task,
             strict,
+            stamped.then_some(&outputs),
             Inspectors {
                 check: |script: &str| executor.check(task, script, turn),
                 judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
             },
         );
+        status.outputs = outputs;
         status.checks = std::mem::take(&mut judgement.records);
         if let Some(verdict) = &judgement.verdict {
             status.judge = Some(verdict.clone());
@@ -258,7 +279,7 @@ impl TaskRunner<'_> {
         status.error = Some(failed.clone());
         turn.update(status);
         self.checking.enter(task.id, &failed.message);
-        let judgement = self.examine(task, true, true, status, turn);
+        let judgement = self.examine(task, true, true, true, status, turn);
         status.state = TaskState::Running;
         status.error = None;
         match judgement.error {
@@ -284,7 +305,7 @@ impl TaskRunner<'_> {
     fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
         let mut status = last?.clone();
         status.started_at = Some(crate::clock::now_rfc3339());
-        let judgement = self.examine(task, false, true, &mut status, turn);
+        let judgement = self.examine(task, false, true, false, &mut status, turn);
         if judgement.error.is_some() {
             return None;
         }
@@ -308,6 +329,7 @@ impl TaskRunner<'_> {
     fn publish(&self, mut status: Status, start: Instant, tail: Vec<String>) -> RunResult {
         let elapsed = start.elapsed();
         status.duration_ms = Some(elapsed.as_millis() as u64);
+        let _publish = crate::phases::phase("task: publish (sidecar, .DONE)");
         let (sidecar_len, publish_error) = match sidecar::publish(self.run_dir, &status) {
             Ok(len) => (Some(len), None),
             Err(e) => (None, Some(e)),

@@ -24,8 +24,10 @@ pub struct PipelineDef {
     pub pipeline: PipelineSection,
     #[serde(default)]
     pub models: BTreeMap<Spanned<String>, ModelDef>,
+    /// Boxed: a task's definition is large, and a map's node holds room
+    /// for eleven.
     #[serde(default)]
-    pub tasks: BTreeMap<Spanned<String>, TaskDef>,
+    pub tasks: BTreeMap<Spanned<String>, Box<TaskDef>>,
     /// `[[hooks]]`: where events are pushed.
     #[serde(default)]
     pub hooks: Vec<Spanned<HookDef>>,
@@ -95,7 +97,12 @@ pub struct ModelDef {
     pub stream: Option<bool>,
 }
 
+/// `matrix = { NAME = [VALUE, ...], ... }`.
+pub type Matrix = BTreeMap<String, Vec<toml::Value>>;
+
 /// `[tasks.NAME]`: one task. Exactly one of `command` or `prompt` is set.
+/// Rare tables (`judge`, `foreach`, `matrix`) are boxed: every task holds
+/// room for them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDef {
@@ -122,11 +129,11 @@ pub struct TaskDef {
     /// This task's answer length limit, over the model's.
     pub max_tokens: Option<Spanned<i64>>,
     /// `[tasks.NAME.judge]`: a model that scores what the task wrote.
-    pub judge: Option<Spanned<JudgeDef>>,
+    pub judge: Option<Box<Spanned<JudgeDef>>>,
     /// One instance per item of a JSON list.
-    pub foreach: Option<Spanned<ForeachDef>>,
+    pub foreach: Option<Box<Spanned<ForeachDef>>>,
     /// One instance per combination of these values.
-    pub matrix: Option<Spanned<BTreeMap<String, Vec<toml::Value>>>>,
+    pub matrix: Option<Box<Spanned<Matrix>>>,
     pub timeout: Option<Spanned<toml::Value>>,
     /// A command that judges the outputs before they are accepted
     /// (docs/checks.md).

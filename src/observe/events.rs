@@ -191,14 +191,16 @@ impl Events {
 
     /// Records an event and queues it for the hooks.
     pub fn emit(&self, event: Event) {
-        if let Ok(mut line) = serde_json::to_string(&event) {
-            line.push('\n');
+        // Sized for a usual event, so serializing it does not grow it.
+        let mut line = Vec::with_capacity(384);
+        if serde_json::to_writer(&mut line, &event).is_ok() {
+            line.push(b'\n');
             let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
             if log.is_none() {
                 *log = files::open_append(&self.log_path).ok();
             }
             if let Some(f) = log.as_mut() {
-                let _ = f.write_all(line.as_bytes());
+                let _ = f.write_all(&line);
             }
         }
         if let Some(queue) = &self.queue {

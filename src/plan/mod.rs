@@ -40,6 +40,20 @@ pub struct Plan {
     pub edited: Vec<(TaskId, String)>,
 }
 
+/// Refuses, before anything runs, a task that will run (`runs`) while an
+/// output of it is a symlink that leads out of the run directory.
+fn outputs_inside(checker: &Checker, id: TaskId, runs: bool) -> Result<()> {
+    if !runs {
+        return Ok(());
+    }
+    let task = &checker.graph[id];
+    for out in &task.outputs {
+        stamp::stat_inside(checker.run_dir.root(), &out.path)
+            .map_err(|e| Error::pipeline(format!("output of task `{}`: {e}", task.name)))?;
+    }
+    Ok(())
+}
+
 impl Plan {
     /// Checks every wanted task, in dependency order.
     pub fn make(checker: &Checker, wanted: Vec<bool>, forced: &[bool]) -> Result<Plan> {
@@ -71,8 +85,17 @@ impl Plan {
             .collect();
         let mut checks: Vec<Option<Check>> = Vec::new();
         checks.resize_with(graph.id_bound(), || None);
-        let results: Vec<(TaskId, Result<Check>)> =
-            ids.par_iter().map(|&id| (id, checker.check(id))).collect();
+        let results: Vec<(TaskId, Result<Check>)> = ids
+            .par_iter()
+            .map(|&id| {
+                let check = checker.check(id);
+                let stale = matches!(check, Ok(Check::Stale(_)));
+                (
+                    id,
+                    check.and_then(|c| outputs_inside(checker, id, stale).map(|()| c)),
+                )
+            })
+            .collect();
         for (id, check) in results {
             checks[id] = Some(check?);
         }
@@ -104,15 +127,8 @@ impl Plan {
                     }
                 }
             };
-            if own.is_some() {
-                // Refuse before anything runs when an output is a symlink
-                // that leads out of the run directory.
-                for out in &graph[id].outputs {
-                    stamp::stat_inside(checker.run_dir.root(), &out.path).map_err(|e| {
-                        Error::pipeline(format!("output of task `{}`: {e}", graph[id].name))
-                    })?;
-                }
-            }
+            // (Checked tasks had their outputs looked at with their check.)
+            outputs_inside(checker, id, forced[id])?;
             // A changed input whose producer runs first is expected to
             // change: the task waits and is judged again afterwards.
             let own = match own {

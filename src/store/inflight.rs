@@ -254,15 +254,31 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
 /// its start time and, for a command that got as far as a process, its
 /// pid; in the order they started.
 pub fn recover(run_dir: &RunDir) -> Vec<Status> {
+    journal(run_dir).in_flight
+}
+
+/// What the journal of the last build says.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// The tasks in flight (see [`recover`]).
+    pub in_flight: Vec<Status>,
+    /// The tasks whose last run in it ended.
+    pub ended: std::collections::BTreeSet<String>,
+}
+
+/// Reads the journal of the last build (empty when there is none).
+pub fn journal(run_dir: &RunDir) -> Journal {
     let Ok(file) = files::open_read(&run_dir.inflight_path()) else {
-        return Vec::new();
+        return Journal::default();
     };
     let mut started: BTreeMap<String, (usize, Started<String>)> = BTreeMap::new();
+    let mut ended = std::collections::BTreeSet::new();
     for (n, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
         let Ok(line) = line else { break };
         // A torn last line (the crash came mid-append) is skipped.
         match serde_json::from_slice::<Line<String>>(&line) {
             Ok(Line::Started(s)) => {
+                ended.remove(&s.task);
                 started.insert(s.task.clone(), (n, s));
             }
             Ok(Line::Spawned((task, pid))) => {
@@ -271,14 +287,17 @@ pub fn recover(run_dir: &RunDir) -> Vec<Status> {
                 }
             }
             Ok(Line::Ended(task)) => {
-                started.remove(&task);
+                if started.remove(&task).is_some() {
+                    ended.insert(task);
+                }
             }
             Err(_) => {}
         }
     }
     let mut left: Vec<(usize, Started<String>)> = started.into_values().collect();
     left.sort_by_key(|(n, _)| *n);
-    left.into_iter()
+    let in_flight = left
+        .into_iter()
         .map(|(_, s)| {
             let mut status = Status::new(&s.task, TaskState::Running, &s.fingerprint);
             status.pid = s.pid;
@@ -286,7 +305,8 @@ pub fn recover(run_dir: &RunDir) -> Vec<Status> {
             status.attempt = s.attempt;
             status
         })
-        .collect()
+        .collect();
+    Journal { in_flight, ended }
 }
 
 #[cfg(test)]
@@ -358,5 +378,7 @@ mod tests {
                 ("e".to_string(), None),
             ]
         );
+        let ended: Vec<String> = super::journal(&run_dir).ended.into_iter().collect();
+        assert_eq!(ended, vec!["a".to_string()]);
     }
 }

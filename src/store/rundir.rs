@@ -78,22 +78,29 @@ pub fn status_rel(task: &str) -> String {
     format!("{STATE_DIR}/{}/{task}.status", file::TASKS)
 }
 
-/// A task's log, relative to the run directory (as messages name it).
-pub fn task_log_rel(task: &str) -> String {
-    format!("{STATE_DIR}/{}/{}", file::LOGS, log_name(task))
+/// Where the sidecar at `status` keeps the file it last replaced, to write
+/// over next time (see [`crate::store::files::write_atomic_reusing`]): the
+/// same name, hidden, with `.spare` after it (`.NAME.status.spare`).
+pub fn spare_of(status: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(status.file_name().unwrap_or_default());
+    name.push(".spare");
+    status.with_file_name(name)
 }
 
-fn log_name(task: &str) -> String {
-    format!("{task}.log")
+/// A task's log, relative to the run directory (as messages name it).
+pub fn task_log_rel(task: &str) -> String {
+    format!("{STATE_DIR}/{}/{task}.log", file::LOGS)
 }
 
 /// A run directory and the layout of its `.planexe/` folder.
 #[derive(Debug)]
 pub struct RunDir {
     root: PathBuf,
-    /// Canonical forms of parent folders already checked, so a pipeline of
-    /// ten thousand tasks in one folder canonicalizes it once.
-    checked_dirs: Mutex<HashMap<PathBuf, bool>>,
+    /// Folders (relative paths) already checked to lead nowhere outside,
+    /// so a pipeline of ten thousand tasks in one folder canonicalizes it
+    /// once.
+    checked_dirs: Mutex<HashMap<String, bool>>,
 }
 
 impl RunDir {
@@ -188,16 +195,32 @@ impl RunDir {
     }
 
     pub fn status_path(&self, task: &str) -> PathBuf {
-        self.tasks_dir().join(format!("{task}.status"))
+        self.task_file(file::TASKS, task, ".status")
     }
 
     pub fn done_path(&self, task: &str) -> PathBuf {
-        self.tasks_dir().join(format!("{task}.DONE"))
+        self.task_file(file::TASKS, task, ".DONE")
     }
 
     /// Where the combined stdout and stderr of a task's last run is kept.
     pub fn task_log_path(&self, task: &str) -> PathBuf {
-        self.state(file::LOGS).join(log_name(task))
+        self.task_file(file::LOGS, task, ".log")
+    }
+
+    /// `.planexe/FOLDER/TASKSUFFIX`, made in one allocation: a build asks
+    /// for several of these per task, and joining path by path allocates
+    /// and copies once per part.
+    fn task_file(&self, folder: &str, task: &str, suffix: &str) -> PathBuf {
+        use std::ffi::OsString;
+        let root = self.root.as_os_str();
+        let mut path = OsString::with_capacity(
+            root.len() + STATE_DIR.len() + folder.len() + task.len() + suffix.len() + 3,
+        );
+        path.push(root);
+        for part in ["/", STATE_DIR, "/", folder, "/", task, suffix] {
+            path.push(part);
+        }
+        PathBuf::from(path)
     }
 
     /// What a task's output check last printed (stdout and stderr). Never
@@ -318,16 +341,24 @@ impl RunDir {
     /// ([`crate::store::stamp::stat_inside`]), which costs no extra system
     /// call.
     pub fn check_inside(&self, rel: &str) -> std::result::Result<(), String> {
-        let full = self.root.join(rel);
-        let Some(parent) = full.parent() else {
-            return Ok(());
+        let outside = || {
+            Err(format!(
+                "{rel} lies in a folder outside the run directory (a symlink)"
+            ))
+        };
+        // Folders are cached by their relative path: no path to build and
+        // hash for a folder already checked.
+        let Some((parent, _)) = rel.rsplit_once('/') else {
+            // Right in the run directory, which is canonical (or the run
+            // directory itself, whose folder is outside it).
+            return if rel.is_empty() { outside() } else { Ok(()) };
         };
         let mut cache = self.checked_dirs.lock().unwrap_or_else(|p| p.into_inner());
         let inside = match cache.get(parent) {
             Some(&inside) => inside,
             None => {
                 // Canonicalize the longest existing ancestor.
-                let mut probe = parent.to_path_buf();
+                let mut probe = self.root.join(parent);
                 let inside = loop {
                     match std::fs::canonicalize(&probe) {
                         Ok(real) => break real.starts_with(&self.root),
@@ -338,16 +369,14 @@ impl RunDir {
                         }
                     }
                 };
-                cache.insert(parent.to_path_buf(), inside);
+                cache.insert(parent.to_string(), inside);
                 inside
             }
         };
         if inside {
             Ok(())
         } else {
-            Err(format!(
-                "{rel} lies in a folder outside the run directory (a symlink)"
-            ))
+            outside()
         }
     }
 }
@@ -355,6 +384,14 @@ impl RunDir {
 /// Turns a path as written in the pipeline into a normalized relative path
 /// with `/` separators, or says why it is not allowed.
 pub fn normalize(raw: &str) -> std::result::Result<String, String> {
+    // Most paths are written normalized already: one look at them.
+    let plain = !raw.starts_with('/')
+        && raw
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if plain && raw.split('/').next() != Some(STATE_DIR) {
+        return Ok(raw.to_string());
+    }
     if raw.is_empty() {
         return Err("the path is empty".into());
     }
@@ -399,5 +436,29 @@ mod tests {
         assert!(normalize("a/../../b").unwrap_err().contains(".."));
         assert!(normalize(".").is_err());
         assert!(normalize(".planexe/x").is_err());
+        assert!(normalize(".planexe").is_err());
+        assert_eq!(normalize("a/b.md").unwrap(), "a/b.md");
+        assert_eq!(normalize("a/b/").unwrap(), "a/b");
+        assert_eq!(normalize("./a").unwrap(), "a");
+        assert_eq!(normalize(".planexe-x/y").unwrap(), ".planexe-x/y");
+        assert!(normalize("").is_err());
+        assert!(normalize("/").is_err());
+    }
+
+    #[test]
+    fn task_files_are_where_joining_puts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        let tasks = run_dir.tasks_dir();
+        assert_eq!(run_dir.status_path("a b"), tasks.join("a b.status"));
+        assert_eq!(run_dir.done_path("x[1]"), tasks.join("x[1].DONE"));
+        assert_eq!(
+            run_dir.task_log_path("t"),
+            run_dir.state_dir().join(file::LOGS).join("t.log")
+        );
+        assert_eq!(
+            run_dir.root().join(status_rel("t")),
+            run_dir.status_path("t")
+        );
     }
 }

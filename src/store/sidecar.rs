@@ -63,11 +63,16 @@ pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<u64> {
     write_sidecar_at(&run_dir.status_path(&status.task), status)
 }
 
-/// Writes a task's `.status` sidecar, at `path`, atomically.
+/// Writes a task's `.status` sidecar, at `path`, atomically; the sidecar it
+/// replaces is kept as the next one's spare (see
+/// [`files::write_atomic_reusing`]).
 pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<u64> {
-    let mut bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    // Sized for a usual sidecar, so serializing it does not grow the buffer
+    // again and again.
+    let mut bytes = Vec::with_capacity(2048);
+    serde_json::to_writer_pretty(&mut bytes, status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    files::write_atomic(path, &bytes)?;
+    files::write_atomic_reusing(path, &super::rundir::spare_of(path), &bytes)?;
     Ok(bytes.len() as u64)
 }
 

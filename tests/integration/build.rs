@@ -280,6 +280,28 @@ command = "test -e loud && seq 1 30000; cp in.txt q.txt"
     assert!(!p.exists(".planexe/logs/quiet.log"));
 }
 
+/// A quick command's pipe is all that is watched; a longer one's process
+/// too. Either way its whole output is kept, and a command that closes its
+/// output early is still waited for.
+#[test]
+fn output_is_kept_and_commands_waited_for_however_long_they_run() {
+    let p = Project::new(
+        r#"
+[tasks.slow]
+outputs = ["slow.txt"]
+command = "echo a; sleep 0.1; echo b >&2; sleep 0.1; echo c; echo s > slow.txt"
+[tasks.closes]
+outputs = ["closes.txt"]
+command = "echo first; exec >/dev/null 2>&1; sleep 0.2; echo c > closes.txt"
+"#,
+    );
+    p.build().ok();
+    assert_eq!(p.read(".planexe/logs/slow.log"), "a\nb\nc\n");
+    assert_eq!(p.read(".planexe/logs/closes.log"), "first\n");
+    assert_eq!(p.read("closes.txt"), "c\n");
+    assert_eq!(p.status_json("closes")["state"], "done");
+}
+
 #[test]
 fn a_background_process_holding_the_output_does_not_hold_the_task() {
     let p = Project::new(

@@ -63,6 +63,59 @@ fn clean_downstream_deletes_exactly_the_listed_files() {
     p.build().ok().ran(&["b", "c"]);
 }
 
+/// Whether the kernel grants write leases on files in `dir`.
+fn leases_work(dir: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let probe = dir.join("lease-probe");
+    let file = std::fs::File::create(&probe).unwrap();
+    // SAFETY: fcntl on a descriptor we own; F_SETLEASE takes an int.
+    let ok = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } == 0;
+    drop(file);
+    std::fs::remove_file(&probe).unwrap();
+    ok
+}
+
+/// A task run again rewrites its sidecar over the file the last rewrite
+/// replaced (its spare), swapped in: no file is made or deleted for its
+/// record, `.DONE` stays a second name of the sidecar, and `clean` lists
+/// and deletes the spare with the rest.
+#[test]
+fn a_rerun_rewrites_the_sidecar_over_its_spare_and_clean_deletes_it() {
+    use std::os::unix::fs::MetadataExt;
+    let p = chain();
+    let ino = |rel: &str| std::fs::metadata(p.path(rel)).unwrap().ino();
+    let spare = ".planexe/tasks/.a.status.spare";
+    assert!(!p.exists(spare), "a first run replaces nothing");
+    p.run(&["build", "-B", "a"]).ok().ran(&["a"]);
+    assert!(p.exists(spare));
+    // From now on the sidecar and its spare trade places: the same two
+    // files, whatever the number of runs (a `pending` record, then the
+    // outcome, each time).
+    let pair = || {
+        let mut v = vec![ino(".planexe/tasks/a.status"), ino(spare)];
+        v.sort_unstable();
+        v
+    };
+    let files = pair();
+    for _ in 0..2 {
+        p.run(&["build", "-B", "a"]).ok().ran(&["a"]);
+        // (Where the file system grants no leases, spares are replaced.)
+        if leases_work(p.root()) {
+            assert_eq!(pair(), files);
+        }
+        assert_eq!(p.status_json("a")["state"], "done");
+        assert_eq!(ino(".planexe/tasks/a.DONE"), ino(".planexe/tasks/a.status"));
+        assert_eq!(
+            p.read(".planexe/tasks/a.DONE"),
+            p.read(".planexe/tasks/a.status")
+        );
+    }
+    let listed = p.run(&["clean", "a", "-y"]);
+    listed.ok().stdout_has(spare);
+    assert!(!p.exists(spare));
+    p.build().ok().ran(&["a"]);
+}
+
 #[test]
 fn clean_needs_confirmation_off_a_terminal() {
     let p = chain();

@@ -141,6 +141,26 @@ fn a_missing_output_is_a_failure_line() {
     assert_eq!(line["recoverable"], false);
 }
 
+/// Outputs are looked at once each after the command (their stamp): one
+/// missing is named with every other missing one, a symlink that leads
+/// nowhere is no output, and one too small is caught from its stamp.
+#[test]
+fn each_output_is_stamped_once_and_what_is_wrong_with_it_is_said() {
+    let p = Project::new("[tasks.t]\noutputs = [\"x\", \"y\", \"z\"]\ncommand = \"echo > y\"\n");
+    p.build().code(1).stderr_has("did not write x, z");
+    let p = Project::new("[tasks.t]\noutputs = [\"x\"]\ncommand = \"ln -s nowhere x\"\n");
+    p.build().code(1).stderr_has("x vanished after the command");
+    assert_eq!(failure(&p, "t", "task.failed")["kind"], "missing_output");
+    let p = Project::new(
+        "[tasks.t]\noutputs = [\"deep/er/x\"]\nmin_bytes = 3\ncommand = \"printf ab > deep/er/x\"\n",
+    );
+    p.build()
+        .code(1)
+        .stderr_has("output deep/er/x is 2 bytes, less than min_bytes = 3");
+    // The refused output is kept aside.
+    assert!(p.exists(".planexe/failed/t/deep/er/x"));
+}
+
 #[test]
 fn ctrl_c_stops_a_command_and_records_it_as_stopped() {
     let p =

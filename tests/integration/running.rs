@@ -398,3 +398,45 @@ fn a_command_runs_in_its_own_group_in_the_run_directory_with_its_variables() {
         assert_eq!(ignored & (1 << (signal - 1)), 0, "signal {signal}: {env}");
     }
 }
+
+/// What a committed run set aside is deleted off its thread; when planexe
+/// dies before that is done, the next build deletes it rather than put it
+/// back over the newer good output: the run ended (its journal says so),
+/// or the task's `.DONE` vouches for what is in place.
+#[test]
+fn what_an_ended_run_set_aside_is_deleted_after_a_crash_not_put_back() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"cat in > out.md\"\n",
+    );
+    p.write("in", "one\n");
+    p.build().ok();
+    p.write_at("in", "two\n", 2_000_000);
+    p.build().ok().ran(&["a"]);
+    assert!(!p.exists(".planexe/prev/a/out.md"), "deleted by the build");
+    // As a build killed after `a` ended, before its deletion: the run
+    // record says it never ended (and the certificate is gone, as a build
+    // removes it when it starts); the journal says `a` did.
+    let crashed = |journal: &str| {
+        p.remove(".planexe/uptodate");
+        let mut run: serde_json::Value =
+            serde_json::from_str(&p.read(".planexe/run.json")).unwrap();
+        let last = run["builds"].as_array_mut().unwrap().last_mut().unwrap();
+        last["outcome"] = "running".into();
+        last["finished_at"] = serde_json::Value::Null;
+        last["pid"] = 999_999_999u32.into();
+        p.write(".planexe/run.json", &run.to_string());
+        p.write(".planexe/inflight", journal);
+        p.write(".planexe/prev/a/out.md", "one\n");
+    };
+    crashed("{\"started\":{\"task\":\"a\",\"pid\":null,\"started_at\":null,\"attempt\":1,\"fingerprint\":\"f\"}}\n{\"ended\":\"a\"}\n");
+    let run = p.build();
+    run.ok().ran(&[]);
+    assert!(!run.stderr.contains("restored"), "{}", run.stderr);
+    assert!(!p.exists(".planexe/prev/a/out.md"));
+    assert_eq!(p.read("out.md"), "two\n");
+    // A journal that does not know the task: its `.DONE` decides.
+    crashed("");
+    p.build().ok().ran(&[]);
+    assert!(!p.exists(".planexe/prev/a/out.md"));
+    assert_eq!(p.read("out.md"), "two\n");
+}

@@ -14,6 +14,7 @@ use super::super::runner::{Checking, RunResult, Start};
 use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
 use crate::model::{Graph, Pipeline, TaskId};
+use crate::phases::timed;
 use crate::plan::{Check, Checker, Reason};
 use crate::store::files;
 use crate::store::snapshot::Live;
@@ -140,13 +141,20 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         }
         let task = &self.graph[t];
         self.running[t] = Some(crate::clock::now_rfc3339());
-        self.observer.task_started(task);
+        timed("build loop: observers of a task's start", || {
+            self.observer.task_started(task)
+        });
+        // A task the plan found never built has no last good run to read.
+        let never = matches!(self.reasons[t], Some(Reason::NeverBuilt));
         Start {
             task: task.clone(),
-            previous: self
-                .store
-                .done_record(self.run_dir, &task.name)
-                .map(std::borrow::Cow::into_owned),
+            previous: if never {
+                None
+            } else {
+                self.store
+                    .done_record(self.run_dir, &task.name)
+                    .map(std::borrow::Cow::into_owned)
+            },
             recheck: matches!(self.reasons[t], Some(Reason::ChecksChanged)),
         }
     }
@@ -159,9 +167,10 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         if let Some(e) = result.publish_error.take() {
             self.keep(Err(e));
         }
-        let r = self
-            .store
-            .record_outcome(self.run_dir, &result.status, result.sidecar_len);
+        let r = timed("build loop: state log line", || {
+            self.store
+                .record_outcome(self.run_dir, &result.status, result.sidecar_len)
+        });
         self.keep(r);
         let status = &result.status;
         self.running[t] = None;
@@ -183,15 +192,17 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         for warning in self.llm.map(Llm::take_warnings).unwrap_or_default() {
             self.observer.notice(&Notice::Answers(warning));
         }
-        self.observer.task_ended(
-            &self.graph[t],
-            &TaskEnd {
-                status,
-                elapsed: result.elapsed,
-                tail: &result.tail,
-            },
-        );
-        self.view();
+        timed("build loop: observers of a task's end", || {
+            self.observer.task_ended(
+                &self.graph[t],
+                &TaskEnd {
+                    status,
+                    elapsed: result.elapsed,
+                    tail: &result.tail,
+                },
+            )
+        });
+        timed("build loop: the build's view", || self.view());
         match status.state {
             TaskState::Done => Outcome::Succeeded,
             TaskState::Stopped => Outcome::Stopped,

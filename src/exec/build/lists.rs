@@ -2,14 +2,15 @@
 //! its list file as soon as that is ready (no task produces it, or its
 //! producer is up to date); a fan-out whose list this build makes takes
 //! part as [`take_part`] says (it expands inside the build: `growth`);
-//! and instances whose item is gone lose their outputs and records.
+//! and instances whose item is gone lose their outputs and records. At the
+//! end, the fan-outs that never expanded, and what waits behind them.
 
 use std::collections::HashSet;
 
 use super::super::observer::{Notice, Observer};
 use crate::error::{Error, Result};
 use crate::model::{Graph, TaskId};
-use crate::plan::{Plan, Session};
+use crate::plan::{Plan, Reason, Session};
 use crate::store::files;
 use crate::store::{CheckMode, RunDir, StateStore};
 
@@ -175,4 +176,47 @@ pub(super) fn take_part(graph: &Graph, plan: &Plan) -> Fanouts {
         fanouts.after_expansion[t] = false;
     }
     fanouts
+}
+
+/// The wanted fan-outs that are still placeholders: their list was not
+/// built, so their instances are not counted anywhere.
+pub(super) fn unexpanded(
+    graph: &Graph,
+    wanted: &[bool],
+    reasons: &[Option<Reason>],
+) -> Vec<String> {
+    graph
+        .placeholders()
+        .filter(|&(name, _)| {
+            graph.fanouts[name].members.iter().any(|&m| {
+                wanted.get(m).copied().unwrap_or(false)
+                    && !matches!(reasons.get(m), Some(Some(Reason::FailedLastTime(_))))
+            })
+        })
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// How many of the tasks `not_run` lie downstream of the fan-outs
+/// `unexpanded` (their placeholders not counted).
+pub(super) fn behind(graph: &Graph, unexpanded: &[String], not_run: &[TaskId]) -> usize {
+    let not_run: std::collections::HashSet<TaskId> = not_run.iter().copied().collect();
+    let mut seen = vec![false; graph.id_bound()];
+    let mut stack: Vec<TaskId> = unexpanded
+        .iter()
+        .filter_map(|name| graph.fanouts.get(name))
+        .flat_map(|g| g.members.iter().copied())
+        .collect();
+    let placeholders = stack.clone();
+    while let Some(t) = stack.pop() {
+        for &d in &graph[t].dependents {
+            if !seen[d] {
+                seen[d] = true;
+                stack.push(d);
+            }
+        }
+    }
+    (0..seen.len())
+        .filter(|&t| seen[t] && not_run.contains(&t) && !placeholders.contains(&t))
+        .count()
 }

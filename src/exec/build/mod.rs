@@ -19,6 +19,7 @@
 mod growth;
 mod hooks;
 mod lists;
+mod reach;
 mod run;
 
 use super::attempt::Executor;

@@ -11,13 +11,13 @@ use super::super::command::Watchdog;
 use super::super::failure::Failures;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
+use super::super::reaper::Reaper;
 use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
-use super::{lists, Build, Ended, Progress};
+use super::{lists, reach, Build, Ended, Progress};
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId};
-use crate::plan::certificate::Changes;
 use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
@@ -56,7 +56,10 @@ impl Build<'_> {
                 stamper: &stamper,
                 mode: options.check,
             };
-            let reach = options.changed.as_ref().and_then(|c| reached(graph, c));
+            let reach = options
+                .changed
+                .as_ref()
+                .and_then(|c| reach::reached(graph, c));
             let plan = Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?;
             // What this build checks or runs: the records it may change.
             progress.rechecked = reach.map(|mut reach| {
@@ -70,8 +73,10 @@ impl Build<'_> {
         drop(t);
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
-        // a crash; say so.
-        for &t in &to_run {
+        // a crash; say so. (No sidecar is there to read before the first
+        // build has made their folder.)
+        let sidecars = session.run_dir.tasks_dir().exists();
+        for &t in to_run.iter().filter(|_| sidecars) {
             if matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
                 let path = session.run_dir.status_path(&graph[t].name);
                 if path.exists() && sidecar::read_status(&session.run_dir, &graph[t].name).is_none()
@@ -209,7 +214,7 @@ impl Build<'_> {
                 matches!(plan.reasons[t], Some(Reason::Upstream(_))) || fanouts.after_expansion[t];
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
-            if tentative[t] {
+            if tentative[t] || matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
                 continue;
             }
             let name = &graph[t].name;
@@ -258,6 +263,7 @@ impl Build<'_> {
         };
         let started = Instant::now();
         let watchdog = Watchdog::start(self.interrupt.clone());
+        let reaper = Reaper::start();
         let actions = Actions::new(
             &session.run_dir,
             session.pipeline.dir(),
@@ -274,6 +280,8 @@ impl Build<'_> {
             failures: &failures,
             inflight: progress.inflight,
             checking: &checking,
+            folders: Default::default(),
+            reaper: &reaper,
         };
         let n = graph.id_bound();
         let forced_fanouts = if options.force {
@@ -348,6 +356,11 @@ impl Build<'_> {
         let reasons = std::mem::take(&mut hooks.reasons);
         drop(hooks);
         drop(watchdog);
+        // Every file set aside by a committed run is gone before the build
+        // says it ended.
+        crate::phases::timed("build: deletions of what runs set aside", || {
+            reaper.finish()
+        });
         self.observer.tasks_ended();
         let graph = &session.graph;
         session.store.compact_if_large(&session.run_dir)?;
@@ -374,7 +387,7 @@ impl Build<'_> {
         run.save(&session.run_dir)?;
         session.run = Some(run);
         let names = |ids: &[TaskId]| ids.iter().map(|&t| graph[t].name.clone()).collect();
-        let unexpanded = unexpanded(graph, &wanted, &reasons);
+        let unexpanded = lists::unexpanded(graph, &wanted, &reasons);
         self.say(
             progress,
             Notice::Ran(Ran {
@@ -383,7 +396,7 @@ impl Build<'_> {
                 stopped: summary.stopped.len(),
                 not_run: summary.not_run.len(),
                 skipped: summary.skipped.len(),
-                behind_unexpanded: behind(graph, &unexpanded, &summary.not_run),
+                behind_unexpanded: lists::behind(graph, &unexpanded, &summary.not_run),
                 unexpanded,
                 elapsed: started.elapsed(),
                 interrupted,
@@ -430,45 +443,6 @@ impl Build<'_> {
         }
         Ok(())
     }
-}
-
-/// The wanted fan-outs that are still placeholders: their list was not
-/// built, so their instances are not counted anywhere.
-fn unexpanded(graph: &Graph, wanted: &[bool], reasons: &[Option<Reason>]) -> Vec<String> {
-    graph
-        .placeholders()
-        .filter(|&(name, _)| {
-            graph.fanouts[name].members.iter().any(|&m| {
-                wanted.get(m).copied().unwrap_or(false)
-                    && !matches!(reasons.get(m), Some(Some(Reason::FailedLastTime(_))))
-            })
-        })
-        .map(|(name, _)| name.to_string())
-        .collect()
-}
-
-/// How many of the tasks `not_run` lie downstream of the fan-outs
-/// `unexpanded` (their placeholders not counted).
-fn behind(graph: &Graph, unexpanded: &[String], not_run: &[TaskId]) -> usize {
-    let not_run: std::collections::HashSet<TaskId> = not_run.iter().copied().collect();
-    let mut seen = vec![false; graph.id_bound()];
-    let mut stack: Vec<TaskId> = unexpanded
-        .iter()
-        .filter_map(|name| graph.fanouts.get(name))
-        .flat_map(|g| g.members.iter().copied())
-        .collect();
-    let placeholders = stack.clone();
-    while let Some(t) = stack.pop() {
-        for &d in &graph[t].dependents {
-            if !seen[d] {
-                seen[d] = true;
-                stack.push(d);
-            }
-        }
-    }
-    (0..seen.len())
-        .filter(|&t| seen[t] && not_run.contains(&t) && !placeholders.contains(&t))
-        .count()
 }
 
 /// Where the run stands before a build resumes it.
@@ -560,32 +534,4 @@ fn counts(
         c.not_run = s.not_run.len();
     }
     c
-}
-
-/// The tasks the changes the up-to-date certificate found can reach: those
-/// reading or writing a changed file or a file in a changed folder, and
-/// with a changed folder every task reading a glob. `None` when a changed
-/// file is a `foreach` list (the graph itself may differ): every task is
-/// checked.
-fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
-    let files: std::collections::HashSet<&str> = changes.files.iter().map(String::as_str).collect();
-    if graph.lists().any(|(_, list)| files.contains(list)) {
-        return None;
-    }
-    let in_folder = |p: &str| {
-        changes.folders.iter().any(|f| {
-            p.len() > f.len() && p.starts_with(f.as_str()) && p.as_bytes()[f.len()] == b'/'
-        })
-    };
-    let mut reach = vec![false; graph.id_bound()];
-    for task in graph.tasks() {
-        let mut paths = task
-            .inputs
-            .iter()
-            .map(|i| i.path.as_str())
-            .chain(task.outputs.iter().map(|o| o.path.as_str()));
-        reach[task.id] = (task.origin.globs && !changes.folders.is_empty())
-            || paths.any(|p| files.contains(p) || in_folder(p));
-    }
-    Some(reach)
 }

@@ -6,19 +6,21 @@
 //! file, which is made at the first byte: a command that prints nothing
 //! leaves no log (and no inode to allocate, which on a busy file system
 //! costs more than the rest of a trivial task), and a stale log of an
-//! earlier run is removed. The job thread waits on the pipe and on a
-//! pidfd of the child at once (no polling delay): once the child has
-//! ended, what it wrote is drained and the pipe closed, so a background
-//! process it left holding the pipe cannot keep the task running. Where
+//! earlier run is removed. The job thread waits on the pipe, and after
+//! 20 ms (most commands are over by then) on a pidfd of the child too: once
+//! the child has ended, what it wrote is drained and the pipe closed, so a
+//! background process it left holding the pipe cannot keep the task
+//! running. Where
 //! pidfds do not exist (Linux before 5.3), the output goes straight to
 //! the log file, as it always did. One [`Watchdog`] thread per build
 //! enforces deadlines and interrupts by signalling whole process groups:
 //! SIGTERM first, SIGKILL after a grace period.
 //!
-//! Commands start with `posix_spawn` and an environment built once per
-//! build ([`Environment`]): `std::process::Command` copies and sorts the
-//! whole environment of planexe again for every command that sets a
-//! variable, which costs more than the rest of starting a trivial task.
+//! Commands start as `posix_spawn` starts them, but on a stack each thread
+//! keeps (`spawn`), with an environment built once per build
+//! ([`Environment`]): `std::process::Command` copies and sorts the whole
+//! environment of planexe again for every command that sets a variable,
+//! which costs more than the rest of starting a trivial task.
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
@@ -34,6 +36,7 @@ use super::interrupt::Interrupt;
 use crate::store::files;
 
 mod output;
+mod spawn;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(3);
@@ -116,6 +119,7 @@ fn pair(name: &[u8], value: &[u8]) -> Option<CString> {
 
 /// Runs `spec`, calling `spawned` with the pid once the process exists.
 pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit {
+    let starting = crate::phases::phase("task: command started");
     let (sink, pipe) = match output::pipe() {
         Ok(pipe) => match output::clear(spec.log) {
             Ok(()) => (pipe.1, Some(pipe.0)),
@@ -133,6 +137,8 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
     drop(sink);
     let guard = watchdog.watch(pid, spec.timeout);
     spawned(pid);
+    drop(starting);
+    let running = crate::phases::phase("task: command ran");
     let status = match pipe {
         Some(pipe) => match output::copy_until_exit(pipe, pid, spec.log) {
             Ok(()) => wait(pid),
@@ -146,6 +152,7 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
         },
         None => wait(pid),
     };
+    drop(running);
     let killed = guard.finish();
     match (killed, status) {
         (Some(Kill::Timeout(d)), _) => Exit::Timeout(d),
@@ -161,14 +168,6 @@ pub fn run(spec: &Spec, watchdog: &Watchdog, spawned: impl FnOnce(u32)) -> Exit 
                 Exit::Signal(libc::WTERMSIG(status))
             }
         }
-    }
-}
-
-/// `0` on success, else the error number a `posix_spawn*` call returned.
-fn check(rc: libc::c_int) -> std::io::Result<()> {
-    match rc {
-        0 => Ok(()),
-        e => Err(std::io::Error::from_raw_os_error(e)),
     }
 }
 
@@ -207,60 +206,10 @@ fn spawn(spec: &Spec, log: &std::fs::File) -> std::io::Result<u32> {
         argv.extend(args.iter().map(|a| a.as_ptr()));
     }
     argv.push(std::ptr::null());
-    let fd = log.as_raw_fd();
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: the file actions and attributes are initialised before use
-    // and destroyed on every path; every pointer handed to posix_spawn
-    // (argv, envp and the strings they point to, cwd) outlives the call,
-    // and argv and envp end with a null pointer.
-    unsafe {
-        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-        check(libc::posix_spawn_file_actions_init(&mut actions))?;
-        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
-            libc::posix_spawn_file_actions_destroy(&mut actions);
-            return Err(e);
-        }
-        let result = (|| {
-            check(libc::posix_spawn_file_actions_addopen(
-                &mut actions,
-                0,
-                c"/dev/null".as_ptr(),
-                libc::O_RDONLY,
-                0,
-            ))?;
-            check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, 1))?;
-            check(libc::posix_spawn_file_actions_adddup2(&mut actions, fd, 2))?;
-            check(libc::posix_spawn_file_actions_addchdir_np(
-                &mut actions,
-                cwd.as_ptr(),
-            ))?;
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            let mut defaults: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut defaults);
-            libc::sigaddset(&mut defaults, libc::SIGPIPE);
-            check(libc::posix_spawnattr_setsigmask(&mut attr, &empty))?;
-            check(libc::posix_spawnattr_setsigdefault(&mut attr, &defaults))?;
-            check(libc::posix_spawnattr_setpgroup(&mut attr, 0))?;
-            let flags = libc::POSIX_SPAWN_SETPGROUP
-                | libc::POSIX_SPAWN_SETSIGMASK
-                | libc::POSIX_SPAWN_SETSIGDEF;
-            check(libc::posix_spawnattr_setflags(&mut attr, flags as _))?;
-            check(libc::posix_spawn(
-                &mut pid,
-                argv[0],
-                &actions,
-                &attr,
-                argv.as_ptr() as *const *mut libc::c_char,
-                envp.as_ptr() as *const *mut libc::c_char,
-            ))
-        })();
-        libc::posix_spawnattr_destroy(&mut attr);
-        libc::posix_spawn_file_actions_destroy(&mut actions);
-        result?;
-    }
-    Ok(pid as u32)
+    // SAFETY: argv and envp end with a null pointer, and every string
+    // they point to (the script, the arguments, the environment) lives
+    // until the function returns.
+    unsafe { spawn::start(&argv, &envp, &cwd, log.as_raw_fd()) }
 }
 
 /// Waits for the child `pid` to end; its raw wait status.

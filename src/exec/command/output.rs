@@ -1,13 +1,14 @@
 //! A command's output: a pipe the job thread copies into the task's log,
-//! made at the first byte. The thread waits on the pipe and on a pidfd of
-//! the child together; when the child has ended, what is left in the pipe
-//! is drained and the pipe closed, whatever a background process it left
-//! behind still holds.
+//! made at the first byte. The thread waits on the pipe, and once the
+//! command has run for a moment, on a pidfd of the child too; when the
+//! child has ended, what is left in the pipe is drained and the pipe
+//! closed, whatever a background process it left behind still holds.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::store::files;
 
@@ -83,16 +84,37 @@ pub fn clear(log: &Path) -> Result<(), String> {
     }
 }
 
+/// How long the pipe of a command is watched alone before its process is
+/// watched too (a pidfd): most commands end, closing the pipe, sooner, and
+/// a pidfd is a file to make per task.
+const PIPE_ALONE: Duration = Duration::from_millis(20);
+
+thread_local! {
+    /// The read buffer of [`copy_until_exit`], one per thread, zeroed once.
+    static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Copies what the child `pid` writes to `pipe` into the log at `log`
-/// until the child has ended, then what is left in the pipe. The child is
-/// not reaped here.
-pub fn copy_until_exit(mut pipe: File, pid: u32, log: &Path) -> std::io::Result<()> {
+/// until the child has ended (or closed the pipe), then what is left in
+/// the pipe. The child is not reaped here.
+pub fn copy_until_exit(pipe: File, pid: u32, log: &Path) -> std::io::Result<()> {
+    BUFFER.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        if buf.len() < CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        copy_with(pipe, pid, log, &mut buf)
+    })
+}
+
+fn copy_with(mut pipe: File, pid: u32, log: &Path, buf: &mut [u8]) -> std::io::Result<()> {
     let mut log = Log {
         path: log,
         file: None,
     };
-    let exited = pidfd(pid)?;
-    let mut buf = vec![0u8; CHUNK];
+    // Opened once the pipe has been watched alone for `PIPE_ALONE`.
+    let mut exited: Option<OwnedFd> = None;
+    let alone_until = Instant::now() + PIPE_ALONE;
     let mut fds = [
         libc::pollfd {
             fd: pipe.as_raw_fd(),
@@ -100,15 +122,21 @@ pub fn copy_until_exit(mut pipe: File, pid: u32, log: &Path) -> std::io::Result<
             revents: 0,
         },
         libc::pollfd {
-            fd: exited.as_raw_fd(),
+            fd: -1,
             events: libc::POLLIN,
             revents: 0,
         },
     ];
-    let mut open = true;
     loop {
-        // SAFETY: `fds` is an array of two initialised pollfd structs.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        let timeout = match exited {
+            Some(_) => -1,
+            None => alone_until
+                .saturating_duration_since(Instant::now())
+                .as_millis() as libc::c_int,
+        };
+        // SAFETY: `fds` is an array of two initialised pollfd structs (a
+        // negative fd is ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -116,14 +144,19 @@ pub fn copy_until_exit(mut pipe: File, pid: u32, log: &Path) -> std::io::Result<
             }
             return Err(e);
         }
-        if open && fds[0].revents != 0 {
-            match read(&mut pipe, &mut buf)? {
-                0 => {
-                    // Every writer closed it: only the child's end is
-                    // left to wait for.
-                    open = false;
-                    fds[0].fd = -1;
-                }
+        if n == 0 && exited.is_none() {
+            // A longer command: its end is watched too, so a process it
+            // leaves holding the pipe cannot hold the task.
+            let fd = pidfd(pid)?;
+            fds[1].fd = fd.as_raw_fd();
+            exited = Some(fd);
+            continue;
+        }
+        if fds[0].revents != 0 {
+            match read(&mut pipe, buf)? {
+                // Every writer closed it: nothing more can come (the
+                // caller waits for the child).
+                0 => return Ok(()),
                 got => log.write(&buf[..got])?,
             }
         }
@@ -131,18 +164,16 @@ pub fn copy_until_exit(mut pipe: File, pid: u32, log: &Path) -> std::io::Result<
             break;
         }
     }
-    if open {
-        // What the child wrote before it ended; not what a process it
-        // left behind writes later.
-        set_nonblocking(&pipe)?;
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(got) => log.write(&buf[..got])?,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
+    // What the child wrote before it ended; not what a process it left
+    // behind writes later.
+    set_nonblocking(&pipe)?;
+    loop {
+        match pipe.read(buf) {
+            Ok(0) => break,
+            Ok(got) => log.write(&buf[..got])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -33,6 +33,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use state::{LoopState, Slot};
 
 use crate::model::{Graph, TaskId};
+use crate::phases::timed;
 
 /// How often [`Hooks::tick`] runs while tasks run.
 const TICK: std::time::Duration = std::time::Duration::from_millis(250);
@@ -274,15 +275,16 @@ fn work_loop<R: Runner, H: Hooks<R::Input, R::Output>>(
                 }
             }
         };
-        let Some((t, input)) = guard.take() else {
+        let taken = timed("build loop: start a task", || guard.take());
+        let Some((t, input)) = taken else {
             guard.give_back(held);
             continue;
         };
         drop(guard);
         let output = runner.run(t, input);
-        guard = lock(book);
+        guard = timed("build loop: wait for the lock", || lock(book));
         guard.give_back(held);
-        guard.finish(t, output);
+        timed("build loop: record a task", || guard.finish(t, output));
         // This thread takes the next ready task itself (at the top of the
         // loop); wake idle threads only for the ones it cannot take, or to
         // let them leave.

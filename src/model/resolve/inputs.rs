@@ -72,17 +72,19 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
         }
         // A name with glob characters that exists, or that a task produces,
         // is taken literally (`data[1].txt`).
-        let literal = rundir::normalize(pattern).is_ok_and(|p| {
-            graph.producers.contains_key(&p)
-                || std::fs::symlink_metadata(r.run_dir.path(&p)).is_ok()
-        });
-        if is_glob(pattern) {
+        let glob = is_glob(pattern);
+        let literal = glob
+            && rundir::normalize(pattern).is_ok_and(|p| {
+                graph.producers.contains_key(&p)
+                    || std::fs::symlink_metadata(r.run_dir.path(&p)).is_ok()
+            });
+        if glob {
             globs = true;
             if let Ok(path) = rundir::normalize(pattern) {
                 graph.watched.push(path);
             }
         }
-        let paths = if is_glob(pattern) && !literal {
+        let paths = if glob && !literal {
             expand_glob(
                 r,
                 pattern,

@@ -85,7 +85,7 @@ impl<'a> Resolver<'a> {
                 .def
                 .tasks
                 .iter()
-                .map(|(name, def)| (name.get_ref().as_str(), (name, def)))
+                .map(|(name, def)| (name.get_ref().as_str(), (name, &**def)))
                 .collect(),
             default_timeout,
             model_index: models
@@ -399,7 +399,7 @@ impl Graph {
                 .to_string()
         });
         // Declaration order: by position in the file.
-        let mut sorted: Vec<_> = def.tasks.iter().collect();
+        let mut sorted: Vec<_> = def.tasks.iter().map(|(name, def)| (name, &**def)).collect();
         sorted.sort_by_key(|(name, _)| name.span().start);
         if sorted.is_empty() {
             return Err(
