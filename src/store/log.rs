@@ -500,7 +500,7 @@ impl StateStore {
         // big ones, such as a task reading a thousand inputs, rewritten at
         // every edit).
         let standing: u64 = self.records.values().map(|r| r.standing_bytes).sum();
-        if self.lines <= 3 * live + 1000 && self.bytes <= 2 * standing + (1 << 20) {
+        if self.lines <= 3 * live + 1000 && self.bytes <= standing + standing / 2 + (256 << 10) {
             return Ok(());
         }
         let mut names: Vec<&String> = self.records.keys().collect();
