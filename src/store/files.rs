@@ -195,7 +195,14 @@ pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8]) -> Result<(
 fn claim_spare(spare: &Path) -> Option<Claimed> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let file = no_follow().write(true).open(spare).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO planted there must not hold the build (it is no
+    // regular file, and is not used).
+    let file = no_follow()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(spare)
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.file_type().is_file() || meta.nlink() != 1 {
         return None;
@@ -545,6 +552,13 @@ mod tests {
         write_atomic_reusing(&path, &spare, b"seventh").unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
         assert_eq!(std::fs::read(&path).unwrap(), b"seventh");
+        // A FIFO planted as the spare holds nothing up.
+        std::fs::remove_file(&spare).unwrap();
+        let fifo = std::ffi::CString::new(spare.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        write_atomic_reusing(&path, &spare, b"eighth").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"eighth");
     }
 
     #[test]
