@@ -81,6 +81,8 @@ pub struct Start {
     /// Its checks alone changed since its last good run: its current
     /// outputs are checked again before anything runs.
     pub recheck: bool,
+    /// The plan found it never built: it is not known to have a sidecar.
+    pub first: bool,
 }
 
 /// Runs tasks on the scheduler's pool threads.
@@ -108,6 +110,7 @@ impl Runner for TaskRunner<'_> {
             task,
             previous,
             recheck,
+            first,
         } = start_with;
         let task = &task;
         let _whole = crate::phases::phase("task: run, all steps");
@@ -123,7 +126,7 @@ impl Runner for TaskRunner<'_> {
         if recheck {
             if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
-                return self.publish(done, start, Vec::new());
+                return self.publish(done, start, Vec::new(), first);
             }
         }
         let mut attempt = Attempt {
@@ -159,7 +162,7 @@ impl Runner for TaskRunner<'_> {
                 status.error = Some(error);
             }
         }
-        self.publish(status, start, tail)
+        self.publish(status, start, tail, first)
     }
 }
 
@@ -326,11 +329,17 @@ impl TaskRunner<'_> {
     /// on the job's thread, so tasks finishing together do not queue
     /// behind one another's file writes on the loop's thread (which
     /// appends the log line).
-    fn publish(&self, mut status: Status, start: Instant, tail: Vec<String>) -> RunResult {
+    fn publish(
+        &self,
+        mut status: Status,
+        start: Instant,
+        tail: Vec<String>,
+        first: bool,
+    ) -> RunResult {
         let elapsed = start.elapsed();
         status.duration_ms = Some(elapsed.as_millis() as u64);
         let _publish = crate::phases::phase("task: publish (sidecar, .DONE)");
-        let (sidecar_len, publish_error) = match sidecar::publish(self.run_dir, &status) {
+        let (sidecar_len, publish_error) = match sidecar::publish_as(self.run_dir, &status, first) {
             Ok(len) => (Some(len), None),
             Err(e) => (None, Some(e)),
         };

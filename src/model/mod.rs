@@ -1,6 +1,7 @@
 //! The model: what a pipeline is, in three forms with three lifetimes.
 //! [`pipeline`]: the parsed `pipeline.toml` (every TOML definition, never
-//! mutated, with the text for `file:line:col`); [`graph`]: the resolved,
+//! mutated, with the text for `file:line:col`; a big file is parsed in
+//! [`pieces`] at once); [`graph`]: the resolved,
 //! checked graph of tasks, built by [`resolve`] and grown by
 //! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
 //! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
@@ -18,6 +19,7 @@ pub mod hooks;
 pub mod judge;
 pub mod limits;
 pub mod models;
+pub mod pieces;
 pub mod pipeline;
 pub mod prompt;
 pub mod resolve;

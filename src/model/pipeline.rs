@@ -230,7 +230,11 @@ impl Pipeline {
 
     /// Parses `text` as the contents of `path`.
     pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
-        let def = match toml::from_str::<PipelineDef>(&text) {
+        let parsed = match super::pieces::parse(&text, |d: &mut PipelineDef| &mut d.tasks) {
+            Some(def) => Ok(def),
+            None => toml::from_str::<PipelineDef>(&text),
+        };
+        let def = match parsed {
             Ok(def) => def,
             Err(e) => {
                 let message = e.message().trim_end().to_string();

@@ -166,9 +166,10 @@ fn write_unnamed(dir: &Path, path: &Path, parts: &[&[u8]]) -> Option<Result<()>>
 /// one name (not a `.DONE` marker's too) and no reader may have it open
 /// (a reader that opened the file before it was swapped out still sees
 /// the content it opened); otherwise it is replaced, as with
-/// [`write_atomic`].
-pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(file) = claim_spare(spare) {
+/// [`write_atomic`]. With `new` (nothing is likely at `path` yet), no
+/// spare is looked for first.
+pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8], new: bool) -> Result<()> {
+    if let Some(file) = (!new).then(|| claim_spare(spare)).flatten() {
         let written = overwrite(&file, bytes);
         drop(file);
         written.map_err(|e| Error::io_at(spare, e))?;
@@ -203,7 +204,14 @@ pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8]) -> Result<(
 fn claim_spare(spare: &Path) -> Option<Claimed> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    let file = no_follow().write(true).open(spare).ok()?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO planted there must not hold the build (it is no
+    // regular file, and is not used).
+    let file = no_follow()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(spare)
+        .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.file_type().is_file() || meta.nlink() != 1 {
         return None;
@@ -514,14 +522,14 @@ mod tests {
         let path = dir.path().join("t.status");
         let spare = dir.path().join(".t.status.spare");
         let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
-        write_atomic_reusing(&path, &spare, b"first, and long").unwrap();
+        write_atomic_reusing(&path, &spare, b"first, and long", false).unwrap();
         assert!(!spare.exists());
         let first = ino(&path);
-        write_atomic_reusing(&path, &spare, b"second").unwrap();
+        write_atomic_reusing(&path, &spare, b"second", false).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         // The replaced file is the spare, and the next rewrite's file.
         assert_eq!(ino(&spare), first);
-        write_atomic_reusing(&path, &spare, b"third").unwrap();
+        write_atomic_reusing(&path, &spare, b"third", false).unwrap();
         // (Where the file system grants no leases, spares are replaced.)
         if leases(dir.path()) {
             assert_eq!(ino(&path), first);
@@ -533,12 +541,12 @@ mod tests {
         // over, nor one a reader has open.
         let marker = dir.path().join("t.DONE");
         std::fs::hard_link(&spare, &marker).unwrap();
-        write_atomic_reusing(&path, &spare, b"fourth").unwrap();
+        write_atomic_reusing(&path, &spare, b"fourth", false).unwrap();
         assert_eq!(std::fs::read(&marker).unwrap(), b"second");
         assert_eq!(std::fs::read(&path).unwrap(), b"fourth");
         let reader = std::fs::File::open(&spare).unwrap();
         let held = std::fs::read(&spare).unwrap();
-        write_atomic_reusing(&path, &spare, b"fifth").unwrap();
+        write_atomic_reusing(&path, &spare, b"fifth", false).unwrap();
         use std::io::Read;
         let mut seen = Vec::new();
         (&reader).read_to_end(&mut seen).unwrap();
@@ -551,10 +559,20 @@ mod tests {
         std::fs::write(&outside, "keep").unwrap();
         std::fs::remove_file(&spare).unwrap();
         std::os::unix::fs::symlink(&outside, &spare).unwrap();
-        write_atomic_reusing(&path, &spare, b"sixth").unwrap();
-        write_atomic_reusing(&path, &spare, b"seventh").unwrap();
+        write_atomic_reusing(&path, &spare, b"sixth", false).unwrap();
+        write_atomic_reusing(&path, &spare, b"seventh", false).unwrap();
         assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
         assert_eq!(std::fs::read(&path).unwrap(), b"seventh");
+        // A FIFO planted as the spare holds nothing up.
+        std::fs::remove_file(&spare).unwrap();
+        let fifo = std::ffi::CString::new(spare.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        write_atomic_reusing(&path, &spare, b"eighth", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"eighth");
+        // Said to be new while it is not: still replaced whole.
+        write_atomic_reusing(&path, &spare, b"ninth", true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ninth");
     }
 
     #[test]
@@ -567,7 +585,7 @@ mod tests {
             .enumerate()
         {
             let bytes: Vec<u8> = (0..len).map(|i| b'a' + ((i + n) % 26) as u8).collect();
-            write_atomic_reusing(&path, &spare, &bytes).unwrap();
+            write_atomic_reusing(&path, &spare, &bytes, false).unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "{len} bytes");
         }
     }

@@ -17,10 +17,16 @@ use crate::error::Result;
 /// thread: it touches only this task's files. Returns the sidecar's
 /// length, which the state log keeps to tell a damaged sidecar.
 pub fn publish(run_dir: &RunDir, status: &Status) -> Result<u64> {
+    publish_as(run_dir, status, false)
+}
+
+/// [`publish`]; with `first`, the task is not known to have a sidecar yet
+/// (no spare is looked for first: see [`files::write_atomic_reusing`]).
+pub fn publish_as(run_dir: &RunDir, status: &Status, first: bool) -> Result<u64> {
     if !matches!(status.state, TaskState::Done | TaskState::Pending) {
         files::remove_if_exists(&run_dir.done_path(&status.task))?;
     }
-    let len = write_sidecar(run_dir, status)?;
+    let len = write_sidecar_at_as(&run_dir.status_path(&status.task), status, first)?;
     if status.state == TaskState::Done {
         write_marker(run_dir, &status.task)?;
     }
@@ -67,12 +73,16 @@ pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<u64> {
 /// replaces is kept as the next one's spare (see
 /// [`files::write_atomic_reusing`]).
 pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<u64> {
+    write_sidecar_at_as(path, status, false)
+}
+
+fn write_sidecar_at_as(path: &Path, status: &Status, first: bool) -> Result<u64> {
     // Sized for a usual sidecar, so serializing it does not grow the buffer
     // again and again.
     let mut bytes = Vec::with_capacity(2048);
     serde_json::to_writer_pretty(&mut bytes, status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    files::write_atomic_reusing(path, &super::rundir::spare_of(path), &bytes)?;
+    files::write_atomic_reusing(path, &super::rundir::spare_of(path), &bytes, first)?;
     Ok(bytes.len() as u64)
 }
 

@@ -156,6 +156,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
                     .map(std::borrow::Cow::into_owned)
             },
             recheck: matches!(self.reasons[t], Some(Reason::ChecksChanged)),
+            first: never,
         }
     }
 

@@ -1,0 +1,180 @@
+//! A big pipeline file parsed in pieces at once, one per processor: TOML
+//! parsing is the larger part of opening a pipeline of many tasks, and
+//! each `[tasks.NAME]` table stands alone.
+//!
+//! The file is cut just before `[tasks.` headers that begin a line. Each
+//! piece is parsed as the whole file with every byte before it blanked
+//! (newlines kept), so that every span is the file's. The pieces are only
+//! taken when each parses and together they are what the whole file would
+//! parse to: a piece after the first holds task tables only, and no task
+//! is defined in two pieces (a table's sub-table cut apart from it, a
+//! task defined twice). Otherwise, and for a cut that falls inside a
+//! multi-line string (the piece before it then does not parse), `None`:
+//! the caller parses the whole file, which also says what is wrong with it.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+
+/// Files smaller than this are parsed whole.
+const PIECE: usize = 256 * 1024;
+
+/// The file parsed in pieces, the tasks of each (`tasks` finds them in a
+/// parse) taken into the first piece's parse; `None` when the file is
+/// small or must be parsed whole (see the module).
+pub fn parse<T, K, V>(text: &str, tasks: impl Fn(&mut T) -> &mut BTreeMap<K, V>) -> Option<T>
+where
+    T: DeserializeOwned + Send,
+    K: Ord,
+{
+    let threads = rayon::current_num_threads();
+    let count = threads.min(text.len() / PIECE);
+    if count < 2 {
+        return None;
+    }
+    let mut cuts = vec![0];
+    for k in 1..count {
+        let from = k * text.len() / count;
+        let at = from + text[from..].find("\n[tasks.")? + 1;
+        if at > *cuts.last()? {
+            cuts.push(at);
+        }
+    }
+    cuts.push(text.len());
+    if cuts
+        .windows(2)
+        .skip(1)
+        .any(|w| has_other_tables(&text[w[0]..w[1]]))
+    {
+        return None;
+    }
+    let parsed: Vec<Option<T>> = cuts
+        .par_windows(2)
+        .map(|w| {
+            let mut padded = String::with_capacity(w[1]);
+            padded.extend(
+                text.as_bytes()[..w[0]]
+                    .iter()
+                    .map(|&b| if b == b'\n' { '\n' } else { ' ' }),
+            );
+            padded.push_str(&text[w[0]..w[1]]);
+            toml::from_str::<T>(&padded).ok()
+        })
+        .collect();
+    let mut parsed = parsed.into_iter();
+    let mut whole = parsed.next()??;
+    for piece in parsed {
+        for (name, task) in std::mem::take(tasks(&mut piece?)) {
+            // Defined in two pieces: the whole file says what that means.
+            if tasks(&mut whole).insert(name, task).is_some() {
+                return None;
+            }
+        }
+    }
+    Some(whole)
+}
+
+/// Whether a piece has a table header other than a task's (`[pipeline]`,
+/// `[models.X]`, `[[hooks]]`, `[tasks]`): such a piece could change what
+/// the tables before it mean.
+fn has_other_tables(piece: &str) -> bool {
+    piece.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with('[') && !line.starts_with("[tasks.")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toml::Spanned;
+
+    /// The shape of a pipeline file, for these tests.
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        pipeline: Option<toml::Table>,
+        #[serde(default)]
+        models: BTreeMap<String, toml::Table>,
+        #[serde(default)]
+        tasks: BTreeMap<Spanned<String>, Spanned<toml::Table>>,
+    }
+
+    fn tasks_of(doc: &mut Doc) -> &mut BTreeMap<Spanned<String>, Spanned<toml::Table>> {
+        &mut doc.tasks
+    }
+
+    fn tasks(n: usize) -> String {
+        let mut text =
+            String::from("[pipeline]\nname = \"big\"\n\n[models.m]\nprovider = \"openai\"\n\n");
+        for i in 0..n {
+            text.push_str(&format!(
+                "[tasks.t{i:05}]\ninputs = [\"src/in.txt\"]\noutputs = [\"out/t{i:05}.txt\"]\n\
+                 command = \"cksum src/in.txt > out/t{i:05}.txt\"\n\n"
+            ));
+        }
+        text
+    }
+
+    /// `pieces` is what the whole of `text` parses to, spans included.
+    fn same_as_whole(text: &str, pieces: &Doc) {
+        let whole: Doc = toml::from_str(text).unwrap();
+        assert_eq!(pieces.tasks.len(), whole.tasks.len());
+        for ((a, da), (b, db)) in whole.tasks.iter().zip(&pieces.tasks) {
+            assert_eq!((a.get_ref(), a.span()), (b.get_ref(), b.span()));
+            assert_eq!(da.span(), db.span());
+            assert_eq!(da.get_ref(), db.get_ref());
+        }
+        assert_eq!(whole.models, pieces.models);
+        assert_eq!(whole.pipeline, pieces.pipeline);
+    }
+
+    #[test]
+    fn pieces_parse_to_what_the_whole_file_parses_to_spans_included() {
+        let text = tasks(12_000);
+        assert!(text.len() > 4 * PIECE);
+        // Only where the pool has threads to parse pieces at once.
+        match parse(&text, tasks_of) {
+            Some(pieces) => same_as_whole(&text, &pieces),
+            None => assert!(rayon::current_num_threads() < 2),
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_cut_cleanly_is_left_whole() {
+        if rayon::current_num_threads() < 2 {
+            return;
+        }
+        // A task defined twice, far apart: the whole file says so.
+        let mut text = tasks(12_000);
+        text.push_str("[tasks.t00001]\ncommand = \"true\"\n");
+        assert!(toml::from_str::<Doc>(&text).is_err());
+        assert!(parse(&text, tasks_of).is_none());
+        // A table other than a task's after the first cut.
+        let mut text = tasks(12_000);
+        text.push_str("[[hooks]]\ncommand = \"true\"\n");
+        assert!(parse(&text, tasks_of).is_none());
+        // A sub-table cut apart from its task (around the middle, where the
+        // cut falls): left whole, or parsed as the whole file would be.
+        for i in 5_998..6_004 {
+            let text = tasks(12_000).replace(
+                &format!("[tasks.t{i:05}]\n"),
+                &format!(
+                    "[tasks.t{:05}.judge]\nprompt = \"p\"\n\n[tasks.t{i:05}]\n",
+                    i - 1
+                ),
+            );
+            if let Some(pieces) = parse(&text, tasks_of) {
+                same_as_whole(&text, &pieces);
+            }
+        }
+        // A multi-line string holding lines that look like headers.
+        let text = tasks(12_000).replace(
+            "command = \"cksum src/in.txt > out/t06000.txt\"",
+            "command = \"\"\"\n[tasks.fake]\n[tasks.inside]\n\"\"\"",
+        );
+        if let Some(pieces) = parse(&text, tasks_of) {
+            same_as_whole(&text, &pieces);
+        }
+    }
+}
