@@ -29,6 +29,7 @@ pub mod run_record;
 pub mod rundir;
 pub mod sidecar;
 pub mod snapshot;
+pub mod spare;
 pub mod stamp;
 
 pub use log::{StateStore, TaskRecord};

@@ -79,7 +79,7 @@ pub fn status_rel(task: &str) -> String {
 }
 
 /// Where the sidecar at `status` keeps the file it last replaced, to write
-/// over next time (see [`crate::store::files::write_atomic_reusing`]): the
+/// over next time (see [`crate::store::spare::write_atomic_reusing`]): the
 /// same name, hidden, with `.spare` after it (`.NAME.status.spare`).
 pub fn spare_of(status: &Path) -> PathBuf {
     let mut name = std::ffi::OsString::from(".");

@@ -21,7 +21,7 @@ pub fn publish(run_dir: &RunDir, status: &Status) -> Result<u64> {
 }
 
 /// [`publish`]; with `first`, the task is not known to have a sidecar yet
-/// (no spare is looked for first: see [`files::write_atomic_reusing`]).
+/// (no spare is looked for first: see [`super::spare::write_atomic_reusing`]).
 pub fn publish_as(run_dir: &RunDir, status: &Status, first: bool) -> Result<u64> {
     if !matches!(status.state, TaskState::Done | TaskState::Pending) {
         files::remove_if_exists(&run_dir.done_path(&status.task))?;
@@ -71,7 +71,7 @@ pub fn write_sidecar(run_dir: &RunDir, status: &Status) -> Result<u64> {
 
 /// Writes a task's `.status` sidecar, at `path`, atomically; the sidecar it
 /// replaces is kept as the next one's spare (see
-/// [`files::write_atomic_reusing`]).
+/// [`super::spare::write_atomic_reusing`]).
 pub fn write_sidecar_at(path: &Path, status: &Status) -> Result<u64> {
     write_sidecar_at_as(path, status, false)
 }
@@ -82,7 +82,7 @@ fn write_sidecar_at_as(path: &Path, status: &Status, first: bool) -> Result<u64>
     let mut bytes = Vec::with_capacity(2048);
     serde_json::to_writer_pretty(&mut bytes, status).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    files::write_atomic_reusing(path, &super::rundir::spare_of(path), &bytes, first)?;
+    super::spare::write_atomic_reusing(path, &super::rundir::spare_of(path), &bytes, first)?;
     Ok(bytes.len() as u64)
 }
 

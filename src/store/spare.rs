@@ -1,0 +1,258 @@
+//! Rewriting a file that is rewritten again and again (a task's sidecar)
+//! without making or deleting a file each time: the file a rewrite
+//! replaces is kept as a spare, and the next rewrite writes over it (when
+//! nothing else holds it) and swaps it in. Built on [`super::files`]'s
+//! unnamed and temporary files; the same guarantees hold: readers see the
+//! old content or the new, never a mix, and nothing is followed through a
+//! symlink.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use super::files::{link_temporary, link_unnamed, no_follow, unnamed, write_named};
+use crate::error::{Error, Result};
+
+/// [`write_atomic`](super::files::write_atomic) for a file rewritten again
+/// and again (a task's sidecar): the file it replaces is kept at `spare`, and the next rewrite
+/// writes over that file and swaps it in (`RENAME_EXCHANGE`). No file is
+/// made or deleted per rewrite: on a file system that discards freed
+/// blocks synchronously (ext4 mounted with `discard`), deleting even a
+/// small file waits for the disk, and costs more than a trivial command.
+/// A spare is written over only when nothing else holds it: it must have
+/// one name (not a `.DONE` marker's too) and no reader may have it open
+/// (a reader that opened the file before it was swapped out still sees
+/// the content it opened); otherwise it is replaced, as with
+/// [`write_atomic`](super::files::write_atomic). With `new` (nothing is
+/// likely at `path` yet), no spare is looked for first.
+pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8], new: bool) -> Result<()> {
+    if let Some(file) = (!new).then(|| claim_spare(spare)).flatten() {
+        let written = overwrite(&file, bytes);
+        drop(file);
+        written.map_err(|e| Error::io_at(spare, e))?;
+        return swap_in(spare, path);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Some(file) = unnamed(dir) else {
+        return write_named(dir, path, &[bytes]);
+    };
+    let mut file = file.map_err(|e| Error::io_at(path, e))?;
+    file.write_all(bytes).map_err(|e| Error::io_at(path, e))?;
+    match link_unnamed(&file, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Replacing: the new file goes in under a temporary name, and
+            // the old one comes out as the next spare (a spare that could
+            // not be used is replaced).
+            let temporary = link_temporary(&file, dir)?;
+            swap_in(&temporary, path)?;
+            if std::fs::rename(&temporary, spare).is_err() {
+                let _ = std::fs::remove_file(&temporary);
+            }
+            Ok(())
+        }
+        Err(_) => write_named(dir, path, &[bytes]),
+    }
+}
+
+/// Opens `spare` to be written over, if that is safe: a regular file with
+/// one name that no one else has open (a write lease, which the kernel
+/// grants only then, is taken while it is written over).
+fn claim_spare(spare: &Path) -> Option<Claimed> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO planted there must not hold the build (it is no
+    // regular file, and is not used).
+    let file = no_follow()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(spare)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
+        return None;
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own. A lease break (someone opens
+    // the file while it is held) is told by a signal, SIGIO unless set:
+    // SIGURG, whose default is to be ignored, is set instead.
+    let leased = unsafe {
+        libc::fcntl(fd, F_SETSIG, libc::SIGURG) == 0
+            && libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) == 0
+    };
+    leased.then_some(Claimed {
+        file,
+        len: meta.len(),
+    })
+}
+
+/// `fcntl`'s command to choose the signal of a lease break (Linux; the
+/// `libc` crate does not name it).
+const F_SETSIG: libc::c_int = 10;
+
+/// A spare held under a write lease; the lease goes when it is dropped.
+struct Claimed {
+    file: File,
+    /// Its length when claimed.
+    len: u64,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: fcntl on a descriptor we own (closing it would also end
+        // the lease).
+        unsafe {
+            libc::fcntl(self.file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+        }
+    }
+}
+
+/// Writes `bytes` over the claimed file, from its start, and cuts what is
+/// left of its old content.
+fn overwrite(claimed: &Claimed, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileExt;
+    // Writing part of a block whose page is no longer cached reads the
+    // block first; zeroing the blocks about to be written (they stay
+    // allocated, marked unwritten) spares that read. Where the file system
+    // cannot, the write reads.
+    const BLOCK: u64 = 4096;
+    let zeroed = (bytes.len() as u64)
+        .div_ceil(BLOCK)
+        .min(claimed.len.div_ceil(BLOCK))
+        * BLOCK;
+    if zeroed > 0 {
+        // SAFETY: fallocate on a descriptor we own; no memory is passed.
+        unsafe {
+            libc::fallocate(
+                claimed.file.as_raw_fd(),
+                libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                zeroed as libc::off_t,
+            );
+        }
+    }
+    claimed.file.write_all_at(bytes, 0)?;
+    if claimed.len > bytes.len() as u64 {
+        claimed.file.set_len(bytes.len() as u64)?;
+    }
+    Ok(())
+}
+
+/// Puts the file at `new` in place at `path` and the file that was there at
+/// `new`; when nothing was there (or the file system cannot swap), `new`
+/// is renamed to `path`.
+fn swap_in(new: &Path, path: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+    let (Ok(from), Ok(to)) = (c(new), c(path)) else {
+        fs_err::rename(new, path)?;
+        return Ok(());
+    };
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    fs_err::rename(new, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether files in `dir` can be leased.
+    fn leases(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        std::fs::write(&probe, "x").unwrap();
+        let leased = claim_spare(&probe).is_some();
+        std::fs::remove_file(&probe).unwrap();
+        leased
+    }
+
+    #[test]
+    fn rewrites_reuse_the_file_they_replaced_when_nothing_else_holds_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.status");
+        let spare = dir.path().join(".t.status.spare");
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        write_atomic_reusing(&path, &spare, b"first, and long", false).unwrap();
+        assert!(!spare.exists());
+        let first = ino(&path);
+        write_atomic_reusing(&path, &spare, b"second", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // The replaced file is the spare, and the next rewrite's file.
+        assert_eq!(ino(&spare), first);
+        write_atomic_reusing(&path, &spare, b"third", false).unwrap();
+        // (Where the file system grants no leases, spares are replaced.)
+        if leases(dir.path()) {
+            assert_eq!(ino(&path), first);
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+
+        // A spare with a second name (a `.DONE` marker) is never written
+        // over, nor one a reader has open.
+        let marker = dir.path().join("t.DONE");
+        std::fs::hard_link(&spare, &marker).unwrap();
+        write_atomic_reusing(&path, &spare, b"fourth", false).unwrap();
+        assert_eq!(std::fs::read(&marker).unwrap(), b"second");
+        assert_eq!(std::fs::read(&path).unwrap(), b"fourth");
+        let reader = std::fs::File::open(&spare).unwrap();
+        let held = std::fs::read(&spare).unwrap();
+        write_atomic_reusing(&path, &spare, b"fifth", false).unwrap();
+        use std::io::Read;
+        let mut seen = Vec::new();
+        (&reader).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, held);
+        assert_eq!(std::fs::read(&path).unwrap(), b"fifth");
+        assert_eq!(std::fs::read(&marker).unwrap(), b"second");
+
+        // A spare planted as a symlink is replaced, not followed.
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "keep").unwrap();
+        std::fs::remove_file(&spare).unwrap();
+        std::os::unix::fs::symlink(&outside, &spare).unwrap();
+        write_atomic_reusing(&path, &spare, b"sixth", false).unwrap();
+        write_atomic_reusing(&path, &spare, b"seventh", false).unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"seventh");
+        // A FIFO planted as the spare holds nothing up.
+        std::fs::remove_file(&spare).unwrap();
+        let fifo = std::ffi::CString::new(spare.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        write_atomic_reusing(&path, &spare, b"eighth", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"eighth");
+        // Said to be new while it is not: still replaced whole.
+        write_atomic_reusing(&path, &spare, b"ninth", true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ninth");
+    }
+
+    #[test]
+    fn a_rewrite_over_a_spare_longer_or_shorter_holds_exactly_the_new_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.status");
+        let spare = dir.path().join(".t.status.spare");
+        for (n, len) in [10_000, 100, 5_000, 4_096, 7, 9_000, 8_192, 1]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..len).map(|i| b'a' + ((i + n) % 26) as u8).collect();
+            write_atomic_reusing(&path, &spare, &bytes, false).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{len} bytes");
+        }
+    }
+}
