@@ -18,6 +18,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::format::Reader;
 use super::stat::{file_id, FileId, Folders};
 use super::{check, path_of, Entry, Key, Verdict, LOG, MAGIC};
 use crate::store::log;
@@ -177,7 +178,7 @@ pub fn read_excerpt(
     if blake3::hash(body).as_bytes() != sum {
         return None;
     }
-    let mut r = Bytes(body.strip_prefix(MAGIC)?);
+    let mut r = Reader(body.strip_prefix(MAGIC)?);
     if r.str()? != env!("CARGO_PKG_VERSION") || r.u64()? != generation {
         return None;
     }
@@ -223,34 +224,6 @@ pub fn read_excerpt(
         model,
         entries,
     })
-}
-
-/// A cursor over a certificate's bytes; every read is bounds-checked.
-struct Bytes<'a>(&'a [u8]);
-
-impl<'a> Bytes<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        self.take(len)
-    }
-
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
 }
 
 impl Excerpt {
