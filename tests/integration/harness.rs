@@ -70,6 +70,14 @@ impl Run {
     }
 }
 
+/// Lines of `status` that do not depend on the moment it runs (the
+/// `progress` line says how long ago, in seconds).
+pub fn timeless(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with("progress"))
+        .collect()
+}
+
 /// Waits (bounded) until `cond` holds; the bound is generous, not a timing
 /// assertion.
 #[track_caller]

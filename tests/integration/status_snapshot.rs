@@ -42,13 +42,6 @@ fn checked_every_task(run: &Run) {
         .stdout_has("input outline.md changed");
 }
 
-/// Lines of `status` that do not depend on the moment it runs.
-fn timeless(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter(|l| !l.starts_with("progress"))
-        .collect()
-}
-
 #[test]
 fn status_from_the_snapshot_sees_every_change_to_a_source() {
     // New bytes in a source, text and JSON alike.
