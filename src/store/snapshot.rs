@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::files;
 use super::rundir::RunDir;
 
-const MAGIC: &[u8] = b"planexe status.snapshot 2\n";
+const MAGIC: &[u8] = b"planexe status.snapshot 3\n";
 
 /// Which running build wrote a live snapshot: as in its run record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

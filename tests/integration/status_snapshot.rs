@@ -8,12 +8,13 @@
 //! says `report` is stale. That difference tells which of the two
 //! answered.
 
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::harness::*;
 
 const SNAPSHOT: &str = ".planexe/status.snapshot";
-const MAGIC: &[u8] = b"planexe status.snapshot 2\n";
+const MAGIC: &[u8] = b"planexe status.snapshot 3\n";
 
 /// The demo, built, with `status` answering from the snapshot.
 fn built() -> Project {
@@ -190,4 +191,77 @@ fn files_touched_and_recorded_by_a_no_op_build_keep_the_snapshot_trusted() {
     answered_from_the_snapshot(&p.run(&["status"]));
     // By mtime alone, a moved stat is a change: every task is checked.
     checked_every_task(&p.run(&["status", "--check", "mtime"]));
+}
+
+/// `status` lines with the clock taken out: the progress line, and how
+/// long a task has been running (`(3s)`).
+fn clockless(text: &str) -> Vec<String> {
+    timeless(text)
+        .into_iter()
+        .map(|l| match (l.find(" ("), l.find("s), attempt")) {
+            (Some(open), Some(close)) if open < close => {
+                format!("{}{}", &l[..open], &l[close + 2..])
+            }
+            _ => l.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn status_while_a_build_runs_says_what_the_full_check_says() {
+    // A failure, a task running until told, one done, two waiting on the
+    // running one, a fan-out's instances: every group but STOPPED.
+    let p = Project::new(concat!(
+        "[tasks.broken]\noutputs = [\"b\"]\ncommand = \"exit 3\"\n",
+        "[tasks.quick]\noutputs = [\"q\"]\ncommand = \"echo q > q\"\n",
+        "[tasks.held]\noutputs = [\"h\"]\n",
+        "command = \"while [ ! -e go ]; do sleep 0.05; done; echo h > h\"\n",
+        "[tasks.after]\ninputs = [\"h\"]\noutputs = [\"a\"]\ncommand = \"cp h a\"\n",
+        "[tasks.last]\ninputs = [\"a\"]\noutputs = [\"l\"]\ncommand = \"cp a l\"\n",
+        "[tasks.each]\nmatrix = { v = [\"x\", \"y\"] }\noutputs = [\"e-{{ v }}\"]\n",
+        "command = \"echo {{ v }} > e-{{ v }}\"\n",
+    ));
+    let mut child = p
+        .command(&["build", "-k", "-j4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The live snapshot is saved as the build goes: wait for the one that
+    // has seen every other task end.
+    wait_for(
+        "the live snapshot to show the held task alone running",
+        || {
+            let out = p.run(&["status"]).stdout;
+            out.contains("RUNNING (1)") && out.contains("FAILED (1)") && out.contains("2/2 done")
+        },
+    );
+    let live = p.run(&["status"]);
+    let full = p.run(&["status", "--full"]);
+    p.write("go", "");
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(clockless(&live.ok().stdout), clockless(&full.ok().stdout));
+    // The groups in their order, the clocked one between the others.
+    let order: Vec<usize> = [
+        "FAILED (1)",
+        "RUNNING (1)",
+        "STALE (2)",
+        "DONE (1)",
+        "FAN-OUT",
+    ]
+    .iter()
+    .map(|g| {
+        live.stdout
+            .find(g)
+            .unwrap_or_else(|| panic!("{g}: {}", live.stdout))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", live.stdout);
+    assert!(
+        live.stdout
+            .lines()
+            .any(|l| l.starts_with("  held ") && l.contains(" since ")),
+        "{}",
+        live.stdout
+    );
 }

@@ -18,8 +18,11 @@
 //!   replaced in a folder the certificate lists changes that folder, which
 //!   is checked.
 //!
-//! Sections of the file: the task lines (postcard), then, in an idle
-//! snapshot, their text and their JSON.
+//! Sections of the file: the task lines (postcard); their text, in two
+//! parts around the groups of clocked lines (FAILED-PENDING-CHECK and
+//! RUNNING: how long a task has run reads differently as time passes), which
+//! the head holds as lines to render when printed; and, in an idle
+//! snapshot, their JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -41,8 +44,9 @@ use crate::store::{CheckMode, RunDir};
 
 /// The sections of a snapshot, in order.
 const LINES: usize = 0;
-const TEXT: usize = 1;
-const JSON: usize = 2;
+const BEFORE: usize = 1;
+const AFTER: usize = 2;
+const JSON: usize = 3;
 
 /// The head of a snapshot: what `status` reports besides the task lines.
 #[derive(Debug, Deserialize)]
@@ -51,17 +55,23 @@ struct Cover {
     counts: BTreeMap<Standing, usize>,
     /// Idle: what of the certificate `status` checks.
     excerpt: Option<Excerpt>,
-    /// The text and JSON sections hold the lines, rendered.
-    rendered: bool,
+    /// The text sections hold the lines, rendered, but for these.
+    clocked: Vec<TaskLine>,
+    /// The names' column in the text.
+    width: usize,
+    /// The JSON section holds the lines, rendered.
+    json: bool,
 }
 
 /// [`Cover`] as written, borrowed.
 #[derive(Serialize)]
 struct CoverOut<'a> {
     about: &'a About,
-    counts: &'a BTreeMap<Standing, usize>,
+    counts: BTreeMap<Standing, usize>,
     excerpt: Option<&'a Excerpt>,
-    rendered: bool,
+    clocked: &'a [TaskLine],
+    width: usize,
+    json: bool,
 }
 
 /// How many tasks stand where.
@@ -105,7 +115,7 @@ impl Known {
                 };
                 drop(t);
                 let _t = crate::phases::phase("status snapshot: render");
-                let rendered = Rendered::of(&known)?;
+                let rendered = Rendered::of(&known, true)?;
                 Some((known, rendered))
             },
         );
@@ -113,33 +123,27 @@ impl Known {
             return;
         };
         let _t = crate::phases::phase("status snapshot: file");
-        let cover = CoverOut {
-            about: &known.about,
-            counts: &counts(&known.tasks),
-            excerpt: Some(&excerpt),
-            rendered: made.rendered,
-        };
         snapshot::write_idle(
             &session.run_dir,
             generation,
-            &cover,
-            &[&[&made.lines], &[made.text.as_bytes()], &made.json_pieces()],
+            &made.cover(&known, Some(&excerpt)),
+            &made
+                .sections()
+                .iter()
+                .map(Vec::as_slice)
+                .collect::<Vec<_>>(),
         );
     }
 
     /// Saves what `status` should report while the build `live` runs: it
     /// reads this instead of checking every task. Best effort.
     pub fn save_live(&self, run_dir: &RunDir, live: Live) {
-        let Ok(lines) = postcard::to_allocvec(&self.tasks) else {
+        let Some(made) = Rendered::of(self, false) else {
             return;
         };
-        let cover = CoverOut {
-            about: &self.about,
-            counts: &counts(&self.tasks),
-            excerpt: None,
-            rendered: false,
-        };
-        snapshot::write_live(run_dir, live, &cover, &[&[&lines]]);
+        let sections = made.sections();
+        let sections: Vec<&[&[u8]]> = sections.iter().map(Vec::as_slice).collect();
+        snapshot::write_live(run_dir, live, &made.cover(self, None), &sections);
     }
 
     /// The saved report, when the certificate it was saved with is still
@@ -179,66 +183,77 @@ impl Known {
     }
 }
 
-/// The sections of an idle snapshot: the lines, and when they read the
-/// same whatever the time, their text and JSON.
+/// The sections of a snapshot: the lines, their text but for the clocked
+/// groups, and their JSON when asked for.
 struct Rendered {
     lines: Vec<u8>,
-    rendered: bool,
-    text: String,
+    before: String,
+    clocked: Vec<TaskLine>,
+    after: String,
+    width: usize,
     /// The JSON array's elements, in pieces of many.
-    json: Vec<Vec<u8>>,
+    json: Option<Vec<Vec<u8>>>,
 }
 
 impl Rendered {
-    /// The JSON section in pieces: the array, its elements' pieces
-    /// between `,`.
-    fn json_pieces(&self) -> Vec<&[u8]> {
-        if !self.rendered {
-            return Vec::new();
-        }
-        let mut pieces: Vec<&[u8]> = Vec::with_capacity(self.json.len() * 2 + 1);
-        pieces.push(b"[");
-        for (i, piece) in self.json.iter().enumerate() {
-            if i > 0 {
-                pieces.push(b",");
-            }
-            pieces.push(piece);
-        }
-        pieces.push(b"]");
-        pieces
-    }
-
-    /// Made on two threads: the JSON is most of the work.
-    fn of(known: &Known) -> Option<Rendered> {
+    /// Made on two threads when `json` is asked for: it is most of the
+    /// work.
+    fn of(known: &Known, json: bool) -> Option<Rendered> {
         let tasks = &known.tasks;
-        if !text::timeless(tasks) {
-            return Some(Rendered {
-                lines: postcard::to_allocvec(tasks).ok()?,
-                rendered: false,
-                text: String::new(),
-                json: Vec::new(),
-            });
-        }
-        let ((lines, text), json) = rayon::join(
-            || {
-                let mut text = String::with_capacity(tasks.len() * 32);
-                text::groups(
-                    &mut text,
-                    tasks,
-                    &known.about.fanouts,
-                    Paint::new(false),
-                    false,
-                );
-                (postcard::to_allocvec(tasks).ok(), text)
-            },
-            || json_elements(tasks),
-        );
+        let text = || {
+            let lines = postcard::to_allocvec(tasks).ok();
+            let groups = text::Groups::of(tasks, &known.about.fanouts, Paint::new(false), false);
+            (lines, groups)
+        };
+        let ((lines, groups), json) = if json {
+            let (made, json) = rayon::join(text, || json_elements(tasks));
+            (made, Some(json?))
+        } else {
+            (text(), None)
+        };
         Some(Rendered {
             lines: lines?,
-            rendered: true,
-            text,
-            json: json?,
+            before: groups.before,
+            clocked: groups.clocked.into_iter().cloned().collect(),
+            after: groups.after,
+            width: groups.width,
+            json,
         })
+    }
+
+    /// The head's payload, for the lines of `known`.
+    fn cover<'a>(&'a self, known: &'a Known, excerpt: Option<&'a Excerpt>) -> CoverOut<'a> {
+        CoverOut {
+            about: &known.about,
+            counts: counts(&known.tasks),
+            excerpt,
+            clocked: &self.clocked,
+            width: self.width,
+            json: self.json.is_some(),
+        }
+    }
+
+    /// The sections, in order, the JSON in pieces: the array, its
+    /// elements' pieces between `,`.
+    fn sections(&self) -> Vec<Vec<&[u8]>> {
+        let mut json: Vec<&[u8]> = Vec::new();
+        if let Some(pieces) = &self.json {
+            json.reserve(pieces.len() * 2 + 1);
+            json.push(b"[");
+            for (i, piece) in pieces.iter().enumerate() {
+                if i > 0 {
+                    json.push(b",");
+                }
+                json.push(piece);
+            }
+            json.push(b"]");
+        }
+        vec![
+            vec![&self.lines[..]],
+            vec![self.before.as_bytes()],
+            vec![self.after.as_bytes()],
+            json,
+        ]
     }
 }
 
@@ -338,16 +353,34 @@ impl Saved {
 
     /// `status` as plain text, as [`text::render`] would say `report` (this
     /// snapshot's, without task lines) with this snapshot's lines, and a
-    /// final newline; `None` unless the snapshot holds them rendered.
+    /// final newline: the clocked groups rendered now between the two parts
+    /// of the rest; `None` when those cannot be read whole.
     pub fn text(&self, report: &StatusReport) -> Option<Vec<u8>> {
-        let size = self.rendered_len(TEXT, report)?;
+        if !report.tasks.is_empty() {
+            return None;
+        }
+        let cover = &self.snapshot.payload;
+        let size = [BEFORE, AFTER]
+            .iter()
+            .map(|&s| {
+                self.snapshot
+                    .section_len(s)
+                    .and_then(|n| usize::try_from(n).ok())
+            })
+            .sum::<Option<usize>>()?;
         let mut head = String::new();
         text::header(&mut head, report);
+        let mut now = String::new();
+        text::clocked(&mut now, &cover.clocked, cover.width, Paint::new(false));
         let mut tail = String::new();
         text::tail(&mut tail, report, Paint::new(false));
-        let mut out = Vec::with_capacity(head.len() + size + tail.len() + 1);
+        let mut out = Vec::with_capacity(head.len() + size + now.len() + tail.len() + 1);
         out.extend_from_slice(head.as_bytes());
-        if !self.snapshot.section_into(TEXT, &mut out) {
+        if !self.snapshot.section_into(BEFORE, &mut out) {
+            return None;
+        }
+        out.extend_from_slice(now.as_bytes());
+        if !self.snapshot.section_into(AFTER, &mut out) {
             return None;
         }
         out.extend_from_slice(tail.as_bytes());
@@ -368,7 +401,10 @@ impl Saved {
         report: &StatusReport,
         out: &mut W,
     ) -> Option<std::io::Result<()>> {
-        let size = self.rendered_len(JSON, report)?;
+        if !self.snapshot.payload.json || !report.tasks.is_empty() {
+            return None;
+        }
+        let size = self.snapshot.section_len(JSON)?;
         let mut head = serde_json::to_vec(report).ok()?;
         let empty = br#""tasks":[]}"#;
         if !head.ends_with(empty) || !self.snapshot.verify_section(JSON) {
@@ -378,21 +414,12 @@ impl Saved {
         Some((|| {
             out.write_all(&head)?;
             out.flush()?;
-            if self.snapshot.copy_section(JSON, out)? != size as u64 {
+            if self.snapshot.copy_section(JSON, out)? != size {
                 return Err(std::io::Error::other("the status snapshot changed"));
             }
             out.write_all(b"}\n")?;
             out.flush()
         })())
-    }
-
-    /// The length of the rendered `section`, when there is one to go with
-    /// `report` (without task lines).
-    fn rendered_len(&self, section: usize, report: &StatusReport) -> Option<usize> {
-        if !self.snapshot.payload.rendered || !report.tasks.is_empty() {
-            return None;
-        }
-        usize::try_from(self.snapshot.section_len(section)?).ok()
     }
 }
 
@@ -429,11 +456,13 @@ mod tests {
                 .collect();
             let made = Rendered {
                 lines: Vec::new(),
-                rendered: true,
-                text: String::new(),
-                json: json_elements(&tasks).unwrap(),
+                before: String::new(),
+                clocked: Vec::new(),
+                after: String::new(),
+                width: 0,
+                json: Some(json_elements(&tasks).unwrap()),
             };
-            let joined: Vec<u8> = made.json_pieces().concat();
+            let joined: Vec<u8> = made.sections()[JSON].concat();
             assert_eq!(joined, serde_json::to_vec(&tasks).unwrap(), "{n} lines");
         }
     }

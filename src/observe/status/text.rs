@@ -4,10 +4,11 @@
 //! RUNNING, STOPPED, STALE, PENDING, DONE (a fan-out as one line with
 //! progress), then totals of model calls and quality warnings.
 //!
-//! Here rather than with the CLI because an idle `status` snapshot holds
-//! the groups already rendered ([`groups`], plain): a hundred thousand
-//! lines cost more to format than to copy, and the snapshot is written
-//! where the build ends, below the CLI. Each part writes into one string;
+//! Here rather than with the CLI because a `status` snapshot holds the
+//! groups already rendered ([`Groups`], plain), but for the clocked ones
+//! (FAILED-PENDING-CHECK and RUNNING: how long a task has run), rendered
+//! when printed: a hundred thousand lines cost more to format than to
+//! copy, and the snapshot is written by the build, below the CLI. Each part writes into one string;
 //! nothing is allocated per line but what a failure's message needs.
 
 use std::collections::BTreeMap;
@@ -138,6 +139,15 @@ pub fn timeless(tasks: &[TaskLine]) -> bool {
         .all(|l| !matches!(l.state, Standing::Running | Standing::FailedPendingCheck))
 }
 
+/// The groups whose lines read differently as time passes (how long a
+/// task has been running), in the order they are printed. A status
+/// snapshot holds the other groups rendered and these as lines, rendered
+/// when printed ([`Groups`]).
+const CLOCKED: [(&str, Standing); 2] = [
+    ("FAILED-PENDING-CHECK", Standing::FailedPendingCheck),
+    ("RUNNING", Standing::Running),
+];
+
 /// The tasks in groups by state, each group after an empty line, then the
 /// fan-outs, one line each, collapsed unless `expanded` (their failed and
 /// running instances still show in their groups).
@@ -148,82 +158,179 @@ pub fn groups(
     paint: Paint,
     expanded: bool,
 ) {
-    let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
-    if !expanded {
+    let parts = Groups::of(tasks, fanouts, paint, expanded);
+    out.push_str(&parts.before);
+    clocked(out, parts.clocked.iter().copied(), parts.width, paint);
+    out.push_str(&parts.after);
+}
+
+/// [`groups`] in three parts around the clocked groups (FAILED-PENDING-CHECK
+/// and RUNNING), which [`clocked`] renders at the moment of printing.
+pub struct Groups<'a> {
+    /// The groups before the clocked ones (FAILED).
+    pub before: String,
+    /// The lines of the clocked groups, in the tasks' order.
+    pub clocked: Vec<&'a TaskLine>,
+    /// The groups after them (STOPPED, STALE, PENDING, DONE) and the
+    /// fan-outs.
+    pub after: String,
+    /// The names' column.
+    pub width: usize,
+}
+
+impl<'a> Groups<'a> {
+    /// The groups of `tasks`, in one pass over them.
+    pub fn of(
+        tasks: &'a [TaskLine],
+        fanouts: &BTreeMap<String, bool>,
+        paint: Paint,
+        expanded: bool,
+    ) -> Groups<'a> {
+        const TITLES: [&str; 7] = ["FAILED", "", "", "STOPPED", "STALE", "PENDING", "DONE"];
+        let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
+        let mut members: [Vec<&TaskLine>; 7] = Default::default();
+        let mut width = 0;
         for l in tasks {
-            if let Some(f) = &l.fanout {
-                fanout_lines.entry(f.as_str()).or_default().push(l);
-            } else if fanouts.get(&l.task).is_some_and(|&placeholder| placeholder) {
-                fanout_lines.entry(l.task.as_str()).or_default().push(l);
+            width = width.max(l.task.len());
+            let member_of_fanout = !expanded
+                && if let Some(f) = &l.fanout {
+                    fanout_lines.entry(f.as_str()).or_default().push(l);
+                    true
+                } else if let Some(&placeholder) = fanouts.get(&l.task) {
+                    if placeholder {
+                        fanout_lines.entry(l.task.as_str()).or_default().push(l);
+                    }
+                    true
+                } else {
+                    false
+                };
+            let group = match l.state {
+                Standing::Failed => 0,
+                Standing::FailedPendingCheck => 1,
+                Standing::Running => 2,
+                Standing::Stopped => 3,
+                Standing::Stale | Standing::NeverBuilt => 4,
+                Standing::Pending => 5,
+                Standing::Done => 6,
+            };
+            // A fan-out's instances show in its line, but for those that
+            // failed or run.
+            if !member_of_fanout || group <= 2 {
+                members[group].push(l);
             }
         }
-    }
-    let collapsed = |l: &TaskLine| {
-        !expanded
-            && (l.fanout.is_some() || fanouts.contains_key(&l.task))
-            && !matches!(
-                l.state,
-                Standing::Failed | Standing::Running | Standing::FailedPendingCheck
-            )
-    };
-    let width = tasks
-        .iter()
-        .map(|l| l.task.len())
-        .chain(fanout_lines.keys().map(|k| k.len()))
-        .max()
-        .unwrap_or(0);
-    for (title, states) in [
-        ("FAILED", &[Standing::Failed][..]),
-        ("FAILED-PENDING-CHECK", &[Standing::FailedPendingCheck][..]),
-        ("RUNNING", &[Standing::Running][..]),
-        ("STOPPED", &[Standing::Stopped][..]),
-        ("STALE", &[Standing::Stale, Standing::NeverBuilt][..]),
-        ("PENDING", &[Standing::Pending][..]),
-        ("DONE", &[Standing::Done][..]),
-    ] {
-        let member = |l: &&TaskLine| states.contains(&l.state) && !collapsed(l);
-        let count = tasks.iter().filter(member).count();
-        if count == 0 {
-            continue;
-        }
-        let _ = write!(
-            out,
-            "\n{}\n",
-            paint.paint(Style::State(states[0]), &format!("{title} ({count})"))
-        );
-        for l in tasks.iter().filter(member) {
-            let _ = write!(out, "  {}{:width$}  ", paint.symbol(l.state), l.task);
-            detail(out, l, width);
-            out.push('\n');
-        }
-    }
-    if !fanout_lines.is_empty() {
-        let _ = write!(out, "\n{}\n", paint.paint(Style::Bold, "FAN-OUT"));
-        for (name, members) in &fanout_lines {
-            let _ = write!(out, "  {name:width$}  ");
-            if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
-                let reason = members.first().and_then(|l| l.reason.as_deref());
-                out.push_str(reason.unwrap_or_default());
-            } else {
-                let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
-                let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
-                for (s, label) in [
-                    (Standing::Failed, "failed"),
-                    (Standing::Running, "running"),
-                    (Standing::FailedPendingCheck, "failed-pending-check"),
-                    (Standing::Stopped, "stopped"),
-                    (Standing::Stale, "stale"),
-                    (Standing::NeverBuilt, "never built"),
-                    (Standing::Pending, "pending"),
-                ] {
-                    let k = count(s);
-                    if k > 0 {
-                        let _ = write!(out, ", {k} {label}");
-                    }
+        width = fanout_lines.keys().map(|k| k.len()).fold(width, usize::max);
+        let render = |out: &mut String, range: std::ops::Range<usize>| {
+            for g in range {
+                let lines = &members[g];
+                if !lines.is_empty() {
+                    group(out, TITLES[g], lines, width, paint);
                 }
             }
-            out.push('\n');
+        };
+        let mut before = String::new();
+        render(&mut before, 0..1);
+        let size: usize = members[3..].iter().map(Vec::len).sum();
+        let mut after = String::with_capacity(size * (width + 16));
+        render(&mut after, 3..7);
+        fanout_groups(&mut after, &fanout_lines, fanouts, width, paint);
+        let [_, pending_check, running, ..] = &mut members;
+        let mut clocked = std::mem::take(pending_check);
+        clocked.append(running);
+        Groups {
+            before,
+            clocked,
+            after,
+            width,
         }
+    }
+}
+
+/// The clocked groups (FAILED-PENDING-CHECK, RUNNING) of `lines`, rendered
+/// now (`width`: the names' column, as [`Groups`] found it).
+pub fn clocked<'a>(
+    out: &mut String,
+    lines: impl IntoIterator<Item = &'a TaskLine> + Clone,
+    width: usize,
+    paint: Paint,
+) {
+    for (title, state) in CLOCKED {
+        let members: Vec<&TaskLine> = lines
+            .clone()
+            .into_iter()
+            .filter(|l| l.state == state)
+            .collect();
+        if !members.is_empty() {
+            group(out, title, &members, width, paint);
+        }
+    }
+}
+
+/// One group: its title with its count, then a line per member.
+fn group(out: &mut String, title: &str, lines: &[&TaskLine], width: usize, paint: Paint) {
+    let state = lines[0].state;
+    // STALE holds the never built too; its colour is stale's.
+    let style = if state == Standing::NeverBuilt {
+        Standing::Stale
+    } else {
+        state
+    };
+    let _ = write!(
+        out,
+        "\n{}\n",
+        paint.paint(Style::State(style), &format!("{title} ({})", lines.len()))
+    );
+    for l in lines {
+        out.push_str("  ");
+        out.push_str(paint.symbol(l.state));
+        out.push_str(&l.task);
+        let shown = if l.task.is_ascii() {
+            l.task.len()
+        } else {
+            l.task.chars().count()
+        };
+        out.extend(std::iter::repeat_n(' ', width.saturating_sub(shown) + 2));
+        detail(out, l, width);
+        out.push('\n');
+    }
+}
+
+/// The FAN-OUT group: a line per fan-out with its instances' progress.
+fn fanout_groups(
+    out: &mut String,
+    fanout_lines: &BTreeMap<&str, Vec<&TaskLine>>,
+    fanouts: &BTreeMap<String, bool>,
+    width: usize,
+    paint: Paint,
+) {
+    if fanout_lines.is_empty() {
+        return;
+    }
+    let _ = write!(out, "\n{}\n", paint.paint(Style::Bold, "FAN-OUT"));
+    for (name, members) in fanout_lines {
+        let _ = write!(out, "  {name:width$}  ");
+        if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
+            let reason = members.first().and_then(|l| l.reason.as_deref());
+            out.push_str(reason.unwrap_or_default());
+        } else {
+            let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
+            let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
+            for (s, label) in [
+                (Standing::Failed, "failed"),
+                (Standing::Running, "running"),
+                (Standing::FailedPendingCheck, "failed-pending-check"),
+                (Standing::Stopped, "stopped"),
+                (Standing::Stale, "stale"),
+                (Standing::NeverBuilt, "never built"),
+                (Standing::Pending, "pending"),
+            ] {
+                let k = count(s);
+                if k > 0 {
+                    let _ = write!(out, ", {k} {label}");
+                }
+            }
+        }
+        out.push('\n');
     }
 }
 
