@@ -34,6 +34,12 @@ const LIVE_EVERY: Duration = Duration::from_millis(500);
 /// How many times a snapshot's own cost passes before the next.
 const LIVE_SHARE: u32 = 100;
 
+/// How long a build runs before its first live snapshot: a build over
+/// sooner (an edit, a no-op) leaves only the idle one, and until then
+/// `status` checks every task, as it does while the build reads the
+/// pipeline.
+const LIVE_FIRST: Duration = Duration::from_millis(100);
+
 /// Which task occupies each trace lane.
 #[derive(Default)]
 struct Lanes {
@@ -77,7 +83,7 @@ impl Recorder {
             trace: Trace::open(run_dir),
             lanes: Mutex::new(Lanes::default()),
             live: Mutex::new(LiveView {
-                due: Instant::now(),
+                due: Instant::now() + LIVE_FIRST,
                 known: None,
                 changed: Vec::new(),
                 rebuild: false,

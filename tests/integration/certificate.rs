@@ -327,13 +327,16 @@ command = "echo c > c.txt"
             .collect();
         pairs.join(" ")
     };
-    // Once b's running sidecar is out (100 ms after it starts) and a
-    // snapshot taken since says so: before, the snapshot shows b without
-    // the pid the full check reads from that sidecar.
+    // Once the build keeps a snapshot (from 100 ms after its start), b's
+    // running sidecar is out (100 ms after it starts) and a snapshot taken
+    // since says so: before, the snapshot shows b without the pid the full
+    // check reads from that sidecar.
     wait_for("a and c done, b running with its pid", || {
         let run = p.run(&["status", "--json"]);
         let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        states(&run) == "a=done b=running c=done" && json["tasks"][1]["pid"].is_u64()
+        p.exists(".planexe/status.snapshot")
+            && states(&run) == "a=done b=running c=done"
+            && json["tasks"][1]["pid"].is_u64()
     });
     let live = p.run(&["status", "--json"]);
     assert!(

@@ -216,35 +216,38 @@ pub(super) fn collect_from(
 ) -> Option<Vec<Entry>> {
     let young = young_from(SystemTime::now());
     let t = crate::phases::phase("certificate: from base: sets");
-    // The files the rechecked tasks read and write, and every task that
-    // shares one (a reader of an output rewritten with the same bytes is
-    // not run again, but its record of the file must still agree).
+    // The files the rechecked tasks may have written: their outputs. A file
+    // they only read kept its entry when the judge found it the same: had
+    // it changed since, the next judge compares it with the stat taken
+    // before, and sees it.
     let mut touched: Vec<bool> = (0..graph.id_bound())
         .map(|t| rechecked.get(t).copied().unwrap_or(false))
         .collect();
-    let files_of = |t: TaskId| {
-        let task = &graph[t];
-        let outputs = task.outputs.iter().map(|o| o.path.as_str());
-        outputs.chain(task.inputs.iter().map(|i| i.path.as_str()))
-    };
-    let mut files: HashSet<&str> = graph
-        .ids()
+    let ids = graph.ids();
+    let files: HashSet<&str> = ids
         .iter()
         .filter(|&&t| touched[t])
-        .flat_map(|&t| files_of(t))
+        .flat_map(|&t| graph[t].outputs.iter().map(|o| o.path.as_str()))
         .collect();
-    let sharing: Vec<TaskId> = graph
-        .ids()
-        .iter()
-        .copied()
-        .filter(|&t| !touched[t] && files_of(t).any(|p| files.contains(p)))
-        .collect();
-    for t in sharing {
-        touched[t] = true;
-        files.extend(files_of(t));
+    // Every task that reads one of them: a reader of an output rewritten
+    // with the same bytes is not run again, but its record of the file
+    // must still agree (and a restamp rewrote its sidecar).
+    for &t in ids {
+        if !touched[t]
+            && graph[t]
+                .inputs
+                .iter()
+                .any(|i| files.contains(i.path.as_str()))
+        {
+            touched[t] = true;
+        }
     }
-    let ids = graph.ids().iter().copied().filter(|&t| touched[t]);
-    let stamps = recorded_stamps(run_dir, graph, store, ids)?;
+    let stamps = recorded_stamps(
+        run_dir,
+        graph,
+        store,
+        ids.iter().copied().filter(|&t| touched[t]),
+    )?;
     // What this build may have changed: those files and the folders on
     // the way to them, the touched tasks' sidecars, planexe's own files.
     let mut changed: HashSet<String> = HashSet::new();
@@ -256,9 +259,7 @@ pub(super) fn collect_from(
         }
     }
     changed.extend(
-        graph
-            .ids()
-            .iter()
+        ids.iter()
             .filter(|&&t| touched[t])
             .map(|&t| status_rel(&graph[t].name)),
     );
