@@ -116,18 +116,25 @@ pub struct StateStore {
 impl StateStore {
     /// Reads `.planexe/log` (if any). Does not create anything.
     pub fn load(run_dir: &RunDir) -> Result<StateStore> {
-        let markers = std::fs::read_dir(run_dir.tasks_dir()).ok().map(|entries| {
-            let set: std::collections::HashSet<String> = entries
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".DONE"))
-                        .map(str::to_string)
-                })
-                .collect();
-            std::sync::Mutex::new(set)
-        });
+        // No `tasks/` folder (a new run) is no marker: the set is empty,
+        // and no task costs a stat to learn so. A folder that cannot be
+        // listed leaves each marker to a stat.
+        let markers = match std::fs::read_dir(run_dir.tasks_dir()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Default::default()),
+            Err(_) => None,
+            Ok(entries) => Some(
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".DONE"))
+                            .map(str::to_string)
+                    })
+                    .collect(),
+            ),
+        }
+        .map(std::sync::Mutex::new);
         let mut store = StateStore {
             markers,
             records: HashMap::new(),
