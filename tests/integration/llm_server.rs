@@ -183,7 +183,12 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             delay,
         }) => {
             std::thread::sleep(delay);
+            // Out of flight before the answer leaves: the client may send
+            // its next request the moment it has read this one, before this
+            // thread runs again.
+            state.lock().unwrap().in_flight -= 1;
             respond(&mut out, status, &headers, &body);
+            return;
         }
         Some(Reply::Sse { events, end }) => {
             let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
