@@ -166,6 +166,32 @@ pub struct JudgeDef {
     pub severity: Option<Spanned<String>>,
 }
 
+/// serde's word for an array where a table belongs (`invalid length 2,
+/// expected struct ForeachDef with 3 elements`: a struct reads from an
+/// array too) in the pipeline's terms, with a hint; other messages as they
+/// are.
+fn shape_error(message: &str) -> (String, Option<&'static str>) {
+    let Some(name) = message
+        .strip_prefix("invalid length ")
+        .and_then(|m| m.split_once(", expected struct "))
+        .and_then(|(_, rest)| rest.split_once(" with "))
+        .map(|(name, _)| name)
+    else {
+        return (message.to_string(), None);
+    };
+    let hint = match name {
+        "ForeachDef" => {
+            "write foreach = { file = \"list.json\", items = \"/pointer\", key = \"field\" } \
+             (docs/fanout.md); for a list of fixed values, use matrix = { name = [\"a\", \"b\"] }"
+        }
+        "JudgeDef" => {
+            "write [tasks.NAME.judge] with prompt = \"...\" and threshold = 0.7 (docs/checks.md)"
+        }
+        _ => "write a table here, key = { name = value, ... } or a [section] (docs/pipeline.md)",
+    };
+    ("expected a table, found an array".to_string(), Some(hint))
+}
+
 /// `foreach = { file = "...", items = "/pointer", key = "field" }`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +263,7 @@ impl Pipeline {
         let def = match parsed {
             Ok(def) => def,
             Err(e) => {
-                let message = e.message().trim_end().to_string();
+                let (message, shape_hint) = shape_error(e.message().trim_end());
                 let span = e.span().unwrap_or(0..0);
                 let source = Source {
                     display: &display,
@@ -245,8 +271,15 @@ impl Pipeline {
                 };
                 let hint = if text.contains('\0') {
                     BINARY_HINT
+                } else if let Some(hint) = shape_hint {
+                    hint
                 } else if message.starts_with("unknown field") {
                     "see docs/pipeline.md for every key a pipeline file may hold"
+                } else if ["invalid type", "invalid value", "missing field"]
+                    .iter()
+                    .any(|p| message.starts_with(p))
+                {
+                    "fix the value at the marked position: docs/pipeline.md gives every key's type"
                 } else {
                     "fix the TOML syntax at the marked position"
                 };

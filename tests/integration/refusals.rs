@@ -35,6 +35,29 @@ fn unknown_key() {
 }
 
 #[test]
+fn an_array_where_a_table_belongs_says_so_and_how_to_write_it() {
+    // serde alone says "invalid length 2, expected struct ForeachDef with 3
+    // elements".
+    let p = refused(
+        "[tasks.a]\nforeach = [\"x\", \"y\"]\noutputs = [\"{{ key }}\"]\ncommand = \"true\"\n",
+        "2:11",
+        "expected a table, found an array",
+    );
+    let run = p.build();
+    run.stderr_has("hint: write foreach = { file = ")
+        .stderr_has("matrix = { name = ");
+    assert!(!run.stderr.contains("ForeachDef"), "{}", run.stderr);
+    // A value of the wrong type is no syntax error.
+    refused(
+        "[tasks.a]\ncommand = \"true\"\nretries = \"two\"\n",
+        "3:11",
+        "invalid type",
+    )
+    .build()
+    .stderr_has("hint: fix the value at the marked position");
+}
+
+#[test]
 fn missing_input_that_no_task_produces() {
     refused(
         "[tasks.a]\ninputs = [\"in.txt\", \"nope.txt\"]\noutputs = [\"o\"]\ncommand = \"true\"\n",
