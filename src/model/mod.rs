@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod prompt;
 pub mod resolve;
 pub mod schema;
+pub mod source;
 pub mod template;
 
 pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};

@@ -119,6 +119,7 @@ impl StateStore {
         // No `tasks/` folder (a new run) is no marker: the set is empty,
         // and no task costs a stat to learn so. A folder that cannot be
         // listed leaves each marker to a stat.
+        let t = crate::phases::phase("state log: markers");
         let markers = match std::fs::read_dir(run_dir.tasks_dir()) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Default::default()),
             Err(_) => None,
@@ -135,6 +136,7 @@ impl StateStore {
             ),
         }
         .map(std::sync::Mutex::new);
+        drop(t);
         let mut store = StateStore {
             markers,
             records: HashMap::new(),
@@ -158,14 +160,30 @@ impl StateStore {
         }
         store.lines = lines.len();
         store.bytes = bytes.len() as u64;
-        let parsed: Vec<Option<(LogLine, u64)>> = lines
-            .par_iter()
-            .map(|line| {
-                serde_json::from_slice::<LogLine>(line)
-                    .ok()
-                    .map(|l| (l, line.len() as u64 + 1))
-            })
-            .collect();
+        // A line a later success or `clean` of its task replaces is not
+        // parsed, unless one of those turns out not to parse.
+        let t = crate::phases::phase("state log: parse");
+        let replaced = load::superseded(&lines);
+        let parse = |skip: &[bool]| -> Vec<Option<(LogLine, u64)>> {
+            lines
+                .par_iter()
+                .zip(skip)
+                .map(|(line, &skip)| {
+                    if skip {
+                        return None;
+                    }
+                    serde_json::from_slice::<LogLine>(line)
+                        .ok()
+                        .map(|l| (l, line.len() as u64 + 1))
+                })
+                .collect()
+        };
+        let mut parsed = parse(&replaced.skip);
+        if replaced.by.iter().any(|&at| parsed[at].is_none()) {
+            parsed = parse(&vec![false; lines.len()]);
+        }
+        drop(t);
+        let _t = crate::phases::phase("state log: apply");
         // A torn or foreign line is skipped: the sidecars still hold the
         // truth for any task it was about. Restamps are applied last, each
         // to the records read before it (a later record replaces a task's
@@ -173,7 +191,11 @@ impl StateStore {
         // costs one lookup per recorded stamp, not a scan per restamp.
         let mut restamps: HashMap<String, Vec<(usize, Stamp)>> = HashMap::new();
         let mut read_at: HashMap<String, usize> = HashMap::new();
-        for (at, (mut record, len)) in parsed.into_iter().flatten().enumerate() {
+        for (at, (mut record, len)) in parsed
+            .into_iter()
+            .enumerate()
+            .filter_map(|(at, p)| Some((at, p?)))
+        {
             if let Some(r) = record.restamp.take() {
                 restamps.entry(r.path).or_default().push((at, r.stamp));
                 continue;
@@ -191,33 +213,6 @@ impl StateStore {
             store.apply_restamps(&restamps, &read_at);
         }
         Ok(store)
-    }
-
-    /// Gives each recorded stamp the last restamp of its path (with its
-    /// bytes) that came after its record.
-    fn apply_restamps(
-        &mut self,
-        restamps: &HashMap<String, Vec<(usize, Stamp)>>,
-        read_at: &HashMap<String, usize>,
-    ) {
-        for (task, record) in &mut self.records {
-            let Some(done) = record.done.as_mut() else {
-                continue;
-            };
-            let since = read_at.get(task).copied().unwrap_or(0);
-            for stamps in [&mut done.inputs, &mut done.outputs] {
-                for (path, stamp) in stamps.iter_mut() {
-                    let Some(news) = restamps.get(path) else {
-                        continue;
-                    };
-                    for (at, new) in news {
-                        if *at > since && new.blake3 == stamp.blake3 {
-                            *stamp = new.clone();
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// Applies one log line of `len` bytes (newline included).
@@ -566,30 +561,6 @@ pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
         .map_err(|e| Error::io_at(&run_dir.log_path(), e))
 }
 
-/// Whether the log holds nothing from byte `offset` on but `restamp` lines
-/// (and blank ones): what a no-op build appends when it records files
-/// touched over the same bytes, which changes no task's state. False when
-/// it cannot be read, or ends in a torn line.
-pub fn only_restamps_from(run_dir: &RunDir, offset: u64) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut tail = Vec::new();
-    let read = files::open_read(&run_dir.log_path())
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(offset))?;
-            f.read_to_end(&mut tail)
-        })
-        .is_ok();
-    read && (tail.is_empty() || tail.ends_with(b"\n"))
-        && tail
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .all(|l| {
-                serde_json::from_slice::<LogLine>(l).is_ok_and(|l| {
-                    l.restamp.is_some() && l.task.is_empty() && !l.clean && l.status.is_none()
-                })
-            })
-}
-
 fn ends_with_newline(file: &mut std::fs::File) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     match file.seek(SeekFrom::End(0)) {
@@ -599,6 +570,10 @@ fn ends_with_newline(file: &mut std::fs::File) -> bool {
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
 }
+
+#[path = "log_load.rs"]
+mod load;
+pub use load::only_restamps_from;
 
 #[cfg(test)]
 #[path = "log_tests.rs"]

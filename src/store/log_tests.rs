@@ -81,3 +81,24 @@ fn a_log_grown_by_big_records_rewritten_is_compacted() {
     let store = StateStore::load(&run_dir).unwrap();
     assert_eq!(input_mtime(&store, "big", "in/04999.txt"), 4999);
 }
+
+#[test]
+fn lines_a_later_success_replaces_are_skipped_unless_that_success_is_torn() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    for mtime in 1..=3 {
+        store
+            .write_status(&run_dir, &done("a", "in", stamp(mtime, "h")))
+            .unwrap();
+    }
+    drop(store);
+    let store = StateStore::load(&run_dir).unwrap();
+    assert_eq!(input_mtime(&store, "a", "in"), 3);
+    // A crash tore the last success of `a`: the one before stands.
+    let log = run_dir.log_path();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(br#"{"task":"a","status":{"task":"a","state":"done","started_at":"#);
+    std::fs::write(&log, &bytes).unwrap();
+    let store = StateStore::load(&run_dir).unwrap();
+    assert_eq!(input_mtime(&store, "a", "in"), 3);
+}

@@ -1,0 +1,150 @@
+//! A pipeline file's text as diagnostics point into it: `file:line:col`,
+//! the line (a window of a long one, control characters made visible) and
+//! a caret under the span; the refusal of a file that is not UTF-8; and
+//! serde's words for a value of the wrong shape, in the pipeline's terms.
+
+use std::ops::Range;
+
+use crate::error::{Error, Position, Result};
+
+/// What to do about a pipeline file that holds binary data (a NUL byte).
+pub(super) const BINARY_HINT: &str =
+    "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline";
+
+/// The text of a pipeline file, or a refusal at the first byte that is not
+/// UTF-8 (with its line and column, as for any other mistake in the file).
+pub(super) fn text_of(display: &str, bytes: Vec<u8>) -> Result<String> {
+    let e = match String::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(e) => e,
+    };
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    // Everything before the bad byte is valid, so its line and column are
+    // those of the lossy text.
+    let text = String::from_utf8_lossy(&bytes);
+    let source = Source {
+        display,
+        text: &text,
+    };
+    let binary = bytes.iter().take(8192).any(|&b| b == 0);
+    let message = format!(
+        "the file is not UTF-8: byte 0x{:02X} at offset {at} cannot start or continue a character",
+        bytes[at]
+    );
+    let hint = if binary {
+        BINARY_HINT
+    } else {
+        "save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too"
+    };
+    Err(Error::pipeline(source.diagnostic(at..at + 1, &message)).hint(hint))
+}
+
+/// Text plus name, enough to render a diagnostic.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub display: &'a str,
+    pub text: &'a str,
+}
+
+impl Source<'_> {
+    /// `file:line:col: message`, then the line and a caret under the span.
+    pub fn diagnostic(&self, span: Range<usize>, message: &str) -> String {
+        let pos = Position::of_offset(self.text, span.start);
+        let line_text = self.text.lines().nth(pos.line - 1).unwrap_or("");
+        let width = {
+            let end = span.end.min(self.text.len()).max(span.start);
+            let spanned = self.text.get(span.start..end).unwrap_or("");
+            let first_line = spanned.lines().next().unwrap_or("");
+            first_line.chars().count().max(1)
+        };
+        let gutter = pos.line.to_string().len();
+        // The file may hold anything (binary garbage, escape sequences):
+        // show control characters as one placeholder each, so the terminal
+        // is safe and the caret stays aligned.
+        let line_text = visible(line_text, &['\t']);
+        let message = visible(message, &['\t', '\n']);
+        let (line_text, col, width) = window(&line_text, pos.col - 1, width);
+        format!(
+            "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
+            file = self.display,
+            pad = " ".repeat(gutter),
+            line = pos.line,
+            space = " ".repeat(col),
+            carets = "^".repeat(width),
+        )
+    }
+
+    /// Just `file:line:col`.
+    pub fn locate(&self, span: Range<usize>) -> String {
+        format!(
+            "{}:{}",
+            self.display,
+            Position::of_offset(self.text, span.start)
+        )
+    }
+}
+
+/// The part of a long line shown under a message: at most [`SHOWN`]
+/// characters around column `col` (0-based), cut ends marked `…`; and the
+/// caret's column and width in it. A minified or binary line can be
+/// megabytes long.
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    const SHOWN: usize = 120;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SHOWN {
+        return (line.to_string(), col, width);
+    }
+    let col = col.min(chars.len());
+    let start = col.saturating_sub(SHOWN / 3);
+    let end = (start + SHOWN).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut caret = col - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret, width.min(end.saturating_sub(col)).max(1))
+}
+
+/// `text` with every control character but those in `keep` shown as `�`.
+fn visible(text: &str, keep: &[char]) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !keep.contains(&c) {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// serde's word for an array where a table belongs (`invalid length 2,
+/// expected struct ForeachDef with 3 elements`: a struct reads from an
+/// array too) in the pipeline's terms, with a hint; other messages as they
+/// are.
+pub(super) fn shape_error(message: &str) -> (String, Option<&'static str>) {
+    let Some(name) = message
+        .strip_prefix("invalid length ")
+        .and_then(|m| m.split_once(", expected struct "))
+        .and_then(|(_, rest)| rest.split_once(" with "))
+        .map(|(name, _)| name)
+    else {
+        return (message.to_string(), None);
+    };
+    let hint = match name {
+        "ForeachDef" => {
+            "write foreach = { file = \"list.json\", items = \"/pointer\", key = \"field\" } \
+             (docs/fanout.md); for a list of fixed values, use matrix = { name = [\"a\", \"b\"] }"
+        }
+        "JudgeDef" => {
+            "write [tasks.NAME.judge] with prompt = \"...\" and threshold = 0.7 (docs/checks.md)"
+        }
+        _ => "write a table here, key = { name = value, ... } or a [section] (docs/pipeline.md)",
+    };
+    ("expected a table, found an array".to_string(), Some(hint))
+}
