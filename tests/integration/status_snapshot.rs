@@ -221,12 +221,14 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
         "[tasks.each]\nmatrix = { v = [\"x\", \"y\"] }\noutputs = [\"e-{{ v }}\"]\n",
         "command = \"echo {{ v }} > e-{{ v }}\"\n",
     ));
-    let mut child = p
-        .command(&["build", "-k", "-j4"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Stopped if the test fails before it ends (`held` waits for `go`).
+    let build = Background(Some(
+        p.command(&["build", "-k", "-j4"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
     // The live snapshot is saved as the build goes: wait for the one that
     // has seen every other task end.
     wait_for(
@@ -239,7 +241,7 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
     let live = p.run(&["status"]);
     let full = p.run(&["status", "--full"]);
     p.write("go", "");
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(build.wait().status.code(), Some(1));
     assert_eq!(clockless(&live.ok().stdout), clockless(&full.ok().stdout));
     // The groups in their order, the clocked one between the others.
     let order: Vec<usize> = [
