@@ -8,8 +8,9 @@
 //! groups already rendered ([`Groups`], plain), but for the clocked ones
 //! (FAILED-PENDING-CHECK and RUNNING: how long a task has run), rendered
 //! when printed: a hundred thousand lines cost more to format than to
-//! copy, and the snapshot is written by the build, below the CLI. Each part writes into one string;
-//! nothing is allocated per line but what a failure's message needs.
+//! copy, and the snapshot is written by the build, below the CLI. Each
+//! part writes into one string; nothing is allocated per line but what a
+//! failure's message needs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
