@@ -132,14 +132,6 @@ pub fn header(out: &mut String, report: &StatusReport) {
     }
 }
 
-/// Whether the lines of `tasks` read the same whatever the time: none
-/// says how long a task has been running.
-pub fn timeless(tasks: &[TaskLine]) -> bool {
-    tasks
-        .iter()
-        .all(|l| !matches!(l.state, Standing::Running | Standing::FailedPendingCheck))
-}
-
 /// The groups whose lines read differently as time passes (how long a
 /// task has been running), in the order they are printed. A status
 /// snapshot holds the other groups rendered and these as lines, rendered
