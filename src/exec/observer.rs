@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
+use super::BuildReport;
 use crate::model::{Graph, Pipeline, Task};
-use crate::plan::Reason;
+use crate::plan::{Reason, Session};
 use crate::store::snapshot::Live;
 use crate::store::{RunDir, StateStore, Status};
 
@@ -181,6 +182,12 @@ pub trait Observer: Sync {
     /// The build's view of its tasks changed (a task ended), or time
     /// passed (a few times a second while tasks run).
     fn view(&self, _view: &BuildView) {}
+    /// The build's tasks are over and every record it keeps in `session`
+    /// is final: what is left is the up-to-date certificate, which the
+    /// build writes on another thread meanwhile (so work done here costs
+    /// no time of its own). Not called when the build stops with an
+    /// error of its own.
+    fn settled(&self, _session: &Session, _report: &BuildReport) {}
 }
 
 /// An observer that ignores everything.
@@ -232,6 +239,10 @@ impl<A: Observer, B: Observer> Observer for Both<A, B> {
         self.0.view(view);
         self.1.view(view);
     }
+    fn settled(&self, session: &Session, report: &BuildReport) {
+        self.0.settled(session, report);
+        self.1.settled(session, report);
+    }
 }
 
 impl<O: Observer + ?Sized> Observer for &O {
@@ -264,5 +275,8 @@ impl<O: Observer + ?Sized> Observer for &O {
     }
     fn view(&self, view: &BuildView) {
         (**self).view(view)
+    }
+    fn settled(&self, session: &Session, report: &BuildReport) {
+        (**self).settled(session, report)
     }
 }

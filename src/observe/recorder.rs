@@ -3,9 +3,10 @@
 //! `events.jsonl` and to the hooks, every task run and model call in the
 //! trace (on lanes, so parallel work shows side by side), and the live
 //! `status` snapshot, saved now and then while the build runs. When the
-//! build is over, [`Recorder::finish`] sends the pipeline's last event,
-//! writes `summary.json` and the idle snapshot, and says what went wrong
-//! with delivery.
+//! build's tasks are over it writes `summary.json` (while the build writes
+//! its certificate); [`Recorder::finish`] then sends the pipeline's last
+//! event, writes the idle snapshot, and says what went wrong with
+//! delivery.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ pub struct Recorder {
     /// Whether `pipeline.started` was sent (a build that runs nothing
     /// sends no events).
     started: AtomicBool,
+    /// `summary.json`, once written when the build settled: its quality
+    /// warnings, or why it could not be written.
+    summary: Mutex<Option<Result<Vec<String>>>>,
 }
 
 impl Recorder {
@@ -89,6 +93,7 @@ impl Recorder {
                 rebuild: false,
             }),
             started: AtomicBool::new(false),
+            summary: Mutex::new(None),
         }
     }
 
@@ -102,7 +107,8 @@ impl Recorder {
     }
 
     /// Ends the record of the build that `outcome` describes: its last
-    /// event and `summary.json` (if it ran anything), the idle `status`
+    /// event, after `summary.json` (if it ran anything; written here when
+    /// the build did not settle), the idle `status`
     /// snapshot (if it certified the run up to date). Returns the warnings
     /// to show: quality warnings of finished tasks, failed deliveries.
     pub fn finish(
@@ -124,23 +130,19 @@ impl Recorder {
                 Err(e) => Some(e.to_string()),
             };
             self.events.emit(event);
-            let t = crate::phases::phase("summary: build and write");
-            let summary = summary::build(
-                &session.graph,
-                &session.store,
-                &session.run_dir,
-                session.run.as_ref(),
-                &session.pipeline.path.display().to_string(),
-            );
-            if !summary.warnings.is_empty() {
-                warnings.push(format!(
-                    "completed with warnings: {}",
-                    summary.warnings.join("; ")
-                ));
+            let written = self
+                .summary
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let found = match written {
+                Some(written) => written?,
+                None => Self::summarize(session)?,
+            };
+            if !found.is_empty() {
+                warnings.push(format!("completed with warnings: {}", found.join("; ")));
             }
-            summary::write(&summary, &session.run_dir)?;
-            quality = Some(summary.warnings);
-            drop(t);
+            quality = Some(found);
         }
         if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
             let _t = crate::phases::phase("status snapshot: write");
@@ -154,7 +156,31 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Writes `summary.json` for the run as `session` holds it; its
+    /// quality warnings.
+    fn summarize(session: &Session) -> Result<Vec<String>> {
+        let _t = crate::phases::phase("summary: build and write");
+        let summary = summary::build(
+            &session.graph,
+            &session.store,
+            &session.run_dir,
+            session.run.as_ref(),
+            &session.pipeline.path.display().to_string(),
+        );
+        summary::write(&summary, &session.run_dir)?;
+        Ok(summary.warnings)
+    }
+}
+
 impl Observer for Recorder {
+    fn settled(&self, session: &Session, _report: &BuildReport) {
+        if self.started.load(Ordering::Relaxed) {
+            let written = Self::summarize(session);
+            *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = Some(written);
+        }
+    }
+
     fn build_started(&self, view: &BuildView) {
         if !self.started.swap(true, Ordering::Relaxed) {
             self.events

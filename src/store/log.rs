@@ -184,6 +184,11 @@ impl StateStore {
         }
         drop(t);
         let _t = crate::phases::phase("state log: apply");
+        // Sized once: a table of ten thousand records that grows by
+        // doubling moves every record it holds at each step.
+        store
+            .records
+            .reserve(parsed.iter().filter(|p| p.is_some()).count());
         // A torn or foreign line is skipped: the sidecars still hold the
         // truth for any task it was about. Restamps are applied last, each
         // to the records read before it (a later record replaces a task's

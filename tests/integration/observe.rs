@@ -96,6 +96,27 @@ fn command_hooks_get_the_event_on_stdin() {
 }
 
 #[test]
+fn a_hook_told_the_build_ended_finds_the_summary_of_that_build() {
+    let hook = "[[hooks]]\ncommand = \"cp .planexe/summary.json seen.json\"\nevents = [\"pipeline.failed\", \"pipeline.completed\"]\n";
+    let p = Project::new(&format!("{hook}{TWO}"));
+    p.build().code(1);
+    let seen: serde_json::Value = serde_json::from_str(&p.read("seen.json")).unwrap();
+    assert_eq!(seen["outcome"], "failed", "{seen}");
+    assert_eq!(seen["counts"]["failed"], 1, "{seen}");
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{hook}{}",
+            TWO.replace("echo 'out of cheese' >&2; exit 2", "echo b > b.txt")
+        ),
+    );
+    p.build().ok();
+    let seen: serde_json::Value = serde_json::from_str(&p.read("seen.json")).unwrap();
+    assert_eq!(seen["outcome"], "completed", "{seen}");
+    assert_eq!(seen["counts"]["done"], 2, "{seen}");
+}
+
+#[test]
 fn webhooks_in_each_format() {
     let server = Server::start();
     server.default_reply(json(200, serde_json::json!({})));

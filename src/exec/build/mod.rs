@@ -210,14 +210,23 @@ impl Build<'_> {
             && self.options.targets.is_empty()
             && !progress.warned
         {
-            let _t = crate::phases::phase("certificate: write");
             let base = self
                 .options
                 .changed
                 .as_ref()
                 .and_then(|c| c.base.as_deref());
             let from = base.zip(rechecked.as_deref());
-            report.certified = certify(session, from);
+            let session = &*session;
+            // The observers' own end of the build (a summary of every
+            // task) runs beside the certificate: neither reads what the
+            // other writes.
+            // (A panic of theirs goes on once the certificate is written.)
+            report.certified = std::thread::scope(|scope| {
+                scope.spawn(|| self.observer.settled(session, &report));
+                crate::phases::timed("certificate: write", || certify(session, from))
+            });
+        } else {
+            self.observer.settled(session, &report);
         }
         Ok(report)
     }
