@@ -106,11 +106,11 @@ impl Recorder {
             .push(t);
     }
 
-    /// Ends the record of the build that `outcome` describes: its last
-    /// event, after `summary.json` (if it ran anything; written here when
-    /// the build did not settle), the idle `status`
-    /// snapshot (if it certified the run up to date). Returns the warnings
-    /// to show: quality warnings of finished tasks, failed deliveries.
+    /// Ends the record of the build that `outcome` describes: if it ran
+    /// anything, `summary.json` (here unless written when the build
+    /// settled) and then its last event; the idle `status` snapshot, if it
+    /// certified the run up to date. Returns the warnings to show: quality
+    /// warnings of finished tasks, failed deliveries.
     pub fn finish(
         self,
         session: &Session,
@@ -124,21 +124,23 @@ impl Recorder {
                 Ok(Ended::Stopped) => "pipeline.stopped",
                 _ => "pipeline.failed",
             };
-            let mut event = Event::new(name, None, session.run_dir.root());
-            event.error_summary = match outcome {
-                Ok(report) => report.error().map(|e| e.to_string()),
-                Err(e) => Some(e.to_string()),
-            };
-            self.events.emit(event);
+            // The summary first: whoever the last event tells reads it.
             let written = self
                 .summary
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take();
             let found = match written {
-                Some(written) => written?,
-                None => Self::summarize(session)?,
+                Some(written) => written,
+                None => Self::summarize(session),
             };
+            let mut event = Event::new(name, None, session.run_dir.root());
+            event.error_summary = match outcome {
+                Ok(report) => report.error().map(|e| e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            self.events.emit(event);
+            let found = found?;
             if !found.is_empty() {
                 warnings.push(format!("completed with warnings: {}", found.join("; ")));
             }
@@ -154,9 +156,7 @@ impl Recorder {
         drop(t);
         Ok(warnings)
     }
-}
 
-impl Recorder {
     /// Writes `summary.json` for the run as `session` holds it; its
     /// quality warnings.
     fn summarize(session: &Session) -> Result<Vec<String>> {

@@ -219,8 +219,8 @@ impl Build<'_> {
             let session = &*session;
             // The observers' own end of the build (a summary of every
             // task) runs beside the certificate: neither reads what the
-            // other writes.
-            // (A panic of theirs goes on once the certificate is written.)
+            // other writes. (A panic of theirs goes on once the
+            // certificate is written.)
             report.certified = std::thread::scope(|scope| {
                 scope.spawn(|| self.observer.settled(session, &report));
                 crate::phases::timed("certificate: write", || certify(session, from))
