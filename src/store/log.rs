@@ -397,8 +397,12 @@ impl StateStore {
 
     /// Whether the `.DONE` marker of a task exists, from one listing of
     /// `.planexe/tasks/` made when the state was loaded (kept up to date by
-    /// this store's own writes), else by a stat.
+    /// this store's own writes), else by a stat; a task assumed done
+    /// ([`StateStore::assume_done`]) has one.
     pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
+        if !self.assumed.is_empty() && self.assumed.contains_key(task) {
+            return true;
+        }
         match &self.markers {
             Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
             None => sidecar::has_marker(run_dir, task),
@@ -410,11 +414,8 @@ impl StateStore {
     /// leave them, and nothing on disk changes. For a plan that shows
     /// what a write would make of the run (`edit --keep`'s dry run).
     pub fn assume_done(&mut self, status: Status) {
-        self.markers
-            .get_or_insert_with(Default::default)
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(status.task.clone());
+        // Its marker is `assumed` (a folder that could not be listed
+        // leaves every other marker to a stat).
         self.apply(LogLine::status(&status), 0);
         self.assumed.insert(status.task.clone(), status);
     }

@@ -1,4 +1,5 @@
-//! Tests of the state log: restamps applied in order, compaction.
+//! Tests of the state log: restamps applied in order, compaction, tasks
+//! assumed done.
 
 use super::*;
 
@@ -101,4 +102,19 @@ fn lines_a_later_success_replaces_are_skipped_unless_that_success_is_torn() {
     std::fs::write(&log, &bytes).unwrap();
     let store = StateStore::load(&run_dir).unwrap();
     assert_eq!(input_mtime(&store, "a", "in"), 3);
+}
+
+#[test]
+fn a_task_assumed_done_has_its_marker_in_memory_only() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    store.assume_done(done("kept", "in.txt", stamp(1, "h")));
+    assert!(store.has_marker(&run_dir, "kept"));
+    assert!(!store.has_marker(&run_dir, "other"));
+    assert!(!run_dir.tasks_dir().join("kept.DONE").exists());
+    // Done, not "done but unmarked", as `edit --keep`'s dry run shows it.
+    assert!(matches!(
+        store.recorded(&run_dir, "kept"),
+        crate::store::Recorded::Done(_)
+    ));
 }
