@@ -354,30 +354,42 @@ impl RunDir {
             return if rel.is_empty() { outside() } else { Ok(()) };
         };
         let mut cache = self.checked_dirs.lock().unwrap_or_else(|p| p.into_inner());
-        let inside = match cache.get(parent) {
-            Some(&inside) => inside,
-            None => {
-                // Canonicalize the longest existing ancestor.
-                let mut probe = self.root.join(parent);
-                let inside = loop {
-                    match std::fs::canonicalize(&probe) {
-                        Ok(real) => break real.starts_with(&self.root),
-                        Err(_) => {
-                            if !probe.pop() {
-                                break true;
-                            }
-                        }
-                    }
-                };
-                cache.insert(parent.to_string(), inside);
-                inside
-            }
-        };
+        let inside = self.folder_inside(&mut cache, parent);
         if inside {
             Ok(())
         } else {
             outside()
         }
+    }
+
+    /// Whether `folder` (relative, normalized) leads nowhere outside the
+    /// run directory: its parent does, and it is a folder (or does not
+    /// exist yet), or a symlink whose target is inside. One `lstat` per
+    /// folder not seen before: a task's own folder under `.planexe/prev/`
+    /// costs one, not a canonicalization of every folder above it.
+    fn folder_inside(&self, cache: &mut HashMap<String, bool>, folder: &str) -> bool {
+        if let Some(&known) = cache.get(folder) {
+            return known;
+        }
+        let above = match folder.rsplit_once('/') {
+            Some((parent, _)) => self.folder_inside(cache, parent),
+            // Right in the run directory, which is canonical.
+            None => true,
+        };
+        let path = self.root.join(folder);
+        let inside = above
+            && match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(&path) {
+                    Ok(real) => real.starts_with(&self.root),
+                    // Leads nowhere: nothing can be made through it.
+                    Err(_) => true,
+                },
+                // A folder, or nothing yet (what is made there is checked
+                // when it is stamped).
+                _ => true,
+            };
+        cache.insert(folder.to_string(), inside);
+        inside
     }
 }
 
@@ -443,6 +455,33 @@ mod tests {
         assert_eq!(normalize(".planexe-x/y").unwrap(), ".planexe-x/y");
         assert!(normalize("").is_err());
         assert!(normalize("/").is_err());
+    }
+
+    #[test]
+    fn a_folder_is_inside_unless_a_symlink_on_its_way_leads_out() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        symlink(elsewhere.path(), dir.path().join("a/out")).unwrap();
+        symlink(dir.path().join("a"), dir.path().join("in")).unwrap();
+        symlink(dir.path().join("nowhere"), dir.path().join("dangling")).unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        for inside in [
+            "top.txt",
+            "a/b/c.txt",
+            "a/b/new/deep/c.txt",
+            "in/b/c.txt",
+            "dangling/c",
+        ] {
+            assert_eq!(run_dir.check_inside(inside), Ok(()), "{inside}");
+        }
+        for outside in ["a/out/c.txt", "a/out/x/y/c.txt", "in/out/c.txt", ""] {
+            assert!(run_dir.check_inside(outside).is_err(), "{outside}");
+        }
+        // Cached answers are the same answers.
+        assert!(run_dir.check_inside("a/out/z.txt").is_err());
+        assert_eq!(run_dir.check_inside("a/b/z.txt"), Ok(()));
     }
 
     #[test]
