@@ -14,7 +14,7 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: usage error or a pipeline that cannot be built.
 pub const EXIT_USAGE: i32 = 2;
-/// Exit status: interrupted by SIGINT or SIGTERM.
+/// Exit status: interrupted by SIGINT, SIGTERM or SIGHUP.
 pub const EXIT_INTERRUPTED: i32 = 130;
 /// Exit status: `wait --timeout` ran out.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -37,7 +37,7 @@ pub enum Error {
     /// `-q` found something that is not up to date.
     #[error("not up to date")]
     NotUpToDate,
-    /// SIGINT or SIGTERM arrived.
+    /// SIGINT, SIGTERM or SIGHUP arrived.
     #[error("interrupted")]
     Interrupted,
     /// A command that reports an outcome through its exit status alone

@@ -186,7 +186,7 @@ where
         }
     };
     let ctx = Context::from_env().with_color(cli.color);
-    // A build catches SIGINT and SIGTERM (to stop its tasks and keep what
+    // A build catches SIGINT, SIGTERM and SIGHUP (to stop its tasks and keep what
     // finished); dry runs, questions and the other commands change nothing
     // and end the default way. A build connects to make's jobserver before
     // it opens any file (see `Jobserver::connect`).

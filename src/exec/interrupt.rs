@@ -1,9 +1,10 @@
-//! SIGINT and SIGTERM: a flag the build loop and running tasks poll.
+//! SIGINT, SIGTERM and SIGHUP: a flag the build loop and running tasks poll.
 //!
 //! Task processes run in process groups of their own (so a timeout can kill
-//! a task's whole tree), which also means a terminal's Ctrl-C reaches only
-//! planexe. planexe then stops starting tasks, kills the running ones, marks
-//! them `stopped` and exits 130.
+//! a task's whole tree), which also means a terminal's Ctrl-C, or its
+//! hangup when it closes, reaches only planexe. planexe then stops starting
+//! tasks, kills the running ones, marks them `stopped` and exits 130. A
+//! SIGHUP ignored when planexe starts (`nohup`) stays ignored, as in make.
 //!
 //! The signal handlers are installed once per process ([`Interrupt::signals`]),
 //! however many builds it runs; an [`Interrupt::new`] flag is set by its
@@ -12,7 +13,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Set once a SIGINT or SIGTERM arrived (or its owner asked to stop).
+/// Set once a SIGINT, SIGTERM or SIGHUP arrived (or its owner asked to
+/// stop).
 #[derive(Debug, Clone)]
 pub struct Interrupt {
     flag: Arc<AtomicBool>,
@@ -26,7 +28,10 @@ impl Interrupt {
         static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
         let flag = FLAG.get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            for signal in STOPPING {
+                if signal == libc::SIGHUP && ignored(signal) {
+                    continue;
+                }
                 // Registration only fails for forbidden signals; these are not.
                 let _ = signal_hook::flag::register_conditional_default(signal, Arc::clone(&flag));
                 let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
@@ -56,7 +61,21 @@ impl Interrupt {
     }
 }
 
-/// SIGINT and SIGTERM held back (blocked) for the calling thread until
+/// The signals that stop a build.
+const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Whether `signal` is ignored (as `nohup` leaves SIGHUP).
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into a zeroed struct we own.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP held back (blocked) for the calling thread until
 /// this is dropped: a signal that arrives in between waits, and is then
 /// delivered to the handler installed meanwhile, or with its default
 /// action. So a signal that comes while the process starts is never lost
@@ -65,7 +84,8 @@ pub struct Held {
     previous: libc::sigset_t,
 }
 
-/// Holds SIGINT and SIGTERM back for the calling thread (see [`Held`]).
+/// Holds SIGINT, SIGTERM and SIGHUP back for the calling thread (see
+/// [`Held`]).
 /// Call it before any thread starts: threads inherit the mask.
 pub fn hold() -> Held {
     // SAFETY: the sets are initialised by sigemptyset before use, and
@@ -74,8 +94,9 @@ pub fn hold() -> Held {
         let mut set: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
+        for signal in STOPPING {
+            libc::sigaddset(&mut set, signal);
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
         Held { previous }
     }

@@ -168,6 +168,62 @@ fn sigint_stops_running_tasks_and_exits_130() {
     );
 }
 
+/// Closing the terminal (SIGHUP) stops a build as Ctrl-C does: the task's
+/// process group, which the hangup does not reach, is stopped with it.
+#[test]
+fn a_hangup_stops_running_tasks_and_leaves_none_behind() {
+    let p =
+        Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"echo $$ > pid; sleep 100\"\n");
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || {
+        std::fs::read_to_string(p.path("pid")).is_ok_and(|s| s.ends_with('\n'))
+    });
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(p.status_json("long")["state"], "stopped");
+    let pid = p.read("pid");
+    wait_for("the task's shell to be gone", || dead(pid.trim()));
+}
+
+/// Under `nohup` (SIGHUP ignored when planexe starts), a hangup changes
+/// nothing: the build goes on to its end.
+#[test]
+fn an_ignored_hangup_stays_ignored() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 0.5; echo done > o\"\n",
+    );
+    let mut command = p.command(&["build"]);
+    // SAFETY: only signal dispositions change between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGHUP);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(p.read("o"), "done\n");
+}
+
 /// Whether a process is gone (or a zombie: it ran its last).
 fn dead(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
