@@ -243,9 +243,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce: String,
 
-    /// Look for changes every DURATION instead of asking the system to
-    /// report them (for network and other file systems without change
-    /// notification)
+    /// Look for changes every DURATION (10ms or more) instead of asking
+    /// the system to report them (for network and other file systems
+    /// without change notification)
     #[arg(long, value_name = "DURATION")]
     pub poll: Option<String>,
 

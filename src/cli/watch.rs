@@ -48,11 +48,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) -> Result<()> {
     let interrupt = Interrupt::signals();
     let debounce = duration("--debounce", &args.debounce)?;
-    let poll = args
-        .poll
-        .as_deref()
-        .map(|p| duration("--poll", p))
-        .transpose()?;
+    let poll = args.poll.as_deref().map(|p| poll_interval(p)).transpose()?;
     let (tx, rx) = mpsc::channel();
     let mut watch = Watch {
         cli,
@@ -95,6 +91,20 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text.trim()).map_err(|e| {
         Error::usage(format!("{flag} {text}: {e}")).hint("write a duration such as 100ms, 2s or 1m")
     })
+}
+
+/// The shortest `--poll` interval: each poll walks every watched path.
+const MIN_POLL: Duration = Duration::from_millis(10);
+
+fn poll_interval(text: &str) -> Result<Duration> {
+    let poll = duration("--poll", text)?;
+    if poll < MIN_POLL {
+        return Err(Error::usage(format!(
+            "--poll {text}: too short; each poll looks at every watched file"
+        ))
+        .hint("poll every 10ms or more (250ms to 2s suits most file systems)"));
+    }
+    Ok(poll)
 }
 
 /// One watch: its settings, its watcher and what it knows between builds.

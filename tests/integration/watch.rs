@@ -337,6 +337,17 @@ fn sigterm_while_idle_exits_130() {
 }
 
 #[test]
+fn a_poll_interval_too_short_to_be_meant_is_a_usage_error() {
+    let p = project();
+    for poll in ["0s", "1ms"] {
+        p.run(&["watch", "--poll", poll])
+            .code(2)
+            .stderr_has(&format!("--poll {poll}: too short"))
+            .stderr_has("hint: poll every 10ms or more");
+    }
+}
+
+#[test]
 fn an_unknown_target_is_a_usage_error() {
     let p = project();
     p.run(&["watch", "nope"])
