@@ -3,9 +3,10 @@
 //! `.planexe/logs/`, or the server's `.planexe/build.log`. Bounded, text
 //! only, and never outside the run: the path is relative without `..`
 //! (`store::rundir::normalize`), its links are resolved and must stay in
-//! the run, and the file is opened without following a link and without
-//! blocking (a FIFO planted in the run cannot hang the server), then must
-//! be a regular file.
+//! the run (and out of planexe's state but for those logs), and the file
+//! is opened without following a link and without blocking (a FIFO
+//! planted in the run cannot hang the server), then must be a regular
+//! file.
 
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -78,8 +79,13 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64) -> Result<Text> 
         }
         Err(e) => return Err(refuse(e.to_string())),
     };
-    if !real.starts_with(run_dir.root()) {
+    let Ok(inside) = real.strip_prefix(run_dir.root()) else {
         return Err(refuse("it leads outside the run (a symlink)".into()));
+    };
+    // A link to planexe's state is held to the rule of a path naming it.
+    if inside.starts_with(STATE_DIR) {
+        relative(&inside.to_string_lossy())
+            .map_err(|why| refuse(format!("it is a symlink to {}: {why}", inside.display())))?;
     }
     let opened = open(&real).map_err(|e| refuse(e.to_string()))?;
     let meta = opened.metadata().map_err(|e| refuse(e.to_string()))?;

@@ -261,6 +261,8 @@ fn nothing_a_client_names_leads_outside_the_root() {
     )
     .unwrap();
     std::os::unix::fs::symlink(outside.path(), p.path("runs/shed/dir")).unwrap();
+    std::os::unix::fs::symlink(".planexe/origin.json", p.path("runs/shed/state.json")).unwrap();
+    std::os::unix::fs::symlink(".planexe", p.path("runs/shed/state")).unwrap();
     std::fs::create_dir(p.path("runs/shed/folder")).unwrap();
     let fifo = std::ffi::CString::new(p.path("runs/shed/fifo").to_str().unwrap()).unwrap();
     // SAFETY: mkfifo only makes a file.
@@ -273,6 +275,8 @@ fn nothing_a_client_names_leads_outside_the_root() {
         (".planexe/run.json", "planexe's own state"),
         (".planexe/origin.json", "planexe's own state"),
         (".planexe/logs/../origin.json", "planexe's own state"),
+        ("state.json", "planexe's own state"),
+        ("state/origin.json", "planexe's own state"),
         ("folder", "a folder"),
         ("fifo", "not a regular file"),
         ("missing.txt", "no such file"),
