@@ -229,8 +229,16 @@ impl Pipeline {
         Pipeline::parse(path, display, text)
     }
 
-    /// Parses `text` as the contents of `path`.
+    /// Parses `text` as the contents of `path`. Line ends are read as
+    /// `\n` whatever the file uses (as TOML allows): a multi-line command
+    /// written on Windows runs as written, not with a `\r` ending each
+    /// line but the last. Lines and columns are the same either way.
     pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
+        let text = if text.contains("\r\n") {
+            text.replace("\r\n", "\n")
+        } else {
+            text
+        };
         let parsed = match super::pieces::parse(&text, |d: &mut PipelineDef| &mut d.tasks) {
             Some(def) => Ok(def),
             None => toml::from_str::<PipelineDef>(&text),

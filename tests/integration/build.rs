@@ -325,3 +325,21 @@ command = "(sleep 30; echo late) & echo early; echo t > t.txt"
         libc::kill(-(pgid as i32), libc::SIGKILL);
     }
 }
+
+/// A pipeline file with Windows line ends: a multi-line command runs as
+/// written (no `\r` ending its lines), and a refusal points at the same
+/// line and column as in the file with `\n` line ends.
+#[test]
+fn a_pipeline_with_crlf_line_ends_runs_its_commands_as_written() {
+    let p = Project::new(
+        "[tasks.a]\r\noutputs = [\"o\"]\r\ncommand = \"\"\"\r\necho hi > o\r\necho there >> o\r\n\"\"\"\r\n",
+    );
+    p.build().ok();
+    assert_eq!(p.read("o"), "hi\nthere\n");
+    assert!(!p.exists("o\r"));
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\r\noutputs = [\"o\"]\r\ncommand = 3\r\n",
+    );
+    p.build().code(2).stderr_has("pipeline.toml:3:11: ");
+}
