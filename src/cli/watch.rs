@@ -48,7 +48,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) -> Result<()> {
     let interrupt = Interrupt::signals();
     let debounce = duration("--debounce", &args.debounce)?;
-    let poll = args.poll.as_deref().map(|p| poll_interval(p)).transpose()?;
+    let poll = args.poll.as_deref().map(poll_interval).transpose()?;
     let (tx, rx) = mpsc::channel();
     let mut watch = Watch {
         cli,

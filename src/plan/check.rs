@@ -41,6 +41,9 @@ pub enum Reason {
     Upstream(String),
     /// A `foreach` placeholder: expands once its list file is built.
     AwaitsList(String),
+    /// It made this `foreach` list, which cannot be expanded: it makes it
+    /// again.
+    BadList(String),
 }
 
 impl fmt::Display for Reason {
@@ -60,6 +63,7 @@ impl fmt::Display for Reason {
             Reason::InputChanged(p) => write!(f, "input {p} changed"),
             Reason::Upstream(t) => write!(f, "upstream {t} will re-run"),
             Reason::AwaitsList(l) => write!(f, "expands when {l} is built"),
+            Reason::BadList(l) => write!(f, "its list {l} cannot be expanded"),
         }
     }
 }

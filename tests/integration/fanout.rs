@@ -324,3 +324,49 @@ fn issue_14_instance_names_too_long_for_a_file_name_are_refused() {
         .stderr_has("list file list.json: item 0: instance `")
         .stderr_has("has a name of 222 bytes");
 }
+
+/// A list a task made that cannot be expanded fails its fan-out, and only
+/// that: the next build makes the list again (and fails the fan-out again
+/// while it still cannot be expanded), runs everything else, and `status`
+/// and `build -n` still read the run. Fixed, it expands.
+#[test]
+fn a_bad_list_a_task_made_fails_its_fan_out_and_does_not_lock_the_run() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["items.src"]
+outputs = ["items.json"]
+command = "cp items.src items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+outputs = ["per/{{ key }}.txt"]
+command = "echo {{ key }} > per/{{ key }}.txt"
+
+[tasks.other]
+inputs = ["other.src"]
+outputs = ["other.txt"]
+command = "cp other.src other.txt"
+"#,
+    );
+    p.write("items.src", r#"[{"id":"a"},{"id":"a"}]"#)
+        .write("other.src", "one\n");
+    p.build().code(1).stderr_has("key `a` is used twice");
+    p.write_at("other.src", "two\n", 2_000_000);
+    assert_eq!(
+        p.run(&["build", "-n"]).code(0).stdout,
+        "list: its list items.json cannot be expanded\n\
+         per: expands when items.json is built\n\
+         other: input other.src changed\n"
+    );
+    p.run(&["build", "-k"])
+        .code(1)
+        .ran(&["list", "other"])
+        .stderr_has("key `a` is used twice");
+    assert_eq!(p.read("other.txt"), "two\n");
+    p.run(&["status"]).code(0);
+    assert_eq!(p.status_json("per")["error"]["kind"], "bad_list");
+    p.write_at("items.src", r#"[{"id":"a"},{"id":"b"}]"#, 4_000_000);
+    p.build().ok();
+    assert_eq!(p.read("per/b.txt"), "b\n");
+}

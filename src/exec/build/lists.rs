@@ -16,35 +16,54 @@ use crate::store::{CheckMode, RunDir, StateStore};
 
 /// Brings every fan-out whose list is ready in line with its list, until
 /// none changes: an expansion can make another list's producer up to date.
-pub(super) fn expand_ready(session: &mut Session, mode: CheckMode) -> Result<()> {
+/// A list a task made that cannot be expanded is made again: returns those
+/// tasks, each with its list (the fan-out then expands inside the build,
+/// or fails with `bad_list` if the list still cannot be expanded).
+pub(super) fn expand_ready(
+    session: &mut Session,
+    mode: CheckMode,
+) -> Result<Vec<(TaskId, String)>> {
+    let mut remake: Vec<(TaskId, String)> = Vec::new();
     loop {
-        let waiting: Vec<(String, Option<usize>)> = session
+        let waiting: Vec<(String, String, Option<usize>)> = session
             .graph
             .lists()
-            .map(|(name, list)| (name.to_string(), session.graph.producer(list)))
+            .map(|(name, list)| {
+                (
+                    name.to_string(),
+                    list.to_string(),
+                    session.graph.producer(list),
+                )
+            })
+            .filter(|(_, _, producer)| !remake.iter().any(|(p, _)| Some(*p) == *producer))
             .collect();
         if waiting.is_empty() {
-            return Ok(());
+            return Ok(remake);
         }
         // Only lists with a producer need the plan.
-        let plan = if waiting.iter().any(|(_, p)| p.is_some()) {
+        let plan = if waiting.iter().any(|(_, _, p)| p.is_some()) {
             Some(session.plan_all(mode)?)
         } else {
             None
         };
         let mut grew = false;
-        for (name, producer) in waiting {
+        for (name, list, producer) in waiting {
             let ready = match (producer, &plan) {
                 (None, _) => true,
                 (Some(p), Some(plan)) => plan.reasons[p].is_none(),
                 (Some(_), None) => false,
             };
-            if ready && session.expand(&name)? {
-                grew = true;
+            if !ready {
+                continue;
+            }
+            match (session.expand(&name), producer) {
+                (Ok(expanded), _) => grew |= expanded,
+                (Err(_), Some(p)) => remake.push((p, list)),
+                (Err(e), None) => return Err(e),
             }
         }
         if !grew {
-            return Ok(());
+            return Ok(remake);
         }
     }
 }

@@ -29,7 +29,7 @@ impl Build<'_> {
     pub(super) fn run_stale(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         let options = self.options;
         let read_only = options.read_only();
-        lists::expand_ready(session, options.check)?;
+        let remake = lists::expand_ready(session, options.check)?;
         if !read_only {
             lists::remove_vanished(session, self.observer)?;
         }
@@ -60,7 +60,16 @@ impl Build<'_> {
                 .changed
                 .as_ref()
                 .and_then(|c| reach::reached(graph, c));
-            let plan = Plan::make_checking(&checker, wanted, &forced, reach.as_deref())?;
+            let mut remade = forced.clone();
+            for (p, _) in &remake {
+                remade[*p] = wanted[*p];
+            }
+            let mut plan = Plan::make_checking(&checker, wanted, &remade, reach.as_deref())?;
+            for (p, list) in &remake {
+                if plan.reasons[*p].is_some() && !forced[*p] {
+                    plan.reasons[*p] = Some(Reason::BadList(list.clone()));
+                }
+            }
             // What this build checks or runs: the records it may change.
             progress.rechecked = reach.map(|mut reach| {
                 for (t, reason) in plan.reasons.iter().enumerate() {

@@ -251,6 +251,22 @@ impl<'a> Resolver<'a> {
     /// in the listing. Returns the tasks added and retired and the
     /// outputs no longer produced, or `None` when the list file does not
     /// exist or is the one the instances came from.
+    /// Reads and checks the list of the fan-out `group` (what
+    /// [`Resolver::expand_group`] expands), changing nothing.
+    fn read_list(&self, graph: &Graph, group: &str) -> Result<()> {
+        let Some(list) = graph.fanouts.get(group).and_then(|f| f.list.clone()) else {
+            return Ok(());
+        };
+        let (_, def) = self.defs[group];
+        let Some(foreach) = &def.foreach else {
+            return Ok(());
+        };
+        let mut read = foreach.get_ref().clone();
+        read.file = list;
+        fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())
+            .map(|_| ())
+    }
+
     fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Expansion>> {
         let Some(fan) = graph.fanouts.get(group) else {
             return Ok(None);
@@ -455,6 +471,20 @@ impl Graph {
             .map(|(name, _)| name.to_string())
             .collect();
         for group in ready {
+            // A reader of the run sees a list a task made that cannot be
+            // expanded as its fan-out waiting for it (the build re-makes
+            // it, and fails the fan-out if it still cannot): one bad list
+            // must not hide the whole run.
+            let made = graph
+                .fanouts
+                .get(&group)
+                .and_then(|f| f.list.as_deref())
+                .is_some_and(|list| graph.producer(list).is_some());
+            match resolver.read_list(&graph, &group) {
+                Err(_) if made => continue,
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
             resolver.expand_group(&mut graph, &group)?;
         }
         for id in graph.listing.clone() {
