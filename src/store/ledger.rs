@@ -2,7 +2,7 @@
 //! call), `.planexe/failures.jsonl` (one line per failed attempt of any
 //! task, command or prompt: failures as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
 //! response). Every string passes through [`Ledger::redact`] first, so no
-//! API key reaches a file. [`totals`] reads the usage ledger back.
+//! API key reaches a file, in any spelling (see [`Secrets`]). [`totals`] reads the usage ledger back.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::files;
 use super::record::{ErrorKind, Usage};
 use super::rundir::RunDir;
+use super::untrusted::Secrets;
 
 /// One line of `usage.jsonl`. `S` is `&str` when written and `String` when
 /// read back.
@@ -169,7 +170,7 @@ pub struct Ledger {
     failures: Mutex<Option<std::fs::File>>,
     usage_path: PathBuf,
     failures_path: PathBuf,
-    secrets: Vec<String>,
+    secrets: Secrets,
 }
 
 impl Ledger {
@@ -179,19 +180,14 @@ impl Ledger {
             failures: Mutex::new(None),
             usage_path: run_dir.usage_path(),
             failures_path: run_dir.failures_path(),
-            secrets: secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+            secrets: Secrets::new(secrets, 4),
         }
     }
 
-    /// Replaces every known secret in `text`.
+    /// Replaces every known secret in `text`, however it is spelled:
+    /// a line is JSON, and JSON spells a `"` or `\\` of a secret escaped.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "[REDACTED]");
-            }
-        }
-        out
+        self.secrets.redact(text)
     }
 
     pub fn usage(&self, line: &UsageLine<&str>) {

@@ -14,6 +14,8 @@
 //!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`.
 //! - [`origin`]: how the run was made (`origin.json`); [`archive`]: the
 //!   marker of an archived run.
+//! - [`untrusted`]: text from outside made safe to keep and show (secrets
+//!   redacted in every spelling, control characters escaped).
 
 pub mod archive;
 pub mod files;
@@ -31,6 +33,7 @@ pub mod sidecar;
 pub mod snapshot;
 pub mod spare;
 pub mod stamp;
+pub mod untrusted;
 
 pub use log::{StateStore, TaskRecord};
 pub use record::{

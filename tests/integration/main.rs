@@ -16,6 +16,7 @@ mod failures;
 mod fanout;
 mod fanout_live;
 mod fuzz;
+mod hostile_server;
 mod jobserver;
 mod judge;
 mod judge_outputs;

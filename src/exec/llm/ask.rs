@@ -22,6 +22,7 @@ use super::{answer, CallProgress, Llm, PromptResult, Stop};
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::{FailureLine, UsageLine};
+use crate::store::untrusted::printable;
 use crate::store::{AttemptRecord, ErrorKind, Usage};
 
 /// Attempts per model on transient errors (the first one included).
@@ -388,7 +389,10 @@ impl Llm<'_> {
             &model.base_url,
             &provider::headers(model, self.keys[m].as_deref()),
         );
-        let listed: Vec<String> = listed.iter().map(|n| self.scrub(n)).collect();
+        let listed: Vec<String> = listed
+            .iter()
+            .map(|n| printable(&self.scrub(n)).into_owned())
+            .collect();
         if listed.is_empty() {
             format!(
                 "; the server at {} does not know the model `{}`",

@@ -3,7 +3,9 @@
 //! that can go wrong with it (HTTP statuses, transport errors, timeouts,
 //! answers past their bound) into an [`ErrorKind`] that is either transient
 //! (retry the same model after a backoff) or permanent (go to the next
-//! model).
+//! model). What the server said enters a message only made
+//! [`printable`]: its control characters escaped, so no error body can
+//! drive the terminal it is shown on; `raw` keeps it as it came, as data.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use serde_json::Value;
 
 use super::provider::{self, Answer, Finish};
 use crate::model::models::Provider;
+use crate::store::untrusted::printable;
 use crate::store::ErrorKind;
 
 /// Caps what is read from an error body or kept of it.
@@ -142,13 +145,15 @@ pub(super) fn transport_error(e: ureq::Error, reading_body: bool, spec: &CallSpe
                 ErrorKind::Connection
             },
             format!(
-                "{} {}: {other}",
+                "{} {}: {}",
                 if reading_body {
                     "reading the answer from"
                 } else {
                     "calling"
                 },
-                spec.url
+                spec.url,
+                // A protocol error may quote what the server sent.
+                printable(&other.to_string())
             ),
         ),
     }
@@ -195,7 +200,10 @@ pub(super) fn transport_io_error(
     } else {
         "cannot reach the server"
     };
-    CallError::new(kind, format!("{what} ({}): {e}", spec.url))
+    CallError::new(
+        kind,
+        format!("{what} ({}): {}", spec.url, printable(&e.to_string())),
+    )
 }
 
 pub(super) fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {

@@ -27,6 +27,7 @@ use crate::model::prompt::{Format, PromptSpec};
 use crate::model::template::{self, Vars};
 use crate::store::ledger::FailureLine;
 use crate::store::record::JudgeVerdict;
+use crate::store::untrusted::printable;
 use crate::store::{ErrorKind, Usage};
 
 /// What one scoring needs besides the text scored.
@@ -244,7 +245,8 @@ impl Llm<'_> {
         // The schema held: a number from 0 to 1 and a string.
         let value: Value = serde_json::from_str(&text).unwrap_or_default();
         let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
-        let reason = value["reason"].as_str().unwrap_or("").to_string();
+        // The model's words reach the terminal (status, the FAILED line).
+        let reason = printable(value["reason"].as_str().unwrap_or("")).into_owned();
         Ok((score, reason))
     }
 

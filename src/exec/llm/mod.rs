@@ -40,6 +40,7 @@ use crate::model::prompt::PromptSpec;
 use crate::model::{template, Action, Graph};
 use crate::store::ledger::Ledger;
 use crate::store::record::JudgeVerdict;
+use crate::store::untrusted::{printable_lines, Secrets};
 use crate::store::{AttemptRecord, ErrorKind, RunDir, Usage};
 use limits::Gate;
 use recording::Answers;
@@ -133,8 +134,8 @@ pub struct Llm<'a> {
     agent: ureq::Agent,
     models: Vec<ModelConfig>,
     keys: Vec<Option<String>>,
-    /// What answers are scrubbed of, longest first.
-    secrets: Vec<String>,
+    /// What answers are scrubbed of.
+    secrets: Secrets,
     gates: Vec<Arc<Gate>>,
     ledger: Ledger,
     interrupt: Interrupt,
@@ -230,8 +231,7 @@ impl<'a> Llm<'a> {
         // Longest first, so a URL goes whole before a token within it.
         logged.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         logged.dedup();
-        let mut secrets = logged.clone();
-        secrets.retain(|s| s.len() >= env::MIN_SECRET_LEN);
+        let secrets = Secrets::new(logged.clone(), env::MIN_SECRET_LEN);
         Ok(Llm {
             agent: call::agent(),
             gates: graph
@@ -253,20 +253,19 @@ impl<'a> Llm<'a> {
         })
     }
 
-    /// Replaces secrets in text bound for a file or the terminal.
+    /// Replaces secrets in a message bound for a file or the terminal,
+    /// and escapes its control characters but the newlines planexe put
+    /// between its lines. What a server said in it was made
+    /// [`printable`](crate::store::untrusted::printable) where it entered
+    /// the message (its newlines too); this catches whatever did not.
     pub fn redact(&self, text: &str) -> String {
-        self.ledger.redact(text)
+        printable_lines(&self.ledger.redact(text)).into_owned()
     }
 
-    /// Replaces secrets in what a server sent (an answer, an error body).
+    /// Replaces secrets in what a server sent (an answer, an error body),
+    /// in every spelling JSON has for them (see [`Secrets`]).
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "[REDACTED]");
-            }
-        }
-        out
+        self.secrets.redact(text)
     }
 
     /// A snapshot of running calls: (task, model, pieces, elapsed).

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use crate::model::models::{ModelConfig, Provider, Structured, DEFAULT_ANTHROPIC_MAX_TOKENS};
+use crate::store::untrusted::printable;
 
 /// One turn of the conversation.
 #[derive(Debug, Clone)]
@@ -265,22 +266,23 @@ fn openai_reasoning(message: Option<&Value>) -> &str {
         .unwrap_or("")
 }
 
-/// The message and type of an error body, in either provider's shape.
+/// The message and type of an error body, in either provider's shape,
+/// made [`printable`]: they go into messages shown on a terminal.
 pub fn error_details(body: &str) -> (Option<String>, String) {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
-        return (None, body.trim().to_string());
+        return (None, printable(body.trim()).into_owned());
     };
     let error = value.get("error").unwrap_or(&value);
     let kind = error
         .get("type")
         .and_then(Value::as_str)
         .or_else(|| error.get("code").and_then(Value::as_str))
-        .map(str::to_string);
+        .map(|k| printable(k).into_owned());
     let message = error
         .get("message")
         .and_then(Value::as_str)
-        .map_or_else(|| body.trim().to_string(), str::to_string);
-    (kind, message)
+        .unwrap_or(body.trim());
+    (kind, printable(message).into_owned())
 }
 
 /// Whether an error body says the prompt did not fit the context window.
@@ -351,7 +353,10 @@ impl Stream {
         }
         let value: Value = serde_json::from_str(data).map_err(|e| StreamError {
             kind: None,
-            message: format!("an event is not JSON ({e}): {}", truncate(data, 200)),
+            message: format!(
+                "an event is not JSON ({e}): {}",
+                printable(truncate(data, 200))
+            ),
         })?;
         let kind = event.map(str::to_string).or_else(|| {
             value

@@ -1,0 +1,236 @@
+//! What a hostile or careless server sends is untrusted (docs/security.md):
+//! a key it echoes in any JSON spelling (`\/`, `\"`, `\uXXXX`, JSON inside
+//! a JSON string) reaches no file planexe writes and none of its output,
+//! and control characters in its error bodies, model ids or a judge's
+//! reason reach the terminal escaped, never raw.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+const TASK: &str = "[tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\n";
+
+fn project(server: &Server) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\napi_key_env = \"HUNT_KEY\"\n\n{TASK}",
+        server.url
+    ))
+}
+
+fn raw(status: u16, body: &str) -> Reply {
+    Reply::Json {
+        status,
+        headers: Vec::new(),
+        body: body.to_string(),
+        delay: Duration::ZERO,
+    }
+}
+
+/// Ways a JSON text can spell `key`, once or nested in a string of JSON.
+fn spellings(key: &str) -> Vec<String> {
+    let once = serde_json::to_string(key).unwrap();
+    let once = once[1..once.len() - 1].to_string();
+    let twice = serde_json::to_string(&once).unwrap();
+    let twice = twice[1..twice.len() - 1].to_string();
+    let slash = once.replace('/', "\\/");
+    let uni: String = key
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    vec![key.to_string(), once, twice, slash, uni]
+}
+
+/// Runs a build with `HUNT_KEY` set to `key`, then `status` and `status
+/// t`, and checks that no spelling of the key is in any file of the run
+/// directory nor in any output. Returns what was printed.
+#[track_caller]
+fn leaks_nothing(p: &Project, key: &str, code: i32) -> String {
+    let mut seen = String::new();
+    for args in [&["build"][..], &["status"], &["status", "t"]] {
+        let out = p.command(args).env("HUNT_KEY", key).output().unwrap();
+        if args == ["build"] {
+            assert_eq!(out.status.code(), Some(code), "{out:?}");
+        }
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let mut stack = vec![p.root().to_path_buf()];
+    let mut texts = vec![("output".to_string(), seen.clone())];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+                texts.push((entry.path().display().to_string(), text));
+            }
+        }
+    }
+    for (name, text) in &texts {
+        for spelling in spellings(key) {
+            assert!(
+                !text.contains(&spelling),
+                "the key leaked as {spelling} into {name}:\n{text}"
+            );
+        }
+    }
+    assert!(
+        texts.iter().any(|(_, t)| t.contains("[REDACTED]")),
+        "what carried the key was kept, redacted"
+    );
+    seen
+}
+
+#[test]
+fn a_key_json_escaped_in_an_error_body_reaches_no_file_or_output() {
+    for (key, body) in [
+        (
+            "sk-SE/CRET123xyz",
+            r#"{"error":{"message":"bad key Bearer sk-SE\/CRET123xyz"}}"#,
+        ),
+        (
+            "sk-SE\"CRET123xyz",
+            r#"{"error":{"message":"bad key Bearer sk-SE\"CRET123xyz"}}"#,
+        ),
+        (
+            "sk-SE/CRET123xyz",
+            r#"{"error":{"message":"bad key \u0073k-SE\u002FCRET123xy\u007a"}}"#,
+        ),
+        // A proxy's error wrapping its upstream's body in a string.
+        (
+            "sk-SE/CRET123xyz",
+            r#"{"error":{"message":"upstream: {\"error\":\"bad key sk-SE\\\/CRET123xyz\"}"}}"#,
+        ),
+        // Not JSON at all (cut off).
+        (
+            "sk-SE/CRET123xyz",
+            r#"{"error":{"message":"bad key sk-SE\/CRET123xyz"#,
+        ),
+    ] {
+        let server = Server::start();
+        server.default_reply(raw(401, body));
+        let p = project(&server);
+        let seen = leaks_nothing(&p, key, 1);
+        assert!(seen.contains("FAILED t"), "{seen}");
+        assert!(!p.jsonl(".planexe/failures.jsonl").is_empty());
+        assert!(p.read(".planexe/raw/t.json").contains("[REDACTED]"));
+    }
+}
+
+#[test]
+fn a_key_echoed_in_an_answer_reaches_no_file_or_output() {
+    for (key, content) in [
+        // The answer holds JSON that spells the key escaped.
+        ("sk-SE/CRET123xyz", r#"{"key": "sk-SE\/CRET123xyz"}"#),
+        // Serialized again, a `"` of the key is escaped.
+        ("sk-SE\"CRET123xyz", "your key is sk-SE\"CRET123xyz"),
+        ("sk-SE/CRET123xyz", r"your key is sk-SE\u002fCRET123xyz"),
+    ] {
+        let server = Server::start();
+        server.default_reply(openai_answer(content));
+        let p = project(&server);
+        leaks_nothing(&p, key, 0);
+        assert!(p.read(".planexe/raw/t.json").contains("[REDACTED]"));
+    }
+    // The server escapes the `/` on the wire, in an answer of JSON.
+    let server = Server::start();
+    server.default_reply(raw(
+        200,
+        r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"key: \"sk-SE\\\/CRET123xyz\""},"finish_reason":"stop"}]}"#,
+    ));
+    let p = project(&server);
+    leaks_nothing(&p, "sk-SE/CRET123xyz", 0);
+}
+
+/// Characters that would steer a terminal: none may be printed raw.
+#[track_caller]
+fn no_control_codes(what: &str, text: &str) {
+    for c in text.chars() {
+        assert!(
+            c == '\n' || !c.is_control(),
+            "{what} holds a raw control character {c:?}:\n{text}"
+        );
+    }
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("FAKE LINE") && !line.starts_with("done "),
+            "{what}: the server started a line of its own:\n{text}"
+        );
+    }
+}
+
+const NASTY: &str =
+    "denied \x1b[31mRED\x1b[0m \x1b]0;pwned-title\x07 \x1b[2J\rdone   t (0.01s)\nFAKE LINE";
+
+#[test]
+fn control_codes_from_a_server_are_escaped_on_the_terminal() {
+    for body in [
+        NASTY.to_string(),
+        serde_json::json!({"error": {"message": NASTY, "type": "\x1b[2Jauth"}}).to_string(),
+    ] {
+        let server = Server::start();
+        server.default_reply(raw(401, &body));
+        let p = project(&server);
+        let build = p
+            .command(&["build"])
+            .env("HUNT_KEY", "k-0123456789")
+            .output()
+            .unwrap();
+        assert_eq!(build.status.code(), Some(1), "{build:?}");
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        no_control_codes("the build", &stderr);
+        no_control_codes(
+            "the build's stdout",
+            &String::from_utf8_lossy(&build.stdout),
+        );
+        assert!(stderr.contains("FAILED t"), "{stderr}");
+        assert!(stderr.contains(r"\u{1b}[31mRED"), "{stderr}");
+        for args in [&["status"][..], &["status", "t"], &["status", "--json"]] {
+            let out = p.run(args);
+            no_control_codes("status", &out.stdout);
+            no_control_codes("status", &out.stderr);
+        }
+        let shown = p.run(&["status", "t"]);
+        assert!(
+            shown.stdout.contains(r"\u{1b}]0;pwned-title\u{7}"),
+            "{shown:?}"
+        );
+        let sidecar = p.status_json("t");
+        no_control_codes("the sidecar", &sidecar.to_string());
+        let message = sidecar.to_string();
+        assert!(!message.contains("\\u001b"), "{message}");
+        // The body itself is kept as it came, as data.
+        let failure = &p.jsonl(".planexe/failures.jsonl")[0];
+        assert_eq!(failure["raw_error"].as_str(), Some(body.as_str()));
+    }
+}
+
+#[test]
+fn control_codes_in_listed_model_ids_are_escaped() {
+    let server = Server::start();
+    server.script([
+        json(404, serde_json::json!({"error": {"message": "model not found"}})),
+        json(
+            200,
+            serde_json::json!({"data": [{"id": "good"}, {"id": "evil\x1b]0;pwned\x07\r\nFAKE LINE"}]}),
+        ),
+    ]);
+    let p = project(&server);
+    let out = p
+        .command(&["build"])
+        .env("HUNT_KEY", "k-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    no_control_codes("the build", &stderr);
+    assert!(
+        stderr.contains(r"it lists: good, evil\u{1b}]0;pwned\u{7}\r\nFAKE LINE"),
+        "{stderr}"
+    );
+    for args in [&["status"][..], &["status", "t"]] {
+        no_control_codes("status", &p.run(args).stdout);
+    }
+}
