@@ -182,6 +182,7 @@ impl Attempt<'_> {
         // to delete under the names this one sets aside.
         self.reaper.settle(&self.task.name);
         let inputs = self.task.inputs.iter().map(|i| i.path.as_str());
+        status.input_order = self.task.input_order();
         self.stamp(inputs, &mut status.inputs, |path| {
             TaskError::new(
                 ErrorKind::MissingInput,

@@ -131,6 +131,25 @@ pub struct Task {
 }
 
 impl Task {
+    /// For a command that names `{inputs}` (which it is given in their
+    /// order): a hash of its inputs in that order, recorded with each run,
+    /// so inputs that come in a new order (a reordered `inputs` list, a
+    /// fan-out's items in a new order) run it again. `None` for any other
+    /// task: the order of its inputs makes no difference to it.
+    pub fn input_order(&self) -> Option<String> {
+        let Action::Command(command) = &self.action else {
+            return None;
+        };
+        if !command.contains("{inputs}") {
+            return None;
+        }
+        let mut fp = Fingerprint::new("input order");
+        for input in &self.inputs {
+            fp.field("input", input.path.as_bytes());
+        }
+        Some(fp.finish())
+    }
+
     /// The 1-based line of its `[tasks.NAME]` table in the pipeline file
     /// whose text is `pipeline_text` (an instance: its table's line). What
     /// CI annotations point at.

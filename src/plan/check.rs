@@ -37,6 +37,8 @@ pub enum Reason {
     InputAdded(String),
     InputRemoved(String),
     InputChanged(String),
+    /// A command naming `{inputs}` would be given them in another order.
+    InputsReordered,
     /// A task it depends on will run first; it may turn out up to date.
     Upstream(String),
     /// A `foreach` placeholder: expands once its list file is built.
@@ -61,6 +63,7 @@ impl fmt::Display for Reason {
             Reason::InputAdded(p) => write!(f, "input {p} added"),
             Reason::InputRemoved(p) => write!(f, "input {p} removed"),
             Reason::InputChanged(p) => write!(f, "input {p} changed"),
+            Reason::InputsReordered => write!(f, "inputs reordered"),
             Reason::Upstream(t) => write!(f, "upstream {t} will re-run"),
             Reason::AwaitsList(l) => write!(f, "expands when {l} is built"),
             Reason::BadList(l) => write!(f, "its list {l} cannot be expanded"),
@@ -176,6 +179,12 @@ impl Checker<'_> {
                 Comparison::Changed | Comparison::Missing => {
                     return Ok(Check::Stale(Reason::InputChanged(input.path.clone())))
                 }
+            }
+        }
+        // A record from before planexe recorded the order says nothing.
+        if let Some(recorded) = &record.input_order {
+            if task.input_order().is_some_and(|now| now != *recorded) {
+                return Ok(Check::Stale(Reason::InputsReordered));
             }
         }
 

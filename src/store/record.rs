@@ -487,6 +487,10 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_fingerprint: Option<String>,
     pub inputs: BTreeMap<String, Stamp>,
+    /// A command naming `{inputs}`: the order it was given them in (a
+    /// hash; `Task::input_order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_order: Option<String>,
     pub outputs: BTreeMap<String, Stamp>,
     pub error: Option<TaskError>,
     /// Prompt tasks: the model that answered (or was asked last).
@@ -528,6 +532,7 @@ impl Status {
             pid: None,
             fingerprint: fingerprint.to_string(),
             action_fingerprint: None,
+            input_order: None,
             inputs: BTreeMap::new(),
             outputs: BTreeMap::new(),
             error: None,

@@ -93,14 +93,16 @@ fn only_changed_or_new_items_run_and_gone_items_lose_their_outputs() {
     assert_eq!(p.read("merged.txt"), "dig deeper\npaint\nroof\n");
     assert_eq!(runs(&p), ["a", "d"]);
 
-    // Reordering items with stable keys runs nothing but the list copy.
+    // Reordering items with stable keys runs no instance; the gather,
+    // given its inputs in the new order, runs again.
     p.write_at(
         "items.json",
         &items(&[("d", "roof"), ("a", "dig deeper"), ("c", "paint")]),
         3_000_000,
     );
-    p.build().ok().ran(&["list"]);
+    p.build().ok().ran(&["list", "merged"]);
     assert!(runs(&p).is_empty());
+    assert_eq!(p.read("merged.txt"), "roof\ndig deeper\npaint\n");
 }
 
 #[test]
@@ -369,4 +371,62 @@ command = "cp other.src other.txt"
     p.write_at("items.src", r#"[{"id":"a"},{"id":"b"}]"#, 4_000_000);
     p.build().ok();
     assert_eq!(p.read("per/b.txt"), "b\n");
+}
+
+/// A gathering command is given `{inputs}` in the fan-out's item order: a
+/// list whose items come in a new order runs it again, so what it wrote is
+/// what a clean build writes. The same for a reordered `inputs` list.
+#[test]
+fn a_gather_over_inputs_in_a_new_order_runs_again() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["items.src"]
+outputs = ["items.json"]
+command = "cp items.src items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+outputs = ["per/{{ key }}.txt"]
+command = "echo {{ key }} > per/{{ key }}.txt"
+
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {inputs} > all.txt"
+
+[tasks.pair]
+inputs = ["x", "y"]
+outputs = ["pair.txt"]
+command = "cat {inputs} > pair.txt"
+"#,
+    );
+    p.write("items.src", r#"[{"id":"a"},{"id":"b"},{"id":"d"}]"#)
+        .write("x", "x\n")
+        .write("y", "y\n");
+    p.build().ok();
+    assert_eq!(p.read("all.txt"), "a\nb\nd\n");
+    p.write_at(
+        "items.src",
+        r#"[{"id":"d"},{"id":"b"},{"id":"a"}]"#,
+        2_000_000,
+    );
+    p.build().ok().ran(&["list", "gather"]);
+    assert_eq!(p.read("all.txt"), "d\nb\na\n");
+    p.run(&["build", "-n"]).code(0).stderr_has("nothing to do");
+    p.write_at(
+        "items.src",
+        r#"[{"id":"a"},{"id":"b"},{"id":"d"}]"#,
+        4_000_000,
+    );
+    p.build().ok().ran(&["list", "gather"]);
+    assert_eq!(p.read("all.txt"), "a\nb\nd\n");
+
+    let pipeline = p
+        .read("pipeline.toml")
+        .replace(r#"["x", "y"]"#, r#"["y", "x"]"#);
+    p.write("pipeline.toml", &pipeline);
+    assert_eq!(p.run(&["build", "-n"]).stdout, "pair: inputs reordered\n");
+    p.build().ok().ran(&["pair"]);
+    assert_eq!(p.read("pair.txt"), "y\nx\n");
 }
