@@ -3,8 +3,10 @@
 //! a temporary file in the same folder and is renamed over the old one, so
 //! readers see the old content or the new, never a mix; every file it
 //! appends to, creates or reads in its state folder is opened with
-//! `O_NOFOLLOW`. A planexe killed between writing and renaming leaves its
-//! temporary file behind; the next build removes those of dead writers.
+//! `O_NOFOLLOW` and `O_NONBLOCK`, and must then be a regular file: a FIFO
+//! planted there is refused, never waited on. A planexe killed between
+//! writing and renaming leaves its temporary file behind; the next build
+//! removes those of dead writers.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -13,17 +15,79 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// How planexe opens its own files: never through a symlink. A link planted
-/// in `.planexe/` (the folder may come from a shared or committed run
-/// directory) would otherwise make planexe write, as whoever runs it,
-/// wherever the link points.
+/// How planexe opens its own files: never through a symlink, and never
+/// waiting. A link planted in `.planexe/` (the folder may come from a
+/// shared or committed run directory) would otherwise make planexe write,
+/// as whoever runs it, wherever the link points; a FIFO would make it wait
+/// in `open` for a writer or reader that never comes. (`O_NONBLOCK` means
+/// nothing to the regular file that is then required: see [`regular`].)
 pub(super) fn no_follow() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
     options
 }
 
-/// The error of opening `path`, saying so when it is a symlink.
+/// What a file that is not a regular one is, in words.
+pub fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The error of a file at `path` that is not a regular file.
+pub fn not_regular(path: &Path, file_type: std::fs::FileType) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {}, not a regular file",
+            path.display(),
+            kind_of(file_type)
+        ),
+    )
+}
+
+/// `file`, opened at `path`, if it is a regular file: one `fstat`.
+fn regular(path: &Path, file: File) -> std::io::Result<File> {
+    let file_type = file
+        .metadata()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+        .file_type();
+    if file_type.is_file() {
+        Ok(file)
+    } else {
+        Err(not_regular(path, file_type))
+    }
+}
+
+/// Opens `path` with `options` (`O_NOFOLLOW`, `O_NONBLOCK`), then requires
+/// a regular file. A FIFO opened to write with no reader is refused by the
+/// kernel (`ENXIO`) before the `fstat` can be: said the same way.
+fn open_regular(path: &Path, options: &OpenOptions) -> std::io::Result<File> {
+    match options.open(path) {
+        Ok(file) => regular(path, file),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            Err(match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.is_file() => not_regular(path, meta.file_type()),
+                _ => e,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The error of opening `path`, saying so when it is a symlink or not a
+/// regular file.
 fn open_error(path: &Path, e: std::io::Error) -> Error {
     if e.raw_os_error() == Some(libc::ELOOP) {
         Error::usage(format!(
@@ -31,20 +95,28 @@ fn open_error(path: &Path, e: std::io::Error) -> Error {
             path.display()
         ))
         .hint("remove the link (planexe makes the file again), or use a fresh run directory")
+    } else if e.kind() == std::io::ErrorKind::InvalidInput {
+        Error::usage(format!(
+            "{e}; planexe keeps its state in regular files and does not wait on others"
+        ))
+        .hint(format!(
+            "remove {} (planexe makes the file again), or use a fresh run directory",
+            path.display()
+        ))
     } else {
         Error::io_at(path, e)
     }
 }
 
-/// Opens `path` with `options` (and `O_NOFOLLOW`), making its folder when
-/// it does not exist.
+/// Opens `path` with `options` (see [`open_regular`]), making its folder
+/// when it does not exist.
 fn open_with(path: &Path, options: &OpenOptions) -> Result<File> {
-    match options.open(path) {
+    match open_regular(path, options) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
                 fs_err::create_dir_all(dir)?;
             }
-            options.open(path).map_err(|e| open_error(path, e))
+            open_regular(path, options).map_err(|e| open_error(path, e))
         }
         other => other.map_err(|e| open_error(path, e)),
     }
@@ -73,18 +145,20 @@ pub fn open_update(path: &Path) -> Result<File> {
     )
 }
 
-/// Reads a file of planexe's (not through a symlink).
+/// Reads a file of planexe's (not through a symlink, and only a regular
+/// file: anything else is an error of kind `InvalidInput` naming it).
 pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
-    let mut file = no_follow().read(true).open(path)?;
+    let mut file = open_read(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
-/// Opens a file of planexe's to read (not through a symlink).
+/// Opens a file of planexe's to read (not through a symlink, and only a
+/// regular file: see [`read`]).
 pub fn open_read(path: &Path) -> std::io::Result<File> {
-    no_follow().read(true).open(path)
+    open_regular(path, no_follow().read(true))
 }
 
 /// How the temporary files of [`write_atomic`] begin: this prefix, the
@@ -336,6 +410,25 @@ mod tests {
         let fresh = dir.path().join("state/logs/a.log");
         create(&fresh).unwrap().write_all(b"x").unwrap();
         assert_eq!(read(&fresh).unwrap(), b"x");
+    }
+
+    #[test]
+    fn state_files_that_are_fifos_are_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("log");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for e in [
+            open_append(&fifo).unwrap_err().to_string(),
+            create(&fifo).unwrap_err().to_string(),
+            open_update(&fifo).unwrap_err().to_string(),
+            read(&fifo).unwrap_err().to_string(),
+            open_read(&fifo).unwrap_err().to_string(),
+        ] {
+            assert!(e.contains("is a FIFO, not a regular file"), "{e}");
+        }
+        assert!(read(dir.path()).is_err());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub mod file {
 
     /// The folders, which must be real folders.
     pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
-    /// The files, which must not be symlinks.
+    /// The files, which must be regular files (never symlinks or FIFOs).
     pub const FILES: [&str; 15] = [
         LOG,
         RUN,
@@ -124,9 +124,10 @@ impl RunDir {
     }
 
     /// Refuses a state folder (`.planexe` and the folders in it) that is not
-    /// a real folder, and a state file that is a symlink or a folder: a
-    /// link planted in a shared or committed run directory would make
-    /// planexe write, as whoever runs it, wherever it points.
+    /// a real folder, and a state file that is not a regular file: a link
+    /// planted in a shared or committed run directory would make planexe
+    /// write, as whoever runs it, wherever it points, and a FIFO would make
+    /// it wait forever.
     fn check_state(&self) -> Result<()> {
         let refuse = |path: &Path, what: &str| {
             Error::usage(format!(
@@ -154,11 +155,11 @@ impl RunDir {
                 _ => {}
             }
         }
+        // A FIFO, a socket or a device would be waited on or written into.
         for name in file::FILES {
             let path = state.join(name);
             match kind(&path) {
-                Some(t) if t.is_symlink() => return Err(refuse(&path, "a symlink")),
-                Some(t) if t.is_dir() => return Err(refuse(&path, "a folder")),
+                Some(t) if !t.is_file() => return Err(refuse(&path, super::files::kind_of(t))),
                 _ => {}
             }
         }

@@ -56,10 +56,17 @@ pub enum Comparison {
 /// `root`: a link that leads out of the run directory is an error. One
 /// `lstat` for a plain file, the common case.
 pub fn stat_inside(root: &Path, rel: &str) -> io::Result<Option<Meta>> {
+    Ok(stat_inside_typed(root, rel)?.map(|(meta, _)| meta))
+}
+
+/// [`stat_inside`], with the type of the file (of a link's target): the
+/// caller can tell a regular file from a folder or a FIFO.
+pub fn stat_inside_typed(root: &Path, rel: &str) -> io::Result<Option<(Meta, std::fs::FileType)>> {
     let full = root.join(rel);
+    let typed = |m: std::fs::Metadata| Ok(Some((meta_of(&m)?, m.file_type())));
     match lstat_follow(&full)? {
         None => Ok(None),
-        Some((meta, false)) => Ok(Some(meta)),
+        Some((meta, false)) => typed(meta),
         Some((meta, true)) => match std::fs::canonicalize(&full) {
             Ok(target) if !target.starts_with(root) => Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -68,16 +75,16 @@ pub fn stat_inside(root: &Path, rel: &str) -> io::Result<Option<Meta>> {
                     target.display()
                 ),
             )),
-            _ => Ok(Some(meta)),
+            _ => typed(meta),
         },
     }
 }
 
 /// `lstat`, then `stat` through a symlink; says whether it was one.
-fn lstat_follow(path: &Path) -> io::Result<Option<(Meta, bool)>> {
+fn lstat_follow(path: &Path) -> io::Result<Option<(std::fs::Metadata, bool)>> {
     let link = match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => true,
-        Ok(m) => return Ok(Some((meta_of(&m)?, false))),
+        Ok(m) => return Ok(Some((m, false))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(io::Error::new(
@@ -87,7 +94,7 @@ fn lstat_follow(path: &Path) -> io::Result<Option<(Meta, bool)>> {
         }
     };
     match std::fs::metadata(path) {
-        Ok(m) => Ok(Some((meta_of(&m)?, link))),
+        Ok(m) => Ok(Some((m, link))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io::Error::new(
             e.kind(),
@@ -119,10 +126,25 @@ thread_local! {
     static HASH_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The blake3 hash of a file's content, in hex.
+/// The blake3 hash of a file's content, in hex. Only a regular file is
+/// read: the file is opened without waiting (a FIFO would block `open`
+/// until a writer came, and `read` until it closed), and anything else is
+/// an error that names it.
 pub fn hash_file(path: &Path) -> io::Result<String> {
     use std::io::Read;
-    let mut file = fs_err::File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+    let file_type = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot stat {}: {e}", path.display())))?
+        .file_type();
+    if !file_type.is_file() {
+        return Err(super::files::not_regular(path, file_type));
+    }
     let mut hasher = blake3::Hasher::new();
     let read_error =
         |e: io::Error| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()));

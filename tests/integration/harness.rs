@@ -202,6 +202,47 @@ impl Project {
     pub fn build(&self) -> Run {
         self.run(&["build"])
     }
+
+    /// [`Project::run`], killed (and the test failed) if it has not ended
+    /// within 30 seconds: for what used to hang.
+    #[track_caller]
+    pub fn run_bounded(&self, args: &[&str]) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run planexe");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("planexe {args:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Makes a FIFO at `rel` (and its folder).
+    pub fn mkfifo(&self, rel: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the file.
+        assert_eq!(
+            unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+            0,
+            "mkfifo {rel}"
+        );
+    }
 }
 
 /// The demo pipeline from the issue: outline from plan.txt, report from

@@ -247,3 +247,57 @@ fn a_dry_run_or_a_refused_clean_keeps_the_certificate_and_clean_lists_it() {
     p.run(&["clean", "report", "-y"]).ok();
     assert!(!p.exists(".planexe/uptodate"));
 }
+
+#[test]
+fn a_state_file_planted_as_a_fifo_is_refused_and_never_waited_on() {
+    for name in [
+        "log", "pipeline", "run.json", "uptodate", "inflight", "lock",
+    ] {
+        let p = demo();
+        p.mkfifo(&format!(".planexe/{name}"));
+        for args in [&["build"][..], &["status"], &["clean", "outline", "-y"]] {
+            p.run_bounded(args)
+                .code(2)
+                .stderr_has(&format!(".planexe/{name} is a FIFO"))
+                .stderr_has("hint: remove it");
+        }
+    }
+}
+
+#[test]
+fn a_sidecar_or_task_log_planted_as_a_fifo_holds_nothing_up() {
+    let p = demo();
+    p.build().ok();
+    // A sidecar: unreadable, so rewritten from the state log.
+    std::fs::remove_file(p.path(".planexe/tasks/outline.status")).unwrap();
+    p.mkfifo(".planexe/tasks/outline.status");
+    p.run_bounded(&["status"]).ok();
+    p.run_bounded(&["build"])
+        .ok()
+        .stderr_has("outline.status was damaged; rewrote it");
+    assert!(std::fs::metadata(p.path(".planexe/tasks/outline.status"))
+        .unwrap()
+        .is_file());
+    // A task log: removed before the command runs, as any old log is.
+    let _ = std::fs::remove_file(p.path(".planexe/logs/outline.log"));
+    p.mkfifo(".planexe/logs/outline.log");
+    p.write_at("plan.txt", "a different house\n", 2_000_000);
+    p.run_bounded(&["build"]).ok();
+    assert!(!p.exists(".planexe/logs/outline.log"));
+}
+
+#[test]
+fn an_output_that_turns_out_a_fifo_fails_its_task_and_a_glob_skips_one() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"ff\"]\ncommand = \"mkfifo ff\"\n\
+         [tasks.b]\ninputs = [\"in/*\"]\noutputs = [\"o\"]\ncommand = \"echo {inputs} > o\"\n",
+    );
+    p.write("in/x", "x\n");
+    p.mkfifo("in/y");
+    p.run_bounded(&["build", "--keep-going"])
+        .code(1)
+        .stderr_has("FAILED a")
+        .stderr_has("ff is a FIFO, not a regular file")
+        .stderr_has("done   b");
+    assert_eq!(p.read("o"), "in/x\n");
+}

@@ -2,7 +2,9 @@
 //! file (which must exist), another task's output (an edge to its
 //! producer), a glob over source files, or the name of a fan-out task (all
 //! of its instances' outputs, in item order); `after` adds edges without
-//! files. A task may not read its own output.
+//! files. A task may not read its own output, and a source file must be a
+//! regular file (a folder is read through a glob; a FIFO would hang the
+//! build that hashes it).
 
 use std::collections::BTreeSet;
 
@@ -116,10 +118,13 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                 }
                 None if r.checked_sources.contains(&path) => {}
                 None => {
-                    let found = stamp::stat_inside(r.run_dir.root(), &path).map_err(|e| {
+                    let found = stamp::stat_inside_typed(r.run_dir.root(), &path).map_err(|e| {
                         r.err(raw.span(), &format!("input of task `{task_name}`: {e}"))
                             .hint("name files inside the run directory")
                     })?;
+                    if let Some((_, kind)) = found.filter(|(_, kind)| !kind.is_file()) {
+                        return Err(not_a_file(r, raw.span(), &task_name, &path, kind));
+                    }
                     if found.is_none() {
                         return Err(r
                             .err(
@@ -179,4 +184,28 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
     task.origin.groups = groups;
     task.origin.globs = globs;
     Ok(())
+}
+
+/// The refusal of a source input at `path` that is not a regular file.
+fn not_a_file(
+    r: &Resolver,
+    span: std::ops::Range<usize>,
+    task_name: &str,
+    path: &str,
+    kind: std::fs::FileType,
+) -> crate::error::Error {
+    let what = crate::store::files::kind_of(kind);
+    let error = r.err(
+        span,
+        &format!("input `{path}` of task `{task_name}` is {what}, not a regular file"),
+    );
+    if kind.is_dir() {
+        error.hint(format!(
+            "inputs are files: name the files in the folder with a glob, such as `{path}/**`"
+        ))
+    } else {
+        error.hint(format!(
+            "inputs are regular files planexe can hash: replace {path} with a file, or remove it from `inputs`"
+        ))
+    }
 }

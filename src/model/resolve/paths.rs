@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
 
 use globset::GlobBuilder;
 
@@ -91,14 +90,25 @@ pub(super) fn expand_glob(
             } else {
                 format!("{dir}/{name}")
             };
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
-                || (entry.file_type().map(|t| t.is_symlink()).unwrap_or(false)
-                    && Path::new(&run_dir.path(&rel)).is_dir());
-            if is_dir {
+            // A link counts as what it leads to; a FIFO, socket or device
+            // is not matched (hashing it would hang or never end).
+            let Ok(mut kind) = entry.file_type() else {
+                continue;
+            };
+            // (A dangling link stays a link: refused as a missing input.)
+            if kind.is_symlink() {
+                if let Ok(target) = std::fs::metadata(run_dir.path(&rel)) {
+                    kind = target.file_type();
+                }
+            }
+            if kind.is_dir() {
                 if recursive {
                     stack.push(rel);
                 }
-            } else if glob.is_match(&rel) && !producers.contains_key(&rel) {
+            } else if (kind.is_file() || kind.is_symlink())
+                && glob.is_match(&rel)
+                && !producers.contains_key(&rel)
+            {
                 run_dir.check_inside(&rel).map_err(&refuse)?;
                 found.push(rel);
             }
