@@ -192,7 +192,24 @@ impl Attempt<'_> {
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
-            let exists = std::fs::symlink_metadata(&current).is_ok();
+            let found = std::fs::symlink_metadata(&current).ok();
+            // Only a file (or a link) is set aside: a folder that appeared
+            // at an output's path since the pipeline was read is left
+            // untouched with all it holds, and the task fails.
+            if let Some(kind) = found.as_ref().map(|m| m.file_type()) {
+                if !kind.is_file() && !kind.is_symlink() {
+                    self.restore();
+                    return Err(TaskError::new(
+                        ErrorKind::Io,
+                        format!(
+                            "output {} is {}, not a file: planexe does not set it aside (it was left untouched); move it away, or name a file as the output",
+                            out.path,
+                            crate::store::files::kind_of(kind)
+                        ),
+                    ));
+                }
+            }
+            let exists = found.is_some();
             if exists {
                 let aside = prev_dir.join(&out.path);
                 if let Err(e) = self.inside(&[&current, &aside]) {

@@ -2,8 +2,9 @@
 //! spares, and logs),
 //! optionally with everything downstream, listed first ([`CleanPlan`]) and
 //! then deleted ([`CleanPlan::apply`]). Never a source file: only declared
-//! outputs of the named tasks are candidates. Asking the user is the
-//! caller's.
+//! outputs of the named tasks are candidates, and only when they are files
+//! (a folder at an output's path is refused, never deleted). Asking the
+//! user is the caller's.
 
 use std::path::PathBuf;
 
@@ -64,9 +65,21 @@ impl CleanPlan {
             tasks.push(task.name.clone());
             for out in &task.outputs {
                 let path = run_dir.path(&out.path);
-                if std::fs::symlink_metadata(&path).is_ok() {
-                    files.push((out.path.clone(), path));
+                let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                // Outputs are files: a folder there is someone else's.
+                let kind = meta.file_type();
+                if !kind.is_file() && !kind.is_symlink() {
+                    return Err(Error::usage(format!(
+                        "not cleaning task `{}`: its output {} is {}, not a file",
+                        task.name,
+                        out.path,
+                        files::kind_of(kind)
+                    ))
+                    .hint("clean deletes only files: move it away (or delete it yourself), then run clean again"));
                 }
+                files.push((out.path.clone(), path));
             }
             let status = run_dir.status_path(&task.name);
             for path in [

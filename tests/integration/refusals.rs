@@ -413,3 +413,101 @@ fn issue_14_prompt_files_and_schemas_stay_beside_the_pipeline_or_in_the_run_dire
         .stderr_has("pipes/pipeline.toml:9:15: prompt file `.` of task `a`: cannot read")
         .stderr_has("it is a folder, not a file");
 }
+
+/// `run`, refused at `pipeline.toml:LOCATION` with `message` and a hint.
+#[track_caller]
+fn refused_at(run: &Run, location: &str, message: &str) {
+    run.code(2)
+        .ran(&[])
+        .stderr_has(&format!("pipeline.toml:{location}: "))
+        .stderr_has(message)
+        .stderr_has("hint:");
+}
+
+#[test]
+fn an_input_that_is_a_fifo_or_a_folder_is_refused_never_hashed() {
+    let p = Project::new("[tasks.a]\ninputs = [\"ff\"]\noutputs = [\"o\"]\ncommand = \"true\"\n");
+    p.mkfifo("ff");
+    refused_at(
+        &p.run_bounded(&["build"]),
+        "2:11",
+        "input `ff` of task `a` is a FIFO, not a regular file",
+    );
+    std::fs::remove_file(p.path("ff")).unwrap();
+    p.write("ff/x.txt", "x");
+    let run = p.build();
+    refused_at(&run, "2:11", "input `ff` of task `a` is a folder");
+    run.stderr_has("such as `ff/**`");
+    assert!(!p.exists(".planexe/tasks"), "nothing ran or was recorded");
+}
+
+#[test]
+fn an_output_that_is_a_folder_is_refused_and_never_deleted() {
+    let p = Project::new("[tasks.a]\noutputs = [\"reports\"]\ncommand = \"echo new > reports\"\n");
+    p.write("reports/old.md", "precious\n");
+    for args in [&["build"][..], &["clean", "--all", "-y"]] {
+        let run = p.run(args);
+        refused_at(&run, "2:12", "output `reports` of task `a` is a folder");
+        run.stderr_has("outputs are files");
+        assert_eq!(p.read("reports/old.md"), "precious\n");
+    }
+    // A link to a folder is no file either.
+    std::fs::rename(p.path("reports"), p.path("kept")).unwrap();
+    std::os::unix::fs::symlink("kept", p.path("reports")).unwrap();
+    refused_at(&p.build(), "2:12", "is a symlink to a folder");
+    assert_eq!(p.read("kept/old.md"), "precious\n");
+    assert!(!p.exists(".planexe/prev"), "nothing was set aside");
+}
+
+#[test]
+fn a_folder_that_appears_at_an_output_is_left_untouched() {
+    // `d` does not exist when the pipeline is read; `a` makes it a folder.
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"x\"]\ncommand = \"mkdir d && echo precious > d/keep && echo > x\"\n\
+         [tasks.b]\ninputs = [\"x\"]\noutputs = [\"d\"]\ncommand = \"echo new > d\"\n",
+    );
+    p.build()
+        .code(1)
+        .stderr_has("FAILED b: output d is a folder, not a file")
+        .stderr_has("left untouched");
+    assert_eq!(p.read("d/keep"), "precious\n");
+    assert!(!p.exists(".planexe/prev/b"), "nothing was set aside");
+    let run = p.run(&["clean", "b", "-y"]);
+    refused_at(&run, "6:12", "output `d` of task `b` is a folder");
+    assert_eq!(p.read("d/keep"), "precious\n");
+}
+
+#[test]
+fn the_pipeline_file_as_an_output_is_refused() {
+    const PIPELINE: &str =
+        "[tasks.a]\noutputs = [\"./pipeline.toml\"]\ncommand = \"echo x > pipeline.toml\"\n";
+    let p = Project::new(PIPELINE);
+    for args in [&["build"][..], &["clean", "--all", "-y"]] {
+        let run = p.run(args);
+        refused_at(
+            &run,
+            "2:12",
+            "output `pipeline.toml` of task `a` is the pipeline file itself",
+        );
+        assert_eq!(p.read("pipeline.toml"), PIPELINE);
+    }
+    // Named through a link to its folder, it is still itself.
+    std::os::unix::fs::symlink(".", p.path("here")).unwrap();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"here/pipeline.toml\"]\ncommand = \"true\"\n",
+    );
+    refused_at(&p.build(), "2:12", "is the pipeline file itself");
+    // A pipeline file outside the run directory: a file of the same name
+    // inside it is an output like any other.
+    let run_dir = p.path("run");
+    std::fs::create_dir(&run_dir).unwrap();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"pipeline.toml\"]\ncommand = \"echo x > pipeline.toml\"\n",
+    );
+    let file = p.path("pipeline.toml");
+    p.run(&["-C", "run", "-f", file.to_str().unwrap(), "build"])
+        .ok();
+    assert_eq!(p.read("run/pipeline.toml"), "x\n");
+}
