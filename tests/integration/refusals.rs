@@ -442,21 +442,27 @@ fn an_input_that_is_a_fifo_or_a_folder_is_refused_never_hashed() {
 }
 
 #[test]
-fn an_output_that_is_a_folder_is_refused_and_never_deleted() {
+fn an_output_that_is_a_folder_fails_its_task_and_is_never_deleted() {
     let p = Project::new("[tasks.a]\noutputs = [\"reports\"]\ncommand = \"echo new > reports\"\n");
     p.write("reports/old.md", "precious\n");
-    for args in [&["build"][..], &["clean", "--all", "-y"]] {
-        let run = p.run(args);
-        refused_at(&run, "2:12", "output `reports` of task `a` is a folder");
-        run.stderr_has("outputs are files");
-        assert_eq!(p.read("reports/old.md"), "precious\n");
-    }
-    // A link to a folder is no file either.
+    p.build()
+        .code(1)
+        .stderr_has("FAILED a: output reports is a folder, not a file")
+        .stderr_has("left untouched");
+    assert_eq!(p.read("reports/old.md"), "precious\n");
+    assert!(!p.exists(".planexe/prev/a"), "nothing was set aside");
+    p.run(&["clean", "--all", "-y"])
+        .code(2)
+        .stderr_has("not cleaning task `a`: its output reports is a folder, not a file")
+        .stderr_has("hint:");
+    assert_eq!(p.read("reports/old.md"), "precious\n");
+    // A link to a folder is set aside and deleted as a link: what it
+    // leads to stays.
     std::fs::rename(p.path("reports"), p.path("kept")).unwrap();
     std::os::unix::fs::symlink("kept", p.path("reports")).unwrap();
-    refused_at(&p.build(), "2:12", "is a symlink to a folder");
+    p.build().ok();
+    assert_eq!(p.read("reports"), "new\n");
     assert_eq!(p.read("kept/old.md"), "precious\n");
-    assert!(!p.exists(".planexe/prev"), "nothing was set aside");
 }
 
 #[test]
@@ -472,8 +478,9 @@ fn a_folder_that_appears_at_an_output_is_left_untouched() {
         .stderr_has("left untouched");
     assert_eq!(p.read("d/keep"), "precious\n");
     assert!(!p.exists(".planexe/prev/b"), "nothing was set aside");
-    let run = p.run(&["clean", "b", "-y"]);
-    refused_at(&run, "6:12", "output `d` of task `b` is a folder");
+    p.run(&["clean", "b", "-y"])
+        .code(2)
+        .stderr_has("not cleaning task `b`: its output d is a folder, not a file");
     assert_eq!(p.read("d/keep"), "precious\n");
 }
 

@@ -2,8 +2,8 @@
 //! placeholder of a `foreach`), its timeout and its outputs, with the
 //! checks that need no inputs: one of `command` or `prompt`, keys that only
 //! apply to prompt tasks, one producer per file, no glob outputs, and no
-//! output that is a folder on disk or the pipeline file itself (a task's
-//! outputs are moved aside before it runs, and `clean` deletes them).
+//! output that is the pipeline file itself (a task's outputs are moved
+//! aside before it runs, and `clean` deletes them).
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -196,39 +196,20 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
     Ok(id)
 }
 
-/// Refuses an output that is already a folder (or a link to one) on disk,
-/// or that is the pipeline file itself: outputs are files planexe moves
-/// aside, overwrites and deletes. One `lstat` when nothing is there or a
-/// plain file of another name is.
+/// Refuses an output that is the pipeline file itself: outputs are files
+/// planexe moves aside, overwrites and deletes. Only an output named as
+/// the pipeline file is looked at on disk (a link elsewhere to it is moved
+/// and deleted as a link, never its target), so a pipeline of ten
+/// thousand outputs costs no system call here. A folder at an output's
+/// path is refused where it would be touched: when its task runs, and by
+/// `clean`.
 fn on_disk(r: &Resolver, path: &str, span: Range<usize>, task_name: &str) -> Result<()> {
-    let full = r.run_dir.path(path);
-    let Ok(meta) = std::fs::symlink_metadata(&full) else {
-        return Ok(());
-    };
-    let link = meta.file_type().is_symlink();
-    let folder = if link { full.is_dir() } else { meta.is_dir() };
-    if folder {
-        let what = if link {
-            "a symlink to a folder"
-        } else {
-            "a folder"
-        };
-        return Err(r
-            .err(
-                span,
-                &format!("output `{path}` of task `{task_name}` is {what}; outputs are files"),
-            )
-            .hint(format!(
-                "planexe moves an output aside before its task runs and `clean` deletes it, so it never takes a folder: name a file, such as `{path}/out.md`, or move the folder away"
-            )));
-    }
-    // The pipeline file's path is canonical; a plain file of another name
-    // cannot be it, and costs no canonicalization.
     let pipeline = &r.pipeline.path;
-    let same_name = full.file_name() == pipeline.file_name();
-    let is_pipeline = full == *pipeline
-        || ((link || same_name) && std::fs::canonicalize(&full).is_ok_and(|c| c == *pipeline));
-    if is_pipeline {
+    let full = r.run_dir.path(path);
+    if full.file_name() != pipeline.file_name() {
+        return Ok(());
+    }
+    if full == *pipeline || std::fs::canonicalize(&full).is_ok_and(|c| c == *pipeline) {
         return Err(r
             .err(
                 span,
