@@ -218,3 +218,57 @@ fn a_judge_that_makes_no_sense_is_refused_where_it_is_written() {
     p.write("pipeline.toml", &text);
     p.build().code(2).stderr_has("judge prompt of task `plan`");
 }
+
+/// A task whose model `m` (on `answers`) works and whose judge `j` (on
+/// `judges`) is a model of its own.
+fn judged_by_j(answers: &Server, judges: &Server) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\n\
+         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+        answers.url, judges.url
+    ))
+}
+
+#[test]
+fn a_judge_that_fails_is_blamed_not_the_task_model() {
+    for (reply, kind, says) in [
+        (
+            json(401, serde_json::json!({"error": {"message": "bad key"}})),
+            "auth",
+            "judge j could not score: auth: HTTP 401",
+        ),
+        (
+            json(500, serde_json::json!({"error": {"message": "boom"}})),
+            "server_error",
+            "judge j could not score: server_error: HTTP 500",
+        ),
+    ] {
+        let answers = Server::start();
+        answers.default_reply(openai_answer("Dig, frame, roof."));
+        let judges = Server::start();
+        judges.default_reply(reply);
+        let p = judged_by_j(&answers, &judges);
+        let run = p.build();
+        run.code(1).stderr_has(says);
+        assert!(!run.stderr.contains("m: "), "{}", run.stderr);
+        let status = p.status_json("t");
+        let message = status["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(says), "{message}");
+        assert_eq!(status["error"]["kind"], kind);
+        // `model` is the model asked last: the judge.
+        assert_eq!(status["model"], "j");
+        let attempts = status["attempts"].as_array().unwrap();
+        assert_eq!(attempts[0]["model"], "m");
+        assert_eq!(attempts.last().unwrap()["model"], "j");
+        let failures = p.jsonl(".planexe/failures.jsonl");
+        assert!(failures.iter().all(|f| f["model"] == "j"), "{failures:?}");
+        assert_eq!(
+            failures.last().unwrap()["error_id"],
+            status["error"]["error_id"]
+        );
+        assert!(!p.exists("t.md"));
+    }
+}

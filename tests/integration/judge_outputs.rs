@@ -129,7 +129,9 @@ fn a_judge_that_cannot_be_reached_fails_the_task_as_recoverable() {
         "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\nstream = false\n\
          [tasks.c]\noutputs = [\"out.txt\"]\ncommand = \"echo x > out.txt\"\n[tasks.c.judge]\nprompt = \"{{ output }}\"\n",
     );
-    p.build().code(1).stderr_has("the judge could not score");
+    p.build()
+        .code(1)
+        .stderr_has("judge local could not score: connection");
     let status = p.status_json("c");
     assert_eq!(status["error"]["kind"], "connection");
     assert_eq!(status["error"]["recoverable"], true);
@@ -373,4 +375,31 @@ fn a_warn_judge_that_scores_low_is_a_warning_and_an_event() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["severity"], "warn");
     assert!(failed[0]["error_id"].is_null());
+}
+
+#[test]
+fn a_command_s_judge_that_fails_is_named_in_the_failure() {
+    let server = Server::start();
+    server.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    let p = Project::new(&format!(
+        "[models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.c]\noutputs = [\"out.txt\"]\ncommand = \"echo x > out.txt\"\n\
+         [tasks.c.judge]\nprompt = \"{{{{ output }}}}\"\nmodel = \"j\"\n",
+        server.url
+    ));
+    p.build()
+        .code(1)
+        .stderr_has("judge j could not score: auth: HTTP 401");
+    let status = p.status_json("c");
+    assert_eq!(status["error"]["kind"], "auth");
+    assert!(status["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("judge j could not score: auth: HTTP 401"));
+    // A command's `model` stays null; the judge's calls are its attempts.
+    assert_eq!(status["model"], Value::Null);
+    assert_eq!(status["attempts"].as_array().unwrap()[0]["model"], "j");
 }

@@ -208,8 +208,10 @@ impl Llm<'_> {
         result: &mut PromptResult,
     ) -> Result<(f64, String), Stop> {
         let vars = judge::judged_vars(s.vars, output, outputs);
+        let name = &self.models[s.judge.model].name;
         let prompt = template::render(&s.judge.template, s.inputs, s.task, &vars).map_err(|m| {
-            Stop::Failed {
+            Stop::JudgeFailed {
+                judge: name.clone(),
                 kind: ErrorKind::Template,
                 message: format!("cannot render the judge's prompt: {m}"),
                 error_id: uuid::Uuid::new_v4().to_string(),
@@ -227,7 +229,7 @@ impl Llm<'_> {
             keep_reasoning: false,
             vars: Default::default(),
         };
-        let text = self.ask(
+        let asked = self.ask(
             s.task,
             &spec,
             &[Message {
@@ -241,7 +243,24 @@ impl Llm<'_> {
             attempt_no,
             on_attempt,
             result,
-        )?;
+        );
+        let text = asked.map_err(|stop| {
+            // The judge was asked last, and its failure is its own.
+            result.model = Some(name.clone());
+            match stop {
+                Stop::Failed {
+                    kind,
+                    message,
+                    error_id,
+                } => Stop::JudgeFailed {
+                    judge: name.clone(),
+                    kind,
+                    message,
+                    error_id,
+                },
+                other => other,
+            }
+        })?;
         // The schema held: a number from 0 to 1 and a string.
         let value: Value = serde_json::from_str(&text).unwrap_or_default();
         let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
@@ -279,6 +298,19 @@ impl Llm<'_> {
                     stopped: false,
                 }
             }
+            Stop::JudgeFailed {
+                judge,
+                kind,
+                message,
+                error_id,
+            } => PromptFailure {
+                kind,
+                message: self.redact(&could_not_score(&judge, &message)),
+                error_id: Some(error_id),
+                stopped: false,
+            },
+            // Only the task's own model fails as `Failed`, and a scoring
+            // asks only the judge.
             Stop::Failed {
                 kind,
                 message,
@@ -303,6 +335,12 @@ fn verdict(llm: &Llm, judge: &Judge, score: f64, reason: String, rounds: u32) ->
         passed: score >= judge.threshold,
         rounds,
     }
+}
+
+/// Why a task failed when its judge, the model `judge`, could not score
+/// (`message` says why: the call's kind and what the server said).
+pub(super) fn could_not_score(judge: &str, message: &str) -> String {
+    format!("judge {judge} could not score: {message}")
 }
 
 /// Why a score is too low, as a task's message says it.

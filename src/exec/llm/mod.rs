@@ -489,6 +489,16 @@ impl<'a> Llm<'a> {
                     reasons.push((format!("{}: {message}", model.name), error_id));
                     last_kind = kind;
                 }
+                // The task's model answered; its judge could not score.
+                Err(Stop::JudgeFailed {
+                    judge,
+                    kind,
+                    message,
+                    error_id,
+                }) => {
+                    reasons.push((judging::could_not_score(&judge, &message), error_id));
+                    last_kind = kind;
+                }
             }
         }
         // The last failure's error_id is the task's; earlier ones stay in
@@ -518,6 +528,15 @@ enum Stop {
     Interrupted(Option<String>),
     Deadline(Option<(ErrorKind, String, String)>),
     Failed {
+        kind: ErrorKind,
+        message: String,
+        error_id: String,
+    },
+    /// The judge (`judge`, its model's name) could not score an answer:
+    /// its call failed, or its prompt could not be rendered. The failure
+    /// is the judge's, not the model's whose answer it was to score.
+    JudgeFailed {
+        judge: String,
         kind: ErrorKind,
         message: String,
         error_id: String,
