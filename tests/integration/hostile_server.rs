@@ -234,3 +234,49 @@ fn control_codes_in_listed_model_ids_are_escaped() {
         no_control_codes("status", &p.run(args).stdout);
     }
 }
+
+#[test]
+fn a_body_that_is_not_utf8_is_a_bad_response_like_any_body_that_is_not_json() {
+    let not_utf8: &[u8] = b"\x00\xffgarbage<html>not json";
+    let mut seen = Vec::new();
+    for body in [not_utf8, b"garbage<html>not json"] {
+        let server = Server::start();
+        server.default_reply(Reply::Bytes {
+            status: 200,
+            content_type: "text/html".into(),
+            body: body.to_vec(),
+        });
+        let p = project(&server);
+        let build = p
+            .command(&["build"])
+            .env("HUNT_KEY", "k-0123456789")
+            .output()
+            .unwrap();
+        assert_eq!(build.status.code(), Some(1), "{build:?}");
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        assert!(stderr.contains("bad_response"), "{stderr}");
+        assert!(!stderr.contains("broken_stream"), "{stderr}");
+        no_control_codes("the build", &stderr);
+        let status = p.status_json("t");
+        assert_eq!(status["error"]["kind"], "bad_response");
+        assert_eq!(status["error"]["recoverable"], false);
+        let failures = p.jsonl(".planexe/failures.jsonl");
+        let last = failures.last().unwrap();
+        assert_eq!(last["error_type"], "bad_response");
+        assert_eq!(last["http_status"], 200);
+        // The body as it came, its invalid bytes replaced.
+        assert_eq!(
+            last["raw_error"].as_str(),
+            Some(String::from_utf8_lossy(body).as_ref())
+        );
+        let raw: serde_json::Value = serde_json::from_str(&p.read(".planexe/raw/t.json")).unwrap();
+        assert_eq!(raw["status"], 200);
+        let retried: Vec<bool> = failures
+            .iter()
+            .map(|f| f["retried"].as_bool().unwrap())
+            .collect();
+        seen.push((retried, server.requests().len()));
+    }
+    // Not UTF-8 or not JSON: the same failure, tried as often.
+    assert_eq!(seen[0], seen[1]);
+}

@@ -58,6 +58,13 @@ pub enum Reply {
     Cut,
     /// Answer the status line and headers, then part of the body, then close.
     CutBody,
+    /// A whole body of any bytes (not UTF-8, say), with its status and
+    /// content type.
+    Bytes {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// Echo the request's headers back in a 401 body (a leaky proxy).
     EchoHeaders401,
     /// An OpenAI stream of content pieces of `piece` bytes each that never
@@ -263,6 +270,19 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             if sent.is_ok() {
                 let _ = out.write_all(close.as_bytes());
             }
+        }
+        Some(Reply::Bytes {
+            status,
+            content_type,
+            body,
+        }) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&body);
+            let _ = out.flush();
         }
         Some(Reply::EchoHeaders401) => {
             let echoed: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();

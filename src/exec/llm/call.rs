@@ -52,12 +52,14 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        // What is not UTF-8 in it is replaced, not the body dropped.
         let body = response
             .body_mut()
             .with_config()
             .limit(ERROR_BODY_LIMIT)
-            .read_to_string()
+            .read_to_vec()
             .unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
         return Err(status_error(status, &body, retry_after));
     }
     let is_sse = response
@@ -77,11 +79,14 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                 "; it was not read",
             ));
         }
-        let text = response
+        // Bytes, not a string: a body that is not UTF-8 arrived whole, and
+        // is a `bad_response` like any other body that is not JSON, not a
+        // connection that broke while it was read.
+        let bytes = response
             .body_mut()
             .with_config()
             .limit(limit)
-            .read_to_string()
+            .read_to_vec()
             .map_err(|e| match e {
                 ureq::Error::BodyExceedsLimit(n) => too_large(
                     spec,
@@ -91,17 +96,29 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                 ),
                 e => transport_error(e, true, spec),
             })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| CallError {
-            raw: provider::truncate(&text, 2048).to_string(),
-            ..CallError::new(
-                ErrorKind::BadResponse,
-                format!("the server's answer is not JSON: {e}"),
+        let bad = |message: String, body: &str| CallError {
+            status: Some(status),
+            raw: provider::truncate(body, 2048).to_string(),
+            ..CallError::new(ErrorKind::BadResponse, message)
+        };
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                return Err(bad(
+                    format!("the server's answer (HTTP {status}) is not JSON: it is not UTF-8 text (an invalid byte at offset {at})"),
+                    &lossy,
+                ));
+            }
+        };
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            bad(
+                format!("the server's answer (HTTP {status}) is not JSON: {e}"),
+                &text,
             )
         })?;
-        let answer = provider::parse_response(spec.provider, &value).map_err(|m| CallError {
-            raw: provider::truncate(&text, 2048).to_string(),
-            ..CallError::new(ErrorKind::BadResponse, m)
-        })?;
+        let answer = provider::parse_response(spec.provider, &value).map_err(|m| bad(m, &text))?;
         if answer.text.len() as u64 > spec.max_answer_bytes {
             return Err(CallError {
                 usage: answer.usage,
