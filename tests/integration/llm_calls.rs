@@ -465,3 +465,54 @@ fn an_anthropic_prefill_starts_the_assistant_turn_and_the_answer() {
         .code(2)
         .stderr_has("`prefill` applies to provider = \"anthropic\"");
 }
+
+#[test]
+fn a_json_answer_cut_off_says_what_was_found_before_the_cut() {
+    for (answer, says, feedback) in [
+        // Prose only: no JSON was found, not JSON left incomplete.
+        (
+            "Sure! To build a shed you first need to",
+            "the answer holds no JSON: it was cut off at the token limit (7 tokens) before any JSON value began",
+            "before it gave any JSON",
+        ),
+        // A complete value that fails the schema, then chatter cut off.
+        (
+            "{\"other\": 1}\n\nThis object lists the st",
+            "does not match the schema: at /: \"steps\" is a required property; the answer was also cut off at the token limit (7 tokens)",
+            "does not satisfy the required schema",
+        ),
+        // Cut inside the value.
+        (
+            "{\"steps\": [\"dig\", \"pour",
+            "the answer was cut off at the token limit (7 tokens) before its JSON was complete",
+            "before the JSON was complete",
+        ),
+    ] {
+        let server = Server::start();
+        server.script([
+            openai_finish(answer, "length"),
+            openai_finish(answer, "length"),
+        ]);
+        let p = project(
+            &model(&server, "local", "stream = false"),
+            "[tasks.one]\noutputs = [\"one.json\"]\nschema = \"s.json\"\nretries = 1\nprompt = \"x\"\n",
+        );
+        p.write(
+            "s.json",
+            r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"array","maxItems":3,"items":{"type":"string","maxLength":20}}}}"#,
+        );
+        p.build().code(1).stderr_has(says);
+        let status = p.status_json("one");
+        assert_eq!(status["error"]["kind"], "truncated");
+        let message = status["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+        let reask = server.requests()[1].json();
+        let sent = reask["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(sent.contains(feedback), "{sent}");
+        let failures = p.jsonl(".planexe/failures.jsonl");
+        assert!(failures.iter().all(|f| f["error_type"] == "truncated"));
+    }
+}

@@ -59,18 +59,56 @@ const ANSWER_AGAIN: &str = "Answer again with the JSON value only: no prose, no 
 /// Judges a JSON answer the token limit cut off: a complete value that
 /// satisfies the schema before the cut (the model went on chatting) is
 /// taken; otherwise the answer is `truncated`, and the model is asked again
-/// for the JSON alone.
+/// for the JSON alone. The message says what was found before the cut: no
+/// JSON at all, JSON that did not end, or a complete value that fails the
+/// schema (then the schema's complaint comes first, and its fields).
 pub fn judge_cut(text: &str, expect: &Expect, tokens: Option<u64>) -> Result<String, Rejection> {
-    judge(text, expect).map_err(|_| {
+    judge(text, expect).map_err(|why| {
         let at = tokens.map_or_else(|| "the token limit".to_string(), |n| format!("the token limit ({n} tokens)"));
-        Rejection::new(
-            ErrorKind::Truncated,
-            format!("the answer was cut off at {at} before its JSON was complete; raise max_tokens or ask for less"),
-            format!(
-                "Your answer was cut off at {at} before the JSON was complete. Answer again with the JSON value only: no prose, no explanation, shorter strings."
+        let (message, feedback) = match why.kind {
+            ErrorKind::Schema => (
+                format!("{}; the answer was also cut off at {at}", why.message),
+                format!(
+                    "{}\nYour answer also ran to {at} and was cut off: give the JSON value only, no prose after it.",
+                    why.feedback
+                ),
             ),
-        )
+            ErrorKind::EmptyAnswer => (
+                format!("{}, and the answer was cut off at {at}; raise max_tokens or ask for less", why.message),
+                format!("Your answer was cut off at {at} before any answer. {ANSWER_AGAIN}"),
+            ),
+            _ if no_json(&why, text, expect) => (
+                format!("the answer holds no JSON: it was cut off at {at} before any JSON value began; raise max_tokens or ask for the JSON alone"),
+                format!("Your answer was cut off at {at} before it gave any JSON. {ANSWER_AGAIN}"),
+            ),
+            _ => (
+                format!("the answer was cut off at {at} before its JSON was complete; raise max_tokens or ask for less"),
+                format!(
+                    "Your answer was cut off at {at} before the JSON was complete. Answer again with the JSON value only: no prose, no explanation, shorter strings."
+                ),
+            ),
+        };
+        Rejection {
+            kind: ErrorKind::Truncated,
+            message,
+            feedback,
+            ..why
+        }
     })
+}
+
+/// Whether a rejected answer holds no JSON value at all, rather than one
+/// that does not parse (as [`judge`] looks for it).
+fn no_json(why: &Rejection, text: &str, expect: &Expect) -> bool {
+    if why.kind != ErrorKind::InvalidJson {
+        return false;
+    }
+    let stripped = extract::strip_reasoning(text);
+    let fits = |v: &Value| expect.schema.is_none_or(|s| s.validator.is_valid(v));
+    matches!(
+        extract::extract_json(text, stripped.offset, &fits),
+        Extracted::Nothing { .. }
+    )
 }
 
 /// Returns the text to write, or why the answer is not acceptable.
@@ -242,5 +280,32 @@ mod tests {
         let r = judge("{\"assumptions\": [1,]}", &json(None)).unwrap_err();
         assert_eq!(r.kind, ErrorKind::InvalidJson);
         assert!(r.feedback.contains("line 1, column 20"), "{}", r.feedback);
+    }
+
+    #[test]
+    fn a_cut_answer_says_what_came_before_the_cut() {
+        let s = schema();
+        let cut = |text| judge_cut(text, &json(Some(&s)), Some(9)).unwrap_err();
+        let prose = cut("Here is what I think we should");
+        assert_eq!(prose.kind, ErrorKind::Truncated);
+        assert!(prose.message.contains("holds no JSON"), "{}", prose.message);
+        let schema_failed = cut("{\"other\": 1}\nAnd then");
+        assert_eq!(schema_failed.kind, ErrorKind::Truncated);
+        assert!(
+            schema_failed.message.contains("does not match the schema")
+                && schema_failed
+                    .message
+                    .contains("also cut off at the token limit (9 tokens)"),
+            "{}",
+            schema_failed.message
+        );
+        assert_eq!(schema_failed.missing_fields, vec!["/assumptions"]);
+        let inside = cut("{\"assumptions\": [\"a");
+        assert!(
+            inside.message.contains("before its JSON was complete"),
+            "{}",
+            inside.message
+        );
+        assert!(judge_cut("{\"assumptions\": []}\nmore", &json(Some(&s)), None).is_ok());
     }
 }
