@@ -70,24 +70,47 @@ fn format(out: &mut Output, _: &State, value: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// `text`, safe as HTML text and as a quoted attribute value. Control
-/// characters other than newline and tab (terminal escapes in logs) are
-/// dropped.
+/// `text`, safe as HTML text and as a quoted attribute value. Terminal
+/// escape sequences in logs (colours, titles: `ESC [ 31 m`, `ESC ] 0 ; T
+/// BEL`) are dropped whole, parsed by `vte` as a terminal would, and so is
+/// every other control character but newline and tab.
 fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut out = Escaped(String::with_capacity(text.len()));
+    if text.contains('\x1b') || text.contains('\u{9b}') {
+        vte::Parser::new().advance(&mut out, text.as_bytes());
+    } else {
+        text.chars().for_each(|c| out.push(c));
+    }
+    out.0
+}
+
+/// HTML text being escaped, fed what is left of a text once its terminal
+/// escapes are parsed out.
+struct Escaped(String);
+
+impl Escaped {
+    fn push(&mut self, c: char) {
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' | '\t' => out.push(c),
+            '&' => self.0.push_str("&amp;"),
+            '<' => self.0.push_str("&lt;"),
+            '>' => self.0.push_str("&gt;"),
+            '"' => self.0.push_str("&quot;"),
+            '\'' => self.0.push_str("&#39;"),
+            '\n' | '\t' => self.0.push(c),
             c if c.is_control() => {}
-            c => out.push(c),
+            c => self.0.push(c),
         }
     }
-    out
+}
+
+impl vte::Perform for Escaped {
+    fn print(&mut self, c: char) {
+        self.push(c);
+    }
+
+    fn execute(&mut self, byte: u8) {
+        self.push(char::from(byte));
+    }
 }
 
 /// The page, as HTML. The templates are part of the binary, so an error is
@@ -285,6 +308,15 @@ mod tests {
     }
 
     #[test]
+    fn terminal_escapes_are_dropped_whole() {
+        assert_eq!(
+            esc("\x1b[31mRED\x1b[0m\tok \x1b]0;title\x07done \x1b[2J\r<b>\n"),
+            "RED\tok done &lt;b&gt;\n"
+        );
+        assert_eq!(esc("plain\ttext & more"), "plain\ttext &amp; more");
+    }
+
+    #[test]
     fn the_environment_escapes_every_value_as_esc_does() {
         let source = "{{ s }}|{{ n }}|{{ none }}|{% autoescape false %}{{ s }}{% endautoescape %}";
         let mut env = environment();
@@ -293,7 +325,7 @@ mod tests {
         let out = (env.get_template("probe.html").unwrap())
             .render(minijinja::context! { s, n => 1.5, none => () })
             .unwrap();
-        let e = "a/b &lt;i&gt;&amp;&quot;&#39;[31m\tz\n";
+        let e = "a/b &lt;i&gt;&amp;&quot;&#39;\tz\n";
         assert_eq!(out, format!("{e}|1.5||{e}"));
     }
 }
