@@ -1,5 +1,7 @@
-//! `[[hooks]]`, checked: each has a `url` (http or https) or a `command`,
-//! and a known `format`. Delivering events to them is the observe layer's.
+//! `[[hooks]]`, checked: each has a `url` (http or https) or a command
+//! that is not blank, a known `format`, and `events` that name events
+//! planexe sends (a typo would leave a hook that never fires). Delivering
+//! events to them is the observe layer's.
 
 use super::pipeline::{HookDef, Pipeline};
 use crate::error::{Error, Result};
@@ -21,9 +23,41 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
     Ok(defs)
 }
 
+/// Every event a build sends (docs/observability.md).
+pub const EVENTS: [&str; 10] = [
+    "pipeline.started",
+    "task.started",
+    "task.check_failed",
+    "task.completed",
+    "task.rescued",
+    "task.failed",
+    "task.stopped",
+    "pipeline.completed",
+    "pipeline.failed",
+    "pipeline.stopped",
+];
+
+/// Whether an `events` entry names an event, or ends with `*` and matches
+/// some.
+fn known(filter: &str) -> bool {
+    match filter.strip_suffix('*') {
+        Some(prefix) => EVENTS.iter().any(|e| e.starts_with(prefix)),
+        None => EVENTS.contains(&filter),
+    }
+}
+
 fn check(defs: &[HookDef]) -> std::result::Result<(), String> {
     for (i, def) in defs.iter().enumerate() {
         let n = i + 1;
+        if def.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(format!("hook {n}: `command` is empty"));
+        }
+        if let Some(bad) = def.events.iter().find(|e| !known(e)) {
+            return Err(format!(
+                "hook {n}: `events` names `{bad}`, which planexe never sends (events are {}; `task.*` matches every task event)",
+                EVENTS.join(", ")
+            ));
+        }
         match (&def.url, &def.command) {
             (None, None) => return Err(format!("hook {n} has neither `url` nor `command`")),
             (Some(_), Some(_)) => return Err(format!("hook {n} has both `url` and `command`")),

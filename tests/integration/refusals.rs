@@ -518,3 +518,31 @@ fn the_pipeline_file_as_an_output_is_refused() {
         .ok();
     assert_eq!(p.read("run/pipeline.toml"), "x\n");
 }
+
+/// A hook that could never fire (an event planexe never sends, a blank
+/// command) is a refusal, not a silent no-op.
+#[test]
+fn a_hook_that_could_never_fire_is_refused() {
+    let task = "[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n";
+    for (hook, says) in [
+        (
+            "[[hooks]]\ncommand = \"cat\"\nevents = [\"task.failed\", \"nope.event\"]\n",
+            "hook 1: `events` names `nope.event`, which planexe never sends",
+        ),
+        (
+            "[[hooks]]\ncommand = \"cat\"\nevents = [\"tsak.*\"]\n",
+            "names `tsak.*`",
+        ),
+        (
+            "[[hooks]]\ncommand = \"  \"\n",
+            "hook 1: `command` is empty",
+        ),
+    ] {
+        let p = Project::new(&format!("{task}{hook}"));
+        refused_at(&p.build(), "4:1", says);
+    }
+    let p = Project::new(&format!(
+        "{task}[[hooks]]\ncommand = \"cat > seen\"\nevents = [\"pipeline.*\", \"task.c*\", \"*\"]\n"
+    ));
+    p.build().ok();
+}
