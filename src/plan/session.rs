@@ -84,6 +84,12 @@ impl Location {
             return Ok((recorded, display, warning));
         }
         if let Some((path, shown)) = &self.env_file {
+            if !path.exists() {
+                return Err(Error::pipeline(format!(
+                    "pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"
+                ))
+                .hint("set PLANEXE_PIPELINE to an existing pipeline file, or unset it to use pipeline.toml; -f FILE chooses one for this command"));
+            }
             return Ok((path.clone(), shown.clone(), None));
         }
         let default = run_dir.root().join("pipeline.toml");

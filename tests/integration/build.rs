@@ -170,6 +170,21 @@ fn the_pipeline_file_is_recorded_and_reused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(q.read("a.txt"), "one\n");
+
+    // One it names that does not exist is blamed on it.
+    let r = Project::new("[tasks.a]\noutputs = [\"a\"]\ncommand = \"true\"\n");
+    let out = r
+        .command(&["status"])
+        .env("PLANEXE_PIPELINE", "/nonexistent/p.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("pipeline file /nonexistent/p.toml (named by $PLANEXE_PIPELINE) not found")
+            && stderr.contains("hint: set PLANEXE_PIPELINE to an existing pipeline file"),
+        "{stderr}"
+    );
 }
 
 #[test]
