@@ -546,3 +546,18 @@ fn a_hook_that_could_never_fire_is_refused() {
     ));
     p.build().ok();
 }
+
+/// Two outputs, one inside the other, cannot both be files: refused at
+/// load, not left to a race in the build.
+#[test]
+fn an_output_inside_another_output_is_refused() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"x\"]\ncommand = \"echo > x\"\n\
+         [tasks.b]\noutputs = [\"x/y/z\"]\ncommand = \"mkdir -p x/y && echo > x/y/z\"\n",
+    );
+    refused_at(
+        &p.build(),
+        "5:12",
+        "output `x/y/z` of task `b` lies inside `x`, an output of task `a`",
+    );
+}

@@ -1,7 +1,8 @@
 //! Pass 6 of resolution: what follows from the tasks' deps: each task's
 //! dependents, its rank in the listing, and the topological order
 //! (Kahn's algorithm, ties in declaration order); when there is none, one
-//! cycle to report.
+//! cycle to report. Also that no output lies inside another (`x` and
+//! `x/y` cannot both be files).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -11,8 +12,9 @@ use super::super::pipeline::Source;
 use crate::error::{Error, Result};
 
 /// Recomputes ranks, dependents and the order of `graph`. A cycle is
-/// refused with the tasks on it.
+/// refused with the tasks on it, and so is an output inside another.
 pub(super) fn link(graph: &mut Graph, source: &Source) -> Result<()> {
+    nested_outputs(graph, source)?;
     graph.rank.clear();
     graph.rank.resize(graph.tasks.len(), RETIRED);
     for (position, &id) in graph.listing.iter().enumerate() {
@@ -40,6 +42,36 @@ pub(super) fn link(graph: &mut Graph, source: &Source) -> Result<()> {
         ))
         .hint("break the cycle: remove an input that the next task produces, or an `after` entry")
     })?;
+    Ok(())
+}
+
+/// Refuses an output inside another task's output (`x` and `x/y`): one
+/// of the two would be a folder, and the build a race between them. One
+/// lookup per folder above each output.
+fn nested_outputs(graph: &Graph, source: &Source) -> Result<()> {
+    // In the order tasks are listed: the same pipeline, the same message.
+    for &id in &graph.listing {
+        let task = &graph.tasks[id];
+        for out in &task.outputs {
+            let mut folder = out.path.as_str();
+            while let Some((above, _)) = folder.rsplit_once('/') {
+                folder = above;
+                let Some(&outer) = graph.producers.get(folder) else {
+                    continue;
+                };
+                return Err(Error::pipeline(source.diagnostic(
+                    out.span.clone(),
+                    &format!(
+                        "output `{}` of task `{}` lies inside `{folder}`, an output of task `{}`",
+                        out.path, task.name, graph.tasks[outer].name
+                    ),
+                ))
+                .hint(
+                    "outputs are files, and a file cannot also be a folder: rename one of them",
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
