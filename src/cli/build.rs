@@ -345,7 +345,7 @@ fn describe(notice: &Notice) -> Line {
             "{path} is damaged; a build rewrites it from the state log"
         )),
         Notice::TaskLeft { task, outputs } => Warning(format!(
-            "task {task} is no longer in the pipeline; its outputs stay on disk: {}",
+            "task {task} is no longer in the pipeline; its outputs stay on disk: {} (`planexe clean {task}` deletes them and forgets it)",
             outputs.join(", ")
         )),
         Notice::Resuming(summary) => Note(resuming(summary)),

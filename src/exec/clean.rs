@@ -2,7 +2,9 @@
 //! spares, and logs),
 //! optionally with everything downstream, listed first ([`CleanPlan`]) and
 //! then deleted ([`CleanPlan::apply`]). Never a source file: only declared
-//! outputs of the named tasks are candidates, and only when they are files
+//! outputs of the named tasks (or, for a task the pipeline no longer
+//! defines, the outputs its last good run recorded that no task produces
+//! now) are candidates, and only when they are files
 //! (a folder at an output's path is refused, never deleted). Asking the
 //! user is the caller's.
 
@@ -39,10 +41,31 @@ impl CleanPlan {
     /// Lists what cleaning `selection` deletes.
     pub fn new(session: &Session, selection: &Selection) -> Result<CleanPlan> {
         let graph = &session.graph;
+        // Tasks the pipeline no longer defines, known from their records:
+        // named, or all of them with `--all`.
+        let removed: Vec<String> = match selection {
+            Selection::All => session
+                .store
+                .records()
+                .map(|(name, _)| name)
+                .filter(|name| graph.task(name).is_none())
+                .cloned()
+                .collect(),
+            Selection::Tasks { names, .. } => names
+                .iter()
+                .filter(|name| graph.named(name).is_none() && session.store.record(name).is_some())
+                .cloned()
+                .collect(),
+        };
         let selected = match selection {
             Selection::All => graph.closure(graph.ids()),
             Selection::Tasks { names, downstream } => {
-                let roots = graph.tasks_named(names)?;
+                let known: Vec<String> = names
+                    .iter()
+                    .filter(|n| !removed.contains(n))
+                    .cloned()
+                    .collect();
+                let roots = graph.tasks_named(&known)?;
                 if *downstream {
                     graph.downstream(&roots)
                 } else {
@@ -93,6 +116,38 @@ impl CleanPlan {
                     files.push((run_dir.show(&path), path));
                 }
             }
+        }
+        for name in removed {
+            // Its last good run's outputs, but never one a task of the
+            // pipeline produces now.
+            let outputs: Vec<String> = session
+                .store
+                .record(&name)
+                .and_then(|r| r.done.as_ref())
+                .map(|d| d.outputs.keys().cloned().collect())
+                .unwrap_or_default();
+            for out in outputs {
+                if graph.producer(&out).is_some() {
+                    continue;
+                }
+                let path = run_dir.path(&out);
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() || m.is_symlink()) {
+                    files.push((out, path));
+                }
+            }
+            let status = run_dir.status_path(&name);
+            for path in [
+                crate::store::rundir::spare_of(&status),
+                status,
+                run_dir.done_path(&name),
+                run_dir.task_log_path(&name),
+                run_dir.check_log_path(&name),
+            ] {
+                if path.exists() {
+                    files.push((run_dir.show(&path), path));
+                }
+            }
+            tasks.push(name);
         }
         if let Selection::All = selection {
             for path in [run_dir.run_record_path(), run_dir.summary_path()] {

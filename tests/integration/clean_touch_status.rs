@@ -243,3 +243,36 @@ fn status_of_a_task_shows_its_outputs_now_and_as_recorded() {
     assert!(json["outputs"][0]["size"].is_null());
     assert!(json["outputs"][0]["recorded"]["blake3"].is_string());
 }
+
+/// A task the pipeline no longer defines can be cleaned by name: its
+/// outputs go (but for one a task of the pipeline now produces), its
+/// records are forgotten, and the warning about it ends.
+#[test]
+fn a_task_no_longer_in_the_pipeline_can_be_cleaned_by_name() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n\
+         [tasks.gen]\noutputs = [\"g.txt\", \"shared.txt\"]\ncommand = \"echo g > g.txt; echo s > shared.txt\"\n",
+    );
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\", \"shared.txt\"]\ncommand = \"echo a > a.txt; echo t > shared.txt\"\n",
+    );
+    p.build()
+        .ok()
+        .stderr_has("task gen is no longer in the pipeline; its outputs stay on disk: g.txt (`planexe clean gen` deletes them and forgets it)");
+    p.run(&["clean", "gen", "-y"]).ok();
+    assert!(!p.exists("g.txt"));
+    assert_eq!(p.read("shared.txt"), "t\n", "a's output now");
+    assert!(!p.exists(".planexe/tasks/gen.status"));
+    let run = p.build();
+    run.ok().ran(&[]);
+    assert!(
+        !run.stderr.contains("no longer in the pipeline"),
+        "{}",
+        run.stderr
+    );
+    p.run(&["clean", "gen", "-y"])
+        .code(2)
+        .stderr_has("unknown task `gen`");
+}

@@ -74,9 +74,36 @@ fn a_task_removed_from_the_pipeline_leaves_its_outputs_with_a_warning() {
         "[tasks.outline]\ninputs = [\"plan.txt\"]\noutputs = [\"outline.md\"]\ncommand = \"tr a-z A-Z < plan.txt > outline.md\"\n",
     );
     p.build().ok().stderr_has(
-        "task report is no longer in the pipeline; its outputs stay on disk: report.md",
+        "task report is no longer in the pipeline; its outputs stay on disk: report.md (`planexe clean report` deletes them and forgets it)",
     );
     assert!(p.exists("report.md"));
+}
+
+/// A task renamed keeps its output under its new name: nothing is left
+/// behind to warn about, and the next no-op takes the certificate's path.
+#[test]
+fn a_renamed_task_leaves_nothing_behind() {
+    let p = demo();
+    p.build().ok();
+    let renamed = p
+        .read("pipeline.toml")
+        .replace("[tasks.report]", "[tasks.summary]");
+    p.write("pipeline.toml", &renamed);
+    let run = p.build();
+    run.ok().ran(&["summary"]);
+    assert!(
+        !run.stderr.contains("no longer in the pipeline"),
+        "{}",
+        run.stderr
+    );
+    let again = p.build();
+    again.ok().ran(&[]);
+    assert!(
+        !again.stderr.contains("no longer in the pipeline"),
+        "{}",
+        again.stderr
+    );
+    assert!(p.exists(".planexe/uptodate"));
 }
 
 #[test]

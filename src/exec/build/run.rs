@@ -487,7 +487,9 @@ fn resume_summary(graph: &Graph, plan: &Plan, run: &RunRecord, to_run: &[TaskId]
     }
 }
 
-/// Tasks no longer in the pipeline whose outputs are still on disk.
+/// Tasks no longer in the pipeline whose outputs are still on disk, but
+/// for those a task of the pipeline now produces (a task renamed, or an
+/// output moved to another task: the file is that task's now).
 fn tasks_left(session: &Session) -> Vec<Notice> {
     let graph = &session.graph;
     let mut left = Vec::new();
@@ -504,7 +506,7 @@ fn tasks_left(session: &Session) -> Vec<Notice> {
             .done
             .iter()
             .flat_map(|d| d.outputs.keys())
-            .filter(|p| session.run_dir.path(p).exists())
+            .filter(|p| graph.producer(p).is_none() && session.run_dir.path(p).exists())
             .cloned()
             .collect();
         if !outputs.is_empty() {
