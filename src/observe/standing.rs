@@ -9,7 +9,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Reason;
-use crate::store::process;
 use crate::store::{Status, TaskState};
 
 /// Where a task stands. Ordered by name, as `status --json` lists counts.
@@ -68,11 +67,7 @@ impl Standing {
 
 /// Whether a status says its task runs now.
 pub fn runs(status: &Status, build_running: bool) -> bool {
-    status.state.is_running()
-        && match status.pid {
-            Some(pid) => process::alive(pid),
-            None => build_running,
-        }
+    status.runs_now(build_running)
 }
 
 impl fmt::Display for Standing {

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::model::{Graph, Lists, Pipeline};
 use crate::store::inflight;
 use crate::store::run_record::RunRecord;
-use crate::store::{files, CheckMode, RunDir, Stamper, StateStore};
+use crate::store::rundir::StateMark;
+use crate::store::{files, CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// Where an invocation works, as its caller named it.
 #[derive(Debug, Clone, Default)]
@@ -182,6 +183,8 @@ pub struct Session {
     /// What the choice of pipeline file left to say (already said by
     /// whoever located it; kept so a build knows it was not clean).
     pub warning: Option<String>,
+    /// The state as it was when `run` and `store` were read.
+    mark: StateMark,
 }
 
 impl Session {
@@ -195,6 +198,8 @@ impl Session {
             display,
             warning,
         } = located;
+        // Taken before reading: a change made meanwhile shows as one.
+        let mark = run_dir.state_mark();
         // The state log loads on a second thread while the pipeline is
         // parsed and resolved: on a large pipeline these are the two
         // biggest costs of every command.
@@ -232,11 +237,7 @@ impl Session {
         });
         let (pipeline, run, model_source, graph) = loaded?;
         let mut store = store?;
-        // The last build crashed or still runs: its journal knows which
-        // tasks are in flight even before their sidecars say so.
-        if run.as_ref().and_then(RunRecord::unfinished_build).is_some() {
-            store.set_in_flight(inflight::recover(&run_dir));
-        }
+        in_flight(&run_dir, run.as_ref(), &mut store);
         Ok(Session {
             run,
             model_source,
@@ -245,7 +246,28 @@ impl Session {
             graph,
             store,
             warning,
+            mark,
         })
+    }
+
+    /// Reads the recorded state again (the run record and the state log)
+    /// when another planexe changed it since it was read: a build calls
+    /// this once it holds the lock, so that what another build did while
+    /// this session waited (a watch waiting for the lock, a build opened
+    /// just before another one ended) is what it plans from. `true` when
+    /// it read it again.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let mark = self.run_dir.state_mark();
+        if mark == self.mark {
+            return Ok(false);
+        }
+        let run = RunRecord::load(&self.run_dir);
+        let mut store = StateStore::load(&self.run_dir)?;
+        in_flight(&self.run_dir, run.as_ref(), &mut store);
+        self.run = run;
+        self.store = store;
+        self.mark = mark;
+        Ok(true)
     }
 
     /// The model override named for this invocation (`--model` or
@@ -271,6 +293,28 @@ impl Session {
             .as_ref()
             .and_then(RunRecord::running_build)
             .is_some()
+    }
+
+    /// What a read-only command says of a task that another build runs
+    /// now, in place of `stopped last time`: `running now (pid N)`, N the
+    /// task's command (else the build running it). `None` when no build
+    /// runs or this task is not running in it.
+    pub fn running_now_reason(&self, task: &str) -> Option<String> {
+        let build = self.run.as_ref().and_then(RunRecord::running_build)?;
+        let status = self.running_now(task)?;
+        Some(format!(
+            "running now (pid {})",
+            status.pid.unwrap_or(build.pid)
+        ))
+    }
+
+    /// The `running` status of `task` when it runs now: its sidecar (or
+    /// the running build's journal) says it runs, and its process lives
+    /// (without a pid: the build that runs it lives).
+    pub fn running_now(&self, task: &str) -> Option<Status> {
+        self.store
+            .sidecar(&self.run_dir, task)
+            .filter(|s| s.runs_now(self.build_running()))
     }
 
     /// Expands the `foreach` task `group` now that its list is ready (see
@@ -325,5 +369,13 @@ impl Session {
             files::write_atomic(&path, format!("{current}\n").as_bytes())?;
         }
         Ok(())
+    }
+}
+
+/// The last build crashed or still runs: its journal knows which tasks
+/// are in flight even before their sidecars say so.
+fn in_flight(run_dir: &RunDir, run: Option<&RunRecord>, store: &mut StateStore) {
+    if run.and_then(RunRecord::unfinished_build).is_some() {
+        store.set_in_flight(inflight::recover(run_dir));
     }
 }

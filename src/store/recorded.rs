@@ -2,7 +2,8 @@
 //! successful run, a later failure or stop, its `.DONE` marker, its
 //! freshest status) say about its last run. Every reader goes through it
 //! (the staleness check, `status`, the summary, the report), so they never
-//! disagree.
+//! disagree. And whether a status that says its task runs is true now
+//! ([`Status::runs_now`]).
 
 use std::borrow::Cow;
 
@@ -15,7 +16,7 @@ use super::record::{Status, TaskState};
 pub enum Recorded<'a> {
     /// No run is recorded (or one was only announced).
     Never,
-    /// The last run failed.
+    /// The last run failed (and no later run started).
     Failed(Cow<'a, Status>),
     /// The last run was stopped, or was still running when its build ended
     /// (it crashed) or is running now.
@@ -41,8 +42,19 @@ pub(super) fn derive<'a>(
         None => Recorded::Never,
         Some(done) => {
             match last.map(|l| (l, l.state)) {
-                Some((l, TaskState::Failed)) => return Recorded::Failed(Cow::Borrowed(l)),
-                Some((l, TaskState::Stopped)) => return Recorded::Interrupted(Cow::Borrowed(l)),
+                Some((l, state @ (TaskState::Failed | TaskState::Stopped))) => {
+                    // A run that started after that outcome and never
+                    // ended (planexe died, or it runs now) is what its
+                    // sidecar says: every state change rewrites it, and a
+                    // `running` one is newer than any outcome in the log.
+                    if let Some(s) = latest().filter(|s| s.state.is_running()) {
+                        return Recorded::Interrupted(Cow::Owned(s));
+                    }
+                    return match state {
+                        TaskState::Failed => Recorded::Failed(Cow::Borrowed(l)),
+                        _ => Recorded::Interrupted(Cow::Borrowed(l)),
+                    };
+                }
                 _ => {}
             }
             if marker() {
@@ -57,5 +69,18 @@ pub(super) fn derive<'a>(
             Recorded::Interrupted(Cow::Owned(s))
         }
         _ => fallback,
+    }
+}
+
+impl Status {
+    /// Whether this status says its task runs now: its state is a running
+    /// one and its process lives (without a pid: `build_running`, whether
+    /// the build that runs it lives).
+    pub fn runs_now(&self, build_running: bool) -> bool {
+        self.state.is_running()
+            && match self.pid {
+                Some(pid) => super::process::alive(pid),
+                None => build_running,
+            }
     }
 }

@@ -392,7 +392,27 @@ impl RunDir {
         cache.insert(folder.to_string(), inside);
         inside
     }
+
+    /// What the state a command reads looks like now ([`StateMark`]):
+    /// taken before reading it, compared after taking the lock.
+    pub fn state_mark(&self) -> StateMark {
+        use std::os::unix::fs::MetadataExt;
+        let stat = |path: PathBuf| {
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime_nsec()))
+        };
+        StateMark([stat(self.run_record_path()), stat(self.log_path())])
+    }
 }
+
+/// The stats of `run.json` and `log`. Every command that changes the
+/// state of a run directory changes one of them under the lock (a build
+/// that runs a task records its start in `run.json`; `touch`, `clean` and
+/// a no-op build's new stamps append to `log`, compaction replaces it):
+/// a view read under the same mark is still the state's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StateMark([Option<(u64, u64, i64, i64, i64)>; 2]);
 
 /// Turns a path as written in the pipeline into a normalized relative path
 /// with `/` separators, or says why it is not allowed.

@@ -17,6 +17,7 @@ mod fanout;
 mod fanout_live;
 mod fuzz;
 mod hostile_server;
+mod in_flight;
 mod jobserver;
 mod judge;
 mod judge_outputs;

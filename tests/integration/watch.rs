@@ -376,3 +376,50 @@ fn a_build_writing_many_outputs_does_not_trigger_the_next() {
     assert_eq!(rebuilds(&after), 0, "{after:?}");
     assert_eq!(w.stop(), 130);
 }
+
+#[test]
+fn after_another_build_ends_the_watch_runs_only_what_is_still_stale() {
+    // `a` waits while `hold` exists, so the other build runs as long as
+    // the test wants.
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["other.txt"]
+outputs = ["a.txt"]
+command = "while [ -e hold ]; do sleep 0.05; done; cp other.txt a.txt"
+
+[tasks.b]
+outputs = ["b.txt"]
+command = "echo b > b.txt"
+"#,
+    );
+    p.write("other.txt", "o\n");
+    let mut w = Watcher::start(&p, &[]);
+    // Past the settle time, when a change to an output is no longer taken
+    // for the first build's own.
+    let after = w.quiet_for(Duration::from_secs(1));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    p.write("hold", "");
+    let other = super::harness::Background(Some(
+        p.command(&["build", "-B", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
+    // The other build sets `a.txt` aside when `a` starts: the watch sees
+    // the change while that build holds the lock, and waits for it.
+    w.expect("another planexe (pid");
+    p.remove("hold");
+    let out = other.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The other build made `a.txt` from the state the watch now reads:
+    // nothing is left to run.
+    let lines = w.expect("watch: a.txt changed");
+    assert_eq!(started(&lines), Vec::<String>::new(), "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "watch: a.txt changed: ran 0 task(s)");
+    let after = w.quiet_for(Duration::from_secs(2));
+    assert!(after.iter().all(|l| !l.starts_with("start ")), "{after:?}");
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+    assert_eq!(w.stop(), 130);
+}

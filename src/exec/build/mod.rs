@@ -176,6 +176,10 @@ impl Build<'_> {
             // Whatever this build changes, the certificate no longer
             // vouches for it; the build writes a new one if it can.
             let _t = crate::phases::phase("build: start (certificate, recovery)");
+            // The session was read before the lock was ours: another
+            // planexe may have changed the state since (a watch waits for
+            // the lock with its session open). Plan from what is there now.
+            session.refresh()?;
             session.run_dir.remove_certificate()?;
             session.record_pipeline()?;
             recovery::reconcile(

@@ -114,8 +114,11 @@ impl Build<'_> {
                 run_record::hash_text(&session.pipeline.text),
             )
         });
+        // A dry run beside a build that runs now resumes nothing: it says
+        // what that build is running (`running now`), not `stopped`.
+        let other_build = options.dry_run && session.build_running();
         if !to_run.is_empty() {
-            if earlier_work {
+            if earlier_work && !other_build {
                 let summary = resume_summary(graph, &plan, &run, &to_run);
                 self.say(progress, Notice::Resuming(summary));
                 let changed = plan.changed_definitions(graph);
@@ -146,10 +149,18 @@ impl Build<'_> {
             progress.report.would_run = to_run
                 .iter()
                 .map(|&t| {
-                    let reason = plan.reasons[t]
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
+                    let running = match plan.reasons[t] {
+                        Some(Reason::InterruptedLastTime) if other_build => {
+                            session.running_now_reason(&graph[t].name)
+                        }
+                        _ => None,
+                    };
+                    let reason = running.unwrap_or_else(|| {
+                        plan.reasons[t]
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    });
                     (graph[t].name.clone(), reason)
                 })
                 .collect();

@@ -1,0 +1,131 @@
+//! A task in flight, as other commands see it: a dry run beside the build
+//! that runs it, and what a crash leaves after an earlier failure.
+
+use std::process::Stdio;
+
+use crate::harness::*;
+
+/// `a` waits while `hold` exists, so a test decides when it ends.
+const HELD: &str = r#"
+[tasks.a]
+inputs = ["other.txt"]
+outputs = ["a.txt"]
+command = "while [ -e hold ]; do sleep 0.05; done; cp other.txt a.txt"
+
+[tasks.b]
+outputs = ["b.txt"]
+command = "echo b > b.txt"
+"#;
+
+/// The pid of `task`'s command, once the running build has journaled it
+/// (the journal of an earlier build names a command that has ended).
+fn spawned(p: &Project, task: &str) -> u32 {
+    let mut pid = 0;
+    wait_for("the command's pid in the journal", || {
+        let journal = std::fs::read_to_string(p.path(".planexe/inflight")).unwrap_or_default();
+        let needle = format!("{{\"spawned\":[\"{task}\",");
+        pid = journal
+            .lines()
+            .find_map(|l| l.strip_prefix(&needle)?.strip_suffix("]}")?.parse().ok())
+            .unwrap_or(0);
+        // SAFETY: signal 0 only probes for existence.
+        pid != 0 && unsafe { libc::kill(pid as i32, 0) } == 0
+    });
+    pid
+}
+
+#[test]
+fn a_dry_run_beside_a_build_says_its_task_runs_now_not_that_it_stopped() {
+    let p = Project::new(HELD);
+    p.write("other.txt", "o\n");
+    p.build().ok();
+    p.write("hold", "");
+    let build = Background(Some(
+        p.command(&["build", "-B", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
+    let pid = spawned(&p, "a");
+    let run = p.run(&["build", "-n"]);
+    run.ok();
+    assert_eq!(
+        run.stdout,
+        format!("a: running now (pid {pid})\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("resuming"), "{}", run.stderr);
+    assert!(!run.stderr.contains("stopped"), "{}", run.stderr);
+    // And `explain` says the same.
+    p.run(&["explain", "a"])
+        .ok()
+        .stdout_has(&format!("running now (pid {pid})"));
+    p.remove("hold");
+    let out = build.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+}
+
+#[test]
+fn a_crash_after_a_failure_reads_as_stopped_not_as_the_old_failure() {
+    let p = Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n");
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"exit 3\"\n",
+    );
+    p.build().code(1);
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 100; echo b > a.txt\"\n",
+    );
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = spawned(&p, "a");
+    // Past the `running` sidecar's 100 ms, then no cleanup at all.
+    wait_for("the running sidecar", || {
+        p.status_json("a")["state"] == "running"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let run = p.run(&["build", "-n"]);
+    assert_eq!(run.stdout, "a: stopped last time\n");
+    assert!(run.stderr.contains("1 stopped"), "{}", run.stderr);
+    assert!(!run.stderr.contains("failed"), "{}", run.stderr);
+    let status = p.run(&["status"]);
+    assert!(
+        !status.stdout.contains("exit status 3"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        !status.stdout.contains("not recoverable"),
+        "{}",
+        status.stdout
+    );
+    let explain = p.run(&["explain", "a"]);
+    explain.stdout_has("stopped last time");
+    assert!(
+        !explain.stdout.contains("exit status 3"),
+        "{}",
+        explain.stdout
+    );
+
+    // The next build stops what the crash left running and runs it again.
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo c > a.txt\"\n",
+    );
+    p.build()
+        .ok()
+        .stderr_has(&format!("stopped a (pid {pid})"))
+        .stderr_has("1 stopped");
+    assert_eq!(p.read("a.txt"), "c\n");
+}
