@@ -41,21 +41,20 @@ pub(super) fn derive<'a>(
     let fallback = match done {
         None => Recorded::Never,
         Some(done) => {
-            match last.map(|l| (l, l.state)) {
-                Some((l, state @ (TaskState::Failed | TaskState::Stopped))) => {
-                    // A run that started after that outcome and never
-                    // ended (planexe died, or it runs now) is what its
-                    // sidecar says: every state change rewrites it, and a
-                    // `running` one is newer than any outcome in the log.
-                    if let Some(s) = latest().filter(|s| s.state.is_running()) {
-                        return Recorded::Interrupted(Cow::Owned(s));
-                    }
-                    return match state {
-                        TaskState::Failed => Recorded::Failed(Cow::Borrowed(l)),
-                        _ => Recorded::Interrupted(Cow::Borrowed(l)),
-                    };
+            if let Some(l) =
+                last.filter(|l| matches!(l.state, TaskState::Failed | TaskState::Stopped))
+            {
+                // A run that started after that outcome and never ended
+                // (planexe died, or it runs now) is what its sidecar says:
+                // every state change rewrites it, and a `running` one is
+                // newer than any outcome in the log.
+                if let Some(s) = latest().filter(|s| s.state.is_running()) {
+                    return Recorded::Interrupted(Cow::Owned(s));
                 }
-                _ => {}
+                return match l.state {
+                    TaskState::Failed => Recorded::Failed(Cow::Borrowed(l)),
+                    _ => Recorded::Interrupted(Cow::Borrowed(l)),
+                };
             }
             if marker() {
                 return Recorded::Done(done);

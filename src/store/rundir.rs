@@ -412,7 +412,10 @@ impl RunDir {
 /// a no-op build's new stamps append to `log`, compaction replaces it):
 /// a view read under the same mark is still the state's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StateMark([Option<(u64, u64, i64, i64, i64)>; 2]);
+pub struct StateMark([Option<FileMark>; 2]);
+
+/// A file's inode, size, mtime (s, ns) and ctime (ns).
+type FileMark = (u64, u64, i64, i64, i64);
 
 /// Turns a path as written in the pipeline into a normalized relative path
 /// with `/` separators, or says why it is not allowed.
