@@ -487,8 +487,7 @@ pub struct Status {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_fingerprint: Option<String>,
     pub inputs: BTreeMap<String, Stamp>,
-    /// A command naming `{inputs}`: the order it was given them in (a
-    /// hash; `Task::input_order`).
+    /// A command naming `{inputs}`: a hash of their order (`input_order`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_order: Option<String>,
     pub outputs: BTreeMap<String, Stamp>,

@@ -327,14 +327,8 @@ fn issue_14_instance_names_too_long_for_a_file_name_are_refused() {
         .stderr_has("has a name of 222 bytes");
 }
 
-/// A list a task made that cannot be expanded fails its fan-out, and only
-/// that: the next build makes the list again (and fails the fan-out again
-/// while it still cannot be expanded), runs everything else, and `status`
-/// and `build -n` still read the run. Fixed, it expands.
-#[test]
-fn a_bad_list_a_task_made_fails_its_fan_out_and_does_not_lock_the_run() {
-    let p = Project::new(
-        r#"
+/// A list a task makes from `items.src`, and a fan-out over it.
+const LISTED: &str = r#"
 [tasks.list]
 inputs = ["items.src"]
 outputs = ["items.json"]
@@ -344,13 +338,23 @@ command = "cp items.src items.json"
 foreach = { file = "items.json", key = "id" }
 outputs = ["per/{{ key }}.txt"]
 command = "echo {{ key }} > per/{{ key }}.txt"
+"#;
 
+/// A list a task made that cannot be expanded fails its fan-out, and only
+/// that: the next build makes the list again (and fails the fan-out again
+/// while it still cannot be expanded), runs everything else, and `status`
+/// and `build -n` still read the run. Fixed, it expands.
+#[test]
+fn a_bad_list_a_task_made_fails_its_fan_out_and_does_not_lock_the_run() {
+    let p = Project::new(&format!(
+        "{LISTED}{}",
+        r#"
 [tasks.other]
 inputs = ["other.src"]
 outputs = ["other.txt"]
 command = "cp other.src other.txt"
-"#,
-    );
+"#
+    ));
     p.write("items.src", r#"[{"id":"a"},{"id":"a"}]"#)
         .write("other.src", "one\n");
     p.build().code(1).stderr_has("key `a` is used twice");
@@ -378,18 +382,9 @@ command = "cp other.src other.txt"
 /// what a clean build writes. The same for a reordered `inputs` list.
 #[test]
 fn a_gather_over_inputs_in_a_new_order_runs_again() {
-    let p = Project::new(
+    let p = Project::new(&format!(
+        "{LISTED}{}",
         r#"
-[tasks.list]
-inputs = ["items.src"]
-outputs = ["items.json"]
-command = "cp items.src items.json"
-
-[tasks.per]
-foreach = { file = "items.json", key = "id" }
-outputs = ["per/{{ key }}.txt"]
-command = "echo {{ key }} > per/{{ key }}.txt"
-
 [tasks.gather]
 inputs = ["per"]
 outputs = ["all.txt"]
@@ -399,8 +394,8 @@ command = "cat {inputs} > all.txt"
 inputs = ["x", "y"]
 outputs = ["pair.txt"]
 command = "cat {inputs} > pair.txt"
-"#,
-    );
+"#
+    ));
     p.write("items.src", r#"[{"id":"a"},{"id":"b"},{"id":"d"}]"#)
         .write("x", "x\n")
         .write("y", "y\n");
