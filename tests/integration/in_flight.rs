@@ -129,3 +129,52 @@ fn a_crash_after_a_failure_reads_as_stopped_not_as_the_old_failure() {
         .stderr_has("1 stopped");
     assert_eq!(p.read("a.txt"), "c\n");
 }
+
+/// A run whose build was killed, its command gone too, has no error of
+/// its own: `status` says what happened instead of an empty error, and
+/// that running it again may well succeed.
+#[test]
+fn a_run_its_build_never_saw_end_says_so_in_status() {
+    let p =
+        Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 100; echo a > a.txt\"\n");
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = spawned(&p, "a");
+    wait_for("the running sidecar", || {
+        p.exists(".planexe/tasks/a.status") && p.status_json("a")["state"] == "running"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // SAFETY: killing the process group the killed build left running.
+    unsafe {
+        libc::kill(-(pid as i32), libc::SIGKILL);
+    }
+    wait_for("the command to be gone", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+    });
+    let status = p.run(&["status"]);
+    status
+        .ok()
+        .stdout_has("stopped: its build ended before it did, attempt 1, recoverable");
+    let json = p.run(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let task = doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(task["recoverable"], true, "{task}");
+}

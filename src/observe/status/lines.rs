@@ -14,7 +14,7 @@ use crate::observe::standing::Standing;
 use crate::observe::summary;
 use crate::plan::{Plan, Reason, Session};
 use crate::store::record::JudgeVerdict;
-use crate::store::{sidecar, Recorded, RunDir, StateStore, Status, TaskState};
+use crate::store::{sidecar, ErrorKind, Recorded, RunDir, StateStore, Status, TaskState};
 
 /// One task in `status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +218,14 @@ fn task_line(
                 }
                 Some(s) => line.failure(s),
                 None => {}
+            }
+            // A run its build never saw end (planexe was killed, or the
+            // machine stopped) has no error of its own recorded.
+            if line.state == Standing::Stopped && line.error.is_none() {
+                line.error = Some("its build ended before it did".into());
+                line.error_kind = Some(ErrorKind::Stopped.as_str().to_string());
+                line.recoverable = Some(true);
+                line.hint = Some(ErrorKind::Stopped.hint().to_string());
             }
         }
         Some(other) => line.state = Standing::of(Some(other), None, build_running),

@@ -52,6 +52,17 @@ impl Client {
         let mut command = p.command(&all);
         if own_group {
             command.process_group(0);
+            // As a terminal starts it: Ctrl-C's default action, even when
+            // the tests themselves run as a background job (which starts
+            // with SIGINT ignored, and children inherit that).
+            // SAFETY: only a signal disposition changes between fork and
+            // exec.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_DFL);
+                    Ok(())
+                });
+            }
         }
         let mut child = command
             .stdin(Stdio::piped())
