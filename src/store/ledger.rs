@@ -2,7 +2,8 @@
 //! call), `.planexe/failures.jsonl` (one line per failed attempt of any
 //! task, command or prompt: failures as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
 //! response). Every string passes through [`Ledger::redact`] first, so no
-//! API key reaches a file, in any spelling (see [`Secrets`]). [`totals`] reads the usage ledger back.
+//! API key reaches a file, in any spelling (see [`Secrets`]). [`totals`]
+//! reads the usage ledger back.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
