@@ -246,8 +246,21 @@ impl Pipeline {
         let def = match parsed {
             Ok(def) => def,
             Err(e) => {
-                let (message, shape_hint) = shape_error(e.message().trim_end());
                 let span = e.span().unwrap_or(0..0);
+                let raw = e.message().trim_end();
+                let shape = raw.starts_with("invalid type: ") || raw.starts_with("invalid length ");
+                let (message, shape_hint) = if shape
+                    && text.get(span.start..).is_some_and(|t| t.starts_with("[["))
+                {
+                    // serde sees the array `[[x]]` makes from where it
+                    // wanted the one table `[x]` is.
+                    (
+                        "`[[...]]` makes an array of tables, and this takes one table".to_string(),
+                        Some("write the header with one pair of brackets, such as [tasks.NAME]"),
+                    )
+                } else {
+                    shape_error(raw)
+                };
                 let source = Source {
                     display: &display,
                     text: &text,

@@ -123,20 +123,44 @@ fn visible(text: &str, keep: &[char]) -> String {
         .collect()
 }
 
-/// serde's word for an array where a table belongs (`invalid length 2,
-/// expected struct ForeachDef with 3 elements`: a struct reads from an
-/// array too) in the pipeline's terms, with a hint; other messages as they
-/// are.
+/// serde's words for a value of the wrong shape, in the pipeline's terms,
+/// with a hint; other messages as they are. serde names Rust types
+/// (`invalid length 2, expected struct ForeachDef with 3 elements`: a
+/// struct reads from an array too; `invalid type: string "x", expected
+/// struct ForeachDef`); a user wrote a table, an array or a value.
 pub(super) fn shape_error(message: &str) -> (String, Option<&'static str>) {
-    let Some(name) = message
+    let array_for_table = message
         .strip_prefix("invalid length ")
         .and_then(|m| m.split_once(", expected struct "))
         .and_then(|(_, rest)| rest.split_once(" with "))
-        .map(|(name, _)| name)
-    else {
+        .map(|(name, _)| name);
+    if let Some(name) = array_for_table {
+        return (
+            "expected a table, found an array".to_string(),
+            Some(table_hint(name)),
+        );
+    }
+    let Some(invalid) = message.strip_prefix("invalid type: ") else {
         return (message.to_string(), None);
     };
-    let hint = match name {
+    if let Some((found, name)) = invalid.split_once(", expected struct ") {
+        return (
+            format!("expected a table, found {}", in_words(found)),
+            Some(table_hint(name)),
+        );
+    }
+    if let Some(found) = invalid.strip_suffix(", expected a sequence") {
+        return (
+            format!("expected an array, found {}", in_words(found)),
+            Some("write an array here, key = [\"a\", \"b\"] (docs/pipeline.md gives every key's type)"),
+        );
+    }
+    (message.to_string(), None)
+}
+
+/// How to write the table serde calls `name`.
+fn table_hint(name: &str) -> &'static str {
+    match name {
         "ForeachDef" => {
             "write foreach = { file = \"list.json\", items = \"/pointer\", key = \"field\" } \
              (docs/fanout.md); for a list of fixed values, use matrix = { name = [\"a\", \"b\"] }"
@@ -144,7 +168,19 @@ pub(super) fn shape_error(message: &str) -> (String, Option<&'static str>) {
         "JudgeDef" => {
             "write [tasks.NAME.judge] with prompt = \"...\" and threshold = 0.7 (docs/checks.md)"
         }
+        "PipelineSection" => {
+            "write a [pipeline] section, with name, jobs, model, ... (docs/pipeline.md)"
+        }
         _ => "write a table here, key = { name = value, ... } or a [section] (docs/pipeline.md)",
-    };
-    ("expected a table, found an array".to_string(), Some(hint))
+    }
+}
+
+/// serde's name of what it found, as a pipeline's author says it.
+fn in_words(found: &str) -> String {
+    match found {
+        "map" => "a table".to_string(),
+        "sequence" => "an array".to_string(),
+        other if other.starts_with("integer") => format!("an {other}"),
+        other => format!("a {other}"),
+    }
 }

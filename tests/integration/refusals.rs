@@ -57,6 +57,46 @@ fn an_array_where_a_table_belongs_says_so_and_how_to_write_it() {
     .stderr_has("hint: fix the value at the marked position");
 }
 
+/// Every shape error speaks of tables, arrays and values, never of the
+/// Rust types behind them.
+#[test]
+fn a_value_of_the_wrong_shape_is_named_in_toml_terms() {
+    for (text, at, says, hint) in [
+        (
+            "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nforeach = \"x\"\n",
+            "4:11",
+            "expected a table, found a string \"x\"",
+            "hint: write foreach = { file = ",
+        ),
+        (
+            "pipeline = 3\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "1:12",
+            "expected a table, found an integer `3`",
+            "hint: write a [pipeline] section",
+        ),
+        (
+            "[tasks.a]\noutputs = { a = 1 }\ncommand = \"true\"\n",
+            "2:11",
+            "expected an array, found a table",
+            "hint: write an array here",
+        ),
+        (
+            "[[tasks.a]]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "1:1",
+            "`[[...]]` makes an array of tables, and this takes one table",
+            "hint: write the header with one pair of brackets, such as [tasks.NAME]",
+        ),
+    ] {
+        let run = refused(text, at, says).build();
+        run.stderr_has(hint);
+        assert!(
+            !run.stderr.contains("struct") && !run.stderr.contains("sequence"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn missing_input_that_no_task_produces() {
     refused(
