@@ -96,10 +96,11 @@ fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
         .iter_errors(arguments)
         .map(|e| {
             let at = e.instance_path.to_string();
+            let said = shortened(&e.to_string(), &e.instance.to_string());
             if at.is_empty() {
-                e.to_string()
+                said
             } else {
-                format!("{at}: {e}")
+                format!("{at}: {said}")
             }
         })
         .collect();
@@ -116,6 +117,24 @@ fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
         tool.name,
         describe(&tool.input)
     )))
+}
+
+/// The most of a client's value an error quotes back.
+const QUOTED: usize = 80;
+
+/// `message` (a schema error quoting the value it is about, `value`) with
+/// a long value cut short: a client that sent megabytes gets its error,
+/// not its megabytes back.
+fn shortened(message: &str, value: &str) -> String {
+    if value.len() <= QUOTED || !message.contains(value) {
+        return message.to_string();
+    }
+    let mut cut = QUOTED;
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let short = format!("{}… ({} bytes)", &value[..cut], value.len());
+    message.replacen(value, &short, 1)
 }
 
 /// The arguments a schema takes, in a few words: `run (required), timeout_s`.

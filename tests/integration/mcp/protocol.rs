@@ -208,6 +208,20 @@ fn bad_arguments_are_tool_errors_that_say_what_to_fix() {
     assert!(message.contains("hint: runs lists the runs"), "{message}");
     let message = c.err("run_create", json!({"plan": " \n "}));
     assert!(message.contains("the plan is empty"), "{message}");
+    // A value too long is not sent back whole.
+    let huge = "p".repeat((1 << 20) + 1);
+    let message = c.err("run_create", json!({ "plan": huge }));
+    assert!(
+        message.contains("/plan"),
+        "{}",
+        &message[..200.min(message.len())]
+    );
+    assert!(
+        message.contains("(1048579 bytes)"),
+        "{}",
+        &message[..400.min(message.len())]
+    );
+    assert!(message.len() < 1000, "{} bytes", message.len());
     c.ping();
     assert!(c.close().success());
 }
