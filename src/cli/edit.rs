@@ -85,7 +85,9 @@ fn chosen(session: &Session, file: Option<&Path>) -> Result<PathBuf> {
         .strip_prefix(&canonical_root)
         .is_ok_and(|rel| sources(session).any(|source| Path::new(source) == rel));
     if !is_source {
-        let mut shown: Vec<&str> = sources(session).collect();
+        // Each source once, however many tasks read it.
+        let mut seen = std::collections::HashSet::new();
+        let mut shown: Vec<&str> = sources(session).filter(|s| seen.insert(*s)).collect();
         shown.truncate(8);
         return Err(Error::usage(format!(
             "{} is not a source of the pipeline or the pipeline file",
@@ -94,7 +96,11 @@ fn chosen(session: &Session, file: Option<&Path>) -> Result<PathBuf> {
         .hint(if shown.is_empty() {
             "the pipeline reads no source file; edit the pipeline file".to_string()
         } else {
-            format!("sources: {}", shown.join(", "))
+            format!(
+                "sources: {}; or the pipeline file, {}",
+                shown.join(", "),
+                session.pipeline.display
+            )
         }));
     }
     Ok(path)

@@ -179,7 +179,9 @@ fn a_file_that_is_not_a_source_is_refused() {
         let run = edit(&p, &ed, &["-y", file]);
         run.code(2)
             .stderr_has("is not a source of the pipeline")
-            .stderr_has("sources: plan.txt");
+            .stderr_has(
+                "hint: sources: plan.txt, notes.txt; or the pipeline file, pipeline.toml\n",
+            );
     }
     assert_eq!(p.read("a.txt"), "first line\n");
     // The pipeline file itself is allowed, and read again after the edit.
