@@ -152,7 +152,7 @@ impl Watch<'_> {
             Err(e) => {
                 printer.error(&e);
                 printer.note(&format!(
-                    "watch: {what}: not built; waiting for a change to the pipeline"
+                    "watch: {what}: not built; waiting for a change that fixes it"
                 ));
                 return Ok(());
             }

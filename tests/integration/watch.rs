@@ -232,7 +232,13 @@ fn a_broken_pipeline_is_reported_and_a_fixed_one_builds_and_its_new_sources_are_
             && l.contains(&format!("{}:", PIPELINE.lines().count() + 2))),
         "{lines:?}"
     );
-    assert!(lines.last().unwrap().contains("not built"));
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("not built; waiting for a change that fixes it"),
+        "{lines:?}"
+    );
     // Fixed, with a task that reads a new source.
     p.write("extra.txt", "extra\n");
     let fixed = format!(
