@@ -319,7 +319,9 @@ impl Attempt<'_> {
 
     /// The attempt failed: what it wrote goes to `.planexe/failed/TASK/`,
     /// and the outputs of the last good run come back.
-    pub(super) fn roll_back(&self) {
+    /// Returns, for each last good output that could not be put back, a
+    /// line saying where it is kept.
+    pub(super) fn roll_back(&self) -> Vec<String> {
         let failed = self.run_dir.failed_dir(&self.task.name);
         let _ = std::fs::remove_dir_all(&failed);
         for out in &self.task.outputs {
@@ -331,7 +333,7 @@ impl Attempt<'_> {
                 let _ = move_file(&current, &kept);
             }
         }
-        self.restore();
+        self.restore()
     }
 
     /// Removes what a turn wrote that its judge refused, before the
@@ -353,17 +355,28 @@ impl Attempt<'_> {
         }
     }
 
-    /// Puts back the outputs set aside.
-    fn restore(&self) {
+    /// Puts back the outputs set aside. Returns, for each that could not
+    /// be (the command left a file where its folder was, or the disk is
+    /// full), where it is kept: it stays in `.planexe/prev/`, where nobody
+    /// would look unless told.
+    fn restore(&self) -> Vec<String> {
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
+        let mut kept = Vec::new();
         for out in &self.task.outputs {
             let saved = prev_dir.join(&out.path);
             let current = self.run_dir.path(&out.path);
             if std::fs::symlink_metadata(&saved).is_ok() && self.inside(&[&saved, &current]).is_ok()
             {
-                let _ = move_file(&saved, &current);
+                if let Err(e) = move_file(&saved, &current) {
+                    kept.push(format!(
+                        "the last good {} could not be put back ({e}); it is kept in {}",
+                        out.path,
+                        self.run_dir.show(&saved)
+                    ));
+                }
             }
         }
+        kept
     }
 
     /// Refuses to move a file from or to a folder that leads out of the run

@@ -143,7 +143,15 @@ impl Runner for TaskRunner<'_> {
         let result = prepared.and_then(|()| {
             self.turns(&attempt, task, &mut status, &mut turn)
                 .inspect(|()| timed("task: commit", || attempt.commit()))
-                .inspect_err(|_| attempt.roll_back())
+                .map_err(|mut error| {
+                    // A good output that could not be put back is said
+                    // with the failure, with where it is kept.
+                    for kept in attempt.roll_back() {
+                        error.message.push('\n');
+                        error.message.push_str(&kept);
+                    }
+                    error
+                })
         });
         timed("task: journal", || turn.end());
         status.finished_at = Some(crate::clock::now_rfc3339());

@@ -496,3 +496,26 @@ fn what_an_ended_run_set_aside_is_deleted_after_a_crash_not_put_back() {
     assert!(!p.exists(".planexe/prev/a/out.md"));
     assert_eq!(p.read("out.md"), "two\n");
 }
+
+/// A failed re-run whose last good output cannot be put back (the command
+/// left a file where the output's folder was) says where it is kept.
+#[test]
+fn a_good_output_that_cannot_be_put_back_is_said_where_it_is_kept() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"out/a.txt\"]\ncommand = \"mkdir -p out; echo good > out/a.txt\"\n",
+    );
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"out/a.txt\"]\ncommand = \"rm -rf out; touch out; exit 1\"\n",
+    );
+    p.build()
+        .code(1)
+        .stderr_has("the last good out/a.txt could not be put back (")
+        .stderr_has("it is kept in .planexe/prev/a/out/a.txt");
+    assert_eq!(p.read(".planexe/prev/a/out/a.txt"), "good\n");
+    assert!(p.status_json("a")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("it is kept in .planexe/prev/a/out/a.txt"));
+}
