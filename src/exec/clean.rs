@@ -104,18 +104,7 @@ impl CleanPlan {
                 }
                 files.push((out.path.clone(), path));
             }
-            let status = run_dir.status_path(&task.name);
-            for path in [
-                crate::store::rundir::spare_of(&status),
-                status,
-                run_dir.done_path(&task.name),
-                run_dir.task_log_path(&task.name),
-                run_dir.check_log_path(&task.name),
-            ] {
-                if path.exists() {
-                    files.push((run_dir.show(&path), path));
-                }
-            }
+            state_files(run_dir, &task.name, &mut files);
         }
         for name in removed {
             // Its last good run's outputs, but never one a task of the
@@ -135,18 +124,7 @@ impl CleanPlan {
                     files.push((out, path));
                 }
             }
-            let status = run_dir.status_path(&name);
-            for path in [
-                crate::store::rundir::spare_of(&status),
-                status,
-                run_dir.done_path(&name),
-                run_dir.task_log_path(&name),
-                run_dir.check_log_path(&name),
-            ] {
-                if path.exists() {
-                    files.push((run_dir.show(&path), path));
-                }
-            }
+            state_files(run_dir, &name, &mut files);
             tasks.push(name);
         }
         if let Selection::All = selection {
@@ -181,5 +159,22 @@ impl CleanPlan {
             session.store.forget(&session.run_dir, name)?;
         }
         Ok(())
+    }
+}
+
+/// Adds the files planexe keeps of `task` that exist: its sidecar and the
+/// sidecar's spare, `.DONE`, and its logs.
+fn state_files(run_dir: &crate::store::RunDir, task: &str, files: &mut Vec<(String, PathBuf)>) {
+    let status = run_dir.status_path(task);
+    for path in [
+        crate::store::rundir::spare_of(&status),
+        status,
+        run_dir.done_path(task),
+        run_dir.task_log_path(task),
+        run_dir.check_log_path(task),
+    ] {
+        if path.exists() {
+            files.push((run_dir.show(&path), path));
+        }
     }
 }

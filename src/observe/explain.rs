@@ -128,12 +128,9 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
     let rec = record.as_deref();
     Ok(Explanation {
         task: task.name.clone(),
-        reason: match &plan.reasons[task.id] {
-            Some(crate::plan::Reason::InterruptedLastTime) if session.build_running() => session
-                .running_now_reason(&task.name)
-                .or_else(|| Some(crate::plan::Reason::InterruptedLastTime.to_string())),
-            reason => reason.as_ref().map(ToString::to_string),
-        },
+        reason: plan.reasons[task.id]
+            .as_ref()
+            .map(|r| session.shown_reason(&task.name, r)),
         last_success,
         last_error,
         inputs: task

@@ -295,11 +295,19 @@ impl Session {
             .is_some()
     }
 
-    /// What a read-only command says of a task that another build runs
-    /// now, in place of `stopped last time`: `running now (pid N)`, N the
-    /// task's command (else the build running it). `None` when no build
-    /// runs or this task is not running in it.
-    pub fn running_now_reason(&self, task: &str) -> Option<String> {
+    /// Why `task` is stale, as a read-only command says it: a task that
+    /// another build runs now is `running now (pid N)` (N the task's
+    /// command, else the build running it), not `stopped last time`.
+    pub fn shown_reason(&self, task: &str, reason: &super::Reason) -> String {
+        match reason {
+            super::Reason::InterruptedLastTime => self.running_now_reason(task),
+            _ => None,
+        }
+        .unwrap_or_else(|| reason.to_string())
+    }
+
+    /// `running now (pid N)` when another build runs `task` now.
+    fn running_now_reason(&self, task: &str) -> Option<String> {
         let build = self.run.as_ref().and_then(RunRecord::running_build)?;
         let status = self.running_now(task)?;
         Some(format!(

@@ -68,6 +68,26 @@ fn a_dry_run_beside_a_build_says_its_task_runs_now_not_that_it_stopped() {
     p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
 }
 
+/// Starts a build, waits until `task` runs (its pid journaled, past the
+/// `running` sidecar's 100 ms), then kills planexe with no cleanup at
+/// all. Returns the pid of the task's command, left running.
+fn crash_while_running(p: &Project, task: &str) -> u32 {
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = spawned(p, task);
+    let sidecar = format!(".planexe/tasks/{task}.status");
+    wait_for("the running sidecar", || {
+        p.exists(&sidecar) && p.status_json(task)["state"] == "running"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pid
+}
+
 #[test]
 fn a_crash_after_a_failure_reads_as_stopped_not_as_the_old_failure() {
     let p = Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n");
@@ -81,19 +101,7 @@ fn a_crash_after_a_failure_reads_as_stopped_not_as_the_old_failure() {
         "pipeline.toml",
         "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 100; echo b > a.txt\"\n",
     );
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = spawned(&p, "a");
-    // Past the `running` sidecar's 100 ms, then no cleanup at all.
-    wait_for("the running sidecar", || {
-        p.status_json("a")["state"] == "running"
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let pid = crash_while_running(&p, "a");
 
     let run = p.run(&["build", "-n"]);
     assert_eq!(run.stdout, "a: stopped last time\n");
@@ -137,18 +145,7 @@ fn a_crash_after_a_failure_reads_as_stopped_not_as_the_old_failure() {
 fn a_run_its_build_never_saw_end_says_so_in_status() {
     let p =
         Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 100; echo a > a.txt\"\n");
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = spawned(&p, "a");
-    wait_for("the running sidecar", || {
-        p.exists(".planexe/tasks/a.status") && p.status_json("a")["state"] == "running"
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let pid = crash_while_running(&p, "a");
     // SAFETY: killing the process group the killed build left running.
     unsafe {
         libc::kill(-(pid as i32), libc::SIGKILL);

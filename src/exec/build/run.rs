@@ -149,19 +149,12 @@ impl Build<'_> {
             progress.report.would_run = to_run
                 .iter()
                 .map(|&t| {
-                    let running = match plan.reasons[t] {
-                        Some(Reason::InterruptedLastTime) if other_build => {
-                            session.running_now_reason(&graph[t].name)
-                        }
-                        _ => None,
-                    };
-                    let reason = running.unwrap_or_else(|| {
-                        plan.reasons[t]
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default()
-                    });
-                    (graph[t].name.clone(), reason)
+                    let name = &graph[t].name;
+                    let reason = plan.reasons[t]
+                        .as_ref()
+                        .map(|r| session.shown_reason(name, r))
+                        .unwrap_or_default();
+                    (name.clone(), reason)
                 })
                 .collect();
             if to_run.is_empty() {

@@ -243,52 +243,51 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 
-    /// Makes the instances of `group` what its list file says: an
-    /// instance whose item is unchanged keeps its id; one whose item is
-    /// gone or changed is retired (out of the listing, its name and outputs
-    /// free); new and changed items get new ids. The first expansion
-    /// retires the placeholder. The new members take the old ones' place
-    /// in the listing. Returns the tasks added and retired and the
-    /// outputs no longer produced, or `None` when the list file does not
-    /// exist or is the one the instances came from.
-    /// Reads and checks the list of the fan-out `group` (what
-    /// [`Resolver::expand_group`] expands), changing nothing.
-    fn read_list(&self, graph: &Graph, group: &str) -> Result<()> {
-        let Some(list) = graph.fanouts.get(group).and_then(|f| f.list.clone()) else {
-            return Ok(());
-        };
-        let (_, def) = self.defs[group];
-        let Some(foreach) = &def.foreach else {
-            return Ok(());
-        };
-        let mut read = foreach.get_ref().clone();
-        read.file = list;
-        fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())
-            .map(|_| ())
-    }
-
-    fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Expansion>> {
+    /// Reads and checks the list of the fan-out `group`, changing nothing:
+    /// `None` when it has no list, its list file does not exist, or the
+    /// file is the one its instances came from.
+    fn read_list(&self, graph: &Graph, group: &str) -> Result<Option<fanout::List>> {
         let Some(fan) = graph.fanouts.get(group) else {
             return Ok(None);
         };
         let Some(list) = fan.list.clone() else {
             return Ok(None);
         };
-        let (name, def) = self.defs[group];
+        let (_, def) = self.defs[group];
         let Some(foreach) = &def.foreach else {
             return Ok(None);
         };
-        let span = foreach.span();
-        let mut foreach = foreach.get_ref().clone();
-        foreach.file = list;
-        let Some(read) =
-            fanout::foreach_instances(self.run_dir, &self.source, group, &foreach, span)?
-        else {
-            return Ok(None);
-        };
-        if fan.expanded_from.as_deref() == Some(read.hash.as_str()) {
-            return Ok(None);
+        let mut read = foreach.get_ref().clone();
+        read.file = list;
+        let read =
+            fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())?;
+        Ok(read.filter(|r| fan.expanded_from.as_deref() != Some(r.hash.as_str())))
+    }
+
+    /// Makes the instances of `group` what its list file says
+    /// ([`Resolver::read_list`], then [`Resolver::expand_read`]).
+    fn expand_group(&mut self, graph: &mut Graph, group: &str) -> Result<Option<Expansion>> {
+        match self.read_list(graph, group)? {
+            Some(read) => self.expand_read(graph, group, read).map(Some),
+            None => Ok(None),
         }
+    }
+
+    /// Makes the instances of `group` what its list `read` says: an
+    /// instance whose item is unchanged keeps its id; one whose item is
+    /// gone or changed is retired (out of the listing, its name and outputs
+    /// free); new and changed items get new ids. The first expansion
+    /// retires the placeholder. The new members take the old ones' place
+    /// in the listing. Returns the tasks added and retired and the
+    /// outputs no longer produced.
+    fn expand_read(
+        &mut self,
+        graph: &mut Graph,
+        group: &str,
+        read: fanout::List,
+    ) -> Result<Expansion> {
+        let (name, def) = self.defs[group];
+        let fan = &graph.fanouts[group];
         let old = fan.members.clone();
         let entries = entries::instances(name, def, read.instances);
         // Which old instances stay as they are.
@@ -350,12 +349,12 @@ impl<'a> Resolver<'a> {
             fan.placeholder = false;
             fan.expanded_from = Some(read.hash);
         }
-        Ok(Some(Expansion {
+        Ok(Expansion {
             added,
             retired,
             relinked: Vec::new(),
             gone_outputs,
-        }))
+        })
     }
 }
 
@@ -480,12 +479,13 @@ impl Graph {
                 .get(&group)
                 .and_then(|f| f.list.as_deref())
                 .is_some_and(|list| graph.producer(list).is_some());
-            match resolver.read_list(&graph, &group) {
+            let read = match resolver.read_list(&graph, &group) {
                 Err(_) if made => continue,
-                Err(e) => return Err(e),
-                Ok(_) => {}
+                read => read?,
+            };
+            if let Some(read) = read {
+                resolver.expand_read(&mut graph, &group, read)?;
             }
-            resolver.expand_group(&mut graph, &group)?;
         }
         for id in graph.listing.clone() {
             inputs::resolve(&mut resolver, &mut graph, id)?;
