@@ -41,10 +41,12 @@ fn empty() -> Project {
 #[test]
 fn new_with_plan_text_seeds_the_run_and_records_the_pipeline() {
     let p = Project::new(UPPER);
-    p.run(&["new", "runs/one", "--plan", "Build a shed."])
-        .ok()
+    let made = p.run(&["new", "runs/one", "--plan", "Build a shed."]);
+    made.ok()
         .stderr_has("planexe build -C runs/one")
         .stderr_has("runs/one/upper.txt");
+    // No prompt task asks a replay model: no word of another model.
+    assert!(!made.stderr.contains("--model"), "{}", made.stderr);
     assert_eq!(p.read("runs/one/plan.txt"), "Build a shed.\n");
     let pipeline = std::fs::canonicalize(p.path("pipeline.toml")).unwrap();
     assert_eq!(
@@ -314,14 +316,22 @@ fn a_run_of_the_init_pipeline() {
     // `init`, then `new` with its pipeline: the run reads its own plan.
     let p = empty();
     p.run(&["init"]).ok();
+    // Its prompt tasks ask `recorded`, whose answers were recorded for
+    // init's own plan: `new` names the live model that build needs.
     p.run(&["new", "runs/two", "--plan", "one two three"])
         .ok()
-        .stderr_has("runs/two/out/steps.json");
+        .stderr_has("runs/two/out/steps.json")
+        .stderr_has("model `recorded` answers prompts only from answers recorded for another plan")
+        .stderr_has("planexe build -C runs/two --model local");
     p.run(&["build", "-C", "runs/two", "stats"])
         .ok()
         .ran(&["stats"]);
     assert_eq!(p.read("runs/two/out/stats.txt"), "lines: 1\nwords: 3\n");
     assert!(!p.exists("out/stats.txt"));
+    // And indeed: replayed, the new plan's prompts miss.
+    p.run(&["build", "-C", "runs/two"])
+        .code(1)
+        .stderr_has("replay_miss");
 }
 
 #[test]
