@@ -76,8 +76,10 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
 }
 
 fn duration(text: &str, flag: &str) -> Result<Duration> {
-    parse_timeout(&toml::Value::String(text.to_string()))
-        .map_err(|m| Error::usage(format!("{flag}: {m}")))
+    parse_timeout(&toml::Value::String(text.to_string())).map_err(|m| {
+        Error::usage(format!("{flag}: {m}"))
+            .hint(format!("pass a duration, such as {flag} 90s or {flag} 10m"))
+    })
 }
 
 fn show(ctx: &Context, report: &StatusReport, args: &StatusArgs, printer: &Printer) -> Result<()> {

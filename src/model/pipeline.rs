@@ -314,7 +314,11 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
             return Err("a timeout can be at most 365 days".to_string())
         }
         toml::Value::String(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
+            .map_err(|_| {
+                format!(
+                    "invalid timeout {s:?}: expected a number and a unit, such as \"90s\", \"10m\" or \"1h30m\""
+                )
+            })?,
         other => {
             return Err(format!(
                 "invalid timeout {other}: expected a positive number of seconds or a string such as \"90s\", \"10m\", \"1h\""

@@ -105,9 +105,17 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn open(root: &Path) -> Result<RunDir> {
-        let canonical = fs_err::canonicalize(root).map_err(|e| {
-            Error::usage(format!("cannot use run directory {}: {e}", root.display()))
-                .hint("pass an existing folder to -C")
+        let canonical = std::fs::canonicalize(root).map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            };
+            Error::usage(format!(
+                "cannot use run directory {}: {why}",
+                root.display()
+            ))
+            .hint("pass an existing folder to -C (`planexe new RUN_DIR` makes a run)")
         })?;
         if !canonical.is_dir() {
             return Err(Error::usage(format!(

@@ -397,6 +397,10 @@ fn issue_14_timeouts_that_overflow_are_refused() {
         ("1e-300", "longer than zero"),
         ("-5", "invalid timeout -5"),
         ("\"0s\"", "longer than zero"),
+        (
+            "\"soon\"",
+            "invalid timeout \"soon\": expected a number and a unit, such as \"90s\"",
+        ),
     ] {
         refused(
             &format!("[tasks.a]\ncommand = \"true\"\ntimeout = {timeout}\n"),
@@ -600,4 +604,24 @@ fn an_output_inside_another_output_is_refused() {
         "5:12",
         "output `x/y/z` of task `b` lies inside `x`, an output of task `a`",
     );
+}
+
+#[test]
+fn a_run_directory_or_a_duration_flag_that_is_wrong_says_what_in_plain_words() {
+    let p = Project::new("[tasks.a]\ncommand = \"true\"\n");
+    p.run(&["-C", "missing", "build"])
+        .code(2)
+        .stderr_has("missing: it does not exist")
+        .stderr_has("planexe new RUN_DIR");
+    for (args, flag) in [
+        (&["wait", "--timeout", "xyz"][..], "--timeout"),
+        (&["status", "--stall-after", "5x"][..], "--stall-after"),
+    ] {
+        let run = p.run(args);
+        run.code(2)
+            .stderr_has(&format!("{flag}: invalid timeout"))
+            .stderr_has("expected a number and a unit")
+            .stderr_has(&format!("such as {flag} 90s"));
+        assert!(!run.stderr.contains("expected number at"), "{}", run.stderr);
+    }
 }
