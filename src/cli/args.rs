@@ -255,6 +255,9 @@ pub struct WatchArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    override_usage = "planexe clean [OPTIONS] <TASK>...\n       planexe clean [OPTIONS] --all"
+)]
 pub struct CleanArgs {
     /// Tasks whose outputs and state to delete
     #[arg(value_name = "TASK", required_unless_present = "all")]

@@ -276,3 +276,12 @@ fn a_task_no_longer_in_the_pipeline_can_be_cleaned_by_name() {
         .code(2)
         .stderr_has("unknown task `gen`");
 }
+
+#[test]
+fn clean_without_a_task_shows_both_ways_to_call_it() {
+    let p = chain();
+    p.run(&["clean"])
+        .code(2)
+        .stderr_has("planexe clean [OPTIONS] <TASK>...")
+        .stderr_has("planexe clean [OPTIONS] --all");
+}
