@@ -225,7 +225,7 @@ pub fn resolve_prompt(
             template_span.clone(),
             &format!("prompt of task `{task_name}` ({place}): {m}"),
         ))
-        .hint("templates see `inputs` (a map from each input path to its contents) and `task` (the task name)")
+        .hint(template_sees(inputs))
     })?;
     if let Some(system) = &task.system {
         template::check(system.get_ref(), inputs, task_name, &vars).map_err(|(line, m)| {
@@ -365,4 +365,26 @@ fn read_beside(
 fn display_path(path: &Path, base: &Path) -> String {
     path.strip_prefix(base)
         .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+}
+
+/// The hint under a prompt template's error: what the template sees,
+/// with this task's input paths (the keys `inputs` has).
+fn template_sees(inputs: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let keys = if inputs.is_empty() {
+        "this task has no inputs".to_string()
+    } else {
+        let mut keys: Vec<String> = inputs
+            .iter()
+            .take(SHOWN)
+            .map(|p| format!("'{p}'"))
+            .collect();
+        if inputs.len() > SHOWN {
+            keys.push(format!("and {} more", inputs.len() - SHOWN));
+        }
+        format!("this task's: {}", keys.join(", "))
+    };
+    format!(
+        "templates see `inputs` (each input path to its contents; {keys}), `task` (the task name) and a fan-out's variables"
+    )
 }

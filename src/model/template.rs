@@ -53,10 +53,19 @@ pub fn check(
     vars: &Vars,
 ) -> Result<(), (usize, String)> {
     let map: BTreeMap<String, String> = inputs.iter().map(|p| (p.clone(), String::new())).collect();
-    environment()
-        .render_str(template, context(&map, task, vars))
+    // Debug mode keeps where an error is, so the message can quote the
+    // expression (a check renders once, before anything runs).
+    let mut env = environment();
+    env.set_debug(true);
+    env.render_str(template, context(&map, task, vars))
         .map(|_| ())
-        .map_err(|e| describe(&e))
+        .map_err(|e| {
+            let (line, mut message) = describe(&e);
+            if let Some(expr) = e.range().and_then(|r| template.get(r)) {
+                message.push_str(&format!(": `{}`", expr.trim()));
+            }
+            (line, message)
+        })
 }
 
 fn context<V: serde::Serialize>(
@@ -94,6 +103,7 @@ mod tests {
         assert!(render_field("{{ nope }}", &vars).is_err());
         let (line, message) = check("x\n{{ inputs['b'] }}", &["a".into()], "t", &vars).unwrap_err();
         assert_eq!(line, 2, "{message}");
+        assert!(message.ends_with("`inputs['b']`"), "{message}");
         assert!(check("{{ inputs['a'] }} {{ task }}", &["a".into()], "t", &vars).is_ok());
     }
 }

@@ -535,7 +535,10 @@ fn undefined_template_variables_are_refused_before_the_build() {
     let run = p.build();
     run.code(2)
         .stderr_has("prompt of task `ask`")
-        .stderr_has("template line 2");
+        .stderr_has("template line 2")
+        // The expression, and the paths `inputs` has.
+        .stderr_has("undefined value: `inputs['plan.md']`")
+        .stderr_has("this task's: 'plan.txt'");
     run.stderr_has("pipeline.toml:13:10");
     assert!(server.requests().is_empty());
 
