@@ -4,12 +4,21 @@
 
 use std::time::Duration;
 
-/// The current time in RFC 3339 UTC, to the millisecond.
+/// The current time in RFC 3339 UTC, to the millisecond, always with three
+/// digits after the second (`…:25.310Z`, `…:26.000Z`): fixed width, so
+/// that times sort as text and line up in columns.
 pub fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    now.round(jiff::Unit::Millisecond)
-        .unwrap_or(now)
-        .to_string()
+    rfc3339(jiff::Timestamp::now())
+}
+
+/// A system time in the same form (`None` when it is out of range).
+pub fn rfc3339_at(time: std::time::SystemTime) -> Option<String> {
+    jiff::Timestamp::try_from(time).ok().map(rfc3339)
+}
+
+fn rfc3339(time: jiff::Timestamp) -> String {
+    let rounded = time.round(jiff::Unit::Millisecond).unwrap_or(time);
+    format!("{rounded:.3}")
 }
 
 /// Microseconds since the Unix epoch of an RFC 3339 time.
@@ -37,5 +46,15 @@ mod tests {
         assert_eq!(micros("1970-01-01T00:00:01Z"), Some(1_000_000));
         assert!(micros("soon").is_none());
         assert!(since(&now).is_some_and(|d| d < Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn times_have_three_digits_of_milliseconds() {
+        let at = |s: &str| rfc3339(s.parse().unwrap());
+        assert_eq!(at("2026-11-24T06:41:25.31Z"), "2026-11-24T06:41:25.310Z");
+        assert_eq!(at("2026-11-24T06:41:26Z"), "2026-11-24T06:41:26.000Z");
+        assert_eq!(at("2026-11-24T06:41:26.0004Z"), "2026-11-24T06:41:26.000Z");
+        assert_eq!(at("2026-11-24T06:41:26.9996Z"), "2026-11-24T06:41:27.000Z");
+        assert_eq!(now_rfc3339().len(), "2026-11-24T06:41:25.310Z".len());
     }
 }

@@ -347,10 +347,7 @@ impl Known {
         let Some(line) = self.tasks.get_mut(index) else {
             return;
         };
-        let at = |t: Option<std::time::SystemTime>| {
-            t.and_then(|t| jiff::Timestamp::try_from(t).ok())
-                .map(|t| t.to_string())
-        };
+        let at = |t: Option<std::time::SystemTime>| t.and_then(crate::clock::rfc3339_at);
         line.waiting_until = at(progress.waiting_until);
         if progress.attempt > 0 {
             line.attempt = Some(progress.attempt);
