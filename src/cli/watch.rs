@@ -7,15 +7,17 @@
 //! The loop owns the process concerns: the watcher ([`notifier`]), the
 //! signals (a build stops cleanly; Ctrl-C while idle ends the watch at
 //! once), the lock (held only while a build runs, waited for when another
-//! planexe holds it), and the watch set ([`sources`]), recomputed after
-//! every load of the pipeline so a new source is watched from then on. A
-//! pipeline that stops loading is reported and the watch goes on.
+//! planexe holds it; what changes during the wait is read by the build
+//! after it and named in its line), and the watch set ([`sources`]),
+//! recomputed after every load of the pipeline so a new source is watched
+//! from then on. A pipeline that stops loading is reported and the watch
+//! goes on.
 
 mod debounce;
 mod notifier;
 mod sources;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -73,7 +75,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
     };
     let mut changed = None;
     loop {
-        watch.round(changed.as_deref(), printer)?;
+        watch.round(changed.take(), printer)?;
         if watch.first {
             watch.first = false;
             printer.note(&format!(
@@ -132,32 +134,61 @@ struct Watch<'a> {
 impl Watch<'_> {
     /// Loads the pipeline, builds, and says in one line what changed and
     /// what the build did. `changed`: `None` for the first build.
-    fn round(&mut self, changed: Option<&[PathBuf]>, printer: &mut Printer) -> Result<()> {
-        let what = match changed {
-            None => "first build".to_string(),
-            Some(paths) => {
-                let names: Vec<String> = paths.iter().map(|p| self.set.show(p)).collect();
-                format!("{} changed", debounce::describe(&names))
-            }
-        };
+    ///
+    /// When another planexe holds the lock, the round waits for it, then
+    /// loads the pipeline again: what changed meanwhile (the pipeline file
+    /// among it, perhaps) is what this build reads, so it joins the
+    /// changes this build's line names instead of making a build of its
+    /// own.
+    fn round(&mut self, changed: Option<Vec<PathBuf>>, printer: &mut Printer) -> Result<()> {
         if changed.is_some() && self.args.clear {
             printer.clear_screen();
         }
-        let mut session = match self.load(printer) {
-            Ok(session) => session,
-            // At first, only a pipeline that does not load is waited out
-            // (an unknown target or a missing run directory is not).
-            Err(e) if self.first && !matches!(e, Error::Pipeline { .. }) => return Err(e),
-            Err(e) if self.set.files() == 0 => return Err(e),
-            Err(e) => {
-                printer.error(&e);
-                printer.note(&format!(
-                    "watch: {what}: not built; waiting for a change that fixes it"
-                ));
-                return Ok(());
+        let mut changed: Option<BTreeSet<PathBuf>> = changed.map(|c| c.into_iter().collect());
+        let mut seen_waiting: Vec<Seen> = Vec::new();
+        let (session, report) = loop {
+            let loaded = self.load(printer);
+            if let Ok(session) = &loaded {
+                // As the other planexe left them, if one built meanwhile:
+                // its own writes are not changes.
+                self.left = left_by(session);
+            }
+            for seen in seen_waiting.drain(..) {
+                let paths = self.counted(seen, printer);
+                if let Some(changed) = &mut changed {
+                    changed.extend(paths);
+                }
+            }
+            let mut session = match loaded {
+                Ok(session) => session,
+                // At first, only a pipeline that does not load is waited
+                // out (an unknown target or a missing run directory is
+                // not).
+                Err(e) if self.first && !matches!(e, Error::Pipeline { .. }) => return Err(e),
+                Err(e) if self.set.files() == 0 => return Err(e),
+                Err(e) => {
+                    printer.error(&e);
+                    printer.note(&format!(
+                        "watch: {}: not built; waiting for a change that fixes it",
+                        self.what(changed.as_ref())
+                    ));
+                    return Ok(());
+                }
+            };
+            if self.wait_for_lock(&session.run_dir, printer)? {
+                seen_waiting = self.rx.try_iter().collect();
+                continue;
+            }
+            let start = Instant::now();
+            let outcome = self.build_once(&mut session, printer);
+            self.filter.build_wrote(start, Instant::now() + self.settle);
+            match outcome {
+                // Another planexe took the lock between the check and the
+                // build: wait for it, then load again and build.
+                Err(_) if lock_holder(&session.run_dir).is_some() => continue,
+                outcome => break (session, outcome),
             }
         };
-        let report = self.build(&mut session, printer)?;
         self.left = left_by(&session);
         // The build may have made the folders of its outputs.
         self.sync(printer)?;
@@ -174,8 +205,20 @@ impl Watch<'_> {
                 "not built".to_string()
             }
         };
-        printer.note(&format!("watch: {what}: {line}"));
+        printer.note(&format!("watch: {}: {line}", self.what(changed.as_ref())));
         Ok(())
+    }
+
+    /// What a round's line says changed: `first build`, or the changed
+    /// paths.
+    fn what(&self, changed: Option<&BTreeSet<PathBuf>>) -> String {
+        match changed {
+            None => "first build".to_string(),
+            Some(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| self.set.show(p)).collect();
+                format!("{} changed", debounce::describe(&names))
+            }
+        }
     }
 
     /// Opens a session and makes its watch set the watch's. A pipeline
@@ -223,28 +266,8 @@ impl Watch<'_> {
         }
     }
 
-    /// Runs one build, observed by the terminal and the recorder, after
-    /// any other planexe holding the lock is done; returns its report and
-    /// how many tasks it ran. `Err` only for an interrupt while waiting.
-    fn build(
-        &mut self,
-        session: &mut Session,
-        printer: &mut Printer,
-    ) -> Result<Result<(BuildReport, usize)>> {
-        loop {
-            self.wait_for_lock(&session.run_dir, printer)?;
-            let start = Instant::now();
-            let outcome = self.build_once(session, printer);
-            self.filter.build_wrote(start, Instant::now() + self.settle);
-            match outcome {
-                // Another planexe took the lock between the check and the
-                // build: wait for it, then build.
-                Err(_) if lock_holder(&session.run_dir).is_some() => continue,
-                outcome => return Ok(outcome),
-            }
-        }
-    }
-
+    /// Runs one build, observed by the terminal and the recorder; returns
+    /// its report and how many tasks it ran.
     fn build_once(
         &self,
         session: &mut Session,
@@ -285,8 +308,8 @@ impl Watch<'_> {
     }
 
     /// Waits while another planexe holds the run directory's lock, saying
-    /// so once.
-    fn wait_for_lock(&self, run_dir: &RunDir, printer: &Printer) -> Result<()> {
+    /// so once. `true` when it waited.
+    fn wait_for_lock(&self, run_dir: &RunDir, printer: &Printer) -> Result<bool> {
         let mut said = false;
         while let Some(pid) = lock_holder(run_dir) {
             if !said {
@@ -300,7 +323,7 @@ impl Watch<'_> {
             }
             std::thread::sleep(TICK);
         }
-        Ok(())
+        Ok(said)
     }
 
     /// Waits for changes that count, then for the debounce window to pass
@@ -337,17 +360,27 @@ impl Watch<'_> {
         }
     }
 
-    fn admit(&self, seen: Seen, batch: &mut Batch, printer: &Printer) {
+    fn admit(&mut self, seen: Seen, batch: &mut Batch, printer: &Printer) {
+        let at = seen.at;
+        for path in self.counted(seen, printer) {
+            batch.add(path, at);
+        }
+    }
+
+    /// The paths of an event that count as changes (a watcher's error is
+    /// printed).
+    fn counted(&mut self, seen: Seen, printer: &Printer) -> Vec<PathBuf> {
         match seen.event {
-            Ok(event) if debounce::changes(&event.kind) => {
-                for path in event.paths {
-                    if self.filter.admit(&self.set, &path, seen.at) && !self.as_left(&path) {
-                        batch.add(path, seen.at);
-                    }
-                }
+            Ok(event) if debounce::changes(&event.kind) => event
+                .paths
+                .into_iter()
+                .filter(|path| self.filter.admit(&self.set, path, seen.at) && !self.as_left(path))
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                printer.error(&notifier::explain(e, None));
+                Vec::new()
             }
-            Ok(_) => {}
-            Err(e) => printer.error(&notifier::explain(e, None)),
         }
     }
 }

@@ -429,3 +429,56 @@ command = "echo b > b.txt"
     p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
     assert_eq!(w.stop(), 130);
 }
+
+/// A change made while the watch waits for another planexe's lock is read
+/// by the build that follows the wait: that build's line names it, and no
+/// build of its own follows (it used to, saying `plan.txt changed: ran 0
+/// task(s)`, while the line of the build that ran `outline` named only
+/// what the other build wrote).
+#[test]
+fn a_change_made_while_waiting_for_the_lock_is_named_by_the_build_that_reads_it() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["other.txt"]
+outputs = ["a.txt"]
+command = "while [ -e hold ]; do sleep 0.05; done; cp other.txt a.txt"
+
+[tasks.outline]
+inputs = ["plan.txt"]
+outputs = ["outline.md"]
+command = "tr a-z A-Z < plan.txt > outline.md"
+"#,
+    );
+    p.write("other.txt", "o\n");
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    let after = w.quiet_for(Duration::from_secs(1));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    p.write("hold", "");
+    let other = super::harness::Background(Some(
+        p.command(&["build", "-B", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
+    w.expect("another planexe (pid");
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    // Not a timing assertion: the event reaches the watch before the lock
+    // is free (a loaded machine delivers events late).
+    std::thread::sleep(Duration::from_millis(500));
+    p.remove("hold");
+    let out = other.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: a.txt, plan.txt changed: ran 1 task(s)"
+    );
+    let after = w.quiet_for(Duration::from_secs(2));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    assert_eq!(p.read("outline.md"), "TWO\n");
+    assert_eq!(w.stop(), 130);
+}
