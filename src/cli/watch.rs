@@ -370,6 +370,20 @@ impl Watch<'_> {
     /// The paths of an event that count as changes (a watcher's error is
     /// printed).
     fn counted(&mut self, seen: Seen, printer: &Printer) -> Vec<PathBuf> {
+        if let Ok(event) = &seen.event {
+            // A folder of the set made, removed or renamed: watch what is
+            // there now (a rescan of a folder made again comes as events
+            // of its own).
+            if notifier::reshapes(&event.kind) && event.paths.iter().any(|p| self.set.is_folder(p))
+            {
+                for path in &event.paths {
+                    self.notifier.forget(path);
+                }
+                if let Err(e) = self.notifier.sync(self.set.folders()) {
+                    printer.error(&e);
+                }
+            }
+        }
         match seen.event {
             Ok(event) if debounce::changes(&event.kind) => event
                 .paths

@@ -482,3 +482,39 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     assert_eq!(p.read("outline.md"), "TWO\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// A folder a glob reads, removed and made again faster than the watch
+/// can look (one shell line): inotify's watch on the old folder died with
+/// it, so the new one is watched afresh and rescanned. New files in it
+/// rebuild (they used to go unseen until something else changed).
+#[test]
+fn a_glob_folder_removed_and_made_again_is_watched_again() {
+    let p = Project::new(
+        r#"
+[tasks.report]
+inputs = ["notes/*.md"]
+outputs = ["report.md"]
+command = "cat notes/*.md > report.md"
+"#,
+    );
+    p.write("notes/a.md", "a\n");
+    let mut w = Watcher::start(&p, &[]);
+    // Past the settle time, when a new file a glob matches counts.
+    let after = w.quiet_for(Duration::from_secs(1));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    let status = std::process::Command::new("sh")
+        .args(["-c", "rm -rf notes && mkdir notes && echo x > notes/a.md"])
+        .current_dir(p.root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(p.read("report.md"), "x\n");
+    w.quiet_for(Duration::from_secs(1));
+    std::fs::write(p.path("notes/b.md"), "b\n").unwrap();
+    let lines = w.expect("watch: notes/b.md changed");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(p.read("report.md"), "x\nb\n");
+    assert_eq!(w.stop(), 130);
+}

@@ -6,15 +6,25 @@
 //!
 //! [`Notifier::sync`] keeps the watched folders equal to a watch set's:
 //! a folder that does not exist yet is watched through its nearest
-//! existing ancestor, so its creation is seen. Running out of inotify
-//! watches is an error that says how to raise the limit, or to poll.
+//! existing ancestor, so its creation is seen. A folder removed and made
+//! again (`rm -rf notes && mkdir notes`) is another folder, which
+//! inotify's watch on the old one (dead with it) does not see: the loop
+//! [`Notifier::forget`]s a folder an event makes, removes or renames, and
+//! sync also compares each folder's device and inode with those it had
+//! when its watch was added (a backup: an inode may be reused); either
+//! way the folder is watched afresh. A folder of the set that comes into
+//! being after the set was first watched is rescanned: what was made in
+//! it before its watch was added is sent as created. Running out of
+//! inotify watches is an error that says how to raise the limit, or to
+//! poll.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::CreateKind;
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::error::{Error, Result};
 
@@ -24,16 +34,27 @@ pub struct Seen {
     pub event: notify::Result<notify::Event>,
 }
 
+/// A folder as the file system knows it: device and inode.
+type Identity = (u64, u64);
+
 /// The watcher and the folders it watches.
 pub struct Notifier {
     watcher: Box<dyn Watcher + Send>,
-    watching: BTreeSet<PathBuf>,
+    /// Each folder watched, and which folder it was when its watch was
+    /// added.
+    watching: BTreeMap<PathBuf, Identity>,
+    /// The folders the last sync was asked to watch (before falling back
+    /// to their ancestors).
+    wanted: BTreeSet<PathBuf>,
+    /// Where a rescan sends what it finds, as the watcher sends events.
+    tx: Sender<Seen>,
 }
 
 impl Notifier {
     /// A watcher sending what it sees to `tx`: native, or polling every
     /// `poll`.
     pub fn new(poll: Option<Duration>, tx: Sender<Seen>) -> Result<Notifier> {
+        let rescans = tx.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             let _ = tx.send(Seen {
                 at: Instant::now(),
@@ -52,30 +73,48 @@ impl Notifier {
         };
         Ok(Notifier {
             watcher,
-            watching: BTreeSet::new(),
+            watching: BTreeMap::new(),
+            wanted: BTreeSet::new(),
+            tx: rescans,
         })
     }
 
     /// Watches `folders` (each through its nearest existing ancestor) and
-    /// nothing else. Returns how many folders are watched.
+    /// nothing else; a folder removed and made again since its watch was
+    /// added is watched again. A folder of `folders` that the last sync
+    /// wanted too, and did not watch as it is now, has been made since:
+    /// it is rescanned. Returns how many folders are watched.
     pub fn sync(&mut self, folders: &BTreeSet<PathBuf>) -> Result<usize> {
         let wanted: BTreeSet<PathBuf> = folders
             .iter()
             .filter_map(|f| existing(f).map(Path::to_path_buf))
             .collect();
-        let gone: Vec<PathBuf> = self.watching.difference(&wanted).cloned().collect();
-        for folder in gone {
+        let stale: Vec<PathBuf> = self
+            .watching
+            .iter()
+            .filter(|&(folder, &id)| !wanted.contains(folder) || identity(folder) != Some(id))
+            .map(|(folder, _)| folder.clone())
+            .collect();
+        for folder in stale {
             // A folder that was removed is no longer watched anyway.
             let _ = self.watcher.unwatch(&folder);
             self.watching.remove(&folder);
         }
         for folder in wanted {
-            if self.watching.contains(&folder) {
+            if self.watching.contains_key(&folder) {
                 continue;
             }
+            // Known before its watch is added: if it is replaced in
+            // between, the next sync sees another folder and watches that.
+            let Some(id) = identity(&folder) else {
+                continue;
+            };
             match self.watcher.watch(&folder, RecursiveMode::NonRecursive) {
                 Ok(()) => {
-                    self.watching.insert(folder);
+                    self.watching.insert(folder.clone(), id);
+                    if self.wanted.contains(&folder) && folders.contains(&folder) {
+                        self.rescan(&folder);
+                    }
                 }
                 // Removed between the check and the watch: the next sync
                 // watches its parent.
@@ -83,8 +122,57 @@ impl Notifier {
                 Err(e) => return Err(explain(e, Some(&folder))),
             }
         }
+        self.wanted = folders.clone();
         Ok(self.watching.len())
     }
+
+    /// Stops counting `folder` as watched (an event made, removed or
+    /// renamed it: whatever is there now is another folder, or none); the
+    /// next sync watches what is there.
+    pub fn forget(&mut self, folder: &Path) {
+        if self.watching.remove(folder).is_some() {
+            // The watch died with the old folder, or watches the wrong one.
+            let _ = self.watcher.unwatch(folder);
+        }
+    }
+
+    /// Sends every entry of `folder` as created: what was made in it
+    /// before its watch was added has no event of its own.
+    fn rescan(&self, folder: &Path) {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        let paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        if paths.is_empty() {
+            return;
+        }
+        let mut event = notify::Event::new(EventKind::Create(CreateKind::Any));
+        event.paths = paths;
+        let _ = self.tx.send(Seen {
+            at: Instant::now(),
+            event: Ok(event),
+        });
+    }
+}
+
+/// Which folder is at `path` now, if one is.
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether an event of this kind can make or remove a folder (so the
+/// watched folders may have to change).
+pub fn reshapes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(notify::event::ModifyKind::Name(_))
+    )
 }
 
 /// The folder itself when it exists, else its nearest existing ancestor.
@@ -117,4 +205,51 @@ pub fn explain(e: notify::Error, folder: Option<&Path>) -> Error {
     }
     Error::usage(format!("cannot watch{at}: {e}"))
         .hint("on a file system without change notification (network mounts, some containers), use `planexe watch --poll 1s`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// The paths of the rescans sent to `rx` so far.
+    fn rescanned(rx: &mpsc::Receiver<Seen>) -> Vec<PathBuf> {
+        rx.try_iter()
+            .filter_map(|seen| seen.event.ok())
+            .filter(|e| e.kind == EventKind::Create(CreateKind::Any))
+            .flat_map(|e| e.paths)
+            .collect()
+    }
+
+    #[test]
+    fn a_folder_made_again_is_watched_again_and_rescanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let notes = dir.path().join("notes");
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("a.md"), "a").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut notifier = Notifier::new(None, tx).unwrap();
+        let folders = BTreeSet::from([notes.clone()]);
+        assert_eq!(notifier.sync(&folders).unwrap(), 1);
+        // The first sync rescans nothing: the first build reads it all.
+        assert!(rescanned(&rx).is_empty());
+
+        std::fs::remove_dir_all(&notes).unwrap();
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("b.md"), "b").unwrap();
+        notifier.forget(&notes);
+        assert_eq!(notifier.sync(&folders).unwrap(), 1);
+        assert!(notifier.watching.contains_key(&notes));
+        assert_eq!(rescanned(&rx), [notes.join("b.md")]);
+
+        // Gone: watched through its parent; made again: rescanned.
+        std::fs::remove_dir_all(&notes).unwrap();
+        notifier.sync(&folders).unwrap();
+        assert!(notifier.watching.contains_key(dir.path()));
+        assert!(!notifier.watching.contains_key(&notes));
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("c.md"), "c").unwrap();
+        notifier.sync(&folders).unwrap();
+        assert_eq!(rescanned(&rx), [notes.join("c.md")]);
+    }
 }

@@ -135,6 +135,11 @@ impl WatchSet {
         &self.folders
     }
 
+    /// Whether `path` is a folder to watch or one on the way to one.
+    pub fn is_folder(&self, path: &Path) -> bool {
+        self.ancestors.contains(&lexical(path))
+    }
+
     /// How many files the set names (sources and outputs).
     pub fn files(&self) -> usize {
         self.sources.len() + self.outputs.len()
