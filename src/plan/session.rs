@@ -185,6 +185,8 @@ pub struct Session {
     pub warning: Option<String>,
     /// The state as it was when `run` and `store` were read.
     mark: StateMark,
+    /// Which `foreach` tasks the graph was resolved to expand.
+    lists: Lists,
 }
 
 impl Session {
@@ -247,6 +249,7 @@ impl Session {
             store,
             warning,
             mark,
+            lists,
         })
     }
 
@@ -256,6 +259,11 @@ impl Session {
     /// this session waited (a watch waiting for the lock, a build opened
     /// just before another one ended) is what it plans from. `true` when
     /// it read it again.
+    ///
+    /// When the other build chose another model for the run (`--model`,
+    /// remembered in `run.json`) and this invocation names none, the graph
+    /// is resolved again with that model: the session is then what it
+    /// would be if it had been opened now.
     pub fn refresh(&mut self) -> Result<bool> {
         let mark = self.run_dir.state_mark();
         if mark == self.mark {
@@ -264,6 +272,19 @@ impl Session {
         let run = RunRecord::load(&self.run_dir);
         let mut store = StateStore::load(&self.run_dir)?;
         in_flight(&self.run_dir, run.as_ref(), &mut store);
+        if self.explicit_model().is_none() {
+            let remembered = run.as_ref().and_then(|r| r.model.clone());
+            let resolved = self.model_source.as_ref().map(|(_, m)| m);
+            if remembered.as_ref() != resolved {
+                self.graph = Graph::resolve(
+                    &self.pipeline,
+                    &self.run_dir,
+                    remembered.as_deref(),
+                    self.lists,
+                )?;
+                self.model_source = remembered.map(|m| (ModelSourceKind::Run, m));
+            }
+        }
         self.run = run;
         self.store = store;
         self.mark = mark;

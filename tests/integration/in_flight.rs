@@ -175,3 +175,97 @@ fn a_run_its_build_never_saw_end_says_so_in_status() {
         .clone();
     assert_eq!(task["recoverable"], true, "{task}");
 }
+
+/// Keeps the notices a build gives.
+#[derive(Default)]
+struct Notices(std::sync::Mutex<Vec<planexe::exec::observer::Notice>>);
+
+impl planexe::exec::observer::Observer for Notices {
+    fn notice(&self, notice: &planexe::exec::observer::Notice) {
+        self.0.lock().unwrap().push(notice.clone());
+    }
+}
+
+/// Two builds, the first holding the lock and the second waiting for it,
+/// as a watch does: the second was opened while the run remembered model
+/// `one`, and the first chose `two` (`--model two`, which the run then
+/// remembers). Once the second holds the lock it asks `two`, as a build
+/// started then would; it used to plan with the model it had read before
+/// waiting.
+#[test]
+fn a_build_that_waited_for_the_lock_asks_the_model_the_run_remembers_now() {
+    use crate::llm_server::{openai_answer, Server};
+    use planexe::exec::{Build, BuildOptions, Ended, Env, Interrupt};
+    use planexe::plan::session::{Location, ModelChoice};
+
+    let server = Server::start();
+    server.default_reply(openai_answer("an answer"));
+    let model = |name: &str| {
+        format!(
+            "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"model-{name}\"\nstream = false\n",
+            server.url
+        )
+    };
+    let p = Project::new(&format!(
+        "{HELD}\n[tasks.ask]\ninputs = [\"plan.txt\"]\noutputs = [\"answer.md\"]\nmodel = \"one\"\nprompt = \"Plan: {{{{ inputs['plan.txt'] }}}}\"\n\n{}\n{}",
+        model("one"),
+        model("two")
+    ));
+    p.write("other.txt", "o\n");
+    p.write("plan.txt", "p\n");
+    // The run remembers `one` (the command tasks only: no model is asked).
+    p.run(&["build", "--model", "one", "a", "b"]).ok();
+
+    // The second build reads the run before the first starts.
+    let location = Location {
+        run_dir: p.root().to_path_buf(),
+        ..Location::default()
+    };
+    let mut waiting = planexe::plan::Session::open(
+        location.locate().unwrap(),
+        &ModelChoice::default(),
+        planexe::model::Lists::Unproduced,
+    )
+    .unwrap();
+
+    p.write("hold", "");
+    let first = Background(Some(
+        p.command(&["build", "--model", "two", "-B", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
+    spawned(&p, "a");
+    p.remove("hold");
+    let out = first.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let notices = Notices::default();
+    let report = Build {
+        options: &BuildOptions::default(),
+        env: &Env::default(),
+        interrupt: &Interrupt::new(),
+        observer: &notices,
+        executor: None,
+        slots: None,
+    }
+    .run(&mut waiting)
+    .unwrap();
+    assert_eq!(report.ended, Ended::Completed);
+    let asked: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(asked, ["model-two"]);
+    assert_eq!(p.status_json("ask")["model"], "two");
+    let said = notices.0.lock().unwrap();
+    assert!(
+        said.iter().any(|n| matches!(
+            n,
+            planexe::exec::observer::Notice::ModelFromRun(m) if m == "two"
+        )),
+        "{said:?}"
+    );
+}
