@@ -385,11 +385,21 @@ impl Watch<'_> {
             }
         }
         match seen.event {
-            Ok(event) if debounce::changes(&event.kind) => event
-                .paths
-                .into_iter()
-                .filter(|path| self.filter.admit(&self.set, path, seen.at) && !self.as_left(path))
-                .collect(),
+            Ok(event) if debounce::changes(&event.kind) => {
+                // A folder counts when it is made, removed or renamed, not
+                // when its listing or times change (as a poll sees them):
+                // what changed in it comes as events of its own.
+                let reshaped = notifier::reshapes(&event.kind);
+                event
+                    .paths
+                    .into_iter()
+                    .filter(|path| {
+                        (reshaped || !self.set.is_folder(path))
+                            && self.filter.admit(&self.set, path, seen.at)
+                            && !self.as_left(path)
+                    })
+                    .collect()
+            }
             Ok(_) => Vec::new(),
             Err(e) => {
                 printer.error(&notifier::explain(e, None));

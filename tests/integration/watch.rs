@@ -518,3 +518,26 @@ command = "cat notes/*.md > report.md"
     assert_eq!(p.read("report.md"), "x\nb\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// A poll sees a folder's times change when a file is made in it: that is
+/// no change of the folder (what changed in it counts on its own), so a
+/// file no task reads rebuilds nothing. (It used to rebuild, as `watch:
+/// changed: ran 0 task(s)`, naming the run directory as an empty name.)
+#[test]
+fn polling_a_file_no_task_reads_rebuilds_nothing() {
+    let p = project();
+    let mut w = Watcher::start(&p, &["--poll", "200ms"]);
+    // Past the settle time, when a change to a folder would count.
+    let after = w.quiet_for(Duration::from_secs(1));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    std::fs::write(p.path("unrelated.txt"), "x\n").unwrap();
+    let after = w.quiet_for(Duration::from_secs(2));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    std::fs::write(p.path("other.txt"), "changed, and longer\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: other.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(w.stop(), 130);
+}
