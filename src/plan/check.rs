@@ -13,8 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
+use std::ops::Range;
 
 use crate::error::{Error, Result};
+use crate::model::source::Source;
 use crate::model::{Action, Graph, TaskId};
 use crate::store::stamp::{self, CheckMode, Comparison, Stamp, Stamper};
 use crate::store::{Recorded, RunDir, StateStore, Status};
@@ -86,6 +89,9 @@ pub enum Check {
 /// Checks tasks against their records and the files on disk.
 pub struct Checker<'a> {
     pub graph: &'a Graph,
+    /// The pipeline file's text: a path that cannot be looked at is
+    /// refused at its place in it.
+    pub source: Source<'a>,
     pub run_dir: &'a RunDir,
     pub store: &'a StateStore,
     pub stamper: &'a Stamper,
@@ -124,20 +130,22 @@ impl Checker<'_> {
         if record.fingerprint != task.fingerprint && !checks_changed {
             return Ok(Check::Stale(Reason::ActionChanged(task.action.kind())));
         }
-        let io = |e: std::io::Error| Error::Io(e);
-
         // Outputs must exist; differences are judged after the inputs.
         let mut output_checks = Vec::with_capacity(task.outputs.len());
         for out in &task.outputs {
+            let refuse = |e| self.refusal(id, Side::Output, out.span.clone(), &out.path, &e);
             let comparison = match record.outputs.get(&out.path) {
                 Some(stamp) => self
                     .stamper
                     .compare(root, &out.path, stamp, self.mode)
-                    .map_err(io)?,
+                    .map_err(refuse)?,
                 None => {
                     // A newly declared output: its file, if any, was not
                     // written by this task's last run.
-                    if stamp::stat_inside(root, &out.path).map_err(io)?.is_none() {
+                    if stamp::stat_inside(root, &out.path)
+                        .map_err(refuse)?
+                        .is_none()
+                    {
                         Comparison::Missing
                     } else {
                         return Ok(Check::Stale(Reason::OutputAdded(out.path.clone())));
@@ -147,7 +155,7 @@ impl Checker<'_> {
             if comparison == Comparison::Missing {
                 return Ok(Check::Stale(Reason::OutputMissing(out.path.clone())));
             }
-            output_checks.push((out.path.as_str(), comparison));
+            output_checks.push((out, comparison));
         }
 
         for input in &task.inputs {
@@ -170,7 +178,7 @@ impl Checker<'_> {
             match self
                 .stamper
                 .compare(root, &input.path, recorded, self.mode)
-                .map_err(io)?
+                .map_err(|e| self.refusal(id, Side::Input, input.span.clone(), &input.path, &e))?
             {
                 Comparison::Same => {}
                 Comparison::Touched(now) => {
@@ -190,18 +198,23 @@ impl Checker<'_> {
 
         let mut edited = Vec::new();
         let mut new_outputs = record.outputs.clone();
-        for (path, comparison) in output_checks {
+        for (out, comparison) in output_checks {
+            let path = out.path.as_str();
             match comparison {
                 Comparison::Same => {}
                 Comparison::Touched(now) => {
                     new_outputs.insert(path.to_string(), now);
                 }
                 Comparison::Changed => {
-                    let now = self.stamper.stamp(root, path).map_err(io)?.ok_or_else(|| {
-                        Error::Io(std::io::Error::other(format!(
-                            "{path} vanished while checked"
-                        )))
-                    })?;
+                    let now = self
+                        .stamper
+                        .stamp(root, path)
+                        .map_err(|e| self.refusal(id, Side::Output, out.span.clone(), path, &e))?
+                        .ok_or_else(|| {
+                            Error::Io(std::io::Error::other(format!(
+                                "{path} vanished while checked"
+                            )))
+                        })?;
                     new_outputs.insert(path.to_string(), now);
                     edited.push(path.to_string());
                 }
@@ -223,5 +236,52 @@ impl Checker<'_> {
             Some(Box::new(status))
         };
         Ok(Check::Fresh { update, edited })
+    }
+}
+
+/// Which of a task's lists a path is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Input,
+    Output,
+}
+
+impl Checker<'_> {
+    /// The refusal of a path of task `id` that cannot be looked at (`e`: a
+    /// symlink leading out of the run directory, a file where a folder
+    /// should be, a loop of links, a name too long): at the place the
+    /// pipeline file writes it, naming the task, as the refusals made
+    /// while loading it are.
+    pub fn refusal(
+        &self,
+        id: TaskId,
+        side: Side,
+        span: Range<usize>,
+        path: &str,
+        e: &io::Error,
+    ) -> Error {
+        let what = match side {
+            Side::Input => "input",
+            Side::Output => "output",
+        };
+        let task = &self.graph[id].name;
+        let error = Error::pipeline(
+            self.source
+                .diagnostic(span, &format!("{what} of task `{task}`: {e}")),
+        );
+        error.hint(match e.kind() {
+            io::ErrorKind::NotADirectory => format!(
+                "a file stands where a folder on the way to {path} should be: move the file, or name another path"
+            ),
+            io::ErrorKind::InvalidFilename => format!(
+                "{path} is too long for the file system (a name is at most 255 bytes on most): name a shorter path"
+            ),
+            io::ErrorKind::PermissionDenied => format!(
+                "tasks read and write only inside the run directory: replace {path}, or a folder on its way, with a copy or a link that stays inside"
+            ),
+            _ => format!(
+                "every folder on the way to {path} must be a folder or a link to one inside the run directory, not a loop of links"
+            ),
+        })
     }
 }

@@ -19,10 +19,10 @@ pub mod session;
 
 use rayon::prelude::*;
 
-pub use check::{Check, Checker, Reason};
+pub use check::{Check, Checker, Reason, Side};
 pub use session::Session;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Graph, TaskId};
 use crate::store::stamp;
 use crate::store::Status;
@@ -41,15 +41,17 @@ pub struct Plan {
 }
 
 /// Refuses, before anything runs, a task that will run (`runs`) while an
-/// output of it is a symlink that leads out of the run directory.
+/// output of it cannot be written inside the run directory: a symlink that
+/// leads out, or a path that cannot be looked at (a file where a folder
+/// should be, a loop of links, a name too long). The refusal points at the
+/// output in the pipeline file.
 fn outputs_inside(checker: &Checker, id: TaskId, runs: bool) -> Result<()> {
     if !runs {
         return Ok(());
     }
-    let task = &checker.graph[id];
-    for out in &task.outputs {
+    for out in &checker.graph[id].outputs {
         stamp::stat_inside(checker.run_dir.root(), &out.path)
-            .map_err(|e| Error::pipeline(format!("output of task `{}`: {e}", task.name)))?;
+            .map_err(|e| checker.refusal(id, Side::Output, out.span.clone(), &out.path, &e))?;
     }
     Ok(())
 }

@@ -372,6 +372,7 @@ impl Session {
         let stamper = Stamper::default();
         let checker = Checker {
             graph: &self.graph,
+            source: self.pipeline.source(),
             run_dir: &self.run_dir,
             store: &self.store,
             stamper: &stamper,

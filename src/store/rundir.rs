@@ -428,6 +428,13 @@ type FileMark = (u64, u64, i64, i64, i64);
 /// Turns a path as written in the pipeline into a normalized relative path
 /// with `/` separators, or says why it is not allowed.
 pub fn normalize(raw: &str) -> std::result::Result<String, String> {
+    // No file name holds a NUL byte: no system call could be given it.
+    if raw.contains('\0') {
+        return Err(format!(
+            "{} contains a NUL byte, which no file name can hold",
+            raw.escape_debug()
+        ));
+    }
     // Most paths are written normalized already: one look at them.
     let plain = !raw.starts_with('/')
         && raw
@@ -487,6 +494,7 @@ mod tests {
         assert_eq!(normalize(".planexe-x/y").unwrap(), ".planexe-x/y");
         assert!(normalize("").is_err());
         assert!(normalize("/").is_err());
+        assert!(normalize("a\0b").unwrap_err().contains("NUL byte"));
     }
 
     #[test]

@@ -625,3 +625,65 @@ fn a_run_directory_or_a_duration_flag_that_is_wrong_says_what_in_plain_words() {
         assert!(!run.stderr.contains("expected number at"), "{}", run.stderr);
     }
 }
+
+/// An output that cannot be written inside the run directory is refused
+/// before anything runs, at its place in the pipeline file, naming the
+/// task: as an input is, whether the refusal comes while loading or
+/// while planning.
+#[test]
+fn output_path_refusals_are_placed_like_input_refusals() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    let long = "x".repeat(300);
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "out.txt",
+            "out.txt is a symlink to",
+            "a copy or a link that stays inside",
+        ),
+        (
+            "away/o.txt",
+            "lies in a folder outside the run directory",
+            "hint:",
+        ),
+        ("a\\u0000b", "contains a NUL byte", "hint:"),
+        ("a.txt/b", "Not a directory", "a file stands where a folder"),
+        (&long, "File name too long", "name a shorter path"),
+        (
+            "loop/x",
+            "Too many levels of symbolic links",
+            "not a loop of links",
+        ),
+    ];
+    for (output, message, hint) in cases {
+        let p = Project::new(&format!(
+            "[tasks.a]\ncommand = \"true\"\noutputs = [\"{output}\"]\n"
+        ));
+        std::os::unix::fs::symlink(outside.path().join("secret"), p.path("out.txt")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), p.path("away")).unwrap();
+        p.write("a.txt", "a file\n");
+        std::os::unix::fs::symlink("loop", p.path("loop")).unwrap();
+        let run = p.build();
+        refused_at(&run, "3:12", "output of task `a`: ");
+        run.stderr_has(message).stderr_has(hint);
+        assert!(!p.exists(".planexe/tasks"), "nothing ran or was recorded");
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "s"
+    );
+    // An output a finished task made, replaced by a link leading out, is
+    // refused at its place too, by every command that checks it.
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo x > o\"\n");
+    p.build().ok();
+    p.remove("o");
+    std::os::unix::fs::symlink(outside.path().join("secret"), p.path("o")).unwrap();
+    for args in [&["build"][..], &["build", "-n"], &["build", "-B"]] {
+        let run = p.run(args);
+        refused_at(&run, "2:12", "output of task `a`: o is a symlink to");
+    }
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "s"
+    );
+}

@@ -110,6 +110,7 @@ impl BuildHooks<'_> {
         } else {
             let checker = Checker {
                 graph: self.graph,
+                source: self.pipeline.source(),
                 run_dir: self.run_dir,
                 store: self.store,
                 stamper: self.stamper,

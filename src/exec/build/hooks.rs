@@ -102,6 +102,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
     fn still_stale(&mut self, t: TaskId) -> bool {
         let checker = Checker {
             graph: self.graph,
+            source: self.pipeline.source(),
             run_dir: self.run_dir,
             store: self.store,
             stamper: self.stamper,

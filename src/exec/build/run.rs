@@ -51,6 +51,7 @@ impl Build<'_> {
         let plan = {
             let checker = Checker {
                 graph,
+                source: session.pipeline.source(),
                 run_dir: &session.run_dir,
                 store: &session.store,
                 stamper: &stamper,
