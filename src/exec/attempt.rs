@@ -184,10 +184,15 @@ impl Attempt<'_> {
         let inputs = self.task.inputs.iter().map(|i| i.path.as_str());
         status.input_order = self.task.input_order();
         self.stamp(inputs, &mut status.inputs, |path| {
-            TaskError::new(
-                ErrorKind::MissingInput,
-                format!("input {path} does not exist"),
-            )
+            // A dangling link is there to see: say where it leads.
+            let message = match std::fs::read_link(self.run_dir.path(path)) {
+                Ok(target) => format!(
+                    "input {path} is a symlink to {}, which does not exist",
+                    target.display()
+                ),
+                Err(_) => format!("input {path} does not exist"),
+            };
+            TaskError::new(ErrorKind::MissingInput, message)
         })?;
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         for out in &self.task.outputs {

@@ -226,3 +226,35 @@ fn the_log_tail_is_cut_on_a_character_boundary_and_has_no_secrets() {
     assert!(tail.ends_with("\nkey=[REDACTED]\n"), "{tail}");
     assert!(tail.starts_with('é'), "{tail}");
 }
+
+/// A dangling symlink as an input counts as there when the pipeline is
+/// read (docs/pipeline.md): its task fails with `missing_input` when it
+/// runs, a failure recorded as data, and the other tasks still run;
+/// named by a plain path or matched by a glob alike.
+#[test]
+fn a_dangling_symlink_input_fails_its_task_when_it_runs() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"in.txt\"]\noutputs = [\"o\"]\ncommand = \"cat in.txt > o\"\n\
+         [tasks.b]\noutputs = [\"p\"]\ncommand = \"echo > p\"\n\
+         [tasks.c]\ninputs = [\"notes/*.md\"]\noutputs = [\"q\"]\ncommand = \"cat {inputs} > q\"\n",
+    );
+    std::os::unix::fs::symlink("missing", p.path("in.txt")).unwrap();
+    p.write("notes/a.md", "a\n");
+    std::os::unix::fs::symlink("../gone.md", p.path("notes/b.md")).unwrap();
+    p.run(&["status"]).ok();
+    p.run(&["build", "-n"]).ok();
+    let run = p.run(&["build", "-k"]);
+    run.code(1)
+        .ran(&["a", "b", "c"])
+        .stderr_has("FAILED a: input in.txt is a symlink to missing, which does not exist")
+        .stderr_has("FAILED c: input notes/b.md is a symlink to ../gone.md, which does not exist");
+    assert_eq!(failure(&p, "a", "task.failed")["kind"], "missing_input");
+    assert_eq!(failure(&p, "c", "task.failed")["kind"], "missing_input");
+    assert!(p.exists("p"), "the other task ran");
+    // What the links lead to appears: the tasks run and are done.
+    p.write("missing", "in\n");
+    p.write("gone.md", "b\n");
+    p.build().ok().ran(&["a", "c"]);
+    assert_eq!(p.read("o"), "in\n");
+    assert_eq!(p.read("q"), "a\nb\n");
+}

@@ -4,7 +4,8 @@
 //! of its instances' outputs, in item order); `after` adds edges without
 //! files. A task may not read its own output, and a source file must be a
 //! regular file (a folder is read through a glob; a FIFO would hang the
-//! build that hashes it).
+//! build that hashes it) or a dangling symlink (its task fails with
+//! `missing_input` when it runs).
 
 use std::collections::BTreeSet;
 
@@ -125,7 +126,12 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                     if let Some((_, kind)) = found.filter(|(_, kind)| !kind.is_file()) {
                         return Err(not_a_file(r, raw.span(), &task_name, &path, kind));
                     }
-                    if found.is_none() {
+                    // A dangling symlink counts as existing: the name is
+                    // there, what it leads to may come. The task fails
+                    // with `missing_input` when it runs, as it does for an
+                    // input gone since the pipeline was read, and the
+                    // other tasks run.
+                    if found.is_none() && !is_link(r, &path) {
                         return Err(r
                             .err(
                                 raw.span(),
@@ -184,6 +190,11 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
     task.origin.groups = groups;
     task.origin.globs = globs;
     Ok(())
+}
+
+/// Whether `path` is a symlink (here, one that leads nowhere).
+fn is_link(r: &Resolver, path: &str) -> bool {
+    std::fs::symlink_metadata(r.run_dir.path(path)).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The refusal of a source input at `path` that is not a regular file.

@@ -95,7 +95,9 @@ pub(super) fn expand_glob(
             let Ok(mut kind) = entry.file_type() else {
                 continue;
             };
-            // (A dangling link stays a link: refused as a missing input.)
+            // (A dangling link stays a link and is matched, as a plain
+            // path naming it is taken: its task fails with
+            // `missing_input` when it runs.)
             if kind.is_symlink() {
                 if let Ok(target) = std::fs::metadata(run_dir.path(&rel)) {
                     kind = target.file_type();
