@@ -301,3 +301,36 @@ fn an_output_that_turns_out_a_fifo_fails_its_task_and_a_glob_skips_one() {
         .stderr_has("done   b");
     assert_eq!(p.read("o"), "in/x\n");
 }
+
+/// A glob's walk ends whatever links a run directory holds: `**` does not
+/// go into a symlinked folder, so a link leading back up is not followed
+/// round (it used to be, to the limit of the file system, the inputs
+/// multiplying with every such link); a `*` before any `**` goes through
+/// a symlinked folder, no deeper than the pattern; a link named in the
+/// pattern is followed.
+#[test]
+fn a_glob_does_not_follow_symlinked_folders_round_a_loop() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"docs/**/*.md\"]\noutputs = [\"o\"]\ncommand = \"echo {inputs} > o\"\n\
+         [tasks.b]\ninputs = [\"docs/*/*.md\"]\noutputs = [\"p\"]\ncommand = \"echo {inputs} > p\"\n\
+         [tasks.c]\ninputs = [\"docs/real/**/*.md\"]\noutputs = [\"q\"]\ncommand = \"echo {inputs} > q\"\n",
+    );
+    p.write("docs/a/x.md", "x\n");
+    p.write("docs/y.md", "y\n");
+    p.write("real/r.md", "r\n");
+    symlink(".", p.path("docs/loop")).unwrap();
+    p.run_bounded(&["build"]).ok();
+    assert_eq!(p.read("o"), "docs/a/x.md docs/y.md\n");
+    // Links up, across and back, and out of the globbed folder.
+    symlink("..", p.path("docs/a/b")).unwrap();
+    symlink("../..", p.path("docs/a/up")).unwrap();
+    std::fs::create_dir(p.path("docs/c")).unwrap();
+    symlink("../c", p.path("docs/a/fwd")).unwrap();
+    symlink("../a", p.path("docs/c/back")).unwrap();
+    symlink("../real", p.path("docs/real")).unwrap();
+    p.run_bounded(&["build"]).ok().ran(&["b", "c"]);
+    assert_eq!(p.read("o"), "docs/a/x.md docs/y.md\n");
+    assert_eq!(p.read("p"), "docs/a/x.md docs/loop/y.md docs/real/r.md\n");
+    assert_eq!(p.read("q"), "docs/real/r.md\n");
+    p.run_bounded(&["build"]).ok().ran(&[]);
+}

@@ -1,7 +1,8 @@
 //! Paths as a pipeline writes them, checked and expanded: a path must be
 //! relative and stay inside the run directory (no `..`, no symlinked folder
 //! leading out); a glob matches source files on disk, never a file some
-//! task produces, nor anything under `.planexe/`.
+//! task produces, nor anything under `.planexe/`, and its walk ends
+//! whatever loops the links on disk make.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -38,6 +39,11 @@ pub(super) fn checked_path(
 /// Expands a glob against source files on disk, sorted. Files some task
 /// produces are never matched (name them explicitly), nor anything under
 /// `.planexe/`. Every folder walked is added to `walked`.
+///
+/// The walk ends whatever the links on disk: it goes no deeper than the
+/// pattern reaches (any depth only below a `**`), and `**` does not go
+/// into a symlinked folder (as zsh, git and ripgrep do not),
+/// so `loop -> .` or `a/b -> ..` is not followed round and round.
 pub(super) fn expand_glob(
     r: &Resolver,
     pattern: &str,
@@ -59,12 +65,14 @@ pub(super) fn expand_glob(
     // Walk from the longest literal prefix folder.
     let parts: Vec<&str> = normalized.split('/').collect();
     let literal = parts.iter().take_while(|p| !is_glob(p)).count();
-    let base = parts[..literal.min(parts.len() - 1)].join("/");
-    let recursive = normalized.contains("**") || parts.len() - literal > 1;
+    let base_len = literal.min(parts.len() - 1);
+    let base = parts[..base_len].join("/");
+    let walk = Walk::of(&parts[base_len..]);
     let run_dir = r.run_dir;
     let mut found = Vec::new();
-    let mut stack = vec![base];
-    while let Some(dir) = stack.pop() {
+    // Each folder with its depth below the base.
+    let mut stack = vec![(base, 0)];
+    while let Some((dir, depth)) = stack.pop() {
         let full = if dir.is_empty() {
             run_dir.root().to_path_buf()
         } else {
@@ -78,6 +86,7 @@ pub(super) fn expand_glob(
         let Ok(entries) = std::fs::read_dir(&full) else {
             continue;
         };
+        let depth = depth + 1;
         for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
@@ -95,17 +104,18 @@ pub(super) fn expand_glob(
             let Ok(mut kind) = entry.file_type() else {
                 continue;
             };
+            let link = kind.is_symlink();
             // (A dangling link stays a link and is matched, as a plain
             // path naming it is taken: its task fails with
             // `missing_input` when it runs.)
-            if kind.is_symlink() {
+            if link {
                 if let Ok(target) = std::fs::metadata(run_dir.path(&rel)) {
                     kind = target.file_type();
                 }
             }
             if kind.is_dir() {
-                if recursive {
-                    stack.push(rel);
+                if walk.enters(depth, link) {
+                    stack.push((rel, depth));
                 }
             } else if (kind.is_file() || kind.is_symlink())
                 && glob.is_match(&rel)
@@ -118,4 +128,32 @@ pub(super) fn expand_glob(
     }
     found.sort();
     Ok(found)
+}
+
+/// How far a glob's walk goes below its literal base folder.
+struct Walk {
+    /// How many components the pattern has below the base.
+    parts: usize,
+    /// Which of them is the first `**`, if any: below it, any depth.
+    globstar: Option<usize>,
+}
+
+impl Walk {
+    fn of(parts: &[&str]) -> Walk {
+        Walk {
+            parts: parts.len(),
+            globstar: parts.iter().position(|p| p.contains("**")),
+        }
+    }
+
+    /// Whether the walk goes into a folder `depth` components below the
+    /// base (1: right in it), reached through a symlink (`link`): only
+    /// where the pattern can match below it, and through a link only where
+    /// a component before any `**` names it (a depth the pattern bounds).
+    fn enters(&self, depth: usize, link: bool) -> bool {
+        match self.globstar {
+            Some(star) => !link || depth <= star,
+            None => depth < self.parts,
+        }
+    }
 }
