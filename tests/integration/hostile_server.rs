@@ -280,3 +280,114 @@ fn a_body_that_is_not_utf8_is_a_bad_response_like_any_body_that_is_not_json() {
     // Not UTF-8 or not JSON: the same failure, tried as often.
     assert_eq!(seen[0], seen[1]);
 }
+
+/// A project whose model streams its answers.
+fn streamed_project(server: &Server) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\n\n{TASK}",
+        server.url
+    ))
+}
+
+/// An OpenAI stream event of one content piece.
+fn piece(content: &str, finish: Option<&str>) -> Vec<u8> {
+    let data = serde_json::json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}]});
+    format!("data: {data}\n\n").into_bytes()
+}
+
+/// The stream's bytes cut at `cuts`, each piece sent on its own.
+fn chunks(bytes: &[u8], cuts: &[usize]) -> Reply {
+    let mut chunks = Vec::new();
+    let mut from = 0;
+    for &cut in cuts.iter().chain([&bytes.len()]) {
+        chunks.push(bytes[from..cut].to_vec());
+        from = cut;
+    }
+    Reply::Chunks {
+        chunks,
+        pause: Duration::from_millis(30),
+    }
+}
+
+#[test]
+fn a_streamed_character_split_across_reads_decodes_as_sent() {
+    let text = "héllo € 😀 done";
+    let mut bytes = piece(text, None);
+    bytes.extend(piece("", Some("stop")));
+    bytes.extend(b"data: [DONE]\n\n");
+    // Inside each of the 2-, 3- and 4-byte characters.
+    let at = |c: &str, k: usize| {
+        bytes
+            .windows(c.len())
+            .position(|w| w == c.as_bytes())
+            .unwrap()
+            + k
+    };
+    let cuts = [at("é", 1), at("€", 2), at("😀", 1), at("😀", 3)];
+    let server = Server::start();
+    server.default_reply(chunks(&bytes, &cuts));
+    let p = streamed_project(&server);
+    p.build().ok();
+    assert_eq!(p.read("t.md"), text);
+}
+
+#[test]
+fn a_stream_that_is_not_utf8_is_a_bad_response() {
+    let mut bytes = piece("hello ", None);
+    let bad_at = bytes.len() + 53;
+    bytes.extend(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"bad \xff\xfe here\"},\"finish_reason\":null}]}\n\n");
+    assert_eq!(bytes[bad_at], 0xff);
+    bytes.extend(piece("", Some("stop")));
+    let server = Server::start();
+    // The invalid bytes in a read of their own too.
+    server.default_reply(chunks(&bytes, &[bad_at, bad_at + 1]));
+    let p = streamed_project(&server);
+    let build = p.command(&["build"]).output().unwrap();
+    assert_eq!(build.status.code(), Some(1), "{build:?}");
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "bad_response: the stream is not UTF-8 text: an invalid byte at offset {bad_at} of the stream, after 1 piece(s)"
+        )),
+        "{stderr}"
+    );
+    let status = p.status_json("t");
+    assert_eq!(status["error"]["kind"], "bad_response");
+    assert_eq!(status["error"]["recoverable"], false);
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    let last = failures.last().unwrap();
+    assert_eq!(last["error_type"], "bad_response");
+    assert_eq!(last["http_status"], 200);
+    assert!(
+        last["raw_error"]
+            .as_str()
+            .unwrap()
+            .contains("\"bad \u{fffd}\u{fffd} here\""),
+        "{last}"
+    );
+    let raw: serde_json::Value = serde_json::from_str(&p.read(".planexe/raw/t.json")).unwrap();
+    assert_eq!(raw["status"], 200);
+    // Retried as any other bad_response, then given up: no hang.
+    assert_eq!(server.requests().len(), failures.len());
+}
+
+#[test]
+fn a_stream_cut_inside_a_character_is_a_broken_stream() {
+    let bytes = piece("héllo", None);
+    let cut = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap() + 1;
+    let server = Server::start();
+    server.default_reply(chunks(&bytes[..cut], &[]));
+    let p = streamed_project(&server);
+    let build = p.command(&["build"]).output().unwrap();
+    assert_eq!(build.status.code(), Some(1), "{build:?}");
+    let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+    assert_eq!(last["error_type"], "broken_stream", "{last}");
+    assert_eq!(last["recoverable"], true);
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("the stream ended inside a character"),
+        "{last}"
+    );
+}

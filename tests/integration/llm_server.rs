@@ -65,6 +65,13 @@ pub enum Reply {
         content_type: String,
         body: Vec<u8>,
     },
+    /// A 200 stream (`text/event-stream`) of any bytes, written in these
+    /// chunks with a pause after each (so each arrives in a read of its
+    /// own), then closed.
+    Chunks {
+        chunks: Vec<Vec<u8>>,
+        pause: Duration,
+    },
     /// Echo the request's headers back in a 401 body (a leaky proxy).
     EchoHeaders401,
     /// An OpenAI stream of content pieces of `piece` bytes each that never
@@ -283,6 +290,19 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             let _ = out.write_all(head.as_bytes());
             let _ = out.write_all(&body);
             let _ = out.flush();
+        }
+        Some(Reply::Chunks { chunks, pause }) => {
+            let _ = out.set_nodelay(true);
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            let mut sent = out.write_all(head.as_bytes()).and_then(|()| out.flush());
+            for chunk in chunks {
+                if sent.is_err() {
+                    break;
+                }
+                sent = out.write_all(&chunk).and_then(|()| out.flush());
+                std::thread::sleep(pause);
+            }
         }
         Some(Reply::EchoHeaders401) => {
             let echoed: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();

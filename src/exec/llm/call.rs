@@ -68,7 +68,7 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
-        sse::read_stream(response.body_mut().as_reader(), spec, pieces)
+        sse::read_stream(response.body_mut().as_reader(), status, spec, pieces)
     } else {
         let limit = wire_limit(spec.max_answer_bytes);
         if let Some(announced) = response.body().content_length().filter(|&n| n > limit) {

@@ -3,6 +3,11 @@
 //! as they arrive (for the progress line, `status` and the tokens of a call
 //! that never finishes), and a stream still sending when its request
 //! timeout expires told apart as a runaway generation.
+//!
+//! A line is read as bytes and decoded whole, so a character split across
+//! reads (as TCP may split it) decodes as sent; a line that is not UTF-8
+//! is a `bad_response` (the server sent what no stream may hold), never a
+//! broken connection.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,8 +62,10 @@ impl Pieces {
 /// the stream reported of its usage before it; a request timeout that
 /// expires while pieces still arrive is a runaway generation, not a
 /// server that never answered.
+/// `status` is the response's (2xx) status, kept with a `bad_response`.
 pub(super) fn read_stream(
     reader: impl std::io::Read,
+    status: u16,
     spec: &CallSpec,
     pieces: &Pieces,
 ) -> Result<CallOk, CallError> {
@@ -66,6 +73,9 @@ pub(super) fn read_stream(
     let mut stream = Stream::default();
     read_events(reader, spec, pieces, &mut stream).map_err(|mut e| {
         e.usage = stream.usage;
+        if e.kind == ErrorKind::BadResponse {
+            e.status = Some(status);
+        }
         if e.kind == ErrorKind::Timeout && stream.deltas > 0 {
             e.kind = ErrorKind::Runaway;
             e.message = runaway_message(spec, stream.deltas, started.elapsed());
@@ -114,6 +124,23 @@ fn runaway_message(spec: &CallSpec, pieces: u64, elapsed: Duration) -> String {
     )
 }
 
+/// A line of the stream that is not UTF-8: a `bad_response`, with the
+/// line as it came (its invalid bytes replaced) as what the server said.
+fn not_utf8(line: &[u8], valid: usize, received: u64, stream: &Stream) -> CallError {
+    let at = received - line.len() as u64 + valid as u64;
+    let lossy = String::from_utf8_lossy(line);
+    CallError {
+        raw: provider::truncate(&lossy, 2048).to_string(),
+        ..CallError::new(
+            ErrorKind::BadResponse,
+            format!(
+                "the stream is not UTF-8 text: an invalid byte at offset {at} of the stream, after {} piece(s)",
+                stream.deltas
+            ),
+        )
+    }
+}
+
 /// Feeds the events of a stream into `stream` until it ends.
 fn read_events(
     reader: impl std::io::Read,
@@ -124,14 +151,16 @@ fn read_events(
     let mut reader = BufReader::new(reader);
     let mut event: Option<String> = None;
     let mut data = String::new();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let limit = wire_limit(spec.max_answer_bytes);
     let mut received = 0u64;
     loop {
         line.clear();
         // One byte past the limit tells a line that is too long from one
-        // that is exactly as long as allowed.
-        let n = match (&mut reader).take(limit + 1).read_line(&mut line) {
+        // that is exactly as long as allowed. Bytes, decoded once the line
+        // is whole: the limit may cut a character, and a read may end
+        // inside one.
+        let n = match (&mut reader).take(limit + 1).read_until(b'\n', &mut line) {
             Ok(n) if n as u64 > limit || data.len() as u64 + n as u64 > limit => {
                 return Err(too_large(
                     spec,
@@ -153,6 +182,21 @@ fn read_events(
             }
         };
         received = received.saturating_add(n as u64);
+        let line = match std::str::from_utf8(&line) {
+            Ok(line) => line,
+            // The stream's last bytes, cut inside a character: the
+            // connection broke, the server sent nothing wrong.
+            Err(e) if e.error_len().is_none() && !line.ends_with(b"\n") => {
+                return Err(CallError::new(
+                    ErrorKind::BrokenStream,
+                    format!(
+                        "the stream ended inside a character, after {} piece(s)",
+                        stream.deltas
+                    ),
+                ))
+            }
+            Err(e) => return Err(not_utf8(&line, e.valid_up_to(), received, stream)),
+        };
         let trimmed = line.trim_end_matches(['\r', '\n']);
         if n == 0 || trimmed.is_empty() {
             if !data.is_empty() {
