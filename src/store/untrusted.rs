@@ -1,12 +1,13 @@
 //! Text from outside (a server's answers and error bodies, model ids, what
 //! a judge says) made safe to keep and to show: [`Secrets`] takes every
-//! secret out of it in every spelling JSON allows, and [`printable`]
+//! secret out of it in every spelling JSON or a URL allows, and [`printable`]
 //! escapes the characters that would drive a terminal rather than be
 //! shown on it (docs/security.md).
 //!
 //! Invariants: after [`Secrets::redact`], no secret is left in the text
 //! literally nor in any JSON-escaped spelling, at any depth of nesting (a
-//! JSON string holding JSON); after [`printable`], the text holds no C0
+//! JSON string holding JSON), nor percent-encoded, once or more (a URL
+//! inside a URL); after [`printable`], the text holds no C0
 //! control character (but newlines where asked), no DEL, no C1 and no
 //! bidirectional override.
 
@@ -42,6 +43,18 @@ pub const REDACTED: &str = "[REDACTED]";
 /// slow. It is lenient (`\q` counts as `q`, a longer run as a shorter
 /// one): it may redact a little more than a strict decoder would, never
 /// less.
+///
+/// A server or a proxy may also echo a secret the way a URL spells it (a
+/// key in a query string it quotes, a webhook token in a link): a
+/// character matches its UTF-8 bytes percent-encoded too (`%2F` or `%2f`
+/// for `/`; `%C3%A9` for `é`), each `%` of which may itself be spelled
+/// `%25` any number of times (a URL encoded once more inside another), and
+/// a space and a `+` match each other in every spelling (`+`, `%20`,
+/// `%2B`: form encoding). A secret that holds percent escapes itself (a
+/// webhook URL as written in the pipeline, `?token=a%2Fb`) is matched
+/// decoded, so `a/b`, `a%2Fb`, `a%2fb` and `a%252Fb` all match it. The
+/// `%25`s after a `%` are read as one run, like backslashes, so this
+/// keeps the match linear too.
 #[derive(Debug, Clone, Default)]
 pub struct Secrets {
     list: Vec<Vec<Unit>>,
@@ -65,7 +78,10 @@ impl Secrets {
         list.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         list.dedup();
         Secrets {
-            list: list.iter().map(|s| units(s)).collect(),
+            list: list
+                .iter()
+                .map(|s| units(&percent_decoded(s).unwrap_or_else(|| s.clone())))
+                .collect(),
         }
     }
 
@@ -85,6 +101,29 @@ impl Secrets {
     pub fn found_in(&self, text: &str) -> bool {
         self.list.iter().any(|s| redact_one(text, s).is_some())
     }
+}
+
+/// `secret` with its percent escapes (`%2F`) decoded, when it has some
+/// and what they decode to is UTF-8 text.
+fn percent_decoded(secret: &str) -> Option<String> {
+    let bytes = secret.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match hex_pair(bytes, i + 1).filter(|_| bytes[i] == b'%') {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    (out.len() != bytes.len())
+        .then(|| String::from_utf8(out).ok())
+        .flatten()
 }
 
 fn units(secret: &str) -> Vec<Unit> {
@@ -110,7 +149,11 @@ fn redact_one(text: &str, secret: &[Unit]) -> Option<String> {
     let mut found = false;
     while pos < bytes.len() {
         let literal = matches!(first, Unit::Char(c) if text[pos..].starts_with(c));
-        if literal || bytes[pos] == b'\\' {
+        // The first byte of an escape or a percent escape, or the other
+        // spelling of a space or a `+` that starts the secret.
+        let spelled = matches!(bytes[pos], b'\\' | b'%')
+            || (matches!(first, Unit::Char(' ' | '+')) && matches!(bytes[pos], b' ' | b'+'));
+        if literal || spelled {
             if let Some(end) = match_at(text, pos, secret) {
                 out.push_str(&text[copied..pos]);
                 out.push_str(REDACTED);
@@ -119,10 +162,14 @@ fn redact_one(text: &str, secret: &[Unit]) -> Option<String> {
                 found = true;
                 continue;
             }
-            if !literal {
-                // A match starting inside the run would end where one
-                // from its start does: none.
+            // A match starting inside a run would end where one from
+            // its start does: none.
+            if !literal && bytes[pos] == b'\\' {
                 pos = run(text, pos).0;
+                continue;
+            }
+            if matches!(first, Unit::Backslashes(_)) && bytes[pos] == b'%' {
+                pos = percent_run(text, pos).0.max(pos + 1);
                 continue;
             }
         }
@@ -153,10 +200,20 @@ fn match_at(text: &str, start: usize, secret: &[Unit]) -> Option<usize> {
                     if count >= k {
                         next.push((end, true));
                     }
+                    let (end, count) = percent_run(text, pos);
+                    if count >= k {
+                        next.push((end, false));
+                    }
                 }
                 Unit::Char(c) => {
                     if text[pos..].starts_with(c) {
                         next.push((pos + c.len_utf8(), false));
+                    }
+                    for alike in same_in_urls(c) {
+                        if alike != c && text[pos..].starts_with(alike) {
+                            next.push((pos + 1, false));
+                        }
+                        percent_char(text, pos, alike, &mut next);
                     }
                     if after_run {
                         terminal(text, pos, c, &mut next);
@@ -181,7 +238,76 @@ fn match_at(text: &str, start: usize, secret: &[Unit]) -> Option<usize> {
     here.iter().map(|&(end, _)| end).max()
 }
 
-/// Pushes the ends of `c` spelled at `pos` as the end of an escape: its
+/// The characters a URL may spell `c` as: a space and a `+` stand for
+/// each other (form encoding); any other character only for itself.
+fn same_in_urls(c: char) -> impl Iterator<Item = char> {
+    let (one, other) = match c {
+        ' ' | '+' => (' ', Some('+')),
+        c => (c, None),
+    };
+    std::iter::once(one).chain(other)
+}
+
+/// Pushes the ends of `c` spelled at `pos` percent-encoded: each of its
+/// UTF-8 bytes as [`percent_byte`].
+fn percent_char(text: &str, pos: usize, c: char, ends: &mut Vec<(usize, bool)>) {
+    let mut here = vec![pos];
+    let mut next = Vec::new();
+    for &byte in c.encode_utf8(&mut [0; 4]).as_bytes() {
+        next.clear();
+        for &at in &here {
+            percent_byte(text, at, byte, &mut next);
+        }
+        if next.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut here, &mut next);
+    }
+    ends.extend(here.into_iter().map(|end| (end, false)));
+}
+
+/// Pushes the ends of `byte` spelled at `pos` as a percent escape: `%`,
+/// then `25` any number of times (the `%` escaped once more each time),
+/// then the byte's two hex digits in either case. Its `25`s are read as
+/// one run, so there is one end, but for the byte `%` itself, whose
+/// escape any of the `25`s may end.
+fn percent_byte(text: &str, pos: usize, byte: u8, ends: &mut Vec<usize>) {
+    let bytes = text.as_bytes();
+    if bytes.get(pos) != Some(&b'%') {
+        return;
+    }
+    let mut at = pos + 1;
+    while hex_pair(bytes, at) == Some(b'%') {
+        at += 2;
+        if byte == b'%' {
+            ends.push(at);
+        }
+    }
+    if byte != b'%' && hex_pair(bytes, at) == Some(byte) {
+        ends.push(at + 2);
+    }
+}
+
+/// The run of percent-escaped backslashes (`%5C`, `%255c`, ...) that
+/// starts at `pos`: its end, and how many backslashes it spells.
+fn percent_run(text: &str, pos: usize) -> (usize, usize) {
+    let (mut end, mut count, mut after) = (pos, 0, Vec::new());
+    loop {
+        percent_byte(text, end, b'\\', &mut after);
+        match after.pop() {
+            Some(at) => (end, count) = (at, count + 1),
+            None => return (end, count),
+        }
+    }
+}
+
+/// The byte that the two hex digits (either case) at `at` spell.
+fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
+    let pair = bytes.get(at..at.checked_add(2)?)?;
+    let digit = |b: u8| char::from(b).to_digit(16);
+    Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+}
+
 /// `uXXXX` code (for a surrogate pair, a second escape follows) or its
 /// short escape's letter.
 fn terminal(text: &str, pos: usize, c: char, ends: &mut Vec<(usize, bool)>) {
@@ -359,6 +485,93 @@ mod tests {
             }
         }
         assert_eq!(scrub(r"\\x-secret", r"a\\\\\\x-secret"), "a[REDACTED]");
+    }
+
+    #[test]
+    fn every_url_spelling_of_a_secret_is_redacted() {
+        let key = "sk-Ab/cd+ef=é gh";
+        for text in [
+            "sk-Ab%2Fcd%2Bef%3D%C3%A9%20gh",
+            "sk-Ab%2fcd%2bef%3d%c3%a9+gh",
+            "sk-Ab/cd+ef=%C3%A9+gh",
+            "sk-Ab/cd ef=é gh",
+            "%73%6B%2D%41%62%2F%63%64%2B%65%66%3D%C3%A9%20%67%68",
+            // Encoded once more, and twice more.
+            "sk-Ab%252Fcd%252Bef%253D%25C3%25A9%2520gh",
+            "sk-Ab%25252Fcd+ef=é%252520gh",
+        ] {
+            assert_eq!(scrub(key, &format!("<{text}>")), "<[REDACTED]>", "{text}");
+        }
+        // JSON and URL spellings in one text.
+        assert_eq!(
+            scrub(
+                key,
+                r"a sk-Ab\/cd+ef=é gh b sk-Ab%2Fcd%2Bef%3D%C3%A9%20gh c"
+            ),
+            "a [REDACTED] b [REDACTED] c"
+        );
+        // A secret that holds percent escapes (a webhook URL as written)
+        // matches decoded, and encoded in any case, once or more.
+        let token = "Tok%20en%2Fsecret+0123";
+        for text in [
+            "Tok%20en%2Fsecret+0123",
+            "Tok en/secret+0123",
+            "Tok en/secret 0123",
+            "Tok+en%2fsecret%2B0123",
+            "Tok%2520en%252Fsecret%252B0123",
+        ] {
+            assert_eq!(scrub(token, &format!("<{text}>")), "<[REDACTED]>", "{text}");
+        }
+        for (key, text) in [
+            ("sk-1%x-secret", "sk-1%25x-secret"),
+            ("sk-1%x-secret", "sk-1%2525x-secret"),
+            ("sk-1\\\\x-secret", "sk-1%5C%5cx-secret"),
+            ("sk-1\\\\x-secret", "sk-1%255C%5C%5Cx-secret"),
+        ] {
+            assert_eq!(scrub(key, &format!("<{text}>")), "<[REDACTED]>", "{text}");
+        }
+        for text in [
+            "sk-Ab%2Fcd%2Bef%3D%C3%A9%20g",
+            "sk-Ab%2Fcd%2Bef%3D%C3%20gh",
+            "sk-Ab%2cd+ef=é gh",
+            "%",
+            "%2",
+            "%zz",
+            "%25%",
+        ] {
+            assert_eq!(scrub(key, text), text);
+        }
+        assert_eq!(
+            scrub("sk-1\\\\x-secret", "sk-1%5Cx-secret"),
+            "sk-1%5Cx-secret"
+        );
+    }
+
+    #[test]
+    fn long_runs_of_percent_escapes_are_quick() {
+        for key in [
+            r"\\x-secret",
+            r"x-se\cret",
+            "%x-secret",
+            "x-secret",
+            "x-se cret",
+        ] {
+            for text in [
+                "%5C".repeat(100_000),
+                "%255c".repeat(60_000),
+                "%25".repeat(100_000),
+                format!("%{}", "25".repeat(150_000)),
+                "+".repeat(300_000),
+                "%20".repeat(100_000),
+            ] {
+                let started = std::time::Instant::now();
+                assert_eq!(scrub(key, &text), text);
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(2),
+                    "{key}"
+                );
+            }
+        }
     }
 
     #[test]

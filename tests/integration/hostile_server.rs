@@ -1,8 +1,10 @@
 //! What a hostile or careless server sends is untrusted (docs/security.md):
 //! a key it echoes in any JSON spelling (`\/`, `\"`, `\uXXXX`, JSON inside
-//! a JSON string) reaches no file planexe writes and none of its output,
-//! and control characters in its error bodies, model ids or a judge's
-//! reason reach the terminal escaped, never raw.
+//! a JSON string) or URL-encoded (`%2F`, `+` for a space, encoded twice),
+//! or a webhook token so echoed, reaches no file planexe writes and none
+//! of its output; control characters in its error bodies, model ids or a
+//! judge's reason reach the terminal escaped, never raw; and what is not
+//! UTF-8 in an answer, streamed or not, is a `bad_response`.
 
 use std::time::Duration;
 
@@ -390,4 +392,101 @@ fn a_stream_cut_inside_a_character_is_a_broken_stream() {
             .contains("the stream ended inside a character"),
         "{last}"
     );
+}
+
+/// Every file of the run directory but the pipeline file (which names
+/// the webhook), and what `build`, `status` and `status t` printed, with
+/// `URL_KEY` in the environment.
+fn written_and_printed(p: &Project, code: i32) -> Vec<(String, String)> {
+    let mut texts = Vec::new();
+    for args in [&["build"][..], &["status"], &["status", "t"]] {
+        let out = p.command(args).env("HUNT_KEY", URL_KEY).output().unwrap();
+        if args == ["build"] {
+            assert_eq!(out.status.code(), Some(code), "{out:?}");
+        }
+        texts.push((
+            format!("the output of {args:?}"),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    let mut stack = vec![p.root().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else if entry.file_name() != "pipeline.toml" {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+                texts.push((entry.path().display().to_string(), text));
+            }
+        }
+    }
+    texts
+}
+
+/// A key and a webhook token with characters a URL encodes.
+const URL_KEY: &str = "sk-Ab/cd+ef==gh0123";
+/// The token as the pipeline writes it (encoded), in a query.
+const URL_TOKEN: &str = "Tok%20en/secret+0123456789";
+
+#[test]
+fn a_key_or_webhook_token_echoed_url_encoded_reaches_no_file_or_output() {
+    // As a server quoting a URL spells them: encoded, in either case, a
+    // space as `+` or `%20`, and encoded once more (a URL in a URL).
+    let echoes = [
+        "sk-Ab%2Fcd%2Bef%3D%3Dgh0123",
+        "sk-Ab%2fcd%2bef%3d%3dgh0123",
+        "sk-Ab%252Fcd%252Bef%253D%253Dgh0123",
+        "Tok+en%2Fsecret%2B0123456789",
+        "Tok%20en%2fsecret%2b0123456789",
+        "Tok%2520en%252Fsecret%252B0123456789",
+        "Tok en/secret+0123456789",
+    ];
+    let text = format!("see https://x.example/?k={}&t={} ok", echoes[0], echoes[3]);
+    let hooks = Server::start();
+    hooks.default_reply(json(200, serde_json::json!({})));
+    let with_hook = |server: &Server| {
+        Project::new(&format!(
+            "[pipeline]\nmodel = \"local\"\n\n[[hooks]]\nurl = \"{}/hook?token={URL_TOKEN}\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\napi_key_env = \"HUNT_KEY\"\n\n{TASK}",
+            hooks.url, server.url
+        ))
+    };
+    for (reply, code) in [
+        (openai_answer(&format!("{text} {}", echoes.join(" "))), 0),
+        (
+            json(
+                401,
+                serde_json::json!({"error": {"message": format!("bad key in {text} {}", echoes.join(" "))}}),
+            ),
+            1,
+        ),
+    ] {
+        let server = Server::start();
+        server.default_reply(reply);
+        let p = with_hook(&server);
+        let texts = written_and_printed(&p, code);
+        for (name, text) in &texts {
+            for echo in echoes.iter().chain([&URL_KEY]) {
+                assert!(!text.contains(echo), "{echo} leaked into {name}:\n{text}");
+            }
+        }
+        let raw = p.read(".planexe/raw/t.json");
+        assert!(
+            raw.contains("see https://x.example/?k=[REDACTED]&t=[REDACTED] ok"),
+            "{raw}"
+        );
+        if code == 0 {
+            assert_eq!(
+                p.read("t.md"),
+                format!(
+                    "see https://x.example/?k=[REDACTED]&t=[REDACTED] ok{}",
+                    " [REDACTED]".repeat(echoes.len())
+                )
+            );
+        }
+    }
 }
