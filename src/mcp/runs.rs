@@ -22,7 +22,7 @@ use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::archive::Archived;
 use crate::store::origin::Origin;
-use crate::store::run_record::{Counts, RunRecord};
+use crate::store::run_record::{self, Counts, RunRecord};
 use crate::store::rundir::STATE_DIR;
 use crate::store::{files, RunDir};
 
@@ -318,12 +318,17 @@ impl Root {
             .and_then(|l| Session::open(l, &ModelChoice::default(), Lists::Present))
             .map(|s| s.graph.results())
             .unwrap_or_default();
+        // Built since, its record says when it was created.
+        let created_at = RunDir::open(&run_dir)
+            .ok()
+            .and_then(|d| run_record::created_at(&d, RunRecord::load(&d).as_ref()))
+            .unwrap_or(origin.created_at);
         Created {
             name,
             made: false,
             run_dir,
             pipeline: shown,
-            created_at: origin.created_at,
+            created_at,
             results,
             warnings: Vec::new(),
         }
@@ -389,9 +394,7 @@ impl Root {
             } else {
                 run_state(record.as_ref())
             };
-            let created_at = Origin::load(&run_dir)
-                .map(|o| o.created_at)
-                .or_else(|| record.as_ref().map(|r| r.created_at.clone()));
+            let created_at = run_record::created_at(&run_dir, record.as_ref());
             listed.push(Listed {
                 run: name,
                 state,

@@ -2,8 +2,10 @@
 //! new` or the MCP server's `run_create` makes the run directory: when, for
 //! which pipeline file, and the blake3 of the plan it was seeded with. It
 //! lets `run_create` return the run it made a moment ago for the same plan
-//! and pipeline instead of making a second one, and lets `runs` list runs
-//! by age before their first build. A run directory made by hand has none.
+//! and pipeline instead of making a second one, and says when the run was
+//! created: the first build copies its time into `run.json`
+//! ([`super::run_record::created_at`]). A run directory made by hand has
+//! none.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,7 @@
 //! `.planexe/run.json`: the record of a run, the series of builds that
 //! brings one run directory from empty to complete. It names the run (id,
-//! creation time), the pipeline and its hash, the model chosen for the run
+//! creation time: [`created_at`], the one answer `status`, the report and
+//! the MCP server's `runs` give), the pipeline and its hash, the model chosen for the run
 //! (a `--model` given once is remembered for later builds), and each build's
 //! start, end and [`BuildOutcome`]. Whether a build runs now is decided
 //! here ([`RunRecord::running_build`]), once.
@@ -8,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::files;
+use super::origin::Origin;
 use super::process;
 use super::rundir::RunDir;
 
@@ -59,6 +61,7 @@ pub struct BuildEntry {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: String,
+    /// When the run was created: see [`RunRecord::new`].
     pub created_at: String,
     pub pipeline: String,
     /// blake3 of the pipeline file's text at the last build.
@@ -99,11 +102,16 @@ impl RunRecord {
         self.builds.last().filter(|b| b.running())
     }
 
-    /// A new run.
-    pub fn new(pipeline: &str, pipeline_hash: String) -> RunRecord {
+    /// The record of `run_dir`, made by its first build. The run was
+    /// created when `planexe new` or `run_create` made the folder, as its
+    /// `origin.json` says, or, for a folder made by hand, now.
+    pub fn new(run_dir: &RunDir, pipeline: &str, pipeline_hash: String) -> RunRecord {
         RunRecord {
             run_id: uuid::Uuid::new_v4().to_string(),
-            created_at: crate::clock::now_rfc3339(),
+            created_at: Origin::load(run_dir)
+                .map(|o| o.created_at)
+                .filter(|t| t.parse::<jiff::Timestamp>().is_ok())
+                .unwrap_or_else(crate::clock::now_rfc3339),
             pipeline: pipeline.to_string(),
             pipeline_hash,
             model: None,
@@ -158,4 +166,14 @@ impl RunRecord {
 /// The blake3 hash of the pipeline file's text.
 pub fn hash_text(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
+}
+
+/// When the run in `run_dir` (whose record is `record`) was created: as
+/// its record says; before its first build, as its `origin.json` does; none
+/// for a folder made by hand and never built. What `status`, the report
+/// and the MCP server's `runs` show.
+pub fn created_at(run_dir: &RunDir, record: Option<&RunRecord>) -> Option<String> {
+    record
+        .map(|r| r.created_at.clone())
+        .or_else(|| Origin::load(run_dir).map(|o| o.created_at))
 }

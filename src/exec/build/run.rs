@@ -111,6 +111,7 @@ impl Build<'_> {
         let earlier_work = session.run.is_some() || session.store.records().next().is_some();
         let mut run = session.run.clone().unwrap_or_else(|| {
             RunRecord::new(
+                &session.run_dir,
                 &session.pipeline.path.display().to_string(),
                 run_record::hash_text(&session.pipeline.text),
             )

@@ -28,7 +28,7 @@ use super::standing::{self, Standing};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Session};
 use crate::store::ledger::{self, Totals};
-use crate::store::run_record::{BuildOutcome, RunRecord};
+use crate::store::run_record::{self, BuildOutcome, RunRecord};
 use crate::store::{files, stamp, CheckMode, RunDir, Stamp, Status};
 use lines::About;
 
@@ -165,7 +165,7 @@ fn assemble(
         run_dir: run_dir.root().display().to_string(),
         run_id: run.map(|r| r.run_id.clone()),
         model,
-        created_at: run.map(|r| r.created_at.clone()),
+        created_at: run_record::created_at(run_dir, run),
         last_build_started_at: last.map(|b| b.started_at.clone()),
         last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
         state: run_state(run),

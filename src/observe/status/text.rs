@@ -122,9 +122,10 @@ pub fn header(out: &mut String, report: &StatusReport) {
     if let Some(m) = &report.model {
         line("model", m);
     }
-    if let Some(c) = &report.created_at {
-        let last = report.last_build_started_at.as_deref().unwrap_or_default();
-        line("created", &format_args!("{c}, last build {last}"));
+    match (&report.created_at, &report.last_build_started_at) {
+        (Some(c), Some(last)) => line("created", &format_args!("{c}, last build {last}")),
+        (Some(c), None) => line("created", c),
+        _ => {}
     }
     if let Some(p) = &report.last_progress_at {
         let ago = age(Some(p));

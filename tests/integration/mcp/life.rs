@@ -405,3 +405,57 @@ fn a_build_that_cannot_start_says_why() {
     assert!(message.contains("pipeline.toml:2"), "{message}");
     assert!(c.close().success());
 }
+
+/// `created_at` as `status --json` says it, and as `runs` and the
+/// server's `status` do.
+fn created(p: &Project, c: &mut Client, run: &str) -> Vec<Value> {
+    let out = p.run(&["status", "--json", "-C", run]);
+    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let runs = c.ok("runs", json!({}));
+    let listed = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["run"] == run)
+        .unwrap_or_else(|| panic!("{run} not in {runs}"))
+        .clone();
+    vec![
+        status["created_at"].clone(),
+        listed["created_at"].clone(),
+        c.ok("status", json!({"run": run}))["created_at"].clone(),
+    ]
+}
+
+#[test]
+fn status_and_runs_give_a_run_the_same_creation_time() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &["-f", "./pipeline.toml"]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "made"}));
+    // Made a while before its first build (no sleep: the time it records
+    // is set back).
+    let made_at = "2026-01-02T03:04:05Z";
+    let origin = p.path("made/.planexe/origin.json");
+    let mut value: Value = serde_json::from_str(&p.read("made/.planexe/origin.json")).unwrap();
+    value["created_at"] = json!(made_at);
+    std::fs::write(&origin, value.to_string()).unwrap();
+    assert_eq!(created(&p, &mut c, "made"), vec![json!(made_at); 3]);
+    assert_eq!(build_and_wait(&mut c, "made")["state"], "completed");
+    assert_eq!(created(&p, &mut c, "made"), vec![json!(made_at); 3]);
+    let record: Value = serde_json::from_str(&p.read("made/.planexe/run.json")).unwrap();
+    assert_eq!(record["created_at"], made_at);
+    let text = p.run(&["status", "-C", "made"]).stdout;
+    assert!(
+        text.contains(&format!("created  {made_at}, last build ")),
+        "{text}"
+    );
+
+    // A run folder made by hand was created by its first build.
+    p.write("hand/plan.txt", "a barn\n");
+    p.run(&["build", "-C", "hand", "-f", "pipeline.toml"]).ok();
+    let record: Value = serde_json::from_str(&p.read("hand/.planexe/run.json")).unwrap();
+    assert_eq!(
+        created(&p, &mut c, "hand"),
+        vec![record["created_at"].clone(); 3]
+    );
+    assert!(c.close().success());
+}
