@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::attempt::{Executor, Turn};
-use super::checks::CheckRunner;
+use super::checks::{self, CheckRunner};
 use super::command::{self, Exit, Watchdog};
 use super::env::Env;
 use super::llm::{Llm, PromptFailure, PromptResult};
@@ -205,6 +205,10 @@ impl Actions<'_> {
         );
         drop(on_attempt);
         status.judge = result.judge.clone();
+        // Its judge (severity warn) could not score: the answer stands.
+        status
+            .checks
+            .extend(result.unscored.clone().map(checks::unscored));
         status.model = result.model.clone();
         status.attempt = result.attempts.len() as u32;
         let text = add_calls(status, result).map_err(failure)?;

@@ -137,17 +137,27 @@ where
         // A judge of severity warn that cannot score (its model is down)
         // holds nothing up; a stop stops.
         Err(error) if warn_only && error.kind != ErrorKind::Stopped => {
-            judgement.records.push(CheckRecord {
-                name: "judge".into(),
-                passed: false,
-                severity: Severity::Warn,
-                message: Some(error.message),
-            });
+            judgement.records.push(unscored(error.message));
         }
         Err(error) => judgement.error = Some(error),
     }
     judgement
 }
+
+/// The record of a judge of severity warn that could not score (`why`):
+/// a quality warning. A prompt task's judge scores in its conversation, so
+/// its record is made there (and kept by the checks that follow).
+pub fn unscored(why: String) -> CheckRecord {
+    CheckRecord {
+        name: JUDGE.into(),
+        passed: false,
+        severity: Severity::Warn,
+        message: Some(why),
+    }
+}
+
+/// The name of a judge's record among the checks.
+pub const JUDGE: &str = "judge";
 
 /// The first output that is a regular file smaller than `min_bytes`, as
 /// a message naming it and its size. A stamped output is a file (a

@@ -267,7 +267,13 @@ impl TaskRunner<'_> {
             },
         );
         status.outputs = outputs;
-        status.checks = std::mem::take(&mut judgement.records);
+        let mut records = std::mem::take(&mut judgement.records);
+        if !judge {
+            // A prompt task's judge ran in its conversation: what it left
+            // in the record (a warning that it could not score) stays.
+            records.extend(status.checks.drain(..).filter(|c| c.name == checks::JUDGE));
+        }
+        status.checks = records;
         if let Some(verdict) = &judgement.verdict {
             status.judge = Some(verdict.clone());
         }

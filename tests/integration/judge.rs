@@ -1,7 +1,8 @@
 //! LLM judges of prompt tasks: a model scores the answer; below the
 //! threshold the task's model is asked again with the reason, then the task
 //! fails as `judge_rejected` (or, with `severity = "warn"`, stands with a
-//! warning). A changed judge scores the current answer again. Judges of
+//! warning, as it does when a warning judge cannot score). A changed judge
+//! scores the current answer again. Judges of
 //! commands, rescues and `planexe check` are in `judge_outputs.rs`.
 
 use serde_json::Value;
@@ -222,12 +223,17 @@ fn a_judge_that_makes_no_sense_is_refused_where_it_is_written() {
 /// A task whose model `m` (on `answers`) works and whose judge `j` (on
 /// `judges`) is a model of its own.
 fn judged_by_j(answers: &Server, judges: &Server) -> Project {
+    judged_by_j_with(answers, judges, "")
+}
+
+/// [`judged_by_j`], with more keys of the judge.
+fn judged_by_j_with(answers: &Server, judges: &Server, keys: &str) -> Project {
     Project::new(&format!(
         "[pipeline]\nmodel = \"m\"\n\
          [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
          [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
          [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\n\
-         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n{keys}\n",
         answers.url, judges.url
     ))
 }
@@ -271,4 +277,110 @@ fn a_judge_that_fails_is_blamed_not_the_task_model() {
         );
         assert!(!p.exists("t.md"));
     }
+}
+
+#[test]
+fn a_warning_judge_that_cannot_score_lets_the_answer_stand_with_a_warning() {
+    for (judged, says) in [
+        (
+            vec![json(500, serde_json::json!({"error": {"message": "boom"}}))],
+            "judge j could not score: server_error: HTTP 500",
+        ),
+        (
+            vec![json(
+                401,
+                serde_json::json!({"error": {"message": "bad key"}}),
+            )],
+            "judge j could not score: auth: HTTP 401",
+        ),
+        // Answers it cannot use, every time it is asked.
+        (
+            vec![openai_answer("I like it a lot.")],
+            "judge j could not score: invalid_json",
+        ),
+        // A low score, the task's model asked again, then no score for
+        // the new answer: the new answer stands, with no verdict.
+        (
+            vec![
+                verdict(0.2, "too vague"),
+                json(401, serde_json::json!({"error": {"message": "bad key"}})),
+            ],
+            "judge j could not score: auth: HTTP 401",
+        ),
+    ] {
+        let answers = Server::start();
+        answers.default_reply(openai_answer("Dig, frame, roof."));
+        let judges = Server::start();
+        let rounds = judged.len();
+        judges.script(judged[..rounds - 1].to_vec());
+        judges.default_reply(judged[rounds - 1].clone());
+        let p = judged_by_j_with(&answers, &judges, "severity = \"warn\"");
+        let run = p.build();
+        run.code(0).stderr_has(&format!("warn   t: judge: {says}"));
+        assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+        assert_eq!(answers.requests().len(), rounds);
+        let status = p.status_json("t");
+        assert_eq!(status["state"], "done");
+        assert_eq!(status["error"], Value::Null);
+        // The answer written is the task model's, and unscored.
+        assert_eq!(status["model"], "m");
+        assert_eq!(status["judge"], Value::Null);
+        let check = &status["checks"][0];
+        assert_eq!(check["name"], "judge");
+        assert_eq!(check["passed"], false);
+        assert_eq!(check["severity"], "warn");
+        assert!(
+            check["message"].as_str().unwrap().starts_with(says),
+            "{check}"
+        );
+        let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+        assert!(
+            summary["warnings"][0]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("t: judge failed: {says}")),
+            "{summary}"
+        );
+        let shown = p.run(&["status"]).stdout;
+        assert!(shown.contains("WARNINGS"), "{shown}");
+        assert!(shown.contains(says), "{shown}");
+        let events = p.jsonl(".planexe/events.jsonl");
+        let warned: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["event"] == "task.check_failed")
+            .collect();
+        assert_eq!(warned.len(), 1, "{events:?}");
+        assert_eq!(warned[0]["severity"], "warn");
+        assert!(warned[0]["error_summary"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("judge: {says}")));
+        // Its judge's failed calls are in failures.jsonl as any call's.
+        let failures = p.jsonl(".planexe/failures.jsonl");
+        assert!(!failures.is_empty());
+        assert!(failures.iter().all(|f| f["model"] == "j"), "{failures:?}");
+        // Done: the next build has nothing to do.
+        p.build().code(0).stderr_has("up to date");
+    }
+}
+
+#[test]
+fn a_warning_judge_still_scoring_when_the_task_times_out_lets_the_answer_stand() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(Reply::Hang);
+    let p = judged_by_j_with(&answers, &judges, "severity = \"warn\"");
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "prompt = \"Plan it\"",
+            "prompt = \"Plan it\"\ntimeout = \"1s\"",
+        ),
+    );
+    p.build()
+        .code(0)
+        .stderr_has("warn   t: judge: judge j could not score: timeout");
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    assert_eq!(p.status_json("t")["checks"][0]["severity"], "warn");
 }

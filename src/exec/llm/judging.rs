@@ -5,7 +5,10 @@
 //!   ([`Llm::judged`]): below the threshold the task's model is asked again
 //!   with the reason, up to the judge's `retries`; then a low score fails
 //!   the task as `judge_rejected` (or, with `severity = "warn"`, the answer
-//!   stands and the verdict is a quality warning).
+//!   stands and the verdict is a quality warning). A judge of severity warn
+//!   that cannot score (its model down, answers it cannot use, the task's
+//!   timeout) fails nothing either: the answer stands and why it has no
+//!   score is the warning ([`PromptResult::unscored`]).
 //! - Outputs already on disk (a command task's, or any task's when only its
 //!   judge changed, or `planexe check`) are scored once
 //!   ([`Llm::judge_outputs`]); what a low score does is the caller's.
@@ -73,14 +76,27 @@ impl Llm<'_> {
                     .into_iter()
                     .collect(),
             );
-            let (score, reason) = self.score(
+            let scored = self.score(
                 &j.scoring,
                 answer.clone(),
                 outputs,
                 attempt_no,
                 on_attempt,
                 result,
-            )?;
+            );
+            let (score, reason) = match scored {
+                Ok(scored) => scored,
+                Err(stop) if judge.warn => {
+                    result.unscored = Some(self.unscored(judge, stop, j.scoring.deadline)?);
+                    // The answer written is the task model's, and no
+                    // verdict is about it (an earlier one was about an
+                    // answer asked again since).
+                    result.model = Some(self.models[j.m].name.clone());
+                    result.judge = None;
+                    return Ok(answer);
+                }
+                Err(stop) => return Err(stop),
+            };
             rounds += 1;
             let verdict = verdict(self, judge, score, reason, rounds);
             let passed = verdict.passed;
@@ -160,6 +176,7 @@ impl Llm<'_> {
             attempts: Vec::new(),
             usage: Usage::default(),
             judge: None,
+            unscored: None,
         };
         let progress = self.track(task);
         let scoring = Scoring {
@@ -267,6 +284,28 @@ impl Llm<'_> {
         // The model's words reach the terminal (status, the FAILED line).
         let reason = printable(value["reason"].as_str().unwrap_or("")).into_owned();
         Ok((score, reason))
+    }
+
+    /// Why `judge` (of severity warn) could not score, as its warning
+    /// says it, when its scoring ended as `stop`; an interrupt still stops
+    /// the task.
+    fn unscored(
+        &self,
+        judge: &Judge,
+        stop: Stop,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<String, Stop> {
+        let why = match stop {
+            Stop::Interrupted(id) => return Err(Stop::Interrupted(id)),
+            Stop::JudgeFailed { message, .. } | Stop::Failed { message, .. } => message,
+            Stop::Deadline(Some((kind, message, _))) => format!("{}: {message}", kind.as_str()),
+            Stop::Deadline(None) => format!(
+                "timeout: the task's timeout ({}) expired",
+                humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1))
+            ),
+        };
+        let name = &self.models[judge.model].name;
+        Ok(self.redact(&could_not_score(name, &why)))
     }
 
     /// What a stop of a judging is, as a failure.

@@ -64,6 +64,9 @@ pub struct PromptResult {
     pub usage: Usage,
     /// The judge's last verdict, when the task has a judge.
     pub judge: Option<JudgeVerdict>,
+    /// Why a judge of `severity = "warn"` could not score the answer,
+    /// which stands: a quality warning, not a failure.
+    pub unscored: Option<String>,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -371,6 +374,7 @@ impl<'a> Llm<'a> {
             attempts: Vec::new(),
             usage: Usage::default(),
             judge: None,
+            unscored: None,
         };
         let rendered =
             template::render(&spec.template, inputs, task, &spec.vars).and_then(|prompt| {
