@@ -11,7 +11,7 @@ use crate::store::record::with_error_id;
 use crate::store::Stamp;
 
 pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) -> Result<()> {
-    let session = super::open(cli, ctx, printer)?;
+    let session = super::read(cli, ctx, printer, args.check.into())?;
     let e = explain::explain(&session, &args.task, args.check.into())?;
     let mut out = String::new();
     let verdict = match &e.reason {

@@ -13,7 +13,7 @@ use crate::observe::Standing;
 use crate::store::CheckMode;
 
 pub fn graph(cli: &Cli, ctx: &Context, args: &GraphArgs, printer: &Printer) -> Result<()> {
-    let session = super::open(cli, ctx, printer)?;
+    let session = super::read(cli, ctx, printer, CheckMode::Content)?;
     let view = explain::graph(&session, CheckMode::Content)?;
     let out = match args.format {
         GraphFormat::Dot => dot(&view),

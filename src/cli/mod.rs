@@ -40,6 +40,7 @@ use crate::exec::{Env, Interrupt};
 use crate::model::Lists;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
+use crate::store::CheckMode;
 
 /// What the CLI reads from the process, read once: the environment (for
 /// builds, [`Context::env`]) and the variables planexe itself knows. The
@@ -261,7 +262,7 @@ fn dispatch(
     }
 }
 
-/// Opens a session for a command that reads the run as it is: every
+/// Opens a session for a command that works on the run as it is: every
 /// `foreach` task whose list exists is expanded, and no model is named.
 fn open(cli: &Cli, ctx: &Context, printer: &Printer) -> Result<Session> {
     let located = ctx.location(cli)?.locate()?;
@@ -269,4 +270,17 @@ fn open(cli: &Cli, ctx: &Context, printer: &Printer) -> Result<Session> {
         printer.warn(warning);
     }
     Session::open(located, &ctx.model(None), Lists::Present)
+}
+
+/// Opens a session for a command that reports on what is stale (`status`,
+/// `explain`, `graph`) as a build would see it, judged in
+/// `mode`: every `foreach` task whose list is up to date is expanded, one
+/// whose list is to be built waits for it (as `build -n` says); no model
+/// is named.
+fn read(cli: &Cli, ctx: &Context, printer: &Printer, mode: CheckMode) -> Result<Session> {
+    let located = ctx.location(cli)?.locate()?;
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    Session::read(located, &ctx.model(None), mode)
 }

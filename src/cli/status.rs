@@ -16,6 +16,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::model::pipeline::parse_timeout;
+use crate::model::Lists;
 use crate::observe::palette::Paint;
 use crate::observe::status::text::{estimated, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
@@ -54,7 +55,7 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
     }
     // Never freed: the process exits next, and freeing ten thousand records
     // one by one costs more than reading them.
-    let session: &Session = Box::leak(Box::new(super::open(cli, ctx, printer)?));
+    let session: &Session = Box::leak(Box::new(super::read(cli, ctx, printer, check)?));
     let _t = crate::phases::phase("status: check every task");
     match status::query(
         session,
@@ -208,7 +209,12 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
         None => None,
         Some(t) => Some(duration(t, "--timeout")?),
     };
-    let run_dir = super::open(cli, ctx, printer)?.run_dir;
+    // The pipeline is read (a broken one is an error), not judged.
+    let located = ctx.location(cli)?.locate()?;
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    let run_dir = Session::open(located, &ctx.model(None), Lists::Unproduced)?.run_dir;
     let started = std::time::Instant::now();
     loop {
         let run = RunRecord::load(&run_dir);

@@ -51,6 +51,16 @@ impl Opener {
         Session::open(self.location(run).locate()?, &model, Lists::Present)
     }
 
+    /// Opens the run at `run` to report on it, as a build would see it
+    /// (see [`Session::read`]).
+    pub fn read(&self, run: &Path) -> Result<Session> {
+        let model = ModelChoice {
+            flag: None,
+            env: self.env_model.clone(),
+        };
+        Session::read(self.location(run).locate()?, &model, CheckMode::Content)
+    }
+
     /// The status of the run at `run`, named `name`.
     pub fn status(&self, run: &Path, name: &str) -> Result<Value> {
         let env_model = self.env_model.as_deref();
@@ -71,7 +81,7 @@ impl Opener {
                     flag: None,
                     env: self.env_model.clone(),
                 };
-                let session = Session::open(located, &model, Lists::Present)?;
+                let session = Session::read(located, &model, CheckMode::Content)?;
                 match status::query(&session, None, CheckMode::Content, STALL_AFTER, env_model)? {
                     Answer::Run(report) => *report,
                     Answer::Task(_) => {

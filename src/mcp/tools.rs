@@ -269,7 +269,7 @@ fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
         "clean" => clean(server, args(name, arguments)?),
         "explain" => {
             let a: Explain = args(name, arguments)?;
-            let session = server.opener.open(&server.root.run(&a.run)?)?;
+            let session = server.opener.read(&server.root.run(&a.run)?)?;
             answers::explain(&session, &a.run, &a.task)
         }
         "summary" => {

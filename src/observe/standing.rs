@@ -59,7 +59,9 @@ impl Standing {
                 },
                 _ => Standing::Stopped,
             },
-            Some(Reason::Upstream(_) | Reason::AwaitsList(_)) => Standing::Pending,
+            Some(Reason::Upstream(_) | Reason::AwaitsList(_) | Reason::AwaitsFanout { .. }) => {
+                Standing::Pending
+            }
             Some(_) => Standing::Stale,
         }
     }

@@ -46,9 +46,36 @@ pub enum Reason {
     Upstream(String),
     /// A `foreach` placeholder: expands once its list file is built.
     AwaitsList(String),
+    /// It reads (or runs after) a `foreach` task that has not expanded,
+    /// whose list is to be built: what it reads is not known yet, so it
+    /// is judged once the fan-out has expanded.
+    AwaitsFanout {
+        fanout: String,
+        list: String,
+    },
     /// It made this `foreach` list, which cannot be expanded: it makes it
     /// again.
     BadList(String),
+}
+
+impl Reason {
+    /// Whether it says something of the task's inputs (which are not
+    /// known while a fan-out it reads has not expanded).
+    pub fn about_inputs(&self) -> bool {
+        matches!(
+            self,
+            Reason::InputAdded(_)
+                | Reason::InputRemoved(_)
+                | Reason::InputChanged(_)
+                | Reason::InputsReordered
+        )
+    }
+
+    /// Whether the task waits for others and runs only if, once they have
+    /// run, it is still stale.
+    pub fn waits(&self) -> bool {
+        matches!(self, Reason::Upstream(_) | Reason::AwaitsFanout { .. })
+    }
 }
 
 impl fmt::Display for Reason {
@@ -69,6 +96,9 @@ impl fmt::Display for Reason {
             Reason::InputsReordered => write!(f, "inputs reordered"),
             Reason::Upstream(t) => write!(f, "upstream {t} will re-run"),
             Reason::AwaitsList(l) => write!(f, "expands when {l} is built"),
+            Reason::AwaitsFanout { fanout, list } => {
+                write!(f, "waits for {fanout}, which expands when {list} is built")
+            }
             Reason::BadList(l) => write!(f, "its list {l} cannot be expanded"),
         }
     }

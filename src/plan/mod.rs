@@ -23,7 +23,7 @@ pub use check::{Check, Checker, Reason, Side};
 pub use session::Session;
 
 use crate::error::Result;
-use crate::model::{Graph, TaskId};
+use crate::model::{Action, Graph, TaskId};
 use crate::store::stamp;
 use crate::store::Status;
 
@@ -31,8 +31,9 @@ use crate::store::Status;
 #[derive(Debug)]
 pub struct Plan {
     pub wanted: Vec<bool>,
-    /// For wanted tasks that will run: why. `Upstream` means the task runs
-    /// only if, once its dependencies finish, it is still stale.
+    /// For wanted tasks that will run: why. `Upstream` and `AwaitsFanout`
+    /// mean the task runs only if, once its dependencies finish, it is
+    /// still stale.
     pub reasons: Vec<Option<Reason>>,
     /// Records to update for fresh tasks (same bytes, hand edits).
     pub updates: Vec<Status>,
@@ -141,7 +142,18 @@ impl Plan {
                 }
                 other => other,
             };
-            reasons[id] = own.or_else(|| {
+            // A fan-out that has not expanded yet (its list is to be
+            // built) stands for instances nobody knows: what reads it
+            // cannot be judged by its inputs, and waits for it.
+            let awaited = graph[id].deps.iter().find_map(|&d| match &graph[d].action {
+                Action::Expand(list) if reasons[d].is_some() => Some(Reason::AwaitsFanout {
+                    fanout: graph[d].name.clone(),
+                    list: list.clone(),
+                }),
+                _ => None,
+            });
+            let own = own.filter(|r| awaited.is_none() || !r.about_inputs());
+            reasons[id] = own.or(awaited).or_else(|| {
                 graph[id]
                     .deps
                     .iter()

@@ -14,7 +14,7 @@ use super::certificate::{self, Certificate};
 use super::check::Checker;
 use super::Plan;
 use crate::error::{Error, Result};
-use crate::model::{Graph, Lists, Pipeline};
+use crate::model::{Graph, Lists, Pipeline, TaskId};
 use crate::store::inflight;
 use crate::store::run_record::RunRecord;
 use crate::store::rundir::StateMark;
@@ -170,6 +170,16 @@ pub enum ModelSourceKind {
 /// The override and where it came from.
 pub type ModelSource = (ModelSourceKind, String);
 
+/// What [`Session::expand_ready`] leaves to do.
+pub struct Expanded {
+    /// Tasks that made a `foreach` list that cannot be expanded, each with
+    /// its list.
+    pub remake: Vec<(TaskId, String)>,
+    /// The plan of every task of the graph as it now stands, when one was
+    /// made for it.
+    pub plan: Option<Plan>,
+}
+
 /// One invocation's view of a run directory.
 pub struct Session {
     /// The run record, when an earlier build made one.
@@ -187,6 +197,10 @@ pub struct Session {
     mark: StateMark,
     /// Which `foreach` tasks the graph was resolved to expand.
     lists: Lists,
+    /// The plan of every task that [`Session::read`] made of the graph as
+    /// it stands, with its check mode: the next [`Session::plan_all`] in
+    /// that mode need not check again.
+    made: std::sync::Mutex<Option<(CheckMode, Plan)>>,
 }
 
 impl Session {
@@ -250,6 +264,7 @@ impl Session {
             warning,
             mark,
             lists,
+            made: Default::default(),
         })
     }
 
@@ -288,6 +303,8 @@ impl Session {
         self.run = run;
         self.store = store;
         self.mark = mark;
+        // A plan made before was made from the state read before.
+        *self.made_plan() = None;
         Ok(true)
     }
 
@@ -350,10 +367,92 @@ impl Session {
     /// [`Graph::expand`]); `false` when its list file does not exist or
     /// did not change.
     pub fn expand(&mut self, group: &str) -> Result<bool> {
+        *self.made_plan() = None;
         Ok(self
             .graph
             .expand(&self.pipeline, &self.run_dir, group)?
             .is_some())
+    }
+
+    fn made_plan(&self) -> std::sync::MutexGuard<'_, Option<(CheckMode, Plan)>> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings every `foreach` task whose list is ready (no task produces
+    /// it, or its producer is up to date) in line with its list, until
+    /// none changes: an expansion can make another list's producer up to
+    /// date. A fan-out whose list is to be built stays a placeholder, and
+    /// what reads it waits for it ([`Reason::AwaitsFanout`]): this is how
+    /// a build sees the run before it starts, and how a reader sees it
+    /// ([`Session::read`]).
+    ///
+    /// A list a task made that cannot be expanded leaves its fan-out a
+    /// placeholder; [`Expanded::remake`] names those tasks, each with its
+    /// list (a build makes the list again).
+    ///
+    /// [`Reason::AwaitsFanout`]: super::Reason::AwaitsFanout
+    pub fn expand_ready(&mut self, mode: CheckMode) -> Result<Expanded> {
+        let mut remake: Vec<(TaskId, String)> = Vec::new();
+        loop {
+            let waiting: Vec<(String, String, Option<TaskId>)> = self
+                .graph
+                .lists()
+                .map(|(name, list)| {
+                    (
+                        name.to_string(),
+                        list.to_string(),
+                        self.graph.producer(list),
+                    )
+                })
+                .filter(|(_, _, producer)| !remake.iter().any(|(p, _)| Some(*p) == *producer))
+                .collect();
+            if waiting.is_empty() {
+                return Ok(Expanded { remake, plan: None });
+            }
+            // Only lists with a producer need the plan.
+            let plan = if waiting.iter().any(|(_, _, p)| p.is_some()) {
+                Some(self.plan_all(mode)?)
+            } else {
+                None
+            };
+            let mut grew = false;
+            let mut failed = false;
+            for (name, list, producer) in waiting {
+                let ready = match (producer, &plan) {
+                    (None, _) => true,
+                    (Some(p), Some(plan)) => plan.reasons[p].is_none(),
+                    (Some(_), None) => false,
+                };
+                if !ready {
+                    continue;
+                }
+                match (self.expand(&name), producer) {
+                    (Ok(expanded), _) => grew |= expanded,
+                    (Err(_), Some(p)) => {
+                        failed = true;
+                        remake.push((p, list));
+                    }
+                    (Err(e), None) => return Err(e),
+                }
+            }
+            if !grew {
+                // The graph is the one planned, unless an expansion failed
+                // half-way.
+                let plan = plan.filter(|_| !failed);
+                return Ok(Expanded { remake, plan });
+            }
+        }
+    }
+
+    /// Opens the run as a command that reads it sees it: as a build would
+    /// before it starts ([`Session::expand_ready`]; a fan-out whose list is
+    /// to be built is a placeholder), judged in `mode`.
+    pub fn read(located: Located, model: &ModelChoice, mode: CheckMode) -> Result<Session> {
+        let mut session = Session::open(located, model, Lists::Unproduced)?;
+        if let Some(plan) = session.expand_ready(mode)?.plan {
+            *session.made_plan() = Some((mode, plan));
+        }
+        Ok(session)
     }
 
     /// Checks the `wanted` tasks against disk, forcing nothing: the plan a
@@ -383,6 +482,11 @@ impl Session {
 
     /// The plan of every task.
     pub fn plan_all(&self, mode: CheckMode) -> Result<Plan> {
+        if let Some((made, plan)) = self.made_plan().take() {
+            if made == mode {
+                return Ok(plan);
+            }
+        }
         self.plan(vec![true; self.graph.id_bound()], mode)
     }
 

@@ -105,6 +105,77 @@ fn only_changed_or_new_items_run_and_gone_items_lose_their_outputs() {
     assert_eq!(p.read("merged.txt"), "roof\ndig deeper\npaint\n");
 }
 
+/// What `status --json` says of `task`: its state and reason.
+fn standing(p: &Project, task: &str) -> (String, String) {
+    let status: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let line = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == task)
+        .unwrap_or_else(|| panic!("no {task} in {status}"));
+    (
+        line["state"].as_str().unwrap().to_string(),
+        line["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn a_stale_list_makes_its_readers_wait_in_build_n_and_status_alike() {
+    let p = project();
+    p.build().ok();
+    let waits = "waits for wbs3, which expands when wbs2.json is built";
+    // The list goes stale (its input changed), then is deleted: the
+    // gather's inputs were not removed, they are not known yet.
+    for (change, list_reason) in [
+        ("edit", "input items.json changed"),
+        ("delete", "output wbs2.json missing"),
+    ] {
+        match change {
+            "edit" => {
+                p.write_at(
+                    "items.json",
+                    &items(&[("a", "dig"), ("d", "roof")]),
+                    2_000_000,
+                );
+            }
+            _ => p.remove("wbs2.json"),
+        }
+        assert_eq!(
+            p.run(&["build", "-n"]).stdout,
+            format!(
+                "list: {list_reason}\nwbs3: expands when wbs2.json is built\nmerged: {waits}\n"
+            ),
+            "{change}"
+        );
+        assert_eq!(
+            standing(&p, "merged"),
+            ("pending".into(), waits.into()),
+            "{change}"
+        );
+        assert_eq!(
+            standing(&p, "wbs3"),
+            ("pending".into(), "expands when wbs2.json is built".into()),
+            "{change}"
+        );
+        let text = p.run(&["status"]).stdout;
+        assert!(
+            text.contains(&format!("PENDING (1)\n  merged  {waits}\n")),
+            "{text}"
+        );
+        assert!(
+            !text.contains("DONE (2)") && !text.contains("3/3 done"),
+            "{text}"
+        );
+        p.run(&["explain", "merged"])
+            .ok()
+            .stdout_has(&format!("merged: stale: {waits}"));
+        p.build().ok();
+    }
+    assert_eq!(p.read("merged.txt"), "dig\nroof\n");
+}
+
 #[test]
 fn a_failed_instance_fails_the_build_and_resume_runs_only_it() {
     let p = Project::new(&PIPELINE.replace(

@@ -1,9 +1,9 @@
-//! `foreach` tasks at the start of a build: a fan-out's instances follow
-//! its list file as soon as that is ready (no task produces it, or its
-//! producer is up to date); a fan-out whose list this build makes takes
-//! part as [`take_part`] says (it expands inside the build: `growth`);
-//! and instances whose item is gone lose their outputs and records. At the
-//! end, the fan-outs that never expanded, and what waits behind them.
+//! `foreach` tasks at the start of a build, once those whose list is ready
+//! follow it (`Session::expand_ready`): a fan-out whose list this build
+//! makes takes part as [`take_part`] says (it expands inside the build:
+//! `growth`); and instances whose item is gone lose their outputs and
+//! records. At the end, the fan-outs that never expanded, and what waits
+//! behind them.
 
 use std::collections::HashSet;
 
@@ -12,61 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{Graph, TaskId};
 use crate::plan::{Plan, Reason, Session};
 use crate::store::files;
-use crate::store::{CheckMode, RunDir, StateStore};
-
-/// Brings every fan-out whose list is ready in line with its list, until
-/// none changes: an expansion can make another list's producer up to date.
-/// A list a task made that cannot be expanded is made again: returns those
-/// tasks, each with its list (the fan-out then expands inside the build,
-/// or fails with `bad_list` if the list still cannot be expanded).
-pub(super) fn expand_ready(
-    session: &mut Session,
-    mode: CheckMode,
-) -> Result<Vec<(TaskId, String)>> {
-    let mut remake: Vec<(TaskId, String)> = Vec::new();
-    loop {
-        let waiting: Vec<(String, String, Option<usize>)> = session
-            .graph
-            .lists()
-            .map(|(name, list)| {
-                (
-                    name.to_string(),
-                    list.to_string(),
-                    session.graph.producer(list),
-                )
-            })
-            .filter(|(_, _, producer)| !remake.iter().any(|(p, _)| Some(*p) == *producer))
-            .collect();
-        if waiting.is_empty() {
-            return Ok(remake);
-        }
-        // Only lists with a producer need the plan.
-        let plan = if waiting.iter().any(|(_, _, p)| p.is_some()) {
-            Some(session.plan_all(mode)?)
-        } else {
-            None
-        };
-        let mut grew = false;
-        for (name, list, producer) in waiting {
-            let ready = match (producer, &plan) {
-                (None, _) => true,
-                (Some(p), Some(plan)) => plan.reasons[p].is_none(),
-                (Some(_), None) => false,
-            };
-            if !ready {
-                continue;
-            }
-            match (session.expand(&name), producer) {
-                (Ok(expanded), _) => grew |= expanded,
-                (Err(_), Some(p)) => remake.push((p, list)),
-                (Err(e), None) => return Err(e),
-            }
-        }
-        if !grew {
-            return Ok(remake);
-        }
-    }
-}
+use crate::store::{RunDir, StateStore};
 
 /// Removes the outputs, log and records of instances whose item is gone.
 /// Only outputs no current task produces are removed.

@@ -29,7 +29,7 @@ impl Build<'_> {
     pub(super) fn run_stale(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         let options = self.options;
         let read_only = options.read_only();
-        let remake = lists::expand_ready(session, options.check)?;
+        let remake = session.expand_ready(options.check)?.remake;
         if !read_only {
             lists::remove_vanished(session, self.observer)?;
         }
@@ -226,7 +226,7 @@ impl Build<'_> {
         for &t in &to_run {
             run_mask[t] = true;
             tentative[t] =
-                matches!(plan.reasons[t], Some(Reason::Upstream(_))) || fanouts.after_expansion[t];
+                plan.reasons[t].as_ref().is_some_and(Reason::waits) || fanouts.after_expansion[t];
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
             if tentative[t] || matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {

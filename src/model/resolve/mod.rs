@@ -42,10 +42,12 @@ use crate::store::RunDir;
 /// disk; the others stay placeholders until [`Graph::expand`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lists {
-    /// Every one whose list file exists (what a reader of the run sees).
+    /// Every one whose list file exists (the run as it is on disk: what
+    /// `clean`, `touch` and `check` name).
     Present,
-    /// Those whose list file exists and no task produces (a build, which
-    /// expands the others once it knows their list is up to date).
+    /// Those whose list file exists and no task produces (a build, and a
+    /// command reporting on the run, which expand the others once they
+    /// know their list is up to date: `Session::expand_ready`).
     Unproduced,
 }
 
