@@ -3,10 +3,10 @@
 //! the snapshot cannot be trusted (damaged, of another version, for
 //! another model override).
 //!
-//! The snapshot trusts task outputs: an output edited in place by hand
-//! leaves `status` saying DONE (2) from the snapshot, where the full check
-//! says `report` is stale. That difference tells which of the two
-//! answered.
+//! The snapshot trusts task outputs in folders: an output there edited in
+//! place by hand leaves `status` saying DONE (2) from the snapshot, where
+//! the full check says `report` is stale. That difference tells which of
+//! the two answered. (Outputs directly in the run directory are statted.)
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,18 +16,23 @@ use crate::harness::*;
 const SNAPSHOT: &str = ".planexe/status.snapshot";
 const MAGIC: &[u8] = b"planexe status.snapshot 3\n";
 
-/// The demo, built, with `status` answering from the snapshot.
+/// The demo with its outline in a folder, built, with `status` answering
+/// from the snapshot.
 fn built() -> Project {
     let p = demo();
+    p.write(
+        "pipeline.toml",
+        &DEMO.replace("outline.md", "out/outline.md"),
+    );
     p.build().ok().ran(&["outline", "report"]);
     assert!(p.exists(SNAPSHOT), "a complete build saved no snapshot");
     p.run(&["status"]).ok().stdout_has("DONE (2)");
     p
 }
 
-/// Edits an output in place: only the full check sees it.
+/// Edits an output in a folder in place: only the full check sees it.
 fn edit_an_output(p: &Project) {
-    p.write("outline.md", "EDITED BY HAND\n");
+    p.write("out/outline.md", "EDITED BY HAND\n");
 }
 
 #[track_caller]
@@ -40,7 +45,7 @@ fn answered_from_the_snapshot(run: &Run) {
 fn checked_every_task(run: &Run) {
     run.ok()
         .stdout_has("STALE (1)")
-        .stdout_has("input outline.md changed");
+        .stdout_has("input out/outline.md changed");
 }
 
 #[test]
@@ -84,6 +89,38 @@ fn status_from_the_snapshot_sees_every_change_to_a_source() {
 }
 
 #[test]
+fn status_from_the_snapshot_sees_an_output_in_the_root_deleted_or_replaced() {
+    // The demo's outputs sit in the run directory itself, which the
+    // certificate does not list.
+    let p = demo();
+    p.build().ok().ran(&["outline", "report"]);
+    p.run(&["status"]).ok().stdout_has("DONE (2)");
+    p.remove("report.md");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("STALE (1)")
+        .stdout_has("output report.md missing");
+    p.build().ok().ran(&["report"]);
+    p.run(&["status"]).ok().stdout_has("DONE (2)");
+    std::fs::write(p.path("other"), "REPLACED\n").unwrap();
+    std::fs::rename(p.path("other"), p.path("outline.md")).unwrap();
+    p.run(&["status"])
+        .ok()
+        .stdout_has("STALE (1)")
+        .stdout_has("input outline.md changed");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["counts"]["stale"], 1, "{json:#}");
+
+    // Any other file coming or going in the root leaves the snapshot
+    // trusted: the task lines are not checked again.
+    let p = built();
+    p.write("unrelated.txt", "x\n");
+    edit_an_output(&p);
+    answered_from_the_snapshot(&p.run(&["status"]));
+}
+
+#[test]
 fn status_trusts_outputs_and_with_full_checks_every_task() {
     let p = built();
     edit_an_output(&p);
@@ -95,7 +132,7 @@ fn status_trusts_outputs_and_with_full_checks_every_task() {
     p.build()
         .ok()
         .ran(&["report"])
-        .stderr_has("kept hand-edited outline.md");
+        .stderr_has("kept hand-edited out/outline.md");
 }
 
 /// Makes the blake3 after the snapshot's head that of the head.

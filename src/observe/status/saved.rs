@@ -12,11 +12,12 @@
 //!   source (a task input no task produces; a `foreach` list), globbed
 //!   folders, planexe's own state (the log, which may have grown by
 //!   restamps alone, `run.json`, `pipeline`), and, by their stat, the
-//!   folders on the way to task files and `tasks/`. It does not check task
-//!   outputs nor the tasks' sidecars and markers: an output edited in place
-//!   by hand shows at the next build (or `status --full`); one deleted or
-//!   replaced in a folder the certificate lists changes that folder, which
-//!   is checked.
+//!   folders on the way to task files and `tasks/`, and the outputs that
+//!   sit directly in the run directory's root. It does not check other
+//!   task outputs nor the tasks' sidecars and markers: an output edited in
+//!   place by hand shows at the next build (or `status --full`); one
+//!   deleted or replaced in a folder the certificate lists changes that
+//!   folder, which is checked.
 //!
 //! Sections of the file: the task lines (postcard); their text, in two
 //! parts around the groups of clocked lines (FAILED-PENDING-CHECK and
@@ -295,6 +296,10 @@ fn watch(session: &Session) -> impl Fn(&str, Kind) -> Watch {
         Kind::Folder if sources.contains(path) => Watch::Full,
         Kind::Folder => Watch::Stat,
         Kind::TaskFile if sources.contains(path) => Watch::Full,
+        // An output in the run directory's root: no folder the certificate
+        // lists changes when it is deleted or replaced (the root is not
+        // listed: everything planexe writes changes it). They are few.
+        Kind::TaskFile if !path.contains('/') => Watch::Stat,
         Kind::TaskFile => Watch::Trust,
     }
 }
