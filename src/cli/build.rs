@@ -401,6 +401,26 @@ fn resuming(s: &ResumeSummary) -> String {
         line.push_str(&format!(", {} stopped", s.interrupted));
     }
     line.push_str(&format!(", {} to run", s.to_run));
+    if s.maybe > 0 {
+        line.push_str(&format!(", {} more if what they read changes", s.maybe));
+    }
+    if !s.expanding.is_empty() {
+        line.push_str(&format!(
+            ", {} fan-out(s) to expand once their list is built ({})",
+            s.expanding.len(),
+            s.expanding.join(", ")
+        ));
+    }
+    if !s.stuck.is_empty() {
+        line.push_str(&format!(
+            ", {} fan-out(s) whose list is not built ({})",
+            s.stuck.len(),
+            s.stuck.join(", ")
+        ));
+        if s.behind > 0 {
+            line.push_str(&format!(" and {} task(s) waiting behind them", s.behind));
+        }
+    }
     if !s.starting_with.is_empty() {
         line.push_str(&format!("; starting with {}", s.starting_with.join(", ")));
     }

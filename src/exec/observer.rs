@@ -79,17 +79,35 @@ impl Notice {
     }
 }
 
-/// Where a resumed run stands before the build starts.
+/// Where a resumed run stands before the build starts. Every task the
+/// build considers is counted once: done, to run, maybe, behind, or a
+/// fan-out (expanding or stuck).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumeSummary {
     /// When the run was created (RFC 3339).
     pub created_at: String,
+    /// Up to date.
     pub done: usize,
-    /// Failed last time: (task, first line of its error).
+    /// Of those to run, the ones that failed last time: (task, first line
+    /// of its error).
     pub failed: Vec<(String, String)>,
+    /// Of those to run, how many were stopped last time.
     pub interrupted: usize,
+    /// Will run for a reason of their own (failed and stopped ones
+    /// included).
     pub to_run: usize,
-    /// The first tasks to run (at most four).
+    /// Run only if, once what they wait for has run, they are still stale
+    /// (what they read was rebuilt with other bytes; a fan-out they read
+    /// expanded into what they have not seen): early cutoff may skip them.
+    pub maybe: usize,
+    /// Fan-outs that expand in this build, once their list is built.
+    pub expanding: Vec<String>,
+    /// Fan-outs whose list nothing in this build builds: they cannot
+    /// expand.
+    pub stuck: Vec<String>,
+    /// Tasks that cannot run in this build: they wait behind `stuck`.
+    pub behind: usize,
+    /// The tasks that start first, in the order they start (at most four).
     pub starting_with: Vec<String>,
 }
 

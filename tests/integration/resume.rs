@@ -524,3 +524,84 @@ fn a_leftover_whose_shell_exited_has_its_group_stopped() {
                 .is_some_and(|r| r.trim_start().starts_with('Z'))
     });
 }
+
+/// The `resuming run` line of a run's stderr, from its counts on.
+fn resume_line(run: &Run) -> String {
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("resuming run "))
+        .unwrap_or_else(|| panic!("no resume line in {}", run.stderr));
+    line.split_once("Z: ").unwrap().1.to_string()
+}
+
+#[test]
+fn the_resume_line_counts_what_runs_and_names_only_what_starts_first() {
+    // After an edit: the tasks reading what is rebuilt may be skipped.
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src.txt"]
+outputs = ["a.txt"]
+command = "cut -c1 src.txt > a.txt"
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "cp a.txt b.txt"
+[tasks.c]
+inputs = ["b.txt"]
+outputs = ["c.txt"]
+command = "cp b.txt c.txt"
+[tasks.d]
+outputs = ["d.txt"]
+command = "echo d > d.txt"
+[tasks.e]
+outputs = ["e.txt"]
+command = "echo e > e.txt"
+"#,
+    );
+    p.write("src.txt", "hello\n");
+    p.build().ok();
+    p.remove("d.txt");
+    p.write_at("src.txt", "help\n", 2_000_000);
+    assert_eq!(
+        resume_line(&p.run(&["build", "-n"])),
+        "1 done, 2 to run, 2 more if what they read changes; starting with a, d"
+    );
+    let run = p.build();
+    run.ok().ran(&["a", "d"]).stderr_has("2 found up to date");
+    assert_eq!(
+        resume_line(&run),
+        "1 done, 2 to run, 2 more if what they read changes; starting with a, d"
+    );
+
+    // A fan-out whose list is stale: it expands once the list is built,
+    // and what reads it waits; forced, the instances wait for the list.
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["items.json"]
+outputs = ["list.json"]
+command = "cp items.json list.json"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ key }}.txt"]
+command = "echo {{ item }} > {outputs}"
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    p.write("items.json", "[\"a\", \"b\"]");
+    p.build().ok();
+    assert_eq!(
+        resume_line(&p.run(&["build", "-n", "-B"])),
+        "0 done, 4 to run; starting with list"
+    );
+    p.write_at("items.json", "[\"a\", \"c\"]", 2_000_000);
+    assert_eq!(
+        resume_line(&p.run(&["build", "-n"])),
+        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per); starting with list"
+    );
+}

@@ -20,6 +20,7 @@ mod growth;
 mod hooks;
 mod lists;
 mod reach;
+mod resume;
 mod run;
 
 use super::attempt::Executor;

@@ -10,12 +10,12 @@ use super::super::attempt::Executor;
 use super::super::command::Watchdog;
 use super::super::failure::Failures;
 use super::super::llm::Llm;
-use super::super::observer::{BuildView, Notice, Ran, ResumeSummary};
+use super::super::observer::{BuildView, Notice, Ran};
 use super::super::reaper::Reaper;
 use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
-use super::{lists, reach, Build, Ended, Progress};
+use super::{lists, reach, resume, Build, Ended, Progress};
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId};
 use crate::plan::session::ModelSourceKind;
@@ -119,9 +119,12 @@ impl Build<'_> {
         // A dry run beside a build that runs now resumes nothing: it says
         // what that build is running (`running now`), not `stopped`.
         let other_build = options.dry_run && session.build_running();
+        // Fan-outs whose list this build makes expand inside it; those
+        // whose list nothing here makes wait, with what depends on them.
+        let fanouts = lists::take_part(graph, &plan);
         if !to_run.is_empty() {
             if earlier_work && !other_build {
-                let summary = resume_summary(graph, &plan, &run, &to_run);
+                let summary = resume::summary(graph, &plan, &run, &to_run, &fanouts);
                 self.say(progress, Notice::Resuming(summary));
                 let changed = plan.changed_definitions(graph);
                 if !changed.is_empty() {
@@ -198,9 +201,6 @@ impl Build<'_> {
             );
             return Ok(());
         }
-        // Fan-outs whose list this build makes expand inside it; those
-        // whose list nothing here makes wait, with what depends on them.
-        let fanouts = lists::take_part(graph, &plan);
         let to_run: Vec<TaskId> = to_run
             .into_iter()
             .filter(|&t| !fanouts.left_out[t])
@@ -225,8 +225,7 @@ impl Build<'_> {
         let mut tentative = vec![false; graph.id_bound()];
         for &t in &to_run {
             run_mask[t] = true;
-            tentative[t] =
-                plan.reasons[t].as_ref().is_some_and(Reason::waits) || fanouts.after_expansion[t];
+            tentative[t] = resume::tentative(&plan, &fanouts, t);
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
             if tentative[t] || matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
@@ -457,39 +456,6 @@ impl Build<'_> {
             };
         }
         Ok(())
-    }
-}
-
-/// Where the run stands before a build resumes it.
-fn resume_summary(graph: &Graph, plan: &Plan, run: &RunRecord, to_run: &[TaskId]) -> ResumeSummary {
-    let mut done = 0;
-    let mut failed = Vec::new();
-    let mut interrupted = 0;
-    for &t in graph.order() {
-        if !plan.wanted[t] {
-            continue;
-        }
-        match &plan.reasons[t] {
-            None => done += 1,
-            Some(Reason::FailedLastTime(m)) => failed.push((graph[t].name.clone(), m.clone())),
-            Some(Reason::InterruptedLastTime) => interrupted += 1,
-            Some(_) => {}
-        }
-    }
-    let in_set: std::collections::HashSet<TaskId> = to_run.iter().copied().collect();
-    let starting_with = to_run
-        .iter()
-        .filter(|&&t| !graph[t].deps.iter().any(|d| in_set.contains(d)))
-        .take(4)
-        .map(|&t| graph[t].name.clone())
-        .collect();
-    ResumeSummary {
-        created_at: run.created_at.clone(),
-        done,
-        failed,
-        interrupted,
-        to_run: to_run.len(),
-        starting_with,
     }
 }
 

@@ -140,6 +140,42 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The tasks of `to_run` (by id, as [`run`] takes it) that start first,
+/// in the order the loop starts them: those waiting for no task of the
+/// run (a dependency or a gate) and not `tentative` (which may turn out
+/// up to date), nor a fan-out's placeholder (which expands, never runs);
+/// the most work behind them first, then declaration order. At most `n`.
+pub fn first_to_start(
+    graph: &Graph,
+    to_run: &[bool],
+    tentative: &[bool],
+    gates: &[(TaskId, TaskId)],
+    n: usize,
+) -> Vec<TaskId> {
+    let runs = |t: TaskId| to_run.get(t).copied().unwrap_or(false);
+    let gated: std::collections::HashSet<TaskId> = gates
+        .iter()
+        .filter(|&&(gate, _)| runs(gate))
+        .map(|&(_, held)| held)
+        .collect();
+    let priority = priority::priorities(graph);
+    let mut ready: Vec<TaskId> = graph
+        .order()
+        .iter()
+        .copied()
+        .filter(|&t| {
+            runs(t)
+                && !tentative.get(t).copied().unwrap_or(false)
+                && !matches!(graph[t].action, crate::model::Action::Expand(_))
+                && !graph[t].deps.iter().any(|&d| runs(d))
+                && !gated.contains(&t)
+        })
+        .collect();
+    ready.sort_by_key(|&t| (std::cmp::Reverse(priority[t]), graph.rank(t)));
+    ready.truncate(n);
+    ready
+}
+
 /// Runs `to_run` (tasks marked with `tentative[t]` run only if
 /// `still_stale` says so) respecting dependencies among them, and `gates`
 /// (gate, task): a task also waits for its gates. All are indexed by task
