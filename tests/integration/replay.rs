@@ -263,3 +263,53 @@ fn replay_models_are_checked_with_file_line_col() {
         .code(2)
         .stderr_has("no such folder");
 }
+
+#[test]
+fn a_replay_miss_records_the_attempt_it_was() {
+    let server = Server::start();
+    let empty = tempfile::tempdir().unwrap();
+    // Two replay models with nothing recorded: the first falls back to
+    // the second, and each miss is an attempt of its own.
+    let models = format!(
+        "[models.recorded]\nprovider = \"replay\"\ndir = \"{0}\"\nreplays = \"local\"\nfallback = [\"again\"]\n\n[models.again]\nprovider = \"replay\"\ndir = \"{0}\"\nreplays = \"local\"\n",
+        empty.path().display()
+    );
+    let p = Project::new(&pipeline(&server, "Plan it", &models, "recorded"));
+    p.build().code(1).stderr_has("replay_miss");
+    let status = p.status_json("ask");
+    assert_eq!(status["error"]["kind"], "replay_miss");
+    assert_eq!(status["attempt"], 2, "{status:#}");
+    let attempts: Vec<(Value, Value)> = status["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["attempt"].clone(), a["outcome"].clone()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (1.into(), "replay_miss".into()),
+            (2.into(), "replay_miss".into())
+        ]
+    );
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    let numbers: Vec<(Value, Value)> = failures
+        .iter()
+        .map(|f| (f["model"].clone(), f["attempt"].clone()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [("recorded".into(), 1.into()), ("again".into(), 2.into())]
+    );
+    assert_eq!(status["error"]["error_id"], failures[1]["error_id"]);
+    p.run(&["status"]).ok().stdout_has("attempt 2, model again");
+    assert!(server.requests().is_empty(), "no HTTP call");
+
+    // `--replay DIR`, one model: attempt 1.
+    let p = Project::new(&pipeline(&server, "Plan it", "", "local"));
+    p.run(&["build", "--replay", empty.path().to_str().unwrap()])
+        .code(1)
+        .stderr_has("replay_miss");
+    assert_eq!(p.status_json("ask")["attempt"], 1);
+    assert_eq!(p.jsonl(".planexe/failures.jsonl")[0]["attempt"], 1);
+}

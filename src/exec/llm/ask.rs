@@ -72,7 +72,9 @@ impl Llm<'_> {
                 Replayed::Answer(text) => return Ok(text),
                 Replayed::Rejected(stop) if !plan.live => return Err(stop),
                 Replayed::Miss if !plan.live => {
-                    return Err(self.replay_miss(task, model, dir, &key, *attempt_no))
+                    return Err(self.replay_miss(
+                        task, model, dir, &key, attempt_no, progress, on_attempt, result,
+                    ))
                 }
                 // The response cache: ask the model.
                 Replayed::Rejected(_) | Replayed::Miss => {}

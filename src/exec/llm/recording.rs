@@ -317,25 +317,44 @@ impl Llm<'_> {
         }
     }
 
-    /// The failure of a model with no recorded answer for the request.
+    /// The failure of a model with no recorded answer for the request: an
+    /// attempt of the task's run as a replayed answer would have been (its
+    /// number, the sidecar's call in flight, an entry in `attempts`), that
+    /// failed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn replay_miss(
         &self,
         task: &str,
         model: &ModelConfig,
         dir: &Path,
         key: &str,
-        attempt_no: u32,
+        attempt_no: &mut u32,
+        progress: &CallProgress,
+        on_attempt: &mut dyn FnMut(u32, &str),
+        result: &mut PromptResult,
     ) -> Stop {
+        let started_at = crate::clock::now_rfc3339();
+        *attempt_no += 1;
+        progress.begin(&model.name, *attempt_no);
+        on_attempt(*attempt_no, &model.name);
         let message = format!(
             "no recorded answer for task `{task}` (request {key}) in {}; record it: planexe build --record {} (with a live model)",
             dir.display(),
             dir.display()
         );
         let error_id = uuid::Uuid::new_v4().to_string();
+        result.attempts.push(AttemptRecord {
+            model: model.name.clone(),
+            attempt: *attempt_no,
+            started_at,
+            duration_ms: 0,
+            outcome: ErrorKind::ReplayMiss.as_str().to_string(),
+            error_id: Some(error_id.clone()),
+        });
         self.record_failure(
             task,
             model,
-            attempt_no,
+            *attempt_no,
             ErrorKind::ReplayMiss,
             &message,
             None,
