@@ -19,6 +19,7 @@ use crate::model::{Lists, Task};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::record::first_line;
+use crate::store::untrusted::printable;
 use crate::store::TaskState;
 
 /// Whether the build changes nothing: `-n`, `-q`, or make's `-n`/`-q` in
@@ -137,8 +138,10 @@ pub fn build(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     if let Ok(report) = &result {
+        // A reason may quote a recorded message (`failed last time: ...`),
+        // which a record of an earlier version may hold unescaped.
         for (task, reason) in &report.would_run {
-            printer.data(&format!("{task}: {reason}"));
+            printer.data(&format!("{task}: {}", printable(reason)));
         }
     }
     if let Some(recorder) = recorder {
@@ -393,8 +396,9 @@ fn resuming(s: &ResumeSummary) -> String {
             String::new()
         };
         line.push_str(&format!(
-            ", {} failed ({name}: {message}{more})",
-            s.failed.len()
+            ", {} failed ({name}: {}{more})",
+            s.failed.len(),
+            printable(message)
         ));
     }
     if s.interrupted > 0 {

@@ -8,15 +8,18 @@ use super::Context;
 use crate::error::Result;
 use crate::observe::explain::{self, FileLine, FileVerdict};
 use crate::store::record::with_error_id;
+use crate::store::untrusted::printable;
 use crate::store::Stamp;
 
 pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) -> Result<()> {
     let session = super::read(cli, ctx, printer, args.check.into())?;
     let e = explain::explain(&session, &args.task, args.check.into())?;
     let mut out = String::new();
+    // What the records say is printed escaped: a record of an earlier
+    // version may hold a server's control characters.
     let verdict = match &e.reason {
         None => "up to date".to_string(),
-        Some(r) => format!("stale: {r}"),
+        Some(r) => format!("stale: {}", printable(r)),
     };
     let _ = writeln!(out, "{}: {verdict}", e.task);
     match &e.last_success {
@@ -47,7 +50,7 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
         }
     }
     if let Some((kind, message, id)) = &e.last_error {
-        let message = with_error_id(message, id.as_deref());
+        let message = with_error_id(&printable(message), id.as_deref().map(printable).as_deref());
         let _ = writeln!(out, "  last error: {kind}: {message}");
     }
     section(&mut out, "inputs", &e.inputs);

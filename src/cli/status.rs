@@ -23,6 +23,7 @@ use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail
 use crate::plan::Session;
 use crate::store::record::with_error_id;
 use crate::store::run_record::{BuildOutcome, RunRecord};
+use crate::store::untrusted::{printable, printable_lines};
 
 pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let stall_after = duration(&args.stall_after, "--stall-after")?;
@@ -96,11 +97,13 @@ fn show(ctx: &Context, report: &StatusReport, args: &StatusArgs, printer: &Print
     Ok(())
 }
 
-/// `status TASK`: one task in full.
+/// `status TASK`: one task in full. What its records say is printed
+/// [`printable`]: a record of an earlier version may hold a server's
+/// control characters.
 fn one_task(detail: &TaskDetail) -> String {
     let standing = match (&detail.reason, detail.running) {
         (_, true) => "running".to_string(),
-        (Some(r), false) => format!("stale: {r}"),
+        (Some(r), false) => format!("stale: {}", printable(r)),
         (None, false) => "up to date".to_string(),
     };
     let mut out = format!("{}: {standing}\n", detail.task);
@@ -128,7 +131,7 @@ fn one_task(detail: &TaskDetail) -> String {
                 ));
             }
             if let Some(m) = &s.model {
-                out.push_str(&format!("  model     {m}\n"));
+                out.push_str(&format!("  model     {}\n", printable(m)));
             }
             if let Some(u) = &s.usage {
                 out.push_str(&format!(
@@ -144,30 +147,37 @@ fn one_task(detail: &TaskDetail) -> String {
                 out.push_str(&format!(
                     "  attempt   {} {} {} ms: {}{}\n",
                     a.attempt,
-                    a.model,
+                    printable(&a.model),
                     a.duration_ms,
-                    a.outcome,
+                    printable(&a.outcome),
                     a.error_id
                         .as_deref()
-                        .map(|i| format!(" (error_id {i})"))
+                        .map(|i| format!(" (error_id {})", printable(i)))
                         .unwrap_or_default()
                 ));
             }
             if let Some(j) = &s.judge {
                 out.push_str(&format!(
                     "  judge     {} scored {:.2} (threshold {:.2}, {}): {}\n",
-                    j.model,
+                    printable(&j.model),
                     j.score,
                     j.threshold,
                     if j.passed { "passed" } else { "failed" },
-                    j.reason
+                    printable(&j.reason)
                 ));
             }
             if let Some(e) = &s.error {
+                // Its lines are planexe's (a list's diagnostic, a check's
+                // output), each under the first; what a server said in
+                // them is escaped.
+                let message = with_error_id(
+                    &printable_lines(e.message.trim()),
+                    e.error_id.as_deref().map(printable).as_deref(),
+                );
                 out.push_str(&format!(
                     "  error     {}: {}\n",
                     e.kind,
-                    with_error_id(e.message.trim(), e.error_id.as_deref())
+                    message.replace('\n', "\n            ")
                 ));
             }
             for (path, st) in &s.inputs {

@@ -490,3 +490,63 @@ fn a_key_or_webhook_token_echoed_url_encoded_reaches_no_file_or_output() {
         }
     }
 }
+
+/// Puts `message` and `model` in task `task`'s failed record, sidecar and
+/// log alike, as a version that did not escape what servers said wrote it.
+fn plant_failure(p: &Project, task: &str, message: &str, model: &str) {
+    let sidecar = format!(".planexe/tasks/{task}.status");
+    let mut status = p.status_json(task);
+    status["error"]["message"] = message.into();
+    status["model"] = model.into();
+    p.write(&sidecar, &serde_json::to_string_pretty(&status).unwrap());
+    let log: Vec<String> = p
+        .read(".planexe/log")
+        .lines()
+        .map(|line| {
+            let mut entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            if entry["task"] == task && entry["status"]["state"] == "failed" {
+                entry["status"] = status.clone();
+            }
+            entry.to_string()
+        })
+        .collect();
+    p.write(".planexe/log", &(log.join("\n") + "\n"));
+}
+
+#[test]
+fn control_codes_in_the_records_of_an_earlier_version_are_escaped_on_the_terminal() {
+    let p = Project::new("[tasks.t]\noutputs = [\"t.md\"]\ncommand = \"exit 3\"\n");
+    p.build().code(1);
+    let model = "m\x1b[31mRED\x1b[0m";
+    plant_failure(&p, "t", NASTY, model);
+    for args in [
+        &["status"][..],
+        &["status", "t"],
+        &["status", "--full"],
+        &["explain", "t"],
+        &["build", "-n"],
+    ] {
+        let out = p.run(args);
+        no_control_codes(&args.join(" "), &out.stdout);
+        no_control_codes(&args.join(" "), &out.stderr);
+        let all = out.stdout + &out.stderr;
+        assert!(
+            all.contains(r"denied \u{1b}[31mRED\u{1b}[0m"),
+            "{args:?}: {all}"
+        );
+    }
+    p.run(&["status"])
+        .ok()
+        .stdout_has(r"model m\u{1b}[31mRED\u{1b}[0m");
+    let one = p.run(&["status", "t"]).stdout;
+    assert!(one.contains(r"\u{1b}]0;pwned-title\u{7}"), "{one}");
+    // JSON keeps the text, escaped by JSON's rules.
+    let json = p.run(&["status", "--json"]);
+    assert!(json.stdout.contains(r"\u001b[31mRED"), "{}", json.stdout);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["tasks"][0]["error"], NASTY.lines().next().unwrap());
+    assert_eq!(json["tasks"][0]["model"], model);
+    let one: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "t", "--json"]).stdout).unwrap();
+    assert_eq!(one["status"]["error"]["message"], NASTY);
+}

@@ -11,6 +11,11 @@
 //! copy, and the snapshot is written by the build, below the CLI. Each
 //! part writes into one string; nothing is allocated per line but what a
 //! failure's message needs.
+//!
+//! Recorded text (messages, reasons, model names, hints, warnings) is
+//! printed [`printable`]: a record written before planexe escaped what
+//! servers say may hold control characters, which must not reach a
+//! terminal. (`status --json` keeps the text, escaped by JSON's rules.)
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,6 +26,7 @@ use crate::clock;
 use crate::observe::palette::{Paint, Style};
 use crate::observe::Standing;
 use crate::store::record::with_error_id;
+use crate::store::untrusted::printable;
 
 /// The report as text, without a final newline: its [`header`], the
 /// [`groups`] of its tasks (fan-outs collapsed unless `expanded`), and its
@@ -59,7 +65,7 @@ pub fn in_flight(call: Option<&CallInFlight>, waiting_until: Option<&str>) -> St
     };
     let mut d = format!(
         ", model {}: {} token(s) in {}",
-        call.model,
+        printable(&call.model),
         call.tokens,
         age(call.started_at.as_deref())
     );
@@ -120,7 +126,7 @@ pub fn header(out: &mut String, report: &StatusReport) {
         (other, _) => line("state", &other),
     }
     if let Some(m) = &report.model {
-        line("model", m);
+        line("model", &printable(m));
     }
     match (&report.created_at, &report.last_build_started_at) {
         (Some(c), Some(last)) => line("created", &format_args!("{c}, last build {last}")),
@@ -305,7 +311,7 @@ fn fanout_groups(
         let _ = write!(out, "  {name:width$}  ");
         if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
             let reason = members.first().and_then(|l| l.reason.as_deref());
-            out.push_str(reason.unwrap_or_default());
+            out.push_str(&printable(reason.unwrap_or_default()));
         } else {
             let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
             let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
@@ -335,14 +341,17 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
             let _ = write!(
                 out,
                 "{}: {}",
-                l.error_kind.as_deref().unwrap_or("error"),
-                with_error_id(l.error.as_deref().unwrap_or(""), l.error_id.as_deref())
+                printable(l.error_kind.as_deref().unwrap_or("error")),
+                with_error_id(
+                    &printable(l.error.as_deref().unwrap_or("")),
+                    l.error_id.as_deref().map(printable).as_deref()
+                )
             );
             if let Some(a) = l.attempt {
                 let _ = write!(out, ", attempt {a}");
             }
             if let Some(m) = &l.model {
-                let _ = write!(out, ", model {m}");
+                let _ = write!(out, ", model {}", printable(m));
             }
             if let Some(r) = l.recoverable {
                 out.push_str(if r {
@@ -352,7 +361,7 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                 });
             }
             if let Some(h) = &l.hint {
-                let _ = write!(out, "\n  {:width$}  hint: {h}", "");
+                let _ = write!(out, "\n  {:width$}  hint: {}", "", printable(h));
             }
         }
         Standing::Running => {
@@ -385,12 +394,12 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
             let _ = write!(
                 out,
                 "{}; its rescue's checks examine what it wrote (since {})",
-                l.error.as_deref().unwrap_or("the command failed"),
+                printable(l.error.as_deref().unwrap_or("the command failed")),
                 age(l.started_at.as_deref())
             );
         }
         Standing::NeverBuilt => out.push_str("never built"),
-        _ => out.push_str(l.reason.as_deref().unwrap_or_default()),
+        _ => out.push_str(&printable(l.reason.as_deref().unwrap_or_default())),
     }
 }
 
@@ -423,7 +432,7 @@ pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
             paint.paint(Style::State(Standing::Stale), "WARNINGS")
         );
         for w in &report.warnings {
-            let _ = writeln!(out, "  {w}");
+            let _ = writeln!(out, "  {}", printable(w));
         }
     }
 }
