@@ -195,6 +195,40 @@ fn a_server_that_is_not_there_is_named_with_what_to_check() {
 }
 
 #[test]
+fn a_timeout_that_comes_while_waiting_to_retry_names_what_was_retried() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // Refused, refused, ...: the task's timeout runs out during a pause
+    // between attempts, not during a call.
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\n{ASK}timeout = \"1s\"\n"
+    ));
+    // Pauses of 5 s between attempts (the suite's are milliseconds).
+    let output = p
+        .command(&["build"])
+        .env("PLANEXE_RETRY_BASE_MS", "5000")
+        .env("PLANEXE_RETRY_CAP_MS", "5000")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    run.code(1)
+        .stderr_has(
+            "timeout after 1s while waiting to retry after connection: cannot reach the server",
+        )
+        .stderr_has(&format!(
+            "is the server running at http://127.0.0.1:{port}/v1?"
+        ));
+    let status = p.status_json("ask");
+    assert_eq!(status["error"]["kind"], "timeout", "{status}");
+}
+
+#[test]
 fn a_model_the_server_does_not_know_is_named_with_what_it_lists() {
     let server = Server::start();
     server.script([

@@ -47,6 +47,9 @@ impl Llm<'_> {
         let model = &self.models[m];
         let mut messages = conversation.to_vec();
         let mut transient_failures = 0u32;
+        // The failure being retried, while the task waits to try again:
+        // what a deadline then cuts short.
+        let mut retrying: Option<String> = None;
         let mut reasks = 0u32;
         let mut runaways = 0u32;
         let until = deadline.map(|d| d.0);
@@ -104,7 +107,10 @@ impl Llm<'_> {
                 .acquire(until, &self.interrupt)
                 .map_err(|a| match a {
                     Abort::Interrupted => Stop::Interrupted(None),
-                    Abort::Deadline => Stop::Deadline(None),
+                    Abort::Deadline => match retrying.take() {
+                        Some(last) => Stop::Waited(last),
+                        None => Stop::Deadline(None),
+                    },
                 })?;
             *attempt_no += 1;
             progress.begin(&model.name, *attempt_no);
@@ -374,10 +380,15 @@ impl Llm<'_> {
                     set_waiting(progress, std::time::SystemTime::now().checked_add(pause));
                     let slept = limits::sleep_until(resume, until, &self.interrupt);
                     set_waiting(progress, None);
+                    let mut last = format!("{}: {}", e.kind.as_str(), e.message);
+                    if e.kind == ErrorKind::Connection {
+                        last.push_str(&format!("; is the server running at {}?", model.base_url));
+                    }
                     slept.map_err(|a| match a {
                         Abort::Interrupted => Stop::Interrupted(None),
-                        Abort::Deadline => Stop::Deadline(None),
+                        Abort::Deadline => Stop::Waited(last.clone()),
                     })?;
+                    retrying = Some(last);
                 }
             }
         }

@@ -303,6 +303,10 @@ impl Llm<'_> {
                 "timeout: the task's timeout ({}) expired",
                 humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1))
             ),
+            Stop::Waited(last) => format!(
+                "timeout: the task's timeout ({}) expired while waiting to retry after {last}",
+                humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1))
+            ),
         };
         let name = &self.models[judge.model].name;
         Ok(self.redact(&could_not_score(name, &why)))
@@ -317,18 +321,20 @@ impl Llm<'_> {
                 error_id,
                 stopped: true,
             },
-            Stop::Deadline(call) => {
+            stop @ (Stop::Deadline(_) | Stop::Waited(_)) => {
                 let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                let (kind, message, error_id) = match call {
-                    Some((kind, message, id)) => (kind, message, Some(id)),
-                    None => (
+                let after = format!(
+                    "timeout after {} while its judge ran",
+                    humantime::format_duration(limit)
+                );
+                let (kind, message, error_id) = match stop {
+                    Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
+                    Stop::Waited(last) => (
                         ErrorKind::Timeout,
-                        format!(
-                            "timeout after {} while its judge ran",
-                            humantime::format_duration(limit)
-                        ),
+                        format!("{after}, waiting to retry after {last}"),
                         None,
                     ),
+                    _ => (ErrorKind::Timeout, after, None),
                 };
                 PromptFailure {
                     kind,

@@ -462,17 +462,19 @@ impl<'a> Llm<'a> {
                     });
                     return result;
                 }
-                Err(Stop::Deadline(call)) => {
+                Err(stop @ (Stop::Deadline(_) | Stop::Waited(_))) => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                    let (kind, mut message, error_id) = match call {
-                        Some((kind, message, id)) => (kind, message, Some(id)),
+                    let after = format!("timeout after {}", humantime::format_duration(limit));
+                    let (kind, mut message, error_id) = match stop {
+                        Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
                         // Between calls: the build records the timeout
                         // under an error_id of its own.
-                        None => (
+                        Stop::Waited(last) => (
                             ErrorKind::Timeout,
-                            format!("timeout after {}", humantime::format_duration(limit)),
+                            format!("{after} while waiting to retry after {last}"),
                             None,
                         ),
+                        _ => (ErrorKind::Timeout, after, None),
                     };
                     if !reasons.is_empty() {
                         message.push_str(&format!(" (before: {})", with_ids(&reasons, None)));
@@ -531,6 +533,9 @@ impl<'a> Llm<'a> {
 enum Stop {
     Interrupted(Option<String>),
     Deadline(Option<(ErrorKind, String, String)>),
+    /// The deadline came between calls, while the task waited to retry
+    /// after a failure (`kind: message`, recorded with its call).
+    Waited(String),
     Failed {
         kind: ErrorKind,
         message: String,
