@@ -394,6 +394,41 @@ fn a_stream_cut_inside_a_character_is_a_broken_stream() {
     );
 }
 
+#[test]
+fn a_stream_cut_inside_an_event_is_a_broken_stream_and_a_whole_last_event_counts() {
+    // Cut inside the second event's JSON: the connection broke.
+    let mut bytes = piece("hello", None);
+    let second = piece(" world", Some("stop"));
+    bytes.extend(&second[..second.len() / 2]);
+    let server = Server::start();
+    server.default_reply(chunks(&bytes, &[]));
+    let p = streamed_project(&server);
+    let build = p.command(&["build"]).output().unwrap();
+    assert_eq!(build.status.code(), Some(1), "{build:?}");
+    let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+    assert_eq!(last["error_type"], "broken_stream", "{last}");
+    assert_eq!(last["recoverable"], true);
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("the stream ended inside an event, after 1 piece(s)"),
+        "{last}"
+    );
+
+    // The last event whole, but without the blank line that ends it: the
+    // answer is taken (servers that close right after it are common).
+    let mut bytes = piece("hello", None);
+    let finish = piece(" world", Some("stop"));
+    bytes.extend(&finish[..finish.len() - 1]);
+    let server = Server::start();
+    server.default_reply(chunks(&bytes, &[]));
+    let p = streamed_project(&server);
+    let build = p.command(&["build"]).output().unwrap();
+    assert_eq!(build.status.code(), Some(0), "{build:?}");
+    assert_eq!(p.read("t.md"), "hello world");
+}
+
 /// Every file of the run directory but the pipeline file (which names
 /// the webhook), and what `build`, `status` and `status t` printed, with
 /// `URL_KEY` in the environment.

@@ -208,6 +208,11 @@ fn read_events(
                             || e.kind.as_deref().is_some_and(provider::is_context_overflow);
                         let kind = match e.kind.as_deref() {
                             _ if overflow => ErrorKind::ContextOverflow,
+                            // The connection closed inside the stream's
+                            // last event (no blank line ended it): a
+                            // broken stream, not a server that sent the
+                            // wrong thing.
+                            None if n == 0 => ErrorKind::BrokenStream,
                             Some("overloaded_error" | "api_error") => ErrorKind::ServerError,
                             Some("rate_limit_error") => ErrorKind::RateLimited,
                             Some("authentication_error" | "permission_error") => ErrorKind::Auth,
@@ -215,12 +220,17 @@ fn read_events(
                             None => ErrorKind::BadResponse,
                             Some(_) => ErrorKind::ServerError,
                         };
+                        let message = if kind == ErrorKind::BrokenStream {
+                            format!(
+                                "the stream ended inside an event, after {} piece(s) ({})",
+                                stream.deltas, e.message
+                            )
+                        } else {
+                            format!("the stream reported an error: {}", e.message)
+                        };
                         CallError {
                             raw: provider::truncate(&data, 2048).to_string(),
-                            ..CallError::new(
-                                kind,
-                                format!("the stream reported an error: {}", e.message),
-                            )
+                            ..CallError::new(kind, message)
                         }
                     })?;
                 pieces.add(stream.deltas - before);
