@@ -166,6 +166,26 @@ fn one_task(detail: &TaskDetail) -> String {
                     printable(&j.reason)
                 ));
             }
+            // The output checks of the last run: a failed one of
+            // severity warn is a quality warning of a done task.
+            for c in &s.checks {
+                let verdict = match (c.passed, c.severity) {
+                    (true, _) => "passed".to_string(),
+                    (false, severity) => format!("failed ({})", severity.as_str()),
+                };
+                // Its lines (the check's own output follows the first),
+                // each under the first, as an error's.
+                let why = c
+                    .message
+                    .as_deref()
+                    .map(|m| format!(": {}", printable_lines(m.trim())))
+                    .unwrap_or_default()
+                    .replace('\n', "\n            ");
+                out.push_str(&format!(
+                    "  check     {} {verdict}{why}\n",
+                    printable(&c.name)
+                ));
+            }
             if let Some(e) = &s.error {
                 // Its lines are planexe's (a list's diagnostic, a check's
                 // output), each under the first; what a server said in

@@ -90,6 +90,11 @@ command = "cp out.txt after.txt"
     assert_eq!(status["state"], "done");
     assert_eq!(status["checks"][0]["passed"], false);
     assert_eq!(status["checks"][0]["severity"], "warn");
+    // `status t` lists the task's checks, the failed one with its output.
+    p.run(&["status", "t"])
+        .ok()
+        .stdout_has("  check     check failed (warn): the check failed (exit status 1)")
+        .stdout_has("too short");
     let s = summary(&p);
     let warnings = s["warnings"].as_array().unwrap();
     assert!(
