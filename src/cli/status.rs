@@ -178,9 +178,8 @@ fn one_task(detail: &TaskDetail) -> String {
                 let why = c
                     .message
                     .as_deref()
-                    .map(|m| format!(": {}", printable_lines(m.trim())))
-                    .unwrap_or_default()
-                    .replace('\n', "\n            ");
+                    .map(|m| format!(": {}", under_first(&printable_lines(m.trim()))))
+                    .unwrap_or_default();
                 out.push_str(&format!(
                     "  check     {} {verdict}{why}\n",
                     printable(&c.name)
@@ -197,7 +196,7 @@ fn one_task(detail: &TaskDetail) -> String {
                 out.push_str(&format!(
                     "  error     {}: {}\n",
                     e.kind,
-                    message.replace('\n', "\n            ")
+                    under_first(&message)
                 ));
             }
             for (path, st) in &s.inputs {
@@ -228,6 +227,12 @@ fn one_task(detail: &TaskDetail) -> String {
         out.push_str(&format!("  output    {} ({what})\n", o.path));
     }
     out.trim_end().to_string()
+}
+
+/// A value of `status TASK` that spans lines: each line after the first
+/// indented to stand under it (none can pass for a line of planexe's).
+fn under_first(text: &str) -> String {
+    text.replace('\n', "\n            ")
 }
 
 /// `planexe wait`: blocks until the build running in this directory ends

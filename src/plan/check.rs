@@ -306,6 +306,11 @@ impl Checker<'_> {
             io::ErrorKind::InvalidFilename => format!(
                 "{path} is too long for the file system (a name is at most 255 bytes on most): name a shorter path"
             ),
+            // The system's own refusal, not a link leading out (which
+            // `stamp::stat_inside` reports with no error number).
+            io::ErrorKind::PermissionDenied if e.raw_os_error().is_some() => format!(
+                "planexe may not look at {path} or a folder on its way: check their permissions"
+            ),
             io::ErrorKind::PermissionDenied => format!(
                 "tasks read and write only inside the run directory: replace {path}, or a folder on its way, with a copy or a link that stays inside"
             ),

@@ -295,17 +295,14 @@ impl Llm<'_> {
         stop: Stop,
         deadline: Option<(Instant, Duration)>,
     ) -> Result<String, Stop> {
+        let limit = humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1));
         let why = match stop {
             Stop::Interrupted(id) => return Err(Stop::Interrupted(id)),
             Stop::JudgeFailed { message, .. } | Stop::Failed { message, .. } => message,
             Stop::Deadline(Some((kind, message, _))) => format!("{}: {message}", kind.as_str()),
-            Stop::Deadline(None) => format!(
-                "timeout: the task's timeout ({}) expired",
-                humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1))
-            ),
+            Stop::Deadline(None) => format!("timeout: the task's timeout ({limit}) expired"),
             Stop::Waited(last) => format!(
-                "timeout: the task's timeout ({}) expired while waiting to retry after {last}",
-                humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1))
+                "timeout: the task's timeout ({limit}) expired while waiting to retry after {last}"
             ),
         };
         let name = &self.models[judge.model].name;
