@@ -377,21 +377,31 @@ fn a_stream_that_is_not_utf8_is_a_bad_response() {
 fn a_stream_cut_inside_a_character_is_a_broken_stream() {
     let bytes = piece("héllo", None);
     let cut = bytes.windows(2).position(|w| w == "é".as_bytes()).unwrap() + 1;
-    let server = Server::start();
-    server.default_reply(chunks(&bytes[..cut], &[]));
-    let p = streamed_project(&server);
-    let build = p.command(&["build"]).output().unwrap();
+    broken_stream(&bytes[..cut], "the stream ended inside a character");
+}
+
+/// Streams `bytes` and closes: the build fails, its last failure a
+/// recoverable `broken_stream` whose message says `message`.
+#[track_caller]
+fn broken_stream(bytes: &[u8], message: &str) {
+    let (p, build) = streamed(bytes);
     assert_eq!(build.status.code(), Some(1), "{build:?}");
     let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
     assert_eq!(last["error_type"], "broken_stream", "{last}");
     assert_eq!(last["recoverable"], true);
     assert!(
-        last["message"]
-            .as_str()
-            .unwrap()
-            .contains("the stream ended inside a character"),
+        last["message"].as_str().unwrap().contains(message),
         "{last}"
     );
+}
+
+/// A build of a streamed task whose server sends `bytes` and closes.
+fn streamed(bytes: &[u8]) -> (Project, std::process::Output) {
+    let server = Server::start();
+    server.default_reply(chunks(bytes, &[]));
+    let p = streamed_project(&server);
+    let build = p.command(&["build"]).output().unwrap();
+    (p, build)
 }
 
 #[test]
@@ -400,31 +410,14 @@ fn a_stream_cut_inside_an_event_is_a_broken_stream_and_a_whole_last_event_counts
     let mut bytes = piece("hello", None);
     let second = piece(" world", Some("stop"));
     bytes.extend(&second[..second.len() / 2]);
-    let server = Server::start();
-    server.default_reply(chunks(&bytes, &[]));
-    let p = streamed_project(&server);
-    let build = p.command(&["build"]).output().unwrap();
-    assert_eq!(build.status.code(), Some(1), "{build:?}");
-    let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
-    assert_eq!(last["error_type"], "broken_stream", "{last}");
-    assert_eq!(last["recoverable"], true);
-    assert!(
-        last["message"]
-            .as_str()
-            .unwrap()
-            .contains("the stream ended inside an event, after 1 piece(s)"),
-        "{last}"
-    );
+    broken_stream(&bytes, "the stream ended inside an event, after 1 piece(s)");
 
     // The last event whole, but without the blank line that ends it: the
     // answer is taken (servers that close right after it are common).
     let mut bytes = piece("hello", None);
     let finish = piece(" world", Some("stop"));
     bytes.extend(&finish[..finish.len() - 1]);
-    let server = Server::start();
-    server.default_reply(chunks(&bytes, &[]));
-    let p = streamed_project(&server);
-    let build = p.command(&["build"]).output().unwrap();
+    let (p, build) = streamed(&bytes);
     assert_eq!(build.status.code(), Some(0), "{build:?}");
     assert_eq!(p.read("t.md"), "hello world");
 }
