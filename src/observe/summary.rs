@@ -103,11 +103,13 @@ pub fn quality(graph: &Graph, task: &str, outputs: &BTreeMap<String, Stamp>) -> 
     warnings
 }
 
-/// Quality warnings of a done task's failed (warn-severity) checks.
+/// Quality warnings of a done task's failed (warn-severity) checks, as
+/// the build's `warn` line and the `task.check_failed` event say them:
+/// `check: the check failed (exit status 1): ...`.
 fn failed_checks(checks: &[CheckRecord]) -> impl Iterator<Item = String> + '_ {
     checks.iter().filter(|c| !c.passed).map(|c| {
         let message = c.message.as_deref().unwrap_or("failed");
-        format!("{} failed: {}", c.name, first_line(message))
+        format!("{}: {}", c.name, first_line(message))
     })
 }
 

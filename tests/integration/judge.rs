@@ -338,7 +338,7 @@ fn a_warning_judge_that_cannot_score_lets_the_answer_stand_with_a_warning() {
             summary["warnings"][0]
                 .as_str()
                 .unwrap()
-                .starts_with(&format!("t: judge failed: {says}")),
+                .starts_with(&format!("t: judge: {says}")),
             "{summary}"
         );
         let shown = p.run(&["status"]).stdout;
