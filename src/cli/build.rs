@@ -87,7 +87,7 @@ pub fn build(
     let session: &mut Session =
         Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
     drop(t);
-    for warning in crate::model::bounds::warnings(&session.graph) {
+    for warning in session.graph.warnings() {
         printer.warn(&warning);
     }
     let recorder = (!options.read_only()).then(|| {
@@ -376,7 +376,7 @@ fn describe(notice: &Notice) -> Line {
             "expanded {task}: {instances} instance(s), as its list now says"
         )),
         Notice::Ran(ran) => Note(ran_line(ran)),
-        Notice::Answers(warning) => Warning(warning.clone()),
+        Notice::Answers(warning) | Notice::GlobLeavesOut(warning) => Warning(warning.clone()),
     }
 }
 

@@ -246,7 +246,7 @@ impl Watch<'_> {
         self.sync(printer)?;
         session.graph.targets(&self.options.targets)?;
         if self.first {
-            for warning in crate::model::bounds::warnings(&session.graph) {
+            for warning in session.graph.warnings() {
                 printer.warn(&warning);
             }
         }

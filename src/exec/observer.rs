@@ -61,6 +61,10 @@ pub enum Notice {
     },
     /// The build's tasks ran.
     Ran(Ran),
+    /// A fan-out expanded into instances whose outputs a glob input of
+    /// another task would match, and leaves out
+    /// ([`crate::model::Graph::glob_warnings`]).
+    GlobLeavesOut(String),
     /// Something wrong with recorded answers (a damaged entry, taken as a
     /// miss; an answer that could not be stored), said once per build.
     Answers(String),

@@ -204,6 +204,8 @@ pub struct Graph {
     /// task files themselves: folders a glob walked, and glob patterns that
     /// would be taken literally if such a file appeared.
     pub(super) watched: Vec<String>,
+    /// Every glob input, as resolved ([`Graph::glob_warnings`]).
+    pub(super) globs: Vec<super::globs::GlobInput>,
     /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
     /// model (kept to resolve instances added later).
     pub(super) model_override: Option<String>,

@@ -5,7 +5,8 @@
 //! checked graph of tasks, built by [`resolve`] and grown by
 //! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
 //! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
-//! [`fingerprint`]s, output [`checks`]; and the [`limits`] a pipeline is held to.
+//! [`fingerprint`]s, output [`checks`], the [`globs`] among inputs (and
+//! the outputs they leave out); and the [`limits`] a pipeline is held to.
 //!
 //! Above the store (it reads list files and stats sources through it),
 //! below the plan. Knows nothing of what was built.
@@ -14,6 +15,7 @@ pub mod bounds;
 pub mod checks;
 pub mod fanout;
 pub mod fingerprint;
+pub mod globs;
 pub mod graph;
 pub mod hooks;
 pub mod judge;
@@ -34,6 +36,16 @@ pub use resolve::{Expansion, Lists};
 use std::collections::BTreeSet;
 
 impl Graph {
+    /// What is worth saying about the pipeline before a build runs it:
+    /// schemas constrained decoding may never end under
+    /// ([`bounds::warnings`]), globs that leave out outputs of other tasks
+    /// ([`Graph::glob_warnings`]).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = bounds::warnings(self);
+        out.extend(self.glob_warnings(None));
+        out
+    }
+
     /// Every path the graph depends on beyond what the state records: the
     /// pipeline file, prompt and schema files, `foreach` list files, and
     /// what resolution looked at ([`Graph::watched`]). Paths beside the

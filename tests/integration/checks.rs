@@ -85,7 +85,9 @@ command = "cp out.txt after.txt"
         .ok()
         .ran(&["t", "after"])
         .stderr_has("warn   t: check: the check failed (exit status 1): too short")
-        .stderr_has("completed with warnings: t: check: the check failed (exit status 1): too short");
+        .stderr_has(
+            "completed with warnings: t: check: the check failed (exit status 1): too short",
+        );
     let status = p.status_json("t");
     assert_eq!(status["state"], "done");
     assert_eq!(status["checks"][0]["passed"], false);
@@ -98,9 +100,10 @@ command = "cp out.txt after.txt"
     let s = summary(&p);
     let warnings = s["warnings"].as_array().unwrap();
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().starts_with("t: check: the check failed (exit status 1): too short")),
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("t: check: the check failed (exit status 1): too short")),
         "{warnings:?}"
     );
     assert_eq!(s["counts"]["done"], 2);

@@ -208,3 +208,55 @@ fn a_literal_name_with_brackets_is_not_a_glob() {
     p.build().ok();
     assert_eq!(p.read("o"), "one");
 }
+
+#[test]
+fn a_glob_that_would_match_another_tasks_output_is_warned_of() {
+    let pipeline = r#"
+[tasks.a]
+outputs = ["notes/x.md"]
+command = "echo x > notes/x.md"
+[tasks.b]
+inputs = ["notes/*.md"]
+outputs = ["all.md"]
+command = "cat notes/*.md > all.md"
+"#;
+    let p = Project::new(pipeline);
+    p.write("notes/s.md", "s");
+    p.build().ok().stderr_has(
+        "warning: task `b`: input glob `notes/*.md` leaves out notes/x.md, made by task `a`: a glob matches source files only, so `b` does not wait for task `a` and may run before it; name it in `inputs` to read it: inputs = [\"notes/x.md\"]",
+    );
+    // Named, it is read and waited for: no warning.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(r#"["notes/*.md"]"#, r#"["notes/*.md", "notes/x.md"]"#),
+    );
+    let out = p.build();
+    out.ok();
+    assert!(!out.stderr.contains("leaves out"), "{}", out.stderr);
+    assert_eq!(p.read("all.md"), "sx\n");
+}
+
+#[test]
+fn a_glob_over_a_fan_outs_outputs_is_warned_of_when_it_expands() {
+    let pipeline = r#"
+[tasks.list]
+outputs = ["list.json"]
+command = "echo '[\"a\", \"b\", \"c\", \"d\"]' > list.json"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ item }}.txt"]
+command = "mkdir -p per && echo {{ item }} > per/{{ item }}.txt"
+[tasks.gather]
+inputs = ["per/*.txt"]
+outputs = ["all.txt"]
+command = "cat per/*.txt > all.txt 2>/dev/null; echo end >> all.txt"
+"#;
+    let p = Project::new(pipeline);
+    let warning = "warning: task `gather`: input glob `per/*.txt` leaves out per/a.txt, per/b.txt, per/c.txt and 1 more, made by fan-out `per`: a glob matches source files only, so `gather` does not wait for fan-out `per` and may run before it; name the fan-out in `inputs` to read them all: inputs = [\"per\"]";
+    // The list is made during the build: said when the fan-out expands.
+    p.build().ok().stderr_has(warning);
+    // The list is up to date when the build starts: said before it runs.
+    p.run(&["build", "-n", "--force", "gather"])
+        .ok()
+        .stderr_has(warning);
+}

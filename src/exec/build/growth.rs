@@ -77,6 +77,9 @@ impl BuildHooks<'_> {
             instances,
             added: expansion.added.len(),
         });
+        for warning in self.graph.glob_warnings(Some(&expansion.added)) {
+            self.observer.notice(&Notice::GlobLeavesOut(warning));
+        }
         let removed =
             lists::remove_vanished_from(self.graph, self.store, self.run_dir, self.observer);
         self.keep(removed);

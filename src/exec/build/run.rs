@@ -29,7 +29,21 @@ impl Build<'_> {
     pub(super) fn run_stale(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         let options = self.options;
         let read_only = options.read_only();
+        let waiting: Vec<String> = (session.graph.placeholders())
+            .map(|(name, _)| name.to_string())
+            .collect();
         let remake = session.expand_ready(options.check)?.remake;
+        // Fan-outs expanded before the build starts: their instances'
+        // outputs were not in the graph the load-time warnings looked at.
+        let expanded: Vec<TaskId> = waiting
+            .iter()
+            .filter_map(|name| session.graph.fanouts.get(name))
+            .filter(|group| !group.placeholder)
+            .flat_map(|group| group.members.iter().copied())
+            .collect();
+        for warning in session.graph.glob_warnings(Some(&expanded)) {
+            self.say(progress, Notice::GlobLeavesOut(warning));
+        }
         if !read_only {
             lists::remove_vanished(session, self.observer)?;
         }

@@ -21,6 +21,10 @@ use crate::store::{rundir, stamp};
 /// Resolves the inputs and deps of task `id`, replacing any it had.
 pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
     let task = &graph.tasks[id];
+    if task.origin.globs {
+        graph.globs.retain(|g| g.task != id);
+    }
+    let task = &graph.tasks[id];
     let def = r.def(&task.origin.def);
     let task_name = task.name.clone();
     let vars = task.origin.vars.clone();
@@ -88,14 +92,16 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
             }
         }
         let paths = if glob && !literal {
-            expand_glob(
+            let (paths, input) = expand_glob(
                 r,
                 pattern,
                 raw.span(),
-                &task_name,
+                (id, &task_name),
                 &graph.producers,
                 &mut graph.watched,
-            )?
+            )?;
+            graph.globs.push(input);
+            paths
         } else {
             vec![checked_path(r, pattern, raw.span(), &task_name, "input")?]
         };

@@ -442,6 +442,7 @@ impl Graph {
             fanouts: BTreeMap::new(),
             hooks,
             watched: Vec::new(),
+            globs: Vec::new(),
             model_override: model_override.map(str::to_string),
         };
         let mut resolver = Resolver::new(pipeline, run_dir, &graph.models)?;

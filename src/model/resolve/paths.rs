@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use globset::GlobBuilder;
 
+use super::super::globs::GlobInput;
 use super::super::graph::TaskId;
 use super::Resolver;
 use crate::error::Result;
@@ -36,8 +37,9 @@ pub(super) fn checked_path(
     Ok(path)
 }
 
-/// Expands a glob against source files on disk, sorted. Files some task
-/// produces are never matched (name them explicitly), nor anything under
+/// Expands a glob of task `id` against source files on disk, sorted, and
+/// keeps it (to say which outputs it leaves out). Files some task produces
+/// are never matched (name them explicitly), nor anything under
 /// `.planexe/`. Every folder walked is added to `walked`.
 ///
 /// The walk ends whatever the links on disk: it goes no deeper than the
@@ -48,10 +50,10 @@ pub(super) fn expand_glob(
     r: &Resolver,
     pattern: &str,
     span: Range<usize>,
-    task: &str,
+    (id, task): (TaskId, &str),
     producers: &HashMap<String, TaskId>,
     walked: &mut Vec<String>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, GlobInput)> {
     let refuse = |m: String| {
         r.err(span.clone(), &format!("input of task `{task}`: {m}"))
             .hint("globs are relative to the run directory, without `..`: `*`, `?`, `**`, `[abc]`, `{a,b}`")
@@ -67,6 +69,12 @@ pub(super) fn expand_glob(
     let literal = parts.iter().take_while(|p| !is_glob(p)).count();
     let base_len = literal.min(parts.len() - 1);
     let base = parts[..base_len].join("/");
+    let input = GlobInput {
+        task: id,
+        pattern: normalized.clone(),
+        base: base.clone(),
+        matcher: glob.clone(),
+    };
     let walk = Walk::of(&parts[base_len..]);
     let run_dir = r.run_dir;
     let mut found = Vec::new();
@@ -127,7 +135,7 @@ pub(super) fn expand_glob(
         }
     }
     found.sort();
-    Ok(found)
+    Ok((found, input))
 }
 
 /// How far a glob's walk goes below its literal base folder.
