@@ -309,6 +309,29 @@ impl Graph {
         self.fanouts.get(name).map(|g| g.members.clone())
     }
 
+    /// The refusal of a task name on the command line that names no task,
+    /// instance or fan-out, with the closest name when it looks like a
+    /// typo of one.
+    pub fn unknown_task(&self, name: &str) -> Error {
+        let error = Error::usage(format!("unknown task `{name}`"));
+        let error = match self.closest(name) {
+            Some(near) => error.hint(format!("did you mean `{near}`?")),
+            None => error,
+        };
+        error.hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`")
+    }
+
+    /// The task, instance or fan-out name closest to `name`, when close
+    /// enough to be a typo of it.
+    pub fn closest(&self, name: &str) -> Option<&str> {
+        closest(
+            name,
+            self.tasks()
+                .map(|t| t.name.as_str())
+                .chain(self.fanouts.keys().map(String::as_str)),
+        )
+    }
+
     /// The tasks `roots` need, transitively, including the roots.
     pub fn closure(&self, roots: &[TaskId]) -> Vec<bool> {
         self.reach(roots, |t| &t.deps)
@@ -351,11 +374,24 @@ impl Graph {
             } else {
                 names.join(", ")
             };
-            return Err(Error::usage(format!(
+            let error = Error::usage(format!(
                 "unknown target `{target}`: no task has that name and no task produces that file"
-            ))
-            .hint(format!("tasks are: {shown}"))
-            .hint("run `planexe status` to list tasks"));
+            ));
+            // A task or an output path, whichever is closer.
+            let near = closest(
+                target,
+                self.tasks()
+                    .map(|t| t.name.as_str())
+                    .chain(self.fanouts.keys().map(String::as_str))
+                    .chain(self.producers.keys().map(String::as_str)),
+            );
+            let error = match near {
+                Some(near) => error.hint(format!("did you mean `{near}`?")),
+                None => error,
+            };
+            return Err(error
+                .hint(format!("tasks are: {shown}"))
+                .hint("run `planexe status` to list tasks"));
         }
         Ok(ids)
     }
@@ -367,12 +403,21 @@ impl Graph {
         for name in names {
             match self.named(name) {
                 Some(found) => ids.extend(found),
-                None => {
-                    return Err(Error::usage(format!("unknown task `{name}`"))
-                        .hint("run `planexe status` to list tasks"))
-                }
+                None => return Err(self.unknown_task(name)),
             }
         }
         Ok(ids)
     }
+}
+
+/// The one of `names` closest to `name` (Jaro-Winkler similarity, as
+/// clap's own suggestions), when close enough to be a typo of it.
+pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .filter(|&n| n != name)
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|&(score, _)| score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, n)| n)
 }

@@ -4,7 +4,7 @@
 //! recorded stamp, and the upstream tasks that will run. And the graph with
 //! each task's state ([`graph`]). Both only read, and return data.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::Session;
 use crate::store::stamp::{self, Stamp, Stamper};
 use crate::store::{sidecar, CheckMode, ErrorKind};
@@ -72,8 +72,7 @@ pub struct Explanation {
 pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explanation> {
     let graph = &session.graph;
     let Some(task) = graph.task(name) else {
-        return Err(Error::usage(format!("unknown task `{name}`"))
-            .hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`"));
+        return Err(graph.unknown_task(name));
     };
     let plan = session.plan(graph.closure(&[task.id]), mode)?;
     let record = session.store.done_record(&session.run_dir, &task.name);

@@ -285,3 +285,27 @@ fn clean_without_a_task_shows_both_ways_to_call_it() {
         .stderr_has("planexe clean [OPTIONS] <TASK>...")
         .stderr_has("planexe clean [OPTIONS] --all");
 }
+
+#[test]
+fn a_mistyped_task_name_gets_the_closest_one() {
+    let p = demo();
+    p.build().ok();
+    for args in [
+        &["build", "outlin"][..],
+        &["clean", "outlin", "-y"],
+        &["touch", "outlin"],
+        &["status", "outlin"],
+        &["explain", "outlin"],
+    ] {
+        p.run(args)
+            .code(2)
+            .stderr_has("hint: did you mean `outline`?");
+    }
+    // An output path too; nothing close: no guess.
+    p.run(&["build", "outline.mdx"])
+        .code(2)
+        .stderr_has("hint: did you mean `outline.md`?");
+    let far = p.run(&["build", "zzz"]);
+    far.code(2);
+    assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
+}

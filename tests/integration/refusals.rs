@@ -140,6 +140,16 @@ fn after_naming_an_unknown_task() {
 }
 
 #[test]
+fn after_naming_a_mistyped_task_gets_the_closest_one() {
+    let p = Project::new(
+        "[tasks.outline]\ncommand = \"true\"\n[tasks.b]\ncommand = \"true\"\nafter = [\"outlin\"]\n",
+    );
+    p.build()
+        .code(2)
+        .stderr_has("hint: did you mean `outline`?\nhint: tasks are: b, outline");
+}
+
+#[test]
 fn neither_command_nor_prompt() {
     refused(
         "[tasks.a]\noutputs = [\"o\"]\n",

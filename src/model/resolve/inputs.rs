@@ -181,12 +181,15 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
             None => {
                 let mut names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
                 names.sort_unstable();
-                return Err(r
-                    .err(
-                        after.span(),
-                        &format!("`after` names unknown task `{}`", after.get_ref()),
-                    )
-                    .hint(format!("tasks are: {}", names.join(", "))));
+                let error = r.err(
+                    after.span(),
+                    &format!("`after` names unknown task `{}`", after.get_ref()),
+                );
+                let error = match graph.closest(after.get_ref()) {
+                    Some(near) => error.hint(format!("did you mean `{near}`?")),
+                    None => error,
+                };
+                return Err(error.hint(format!("tasks are: {}", names.join(", "))));
             }
         }
     }

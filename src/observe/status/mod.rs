@@ -25,7 +25,7 @@ pub use lines::{task_lines, CallInFlight, Known, TaskLine};
 pub use saved::Saved;
 
 use super::standing::{self, Standing};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::{Plan, Session};
 use crate::store::ledger::{self, Totals};
 use crate::store::run_record::{self, BuildOutcome, RunRecord};
@@ -204,8 +204,7 @@ pub fn query(
             return Ok(Answer::Task(Box::new(detail(session, &plan, name))));
         }
         if !graph.fanouts.contains_key(name) {
-            return Err(Error::usage(format!("unknown task `{name}`"))
-                .hint("run `planexe status` to list tasks"));
+            return Err(graph.unknown_task(name));
         }
     }
     let mut known = Known::of_session(session, &plan);
