@@ -21,6 +21,7 @@ use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
 use super::pipeline::HookDef;
 use super::prompt::PromptSpec;
+use super::source::closest;
 use super::template::Vars;
 use crate::error::{Error, Result};
 use crate::store::rundir;
@@ -408,16 +409,4 @@ impl Graph {
         }
         Ok(ids)
     }
-}
-
-/// The one of `names` closest to `name` (Jaro-Winkler similarity, as
-/// clap's own suggestions), when close enough to be a typo of it.
-pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    names
-        .into_iter()
-        .filter(|&n| n != name)
-        .map(|n| (strsim::jaro_winkler(name, n), n))
-        .filter(|&(score, _)| score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
-        .map(|(_, n)| n)
 }

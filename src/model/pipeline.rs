@@ -279,7 +279,12 @@ impl Pipeline {
                 } else {
                     "fix the TOML syntax at the marked position"
                 };
-                return Err(Error::pipeline(source.diagnostic(span, &message)).hint(hint));
+                let error = Error::pipeline(source.diagnostic(span, &message));
+                let error = match unknown_field(&message) {
+                    Some(near) => error.hint(format!("did you mean `{near}`?")),
+                    None => error,
+                };
+                return Err(error.hint(hint));
             }
         };
         Ok(Pipeline {
@@ -387,6 +392,16 @@ fn seconds_at_most(text: &str) -> u64 {
 /// The longest timeout accepted: long enough for any run, short enough that
 /// a deadline computed from it never overflows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The closest expected key to the one serde calls unknown
+/// (``unknown field `comand`, expected one of `inputs`, `command`, ...``),
+/// when close enough to be a typo of it.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let names = expected.split('`').skip(1).step_by(2);
+    super::source::closest(field, names).map(str::to_string)
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
 //! the line (a window of a long one, control characters made visible) and
 //! a caret under the span; the refusal of a file that is not UTF-8; and
-//! serde's words for a value of the wrong shape, in the pipeline's terms.
+//! serde's words for a value of the wrong shape, in the pipeline's terms;
+//! and the closest name to a mistyped one (a key, a task).
 
 use std::ops::Range;
 
@@ -183,4 +184,16 @@ fn in_words(found: &str) -> String {
         other if other.starts_with("integer") => format!("an {other}"),
         other => format!("a {other}"),
     }
+}
+
+/// The one of `names` closest to `name` (Jaro-Winkler similarity, as
+/// clap's own suggestions), when close enough to be a typo of it.
+pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .filter(|&n| n != name)
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|&(score, _)| score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, n)| n)
 }

@@ -31,7 +31,15 @@ fn unknown_key() {
         "[tasks.a]\ncommand = \"true\"\ninptus = [\"in.txt\"]\n",
         "3:1",
         "unknown field `inptus`",
-    );
+    )
+    .build()
+    .stderr_has("hint: did you mean `inputs`?\n");
+    // A section name too; nothing close: no guess.
+    refused("[task.a]\ncommand = \"true\"\n", "1:2", "unknown field `task`")
+        .build()
+        .stderr_has("hint: did you mean `tasks`?\n");
+    let far = refused("[pipeline]\nxyz = 3\n", "2:1", "unknown field `xyz`").build();
+    assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
 }
 
 #[test]
