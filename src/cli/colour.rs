@@ -3,7 +3,8 @@
 //! environment and whether the stream is a terminal.
 //!
 //! Precedence: `--color always|never` > `$NO_COLOR` (not empty: off) >
-//! `$CLICOLOR_FORCE` (not empty and not `0`: on) > a terminal.
+//! `$CLICOLOR_FORCE` (not empty and not `0`: on) > a terminal whose
+//! `$TERM` is set and not `dumb` (the caller's `terminal`).
 
 use std::ffi::OsStr;
 
@@ -29,7 +30,7 @@ impl ColourEnv {
 }
 
 /// Whether a stream gets colour: `flag` is `--color`, `terminal` whether
-/// the stream is a terminal.
+/// the stream is a terminal that shows colour (`$TERM` set, not `dumb`).
 pub fn decide(flag: ColorArg, env: ColourEnv, terminal: bool) -> bool {
     match flag {
         ColorArg::Always => true,

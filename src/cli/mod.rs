@@ -57,6 +57,10 @@ pub struct Context {
     webhook: Option<String>,
     /// `$NO_COLOR` and `$CLICOLOR_FORCE`.
     colour_env: colour::ColourEnv,
+    /// `$TERM` is unset or `dumb`: a terminal that can show neither colour
+    /// nor lines redrawn in place (Emacs' compilation buffer, a CI runner's
+    /// pseudo-terminal); planexe writes to it as to a log file.
+    dumb_term: bool,
     /// `--color` (set by [`Context::with_color`]).
     color: ColorArg,
     /// `$GITHUB_ACTIONS` is `true`.
@@ -87,6 +91,7 @@ impl Context {
                 std::env::var_os("NO_COLOR").as_deref(),
                 std::env::var_os("CLICOLOR_FORCE").as_deref(),
             ),
+            dumb_term: std::env::var_os("TERM").is_none_or(|t| t.is_empty() || t == "dumb"),
             color: ColorArg::Auto,
             github_actions: env.get("GITHUB_ACTIONS") == Some("true"),
             makeflags: Makeflags::parse(env.get("MAKEFLAGS").unwrap_or_default()),
@@ -148,13 +153,21 @@ impl Context {
     /// Whether text on stdout gets colour ([`colour::decide`]).
     pub fn stdout_colour(&self) -> bool {
         use std::io::IsTerminal;
-        colour::decide(self.color, self.colour_env, std::io::stdout().is_terminal())
+        let terminal = std::io::stdout().is_terminal() && !self.dumb_term;
+        colour::decide(self.color, self.colour_env, terminal)
     }
 
     /// Whether text on stderr gets colour ([`colour::decide`]).
     pub fn stderr_colour(&self) -> bool {
+        colour::decide(self.color, self.colour_env, self.stderr_live())
+    }
+
+    /// Whether stderr is a terminal that redraws lines (and shows colour):
+    /// a terminal, with `$TERM` set and not `dumb`. Only there does a build
+    /// show progress bars; anywhere else it writes plain lines.
+    pub fn stderr_live(&self) -> bool {
         use std::io::IsTerminal;
-        colour::decide(self.color, self.colour_env, std::io::stderr().is_terminal())
+        std::io::stderr().is_terminal() && !self.dumb_term
     }
 
     /// Whether a build prints GitHub annotations: `--annotations` (`flag`),
@@ -207,7 +220,7 @@ where
     } else {
         Verbosity::Normal
     };
-    let mut printer = Printer::new(verbosity, ctx.stderr_colour());
+    let mut printer = Printer::new(verbosity, ctx.stderr_colour(), ctx.stderr_live());
     let code = match dispatch(&cli, &ctx, jobserver, &mut printer) {
         Ok(()) => EXIT_OK,
         Err(e) => {

@@ -1,8 +1,9 @@
 //! The one owner of the terminal. Progress and messages go to stderr; only
 //! data a user may pipe (dry-run lists, status) goes to stdout.
 //!
-//! On a terminal (and without `--quiet`), running tasks show as indicatif
-//! bars: an overall `N/M` line and one line per running task with its
+//! On a live terminal (a terminal whose `$TERM` is set and not `dumb`;
+//! decided by the caller) and without `--quiet`, running tasks show as
+//! indicatif bars: an overall `N/M` line and one line per running task with its
 //! elapsed time. Otherwise each task start and finish is one plain line with
 //! no progress bar. Colours come from the one palette; whether there are
 //! any (`--color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal: see
@@ -36,17 +37,22 @@ pub struct Printer {
     verbosity: Verbosity,
     paint: Paint,
     bars: Option<Bars>,
+    /// Whether stderr is a terminal that redraws lines: bars there, plain
+    /// lines anywhere else.
+    live: bool,
     /// Whether a warning was printed.
     warned: std::cell::Cell<bool>,
 }
 
 impl Printer {
-    /// A printer for stderr; `colour`: whether its text gets colour.
-    pub fn new(verbosity: Verbosity, colour: bool) -> Printer {
+    /// A printer for stderr; `colour`: whether its text gets colour;
+    /// `live`: whether stderr is a terminal that redraws lines.
+    pub fn new(verbosity: Verbosity, colour: bool, live: bool) -> Printer {
         Printer {
             verbosity,
             paint: Paint::new(colour),
             bars: None,
+            live,
             warned: std::cell::Cell::new(false),
         }
     }
@@ -102,7 +108,7 @@ impl Printer {
 
     /// Starts progress reporting for a build of `total` tasks.
     pub fn begin(&mut self, total: usize) {
-        if self.verbosity == Verbosity::Quiet || !std::io::stderr().is_terminal() || total == 0 {
+        if self.verbosity == Verbosity::Quiet || !self.live || total == 0 {
             return;
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
@@ -267,7 +273,7 @@ impl Printer {
 
     /// Clears a terminal's screen (`watch --clear`); nothing otherwise.
     pub fn clear_screen(&self) {
-        if self.verbosity != Verbosity::Quiet && std::io::stderr().is_terminal() {
+        if self.verbosity != Verbosity::Quiet && self.live {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\x1b[2J\x1b[H");
         }

@@ -1,7 +1,8 @@
 //! Output for CI systems: `report --format junit` (parsed back with a
 //! real XML parser, python3's xml.etree), `build --annotations github`
-//! and `$GITHUB_ACTIONS`, and the colour decision (`--color`, `NO_COLOR`,
-//! `CLICOLOR_FORCE`) on a pipe.
+//! and `$GITHUB_ACTIONS`, the colour decision (`--color`, `NO_COLOR`,
+//! `CLICOLOR_FORCE`) on a pipe, and a dumb terminal (`TERM`) written to as
+//! to a pipe.
 
 use std::process::Stdio;
 
@@ -272,4 +273,70 @@ fn color_applies_to_stdout_of_every_command() {
     p.run(&["status", "--color", "sometimes"])
         .code(2)
         .stderr_has("--color");
+}
+
+/// What a build of `pipeline` writes to stderr when stderr is a
+/// pseudo-terminal (as under Emacs' `M-x compile` or a CI runner that
+/// allocates one), with `TERM` set to `term` (unset for `None`).
+fn build_on_a_terminal(pipeline: &str, term: Option<&str>) -> String {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain calls on descriptors this test owns; each result is
+    // checked before the descriptor is used.
+    let (master, slave) = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = libc::ptsname(master);
+        assert!(!name.is_null(), "ptsname");
+        let slave = libc::open(name, libc::O_RDWR | libc::O_NOCTTY);
+        assert!(slave >= 0, "open the pty's slave");
+        (
+            std::fs::File::from(OwnedFd::from_raw_fd(master)),
+            OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let p = Project::new(pipeline);
+    let mut command = p.command(&["build"]);
+    match term {
+        Some(term) => command.env("TERM", term),
+        None => command.env_remove("TERM"),
+    };
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::from(slave))
+        .spawn()
+        .unwrap();
+    // The slave's only copy is the child's now: reading ends (EIO) once
+    // it exits.
+    drop(command);
+    let mut master = master;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    assert!(child.wait().unwrap().success());
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_dumb_terminal_gets_plain_lines_without_colour() {
+    let pipeline = "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n";
+    for term in [Some("dumb"), None] {
+        let stderr = build_on_a_terminal(pipeline, term);
+        // Every task's start and end, as on a pipe, and no escape code:
+        // such a terminal can neither redraw a bar nor show colour.
+        assert!(stderr.contains("start  a"), "TERM={term:?}: {stderr:?}");
+        assert!(stderr.contains("done   a"), "TERM={term:?}: {stderr:?}");
+        assert!(!stderr.contains('\x1b'), "TERM={term:?}: {stderr:?}");
+    }
+    // A real terminal type keeps its colour.
+    let stderr = build_on_a_terminal(pipeline, Some("xterm"));
+    assert!(stderr.contains('\x1b'), "{stderr:?}");
 }
