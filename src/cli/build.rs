@@ -22,10 +22,11 @@ use crate::store::record::first_line;
 use crate::store::untrusted::printable;
 use crate::store::TaskState;
 
-/// Whether the build changes nothing: `-n`, `-q`, or make's `-n`/`-q` in
-/// `MAKEFLAGS`.
+/// Whether the build changes nothing: `-n`, `-q`, or make's `-n`, `-q`
+/// or `-t` in `MAKEFLAGS`.
 pub fn read_only(args: &BuildArgs, ctx: &Context) -> bool {
-    args.dry_run || args.question || ctx.makeflags().dry_run || ctx.makeflags().question
+    let make = ctx.makeflags();
+    args.dry_run || args.question || make.dry_run || make.question || make.touch
 }
 
 /// `planexe build`; `jobserver`: make's, connected to early (`None` for a
@@ -38,13 +39,16 @@ pub fn build(
     printer: &mut Printer,
 ) -> Result<()> {
     let make = ctx.makeflags();
+    // `make -n` prints what would run; `make -q` asks; under `make -t`
+    // (which runs a `+` recipe instead of touching its target) nothing
+    // runs either: it prints what would.
+    let question = args.question || (make.question && !args.dry_run && !make.dry_run);
     let mut options = BuildOptions {
         targets: args.targets.clone(),
         jobs: args.jobs.map(|j| j as usize),
         keep_going: args.keep_going,
-        // `make -n` prints what would run; `make -q` asks.
-        dry_run: args.dry_run || (make.dry_run && !args.question),
-        question: args.question || (make.question && !args.dry_run && !make.dry_run),
+        dry_run: !question && (args.dry_run || make.dry_run || make.touch),
+        question,
         force: args.force,
         check: args.check.into(),
         answers: answers(&args.answers)?,
@@ -58,6 +62,12 @@ pub fn build(
     } else {
         Interrupt::signals()
     };
+    if make.touch && options.dry_run && !args.dry_run && !make.dry_run {
+        printer.note(
+            "make -t: planexe runs no task, and says what would run \
+             (`planexe touch TASK` accepts a task's outputs as done without running it)",
+        );
+    }
     let jobserver = match jobserver {
         Some(Ok(jobserver)) => jobserver,
         Some(Err(warning)) => {

@@ -38,6 +38,10 @@ pub struct Makeflags {
     /// `make -q`: run nothing, say by the exit status whether anything is
     /// stale.
     pub question: bool,
+    /// `make -t`: make marks targets up to date instead of running their
+    /// recipes, and runs a `+` recipe for it to do the same; a build has
+    /// nothing of make's to mark, so it runs nothing.
+    pub touch: bool,
     /// The jobserver: `fifo:PATH` or `R,W` (file descriptors).
     pub auth: Option<String>,
 }
@@ -59,6 +63,7 @@ impl Makeflags {
             {
                 flags.dry_run = first.contains('n');
                 flags.question = first.contains('q');
+                flags.touch = first.contains('t');
                 words.next();
             }
         }
@@ -240,7 +245,8 @@ mod tests {
         assert!(f.dry_run && !f.question);
         assert_eq!(f.auth.as_deref(), Some("3,4"));
         let f = Makeflags::parse("qks --jobserver-auth=fifo:/tmp/a --jobserver-auth=5,6");
-        assert!(f.question && !f.dry_run);
+        assert!(f.question && !f.dry_run && !f.touch);
+        assert!(Makeflags::parse("st -j3").touch);
         assert_eq!(f.auth.as_deref(), Some("5,6"));
         let f = Makeflags::parse(" -j3 --jobserver-fds=7,8 -- n=1");
         assert_eq!(

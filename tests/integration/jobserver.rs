@@ -1,5 +1,5 @@
 //! planexe under GNU make: the jobserver (make's pipe, and a fifo this test
-//! plays make for), every token given back, and `make -n`/`-q`.
+//! plays make for), every token given back, and `make -n`/`-q`/`-t`.
 //!
 //! Tasks record how many run at once: each makes a marker file in a shared
 //! folder, logs the number of markers, and removes its own when it ends.
@@ -167,6 +167,26 @@ fn make_n_runs_no_task() {
     assert!(text(&out).contains("never built"), "{}", text(&out));
     assert_eq!(shared.peak(), 0);
     assert!(!shared.path("a/o0").exists());
+}
+
+#[test]
+fn make_t_runs_no_task() {
+    let shared = Shared::new(&DIRS, 2, "0");
+    shared.makefile(&DIRS, &recipe());
+    // make runs a `+` recipe under -t instead of touching its target.
+    let out = shared.make(&["-t", "-j3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("make -t: planexe runs no task"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("never built"), "{}", text(&out));
+    assert_eq!(shared.peak(), 0);
+    for d in DIRS {
+        assert!(!shared.path(d).join("o0").exists());
+        assert!(!shared.path(d).join(".planexe/tasks/last.DONE").exists());
+    }
 }
 
 #[test]
