@@ -46,7 +46,8 @@ pub fn build(
     let mut options = BuildOptions {
         targets: args.targets.clone(),
         jobs: args.jobs.map(|j| j as usize),
-        keep_going: args.keep_going,
+        // `make -k` keeps going, in planexe as in a sub-make.
+        keep_going: args.keep_going || make.keep_going,
         dry_run: !question && (args.dry_run || make.dry_run || make.touch),
         question,
         force: args.force,

@@ -42,6 +42,8 @@ pub struct Makeflags {
     /// recipes, and runs a `+` recipe for it to do the same; a build has
     /// nothing of make's to mark, so it runs nothing.
     pub touch: bool,
+    /// `make -k`: keep going after a failure, as `--keep-going`.
+    pub keep_going: bool,
     /// The jobserver: `fifo:PATH` or `R,W` (file descriptors).
     pub auth: Option<String>,
 }
@@ -64,6 +66,7 @@ impl Makeflags {
                 flags.dry_run = first.contains('n');
                 flags.question = first.contains('q');
                 flags.touch = first.contains('t');
+                flags.keep_going = first.contains('k');
                 words.next();
             }
         }
@@ -245,7 +248,7 @@ mod tests {
         assert!(f.dry_run && !f.question);
         assert_eq!(f.auth.as_deref(), Some("3,4"));
         let f = Makeflags::parse("qks --jobserver-auth=fifo:/tmp/a --jobserver-auth=5,6");
-        assert!(f.question && !f.dry_run && !f.touch);
+        assert!(f.question && !f.dry_run && !f.touch && f.keep_going);
         assert!(Makeflags::parse("st -j3").touch);
         assert_eq!(f.auth.as_deref(), Some("5,6"));
         let f = Makeflags::parse(" -j3 --jobserver-fds=7,8 -- n=1");

@@ -170,6 +170,28 @@ fn make_n_runs_no_task() {
 }
 
 #[test]
+fn make_k_keeps_going_past_a_failed_task() {
+    let shared = Shared::new(&[], 0, "0");
+    fs::create_dir(shared.path("a")).unwrap();
+    // One task at a time, ties in declaration order: `bad` fails while
+    // `good`, which does not depend on it, waits for its slot.
+    fs::write(
+        shared.path("a/pipeline.toml"),
+        "[pipeline]\njobs = 1\n\
+         [tasks.bad]\noutputs = [\"bad\"]\ncommand = \"exit 1\"\n\
+         [tasks.good]\noutputs = [\"good\"]\ncommand = \"echo ok > good\"\n",
+    )
+    .unwrap();
+    shared.makefile(&["a"], &format!("{} -C $@ build", bin()));
+    let out = shared.make(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!shared.path("a/good").exists(), "{}", text(&out));
+    let out = shared.make(&["-k"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(shared.path("a/good").exists(), "{}", text(&out));
+}
+
+#[test]
 fn make_t_runs_no_task() {
     let shared = Shared::new(&DIRS, 2, "0");
     shared.makefile(&DIRS, &recipe());
