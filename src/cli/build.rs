@@ -255,7 +255,7 @@ impl Observer for Terminal<'_> {
         let mut printer = self.printer();
         match end.status.state {
             TaskState::Done if end.status.rescued => printer.task_rescued(&task.name, end.elapsed),
-            TaskState::Done => printer.task_finished(&task.name, end.elapsed, None),
+            TaskState::Done => printer.task_done(&task.name, end.elapsed),
             TaskState::Stopped => printer.task_stopped(&task.name, end.elapsed),
             _ => {
                 let message = end.status.error.as_ref().map_or_else(
@@ -265,8 +265,7 @@ impl Observer for Terminal<'_> {
                         None => e.message.clone(),
                     },
                 );
-                printer.task_finished(&task.name, end.elapsed, Some(&message));
-                printer.task_output(end.tail);
+                printer.task_failed(&task.name, end.elapsed, &message, end.tail);
                 if let Some(github) = &self.annotations {
                     printer.data(&github.failed(task, &message));
                 }

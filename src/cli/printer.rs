@@ -160,24 +160,34 @@ impl Printer {
         }
     }
 
-    /// A task ended. `failure` is `None` on success.
-    pub fn task_finished(&mut self, name: &str, elapsed: Duration, failure: Option<&str>) {
+    /// A task ended done.
+    pub fn task_done(&mut self, name: &str, elapsed: Duration) {
         self.task_ended(name);
-        let secs = format!("{:.2}s", elapsed.as_secs_f64());
-        match failure {
-            None if self.verbosity != Verbosity::Quiet => {
-                let text = format!("{} {name} ({secs})", self.paint(Style::Success, "done  "));
-                self.line(&text)
-            }
-            None => {}
-            Some(message) => {
-                let text = format!(
-                    "{} {name}: {message} ({secs})",
-                    self.paint(Style::Error, "FAILED")
-                );
-                self.line(&text)
-            }
+        if self.verbosity != Verbosity::Quiet {
+            let text = format!(
+                "{} {name} ({:.2}s)",
+                self.paint(Style::Success, "done  "),
+                elapsed.as_secs_f64()
+            );
+            self.line(&text)
         }
+    }
+
+    /// A task failed (`message`), with the tail of its output, indented:
+    /// one write, so that under `make -j` no other build's line lands
+    /// between the two.
+    pub fn task_failed(&mut self, name: &str, elapsed: Duration, message: &str, tail: &[String]) {
+        self.task_ended(name);
+        let mut text = format!(
+            "{} {name}: {message} ({:.2}s)",
+            self.paint(Style::Error, "FAILED"),
+            elapsed.as_secs_f64()
+        );
+        for l in tail {
+            text.push_str("\n  | ");
+            text.push_str(l);
+        }
+        self.line(&text)
     }
 
     /// A task's command failed (`why`) after writing every output, and its
@@ -243,21 +253,6 @@ impl Printer {
             bars.overall.inc(1);
         }
         self.note(&format!("fresh  {name} ({why})"));
-    }
-
-    /// Prints the tail of a failed task's output, indented.
-    pub fn task_output(&self, lines: &[String]) {
-        if lines.is_empty() {
-            return;
-        }
-        let mut text = String::new();
-        for l in lines {
-            text.push_str("  | ");
-            text.push_str(l);
-            text.push('\n');
-        }
-        text.pop();
-        self.line(&text);
     }
 
     /// Ends progress reporting.
