@@ -136,7 +136,7 @@ pub fn tools() -> Vec<Tool> {
                     "plan": {"type": "string", "minLength": 1, "maxLength": MAX_PLAN_BYTES,
                              "description": "The plan, as text: written to plan.txt with a trailing newline."},
                     "pipeline": {"type": "string",
-                                 "description": "The pipeline file, relative to the server's root (default: the server's)."},
+                                 "description": "The pipeline file, relative to the server's root and not inside a run (default: the server's)."},
                     "name": {"type": "string",
                              "description": "The run's folder name (default: made from the time and the plan's first words)."},
                 }),

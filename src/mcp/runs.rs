@@ -3,7 +3,9 @@
 //! (letters, digits, `.`, `_`, `-`, not starting with `.` or `-`), never a
 //! path, so nothing a client names leads outside the root. A run folder
 //! that is a symlink is refused, and so is a pipeline file that is not
-//! inside the root once its links are resolved.
+//! inside the root once its links are resolved, or that is inside a run
+//! (a run's files are written by clients and models; a pipeline's commands
+//! run as the operator's).
 //!
 //! Making a run ([`Root::create`]) is [`new_run::create`] with a name
 //! chosen here, and idempotent: a run made less than [`IDEMPOTENT_FOR`]
@@ -200,6 +202,21 @@ impl Root {
         }
         if !canonical.is_file() {
             return Err(refuse("it is not a file".into()));
+        }
+        // A run holds what clients and models wrote (its plan, its
+        // outputs): taken as a pipeline, its commands would run anything a
+        // client asked for. Pipelines are the operator's.
+        if let Some(run) = canonical
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| *dir != self.dir)
+            .find(|dir| std::fs::symlink_metadata(dir.join(STATE_DIR)).is_ok())
+        {
+            return Err(refuse(format!(
+                "it is inside the run `{}`, and a run's files (its plan, its outputs) are written \
+                 by clients and models, not by the operator",
+                run.strip_prefix(&self.dir).unwrap_or(run).display()
+            )));
         }
         Ok((canonical, rel.to_string()))
     }

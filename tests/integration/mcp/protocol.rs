@@ -305,3 +305,43 @@ fn nothing_a_client_names_leads_outside_the_root() {
     c.ping();
     assert!(c.close().success());
 }
+
+/// A plan is text a client chose; taken as a pipeline, its commands would
+/// run whatever the client asked for, anywhere. Neither a run's files nor
+/// a link to them are taken as a pipeline.
+#[test]
+fn a_file_of_a_run_is_never_taken_as_a_pipeline() {
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("pwned");
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    let evil = format!(
+        "[tasks.pwn]\noutputs = [\"pwned.txt\"]\ncommand = \"touch {} && touch pwned.txt\"\n",
+        marker.display()
+    );
+    c.ok("run_create", json!({"plan": evil, "name": "carrier"}));
+    std::fs::create_dir(p.path("carrier/sub")).unwrap();
+    std::fs::copy(p.path("carrier/plan.txt"), p.path("carrier/sub/p.toml")).unwrap();
+    std::os::unix::fs::symlink("carrier/plan.txt", p.path("linked.toml")).unwrap();
+    for pipeline in ["carrier/plan.txt", "./carrier/sub/p.toml", "linked.toml"] {
+        let message = c.err(
+            "run_create",
+            json!({"plan": "p", "name": "victim", "pipeline": pipeline}),
+        );
+        assert!(
+            message.contains("cannot use") && message.contains("inside the run `carrier`"),
+            "{pipeline}: {message}"
+        );
+        assert!(message.contains("hint: "), "{message}");
+    }
+    assert!(!p.exists("victim"));
+    assert!(!marker.exists());
+    // A pipeline of the operator's in a folder of the root is taken.
+    std::fs::create_dir(p.path("pipelines")).unwrap();
+    p.write("pipelines/p.toml", COMMANDS);
+    c.ok(
+        "run_create",
+        json!({"plan": "p", "name": "fine", "pipeline": "pipelines/p.toml"}),
+    );
+    assert!(c.close().success());
+}
