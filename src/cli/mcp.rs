@@ -41,7 +41,12 @@ pub fn mcp(cli: &Cli, ctx: &Context, args: &McpArgs) -> Result<()> {
             .as_ref()
             .map(|f| (cwd.join(f), f.display().to_string())),
         env_model: ctx.env_model().map(str::to_string),
-        env: ctx.env().clone(),
+        // What read_output returns is scrubbed of the webhook's token, as
+        // of the API keys.
+        env: match &ctx.webhook {
+            Some(url) => ctx.env().clone().with_url_secrets(url),
+            None => ctx.env().clone(),
+        },
     };
     mcp::serve(config, std::io::stdin().lock(), std::io::stdout())
 }

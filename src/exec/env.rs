@@ -56,6 +56,31 @@ impl Env {
     }
 }
 
+/// What a build scrubs from everything it writes and prints: the values
+/// `env` gives the variables `key_vars` (the pipeline's `api_key_env`s),
+/// `env`'s own secrets, and the secret parts of the webhook `urls`
+/// (see [`url_secrets`]); longest first, so a URL goes whole before a
+/// token within it.
+pub fn secrets<'a>(
+    key_vars: impl IntoIterator<Item = &'a str>,
+    urls: impl IntoIterator<Item = &'a str>,
+    env: &Env,
+) -> Vec<String> {
+    let mut secrets: Vec<String> = key_vars
+        .into_iter()
+        .filter_map(|var| env.get(var))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    secrets.extend(env.secrets().iter().cloned());
+    for url in urls {
+        secrets.extend(url_secrets(url));
+    }
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
+    secrets
+}
+
 /// What in a URL may be a credential: its path and query together (webhook
 /// services put the token there), the user info before the host, and each
 /// path segment or query value long enough to be a token on its own. Parts

@@ -34,21 +34,11 @@ impl<'a> Failures<'a> {
     /// of the pipeline's models found in `env`, `env`'s own secrets and
     /// the secret parts of the pipeline's webhook URLs.
     pub fn new(graph: &Graph, run_dir: &'a RunDir, env: &Env) -> Failures<'a> {
-        let mut secrets: Vec<String> = graph
-            .models
-            .iter()
-            .filter_map(|m| m.api_key_env.as_deref())
-            .filter_map(|var| env.get(var))
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        secrets.extend(env.secrets().iter().cloned());
-        for url in graph.hooks.iter().filter_map(|h| h.url.as_deref()) {
-            secrets.extend(env::url_secrets(url));
-        }
-        // Longest first, so a URL goes whole before a token within it.
-        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        secrets.dedup();
+        let secrets = env::secrets(
+            graph.models.iter().filter_map(|m| m.api_key_env.as_deref()),
+            graph.hooks.iter().filter_map(|h| h.url.as_deref()),
+            env,
+        );
         Failures {
             ledger: Ledger::new(run_dir, secrets),
             run_dir,
@@ -81,6 +71,12 @@ impl<'a> Failures<'a> {
             ..FailureLine::new(&task.name, error.kind, &error.message, &id, self.run_dir)
         });
         error.error_id = Some(id);
+    }
+
+    /// `text` scrubbed of every secret the build knows, for what is
+    /// printed of a task's log as well as what is written of it.
+    pub fn redact(&self, text: &str) -> String {
+        self.ledger.redact(text)
     }
 
     /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character

@@ -165,7 +165,7 @@ impl Runner for TaskRunner<'_> {
                 } else {
                     TaskState::Failed
                 };
-                tail = log_tail(self.run_dir, &task.name);
+                tail = log_tail(self.run_dir, &task.name, self.failures);
                 self.failures.record(task, &status, &mut error);
                 status.error = Some(error);
             }
@@ -376,12 +376,14 @@ fn rescuable(task: &Task, failed: &TaskError) -> bool {
         && matches!(task.action, Action::Command(_))
 }
 
-/// The last lines of a task's log.
-fn log_tail(run_dir: &RunDir, task: &str) -> Vec<String> {
+/// The last lines of a task's log, scrubbed of the build's secrets (a
+/// command may print the API key it was given): they are printed, and a
+/// server's `.planexe/build.log` keeps what was printed.
+fn log_tail(run_dir: &RunDir, task: &str, failures: &Failures) -> Vec<String> {
     let Ok(bytes) = std::fs::read(run_dir.task_log_path(task)) else {
         return Vec::new();
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let text = failures.redact(&String::from_utf8_lossy(&bytes));
     let lines: Vec<&str> = text.lines().collect();
     let from = lines.len().saturating_sub(TAIL_LINES);
     lines[from..].iter().map(|l| l.to_string()).collect()

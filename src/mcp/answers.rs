@@ -11,13 +11,15 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::model::Lists;
+use crate::exec::env::{self, Env};
+use crate::model::{Lists, Pipeline};
 use crate::observe::explain::{self, FileLine, FileVerdict};
 use crate::observe::status::{self, Answer, Known, StatusReport};
 use crate::observe::Standing;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
+use crate::store::untrusted::Secrets;
 use crate::store::{files, CheckMode, RunDir};
 
 /// A running build without progress for this long is `stalled`, as for
@@ -40,6 +42,35 @@ impl Opener {
             env_file: self.env_pipeline.clone(),
             named_dir: true,
         }
+    }
+
+    /// The secrets `read_output` scrubs from what it returns from the run
+    /// at `run`: those a build of it scrubs (the values in `env` of the
+    /// `api_key_env`s of its pipeline and of the server's `pipeline`, the
+    /// tokens of their webhooks, `env`'s own secrets). The pipelines are
+    /// only parsed: one that no longer resolves still names its keys.
+    pub fn secrets(&self, run: &Path, pipeline: &Path, env: &Env) -> Secrets {
+        let mut files = vec![pipeline.to_path_buf()];
+        if let Ok(located) = self.location(run).locate() {
+            files.push(located.pipeline);
+        }
+        let parsed: Vec<Pipeline> = files
+            .iter()
+            .filter_map(|f| Pipeline::load(f, f.display().to_string()).ok())
+            .collect();
+        let key_vars = parsed.iter().flat_map(|p| {
+            p.def
+                .models
+                .values()
+                .filter_map(|m| m.api_key_env.as_ref().map(|v| v.get_ref().as_str()))
+        });
+        let urls = parsed.iter().flat_map(|p| {
+            p.def
+                .hooks
+                .iter()
+                .filter_map(|h| h.get_ref().url.as_deref())
+        });
+        Secrets::new(env::secrets(key_vars, urls, env), env::MIN_SECRET_LEN)
     }
 
     /// Opens the run at `run` as a command that reads it as it is.

@@ -6,7 +6,8 @@
 //! the run (and out of planexe's state but for those logs), and the file
 //! is opened without following a link and without blocking (a FIFO
 //! planted in the run cannot hang the server), then must be a regular
-//! file.
+//! file. What it returns is scrubbed of the secrets a build of the run
+//! scrubs (its API keys, webhook tokens): a command may print them.
 
 use std::fs::OpenOptions;
 use std::io::Read;
@@ -15,6 +16,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::store::rundir::{self, file, STATE_DIR};
+use crate::store::untrusted::Secrets;
 use crate::store::RunDir;
 
 /// What `read_output` returns unless asked for less or more.
@@ -57,8 +59,14 @@ fn relative(raw: &str) -> std::result::Result<String, String> {
     }
 }
 
-/// Reads at most `max` bytes of the file `path` of the run `name`.
-pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64) -> Result<Text> {
+/// Read past the limit as well, so a secret that straddles it is still
+/// recognised and scrubbed whole.
+const REDACT_MARGIN: u64 = 8192;
+
+/// Reads at most `max` bytes of the file `path` of the run `name`, its
+/// text scrubbed of `secrets` (a command may print the key it was given
+/// into its log or an output).
+pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secrets) -> Result<Text> {
     let refuse = |why: String| {
         Error::usage(format!(
             "cannot read `{}` of run `{name}`: {why}",
@@ -99,18 +107,16 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64) -> Result<Text> 
     }
     let mut bytes = Vec::new();
     opened
-        .take(max.saturating_add(1))
+        .take(max.saturating_add(REDACT_MARGIN).saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| refuse(e.to_string()))?;
-    let truncated = bytes.len() as u64 > max;
-    bytes.truncate(max.min(bytes.len() as u64) as usize);
-    if bytes.contains(&0) {
-        return Err(refuse("it holds NUL bytes: it is not text".into()));
-    }
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let truncated = bytes.len() > max;
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
-        // Cut in the middle of a character by the limit: keep what is whole.
-        Err(e) if truncated && e.utf8_error().error_len().is_none() => {
+        // Cut in the middle of a character past the limit, where the
+        // reading stopped: keep what is whole.
+        Err(e) if truncated && e.utf8_error().valid_up_to() >= max => {
             let valid = e.utf8_error().valid_up_to();
             let mut bytes = e.into_bytes();
             bytes.truncate(valid);
@@ -118,6 +124,19 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64) -> Result<Text> 
         }
         Err(_) => return Err(refuse("it is not UTF-8 text".into())),
     };
+    let mut text = secrets.redact(&text);
+    // `[REDACTED]` may be longer than what it replaced.
+    let truncated = truncated || text.len() > max;
+    if truncated {
+        let mut cut = max.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    if text.contains('\0') {
+        return Err(refuse("it holds NUL bytes: it is not text".into()));
+    }
     Ok(Text {
         path: rel,
         size: meta.len(),

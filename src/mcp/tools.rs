@@ -448,12 +448,17 @@ fn archive(server: &Server, a: Archive) -> Result<Value> {
 }
 
 fn read_output(server: &Server, a: ReadOutput) -> Result<Value> {
-    let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
+    let path = server.root.run(&a.run)?;
+    let run_dir = RunDir::open(&path)?;
+    let secrets = server
+        .opener
+        .secrets(&path, &server.config.pipeline.0, &server.config.env);
     let text = outputs::read(
         &run_dir,
         &a.run,
         &a.path,
         a.max_bytes.unwrap_or(DEFAULT_BYTES),
+        &secrets,
     )?;
     Ok(json!({
         "run": a.run,

@@ -5,13 +5,15 @@
 //! create (idempotent), build against the loopback model server, wait,
 //! status, outputs, a failure and its `recoverable`, the fix and the
 //! resume, stop, clean, explain, runs and archive; the end of input, which
-//! ends the server and leaves its builds running).
+//! ends the server and leaves its builds running), and the API keys a
+//! command prints, which no answer carries ([`secrets`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
 mod life;
 mod protocol;
+mod secrets;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -36,20 +38,27 @@ pub struct Client {
 impl Client {
     /// Starts `planexe mcp` in the project, with `args`, and initializes.
     pub fn start(p: &Project, args: &[&str]) -> Client {
-        Client::launch(p, args, false)
+        Client::launch(p, args, false, &[])
+    }
+
+    /// As [`Client::start`], with these variables in the server's
+    /// environment.
+    pub fn start_with_env(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Client {
+        Client::launch(p, args, false, env)
     }
 
     /// As [`Client::start`], the server leading a process group of its own,
     /// as a terminal's foreground job does.
     pub fn start_in_own_group(p: &Project, args: &[&str]) -> Client {
-        Client::launch(p, args, true)
+        Client::launch(p, args, true, &[])
     }
 
-    fn launch(p: &Project, args: &[&str], own_group: bool) -> Client {
+    fn launch(p: &Project, args: &[&str], own_group: bool, env: &[(&str, &str)]) -> Client {
         use std::os::unix::process::CommandExt;
         let mut all = vec!["mcp"];
         all.extend_from_slice(args);
         let mut command = p.command(&all);
+        command.envs(env.iter().copied());
         if own_group {
             command.process_group(0);
             // As a terminal starts it: Ctrl-C's default action, even when

@@ -1,0 +1,68 @@
+//! The API keys of the server's environment never reach a client: not
+//! through what a build printed (`.planexe/build.log`), nor a task's log,
+//! nor an output a command wrote, whole or cut by `max_bytes`.
+
+use serde_json::json;
+
+use super::Client;
+use crate::harness::*;
+
+const KEY: &str = "sk-mcp-secret-5b1e0c77d2";
+
+/// A model that needs the key (no task asks it), and commands that print
+/// the key they inherit: one that fails, one that writes it to its output.
+const LEAKY: &str = r#"
+[models.local]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+api_key_env = "PLANEXE_MCP_KEY"
+
+[tasks.leak]
+inputs = ["plan.txt"]
+outputs = ["leak.txt"]
+command = "echo \"key=$PLANEXE_MCP_KEY\"; echo \"err=$PLANEXE_MCP_KEY\" >&2; exit 1"
+
+[tasks.write]
+inputs = ["plan.txt"]
+outputs = ["written.txt"]
+command = "printf 'abcdefgh%s tail\n' \"$PLANEXE_MCP_KEY\" > written.txt"
+"#;
+
+#[test]
+fn a_key_a_command_prints_is_in_no_answer() {
+    let p = Project::new(LEAKY);
+    let mut c = Client::start_with_env(&p, &[], &[("PLANEXE_MCP_KEY", KEY)]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "shed"}));
+    c.ok("build", json!({"run": "shed"}));
+    let status = c.ok("wait", json!({"run": "shed", "timeout_s": 30}));
+    assert_eq!(status["state"], "failed", "{status}");
+    // The command did print it: the key is in the files, not the answers.
+    assert!(p.read("shed/.planexe/logs/leak.log").contains(KEY));
+    let log = c.ok(
+        "read_output",
+        json!({"run": "shed", "path": ".planexe/build.log"}),
+    );
+    let text = log["text"].as_str().unwrap();
+    assert!(text.contains("| key=[REDACTED]"), "{text}");
+    for path in [".planexe/logs/leak.log", "written.txt"] {
+        let read = c.ok("read_output", json!({"run": "shed", "path": path}));
+        let text = read["text"].as_str().unwrap();
+        assert!(text.contains("[REDACTED]"), "{path}: {text}");
+        assert!(!text.contains(KEY), "{path}: {text}");
+    }
+    // Cut by the limit in the middle of the key: none of it is returned.
+    for max in 9..(8 + KEY.len() as u64) {
+        let read = c.ok(
+            "read_output",
+            json!({"run": "shed", "path": "written.txt", "max_bytes": max}),
+        );
+        let text = read["text"].as_str().unwrap();
+        assert!(!text.contains("sk-"), "{max}: {text}");
+        assert!(text.len() as u64 <= max, "{max}: {text}");
+        assert_eq!(read["truncated"], true);
+    }
+    let all = serde_json::to_string(&c.ok("status", json!({"run": "shed"}))).unwrap();
+    assert!(!all.contains(KEY), "{all}");
+    assert!(c.close().success());
+}
