@@ -166,8 +166,11 @@ fn describe(schema: &Value) -> String {
 
 /// The typed arguments of a tool.
 fn args<T: for<'de> Deserialize<'de>>(tool: &str, arguments: Value) -> Result<T> {
-    serde_json::from_value(arguments)
-        .map_err(|e| Error::usage(format!("invalid arguments for {tool}: {e}")))
+    serde_json::from_value(arguments).map_err(|e| {
+        Error::usage(format!("invalid arguments for {tool}: {e}")).hint(format!(
+            "{tool}'s inputSchema in tools/list says what it takes"
+        ))
+    })
 }
 
 #[derive(Deserialize)]
@@ -238,7 +241,9 @@ struct Archive {
 struct ReadOutput {
     run: String,
     path: String,
-    max_bytes: Option<u64>,
+    /// A number: JSON Schema's `integer` is any number without a
+    /// fraction, `5.0` too, and the schema has checked it is one, in range.
+    max_bytes: Option<f64>,
 }
 
 /// The status of the run at `path`, named `name`. A build the server
@@ -457,7 +462,7 @@ fn read_output(server: &Server, a: ReadOutput) -> Result<Value> {
         &run_dir,
         &a.run,
         &a.path,
-        a.max_bytes.unwrap_or(DEFAULT_BYTES),
+        a.max_bytes.map_or(DEFAULT_BYTES, |n| n as u64),
         &secrets,
     )?;
     Ok(json!({

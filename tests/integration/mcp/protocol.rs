@@ -345,3 +345,24 @@ fn a_file_of_a_run_is_never_taken_as_a_pipeline() {
     );
     assert!(c.close().success());
 }
+
+/// JSON Schema's `integer` is any number without a fraction: `3.0`, as a
+/// client's JSON library may write it, is taken as the schema says.
+#[test]
+fn a_whole_number_written_with_a_fraction_is_taken_as_an_integer() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "shed"}));
+    let read = c.ok(
+        "read_output",
+        json!({"run": "shed", "path": "plan.txt", "max_bytes": 3.0}),
+    );
+    assert_eq!(read["text"], "a s");
+    assert_eq!(read["truncated"], true);
+    let message = c.err(
+        "read_output",
+        json!({"run": "shed", "path": "plan.txt", "max_bytes": 3.5}),
+    );
+    assert!(message.contains("/max_bytes"), "{message}");
+    assert!(c.close().success());
+}
