@@ -109,10 +109,7 @@ pub fn build(
         )
     });
     // Answers are scrubbed of the webhook's token, as of the API keys.
-    let env = match &ctx.webhook {
-        Some(url) => ctx.env().clone().with_url_secrets(url),
-        None => ctx.env().clone(),
-    };
+    let env = ctx.scrubbing_env();
     let annotations = ctx
         .github_annotations(args.annotations)
         .then(|| Github::new(&session.pipeline));

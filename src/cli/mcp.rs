@@ -43,10 +43,7 @@ pub fn mcp(cli: &Cli, ctx: &Context, args: &McpArgs) -> Result<()> {
         env_model: ctx.env_model().map(str::to_string),
         // What read_output returns is scrubbed of the webhook's token, as
         // of the API keys.
-        env: match &ctx.webhook {
-            Some(url) => ctx.env().clone().with_url_secrets(url),
-            None => ctx.env().clone(),
-        },
+        env: ctx.scrubbing_env(),
     };
     mcp::serve(config, std::io::stdin().lock(), std::io::stdout())
 }

@@ -104,6 +104,16 @@ impl Context {
         &self.env
     }
 
+    /// The environment builds run in, with `$PLANEXE_WEBHOOK_URL`'s token
+    /// among its secrets: what a build, and anything that shows what a
+    /// build's commands printed, scrubs, as it does the API keys.
+    pub fn scrubbing_env(&self) -> Env {
+        match &self.webhook {
+            Some(url) => self.env.clone().with_url_secrets(url),
+            None => self.env.clone(),
+        }
+    }
+
     /// Where the command works: `-C`, `-f` and `$PLANEXE_PIPELINE`, each
     /// relative to the current directory.
     pub fn location(&self, cli: &Cli) -> Result<Location> {

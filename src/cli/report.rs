@@ -11,15 +11,18 @@ use super::args::{Cli, ReportArgs, ReportFormat};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
+use crate::exec::env;
 use crate::observe::{junit, report};
 use crate::store::{files, CheckMode};
 
 pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) -> Result<()> {
     let session = super::open(cli, ctx, printer)?;
+    // The log lines shown are scrubbed as the build scrubs what it prints.
+    let secrets = env::secrets_of(&session.graph, &ctx.scrubbing_env());
     let (text, default) = match args.format {
-        ReportFormat::Html => (report::html(&session)?, "report.html"),
+        ReportFormat::Html => (report::html(&session, &secrets)?, "report.html"),
         ReportFormat::Junit => (
-            junit::render(&junit::gather(&session, CheckMode::Content)?),
+            junit::render(&junit::gather(&session, CheckMode::Content, &secrets)?),
             "junit.xml",
         ),
     };

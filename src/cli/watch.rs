@@ -278,10 +278,7 @@ impl Watch<'_> {
             &session.graph.hooks,
             self.ctx.webhook.as_deref(),
         );
-        let env = match &self.ctx.webhook {
-            Some(url) => self.ctx.env().clone().with_url_secrets(url),
-            None => self.ctx.env().clone(),
-        };
+        let env = self.ctx.scrubbing_env();
         let count = Count(AtomicUsize::new(0));
         let terminal = Terminal {
             printer: Mutex::new(printer),

@@ -20,6 +20,7 @@ use super::standing::Standing;
 use super::{status, summary};
 use crate::error::Result;
 use crate::plan::Session;
+use crate::store::untrusted::Secrets;
 use crate::store::{CheckMode, Recorded};
 
 /// The whole file: one suite, the run's pipeline.
@@ -58,8 +59,9 @@ pub enum CaseResult {
     Skipped(String),
 }
 
-/// The suite of the session's run, every task checked with `mode`.
-pub fn gather(session: &Session, mode: CheckMode) -> Result<Suite> {
+/// The suite of the session's run, every task checked with `mode`; the
+/// log lines it holds are scrubbed of `secrets`.
+pub fn gather(session: &Session, mode: CheckMode, secrets: &Secrets) -> Result<Suite> {
     let graph = &session.graph;
     let plan = session.plan_all(mode)?;
     let lines = status::task_lines(
@@ -96,7 +98,7 @@ pub fn gather(session: &Session, mode: CheckMode) -> Result<Suite> {
                             |e| e.message,
                         ),
                         error_id: line.error_id.clone(),
-                        log_tail: log_tail(&session.run_dir.task_log_path(&line.task)),
+                        log_tail: log_tail(&session.run_dir.task_log_path(&line.task), secrets),
                     }
                 }
                 Standing::Stopped => CaseResult::Skipped(match &line.error {

@@ -227,6 +227,33 @@ fn the_log_tail_is_cut_on_a_character_boundary_and_has_no_secrets() {
     assert!(tail.starts_with('é'), "{tail}");
 }
 
+/// A key a failed command printed is scrubbed from everything planexe
+/// shows of its log: the build's printed tail, the HTML report and the
+/// JUnit XML (the log itself is the command's own writing).
+#[test]
+fn a_key_a_failed_command_printed_is_in_no_report() {
+    let p = Project::new(concat!(
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        "model = \"x\"\napi_key_env = \"REPORT_KEY\"\n",
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"echo key=$REPORT_KEY; exit 2\"\n",
+    ));
+    let key = "sk-report-secret-9f3a51";
+    let run = |args: &[&str]| {
+        let out = p.command(args).env("REPORT_KEY", key).output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let printed = run(&["build"]);
+    assert!(printed.contains("  | key=[REDACTED]"), "{printed}");
+    assert!(p.read(".planexe/logs/t.log").contains(key));
+    run(&["report", "-o", "r.html"]);
+    run(&["report", "--format", "junit", "-o", "j.xml"]);
+    for file in ["r.html", "j.xml"] {
+        let text = p.read(file);
+        assert!(text.contains("key=[REDACTED]"), "{file}: {text}");
+        assert!(!text.contains(key), "{file}");
+    }
+}
+
 /// A dangling symlink as an input counts as there when the pipeline is
 /// read (docs/pipeline.md): its task fails with `missing_input` when it
 /// runs, a failure recorded as data, and the other tasks still run;

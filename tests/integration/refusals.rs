@@ -35,9 +35,13 @@ fn unknown_key() {
     .build()
     .stderr_has("hint: did you mean `inputs`?\n");
     // A section name too; nothing close: no guess.
-    refused("[task.a]\ncommand = \"true\"\n", "1:2", "unknown field `task`")
-        .build()
-        .stderr_has("hint: did you mean `tasks`?\n");
+    refused(
+        "[task.a]\ncommand = \"true\"\n",
+        "1:2",
+        "unknown field `task`",
+    )
+    .build()
+    .stderr_has("hint: did you mean `tasks`?\n");
     let far = refused("[pipeline]\nxyz = 3\n", "2:1", "unknown field `xyz`").build();
     assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
 }

@@ -42,6 +42,7 @@ use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
+use crate::store::untrusted::Secrets;
 use crate::store::{files, Recorded, StateStore, Status, TaskError, TaskState};
 
 /// Build timelines shown, most recent first; older ones stay in the trace.
@@ -51,9 +52,10 @@ const LOG_TAIL_LINES: usize = 15;
 /// How much of the end of a log is read to find those lines.
 const LOG_TAIL_BYTES: u64 = 16 * 1024;
 
-/// The HTML report of the session's run.
-pub fn html(session: &Session) -> crate::error::Result<String> {
-    try_render(&Page::gather(session))
+/// The HTML report of the session's run; the log lines it shows are
+/// scrubbed of `secrets` (a command may print the key it was given).
+pub fn html(session: &Session, secrets: &Secrets) -> crate::error::Result<String> {
+    try_render(&Page::gather(session, secrets))
 }
 
 /// Everything the page shows.
@@ -110,7 +112,7 @@ struct Span {
 }
 
 impl Page {
-    fn gather(session: &Session) -> Page {
+    fn gather(session: &Session, secrets: &Secrets) -> Page {
         let graph = &session.graph;
         let store = &session.store;
         let summary = summary::build(
@@ -127,7 +129,7 @@ impl Page {
             .map(|t| {
                 let error = last_outcome(store, &t.name).and_then(|s| s.error.clone());
                 let log_tail = match error {
-                    Some(_) => log_tail(&session.run_dir.task_log_path(&t.name)),
+                    Some(_) => log_tail(&session.run_dir.task_log_path(&t.name), secrets),
                     None => Vec::new(),
                 };
                 TaskDetail {
@@ -200,8 +202,9 @@ fn last_outcome(store: &StateStore, task: &str) -> Option<Status> {
     }
 }
 
-/// The last lines of a log, read from its end; none when it is missing.
-pub(crate) fn log_tail(path: &Path) -> Vec<String> {
+/// The last lines of a log, read from its end, scrubbed of `secrets`;
+/// none when it is missing.
+pub(crate) fn log_tail(path: &Path, secrets: &Secrets) -> Vec<String> {
     let Ok(mut file) = files::open_read(path) else {
         return Vec::new();
     };
@@ -211,7 +214,7 @@ pub(crate) fn log_tail(path: &Path) -> Vec<String> {
     if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut bytes).is_err() {
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(&bytes);
+    let text = secrets.redact(&String::from_utf8_lossy(&bytes));
     // Reading from the middle of the file starts mid-line: drop that piece.
     let whole = text.lines().skip(usize::from(from > 0));
     let lines: Vec<&str> = whole.collect();
