@@ -59,11 +59,12 @@ impl Graph {
                         .strip_prefix(glob.base.as_str())
                         .is_some_and(|rest| rest.starts_with('/'))
             };
-            // Left-out outputs by the definition that makes them (a
-            // fan-out's instances together).
-            // (One its task names in `inputs` too is read all the same.)
+            // An output its task also names in `inputs` is read all the
+            // same.
             let reader = &self.tasks[glob.task];
             let named = |path: &str| reader.inputs.iter().any(|i| i.path == path);
+            // Left out, by the definition that makes them (a fan-out's
+            // instances together).
             let mut left: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for &(path, t) in &outputs {
                 if t != glob.task && under(path) && glob.matcher.is_match(path) && !named(path) {
@@ -98,12 +99,11 @@ impl Graph {
             )
         } else {
             let quoted: Vec<String> = paths.iter().map(|p| format!("\"{p}\"")).collect();
+            let it = if paths.len() == 1 { "it" } else { "them" };
             (
                 format!("task `{def}`"),
                 format!(
-                    "name {} in `inputs` to read {}: inputs = [{}]",
-                    if paths.len() == 1 { "it" } else { "them" },
-                    if paths.len() == 1 { "it" } else { "them" },
+                    "name {it} in `inputs` to read {it}: inputs = [{}]",
                     quoted.join(", ")
                 ),
             )

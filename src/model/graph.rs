@@ -21,7 +21,7 @@ use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
 use super::pipeline::HookDef;
 use super::prompt::PromptSpec;
-use super::source::closest;
+use super::source::{closest, did_you_mean};
 use super::template::Vars;
 use crate::error::{Error, Result};
 use crate::store::rundir;
@@ -315,11 +315,8 @@ impl Graph {
     /// typo of one.
     pub fn unknown_task(&self, name: &str) -> Error {
         let error = Error::usage(format!("unknown task `{name}`"));
-        let error = match self.closest(name) {
-            Some(near) => error.hint(format!("did you mean `{near}`?")),
-            None => error,
-        };
-        error.hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`")
+        did_you_mean(error, self.closest(name))
+            .hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`")
     }
 
     /// The task, instance or fan-out name closest to `name`, when close
@@ -386,11 +383,7 @@ impl Graph {
                     .chain(self.fanouts.keys().map(String::as_str))
                     .chain(self.producers.keys().map(String::as_str)),
             );
-            let error = match near {
-                Some(near) => error.hint(format!("did you mean `{near}`?")),
-                None => error,
-            };
-            return Err(error
+            return Err(did_you_mean(error, near)
                 .hint(format!("tasks are: {shown}"))
                 .hint("run `planexe status` to list tasks"));
         }

@@ -280,11 +280,8 @@ impl Pipeline {
                     "fix the TOML syntax at the marked position"
                 };
                 let error = Error::pipeline(source.diagnostic(span, &message));
-                let error = match unknown_field(&message) {
-                    Some(near) => error.hint(format!("did you mean `{near}`?")),
-                    None => error,
-                };
-                return Err(error.hint(hint));
+                let near = unknown_field(&message);
+                return Err(super::source::did_you_mean(error, near.as_deref()).hint(hint));
             }
         };
         Ok(Pipeline {

@@ -197,3 +197,11 @@ pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Opti
         .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
         .map(|(_, n)| n)
 }
+
+/// `error` with a `did you mean` hint naming `near`, when there is one.
+pub fn did_you_mean(error: Error, near: Option<&str>) -> Error {
+    match near {
+        Some(near) => error.hint(format!("did you mean `{near}`?")),
+        None => error,
+    }
+}

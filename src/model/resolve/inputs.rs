@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use toml::Spanned;
 
 use super::super::graph::{Graph, Input, TaskId};
+use super::super::source::did_you_mean;
 use super::super::template;
 use super::paths::{checked_path, expand_glob, is_glob};
 use super::Resolver;
@@ -20,8 +21,7 @@ use crate::store::{rundir, stamp};
 
 /// Resolves the inputs and deps of task `id`, replacing any it had.
 pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
-    let task = &graph.tasks[id];
-    if task.origin.globs {
+    if graph.tasks[id].origin.globs {
         graph.globs.retain(|g| g.task != id);
     }
     let task = &graph.tasks[id];
@@ -185,11 +185,8 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                     after.span(),
                     &format!("`after` names unknown task `{}`", after.get_ref()),
                 );
-                let error = match graph.closest(after.get_ref()) {
-                    Some(near) => error.hint(format!("did you mean `{near}`?")),
-                    None => error,
-                };
-                return Err(error.hint(format!("tasks are: {}", names.join(", "))));
+                return Err(did_you_mean(error, graph.closest(after.get_ref()))
+                    .hint(format!("tasks are: {}", names.join(", "))));
             }
         }
     }
