@@ -11,13 +11,14 @@
 //! after it and named in its line), and the watch set ([`sources`]),
 //! recomputed after every load of the pipeline so a new source is watched
 //! from then on. A pipeline that stops loading is reported and the watch
-//! goes on.
+//! goes on. Events lost to an overflow of the kernel's queue make the
+//! watch watch its folders afresh and build (which checks everything).
 
 mod debounce;
 mod notifier;
 mod sources;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -35,13 +36,16 @@ use crate::model::{Lists, Task};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::RunDir;
-use debounce::{Batch, Filter};
+use debounce::{Batch, Changes, Filter, News};
 use notifier::{Notifier, Seen};
 use sources::WatchSet;
 
 /// How often an idle watch looks at the interrupt flag (and a waiting one
 /// at the lock).
 const TICK: Duration = Duration::from_millis(100);
+
+/// What a round's line says when events were lost.
+const LOST: &str = "events were lost (the system's queue overflowed); checked everything";
 
 /// How long after a build its own writes may still arrive as events (more
 /// with `--poll`: a poll may see them one interval late).
@@ -140,11 +144,10 @@ impl Watch<'_> {
     /// among it, perhaps) is what this build reads, so it joins the
     /// changes this build's line names instead of making a build of its
     /// own.
-    fn round(&mut self, changed: Option<Vec<PathBuf>>, printer: &mut Printer) -> Result<()> {
+    fn round(&mut self, mut changed: Option<Changes>, printer: &mut Printer) -> Result<()> {
         if changed.is_some() && self.args.clear {
             printer.clear_screen();
         }
-        let mut changed: Option<BTreeSet<PathBuf>> = changed.map(|c| c.into_iter().collect());
         let mut seen_waiting: Vec<Seen> = Vec::new();
         let (session, report) = loop {
             let loaded = self.load(printer);
@@ -154,9 +157,9 @@ impl Watch<'_> {
                 self.left = left_by(session);
             }
             for seen in seen_waiting.drain(..) {
-                let paths = self.counted(seen, printer);
+                let counted = self.counted(seen, printer);
                 if let Some(changed) = &mut changed {
-                    changed.extend(paths);
+                    changed.extend(counted);
                 }
             }
             let mut session = match loaded {
@@ -209,15 +212,18 @@ impl Watch<'_> {
         Ok(())
     }
 
-    /// What a round's line says changed: `first build`, or the changed
-    /// paths.
-    fn what(&self, changed: Option<&BTreeSet<PathBuf>>) -> String {
-        match changed {
-            None => "first build".to_string(),
-            Some(paths) => {
-                let names: Vec<String> = paths.iter().map(|p| self.set.show(p)).collect();
-                format!("{} changed", debounce::describe(&names))
-            }
+    /// What a round's line says changed: `first build`, the changed
+    /// paths, or that events were lost.
+    fn what(&self, changed: Option<&Changes>) -> String {
+        let Some(changed) = changed else {
+            return "first build".to_string();
+        };
+        let names: Vec<String> = changed.paths.iter().map(|p| self.set.show(p)).collect();
+        let paths = format!("{} changed", debounce::describe(&names));
+        match (changed.lost, names.is_empty()) {
+            (false, _) => paths,
+            (true, true) => LOST.to_string(),
+            (true, false) => format!("{paths}; {LOST}"),
         }
     }
 
@@ -325,7 +331,7 @@ impl Watch<'_> {
 
     /// Waits for changes that count, then for the debounce window to pass
     /// without one; returns what changed. `Err(Interrupted)` on a signal.
-    fn wait(&mut self, printer: &Printer) -> Result<Vec<PathBuf>> {
+    fn wait(&mut self, printer: &Printer) -> Result<Changes> {
         let mut batch = Batch::default();
         loop {
             if self.interrupt.requested() {
@@ -359,48 +365,51 @@ impl Watch<'_> {
 
     fn admit(&mut self, seen: Seen, batch: &mut Batch, printer: &Printer) {
         let at = seen.at;
-        for path in self.counted(seen, printer) {
-            batch.add(path, at);
-        }
+        let counted = self.counted(seen, printer);
+        batch.add(counted, at);
     }
 
-    /// The paths of an event that count as changes (a watcher's error is
+    /// What of an event counts as a change (a watcher's error is
     /// printed).
-    fn counted(&mut self, seen: Seen, printer: &Printer) -> Vec<PathBuf> {
-        if let Ok(event) = &seen.event {
-            // A folder of the set made, removed or renamed: watch what is
-            // there now (a rescan of a folder made again comes as events
-            // of its own).
-            if notifier::reshapes(&event.kind) && event.paths.iter().any(|p| self.set.is_folder(p))
-            {
-                for path in &event.paths {
-                    self.notifier.forget(path);
-                }
-                if let Err(e) = self.notifier.sync(self.set.folders()) {
+    fn counted(&mut self, seen: Seen, printer: &Printer) -> Changes {
+        let event = match seen.event {
+            Ok(event) => event,
+            Err(e) => {
+                printer.error(&notifier::explain(e, None));
+                return Changes::default();
+            }
+        };
+        match debounce::news(event) {
+            News::Nothing => Changes::default(),
+            // Anything may have changed, the build's own writes or not:
+            // watch every folder afresh (one may have been removed or
+            // made meanwhile), and build, which checks everything.
+            News::Lost => {
+                if let Err(e) = self.notifier.rewatch(self.set.folders()) {
                     printer.error(&e);
                 }
+                Changes::lost()
             }
-        }
-        match seen.event {
-            Ok(event) if debounce::changes(&event.kind) => {
+            News::Changed { paths, reshaped } => {
+                // A folder of the set made, removed or renamed: watch what
+                // is there now (a rescan of a folder made again comes as
+                // events of its own).
+                if reshaped && paths.iter().any(|p| self.set.is_folder(p)) {
+                    for path in &paths {
+                        self.notifier.forget(path);
+                    }
+                    if let Err(e) = self.notifier.sync(self.set.folders()) {
+                        printer.error(&e);
+                    }
+                }
                 // A folder counts when it is made, removed or renamed, not
                 // when its listing or times change (as a poll sees them):
                 // what changed in it comes as events of its own.
-                let reshaped = notifier::reshapes(&event.kind);
-                event
-                    .paths
-                    .into_iter()
-                    .filter(|path| {
-                        (reshaped || !self.set.is_folder(path))
-                            && self.filter.admit(&self.set, path, seen.at)
-                            && !self.as_left(path)
-                    })
-                    .collect()
-            }
-            Ok(_) => Vec::new(),
-            Err(e) => {
-                printer.error(&notifier::explain(e, None));
-                Vec::new()
+                Changes::of(paths.into_iter().filter(|path| {
+                    (reshaped || !self.set.is_folder(path))
+                        && self.filter.admit(&self.set, path, seen.at)
+                        && !self.as_left(path)
+                }))
             }
         }
     }

@@ -40,3 +40,4 @@ mod security;
 mod staleness;
 mod status_snapshot;
 mod watch;
+mod watch_overflow;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::harness::{wait_for, Project};
 
 /// How long to wait for a line that should come.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 const PIPELINE: &str = r#"
 [tasks.outline]
@@ -38,15 +38,15 @@ fn project() -> Project {
 }
 
 /// A running `planexe watch` and the lines of its stderr.
-struct Watcher {
-    child: Child,
+pub struct Watcher {
+    pub child: Child,
     lines: Receiver<String>,
     /// Every line read so far (for messages).
-    seen: Vec<String>,
+    pub seen: Vec<String>,
 }
 
 impl Watcher {
-    fn start(p: &Project, args: &[&str]) -> Watcher {
+    pub fn start(p: &Project, args: &[&str]) -> Watcher {
         let mut child = p
             .command(&[&["watch"], args].concat())
             .stdin(Stdio::null())
@@ -75,7 +75,7 @@ impl Watcher {
     /// Reads lines until one contains `needle`; returns the lines read,
     /// that one included.
     #[track_caller]
-    fn expect(&mut self, needle: &str) -> Vec<String> {
+    pub fn expect(&mut self, needle: &str) -> Vec<String> {
         let deadline = Instant::now() + PATIENCE;
         let mut read = Vec::new();
         loop {
@@ -98,7 +98,7 @@ impl Watcher {
 
     /// The lines that come within `spell` (which are expected to be none
     /// of a rebuild's).
-    fn quiet_for(&mut self, spell: Duration) -> Vec<String> {
+    pub fn quiet_for(&mut self, spell: Duration) -> Vec<String> {
         let deadline = Instant::now() + spell;
         let mut read = Vec::new();
         loop {
@@ -114,7 +114,7 @@ impl Watcher {
         }
     }
 
-    fn signal(&self, signal: i32) {
+    pub fn signal(&self, signal: i32) {
         // SAFETY: sends a signal to the child this test started.
         unsafe {
             libc::kill(self.child.id() as i32, signal);
@@ -122,12 +122,12 @@ impl Watcher {
     }
 
     /// Interrupts the watch and returns its exit status.
-    fn stop(mut self) -> i32 {
+    pub fn stop(mut self) -> i32 {
         self.signal(libc::SIGINT);
         self.exit_code()
     }
 
-    fn exit_code(&mut self) -> i32 {
+    pub fn exit_code(&mut self) -> i32 {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -147,7 +147,7 @@ impl Drop for Watcher {
 }
 
 /// The tasks started among `lines`, sorted.
-fn started(lines: &[String]) -> Vec<String> {
+pub fn started(lines: &[String]) -> Vec<String> {
     let mut names: Vec<String> = lines
         .iter()
         .filter_map(|l| l.strip_prefix("start  "))
@@ -157,7 +157,7 @@ fn started(lines: &[String]) -> Vec<String> {
     names
 }
 
-fn rebuilds(lines: &[String]) -> usize {
+pub fn rebuilds(lines: &[String]) -> usize {
     lines.iter().filter(|l| l.starts_with("watch: ")).count()
 }
 

@@ -8,13 +8,18 @@
 //! is [`MAX_WAIT`] old), then one build runs. A batch is a set of paths:
 //! an atomic save's rename and a truncate-then-write's several writes are
 //! one change to the real file.
+//!
+//! An event can also say that events were lost ([`News::Lost`]: the
+//! kernel's queue overflowed): anything may have changed, so it always
+//! counts, whenever it comes, and the build it starts checks everything
+//! (as every build does; no path is needed to start one).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
-use notify::EventKind;
+use notify::{Event, EventKind};
 
 use super::sources::{Class, WatchSet};
 
@@ -30,6 +35,44 @@ pub fn changes(kind: &EventKind) -> bool {
         EventKind::Access(_) => false,
         EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
         _ => true,
+    }
+}
+
+/// Whether an event of this kind can make or remove a folder (so the
+/// watched folders may have to change).
+pub fn reshapes(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+    )
+}
+
+/// What one event from the watcher tells the watch, before the filter.
+#[derive(Debug, PartialEq, Eq)]
+pub enum News {
+    /// Events were lost (inotify's queue overflowed: notify's `Rescan`
+    /// flag): anything may have changed, folders may have been made or
+    /// removed, and no event says which.
+    Lost,
+    /// These paths may have changed; `reshaped`: a folder among them may
+    /// have been made, removed or renamed.
+    Changed { paths: Vec<PathBuf>, reshaped: bool },
+    /// Nothing a build reads changed (a read, an access time).
+    Nothing,
+}
+
+/// What `event` tells the watch.
+pub fn news(event: Event) -> News {
+    // Before the kind: an overflow comes as `Other`, with no path.
+    if event.need_rescan() {
+        return News::Lost;
+    }
+    if !changes(&event.kind) {
+        return News::Nothing;
+    }
+    News::Changed {
+        reshaped: reshapes(&event.kind),
+        paths: event.paths,
     }
 }
 
@@ -50,7 +93,7 @@ impl Filter {
     }
 
     /// Whether a change to `path`, seen at `at`, counts.
-    pub fn admit(&self, set: &WatchSet, path: &std::path::Path, at: Instant) -> bool {
+    pub fn admit(&self, set: &WatchSet, path: &Path, at: Instant) -> bool {
         match set.classify(path) {
             None => false,
             Some(Class::Source) => true,
@@ -61,17 +104,57 @@ impl Filter {
     }
 }
 
+/// What counted as changed since the last build.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The changed paths, sorted.
+    pub paths: BTreeSet<PathBuf>,
+    /// Events were lost: anything may have changed.
+    pub lost: bool,
+}
+
+impl Changes {
+    /// Changes that are only `paths`.
+    pub fn of(paths: impl IntoIterator<Item = PathBuf>) -> Changes {
+        Changes {
+            paths: paths.into_iter().collect(),
+            lost: false,
+        }
+    }
+
+    /// Events were lost.
+    pub fn lost() -> Changes {
+        Changes {
+            paths: BTreeSet::new(),
+            lost: true,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty() && !self.lost
+    }
+
+    pub fn extend(&mut self, other: Changes) {
+        self.paths.extend(other.paths);
+        self.lost |= other.lost;
+    }
+}
+
 /// Changes collected until the debounce window passes without one.
 #[derive(Debug, Default)]
 pub struct Batch {
-    changed: BTreeSet<PathBuf>,
+    changed: Changes,
     first: Option<Instant>,
     last: Option<Instant>,
 }
 
 impl Batch {
-    pub fn add(&mut self, path: PathBuf, at: Instant) {
-        self.changed.insert(path);
+    /// Adds `changes` seen at `at` (nothing, when they are empty).
+    pub fn add(&mut self, changes: Changes, at: Instant) {
+        if changes.is_empty() {
+            return;
+        }
+        self.changed.extend(changes);
         self.first.get_or_insert(at);
         self.last = Some(self.last.map_or(at, |last| last.max(at)));
     }
@@ -83,11 +166,11 @@ impl Batch {
         Some((last + debounce).min(first + MAX_WAIT))
     }
 
-    /// The changed paths, sorted; the batch is empty again.
-    pub fn take(&mut self) -> Vec<PathBuf> {
+    /// What changed; the batch is empty again.
+    pub fn take(&mut self) -> Changes {
         self.first = None;
         self.last = None;
-        std::mem::take(&mut self.changed).into_iter().collect()
+        std::mem::take(&mut self.changed)
     }
 }
 
@@ -105,7 +188,6 @@ pub fn describe(names: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn set() -> WatchSet {
         WatchSet::new(
@@ -141,17 +223,58 @@ mod tests {
         let debounce = Duration::from_millis(100);
         let mut batch = Batch::default();
         assert_eq!(batch.due(debounce), None);
-        batch.add("/run/plan.txt".into(), t0);
+        let add = |batch: &mut Batch, path: &str, at| batch.add(Changes::of([path.into()]), at);
+        add(&mut batch, "/run/plan.txt", t0);
         assert_eq!(batch.due(debounce), Some(t0 + debounce));
-        batch.add("/run/plan.txt".into(), t0 + Duration::from_millis(50));
+        add(&mut batch, "/run/plan.txt", t0 + Duration::from_millis(50));
         assert_eq!(batch.due(debounce), Some(t0 + Duration::from_millis(150)));
         for ms in (100..5000).step_by(50) {
-            batch.add("/run/b".into(), t0 + Duration::from_millis(ms));
+            add(&mut batch, "/run/b", t0 + Duration::from_millis(ms));
         }
         assert_eq!(batch.due(debounce), Some(t0 + MAX_WAIT));
         // An atomic save and repeated writes are one change per file.
-        assert_eq!(batch.take().len(), 2);
+        assert_eq!(batch.take().paths.len(), 2);
         assert_eq!(batch.due(debounce), None);
+    }
+
+    /// The event notify's inotify watcher sends when the kernel's queue
+    /// overflowed (`IN_Q_OVERFLOW`): `Other`, no path, the `Rescan` flag.
+    fn overflow() -> Event {
+        Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)
+    }
+
+    #[test]
+    fn an_overflow_is_news_that_events_were_lost_and_starts_a_build() {
+        assert_eq!(news(overflow()), News::Lost);
+        // Whatever its kind and paths: lost is lost.
+        let mut event = overflow();
+        event.kind = EventKind::Access(AccessKind::Open(AccessMode::Read));
+        event.paths = vec!["/run/plan.txt".into()];
+        assert_eq!(news(event), News::Lost);
+        // An event without the flag is what it says.
+        let mut event = Event::new(EventKind::Other);
+        event.paths = vec!["/run/plan.txt".into()];
+        assert_eq!(
+            news(event),
+            News::Changed {
+                paths: vec!["/run/plan.txt".into()],
+                reshaped: false
+            }
+        );
+
+        // Lost events make a batch due, with no path, like any change.
+        let t0 = Instant::now();
+        let debounce = Duration::from_millis(100);
+        let mut batch = Batch::default();
+        batch.add(Changes::default(), t0);
+        assert_eq!(batch.due(debounce), None);
+        batch.add(Changes::lost(), t0);
+        assert_eq!(batch.due(debounce), Some(t0 + debounce));
+        batch.add(Changes::of(["/run/plan.txt".into()]), t0);
+        let taken = batch.take();
+        assert!(taken.lost);
+        assert_eq!(taken.paths.len(), 1);
+        assert!(batch.take().is_empty());
     }
 
     #[test]

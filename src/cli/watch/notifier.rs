@@ -14,7 +14,9 @@
 //! when its watch was added (a backup: an inode may be reused); either
 //! way the folder is watched afresh. A folder of the set that comes into
 //! being after the set was first watched is rescanned: what was made in
-//! it before its watch was added is sent as created. Running out of
+//! it before its watch was added is sent as created. When events were
+//! lost (the kernel's queue overflowed), [`Notifier::rewatch`] watches
+//! every folder afresh. Running out of
 //! inotify watches is an error that says how to raise the limit, or to
 //! poll.
 
@@ -136,6 +138,20 @@ impl Notifier {
         }
     }
 
+    /// Watches every folder of `folders` afresh, without rescanning: after
+    /// events were lost, any watch may be dead (its folder removed, and
+    /// perhaps made again with the same inode) and no event says which.
+    /// The build that follows reads everything, so what is in a folder
+    /// need not be sent as made. Returns how many folders are watched.
+    pub fn rewatch(&mut self, folders: &BTreeSet<PathBuf>) -> Result<usize> {
+        for folder in std::mem::take(&mut self.watching).into_keys() {
+            let _ = self.watcher.unwatch(&folder);
+        }
+        // No folder was wanted before: none is rescanned.
+        self.wanted.clear();
+        self.sync(folders)
+    }
+
     /// Sends every entry of `folder` as created: what was made in it
     /// before its watch was added has no event of its own.
     fn rescan(&self, folder: &Path) {
@@ -162,17 +178,6 @@ fn identity(path: &Path) -> Option<Identity> {
         .ok()
         .filter(|m| m.is_dir())
         .map(|m| (m.dev(), m.ino()))
-}
-
-/// Whether an event of this kind can make or remove a folder (so the
-/// watched folders may have to change).
-pub fn reshapes(kind: &EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Remove(_)
-            | EventKind::Modify(notify::event::ModifyKind::Name(_))
-    )
 }
 
 /// The folder itself when it exists, else its nearest existing ancestor.
