@@ -72,6 +72,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         rx,
         filter: Filter::default(),
         set: WatchSet::default(),
+        pipeline: None,
         left: HashMap::new(),
         settle: SETTLE + poll.unwrap_or_default(),
         debounce,
@@ -125,6 +126,8 @@ struct Watch<'a> {
     filter: Filter,
     /// What the last load of the pipeline made the watch look at.
     set: WatchSet,
+    /// The pipeline file last loaded (its path, and how messages name it).
+    pipeline: Option<(PathBuf, String)>,
     /// Each output as the last build left it (size, mtime in ns), as its
     /// record says: an event for an output still so is the build's own,
     /// however late it arrives (a loaded machine delivers events late).
@@ -189,6 +192,11 @@ impl Watch<'_> {
                 // Another planexe took the lock between the check and the
                 // build: wait for it, then load again and build.
                 Err(_) if lock_holder(&session.run_dir).is_some() => continue,
+                // Another planexe recorded another pipeline file for the
+                // run meanwhile (`build -f`), and the build refused the
+                // session opened for the old one: load the run's file, as
+                // a build started now would.
+                Err(_) if session.moved_pipeline().is_ok_and(|m| m.is_some()) => continue,
                 outcome => break (session, outcome),
             }
         };
@@ -248,6 +256,19 @@ impl Watch<'_> {
                 return Err(e);
             }
         };
+        // Without -f, the watch follows the file the run records, which a
+        // `build -f` from another terminal changes.
+        let loaded = (
+            session.pipeline.path.clone(),
+            session.pipeline.display.clone(),
+        );
+        if let Some((_, before)) = self.pipeline.as_ref().filter(|(p, _)| *p != loaded.0) {
+            printer.note(&format!(
+                "watch: this run's pipeline file is now {} (recorded by another build), not {before}; watching it",
+                loaded.1
+            ));
+        }
+        self.pipeline = Some(loaded);
         self.set = WatchSet::of(&root, &session.graph, &session.pipeline);
         self.sync(printer)?;
         session.graph.targets(&self.options.targets)?;

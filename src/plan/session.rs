@@ -6,7 +6,10 @@
 //!
 //! Which pipeline file: `-f FILE`; else the one this run directory recorded
 //! at its last build (`.planexe/pipeline`); else `$PLANEXE_PIPELINE`; else
-//! `pipeline.toml` in the run directory.
+//! `pipeline.toml` in the run directory. A session not named a file whose
+//! run directory records another one by the time it holds the lock (a
+//! build with `-f` ran meanwhile) is refused by [`Session::refresh`]: it
+//! read the run for a pipeline the run no longer uses.
 
 use std::path::PathBuf;
 
@@ -42,6 +45,9 @@ pub struct Located {
     pub pipeline: PathBuf,
     /// How messages name the pipeline file.
     pub display: String,
+    /// Whether the file was named for this invocation (`-f`): then it is
+    /// this invocation's whatever the run directory records.
+    pub named: bool,
     /// Something to tell the user about the choice.
     pub warning: Option<String>,
 }
@@ -56,6 +62,7 @@ impl Location {
             run_dir,
             pipeline,
             display,
+            named: self.file.is_some(),
             warning,
         })
     }
@@ -193,6 +200,8 @@ pub struct Session {
     /// What the choice of pipeline file left to say (already said by
     /// whoever located it; kept so a build knows it was not clean).
     pub warning: Option<String>,
+    /// Whether the pipeline file was named for this invocation (`-f`).
+    named: bool,
     /// The state as it was when `run` and `store` were read.
     mark: StateMark,
     /// Which `foreach` tasks the graph was resolved to expand.
@@ -212,6 +221,7 @@ impl Session {
             run_dir,
             pipeline: path,
             display,
+            named,
             warning,
         } = located;
         // Taken before reading: a change made meanwhile shows as one.
@@ -262,6 +272,7 @@ impl Session {
             graph,
             store,
             warning,
+            named,
             mark,
             lists,
             made: Default::default(),
@@ -279,10 +290,28 @@ impl Session {
     /// remembered in `run.json`) and this invocation names none, the graph
     /// is resolved again with that model: the session is then what it
     /// would be if it had been opened now.
+    ///
+    /// When the other build recorded another pipeline file for the run
+    /// (`build -f`) and this invocation named none, the session is
+    /// refused (exit 2, nothing read again): it was opened for a pipeline
+    /// the run no longer uses, and what the caller did with it (warnings
+    /// given, hooks started) was for that one. Opened again, it takes the
+    /// recorded file ([`Session::moved_pipeline`]).
     pub fn refresh(&mut self) -> Result<bool> {
         let mark = self.run_dir.state_mark();
         if mark == self.mark {
             return Ok(false);
+        }
+        if let Some(recorded) = self.moved_pipeline()? {
+            let recorded = self.run_dir.show(&recorded);
+            let mine = &self.pipeline.display;
+            return Err(Error::pipeline(format!(
+                "another build in this directory ({}) recorded {recorded} as the run's pipeline file while this build was starting with {mine}; nothing was built",
+                self.run_dir.root().display()
+            ))
+            .hint(format!(
+                "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
+            )));
         }
         let run = RunRecord::load(&self.run_dir);
         let mut store = StateStore::load(&self.run_dir)?;
@@ -306,6 +335,20 @@ impl Session {
         // A plan made before was made from the state read before.
         *self.made_plan() = None;
         Ok(true)
+    }
+
+    /// The pipeline file the run directory records now, when this session
+    /// was not named one (`-f`) and reads another: a build (`build -f`)
+    /// recorded it since the session was opened.
+    pub fn moved_pipeline(&self) -> Result<Option<PathBuf>> {
+        if self.named {
+            return Ok(None);
+        }
+        let Some(recorded) = recorded_pipeline(&self.run_dir)? else {
+            return Ok(None);
+        };
+        let same = std::fs::canonicalize(&recorded).ok().as_ref() == Some(&self.pipeline.path);
+        Ok((!same && recorded != self.pipeline.path).then_some(recorded))
     }
 
     /// The model override named for this invocation (`--model` or

@@ -26,6 +26,7 @@ mod llm;
 mod llm_bounds;
 mod llm_calls;
 mod llm_extract;
+mod lock_wait;
 mod makefile;
 mod man;
 mod mcp;
