@@ -42,3 +42,4 @@ mod staleness;
 mod status_snapshot;
 mod watch;
 mod watch_overflow;
+mod watch_use;

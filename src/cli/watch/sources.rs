@@ -4,7 +4,9 @@
 //! walked), the declared outputs (so an edit by hand is seen), and the
 //! folders holding them, watched non-recursively so an editor's atomic
 //! save (a temporary file renamed over the real one) is seen as a change
-//! to the real file.
+//! to the real file. A source that is a symlink is watched with the
+//! files it leads to: editing one of those changes what the build reads,
+//! and its event names that file, not the link.
 //!
 //! [`WatchSet::classify`] says what one event path means; it keeps the
 //! invariant that only the exact paths of the set (and the folders on the
@@ -105,6 +107,7 @@ impl WatchSet {
                 // A folder a glob walked: its listing is what counts.
                 set.folders.insert(path.clone());
             }
+            set.sources.extend(link_targets(&path));
             set.sources.insert(path);
         }
         for output in outputs {
@@ -179,6 +182,23 @@ impl WatchSet {
             .display()
             .to_string()
     }
+}
+
+/// The files a symlink at `path` leads through, absolute, in order from
+/// the link; empty when `path` is no symlink. At most as many hops as
+/// Linux follows (40), so a loop of links ends.
+fn link_targets(path: &Path) -> Vec<PathBuf> {
+    let mut hops = Vec::new();
+    let mut at = path.to_path_buf();
+    while hops.len() < 40 {
+        let Ok(target) = std::fs::read_link(&at) else {
+            break;
+        };
+        let next = lexical(&at.parent().unwrap_or(Path::new("/")).join(target));
+        hops.push(next.clone());
+        at = next;
+    }
+    hops
 }
 
 /// Files no build reads and no user means: planexe's own temporaries and
