@@ -236,8 +236,10 @@ impl Watch<'_> {
     }
 
     /// Opens a session and makes its watch set the watch's. A pipeline
-    /// that does not load keeps the last set (at first, the pipeline file
-    /// alone), so fixing it is seen.
+    /// that parses but does not resolve is watched for every path it
+    /// names (the missing input it names may be the fix); one that does
+    /// not parse keeps the last set (at first, the pipeline file alone),
+    /// so fixing it is seen.
     fn load(&mut self, printer: &Printer) -> Result<Session> {
         let located = self.ctx.location(self.cli)?.locate()?;
         if let (true, Some(warning)) = (self.first, &located.warning) {
@@ -245,12 +247,17 @@ impl Watch<'_> {
         }
         let root = located.run_dir.root().to_path_buf();
         let pipeline = located.pipeline.clone();
+        let display = located.display.clone();
         let model = self.ctx.model(self.args.model.as_deref());
         let session = match Session::open(located, &model, Lists::Unproduced) {
             Ok(session) => session,
             Err(e) => {
-                if self.set.files() == 0 {
-                    self.set = WatchSet::pipeline_only(&root, &pipeline);
+                match crate::model::Pipeline::load(&pipeline, display) {
+                    Ok(parsed) => self.set = WatchSet::named(&root, &parsed),
+                    Err(_) if self.set.files() == 0 => {
+                        self.set = WatchSet::pipeline_only(&root, &pipeline);
+                    }
+                    Err(_) => {}
                 }
                 self.sync(printer)?;
                 return Err(e);

@@ -55,3 +55,59 @@ fn editing_the_file_a_source_symlink_leads_to_rebuilds() {
     assert_eq!(p.read("report.md"), "BUILD A MILL\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// A pipeline that parses but does not resolve because an input it names
+/// does not exist yet: creating that file is the fix, and it builds. It
+/// used to go unseen (while the pipeline did not load, the watch kept the
+/// sources of the last one that did, which did not name the file; at
+/// first, only the pipeline file), so the watch went on `waiting for a
+/// change that fixes it` after the fix.
+#[test]
+fn creating_the_missing_input_a_broken_pipeline_names_builds() {
+    let p = Project::new(PIPELINE);
+    p.write("plan.txt", "build a house\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.quiet_for(Duration::from_secs(1));
+    let extra = "\n[tasks.extra]\ninputs = [\"notes/extra.txt\"]\noutputs = [\"extra.md\"]\ncommand = \"cp notes/extra.txt extra.md\"\n";
+    p.write("pipeline.toml", &format!("{PIPELINE}{extra}"));
+    let lines = w.expect("watch: pipeline.toml changed: not built");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("input `notes/extra.txt` of task `extra` does not exist")),
+        "{lines:?}"
+    );
+    // Its folder made, then the file in it.
+    p.write("notes/extra.txt", "more\n");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["extra"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: notes, notes/extra.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("extra.md"), "more\n");
+    assert_eq!(w.stop(), 130);
+}
+
+/// The same at the first load: the watch waits for the fix, and creating
+/// the missing input is one.
+#[test]
+fn a_watch_started_on_a_pipeline_missing_an_input_builds_once_it_is_made() {
+    let p = Project::new(PIPELINE);
+    let mut w = Watcher::start(&p, &[]);
+    assert!(
+        w.seen
+            .iter()
+            .any(|l| l == "watch: first build: not built; waiting for a change that fixes it"),
+        "{:?}",
+        w.seen
+    );
+    p.write("plan.txt", "build a house\n");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline", "report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 2 task(s)"
+    );
+    assert_eq!(w.stop(), 130);
+}

@@ -75,8 +75,34 @@ impl WatchSet {
         WatchSet::new(root, sources, outputs)
     }
 
+    /// What a pipeline that parses but does not resolve makes the watch
+    /// look at: every path its text names (the pipeline file, inputs,
+    /// outputs, prompt and schema files, list files), so the change that
+    /// fixes it is seen, most often the missing input made. A glob input
+    /// is a pattern, and the folder before its first glob character a
+    /// source.
+    pub fn named(root: &Path, pipeline: &Pipeline) -> WatchSet {
+        let mut sources = vec![pipeline.path.to_string_lossy().into_owned()];
+        let mut outputs = Vec::new();
+        for def in pipeline.def.tasks.values() {
+            for input in &def.inputs {
+                sources.extend(glob_folder(input.get_ref()));
+                sources.push(input.get_ref().clone());
+            }
+            outputs.extend(def.outputs.iter().map(|o| o.get_ref().clone()));
+            for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
+                let path = pipeline.dir().join(rel.get_ref());
+                sources.push(path.to_string_lossy().into_owned());
+            }
+            if let Some(foreach) = &def.foreach {
+                sources.push(foreach.get_ref().file.clone());
+            }
+        }
+        WatchSet::new(root, sources, outputs)
+    }
+
     /// Only the pipeline file: what a watch looks at while the pipeline
-    /// does not load.
+    /// does not parse.
     pub fn pipeline_only(root: &Path, pipeline: &Path) -> WatchSet {
         WatchSet::new(root, [pipeline.to_string_lossy().into_owned()], [])
     }
@@ -184,6 +210,17 @@ impl WatchSet {
     }
 }
 
+/// The folder a glob pattern walks: its part before the first component
+/// with a glob character (`notes` of `notes/*.md`); `None` for a plain
+/// path or a pattern that starts with one.
+fn glob_folder(pattern: &str) -> Option<String> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let first = parts
+        .iter()
+        .position(|p| p.contains(['*', '?', '[', '{']))?;
+    (first > 0).then(|| parts[..first].join("/"))
+}
+
 /// The files a symlink at `path` leads through, absolute, in order from
 /// the link; empty when `path` is no symlink. At most as many hops as
 /// Linux follows (40), so a loop of links ends.
@@ -285,6 +322,14 @@ mod tests {
         ] {
             assert_eq!(set.classify(Path::new(path)), None, "{path}");
         }
+    }
+
+    #[test]
+    fn a_glob_walks_the_folder_before_its_first_glob_character() {
+        assert_eq!(glob_folder("notes/*.md").as_deref(), Some("notes"));
+        assert_eq!(glob_folder("a/b/**/c?.md").as_deref(), Some("a/b"));
+        assert_eq!(glob_folder("*.md"), None);
+        assert_eq!(glob_folder("plan.txt"), None);
     }
 
     #[test]
