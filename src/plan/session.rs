@@ -347,8 +347,12 @@ impl Session {
         let Some(recorded) = recorded_pipeline(&self.run_dir)? else {
             return Ok(None);
         };
-        let same = std::fs::canonicalize(&recorded).ok().as_ref() == Some(&self.pipeline.path);
-        Ok((!same && recorded != self.pipeline.path).then_some(recorded))
+        // The same file spelled another way (`-f` from a linked folder, a
+        // relative `$PLANEXE_PIPELINE`) has not moved.
+        let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        let same = recorded == self.pipeline.path
+            || canonical(&recorded).is_some_and(|r| Some(r) == canonical(&self.pipeline.path));
+        Ok((!same).then_some(recorded))
     }
 
     /// The model override named for this invocation (`--model` or
