@@ -7,20 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use globset::GlobMatcher;
-
-use super::graph::{Graph, TaskId};
-
-/// One glob in a task's `inputs`, as resolved.
-#[derive(Debug, Clone)]
-pub struct GlobInput {
-    pub task: TaskId,
-    /// The pattern, normalized (relative to the run directory).
-    pub pattern: String,
-    /// The literal folder it walks from (`""`: the run directory).
-    pub base: String,
-    pub matcher: GlobMatcher,
-}
+use super::graph::{GlobInput, Graph, TaskId};
 
 /// Outputs named in a warning; the rest are counted.
 const SHOWN: usize = 3;

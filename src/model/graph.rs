@@ -159,6 +159,18 @@ impl Task {
     }
 }
 
+/// One glob in a task's `inputs`, as resolved (what it leaves out:
+/// [`Graph::glob_warnings`]).
+#[derive(Debug, Clone)]
+pub struct GlobInput {
+    pub task: TaskId,
+    /// The pattern, normalized (relative to the run directory).
+    pub pattern: String,
+    /// The literal folder it walks from (`""`: the run directory).
+    pub base: String,
+    pub matcher: globset::GlobMatcher,
+}
+
 /// The tasks a fan-out expanded into.
 #[derive(Debug, Clone)]
 pub struct FanoutGroup {
@@ -206,7 +218,7 @@ pub struct Graph {
     /// would be taken literally if such a file appeared.
     pub(super) watched: Vec<String>,
     /// Every glob input, as resolved ([`Graph::glob_warnings`]).
-    pub(super) globs: Vec<super::globs::GlobInput>,
+    pub(super) globs: Vec<GlobInput>,
     /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
     /// model (kept to resolve instances added later).
     pub(super) model_override: Option<String>,

@@ -9,8 +9,7 @@ use std::ops::Range;
 
 use globset::GlobBuilder;
 
-use super::super::globs::GlobInput;
-use super::super::graph::TaskId;
+use super::super::graph::{GlobInput, TaskId};
 use super::Resolver;
 use crate::error::Result;
 use crate::store::rundir::{self, STATE_DIR};
