@@ -77,6 +77,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         settle: SETTLE + poll.unwrap_or_default(),
         debounce,
         first: true,
+        warned: Vec::new(),
     };
     let mut changed = None;
     loop {
@@ -136,6 +137,9 @@ struct Watch<'a> {
     debounce: Duration,
     /// Before the first build: errors then end the watch (status 2).
     first: bool,
+    /// The pipeline's warnings as last said: a reloaded pipeline says
+    /// only those it did not have (an edit that brings a new one).
+    warned: Vec<String>,
 }
 
 impl Watch<'_> {
@@ -279,11 +283,11 @@ impl Watch<'_> {
         self.set = WatchSet::of(&root, &session.graph, &session.pipeline);
         self.sync(printer)?;
         session.graph.targets(&self.options.targets)?;
-        if self.first {
-            for warning in session.graph.warnings() {
-                printer.warn(&warning);
-            }
+        let warnings = session.graph.warnings();
+        for warning in warnings.iter().filter(|w| !self.warned.contains(w)) {
+            printer.warn(warning);
         }
+        self.warned = warnings;
         Ok(session)
     }
 

@@ -111,3 +111,31 @@ fn a_watch_started_on_a_pipeline_missing_an_input_builds_once_it_is_made() {
     );
     assert_eq!(w.stop(), 130);
 }
+
+/// A pipeline edited during the watch into one with a new warning (a glob
+/// that leaves out another task's output) says it, once: later builds of
+/// the same pipeline do not repeat it. It used to be said only at the
+/// watch's first load.
+#[test]
+fn an_edit_that_brings_a_warning_says_it_once() {
+    let p = Project::new(PIPELINE);
+    p.write("plan.txt", "build a house\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.quiet_for(Duration::from_secs(1));
+    let glob = "\n[tasks.all]\ninputs = [\"*.md\"]\noutputs = [\"all.txt\"]\ncommand = \"cat *.md > all.txt\"\n";
+    p.write("pipeline.toml", &format!("{PIPELINE}{glob}"));
+    let lines = w.expect("watch: pipeline.toml changed");
+    let warned = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("warning: task `all`: input glob `*.md` leaves out"))
+            .count()
+    };
+    // One for each task whose output it leaves out.
+    assert_eq!(warned(&lines), 2, "{lines:?}");
+    w.quiet_for(Duration::from_secs(1));
+    p.write("plan.txt", "build a shed\n");
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(warned(&lines), 0, "{lines:?}");
+    assert_eq!(w.stop(), 130);
+}
