@@ -13,13 +13,13 @@
 //!   a run that ended had set aside, and had yet to delete, is deleted.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::observer::{Notice, Observer};
 use super::process;
 use crate::error::{Error, Result};
-use crate::model::{Action, Graph};
+use crate::model::{Action, Graph, Task};
 use crate::store::files::{self, move_file};
 use crate::store::inflight;
 use crate::store::run_record::RunRecord;
@@ -56,7 +56,7 @@ fn stop_leftovers(
     observer: &dyn Observer,
 ) -> Result<()> {
     for status in in_flight.iter().cloned() {
-        let Some(task) = graph.task(&status.task) else {
+        let Some(task) = task_or_instance(graph, &status.task) else {
             continue;
         };
         // Every task's command starts with these variables, after its
@@ -159,21 +159,29 @@ fn restore_set_aside(
         let Some(task) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        let Some(t) = graph.task(&task) else { continue };
+        let outputs: Vec<String> = match graph.task(&task) {
+            Some(t) => t.outputs.iter().map(|o| o.path.clone()).collect(),
+            // An instance of a fan-out that this build has yet to expand:
+            // what it set aside is what its folder holds.
+            None if task_or_instance(graph, &task).is_some() => {
+                saved_paths(&run_dir.prev_dir(&task))
+            }
+            None => continue,
+        };
         let in_flight = journal.in_flight.iter().any(|s| s.task == task);
         let ended =
             journal.ended.contains(&task) || (!in_flight && sidecar::has_marker(run_dir, &task));
         let mut count = 0;
-        for out in &t.outputs {
-            let saved = run_dir.prev_dir(&task).join(&out.path);
+        for out in &outputs {
+            let saved = run_dir.prev_dir(&task).join(out);
             if std::fs::symlink_metadata(&saved).is_err() {
                 continue;
             }
-            let current = run_dir.path(&out.path);
-            let failed = run_dir.failed_dir(&task).join(&out.path);
+            let current = run_dir.path(out);
+            let failed = run_dir.failed_dir(&task).join(out);
             for path in [&saved, &current, &failed] {
                 run_dir.check_path_inside(path).map_err(|m| {
-                    Error::usage(format!("not restoring {} of {task}: {m}", out.path))
+                    Error::usage(format!("not restoring {out} of {task}: {m}"))
                         .hint("replace the symlinked folder with a real one, then build again")
                 })?;
             }
@@ -196,4 +204,41 @@ fn restore_set_aside(
         }
     }
     Ok(())
+}
+
+/// The task `name` of the graph, or, for an instance `GROUP[KEY]` of a
+/// fan-out whose list the build has yet to read (recovery runs before
+/// any fan-out expands), its group's placeholder: the crashed build may
+/// have expanded it and run its instances.
+fn task_or_instance<'g>(graph: &'g Graph, name: &str) -> Option<&'g Task> {
+    if let Some(task) = graph.task(name) {
+        return Some(task);
+    }
+    let (group, _key) = name.strip_suffix(']')?.split_once('[')?;
+    let first = *graph.fanouts.get(group)?.members.first()?;
+    Some(&graph[first])
+}
+
+/// The files (and symlinks) under `dir`, as paths relative to it, sorted:
+/// what a task set aside there, under their run-directory paths.
+fn saved_paths(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // A symlinked folder is not followed: it is restored (or
+            // refused) as one entry.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if let Some(rel) = path.strip_prefix(dir).ok().and_then(|r| r.to_str()) {
+                found.push(rel.to_string());
+            }
+        }
+    }
+    found.sort();
+    found
 }

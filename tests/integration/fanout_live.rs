@@ -171,3 +171,61 @@ fn a_build_killed_after_some_instances_resumes_with_the_rest() {
     assert_eq!(ran, ["each[1]", "each[2]"]);
     assert_eq!(p.read("merged.txt"), "a\nb\nc\n");
 }
+
+/// A build killed while an instance of a fan-out re-ran: the next build
+/// (whose fan-out expands only once it runs) stops the instance's command
+/// left running, and puts its last good output back before running it
+/// again; the half-written one goes to `failed/`.
+#[test]
+fn a_crash_mid_instance_stops_its_command_and_restores_its_output() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["plan.txt"]
+outputs = ["list.json"]
+command = "echo '[\"x\"]' > list.json"
+
+[tasks.fan]
+foreach = { file = "list.json" }
+inputs = ["plan.txt"]
+outputs = ["fan/{{ key }}.txt"]
+command = "echo {{ key }}-$(cat plan.txt) > fan/{{ key }}.txt; if grep -q slow plan.txt; then echo $$ > fan.pid; sleep 300; fi"
+"#,
+    );
+    p.write("plan.txt", "good\n");
+    p.build().ok();
+    assert_eq!(p.read("fan/0.txt"), "0-good\n");
+    p.write("plan.txt", "slower\n");
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the instance to start", || {
+        p.exists("fan.pid") && !p.read("fan.pid").is_empty()
+    });
+    // planexe alone: the instance's command runs on in its own group.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let pid: i32 = p.read("fan.pid").trim().parse().unwrap();
+    let run = p.run(&["build", "-n"]);
+    run.ok();
+    p.write("plan.txt", "quick!!\n");
+    let run = p.build();
+    run.ok()
+        .stderr_has(&format!(
+            "stopped fan[0] (pid {pid}), left running by a build that crashed"
+        ))
+        .stderr_has("restored 1 output(s) of fan[0] from before an interrupted run");
+    assert_eq!(p.read("fan/0.txt"), "0-quick!!\n");
+    assert_eq!(p.read(".planexe/failed/fan[0]/fan/0.txt"), "0-slower\n");
+    wait_for("the instance's command to be stopped", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+    });
+}
