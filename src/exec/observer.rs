@@ -143,6 +143,9 @@ pub struct BuildView<'a> {
     pub store: &'a StateStore,
     /// Why each task runs: the plan's reasons, cleared as tasks succeed.
     pub reasons: &'a [Option<Reason>],
+    /// By id: the task is one this build builds (its plan checked it; the
+    /// others have no reason, whatever their state).
+    pub wanted: &'a [bool],
     /// When each running task started.
     pub running: &'a [Option<String>],
     /// The model call of each running prompt task: the one in flight, or

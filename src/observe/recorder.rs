@@ -304,16 +304,23 @@ impl Observer for Recorder {
         let known = match known {
             Some(known) if !*rebuild && known.fits(view.graph) => {
                 known.refresh(view.graph, view.store, view.run_dir, view.reasons, changed);
+                let ids = changed.iter().copied();
+                known.outside_build(view.graph, view.store, view.run_dir, view.wanted, ids);
                 known
             }
-            _ => known.insert(Known::of(
-                view.graph,
-                view.pipeline,
-                view.store,
-                view.run_dir,
-                view.reasons,
-                true,
-            )),
+            _ => {
+                let known = known.insert(Known::of(
+                    view.graph,
+                    view.pipeline,
+                    view.store,
+                    view.run_dir,
+                    view.reasons,
+                    true,
+                ));
+                let ids = view.graph.ids().iter().copied();
+                known.outside_build(view.graph, view.store, view.run_dir, view.wanted, ids);
+                known
+            }
         };
         changed.clear();
         *rebuild = false;

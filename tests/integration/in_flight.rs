@@ -269,3 +269,61 @@ fn a_build_that_waited_for_the_lock_asks_the_model_the_run_remembers_now() {
         "{said:?}"
     );
 }
+
+#[test]
+fn status_beside_a_build_of_one_target_does_not_call_the_other_tasks_done() {
+    let p = Project::new(&format!(
+        "{HELD}\n[tasks.c]\ninputs = [\"a.txt\"]\noutputs = [\"c.txt\"]\ncommand = \"cp a.txt c.txt\"\n\n[tasks.d]\noutputs = [\"d.txt\"]\ncommand = \"exit 3\"\n"
+    ));
+    p.write("other.txt", "o\n");
+    p.run(&["build", "d"]).code(1);
+    p.write("hold", "");
+    let snapshot = || {
+        std::fs::metadata(p.path(".planexe/status.snapshot"))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let idle = snapshot();
+    let build = Background(Some(
+        p.command(&["build", "a"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start planexe build"),
+    ));
+    spawned(&p, "a");
+    // What `status` says beside a build is the build's live snapshot.
+    wait_for("the build's live snapshot", || snapshot() != idle);
+    let mut states = Vec::new();
+    wait_for("the live status to show a running", || {
+        let run = p.run(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        states = json["tasks"]
+            .as_array()
+            .map(|tasks| {
+                tasks
+                    .iter()
+                    .map(|t| format!("{}={}", t["task"].as_str().unwrap_or("?"), t["state"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        states.iter().any(|s| s == "a=\"running\"")
+    });
+    // b and c were never built, d failed: the build of `a` checks none of
+    // them, which does not make them done.
+    assert_eq!(
+        states,
+        [
+            "a=\"running\"",
+            "b=\"never-built\"",
+            "c=\"never-built\"",
+            "d=\"failed\""
+        ],
+        "{states:?}"
+    );
+    let text = p.run(&["status"]);
+    assert!(!text.stdout.contains("DONE"), "{}", text.stdout);
+    p.remove("hold");
+    let out = build.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -69,6 +69,7 @@ impl BuildHooks<'_> {
             run_dir: self.run_dir,
             store: self.store,
             reasons: &self.reasons,
+            wanted: &self.wanted,
             running: &self.running,
             calls: &self.calls,
             pending_check: &self.pending_check,

@@ -358,6 +358,7 @@ impl Build<'_> {
                 run_dir: &session.run_dir,
                 store: &*hooks.store,
                 reasons: &hooks.reasons,
+                wanted: &hooks.wanted,
                 running: &hooks.running,
                 calls: &hooks.calls,
                 pending_check: &hooks.pending_check,

@@ -233,6 +233,24 @@ fn task_line(
     line
 }
 
+/// The status line of a task outside a running build, from its records.
+fn outside_line(store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
+    let reason = match store.recorded_in_memory(name) {
+        Recorded::Never => Some(Reason::NeverBuilt),
+        Recorded::Failed(s) => Some(Reason::FailedLastTime(
+            s.error
+                .as_ref()
+                .map(|e| e.first_line().to_string())
+                .unwrap_or_default(),
+        )),
+        Recorded::Interrupted(_) => Some(Reason::InterruptedLastTime),
+        Recorded::Unmarked(_) => Some(Reason::MarkerMissing),
+        Recorded::Done(_) => None,
+    };
+    // Not part of this build: not running, whatever an old sidecar says.
+    task_line(store, run_dir, name, reason.as_ref(), false)
+}
+
 impl Known {
     /// What `status` reports, from the graph, the state and `reasons`.
     pub fn of(
@@ -316,6 +334,34 @@ impl Known {
             let name = &graph[t].name;
             if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
                 *line = task_line(store, run_dir, name, reasons[t].as_ref(), true);
+            }
+        }
+    }
+
+    /// Says where the tasks `ids` stand that a running build does not
+    /// build (`wanted` false, as for `planexe build TARGET`): its plan
+    /// checked only the wanted tasks, so it has no reason for the others,
+    /// which does not mean they are up to date. Their records say: never
+    /// built, failed, stopped, or done (not checked against the files).
+    pub fn outside_build(
+        &mut self,
+        graph: &Graph,
+        store: &StateStore,
+        run_dir: &RunDir,
+        wanted: &[bool],
+        ids: impl IntoIterator<Item = usize>,
+    ) {
+        for t in ids {
+            if !graph.is_live(t) || wanted.get(t).copied().unwrap_or(false) {
+                continue;
+            }
+            let name = &graph[t].name;
+            if let Some(line) = self
+                .tasks
+                .get_mut(graph.rank(t))
+                .filter(|l| l.task == *name)
+            {
+                *line = outside_line(store, run_dir, name);
             }
         }
     }
