@@ -88,7 +88,9 @@ fn stop_leftovers(
             },
             // Journaled, then crashed before the pid was: find the command
             // by what every task's command starts with.
-            None if matches!(task.action, Action::Command(_)) => {
+            // (An instance not expanded yet stands as its placeholder,
+            // which may be a command's: looked for too.)
+            None if matches!(task.action, Action::Command(_) | Action::Expand(_)) => {
                 process::task_commands(&vars, not_before)
             }
             None => Vec::new(),
