@@ -56,18 +56,20 @@ impl Env {
     }
 }
 
-/// What a build of `graph` scrubs from everything it writes and prints
-/// ([`secrets`] of its models' `api_key_env`s and its webhooks), as the
-/// list [`Secrets`](crate::store::untrusted::Secrets) matches.
-pub fn secrets_of(graph: &crate::model::Graph, env: &Env) -> crate::store::untrusted::Secrets {
-    crate::store::untrusted::Secrets::new(
-        secrets(
-            graph.models.iter().filter_map(|m| m.api_key_env.as_deref()),
-            graph.hooks.iter().filter_map(|h| h.url.as_deref()),
-            env,
-        ),
-        MIN_SECRET_LEN,
+/// What a build of `graph` scrubs from everything it writes and prints:
+/// the [`secrets`] of its models' `api_key_env`s and its webhooks.
+pub fn graph_secrets(graph: &crate::model::Graph, env: &Env) -> Vec<String> {
+    secrets(
+        graph.models.iter().filter_map(|m| m.api_key_env.as_deref()),
+        graph.hooks.iter().filter_map(|h| h.url.as_deref()),
+        env,
     )
+}
+
+/// [`graph_secrets`], as the list
+/// [`Secrets`](crate::store::untrusted::Secrets) matches.
+pub fn secrets_of(graph: &crate::model::Graph, env: &Env) -> crate::store::untrusted::Secrets {
+    crate::store::untrusted::Secrets::new(graph_secrets(graph, env), MIN_SECRET_LEN)
 }
 
 /// What a build scrubs from everything it writes and prints: the values

@@ -34,13 +34,8 @@ impl<'a> Failures<'a> {
     /// of the pipeline's models found in `env`, `env`'s own secrets and
     /// the secret parts of the pipeline's webhook URLs.
     pub fn new(graph: &Graph, run_dir: &'a RunDir, env: &Env) -> Failures<'a> {
-        let secrets = env::secrets(
-            graph.models.iter().filter_map(|m| m.api_key_env.as_deref()),
-            graph.hooks.iter().filter_map(|h| h.url.as_deref()),
-            env,
-        );
         Failures {
-            ledger: Ledger::new(run_dir, secrets),
+            ledger: Ledger::new(run_dir, env::graph_secrets(graph, env)),
             run_dir,
         }
     }

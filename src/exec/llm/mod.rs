@@ -226,14 +226,8 @@ impl<'a> Llm<'a> {
             };
             keys.push(key);
         }
-        let mut logged: Vec<String> = keys.iter().flatten().cloned().collect();
-        logged.extend(env.secrets().iter().cloned());
-        for url in graph.hooks.iter().filter_map(|h| h.url.as_deref()) {
-            logged.extend(env::url_secrets(url));
-        }
-        // Longest first, so a URL goes whole before a token within it.
-        logged.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        logged.dedup();
+        // (The keys found above, with env's own secrets and the webhooks'.)
+        let logged = env::graph_secrets(graph, env);
         let secrets = Secrets::new(logged.clone(), env::MIN_SECRET_LEN);
         Ok(Llm {
             agent: call::agent(),
