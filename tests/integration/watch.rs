@@ -96,6 +96,13 @@ impl Watcher {
         }
     }
 
+    /// Waits `spell` and asserts that no build ran meanwhile.
+    #[track_caller]
+    pub fn no_rebuild_for(&mut self, spell: Duration) {
+        let after = self.quiet_for(spell);
+        assert_eq!(rebuilds(&after), 0, "{after:?}");
+    }
+
     /// The lines that come within `spell` (which are expected to be none
     /// of a rebuild's).
     pub fn quiet_for(&mut self, spell: Duration) -> Vec<String> {
@@ -191,8 +198,7 @@ fn an_atomic_save_is_one_change_and_the_same_bytes_run_nothing() {
         lines.last().unwrap(),
         "watch: plan.txt changed: ran 2 task(s)"
     );
-    let after = w.quiet_for(Duration::from_secs(2));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(2));
     // The same bytes again, truncated then written: nothing runs.
     std::fs::write(p.path("plan.txt"), "a new plan\n").unwrap();
     let lines = w.expect("watch: ");
@@ -266,8 +272,7 @@ fn a_late_event_for_an_output_as_the_build_left_it_rebuilds_nothing() {
     let mtime =
         filetime::FileTime::from_last_modification_time(&std::fs::metadata(&outline).unwrap());
     filetime::set_file_mtime(&outline, mtime).unwrap();
-    let after = w.quiet_for(Duration::from_secs(2));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(2));
     assert_eq!(w.stop(), 130);
 }
 
@@ -290,8 +295,7 @@ command = "sleep 1; cat plan.txt > slow.md"
     w.expect("watch: plan.txt changed");
     let lines = w.expect("watch: plan.txt changed");
     assert_eq!(started(&lines), ["slow"]);
-    let after = w.quiet_for(Duration::from_secs(3));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(3));
     assert_eq!(p.read("slow.md"), "four\n");
     assert_eq!(w.stop(), 130);
 }
@@ -378,8 +382,7 @@ fn a_build_writing_many_outputs_does_not_trigger_the_next() {
     assert_eq!(started(&lines).len(), 20);
     // The issue asks for 30 s of quiet; 5 s keeps CI fast and would
     // already show a build triggering the next.
-    let after = w.quiet_for(Duration::from_secs(5));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(5));
     assert_eq!(w.stop(), 130);
 }
 
@@ -403,8 +406,7 @@ command = "echo b > b.txt"
     let mut w = Watcher::start(&p, &[]);
     // Past the settle time, when a change to an output is no longer taken
     // for the first build's own.
-    let after = w.quiet_for(Duration::from_secs(1));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
     p.write("hold", "");
     let other = super::harness::Background(Some(
         p.command(&["build", "-B", "a"])
@@ -453,8 +455,7 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     p.write("other.txt", "o\n");
     p.write("plan.txt", "one\n");
     let mut w = Watcher::start(&p, &[]);
-    let after = w.quiet_for(Duration::from_secs(1));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
     p.write("hold", "");
     let other = super::harness::Background(Some(
         p.command(&["build", "-B", "a"])
@@ -477,8 +478,7 @@ command = "tr a-z A-Z < plan.txt > outline.md"
         lines.last().unwrap(),
         "watch: a.txt, plan.txt changed: ran 1 task(s)"
     );
-    let after = w.quiet_for(Duration::from_secs(2));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(2));
     assert_eq!(p.read("outline.md"), "TWO\n");
     assert_eq!(w.stop(), 130);
 }
@@ -500,8 +500,7 @@ command = "cat notes/*.md > report.md"
     p.write("notes/a.md", "a\n");
     let mut w = Watcher::start(&p, &[]);
     // Past the settle time, when a new file a glob matches counts.
-    let after = w.quiet_for(Duration::from_secs(1));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
     let status = std::process::Command::new("sh")
         .args(["-c", "rm -rf notes && mkdir notes && echo x > notes/a.md"])
         .current_dir(p.root())
@@ -528,11 +527,9 @@ fn polling_a_file_no_task_reads_rebuilds_nothing() {
     let p = project();
     let mut w = Watcher::start(&p, &["--poll", "200ms"]);
     // Past the settle time, when a change to a folder would count.
-    let after = w.quiet_for(Duration::from_secs(1));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
     std::fs::write(p.path("unrelated.txt"), "x\n").unwrap();
-    let after = w.quiet_for(Duration::from_secs(2));
-    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    w.no_rebuild_for(Duration::from_secs(2));
     std::fs::write(p.path("other.txt"), "changed, and longer\n").unwrap();
     let lines = w.expect("watch: ");
     assert_eq!(
