@@ -232,8 +232,14 @@ impl Pipeline {
     /// Parses `text` as the contents of `path`. Line ends are read as
     /// `\n` whatever the file uses (as TOML allows): a multi-line command
     /// written on Windows runs as written, not with a `\r` ending each
-    /// line but the last. Lines and columns are the same either way.
+    /// line but the last. Lines and columns are the same either way. A
+    /// leading byte order mark (some Windows editors save one) is dropped,
+    /// so columns on the first line count as an editor shows them.
     pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
         let text = if text.contains("\r\n") {
             text.replace("\r\n", "\n")
         } else {

@@ -358,3 +358,22 @@ fn a_pipeline_with_crlf_line_ends_runs_its_commands_as_written() {
     );
     p.build().code(2).stderr_has("pipeline.toml:3:11: ");
 }
+
+/// A pipeline file that starts with a UTF-8 byte order mark (as some
+/// Windows editors save): columns on its first line are counted as an
+/// editor shows them, without the mark, and the mark is not echoed.
+#[test]
+fn a_byte_order_mark_does_not_shift_columns() {
+    let p = Project::new("\u{feff}[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo hi > o\"\n");
+    p.build().ok();
+    assert_eq!(p.read("o"), "hi\n");
+    p.write(
+        "pipeline.toml",
+        "\u{feff}[tasks.\"\u{e9}t\u{e9}\"]\ncommand = \"true\"\n",
+    );
+    let out = p.build();
+    out.code(2)
+        .stderr_has("pipeline.toml:1:8: task name `\u{e9}t\u{e9}` is not a plain identifier")
+        .stderr_has("use only ASCII letters");
+    assert!(!out.stderr.contains('\u{feff}'), "{}", out.stderr);
+}

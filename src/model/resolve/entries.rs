@@ -52,7 +52,7 @@ pub(super) fn entries<'a>(
                 name.span(),
                 &format!("task name `{base}` is not a plain identifier"),
             )
-            .hint("use only letters, digits, `-` and `_` in task names"));
+            .hint("use only ASCII letters, digits, `-` and `_` in task names"));
         }
         if base.len() > MAX_NAME_BYTES {
             return Err(err(
