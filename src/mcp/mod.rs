@@ -138,7 +138,7 @@ pub fn serve(
             Ok(Line::End) => break,
             Ok(Line::TooLong) => {
                 server.send(&wire::error(
-                    &Value::Null,
+                    &wire::Id::null(),
                     &Fault::new(
                         wire::INVALID_REQUEST,
                         format!("invalid request: a message longer than {MAX_LINE} bytes"),
@@ -201,7 +201,7 @@ fn done(in_flight: &(Mutex<usize>, Condvar)) {
 
 impl Server {
     /// The answer to one request.
-    fn answer(&self, id: &Value, method: &str, params: Option<Value>) -> Value {
+    fn answer(&self, id: &wire::Id, method: &str, params: Option<Value>) -> String {
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.dispatch(method, params)
         }));
@@ -263,10 +263,11 @@ impl Server {
         }))
     }
 
-    /// Writes one message as one line. A client that went away cannot be
-    /// told anything: the error is dropped.
-    fn send(&self, message: &Value) {
-        let mut line = message.to_string();
+    /// Writes one message (one line of JSON, from [`wire`]) as one line. A
+    /// client that went away cannot be told anything: the error is dropped.
+    fn send(&self, message: &str) {
+        let mut line = String::with_capacity(message.len() + 1);
+        line.push_str(message);
         line.push('\n');
         let mut out = lock(&self.out);
         let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());

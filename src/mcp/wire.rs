@@ -6,10 +6,19 @@
 //!
 //! Batches (JSON arrays) are not part of MCP 2025-06-18: they get an
 //! invalid-request error, as does anything that is not one request object.
+//!
+//! A request's id is kept as the client wrote it ([`Id`], the literal, not
+//! a parsed number) and written back byte for byte: JSON-RPC asks for the
+//! same value, and a number beyond 64 bits parsed as a float would come
+//! back as another one (`1.2345678901234568e+29`), which no client could
+//! match to its request.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// The message is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -99,7 +108,7 @@ pub fn read_line(input: &mut impl BufRead, max: usize) -> std::io::Result<Line> 
 pub enum Incoming {
     /// A request: it gets an answer with its id.
     Request {
-        id: Value,
+        id: Id,
         method: String,
         params: Option<Value>,
     },
@@ -108,9 +117,36 @@ pub enum Incoming {
     /// A response to a request of the server's (it sends none): ignored.
     Response,
     /// Not a request: the error to answer, with the id when one was read.
-    Invalid { id: Value, fault: Fault },
+    Invalid { id: Id, fault: Fault },
     /// Nothing but white space: ignored.
     Blank,
+}
+
+/// A request's id, as the client wrote it: a string or a number, never
+/// re-encoded. Null only in answers to what could not be read.
+#[derive(Debug, Clone)]
+pub struct Id(Box<RawValue>);
+
+impl Id {
+    /// The id of an answer to a message whose id could not be read.
+    pub fn null() -> Id {
+        Id(RawValue::NULL.to_owned())
+    }
+
+    /// The id as it was written.
+    #[cfg(test)]
+    pub fn literal(&self) -> &str {
+        self.0.get()
+    }
+
+    /// `raw` as an id, if JSON-RPC and MCP allow it: a string or a number
+    /// (not null, not a boolean, an object or an array).
+    fn of(raw: &RawValue) -> Option<Id> {
+        match raw.get().as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9') => Some(Id(raw.to_owned())),
+            _ => None,
+        }
+    }
 }
 
 /// Tells what `line` is.
@@ -118,95 +154,170 @@ pub fn parse(line: &[u8]) -> Incoming {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Incoming::Blank;
     }
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return Incoming::Invalid {
-                id: Value::Null,
-                fault: Fault::new(
-                    PARSE_ERROR,
-                    format!(
-                    "parse error: the message is not JSON ({e}); send one JSON-RPC object per line"
-                ),
-                ),
-            }
-        }
+    // The whole line is checked first, so a batch or a scalar that is not
+    // JSON either is a parse error, as JSON-RPC asks.
+    let raw: &RawValue = match serde_json::from_slice(line) {
+        Ok(raw) => raw,
+        Err(e) => return not_json(&e),
     };
-    let object = match value {
-        Value::Object(object) => object,
-        Value::Array(_) => {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => {}
+        Some(b'[') => {
             return invalid(
-                Value::Null,
+                Id::null(),
                 "batches (JSON arrays) are not part of MCP 2025-06-18; send one request object per line",
             )
         }
-        _ => return invalid(Value::Null, "a JSON-RPC message is an object"),
-    };
-    request(object)
+        _ => return invalid(Id::null(), "a JSON-RPC message is an object"),
+    }
+    // Members kept as written; a repeated key keeps its last value.
+    match serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) {
+        Ok(object) => request(object),
+        Err(e) => not_json(&e),
+    }
 }
 
-fn invalid(id: Value, message: &str) -> Incoming {
+fn not_json(e: &serde_json::Error) -> Incoming {
+    Incoming::Invalid {
+        id: Id::null(),
+        fault: Fault::new(
+            PARSE_ERROR,
+            format!(
+                "parse error: the message is not JSON ({e}); send one JSON-RPC object per line"
+            ),
+        ),
+    }
+}
+
+fn invalid(id: Id, message: &str) -> Incoming {
     Incoming::Invalid {
         id,
         fault: Fault::new(INVALID_REQUEST, format!("invalid request: {message}")),
     }
 }
 
+/// `raw` as a string, if it is one.
+fn string(raw: Option<&&RawValue>) -> Option<String> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
 /// Tells a request from a notification and a response, and checks what
 /// JSON-RPC 2.0 and MCP require of each.
-fn request(mut object: Map<String, Value>) -> Incoming {
+fn request(object: BTreeMap<String, &RawValue>) -> Incoming {
     // An id that cannot be echoed is answered with null.
     let id = match object.get("id") {
         None => None,
-        Some(id @ (Value::String(_) | Value::Number(_))) => Some(id.clone()),
-        Some(_) => {
-            return invalid(
-                Value::Null,
-                "`id` must be a string or a number (MCP forbids null)",
-            )
-        }
+        Some(raw) => match Id::of(raw) {
+            Some(id) => Some(id),
+            None => {
+                return invalid(
+                    Id::null(),
+                    "`id` must be a string or a number (not null, which MCP forbids, nor a boolean, an object or an array)",
+                )
+            }
+        },
     };
-    if object.get("jsonrpc") != Some(&json!("2.0")) {
-        return invalid(id.unwrap_or(Value::Null), "`jsonrpc` must be \"2.0\"");
+    if string(object.get("jsonrpc")).as_deref() != Some("2.0") {
+        return invalid(id.unwrap_or_else(Id::null), "`jsonrpc` must be \"2.0\"");
     }
-    let method = match object.remove("method") {
-        Some(Value::String(method)) => method,
-        Some(_) => return invalid(id.unwrap_or(Value::Null), "`method` must be a string"),
+    let method = match object.get("method") {
+        Some(raw) => match string(Some(raw)) {
+            Some(method) => method,
+            None => return invalid(id.unwrap_or_else(Id::null), "`method` must be a string"),
+        },
         None if object.contains_key("result") || object.contains_key("error") => {
             return Incoming::Response
         }
-        None => return invalid(id.unwrap_or(Value::Null), "no `method`"),
+        None => return invalid(id.unwrap_or_else(Id::null), "no `method`"),
     };
     let Some(id) = id else {
         return Incoming::Notification;
     };
-    let params = object.remove("params");
-    if let Some(p) = &params {
-        if !p.is_object() {
-            return Incoming::Invalid {
-                id,
-                fault: Fault::new(
-                    INVALID_PARAMS,
-                    format!("invalid params: `params` of {method} must be an object"),
-                ),
-            };
-        }
-    }
+    let params = match object.get("params") {
+        None => None,
+        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(params @ Value::Object(_)) => Some(params),
+            Ok(_) => {
+                return Incoming::Invalid {
+                    id,
+                    fault: Fault::new(
+                        INVALID_PARAMS,
+                        format!("invalid params: `params` of {method} must be an object"),
+                    ),
+                }
+            }
+            Err(e) => {
+                return Incoming::Invalid {
+                    id,
+                    fault: Fault::new(
+                        INVALID_PARAMS,
+                        format!("invalid params: `params` of {method} cannot be read ({e})"),
+                    ),
+                }
+            }
+        },
+    };
     Incoming::Request { id, method, params }
 }
 
-/// The answer to request `id`: its result.
-pub fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
+/// One answer, in the order JSON-RPC's examples write it.
+#[derive(Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorObject<'a>>,
 }
 
-/// The answer to request `id` (null when it could not be read): an error.
-pub fn error(id: &Value, fault: &Fault) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": fault.code, "message": fault.message},
-    })
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    code: i64,
+    message: &'a str,
+}
+
+impl Answer<'_> {
+    /// The answer as one line of JSON (without its newline), the id
+    /// written as the client wrote it.
+    fn line(&self) -> String {
+        // Strings, numbers and objects with string keys always serialize;
+        // the fallback only keeps this free of a panic.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":{INTERNAL_ERROR},"message":{}}}}}"#,
+                Value::from(format!(
+                    "internal error: an answer could not be written ({e}); please report it"
+                ))
+            )
+        })
+    }
+}
+
+/// The answer to request `id`: its result, as one line.
+pub fn result(id: &Id, result: Value) -> String {
+    Answer {
+        jsonrpc: "2.0",
+        id: &id.0,
+        result: Some(result),
+        error: None,
+    }
+    .line()
+}
+
+/// The answer to request `id` (null when it could not be read): an error,
+/// as one line.
+pub fn error(id: &Id, fault: &Fault) -> String {
+    Answer {
+        jsonrpc: "2.0",
+        id: &id.0,
+        result: None,
+        error: Some(ErrorObject {
+            code: fault.code,
+            message: &fault.message,
+        }),
+    }
+    .line()
 }
 
 #[cfg(test)]
@@ -233,33 +344,33 @@ mod tests {
         assert_eq!(lines(b"", 10), Vec::<String>::new());
     }
 
-    fn fault(line: &str) -> (Value, i64) {
+    fn fault(line: &str) -> (String, i64) {
         match parse(line.as_bytes()) {
-            Incoming::Invalid { id, fault } => (id, fault.code),
+            Incoming::Invalid { id, fault } => (id.literal().to_string(), fault.code),
             other => panic!("{line}: {other:?}"),
         }
     }
 
     #[test]
     fn what_is_not_a_request_gets_the_right_code() {
-        assert_eq!(fault("{not json"), (Value::Null, PARSE_ERROR));
-        assert_eq!(fault("[]"), (Value::Null, INVALID_REQUEST));
-        assert_eq!(fault("3"), (Value::Null, INVALID_REQUEST));
+        assert_eq!(fault("{not json"), ("null".into(), PARSE_ERROR));
+        assert_eq!(fault("[]"), ("null".into(), INVALID_REQUEST));
+        assert_eq!(fault("3"), ("null".into(), INVALID_REQUEST));
         assert_eq!(
             fault(r#"{"jsonrpc":"1.0","id":4,"method":"ping"}"#),
-            (json!(4), INVALID_REQUEST)
+            ("4".into(), INVALID_REQUEST)
         );
         assert_eq!(
             fault(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
-            (Value::Null, INVALID_REQUEST)
+            ("null".into(), INVALID_REQUEST)
         );
         assert_eq!(
             fault(r#"{"jsonrpc":"2.0","id":"a","method":7}"#),
-            (json!("a"), INVALID_REQUEST)
+            (r#""a""#.into(), INVALID_REQUEST)
         );
         assert_eq!(
             fault(r#"{"jsonrpc":"2.0","id":5,"method":"ping","params":[1]}"#),
-            (json!(5), INVALID_PARAMS)
+            ("5".into(), INVALID_PARAMS)
         );
     }
 
@@ -278,5 +389,45 @@ mod tests {
             Incoming::Response
         ));
         assert!(matches!(parse(b"  "), Incoming::Blank));
+    }
+
+    fn id(line: &str) -> String {
+        match parse(line.as_bytes()) {
+            Incoming::Request { id, .. } => id.literal().to_string(),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_id_is_written_back_as_it_was_written() {
+        for literal in [
+            "123456789012345678901234567890",
+            "-9223372036854775809",
+            "1e2",
+            "1.0",
+            "7",
+            r#""a\u0041""#,
+        ] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id": {literal} ,"method":"ping"}}"#);
+            assert_eq!(id(&line), literal);
+            let parsed = match parse(line.as_bytes()) {
+                Incoming::Request { id, .. } => id,
+                other => panic!("{other:?}"),
+            };
+            let answer = result(&parsed, serde_json::json!({}));
+            assert_eq!(
+                answer,
+                format!(r#"{{"jsonrpc":"2.0","id":{literal},"result":{{}}}}"#)
+            );
+        }
+        for id in ["{}", "[1]", "true", "null"] {
+            let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+            assert_eq!(fault(&line), ("null".into(), INVALID_REQUEST), "{id}");
+        }
+        let answer = error(&Id::null(), &Fault::new(PARSE_ERROR, "x"));
+        assert_eq!(
+            answer,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#
+        );
     }
 }

@@ -123,11 +123,16 @@ impl Client {
     /// The next message from the server.
     #[track_caller]
     pub fn recv(&self) -> Value {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an answer from the server");
+        let line = self.recv_line();
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// The next message from the server, as the line it wrote.
+    #[track_caller]
+    pub fn recv_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an answer from the server")
     }
 
     /// Sends a request and returns its answer.

@@ -165,6 +165,47 @@ fn protocol_faults_get_json_rpc_errors_and_the_server_keeps_serving() {
     assert!(c.close().success());
 }
 
+/// JSON-RPC: the response's id is the request's, the same value. An id
+/// past 64 bits used to come back as a float (`1.2345678901234568e+29`).
+#[test]
+fn request_ids_come_back_exactly_as_written() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    for id in [
+        "123456789012345678901234567890",
+        "-123456789012345678901234567890",
+        "18446744073709551616",
+        "18446744073709551615",
+        "-9223372036854775809",
+        "1e2",
+        "7",
+        r#""req-1""#,
+        r#""\u0041""#,
+    ] {
+        c.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"runs","arguments":{{}}}}}}"#
+        ));
+        let line = c.recv_line();
+        assert!(line.contains(&format!(r#""id":{id},"#)), "{id}: {line}");
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(answer["result"]["isError"], false, "{line}");
+        // Errors carry the id as written too.
+        c.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"no/such"}}"#
+        ));
+        let line = c.recv_line();
+        assert!(line.contains(&format!(r#""id":{id},"#)), "{id}: {line}");
+        assert!(line.contains("-32601"), "{line}");
+    }
+    // An id that is not a string or a number is not a request.
+    for id in ["{\"a\":1}", "[1]", "true", "null"] {
+        let line = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        assert_eq!(c.fault(&line), (Value::Null, -32600), "{line}");
+    }
+    c.ping();
+    assert!(c.close().success());
+}
+
 #[test]
 fn bad_arguments_are_tool_errors_that_say_what_to_fix() {
     let p = Project::new(COMMANDS);
