@@ -37,7 +37,7 @@ use crate::error::{Error, Result, EXIT_OK, EXIT_USAGE};
 use crate::exec::interrupt;
 use crate::exec::jobserver::{Jobserver, Makeflags};
 use crate::exec::{Env, Interrupt};
-use crate::model::Lists;
+use crate::model::{Advice, Lists};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::CheckMode;
@@ -133,6 +133,7 @@ impl Context {
                 .as_ref()
                 .map(|f| (cwd.join(f), f.display().to_string())),
             named_dir: cli.directory.is_some(),
+            advice: Advice::COMMAND_LINE,
         })
     }
 

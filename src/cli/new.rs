@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
 use crate::model::graph::Action;
 use crate::model::limits::{self, ReadError};
+use crate::model::Advice;
 use crate::plan::session::Session;
 
 /// The most outputs listed as where the results will be.
@@ -39,7 +40,7 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         (Some(f), _) | (None, Some(f)) => (cwd.join(f), f.display().to_string()),
         (None, None) => (cwd.join("pipeline.toml"), "pipeline.toml".to_string()),
     };
-    let session = new_run::create(&run_dir, &shown_dir, &plan, pipeline)?;
+    let session = new_run::create(&run_dir, &shown_dir, &plan, pipeline, Advice::COMMAND_LINE)?;
 
     let pipeline_shown = session.pipeline.path.display().to_string();
     if !new_run::reads_plan(&session) {

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{Lists, Pipeline};
+use crate::model::{Advice, Lists, Pipeline};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::origin::Origin;
@@ -25,18 +25,20 @@ pub const PLAN: &str = "plan.txt";
 /// Makes the run directory `run_dir` (shown in messages as `shown`) with
 /// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
 /// how messages show it), and returns the session of the new run. The plan
-/// is taken as it is: checking it is the caller's.
+/// is taken as it is: checking it is the caller's. `advice` says what to do
+/// about a pipeline file that cannot be used, in the caller's terms.
 pub fn create(
     run_dir: &Path,
     shown: &str,
     plan: &[u8],
     pipeline: (PathBuf, String),
+    advice: Advice,
 ) -> Result<Session> {
     check_fresh(run_dir, shown)?;
     let (file, file_shown) = pipeline;
     // Parsed before anything is made; resolved (which needs the run
     // directory) once it exists, and undone if that fails.
-    Pipeline::load(&file, file_shown.clone())?;
+    Pipeline::load_with(&file, file_shown.clone(), advice)?;
 
     let made = make_dirs(run_dir)?;
     let plan_path = run_dir.join(PLAN);
@@ -46,6 +48,7 @@ pub fn create(
             file: Some((file, file_shown)),
             env_file: None,
             named_dir: true,
+            advice,
         };
         Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)
     });

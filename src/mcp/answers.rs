@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::runs;
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::model::{Lists, Pipeline};
@@ -41,6 +42,7 @@ impl Opener {
             file: None,
             env_file: self.env_pipeline.clone(),
             named_dir: true,
+            advice: runs::ADVICE,
         }
     }
 
@@ -56,7 +58,7 @@ impl Opener {
         }
         let parsed: Vec<Pipeline> = files
             .iter()
-            .filter_map(|f| Pipeline::load(f, f.display().to_string()).ok())
+            .filter_map(|f| Pipeline::load_with(f, f.display().to_string(), runs::ADVICE).ok())
             .collect();
         let key_vars = parsed.iter().flat_map(|p| {
             p.def
@@ -90,6 +92,14 @@ impl Opener {
             env: self.env_model.clone(),
         };
         Session::read(self.location(run).locate()?, &model, CheckMode::Content)
+    }
+
+    /// Checks that the run at `run` has a pipeline file a build can read
+    /// and parse: a build started in it would refuse one in the command
+    /// line's terms (`-f FILE`), which a client cannot act on.
+    pub fn check_pipeline(&self, run: &Path) -> Result<()> {
+        let located = self.location(run).locate()?;
+        Pipeline::load_with(&located.pipeline, located.display, located.advice).map(drop)
     }
 
     /// The status of the run at `run`, named `name`.

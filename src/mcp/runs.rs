@@ -12,13 +12,17 @@
 //! ago for the same pipeline, whose `plan.txt` still holds the same plan,
 //! is returned instead of making another. Listing ([`Root::list`]) reads
 //! each run's origin, run record and archive marker, newest first.
+//!
+//! A client cannot pass `-f`: a run keeps the pipeline it was made with,
+//! and [`ADVICE`] says what to do about one that cannot be used in the
+//! terms of the tools (`run_create`'s `pipeline`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
-use crate::model::Lists;
+use crate::model::{Advice, Lists, Trouble};
 use crate::observe::status::run_state;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
@@ -37,6 +41,38 @@ pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
 /// The longest run name.
 const MAX_NAME: usize = 100;
+
+/// What the server tells a client whose run's pipeline file cannot be
+/// used: what the tools offer, not the command line's `-f FILE`.
+pub const ADVICE: Advice = Advice::new(advise);
+
+fn advise(trouble: &Trouble<'_>) -> String {
+    const NEW_RUN: &str = "make a new run with run_create, its `pipeline` argument naming \
+                           a pipeline file (TOML text) by its path relative to the server's root";
+    match trouble {
+        Trouble::Missing | Trouble::Unreadable => format!(
+            "{NEW_RUN} (left out, the server's default: server_info's default_pipeline); a run \
+             keeps the pipeline it was made with"
+        ),
+        Trouble::Binary => {
+            format!("this looks like a binary file, not a pipeline: {NEW_RUN}")
+        }
+        Trouble::RecordedGone => {
+            format!("put the pipeline file back at that path, or {NEW_RUN}")
+        }
+        Trouble::RecordBroken { record } => format!(
+            "write the absolute path of the run's pipeline file in {record} (in the run's folder), \
+             or {NEW_RUN}"
+        ),
+        Trouble::EnvGone => format!(
+            "the run records no pipeline, so it takes the server's $PLANEXE_PIPELINE, which its \
+             operator must fix; or {NEW_RUN}"
+        ),
+        Trouble::Moved { recorded, .. } => {
+            format!("build again: the run now builds with {recorded}")
+        }
+    }
+}
 
 /// The folder runs live in.
 #[derive(Debug)]
@@ -270,7 +306,7 @@ impl Root {
             None => self.fresh_name(&String::from_utf8_lossy(&plan)),
         };
         let run_dir = self.dir.join(&name);
-        let session = new_run::create(&run_dir, &name, &plan, pipeline)?;
+        let session = new_run::create(&run_dir, &name, &plan, pipeline, ADVICE)?;
         let mut warnings = Vec::new();
         if !new_run::reads_plan(&session) {
             warnings.push(format!(
@@ -329,6 +365,7 @@ impl Root {
             file: None,
             env_file: None,
             named_dir: true,
+            advice: ADVICE,
         };
         let results = location
             .locate()

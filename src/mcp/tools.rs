@@ -331,6 +331,7 @@ fn build(server: &Server, a: Build) -> Result<Value> {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
             .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
     }
+    server.opener.check_pipeline(run_dir.root())?;
     let request = Request {
         targets: a.targets,
         model: a.model,

@@ -11,6 +11,7 @@
 //! Above the store (it reads list files and stats sources through it),
 //! below the plan. Knows nothing of what was built.
 
+pub mod advice;
 pub mod bounds;
 pub mod checks;
 pub mod fanout;
@@ -29,6 +30,7 @@ pub mod schema;
 pub mod source;
 pub mod template;
 
+pub use advice::{Advice, Trouble};
 pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};
 pub use pipeline::Pipeline;
 pub use resolve::{Expansion, Lists};

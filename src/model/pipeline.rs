@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::advice::{Advice, Trouble};
 use super::limits::{self, ReadError};
 pub use super::source::Source;
-use super::source::{shape_error, text_of, BINARY_HINT};
+use super::source::{shape_error, text_of};
 use crate::error::{Error, Result};
 
 /// The whole file.
@@ -208,25 +209,33 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Reads and parses `path`. `display` is how messages name the file.
+    /// A file that cannot be used is refused in the command line's terms.
     pub fn load(path: &Path, display: String) -> Result<Pipeline> {
+        Pipeline::load_with(path, display, Advice::COMMAND_LINE)
+    }
+
+    /// [`Pipeline::load`], with `advice` saying what to do when the file
+    /// cannot be used (missing, unreadable or binary), in the caller's
+    /// terms.
+    pub fn load_with(path: &Path, display: String, advice: Advice) -> Result<Pipeline> {
         let bytes = match limits::read_bounded(path) {
             Ok(bytes) => bytes,
             Err(ReadError::Missing) => {
                 return Err(
                     Error::pipeline(format!("pipeline file {display} not found"))
-                        .hint("run planexe in a directory with a pipeline.toml, or pass -f FILE"),
+                        .hint(advice.hint(&Trouble::Missing)),
                 );
             }
             Err(e) => {
                 return Err(
                     Error::pipeline(format!("cannot read pipeline file {display}: {e}"))
-                        .hint("pass -f FILE naming a pipeline file (TOML text)"),
+                        .hint(advice.hint(&Trouble::Unreadable)),
                 )
             }
         };
-        let text = text_of(&display, bytes)?;
+        let text = text_of(&display, bytes, advice)?;
         let path = fs_err::canonicalize(path)?;
-        Pipeline::parse(path, display, text)
+        Pipeline::parse_advised(path, display, text, advice)
     }
 
     /// Parses `text` as the contents of `path`. Line ends are read as
@@ -236,6 +245,16 @@ impl Pipeline {
     /// leading byte order mark (some Windows editors save one) is dropped,
     /// so columns on the first line count as an editor shows them.
     pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
+        Pipeline::parse_advised(path, display, text, Advice::COMMAND_LINE)
+    }
+
+    /// [`Pipeline::parse`], binary data refused with `advice`'s hint.
+    fn parse_advised(
+        path: PathBuf,
+        display: String,
+        text: String,
+        advice: Advice,
+    ) -> Result<Pipeline> {
         let text = match text.strip_prefix('\u{feff}') {
             Some(rest) => rest.to_string(),
             None => text,
@@ -272,18 +291,19 @@ impl Pipeline {
                     text: &text,
                 };
                 let hint = if text.contains('\0') {
-                    BINARY_HINT
+                    advice.hint(&Trouble::Binary)
                 } else if let Some(hint) = shape_hint {
-                    hint
+                    hint.to_string()
                 } else if message.starts_with("unknown field") {
-                    "see docs/pipeline.md for every key a pipeline file may hold"
+                    "see docs/pipeline.md for every key a pipeline file may hold".to_string()
                 } else if ["invalid type", "invalid value", "missing field"]
                     .iter()
                     .any(|p| message.starts_with(p))
                 {
                     "fix the value at the marked position: docs/pipeline.md gives every key's type"
+                        .to_string()
                 } else {
-                    "fix the TOML syntax at the marked position"
+                    "fix the TOML syntax at the marked position".to_string()
                 };
                 let error = Error::pipeline(source.diagnostic(span, &message));
                 let near = unknown_field(&message);

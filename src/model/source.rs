@@ -6,15 +6,13 @@
 
 use std::ops::Range;
 
+use super::advice::{Advice, Trouble};
 use crate::error::{Error, Position, Result};
 
-/// What to do about a pipeline file that holds binary data (a NUL byte).
-pub(super) const BINARY_HINT: &str =
-    "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline";
-
 /// The text of a pipeline file, or a refusal at the first byte that is not
-/// UTF-8 (with its line and column, as for any other mistake in the file).
-pub(super) fn text_of(display: &str, bytes: Vec<u8>) -> Result<String> {
+/// UTF-8 (with its line and column, as for any other mistake in the file;
+/// for binary data, with `advice`'s hint).
+pub(super) fn text_of(display: &str, bytes: Vec<u8>, advice: Advice) -> Result<String> {
     let e = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(e) => e,
@@ -34,9 +32,9 @@ pub(super) fn text_of(display: &str, bytes: Vec<u8>) -> Result<String> {
         bytes[at]
     );
     let hint = if binary {
-        BINARY_HINT
+        advice.hint(&Trouble::Binary)
     } else {
-        "save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too"
+        "save the file as UTF-8 (for example `iconv -f latin1 -t utf-8`); paths and strings in it must be UTF-8 too".into()
     };
     Err(Error::pipeline(source.diagnostic(at..at + 1, &message)).hint(hint))
 }

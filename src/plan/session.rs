@@ -17,7 +17,7 @@ use super::certificate::{self, Certificate};
 use super::check::Checker;
 use super::Plan;
 use crate::error::{Error, Result};
-use crate::model::{Graph, Lists, Pipeline, TaskId};
+use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
 use crate::store::inflight;
 use crate::store::run_record::RunRecord;
 use crate::store::rundir::StateMark;
@@ -36,6 +36,9 @@ pub struct Location {
     /// Whether the run directory was named (`-C`): messages then show the
     /// default pipeline file with its full path.
     pub named_dir: bool,
+    /// What to tell the caller's user when the pipeline file cannot be
+    /// used, in its terms (`-f FILE` for the command line).
+    pub advice: Advice,
 }
 
 /// A run directory and the pipeline file chosen for it, not yet read.
@@ -50,6 +53,8 @@ pub struct Located {
     pub named: bool,
     /// Something to tell the user about the choice.
     pub warning: Option<String>,
+    /// What to tell the user when the file cannot be used.
+    pub advice: Advice,
 }
 
 impl Location {
@@ -64,6 +69,7 @@ impl Location {
             display,
             named: self.file.is_some(),
             warning,
+            advice: self.advice,
         })
     }
 
@@ -71,13 +77,13 @@ impl Location {
         if let Some((path, shown)) = &self.file {
             return Ok((path.clone(), shown.clone(), None));
         }
-        if let Some(recorded) = recorded_pipeline(run_dir)? {
+        if let Some(recorded) = recorded_pipeline(run_dir, self.advice)? {
             if !recorded.exists() {
                 return Err(Error::pipeline(format!(
                     "this run directory was built with {}, which no longer exists",
                     recorded.display()
                 ))
-                .hint("pass -f FILE to choose a pipeline file; it will be remembered"));
+                .hint(self.advice.hint(&Trouble::RecordedGone)));
             }
             let warning = self.env_file.as_ref().and_then(|(env, shown)| {
                 let same = std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
@@ -96,7 +102,7 @@ impl Location {
                 return Err(Error::pipeline(format!(
                     "pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"
                 ))
-                .hint("set PLANEXE_PIPELINE to an existing pipeline file, or unset it to use pipeline.toml; -f FILE chooses one for this command"));
+                .hint(self.advice.hint(&Trouble::EnvGone)));
             }
             return Ok((path.clone(), shown.clone(), None));
         }
@@ -112,8 +118,8 @@ impl Location {
 
 /// The pipeline file the run directory recorded at its last build, if any.
 /// A record that is not an absolute path in text (damaged, or written by
-/// hand) is an error that says what it holds.
-fn recorded_pipeline(run_dir: &RunDir) -> Result<Option<PathBuf>> {
+/// hand) is an error that says what it holds, and `advice`'s hint.
+fn recorded_pipeline(run_dir: &RunDir, advice: Advice) -> Result<Option<PathBuf>> {
     let path = run_dir.recorded_pipeline_path();
     let Ok(bytes) = files::read(&path) else {
         return Ok(None);
@@ -123,9 +129,7 @@ fn recorded_pipeline(run_dir: &RunDir) -> Result<Option<PathBuf>> {
         Error::pipeline(format!(
             "{shown} should hold the path of the pipeline file this run directory uses, but {what}"
         ))
-        .hint(format!(
-            "pass -f FILE to choose the pipeline file (it is then recorded), or delete {shown}"
-        ))
+        .hint(advice.hint(&Trouble::RecordBroken { record: &shown }))
     };
     let Ok(text) = String::from_utf8(bytes) else {
         return Err(refuse("it is not text".into()));
@@ -202,6 +206,8 @@ pub struct Session {
     pub warning: Option<String>,
     /// Whether the pipeline file was named for this invocation (`-f`).
     named: bool,
+    /// What to tell the user when the pipeline file cannot be used.
+    advice: Advice,
     /// The state as it was when `run` and `store` were read.
     mark: StateMark,
     /// Which `foreach` tasks the graph was resolved to expand.
@@ -223,6 +229,7 @@ impl Session {
             display,
             named,
             warning,
+            advice,
         } = located;
         // Taken before reading: a change made meanwhile shows as one.
         let mark = run_dir.state_mark();
@@ -237,7 +244,7 @@ impl Session {
             let loaded =
                 (|| -> Result<(Pipeline, Option<RunRecord>, Option<ModelSource>, Graph)> {
                     let t = crate::phases::phase("pipeline: parse");
-                    let pipeline = Pipeline::load(&path, display)?;
+                    let pipeline = Pipeline::load_with(&path, display, advice)?;
                     drop(t);
                     let run = RunRecord::load(&run_dir);
                     let remembered = run.as_ref().and_then(|r| r.model.clone());
@@ -273,6 +280,7 @@ impl Session {
             store,
             warning,
             named,
+            advice,
             mark,
             lists,
             made: Default::default(),
@@ -309,9 +317,10 @@ impl Session {
                 "another build in this directory ({}) recorded {recorded} as the run's pipeline file while this build was starting with {mine}; nothing was built",
                 self.run_dir.root().display()
             ))
-            .hint(format!(
-                "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
-            )));
+            .hint(self.advice.hint(&Trouble::Moved {
+                recorded: &recorded,
+                mine,
+            })));
         }
         let run = RunRecord::load(&self.run_dir);
         let mut store = StateStore::load(&self.run_dir)?;
@@ -344,7 +353,7 @@ impl Session {
         if self.named {
             return Ok(None);
         }
-        let Some(recorded) = recorded_pipeline(&self.run_dir)? else {
+        let Some(recorded) = recorded_pipeline(&self.run_dir, self.advice)? else {
             return Ok(None);
         };
         // The same file spelled another way (`-f` from a linked folder, a

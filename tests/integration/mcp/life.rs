@@ -406,6 +406,63 @@ fn a_build_that_cannot_start_says_why() {
     assert!(c.close().success());
 }
 
+/// A client cannot pass `-f`: a run whose pipeline file cannot be used is
+/// refused with what the tools offer (run_create's `pipeline`), while the
+/// command line keeps saying `-f FILE`.
+#[test]
+fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
+    let p = Project::new(COMMANDS);
+    p.write("binary.toml", "[tasks]\0\n");
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let no_flag = |message: &str| {
+        assert!(message.contains("run_create"), "{message}");
+        assert!(!message.contains("-f"), "{message}");
+        assert!(!message.contains("pass "), "{message}");
+    };
+    let record = ".planexe/pipeline";
+    let recorded = p.read(&format!("r/{record}"));
+    let cases = [
+        ("relative/path.toml", "not an absolute path"),
+        ("/no/such/pipeline.toml\n", "no longer exists"),
+        ("", "pipeline.toml not found"),
+    ];
+    for (held, what) in cases {
+        p.write(&format!("r/{record}"), held);
+        for (tool, arguments) in [
+            ("status", json!({"run": "r"})),
+            ("wait", json!({"run": "r"})),
+            ("explain", json!({"run": "r", "task": "upper"})),
+            ("clean", json!({"run": "r", "tasks": ["upper"]})),
+            ("build", json!({"run": "r"})),
+        ] {
+            let message = c.err(tool, arguments);
+            assert!(message.contains(what), "{tool}: {message}");
+            no_flag(&message);
+        }
+        // The command line's words are its own.
+        p.run(&["status", "-C", "r"])
+            .code(2)
+            .stderr_has(what)
+            .stderr_has("-f FILE");
+    }
+    p.write(&format!("r/{record}"), &recorded);
+    c.ok("status", json!({"run": "r"}));
+    // A pipeline file that is binary data, named to run_create.
+    let message = c.err(
+        "run_create",
+        json!({"plan": "p", "pipeline": "binary.toml"}),
+    );
+    assert!(message.contains("binary"), "{message}");
+    no_flag(&message);
+    // The server's default pipeline, gone.
+    p.remove("pipeline.toml");
+    let message = c.err("run_create", json!({"plan": "p"}));
+    assert!(message.contains("not found"), "{message}");
+    no_flag(&message);
+    assert!(c.close().success());
+}
+
 /// `created_at` as `status --json` says it, and as `runs` and the
 /// server's `status` do.
 fn created(p: &Project, c: &mut Client, run: &str) -> Vec<Value> {

@@ -1,0 +1,81 @@
+//! What to tell a user whose pipeline file cannot be used, in the terms
+//! of the door they came in by. The command line chooses a file per
+//! invocation (`-f FILE`, `$PLANEXE_PIPELINE`, the run's record); a server
+//! has other means (the MCP server names a pipeline when it makes a run).
+//! The layers below say what went wrong ([`Trouble`]); the hint line comes
+//! from the caller's [`Advice`], so no user is told to use a flag it
+//! cannot pass.
+
+use std::fmt;
+
+/// Why the pipeline file chosen for an invocation cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble<'a> {
+    /// The file is not there.
+    Missing,
+    /// The file cannot be read (a folder, no permission, too big).
+    Unreadable,
+    /// The file holds binary data, not TOML text.
+    Binary,
+    /// The file the run directory recorded at its last build is gone.
+    RecordedGone,
+    /// The run directory's record of its pipeline file (shown as
+    /// `record`) does not hold a usable path.
+    RecordBroken { record: &'a str },
+    /// The file `$PLANEXE_PIPELINE` names is not there.
+    EnvGone,
+    /// Another build recorded the pipeline file `recorded` for the run
+    /// while this one was starting with `mine`.
+    Moved { recorded: &'a str, mine: &'a str },
+}
+
+/// How a caller says what to do about a [`Trouble`]: one `hint:` line.
+#[derive(Clone, Copy)]
+pub struct Advice(fn(&Trouble<'_>) -> String);
+
+impl Advice {
+    /// The command line's words: `-f FILE`, `$PLANEXE_PIPELINE`.
+    pub const COMMAND_LINE: Advice = Advice(command_line);
+
+    /// Advice in the words of `say`.
+    pub const fn new(say: fn(&Trouble<'_>) -> String) -> Advice {
+        Advice(say)
+    }
+
+    /// The hint for `trouble`.
+    pub fn hint(&self, trouble: &Trouble<'_>) -> String {
+        (self.0)(trouble)
+    }
+}
+
+impl Default for Advice {
+    fn default() -> Advice {
+        Advice::COMMAND_LINE
+    }
+}
+
+impl fmt::Debug for Advice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Advice(..)")
+    }
+}
+
+fn command_line(trouble: &Trouble<'_>) -> String {
+    match trouble {
+        Trouble::Missing => "run planexe in a directory with a pipeline.toml, or pass -f FILE".into(),
+        Trouble::Unreadable => "pass -f FILE naming a pipeline file (TOML text)".into(),
+        Trouble::Binary => {
+            "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline".into()
+        }
+        Trouble::RecordedGone => {
+            "pass -f FILE to choose a pipeline file; it will be remembered".into()
+        }
+        Trouble::RecordBroken { record } => format!(
+            "pass -f FILE to choose the pipeline file (it is then recorded), or delete {record}"
+        ),
+        Trouble::EnvGone => "set PLANEXE_PIPELINE to an existing pipeline file, or unset it to use pipeline.toml; -f FILE chooses one for this command".into(),
+        Trouble::Moved { recorded, mine } => format!(
+            "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
+        ),
+    }
+}
