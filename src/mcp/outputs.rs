@@ -8,8 +8,17 @@
 //! planted in the run cannot hang the server), then must be a regular
 //! file. What it returns is scrubbed of the secrets a build of the run
 //! scrubs (its API keys, webhook tokens): a command may print them.
+//!
+//! The path checked is the path opened: the resolved path, relative to
+//! the run folder's descriptor, by `openat2` with `RESOLVE_BENEATH`,
+//! `RESOLVE_NO_SYMLINKS` and `RESOLVE_NO_MAGICLINKS` (Linux 5.6), so a
+//! local writer who swaps a folder on the way for a link between the check
+//! and the open gets the read refused, never a file outside the run (nor
+//! one of planexe's state files). Where `openat2` is missing (an older
+//! kernel, a seccomp filter), the resolved path is opened as it was
+//! checked, with only its last component kept from being a link.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -95,7 +104,17 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secret
         relative(&inside.to_string_lossy())
             .map_err(|why| refuse(format!("it is a symlink to {}: {why}", inside.display())))?;
     }
-    let opened = open(&real).map_err(|e| refuse(e.to_string()))?;
+    let opened =
+        match open_beneath(run_dir.root(), inside) {
+            Beneath::Opened(file) => file,
+            Beneath::Moved => return Err(refuse(
+                "a link appeared on its way while it was opened (is something changing the run?)"
+                    .into(),
+            )
+            .hint("read it again once the run's files settle")),
+            Beneath::Failed(e) => return Err(refuse(e.to_string())),
+            Beneath::Unsupported => open(&real).map_err(|e| refuse(e.to_string()))?,
+        };
     let meta = opened.metadata().map_err(|e| refuse(e.to_string()))?;
     if !meta.is_file() {
         let kind = if meta.is_dir() {
@@ -143,6 +162,61 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secret
         truncated,
         text,
     })
+}
+
+/// What [`open_beneath`] made of a path.
+enum Beneath {
+    Opened(File),
+    /// A link on the way (the path was resolved, so one appeared since),
+    /// or the path led out of the run folder.
+    Moved,
+    Failed(std::io::Error),
+    /// No `openat2` here: the caller opens the path as it was checked.
+    Unsupported,
+}
+
+/// Opens `inside`, a path relative to the run folder `root` with every
+/// link resolved, to read, without blocking, through no link at all and
+/// never out of the run folder, whatever changes on the way meanwhile.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn open_beneath(root: &Path, inside: &Path) -> Beneath {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let dir = match rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(dir) => dir,
+        // The run folder itself was swapped for a link (or removed).
+        Err(Errno::LOOP | Errno::NOTDIR) => return Beneath::Moved,
+        Err(e) => return Beneath::Failed(e.into()),
+    };
+    let inside = if inside.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        inside
+    };
+    let opened = rustix::fs::openat2(
+        &dir,
+        inside,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    );
+    match opened {
+        Ok(fd) => Beneath::Opened(File::from(fd)),
+        Err(Errno::LOOP | Errno::XDEV) => Beneath::Moved,
+        // ENOSYS: a kernel before 5.6; EPERM: a seccomp filter that
+        // refuses system calls it does not know.
+        Err(Errno::NOSYS | Errno::PERM) => Beneath::Unsupported,
+        Err(e) => Beneath::Failed(e.into()),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn open_beneath(_root: &Path, _inside: &Path) -> Beneath {
+    Beneath::Unsupported
 }
 
 /// Opens `path` to read, not through a link and without blocking.

@@ -5,13 +5,16 @@
 //! create (idempotent), build against the loopback model server, wait,
 //! status, outputs, a failure and its `recoverable`, the fix and the
 //! resume, stop, clean, explain, runs and archive; the end of input, which
-//! ends the server and leaves its builds running), and the API keys a
-//! command prints, which no answer carries ([`secrets`]).
+//! ends the server and leaves its builds running), `read_output` and the
+//! links in a run, followed when they stay in it, and swapped while it
+//! reads ([`outputs`]), and the API keys a command prints, which no answer
+//! carries ([`secrets`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
 mod life;
+mod outputs;
 mod protocol;
 mod secrets;
 
