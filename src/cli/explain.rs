@@ -7,7 +7,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
 use crate::observe::explain::{self, FileLine, FileVerdict};
-use crate::store::record::with_error_id;
+use crate::store::record::{with_error_id, with_kind};
 use crate::store::untrusted::printable;
 use crate::store::Stamp;
 
@@ -50,8 +50,9 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
         }
     }
     if let Some((kind, message, id)) = &e.last_error {
-        let message = with_error_id(&printable(message), id.as_deref().map(printable).as_deref());
-        let _ = writeln!(out, "  last error: {kind}: {message}");
+        let said = with_kind(kind.as_str(), message);
+        let message = with_error_id(&printable(&said), id.as_deref().map(printable).as_deref());
+        let _ = writeln!(out, "  last error: {message}");
     }
     section(&mut out, "inputs", &e.inputs);
     section(&mut out, "outputs", &e.outputs);

@@ -21,7 +21,7 @@ use crate::observe::palette::Paint;
 use crate::observe::status::text::{estimated, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
 use crate::plan::Session;
-use crate::store::record::with_error_id;
+use crate::store::record::{with_error_id, with_kind};
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::untrusted::{printable, printable_lines};
 
@@ -190,14 +190,10 @@ fn one_task(detail: &TaskDetail) -> String {
                 // output), each under the first; what a server said in
                 // them is escaped.
                 let message = with_error_id(
-                    &printable_lines(e.message.trim()),
+                    &printable_lines(&with_kind(e.kind.as_str(), e.message.trim())),
                     e.error_id.as_deref().map(printable).as_deref(),
                 );
-                out.push_str(&format!(
-                    "  error     {}: {}\n",
-                    e.kind,
-                    under_first(&message)
-                ));
+                out.push_str(&format!("  error     {}\n", under_first(&message)));
             }
             for (path, st) in &s.inputs {
                 out.push_str(&format!(

@@ -196,7 +196,7 @@ pub fn render(suite: &Suite) -> String {
                 let _ = writeln!(
                     out,
                     "      <failure message=\"{}\" type=\"{}\">{}</failure>",
-                    escape(&format!("{kind}: {first}")),
+                    escape(&crate::store::record::with_kind(kind, first)),
                     escape(kind),
                     escape_text(&body)
                 );

@@ -24,7 +24,7 @@ use crate::exec::{BuildReport, Ended};
 use crate::model::pipeline::HookDef;
 use crate::model::{Task, TaskId};
 use crate::plan::Session;
-use crate::store::record::first_line;
+use crate::store::record::{first_line, with_kind};
 use crate::store::{ErrorKind, RunDir, Severity, Status, TaskState};
 
 /// The least time between two live snapshots; more when one costs more
@@ -248,7 +248,7 @@ impl Observer for Recorder {
         event.model = status.model.clone();
         event.duration_ms = status.duration_ms;
         if let Some(e) = &status.error {
-            event.error_summary = Some(format!("{}: {}", e.kind, e.first_line()));
+            event.error_summary = Some(with_kind(e.kind.as_str(), e.first_line()));
             event.error_id = e.error_id.clone();
             event.recoverable = Some(e.recoverable);
         }

@@ -365,6 +365,22 @@ impl TaskError {
     }
 }
 
+/// `KIND: MESSAGE`, how a failure is said to people, its kind said once.
+/// The messages of model calls, judges and checks name their kind already,
+/// after the model or judge they blame (`local: truncated: ...`, `judge
+/// strong could not score: auth: ...`, `judge_rejected: ...`): such a
+/// message is said as it is, the name it carries kept. (A list of every
+/// model's failure, `all models failed: ...`, names each model's kind; the
+/// task's kind still leads it.)
+pub fn with_kind(kind: &str, message: &str) -> String {
+    let mut parts = message.splitn(3, ": ");
+    if parts.next() == Some(kind) || parts.next() == Some(kind) {
+        message.to_string()
+    } else {
+        format!("{kind}: {message}")
+    }
+}
+
 /// The first non-blank line of `s`, trimmed: how one-line summaries show a
 /// message.
 pub fn first_line(s: &str) -> &str {
@@ -547,54 +563,5 @@ impl Status {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_kinds_keep_their_names_on_disk() {
-        for kind in [
-            ErrorKind::MissingOutput,
-            ErrorKind::BrokenStream,
-            ErrorKind::Exit,
-        ] {
-            let json = serde_json::to_string(&kind).unwrap();
-            assert_eq!(json, format!("\"{}\"", kind.as_str()));
-            assert_eq!(serde_json::from_str::<ErrorKind>(&json).unwrap(), kind);
-        }
-        let unknown: ErrorKind = serde_json::from_str("\"from-the-future\"").unwrap();
-        assert_eq!(unknown, ErrorKind::Other);
-        assert_eq!(
-            serde_json::to_string(&ErrorKind::TooLarge).unwrap(),
-            "\"too_large\""
-        );
-        assert!(!ErrorKind::TooLarge.transient());
-    }
-
-    #[test]
-    fn usage_sums_saturate_and_stay_finite() {
-        let mut sum = Usage {
-            prompt_tokens: u64::MAX - 1,
-            completion_tokens: 1,
-            total_tokens: u64::MAX,
-            cost_usd: f64::MAX,
-            tokens_estimated: false,
-        };
-        sum.add(&Usage {
-            prompt_tokens: 5,
-            completion_tokens: u64::MAX,
-            total_tokens: 9,
-            cost_usd: f64::MAX,
-            tokens_estimated: true,
-        });
-        assert!(sum.tokens_estimated);
-        assert_eq!(sum.prompt_tokens, u64::MAX);
-        assert_eq!(sum.completion_tokens, u64::MAX);
-        assert_eq!(sum.total_tokens, u64::MAX);
-        assert!(sum.cost_usd.is_finite());
-        sum.add(&Usage {
-            cost_usd: f64::NAN,
-            ..Usage::default()
-        });
-        assert!(sum.cost_usd.is_finite());
-    }
-}
+#[path = "record_tests.rs"]
+mod tests;

@@ -286,3 +286,38 @@ fn wait_returns_when_the_build_ends_with_its_outcome() {
         "{text}"
     );
 }
+
+/// A model's failure names its kind after the model (`local: truncated:
+/// ...`); `status`, `status TASK`, `explain`, the events and the JUnit
+/// report said the kind once more in front of it.
+#[test]
+fn status_and_explain_say_a_failure_kind_once() {
+    let server = Server::start();
+    server.script([openai_finish("The plan is", "length")]);
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\n\
+         base_url = \"{}/v1\"\nmodel = \"test-model\"\nstream = false\n\n\
+         [tasks.ask]\noutputs = [\"answer.md\"]\nprompt = \"Plan a shed.\"\n",
+        server.url
+    ));
+    p.build().code(1);
+    let said = "local: truncated: the answer was cut off at the token limit";
+    let views = [
+        p.run(&["status"]).stdout,
+        p.run(&["status", "ask"]).stdout,
+        p.run(&["explain", "ask"]).stdout,
+        p.read(".planexe/events.jsonl"),
+    ];
+    for text in views {
+        assert!(text.contains(said), "{said:?} not in\n{text}");
+        assert!(
+            !text.contains("truncated: local"),
+            "the kind twice in\n{text}"
+        );
+    }
+    assert_eq!(p.status_json("ask")["error"]["kind"], "truncated");
+    p.run(&["report", "--format", "junit", "-o", "junit.xml"])
+        .ok();
+    let junit = p.read("junit.xml");
+    assert!(junit.contains(&format!("message=\"{said}")), "{junit}");
+}

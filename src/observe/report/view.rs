@@ -15,6 +15,7 @@ use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
 use crate::observe::Standing;
+use crate::store::record::with_kind;
 use crate::store::rundir;
 
 /// Characters of a task name that fit in a graph node (the full name is in
@@ -530,7 +531,7 @@ impl<'a> Table<'a> {
             let mut notes: Vec<String> = Vec::new();
             if let Some(e) = &t.error {
                 let kind = t.error_kind.as_deref().unwrap_or("error");
-                notes.push(format!("{kind}: {e}"));
+                notes.push(with_kind(kind, e));
             }
             notes.extend(t.warnings.iter().cloned());
             if let Some(j) = t.judge.as_ref().filter(|j| j.passed) {

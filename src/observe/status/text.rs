@@ -25,7 +25,7 @@ use super::{CallInFlight, StatusReport, TaskLine};
 use crate::clock;
 use crate::observe::palette::{Paint, Style};
 use crate::observe::Standing;
-use crate::store::record::with_error_id;
+use crate::store::record::{with_error_id, with_kind};
 use crate::store::untrusted::printable;
 
 /// The report as text, without a final newline: its [`header`], the
@@ -338,12 +338,15 @@ fn fanout_groups(
 fn detail(out: &mut String, l: &TaskLine, width: usize) {
     match l.state {
         Standing::Failed | Standing::Stopped => {
+            let said = with_kind(
+                l.error_kind.as_deref().unwrap_or("error"),
+                l.error.as_deref().unwrap_or(""),
+            );
             let _ = write!(
                 out,
-                "{}: {}",
-                printable(l.error_kind.as_deref().unwrap_or("error")),
+                "{}",
                 with_error_id(
-                    &printable(l.error.as_deref().unwrap_or("")),
+                    &printable(&said),
                     l.error_id.as_deref().map(printable).as_deref()
                 )
             );
