@@ -21,7 +21,7 @@ use crate::observe::palette::Paint;
 use crate::observe::status::text::{estimated, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
 use crate::plan::Session;
-use crate::store::record::{with_error_id, with_kind};
+use crate::store::record::{with_error_id, with_kind, AttemptRecord, JudgeVerdict};
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::untrusted::{printable, printable_lines};
 
@@ -144,17 +144,7 @@ fn one_task(detail: &TaskDetail) -> String {
                 ));
             }
             for a in &s.attempts {
-                out.push_str(&format!(
-                    "  attempt   {} {} {} ms: {}{}\n",
-                    a.attempt,
-                    printable(&a.model),
-                    a.duration_ms,
-                    printable(&a.outcome),
-                    a.error_id
-                        .as_deref()
-                        .map(|i| format!(" (error_id {})", printable(i)))
-                        .unwrap_or_default()
-                ));
+                out.push_str(&attempt_line(a, s.judge.as_ref()));
             }
             if let Some(j) = &s.judge {
                 out.push_str(&format!(
@@ -277,4 +267,29 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// One model call of `status TASK`: a judge's call says so, and the score
+/// it gave against the threshold of `verdict` (the judge's last).
+fn attempt_line(a: &AttemptRecord, verdict: Option<&JudgeVerdict>) -> String {
+    let mut outcome = printable(&a.outcome).into_owned();
+    if let Some(score) = a.score {
+        outcome.push_str(&format!(", scored {score:.2}"));
+        match verdict {
+            Some(v) if score >= v.threshold => outcome.push_str(" (passed)"),
+            Some(v) => outcome.push_str(&format!(" (below the threshold {:.2})", v.threshold)),
+            None => {}
+        }
+    }
+    format!(
+        "  attempt   {} {}{} {} ms: {outcome}{}\n",
+        a.attempt,
+        if a.judge { "judge " } else { "" },
+        printable(&a.model),
+        a.duration_ms,
+        a.error_id
+            .as_deref()
+            .map(|i| format!(" (error_id {})", printable(i)))
+            .unwrap_or_default()
+    )
 }

@@ -452,6 +452,36 @@ pub struct AttemptRecord {
     /// `ok` or the `error_type`.
     pub outcome: String,
     pub error_id: Option<String>,
+    /// The call was the task's judge's, scoring an answer or the outputs,
+    /// not a call of the task's own model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judge: bool,
+    /// A judge's call that scored: the score it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+impl AttemptRecord {
+    /// A call of the task's own model (a judging marks its calls after).
+    pub fn call(
+        model: &str,
+        attempt: u32,
+        started_at: String,
+        duration_ms: u64,
+        outcome: &str,
+        error_id: Option<String>,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            model: model.to_string(),
+            attempt,
+            started_at,
+            duration_ms,
+            outcome: outcome.to_string(),
+            error_id,
+            judge: false,
+            score: None,
+        }
+    }
 }
 
 /// How much a failed output check matters (docs/checks.md).

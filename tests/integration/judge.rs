@@ -87,6 +87,58 @@ fn a_low_score_asks_the_task_model_again_with_the_reason() {
     assert_eq!(judge["passed"], true);
 }
 
+/// `status TASK` listed a judge's calls as plain attempts of the task:
+/// with the judge asking the task's own model, nothing told them apart.
+#[test]
+fn status_task_tells_a_judges_calls_from_the_tasks_own() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Build it."),
+        verdict(0.2, "too vague: no steps"),
+        openai_answer("1. Dig. 2. Frame. 3. Roof."),
+        verdict(0.85, "concrete steps"),
+    ]);
+    let p = project(&server, "threshold = 0.6");
+    p.build().ok();
+    let run = p.run(&["status", "plan"]);
+    let lines: Vec<String> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  attempt"))
+        .map(|l| {
+            // Without the milliseconds, which vary.
+            let (head, outcome) = l.split_once(" ms: ").unwrap();
+            let head = head.rsplit_once(' ').unwrap().0;
+            format!("{head}: {outcome}")
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "  attempt   1 local: ok",
+            "  attempt   2 judge local: ok, scored 0.20 (below the threshold 0.60)",
+            "  attempt   3 local: ok",
+            "  attempt   4 judge local: ok, scored 0.85 (passed)",
+        ]
+    );
+    let attempts = &p.status_json("plan")["attempts"];
+    let judged: Vec<(bool, Option<f64>)> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["judge"] == true, a["score"].as_f64()))
+        .collect();
+    assert_eq!(
+        judged,
+        [
+            (false, None),
+            (true, Some(0.2)),
+            (false, None),
+            (true, Some(0.85))
+        ]
+    );
+}
+
 #[test]
 fn a_low_score_to_the_end_fails_the_task_as_judge_rejected() {
     let server = Server::start();

@@ -237,14 +237,14 @@ impl Llm<'_> {
                 error_id: error_id.clone(),
                 replayed: false,
             });
-            result.attempts.push(AttemptRecord {
-                model: model.name.clone(),
-                attempt: *attempt_no,
+            result.attempts.push(AttemptRecord::call(
+                &model.name,
+                *attempt_no,
                 started_at,
                 duration_ms,
-                outcome: error_type.map_or("ok", ErrorKind::as_str).to_string(),
-                error_id: error_id.clone(),
-            });
+                error_type.map_or("ok", ErrorKind::as_str),
+                error_id.clone(),
+            ));
             let error_id = match failure {
                 Failure::None(text) => {
                     if let (Some(dir), Ok(ok)) = (plan.store, &outcome) {

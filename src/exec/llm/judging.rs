@@ -246,6 +246,7 @@ impl Llm<'_> {
             keep_reasoning: false,
             vars: Default::default(),
         };
+        let first = result.attempts.len();
         let asked = self.ask(
             s.task,
             &spec,
@@ -261,6 +262,10 @@ impl Llm<'_> {
             on_attempt,
             result,
         );
+        // The calls of this scoring are the judge's: the record says so.
+        for a in &mut result.attempts[first..] {
+            a.judge = true;
+        }
         let text = asked.map_err(|stop| {
             // The judge was asked last, and its failure is its own.
             result.model = Some(name.clone());
@@ -283,6 +288,10 @@ impl Llm<'_> {
         let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
         // The model's words reach the terminal (status, the FAILED line).
         let reason = printable(value["reason"].as_str().unwrap_or("")).into_owned();
+        // The last call gave the answer the score is read from.
+        if let Some(a) = result.attempts.last_mut() {
+            a.score = Some(score);
+        }
         Ok((score, reason))
     }
 

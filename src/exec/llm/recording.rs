@@ -278,14 +278,14 @@ impl Llm<'_> {
             error_id: error_id.clone(),
             replayed: true,
         });
-        result.attempts.push(AttemptRecord {
-            model: model.name.clone(),
-            attempt: *attempt_no,
+        result.attempts.push(AttemptRecord::call(
+            &model.name,
+            *attempt_no,
             started_at,
             duration_ms,
-            outcome: rejected.map_or("ok", |r| r.kind.as_str()).to_string(),
-            error_id: error_id.clone(),
-        });
+            rejected.map_or("ok", |r| r.kind.as_str()),
+            error_id.clone(),
+        ));
         match judged {
             Ok(text) => Replayed::Answer(text),
             Err(rejection) => {
@@ -343,14 +343,14 @@ impl Llm<'_> {
             dir.display()
         );
         let error_id = uuid::Uuid::new_v4().to_string();
-        result.attempts.push(AttemptRecord {
-            model: model.name.clone(),
-            attempt: *attempt_no,
+        result.attempts.push(AttemptRecord::call(
+            &model.name,
+            *attempt_no,
             started_at,
-            duration_ms: 0,
-            outcome: ErrorKind::ReplayMiss.as_str().to_string(),
-            error_id: Some(error_id.clone()),
-        });
+            0,
+            ErrorKind::ReplayMiss.as_str(),
+            Some(error_id.clone()),
+        ));
         self.record_failure(
             task,
             model,
