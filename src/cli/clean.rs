@@ -1,5 +1,7 @@
 //! `planexe clean`: list what tasks produced, ask on a terminal (without
-//! one, `-y` is needed), and delete it.
+//! one, `-y` is needed), and delete it. The list is the user's outputs and
+//! the tasks' records; planexe's internal files that go with them (spares,
+//! the certificate) are counted, not listed.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -25,6 +27,8 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         }
     };
     let plan = CleanPlan::new(&session, &selection)?;
+    // Internal files alone (a spare left beside a sidecar already gone)
+    // are nothing the user asked about.
     if plan.files.is_empty() {
         printer.note("nothing to clean");
         if !args.dry_run {
@@ -36,7 +40,7 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         printer.data(shown);
     }
     if args.dry_run {
-        printer.note(&format!("would delete {} file(s)", plan.files.len()));
+        printer.note(&format!("would delete {}", count(&plan)));
         return Ok(());
     }
     if !args.yes && !confirm(plan.files.len())? {
@@ -44,8 +48,19 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         return Ok(());
     }
     plan.apply(&mut session)?;
-    printer.note(&format!("deleted {} file(s)", plan.files.len()));
+    printer.note(&format!("deleted {}", count(&plan)));
     Ok(())
+}
+
+/// `N file(s)`, and how many of planexe's internal files go with them.
+fn count(plan: &CleanPlan) -> String {
+    match plan.internal.len() {
+        0 => format!("{} file(s)", plan.files.len()),
+        n => format!(
+            "{} file(s), and {n} internal file(s) of planexe's own",
+            plan.files.len()
+        ),
+    }
 }
 
 /// Asks on the terminal; refuses without one.

@@ -1,7 +1,8 @@
-//! `clean`: what tasks produced (their outputs, sidecars, the sidecars'
-//! spares, and logs),
-//! optionally with everything downstream, listed first ([`CleanPlan`]) and
-//! then deleted ([`CleanPlan::apply`]). Never a source file: only declared
+//! `clean`: what tasks produced (their outputs, sidecars, `.DONE` markers
+//! and logs, and planexe's internal files that go with them: the sidecars'
+//! spares and the up-to-date certificate, kept apart from what the user is
+//! shown), optionally with everything downstream, listed first
+//! ([`CleanPlan`]) and then deleted ([`CleanPlan::apply`]). Never a source file: only declared
 //! outputs of the named tasks (or, for a task the pipeline no longer
 //! defines, the outputs its last good run recorded that no task produces
 //! now) are candidates, and only when they are files
@@ -32,7 +33,11 @@ pub enum Selection {
 #[derive(Debug)]
 pub struct CleanPlan {
     /// Each file: as shown (relative to the run directory), and its path.
+    /// The user's outputs and the tasks' records.
     pub files: Vec<(String, PathBuf)>,
+    /// planexe's internal files that go too (a sidecar's spare, the
+    /// up-to-date certificate): deleted, not listed.
+    pub internal: Vec<PathBuf>,
     /// The tasks whose records go.
     pub tasks: Vec<String>,
 }
@@ -79,6 +84,7 @@ impl CleanPlan {
         };
         let run_dir = &session.run_dir;
         let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let mut internal: Vec<PathBuf> = Vec::new();
         let mut tasks = Vec::new();
         for &t in graph.order() {
             if !selected[t] {
@@ -104,7 +110,7 @@ impl CleanPlan {
                 }
                 files.push((out.path.clone(), path));
             }
-            state_files(run_dir, &task.name, &mut files);
+            state_files(run_dir, &task.name, &mut files, &mut internal);
         }
         for name in removed {
             // Its last good run's outputs, but never one a task of the
@@ -124,7 +130,7 @@ impl CleanPlan {
                     files.push((out, path));
                 }
             }
-            state_files(run_dir, &name, &mut files);
+            state_files(run_dir, &name, &mut files, &mut internal);
             tasks.push(name);
         }
         if let Selection::All = selection {
@@ -135,24 +141,30 @@ impl CleanPlan {
             }
         }
         // Deleting anything ends what the up-to-date certificate vouches
-        // for: it goes too, and is listed like the rest.
+        // for: it goes too.
         let certificate = run_dir.certificate_path();
-        if !files.is_empty() && certificate.exists() {
-            files.push((run_dir.show(&certificate), certificate));
+        if !(files.is_empty() && internal.is_empty()) && certificate.exists() {
+            internal.push(certificate);
         }
-        Ok(CleanPlan { files, tasks })
+        Ok(CleanPlan {
+            files,
+            internal,
+            tasks,
+        })
     }
 
     /// Deletes the files and forgets the tasks. The caller holds the run
     /// directory's lock.
     pub fn apply(&self, session: &mut Session) -> Result<()> {
-        for (shown, path) in &self.files {
+        let paths = || self.files.iter().map(|(_, p)| p).chain(&self.internal);
+        for path in paths() {
             session.run_dir.check_path_inside(path).map_err(|m| {
+                let shown = session.run_dir.show(path);
                 Error::usage(format!("not deleting {shown}: {m}"))
                     .hint("replace the symlinked folder with a real one")
             })?;
         }
-        for (_, path) in &self.files {
+        for path in paths() {
             files::remove_if_exists(path)?;
         }
         for name in &self.tasks {
@@ -162,12 +174,20 @@ impl CleanPlan {
     }
 }
 
-/// Adds the files planexe keeps of `task` that exist: its sidecar and the
-/// sidecar's spare, `.DONE`, and its logs.
-fn state_files(run_dir: &crate::store::RunDir, task: &str, files: &mut Vec<(String, PathBuf)>) {
+/// Adds the files planexe keeps of `task` that exist: its sidecar,
+/// `.DONE` and its logs to `files`, the sidecar's spare to `internal`.
+fn state_files(
+    run_dir: &crate::store::RunDir,
+    task: &str,
+    files: &mut Vec<(String, PathBuf)>,
+    internal: &mut Vec<PathBuf>,
+) {
     let status = run_dir.status_path(task);
+    let spare = crate::store::rundir::spare_of(&status);
+    if spare.exists() {
+        internal.push(spare);
+    }
     for path in [
-        crate::store::rundir::spare_of(&status),
         status,
         run_dir.done_path(task),
         run_dir.task_log_path(task),

@@ -45,8 +45,6 @@ fn clean_downstream_deletes_exactly_the_listed_files() {
         ".planexe/tasks/c.status",
         ".planexe/tasks/c.DONE",
         ".planexe/logs/c.log",
-        // The up-to-date certificate: clean lists every file it deletes.
-        ".planexe/uptodate",
     ];
     assert_eq!(lines(&listed.stdout), expected);
     assert!(p.exists("b.txt"), "dry run deletes nothing");
@@ -54,7 +52,8 @@ fn clean_downstream_deletes_exactly_the_listed_files() {
     let run = p.run(&["clean", "b", "--downstream", "-y"]);
     run.ok();
     assert_eq!(lines(&run.stdout), expected);
-    for f in &expected {
+    // The up-to-date certificate goes too, counted, not listed.
+    for f in expected.iter().chain(&[".planexe/uptodate"]) {
         assert!(!p.exists(f), "{f} should be gone");
     }
     for f in ["src.txt", "a.txt", "other.txt", ".planexe/tasks/a.DONE"] {
@@ -77,8 +76,8 @@ fn leases_work(dir: &std::path::Path) -> bool {
 
 /// A task run again rewrites its sidecar over the file the last rewrite
 /// replaced (its spare), swapped in: no file is made or deleted for its
-/// record, `.DONE` stays a second name of the sidecar, and `clean` lists
-/// and deletes the spare with the rest.
+/// record, `.DONE` stays a second name of the sidecar, and `clean` deletes
+/// the spare with the rest.
 #[test]
 fn a_rerun_rewrites_the_sidecar_over_its_spare_and_clean_deletes_it() {
     use std::os::unix::fs::MetadataExt;
@@ -110,9 +109,37 @@ fn a_rerun_rewrites_the_sidecar_over_its_spare_and_clean_deletes_it() {
             p.read(".planexe/tasks/a.status")
         );
     }
-    let listed = p.run(&["clean", "a", "-y"]);
-    listed.ok().stdout_has(spare);
+    p.run(&["clean", "a", "-y"]).ok();
     assert!(!p.exists(spare));
+    p.build().ok().ran(&["a"]);
+}
+
+/// `clean` listed planexe's internal files (a sidecar's spare, the
+/// up-to-date certificate) among the user's outputs and records; it now
+/// deletes them with the task and counts them in one line.
+#[test]
+fn clean_lists_outputs_and_records_not_internal_files() {
+    let p = chain();
+    // Every task again: a's sidecar is rewritten (its spare appears) and
+    // the certificate is written anew.
+    p.run(&["build", "-B"]).ok();
+    let internal = [".planexe/tasks/.a.status.spare", ".planexe/uptodate"];
+    for f in internal {
+        assert!(p.exists(f), "{f} should be there to clean");
+    }
+    let shown = vec!["a.txt", ".planexe/tasks/a.status", ".planexe/tasks/a.DONE"];
+    let listed = p.run(&["clean", "a", "--dry-run"]);
+    listed
+        .ok()
+        .stderr_has("would delete 3 file(s), and 2 internal file(s) of planexe's own");
+    assert_eq!(lines(&listed.stdout), shown);
+    let run = p.run(&["clean", "a", "-y"]);
+    run.ok()
+        .stderr_has("deleted 3 file(s), and 2 internal file(s) of planexe's own");
+    assert_eq!(lines(&run.stdout), shown);
+    for f in shown.iter().chain(&internal) {
+        assert!(!p.exists(f), "{f} should be gone");
+    }
     p.build().ok().ran(&["a"]);
 }
 

@@ -228,14 +228,17 @@ fn a_recorded_pid_that_is_not_the_tasks_command_is_left_alone() {
 }
 
 #[test]
-fn a_dry_run_or_a_refused_clean_keeps_the_certificate_and_clean_lists_it() {
+fn a_dry_run_or_a_refused_clean_keeps_the_certificate_and_clean_counts_it() {
     let p = demo();
     p.build().ok();
     assert!(p.exists(".planexe/uptodate"));
     let listed = p.run(&["clean", "report", "--dry-run"]);
-    listed.ok();
+    // planexe's own file: counted, not listed with the user's.
+    listed
+        .ok()
+        .stderr_has("and 1 internal file(s) of planexe's own");
     assert!(
-        listed.stdout.contains(".planexe/uptodate"),
+        !listed.stdout.contains(".planexe/uptodate"),
         "{}",
         listed.stdout
     );
