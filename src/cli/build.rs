@@ -12,7 +12,9 @@ use crate::error::Result;
 use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::recording::Answers;
-use crate::exec::observer::{Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd};
+use crate::exec::observer::{
+    Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd, Unexpanded,
+};
 use crate::exec::scheduler::Slots;
 use crate::exec::Interrupt;
 use crate::model::{Lists, Task};
@@ -417,16 +419,18 @@ fn resuming(s: &ResumeSummary) -> String {
     }
     if !s.expanding.is_empty() {
         line.push_str(&format!(
-            ", {} fan-out(s) to expand once their list is built ({})",
+            ", {} fan-out(s) to expand once their list is built ({}{})",
             s.expanding.len(),
-            s.expanding.join(", ")
+            names(&s.expanding),
+            done_before(&s.expanding, ", each kept if its item is unchanged")
         ));
     }
     if !s.stuck.is_empty() {
         line.push_str(&format!(
-            ", {} fan-out(s) whose list is not built ({})",
+            ", {} fan-out(s) whose list is not built ({}{})",
             s.stuck.len(),
-            s.stuck.join(", ")
+            names(&s.stuck),
+            done_before(&s.stuck, "")
         ));
         if s.behind > 0 {
             line.push_str(&format!(" and {} task(s) waiting behind them", s.behind));
@@ -436,6 +440,21 @@ fn resuming(s: &ResumeSummary) -> String {
         line.push_str(&format!("; starting with {}", s.starting_with.join(", ")));
     }
     line
+}
+
+fn names(fanouts: &[Unexpanded]) -> String {
+    let names: Vec<&str> = fanouts.iter().map(|f| f.name.as_str()).collect();
+    names.join(", ")
+}
+
+/// `; N instance(s) done before` and `then`, when the fan-outs' records
+/// hold instances that succeeded: the `done` count leaves them out, as
+/// their list, yet to be read, decides which keep their result.
+fn done_before(fanouts: &[Unexpanded], then: &str) -> String {
+    match fanouts.iter().map(|f| f.done_before).sum::<usize>() {
+        0 => String::new(),
+        n => format!("; {n} instance(s) done before{then}"),
+    }
 }
 
 /// What the build's tasks came to.

@@ -105,14 +105,24 @@ pub struct ResumeSummary {
     /// expanded into what they have not seen): early cutoff may skip them.
     pub maybe: usize,
     /// Fan-outs that expand in this build, once their list is built.
-    pub expanding: Vec<String>,
+    pub expanding: Vec<Unexpanded>,
     /// Fan-outs whose list nothing in this build builds: they cannot
     /// expand.
-    pub stuck: Vec<String>,
+    pub stuck: Vec<Unexpanded>,
     /// Tasks that cannot run in this build: they wait behind `stuck`.
     pub behind: usize,
     /// The tasks that start first, in the order they start (at most four).
     pub starting_with: Vec<String>,
+}
+
+/// A fan-out that has not read its list in this build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unexpanded {
+    pub name: String,
+    /// Its instances whose last run succeeded, from when it last read its
+    /// list. Not in `done`: whether each keeps its result depends on its
+    /// item in the list to be read.
+    pub done_before: usize,
 }
 
 /// How the build's tasks ended.

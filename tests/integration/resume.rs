@@ -602,6 +602,52 @@ command = "cat {inputs} > {outputs}"
     p.write_at("items.json", "[\"a\", \"c\"]", 2_000_000);
     assert_eq!(
         resume_line(&p.run(&["build", "-n"])),
-        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per); starting with list"
+        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per; 2 instance(s) done before, each kept if its item is unchanged); starting with list"
     );
+}
+
+/// A build killed while a fan-out's list was being built again: the
+/// `resuming run` line counted `0 done`, leaving out the instances done
+/// before, behind the list still to be read; it now counts them beside the
+/// fan-out (which of them keep their result, the list decides).
+#[test]
+fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["items.json"]
+outputs = ["list.json"]
+command = "cp items.json list.json; if [ -e hold ]; then touch started; sleep 30; fi"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ key }}.txt"]
+command = "echo {{ item }} > {outputs}"
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    p.write("items.json", "[\"a\", \"b\", \"c\"]");
+    p.build().ok();
+    p.write_at("items.json", "[\"a\", \"b\", \"d\"]", 2_000_000);
+    p.write("hold", "");
+    let mut child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the list to be built again", || p.exists("started"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.remove("hold");
+    let expected = "0 done, 1 stopped, 1 to run, 1 more if what they read changes, \
+         1 fan-out(s) to expand once their list is built \
+         (per; 3 instance(s) done before, each kept if its item is unchanged); starting with list";
+    assert_eq!(resume_line(&p.run(&["build", "-n"])), expected);
+    let run = p.build();
+    run.ok().ran(&["list", "per[2]", "gather"]);
+    assert_eq!(resume_line(&run), expected);
+    assert_eq!(p.read("all.txt"), "a\nb\nd\n");
 }

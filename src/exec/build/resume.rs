@@ -1,14 +1,19 @@
 //! Where a run stands when a build resumes it (the `resuming run` line):
 //! every task the build considers counted once, by what the build will do
 //! with it, and the tasks that start first, as the scheduler will start
-//! them.
+//! them. A fan-out that has yet to read its list has no instances in the
+//! graph: the instances its records hold, done before, are counted beside
+//! it, not as done (its list decides which keep their result).
 
-use super::super::observer::ResumeSummary;
+use std::collections::HashMap;
+
+use super::super::observer::{ResumeSummary, Unexpanded};
 use super::super::scheduler;
 use super::lists::Fanouts;
 use crate::model::{Action, Graph, TaskId};
 use crate::plan::{Plan, Reason};
 use crate::store::run_record::RunRecord;
+use crate::store::{Recorded, StateStore};
 
 /// Whether task `t` of the build runs only if, once what it waits for has
 /// run (or the fan-out it reads has expanded), it is still stale.
@@ -24,6 +29,7 @@ pub(super) fn summary(
     run: &RunRecord,
     to_run: &[TaskId],
     fanouts: &Fanouts,
+    store: &StateStore,
 ) -> ResumeSummary {
     let mut s = ResumeSummary {
         created_at: run.created_at.clone(),
@@ -47,7 +53,7 @@ pub(super) fn summary(
         let placeholder = matches!(graph[t].action, Action::Expand(_));
         if fanouts.left_out[t] {
             if placeholder {
-                s.stuck.push(graph[t].name.clone());
+                s.stuck.push(unexpanded(&graph[t].name));
             } else {
                 s.behind += 1;
             }
@@ -58,7 +64,7 @@ pub(super) fn summary(
             continue;
         };
         if placeholder {
-            s.expanding.push(graph[t].name.clone());
+            s.expanding.push(unexpanded(&graph[t].name));
         } else if reason.waits() {
             s.maybe += 1;
         } else {
@@ -70,6 +76,7 @@ pub(super) fn summary(
             }
         }
     }
+    done_before(store, s.expanding.iter_mut().chain(&mut s.stuck));
     let tentative: Vec<bool> = (0..graph.id_bound())
         .map(|t| runs[t] && tentative(plan, fanouts, t))
         .collect();
@@ -78,4 +85,31 @@ pub(super) fn summary(
         .map(|t| graph[t].name.clone())
         .collect();
     s
+}
+
+fn unexpanded(name: &str) -> Unexpanded {
+    Unexpanded {
+        name: name.to_string(),
+        done_before: 0,
+    }
+}
+
+/// Counts, for each fan-out of `fanouts`, its instances (`NAME[KEY]`) whose
+/// records say their last run succeeded: one pass over the records.
+fn done_before<'a>(store: &StateStore, fanouts: impl Iterator<Item = &'a mut Unexpanded>) {
+    let mut by_name: HashMap<String, &mut Unexpanded> =
+        fanouts.map(|f| (f.name.clone(), f)).collect();
+    if by_name.is_empty() {
+        return;
+    }
+    for (name, _) in store.records() {
+        let Some((base, _)) = name.split_once('[') else {
+            continue;
+        };
+        if let Some(f) = by_name.get_mut(base) {
+            if matches!(store.recorded_in_memory(name), Recorded::Done(_)) {
+                f.done_before += 1;
+            }
+        }
+    }
 }

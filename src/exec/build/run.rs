@@ -138,7 +138,8 @@ impl Build<'_> {
         let fanouts = lists::take_part(graph, &plan);
         if !to_run.is_empty() {
             if earlier_work && !other_build {
-                let summary = resume::summary(graph, &plan, &run, &to_run, &fanouts);
+                let summary =
+                    resume::summary(graph, &plan, &run, &to_run, &fanouts, &session.store);
                 self.say(progress, Notice::Resuming(summary));
                 let changed = plan.changed_definitions(graph);
                 if !changed.is_empty() {
