@@ -118,6 +118,7 @@ pub fn build(
     let terminal = Terminal {
         printer: Mutex::new(printer),
         annotations,
+        shown: None,
     };
     let result = {
         let both;
@@ -214,6 +215,9 @@ pub(super) fn answers(args: &AnswersArgs) -> Result<Answers> {
 pub(super) struct Terminal<'a> {
     pub(super) printer: Mutex<&'a mut Printer>,
     pub(super) annotations: Option<Github>,
+    /// Which notices to print (`None`: all). A watch leaves out the
+    /// warnings it said already.
+    pub(super) shown: Option<&'a (dyn Fn(&Notice) -> bool + Sync)>,
 }
 
 impl<'a> Terminal<'a> {
@@ -224,6 +228,9 @@ impl<'a> Terminal<'a> {
 
 impl Observer for Terminal<'_> {
     fn notice(&self, notice: &Notice) {
+        if self.shown.is_some_and(|shown| !shown(notice)) {
+            return;
+        }
         let mut printer = self.printer();
         if let Notice::Expanded { added, .. } = notice {
             printer.grow(*added);

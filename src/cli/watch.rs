@@ -17,6 +17,7 @@
 mod debounce;
 mod notifier;
 mod sources;
+mod warned;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::observer::{Both, Observer};
-use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt};
+use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt, Notice};
 use crate::model::{Lists, Task};
 use crate::observe::Recorder;
 use crate::plan::Session;
@@ -39,6 +40,7 @@ use crate::store::RunDir;
 use debounce::{Batch, Changes, Filter, News};
 use notifier::{Notifier, Seen};
 use sources::WatchSet;
+use warned::Warned;
 
 /// How often an idle watch looks at the interrupt flag (and a waiting one
 /// at the lock).
@@ -77,7 +79,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         settle: SETTLE + poll.unwrap_or_default(),
         debounce,
         first: true,
-        warned: Vec::new(),
+        warned: Warned::default(),
     };
     let mut changed = None;
     loop {
@@ -137,9 +139,9 @@ struct Watch<'a> {
     debounce: Duration,
     /// Before the first build: errors then end the watch (status 2).
     first: bool,
-    /// The pipeline's warnings as last said: a reloaded pipeline says
-    /// only those it did not have (an edit that brings a new one).
-    warned: Vec<String>,
+    /// The pipeline's warnings, at its loads and from its builds: each is
+    /// said once per watch (again when an edit brings it back).
+    warned: Warned,
 }
 
 impl Watch<'_> {
@@ -182,6 +184,7 @@ impl Watch<'_> {
                         "watch: {}: not built; waiting for a change that fixes it",
                         self.what(changed.as_ref())
                     ));
+                    self.warned.round_over(false);
                     return Ok(());
                 }
             };
@@ -205,6 +208,7 @@ impl Watch<'_> {
             }
         };
         self.left = left_by(&session);
+        self.warned.round_over(report.is_ok());
         // The build may have made the folders of its outputs.
         self.sync(printer)?;
         let line = match report {
@@ -283,11 +287,11 @@ impl Watch<'_> {
         self.set = WatchSet::of(&root, &session.graph, &session.pipeline);
         self.sync(printer)?;
         session.graph.targets(&self.options.targets)?;
-        let warnings = session.graph.warnings();
-        for warning in warnings.iter().filter(|w| !self.warned.contains(w)) {
-            printer.warn(warning);
+        for warning in session.graph.warnings() {
+            if self.warned.fresh(&warning) {
+                printer.warn(&warning);
+            }
         }
-        self.warned = warnings;
         Ok(session)
     }
 
@@ -318,9 +322,16 @@ impl Watch<'_> {
         );
         let env = self.ctx.scrubbing_env();
         let count = Count(AtomicUsize::new(0));
+        // A fan-out's warning comes from every build that expands it.
+        let warned = &self.warned;
+        let shown = |notice: &Notice| match notice {
+            Notice::GlobLeavesOut(warning) => warned.fresh(warning),
+            _ => true,
+        };
         let terminal = Terminal {
             printer: Mutex::new(printer),
             annotations: None,
+            shown: Some(&shown),
         };
         let result = Build {
             options: &self.options,

@@ -138,3 +138,58 @@ fn an_edit_that_brings_a_warning_says_it_once() {
     assert_eq!(warned(&lines), 0, "{lines:?}");
     assert_eq!(w.stop(), 130);
 }
+
+/// A glob that leaves out a fan-out's outputs, whose list a task makes:
+/// every build that expands the fan-out warns of it, and a watch says it
+/// once, not again at each rebuild; again only when an edit brings it
+/// back after a build without it. It used to be said at every rebuild.
+#[test]
+fn a_glob_leaving_out_a_fan_outs_outputs_is_warned_of_once_per_watch() {
+    let fanout = r#"
+[tasks.list]
+outputs = ["list.json"]
+command = "echo '[\"a\", \"b\"]' > list.json"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ item }}.txt"]
+command = "echo {{ item }} > per/{{ item }}.txt"
+[tasks.other]
+inputs = ["other.txt"]
+outputs = ["other.md"]
+command = "cat other.txt > other.md"
+"#;
+    let globbed = "[tasks.gather]\ninputs = [\"per/*.txt\"]\noutputs = [\"all.txt\"]\ncommand = \"cat per/*.txt > all.txt 2>/dev/null; echo end >> all.txt\"\n";
+    let named = "[tasks.gather]\ninputs = [\"per\"]\noutputs = [\"all.txt\"]\ncommand = \"cat per/*.txt > all.txt\"\n";
+    let p = Project::new(&format!("{fanout}{globbed}"));
+    p.write("other.txt", "other\n");
+    std::fs::create_dir(p.path("per")).unwrap();
+    let warned = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("warning: task `gather`: input glob `per/*.txt` leaves out"))
+            .count()
+    };
+    let mut w = Watcher::start(&p, &[]);
+    assert_eq!(warned(&w.seen), 1, "{:?}", w.seen);
+    for round in 1..=2 {
+        w.quiet_for(Duration::from_secs(1));
+        p.write_at(
+            "other.txt",
+            &format!("other, edit {round}\n"),
+            2_000_000 + round,
+        );
+        let lines = w.expect("watch: other.txt changed");
+        assert_eq!(started(&lines), ["other"], "{lines:?}");
+        assert_eq!(warned(&lines), 0, "{lines:?}");
+    }
+    // Gone with an edit, then back with another: said again.
+    w.quiet_for(Duration::from_secs(1));
+    p.write("pipeline.toml", &format!("{fanout}{named}"));
+    let lines = w.expect("watch: pipeline.toml changed");
+    assert_eq!(warned(&lines), 0, "{lines:?}");
+    w.quiet_for(Duration::from_secs(1));
+    p.write("pipeline.toml", &format!("{fanout}{globbed}"));
+    let lines = w.expect("watch: pipeline.toml changed");
+    assert_eq!(warned(&lines), 1, "{lines:?}");
+    assert_eq!(w.stop(), 130);
+}
