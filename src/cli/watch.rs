@@ -284,9 +284,17 @@ impl Watch<'_> {
             ));
         }
         self.pipeline = Some(loaded);
-        self.set = WatchSet::of(&root, &session.graph, &session.pipeline);
+        // With targets, only what their build reads (an unknown target:
+        // everything, until an edit of the pipeline fixes it).
+        let graph = &session.graph;
+        let targets = graph.targets(&self.options.targets);
+        let wanted = match &targets {
+            Ok(roots) if !self.options.targets.is_empty() => Some(graph.closure(roots)),
+            _ => None,
+        };
+        self.set = WatchSet::of(&root, graph, &session.pipeline, wanted.as_deref());
         self.sync(printer)?;
-        session.graph.targets(&self.options.targets)?;
+        targets?;
         for warning in session.graph.warnings() {
             if self.warned.fresh(&warning) {
                 printer.warn(&warning);

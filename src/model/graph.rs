@@ -215,8 +215,9 @@ pub struct Graph {
     pub hooks: Vec<HookDef>,
     /// Paths whose existence or listing decided the resolution beyond the
     /// task files themselves: folders a glob walked, and glob patterns that
-    /// would be taken literally if such a file appeared.
-    pub(super) watched: Vec<String>,
+    /// would be taken literally if such a file appeared; each with the
+    /// task whose inputs it decided.
+    pub(super) watched: Vec<(TaskId, String)>,
     /// Every glob input, as resolved ([`Graph::glob_warnings`]).
     pub(super) globs: Vec<GlobInput>,
     /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
@@ -291,9 +292,13 @@ impl Graph {
         self.producers.get(path).copied()
     }
 
-    /// Paths the resolution depended on beyond task files (see the field).
-    pub fn watched(&self) -> &[String] {
-        &self.watched
+    /// Paths the resolution of the tasks `wanted` (every task: `None`)
+    /// depended on beyond task files (see the field).
+    pub fn watched<'a>(&'a self, wanted: Option<&'a [bool]>) -> impl Iterator<Item = &'a str> {
+        self.watched
+            .iter()
+            .filter(move |(t, _)| wanted.is_none_or(|w| w.get(*t).copied().unwrap_or(false)))
+            .map(|(_, path)| path.as_str())
     }
 
     pub fn task(&self, name: &str) -> Option<&Task> {

@@ -53,8 +53,27 @@ impl Graph {
     /// what resolution looked at ([`Graph::watched`]). Paths beside the
     /// pipeline are absolute; the others relative to the run directory.
     pub fn source_paths(&self, pipeline: &Pipeline) -> Vec<String> {
+        self.source_paths_of(pipeline, None)
+    }
+
+    /// [`Graph::source_paths`] of the tasks `wanted` (by id; every task:
+    /// `None`), and the pipeline file: what building them reads beyond
+    /// their inputs.
+    pub fn source_paths_of(&self, pipeline: &Pipeline, wanted: Option<&[bool]>) -> Vec<String> {
+        let defs: Option<BTreeSet<&str>> = wanted.map(|wanted| {
+            self.tasks()
+                .filter(|t| wanted.get(t.id).copied().unwrap_or(false))
+                .map(|t| t.origin.def.as_str())
+                .collect()
+        });
         let mut paths = vec![pipeline.path.to_string_lossy().into_owned()];
-        for def in pipeline.def.tasks.values() {
+        for (name, def) in &pipeline.def.tasks {
+            if defs
+                .as_ref()
+                .is_some_and(|d| !d.contains(name.get_ref().as_str()))
+            {
+                continue;
+            }
             for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
                 paths.push(
                     pipeline
@@ -69,7 +88,7 @@ impl Graph {
             }
         }
         let mut seen = BTreeSet::new();
-        paths.extend(self.watched().iter().cloned());
+        paths.extend(self.watched(wanted).map(str::to_string));
         paths.retain(|p| seen.insert(p.clone()));
         paths
     }

@@ -193,3 +193,39 @@ command = "cat other.txt > other.md"
     assert_eq!(warned(&lines), 1, "{lines:?}");
     assert_eq!(w.stop(), 130);
 }
+
+/// `planexe watch TARGET` watches what TARGET's build reads (the sources
+/// and outputs of TARGET and the tasks it depends on, and the pipeline
+/// file): an edit of a file only another task reads or writes starts
+/// nothing. It used to watch the whole pipeline, and such an edit started
+/// a build of TARGET that ran nothing (`watch: other.txt changed: ran 0
+/// task(s)`).
+#[test]
+fn a_watch_of_a_target_watches_only_what_its_build_reads() {
+    let other = "\n[tasks.other]\ninputs = [\"other.txt\"]\noutputs = [\"other.md\"]\ncommand = \"cat other.txt > other.md\"\n";
+    let p = Project::new(&format!("{PIPELINE}{other}"));
+    p.write("plan.txt", "build a house\n");
+    p.write("other.txt", "other\n");
+    let mut w = Watcher::start(&p, &["report"]);
+    assert_eq!(started(&w.seen), ["outline", "report"], "{:?}", w.seen);
+    // pipeline.toml, plan.txt, outline.md, report.md.
+    assert!(
+        w.seen.last().unwrap().starts_with("watching 4 file(s) "),
+        "{:?}",
+        w.seen
+    );
+    // Past the settle time, when an edit of an output would count.
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write_at("other.txt", "other, edited\n", 2_000_000);
+    p.write_at("other.md", "by hand\n", 2_000_000);
+    w.no_rebuild_for(Duration::from_secs(2));
+    p.write_at("plan.txt", "build a shed\n", 2_000_000);
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline", "report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 2 task(s)"
+    );
+    assert_eq!(p.read("report.md"), "BUILD A SHED\n");
+    assert_eq!(w.stop(), 130);
+}

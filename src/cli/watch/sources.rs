@@ -1,4 +1,5 @@
-//! What `planexe watch` watches, computed from a loaded pipeline: the
+//! What `planexe watch` watches, computed from a loaded pipeline (with
+//! targets, from the tasks their build wants, and the pipeline file): the
 //! sources a build reads (inputs no task produces, the pipeline file,
 //! prompt and schema files, `foreach` list files, the folders a glob
 //! walked), the declared outputs (so an edit by hand is seen), and the
@@ -51,11 +52,22 @@ pub struct WatchSet {
 }
 
 impl WatchSet {
-    /// The watch set of a loaded pipeline in run directory `root`.
-    pub fn of(root: &Path, graph: &Graph, pipeline: &Pipeline) -> WatchSet {
+    /// The watch set of a loaded pipeline in run directory `root`, for a
+    /// build of the tasks `wanted` (by id; every task: `None`): their
+    /// sources and outputs, and the pipeline file. A file only other
+    /// tasks read is not watched: its change would build nothing wanted.
+    pub fn of(
+        root: &Path,
+        graph: &Graph,
+        pipeline: &Pipeline,
+        wanted: Option<&[bool]>,
+    ) -> WatchSet {
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
-        for task in graph.tasks() {
+        let tasks = graph
+            .tasks()
+            .filter(|t| wanted.is_none_or(|w| w.get(t.id).copied().unwrap_or(false)));
+        for task in tasks {
             outputs.extend(task.outputs.iter().map(|o| o.path.clone()));
             sources.extend(
                 task.inputs
@@ -68,7 +80,7 @@ impl WatchSet {
         // walked; a list file some task produces is an output.
         sources.extend(
             graph
-                .source_paths(pipeline)
+                .source_paths_of(pipeline, wanted)
                 .into_iter()
                 .filter(|p| graph.producer(p).is_none()),
         );

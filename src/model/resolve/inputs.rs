@@ -23,6 +23,7 @@ use crate::store::{rundir, stamp};
 pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
     if graph.tasks[id].origin.globs {
         graph.globs.retain(|g| g.task != id);
+        graph.watched.retain(|(t, _)| *t != id);
     }
     let task = &graph.tasks[id];
     let def = r.def(&task.origin.def);
@@ -88,18 +89,22 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
         if glob {
             globs = true;
             if let Ok(path) = rundir::normalize(pattern) {
-                graph.watched.push(path);
+                graph.watched.push((id, path));
             }
         }
         let paths = if glob && !literal {
+            let mut walked = Vec::new();
             let (paths, input) = expand_glob(
                 r,
                 pattern,
                 raw.span(),
                 (id, &task_name),
                 &graph.producers,
-                &mut graph.watched,
+                &mut walked,
             )?;
+            graph
+                .watched
+                .extend(walked.into_iter().map(|path| (id, path)));
             graph.globs.push(input);
             paths
         } else {
