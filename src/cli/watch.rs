@@ -457,9 +457,7 @@ impl Watch<'_> {
                 // when its listing or times change (as a poll sees them):
                 // what changed in it comes as events of its own.
                 Changes::of(paths.into_iter().filter(|path| {
-                    (reshaped || !self.set.is_folder(path))
-                        && self.filter.admit(&self.set, path, seen.at)
-                        && !self.as_left(path)
+                    (reshaped || !self.set.is_folder(path)) && self.counts(path, seen.at)
                 }))
             }
         }
@@ -467,6 +465,23 @@ impl Watch<'_> {
 }
 
 impl Watch<'_> {
+    /// Whether a change to `path`, seen at `at`, counts. An output as the
+    /// last build's records say it was left is the build's own, however
+    /// late its event comes. One that is not counts even when it changed
+    /// while a build wrote (removed or edited meanwhile: `rm -rf out`
+    /// while the build ran), if a record says what it should be: without
+    /// one (a task that failed before it ever succeeded), what the build
+    /// did to it is its own (it moved the failed attempt's outputs aside).
+    /// Events are read once the build is over, so what a record says is
+    /// what the build ended with.
+    fn counts(&self, path: &Path, at: Instant) -> bool {
+        if self.as_left(path) {
+            return false;
+        }
+        self.filter.admit(&self.set, path, at)
+            || (self.set.is_output(path) && self.left.contains_key(path))
+    }
+
     /// Whether `path` is an output just as the last build left it.
     fn as_left(&self, path: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;

@@ -229,3 +229,51 @@ fn a_watch_of_a_target_watches_only_what_its_build_reads() {
     assert_eq!(p.read("report.md"), "BUILD A SHED\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// A folder of outputs removed while a build runs (`rm -rf out` during
+/// it): its events come while the build writes, but the outputs are not
+/// as the build left them, so they count, and the next build restores
+/// them. They used to be taken for the build's own writes, and the
+/// outputs stayed missing until something else changed.
+#[test]
+fn outputs_removed_while_a_build_runs_are_rebuilt_after_it() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["plan.txt"]
+outputs = ["out/a.md"]
+command = "tr a-z A-Z < plan.txt > out/a.md"
+
+[tasks.held]
+inputs = ["plan.txt"]
+outputs = ["held.md"]
+command = "while [ ! -e go ]; do sleep 0.02; done; rm go; cat plan.txt > held.md"
+"#,
+    );
+    p.write("plan.txt", "build a house\n");
+    // Lets the first build's `held` end.
+    p.write("go", "");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write_at("plan.txt", "build a shed\n", 2_000_000);
+    // `a` is done, `held` holds the build until `go` is made.
+    w.expect("done   a");
+    std::fs::remove_dir_all(p.path("out")).unwrap();
+    p.write("go", "");
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 2 task(s)"
+    );
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["a"], "{lines:?}");
+    let line = lines.last().unwrap();
+    assert!(
+        line.contains("out/a.md") && line.ends_with(" changed: ran 1 task(s)"),
+        "{lines:?}"
+    );
+    assert_eq!(p.read("out/a.md"), "BUILD A SHED\n");
+    // Its own writes start nothing.
+    w.no_rebuild_for(Duration::from_secs(2));
+    assert_eq!(w.stop(), 130);
+}

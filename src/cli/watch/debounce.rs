@@ -3,7 +3,9 @@
 //! A file-system event first goes through [`Filter::admit`]: events that
 //! change nothing (reads), paths the watch set does not name, and paths a
 //! build writes ([`Class::Written`]) while it runs or settles are dropped
-//! there, so a build never triggers the next. What is left is collected in
+//! there, so a build never triggers the next (the watch takes back an
+//! output that a record says should be otherwise: it was removed or edited
+//! meanwhile, not by the build). What is left is collected in
 //! a [`Batch`] until no event came for the debounce window (or the batch
 //! is [`MAX_WAIT`] old), then one build runs. A batch is a set of paths:
 //! an atomic save's rename and a truncate-then-write's several writes are

@@ -181,6 +181,11 @@ impl WatchSet {
         self.ancestors.contains(&lexical(path))
     }
 
+    /// Whether `path` is a declared output of the set.
+    pub fn is_output(&self, path: &Path) -> bool {
+        self.outputs.contains(&lexical(path))
+    }
+
     /// How many files the set names (sources and outputs).
     pub fn files(&self) -> usize {
         self.sources.len() + self.outputs.len()
