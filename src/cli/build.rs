@@ -363,6 +363,7 @@ fn describe(notice: &Notice) -> Line {
         Notice::StatusRepaired { path, .. } => Warning(format!(
             "{path} is damaged; a build rewrites it from the state log"
         )),
+        Notice::LogDamaged { message } => Warning(message.clone()),
         Notice::TaskLeft { task, outputs } => Warning(format!(
             "task {task} is no longer in the pipeline; its outputs stay on disk: {} (`planexe clean {task}` deletes them and forgets it)",
             outputs.join(", ")

@@ -36,6 +36,11 @@ pub enum Notice {
     /// A task's status file is damaged but the state log vouches for the
     /// task: it was rewritten from the log (or, in a dry run, would be).
     StatusRepaired { path: String, dry_run: bool },
+    /// Lines of the state log do not parse: where, what they cost (the
+    /// tasks whose last run was recovered from their sidecars, or lost),
+    /// and whether the log was rewritten without them (not in a dry run),
+    /// said by `LogDamage::message`.
+    LogDamaged { message: String },
     /// A task is no longer in the pipeline; these outputs of it stay.
     TaskLeft { task: String, outputs: Vec<String> },
     /// The build found earlier work.
@@ -79,6 +84,7 @@ impl Notice {
             Notice::UnreadableStatus { .. }
                 | Notice::TaskLeft { .. }
                 | Notice::StatusRepaired { .. }
+                | Notice::LogDamaged { .. }
         )
     }
 }

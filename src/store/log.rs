@@ -5,8 +5,9 @@
 //! in-flight journal's word, which answers with [`Recorded`].
 //!
 //! The log is an optimisation, never the only copy: a task whose `.DONE`
-//! exists but which the log does not know is read from its sidecar. A torn
-//! last line (a crash mid-append) is ignored.
+//! exists but which the log does not know is read from its sidecar. A line
+//! that does not parse (torn by a crash mid-append, or damaged) is skipped,
+//! and what it held taken back from the sidecars (`log_damage.rs`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -111,6 +112,8 @@ pub struct StateStore {
     /// Statuses taken as written without writing them (a dry run of
     /// `touch`): they stand for the task's sidecar, in memory only.
     assumed: HashMap<String, Status>,
+    /// Lines of the log that did not parse, and what they cost.
+    damage: LogDamage,
 }
 
 impl StateStore {
@@ -145,6 +148,7 @@ impl StateStore {
             log: None,
             in_flight: HashMap::new(),
             assumed: HashMap::new(),
+            damage: LogDamage::default(),
         };
         let path = run_dir.log_path();
         let bytes = match files::read(&path) {
@@ -164,6 +168,7 @@ impl StateStore {
         // parsed, unless one of those turns out not to parse.
         let t = crate::phases::phase("state log: parse");
         let replaced = load::superseded(&lines);
+        let mut skip = replaced.skip;
         let parse = |skip: &[bool]| -> Vec<Option<(LogLine, u64)>> {
             lines
                 .par_iter()
@@ -178,11 +183,23 @@ impl StateStore {
                 })
                 .collect()
         };
-        let mut parsed = parse(&replaced.skip);
+        let mut parsed = parse(&skip);
         if replaced.by.iter().any(|&at| parsed[at].is_none()) {
-            parsed = parse(&vec![false; lines.len()]);
+            skip = vec![false; lines.len()];
+            parsed = parse(&skip);
         }
         drop(t);
+        // Lines read that did not parse (blank ones hold nothing).
+        let damaged: Vec<damage::Damaged> = (0..lines.len())
+            .filter(|&at| parsed[at].is_none() && !skip[at])
+            .filter(|&at| !lines[at].iter().all(u8::is_ascii_whitespace))
+            .map(|at| damage::Damaged {
+                at,
+                about: load::head_of(lines[at]).and_then(|(task, head)| {
+                    Some((std::str::from_utf8(task).ok()?.to_string(), head))
+                }),
+            })
+            .collect();
         let _t = crate::phases::phase("state log: apply");
         // Sized once: a table of ten thousand records that grows by
         // doubling moves every record it holds at each step.
@@ -216,6 +233,9 @@ impl StateStore {
         }
         if !restamps.is_empty() {
             store.apply_restamps(&restamps, &read_at);
+        }
+        if !damaged.is_empty() {
+            store.recover(run_dir, damaged, lines.len());
         }
         Ok(store)
     }
@@ -306,6 +326,9 @@ impl StateStore {
     /// Appends `line`; returns its length in the log.
     fn append(&mut self, run_dir: &RunDir, line: &LogLine) -> Result<u64> {
         if self.log.is_none() {
+            // A line that does not parse is dropped before the first
+            // append: it would otherwise sit in the middle of the log.
+            self.repair_log(run_dir)?;
             self.log = Some(open_log(run_dir)?);
         }
         let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
@@ -442,60 +465,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// The tasks among `tasks` whose sidecar is damaged (it does not parse)
-    /// while the log knows their last run succeeded: the log vouches for
-    /// them, so a build rewrites the sidecar from it ([`StateStore::repair`]).
-    /// Costs one stat per task; only a sidecar whose length is not the one
-    /// recorded is read.
-    pub fn damaged<'t>(&self, run_dir: &RunDir, tasks: &[&'t str]) -> Vec<&'t str> {
-        use rayon::prelude::*;
-        let mut damaged: Vec<&str> = tasks
-            .par_iter()
-            .copied()
-            .filter(|&task| {
-                let Some(record) = self.records.get(task) else {
-                    return false;
-                };
-                let (Some(_), None, Some(len)) = (&record.done, &record.last, record.sidecar_len)
-                else {
-                    return false;
-                };
-                let path = run_dir.status_path(task);
-                match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.len() == len => false,
-                    Ok(_) => read_status(run_dir, task).is_none(),
-                    Err(_) => false,
-                }
-            })
-            .collect();
-        damaged.sort_unstable();
-        damaged
-    }
-
-    /// Rewrites the damaged sidecar of `task` from the log's record of its
-    /// last successful run (without the definition, which only the sidecar
-    /// kept). The `.DONE` marker, a second name for the damaged file, is
-    /// made again with the mtime it had: it still says when the task ran.
-    pub fn repair(&mut self, run_dir: &RunDir, task: &str) -> Result<()> {
-        let Some(done) = self.records.get(task).and_then(|r| r.done.clone()) else {
-            return Ok(());
-        };
-        let marker = run_dir.done_path(task);
-        let ran_at = std::fs::symlink_metadata(&marker)
-            .and_then(|m| m.modified())
-            .ok();
-        let len = publish(run_dir, &done)?;
-        if let Some(when) = ran_at {
-            if let Ok(file) = files::open_update(&marker) {
-                let _ = file.set_modified(when);
-            }
-        }
-        let line = LogLine::status(&done).with_bytes(Some(len));
-        let bytes = self.append(run_dir, &line)?;
-        self.apply(line, bytes);
-        Ok(())
-    }
-
     /// Rewrites the log with one line per known task when it has grown to
     /// several times that, so it stays proportional to the pipeline.
     pub fn compact_if_large(&mut self, run_dir: &RunDir) -> Result<()> {
@@ -511,6 +480,12 @@ impl StateStore {
         if self.lines <= 3 * live + 1000 && self.bytes <= standing + standing / 2 + (256 << 10) {
             return Ok(());
         }
+        self.compact(run_dir)
+    }
+
+    /// Rewrites the log with, per task, its last success and a later
+    /// outcome.
+    fn compact(&mut self, run_dir: &RunDir) -> Result<()> {
         let mut names: Vec<&String> = self.records.keys().collect();
         names.sort();
         let mut bytes = Vec::new();
@@ -576,6 +551,10 @@ fn ends_with_newline(file: &mut std::fs::File) -> bool {
     let mut last = [0u8; 1];
     file.seek(SeekFrom::End(-1)).is_err() || file.read_exact(&mut last).is_err() || last[0] == b'\n'
 }
+
+#[path = "log_damage.rs"]
+mod damage;
+pub use damage::LogDamage;
 
 #[path = "log_load.rs"]
 mod load;

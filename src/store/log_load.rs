@@ -27,12 +27,12 @@ pub(super) fn superseded(lines: &[&[u8]]) -> Superseded {
     let mut by = Vec::new();
     let mut replaced: HashSet<&[u8]> = HashSet::new();
     for (at, line) in lines.iter().enumerate().rev() {
-        let Some((task, replaces)) = head_of(line) else {
+        let Some((task, kind)) = head_of(line) else {
             continue;
         };
         if replaced.contains(task) {
             skip[at] = true;
-        } else if replaces {
+        } else if kind != Head::Other {
             replaced.insert(task);
             by.push(at);
         }
@@ -40,10 +40,22 @@ pub(super) fn superseded(lines: &[&[u8]]) -> Superseded {
     Superseded { skip, by }
 }
 
-/// The task a log line is about, and whether it replaces what came before
-/// about it; `None` when the line's first bytes do not say (a restamp, a
-/// name with escapes, another shape).
-fn head_of(line: &[u8]) -> Option<(&[u8], bool)> {
+/// What a log line's first bytes say it records about its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Head {
+    /// A success: it replaces what came before about the task.
+    Done,
+    /// `clean`: it forgets what came before.
+    Clean,
+    /// Another outcome (a failure, a stop).
+    Other,
+}
+
+/// The task a log line is about, and what it records of it; `None` when
+/// the line's first bytes do not say (a restamp, a name with escapes,
+/// another shape). Read from bytes alone: it also names the task of a
+/// line damaged after its first bytes.
+pub(super) fn head_of(line: &[u8]) -> Option<(&[u8], Head)> {
     let rest = line.strip_prefix(br#"{"task":""#)?;
     let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
     if rest[end] != b'"' {
@@ -52,11 +64,16 @@ fn head_of(line: &[u8]) -> Option<(&[u8], bool)> {
     let (task, rest) = rest.split_at(end);
     let rest = &rest[1..];
     if rest.starts_with(br#","clean":true"#) {
-        return Some((task, true));
+        return Some((task, Head::Clean));
     }
     let status = rest.strip_prefix(br#","status":{"task":""#)?;
     let state = status.strip_prefix(task)?.strip_prefix(br#"","state":""#)?;
-    Some((task, state.starts_with(br#"done""#)))
+    let kind = if state.starts_with(br#"done""#) {
+        Head::Done
+    } else {
+        Head::Other
+    };
+    Some((task, kind))
 }
 
 impl StateStore {

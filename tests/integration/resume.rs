@@ -651,3 +651,77 @@ command = "cat {inputs} > {outputs}"
     assert_eq!(resume_line(&run), expected);
     assert_eq!(p.read("all.txt"), "a\nb\nd\n");
 }
+
+/// Rewrites line `n` (from 1) of the state log with what `damage` makes of
+/// it, in place.
+fn damage_log_line(p: &Project, n: usize, damage: impl FnOnce(&mut Vec<u8>)) {
+    let log = std::fs::read(p.path(".planexe/log")).unwrap();
+    let mut lines: Vec<Vec<u8>> = log.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    damage(&mut lines[n - 1]);
+    std::fs::write(p.path(".planexe/log"), lines.join(&b'\n')).unwrap();
+}
+
+#[test]
+fn a_log_line_damaged_in_the_middle_is_reported_and_its_run_recovered_from_the_sidecar() {
+    let p = demo();
+    p.build().ok();
+    p.write_at("plan.txt", "build a barn\n", 2_000_000);
+    p.build().ok().ran(&["outline", "report"]);
+    // Lines: outline, report, then the same again. outline's last success
+    // (line 3) gets a bad byte, and is no longer JSON: the log still knows
+    // its first run, of another plan.txt.
+    let line = |n: usize| {
+        p.read(".planexe/log")
+            .lines()
+            .nth(n - 1)
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(3).starts_with(r#"{"task":"outline","status""#));
+    damage_log_line(&p, 3, |l| l[100] = 0xff);
+    let said = ".planexe/log is damaged at line 3 (not a record planexe can read); \
+                recovered the last run of outline from .planexe/tasks/outline.status, \
+                so it does not run again";
+    p.run(&["status"])
+        .ok()
+        .stdout_has(said)
+        .stdout_has("DONE (2)");
+    p.run(&["build", "-n"]).ok().stderr_has(&format!(
+        "warning: {said}; `planexe build` rewrites the log without that line"
+    ));
+    p.build().ok().ran(&[]).stderr_has(&format!(
+        "warning: {said}; rewrote the log without that line"
+    ));
+    // Said once: the log no longer holds the line.
+    let run = p.build();
+    run.ok().ran(&[]);
+    assert!(!run.stderr.contains("damaged"), "{}", run.stderr);
+    assert!(!p.run(&["status"]).stdout.contains("damaged"));
+
+    // Overwritten with garbage, naming no task, while the sidecar it would
+    // be recovered from is damaged too: the run is lost and says so.
+    p.write_at("plan.txt", "build a shed\n", 3_000_000);
+    p.build().ok().ran(&["outline", "report"]);
+    p.remove(".planexe/status.snapshot");
+    let n = p.read(".planexe/log").lines().count();
+    assert!(line(n - 1).starts_with(r#"{"task":"outline","status""#));
+    damage_log_line(&p, n - 1, |l| l.truncate(30));
+    std::fs::write(p.path(".planexe/tasks/outline.status"), "{\"task\": \"out").unwrap();
+    p.build()
+        .ok()
+        .ran(&["outline"])
+        .stderr_has("the last run of outline is lost (its sidecar does not hold it)");
+}
+
+#[test]
+fn a_damaged_first_log_line_is_reported() {
+    let p = demo();
+    p.build().ok();
+    // The first line (a task's only record) overwritten: no name left.
+    damage_log_line(&p, 1, |l| l.fill(b'#'));
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has(".planexe/log is damaged at line 1 (not a record planexe can read); recovered the last run of ");
+    p.build().ok().ran(&[]).stderr_has("nothing to do");
+}

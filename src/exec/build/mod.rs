@@ -241,6 +241,7 @@ impl Build<'_> {
     /// the log cannot vouch for makes its task not built, which the plan
     /// says.
     fn repair_statuses(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
+        self.repair_log(session, progress)?;
         let _t = crate::phases::phase("build: damaged-sidecar scan");
         let names: Vec<&str> = session.graph.tasks().map(|t| t.name.as_str()).collect();
         let damaged: Vec<String> = session
@@ -256,6 +257,24 @@ impl Build<'_> {
             }
             let path = session.run_dir.show(&session.run_dir.status_path(&task));
             self.say(progress, Notice::StatusRepaired { path, dry_run });
+        }
+        Ok(())
+    }
+
+    /// Says what the lines of the state log that do not parse cost, once:
+    /// the log is rewritten without them (a dry run only says so). A torn
+    /// last line, a crash's leftover, goes without a word.
+    fn repair_log(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
+        let rewrite = !self.options.read_only();
+        let damage = session.store.log_damage();
+        let message = damage
+            .is_warning()
+            .then(|| damage.message(&session.run_dir, rewrite));
+        if rewrite {
+            session.store.repair_log(&session.run_dir)?;
+        }
+        if let Some(message) = message {
+            self.say(progress, Notice::LogDamaged { message });
         }
         Ok(())
     }

@@ -209,6 +209,11 @@ pub fn query(
     }
     let mut known = Known::of_session(session, &plan);
     let names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
+    let damage = session.store.log_damage();
+    if damage.is_warning() {
+        let message = damage.message(&session.run_dir, false);
+        known.about.warnings.push(message);
+    }
     for task in session.store.damaged(&session.run_dir, &names) {
         let path = session.run_dir.show(&session.run_dir.status_path(task));
         known.about.warnings.push(format!(
