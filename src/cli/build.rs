@@ -8,7 +8,7 @@ use super::annotate::Github;
 use super::args::{AnswersArgs, BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::recording::Answers;
@@ -96,9 +96,18 @@ pub fn build(
     }
     // Never freed: a build is the last thing the process does, and freeing
     // ten thousand records one by one costs more than a whole no-op check.
+    // Opening reads the pipeline and the state and writes nothing: an
+    // interrupt meanwhile ends the build at once (the lock not yet taken).
     let t = crate::phases::phase("session: open");
-    let session: &mut Session =
-        Box::leak(Box::new(Session::open(located, &model, Lists::Unproduced)?));
+    let opened = interrupt.unless_requested({
+        let model = model.clone();
+        move || Session::open(located, &model, Lists::Unproduced)
+    });
+    let Some(opened) = opened else {
+        say(printer, &Notice::StoppedEarly);
+        return Err(Error::Interrupted);
+    };
+    let session: &mut Session = Box::leak(Box::new(opened?));
     drop(t);
     for warning in session.graph.warnings() {
         printer.warn(&warning);
@@ -235,10 +244,7 @@ impl Observer for Terminal<'_> {
         if let Notice::Expanded { added, .. } = notice {
             printer.grow(*added);
         }
-        match describe(notice) {
-            Line::Note(text) => printer.note(&text),
-            Line::Warning(text) => printer.warn(&text),
-        }
+        say(&mut printer, notice);
     }
 
     fn tasks_started(&self, count: usize) {
@@ -327,6 +333,14 @@ enum Line {
     Warning(String),
 }
 
+/// Prints what a notice says.
+fn say(printer: &mut Printer, notice: &Notice) {
+    match describe(notice) {
+        Line::Note(text) => printer.note(&text),
+        Line::Warning(text) => printer.warn(&text),
+    }
+}
+
 /// What a notice says.
 fn describe(notice: &Notice) -> Line {
     use Line::{Note, Warning};
@@ -393,6 +407,9 @@ fn describe(notice: &Notice) -> Line {
             "expanded {task}: {instances} instance(s), as its list now says"
         )),
         Notice::Ran(ran) => Note(ran_line(ran)),
+        Notice::StoppedEarly => Note(
+            "stopped: no task started; run planexe build again to resume".to_string(),
+        ),
         Notice::Answers(warning) | Notice::GlobLeavesOut(warning) => Warning(warning.clone()),
     }
 }

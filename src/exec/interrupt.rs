@@ -6,6 +6,11 @@
 //! tasks, kills the running ones, marks them `stopped` and exits 130. A
 //! SIGHUP ignored when planexe starts (`nohup`) stays ignored, as in make.
 //!
+//! An interrupt before any task starts ends the build where it is: reading
+//! (the pipeline, the state) is abandoned at once
+//! ([`Interrupt::unless_requested`]), and the build stops before it takes
+//! the lock, before its plan and before it announces its tasks.
+//!
 //! The signal handlers are installed once per process ([`Interrupt::signals`]),
 //! however many builds it runs; an [`Interrupt::new`] flag is set by its
 //! owner alone (a server cancelling one build, a test).
@@ -59,7 +64,47 @@ impl Interrupt {
     pub fn requested(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
+
+    /// Runs `work` on a thread of its own and waits for it, unless the
+    /// interrupt comes first: then it returns `None` at once (within
+    /// [`POLL`]), leaving the work to end unwatched and its result to be
+    /// dropped. Only for work that changes nothing (reading a pipeline and
+    /// a run's state), so that a build stopped while it loads a large
+    /// pipeline stops now, not once the load is over. A panic of the work
+    /// goes on in the caller.
+    pub fn unless_requested<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        use std::sync::mpsc::{channel, RecvTimeoutError};
+        if self.requested() {
+            return None;
+        }
+        let (done, result) = channel();
+        let worker = std::thread::spawn(move || {
+            // The receiver is gone when the interrupt came first.
+            let _ = done.send(work());
+        });
+        loop {
+            match result.recv_timeout(POLL) {
+                Ok(value) => return Some(value),
+                Err(RecvTimeoutError::Timeout) if self.requested() => return None,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // The work ended without a value: it panicked.
+                    if let Err(panic) = worker.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
 }
+
+/// How often [`Interrupt::unless_requested`] looks at the flag while it
+/// waits.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The signals that stop a build.
 const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -114,5 +159,29 @@ impl Drop for Held {
 impl Default for Interrupt {
     fn default() -> Self {
         Interrupt::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn work_is_waited_for_unless_the_interrupt_comes_first() {
+        let interrupt = Interrupt::new();
+        assert_eq!(interrupt.unless_requested(|| 7), Some(7));
+        // Requested while the work runs: the answer comes at once.
+        let asker = interrupt.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            asker.request();
+        });
+        let start = Instant::now();
+        let slow = interrupt.unless_requested(|| std::thread::sleep(Duration::from_secs(5)));
+        assert_eq!(slow, None);
+        assert!(start.elapsed() < Duration::from_secs(2));
+        // Requested before: the work does not even start.
+        assert_eq!(interrupt.unless_requested(|| 7), None);
     }
 }

@@ -66,6 +66,10 @@ pub enum Notice {
     },
     /// The build's tasks ran.
     Ran(Ran),
+    /// An interrupt came before the build started any task (while it
+    /// loaded, took the lock, recovered from a crash or planned): it
+    /// stopped there, having recorded no build.
+    StoppedEarly,
     /// A fan-out expanded into instances whose outputs a glob input of
     /// another task would match, and leaves out
     /// ([`crate::model::Graph::glob_warnings`]).

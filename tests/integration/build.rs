@@ -377,3 +377,62 @@ fn a_byte_order_mark_does_not_shift_columns() {
         .stderr_has("use only ASCII letters");
     assert!(!out.stderr.contains('\u{feff}'), "{}", out.stderr);
 }
+
+/// Whether process `pid` catches `signal` (its handler is installed), from
+/// `/proc/PID/status`.
+fn catches(pid: u32, signal: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+#[test]
+fn sigterm_while_a_large_pipeline_loads_stops_the_build_at_once_having_changed_nothing() {
+    // Twenty thousand tasks: reading and planning them takes a while.
+    let mut text = String::from(
+        "[tasks.t0]\ninputs = [\"in.txt\"]\noutputs = [\"o/t0\"]\ncommand = \"cp in.txt o/t0\"\n",
+    );
+    for i in 1..20_000 {
+        text += &format!(
+            "[tasks.t{i}]\ninputs = [\"o/t{}\"]\noutputs = [\"o/t{i}\"]\ncommand = \"cp o/t{} o/t{i}\"\n",
+            i - 1,
+            i - 1
+        );
+    }
+    let p = Project::new(&text);
+    p.write("in.txt", "1\n");
+    p.run(&["build", "t0"]).ok().ran(&["t0"]);
+    p.write_at("in.txt", "2\n", 2_000_000);
+    let run_json = p.read(".planexe/run.json");
+    let sidecar = p.read(".planexe/tasks/t0.status");
+
+    let child = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Signalled once it catches SIGTERM: while it reads the pipeline.
+    wait_for("the build to catch SIGTERM", || catches(pid, libc::SIGTERM));
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped: no task started; run planexe build again to resume"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("start  "), "{stderr}");
+    // It recorded no build and announced no task.
+    assert_eq!(p.read(".planexe/run.json"), run_json);
+    assert_eq!(p.read(".planexe/tasks/t0.status"), sidecar);
+    // The lock is free: the next build runs.
+    p.run(&["build", "t0"]).ok().ran(&["t0"]);
+}

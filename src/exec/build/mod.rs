@@ -168,6 +168,9 @@ impl Build<'_> {
     /// failed write of planexe's own); how the tasks went is the report's.
     pub fn run(&self, session: &mut Session) -> Result<BuildReport> {
         let read_only = self.options.read_only();
+        if let Some(stopped) = self.stopped_early() {
+            return Ok(stopped);
+        }
         let _lock = if read_only {
             None
         } else {
@@ -181,6 +184,10 @@ impl Build<'_> {
             // planexe may have changed the state since (a watch waits for
             // the lock with its session open). Plan from what is there now.
             session.refresh()?;
+            // Nothing changed yet: an interrupt meanwhile stops it here.
+            if let Some(stopped) = self.stopped_early() {
+                return Ok(stopped);
+            }
             session.run_dir.remove_certificate()?;
             session.record_pipeline()?;
             recovery::reconcile(
@@ -200,6 +207,11 @@ impl Build<'_> {
             report: BuildReport::new(),
             rechecked: None,
         };
+        // Recovered from a crash (which, once begun, is seen through): an
+        // interrupt meanwhile stops the build before its plan.
+        if let Some(stopped) = self.stopped_early() {
+            return Ok(stopped);
+        }
         // The certificate vouched for every sidecar: none is damaged.
         if self.options.changed.is_none() {
             self.repair_statuses(session, &mut progress)?;
@@ -277,6 +289,20 @@ impl Build<'_> {
             self.say(progress, Notice::LogDamaged { message });
         }
         Ok(())
+    }
+
+    /// When an interrupt came before the build started any task (while it
+    /// was loaded, waited for the lock, recovered or planned): says so, and
+    /// the report of a build that stopped there, having recorded nothing
+    /// of itself (`run.json`, sidecars, events).
+    fn stopped_early(&self) -> Option<BuildReport> {
+        if !self.interrupt.requested() {
+            return None;
+        }
+        self.observer.notice(&Notice::StoppedEarly);
+        let mut report = BuildReport::new();
+        report.ended = Ended::Stopped;
+        Some(report)
     }
 
     /// Tells the observer, noting warnings.

@@ -95,6 +95,12 @@ impl Build<'_> {
             plan
         };
         drop(t);
+        // Planning a large pipeline takes a while; an interrupt meanwhile
+        // stops the build before it records anything of itself.
+        if let Some(stopped) = self.stopped_early() {
+            progress.report = stopped;
+            return Ok(());
+        }
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
         // a crash; say so. (No sidecar is there to read before the first
@@ -243,7 +249,13 @@ impl Build<'_> {
             tentative[t] = resume::tentative(&plan, &fanouts, t);
             // `pending` matters for a task that ran before (its last good
             // run still stands); a task never run has nothing to announce.
-            if tentative[t] || matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
+            // Once interrupted, the build starts no task: announcing more
+            // would only make it stop later (a task left without its
+            // `pending` is judged by its last run, as `pending` says).
+            if tentative[t]
+                || matches!(plan.reasons[t], Some(Reason::NeverBuilt))
+                || self.interrupt.requested()
+            {
                 continue;
             }
             let name = &graph[t].name;
