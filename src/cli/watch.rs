@@ -10,7 +10,8 @@
 //! planexe holds it; what changes during the wait is read by the build
 //! after it and named in its line), and the watch set ([`sources`]),
 //! recomputed after every load of the pipeline so a new source is watched
-//! from then on. A pipeline that stops loading is reported and the watch
+//! from then on, and after every build from the graph it grew (a fan-out's
+//! instances read and write files of their own). A pipeline that stops loading is reported and the watch
 //! goes on. Events lost to an overflow of the kernel's queue make the
 //! watch watch its folders afresh and build (which checks everything).
 
@@ -209,7 +210,10 @@ impl Watch<'_> {
         };
         self.left = left_by(&session);
         self.warned.round_over(report.is_ok());
-        // The build may have made the folders of its outputs.
+        // What the graph the build grew reads and writes (its fan-outs'
+        // instances); the build may have made the folders of its outputs.
+        // (Its targets were known at load.)
+        let _ = self.watch_graph(&session);
         self.sync(printer)?;
         let line = match report {
             Ok((report, ran)) => match &report.ended {
@@ -284,15 +288,7 @@ impl Watch<'_> {
             ));
         }
         self.pipeline = Some(loaded);
-        // With targets, only what their build reads (an unknown target:
-        // everything, until an edit of the pipeline fixes it).
-        let graph = &session.graph;
-        let targets = graph.targets(&self.options.targets);
-        let wanted = match &targets {
-            Ok(roots) if !self.options.targets.is_empty() => Some(graph.closure(roots)),
-            _ => None,
-        };
-        self.set = WatchSet::of(&root, graph, &session.pipeline, wanted.as_deref());
+        let targets = self.watch_graph(&session);
         self.sync(printer)?;
         targets?;
         for warning in session.graph.warnings() {
@@ -301,6 +297,24 @@ impl Watch<'_> {
             }
         }
         Ok(session)
+    }
+
+    /// Makes the watch set that of `session`'s graph: as loaded, or as a
+    /// build left it (grown by the instances of fan-outs whose list a
+    /// task made, which read and write files of their own). With
+    /// targets, only what their build reads; an unknown target is the
+    /// `Err`, and everything is watched until an edit of the pipeline
+    /// fixes it.
+    fn watch_graph(&mut self, session: &Session) -> Result<()> {
+        let graph = &session.graph;
+        let targets = graph.targets(&self.options.targets);
+        let wanted = match &targets {
+            Ok(roots) if !self.options.targets.is_empty() => Some(graph.closure(roots)),
+            _ => None,
+        };
+        let root = session.run_dir.root();
+        self.set = WatchSet::of(root, graph, &session.pipeline, wanted.as_deref());
+        targets.map(|_| ())
     }
 
     /// Watches the folders of the watch set. Failing to is the end of the

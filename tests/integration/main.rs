@@ -41,5 +41,6 @@ mod security;
 mod staleness;
 mod status_snapshot;
 mod watch;
+mod watch_fanout;
 mod watch_overflow;
 mod watch_use;

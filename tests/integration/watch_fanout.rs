@@ -1,0 +1,59 @@
+//! `planexe watch` of a pipeline whose fan-out's list a task makes: the
+//! watch loads the fan-out as a placeholder, and its first build grows the
+//! graph by the instances, which read and write files of their own.
+
+use std::time::Duration;
+
+use super::harness::Project;
+use super::watch::{started, Watcher};
+
+/// `list` makes the list; each instance of `per` reads a data file of its
+/// own and writes into `per/`, which does not exist before the first
+/// build.
+const PIPELINE: &str = r#"
+[tasks.list]
+inputs = ["names.json"]
+outputs = ["items.json"]
+command = "cp names.json items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+inputs = ["data/{{ key }}.txt"]
+outputs = ["per/{{ key }}.txt"]
+command = "cat {inputs} > {outputs}"
+"#;
+
+fn project(pipeline: &str) -> Project {
+    let p = Project::new(pipeline);
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}]"#);
+    p.write("data/a.txt", "alpha\n");
+    p.write("data/b.txt", "beta\n");
+    p
+}
+
+/// An instance's own input (`data/a.txt`, read by `per[a]`) is watched: a
+/// `build` would re-run `per[a]` after its edit, and so does the watch.
+/// The watch set used to be the graph's as loaded, where `per` is a
+/// placeholder reading only its list, so the edit started nothing.
+#[test]
+fn an_edit_of_a_fanout_instances_input_rebuilds_the_instance() {
+    let p = project(PIPELINE);
+    let mut w = Watcher::start(&p, &[]);
+    assert_eq!(
+        started(&w.seen),
+        ["list", "per[a]", "per[b]"],
+        "{:?}",
+        w.seen
+    );
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write_at("data/a.txt", "alpha, edited\n", 2_000_000);
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["per[a]"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: data/a.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("per/a.txt"), "alpha, edited\n");
+    assert_eq!(w.stop(), 130);
+}
