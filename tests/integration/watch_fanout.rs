@@ -57,3 +57,36 @@ fn an_edit_of_a_fanout_instances_input_rebuilds_the_instance() {
     assert_eq!(p.read("per/a.txt"), "alpha, edited\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// A glob's folder (`per/`, walked by `per/*.md`) that the first build
+/// makes (for the instances' outputs) is the build's own doing: no build
+/// follows. It used to be taken for a source file that was missing, whose
+/// creation always counts: `watch: per changed: ran 0 task(s)`. A file
+/// the glob matches, made by hand later, still counts.
+#[test]
+fn a_glob_folder_made_by_the_first_build_starts_no_build() {
+    let gather = r#"
+[tasks.gather]
+inputs = ["names.json", "per/*.md"]
+outputs = ["all.txt"]
+command = "cat names.json per/*.md > all.txt 2>/dev/null; true"
+"#;
+    let p = project(&format!("{PIPELINE}{gather}"));
+    let mut w = Watcher::start(&p, &[]);
+    assert_eq!(
+        started(&w.seen),
+        ["gather", "list", "per[a]", "per[b]"],
+        "{:?}",
+        w.seen
+    );
+    w.no_rebuild_for(Duration::from_secs(3));
+
+    p.write_at("per/notes.md", "notes\n", 2_000_000);
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["gather"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: per/notes.md changed: ran 1 task(s)"
+    );
+    assert_eq!(w.stop(), 130);
+}

@@ -1,8 +1,10 @@
 //! What `planexe watch` watches, computed from a loaded pipeline (with
 //! targets, from the tasks their build wants, and the pipeline file): the
 //! sources a build reads (inputs no task produces, the pipeline file,
-//! prompt and schema files, `foreach` list files, the folders a glob
-//! walked), the declared outputs (so an edit by hand is seen), and the
+//! prompt and schema files, `foreach` list files), the folders a glob
+//! walks (which count as folders do, made or removed while no build
+//! writes: a build makes them for its outputs), the declared outputs (so
+//! an edit by hand is seen), and the
 //! folders holding them, watched non-recursively so an editor's atomic
 //! save (a temporary file renamed over the real one) is seen as a change
 //! to the real file. A source that is a symlink is watched with the
@@ -28,9 +30,9 @@ pub enum Class {
     /// A source the pipeline reads: its change always counts, even when it
     /// comes while a build runs.
     Source,
-    /// An output, a folder on the way to a watched path, or a new file a
-    /// glob would match: counts only when no build is writing (a build
-    /// writes outputs and makes folders itself).
+    /// An output, a folder a glob walks or one on the way to a watched
+    /// path, or a new file a glob would match: counts only when no build
+    /// is writing (a build writes outputs and makes folders itself).
     Written,
 }
 
@@ -45,6 +47,10 @@ pub struct WatchSet {
     outputs: BTreeSet<PathBuf>,
     /// Input glob patterns, relative to the run directory.
     globs: Option<GlobSet>,
+    /// The folders a glob walks, absolute, whether they exist or not: what
+    /// counts is what their globs match, and a build makes such a folder
+    /// for its outputs (`per/` of `per/*.md` and of `per/{{ key }}.txt`).
+    walked: BTreeSet<PathBuf>,
     /// The folders to watch, absolute, with every folder on the way to them
     /// (an event for one of those is a folder made or removed).
     folders: BTreeSet<PathBuf>,
@@ -84,7 +90,13 @@ impl WatchSet {
                 .into_iter()
                 .filter(|p| graph.producer(p).is_none()),
         );
-        WatchSet::new(root, sources, outputs)
+        // What resolution looked at, but for glob patterns, is a folder a
+        // glob walked (it may not exist yet).
+        let walked = graph
+            .watched(wanted)
+            .filter(|p| !is_pattern(p))
+            .map(str::to_string);
+        WatchSet::new(root, sources, outputs).walking(walked)
     }
 
     /// What a pipeline that parses but does not resolve makes the watch
@@ -96,9 +108,10 @@ impl WatchSet {
     pub fn named(root: &Path, pipeline: &Pipeline) -> WatchSet {
         let mut sources = vec![pipeline.path.to_string_lossy().into_owned()];
         let mut outputs = Vec::new();
+        let mut walked = Vec::new();
         for def in pipeline.def.tasks.values() {
             for input in &def.inputs {
-                sources.extend(glob_folder(input.get_ref()));
+                walked.extend(glob_folder(input.get_ref()));
                 sources.push(input.get_ref().clone());
             }
             outputs.extend(def.outputs.iter().map(|o| o.get_ref().clone()));
@@ -110,7 +123,7 @@ impl WatchSet {
                 sources.push(foreach.get_ref().file.clone());
             }
         }
-        WatchSet::new(root, sources, outputs)
+        WatchSet::new(root, sources, outputs).walking(walked)
     }
 
     /// Only the pipeline file: what a watch looks at while the pipeline
@@ -133,7 +146,7 @@ impl WatchSet {
         let mut globs = GlobSetBuilder::new();
         let mut any_glob = false;
         for source in sources {
-            if source.contains(['*', '?', '[', '{']) {
+            if is_pattern(&source) {
                 if let Ok(glob) = GlobBuilder::new(&source).literal_separator(true).build() {
                     globs.add(glob);
                     any_glob = true;
@@ -167,6 +180,26 @@ impl WatchSet {
         set
     }
 
+    /// The set with `folders` (relative to the root, or absolute) as
+    /// folders a glob walks: watched (through their nearest existing
+    /// ancestor while they do not exist), and counted as made or removed
+    /// by a build while it writes ([`Class::Written`]), not as sources. A
+    /// file the glob matches counts on its own.
+    pub fn walking(mut self, folders: impl IntoIterator<Item = String>) -> WatchSet {
+        for folder in folders {
+            let path = self.absolute(&folder);
+            if self.outputs.contains(&path) {
+                continue;
+            }
+            self.sources.remove(&path);
+            self.ancestors
+                .extend(path.ancestors().map(Path::to_path_buf));
+            self.folders.insert(path.clone());
+            self.walked.insert(path);
+        }
+        self
+    }
+
     fn absolute(&self, path: &str) -> PathBuf {
         lexical(&self.root.join(path))
     }
@@ -186,9 +219,10 @@ impl WatchSet {
         self.outputs.contains(&lexical(path))
     }
 
-    /// How many files the set names (sources and outputs).
+    /// How many files the set names (sources and outputs; and the folders
+    /// globs walk, which are read as files are).
     pub fn files(&self) -> usize {
-        self.sources.len() + self.outputs.len()
+        self.sources.len() + self.outputs.len() + self.walked.len()
     }
 
     /// What a change to `path` is to the watch; `None`: nothing it cares
@@ -225,6 +259,11 @@ impl WatchSet {
             .display()
             .to_string()
     }
+}
+
+/// Whether a path of the watch set is a glob pattern.
+fn is_pattern(path: &str) -> bool {
+    path.contains(['*', '?', '[', '{'])
 }
 
 /// The folder a glob pattern walks: its part before the first component
