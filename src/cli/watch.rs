@@ -439,8 +439,17 @@ impl Watch<'_> {
     fn counted(&mut self, seen: Seen, printer: &Printer) -> Changes {
         let event = match seen.event {
             Ok(event) => event,
+            // A watched folder removed (a poll says so at every interval):
+            // watch its parent until it is made again. Its removal comes
+            // as an event of its own.
+            Err(e) if self.notifier.gone(&e) => {
+                if let Err(e) = self.notifier.sync(self.set.folders()) {
+                    printer.error(&e);
+                }
+                return Changes::default();
+            }
             Err(e) => {
-                printer.error(&notifier::explain(e, None));
+                printer.error(&self.notifier.explain(e));
                 return Changes::default();
             }
         };

@@ -277,3 +277,31 @@ command = "while [ ! -e go ]; do sleep 0.02; done; rm go; cat plan.txt > held.md
     w.no_rebuild_for(Duration::from_secs(2));
     assert_eq!(w.stop(), 130);
 }
+
+/// `--poll`: a watched folder removed is watched through its parent until
+/// it is made again, as with inotify, and the removal is a change. A poll
+/// used to say `error: cannot watch: ... No such file or directory` at
+/// every interval while the folder was gone (with a hint to use `--poll`).
+#[test]
+fn polling_a_removed_folder_watches_its_parent_without_errors() {
+    let p = Project::new(
+        "[tasks.all]\ninputs = [\"notes/*.md\"]\noutputs = [\"all.md\"]\ncommand = \"cat notes/*.md > all.md 2>/dev/null; echo end >> all.md\"\n",
+    );
+    p.write("notes/a.md", "a\n");
+    let mut w = Watcher::start(&p, &["--poll", "50ms"]);
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    std::fs::remove_dir_all(p.path("notes")).unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["all"], "{lines:?}");
+    assert_eq!(p.read("all.md"), "end\n");
+    // Many polls while it is gone.
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write_at("notes/b.md", "b\n", 2_000_000);
+    let lines = w.expect("watch: notes");
+    assert_eq!(started(&lines), ["all"], "{lines:?}");
+    assert_eq!(p.read("all.md"), "b\nend\n");
+    let errors: Vec<&String> = w.seen.iter().filter(|l| l.contains("error")).collect();
+    assert!(errors.is_empty(), "{:?}", w.seen);
+    assert_eq!(w.stop(), 130);
+}

@@ -16,9 +16,11 @@
 //! being after the set was first watched is rescanned: what was made in
 //! it before its watch was added is sent as created. When events were
 //! lost (the kernel's queue overflowed), [`Notifier::rewatch`] watches
-//! every folder afresh. Running out of
-//! inotify watches is an error that says how to raise the limit, or to
-//! poll.
+//! every folder afresh. A poll says that a folder it watches is gone as
+//! an error, at every interval: [`Notifier::gone`] takes it for the
+//! removal it is, and the folder is watched through its ancestor as
+//! above. Running out of inotify watches is an error that says how to
+//! raise the limit, or to poll (never to a watch that polls already).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -50,6 +52,8 @@ pub struct Notifier {
     wanted: BTreeSet<PathBuf>,
     /// Where a rescan sends what it finds, as the watcher sends events.
     tx: Sender<Seen>,
+    /// `--poll`: errors do not suggest it.
+    polling: bool,
 }
 
 impl Notifier {
@@ -66,11 +70,11 @@ impl Notifier {
         let watcher: Box<dyn Watcher + Send> = match poll {
             Some(every) => Box::new(
                 PollWatcher::new(handler, notify::Config::default().with_poll_interval(every))
-                    .map_err(|e| explain(e, None))?,
+                    .map_err(|e| explain(e, None, true))?,
             ),
             None => Box::new(
                 RecommendedWatcher::new(handler, notify::Config::default())
-                    .map_err(|e| explain(e, None))?,
+                    .map_err(|e| explain(e, None, false))?,
             ),
         };
         Ok(Notifier {
@@ -78,6 +82,7 @@ impl Notifier {
             watching: BTreeMap::new(),
             wanted: BTreeSet::new(),
             tx: rescans,
+            polling: poll.is_some(),
         })
     }
 
@@ -121,7 +126,7 @@ impl Notifier {
                 // Removed between the check and the watch: the next sync
                 // watches its parent.
                 Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}
-                Err(e) => return Err(explain(e, Some(&folder))),
+                Err(e) => return Err(explain(e, Some(&folder), self.polling)),
             }
         }
         self.wanted = folders.clone();
@@ -136,6 +141,37 @@ impl Notifier {
             // The watch died with the old folder, or watches the wrong one.
             let _ = self.watcher.unwatch(folder);
         }
+    }
+
+    /// Whether `e` says that a path no longer exists, which is news of a
+    /// removal, not an error: a poll says so at every interval while a
+    /// folder it watches is gone (and sends the removal as events too). A
+    /// watched folder that is not there as it was watched is forgotten,
+    /// so the next sync watches its nearest existing ancestor until it
+    /// comes back, as the end of inotify's watch with its folder makes
+    /// the loop do. A folder watched again since (the error came late) is
+    /// left as it is.
+    pub fn gone(&mut self, e: &notify::Error) -> bool {
+        let not_found = match &e.kind {
+            notify::ErrorKind::PathNotFound => true,
+            notify::ErrorKind::Io(io) => io.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        };
+        if !not_found {
+            return false;
+        }
+        for path in &e.paths {
+            let moved = (self.watching.get(path)).is_some_and(|&id| identity(path) != Some(id));
+            if moved {
+                self.forget(path);
+            }
+        }
+        true
+    }
+
+    /// A watcher's error as planexe's ([`explain`]).
+    pub fn explain(&self, e: notify::Error) -> Error {
+        explain(e, None, self.polling)
     }
 
     /// Watches every folder of `folders` afresh, without rescanning: after
@@ -198,9 +234,13 @@ pub fn is_limit(e: &notify::Error) -> bool {
 }
 
 /// A watcher's error as planexe's: the limit on inotify watches says how
-/// to raise it and suggests `--poll`.
-pub fn explain(e: notify::Error, folder: Option<&Path>) -> Error {
+/// to raise it and suggests `--poll`. A watch that polls (`polling`) is
+/// never told to poll.
+pub fn explain(e: notify::Error, folder: Option<&Path>, polling: bool) -> Error {
     let at = folder.map_or_else(String::new, |f| format!(" {}", f.display()));
+    if polling {
+        return Error::usage(format!("cannot watch{at}: {e}"));
+    }
     if is_limit(&e) {
         return Error::usage(format!(
             "cannot watch{at}: the system's limit on inotify watches is reached ({e})"
@@ -224,6 +264,42 @@ mod tests {
             .filter(|e| e.kind == EventKind::Create(CreateKind::Any))
             .flat_map(|e| e.paths)
             .collect()
+    }
+
+    #[test]
+    fn a_watch_that_polls_is_never_told_to_poll() {
+        let limit = || notify::Error::new(notify::ErrorKind::MaxFilesWatch);
+        let other = || notify::Error::generic("broken");
+        for (e, polling) in [(limit(), true), (other(), true)] {
+            let hints = explain(e, None, polling).hints().join("\n");
+            assert!(!hints.contains("--poll"), "{hints}");
+        }
+        assert!(explain(limit(), None, false).hints()[1].contains("--poll 1s"));
+        assert!(explain(other(), None, false).hints()[0].contains("--poll 1s"));
+    }
+
+    #[test]
+    fn a_polled_folder_gone_is_forgotten_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let mut notifier = Notifier::new(Some(Duration::from_secs(60)), tx).unwrap();
+        let folders = BTreeSet::from([out.clone()]);
+        notifier.sync(&folders).unwrap();
+        let gone = || {
+            let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+            notify::Error::io(io).add_path(out.clone())
+        };
+        // Still there (a late word of a folder made again since): kept.
+        assert!(notifier.gone(&gone()));
+        assert!(notifier.watching.contains_key(&out));
+        std::fs::remove_dir(&out).unwrap();
+        assert!(notifier.gone(&gone()));
+        assert!(!notifier.watching.contains_key(&out));
+        notifier.sync(&folders).unwrap();
+        assert!(notifier.watching.contains_key(dir.path()));
+        assert!(!notifier.gone(&notify::Error::generic("broken")));
     }
 
     #[test]
