@@ -94,12 +94,26 @@ impl Opener {
         Session::read(self.location(run).locate()?, &model, CheckMode::Content)
     }
 
-    /// Checks that the run at `run` has a pipeline file a build can read
-    /// and parse: a build started in it would refuse one in the command
-    /// line's terms (`-f FILE`), which a client cannot act on.
-    pub fn check_pipeline(&self, run: &Path) -> Result<()> {
-        let located = self.location(run).locate()?;
-        Pipeline::load_with(&located.pipeline, located.display, located.advice).map(drop)
+    /// Checks that a build of the run at `run` with `model` and `targets`
+    /// (the build tool's arguments) can start: its pipeline file reads,
+    /// parses and resolves with that model, and every target names a task
+    /// or an output. A build started in it would refuse them in the command
+    /// line's terms (`-f FILE`, `--model`, `planexe status`), which a
+    /// client cannot act on.
+    pub fn check_build(&self, run: &Path, model: Option<&str>, targets: &[String]) -> Result<()> {
+        let model = ModelChoice {
+            flag: model.map(str::to_string),
+            env: self.env_model.clone(),
+        };
+        // Opened as the build opens it; fan-outs whose list a task makes
+        // are expanded only when a target is not found without them, as
+        // the build expands them before it reads its targets.
+        let mut session = Session::open(self.location(run).locate()?, &model, Lists::Unproduced)?;
+        if targets.is_empty() || session.graph.targets(targets).is_ok() {
+            return Ok(());
+        }
+        session.expand_ready(CheckMode::Content)?;
+        session.graph.targets(targets).map(drop)
     }
 
     /// The status of the run at `run`, named `name`.

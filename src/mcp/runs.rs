@@ -43,7 +43,9 @@ pub const MAX_PLAN_BYTES: usize = 1 << 20;
 const MAX_NAME: usize = 100;
 
 /// What the server tells a client whose run's pipeline file cannot be
-/// used: what the tools offer, not the command line's `-f FILE`.
+/// used, or who named a task or model the pipeline does not have: what
+/// the tools offer, not the command line's `-f FILE`, `--model` or
+/// `planexe status`.
 pub const ADVICE: Advice = Advice::new(advise);
 
 fn advise(trouble: &Trouble<'_>) -> String {
@@ -71,6 +73,15 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::Moved { recorded, .. } => {
             format!("build again: the run now builds with {recorded}")
         }
+        Trouble::UnknownTask => {
+            "call the status tool to list the run's tasks; instances are named like `wbs3[7]`"
+                .into()
+        }
+        Trouble::UnknownTarget => "call the status tool to list the run's tasks".into(),
+        Trouble::ModelOverride => "from the build tool's `model` argument, the server's \
+                                   $PLANEXE_MODEL, or an earlier build's `model` (which the \
+                                   run remembers)"
+            .into(),
     }
 }
 

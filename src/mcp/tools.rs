@@ -331,7 +331,9 @@ fn build(server: &Server, a: Build) -> Result<Value> {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
             .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
     }
-    server.opener.check_pipeline(run_dir.root())?;
+    server
+        .opener
+        .check_build(run_dir.root(), a.model.as_deref(), &a.targets)?;
     let request = Request {
         targets: a.targets,
         model: a.model,

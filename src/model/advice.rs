@@ -1,14 +1,17 @@
-//! What to tell a user whose pipeline file cannot be used, in the terms
-//! of the door they came in by. The command line chooses a file per
-//! invocation (`-f FILE`, `$PLANEXE_PIPELINE`, the run's record); a server
-//! has other means (the MCP server names a pipeline when it makes a run).
-//! The layers below say what went wrong ([`Trouble`]); the hint line comes
-//! from the caller's [`Advice`], so no user is told to use a flag it
-//! cannot pass.
+//! What to tell a user whose pipeline file cannot be used, or who named
+//! what the pipeline does not have, in the terms of the door they came in
+//! by. The command line chooses a file per invocation (`-f FILE`,
+//! `$PLANEXE_PIPELINE`, the run's record) and lists tasks with `planexe
+//! status`; a server has other means (the MCP server names a pipeline when
+//! it makes a run, and lists tasks with its `status` tool). The layers
+//! below say what went wrong ([`Trouble`]); the words come from the
+//! caller's [`Advice`], so no user is told to use a flag or a command it
+//! cannot.
 
 use std::fmt;
 
-/// Why the pipeline file chosen for an invocation cannot be used.
+/// Why the pipeline file chosen for an invocation cannot be used, or what
+/// else the user must act on in words that depend on the door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trouble<'a> {
     /// The file is not there.
@@ -27,6 +30,15 @@ pub enum Trouble<'a> {
     /// Another build recorded the pipeline file `recorded` for the run
     /// while this one was starting with `mine`.
     Moved { recorded: &'a str, mine: &'a str },
+    /// A task name (of `explain`, `clean`, `touch`...) names no task,
+    /// instance or fan-out: where to find the names.
+    UnknownTask,
+    /// A build's target names no task and no task's output: where to find
+    /// the names.
+    UnknownTarget,
+    /// A model override names no model: where the override came from,
+    /// words for the message rather than a hint line.
+    ModelOverride,
 }
 
 /// How a caller says what to do about a [`Trouble`]: one `hint:` line.
@@ -42,7 +54,8 @@ impl Advice {
         Advice(say)
     }
 
-    /// The hint for `trouble`.
+    /// The words for `trouble`: a hint line (or, for the troubles that
+    /// say so, a part of a message).
     pub fn hint(&self, trouble: &Trouble<'_>) -> String {
         (self.0)(trouble)
     }
@@ -77,5 +90,10 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::Moved { recorded, mine } => format!(
             "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
         ),
+        Trouble::UnknownTask => {
+            "run `planexe status` to list tasks; instances are named like `wbs3[7]`".into()
+        }
+        Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
+        Trouble::ModelOverride => "from --model or $PLANEXE_MODEL".into(),
     }
 }

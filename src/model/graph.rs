@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::{Index, Range};
 use std::time::Duration;
 
+use super::advice::{Advice, Trouble};
 use super::checks::Checks;
 use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
@@ -223,6 +224,9 @@ pub struct Graph {
     /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
     /// model (kept to resolve instances added later).
     pub(super) model_override: Option<String>,
+    /// How refusals of names the graph does not have (and of an unknown
+    /// model override) say what to do, in the caller's terms.
+    pub(super) advice: Advice,
 }
 
 impl Index<TaskId> for Graph {
@@ -332,8 +336,7 @@ impl Graph {
     /// typo of one.
     pub fn unknown_task(&self, name: &str) -> Error {
         let error = Error::usage(format!("unknown task `{name}`"));
-        did_you_mean(error, self.closest(name))
-            .hint("run `planexe status` to list tasks; instances are named like `wbs3[7]`")
+        did_you_mean(error, self.closest(name)).hint(self.advice.hint(&Trouble::UnknownTask))
     }
 
     /// The task, instance or fan-out name closest to `name`, when close
@@ -402,7 +405,7 @@ impl Graph {
             );
             return Err(did_you_mean(error, near)
                 .hint(format!("tasks are: {shown}"))
-                .hint("run `planexe status` to list tasks"));
+                .hint(self.advice.hint(&Trouble::UnknownTarget)));
         }
         Ok(ids)
     }

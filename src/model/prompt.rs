@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
+use super::advice::{Advice, Trouble};
 use super::fingerprint::Fingerprint;
 use super::limits;
 use super::models::{self, ModelConfig};
@@ -84,6 +85,8 @@ pub struct PromptContext<'a> {
     pub model_index: &'a HashMap<String, usize>,
     /// `--model` or `$PLANEXE_MODEL` for this build.
     pub model_override: Option<&'a str>,
+    /// Where the override came from, in the caller's terms.
+    pub advice: Advice,
     /// Where `prompt_file` and `schema` may also lie (besides the pipeline's
     /// folder).
     pub run_dir: &'a RunDir,
@@ -211,7 +214,8 @@ pub fn resolve_prompt(
                     let e = match span {
                         Some(span) => err(span, &format!("unknown model `{m}`")),
                         None => Error::usage(format!(
-                            "unknown model `{m}` (from --model or $PLANEXE_MODEL)"
+                            "unknown model `{m}` ({})",
+                            ctx.advice.hint(&Trouble::ModelOverride)
                         )),
                     };
                     return Err(e.hint(format!("models are: {}", models::names(ctx.model_index))));

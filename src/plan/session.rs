@@ -255,11 +255,12 @@ impl Session {
                         (None, None, None) => None,
                     };
                     let _t = crate::phases::phase("pipeline: resolve");
-                    let graph = Graph::resolve(
+                    let graph = Graph::resolve_with(
                         &pipeline,
                         &run_dir,
                         model_source.as_ref().map(|(_, m)| m.as_str()),
                         lists,
+                        advice,
                     )?;
                     Ok((pipeline, run, model_source, graph))
                 })();
@@ -329,11 +330,12 @@ impl Session {
             let remembered = run.as_ref().and_then(|r| r.model.clone());
             let resolved = self.model_source.as_ref().map(|(_, m)| m);
             if remembered.as_ref() != resolved {
-                self.graph = Graph::resolve(
+                self.graph = Graph::resolve_with(
                     &self.pipeline,
                     &self.run_dir,
                     remembered.as_deref(),
                     self.lists,
+                    self.advice,
                 )?;
                 self.model_source = remembered.map(|m| (ModelSourceKind::Run, m));
             }

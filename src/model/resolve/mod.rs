@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::advice::{Advice, Trouble};
 use super::fanout;
 use super::graph::{Action, FanoutGroup, Graph, TaskId};
 use super::judge::{self, JudgeContext};
@@ -139,6 +140,7 @@ impl<'a> Resolver<'a> {
                 models: &graph.models,
                 model_index: &self.model_index,
                 model_override: graph.model_override.as_deref(),
+                advice: graph.advice,
                 run_dir: self.run_dir,
             };
             let spec = prompt::resolve_prompt(
@@ -168,7 +170,8 @@ impl<'a> Resolver<'a> {
                 (Some(m), _) if def.judge.is_some() => {
                     Some(*self.model_index.get(m).ok_or_else(|| {
                         Error::usage(format!(
-                            "unknown model `{m}` (from --model or $PLANEXE_MODEL)"
+                            "unknown model `{m}` ({})",
+                            graph.advice.hint(&Trouble::ModelOverride)
                         ))
                         .hint(format!("models are: {}", models::names(&self.model_index)))
                     })?)
@@ -379,11 +382,32 @@ impl Graph {
     /// Resolves and checks `pipeline` against the files in `run_dir`.
     /// `model_override` (from `--model` or `$PLANEXE_MODEL`) replaces every
     /// prompt task's model; `lists` says which `foreach` tasks expand now.
+    /// Names the graph does not have are refused in the command line's
+    /// terms.
     pub fn resolve(
         pipeline: &Pipeline,
         run_dir: &RunDir,
         model_override: Option<&str>,
         lists: Lists,
+    ) -> Result<Graph> {
+        Graph::resolve_with(
+            pipeline,
+            run_dir,
+            model_override,
+            lists,
+            Advice::COMMAND_LINE,
+        )
+    }
+
+    /// [`Graph::resolve`], with `advice` saying what to do about a name the
+    /// graph does not have (a task, a target, the model override), now and
+    /// whenever the graph is asked for one, in the caller's terms.
+    pub fn resolve_with(
+        pipeline: &Pipeline,
+        run_dir: &RunDir,
+        model_override: Option<&str>,
+        lists: Lists,
+        advice: Advice,
     ) -> Result<Graph> {
         let source = pipeline.source();
         let def = &pipeline.def;
@@ -444,6 +468,7 @@ impl Graph {
             watched: Vec::new(),
             globs: Vec::new(),
             model_override: model_override.map(str::to_string),
+            advice,
         };
         let mut resolver = Resolver::new(pipeline, run_dir, &graph.models)?;
         for entry in &entries {

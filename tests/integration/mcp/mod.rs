@@ -7,12 +7,14 @@
 //! resume, stop, clean, explain, runs and archive; the end of input, which
 //! ends the server and leaves its builds running), `read_output` and the
 //! links in a run, followed when they stay in it, and swapped while it
-//! reads ([`outputs`]), and the API keys a command prints, which no answer
-//! carries ([`secrets`]).
+//! reads ([`outputs`]), the API keys a command prints, which no answer
+//! carries ([`secrets`]), and hints in the tools' terms, not the command
+//! line's ([`hints`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
+mod hints;
 mod life;
 mod outputs;
 mod protocol;

@@ -1,0 +1,68 @@
+//! Hints in the tools' terms: a client cannot run `planexe status` or
+//! pass `--model`, so an unknown task, target or model is told what the
+//! tools offer, while the command line keeps its own words.
+
+use serde_json::json;
+
+use super::{Client, COMMANDS};
+use crate::harness::*;
+
+/// A pipeline with a prompt task, so that a model override is resolved.
+fn with_model() -> String {
+    format!(
+        r#"{COMMANDS}
+[models.local]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+
+[tasks.ask]
+inputs = ["upper.txt"]
+outputs = ["answer.md"]
+model = "local"
+prompt = "{{{{ inputs['upper.txt'] }}}}"
+"#
+    )
+}
+
+#[test]
+fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
+    let p = Project::new(&with_model());
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let lists_with_status = |message: &str| {
+        assert!(message.contains("did you mean `upper`?"), "{message}");
+        assert!(message.contains("call the status tool"), "{message}");
+        assert!(!message.contains("planexe status"), "{message}");
+    };
+    lists_with_status(&c.err("explain", json!({"run": "r", "task": "uper"})));
+    lists_with_status(&c.err("clean", json!({"run": "r", "tasks": ["uper"]})));
+    // A target and a model are checked before a build starts: the refusal
+    // is the tool's, not a build's log.
+    let message = c.err("build", json!({"run": "r", "targets": ["uper"]}));
+    assert!(message.contains("unknown target `uper`"), "{message}");
+    assert!(!message.contains("refused to start"), "{message}");
+    lists_with_status(&message);
+    let message = c.err("build", json!({"run": "r", "model": "nope"}));
+    assert!(message.contains("unknown model `nope`"), "{message}");
+    assert!(message.contains("`model` argument"), "{message}");
+    assert!(message.contains("models are: local"), "{message}");
+    assert!(!message.contains("--model"), "{message}");
+    assert!(!message.contains("refused to start"), "{message}");
+    assert!(!p.exists("r/.planexe/build.log"), "no build started");
+    // A target that is an output, and one of each kind, still build.
+    let started = c.ok("build", json!({"run": "r", "targets": ["upper.txt"]}));
+    assert!(started["pid"].as_u64().unwrap() > 0);
+    c.ok("wait", json!({"run": "r"}));
+    assert!(c.close().success());
+    // The command line's words are its own.
+    p.run(&["explain", "-C", "r", "uper"])
+        .code(2)
+        .stderr_has("run `planexe status` to list tasks");
+    p.run(&["build", "-C", "r", "uper"])
+        .code(2)
+        .stderr_has("run `planexe status` to list tasks");
+    p.run(&["build", "-C", "r", "--model", "nope"])
+        .code(2)
+        .stderr_has("unknown model `nope` (from --model or $PLANEXE_MODEL)");
+}
