@@ -82,6 +82,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
                                    $PLANEXE_MODEL, or an earlier build's `model` (which the \
                                    run remembers)"
             .into(),
+        Trouble::DamagedSidecar => {
+            "the next build (the build tool) rewrites it from the state log".into()
+        }
     }
 }
 

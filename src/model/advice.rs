@@ -39,6 +39,9 @@ pub enum Trouble<'a> {
     /// A model override names no model: where the override came from,
     /// words for the message rather than a hint line.
     ModelOverride,
+    /// A task's sidecar is damaged: what rewrites it, words for the end of
+    /// a warning rather than a hint line.
+    DamagedSidecar,
 }
 
 /// How a caller says what to do about a [`Trouble`]: one `hint:` line.
@@ -95,5 +98,6 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         }
         Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
         Trouble::ModelOverride => "from --model or $PLANEXE_MODEL".into(),
+        Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
     }
 }

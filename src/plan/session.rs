@@ -502,6 +502,12 @@ impl Session {
         }
     }
 
+    /// What to tell the user when something cannot be used or found, in
+    /// the terms of the door the session was opened by.
+    pub fn advice(&self) -> Advice {
+        self.advice
+    }
+
     /// Opens the run as a command that reads it sees it: as a build would
     /// before it starts ([`Session::expand_ready`]; a fan-out whose list is
     /// to be built is a placeholder), judged in `mode`.

@@ -26,6 +26,7 @@ pub use saved::Saved;
 
 use super::standing::{self, Standing};
 use crate::error::Result;
+use crate::model::Trouble;
 use crate::plan::{Plan, Session};
 use crate::store::ledger::{self, Totals};
 use crate::store::run_record::{self, BuildOutcome, RunRecord};
@@ -216,9 +217,11 @@ pub fn query(
     }
     for task in session.store.damaged(&session.run_dir, &names) {
         let path = session.run_dir.show(&session.run_dir.status_path(task));
-        known.about.warnings.push(format!(
-            "{path} is damaged; `planexe build` rewrites it from the state log"
-        ));
+        let rewrites = session.advice().hint(&Trouble::DamagedSidecar);
+        known
+            .about
+            .warnings
+            .push(format!("{path} is damaged; {rewrites}"));
     }
     if let Some(name) = task {
         known

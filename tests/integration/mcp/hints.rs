@@ -1,6 +1,7 @@
 //! Hints in the tools' terms: a client cannot run `planexe status` or
-//! pass `--model`, so an unknown task, target or model is told what the
-//! tools offer, while the command line keeps its own words.
+//! `planexe build`, or pass `--model`, so an unknown task, target or model
+//! and a damaged record are told what the tools offer, while the command
+//! line keeps its own words.
 
 use serde_json::json;
 
@@ -65,4 +66,24 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
     p.run(&["build", "-C", "r", "--model", "nope"])
         .code(2)
         .stderr_has("unknown model `nope` (from --model or $PLANEXE_MODEL)");
+}
+
+#[test]
+fn a_damaged_record_is_rewritten_by_the_build_tool() {
+    let p = Project::new(&with_model());
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    // A task left to build: status checks every task, and sees the record.
+    c.ok("build", json!({"run": "r", "targets": ["upper"]}));
+    c.ok("wait", json!({"run": "r"}));
+    p.write("r/.planexe/tasks/upper.status", "garbage{\n");
+    let status = c.ok("status", json!({"run": "r"}));
+    let warnings = status["warnings"].to_string();
+    assert!(warnings.contains("upper.status is damaged"), "{warnings}");
+    assert!(warnings.contains("the build tool"), "{warnings}");
+    assert!(!warnings.contains("planexe build"), "{warnings}");
+    assert!(c.close().success());
+    // `status --json` keeps the command line's words.
+    p.run(&["status", "--json", "-C", "r"])
+        .stdout_has("is damaged; `planexe build` rewrites it from the state log");
 }
