@@ -577,22 +577,7 @@ command = "echo e > e.txt"
 
     // A fan-out whose list is stale: it expands once the list is built,
     // and what reads it waits; forced, the instances wait for the list.
-    let p = Project::new(
-        r#"
-[tasks.list]
-inputs = ["items.json"]
-outputs = ["list.json"]
-command = "cp items.json list.json"
-[tasks.per]
-foreach = { file = "list.json" }
-outputs = ["per/{{ key }}.txt"]
-command = "echo {{ item }} > {outputs}"
-[tasks.gather]
-inputs = ["per"]
-outputs = ["all.txt"]
-command = "cat {inputs} > {outputs}"
-"#,
-    );
+    let p = list_fanout("cp items.json list.json");
     p.write("items.json", "[\"a\", \"b\"]");
     p.build().ok();
     assert_eq!(
@@ -606,28 +591,35 @@ command = "cat {inputs} > {outputs}"
     );
 }
 
+/// A project whose `list` task runs `list_command` to make the list of the
+/// fan-out `per`, gathered by `gather`.
+fn list_fanout(list_command: &str) -> Project {
+    Project::new(&format!(
+        r#"
+[tasks.list]
+inputs = ["items.json"]
+outputs = ["list.json"]
+command = "{list_command}"
+[tasks.per]
+foreach = {{ file = "list.json" }}
+outputs = ["per/{{{{ key }}}}.txt"]
+command = "echo {{{{ item }}}} > {{outputs}}"
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {{inputs}} > {{outputs}}"
+"#
+    ))
+}
+
 /// A build killed while a fan-out's list was being built again: the
 /// `resuming run` line counted `0 done`, leaving out the instances done
 /// before, behind the list still to be read; it now counts them beside the
 /// fan-out (which of them keep their result, the list decides).
 #[test]
 fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
-    let p = Project::new(
-        r#"
-[tasks.list]
-inputs = ["items.json"]
-outputs = ["list.json"]
-command = "cp items.json list.json; if [ -e hold ]; then touch started; sleep 30; fi"
-[tasks.per]
-foreach = { file = "list.json" }
-outputs = ["per/{{ key }}.txt"]
-command = "echo {{ item }} > {outputs}"
-[tasks.gather]
-inputs = ["per"]
-outputs = ["all.txt"]
-command = "cat {inputs} > {outputs}"
-"#,
-    );
+    let p =
+        list_fanout("cp items.json list.json; if [ -e hold ]; then touch started; sleep 30; fi");
     p.write("items.json", "[\"a\", \"b\", \"c\"]");
     p.build().ok();
     p.write_at("items.json", "[\"a\", \"b\", \"d\"]", 2_000_000);
