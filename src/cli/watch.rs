@@ -11,9 +11,10 @@
 //! after it and named in its line), and the watch set ([`sources`]),
 //! recomputed after every load of the pipeline so a new source is watched
 //! from then on, and after every build from the graph it grew (a fan-out's
-//! instances read and write files of their own). A pipeline that stops loading is reported and the watch
-//! goes on. Events lost to an overflow of the kernel's queue make the
-//! watch watch its folders afresh and build (which checks everything).
+//! instances read and write files of their own). A pipeline that stops
+//! loading is reported and the watch goes on. Events lost to an overflow
+//! of the kernel's queue make the watch watch its folders afresh and build
+//! (which checks everything).
 
 mod debounce;
 mod notifier;
