@@ -10,7 +10,8 @@ use crate::harness::*;
 const KEY: &str = "sk-mcp-secret-5b1e0c77d2";
 
 /// A model that needs the key (no task asks it), and commands that print
-/// the key they inherit: one that fails, one that writes it to its output.
+/// the key they inherit: one that writes it to its output, then one that
+/// fails (after it, so a failure cannot stop the build before the write).
 const LEAKY: &str = r#"
 [models.local]
 provider = "openai"
@@ -19,7 +20,7 @@ model = "m"
 api_key_env = "PLANEXE_MCP_KEY"
 
 [tasks.leak]
-inputs = ["plan.txt"]
+inputs = ["written.txt"]
 outputs = ["leak.txt"]
 command = "echo \"key=$PLANEXE_MCP_KEY\"; echo \"err=$PLANEXE_MCP_KEY\" >&2; exit 1"
 
