@@ -2,12 +2,12 @@
 //! and logs, and planexe's internal files that go with them: the sidecars'
 //! spares and the up-to-date certificate, kept apart from what the user is
 //! shown), optionally with everything downstream, listed first
-//! ([`CleanPlan`]) and then deleted ([`CleanPlan::apply`]). Never a source file: only declared
-//! outputs of the named tasks (or, for a task the pipeline no longer
-//! defines, the outputs its last good run recorded that no task produces
-//! now) are candidates, and only when they are files
-//! (a folder at an output's path is refused, never deleted). Asking the
-//! user is the caller's.
+//! ([`CleanPlan`]) and then deleted ([`CleanPlan::apply`]). Never a source
+//! file: only declared outputs of the named tasks (or, for a task the
+//! pipeline no longer defines, the outputs its last good run recorded that
+//! no task produces now) are candidates, and only when they are files (a
+//! folder at an output's path is refused, never deleted). Asking the user
+//! is the caller's.
 
 use std::path::PathBuf;
 

@@ -216,7 +216,7 @@ fn task_or_instance<'g>(graph: &'g Graph, name: &str) -> Option<&'g Task> {
     if let Some(task) = graph.task(name) {
         return Some(task);
     }
-    let (group, _key) = name.strip_suffix(']')?.split_once('[')?;
+    let (group, _key) = crate::model::fanout::split_instance(name)?;
     let first = *graph.fanouts.get(group)?.members.first()?;
     Some(&graph[first])
 }

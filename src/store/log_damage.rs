@@ -30,7 +30,7 @@ use crate::error::Result;
 use crate::store::files;
 use crate::store::record::{Status, TaskState};
 use crate::store::rundir::RunDir;
-use crate::store::sidecar::{publish, read_status};
+use crate::store::sidecar::{publish, read_status, read_status_sized};
 use crate::store::untrusted::printable;
 
 /// A line of the log that does not parse: its index and, when its first
@@ -150,11 +150,10 @@ fn same_run(a: &Status, b: &Status) -> bool {
         && a.fingerprint == b.fingerprint
 }
 
-/// A task's sidecar and its length; `None` when absent or unreadable.
+/// A task's sidecar and its length, when it is that task's; `None` when
+/// absent or unreadable.
 fn sidecar_with_len(run_dir: &RunDir, task: &str) -> Option<(Status, u64)> {
-    let bytes = files::read(&run_dir.status_path(task)).ok()?;
-    let status: Status = serde_json::from_slice(&bytes).ok()?;
-    (status.task == task).then_some((status, bytes.len() as u64))
+    read_status_sized(run_dir, task).filter(|(status, _)| status.task == task)
 }
 
 impl StateStore {

@@ -60,8 +60,14 @@ fn write_marker_again(sidecar: &Path, done: &Path) -> Result<()> {
 
 /// Reads a task's `.status` sidecar; `None` when absent or unreadable.
 pub fn read_status(run_dir: &RunDir, task: &str) -> Option<Status> {
+    read_status_sized(run_dir, task).map(|(status, _)| status)
+}
+
+/// [`read_status`], with the sidecar's length in bytes.
+pub fn read_status_sized(run_dir: &RunDir, task: &str) -> Option<(Status, u64)> {
     let bytes = files::read(&run_dir.status_path(task)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let status = serde_json::from_slice(&bytes).ok()?;
+    Some((status, bytes.len() as u64))
 }
 
 /// Writes a task's `.status` sidecar atomically; returns its length.

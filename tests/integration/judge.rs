@@ -62,8 +62,9 @@ fn an_answer_the_judge_passes_is_written_with_its_verdict() {
     assert_eq!(p.jsonl(".planexe/usage.jsonl").len(), 2);
 }
 
-#[test]
-fn a_low_score_asks_the_task_model_again_with_the_reason() {
+/// A built project whose judge (threshold 0.6) scored the first answer
+/// 0.2 and the answer its model gave again 0.85.
+fn scored_low_then_high() -> (Server, Project) {
     let server = Server::start();
     server.script([
         openai_answer("Build it."),
@@ -73,6 +74,12 @@ fn a_low_score_asks_the_task_model_again_with_the_reason() {
     ]);
     let p = project(&server, "threshold = 0.6");
     p.build().ok();
+    (server, p)
+}
+
+#[test]
+fn a_low_score_asks_the_task_model_again_with_the_reason() {
+    let (server, p) = scored_low_then_high();
     assert_eq!(p.read("plan.md"), "1. Dig. 2. Frame. 3. Roof.");
     let reask = server.requests()[2].json();
     let messages = reask["messages"].as_array().unwrap();
@@ -91,15 +98,7 @@ fn a_low_score_asks_the_task_model_again_with_the_reason() {
 /// with the judge asking the task's own model, nothing told them apart.
 #[test]
 fn status_task_tells_a_judges_calls_from_the_tasks_own() {
-    let server = Server::start();
-    server.script([
-        openai_answer("Build it."),
-        verdict(0.2, "too vague: no steps"),
-        openai_answer("1. Dig. 2. Frame. 3. Roof."),
-        verdict(0.85, "concrete steps"),
-    ]);
-    let p = project(&server, "threshold = 0.6");
-    p.build().ok();
+    let (_server, p) = scored_low_then_high();
     let run = p.run(&["status", "plan"]);
     let lines: Vec<String> = run
         .stdout

@@ -4,10 +4,9 @@
 //! prompt and schema files, `foreach` list files), the folders a glob
 //! walks (which count as folders do, made or removed while no build
 //! writes: a build makes them for its outputs), the declared outputs (so
-//! an edit by hand is seen), and the
-//! folders holding them, watched non-recursively so an editor's atomic
-//! save (a temporary file renamed over the real one) is seen as a change
-//! to the real file. A source that is a symlink is watched with the
+//! an edit by hand is seen), and the folders holding them, watched
+//! non-recursively so an editor's atomic save (a temporary file renamed
+//! over the real one) is seen as a change to the real file. A source that is a symlink is watched with the
 //! files it leads to: editing one of those changes what the build reads,
 //! and its event names that file, not the link.
 //!

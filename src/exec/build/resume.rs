@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::super::observer::{ResumeSummary, Unexpanded};
 use super::super::scheduler;
 use super::lists::Fanouts;
+use crate::model::fanout::split_instance;
 use crate::model::{Action, Graph, TaskId};
 use crate::plan::{Plan, Reason};
 use crate::store::run_record::RunRecord;
@@ -103,7 +104,7 @@ fn done_before<'a>(store: &StateStore, fanouts: impl Iterator<Item = &'a mut Une
         return;
     }
     for (name, _) in store.records() {
-        let Some((base, _)) = name.split_once('[') else {
+        let Some((base, _)) = split_instance(name) else {
             continue;
         };
         if let Some(f) = by_name.get_mut(base) {
