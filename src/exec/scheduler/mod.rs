@@ -214,7 +214,7 @@ pub fn run<R: Runner, H: Hooks<R::Input, R::Output>>(
         }
     };
     let order: Vec<TaskId> = work.graph().order().to_vec();
-    let mut state = LoopState::new(work, options.keep_going, gates);
+    let mut state = LoopState::new(work, options.keep_going, jobs, gates);
     state.prioritize();
     // Every task is in the run before any counts what it waits for: a
     // gate may come after the tasks it holds in dependency order.
@@ -295,7 +295,7 @@ fn work_loop<R: Runner, H: Hooks<R::Input, R::Output>>(
                 Held::Implicit
             }
             // Enough threads already wait for a token for each ready task.
-            Some(_) if guard.token_waiters >= guard.ready.len() => {
+            Some(_) if guard.token_waiters >= guard.startable_count() => {
                 guard = idle(guard, changed);
                 continue;
             }
@@ -324,7 +324,7 @@ fn work_loop<R: Runner, H: Hooks<R::Input, R::Output>>(
         // This thread takes the next ready task itself (at the top of the
         // loop); wake idle threads only for the ones it cannot take, or to
         // let them leave.
-        if guard.idle > 0 && (guard.ready.len() > 1 || guard.over()) {
+        if guard.idle > 0 && (guard.startable_count() > 1 || guard.over()) {
             changed.notify_all();
         }
     }

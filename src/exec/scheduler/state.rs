@@ -5,6 +5,12 @@
 //! running build has its instances added, its placeholder retired, and the
 //! tasks that now depend on the instances wait for them.
 //!
+//! When a failure stops the build (without `-k`), the tasks that were
+//! ready while a slot was free still start ([`LoopState::owed`]): make and
+//! ninja start every such task before they wait for one to end, so a task
+//! that fails at once does not stop a ready neighbour a pool thread had yet
+//! to take.
+//!
 //! Besides the graph's edges, a task may wait for *gates*: tasks it does
 //! not depend on in the graph but must not start before (the instances of
 //! a fan-out whose list is being rebuilt wait for the list's producer).
@@ -74,7 +80,16 @@ pub(super) struct LoopState<'h, H> {
     /// graph grows.
     pub priority: Vec<u64>,
     pub running: usize,
+    /// The job limit: how many tasks may run at once.
+    pub limit: usize,
     pub stop_starting: bool,
+    /// Once a failure stopped the build: the ready tasks that had a free
+    /// slot when it did, best last. They still start; nothing else does.
+    pub owed: Vec<TaskId>,
+    /// The tasks the last [`LoopState::release`] made ready (a failure in
+    /// the growth that follows owes them nothing: they were not ready
+    /// before it).
+    released: Vec<TaskId>,
     /// Pool threads waiting for a task to become ready.
     pub idle: usize,
     /// Whether a task runs on the implicit slot (with a slot source only).
@@ -90,7 +105,12 @@ fn unfinished(slot: Option<Slot>) -> bool {
 }
 
 impl<'h, H> LoopState<'h, H> {
-    pub fn new(work: &'h mut H, keep_going: bool, gates: &[(TaskId, TaskId)]) -> Self {
+    pub fn new(
+        work: &'h mut H,
+        keep_going: bool,
+        limit: usize,
+        gates: &[(TaskId, TaskId)],
+    ) -> Self {
         let mut state = LoopState {
             work,
             keep_going,
@@ -100,7 +120,10 @@ impl<'h, H> LoopState<'h, H> {
             ready: BTreeSet::new(),
             priority: Vec::new(),
             running: 0,
+            limit,
             stop_starting: false,
+            owed: Vec::new(),
+            released: Vec::new(),
             idle: 0,
             implicit_busy: false,
             token_waiters: 0,
@@ -156,9 +179,47 @@ impl<'h, H> LoopState<'h, H> {
         deps + gates
     }
 
+    /// How many tasks could start now, slots aside: the ready ones, or
+    /// once the build stops starting tasks, those it still owes a start.
+    pub fn startable_count(&self) -> usize {
+        if self.stop_starting {
+            self.owed.len()
+        } else {
+            self.ready.len()
+        }
+    }
+
     /// Nothing runs and nothing more will start: the threads may leave.
     pub fn over(&self) -> bool {
-        self.running == 0 && (self.stop_starting || self.ready.is_empty())
+        self.running == 0 && self.startable_count() == 0
+    }
+
+    /// Stops starting tasks for a failure. The ready tasks that had a free
+    /// slot when it happened still start, as they would have under make
+    /// or ninja, which start every ready task a slot allows before they
+    /// wait: `free` is how many slots were free (the failed task's own not
+    /// counted). Only the first stop owes anything; later ones owe no more.
+    fn stop_for_failure(&mut self, free: usize) {
+        if self.stop_starting {
+            return;
+        }
+        self.stop_starting = true;
+        let released = &self.released;
+        let mut owed: Vec<TaskId> = self
+            .ready
+            .iter()
+            .map(|&(_, t)| t)
+            .filter(|t| !released.contains(t))
+            .take(free)
+            .collect();
+        owed.reverse();
+        self.owed = owed;
+    }
+
+    /// Stops starting tasks at once (an interrupt): nothing is owed.
+    fn stop_now(&mut self) {
+        self.stop_starting = true;
+        self.owed.clear();
     }
 
     pub fn give_back(&mut self, held: Held) {
@@ -228,9 +289,9 @@ impl<H> LoopState<'_, H> {
         H: Hooks<I, O>,
     {
         if self.work.interrupted() {
-            self.stop_starting = true;
+            self.stop_now();
         }
-        !self.stop_starting && !self.ready.is_empty()
+        self.startable_count() > 0
     }
 
     /// Whether a thread waiting for a token should stop waiting: nothing
@@ -240,29 +301,39 @@ impl<H> LoopState<'_, H> {
     where
         H: Hooks<I, O>,
     {
-        self.stop_starting
-            || self.work.interrupted()
-            || self.ready.len() < self.token_waiters
+        self.work.interrupted()
+            || self.startable_count() < self.token_waiters
             || !self.implicit_busy
     }
 
     /// Takes the next ready task and marks it started, with what its run
     /// is given; `None` when there is none (or the build stops starting
-    /// tasks).
+    /// tasks and owes none a start).
     pub fn take<I, O>(&mut self) -> Option<(TaskId, I)>
     where
         H: Hooks<I, O>,
     {
         if self.work.interrupted() {
-            self.stop_starting = true;
+            self.stop_now();
         }
-        while !self.stop_starting {
-            let (_, t) = self.ready.pop_first()?;
+        loop {
+            let t = if self.stop_starting {
+                let t = self.owed.pop()?;
+                // Owed, unless something since took it out of the ready set.
+                if self.slot(t) != Some(Slot::Ready) {
+                    continue;
+                }
+                self.unready(t);
+                t
+            } else {
+                self.ready.pop_first()?.1
+            };
             if self.jobs[t].tentative && !self.work.still_stale(t) {
                 self.summary.skipped.push(t);
                 self.jobs[t].slot = Slot::Done;
                 self.release(t);
-                self.grow_after(t);
+                // This thread's slot is free (it has not started anything).
+                self.grow_after(t, 0);
                 continue;
             }
             let input = self.work.starting(t);
@@ -270,7 +341,6 @@ impl<H> LoopState<'_, H> {
             self.running += 1;
             return Some((t, input));
         }
-        None
     }
 
     pub fn finish<I, O>(&mut self, t: TaskId, output: O)
@@ -288,23 +358,31 @@ impl<H> LoopState<'_, H> {
             Outcome::Succeeded => {
                 self.summary.succeeded.push(t);
                 self.release(t);
-                self.grow_after(t);
+                self.grow_after(t, 1);
             }
             Outcome::Failed => {
                 self.jobs[t].slot = Slot::Failed;
                 self.summary.failed.push(t);
                 self.block_dependents(t);
                 if !self.keep_going {
-                    self.stop_starting = true;
+                    self.released.clear();
+                    self.stop_for_failure(self.free_slots(1));
                 }
             }
             Outcome::Stopped => {
                 self.jobs[t].slot = Slot::Failed;
                 self.summary.stopped.push(t);
                 self.block_dependents(t);
-                self.stop_starting = true;
+                self.stop_now();
             }
         }
+    }
+
+    /// How many slots were free just before the task whose end is being
+    /// recorded ended: `ending` is 1 when that task held one (it ran), 0
+    /// when it did not (it was found up to date as a thread took it).
+    fn free_slots(&self, ending: usize) -> usize {
+        self.limit.saturating_sub(self.running + ending)
     }
 
     /// `t` is done: its waiting dependents (and the tasks it gates) have
@@ -313,6 +391,7 @@ impl<H> LoopState<'_, H> {
     where
         H: Hooks<I, O>,
     {
+        self.released.clear();
         let graph = self.work.graph();
         let held = self.gated.get(&t).map_or(&[][..], Vec::as_slice);
         for &d in graph[t].dependents.iter().chain(held) {
@@ -328,6 +407,7 @@ impl<H> LoopState<'_, H> {
                         job.slot = Slot::Ready;
                         job.key = key;
                         self.ready.insert((key, d));
+                        self.released.push(d);
                     }
                 }
             }
@@ -356,13 +436,14 @@ impl<H> LoopState<'_, H> {
     }
 
     /// After `t` finished or was found up to date: what the graph grew by
-    /// (a fan-out whose list `t` made, expanded).
-    fn grow_after<I, O>(&mut self, t: TaskId)
+    /// (a fan-out whose list `t` made, expanded). `ending` as
+    /// [`LoopState::free_slots`] takes it.
+    fn grow_after<I, O>(&mut self, t: TaskId, ending: usize)
     where
         H: Hooks<I, O>,
     {
         if let Some(growth) = self.work.grown(t) {
-            self.grow(growth);
+            self.grow(growth, ending);
         }
     }
 
@@ -370,7 +451,7 @@ impl<H> LoopState<'_, H> {
     /// ones block what depends on them, new ones are added, and the tasks
     /// whose dependencies changed wait for what they now depend on. Tells
     /// the hooks which tasks joined the run.
-    fn grow<I, O>(&mut self, growth: Growth)
+    fn grow<I, O>(&mut self, growth: Growth, ending: usize)
     where
         H: Hooks<I, O>,
     {
@@ -392,7 +473,7 @@ impl<H> LoopState<'_, H> {
             self.summary.failed.push(t);
             self.block_dependents(t);
             if !self.keep_going {
-                self.stop_starting = true;
+                self.stop_for_failure(self.free_slots(ending));
             }
         }
         let mut joined = Vec::new();

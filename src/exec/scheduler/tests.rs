@@ -373,3 +373,76 @@ command = "x"
         ]
     );
 }
+
+/// The loop's state, driven by hand as pool threads would: `tasks`
+/// independent tasks, all ready, under `limit` jobs.
+fn by_hand<'h, 'b>(book: &'h mut Book<'b>, tasks: usize, limit: usize) -> LoopState<'h, Book<'b>> {
+    let mut state = LoopState::new(book, false, limit, &[]);
+    state.prioritize();
+    for t in 0..tasks {
+        state.enter(t, false);
+    }
+    for t in 0..tasks {
+        state.add(t, false);
+    }
+    state
+}
+
+/// A task that fails at once must not stop a ready neighbour that a slot
+/// was free for, whether or not a pool thread had taken it yet: make and
+/// ninja start every such task before they wait. No other task starts.
+#[test]
+fn a_failure_still_starts_the_ready_tasks_a_slot_was_free_for() {
+    let (_dir, g) = graph(&format!("{FAIL_FIRST}{}", independent(4)));
+    let work = fake(&g, vec![]);
+    let mut book = Book(&work, &g);
+    let mut state = by_hand(&mut book, 5, 3);
+    // Three threads: one takes `fail`, one `t0`, the third has yet to
+    // take anything when `fail` fails.
+    let (fail, _) = state.take().unwrap();
+    assert_eq!(g[fail].name, "fail");
+    let (t0, _) = state.take().unwrap();
+    state.finish(fail, false);
+    assert_eq!(state.startable_count(), 1, "one slot was free");
+    assert!(state.startable());
+    let (t1, _) = state.take().unwrap();
+    assert_eq!((g[t0].name.as_str(), g[t1].name.as_str()), ("t0", "t1"));
+    assert!(state.take().is_none(), "nothing else starts");
+    assert!(!state.startable());
+    state.finish(t0, true);
+    assert!(!state.over(), "t1 still runs");
+    state.finish(t1, true);
+    assert!(state.over());
+    assert_eq!(state.summary.succeeded.len(), 2);
+}
+
+const FAIL_FIRST: &str = "[tasks.fail]\noutputs = [\"f\"]\ncommand = \"x\"\n";
+
+/// With every slot busy when a task fails, nothing more starts; after an
+/// interrupt, nothing owed starts either.
+#[test]
+fn a_failure_with_no_free_slot_or_an_interrupt_owes_nothing() {
+    let (_dir, g) = graph(&format!("{FAIL_FIRST}{}", independent(3)));
+    let work = fake(&g, vec![]);
+    let mut book = Book(&work, &g);
+    let mut state = by_hand(&mut book, 4, 2);
+    let (first, _) = state.take().unwrap();
+    assert_eq!(g[first].name, "fail");
+    let (second, _) = state.take().unwrap();
+    state.finish(first, false);
+    assert_eq!(state.startable_count(), 0);
+    assert!(state.take().is_none());
+    state.finish(second, true);
+    assert!(state.over());
+
+    let work = fake(&g, vec![]);
+    let mut book = Book(&work, &g);
+    let mut state = by_hand(&mut book, 4, 3);
+    let (first, _) = state.take().unwrap();
+    state.finish(first, false);
+    assert_eq!(state.startable_count(), 2);
+    work.interrupted.store(true, Ordering::SeqCst);
+    assert!(!state.startable());
+    assert!(state.take().is_none());
+    assert!(state.over());
+}
