@@ -11,6 +11,7 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
+use crate::exec::llm::limits::Wait;
 use crate::exec::llm::recording::Answers;
 use crate::exec::observer::{
     Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd, Unexpanded,
@@ -301,6 +302,15 @@ impl Observer for Terminal<'_> {
     }
 
     fn task_progress(&self, task: &str, progress: &Progress) {
+        if let Some(queued) = &progress.queued {
+            let what = match queued.wait {
+                Wait::Slot { max } => format!("queued: {max} call(s) in flight"),
+                Wait::Rate { .. } => "queued: requests_per_minute".to_string(),
+            };
+            self.printer()
+                .task_progress(task, &format!("{} · {what}", queued.model));
+            return;
+        }
         if let Some(until) = progress.waiting_until {
             let left = until
                 .duration_since(std::time::SystemTime::now())

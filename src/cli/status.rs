@@ -112,11 +112,18 @@ fn one_task(detail: &TaskDetail) -> String {
         let attempt = call
             .map(|c| c.attempt)
             .or(detail.status.as_ref().map(|s| s.attempt));
-        if let Some(a) = attempt.filter(|&a| a > 0) {
-            out.push_str(&format!(
-                "  now       attempt {a}{}\n",
-                in_flight(call, detail.waiting_until.as_deref())
-            ));
+        let now = in_flight(
+            call,
+            detail.waiting_until.as_deref(),
+            detail.queued.as_ref(),
+        );
+        match attempt.filter(|&a| a > 0) {
+            Some(a) => out.push_str(&format!("  now       attempt {a}{now}\n")),
+            // Queued for its first call.
+            None if detail.queued.is_some() => {
+                out.push_str(&format!("  now       {}\n", now.trim_start_matches(", ")))
+            }
+            None => {}
         }
     }
     match &detail.status {

@@ -202,6 +202,8 @@ pub struct Progress {
     /// While the task waits to retry (a `Retry-After`, a backoff): until
     /// when.
     pub waiting_until: Option<std::time::SystemTime>,
+    /// While the task waits for its model's limits before a call.
+    pub queued: Option<crate::exec::llm::limits::Queued>,
 }
 
 /// Whoever listens to a build. Every method has a default that ignores it.

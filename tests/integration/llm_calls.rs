@@ -1,7 +1,8 @@
 //! Model calls as real local servers make them: runaway generations, the
 //! tokens of calls that failed, a server that is not there or does not know
-//! the model, a running task's call in `status`, and the warning about
-//! schemas that constrained decoding may never end.
+//! the model, a running task's call in `status` (or its place in the queue
+//! for the model's `max_concurrency`), and the warning about schemas that
+//! constrained decoding may never end.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -549,4 +550,89 @@ fn a_json_answer_cut_off_says_what_was_found_before_the_cut() {
         let failures = p.jsonl(".planexe/failures.jsonl");
         assert!(failures.iter().all(|f| f["error_type"] == "truncated"));
     }
+}
+
+/// Two prompt tasks, one slot: `max_concurrency = 1` on a model whose
+/// server hangs, so the second task waits for the first's call.
+const TWO_ON_ONE_SLOT: &str = "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
+    [tasks.second]\noutputs = [\"b.md\"]\nprompt = \"B\"\n";
+
+/// A task queued for its model's `max_concurrency` is not shown as a call
+/// in flight: `status`, `status TASK` and `--json` say it is queued, for
+/// which model and limit.
+#[test]
+fn a_task_queued_for_its_models_slot_says_so_in_status() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &model(&server, "local", "stream = false\nmax_concurrency = 1"),
+        TWO_ON_ONE_SLOT,
+    );
+    let mut build = p
+        .command(&["build", "-j2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut queued = Value::Null;
+    wait_for("a task to show as queued", || {
+        let out = p.run(&["status", "--json"]).stdout;
+        let Ok(doc) = serde_json::from_str::<Value>(&out) else {
+            return false;
+        };
+        let tasks = doc["tasks"].as_array().cloned().unwrap_or_default();
+        match tasks.iter().find(|t| t["queued"].is_object()) {
+            Some(t) => {
+                queued = t.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    assert_eq!(queued["state"], "running", "{queued}");
+    assert_eq!(queued["call"], Value::Null, "no call in flight: {queued}");
+    assert_eq!(queued["queued"]["model"], "local");
+    assert_eq!(queued["queued"]["limit"], "max_concurrency");
+    assert_eq!(queued["queued"]["max_concurrency"], 1);
+    assert!(queued["queued"]["since"].is_string(), "{queued}");
+    assert_eq!(server.requests().len(), 1, "one call at a time");
+    let name = queued["task"].as_str().unwrap().to_string();
+    let text = p.run(&["status"]).stdout;
+    assert!(
+        text.contains("queued for model local for ")
+            && text.contains(": max_concurrency = 1, all in flight"),
+        "{text}"
+    );
+    let detail = p.run(&["status", &name]).stdout;
+    assert!(
+        detail.contains("  now       attempt 1, queued for model local for "),
+        "{detail}"
+    );
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}
+
+/// A task whose own timeout runs out while it is queued for its model
+/// says so, rather than a bare `timeout after 1s`. `second` starts a second
+/// after `first` took the only slot (it waits for `pre`), and `first`'s
+/// answer takes four.
+#[test]
+fn a_timeout_while_queued_for_the_model_names_the_queue() {
+    let server = Server::start();
+    server.default_reply(delayed(openai_answer("ok"), Duration::from_secs(4)));
+    let p = project(
+        &model(&server, "local", "stream = false\nmax_concurrency = 1"),
+        "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
+         [tasks.pre]\noutputs = [\"pre.txt\"]\ncommand = \"sleep 1; echo > pre.txt\"\n\
+         [tasks.second]\ninputs = [\"pre.txt\"]\noutputs = [\"b.md\"]\nprompt = \"B\"\ntimeout = \"1s\"\n",
+    );
+    let run = p.run(&["build", "-j2", "-k"]);
+    run.code(1).stderr_has(
+        "FAILED second: timeout after 1s while queued for model local (max_concurrency = 1, all in flight)",
+    );
+    assert_eq!(p.status_json("first")["state"], "done");
+    assert_eq!(server.requests().len(), 1, "the queued task never called");
 }

@@ -103,15 +103,25 @@ impl Llm<'_> {
                 idle_timeout: model.idle_timeout,
                 max_answer_bytes: model.max_answer_bytes,
             };
-            let permit = self.gates[m]
-                .acquire(until, &self.interrupt)
-                .map_err(|a| match a {
-                    Abort::Interrupted => Stop::Interrupted(None),
-                    Abort::Deadline => match retrying.take() {
-                        Some(last) => Stop::Waited(last),
-                        None => Stop::Deadline(None),
-                    },
-                })?;
+            let mut waited = None;
+            let acquired = self.gates[m].acquire(until, &self.interrupt, &mut |wait| {
+                waited = Some(wait);
+                set_queued(progress, &model.name, Some(wait));
+            });
+            if waited.is_some() {
+                set_queued(progress, &model.name, None);
+            }
+            let permit = acquired.map_err(|a| match (a, waited) {
+                (Abort::Interrupted, _) => Stop::Interrupted(None),
+                (Abort::Deadline, Some(wait)) => Stop::Queued {
+                    queued: limits::queued_for(&model.name, wait),
+                    retrying: retrying.take(),
+                },
+                (Abort::Deadline, None) => match retrying.take() {
+                    Some(last) => Stop::Waited(last),
+                    None => Stop::Deadline(None),
+                },
+            })?;
             *attempt_no += 1;
             progress.begin(&model.name, *attempt_no);
             on_attempt(*attempt_no, &model.name);
@@ -561,6 +571,18 @@ fn describe_wait(wait: Duration) -> String {
 fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
     if let Ok(mut waiting) = progress.waiting_until.lock() {
         *waiting = until;
+    }
+}
+
+/// Says (for `status`) that the task waits for `model`'s limits before
+/// its next call, or no longer waits.
+fn set_queued(progress: &CallProgress, model: &str, wait: Option<limits::Wait>) {
+    if let Ok(mut queued) = progress.queued.lock() {
+        *queued = wait.map(|wait| limits::Queued {
+            model: model.to_string(),
+            since: std::time::SystemTime::now(),
+            wait,
+        });
     }
 }
 

@@ -313,6 +313,11 @@ impl Llm<'_> {
             Stop::Waited(last) => format!(
                 "timeout: the task's timeout ({limit}) expired while waiting to retry after {last}"
             ),
+            Stop::Queued { queued, retrying } => super::queued_message(
+                &format!("timeout: the task's timeout ({limit}) expired"),
+                &queued,
+                retrying.as_deref(),
+            ),
         };
         let name = &self.models[judge.model].name;
         Ok(self.redact(&could_not_score(name, &why)))
@@ -327,7 +332,7 @@ impl Llm<'_> {
                 error_id,
                 stopped: true,
             },
-            stop @ (Stop::Deadline(_) | Stop::Waited(_)) => {
+            stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. }) => {
                 let limit = deadline.map_or(Duration::ZERO, |d| d.1);
                 let after = format!(
                     "timeout after {} while its judge ran",
@@ -338,6 +343,11 @@ impl Llm<'_> {
                     Stop::Waited(last) => (
                         ErrorKind::Timeout,
                         format!("{after}, waiting to retry after {last}"),
+                        None,
+                    ),
+                    Stop::Queued { queued, retrying } => (
+                        ErrorKind::Timeout,
+                        super::queued_message(&after, &queued, retrying.as_deref()),
                         None,
                     ),
                     _ => (ErrorKind::Timeout, after, None),

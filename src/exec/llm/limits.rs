@@ -1,7 +1,8 @@
 //! Per-model limits shared by every task of a build: at most
 //! `max_concurrency` requests in flight, and request starts spaced to stay
 //! within `requests_per_minute`. Waiting is interruptible and bounded by the
-//! task's deadline.
+//! task's deadline, and said as it starts ([`Wait`]), so `status` can tell a
+//! task queued for its model from one whose call is in flight.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +14,36 @@ use crate::exec::interrupt::Interrupt;
 pub enum Abort {
     Interrupted,
     Deadline,
+}
+
+/// What a call waits for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A free slot: `max` calls to the model are in flight
+    /// (`max_concurrency`).
+    Slot { max: usize },
+    /// The model's `requests_per_minute` spacing: the call starts then.
+    Rate { until: std::time::SystemTime },
+}
+
+/// A task waiting for a model's limits before its next call, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub model: String,
+    /// When the wait began.
+    pub since: std::time::SystemTime,
+    pub wait: Wait,
+}
+
+/// How a task queued for `model` says what it waits for, after "while":
+/// `queued for model local (max_concurrency = 2, all in flight)`.
+pub fn queued_for(model: &str, wait: Wait) -> String {
+    match wait {
+        Wait::Slot { max } => {
+            format!("queued for model {model} (max_concurrency = {max}, all in flight)")
+        }
+        Wait::Rate { .. } => format!("queued for model {model} (its requests_per_minute)"),
+    }
 }
 
 #[derive(Debug)]
@@ -70,13 +101,19 @@ impl Gate {
     }
 
     /// Waits for a slot and for the rate limit, then returns a permit.
+    /// `waiting` hears of each wait as it begins (none when the call can
+    /// start at once).
     pub fn acquire(
         self: &Arc<Gate>,
         deadline: Option<Instant>,
         interrupt: &Interrupt,
+        waiting: &mut dyn FnMut(Wait),
     ) -> Result<Permit, Abort> {
         if let Some(max) = self.max {
             let mut n = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            if *n >= max {
+                waiting(Wait::Slot { max });
+            }
             while *n >= max {
                 check(deadline, interrupt)?;
                 n = self
@@ -98,6 +135,12 @@ impl Gate {
                 *next = Some(start.checked_add(spacing).unwrap_or(start));
                 start
             };
+            let now = Instant::now();
+            if start > now {
+                waiting(Wait::Rate {
+                    until: std::time::SystemTime::now() + (start - now),
+                });
+            }
             sleep_until(start, deadline, interrupt)?;
         }
         Ok(permit)
@@ -142,11 +185,37 @@ mod tests {
     fn concurrency_is_capped_and_freed() {
         let gate = Gate::new(Some(1), None);
         let interrupt = Interrupt::new();
-        let first = gate.acquire(None, &interrupt).unwrap();
+        let mut waits = Vec::new();
+        let first = gate
+            .acquire(None, &interrupt, &mut |w| waits.push(w))
+            .unwrap();
+        assert_eq!(waits, [], "the first call starts at once");
         let soon = Some(Instant::now() + Duration::from_millis(60));
-        assert_eq!(gate.acquire(soon, &interrupt).unwrap_err(), Abort::Deadline);
+        let queued = gate.acquire(soon, &interrupt, &mut |w| waits.push(w));
+        assert_eq!(queued.unwrap_err(), Abort::Deadline);
+        assert_eq!(waits, [Wait::Slot { max: 1 }]);
         drop(first);
-        assert!(gate.acquire(None, &interrupt).is_ok());
+        assert!(gate.acquire(None, &interrupt, &mut |_| {}).is_ok());
+    }
+
+    #[test]
+    fn a_wait_for_the_rate_says_when_the_call_starts() {
+        let gate = Gate::new(None, Some(600.0));
+        let interrupt = Interrupt::new();
+        let mut waits = Vec::new();
+        gate.acquire(None, &interrupt, &mut |w| waits.push(w))
+            .unwrap();
+        assert_eq!(waits, []);
+        let before = std::time::SystemTime::now();
+        gate.acquire(None, &interrupt, &mut |w| waits.push(w))
+            .unwrap();
+        match waits[..] {
+            [Wait::Rate { until }] => {
+                let ahead = until.duration_since(before).unwrap_or_default();
+                assert!(ahead <= Duration::from_millis(100), "{ahead:?}");
+            }
+            _ => panic!("{waits:?}"),
+        }
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct CallProgress {
     /// While the task waits to retry (a `Retry-After`, a backoff): until
     /// when, on the wall clock.
     pub waiting_until: Mutex<Option<std::time::SystemTime>>,
+    /// While the task waits for its model's limits (`max_concurrency`,
+    /// `requests_per_minute`) before a call.
+    pub queued: Mutex<Option<limits::Queued>>,
 }
 
 impl CallProgress {
@@ -277,6 +280,7 @@ impl<'a> Llm<'a> {
                     .map(|s| *s)
                     .unwrap_or_else(|_| Instant::now());
                 let waiting_until = p.waiting_until.lock().map(|w| *w).unwrap_or(None);
+                let queued = p.queued.lock().map(|q| q.clone()).unwrap_or(None);
                 (
                     task.clone(),
                     Progress {
@@ -287,6 +291,7 @@ impl<'a> Llm<'a> {
                         call_started_at: p.started_at.lock().map(|s| *s).unwrap_or(None),
                         last_piece_at: p.pieces.last(),
                         waiting_until,
+                        queued,
                     },
                 )
             })
@@ -331,6 +336,7 @@ impl<'a> Llm<'a> {
             started: Mutex::new(Instant::now()),
             started_at: Mutex::new(None),
             waiting_until: Mutex::new(None),
+            queued: Mutex::new(None),
         });
         self.progress
             .lock()
@@ -456,7 +462,7 @@ impl<'a> Llm<'a> {
                     });
                     return result;
                 }
-                Err(stop @ (Stop::Deadline(_) | Stop::Waited(_))) => {
+                Err(stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. })) => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
                     let after = format!("timeout after {}", humantime::format_duration(limit));
                     let (kind, mut message, error_id) = match stop {
@@ -466,6 +472,11 @@ impl<'a> Llm<'a> {
                         Stop::Waited(last) => (
                             ErrorKind::Timeout,
                             format!("{after} while waiting to retry after {last}"),
+                            None,
+                        ),
+                        Stop::Queued { queued, retrying } => (
+                            ErrorKind::Timeout,
+                            queued_message(&after, &queued, retrying.as_deref()),
                             None,
                         ),
                         _ => (ErrorKind::Timeout, after, None),
@@ -530,6 +541,12 @@ enum Stop {
     /// The deadline came between calls, while the task waited to retry
     /// after a failure (`kind: message`, recorded with its call).
     Waited(String),
+    /// The deadline came while the task was queued for its model's limits
+    /// ([`limits::queued_for`]), perhaps to retry after a failure.
+    Queued {
+        queued: String,
+        retrying: Option<String>,
+    },
     Failed {
         kind: ErrorKind,
         message: String,
@@ -560,4 +577,14 @@ fn with_ids(reasons: &[(String, String)], skip: Option<&str>) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A timeout that came while the task was queued for its model: `after`
+/// (`timeout after 30m`), what it was queued for, and the failure it was
+/// to retry after, if any.
+fn queued_message(after: &str, queued: &str, retrying: Option<&str>) -> String {
+    match retrying {
+        Some(last) => format!("{after} while {queued}, to retry after {last}"),
+        None => format!("{after} while {queued}"),
+    }
 }

@@ -42,6 +42,9 @@ pub struct TaskLine {
     /// backoff): until when.
     #[serde(default)]
     pub waiting_until: Option<String>,
+    /// A running prompt task queued for its model's limits before a call.
+    #[serde(default)]
+    pub queued: Option<QueuedCall>,
     /// A running prompt task: the model call in flight.
     #[serde(default)]
     pub call: Option<CallInFlight>,
@@ -64,6 +67,41 @@ pub struct CallInFlight {
     pub last_token_at: Option<String>,
 }
 
+/// A running task queued for its model's limits before its next call: the
+/// calls in flight fill `max_concurrency`, or `requests_per_minute` spaces
+/// the next start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuedCall {
+    pub model: String,
+    /// When the wait began.
+    pub since: Option<String>,
+    /// What it waits for: `max_concurrency` or `requests_per_minute`.
+    pub limit: String,
+    /// With `max_concurrency`: the limit, every slot of which is taken.
+    pub max_concurrency: Option<usize>,
+    /// With `requests_per_minute`: when the call starts.
+    pub starts_at: Option<String>,
+}
+
+impl QueuedCall {
+    /// The queue a build's live progress reports, for `status`.
+    pub fn of(queued: &crate::exec::llm::limits::Queued) -> QueuedCall {
+        use crate::exec::llm::limits::Wait;
+        let at = crate::clock::rfc3339_at;
+        let (limit, max_concurrency, starts_at) = match queued.wait {
+            Wait::Slot { max } => ("max_concurrency", Some(max), None),
+            Wait::Rate { until } => ("requests_per_minute", None, at(until)),
+        };
+        QueuedCall {
+            model: queued.model.clone(),
+            since: at(queued.since),
+            limit: limit.to_string(),
+            max_concurrency,
+            starts_at,
+        }
+    }
+}
+
 impl TaskLine {
     pub(super) fn new(task: &str, reason: Option<&Reason>) -> TaskLine {
         TaskLine {
@@ -82,6 +120,7 @@ impl TaskLine {
             duration_ms: None,
             fanout: fanout::split_instance(task).map(|(b, _)| b.to_string()),
             waiting_until: None,
+            queued: None,
             call: None,
             judge: None,
         }
@@ -395,6 +434,7 @@ impl Known {
         };
         let at = |t: Option<std::time::SystemTime>| t.and_then(crate::clock::rfc3339_at);
         line.waiting_until = at(progress.waiting_until);
+        line.queued = progress.queued.as_ref().map(QueuedCall::of);
         if progress.attempt > 0 {
             line.attempt = Some(progress.attempt);
             line.model = Some(progress.model.clone());

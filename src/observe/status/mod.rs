@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use lines::{task_lines, CallInFlight, Known, TaskLine};
+pub use lines::{task_lines, CallInFlight, Known, QueuedCall, TaskLine};
 pub use saved::Saved;
 
 use super::standing::{self, Standing};
@@ -70,6 +70,8 @@ pub struct TaskDetail {
     pub call: Option<CallInFlight>,
     /// Running: waiting to retry a model call until then.
     pub waiting_until: Option<String>,
+    /// Running: queued for its model's limits before its next call.
+    pub queued: Option<QueuedCall>,
     /// Its latest status: the sidecar, else the last successful run.
     pub status: Option<Status>,
     /// Every declared output, now and as its last success recorded it.
@@ -280,7 +282,8 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
         reason,
         running,
         call: live.as_ref().and_then(|l| l.call.clone()),
-        waiting_until: live.and_then(|l| l.waiting_until),
+        waiting_until: live.as_ref().and_then(|l| l.waiting_until.clone()),
+        queued: live.and_then(|l| l.queued),
         status,
         outputs,
     }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{CallInFlight, StatusReport, TaskLine};
+use super::{CallInFlight, QueuedCall, StatusReport, TaskLine};
 use crate::clock;
 use crate::observe::palette::{Paint, Style};
 use crate::observe::Standing;
@@ -51,8 +51,29 @@ pub fn age(rfc3339: Option<&str>) -> String {
 }
 
 /// What a running task's model call is doing: `, model M: 153 tokens in
-/// 40s, the last 0s ago`, or the wait before the next call.
-pub fn in_flight(call: Option<&CallInFlight>, waiting_until: Option<&str>) -> String {
+/// 40s, the last 0s ago`, or the wait before the next call: to retry, or
+/// queued for the model's limits (`, queued for model M for 1m 5s:
+/// max_concurrency = 2, all in flight`).
+pub fn in_flight(
+    call: Option<&CallInFlight>,
+    waiting_until: Option<&str>,
+    queued: Option<&QueuedCall>,
+) -> String {
+    if let Some(q) = queued {
+        let mut d = format!(
+            ", queued for model {} for {}: {}",
+            printable(&q.model),
+            age(q.since.as_deref()),
+            q.limit
+        );
+        if let Some(max) = q.max_concurrency {
+            let _ = write!(d, " = {max}, all in flight");
+        }
+        if let Some(left) = q.starts_at.as_deref().and_then(time_left) {
+            let _ = write!(d, ", starts in {}", short_duration(left));
+        }
+        return d;
+    }
     if let Some(until) = waiting_until {
         let mut d = format!(", waiting to retry until {until}");
         if let Some(left) = time_left(until) {
@@ -378,7 +399,11 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
             if let Some(p) = l.pid {
                 let _ = write!(out, ", pid {p}");
             }
-            out.push_str(&in_flight(l.call.as_ref(), l.waiting_until.as_deref()));
+            out.push_str(&in_flight(
+                l.call.as_ref(),
+                l.waiting_until.as_deref(),
+                l.queued.as_ref(),
+            ));
         }
         Standing::Done => {
             if let Some(ms) = l.duration_ms {
