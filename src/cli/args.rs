@@ -107,6 +107,13 @@ pub enum Command {
     /// Delete what tasks produced: outputs and state files
     Clean(CleanArgs),
     /// Accept tasks' current outputs as done without running them
+    ///
+    /// The outputs are checked first, as a build checks what a task wrote:
+    /// min_bytes, a prompt task's format and schema, and its `check`
+    /// command (a judge is not asked: it costs model calls). An output a
+    /// check refuses, or a check that cannot run, refuses the whole touch
+    /// (exit 2) and nothing is recorded; a failed check of severity warn is
+    /// a warning. --no-check accepts the outputs as they are.
     Touch(TouchArgs),
     /// Edit a source file (default: the plan) in $VISUAL or $EDITOR, then
     /// show what the edit makes stale and rebuild it
@@ -285,6 +292,11 @@ pub struct TouchArgs {
     /// Tasks to mark as done
     #[arg(value_name = "TASK", required = true)]
     pub tasks: Vec<String>,
+
+    /// Accept the outputs as they are, without running their checks
+    /// (min_bytes, a prompt task's format and schema, the `check` command)
+    #[arg(long)]
+    pub no_check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +327,11 @@ pub struct EditArgs {
     /// does) before rebuilding, so they are not run again
     #[arg(long, value_name = "TASK", num_args = 1..)]
     pub keep: Vec<String>,
+
+    /// With --keep: accept the kept tasks' outputs without running their
+    /// checks (as `planexe touch --no-check` does)
+    #[arg(long, requires = "keep")]
+    pub no_check: bool,
 
     /// Rebuild without asking
     #[arg(short = 'y', long)]

@@ -1,13 +1,15 @@
-//! `planexe edit [FILE] [--keep TASK...] [-y]`: edit a source of the
+//! `planexe edit [FILE] [--keep TASK... [--no-check]] [-y]`: edit a source of the
 //! pipeline (default: its plan) in the user's editor, show what the edit
 //! makes stale, ask, and rebuild.
 //!
 //! Invariants: nothing is built unless the file's content changed (by
 //! hash, not mtime) and the editor exited 0; the list shown before the
 //! question is what the build will run. `--keep` is `planexe touch`
-//! (`exec::touch`): its dry run ([`touch::assume`]) shapes the list, and
-//! the real touch is written only once the user said yes, just before the
-//! build, so answering no leaves the run as the edit left it.
+//! (`exec::touch`, its checks and `--no-check` too): its dry run
+//! ([`touch::assume`], which runs the checks, so a refusal comes before
+//! the question) shapes the list, and the real touch, checked again, is
+//! written only once the user said yes, just before the build, so
+//! answering no leaves the run as the edit left it.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -45,10 +47,13 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
     // Opened again: the edit may have been the pipeline file itself.
     let located = ctx.location(cli)?.locate()?;
     let mut session = Session::open(located, &ctx.model(None), Lists::Unproduced)?;
-    let kept = touch::assume(&mut session, &args.keep)?;
+    let interrupt = Interrupt::signals();
+    let env = ctx.scrubbing_env();
+    let checking = super::touch::checking(&env, args.no_check, &interrupt);
+    let kept = touch::assume(&mut session, &args.keep, checking)?;
     let stale = would_run(&mut session)?;
-    for name in &kept {
-        printer.data(&format!("{name}: kept (--keep)"));
+    for kept in &kept {
+        printer.data(&format!("{}: kept (--keep)", kept.task));
     }
     for (task, reason) in &stale {
         printer.data(&format!("{task}: {reason}"));
@@ -60,8 +65,9 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
     if !args.keep.is_empty() {
         let mut session = super::open(cli, ctx, printer)?;
         let _lock = session.run_dir.lock("touch")?;
-        for name in touch::touch(&mut session, &args.keep)? {
-            printer.note(&format!("kept {name}"));
+        for kept in touch::touch(&mut session, &args.keep, checking)? {
+            printer.note(&format!("kept {}", kept.task));
+            super::touch::report(&kept, printer);
         }
     }
     super::build::build(cli, ctx, &BuildArgs::default(), None, printer)

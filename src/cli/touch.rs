@@ -1,16 +1,51 @@
-//! `planexe touch TASK...`: accept tasks' current outputs as done.
+//! `planexe touch TASK... [--no-check]`: accept tasks' current outputs as
+//! done, once their checks accept them; says which tasks it touched, the
+//! warnings of their checks, and the judges it did not ask.
 
 use super::args::{Cli, TouchArgs};
 use super::printer::Printer;
 use super::Context;
 use crate::error::Result;
-use crate::exec::touch;
+use crate::exec::touch::{self, Checking, Touched};
+use crate::exec::{Env, Interrupt};
 
 pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> Result<()> {
     let mut session = super::open(cli, ctx, printer)?;
     let _lock = session.run_dir.lock("touch")?;
-    for name in touch::touch(&mut session, &args.tasks)? {
-        printer.note(&format!("touched {name}"));
+    let interrupt = Interrupt::signals();
+    let env = ctx.scrubbing_env();
+    let checking = checking(&env, args.no_check, &interrupt);
+    for touched in touch::touch(&mut session, &args.tasks, checking)? {
+        printer.note(&format!("touched {}", touched.task));
+        report(&touched, printer);
     }
     Ok(())
+}
+
+/// How a touch (`touch`, `edit --keep`) checks the outputs.
+/// Its check commands get `env` (the environment builds run in), whose
+/// secrets no message of theirs shows.
+pub fn checking<'a>(env: &'a Env, no_check: bool, interrupt: &'a Interrupt) -> Checking<'a> {
+    if no_check {
+        Checking::Skip
+    } else {
+        Checking::Run { env, interrupt }
+    }
+}
+
+/// The warnings of a touched task's checks, and its judge not asked.
+pub fn report(touched: &Touched, printer: &Printer) {
+    let task = &touched.task;
+    for warning in &touched.warnings {
+        let message = warning.message.as_deref().unwrap_or("failed");
+        printer.warn(&format!(
+            "{task}: {}: {message} (severity warn: touched all the same)",
+            warning.name
+        ));
+    }
+    if touched.unjudged {
+        printer.note(&format!(
+            "{task}: its judge was not run (touch asks no model); `planexe check {task}` has it score the outputs"
+        ));
+    }
 }

@@ -1,13 +1,15 @@
 //! Output checks (docs/checks.md): judging what a task wrote before it is
 //! accepted. First `min_bytes` (an output smaller than that fails the
-//! task), then the task's `check` command (`sh -c CHECK sh OUT1 OUT2...`
-//! in the run directory, with `$PLANEXE_OUTPUTS` and under the task's
-//! timeout; exit 0 accepts), then its judge (a model's score against the
-//! judge's threshold).
+//! task), then, for files planexe did not write, a prompt task's answer
+//! format (JSON, satisfying its schema), then the task's `check` command
+//! (`sh -c CHECK sh OUT1 OUT2...` in the run directory, with
+//! `$PLANEXE_OUTPUTS` and under the task's timeout; exit 0 accepts), then
+//! its judge (a model's score against the judge's threshold).
 //!
 //! Used inside an attempt (before its commit, so rejected outputs are
-//! rolled back like any failed ones) and by `planexe check`, which judges
-//! the current outputs and changes nothing.
+//! rolled back like any failed ones), by `planexe check`, which judges
+//! the current outputs and changes nothing, and by `touch`, before it
+//! accepts outputs nobody ran the task for.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +19,9 @@ use super::command::{self, Exit, Watchdog};
 use super::failure::{last_bytes, LOG_TAIL_BYTES};
 use super::llm;
 use crate::model::judge::Judge;
-use crate::model::Task;
+use crate::model::limits;
+use crate::model::prompt::Format;
+use crate::model::{Action, Task};
 use crate::store::record::JudgeVerdict;
 use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamp, TaskError};
 
@@ -58,14 +62,19 @@ impl Judgement {
 /// How the checks of one task are run: its `check` command, and (when the
 /// judge is to score the outputs on disk) its judge.
 pub struct Inspectors<C, J> {
+    /// Check a prompt task's output against its answer format and schema:
+    /// for a file planexe did not write (`touch`). A build validates the
+    /// answer before it writes it.
+    pub answer: bool,
     pub check: C,
     /// None: the judge does not run here (a prompt task's judged its
     /// answer in its conversation already).
     pub judge: Option<J>,
 }
 
-/// Examines the outputs of `task` in `run_dir`: `min_bytes`, then the
-/// `check` command, then the judge, each only if the one before did not
+/// Examines the outputs of `task` in `run_dir`: `min_bytes`, then (when
+/// asked) the answer's format, then the `check` command, then the judge,
+/// each only if the one before did not
 /// refuse them. With `strict`, any failure refuses the outputs whatever
 /// its severity (a rescue must be accepted). `stamped` holds the outputs
 /// as the attempt just stamped them, when it did (their sizes need no
@@ -85,6 +94,16 @@ where
     if let Some(message) = too_small(run_dir, task, stamped) {
         judgement.records.push(CheckRecord {
             name: "min_bytes".into(),
+            passed: false,
+            severity: Severity::Error,
+            message: Some(message.clone()),
+        });
+        judgement.error = Some(TaskError::new(ErrorKind::CheckFailed, message));
+        return judgement;
+    }
+    if let Some((name, message)) = run.answer.then(|| misformed(run_dir, task)).flatten() {
+        judgement.records.push(CheckRecord {
+            name: name.into(),
             passed: false,
             severity: Severity::Error,
             message: Some(message.clone()),
@@ -191,6 +210,65 @@ fn too_small(
     })
 }
 
+/// Why a prompt task's output is not what its answer would have been
+/// written as, and the check that says so: `format` when it should be
+/// JSON (the whole file) and is not, `schema` when it is JSON its schema
+/// refuses. `None` when it is, or the task's answer is text.
+fn misformed(run_dir: &RunDir, task: &Task) -> Option<(&'static str, String)> {
+    let Action::Prompt(spec) = &task.action else {
+        return None;
+    };
+    if spec.format != Format::Json {
+        return None;
+    }
+    let out = &task.outputs.first()?.path;
+    let value: serde_json::Value = match limits::read_bounded(&run_dir.path(out)) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(value) => value,
+            Err(e) => {
+                return Some((
+                    "format",
+                    format!("output {out} is not JSON (the task's format is json): {e}"),
+                ))
+            }
+        },
+        Err(e) => return Some(("format", format!("output {out} cannot be read: {e}"))),
+    };
+    let schema = spec.schema.as_deref()?;
+    let complaints: Vec<String> = schema
+        .validator
+        .iter_errors(&value)
+        .take(5)
+        .map(|error| {
+            let at = error.instance_path.to_string();
+            let at = if at.is_empty() { "/" } else { at.as_str() };
+            format!("at {at}: {error}")
+        })
+        .collect();
+    if complaints.is_empty() {
+        return None;
+    }
+    Some((
+        "schema",
+        format!(
+            "output {out} does not match the schema {}: {}",
+            run_dir.show(&schema.path),
+            complaints.join("; ")
+        ),
+    ))
+}
+
+/// How the message of a check that could not run begins.
+const COULD_NOT_RUN: &str = "the check could not run";
+/// How the message of a check its timeout stopped begins.
+const OUT_OF_TIME: &str = "the check ran out of time";
+
+/// Whether a failed `check` command's `message` says it never judged the
+/// outputs (it could not run, or ran out of time) rather than refused them.
+pub fn unjudged(message: &str) -> bool {
+    message.starts_with(COULD_NOT_RUN) || message.starts_with(OUT_OF_TIME)
+}
+
 /// How a `check` command is run: what every command of a build gets.
 pub struct CheckRunner<'a> {
     pub run_dir: &'a RunDir,
@@ -228,7 +306,16 @@ impl CheckRunner<'_> {
                     "stopped by an interrupt while its check ran",
                 ))
             }
-            Exit::Timeout(_) => format!("the check ran out of time ({exit})"),
+            Exit::Timeout(_) => format!("{OUT_OF_TIME} ({exit})"),
+            // What `sh` says of a command it cannot find or execute: the
+            // check never judged the outputs.
+            Exit::Code(127) => {
+                format!("{COULD_NOT_RUN} ({exit}: a command it names was not found)")
+            }
+            Exit::Code(126) => {
+                format!("{COULD_NOT_RUN} ({exit}: a command it names cannot be executed)")
+            }
+            Exit::SpawnFailed(why) => format!("{COULD_NOT_RUN}: {why}"),
             other => format!("the check failed ({other})"),
         };
         let said = std::fs::read(&log)

@@ -99,6 +99,7 @@ pub fn recheck(
                 false,
                 None,
                 Inspectors {
+                    answer: false,
                     check: |script: &str| actions.check(task, script, &turn),
                     judge: Some(|j: &Judge| actions.judge(task, j, &mut record, &turn)),
                 },

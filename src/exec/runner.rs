@@ -262,6 +262,7 @@ impl TaskRunner<'_> {
             strict,
             stamped.then_some(&outputs),
             Inspectors {
+                answer: false,
                 check: |script: &str| executor.check(task, script, turn),
                 judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
             },

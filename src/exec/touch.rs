@@ -2,82 +2,304 @@
 //! (`make -t`): record stamps and the fingerprint, write `.DONE`. Tasks
 //! that read those outputs become stale if the outputs changed.
 //!
-//! [`assume`] is its dry run: the same records, taken in memory only, so
-//! a plan made afterwards shows what the touch would leave to build.
+//! Outputs are checked before they are accepted, as a build checks what a
+//! task wrote: `min_bytes`, a prompt task's format and schema, and its
+//! `check` command (docs/checks.md). A judge is not asked (it costs model
+//! calls; the caller is told). Touch is all or nothing: every named task's
+//! files are stamped and every check runs before anything is written, and
+//! a missing file, a check that refuses an output or cannot run refuses
+//! the whole touch, leaving every record as it was. A failed check of
+//! severity warn is a warning, recorded in the task's `checks`.
+//! [`Checking::Skip`] (`--no-check`) accepts the outputs as they are.
+//!
+//! [`assume`] is its dry run: the same records and refusals, taken in
+//! memory only (only the checks' logs are written), so a plan made
+//! afterwards shows what the touch would leave to build.
 
+use super::actions::Actions;
+use super::attempt::{Executor, Turn};
+use super::checks::{self, Inspectors};
+use super::command::Watchdog;
+use super::env::Env;
+use super::interrupt::Interrupt;
 use crate::error::{Error, Result};
+use crate::model::judge::Judge;
+use crate::model::Task;
 use crate::plan::Session;
-use crate::store::{Stamper, Status, TaskState};
+use crate::store::record::{first_line, JudgeVerdict};
+use crate::store::{CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
+
+/// Whether `touch` checks the outputs before it accepts them.
+#[derive(Clone, Copy)]
+pub enum Checking<'a> {
+    /// Accept the outputs as they are (`--no-check`).
+    Skip,
+    /// Run each task's deterministic checks first; its `check` command
+    /// gets `env`, and stops at `interrupt`.
+    Run {
+        env: &'a Env,
+        interrupt: &'a Interrupt,
+    },
+}
+
+/// A task `touch` accepted.
+#[derive(Debug)]
+pub struct Touched {
+    pub task: String,
+    /// Its failed checks of severity warn, recorded in its status.
+    pub warnings: Vec<CheckRecord>,
+    /// It has a judge, which touch did not ask to score the outputs.
+    pub unjudged: bool,
+}
 
 /// Marks the tasks `names` (tasks, instances or fan-out tasks) as done with
-/// their current files, and returns their names. Fails, naming the file,
-/// when one of a task's inputs or outputs does not exist. The caller holds
-/// the run directory's lock.
-pub fn touch(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
-    let statuses = records(session, names)?;
+/// their current files, once their checks (unless skipped) accept them.
+/// Fails, writing nothing, when one of a task's inputs or outputs does not
+/// exist or a check refuses an output. The caller holds the run
+/// directory's lock.
+pub fn touch(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
+    let records = records(session, names, checking)?;
     session.run_dir.remove_certificate()?;
     let mut touched = Vec::new();
-    for status in statuses {
+    for (status, accepted) in records {
         session.store.write_status(&session.run_dir, &status)?;
-        touched.push(status.task);
+        touched.push(accepted);
     }
     Ok(touched)
 }
 
 /// What [`touch`] would do, in `session`'s memory only: the same records,
-/// the same refusals, nothing written. Returns the tasks' names.
-pub fn assume(session: &mut Session, names: &[String]) -> Result<Vec<String>> {
-    let statuses = records(session, names)?;
+/// the same checks and refusals, nothing recorded.
+pub fn assume(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
+    let records = records(session, names, checking)?;
     let mut touched = Vec::new();
-    for status in statuses {
-        touched.push(status.task.clone());
+    for (status, accepted) in records {
         session.store.assume_done(status);
+        touched.push(accepted);
     }
     Ok(touched)
 }
 
-/// The `done` records of the tasks `names`, stamped from their files now.
-fn records(session: &Session, names: &[String]) -> Result<Vec<Status>> {
-    let stamper = Stamper::default();
+/// The `done` records of the tasks `names`, stamped from their files now
+/// and checked as `checking` says.
+fn records(
+    session: &Session,
+    names: &[String],
+    checking: Checking,
+) -> Result<Vec<(Status, Touched)>> {
     let ids = session.graph.tasks_named(names)?;
-    let mut statuses = Vec::new();
-    for id in ids {
+    let mut records = Vec::with_capacity(ids.len());
+    for &id in &ids {
         let task = &session.graph[id];
-        let root = session.run_dir.root();
-        let mut status = Status::new(&task.name, TaskState::Done, &task.fingerprint);
-        status.definition = task.action.definition();
-        let now = crate::clock::now_rfc3339();
-        status.started_at = Some(now.clone());
-        status.finished_at = Some(now);
-        status.duration_ms = Some(0);
-        for (paths, what, map) in [
-            (
-                task.inputs.iter().map(|i| &i.path).collect::<Vec<_>>(),
-                "input",
-                &mut status.inputs,
-            ),
-            (
-                task.outputs.iter().map(|o| &o.path).collect::<Vec<_>>(),
-                "output",
-                &mut status.outputs,
-            ),
-        ] {
-            for path in paths {
-                match stamper.stamp(root, path)? {
-                    Some(stamp) => {
-                        map.insert(path.clone(), stamp);
-                    }
-                    None => {
-                        return Err(Error::usage(format!(
-                            "cannot touch {}: its {what} {path} does not exist",
-                            task.name
-                        ))
-                        .hint(format!("run `planexe build {}` to produce it", task.name)))
-                    }
+        let accepted = Touched {
+            task: task.name.clone(),
+            warnings: Vec::new(),
+            unjudged: false,
+        };
+        records.push((stamped(session, task)?, accepted));
+    }
+    let Checking::Run { env, interrupt } = checking else {
+        return Ok(records);
+    };
+    let watchdog = Watchdog::start(interrupt.clone());
+    let actions = Actions::new(
+        &session.run_dir,
+        session.pipeline.dir(),
+        &watchdog,
+        None,
+        env,
+    );
+    let turn = Turn::unjournaled(&session.run_dir);
+    // What a check printed is shown and recorded: never a secret in it.
+    let secrets = super::env::secrets_of(&session.graph, env);
+    let mut refusals = Vec::new();
+    for (&id, (status, accepted)) in ids.iter().zip(&mut records) {
+        let task = &session.graph[id];
+        let mut judgement = checks::examine(
+            &session.run_dir,
+            task,
+            false,
+            None,
+            Inspectors {
+                answer: true,
+                check: |script: &str| actions.check(task, script, &turn),
+                judge: None::<fn(&Judge) -> Result<JudgeVerdict, TaskError>>,
+            },
+        );
+        for record in &mut judgement.records {
+            record.message = record.message.as_deref().map(|m| secrets.redact(m));
+        }
+        if let Some(error) = judgement.error {
+            if error.kind == ErrorKind::Stopped || interrupt.requested() {
+                return Err(Error::Interrupted);
+            }
+            let check = judgement
+                .records
+                .last()
+                .map_or("check", |r| r.name.as_str());
+            refusals.push(refusal(task, check, &secrets.redact(&error.message)));
+            continue;
+        }
+        accepted.warnings = judgement.warnings().cloned().collect();
+        accepted.unjudged = task.checks.judge.is_some();
+        status.checks = judgement.records;
+    }
+    if interrupt.requested() {
+        return Err(Error::Interrupted);
+    }
+    if refusals.is_empty() {
+        return Ok(records);
+    }
+    Err(refused(&records, &refusals))
+}
+
+/// The `done` record of `task` with its files' stamps now; refused when
+/// one of them does not exist.
+fn stamped(session: &Session, task: &Task) -> Result<Status> {
+    let stamper = Stamper::default();
+    let root = session.run_dir.root();
+    let mut status = Status::new(&task.name, TaskState::Done, &task.fingerprint);
+    status.definition = task.action.definition();
+    let now = crate::clock::now_rfc3339();
+    status.started_at = Some(now.clone());
+    status.finished_at = Some(now);
+    status.duration_ms = Some(0);
+    for (paths, what, map) in [
+        (
+            task.inputs.iter().map(|i| &i.path).collect::<Vec<_>>(),
+            "input",
+            &mut status.inputs,
+        ),
+        (
+            task.outputs.iter().map(|o| &o.path).collect::<Vec<_>>(),
+            "output",
+            &mut status.outputs,
+        ),
+    ] {
+        for path in paths {
+            match stamper.stamp(root, path)? {
+                Some(stamp) => {
+                    map.insert(path.clone(), stamp);
+                }
+                None => {
+                    return Err(Error::usage(format!(
+                        "cannot touch {}: its {what} {path} does not exist",
+                        task.name
+                    ))
+                    .hint(format!("run `planexe build {}` to produce it", task.name)))
                 }
             }
         }
-        statuses.push(status);
     }
-    Ok(statuses)
+    Ok(status)
+}
+
+/// One task's outputs refused by a check.
+struct Refusal {
+    task: String,
+    /// What was refused and why, as one sentence after `cannot touch`.
+    line: String,
+    /// The files to fix.
+    files: Vec<String>,
+    /// The check could not run (or ran out of time): it is the check to
+    /// fix, not the files.
+    unjudged: bool,
+}
+
+/// What the failed `check` (`min_bytes`, `format`, `schema` or `check`)
+/// of `task` said: `message`, which names the output itself but for the
+/// `check` command's.
+fn refusal(task: &Task, check: &str, message: &str) -> Refusal {
+    let mut files: Vec<String> = task.outputs.iter().map(|o| o.path.clone()).collect();
+    let unjudged = check == "check" && checks::unjudged(message);
+    let line = match (check, task.checks.command.as_deref()) {
+        ("check", Some(script)) => {
+            let shown = match files.len() {
+                0..=3 => files.join(", "),
+                n => format!("{} and {} more", files[..3].join(", "), n - 3),
+            };
+            let script = shown_script(script);
+            let verb = if unjudged {
+                "could not judge"
+            } else {
+                "refuses"
+            };
+            format!(
+                "cannot touch {}: its check `{script}` {verb} {shown}: {message}",
+                task.name
+            )
+        }
+        _ => format!("cannot touch {}: its {check} check: {message}", task.name),
+    };
+    if unjudged {
+        files.clear();
+    }
+    Refusal {
+        task: task.name.clone(),
+        line,
+        files,
+        unjudged,
+    }
+}
+
+/// A `check` command as a message names it: its first line, cut at 60
+/// characters.
+fn shown_script(script: &str) -> String {
+    const SHOWN: usize = 60;
+    let line = first_line(script);
+    match line.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None if line.len() < script.trim().len() => format!("{line} …"),
+        None => line.to_string(),
+    }
+}
+
+/// The error that refuses the whole touch: each refusal, and what to do.
+fn refused(records: &[(Status, Touched)], refusals: &[Refusal]) -> Error {
+    let lines: Vec<&str> = refusals.iter().map(|r| r.line.as_str()).collect();
+    let mut error = Error::usage(lines.join("\n"));
+    if records.len() > 1 {
+        let passed: Vec<&str> = records
+            .iter()
+            .map(|(s, _)| s.task.as_str())
+            .filter(|t| !refusals.iter().any(|r| r.task == *t))
+            .collect();
+        let others = match passed.as_slice() {
+            [] => String::new(),
+            [one] => format!(" ({one}'s checks accepted its outputs)"),
+            many => format!(
+                " (the checks of {} accepted their outputs)",
+                many.join(", ")
+            ),
+        };
+        error = error.hint(format!(
+            "nothing was touched: touch accepts all the tasks it is given or none{others}"
+        ));
+    }
+    let files: Vec<&str> = refusals
+        .iter()
+        .flat_map(|r| r.files.iter().map(String::as_str))
+        .collect();
+    match files.as_slice() {
+        [] if !refusals.iter().any(|r| r.unjudged) => {
+            error = error.hint("fix the check, then touch again; or pass --no-check to accept the outputs as they are");
+        }
+        [] => {}
+        [one] => {
+            error = error.hint(format!(
+                "fix {one} (or the check), then touch again; or pass --no-check to accept it as it is"
+            ));
+        }
+        _ => {
+            error = error.hint(
+                "fix the outputs (or the checks), then touch again; or pass --no-check to accept them as they are",
+            );
+        }
+    }
+    if refusals.iter().any(|r| r.unjudged) {
+        error = error.hint(
+            "make the check run (install the command it names, correct `check` or raise `timeout` in the pipeline), then touch again; or pass --no-check to accept the outputs unchecked",
+        );
+    }
+    error
 }

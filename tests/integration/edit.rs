@@ -150,6 +150,36 @@ fn keep_accepts_a_task_as_done_and_rebuilds_downstream_of_the_change() {
 }
 
 #[test]
+fn keep_checks_the_kept_outputs_as_touch_does() {
+    let p = Project::new(&PIPELINE.replace(
+        "command = \"head -n 1 plan.txt > a.txt\"\n",
+        "command = \"head -n 1 plan.txt > a.txt\"\ncheck = \"grep -q line \\\"$1\\\" || { echo no line; exit 1; }\"\n",
+    ));
+    p.write("plan.txt", "first line\n");
+    p.write("notes.txt", "notes\n");
+    p.build().ok();
+    p.write_at("a.txt", "by hand\n", 2_000_000);
+    let before = p.read(".planexe/tasks/a.status");
+    let ed = editor(&p, "ed.sh", "sed -i 's/first/new/' \"$1\"");
+    // Refused before the question, with nothing kept or built.
+    edit(&p, &ed, &["-y", "--keep", "a"])
+        .code(2)
+        .ran(&[])
+        .stderr_has("cannot touch a: its check `grep -q line")
+        .stderr_has("refuses a.txt: the check failed (exit status 1): no line")
+        .stderr_has("or pass --no-check");
+    assert_eq!(p.read(".planexe/tasks/a.status"), before);
+    assert_eq!(p.read("plan.txt"), "new line\n", "the edit itself stays");
+
+    let again = editor(&p, "again.sh", "sed -i 's/new/newer/' \"$1\"");
+    edit(&p, &again, &["-y", "--keep", "a", "--no-check"])
+        .ok()
+        .ran(&["b", "c", "d"])
+        .stderr_has("kept a");
+    assert_eq!(p.read("c.txt"), "by hand\n");
+}
+
+#[test]
 fn unknown_keep_task_is_refused_before_the_editor_opens() {
     let p = built();
     let ed = editor(&p, "ed.sh", APPEND);

@@ -40,6 +40,7 @@ mod running;
 mod security;
 mod staleness;
 mod status_snapshot;
+mod touch_checks;
 mod watch;
 mod watch_fanout;
 mod watch_overflow;
