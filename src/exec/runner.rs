@@ -176,7 +176,7 @@ impl Runner for TaskRunner<'_> {
 
 /// What a record keeps of a task's action apart from its checks: only
 /// when it has checks (otherwise the two are the same).
-fn action_fingerprint(task: &Task) -> Option<String> {
+pub(super) fn action_fingerprint(task: &Task) -> Option<String> {
     (task.action_fingerprint != task.fingerprint).then(|| task.action_fingerprint.clone())
 }
 

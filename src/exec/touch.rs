@@ -159,6 +159,11 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
     let stamper = Stamper::default();
     let root = session.run_dir.root();
     let mut status = Status::new(&task.name, TaskState::Done, &task.fingerprint);
+    // What a run records of the task, so a touched task is judged as a
+    // built one: a change of its checks alone re-checks it, a reordering
+    // of its `{inputs}` re-runs it.
+    status.action_fingerprint = super::runner::action_fingerprint(task);
+    status.input_order = task.input_order();
     status.definition = task.action.definition();
     let now = crate::clock::now_rfc3339();
     status.started_at = Some(now.clone());

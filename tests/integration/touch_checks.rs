@@ -188,3 +188,35 @@ prompt = "Score {{ output }}"
         .stderr_has("outline: its judge was not run (touch asks no model); `planexe check outline` has it score the outputs");
     assert_eq!(p.status_json("outline")["judge"], serde_json::Value::Null);
 }
+
+#[test]
+fn touch_records_what_a_build_records_of_the_task() {
+    let pipeline = r#"
+[tasks.a]
+inputs = ["x.txt", "y.txt"]
+outputs = ["a.txt"]
+command = "cat {inputs} > a.txt"
+check = "test -s \"$1\""
+"#;
+    let p = Project::new(pipeline);
+    p.write("x.txt", "x\n").write("y.txt", "y\n");
+    p.write("a.txt", "by hand\n");
+    p.run(&["touch", "a"]).ok();
+    // Only its check changed: its outputs are checked again, not rebuilt.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace("test -s", "grep -q hand"),
+    );
+    assert_eq!(
+        p.run(&["build", "-n"]).stdout,
+        "a: checks changed (outputs checked again)\n"
+    );
+    p.write("pipeline.toml", pipeline);
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+    // Its command is given its inputs in their order.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(r#"["x.txt", "y.txt"]"#, r#"["y.txt", "x.txt"]"#),
+    );
+    assert_eq!(p.run(&["build", "-n"]).stdout, "a: inputs reordered\n");
+}
