@@ -58,6 +58,36 @@ fn a_runaway_generation_at_temperature_zero_is_asked_once() {
     assert_eq!(error["recoverable"], false);
 }
 
+/// A generation still going at the timeout but short of its max_tokens
+/// would have ended there: on a slow local model that is a timeout too
+/// short, not a schema to bound, and the message says which.
+#[test]
+fn a_generation_too_slow_for_its_max_tokens_says_so() {
+    let server = Server::start();
+    server.default_reply(trickle());
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "timeout = \"1s\"\ntemperature = 0\nmax_tokens = 100000",
+        ),
+        ASK,
+    );
+    p.build().code(1).stderr_has("runaway");
+    let message = p.status_json("ask")["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("at that rate its max_tokens (100000) takes ")
+            && message
+                .contains(": slow, not endless; raise the model's timeout or lower max_tokens"),
+        "{message}"
+    );
+    assert!(!message.contains("maxItems"), "{message}");
+    assert_eq!(server.requests().len(), 1);
+}
+
 #[test]
 fn a_runaway_generation_that_samples_is_asked_again_once_then_the_fallback() {
     let server = Server::start();

@@ -102,6 +102,7 @@ impl Llm<'_> {
                 timeout: remaining.map_or(model.timeout, |r| r.min(model.timeout)),
                 idle_timeout: model.idle_timeout,
                 max_answer_bytes: model.max_answer_bytes,
+                max_tokens: provider::token_limit(spec.max_tokens, model),
             };
             let mut waited = None;
             let acquired = self.gates[m].acquire(until, &self.interrupt, &mut |wait| {
@@ -165,7 +166,13 @@ impl Llm<'_> {
                     ErrorKind::Stopped,
                     format!("stopped while the model was answering ({pieces} piece(s) received)"),
                 )),
-                Ended::Deadline => Err(deadline_error(model, pieces, progress, deadline)),
+                Ended::Deadline => Err(deadline_error(
+                    model,
+                    pieces,
+                    progress,
+                    deadline,
+                    provider::token_limit(spec.max_tokens, model),
+                )),
             };
             let duration_ms = started.elapsed().as_millis() as u64;
 
@@ -526,6 +533,7 @@ fn deadline_error(
     pieces: u64,
     progress: &CallProgress,
     deadline: Option<(Instant, Duration)>,
+    max_tokens: Option<u64>,
 ) -> CallError {
     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
     let streaming = progress
@@ -534,12 +542,16 @@ fn deadline_error(
         .and_then(|last| last.elapsed().ok())
         .is_some_and(|since| since < model.idle_timeout);
     if pieces > 0 && streaming {
+        let elapsed = progress.started.lock().map(|s| s.elapsed()).ok();
         CallError::new(
             ErrorKind::Runaway,
-            format!(
-                "the model was still generating when the task's timeout ({}) expired: {pieces} token(s) and no end; \
-                 bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise the task's timeout",
-                humantime::format_duration(limit)
+            super::fault::still_generating(
+                &format!("the task's timeout ({})", humantime::format_duration(limit)),
+                "the task's timeout",
+                pieces,
+                elapsed,
+                progress.pieces.first_ago(),
+                max_tokens,
             ),
         )
     } else {

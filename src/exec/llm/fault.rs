@@ -75,6 +75,80 @@ pub struct CallSpec {
     pub idle_timeout: Duration,
     /// The model's `max_answer_bytes`.
     pub max_answer_bytes: u64,
+    /// The answer's token limit as sent (none: the server's own).
+    pub max_tokens: Option<u64>,
+}
+
+/// What a generation still going when a timeout expired was, and what to
+/// change. `timeout` names the one that expired (`the request timeout
+/// (5m)`), `raise` the setting that sets it (`the model's timeout`).
+/// Under a `max_tokens` it had yet to reach, the generation would have
+/// ended there: it was slow, not endless, and the message says how long
+/// that limit takes at the rate seen since the first piece (`first_ago`:
+/// how long ago it came; the wait for it, while the server read the
+/// prompt, is said apart). Otherwise it may never end (an unbounded
+/// schema): bound it.
+pub(super) fn still_generating(
+    timeout: &str,
+    raise: &str,
+    pieces: u64,
+    elapsed: Option<Duration>,
+    first_ago: Option<Duration>,
+    max_tokens: Option<u64>,
+) -> String {
+    let mut m = format!("the model was still generating when {timeout} expired: {pieces} token(s)");
+    let Some(elapsed) = elapsed else {
+        m.push_str(&format!(
+            " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
+        ));
+        return m;
+    };
+    let shown = |rate: f64| {
+        if rate < 10.0 {
+            format!("{rate:.1}/s")
+        } else {
+            format!("{rate:.0}/s")
+        }
+    };
+    let secs = |d: Duration| d.as_secs_f64().max(0.001);
+    // The wait for the first piece, and the rate after it (of the pieces
+    // after the first), when there are at least two.
+    let first_after = first_ago.map(|ago| elapsed.saturating_sub(ago));
+    let (rate, lead) = match (first_ago, first_after) {
+        (Some(ago), Some(lead)) if pieces > 1 && !ago.is_zero() => {
+            let rate = (pieces - 1) as f64 / secs(ago);
+            m.push_str(&format!(
+                " in {:.1}s, the first after {:.1}s (then {})",
+                elapsed.as_secs_f64(),
+                lead.as_secs_f64(),
+                shown(rate)
+            ));
+            (rate, lead)
+        }
+        _ => {
+            let rate = pieces as f64 / secs(elapsed);
+            m.push_str(&format!(
+                " in {:.1}s ({})",
+                elapsed.as_secs_f64(),
+                shown(rate)
+            ));
+            (rate, Duration::ZERO)
+        }
+    };
+    match max_tokens.filter(|&n| n > pieces) {
+        Some(n) if rate > 0.0 => {
+            let takes = lead.as_secs_f64() + n as f64 / rate;
+            let takes = Duration::from_secs(takes.min(1e9) as u64);
+            m.push_str(&format!(
+                "; at that rate its max_tokens ({n}) takes {}: slow, not endless; raise {raise} or lower max_tokens",
+                humantime::format_duration(takes)
+            ));
+        }
+        _ => m.push_str(&format!(
+            " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
+        )),
+    }
+    m
 }
 
 /// The answer outgrew `max_answer_bytes`: a permanent failure, so the next

@@ -93,6 +93,15 @@ pub fn headers(model: &ModelConfig, key: Option<&str>) -> Vec<(&'static str, Str
     headers
 }
 
+/// The answer's token limit a request sends: the task's, else the
+/// model's, else (Anthropic, which needs one) planexe's default.
+pub fn token_limit(task: Option<u64>, m: &ModelConfig) -> Option<u64> {
+    task.or(m.max_tokens).or(match m.provider {
+        Provider::Anthropic => Some(DEFAULT_ANTHROPIC_MAX_TOKENS),
+        _ => None,
+    })
+}
+
 /// The JSON body of a request.
 pub fn body(req: &Request) -> Value {
     let m = req.model;
@@ -112,7 +121,7 @@ pub fn body(req: &Request) -> Value {
             if let Some(t) = m.temperature {
                 body["temperature"] = json!(t);
             }
-            if let Some(n) = req.max_tokens.or(m.max_tokens) {
+            if let Some(n) = token_limit(req.max_tokens, m) {
                 body["max_tokens"] = json!(n);
             }
             if let Some(seed) = m.seed {
@@ -162,7 +171,7 @@ pub fn body(req: &Request) -> Value {
             }
             let mut body = json!({
                 "model": m.model,
-                "max_tokens": req.max_tokens.or(m.max_tokens).unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+                "max_tokens": token_limit(req.max_tokens, m).unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
                 "messages": messages,
             });
             if !system.is_empty() {

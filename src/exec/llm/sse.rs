@@ -24,6 +24,9 @@ pub struct Pieces {
     count: AtomicU64,
     /// Milliseconds since the Unix epoch; 0 before the first piece.
     last_ms: AtomicU64,
+    /// The same, of the first piece: a generation's rate is measured from
+    /// it, without the time the server took to read the prompt.
+    first_ms: AtomicU64,
 }
 
 impl Pieces {
@@ -37,6 +40,9 @@ impl Pieces {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.last_ms.store(now.max(1), Ordering::Relaxed);
+        let _ = self
+            .first_ms
+            .compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 
     pub fn count(&self) -> u64 {
@@ -45,16 +51,27 @@ impl Pieces {
 
     /// When the last piece arrived.
     pub fn last(&self) -> Option<std::time::SystemTime> {
-        match self.last_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
-        }
+        at_ms(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// How long ago the first piece arrived.
+    pub fn first_ago(&self) -> Option<Duration> {
+        at_ms(self.first_ms.load(Ordering::Relaxed)).map(|t| t.elapsed().unwrap_or_default())
     }
 
     /// Starts counting a new call.
     pub fn reset(&self) {
         self.count.store(0, Ordering::Relaxed);
         self.last_ms.store(0, Ordering::Relaxed);
+        self.first_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// A time kept as milliseconds since the Unix epoch, 0 for none.
+fn at_ms(ms: u64) -> Option<std::time::SystemTime> {
+    match ms {
+        0 => None,
+        ms => std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms)),
     }
 }
 
@@ -78,7 +95,7 @@ pub(super) fn read_stream(
         }
         if e.kind == ErrorKind::Timeout && stream.deltas > 0 {
             e.kind = ErrorKind::Runaway;
-            e.message = runaway_message(spec, stream.deltas, started.elapsed());
+            e.message = runaway_message(spec, stream.deltas, started.elapsed(), pieces.first_ago());
         }
         e
     })?;
@@ -113,14 +130,22 @@ pub(super) fn read_stream(
 }
 
 /// What a runaway generation was and what to change.
-fn runaway_message(spec: &CallSpec, pieces: u64, elapsed: Duration) -> String {
-    let secs = elapsed.as_secs_f64().max(0.001);
-    format!(
-        "the model was still generating when the request timeout ({}) expired: {pieces} token(s) in {:.1}s ({:.0}/s) and no end; \
-         bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise the model's timeout",
-        humantime::format_duration(spec.timeout),
-        elapsed.as_secs_f64(),
-        pieces as f64 / secs
+fn runaway_message(
+    spec: &CallSpec,
+    pieces: u64,
+    elapsed: Duration,
+    first_ago: Option<Duration>,
+) -> String {
+    super::fault::still_generating(
+        &format!(
+            "the request timeout ({})",
+            humantime::format_duration(spec.timeout)
+        ),
+        "the model's timeout",
+        pieces,
+        Some(elapsed),
+        first_ago,
+        spec.max_tokens,
     )
 }
 
