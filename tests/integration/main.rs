@@ -44,4 +44,5 @@ mod touch_checks;
 mod watch;
 mod watch_fanout;
 mod watch_overflow;
+mod watch_own;
 mod watch_use;

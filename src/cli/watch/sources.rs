@@ -2,18 +2,22 @@
 //! targets, from the tasks their build wants, and the pipeline file): the
 //! sources a build reads (inputs no task produces, the pipeline file,
 //! prompt and schema files, `foreach` list files), the folders a glob
-//! walks (which count as folders do, made or removed while no build
-//! writes: a build makes them for its outputs), the declared outputs (so
-//! an edit by hand is seen), and the folders holding them, watched
+//! walks and the new files it would match, the declared outputs (so an
+//! edit by hand is seen), and the folders holding them, watched
 //! non-recursively so an editor's atomic save (a temporary file renamed
-//! over the real one) is seen as a change to the real file. A source that is a symlink is watched with the
-//! files it leads to: editing one of those changes what the build reads,
-//! and its event names that file, not the link.
+//! over the real one) is seen as a change to the real file. A source that
+//! is a symlink is watched with the files it leads to: editing one of
+//! those changes what the build reads, and its event names that file, not
+//! the link.
 //!
 //! [`WatchSet::classify`] says what one event path means; it keeps the
 //! invariant that only the exact paths of the set (and the folders on the
 //! way to them, and new files a glob would match) ever count, and never
-//! anything under `.planexe/`.
+//! anything under `.planexe/`. A build writes only its outputs, the
+//! folders on the way to them, and `.planexe/`: only outputs and those
+//! folders are [`Class::Written`]; a change to anything else is the
+//! user's, whenever it comes (`rm -rf notes && mkdir notes` while a build
+//! runs).
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -26,12 +30,14 @@ use crate::store::rundir::STATE_DIR;
 /// What a changed path is to the watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// A source the pipeline reads: its change always counts, even when it
-    /// comes while a build runs.
+    /// What no build writes: a source the pipeline reads, a new file a
+    /// glob would match, a folder a glob walks or one on the way to a
+    /// source. Its change always counts, even when it comes while a build
+    /// runs.
     Source,
-    /// An output, a folder a glob walks or one on the way to a watched
-    /// path, or a new file a glob would match: counts only when no build
-    /// is writing (a build writes outputs and makes folders itself).
+    /// An output, or a folder on the way to one: counts only when no build
+    /// is writing (a build writes outputs and makes their folders itself),
+    /// or when it leaves an output otherwise than the build did.
     Written,
 }
 
@@ -54,6 +60,9 @@ pub struct WatchSet {
     /// (an event for one of those is a folder made or removed).
     folders: BTreeSet<PathBuf>,
     ancestors: BTreeSet<PathBuf>,
+    /// The folders on the way to an output, absolute: a build makes them
+    /// (`per/` of `per/{{ key }}.txt`, which a glob `per/*.md` may walk).
+    made: BTreeSet<PathBuf>,
 }
 
 impl WatchSet {
@@ -165,6 +174,9 @@ impl WatchSet {
             set.sources.remove(&path);
             set.outputs.insert(path);
         }
+        set.made = (set.outputs.iter())
+            .flat_map(|o| o.ancestors().skip(1).map(Path::to_path_buf))
+            .collect();
         set.globs = any_glob.then(|| globs.build().ok()).flatten();
         let files: Vec<PathBuf> = set.sources.iter().chain(&set.outputs).cloned().collect();
         for file in files {
@@ -181,9 +193,11 @@ impl WatchSet {
 
     /// The set with `folders` (relative to the root, or absolute) as
     /// folders a glob walks: watched (through their nearest existing
-    /// ancestor while they do not exist), and counted as made or removed
-    /// by a build while it writes ([`Class::Written`]), not as sources. A
-    /// file the glob matches counts on its own.
+    /// ancestor while they do not exist), and counted when made or
+    /// removed, as folders are, not as files read (a poll sees a folder's
+    /// times change when a file is made in it): such a file counts on its
+    /// own. One on the way to an output is made by a build
+    /// ([`Class::Written`]).
     pub fn walking(mut self, folders: impl IntoIterator<Item = String>) -> WatchSet {
         for folder in folders {
             let path = self.absolute(&folder);
@@ -235,14 +249,17 @@ impl WatchSet {
         if self.sources.contains(&path) {
             return Some(Class::Source);
         }
-        if self.outputs.contains(&path) || self.ancestors.contains(&path) {
+        if self.outputs.contains(&path) || self.made.contains(&path) {
             return Some(Class::Written);
+        }
+        if self.ancestors.contains(&path) {
+            return Some(Class::Source);
         }
         let globbed = self.globs.as_ref().is_some_and(|globs| {
             path.strip_prefix(&self.root)
                 .is_ok_and(|rel| globs.is_match(rel))
         });
-        globbed.then_some(Class::Written)
+        globbed.then_some(Class::Source)
     }
 
     fn in_state_dir(&self, path: &Path) -> bool {
@@ -340,9 +357,13 @@ mod tests {
         )
     }
 
+    /// What a build writes is its outputs and the folders on the way to
+    /// them, nothing else: a new file a glob matches, and a folder a glob
+    /// walks that holds no output, are the user's (`rm -rf notes && mkdir
+    /// notes` while a build runs).
     #[test]
     fn sources_count_always_and_outputs_only_as_written() {
-        let set = set();
+        let set = set().walking(["notes".to_string(), "out".to_string()]);
         assert_eq!(
             set.classify(Path::new("/run/plan.txt")),
             Some(Class::Source)
@@ -356,10 +377,13 @@ mod tests {
             Some(Class::Written)
         );
         assert_eq!(set.classify(Path::new("/run/out")), Some(Class::Written));
+        assert_eq!(set.classify(Path::new("/run")), Some(Class::Written));
         assert_eq!(
             set.classify(Path::new("/run/notes/new.md")),
-            Some(Class::Written)
+            Some(Class::Source)
         );
+        assert_eq!(set.classify(Path::new("/run/notes")), Some(Class::Source));
+        assert_eq!(set.classify(Path::new("/pipes")), Some(Class::Source));
         assert_eq!(set.classify(Path::new("/run/notes/new.txt")), None);
         assert_eq!(set.classify(Path::new("/run/other.txt")), None);
     }
