@@ -1,8 +1,10 @@
 //! `planexe watch`: build, then rebuild whenever a source changes. Filter,
 //! then debounce, then build (watchexec's shape): events for planexe's own
-//! writes are dropped before they count ([`debounce::Filter`]), the rest
-//! are collected for a short window ([`debounce::Batch`]), and then one
-//! normal [`Build`] runs, which rebuilds exactly what became stale.
+//! writes are dropped before they count ([`debounce::Filter`]; an output
+//! as the last build left it, succeeded or failed, is its own: [`left`]),
+//! the rest are collected for a short window ([`debounce::Batch`]), and
+//! then one normal [`Build`] runs, which rebuilds exactly what became
+//! stale.
 //!
 //! The loop owns the process concerns: the watcher ([`notifier`]), the
 //! signals (a build stops cleanly; Ctrl-C while idle ends the watch at
@@ -17,13 +19,12 @@
 //! (which checks everything).
 
 mod debounce;
+mod left;
 mod notifier;
 mod sources;
 mod warned;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,13 +34,14 @@ use super::build::Terminal;
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
-use crate::exec::observer::{Both, Observer};
+use crate::exec::observer::Both;
 use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt, Notice};
-use crate::model::{Lists, Task};
+use crate::model::Lists;
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::RunDir;
 use debounce::{Batch, Changes, Filter, News};
+use left::{Left, Started};
 use notifier::{Notifier, Seen};
 use sources::WatchSet;
 use warned::Warned;
@@ -77,7 +79,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         filter: Filter::default(),
         set: WatchSet::default(),
         pipeline: None,
-        left: HashMap::new(),
+        left: Left::default(),
         settle: SETTLE + poll.unwrap_or_default(),
         debounce,
         first: true,
@@ -133,10 +135,10 @@ struct Watch<'a> {
     set: WatchSet,
     /// The pipeline file last loaded (its path, and how messages name it).
     pipeline: Option<(PathBuf, String)>,
-    /// Each output as the last build left it (size, mtime in ns), as its
-    /// record says: an event for an output still so is the build's own,
-    /// however late it arrives (a loaded machine delivers events late).
-    left: HashMap<PathBuf, (u64, i64)>,
+    /// Each output as the last build left it: an event for an output
+    /// still so is the build's own, however late it arrives (a loaded
+    /// machine delivers events late).
+    left: Left,
     settle: Duration,
     debounce: Duration,
     /// Before the first build: errors then end the watch (status 2).
@@ -165,7 +167,7 @@ impl Watch<'_> {
             if let Ok(session) = &loaded {
                 // As the other planexe left them, if one built meanwhile:
                 // its own writes are not changes.
-                self.left = left_by(session);
+                self.left = Left::now(session);
             }
             for seen in seen_waiting.drain(..) {
                 let counted = self.counted(seen, printer);
@@ -195,8 +197,12 @@ impl Watch<'_> {
                 continue;
             }
             let start = Instant::now();
-            let outcome = self.build_once(&mut session, printer);
+            let started = Started::default();
+            let outcome = self.build_once(&mut session, &started, printer);
             self.filter.build_wrote(start, Instant::now() + self.settle);
+            // What the build left, before anything else looks: a failed
+            // task's outputs as found now are its own doing.
+            self.left = Left::after(&session, &self.left, &started);
             match outcome {
                 // Another planexe took the lock between the check and the
                 // build: wait for it, then load again and build.
@@ -209,7 +215,6 @@ impl Watch<'_> {
                 outcome => break (session, outcome),
             }
         };
-        self.left = left_by(&session);
         self.warned.round_over(report.is_ok());
         // What the graph the build grew reads and writes (its fan-outs'
         // instances); the build may have made the folders of its outputs.
@@ -331,11 +336,12 @@ impl Watch<'_> {
         }
     }
 
-    /// Runs one build, observed by the terminal and the recorder; returns
-    /// its report and how many tasks it ran.
+    /// Runs one build, observed by the terminal, the recorder and
+    /// `started`; returns its report and how many tasks it ran.
     fn build_once(
         &self,
         session: &mut Session,
+        started: &Started,
         printer: &mut Printer,
     ) -> Result<(BuildReport, usize)> {
         let recorder = Recorder::start(
@@ -344,7 +350,6 @@ impl Watch<'_> {
             self.ctx.webhook.as_deref(),
         );
         let env = self.ctx.scrubbing_env();
-        let count = Count(AtomicUsize::new(0));
         // A fan-out's warning comes from every build that expands it.
         let warned = &self.warned;
         let shown = |notice: &Notice| match notice {
@@ -360,7 +365,7 @@ impl Watch<'_> {
             options: &self.options,
             env: &env,
             interrupt: &self.interrupt,
-            observer: &Both(Both(&terminal, &recorder), &count),
+            observer: &Both(Both(&terminal, &recorder), started),
             executor: None,
             slots: None,
         }
@@ -373,7 +378,7 @@ impl Watch<'_> {
         for warning in recorder.finish(session, result.as_ref())? {
             printer.warn(&warning);
         }
-        Ok((result?, count.0.into_inner()))
+        Ok((result?, started.count()))
     }
 
     /// Waits while another planexe holds the run directory's lock, saying
@@ -490,46 +495,21 @@ impl Watch<'_> {
 
 impl Watch<'_> {
     /// Whether a change to `path`, seen at `at`, counts. An output as the
-    /// last build's records say it was left is the build's own, however
-    /// late its event comes. One that is not counts even when it changed
-    /// while a build wrote (removed or edited meanwhile: `rm -rf out`
-    /// while the build ran), if a record says what it should be: without
-    /// one (a task that failed before it ever succeeded), what the build
-    /// did to it is its own (it moved the failed attempt's outputs aside).
-    /// Events are read once the build is over, so what a record says is
+    /// last build left it ([`Left`]: as its record says, or as found when
+    /// a build that ran its task failed) is the build's own, however late
+    /// its event comes. One that is not counts even when it changed while
+    /// a build wrote (removed or edited meanwhile: `rm -rf out` while the
+    /// build ran), if the watch knows how it was left: for an output of a
+    /// task that never ran, a change while a build writes is its own.
+    /// Events are read once the build is over, so what the watch knows is
     /// what the build ended with.
     fn counts(&self, path: &Path, at: Instant) -> bool {
-        if self.as_left(path) {
+        if self.left.is_as_left(path) {
             return false;
         }
         self.filter.admit(&self.set, path, at)
-            || (self.set.is_output(path) && self.left.contains_key(path))
+            || (self.set.is_output(path) && self.left.knows(path))
     }
-
-    /// Whether `path` is an output just as the last build left it.
-    fn as_left(&self, path: &Path) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let Some(&(size, mtime_ns)) = self.left.get(path) else {
-            return false;
-        };
-        std::fs::symlink_metadata(path).is_ok_and(|m| {
-            m.is_file()
-                && m.size() == size
-                && m.mtime() * 1_000_000_000 + m.mtime_nsec() == mtime_ns
-        })
-    }
-}
-
-/// Every output as the records of the session's tasks say a build left it.
-fn left_by(session: &Session) -> HashMap<PathBuf, (u64, i64)> {
-    let root = session.run_dir.root();
-    session
-        .graph
-        .tasks()
-        .filter_map(|t| session.store.record(&t.name)?.done.as_ref())
-        .flat_map(|done| done.outputs.iter())
-        .map(|(path, stamp)| (root.join(path), (stamp.size, stamp.mtime_ns)))
-        .collect()
 }
 
 /// Another process holding the run directory's lock, from `/proc/locks`
@@ -540,13 +520,4 @@ fn lock_holder(run_dir: &RunDir) -> Option<u32> {
     let meta = std::fs::metadata(run_dir.lock_path()).ok()?;
     crate::store::process::lock_holder(meta.dev(), meta.ino())
         .filter(|&pid| pid != std::process::id())
-}
-
-/// Counts the tasks a build starts.
-struct Count(AtomicUsize);
-
-impl Observer for Count {
-    fn task_started(&self, _task: &Task) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::harness::Project;
-use super::watch::{started, Watcher};
+use super::watch::{rebuilds, started, Watcher};
 
 /// `slow` runs while `hold` exists, so a build lasts as long as the test
 /// wants; `report` reads what the glob `data/*.txt` matches (nothing at
@@ -74,4 +74,103 @@ fn a_glob_folder_made_again_during_a_build_is_built_after_it_inotify() {
 #[test]
 fn a_glob_folder_made_again_during_a_build_is_built_after_it_polling() {
     a_glob_folder_made_again_during_a_build_is_built_after_it(&["--poll", "100ms"]);
+}
+
+/// `t` fails while `plan.txt` says `bad`, after writing its output (and
+/// waiting long enough for a poll to see it).
+const FAILING: &str = r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["out.txt"]
+command = "if grep -q bad plan.txt; then echo partial > out.txt; sleep 0.3; exit 1; fi; cp plan.txt out.txt"
+"#;
+
+/// A failed task whose last good output is gone (removed by hand, so it
+/// cannot be put back): what its failed attempt wrote is moved aside, and
+/// the output is missing as the build left it. That is the build's own
+/// doing: no build follows until the user changes something. Each build
+/// used to start the next (the record still spoke of the last good
+/// output, so the failed attempt's writes counted as the user's), without
+/// end.
+fn a_failed_build_starts_no_build_by_its_own_writes(args: &[&str]) {
+    let p = Project::new(FAILING);
+    p.write("plan.txt", "good\n");
+    let mut w = Watcher::start(&p, args);
+    assert_eq!(p.read("out.txt"), "good\n");
+
+    std::fs::write(p.path("plan.txt"), "bad\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert!(lines.last().unwrap().ends_with("1 failed"), "{lines:?}");
+    // Put back as it was: no build follows.
+    assert_eq!(p.read("out.txt"), "good\n");
+    w.no_rebuild_for(Duration::from_secs(2));
+
+    p.remove("out.txt");
+    let lines = w.expect("watch: out.txt changed");
+    assert_eq!(started(&lines), ["t"], "{lines:?}");
+    assert!(lines.last().unwrap().ends_with("1 failed"), "{lines:?}");
+    assert!(!p.exists("out.txt"));
+    // Nothing is edited meanwhile: at most no build (it used to be one
+    // after another, a dozen a second).
+    let after = w.quiet_for(Duration::from_secs(4));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+
+    // A real change builds.
+    std::fs::write(p.path("plan.txt"), "fixed\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(started(&lines), ["t"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("out.txt"), "fixed\n");
+    w.no_rebuild_for(Duration::from_secs(2));
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn a_failed_build_starts_no_build_by_its_own_writes_inotify() {
+    a_failed_build_starts_no_build_by_its_own_writes(&[]);
+}
+
+#[test]
+fn a_failed_build_starts_no_build_by_its_own_writes_polling() {
+    a_failed_build_starts_no_build_by_its_own_writes(&["--poll", "100ms"]);
+}
+
+/// A failed attempt that leaves a file where its output's folder was: the
+/// last good output cannot be put back (`Not a directory`) and is kept in
+/// `.planexe/prev/`. The missing output is the failed build's doing: no
+/// build follows (one used to, failing at once on the file in the way).
+#[test]
+fn a_last_good_output_that_cannot_be_put_back_starts_no_build() {
+    let p = Project::new(
+        r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["out/a.txt"]
+command = "if grep -q bad plan.txt; then rm -rf out; echo junk > out; exit 1; fi; cp plan.txt out/a.txt"
+"#,
+    );
+    p.write("plan.txt", "good\n");
+    let mut w = Watcher::start(&p, &[]);
+    std::fs::write(p.path("plan.txt"), "bad\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert!(
+        lines.iter().any(|l| l.contains("could not be put back")),
+        "{lines:?}"
+    );
+    let after = w.quiet_for(Duration::from_secs(3));
+    assert_eq!(rebuilds(&after), 0, "{after:?}");
+    // The user clears the way: that is a change, and the build succeeds.
+    std::fs::remove_file(p.path("out")).unwrap();
+    std::fs::write(p.path("plan.txt"), "fixed\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["t"], "{lines:?}");
+    assert!(
+        lines.last().unwrap().ends_with("ran 1 task(s)"),
+        "{lines:?}"
+    );
+    assert_eq!(p.read("out/a.txt"), "fixed\n");
+    assert_eq!(w.stop(), 130);
 }

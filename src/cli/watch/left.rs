@@ -1,0 +1,162 @@
+//! What the last build left of each output, so `planexe watch` tells a
+//! build's own writes from the user's however late their events come.
+//!
+//! An output of a task whose last run succeeded is as its record says
+//! (size and mtime): an event for it in that state is the build's own, and
+//! one that leaves it otherwise is the user's, even while the build ran
+//! (`rm -rf out` meanwhile). A task whose last run failed has no record of
+//! what it left: its failed attempt's writes were moved aside and its last
+//! good outputs put back, or not (they were gone, or could not be put
+//! back). Its outputs are taken as found when the build that ran it ended
+//! (or, when no build since ran it, when the watch last looked): whatever
+//! a failed build left is its own, so it never starts the next build, and
+//! a later change to them is the user's.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::exec::observer::Observer;
+use crate::model::Task;
+use crate::plan::Session;
+
+/// One output as the last build left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// As its task's record of its last success says: a file of this size
+    /// and mtime (ns).
+    Recorded(u64, i64),
+    /// As found (its task's last run failed): what was there, or nothing.
+    Found(Option<(u64, i64)>),
+}
+
+/// Each output of a loaded pipeline as the last build left it.
+#[derive(Debug, Default)]
+pub struct Left(HashMap<PathBuf, State>);
+
+impl Left {
+    /// `session`'s outputs as its records say, and as they are now for
+    /// tasks whose last run failed: after a load (another planexe may have
+    /// built meanwhile).
+    pub fn now(session: &Session) -> Left {
+        Left::after(session, &Left::default(), &Started::default())
+    }
+
+    /// `session`'s outputs as the build that just ran with it left them:
+    /// as found now for a failed task it `started`; as `before` says for
+    /// one it did not (it did not write them; what changed them meanwhile
+    /// is the user's).
+    pub fn after(session: &Session, before: &Left, started: &Started) -> Left {
+        let root = session.run_dir.root();
+        let mut left = HashMap::new();
+        for task in session.graph.tasks() {
+            let Some(record) = session.store.record(&task.name) else {
+                continue;
+            };
+            if record.last.is_some() {
+                for out in &task.outputs {
+                    let path = root.join(&out.path);
+                    let state = match before.0.get(&path) {
+                        Some(&state @ State::Found(_)) if !started.ran(&task.name) => state,
+                        _ => State::Found(look(&path)),
+                    };
+                    left.insert(path, state);
+                }
+            } else if let Some(done) = &record.done {
+                for (path, stamp) in &done.outputs {
+                    let state = State::Recorded(stamp.size, stamp.mtime_ns);
+                    left.insert(root.join(path), state);
+                }
+            }
+        }
+        Left(left)
+    }
+
+    /// Whether `path` is an output just as the last build left it.
+    pub fn is_as_left(&self, path: &Path) -> bool {
+        match self.0.get(path) {
+            None => false,
+            Some(&State::Recorded(size, mtime_ns)) => {
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+                    && look(path) == Some((size, mtime_ns))
+            }
+            Some(&State::Found(found)) => look(path) == found,
+        }
+    }
+
+    /// Whether the watch knows how the last build left `path`: then a
+    /// change that leaves it otherwise is the user's, whenever it came.
+    pub fn knows(&self, path: &Path) -> bool {
+        self.0.contains_key(path)
+    }
+}
+
+/// What is at `path` now: its size and mtime (ns), without following a
+/// symlink; `None` when nothing is (or a file stands where a folder on
+/// the way should be).
+fn look(path: &Path) -> Option<(u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.size(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+}
+
+/// The tasks a build starts, as an observer of it: how many starts (a
+/// round's line says it) and which tasks.
+#[derive(Debug, Default)]
+pub struct Started(Mutex<(usize, HashSet<String>)>);
+
+impl Started {
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Whether the build started `task`.
+    fn ran(&self, task: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .contains(task)
+    }
+}
+
+impl Observer for Started {
+    fn task_started(&self, task: &Task) {
+        let mut started = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        started.0 += 1;
+        started.1.insert(task.name.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_is_as_left_while_it_is_as_recorded_or_as_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gone, kept) = (dir.path().join("gone.txt"), dir.path().join("kept.txt"));
+        std::fs::write(&kept, "good\n").unwrap();
+        let (size, mtime) = look(&kept).unwrap();
+        // Behind a file where a folder should be: nothing is there.
+        let behind = kept.join("x");
+        let left = Left(HashMap::from([
+            (gone.clone(), State::Found(look(&gone))),
+            (behind.clone(), State::Found(look(&behind))),
+            (kept.clone(), State::Recorded(size, mtime)),
+        ]));
+        assert!(left.is_as_left(&gone) && left.is_as_left(&kept) && left.is_as_left(&behind));
+        assert!(!left.knows(&dir.path().join("other.txt")));
+
+        std::fs::write(&gone, "made by hand\n").unwrap();
+        std::fs::write(&kept, "edited by hand\n").unwrap();
+        assert!(!left.is_as_left(&gone) && !left.is_as_left(&kept));
+        assert!(left.knows(&gone) && left.knows(&kept));
+        std::fs::remove_file(&gone).unwrap();
+        assert!(left.is_as_left(&gone));
+        // A folder where the recorded file was is not it.
+        std::fs::remove_file(&kept).unwrap();
+        std::fs::create_dir(&kept).unwrap();
+        assert!(!left.is_as_left(&kept));
+    }
+}
