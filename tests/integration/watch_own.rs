@@ -174,3 +174,40 @@ command = "if grep -q bad plan.txt; then rm -rf out; echo junk > out; exit 1; fi
     assert_eq!(p.read("out/a.txt"), "fixed\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// An output that is a symlink is stamped through it, to the file it
+/// leads to: once its task has written it, it is as the record says, and
+/// no build follows. The watch used to look at the link itself, took it
+/// for changed, and followed every build that wrote it with another
+/// (`watch: out.txt changed: ran 0 task(s)`).
+#[test]
+fn an_output_written_as_a_symlink_starts_no_build() {
+    let p = Project::new(
+        r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["out.txt"]
+command = "cp plan.txt real.txt; ln -sf real.txt out.txt"
+"#,
+    );
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(2));
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 1 task(s)"
+    );
+    w.no_rebuild_for(Duration::from_secs(2));
+    assert_eq!(p.read("out.txt"), "two\n");
+    // Replaced by hand with a file: a change.
+    std::fs::remove_file(p.path("out.txt")).unwrap();
+    std::fs::write(p.path("out.txt"), "mine\n").unwrap();
+    let lines = w.expect("watch: out.txt changed");
+    assert!(
+        lines.last().unwrap().ends_with("ran 0 task(s)"),
+        "{lines:?}"
+    );
+    assert_eq!(w.stop(), 130);
+}

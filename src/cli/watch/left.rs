@@ -24,7 +24,7 @@ use crate::plan::Session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// As its task's record of its last success says: a file of this size
-    /// and mtime (ns).
+    /// and mtime (ns), or a symlink to one.
     Recorded(u64, i64),
     /// As found (its task's last run failed): what was there, or nothing.
     Found(Option<(u64, i64)>),
@@ -76,10 +76,10 @@ impl Left {
     pub fn is_as_left(&self, path: &Path) -> bool {
         match self.0.get(path) {
             None => false,
-            Some(&State::Recorded(size, mtime_ns)) => {
-                std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
-                    && look(path) == Some((size, mtime_ns))
-            }
+            // As a stamp is taken: through a symlink, to the file it leads
+            // to (an output may be a link).
+            Some(&State::Recorded(size, mtime_ns)) => std::fs::metadata(path)
+                .is_ok_and(|m| m.is_file() && size_and_mtime(&m) == (size, mtime_ns)),
             Some(&State::Found(found)) => look(path) == found,
         }
     }
@@ -95,9 +95,14 @@ impl Left {
 /// symlink; `None` when nothing is (or a file stands where a folder on
 /// the way should be).
 fn look(path: &Path) -> Option<(u64, i64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| size_and_mtime(&m))
+}
+
+fn size_and_mtime(m: &std::fs::Metadata) -> (u64, i64) {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some((m.size(), m.mtime() * 1_000_000_000 + m.mtime_nsec()))
+    (m.size(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
 }
 
 /// The tasks a build starts, as an observer of it: how many starts (a
@@ -154,6 +159,19 @@ mod tests {
         assert!(left.knows(&gone) && left.knows(&kept));
         std::fs::remove_file(&gone).unwrap();
         assert!(left.is_as_left(&gone));
+
+        // A symlink is as recorded when the file it leads to is.
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&gone, &link).unwrap();
+        std::fs::write(&gone, "target\n").unwrap();
+        let (size, mtime) = look(&gone).unwrap();
+        let links = Left(HashMap::from([(
+            link.clone(),
+            State::Recorded(size, mtime),
+        )]));
+        assert!(links.is_as_left(&link));
+        std::fs::write(&gone, "target, edited\n").unwrap();
+        assert!(!links.is_as_left(&link));
         // A folder where the recorded file was is not it.
         std::fs::remove_file(&kept).unwrap();
         std::fs::create_dir(&kept).unwrap();
