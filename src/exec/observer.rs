@@ -203,7 +203,26 @@ pub struct Progress {
     /// when.
     pub waiting_until: Option<std::time::SystemTime>,
     /// While the task waits for its model's limits before a call.
-    pub queued: Option<crate::exec::llm::limits::Queued>,
+    pub queued: Option<Queued>,
+}
+
+/// What a call waits for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A free slot: `max` calls to the model are in flight
+    /// (`max_concurrency`).
+    Slot { max: usize },
+    /// The model's `requests_per_minute` spacing: the call starts then.
+    Rate { until: std::time::SystemTime },
+}
+
+/// A task waiting for a model's limits before its next call, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub model: String,
+    /// When the wait began.
+    pub since: std::time::SystemTime,
+    pub wait: Wait,
 }
 
 /// Whoever listens to a build. Every method has a default that ignores it.

@@ -8,31 +8,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::exec::interrupt::Interrupt;
+pub use crate::exec::observer::{Queued, Wait};
 
 /// Why a wait ended without a permit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abort {
     Interrupted,
     Deadline,
-}
-
-/// What a call waits for before it starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// A free slot: `max` calls to the model are in flight
-    /// (`max_concurrency`).
-    Slot { max: usize },
-    /// The model's `requests_per_minute` spacing: the call starts then.
-    Rate { until: std::time::SystemTime },
-}
-
-/// A task waiting for a model's limits before its next call, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queued {
-    pub model: String,
-    /// When the wait began.
-    pub since: std::time::SystemTime,
-    pub wait: Wait,
 }
 
 /// How a task queued for `model` says what it waits for, after "while":
