@@ -192,6 +192,14 @@ pub fn judged_vars(vars: &Vars, output: String, outputs: Value) -> Vars {
     vars
 }
 
+/// The score and reason in a judge's accepted answer (the schema held: a
+/// number from 0 to 1 and a string).
+pub fn read_answer(text: &str) -> (f64, String) {
+    let value: Value = serde_json::from_str(text).unwrap_or_default();
+    let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
+    (score, value["reason"].as_str().unwrap_or("").to_string())
+}
+
 /// Adds a judge to a task's checks' fingerprint: changing it judges the
 /// current outputs again (see [`super::checks::Checks::seal`]).
 pub fn fingerprint(fp: &mut Fingerprint, judge: &Judge) {

@@ -49,6 +49,9 @@ pub struct PromptSpec {
     pub keep_reasoning: bool,
     /// Fan-out instances: `item`, `key`, `index` or the matrix variables.
     pub vars: Vars,
+    /// A task's judge asks, for a score, not the task itself: its calls
+    /// are marked so in `usage.jsonl`.
+    pub judge: bool,
 }
 
 /// The keys only prompt tasks may have, with their spans.
@@ -251,6 +254,7 @@ pub fn resolve_prompt(
         max_tokens,
         keep_reasoning,
         vars,
+        judge: false,
     })
 }
 

@@ -281,6 +281,8 @@ impl Observer for Recorder {
                     Args {
                         outcome: Some(a.outcome.clone()),
                         error_id: a.error_id.clone(),
+                        judge: a.judge,
+                        score: a.score,
                         ..Args::default()
                     },
                 );

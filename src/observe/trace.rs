@@ -60,6 +60,12 @@ pub struct Args {
     /// A failed model call: its `error_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_id: Option<String>,
+    /// A model call of the task's judge, not of the task's own model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judge: bool,
+    /// A judge's call that scored: the score it gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// One event of the trace.

@@ -40,6 +40,13 @@ pub struct UsageLine<S> {
     /// server (docs/llm.md#record-replay-and-the-response-cache).
     #[serde(default)]
     pub replayed: bool,
+    /// The call was a task's judge's, scoring an answer or outputs, not a
+    /// call of the task's own model (docs/llm.md#logs).
+    #[serde(default)]
+    pub judge: bool,
+    /// A judge's call that scored: the score it gave.
+    #[serde(default)]
+    pub score: Option<f64>,
 }
 
 impl<S: AsRef<str>> UsageLine<S> {

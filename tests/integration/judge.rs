@@ -138,6 +138,35 @@ fn status_task_tells_a_judges_calls_from_the_tasks_own() {
     );
 }
 
+/// `usage.jsonl` and the trace listed a judge's calls as calls of the
+/// task: the cost of judging could not be told from the task's own.
+#[test]
+fn the_usage_ledger_and_the_trace_mark_a_judges_calls() {
+    let (_server, p) = scored_low_then_high();
+    let marks = |judge: &Value, score: &Value| (*judge == true, score.as_f64());
+    let expected = [
+        (false, None),
+        (true, Some(0.2)),
+        (false, None),
+        (true, Some(0.85)),
+    ];
+    let usage: Vec<(bool, Option<f64>)> = p
+        .jsonl(".planexe/usage.jsonl")
+        .iter()
+        .map(|line| marks(&line["judge"], &line["score"]))
+        .collect();
+    assert_eq!(usage, expected);
+    let text = p.read(".planexe/trace.json");
+    let trace: Vec<Value> =
+        serde_json::from_str(&format!("{}]", text.trim_end().trim_end_matches(','))).unwrap();
+    let calls: Vec<(bool, Option<f64>)> = trace
+        .iter()
+        .filter(|e| e["cat"] == "llm")
+        .map(|e| marks(&e["args"]["judge"], &e["args"]["score"]))
+        .collect();
+    assert_eq!(calls, expected);
+}
+
 #[test]
 fn a_low_score_to_the_end_fails_the_task_as_judge_rejected() {
     let server = Server::start();

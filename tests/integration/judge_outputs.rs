@@ -351,6 +351,19 @@ fn planexe_check_judges_from_a_recording() {
         .ok()
         .stdout_has("ok c (judge 0.90)\n");
     assert_eq!(server.requests().len(), 1);
+    // The replayed call is the judge's, as the recorded one was.
+    let usage = p.jsonl(".planexe/usage.jsonl");
+    let marks: Vec<(bool, bool, Option<f64>)> = usage
+        .iter()
+        .map(|l| {
+            (
+                l["replayed"] == true,
+                l["judge"] == true,
+                l["score"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(marks, [(false, true, Some(0.9)), (true, true, Some(0.9))]);
     p.run(&["check", "--replay", "missing"]).code(2);
 }
 

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call::{self, CallError, CallSpec};
+use super::fault::describe_wait;
 use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
 use super::recording::{self, Replayed};
 use super::tokens::{cost, Tokens};
 use super::{answer, CallProgress, Llm, PromptResult, Stop};
+use crate::model::judge;
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::{FailureLine, UsageLine};
@@ -253,6 +255,11 @@ impl Llm<'_> {
                 },
                 error_id: error_id.clone(),
                 replayed: false,
+                judge: spec.judge,
+                score: match &failure {
+                    Failure::None(text) if spec.judge => Some(judge::read_answer(text).0),
+                    _ => None,
+                },
             });
             result.attempts.push(AttemptRecord::call(
                 &model.name,
@@ -565,19 +572,6 @@ fn deadline_error(
     }
 }
 
-/// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.
-fn describe_wait(wait: Duration) -> String {
-    let secs = wait.as_secs();
-    if secs >= 2 * 86_400 {
-        format!("{} days", secs / 86_400)
-    } else if secs >= 2 * 3600 {
-        format!("{} hours", secs / 3600)
-    } else {
-        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        humantime::format_duration(Duration::from_millis(ms)).to_string()
-    }
-}
-
 /// Says (for `status`) that the task waits to retry until `until`, or no
 /// longer waits.
 fn set_waiting(progress: &CallProgress, until: Option<std::time::SystemTime>) {
@@ -622,13 +616,5 @@ mod tests {
         assert_eq!(text, "{\"a\": 1}");
         prefilled(&mut text, None);
         assert_eq!(text, "{\"a\": 1}");
-    }
-
-    #[test]
-    fn waits_read_well() {
-        assert_eq!(describe_wait(Duration::from_secs(315_360_000)), "3650 days");
-        assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
-        assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
-        assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
     }
 }

@@ -6,6 +6,7 @@
 //! model). What the server said enters a message only made
 //! [`printable`]: its control characters escaped, so no error body can
 //! drive the terminal it is shown on; `raw` keeps it as it came, as data.
+//! A wait the server asks for is told in words a person reads (`3 hours`).
 
 use std::time::Duration;
 
@@ -303,5 +304,31 @@ impl CallOk {
     /// Whether the answer was cut off by the token limit.
     pub fn truncated(&self) -> bool {
         self.answer.finish == Finish::Length
+    }
+}
+
+/// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.
+pub(super) fn describe_wait(wait: Duration) -> String {
+    let secs = wait.as_secs();
+    if secs >= 2 * 86_400 {
+        format!("{} days", secs / 86_400)
+    } else if secs >= 2 * 3600 {
+        format!("{} hours", secs / 3600)
+    } else {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        humantime::format_duration(Duration::from_millis(ms)).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_well() {
+        assert_eq!(describe_wait(Duration::from_secs(315_360_000)), "3650 days");
+        assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
+        assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
     }
 }

@@ -13,9 +13,9 @@
 //!   judge changed, or `planexe check`) are scored once
 //!   ([`Llm::judge_outputs`]); what a low score does is the caller's.
 //!
-//! Judge calls are model calls like any other: they are in `usage.jsonl`,
-//! their failures in `failures.jsonl`, and record, replay and the cache
-//! apply to them.
+//! Judge calls are model calls like any other: they are in `usage.jsonl`
+//! (marked `judge`, with the `score` they gave), their failures in
+//! `failures.jsonl`, and record, replay and the cache apply to them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -245,6 +245,7 @@ impl Llm<'_> {
             max_tokens: Some(judge::MAX_TOKENS),
             keep_reasoning: false,
             vars: Default::default(),
+            judge: true,
         };
         let first = result.attempts.len();
         let asked = self.ask(
@@ -283,11 +284,9 @@ impl Llm<'_> {
                 other => other,
             }
         })?;
-        // The schema held: a number from 0 to 1 and a string.
-        let value: Value = serde_json::from_str(&text).unwrap_or_default();
-        let score = value["score"].as_f64().unwrap_or(0.0).clamp(0.0, 1.0);
+        let (score, reason) = judge::read_answer(&text);
         // The model's words reach the terminal (status, the FAILED line).
-        let reason = printable(value["reason"].as_str().unwrap_or("")).into_owned();
+        let reason = printable(&reason).into_owned();
         // The last call gave the answer the score is read from.
         if let Some(a) = result.attempts.last_mut() {
             a.score = Some(score);

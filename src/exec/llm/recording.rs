@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::answer;
 use super::provider::Message;
 use super::{CallProgress, Llm, PromptResult, Stop};
+use crate::model::judge;
 use crate::model::models::{ModelConfig, Provider};
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::UsageLine;
@@ -277,6 +278,12 @@ impl Llm<'_> {
             status: if rejected.is_some() { "error" } else { "ok" },
             error_id: error_id.clone(),
             replayed: true,
+            judge: spec.judge,
+            score: judged
+                .as_ref()
+                .ok()
+                .filter(|_| spec.judge)
+                .map(|text| judge::read_answer(text).0),
         });
         result.attempts.push(AttemptRecord::call(
             &model.name,
