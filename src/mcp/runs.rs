@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
-use crate::model::{Advice, Lists, Trouble};
+use crate::model::{Advice, Lists, ModelSourceKind, Trouble};
 use crate::observe::status::run_state;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
@@ -78,10 +78,16 @@ fn advise(trouble: &Trouble<'_>) -> String {
                 .into()
         }
         Trouble::UnknownTarget => "call the status tool to list the run's tasks".into(),
-        Trouble::ModelOverride => "from the build tool's `model` argument, the server's \
-                                   $PLANEXE_MODEL, or an earlier build's `model` (which the \
-                                   run remembers)"
-            .into(),
+        Trouble::ModelOverride { from } => match from {
+            ModelSourceKind::Flag => "from the build tool's `model` argument".into(),
+            ModelSourceKind::Env => "from the server's $PLANEXE_MODEL, which its operator sets; \
+                                     the build tool's `model` argument chooses another"
+                .into(),
+            ModelSourceKind::Run => "chosen for this run by an earlier build's `model`, which \
+                                     the run remembers; the build tool's `model` argument \
+                                     chooses another"
+                .into(),
+        },
         Trouble::DamagedSidecar => {
             "the next build (the build tool) rewrites it from the state log".into()
         }

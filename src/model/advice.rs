@@ -36,12 +36,24 @@ pub enum Trouble<'a> {
     /// A build's target names no task and no task's output: where to find
     /// the names.
     UnknownTarget,
-    /// A model override names no model: where the override came from,
-    /// words for the message rather than a hint line.
-    ModelOverride,
+    /// A model override names no model: where the override came from
+    /// (`from`), words for the message rather than a hint line.
+    ModelOverride { from: ModelSourceKind },
     /// A task's sidecar is damaged: what rewrites it, words for the end of
     /// a warning rather than a hint line.
     DamagedSidecar,
+}
+
+/// Where a model override (the model every prompt task of an invocation
+/// asks) came from. The words for each are the door's ([`Advice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSourceKind {
+    /// Named for this invocation: `--model`, the build tool's `model`.
+    Flag,
+    /// `$PLANEXE_MODEL` of the process (for a server, the server's).
+    Env,
+    /// Remembered in `.planexe/run.json` from an earlier build's choice.
+    Run,
 }
 
 /// How a caller says what to do about a [`Trouble`]: one `hint:` line.
@@ -97,7 +109,14 @@ fn command_line(trouble: &Trouble<'_>) -> String {
             "run `planexe status` to list tasks; instances are named like `wbs3[7]`".into()
         }
         Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
-        Trouble::ModelOverride => "from --model or $PLANEXE_MODEL".into(),
+        Trouble::ModelOverride { from } => match from {
+            ModelSourceKind::Flag => "from --model".into(),
+            ModelSourceKind::Env => "from $PLANEXE_MODEL; unset it, or name one of the models".into(),
+            ModelSourceKind::Run => "chosen for this run by an earlier --model, remembered in \
+                                     .planexe/run.json; `planexe build --model NAME` chooses \
+                                     another"
+                .into(),
+        },
         Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::{Index, Range};
 use std::time::Duration;
 
-use super::advice::{Advice, Trouble};
+use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::checks::Checks;
 use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
@@ -221,9 +221,10 @@ pub struct Graph {
     pub(super) watched: Vec<(TaskId, String)>,
     /// Every glob input, as resolved ([`Graph::glob_warnings`]).
     pub(super) globs: Vec<GlobInput>,
-    /// `--model` or `$PLANEXE_MODEL`, which replaces every prompt task's
-    /// model (kept to resolve instances added later).
-    pub(super) model_override: Option<String>,
+    /// `--model`, `$PLANEXE_MODEL` or the run's remembered model, which
+    /// replaces every prompt task's model (kept to resolve instances added
+    /// later), and where it came from.
+    pub(super) model_override: Option<(ModelSourceKind, String)>,
     /// How refusals of names the graph does not have (and of an unknown
     /// model override) say what to do, in the caller's terms.
     pub(super) advice: Advice,

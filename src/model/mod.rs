@@ -30,7 +30,7 @@ pub mod schema;
 pub mod source;
 pub mod template;
 
-pub use advice::{Advice, Trouble};
+pub use advice::{Advice, ModelSourceKind, Trouble};
 pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};
 pub use pipeline::Pipeline;
 pub use resolve::{Expansion, Lists};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::advice::{Advice, Trouble};
+use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::fingerprint::Fingerprint;
 use super::limits;
 use super::models::{self, ModelConfig};
@@ -86,8 +86,8 @@ pub struct PromptContext<'a> {
     pub pipeline: &'a Pipeline,
     pub models: &'a [ModelConfig],
     pub model_index: &'a HashMap<String, usize>,
-    /// `--model` or `$PLANEXE_MODEL` for this build.
-    pub model_override: Option<&'a str>,
+    /// The model override for this build, and where it came from.
+    pub model_override: Option<(ModelSourceKind, &'a str)>,
     /// Where the override came from, in the caller's terms.
     pub advice: Advice,
     /// Where `prompt_file` and `schema` may also lie (besides the pipeline's
@@ -192,39 +192,55 @@ pub fn resolve_prompt(
         None => false,
     };
 
+    // Where the model's name comes from: a key of the file, or an override.
+    enum NamedBy {
+        /// The key's span, and what it is to this task.
+        Key(Range<usize>, String),
+        Override(ModelSourceKind),
+    }
     let named = match (
         ctx.model_override,
         &task.model,
         &pipeline.def.pipeline.model,
     ) {
-        (Some(o), _, _) => Some((o.to_string(), None)),
-        (None, Some(m), _) => Some((m.get_ref().clone(), Some(m.span()))),
-        (None, None, Some(m)) => Some((m.get_ref().clone(), Some(m.span()))),
+        (Some((from, o)), _, _) => Some((o.to_string(), NamedBy::Override(from))),
+        (None, Some(m), _) => Some((
+            m.get_ref().clone(),
+            NamedBy::Key(m.span(), format!("the `model` of task `{task_name}`")),
+        )),
+        (None, None, Some(m)) => Some((
+            m.get_ref().clone(),
+            NamedBy::Key(
+                m.span(),
+                format!("the pipeline's default `model`, which task `{task_name}` asks"),
+            ),
+        )),
         (None, None, None) => None,
     };
-    let model =
-        match named {
-            None => return Err(err(
+    let model = match named {
+        None => {
+            return Err(err(
                 name_span,
                 &format!("prompt task `{task_name}` has no model"),
             )
             .hint(
                 "set `model = \"NAME\"` on the task or in [pipeline], naming a [models.NAME] table",
-            )),
-            Some((m, span)) => match ctx.model_index.get(&m) {
-                Some(&i) => i,
-                None => {
-                    let e = match span {
-                        Some(span) => err(span, &format!("unknown model `{m}`")),
-                        None => Error::usage(format!(
-                            "unknown model `{m}` ({})",
-                            ctx.advice.hint(&Trouble::ModelOverride)
-                        )),
-                    };
-                    return Err(e.hint(format!("models are: {}", models::names(ctx.model_index))));
-                }
-            },
-        };
+            ))
+        }
+        Some((m, named_by)) => match ctx.model_index.get(&m) {
+            Some(&i) => i,
+            None => {
+                let e = match named_by {
+                    NamedBy::Key(span, key) => err(span, &format!("unknown model `{m}` ({key})")),
+                    NamedBy::Override(from) => Error::usage(format!(
+                        "unknown model `{m}` ({})",
+                        ctx.advice.hint(&Trouble::ModelOverride { from })
+                    )),
+                };
+                return Err(e.hint(format!("models are: {}", models::names(ctx.model_index))));
+            }
+        },
+    };
 
     template::check(&template, inputs, task_name, &vars).map_err(|(line, m)| {
         let place = format!("{template_origin}, template line {line}");

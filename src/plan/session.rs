@@ -167,16 +167,7 @@ impl ModelChoice {
     }
 }
 
-/// Where a build's model override came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelSourceKind {
-    /// `--model`.
-    Flag,
-    /// `$PLANEXE_MODEL`.
-    Env,
-    /// Remembered in `.planexe/run.json` from an earlier `--model`.
-    Run,
-}
+pub use crate::model::ModelSourceKind;
 
 /// The override and where it came from.
 pub type ModelSource = (ModelSourceKind, String);
@@ -258,7 +249,7 @@ impl Session {
                     let graph = Graph::resolve_with(
                         &pipeline,
                         &run_dir,
-                        model_source.as_ref().map(|(_, m)| m.as_str()),
+                        model_source.as_ref().map(|(k, m)| (*k, m.as_str())),
                         lists,
                         advice,
                     )?;
@@ -333,7 +324,7 @@ impl Session {
                 self.graph = Graph::resolve_with(
                     &self.pipeline,
                     &self.run_dir,
-                    remembered.as_deref(),
+                    remembered.as_deref().map(|m| (ModelSourceKind::Run, m)),
                     self.lists,
                     self.advice,
                 )?;

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::advice::{Advice, Trouble};
+use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::fanout;
 use super::graph::{Action, FanoutGroup, Graph, TaskId};
 use super::judge::{self, JudgeContext};
@@ -139,7 +139,7 @@ impl<'a> Resolver<'a> {
                 pipeline: self.pipeline,
                 models: &graph.models,
                 model_index: &self.model_index,
-                model_override: graph.model_override.as_deref(),
+                model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
                 advice: graph.advice,
                 run_dir: self.run_dir,
             };
@@ -167,11 +167,11 @@ impl<'a> Resolver<'a> {
         } else {
             // A command's judge asks `--model`, else `[pipeline] model`.
             let model = match (&graph.model_override, &self.pipeline.def.pipeline.model) {
-                (Some(m), _) if def.judge.is_some() => {
+                (Some((from, m)), _) if def.judge.is_some() => {
                     Some(*self.model_index.get(m).ok_or_else(|| {
                         Error::usage(format!(
                             "unknown model `{m}` ({})",
-                            graph.advice.hint(&Trouble::ModelOverride)
+                            graph.advice.hint(&Trouble::ModelOverride { from: *from })
                         ))
                         .hint(format!("models are: {}", models::names(&self.model_index)))
                     })?)
@@ -188,7 +188,8 @@ impl<'a> Resolver<'a> {
             let named = |m: Option<&Spanned<String>>| {
                 graph
                     .model_override
-                    .as_deref()
+                    .as_ref()
+                    .map(|(_, m)| m.as_str())
                     .or(m.map(|m| m.get_ref().as_str()))
                     .or(self
                         .pipeline
@@ -380,14 +381,14 @@ pub struct Expansion {
 
 impl Graph {
     /// Resolves and checks `pipeline` against the files in `run_dir`.
-    /// `model_override` (from `--model` or `$PLANEXE_MODEL`) replaces every
-    /// prompt task's model; `lists` says which `foreach` tasks expand now.
+    /// `model_override` (from `--model`, `$PLANEXE_MODEL` or the run's
+    /// record, as its kind says) replaces every prompt task's model; `lists` says which `foreach` tasks expand now.
     /// Names the graph does not have are refused in the command line's
     /// terms.
     pub fn resolve(
         pipeline: &Pipeline,
         run_dir: &RunDir,
-        model_override: Option<&str>,
+        model_override: Option<(ModelSourceKind, &str)>,
         lists: Lists,
     ) -> Result<Graph> {
         Graph::resolve_with(
@@ -405,7 +406,7 @@ impl Graph {
     pub fn resolve_with(
         pipeline: &Pipeline,
         run_dir: &RunDir,
-        model_override: Option<&str>,
+        model_override: Option<(ModelSourceKind, &str)>,
         lists: Lists,
         advice: Advice,
     ) -> Result<Graph> {
@@ -467,7 +468,7 @@ impl Graph {
             hooks,
             watched: Vec::new(),
             globs: Vec::new(),
-            model_override: model_override.map(str::to_string),
+            model_override: model_override.map(|(k, m)| (k, m.to_string())),
             advice,
         };
         let mut resolver = Resolver::new(pipeline, run_dir, &graph.models)?;

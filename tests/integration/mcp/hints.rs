@@ -65,7 +65,89 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
         .stderr_has("run `planexe status` to list tasks");
     p.run(&["build", "-C", "r", "--model", "nope"])
         .code(2)
-        .stderr_has("unknown model `nope` (from --model or $PLANEXE_MODEL)");
+        .stderr_has("unknown model `nope` (from --model)\n");
+}
+
+/// An unknown model's message named every source a model override could
+/// have, whichever chose it (and the command line's left out the model
+/// the run remembers): each door now names the one that did, in its words.
+#[test]
+fn an_unknown_model_is_told_where_it_came_from_at_each_door() {
+    let p = Project::new(&with_model());
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("run_create", json!({"plan": "a shed", "name": "fresh"}));
+    let message = c.err("build", json!({"run": "r", "model": "nope"}));
+    assert!(
+        message.contains("unknown model `nope` (from the build tool's `model` argument)"),
+        "{message}"
+    );
+    // The run remembers `local`, which the pipeline then loses.
+    c.ok(
+        "build",
+        json!({"run": "r", "targets": ["upper"], "model": "local"}),
+    );
+    c.ok("wait", json!({"run": "r"}));
+    let renamed = with_model()
+        .replace("[models.local]", "[models.other]")
+        .replace("model = \"local\"", "model = \"other\"");
+    p.write("pipeline.toml", &renamed);
+    let message = c.err("build", json!({"run": "r"}));
+    assert!(
+        message.contains(
+            "unknown model `local` (chosen for this run by an earlier build's `model`, which the \
+             run remembers; the build tool's `model` argument chooses another)"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("$PLANEXE_MODEL"), "{message}");
+    // A name in the pipeline file: where it is, and what it is to the task.
+    p.write(
+        "pipeline.toml",
+        &with_model().replace("model = \"local\"", "model = \"gone\""),
+    );
+    let message = c.err("build", json!({"run": "fresh"}));
+    assert!(
+        message.contains("unknown model `gone` (the `model` of task `ask`)"),
+        "{message}"
+    );
+    assert!(c.close().success());
+    p.write("pipeline.toml", &renamed);
+    let mut c = Client::start_with_env(&p, &[], &[("PLANEXE_MODEL", "nope")]);
+    let message = c.err("build", json!({"run": "fresh"}));
+    assert!(
+        message.contains(
+            "unknown model `nope` (from the server's $PLANEXE_MODEL, which its operator sets; \
+             the build tool's `model` argument chooses another)"
+        ),
+        "{message}"
+    );
+    assert!(c.close().success());
+    // The command line's words, for the same sources.
+    p.run(&["build", "-C", "r"]).code(2).stderr_has(
+        "unknown model `local` (chosen for this run by an earlier --model, remembered in \
+         .planexe/run.json; `planexe build --model NAME` chooses another)",
+    );
+    let env = p
+        .command(&["build", "-C", "fresh"])
+        .env("PLANEXE_MODEL", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(env.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&env.stderr);
+    assert!(
+        stderr.contains(
+            "unknown model `nope` (from $PLANEXE_MODEL; unset it, or name one of the models)"
+        ),
+        "{stderr}"
+    );
+    p.write(
+        "pipeline.toml",
+        &with_model().replace("model = \"local\"", "model = \"gone\""),
+    );
+    p.run(&["build", "-C", "fresh"])
+        .code(2)
+        .stderr_has("unknown model `gone` (the `model` of task `ask`)");
 }
 
 #[test]
