@@ -245,6 +245,6 @@ pub fn summary(run_dir: &RunDir, name: &str) -> Result<Map<String, Value>> {
             "{} is damaged: it is not a JSON object",
             run_dir.show(&path)
         ))
-        .hint("the next build that runs something writes it again")),
+        .hint("the next build (the build tool) that runs a task writes it again; the status tool answers meanwhile")),
     }
 }

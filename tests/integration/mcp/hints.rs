@@ -169,3 +169,30 @@ fn a_damaged_record_is_rewritten_by_the_build_tool() {
     p.run(&["status", "--json", "-C", "r"])
         .stdout_has("is damaged; `planexe build` rewrites it from the state log");
 }
+
+/// The summary tool told a client whose summary.json was damaged that "the
+/// next build that runs something writes it again", as if it could run
+/// one from a terminal: it now names the build tool, and that holds.
+#[test]
+fn a_damaged_summary_is_written_again_by_the_build_tool() {
+    let p = Project::new(&with_model());
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["upper"]}));
+    c.ok("wait", json!({"run": "r"}));
+    p.write("r/.planexe/summary.json", "[1, 2");
+    let message = c.err("summary", json!({"run": "r"}));
+    assert!(message.contains("summary.json is damaged"), "{message}");
+    assert!(
+        message.contains(
+            "hint: the next build (the build tool) that runs a task writes it again; the status \
+             tool answers meanwhile"
+        ),
+        "{message}"
+    );
+    c.ok("clean", json!({"run": "r", "tasks": ["upper"]}));
+    c.ok("build", json!({"run": "r", "targets": ["upper"]}));
+    c.ok("wait", json!({"run": "r"}));
+    assert_eq!(c.ok("summary", json!({"run": "r"}))["counts"]["done"], 1);
+    assert!(c.close().success());
+}
