@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::runs;
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
-use crate::model::{Lists, Pipeline};
+use crate::model::{Lists, Pipeline, Trouble};
 use crate::observe::explain::{self, FileLine, FileVerdict};
 use crate::observe::status::{self, Answer, Known, StatusReport};
 use crate::observe::Standing;
@@ -21,7 +21,7 @@ use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
 use crate::store::untrusted::Secrets;
-use crate::store::{files, CheckMode, RunDir};
+use crate::store::{files, CheckMode, ErrorKind, RunDir};
 
 /// A running build without progress for this long is `stalled`, as for
 /// `planexe status`.
@@ -129,7 +129,7 @@ impl Opener {
             .and_then(|saved| {
                 saved.into_report(&located.run_dir, record.as_ref(), STALL_AFTER, env_model)
             });
-        let report = match saved {
+        let mut report = match saved {
             Some(report) => report,
             None => {
                 let model = ModelChoice {
@@ -145,6 +145,16 @@ impl Opener {
                 }
             }
         };
+        // The hints of failed tasks, in the tools' terms: a saved
+        // snapshot holds them in the command line's.
+        for line in &mut report.tasks {
+            if let (Some(kind), Some(hint)) = (&line.error_kind, &mut line.hint) {
+                let kind =
+                    serde_json::from_value::<ErrorKind>(json!(kind)).unwrap_or(ErrorKind::Other);
+                let remedy = kind.remedy(line.recoverable.unwrap_or(false));
+                *hint = runs::ADVICE.hint(&Trouble::Failed(remedy));
+            }
+        }
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         if let Value::Object(map) = &mut value {
             map.insert("run".into(), json!(name));

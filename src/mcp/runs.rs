@@ -22,12 +22,14 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
+use crate::model::advice::remedy_words;
 use crate::model::{Advice, Lists, ModelSourceKind, Trouble};
 use crate::observe::status::run_state;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::archive::Archived;
 use crate::store::origin::Origin;
+use crate::store::remedy::Then;
 use crate::store::run_record::{self, Counts, RunRecord};
 use crate::store::rundir::STATE_DIR;
 use crate::store::{files, RunDir};
@@ -90,6 +92,20 @@ fn advise(trouble: &Trouble<'_>) -> String {
         },
         Trouble::DamagedSidecar => {
             "the next build (the build tool) rewrites it from the state log".into()
+        }
+        Trouble::Failed(remedy) => {
+            let then = match remedy.then {
+                Then::Nothing => None,
+                Then::Build => Some("then call the build tool".to_string()),
+                Then::BuildAgain(why) => Some(format!("call the build tool again; {why}")),
+                Then::Resume => Some("call the build tool to resume".into()),
+                Then::Record => Some(
+                    "the pipeline's replay model has no recorded answer for this request; its \
+                     operator records answers with a live model"
+                        .into(),
+                ),
+            };
+            remedy_words(remedy.change, then)
         }
     }
 }

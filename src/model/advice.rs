@@ -1,14 +1,17 @@
-//! What to tell a user whose pipeline file cannot be used, or who named
-//! what the pipeline does not have, in the terms of the door they came in
-//! by. The command line chooses a file per invocation (`-f FILE`,
+//! What to tell a user whose pipeline file cannot be used, who named what
+//! the pipeline does not have, or whose task failed, in the terms of the
+//! door they came in by. The command line chooses a file per invocation (`-f FILE`,
 //! `$PLANEXE_PIPELINE`, the run's record) and lists tasks with `planexe
 //! status`; a server has other means (the MCP server names a pipeline when
-//! it makes a run, and lists tasks with its `status` tool). The layers
+//! it makes a run, lists tasks with its `status` tool, and builds with
+//! its `build` tool rather than `planexe build`). The layers
 //! below say what went wrong ([`Trouble`]); the words come from the
 //! caller's [`Advice`], so no user is told to use a flag or a command it
 //! cannot.
 
 use std::fmt;
+
+use crate::store::remedy::{Remedy, Then};
 
 /// Why the pipeline file chosen for an invocation cannot be used, or what
 /// else the user must act on in words that depend on the door.
@@ -42,6 +45,9 @@ pub enum Trouble<'a> {
     /// A task's sidecar is damaged: what rewrites it, words for the end of
     /// a warning rather than a hint line.
     DamagedSidecar,
+    /// A task failed: what to do about it (the change its failure asks
+    /// for, then the door's own step).
+    Failed(Remedy),
 }
 
 /// Where a model override (the model every prompt task of an invocation
@@ -118,5 +124,25 @@ fn command_line(trouble: &Trouble<'_>) -> String {
                 .into(),
         },
         Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
+        Trouble::Failed(remedy) => {
+            let then = match remedy.then {
+                Then::Nothing => None,
+                Then::Build => Some("then run planexe build".to_string()),
+                Then::BuildAgain(why) => Some(format!("run planexe build again; {why}")),
+                Then::Resume => Some("run planexe build again to resume".into()),
+                Then::Record => Some("record it: planexe build --record DIR (with a live model)".into()),
+            };
+            remedy_words(remedy.change, then)
+        }
+    }
+}
+
+/// A [`Remedy`]'s change and the door's step after it, in one hint.
+pub fn remedy_words(change: Option<&str>, then: Option<String>) -> String {
+    match (change, then) {
+        (Some(change), Some(then)) => format!("{change}, {then}"),
+        (Some(change), None) => change.to_string(),
+        (None, Some(then)) => then,
+        (None, None) => String::new(),
     }
 }

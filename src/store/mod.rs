@@ -6,7 +6,8 @@
 //!   [`lock`]: one writer at a time; [`files`]: atomic writes, moves,
 //!   leftovers of crashed writers; [`process`]: whether a writer lives.
 //! - [`stamp`]: what a file looked like (size, mtime, blake3).
-//! - [`record`]: a task's [`record::Status`] and its parts; [`sidecar`]:
+//! - [`record`]: a task's [`record::Status`] and its parts; [`remedy`]:
+//!   what to do about a failure, as data; [`sidecar`]:
 //!   `tasks/NAME.status` and `NAME.DONE`; [`log`]: the state log, loaded
 //!   into a [`log::StateStore`]; [`recorded`]: the one derivation of a
 //!   task's last run from its records.
@@ -27,6 +28,7 @@ pub mod origin;
 pub mod process;
 pub mod record;
 pub mod recorded;
+pub mod remedy;
 pub mod run_record;
 pub mod rundir;
 pub mod sidecar;

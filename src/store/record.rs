@@ -195,41 +195,6 @@ impl ErrorKind {
         // (it needs a change), and a stop.
         (self.transient() && self != ErrorKind::BadResponse) || self == ErrorKind::Stopped
     }
-
-    /// What to do about a failure of this kind.
-    pub fn hint(self) -> &'static str {
-        match self {
-            ErrorKind::Stopped => "run planexe build again to resume",
-            ErrorKind::Runaway => "bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout",
-            kind if kind.transient() => "run planexe build again; the server may answer this time",
-            ErrorKind::Auth | ErrorKind::MissingKey => {
-                "check the API key and the model's base_url"
-            }
-            ErrorKind::NotFound => "check the model name and base_url",
-            ErrorKind::ContextOverflow => "shorten the prompt or its inputs, or use a model with a larger context",
-            ErrorKind::Truncated => "raise the model's max_tokens or ask for a shorter answer",
-            ErrorKind::TooLarge => "raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)",
-            ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
-                "fix the prompt or the schema first"
-            }
-            ErrorKind::Template => "fix the prompt template",
-            ErrorKind::JudgeRejected => {
-                "improve the prompt or its inputs, lower the judge's threshold, or use a stronger model"
-            }
-            ErrorKind::ReplayMiss => {
-                "record it: planexe build --record DIR (with a live model)"
-            }
-            ErrorKind::MissingInput => {
-                "create the missing input, or build what produces it"
-            }
-            ErrorKind::MissingOutput => "make the command write every declared output",
-            ErrorKind::CheckFailed => "fix the output or the check",
-            ErrorKind::BadList => {
-                "fix what writes the list file (or the foreach `items` and `key`), then run planexe build"
-            }
-            _ => "fix the command or its inputs, then run planexe build",
-        }
-    }
 }
 
 impl std::fmt::Display for ErrorKind {
@@ -345,17 +310,6 @@ impl TaskError {
         TaskError {
             exit_code: Some(code),
             ..TaskError::new(ErrorKind::Exit, format!("exit status {code}"))
-        }
-    }
-
-    /// What to do about it: the kind's hint, but for a command killed
-    /// from outside, which may well succeed when run again.
-    pub fn hint(&self) -> &'static str {
-        match self.kind {
-            ErrorKind::Signal if self.recoverable => {
-                "run planexe build again; something outside killed the command (the OOM killer, a user)"
-            }
-            kind => kind.hint(),
         }
     }
 

@@ -17,7 +17,7 @@ use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
 use super::{lists, reach, resume, Build, Ended, Progress};
 use crate::error::Result;
-use crate::model::{Action, Graph, TaskId};
+use crate::model::{Action, Graph, TaskId, Trouble};
 use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
@@ -467,7 +467,7 @@ impl Build<'_> {
                         Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
                             format!("{name} printed nothing")
                         }
-                        Some(kind) => kind.hint().to_string(),
+                        Some(kind) => session.advice().hint(&Trouble::Failed(kind.remedy(false))),
                     }
                 }
                 Action::Prompt(_) => format!(

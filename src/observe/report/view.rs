@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::labels::{duration, money, state_label, tick_step, when};
 use super::{Page, Timeline};
 use crate::clock::micros;
+use crate::model::{Advice, Trouble};
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
 use crate::observe::Standing;
 use crate::store::record::with_kind;
@@ -250,7 +251,7 @@ struct Failure<'a> {
     error_id: Option<&'a str>,
     /// Whether a build again, changing nothing, may fix it; what to do.
     recoverable: bool,
-    hint: &'static str,
+    hint: String,
     log_tail: &'a [String],
     /// Where the log is, as the page names it.
     log: String,
@@ -269,7 +270,7 @@ fn failures(page: &Page) -> Vec<Failure<'_>> {
             error_id: error.error_id.as_deref(),
             // Records of earlier versions have no `recoverable`.
             recoverable: error.recoverable || error.kind.recoverable(),
-            hint: error.hint(),
+            hint: Advice::COMMAND_LINE.hint(&Trouble::Failed(error.remedy())),
             log_tail: &detail.log_tail,
             log: rundir::task_log_rel(&row.task),
         })

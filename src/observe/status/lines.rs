@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exec::observer::Progress;
 use crate::model::fanout;
-use crate::model::{Graph, Pipeline};
+use crate::model::{Advice, Graph, Pipeline, Trouble};
 use crate::observe::standing::Standing;
 use crate::observe::summary;
 use crate::plan::{Plan, Reason, Session};
@@ -132,14 +132,14 @@ impl TaskLine {
         self.model = s.model.clone();
         self.judge = s.judge.clone();
         if let Some(e) = &s.error {
-            let hint = e.hint();
+            let hint = Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy()));
             // Sidecars of earlier versions have no `recoverable`.
             let recoverable = e.recoverable || e.kind.recoverable();
             self.error = Some(e.first_line().to_string());
             self.error_kind = Some(e.kind.as_str().to_string());
             self.error_id = e.error_id.clone();
             self.recoverable = Some(recoverable);
-            self.hint = Some(hint.to_string());
+            self.hint = Some(hint);
         }
     }
 
@@ -264,7 +264,9 @@ fn task_line(
                 line.error = Some("its build ended before it did".into());
                 line.error_kind = Some(ErrorKind::Stopped.as_str().to_string());
                 line.recoverable = Some(true);
-                line.hint = Some(ErrorKind::Stopped.hint().to_string());
+                line.hint = Some(
+                    Advice::COMMAND_LINE.hint(&Trouble::Failed(ErrorKind::Stopped.remedy(true))),
+                );
             }
         }
         Some(other) => line.state = Standing::of(Some(other), None, build_running),

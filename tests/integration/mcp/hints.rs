@@ -196,3 +196,49 @@ fn a_damaged_summary_is_written_again_by_the_build_tool() {
     assert_eq!(c.ok("summary", json!({"run": "r"}))["counts"]["done"], 1);
     assert!(c.close().success());
 }
+
+/// `status` told a client what to do about a failed task in the command
+/// line's words (`run planexe build again; ...`): it now names the build
+/// tool, while `status --json` keeps the command line's.
+#[test]
+fn a_failed_tasks_hint_names_the_build_tool() {
+    let p = Project::new(&format!(
+        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"exit 3\"\n",
+        with_model()
+    ));
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    // `ask` finds no model server (port 9): building again may fix it.
+    c.ok("build", json!({"run": "r", "targets": ["ask"]}));
+    c.ok("wait", json!({"run": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["broken"]}));
+    let status = c.ok("wait", json!({"run": "r"}));
+    let hints: Vec<(&str, &str)> = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["task"].as_str()?, t["hint"].as_str()?)))
+        .collect();
+    assert_eq!(
+        hints,
+        [
+            (
+                "ask",
+                "call the build tool again; the server may answer this time"
+            ),
+            (
+                "broken",
+                "fix the command or its inputs, then call the build tool"
+            ),
+        ],
+        "{status}"
+    );
+    assert_eq!(
+        status["error"]["hint"],
+        "call the build tool again; the server may answer this time"
+    );
+    assert!(c.close().success());
+    p.run(&["status", "--json", "-C", "r"])
+        .stdout_has("\"hint\":\"run planexe build again; the server may answer this time\"")
+        .stdout_has("\"hint\":\"fix the command or its inputs, then run planexe build\"");
+}

@@ -258,6 +258,7 @@ fn stop_stops_a_build_and_the_run_is_stopped_not_failed() {
         "stopped is not failed: {stopped}"
     );
     assert_eq!(stopped["tasks"][0]["state"], "stopped");
+    assert_eq!(stopped["tasks"][0]["hint"], "call the build tool to resume");
     assert!(!alive(pid));
     let log = p.read("r/.planexe/build.log");
     assert!(log.contains("stopped"), "{log}");
