@@ -93,6 +93,7 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::DamagedSidecar => {
             "the next build (the build tool) rewrites it from the state log".into()
         }
+        Trouble::DamagedLog => "the next build (the build tool)".into(),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
                 Then::Nothing => None,

@@ -45,6 +45,9 @@ pub enum Trouble<'a> {
     /// A task's sidecar is damaged: what rewrites it, words for the end of
     /// a warning rather than a hint line.
     DamagedSidecar,
+    /// The state log holds lines that do not parse: what rewrites it,
+    /// words for the middle of a warning.
+    DamagedLog,
     /// A task failed: what to do about it (the change its failure asks
     /// for, then the door's own step).
     Failed(Remedy),
@@ -124,6 +127,7 @@ fn command_line(trouble: &Trouble<'_>) -> String {
                 .into(),
         },
         Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
+        Trouble::DamagedLog => "`planexe build`".into(),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
                 Then::Nothing => None,

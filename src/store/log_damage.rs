@@ -73,8 +73,9 @@ impl LogDamage {
     }
 
     /// What was found, what it cost, and what becomes of the damaged
-    /// lines: the log was `rewritten` without them, or a build will.
-    pub fn message(&self, run_dir: &RunDir, rewritten: bool) -> String {
+    /// lines: the log was rewritten without them (`rewriter` is `None`),
+    /// or `rewriter` (a build, in the words of the door asked) will.
+    pub fn message(&self, run_dir: &RunDir, rewriter: Option<&str>) -> String {
         let log = run_dir.show(&run_dir.log_path());
         let lines = listed(self.lines.iter().map(ToString::to_string));
         let (plural, that) = match self.lines.len() {
@@ -118,10 +119,9 @@ impl LogDamage {
         if self.recovered.is_empty() && self.lost.is_empty() {
             text += "; no task lost its last run (the sidecars agree with the log)";
         }
-        if rewritten {
-            text += &format!("; rewrote the log without {that}");
-        } else {
-            text += &format!("; `planexe build` rewrites the log without {that}");
+        match rewriter {
+            None => text += &format!("; rewrote the log without {that}"),
+            Some(who) => text += &format!("; {who} rewrites the log without {that}"),
         }
         text
     }

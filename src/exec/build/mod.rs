@@ -30,6 +30,7 @@ use super::observer::{Notice, Observer};
 use super::recovery;
 use super::scheduler::Slots;
 use crate::error::{Error, Result};
+use crate::model::Trouble;
 use crate::plan::certificate::{self, Certificate, Changes, Judged};
 use crate::plan::session::Located;
 use crate::plan::Session;
@@ -279,9 +280,10 @@ impl Build<'_> {
     fn repair_log(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         let rewrite = !self.options.read_only();
         let damage = session.store.log_damage();
+        let rewriter = (!rewrite).then(|| session.advice().hint(&Trouble::DamagedLog));
         let message = damage
             .is_warning()
-            .then(|| damage.message(&session.run_dir, rewrite));
+            .then(|| damage.message(&session.run_dir, rewriter.as_deref()));
         if rewrite {
             session.store.repair_log(&session.run_dir)?;
         }

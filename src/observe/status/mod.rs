@@ -214,7 +214,8 @@ pub fn query(
     let names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
     let damage = session.store.log_damage();
     if damage.is_warning() {
-        let message = damage.message(&session.run_dir, false);
+        let rewriter = session.advice().hint(&Trouble::DamagedLog);
+        let message = damage.message(&session.run_dir, Some(&rewriter));
         known.about.warnings.push(message);
     }
     for task in session.store.damaged(&session.run_dir, &names) {

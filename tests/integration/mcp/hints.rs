@@ -242,3 +242,40 @@ fn a_failed_tasks_hint_names_the_build_tool() {
         .stdout_has("\"hint\":\"run planexe build again; the server may answer this time\"")
         .stdout_has("\"hint\":\"fix the command or its inputs, then run planexe build\"");
 }
+
+/// `status`'s warning about a damaged state log said "`planexe build`
+/// rewrites the log": it now names the build tool.
+#[test]
+fn a_damaged_state_log_is_rewritten_by_the_build_tool() {
+    let p = Project::new(&format!(
+        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"exit 3\"\n",
+        with_model()
+    ));
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["upper"]}));
+    c.ok("wait", json!({"run": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["broken"]}));
+    c.ok("wait", json!({"run": "r"}));
+    // The first line of the log (upper's run) overwritten.
+    let log = p.read("r/.planexe/log");
+    let (first, rest) = log.split_once('\n').unwrap();
+    p.write(
+        "r/.planexe/log",
+        &format!("{}\n{rest}", "#".repeat(first.len())),
+    );
+    let status = c.ok("status", json!({"run": "r"}));
+    let warnings = status["warnings"].to_string();
+    assert!(
+        warnings.contains(".planexe/log is damaged at line 1"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("; the next build (the build tool) rewrites the log without that line"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("planexe build"), "{warnings}");
+    assert!(c.close().success());
+    p.run(&["status", "--json", "-C", "r"])
+        .stdout_has("; `planexe build` rewrites the log without that line");
+}
