@@ -17,6 +17,7 @@ use crate::model::{Lists, Pipeline, Trouble};
 use crate::observe::explain::{self, FileLine, FileVerdict};
 use crate::observe::status::{self, Answer, Known, StatusReport};
 use crate::observe::Standing;
+use crate::plan::check::Reason;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
@@ -145,9 +146,13 @@ impl Opener {
                 }
             }
         };
-        // The hints of failed tasks, in the tools' terms: a saved
-        // snapshot holds them in the command line's.
+        // The hints of failed tasks and a forced build's reason, in the
+        // tools' terms: a saved snapshot holds them in the command line's.
+        let forced = Reason::Forced.to_string();
         for line in &mut report.tasks {
+            if line.reason.as_ref() == Some(&forced) {
+                line.reason = Some("forced (the build tool's `force`)".into());
+            }
             if let (Some(kind), Some(hint)) = (&line.error_kind, &mut line.hint) {
                 let kind =
                     serde_json::from_value::<ErrorKind>(json!(kind)).unwrap_or(ErrorKind::Other);

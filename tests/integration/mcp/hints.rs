@@ -3,7 +3,7 @@
 //! and a damaged record are told what the tools offer, while the command
 //! line keeps its own words.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{Client, COMMANDS};
 use crate::harness::*;
@@ -278,4 +278,43 @@ fn a_damaged_state_log_is_rewritten_by_the_build_tool() {
     assert!(c.close().success());
     p.run(&["status", "--json", "-C", "r"])
         .stdout_has("; `planexe build` rewrites the log without that line");
+}
+
+/// A build the build tool forced showed its waiting tasks in `status` as
+/// `forced (-B)`, a flag no client passes: it now names `force`.
+#[test]
+fn a_forced_builds_waiting_tasks_name_the_force_argument() {
+    let p = Project::new(
+        r#"
+[pipeline]
+jobs = 1
+[tasks.first]
+inputs = ["plan.txt"]
+outputs = ["first.txt"]
+command = "while [ ! -f go ]; do sleep 0.02; done; cp plan.txt first.txt"
+[tasks.second]
+inputs = ["plan.txt"]
+outputs = ["second.txt"]
+command = "cp plan.txt second.txt"
+"#,
+    );
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    p.write("r/go", "");
+    c.ok("build", json!({"run": "r"}));
+    assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
+    p.remove("r/go");
+    c.ok("build", json!({"run": "r", "force": true}));
+    let mut status = Value::Null;
+    wait_for("second to wait with a reason", || {
+        status = c.ok("status", json!({"run": "r"}));
+        status["tasks"][0]["state"] == "running" && status["tasks"][1]["reason"].is_string()
+    });
+    assert_eq!(
+        status["tasks"][1]["reason"], "forced (the build tool's `force`)",
+        "{status}"
+    );
+    p.write("r/go", "");
+    assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
+    assert!(c.close().success());
 }
