@@ -318,3 +318,48 @@ command = "cp plan.txt second.txt"
     assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
     assert!(c.close().success());
 }
+
+/// A target naming an instance that a fan-out's list still names, while
+/// the list is to be made again (its producer's input changed), is refused
+/// by the build tool itself, in its terms, as the build would refuse it:
+/// the tool's check expands fan-outs as the build does before it reads its
+/// targets (only those whose list is up to date), and reads the journal a
+/// crashed build left, as the build does.
+#[test]
+fn an_instance_of_a_list_to_be_made_again_is_refused_by_the_tool() {
+    let p = Project::new(
+        r#"
+[tasks.mk]
+inputs = ["plan.txt"]
+outputs = ["list.json"]
+command = "awk 'BEGIN { printf \"[\" } { printf \"%s\\\"%s\\\"\", (NR > 1 ? \",\" : \"\"), $0 } END { print \"]\" }' plan.txt > list.json"
+[tasks.wbs]
+foreach = { file = "list.json" }
+outputs = ["out/{{ item }}.txt"]
+command = "mkdir -p out; echo {{ item }} > out/{{ item }}.txt"
+"#,
+    );
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a\nb", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
+    assert_eq!(p.read("r/list.json"), "[\"a\",\"b\"]\n");
+    p.write("r/plan.txt", "a\nc\n");
+    let log = p.read("r/.planexe/build.log");
+    let message = c.err("build", json!({"run": "r", "targets": ["wbs[1]"]}));
+    assert!(message.contains("unknown target `wbs[1]`"), "{message}");
+    assert!(message.contains("call the status tool"), "{message}");
+    assert!(!message.contains("refused to start"), "{message}");
+    assert_eq!(p.read("r/.planexe/build.log"), log, "no build started");
+    p.run(&["build", "-C", "r", "wbs[1]"])
+        .code(2)
+        .stderr_has("unknown target `wbs[1]`")
+        .stderr_has("run `planexe status` to list tasks");
+    // Once the list is made again, the instance is its new item.
+    c.ok("build", json!({"run": "r", "targets": ["mk"]}));
+    c.ok("wait", json!({"run": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["wbs[1]"]}));
+    c.ok("wait", json!({"run": "r"}));
+    assert_eq!(p.read("r/out/c.txt"), "c\n");
+    assert!(c.close().success());
+}
