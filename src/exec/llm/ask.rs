@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call::{self, CallError, CallSpec};
-use super::fault::describe_wait;
+use super::fault::{self, describe_wait};
 use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
 use super::recording::{self, Replayed};
@@ -168,7 +168,7 @@ impl Llm<'_> {
                     ErrorKind::Stopped,
                     format!("stopped while the model was answering ({pieces} piece(s) received)"),
                 )),
-                Ended::Deadline => Err(deadline_error(
+                Ended::Deadline => Err(fault::deadline_error(
                     model,
                     pieces,
                     progress,
@@ -531,45 +531,6 @@ enum Ended {
     Done(std::result::Result<call::CallOk, CallError>),
     Interrupted,
     Deadline,
-}
-
-/// The failure of a call still in flight when the task's timeout expired:
-/// `runaway` when pieces were still arriving, `timeout` otherwise.
-fn deadline_error(
-    model: &ModelConfig,
-    pieces: u64,
-    progress: &CallProgress,
-    deadline: Option<(Instant, Duration)>,
-    max_tokens: Option<u64>,
-) -> CallError {
-    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-    let streaming = progress
-        .pieces
-        .last()
-        .and_then(|last| last.elapsed().ok())
-        .is_some_and(|since| since < model.idle_timeout);
-    if pieces > 0 && streaming {
-        let elapsed = progress.started.lock().map(|s| s.elapsed()).ok();
-        CallError::new(
-            ErrorKind::Runaway,
-            super::fault::still_generating(
-                &format!("the task's timeout ({})", humantime::format_duration(limit)),
-                "the task's timeout",
-                pieces,
-                elapsed,
-                progress.pieces.first_ago(),
-                max_tokens,
-            ),
-        )
-    } else {
-        CallError::new(
-            ErrorKind::Timeout,
-            format!(
-                "timeout after {}, while the model was answering ({pieces} piece(s) received)",
-                humantime::format_duration(limit)
-            ),
-        )
-    }
 }
 
 /// Says (for `status`) that the task waits to retry until `until`, or no

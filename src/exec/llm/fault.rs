@@ -320,6 +320,45 @@ pub(super) fn describe_wait(wait: Duration) -> String {
     }
 }
 
+/// The failure of a call still in flight when the task's timeout expired:
+/// `runaway` when pieces were still arriving, `timeout` otherwise.
+pub(super) fn deadline_error(
+    model: &crate::model::models::ModelConfig,
+    pieces: u64,
+    progress: &super::CallProgress,
+    deadline: Option<(std::time::Instant, Duration)>,
+    max_tokens: Option<u64>,
+) -> CallError {
+    let limit = deadline.map_or(Duration::ZERO, |d| d.1);
+    let streaming = progress
+        .pieces
+        .last()
+        .and_then(|last| last.elapsed().ok())
+        .is_some_and(|since| since < model.idle_timeout);
+    if pieces > 0 && streaming {
+        let elapsed = progress.started.lock().map(|s| s.elapsed()).ok();
+        CallError::new(
+            ErrorKind::Runaway,
+            still_generating(
+                &format!("the task's timeout ({})", humantime::format_duration(limit)),
+                "the task's timeout",
+                pieces,
+                elapsed,
+                progress.pieces.first_ago(),
+                max_tokens,
+            ),
+        )
+    } else {
+        CallError::new(
+            ErrorKind::Timeout,
+            format!(
+                "timeout after {}, while the model was answering ({pieces} piece(s) received)",
+                humantime::format_duration(limit)
+            ),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
