@@ -23,7 +23,8 @@ pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> R
     }
     let session = Session::open(located, &ctx.model(args.model.as_deref()), Lists::Present)?;
     let interrupt = Interrupt::signals();
-    let rechecked = recheck(&session, ctx.env(), &args.tasks, answers, interrupt.clone())?;
+    let env = ctx.scrubbing_env();
+    let rechecked = recheck(&session, &env, &args.tasks, answers, interrupt.clone())?;
     let mut failed = false;
     let mut stopped = false;
     for r in &rechecked {

@@ -20,6 +20,7 @@ use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
 use crate::store::files;
 use crate::store::record::JudgeVerdict;
+use crate::store::untrusted::Secrets;
 use crate::store::{ErrorKind, RunDir, Status, TaskError};
 
 /// The most of one output a judge reads (its prompt holds the text).
@@ -35,25 +36,30 @@ pub struct Actions<'a> {
     /// What every command's environment holds, but the variables of
     /// [`command::TASK_VARS`].
     pub env: command::Environment,
+    /// The build's secrets (see [`env::secrets_of`](super::env::secrets_of)):
+    /// what a check printed is scrubbed of them.
+    pub secrets: &'a Secrets,
 }
 
 impl<'a> Actions<'a> {
     /// The actions of `run_dir` for the pipeline in `pipeline_dir`:
     /// commands get the environment `env` with the run's variables
-    /// (`PLANEXE_RUN_DIR`, `PLANEXE_PIPELINE_DIR`), and models answer
-    /// through `llm`.
+    /// (`PLANEXE_RUN_DIR`, `PLANEXE_PIPELINE_DIR`), models answer
+    /// through `llm`, and what checks print is scrubbed of `secrets`.
     pub fn new(
         run_dir: &'a RunDir,
         pipeline_dir: &'a Path,
         watchdog: &'a Watchdog,
         llm: Option<&'a Llm<'a>>,
         env: &Env,
+        secrets: &'a Secrets,
     ) -> Actions<'a> {
         Actions {
             run_dir,
             watchdog,
             pipeline_dir,
             llm,
+            secrets,
             env: command::Environment::new(
                 env,
                 &[
@@ -87,6 +93,7 @@ impl Executor for Actions<'_> {
             watchdog: self.watchdog,
             pipeline_dir: self.pipeline_dir,
             env: &self.env,
+            secrets: self.secrets,
         };
         runner.run_check(task, script, turn)
     }

@@ -16,13 +16,14 @@ use std::path::Path;
 
 use super::attempt::Turn;
 use super::command::{self, Exit, Watchdog};
-use super::failure::{last_bytes, LOG_TAIL_BYTES};
+use super::failure::scrubbed_tail;
 use super::llm;
 use crate::model::judge::Judge;
 use crate::model::limits;
 use crate::model::prompt::Format;
 use crate::model::{Action, Task};
 use crate::store::record::JudgeVerdict;
+use crate::store::untrusted::Secrets;
 use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamp, TaskError};
 
 /// What the checks said about a task's outputs.
@@ -60,12 +61,15 @@ impl Judgement {
 }
 
 /// How the checks of one task are run: its `check` command, and (when the
-/// judge is to score the outputs on disk) its judge.
-pub struct Inspectors<C, J> {
-    /// Check a prompt task's output against its answer format and schema:
-    /// for a file planexe did not write (`touch`). A build validates the
-    /// answer before it writes it.
-    pub answer: bool,
+/// judge is to score the outputs on disk) its judge. Each scrubs what it
+/// says of the build's secrets where it says it (the `check` command's
+/// runner, [`CheckRunner`], what the check printed).
+pub struct Inspectors<'s, C, J> {
+    /// Check a prompt task's output against its answer format and schema,
+    /// for a file planexe did not write (`touch`, `planexe check`), with
+    /// the secrets the schema's complaints (which quote the file) are
+    /// scrubbed of. A build validates the answer before it writes it.
+    pub answer: Option<&'s Secrets>,
     pub check: C,
     /// None: the judge does not run here (a prompt task's judged its
     /// answer in its conversation already).
@@ -84,7 +88,7 @@ pub fn examine<C, J>(
     task: &Task,
     strict: bool,
     stamped: Option<&BTreeMap<String, Stamp>>,
-    run: Inspectors<C, J>,
+    run: Inspectors<'_, C, J>,
 ) -> Judgement
 where
     C: FnOnce(&str) -> Result<(), TaskError>,
@@ -101,7 +105,10 @@ where
         judgement.error = Some(TaskError::new(ErrorKind::CheckFailed, message));
         return judgement;
     }
-    if let Some((name, message)) = run.answer.then(|| misformed(run_dir, task)).flatten() {
+    if let Some((name, message)) = run
+        .answer
+        .and_then(|secrets| misformed(run_dir, task, secrets))
+    {
         judgement.records.push(CheckRecord {
             name: name.into(),
             passed: false,
@@ -213,8 +220,9 @@ fn too_small(
 /// Why a prompt task's output is not what its answer would have been
 /// written as, and the check that says so: `format` when it should be
 /// JSON (the whole file) and is not, `schema` when it is JSON its schema
-/// refuses. `None` when it is, or the task's answer is text.
-fn misformed(run_dir: &RunDir, task: &Task) -> Option<(&'static str, String)> {
+/// refuses (its complaints, which quote the file, scrubbed of `secrets`).
+/// `None` when it is, or the task's answer is text.
+fn misformed(run_dir: &RunDir, task: &Task, secrets: &Secrets) -> Option<(&'static str, String)> {
     let Action::Prompt(spec) = &task.action else {
         return None;
     };
@@ -253,7 +261,7 @@ fn misformed(run_dir: &RunDir, task: &Task) -> Option<(&'static str, String)> {
         format!(
             "output {out} does not match the schema {}: {}",
             run_dir.show(&schema.path),
-            complaints.join("; ")
+            secrets.redact(&complaints.join("; "))
         ),
     ))
 }
@@ -275,13 +283,18 @@ pub struct CheckRunner<'a> {
     pub watchdog: &'a Watchdog,
     pub pipeline_dir: &'a Path,
     pub env: &'a command::Environment,
+    /// What the check printed is scrubbed of these before it is quoted:
+    /// the message goes into the task's record, the FAILED line, events,
+    /// hooks, `summary.json` and the reports.
+    pub secrets: &'a Secrets,
 }
 
 impl CheckRunner<'_> {
     /// Runs `script` on the outputs of `task`: `Ok` when it exits 0; else
-    /// `check_failed` with the end of what it printed (its log is
-    /// `.planexe/logs/TASK.check.txt`), or `stopped`. Its process is
-    /// journaled in the task's `turn`.
+    /// `check_failed` with the end of what it printed, scrubbed of the
+    /// secrets (its log, `.planexe/logs/TASK.check.txt`, is its own
+    /// writing and keeps it all), or `stopped`. Its process is journaled
+    /// in the task's `turn`.
     pub fn run_check(&self, task: &Task, script: &str, turn: &Turn) -> Result<(), TaskError> {
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
@@ -318,10 +331,8 @@ impl CheckRunner<'_> {
             Exit::SpawnFailed(why) => format!("{COULD_NOT_RUN}: {why}"),
             other => format!("the check failed ({other})"),
         };
-        let said = std::fs::read(&log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let said = last_bytes(said.trim_end(), LOG_TAIL_BYTES);
+        let said =
+            scrubbed_tail(&log, |text| self.secrets.redact(text.trim_end())).unwrap_or_default();
         let message = if said.is_empty() {
             what
         } else {

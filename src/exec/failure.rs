@@ -77,16 +77,25 @@ impl<'a> Failures<'a> {
     /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character
     /// boundary; `None` when there is no log.
     fn log_tail(&self, path: &Path) -> Option<String> {
-        // Never through a link: the tail goes into a file others read.
-        let mut file = files::open_read(path).ok()?;
-        let len = file.metadata().ok()?.len();
-        let from = len.saturating_sub((LOG_TAIL_BYTES + REDACT_MARGIN) as u64);
-        file.seek(SeekFrom::Start(from)).ok()?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).ok()?;
-        let text = self.ledger.redact(&String::from_utf8_lossy(&bytes));
-        Some(last_bytes(&text, LOG_TAIL_BYTES).to_string())
+        scrubbed_tail(path, |text| self.ledger.redact(text))
     }
+}
+
+/// The last [`LOG_TAIL_BYTES`] of the log at `path` after `redact`, cut on
+/// a character boundary; `None` when there is no log. The end read is
+/// longer than that, so a secret that straddles the tail's start is
+/// scrubbed whole before the cut, and bounded, so a log of any size is
+/// never read whole.
+pub(crate) fn scrubbed_tail(path: &Path, redact: impl Fn(&str) -> String) -> Option<String> {
+    // Never through a link: the tail goes into a file others read.
+    let mut file = files::open_read(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let from = len.saturating_sub((LOG_TAIL_BYTES + REDACT_MARGIN) as u64);
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = redact(&String::from_utf8_lossy(&bytes));
+    Some(last_bytes(&text, LOG_TAIL_BYTES).to_string())
 }
 
 /// The longest end of `text` of at most `n` bytes that starts on a

@@ -8,7 +8,7 @@ use super::actions::Actions;
 use super::attempt::{Executor, Turn};
 use super::checks::{self, Inspectors, Judgement};
 use super::command::Watchdog;
-use super::env::Env;
+use super::env::{self, Env};
 use super::interrupt::Interrupt;
 use super::llm::{recording::Answers, Llm};
 use crate::error;
@@ -68,12 +68,15 @@ pub fn recheck(
         None
     };
     let watchdog = Watchdog::start(interrupt);
+    // What the checks say is printed: never a secret in it.
+    let secrets = env::secrets_of(graph, env);
     let actions = Actions::new(
         &session.run_dir,
         session.pipeline.dir(),
         &watchdog,
         llm.as_ref(),
         env,
+        &secrets,
     );
     let turn = Turn::unjournaled(&session.run_dir);
     let mut rechecked = Vec::with_capacity(ids.len());
@@ -99,7 +102,7 @@ pub fn recheck(
                 false,
                 None,
                 Inspectors {
-                    answer: false,
+                    answer: None,
                     check: |script: &str| actions.check(task, script, &turn),
                     judge: Some(|j: &Judge| actions.judge(task, j, &mut record, &turn)),
                 },

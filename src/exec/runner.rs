@@ -262,7 +262,7 @@ impl TaskRunner<'_> {
             strict,
             stamped.then_some(&outputs),
             Inspectors {
-                answer: false,
+                answer: None,
                 check: |script: &str| executor.check(task, script, turn),
                 judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
             },

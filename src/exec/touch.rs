@@ -102,33 +102,31 @@ fn records(
         return Ok(records);
     };
     let watchdog = Watchdog::start(interrupt.clone());
+    // What a check printed is shown and recorded: never a secret in it.
+    let secrets = super::env::secrets_of(&session.graph, env);
     let actions = Actions::new(
         &session.run_dir,
         session.pipeline.dir(),
         &watchdog,
         None,
         env,
+        &secrets,
     );
     let turn = Turn::unjournaled(&session.run_dir);
-    // What a check printed is shown and recorded: never a secret in it.
-    let secrets = super::env::secrets_of(&session.graph, env);
     let mut refusals = Vec::new();
     for (&id, (status, accepted)) in ids.iter().zip(&mut records) {
         let task = &session.graph[id];
-        let mut judgement = checks::examine(
+        let judgement = checks::examine(
             &session.run_dir,
             task,
             false,
             None,
             Inspectors {
-                answer: true,
+                answer: Some(&secrets),
                 check: |script: &str| actions.check(task, script, &turn),
                 judge: None::<fn(&Judge) -> Result<JudgeVerdict, TaskError>>,
             },
         );
-        for record in &mut judgement.records {
-            record.message = record.message.as_deref().map(|m| secrets.redact(m));
-        }
         if let Some(error) = judgement.error {
             if error.kind == ErrorKind::Stopped || interrupt.requested() {
                 return Err(Error::Interrupted);
@@ -137,7 +135,7 @@ fn records(
                 .records
                 .last()
                 .map_or("check", |r| r.name.as_str());
-            refusals.push(refusal(task, check, &secrets.redact(&error.message)));
+            refusals.push(refusal(task, check, &error.message));
             continue;
         }
         accepted.warnings = judgement.warnings().cloned().collect();

@@ -7,6 +7,7 @@ mod peak_rss;
 mod architecture;
 mod build;
 mod certificate;
+mod check_secrets;
 mod checks;
 mod ci;
 mod clean_touch_status;

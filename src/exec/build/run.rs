@@ -305,12 +305,14 @@ impl Build<'_> {
         let started = Instant::now();
         let watchdog = Watchdog::start(self.interrupt.clone());
         let reaper = Reaper::start();
+        let secrets = super::super::env::secrets_of(graph, self.env);
         let actions = Actions::new(
             &session.run_dir,
             session.pipeline.dir(),
             &watchdog,
             llm.as_ref(),
             self.env,
+            &secrets,
         );
         let failures = Failures::new(graph, &session.run_dir, self.env);
         let checking = Checking::default();
