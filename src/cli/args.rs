@@ -302,7 +302,7 @@ pub struct TouchArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Tasks whose checks to run [default: every done task with a check, a
-    /// judge or a min_bytes]
+    /// judge, a min_bytes or a JSON answer]
     #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,
 

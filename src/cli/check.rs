@@ -1,8 +1,9 @@
-//! `planexe check [TASK...]`: runs tasks' output checks (`min_bytes`,
-//! `check`, the judge) again on their current outputs and says, one line
-//! per task on stdout, what they think: `ok TASK`, `warn TASK: message`,
-//! `FAILED TASK: message`. Changes no output and no record. Exit status 1
-//! when an error-severity check fails, 130 when stopped.
+//! `planexe check [TASK...]`: runs tasks' output checks (`min_bytes`, a
+//! prompt task's answer format and schema, `check`, the judge) again on
+//! their current outputs and says, one line per task on stdout, what they
+//! think: `ok TASK`, `warn TASK: message`, `FAILED TASK: message`. Changes
+//! no output and no record. Exit status 1 when an error-severity check
+//! fails, 130 when stopped.
 
 use super::args::{CheckArgs, Cli};
 use super::printer::Printer;
@@ -50,7 +51,7 @@ pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> R
         printer.data(&line);
     }
     if rechecked.is_empty() {
-        printer.note("no done task has a check, a judge or a min_bytes above 0");
+        printer.note("no done task has a check, a judge, a min_bytes above 0 or a JSON answer");
     }
     if stopped || interrupt.requested() {
         return Err(Error::Interrupted);

@@ -8,8 +8,8 @@
 //!
 //! Used inside an attempt (before its commit, so rejected outputs are
 //! rolled back like any failed ones), by `planexe check`, which judges
-//! the current outputs and changes nothing, and by `touch`, before it
-//! accepts outputs nobody ran the task for.
+//! the current outputs (whoever wrote them) and changes nothing, and by
+//! `touch`, before it accepts outputs nobody ran the task for.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -66,7 +66,7 @@ impl Judgement {
 /// runner, [`CheckRunner`], what the check printed).
 pub struct Inspectors<'s, C, J> {
     /// Check a prompt task's output against its answer format and schema,
-    /// for a file planexe did not write (`touch`, `planexe check`), with
+    /// for a file planexe may not have written (`touch`, `planexe check`), with
     /// the secrets the schema's complaints (which quote the file) are
     /// scrubbed of. A build validates the answer before it writes it.
     pub answer: Option<&'s Secrets>,

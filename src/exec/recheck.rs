@@ -1,8 +1,8 @@
 //! `planexe check`: the output checks of finished tasks run again on their
-//! current outputs (`min_bytes`, `check`, the judge), changing no output
-//! and no record. Only the checks' logs are written, and the judges' calls
-//! are model calls like any other (`usage.jsonl`, `failures.jsonl`,
-//! record, replay and the cache).
+//! current outputs (`min_bytes`, a prompt task's answer format and schema,
+//! `check`, the judge), changing no output and no record. Only the checks'
+//! logs are written, and the judges' calls are model calls like any other
+//! (`usage.jsonl`, `failures.jsonl`, record, replay and the cache).
 
 use super::actions::Actions;
 use super::attempt::{Executor, Turn};
@@ -24,7 +24,8 @@ pub struct Rechecked {
 }
 
 /// Runs the checks of the tasks `names` (none: every done task with a
-/// check, a judge or a `min_bytes`) on their current outputs. `answers`
+/// check, a judge, a `min_bytes` or a JSON answer) on their current
+/// outputs, a prompt task's answer format and schema among them. `answers`
 /// says where judges' answers come from. A task with no successful run, or
 /// whose output is missing, fails.
 pub fn recheck(
@@ -44,7 +45,7 @@ pub fn recheck(
     let ids: Vec<TaskId> = if names.is_empty() {
         graph
             .tasks()
-            .filter(|t| t.checks.any() && done(&t.name).is_some())
+            .filter(|t| (t.checks.any() || answers_json(t)) && done(&t.name).is_some())
             .map(|t| t.id)
             .collect()
     } else {
@@ -102,7 +103,7 @@ pub fn recheck(
                 false,
                 None,
                 Inspectors {
-                    answer: None,
+                    answer: Some(&secrets),
                     check: |script: &str| actions.check(task, script, &turn),
                     judge: Some(|j: &Judge| actions.judge(task, j, &mut record, &turn)),
                 },
@@ -114,4 +115,10 @@ pub fn recheck(
         });
     }
     Ok(rechecked)
+}
+
+/// Whether `task` is a prompt task whose answer is JSON (`format = "json"`
+/// or a `schema`): its output is checked as one.
+fn answers_json(task: &crate::model::Task) -> bool {
+    matches!(&task.action, crate::model::Action::Prompt(spec) if spec.format == crate::model::prompt::Format::Json)
 }

@@ -1,5 +1,5 @@
 //! Output checks (docs/checks.md): `check`, `min_bytes`, `severity`,
-//! `rescue`, and `planexe check`.
+//! `rescue`, and `planexe check` (a prompt task's format and schema too).
 
 use crate::harness::*;
 
@@ -343,4 +343,59 @@ fn a_changed_check_checks_the_current_output_again_without_running_the_task() {
         "ran\nran\n",
         "a failing re-check runs the task once"
     );
+}
+
+/// `planexe check` checks a prompt task's output as JSON against its
+/// schema, as `touch` does (and as a build checks an answer before it
+/// writes it): an output edited by hand into prose, or into JSON its
+/// schema refuses, is FAILED, and nothing changes. A JSON answer is
+/// checked by default even with no other check (`min_bytes = 0`).
+#[test]
+fn planexe_check_checks_a_prompt_tasks_json_and_schema() {
+    // No server listens there: the checks ask no model.
+    let p = Project::new(
+        r#"
+[models.local]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+
+[tasks.outline]
+outputs = ["outline.json"]
+prompt = "Outline a shed"
+schema = "outline.schema.json"
+model = "local"
+
+[tasks.loose]
+outputs = ["loose.json"]
+prompt = "Any JSON"
+format = "json"
+model = "local"
+min_bytes = 0
+"#,
+    );
+    p.write(
+        "outline.schema.json",
+        r#"{"type": "object", "required": ["sections"], "properties": {"sections": {"type": "array"}}}"#,
+    );
+    p.write("outline.json", "{\"sections\": [\"walls\"]}\n");
+    p.write("loose.json", "[1, 2]\n");
+    p.run(&["touch", "outline", "loose"]).ok();
+    p.run(&["check"])
+        .ok()
+        .stdout_has("ok outline\n")
+        .stdout_has("ok loose\n");
+    let before = p.read(".planexe/tasks/outline.status");
+    p.write("outline.json", "Here it is: {\"sections\": []}\n");
+    p.write("loose.json", "[1, 2] and more\n");
+    p.run(&["check"])
+        .code(1)
+        .stdout_has("FAILED outline: output outline.json is not JSON (the task's format is json): expected value at line 1 column 1\n")
+        .stdout_has("FAILED loose: output loose.json is not JSON (the task's format is json): trailing characters at line 1 column 8\n");
+    p.write("outline.json", "{\"section\": []}\n");
+    p.run(&["check", "outline"]).code(1).stdout_has(
+        "FAILED outline: output outline.json does not match the schema outline.schema.json: at /: \"sections\" is a required property\n",
+    );
+    assert_eq!(p.read("outline.json"), "{\"section\": []}\n");
+    assert_eq!(p.read(".planexe/tasks/outline.status"), before);
 }
