@@ -12,7 +12,9 @@
 //!   judge examine what it wrote, then done (rescued) or failed. Crashes
 //!   (a signal, a timeout, a stop, missing outputs) are never rescued.
 //! - **A re-check**: a task whose checks alone changed has its current
-//!   outputs examined by the new checks; it runs only if they fail.
+//!   outputs examined by the new checks; it runs only if they fail. They
+//!   may have been edited by hand, so a prompt task's output is checked
+//!   against its answer format and schema too, as `touch` checks it.
 //!
 //! The task's record (its sidecar, then `.DONE`) is published from this
 //! thread; the loop appends the state log line.
@@ -31,6 +33,7 @@ use crate::model::{Action, Task, TaskId};
 use crate::phases::timed;
 use crate::store::inflight::Inflight;
 use crate::store::sidecar;
+use crate::store::untrusted::Secrets;
 use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
 
 /// How many lines of a failed task's output to show.
@@ -99,6 +102,9 @@ pub struct TaskRunner<'a> {
     pub folders: Folders,
     /// Deletes what committed runs set aside.
     pub reaper: &'a Reaper,
+    /// The build's secrets, for the checks of outputs planexe did not
+    /// just write (a re-check).
+    pub secrets: &'a Secrets,
 }
 
 impl Runner for TaskRunner<'_> {
@@ -241,7 +247,9 @@ impl TaskRunner<'_> {
     /// Runs the output checks of `task` and records them in `status`:
     /// `strict` refuses on any failed check (see [`checks::examine`]);
     /// `judge` lets the judge score the outputs on disk; `stamped`: the
-    /// outputs in `status` were stamped just now (not a record's).
+    /// outputs in `status` were stamped just now (not a record's): when
+    /// they were not, a prompt task's output is also checked against its
+    /// answer format (it may have been edited since it was written).
     fn examine(
         &self,
         task: &Task,
@@ -262,7 +270,7 @@ impl TaskRunner<'_> {
             strict,
             stamped.then_some(&outputs),
             Inspectors {
-                answer: None,
+                answer: (!stamped).then_some(self.secrets),
                 check: |script: &str| executor.check(task, script, turn),
                 judge: judge.then_some(|j: &Judge| executor.judge(task, j, judged, turn)),
             },

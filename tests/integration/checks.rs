@@ -399,3 +399,38 @@ min_bytes = 0
     assert_eq!(p.read("outline.json"), "{\"section\": []}\n");
     assert_eq!(p.read(".planexe/tasks/outline.status"), before);
 }
+
+/// A prompt task whose checks alone changed has its current output checked
+/// again, as touch and `planexe check` check it: an output edited by hand
+/// into JSON its schema refuses is not accepted; the task runs again.
+#[test]
+fn a_rechecked_prompt_task_has_its_answer_checked_against_its_schema() {
+    use crate::llm_server::*;
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"sections\": [\"walls\"]}"));
+    let pipeline = format!(
+        "[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\n[tasks.outline]\noutputs = [\"outline.json\"]\nprompt = \"Outline a shed\"\nschema = \"outline.schema.json\"\nmodel = \"local\"\n",
+        server.url
+    );
+    let p = Project::new(&pipeline);
+    p.write(
+        "outline.schema.json",
+        r#"{"type": "object", "required": ["sections"], "properties": {"sections": {"type": "array"}}}"#,
+    );
+    p.build().ok().ran(&["outline"]);
+    // Edited by hand: kept, as any edited output is.
+    p.write_at("outline.json", "{\"section\": []}\n", 2_000_000);
+    p.build().ok().ran(&[]);
+    p.write(
+        "pipeline.toml",
+        &format!("{pipeline}check = \"test -s \\\"$1\\\"\"\n"),
+    );
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("outline: checks changed (outputs checked again)");
+    p.build().ok().ran(&["outline"]);
+    assert_eq!(server.requests().len(), 2);
+    let answer: serde_json::Value = serde_json::from_str(&p.read("outline.json")).unwrap();
+    assert_eq!(answer, serde_json::json!({"sections": ["walls"]}));
+    p.run(&["check", "outline"]).ok().stdout_has("ok outline\n");
+}

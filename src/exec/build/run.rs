@@ -325,6 +325,7 @@ impl Build<'_> {
             checking: &checking,
             folders: Default::default(),
             reaper: &reaper,
+            secrets: &secrets,
         };
         let n = graph.id_bound();
         let forced_fanouts = if options.force {
