@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::attempt::Turn;
 use super::command::{self, Exit, Watchdog};
-use super::failure::scrubbed_tail;
+use super::failure::{scrubbed_tail, LOG_TAIL_BYTES};
 use super::llm;
 use crate::model::judge::Judge;
 use crate::model::limits;
@@ -331,8 +331,11 @@ impl CheckRunner<'_> {
             Exit::SpawnFailed(why) => format!("{COULD_NOT_RUN}: {why}"),
             other => format!("the check failed ({other})"),
         };
-        let said =
-            scrubbed_tail(&log, |text| self.secrets.redact(text.trim_end())).unwrap_or_default();
+        let said = scrubbed_tail(&log, LOG_TAIL_BYTES, |text| {
+            self.secrets.redact(text.trim_end())
+        })
+        .map(|t| t.text)
+        .unwrap_or_default();
         let message = if said.is_empty() {
             what
         } else {

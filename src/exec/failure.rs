@@ -68,34 +68,52 @@ impl<'a> Failures<'a> {
         error.error_id = Some(id);
     }
 
+    /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character
+    /// boundary; `None` when there is no log.
+    fn log_tail(&self, path: &Path) -> Option<String> {
+        scrubbed_tail(path, LOG_TAIL_BYTES, |text| self.ledger.redact(text)).map(|t| t.text)
+    }
+
     /// `text` scrubbed of every secret the build knows, for what is
     /// printed of a task's log as well as what is written of it.
     pub fn redact(&self, text: &str) -> String {
         self.ledger.redact(text)
     }
-
-    /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character
-    /// boundary; `None` when there is no log.
-    fn log_tail(&self, path: &Path) -> Option<String> {
-        scrubbed_tail(path, |text| self.ledger.redact(text))
-    }
 }
 
-/// The last [`LOG_TAIL_BYTES`] of the log at `path` after `redact`, cut on
-/// a character boundary; `None` when there is no log. The end read is
+/// The end of a log, scrubbed.
+pub(crate) struct Tail {
+    pub text: String,
+    /// Nothing before `text` was left out: it is the whole log.
+    pub whole: bool,
+}
+
+/// The last `n` bytes of the log at `path` after `redact`, cut on a
+/// character boundary; `None` when there is no log. The end read is
 /// longer than that, so a secret that straddles the tail's start is
 /// scrubbed whole before the cut, and bounded, so a log of any size is
 /// never read whole.
-pub(crate) fn scrubbed_tail(path: &Path, redact: impl Fn(&str) -> String) -> Option<String> {
+pub(crate) fn scrubbed_tail(
+    path: &Path,
+    n: usize,
+    redact: impl Fn(&str) -> String,
+) -> Option<Tail> {
     // Never through a link: the tail goes into a file others read.
     let mut file = files::open_read(path).ok()?;
     let len = file.metadata().ok()?.len();
-    let from = len.saturating_sub((LOG_TAIL_BYTES + REDACT_MARGIN) as u64);
+    let from = len.saturating_sub((n + REDACT_MARGIN) as u64);
     file.seek(SeekFrom::Start(from)).ok()?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
+    // Bounded even if the log grows meanwhile.
+    file.take((n + REDACT_MARGIN) as u64)
+        .read_to_end(&mut bytes)
+        .ok()?;
     let text = redact(&String::from_utf8_lossy(&bytes));
-    Some(last_bytes(&text, LOG_TAIL_BYTES).to_string())
+    let kept = last_bytes(&text, n);
+    Some(Tail {
+        whole: from == 0 && kept.len() == text.len(),
+        text: kept.to_string(),
+    })
 }
 
 /// The longest end of `text` of at most `n` bytes that starts on a

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::attempt::{Attempt, Executor, Feedback, Folders, Turn};
 use super::checks::{self, Inspectors, Judgement};
-use super::failure::Failures;
+use super::failure::{scrubbed_tail, Failures};
 use super::reaper::Reaper;
 use super::scheduler::Runner;
 use crate::error::Error;
@@ -38,6 +38,9 @@ use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
 
 /// How many lines of a failed task's output to show.
 const TAIL_LINES: usize = 15;
+/// The most of the end of a failed task's output read for them (a log
+/// may be of any size, its lines of any length).
+const TAIL_BYTES: usize = 8 * 1024;
 
 /// What one task's run produced, sent from the pool to the loop.
 pub struct RunResult {
@@ -387,13 +390,20 @@ fn rescuable(task: &Task, failed: &TaskError) -> bool {
 
 /// The last lines of a task's log, scrubbed of the build's secrets (a
 /// command may print the API key it was given): they are printed, and a
-/// server's `.planexe/build.log` keeps what was printed.
+/// server's `.planexe/build.log` keeps what was printed. Read from the
+/// log's end, at most [`TAIL_BYTES`] of it.
 fn log_tail(run_dir: &RunDir, task: &str, failures: &Failures) -> Vec<String> {
-    let Ok(bytes) = std::fs::read(run_dir.task_log_path(task)) else {
+    let Some(tail) = scrubbed_tail(&run_dir.task_log_path(task), TAIL_BYTES, |text| {
+        failures.redact(text)
+    }) else {
         return Vec::new();
     };
-    let text = failures.redact(&String::from_utf8_lossy(&bytes));
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines: Vec<&str> = tail.text.lines().collect();
+    // A tail cut from a longer log starts mid-line: drop that piece,
+    // unless it is all there is (the end of one long line).
+    if !tail.whole && lines.len() > 1 {
+        lines.remove(0);
+    }
     let from = lines.len().saturating_sub(TAIL_LINES);
     lines[from..].iter().map(|l| l.to_string()).collect()
 }

@@ -285,3 +285,45 @@ fn a_dangling_symlink_input_fails_its_task_when_it_runs() {
     assert_eq!(p.read("o"), "in\n");
     assert_eq!(p.read("q"), "a\nb\n");
 }
+
+/// A failed command's log, or a refusing check's, may be of any size and
+/// its lines of any length: the build reads only its end, for the lines it
+/// prints, the failure line and the check's message. (It read a 100 MB
+/// log whole, three copies of it in memory, and printed its last line
+/// whole.)
+#[test]
+fn a_huge_log_of_a_failed_command_or_check_is_read_from_its_end() {
+    use crate::peak_rss::measured;
+    let huge = "head -c 100000000 /dev/zero | tr '\\\\0' x; echo; echo";
+    let p = Project::new(&format!(
+        "[tasks.c]\noutputs = [\"c.txt\"]\ncommand = \"{huge} last of c; exit 1\"\n\
+         [tasks.k]\noutputs = [\"k.txt\"]\ncommand = \"echo k > k.txt\"\ncheck = \"{huge} last of k; exit 1\"\n"
+    ));
+    let run = measured(p.command(&["build", "-k"]));
+    // (What the old build printed was 100 MB: show only its start.)
+    let shown: String = run.stderr.chars().take(4000).collect();
+    assert_eq!(run.code, 1, "{shown}");
+    assert!(
+        run.stderr.len() < 64 * 1024,
+        "{} bytes printed",
+        run.stderr.len()
+    );
+    for printed in [
+        "\n  | last of c\n",
+        "FAILED k: the check failed (exit status 1): x",
+        "x\nlast of k (error_id",
+    ] {
+        assert!(run.stderr.contains(printed), "{printed}: {shown}");
+    }
+    assert!(
+        run.peak_rss_bytes < 64 * 1024 * 1024,
+        "peak RSS {} MiB",
+        run.peak_rss_bytes >> 20
+    );
+    let tail = failure(&p, "c", "task.failed")["log_tail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(tail.len(), 2048);
+    assert!(tail.ends_with("x\nlast of c\n"), "{tail}");
+}
