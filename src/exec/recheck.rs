@@ -13,7 +13,8 @@ use super::interrupt::Interrupt;
 use super::llm::{recording::Answers, Llm};
 use crate::error;
 use crate::model::judge::Judge;
-use crate::model::TaskId;
+use crate::model::prompt::Format;
+use crate::model::{Action, Task, TaskId};
 use crate::plan::Session;
 use crate::store::{ErrorKind, TaskError};
 
@@ -119,6 +120,6 @@ pub fn recheck(
 
 /// Whether `task` is a prompt task whose answer is JSON (`format = "json"`
 /// or a `schema`): its output is checked as one.
-fn answers_json(task: &crate::model::Task) -> bool {
-    matches!(&task.action, crate::model::Action::Prompt(spec) if spec.format == crate::model::prompt::Format::Json)
+fn answers_json(task: &Task) -> bool {
+    matches!(&task.action, Action::Prompt(spec) if spec.format == Format::Json)
 }

@@ -24,6 +24,7 @@ use super::env::Env;
 use super::interrupt::Interrupt;
 use crate::error::{Error, Result};
 use crate::model::judge::Judge;
+use crate::model::limits;
 use crate::model::Task;
 use crate::plan::Session;
 use crate::store::record::{first_line, JudgeVerdict};
@@ -248,12 +249,12 @@ fn refusal(task: &Task, check: &str, message: &str) -> Refusal {
 /// A `check` command as a message names it: its first line, cut at 60
 /// characters.
 fn shown_script(script: &str) -> String {
-    const SHOWN: usize = 60;
     let line = first_line(script);
-    match line.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}…", &line[..end]),
-        None if line.len() < script.trim().len() => format!("{line} …"),
-        None => line.to_string(),
+    let shown = limits::shorten_to(line, 60);
+    if shown.len() == line.len() && line.len() < script.trim().len() {
+        format!("{line} …")
+    } else {
+        shown
     }
 }
 

@@ -87,10 +87,14 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
 /// `name` shortened for a message: a name too long to use is too long to
 /// print whole.
 pub fn shorten(name: &str) -> String {
-    const SHOWN: usize = 40;
-    match name.char_indices().nth(SHOWN) {
-        Some((end, _)) => format!("{}…", &name[..end]),
-        None => name.to_string(),
+    shorten_to(name, 40)
+}
+
+/// `text` cut after `shown` characters, with `…` when it was cut.
+pub fn shorten_to(text: &str, shown: usize) -> String {
+    match text.char_indices().nth(shown) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }
 

@@ -103,7 +103,9 @@ fn lstat_follow(path: &Path) -> io::Result<Option<(std::fs::Metadata, bool)>> {
     }
 }
 
-fn meta_of(meta: &std::fs::Metadata) -> io::Result<Meta> {
+/// A file's size and mtime as a stamp records them (mtime in ns since the
+/// epoch, saturating).
+pub fn meta_of(meta: &std::fs::Metadata) -> io::Result<Meta> {
     let mtime = meta.modified()?;
     let mtime_ns = match mtime.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),

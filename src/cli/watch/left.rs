@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use crate::exec::observer::Observer;
 use crate::model::Task;
 use crate::plan::Session;
+use crate::store::stamp;
 
 /// One output as the last build left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +80,7 @@ impl Left {
             // As a stamp is taken: through a symlink, to the file it leads
             // to (an output may be a link).
             Some(&State::Recorded(size, mtime_ns)) => std::fs::metadata(path)
-                .is_ok_and(|m| m.is_file() && size_and_mtime(&m) == (size, mtime_ns)),
+                .is_ok_and(|m| m.is_file() && size_and_mtime(&m) == Some((size, mtime_ns))),
             Some(&State::Found(found)) => look(path) == found,
         }
     }
@@ -97,12 +98,12 @@ impl Left {
 fn look(path: &Path) -> Option<(u64, i64)> {
     std::fs::symlink_metadata(path)
         .ok()
-        .map(|m| size_and_mtime(&m))
+        .and_then(|m| size_and_mtime(&m))
 }
 
-fn size_and_mtime(m: &std::fs::Metadata) -> (u64, i64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.size(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
+/// Size and mtime as a record's stamp holds them.
+fn size_and_mtime(m: &std::fs::Metadata) -> Option<(u64, i64)> {
+    stamp::meta_of(m).ok().map(|m| (m.size, m.mtime_ns))
 }
 
 /// The tasks a build starts, as an observer of it: how many starts (a
