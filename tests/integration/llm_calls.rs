@@ -582,6 +582,41 @@ fn a_json_answer_cut_off_says_what_was_found_before_the_cut() {
     }
 }
 
+/// A command task whose command has ended runs on while its judge is
+/// asked: `status TASK` says it is running (its record's pid, the
+/// command's, is gone), not `stale: stopped last time`.
+#[test]
+fn a_command_being_judged_is_running_in_status_task() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo c > c.md\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{ output }}\"\n",
+    );
+    let mut build = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the judge's call", || server.requests().len() == 1);
+    let mut detail = String::new();
+    wait_for("status c to say running", || {
+        detail = p.run(&["status", "c"]).stdout;
+        detail.starts_with("c: running\n")
+    });
+    assert!(!detail.contains("stopped last time"), "{detail}");
+    let json: Value = serde_json::from_str(&p.run(&["status", "c", "--json"]).stdout).unwrap();
+    assert_eq!(json["running"], true, "{json}");
+    assert_eq!(json["stale"], false, "{json}");
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}
+
 /// Two prompt tasks, one slot: `max_concurrency = 1` on a model whose
 /// server hangs, so the second task waits for the first's call.
 const TWO_ON_ONE_SLOT: &str = "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\

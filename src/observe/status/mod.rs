@@ -253,14 +253,21 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
     let task = session.graph.task(name);
     // A task its build runs now is running, not stale from an
     // interruption: the live snapshot says which call it has in flight.
-    let running = status
-        .as_ref()
-        .is_some_and(|s| standing::runs(s, session.build_running()));
+    // Its record's pid is its command's, which has ended while the task
+    // goes on (its checks, its judge's call): the running build's own
+    // snapshot then says it runs.
+    let recorded = status.as_ref().filter(|s| s.state.is_running());
+    let live = recorded
+        .is_some()
+        .then(|| saved::live_line(session, name))
+        .flatten()
+        .filter(|l| matches!(l.state, Standing::Running | Standing::FailedPendingCheck));
+    let running =
+        live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.build_running()));
     let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
         .filter(|_| !running)
         .map(ToString::to_string);
-    let live = running.then(|| saved::live_line(session, name)).flatten();
     let done = session.store.done_record(&session.run_dir, name);
     let outputs = task
         .map(|t| {
