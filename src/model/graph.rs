@@ -29,6 +29,15 @@ use crate::store::rundir;
 
 pub type TaskId = usize;
 
+/// A limit on how many tasks of a kind run at once ([`Graph::pool`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// The model's index in [`Graph::models`].
+    pub id: usize,
+    /// Its `max_concurrency`.
+    pub depth: usize,
+}
+
 /// What a task does when it runs.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -280,6 +289,21 @@ impl Graph {
     /// A task's position in declaration order.
     pub fn rank(&self, id: TaskId) -> usize {
         self.rank[id]
+    }
+
+    /// The pool a task starts in, as ninja's pools: a prompt task whose
+    /// model has a `max_concurrency` counts against it from its start to
+    /// its end, so no more of that model's tasks run at once than it takes
+    /// calls (the others wait, ready, without taking a job slot).
+    pub fn pool(&self, id: TaskId) -> Option<Pool> {
+        let Action::Prompt(spec) = &self.tasks.get(id)?.action else {
+            return None;
+        };
+        let depth = self.models.get(spec.model)?.max_concurrency?;
+        Some(Pool {
+            id: spec.model,
+            depth,
+        })
     }
 
     /// Whether a task is in the graph (not a retired placeholder).

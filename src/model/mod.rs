@@ -31,7 +31,7 @@ pub mod source;
 pub mod template;
 
 pub use advice::{Advice, ModelSourceKind, Trouble};
-pub use graph::{Action, FanoutGroup, Graph, Task, TaskId};
+pub use graph::{Action, FanoutGroup, Graph, Pool, Task, TaskId};
 pub use pipeline::Pipeline;
 pub use resolve::{Expansion, Lists};
 

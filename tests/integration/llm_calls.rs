@@ -617,10 +617,13 @@ fn a_command_being_judged_is_running_in_status_task() {
     assert_eq!(build.wait().unwrap().code(), Some(130));
 }
 
-/// Two prompt tasks, one slot: `max_concurrency = 1` on a model whose
-/// server hangs, so the second task waits for the first's call.
-const TWO_ON_ONE_SLOT: &str = "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
-    [tasks.second]\noutputs = [\"b.md\"]\nprompt = \"B\"\n";
+/// A prompt task on a model with `max_concurrency = 1`, whose server
+/// hangs, and a command whose judge asks that model: the judge's call
+/// queues inside the command's run (the scheduler's pool holds prompt
+/// tasks of the model, not judges).
+const JUDGED_ON_ONE_SLOT: &str = "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
+    [tasks.second]\noutputs = [\"b.md\"]\ncommand = \"echo b > b.md\"\n\
+    [tasks.second.judge]\nprompt = \"Score {{ output }}\"\nmodel = \"local\"\n";
 
 /// A task queued for its model's `max_concurrency` is not shown as a call
 /// in flight: `status`, `status TASK` and `--json` say it is queued, for
@@ -631,7 +634,7 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
     server.default_reply(Reply::Hang);
     let p = project(
         &model(&server, "local", "stream = false\nmax_concurrency = 1"),
-        TWO_ON_ONE_SLOT,
+        JUDGED_ON_ONE_SLOT,
     );
     let mut build = p
         .command(&["build", "-j2"])
@@ -654,6 +657,7 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
             None => false,
         }
     });
+    assert_eq!(queued["task"], "second", "{queued}");
     assert_eq!(queued["state"], "running", "{queued}");
     assert_eq!(queued["call"], Value::Null, "no call in flight: {queued}");
     assert_eq!(queued["queued"]["model"], "local");
@@ -661,14 +665,13 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
     assert_eq!(queued["queued"]["max_concurrency"], 1);
     assert!(queued["queued"]["since"].is_string(), "{queued}");
     assert_eq!(server.requests().len(), 1, "one call at a time");
-    let name = queued["task"].as_str().unwrap().to_string();
     let text = p.run(&["status"]).stdout;
     assert!(
         text.contains("queued for model local for ")
             && text.contains(": max_concurrency = 1, all in flight"),
         "{text}"
     );
-    let detail = p.run(&["status", &name]).stdout;
+    let detail = p.run(&["status", "second"]).stdout;
     assert!(
         detail.contains("  now       attempt 1, queued for model local for "),
         "{detail}"
@@ -681,23 +684,59 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
 }
 
 /// A task whose own timeout runs out while it is queued for its model
-/// says so, rather than a bare `timeout after 1s`. `second` starts a second
-/// after `first` took the only slot (it waits for `pre`), and `first`'s
-/// answer takes four.
+/// says so, rather than a bare `timeout after 1s`. `second` (a prompt
+/// task on another model) starts a second after `first` took the only
+/// slot of `local` (it waits for `pre`), is answered at once, and its
+/// judge then queues for `local`, whose answer to `first` takes four.
 #[test]
 fn a_timeout_while_queued_for_the_model_names_the_queue() {
     let server = Server::start();
-    server.default_reply(delayed(openai_answer("ok"), Duration::from_secs(4)));
+    server.script([
+        delayed(openai_answer("ok"), Duration::from_secs(4)),
+        openai_answer("second's answer"),
+    ]);
     let p = project(
-        &model(&server, "local", "stream = false\nmax_concurrency = 1"),
+        &format!(
+            "{}{}",
+            model(&server, "local", "stream = false\nmax_concurrency = 1"),
+            model(&server, "other", "stream = false")
+        ),
         "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
          [tasks.pre]\noutputs = [\"pre.txt\"]\ncommand = \"sleep 1; echo > pre.txt\"\n\
-         [tasks.second]\ninputs = [\"pre.txt\"]\noutputs = [\"b.md\"]\nprompt = \"B\"\ntimeout = \"1s\"\n",
+         [tasks.second]\ninputs = [\"pre.txt\"]\noutputs = [\"b.md\"]\nprompt = \"B\"\nmodel = \"other\"\ntimeout = \"1s\"\n\
+         [tasks.second.judge]\nprompt = \"Score {{ output }}\"\nmodel = \"local\"\n",
     );
     let run = p.run(&["build", "-j2", "-k"]);
     run.code(1).stderr_has(
         "FAILED second: timeout after 1s while queued for model local (max_concurrency = 1, all in flight)",
     );
     assert_eq!(p.status_json("first")["state"], "done");
-    assert_eq!(server.requests().len(), 1, "the queued task never called");
+    assert_eq!(server.requests().len(), 2, "the judge never called");
+}
+
+/// A model's `max_concurrency` is a pool for the scheduler: a prompt task
+/// that would only wait for its model does not start, so its job slot
+/// goes to the command beside it and its `timeout` starts with it. Before,
+/// `p1` took the second slot, waited 1.2s for `p0`'s call, and its own
+/// call then ran past its 2s.
+#[test]
+fn a_prompt_task_waiting_for_its_models_pool_takes_no_slot_and_no_time() {
+    let server = Server::start();
+    server.default_reply(delayed(openai_answer("ok"), Duration::from_millis(1200)));
+    let p = project(
+        &model(&server, "local", "stream = false\nmax_concurrency = 1"),
+        "[tasks.p0]\noutputs = [\"p0.md\"]\nprompt = \"A\"\ntimeout = \"2s\"\n\
+         [tasks.p1]\noutputs = [\"p1.md\"]\nprompt = \"B\"\ntimeout = \"2s\"\n\
+         [tasks.c]\noutputs = [\"c.txt\"]\ncommand = \"echo > c.txt\"\n",
+    );
+    let run = p.run(&["build", "-j2"]);
+    run.ok();
+    let starts: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("start  "))
+        .collect();
+    assert_eq!(starts, ["p0", "c", "p1"], "{}", run.stderr);
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.max_in_flight(), 1);
 }

@@ -2,7 +2,9 @@
 //! the job limit is full, wait for one to finish, mark it finished (which
 //! may make dependents ready), repeat. No level-by-level waves: a task
 //! starts as soon as its last dependency finishes. Of the ready tasks, the
-//! one with the most work behind it starts first ([`priority`]).
+//! one with the most work behind it starts first ([`priority`]), unless
+//! its pool is full (a model's `max_concurrency`, as ninja's pools: the
+//! slot goes to the best task that can start; [`ready`]).
 //!
 //! Each of the `jobs` pool threads runs that loop for itself, under one
 //! lock: a thread that finishes a task records it and starts the next ready
@@ -23,6 +25,7 @@
 //! the task ends, so the build never runs more tasks than it holds slots.
 
 mod priority;
+mod ready;
 mod slots;
 mod state;
 
@@ -144,7 +147,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// in the order the loop starts them: those waiting for no task of the
 /// run (a dependency or a gate) and not `tentative` (which may turn out
 /// up to date), nor a fan-out's placeholder (which expands, never runs);
-/// the most work behind them first, then declaration order. At most `n`.
+/// the most work behind them first, then declaration order; no more of a
+/// pool's tasks than its depth ([`Graph::pool`]). At most `n`.
 pub fn first_to_start(
     graph: &Graph,
     to_run: &[bool],
@@ -172,6 +176,16 @@ pub fn first_to_start(
         })
         .collect();
     ready.sort_by_key(|&t| (std::cmp::Reverse(priority[t]), graph.rank(t)));
+    // No pool starts more than its depth.
+    let mut started: std::collections::HashMap<usize, usize> = Default::default();
+    ready.retain(|&t| match graph.pool(t) {
+        Some(pool) => {
+            let n = started.entry(pool.id).or_default();
+            *n += 1;
+            *n <= pool.depth
+        }
+        None => true,
+    });
     ready.truncate(n);
     ready
 }

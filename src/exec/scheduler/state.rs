@@ -16,11 +16,12 @@
 //! a fan-out whose list is being rebuilt wait for the list's producer).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use super::priority::priorities;
+use super::ready::{Key, Ready};
 use super::{Growth, Held, Hooks, Outcome, Step, Summary};
-use crate::model::{Graph, TaskId};
+use crate::model::{Graph, Pool, TaskId};
 
 /// Where a task stands in the loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +51,16 @@ pub(super) struct Job {
     /// Its place in the ready set, taken when it became ready (ranks move
     /// as the graph grows).
     pub key: Key,
+    /// The pool it runs in ([`Graph::pool`]), taken when it became ready.
+    pub pool: Option<Pool>,
 }
-
-/// A ready task's place: the heaviest chain of work behind it first
-/// (`priority`), then declaration order.
-pub(super) type Key = (Reverse<u64>, usize);
 
 pub(super) const ABSENT: Job = Job {
     slot: Slot::Absent,
     tentative: false,
     again: false,
     key: (Reverse(0), 0),
+    pool: None,
 };
 
 /// The loop's state, behind its lock.
@@ -74,8 +74,8 @@ pub(super) struct LoopState<'h, H> {
     /// Task → the gates it waits for.
     pub gates: HashMap<TaskId, Vec<TaskId>>,
     /// Ready tasks, the one with the most work behind it first, then in
-    /// declaration order: runs are reproducible.
-    pub ready: BTreeSet<(Key, TaskId)>,
+    /// declaration order (runs are reproducible), in their pools.
+    pub ready: Ready,
     /// Each task's priority (`priority.rs`), by id: computed again as the
     /// graph grows.
     pub priority: Vec<u64>,
@@ -117,7 +117,7 @@ impl<'h, H> LoopState<'h, H> {
             jobs: Vec::new(),
             gated: HashMap::new(),
             gates: HashMap::new(),
-            ready: BTreeSet::new(),
+            ready: Ready::default(),
             priority: Vec::new(),
             running: 0,
             limit,
@@ -146,8 +146,7 @@ impl<'h, H> LoopState<'h, H> {
         *self.job(t) = Job {
             slot: Slot::Waiting(0),
             tentative,
-            again: false,
-            key: (Reverse(0), 0),
+            ..ABSENT
         };
     }
 
@@ -179,13 +178,14 @@ impl<'h, H> LoopState<'h, H> {
         deps + gates
     }
 
-    /// How many tasks could start now, slots aside: the ready ones, or
-    /// once the build stops starting tasks, those it still owes a start.
+    /// How many tasks could start now, slots aside: the ready ones whose
+    /// pool has room, or once the build stops starting tasks, those it
+    /// still owes a start.
     pub fn startable_count(&self) -> usize {
         if self.stop_starting {
             self.owed.len()
         } else {
-            self.ready.len()
+            self.ready.startable()
         }
     }
 
@@ -207,8 +207,8 @@ impl<'h, H> LoopState<'h, H> {
         let released = &self.released;
         let mut owed: Vec<TaskId> = self
             .ready
-            .iter()
-            .map(|&(_, t)| t)
+            .best(self.ready.startable())
+            .into_iter()
             .filter(|t| !released.contains(t))
             .take(free)
             .collect();
@@ -242,8 +242,7 @@ impl<H> LoopState<'_, H> {
         *self.job(t) = Job {
             slot: Slot::Waiting(waiting),
             tentative,
-            again: false,
-            key: (Reverse(0), 0),
+            ..ABSENT
         };
         if waiting == 0 {
             self.make_ready(t);
@@ -255,15 +254,17 @@ impl<H> LoopState<'_, H> {
         H: Hooks<I, O>,
     {
         let key = self.key(self.work.graph(), t);
+        let pool = self.work.graph().pool(t);
         let job = self.job(t);
         job.slot = Slot::Ready;
         job.key = key;
-        self.ready.insert((key, t));
+        job.pool = pool;
+        self.ready.insert(key, t, pool);
     }
 
     fn unready(&mut self, t: TaskId) {
         if let Some(job) = self.jobs.get(t) {
-            self.ready.remove(&(job.key, t));
+            self.ready.remove(job.key, t, job.pool);
         }
     }
 
@@ -274,12 +275,10 @@ impl<H> LoopState<'_, H> {
         H: Hooks<I, O>,
     {
         self.priority = priorities(self.work.graph());
-        let ready: Vec<TaskId> = self.ready.iter().map(|&(_, t)| t).collect();
-        self.ready.clear();
-        for t in ready {
+        for t in self.ready.drain() {
             let key = self.key(self.work.graph(), t);
             self.jobs[t].key = key;
-            self.ready.insert((key, t));
+            self.ready.insert(key, t, self.jobs[t].pool);
         }
     }
 
@@ -326,7 +325,7 @@ impl<H> LoopState<'_, H> {
                 self.unready(t);
                 t
             } else {
-                self.ready.pop_first()?.1
+                self.ready.pop()?
             };
             if self.jobs[t].tentative && !self.work.still_stale(t) {
                 self.summary.skipped.push(t);
@@ -336,6 +335,7 @@ impl<H> LoopState<'_, H> {
                 self.grow_after(t, 0);
                 continue;
             }
+            self.ready.started(self.jobs[t].pool);
             let input = self.work.starting(t);
             self.jobs[t].slot = Slot::Running;
             self.running += 1;
@@ -348,6 +348,7 @@ impl<H> LoopState<'_, H> {
         H: Hooks<I, O>,
     {
         self.running -= 1;
+        self.ready.ended(self.jobs[t].pool);
         self.jobs[t].slot = Slot::Done;
         match self.work.finished(t, output) {
             Outcome::Succeeded if std::mem::take(&mut self.jobs[t].again) => {
@@ -406,7 +407,8 @@ impl<H> LoopState<'_, H> {
                         // As `make_ready`, with the graph borrowed.
                         job.slot = Slot::Ready;
                         job.key = key;
-                        self.ready.insert((key, d));
+                        job.pool = graph.pool(d);
+                        self.ready.insert(key, d, job.pool);
                         self.released.push(d);
                     }
                 }
