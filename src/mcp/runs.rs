@@ -100,9 +100,13 @@ fn advise(trouble: &Trouble<'_>) -> String {
                 Then::Build => Some("then call the build tool".to_string()),
                 Then::BuildAgain(why) => Some(format!("call the build tool again; {why}")),
                 Then::Resume => Some("call the build tool to resume".into()),
+                // No tool records answers: a client can ask a live model
+                // instead, and recording is the operator's.
                 Then::Record => Some(
-                    "the pipeline's replay model has no recorded answer for this request; its \
-                     operator records answers with a live model"
+                    "no answer to this request is recorded: call the build tool with `model` \
+                     naming a live model of the pipeline (the replay model's `replays`) to ask \
+                     it instead, or have the server's operator record answers with a live model \
+                     (`planexe build --record DIR` on the command line)"
                         .into(),
                 ),
             };

@@ -455,24 +455,30 @@ impl Build<'_> {
             let first = &graph[summary.failed[0]];
             let name = &first.name;
             let run_dir = &session.run_dir;
+            let kind = match session.store.recorded(run_dir, name) {
+                crate::store::Recorded::Failed(s) => s.error.as_ref().map(|e| e.kind),
+                _ => None,
+            };
             let details = match &first.action {
                 Action::Expand(list) => format!("{name} could not expand its list {list}"),
                 Action::Command(_) if run_dir.task_log_path(name).exists() => format!(
                     "the output of {name} is in {}",
                     run_dir.show(&run_dir.task_log_path(name))
                 ),
-                Action::Command(_) => {
-                    let kind = match session.store.recorded(run_dir, name) {
-                        crate::store::Recorded::Failed(s) => s.error.as_ref().map(|e| e.kind),
-                        _ => None,
-                    };
-                    match kind {
-                        Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
-                            format!("{name} printed nothing")
-                        }
-                        Some(kind) => session.advice().hint(&Trouble::Failed(kind.remedy(false))),
+                Action::Command(_) => match kind {
+                    Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
+                        format!("{name} printed nothing")
                     }
-                }
+                    Some(kind) => session.advice().hint(&Trouble::Failed(kind.remedy(false))),
+                },
+                // Its message says where the answers were looked for;
+                // what to do about it is the door's.
+                Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => format!(
+                    "{name} has no recorded answer for its request; {}",
+                    session
+                        .advice()
+                        .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
+                ),
                 Action::Prompt(_) => format!(
                     "every failed call of {name} is in {}, the last response in {}",
                     run_dir.show(&run_dir.failures_path()),

@@ -344,9 +344,10 @@ impl Llm<'_> {
         *attempt_no += 1;
         progress.begin(&model.name, *attempt_no);
         on_attempt(*attempt_no, &model.name);
+        // What and where only: what to do is the door's (the remedy of
+        // `replay_miss`), since the MCP server's clients read this too.
         let message = format!(
-            "no recorded answer for task `{task}` (request {key}) in {}; record it: planexe build --record {} (with a live model)",
-            dir.display(),
+            "no recorded answer for task `{task}` (request {key}) in {}",
             dir.display()
         );
         let error_id = uuid::Uuid::new_v4().to_string();

@@ -363,3 +363,64 @@ command = "mkdir -p out; echo {{ item }} > out/{{ item }}.txt"
     assert_eq!(p.read("r/out/c.txt"), "c\n");
     assert!(c.close().success());
 }
+
+/// A replay miss's message, which `status` (its `error`, a task's `error`
+/// and `reason`) and `explain` give as they are, told a client to run
+/// `planexe build --record DIR`: the message now says what and where, and
+/// the hint what a client can do (the build tool's `model`) and what is
+/// the operator's (recording), while the command line keeps its own words.
+#[test]
+fn a_replay_miss_is_told_in_the_tools_terms() {
+    let p = Project::new(&format!(
+        r#"{}
+[models.recorded]
+provider = "replay"
+dir = "answers"
+replays = "local"
+"#,
+        with_model().replace("model = \"local\"\nprompt", "model = \"recorded\"\nprompt")
+    ));
+    p.write("answers/.keep", "");
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    let status = c.ok("wait", json!({"run": "r"}));
+    let error = &status["error"];
+    assert_eq!(error["kind"], "replay_miss", "{status}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("no recorded answer for task `ask`"),
+        "{message}"
+    );
+    assert!(message.contains("answers"), "{message}");
+    assert_eq!(
+        error["hint"],
+        "no answer to this request is recorded: call the build tool with `model` naming a live \
+         model of the pipeline (the replay model's `replays`) to ask it instead, or have the \
+         server's operator record answers with a live model (`planexe build --record DIR` on \
+         the command line)"
+    );
+    let ask = &status["tasks"][1];
+    assert_eq!(ask["task"], "ask", "{status}");
+    let explained = c.ok("explain", json!({"run": "r", "task": "ask"}));
+    for told in [
+        error["message"].clone(),
+        ask["error"].clone(),
+        ask["reason"].clone(),
+        explained["last_error"]["message"].clone(),
+        explained["reason"].clone(),
+    ] {
+        let told = told.as_str().unwrap().to_string();
+        assert!(told.contains("no recorded answer"), "{told}");
+        assert!(!told.contains("planexe build"), "{told}");
+        assert!(!told.contains("--record"), "{told}");
+    }
+    assert!(c.close().success());
+    // The command line's words: the hint, and the end of a build.
+    p.run(&["status", "-C", "r"])
+        .stdout_has("hint: record it: planexe build --record DIR (with a live model)");
+    p.run(&["build", "-C", "r"]).code(1).stderr_has(
+        "hint: ask has no recorded answer for its request; record it: planexe build --record \
+         DIR (with a live model)",
+    );
+}
