@@ -49,6 +49,17 @@ pub enum AnnotationsArg {
     None,
 }
 
+/// In whose words a build says what to do (`--advice`, hidden: passed by
+/// `planexe mcp` to the builds it starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AdviceArg {
+    /// The command line's: `planexe build`, `--model`, `-f FILE`
+    #[default]
+    Cli,
+    /// The MCP server's tools and their arguments
+    Mcp,
+}
+
 /// What `planexe report` writes (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -204,6 +215,12 @@ pub struct BuildArgs {
     /// $GITHUB_ACTIONS is true, else none]
     #[arg(long, value_enum, value_name = "KIND")]
     pub annotations: Option<AnnotationsArg>,
+
+    /// Say what to do in the MCP server's terms (its tools and their
+    /// arguments) rather than the command line's: for the builds
+    /// `planexe mcp` starts, whose log its clients read
+    #[arg(long, value_enum, default_value_t = AdviceArg::Cli, hide = true)]
+    pub advice: AdviceArg,
 }
 
 /// Where model answers come from: `--record`, `--replay` or `--cache`.

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::annotate::Github;
-use super::args::{AnswersArgs, BuildArgs, Cli};
+use super::args::{AdviceArg, AnswersArgs, BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
@@ -18,12 +18,12 @@ use crate::exec::observer::{
 };
 use crate::exec::scheduler::Slots;
 use crate::exec::Interrupt;
-use crate::model::{Lists, Task};
+use crate::model::{Advice, Lists, Task, Trouble};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::record::first_line;
 use crate::store::untrusted::printable;
-use crate::store::TaskState;
+use crate::store::{ErrorKind, TaskState};
 
 /// Whether the build changes nothing: `-n`, `-q`, or make's `-n`, `-q`
 /// or `-t` in `MAKEFLAGS`.
@@ -80,7 +80,15 @@ pub fn build(
         }
         None => None,
     };
-    let located = ctx.location(cli)?.locate()?;
+    // The builds `planexe mcp` starts say what to do in its tools' terms:
+    // its clients read their log.
+    let advice = match args.advice {
+        AdviceArg::Cli => Advice::COMMAND_LINE,
+        AdviceArg::Mcp => crate::mcp::advice::ADVICE,
+    };
+    let mut location = ctx.location(cli)?;
+    location.advice = advice;
+    let located = location.locate()?;
     let model = ctx.model(args.model.as_deref());
     match build::certified(&located, model.explicit(), &options)? {
         Certified::UpToDate(tasks) => {
@@ -105,7 +113,7 @@ pub fn build(
         move || Session::open(located, &model, Lists::Unproduced)
     });
     let Some(opened) = opened else {
-        say(printer, &Notice::StoppedEarly);
+        say(printer, &Notice::StoppedEarly, advice);
         return Err(Error::Interrupted);
     };
     let session: &mut Session = Box::leak(Box::new(opened?));
@@ -129,6 +137,7 @@ pub fn build(
         printer: Mutex::new(printer),
         annotations,
         shown: None,
+        advice,
     };
     let result = {
         let both;
@@ -228,6 +237,8 @@ pub(super) struct Terminal<'a> {
     /// Which notices to print (`None`: all). A watch leaves out the
     /// warnings it said already.
     pub(super) shown: Option<&'a (dyn Fn(&Notice) -> bool + Sync)>,
+    /// In whose words notices say what to do.
+    pub(super) advice: Advice,
 }
 
 impl<'a> Terminal<'a> {
@@ -245,7 +256,7 @@ impl Observer for Terminal<'_> {
         if let Notice::Expanded { added, .. } = notice {
             printer.grow(*added);
         }
-        say(&mut printer, notice);
+        say(&mut printer, notice, self.advice);
     }
 
     fn tasks_started(&self, count: usize) {
@@ -343,17 +354,18 @@ enum Line {
     Warning(String),
 }
 
-/// Prints what a notice says.
-fn say(printer: &mut Printer, notice: &Notice) {
-    match describe(notice) {
+/// Prints what a notice says, saying what to do in `advice`'s words.
+fn say(printer: &mut Printer, notice: &Notice, advice: Advice) {
+    match describe(notice, advice) {
         Line::Note(text) => printer.note(&text),
         Line::Warning(text) => printer.warn(&text),
     }
 }
 
-/// What a notice says.
-fn describe(notice: &Notice) -> Line {
+/// What a notice says, saying what to do in `advice`'s words.
+fn describe(notice: &Notice, advice: Advice) -> Line {
     use Line::{Note, Warning};
+    let resume = || advice.hint(&Trouble::Failed(ErrorKind::Stopped.remedy(true)));
     match notice {
         Notice::StoppedLeftover { task, pid } => Note(format!(
             "stopped {task} (pid {pid}), left running by a build that crashed"
@@ -389,8 +401,9 @@ fn describe(notice: &Notice) -> Line {
         )),
         Notice::LogDamaged { message } => Warning(message.clone()),
         Notice::TaskLeft { task, outputs } => Warning(format!(
-            "task {task} is no longer in the pipeline; its outputs stay on disk: {} (`planexe clean {task}` deletes them and forgets it)",
-            outputs.join(", ")
+            "task {task} is no longer in the pipeline; its outputs stay on disk: {} ({})",
+            outputs.join(", "),
+            advice.hint(&Trouble::TaskLeft { task })
         )),
         Notice::Resuming(summary) => Note(resuming(summary)),
         Notice::DefinitionsChanged(tasks) => Note(format!(
@@ -398,7 +411,8 @@ fn describe(notice: &Notice) -> Line {
             tasks.join(", ")
         )),
         Notice::ModelFromRun(model) => Note(format!(
-            "using model {model}, chosen for this run by an earlier --model (pass --model to change it)"
+            "using model {model}, {}",
+            advice.hint(&Trouble::ModelFromRun)
         )),
         Notice::EditedKept {
             task,
@@ -416,10 +430,8 @@ fn describe(notice: &Notice) -> Line {
         } => Note(format!(
             "expanded {task}: {instances} instance(s), as its list now says"
         )),
-        Notice::Ran(ran) => Note(ran_line(ran)),
-        Notice::StoppedEarly => Note(
-            "stopped: no task started; run planexe build again to resume".to_string(),
-        ),
+        Notice::Ran(ran) => Note(ran_line(ran, &resume())),
+        Notice::StoppedEarly => Note(format!("stopped: no task started; {}", resume())),
         Notice::Answers(warning) | Notice::GlobLeavesOut(warning) => Warning(warning.clone()),
     }
 }
@@ -492,9 +504,9 @@ fn done_before(fanouts: &[Unexpanded], then: &str) -> String {
     }
 }
 
-/// What the build's tasks came to.
-fn ran_line(ran: &Ran) -> String {
-    let line = ran_counts(ran);
+/// What the build's tasks came to; `resume`: what to do when it stopped.
+fn ran_line(ran: &Ran, resume: &str) -> String {
+    let line = ran_counts(ran, resume);
     match (ran.unexpanded.len(), ran.behind_unexpanded) {
         (0, _) => line,
         (n, 0) => format!(
@@ -509,14 +521,14 @@ fn ran_line(ran: &Ran) -> String {
 }
 
 /// The counts of [`ran_line`].
-fn ran_counts(ran: &Ran) -> String {
+fn ran_counts(ran: &Ran, resume: &str) -> String {
     if ran.interrupted {
         let failed = match ran.failed.len() {
             0 => String::new(),
             n => format!("{n} failed ({}), ", ran.failed.join(", ")),
         };
         return format!(
-            "stopped: {} task(s) finished, {failed}{} stopped, {} not started; run planexe build again to resume",
+            "stopped: {} task(s) finished, {failed}{} stopped, {} not started; {resume}",
             ran.succeeded, ran.stopped, ran.not_run
         );
     }

@@ -36,7 +36,7 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::observer::Both;
 use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt, Notice};
-use crate::model::Lists;
+use crate::model::{Advice, Lists};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::RunDir;
@@ -360,6 +360,7 @@ impl Watch<'_> {
             printer: Mutex::new(printer),
             annotations: None,
             shown: Some(&shown),
+            advice: Advice::COMMAND_LINE,
         };
         let result = Build {
             options: &self.options,

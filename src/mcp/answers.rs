@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::runs;
+use super::advice::ADVICE;
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::model::{Lists, Pipeline, Trouble};
@@ -43,7 +43,7 @@ impl Opener {
             file: None,
             env_file: self.env_pipeline.clone(),
             named_dir: true,
-            advice: runs::ADVICE,
+            advice: ADVICE,
         }
     }
 
@@ -59,7 +59,7 @@ impl Opener {
         }
         let parsed: Vec<Pipeline> = files
             .iter()
-            .filter_map(|f| Pipeline::load_with(f, f.display().to_string(), runs::ADVICE).ok())
+            .filter_map(|f| Pipeline::load_with(f, f.display().to_string(), ADVICE).ok())
             .collect();
         let key_vars = parsed.iter().flat_map(|p| {
             p.def
@@ -157,7 +157,7 @@ impl Opener {
                 let kind =
                     serde_json::from_value::<ErrorKind>(json!(kind)).unwrap_or(ErrorKind::Other);
                 let remedy = kind.remedy(line.recoverable.unwrap_or(false));
-                *hint = runs::ADVICE.hint(&Trouble::Failed(remedy));
+                *hint = ADVICE.hint(&Trouble::Failed(remedy));
             }
         }
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;

@@ -149,6 +149,9 @@ impl Builds {
         command
             .arg("build")
             .arg("--color=never")
+            // What it says in its log, which clients read, in the tools'
+            // terms (super::advice).
+            .arg("--advice=mcp")
             .arg("-C")
             .arg(run_dir.root());
         if let Some(model) = &request.model {

@@ -5,6 +5,8 @@
 //! - [`wire`]: JSON-RPC 2.0, one message per line, and its error codes;
 //! - [`catalog`]: the tools, with their input and output schemas;
 //! - [`tools`]: a tool call: arguments checked, one handler per tool;
+//! - [`advice`]: what the server (and a build it started) tells a client
+//!   to do, in the tools' terms;
 //! - [`runs`]: the root and the runs in it: names, making, listing;
 //! - [`builds`]: builds started as processes of their own, and any build
 //!   running in a run: started, stopped, waited for;
@@ -22,6 +24,7 @@
 //! to send them; being lenient costs nothing here). Below the CLI: the
 //! input, output, root and environment are the caller's.
 
+pub mod advice;
 mod answers;
 mod builds;
 mod catalog;

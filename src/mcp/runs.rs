@@ -14,22 +14,21 @@
 //! each run's origin, run record and archive marker, newest first.
 //!
 //! A client cannot pass `-f`: a run keeps the pipeline it was made with,
-//! and [`ADVICE`] says what to do about one that cannot be used in the
+//! and [`ADVICE`](super::advice::ADVICE) says what to do about one that cannot be used in the
 //! terms of the tools (`run_create`'s `pipeline`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::advice::ADVICE;
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
-use crate::model::advice::remedy_words;
-use crate::model::{Advice, Lists, ModelSourceKind, Trouble};
+use crate::model::Lists;
 use crate::observe::status::run_state;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::archive::Archived;
 use crate::store::origin::Origin;
-use crate::store::remedy::Then;
 use crate::store::run_record::{self, Counts, RunRecord};
 use crate::store::rundir::STATE_DIR;
 use crate::store::{files, RunDir};
@@ -43,77 +42,6 @@ pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
 /// The longest run name.
 const MAX_NAME: usize = 100;
-
-/// What the server tells a client whose run's pipeline file cannot be
-/// used, or who named a task or model the pipeline does not have: what
-/// the tools offer, not the command line's `-f FILE`, `--model` or
-/// `planexe status`.
-pub const ADVICE: Advice = Advice::new(advise);
-
-fn advise(trouble: &Trouble<'_>) -> String {
-    const NEW_RUN: &str = "make a new run with run_create, its `pipeline` argument naming \
-                           a pipeline file (TOML text) by its path relative to the server's root";
-    match trouble {
-        Trouble::Missing | Trouble::Unreadable => format!(
-            "{NEW_RUN} (left out, the server's default: server_info's default_pipeline); a run \
-             keeps the pipeline it was made with"
-        ),
-        Trouble::Binary => {
-            format!("this looks like a binary file, not a pipeline: {NEW_RUN}")
-        }
-        Trouble::RecordedGone => {
-            format!("put the pipeline file back at that path, or {NEW_RUN}")
-        }
-        Trouble::RecordBroken { record } => format!(
-            "write the absolute path of the run's pipeline file in {record} (in the run's folder), \
-             or {NEW_RUN}"
-        ),
-        Trouble::EnvGone => format!(
-            "the run records no pipeline, so it takes the server's $PLANEXE_PIPELINE, which its \
-             operator must fix; or {NEW_RUN}"
-        ),
-        Trouble::Moved { recorded, .. } => {
-            format!("build again: the run now builds with {recorded}")
-        }
-        Trouble::UnknownTask => {
-            "call the status tool to list the run's tasks; instances are named like `wbs3[7]`"
-                .into()
-        }
-        Trouble::UnknownTarget => "call the status tool to list the run's tasks".into(),
-        Trouble::ModelOverride { from } => match from {
-            ModelSourceKind::Flag => "from the build tool's `model` argument".into(),
-            ModelSourceKind::Env => "from the server's $PLANEXE_MODEL, which its operator sets; \
-                                     the build tool's `model` argument chooses another"
-                .into(),
-            ModelSourceKind::Run => "chosen for this run by an earlier build's `model`, which \
-                                     the run remembers; the build tool's `model` argument \
-                                     chooses another"
-                .into(),
-        },
-        Trouble::DamagedSidecar => {
-            "the next build (the build tool) rewrites it from the state log".into()
-        }
-        Trouble::DamagedLog => "the next build (the build tool)".into(),
-        Trouble::Failed(remedy) => {
-            let then = match remedy.then {
-                Then::Nothing => None,
-                Then::Build => Some("then call the build tool".to_string()),
-                Then::BuildAgain(why) => Some(format!("call the build tool again; {why}")),
-                Then::Resume => Some("call the build tool to resume".into()),
-                // No tool records answers: a client can ask a live model
-                // instead, and recording is the operator's.
-                Then::Record => Some(
-                    "no answer to this request is recorded: call the build tool with `model` \
-                     naming a live model of the pipeline (the replay model's `replays`) to ask \
-                     it instead, or have the server's operator record answers with a live model \
-                     (`planexe build --record DIR` on the command line)"
-                        .into(),
-                ),
-            };
-            remedy_words(remedy.change, then)
-        }
-    }
-}
 
 /// The folder runs live in.
 #[derive(Debug)]

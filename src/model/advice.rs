@@ -1,6 +1,6 @@
 //! What to tell a user whose pipeline file cannot be used, who named what
-//! the pipeline does not have, or whose task failed, in the terms of the
-//! door they came in by. The command line chooses a file per invocation (`-f FILE`,
+//! the pipeline does not have, whose task failed, or whose build stopped
+//! or was refused, in the terms of the door they came in by. The command line chooses a file per invocation (`-f FILE`,
 //! `$PLANEXE_PIPELINE`, the run's record) and lists tasks with `planexe
 //! status`; a server has other means (the MCP server names a pipeline when
 //! it makes a run, lists tasks with its `status` tool, and builds with
@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use crate::store::lock::BUSY;
 use crate::store::remedy::{Remedy, Then};
 
 /// Why the pipeline file chosen for an invocation cannot be used, or what
@@ -51,6 +52,23 @@ pub enum Trouble<'a> {
     /// A task failed: what to do about it (the change its failure asks
     /// for, then the door's own step).
     Failed(Remedy),
+    /// Tasks of a build failed: what to do once their cause is fixed,
+    /// words for the end of the build's hint.
+    TasksFailed,
+    /// A model a build needs reads its API key from `$var`, which the
+    /// process's environment does not set.
+    MissingKey { var: &'a str },
+    /// The folder of recorded answers `dir` a build needs does not exist:
+    /// a replay model's (which replays `live`), or `--replay`'s (`None`).
+    NoRecordings { dir: &'a str, live: Option<&'a str> },
+    /// Another command holds the run directory's lock.
+    Busy,
+    /// A build asks the model the run remembers from an earlier build's
+    /// choice: words for the end of its note.
+    ModelFromRun,
+    /// A task no longer in the pipeline left outputs on disk: what deletes
+    /// them, words for the end of a warning.
+    TaskLeft { task: &'a str },
 }
 
 /// Where a model override (the model every prompt task of an invocation
@@ -138,6 +156,21 @@ fn command_line(trouble: &Trouble<'_>) -> String {
             };
             remedy_words(remedy.change, then)
         }
+        Trouble::TasksFailed => {
+            "finished tasks are kept, so fix the cause and run planexe build again".into()
+        }
+        Trouble::MissingKey { var } => {
+            format!("export {var}=... before the build; keys are read from the environment only")
+        }
+        Trouble::NoRecordings { dir, live: Some(live) } => format!(
+            "record answers there: planexe build --record {dir} --model {live} (with a live model), or fix `dir`"
+        ),
+        Trouble::NoRecordings { dir, live: None } => {
+            format!("record answers first: planexe build --record {dir} (with a live model)")
+        }
+        Trouble::Busy => BUSY.into(),
+        Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
+        Trouble::TaskLeft { task } => format!("`planexe clean {task}` deletes them and forgets it"),
     }
 }
 

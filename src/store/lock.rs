@@ -61,6 +61,11 @@ fn holder(path: &std::path::Path, file: &std::fs::File) -> Option<LockHolder> {
     })
 }
 
+/// What to do when another command holds the lock, in the command line's
+/// words (a build says it in its door's: `model::Advice`, `Trouble::Busy`).
+pub const BUSY: &str =
+    "wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`";
+
 /// Held while a command works in a run directory; released on drop.
 #[derive(Debug)]
 pub struct Lock {
@@ -93,8 +98,7 @@ impl RunDir {
                     }
                     None => "another planexe is running in this directory".to_string(),
                 };
-                return Err(Error::usage(format!("{who} ({})", self.root().display()))
-                    .hint("wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`"));
+                return Err(Error::usage(format!("{who} ({})", self.root().display())).hint(BUSY));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(&path, e)),
         }

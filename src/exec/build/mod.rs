@@ -175,7 +175,13 @@ impl Build<'_> {
         let _lock = if read_only {
             None
         } else {
-            Some(session.run_dir.lock("build")?)
+            // Busy: what to do, in the door's words.
+            Some(session.run_dir.lock("build").map_err(|e| match e {
+                Error::Usage { message, .. } => {
+                    Error::usage(message).hint(session.advice().hint(&Trouble::Busy))
+                }
+                e => e,
+            })?)
         };
         if !read_only {
             // Whatever this build changes, the certificate no longer

@@ -488,7 +488,8 @@ impl Build<'_> {
             progress.report.ended = Ended::Failed {
                 names: names(&summary.failed),
                 hint: format!(
-                    "{details}; finished tasks are kept, so fix the cause and run planexe build again"
+                    "{details}; {}",
+                    session.advice().hint(&Trouble::TasksFailed)
                 ),
             };
         }

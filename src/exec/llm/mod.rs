@@ -37,7 +37,7 @@ use crate::exec::observer::Progress;
 use crate::model::judge::Judge;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
-use crate::model::{template, Action, Graph};
+use crate::model::{template, Action, Graph, Trouble};
 use crate::store::ledger::Ledger;
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::{printable_lines, Secrets};
@@ -194,20 +194,17 @@ impl<'a> Llm<'a> {
                 .iter()
                 .filter_map(|m| m.replay.as_ref())
                 .find(|r| r.dir == dir);
+            let shown = dir.display().to_string();
+            let live = replay.map(|r| graph.models[r.of].name.as_str());
+            let hint = graph
+                .advice()
+                .hint(&Trouble::NoRecordings { dir: &shown, live });
             return Err(match replay {
-                Some(r) => Error::pipeline(r.missing.clone()).hint(format!(
-                    "record answers there: planexe build --record {} --model {} (with a live model), or fix `dir`",
-                    dir.display(),
-                    graph.models[r.of].name
-                )),
+                Some(r) => Error::pipeline(r.missing.clone()).hint(hint),
                 None => Error::usage(format!(
-                    "--replay {}: no such folder of recorded answers",
-                    dir.display()
+                    "--replay {shown}: no such folder of recorded answers"
                 ))
-                .hint(format!(
-                    "record answers first: planexe build --record {} (with a live model)",
-                    dir.display()
-                )),
+                .hint(hint),
             });
         }
         let offline = answers.offline();
@@ -222,7 +219,7 @@ impl<'a> Llm<'a> {
                             "model `{}` needs an API key in ${var}, which is not set",
                             model.name
                         ))
-                        .hint(format!("export {var}=... before the build; keys are read from the environment only")))
+                        .hint(graph.advice().hint(&Trouble::MissingKey { var })))
                     }
                     _ => None,
                 },

@@ -9,11 +9,13 @@
 //! links in a run, followed when they stay in it, and swapped while it
 //! reads ([`outputs`]), the API keys a command prints, which no answer
 //! carries ([`secrets`]), and hints in the tools' terms, not the command
-//! line's ([`hints`]).
+//! line's ([`hints`]), in what the builds the server starts say too
+//! ([`build_log`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
+mod build_log;
 mod hints;
 mod life;
 mod outputs;
