@@ -138,7 +138,7 @@ impl Builds {
             Ok(held) => drop(held),
             Err(e) => {
                 return Err(Error::usage(format!("run `{name}` is busy: {e}"))
-                    .hint("wait for it to end (wait), then build again"))
+                    .hint("wait for it to end (the wait tool), then call the build tool again"))
             }
         }
         let log = files::create(&run_dir.build_log_path())?;

@@ -355,7 +355,7 @@ fn build(server: &Server, a: Build) -> Result<Value> {
                 a.run,
                 builds::log_tail(&run_dir)
             ))
-            .hint("fix what it names, then build again; the whole log is .planexe/build.log (read_output)"))
+            .hint("fix what it names, then call the build tool again; the whole log is .planexe/build.log (read_output)"))
         }
         Started::Ended(outcome, code) => (outcome, Some(code)),
     };

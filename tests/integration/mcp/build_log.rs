@@ -69,6 +69,13 @@ prompt = "{{ inputs['slow.txt'] }}"
         ),
         "{message}"
     );
+    assert!(
+        message.ends_with(
+            "\nhint: fix what it names, then call the build tool again; the whole log is \
+             .planexe/build.log (read_output)"
+        ),
+        "{message}"
+    );
     for cli in ["export ", "--model", "planexe build"] {
         assert!(!message.contains(cli), "{cli}: {message}");
     }
