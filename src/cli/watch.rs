@@ -20,6 +20,7 @@
 
 mod debounce;
 mod left;
+mod links;
 mod notifier;
 mod sources;
 mod warned;
@@ -472,6 +473,16 @@ impl Watch<'_> {
                 Changes::lost()
             }
             News::Changed { paths, reshaped } => {
+                // A link re-pointed: watch where it leads now.
+                let mut relinked = false;
+                for path in &paths {
+                    relinked |= self.set.relink(path);
+                }
+                if relinked {
+                    if let Err(e) = self.notifier.sync(self.set.folders()) {
+                        printer.error(&e);
+                    }
+                }
                 // A folder of the set made, removed or renamed: watch what
                 // is there now (a rescan of a folder made again comes as
                 // events of its own).
@@ -504,7 +515,15 @@ impl Watch<'_> {
     /// task that never ran, a change while a build writes is its own.
     /// Events are read once the build is over, so what the watch knows is
     /// what the build ended with.
+    ///
+    /// A file that only outputs' symlinks lead to is theirs: its change
+    /// counts when one of theirs would (the build stamps an output through
+    /// its link).
     fn counts(&self, path: &Path, at: Instant) -> bool {
+        let outputs = self.set.outputs_through(path);
+        if !outputs.is_empty() {
+            return outputs.iter().any(|output| self.counts(output, at));
+        }
         if self.left.is_as_left(path) {
             return false;
         }

@@ -44,6 +44,7 @@ mod status_snapshot;
 mod touch_checks;
 mod watch;
 mod watch_fanout;
+mod watch_links;
 mod watch_overflow;
 mod watch_own;
 mod watch_use;

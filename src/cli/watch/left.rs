@@ -10,7 +10,8 @@
 //! back). Its outputs are taken as found when the build that ran it ended
 //! (or, when no build since ran it, when the watch last looked): whatever
 //! a failed build left is its own, so it never starts the next build, and
-//! a later change to them is the user's.
+//! a later change to them is the user's (for an output that is a symlink,
+//! a change to the file it leads to, as well as to the link).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,8 +29,14 @@ enum State {
     /// and mtime (ns), or a symlink to one.
     Recorded(u64, i64),
     /// As found (its task's last run failed): what was there, or nothing.
-    Found(Option<(u64, i64)>),
+    Found(Option<Look>),
 }
+
+/// What is at a path: its own size and mtime (ns; a symlink's own, not
+/// followed), and for a symlink those of the file it leads to (`None`
+/// when it leads nowhere): re-pointing the link and editing that file are
+/// both changes.
+type Look = ((u64, i64), Option<(u64, i64)>);
 
 /// Each output of a loaded pipeline as the last build left it.
 #[derive(Debug, Default)]
@@ -92,13 +99,17 @@ impl Left {
     }
 }
 
-/// What is at `path` now: its size and mtime (ns), without following a
-/// symlink; `None` when nothing is (or a file stands where a folder on
-/// the way should be).
-fn look(path: &Path) -> Option<(u64, i64)> {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .and_then(|m| size_and_mtime(&m))
+/// What is at `path` now ([`Look`]); `None` when nothing is (or a file
+/// stands where a folder on the way should be).
+fn look(path: &Path) -> Option<Look> {
+    let own = std::fs::symlink_metadata(path).ok()?;
+    let target = own
+        .file_type()
+        .is_symlink()
+        .then(|| std::fs::metadata(path).ok())
+        .flatten()
+        .and_then(|m| size_and_mtime(&m));
+    Some((size_and_mtime(&own)?, target))
 }
 
 /// Size and mtime as a record's stamp holds them.
@@ -143,7 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (gone, kept) = (dir.path().join("gone.txt"), dir.path().join("kept.txt"));
         std::fs::write(&kept, "good\n").unwrap();
-        let (size, mtime) = look(&kept).unwrap();
+        let ((size, mtime), _) = look(&kept).unwrap();
         // Behind a file where a folder should be: nothing is there.
         let behind = kept.join("x");
         let left = Left(HashMap::from([
@@ -165,7 +176,7 @@ mod tests {
         let link = dir.path().join("link.txt");
         std::os::unix::fs::symlink(&gone, &link).unwrap();
         std::fs::write(&gone, "target\n").unwrap();
-        let (size, mtime) = look(&gone).unwrap();
+        let ((size, mtime), _) = look(&gone).unwrap();
         let links = Left(HashMap::from([(
             link.clone(),
             State::Recorded(size, mtime),
@@ -173,6 +184,16 @@ mod tests {
         assert!(links.is_as_left(&link));
         std::fs::write(&gone, "target, edited\n").unwrap();
         assert!(!links.is_as_left(&link));
+        // As found (its task failed): the file it leads to is looked at
+        // too, and where it leads.
+        let found = Left(HashMap::from([(link.clone(), State::Found(look(&link)))]));
+        assert!(found.is_as_left(&link));
+        std::fs::write(&gone, "target, edited again\n").unwrap();
+        assert!(!found.is_as_left(&link));
+        let found = Left(HashMap::from([(link.clone(), State::Found(look(&link)))]));
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(!found.is_as_left(&link));
         // A folder where the recorded file was is not it.
         std::fs::remove_file(&kept).unwrap();
         std::fs::create_dir(&kept).unwrap();

@@ -5,17 +5,20 @@
 //! walks and the new files it would match, the declared outputs (so an
 //! edit by hand is seen), and the folders holding them, watched
 //! non-recursively so an editor's atomic save (a temporary file renamed
-//! over the real one) is seen as a change to the real file. A source that
-//! is a symlink is watched with the files it leads to: editing one of
-//! those changes what the build reads, and its event names that file, not
-//! the link.
+//! over the real one) is seen as a change to the real file. A source or
+//! an output that is a symlink is watched with the files it leads to
+//! ([`Links`]): a build stamps it through the link, so editing one of
+//! those changes it (its event names that file, not the link). A file an
+//! output leads to is the output's: the build may write it, and its change
+//! counts as one of the output would.
 //!
 //! [`WatchSet::classify`] says what one event path means; it keeps the
 //! invariant that only the exact paths of the set (and the folders on the
 //! way to them, and new files a glob would match) ever count, and never
 //! anything under `.planexe/`. A build writes only its outputs, the
 //! folders on the way to them, and `.planexe/`: only outputs and those
-//! folders are [`Class::Written`]; a change to anything else is the
+//! folders (and the files an output leads to, with the folders on their
+//! way) are [`Class::Written`]; a change to anything else is the
 //! user's, whenever it comes (`rm -rf notes && mkdir notes` while a build
 //! runs).
 
@@ -24,6 +27,7 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use super::links::{lexical, Links};
 use crate::model::{Graph, Pipeline};
 use crate::store::rundir::STATE_DIR;
 
@@ -50,6 +54,13 @@ pub struct WatchSet {
     sources: BTreeSet<PathBuf>,
     /// Declared outputs, absolute.
     outputs: BTreeSet<PathBuf>,
+    /// The sources and outputs that are symlinks, and the files they lead
+    /// through.
+    links: Links,
+    /// The folders the sources it was made with ask for: their parents,
+    /// and those that were folders (a folder a glob walked, named as a
+    /// source: its listing is what counts).
+    named: BTreeSet<PathBuf>,
     /// Input glob patterns, relative to the run directory.
     globs: Option<GlobSet>,
     /// The folders a glob walks, absolute, whether they exist or not: what
@@ -60,8 +71,9 @@ pub struct WatchSet {
     /// (an event for one of those is a folder made or removed).
     folders: BTreeSet<PathBuf>,
     ancestors: BTreeSet<PathBuf>,
-    /// The folders on the way to an output, absolute: a build makes them
-    /// (`per/` of `per/{{ key }}.txt`, which a glob `per/*.md` may walk).
+    /// The folders on the way to an output (or to a file an output leads
+    /// to), absolute: a build makes them (`per/` of `per/{{ key }}.txt`,
+    /// which a glob `per/*.md` may walk).
     made: BTreeSet<PathBuf>,
 }
 
@@ -163,10 +175,9 @@ impl WatchSet {
             }
             let path = set.absolute(&source);
             if path.is_dir() {
-                // A folder a glob walked: its listing is what counts.
-                set.folders.insert(path.clone());
+                set.named.insert(path.clone());
             }
-            set.sources.extend(link_targets(&path));
+            set.named.extend(path.parent().map(Path::to_path_buf));
             set.sources.insert(path);
         }
         for output in outputs {
@@ -174,20 +185,9 @@ impl WatchSet {
             set.sources.remove(&path);
             set.outputs.insert(path);
         }
-        set.made = (set.outputs.iter())
-            .flat_map(|o| o.ancestors().skip(1).map(Path::to_path_buf))
-            .collect();
         set.globs = any_glob.then(|| globs.build().ok()).flatten();
-        let files: Vec<PathBuf> = set.sources.iter().chain(&set.outputs).cloned().collect();
-        for file in files {
-            if let Some(parent) = file.parent() {
-                set.folders.insert(parent.to_path_buf());
-            }
-        }
-        for folder in &set.folders {
-            set.ancestors
-                .extend(folder.ancestors().map(Path::to_path_buf));
-        }
+        set.links = Links::of(set.sources.iter().chain(&set.outputs));
+        set.derive();
         set
     }
 
@@ -205,12 +205,63 @@ impl WatchSet {
                 continue;
             }
             self.sources.remove(&path);
-            self.ancestors
-                .extend(path.ancestors().map(Path::to_path_buf));
-            self.folders.insert(path.clone());
             self.walked.insert(path);
         }
+        self.derive();
         self
+    }
+
+    /// The files the set's links lead through that are none of its own
+    /// sources or outputs, each with whether it is written
+    /// ([`WatchSet::written_hop`]: a file a build may write).
+    fn hops(&self) -> impl Iterator<Item = (&PathBuf, bool)> {
+        self.links
+            .hops()
+            .filter(|hop| !self.sources.contains(*hop) && !self.outputs.contains(*hop))
+            .map(|hop| (hop, self.written_hop(hop)))
+    }
+
+    /// The folders to watch, those on the way to them, and those a build
+    /// makes, from what the set names and where its links lead.
+    fn derive(&mut self) {
+        let written = (self.hops())
+            .filter(|&(_, written)| written)
+            .map(|(hop, _)| hop);
+        self.made = (self.outputs.iter().chain(written))
+            .flat_map(|o| o.ancestors().skip(1).map(Path::to_path_buf))
+            .collect();
+        let files = (self.outputs.iter()).chain(self.hops().map(|(hop, _)| hop));
+        let parents = files.filter_map(|f| f.parent()).map(Path::to_path_buf);
+        let folders: BTreeSet<PathBuf> = (self.named.iter().chain(&self.walked).cloned())
+            .chain(parents)
+            .collect();
+        self.ancestors = (folders.iter())
+            .flat_map(|f| f.ancestors().map(Path::to_path_buf))
+            .collect();
+        self.folders = folders;
+    }
+
+    /// Follows again the links an event for `path` may have re-pointed
+    /// (its own, or those leading through it): `true` when the folders to
+    /// watch may have changed.
+    pub fn relink(&mut self, path: &Path) -> bool {
+        let path = lexical(path);
+        let watched = self.sources.contains(&path) || self.outputs.contains(&path);
+        if !self.links.relink(&path, watched) {
+            return false;
+        }
+        self.derive();
+        true
+    }
+
+    /// The outputs whose symlinks lead to `path`, a file none but outputs
+    /// lead to: its change is theirs (empty for any other path).
+    pub fn outputs_through(&self, path: &Path) -> Vec<PathBuf> {
+        let path = lexical(path);
+        if self.classify(&path) != Some(Class::Written) || self.outputs.contains(&path) {
+            return Vec::new();
+        }
+        self.links.led_from(&path).cloned().collect()
     }
 
     fn absolute(&self, path: &str) -> PathBuf {
@@ -232,10 +283,11 @@ impl WatchSet {
         self.outputs.contains(&lexical(path))
     }
 
-    /// How many files the set names (sources and outputs; and the folders
-    /// globs walk, which are read as files are).
+    /// How many files the set names (sources and outputs, and the files
+    /// their links lead to; and the folders globs walk, which are read as
+    /// files are).
     pub fn files(&self) -> usize {
-        self.sources.len() + self.outputs.len() + self.walked.len()
+        self.sources.len() + self.outputs.len() + self.hops().count() + self.walked.len()
     }
 
     /// What a change to `path` is to the watch; `None`: nothing it cares
@@ -252,14 +304,33 @@ impl WatchSet {
         if self.outputs.contains(&path) || self.made.contains(&path) {
             return Some(Class::Written);
         }
-        if self.ancestors.contains(&path) {
+        // A file a link leads to: an output's is written, unless a build
+        // reads it too.
+        if self.links.led_from(&path).next().is_some() {
+            return Some(if self.written_hop(&path) {
+                Class::Written
+            } else {
+                Class::Source
+            });
+        }
+        if self.ancestors.contains(&path) || self.globbed(&path) {
             return Some(Class::Source);
         }
-        let globbed = self.globs.as_ref().is_some_and(|globs| {
+        None
+    }
+
+    /// Whether a file links lead to is written: only outputs lead to it,
+    /// and no glob a build reads matches it.
+    fn written_hop(&self, hop: &Path) -> bool {
+        self.links.led_from(hop).all(|p| self.outputs.contains(p)) && !self.globbed(hop)
+    }
+
+    /// Whether an input glob matches `path`.
+    fn globbed(&self, path: &Path) -> bool {
+        self.globs.as_ref().is_some_and(|globs| {
             path.strip_prefix(&self.root)
                 .is_ok_and(|rel| globs.is_match(rel))
-        });
-        globbed.then_some(Class::Source)
+        })
     }
 
     fn in_state_dir(&self, path: &Path) -> bool {
@@ -293,23 +364,6 @@ fn glob_folder(pattern: &str) -> Option<String> {
     (first > 0).then(|| parts[..first].join("/"))
 }
 
-/// The files a symlink at `path` leads through, absolute, in order from
-/// the link; empty when `path` is no symlink. At most as many hops as
-/// Linux follows (40), so a loop of links ends.
-fn link_targets(path: &Path) -> Vec<PathBuf> {
-    let mut hops = Vec::new();
-    let mut at = path.to_path_buf();
-    while hops.len() < 40 {
-        let Ok(target) = std::fs::read_link(&at) else {
-            break;
-        };
-        let next = lexical(&at.parent().unwrap_or(Path::new("/")).join(target));
-        hops.push(next.clone());
-        at = next;
-    }
-    hops
-}
-
 /// Files no build reads and no user means: planexe's own temporaries and
 /// editors' swap, backup and probe files (vim writes `4913` to test a
 /// folder).
@@ -322,22 +376,6 @@ pub fn ignored_name(path: &Path) -> bool {
         || name.ends_with('~')
         || [".swp", ".swx", ".swo"].iter().any(|s| name.ends_with(s))
         || name == "4913"
-}
-
-/// `path` with `.` and `..` taken out without asking the file system, so
-/// paths written differently compare equal.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -401,6 +439,42 @@ mod tests {
         ] {
             assert_eq!(set.classify(Path::new(path)), None, "{path}");
         }
+    }
+
+    /// A file an output's link leads to is written (a change to it is the
+    /// output's), and so are the folders on its way; one a source's link
+    /// leads to is read, even when an output's leads there too.
+    #[test]
+    fn files_links_lead_to_are_their_outputs_or_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("store/deep")).unwrap();
+        std::os::unix::fs::symlink("store/deep/real.txt", root.join("out.txt")).unwrap();
+        std::os::unix::fs::symlink("store/plan.txt", root.join("plan.txt")).unwrap();
+        std::os::unix::fs::symlink("store/plan.txt", root.join("copy.txt")).unwrap();
+        let set = WatchSet::new(
+            root,
+            ["plan.txt".to_string()],
+            ["out.txt".to_string(), "copy.txt".to_string()],
+        );
+        let real = root.join("store/deep/real.txt");
+        assert_eq!(set.classify(&real), Some(Class::Written));
+        assert_eq!(set.outputs_through(&real), [root.join("out.txt")]);
+        assert_eq!(set.classify(&root.join("store/deep")), Some(Class::Written));
+        let plan = root.join("store/plan.txt");
+        assert_eq!(set.classify(&plan), Some(Class::Source));
+        assert!(set.outputs_through(&plan).is_empty());
+        assert!(set.outputs_through(&root.join("out.txt")).is_empty());
+        assert!(set.folders().contains(&root.join("store/deep")));
+        assert_eq!(set.files(), 5);
+        // A glob a build reads matches it: read.
+        let globbed = WatchSet::new(
+            root,
+            ["store/deep/*.txt".to_string()],
+            ["out.txt".to_string()],
+        );
+        assert_eq!(globbed.classify(&real), Some(Class::Source));
+        assert!(globbed.outputs_through(&real).is_empty());
     }
 
     #[test]

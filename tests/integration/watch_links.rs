@@ -1,0 +1,143 @@
+//! `planexe watch` and the symlinks among a pipeline's inputs and
+//! outputs. A build stamps a file through its link, from the file it leads
+//! to: editing that file, wherever in the run directory it is, or
+//! re-pointing the link, rebuilds exactly what a `planexe build` would
+//! run then. (A source that is a symlink: `watch_use`.)
+
+use std::os::unix::fs::symlink;
+use std::time::Duration;
+
+use super::harness::Project;
+use super::watch::{started, Watcher};
+
+/// `t` writes its output as a symlink to a file in another folder (and
+/// fails while `plan.txt` says `bad`); `report` reads the output.
+const LINKED: &str = r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["out.txt"]
+command = "if grep -q bad plan.txt; then exit 1; fi; mkdir -p store; cp plan.txt store/real.txt; ln -sfn store/real.txt out.txt"
+
+[tasks.report]
+inputs = ["out.txt"]
+outputs = ["report.md"]
+command = "tr a-z A-Z < out.txt > report.md"
+"#;
+
+/// Re-points the symlink `link` of `p` at `target` in one step (a new
+/// link renamed over the old one), as `ln -sfn` would if it were atomic.
+fn repoint(p: &Project, link: &str, target: &str) {
+    let new = p.path(&format!("{link}.new"));
+    symlink(target, &new).unwrap();
+    std::fs::rename(&new, p.path(link)).unwrap();
+}
+
+/// Editing the file an output's symlink leads to is an edit of the output
+/// by hand: kept, and what reads it rebuilt, as `planexe build` does. It
+/// used to go unseen (only the link's folder was watched) while `build
+/// -n` said `report: input out.txt changed`. The task's own writes to
+/// that file start nothing. A link re-pointed at a file the record
+/// matches (same size and mtime) is nothing for a build to do, but what it
+/// leads to now is watched from then on, and what it led to before is no
+/// longer anything to the build.
+#[test]
+fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it() {
+    let p = Project::new(LINKED);
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(2));
+
+    std::fs::write(p.path("store/real.txt"), "two\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: store/real.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("report.md"), "TWO\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    // A copy with the same size and mtime: as the record says.
+    std::fs::copy(p.path("store/real.txt"), p.path("store/copy.txt")).unwrap();
+    let mtime = std::fs::metadata(p.path("store/real.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let copy = std::fs::File::options()
+        .write(true)
+        .open(p.path("store/copy.txt"))
+        .unwrap();
+    copy.set_modified(mtime).unwrap();
+    drop(copy);
+    repoint(&p, "out.txt", "store/copy.txt");
+    w.no_rebuild_for(Duration::from_secs(1));
+    std::fs::write(p.path("store/copy.txt"), "three\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: store/copy.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("report.md"), "THREE\n");
+    std::fs::write(p.path("store/real.txt"), "four\n").unwrap();
+    w.no_rebuild_for(Duration::from_secs(1));
+    assert_eq!(w.stop(), 130);
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+}
+
+/// An output's symlink re-pointed at another file is an edit of the
+/// output, and the file it leads to now is watched: editing it rebuilds
+/// what reads the output.
+#[test]
+fn an_output_symlink_re_pointed_is_followed_to_its_new_file() {
+    let p = Project::new(LINKED);
+    p.write("plan.txt", "one\n");
+    p.write("elsewhere/other.txt", "other\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    repoint(&p, "out.txt", "elsewhere/other.txt");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: out.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("report.md"), "OTHER\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+    std::fs::write(p.path("elsewhere/other.txt"), "edited\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["report"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: elsewhere/other.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("report.md"), "EDITED\n");
+    assert_eq!(w.stop(), 130);
+}
+
+/// What a failed build leaves of its task's outputs is its own; an edit
+/// of the file an output's symlink leads to, after, is the user's, and
+/// builds (the task runs again, as `planexe build` would run it). It used
+/// to go unseen, as for a task that succeeded, and the link itself was
+/// all the watch compared.
+#[test]
+fn editing_the_file_a_failed_tasks_output_symlink_leads_to_builds() {
+    let p = Project::new(LINKED);
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    std::fs::write(p.path("plan.txt"), "bad\n").unwrap();
+    let lines = w.expect("watch: plan.txt changed");
+    assert!(
+        lines.last().unwrap().ends_with("ran 1 task(s), 1 failed"),
+        "{lines:?}"
+    );
+    w.no_rebuild_for(Duration::from_secs(2));
+    std::fs::write(p.path("store/real.txt"), "mine\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["t"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: store/real.txt changed: ran 1 task(s), 1 failed"
+    );
+    assert_eq!(w.stop(), 130);
+}
