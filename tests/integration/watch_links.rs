@@ -40,11 +40,10 @@ fn repoint(p: &Project, link: &str, target: &str) {
 /// matches (same size and mtime) is nothing for a build to do, but what it
 /// leads to now is watched from then on, and what it led to before is no
 /// longer anything to the build.
-#[test]
-fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it() {
+fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it(args: &[&str]) {
     let p = Project::new(LINKED);
     p.write("plan.txt", "one\n");
-    let mut w = Watcher::start(&p, &[]);
+    let mut w = Watcher::start(&p, args);
     w.no_rebuild_for(Duration::from_secs(2));
 
     std::fs::write(p.path("store/real.txt"), "two\n").unwrap();
@@ -83,6 +82,16 @@ fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it() {
     w.no_rebuild_for(Duration::from_secs(1));
     assert_eq!(w.stop(), 130);
     p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+}
+
+#[test]
+fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it_inotify() {
+    editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it(&[]);
+}
+
+#[test]
+fn editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it_polling() {
+    editing_the_file_an_output_symlink_leads_to_rebuilds_what_reads_it(&["--poll", "100ms"]);
 }
 
 /// An output's symlink re-pointed at another file is an edit of the
@@ -139,5 +148,44 @@ fn editing_the_file_a_failed_tasks_output_symlink_leads_to_builds() {
         lines.last().unwrap(),
         "watch: store/real.txt changed: ran 1 task(s), 1 failed"
     );
+    assert_eq!(w.stop(), 130);
+}
+
+/// A source's symlink re-pointed at a file no newer than the one it led
+/// to, with `--poll`: the link itself is newer, and the build reads
+/// another file. The poll looked through the link, saw no newer mtime and
+/// said nothing (inotify sees the link replaced), while `build -n` said
+/// `input plan.txt changed`.
+#[test]
+fn polling_sees_a_source_symlink_re_pointed_at_an_older_file() {
+    let p = Project::new(
+        r#"
+[tasks.outline]
+inputs = ["plan.txt"]
+outputs = ["outline.md"]
+command = "tr a-z A-Z < plan.txt > outline.md"
+"#,
+    );
+    // Every file and the link as old as each other.
+    p.write("data/plan.txt", "build a house\n");
+    p.write("data/other.txt", "build a barn\n");
+    symlink("data/plan.txt", p.path("plan.txt")).unwrap();
+    let old = filetime::FileTime::from_unix_time(1_000_000, 0);
+    filetime::set_symlink_file_times(p.path("plan.txt"), old, old).unwrap();
+    let mut w = Watcher::start(&p, &["--poll", "100ms"]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    repoint(&p, "plan.txt", "data/other.txt");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("outline.md"), "BUILD A BARN\n");
+    // The file it leads to now is watched.
+    std::fs::write(p.path("data/other.txt"), "build a mill\n").unwrap();
+    let lines = w.expect("watch: data/other.txt changed");
+    assert_eq!(started(&lines), ["outline"], "{lines:?}");
+    assert_eq!(p.read("outline.md"), "BUILD A MILL\n");
     assert_eq!(w.stop(), 130);
 }

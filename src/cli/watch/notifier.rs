@@ -1,6 +1,7 @@
 //! The file-system watcher behind `planexe watch`: notify's native watcher
 //! (inotify), or its `PollWatcher` with `--poll`, watching folders
-//! non-recursively. Every event reaches the loop through a channel,
+//! non-recursively (a poll looks at a symlink itself, as inotify does,
+//! not at the file it leads to). Every event reaches the loop through a channel,
 //! stamped with the moment it was seen (the filter needs to know whether
 //! a build was writing then).
 //!
@@ -68,9 +69,18 @@ impl Notifier {
             });
         };
         let watcher: Box<dyn Watcher + Send> = match poll {
+            // A poll looks at a symlink itself, not through it: it tells
+            // a change by a newer mtime, and a link re-pointed at an
+            // older file is a newer link. The files links lead to are
+            // watched in their own folders (`links`).
             Some(every) => Box::new(
-                PollWatcher::new(handler, notify::Config::default().with_poll_interval(every))
-                    .map_err(|e| explain(e, None, true))?,
+                PollWatcher::new(
+                    handler,
+                    notify::Config::default()
+                        .with_poll_interval(every)
+                        .with_follow_symlinks(false),
+                )
+                .map_err(|e| explain(e, None, true))?,
             ),
             None => Box::new(
                 RecommendedWatcher::new(handler, notify::Config::default())
