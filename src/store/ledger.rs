@@ -137,6 +137,10 @@ pub struct FailureLine<'a> {
     /// Prompt tasks: what the server said, at most 2 KB.
     pub raw_error: Option<String>,
     pub run_dir: String,
+    /// The line is the task's judge's, not the task's own model's or
+    /// command's: a judge's call that failed, its score that rejected the
+    /// answer, or a stop while it scored (docs/state.md#failuresjsonl).
+    pub judge: bool,
 }
 
 impl<'a> FailureLine<'a> {
@@ -169,6 +173,7 @@ impl<'a> FailureLine<'a> {
             invalid_fields: Vec::new(),
             raw_error: None,
             run_dir: run_dir.root().display().to_string(),
+            judge: false,
         }
     }
 }

@@ -21,6 +21,7 @@ mod hostile_server;
 mod in_flight;
 mod jobserver;
 mod judge;
+mod judge_ledgers;
 mod judge_outputs;
 mod library;
 mod llm;

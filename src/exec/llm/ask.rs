@@ -78,7 +78,7 @@ impl Llm<'_> {
                 Replayed::Rejected(stop) if !plan.live => return Err(stop),
                 Replayed::Miss if !plan.live => {
                     return Err(self.replay_miss(
-                        task, model, dir, &key, attempt_no, progress, on_attempt, result,
+                        task, spec, model, dir, &key, attempt_no, progress, on_attempt, result,
                     ))
                 }
                 // The response cache: ask the model.
@@ -288,6 +288,7 @@ impl Llm<'_> {
                     self.record_failure(
                         task,
                         model,
+                        spec.judge,
                         *attempt_no,
                         rejection.kind,
                         &rejection.message,
@@ -350,6 +351,7 @@ impl Llm<'_> {
                     self.record_failure(
                         task,
                         model,
+                        spec.judge,
                         *attempt_no,
                         e.kind,
                         &e.message,
@@ -445,11 +447,14 @@ impl Llm<'_> {
         }
     }
 
+    /// Appends the line of a failed call to `failures.jsonl`; `judge`:
+    /// the call was the task's judge's.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record_failure(
         &self,
         task: &str,
         model: &ModelConfig,
+        judge: bool,
         attempt: u32,
         kind: ErrorKind,
         message: &str,
@@ -469,6 +474,7 @@ impl Llm<'_> {
             missing_fields,
             invalid_fields,
             raw_error: Some(provider::truncate(&raw, 2048).to_string()),
+            judge,
             ..FailureLine::new(task, kind, message, error_id, self.run_dir)
         });
     }

@@ -15,7 +15,8 @@
 //!
 //! Judge calls are model calls like any other: they are in `usage.jsonl`
 //! (marked `judge`, with the `score` they gave), their failures in
-//! `failures.jsonl`, and record, replay and the cache apply to them.
+//! `failures.jsonl` (marked `judge` too, as is the line of a score that
+//! fails the task), and record, replay and the cache apply to them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,6 +116,7 @@ impl Llm<'_> {
                     model: Some(&self.models[judge.model].name),
                     attempt: *attempt_no,
                     recoverable: false,
+                    judge: true,
                     ..FailureLine::new(
                         j.scoring.task,
                         ErrorKind::JudgeRejected,

@@ -305,6 +305,7 @@ impl Llm<'_> {
                 self.record_failure(
                     task,
                     model,
+                    spec.judge,
                     *attempt_no,
                     rejection.kind,
                     &message,
@@ -332,6 +333,7 @@ impl Llm<'_> {
     pub(super) fn replay_miss(
         &self,
         task: &str,
+        spec: &PromptSpec,
         model: &ModelConfig,
         dir: &Path,
         key: &str,
@@ -362,6 +364,7 @@ impl Llm<'_> {
         self.record_failure(
             task,
             model,
+            spec.judge,
             *attempt_no,
             ErrorKind::ReplayMiss,
             &message,

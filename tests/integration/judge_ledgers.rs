@@ -1,0 +1,117 @@
+//! A judge's share of the ledgers: its failures in `failures.jsonl` are
+//! marked `judge` (a failed call of the judge told from one of the task's
+//! own model).
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+/// A task whose model `m` (on `answers`) is judged by the model `j` (on
+/// `judges`); `task` and `judge` are more keys of the task and its judge.
+fn judged(answers: &Server, judges: &Server, task: &str, judge: &str) -> Project {
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\n{task}\n\
+         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n{judge}\n",
+        answers.url, judges.url
+    ))
+}
+
+fn verdict(score: f64, reason: &str) -> Reply {
+    openai_answer(&serde_json::json!({"score": score, "reason": reason}).to_string())
+}
+
+/// Each line of `failures.jsonl` as (model, judge, kind).
+fn failure_marks(p: &Project) -> Vec<(String, bool, String)> {
+    p.jsonl(".planexe/failures.jsonl")
+        .iter()
+        .map(|f| {
+            (
+                f["model"].as_str().unwrap_or("-").to_string(),
+                f["judge"] == true,
+                f["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn marks(list: &[(&str, bool, &str)]) -> Vec<(String, bool, String)> {
+    list.iter()
+        .map(|(m, j, k)| (m.to_string(), *j, k.to_string()))
+        .collect()
+}
+
+/// The task's error names the last line of `failures.jsonl`.
+#[track_caller]
+fn error_names_the_last_line(p: &Project) -> Value {
+    let status = p.status_json("t");
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(
+        failures.last().unwrap()["error_id"],
+        status["error"]["error_id"],
+        "{failures:?}"
+    );
+    status
+}
+
+/// `failures.jsonl` said which model failed, not whose call it was: with
+/// a judge, a reader could not tell the task's failed call from its
+/// judge's.
+#[test]
+fn failures_jsonl_marks_a_judges_failed_calls() {
+    let answers = Server::start();
+    answers.script([json(500, serde_json::json!({"error": {"message": "boom"}}))]);
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.script([openai_answer("I like it a lot."), verdict(0.9, "fine")]);
+    let p = judged(&answers, &judges, "", "");
+    p.build().ok();
+    assert_eq!(
+        failure_marks(&p),
+        marks(&[("m", false, "server_error"), ("j", true, "invalid_json")])
+    );
+    // The ledger's own key says so for every line, false included.
+    assert!(p
+        .jsonl(".planexe/failures.jsonl")
+        .iter()
+        .all(|f| f["judge"].is_boolean()));
+
+    // The judge's score that fails the task is the judge's line too.
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Build it."));
+    let judges = Server::start();
+    judges.default_reply(verdict(0.1, "no plan at all"));
+    let p = judged(&answers, &judges, "", "retries = 0");
+    p.build().code(1).stderr_has("judge_rejected");
+    assert_eq!(failure_marks(&p), marks(&[("j", true, "judge_rejected")]));
+    error_names_the_last_line(&p);
+}
+
+/// A judge whose request has no recorded answer: the miss is the judge's.
+#[test]
+fn a_judges_replay_miss_is_marked_the_judges() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(verdict(0.9, "fine"));
+    let p = judged(&answers, &judges, "", "");
+    p.run(&["build", "--record", "answers"]).ok();
+    // Another judge's prompt: the task's answer is scored again, and the
+    // recording has no answer for that request.
+    let text = p.read("pipeline.toml").replace("Score ", "Rate ");
+    p.write("pipeline.toml", &text);
+    p.run(&["build", "--replay", "answers"])
+        .code(1)
+        .stderr_has("replay_miss");
+    // Scored again, then asked again from the recording and scored: two
+    // misses, both the judge's.
+    assert_eq!(
+        failure_marks(&p),
+        marks(&[("j", true, "replay_miss"), ("j", true, "replay_miss")])
+    );
+    error_names_the_last_line(&p);
+    assert_eq!(judges.requests().len(), 1);
+}
