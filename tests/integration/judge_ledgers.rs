@@ -1,6 +1,9 @@
 //! A judge's share of the ledgers: its failures in `failures.jsonl` are
 //! marked `judge` (a failed call of the judge told from one of the task's
-//! own model).
+//! own model), and every failure of a judge, with a call or without one,
+//! has the line the task's `error_id` names.
+
+use std::process::Stdio;
 
 use serde_json::Value;
 
@@ -22,6 +25,14 @@ fn judged(answers: &Server, judges: &Server, task: &str, judge: &str) -> Project
 
 fn verdict(score: f64, reason: &str) -> Reply {
     openai_answer(&serde_json::json!({"score": score, "reason": reason}).to_string())
+}
+
+fn rate_limited() -> Reply {
+    with_header(
+        json(429, serde_json::json!({"error": {"message": "slow down"}})),
+        "Retry-After",
+        "30",
+    )
 }
 
 /// Each line of `failures.jsonl` as (model, judge, kind).
@@ -114,4 +125,92 @@ fn a_judges_replay_miss_is_marked_the_judges() {
     );
     error_names_the_last_line(&p);
     assert_eq!(judges.requests().len(), 1);
+}
+
+/// A judge's prompt that cannot be rendered failed the task with an
+/// error_id that named no line of `failures.jsonl`.
+#[test]
+fn a_judges_prompt_that_cannot_be_rendered_has_its_line() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    let p = judged(&answers, &judges, "", "");
+    // Only an answer that is not empty reaches the undefined name: the
+    // pipeline's check renders the prompt with an empty one.
+    let text = p.read("pipeline.toml").replace(
+        "Score {{ output }}",
+        "Score {% if output %}{{ nope }}{% endif %}",
+    );
+    p.write("pipeline.toml", &text);
+    p.build()
+        .code(1)
+        .stderr_has("cannot render the judge's prompt");
+    let status = error_names_the_last_line(&p);
+    assert_eq!(status["error"]["kind"], "template");
+    assert_eq!(failure_marks(&p), marks(&[("j", true, "template")]));
+    assert!(judges.requests().is_empty());
+}
+
+/// The task's timeout while its judge waited to retry: the task's message
+/// said `while waiting to retry`, as if its own model had failed, and
+/// its line was not marked the judge's (with `severity = "warn"`, there
+/// was no line at all).
+#[test]
+fn a_timeout_while_the_judge_waits_to_retry_is_the_judges() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(rate_limited());
+    let p = judged(&answers, &judges, "timeout = \"1s\"", "");
+    p.build()
+        .code(1)
+        .stderr_has("while its judge waited to retry after rate_limited");
+    let status = error_names_the_last_line(&p);
+    assert_eq!(status["error"]["kind"], "timeout");
+    assert_eq!(
+        failure_marks(&p),
+        marks(&[("j", true, "rate_limited"), ("j", true, "timeout")])
+    );
+
+    let p = judged(&answers, &judges, "timeout = \"1s\"", "severity = \"warn\"");
+    p.build().ok().stderr_has(
+        "warn   t: judge: judge j could not score: timeout: the task's timeout (1s) expired while its judge waited to retry after rate_limited",
+    );
+    assert_eq!(
+        failure_marks(&p),
+        marks(&[("j", true, "rate_limited"), ("j", true, "timeout")])
+    );
+}
+
+/// Ctrl-C while the judge waited to retry: the task's stop was recorded
+/// as a plain stop of the task.
+#[test]
+fn an_interrupt_while_the_judge_waits_to_retry_is_the_judges() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(rate_limited());
+    let p = judged(&answers, &judges, "", "");
+    let child = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The judge's first call failed: the build waits 30 s to retry.
+    wait_for("the judge's failed call", || {
+        p.exists(".planexe/failures.jsonl") && !p.jsonl(".planexe/failures.jsonl").is_empty()
+    });
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let status = error_names_the_last_line(&p);
+    assert_eq!(status["state"], "stopped");
+    assert_eq!(
+        failure_marks(&p),
+        marks(&[("j", true, "rate_limited"), ("j", true, "stopped")])
+    );
 }

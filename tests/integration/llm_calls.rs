@@ -684,7 +684,9 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
 }
 
 /// A task whose own timeout runs out while it is queued for its model
-/// says so, rather than a bare `timeout after 1s`. `second` (a prompt
+/// says so, rather than a bare `timeout after 1s`, and that it was its
+/// judge that queued (in its message and its line of `failures.jsonl`,
+/// marked `judge`). `second` (a prompt
 /// task on another model) starts a second after `first` took the only
 /// slot of `local` (it waits for `pre`), is answered at once, and its
 /// judge then queues for `local`, whose answer to `first` takes four.
@@ -708,10 +710,26 @@ fn a_timeout_while_queued_for_the_model_names_the_queue() {
     );
     let run = p.run(&["build", "-j2", "-k"]);
     run.code(1).stderr_has(
-        "FAILED second: timeout after 1s while queued for model local (max_concurrency = 1, all in flight)",
+        "FAILED second: the task's timeout (1s) expired while its judge was queued for model local (max_concurrency = 1, all in flight)",
     );
     assert_eq!(p.status_json("first")["state"], "done");
     assert_eq!(server.requests().len(), 2, "the judge never called");
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    let last = failures.last().unwrap();
+    assert_eq!(
+        (
+            last["task"].as_str(),
+            last["model"].as_str(),
+            last["kind"].as_str(),
+            last["judge"].as_bool()
+        ),
+        (Some("second"), Some("local"), Some("timeout"), Some(true)),
+        "{failures:?}"
+    );
+    assert_eq!(
+        last["error_id"],
+        p.status_json("second")["error"]["error_id"]
+    );
 }
 
 /// A model's `max_concurrency` is a pool for the scheduler: a prompt task

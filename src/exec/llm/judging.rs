@@ -16,7 +16,10 @@
 //! Judge calls are model calls like any other: they are in `usage.jsonl`
 //! (marked `judge`, with the `score` they gave), their failures in
 //! `failures.jsonl` (marked `judge` too, as is the line of a score that
-//! fails the task), and record, replay and the cache apply to them.
+//! fails the task), and record, replay and the cache apply to them. A
+//! failure of a judge that no call of it recorded (its prompt that cannot
+//! be rendered; the task's timeout or an interrupt while it waited) gets
+//! its line, the judge's, here: the task's `error_id` always names one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,20 +114,8 @@ impl Llm<'_> {
                 if judge.warn {
                     return Ok(answer);
                 }
-                let error_id = uuid::Uuid::new_v4().to_string();
-                self.ledger.failure(&FailureLine {
-                    model: Some(&self.models[judge.model].name),
-                    attempt: *attempt_no,
-                    recoverable: false,
-                    judge: true,
-                    ..FailureLine::new(
-                        j.scoring.task,
-                        ErrorKind::JudgeRejected,
-                        &self.redact(&message),
-                        &error_id,
-                        self.run_dir,
-                    )
-                });
+                let error_id =
+                    self.judge_failure(&j.scoring, *attempt_no, ErrorKind::JudgeRejected, &message);
                 return Err(Stop::Failed {
                     kind: ErrorKind::JudgeRejected,
                     message: format!("judge_rejected: {message} (after {} re-ask(s))", rounds - 1),
@@ -229,11 +220,12 @@ impl Llm<'_> {
         let vars = judge::judged_vars(s.vars, output, outputs);
         let name = &self.models[s.judge.model].name;
         let prompt = template::render(&s.judge.template, s.inputs, s.task, &vars).map_err(|m| {
+            let message = format!("cannot render the judge's prompt: {m}");
             Stop::JudgeFailed {
                 judge: name.clone(),
                 kind: ErrorKind::Template,
-                message: format!("cannot render the judge's prompt: {m}"),
-                error_id: uuid::Uuid::new_v4().to_string(),
+                error_id: self.judge_failure(s, *attempt_no, ErrorKind::Template, &message),
+                message,
             }
         })?;
         let spec = PromptSpec {
@@ -283,6 +275,19 @@ impl Llm<'_> {
                     message,
                     error_id,
                 },
+                // No call of the judge recorded these: their lines are
+                // written here, the judge's, and the task carries their id.
+                Stop::Interrupted(None) => {
+                    let message = "stopped by an interrupt while its judge waited";
+                    let kind = ErrorKind::Stopped;
+                    Stop::Interrupted(Some(self.judge_failure(s, *attempt_no, kind, message)))
+                }
+                stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
+                    let message = timed_out(stop, s.deadline);
+                    let kind = ErrorKind::Timeout;
+                    let error_id = self.judge_failure(s, *attempt_no, kind, &message);
+                    Stop::Deadline(Some((kind, message, error_id)))
+                }
                 other => other,
             }
         })?;
@@ -296,6 +301,20 @@ impl Llm<'_> {
         Ok((score, reason))
     }
 
+    /// Appends the line of a failure of the judge of `s` that no call of
+    /// it recorded to `failures.jsonl`, marked the judge's; returns its
+    /// error_id.
+    fn judge_failure(&self, s: &Scoring, attempt: u32, kind: ErrorKind, message: &str) -> String {
+        let error_id = uuid::Uuid::new_v4().to_string();
+        self.ledger.failure(&FailureLine {
+            model: Some(&self.models[s.judge.model].name),
+            attempt: attempt.max(1),
+            judge: true,
+            ..FailureLine::new(s.task, kind, &self.redact(message), &error_id, self.run_dir)
+        });
+        error_id
+    }
+
     /// Why `judge` (of severity warn) could not score, as its warning
     /// says it, when its scoring ended as `stop`; an interrupt still stops
     /// the task.
@@ -305,20 +324,13 @@ impl Llm<'_> {
         stop: Stop,
         deadline: Option<(Instant, Duration)>,
     ) -> Result<String, Stop> {
-        let limit = humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1));
         let why = match stop {
             Stop::Interrupted(id) => return Err(Stop::Interrupted(id)),
             Stop::JudgeFailed { message, .. } | Stop::Failed { message, .. } => message,
             Stop::Deadline(Some((kind, message, _))) => format!("{}: {message}", kind.as_str()),
-            Stop::Deadline(None) => format!("timeout: the task's timeout ({limit}) expired"),
-            Stop::Waited(last) => format!(
-                "timeout: the task's timeout ({limit}) expired while waiting to retry after {last}"
-            ),
-            Stop::Queued { queued, retrying } => super::queued_message(
-                &format!("timeout: the task's timeout ({limit}) expired"),
-                &queued,
-                retrying.as_deref(),
-            ),
+            stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
+                format!("timeout: {}", timed_out(stop, deadline))
+            }
         };
         let name = &self.models[judge.model].name;
         Ok(self.redact(&could_not_score(name, &why)))
@@ -334,24 +346,9 @@ impl Llm<'_> {
                 stopped: true,
             },
             stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. }) => {
-                let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                let after = format!(
-                    "timeout after {} while its judge ran",
-                    humantime::format_duration(limit)
-                );
                 let (kind, message, error_id) = match stop {
                     Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
-                    Stop::Waited(last) => (
-                        ErrorKind::Timeout,
-                        format!("{after}, waiting to retry after {last}"),
-                        None,
-                    ),
-                    Stop::Queued { queued, retrying } => (
-                        ErrorKind::Timeout,
-                        super::queued_message(&after, &queued, retrying.as_deref()),
-                        None,
-                    ),
-                    _ => (ErrorKind::Timeout, after, None),
+                    stop => (ErrorKind::Timeout, timed_out(stop, deadline), None),
                 };
                 PromptFailure {
                     kind,
@@ -396,6 +393,24 @@ fn verdict(llm: &Llm, judge: &Judge, score: f64, reason: String, rounds: u32) ->
         threshold: judge.threshold,
         passed: score >= judge.threshold,
         rounds,
+    }
+}
+
+/// What the task's timeout `deadline`, come while its judge scored, says
+/// when no call of the judge said it (`stop` came between calls or
+/// before the first): `the task's timeout (30s) expired while its judge
+/// waited to retry after server_error: ...`.
+fn timed_out(stop: Stop, deadline: Option<(Instant, Duration)>) -> String {
+    let limit = humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1));
+    let after = format!("the task's timeout ({limit}) expired");
+    match stop {
+        Stop::Waited(last) => format!("{after} while its judge waited to retry after {last}"),
+        Stop::Queued { queued, retrying } => super::queued_message(
+            &after,
+            &format!("its judge was {queued}"),
+            retrying.as_deref(),
+        ),
+        _ => format!("{after} while its judge ran"),
     }
 }
 
