@@ -150,6 +150,17 @@ fn one_task(detail: &TaskDetail) -> String {
                     u.cost_usd
                 ));
             }
+            if let Some(j) = &s.judge_usage {
+                out.push_str(&format!(
+                    "  judging   {} call(s), {} tokens ({} in, {} out{}), ${:.4}\n",
+                    j.calls,
+                    j.usage.total_tokens,
+                    j.usage.prompt_tokens,
+                    j.usage.completion_tokens,
+                    estimated(&j.usage),
+                    j.usage.cost_usd
+                ));
+            }
             for a in &s.attempts {
                 out.push_str(&attempt_line(a, s.judge.as_ref()));
             }

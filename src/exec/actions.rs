@@ -21,7 +21,7 @@ use crate::model::{Action, Task};
 use crate::store::files;
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::Secrets;
-use crate::store::{ErrorKind, RunDir, Status, TaskError};
+use crate::store::{ErrorKind, JudgeUsage, RunDir, Status, TaskError};
 
 /// The most of one output a judge reads (its prompt holds the text).
 pub const JUDGED_BYTES: u64 = 256 * 1024;
@@ -268,8 +268,16 @@ fn on_attempt<'s>(status: &'s mut Status, turn: &'s Turn) -> impl FnMut(u32, &st
 
 /// Adds a run of model calls to the task's record (appended: a command's
 /// judge comes after its command; a rescored answer after its calls) and
-/// their tokens. Returns the answer.
+/// their tokens, the judge's share apart too. Returns the answer.
 fn add_calls(status: &mut Status, result: PromptResult) -> Result<String, PromptFailure> {
+    let judged = result.attempts.iter().filter(|a| a.judge).count() as u64;
+    if judged > 0 {
+        let share = status.judge_usage.get_or_insert_with(JudgeUsage::default);
+        share.add(&JudgeUsage {
+            calls: judged,
+            usage: result.judge_usage,
+        });
+    }
     status.attempts.extend(result.attempts);
     let mut usage = status.usage.take().unwrap_or_default();
     usage.add(&result.usage);

@@ -2,8 +2,9 @@
 //! rewritten after every build that ran something. Counts, per-task state,
 //! outputs, durations, tokens, cost, and quality warnings (a task that
 //! completed with an empty or suspiciously short output, or whose
-//! warn-severity check failed), rescued tasks, all taken from
-//! the state already in memory: no file is read or statted to write it.
+//! warn-severity check failed), rescued tasks, the judges' share of the
+//! calls, tokens and cost, all taken from the state already in memory: no
+//! file is read or statted to write it.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use crate::store::files;
 use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
-use crate::store::{CheckRecord, Recorded, RunDir, Stamp, StateStore, Usage};
+use crate::store::{CheckRecord, JudgeUsage, Recorded, RunDir, Stamp, StateStore, Usage};
 
 /// Answers shorter than this many bytes are flagged.
 const SHORT_ANSWER: u64 = 16;
@@ -52,6 +53,9 @@ pub struct TaskSummary {
     pub cost_usd: Option<f64>,
     /// Some of its calls reported no usage: the tokens are estimated.
     pub tokens_estimated: bool,
+    /// The share of its judge's calls in its tokens and cost (null when
+    /// its last run asked no judge).
+    pub judge_usage: Option<JudgeUsage>,
     pub error_kind: Option<String>,
     pub error: Option<String>,
     pub error_id: Option<String>,
@@ -79,6 +83,10 @@ pub struct Summary {
     /// Tokens and cost of every task's last run.
     #[serde(flatten)]
     pub usage: Usage,
+    /// The model calls of every task's last run, its judge's included.
+    pub calls: u64,
+    /// The judges' share of `calls`, the tokens and the cost.
+    pub judge_usage: JudgeUsage,
     /// Every task's warnings, as `task: warning`.
     pub warnings: Vec<String>,
     pub tasks: Vec<TaskSummary>,
@@ -135,6 +143,8 @@ pub fn build(
         },
         rescued: 0,
         usage: Usage::default(),
+        calls: 0,
+        judge_usage: JudgeUsage::default(),
         warnings: Vec::new(),
         tasks: Vec::with_capacity(graph.len()),
     };
@@ -155,6 +165,12 @@ pub fn build(
         let usage = status.and_then(|s| s.usage.clone());
         if let Some(u) = &usage {
             summary.usage.add(u);
+        }
+        let calls = status.map_or(0, |s| s.attempts.len() as u64);
+        summary.calls = summary.calls.saturating_add(calls);
+        let judge_usage = status.and_then(|s| s.judge_usage.clone());
+        if let Some(j) = &judge_usage {
+            summary.judge_usage.add(j);
         }
         let mut warnings = Vec::new();
         let mut rescued = false;
@@ -185,6 +201,7 @@ pub fn build(
             total_tokens: usage.as_ref().map(|u| u.total_tokens),
             cost_usd: usage.as_ref().map(|u| u.cost_usd),
             tokens_estimated: usage.as_ref().is_some_and(|u| u.tokens_estimated),
+            judge_usage,
             error_kind: error.map(|e| e.kind.as_str().to_string()),
             error: error.map(|e| e.first_line().to_string()),
             error_id: error.and_then(|e| e.error_id.clone()),

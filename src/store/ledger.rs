@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::files;
-use super::record::{ErrorKind, Usage};
+use super::record::{ErrorKind, JudgeUsage, Usage};
 use super::rundir::RunDir;
 use super::untrusted::Secrets;
 
@@ -72,6 +72,8 @@ pub struct Totals {
     #[serde(flatten)]
     pub usage: Usage,
     pub llm_time_ms: u64,
+    /// The share of tasks' judges: their calls, tokens and cost.
+    pub judge_usage: JudgeUsage,
 }
 
 /// Reads `usage.jsonl` and sums it; lines that do not parse are skipped.
@@ -93,6 +95,12 @@ pub fn totals(run_dir: &RunDir) -> Totals {
         }
         t.usage.add(&call.usage());
         t.llm_time_ms = t.llm_time_ms.saturating_add(call.duration_ms);
+        if call.judge {
+            t.judge_usage.add(&JudgeUsage {
+                calls: 1,
+                usage: call.usage(),
+            });
+        }
     }
     t
 }

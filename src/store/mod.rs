@@ -39,7 +39,8 @@ pub mod untrusted;
 
 pub use log::{StateStore, TaskRecord};
 pub use record::{
-    AttemptRecord, CheckRecord, ErrorKind, Severity, Status, TaskError, TaskState, Usage,
+    AttemptRecord, CheckRecord, ErrorKind, JudgeUsage, Severity, Status, TaskError, TaskState,
+    Usage,
 };
 pub use recorded::Recorded;
 pub use rundir::RunDir;

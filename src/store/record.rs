@@ -380,6 +380,24 @@ impl Usage {
     }
 }
 
+/// The judges' share of a sum of model calls (a task's last run, every
+/// task's, or `usage.jsonl`): how many calls were a judge's, and their
+/// tokens and cost, counted in the sum as well.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JudgeUsage {
+    pub calls: u64,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+impl JudgeUsage {
+    /// Adds `other` to this sum (saturating, as [`Usage::add`]).
+    pub fn add(&mut self, other: &JudgeUsage) {
+        self.calls = self.calls.saturating_add(other.calls);
+        self.usage.add(&other.usage);
+    }
+}
+
 /// What a task's judge said of its answer, pass or fail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgeVerdict {
@@ -506,6 +524,10 @@ pub struct Status {
     /// Tasks with a judge: its last verdict.
     #[serde(default)]
     pub judge: Option<JudgeVerdict>,
+    /// The share of the judge's calls in `attempts` and `usage`; absent
+    /// when the last run asked no judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_usage: Option<JudgeUsage>,
     /// What the task ran: its command, or its prompt template (for
     /// `explain`). In the sidecar only, not in the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -539,6 +561,7 @@ impl Status {
             attempts: Vec::new(),
             usage: None,
             judge: None,
+            judge_usage: None,
             definition: None,
             checks: Vec::new(),
             rescued: false,

@@ -1,7 +1,9 @@
 //! A judge's share of the ledgers: its failures in `failures.jsonl` are
 //! marked `judge` (a failed call of the judge told from one of the task's
 //! own model), and every failure of a judge, with a call or without one,
-//! has the line the task's `error_id` names.
+//! has the line the task's `error_id` names; `summary.json`, `status`
+//! and the report give the judges' calls, tokens and cost beside the
+//! totals.
 
 use std::process::Stdio;
 
@@ -212,5 +214,87 @@ fn an_interrupt_while_the_judge_waits_to_retry_is_the_judges() {
     assert_eq!(
         failure_marks(&p),
         marks(&[("j", true, "rate_limited"), ("j", true, "stopped")])
+    );
+}
+
+/// `summary.json` and `status` summed a judge's calls into the totals with
+/// nothing to tell the cost of judging from the tasks' own.
+#[test]
+fn the_summary_and_status_give_the_judges_share_of_calls_tokens_and_cost() {
+    let answers = Server::start();
+    answers.script([
+        openai_answer("Build it."),
+        openai_answer("1. Dig. 2. Frame. 3. Roof."),
+    ]);
+    let judges = Server::start();
+    judges.script([verdict(0.2, "too vague"), verdict(0.85, "steps")]);
+    judges.default_reply(verdict(0.9, "fine"));
+    // Every call is 11 tokens in and 7 out: $0.018 on m, $0.036 on j. The
+    // command `c` runs after `t`, so the judges' answers come in order.
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         input_cost_per_mtok = 1000\noutput_cost_per_mtok = 1000\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         input_cost_per_mtok = 2000\noutput_cost_per_mtok = 2000\n\
+         [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\n\
+         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\nthreshold = 0.6\n\
+         [tasks.c]\ninputs = [\"t.md\"]\noutputs = [\"c.txt\"]\ncommand = \"cp t.md c.txt\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+        answers.url, judges.url
+    ));
+    p.build().ok();
+    let close = |v: &Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-9;
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    // The totals still count every call, the judges' included.
+    assert_eq!(summary["calls"], 5, "{summary}");
+    assert_eq!(summary["total_tokens"], 90, "{summary}");
+    assert!(close(&summary["cost_usd"], 0.144), "{summary}");
+    let judging = &summary["judge_usage"];
+    assert_eq!(judging["calls"], 3, "{summary}");
+    assert_eq!(judging["prompt_tokens"], 33, "{summary}");
+    assert_eq!(judging["completion_tokens"], 21, "{summary}");
+    assert_eq!(judging["total_tokens"], 54, "{summary}");
+    assert!(close(&judging["cost_usd"], 0.108), "{summary}");
+    // Each task's share: the prompt task's judge scored twice, the
+    // command's once (the command's tokens are all its judge's).
+    let task = |name: &str| {
+        summary["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (t, c) = (task("t"), task("c"));
+    assert_eq!(t["total_tokens"], 72);
+    assert_eq!(t["judge_usage"]["calls"], 2);
+    assert_eq!(t["judge_usage"]["total_tokens"], 36);
+    assert!(close(&t["judge_usage"]["cost_usd"], 0.072), "{t}");
+    assert_eq!(c["total_tokens"], 18);
+    assert_eq!(c["judge_usage"]["calls"], 1);
+    assert_eq!(p.status_json("t")["judge_usage"]["calls"], 2);
+
+    // `status`: the totals of usage.jsonl, and the judges' share.
+    let status: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    let totals = &status["totals"];
+    assert_eq!(totals["calls"], 5, "{totals}");
+    assert_eq!(totals["judge_usage"]["calls"], 3, "{totals}");
+    assert_eq!(totals["judge_usage"]["total_tokens"], 54, "{totals}");
+    assert!(close(&totals["judge_usage"]["cost_usd"], 0.108), "{totals}");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("model calls 5 (0 failed), 90 tokens (55 in, 35 out), $0.1440, ")
+        .stdout_has("\n  of which judge calls 3, 54 tokens (33 in, 21 out), $0.1080\n");
+    p.run(&["status", "t"])
+        .ok()
+        .stdout_has("  usage     72 tokens (44 in, 28 out), $0.1080\n  judging   2 call(s), 36 tokens (22 in, 14 out), $0.0720\n");
+    p.run(&["report", "-o", "report.html"]).ok();
+    let html = p.read("report.html");
+    assert!(
+        html.contains("of which judges: <b>3</b> call(s), <b>54</b> tokens (33 prompt, 21 completion), <b>$0.1080</b>"),
+        "{html}"
     );
 }

@@ -218,13 +218,14 @@ impl Llm<'_> {
             }
             let tokens = Tokens::of(&outcome, pieces, &messages, system);
             let cost = cost(model, tokens.prompt, tokens.completion);
-            result.usage.add(&Usage {
+            let usage = Usage {
                 prompt_tokens: tokens.prompt,
                 completion_tokens: tokens.completion,
                 total_tokens: tokens.prompt.saturating_add(tokens.completion),
                 cost_usd: cost.unwrap_or(0.0),
                 tokens_estimated: tokens.estimated,
-            });
+            };
+            result.count(&usage, spec.judge);
             let error_id = match &failure {
                 Failure::None(_) => None,
                 _ => Some(uuid::Uuid::new_v4().to_string()),

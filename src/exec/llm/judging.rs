@@ -168,6 +168,7 @@ impl Llm<'_> {
             model: Some(self.models[judge.model].name.clone()),
             attempts: Vec::new(),
             usage: Usage::default(),
+            judge_usage: Usage::default(),
             judge: None,
             unscored: None,
         };

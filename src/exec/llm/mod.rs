@@ -62,6 +62,8 @@ pub struct PromptResult {
     pub model: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     pub usage: Usage,
+    /// The share of `usage` that was the judge's calls.
+    pub judge_usage: Usage,
     /// The judge's last verdict, when the task has a judge.
     pub judge: Option<JudgeVerdict>,
     /// Why a judge of `severity = "warn"` could not score the answer,
@@ -370,6 +372,7 @@ impl<'a> Llm<'a> {
             model: None,
             attempts: Vec::new(),
             usage: Usage::default(),
+            judge_usage: Usage::default(),
             judge: None,
             unscored: None,
         };

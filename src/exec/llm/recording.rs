@@ -250,13 +250,14 @@ impl Llm<'_> {
             entry.answer.usage.prompt_tokens,
             entry.answer.usage.completion_tokens,
         );
-        result.usage.add(&Usage {
+        let usage = Usage {
             prompt_tokens: prompt.unwrap_or(0),
             completion_tokens: completion.unwrap_or(0),
             total_tokens: prompt.unwrap_or(0).saturating_add(completion.unwrap_or(0)),
             cost_usd: 0.0,
             tokens_estimated: false,
-        });
+        };
+        result.count(&usage, spec.judge);
         let rejected = judged.as_ref().err();
         let error_id = rejected.map(|_| uuid::Uuid::new_v4().to_string());
         let duration_ms = started.elapsed().as_millis() as u64;

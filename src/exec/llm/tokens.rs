@@ -1,10 +1,23 @@
 //! The tokens and cost of one model call: as the server reported them, or
-//! estimated when it reported none, so a failed call costs what it cost.
+//! estimated when it reported none, so a failed call costs what it cost;
+//! and their sum over a task's calls, the judge's share apart.
 
 use super::call::{self, CallError};
 use super::provider::Message;
+use super::PromptResult;
 use crate::model::models::ModelConfig;
-use crate::store::ErrorKind;
+use crate::store::{ErrorKind, Usage};
+
+impl PromptResult {
+    /// Counts the tokens and cost of a call, in the judge's share as well
+    /// when it was the judge's.
+    pub(super) fn count(&mut self, usage: &Usage, judge: bool) {
+        self.usage.add(usage);
+        if judge {
+            self.judge_usage.add(usage);
+        }
+    }
+}
 
 /// The tokens of one call: as the server reported them, or estimated when
 /// it reported none (from the pieces streamed, the answer's length, the

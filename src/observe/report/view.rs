@@ -18,6 +18,7 @@ use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
 use crate::observe::Standing;
 use crate::store::record::with_kind;
 use crate::store::rundir;
+use crate::store::Usage;
 
 /// Characters of a task name that fit in a graph node (the full name is in
 /// the node's tooltip and in the task table).
@@ -108,6 +109,8 @@ struct Header<'a> {
     counts: [Count; 4],
     /// Only when some task used tokens or cost money.
     usage: Option<Tokens>,
+    /// The judges' share of `usage`, when a judge was asked.
+    judging: Option<Judging>,
     /// Model calls answered from a recording or the response cache.
     replayed_calls: u64,
     /// Done tasks whose failed command's outputs their checks accepted.
@@ -130,6 +133,25 @@ struct Tokens {
     cost: String,
     /// Some calls reported no usage.
     estimated: bool,
+}
+
+/// The judges' calls and their share of the tokens and cost.
+#[derive(Serialize)]
+struct Judging {
+    calls: u64,
+    tokens: Tokens,
+}
+
+impl Tokens {
+    fn of(u: &Usage) -> Tokens {
+        Tokens {
+            total: u.total_tokens,
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            cost: money(u.cost_usd),
+            estimated: u.tokens_estimated,
+        }
+    }
 }
 
 impl<'a> Header<'a> {
@@ -161,12 +183,10 @@ impl<'a> Header<'a> {
                 count(c.stopped, "stopped"),
                 count(c.not_run, "not-run"),
             ],
-            usage: (u.total_tokens > 0 || u.cost_usd > 0.0).then(|| Tokens {
-                total: u.total_tokens,
-                prompt: u.prompt_tokens,
-                completion: u.completion_tokens,
-                cost: money(u.cost_usd),
-                estimated: u.tokens_estimated,
+            usage: (u.total_tokens > 0 || u.cost_usd > 0.0).then(|| Tokens::of(u)),
+            judging: (s.judge_usage.calls > 0).then(|| Judging {
+                calls: s.judge_usage.calls,
+                tokens: Tokens::of(&s.judge_usage.usage),
             }),
             replayed_calls: page.replayed_calls,
             rescued: s.rescued,

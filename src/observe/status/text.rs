@@ -452,6 +452,19 @@ pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
             t.usage.cost_usd,
             short_duration(Duration::from_millis(t.llm_time_ms))
         );
+        let j = &t.judge_usage;
+        if j.calls > 0 {
+            let _ = writeln!(
+                out,
+                "  of which judge calls {}, {} tokens ({} in, {} out{}), ${:.4}",
+                j.calls,
+                j.usage.total_tokens,
+                j.usage.prompt_tokens,
+                j.usage.completion_tokens,
+                estimated(&j.usage),
+                j.usage.cost_usd
+            );
+        }
     }
     if !report.warnings.is_empty() {
         let _ = write!(
