@@ -281,6 +281,35 @@ fn a_model_the_server_does_not_know_is_named_with_what_it_lists() {
     assert_eq!(requests[1].path, "/v1/models");
 }
 
+/// A call started late in a task's run has its request timeout cut to
+/// what is left of the task's; the task's deadline still ends it, and says
+/// so. Before, the request's own (cut) timeout raced the deadline and
+/// usually won: `the request timeout (1s 996ms 411us 212ns) expired`, a
+/// timeout the user never set, then a third attempt with nothing left
+/// (`no complete answer within 0s`).
+#[test]
+fn a_call_cut_short_by_the_tasks_timeout_says_it_was_the_tasks() {
+    let server = Server::start();
+    server.script([
+        json(500, serde_json::json!({"error": {"message": "busy"}})),
+        trickle(),
+    ]);
+    let p = project(
+        &model(&server, "local", "timeout = \"60s\""),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"Plan it\"\ntimeout = \"2s\"\n",
+    );
+    p.build().code(1).stderr_has(
+        "FAILED ask: the model was still generating when the task's timeout (2s) expired",
+    );
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    let attempts: Vec<u64> = failures
+        .iter()
+        .filter_map(|f| f["attempt"].as_u64())
+        .collect();
+    assert_eq!(attempts, [1, 2], "{failures:?}");
+    assert_eq!(server.requests().len(), 2);
+}
+
 #[test]
 fn status_shows_a_running_call_as_it_is_and_a_stop_as_stopped() {
     let server = Server::start();

@@ -30,6 +30,9 @@ use crate::store::{AttemptRecord, ErrorKind, Usage};
 /// Attempts per model on transient errors (the first one included).
 const TRANSIENT_ATTEMPTS: u32 = 5;
 
+/// How long a call's own timeout outlasts the task's deadline it was cut
+/// to (see `ask`): the deadline ends the call first.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 impl Llm<'_> {
     /// Asks one model until it answers acceptably or fails for good.
     #[allow(clippy::too_many_arguments)]
@@ -101,7 +104,14 @@ impl Llm<'_> {
                 headers: provider::headers(model, self.keys[m].as_deref()),
                 body: body.to_string(),
                 stream: model.stream,
-                timeout: remaining.map_or(model.timeout, |r| r.min(model.timeout)),
+                // Cut to what is left of the task's own timeout, and a
+                // little more: the task's deadline ends the call first and
+                // says so (`the task's timeout (3s) expired`), never the
+                // request's own timeout racing it (a `request timeout` the
+                // user never set, then an attempt with nothing left).
+                timeout: remaining.map_or(model.timeout, |r| {
+                    r.saturating_add(DEADLINE_GRACE).min(model.timeout)
+                }),
                 idle_timeout: model.idle_timeout,
                 max_answer_bytes: model.max_answer_bytes,
                 max_tokens: provider::token_limit(spec.max_tokens, model),

@@ -252,16 +252,13 @@ pub(super) fn transport_io_error(
                 ErrorKind::Stall,
                 format!(
                     "the stream sent nothing for {}",
-                    humantime::format_duration(spec.idle_timeout)
+                    readable(spec.idle_timeout)
                 ),
             )
         } else {
             CallError::new(
                 ErrorKind::Timeout,
-                format!(
-                    "no answer within {}",
-                    humantime::format_duration(spec.timeout)
-                ),
+                format!("no answer within {}", readable(spec.timeout)),
             )
         };
     }
@@ -287,15 +284,12 @@ pub(super) fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
             ErrorKind::Stall,
             format!(
                 "the stream sent nothing for {}",
-                humantime::format_duration(spec.idle_timeout)
+                readable(spec.idle_timeout)
             ),
         ),
         _ => CallError::new(
             ErrorKind::Timeout,
-            format!(
-                "no complete answer within {}",
-                humantime::format_duration(spec.timeout)
-            ),
+            format!("no complete answer within {}", readable(spec.timeout)),
         ),
     }
 }
@@ -307,6 +301,14 @@ impl CallOk {
     }
 }
 
+/// A timeout as a person reads it, to the millisecond: `5m`, `937ms`
+/// (a request timeout cut short by what is left of the task's own reads
+/// `937ms`, not `937ms 170us 825ns`).
+pub(super) fn readable(d: Duration) -> humantime::FormattedDuration {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_millis(ms))
+}
+
 /// A wait as a person reads it: `90s`, `5m`, `3 hours`, `3650 days`.
 pub(super) fn describe_wait(wait: Duration) -> String {
     let secs = wait.as_secs();
@@ -315,8 +317,7 @@ pub(super) fn describe_wait(wait: Duration) -> String {
     } else if secs >= 2 * 3600 {
         format!("{} hours", secs / 3600)
     } else {
-        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        humantime::format_duration(Duration::from_millis(ms)).to_string()
+        readable(wait).to_string()
     }
 }
 
@@ -340,7 +341,7 @@ pub(super) fn deadline_error(
         CallError::new(
             ErrorKind::Runaway,
             still_generating(
-                &format!("the task's timeout ({})", humantime::format_duration(limit)),
+                &format!("the task's timeout ({})", readable(limit)),
                 "the task's timeout",
                 pieces,
                 elapsed,
@@ -353,7 +354,7 @@ pub(super) fn deadline_error(
             ErrorKind::Timeout,
             format!(
                 "timeout after {}, while the model was answering ({pieces} piece(s) received)",
-                humantime::format_duration(limit)
+                readable(limit)
             ),
         )
     }

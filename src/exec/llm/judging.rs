@@ -402,7 +402,7 @@ fn verdict(llm: &Llm, judge: &Judge, score: f64, reason: String, rounds: u32) ->
 /// before the first): `the task's timeout (30s) expired while its judge
 /// waited to retry after server_error: ...`.
 fn timed_out(stop: Stop, deadline: Option<(Instant, Duration)>) -> String {
-    let limit = humantime::format_duration(deadline.map_or(Duration::ZERO, |d| d.1));
+    let limit = super::fault::readable(deadline.map_or(Duration::ZERO, |d| d.1));
     let after = format!("the task's timeout ({limit}) expired");
     match stop {
         Stop::Waited(last) => format!("{after} while its judge waited to retry after {last}"),

@@ -464,7 +464,7 @@ impl<'a> Llm<'a> {
                 }
                 Err(stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. })) => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
-                    let after = format!("timeout after {}", humantime::format_duration(limit));
+                    let after = format!("timeout after {}", fault::readable(limit));
                     let (kind, mut message, error_id) = match stop {
                         Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
                         // Between calls: the build records the timeout

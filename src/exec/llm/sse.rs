@@ -139,7 +139,7 @@ fn runaway_message(
     super::fault::still_generating(
         &format!(
             "the request timeout ({})",
-            humantime::format_duration(spec.timeout)
+            super::fault::readable(spec.timeout)
         ),
         "the model's timeout",
         pieces,
