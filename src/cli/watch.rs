@@ -22,6 +22,7 @@ mod debounce;
 mod left;
 mod links;
 mod notifier;
+mod poller;
 mod sources;
 mod warned;
 

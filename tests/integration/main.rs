@@ -48,4 +48,5 @@ mod watch_fanout;
 mod watch_links;
 mod watch_overflow;
 mod watch_own;
+mod watch_poll;
 mod watch_use;

@@ -1,5 +1,5 @@
 //! The file-system watcher behind `planexe watch`: notify's native watcher
-//! (inotify), or its `PollWatcher` with `--poll`, watching folders
+//! (inotify), or planexe's own [`Poller`] with `--poll`, watching folders
 //! non-recursively (a poll looks at a symlink itself, as inotify does,
 //! not at the file it leads to). Every event reaches the loop through a channel,
 //! stamped with the moment it was seen (the filter needs to know whether
@@ -29,7 +29,9 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use notify::event::CreateKind;
-use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+use super::poller::Poller;
 
 use crate::error::{Error, Result};
 
@@ -69,18 +71,12 @@ impl Notifier {
             });
         };
         let watcher: Box<dyn Watcher + Send> = match poll {
-            // A poll looks at a symlink itself, not through it: it tells
-            // a change by a newer mtime, and a link re-pointed at an
-            // older file is a newer link. The files links lead to are
+            // A poll looks at a symlink itself, not through it: a link
+            // re-pointed is another link. The files links lead to are
             // watched in their own folders (`links`).
             Some(every) => Box::new(
-                PollWatcher::new(
-                    handler,
-                    notify::Config::default()
-                        .with_poll_interval(every)
-                        .with_follow_symlinks(false),
-                )
-                .map_err(|e| explain(e, None, true))?,
+                Poller::new(handler, every)
+                    .map_err(|e| explain(notify::Error::io(e), None, true))?,
             ),
             None => Box::new(
                 RecommendedWatcher::new(handler, notify::Config::default())
