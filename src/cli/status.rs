@@ -258,7 +258,7 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
     loop {
         let run = RunRecord::load(&run_dir);
         let last = run.as_ref().and_then(|r| r.builds.last().cloned());
-        if !last.as_ref().is_some_and(|b| b.running()) {
+        if !last.as_ref().is_some_and(|b| b.running(&run_dir)) {
             status(
                 cli,
                 ctx,

@@ -537,8 +537,7 @@ impl Watch<'_> {
 /// (asking without taking the lock, which would make a `build` started
 /// meanwhile fail).
 fn lock_holder(run_dir: &RunDir) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(run_dir.lock_path()).ok()?;
-    crate::store::process::lock_holder(meta.dev(), meta.ino())
+    run_dir
+        .lock_holder()
         .filter(|&pid| pid != std::process::id())
 }

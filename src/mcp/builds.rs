@@ -9,9 +9,11 @@
 //! thread per build waits for it, so no zombie is left behind.
 //!
 //! Whether a build runs in a run is decided as everywhere else, by the run
-//! record ([`RunRecord::running_build`]), and before that record names it,
-//! by the server's own knowledge of the child it started. The run
-//! directory's lock keeps two builds apart, as for any two commands:
+//! record and the run directory's lock ([`RunRecord::running_build`]: a
+//! pid the record names counts only while that process holds the lock, so
+//! a crashed build's pid given to another process is no build), and before
+//! that record names it, by the server's own knowledge of the child it
+//! started. The lock keeps two builds apart, as for any two commands:
 //! starting one first checks that nothing holds it. Stopping sends SIGINT,
 //! as Ctrl-C would (`exec::interrupt`): the build stops its tasks, records
 //! them and the run as `stopped`, and exits 130. A pid read from the run
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::exec::Env;
 use crate::store::run_record::{BuildOutcome, RunRecord};
-use crate::store::{files, process, RunDir};
+use crate::store::{files, RunDir};
 
 /// The longest `wait`, in seconds: below the 60 s most clients allow a
 /// request.
@@ -108,7 +110,7 @@ impl Builds {
         self.ours(run_dir).map(|c| c.pid).or_else(|| {
             RunRecord::load(run_dir)
                 .as_ref()
-                .and_then(RunRecord::running_build)
+                .and_then(|r| r.running_build(run_dir))
                 .map(|b| b.pid)
         })
     }
@@ -240,12 +242,14 @@ impl Builds {
             None => {
                 let Some(pid) = RunRecord::load(run_dir)
                     .as_ref()
-                    .and_then(RunRecord::running_build)
+                    .and_then(|r| r.running_build(run_dir))
                     .map(|b| b.pid)
                 else {
                     return Ok(None);
                 };
-                if lock_holder(run_dir) != Some(pid) {
+                // When the kernel's list of locks cannot be read, the run
+                // record alone names it: not enough to send a signal.
+                if run_dir.lock_holder() != Some(pid) {
                     return Err(Error::usage(format!(
                         "the run record of `{name}` names pid {pid} as its running build, but that \
                          process does not hold the run's lock; not signalling a process that may not be planexe"
@@ -283,13 +287,6 @@ impl Builds {
             std::thread::sleep(POLL);
         }
     }
-}
-
-/// The process holding the run directory's lock, if any.
-fn lock_holder(run_dir: &RunDir) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(run_dir.lock_path()).ok()?;
-    process::lock_holder(meta.dev(), meta.ino())
 }
 
 /// How a build that ended with `code` went: its run record's outcome when

@@ -415,7 +415,7 @@ impl Root {
             let state = if running(&run_dir) {
                 "running"
             } else {
-                run_state(record.as_ref())
+                run_state(&run_dir, record.as_ref())
             };
             let created_at = run_record::created_at(&run_dir, record.as_ref());
             listed.push(Listed {

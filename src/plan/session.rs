@@ -378,7 +378,7 @@ impl Session {
     pub fn build_running(&self) -> bool {
         self.run
             .as_ref()
-            .and_then(RunRecord::running_build)
+            .and_then(|r| r.running_build(&self.run_dir))
             .is_some()
     }
 
@@ -395,7 +395,10 @@ impl Session {
 
     /// `running now (pid N)` when another build runs `task` now.
     fn running_now_reason(&self, task: &str) -> Option<String> {
-        let build = self.run.as_ref().and_then(RunRecord::running_build)?;
+        let build = self
+            .run
+            .as_ref()
+            .and_then(|r| r.running_build(&self.run_dir))?;
         let status = self.running_now(task)?;
         Some(format!(
             "running now (pid {})",

@@ -1,7 +1,10 @@
 //! The run directory's lock: only one command changes a run directory at a
 //! time. The lock is the operating system's (an advisory lock on
 //! `.planexe/lock`), so it dies with its holder and a lock left by a killed
-//! build is taken over silently. The file says who holds it.
+//! build is taken over silently. The file says who holds it; the kernel
+//! says whether a process holds it now ([`RunDir::lock_held_by`]), which
+//! is what tells a running build from a process that was given a crashed
+//! build's pid.
 
 use std::io::Write;
 
@@ -13,6 +16,25 @@ use super::rundir::RunDir;
 use crate::error::{Error, Result};
 
 impl RunDir {
+    /// The process holding the run directory's lock now, as the kernel
+    /// says; none when none does (or when the kernel's list of locks
+    /// cannot be read).
+    pub fn lock_holder(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(self.lock_path()).ok()?;
+        process::lock_holder(meta.dev(), meta.ino())
+    }
+
+    /// Whether process `pid` holds the run directory's lock now: what
+    /// tells a build from an unrelated process given its pid after a crash.
+    /// No lock file, no holder; no telling (the kernel's list of locks
+    /// cannot be read), true.
+    pub fn lock_held_by(&self, pid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(self.lock_path())
+            .is_ok_and(|meta| process::holds_lock(pid, meta.dev(), meta.ino()))
+    }
+
     /// Removes the up-to-date certificate: the caller, holding the lock,
     /// is about to change what it vouches for.
     pub fn remove_certificate(&self) -> Result<()> {

@@ -75,6 +75,20 @@ pub fn command_line(pid: u32) -> Option<String> {
 /// 0 EOF`, device numbers in hex).
 pub fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    flock_holder(&locks, dev, ino)
+}
+
+/// Whether process `pid` holds a `flock` on the file with this device and
+/// inode. When `/proc/locks` cannot be read there is no telling: true, so
+/// that whether the process is alive decides, as it did before.
+pub fn holds_lock(pid: u32, dev: u64, ino: u64) -> bool {
+    std::fs::read_to_string("/proc/locks")
+        .map_or(true, |locks| flock_holder(&locks, dev, ino) == Some(pid))
+}
+
+/// The holder of the `flock` on the file with this device and inode in the
+/// text of `/proc/locks`.
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     locks.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -98,6 +112,21 @@ mod tests {
         assert!(super::alive(std::process::id()));
         assert!(!super::alive(0));
         assert!(!super::alive(u32::MAX));
+    }
+
+    #[test]
+    fn only_the_holder_of_a_lock_holds_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lock");
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        let me = std::process::id();
+        assert!(!super::holds_lock(me, meta.dev(), meta.ino()));
+        file.try_lock().unwrap();
+        assert_eq!(super::lock_holder(meta.dev(), meta.ino()), Some(me));
+        assert!(super::holds_lock(me, meta.dev(), meta.ino()));
+        assert!(!super::holds_lock(me + 1, meta.dev(), meta.ino()));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! the MCP server's `runs` give), the pipeline and its hash, the model chosen for the run
 //! (a `--model` given once is remembered for later builds), and each build's
 //! start, end and [`BuildOutcome`]. Whether a build runs now is decided
-//! here ([`RunRecord::running_build`]), once.
+//! here ([`RunRecord::running_build`]), once: by the record, and by the
+//! run directory's lock, which a running build holds.
 
 use serde::{Deserialize, Serialize};
 
@@ -79,9 +80,13 @@ impl BuildEntry {
         self.outcome == BuildOutcome::Running
     }
 
-    /// Whether this build runs now: unfinished, and its process alive.
-    pub fn running(&self) -> bool {
-        self.unfinished() && process::alive(self.pid)
+    /// Whether this build runs now in `run_dir`: unfinished, its process
+    /// alive and holding the run directory's lock. A build takes the lock
+    /// before it records itself and keeps it until it records its end, so
+    /// a live process named by an unfinished build that does not hold the
+    /// lock was given the pid of a build that crashed.
+    pub fn running(&self, run_dir: &RunDir) -> bool {
+        self.unfinished() && process::alive(self.pid) && run_dir.lock_held_by(self.pid)
     }
 }
 
@@ -97,9 +102,10 @@ impl RunRecord {
         self.builds.last().filter(|b| b.unfinished())
     }
 
-    /// The last build, when it runs now.
-    pub fn running_build(&self) -> Option<&BuildEntry> {
-        self.builds.last().filter(|b| b.running())
+    /// The last build, when it runs now in `run_dir` (see
+    /// [`BuildEntry::running`]).
+    pub fn running_build(&self, run_dir: &RunDir) -> Option<&BuildEntry> {
+        self.builds.last().filter(|b| b.running(run_dir))
     }
 
     /// The record of `run_dir`, made by its first build. The run was

@@ -89,10 +89,10 @@ pub struct OutputFile {
 
 /// How the run stands: `running`, `completed`, `failed`, `stopped` (a build
 /// that never recorded its end crashed: it stopped) or `never-built`.
-pub fn run_state(run: Option<&RunRecord>) -> &'static str {
+pub fn run_state(run_dir: &RunDir, run: Option<&RunRecord>) -> &'static str {
     match run.and_then(|r| r.builds.last()) {
         None => "never-built",
-        Some(b) if b.running() => "running",
+        Some(b) if b.running(run_dir) => "running",
         Some(b) => match b.outcome {
             BuildOutcome::Completed => "completed",
             BuildOutcome::Failed => "failed",
@@ -148,7 +148,7 @@ fn assemble(
     env_model: Option<&str>,
 ) -> StatusReport {
     let last = run.and_then(|r| r.builds.last());
-    let running = last.filter(|b| b.running());
+    let running = last.filter(|b| b.running(run_dir));
     let last_progress_at = last_progress(run_dir);
     let stalled = running.is_some()
         && last_progress_at
@@ -171,7 +171,11 @@ fn assemble(
         created_at: run_record::created_at(run_dir, run),
         last_build_started_at: last.map(|b| b.started_at.clone()),
         last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
-        state: run_state(run),
+        state: if running.is_some() {
+            "running"
+        } else {
+            run_state(run_dir, run)
+        },
         build_pid: running.map(|b| b.pid),
         last_progress_at,
         stalled,

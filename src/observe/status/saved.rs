@@ -159,7 +159,7 @@ impl Known {
     ) -> Option<Saved> {
         let run_dir = &located.run_dir;
         let snapshot: Snapshot<Cover> = Snapshot::read(run_dir)?;
-        if let Some(build) = run.and_then(RunRecord::running_build) {
+        if let Some(build) = run.and_then(|r| r.running_build(run_dir)) {
             let this = Live {
                 pid: build.pid,
                 started_at: build.started_at.clone(),
@@ -430,7 +430,10 @@ impl Saved {
 
 /// The line of `task` in the live snapshot of the build running now.
 pub(super) fn live_line(session: &Session, task: &str) -> Option<TaskLine> {
-    let build = session.run.as_ref().and_then(RunRecord::running_build)?;
+    let build = session
+        .run
+        .as_ref()
+        .and_then(|r| r.running_build(&session.run_dir))?;
     let snapshot: Snapshot<Cover> = Snapshot::read(&session.run_dir)?;
     let this = Live {
         pid: build.pid,

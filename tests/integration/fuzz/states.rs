@@ -144,7 +144,7 @@ fn damaged_sidecars_and_run_records_read_without_panic() {
     fuzz(200, damaged(records, JSON_SNIPPETS), |bytes| {
         let run_dir = scratch.put("run.json", &bytes);
         if let Some(run) = RunRecord::load(run_dir) {
-            let _ = (run.unfinished_build(), run.running_build());
+            let _ = (run.unfinished_build(), run.running_build(run_dir));
         }
     });
 }

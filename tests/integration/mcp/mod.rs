@@ -5,7 +5,8 @@
 //! create (idempotent), build against the loopback model server, wait,
 //! status, outputs, a failure and its `recoverable`, the fix and the
 //! resume, stop, clean, explain, runs and archive; the end of input, which
-//! ends the server and leaves its builds running), `read_output` and the
+//! ends the server and leaves its builds running), a crashed build's pid
+//! given to another process, which is no build ([`crashed`]), `read_output` and the
 //! links in a run, followed when they stay in it, and swapped while it
 //! reads ([`outputs`]), the API keys a command prints, which no answer
 //! carries ([`secrets`]), and hints in the tools' terms, not the command
@@ -16,6 +17,7 @@
 //! declares, and its text against its structured content.
 
 mod build_log;
+mod crashed;
 mod hints;
 mod life;
 mod outputs;
