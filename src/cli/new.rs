@@ -14,10 +14,8 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
-use crate::model::graph::Action;
 use crate::model::limits::{self, ReadError};
 use crate::model::Advice;
-use crate::plan::session::Session;
 
 /// The most outputs listed as where the results will be.
 const SHOWN_RESULTS: usize = 5;
@@ -54,11 +52,8 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         "created run directory {shown_dir} with {PLAN}, for pipeline {pipeline_shown}"
     ));
     printer.note(&format!("build it with: planexe build -C {quoted}"));
-    for (replay, live) in replay_models(&session) {
-        printer.note(&format!(
-            "model `{replay}` answers prompts only from answers recorded for another plan; \
-             to ask the live model it replays: planexe build -C {quoted} --model {live}"
-        ));
+    for note in new_run::replay_notes(&session, &shown_dir) {
+        printer.note(&note);
     }
     let results = session.graph.results();
     if !results.is_empty() {
@@ -74,27 +69,6 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         printer.note(&format!("the results will be in {}", listed.join(", ")));
     }
     Ok(())
-}
-
-/// The replay models the pipeline's prompt tasks ask (`provider =
-/// "replay"`), each with the name of the model it replays: their recorded
-/// answers were made for another plan, so a new run misses them.
-fn replay_models(session: &Session) -> Vec<(String, String)> {
-    let models = &session.graph.models;
-    let mut found: Vec<(String, String)> = Vec::new();
-    for task in session.graph.tasks() {
-        let Action::Prompt(spec) = &task.action else {
-            continue;
-        };
-        let model = &models[spec.model];
-        if let Some(replay) = &model.replay {
-            let pair = (model.name.clone(), models[replay.of].name.clone());
-            if !found.contains(&pair) {
-                found.push(pair);
-            }
-        }
-    }
-    found
 }
 
 /// The text of the new `plan.txt`: `--plan` with a trailing newline, or

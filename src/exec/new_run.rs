@@ -8,13 +8,16 @@
 //! only resolution can find is found once the directory exists, and then
 //! undone. The record of the pipeline is the one a build writes
 //! ([`Session::record_pipeline`]); `.planexe/origin.json` says when the run
-//! was made, for which pipeline and plan.
+//! was made, for which pipeline and plan. What its maker should know (a
+//! replay model that will miss) is said in the words of the door it came
+//! in by ([`Advice`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::{Advice, Lists, Pipeline};
+use crate::model::graph::Action;
+use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::origin::Origin;
@@ -26,7 +29,8 @@ pub const PLAN: &str = "plan.txt";
 /// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
 /// how messages show it), and returns the session of the new run. The plan
 /// is taken as it is: checking it is the caller's. `advice` says what to do
-/// about a pipeline file that cannot be used, in the caller's terms.
+/// about a pipeline file that cannot be used, in the caller's terms; the
+/// session keeps it.
 pub fn create(
     run_dir: &Path,
     shown: &str,
@@ -70,6 +74,40 @@ pub fn reads_plan(session: &Session) -> bool {
         .graph
         .tasks()
         .any(|t| t.inputs.iter().any(|i| i.path == PLAN))
+}
+
+/// One note per replay model (`provider = "replay"`) the prompt tasks of
+/// the new run in `session` ask (`shown` as its maker names it): their
+/// recorded answers were made for another plan, so the run's first build
+/// misses them. Each says how to ask the live model it replays instead, in
+/// the words of the session's door.
+pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
+    let models = &session.graph.models;
+    let mut found: Vec<(&str, &str)> = Vec::new();
+    for task in session.graph.tasks() {
+        let Action::Prompt(spec) = &task.action else {
+            continue;
+        };
+        let model = &models[spec.model];
+        if let Some(replay) = &model.replay {
+            let pair = (model.name.as_str(), models[replay.of].name.as_str());
+            if !found.contains(&pair) {
+                found.push(pair);
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(replay, live)| {
+            let advice = session
+                .advice()
+                .hint(&Trouble::ReplayForNewRun { live, run: shown });
+            format!(
+                "model `{replay}` answers prompts only from answers recorded for another plan; \
+                 {advice}"
+            )
+        })
+        .collect()
 }
 
 /// Refuses a run directory that exists and is not an empty folder.

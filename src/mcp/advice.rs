@@ -108,5 +108,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::TaskLeft { task } => {
             format!("the clean tool with `tasks: [\"{task}\"]` deletes them and forgets it")
         }
+        Trouble::ReplayForNewRun { live, .. } => format!(
+            "to ask the live model it replays, call the build tool with `model` naming `{live}` \
+             (the run remembers it for later builds)"
+        ),
     }
 }

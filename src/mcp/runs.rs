@@ -284,6 +284,9 @@ impl Root {
                 session.pipeline.display
             ));
         }
+        // A replay model's answers were recorded for another plan: the
+        // first build misses them unless it asks the live model.
+        warnings.extend(new_run::replay_notes(&session, &name));
         let created_at = Origin::load(&session.run_dir)
             .map(|o| o.created_at)
             .unwrap_or_default();

@@ -1,6 +1,7 @@
 //! What to tell a user whose pipeline file cannot be used, who named what
-//! the pipeline does not have, whose task failed, or whose build stopped
-//! or was refused, in the terms of the door they came in by. The command line chooses a file per invocation (`-f FILE`,
+//! the pipeline does not have, whose task failed, whose build stopped or
+//! was refused, or who makes a run, in the terms of the door they came in
+//! by. The command line chooses a file per invocation (`-f FILE`,
 //! `$PLANEXE_PIPELINE`, the run's record) and lists tasks with `planexe
 //! status`; a server has other means (the MCP server names a pipeline when
 //! it makes a run, lists tasks with its `status` tool, and builds with
@@ -69,6 +70,11 @@ pub enum Trouble<'a> {
     /// A task no longer in the pipeline left outputs on disk: what deletes
     /// them, words for the end of a warning.
     TaskLeft { task: &'a str },
+    /// A new run's prompt tasks ask a replay model, whose answers were
+    /// recorded for another plan: how to build the run (`run`, as its
+    /// maker named it) asking the live model `live` it replays instead,
+    /// words for the end of a note.
+    ReplayForNewRun { live: &'a str, run: &'a str },
 }
 
 /// Where a model override (the model every prompt task of an invocation
@@ -171,7 +177,16 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::Busy => BUSY.into(),
         Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
         Trouble::TaskLeft { task } => format!("`planexe clean {task}` deletes them and forgets it"),
+        Trouble::ReplayForNewRun { live, run } => format!(
+            "to ask the live model it replays: planexe build -C {} --model {live}",
+            quoted(run)
+        ),
     }
+}
+
+/// `path` as a shell word.
+fn quoted(path: &str) -> String {
+    shlex::try_quote(path).map_or_else(|_| path.to_string(), |q| q.into())
 }
 
 /// A [`Remedy`]'s change and the door's step after it, in one hint.

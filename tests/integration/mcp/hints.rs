@@ -424,3 +424,60 @@ replays = "local"
          DIR (with a live model)",
     );
 }
+
+/// `planexe new` says when the new run's prompt tasks ask a replay model,
+/// whose answers were recorded for another plan; `run_create` said
+/// nothing, and a client learnt it at its first build's replay miss. It
+/// now warns, in the tools' terms, and what it says to do builds the run.
+#[test]
+fn a_new_runs_replay_model_is_told_in_the_tools_terms() {
+    use crate::llm_server::*;
+    let server = Server::start();
+    server.default_reply(openai_answer("Step 1: dig."));
+    let p = Project::new(&format!(
+        r#"
+[pipeline]
+model = "recorded"
+
+[models.local]
+provider = "openai"
+base_url = "{}/v1"
+model = "test-model"
+stream = false
+
+[models.recorded]
+provider = "replay"
+dir = "answers"
+replays = "local"
+
+[tasks.ask]
+inputs = ["plan.txt"]
+outputs = ["answer.md"]
+prompt = "Plan: {{{{ inputs['plan.txt'] }}}}"
+"#,
+        server.url
+    ));
+    p.write("answers/.keep", "");
+    let mut c = Client::start(&p, &[]);
+    let created = c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    assert_eq!(
+        created["warnings"],
+        json!([
+            "model `recorded` answers prompts only from answers recorded for another plan; to \
+             ask the live model it replays, call the build tool with `model` naming `local` \
+             (the run remembers it for later builds)"
+        ])
+    );
+    c.ok("build", json!({"run": "r", "model": "local"}));
+    let status = c.ok("wait", json!({"run": "r"}));
+    assert_eq!(status["state"], "completed", "{status}");
+    assert_eq!(p.read("r/answer.md"), "Step 1: dig.");
+    assert!(c.close().success());
+    // The command line's words are its own.
+    p.run(&["new", "runs/two", "--plan", "a barn"])
+        .ok()
+        .stderr_has(
+            "model `recorded` answers prompts only from answers recorded for another \
+             plan; to ask the live model it replays: planexe build -C runs/two --model local",
+        );
+}
