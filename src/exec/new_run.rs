@@ -9,8 +9,8 @@
 //! undone. The record of the pipeline is the one a build writes
 //! ([`Session::record_pipeline`]); `.planexe/origin.json` says when the run
 //! was made, for which pipeline and plan. What its maker should know (a
-//! replay model that will miss) is said in the words of the door it came
-//! in by ([`Advice`]).
+//! replay model that will miss, where a run exists already) is said in the
+//! words of the door it came in by ([`Advice`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,8 +29,8 @@ pub const PLAN: &str = "plan.txt";
 /// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
 /// how messages show it), and returns the session of the new run. The plan
 /// is taken as it is: checking it is the caller's. `advice` says what to do
-/// about a pipeline file that cannot be used, in the caller's terms; the
-/// session keeps it.
+/// about a pipeline file that cannot be used, or a run directory that is
+/// taken, in the caller's terms; the session keeps it.
 pub fn create(
     run_dir: &Path,
     shown: &str,
@@ -38,7 +38,7 @@ pub fn create(
     pipeline: (PathBuf, String),
     advice: Advice,
 ) -> Result<Session> {
-    check_fresh(run_dir, shown)?;
+    check_fresh(run_dir, shown, advice)?;
     let (file, file_shown) = pipeline;
     // Parsed before anything is made; resolved (which needs the run
     // directory) once it exists, and undone if that fails.
@@ -111,13 +111,12 @@ pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
 }
 
 /// Refuses a run directory that exists and is not an empty folder.
-fn check_fresh(run_dir: &Path, shown: &str) -> Result<()> {
+fn check_fresh(run_dir: &Path, shown: &str, advice: Advice) -> Result<()> {
     let meta = match std::fs::symlink_metadata(run_dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io_at(run_dir, e)),
         Ok(meta) => meta,
     };
-    let quoted = shlex::try_quote(shown).map_or_else(|_| shown.to_string(), |q| q.into());
     if !std::fs::metadata(run_dir).is_ok_and(|m| m.is_dir()) {
         let kind = if meta.file_type().is_symlink() {
             "a symlink that leads to no folder"
@@ -134,9 +133,7 @@ fn check_fresh(run_dir: &Path, shown: &str) -> Result<()> {
         return Err(Error::usage(format!(
             "run directory {shown} already exists and is not empty"
         ))
-        .hint(format!(
-            "choose another name, or `planexe build -C {quoted}` to resume it"
-        )));
+        .hint(advice.hint(&Trouble::RunExists { run: shown })));
     }
     Ok(())
 }

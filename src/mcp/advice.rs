@@ -112,5 +112,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
             "to ask the live model it replays, call the build tool with `model` naming `{live}` \
              (the run remembers it for later builds)"
         ),
+        Trouble::RunExists { run } => format!(
+            "choose another name, or leave `name` out for a fresh one; the build tool with `run` \
+             naming `{run}` resumes it"
+        ),
     }
 }

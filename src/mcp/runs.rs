@@ -501,6 +501,46 @@ mod tests {
         assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
     }
 
+    /// The server checks a name before it makes the run, so only a folder
+    /// made in between meets `new_run`'s own check: its hint is the
+    /// server's, not `planexe build -C`.
+    #[test]
+    fn a_taken_run_folder_is_told_in_the_tools_terms() {
+        let root = tempfile::tempdir().unwrap();
+        let pipeline = root.path().join("pipeline.toml");
+        std::fs::write(
+            &pipeline,
+            "[tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cp plan.txt a.txt\"\n",
+        )
+        .unwrap();
+        let run = root.path().join("r");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("notes.txt"), "mine\n").unwrap();
+        let refused = new_run::create(
+            &run,
+            "r",
+            b"a shed\n",
+            (pipeline, "pipeline.toml".into()),
+            ADVICE,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            refused
+                .to_string()
+                .contains("run directory r already exists"),
+            "{refused}"
+        );
+        assert_eq!(
+            refused.hints(),
+            [
+                "choose another name, or leave `name` out for a fresh one; the build tool with \
+              `run` naming `r` resumes it"
+            ]
+        );
+        assert!(!run.join(PLAN).exists());
+    }
+
     #[test]
     fn plans_get_a_newline_and_blank_ones_are_refused() {
         assert_eq!(plan_bytes("a shed").unwrap(), b"a shed\n");

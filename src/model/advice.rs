@@ -75,6 +75,9 @@ pub enum Trouble<'a> {
     /// maker named it) asking the live model `live` it replays instead,
     /// words for the end of a note.
     ReplayForNewRun { live: &'a str, run: &'a str },
+    /// The folder chosen for a new run (`run`, as its maker named it)
+    /// exists and holds something: what to do instead.
+    RunExists { run: &'a str },
 }
 
 /// Where a model override (the model every prompt task of an invocation
@@ -179,6 +182,10 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::TaskLeft { task } => format!("`planexe clean {task}` deletes them and forgets it"),
         Trouble::ReplayForNewRun { live, run } => format!(
             "to ask the live model it replays: planexe build -C {} --model {live}",
+            quoted(run)
+        ),
+        Trouble::RunExists { run } => format!(
+            "choose another name, or `planexe build -C {}` to resume it",
             quoted(run)
         ),
     }
