@@ -81,7 +81,10 @@ impl Poller {
             .name("planexe poll".to_string())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    for event in poll(&mut lock(&polled)) {
+                    // Sent with the folders unlocked: the handler may wait
+                    // on a thread that is changing what is watched.
+                    let events = poll(&mut lock(&polled));
+                    for event in events {
                         handler.handle_event(event);
                     }
                 }
