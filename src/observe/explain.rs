@@ -201,7 +201,7 @@ pub struct GraphView {
 pub fn graph(session: &Session, mode: CheckMode) -> Result<GraphView> {
     let graph = &session.graph;
     let plan = session.plan_all(mode)?;
-    let running = session.build_running();
+    let running = session.builder();
     let nodes = graph
         .tasks()
         .map(|t| {

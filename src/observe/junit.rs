@@ -69,7 +69,7 @@ pub fn gather(session: &Session, mode: CheckMode, secrets: &Secrets) -> Result<S
         &session.store,
         &session.run_dir,
         &plan.reasons,
-        session.build_running(),
+        session.builder(),
     );
     let summary = summary::build(
         graph,

@@ -317,7 +317,7 @@ impl Observer for Recorder {
                     view.store,
                     view.run_dir,
                     view.reasons,
-                    true,
+                    crate::store::Builder::Itself,
                 ));
                 let ids = view.graph.ids().iter().copied();
                 known.outside_build(view.graph, view.store, view.run_dir, view.wanted, ids);

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Reason;
-use crate::store::{Status, TaskState};
+use crate::store::{Builder, Status, TaskState};
 
 /// Where a task stands. Ordered by name, as `status --json` lists counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -45,15 +45,16 @@ impl Standing {
 
     /// Where a task stands, from the plan's `reason` for running it (none:
     /// up to date). An interrupted task is running when its `latest`
-    /// status says so and its process lives (or, without a pid, a build
-    /// runs); otherwise it stopped.
-    pub fn of(reason: Option<&Reason>, latest: Option<&Status>, build_running: bool) -> Standing {
+    /// status says so and its process lives or `running`, the build that
+    /// runs now, started it (see [`Status::runs_now`]); otherwise it
+    /// stopped.
+    pub fn of(reason: Option<&Reason>, latest: Option<&Status>, running: Builder<'_>) -> Standing {
         match reason {
             None => Standing::Done,
             Some(Reason::NeverBuilt) => Standing::NeverBuilt,
             Some(Reason::FailedLastTime(_)) => Standing::Failed,
             Some(Reason::InterruptedLastTime) => match latest {
-                Some(s) if runs(s, build_running) => match s.state {
+                Some(s) if runs(s, running) => match s.state {
                     TaskState::FailedPendingCheck => Standing::FailedPendingCheck,
                     _ => Standing::Running,
                 },
@@ -68,8 +69,8 @@ impl Standing {
 }
 
 /// Whether a status says its task runs now.
-pub fn runs(status: &Status, build_running: bool) -> bool {
-    status.runs_now(build_running)
+pub fn runs(status: &Status, running: Builder<'_>) -> bool {
+    status.runs_now(running)
 }
 
 impl fmt::Display for Standing {

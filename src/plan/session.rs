@@ -19,9 +19,9 @@ use super::Plan;
 use crate::error::{Error, Result};
 use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
 use crate::store::inflight;
-use crate::store::run_record::RunRecord;
+use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::rundir::StateMark;
-use crate::store::{files, CheckMode, RunDir, Stamper, StateStore, Status};
+use crate::store::{files, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// Where an invocation works, as its caller named it.
 #[derive(Debug, Clone, Default)]
@@ -376,15 +376,25 @@ impl Session {
 
     /// Whether the last build runs now.
     pub fn build_running(&self) -> bool {
+        self.running_build().is_some()
+    }
+
+    /// The last build, while it runs.
+    pub fn running_build(&self) -> Option<&BuildEntry> {
         self.run
             .as_ref()
             .and_then(|r| r.running_build(&self.run_dir))
-            .is_some()
+    }
+
+    /// The build that runs now, seen from this process (which reads).
+    pub fn builder(&self) -> Builder<'_> {
+        Builder::other(self.running_build())
     }
 
     /// Why `task` is stale, as a read-only command says it: a task that
     /// another build runs now is `running now (pid N)` (N the task's
-    /// command, else the build running it), not `stopped last time`.
+    /// command while it runs, else the build running it), not `stopped
+    /// last time`.
     pub fn shown_reason(&self, task: &str, reason: &super::Reason) -> String {
         match reason {
             super::Reason::InterruptedLastTime => self.running_now_reason(task),
@@ -402,17 +412,20 @@ impl Session {
         let status = self.running_now(task)?;
         Some(format!(
             "running now (pid {})",
-            status.pid.unwrap_or(build.pid)
+            status
+                .pid
+                .filter(|&pid| crate::store::process::alive(pid))
+                .unwrap_or(build.pid)
         ))
     }
 
     /// The `running` status of `task` when it runs now: its sidecar (or
-    /// the running build's journal) says it runs, and its process lives
-    /// (without a pid: the build that runs it lives).
+    /// the running build's journal) says it runs, and its process lives or
+    /// the build that runs now started it (see [`Status::runs_now`]).
     pub fn running_now(&self, task: &str) -> Option<Status> {
         self.store
             .sidecar(&self.run_dir, task)
-            .filter(|s| s.runs_now(self.build_running()))
+            .filter(|s| s.runs_now(self.builder()))
     }
 
     /// Expands the `foreach` task `group` now that its list is ready (see

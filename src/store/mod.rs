@@ -42,6 +42,6 @@ pub use record::{
     AttemptRecord, CheckRecord, ErrorKind, JudgeUsage, Severity, Status, TaskError, TaskState,
     Usage,
 };
-pub use recorded::Recorded;
+pub use recorded::{Builder, Recorded};
 pub use rundir::RunDir;
 pub use stamp::{CheckMode, Stamp, Stamper};

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 
 use super::record::{Status, TaskState};
+use super::run_record::BuildEntry;
 
 /// What a task's records say about its last run. Every reader derives a
 /// task's state from this (the staleness check, `status`, the summary, the
@@ -71,15 +72,115 @@ pub(super) fn derive<'a>(
     }
 }
 
+/// The build that runs now in a run directory, as a reader of its task
+/// statuses sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Builder<'a> {
+    /// No build runs.
+    Nobody,
+    /// The reader is the running build.
+    Itself,
+    /// Another process runs this build.
+    Other(&'a BuildEntry),
+}
+
+impl<'a> Builder<'a> {
+    /// The build `running`, if one runs, seen from another process.
+    pub fn other(running: Option<&'a BuildEntry>) -> Builder<'a> {
+        running.map_or(Builder::Nobody, Builder::Other)
+    }
+
+    /// Whether a build runs.
+    pub fn runs(self) -> bool {
+        !matches!(self, Builder::Nobody)
+    }
+}
+
 impl Status {
     /// Whether this status says its task runs now: its state is a running
-    /// one and its process lives (without a pid: `build_running`, whether
-    /// the build that runs it lives).
-    pub fn runs_now(&self, build_running: bool) -> bool {
+    /// one, and its process lives or `running`, the build that runs now,
+    /// wrote it (the build itself wrote every running status it reads). A command task's pid is its command's, which has ended
+    /// while its build goes on with the task (its checks, its judge's
+    /// call); a status without a pid is a prompt task's, run by the build
+    /// itself.
+    pub fn runs_now(&self, running: Builder<'_>) -> bool {
         self.state.is_running()
-            && match self.pid {
-                Some(pid) => super::process::alive(pid),
-                None => build_running,
+            && match (self.pid, running) {
+                (_, Builder::Itself) => true,
+                (Some(pid), _) if super::process::alive(pid) => true,
+                (Some(_), Builder::Other(build)) => self.started_since(build),
+                (None, Builder::Other(_)) => true,
+                (_, Builder::Nobody) => false,
             }
+    }
+
+    /// Whether this run started while `build` ran: that build wrote it.
+    fn started_since(&self, build: &BuildEntry) -> bool {
+        let micros = crate::clock::micros;
+        match (
+            self.started_at.as_deref().and_then(micros),
+            micros(&build.started_at),
+        ) {
+            (Some(task), Some(build)) => task >= build,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::run_record::BuildOutcome;
+
+    /// A status of a running command task whose command (`pid`) started
+    /// at `started_at`.
+    fn command(pid: u32, started_at: &str) -> Status {
+        let mut status = Status::new("c", TaskState::Running, "f");
+        status.pid = Some(pid);
+        status.started_at = Some(started_at.into());
+        status
+    }
+
+    fn build(started_at: &str) -> BuildEntry {
+        BuildEntry {
+            started_at: started_at.into(),
+            finished_at: None,
+            outcome: BuildOutcome::Running,
+            pid: std::process::id(),
+            model: None,
+            ran: 0,
+        }
+    }
+
+    fn ended_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn an_ended_command_runs_while_the_build_that_started_it_runs() {
+        let gone = ended_pid();
+        let status = command(gone, "2026-11-24T10:00:05.000Z");
+        let this_one = build("2026-11-24T10:00:00.000Z");
+        let later_one = build("2026-11-24T10:00:06.000Z");
+        assert!(status.runs_now(Builder::Other(&this_one)));
+        assert!(!status.runs_now(Builder::Other(&later_one)));
+        assert!(!status.runs_now(Builder::Nobody));
+        assert!(status.runs_now(Builder::Itself));
+    }
+
+    #[test]
+    fn a_live_command_runs_and_a_finished_state_never_does() {
+        let status = command(std::process::id(), "2026-11-24T10:00:05.000Z");
+        assert!(status.runs_now(Builder::Nobody));
+        let mut done = status.clone();
+        done.state = TaskState::Done;
+        assert!(!done.runs_now(Builder::Itself));
+        let mut no_time = command(ended_pid(), "not a time");
+        assert!(!no_time.runs_now(Builder::Other(&build("2026-11-24T10:00:00.000Z"))));
+        no_time.pid = None;
+        assert!(no_time.runs_now(Builder::Other(&build("2026-11-24T10:00:00.000Z"))));
     }
 }

@@ -646,6 +646,45 @@ fn a_command_being_judged_is_running_in_status_task() {
     assert_eq!(build.wait().unwrap().code(), Some(130));
 }
 
+/// While its judge is asked, a command task runs in every reader, not
+/// only `status TASK`: `explain`, `build -n`, the JUnit report and the
+/// HTML report do not call it stopped.
+#[test]
+fn a_command_being_judged_is_running_in_explain_and_the_reports() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo c > c.md\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{ output }}\"\n",
+    );
+    let mut build = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the judge's call", || server.requests().len() == 1);
+    let explain = p.run(&["explain", "c"]).stdout;
+    // Its command has ended: the pid shown is the build's.
+    let now = format!("running now (pid {})", build.id());
+    assert!(explain.contains(&now), "{explain}");
+    assert!(!explain.contains("stopped"), "{explain}");
+    let dry = p.run(&["build", "-n"]);
+    assert!(dry.stdout.contains(&format!("c: {now}")), "{}", dry.stdout);
+    p.run(&["report", "--format", "junit", "-o", "j.xml"]).ok();
+    let junit = p.read("j.xml");
+    assert!(!junit.contains("stopped"), "{junit}");
+    p.run(&["report", "-o", "r.html"]).ok();
+    let html = p.read("r.html");
+    assert!(!html.contains("its build ended"), "{html}");
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}
+
 /// A prompt task on a model with `max_concurrency = 1`, whose server
 /// hangs, and a command whose judge asks that model: the judge's call
 /// queues inside the command's run (the scheduler's pool holds prompt

@@ -43,7 +43,7 @@ use crate::model::Graph;
 use crate::plan::Session;
 use crate::store::run_record::RunRecord;
 use crate::store::untrusted::Secrets;
-use crate::store::{files, Recorded, StateStore, Status, TaskError, TaskState};
+use crate::store::{files, Builder, Recorded, StateStore, Status, TaskError, TaskState};
 
 /// Build timelines shown, most recent first; older ones stay in the trace.
 const MAX_TIMELINES: usize = 10;
@@ -123,7 +123,7 @@ impl Page {
             &session.pipeline.path.display().to_string(),
         );
         let depth = depths(graph);
-        let build_running = session.build_running();
+        let running = session.builder();
         let tasks = graph
             .tasks()
             .map(|t| {
@@ -138,7 +138,7 @@ impl Page {
                     depth: depth[t.id],
                     error,
                     log_tail,
-                    live: live(session, &t.name, build_running),
+                    live: live(session, &t.name, running),
                 }
             })
             .collect();
@@ -162,15 +162,15 @@ impl Page {
 }
 
 /// Where a task a build runs now stands: its sidecar says it runs, and its
-/// process lives (or, without one, the build does).
-fn live(session: &Session, task: &str, build_running: bool) -> Option<Standing> {
-    if !build_running {
+/// process lives or `running` started it.
+fn live(session: &Session, task: &str, running: Builder<'_>) -> Option<Standing> {
+    if !running.runs() {
         return None;
     }
     let status = session.store.sidecar(&session.run_dir, task)?;
     match status.state {
         TaskState::FailedPendingCheck => Some(Standing::FailedPendingCheck),
-        TaskState::Running if standing::runs(&status, true) => Some(Standing::Running),
+        TaskState::Running if standing::runs(&status, running) => Some(Standing::Running),
         _ => None,
     }
 }

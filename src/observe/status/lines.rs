@@ -14,7 +14,7 @@ use crate::observe::standing::Standing;
 use crate::observe::summary;
 use crate::plan::{Plan, Reason, Session};
 use crate::store::record::JudgeVerdict;
-use crate::store::{sidecar, ErrorKind, Recorded, RunDir, StateStore, Status, TaskState};
+use crate::store::{sidecar, Builder, ErrorKind, Recorded, RunDir, StateStore, Status, TaskState};
 
 /// One task in `status --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,13 +200,13 @@ pub(super) struct About {
 
 /// The status line of every task, in declaration order: `reasons` says
 /// which must run and why (the plan, or a running build's view of it);
-/// `build_running` whether a build runs now.
+/// `running` the build that runs now, if one does.
 pub fn task_lines(
     graph: &Graph,
     store: &StateStore,
     run_dir: &RunDir,
     reasons: &[Option<Reason>],
-    build_running: bool,
+    running: Builder<'_>,
 ) -> Vec<TaskLine> {
     graph
         .tasks()
@@ -216,7 +216,7 @@ pub fn task_lines(
                 run_dir,
                 &task.name,
                 reasons[task.id].as_ref(),
-                build_running,
+                running,
             )
         })
         .collect()
@@ -228,7 +228,7 @@ fn task_line(
     run_dir: &RunDir,
     name: &str,
     reason: Option<&Reason>,
-    build_running: bool,
+    running: Builder<'_>,
 ) -> TaskLine {
     let mut line = TaskLine::new(name, reason);
     match reason {
@@ -248,7 +248,7 @@ fn task_line(
         }
         Some(Reason::InterruptedLastTime) => {
             let latest = store.sidecar(run_dir, name);
-            line.state = Standing::of(reason, latest.as_ref(), build_running);
+            line.state = Standing::of(reason, latest.as_ref(), running);
             match &latest {
                 Some(s)
                     if matches!(line.state, Standing::Running | Standing::FailedPendingCheck) =>
@@ -269,7 +269,7 @@ fn task_line(
                 );
             }
         }
-        Some(other) => line.state = Standing::of(Some(other), None, build_running),
+        Some(other) => line.state = Standing::of(Some(other), None, running),
     }
     line
 }
@@ -289,7 +289,7 @@ fn outside_line(store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
         Recorded::Done(_) => None,
     };
     // Not part of this build: not running, whatever an old sidecar says.
-    task_line(store, run_dir, name, reason.as_ref(), false)
+    task_line(store, run_dir, name, reason.as_ref(), Builder::Nobody)
 }
 
 impl Known {
@@ -300,11 +300,10 @@ impl Known {
         store: &StateStore,
         run_dir: &RunDir,
         reasons: &[Option<Reason>],
-        build_running: bool,
+        running: Builder<'_>,
     ) -> Known {
         let summary = summary::build(graph, store, run_dir, None, "");
-        let mut known =
-            Known::without_warnings(graph, pipeline, store, run_dir, reasons, build_running);
+        let mut known = Known::without_warnings(graph, pipeline, store, run_dir, reasons, running);
         known.about.warnings = summary.warnings;
         known
     }
@@ -316,7 +315,7 @@ impl Known {
         store: &StateStore,
         run_dir: &RunDir,
         reasons: &[Option<Reason>],
-        build_running: bool,
+        running: Builder<'_>,
     ) -> Known {
         Known {
             about: About {
@@ -335,7 +334,7 @@ impl Known {
                     .collect(),
                 warnings: Vec::new(),
             },
-            tasks: task_lines(graph, store, run_dir, reasons, build_running),
+            tasks: task_lines(graph, store, run_dir, reasons, running),
         }
     }
 
@@ -346,7 +345,7 @@ impl Known {
             &session.store,
             &session.run_dir,
             &plan.reasons,
-            session.build_running(),
+            session.builder(),
         )
     }
 
@@ -374,7 +373,7 @@ impl Known {
             let rank = graph.rank(t);
             let name = &graph[t].name;
             if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
-                *line = task_line(store, run_dir, name, reasons[t].as_ref(), true);
+                *line = task_line(store, run_dir, name, reasons[t].as_ref(), Builder::Itself);
             }
         }
     }

@@ -266,8 +266,7 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
         .then(|| saved::live_line(session, name))
         .flatten()
         .filter(|l| matches!(l.state, Standing::Running | Standing::FailedPendingCheck));
-    let running =
-        live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.build_running()));
+    let running = live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.builder()));
     let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
         .filter(|_| !running)

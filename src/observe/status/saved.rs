@@ -108,7 +108,7 @@ impl Known {
                             &session.store,
                             &session.run_dir,
                             &plan.reasons,
-                            session.build_running(),
+                            session.builder(),
                         );
                         known.about.warnings = warnings;
                         known
