@@ -18,7 +18,7 @@ use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::model::pipeline::parse_timeout;
 use crate::model::Lists;
 use crate::observe::palette::Paint;
-use crate::observe::status::text::{estimated, in_flight};
+use crate::observe::status::text::{estimated, held, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
 use crate::plan::Session;
 use crate::store::record::{with_error_id, with_kind, AttemptRecord, JudgeVerdict};
@@ -125,6 +125,9 @@ fn one_task(detail: &TaskDetail) -> String {
             }
             None => {}
         }
+    } else if let Some(q) = &detail.queued {
+        // Not started: its model's pool is full.
+        out.push_str(&format!("  now       not started, {}\n", held(q)));
     }
     match &detail.status {
         None => out.push_str("  never run\n"),

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::BuildReport;
-use crate::model::{Graph, Pipeline, Task};
+use crate::model::{Graph, Pipeline, Task, TaskId};
 use crate::plan::{Reason, Session};
 use crate::store::snapshot::Live;
 use crate::store::{RunDir, StateStore, Status};
@@ -171,6 +171,11 @@ pub struct BuildView<'a> {
     /// The model call of each running prompt task: the one in flight, or
     /// the wait before the next.
     pub calls: &'a [Option<Progress>],
+    /// Tasks that have not started because their model's pool is full:
+    /// `max_concurrency` of its prompt tasks run (ninja's pools). Each
+    /// waits as [`Wait::Slot`] says, since the build first saw it wait.
+    /// Empty without pools.
+    pub held: &'a [(TaskId, Queued)],
     /// By id: the running task is `failed-pending-check` (its command
     /// failed; its rescue's checks examine what it wrote).
     pub pending_check: &'a [bool],

@@ -2,13 +2,14 @@
 //! [`Observer`] of it: every event in
 //! `events.jsonl` and to the hooks, every task run and model call in the
 //! trace (on lanes, so parallel work shows side by side), and the live
-//! `status` snapshot, saved now and then while the build runs. When the
+//! `status` snapshot, saved now and then while the build runs (with the
+//! tasks a model's full pool holds shown queued for it). When the
 //! build's tasks are over it writes `summary.json` (while the build writes
 //! its certificate); [`Recorder::finish`] then sends the pipeline's last
 //! event, writes the idle snapshot, and says what went wrong with
 //! delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -59,6 +60,9 @@ struct LiveView {
     changed: Vec<TaskId>,
     /// The graph changed shape (a fan-out expanded): every line again.
     rebuild: bool,
+    /// Tasks (ids) shown in the last snapshot as held by their model's
+    /// pool: said again from their records once they are not.
+    held: Vec<TaskId>,
 }
 
 pub struct Recorder {
@@ -91,6 +95,7 @@ impl Recorder {
                 known: None,
                 changed: Vec::new(),
                 rebuild: false,
+                held: Vec::new(),
             }),
             started: AtomicBool::new(false),
             summary: Mutex::new(None),
@@ -301,8 +306,14 @@ impl Observer for Recorder {
             known,
             changed,
             rebuild,
+            held,
             ..
         } = &mut *live;
+        if !held.is_empty() {
+            // Those no longer held started, or wait for a job slot only.
+            let now: HashSet<TaskId> = view.held.iter().map(|&(t, _)| t).collect();
+            changed.extend(held.drain(..).filter(|t| !now.contains(t)));
+        }
         let known = match known {
             Some(known) if !*rebuild && known.fits(view.graph) => {
                 known.refresh(view.graph, view.store, view.run_dir, view.reasons, changed);
@@ -335,6 +346,13 @@ impl Observer for Recorder {
                 if let Some(call) = &view.calls[t] {
                     known.mark_call(view.graph.rank(t), call);
                 }
+            }
+        }
+        for (t, queued) in view.held {
+            let waits = view.running.get(*t).is_some_and(Option::is_none);
+            if waits && view.graph.is_live(*t) {
+                known.mark_held(view.graph.rank(*t), queued);
+                held.push(*t);
             }
         }
         known.save_live(view.run_dir, view.build.clone());

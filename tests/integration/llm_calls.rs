@@ -726,6 +726,102 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
     assert_eq!(build.wait().unwrap().code(), Some(130));
 }
 
+/// A prompt task held by its model's pool (`max_concurrency = 1`, taken
+/// by `first`, whose call hangs) has not started, and `status`, `status
+/// --json` and `status second` say it is queued for its model, where
+/// before it read as stale like a task waiting for a job slot. `c` waits
+/// for a job slot only (`third`, on a model without a limit, holds the
+/// other) and reads as before.
+#[test]
+fn a_task_held_by_its_models_pool_says_it_is_queued_for_the_model() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &format!(
+            "{}{}",
+            model(&server, "local", "stream = false\nmax_concurrency = 1"),
+            model(&server, "other", "stream = false")
+        ),
+        "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
+         [tasks.second]\noutputs = [\"b.md\"]\nprompt = \"B\"\n\
+         [tasks.third]\noutputs = [\"t.md\"]\nprompt = \"T\"\nmodel = \"other\"\n\
+         [tasks.c]\noutputs = [\"c.txt\"]\ncommand = \"echo > c.txt\"\n",
+    );
+    let mut build = p
+        .command(&["build", "-j2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the calls of first and third", || {
+        server.requests().len() == 2
+    });
+    let mut tasks: Vec<Value> = Vec::new();
+    wait_for("second to show as queued", || {
+        let out = p.run(&["status", "--json"]).stdout;
+        let Ok(doc) = serde_json::from_str::<Value>(&out) else {
+            return false;
+        };
+        tasks = doc["tasks"].as_array().cloned().unwrap_or_default();
+        tasks
+            .iter()
+            .any(|t| t["task"] == "second" && t["queued"].is_object())
+    });
+    let line = |name: &str| tasks.iter().find(|t| t["task"] == name).unwrap().clone();
+    let second = line("second");
+    assert_eq!(second["state"], "never-built", "not started: {second}");
+    assert_eq!(second["call"], Value::Null, "{second}");
+    assert_eq!(second["queued"]["model"], "local", "{second}");
+    assert_eq!(second["queued"]["limit"], "max_concurrency", "{second}");
+    assert_eq!(second["queued"]["max_concurrency"], 1, "{second}");
+    assert!(second["queued"]["since"].is_string(), "{second}");
+    assert_eq!(line("first")["state"], "running");
+    assert_eq!(line("first")["queued"], Value::Null);
+    let c = line("c");
+    assert_eq!(
+        (&c["state"], &c["queued"]),
+        (&Value::from("never-built"), &Value::Null),
+        "c waits for a job slot only: {c}"
+    );
+    let text = p.run(&["status"]).stdout;
+    let said = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        said("second"),
+        "second never built; queued for model local: max_concurrency = 1, all taken by running tasks",
+        "{text}"
+    );
+    assert_eq!(said("c"), "c never built", "{text}");
+    let detail = p.run(&["status", "second"]).stdout;
+    assert!(
+        detail.starts_with("second: stale: never built\n"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(
+            "\n  now       not started, queued for model local: max_concurrency = 1, all taken by running tasks\n"
+        ),
+        "{detail}"
+    );
+    let detail: Value =
+        serde_json::from_str(&p.run(&["status", "second", "--json"]).stdout).unwrap();
+    assert_eq!(detail["running"], false, "{detail}");
+    assert_eq!(detail["queued"]["model"], "local", "{detail}");
+    assert_eq!(detail["queued"]["max_concurrency"], 1, "{detail}");
+    let detail: Value = serde_json::from_str(&p.run(&["status", "c", "--json"]).stdout).unwrap();
+    assert_eq!(detail["queued"], Value::Null, "{detail}");
+    assert_eq!(server.requests().len(), 2, "second never called");
+    // SAFETY: signalling the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}
+
 /// A task whose own timeout runs out while it is queued for its model
 /// says so, rather than a bare `timeout after 1s`, and that it was its
 /// judge that queued (in its message and its line of `failures.jsonl`,

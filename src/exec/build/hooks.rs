@@ -3,17 +3,20 @@
 //! (early cutoff), take its `.DONE` away before it runs and hand it what
 //! its run needs, record how it ended in the state log, grow the graph
 //! when a fan-out's list is built (`growth`), keep the build's view of
-//! every task, and tell the observer. The hooks hold the graph: it may
-//! grow while tasks run.
+//! every task (which the loop's ticks bring up to date: the calls in
+//! flight, the tasks a model's full pool holds), and tell the observer.
+//! The hooks hold the graph: it may grow while tasks run.
+
+use std::time::SystemTime;
 
 use super::super::failure::Failures;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
-use super::super::observer::{BuildView, Notice, Observer, TaskEnd};
+use super::super::observer::{BuildView, Notice, Observer, Queued, TaskEnd, Wait};
 use super::super::runner::{Checking, RunResult, Start};
 use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
-use crate::model::{Graph, Pipeline, TaskId};
+use crate::model::{Graph, Pipeline, Pool, TaskId};
 use crate::phases::timed;
 use crate::plan::{Check, Checker, Reason};
 use crate::store::files;
@@ -41,6 +44,10 @@ pub(super) struct BuildHooks<'a> {
     pub running: Vec<Option<String>>,
     /// The model call of each running prompt task, as last ticked.
     pub calls: Vec<Option<crate::exec::observer::Progress>>,
+    /// The tasks that have not started because their model's pool is full
+    /// (`max_concurrency` of its tasks run), as the loop last ticked, with
+    /// since when. Empty without pools.
+    pub held: Vec<(TaskId, Queued)>,
     /// Where the pool threads say which tasks are `failed-pending-check`.
     pub checking: &'a Checking,
     /// By id: the task is `failed-pending-check` (its rescue's checks run).
@@ -72,6 +79,7 @@ impl BuildHooks<'_> {
             wanted: &self.wanted,
             running: &self.running,
             calls: &self.calls,
+            held: &self.held,
             pending_check: &self.pending_check,
             build,
         });
@@ -230,6 +238,29 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
 
     fn interrupted(&self) -> bool {
         self.interrupt.requested()
+    }
+
+    fn held(&mut self, tasks: &[(TaskId, Pool)]) {
+        if tasks.is_empty() && self.held.is_empty() {
+            return;
+        }
+        // A task held at the last tick keeps its time.
+        let before: std::collections::HashMap<TaskId, SystemTime> =
+            self.held.drain(..).map(|(t, q)| (t, q.since)).collect();
+        let now = SystemTime::now();
+        for &(t, pool) in tasks {
+            let Some(model) = self.graph.models.get(pool.id) else {
+                continue;
+            };
+            self.held.push((
+                t,
+                Queued {
+                    model: model.name.clone(),
+                    since: before.get(&t).copied().unwrap_or(now),
+                    wait: Wait::Slot { max: pool.depth },
+                },
+            ));
+        }
     }
 
     fn tick(&mut self) {

@@ -357,6 +357,7 @@ impl Build<'_> {
             reasons: plan.reasons.clone(),
             running: vec![None; n],
             calls: vec![None; n],
+            held: Vec::new(),
             checking: &checking,
             pending_check: vec![false; n],
             wanted: plan.wanted.clone(),
@@ -377,6 +378,7 @@ impl Build<'_> {
                 wanted: &hooks.wanted,
                 running: &hooks.running,
                 calls: &hooks.calls,
+                held: &hooks.held,
                 pending_check: &hooks.pending_check,
                 build,
             });

@@ -4,7 +4,8 @@
 //! starts as soon as its last dependency finishes. Of the ready tasks, the
 //! one with the most work behind it starts first ([`priority`]), unless
 //! its pool is full (a model's `max_concurrency`, as ninja's pools: the
-//! slot goes to the best task that can start; [`ready`]).
+//! slot goes to the best task that can start; [`ready`]). The hooks hear
+//! which tasks a full pool holds as the loop ticks ([`Hooks::held`]).
 //!
 //! Each of the `jobs` pool threads runs that loop for itself, under one
 //! lock: a thread that finishes a task records it and starts the next ready
@@ -35,7 +36,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use state::{LoopState, Slot};
 
-use crate::model::{Graph, TaskId};
+use crate::model::{Graph, Pool, TaskId};
 use crate::phases::timed;
 
 /// How often [`Hooks::tick`] runs while tasks run.
@@ -82,6 +83,10 @@ pub trait Hooks<I, O>: Send {
     fn joined(&mut self, _tasks: &[TaskId]) {}
     /// Whether an interrupt asked the build to stop starting tasks.
     fn interrupted(&self) -> bool;
+    /// Just before each [`Hooks::tick`]: the ready tasks that do not start
+    /// because their pool is full (its depth of its tasks run), each with
+    /// its pool; empty when none is (always, without pools).
+    fn held(&mut self, _tasks: &[(TaskId, Pool)]) {}
     /// Called a few times a second while tasks run (progress display).
     fn tick(&mut self) {}
 }
@@ -265,7 +270,7 @@ pub fn run<R: Runner, H: Hooks<R::Input, R::Output>>(
             left = guard;
             if timeout.timed_out() && *left > 0 {
                 drop(left);
-                lock(&book).work.tick();
+                lock(&book).tick();
                 left = lock(&workers);
             }
         }

@@ -7,6 +7,8 @@
 //! full stays ready and takes no job slot; the slot goes to the best task
 //! that can start. Each pool keeps its own ready tasks, so finding the
 //! best startable one costs one look per pool, however many wait.
+//! Which tasks a full pool holds ([`Ready::held`]) is asked a few times a
+//! second, for `status`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -98,6 +100,28 @@ impl Ready {
         all.into_iter().take(n).map(|(_, t)| t).collect()
     }
 
+    /// The ready tasks their pool holds: past its room, they could not
+    /// start even with a job slot free (the first `room` of a pool's ready
+    /// tasks wait for a slot only), each with its pool. Empty without
+    /// pools, at no cost.
+    pub fn held(&self) -> Vec<(TaskId, Pool)> {
+        let mut held = Vec::new();
+        for (&id, members) in &self.pools {
+            let pool = Pool {
+                id,
+                depth: members.depth,
+            };
+            held.extend(
+                members
+                    .ready
+                    .iter()
+                    .skip(members.room())
+                    .map(|&(_, t)| (t, pool)),
+            );
+        }
+        held
+    }
+
     /// Takes the best task that can start now out of the set; the caller
     /// says [`Ready::started`] if it starts.
     pub fn pop(&mut self) -> Option<TaskId> {
@@ -166,7 +190,9 @@ mod tests {
         assert_eq!(r.pop(), Some(2));
         assert_eq!(r.pop(), None);
         assert!(!r.is_empty());
+        assert_eq!(r.held(), vec![(1, Pool { id: 0, depth: 1 })]);
         r.ended(pool);
+        assert_eq!(r.held(), vec![], "room for it now: it waits for a slot");
         assert_eq!(r.pop(), Some(1));
         r.started(pool);
         assert_eq!(r.startable(), 0);
@@ -184,6 +210,9 @@ mod tests {
         r.started(pool);
         assert_eq!(r.startable(), 1);
         assert_eq!(r.best(4), vec![1]);
+        // One place left: the best of the three waits for a slot only.
+        let pool = Pool { id: 3, depth: 2 };
+        assert_eq!(r.held(), vec![(2, pool), (3, pool)]);
         assert_eq!(r.drain(), vec![1, 2, 3]);
         assert_eq!(r.startable(), 0);
     }

@@ -293,6 +293,21 @@ impl<H> LoopState<'_, H> {
         self.startable_count() > 0
     }
 
+    /// Tells the hooks which ready tasks a full pool holds (none once the
+    /// build stops starting tasks: they will not start), then ticks.
+    pub fn tick<I, O>(&mut self)
+    where
+        H: Hooks<I, O>,
+    {
+        let held = if self.stop_starting {
+            Vec::new()
+        } else {
+            self.ready.held()
+        };
+        self.work.held(&held);
+        self.work.tick();
+    }
+
     /// Whether a thread waiting for a token should stop waiting: nothing
     /// more starts, fewer tasks are ready than threads wait for them, or
     /// the implicit slot came free.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exec::observer::Progress;
+use crate::exec::observer::{Progress, Queued};
 use crate::model::fanout;
 use crate::model::{Advice, Graph, Pipeline, Trouble};
 use crate::observe::standing::Standing;
@@ -42,7 +42,9 @@ pub struct TaskLine {
     /// backoff): until when.
     #[serde(default)]
     pub waiting_until: Option<String>,
-    /// A running prompt task queued for its model's limits before a call.
+    /// The task waits for its model's limits: running, before a call; not
+    /// started (its state is then that of a task to run), held by its
+    /// model's pool (`max_concurrency` of its tasks run).
     #[serde(default)]
     pub queued: Option<QueuedCall>,
     /// A running prompt task: the model call in flight.
@@ -67,9 +69,10 @@ pub struct CallInFlight {
     pub last_token_at: Option<String>,
 }
 
-/// A running task queued for its model's limits before its next call: the
-/// calls in flight fill `max_concurrency`, or `requests_per_minute` spaces
-/// the next start.
+/// A task queued for its model's limits: running, before its next call
+/// (the calls in flight fill `max_concurrency`, or `requests_per_minute`
+/// spaces the next start); or not started, held by its model's pool (the
+/// model's running prompt tasks fill `max_concurrency`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedCall {
     pub model: String,
@@ -84,9 +87,9 @@ pub struct QueuedCall {
 }
 
 impl QueuedCall {
-    /// The queue a build's live progress reports, for `status`.
-    pub fn of(queued: &crate::exec::llm::limits::Queued) -> QueuedCall {
-        use crate::exec::llm::limits::Wait;
+    /// The queue a build's live view reports, for `status`.
+    pub fn of(queued: &Queued) -> QueuedCall {
+        use crate::exec::observer::Wait;
         let at = crate::clock::rfc3339_at;
         let (limit, max_concurrency, starts_at) = match queued.wait {
             Wait::Slot { max } => ("max_concurrency", Some(max), None),
@@ -424,6 +427,15 @@ impl Known {
             if line.state != Standing::FailedPendingCheck {
                 line.pending_check(None);
             }
+        }
+    }
+
+    /// Shows the task at `index` in the listing as held by its model's
+    /// pool: it has not started, and waits as `queued` says (a running
+    /// build knows).
+    pub fn mark_held(&mut self, index: usize, queued: &Queued) {
+        if let Some(line) = self.tasks.get_mut(index) {
+            line.queued = Some(QueuedCall::of(queued));
         }
     }
 

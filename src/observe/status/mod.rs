@@ -70,7 +70,9 @@ pub struct TaskDetail {
     pub call: Option<CallInFlight>,
     /// Running: waiting to retry a model call until then.
     pub waiting_until: Option<String>,
-    /// Running: queued for its model's limits before its next call.
+    /// Queued for its model's limits: running, before its next call; not
+    /// started, held by its model's pool (`max_concurrency` of its tasks
+    /// run).
     pub queued: Option<QueuedCall>,
     /// Its latest status: the sidecar, else the last successful run.
     pub status: Option<Status>,
@@ -267,6 +269,13 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
         .flatten()
         .filter(|l| matches!(l.state, Standing::Running | Standing::FailedPendingCheck));
     let running = live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.builder()));
+    // A task its build has yet to start may be held by its model's pool
+    // (only a task in a pool can be): the live snapshot says so.
+    let held = (!running && task.is_some_and(|t| session.graph.pool(t.id).is_some()))
+        .then(|| saved::live_line(session, name))
+        .flatten()
+        .filter(|l| !matches!(l.state, Standing::Running | Standing::FailedPendingCheck))
+        .and_then(|l| l.queued);
     let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
         .filter(|_| !running)
@@ -294,7 +303,7 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
         running,
         call: live.as_ref().and_then(|l| l.call.clone()),
         waiting_until: live.as_ref().and_then(|l| l.waiting_until.clone()),
-        queued: live.and_then(|l| l.queued),
+        queued: live.and_then(|l| l.queued).or(held),
         status,
         outputs,
     }

@@ -2,7 +2,9 @@
 //! times, run state with `stalled` when a running build made no progress
 //! for `--stall-after`), then the tasks in groups in the order FAILED,
 //! RUNNING, STOPPED, STALE, PENDING, DONE (a fan-out as one line with
-//! progress), then totals of model calls and quality warnings.
+//! progress), then totals of model calls and quality warnings. A task
+//! that has not started because its model's pool is full says so in its
+//! group (`queued for model M: ...`).
 //!
 //! Here rather than with the CLI because a `status` snapshot holds the
 //! groups already rendered ([`Groups`], plain), but for the clocked ones
@@ -94,6 +96,26 @@ pub fn in_flight(
         let _ = write!(d, ", the last {} ago", age(call.last_token_at.as_deref()));
     }
     d
+}
+
+/// What a task that has not started because its model's pool is full
+/// waits for: `queued for model M: max_concurrency = 2, all taken by
+/// running tasks`. (No time: the line is rendered once, in a snapshot.)
+pub fn held(q: &QueuedCall) -> String {
+    let mut d = format!("queued for model {}: {}", printable(&q.model), q.limit);
+    if let Some(max) = q.max_concurrency {
+        let _ = write!(d, " = {max}, all taken by running tasks");
+    }
+    d
+}
+
+/// `; ` and [`held`] when a task that has not started is held by its
+/// model's pool.
+fn held_note(out: &mut String, l: &TaskLine) {
+    if let Some(q) = &l.queued {
+        out.push_str("; ");
+        out.push_str(&held(q));
+    }
 }
 
 /// `; estimated in part` when some calls reported no usage.
@@ -384,6 +406,7 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                     ", not recoverable"
                 });
             }
+            held_note(out, l);
             if let Some(h) = &l.hint {
                 let _ = write!(out, "\n  {:width$}  hint: {}", "", printable(h));
             }
@@ -426,8 +449,14 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                 age(l.started_at.as_deref())
             );
         }
-        Standing::NeverBuilt => out.push_str("never built"),
-        _ => out.push_str(&printable(l.reason.as_deref().unwrap_or_default())),
+        Standing::NeverBuilt => {
+            out.push_str("never built");
+            held_note(out, l);
+        }
+        _ => {
+            out.push_str(&printable(l.reason.as_deref().unwrap_or_default()));
+            held_note(out, l);
+        }
     }
 }
 
