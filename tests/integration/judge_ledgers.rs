@@ -153,6 +153,43 @@ fn a_judges_prompt_that_cannot_be_rendered_has_its_line() {
     assert!(judges.requests().is_empty());
 }
 
+/// The task's timeout while its judge's call was in flight: the task's
+/// message was the call's own (`timeout after 1s, while the model was
+/// answering`), as if the task's own model (or a command's own run) had
+/// been cut short; nothing named the judge or its model.
+#[test]
+fn a_timeout_during_the_judges_call_names_the_judge() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(Reply::Hang);
+    let said = "judge j could not score: timeout: timeout after 1s, while the model was answering (0 piece(s) received)";
+    let p = judged(&answers, &judges, "timeout = \"1s\"", "");
+    p.build().code(1).stderr_has(&format!("FAILED t: {said}"));
+    let status = error_names_the_last_line(&p);
+    assert_eq!(status["error"]["kind"], "timeout");
+    assert_eq!(status["error"]["message"], said);
+    assert_eq!(status["model"], "j");
+    assert_eq!(failure_marks(&p), marks(&[("j", true, "timeout")]));
+    p.run(&["status"]).ok().stdout_has(said);
+    p.run(&["status", "t"])
+        .ok()
+        .stdout_has(&format!("  error     {said}"));
+
+    // A command's judge, its call cut by the command task's timeout.
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo hi > c.md\"\ntimeout = \"1s\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n",
+        judges.url, answers.url
+    ));
+    p.build().code(1).stderr_has(&format!("FAILED c: {said}"));
+    assert_eq!(p.status_json("c")["error"]["message"], said);
+    assert!(answers.requests().len() == 1, "only t's model was asked");
+}
+
 /// The task's timeout while its judge waited to retry: the task's message
 /// said `while waiting to retry`, as if its own model had failed, and
 /// its line was not marked the judge's (with `severity = "warn"`, there

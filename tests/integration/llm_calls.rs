@@ -849,7 +849,7 @@ fn a_timeout_while_queued_for_the_model_names_the_queue() {
     );
     let run = p.run(&["build", "-j2", "-k"]);
     run.code(1).stderr_has(
-        "FAILED second: the task's timeout (1s) expired while its judge was queued for model local (max_concurrency = 1, all in flight)",
+        "FAILED second: judge local could not score: timeout: the task's timeout (1s) expired while its judge was queued for model local (max_concurrency = 1, all in flight)",
     );
     assert_eq!(p.status_json("first")["state"], "done");
     assert_eq!(server.requests().len(), 2, "the judge never called");

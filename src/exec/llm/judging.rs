@@ -283,10 +283,19 @@ impl Llm<'_> {
                     let kind = ErrorKind::Stopped;
                     Stop::Interrupted(Some(self.judge_failure(s, *attempt_no, kind, message)))
                 }
+                // The task's timeout cut the judge's call short: its
+                // message (`the model was still generating when the
+                // task's timeout (2s) expired`) is the call's, and the
+                // task's says whose call it was.
+                Stop::Deadline(Some((kind, message, error_id))) => {
+                    let message = judge_timed_out(name, kind, &message);
+                    Stop::Deadline(Some((kind, message, error_id)))
+                }
                 stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
                     let message = timed_out(stop, s.deadline);
                     let kind = ErrorKind::Timeout;
                     let error_id = self.judge_failure(s, *attempt_no, kind, &message);
+                    let message = judge_timed_out(name, kind, &message);
                     Stop::Deadline(Some((kind, message, error_id)))
                 }
                 other => other,
@@ -328,7 +337,8 @@ impl Llm<'_> {
         let why = match stop {
             Stop::Interrupted(id) => return Err(Stop::Interrupted(id)),
             Stop::JudgeFailed { message, .. } | Stop::Failed { message, .. } => message,
-            Stop::Deadline(Some((kind, message, _))) => format!("{}: {message}", kind.as_str()),
+            // A scoring's timeout names its judge already.
+            Stop::Deadline(Some((_, message, _))) => return Ok(self.redact(&message)),
             stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
                 format!("timeout: {}", timed_out(stop, deadline))
             }
@@ -413,6 +423,15 @@ fn timed_out(stop: Stop, deadline: Option<(Instant, Duration)>) -> String {
         ),
         _ => format!("{after} while its judge ran"),
     }
+}
+
+/// Why a task failed when the task's timeout ended its judge's scoring
+/// (`message`, of kind `kind`, says how: a call of the judge cut short,
+/// or a wait between calls), as a failure of the judge, the model `judge`:
+/// `judge strong could not score: timeout: the task's timeout (30s)
+/// expired ...`, never as if the task's own model had been cut.
+fn judge_timed_out(judge: &str, kind: ErrorKind, message: &str) -> String {
+    could_not_score(judge, &format!("{}: {message}", kind.as_str()))
 }
 
 /// Why a task failed when its judge, the model `judge`, could not score
