@@ -301,7 +301,7 @@ impl Observer for Terminal<'_> {
                 printer.check_warning(&task.name, &check.name, first_line(message));
             }
             if let Some(v) = end.status.judge.as_ref().filter(|v| !v.passed) {
-                let message = crate::exec::llm::rejection(v.score, v.threshold, &v.reason);
+                let message = crate::exec::llm::rejection(v);
                 printer.check_warning(&task.name, "judge", first_line(&message));
             }
         }

@@ -43,7 +43,7 @@ pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> R
             let message = w.message.as_deref().unwrap_or("failed");
             format!("warn {}: {}: {}", r.task, w.name, first_line(message))
         } else if let Some(v) = j.verdict.as_ref().filter(|v| !v.passed) {
-            let message = crate::exec::llm::rejection(v.score, v.threshold, &v.reason);
+            let message = crate::exec::llm::rejection(v);
             format!("warn {}: judge: {}", r.task, first_line(&message))
         } else {
             format!("ok {}{score}", r.task)

@@ -152,10 +152,7 @@ where
             if !verdict.passed && !warn_only {
                 judgement.error = Some(TaskError::new(
                     ErrorKind::JudgeRejected,
-                    format!(
-                        "judge_rejected: {}",
-                        llm::rejection(verdict.score, verdict.threshold, &verdict.reason)
-                    ),
+                    format!("judge_rejected: {}", llm::rejection(&verdict)),
                 ));
             }
             judgement.verdict = Some(verdict);

@@ -384,10 +384,7 @@ fn failed_checks(status: &Status, root: &std::path::Path) -> Vec<Event> {
             Severity::Error
         };
         said.push((
-            format!(
-                "judge: {}",
-                crate::exec::llm::rejection(v.score, v.threshold, &v.reason)
-            ),
+            format!("judge: {}", crate::exec::llm::rejection(v)),
             severity,
         ));
     }

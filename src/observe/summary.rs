@@ -181,10 +181,7 @@ pub fn build(
             summary.rescued += usize::from(rescued);
             // A judge of `severity = "warn"` that scored the answer low.
             if let Some(j) = d.judge.as_ref().filter(|j| !j.passed) {
-                warnings.push(format!(
-                    "the judge scored the answer {:.2}, below {:.2}: {}",
-                    j.score, j.threshold, j.reason
-                ));
+                warnings.push(crate::exec::llm::rejection(j));
             }
         }
         for w in &warnings {

@@ -206,7 +206,7 @@ fn a_warning_judge_lets_a_low_scored_answer_stand_with_a_quality_warning() {
     let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
     let warnings = summary["warnings"].to_string();
     assert!(
-        warnings.contains("the judge scored the answer 0.20"),
+        warnings.contains("judge local scored the answer 0.20"),
         "{warnings}"
     );
 }

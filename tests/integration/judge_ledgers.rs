@@ -335,3 +335,52 @@ fn the_summary_and_status_give_the_judges_share_of_calls_tokens_and_cost() {
         "{html}"
     );
 }
+
+/// A prompt task's judge that scored its answer too low failed it with
+/// `m: judge_rejected: the judge scored ...`: the name of the task's own
+/// model, as if it had failed, not the judge's (`j`), which scored it. A
+/// command's judge named no model at all.
+#[test]
+fn a_rejection_names_the_judges_model_not_the_tasks() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Build it."));
+    let judges = Server::start();
+    judges.default_reply(verdict(0.1, "no plan at all"));
+    let scored = "judge j scored the answer 0.10, below its threshold 0.70: no plan at all";
+    let said = format!("judge_rejected: {scored} (after 0 re-ask(s))");
+    let p = judged(&answers, &judges, "", "retries = 0");
+    p.build().code(1).stderr_has(&format!("FAILED t: {said}"));
+    let status = error_names_the_last_line(&p);
+    assert_eq!(status["error"]["message"], said.as_str());
+    assert_eq!(p.jsonl(".planexe/failures.jsonl")[0]["message"], scored);
+    let listed = p.run(&["status"]).ok().stdout.clone();
+    assert!(
+        listed.contains(&said) && !listed.contains("m: judge_rejected"),
+        "{listed}"
+    );
+    p.run(&["status", "t"])
+        .ok()
+        .stdout_has(&format!("  error     {said}"));
+    p.run(&["report"]).ok();
+    let report = p.read("report.html");
+    assert!(
+        report.contains(scored) && !report.contains("m: judge_rejected"),
+        "the report does not say {scored}"
+    );
+
+    // A command's judge.
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo hi > c.md\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+        answers.url, judges.url
+    ));
+    let said = format!("judge_rejected: {scored}");
+    p.build().code(1).stderr_has(&format!("FAILED c: {said}"));
+    assert_eq!(p.status_json("c")["error"]["message"], said.as_str());
+    p.run(&["status", "c"])
+        .ok()
+        .stdout_has(&format!("  error     {said}"));
+}

@@ -93,7 +93,7 @@ fn a_command_the_judge_refuses_fails_and_its_last_good_outputs_stay() {
     p.write("in.txt", "bad");
     p.build()
         .code(1)
-        .stderr_has("FAILED c: judge_rejected: the judge scored the answer 0.10, below its threshold 0.70: empty talk");
+        .stderr_has("FAILED c: judge_rejected: judge local scored the answer 0.10, below its threshold 0.70: empty talk");
     assert_eq!(p.read("out.txt"), "good");
     assert_eq!(p.read(".planexe/failed/c/out.txt"), "bad");
     let status = p.status_json("c");
@@ -120,7 +120,7 @@ fn a_command_the_judge_refuses_fails_and_its_last_good_outputs_stay() {
     assert!(events[at]["error_summary"]
         .as_str()
         .unwrap()
-        .starts_with("judge: the judge scored the answer 0.10"));
+        .starts_with("judge: judge local scored the answer 0.10"));
 }
 
 #[test]
@@ -181,7 +181,8 @@ fn a_rescue_the_judge_refuses_fails_with_the_command_s_failure() {
     assert_eq!(status["error"]["exit_code"], 3);
     let message = status["error"]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("exit status 3, and judge_rejected: the judge scored the answer 0.10"),
+        message
+            .starts_with("exit status 3, and judge_rejected: judge local scored the answer 0.10"),
         "{message}"
     );
     assert!(!p.exists("out.txt"));
@@ -326,7 +327,7 @@ fn planexe_check_asks_the_judges_and_changes_nothing() {
         .stdout_has("ok c (judge 0.95)\n");
     p.write("out.txt", "edited\n");
     p.run(&["check", "c"]).code(1).stdout_has(
-        "FAILED c: judge_rejected: the judge scored the answer 0.20, below its threshold 0.70: bad now",
+        "FAILED c: judge_rejected: judge local scored the answer 0.20, below its threshold 0.70: bad now",
     );
     assert!(asked(&server, 2).starts_with("Score edited\n"));
     assert_eq!(p.read(".planexe/tasks/c.status"), before);
@@ -378,7 +379,7 @@ fn a_warn_judge_that_scores_low_is_a_warning_and_an_event() {
     );
     p.write("in.txt", "x");
     p.build().ok().ran(&["c", "next"]).stderr_has(
-        "warn   c: judge: the judge scored the answer 0.30, below its threshold 0.70: thin",
+        "warn   c: judge: judge local scored the answer 0.30, below its threshold 0.70: thin",
     );
     let events = p.jsonl(".planexe/events.jsonl");
     let failed: Vec<&Value> = events

@@ -105,11 +105,11 @@ impl Llm<'_> {
             let verdict = verdict(self, judge, score, reason, rounds);
             let passed = verdict.passed;
             let reason = verdict.reason.clone();
+            let message = rejection(&verdict);
             result.judge = Some(verdict);
             if passed {
                 return Ok(answer);
             }
-            let message = rejection(score, judge.threshold, &reason);
             if rounds > judge.retries {
                 if judge.warn {
                     return Ok(answer);
@@ -440,9 +440,15 @@ pub(super) fn could_not_score(judge: &str, message: &str) -> String {
     format!("judge {judge} could not score: {message}")
 }
 
-/// Why a score is too low, as a task's message says it.
-pub fn rejection(score: f64, threshold: f64, reason: &str) -> String {
-    format!("the judge scored the answer {score:.2}, below its threshold {threshold:.2}: {reason}")
+/// Why the score of `verdict` is too low, as a task's message and a
+/// warning say it: naming the judge's model (`judge strong scored the
+/// answer 0.30, below its threshold 0.70: REASON`), as its failures do,
+/// never the model whose answer it scored.
+pub fn rejection(verdict: &JudgeVerdict) -> String {
+    format!(
+        "judge {} scored the answer {:.2}, below its threshold {:.2}: {}",
+        verdict.model, verdict.score, verdict.threshold, verdict.reason
+    )
 }
 
 /// What the judging model is told it is.

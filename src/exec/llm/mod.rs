@@ -492,6 +492,16 @@ impl<'a> Llm<'a> {
                     });
                     return result;
                 }
+                // The judge's verdict names the judge, not the model it
+                // judged (whose answer it was is the task's `model`).
+                Err(Stop::Failed {
+                    kind: kind @ ErrorKind::JudgeRejected,
+                    message,
+                    error_id,
+                }) => {
+                    reasons.push((message, error_id));
+                    last_kind = kind;
+                }
                 Err(Stop::Failed {
                     kind,
                     message,
