@@ -361,7 +361,8 @@ pub struct Usage {
 impl Usage {
     /// Adds `other` to this sum. Counts come from servers, so the sums
     /// saturate instead of overflowing, and the cost stays finite (JSON has
-    /// no infinity: it would be written as null and never read back).
+    /// no infinity: it would be written as null and never read back) and
+    /// exact to the nanodollar ([`nano_usd`]).
     pub fn add(&mut self, other: &Usage) {
         self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
         self.completion_tokens = self
@@ -371,12 +372,28 @@ impl Usage {
         self.tokens_estimated |= other.tokens_estimated;
         let cost = self.cost_usd + other.cost_usd;
         self.cost_usd = if cost.is_finite() {
-            cost
+            nano_usd(cost)
         } else if cost.is_nan() {
             self.cost_usd
         } else {
             f64::MAX.copysign(cost)
         };
+    }
+}
+
+/// A cost in USD rounded to the nanodollar, as every cost planexe computes
+/// or sums is: binary floats make a sum of decimal prices inexact
+/// (`0.10880000000000001`), and written to JSON the noise shows. Rounded at
+/// each step, a sum is the exact decimal sum of its parts (each addition
+/// is off by far less than half a nanodollar) and is written as that
+/// decimal (`0.1088`). A cost past what an f64 holds to the nanodollar
+/// (about $9 million) is left as it is.
+pub fn nano_usd(usd: f64) -> f64 {
+    let nanos = usd * 1e9;
+    if nanos.is_finite() && nanos.abs() < 9.0e15 {
+        nanos.round() / 1e9
+    } else {
+        usd
     }
 }
 

@@ -51,6 +51,23 @@ fn usage_sums_saturate_and_stay_finite() {
     assert!(sum.cost_usd.is_finite());
 }
 
+/// Sums of costs read `0.30000000000000004` in `summary.json`: float
+/// noise of decimal prices added in binary.
+#[test]
+fn cost_sums_are_exact_to_the_nanodollar() {
+    let mut sum = Usage::default();
+    for cost in [0.1, 0.2, 0.0000119, 0.0000119, 0.0000119] {
+        sum.add(&Usage {
+            cost_usd: cost,
+            ..Usage::default()
+        });
+    }
+    assert_eq!(sum.cost_usd.to_string(), "0.3000357");
+    assert_eq!(nano_usd(0.1 + 0.2), 0.3);
+    assert_eq!(nano_usd(1.2599999999999998e-05), 1.26e-05);
+    assert_eq!(nano_usd(f64::MAX), f64::MAX);
+}
+
 #[test]
 fn a_kind_is_said_once() {
     assert_eq!(with_kind("exit", "exit status 3"), "exit: exit status 3");

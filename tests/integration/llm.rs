@@ -689,3 +689,38 @@ fn a_task_waiting_to_retry_shows_as_waiting_in_status() {
     }
     assert_eq!(build.wait().unwrap().code(), Some(130));
 }
+
+/// Costs were summed in binary floats: at 0.7 and 0.6 USD per million
+/// tokens, a call of 11 tokens in and 7 out cost 1.1899999999999998e-05 in
+/// `usage.jsonl`, and three such calls 3.5699999999999994e-05 in
+/// `summary.json` and `status --json`.
+#[test]
+fn costs_and_their_sums_have_no_float_noise() {
+    let server = Server::start();
+    server.default_reply(openai_answer("Dig."));
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "stream = false\ninput_cost_per_mtok = 0.7\noutput_cost_per_mtok = 0.6",
+        ),
+        "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
+         [tasks.b]\noutputs = [\"b.md\"]\nprompt = \"B\"\n\
+         [tasks.c]\noutputs = [\"c.md\"]\nprompt = \"C\"\n",
+    );
+    p.build().ok();
+    let usage = p.jsonl(".planexe/usage.jsonl");
+    assert_eq!(usage.len(), 3);
+    for line in &usage {
+        assert_eq!(line["cost_usd"], 1.19e-05, "{line}");
+    }
+    assert_eq!(p.status_json("a")["usage"]["cost_usd"], 1.19e-05);
+    let text = p.read(".planexe/summary.json");
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(summary["cost_usd"], 3.57e-05, "{text}");
+    assert_eq!(summary["tasks"][0]["cost_usd"], 1.19e-05, "{text}");
+    let status: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(status["totals"]["cost_usd"], 3.57e-05, "{status}");
+}

@@ -6,6 +6,7 @@ use super::call::{self, CallError};
 use super::provider::Message;
 use super::PromptResult;
 use crate::model::models::ModelConfig;
+use crate::store::record::nano_usd;
 use crate::store::{ErrorKind, Usage};
 
 impl PromptResult {
@@ -84,6 +85,7 @@ pub(super) fn cost(model: &ModelConfig, prompt_tokens: u64, completion_tokens: u
     let input = prompt_tokens as f64 * model.input_cost_per_mtok.unwrap_or(0.0);
     let output = completion_tokens as f64 * model.output_cost_per_mtok.unwrap_or(0.0);
     // Prices are bounded when loaded, so this is finite; a cost that is
-    // not would be written as null and lost.
-    Some((input + output) / 1_000_000.0).filter(|c| c.is_finite())
+    // not would be written as null and lost. To the nanodollar, as its
+    // sums are: `0.7` per million tokens is not exact in binary.
+    Some(nano_usd((input + output) / 1_000_000.0)).filter(|c| c.is_finite())
 }
