@@ -78,6 +78,24 @@ pub struct Listed {
     pub plan: Option<String>,
 }
 
+/// What the maker of the run `name` of `session` (its pipeline `shown` as
+/// the maker named it) should know, whether its call made the run or found
+/// it made by an earlier one: that no task reads its plan, and each replay
+/// model its tasks ask.
+fn creation_warnings(session: &Session, shown: &str, name: &str) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !new_run::reads_plan(session) {
+        warnings.push(format!(
+            "no task of {shown} reads {PLAN}; a run's tasks take their plan from {PLAN} in the run \
+             directory (inputs = [\"{PLAN}\"])"
+        ));
+    }
+    // A replay model's answers were recorded for another plan: the first
+    // build misses them unless it asks the live model.
+    warnings.extend(new_run::replay_notes(session, name));
+    warnings
+}
+
 /// Refuses a run name that is not a plain folder name.
 pub fn check_name(name: &str) -> Result<()> {
     let refuse = |why: &str| {
@@ -276,17 +294,7 @@ impl Root {
         };
         let run_dir = self.dir.join(&name);
         let session = new_run::create(&run_dir, &name, &plan, pipeline, ADVICE)?;
-        let mut warnings = Vec::new();
-        if !new_run::reads_plan(&session) {
-            warnings.push(format!(
-                "no task of {} reads {PLAN}; a run's tasks take their plan from {PLAN} in the run \
-                 directory (inputs = [\"{PLAN}\"])",
-                session.pipeline.display
-            ));
-        }
-        // A replay model's answers were recorded for another plan: the
-        // first build misses them unless it asks the live model.
-        warnings.extend(new_run::replay_notes(&session, &name));
+        let warnings = creation_warnings(&session, &session.pipeline.display, &name);
         let created_at = Origin::load(&session.run_dir)
             .map(|o| o.created_at)
             .unwrap_or_default();
@@ -339,10 +347,18 @@ impl Root {
             named_dir: true,
             advice: ADVICE,
         };
-        let results = location
+        let session = location
             .locate()
             .and_then(|l| Session::open(l, &ModelChoice::default(), Lists::Present))
+            .ok();
+        let results = session
+            .as_ref()
             .map(|s| s.graph.results())
+            .unwrap_or_default();
+        // What the call that made it warned of holds still: said again.
+        let warnings = session
+            .as_ref()
+            .map(|s| creation_warnings(s, &shown, &name))
             .unwrap_or_default();
         // Built since, its record says when it was created.
         let created_at = RunDir::open(&run_dir)
@@ -356,7 +372,7 @@ impl Root {
             pipeline: shown,
             created_at,
             results,
-            warnings: Vec::new(),
+            warnings,
         }
     }
 

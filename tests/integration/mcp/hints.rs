@@ -481,3 +481,69 @@ prompt = "Plan: {{{{ inputs['plan.txt'] }}}}"
              plan; to ask the live model it replays: planexe build -C runs/two --model local",
         );
 }
+
+/// A pipeline whose task `ask` asks the replay model `recorded` (or has
+/// its judge ask it, with `judged`), and reads no `plan.txt`.
+fn replaying(judged: bool) -> String {
+    let (task_model, judge) = if judged {
+        (
+            "local",
+            "[tasks.ask.judge]\nprompt = \"Score {{ output }}\"\nmodel = \"recorded\"\n",
+        )
+    } else {
+        ("recorded", "")
+    };
+    format!(
+        r#"
+[models.local]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+
+[models.recorded]
+provider = "replay"
+dir = "answers"
+replays = "local"
+
+[tasks.ask]
+outputs = ["answer.md"]
+model = "{task_model}"
+prompt = "Plan a shed"
+{judge}"#
+    )
+}
+
+/// `run_create` for a run an earlier call made (its idempotent return)
+/// warned of nothing, while the call that made it had warned: a client
+/// that retried (its first answer lost) never learnt of the replay model.
+#[test]
+fn run_create_found_made_warns_as_the_call_that_made_it() {
+    let p = Project::new(&replaying(false));
+    p.write("answers/.keep", "");
+    let mut c = Client::start(&p, &[]);
+    let made = c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    assert_eq!(made["created"], true);
+    let warnings = made["warnings"].as_array().unwrap().clone();
+    assert_eq!(warnings.len(), 2, "{made}");
+    assert!(
+        warnings[0].as_str().unwrap().starts_with("no task of "),
+        "{made}"
+    );
+    assert!(
+        warnings[1]
+            .as_str()
+            .unwrap()
+            .starts_with("model `recorded` answers prompts only from answers recorded"),
+        "{made}"
+    );
+    for again in [
+        json!({"plan": "a shed", "name": "r"}),
+        json!({"plan": "a shed"}),
+    ] {
+        let found = c.ok("run_create", again);
+        assert_eq!(found["created"], false, "{found}");
+        assert_eq!(found["run"], "r", "{found}");
+        assert_eq!(found["warnings"], made["warnings"], "{found}");
+    }
+    assert!(c.close().success());
+}
