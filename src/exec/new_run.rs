@@ -76,32 +76,62 @@ pub fn reads_plan(session: &Session) -> bool {
         .any(|t| t.inputs.iter().any(|i| i.path == PLAN))
 }
 
-/// One note per replay model (`provider = "replay"`) the prompt tasks of
-/// the new run in `session` ask (`shown` as its maker names it): their
-/// recorded answers were made for another plan, so the run's first build
-/// misses them. Each says how to ask the live model it replays instead, in
-/// the words of the session's door.
+/// One note per replay model (`provider = "replay"`) the tasks of the new
+/// run in `session` ask (`shown` as its maker names it): a prompt task's
+/// model, a judge's (of any task), or one a fan-out's instances will ask.
+/// Their recorded answers were made for another plan, so the run's first
+/// build misses them. Each says how to ask the live model it replays
+/// instead: a build's model, in the words of the session's door; but a
+/// judge that names its model asks it whatever the build's model, so for
+/// a replay model only such judges ask, the judge's `model` in the
+/// pipeline.
 pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
     let models = &session.graph.models;
-    let mut found: Vec<(&str, &str)> = Vec::new();
+    // Each replay model, the live one it replays, and the task whose judge
+    // names it while no build's model would change it (`None` once one
+    // would).
+    let mut found: Vec<(&str, &str, Option<&str>)> = Vec::new();
     for task in session.graph.tasks() {
-        let Action::Prompt(spec) = &task.action else {
-            continue;
+        let prompt = match &task.action {
+            Action::Prompt(spec) => Some(spec.model),
+            _ => None,
         };
-        let model = &models[spec.model];
-        if let Some(replay) = &model.replay {
-            let pair = (model.name.as_str(), models[replay.of].name.as_str());
-            if !found.contains(&pair) {
-                found.push(pair);
+        let judge = task.checks.judge.as_ref();
+        let named_judge = judge
+            .filter(|j| j.model_named.is_some())
+            .map(|j| (j.model, task.name.as_str()));
+        let followers = judge.filter(|j| j.model_named.is_none()).map(|j| j.model);
+        let asked = prompt
+            .iter()
+            .chain(&followers)
+            .chain(&task.origin.asks)
+            .map(|&m| (m, None))
+            .chain(named_judge.map(|(m, t)| (m, Some(t))));
+        for (m, judge_of) in asked {
+            let model = &models[m];
+            let Some(replay) = &model.replay else {
+                continue;
+            };
+            let (name, live) = (model.name.as_str(), models[replay.of].name.as_str());
+            match found.iter_mut().find(|f| f.0 == name) {
+                Some(f) if judge_of.is_none() => f.2 = None,
+                Some(_) => {}
+                None => found.push((name, live, judge_of)),
             }
         }
     }
     found
         .into_iter()
-        .map(|(replay, live)| {
-            let advice = session
-                .advice()
-                .hint(&Trouble::ReplayForNewRun { live, run: shown });
+        .map(|(replay, live, judge_of)| {
+            let advice = match judge_of {
+                Some(task) => format!(
+                    "the judge of `{task}` names it, whatever model a build asks: to have it \
+                     ask the live model it replays, set the judge's `model` to `{live}`"
+                ),
+                None => session
+                    .advice()
+                    .hint(&Trouble::ReplayForNewRun { live, run: shown }),
+            };
             format!(
                 "model `{replay}` answers prompts only from answers recorded for another plan; \
                  {advice}"

@@ -547,3 +547,25 @@ fn run_create_found_made_warns_as_the_call_that_made_it() {
     }
     assert!(c.close().success());
 }
+
+/// The replay note looked only at the models of prompt tasks: a judge
+/// that asks a replay model (its answers recorded for another plan, so
+/// the first build misses them) went unmentioned. A judge that names its
+/// model asks it whatever model a build asks, so the note says to change
+/// the judge's.
+#[test]
+fn a_judge_on_a_replay_model_is_told_too() {
+    let p = Project::new(&replaying(true));
+    p.write("answers/.keep", "");
+    let note = "model `recorded` answers prompts only from answers recorded for another plan; \
+                the judge of `ask` names it, whatever model a build asks: to have it ask the \
+                live model it replays, set the judge's `model` to `local`";
+    let mut c = Client::start(&p, &[]);
+    let made = c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let warnings = made["warnings"].as_array().unwrap();
+    assert_eq!(warnings.last().unwrap(), note, "{made}");
+    assert!(c.close().success());
+    p.run(&["new", "runs/two", "--plan", "a barn"])
+        .ok()
+        .stderr_has(note);
+}
