@@ -15,7 +15,7 @@ use std::path::Path;
 use super::env::{self, Env};
 use crate::model::{Action, Graph, Task};
 use crate::store::ledger::{FailureLine, Ledger};
-use crate::store::{files, RunDir, Status, TaskError};
+use crate::store::{files, ErrorKind, RunDir, Status, TaskError};
 
 /// How much of the end of a command's log a failure line keeps.
 pub const LOG_TAIL_BYTES: usize = 2048;
@@ -55,8 +55,15 @@ impl<'a> Failures<'a> {
         } else {
             None
         };
+        // A command's judge that scored it too low: the line is the
+        // judge's (a prompt task's judge writes its own).
+        let judge = status
+            .judge
+            .as_ref()
+            .filter(|_| error.kind == ErrorKind::JudgeRejected);
         self.ledger.failure(&FailureLine {
-            model: status.model.as_deref(),
+            model: judge.map_or(status.model.as_deref(), |v| Some(&v.model)),
+            judge: judge.is_some(),
             attempt: status.attempt.max(1),
             recoverable: error.recoverable,
             duration_ms: status.duration_ms,

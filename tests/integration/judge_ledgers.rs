@@ -6,6 +6,7 @@
 //! totals.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -188,6 +189,38 @@ fn a_timeout_during_the_judges_call_names_the_judge() {
     p.build().code(1).stderr_has(&format!("FAILED c: {said}"));
     assert_eq!(p.status_json("c")["error"]["message"], said);
     assert!(answers.requests().len() == 1, "only t's model was asked");
+}
+
+/// A judge still generating when the task's timeout expires: the advice
+/// is the user's to take. A judge's prompt, schema and `max_tokens` are
+/// planexe's, so it does not say to bound the schema or lower
+/// `max_tokens`, only to raise the task's timeout.
+#[test]
+fn a_runaway_judge_is_told_only_what_the_user_can_change() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(Reply::Trickle {
+        every: Duration::from_millis(50),
+    });
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n\
+         [models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\n\
+         [tasks.t]\noutputs = [\"t.md\"]\nprompt = \"Plan it\"\ntimeout = \"1s\"\n\
+         [tasks.t.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+        answers.url, judges.url
+    ));
+    let out = p.build();
+    out.code(1)
+        .stderr_has("FAILED t: judge j could not score: runaway: the model was still generating");
+    let message = p.status_json("t")["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("raise the task's timeout"), "{message}");
+    assert!(!message.contains("lower max_tokens"), "{message}");
+    assert!(!message.contains("maxItems"), "{message}");
 }
 
 /// The task's timeout while its judge waited to retry: the task's message
@@ -385,4 +418,13 @@ fn a_rejection_names_the_judges_model_not_the_tasks() {
     p.run(&["status", "c"])
         .ok()
         .stdout_has(&format!("  error     {said}"));
+    // Its failures.jsonl line is the judge's, as a prompt task's is.
+    let lines = p.jsonl(".planexe/failures.jsonl");
+    let rejected: Vec<_> = lines
+        .iter()
+        .filter(|l| l["error_type"] == "judge_rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{lines:?}");
+    assert_eq!(rejected[0]["judge"], true, "{lines:?}");
+    assert_eq!(rejected[0]["model"], "j", "{lines:?}");
 }

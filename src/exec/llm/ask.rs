@@ -115,6 +115,7 @@ impl Llm<'_> {
                 idle_timeout: model.idle_timeout,
                 max_answer_bytes: model.max_answer_bytes,
                 max_tokens: provider::token_limit(spec.max_tokens, model),
+                judge: spec.judge,
             };
             let mut waited = None;
             let acquired = self.gates[m].acquire(until, &self.interrupt, &mut |wait| {
@@ -184,6 +185,7 @@ impl Llm<'_> {
                     progress,
                     deadline,
                     provider::token_limit(spec.max_tokens, model),
+                    spec.judge,
                 )),
             };
             let duration_ms = started.elapsed().as_millis() as u64;

@@ -78,6 +78,8 @@ pub struct CallSpec {
     pub max_answer_bytes: u64,
     /// The answer's token limit as sent (none: the server's own).
     pub max_tokens: Option<u64>,
+    /// A judge's call: its prompt, schema and `max_tokens` are planexe's.
+    pub judge: bool,
 }
 
 /// What a generation still going when a timeout expired was, and what to
@@ -88,7 +90,8 @@ pub struct CallSpec {
 /// that limit takes at the rate seen since the first piece (`first_ago`:
 /// how long ago it came; the wait for it, while the server read the
 /// prompt, is said apart). Otherwise it may never end (an unbounded
-/// schema): bound it.
+/// schema): bound it. A `judge`'s call has planexe's own prompt, schema
+/// and `max_tokens`, so only the timeout is the user's to change.
 pub(super) fn still_generating(
     timeout: &str,
     raise: &str,
@@ -96,12 +99,18 @@ pub(super) fn still_generating(
     elapsed: Option<Duration>,
     first_ago: Option<Duration>,
     max_tokens: Option<u64>,
+    judge: bool,
 ) -> String {
+    let endless = if judge {
+        format!(" and no end; raise {raise}")
+    } else {
+        format!(
+            " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
+        )
+    };
     let mut m = format!("the model was still generating when {timeout} expired: {pieces} token(s)");
     let Some(elapsed) = elapsed else {
-        m.push_str(&format!(
-            " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
-        ));
+        m.push_str(&endless);
         return m;
     };
     let shown = |rate: f64| {
@@ -140,14 +149,13 @@ pub(super) fn still_generating(
         Some(n) if rate > 0.0 => {
             let takes = lead.as_secs_f64() + n as f64 / rate;
             let takes = Duration::from_secs(takes.min(1e9) as u64);
+            let lower = if judge { "" } else { " or lower max_tokens" };
             m.push_str(&format!(
-                "; at that rate its max_tokens ({n}) takes {}: slow, not endless; raise {raise} or lower max_tokens",
+                "; at that rate its max_tokens ({n}) takes {}: slow, not endless; raise {raise}{lower}",
                 humantime::format_duration(takes)
             ));
         }
-        _ => m.push_str(&format!(
-            " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
-        )),
+        _ => m.push_str(&endless),
     }
     m
 }
@@ -329,6 +337,7 @@ pub(super) fn deadline_error(
     progress: &super::CallProgress,
     deadline: Option<(std::time::Instant, Duration)>,
     max_tokens: Option<u64>,
+    judge: bool,
 ) -> CallError {
     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
     let streaming = progress
@@ -347,6 +356,7 @@ pub(super) fn deadline_error(
                 elapsed,
                 progress.pieces.first_ago(),
                 max_tokens,
+                judge,
             ),
         )
     } else {

@@ -146,6 +146,7 @@ fn runaway_message(
         Some(elapsed),
         first_ago,
         spec.max_tokens,
+        spec.judge,
     )
 }
 
