@@ -19,6 +19,7 @@
 //! (which checks everything).
 
 mod debounce;
+mod entries;
 mod left;
 mod links;
 mod notifier;

@@ -3,7 +3,8 @@
 //! replaced by another. notify's `PollWatcher` compared whole seconds and
 //! reported only newer mtimes, so a second write in the same second, or a
 //! file replaced by an older one (`cp -p`, `mv`, `touch -d`), went unseen
-//! while `planexe build -n` said `input plan.txt changed`.
+//! while `planexe build -n` said `input plan.txt changed`. A `chmod`,
+//! which a build does not see, starts nothing (polling or not).
 //!
 //! mtimes are set explicitly (no sleeps to make them differ). A file the
 //! test writes in place gets the time of the write first, then the one the
@@ -119,4 +120,63 @@ fn polling_sees_an_mtime_set_back_under_check_mtime() {
         "watch: plan.txt changed: ran 1 task(s)"
     );
     assert_eq!(w.stop(), 130);
+}
+
+/// A `chmod` of a source, of the pipeline file or of an output moves only
+/// its ctime: a build finds nothing to do after one (the up-to-date
+/// certificate looks at the ctime only to compare content), so the watch
+/// starts none. Both watchers used to: the poll compared ctimes, and the
+/// kernel says `IN_ATTRIB` for a `chmod` as for a `touch`. An attribute
+/// change that moves the mtime (`touch -d`) still counts, and so does a
+/// file replaced by an older copy (`cp -p`).
+fn a_chmod_alone_starts_no_build(args: &[&str]) {
+    let p = Project::new(&format!(
+        "{PIPELINE}\n[tasks.other]\ninputs = [\"other.txt\"]\noutputs = [\"other.md\"]\ncommand = \"cat other.txt > other.md\"\n"
+    ));
+    p.write("plan.txt", "build a house\n");
+    p.write("other.txt", "other\n");
+    p.write("backup/plan.txt", "build a barn!\n");
+    let y2019 = FileTime::from_unix_time(1_546_300_800, 0);
+    filetime::set_file_mtime(p.path("backup/plan.txt"), y2019).unwrap();
+    let mut w = Watcher::start(&p, args);
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    for file in ["plan.txt", "pipeline.toml", "outline.md"] {
+        run(&p, "chmod", &["600", file]);
+    }
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write("other.txt", "changed\n");
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: other.txt changed: ran 1 task(s)",
+        "{lines:?}"
+    );
+
+    // The same bytes, an older mtime: seen (the build restamps it).
+    run(&p, "touch", &["-d", "2020-01-01", "plan.txt"]);
+    let lines = w.expect("watch: ");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 0 task(s)",
+        "{lines:?}"
+    );
+    run(&p, "chmod", &["644", "plan.txt"]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    run(&p, "cp", &["-p", "backup/plan.txt", "plan.txt"]);
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline"], "{lines:?}");
+    assert_eq!(p.read("outline.md"), "BUILD A BARN!\n");
+    assert_eq!(w.stop(), 130);
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+}
+
+#[test]
+fn a_chmod_alone_starts_no_build_polling() {
+    a_chmod_alone_starts_no_build(&["--poll", "100ms"]);
+}
+
+#[test]
+fn a_chmod_alone_starts_no_build_inotify() {
+    a_chmod_alone_starts_no_build(&[]);
 }

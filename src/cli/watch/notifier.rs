@@ -22,6 +22,11 @@
 //! removal it is, and the folder is watched through its ancestor as
 //! above. Running out of inotify watches is an error that says how to
 //! raise the limit, or to poll (never to a watch that polls already).
+//!
+//! The kernel reports a `chmod` as it reports a `touch` (an attribute
+//! changed): its events are sifted through [`Entries`] on the watcher's
+//! thread, in the order they come, so one that leaves an entry as a build
+//! would see it is dropped there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +36,7 @@ use std::time::{Duration, Instant};
 use notify::event::CreateKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::entries::Entries;
 use super::poller::Poller;
 
 use crate::error::{Error, Result};
@@ -57,6 +63,10 @@ pub struct Notifier {
     tx: Sender<Seen>,
     /// `--poll`: errors do not suggest it.
     polling: bool,
+    /// The kernel's watcher's folders as it was told of them, to drop an
+    /// attribute change that leaves an entry as it was (a `chmod`); the
+    /// poller does not see one.
+    entries: Entries,
 }
 
 impl Notifier {
@@ -64,7 +74,17 @@ impl Notifier {
     /// `poll`.
     pub fn new(poll: Option<Duration>, tx: Sender<Seen>) -> Result<Notifier> {
         let rescans = tx.clone();
+        let entries = Entries::default();
+        let sifted = entries.clone();
+        let polling = poll.is_some();
         let handler = move |event: notify::Result<notify::Event>| {
+            let event = match event {
+                Ok(event) if !polling => match sifted.sift(event) {
+                    Some(event) => Ok(event),
+                    None => return,
+                },
+                other => other,
+            };
             let _ = tx.send(Seen {
                 at: Instant::now(),
                 event,
@@ -88,7 +108,8 @@ impl Notifier {
             watching: BTreeMap::new(),
             wanted: BTreeSet::new(),
             tx: rescans,
-            polling: poll.is_some(),
+            polling,
+            entries,
         })
     }
 
@@ -111,6 +132,7 @@ impl Notifier {
         for folder in stale {
             // A folder that was removed is no longer watched anyway.
             let _ = self.watcher.unwatch(&folder);
+            self.entries.unwatch(&folder);
             self.watching.remove(&folder);
         }
         for folder in wanted {
@@ -122,6 +144,9 @@ impl Notifier {
             let Some(id) = identity(&folder) else {
                 continue;
             };
+            if !self.polling {
+                self.entries.watch(&folder);
+            }
             match self.watcher.watch(&folder, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     self.watching.insert(folder.clone(), id);
@@ -131,8 +156,13 @@ impl Notifier {
                 }
                 // Removed between the check and the watch: the next sync
                 // watches its parent.
-                Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {}
-                Err(e) => return Err(explain(e, Some(&folder), self.polling)),
+                Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => {
+                    self.entries.unwatch(&folder);
+                }
+                Err(e) => {
+                    self.entries.unwatch(&folder);
+                    return Err(explain(e, Some(&folder), self.polling));
+                }
             }
         }
         self.wanted = folders.clone();
@@ -146,6 +176,7 @@ impl Notifier {
         if self.watching.remove(folder).is_some() {
             // The watch died with the old folder, or watches the wrong one.
             let _ = self.watcher.unwatch(folder);
+            self.entries.unwatch(folder);
         }
     }
 
@@ -188,6 +219,7 @@ impl Notifier {
     pub fn rewatch(&mut self, folders: &BTreeSet<PathBuf>) -> Result<usize> {
         for folder in std::mem::take(&mut self.watching).into_keys() {
             let _ = self.watcher.unwatch(&folder);
+            self.entries.unwatch(&folder);
         }
         // No folder was wanted before: none is rescanned.
         self.wanted.clear();

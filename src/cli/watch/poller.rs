@@ -1,8 +1,10 @@
 //! `planexe watch --poll`: a watcher that lists its folders (not
 //! recursively) every interval and compares each entry with what it was,
 //! by the stat a build's stamp is made from and more: its type, size,
-//! mtime and ctime to the nanosecond, device and inode. Any difference is
-//! a change, in either direction.
+//! mtime to the nanosecond, device and inode ([`super::entries`]). Any
+//! difference is a change, in either direction. The ctime is not
+//! compared: a `chmod` alone moves it, and a build finds nothing to do
+//! after one.
 //!
 //! notify's `PollWatcher` compared whole seconds of mtime and reported
 //! only a newer one, so a second write within the same second, and a file
@@ -21,7 +23,6 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,36 +31,7 @@ use std::time::Duration;
 use notify::event::{CreateKind, ModifyKind, RemoveKind};
 use notify::{Event, EventHandler, EventKind, RecursiveMode, Watcher, WatcherKind};
 
-/// What a poll compares of one entry: what `lstat` says of it, less the
-/// times a read changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    /// The type bits of its mode (a file replaced by a folder or a link).
-    kind: u32,
-    size: u64,
-    mtime: (i64, i64),
-    /// Changed by anything that changes the inode: a `chmod`, a rename,
-    /// a write whose mtime was then set back.
-    ctime: (i64, i64),
-    dev: u64,
-    ino: u64,
-}
-
-impl Stat {
-    fn of(meta: &std::fs::Metadata) -> Stat {
-        Stat {
-            kind: meta.mode() & libc::S_IFMT,
-            size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            dev: meta.dev(),
-            ino: meta.ino(),
-        }
-    }
-}
-
-/// A watched folder's entries, the folder itself among them.
-type Listing = BTreeMap<PathBuf, Stat>;
+use super::entries::{list, Listing};
 
 /// The folders watched, each with its entries as the last poll saw them.
 type Folders = Arc<Mutex<BTreeMap<PathBuf, Listing>>>;
@@ -150,25 +122,6 @@ fn gone(e: io::Error, folder: &Path) -> notify::Error {
     e.add_path(folder.to_path_buf())
 }
 
-/// `folder` and its entries, each as `lstat` says (the folder itself
-/// through a link: it is watched as a folder). An entry removed between
-/// the listing and its stat is not there.
-fn list(folder: &Path) -> io::Result<Listing> {
-    let mut listing = Listing::new();
-    listing.insert(folder.to_path_buf(), Stat::of(&std::fs::metadata(folder)?));
-    for entry in std::fs::read_dir(folder)? {
-        let path = entry?.path();
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) => {
-                listing.insert(path, Stat::of(&meta));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(listing)
-}
-
 /// Lists every folder again and says what differs from the last time. A
 /// folder that cannot be listed is an error, at every poll; one that is
 /// gone also loses what it held, which is reported removed once.
@@ -245,6 +198,19 @@ mod tests {
         assert!(poller.poll_now().is_empty());
         set_mtime(&plan, 1_000_000_000, 200);
         assert_eq!(seen(poller.poll_now()), [(MODIFY, plan.clone())]);
+    }
+
+    /// A `chmod` moves only the ctime: a build finds nothing to do.
+    #[test]
+    fn a_chmod_alone_is_no_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.txt");
+        std::fs::write(&plan, "one\n").unwrap();
+        let poller = poller(dir.path());
+        let perms = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(&plan, perms).unwrap();
+        assert!(poller.poll_now().is_empty());
     }
 
     #[test]
