@@ -518,14 +518,24 @@ impl Watch<'_> {
     /// Events are read once the build is over, so what the watch knows is
     /// what the build ended with.
     ///
-    /// A file that only outputs' symlinks lead to is theirs: its change
-    /// counts when one of theirs would (the build stamps an output through
-    /// its link).
+    /// A file an output's symlink leads to changes that output too (the
+    /// build stamps an output through its link): its change counts when
+    /// one of theirs would, even when it is another task's output left as
+    /// that task's record says (that task rebuilt it, and the output that
+    /// leads to it no longer is as its own record says: a build keeps it
+    /// as edited by hand and re-runs what reads it). A file only outputs'
+    /// links lead to counts only so.
     fn counts(&self, path: &Path, at: Instant) -> bool {
         let outputs = self.set.outputs_through(path);
-        if !outputs.is_empty() {
-            return outputs.iter().any(|output| self.counts(output, at));
+        if outputs.iter().any(|output| self.counts_itself(output, at)) {
+            return true;
         }
+        !self.set.is_outputs_own(path) && self.counts_itself(path, at)
+    }
+
+    /// Whether a change to `path` itself counts, leaving aside the
+    /// outputs whose links lead to it.
+    fn counts_itself(&self, path: &Path, at: Instant) -> bool {
         if self.left.is_as_left(path) {
             return false;
         }

@@ -189,3 +189,70 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     assert_eq!(p.read("outline.md"), "BUILD A MILL\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// `b` writes its output as a symlink to `a`'s output (after `a`, without
+/// reading it); `c` reads `b`'s.
+const LINKED_TO_ANOTHER: &str = r#"
+[tasks.a]
+inputs = ["plan.txt"]
+outputs = ["a.txt"]
+command = "cp plan.txt a.txt"
+
+[tasks.b]
+inputs = ["seed.txt"]
+outputs = ["b.txt"]
+after = ["a"]
+command = "ln -sfn a.txt b.txt"
+
+[tasks.c]
+inputs = ["b.txt"]
+outputs = ["c.txt"]
+command = "tr a-z A-Z < b.txt > c.txt"
+"#;
+
+/// An output that is a symlink to another task's output changes when that
+/// task rebuilds the file: `b.txt` is then not as its record says, and
+/// `planexe build` keeps it as edited by hand and re-runs `c`, so the
+/// watch builds once more. The rebuild's write to `a.txt` is as `a`'s
+/// record says, and was taken for the build's own and nothing else (`b`'s
+/// link was not looked at: `a.txt` is an output itself), leaving `c`
+/// stale. Editing `a.txt` by hand rebuilds `c` too.
+fn an_output_linked_to_another_tasks_output_follows_its_rebuilds(args: &[&str]) {
+    let p = Project::new(LINKED_TO_ANOTHER);
+    p.write("plan.txt", "one\n");
+    p.write("seed.txt", "seed\n");
+    let mut w = Watcher::start(&p, args);
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["a"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 1 task(s)"
+    );
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["c"], "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "watch: a.txt changed: ran 1 task(s)");
+    assert_eq!(p.read("c.txt"), "TWO\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    std::fs::write(p.path("a.txt"), "by hand\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["c"], "{lines:?}");
+    assert_eq!(lines.last().unwrap(), "watch: a.txt changed: ran 1 task(s)");
+    assert_eq!(p.read("c.txt"), "BY HAND\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+    assert_eq!(w.stop(), 130);
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+}
+
+#[test]
+fn an_output_linked_to_another_tasks_output_follows_its_rebuilds_inotify() {
+    an_output_linked_to_another_tasks_output_follows_its_rebuilds(&[]);
+}
+
+#[test]
+fn an_output_linked_to_another_tasks_output_follows_its_rebuilds_polling() {
+    an_output_linked_to_another_tasks_output_follows_its_rebuilds(&["--poll", "100ms"]);
+}

@@ -254,14 +254,23 @@ impl WatchSet {
         true
     }
 
-    /// The outputs whose symlinks lead to `path`, a file none but outputs
-    /// lead to: its change is theirs (empty for any other path).
+    /// The outputs whose symlinks lead to `path`: its change is theirs
+    /// too, whatever else `path` is (another task's output, a source).
     pub fn outputs_through(&self, path: &Path) -> Vec<PathBuf> {
         let path = lexical(path);
-        if self.classify(&path) != Some(Class::Written) || self.outputs.contains(&path) {
-            return Vec::new();
-        }
-        self.links.led_from(&path).cloned().collect()
+        (self.links.led_from(&path))
+            .filter(|p| self.outputs.contains(*p))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `path` is a file none but outputs' symlinks lead to, and
+    /// nothing of the set itself: its change is theirs alone.
+    pub fn is_outputs_own(&self, path: &Path) -> bool {
+        let path = lexical(path);
+        self.classify(&path) == Some(Class::Written)
+            && !self.outputs.contains(&path)
+            && self.links.led_from(&path).next().is_some()
     }
 
     fn absolute(&self, path: &str) -> PathBuf {
@@ -460,11 +469,16 @@ mod tests {
         let real = root.join("store/deep/real.txt");
         assert_eq!(set.classify(&real), Some(Class::Written));
         assert_eq!(set.outputs_through(&real), [root.join("out.txt")]);
+        assert!(set.is_outputs_own(&real));
         assert_eq!(set.classify(&root.join("store/deep")), Some(Class::Written));
         let plan = root.join("store/plan.txt");
         assert_eq!(set.classify(&plan), Some(Class::Source));
-        assert!(set.outputs_through(&plan).is_empty());
+        // An output's link leads there too: its change is that output's
+        // as well as a source's.
+        assert_eq!(set.outputs_through(&plan), [root.join("copy.txt")]);
+        assert!(!set.is_outputs_own(&plan));
         assert!(set.outputs_through(&root.join("out.txt")).is_empty());
+        assert!(!set.is_outputs_own(&root.join("out.txt")));
         assert!(set.folders().contains(&root.join("store/deep")));
         assert_eq!(set.files(), 5);
         // A glob a build reads matches it: read.
@@ -474,7 +488,7 @@ mod tests {
             ["out.txt".to_string()],
         );
         assert_eq!(globbed.classify(&real), Some(Class::Source));
-        assert!(globbed.outputs_through(&real).is_empty());
+        assert!(!globbed.is_outputs_own(&real));
     }
 
     #[test]
