@@ -200,7 +200,7 @@ impl Watch<'_> {
                 continue;
             }
             let start = Instant::now();
-            let started = Started::default();
+            let started = Started::new(session.run_dir.root());
             let outcome = self.build_once(&mut session, &started, printer);
             self.filter.build_wrote(start, Instant::now() + self.settle);
             // What the build left, before anything else looks: a failed
@@ -369,7 +369,10 @@ impl Watch<'_> {
             options: &self.options,
             env: &env,
             interrupt: &self.interrupt,
-            observer: &Both(Both(&terminal, &recorder), started),
+            // `started` first: what a failed task left is looked at
+            // before its failure is printed, so an edit made on reading it
+            // is the user's.
+            observer: &Both(started, Both(&terminal, &recorder)),
             executor: None,
             slots: None,
         }

@@ -211,3 +211,67 @@ command = "cp plan.txt real.txt; ln -sf real.txt out.txt"
     );
     assert_eq!(w.stop(), 130);
 }
+
+/// `t` fails while `plan.txt` says `bad`; `slow` runs while `hold`
+/// exists, so the build goes on after `t` has failed as long as the test
+/// wants.
+const FAILS_THEN_WAITS: &str = r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["out.txt"]
+command = "if grep -q bad plan.txt; then exit 1; fi; cp plan.txt out.txt"
+
+[tasks.slow]
+inputs = ["plan.txt"]
+outputs = ["slow.md"]
+command = "while [ -e hold ]; do sleep 0.05; done; cat plan.txt > slow.md"
+"#;
+
+/// A failed task's output edited by hand after the task ended, while the
+/// build goes on with another: the edit is the user's, so the watch builds
+/// again once this build is over (the next build decides: `t` runs again,
+/// as `planexe build` would run it, and its failure puts the edit back).
+/// What the failed task left was taken as found when the whole build
+/// ended, the edit included, and nothing was built.
+fn a_failed_tasks_output_edited_while_its_build_goes_on_builds_again(args: &[&str]) {
+    let p = Project::new(FAILS_THEN_WAITS);
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[&["-k", "-j", "2"], args].concat());
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write("hold", "");
+    std::fs::write(p.path("plan.txt"), "bad\n").unwrap();
+    let mut lines = w.expect("FAILED t");
+    std::fs::write(p.path("out.txt"), "mine\n").unwrap();
+    std::fs::remove_file(p.path("hold")).unwrap();
+    lines.extend(w.expect("watch: "));
+    assert_eq!(started(&lines), ["slow", "t"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 2 task(s), 1 failed"
+    );
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["t"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: out.txt changed: ran 1 task(s), 1 failed"
+    );
+    assert_eq!(p.read("out.txt"), "mine\n");
+    // What that failed build left is its own.
+    w.no_rebuild_for(Duration::from_secs(1));
+    std::fs::write(p.path("plan.txt"), "good\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["slow", "t"], "{lines:?}");
+    assert_eq!(p.read("out.txt"), "good\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn a_failed_tasks_output_edited_while_its_build_goes_on_builds_again_inotify() {
+    a_failed_tasks_output_edited_while_its_build_goes_on_builds_again(&[]);
+}
+
+#[test]
+fn a_failed_tasks_output_edited_while_its_build_goes_on_builds_again_polling() {
+    a_failed_tasks_output_edited_while_its_build_goes_on_builds_again(&["--poll", "100ms"]);
+}

@@ -7,20 +7,23 @@
 //! (`rm -rf out` meanwhile). A task whose last run failed has no record of
 //! what it left: its failed attempt's writes were moved aside and its last
 //! good outputs put back, or not (they were gone, or could not be put
-//! back). Its outputs are taken as found when the build that ran it ended
-//! (or, when no build since ran it, when the watch last looked): whatever
-//! a failed build left is its own, so it never starts the next build, and
-//! a later change to them is the user's (for an output that is a symlink,
-//! a change to the file it leads to, as well as to the link).
+//! back). Its outputs are taken as found when the task ended, after that
+//! roll back (or, when no build since ran it, when the watch last looked):
+//! whatever a failed task left is its own, so it never starts the next
+//! build, and a later change to them is the user's, even one made while
+//! the build goes on with other tasks (for an output that is a symlink, a
+//! change to the file it leads to, as well as to the link). A change made
+//! while the task itself runs cannot be told from the task's own writes:
+//! the roll back takes it for one, and moves it aside.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::exec::observer::Observer;
+use crate::exec::observer::{Observer, TaskEnd};
 use crate::model::Task;
 use crate::plan::Session;
-use crate::store::stamp;
+use crate::store::{stamp, TaskState};
 
 /// One output as the last build left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +50,11 @@ impl Left {
     /// tasks whose last run failed: after a load (another planexe may have
     /// built meanwhile).
     pub fn now(session: &Session) -> Left {
-        Left::after(session, &Left::default(), &Started::default())
+        Left::after(
+            session,
+            &Left::default(),
+            &Started::new(session.run_dir.root()),
+        )
     }
 
     /// `session`'s outputs as the build that just ran with it left them:
@@ -66,7 +73,7 @@ impl Left {
                     let path = root.join(&out.path);
                     let state = match before.0.get(&path) {
                         Some(&state @ State::Found(_)) if !started.ran(&task.name) => state,
-                        _ => State::Found(look(&path)),
+                        _ => State::Found(started.left(&path).unwrap_or_else(|| look(&path))),
                     };
                     left.insert(path, state);
                 }
@@ -118,30 +125,74 @@ fn size_and_mtime(m: &std::fs::Metadata) -> Option<(u64, i64)> {
 }
 
 /// The tasks a build starts, as an observer of it: how many starts (a
-/// round's line says it) and which tasks.
+/// round's line says it), which tasks, and what each that did not succeed
+/// left of its outputs when it ended.
+#[derive(Debug)]
+pub struct Started {
+    /// The run directory, which outputs' paths are relative to.
+    root: PathBuf,
+    seen: Mutex<Seen>,
+}
+
 #[derive(Debug, Default)]
-pub struct Started(Mutex<(usize, HashSet<String>)>);
+struct Seen {
+    count: usize,
+    tasks: HashSet<String>,
+    /// The outputs of the tasks that ended without success, as found
+    /// then.
+    left: HashMap<PathBuf, Option<Look>>,
+}
 
 impl Started {
+    /// What a build in run directory `root` starts.
+    pub fn new(root: &Path) -> Started {
+        Started {
+            root: root.to_path_buf(),
+            seen: Mutex::default(),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn count(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).0
+        self.seen().count
     }
 
     /// Whether the build started `task`.
     fn ran(&self, task: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .1
-            .contains(task)
+        self.seen().tasks.contains(task)
+    }
+
+    /// What was at `path`, an output of a task that did not succeed, when
+    /// the task ended; `None` when no such task ended.
+    fn left(&self, path: &Path) -> Option<Option<Look>> {
+        self.seen().left.get(path).copied()
     }
 }
 
 impl Observer for Started {
     fn task_started(&self, task: &Task) {
-        let mut started = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        started.0 += 1;
-        started.1.insert(task.name.clone());
+        let mut seen = self.seen();
+        seen.count += 1;
+        seen.tasks.insert(task.name.clone());
+    }
+
+    /// A task that did not succeed has rolled back by now: what is at its
+    /// outputs is its own, and what changes them later is not.
+    fn task_ended(&self, task: &Task, end: &TaskEnd) {
+        if end.status.state == TaskState::Done {
+            return;
+        }
+        let found: Vec<(PathBuf, Option<Look>)> = (task.outputs.iter())
+            .map(|out| self.root.join(&out.path))
+            .map(|path| {
+                let now = look(&path);
+                (path, now)
+            })
+            .collect();
+        self.seen().left.extend(found);
     }
 }
 
