@@ -289,7 +289,7 @@ impl Observer for Terminal<'_> {
                         None => e.message.clone(),
                     },
                 );
-                printer.task_failed(&task.name, end.elapsed, &message, end.tail);
+                printer.task_failed(&task.name, &message, end);
                 if let Some(github) = &self.annotations {
                     printer.data(&github.failed(task, &message));
                 }

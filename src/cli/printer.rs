@@ -16,6 +16,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Error;
+use crate::exec::observer::TaskEnd;
 use crate::observe::palette::{Paint, Style};
 use crate::observe::Standing;
 
@@ -173,19 +174,28 @@ impl Printer {
         }
     }
 
-    /// A task failed (`message`), with the tail of its output, indented:
-    /// one write, so that under `make -j` no other build's line lands
-    /// between the two.
-    pub fn task_failed(&mut self, name: &str, elapsed: Duration, message: &str, tail: &[String]) {
+    /// A task failed (`message`), with the tail of its output, indented,
+    /// and where what it wrote is kept (`end`): one write, so that under
+    /// `make -j` no other build's line lands between them.
+    pub fn task_failed(&mut self, name: &str, message: &str, end: &TaskEnd) {
         self.task_ended(name);
         let mut text = format!(
             "{} {name}: {message} ({:.2}s)",
             self.paint(Style::Error, "FAILED"),
-            elapsed.as_secs_f64()
+            end.elapsed.as_secs_f64()
         );
-        for l in tail {
+        for l in end.tail {
             text.push_str("\n  | ");
             text.push_str(l);
+        }
+        if !end.left.is_empty() {
+            text.push_str(&format!(
+                "\n  what it wrote is kept in {}",
+                end.left.join(", ")
+            ));
+            if end.restored > 0 {
+                text.push_str("; the outputs of its last good run are back in place");
+            }
         }
         self.line(&text)
     }

@@ -324,21 +324,26 @@ impl Attempt<'_> {
 
     /// The attempt failed: what it wrote goes to `.planexe/failed/TASK/`,
     /// and the outputs of the last good run come back.
-    /// Returns, for each last good output that could not be put back, a
-    /// line saying where it is kept.
-    pub(super) fn roll_back(&self) -> Vec<String> {
+    pub(super) fn roll_back(&self) -> RolledBack {
         let failed = self.run_dir.failed_dir(&self.task.name);
         let _ = std::fs::remove_dir_all(&failed);
+        let mut left = Vec::new();
         for out in &self.task.outputs {
             let current = self.run_dir.path(&out.path);
             let kept = failed.join(&out.path);
             if std::fs::symlink_metadata(&current).is_ok()
                 && self.inside(&[&current, &kept]).is_ok()
+                && move_file(&current, &kept).is_ok()
             {
-                let _ = move_file(&current, &kept);
+                left.push(self.run_dir.show(&kept));
             }
         }
-        self.restore()
+        let (restored, not_restored) = self.restore();
+        RolledBack {
+            left,
+            restored,
+            not_restored,
+        }
     }
 
     /// Removes what a turn wrote that its judge refused, before the
@@ -360,28 +365,30 @@ impl Attempt<'_> {
         }
     }
 
-    /// Puts back the outputs set aside. Returns, for each that could not
-    /// be (the command left a file where its folder was, or the disk is
-    /// full), where it is kept: it stays in `.planexe/prev/`, where nobody
-    /// would look unless told.
-    fn restore(&self) -> Vec<String> {
+    /// Puts back the outputs set aside. Returns how many were, and for
+    /// each that could not be (the command left a file where its folder
+    /// was, or the disk is full), where it is kept: it stays in
+    /// `.planexe/prev/`, where nobody would look unless told.
+    fn restore(&self) -> (usize, Vec<String>) {
         let prev_dir = self.run_dir.prev_dir(&self.task.name);
         let mut kept = Vec::new();
+        let mut restored = 0;
         for out in &self.task.outputs {
             let saved = prev_dir.join(&out.path);
             let current = self.run_dir.path(&out.path);
             if std::fs::symlink_metadata(&saved).is_ok() && self.inside(&[&saved, &current]).is_ok()
             {
-                if let Err(e) = move_file(&saved, &current) {
-                    kept.push(format!(
+                match move_file(&saved, &current) {
+                    Ok(()) => restored += 1,
+                    Err(e) => kept.push(format!(
                         "the last good {} could not be put back ({e}); it is kept in {}",
                         out.path,
                         self.run_dir.show(&saved)
-                    ));
+                    )),
                 }
             }
         }
-        kept
+        (restored, kept)
     }
 
     /// Refuses to move a file from or to a folder that leads out of the run
@@ -398,4 +405,16 @@ impl Attempt<'_> {
         }
         Ok(())
     }
+}
+
+/// What [`Attempt::roll_back`] did.
+pub(super) struct RolledBack {
+    /// Where the files the attempt left at its output paths are kept (in
+    /// `.planexe/failed/TASK/`), as shown.
+    pub left: Vec<String>,
+    /// How many last good outputs were put back.
+    pub restored: usize,
+    /// For each last good output that could not be put back, a line
+    /// saying where it is kept.
+    pub not_restored: Vec<String>,
 }

@@ -189,6 +189,11 @@ pub struct TaskEnd<'a> {
     pub elapsed: Duration,
     /// The last lines of a failed task's log.
     pub tail: &'a [String],
+    /// Where the files a failed run left at its output paths are kept
+    /// (in `.planexe/failed/TASK/`), as shown.
+    pub left: &'a [String],
+    /// How many outputs of its last good run a failed run put back.
+    pub restored: usize,
 }
 
 /// Progress of a model call, for a progress line.

@@ -48,10 +48,24 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// The last lines of a failed task's log.
     pub tail: Vec<String>,
+    /// Where what a failed run left at its output paths is kept (in
+    /// `.planexe/failed/TASK/`), as shown.
+    pub left: Vec<String>,
+    /// How many outputs of its last good run a failed run put back.
+    pub restored: usize,
     /// Writing the sidecar and marker failed (planexe's own bookkeeping).
     pub publish_error: Option<Error>,
     /// The length of the sidecar written.
     pub sidecar_len: Option<u64>,
+}
+
+/// What a task's run leaves beside its status: a failed run's log tail
+/// and where its files are kept.
+#[derive(Default)]
+struct Ended {
+    tail: Vec<String>,
+    left: Vec<String>,
+    restored: usize,
 }
 
 /// Tasks that entered `failed-pending-check` (their command failed; their
@@ -135,7 +149,7 @@ impl Runner for TaskRunner<'_> {
         if recheck {
             if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
-                return self.publish(done, start, Vec::new(), first);
+                return self.publish(done, start, Ended::default(), first);
             }
         }
         let mut attempt = Attempt {
@@ -149,13 +163,16 @@ impl Runner for TaskRunner<'_> {
         let prepared = timed("task: prepare (stamp inputs, set outputs aside)", || {
             attempt.prepare(previous.as_ref(), &mut status)
         });
+        let (mut left, mut restored) = (Vec::new(), 0);
         let result = prepared.and_then(|()| {
             self.turns(&attempt, task, &mut status, &mut turn)
                 .inspect(|()| timed("task: commit", || attempt.commit()))
                 .map_err(|mut error| {
+                    let rolled = attempt.roll_back();
+                    (left, restored) = (rolled.left, rolled.restored);
                     // A good output that could not be put back is said
                     // with the failure, with where it is kept.
-                    for kept in attempt.roll_back() {
+                    for kept in rolled.not_restored {
                         error.message.push('\n');
                         error.message.push_str(&kept);
                     }
@@ -179,7 +196,16 @@ impl Runner for TaskRunner<'_> {
                 status.error = Some(error);
             }
         }
-        self.publish(status, start, tail, first)
+        self.publish(
+            status,
+            start,
+            Ended {
+                tail,
+                left,
+                restored,
+            },
+            first,
+        )
     }
 }
 
@@ -355,13 +381,7 @@ impl TaskRunner<'_> {
     /// on the job's thread, so tasks finishing together do not queue
     /// behind one another's file writes on the loop's thread (which
     /// appends the log line).
-    fn publish(
-        &self,
-        mut status: Status,
-        start: Instant,
-        tail: Vec<String>,
-        first: bool,
-    ) -> RunResult {
+    fn publish(&self, mut status: Status, start: Instant, ended: Ended, first: bool) -> RunResult {
         let elapsed = start.elapsed();
         status.duration_ms = Some(elapsed.as_millis() as u64);
         let _publish = crate::phases::phase("task: publish (sidecar, .DONE)");
@@ -372,7 +392,9 @@ impl TaskRunner<'_> {
         RunResult {
             status,
             elapsed,
-            tail,
+            tail: ended.tail,
+            left: ended.left,
+            restored: ended.restored,
             publish_error,
             sidecar_len,
         }

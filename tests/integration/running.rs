@@ -113,7 +113,11 @@ fn a_failed_rerun_restores_the_earlier_good_output() {
         "pipeline.toml",
         "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\ncommand = \"echo half > out.md; exit 1\"\n",
     );
-    p.build().code(1);
+    // The FAILED line says where what the run wrote went.
+    p.build().code(1).stderr_has(
+        "\n  what it wrote is kept in .planexe/failed/a/out.md; \
+         the outputs of its last good run are back in place\n",
+    );
     assert_eq!(p.read("out.md"), "good\n");
     assert_eq!(
         std::fs::metadata(p.path("out.md"))
@@ -129,6 +133,22 @@ fn a_failed_rerun_restores_the_earlier_good_output() {
         p.run(&["build", "-n"]).stdout,
         "a: failed last time: exit status 1\n"
     );
+}
+
+/// A first run that fails says where what it wrote is kept, and nothing
+/// of a last good run it never had.
+#[test]
+fn a_failed_first_run_says_where_what_it_wrote_is_kept() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"out.md\", \"b.md\"]\n\
+         command = \"echo half > out.md; exit 1\"\n",
+    );
+    let out = p.build();
+    out.code(1)
+        .stderr_has("\n  what it wrote is kept in .planexe/failed/a/out.md\n");
+    assert!(!out.stderr.contains("last good run"), "{}", out.stderr);
+    assert!(!out.stderr.contains("b.md\n"), "{}", out.stderr);
+    assert_eq!(p.read(".planexe/failed/a/out.md"), "half\n");
 }
 
 #[test]

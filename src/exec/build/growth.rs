@@ -191,6 +191,8 @@ impl BuildHooks<'_> {
                     status: &status,
                     elapsed: Duration::ZERO,
                     tail: &[],
+                    left: &[],
+                    restored: 0,
                 },
             );
             growth.failed.push(t);

@@ -210,6 +210,8 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
                     status,
                     elapsed: result.elapsed,
                     tail: &result.tail,
+                    left: &result.left,
+                    restored: result.restored,
                 },
             )
         });
