@@ -640,6 +640,16 @@ fn a_command_being_judged_is_running_in_every_reader() {
     let json: Value = serde_json::from_str(&p.run(&["status", "c", "--json"]).stdout).unwrap();
     assert_eq!(json["running"], true, "{json}");
     assert_eq!(json["stale"], false, "{json}");
+    // The command has exited: its pid is not shown as the task's.
+    let all: Value = serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let line = all["tasks"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["task"] == "c"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(line["state"], "running", "{all}");
+    assert!(line["pid"].is_null(), "{all}");
+    assert!(!detail.contains("pid"), "{detail}");
     let explain = p.run(&["explain", "c"]).stdout;
     // Its command has ended: the pid shown is the build's.
     let now = format!("running now (pid {})", build.id());

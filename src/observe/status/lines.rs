@@ -159,7 +159,9 @@ impl TaskLine {
         self.attempt = Some(1);
         self.started_at = started_at;
         if let Some(s) = s.filter(|s| s.state.is_running()) {
-            self.pid = s.pid;
+            // The command's pid, while it runs: its checks or its judge
+            // go on after it has exited (and its pid may be reused).
+            self.pid = s.pid.filter(|&pid| crate::store::process::alive(pid));
             self.attempt = Some(s.attempt);
             self.started_at = s.started_at.clone();
             self.model = s.model.clone();
