@@ -259,22 +259,30 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
     let task = session.graph.task(name);
     // A task its build runs now is running, not stale from an
     // interruption: the live snapshot says which call it has in flight.
-    // Its record's pid is its command's, which has ended while the task
-    // goes on (its checks, its judge's call): the running build's own
-    // snapshot then says it runs.
-    let recorded = status.as_ref().filter(|s| s.state.is_running());
-    let live = recorded
-        .is_some()
-        .then(|| saved::live_line(session, name))
-        .flatten()
-        .filter(|l| matches!(l.state, Standing::Running | Standing::FailedPendingCheck));
-    let running = live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.builder()));
     // A task its build has yet to start may be held by its model's pool
-    // (only a task in a pool can be): the live snapshot says so.
-    let held = (!running && task.is_some_and(|t| session.graph.pool(t.id).is_some()))
+    // (only a task in a pool can be): the live snapshot says so too. It
+    // is read once, for either.
+    let recorded = status.as_ref().filter(|s| s.state.is_running());
+    let pooled = task.is_some_and(|t| session.graph.pool(t.id).is_some());
+    let line = (recorded.is_some() || pooled)
         .then(|| saved::live_line(session, name))
-        .flatten()
-        .filter(|l| !matches!(l.state, Standing::Running | Standing::FailedPendingCheck))
+        .flatten();
+    let (live, other) = match line {
+        Some(l)
+            if recorded.is_some()
+                && matches!(l.state, Standing::Running | Standing::FailedPendingCheck) =>
+        {
+            (Some(l), None)
+        }
+        other => (None, other),
+    };
+    let running = live.is_some() || recorded.is_some_and(|s| standing::runs(s, session.builder()));
+    let held = other
+        .filter(|l| {
+            pooled
+                && !running
+                && !matches!(l.state, Standing::Running | Standing::FailedPendingCheck)
+        })
         .and_then(|l| l.queued);
     let reason = task
         .and_then(|t| plan.reasons[t.id].as_ref())
