@@ -511,3 +511,54 @@ fn issue14_the_largest_values_and_server_numbers_do_not_panic() {
     serde_json::from_str::<Value>(&status.stdout).unwrap();
     assert_eq!(server.requests()[0].json()["max_tokens"], 4294967295u64);
 }
+
+/// A key that reaches a prompt's text (an input a command wrote, a judged
+/// output) is not sent on to any server: not to a model of another
+/// provider, not to its own (its own request carries it in its header
+/// only). The answers say what they were sent, so the outputs show it too.
+#[test]
+fn issue14_a_key_in_a_prompt_or_a_judged_output_is_not_sent_to_any_server() {
+    const KEY: &str = "sk-live-7Hq2Wm9Zp4Xr1Kd6Tb3N";
+    let keyed = Server::start();
+    let other = Server::start();
+    keyed.default_reply(openai_answer("summary"));
+    other.default_reply(openai_answer("{\"score\": 1, \"reason\": \"fine\"}"));
+    let tasks = "\
+[tasks.dump]\noutputs = [\"dump.txt\"]\ncommand = \"printf 'token=%s\\\\n' \\\"$PLANEXE_TEST_KEY\\\" > dump.txt\"\n\
+[tasks.dump.judge]\nmodel = \"other\"\nprompt = \"Score: {{ output }}\"\n\
+[tasks.ask]\ninputs = [\"dump.txt\"]\noutputs = [\"summary.md\"]\nmodel = \"keyed\"\n\
+system = \"Config: {{ inputs['dump.txt'] }}\"\nprompt = \"Summarize {{ inputs['dump.txt'] }}\"\n";
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"keyed\"\n\n{}{}\n{tasks}",
+        model(
+            &keyed,
+            "keyed",
+            "stream = false\napi_key_env = \"PLANEXE_TEST_KEY\""
+        ),
+        model(&other, "other", "stream = false"),
+    ));
+    let out = p
+        .command(&["build", "-j", "1"])
+        .env("PLANEXE_TEST_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The command itself wrote the key: that is its output, as written.
+    assert!(p.read("dump.txt").contains(KEY));
+    let judged = other.requests();
+    assert_eq!(judged.len(), 1, "one judge call");
+    let asked = keyed.requests();
+    assert_eq!(asked.len(), 1, "one prompt call");
+    for r in judged.iter().chain(&asked) {
+        assert!(!r.body.contains(KEY), "the key was sent:\n{}", r.body);
+        assert!(r.body.contains("token=[REDACTED]"), "{}", r.body);
+    }
+    assert!(other
+        .requests()
+        .iter()
+        .all(|r| r.headers.iter().all(|(_, v)| !v.contains(KEY))));
+    assert_eq!(
+        asked[0].header("authorization"),
+        Some(&*format!("Bearer {KEY}"))
+    );
+}

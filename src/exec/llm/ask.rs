@@ -50,7 +50,18 @@ impl Llm<'_> {
         result: &mut PromptResult,
     ) -> std::result::Result<String, Stop> {
         let model = &self.models[m];
-        let mut messages = conversation.to_vec();
+        // A secret that reached the prompt's text (an input a command
+        // wrote, an output a judge scores) is not sent on: not to another
+        // provider's server, nor to its own but in its header.
+        let mut messages: Vec<Message> = conversation
+            .iter()
+            .map(|msg| Message {
+                role: msg.role,
+                content: self.scrub(&msg.content),
+            })
+            .collect();
+        let system = system.map(|s| self.scrub(s));
+        let system = system.as_deref();
         let mut transient_failures = 0u32;
         // The failure being retried, while the task waits to try again:
         // what a deadline then cuts short.
