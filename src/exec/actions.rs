@@ -106,7 +106,7 @@ impl Executor for Actions<'_> {
         turn: &Turn,
     ) -> Result<JudgeVerdict, TaskError> {
         let llm = self.models()?;
-        let inputs = self.read_inputs(task)?;
+        let inputs = read_inputs(self.run_dir, task)?;
         let mut outputs = Vec::with_capacity(task.outputs.len());
         for out in &task.outputs {
             let text = read_capped(&self.run_dir.path(&out.path), JUDGED_BYTES).map_err(|e| {
@@ -197,7 +197,7 @@ impl Actions<'_> {
         turn: &Turn,
     ) -> Result<(), TaskError> {
         let llm = self.models()?;
-        let inputs = self.read_inputs(task)?;
+        let inputs = read_inputs(self.run_dir, task)?;
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
         let out = &task.outputs[0].path;
         let mut on_attempt = on_attempt(status, turn);
@@ -231,28 +231,32 @@ impl Actions<'_> {
             )
         })
     }
+}
 
-    /// The text of every input, by path.
-    fn read_inputs(&self, task: &Task) -> Result<BTreeMap<String, String>, TaskError> {
-        let mut inputs = BTreeMap::new();
-        for input in &task.inputs {
-            match std::fs::read(self.run_dir.path(&input.path)) {
-                Ok(bytes) => {
-                    inputs.insert(
-                        input.path.clone(),
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    );
-                }
-                Err(e) => {
-                    return Err(TaskError::new(
-                        ErrorKind::MissingInput,
-                        format!("cannot read input {}: {e}", input.path),
-                    ))
-                }
+/// The text of every input of `task`, by path: what its prompt and its
+/// judge's see.
+pub(crate) fn read_inputs(
+    run_dir: &RunDir,
+    task: &Task,
+) -> Result<BTreeMap<String, String>, TaskError> {
+    let mut inputs = BTreeMap::new();
+    for input in &task.inputs {
+        match std::fs::read(run_dir.path(&input.path)) {
+            Ok(bytes) => {
+                inputs.insert(
+                    input.path.clone(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                );
+            }
+            Err(e) => {
+                return Err(TaskError::new(
+                    ErrorKind::MissingInput,
+                    format!("cannot read input {}: {e}", input.path),
+                ))
             }
         }
-        Ok(inputs)
     }
+    Ok(inputs)
 }
 
 /// Hears of each model call as it starts: the sidecar says which call is

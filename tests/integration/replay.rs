@@ -313,3 +313,57 @@ fn a_replay_miss_records_the_attempt_it_was() {
     assert_eq!(p.status_json("ask")["attempt"], 1);
     assert_eq!(p.jsonl(".planexe/failures.jsonl")[0]["attempt"], 1);
 }
+
+/// A task answered from the response cache calls no server, so it takes
+/// none of its model's `max_concurrency`: with the model's one slot held
+/// by a slow live call, the cached tasks finish at once instead of
+/// waiting for it. A live call still waits for the slot.
+#[test]
+fn cache_hits_do_not_wait_for_the_models_full_pool() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 4}"));
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let mut text = pipeline(&server, "Slow one", "", "local").replace(
+        "seed = 7\n",
+        "seed = 7\nmax_concurrency = 1\nstream = false\n",
+    );
+    for name in ["b", "c", "d"] {
+        text.push_str(&format!(
+            "\n[tasks.{name}]\noutputs = [\"{name}.json\"]\nformat = \"json\"\nprompt = \"Plan {name}\"\n"
+        ));
+    }
+    let p = Project::new(&text);
+    run(&p, &["build", "--cache", cache_arg, "b", "c", "d"]).ok();
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(entries(&cache).len(), 3);
+    // `ask`, declared first, starts first and holds the slot for 3 s.
+    server.default_reply(delayed(
+        openai_answer("{\"a\": 5}"),
+        std::time::Duration::from_secs(3),
+    ));
+    p.run(&["clean", "-y", "b", "c", "d"]).ok();
+    run(&p, &["build", "--cache", cache_arg, "-j", "4"]).ok();
+    assert_eq!(server.requests().len(), 4, "only `ask` called the server");
+    let done: Vec<String> = p
+        .jsonl(".planexe/events.jsonl")
+        .iter()
+        .filter(|e| e["event"] == "task.completed")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect();
+    let last = done.len() - 4;
+    assert_eq!(
+        done[last + 3],
+        "ask",
+        "the cached tasks ended first: {done:?}"
+    );
+    let answer: Value = serde_json::from_str(&p.read("a.json")).unwrap();
+    assert_eq!(answer["a"], 5);
+    for name in ["b", "c", "d"] {
+        assert_eq!(
+            usage(&p).iter().rfind(|u| u["task"] == name).unwrap()["replayed"],
+            true
+        );
+    }
+}

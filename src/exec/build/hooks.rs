@@ -9,6 +9,7 @@
 
 use std::time::SystemTime;
 
+use super::super::actions::read_inputs;
 use super::super::failure::Failures;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
@@ -16,7 +17,7 @@ use super::super::observer::{BuildView, Notice, Observer, Queued, TaskEnd, Wait}
 use super::super::runner::{Checking, RunResult, Start};
 use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
-use crate::model::{Graph, Pipeline, Pool, TaskId};
+use crate::model::{Action, Graph, Pipeline, Pool, TaskId};
 use crate::phases::timed;
 use crate::plan::{Check, Checker, Reason};
 use crate::store::files;
@@ -106,6 +107,17 @@ impl BuildHooks<'_> {
 impl Hooks<Start, RunResult> for BuildHooks<'_> {
     fn graph(&self) -> &Graph {
         self.graph
+    }
+
+    fn pool(&self, t: TaskId) -> Option<Pool> {
+        let pool = self.graph.pool(t)?;
+        let task = &self.graph[t];
+        let (Some(llm), Action::Prompt(spec)) = (self.llm, &task.action) else {
+            return Some(pool);
+        };
+        let inputs = || read_inputs(self.run_dir, task).ok();
+        let judge = task.checks.judge.as_ref().map(|j| j.model);
+        (!llm.answers_without_a_call(&task.name, spec, judge, inputs)).then_some(pool)
     }
 
     fn still_stale(&mut self, t: TaskId) -> bool {

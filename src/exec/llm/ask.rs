@@ -50,9 +50,8 @@ impl Llm<'_> {
         result: &mut PromptResult,
     ) -> std::result::Result<String, Stop> {
         let model = &self.models[m];
-        // A secret that reached the prompt's text (an input a command
-        // wrote, an output a judge scores) is not sent on: not to another
-        // provider's server, nor to its own but in its header.
+        // A secret in the prompt's text (an input a command wrote, an output
+        // a judge scores) is sent to no server (its own gets it in a header).
         let mut messages: Vec<Message> = conversation
             .iter()
             .map(|msg| Message {
@@ -71,17 +70,7 @@ impl Llm<'_> {
         let until = deadline.map(|d| d.0);
         // The key of the initial request: what a recorded answer answers.
         let initial = messages.clone();
-        let key = recording::key(
-            model.provider,
-            &provider::body(&Request {
-                model,
-                system,
-                messages: &initial,
-                json: spec.format == Format::Json,
-                schema: spec.schema.as_ref().map(|s| &s.value),
-                max_tokens: spec.max_tokens,
-            }),
-        );
+        let key = recording::request_key(model, spec, &initial, system);
         let plan = self.plan(model);
         if let Some(dir) = plan.lookup {
             let replayed = self.replay(

@@ -13,7 +13,7 @@
 //! scrubbed of secrets. One that cannot be read, does not parse or names
 //! another key is a miss with a warning, never an answer.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::answer;
-use super::provider::Message;
+use super::provider::{self, Message, Request};
 use super::{CallProgress, Llm, PromptResult, Stop};
-use crate::model::judge;
 use crate::model::models::{ModelConfig, Provider};
 use crate::model::prompt::{Format, PromptSpec};
+use crate::model::{judge, template};
 use crate::store::ledger::UsageLine;
 use crate::store::{files, AttemptRecord, ErrorKind, Usage};
 
@@ -81,6 +81,27 @@ pub fn key(provider: Provider, body: &Value) -> String {
     blake3::hash(canonical.to_string().as_bytes())
         .to_hex()
         .to_string()
+}
+
+/// The key of a conversation's initial request to `model` (its messages
+/// and system text as they are sent: scrubbed).
+pub(super) fn request_key(
+    model: &ModelConfig,
+    spec: &PromptSpec,
+    messages: &[Message],
+    system: Option<&str>,
+) -> String {
+    key(
+        model.provider,
+        &provider::body(&Request {
+            model,
+            system,
+            messages,
+            json: spec.format == Format::Json,
+            schema: spec.schema.as_ref().map(|s| &s.value),
+            max_tokens: spec.max_tokens,
+        }),
+    )
 }
 
 /// One recorded answer, as stored in `DIR/<key>.json`.
@@ -167,6 +188,59 @@ pub(super) enum Replayed {
 }
 
 impl Llm<'_> {
+    /// Whether the task's prompt would be answered from recorded answers,
+    /// with no call to its model's server: by a replay (a hit or a miss),
+    /// or by a response-cache entry for its initial request. `inputs`
+    /// reads the task's inputs, only when the cache must be looked in. A
+    /// task whose judge (its model `judge`) may ask a server counts as
+    /// calling one. What the scheduler asks before it holds a ready task
+    /// for its model's pool: a task that calls no server takes none of the
+    /// model's `max_concurrency`. A guess, not a promise: an entry found
+    /// unusable is a miss, and that call waits for the model's limit like
+    /// any other.
+    pub fn answers_without_a_call(
+        &self,
+        task: &str,
+        spec: &PromptSpec,
+        judge: Option<usize>,
+        inputs: impl FnOnce() -> Option<BTreeMap<String, String>>,
+    ) -> bool {
+        let Some(model) = self.models.get(spec.model) else {
+            return false;
+        };
+        let replay_only = |m: &ModelConfig| !self.plan(m).live;
+        if judge.is_some_and(|j| !self.models.get(j).is_some_and(replay_only)) {
+            return false;
+        }
+        let plan = self.plan(model);
+        let Some(dir) = plan.lookup else {
+            return false;
+        };
+        if !plan.live {
+            return true;
+        }
+        let Some(inputs) = inputs() else {
+            return false;
+        };
+        let render = |text| template::render(text, &inputs, task, &spec.vars).ok();
+        let Some(prompt) = render(&spec.template) else {
+            return false;
+        };
+        let system = match &spec.system {
+            Some(s) => match render(s) {
+                Some(s) => Some(self.scrub(&s)),
+                None => return false,
+            },
+            None => None,
+        };
+        let messages = [Message {
+            role: "user",
+            content: self.scrub(&prompt),
+        }];
+        let key = request_key(model, spec, &messages, system.as_deref());
+        matches!(lookup(dir, &key), Lookup::Hit(_))
+    }
+
     /// What model `model` does with recorded answers in this build.
     pub(super) fn plan<'s>(&'s self, model: &'s ModelConfig) -> Plan<'s> {
         if let Some(replay) = &model.replay {

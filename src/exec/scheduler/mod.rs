@@ -81,6 +81,12 @@ pub trait Hooks<I, O>: Send {
     /// Tasks that joined the run as the graph grew (they depend on what
     /// was added), tentatively.
     fn joined(&mut self, _tasks: &[TaskId]) {}
+    /// The pool a ready task starts in: its model's ([`Graph::pool`]),
+    /// unless the hooks know it calls no server (its answer is recorded),
+    /// so it takes none of the model's `max_concurrency`.
+    fn pool(&self, task: TaskId) -> Option<Pool> {
+        self.graph().pool(task)
+    }
     /// Whether an interrupt asked the build to stop starting tasks.
     fn interrupted(&self) -> bool;
     /// Just before each [`Hooks::tick`]: the ready tasks that do not start

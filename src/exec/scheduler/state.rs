@@ -254,7 +254,7 @@ impl<H> LoopState<'_, H> {
         H: Hooks<I, O>,
     {
         let key = self.key(self.work.graph(), t);
-        let pool = self.work.graph().pool(t);
+        let pool = self.work.pool(t);
         let job = self.job(t);
         job.slot = Slot::Ready;
         job.key = key;
@@ -422,7 +422,7 @@ impl<H> LoopState<'_, H> {
                         // As `make_ready`, with the graph borrowed.
                         job.slot = Slot::Ready;
                         job.key = key;
-                        job.pool = graph.pool(d);
+                        job.pool = self.work.pool(d);
                         self.ready.insert(key, d, job.pool);
                         self.released.push(d);
                     }
