@@ -28,6 +28,13 @@ impl ErrorKind {
                 then: Then::Resume,
             },
             ErrorKind::Runaway => change("bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout"),
+            // A command's timeout too: no server is involved there.
+            ErrorKind::Timeout => Remedy {
+                change: None,
+                then: Then::BuildAgain(
+                    "a less busy machine or server may finish in time; else raise the timeout",
+                ),
+            },
             kind if kind.transient() => Remedy {
                 change: None,
                 then: Then::BuildAgain("the server may answer this time"),

@@ -129,6 +129,13 @@ fn a_timeout_is_recoverable() {
     assert_eq!(line["recoverable"], true);
     assert!(line["signal"].is_null() && line["exit_code"].is_null());
     assert_eq!(line["log_tail"], "waiting\n");
+    // A command has no server: its hint said "the server may answer this
+    // time".
+    let status = p.run(&["status"]).stdout;
+    assert!(
+        status.contains("hint: run planexe build again; a less busy machine or server may finish in time; else raise the timeout"),
+        "{status}"
+    );
 }
 
 #[test]
