@@ -72,7 +72,7 @@ impl CleanPlan {
                     .collect();
                 let roots = graph.tasks_named(&known)?;
                 if *downstream {
-                    graph.downstream(&roots)
+                    graph.downstream_through_lists(&roots)
                 } else {
                     let mut s = vec![false; graph.id_bound()];
                     for r in roots {

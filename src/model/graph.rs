@@ -12,7 +12,7 @@
 //! also breaks ties wherever order is free (the topological order, which
 //! ready task starts first).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::{Index, Range};
 use std::time::Duration;
 
@@ -260,8 +260,14 @@ impl Graph {
         if !self.results.is_empty() {
             return self.results.clone();
         }
+        // A `foreach` list is read by the fan-out's instances, which do
+        // not list it in their deps.
+        let lists: HashSet<TaskId> = self
+            .lists()
+            .filter_map(|(_, list)| self.producer(list))
+            .collect();
         self.tasks()
-            .filter(|t| t.dependents.is_empty())
+            .filter(|t| t.dependents.is_empty() && !lists.contains(&t.id))
             .flat_map(|t| t.outputs.iter().map(|o| o.path.clone()))
             .collect()
     }
@@ -389,6 +395,41 @@ impl Graph {
     /// The tasks that depend on `roots`, transitively, including the roots.
     pub fn downstream(&self, roots: &[TaskId]) -> Vec<bool> {
         self.reach(roots, |t| &t.dependents)
+    }
+
+    /// [`Graph::downstream`], and through the list of an expanded
+    /// `foreach` to its instances, which wait for the list's producer
+    /// without naming it in their deps (an instance depends on its item,
+    /// not the whole list): what `clean --downstream` deletes.
+    pub fn downstream_through_lists(&self, roots: &[TaskId]) -> Vec<bool> {
+        let mut readers: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+        for t in self.tasks() {
+            if let Some(p) = self.list_producer(t.id) {
+                readers.entry(p).or_default().push(t.id);
+            }
+        }
+        let none = Vec::new();
+        let mut marked = vec![false; self.id_bound()];
+        let mut stack: Vec<TaskId> = roots.to_vec();
+        while let Some(t) = stack.pop() {
+            if !std::mem::replace(&mut marked[t], true) {
+                stack.extend(&self.tasks[t].dependents);
+                stack.extend(readers.get(&t).unwrap_or(&none));
+            }
+        }
+        marked
+    }
+
+    /// For an instance of an expanded `foreach`: the task that writes its
+    /// list, if a task does.
+    pub fn list_producer(&self, t: TaskId) -> Option<TaskId> {
+        let task = &self.tasks[t];
+        task.origin.vars.as_ref()?;
+        let group = self.fanouts.get(&task.origin.def)?;
+        if group.placeholder {
+            return None;
+        }
+        self.producer(group.list.as_deref()?)
     }
 
     fn reach(&self, roots: &[TaskId], next: impl Fn(&Task) -> &Vec<TaskId>) -> Vec<bool> {

@@ -226,10 +226,17 @@ pub fn graph(session: &Session, mode: CheckMode) -> Result<GraphView> {
         .order()
         .iter()
         .flat_map(|&t| {
+            // An instance waits for its list's producer too.
             graph[t]
                 .deps
                 .iter()
-                .map(move |&d| (graph.rank(d), graph.rank(t)))
+                .copied()
+                .chain(
+                    graph
+                        .list_producer(t)
+                        .filter(|p| !graph[t].deps.contains(p)),
+                )
+                .map(move |d| (graph.rank(d), graph.rank(t)))
         })
         .collect();
     Ok(GraphView {

@@ -496,3 +496,26 @@ command = "cat {inputs} > pair.txt"
     p.build().ok().ran(&["pair"]);
     assert_eq!(p.read("pair.txt"), "y\nx\n");
 }
+
+/// `clean list --downstream` deleted the list and left every instance's
+/// output and the gathered file as if still done; the build's `results:`
+/// named the list (read by the instances) as a result; and `graph` drew
+/// no edge from the list's producer to the instances.
+#[test]
+fn the_list_producer_leads_to_the_instances() {
+    let p = project();
+    p.build().ok();
+    let b = p.run(&["build", "-B", "list"]);
+    b.ok();
+    assert!(b.stderr.contains("results: merged.txt\n"), "{}", b.stderr);
+    let dot = p.run(&["graph"]).stdout;
+    assert!(dot.contains("\"list\" -> \"wbs3[a]\""), "{dot}");
+    let listed = p.run(&["clean", "list", "--downstream", "-y"]);
+    listed.ok();
+    for f in ["wbs2.json", "wbs3/a.txt", "wbs3/c.txt", "merged.txt"] {
+        assert!(!p.exists(f), "{f} should be gone\n{}", listed.stdout);
+    }
+    p.build()
+        .ok()
+        .ran(&["list", "wbs3[a]", "wbs3[b]", "wbs3[c]", "merged"]);
+}
