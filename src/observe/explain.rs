@@ -4,7 +4,7 @@
 //! recorded stamp, and the upstream tasks that will run. And the graph with
 //! each task's state ([`graph`]). Both only read, and return data.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::Session;
 use crate::store::stamp::{self, Stamp, Stamper};
 use crate::store::{sidecar, CheckMode, ErrorKind};
@@ -72,6 +72,26 @@ pub struct Explanation {
 pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explanation> {
     let graph = &session.graph;
     let Some(task) = graph.task(name) else {
+        // A fan-out's instances are explained one at a time: say which.
+        if let Some(members) = graph.named(name) {
+            let mut names: Vec<String> = members
+                .iter()
+                .take(3)
+                .map(|&m| format!("`{}`", graph[m].name))
+                .collect();
+            if members.len() > names.len() {
+                names.push("...".into());
+            }
+            let error = Error::usage(format!(
+                "`{name}` is a fan-out task of {} instance(s): explain one instance at a time",
+                members.len()
+            ));
+            return Err(if names.is_empty() {
+                error
+            } else {
+                error.hint(format!("its instances are {}", names.join(", ")))
+            });
+        }
         return Err(graph.unknown_task(name));
     };
     let plan = session.plan(graph.closure(&[task.id]), mode)?;

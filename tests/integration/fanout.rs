@@ -519,3 +519,20 @@ fn the_list_producer_leads_to_the_instances() {
         .ok()
         .ran(&["list", "wbs3[a]", "wbs3[b]", "wbs3[c]", "merged"]);
 }
+
+/// `explain wbs3` said "unknown task `wbs3`" of a fan-out that `status`
+/// lists, with the hint to list tasks with `status`.
+#[test]
+fn explain_of_a_fan_out_names_its_instances() {
+    let p = project();
+    p.build().ok();
+    p.run(&["explain", "wbs3"])
+        .code(2)
+        .stderr_has(
+            "error: `wbs3` is a fan-out task of 3 instance(s): explain one instance at a time",
+        )
+        .stderr_has("hint: its instances are `wbs3[a]`, `wbs3[b]`, `wbs3[c]`");
+    p.run(&["explain", "wbs3[a]"])
+        .ok()
+        .stdout_has("wbs3[a]: up to date");
+}
