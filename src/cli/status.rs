@@ -133,12 +133,14 @@ fn one_task(detail: &TaskDetail) -> String {
         None => out.push_str("  never run\n"),
         Some(s) => {
             out.push_str(&format!("  state     {}\n", s.state.as_str()));
-            if let Some(a) = &s.started_at {
-                out.push_str(&format!(
-                    "  ran       {a} → {} ({} ms)\n",
-                    s.finished_at.as_deref().unwrap_or("…"),
+            // A run that has not ended has no duration yet.
+            match (&s.started_at, &s.finished_at) {
+                (Some(a), Some(f)) => out.push_str(&format!(
+                    "  ran       {a} → {f} ({} ms)\n",
                     s.duration_ms.unwrap_or(0)
-                ));
+                )),
+                (Some(a), None) => out.push_str(&format!("  ran       {a} → …\n")),
+                (None, _) => {}
             }
             if let Some(m) = &s.model {
                 out.push_str(&format!("  model     {}\n", printable(m)));

@@ -539,3 +539,29 @@ fn a_good_output_that_cannot_be_put_back_is_said_where_it_is_kept() {
         .unwrap()
         .contains("it is kept in .planexe/prev/a/out/a.txt"));
 }
+
+/// `status TASK` of a running task said `ran START → … (0 ms)`: a run
+/// that has not ended has no duration yet.
+#[test]
+fn a_running_task_shows_no_duration() {
+    let p = Project::new(
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"while [ ! -e go ]; do sleep 0.05; done; echo > o\"\n",
+    );
+    let mut build = p
+        .command(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut detail = String::new();
+    wait_for("status t to say running", || {
+        detail = p.run(&["status", "t"]).stdout;
+        detail.starts_with("t: running\n") && detail.contains("  ran ")
+    });
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+    assert!(detail.contains(" → …\n"), "{detail}");
+    assert!(!detail.contains("(0 ms)"), "{detail}");
+    let done = p.run(&["status", "t"]).stdout;
+    assert!(done.contains(" ms)\n"), "{done}");
+}
