@@ -8,6 +8,7 @@ use super::Context;
 use crate::error::Result;
 use crate::exec::touch::{self, Checking, Touched};
 use crate::exec::{Env, Interrupt};
+use crate::model::advice;
 
 pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> Result<()> {
     let mut session = super::open(cli, ctx, printer)?;
@@ -45,7 +46,8 @@ pub fn report(touched: &Touched, printer: &Printer) {
     }
     if touched.unjudged {
         printer.note(&format!(
-            "{task}: its judge was not run (touch asks no model); `planexe check {task}` has it score the outputs"
+            "{task}: its judge was not run (touch asks no model); `planexe check {}` has it score the outputs",
+            advice::quoted(task)
         ));
     }
 }

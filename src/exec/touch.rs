@@ -24,8 +24,8 @@ use super::env::Env;
 use super::interrupt::Interrupt;
 use crate::error::{Error, Result};
 use crate::model::judge::Judge;
-use crate::model::limits;
 use crate::model::Task;
+use crate::model::{advice, limits};
 use crate::plan::Session;
 use crate::store::record::{first_line, JudgeVerdict};
 use crate::store::{CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
@@ -190,7 +190,10 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
                         "cannot touch {}: its {what} {path} does not exist",
                         task.name
                     ))
-                    .hint(format!("run `planexe build {}` to produce it", task.name)))
+                    .hint(format!(
+                        "run `planexe build {}` to produce it",
+                        advice::quoted(&task.name)
+                    )))
                 }
             }
         }

@@ -179,7 +179,9 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         }
         Trouble::Busy => BUSY.into(),
         Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
-        Trouble::TaskLeft { task } => format!("`planexe clean {task}` deletes them and forgets it"),
+        Trouble::TaskLeft { task } => {
+            format!("`planexe clean {}` deletes them and forgets it", quoted(task))
+        }
         Trouble::ReplayForNewRun { live, run } => format!(
             "to ask the live model it replays: planexe build -C {} --model {live}",
             quoted(run)
@@ -191,8 +193,9 @@ fn command_line(trouble: &Trouble<'_>) -> String {
     }
 }
 
-/// `path` as a shell word.
-fn quoted(path: &str) -> String {
+/// `path` (or a task's name, such as `detail[1]`, which a shell would
+/// take for a glob) as a shell word, for a command line in a hint.
+pub fn quoted(path: &str) -> String {
     shlex::try_quote(path).map_or_else(|_| path.to_string(), |q| q.into())
 }
 

@@ -220,3 +220,21 @@ check = "test -s \"$1\""
     );
     assert_eq!(p.run(&["build", "-n"]).stdout, "a: inputs reordered\n");
 }
+
+/// A hint that names an instance (`review[legal]`) in a command line
+/// quotes it: a shell would take the brackets for a glob (zsh refuses the
+/// command outright).
+#[test]
+fn hints_quote_an_instance_name_for_the_shell() {
+    let p = Project::new(
+        r#"
+[tasks.review]
+matrix = { expert = ["legal"] }
+outputs = ["review-{{ expert }}.md"]
+command = "echo {{ expert }} > review-{{ expert }}.md"
+"#,
+    );
+    p.run(&["touch", "review[legal]"])
+        .code(2)
+        .stderr_has("run `planexe build 'review[legal]'` to produce it");
+}
