@@ -14,6 +14,7 @@
 pub mod advice;
 pub mod bounds;
 pub mod checks;
+pub mod endpoint;
 pub mod fanout;
 pub mod fingerprint;
 pub mod globs;

@@ -242,12 +242,8 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
         };
         let base_url_span = base_url.span();
         let base_url = base_url.get_ref().trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(err(
-                base_url_span,
-                "`base_url` must start with http:// or https://",
-            )
-            .hint("for example \"http://127.0.0.1:1234/v1\""));
+        if let Some((message, hint)) = super::endpoint::refusal(&base_url) {
+            return Err(err(base_url_span, &message).hint(hint));
         }
         let positive = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u64>> {
             match v {

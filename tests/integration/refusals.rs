@@ -709,3 +709,42 @@ fn output_path_refusals_are_placed_like_input_refusals() {
         "s"
     );
 }
+
+#[test]
+fn a_base_url_no_request_can_use_is_refused_before_anything_runs() {
+    for (url, message) in [
+        ("http://[::1", "`base_url` is not a valid URL"),
+        ("http://a b/v1", "`base_url` is not a valid URL"),
+        ("http://127.0.0.1:99999/v1", "`base_url` has port 99999"),
+        (
+            "http://127.0.0.1/v1?key=SECRETKEY",
+            "holds a query or fragment",
+        ),
+    ] {
+        refused(
+            &format!("[models.m]\nprovider = \"openai\"\nbase_url = \"{url}\"\nmodel = \"x\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\n"),
+            "3:12",
+            message,
+        );
+    }
+}
+
+#[test]
+fn a_password_in_a_base_url_is_refused_and_never_repeated() {
+    let p = refused(
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://me:SECRETPW@127.0.0.1:9/v1\"\nmodel = \"x\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\n",
+        "3:12",
+        "`base_url` holds a user name or password",
+    );
+    let run = p.build();
+    run.stderr_has("hint: remove it from base_url; put the key in an environment variable and name it in api_key_env");
+    // The caret line quotes the file, as every refusal does; the message
+    // and the hint do not repeat the secret.
+    let said: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.starts_with("hint:"))
+        .collect();
+    assert!(said.iter().all(|l| !l.contains("SECRETPW")), "{said:?}");
+    assert!(!p.exists(".planexe/failures.jsonl"));
+}
