@@ -135,6 +135,11 @@ pub struct Events {
     queue: Option<SyncSender<Event>>,
     worker: Option<JoinHandle<()>>,
     dropped: Arc<AtomicUsize>,
+    /// Events queued for the hooks, and those the worker is done with
+    /// (delivered or failed): the difference was still waiting when the
+    /// build ended.
+    queued: AtomicUsize,
+    handled: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
 }
 
@@ -167,15 +172,17 @@ impl Events {
         }
         let dropped = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
+        let handled = Arc::new(AtomicUsize::new(0));
         let (queue, worker) = if hooks.is_empty() {
             (None, None)
         } else {
             let (tx, rx) = mpsc::sync_channel::<Event>(QUEUE);
             let failures = Arc::clone(&failures);
+            let handled = Arc::clone(&handled);
             let cwd = run_dir.root().to_path_buf();
             let worker = std::thread::Builder::new()
                 .name("planexe-hooks".into())
-                .spawn(move || deliver_all(rx, hooks, failures, cwd))
+                .spawn(move || deliver_all(rx, hooks, failures, handled, cwd))
                 .ok();
             (Some(tx), worker)
         };
@@ -185,6 +192,8 @@ impl Events {
             queue,
             worker,
             dropped,
+            queued: AtomicUsize::new(0),
+            handled,
             failures,
         }
     }
@@ -206,6 +215,8 @@ impl Events {
         if let Some(queue) = &self.queue {
             if queue.try_send(event).is_err() {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.queued.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -230,6 +241,16 @@ impl Events {
                 "{dropped} event(s) were not delivered to hooks: the queue was full"
             ));
         }
+        let left = self
+            .queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.handled.load(Ordering::Relaxed));
+        if left > 0 {
+            warnings.push(format!(
+                "{left} event(s) were not delivered to hooks: the build ended while a hook was still being tried (a slow or unreachable endpoint; planexe waits {}s at most)",
+                DRAIN.as_secs()
+            ));
+        }
         warnings
     }
 }
@@ -238,6 +259,7 @@ fn deliver_all(
     rx: Receiver<Event>,
     hooks: Vec<Hook>,
     failures: Arc<Mutex<Vec<String>>>,
+    handled: Arc<AtomicUsize>,
     cwd: PathBuf,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -249,12 +271,15 @@ fn deliver_all(
         for hook in hooks.iter().filter(|h| h.wants(&event.event)) {
             if let Err(e) = deliver(&agent, hook, &event, &cwd) {
                 if let Ok(mut f) = failures.lock() {
-                    if f.len() < 5 {
+                    // One warning per distinct failure: a dead endpoint
+                    // fails every event the same way.
+                    if f.len() < 5 && !f.contains(&e) {
                         f.push(e);
                     }
                 }
             }
         }
+        handled.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -171,6 +171,43 @@ fn a_hanging_or_failing_webhook_never_holds_a_build_and_its_url_stays_secret() {
 }
 
 #[test]
+fn events_a_hanging_webhook_never_got_are_counted_in_a_warning() {
+    let hanging = Server::start();
+    hanging.default_reply(Reply::Hang);
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{}/hook/SECRETTOKEN\"\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+        hanging.url
+    ));
+    let run = p.build();
+    run.ok();
+    // pipeline.started, task.started, task.completed, pipeline.completed:
+    // none got through before the build stopped waiting, and it says so.
+    assert!(
+        run.stderr
+            .contains("4 event(s) were not delivered to hooks: the build ended while a hook was still being tried"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+}
+
+#[test]
+fn a_dead_webhook_is_one_warning_not_one_per_event() {
+    let p = Project::new(
+        "[[hooks]]\nurl = \"http://127.0.0.1:9/hook/SECRETTOKEN\"\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 4; echo a > a.txt\"\n",
+    );
+    let run = p.build();
+    run.ok();
+    let refused = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: webhook http://127.0.0.1:9/..."))
+        .count();
+    assert_eq!(refused, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+}
+
+#[test]
 fn the_trace_and_the_summary() {
     let p = Project::new(&format!(
         "{TWO}\n[tasks.empty]\noutputs = [\"e.txt\"]\nmin_bytes = 0\ncommand = \": > e.txt\"\n"
