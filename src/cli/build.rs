@@ -58,6 +58,9 @@ pub fn build(
         answers: answers(&args.answers)?,
         changed: None,
     };
+    if !options.dry_run && !options.question {
+        make_answer_store(&options.answers)?;
+    }
     // Dry runs and questions change nothing: Ctrl-C may end them the
     // default way. Builds catch it from the start, before anything else
     // can take time.
@@ -226,6 +229,31 @@ pub(super) fn answers(args: &AnswersArgs) -> Result<Answers> {
         Answers::Replay(dir)
     } else {
         Answers::Cache(dir)
+    })
+}
+
+/// Makes the folder `--record` or `--cache` stores answers in, before
+/// anything runs: one that cannot be made is a usage error (exit 2), not
+/// a warning per answer after the build paid for them.
+pub(super) fn make_answer_store(answers: &Answers) -> Result<()> {
+    let (flag, dir) = match answers {
+        Answers::Record(dir) => ("--record", dir),
+        Answers::Cache(dir) => ("--cache", dir),
+        Answers::Live | Answers::Replay(_) => return Ok(()),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        let why = if dir.exists() && !dir.is_dir() {
+            "it is not a folder".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::usage(format!(
+            "{flag} {}: cannot make the folder of recorded answers: {why}",
+            dir.display()
+        ))
+        .hint(format!(
+            "pass {flag} a folder planexe can write, such as {flag} answers"
+        ))
     })
 }
 

@@ -18,6 +18,7 @@ use crate::store::ErrorKind;
 
 pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> Result<()> {
     let answers = super::build::answers(&args.answers)?;
+    super::build::make_answer_store(&answers)?;
     let located = ctx.location(cli)?.locate()?;
     if let Some(warning) = &located.warning {
         printer.warn(warning);

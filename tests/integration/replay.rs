@@ -367,3 +367,26 @@ fn cache_hits_do_not_wait_for_the_models_full_pool() {
         );
     }
 }
+
+#[test]
+fn a_record_or_cache_folder_that_cannot_be_made_stops_the_build_before_any_call() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 1}"));
+    let p = Project::new(&pipeline(&server, "hi", "", "local"));
+    p.write("plain.txt", "a file, not a folder");
+    for flag in ["--record", "--cache"] {
+        for dir in ["plain.txt", "plain.txt/answers"] {
+            let run = run(&p, &["build", flag, dir]);
+            run.code(2).ran(&[]);
+            run.stderr_has(&format!("error: {flag} "))
+                .stderr_has(": cannot make the folder of recorded answers: ")
+                .stderr_has(&format!("hint: pass {flag} a folder planexe can write"));
+        }
+    }
+    assert!(server.requests().is_empty(), "no model was asked");
+    // A dry run makes no folder.
+    run(&p, &["build", "-n", "--record", "new"]).ok();
+    assert!(!p.exists("new"));
+    run(&p, &["build", "--record", "new"]).ok();
+    assert_eq!(entries(&p.path("new")).len(), 1);
+}
