@@ -578,3 +578,32 @@ fn control_codes_in_the_records_of_an_earlier_version_are_escaped_on_the_termina
         serde_json::from_str(&p.run(&["status", "t", "--json"]).stdout).unwrap();
     assert_eq!(one["status"]["error"]["message"], NASTY);
 }
+
+#[test]
+fn an_answer_whose_content_is_not_text_is_a_bad_response_not_an_empty_answer() {
+    for content in ["12", "{\"text\": \"hi\"}", "[\"hi\"]", "true"] {
+        let server = Server::start();
+        server.default_reply(raw(
+            200,
+            &format!(
+                "{{\"choices\":[{{\"message\":{{\"role\":\"assistant\",\"content\":{content}}},\"finish_reason\":\"stop\"}}]}}"
+            ),
+        ));
+        let p = project(&server);
+        let build = p
+            .command(&["build"])
+            .env("HUNT_KEY", "k-0123456789")
+            .output()
+            .unwrap();
+        assert_eq!(build.status.code(), Some(1), "{build:?}");
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        assert!(
+            stderr.contains("bad_response: the response's `choices[0].message.content` is "),
+            "{content}: {stderr}"
+        );
+        assert!(stderr.contains(", not text"), "{content}: {stderr}");
+        let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+        assert_eq!(last["error_type"], "bad_response", "{content}");
+        assert_eq!(last["http_status"], 200);
+    }
+}

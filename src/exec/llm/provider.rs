@@ -188,6 +188,18 @@ pub fn body(req: &Request) -> Value {
     }
 }
 
+/// What a JSON value is, for a message about the wrong one.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn finish_of(provider: Provider, reason: &str) -> Finish {
     match (provider, reason) {
         (Provider::OpenAi, "stop") | (Provider::Anthropic, "end_turn" | "stop_sequence") => {
@@ -206,11 +218,18 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 .get("choices")
                 .and_then(|c| c.get(0))
                 .ok_or("the response has no `choices[0]`")?;
-            let text = choice
-                .pointer("/message/content")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            // `null` (no text: a refusal, a tool call) is an empty answer;
+            // any other value that is not a string is the wrong shape.
+            let text = match choice.pointer("/message/content") {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(text)) => text.clone(),
+                Some(other) => {
+                    return Err(format!(
+                        "the response's `choices[0].message.content` is {}, not text",
+                        json_kind(other)
+                    ))
+                }
+            };
             let reasoning = openai_reasoning(choice.get("message")).to_string();
             let finish = match choice.get("finish_reason").and_then(Value::as_str) {
                 Some(r) => finish_of(provider, r),
