@@ -338,6 +338,10 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
         toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
             Duration::from_secs_f64(*f)
         }
+        // Named as too long, not as a number that is not positive.
+        toml::Value::Float(f) if f.is_finite() && *f > MAX_TIMEOUT.as_secs_f64() => {
+            return Err("a timeout can be at most 365 days".to_string())
+        }
         toml::Value::String(s) if seconds_at_most(s) > 2 * MAX_TIMEOUT.as_secs() => {
             return Err("a timeout can be at most 365 days".to_string())
         }

@@ -450,7 +450,11 @@ const REFUSED: &[(&str, &str, &str)] = &[
     ),
     ("max_retry_wait = -1", "8:18", "invalid timeout -1"),
     ("max_retry_wait = nan", "8:18", "invalid timeout nan"),
-    ("timeout = 1e300", "8:11", "invalid timeout"),
+    (
+        "timeout = 1e300",
+        "8:11",
+        "a timeout can be at most 365 days",
+    ),
     (
         "idle_timeout = \"99999999999999999999 years\"",
         "8:16",

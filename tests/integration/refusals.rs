@@ -266,7 +266,7 @@ fn absurd_timeouts_are_refused_not_crashed_on() {
     refused(
         "[tasks.a]\ncommand = \"true\"\ntimeout = 1e300\n",
         "3:11",
-        "invalid timeout",
+        "a timeout can be at most 365 days",
     );
 }
 
@@ -417,6 +417,9 @@ fn issue_14_timeouts_that_overflow_are_refused() {
             "at most 365 days",
         ),
         ("1e-300", "longer than zero"),
+        // A number of seconds past the ceiling is too long, not "not positive".
+        ("31536000.5", "a timeout can be at most 365 days"),
+        ("1e300", "a timeout can be at most 365 days"),
         ("-5", "invalid timeout -5"),
         ("\"0s\"", "longer than zero"),
         (
