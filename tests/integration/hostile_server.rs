@@ -607,3 +607,39 @@ fn an_answer_whose_content_is_not_text_is_a_bad_response_not_an_empty_answer() {
         assert_eq!(last["http_status"], 200);
     }
 }
+
+#[test]
+fn a_stream_event_of_the_wrong_shape_is_named_as_such_not_as_an_error_the_server_reported() {
+    for (event, said) in [
+        (
+            "data: {not json\n\n".to_string(),
+            "the stream sent an event of the wrong shape: an event is not JSON",
+        ),
+        (
+            "data: {\"choices\":[{\"delta\":{\"content\":12},\"finish_reason\":null}]}\n\n"
+                .to_string(),
+            "the stream sent an event of the wrong shape: an event's `choices[0].delta.content` is a number, not text",
+        ),
+    ] {
+        let mut bytes = piece("hel", None);
+        bytes.extend(event.as_bytes());
+        bytes.extend(piece("lo", Some("stop")));
+        let (p, build) = streamed(&bytes);
+        assert_eq!(build.status.code(), Some(1), "{build:?}");
+        let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+        assert_eq!(last["error_type"], "bad_response", "{last}");
+        assert!(last["message"].as_str().unwrap().contains(said), "{last}");
+        assert!(!p.exists("t.md"), "no answer from a stream of the wrong shape");
+    }
+    // An error event the server sends is still reported as the server's.
+    let bytes = b"data: {\"error\":{\"message\":\"the model crashed\"}}\n\n";
+    let (p, _) = streamed(bytes);
+    let last = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("the stream reported an error: the model crashed"),
+        "{last}"
+    );
+}

@@ -251,8 +251,10 @@ fn read_events(
                                 "the stream ended inside an event, after {} piece(s) ({})",
                                 stream.deltas, e.message
                             )
-                        } else {
+                        } else if e.reported {
                             format!("the stream reported an error: {}", e.message)
+                        } else {
+                            format!("the stream sent an event of the wrong shape: {}", e.message)
                         };
                         CallError {
                             raw: provider::truncate(&data, 2048).to_string(),

@@ -1,0 +1,91 @@
+//! Wire shapes of answers, streams and error bodies, read as servers send them.
+
+use super::*;
+
+#[test]
+fn openai_stream_with_usage_chunk() {
+    let mut s = Stream::default();
+    for data in [
+        r#"{"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#,
+        r#"{"choices":[{"delta":{"content":"Hel"},"finish_reason":null}]}"#,
+        r#"{"choices":[{"delta":{"content":"lo"},"finish_reason":"stop"}]}"#,
+        r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}"#,
+        "[DONE]",
+    ] {
+        s.feed(Provider::OpenAi, None, data).unwrap();
+    }
+    assert_eq!(s.text, "Hello");
+    assert_eq!(s.finish, Some(Finish::Stop));
+    assert_eq!(s.usage.completion_tokens, Some(2));
+    assert!(s.ended);
+}
+
+#[test]
+fn anthropic_stream() {
+    let mut s = Stream::default();
+    for (event, data) in [
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":3}}"#,
+        ),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ] {
+        s.feed(Provider::Anthropic, Some(event), data).unwrap();
+    }
+    assert_eq!(s.text, "Hi");
+    assert_eq!(s.finish, Some(Finish::Length));
+    assert_eq!(
+        s.usage,
+        Usage {
+            prompt_tokens: Some(9),
+            completion_tokens: Some(3)
+        }
+    );
+    assert!(s.ended);
+}
+
+#[test]
+fn a_long_stream_keeps_its_first_and_last_events_only() {
+    let mut s = Stream::default();
+    let piece = "x".repeat(1000);
+    let data =
+        json!({"choices": [{"delta": {"content": piece}, "finish_reason": null}]}).to_string();
+    for _ in 0..2000 {
+        s.feed(Provider::OpenAi, None, &data).unwrap();
+    }
+    s.feed(
+        Provider::OpenAi,
+        None,
+        r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(s.text.len(), 2_000_000);
+    let kept = s.raw_events();
+    assert!(kept.len() < 300, "{}", kept.len());
+    assert_eq!(kept.len() as u64 + s.omitted, 2001);
+    assert_eq!(kept.last().unwrap()["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn error_shapes() {
+    let llama = r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#;
+    assert!(is_context_overflow(llama));
+    assert_eq!(
+        error_details(llama).0.as_deref(),
+        Some("exceed_context_size_error")
+    );
+    let anthropic =
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+    assert_eq!(
+        error_details(anthropic),
+        (Some("overloaded_error".into()), "Overloaded".into())
+    );
+}
