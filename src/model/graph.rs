@@ -408,16 +408,11 @@ impl Graph {
                 readers.entry(p).or_default().push(t.id);
             }
         }
-        let none = Vec::new();
-        let mut marked = vec![false; self.id_bound()];
-        let mut stack: Vec<TaskId> = roots.to_vec();
-        while let Some(t) = stack.pop() {
-            if !std::mem::replace(&mut marked[t], true) {
-                stack.extend(&self.tasks[t].dependents);
-                stack.extend(readers.get(&t).unwrap_or(&none));
-            }
-        }
-        marked
+        self.reach(roots, |t| {
+            t.dependents
+                .iter()
+                .chain(readers.get(&t.id).into_iter().flatten())
+        })
     }
 
     /// For an instance of an expanded `foreach`: the task that writes its
@@ -432,7 +427,10 @@ impl Graph {
         self.producer(group.list.as_deref()?)
     }
 
-    fn reach(&self, roots: &[TaskId], next: impl Fn(&Task) -> &Vec<TaskId>) -> Vec<bool> {
+    fn reach<'a, I>(&'a self, roots: &[TaskId], next: impl Fn(&'a Task) -> I) -> Vec<bool>
+    where
+        I: IntoIterator<Item = &'a TaskId>,
+    {
         let mut marked = vec![false; self.id_bound()];
         let mut stack: Vec<TaskId> = roots.to_vec();
         while let Some(t) = stack.pop() {

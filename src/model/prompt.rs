@@ -4,7 +4,7 @@
 //! its reasoning, the model asked first and how often it is re-asked; and
 //! the fingerprint of all of it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +52,23 @@ pub struct PromptSpec {
     /// A task's judge asks, for a score, not the task itself: its calls
     /// are marked so in `usage.jsonl`.
     pub judge: bool,
+}
+
+impl PromptSpec {
+    /// The prompt and the system text, rendered with the task's inputs
+    /// (and an instance's variables): what its first request asks.
+    pub fn render(
+        &self,
+        inputs: &BTreeMap<String, String>,
+        task: &str,
+    ) -> Result<(String, Option<String>), String> {
+        let prompt = template::render(&self.template, inputs, task, &self.vars)?;
+        let system = match &self.system {
+            Some(s) => Some(template::render(s, inputs, task, &self.vars)?),
+            None => None,
+        };
+        Ok((prompt, system))
+    }
 }
 
 /// The keys only prompt tasks may have, with their spans.

@@ -37,7 +37,7 @@ use crate::exec::observer::Progress;
 use crate::model::judge::Judge;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
-use crate::model::{template, Action, Graph, Trouble};
+use crate::model::{Action, Graph, Trouble};
 use crate::store::ledger::Ledger;
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::{printable_lines, Secrets};
@@ -376,15 +376,7 @@ impl<'a> Llm<'a> {
             judge: None,
             unscored: None,
         };
-        let rendered =
-            template::render(&spec.template, inputs, task, &spec.vars).and_then(|prompt| {
-                let system = match &spec.system {
-                    Some(s) => Some(template::render(s, inputs, task, &spec.vars)?),
-                    None => None,
-                };
-                Ok((prompt, system))
-            });
-        let (prompt, system) = match rendered {
+        let (prompt, system) = match spec.render(inputs, task) {
             Ok(r) => r,
             Err(m) => {
                 result.answer = Err(PromptFailure {

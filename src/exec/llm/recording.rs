@@ -23,9 +23,9 @@ use serde_json::{json, Value};
 use super::answer;
 use super::provider::{self, Message, Request};
 use super::{CallProgress, Llm, PromptResult, Stop};
+use crate::model::judge;
 use crate::model::models::{ModelConfig, Provider};
 use crate::model::prompt::{Format, PromptSpec};
-use crate::model::{judge, template};
 use crate::store::ledger::UsageLine;
 use crate::store::{files, AttemptRecord, ErrorKind, Usage};
 
@@ -222,17 +222,10 @@ impl Llm<'_> {
         let Some(inputs) = inputs() else {
             return false;
         };
-        let render = |text| template::render(text, &inputs, task, &spec.vars).ok();
-        let Some(prompt) = render(&spec.template) else {
+        let Ok((prompt, system)) = spec.render(&inputs, task) else {
             return false;
         };
-        let system = match &spec.system {
-            Some(s) => match render(s) {
-                Some(s) => Some(self.scrub(&s)),
-                None => return false,
-            },
-            None => None,
-        };
+        let system = system.map(|s| self.scrub(&s));
         let messages = [Message {
             role: "user",
             content: self.scrub(&prompt),
