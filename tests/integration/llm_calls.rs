@@ -673,9 +673,11 @@ fn a_command_being_judged_is_running_in_every_reader() {
 /// A prompt task on a model with `max_concurrency = 1`, whose server
 /// hangs, and a command whose judge asks that model: the judge's call
 /// queues inside the command's run (the scheduler's pool holds prompt
-/// tasks of the model, not judges).
+/// tasks of the model, not judges). The command waits for a file `go`,
+/// which the test writes once the prompt's call is at the server: which
+/// call comes first is not left to the threads' race.
 const JUDGED_ON_ONE_SLOT: &str = "[tasks.first]\noutputs = [\"a.md\"]\nprompt = \"A\"\n\
-    [tasks.second]\noutputs = [\"b.md\"]\ncommand = \"echo b > b.md\"\n\
+    [tasks.second]\noutputs = [\"b.md\"]\ncommand = \"while [ ! -e go ]; do sleep 0.05; done; echo b > b.md\"\n\
     [tasks.second.judge]\nprompt = \"Score {{ output }}\"\nmodel = \"local\"\n";
 
 /// A task queued for its model's `max_concurrency` is not shown as a call
@@ -695,6 +697,9 @@ fn a_task_queued_for_its_models_slot_says_so_in_status() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // `second`'s judge asks only once `first`'s call holds the slot.
+    wait_for("first's call", || server.requests().len() == 1);
+    p.write("go", "");
     let mut queued = Value::Null;
     wait_for("a task to show as queued", || {
         let out = p.run(&["status", "--json"]).stdout;
