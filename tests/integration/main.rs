@@ -11,6 +11,7 @@ mod check_secrets;
 mod checks;
 mod ci;
 mod clean_touch_status;
+mod connections;
 mod edit;
 mod examples;
 mod failures;

@@ -17,10 +17,22 @@ use super::sse;
 pub use super::sse::Pieces;
 use crate::store::ErrorKind;
 
+/// How many idle connections the agent keeps to one server (host and
+/// port), and to all. ureq keeps 3 a server by default: a build with more
+/// calls in flight at one server than that made a new connection (a TLS
+/// handshake, for a cloud API) for most of its calls, one after another
+/// (a wave of a fan-out), and a local server paid a thread start for each.
+/// Kept idle, a connection is one socket; past this many a build opens
+/// and closes them as before.
+const IDLE_PER_SERVER: usize = 64;
+const IDLE_IN_ALL: usize = 256;
+
 /// The agent all calls of a build share (connection reuse).
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_idle_connections_per_host(IDLE_PER_SERVER)
+        .max_idle_connections(IDLE_IN_ALL)
         .timeout_connect(Some(Duration::from_secs(30)))
         .user_agent(concat!("planexe/", env!("CARGO_PKG_VERSION")))
         .build()
