@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::pipeline::{parse_timeout, ModelDef, Pipeline, Source};
+use super::pipeline::{parse_duration, parse_timeout, ModelDef, Pipeline, Source};
 use crate::error::{Error, Result};
 
 /// Default bound on one HTTP request.
@@ -126,7 +126,8 @@ fn duration(
     }
 }
 
-/// Like [`duration`], but zero is allowed (never wait).
+/// `max_retry_wait`: like [`duration`], but zero is allowed (never wait),
+/// and its messages name the setting, not "a timeout".
 fn wait(
     source: &Source,
     value: &Option<Spanned<toml::Value>>,
@@ -138,10 +139,15 @@ fn wait(
         toml::Value::String(s) => humantime::parse_duration(s.trim()).is_ok_and(|d| d.is_zero()),
         _ => false,
     });
-    if zero {
-        return Ok(Duration::ZERO);
+    match value {
+        _ if zero => Ok(Duration::ZERO),
+        None => Ok(default),
+        Some(v) => parse_duration(v.get_ref(), "max_retry_wait").map_err(|m| {
+            Error::pipeline(source.diagnostic(v.span(), &m)).hint(
+                "`max_retry_wait` takes a duration such as \"30s\" or \"5m\", a number of seconds, or 0 to never wait",
+            )
+        }),
     }
-    duration(source, value, default)
 }
 
 /// Parses a size: a number of bytes, or a string such as `"4 MiB"`,

@@ -333,6 +333,18 @@ impl Pipeline {
 
 /// Parses a timeout: `"90s"`, `"10m"`, `"1h30m"`, or a number of seconds.
 pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, String> {
+    parse_duration(value, "timeout")
+}
+
+/// Parses a duration as [`parse_timeout`] does, for the setting `key`: its
+/// messages name the setting (`` invalid `max_retry_wait` "-1s" ``), or
+/// speak of "a timeout" when `key` is `timeout`.
+pub fn parse_duration(value: &toml::Value, key: &str) -> std::result::Result<Duration, String> {
+    let (named, subject) = match key {
+        "timeout" => ("timeout".to_string(), "a timeout".to_string()),
+        _ => (format!("`{key}`"), format!("`{key}`")),
+    };
+    let too_long = || format!("{subject} can be at most 365 days");
     let duration = match value {
         toml::Value::Integer(n) if *n > 0 => Duration::from_secs(*n as u64),
         toml::Value::Float(f) if f.is_finite() && *f > 0.0 && *f <= MAX_TIMEOUT.as_secs_f64() => {
@@ -340,28 +352,28 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
         }
         // Named as too long, not as a number that is not positive.
         toml::Value::Float(f) if f.is_finite() && *f > MAX_TIMEOUT.as_secs_f64() => {
-            return Err("a timeout can be at most 365 days".to_string())
+            return Err(too_long())
         }
         toml::Value::String(s) if seconds_at_most(s) > 2 * MAX_TIMEOUT.as_secs() => {
-            return Err("a timeout can be at most 365 days".to_string())
+            return Err(too_long())
         }
         toml::Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|_| {
                 format!(
-                    "invalid timeout {s:?}: expected a number and a unit, such as \"90s\", \"10m\" or \"1h30m\""
+                    "invalid {named} {s:?}: expected a number and a unit, such as \"90s\", \"10m\" or \"1h30m\""
                 )
             })?,
         other => {
             return Err(format!(
-                "invalid timeout {other}: expected a positive number of seconds or a string such as \"90s\", \"10m\", \"1h\""
+                "invalid {named} {other}: expected a positive number of seconds or a string such as \"90s\", \"10m\", \"1h\""
             ))
         }
     };
     if duration.is_zero() {
-        return Err("a timeout must be longer than zero".to_string());
+        return Err(format!("{subject} must be longer than zero"));
     }
     if duration > MAX_TIMEOUT {
-        return Err("a timeout can be at most 365 days".to_string());
+        return Err(too_long());
     }
     Ok(duration)
 }

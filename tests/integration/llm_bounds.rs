@@ -446,10 +446,14 @@ const REFUSED: &[(&str, &str, &str)] = &[
     (
         "max_retry_wait = \"100000 days\"",
         "8:18",
-        "at most 365 days",
+        "`max_retry_wait` can be at most 365 days",
     ),
-    ("max_retry_wait = -1", "8:18", "invalid timeout -1"),
-    ("max_retry_wait = nan", "8:18", "invalid timeout nan"),
+    ("max_retry_wait = -1", "8:18", "invalid `max_retry_wait` -1"),
+    (
+        "max_retry_wait = nan",
+        "8:18",
+        "invalid `max_retry_wait` nan",
+    ),
     (
         "timeout = 1e300",
         "8:11",
@@ -480,6 +484,25 @@ fn issue14_out_of_range_model_numbers_are_refused_at_load_time() {
             );
         }
     }
+    assert!(server.requests().is_empty());
+}
+
+/// A bad `max_retry_wait` is named as such, not as "an invalid timeout",
+/// and the hint says what it takes (0 included); a bad `timeout` keeps
+/// speaking of a timeout.
+#[test]
+fn a_bad_max_retry_wait_names_the_setting_and_what_it_takes() {
+    let server = Server::start();
+    let p = project(&model(&server, "local", "max_retry_wait = \"-1s\""), ASK);
+    let run = p.build();
+    run.code(2)
+        .stderr_has("pipeline.toml:8:18: invalid `max_retry_wait` \"-1s\": expected a number and a unit")
+        .stderr_has("hint: `max_retry_wait` takes a duration such as \"30s\" or \"5m\", a number of seconds, or 0 to never wait");
+    assert!(!run.stderr.contains("timeout"), "{}", run.stderr);
+    let p = project(&model(&server, "local", "timeout = \"-1s\""), ASK);
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:8:11: invalid timeout \"-1s\"");
     assert!(server.requests().is_empty());
 }
 
