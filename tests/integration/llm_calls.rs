@@ -225,6 +225,29 @@ fn a_server_that_is_not_there_is_named_with_what_to_check() {
     assert_eq!(usage[0]["tokens_estimated"], false);
 }
 
+/// A request that outlasts the model's `timeout` says which setting to
+/// raise, in which table; a command's timeout (the task's own) does not.
+#[test]
+fn a_request_timeout_names_the_models_timeout_setting() {
+    let server = Server::start();
+    server.default_reply(Reply::Hang);
+    let p = project(
+        &model(&server, "local", "stream = false\ntimeout = \"1s\""),
+        ASK,
+    );
+    p.build()
+        .code(1)
+        .stderr_has("timeout: no complete answer within 1s (5 attempts)")
+        .stderr_has(
+            "; if the model needs longer, raise its timeout: timeout = \"2s\" under [models.local]",
+        );
+    let p =
+        Project::new("[tasks.slow]\noutputs = [\"o\"]\ncommand = \"sleep 5\"\ntimeout = \"1s\"\n");
+    let run = p.build();
+    run.code(1);
+    assert!(!run.stderr.contains("[models."), "{}", run.stderr);
+}
+
 #[test]
 fn a_timeout_that_comes_while_waiting_to_retry_names_what_was_retried() {
     let port = {

@@ -390,12 +390,8 @@ impl Llm<'_> {
                             message.push_str(" (asked twice)");
                         }
                         match e.kind {
-                            ErrorKind::Connection => message.push_str(&format!(
-                                "; is the server running at {}? Start it (LM Studio, Ollama, llama-server, vLLM...) or fix the model's base_url",
-                                model.base_url
-                            )),
                             ErrorKind::NotFound => message.push_str(&self.not_found(model, m)),
-                            _ => {}
+                            _ => message.push_str(&fault::advice(&e, model)),
                         }
                         return Err(Stop::Failed {
                             kind: e.kind,
@@ -420,9 +416,7 @@ impl Llm<'_> {
                     let slept = limits::sleep_until(resume, until, &self.interrupt);
                     set_waiting(progress, None);
                     let mut last = format!("{}: {}", e.kind.as_str(), e.message);
-                    if e.kind == ErrorKind::Connection {
-                        last.push_str(&format!("; is the server running at {}?", model.base_url));
-                    }
+                    last.push_str(&fault::retrying_advice(&e, model));
                     slept.map_err(|a| match a {
                         Abort::Interrupted => Stop::Interrupted(None),
                         Abort::Deadline => Stop::Waited(last.clone()),

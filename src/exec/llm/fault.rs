@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::provider::{self, Answer, Finish};
-use crate::model::models::Provider;
+use crate::model::models::{ModelConfig, Provider};
+use crate::model::pipeline::MAX_TIMEOUT;
 use crate::store::untrusted::printable;
 use crate::store::ErrorKind;
 
@@ -42,6 +43,18 @@ pub struct CallError {
     /// The tokens the server reported before the call failed (a stream's
     /// `message_start`, an answer too large to keep), if any.
     pub usage: provider::Usage,
+    /// What it says of its cause beyond its kind, for the advice given
+    /// when the model is given up on ([`advice`]).
+    pub cause: Cause,
+}
+
+/// What a failed call says of its cause beyond its [`ErrorKind`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cause {
+    #[default]
+    Other,
+    /// The model's own `timeout` expired (not a 408, not a connect timeout).
+    ModelTimeout,
 }
 
 impl CallError {
@@ -53,7 +66,52 @@ impl CallError {
             retry_after: None,
             raw: String::new(),
             usage: provider::Usage::default(),
+            cause: Cause::Other,
         }
+    }
+
+    fn caused(self, cause: Cause) -> CallError {
+        CallError { cause, ..self }
+    }
+}
+
+/// What to do next, appended to the message of a call whose model is given
+/// up on: start a server that refused the connection, or raise the model's
+/// `timeout` (named with its table, so it is not taken for a task's own
+/// `timeout`).
+pub(super) fn advice(e: &CallError, model: &ModelConfig) -> String {
+    match (e.kind, e.cause) {
+        (ErrorKind::Connection, _) => format!(
+            "; is the server running at {}? Start it (LM Studio, Ollama, llama-server, vLLM...) or fix the model's base_url",
+            model.base_url
+        ),
+        (ErrorKind::Timeout, Cause::ModelTimeout) => format!(
+            "; if the model needs longer, raise its timeout: timeout = \"{}\" under [models.{}]",
+            readable((model.timeout * 2).min(MAX_TIMEOUT)),
+            toml_key(&model.name)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// What a failure being retried says while the task waits (and what a
+/// task's deadline then quotes): only whether the server is running.
+pub(super) fn retrying_advice(e: &CallError, model: &ModelConfig) -> String {
+    match (e.kind, e.cause) {
+        (ErrorKind::Connection, _) => {
+            format!("; is the server running at {}?", model.base_url)
+        }
+        _ => String::new(),
+    }
+}
+
+/// A model's name as a key of a TOML table header: bare when it can be.
+fn toml_key(name: &str) -> String {
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !name.is_empty() && name.chars().all(bare) {
+        name.to_string()
+    } else {
+        toml::Value::String(name.to_string()).to_string()
     }
 }
 
@@ -207,6 +265,7 @@ pub(super) fn status_error(status: u16, body: &str, retry_after: Option<Duration
         retry_after,
         raw: provider::truncate(body, 2048).to_string(),
         usage: provider::Usage::default(),
+        cause: Cause::Other,
     }
 }
 
@@ -268,6 +327,7 @@ pub(super) fn transport_io_error(
                 ErrorKind::Timeout,
                 format!("no answer within {}", readable(spec.timeout)),
             )
+            .caused(Cause::ModelTimeout)
         };
     }
     let kind = if reading_body {
@@ -295,10 +355,15 @@ pub(super) fn timeout_error(t: ureq::Timeout, spec: &CallSpec) -> CallError {
                 readable(spec.idle_timeout)
             ),
         ),
-        _ => CallError::new(
+        ureq::Timeout::Connect => CallError::new(
             ErrorKind::Timeout,
             format!("no complete answer within {}", readable(spec.timeout)),
         ),
+        _ => CallError::new(
+            ErrorKind::Timeout,
+            format!("no complete answer within {}", readable(spec.timeout)),
+        )
+        .caused(Cause::ModelTimeout),
     }
 }
 
