@@ -225,6 +225,26 @@ fn a_server_that_is_not_there_is_named_with_what_to_check() {
     assert_eq!(usage[0]["tokens_estimated"], false);
 }
 
+/// A server that reads the request and closes the connection without a
+/// word is running: the message says it closed the connection, and what
+/// to look into, not "is the server running".
+#[test]
+fn a_connection_closed_before_the_answer_is_not_taken_for_a_missing_server() {
+    let server = Server::start();
+    server.default_reply(Reply::Cut);
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    let run = p.build();
+    run.code(1)
+        .stderr_has("connection: the server closed the connection before answering")
+        .stderr_has("it is running, but it may have crashed on the request (see the server's log), or a proxy between may have cut it");
+    assert!(
+        !run.stderr.contains("is the server running"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(server.requests().len(), 5, "still retried as transient");
+}
+
 /// A request that outlasts the model's `timeout` says which setting to
 /// raise, in which table; a command's timeout (the task's own) does not.
 #[test]

@@ -53,6 +53,9 @@ pub struct CallError {
 pub enum Cause {
     #[default]
     Other,
+    /// The server accepted the connection, then closed it before answering:
+    /// it is running, so "is the server running" would mislead.
+    Hangup,
     /// The model's own `timeout` expired (not a 408, not a connect timeout).
     ModelTimeout,
 }
@@ -76,11 +79,15 @@ impl CallError {
 }
 
 /// What to do next, appended to the message of a call whose model is given
-/// up on: start a server that refused the connection, or raise the model's
-/// `timeout` (named with its table, so it is not taken for a task's own
-/// `timeout`).
+/// up on: start a server that refused the connection, look into one that
+/// closed it before answering, or raise the model's `timeout` (named with
+/// its table, so it is not taken for a task's own `timeout`).
 pub(super) fn advice(e: &CallError, model: &ModelConfig) -> String {
     match (e.kind, e.cause) {
+        (ErrorKind::Connection, Cause::Hangup) => "; it is running, but it may have crashed on \
+            the request (see the server's log), or a proxy between may have cut it (a size or \
+            time limit); fix that, then run planexe build again"
+            .to_string(),
         (ErrorKind::Connection, _) => format!(
             "; is the server running at {}? Start it (LM Studio, Ollama, llama-server, vLLM...) or fix the model's base_url",
             model.base_url
@@ -98,7 +105,7 @@ pub(super) fn advice(e: &CallError, model: &ModelConfig) -> String {
 /// task's deadline then quotes): only whether the server is running.
 pub(super) fn retrying_advice(e: &CallError, model: &ModelConfig) -> String {
     match (e.kind, e.cause) {
-        (ErrorKind::Connection, _) => {
+        (ErrorKind::Connection, Cause::Other) => {
             format!("; is the server running at {}?", model.base_url)
         }
         _ => String::new(),
@@ -329,6 +336,26 @@ pub(super) fn transport_io_error(
             )
             .caused(Cause::ModelTimeout)
         };
+    }
+    // Connected, then closed: an answer that never began.
+    let hangup = !reading_body
+        && matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        );
+    if hangup {
+        return CallError::new(
+            ErrorKind::Connection,
+            format!(
+                "the server closed the connection before answering ({}): {}",
+                spec.url,
+                printable(&e.to_string())
+            ),
+        )
+        .caused(Cause::Hangup);
     }
     let kind = if reading_body {
         ErrorKind::BrokenStream
