@@ -262,6 +262,18 @@ fn replay_models_are_checked_with_file_line_col() {
     live.run(&["build", "--replay", "missing"])
         .code(2)
         .stderr_has("no such folder");
+    // A file is there, but it is not a folder: said so, not "no such folder".
+    live.write("answers.jsonl", "{}\n");
+    let run = live.run(&["build", "--replay", "answers.jsonl"]);
+    run.code(2)
+        .stderr_has("answers.jsonl: not a folder; --replay takes the folder of recorded answers")
+        .stderr_has("hint: pass the folder that planexe build --record DIR filled, not a file");
+    assert!(!run.stderr.contains("no such folder"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("record answers first"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

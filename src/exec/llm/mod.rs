@@ -203,10 +203,7 @@ impl<'a> Llm<'a> {
                 .hint(&Trouble::NoRecordings { dir: &shown, live });
             return Err(match replay {
                 Some(r) => Error::pipeline(r.missing.clone()).hint(hint),
-                None => Error::usage(format!(
-                    "--replay {shown}: no such folder of recorded answers"
-                ))
-                .hint(hint),
+                None => recording::absent(dir, &shown, hint),
             });
         }
         let offline = answers.offline();

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::answer;
 use super::provider::{self, Message, Request};
 use super::{CallProgress, Llm, PromptResult, Stop};
+use crate::error::Error;
 use crate::model::judge;
 use crate::model::models::{ModelConfig, Provider};
 use crate::model::prompt::{Format, PromptSpec};
@@ -519,6 +520,23 @@ pub(super) fn required_dirs<'a>(
         }
     }
     dirs
+}
+
+/// The error of a `--replay DIR` (`shown`) that is not a folder: there is
+/// nothing there (`record`: the hint to record answers there), or
+/// something that is not a folder (a file), which recording cannot fix.
+pub(super) fn absent(dir: &Path, shown: &str, record: String) -> Error {
+    if dir.exists() {
+        Error::usage(format!(
+            "--replay {shown}: not a folder; --replay takes the folder of recorded answers"
+        ))
+        .hint("pass the folder that planexe build --record DIR filled, not a file")
+    } else {
+        Error::usage(format!(
+            "--replay {shown}: no such folder of recorded answers"
+        ))
+        .hint(record)
+    }
 }
 
 #[cfg(test)]
