@@ -39,7 +39,8 @@ pub struct PipelineDef {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSection {
-    pub name: Option<String>,
+    /// What the report, the JUnit suite and `status --json` call it.
+    pub name: Option<Spanned<String>>,
     /// Default for `-j`.
     pub jobs: Option<Spanned<i64>>,
     /// Default per-task timeout.
@@ -51,6 +52,20 @@ pub struct PipelineSection {
     /// The response cache: a folder of answers, relative to the pipeline
     /// file's folder (docs/llm.md#record-replay-and-the-response-cache).
     pub cache: Option<Spanned<String>>,
+}
+
+impl PipelineSection {
+    /// `name`, refused when empty or blank (it would title nothing).
+    pub fn name(&self, source: &Source) -> Result<Option<String>> {
+        match &self.name {
+            Some(n) if n.get_ref().trim().is_empty() => {
+                Err(Error::pipeline(source.diagnostic(n.span(), "`name` is empty")).hint(
+                    "name the pipeline, such as name = \"plan\", or remove the key to use its folder's name",
+                ))
+            }
+            n => Ok(n.as_ref().map(|n| n.get_ref().clone())),
+        }
+    }
 }
 
 /// `[models.NAME]`: one model endpoint prompt tasks can use.

@@ -247,6 +247,21 @@ fn bad_timeouts_and_jobs() {
     );
 }
 
+/// An empty or blank `[pipeline] name` would title the report, the JUnit
+/// suite and `status --json` with nothing.
+#[test]
+fn an_empty_pipeline_name_is_refused() {
+    for name in ["\"\"", "\"  \""] {
+        refused(
+            &format!("[pipeline]\nname = {name}\n[tasks.a]\ncommand = \"true\"\n"),
+            "2:8",
+            "`name` is empty",
+        )
+        .build()
+        .stderr_has("hint: name the pipeline, such as name = \"plan\"");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let p = demo();

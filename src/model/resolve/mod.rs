@@ -432,7 +432,7 @@ impl Graph {
             )),
             Some(c) => Some(pipeline.dir().join(c.get_ref())),
         };
-        let name = def.pipeline.name.clone().unwrap_or_else(|| {
+        let name = def.pipeline.name(&source)?.unwrap_or_else(|| {
             pipeline
                 .dir()
                 .file_name()
