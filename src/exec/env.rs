@@ -61,7 +61,11 @@ impl Env {
 pub fn graph_secrets(graph: &crate::model::Graph, env: &Env) -> Vec<String> {
     secrets(
         graph.models.iter().filter_map(|m| m.api_key_env.as_deref()),
-        graph.hooks.iter().filter_map(|h| h.url.as_deref()),
+        graph
+            .hooks
+            .iter()
+            .filter_map(|h| h.url.as_ref())
+            .map(|u| u.get_ref().as_str()),
         env,
     )
 }

@@ -71,7 +71,8 @@ impl Opener {
             p.def
                 .hooks
                 .iter()
-                .filter_map(|h| h.get_ref().url.as_deref())
+                .filter_map(|h| h.get_ref().url.as_ref())
+                .map(|u| u.get_ref().as_str())
         });
         Secrets::new(env::secrets(key_vars, urls, env), env::MIN_SECRET_LEN)
     }

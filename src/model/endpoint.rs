@@ -1,51 +1,82 @@
-//! Whether a model's `base_url` can be called, decided once when the
-//! pipeline is read: a URL no request can be sent to is a pipeline error
-//! (exit 2, `file:line:col`), not a `connection` failure retried five
-//! times per task. Credentials in the URL are refused too: everything
-//! planexe writes names the URL, and keys come from the environment only.
+//! Whether a model's `base_url` or a hook's `url` can be called, decided
+//! once when the pipeline is read: a URL no request can be sent to is a
+//! pipeline error (exit 2, `file:line:col`), not a `connection` failure
+//! retried five times per task or a hook that never delivers. Credentials
+//! in the URL are refused too: everything planexe writes names the URL,
+//! and keys come from the environment only.
 
-/// Why `base_url` (its trailing `/` already removed) cannot be used: the
-/// message and the hint, or `None` when it can.
-pub fn refusal(base_url: &str) -> Option<(String, &'static str)> {
-    let example = "for example \"http://127.0.0.1:1234/v1\"";
-    let Some(rest) = base_url
+/// What makes a URL unusable, found by [`flaw`], which a model's
+/// `base_url` and a hook's `url` share; each words it in its own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flaw {
+    /// Not `http://` or `https://`.
+    Scheme,
+    /// A user name or password before the host (never quoted: a secret).
+    Credentials,
+    /// A `?` or `#` (refused only where `query_ok` is false).
+    Query,
+    /// A port that is not a number from 1 to 65535.
+    Port(String),
+    NoHost,
+    /// What the URL parser said.
+    Invalid(String),
+}
+
+/// What makes `url` unusable for an HTTP request, if anything; a query
+/// or fragment counts only when `query_ok` is false.
+pub fn flaw(url: &str, query_ok: bool) -> Option<Flaw> {
+    let Some(rest) = url
         .strip_prefix("http://")
-        .or_else(|| base_url.strip_prefix("https://"))
+        .or_else(|| url.strip_prefix("https://"))
     else {
-        return Some((
-            "`base_url` must start with http:// or https://".into(),
-            example,
-        ));
+        return Some(Flaw::Scheme);
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.contains('@') {
-        // Only the shape is named: the message must not carry the secret.
-        return Some((
-            "`base_url` holds a user name or password (`user:...@host`), which would reach every log and record planexe writes".into(),
-            "remove it from base_url; put the key in an environment variable and name it in api_key_env",
-        ));
+        return Some(Flaw::Credentials);
     }
-    if rest.contains(['?', '#']) {
-        return Some((
-            "`base_url` holds a query or fragment (`?` or `#`): planexe appends /chat/completions or /messages to it".into(),
-            "end base_url with the path before /chat/completions, such as \"http://127.0.0.1:1234/v1\"; keys go in api_key_env",
-        ));
+    if !query_ok && rest.contains(['?', '#']) {
+        return Some(Flaw::Query);
     }
     // The URL parser takes any digits as a port; a connection cannot.
     let after_host = authority.rsplit(']').next().unwrap_or("");
     if let Some((_, port)) = after_host.rsplit_once(':') {
         if !port.is_empty() && !port.parse::<u16>().is_ok_and(|p| p > 0) {
-            return Some((
-                format!("`base_url` has port {port}; a port is a number from 1 to 65535"),
-                example,
-            ));
+            return Some(Flaw::Port(port.to_string()));
         }
     }
-    match base_url.parse::<ureq::http::Uri>() {
+    match url.parse::<ureq::http::Uri>() {
         Ok(uri) if uri.host().is_some_and(|h| !h.is_empty()) => None,
-        Ok(_) => Some(("`base_url` names no host".into(), example)),
-        Err(e) => Some((format!("`base_url` is not a valid URL: {e}"), example)),
+        Ok(_) => Some(Flaw::NoHost),
+        Err(e) => Some(Flaw::Invalid(e.to_string())),
     }
+}
+
+impl Flaw {
+    /// What is wrong, after the name of the setting (`` `base_url` ``).
+    pub fn message(&self, key: &str) -> String {
+        match self {
+            Flaw::Scheme => format!("{key} must start with http:// or https://"),
+            // Only the shape is named: the message must not carry the secret.
+            Flaw::Credentials => format!("{key} holds a user name or password (`user:...@host`), which would reach every log and record planexe writes"),
+            Flaw::Query => format!("{key} holds a query or fragment (`?` or `#`): planexe appends /chat/completions or /messages to it"),
+            Flaw::Port(port) => format!("{key} has port {port}; a port is a number from 1 to 65535"),
+            Flaw::NoHost => format!("{key} names no host"),
+            Flaw::Invalid(e) => format!("{key} is not a valid URL: {e}"),
+        }
+    }
+}
+
+/// Why `base_url` (its trailing `/` already removed) cannot be used: the
+/// message and the hint, or `None` when it can.
+pub fn refusal(base_url: &str) -> Option<(String, &'static str)> {
+    let flaw = flaw(base_url, false)?;
+    let hint = match flaw {
+        Flaw::Credentials => "remove it from base_url; put the key in an environment variable and name it in api_key_env",
+        Flaw::Query => "end base_url with the path before /chat/completions, such as \"http://127.0.0.1:1234/v1\"; keys go in api_key_env",
+        _ => "for example \"http://127.0.0.1:1234/v1\"",
+    };
+    Some((flaw.message("`base_url`"), hint))
 }
 
 #[cfg(test)]
@@ -82,5 +113,16 @@ mod tests {
             let (message, _) = refusal(url).unwrap_or_else(|| panic!("{url} passed"));
             assert!(!message.contains("secret"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_query_is_a_flaw_only_where_it_cannot_be() {
+        let url = "https://hooks.example/T1/B2?wait=true";
+        assert_eq!(super::flaw(url, true), None);
+        assert_eq!(super::flaw(url, false), Some(super::Flaw::Query));
+        assert_eq!(
+            super::flaw("https://u:p@hooks.example/x?y", true),
+            Some(super::Flaw::Credentials)
+        );
     }
 }

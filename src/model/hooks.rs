@@ -1,26 +1,41 @@
-//! `[[hooks]]`, checked: each has a `url` (http or https) or a command
-//! that is not blank, a known `format`, and `events` that name events
+//! `[[hooks]]`, checked: each has a `url` that a request can be sent to
+//! (http or https, no credentials before the host: `endpoint::flaw`, as
+//! for a model's `base_url`) or a command that is not blank, a known `format`, and `events` that name events
 //! planexe sends (a typo would leave a hook that never fires). Delivering
 //! events to them is the observe layer's.
 
+use super::endpoint::{self, Flaw};
 use super::pipeline::{HookDef, Pipeline};
 use crate::error::{Error, Result};
 
-/// The pipeline's hooks, checked; an error points at the first `[[hooks]]`
-/// table and says which hook is wrong and why.
+/// The pipeline's hooks, checked; an error points at the hook's `url`
+/// when that is what is wrong (`file:line:col`), else at its `[[hooks]]`
+/// table, and says which hook is wrong and why.
 pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
-    let defs: Vec<HookDef> = pipeline
+    let source = pipeline.source();
+    for (i, hook) in pipeline.def.hooks.iter().enumerate() {
+        let n = i + 1;
+        let url = hook.get_ref().url.as_ref();
+        if let Some(flaw) = url.and_then(|u| endpoint::flaw(u.get_ref(), true)) {
+            let hint = match flaw {
+                Flaw::Credentials => "remove `user:...@` from the url; a webhook's token goes in its path or query, which planexe keeps out of what it prints and writes",
+                _ => "a hook's url is a webhook such as \"https://discord.com/api/webhooks/...\"",
+            };
+            let at = url.map_or(hook.span(), |u| u.span());
+            let message = flaw.message(&format!("hook {n}: `url`"));
+            return Err(Error::pipeline(source.diagnostic(at, &message)).hint(hint));
+        }
+        check(n, hook.get_ref()).map_err(|m| {
+            Error::pipeline(source.diagnostic(hook.span(), &m))
+                .hint("[[hooks]] takes `url` or `command`, and optionally `events` and `format`")
+        })?;
+    }
+    Ok(pipeline
         .def
         .hooks
         .iter()
         .map(|h| h.get_ref().clone())
-        .collect();
-    check(&defs).map_err(|m| {
-        let span = pipeline.def.hooks.first().map_or(0..0, |h| h.span());
-        Error::pipeline(pipeline.source().diagnostic(span, &m))
-            .hint("[[hooks]] takes `url` or `command`, and optionally `events` and `format`")
-    })?;
-    Ok(defs)
+        .collect())
 }
 
 /// Every event a build sends (docs/observability.md).
@@ -46,34 +61,26 @@ fn known(filter: &str) -> bool {
     }
 }
 
-fn check(defs: &[HookDef]) -> std::result::Result<(), String> {
-    for (i, def) in defs.iter().enumerate() {
-        let n = i + 1;
-        if def.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            return Err(format!("hook {n}: `command` is empty"));
-        }
-        if let Some(bad) = def.events.iter().find(|e| !known(e)) {
+fn check(n: usize, def: &HookDef) -> std::result::Result<(), String> {
+    if def.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(format!("hook {n}: `command` is empty"));
+    }
+    if let Some(bad) = def.events.iter().find(|e| !known(e)) {
+        return Err(format!(
+            "hook {n}: `events` names `{bad}`, which planexe never sends (events are {}; `task.*` matches every task event)",
+            EVENTS.join(", ")
+        ));
+    }
+    match (&def.url, &def.command) {
+        (None, None) => return Err(format!("hook {n} has neither `url` nor `command`")),
+        (Some(_), Some(_)) => return Err(format!("hook {n} has both `url` and `command`")),
+        _ => {}
+    }
+    if let Some(f) = &def.format {
+        if !matches!(f.as_str(), "json" | "discord" | "slack") {
             return Err(format!(
-                "hook {n}: `events` names `{bad}`, which planexe never sends (events are {}; `task.*` matches every task event)",
-                EVENTS.join(", ")
+                "hook {n}: unknown format `{f}` (json, discord or slack)"
             ));
-        }
-        match (&def.url, &def.command) {
-            (None, None) => return Err(format!("hook {n} has neither `url` nor `command`")),
-            (Some(_), Some(_)) => return Err(format!("hook {n} has both `url` and `command`")),
-            (Some(url), None) if !(url.starts_with("http://") || url.starts_with("https://")) => {
-                return Err(format!(
-                    "hook {n}: `url` must start with http:// or https://"
-                ))
-            }
-            _ => {}
-        }
-        if let Some(f) = &def.format {
-            if !matches!(f.as_str(), "json" | "discord" | "slack") {
-                return Err(format!(
-                    "hook {n}: unknown format `{f}` (json, discord or slack)"
-                ));
-            }
         }
     }
     Ok(())

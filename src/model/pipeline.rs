@@ -201,7 +201,7 @@ pub struct ForeachDef {
 #[serde(deny_unknown_fields)]
 pub struct HookDef {
     /// A webhook to POST to.
-    pub url: Option<String>,
+    pub url: Option<Spanned<String>>,
     /// A command run with `sh -c`, the event JSON on its stdin.
     pub command: Option<String>,
     /// Which events (default: all). `task.*` matches every task event.

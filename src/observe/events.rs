@@ -152,7 +152,7 @@ impl Events {
             .map(|d| Hook {
                 target: match (&d.url, &d.command) {
                     (Some(url), _) => Target::Url {
-                        url: url.clone(),
+                        url: url.get_ref().clone(),
                         format: d.format.clone().unwrap_or_else(|| "json".into()),
                     },
                     (None, Some(c)) => Target::Command(c.clone()),

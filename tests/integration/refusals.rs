@@ -631,6 +631,60 @@ fn a_hook_that_could_never_fire_is_refused() {
     p.build().ok();
 }
 
+/// A hook's url that no request can go to, or that carries a user name
+/// or password, is refused at load at the url itself, as a model's
+/// `base_url` is; the message never repeats the secret.
+#[test]
+fn a_hook_url_that_cannot_be_used_is_refused_where_it_stands() {
+    let task = "[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n";
+    for (url, says) in [
+        (
+            "http://user:hunter2@127.0.0.1:9/hook",
+            "hook 1: `url` holds a user name or password (`user:...@host`)",
+        ),
+        (
+            "ftp://127.0.0.1/hook",
+            "hook 1: `url` must start with http:// or https://",
+        ),
+        ("http://a b/hook", "hook 1: `url` is not a valid URL"),
+        ("https://", "hook 1: `url` is not a valid URL"),
+        (
+            "http://127.0.0.1:99999/hook",
+            "hook 1: `url` has port 99999",
+        ),
+    ] {
+        let p = Project::new(&format!("{task}[[hooks]]\nurl = \"{url}\"\n"));
+        let run = p.build();
+        refused_at(&run, "5:7", says);
+        // The caret line quotes the file, as every refusal does; the
+        // message and the hint do not repeat the secret.
+        let said = run
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:") || l.starts_with("hint:"));
+        assert!(
+            said.clone().all(|l| !l.contains("hunter2")),
+            "{}",
+            run.stderr
+        );
+        assert!(!p.exists("o"), "{url}");
+    }
+    // The second hook is named, and its own url pointed at.
+    let p = Project::new(&format!(
+        "{task}[[hooks]]\ncommand = \"cat\"\n[[hooks]]\nurl = \"https://t@h.example/x\"\n"
+    ));
+    refused_at(
+        &p.build(),
+        "7:7",
+        "hook 2: `url` holds a user name or password",
+    );
+    // A webhook's token in its path or query is how services take it.
+    let p = Project::new(&format!(
+        "{task}[[hooks]]\nurl = \"http://127.0.0.1:9/api/webhooks/1/tok?wait=true\"\nevents = [\"pipeline.completed\"]\n"
+    ));
+    p.build().ok();
+}
+
 /// Two outputs, one inside the other, cannot both be files: refused at
 /// load, not left to a race in the build.
 #[test]
