@@ -465,14 +465,20 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
 }
 
 /// `resuming run 2026-03-06T19:47Z: 23 done, 1 failed (assumptions: schema:
-/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`.
+/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
+/// run's says what a build would do: `would resume run ...; would start
+/// with ...`.
 fn resuming(s: &ResumeSummary) -> String {
     let created = s
         .created_at
         .parse::<jiff::Timestamp>()
         .map(|t| t.strftime("%Y-%m-%dT%H:%MZ").to_string())
         .unwrap_or_else(|_| s.created_at.clone());
-    let mut line = format!("resuming run {created}: {} done", s.done);
+    let (resume, start) = match s.dry_run {
+        true => ("would resume", "would start"),
+        false => ("resuming", "starting"),
+    };
+    let mut line = format!("{resume} run {created}: {} done", s.done);
     if let Some((name, message)) = s.failed.first() {
         let more = if s.failed.len() > 1 {
             format!(", and {} more", s.failed.len() - 1)
@@ -512,7 +518,7 @@ fn resuming(s: &ResumeSummary) -> String {
         }
     }
     if !s.starting_with.is_empty() {
-        line.push_str(&format!("; starting with {}", s.starting_with.join(", ")));
+        line.push_str(&format!("; {start} with {}", s.starting_with.join(", ")));
     }
     line
 }

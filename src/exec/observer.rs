@@ -123,6 +123,9 @@ pub struct ResumeSummary {
     pub behind: usize,
     /// The tasks that start first, in the order they start (at most four).
     pub starting_with: Vec<String>,
+    /// A dry run's: nothing is resumed or started, it says what a build
+    /// would do.
+    pub dry_run: bool,
 }
 
 /// A fan-out that has not read its list in this build.

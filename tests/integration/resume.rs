@@ -39,12 +39,16 @@ command = "cat x.txt b.txt > y.txt"
     let dry = p.run(&["build", "-n"]);
     dry.ok();
     assert!(
-        dry.stderr
-            .contains(": 2 done, 1 failed (broken: exit status 1), 2 to run; starting with broken"),
+        dry.stderr.contains(
+            ": 2 done, 1 failed (broken: exit status 1), 2 to run; would start with broken"
+        ),
         "{}",
         dry.stderr
     );
-    assert!(dry.stderr.contains("resuming run 20"), "{}", dry.stderr);
+    // A dry run starts nothing: it says what a build would do.
+    assert!(dry.stderr.contains("would resume run 20"), "{}", dry.stderr);
+    assert!(!dry.stderr.contains("resuming"), "{}", dry.stderr);
+    assert!(!dry.stderr.contains("starting with"), "{}", dry.stderr);
     assert_eq!(
         dry.stdout,
         "broken: failed last time: exit status 1\nafter: never built\n"
@@ -525,12 +529,13 @@ fn a_leftover_whose_shell_exited_has_its_group_stopped() {
     });
 }
 
-/// The `resuming run` line of a run's stderr, from its counts on.
+/// The `resuming run` line of a run's stderr (a dry run's `would resume
+/// run`), from its counts on.
 fn resume_line(run: &Run) -> String {
     let line = run
         .stderr
         .lines()
-        .find(|l| l.starts_with("resuming run "))
+        .find(|l| l.starts_with("resuming run ") || l.starts_with("would resume run "))
         .unwrap_or_else(|| panic!("no resume line in {}", run.stderr));
     line.split_once("Z: ").unwrap().1.to_string()
 }
@@ -566,7 +571,7 @@ command = "echo e > e.txt"
     p.write_at("src.txt", "help\n", 2_000_000);
     assert_eq!(
         resume_line(&p.run(&["build", "-n"])),
-        "1 done, 2 to run, 2 more if what they read changes; starting with a, d"
+        "1 done, 2 to run, 2 more if what they read changes; would start with a, d"
     );
     let run = p.build();
     run.ok().ran(&["a", "d"]).stderr_has("2 found up to date");
@@ -582,12 +587,12 @@ command = "echo e > e.txt"
     p.build().ok();
     assert_eq!(
         resume_line(&p.run(&["build", "-n", "-B"])),
-        "0 done, 4 to run; starting with list"
+        "0 done, 4 to run; would start with list"
     );
     p.write_at("items.json", "[\"a\", \"c\"]", 2_000_000);
     assert_eq!(
         resume_line(&p.run(&["build", "-n"])),
-        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per; 2 instance(s) done before, each kept if its item is unchanged); starting with list"
+        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per; 2 instance(s) done before, each kept if its item is unchanged); would start with list"
     );
 }
 
@@ -637,7 +642,10 @@ fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
     let expected = "0 done, 1 stopped, 1 to run, 1 more if what they read changes, \
          1 fan-out(s) to expand once their list is built \
          (per; 3 instance(s) done before, each kept if its item is unchanged); starting with list";
-    assert_eq!(resume_line(&p.run(&["build", "-n"])), expected);
+    assert_eq!(
+        resume_line(&p.run(&["build", "-n"])),
+        expected.replace("; starting with", "; would start with")
+    );
     let run = p.build();
     run.ok().ran(&["list", "per[2]", "gather"]);
     assert_eq!(resume_line(&run), expected);

@@ -43,6 +43,7 @@ pub(super) fn summary(
         stuck: Vec::new(),
         behind: 0,
         starting_with: Vec::new(),
+        dry_run: false,
     };
     s.done = graph
         .order()

@@ -144,8 +144,9 @@ impl Build<'_> {
         let fanouts = lists::take_part(graph, &plan);
         if !to_run.is_empty() {
             if earlier_work && !other_build {
-                let summary =
+                let mut summary =
                     resume::summary(graph, &plan, &run, &to_run, &fanouts, &session.store);
+                summary.dry_run = options.dry_run;
                 self.say(progress, Notice::Resuming(summary));
                 let changed = plan.changed_definitions(graph);
                 if !changed.is_empty() {
