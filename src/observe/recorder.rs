@@ -79,6 +79,9 @@ pub struct Recorder {
     /// `summary.json`, once written when the build settled: its quality
     /// warnings, or why it could not be written.
     summary: Mutex<Option<Result<Vec<String>>>>,
+    /// The tasks this build ran to their end: the closing line speaks of
+    /// their warnings only (the run's others are `status`'s).
+    ran: Mutex<HashSet<String>>,
 }
 
 impl Recorder {
@@ -99,6 +102,7 @@ impl Recorder {
             }),
             started: AtomicBool::new(false),
             summary: Mutex::new(None),
+            ran: Mutex::new(HashSet::new()),
         }
     }
 
@@ -115,7 +119,7 @@ impl Recorder {
     /// anything, `summary.json` (here unless written when the build
     /// settled) and then its last event; the idle `status` snapshot, if it
     /// certified the run up to date. Returns the warnings to show: quality
-    /// warnings of finished tasks, failed deliveries.
+    /// warnings of the tasks this build ran, failed deliveries.
     pub fn finish(
         self,
         session: &Session,
@@ -146,9 +150,18 @@ impl Recorder {
             };
             self.events.emit(event);
             let found = found?;
-            if !found.is_empty() {
-                warnings.push(format!("completed with warnings: {}", found.join("; ")));
+            // A warning of a task up to date before this build is the
+            // run's (`status` lists it), not news of this build.
+            let ran = self.ran.lock().unwrap_or_else(|p| p.into_inner());
+            let own: Vec<&str> = found
+                .iter()
+                .map(String::as_str)
+                .filter(|w| w.match_indices(": ").any(|(i, _)| ran.contains(&w[..i])))
+                .collect();
+            if !own.is_empty() {
+                warnings.push(format!("completed with warnings: {}", own.join("; ")));
             }
+            drop(ran);
             quality = Some(found);
         }
         if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
@@ -230,6 +243,10 @@ impl Observer for Recorder {
 
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
         self.changed(task.id);
+        self.ran
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.name.clone());
         let status = end.status;
         let lane = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());

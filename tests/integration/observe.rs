@@ -207,6 +207,45 @@ fn a_dead_webhook_is_one_warning_not_one_per_event() {
     assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
 }
 
+/// The closing `completed with warnings:` line speaks of the tasks this
+/// build ran: a warning of a task an earlier build ran, up to date now,
+/// stays in `status` and `summary.json`, not in this build's last line.
+#[test]
+fn the_closing_warnings_are_of_the_tasks_this_build_ran() {
+    let pipeline = |b: &str| {
+        format!(
+            "[tasks.a]\noutputs = [\"a.txt\"]\nmin_bytes = 0\ncommand = \": > a.txt\"\n\
+             [tasks.b]\noutputs = [\"b.txt\"]\nmin_bytes = 0\ncommand = \"{b}\"\n"
+        )
+    };
+    let p = Project::new(&pipeline("echo 1 > b.txt"));
+    p.build()
+        .ok()
+        .stderr_has("completed with warnings: a: output a.txt is empty");
+    // Only b runs: a's warning is not this build's.
+    p.write("pipeline.toml", &pipeline("echo 2 > b.txt"));
+    let run = p.build();
+    run.ok().ran(&["b"]);
+    assert!(
+        !run.stderr.contains("completed with warnings"),
+        "{}",
+        run.stderr
+    );
+    p.run(&["status"])
+        .ok()
+        .stdout_has("a: output a.txt is empty");
+    let summary: serde_json::Value =
+        serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["warnings"][0], "a: output a.txt is empty");
+    // b's own warning, when b runs again, is named alone.
+    p.write("pipeline.toml", &pipeline(": > b.txt"));
+    let run = p.build();
+    run.ok()
+        .ran(&["b"])
+        .stderr_has("completed with warnings: b: output b.txt is empty");
+    assert!(!run.stderr.contains("a: output a.txt"), "{}", run.stderr);
+}
+
 #[test]
 fn the_trace_and_the_summary() {
     let p = Project::new(&format!(
