@@ -107,8 +107,8 @@ pub struct Replay {
     pub dir: PathBuf,
     /// The model whose requests it answers.
     pub of: usize,
-    /// What a build says when `dir` does not exist: `file:line:col`, the
-    /// line and a caret under `dir`.
+    /// What a build says when `dir` is not a folder (nothing there, or a
+    /// file): `file:line:col`, the line and a caret under `dir`.
     pub missing: String,
 }
 
@@ -528,9 +528,10 @@ fn replay_model(
     let missing = source.diagnostic(
         dir.span(),
         &format!(
-            "replay model `{}`: its dir {} does not exist",
+            "replay model `{}`: its dir {} {}",
             name.get_ref(),
-            path.display()
+            path.display(),
+            ["does not exist", "is not a folder"][usize::from(path.exists())]
         ),
     );
     Ok(ModelConfig {

@@ -257,6 +257,13 @@ fn replay_models_are_checked_with_file_line_col() {
         .stderr_has("pipeline.toml:14:7")
         .stderr_has("does not exist")
         .stderr_has("--record");
+    // A file where the folder should be is named as such.
+    p.write("answers", "not a folder\n");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:14:7")
+        .stderr_has("answers is not a folder");
+    std::fs::remove_file(p.path("answers")).unwrap();
     p.run(&["build", "--replay", "x", "--cache", "y"]).code(2);
     let live = Project::new(&pipeline(&server, "Plan it", "", "local"));
     live.run(&["build", "--replay", "missing"])
