@@ -23,7 +23,9 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
             };
             let at = url.map_or(hook.span(), |u| u.span());
             let message = flaw.message(&format!("hook {n}: `url`"));
-            return Err(Error::pipeline(source.diagnostic(at, &message)).hint(hint));
+            // A webhook's token is often in its path: the frame hides it.
+            let shown = endpoint::frame(&source, at, &message, true);
+            return Err(Error::pipeline(shown).hint(hint));
         }
         check(n, hook.get_ref()).map_err(|m| {
             Error::pipeline(source.diagnostic(hook.span(), &m))

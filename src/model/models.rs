@@ -249,7 +249,8 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
         let base_url_span = base_url.span();
         let base_url = base_url.get_ref().trim_end_matches('/').to_string();
         if let Some((message, hint)) = super::endpoint::refusal(&base_url) {
-            return Err(err(base_url_span, &message).hint(hint));
+            let shown = super::endpoint::frame(&source, base_url_span, &message, false);
+            return Err(Error::pipeline(shown).hint(hint));
         }
         let positive = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u64>> {
             match v {

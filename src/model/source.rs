@@ -74,6 +74,31 @@ impl Source<'_> {
         )
     }
 
+    /// [`Source::diagnostic`], with the bytes of the file in `hidden`
+    /// (absolute ranges) shown as `*`: the line of a URL refusal is shown
+    /// without the credentials, query or token it holds.
+    pub fn diagnostic_hiding(
+        &self,
+        span: Range<usize>,
+        message: &str,
+        hidden: &[Range<usize>],
+    ) -> String {
+        let mut bytes = self.text.as_bytes().to_vec();
+        for r in hidden {
+            let end = r.end.min(bytes.len());
+            for b in &mut bytes[r.start.min(end)..end] {
+                *b = b'*';
+            }
+        }
+        // Every byte of a character replaced, or none: still UTF-8.
+        let text = String::from_utf8_lossy(&bytes);
+        Source {
+            display: self.display,
+            text: &text,
+        }
+        .diagnostic(span, message)
+    }
+
     /// Just `file:line:col`.
     pub fn locate(&self, span: Range<usize>) -> String {
         format!(
