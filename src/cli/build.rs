@@ -41,6 +41,7 @@ pub fn build(
     jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
     printer: &mut Printer,
 ) -> Result<()> {
+    ctx.check_webhook()?;
     let make = ctx.makeflags();
     // `make -n` prints what would run; `make -q` asks; under `make -t`
     // (which runs a `+` recipe instead of touching its target) nothing

@@ -104,6 +104,21 @@ impl Context {
         &self.env
     }
 
+    /// Refuses a `$PLANEXE_WEBHOOK_URL` no event could be sent to, as a
+    /// hook's `url` is refused at load (exit 2, before anything runs), in
+    /// words that do not quote it (its token is a secret).
+    pub fn check_webhook(&self) -> Result<()> {
+        let Some(url) = &self.webhook else {
+            return Ok(());
+        };
+        let Some(flaw) = crate::model::endpoint::flaw(url.trim(), true) else {
+            return Ok(());
+        };
+        Err(Error::usage(flaw.message("`$PLANEXE_WEBHOOK_URL`")).hint(
+            "set it to a webhook such as https://hooks.example/T1/B2 (its token in the path or query, no user:...@), or unset it",
+        ))
+    }
+
     /// The environment builds run in, with `$PLANEXE_WEBHOOK_URL`'s token
     /// among its secrets: what a build, and anything that shows what a
     /// build's commands printed, scrubs, as it does the API keys.

@@ -61,6 +61,7 @@ const LOST: &str = "events were lost (the system's queue overflowed); checked ev
 const SETTLE: Duration = Duration::from_millis(500);
 
 pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) -> Result<()> {
+    ctx.check_webhook()?;
     let interrupt = Interrupt::signals();
     let debounce = duration("--debounce", &args.debounce)?;
     let poll = args.poll.as_deref().map(poll_interval).transpose()?;

@@ -858,3 +858,45 @@ fn a_refused_urls_line_is_shown_without_its_secrets() {
         assert!(run.stderr.contains(&shown), "{}", run.stderr);
     }
 }
+
+#[test]
+fn a_webhook_url_from_the_environment_no_event_could_reach_is_refused() {
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n");
+    for (url, says) in [
+        (
+            "ftp://hooks.example/T1/S3CRET",
+            "`$PLANEXE_WEBHOOK_URL` must start with http:// or https://",
+        ),
+        (
+            "https://bob:S3CRET@hooks.example/x",
+            "`$PLANEXE_WEBHOOK_URL` holds a user name or password",
+        ),
+        (
+            "https://hooks.example:99999/S3CRET",
+            "`$PLANEXE_WEBHOOK_URL` has port 99999",
+        ),
+    ] {
+        for command in ["build", "watch"] {
+            let mut child = p
+                .command(&[command])
+                .env("PLANEXE_WEBHOOK_URL", url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A watch that was not refused would run until stopped.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{command} {url}: {stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+            assert!(!stderr.contains("S3CRET"), "{stderr}");
+            assert!(!p.exists("o"), "{command} {url}: built");
+        }
+    }
+}
