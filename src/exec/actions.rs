@@ -298,6 +298,7 @@ fn failure(failure: PromptFailure) -> TaskError {
     };
     TaskError {
         error_id: failure.error_id,
+        judge: failure.judge,
         ..TaskError::new(kind, failure.message)
     }
 }

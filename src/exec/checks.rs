@@ -150,10 +150,13 @@ where
     match run_judge(judge) {
         Ok(verdict) => {
             if !verdict.passed && !warn_only {
-                judgement.error = Some(TaskError::new(
-                    ErrorKind::JudgeRejected,
-                    format!("judge_rejected: {}", llm::rejection(&verdict)),
-                ));
+                judgement.error = Some(TaskError {
+                    judge: true,
+                    ..TaskError::new(
+                        ErrorKind::JudgeRejected,
+                        format!("judge_rejected: {}", llm::rejection(&verdict)),
+                    )
+                });
             }
             judgement.verdict = Some(verdict);
         }

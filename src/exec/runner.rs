@@ -346,6 +346,7 @@ impl TaskRunner<'_> {
             Some(refused) => Err(TaskError {
                 exit_code: failed.exit_code,
                 error_id: refused.error_id,
+                judge: refused.judge,
                 ..TaskError::new(
                     refused.kind,
                     format!("{}, and {}", failed.message, refused.message),

@@ -157,7 +157,12 @@ impl Opener {
             if let (Some(kind), Some(hint)) = (&line.error_kind, &mut line.hint) {
                 let kind =
                     serde_json::from_value::<ErrorKind>(json!(kind)).unwrap_or(ErrorKind::Other);
-                let remedy = kind.remedy(line.recoverable.unwrap_or(false));
+                let recoverable = line.recoverable.unwrap_or(false);
+                let remedy = if line.error_judge == Some(true) {
+                    kind.judge_remedy(recoverable)
+                } else {
+                    kind.remedy(recoverable)
+                };
                 *hint = ADVICE.hint(&Trouble::Failed(remedy));
             }
         }

@@ -87,6 +87,7 @@ fn status_output(extra: Value) -> Value {
                     "error": nullable("string"),
                     "error_kind": nullable("string"),
                     "error_id": nullable("string"),
+                    "error_judge": nullable("boolean"),
                     "recoverable": nullable("boolean"),
                     "hint": nullable("string"),
                 },

@@ -277,6 +277,12 @@ pub struct TaskError {
     /// Commands: the signal that killed the command.
     #[serde(default)]
     pub signal: Option<i32>,
+    /// The failure is the task's judge's (a call of its judge, its prompt,
+    /// its score), not the task's own model's or command's, as
+    /// `failures.jsonl`'s `judge` says of a line: what to do about it is
+    /// too ([`TaskError::remedy`]). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judge: bool,
 }
 
 impl TaskError {
@@ -288,6 +294,7 @@ impl TaskError {
             recoverable: kind.recoverable(),
             exit_code: None,
             signal: None,
+            judge: false,
         }
     }
 

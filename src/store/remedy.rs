@@ -3,6 +3,13 @@
 //! (`planexe build` on the command line, the build tool for the MCP
 //! server: `model::Advice`, `Trouble::Failed`). No words of a door live
 //! here, so none can reach the other.
+//!
+//! A failure of a task's judge ([`TaskError::judge`]) asks for changes of
+//! its own ([`ErrorKind::judge_remedy`]): a judge's schema and answer
+//! length (`max_tokens`) are planexe's, so what the user can change is the
+//! judge's table (`prompt`, `model`, `threshold`, `retries`, `severity`),
+//! the `[models.NAME]` table of the model it names, and the task's
+//! `timeout`, never the task's own prompt, schema or `max_tokens`.
 
 use super::record::{ErrorKind, TaskError};
 
@@ -74,10 +81,52 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// What to do about a failure of this kind of a task's judge (its
+    /// call, its prompt, its score): the changes of the judge's table and
+    /// its model's, where they differ from the task's own
+    /// ([`ErrorKind::remedy`]).
+    pub fn judge_remedy(self, recoverable: bool) -> Remedy {
+        let change = |what| Remedy {
+            change: Some(what),
+            then: Then::Nothing,
+        };
+        match self {
+            ErrorKind::Runaway => change("a judge's schema and max_tokens are planexe's: raise the timeout of the judge's model (or the task's timeout, whichever expired), or judge with another model (`model` in the judge's table)"),
+            ErrorKind::Auth | ErrorKind::MissingKey => {
+                change("check the API key and base_url of the judge's model (`model` in the judge's table)")
+            }
+            ErrorKind::NotFound => {
+                change("check the judge's `model` and that model's name and base_url")
+            }
+            ErrorKind::ContextOverflow => change("shorten the judge's prompt (the outputs and inputs it quotes), or judge with a model with a larger context (`model` in the judge's table)"),
+            ErrorKind::Truncated => change("a judge's max_tokens is planexe's: ask for a short reason in the judge's prompt, or judge with another model (`model` in the judge's table)"),
+            ErrorKind::TooLarge => change("raise max_answer_bytes of the judge's model, or judge with another model (`model` in the judge's table)"),
+            ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
+                change("a judge's schema is planexe's: make the judge's prompt ask for a score and a reason, or judge with a stronger model (`model` in the judge's table)")
+            }
+            ErrorKind::Template => change("fix the judge's prompt template"),
+            ErrorKind::BadRequest => Remedy {
+                change: Some("check the judge's model (its provider and base_url)"),
+                then: Then::Build,
+            },
+            // The same advice as for the task's own call: a stop, the
+            // server's weather, a timeout, a replay's missing answer, the
+            // score itself (which is about the judge already).
+            kind => kind.remedy(recoverable),
+        }
+    }
+}
+
 impl TaskError {
-    /// What to do about it ([`ErrorKind::remedy`]).
+    /// What to do about it ([`ErrorKind::remedy`], or for a failure of
+    /// the task's judge [`ErrorKind::judge_remedy`]).
     pub fn remedy(&self) -> Remedy {
-        self.kind.remedy(self.recoverable)
+        if self.judge {
+            self.kind.judge_remedy(self.recoverable)
+        } else {
+            self.kind.remedy(self.recoverable)
+        }
     }
 }
 

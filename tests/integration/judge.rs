@@ -464,3 +464,79 @@ fn a_warning_judge_still_scoring_when_the_task_times_out_lets_the_answer_stand()
     assert_eq!(p.read("t.md"), "Dig, frame, roof.");
     assert_eq!(p.status_json("t")["checks"][0]["severity"], "warn");
 }
+
+/// The hint for a judge's runaway told the user to bound the schema and
+/// lower `max_tokens`, the task's own, when the judge's schema and answer
+/// length are planexe's: the hint of a judge's failure now speaks of the
+/// judge and its model, in `status`, `status --json`, the task's record
+/// and the build's hint, as `failures.jsonl` marks the line the judge's.
+#[test]
+fn a_judges_failure_is_remedied_in_the_judges_terms() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(Reply::Trickle {
+        every: std::time::Duration::from_millis(20),
+    });
+    let p = judged_by_j(&answers, &judges);
+    // The judge's model streams, samples at temperature 0 (a runaway is
+    // not asked again) and times out after a second.
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "model = \"j\"\nstream = false\n",
+            "model = \"j\"\nstream = true\ntemperature = 0\ntimeout = \"1s\"\n",
+        ),
+    );
+    p.build()
+        .code(1)
+        .stderr_has("judge j could not score: runaway");
+    let status = p.status_json("t");
+    assert_eq!(status["error"]["kind"], "runaway");
+    assert_eq!(status["error"]["judge"], true);
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(failures.last().unwrap()["judge"], true);
+    let judge_hint = "a judge's schema and max_tokens are planexe's: raise the timeout of the \
+                      judge's model (or the task's timeout, whichever expired), or judge with \
+                      another model (`model` in the judge's table)";
+    p.run(&["status"])
+        .ok()
+        .stdout_has(&format!("hint: {judge_hint}"));
+    let listed: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(listed["tasks"][0]["hint"], judge_hint);
+    assert_eq!(listed["tasks"][0]["error_judge"], true);
+    // The task's own runaway keeps the task's advice.
+    let answers = Server::start();
+    answers.default_reply(Reply::Trickle {
+        every: std::time::Duration::from_millis(20),
+    });
+    let p = judged_by_j(&answers, &judges);
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "model = \"m\"\nstream = false\n",
+            "model = \"m\"\nstream = true\ntemperature = 0\ntimeout = \"1s\"\n",
+        ),
+    );
+    p.build().code(1).stderr_has("m: runaway");
+    assert_eq!(p.status_json("t")["error"].get("judge"), None);
+    p.run(&["status"])
+        .ok()
+        .stdout_has("hint: bound the schema (maxItems, maxLength), lower max_tokens");
+    // A command's judge that cannot score: the build's hint is the judge's.
+    let judges = Server::start();
+    judges.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    let p = Project::new(&format!(
+        "[models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo hi > c.md\"\n\
+         [tasks.c.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\n",
+        judges.url
+    ));
+    p.build().code(1).stderr_has(
+        "hint: check the API key and base_url of the judge's model (`model` in the judge's table)",
+    );
+}

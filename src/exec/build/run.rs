@@ -458,10 +458,11 @@ impl Build<'_> {
             let first = &graph[summary.failed[0]];
             let name = &first.name;
             let run_dir = &session.run_dir;
-            let kind = match session.store.recorded(run_dir, name) {
-                crate::store::Recorded::Failed(s) => s.error.as_ref().map(|e| e.kind),
+            let error = match session.store.recorded(run_dir, name) {
+                crate::store::Recorded::Failed(s) => s.error.clone(),
                 _ => None,
             };
+            let kind = error.as_ref().map(|e| e.kind);
             let details = match &first.action {
                 Action::Expand(list) => format!("{name} could not expand its list {list}"),
                 Action::Command(_) if run_dir.task_log_path(name).exists() => format!(
@@ -472,7 +473,12 @@ impl Build<'_> {
                     Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
                         format!("{name} printed nothing")
                     }
-                    Some(kind) => session.advice().hint(&Trouble::Failed(kind.remedy(false))),
+                    Some(_) => match &error {
+                        // A command's judge's failure asks for changes of
+                        // the judge's, not the command's.
+                        Some(e) => session.advice().hint(&Trouble::Failed(e.remedy())),
+                        None => format!("{name} printed nothing"),
+                    },
                 },
                 // Its message says where the answers were looked for;
                 // what to do about it is the door's.

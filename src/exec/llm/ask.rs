@@ -378,7 +378,7 @@ impl Llm<'_> {
                     if let Some(stop) = stopped_by {
                         return Err(match stop {
                             Stop::Interrupted(_) => Stop::Interrupted(Some(error_id)),
-                            _ => Stop::Deadline(Some((e.kind, e.message, error_id))),
+                            _ => Stop::Deadline(Some((e.kind, e.message, error_id, spec.judge))),
                         });
                     }
                     if !retry {

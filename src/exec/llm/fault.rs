@@ -462,6 +462,32 @@ pub(super) fn deadline_error(
     }
 }
 
+/// Reasons joined with `; `, each with its error_id but `skip` (the one the
+/// task carries, shown beside the message already).
+pub(super) fn with_ids(reasons: &[(String, String)], skip: Option<&str>) -> String {
+    reasons
+        .iter()
+        .map(|(text, id)| {
+            if Some(id.as_str()) == skip {
+                text.clone()
+            } else {
+                format!("{text} (error_id {id})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A timeout that came while the task was queued for its model: `after`
+/// (`timeout after 30m`), what it was queued for, and the failure it was
+/// to retry after, if any.
+pub(super) fn queued_message(after: &str, queued: &str, retrying: Option<&str>) -> String {
+    match retrying {
+        Some(last) => format!("{after} while {queued}, to retry after {last}"),
+        None => format!("{after} while {queued}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -287,16 +287,16 @@ impl Llm<'_> {
                 // message (`the model was still generating when the
                 // task's timeout (2s) expired`) is the call's, and the
                 // task's says whose call it was.
-                Stop::Deadline(Some((kind, message, error_id))) => {
+                Stop::Deadline(Some((kind, message, error_id, _))) => {
                     let message = judge_timed_out(name, kind, &message);
-                    Stop::Deadline(Some((kind, message, error_id)))
+                    Stop::Deadline(Some((kind, message, error_id, true)))
                 }
                 stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
                     let message = timed_out(stop, s.deadline);
                     let kind = ErrorKind::Timeout;
                     let error_id = self.judge_failure(s, *attempt_no, kind, &message);
                     let message = judge_timed_out(name, kind, &message);
-                    Stop::Deadline(Some((kind, message, error_id)))
+                    Stop::Deadline(Some((kind, message, error_id, true)))
                 }
                 other => other,
             }
@@ -338,7 +338,7 @@ impl Llm<'_> {
             Stop::Interrupted(id) => return Err(Stop::Interrupted(id)),
             Stop::JudgeFailed { message, .. } | Stop::Failed { message, .. } => message,
             // A scoring's timeout names its judge already.
-            Stop::Deadline(Some((_, message, _))) => return Ok(self.redact(&message)),
+            Stop::Deadline(Some((_, message, _, _))) => return Ok(self.redact(&message)),
             stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
                 format!("timeout: {}", timed_out(stop, deadline))
             }
@@ -355,10 +355,11 @@ impl Llm<'_> {
                 message: "stopped by an interrupt while its judge ran".into(),
                 error_id,
                 stopped: true,
+                judge: true,
             },
             stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. }) => {
                 let (kind, message, error_id) = match stop {
-                    Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
+                    Stop::Deadline(Some((kind, message, id, _))) => (kind, message, Some(id)),
                     stop => (ErrorKind::Timeout, timed_out(stop, deadline), None),
                 };
                 PromptFailure {
@@ -366,6 +367,7 @@ impl Llm<'_> {
                     message: self.redact(&message),
                     error_id,
                     stopped: false,
+                    judge: true,
                 }
             }
             Stop::JudgeFailed {
@@ -378,6 +380,7 @@ impl Llm<'_> {
                 message: self.redact(&could_not_score(&judge, &message)),
                 error_id: Some(error_id),
                 stopped: false,
+                judge: true,
             },
             // Only the task's own model fails as `Failed`, and a scoring
             // asks only the judge.
@@ -390,6 +393,7 @@ impl Llm<'_> {
                 message: self.redact(&format!("the judge could not score: {message}")),
                 error_id: Some(error_id),
                 stopped: false,
+                judge: true,
             },
         }
     }
@@ -416,7 +420,7 @@ fn timed_out(stop: Stop, deadline: Option<(Instant, Duration)>) -> String {
     let after = format!("the task's timeout ({limit}) expired");
     match stop {
         Stop::Waited(last) => format!("{after} while its judge waited to retry after {last}"),
-        Stop::Queued { queued, retrying } => super::queued_message(
+        Stop::Queued { queued, retrying } => super::fault::queued_message(
             &after,
             &format!("its judge was {queued}"),
             retrying.as_deref(),

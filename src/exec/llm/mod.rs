@@ -52,6 +52,8 @@ pub struct PromptFailure {
     pub message: String,
     pub error_id: Option<String>,
     pub stopped: bool,
+    /// The failure is the task's judge's, not its own model's.
+    pub judge: bool,
 }
 
 /// The result of a prompt task, or of a judging of outputs on disk.
@@ -365,6 +367,7 @@ impl<'a> Llm<'a> {
                 message: String::new(),
                 error_id: None,
                 stopped: false,
+                judge: false,
             }),
             model: None,
             attempts: Vec::new(),
@@ -381,13 +384,14 @@ impl<'a> Llm<'a> {
                     message: format!("cannot render the prompt ({}): {m}", spec.template_origin),
                     error_id: None,
                     stopped: false,
+                    judge: false,
                 });
                 return result;
             }
         };
         // Why each model failed, and the error_id of that failure.
         let mut reasons: Vec<(String, String)> = Vec::new();
-        let mut last_kind = ErrorKind::Connection;
+        let (mut last_kind, mut last_judge) = (ErrorKind::Connection, false);
         let models = models::chain(&self.models, spec.model);
         let mut attempt_no = 0u32;
         for m in models {
@@ -448,36 +452,43 @@ impl<'a> Llm<'a> {
                         message: "stopped by an interrupt".into(),
                         error_id,
                         stopped: true,
+                        judge: false,
                     });
                     return result;
                 }
                 Err(stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. })) => {
                     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
                     let after = format!("timeout after {}", fault::readable(limit));
-                    let (kind, mut message, error_id) = match stop {
-                        Stop::Deadline(Some((kind, message, id))) => (kind, message, Some(id)),
+                    let (kind, mut message, error_id, judge) = match stop {
+                        Stop::Deadline(Some((kind, message, id, judge))) => {
+                            (kind, message, Some(id), judge)
+                        }
                         // Between calls: the build records the timeout
                         // under an error_id of its own.
                         Stop::Waited(last) => (
                             ErrorKind::Timeout,
                             format!("{after} while waiting to retry after {last}"),
                             None,
+                            false,
                         ),
                         Stop::Queued { queued, retrying } => (
                             ErrorKind::Timeout,
-                            queued_message(&after, &queued, retrying.as_deref()),
+                            fault::queued_message(&after, &queued, retrying.as_deref()),
                             None,
+                            false,
                         ),
-                        _ => (ErrorKind::Timeout, after, None),
+                        _ => (ErrorKind::Timeout, after, None, false),
                     };
                     if !reasons.is_empty() {
-                        message.push_str(&format!(" (before: {})", with_ids(&reasons, None)));
+                        message
+                            .push_str(&format!(" (before: {})", fault::with_ids(&reasons, None)));
                     }
                     result.answer = Err(PromptFailure {
                         kind,
                         message: self.redact(&message),
                         error_id,
                         stopped: false,
+                        judge,
                     });
                     return result;
                 }
@@ -489,7 +500,7 @@ impl<'a> Llm<'a> {
                     error_id,
                 }) => {
                     reasons.push((message, error_id));
-                    last_kind = kind;
+                    (last_kind, last_judge) = (kind, true);
                 }
                 Err(Stop::Failed {
                     kind,
@@ -497,7 +508,7 @@ impl<'a> Llm<'a> {
                     error_id,
                 }) => {
                     reasons.push((format!("{}: {message}", model.name), error_id));
-                    last_kind = kind;
+                    (last_kind, last_judge) = (kind, false);
                 }
                 // The task's model answered; its judge could not score.
                 Err(Stop::JudgeFailed {
@@ -507,7 +518,7 @@ impl<'a> Llm<'a> {
                     error_id,
                 }) => {
                     reasons.push((judging::could_not_score(&judge, &message), error_id));
-                    last_kind = kind;
+                    (last_kind, last_judge) = (kind, true);
                 }
             }
         }
@@ -519,7 +530,7 @@ impl<'a> Llm<'a> {
         } else {
             format!(
                 "all models failed: {}",
-                with_ids(&reasons, last_id.as_deref())
+                fault::with_ids(&reasons, last_id.as_deref())
             )
         };
         result.answer = Err(PromptFailure {
@@ -527,6 +538,7 @@ impl<'a> Llm<'a> {
             message: self.redact(&message),
             error_id: last_id,
             stopped: false,
+            judge: last_judge,
         });
         result
     }
@@ -536,7 +548,9 @@ impl<'a> Llm<'a> {
 /// recorded as: its error_id (and, at the deadline, its kind and message).
 enum Stop {
     Interrupted(Option<String>),
-    Deadline(Option<(ErrorKind, String, String)>),
+    /// The task's deadline: the kind, message and error_id of the call it
+    /// cut short, and whether that call was a judge's.
+    Deadline(Option<(ErrorKind, String, String, bool)>),
     /// The deadline came between calls, while the task waited to retry
     /// after a failure (`kind: message`, recorded with its call).
     Waited(String),
@@ -560,30 +574,4 @@ enum Stop {
         message: String,
         error_id: String,
     },
-}
-
-/// Reasons joined with `; `, each with its error_id but `skip` (the one the
-/// task carries, shown beside the message already).
-fn with_ids(reasons: &[(String, String)], skip: Option<&str>) -> String {
-    reasons
-        .iter()
-        .map(|(text, id)| {
-            if Some(id.as_str()) == skip {
-                text.clone()
-            } else {
-                format!("{text} (error_id {id})")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// A timeout that came while the task was queued for its model: `after`
-/// (`timeout after 30m`), what it was queued for, and the failure it was
-/// to retry after, if any.
-fn queued_message(after: &str, queued: &str, retrying: Option<&str>) -> String {
-    match retrying {
-        Some(last) => format!("{after} while {queued}, to retry after {last}"),
-        None => format!("{after} while {queued}"),
-    }
 }

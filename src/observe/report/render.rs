@@ -196,6 +196,7 @@ mod tests {
             recoverable: false,
             exit_code: Some(1),
             signal: None,
+            judge: false,
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
         Page {

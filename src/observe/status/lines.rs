@@ -27,6 +27,10 @@ pub struct TaskLine {
     pub error: Option<String>,
     pub error_kind: Option<String>,
     pub error_id: Option<String>,
+    /// The failure is the task's judge's (its call, its prompt, its
+    /// score), not the task's own model's or command's.
+    #[serde(default)]
+    pub error_judge: Option<bool>,
     /// Whether running the build again may fix the failure by itself.
     pub recoverable: Option<bool>,
     /// What to do about a failure.
@@ -114,6 +118,7 @@ impl TaskLine {
             error: None,
             error_kind: None,
             error_id: None,
+            error_judge: None,
             recoverable: None,
             hint: None,
             attempt: None,
@@ -141,6 +146,7 @@ impl TaskLine {
             self.error = Some(e.first_line().to_string());
             self.error_kind = Some(e.kind.as_str().to_string());
             self.error_id = e.error_id.clone();
+            self.error_judge = Some(e.judge);
             self.recoverable = Some(recoverable);
             self.hint = Some(hint);
         }
@@ -154,6 +160,7 @@ impl TaskLine {
         self.error = None;
         self.error_kind = None;
         self.error_id = None;
+        self.error_judge = None;
         self.recoverable = None;
         self.hint = None;
         self.attempt = Some(1);

@@ -569,3 +569,42 @@ fn a_judge_on_a_replay_model_is_told_too() {
         .ok()
         .stderr_has(note);
 }
+
+/// `status` rebuilt a failed task's hint from its kind alone, so a judge
+/// that could not score was remedied as if the task's own model had
+/// failed (`check the API key and the model's base_url`): the tool now
+/// speaks of the judge's model, as `status --json` does.
+#[test]
+fn a_judges_failure_is_remedied_in_the_judges_terms() {
+    let server = crate::llm_server::Server::start();
+    server.script([
+        crate::llm_server::openai_answer("Dig."),
+        crate::llm_server::json(401, json!({"error": {"message": "bad key"}})),
+    ]);
+    let p = Project::new(&format!(
+        "{}\n[models.j]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"j\"\nstream = false\n\
+         [tasks.judged]\noutputs = [\"j.md\"]\nmodel = \"j\"\nprompt = \"Plan it\"\n\
+         [tasks.judged.judge]\nprompt = \"Score {{{{ output }}}}\"\n",
+        with_model(),
+        server.url
+    ));
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r", "targets": ["judged"]}));
+    let status = c.ok("wait", json!({"run": "r"}));
+    let hint = "check the API key and base_url of the judge's model (`model` in the judge's table)";
+    let task = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "judged")
+        .unwrap()
+        .clone();
+    assert_eq!(task["error_kind"], "auth", "{status}");
+    assert_eq!(task["error_judge"], true, "{status}");
+    assert_eq!(task["hint"], hint, "{status}");
+    assert_eq!(status["error"]["hint"], hint, "{status}");
+    assert!(c.close().success());
+    p.run(&["status", "--json", "-C", "r"])
+        .stdout_has(&format!("\"hint\":\"{hint}\""));
+}
