@@ -188,7 +188,8 @@ impl Actions<'_> {
     }
 
     /// Asks the model (and the task's judge) and writes the accepted
-    /// answer to the task's output.
+    /// answer to the task's output; on a failure, the last answer the
+    /// judge refused, for the roll-back to keep.
     fn ask(
         &self,
         task: &Task,
@@ -218,9 +219,24 @@ impl Actions<'_> {
             .extend(result.unscored.clone().map(checks::unscored));
         status.model = result.model.clone();
         status.attempt = result.attempts.len() as u32;
-        let text = add_calls(status, result).map_err(failure)?;
-        files::write_atomic(&self.run_dir.path(out), text.as_bytes())
-            .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
+        let rejected = result.rejected.clone();
+        let write = |text: &str| {
+            files::write_atomic(&self.run_dir.path(out), text.as_bytes())
+                .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
+        };
+        match add_calls(status, result) {
+            Ok(text) => write(&text),
+            // The answer its judge refused is written as an answer its
+            // checks refuse is: the attempt's roll-back keeps it in
+            // `.planexe/failed/TASK/` and puts the last good one back.
+            // (A write that fails leaves the failure the judge's.)
+            Err(failed) => {
+                if let Some(text) = rejected {
+                    let _ = write(&text);
+                }
+                Err(failure(failed))
+            }
+        }
     }
 
     fn models(&self) -> Result<&Llm<'_>, TaskError> {

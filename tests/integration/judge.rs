@@ -540,3 +540,35 @@ fn a_judges_failure_is_remedied_in_the_judges_terms() {
         "hint: check the API key and base_url of the judge's model (`model` in the judge's table)",
     );
 }
+
+/// An answer its judge rejected was kept only in `.planexe/raw/`, while
+/// what a failed command wrote, or an answer its checks refused, goes to
+/// `.planexe/failed/TASK/`: the rejected answer now goes there too, under
+/// its output's name, the last good answer stays in place, and the
+/// build says where it is.
+#[test]
+fn an_answer_its_judge_rejected_is_kept_in_failed_and_the_good_one_stays() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Dig, frame, roof."),
+        verdict(0.9, "clear"),
+        openai_answer("Build it."),
+        verdict(0.1, "no plan at all"),
+        openai_answer("Still build it."),
+        verdict(0.3, "barely better"),
+    ]);
+    let p = project(&server, "retries = 1");
+    p.build().ok();
+    p.write("idea.txt", "a barn, with a loft");
+    p.build()
+        .code(1)
+        .stderr_has("judge_rejected")
+        .stderr_has(
+            "what it wrote is kept in .planexe/failed/plan/plan.md; the outputs of its last \
+             good run are back in place",
+        )
+        .stderr_has("hint: the refused answer of plan is kept in .planexe/failed/plan,");
+    assert_eq!(p.read(".planexe/failed/plan/plan.md"), "Still build it.");
+    assert_eq!(p.read("plan.md"), "Dig, frame, roof.");
+    assert_eq!(p.status_json("plan")["error"]["kind"], "judge_rejected");
+}

@@ -488,6 +488,19 @@ impl Build<'_> {
                         .advice()
                         .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
                 ),
+                // An answer its checks or judge refused: kept.
+                Action::Prompt(_)
+                    if matches!(
+                        kind,
+                        Some(ErrorKind::JudgeRejected | ErrorKind::CheckFailed)
+                    ) && run_dir.failed_dir(name).exists() =>
+                {
+                    format!(
+                        "the refused answer of {name} is kept in {}, every failed call in {}",
+                        run_dir.show(&run_dir.failed_dir(name)),
+                        run_dir.show(&run_dir.failures_path())
+                    )
+                }
                 Action::Prompt(_) => format!(
                     "every failed call of {name} is in {}, the last response in {}",
                     run_dir.show(&run_dir.failures_path()),

@@ -110,6 +110,7 @@ impl Llm<'_> {
             if passed {
                 return Ok(answer);
             }
+            result.rejected = Some(answer.clone());
             if rounds > judge.retries {
                 if judge.warn {
                     return Ok(answer);
@@ -171,6 +172,7 @@ impl Llm<'_> {
             judge_usage: Usage::default(),
             judge: None,
             unscored: None,
+            rejected: None,
         };
         let progress = self.track(task);
         let scoring = Scoring {

@@ -71,6 +71,9 @@ pub struct PromptResult {
     /// Why a judge of `severity = "warn"` could not score the answer,
     /// which stands: a quality warning, not a failure.
     pub unscored: Option<String>,
+    /// The last answer the judge scored below its threshold: what a task
+    /// that fails wrote, kept with its failure (`.planexe/failed/TASK/`).
+    pub rejected: Option<String>,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -375,6 +378,7 @@ impl<'a> Llm<'a> {
             judge_usage: Usage::default(),
             judge: None,
             unscored: None,
+            rejected: None,
         };
         let (prompt, system) = match spec.render(inputs, task) {
             Ok(r) => r,
