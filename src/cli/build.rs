@@ -5,14 +5,14 @@
 use std::sync::{Mutex, MutexGuard};
 
 use super::annotate::Github;
-use super::args::{AdviceArg, AnswersArgs, BuildArgs, Cli};
+use super::answers;
+use super::args::{AdviceArg, BuildArgs, Cli};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::limits::Wait;
-use crate::exec::llm::recording::Answers;
 use crate::exec::observer::{
     Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd, Unexpanded,
 };
@@ -56,11 +56,11 @@ pub fn build(
         question,
         force: args.force,
         check: args.check.into(),
-        answers: answers(&args.answers)?,
+        answers: answers::answers(&args.answers)?,
         changed: None,
     };
     if !options.dry_run && !options.question {
-        make_answer_store(&options.answers)?;
+        answers::make_answer_store(&options.answers)?;
     }
     // Dry runs and questions change nothing: Ctrl-C may end them the
     // default way. Builds catch it from the start, before anything else
@@ -122,6 +122,9 @@ pub fn build(
     };
     let session: &mut Session = Box::leak(Box::new(opened?));
     drop(t);
+    if !options.read_only() {
+        answers::make_pipeline_cache(session, &options.answers)?;
+    }
     for warning in session.graph.warnings() {
         printer.warn(&warning);
     }
@@ -210,52 +213,6 @@ fn show_results(session: &Session, printer: &mut Printer) {
     if !shown.is_empty() {
         printer.note(&format!("results: {}", shown.join(", ")));
     }
-}
-
-/// `--record`, `--replay` or `--cache` (clap lets through one at most),
-/// relative to the current directory.
-pub(super) fn answers(args: &AnswersArgs) -> Result<Answers> {
-    let flag = [&args.record, &args.replay, &args.cache]
-        .into_iter()
-        .find_map(Option::as_ref);
-    let Some(dir) = flag else {
-        return Ok(Answers::Live);
-    };
-    let dir = std::env::current_dir()
-        .map_err(|e| crate::error::Error::io_at(std::path::Path::new("."), e))?
-        .join(dir);
-    Ok(if args.record.is_some() {
-        Answers::Record(dir)
-    } else if args.replay.is_some() {
-        Answers::Replay(dir)
-    } else {
-        Answers::Cache(dir)
-    })
-}
-
-/// Makes the folder `--record` or `--cache` stores answers in, before
-/// anything runs: one that cannot be made is a usage error (exit 2), not
-/// a warning per answer after the build paid for them.
-pub(super) fn make_answer_store(answers: &Answers) -> Result<()> {
-    let (flag, dir) = match answers {
-        Answers::Record(dir) => ("--record", dir),
-        Answers::Cache(dir) => ("--cache", dir),
-        Answers::Live | Answers::Replay(_) => return Ok(()),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        let why = if dir.exists() && !dir.is_dir() {
-            "it is not a folder".to_string()
-        } else {
-            e.to_string()
-        };
-        Error::usage(format!(
-            "{flag} {}: cannot make the folder of recorded answers: {why}",
-            dir.display()
-        ))
-        .hint(format!(
-            "pass {flag} a folder planexe can write, such as {flag} answers"
-        ))
-    })
 }
 
 /// The terminal as an observer of a build (also of `watch`'s builds);

@@ -17,13 +17,14 @@ use crate::store::record::first_line;
 use crate::store::ErrorKind;
 
 pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> Result<()> {
-    let answers = super::build::answers(&args.answers)?;
-    super::build::make_answer_store(&answers)?;
+    let answers = super::answers::answers(&args.answers)?;
+    super::answers::make_answer_store(&answers)?;
     let located = ctx.location(cli)?.locate()?;
     if let Some(warning) = &located.warning {
         printer.warn(warning);
     }
     let session = Session::open(located, &ctx.model(args.model.as_deref()), Lists::Present)?;
+    super::answers::make_pipeline_cache(&session, &answers)?;
     let interrupt = Interrupt::signals();
     let env = ctx.scrubbing_env();
     let rechecked = recheck(&session, &env, &args.tasks, answers, interrupt.clone())?;

@@ -7,6 +7,7 @@
 //! text.
 
 mod annotate;
+mod answers;
 pub mod args;
 mod build;
 mod check;

@@ -301,6 +301,7 @@ impl Watch<'_> {
         let targets = self.watch_graph(&session);
         self.sync(printer)?;
         targets?;
+        super::answers::make_pipeline_cache(&session, &self.options.answers)?;
         for warning in session.graph.warnings() {
             if self.warned.fresh(&warning) {
                 printer.warn(&warning);

@@ -409,3 +409,46 @@ fn a_record_or_cache_folder_that_cannot_be_made_stops_the_build_before_any_call(
     run(&p, &["build", "--record", "new"]).ok();
     assert_eq!(entries(&p.path("new")).len(), 1);
 }
+
+/// `[pipeline] cache = "DIR"`, the pipeline file's spelling of `--cache`,
+/// was not made before the build: one that could not be was a warning
+/// per answer, after the calls were paid for. It now stops the build (and
+/// `planexe check`) before any call, pointing at the key, as the flag's
+/// folder does.
+#[test]
+fn a_pipeline_cache_folder_that_cannot_be_made_stops_the_build_before_any_call() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"a\": 1}"));
+    let text = pipeline(&server, "hi", "", "local");
+    let p = Project::new(&text);
+    p.write("plain.txt", "a file, not a folder");
+    for dir in ["plain.txt", "plain.txt/answers"] {
+        p.write(
+            "pipeline.toml",
+            &text.replacen(
+                "[pipeline]\n",
+                &format!("[pipeline]\ncache = \"{dir}\"\n"),
+                1,
+            ),
+        );
+        for args in [&["build"][..], &["check"]] {
+            let run = run(&p, args);
+            run.code(2).ran(&[]);
+            run.stderr_has("error: pipeline.toml:2:9: cache = ")
+                .stderr_has(": cannot make the folder of cached answers (")
+                .stderr_has("2 | cache = ")
+                .stderr_has("hint: name a folder planexe can write");
+        }
+    }
+    assert!(server.requests().is_empty(), "no model was asked");
+    assert!(!p.exists(".planexe/usage.jsonl"));
+    // A dry run makes no folder; a build makes it and stores there.
+    p.write(
+        "pipeline.toml",
+        &text.replacen("[pipeline]\n", "[pipeline]\ncache = \"answers\"\n", 1),
+    );
+    run(&p, &["build", "-n"]).ok();
+    assert!(!p.exists("answers"));
+    run(&p, &["build"]).ok();
+    assert_eq!(entries(&p.path("answers")).len(), 1);
+}
