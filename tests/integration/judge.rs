@@ -572,3 +572,34 @@ fn an_answer_its_judge_rejected_is_kept_in_failed_and_the_good_one_stays() {
     assert_eq!(p.read("plan.md"), "Dig, frame, roof.");
     assert_eq!(p.status_json("plan")["error"]["kind"], "judge_rejected");
 }
+
+/// A judge's answer cut off at its token limit is not the user's to
+/// raise (planexe sets a judge's `max_tokens`): the message says what is
+/// theirs, the judge's prompt or model; the task's own cut-off keeps its
+/// advice.
+#[test]
+fn a_judges_cut_off_answer_does_not_ask_to_raise_max_tokens() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(openai_finish(
+        "{\"score\": 0.9, \"reason\": \"Goo",
+        "length",
+    ));
+    let p = judged_by_j(&answers, &judges);
+    p.build()
+        .code(1)
+        .stderr_has("judge j could not score: truncated");
+    let error = &p.status_json("t")["error"];
+    assert_eq!(error["judge"], true);
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("ask the judge for a shorter reason"),
+        "{message}"
+    );
+    assert!(!message.contains("raise max_tokens"), "{message}");
+    let answers = Server::start();
+    answers.default_reply(openai_finish("Dig, frame, and then the", "length"));
+    let p = judged_by_j(&answers, &judges);
+    p.build().code(1).stderr_has("raise max_tokens");
+}

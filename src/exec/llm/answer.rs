@@ -42,6 +42,19 @@ pub struct Expect<'a> {
     pub schema: Option<&'a Schema>,
     /// Write a text answer's leading reasoning too.
     pub keep_reasoning: bool,
+    /// The answer is a judge's, whose `max_tokens` is planexe's: a cut-off
+    /// is not the user's to raise.
+    pub judge: bool,
+}
+
+/// What a call cut off at the token limit asks of the user: the task's
+/// `max_tokens` is theirs, a judge's is planexe's (its prompt is theirs).
+pub fn cut_off_advice(judge: bool) -> &'static str {
+    if judge {
+        "ask the judge for a shorter reason (its `prompt`), or judge with another model"
+    } else {
+        "raise max_tokens or ask for less"
+    }
 }
 
 impl<'a> Expect<'a> {
@@ -50,6 +63,7 @@ impl<'a> Expect<'a> {
             format: spec.format,
             schema: spec.schema.as_deref(),
             keep_reasoning: spec.keep_reasoning,
+            judge: spec.judge,
         }
     }
 }
@@ -74,15 +88,15 @@ pub fn judge_cut(text: &str, expect: &Expect, tokens: Option<u64>) -> Result<Str
                 ),
             ),
             ErrorKind::EmptyAnswer => (
-                format!("{}, and the answer was cut off at {at}; raise max_tokens or ask for less", why.message),
+                format!("{}, and the answer was cut off at {at}; {}", why.message, cut_off_advice(expect.judge)),
                 format!("Your answer was cut off at {at} before any answer. {ANSWER_AGAIN}"),
             ),
             _ if no_json(&why, text, expect) => (
-                format!("the answer holds no JSON: it was cut off at {at} before any JSON value began; raise max_tokens or ask for the JSON alone"),
+                format!("the answer holds no JSON: it was cut off at {at} before any JSON value began; {}", if expect.judge { cut_off_advice(true) } else { "raise max_tokens or ask for the JSON alone" }),
                 format!("Your answer was cut off at {at} before it gave any JSON. {ANSWER_AGAIN}"),
             ),
             _ => (
-                format!("the answer was cut off at {at} before its JSON was complete; raise max_tokens or ask for less"),
+                format!("the answer was cut off at {at} before its JSON was complete; {}", cut_off_advice(expect.judge)),
                 format!(
                     "Your answer was cut off at {at} before the JSON was complete. Answer again with the JSON value only: no prose, no explanation, shorter strings."
                 ),
@@ -256,6 +270,7 @@ mod tests {
             format: Format::Json,
             schema,
             keep_reasoning: false,
+            judge: false,
         }
     }
 

@@ -196,7 +196,11 @@ impl Llm<'_> {
                 // A JSON answer cut off in the chatter after a complete
                 // value is taken; one cut off inside it is re-asked.
                 Ok(ok) if ok.truncated() && spec.format == Format::Json => {
-                    match answer::judge_cut(&ok.answer.text, &answer::Expect::of(spec), ok.answer.usage.completion_tokens) {
+                    match answer::judge_cut(
+                        &ok.answer.text,
+                        &answer::Expect::of(spec),
+                        ok.answer.usage.completion_tokens,
+                    ) {
                         Ok(text) => Failure::None(self.scrub(&text)),
                         Err(rejection) => Failure::Answer(rejection),
                     }
@@ -204,8 +208,16 @@ impl Llm<'_> {
                 Ok(ok) if ok.truncated() => Failure::Call(CallError::new(
                     ErrorKind::Truncated,
                     format!(
-                        "the answer was cut off at the token limit ({} tokens); raise max_tokens or shorten the prompt",
-                        ok.answer.usage.completion_tokens.map_or("?".to_string(), |n| n.to_string())
+                        "the answer was cut off at the token limit ({} tokens); {}",
+                        ok.answer
+                            .usage
+                            .completion_tokens
+                            .map_or("?".to_string(), |n| n.to_string()),
+                        if spec.judge {
+                            answer::cut_off_advice(true)
+                        } else {
+                            "raise max_tokens or shorten the prompt"
+                        }
                     ),
                 )),
                 Ok(ok) => match answer::judge(&ok.answer.text, &answer::Expect::of(spec)) {
