@@ -278,18 +278,26 @@ fn a_late_event_for_an_output_as_the_build_left_it_rebuilds_nothing() {
 
 #[test]
 fn a_change_during_a_build_makes_exactly_one_more_build() {
-    let p = Project::new(
+    // The command says it started (outside the run directory), so the
+    // changes below land after the build read plan.txt, however late a
+    // loaded machine starts it.
+    let marks = tempfile::tempdir().unwrap();
+    let began = marks.path().join("began");
+    let p = Project::new(&format!(
         r#"
 [tasks.slow]
 inputs = ["plan.txt"]
 outputs = ["slow.md"]
-command = "sleep 1; cat plan.txt > slow.md"
+command = "touch '{}'; sleep 1; cat plan.txt > slow.md"
 "#,
-    );
+        began.display()
+    ));
     p.write("plan.txt", "one\n");
     let mut w = Watcher::start(&p, &[]);
+    std::fs::remove_file(&began).unwrap();
     std::fs::write(p.path("plan.txt"), "two\n").unwrap();
     w.expect("start  slow");
+    wait_for("the build's command to start", || began.exists());
     std::fs::write(p.path("plan.txt"), "three\n").unwrap();
     std::fs::write(p.path("plan.txt"), "four\n").unwrap();
     w.expect("watch: plan.txt changed");
