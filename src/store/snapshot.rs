@@ -23,7 +23,11 @@ use serde::{Deserialize, Serialize};
 use super::files;
 use super::rundir::RunDir;
 
-const MAGIC: &[u8] = b"planexe status.snapshot 3\n";
+/// The file's first line. Its number changes with the layout of what the
+/// file holds (the head, and the sections' postcard, as the task lines of
+/// `observe::status`): a file of another layout is no snapshot, whatever
+/// planexe's version says.
+const MAGIC: &[u8] = b"planexe status.snapshot 4\n";
 
 /// Which running build wrote a live snapshot: as in its run record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -16,7 +16,9 @@ use crate::plan::{Plan, Reason, Session};
 use crate::store::record::JudgeVerdict;
 use crate::store::{sidecar, Builder, ErrorKind, Recorded, RunDir, StateStore, Status, TaskState};
 
-/// One task in `status --json`.
+/// One task in `status --json`. Saved in `status.snapshot` as postcard,
+/// which has no field names: a field added, removed or moved here changes
+/// the file's layout, and the number in `store::snapshot`'s first line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskLine {
     pub task: String,
