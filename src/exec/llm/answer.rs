@@ -47,6 +47,18 @@ pub struct Expect<'a> {
     pub judge: bool,
 }
 
+/// The failure of a text answer cut off at the token limit (`tokens`, as
+/// the server counted them), with what to do ([`cut_off_advice`]).
+pub fn cut_off(tokens: Option<u64>, judge: bool) -> String {
+    let advice = if judge {
+        cut_off_advice(true)
+    } else {
+        "raise max_tokens or shorten the prompt"
+    };
+    let tokens = tokens.map_or("?".to_string(), |n| n.to_string());
+    format!("the answer was cut off at the token limit ({tokens} tokens); {advice}")
+}
+
 /// What a call cut off at the token limit asks of the user: the task's
 /// `max_tokens` is theirs, a judge's is planexe's (its prompt is theirs).
 pub fn cut_off_advice(judge: bool) -> &'static str {

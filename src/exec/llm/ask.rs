@@ -207,18 +207,7 @@ impl Llm<'_> {
                 }
                 Ok(ok) if ok.truncated() => Failure::Call(CallError::new(
                     ErrorKind::Truncated,
-                    format!(
-                        "the answer was cut off at the token limit ({} tokens); {}",
-                        ok.answer
-                            .usage
-                            .completion_tokens
-                            .map_or("?".to_string(), |n| n.to_string()),
-                        if spec.judge {
-                            answer::cut_off_advice(true)
-                        } else {
-                            "raise max_tokens or shorten the prompt"
-                        }
-                    ),
+                    answer::cut_off(ok.answer.usage.completion_tokens, spec.judge),
                 )),
                 Ok(ok) => match answer::judge(&ok.answer.text, &answer::Expect::of(spec)) {
                     // Again after judging: parsing JSON undoes escapes
