@@ -59,7 +59,7 @@ pub fn build(
         answers: answers::answers(&args.answers)?,
         changed: None,
     };
-    if !options.dry_run && !options.question {
+    if !options.read_only() {
         answers::make_answer_store(&options.answers)?;
     }
     // Dry runs and questions change nothing: Ctrl-C may end them the

@@ -157,12 +157,10 @@ impl Opener {
             if let (Some(kind), Some(hint)) = (&line.error_kind, &mut line.hint) {
                 let kind =
                     serde_json::from_value::<ErrorKind>(json!(kind)).unwrap_or(ErrorKind::Other);
-                let recoverable = line.recoverable.unwrap_or(false);
-                let remedy = if line.error_judge == Some(true) {
-                    kind.judge_remedy(recoverable)
-                } else {
-                    kind.remedy(recoverable)
-                };
+                let remedy = kind.remedy_of(
+                    line.recoverable.unwrap_or(false),
+                    line.error_judge == Some(true),
+                );
                 *hint = ADVICE.hint(&Trouble::Failed(remedy));
             }
         }

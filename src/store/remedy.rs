@@ -118,15 +118,23 @@ impl ErrorKind {
     }
 }
 
-impl TaskError {
-    /// What to do about it ([`ErrorKind::remedy`], or for a failure of
-    /// the task's judge [`ErrorKind::judge_remedy`]).
-    pub fn remedy(&self) -> Remedy {
-        if self.judge {
-            self.kind.judge_remedy(self.recoverable)
+impl ErrorKind {
+    /// What to do about a failure of this kind: of a task's judge
+    /// ([`ErrorKind::judge_remedy`]) or of the task itself
+    /// ([`ErrorKind::remedy`]).
+    pub fn remedy_of(self, recoverable: bool, judge: bool) -> Remedy {
+        if judge {
+            self.judge_remedy(recoverable)
         } else {
-            self.kind.remedy(self.recoverable)
+            self.remedy(recoverable)
         }
+    }
+}
+
+impl TaskError {
+    /// What to do about it ([`ErrorKind::remedy_of`]).
+    pub fn remedy(&self) -> Remedy {
+        self.kind.remedy_of(self.recoverable, self.judge)
     }
 }
 

@@ -469,16 +469,18 @@ impl Build<'_> {
                     "the output of {name} is in {}",
                     run_dir.show(&run_dir.task_log_path(name))
                 ),
-                Action::Command(_) => match kind {
-                    Some(ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout) | None => {
-                        format!("{name} printed nothing")
+                // A command's judge's failure asks for changes of the
+                // judge's, not the command's (TaskError::remedy).
+                Action::Command(_) => match &error {
+                    Some(e)
+                        if !matches!(
+                            e.kind,
+                            ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout
+                        ) =>
+                    {
+                        session.advice().hint(&Trouble::Failed(e.remedy()))
                     }
-                    Some(_) => match &error {
-                        // A command's judge's failure asks for changes of
-                        // the judge's, not the command's.
-                        Some(e) => session.advice().hint(&Trouble::Failed(e.remedy())),
-                        None => format!("{name} printed nothing"),
-                    },
+                    _ => format!("{name} printed nothing"),
                 },
                 // Its message says where the answers were looked for;
                 // what to do about it is the door's.
