@@ -6,10 +6,13 @@
 //! refused with exit 2, not a warning per answer after the calls were
 //! paid for.
 
+use std::path::Path;
+
 use super::args::AnswersArgs;
 use crate::error::{Error, Result};
 use crate::exec::llm::recording::Answers;
 use crate::plan::Session;
+use crate::store::wrong_kind;
 
 /// `--record`, `--replay` or `--cache` (clap lets through one at most),
 /// relative to the current directory.
@@ -41,7 +44,7 @@ pub(super) fn make_answer_store(answers: &Answers) -> Result<()> {
         Answers::Cache(dir) => ("--cache", dir),
         Answers::Live | Answers::Replay(_) => return Ok(()),
     };
-    make_answers_folder(dir).map_err(|why| {
+    make_answers_folder(dir, dir).map_err(|why| {
         Error::usage(format!(
             "{flag} {}: cannot make the folder of recorded answers: {why}",
             dir.display()
@@ -61,7 +64,7 @@ pub(super) fn make_pipeline_cache(session: &Session, answers: &Answers) -> Resul
     let (Answers::Live, Some(dir), Some(key)) = (answers, &session.graph.cache, key) else {
         return Ok(());
     };
-    make_answers_folder(dir).map_err(|why| {
+    make_answers_folder(dir, Path::new(key.get_ref())).map_err(|why| {
         let message = format!(
             "cache = \"{}\": cannot make the folder of cached answers ({}): {why}",
             key.get_ref(),
@@ -73,13 +76,8 @@ pub(super) fn make_pipeline_cache(session: &Session, answers: &Answers) -> Resul
     })
 }
 
-/// Makes the folder `dir` of recorded answers; why it cannot be, if so.
-fn make_answers_folder(dir: &std::path::Path) -> std::result::Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        if dir.exists() && !dir.is_dir() {
-            "it is not a folder".to_string()
-        } else {
-            e.to_string()
-        }
-    })
+/// Makes the folder `dir` of recorded answers (spelled `shown` in the
+/// message); why it cannot be, if so.
+fn make_answers_folder(dir: &Path, shown: &Path) -> std::result::Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| wrong_kind::why(dir, shown, &e))
 }

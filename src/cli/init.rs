@@ -14,6 +14,7 @@ use std::path::Path;
 use super::args::{Cli, InitArgs};
 use super::printer::Printer;
 use crate::error::{Error, Result};
+use crate::store::wrong_kind;
 
 const PIPELINE: &str = include_str!("init/pipeline.toml");
 
@@ -69,6 +70,13 @@ pub fn init(cli: &Cli, args: &InitArgs, printer: &Printer) -> Result<()> {
         None => rel.to_string(),
     };
 
+    if let Some(blocked) = wrong_kind::blocked(&dir, named.as_deref().unwrap_or(Path::new("."))) {
+        return Err(Error::usage(format!(
+            "cannot write a pipeline in {}: {blocked}",
+            dir.display()
+        ))
+        .hint("name a folder (it is made if missing): `planexe init DIR`"));
+    }
     if let Ok(meta) = std::fs::metadata(&dir) {
         if !meta.is_dir() {
             return Err(Error::usage(format!(

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::exec::new_run::{self, PLAN};
 use crate::model::limits::{self, ReadError};
 use crate::model::Advice;
+use crate::store::wrong_kind;
 
 /// The most outputs listed as where the results will be.
 const SHOWN_RESULTS: usize = 5;
@@ -108,7 +109,13 @@ fn read_plan_file(path: &Path, shown: &Path) -> Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(refuse("it does not exist".into()))
         }
-        Err(e) => return Err(refuse(e.to_string())),
+        Err(e) => {
+            return Err(refuse(wrong_kind::why(
+                path,
+                Path::new(&shown.to_string()),
+                &e,
+            )))
+        }
         Ok(meta) if !meta.is_file() => {
             let kind = if meta.is_dir() {
                 "a folder"

@@ -13,7 +13,7 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::env;
 use crate::observe::{junit, report};
-use crate::store::{files, CheckMode};
+use crate::store::{files, wrong_kind, CheckMode};
 
 pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) -> Result<()> {
     let session = super::open(cli, ctx, printer)?;
@@ -32,6 +32,13 @@ pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) ->
         .unwrap_or_else(|| std::path::PathBuf::from(default));
     let cwd = std::env::current_dir().map_err(|e| Error::io_at(std::path::Path::new("."), e))?;
     let target = cwd.join(&output);
+    if let Some(blocked) = wrong_kind::blocked(&target, &output) {
+        return Err(Error::usage(format!(
+            "cannot write the report to {}: {blocked}",
+            output.display()
+        ))
+        .hint(wrong_kind::hint(&output.display().to_string())));
+    }
     match std::fs::metadata(&target) {
         Ok(meta) if meta.is_dir() => {
             return Err(Error::usage(format!(

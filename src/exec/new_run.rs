@@ -21,6 +21,7 @@ use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::origin::Origin;
+use crate::store::wrong_kind;
 
 /// The file every run's tasks take their plan from, in the run directory.
 pub const PLAN: &str = "plan.txt";
@@ -144,7 +145,13 @@ pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
 fn check_fresh(run_dir: &Path, shown: &str, advice: Advice) -> Result<()> {
     let meta = match std::fs::symlink_metadata(run_dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io_at(run_dir, e)),
+        Err(e) => {
+            let why = wrong_kind::why(run_dir, Path::new(shown), &e);
+            return Err(
+                Error::usage(format!("cannot make run directory {shown}: {why}"))
+                    .hint(wrong_kind::hint(shown)),
+            );
+        }
         Ok(meta) => meta,
     };
     if !std::fs::metadata(run_dir).is_ok_and(|m| m.is_dir()) {

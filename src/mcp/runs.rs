@@ -31,7 +31,7 @@ use crate::store::archive::Archived;
 use crate::store::origin::Origin;
 use crate::store::run_record::{self, Counts, RunRecord};
 use crate::store::rundir::STATE_DIR;
-use crate::store::{files, RunDir};
+use crate::store::{files, wrong_kind, RunDir};
 
 /// How long `run_create` returns the run it made for the same plan and
 /// pipeline instead of making another.
@@ -139,7 +139,8 @@ impl Root {
     /// The root at `dir`, which must be an existing folder.
     pub fn open(dir: &Path) -> Result<Root> {
         let canonical = fs_err::canonicalize(dir).map_err(|e| {
-            Error::usage(format!("cannot serve runs from {}: {e}", dir.display()))
+            let why = wrong_kind::why(dir, dir, &e);
+            Error::usage(format!("cannot serve runs from {}: {why}", dir.display()))
                 .hint("pass an existing folder to --root")
         })?;
         if !canonical.is_dir() {

@@ -9,6 +9,8 @@
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
+use crate::store::wrong_kind;
+
 /// The longest task name, and instance name (`task[key]`), in bytes. Names
 /// become file names under `.planexe/tasks/` (`NAME.status`), which most
 /// file systems cap at 255 bytes; the margin leaves room for suffixes.
@@ -58,6 +60,8 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
     let file = std::fs::File::open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => ReadError::Missing,
         ErrorKind::IsADirectory => ReadError::Folder,
+        // The OS names neither the path nor the file in its way.
+        ErrorKind::NotADirectory => ReadError::Io(wrong_kind::reword(path, path, e)),
         _ => ReadError::Io(e),
     })?;
     let meta = file.metadata().map_err(ReadError::Io)?;

@@ -532,7 +532,7 @@ fn replay_model(
             "replay model `{}`: its dir {} {}",
             name.get_ref(),
             path.display(),
-            ["does not exist", "is not a folder"][usize::from(path.exists())]
+            crate::store::wrong_kind::absent_folder(&path, &path)
         ),
     );
     Ok(ModelConfig {

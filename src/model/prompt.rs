@@ -18,7 +18,7 @@ use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
 use super::template::{self, Vars};
 use crate::error::{Error, Result};
-use crate::store::RunDir;
+use crate::store::{wrong_kind, RunDir};
 
 /// Default number of re-asks after an invalid answer, per model.
 pub const DEFAULT_RETRIES: u32 = 2;
@@ -369,6 +369,14 @@ fn read_beside(
         std::io::ErrorKind::NotFound => {
             refuse(format!("{} does not exist", path.display()), RELATIVE)
         }
+        std::io::ErrorKind::NotADirectory => refuse(
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                wrong_kind::why(&path, Path::new(rel.get_ref()), &e)
+            ),
+            &wrong_kind::hint(rel.get_ref()),
+        ),
         _ => refuse(format!("cannot read {}: {e}", path.display()), RELATIVE),
     })?;
     let beside = std::fs::canonicalize(pipeline.dir()).unwrap_or_else(|_| pipeline.dir().into());

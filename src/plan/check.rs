@@ -300,9 +300,7 @@ impl Checker<'_> {
                 .diagnostic(span, &format!("{what} of task `{task}`: {e}")),
         );
         error.hint(match e.kind() {
-            io::ErrorKind::NotADirectory => format!(
-                "a file stands where a folder on the way to {path} should be: move the file, or name another path"
-            ),
+            io::ErrorKind::NotADirectory => crate::store::wrong_kind::hint(path),
             io::ErrorKind::InvalidFilename => format!(
                 "{path} is too long for the file system (a name is at most 255 bytes on most): name a shorter path"
             ),

@@ -17,6 +17,8 @@
 //!   marker of an archived run.
 //! - [`untrusted`]: text from outside made safe to keep and show (secrets
 //!   redacted in every spelling, control characters escaped).
+//! - [`wrong_kind`]: a path that is the wrong kind of thing, in words (the
+//!   file standing where a folder on its way should be).
 
 pub mod archive;
 pub mod files;
@@ -36,6 +38,7 @@ pub mod snapshot;
 pub mod spare;
 pub mod stamp;
 pub mod untrusted;
+pub mod wrong_kind;
 
 pub use log::{StateStore, TaskRecord};
 pub use record::{

@@ -109,7 +109,7 @@ impl RunDir {
             let why = match e.kind() {
                 std::io::ErrorKind::NotFound => "it does not exist".to_string(),
                 std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                _ => e.to_string(),
+                _ => super::wrong_kind::why(root, root, &e),
             };
             Error::usage(format!(
                 "cannot use run directory {}: {why}",
@@ -118,10 +118,10 @@ impl RunDir {
             .hint("pass an existing folder to -C (`planexe new RUN_DIR` makes a run)")
         })?;
         if !canonical.is_dir() {
-            return Err(Error::usage(format!(
-                "run directory {} is not a folder",
-                root.display()
-            )));
+            return Err(
+                Error::usage(format!("run directory {} is not a folder", root.display()))
+                    .hint("pass an existing folder to -C (`planexe new RUN_DIR` makes a run)"),
+            );
         }
         let run_dir = RunDir {
             root: canonical,

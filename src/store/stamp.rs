@@ -64,7 +64,14 @@ pub fn stat_inside(root: &Path, rel: &str) -> io::Result<Option<Meta>> {
 pub fn stat_inside_typed(root: &Path, rel: &str) -> io::Result<Option<(Meta, std::fs::FileType)>> {
     let full = root.join(rel);
     let typed = |m: std::fs::Metadata| Ok(Some((meta_of(&m)?, m.file_type())));
-    match lstat_follow(&full)? {
+    // The OS names neither the path nor the file in its way.
+    let reword = |e: io::Error| match super::wrong_kind::blocked(&full, Path::new(rel)) {
+        Some(blocked) if e.kind() == io::ErrorKind::NotADirectory => {
+            io::Error::new(e.kind(), blocked)
+        }
+        _ => e,
+    };
+    match lstat_follow(&full).map_err(reword)? {
         None => Ok(None),
         Some((meta, false)) => typed(meta),
         Some((meta, true)) => match std::fs::canonicalize(&full) {

@@ -224,6 +224,120 @@ fn a_symlink_pointing_outside() {
     );
 }
 
+/// A path the pipeline names that goes through a regular file (`f/x.txt`
+/// beside a file `f`) was refused with the OS's words alone, "Not a
+/// directory (os error 20)" (and, for an input, a hint to "name files
+/// inside the run directory", which it is). Each now names the file in
+/// the way, at the key's place, with what to do.
+#[test]
+fn a_path_through_a_file_names_the_file_in_the_way() {
+    let cases = [
+        (
+            "[tasks.a]\ninputs = [\"f/x.txt\"]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "2:11",
+            "input of task `a`: f is a file, not a folder",
+        ),
+        (
+            "[tasks.a]\noutputs = [\"f/x.txt\"]\ncommand = \"true\"\n",
+            "2:12",
+            "output of task `a`: f is a file, not a folder",
+        ),
+        (
+            "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n[tasks.a]\noutputs = [\"o\"]\nprompt_file = \"f/p.md\"\nmodel = \"m\"\n",
+            "7:15",
+            "prompt file `f/p.md` of task `a`: cannot read ",
+        ),
+        (
+            "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nschema = \"f/s.json\"\nmodel = \"m\"\n",
+            "8:10",
+            "schema `f/s.json` of task `a`: cannot read ",
+        ),
+    ];
+    for (pipeline, location, message) in cases {
+        let p = Project::new(pipeline);
+        p.write("f", "a file\n");
+        for args in [&["build"][..], &["status"]] {
+            let run = p.run(args);
+            refused_at(&run, location, message);
+            run.stderr_has("f is a file, not a folder")
+                .stderr_has("hint: a file stands where a folder on the way to f/");
+            assert!(!run.stderr.contains("os error"), "{}", run.stderr);
+        }
+        assert_eq!(p.read("f"), "a file\n");
+    }
+    // The pipeline file itself, through -f.
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n");
+    p.write("f", "a file\n");
+    let run = p.run(&["build", "-f", "f/pipeline.toml"]);
+    run.code(2)
+        .stderr_has("cannot read pipeline file f/pipeline.toml: ")
+        .stderr_has("f is a file, not a folder")
+        .stderr_has("hint: pass -f FILE");
+    assert!(!run.stderr.contains("os error"), "{}", run.stderr);
+}
+
+/// A folder named on the command line that goes through a regular file
+/// (`-C f/run` beside a file `f`) was refused with the OS's words alone
+/// ("Not a directory (os error 20)", or a temporary file's name for
+/// `report -o`), and some with no hint. Each now names the file in the
+/// way and says what to do, with exit status 2, and writes nothing.
+#[test]
+fn a_command_line_path_through_a_file_names_the_file_in_the_way() {
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo o > o\"\n");
+    p.write("f", "a file\n");
+    p.build().ok();
+    let cases: [(&[&str], &str, &str); 7] = [
+        (
+            &["-C", "f/run", "build"],
+            "cannot use run directory ",
+            "hint: pass an existing folder to -C",
+        ),
+        (
+            &["-C", "f", "status"],
+            "/f is not a folder",
+            "hint: pass an existing folder to -C",
+        ),
+        (
+            &["new", "runs/x", "--plan-file", "f/plan.txt"],
+            "cannot use f/plan.txt as the plan: ",
+            "hint: pass --plan-file FILE",
+        ),
+        (
+            &["new", "f/run", "--plan", "Plan it"],
+            "cannot make run directory f/run: ",
+            "hint: a file stands where a folder on the way to f/run should be",
+        ),
+        (
+            &["init", "f/mine"],
+            "cannot write a pipeline in ",
+            "hint: name a folder",
+        ),
+        (
+            &["mcp", "--root", "f/runs"],
+            "cannot serve runs from ",
+            "hint: pass an existing folder to --root",
+        ),
+        (
+            &["report", "-o", "f/report.html"],
+            "cannot write the report to f/report.html: ",
+            "hint: a file stands where a folder on the way to f/report.html should be",
+        ),
+    ];
+    for (args, message, hint) in cases {
+        let run = p.run(args);
+        run.code(2).stderr_has(message).stderr_has(hint);
+        if message.ends_with(' ') {
+            run.stderr_has("f is a file, not a folder");
+        }
+        for wrong in ["os error", ".planexe-tmp"] {
+            assert!(!run.stderr.contains(wrong), "{args:?}: {}", run.stderr);
+        }
+        assert_eq!(p.read("f"), "a file\n");
+        assert!(!p.exists("runs"));
+    }
+    assert_eq!(p.read("o"), "o\n");
+}
+
 #[test]
 fn a_missing_pipeline_file() {
     let p = Project::new("");
@@ -733,7 +847,11 @@ fn output_path_refusals_are_placed_like_input_refusals() {
             "hint:",
         ),
         ("a\\u0000b", "contains a NUL byte", "hint:"),
-        ("a.txt/b", "Not a directory", "a file stands where a folder"),
+        (
+            "a.txt/b",
+            "output of task `a`: a.txt is a file, not a folder",
+            "a file stands where a folder on the way to a.txt/b should be",
+        ),
         (&long, "File name too long", "name a shorter path"),
         (
             "loop/x",

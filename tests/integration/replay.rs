@@ -263,6 +263,20 @@ fn replay_models_are_checked_with_file_line_col() {
         .code(2)
         .stderr_has("pipeline.toml:14:7")
         .stderr_has("answers is not a folder");
+    // A file on the way to the folder: named, and no advice to record
+    // answers where none can be.
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml")
+            .replace("dir = \"answers\"", "dir = \"answers/x\""),
+    );
+    let run = p.build();
+    run.code(2)
+        .stderr_has("pipeline.toml:14:7")
+        .stderr_has("cannot exist: ")
+        .stderr_has("answers is a file, not a folder")
+        .stderr_has("hint: a file stands where a folder on the way to ");
+    assert!(!run.stderr.contains("--record"), "{}", run.stderr);
     std::fs::remove_file(p.path("answers")).unwrap();
     p.run(&["build", "--replay", "x", "--cache", "y"]).code(2);
     let live = Project::new(&pipeline(&server, "Plan it", "", "local"));
@@ -281,6 +295,17 @@ fn replay_models_are_checked_with_file_line_col() {
         "{}",
         run.stderr
     );
+    // A folder behind that file: the file is named, and recording there
+    // is not advised (it could not be).
+    let run = live.run(&["build", "--replay", "answers.jsonl/x"]);
+    run.code(2)
+        .stderr_has(
+            "answers.jsonl is a file, not a folder; --replay takes the folder of recorded answers",
+        )
+        .stderr_has("hint: a file stands where a folder on the way to ");
+    for wrong in ["no such folder", "record answers first", "os error"] {
+        assert!(!run.stderr.contains(wrong), "{wrong}: {}", run.stderr);
+    }
 }
 
 #[test]
@@ -400,6 +425,14 @@ fn a_record_or_cache_folder_that_cannot_be_made_stops_the_build_before_any_call(
             run.stderr_has(&format!("error: {flag} "))
                 .stderr_has(": cannot make the folder of recorded answers: ")
                 .stderr_has(&format!("hint: pass {flag} a folder planexe can write"));
+            // What is wrong, in words: the file in the way, not the OS's
+            // "Not a directory (os error 20)".
+            run.stderr_has(if dir == "plain.txt" {
+                "recorded answers: it is a file, not a folder"
+            } else {
+                "plain.txt is a file, not a folder"
+            });
+            assert!(!run.stderr.contains("os error"), "{}", run.stderr);
         }
     }
     assert!(server.requests().is_empty(), "no model was asked");
@@ -438,6 +471,12 @@ fn a_pipeline_cache_folder_that_cannot_be_made_stops_the_build_before_any_call()
                 .stderr_has(": cannot make the folder of cached answers (")
                 .stderr_has("2 | cache = ")
                 .stderr_has("hint: name a folder planexe can write");
+            run.stderr_has(if dir == "plain.txt" {
+                "): it is a file, not a folder"
+            } else {
+                "): plain.txt is a file, not a folder"
+            });
+            assert!(!run.stderr.contains("os error"), "{}", run.stderr);
         }
     }
     assert!(server.requests().is_empty(), "no model was asked");

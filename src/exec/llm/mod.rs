@@ -206,10 +206,7 @@ impl<'a> Llm<'a> {
             let hint = graph
                 .advice()
                 .hint(&Trouble::NoRecordings { dir: &shown, live });
-            return Err(match replay {
-                Some(r) => Error::pipeline(r.missing.clone()).hint(hint),
-                None => recording::absent(dir, &shown, hint),
-            });
+            return Err(recording::absent(dir, replay, &shown, hint));
         }
         let offline = answers.offline();
         let mut keys = Vec::with_capacity(graph.models.len());

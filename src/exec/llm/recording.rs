@@ -25,10 +25,10 @@ use super::provider::{self, Message, Request};
 use super::{CallProgress, Llm, PromptResult, Stop};
 use crate::error::Error;
 use crate::model::judge;
-use crate::model::models::{ModelConfig, Provider};
+use crate::model::models::{ModelConfig, Provider, Replay};
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::UsageLine;
-use crate::store::{files, AttemptRecord, ErrorKind, Usage};
+use crate::store::{files, wrong_kind, AttemptRecord, ErrorKind, Usage};
 
 /// Where a build's answers come from (one mode per build).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -522,11 +522,25 @@ pub(super) fn required_dirs<'a>(
     dirs
 }
 
-/// The error of a `--replay DIR` (`shown`) that is not a folder: there is
-/// nothing there (`record`: the hint to record answers there), or
-/// something that is not a folder (a file), which recording cannot fix.
-pub(super) fn absent(dir: &Path, shown: &str, record: String) -> Error {
-    if dir.exists() {
+/// The error of a folder of recorded answers (`--replay DIR`, `shown`, or
+/// a replay model's `dir`, with its `file:line:col` message) that is not
+/// a folder: there is nothing there (`record`: the hint to record answers
+/// there), or something that is not a folder (a file, or a file where a
+/// folder on its way should be), which recording cannot fix.
+pub(super) fn absent(dir: &Path, replay: Option<&Replay>, shown: &str, record: String) -> Error {
+    let blocked = wrong_kind::blocked(dir, Path::new(shown));
+    let hint = match blocked {
+        Some(_) => wrong_kind::hint(shown),
+        None => record,
+    };
+    if let Some(replay) = replay {
+        Error::pipeline(replay.missing.clone()).hint(hint)
+    } else if let Some(blocked) = blocked {
+        Error::usage(format!(
+            "--replay {shown}: {blocked}; --replay takes the folder of recorded answers"
+        ))
+        .hint(hint)
+    } else if dir.exists() {
         Error::usage(format!(
             "--replay {shown}: not a folder; --replay takes the folder of recorded answers"
         ))
@@ -535,7 +549,7 @@ pub(super) fn absent(dir: &Path, shown: &str, record: String) -> Error {
         Error::usage(format!(
             "--replay {shown}: no such folder of recorded answers"
         ))
-        .hint(record)
+        .hint(hint)
     }
 }
 

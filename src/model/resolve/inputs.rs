@@ -17,7 +17,7 @@ use super::super::template;
 use super::paths::{checked_path, expand_glob, is_glob};
 use super::Resolver;
 use crate::error::Result;
-use crate::store::{rundir, stamp};
+use crate::store::{rundir, stamp, wrong_kind};
 
 /// Resolves the inputs and deps of task `id`, replacing any it had.
 pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
@@ -131,8 +131,12 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                 None if r.checked_sources.contains(&path) => {}
                 None => {
                     let found = stamp::stat_inside_typed(r.run_dir.root(), &path).map_err(|e| {
+                        let hint = match e.kind() {
+                            std::io::ErrorKind::NotADirectory => wrong_kind::hint(&path),
+                            _ => "name files inside the run directory".to_string(),
+                        };
                         r.err(raw.span(), &format!("input of task `{task_name}`: {e}"))
-                            .hint("name files inside the run directory")
+                            .hint(hint)
                     })?;
                     if let Some((_, kind)) = found.filter(|(_, kind)| !kind.is_file()) {
                         return Err(not_a_file(r, raw.span(), &task_name, &path, kind));
