@@ -33,7 +33,7 @@ use crate::model::{Action, Task};
 use crate::store::files::move_file;
 use crate::store::inflight::{Inflight, Ticket};
 use crate::store::record::JudgeVerdict;
-use crate::store::{ErrorKind, RunDir, Stamp, Stamper, Status, TaskError};
+use crate::store::{wrong_kind, ErrorKind, RunDir, Stamp, Stamper, Status, TaskError};
 
 /// What runs a task's action once its inputs are stamped and its outputs
 /// set aside: it must write every declared output, and may fill in the
@@ -234,7 +234,12 @@ impl Attempt<'_> {
             if let Some(dir) = current.parent().filter(|_| !exists) {
                 if let Err(e) = self.folders.make(dir) {
                     self.restore();
-                    return Err(TaskError::new(ErrorKind::Io, e.to_string()));
+                    let why = wrong_kind::why(&current, Path::new(&out.path), &e);
+                    let message = match wrong_kind::blocked(&current, Path::new(&out.path)) {
+                        Some(_) => format!("cannot make the folder of output {}: {why}; move the file, or name another output", out.path),
+                        None => why,
+                    };
+                    return Err(TaskError::new(ErrorKind::Io, message));
                 }
             }
         }

@@ -682,6 +682,25 @@ fn a_folder_that_appears_at_an_output_is_left_untouched() {
     assert_eq!(p.read("d/keep"), "precious\n");
 }
 
+/// A file that appears, during the build, where an output's folder should
+/// be (`x` made by `a`, beside `b`'s output `x/y`) failed `b` with the OS's
+/// words alone: "failed to create directory `…/x`: File exists (os error
+/// 17)". The failure now names the output and the file in the way.
+#[test]
+fn a_file_that_appears_on_the_way_to_an_output_is_named() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo precious > x && echo a > a.txt\"\n\
+         [tasks.b]\nafter = [\"a\"]\noutputs = [\"x/y\"]\ncommand = \"echo b > x/y\"\n",
+    );
+    let run = p.build();
+    run.code(1).stderr_has(
+        "FAILED b: cannot make the folder of output x/y: x is a file, not a folder; move the file, or name another output",
+    );
+    assert!(!run.stderr.contains("os error"), "{}", run.stderr);
+    assert_eq!(p.read("x"), "precious\n");
+    assert_eq!(p.read("a.txt"), "a\n");
+}
+
 #[test]
 fn the_pipeline_file_as_an_output_is_refused() {
     const PIPELINE: &str =
