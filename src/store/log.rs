@@ -85,9 +85,9 @@ impl LogLine {
 #[derive(Debug, Clone, Default)]
 pub struct TaskRecord {
     /// The last outcome, when it was not a success (failed, stopped).
-    pub last: Option<Status>,
+    pub last: Option<Box<Status>>,
     /// The last successful run (its stamps decide staleness).
-    pub done: Option<Status>,
+    pub done: Option<Box<Status>>,
     /// The length of the sidecar that run wrote, when known.
     pub sidecar_len: Option<u64>,
     /// The length in the log of the lines `done` and `last` came from:
@@ -244,7 +244,6 @@ impl StateStore {
     fn apply(&mut self, line: LogLine, len: u64) {
         match (line.clean, line.status) {
             (false, Some(status)) => {
-                let status = *status;
                 let record = self.records.entry(status.task.clone()).or_default();
                 // One copy per task: a success replaces the last failure.
                 if status.state == TaskState::Done {
@@ -279,7 +278,7 @@ impl StateStore {
     /// success, as far as a build can tell: a task that has not run yet
     /// costs no read of a sidecar that is not there.
     pub fn done_record(&self, run_dir: &RunDir, task: &str) -> Option<Cow<'_, Status>> {
-        if let Some(done) = self.records.get(task).and_then(|r| r.done.as_ref()) {
+        if let Some(done) = self.records.get(task).and_then(|r| r.done.as_deref()) {
             return Some(Cow::Borrowed(done));
         }
         if !self.has_marker(run_dir, task) {
@@ -294,7 +293,7 @@ impl StateStore {
     pub fn recorded(&self, run_dir: &RunDir, task: &str) -> Recorded<'_> {
         derive(
             self.done_record(run_dir, task),
-            self.records.get(task).and_then(|r| r.last.as_ref()),
+            self.records.get(task).and_then(|r| r.last.as_deref()),
             || self.has_marker(run_dir, task),
             || self.last_status(run_dir, task),
         )
@@ -304,8 +303,8 @@ impl StateStore {
     /// ten thousand tasks can afford.
     pub fn recorded_in_memory(&self, task: &str) -> Recorded<'_> {
         let record = self.records.get(task);
-        let done = record.and_then(|r| r.done.as_ref());
-        let last = record.and_then(|r| r.last.as_ref());
+        let done = record.and_then(|r| r.done.as_deref());
+        let last = record.and_then(|r| r.last.as_deref());
         derive(
             done.map(Cow::Borrowed),
             last,
@@ -319,7 +318,7 @@ impl StateStore {
     pub fn last_status(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
         self.sidecar(run_dir, task).or_else(|| {
             let record = self.records.get(task)?;
-            record.last.clone().or_else(|| record.done.clone())
+            record.last.as_deref().or(record.done.as_deref()).cloned()
         })
     }
 

@@ -206,7 +206,7 @@ impl StateStore {
             })
             .collect();
         for (task, sidecar) in read {
-            let logged = self.records.get(&task).and_then(|r| r.done.as_ref());
+            let logged = self.records.get(&task).and_then(|r| r.done.as_deref());
             let readable = sidecar.is_some();
             let vouched = sidecar
                 .filter(|(s, _)| s.state == TaskState::Done && self.has_marker(run_dir, &task));
@@ -214,7 +214,7 @@ impl StateStore {
                 Some((status, _)) if logged.is_some_and(|l| same_run(l, &status)) => {}
                 Some((status, len)) => {
                     let record = self.records.entry(task.clone()).or_default();
-                    record.done = Some(status);
+                    record.done = Some(Box::new(status));
                     record.last = None;
                     record.sidecar_len = Some(len);
                     record.standing_bytes = len;
