@@ -14,7 +14,7 @@ use super::attempt::{Executor, Turn};
 use super::checks::{self, CheckRunner};
 use super::command::{self, Exit, Watchdog};
 use super::env::Env;
-use super::llm::{Llm, PromptFailure, PromptResult};
+use super::llm::{Llm, PromptFailure, PromptResult, Refused};
 use crate::model::judge::Judge;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
@@ -229,10 +229,17 @@ impl Actions<'_> {
             // The answer its judge refused is written as an answer its
             // checks refuse is: the attempt's roll-back keeps it in
             // `.planexe/failed/TASK/` and puts the last good one back.
-            // (A write that fails leaves the failure the judge's.)
-            Err(failed) => {
-                if let Some(text) = rejected {
-                    let _ = write(&text);
+            // (A write that fails leaves the failure the judge's.) When
+            // something else failed after it (the next fallback model, a
+            // re-ask), the message says whose answer is kept.
+            Err(mut failed) => {
+                if let Some(refused) = rejected {
+                    let kept = write(&refused.text).is_ok();
+                    if kept && failed.kind != ErrorKind::JudgeRejected {
+                        failed
+                            .message
+                            .push_str(&kept_refused(&refused, &status.judge));
+                    }
                 }
                 Err(failure(failed))
             }
@@ -303,6 +310,18 @@ fn add_calls(status: &mut Status, result: PromptResult) -> Result<String, Prompt
     usage.add(&result.usage);
     status.usage = Some(usage);
     result.answer
+}
+
+/// What a failed task's message adds when the answer it keeps is one its
+/// judge refused before something else failed: whose answer it is.
+fn kept_refused(refused: &Refused, verdict: &Option<JudgeVerdict>) -> String {
+    let scored = verdict.as_ref().map_or(String::new(), |v| {
+        format!(" (judge {} scored it {:.2})", v.model, v.score)
+    });
+    format!(
+        "; the answer kept is the last one its judge refused: model {}'s{scored}",
+        refused.model
+    )
 }
 
 /// A model run's failure, as the task's.

@@ -15,6 +15,7 @@ mod connections;
 mod edit;
 mod examples;
 mod failures;
+mod fallback;
 mod fanout;
 mod fanout_live;
 mod fuzz;

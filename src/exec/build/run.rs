@@ -458,9 +458,11 @@ impl Build<'_> {
             let first = &graph[summary.failed[0]];
             let name = &first.name;
             let run_dir = &session.run_dir;
-            let error = match session.store.recorded(run_dir, name) {
-                crate::store::Recorded::Failed(s) => s.error.clone(),
-                _ => None,
+            let (error, refused) = match session.store.recorded(run_dir, name) {
+                crate::store::Recorded::Failed(s) => {
+                    (s.error.clone(), s.judge.as_ref().is_some_and(|j| !j.passed))
+                }
+                _ => (None, false),
             };
             let kind = error.as_ref().map(|e| e.kind);
             let details = match &first.action {
@@ -490,12 +492,15 @@ impl Build<'_> {
                         .advice()
                         .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
                 ),
-                // An answer its checks or judge refused: kept.
+                // An answer its checks or judge refused: kept (also when a
+                // fallback model failed after its judge refused one).
                 Action::Prompt(_)
-                    if matches!(
-                        kind,
-                        Some(ErrorKind::JudgeRejected | ErrorKind::CheckFailed)
-                    ) && run_dir.failed_dir(name).exists() =>
+                    if (refused
+                        || matches!(
+                            kind,
+                            Some(ErrorKind::JudgeRejected | ErrorKind::CheckFailed)
+                        ))
+                        && run_dir.failed_dir(name).exists() =>
                 {
                     format!(
                         "the refused answer of {name} is kept in {}, every failed call in {}",

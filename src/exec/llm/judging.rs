@@ -37,6 +37,16 @@ use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::printable;
 use crate::store::{ErrorKind, Usage};
 
+/// The last answer a prompt task's judge refused, and the model of the
+/// task's chain that gave it: what a task that fails keeps in
+/// `.planexe/failed/TASK/`, whatever failed after it (the next fallback
+/// model, a re-ask).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub model: String,
+    pub text: String,
+}
+
 /// What one scoring needs besides the text scored.
 pub(super) struct Scoring<'a> {
     pub task: &'a str,
@@ -110,7 +120,10 @@ impl Llm<'_> {
             if passed {
                 return Ok(answer);
             }
-            result.rejected = Some(answer.clone());
+            result.rejected = Some(Refused {
+                model: self.models[j.m].name.clone(),
+                text: answer.clone(),
+            });
             if rounds > judge.retries {
                 if judge.warn {
                     return Ok(answer);

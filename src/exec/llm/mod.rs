@@ -14,11 +14,13 @@
 
 pub mod answer;
 mod ask;
+mod backoff;
+pub use backoff::Backoff;
 pub mod call;
 pub mod extract;
 mod fault;
 mod judging;
-pub use judging::rejection;
+pub use judging::{rejection, Refused};
 pub mod limits;
 pub mod provider;
 pub mod recording;
@@ -71,9 +73,10 @@ pub struct PromptResult {
     /// Why a judge of `severity = "warn"` could not score the answer,
     /// which stands: a quality warning, not a failure.
     pub unscored: Option<String>,
-    /// The last answer the judge scored below its threshold: what a task
-    /// that fails wrote, kept with its failure (`.planexe/failed/TASK/`).
-    pub rejected: Option<String>,
+    /// The last answer the judge scored below its threshold, of any model
+    /// of the chain: what a task that fails wrote, kept with its failure
+    /// (`.planexe/failed/TASK/`).
+    pub rejected: Option<Refused>,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -110,35 +113,6 @@ impl CallProgress {
         }
         self.attempt.store(attempt, Ordering::Relaxed);
         self.pieces.reset();
-    }
-}
-
-/// Backoff settings: full jitter, `base * 2^n` capped.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Backoff {
-    /// 1 s base and 60 s cap, or `PLANEXE_RETRY_BASE_MS` and
-    /// `PLANEXE_RETRY_CAP_MS` (tests use them to avoid real waits).
-    pub fn from_env(env: &Env) -> Backoff {
-        let ms = |name: &str, default: u64| {
-            env.get(name)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(default)
-        };
-        Backoff {
-            base: Duration::from_millis(ms("PLANEXE_RETRY_BASE_MS", 1000)),
-            cap: Duration::from_millis(ms("PLANEXE_RETRY_CAP_MS", 60_000)),
-        }
-    }
-
-    /// The pause before retry number `n` (0-based).
-    pub fn delay(&self, n: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << n.min(20)).min(self.cap);
-        ceiling.mul_f64(fastrand::f64())
     }
 }
 
@@ -390,8 +364,12 @@ impl<'a> Llm<'a> {
                 return result;
             }
         };
-        // Why each model failed, and the error_id of that failure.
+        // Why each model failed (`model: why`), and the error_id of that
+        // failure; a judge's verdict alone names the judge, not the model
+        // whose answer it judged (the task's `model`), so a message of one
+        // model's failure says it so.
         let mut reasons: Vec<(String, String)> = Vec::new();
+        let mut alone = None;
         let (mut last_kind, mut last_judge) = (ErrorKind::Connection, false);
         let models = models::chain(&self.models, spec.model);
         let mut attempt_no = 0u32;
@@ -493,14 +471,13 @@ impl<'a> Llm<'a> {
                     });
                     return result;
                 }
-                // The judge's verdict names the judge, not the model it
-                // judged (whose answer it was is the task's `model`).
                 Err(Stop::Failed {
                     kind: kind @ ErrorKind::JudgeRejected,
                     message,
                     error_id,
                 }) => {
-                    reasons.push((message, error_id));
+                    alone = alone.or(reasons.is_empty().then(|| message.clone()));
+                    reasons.push((format!("{}: {message}", model.name), error_id));
                     (last_kind, last_judge) = (kind, true);
                 }
                 Err(Stop::Failed {
@@ -518,7 +495,9 @@ impl<'a> Llm<'a> {
                     message,
                     error_id,
                 }) => {
-                    reasons.push((judging::could_not_score(&judge, &message), error_id));
+                    let message = judging::could_not_score(&judge, &message);
+                    alone = alone.or(reasons.is_empty().then(|| message.clone()));
+                    reasons.push((format!("{}: {message}", model.name), error_id));
                     (last_kind, last_judge) = (kind, true);
                 }
             }
@@ -527,7 +506,7 @@ impl<'a> Llm<'a> {
         // the message.
         let last_id = reasons.last().map(|r| r.1.clone());
         let message = if reasons.len() == 1 {
-            reasons.remove(0).0
+            alone.unwrap_or_else(|| reasons.remove(0).0)
         } else {
             format!(
                 "all models failed: {}",

@@ -1,0 +1,88 @@
+//! Fallback chains (`fallback = [...]`) with judges and recorded answers:
+//! what a task that fails keeps, what its record and messages say about
+//! which model did what.
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn verdict(score: f64, reason: &str) -> Reply {
+    openai_answer(&serde_json::json!({"score": score, "reason": reason}).to_string())
+}
+
+/// A task whose model `a` falls back to `b`, judged by `j` (no re-asks).
+fn chain(a: &Server, b: &Server, j: &Server) -> Project {
+    let model = |name: &str, server: &Server, more: &str| {
+        format!(
+            "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"{name}\"\nstream = false\n{more}",
+            server.url
+        )
+    };
+    Project::new(&format!(
+        "[pipeline]\nmodel = \"a\"\n{}{}{}\
+         [tasks.plan]\noutputs = [\"plan.md\"]\nprompt = \"Plan a shed\"\n\
+         [tasks.plan.judge]\nprompt = \"Score {{{{ output }}}}\"\nmodel = \"j\"\nretries = 0\n",
+        model("a", a, "fallback = [\"b\"]\n"),
+        model("b", b, ""),
+        model("j", j, ""),
+    ))
+}
+
+/// A refused answer of `a`, then `b` refusing the key: what is kept.
+fn refused_then_down() -> (Server, Server, Server, Project) {
+    let (a, b, j) = (Server::start(), Server::start(), Server::start());
+    a.default_reply(openai_answer("Buy a shed."));
+    b.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    j.default_reply(verdict(0.1, "no plan at all"));
+    let p = chain(&a, &b, &j);
+    (a, b, j, p)
+}
+
+/// The answer model `a`'s judge refused was kept in
+/// `.planexe/failed/plan/` when the fallback model `b` then failed for
+/// another reason, but nothing said it was `a`'s: the message listed the
+/// judge's verdict with no model (`all models failed: judge_rejected: ...;
+/// b: auth: ...`), the task's `model` is `b`, and the build's hint spoke
+/// of failed calls only. Each model's failure now names its model, the
+/// message says whose answer is kept, and the hint where.
+#[test]
+fn a_refused_answer_kept_after_the_fallback_failed_says_whose_it_is() {
+    let (_a, _b, _j, p) = refused_then_down();
+    p.run(&["build", "--record", "answers"])
+        .code(1)
+        .stderr_has("all models failed: a: judge_rejected: judge j scored the answer 0.10")
+        .stderr_has("; b: auth: HTTP 401")
+        .stderr_has("what it wrote is kept in .planexe/failed/plan/plan.md")
+        .stderr_has("hint: the refused answer of plan is kept in .planexe/failed/plan,");
+    assert_eq!(p.read(".planexe/failed/plan/plan.md"), "Buy a shed.");
+    let status = p.status_json("plan");
+    assert_eq!(status["model"], "b");
+    assert_eq!(status["error"]["kind"], "auth");
+    assert_eq!(status["judge"]["score"], 0.1);
+    let message = status["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "; the answer kept is the last one its judge refused: model a's (judge j scored it 0.10)"
+        ),
+        "{message}"
+    );
+    // A single model's refusal reads as it always did: no model named.
+    let (a, j) = (Server::start(), Server::start());
+    a.default_reply(openai_answer("Buy a shed."));
+    j.default_reply(verdict(0.1, "no plan at all"));
+    let p = chain(&a, &a, &j);
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace("fallback = [\"b\"]\n", ""),
+    );
+    p.build()
+        .code(1)
+        .stderr_has("FAILED plan: judge_rejected: judge j scored the answer 0.10");
+    let message = p.status_json("plan")["error"]["message"].clone();
+    assert!(
+        !message.as_str().unwrap().contains("answer kept"),
+        "{message}"
+    );
+}
