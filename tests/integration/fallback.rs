@@ -86,3 +86,26 @@ fn a_refused_answer_kept_after_the_fallback_failed_says_whose_it_is() {
         "{message}"
     );
 }
+
+/// The end of a `--replay` build whose task missed said `plan has no
+/// recorded answer for its request` when model `a`'s recorded answer was
+/// there (its judge, replayed too, refused it) and only the fallback
+/// `b`'s was missing; it now names whose requests missed.
+#[test]
+fn a_replay_miss_in_a_chain_names_the_models_whose_requests_missed() {
+    let (_a, _b, _j, p) = refused_then_down();
+    p.run(&["build", "--record", "answers"]).code(1);
+    p.run(&["build", "--replay", "answers"])
+        .code(1)
+        .stderr_has("all models failed: a: judge_rejected: judge j scored the answer 0.10")
+        .stderr_has("; b: replay_miss: no recorded answer for task `plan`")
+        .stderr_has("hint: plan has no recorded answer for its request to model b; record it");
+    let attempts = p.status_json("plan")["attempts"].clone();
+    assert_eq!(attempts[2]["model"], "b", "{attempts}");
+    assert_eq!(attempts[2]["outcome"], "replay_miss", "{attempts}");
+    // Nothing recorded: every model of the chain missed.
+    p.write("empty/.keep", "");
+    p.run(&["build", "--replay", "empty"])
+        .code(1)
+        .stderr_has("hint: plan has no recorded answer for its requests to model a, model b;");
+}

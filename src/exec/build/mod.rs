@@ -16,6 +16,7 @@
 //! holding, a no-op build answers from stats alone, without parsing the
 //! pipeline.
 
+mod failed;
 mod growth;
 mod hooks;
 mod lists;

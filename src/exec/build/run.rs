@@ -15,14 +15,14 @@ use super::super::reaper::Reaper;
 use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
 use super::hooks::BuildHooks;
-use super::{lists, reach, resume, Build, Ended, Progress};
+use super::{failed, lists, reach, resume, Build, Ended, Progress};
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId, Trouble};
 use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
 use crate::store::snapshot::Live;
-use crate::store::{sidecar, ErrorKind, Stamper, Status, TaskState};
+use crate::store::{sidecar, Stamper, Status, TaskState};
 
 impl Build<'_> {
     /// Plans and runs the stale tasks.
@@ -456,64 +456,7 @@ impl Build<'_> {
         }
         if !summary.failed.is_empty() {
             let first = &graph[summary.failed[0]];
-            let name = &first.name;
-            let run_dir = &session.run_dir;
-            let (error, refused) = match session.store.recorded(run_dir, name) {
-                crate::store::Recorded::Failed(s) => {
-                    (s.error.clone(), s.judge.as_ref().is_some_and(|j| !j.passed))
-                }
-                _ => (None, false),
-            };
-            let kind = error.as_ref().map(|e| e.kind);
-            let details = match &first.action {
-                Action::Expand(list) => format!("{name} could not expand its list {list}"),
-                Action::Command(_) if run_dir.task_log_path(name).exists() => format!(
-                    "the output of {name} is in {}",
-                    run_dir.show(&run_dir.task_log_path(name))
-                ),
-                // A command's judge's failure asks for changes of the
-                // judge's, not the command's (TaskError::remedy).
-                Action::Command(_) => match &error {
-                    Some(e)
-                        if !matches!(
-                            e.kind,
-                            ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout
-                        ) =>
-                    {
-                        session.advice().hint(&Trouble::Failed(e.remedy()))
-                    }
-                    _ => format!("{name} printed nothing"),
-                },
-                // Its message says where the answers were looked for;
-                // what to do about it is the door's.
-                Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => format!(
-                    "{name} has no recorded answer for its request; {}",
-                    session
-                        .advice()
-                        .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
-                ),
-                // An answer its checks or judge refused: kept (also when a
-                // fallback model failed after its judge refused one).
-                Action::Prompt(_)
-                    if (refused
-                        || matches!(
-                            kind,
-                            Some(ErrorKind::JudgeRejected | ErrorKind::CheckFailed)
-                        ))
-                        && run_dir.failed_dir(name).exists() =>
-                {
-                    format!(
-                        "the refused answer of {name} is kept in {}, every failed call in {}",
-                        run_dir.show(&run_dir.failed_dir(name)),
-                        run_dir.show(&run_dir.failures_path())
-                    )
-                }
-                Action::Prompt(_) => format!(
-                    "every failed call of {name} is in {}, the last response in {}",
-                    run_dir.show(&run_dir.failures_path()),
-                    run_dir.show(&run_dir.raw_path(name))
-                ),
-            };
+            let details = failed::details(session, first);
             progress.report.ended = Ended::Failed {
                 names: names(&summary.failed),
                 hint: format!(

@@ -420,8 +420,8 @@ replays = "local"
     p.run(&["status", "-C", "r"])
         .stdout_has("hint: record it: planexe build --record DIR (with a live model)");
     p.run(&["build", "-C", "r"]).code(1).stderr_has(
-        "hint: ask has no recorded answer for its request; record it: planexe build --record \
-         DIR (with a live model)",
+        "hint: ask has no recorded answer for its request to model recorded; record it: \
+         planexe build --record DIR (with a live model)",
     );
 }
 

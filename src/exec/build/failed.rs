@@ -1,0 +1,98 @@
+//! What the end of a build that failed says about its first failed task:
+//! where to look (its log, the answer kept, the ledgers) or, for the
+//! failures whose remedy the task's message does not carry, what to do,
+//! in the words of the session's door.
+
+use crate::model::{Action, Task, Trouble};
+use crate::plan::Session;
+use crate::store::{AttemptRecord, ErrorKind, Recorded};
+
+/// The first part of the build's hint about `task`, which failed.
+pub(super) fn details(session: &Session, task: &Task) -> String {
+    let name = &task.name;
+    let run_dir = &session.run_dir;
+    let (error, refused, missed) = match session.store.recorded(run_dir, name) {
+        Recorded::Failed(s) => (
+            s.error.clone(),
+            s.judge.as_ref().is_some_and(|j| !j.passed),
+            missed(&s.attempts),
+        ),
+        _ => (None, false, "its request".to_string()),
+    };
+    let kind = error.as_ref().map(|e| e.kind);
+    match &task.action {
+        Action::Expand(list) => format!("{name} could not expand its list {list}"),
+        Action::Command(_) if run_dir.task_log_path(name).exists() => format!(
+            "the output of {name} is in {}",
+            run_dir.show(&run_dir.task_log_path(name))
+        ),
+        // A command's judge's failure asks for changes of the
+        // judge's, not the command's (TaskError::remedy).
+        Action::Command(_) => match &error {
+            Some(e)
+                if !matches!(
+                    e.kind,
+                    ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout
+                ) =>
+            {
+                session.advice().hint(&Trouble::Failed(e.remedy()))
+            }
+            _ => format!("{name} printed nothing"),
+        },
+        // Its message says where the answers were looked for;
+        // what to do about it is the door's.
+        Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => format!(
+            "{name} has no recorded answer for {missed}; {}",
+            session
+                .advice()
+                .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
+        ),
+        // An answer its checks or judge refused: kept (also when a
+        // fallback model failed after its judge refused one).
+        Action::Prompt(_)
+            if (refused
+                || matches!(
+                    kind,
+                    Some(ErrorKind::JudgeRejected | ErrorKind::CheckFailed)
+                ))
+                && run_dir.failed_dir(name).exists() =>
+        {
+            format!(
+                "the refused answer of {name} is kept in {}, every failed call in {}",
+                run_dir.show(&run_dir.failed_dir(name)),
+                run_dir.show(&run_dir.failures_path())
+            )
+        }
+        Action::Prompt(_) => format!(
+            "every failed call of {name} is in {}, the last response in {}",
+            run_dir.show(&run_dir.failures_path()),
+            run_dir.show(&run_dir.raw_path(name))
+        ),
+    }
+}
+
+/// Whose requests of a task's run had no recorded answer, from its
+/// attempts: `its request to model b`, `its requests to model a, its
+/// judge's model j`. A chain's other models may have had theirs (refused,
+/// or failed otherwise): the task's message says what each did.
+fn missed(attempts: &[AttemptRecord]) -> String {
+    let mut who: Vec<String> = Vec::new();
+    let misses = attempts
+        .iter()
+        .filter(|a| a.outcome == ErrorKind::ReplayMiss.as_str());
+    for a in misses {
+        let named = if a.judge {
+            format!("its judge's model {}", a.model)
+        } else {
+            format!("model {}", a.model)
+        };
+        if !who.contains(&named) {
+            who.push(named);
+        }
+    }
+    match who.len() {
+        0 => "its request".into(),
+        1 => format!("its request to {}", who[0]),
+        _ => format!("its requests to {}", who.join(", ")),
+    }
+}
