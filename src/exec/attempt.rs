@@ -234,10 +234,13 @@ impl Attempt<'_> {
             if let Some(dir) = current.parent().filter(|_| !exists) {
                 if let Err(e) = self.folders.make(dir) {
                     self.restore();
-                    let why = wrong_kind::why(&current, Path::new(&out.path), &e);
-                    let message = match wrong_kind::blocked(&current, Path::new(&out.path)) {
-                        Some(_) => format!("cannot make the folder of output {}: {why}; move the file, or name another output", out.path),
-                        None => why,
+                    let shown = Path::new(&out.path);
+                    let message = match wrong_kind::blocked(&current, shown) {
+                        Some(blocked) => format!(
+                            "cannot make the folder of output {}: {blocked}; move the file, or name another output",
+                            out.path
+                        ),
+                        None => wrong_kind::why(&current, shown, &e),
                     };
                     return Err(TaskError::new(ErrorKind::Io, message));
                 }
