@@ -180,7 +180,13 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
 /// hashed at most once, and hashes already recorded are reused.
 #[derive(Debug, Default)]
 pub struct Stamper {
+    /// Stamps learned in this build: files just stamped or just written.
     known: Mutex<HashMap<String, Stamp>>,
+    /// Hashes recorded by earlier runs, which may no longer be the file's:
+    /// kept apart, so that a task's old record of an input never hides the
+    /// stamp its producer left in this build (the file would be read again
+    /// by every task reading it).
+    recorded: Mutex<HashMap<String, Stamp>>,
     /// Stats already made while checking: a file that several tasks read
     /// is statted once.
     stats: Mutex<HashMap<String, Option<Meta>>>,
@@ -192,8 +198,8 @@ impl Stamper {
     /// Learns a hash recorded earlier, without claiming anything about the
     /// file as it is now.
     pub fn remember_hash(&self, path: &str, stamp: &Stamp) {
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.insert(path.to_string(), stamp.clone());
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.insert(path.to_string(), stamp.clone());
     }
 
     /// Learns the current stamp of a file (just stamped or just written).
@@ -215,6 +221,9 @@ impl Stamper {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.remove(path);
         drop(known);
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.remove(path);
+        drop(recorded);
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.remove(path);
     }
@@ -244,10 +253,8 @@ impl Stamper {
         let Some(meta) = stat_inside(root, rel)? else {
             return Ok(None);
         };
-        if let Some(known) = self.lookup(rel) {
-            if known.size == meta.size && known.mtime_ns == meta.mtime_ns {
-                return Ok(Some(known));
-            }
+        if let Some(known) = self.lookup(rel, &meta) {
+            return Ok(Some(known));
         }
         let stamp = Stamp {
             size: meta.size,
@@ -260,9 +267,17 @@ impl Stamper {
         Ok(Some(stamp))
     }
 
-    fn lookup(&self, rel: &str) -> Option<Stamp> {
+    /// A stamp learned in this build, else one recorded earlier, with the
+    /// size and mtime the file has now.
+    fn lookup(&self, rel: &str, now: &Meta) -> Option<Stamp> {
+        let matches = |s: &&Stamp| s.size == now.size && s.mtime_ns == now.mtime_ns;
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        known.get(rel).cloned()
+        if let Some(stamp) = known.get(rel).filter(matches) {
+            return Some(stamp.clone());
+        }
+        drop(known);
+        let recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.get(rel).filter(matches).cloned()
     }
 
     /// Compares a file with its recorded stamp.
@@ -313,6 +328,32 @@ mod tests {
                 blake3::hash(&bytes).to_hex().to_string()
             );
         }
+    }
+
+    #[test]
+    fn an_old_record_of_an_input_does_not_hide_its_stamp_from_this_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), "old!").unwrap();
+        set_mtime(&root.join("a"), 1000);
+        let old = Stamper::default().stamp(root, "a").unwrap().unwrap();
+        // Its producer ran in this build and left it stamped.
+        std::fs::write(root.join("a"), "new!").unwrap();
+        set_mtime(&root.join("a"), 2000);
+        let stamper = Stamper::default();
+        let fresh = stamper.stamp(root, "a").unwrap().unwrap();
+        // Same size and mtime, other bytes: only a file read would see them.
+        std::fs::write(root.join("a"), "NEW!").unwrap();
+        set_mtime(&root.join("a"), 2000);
+        // A reader whose last run read the old bytes learns their hash...
+        stamper.remember_hash("a", &old);
+        // ...and still finds this build's stamp, without reading the file.
+        assert_eq!(stamper.stamp(root, "a").unwrap().unwrap(), fresh);
+        // An old record that matches the file is used as before.
+        let other = Stamper::default();
+        set_mtime(&root.join("a"), 1000);
+        other.remember_hash("a", &old);
+        assert_eq!(other.stamp(root, "a").unwrap().unwrap(), old);
     }
 
     #[test]
