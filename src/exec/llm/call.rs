@@ -6,9 +6,14 @@
 //! and a streamed answer's text and reasoning are each bounded while they
 //! are read, and past the bound the call fails as `too_large`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::Value;
+use ureq::config::IpFamily;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
 pub use super::fault::{wire_limit, CallError, CallOk, CallSpec};
@@ -29,14 +34,50 @@ const IDLE_IN_ALL: usize = 256;
 
 /// The agent all calls of a build share (connection reuse).
 pub fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_idle_connections_per_host(IDLE_PER_SERVER)
         .max_idle_connections(IDLE_IN_ALL)
         .timeout_connect(Some(Duration::from_secs(30)))
         .user_agent(concat!("planexe/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(config, DefaultConnector::default(), Resolver::default())
+}
+
+/// ureq's resolver, except that a server named by its address
+/// (`127.0.0.1`, `[::1]`, as local model servers mostly are) is answered at
+/// once. ureq resolves before every request, even one that goes out on a
+/// pooled connection, and bounds the lookup by the call's timeout with a
+/// thread of its own: a thread started and ended for every call, with
+/// nothing to look up.
+#[derive(Debug, Default)]
+struct Resolver(DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for Resolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let ip = uri.host().and_then(|host| {
+            let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            bare.unwrap_or(host).parse::<IpAddr>().ok()
+        });
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
+        });
+        match (ip, port) {
+            (Some(ip), Some(port)) if config.ip_family() == IpFamily::Any => {
+                let mut addrs = self.empty();
+                addrs.push(SocketAddr::new(ip, port));
+                Ok(addrs)
+            }
+            _ => self.0.resolve(uri, config, timeout),
+        }
+    }
 }
 
 /// Performs one call. `pieces` counts streamed pieces as they arrive.
@@ -260,6 +301,46 @@ mod tests {
         for odd in ["-5", "NaN", "inf", "-inf", ""] {
             assert_eq!(parse_retry_after(odd), None, "{odd}");
         }
+    }
+
+    #[test]
+    fn a_server_named_by_its_address_needs_no_lookup() {
+        use ureq::unversioned::resolver::Resolver as _;
+        let config = ureq::config::Config::default();
+        // No time at all to look anything up: ureq's own resolver gives
+        // up before its thread answers.
+        let none_left = || NextTimeout {
+            after: Duration::ZERO.into(),
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        for (url, want) in [
+            (
+                "http://127.0.0.1:8095/v1/chat/completions",
+                "127.0.0.1:8095",
+            ),
+            ("http://[::1]:1234/v1", "[::1]:1234"),
+            ("https://10.0.0.7/v1", "10.0.0.7:443"),
+            ("http://192.168.1.2/", "192.168.1.2:80"),
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            let addrs = Resolver::default()
+                .resolve(&uri, &config, none_left())
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let got: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            assert_eq!(got, [want], "{url}");
+        }
+        // A name is still looked up, as ureq does.
+        let uri: Uri = "http://localhost:9/".parse().unwrap();
+        let generous = NextTimeout {
+            after: Duration::from_secs(10).into(),
+            ..none_left()
+        };
+        let addrs = Resolver::default()
+            .resolve(&uri, &config, generous)
+            .unwrap();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 9));
     }
 
     #[test]
