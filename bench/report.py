@@ -475,6 +475,15 @@ def render(res):
             ["serial / fan-out", "", "", f"{f['speedup']:.1f}×", "≥ 3×"],
         ]))
         w("")
+        # What the shape allows: serial makes every call in turn, the
+        # fan-out needs at least its bound.
+        serial_least = f["calls"] * f["delay"]
+        w(f"Serial needs at least {f['calls']} × {f['delay'] * 1000:g} ms = "
+          f"{ms(serial_least)}, {serial_least / f['bound']:.2f}× the fan-out's bound of "
+          f"{ms(f['bound'])}: a fan-out at its bound is that much faster than a serial "
+          "run that costs nothing beyond its calls, so the ≥ 3× target (from the "
+          "fan-out issue) is out of this shape's reach. What the ratio shows above "
+          "that is the serial run's own cost per call.\n")
 
     pe = res.get("llm_planexe")
     if pe:
