@@ -30,7 +30,8 @@ pub enum Trouble<'a> {
     /// The run directory's record of its pipeline file (shown as
     /// `record`) does not hold a usable path.
     RecordBroken { record: &'a str },
-    /// The file `$PLANEXE_PIPELINE` names is not there.
+    /// The file `$PLANEXE_PIPELINE` names is not there (nothing is, or a
+    /// file stands where a folder on its way should be).
     EnvGone,
     /// Another build recorded the pipeline file `recorded` for the run
     /// while this one was starting with `mine`.

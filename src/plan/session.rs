@@ -11,7 +11,7 @@
 //! build with `-f` ran meanwhile) is refused by [`Session::refresh`]: it
 //! read the run for a pipeline the run no longer uses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::certificate::{self, Certificate};
 use super::check::Checker;
@@ -21,7 +21,7 @@ use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
 use crate::store::inflight;
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::rundir::StateMark;
-use crate::store::{files, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
+use crate::store::{files, wrong_kind, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// Where an invocation works, as its caller named it.
 #[derive(Debug, Clone, Default)]
@@ -99,10 +99,16 @@ impl Location {
         }
         if let Some((path, shown)) = &self.env_file {
             if !path.exists() {
-                return Err(Error::pipeline(format!(
-                    "pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"
-                ))
-                .hint(self.advice.hint(&Trouble::EnvGone)));
+                // A file where a folder on its way should be is named, as
+                // for `-f`: "not found" would send the user looking for
+                // the wrong thing.
+                let message = match wrong_kind::blocked(path, Path::new(shown)) {
+                    Some(blocked) => format!(
+                        "cannot read pipeline file {shown} (named by $PLANEXE_PIPELINE): {blocked}"
+                    ),
+                    None => format!("pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"),
+                };
+                return Err(Error::pipeline(message).hint(self.advice.hint(&Trouble::EnvGone)));
             }
             return Ok((path.clone(), shown.clone(), None));
         }

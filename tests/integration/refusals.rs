@@ -276,6 +276,49 @@ fn a_path_through_a_file_names_the_file_in_the_way() {
     assert!(!run.stderr.contains("os error"), "{}", run.stderr);
 }
 
+/// `$PLANEXE_PIPELINE` naming a pipeline file through a regular file
+/// (`notes.txt/pipeline.toml` beside a file `notes.txt`) was refused as
+/// "not found", where `-f` with the same path names the file in the way.
+/// It now says what `-f` says, in `$PLANEXE_PIPELINE`'s terms, exit 2.
+#[test]
+fn planexe_pipeline_through_a_file_names_the_file_in_the_way() {
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo o > o\"\n");
+    p.write("notes.txt", "a file\n");
+    let absolute = p.path("notes.txt/pipeline.toml");
+    let absolute = absolute.to_str().unwrap();
+    let full = format!("{} is a file, not a folder", p.path("notes.txt").display());
+    for (named, blocked) in [
+        (
+            "notes.txt/pipeline.toml",
+            "notes.txt is a file, not a folder",
+        ),
+        (absolute, full.as_str()),
+    ] {
+        for args in [&["build"][..], &["status"]] {
+            let out = p
+                .command(args)
+                .env("PLANEXE_PIPELINE", named)
+                .output()
+                .unwrap();
+            let run = Run {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            };
+            run.code(2)
+                .stderr_has(&format!(
+                    "error: cannot read pipeline file {named} (named by $PLANEXE_PIPELINE): {blocked}\n"
+                ))
+                .stderr_has("hint: set PLANEXE_PIPELINE to an existing pipeline file");
+            for wrong in ["not found", "os error"] {
+                assert!(!run.stderr.contains(wrong), "{args:?}: {}", run.stderr);
+            }
+        }
+    }
+    assert_eq!(p.read("notes.txt"), "a file\n");
+    assert!(!p.exists("o") && !p.exists(".planexe/pipeline"));
+}
+
 /// A folder named on the command line that goes through a regular file
 /// (`-C f/run` beside a file `f`) was refused with the OS's words alone
 /// ("Not a directory (os error 20)", or a temporary file's name for
