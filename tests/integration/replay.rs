@@ -152,34 +152,125 @@ fn a_damaged_entry_is_asked_again_in_cache_mode_and_a_miss_in_replay_mode() {
     let server = Server::start();
     server.default_reply(openai_answer("{\"a\": 3}"));
     let shared = tempfile::tempdir().unwrap();
-    let dir = shared.path().join("answers");
-    let dir_arg = dir.to_str().unwrap();
     let text = pipeline(&server, "Plan it", "", "local");
-    run(&Project::new(&text), &["build", "--record", dir_arg]).ok();
-    let (name, _) = entries(&dir).remove(0);
-    let truncate = || {
+    // Damages the one entry of `dir`.
+    let truncate = |dir: &Path| {
+        let (name, _) = entries(dir).remove(0);
         let path = dir.join(&name);
         let whole = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
     };
 
-    truncate();
+    let cache = shared.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    run(&Project::new(&text), &["build", "--cache", cache_arg]).ok();
+    truncate(&cache);
     let cached = Project::new(&text);
-    run(&cached, &["build", "--cache", dir_arg])
+    run(&cached, &["build", "--cache", cache_arg])
         .ok()
         .stderr_has("warning")
         .stderr_has("damaged");
     assert_eq!(server.requests().len(), 2, "asked again");
-    assert_eq!(entries(&dir).len(), 1, "and stored whole again");
+    assert_eq!(entries(&cache).len(), 1, "and stored whole again");
 
-    truncate();
+    let dir = shared.path().join("answers");
+    let dir_arg = dir.to_str().unwrap();
+    run(&Project::new(&text), &["build", "--record", dir_arg]).ok();
+    truncate(&dir);
     let replayed = Project::new(&text);
     replayed
         .run(&["build", "--replay", dir_arg])
         .code(1)
         .stderr_has("damaged")
         .stderr_has("replay_miss");
-    assert_eq!(server.requests().len(), 2);
+    assert_eq!(server.requests().len(), 3);
+}
+
+/// Two models that differ only by their server (`base_url`: two
+/// llama-servers, or LM Studio and Ollama both serving "llama3") shared
+/// the response cache's entries, whose keys named the provider and the
+/// request body but not the server: one server's answer was given for the
+/// other's. A cache's keys now name the server, so each task gets its own
+/// server's answer, first asked and then from the cache; a recording's
+/// keys do not, so recordings replay as before.
+#[test]
+fn the_response_cache_keeps_two_servers_answers_apart() {
+    let (one, two) = (Server::start(), Server::start());
+    one.default_reply(openai_answer("{\"from\": \"one\"}"));
+    two.default_reply(openai_answer("{\"from\": \"two\"}"));
+    let model = |name: &str, server: &Server, slash: &str| {
+        format!(
+            "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1{slash}\"\nmodel = \"llama3\"\napi_key_env = \"REPLAY_TEST_KEY\"\ntemperature = 0\nseed = 7\n\n",
+            server.url
+        )
+    };
+    let task = |name: &str, model: &str, after: &str| {
+        format!("[tasks.{name}]\noutputs = [\"{name}.json\"]\nformat = \"json\"\nprompt = \"Plan it\"\nmodel = \"{model}\"\nafter = [{after}]\n\n")
+    };
+    // `b` after `a`, so on the old code `b` finds `a`'s entry.
+    let text = format!(
+        "{}{}{}{}",
+        model("one", &one, ""),
+        model("two", &two, "/"),
+        task("a", "one", ""),
+        task("b", "two", "\"a\"")
+    );
+    let shared = tempfile::tempdir().unwrap();
+    let cache = shared.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let asked = || (one.requests().len(), two.requests().len());
+    let from = |p: &Project, file: &str| {
+        let answer: Value = serde_json::from_str(&p.read(file)).unwrap();
+        answer["from"].as_str().unwrap().to_string()
+    };
+
+    let first = Project::new(&text);
+    run(&first, &["build", "--cache", cache_arg]).ok();
+    assert_eq!(from(&first, "a.json"), "one");
+    assert_eq!(
+        from(&first, "b.json"),
+        "two",
+        "b has its own server's answer"
+    );
+    assert_eq!(asked(), (1, 1), "each server asked once");
+    let stored = entries(&cache);
+    assert_eq!(stored.len(), 2, "an entry per server");
+    let servers: Vec<&str> = stored
+        .iter()
+        .map(|(_, e)| e["request"]["base_url"].as_str().unwrap())
+        .collect();
+    assert!(
+        servers.contains(&format!("{}/v1", one.url).as_str()),
+        "{servers:?}"
+    );
+    assert!(
+        servers.contains(&format!("{}/v1", two.url).as_str()),
+        "{servers:?}"
+    );
+    for (name, _) in &stored {
+        let raw = std::fs::read_to_string(cache.join(name)).unwrap();
+        assert!(!raw.contains(KEY), "no API key in an entry");
+    }
+
+    // A second run directory: both from the cache, each its own.
+    let second = Project::new(&text);
+    run(&second, &["build", "--cache", cache_arg]).ok();
+    assert_eq!(asked(), (1, 1), "both were hits");
+    assert_eq!(from(&second, "a.json"), "one");
+    assert_eq!(from(&second, "b.json"), "two");
+    assert!(usage(&second).iter().all(|c| c["replayed"] == true));
+
+    // A recording does not name the server: what model `one` recorded,
+    // model `two` replays (their requests are the same).
+    let tape = shared.path().join("answers");
+    let tape_arg = tape.to_str().unwrap();
+    let recorded = Project::new(&text);
+    run(&recorded, &["build", "--record", tape_arg, "a"]).ok();
+    assert_eq!(entries(&tape).len(), 1);
+    assert!(entries(&tape)[0].1["request"].get("base_url").is_none());
+    let replayed = Project::new(&text);
+    replayed.run(&["build", "--replay", tape_arg]).ok();
+    assert_eq!(from(&replayed, "b.json"), "one");
 }
 
 #[test]

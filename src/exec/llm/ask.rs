@@ -70,8 +70,8 @@ impl Llm<'_> {
         let until = deadline.map(|d| d.0);
         // The key of the initial request: what a recorded answer answers.
         let initial = messages.clone();
-        let key = recording::request_key(model, spec, &initial, system);
         let plan = self.plan(model);
+        let key = recording::request_key(model, plan.server, spec, &initial, system);
         if let Some(dir) = plan.lookup {
             let replayed = self.replay(
                 task, spec, model, dir, &key, attempt_no, progress, on_attempt, result,

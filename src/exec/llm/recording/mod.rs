@@ -1,13 +1,11 @@
 //! Record, replay and the response cache (docs/llm.md#record-replay-and-the-response-cache).
 //!
-//! An entry answers a prompt task's *initial* request to one model. Its key
-//! is the blake3 hash of `{"v":1,"provider":...,"body":...}`, the body the
-//! wire format builds for the first message of the conversation less
-//! `stream` and `stream_options`, serialized canonically (serde_json's map
-//! is sorted: the crate is built without `preserve_order`). Its value is
-//! the answer the model gave last, the one that was accepted, as the model
-//! wrote it: a replay judges it again (extraction, schema) and makes one
-//! call where the recording may have needed re-asks and retries.
+//! An entry answers a prompt task's *initial* request to one model, under
+//! the key of that request (`key.rs`: a cache's keys name the server, a
+//! recording's do not). Its value is the answer the model gave last, the
+//! one that was accepted, as the model wrote it: a replay judges it again
+//! (extraction, schema) and makes one call where the recording may have
+//! needed re-asks and retries.
 //!
 //! Entries are pretty JSON files `DIR/<hex>.json`, written atomically and
 //! scrubbed of secrets. One that cannot be read, does not parse or names
@@ -20,12 +18,17 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod key;
+
+pub use key::key;
+pub(super) use key::request_key;
+
 use super::answer;
-use super::provider::{self, Message, Request};
+use super::provider::Message;
 use super::{CallProgress, Llm, PromptResult, Stop};
 use crate::error::Error;
 use crate::model::judge;
-use crate::model::models::{ModelConfig, Provider, Replay};
+use crate::model::models::{ModelConfig, Replay};
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::UsageLine;
 use crate::store::{files, wrong_kind, AttemptRecord, ErrorKind, Usage};
@@ -69,40 +72,8 @@ pub(super) struct Plan<'a> {
     pub live: bool,
     /// Store the accepted answer here.
     pub store: Option<&'a Path>,
-}
-
-/// The key of a request: the hex blake3 of its canonical JSON.
-pub fn key(provider: Provider, body: &Value) -> String {
-    let mut body = body.clone();
-    if let Some(map) = body.as_object_mut() {
-        map.remove("stream");
-        map.remove("stream_options");
-    }
-    let canonical = json!({"v": 1, "provider": provider.as_str(), "body": body});
-    blake3::hash(canonical.to_string().as_bytes())
-        .to_hex()
-        .to_string()
-}
-
-/// The key of a conversation's initial request to `model` (its messages
-/// and system text as they are sent: scrubbed).
-pub(super) fn request_key(
-    model: &ModelConfig,
-    spec: &PromptSpec,
-    messages: &[Message],
-    system: Option<&str>,
-) -> String {
-    key(
-        model.provider,
-        &provider::body(&Request {
-            model,
-            system,
-            messages,
-            json: spec.format == Format::Json,
-            schema: spec.schema.as_ref().map(|s| &s.value),
-            max_tokens: spec.max_tokens,
-        }),
-    )
+    /// The server the keys name (`base_url`): the response cache's only.
+    pub server: Option<&'a str>,
 }
 
 /// One recorded answer, as stored in `DIR/<key>.json`.
@@ -231,7 +202,7 @@ impl Llm<'_> {
             role: "user",
             content: self.scrub(&prompt),
         }];
-        let key = request_key(model, spec, &messages, system.as_deref());
+        let key = request_key(model, plan.server, spec, &messages, system.as_deref());
         matches!(lookup(dir, &key), Lookup::Hit(_))
     }
 
@@ -242,6 +213,7 @@ impl Llm<'_> {
                 lookup: Some(&replay.dir),
                 live: false,
                 store: None,
+                server: None,
             };
         }
         let (lookup, live, store) = match &self.answers {
@@ -250,10 +222,12 @@ impl Llm<'_> {
             Answers::Replay(dir) => (Some(dir.as_path()), false, None),
             Answers::Cache(dir) => (Some(dir.as_path()), true, Some(dir.as_path())),
         };
+        let cache = matches!(self.answers, Answers::Cache(_));
         Plan {
             lookup,
             live,
             store,
+            server: cache.then_some(model.base_url.as_str()),
         }
     }
 
@@ -483,6 +457,9 @@ impl Llm<'_> {
         if let Some(schema) = &spec.schema {
             request["schema"] = schema.value.clone();
         }
+        if let Some(server) = self.plan(model).server {
+            request["base_url"] = self.scrub(server).into();
+        }
         let entry = Entry {
             key: key.to_string(),
             request,
@@ -556,19 +533,6 @@ pub(super) fn absent(dir: &Path, replay: Option<&Replay>, shown: &str, record: S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_ignore_streaming_and_key_order() {
-        let a = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true, "stream_options": {"include_usage": true}});
-        let b: Value =
-            serde_json::from_str(r#"{"messages":[{"content":"hi","role":"user"}],"model":"m"}"#)
-                .unwrap();
-        assert_eq!(key(Provider::OpenAi, &a), key(Provider::OpenAi, &b));
-        assert_ne!(key(Provider::OpenAi, &a), key(Provider::Anthropic, &a));
-        let c = json!({"model": "m", "messages": [{"role": "user", "content": "hi!"}]});
-        assert_ne!(key(Provider::OpenAi, &a), key(Provider::OpenAi, &c));
-        assert_eq!(key(Provider::OpenAi, &a).len(), 64);
-    }
 
     #[test]
     fn damaged_entries_are_misses() {
