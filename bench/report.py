@@ -436,6 +436,7 @@ def render(res):
             w("**/usr/bin/time was missing: peak RSS is the `ru_maxrss` of the "
               "direct child, which includes the harness's own pre-exec size and "
               "is an upper bound only.**\n")
+        _edit_phases(w, g)
 
     llm = res.get("llm", {})
     if llm:
@@ -628,3 +629,64 @@ def _med(xs):
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+# What one edit build spends where (`PLANEXE_STATS=1`), by phase name.
+_BEFORE = ("certificate: read and judge", "session: open", "plan",
+           "build: start (certificate, recovery)", "build: pending sidecars, setup")
+_WHOLE = "command, from its arguments to this table"
+_OPEN = (("pipeline: parse", "parse"), ("pipeline: resolve", "resolve"),
+         ("state log: load", "state log"))
+
+
+def _edit_phases(w, g):
+    """The table of where an edit's time goes, from each graph's extra edit
+    run with PLANEXE_STATS=1 (runs saved before the harness took it have
+    none: no table)."""
+    rows = []
+    for d in g.values():
+        e = d.get("edit_phases")
+        if not e:
+            continue
+        ph = e["phases"]
+        before = sum(ph.get(k, 0.0) for k in _BEFORE)
+        tasks = ph.get("tasks (scheduler)", 0.0)
+        # The certificate is written beside the summary and the snapshot.
+        after = max(ph.get("certificate: write", 0.0),
+                    ph.get("summary: build and write", 0.0)
+                    + ph.get("status snapshot: write", 0.0))
+        opened = ", ".join(f"{label} {ph[k]:.1f}" for k, label in _OPEN if k in ph)
+        # The whole command, when the binary times it: the rest splits into
+        # what it does outside the named phases and the process's start
+        # and end.
+        whole = ph.get(_WHOLE)
+        inside = whole - before - tasks - after if whole is not None else None
+        cpu = e.get("cpu_ms") or {}
+        rows.append([
+            d["label"], ms(e["wall"]), f"{before:.1f} ms",
+            f"{ph.get('certificate: read and judge', 0.0):.1f} ms",
+            f"{ph.get('session: open', 0.0):.1f} ms ({opened})",
+            f"{tasks:.1f} ms", f"{after:.1f} ms",
+            f"{inside:.1f} ms" if inside is not None else "—",
+            f"{e['wall'] * 1000 - (whole if whole is not None else before + tasks + after):.1f} ms",
+            f"{cpu.get('user', 0) + cpu.get('system', 0):.0f} ms" if cpu else "—",
+            ms(d["edit"]["ninja"]["median"]) if "edit" in d else "—"])
+    if not rows:
+        return
+    w("### Where an edit's time goes\n")
+    w("One more edit of each graph, planexe alone, with `PLANEXE_STATS=1` (not "
+      "counted above). *before the tasks*: reading and judging the up-to-date "
+      "certificate, opening the session (the pipeline parsed and resolved, the "
+      "state log loaded, in parallel), the plan and the build's setup; "
+      "*running tasks*: the scheduler, from the first task's start to the "
+      "last's end; *after*: the certificate written beside the summary and the "
+      "status snapshot; *unnamed*: the command's own time outside those; "
+      "*start and exit*: the wall time outside the command (the process "
+      "started and loaded, its memory handed back). *planexe CPU* is its own "
+      "user and system time, "
+      "not its commands'. Milliseconds; the parts of the session are on "
+      "threads of their own.\n")
+    w(_table(["graph", "wall", "before the tasks", "certificate", "session open",
+              "running tasks", "after", "unnamed", "start and exit", "planexe CPU",
+              "ninja's edit"], rows))
+    w("")

@@ -141,6 +141,29 @@ class Planexe(Tool):
         since stdout is not a terminal)."""
         return run([self.exe, "status", *(["--json"] if json else [])], d, self.env)
 
+    def phases(self, d, jobs):
+        """One build with `PLANEXE_STATS=1`: its wall time (s), the total
+        milliseconds of each phase planexe names (`stats: NAME  COUNT  MS`),
+        and its own CPU (ms, user and system, not its commands')."""
+        env = dict(self.env, PLANEXE_STATS="1")
+        r = run(self.argv(jobs), d, env)
+        phases, cpu = {}, {}
+        for line in r.stderr.splitlines():
+            if not line.startswith("stats: "):
+                continue
+            m = _CPU_LINE.search(line)
+            if m:
+                cpu = {"user": float(m.group(1)), "system": float(m.group(2))}
+                continue
+            m = _PHASE_LINE.match(line)
+            if m:
+                phases[m.group(1)] = float(m.group(3))
+        return {"wall": r.wall, "phases": phases, "cpu_ms": cpu}
+
+
+_PHASE_LINE = re.compile(r"^stats: (.+?)\s+(\d+)\s+([0-9.]+)$")
+_CPU_LINE = re.compile(r"user ([0-9.]+) ms, system ([0-9.]+) ms")
+
 
 class Ninja(Tool):
     name = "ninja"

@@ -227,6 +227,9 @@ where
         }
     };
     let ctx = Context::from_env().with_color(cli.color);
+    // With `PLANEXE_STATS=1`, the whole command as one phase too: what the
+    // named ones leave out is then the process's start and end.
+    let whole = crate::phases::phase("command, from its arguments to this table");
     // A build catches SIGINT, SIGTERM and SIGHUP (to stop its tasks and keep what
     // finished); dry runs, questions and the other commands change nothing
     // and end the default way. A build connects to make's jobserver before
@@ -258,6 +261,7 @@ where
             e.code()
         }
     };
+    drop(whole);
     print_phases();
     code
 }
