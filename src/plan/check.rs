@@ -131,6 +131,8 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     /// Checks one task as if nothing upstream were going to run.
     pub fn check(&self, id: TaskId) -> Result<Check> {
+        // Counted under `PLANEXE_STATS`: how many tasks a build checked.
+        let _t = crate::phases::phase("plan: check a task");
         let task = &self.graph[id];
         let root = self.run_dir.root();
         if let Action::Expand(list) = &task.action {

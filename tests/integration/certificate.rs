@@ -534,3 +534,55 @@ command = "cat src/two.txt > out/b.txt"
         "the edit took the full check: {stderr}"
     );
 }
+
+/// The tasks an edit ran wrote their outputs just before the certificate
+/// that followed, too young for their stats to be trusted: the next edit
+/// finds them by content as recorded, which is no change, and checks only
+/// the tasks it reaches itself (`PLANEXE_STATS` counts the tasks checked),
+/// not again those the edit before ran.
+#[test]
+fn an_edit_does_not_check_again_what_the_edit_before_it_ran() {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src/one.txt"]
+outputs = ["out/a.txt"]
+command = "cat src/one.txt > out/a.txt"
+[tasks.b]
+inputs = ["src/two.txt"]
+outputs = ["out/b.txt"]
+command = "cat src/two.txt > out/b.txt"
+[tasks.c]
+inputs = ["out/a.txt", "out/b.txt"]
+outputs = ["out/c.txt"]
+command = "cat out/a.txt out/b.txt > out/c.txt"
+"#,
+    );
+    p.write("src/one.txt", "1\n");
+    p.write("src/two.txt", "2\n");
+    p.build().ok().ran(&["a", "b", "c"]);
+    p.write("src/one.txt", "one\n");
+    p.build().ok().ran(&["a", "c"]);
+    assert!(p.exists(CERT));
+    p.write("src/two.txt", "two\n");
+    let out = p
+        .command(&["build"])
+        .env("PLANEXE_STATS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("start  b") && stderr.contains("start  c"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("start  a"), "{stderr}");
+    // b, which reads the edited file, and c, judged once b is done.
+    let checked = stderr
+        .lines()
+        .find(|l| l.starts_with("stats: plan: check a task"))
+        .and_then(|l| l.split_whitespace().nth_back(1))
+        .unwrap_or_else(|| panic!("no count of tasks checked: {stderr}"));
+    assert_eq!(checked, "2", "{stderr}");
+    assert_eq!(p.read("out/c.txt"), "one\ntwo\n");
+}

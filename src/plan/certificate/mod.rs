@@ -297,15 +297,30 @@ impl Certificate {
                 .collect();
             return Some(Judged::Holds(self.holds_of(touched)));
         }
+        // An entry recorded too young to trust its stat, found with that
+        // same stat and the content recorded: nothing changed (its tasks'
+        // records hold, as they did when the certificate was written). It
+        // is kept, settled once old enough. Files the last build wrote just
+        // before its certificate are such entries: were they changes, every
+        // edit would check again the tasks the edit before it ran.
+        let young = young_from(SystemTime::now());
+        let mut entries = self.entries.clone();
         let mut same = vec![true; self.entries.len()];
-        for (i, _) in &verdicts {
-            same[*i] = false;
-        }
+        let verdicts: Vec<(usize, Verdict)> = verdicts
+            .into_iter()
+            .filter(|(i, verdict)| match verdict {
+                Verdict::Touched(now) if *now == self.entries[*i].id => {
+                    entries[*i].racy = is_young(now, young);
+                    false
+                }
+                _ => {
+                    same[*i] = false;
+                    true
+                }
+            })
+            .collect();
         let mut changes = Changes {
-            base: Some(Arc::new(Base {
-                entries: self.entries.clone(),
-                same,
-            })),
+            base: Some(Arc::new(Base { entries, same })),
             ..Changes::default()
         };
         for (i, verdict) in verdicts {
