@@ -31,6 +31,10 @@ pub enum Error {
     /// A file-system operation failed; the message names the path (fs_err).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A write of planexe's own failed for want of space (or quota): the
+    /// message names the file, the hint says what to free and how to go on.
+    #[error("{message}")]
+    NoSpace { message: String, hint: String },
     /// One or more tasks failed; their output was already printed.
     #[error("task(s) failed: {}", names.join(", "))]
     TasksFailed { names: Vec<String>, hint: String },
@@ -78,10 +82,29 @@ impl Error {
         ))
     }
 
+    /// Whether this is an I/O error of a full disk (or an exceeded quota).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::Io(e) if no_space(e))
+    }
+
+    /// A full disk's I/O error as [`Error::NoSpace`], with `hint` (the
+    /// door's words); any other error as it is.
+    pub fn with_no_space_hint(self, hint: impl FnOnce() -> String) -> Self {
+        match self {
+            Error::Io(e) if no_space(&e) => Error::NoSpace {
+                message: e.to_string(),
+                hint: hint(),
+            },
+            other => other,
+        }
+    }
+
     pub fn hints(&self) -> &[String] {
         match self {
             Error::Usage { hints, .. } | Error::Pipeline { hints, .. } => hints,
-            Error::TasksFailed { hint, .. } => std::slice::from_ref(hint),
+            Error::TasksFailed { hint, .. } | Error::NoSpace { hint, .. } => {
+                std::slice::from_ref(hint)
+            }
             _ => &[],
         }
     }
@@ -92,7 +115,7 @@ impl Error {
             Error::Usage { .. } | Error::Pipeline { .. } => EXIT_USAGE,
             // An I/O failure in planexe's own bookkeeping is not a task
             // failure; treat it as an environment problem the user must fix.
-            Error::Io(_) => EXIT_USAGE,
+            Error::Io(_) | Error::NoSpace { .. } => EXIT_USAGE,
             Error::TasksFailed { .. } | Error::NotUpToDate => EXIT_FAILED,
             Error::Interrupted => EXIT_INTERRUPTED,
             Error::Outcome(code) => *code,
@@ -106,6 +129,15 @@ impl Error {
             Error::NotUpToDate | Error::Interrupted | Error::Outcome(_)
         )
     }
+}
+
+/// Whether `e` says the disk is full (`ENOSPC`) or a quota is exceeded
+/// (`EDQUOT`): the kind survives [`Error::io_at`], which rewords it.
+pub fn no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -182,8 +182,16 @@ pub fn build(
         }
     }
     if let Some(recorder) = recorder {
-        for warning in recorder.finish(session, result.as_ref())? {
-            printer.warn(&warning);
+        match recorder.finish(session, result.as_ref()) {
+            Ok(warnings) => {
+                for warning in warnings {
+                    printer.warn(&warning);
+                }
+            }
+            // The build's own error came first (on a full disk, the file
+            // it could not write); this one only follows from it.
+            Err(e) if result.is_err() => printer.warn(&e.to_string()),
+            Err(e) => return Err(no_space(e, session)),
         }
     }
     if let Ok(report) = &result {
@@ -191,7 +199,16 @@ pub fn build(
             show_results(session, printer);
         }
     }
-    result?.into_result()
+    result.map_err(|e| no_space(e, session))?.into_result()
+}
+
+/// A full disk's error with the door's hint: what to free, and that the
+/// next build resumes.
+fn no_space(e: Error, session: &Session) -> Error {
+    e.with_no_space_hint(|| {
+        let dir = session.run_dir.root().display().to_string();
+        session.advice().hint(&Trouble::NoSpace { dir: &dir })
+    })
 }
 
 /// Where the build's results are (`[pipeline] results`, else what nothing

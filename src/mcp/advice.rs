@@ -102,6 +102,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::Busy => "wait for it to end (the wait tool; status works meanwhile), or stop \
                           a build with the stop tool, then call the build tool again"
             .into(),
+        Trouble::NoSpace { dir } => format!(
+            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then call the build tool again: tasks already done are kept and do not run again"
+        ),
         Trouble::ModelFromRun => "chosen for this run by an earlier build's `model` (the build \
                                   tool's `model` argument changes it)"
             .into(),

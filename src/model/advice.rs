@@ -65,6 +65,9 @@ pub enum Trouble<'a> {
     NoRecordings { dir: &'a str, live: Option<&'a str> },
     /// Another command holds the run directory's lock.
     Busy,
+    /// A write of planexe's own in the run directory `dir` found the disk
+    /// full (or the quota used up): what to free, and how to go on.
+    NoSpace { dir: &'a str },
     /// A build asks the model the run remembers from an earlier build's
     /// choice: words for the end of its note.
     ModelFromRun,
@@ -179,6 +182,9 @@ fn command_line(trouble: &Trouble<'_>) -> String {
             format!("record answers first: planexe build --record {dir} (with a live model)")
         }
         Trouble::Busy => BUSY.into(),
+        Trouble::NoSpace { dir } => format!(
+            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run planexe build again: tasks already done are kept and do not run again"
+        ),
         Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
         Trouble::TaskLeft { task } => {
             format!("`planexe clean {}` deletes them and forgets it", quoted(task))

@@ -12,6 +12,7 @@ mod checks;
 mod ci;
 mod clean_touch_status;
 mod connections;
+mod disk_full;
 mod edit;
 mod examples;
 mod failures;

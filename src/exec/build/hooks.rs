@@ -250,8 +250,12 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         }
     }
 
+    /// Also once a write of planexe's own found the disk full: a task
+    /// started then could not have its outcome recorded (its model calls
+    /// paid for, its result run again next time), so none starts; the
+    /// running ones end as they would, and the build reports the error.
     fn interrupted(&self) -> bool {
-        self.interrupt.requested()
+        self.interrupt.requested() || self.error.as_ref().is_some_and(Error::is_no_space)
     }
 
     fn held(&mut self, tasks: &[(TaskId, Pool)]) {

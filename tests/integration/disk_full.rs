@@ -1,0 +1,162 @@
+//! A run directory whose disk fills up mid-build (`ENOSPC`), on a small
+//! tmpfs of its own: what was done stays done, the error names the file
+//! and says to free space, and the next build resumes. Mounting needs
+//! root: where the mount is refused (a CI container), the test says so
+//! and passes without running.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::harness::{wait_for, Background, Project};
+
+/// A tmpfs of a few hundred KiB mounted on a temp dir, unmounted when
+/// dropped (also when the test fails).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (and a line on stderr) where the mount is refused.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs (not root?): {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: a process the failed test left with its cwd there must
+        // not keep the mount.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A project on a full-able disk; the project's folder goes before the
+/// mount does.
+struct Full {
+    project: Project,
+    _mount: Tmpfs,
+}
+
+fn on_tmpfs(size: &str, pipeline: &str) -> Option<Full> {
+    let mount = Tmpfs::mount(size)?;
+    let project = Project {
+        dir: tempfile::tempdir_in(mount.dir.path()).expect("temp dir on the tmpfs"),
+    };
+    project.write("pipeline.toml", pipeline);
+    Some(Full {
+        project,
+        _mount: mount,
+    })
+}
+
+/// Fills the disk that holds `path` with a file there (until `ENOSPC`).
+fn fill(path: &Path) {
+    let _ = std::fs::write(path, vec![0u8; 4 << 20]);
+}
+
+const THREE: &str = r#"
+[pipeline]
+name = "full"
+jobs = 1
+
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.b]
+outputs = ["b.txt"]
+after = ["a"]
+command = "echo b > b.txt; while [ -e hold ]; do sleep 0.01; done"
+
+[tasks.c]
+outputs = ["c.txt"]
+after = ["b"]
+command = "echo c > c.txt"
+"#;
+
+/// The disk fills while `b` runs, so recording its end fails: no task
+/// starts after that (its outcome could not be kept), the error names the
+/// file and says to free space; `status` still answers; once space is
+/// freed the next build runs `b` and `c` only, and loads the state log
+/// whole.
+#[test]
+fn a_disk_that_fills_mid_build_stops_it_and_the_next_build_resumes() {
+    let Some(full) = on_tmpfs("300k", THREE) else {
+        return;
+    };
+    let p = &full.project;
+    p.write("hold", "");
+    let build = Background(Some(
+        p.command(&["build"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run planexe"),
+    ));
+    wait_for("b to write its output", || p.exists("b.txt"));
+    fill(&p.path("filler"));
+    p.remove("hold");
+    let out = build.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains("start  c"),
+        "a task started on a full disk\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line\n{stderr}"));
+    assert!(error.contains("No space left on device"), "{stderr}");
+    assert!(
+        error.contains("/.planexe/"),
+        "the error names no file\n{stderr}"
+    );
+    let root = p.root().display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "hint: free space on the disk that holds {root} (what failed tasks wrote is kept in .planexe/failed/), then run planexe build again: tasks already done are kept"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(p.read("a.txt"), "a\n");
+
+    // Reading needs no space.
+    let status = p.run(&["status"]);
+    status.ok().stdout_has("a ");
+    let json = p.run(&["status", "--json"]);
+    json.ok();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("status --json");
+    assert_eq!(doc["counts"]["done"], 1, "{}", json.stdout);
+
+    p.remove("filler");
+    let again = p.build();
+    again.ok().ran(&["b", "c"]);
+    assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
+    assert_eq!(p.read("c.txt"), "c\n");
+    p.build().ok().ran(&[]);
+}
