@@ -69,6 +69,12 @@ impl ErrorKind {
             }
             ErrorKind::MissingOutput => change("make the command write every declared output"),
             ErrorKind::CheckFailed => change("fix the output or the check"),
+            // The command could not be started or its output not kept,
+            // or an output not moved or written: not the command's fault.
+            ErrorKind::Spawn | ErrorKind::Io => Remedy {
+                change: Some("fix what the message names (a full disk, permissions, a missing /bin/sh)"),
+                then: Then::Build,
+            },
             ErrorKind::BadList => Remedy {
                 change: Some("fix what writes the list file (or the foreach `items` and `key`)"),
                 then: Then::Build,

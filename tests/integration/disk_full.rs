@@ -160,3 +160,73 @@ fn a_disk_that_fills_mid_build_stops_it_and_the_next_build_resumes() {
     assert_eq!(p.read("c.txt"), "c\n");
     p.build().ok().ran(&[]);
 }
+
+const FILLS: &str = r#"
+[pipeline]
+name = "fills"
+jobs = 1
+
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.big]
+outputs = ["out.txt"]
+after = ["a"]
+command = "if [ -e flag ]; then head -c 4M /dev/zero > out.txt; else echo small > out.txt; fi"
+
+[tasks.c]
+outputs = ["c.txt"]
+after = ["big"]
+command = "echo c > c.txt"
+"#;
+
+/// A task's command fills the disk: the task fails, says which file it
+/// could not write and that a full disk is the thing to fix (not the
+/// command), its last good output is back, what it wrote is kept aside,
+/// and the other tasks' results stand; freed, the next build runs it.
+#[test]
+fn a_task_that_fills_the_disk_fails_and_keeps_the_last_good_output() {
+    let Some(full) = on_tmpfs("300k", FILLS) else {
+        return;
+    };
+    let p = &full.project;
+    p.build().ok();
+    p.write("flag", "");
+    let run = p.run(&["build", "-B", "big"]);
+    run.code(2)
+        .stderr_has("FAILED big: cannot keep the command's output: ")
+        .stderr_has("/.planexe/logs/big.log: No space left on device")
+        .stderr_has("hint: free space on the disk that holds");
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(p.read("out.txt"), "small\n");
+    assert_eq!(p.read("a.txt"), "a\n");
+    assert_eq!(p.read("c.txt"), "c\n");
+    assert!(p.exists(".planexe/failed/big/out.txt"));
+
+    let status = p.run(&["status"]);
+    status
+        .ok()
+        .stdout_has("/.planexe/logs/big.log: No space left on device")
+        .stdout_has("hint: fix what the message names (a full disk, permissions, a missing /bin/sh), then run planexe build");
+    let json = p.run(&["status", "--json"]);
+    json.ok()
+        .stdout_has("fix what the message names (a full disk");
+
+    p.remove("flag");
+    p.remove(".planexe/failed/big/out.txt");
+    let again = p.build();
+    again.ok();
+    assert!(
+        !again.started().contains(&"a".to_string()),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.started().contains(&"big".to_string()),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
+    p.build().ok().ran(&[]);
+}

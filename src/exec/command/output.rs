@@ -58,13 +58,20 @@ struct Log<'a> {
 
 impl Log<'_> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        // The error names the log and keeps its kind (a full disk is
+        // told from the rest by it).
+        let named = |e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", self.path.display()))
+        };
         if self.file.is_none() {
-            let file =
-                files::create(self.path).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let file = files::create(self.path).map_err(|e| match e {
+                crate::error::Error::Io(e) => e,
+                e => std::io::Error::other(e.to_string()),
+            })?;
             self.file = Some(file);
         }
         match &mut self.file {
-            Some(file) => file.write_all(bytes),
+            Some(file) => file.write_all(bytes).map_err(named),
             None => Ok(()),
         }
     }
