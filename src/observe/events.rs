@@ -208,8 +208,8 @@ impl Events {
             if log.is_none() {
                 *log = files::open_append(&self.log_path).ok();
             }
-            if let Some(f) = log.as_mut() {
-                let _ = f.write_all(&line);
+            if let Some(f) = log.as_ref() {
+                let _ = files::append_whole(f, &line);
             }
         }
         if let Some(queue) = &self.queue {

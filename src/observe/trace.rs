@@ -10,9 +10,9 @@
 //! Events are written in batches of whole lines (a write per task would
 //! be a system call per task for a file nobody reads until the build
 //! ends), and the rest when the build ends; a crash loses the last batch,
-//! never half an event.
+//! never half an event; a batch a full disk cuts short is cut off again
+//! ([`files::append_whole`]).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -124,14 +124,14 @@ impl Sink {
         let path = &self.path;
         let file = self.file.get_or_insert_with(|| {
             let fresh = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
-            let mut file = files::open_append(path).ok();
-            if let (true, Some(f)) = (fresh, file.as_mut()) {
-                let _ = f.write_all(b"[\n");
+            let file = files::open_append(path).ok();
+            if let (true, Some(f)) = (fresh, file.as_ref()) {
+                let _ = files::append_whole(f, b"[\n");
             }
             file
         });
-        if let Some(f) = file.as_mut() {
-            let _ = f.write_all(&self.pending);
+        if let Some(f) = file.as_ref() {
+            let _ = files::append_whole(f, &self.pending);
         }
         self.pending.clear();
     }

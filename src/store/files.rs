@@ -127,6 +127,33 @@ pub fn open_append(path: &Path) -> Result<File> {
     open_with(path, no_follow().create(true).append(true).read(true))
 }
 
+/// Appends `bytes` to `file` (opened to append): one write where the
+/// disk allows it. When a write fails part-way (a disk that fills
+/// mid-line), what it wrote of `bytes` is cut off again, so the file ends
+/// where it did and the next append does not land behind half a line (a
+/// line of a log damaged in its middle, not a torn last one).
+pub fn append_whole(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
+    let mut written = 0;
+    let error = loop {
+        if written == bytes.len() {
+            return Ok(());
+        }
+        match file.write(&bytes[written..]) {
+            Ok(0) => break std::io::Error::from(std::io::ErrorKind::WriteZero),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break e,
+        }
+    };
+    if written > 0 {
+        // Truncating frees space: it works on a full disk.
+        if let Ok(meta) = file.metadata() {
+            let _ = file.set_len(meta.len().saturating_sub(written as u64));
+        }
+    }
+    Err(error)
+}
+
 /// Creates (or truncates) a file of planexe's to write.
 pub fn create(path: &Path) -> Result<File> {
     open_with(path, no_follow().create(true).write(true).truncate(true))

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -196,8 +196,8 @@ impl Inflight {
     fn append(&self, line: &[u8]) {
         // One write per line to a file opened for appending: lines from
         // several job threads never interleave.
-        if let Some(mut file) = self.journal.as_ref() {
-            let _ = file.write_all(line);
+        if let Some(file) = self.journal.as_ref() {
+            let _ = files::append_whole(file, line);
         }
     }
 }
@@ -312,6 +312,7 @@ pub fn journal(run_dir: &RunDir) -> Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn run_dir() -> (tempfile::TempDir, RunDir) {
         let dir = tempfile::tempdir().unwrap();

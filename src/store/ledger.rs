@@ -5,7 +5,6 @@
 //! API key reaches a file, in any spelling (see [`Secrets`]). [`totals`]
 //! reads the usage ledger back.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -229,10 +228,10 @@ impl Ledger {
         if guard.is_none() {
             *guard = files::open_append(path).ok();
         }
-        if let Some(f) = guard.as_mut() {
+        if let Some(f) = guard.as_ref() {
             // Best effort: a full disk must not turn a good answer into a
             // failed task; the status sidecar still records the outcome.
-            let _ = f.write_all(text.as_bytes());
+            let _ = files::append_whole(f, text.as_bytes());
         }
     }
 

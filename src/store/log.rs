@@ -334,8 +334,7 @@ impl StateStore {
         bytes.push(b'\n');
         if let Some(log) = self.log.as_mut() {
             // One write call per line keeps appends whole.
-            log.write_all(&bytes)
-                .map_err(|e| Error::io_at(&run_dir.log_path(), e))?;
+            files::append_whole(log, &bytes).map_err(|e| Error::io_at(&run_dir.log_path(), e))?;
         }
         self.lines += 1;
         self.bytes += bytes.len() as u64;
@@ -536,8 +535,7 @@ pub fn append_restamps(run_dir: &RunDir, restamps: Vec<Restamp>) -> Result<()> {
         serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
     }
-    open_log(run_dir)?
-        .write_all(&bytes)
+    files::append_whole(&open_log(run_dir)?, &bytes)
         .map_err(|e| Error::io_at(&run_dir.log_path(), e))
 }
 

@@ -230,3 +230,97 @@ fn a_task_that_fills_the_disk_fails_and_keeps_the_last_good_output() {
     assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
     p.build().ok().ran(&[]);
 }
+
+/// Every line of a JSON-lines file of planexe's, the last one included,
+/// parses: none is half written.
+#[track_caller]
+fn whole_lines(p: &Project, rel: &str) {
+    let text = std::fs::read(p.path(rel)).unwrap_or_default();
+    for (n, line) in text.split(|&b| b == b'\n').enumerate() {
+        if !line.is_empty() {
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(line).is_ok(),
+                "{rel}: line {} is not whole: {}",
+                n + 1,
+                String::from_utf8_lossy(&line[..line.len().min(160)])
+            );
+        }
+    }
+}
+
+/// The disk fills while `b`'s long line (forty inputs) is appended to the
+/// state log, so only part of it fits; space is freed and `d` ends: its
+/// line must not land behind the half of `b`'s (a line damaged in the
+/// middle of the log). No file of lines holds half a line; the next build
+/// runs `b` only.
+#[test]
+fn a_line_cut_short_by_a_full_disk_is_taken_back() {
+    let mut pipeline = String::from(
+        r#"
+[pipeline]
+name = "torn"
+jobs = 2
+
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.b]
+inputs = ["in/*.txt"]
+outputs = ["b.txt"]
+after = ["a"]
+command = "echo b > b.txt; while [ -e hold ]; do sleep 0.01; done"
+
+[tasks.d]
+outputs = ["d.txt"]
+after = ["a"]
+command = "echo d > d.txt; while [ -e hold2 ]; do sleep 0.01; done"
+"#,
+    );
+    pipeline.push('\n');
+    let Some(full) = on_tmpfs("400k", &pipeline) else {
+        return;
+    };
+    let p = &full.project;
+    for i in 0..40 {
+        p.write(&format!("in/f{i:02}.txt"), &format!("{i}\n"));
+    }
+    p.write("hold", "");
+    p.write("hold2", "");
+    // Off the full disk: the build's stderr, read while it runs.
+    let err_dir = tempfile::tempdir().expect("temp dir");
+    let err_path = err_dir.path().join("stderr");
+    let build = Background(Some(
+        p.command(&["build"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err_path).expect("stderr file"))
+            .spawn()
+            .expect("run planexe"),
+    ));
+    wait_for("b and d to write their outputs", || {
+        p.exists("b.txt") && p.exists("d.txt")
+    });
+    fill(&p.path("filler"));
+    p.remove("hold");
+    // Said once its end is recorded (or not, for want of space).
+    wait_for("b's end", || {
+        std::fs::read_to_string(&err_path).is_ok_and(|e| e.contains("done   b"))
+    });
+    p.remove("filler");
+    p.remove("hold2");
+    let out = build.wait();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    for rel in [".planexe/log", ".planexe/inflight", ".planexe/events.jsonl"] {
+        whole_lines(p, rel);
+    }
+
+    let status = p.run(&["status"]);
+    status.ok();
+    assert!(!status.stderr.contains("damaged"), "{}", status.stderr);
+    let again = p.build();
+    again.ok().ran(&["b"]);
+    assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
+}
