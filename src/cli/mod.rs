@@ -255,6 +255,11 @@ where
         Ok(()) => EXIT_OK,
         Err(e) => {
             printer.end();
+            // A build says more (`cli/build.rs`): what it keeps, and to
+            // build again.
+            let e = e.with_no_space_hint(|| {
+                "free space on the disk that holds it, then run the command again".into()
+            });
             if !e.is_silent() {
                 printer.error(&e);
             }

@@ -324,3 +324,62 @@ command = "echo d > d.txt; while [ -e hold2 ]; do sleep 0.01; done"
     again.ok().ran(&["b"]);
     assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
 }
+
+/// `touch` and `clean` on a full disk: `touch` records what it can (it
+/// deletes the up-to-date certificate first, and a log line may fit in
+/// what its last block has left); once it cannot, it says so (the file,
+/// what to do) and the task's records stay whole. `clean`, which frees
+/// space, works; freed, `touch` works again.
+#[test]
+fn touch_and_clean_on_a_full_disk() {
+    let Some(full) = on_tmpfs(
+        "300k",
+        r#"
+[pipeline]
+name = "tc"
+
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "cat a.txt > b.txt"
+
+[tasks.c]
+inputs = ["b.txt"]
+outputs = ["c.txt"]
+command = "cat b.txt > c.txt"
+"#,
+    ) else {
+        return;
+    };
+    let p = &full.project;
+    p.build().ok();
+    fill(&p.path("filler"));
+    // Each touch adds a line to the log: within a few the log needs a
+    // block the disk does not have.
+    let failed = (0..20)
+        .map(|_| p.run(&["touch", "b"]))
+        .find(|r| r.code != 0);
+    let touch = failed.expect("a touch on a full disk that never failed");
+    touch
+        .code(2)
+        .stderr_has("No space left on device")
+        .stderr_has("hint: free space on the disk that holds it, then run the command again");
+    assert!(touch.stderr.contains("/.planexe/"), "{}", touch.stderr);
+    assert_eq!(p.status_json("b")["state"], "done");
+    assert!(p.exists(".planexe/tasks/b.DONE"));
+    let status = p.run(&["status"]);
+    status.ok().stdout_has("DONE (3)");
+    assert!(!status.stderr.contains("damaged"), "{}", status.stderr);
+
+    p.run(&["clean", "c", "--downstream", "-y"]).ok();
+    assert!(!p.exists("c.txt"));
+    p.remove("filler");
+    p.run(&["touch", "b"]).ok();
+    let build = p.build();
+    build.ok().ran(&["c"]);
+    assert!(!build.stderr.contains("damaged"), "{}", build.stderr);
+}
