@@ -1,12 +1,13 @@
 //! Which tasks an edit build checks: those the up-to-date certificate's
 //! changes reach.
 
-use crate::model::Graph;
+use crate::model::{Action, Graph};
 use crate::plan::certificate::Changes;
 
 /// The tasks the changes the up-to-date certificate found can reach: those
-/// reading or writing a changed file or a file in a changed folder, and
-/// with a changed folder every task reading a glob. `None` when a changed
+/// reading or writing a changed file or a file in a changed folder, with a
+/// changed folder every task reading a glob, and every fan-out waiting for
+/// its list. `None` when a changed
 /// file is a `foreach` list (the graph itself may differ): every task is
 /// checked.
 pub(super) fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
@@ -26,7 +27,10 @@ pub(super) fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
             .iter()
             .map(|i| i.path.as_str())
             .chain(task.outputs.iter().map(|o| o.path.as_str()));
-        reach[task.id] = (task.origin.globs && !changes.folders.is_empty())
+        // A fan-out waiting for its list says so itself (its list's
+        // producer is stale): judged, it costs no look at any file.
+        reach[task.id] = matches!(task.action, Action::Expand(_))
+            || (task.origin.globs && !changes.folders.is_empty())
             || paths.any(|p| files.contains(p) || in_folder(p));
     }
     Some(reach)
