@@ -7,9 +7,8 @@ use crate::plan::certificate::Changes;
 /// The tasks the changes the up-to-date certificate found can reach: those
 /// reading or writing a changed file or a file in a changed folder, with a
 /// changed folder every task reading a glob, and every fan-out waiting for
-/// its list. `None` when a changed
-/// file is a `foreach` list (the graph itself may differ): every task is
-/// checked.
+/// its list. `None` when a changed file is a `foreach` list (the graph
+/// itself may differ): every task is checked.
 pub(super) fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
     let files: std::collections::HashSet<&str> = changes.files.iter().map(String::as_str).collect();
     if graph.lists().any(|(_, list)| files.contains(list)) {
