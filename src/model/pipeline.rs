@@ -242,10 +242,19 @@ impl Pipeline {
                 );
             }
             Err(e) => {
+                // A file on the way is named as the user spelled the path
+                // (`conf`, not `/abs/conf`), as for `$PLANEXE_PIPELINE`.
+                let why = match e {
+                    ReadError::Io(_) => {
+                        crate::store::wrong_kind::blocked(path, Path::new(&display))
+                            .unwrap_or_else(|| e.to_string())
+                    }
+                    _ => e.to_string(),
+                };
                 return Err(
-                    Error::pipeline(format!("cannot read pipeline file {display}: {e}"))
+                    Error::pipeline(format!("cannot read pipeline file {display}: {why}"))
                         .hint(advice.hint(&Trouble::Unreadable)),
-                )
+                );
             }
         };
         let text = text_of(&display, bytes, advice)?;

@@ -265,13 +265,14 @@ fn a_path_through_a_file_names_the_file_in_the_way() {
         }
         assert_eq!(p.read("f"), "a file\n");
     }
-    // The pipeline file itself, through -f.
+    // The pipeline file itself, through -f: the file in the way is named
+    // as the path was given (`f`), not by its absolute path, as for
+    // `$PLANEXE_PIPELINE` (docs/pipeline.md#refusals).
     let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n");
     p.write("f", "a file\n");
     let run = p.run(&["build", "-f", "f/pipeline.toml"]);
     run.code(2)
-        .stderr_has("cannot read pipeline file f/pipeline.toml: ")
-        .stderr_has("f is a file, not a folder")
+        .stderr_has("error: cannot read pipeline file f/pipeline.toml: f is a file, not a folder\n")
         .stderr_has("hint: pass -f FILE");
     assert!(!run.stderr.contains("os error"), "{}", run.stderr);
 }
