@@ -92,6 +92,13 @@ fn a_value_of_the_wrong_shape_is_named_in_toml_terms() {
             "expected an array, found a table",
             "hint: write an array here",
         ),
+        // Quoted in docs/pipeline.md#refusals.
+        (
+            "[tasks.a]\ninputs = \"a.txt\"\ncommand = \"true\"\n",
+            "2:10",
+            "expected an array, found a string \"a.txt\"",
+            "hint: write an array here, key = [\"a\", \"b\"]",
+        ),
         (
             "[[tasks.a]]\noutputs = [\"o\"]\ncommand = \"true\"\n",
             "1:1",
