@@ -373,12 +373,18 @@ fn replay_models_are_checked_with_file_line_col() {
     let live = Project::new(&pipeline(&server, "Plan it", "", "local"));
     live.run(&["build", "--replay", "missing"])
         .code(2)
-        .stderr_has("no such folder");
+        .stderr_has(&format!(
+            "error: --replay {}: no such folder of recorded answers\n",
+            live.path("missing").display()
+        ));
     // A file is there, but it is not a folder: said so, not "no such folder".
     live.write("answers.jsonl", "{}\n");
     let run = live.run(&["build", "--replay", "answers.jsonl"]);
     run.code(2)
-        .stderr_has("answers.jsonl: not a folder; --replay takes the folder of recorded answers")
+        .stderr_has(&format!(
+            "error: --replay {}: not a folder; --replay takes the folder of recorded answers\n",
+            live.path("answers.jsonl").display()
+        ))
         .stderr_has("hint: pass the folder that planexe build --record DIR filled, not a file");
     assert!(!run.stderr.contains("no such folder"), "{}", run.stderr);
     assert!(
@@ -513,9 +519,12 @@ fn a_record_or_cache_folder_that_cannot_be_made_stops_the_build_before_any_call(
         for dir in ["plain.txt", "plain.txt/answers"] {
             let run = run(&p, &["build", flag, dir]);
             run.code(2).ran(&[]);
-            run.stderr_has(&format!("error: {flag} "))
-                .stderr_has(": cannot make the folder of recorded answers: ")
-                .stderr_has(&format!("hint: pass {flag} a folder planexe can write"));
+            // As docs/llm.md quotes it: DIR by its absolute path.
+            run.stderr_has(&format!(
+                "error: {flag} {}: cannot make the folder of recorded answers: ",
+                p.path(dir).display()
+            ))
+            .stderr_has(&format!("hint: pass {flag} a folder planexe can write"));
             // What is wrong, in words: the file in the way, not the OS's
             // "Not a directory (os error 20)".
             run.stderr_has(if dir == "plain.txt" {
