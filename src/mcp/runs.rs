@@ -138,10 +138,16 @@ pub fn check_name(name: &str) -> Result<()> {
 impl Root {
     /// The root at `dir`, which must be an existing folder.
     pub fn open(dir: &Path) -> Result<Root> {
-        let canonical = fs_err::canonicalize(dir).map_err(|e| {
-            let why = wrong_kind::why(dir, dir, &e);
+        // The OS's words alone ("failed to canonicalize path ...: No such
+        // file or directory (os error 2)") repeat the path and say nothing
+        // of what to do.
+        let canonical = std::fs::canonicalize(dir).map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "it does not exist".to_string(),
+                _ => wrong_kind::why(dir, dir, &e),
+            };
             Error::usage(format!("cannot serve runs from {}: {why}", dir.display()))
-                .hint("pass an existing folder to --root")
+                .hint("pass an existing folder to --root (make it first, with mkdir -p)")
         })?;
         if !canonical.is_dir() {
             return Err(Error::usage(format!(

@@ -389,6 +389,22 @@ fn a_command_line_path_through_a_file_names_the_file_in_the_way() {
     assert_eq!(p.read("o"), "o\n");
 }
 
+/// `planexe mcp --root runs` (README, docs/mcp.md) where `runs` does not
+/// exist said the OS's words ("failed to canonicalize path ...: No such
+/// file or directory (os error 2)"); it now says the folder does not
+/// exist and how to make it, exit 2.
+#[test]
+fn mcp_with_a_missing_root_says_it_does_not_exist() {
+    let p = Project::new("[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo o > o\"\n");
+    let run = p.run(&["mcp", "--root", "runs"]);
+    run.code(2)
+        .stderr_has("error: cannot serve runs from ")
+        .stderr_has("runs: it does not exist\n")
+        .stderr_has("hint: pass an existing folder to --root (make it first, with mkdir -p)");
+    assert!(!run.stderr.contains("os error"), "{}", run.stderr);
+    assert!(!p.exists("runs"));
+}
+
 #[test]
 fn a_missing_pipeline_file() {
     let p = Project::new("");
