@@ -179,6 +179,19 @@ pub(super) fn shape_error(message: &str) -> (String, Option<&'static str>) {
             Some("write an array here, key = [\"a\", \"b\"] (docs/pipeline.md gives every key's type)"),
         );
     }
+    // A scalar: serde names the Rust type it wanted (`expected i64`).
+    if let Some((found, expected)) = invalid.split_once(", expected ") {
+        let expected = match expected {
+            "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" => "an integer",
+            "f32" | "f64" => "a number",
+            "a boolean" | "bool" => "a boolean (true or false)",
+            _ => return (message.to_string(), None),
+        };
+        return (
+            format!("expected {expected}, found {}", in_words(found)),
+            Some("fix the value at the marked position: docs/pipeline.md gives every key's type"),
+        );
+    }
     (message.to_string(), None)
 }
 

@@ -59,14 +59,16 @@ fn an_array_where_a_table_belongs_says_so_and_how_to_write_it() {
     run.stderr_has("hint: write foreach = { file = ")
         .stderr_has("matrix = { name = ");
     assert!(!run.stderr.contains("ForeachDef"), "{}", run.stderr);
-    // A value of the wrong type is no syntax error.
-    refused(
+    // A value of the wrong type is no syntax error, and is named in TOML's
+    // terms, not Rust's (`expected i64`).
+    let run = refused(
         "[tasks.a]\ncommand = \"true\"\nretries = \"two\"\n",
         "3:11",
-        "invalid type",
+        "expected an integer, found a string \"two\"",
     )
-    .build()
-    .stderr_has("hint: fix the value at the marked position");
+    .build();
+    run.stderr_has("hint: fix the value at the marked position");
+    assert!(!run.stderr.contains("i64"), "{}", run.stderr);
 }
 
 /// Every shape error speaks of tables, arrays and values, never of the
@@ -98,6 +100,18 @@ fn a_value_of_the_wrong_shape_is_named_in_toml_terms() {
             "2:10",
             "expected an array, found a string \"a.txt\"",
             "hint: write an array here, key = [\"a\", \"b\"]",
+        ),
+        (
+            "[pipeline]\njobs = \"4\"\n[tasks.a]\ncommand = \"true\"\n",
+            "2:8",
+            "expected an integer, found a string \"4\"",
+            "hint: fix the value at the marked position",
+        ),
+        (
+            "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\ntemperature = \"hot\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\n",
+            "5:15",
+            "expected a number, found a string \"hot\"",
+            "hint: fix the value at the marked position",
         ),
         (
             "[[tasks.a]]\noutputs = [\"o\"]\ncommand = \"true\"\n",
