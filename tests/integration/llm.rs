@@ -525,6 +525,48 @@ fn a_missing_key_is_refused_before_the_build() {
     assert!(server.requests().is_empty());
 }
 
+/// A refusal (a missing key, a folder of recorded answers that is not
+/// there) comes before the build says anything or records anything: no
+/// `resuming run` line for a build that never starts, and no build entry
+/// in `run.json` left `running` behind it (which `status` showed as a
+/// `stopped` run, and the next build recovered as if after a crash).
+#[test]
+fn a_refused_build_neither_resumes_nor_leaves_a_build_running() {
+    let server = Server::start();
+    server.script([openai_answer("Step 1: dig.")]);
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "api_key_env = \"PLANEXE_TEST_KEY\"",
+        ),
+        &format!("{ASK}\n[tasks.copy]\ninputs = [\"plan.txt\"]\noutputs = [\"copy.txt\"]\ncommand = \"cp plan.txt copy.txt\"\n"),
+    );
+    let ok = p
+        .command(&["build"])
+        .env("PLANEXE_TEST_KEY", "sk-test-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let before = p.read(".planexe/run.json");
+    p.write("plan.txt", "build a bigger shed");
+    let mut runs = vec![p.build()];
+    runs.push(p.run(&["build", "--replay", "missing"]));
+    for run in runs {
+        run.code(2);
+        assert!(!run.stderr.contains("resuming"), "{}", run.stderr);
+        assert!(!run.stderr.contains("start  "), "{}", run.stderr);
+        assert_eq!(p.read(".planexe/run.json"), before, "{}", run.stderr);
+    }
+    p.run(&["status"]).code(0).stdout_has("state    completed");
+    assert_eq!(server.requests().len(), 1);
+}
+
 #[test]
 fn undefined_template_variables_are_refused_before_the_build() {
     let server = Server::start();

@@ -22,7 +22,7 @@ use crate::plan::session::ModelSourceKind;
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
 use crate::store::snapshot::Live;
-use crate::store::{sidecar, Stamper, Status, TaskState};
+use crate::store::{sidecar, RunDir, Stamper, Status, TaskState};
 
 impl Build<'_> {
     /// Plans and runs the stale tasks.
@@ -142,6 +142,14 @@ impl Build<'_> {
         // Fan-outs whose list this build makes expand inside it; those
         // whose list nothing here makes wait, with what depends on them.
         let fanouts = lists::take_part(graph, &plan);
+        // The models are set up before the build says or records anything:
+        // a build refused for a missing key or folder of recorded answers
+        // has not begun (no `resuming` line, no build entry left running).
+        let llm = if options.dry_run || to_run.is_empty() {
+            None
+        } else {
+            self.models(graph, &session.run_dir, &to_run, &fanouts.left_out, options)?
+        };
         if !to_run.is_empty() {
             if earlier_work && !other_build {
                 let mut summary =
@@ -284,25 +292,6 @@ impl Build<'_> {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         }
         .clamp(1, limit);
-        // Models answer prompt tasks and judge outputs (a fan-out's
-        // instances may be prompt tasks).
-        let asks_models = to_run.iter().any(|&t| {
-            matches!(graph[t].action, Action::Prompt(_))
-                || graph[t].checks.judge.is_some()
-                || !graph[t].origin.asks.is_empty()
-        });
-        let llm = if asks_models {
-            Some(Llm::new(
-                graph,
-                &run_mask,
-                &session.run_dir,
-                self.env,
-                self.interrupt.clone(),
-                options.answers.or_cache(graph.cache.as_ref()),
-            )?)
-        } else {
-            None
-        };
         let started = Instant::now();
         let watchdog = Watchdog::start(self.interrupt.clone());
         let reaper = Reaper::start();
@@ -472,6 +461,44 @@ impl Build<'_> {
 /// Tasks no longer in the pipeline whose outputs are still on disk, but
 /// for those a task of the pipeline now produces (a task renamed, or an
 /// output moved to another task: the file is that task's now).
+impl Build<'_> {
+    /// The models of the tasks this build runs (`to_run` but those
+    /// `left_out` behind fan-outs), when one of them asks a model: prompt
+    /// tasks, judges and the tasks a fan-out's instances ask. Refuses (exit
+    /// 2) a model that needs a key the environment lacks, or answers from
+    /// a folder that is not there.
+    fn models<'s>(
+        &self,
+        graph: &Graph,
+        run_dir: &'s RunDir,
+        to_run: &[TaskId],
+        left_out: &[bool],
+        options: &super::BuildOptions,
+    ) -> Result<Option<Llm<'s>>> {
+        let mut mask = vec![false; graph.id_bound()];
+        for &t in to_run.iter().filter(|&&t| !left_out[t]) {
+            mask[t] = true;
+        }
+        let asks_models = graph.ids().iter().filter(|&&t| mask[t]).any(|&t| {
+            matches!(graph[t].action, Action::Prompt(_))
+                || graph[t].checks.judge.is_some()
+                || !graph[t].origin.asks.is_empty()
+        });
+        if !asks_models {
+            return Ok(None);
+        }
+        Llm::new(
+            graph,
+            &mask,
+            run_dir,
+            self.env,
+            self.interrupt.clone(),
+            options.answers.or_cache(graph.cache.as_ref()),
+        )
+        .map(Some)
+    }
+}
+
 fn tasks_left(session: &Session) -> Vec<Notice> {
     let graph = &session.graph;
     let mut left = Vec::new();
