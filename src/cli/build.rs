@@ -281,6 +281,9 @@ impl Observer for Terminal<'_> {
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
         let mut printer = self.printer();
         match end.status.state {
+            TaskState::Done if end.unrecorded.is_some() => {
+                printer.task_unrecorded(&task.name, end.elapsed)
+            }
             TaskState::Done if end.status.rescued => printer.task_rescued(&task.name, end.elapsed),
             TaskState::Done => printer.task_done(&task.name, end.elapsed),
             TaskState::Stopped => printer.task_stopped(&task.name, end.elapsed),

@@ -174,6 +174,19 @@ impl Printer {
         }
     }
 
+    /// A task succeeded but its result could not be recorded (a full
+    /// disk): not `done`, since the next build runs it again. Printed
+    /// even with `--quiet`, as a warning is.
+    pub fn task_unrecorded(&mut self, name: &str, elapsed: Duration) {
+        self.task_ended(name);
+        let text = format!(
+            "{} {name} ({:.2}s): it ran, but its result could not be recorded; it runs again next build",
+            self.paint(Style::Warning, "ran   "),
+            elapsed.as_secs_f64()
+        );
+        self.line(&text)
+    }
+
     /// A task failed (`message`), with the tail of its output, indented,
     /// and where what it wrote is kept (`end`): one write, so that under
     /// `make -j` no other build's line lands between them.

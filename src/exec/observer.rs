@@ -197,6 +197,10 @@ pub struct TaskEnd<'a> {
     pub left: &'a [String],
     /// How many outputs of its last good run a failed run put back.
     pub restored: usize,
+    /// A task that succeeded but whose result could not be recorded (its
+    /// sidecar, `.DONE` or state log line could not be written, a full
+    /// disk): the error. It is not done: the next build runs it again.
+    pub unrecorded: Option<&'a str>,
 }
 
 /// Progress of a model call, for a progress line.

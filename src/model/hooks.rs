@@ -41,12 +41,13 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
 }
 
 /// Every event a build sends (docs/observability.md).
-pub const EVENTS: [&str; 10] = [
+pub const EVENTS: [&str; 11] = [
     "pipeline.started",
     "task.started",
     "task.check_failed",
     "task.completed",
     "task.rescued",
+    "task.unrecorded",
     "task.failed",
     "task.stopped",
     "pipeline.completed",

@@ -36,7 +36,8 @@ const DRAIN: Duration = Duration::from_secs(1);
 pub struct Event {
     /// `pipeline.started`, `task.started`, `task.check_failed` (a check
     /// or judge refused a task's outputs, or warned), `task.completed`,
-    /// `task.rescued` (done by its checks' leave), `task.failed`,
+    /// `task.rescued` (done by its checks' leave), `task.unrecorded`
+    /// (it succeeded, but its result could not be recorded), `task.failed`,
     /// `task.stopped`, `pipeline.completed`, `pipeline.failed`,
     /// `pipeline.stopped`.
     pub event: String,

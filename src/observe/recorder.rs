@@ -260,6 +260,7 @@ impl Observer for Recorder {
             self.events.emit(failed);
         }
         let name = match status.state {
+            TaskState::Done if end.unrecorded.is_some() => "task.unrecorded",
             TaskState::Done if status.rescued => "task.rescued",
             TaskState::Done => "task.completed",
             TaskState::Stopped => "task.stopped",
@@ -274,6 +275,10 @@ impl Observer for Recorder {
             event.error_id = e.error_id.clone();
             event.recoverable = Some(e.recoverable);
         }
+        if let Some(why) = end.unrecorded {
+            event.error_summary = Some(with_kind(ErrorKind::Io.as_str(), why));
+            event.recoverable = Some(true);
+        }
         self.events.emit(event);
         if let (Some(start), Some(ms)) = (
             status.started_at.as_deref().and_then(crate::clock::micros),
@@ -286,8 +291,12 @@ impl Observer for Recorder {
                 start,
                 ms as i64 * 1000,
                 Args {
-                    state: Some(status.state.as_str().to_string()),
-                    error: status.error.as_ref().map(|e| e.message.clone()),
+                    state: Some(match end.unrecorded {
+                        Some(_) => "unrecorded".to_string(),
+                        None => status.state.as_str().to_string(),
+                    }),
+                    error: (status.error.as_ref().map(|e| e.message.clone()))
+                        .or_else(|| end.unrecorded.map(str::to_string)),
                     ..Args::default()
                 },
             );

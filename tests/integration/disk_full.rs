@@ -305,7 +305,8 @@ command = "echo d > d.txt; while [ -e hold2 ]; do sleep 0.01; done"
     p.remove("hold");
     // Said once its end is recorded (or not, for want of space).
     wait_for("b's end", || {
-        std::fs::read_to_string(&err_path).is_ok_and(|e| e.contains("done   b"))
+        std::fs::read_to_string(&err_path)
+            .is_ok_and(|e| e.contains("done   b") || e.contains("ran    b"))
     });
     p.remove("filler");
     p.remove("hold2");
@@ -382,4 +383,108 @@ command = "cat b.txt > c.txt"
     let build = p.build();
     build.ok().ran(&["c"]);
     assert!(!build.stderr.contains("damaged"), "{}", build.stderr);
+}
+
+/// `THREE` with `d` beside `b` (both after `a`), held by `hold2`, and a
+/// hook that copies every event to `events`, off the full disk.
+fn beside(events: &Path) -> String {
+    format!(
+        r#"{THREE}
+[tasks.d]
+outputs = ["d.txt"]
+after = ["a"]
+command = "echo d > d.txt; while [ -e hold2 ]; do sleep 0.01; done"
+
+[[hooks]]
+command = "cat >> '{0}'; echo >> '{0}'"
+"#,
+        events.display()
+    )
+    .replace("jobs = 1", "jobs = 2")
+}
+
+/// The events a hook copied to `path`, of `task`.
+fn events_of(path: &Path, task: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["task"] == task)
+        .collect()
+}
+
+/// Runs `beside`'s build: `b` ends on a full disk (its result cannot be
+/// recorded), then space is freed and `d` ends. Returns the build's
+/// stderr.
+fn b_ends_on_a_full_disk(p: &Project, err_path: &Path) -> String {
+    p.write("hold", "");
+    p.write("hold2", "");
+    let build = Background(Some(
+        p.command(&["build"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(err_path).expect("stderr file"))
+            .spawn()
+            .expect("run planexe"),
+    ));
+    wait_for("b and d to write their outputs", || {
+        p.exists("b.txt") && p.exists("d.txt")
+    });
+    fill(&p.path("filler"));
+    p.remove("hold");
+    wait_for("b's end", || {
+        std::fs::read_to_string(err_path)
+            .is_ok_and(|e| e.contains("done   b") || e.contains("ran    b"))
+    });
+    p.remove("filler");
+    p.remove("hold2");
+    let out = build.wait();
+    let stderr = std::fs::read_to_string(err_path).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// A task whose result could not be recorded does not say `done` (it runs
+/// again next build): it says it ran but its result was not recorded, and
+/// its event is `task.unrecorded`, not `task.completed`.
+#[test]
+fn a_task_whose_result_is_not_recorded_is_not_said_to_be_done() {
+    let off = tempfile::tempdir().expect("temp dir");
+    let events = off.path().join("events");
+    let Some(full) = on_tmpfs("300k", &beside(&events)) else {
+        return;
+    };
+    let p = &full.project;
+    let stderr = b_ends_on_a_full_disk(p, &off.path().join("stderr"));
+    assert!(
+        !stderr.contains("done   b"),
+        "b said done, its result unrecorded\n{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("): it ran, but its result could not be recorded; it runs again next build")
+            && stderr.contains("ran    b ("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("done   d"), "{stderr}");
+    let b = events_of(&events, "b");
+    let names: Vec<&str> = b.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(!names.contains(&"task.completed"), "{names:?}");
+    let unrecorded = b
+        .iter()
+        .find(|e| e["event"] == "task.unrecorded")
+        .unwrap_or_else(|| panic!("no task.unrecorded event: {names:?}"));
+    let summary = unrecorded["error_summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("No space left on device"), "{summary}");
+    assert!(summary.contains("/.planexe/"), "{summary}");
+    assert!(events_of(&events, "d")
+        .iter()
+        .any(|e| e["event"] == "task.completed"));
+
+    let again = p.build();
+    again.ok().ran(&["b", "c"]);
+    assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
 }

@@ -193,6 +193,7 @@ impl BuildHooks<'_> {
                     tail: &[],
                     left: &[],
                     restored: 0,
+                    unrecorded: None,
                 },
             );
             growth.failed.push(t);

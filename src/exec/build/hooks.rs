@@ -187,18 +187,28 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         // how the task ended.
         self.pending_checks();
         self.pending_check[t] = false;
+        // Why its result could not be recorded, if it could not.
+        let mut unrecorded = None;
         if let Some(e) = result.publish_error.take() {
+            unrecorded = Some(e.to_string());
             self.keep(Err(e));
         }
         let r = timed("build loop: state log line", || {
             self.store
                 .record_outcome(self.run_dir, &result.status, result.sidecar_len)
         });
+        if let Err(e) = &r {
+            unrecorded.get_or_insert_with(|| e.to_string());
+        }
         self.keep(r);
         let status = &result.status;
+        // Only a success can be taken for what it is not: a failure's
+        // record lost still leaves the task to run again.
+        let unrecorded = unrecorded.filter(|_| status.state == TaskState::Done);
         self.running[t] = None;
         self.calls[t] = None;
         self.reasons[t] = match status.state {
+            TaskState::Done if unrecorded.is_some() => Some(Reason::MarkerMissing),
             TaskState::Done => None,
             TaskState::Stopped => Some(Reason::InterruptedLastTime),
             _ => Some(Reason::FailedLastTime(
@@ -224,6 +234,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
                     tail: &result.tail,
                     left: &result.left,
                     restored: result.restored,
+                    unrecorded: unrecorded.as_deref(),
                 },
             )
         });
