@@ -488,3 +488,38 @@ fn a_task_whose_result_is_not_recorded_is_not_said_to_be_done() {
     again.ok().ran(&["b", "c"]);
     assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
 }
+
+/// The build that stopped on a full disk closes its `run.json` entry as
+/// `failed` once space is back (here before it ends): the next build
+/// resumes it as one that ended, not as a crash, and runs only `b` (whose
+/// result was not recorded) and what waits for it.
+#[test]
+fn a_build_stopped_by_a_full_disk_records_its_end_when_it_can() {
+    let off = tempfile::tempdir().expect("temp dir");
+    let Some(full) = on_tmpfs("300k", &beside(&off.path().join("events"))) else {
+        return;
+    };
+    let p = &full.project;
+    b_ends_on_a_full_disk(p, &off.path().join("stderr"));
+    let run: serde_json::Value = serde_json::from_str(&p.read(".planexe/run.json")).unwrap();
+    let last = &run["builds"][0];
+    assert_eq!(last["outcome"], "failed", "{run}");
+    assert!(last["finished_at"].is_string(), "{run}");
+    assert_eq!(run["last_completed_task"], "d", "{run}");
+
+    let again = p.build();
+    eprintln!("{}", again.stderr);
+    again.ok().ran(&["b", "c"]);
+    assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("resuming run ") && again.stderr.contains(": 2 done, "),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        !again.stderr.contains("crashed") && !again.stderr.contains("restored"),
+        "{}",
+        again.stderr
+    );
+    p.build().ok().ran(&[]);
+}

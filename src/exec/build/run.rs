@@ -400,27 +400,38 @@ impl Build<'_> {
         });
         self.observer.tasks_ended();
         let graph = &session.graph;
-        session.store.compact_if_large(&session.run_dir)?;
-        if let Some(e) = bookkeeping_error {
-            return Err(e);
-        }
+        let compacted = session.store.compact_if_large(&session.run_dir);
+        let error = bookkeeping_error.or_else(|| compacted.err());
 
         let interrupted = self.interrupt.requested() || !summary.stopped.is_empty();
         let outcome = if interrupted {
             BuildOutcome::Stopped
-        } else if !summary.failed.is_empty() {
+        } else if !summary.failed.is_empty() || error.is_some() {
             BuildOutcome::Failed
         } else {
             BuildOutcome::Completed
         };
         let ran = summary.succeeded.len() + summary.failed.len() + summary.stopped.len();
-        let last_completed = summary.succeeded.last().map(|&t| graph[t].name.clone());
+        // A task whose result could not be recorded has a reason to run.
+        let last_completed = (summary.succeeded.iter().rev())
+            .find(|&&t| reasons.get(t).is_none_or(Option::is_none))
+            .map(|&t| graph[t].name.clone());
         run.end_build(
             outcome,
             ran,
             counts(graph, &wanted, &reasons, Some(&summary)),
             last_completed,
         );
+        if let Some(e) = error {
+            // Every task ended (committed or rolled back), so its entry
+            // says it ended, when `run.json` can be written: on a disk
+            // still full it cannot, and the next build recovers it as
+            // after a crash, finding nothing left in flight. The error
+            // reported is the first one.
+            let _ = run.save(&session.run_dir);
+            session.run = Some(run);
+            return Err(e);
+        }
         run.save(&session.run_dir)?;
         session.run = Some(run);
         let names = |ids: &[TaskId]| ids.iter().map(|&t| graph[t].name.clone()).collect();
