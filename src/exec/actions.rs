@@ -15,6 +15,7 @@ use super::checks::{self, CheckRunner};
 use super::command::{self, Exit, Watchdog};
 use super::env::Env;
 use super::llm::{Llm, PromptFailure, PromptResult, Refused};
+use super::own_write::{answer_lost, OwnWrites};
 use crate::model::judge::Judge;
 use crate::model::prompt::PromptSpec;
 use crate::model::{Action, Task};
@@ -39,6 +40,8 @@ pub struct Actions<'a> {
     /// The build's secrets (see [`env::secrets_of`](super::env::secrets_of)):
     /// what a check printed is scrubbed of them.
     pub secrets: &'a Secrets,
+    /// An answer a full disk had no room for: the build's error.
+    pub own_writes: OwnWrites,
 }
 
 impl<'a> Actions<'a> {
@@ -60,6 +63,7 @@ impl<'a> Actions<'a> {
             pipeline_dir,
             llm,
             secrets,
+            own_writes: OwnWrites::default(),
             env: command::Environment::new(
                 env,
                 &[
@@ -220,9 +224,22 @@ impl Actions<'_> {
         status.model = result.model.clone();
         status.attempt = result.attempts.len() as u32;
         let rejected = result.rejected.clone();
+        let paid = result.paid;
         let write = |text: &str| {
-            files::write_atomic(&self.run_dir.path(out), text.as_bytes())
-                .map_err(|e| TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")))
+            files::write_atomic(&self.run_dir.path(out), text.as_bytes()).map_err(|e| match e {
+                // Not the task's fault: the build stops on it (exit 2).
+                crate::error::Error::Io(e) if crate::error::no_space(&e) => {
+                    let kept = paid
+                        && llm.answers_without_a_call(&task.name, spec, None, || {
+                            Some(inputs.clone())
+                        });
+                    let lost = answer_lost(&e, paid, kept);
+                    let message = lost.to_string();
+                    self.own_writes.failed(lost.into());
+                    TaskError::new(ErrorKind::Io, message)
+                }
+                e => TaskError::new(ErrorKind::Io, format!("cannot write {out}: {e}")),
+            })
         };
         match add_calls(status, result) {
             Ok(text) => write(&text),

@@ -10,7 +10,8 @@
 //! aside, off their thread ([`reaper`]), crash recovery ([`recovery`], which stops
 //! only what it can tell is a task's command: [`process`]), interrupts
 //! ([`interrupt`], installed once), the environment a build is given
-//! ([`mod@env`]), make's jobserver and `MAKEFLAGS` ([`jobserver`]); and the
+//! ([`mod@env`]), a prompt task's answer a full disk had no room for
+//! ([`own_write`]), make's jobserver and `MAKEFLAGS` ([`jobserver`]); and the
 //! other writers, [`clean`], [`touch`] and [`new_run`] (the making of a
 //! run directory).
 //!
@@ -31,6 +32,7 @@ pub mod jobserver;
 pub mod llm;
 pub mod new_run;
 pub mod observer;
+pub mod own_write;
 pub mod process;
 pub mod reaper;
 pub mod recheck;

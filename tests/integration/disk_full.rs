@@ -523,3 +523,124 @@ fn a_build_stopped_by_a_full_disk_records_its_end_when_it_can() {
     );
     p.build().ok().ran(&[]);
 }
+
+/// A prompt task's pipeline on the tmpfs, its model the stand-in server.
+fn asking(server: &super::llm_server::Server, extra: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "asks"
+model = "local"
+jobs = 1
+{extra}
+[models.local]
+provider = "openai"
+base_url = "{}/v1"
+model = "test-model"
+stream = false
+input_cost_per_mtok = 1.0
+output_cost_per_mtok = 2.0
+
+[tasks.ask]
+inputs = ["plan.txt"]
+outputs = ["answer.md"]
+prompt = 'Plan: {{{{ inputs["plan.txt"] }}}}'
+
+[tasks.after]
+inputs = ["answer.md"]
+outputs = ["after.txt"]
+command = "cat answer.md > after.txt"
+"#,
+        server.url
+    )
+}
+
+/// The disk fills while the model answers: the answer, paid for, cannot
+/// be written. The build stops (exit 2) naming the answer's file, saying
+/// the answer was lost and what to do; no half answer stands; the ledgers
+/// hold whole lines; freed, the next build asks again and finishes.
+#[test]
+fn a_prompt_answer_the_disk_has_no_room_for() {
+    answer_on_a_full_disk(
+        None,
+        "the answer could not be written; the model call that made it was paid for, and the next build asks again",
+    );
+}
+
+/// The same with a response cache off the full disk: the answer lost is
+/// in the cache, which the message says, and the next build takes it
+/// from there, asking no model.
+#[test]
+fn a_prompt_answer_the_disk_has_no_room_for_is_kept_by_the_cache() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    answer_on_a_full_disk(
+        Some(cache.path()),
+        "the answer could not be written; the model call that made it was paid for: the response cache kept its answer for the next build",
+    );
+}
+
+fn answer_on_a_full_disk(cache: Option<&Path>, said: &str) {
+    use super::llm_server::{delayed, openai_answer, Server};
+    let server = Server::start();
+    server.script([delayed(
+        openai_answer("Step 1: dig."),
+        std::time::Duration::from_millis(800),
+    )]);
+    server.default_reply(openai_answer("Step 1: dig."));
+    let extra = cache.map_or(String::new(), |c| format!("cache = '{}'\n", c.display()));
+    let Some(full) = on_tmpfs("300k", &asking(&server, &extra)) else {
+        return;
+    };
+    let p = &full.project;
+    p.write("plan.txt", "build a shed");
+    let build = Background(Some(
+        p.command(&["build"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run planexe"),
+    ));
+    wait_for("the model's call", || !server.requests().is_empty());
+    fill(&p.path("filler"));
+    let out = build.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("start  after"), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line\n{stderr}"));
+    assert!(
+        error.contains("/answer.md: No space left on device"),
+        "{stderr}"
+    );
+    assert!(error.contains(said), "{stderr}");
+    assert!(
+        stderr.contains("hint: free space on the disk that holds"),
+        "{stderr}"
+    );
+    assert!(
+        !p.exists("answer.md") || p.read("answer.md") == "Step 1: dig.",
+        "a half answer: {:?}",
+        p.read("answer.md")
+    );
+    for rel in [
+        ".planexe/usage.jsonl",
+        ".planexe/failures.jsonl",
+        ".planexe/log",
+        ".planexe/events.jsonl",
+    ] {
+        whole_lines(p, rel);
+    }
+
+    p.remove("filler");
+    let again = p.build();
+    again.ok().ran(&["ask", "after"]);
+    let asked = if cache.is_some() { 1 } else { 2 };
+    assert_eq!(server.requests().len(), asked, "{}", again.stderr);
+    assert_eq!(p.read("answer.md"), "Step 1: dig.");
+    assert_eq!(p.read("after.txt"), "Step 1: dig.");
+    p.build().ok().ran(&[]);
+}

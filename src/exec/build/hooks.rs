@@ -14,6 +14,7 @@ use super::super::failure::Failures;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
 use super::super::observer::{BuildView, Notice, Observer, Queued, TaskEnd, Wait};
+use super::super::own_write::OwnWrites;
 use super::super::runner::{Checking, RunResult, Start};
 use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
@@ -63,6 +64,9 @@ pub(super) struct BuildHooks<'a> {
     /// whatever their records say.
     pub forced: std::collections::HashSet<String>,
     pub failures: &'a Failures<'a>,
+    /// Where the executor keeps a write of planexe's own it found no
+    /// space for (a prompt task's answer).
+    pub own_writes: &'a OwnWrites,
 }
 
 impl BuildHooks<'_> {
@@ -187,6 +191,11 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         // how the task ended.
         self.pending_checks();
         self.pending_check[t] = false;
+        // The answer it could not write comes first: it is why the
+        // build stops.
+        if let Some(e) = self.own_writes.take() {
+            self.keep(Err(e));
+        }
         // Why its result could not be recorded, if it could not.
         let mut unrecorded = None;
         if let Some(e) = result.publish_error.take() {

@@ -354,6 +354,7 @@ impl Build<'_> {
             expanding: fanouts.expanding,
             forced: forced_fanouts,
             failures: &failures,
+            own_writes: &actions.own_writes,
         };
         drop(t);
         self.observer.tasks_started(to_run.len());

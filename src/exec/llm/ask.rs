@@ -238,7 +238,7 @@ impl Llm<'_> {
                 cost_usd: cost.unwrap_or(0.0),
                 tokens_estimated: tokens.estimated,
             };
-            result.count(&usage, spec.judge);
+            result.count_call(&usage, spec.judge);
             let error_id = match &failure {
                 Failure::None(_) => None,
                 _ => Some(uuid::Uuid::new_v4().to_string()),

@@ -186,6 +186,7 @@ impl Llm<'_> {
             judge: None,
             unscored: None,
             rejected: None,
+            paid: false,
         };
         let progress = self.track(task);
         let scoring = Scoring {

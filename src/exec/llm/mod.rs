@@ -77,6 +77,9 @@ pub struct PromptResult {
     /// of the chain: what a task that fails wrote, kept with its failure
     /// (`.planexe/failed/TASK/`).
     pub rejected: Option<Refused>,
+    /// A call of the chain went to a server and cost tokens (not a
+    /// recorded answer): an answer then lost was paid for.
+    pub paid: bool,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -350,6 +353,7 @@ impl<'a> Llm<'a> {
             judge: None,
             unscored: None,
             rejected: None,
+            paid: false,
         };
         let (prompt, system) = match spec.render(inputs, task) {
             Ok(r) => r,

@@ -18,6 +18,13 @@ impl PromptResult {
             self.judge_usage.add(usage);
         }
     }
+
+    /// [`PromptResult::count`] for a call that went to a server: one that
+    /// cost tokens makes the result [`PromptResult::paid`] for.
+    pub(super) fn count_call(&mut self, usage: &Usage, judge: bool) {
+        self.count(usage, judge);
+        self.paid |= usage.total_tokens > 0;
+    }
 }
 
 /// The tokens of one call: as the server reported them, or estimated when
