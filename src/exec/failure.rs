@@ -81,6 +81,11 @@ impl<'a> Failures<'a> {
         scrubbed_tail(path, LOG_TAIL_BYTES, |text| self.ledger.redact(text)).map(|t| t.text)
     }
 
+    /// A failure line that could not be written, said once a build.
+    pub fn take_lost(&self) -> Option<String> {
+        self.ledger.take_lost()
+    }
+
     /// `text` scrubbed of every secret the build knows, for what is
     /// printed of a task's log as well as what is written of it.
     pub fn redact(&self, text: &str) -> String {

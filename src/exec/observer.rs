@@ -77,6 +77,9 @@ pub enum Notice {
     /// Something wrong with recorded answers (a damaged entry, taken as a
     /// miss; an answer that could not be stored), said once per build.
     Answers(String),
+    /// A line of `failures.jsonl` or `usage.jsonl` that could not be
+    /// written (a full disk): best effort, but said, once per ledger.
+    LineLost(String),
 }
 
 impl Notice {

@@ -188,6 +188,9 @@ impl<'a> FailureLine<'a> {
 pub struct Ledger {
     usage: Mutex<Option<std::fs::File>>,
     failures: Mutex<Option<std::fs::File>>,
+    /// The first line that could not be written (its file and why), until
+    /// [`Ledger::take_lost`] takes it; then `Err(())`: said once.
+    lost: Mutex<Result<Option<String>, ()>>,
     usage_path: PathBuf,
     failures_path: PathBuf,
     secrets: Secrets,
@@ -198,6 +201,7 @@ impl Ledger {
         Ledger {
             usage: Mutex::new(None),
             failures: Mutex::new(None),
+            lost: Mutex::new(Ok(None)),
             usage_path: run_dir.usage_path(),
             failures_path: run_dir.failures_path(),
             secrets: Secrets::new(secrets, 4),
@@ -225,14 +229,35 @@ impl Ledger {
         let mut text = self.redact(&json);
         text.push('\n');
         let mut guard = file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = files::open_append(path).ok();
+        let opened = match guard.as_ref() {
+            Some(_) => Ok(()),
+            None => files::open_append(path).map(|f| *guard = Some(f)),
+        };
+        // Best effort: a full disk must not turn a good answer into a
+        // failed task; the status sidecar still records the outcome. But
+        // a line lost is said (once: see `take_lost`).
+        let written = opened.and_then(|()| match guard.as_ref() {
+            Some(f) => files::append_whole(f, text.as_bytes())
+                .map_err(|e| crate::error::Error::io_at(path, e)),
+            None => Ok(()),
+        });
+        if let Err(e) = written {
+            let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(first @ None) = &mut *lost {
+                *first = Some(e.to_string());
+            }
         }
-        if let Some(f) = guard.as_ref() {
-            // Best effort: a full disk must not turn a good answer into a
-            // failed task; the status sidecar still records the outcome.
-            let _ = files::append_whole(f, text.as_bytes());
-        }
+    }
+
+    /// A line that could not be written since the ledger was made, the
+    /// first time it is asked only: `PATH: why; ...` for a warning.
+    pub fn take_lost(&self) -> Option<String> {
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        let first = lost.as_mut().ok()?.take()?;
+        *lost = Err(());
+        Some(format!(
+            "{first}: a line could not be written there (best effort; lines lost after it are not said again)"
+        ))
     }
 
     /// Writes `.planexe/raw/TASK.json` (redacted, atomically).

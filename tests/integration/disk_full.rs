@@ -644,3 +644,58 @@ fn answer_on_a_full_disk(cache: Option<&Path>, said: &str) {
     assert_eq!(p.read("after.txt"), "Step 1: dig.");
     p.build().ok().ran(&[]);
 }
+
+/// Two tasks fail on a full disk: their lines of `failures.jsonl` cannot
+/// be written. That is best effort, but said, once, naming the file.
+#[test]
+fn a_failure_line_the_disk_has_no_room_for_is_said_once() {
+    let Some(full) = on_tmpfs(
+        "300k",
+        r#"
+[pipeline]
+name = "lost"
+jobs = 2
+
+[tasks.one]
+outputs = ["one.txt"]
+command = "while [ -e hold ]; do sleep 0.01; done; exit 1"
+
+[tasks.two]
+outputs = ["two.txt"]
+command = "while [ -e hold ]; do sleep 0.01; done; exit 1"
+"#,
+    ) else {
+        return;
+    };
+    let p = &full.project;
+    p.write("hold", "");
+    let build = Background(Some(
+        p.command(&["build", "-k"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run planexe"),
+    ));
+    wait_for("both tasks to start", || {
+        p.exists(".planexe/tasks/one.status") && p.exists(".planexe/tasks/two.status")
+    });
+    fill(&p.path("filler"));
+    p.remove("hold");
+    let out = build.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("FAILED one"), "{stderr}");
+    assert!(stderr.contains("FAILED two"), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("failures.jsonl"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].starts_with("warning: ")
+            && said[0].contains("/.planexe/failures.jsonl: No space left on device")
+            && said[0].contains("could not be written"),
+        "{stderr}"
+    );
+}

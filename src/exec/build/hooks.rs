@@ -247,6 +247,11 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
                 },
             )
         });
+        // A failure line it could not write, said after its end.
+        let lost = self.failures.take_lost();
+        for warning in lost.into_iter().chain(self.llm.and_then(Llm::take_lost)) {
+            self.observer.notice(&Notice::LineLost(warning));
+        }
         timed("build loop: the build's view", || self.view());
         match status.state {
             TaskState::Done => Outcome::Succeeded,

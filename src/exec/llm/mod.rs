@@ -228,6 +228,11 @@ impl<'a> Llm<'a> {
         })
     }
 
+    /// A ledger line that could not be written, said once a build.
+    pub fn take_lost(&self) -> Option<String> {
+        self.ledger.take_lost()
+    }
+
     /// Replaces secrets in a message bound for a file or the terminal,
     /// and escapes its control characters but the newlines planexe put
     /// between its lines. What a server said in it was made
