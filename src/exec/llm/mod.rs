@@ -101,24 +101,6 @@ pub struct CallProgress {
     pub queued: Mutex<Option<limits::Queued>>,
 }
 
-impl CallProgress {
-    /// A call to `model`, the task's `attempt`th, starts now.
-    pub fn begin(&self, model: &str, attempt: u32) {
-        if let Ok(mut name) = self.model.lock() {
-            name.clear();
-            name.push_str(model);
-        }
-        if let Ok(mut s) = self.started.lock() {
-            *s = Instant::now();
-        }
-        if let Ok(mut s) = self.started_at.lock() {
-            *s = Some(std::time::SystemTime::now());
-        }
-        self.attempt.store(attempt, Ordering::Relaxed);
-        self.pieces.reset();
-    }
-}
-
 /// What prompt tasks share during one build.
 pub struct Llm<'a> {
     agent: ureq::Agent,
@@ -226,11 +208,6 @@ impl<'a> Llm<'a> {
             warnings: Mutex::new(Vec::new()),
             warned: Mutex::new(HashSet::new()),
         })
-    }
-
-    /// A ledger line that could not be written, said once a build.
-    pub fn take_lost(&self) -> Option<String> {
-        self.ledger.take_lost()
     }
 
     /// Replaces secrets in a message bound for a file or the terminal,

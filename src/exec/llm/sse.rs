@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use super::fault::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
 use super::provider::{self, Answer, Stream};
+use super::CallProgress;
 use crate::store::ErrorKind;
 
 /// The pieces of an answer as they arrive: how many, and when the last
@@ -305,4 +306,23 @@ fn read_events(
         // `id:`, `retry:` and `:` comments carry nothing we need.
     }
     Ok(())
+}
+
+/// The call in flight, as its pieces are counted here.
+impl CallProgress {
+    /// A call to `model`, the task's `attempt`th, starts now.
+    pub fn begin(&self, model: &str, attempt: u32) {
+        if let Ok(mut name) = self.model.lock() {
+            name.clear();
+            name.push_str(model);
+        }
+        if let Ok(mut s) = self.started.lock() {
+            *s = std::time::Instant::now();
+        }
+        if let Ok(mut s) = self.started_at.lock() {
+            *s = Some(std::time::SystemTime::now());
+        }
+        self.attempt.store(attempt, Ordering::Relaxed);
+        self.pieces.reset();
+    }
 }

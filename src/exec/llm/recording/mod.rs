@@ -247,6 +247,11 @@ impl Llm<'_> {
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// A ledger line that could not be written, said once a build.
+    pub fn take_lost(&self) -> Option<String> {
+        self.ledger.take_lost()
+    }
+
     /// Answers `key` from `dir`, as a call: a line in `usage.jsonl`
     /// (`replayed: true`), an attempt, the raw answer, and the judging.
     #[allow(clippy::too_many_arguments)]
