@@ -15,7 +15,7 @@ use super::args::{CheckArg, Cli, StatusArgs, WaitArgs};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
-use crate::model::pipeline::parse_timeout;
+use crate::model::pipeline::parse_duration;
 use crate::model::Lists;
 use crate::observe::palette::Paint;
 use crate::observe::status::text::{estimated, held, in_flight};
@@ -77,8 +77,15 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
     }
 }
 
+/// `--stall-after` (a duration) or `wait --timeout` (a timeout), named as
+/// what it is in its messages.
 fn duration(text: &str, flag: &str) -> Result<Duration> {
-    parse_timeout(&toml::Value::String(text.to_string())).map_err(|m| {
+    let what = if flag == "--timeout" {
+        "timeout"
+    } else {
+        "duration"
+    };
+    parse_duration(&toml::Value::String(text.to_string()), what).map_err(|m| {
         Error::usage(format!("{flag}: {m}"))
             .hint(format!("pass a duration, such as {flag} 90s or {flag} 10m"))
     })

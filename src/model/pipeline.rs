@@ -362,10 +362,11 @@ pub fn parse_timeout(value: &toml::Value) -> std::result::Result<Duration, Strin
 
 /// Parses a duration as [`parse_timeout`] does, for the setting `key`: its
 /// messages name the setting (`` invalid `max_retry_wait` "-1s" ``), or
-/// speak of "a timeout" when `key` is `timeout`.
+/// speak of "a timeout" or "a duration" when `key` is `timeout` or
+/// `duration`.
 pub fn parse_duration(value: &toml::Value, key: &str) -> std::result::Result<Duration, String> {
     let (named, subject) = match key {
-        "timeout" => ("timeout".to_string(), "a timeout".to_string()),
+        "timeout" | "duration" => (key.to_string(), format!("a {key}")),
         _ => (format!("`{key}`"), format!("`{key}`")),
     };
     let too_long = || format!("{subject} can be at most 365 days");

@@ -913,13 +913,17 @@ fn a_run_directory_or_a_duration_flag_that_is_wrong_says_what_in_plain_words() {
         .code(2)
         .stderr_has("missing: it does not exist")
         .stderr_has("planexe new RUN_DIR");
-    for (args, flag) in [
-        (&["wait", "--timeout", "xyz"][..], "--timeout"),
-        (&["status", "--stall-after", "5x"][..], "--stall-after"),
+    for (args, flag, what) in [
+        (&["wait", "--timeout", "xyz"][..], "--timeout", "timeout"),
+        (
+            &["status", "--stall-after", "5x"][..],
+            "--stall-after",
+            "duration",
+        ),
     ] {
         let run = p.run(args);
         run.code(2)
-            .stderr_has(&format!("{flag}: invalid timeout"))
+            .stderr_has(&format!("{flag}: invalid {what} "))
             .stderr_has("expected a number and a unit")
             .stderr_has(&format!("such as {flag} 90s"));
         assert!(!run.stderr.contains("expected number at"), "{}", run.stderr);
