@@ -82,6 +82,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::TasksFailed => {
             "finished tasks are kept, so fix the cause and call the build tool again".into()
         }
+        Trouble::OthersFailed { count } => {
+            format!("the status tool says why the other {count} failed")
+        }
         Trouble::MissingKey { var } => format!(
             "builds read ${var} from the server's environment, which its operator sets (the \
              `env` of the server's entry in the MCP client's configuration); or call the build \

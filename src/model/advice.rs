@@ -57,6 +57,9 @@ pub enum Trouble<'a> {
     /// Tasks of a build failed: what to do once their cause is fixed,
     /// words for the end of the build's hint.
     TasksFailed,
+    /// `count` tasks failed besides the first, which the build's hint is
+    /// about: where to read why each failed, words for its middle.
+    OthersFailed { count: usize },
     /// A model a build needs reads its API key from `$var`, which the
     /// process's environment does not set.
     MissingKey { var: &'a str },
@@ -171,6 +174,9 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         }
         Trouble::TasksFailed => {
             "finished tasks are kept, so fix the cause and run planexe build again".into()
+        }
+        Trouble::OthersFailed { count } => {
+            format!("planexe status says why the other {count} failed")
         }
         Trouble::MissingKey { var } => {
             format!("export {var}=... before the build; keys are read from the environment only")

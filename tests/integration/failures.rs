@@ -334,3 +334,23 @@ fn a_huge_log_of_a_failed_command_or_check_is_read_from_its_end() {
     assert_eq!(tail.len(), 2048);
     assert!(tail.ends_with("x\nlast of c\n"), "{tail}");
 }
+
+/// The build's hint is about its first failed task; when others failed
+/// too (`-k`), perhaps otherwise, it says where to read why each did.
+#[test]
+fn a_build_with_several_failures_says_where_to_read_each() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a\"]\ncommand = \"exit 3\"\n\
+         [tasks.b]\noutputs = [\"b\"]\ncommand = \"true\"\n\
+         [tasks.c]\noutputs = [\"c\"]\ncommand = \"echo > c\"\n",
+    );
+    p.run(&["build", "-j1", "-k"])
+        .code(1)
+        .stderr_has("hint: a printed nothing; planexe status says why the other 1 failed; finished tasks are kept");
+    p.run(&["status"])
+        .stdout_has("the command exited 0 but did not write b");
+    // One failure: the hint is about it alone.
+    let run = p.run(&["build", "-j1", "b"]);
+    run.code(1);
+    assert!(!run.stderr.contains("the other"), "{}", run.stderr);
+}

@@ -148,7 +148,16 @@ impl Build<'_> {
         let llm = if options.dry_run || to_run.is_empty() {
             None
         } else {
-            self.models(graph, &session.run_dir, &to_run, &fanouts.left_out, options)?
+            match self.models(graph, &session.run_dir, &to_run, &fanouts.left_out, options) {
+                Ok(llm) => llm,
+                Err(e) => {
+                    // Why that model (one the run remembers) is said first.
+                    if let Some((ModelSourceKind::Run, model)) = &session.model_source {
+                        self.say(progress, Notice::ModelFromRun(model.clone()));
+                    }
+                    return Err(e);
+                }
+            }
         };
         if !to_run.is_empty() {
             if earlier_work && !other_build {
@@ -457,7 +466,13 @@ impl Build<'_> {
         }
         if !summary.failed.is_empty() {
             let first = &graph[summary.failed[0]];
-            let details = failed::details(session, first);
+            let mut details = failed::details(session, first);
+            // The hint is about the first; the others may have failed
+            // otherwise (`-k`, or tasks already running).
+            if let count @ 1.. = summary.failed.len() - 1 {
+                let others = session.advice().hint(&Trouble::OthersFailed { count });
+                details = format!("{details}; {others}");
+            }
             progress.report.ended = Ended::Failed {
                 names: names(&summary.failed),
                 hint: format!(
