@@ -237,3 +237,39 @@ fn an_answer_without_json_is_re_asked_saying_so() {
         .unwrap()
         .contains("the ```json block at line 1 is not valid JSON"));
 }
+
+/// SmolLM2 on llama.cpp under `max_tokens = 6` wrote `{"risks":[]` and
+/// was cut off: the `[]` inside the object that never closed is not a
+/// top-level value, so it is never the answer (it was written as the
+/// output, or refused as "[] is not of type object"); the answer was cut
+/// off before its JSON was complete.
+#[test]
+fn a_value_inside_a_cut_off_object_is_never_the_answer() {
+    let server = Server::start();
+    server.default_reply(openai_finish(
+        "{\"risks\": [], \"notes\": \"and then",
+        "length",
+    ));
+    let p = project(&server, "openai", "stream = false", "format = \"json\"");
+    p.build()
+        .code(1)
+        .stderr_has("truncated: the answer was cut off at the token limit")
+        .stderr_has("before its JSON was complete");
+    assert!(!p.exists("out"));
+
+    // Not cut off by the server: the same text is JSON that does not end.
+    let server = Server::start();
+    server.default_reply(openai_answer("Here: {\"risks\": [], \"notes\": \"and then"));
+    let p = project(&server, "openai", "stream = false", "format = \"json\"");
+    p.build()
+        .code(1)
+        .stderr_has("invalid_json: the answer holds no valid JSON; the JSON value in the text at line 1, column 7 is not: EOF while parsing");
+    assert!(!p.exists("out"));
+
+    // A closed value before the cut-off one is still found.
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"city\": \"Paris\"} and {\"more\": [1]"));
+    let p = project(&server, "openai", "stream = false", "format = \"json\"");
+    p.build().ok();
+    assert_eq!(p.read("out"), "{\n  \"city\": \"Paris\"\n}\n");
+}

@@ -20,7 +20,8 @@
 //! the first of: the whole text as JSON; a ```` ```json ```` (or bare
 //! ```` ``` ````) fenced block, the first that satisfies the schema among
 //! those that parse, else the first that parses; a balanced top-level
-//! `{…}` or `[…]` in the text, chosen the same way. When none parses it says
+//! `{…}` or `[…]` in the text (never one inside a value cut off before it
+//! closes), chosen the same way. When none parses it says
 //! what came closest, with the parser's position, so a re-ask can say
 //! exactly what was wrong.
 
@@ -225,7 +226,7 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
         let (line, column) = line_col(text, from + open);
         let place = Place::Inline { line, column };
         match balanced_end(&body[open..]) {
-            Some(len) => {
+            Ok(len) => {
                 match serde_json::from_str::<Value>(&body[open..open + len]) {
                     Ok(value) => parsed.push(Found { value, place }),
                     Err(e) if first_error.is_none() && looks_like_json(&body[open..]) => {
@@ -236,11 +237,20 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
                 // Top-level only: what is inside a candidate is not one.
                 start = open + len;
             }
-            None => {
-                if first_error.is_none() && looks_like_json(&body[open..]) {
+            Err(unbalanced) => {
+                let meant = looks_like_json(&body[open..]);
+                if first_error.is_none() && meant {
                     if let Err(e) = serde_json::from_str::<Value>(&body[open..]) {
                         first_error = Some(invalid(place, &e));
                     }
+                }
+                // A value that never closes (an answer cut off inside it)
+                // holds the rest of the text: nothing after its opener is
+                // top-level, so `[]` inside `{"risks": [], "notes": "…` is
+                // never taken for the answer. An opener of prose (`{ foo`)
+                // or one closed by the wrong bracket is stepped over.
+                if meant && unbalanced == Unbalanced::Unclosed {
+                    break;
                 }
                 start = open + 1;
             }
@@ -286,10 +296,19 @@ fn looks_like_json(text: &str) -> bool {
     }
 }
 
+/// Why a `{` or `[` has no balanced end.
+#[derive(Debug, PartialEq, Eq)]
+enum Unbalanced {
+    /// The text ends inside it.
+    Unclosed,
+    /// A bracket closes the wrong opener.
+    Mismatched,
+}
+
 /// The length of the balanced `{…}` or `[…]` that `text` starts with,
-/// strings and escapes respected; `None` when it never closes or a bracket
-/// closes the wrong opener.
-fn balanced_end(text: &str) -> Option<usize> {
+/// strings and escapes respected; else whether it never closes or a
+/// bracket closes the wrong opener.
+fn balanced_end(text: &str) -> Result<usize, Unbalanced> {
     let mut stack = Vec::new();
     let mut in_string = false;
     let mut escaped = false;
@@ -309,16 +328,16 @@ fn balanced_end(text: &str) -> Option<usize> {
             b'[' => stack.push(b']'),
             b'}' | b']' => {
                 if stack.pop() != Some(b) {
-                    return None;
+                    return Err(Unbalanced::Mismatched);
                 }
                 if stack.is_empty() {
-                    return Some(i + 1);
+                    return Ok(i + 1);
                 }
             }
             _ => {}
         }
     }
-    None
+    Err(Unbalanced::Unclosed)
 }
 
 /// A JSON fenced block: where its opening fence starts, and what it holds.
