@@ -125,7 +125,7 @@ pub fn build(
     if !options.read_only() {
         answers::make_pipeline_cache(session, &options.answers)?;
     }
-    for warning in session.graph.warnings() {
+    for warning in session.graph.warnings(&|p| session.run_dir.show(p)) {
         printer.warn(&warning);
     }
     let recorder = (!options.read_only()).then(|| {

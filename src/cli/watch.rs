@@ -302,7 +302,7 @@ impl Watch<'_> {
         self.sync(printer)?;
         targets?;
         super::answers::make_pipeline_cache(&session, &self.options.answers)?;
-        for warning in session.graph.warnings() {
+        for warning in session.graph.warnings(&|p| session.run_dir.show(p)) {
             if self.warned.fresh(&warning) {
                 printer.warn(&warning);
             }

@@ -5,6 +5,8 @@
 //! the request timeout. Such schemas are worth a warning when the pipeline
 //! is loaded, not an error: a larger model usually ends on its own.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use super::graph::Graph;
@@ -66,8 +68,10 @@ fn escape(key: &str) -> String {
 }
 
 /// One warning per prompt task whose schema a model of its chain would
-/// enforce by grammar and that has unbounded arrays or strings.
-pub fn warnings(graph: &Graph) -> Vec<String> {
+/// enforce by grammar and that has unbounded arrays or strings; `show`
+/// gives the schema's path as messages show it (relative to the run
+/// directory when it lies inside).
+pub fn warnings(graph: &Graph, show: &dyn Fn(&Path) -> String) -> Vec<String> {
     let mut out = Vec::new();
     for task in graph.tasks() {
         let Action::Prompt(spec) = &task.action else {
@@ -96,7 +100,7 @@ pub fn warnings(graph: &Graph) -> Vec<String> {
         out.push(format!(
             "task `{}`: schema {} has {}; constrained decoding may never end on a small model (set maxItems and maxLength)",
             task.name,
-            schema.path.display(),
+            show(&schema.path),
             shown.join(", ")
         ));
     }

@@ -42,9 +42,10 @@ impl Graph {
     /// What is worth saying about the pipeline before a build runs it:
     /// schemas constrained decoding may never end under
     /// ([`bounds::warnings`]), globs that leave out outputs of other tasks
-    /// ([`Graph::glob_warnings`]).
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = bounds::warnings(self);
+    /// ([`Graph::glob_warnings`]). `show` gives a path as messages show
+    /// it.
+    pub fn warnings(&self, show: &dyn Fn(&std::path::Path) -> String) -> Vec<String> {
+        let mut out = bounds::warnings(self, show);
         out.extend(self.glob_warnings(None));
         out
     }

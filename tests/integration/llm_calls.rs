@@ -443,8 +443,14 @@ fn unbounded_schemas_under_constrained_decoding_are_warned_about_once_per_task()
         .collect();
     assert_eq!(warnings.len(), 1, "{}", run.stderr);
     assert!(warnings[0].contains("task `loose`"), "{}", warnings[0]);
+    // As docs/llm.md quotes it: the schema's path relative to the run
+    // directory, not absolute.
     assert!(
-        warnings[0].contains("/properties/steps (array without maxItems)"),
+        warnings[0].contains(
+            "task `loose`: schema loose.json has /properties/steps (array without maxItems), \
+             /properties/steps/items (string without maxLength); constrained decoding may never \
+             end on a small model (set maxItems and maxLength)"
+        ),
         "{}",
         warnings[0]
     );
