@@ -52,7 +52,15 @@ fn a_runaway_generation_at_temperature_zero_is_asked_once() {
     let message = failures[0]["message"].as_str().unwrap();
     assert!(message.contains("still generating"), "{message}");
     assert!(message.contains("token(s) in"), "{message}");
-    assert!(message.contains("maxItems"), "{message}");
+    // As docs/llm.md quotes it: the wait for the first piece said apart.
+    assert!(message.contains(", the first after "), "{message}");
+    assert!(
+        message.contains(
+            "/s) and no end; bound the schema's arrays (maxItems) and strings (maxLength), \
+             lower max_tokens, or raise the model's timeout"
+        ),
+        "{message}"
+    );
     let error = &p.status_json("ask")["error"];
     assert_eq!(error["kind"], "runaway");
     assert_eq!(error["recoverable"], false);
