@@ -20,8 +20,8 @@
 //! the first of: the whole text as JSON; a ```` ```json ```` (or bare
 //! ```` ``` ````) fenced block, the first that satisfies the schema among
 //! those that parse, else the first that parses; a balanced top-level
-//! `{…}` or `[…]` in the text (never one inside a value cut off before it
-//! closes), chosen the same way. When none parses it says
+//! `{…}` or `[…]` in the text (never one inside a value that is JSON up to
+//! where the text is cut off), chosen the same way. When none parses it says
 //! what came closest, with the parser's position, so a re-ask can say
 //! exactly what was wrong.
 
@@ -239,17 +239,22 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
             }
             Err(unbalanced) => {
                 let meant = looks_like_json(&body[open..]);
-                if first_error.is_none() && meant {
-                    if let Err(e) = serde_json::from_str::<Value>(&body[open..]) {
-                        first_error = Some(invalid(place, &e));
-                    }
+                let error = meant
+                    .then(|| serde_json::from_str::<Value>(&body[open..]).err())
+                    .flatten();
+                // A value that never closes and is JSON up to the end of
+                // the text (an answer cut off inside it) holds the rest of
+                // the text: nothing after its opener is top-level, so `[]`
+                // inside `{"risks": [], "notes": "…` is never taken for the
+                // answer. An opener of prose (`{ foo`), of JSON that goes
+                // wrong before the end (an example written `[ ... ]`), or
+                // one closed by the wrong bracket is stepped over.
+                let cut_off = unbalanced == Unbalanced::Unclosed
+                    && error.as_ref().is_some_and(serde_json::Error::is_eof);
+                if let Some(e) = error.filter(|_| first_error.is_none()) {
+                    first_error = Some(invalid(place, &e));
                 }
-                // A value that never closes (an answer cut off inside it)
-                // holds the rest of the text: nothing after its opener is
-                // top-level, so `[]` inside `{"risks": [], "notes": "…` is
-                // never taken for the answer. An opener of prose (`{ foo`)
-                // or one closed by the wrong bracket is stepped over.
-                if meant && unbalanced == Unbalanced::Unclosed {
+                if cut_off {
                     break;
                 }
                 start = open + 1;

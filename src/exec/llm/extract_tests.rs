@@ -242,3 +242,16 @@ fn stray_brackets_cost_bounded_tries() {
     let r = extract_json(&text, 0, &any);
     assert!(matches!(r, Extracted::Nothing { .. }), "{r:?}");
 }
+
+#[test]
+fn an_unfinished_example_before_the_answer_does_not_hide_it() {
+    // An opener that looks like JSON and never closes, but whose text is
+    // no JSON cut off (the `...`), is stepped over: the answer after it
+    // is found.
+    let text = "The shape is {\"risks\": [ ... ] and so on.\n\nAnswer:\n{\"risks\": [\"rain\"]}";
+    assert_eq!(found(text).value, json!({"risks": ["rain"]}));
+    // A JSON value cut off inside (the token limit): nothing inside it is
+    // the answer.
+    let cut = "Here it is: {\"risks\": [], \"notes\": \"the first";
+    assert!(!matches!(extract_json(cut, 0, &any), Extracted::Found(_)));
+}
