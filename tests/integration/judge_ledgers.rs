@@ -382,7 +382,7 @@ fn a_rejection_names_the_judges_model_not_the_tasks() {
     let judges = Server::start();
     judges.default_reply(verdict(0.1, "no plan at all"));
     let scored = "judge j scored the answer 0.10, below its threshold 0.70: no plan at all";
-    let said = format!("judge_rejected: {scored} (after 0 re-ask(s))");
+    let said = format!("judge_rejected: {scored} (not asked again: retries = 0)");
     let p = judged(&answers, &judges, "", "retries = 0");
     p.build().code(1).stderr_has(&format!("FAILED t: {said}"));
     let status = error_names_the_last_line(&p);

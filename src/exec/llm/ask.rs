@@ -320,10 +320,10 @@ impl Llm<'_> {
                         return Err(Stop::Failed {
                             kind: rejection.kind,
                             message: format!(
-                                "{}: {} (after {} re-ask(s))",
+                                "{}: {}{}",
                                 rejection.kind.as_str(),
                                 rejection.message,
-                                reasks
+                                fault::after_reasks(reasks)
                             ),
                             error_id,
                         });

@@ -78,6 +78,16 @@ impl CallError {
     }
 }
 
+/// How a failure's message ends after `reasks` re-asks of the model: `
+/// (after 2 re-ask(s))`, or ` (not asked again: retries = 0)` when none
+/// were allowed.
+pub(super) fn after_reasks(reasks: u32) -> String {
+    match reasks {
+        0 => " (not asked again: retries = 0)".to_string(),
+        n => format!(" (after {n} re-ask(s))"),
+    }
+}
+
 /// What to do next, appended to the message of a call whose model is given
 /// up on: start a server that refused the connection, look into one that
 /// closed it before answering, or raise the model's `timeout` (named with

@@ -132,7 +132,10 @@ impl Llm<'_> {
                     self.judge_failure(&j.scoring, *attempt_no, ErrorKind::JudgeRejected, &message);
                 return Err(Stop::Failed {
                     kind: ErrorKind::JudgeRejected,
-                    message: format!("judge_rejected: {message} (after {} re-ask(s))", rounds - 1),
+                    message: format!(
+                        "judge_rejected: {message}{}",
+                        super::fault::after_reasks(rounds - 1)
+                    ),
                     error_id,
                 });
             }
