@@ -438,9 +438,10 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
         )),
         Notice::Ran(ran) => Note(ran_line(ran, &resume())),
         Notice::StoppedEarly => Note(format!("stopped: no task started; {}", resume())),
-        Notice::Answers(warning) | Notice::GlobLeavesOut(warning) | Notice::LineLost(warning) => {
-            Warning(warning.clone())
-        }
+        Notice::Answers(warning)
+        | Notice::GlobLeavesOut(warning)
+        | Notice::LineLost(warning)
+        | Notice::WouldBeRefused(warning) => Warning(warning.clone()),
     }
 }
 

@@ -80,6 +80,10 @@ pub enum Notice {
     /// A line of `failures.jsonl` or `usage.jsonl` that could not be
     /// written (a full disk): best effort, but said, once per ledger.
     LineLost(String),
+    /// A dry run whose build would be refused before it ran anything (a
+    /// model's API key not set, a folder of recorded answers missing):
+    /// the refusal and its hint, in one line.
+    WouldBeRefused(String),
 }
 
 impl Notice {

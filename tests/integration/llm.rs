@@ -563,6 +563,15 @@ fn a_refused_build_neither_resumes_nor_leaves_a_build_running() {
         assert!(!run.stderr.contains("start  "), "{}", run.stderr);
         assert_eq!(p.read(".planexe/run.json"), before, "{}", run.stderr);
     }
+    // A dry run lists what would run and says the build would be refused.
+    let dry = p.run(&["build", "-n"]);
+    dry.code(0)
+        .stderr_has("warning: the build would be refused: model `local` needs an API key in $PLANEXE_TEST_KEY")
+        .stdout_has("ask: input plan.txt changed");
+    assert_eq!(p.read(".planexe/run.json"), before, "{}", dry.stderr);
+    p.run(&["build", "-n", "--replay", "missing"])
+        .code(0)
+        .stderr_has("warning: the build would be refused: --replay");
     p.run(&["status"]).code(0).stdout_has("state    completed");
     assert_eq!(server.requests().len(), 1);
 }

@@ -145,7 +145,17 @@ impl Build<'_> {
         // The models are set up before the build says or records anything:
         // a build refused for a missing key or folder of recorded answers
         // has not begun (no `resuming` line, no build entry left running).
-        let llm = if options.dry_run || to_run.is_empty() {
+        let llm = if to_run.is_empty() {
+            None
+        } else if options.dry_run {
+            // What the build would do includes a refusal, said here.
+            if let Err(e) =
+                self.models(graph, &session.run_dir, &to_run, &fanouts.left_out, options)
+            {
+                let hints: String = e.hints().iter().map(|h| format!(" ({h})")).collect();
+                let refused = format!("the build would be refused: {e}{hints}");
+                self.say(progress, Notice::WouldBeRefused(refused));
+            }
             None
         } else {
             match self.models(graph, &session.run_dir, &to_run, &fanouts.left_out, options) {
