@@ -254,7 +254,7 @@ fn under_first(text: &str) -> String {
 /// `planexe wait`: blocks until the build running in this directory ends
 /// (at once if none runs), prints the status, and exits 0 (completed), 1
 /// (failed), 130 (stopped) or 124 (timed out). Reads `.planexe/run.json`
-/// only; never takes the lock.
+/// and who holds the lock; never takes it.
 pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Result<()> {
     let limit = match &args.timeout {
         None => None,
@@ -270,7 +270,11 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
     loop {
         let run = RunRecord::load(&run_dir);
         let last = run.as_ref().and_then(|r| r.builds.last().cloned());
-        if !last.as_ref().is_some_and(|b| b.running(&run_dir)) {
+        // A build that holds the lock but has not recorded its start yet
+        // runs too: its `run.json` entry follows in a moment.
+        let running =
+            last.as_ref().is_some_and(|b| b.running(&run_dir)) || run_dir.build_holds_lock();
+        if !running {
             status(
                 cli,
                 ctx,

@@ -35,6 +35,20 @@ impl RunDir {
             .is_ok_and(|meta| process::holds_lock(pid, meta.dev(), meta.ino()))
     }
 
+    /// Whether a build holds the run directory's lock now: the kernel
+    /// names the holder, and the lock file says that process took it for a
+    /// build. A build holds the lock a moment before it records its start
+    /// in `run.json`; `wait` counts it as running from here.
+    pub fn build_holds_lock(&self) -> bool {
+        let Some(pid) = self.lock_holder() else {
+            return false;
+        };
+        files::read(&self.lock_path())
+            .ok()
+            .and_then(|t| serde_json::from_slice::<LockHolder>(&t).ok())
+            .is_some_and(|h| h.pid == pid && h.command == "build")
+    }
+
     /// Removes the up-to-date certificate: the caller, holding the lock,
     /// is about to change what it vouches for.
     pub fn remove_certificate(&self) -> Result<()> {

@@ -363,6 +363,57 @@ fn wait_returns_when_the_build_ends_with_its_outcome() {
     );
 }
 
+/// A build holds the run directory's lock a moment before it records its
+/// start in `run.json`: a `wait` then waits for it, where it used to return
+/// at once with the last build's status. Here a process (python's `flock`,
+/// what the kernel lists as a build's lock is) holds the lock as a build
+/// that never gets as far as `run.json`; once it lets go, `wait` returns.
+#[test]
+fn wait_waits_for_a_build_that_holds_the_lock_before_it_records_its_start() {
+    let p = Project::new("[tasks.a]\noutputs = [\"a\"]\ncommand = \"echo a > a\"\n");
+    p.build().ok();
+    let holder = r#"
+import fcntl, json, os, sys, time
+f = open(".planexe/lock", "r+")
+fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+f.truncate(0)
+f.write(json.dumps({"pid": os.getpid(), "host": "", "started_at": "", "command": sys.argv[1]}))
+f.flush()
+open("held", "w").close()
+while not os.path.exists("release"):
+    time.sleep(0.02)
+"#;
+    let hold = |command: &str| {
+        let child = std::process::Command::new("python3")
+            .args(["-c", holder, command])
+            .current_dir(p.root())
+            .spawn()
+            .expect("python3 runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !p.exists("held") {
+            assert!(Instant::now() < deadline, "the lock was not taken");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut child = hold("build");
+    p.run(&["wait", "--timeout", "1s"])
+        .code(124)
+        .stderr_has("the build is still running");
+    p.write("release", "");
+    child.wait().unwrap();
+    p.run(&["wait", "--timeout", "5s"])
+        .code(0)
+        .stdout_has("state    completed");
+    // Another command holding the lock (a `clean`, a `touch`) is no build.
+    std::fs::remove_file(p.path("release")).unwrap();
+    std::fs::remove_file(p.path("held")).unwrap();
+    let mut child = hold("clean");
+    p.run(&["wait", "--timeout", "1s"]).code(0);
+    p.write("release", "");
+    child.wait().unwrap();
+}
+
 /// A model's failure names its kind after the model (`local: truncated:
 /// ...`); `status`, `status TASK`, `explain`, the events and the JUnit
 /// report said the kind once more in front of it.
