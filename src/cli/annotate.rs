@@ -1,12 +1,17 @@
 //! CI annotations of a build: a failed task as a GitHub Actions workflow
 //! command (`::error file=F,line=N,title=T::MESSAGE`) on stdout, which the
-//! runner shows on the pipeline file's line that defines the task.
+//! runner shows on the pipeline file's line that defines the task; and a
+//! build that ended in an error of its own (a pipeline file it refused, a
+//! lock held) as one such line, on the refused line and column.
 //!
 //! Whatever a task's error says is escaped as the runner expects (and
 //! unescapes): in the message `%`, CR and LF; in a property (file, title)
 //! also `:` and `,`. So a message can never end the command early or start
 //! another one.
 
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
 use crate::model::{Pipeline, Task};
 
 /// Where failed tasks point: the pipeline file, as a path from the
@@ -20,13 +25,8 @@ pub struct Github {
 impl Github {
     /// For tasks of `pipeline`.
     pub fn new(pipeline: &Pipeline) -> Github {
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let file = pipeline
-            .path
-            .strip_prefix(&cwd)
-            .map_or_else(|_| pipeline.display.clone(), |p| p.display().to_string());
         Github {
-            file,
+            file: from_cwd(&pipeline.path, &pipeline.display),
             text: pipeline.text.clone(),
         }
     }
@@ -40,6 +40,59 @@ impl Github {
             message,
         )
     }
+}
+
+/// `path` as a path from the current directory, where a workflow's steps
+/// start; `display` (how messages name it) when it is not under it.
+fn from_cwd(path: &Path, display: &str) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .map_or_else(|_| display.to_string(), |p| p.display().to_string())
+}
+
+/// The `::error` line of a build that ended in `error` before or instead
+/// of a task's failure (a pipeline refusal, a usage error, a lock held, a
+/// write of planexe's own that failed): `None` for failed tasks (each has
+/// its own line) and for what prints no error (a question's answer, an
+/// interrupt). `pipeline`: the pipeline file's path and how messages name
+/// it, once known; a message that starts `DISPLAY:LINE:COL: ` points the
+/// line there, the rest of its first line and its hints the message.
+pub fn refused(error: &Error, pipeline: Option<&(PathBuf, String)>) -> Option<String> {
+    if error.is_silent() || matches!(error, Error::TasksFailed { .. }) {
+        return None;
+    }
+    let title = match error {
+        Error::Pipeline { .. } => "planexe: pipeline error",
+        _ => "planexe: build error",
+    };
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or("");
+    let place = pipeline.and_then(|(path, display)| {
+        let rest = first.strip_prefix(display.as_str())?.strip_prefix(':')?;
+        let (line, rest) = rest.split_once(':')?;
+        let (col, rest) = rest.split_once(": ")?;
+        let at = (line.parse::<usize>().ok()?, col.parse::<usize>().ok()?);
+        Some((from_cwd(path, display), at, rest))
+    });
+    let mut message = place
+        .as_ref()
+        .map_or(first, |(_, _, rest)| rest)
+        .to_string();
+    for hint in error.hints() {
+        message.push_str("\nhint: ");
+        message.push_str(hint);
+    }
+    let properties = match &place {
+        Some((file, (line, col), _)) => {
+            format!("file={},line={line},col={col},", property(file))
+        }
+        None => String::new(),
+    };
+    Some(format!(
+        "::error {properties}title={}::{}",
+        property(title),
+        data(&message)
+    ))
 }
 
 /// `::error file=F,line=N,title=T::MESSAGE`, every part escaped.
@@ -82,5 +135,23 @@ mod tests {
              50%25 done%0D%0Athen ::error::boom, again"
         );
         assert_eq!(line.lines().count(), 1);
+    }
+
+    #[test]
+    fn an_error_points_at_the_pipeline_only_where_its_message_does() {
+        let file = (PathBuf::from("/nowhere/p.toml"), "p.toml".to_string());
+        let e = Error::pipeline("p.toml:4:12: bad, really\n  |\n4 | x\n  |   ^").hint("fix it");
+        assert_eq!(
+            refused(&e, Some(&file)).unwrap(),
+            "::error file=p.toml,line=4,col=12,title=planexe%3A pipeline error::bad, really%0Ahint: fix it"
+        );
+        // Another file's message, or none known: no place.
+        let e = Error::pipeline("schema.json:1:2: bad");
+        assert_eq!(
+            refused(&e, Some(&file)).unwrap(),
+            "::error title=planexe%3A pipeline error::schema.json:1:2: bad"
+        );
+        assert!(refused(&Error::NotUpToDate, Some(&file)).is_none());
+        assert!(refused(&Error::Interrupted, None).is_none());
     }
 }

@@ -211,8 +211,9 @@ pub struct BuildArgs {
     pub answers: AnswersArgs,
 
     /// Also print each failed task as a CI annotation on stdout, pointing
-    /// at its line in the pipeline file [default: github when
-    /// $GITHUB_ACTIONS is true, else none]
+    /// at its line in the pipeline file, and an error that ends the build
+    /// (a pipeline file refused: at its line and column) [default: github
+    /// when $GITHUB_ACTIONS is true, else none]
     #[arg(long, value_enum, value_name = "KIND")]
     pub annotations: Option<AnnotationsArg>,
 

@@ -2,9 +2,10 @@
 //! (and, unless it is a dry run or a question, by the recorder of events,
 //! trace and snapshots); what the build says, as text.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use super::annotate::Github;
+use super::annotate::{self, Github};
 use super::answers;
 use super::args::{AdviceArg, BuildArgs, Cli};
 use super::printer::Printer;
@@ -33,13 +34,36 @@ pub fn read_only(args: &BuildArgs, ctx: &Context) -> bool {
 }
 
 /// `planexe build`; `jobserver`: make's, connected to early (`None` for a
-/// dry run or a question).
+/// dry run or a question). With annotations, an error that ends it is
+/// also one on stdout, after the failed tasks' own.
 pub fn build(
     cli: &Cli,
     ctx: &Context,
     args: &BuildArgs,
     jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
     printer: &mut Printer,
+) -> Result<()> {
+    let mut pipeline = None;
+    let result = build_located(cli, ctx, args, jobserver, printer, &mut pipeline);
+    if let Err(e) = &result {
+        if ctx.github_annotations(args.annotations) {
+            if let Some(line) = annotate::refused(e, pipeline.as_ref()) {
+                printer.data(&line);
+            }
+        }
+    }
+    result
+}
+
+/// [`build`]; `pipeline`: set to the pipeline file's path and how messages
+/// name it once it is chosen.
+fn build_located(
+    cli: &Cli,
+    ctx: &Context,
+    args: &BuildArgs,
+    jobserver: Option<std::result::Result<Option<Jobserver>, String>>,
+    printer: &mut Printer,
+    pipeline: &mut Option<(PathBuf, String)>,
 ) -> Result<()> {
     ctx.check_webhook()?;
     let make = ctx.makeflags();
@@ -93,6 +117,7 @@ pub fn build(
     let mut location = ctx.location(cli)?;
     location.advice = advice;
     let located = location.locate()?;
+    *pipeline = Some((located.pipeline.clone(), located.display.clone()));
     let model = ctx.model(args.model.as_deref());
     match build::certified(&located, model.explicit(), &options)? {
         Certified::UpToDate(tasks) => {

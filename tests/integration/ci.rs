@@ -218,6 +218,76 @@ fn github_actions_turns_annotations_on_and_none_turns_them_off() {
     assert!(!plain.stderr.contains("::error"), "{}", plain.stderr);
 }
 
+#[test]
+fn annotations_github_points_a_broken_pipeline_at_its_line_and_column() {
+    // A key the task table does not have, on line 4, column 1.
+    let p = Project::new("[tasks.one]\noutputs = [\"one.txt\"]\ncommand = \"echo\"\nbogus = 3\n");
+    for args in [
+        &["build", "--annotations", "github"][..],
+        &["build", "--question", "--annotations", "github"],
+        &["build", "--dry-run", "--annotations", "github"],
+    ] {
+        let run = p.run(args);
+        run.code(2)
+            .stderr_has("pipeline.toml:4:1: unknown field `bogus`");
+        assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+        assert!(
+            run.stdout.starts_with(
+                "::error file=pipeline.toml,line=4,col=1,title=planexe%3A pipeline error::\
+                 unknown field `bogus`, expected one of"
+            ),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.ends_with(
+                "%0Ahint: see docs/pipeline.md for every key a pipeline file may hold\n"
+            ),
+            "{}",
+            run.stdout
+        );
+    }
+    // From another folder (-C), the file is named from there, as
+    // GitHub reads it from the workspace.
+    let out = std::process::Command::new(bin())
+        .args([
+            "-C",
+            p.root().file_name().unwrap().to_str().unwrap(),
+            "build",
+        ])
+        .current_dir(p.root().parent().unwrap())
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("MAKEFLAGS")
+        .env_remove("PLANEXE_PIPELINE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let name = p.root().file_name().unwrap().to_str().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "::error file={name}/pipeline.toml,line=4,col=1,title=planexe%3A pipeline error::"
+        )),
+        "{stdout}"
+    );
+    // An error that points into no file is a line without a place; a
+    // task's failure is its own line, not also one for the build.
+    let fails = Project::new(FAILS);
+    let run = fails.run(&["build", "nope", "--annotations", "github"]);
+    run.code(2);
+    assert_eq!(
+        run.stdout.lines().next().unwrap_or(""),
+        "::error title=planexe%3A build error::unknown target `nope`: no task has that name and no task produces that file%0Ahint: tasks are: bad, fine%0Ahint: run `planexe status` to list tasks"
+    );
+    let run = fails.run(&["build", "--annotations", "github"]);
+    run.code(1);
+    assert_eq!(run.stdout, bad_annotation(&fails));
+    // Without annotations, stdout stays empty.
+    let run = p.build();
+    run.code(2);
+    assert_eq!(run.stdout, "");
+}
+
 /// Whether a build's stderr (a pipe) has ANSI escapes, with these
 /// arguments and environment.
 fn coloured(args: &[&str], env: &[(&str, &str)]) -> bool {
