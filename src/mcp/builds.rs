@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::exec::Env;
+use crate::store::lock::is_busy;
 use crate::store::run_record::{BuildOutcome, RunRecord};
 use crate::store::{files, RunDir};
 
@@ -138,6 +139,7 @@ impl Builds {
         // has not recorded itself yet) holds the lock.
         match run_dir.lock("mcp") {
             Ok(held) => drop(held),
+            Err(e) if !is_busy(&e) => return Err(e),
             Err(e) => {
                 return Err(Error::usage(format!("run `{name}` is busy: {e}"))
                     .hint("wait for it to end (the wait tool), then call the build tool again"))

@@ -19,6 +19,7 @@ use super::{answers, Server, PROTOCOL_VERSIONS};
 use crate::error::{Error, Result, EXIT_USAGE};
 use crate::exec::clean::{CleanPlan, Selection};
 use crate::store::archive::Archived;
+use crate::store::lock::is_busy;
 use crate::store::RunDir;
 
 /// Answers `tools/call` with `params`.
@@ -398,6 +399,9 @@ fn stop(server: &Server, a: Run) -> Result<Value> {
 fn clean(server: &Server, a: Clean) -> Result<Value> {
     let mut session = server.opener.open(&server.root.run(&a.run)?)?;
     let _lock = session.run_dir.lock("clean").map_err(|e| {
+        if !is_busy(&e) {
+            return e;
+        }
         Error::usage(format!("cannot clean run `{}`: {e}", a.run))
             .hint("wait for the build to end (wait), or stop it (stop), then clean")
     })?;
@@ -434,6 +438,9 @@ fn archive(server: &Server, a: Archive) -> Result<Value> {
         );
     }
     let _lock = run_dir.lock("archive").map_err(|e| {
+        if !is_busy(&e) {
+            return e;
+        }
         Error::usage(format!("cannot archive run `{}`: {e}", a.run))
             .hint("wait for the other command to end, then archive")
     })?;

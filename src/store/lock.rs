@@ -108,15 +108,51 @@ pub struct Lock {
     _file: std::fs::File,
 }
 
+/// Whether `e` is [`RunDir::lock`]'s refusal because another command
+/// holds the lock (which a door rewords in its own terms).
+pub fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::Usage { hints, .. } if hints.iter().any(|h| h == BUSY))
+}
+
 impl RunDir {
+    /// A run directory whose `.planexe/` cannot be made or written (a
+    /// read-only checkout or mount, another user's folder) as what it is,
+    /// with what to do; any other error as it is.
+    fn unwritable(&self, e: Error) -> Error {
+        match &e {
+            Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                Error::usage(format!(
+                    "cannot record the state of run directory {}: {io}",
+                    self.root().display()
+                ))
+                .hint(format!(
+                    "build, clean and touch record what they do in {}: make {} writable, or copy the run directory somewhere that is; status, build -n and build -q only read, and work as it is",
+                    self.state_dir().display(),
+                    if self.state_dir().is_dir() {
+                        self.state_dir()
+                    } else {
+                        self.root().to_path_buf()
+                    }
+                    .display()
+                ))
+            }
+            _ => e,
+        }
+    }
+
     /// Takes the run directory's lock for `command`, or fails when another
     /// planexe holds it (naming it). Taking the lock changes nothing else:
     /// a command removes the up-to-date certificate when it is about to
     /// change the state ([`RunDir::remove_certificate`]).
     pub fn lock(&self, command: &str) -> Result<Lock> {
-        fs_err::create_dir_all(self.state_dir())?;
+        fs_err::create_dir_all(self.state_dir()).map_err(|e| self.unwritable(e.into()))?;
         let path = self.lock_path();
-        let mut file = files::open_update(&path)?;
+        let mut file = files::open_update(&path).map_err(|e| self.unwritable(e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

@@ -1,8 +1,8 @@
 //! Output for CI systems: `report --format junit` (parsed back with a
 //! real XML parser, python3's xml.etree), `build --annotations github`
 //! and `$GITHUB_ACTIONS`, the colour decision (`--color`, `NO_COLOR`,
-//! `CLICOLOR_FORCE`) on a pipe, and a dumb terminal (`TERM`) written to as
-//! to a pipe.
+//! `CLICOLOR_FORCE`) on a pipe, a dumb terminal (`TERM`) written to as
+//! to a pipe, and a read-only checkout.
 
 use std::process::Stdio;
 
@@ -409,4 +409,77 @@ fn a_dumb_terminal_gets_plain_lines_without_colour() {
     // A real terminal type keeps its colour.
     let stderr = build_on_a_terminal(pipeline, Some("xterm"));
     assert!(stderr.contains('\x1b'), "{stderr:?}");
+}
+
+/// `planexe ARGS` in `p`'s run directory made read-only: a read-only bind
+/// mount of it for root (whom file modes do not stop), its mode for anyone
+/// else. `None` where root cannot mount (a container without the right).
+fn read_only(p: &Project, args: &[&str]) -> Option<Run> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid only reads the process's user id.
+    let out = if unsafe { libc::geteuid() } == 0 {
+        // `sh -c SCRIPT DIR PLANEXE ARGS...`: mount, then run planexe.
+        let script = r#"dir=$1; shift; mount --bind -o ro "$dir" "$dir" || exit 99; exec "$@""#;
+        let mut command = std::process::Command::new("unshare");
+        command
+            .args(["-m", "sh", "-c", script, "sh"])
+            .arg(p.root())
+            .arg(bin())
+            .args(args)
+            .current_dir(p.root())
+            .stdin(Stdio::null());
+        for var in [
+            "MAKEFLAGS",
+            "PLANEXE_PIPELINE",
+            "PLANEXE_MODEL",
+            "GITHUB_ACTIONS",
+        ] {
+            command.env_remove(var);
+        }
+        let out = command.output().ok()?;
+        // unshare itself failed (exit 1, before planexe), or the mount did.
+        let theirs = String::from_utf8_lossy(&out.stderr).starts_with("unshare:");
+        if out.status.code() == Some(99) || theirs {
+            return None;
+        }
+        out
+    } else {
+        let mode = |m| std::fs::set_permissions(p.root(), std::fs::Permissions::from_mode(m));
+        mode(0o555).unwrap();
+        let out = p.command(args).stdin(Stdio::null()).output().unwrap();
+        mode(0o755).unwrap();
+        out
+    };
+    Some(Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn a_read_only_checkout_is_refused_with_what_to_do_and_questions_still_answer() {
+    let p = Project::new(FAILS);
+    let Some(run) = read_only(&p, &["build"]) else {
+        eprintln!("skipped: cannot make a read-only mount here");
+        return;
+    };
+    run.code(2)
+        .stderr_has("error: cannot record the state of run directory ")
+        .stderr_has("hint: build, clean and touch record what they do in ")
+        .stderr_has("status, build -n and build -q only read");
+    assert!(!p.exists(".planexe"));
+    for args in [&["clean", "--all", "-y"][..], &["touch", "fine"]] {
+        read_only(&p, args)
+            .unwrap()
+            .code(2)
+            .stderr_has("hint: build, clean and touch record what they do in ");
+    }
+    // Reading works as it is.
+    read_only(&p, &["build", "-q"]).unwrap().code(1);
+    read_only(&p, &["build", "-n"])
+        .unwrap()
+        .code(0)
+        .stdout_has("fine: never built");
+    read_only(&p, &["status"]).unwrap().code(0);
 }

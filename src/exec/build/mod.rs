@@ -36,6 +36,7 @@ use crate::plan::certificate::{self, Certificate, Changes, Judged};
 use crate::plan::session::Located;
 use crate::plan::Session;
 use crate::store::inflight::Inflight;
+use crate::store::lock::BUSY;
 use crate::store::CheckMode;
 
 /// The most tasks a build runs at once, whatever `-j` or `[pipeline] jobs`
@@ -178,7 +179,7 @@ impl Build<'_> {
         } else {
             // Busy: what to do, in the door's words.
             Some(session.run_dir.lock("build").map_err(|e| match e {
-                Error::Usage { message, .. } => {
+                Error::Usage { message, hints } if hints.iter().any(|h| h == BUSY) => {
                     Error::usage(message).hint(session.advice().hint(&Trouble::Busy))
                 }
                 e => e,
