@@ -174,7 +174,8 @@ pub enum Command {
 
 #[derive(Debug, Default, Args)]
 pub struct BuildArgs {
-    /// Task names or output paths to build, with what they need
+    /// Task names or output paths to build, with what they need (paths as
+    /// in the pipeline, or absolute ones inside the run directory)
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 
@@ -243,7 +244,8 @@ pub struct AnswersArgs {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Task names or output paths to build, with what they need
+    /// Task names or output paths to build, with what they need (paths as
+    /// in the pipeline, or absolute ones inside the run directory)
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
 

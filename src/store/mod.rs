@@ -19,6 +19,8 @@
 //!   redacted in every spelling, control characters escaped).
 //! - [`wrong_kind`]: a path that is the wrong kind of thing, in words (the
 //!   file standing where a folder on its way should be).
+//! - `target`: a target named by its absolute path, as a path in the run
+//!   directory ([`RunDir::target`]).
 
 pub mod archive;
 pub mod files;
@@ -37,6 +39,7 @@ pub mod sidecar;
 pub mod snapshot;
 pub mod spare;
 pub mod stamp;
+mod target;
 pub mod untrusted;
 pub mod wrong_kind;
 

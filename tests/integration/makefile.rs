@@ -1,6 +1,7 @@
 //! examples/makefile: real GNU make (`make -j4`) builds every run of the
 //! pipeline through planexe, a second `make` starts nothing, an edited
-//! plan rebuilds its run only, and `make clean` cleans every run.
+//! plan rebuilds its run only, and `make clean` cleans every run. And a
+//! recipe that names its target by its absolute path (`$(abspath $@)`).
 
 use std::path::Path;
 use std::process::Command;
@@ -133,4 +134,55 @@ fn make_builds_every_run_then_nothing_then_only_what_changed() {
             .exists());
         assert!(dir.join(format!("runs/{run}/plan.txt")).exists());
     }
+}
+
+#[test]
+fn a_recipe_may_name_its_target_by_its_absolute_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        "[tasks.r]\noutputs = [\"out/r.md\"]\ncommand = \"mkdir -p out && echo r > out/r.md\"\n\
+         [tasks.s]\noutputs = [\"s.md\"]\ncommand = \"echo s > s.md\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "out/r.md: pipeline.toml\n\t+planexe build $(abspath $@)\n",
+    )
+    .unwrap();
+    let first = make(dir, &[]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(started(&first), 1, "{}", first.stderr);
+    assert!(dir.join("out/r.md").exists());
+    // Only what the target needs: not `s`.
+    assert!(!dir.join("s.md").exists());
+    let second = make(dir, &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains("is up to date"), "{}", second.stdout);
+
+    // From elsewhere, through -C: the path as the shell spells it.
+    let abs = dir.join("s.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_planexe"))
+        .arg("-C")
+        .arg(dir)
+        .args(["build", "-q"])
+        .arg(&abs)
+        .current_dir("/")
+        .env_remove("MAKEFLAGS")
+        .env_remove("PLANEXE_PIPELINE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // A path outside the run directory is no target.
+    let out = Command::new(env!("CARGO_BIN_EXE_planexe"))
+        .arg("-C")
+        .arg(dir)
+        .args(["build", "/nowhere/s.md"])
+        .env_remove("MAKEFLAGS")
+        .env_remove("PLANEXE_PIPELINE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target `/nowhere/s.md`"));
 }

@@ -51,7 +51,12 @@ impl Build<'_> {
         let roots: Vec<TaskId> = if options.targets.is_empty() {
             graph.ids().to_vec()
         } else {
-            graph.targets(&options.targets)?
+            let targets: Vec<String> = options
+                .targets
+                .iter()
+                .map(|t| session.run_dir.target(t))
+                .collect();
+            graph.targets(&targets)?
         };
         let wanted = graph.closure(&roots);
         let mut forced = vec![false; graph.id_bound()];
