@@ -15,18 +15,18 @@ use crate::error::Error;
 use crate::model::{Pipeline, Task};
 
 /// Where failed tasks point: the pipeline file, as a path from the
-/// current directory (GitHub resolves it from the workspace, where a
-/// workflow's steps start), and its text, to find a task's line.
+/// workspace (GitHub resolves it from there, whatever folder a step runs
+/// in), and its text, to find a task's line.
 pub struct Github {
     file: String,
     text: String,
 }
 
 impl Github {
-    /// For tasks of `pipeline`.
-    pub fn new(pipeline: &Pipeline) -> Github {
+    /// For tasks of `pipeline`; `base`: the workspace.
+    pub fn new(pipeline: &Pipeline, base: &Path) -> Github {
         Github {
-            file: from_cwd(&pipeline.path, &pipeline.display),
+            file: from_base(&pipeline.path, &pipeline.display, base),
             text: pipeline.text.clone(),
         }
     }
@@ -42,12 +42,17 @@ impl Github {
     }
 }
 
-/// `path` as a path from the current directory, where a workflow's steps
-/// start; `display` (how messages name it) when it is not under it.
-fn from_cwd(path: &Path, display: &str) -> String {
+/// `path` (relative ones from the current directory) as a path from
+/// `base`, the workspace, as the run directory's path was resolved
+/// (symlinks); `display` (how messages name it) when it is not under it.
+fn from_base(path: &Path, display: &str, base: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .map_or_else(|_| display.to_string(), |p| p.display().to_string())
+    let path = cwd.join(path);
+    let real = std::fs::canonicalize(base).ok();
+    std::iter::once(base)
+        .chain(real.as_deref())
+        .find_map(|base| path.strip_prefix(base).ok())
+        .map_or_else(|| display.to_string(), |p| p.display().to_string())
 }
 
 /// The `::error` line of a build that ended in `error` before or instead
@@ -57,7 +62,7 @@ fn from_cwd(path: &Path, display: &str) -> String {
 /// interrupt). `pipeline`: the pipeline file's path and how messages name
 /// it, once known; a message that starts `DISPLAY:LINE:COL: ` points the
 /// line there, the rest of its first line and its hints the message.
-pub fn refused(error: &Error, pipeline: Option<&(PathBuf, String)>) -> Option<String> {
+pub fn refused(error: &Error, pipeline: Option<&(PathBuf, String)>, base: &Path) -> Option<String> {
     if error.is_silent() || matches!(error, Error::TasksFailed { .. }) {
         return None;
     }
@@ -72,7 +77,7 @@ pub fn refused(error: &Error, pipeline: Option<&(PathBuf, String)>) -> Option<St
         let (line, rest) = rest.split_once(':')?;
         let (col, rest) = rest.split_once(": ")?;
         let at = (line.parse::<usize>().ok()?, col.parse::<usize>().ok()?);
-        Some((from_cwd(path, display), at, rest))
+        Some((from_base(path, display, base), at, rest))
     });
     let mut message = place
         .as_ref()
@@ -142,16 +147,16 @@ mod tests {
         let file = (PathBuf::from("/nowhere/p.toml"), "p.toml".to_string());
         let e = Error::pipeline("p.toml:4:12: bad, really\n  |\n4 | x\n  |   ^").hint("fix it");
         assert_eq!(
-            refused(&e, Some(&file)).unwrap(),
+            refused(&e, Some(&file), Path::new("/elsewhere")).unwrap(),
             "::error file=p.toml,line=4,col=12,title=planexe%3A pipeline error::bad, really%0Ahint: fix it"
         );
         // Another file's message, or none known: no place.
         let e = Error::pipeline("schema.json:1:2: bad");
         assert_eq!(
-            refused(&e, Some(&file)).unwrap(),
+            refused(&e, Some(&file), Path::new("/elsewhere")).unwrap(),
             "::error title=planexe%3A pipeline error::schema.json:1:2: bad"
         );
-        assert!(refused(&Error::NotUpToDate, Some(&file)).is_none());
-        assert!(refused(&Error::Interrupted, None).is_none());
+        assert!(refused(&Error::NotUpToDate, Some(&file), Path::new("/")).is_none());
+        assert!(refused(&Error::Interrupted, None, Path::new("/")).is_none());
     }
 }

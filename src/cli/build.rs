@@ -47,7 +47,7 @@ pub fn build(
     let result = build_located(cli, ctx, args, jobserver, printer, &mut pipeline);
     if let Err(e) = &result {
         if ctx.github_annotations(args.annotations) {
-            if let Some(line) = annotate::refused(e, pipeline.as_ref()) {
+            if let Some(line) = annotate::refused(e, pipeline.as_ref(), &ctx.annotation_base()) {
                 printer.data(&line);
             }
         }
@@ -164,7 +164,7 @@ fn build_located(
     let env = ctx.scrubbing_env();
     let annotations = ctx
         .github_annotations(args.annotations)
-        .then(|| Github::new(&session.pipeline));
+        .then(|| Github::new(&session.pipeline, &ctx.annotation_base()));
     let terminal = Terminal {
         printer: Mutex::new(printer),
         annotations,

@@ -66,6 +66,9 @@ pub struct Context {
     color: ColorArg,
     /// `$GITHUB_ACTIONS` is `true`.
     github_actions: bool,
+    /// `$GITHUB_WORKSPACE`, when set and absolute: what GitHub reads an
+    /// annotation's file from, whatever folder a step runs in.
+    github_workspace: Option<PathBuf>,
     /// `$MAKEFLAGS`: planexe run by a recipe of make.
     makeflags: Makeflags,
 }
@@ -95,6 +98,9 @@ impl Context {
             dumb_term: std::env::var_os("TERM").is_none_or(|t| t.is_empty() || t == "dumb"),
             color: ColorArg::Auto,
             github_actions: env.get("GITHUB_ACTIONS") == Some("true"),
+            github_workspace: std::env::var_os("GITHUB_WORKSPACE")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute()),
             makeflags: Makeflags::parse(env.get("MAKEFLAGS").unwrap_or_default()),
             env,
         }
@@ -195,6 +201,15 @@ impl Context {
     pub fn stderr_live(&self) -> bool {
         use std::io::IsTerminal;
         std::io::stderr().is_terminal() && !self.dumb_term
+    }
+
+    /// The folder an annotation's file is named from: the workspace
+    /// (`$GITHUB_WORKSPACE`, which GitHub reads it from even when a step
+    /// runs in a folder of its own), else the current directory.
+    pub fn annotation_base(&self) -> PathBuf {
+        self.github_workspace
+            .clone()
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default())
     }
 
     /// Whether a build prints GitHub annotations: `--annotations` (`flag`),

@@ -257,6 +257,7 @@ fn annotations_github_points_a_broken_pipeline_at_its_line_and_column() {
         ])
         .current_dir(p.root().parent().unwrap())
         .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_WORKSPACE")
         .env_remove("MAKEFLAGS")
         .env_remove("PLANEXE_PIPELINE")
         .output()
@@ -286,6 +287,56 @@ fn annotations_github_points_a_broken_pipeline_at_its_line_and_column() {
     let run = p.build();
     run.code(2);
     assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn annotations_name_the_pipeline_from_the_workspace_when_a_step_runs_in_a_folder() {
+    // A step with `working-directory: sub` (or `make -C sub`): GitHub reads
+    // `file` from $GITHUB_WORKSPACE, not from the step's folder.
+    let p = Project::new("");
+    p.write("sub/pipeline.toml", FAILS);
+    let sub = p.path("sub");
+    let run = |args: &[&str], workspace: Option<&std::path::Path>| {
+        let mut command = p.command(args);
+        command.current_dir(&sub).env("GITHUB_ACTIONS", "true");
+        if let Some(w) = workspace {
+            command.env("GITHUB_WORKSPACE", w);
+        }
+        command.output().unwrap()
+    };
+    let out = run(&["build"], Some(p.root()));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("::error file=sub/pipeline.toml,line=6,title=planexe%3A bad failed::"),
+        "{stdout}"
+    );
+    // The same from the workspace with -C, and for a refused pipeline.
+    let out = p
+        .command(&["-C", "sub", "build"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_WORKSPACE", p.root())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("::error file=sub/pipeline.toml,line=6,")
+    );
+    p.write("sub/pipeline.toml", &format!("{FAILS}nope = 1\n"));
+    let out = run(&["build", "-q"], Some(p.root()));
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(
+            "::error file=sub/pipeline.toml,line=9,col=1,title=planexe%3A pipeline error::"
+        ),
+        "{out:?}"
+    );
+    // Without a workspace (not on GitHub), from the current directory.
+    let out = run(&["build", "-q"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("::error file=pipeline.toml,line=9,col=1,"),
+        "{out:?}"
+    );
 }
 
 /// Whether a build's stderr (a pipe) has ANSI escapes, with these

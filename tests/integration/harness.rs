@@ -175,6 +175,7 @@ impl Project {
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_WORKSPACE")
             // A suite run from a recipe of make must not make every build
             // a dry run, nor share make's job slots.
             .env_remove("MAKEFLAGS")
