@@ -90,3 +90,47 @@ command = "cat names.json per/*.md > all.txt 2>/dev/null; true"
     );
     assert_eq!(w.stop(), 130);
 }
+
+/// An item added to a fan-out's list whose instance's input does not
+/// exist yet (`data/c.txt`) makes the pipeline fail to resolve; making
+/// that input is the fix, and builds. The watch used to look, meanwhile,
+/// at the input's template (`data/{{ key }}.txt`) as a path of its own, so
+/// making `data/c.txt` started nothing until something else changed.
+#[test]
+fn making_the_missing_input_of_a_new_fanout_instance_builds() {
+    let p = project(
+        r#"
+[tasks.per]
+foreach = { file = "names.json", key = "id" }
+inputs = ["data/{{ key }}.txt"]
+outputs = ["per/{{ key }}.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    let mut w = Watcher::start(&p, &[]);
+    assert_eq!(started(&w.seen), ["per[a]", "per[b]"], "{:?}", w.seen);
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}, {"id": "c"}]"#);
+    let lines = w.expect("watch: names.json changed");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("data/c.txt") && l.contains("does not exist")),
+        "{lines:?}"
+    );
+    assert!(lines
+        .last()
+        .unwrap()
+        .ends_with("not built; waiting for a change that fixes it"));
+
+    p.write("data/c.txt", "gamma\n");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["per[c]"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: data/c.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("per/c.txt"), "gamma\n");
+    assert_eq!(w.stop(), 130);
+}

@@ -124,15 +124,19 @@ impl WatchSet {
     /// outputs, prompt and schema files, list files), so the change that
     /// fixes it is seen, most often the missing input made. A glob input
     /// is a pattern, and the folder before its first glob character a
-    /// source.
+    /// source. A fan-out's input (`data/{{ key }}.txt`) is a pattern too,
+    /// each of its templates any name (`data/*.txt`): the input of an
+    /// instance that does not exist yet (`data/d.txt`, for an item just
+    /// added to the list) is one it matches.
     pub fn named(root: &Path, pipeline: &Pipeline) -> WatchSet {
         let mut sources = vec![pipeline.path.to_string_lossy().into_owned()];
         let mut outputs = Vec::new();
         let mut walked = Vec::new();
         for def in pipeline.def.tasks.values() {
             for input in &def.inputs {
-                walked.extend(glob_folder(input.get_ref()));
-                sources.push(input.get_ref().clone());
+                let input = any_instance(input.get_ref());
+                walked.extend(glob_folder(&input));
+                sources.push(input);
             }
             outputs.extend(def.outputs.iter().map(|o| o.get_ref().clone()));
             for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
@@ -362,6 +366,35 @@ fn is_pattern(path: &str) -> bool {
     path.contains(['*', '?', '[', '{'])
 }
 
+/// A path with templates (`data/{{ key }}.txt`, a fan-out's) as the
+/// glob pattern its instances' paths match (`data/*.txt`); a path without
+/// one as it is.
+fn any_instance(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(at) = rest.find('{') {
+        let close = match &rest[at..] {
+            r if r.starts_with("{{") => "}}",
+            r if r.starts_with("{%") => "%}",
+            _ => {
+                out.push_str(&rest[..=at]);
+                rest = &rest[at + 1..];
+                continue;
+            }
+        };
+        let Some(end) = rest[at + 2..].find(close) else {
+            break;
+        };
+        out.push_str(&rest[..at]);
+        if !out.ends_with('*') {
+            out.push('*');
+        }
+        rest = &rest[at + 2 + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The folder a glob pattern walks: its part before the first component
 /// with a glob character (`notes` of `notes/*.md`); `None` for a plain
 /// path or a pattern that starts with one.
@@ -489,6 +522,16 @@ mod tests {
         );
         assert_eq!(globbed.classify(&real), Some(Class::Source));
         assert!(!globbed.is_outputs_own(&real));
+    }
+
+    #[test]
+    fn a_fan_outs_template_matches_any_instance() {
+        assert_eq!(any_instance("data/{{ key }}.txt"), "data/*.txt");
+        assert_eq!(any_instance("{{ a }}/{{b}}-{{ c }}.md"), "*/*-*.md");
+        assert_eq!(any_instance("x/{% if a %}y{% endif %}.md"), "x/*y*.md");
+        assert_eq!(any_instance("notes/{a,b}.md"), "notes/{a,b}.md");
+        assert_eq!(any_instance("plan.txt"), "plan.txt");
+        assert_eq!(any_instance("odd/{{ open.txt"), "odd/{{ open.txt");
     }
 
     #[test]
