@@ -197,7 +197,7 @@ pub struct FanoutGroup {
 /// Marks a retired task's rank.
 pub(super) const RETIRED: usize = usize::MAX;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Graph {
     pub name: String,
     pub jobs: Option<usize>,

@@ -134,3 +134,41 @@ command = "cat {inputs} > {outputs}"
     assert_eq!(p.read("per/c.txt"), "gamma\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// The same when the list is a task's output: the fan-out fails when the
+/// build expands it (`data/c.txt` does not exist), and making
+/// `data/c.txt` builds. The watch used to look only at the instances the
+/// last expansion made, so it started nothing.
+#[test]
+fn making_the_missing_input_of_an_instance_a_build_could_not_expand_builds() {
+    let p = project(PIPELINE);
+    let mut w = Watcher::start(&p, &[]);
+    assert_eq!(
+        started(&w.seen),
+        ["list", "per[a]", "per[b]"],
+        "{:?}",
+        w.seen
+    );
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}, {"id": "c"}]"#);
+    let lines = w.expect("watch: names.json changed");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("FAILED per:") && l.contains("data/c.txt")),
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().ends_with("1 failed"), "{lines:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write("data/c.txt", "gamma\n");
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["per[c]"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: data/c.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("per/c.txt"), "gamma\n");
+    assert_eq!(w.stop(), 130);
+}

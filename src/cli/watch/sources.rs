@@ -90,6 +90,7 @@ impl WatchSet {
     ) -> WatchSet {
         let mut outputs = Vec::new();
         let mut sources = Vec::new();
+        let mut templates = Vec::new();
         let tasks = graph
             .tasks()
             .filter(|t| wanted.is_none_or(|w| w.get(t.id).copied().unwrap_or(false)));
@@ -101,7 +102,16 @@ impl WatchSet {
                     .filter(|i| i.producer.is_none())
                     .map(|i| i.path.clone()),
             );
+            // A fan-out still waiting for its list (its expansion failed:
+            // an item's input is missing): what its instances will read,
+            // as patterns, so making the missing input is seen.
+            if task.origin.placeholder.is_some() {
+                templates.extend(instance_inputs(pipeline, &task.origin.def));
+            }
         }
+        let walked_templates: Vec<String> =
+            templates.iter().filter_map(|t| glob_folder(t)).collect();
+        sources.extend(templates);
         // The pipeline file, prompts, schemas, list files, what a glob
         // walked; a list file some task produces is an output.
         sources.extend(
@@ -116,7 +126,7 @@ impl WatchSet {
             .watched(wanted)
             .filter(|p| !is_pattern(p))
             .map(str::to_string);
-        WatchSet::new(root, sources, outputs).walking(walked)
+        WatchSet::new(root, sources, outputs).walking(walked.chain(walked_templates))
     }
 
     /// What a pipeline that parses but does not resolve makes the watch
@@ -364,6 +374,23 @@ impl WatchSet {
 /// Whether a path of the watch set is a glob pattern.
 fn is_pattern(path: &str) -> bool {
     path.contains(['*', '?', '[', '{'])
+}
+
+/// The inputs of fan-out `def`'s instances that depend on their item, as
+/// the patterns they match (`data/*.txt` of `data/{{ key }}.txt`).
+fn instance_inputs(pipeline: &Pipeline, def: &str) -> Vec<String> {
+    let Some((_, def)) = pipeline
+        .def
+        .tasks
+        .iter()
+        .find(|(name, _)| name.get_ref() == def)
+    else {
+        return Vec::new();
+    };
+    (def.inputs.iter())
+        .map(|input| any_instance(input.get_ref()))
+        .filter(|input| is_pattern(input))
+        .collect()
 }
 
 /// A path with templates (`data/{{ key }}.txt`, a fan-out's) as the
