@@ -305,3 +305,46 @@ fn polling_a_removed_folder_watches_its_parent_without_errors() {
     assert!(errors.is_empty(), "{:?}", w.seen);
     assert_eq!(w.stop(), 130);
 }
+
+/// The run directory itself moved away and back: the lines name it by its
+/// path (they used to name it by an empty string: `watch: , plan.txt
+/// changed`).
+#[test]
+fn a_run_directory_moved_away_and_back_is_named_by_its_path() {
+    let p = Project::new("");
+    p.write(
+        "run/pipeline.toml",
+        r#"
+[tasks.outline]
+inputs = ["plan.txt"]
+outputs = ["outline.md"]
+command = "tr a-z A-Z < plan.txt > outline.md"
+"#,
+    );
+    p.write("run/plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &["-C", "run"]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    let run = p.path("run").canonicalize().unwrap();
+    let away = p.path("away");
+    std::fs::rename(&run, &away).unwrap();
+    let lines = w.expect("watch: ");
+    assert!(
+        lines.iter().any(|l| l.contains("it does not exist")),
+        "{lines:?}"
+    );
+    let shown = run.display().to_string();
+    let last = lines.last().unwrap();
+    assert!(last.starts_with(&format!("watch: {shown}")), "{last}");
+    assert!(
+        last.ends_with("not built; waiting for a change that fixes it"),
+        "{last}"
+    );
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    std::fs::rename(&away, &run).unwrap();
+    let lines = w.expect("watch: ");
+    let last = lines.last().unwrap();
+    assert!(last.starts_with(&format!("watch: {shown}")), "{last}");
+    assert!(last.ends_with("ran 0 task(s)"), "{last}");
+    assert_eq!(w.stop(), 130);
+}

@@ -362,12 +362,13 @@ impl WatchSet {
     }
 
     /// `path` as messages show it: relative to the run directory when it
-    /// is inside.
+    /// is inside; the run directory itself (removed, or made again) as
+    /// its full path.
     pub fn show(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        match path.strip_prefix(&self.root) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+            _ => path.display().to_string(),
+        }
     }
 }
 
