@@ -358,10 +358,14 @@ impl Watch<'_> {
             self.ctx.webhook.as_deref(),
         );
         let env = self.ctx.scrubbing_env();
-        // A fan-out's warning comes from every build that expands it.
+        // A fan-out's warning comes from every build that expands it, and
+        // that of a task no longer in the pipeline from every build.
         let warned = &self.warned;
         let shown = |notice: &Notice| match notice {
             Notice::GlobLeavesOut(warning) => warned.fresh(warning),
+            Notice::TaskLeft { task, outputs } => {
+                warned.fresh(&format!("task {task} left: {}", outputs.join(", ")))
+            }
             _ => true,
         };
         let terminal = Terminal {

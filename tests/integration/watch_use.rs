@@ -348,3 +348,30 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     assert!(last.ends_with("ran 0 task(s)"), "{last}");
     assert_eq!(w.stop(), 130);
 }
+
+/// A task taken out of the pipeline whose outputs stay on disk: every
+/// build warns of it, and a watch says it once, not again at each
+/// rebuild (it used to, at every one).
+#[test]
+fn a_task_taken_out_of_the_pipeline_is_warned_of_once_per_watch() {
+    let extra = "\n[tasks.extra]\ninputs = [\"plan.txt\"]\noutputs = [\"extra.txt\"]\ncommand = \"cp plan.txt extra.txt\"\n";
+    let p = Project::new(&format!("{PIPELINE}{extra}"));
+    p.write("plan.txt", "build a house\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write_at("pipeline.toml", PIPELINE, 2_000_000);
+    let lines = w.expect("watch: pipeline.toml changed");
+    let warned = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("warning: task extra is no longer in the pipeline"))
+            .count()
+    };
+    assert_eq!(warned(&lines), 1, "{lines:?}");
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.write_at("plan.txt", "build a shed\n", 3_000_000);
+    let lines = w.expect("watch: plan.txt changed");
+    assert_eq!(started(&lines), ["outline", "report"], "{lines:?}");
+    assert_eq!(warned(&lines), 0, "{lines:?}");
+    assert_eq!(w.stop(), 130);
+}

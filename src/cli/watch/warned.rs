@@ -3,7 +3,9 @@
 //! ([`crate::model::Graph::warnings`]) and those its builds give as they
 //! expand fan-outs ([`crate::exec::Notice::GlobLeavesOut`], given by every
 //! build that expands one, since a watch loads fan-outs whose list a task
-//! makes as placeholders). A warning is said again only when its text
+//! makes as placeholders), and that of a task no longer in the pipeline
+//! whose outputs stay ([`crate::exec::Notice::TaskLeft`], given by every
+//! build). A warning is said again only when its text
 //! changes, or when it comes back after a round that built without it.
 
 use std::sync::Mutex;
