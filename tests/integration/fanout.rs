@@ -536,3 +536,39 @@ fn explain_of_a_fan_out_names_its_instances() {
         .ok()
         .stdout_has("wbs3[a]: up to date");
 }
+
+/// `planexe status` after a build could not expand a fan-out (an item's
+/// input is missing) names it among the failed tasks, with its error. It
+/// used to show the run as failed with no failed task, the fan-out only
+/// as `expands when items.json is built`.
+#[test]
+fn status_shows_a_fanout_that_could_not_expand_as_failed() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["names.json"]
+outputs = ["items.json"]
+command = "cp names.json items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+inputs = ["data/{{ key }}.txt"]
+outputs = ["per/{{ key }}.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}]"#)
+        .write("data/a.txt", "alpha\n");
+    p.build()
+        .code(1)
+        .stderr_has("input `data/b.txt` of task `per[b]` does not exist");
+    let run = p.run(&["status"]);
+    run.code(0)
+        .stdout_has("state    failed")
+        .stdout_has("FAILED (1)\n  per   bad_list: ")
+        .stdout_has("data/b.txt");
+    p.write("data/b.txt", "beta\n");
+    p.build().ok();
+    let run = p.run(&["status"]);
+    assert!(!run.stdout.contains("FAILED"), "{}", run.stdout);
+}

@@ -283,6 +283,16 @@ fn task_line(
                 );
             }
         }
+        // A fan-out whose last build could not expand it (its list is not
+        // what the task says, an item's input is missing): failed, as its
+        // record says, until a build expands it.
+        Some(Reason::AwaitsList(_)) => match store.recorded(run_dir, name) {
+            Recorded::Failed(s) => {
+                line.state = Standing::Failed;
+                line.failure(&s);
+            }
+            _ => line.state = Standing::of(reason, None, running),
+        },
         Some(other) => line.state = Standing::of(Some(other), None, running),
     }
     line
