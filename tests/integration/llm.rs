@@ -600,6 +600,29 @@ fn undefined_template_variables_are_refused_before_the_build() {
     q.build().code(2).stderr_has("unknown model `remote`");
 }
 
+/// `--model` (or `$PLANEXE_MODEL`) names a model of the pipeline even when
+/// no task asks one yet: it used to be taken, and remembered in `run.json`
+/// for every later build, by a pipeline of commands alone.
+#[test]
+fn a_model_override_the_pipeline_does_not_have_is_refused_without_prompt_tasks() {
+    let p = Project::new("[tasks.t]\noutputs = [\"t\"]\ncommand = \"echo t > t\"\n");
+    p.run(&["build", "--model", "nosuch"])
+        .code(2)
+        .stderr_has("unknown model `nosuch` (from --model)")
+        .stderr_has("models are: (none: add a [models.NAME] table)");
+    assert!(!p.exists(".planexe/run.json"));
+    p.command(&["build"])
+        .env("PLANEXE_MODEL", "zz")
+        .output()
+        .map(|o| {
+            assert_eq!(o.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&o.stderr)
+                .contains("unknown model `zz` (from $PLANEXE_MODEL"));
+        })
+        .unwrap();
+    p.build().ok().ran(&["t"]);
+}
+
 #[test]
 fn prompt_changes_rerun_that_task_but_switching_models_does_not() {
     let server = Server::start();

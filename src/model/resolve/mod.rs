@@ -460,6 +460,20 @@ impl Graph {
             advice,
         };
         let mut resolver = Resolver::new(pipeline, run_dir, &graph.models)?;
+        // A model override names a model of the pipeline, whether or not a
+        // task asks one yet: a run must not remember a name it cannot use.
+        if let Some((from, m)) = &graph.model_override {
+            if !resolver.model_index.contains_key(m) {
+                return Err(Error::usage(format!(
+                    "unknown model `{m}` ({})",
+                    graph.advice.hint(&Trouble::ModelOverride { from: *from })
+                ))
+                .hint(format!(
+                    "models are: {}",
+                    models::names(&resolver.model_index)
+                )));
+            }
+        }
         for entry in &entries {
             let id = task::add(&resolver, &mut graph, entry)?;
             graph.listing.push(id);
