@@ -466,3 +466,65 @@ pub struct PlanSource {
     #[arg(long, value_name = "FILE")]
     pub plan_file: Option<PathBuf>,
 }
+
+/// A hint for an option clap refused because it came before the command
+/// (`planexe -q build`, `planexe -j4 build`): it is the command's, so the
+/// hint is the same line with the option moved after the command. `None`
+/// for any other refusal.
+pub fn misplaced_option_hint(args: &[std::ffi::OsString], e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(invalid)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = <Cli as clap::CommandFactory>::command();
+    let command = words
+        .iter()
+        .position(|w| cli.get_subcommands().any(|c| c.get_name() == w))?;
+    // Only an option that command has.
+    let sub = cli.find_subcommand(&words[command])?;
+    let has = sub
+        .get_arguments()
+        .any(|a| match invalid.strip_prefix("--") {
+            Some(long) => a.get_long() == Some(long),
+            None => invalid
+                .strip_prefix('-')
+                .and_then(|s| s.chars().next())
+                .is_some_and(|c| a.get_short() == Some(c)),
+        });
+    if !has {
+        return None;
+    }
+    // `-j4` is refused as `-j`; `--jobs=4` as `--jobs`.
+    let at = words[..command]
+        .iter()
+        .position(|w| w == invalid || (w.starts_with(invalid.as_str()) && !w.starts_with("--")))
+        .or_else(|| {
+            words[..command]
+                .iter()
+                .position(|w| w.starts_with(&format!("{invalid}=")))
+        })?;
+    // The option's value, if it was given apart (`-j 4 build`).
+    let end = if at + 1 < command && !words[at + 1].starts_with('-') {
+        at + 2
+    } else {
+        at + 1
+    };
+    let mut line: Vec<&str> = Vec::new();
+    line.extend(words[..at].iter().map(String::as_str));
+    line.extend(words[end..=command].iter().map(String::as_str));
+    line.extend(words[at..end].iter().map(String::as_str));
+    line.extend(words[command + 1..].iter().map(String::as_str));
+    Some(format!(
+        "`{invalid}` is an option of `planexe {}`: put it after the command, as in `planexe {}`",
+        words[command],
+        line.join(" ")
+    ))
+}

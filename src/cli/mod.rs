@@ -233,11 +233,15 @@ where
     // A Ctrl-C from the very start is either caught (by a build) or takes
     // its default action once the command is known; never lost in between.
     let held = interrupt::hold();
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             drop(held);
             let _ = e.print();
+            if let Some(hint) = args::misplaced_option_hint(&args, &e) {
+                eprintln!("hint: {hint}");
+            }
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };

@@ -1122,3 +1122,21 @@ fn a_webhook_url_from_the_environment_no_event_could_reach_is_refused() {
         }
     }
 }
+
+/// An option of a command given before it (`planexe -q build`) is refused
+/// by the parser with a hint that moves it after the command; an option
+/// the command does not have either gets no such hint.
+#[test]
+fn an_option_before_its_command_gets_the_line_that_works() {
+    let p = Project::new("[tasks.t]\noutputs = [\"t\"]\ncommand = \"echo t > t\"\n");
+    p.run(&["-q", "build"]).code(2).stderr_has(
+        "hint: `-q` is an option of `planexe build`: put it after the command, as in `planexe build -q`",
+    );
+    p.run(&["-j", "4", "build", "t"])
+        .code(2)
+        .stderr_has("as in `planexe build -j 4 t`");
+    let run = p.run(&["-k", "status"]);
+    run.code(2).stderr_has("unexpected argument '-k'");
+    assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(!p.exists(".planexe"));
+}
