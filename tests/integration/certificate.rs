@@ -23,6 +23,8 @@ fn certify(p: &Project) {
 #[test]
 fn a_certified_no_op_still_sees_every_kind_of_change() {
     let p = demo();
+    // A model the override below can name (no task asks one).
+    p.write("pipeline.toml", &format!("{DEMO}\n{OTHER_MODEL}"));
     p.build().ok().ran(&["outline", "report"]);
     certify(&p);
     // Trusted: the next builds say so without the full check.

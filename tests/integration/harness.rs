@@ -267,6 +267,11 @@ after = ["outline"]
 command = "cat {inputs} > {outputs}"
 "#;
 
+/// A model table no task of [`DEMO`] asks: what a model override
+/// (`--model other`, `$PLANEXE_MODEL`) can name in it.
+pub const OTHER_MODEL: &str =
+    "[models.other]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n";
+
 pub fn demo() -> Project {
     let p = Project::new(DEMO);
     p.write("plan.txt", "build a house\n");

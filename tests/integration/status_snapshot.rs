@@ -22,7 +22,11 @@ fn built() -> Project {
     let p = demo();
     p.write(
         "pipeline.toml",
-        &DEMO.replace("outline.md", "out/outline.md"),
+        // With a model a model override can name (no task asks one).
+        &format!(
+            "{}\n{OTHER_MODEL}",
+            DEMO.replace("outline.md", "out/outline.md")
+        ),
     );
     p.build().ok().ran(&["outline", "report"]);
     assert!(p.exists(SNAPSHOT), "a complete build saved no snapshot");
