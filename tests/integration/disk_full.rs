@@ -71,6 +71,18 @@ fn on_tmpfs(size: &str, pipeline: &str) -> Option<Full> {
     })
 }
 
+/// `planexe ARGS` in `p`, its output piped, stopped if the test fails.
+fn in_background(p: &Project, args: &[&str]) -> Background {
+    Background(Some(
+        p.command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run planexe"),
+    ))
+}
+
 /// Fills the disk that holds `path` with a file there (until `ENOSPC`).
 fn fill(path: &Path) {
     let _ = std::fs::write(path, vec![0u8; 4 << 20]);
@@ -108,14 +120,7 @@ fn a_disk_that_fills_mid_build_stops_it_and_the_next_build_resumes() {
     };
     let p = &full.project;
     p.write("hold", "");
-    let build = Background(Some(
-        p.command(&["build"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run planexe"),
-    ));
+    let build = in_background(p, &["build"]);
     wait_for("b to write its output", || p.exists("b.txt"));
     fill(&p.path("filler"));
     p.remove("hold");
@@ -593,14 +598,7 @@ fn answer_on_a_full_disk(cache: Option<&Path>, said: &str) {
     };
     let p = &full.project;
     p.write("plan.txt", "build a shed");
-    let build = Background(Some(
-        p.command(&["build"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run planexe"),
-    ));
+    let build = in_background(p, &["build"]);
     wait_for("the model's call", || !server.requests().is_empty());
     fill(&p.path("filler"));
     let out = build.wait();
@@ -669,14 +667,7 @@ command = "while [ -e hold ]; do sleep 0.01; done; exit 1"
     };
     let p = &full.project;
     p.write("hold", "");
-    let build = Background(Some(
-        p.command(&["build", "-k"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run planexe"),
-    ));
+    let build = in_background(p, &["build", "-k"]);
     wait_for("both tasks to start", || {
         p.exists(".planexe/tasks/one.status") && p.exists(".planexe/tasks/two.status")
     });
