@@ -211,6 +211,11 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub answers: AnswersArgs,
 
+    /// When another planexe works in the run directory, fail at once
+    /// (exit 2) instead of waiting for it to end
+    #[arg(long)]
+    pub no_wait: bool,
+
     /// Also print each failed task as a CI annotation on stdout, pointing
     /// at its line in the pipeline file, and an error that ends the build
     /// (a pipeline file refused: at its line and column) [default: github
@@ -305,6 +310,11 @@ pub struct CleanArgs {
     /// Do not ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
+
+    /// When another planexe works in the run directory, fail at once
+    /// (exit 2) instead of waiting for it to end
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +327,11 @@ pub struct TouchArgs {
     /// (min_bytes, a prompt task's format and schema, the `check` command)
     #[arg(long)]
     pub no_check: bool,
+
+    /// When another planexe works in the run directory, fail at once
+    /// (exit 2) instead of waiting for it to end
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]

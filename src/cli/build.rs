@@ -82,6 +82,7 @@ fn build_located(
         check: args.check.into(),
         answers: answers::answers(&args.answers)?,
         changed: None,
+        wait_for_lock: !args.no_wait,
     };
     if !options.read_only() {
         answers::make_answer_store(&options.answers)?;
@@ -463,6 +464,9 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
         )),
         Notice::Ran(ran) => Note(ran_line(ran, &resume())),
         Notice::StoppedEarly => Note(format!("stopped: no task started; {}", resume())),
+        Notice::WaitingForLock(who) => Note(format!(
+            "waiting: {who}; this build starts when it ends (Ctrl-C stops waiting)"
+        )),
         Notice::Answers(warning)
         | Notice::GlobLeavesOut(warning)
         | Notice::LineLost(warning)

@@ -12,11 +12,11 @@ use crate::error::{Error, Result};
 use crate::exec::clean::{CleanPlan, Selection};
 
 pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> Result<()> {
-    let mut session = super::open(cli, ctx, printer)?;
-    let _lock = if args.dry_run {
-        None
+    let (mut session, _lock) = if args.dry_run {
+        (super::open(cli, ctx, printer)?, None)
     } else {
-        Some(session.run_dir.lock("clean")?)
+        let (session, lock) = super::open_locked(cli, ctx, printer, "clean", args.no_wait)?;
+        (session, Some(lock))
     };
     let selection = if args.all {
         Selection::All

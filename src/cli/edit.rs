@@ -63,8 +63,9 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
         return Ok(());
     }
     if !args.keep.is_empty() {
-        let mut session = super::open(cli, ctx, printer)?;
-        let _lock = session.run_dir.lock("touch")?;
+        // A build started while the user edited: waited for, as the
+        // rebuild below waits.
+        let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", false)?;
         for kept in touch::touch(&mut session, &args.keep, checking)? {
             printer.note(&format!("kept {}", kept.task));
             super::touch::report(&kept, printer);

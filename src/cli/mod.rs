@@ -41,7 +41,8 @@ use crate::exec::{Env, Interrupt};
 use crate::model::{Advice, Lists};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
-use crate::store::CheckMode;
+use crate::store::lock::Lock;
+use crate::store::{CheckMode, RunDir};
 
 /// What the CLI reads from the process, read once: the environment (for
 /// builds, [`Context::env`]) and the variables planexe itself knows. The
@@ -338,6 +339,44 @@ fn open(cli: &Cli, ctx: &Context, printer: &Printer) -> Result<Session> {
         printer.warn(warning);
     }
     Session::open(located, &ctx.model(None), Lists::Present)
+}
+
+/// Opens a session for a command that changes the run directory (`clean`,
+/// `touch`), holding the run directory's lock: taken before the session
+/// reads anything, so that it reads what the last holder left; waited for
+/// (said once) unless `no_wait`, when another planexe holding it refuses
+/// the command at once.
+fn open_locked(
+    cli: &Cli,
+    ctx: &Context,
+    printer: &Printer,
+    command: &str,
+    no_wait: bool,
+) -> Result<(Session, Lock)> {
+    let location = ctx.location(cli)?;
+    let run_dir = RunDir::open(&location.run_dir)?;
+    let lock = if no_wait {
+        run_dir.lock(command)?
+    } else {
+        let mut said = false;
+        run_dir.lock_waiting(command, &mut |who| {
+            if !said {
+                said = true;
+                printer.note(&format!(
+                    "waiting: {who}; {command} goes on when it ends (Ctrl-C stops waiting)"
+                ));
+            }
+            Ok(())
+        })?
+    };
+    let located = location.locate()?;
+    if let Some(warning) = &located.warning {
+        printer.warn(warning);
+    }
+    Ok((
+        Session::open(located, &ctx.model(None), Lists::Present)?,
+        lock,
+    ))
 }
 
 /// Opens a session for a command that reports on what is stale (`status`,

@@ -11,8 +11,7 @@ use crate::exec::{Env, Interrupt};
 use crate::model::advice;
 
 pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> Result<()> {
-    let mut session = super::open(cli, ctx, printer)?;
-    let _lock = session.run_dir.lock("touch")?;
+    let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", args.no_wait)?;
     let interrupt = Interrupt::signals();
     let env = ctx.scrubbing_env();
     let checking = checking(&env, args.no_check, &interrupt);

@@ -80,6 +80,10 @@ pub enum Notice {
     /// A line of `failures.jsonl` or `usage.jsonl` that could not be
     /// written (a full disk): best effort, but said, once per ledger.
     LineLost(String),
+    /// Another planexe holds the run directory's lock (who, in words:
+    /// `another build (pid N, started 10:02 UTC) is running in this
+    /// directory`): the build waits for it, said once.
+    WaitingForLock(String),
     /// A dry run whose build would be refused before it ran anything (a
     /// model's API key not set, a folder of recorded answers missing):
     /// the refusal and its hint, in one line.

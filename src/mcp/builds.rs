@@ -156,6 +156,10 @@ impl Builds {
             // What it says in its log, which clients read, in the tools'
             // terms (super::advice).
             .arg("--advice=mcp")
+            // The lock was free a moment ago; a command that took it since
+            // refuses this build (in its log) rather than leave it waiting
+            // unseen: the wait tool is how a client waits.
+            .arg("--no-wait")
             .arg("-C")
             .arg(run_dir.root());
         if let Some(model) = &request.model {

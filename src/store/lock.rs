@@ -102,6 +102,16 @@ fn holder(path: &std::path::Path, file: &std::fs::File) -> Option<LockHolder> {
 pub const BUSY: &str =
     "wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`";
 
+/// Told who holds the lock before each pause of a wait
+/// ([`RunDir::lock_waiting`]); its error ends the wait.
+pub type Waiting<'a> = &'a mut dyn FnMut(&str) -> Result<()>;
+
+/// The first pause of a wait for the lock ([`RunDir::lock_waiting`]); each
+/// next one doubles, up to [`WAIT_MOST`], so a lock let go is taken within
+/// a fifth of a second, and a long wait costs five looks a second.
+const WAIT_FIRST: std::time::Duration = std::time::Duration::from_millis(10);
+const WAIT_MOST: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Held while a command works in a run directory; released on drop.
 #[derive(Debug)]
 pub struct Lock {
@@ -150,35 +160,73 @@ impl RunDir {
     /// a command removes the up-to-date certificate when it is about to
     /// change the state ([`RunDir::remove_certificate`]).
     pub fn lock(&self, command: &str) -> Result<Lock> {
+        self.take_lock(command, None)
+    }
+
+    /// Takes the run directory's lock for `command`, waiting while another
+    /// planexe holds it, as cargo waits for its build directory: two
+    /// recipes of one run under `make -j` build one after the other.
+    /// `waiting` is called with who holds it (`another build (pid N,
+    /// started 10:02 UTC) is running in this directory`) before each pause
+    /// of the wait; its error ends the wait (an interrupt). A holder this
+    /// process descends from (a task's command running planexe in its own
+    /// build's run directory) is refused at once: it would wait forever.
+    pub fn lock_waiting(&self, command: &str, waiting: Waiting) -> Result<Lock> {
+        self.take_lock(command, Some(waiting))
+    }
+
+    fn take_lock(&self, command: &str, mut waiting: Option<Waiting>) -> Result<Lock> {
         fs_err::create_dir_all(self.state_dir()).map_err(|e| self.unwritable(e.into()))?;
         let path = self.lock_path();
         let mut file = files::open_update(&path).map_err(|e| self.unwritable(e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let who = match holder(&path, &file) {
-                    Some(h) => {
-                        let started = h
-                            .started_at
-                            .parse::<jiff::Timestamp>()
-                            .map(|t| t.strftime("%H:%M UTC").to_string())
-                            .unwrap_or(h.started_at);
-                        format!(
-                            "another {} (pid {}, started {started}) is running in this directory",
-                            h.command, h.pid
-                        )
+        let mut pause = WAIT_FIRST;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let holder = holder(&path, &file);
+                    let who = match &holder {
+                        Some(h) => {
+                            let started = h
+                                .started_at
+                                .parse::<jiff::Timestamp>()
+                                .map(|t| t.strftime("%H:%M UTC").to_string())
+                                .unwrap_or_else(|_| h.started_at.clone());
+                            format!(
+                                "another {} (pid {}, started {started}) is running in this directory",
+                                h.command, h.pid
+                            )
+                        }
+                        None => "another planexe is running in this directory".to_string(),
+                    };
+                    let Some(waiting) = waiting.as_mut() else {
+                        return Err(
+                            Error::usage(format!("{who} ({})", self.root().display())).hint(BUSY)
+                        );
+                    };
+                    // A holder named by the kernel has no host; one on
+                    // another host (a shared mount) is no ancestor.
+                    let here = |h: &LockHolder| h.host.is_empty() || h.host == hostname();
+                    if let Some(h) = holder.filter(|h| here(h) && process::is_ancestor(h.pid)) {
+                        return Err(Error::usage(format!(
+                            "{who} ({}), and this planexe was started by it: waiting for its lock would wait forever",
+                            self.root().display()
+                        ))
+                        .hint(format!(
+                            "a task's command cannot run `planexe {command}` in the run directory of the build that runs it (pid {}): give it a run directory of its own (-C DIR)",
+                            h.pid
+                        )));
                     }
-                    None => "another planexe is running in this directory".to_string(),
-                };
-                return Err(Error::usage(format!("{who} ({})", self.root().display())).hint(BUSY));
+                    waiting(&who)?;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(WAIT_MOST);
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(&path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io_at(&path, e)),
         }
         let holder = LockHolder {
             pid: std::process::id(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
+            host: hostname(),
             started_at: crate::clock::now_rfc3339(),
             command: command.to_string(),
         };
@@ -190,4 +238,11 @@ impl RunDir {
         );
         Ok(Lock { _file: file })
     }
+}
+
+/// This machine's name, as a lock holder writes it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }

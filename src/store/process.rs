@@ -34,6 +34,37 @@ fn state(pid: u32) -> Option<char> {
         .next()
 }
 
+/// Whether process `pid` is this process's parent, or its parent's, and
+/// so on up to init.
+pub fn is_ancestor(pid: u32) -> bool {
+    let mut at = std::os::unix::process::parent_id();
+    // A chain of parents ends at init (1) or the kernel (0); the bound
+    // keeps a /proc that says something odd from looping.
+    for _ in 0..4096 {
+        if at == pid {
+            return true;
+        }
+        if at <= 1 {
+            return false;
+        }
+        match parent(at) {
+            Some(p) => at = p,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The parent of process `pid` (field 4 of `/proc/PID/stat`).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// When the process started: the boot time plus its start in clock ticks
 /// after boot (field 22 of `/proc/PID/stat`).
 pub fn start_time(pid: u32) -> Option<SystemTime> {
@@ -127,6 +158,19 @@ mod tests {
         assert_eq!(super::lock_holder(meta.dev(), meta.ino()), Some(me));
         assert!(super::holds_lock(me, meta.dev(), meta.ino()));
         assert!(!super::holds_lock(me + 1, meta.dev(), meta.ino()));
+    }
+
+    #[test]
+    fn a_parent_is_an_ancestor_and_a_child_is_not() {
+        assert!(super::is_ancestor(std::os::unix::process::parent_id()));
+        assert!(!super::is_ancestor(std::process::id()));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(!super::is_ancestor(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -70,7 +70,9 @@ fn build_other_meanwhile(p: &Project) {
             .is_ok_and(|j| j.contains("{\"spawned\":[\"slow\","))
     });
     // Another build started now, without waiting, is refused at once.
-    p.build().code(2).stderr_has("another build (pid");
+    p.run(&["build", "--no-wait"])
+        .code(2)
+        .stderr_has("another build (pid");
     p.remove("hold");
     let out = other.wait();
     assert_eq!(out.status.code(), Some(0), "{out:?}");

@@ -144,7 +144,7 @@ fn the_lock_names_its_holder_and_dies_with_it() {
         .spawn()
         .unwrap();
     wait_for("the condition", || p.exists("started"));
-    let run = p.build();
+    let run = p.run(&["build", "--no-wait"]);
     run.code(2)
         .stderr_has(&format!("another build (pid {}, started ", child.id()))
         .stderr_has("is running in this directory");
@@ -418,7 +418,7 @@ fn the_lock_names_a_holder_that_has_not_written_its_name_yet() {
             .is_ok_and(|l| l.contains(&format!(" {} ", holder.id())))
     });
     p.write_at("plan.txt", "a different house\n", 2_000_000);
-    p.build()
+    p.run(&["build", "--no-wait"])
         .code(2)
         .stderr_has(&format!("(pid {}, started ", holder.id()))
         .stderr_has("flock");

@@ -359,7 +359,8 @@ fn two_builds_in_one_run_directory_do_not_overlap() {
         .spawn()
         .unwrap();
     wait_for("the task to start", || p.exists("started"));
-    let run = p.build();
+    // `--no-wait` refuses at once (a plain build waits: lock_queue.rs).
+    let run = p.run(&["build", "--no-wait"]);
     run.code(2).stderr_has("another build (pid");
     // SAFETY: stopping the child we spawned.
     unsafe {

@@ -70,6 +70,10 @@ pub struct BuildOptions {
     /// certificate found ([`certified`]): only the tasks these changes
     /// reach are checked; the certificate vouches for every other.
     pub changed: Option<Changes>,
+    /// When another planexe holds the run directory's lock: wait for it
+    /// (saying so once, [`Notice::WaitingForLock`]; an interrupt ends the
+    /// wait) rather than be refused at once.
+    pub wait_for_lock: bool,
 }
 
 impl BuildOptions {
@@ -176,6 +180,23 @@ impl Build<'_> {
         }
         let _lock = if read_only {
             None
+        } else if self.options.wait_for_lock {
+            let mut said = false;
+            let waited = session.run_dir.lock_waiting("build", &mut |who| {
+                if self.interrupt.requested() {
+                    return Err(Error::Interrupted);
+                }
+                if !said {
+                    said = true;
+                    self.observer
+                        .notice(&Notice::WaitingForLock(who.to_string()));
+                }
+                Ok(())
+            });
+            match waited {
+                Err(Error::Interrupted) => return self.stopped_early().ok_or(Error::Interrupted),
+                waited => Some(waited?),
+            }
         } else {
             // Busy: what to do, in the door's words.
             Some(session.run_dir.lock("build").map_err(|e| match e {

@@ -236,14 +236,15 @@ command = "touch started; while [ ! -f go ]; do sleep 0.02; done; cp plan.txt sl
         .spawn()
         .unwrap();
     wait_for("slow to start", || p.exists("r/started"));
-    p.run(&["build", "-C", "r", "--advice=mcp"])
+    // As the server starts its builds: `--no-wait`.
+    p.run(&["build", "-C", "r", "--advice=mcp", "--no-wait"])
         .code(2)
         .stderr_has("is running in this directory")
         .stderr_has(
             "hint: wait for it to end (the wait tool; status works meanwhile), or stop a build \
              with the stop tool, then call the build tool again",
         );
-    p.run(&["build", "-C", "r"])
+    p.run(&["build", "-C", "r", "--no-wait"])
         .code(2)
         .stderr_has("hint: wait for it (`planexe status` works meanwhile)");
     p.write("r/go", "");
