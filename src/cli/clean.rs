@@ -12,7 +12,15 @@ use crate::error::{Error, Result};
 use crate::exec::clean::{CleanPlan, Selection};
 
 pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> Result<()> {
-    let (mut session, _lock) = if args.dry_run {
+    // A `+` recipe runs under `make -n`: it lists, as `--dry-run`.
+    let make = ctx.makeflags().changes_nothing();
+    if let Some(flag) = make.filter(|_| !args.dry_run) {
+        printer.note(&format!(
+            "{flag}: planexe clean deletes nothing; it lists what it would delete"
+        ));
+    }
+    let dry_run = args.dry_run || make.is_some();
+    let (mut session, _lock) = if dry_run {
         (super::open(cli, ctx, printer)?, None)
     } else {
         let (session, lock) = super::open_locked(cli, ctx, printer, "clean", args.no_wait)?;
@@ -31,7 +39,7 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
     // are nothing the user asked about.
     if plan.files.is_empty() {
         printer.note("nothing to clean");
-        if !args.dry_run {
+        if !dry_run {
             plan.apply(&mut session)?;
         }
         return Ok(());
@@ -39,7 +47,7 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
     for (shown, _) in &plan.files {
         printer.data(shown);
     }
-    if args.dry_run {
+    if dry_run {
         printer.note(&format!("would delete {}", count(&plan)));
         return Ok(());
     }

@@ -11,6 +11,20 @@ use crate::exec::{Env, Interrupt};
 use crate::model::advice;
 
 pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> Result<()> {
+    // A `+` recipe runs under `make -n`: it names what it would touch.
+    if let Some(flag) = ctx.makeflags().changes_nothing() {
+        let session = super::open(cli, ctx, printer)?;
+        let tasks = session.graph.tasks_named(&args.tasks)?;
+        let names: Vec<&str> = tasks
+            .iter()
+            .map(|&t| session.graph[t].name.as_str())
+            .collect();
+        printer.note(&format!(
+            "{flag}: planexe touch changes nothing; it would touch {}",
+            names.join(", ")
+        ));
+        return Ok(());
+    }
     let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", args.no_wait)?;
     let interrupt = Interrupt::signals();
     let env = ctx.scrubbing_env();

@@ -49,6 +49,21 @@ pub struct Makeflags {
 }
 
 impl Makeflags {
+    /// The flag of make's that asks its recipes to change nothing (`make
+    /// -n`, `-q` or `-t`, which still run a `+` recipe), as make spells
+    /// it; none when make runs recipes for real.
+    pub fn changes_nothing(&self) -> Option<&'static str> {
+        if self.dry_run {
+            Some("make -n")
+        } else if self.question {
+            Some("make -q")
+        } else if self.touch {
+            Some("make -t")
+        } else {
+            None
+        }
+    }
+
     /// Reads `MAKEFLAGS` as GNU make writes it: its single-letter flags
     /// first, as one word without a dash (`n`, `ks`; empty when there are
     /// none, and the text starts with a space), then long options; the last

@@ -186,3 +186,52 @@ fn a_recipe_may_name_its_target_by_its_absolute_path() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target `/nowhere/s.md`"));
 }
+
+/// A `+` recipe runs under `make -n` (and `-q`, `-t`): `planexe clean` in
+/// one lists what it would delete and deletes nothing, `planexe touch`
+/// names what it would touch and records nothing, as `planexe build`
+/// becomes a dry run. Without the flag, they do their work.
+#[test]
+fn clean_and_touch_in_a_plus_recipe_change_nothing_under_make_n() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        "[tasks.r]\noutputs = [\"r.md\"]\ncommand = \"echo r > r.md\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "all: r.md\nr.md: pipeline.toml\n\t+planexe build\n\
+         clean:\n\t+planexe clean --all -y\n\
+         accept:\n\t+planexe touch r\n\
+         .PHONY: clean accept\n",
+    )
+    .unwrap();
+    assert_eq!(make(dir, &[]).code, 0);
+    let log = std::fs::read(dir.join(".planexe/log")).unwrap();
+    for flag in ["-n", "-q", "-t"] {
+        let dry = make(dir, &[flag, "clean"]);
+        assert!(
+            dry.stderr.contains(&format!(
+                "make {flag}: planexe clean deletes nothing; it lists what it would delete"
+            )),
+            "{}",
+            dry.stderr
+        );
+        assert!(dir.join("r.md").exists(), "make {flag} clean deleted r.md");
+        assert!(dry.stderr.contains("would delete"), "{}", dry.stderr);
+        let dry = make(dir, &[flag, "accept"]);
+        assert!(
+            dry.stderr.contains(&format!(
+                "make {flag}: planexe touch changes nothing; it would touch r"
+            )),
+            "{}",
+            dry.stderr
+        );
+        assert_eq!(std::fs::read(dir.join(".planexe/log")).unwrap(), log);
+    }
+    let real = make(dir, &["clean"]);
+    assert_eq!(real.code, 0, "{}", real.stderr);
+    assert!(!dir.join("r.md").exists());
+}
