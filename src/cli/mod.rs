@@ -389,5 +389,18 @@ fn read(cli: &Cli, ctx: &Context, printer: &Printer, mode: CheckMode) -> Result<
     if let Some(warning) = &located.warning {
         printer.warn(warning);
     }
-    Session::read(located, &ctx.model(None), mode)
+    let session = Session::read(located, &ctx.model(None), mode)?;
+    if let Some(model) = &session.set_aside_model {
+        let models: Vec<&str> = session
+            .graph
+            .models
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        printer.warn(&format!(
+            "this run remembers model `{model}` from an earlier --model, but the pipeline has no [models.{model}] any more: set aside here; a build refuses it until `planexe build --model NAME` chooses another (models are: {})",
+            if models.is_empty() { "none".to_string() } else { models.join(", ") }
+        ));
+    }
+    Ok(session)
 }

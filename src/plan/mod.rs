@@ -15,6 +15,7 @@
 
 pub mod certificate;
 pub mod check;
+mod location;
 pub mod session;
 
 use rayon::prelude::*;

@@ -2,16 +2,18 @@
 //! chosen for it, the resolved graph and the recorded state. Opened from a
 //! [`Location`] that the caller resolved (the CLI from the current
 //! directory, `-C`, `-f` and the environment; a test or a server from
-//! anything), with the [`ModelChoice`] of this invocation.
+//! anything; `location.rs` chooses the file), with the [`ModelChoice`] of
+//! this invocation.
 //!
-//! Which pipeline file: `-f FILE`; else the one this run directory recorded
-//! at its last build (`.planexe/pipeline`); else `$PLANEXE_PIPELINE`; else
-//! `pipeline.toml` in the run directory. A session not named a file whose
-//! run directory records another one by the time it holds the lock (a
-//! build with `-f` ran meanwhile) is refused by [`Session::refresh`]: it
-//! read the run for a pipeline the run no longer uses.
+//! A session not named a file whose run directory records another one by
+//! the time it holds the lock (a build with `-f` ran meanwhile) is refused
+//! by [`Session::refresh`]: it read the run for a pipeline the run no
+//! longer uses.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use super::location::recorded_pipeline;
+pub use super::location::{Located, Location};
 
 use super::certificate::{self, Certificate};
 use super::check::Checker;
@@ -21,140 +23,7 @@ use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
 use crate::store::inflight;
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::rundir::StateMark;
-use crate::store::{files, wrong_kind, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
-
-/// Where an invocation works, as its caller named it.
-#[derive(Debug, Clone, Default)]
-pub struct Location {
-    /// The run directory (absolute, or relative to the current directory).
-    pub run_dir: PathBuf,
-    /// A pipeline file named for this invocation (`-f`): its path and how
-    /// messages show it.
-    pub file: Option<(PathBuf, String)>,
-    /// The pipeline file named by the environment (`$PLANEXE_PIPELINE`).
-    pub env_file: Option<(PathBuf, String)>,
-    /// Whether the run directory was named (`-C`): messages then show the
-    /// default pipeline file with its full path.
-    pub named_dir: bool,
-    /// What to tell the caller's user when the pipeline file cannot be
-    /// used, in its terms (`-f FILE` for the command line).
-    pub advice: Advice,
-}
-
-/// A run directory and the pipeline file chosen for it, not yet read.
-#[derive(Debug)]
-pub struct Located {
-    pub run_dir: RunDir,
-    pub pipeline: PathBuf,
-    /// How messages name the pipeline file.
-    pub display: String,
-    /// Whether the file was named for this invocation (`-f`): then it is
-    /// this invocation's whatever the run directory records.
-    pub named: bool,
-    /// Something to tell the user about the choice.
-    pub warning: Option<String>,
-    /// What to tell the user when the file cannot be used.
-    pub advice: Advice,
-}
-
-impl Location {
-    /// Opens the run directory and chooses its pipeline file, without
-    /// reading it.
-    pub fn locate(&self) -> Result<Located> {
-        let run_dir = RunDir::open(&self.run_dir)?;
-        let (pipeline, display, warning) = self.choose(&run_dir)?;
-        Ok(Located {
-            run_dir,
-            pipeline,
-            display,
-            named: self.file.is_some(),
-            warning,
-            advice: self.advice,
-        })
-    }
-
-    fn choose(&self, run_dir: &RunDir) -> Result<(PathBuf, String, Option<String>)> {
-        if let Some((path, shown)) = &self.file {
-            return Ok((path.clone(), shown.clone(), None));
-        }
-        if let Some(recorded) = recorded_pipeline(run_dir, self.advice)? {
-            if !recorded.exists() {
-                return Err(Error::pipeline(format!(
-                    "this run directory was built with {}, which no longer exists",
-                    recorded.display()
-                ))
-                .hint(self.advice.hint(&Trouble::RecordedGone)));
-            }
-            let warning = self.env_file.as_ref().and_then(|(env, shown)| {
-                let same = std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
-                (!same).then(|| {
-                    format!(
-                        "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={shown}",
-                        recorded.display()
-                    )
-                })
-            });
-            let display = run_dir.show(&recorded);
-            return Ok((recorded, display, warning));
-        }
-        if let Some((path, shown)) = &self.env_file {
-            if !path.exists() {
-                // A file where a folder on its way should be is named, as
-                // for `-f`: "not found" would send the user looking for
-                // the wrong thing.
-                let message = match wrong_kind::blocked(path, Path::new(shown)) {
-                    Some(blocked) => format!(
-                        "cannot read pipeline file {shown} (named by $PLANEXE_PIPELINE): {blocked}"
-                    ),
-                    None => format!("pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"),
-                };
-                return Err(Error::pipeline(message).hint(self.advice.hint(&Trouble::EnvGone)));
-            }
-            return Ok((path.clone(), shown.clone(), None));
-        }
-        let default = run_dir.root().join("pipeline.toml");
-        let display = if self.named_dir {
-            default.display().to_string()
-        } else {
-            "pipeline.toml".to_string()
-        };
-        Ok((default, display, None))
-    }
-}
-
-/// The pipeline file the run directory recorded at its last build, if any.
-/// A record that is not an absolute path in text (damaged, or written by
-/// hand) is an error that says what it holds, and `advice`'s hint.
-fn recorded_pipeline(run_dir: &RunDir, advice: Advice) -> Result<Option<PathBuf>> {
-    let path = run_dir.recorded_pipeline_path();
-    let Ok(bytes) = files::read(&path) else {
-        return Ok(None);
-    };
-    let shown = run_dir.show(&path);
-    let refuse = |what: String| {
-        Error::pipeline(format!(
-            "{shown} should hold the path of the pipeline file this run directory uses, but {what}"
-        ))
-        .hint(advice.hint(&Trouble::RecordBroken { record: &shown }))
-    };
-    let Ok(text) = String::from_utf8(bytes) else {
-        return Err(refuse("it is not text".into()));
-    };
-    let text = text.trim_end_matches(['\n', '\r']);
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    if text.contains(|c: char| c.is_control()) || !text.starts_with('/') {
-        let mut quoted: String = text.escape_debug().take(80).collect();
-        if text.chars().count() > 80 {
-            quoted.push('…');
-        }
-        return Err(refuse(format!(
-            "it holds \"{quoted}\", not an absolute path"
-        )));
-    }
-    Ok(Some(PathBuf::from(text)))
-}
+use crate::store::{files, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// The model override of an invocation: `--model`, else `$PLANEXE_MODEL`,
 /// else the model the run remembers from an earlier `--model`.
@@ -177,6 +46,17 @@ pub use crate::model::ModelSourceKind;
 
 /// The override and where it came from.
 pub type ModelSource = (ModelSourceKind, String);
+
+/// What [`Session::open`] reads beside the state log: the pipeline, the
+/// run record, the model override, the remembered model set aside, the
+/// graph.
+type Loaded = (
+    Pipeline,
+    Option<RunRecord>,
+    Option<ModelSource>,
+    Option<String>,
+    Graph,
+);
 
 /// What [`Session::expand_ready`] leaves to do.
 pub struct Expanded {
@@ -209,6 +89,11 @@ pub struct Session {
     mark: StateMark,
     /// Which `foreach` tasks the graph was resolved to expand.
     lists: Lists,
+    /// The model the run remembers from an earlier `--model` that the
+    /// pipeline no longer has, which a session that only reads
+    /// ([`Session::read`]) resolved without (as `--model` does not, the
+    /// choice of model makes no task stale). A build refuses it.
+    pub set_aside_model: Option<String>,
     /// The plan of every task that [`Session::read`] made of the graph as
     /// it stands, with its check mode: the next [`Session::plan_all`] in
     /// that mode need not check again.
@@ -220,6 +105,18 @@ impl Session {
     /// `foreach` tasks `lists` allows), and loads the recorded state.
     /// Refusals carry `file:line:col` and a hint.
     pub fn open(located: Located, model: &ModelChoice, lists: Lists) -> Result<Session> {
+        Session::open_as(located, model, lists, false)
+    }
+
+    /// [`Session::open`]; `reading`: for a command that only reads, which
+    /// sets aside a model the run remembers that the pipeline no longer
+    /// has ([`Session::set_aside_model`]) rather than refuse it.
+    fn open_as(
+        located: Located,
+        model: &ModelChoice,
+        lists: Lists,
+        reading: bool,
+    ) -> Result<Session> {
         let Located {
             run_dir,
             pipeline: path,
@@ -238,35 +135,42 @@ impl Session {
                 let _t = crate::phases::phase("state log: load");
                 StateStore::load(&run_dir)
             });
-            let loaded =
-                (|| -> Result<(Pipeline, Option<RunRecord>, Option<ModelSource>, Graph)> {
-                    let t = crate::phases::phase("pipeline: parse");
-                    let pipeline = Pipeline::load_with(&path, display, advice)?;
-                    drop(t);
-                    let run = RunRecord::load(&run_dir);
-                    let remembered = run.as_ref().and_then(|r| r.model.clone());
-                    let model_source = match (&model.flag, &model.env, remembered) {
-                        (Some(m), _, _) => Some((ModelSourceKind::Flag, m.clone())),
-                        (None, Some(m), _) => Some((ModelSourceKind::Env, m.clone())),
-                        (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
-                        (None, None, None) => None,
-                    };
-                    let _t = crate::phases::phase("pipeline: resolve");
-                    let graph = Graph::resolve_with(
-                        &pipeline,
-                        &run_dir,
-                        model_source.as_ref().map(|(k, m)| (*k, m.as_str())),
-                        lists,
-                        advice,
-                    )?;
-                    Ok((pipeline, run, model_source, graph))
-                })();
+            let loaded = (|| -> Result<Loaded> {
+                let t = crate::phases::phase("pipeline: parse");
+                let pipeline = Pipeline::load_with(&path, display, advice)?;
+                drop(t);
+                let run = RunRecord::load(&run_dir);
+                let remembered = run.as_ref().and_then(|r| r.model.clone());
+                let model_source = match (&model.flag, &model.env, remembered) {
+                    (Some(m), _, _) => Some((ModelSourceKind::Flag, m.clone())),
+                    (None, Some(m), _) => Some((ModelSourceKind::Env, m.clone())),
+                    (None, None, Some(m)) => Some((ModelSourceKind::Run, m)),
+                    (None, None, None) => None,
+                };
+                let (model_source, set_aside) = match model_source {
+                    Some((ModelSourceKind::Run, m))
+                        if reading && !pipeline.def.models.keys().any(|k| k.get_ref() == &m) =>
+                    {
+                        (None, Some(m))
+                    }
+                    source => (source, None),
+                };
+                let _t = crate::phases::phase("pipeline: resolve");
+                let graph = Graph::resolve_with(
+                    &pipeline,
+                    &run_dir,
+                    model_source.as_ref().map(|(k, m)| (*k, m.as_str())),
+                    lists,
+                    advice,
+                )?;
+                Ok((pipeline, run, model_source, set_aside, graph))
+            })();
             let store = store
                 .join()
                 .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
             (loaded, store)
         });
-        let (pipeline, run, model_source, graph) = loaded?;
+        let (pipeline, run, model_source, set_aside_model, graph) = loaded?;
         let mut store = store?;
         in_flight(&run_dir, run.as_ref(), &mut store);
         Ok(Session {
@@ -281,6 +185,7 @@ impl Session {
             advice,
             mark,
             lists,
+            set_aside_model,
             made: Default::default(),
         })
     }
@@ -525,7 +430,7 @@ impl Session {
     /// before it starts ([`Session::expand_ready`]; a fan-out whose list is
     /// to be built is a placeholder), judged in `mode`.
     pub fn read(located: Located, model: &ModelChoice, mode: CheckMode) -> Result<Session> {
-        let mut session = Session::open(located, model, Lists::Unproduced)?;
+        let mut session = Session::open_as(located, model, Lists::Unproduced, true)?;
         if let Some(plan) = session.expand_ready(mode)?.plan {
             *session.made_plan() = Some((mode, plan));
         }

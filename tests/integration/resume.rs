@@ -133,6 +133,44 @@ fn a_model_chosen_with_flag_is_remembered_for_the_run() {
     assert_eq!(models, ["m2", "m2", "m2"]);
 }
 
+/// The model a run remembers, removed from the pipeline since: `status`,
+/// `explain` and `graph` still report on the run (exit 0), saying the
+/// model is set aside; a build (and `build -n`) still refuses it, and
+/// `--model` chooses another.
+#[test]
+fn a_remembered_model_the_pipeline_dropped_is_set_aside_by_what_only_reads() {
+    let server = Server::start();
+    server.default_reply(openai_answer("ok"));
+    let model = |name: &str| {
+        format!(
+            "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m-{name}\"\nstream = false\n",
+            server.url
+        )
+    };
+    let tasks = "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"A\"\nmodel = \"local\"\n";
+    let p = Project::new(&format!("{}{}{tasks}", model("local"), model("other")));
+    p.run(&["build", "--model", "other"]).ok();
+    p.write("pipeline.toml", &format!("{}{tasks}", model("local")));
+    let warning = "warning: this run remembers model `other` from an earlier --model, but the \
+                   pipeline has no [models.other] any more: set aside here; a build \
+                   refuses it until `planexe build --model NAME` chooses another (models are: \
+                   local)";
+    p.run(&["status"]).ok().stderr_has(warning).stdout_has("a");
+    p.run(&["status", "--json"]).ok().stderr_has(warning);
+    p.run(&["explain", "a"]).ok().stderr_has(warning);
+    p.run(&["graph"]).ok().stderr_has(warning);
+    for args in [&["build"][..], &["build", "-n"]] {
+        p.run(args)
+            .code(2)
+            .stderr_has("unknown model `other` (chosen for this run by an earlier --model");
+    }
+    // Another model is no reason to ask again (docs/llm.md): the build
+    // only records the choice.
+    p.run(&["build", "--model", "local"]).ok().ran(&[]);
+    let status = p.run(&["status"]);
+    assert!(!status.stderr.contains("warning"), "{}", status.stderr);
+}
+
 #[test]
 fn the_lock_names_its_holder_and_dies_with_it() {
     let p =

@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 
-use super::super::observer::{ResumeSummary, Unexpanded};
+use super::super::observer::{Notice, ResumeSummary, Unexpanded};
 use super::super::scheduler;
 use super::lists::Fanouts;
 use crate::model::fanout::split_instance;
 use crate::model::{Action, Graph, TaskId};
+use crate::plan::Session;
 use crate::plan::{Plan, Reason};
 use crate::store::run_record::RunRecord;
 use crate::store::{Recorded, StateStore};
@@ -114,4 +115,36 @@ fn done_before<'a>(store: &StateStore, fanouts: impl Iterator<Item = &'a mut Une
             }
         }
     }
+}
+
+/// The tasks whose records the state holds but the pipeline no longer
+/// has (a fan-out's instances aside: their list decides), with the outputs
+/// they made that are still on disk and that no task of the pipeline makes.
+pub(super) fn tasks_left(session: &Session) -> Vec<Notice> {
+    let graph = &session.graph;
+    let mut left = Vec::new();
+    for (name, record) in session.store.records() {
+        if graph.task(name).is_some() {
+            continue;
+        }
+        if crate::model::fanout::split_instance(name)
+            .is_some_and(|(base, _)| graph.fanouts.contains_key(base))
+        {
+            continue;
+        }
+        let outputs: Vec<String> = record
+            .done
+            .iter()
+            .flat_map(|d| d.outputs.keys())
+            .filter(|p| graph.producer(p).is_none() && session.run_dir.path(p).exists())
+            .cloned()
+            .collect();
+        if !outputs.is_empty() {
+            left.push(Notice::TaskLeft {
+                task: name.clone(),
+                outputs,
+            });
+        }
+    }
+    left
 }

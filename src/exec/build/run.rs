@@ -189,7 +189,7 @@ impl Build<'_> {
                 self.say(progress, Notice::ModelFromRun(model.clone()));
             }
         }
-        for notice in tasks_left(session) {
+        for notice in resume::tasks_left(session) {
             self.say(progress, notice);
         }
 
@@ -235,17 +235,26 @@ impl Build<'_> {
 
         if to_run.is_empty() {
             session.store.compact_if_large(&session.run_dir)?;
-            if session.run.is_none() {
-                // A first build of an already complete directory still
-                // starts a run record.
-                run.begin_build(None);
-                run.end_build(
-                    BuildOutcome::Completed,
-                    0,
-                    counts(graph, &plan.wanted, &plan.reasons, None),
-                    None,
-                );
+            // `--model` is remembered for the run even when nothing runs.
+            let remember = match &session.model_source {
+                Some((ModelSourceKind::Flag, m)) if run.model.as_ref() != Some(m) => Some(m),
+                _ => None,
+            };
+            if session.run.is_none() || remember.is_some() {
+                run.model = remember.cloned().or(run.model);
+                if session.run.is_none() {
+                    // A first build of an already complete directory still
+                    // starts a run record.
+                    run.begin_build(None);
+                    run.end_build(
+                        BuildOutcome::Completed,
+                        0,
+                        counts(graph, &plan.wanted, &plan.reasons, None),
+                        None,
+                    );
+                }
                 run.save(&session.run_dir)?;
+                session.run = Some(run.clone());
             }
             self.say(
                 progress,
@@ -539,35 +548,6 @@ impl Build<'_> {
         )
         .map(Some)
     }
-}
-
-fn tasks_left(session: &Session) -> Vec<Notice> {
-    let graph = &session.graph;
-    let mut left = Vec::new();
-    for (name, record) in session.store.records() {
-        if graph.task(name).is_some() {
-            continue;
-        }
-        if crate::model::fanout::split_instance(name)
-            .is_some_and(|(base, _)| graph.fanouts.contains_key(base))
-        {
-            continue;
-        }
-        let outputs: Vec<String> = record
-            .done
-            .iter()
-            .flat_map(|d| d.outputs.keys())
-            .filter(|p| graph.producer(p).is_none() && session.run_dir.path(p).exists())
-            .cloned()
-            .collect();
-        if !outputs.is_empty() {
-            left.push(Notice::TaskLeft {
-                task: name.clone(),
-                outputs,
-            });
-        }
-    }
-    left
 }
 
 /// Task counts for the run record: done are the wanted tasks with nothing

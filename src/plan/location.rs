@@ -1,0 +1,145 @@
+//! Where an invocation works: the run directory its caller named, and the
+//! pipeline file chosen for it ([`Location::locate`]), not yet read.
+//!
+//! Which pipeline file: `-f FILE`; else the one this run directory recorded
+//! at its last build (`.planexe/pipeline`); else `$PLANEXE_PIPELINE`; else
+//! `pipeline.toml` in the run directory.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::model::{Advice, Trouble};
+use crate::store::{files, wrong_kind, RunDir};
+
+/// Where an invocation works, as its caller named it.
+#[derive(Debug, Clone, Default)]
+pub struct Location {
+    /// The run directory (absolute, or relative to the current directory).
+    pub run_dir: PathBuf,
+    /// A pipeline file named for this invocation (`-f`): its path and how
+    /// messages show it.
+    pub file: Option<(PathBuf, String)>,
+    /// The pipeline file named by the environment (`$PLANEXE_PIPELINE`).
+    pub env_file: Option<(PathBuf, String)>,
+    /// Whether the run directory was named (`-C`): messages then show the
+    /// default pipeline file with its full path.
+    pub named_dir: bool,
+    /// What to tell the caller's user when the pipeline file cannot be
+    /// used, in its terms (`-f FILE` for the command line).
+    pub advice: Advice,
+}
+
+/// A run directory and the pipeline file chosen for it, not yet read.
+#[derive(Debug)]
+pub struct Located {
+    pub run_dir: RunDir,
+    pub pipeline: PathBuf,
+    /// How messages name the pipeline file.
+    pub display: String,
+    /// Whether the file was named for this invocation (`-f`): then it is
+    /// this invocation's whatever the run directory records.
+    pub named: bool,
+    /// Something to tell the user about the choice.
+    pub warning: Option<String>,
+    /// What to tell the user when the file cannot be used.
+    pub advice: Advice,
+}
+
+impl Location {
+    /// Opens the run directory and chooses its pipeline file, without
+    /// reading it.
+    pub fn locate(&self) -> Result<Located> {
+        let run_dir = RunDir::open(&self.run_dir)?;
+        let (pipeline, display, warning) = self.choose(&run_dir)?;
+        Ok(Located {
+            run_dir,
+            pipeline,
+            display,
+            named: self.file.is_some(),
+            warning,
+            advice: self.advice,
+        })
+    }
+
+    fn choose(&self, run_dir: &RunDir) -> Result<(PathBuf, String, Option<String>)> {
+        if let Some((path, shown)) = &self.file {
+            return Ok((path.clone(), shown.clone(), None));
+        }
+        if let Some(recorded) = recorded_pipeline(run_dir, self.advice)? {
+            if !recorded.exists() {
+                return Err(Error::pipeline(format!(
+                    "this run directory was built with {}, which no longer exists",
+                    recorded.display()
+                ))
+                .hint(self.advice.hint(&Trouble::RecordedGone)));
+            }
+            let warning = self.env_file.as_ref().and_then(|(env, shown)| {
+                let same = std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
+                (!same).then(|| {
+                    format!(
+                        "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={shown}",
+                        recorded.display()
+                    )
+                })
+            });
+            let display = run_dir.show(&recorded);
+            return Ok((recorded, display, warning));
+        }
+        if let Some((path, shown)) = &self.env_file {
+            if !path.exists() {
+                // A file where a folder on its way should be is named, as
+                // for `-f`: "not found" would send the user looking for
+                // the wrong thing.
+                let message = match wrong_kind::blocked(path, Path::new(shown)) {
+                    Some(blocked) => format!(
+                        "cannot read pipeline file {shown} (named by $PLANEXE_PIPELINE): {blocked}"
+                    ),
+                    None => format!("pipeline file {shown} (named by $PLANEXE_PIPELINE) not found"),
+                };
+                return Err(Error::pipeline(message).hint(self.advice.hint(&Trouble::EnvGone)));
+            }
+            return Ok((path.clone(), shown.clone(), None));
+        }
+        let default = run_dir.root().join("pipeline.toml");
+        let display = if self.named_dir {
+            default.display().to_string()
+        } else {
+            "pipeline.toml".to_string()
+        };
+        Ok((default, display, None))
+    }
+}
+
+/// The pipeline file the run directory recorded at its last build, if any.
+/// A record that is not an absolute path in text (damaged, or written by
+/// hand) is an error that says what it holds, and `advice`'s hint.
+pub(super) fn recorded_pipeline(run_dir: &RunDir, advice: Advice) -> Result<Option<PathBuf>> {
+    let path = run_dir.recorded_pipeline_path();
+    let Ok(bytes) = files::read(&path) else {
+        return Ok(None);
+    };
+    let shown = run_dir.show(&path);
+    let refuse = |what: String| {
+        Error::pipeline(format!(
+            "{shown} should hold the path of the pipeline file this run directory uses, but {what}"
+        ))
+        .hint(advice.hint(&Trouble::RecordBroken { record: &shown }))
+    };
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Err(refuse("it is not text".into()));
+    };
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    if text.contains(|c: char| c.is_control()) || !text.starts_with('/') {
+        let mut quoted: String = text.escape_debug().take(80).collect();
+        if text.chars().count() > 80 {
+            quoted.push('…');
+        }
+        return Err(refuse(format!(
+            "it holds \"{quoted}\", not an absolute path"
+        )));
+    }
+    Ok(Some(PathBuf::from(text)))
+}
