@@ -118,6 +118,17 @@ pub struct Lock {
     _file: std::fs::File,
 }
 
+/// How [`RunDir::lock`]'s refusal of a run directory whose `.planexe/`
+/// cannot be made or written begins ([`is_unwritable`]).
+const UNWRITABLE: &str = "cannot record the state of run directory";
+
+/// Whether `e` is [`RunDir::lock`]'s refusal of a run directory whose
+/// `.planexe/` cannot be made or written (a build with nothing to do needs
+/// no lock there).
+pub fn is_unwritable(e: &Error) -> bool {
+    matches!(e, Error::Usage { message, .. } if message.starts_with(UNWRITABLE))
+}
+
 /// Whether `e` is [`RunDir::lock`]'s refusal because another command
 /// holds the lock (which a door rewords in its own terms).
 pub fn is_busy(e: &Error) -> bool {
@@ -137,7 +148,7 @@ impl RunDir {
                 ) =>
             {
                 Error::usage(format!(
-                    "cannot record the state of run directory {}: {io}",
+                    "{UNWRITABLE} {}: {io}",
                     self.root().display()
                 ))
                 .hint(format!(

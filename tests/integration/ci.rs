@@ -534,3 +534,50 @@ fn a_read_only_checkout_is_refused_with_what_to_do_and_questions_still_answer() 
         .stdout_has("fine: never built");
     read_only(&p, &["status"]).unwrap().code(0);
 }
+
+/// A run directory built, then made read-only (a CI cache, a checkout): a
+/// build with nothing to do needs no lock there and succeeds, with targets
+/// or without, through the certificate or the full check; one with
+/// something to do is refused with what to do, and `-B` always is.
+#[test]
+fn an_up_to_date_read_only_run_builds_any_target_with_nothing_to_do() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"in.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cp in.txt a.txt\"\n\
+         [tasks.b]\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\ncommand = \"cp a.txt b.txt\"\n",
+    );
+    p.write("in.txt", "x\n");
+    p.build().ok().ran(&["a", "b"]);
+    let Some(run) = read_only(&p, &["build"]) else {
+        eprintln!("skipped: cannot make a read-only mount here");
+        return;
+    };
+    run.ok().stderr_has("nothing to do: 2 task(s) up to date");
+    read_only(&p, &["build", "a"])
+        .unwrap()
+        .ok()
+        .stderr_has("nothing to do: 1 task(s) up to date");
+    read_only(&p, &["build", &p.path("b.txt").display().to_string()])
+        .unwrap()
+        .ok()
+        .stderr_has("nothing to do: 2 task(s) up to date");
+    // Without the certificate: the full check.
+    p.remove(".planexe/uptodate");
+    read_only(&p, &["build"])
+        .unwrap()
+        .ok()
+        .stderr_has("nothing to do: 2 task(s) up to date");
+    read_only(&p, &["build", "-B", "a"])
+        .unwrap()
+        .code(2)
+        .stderr_has("error: cannot record the state of run directory ");
+    // Something to do: refused, nothing written.
+    p.write_at("in.txt", "y\n", 2_000_000);
+    let log = std::fs::read(p.path(".planexe/log")).unwrap();
+    read_only(&p, &["build", "b"])
+        .unwrap()
+        .code(2)
+        .stderr_has("error: cannot record the state of run directory ")
+        .stderr_has("hint: build, clean and touch record what they do in ");
+    assert_eq!(std::fs::read(p.path(".planexe/log")).unwrap(), log);
+    p.build().ok().ran(&["a", "b"]);
+}

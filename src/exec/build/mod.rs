@@ -36,7 +36,7 @@ use crate::plan::certificate::{self, Certificate, Changes, Judged};
 use crate::plan::session::Located;
 use crate::plan::Session;
 use crate::store::inflight::Inflight;
-use crate::store::lock::BUSY;
+use crate::store::lock::{self, Lock, BUSY};
 use crate::store::CheckMode;
 
 /// The most tasks a build runs at once, whatever `-j` or `[pipeline] jobs`
@@ -106,6 +106,9 @@ pub struct BuildReport {
     pub ran_tasks: bool,
     /// The generation of the up-to-date certificate it wrote, if any.
     pub certified: Option<u64>,
+    /// How many tasks it considered (the targets and what they need, or
+    /// every task), once it planned.
+    pub considered: usize,
 }
 
 impl BuildReport {
@@ -115,6 +118,7 @@ impl BuildReport {
             would_run: Vec::new(),
             ran_tasks: false,
             certified: None,
+            considered: 0,
         }
     }
 
@@ -180,31 +184,15 @@ impl Build<'_> {
         }
         let _lock = if read_only {
             None
-        } else if self.options.wait_for_lock {
-            let mut said = false;
-            let waited = session.run_dir.lock_waiting("build", &mut |who| {
-                if self.interrupt.requested() {
-                    return Err(Error::Interrupted);
-                }
-                if !said {
-                    said = true;
-                    self.observer
-                        .notice(&Notice::WaitingForLock(who.to_string()));
-                }
-                Ok(())
-            });
-            match waited {
-                Err(Error::Interrupted) => return self.stopped_early().ok_or(Error::Interrupted),
-                waited => Some(waited?),
-            }
         } else {
-            // Busy: what to do, in the door's words.
-            Some(session.run_dir.lock("build").map_err(|e| match e {
-                Error::Usage { message, hints } if hints.iter().any(|h| h == BUSY) => {
-                    Error::usage(message).hint(session.advice().hint(&Trouble::Busy))
+            match self.lock(session) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => return self.stopped_early().ok_or(Error::Interrupted),
+                Err(e) if lock::is_unwritable(&e) && !self.options.force => {
+                    return self.unwritable_but_up_to_date(session, e)
                 }
-                e => e,
-            })?)
+                Err(e) => return Err(e),
+            }
         };
         if !read_only {
             // Whatever this build changes, the certificate no longer
@@ -334,6 +322,75 @@ impl Build<'_> {
         let mut report = BuildReport::new();
         report.ended = Ended::Stopped;
         Some(report)
+    }
+
+    /// The run directory's lock for this build: waited for (said once),
+    /// or refused at once in the door's words when the options say not to
+    /// wait. `None`: an interrupt ended the wait.
+    fn lock(&self, session: &Session) -> Result<Option<Lock>> {
+        if !self.options.wait_for_lock {
+            return session
+                .run_dir
+                .lock("build")
+                .map(Some)
+                .map_err(|e| match e {
+                    Error::Usage { message, hints } if hints.iter().any(|h| h == BUSY) => {
+                        Error::usage(message).hint(session.advice().hint(&Trouble::Busy))
+                    }
+                    e => e,
+                });
+        }
+        let mut said = false;
+        let waited = session.run_dir.lock_waiting("build", &mut |who| {
+            if self.interrupt.requested() {
+                return Err(Error::Interrupted);
+            }
+            if !said {
+                said = true;
+                self.observer
+                    .notice(&Notice::WaitingForLock(who.to_string()));
+            }
+            Ok(())
+        });
+        match waited {
+            Err(Error::Interrupted) => Ok(None),
+            waited => waited.map(Some),
+        }
+    }
+
+    /// A run directory planexe cannot write (a read-only checkout or
+    /// mount): a build with nothing to do needs no lock and writes
+    /// nothing, so it succeeds, judged as `-q` judges (targets and all);
+    /// one with something to do is refused with `unwritable`, which says
+    /// what to do.
+    fn unwritable_but_up_to_date(
+        &self,
+        session: &mut Session,
+        unwritable: Error,
+    ) -> Result<BuildReport> {
+        let options = BuildOptions {
+            question: true,
+            dry_run: false,
+            ..self.options.clone()
+        };
+        let report = Build {
+            options: &options,
+            env: self.env,
+            interrupt: self.interrupt,
+            observer: self.observer,
+            executor: self.executor,
+            slots: self.slots,
+        }
+        .run(session)?;
+        match report.ended {
+            Ended::Completed => {
+                self.observer.notice(&Notice::NothingToDo {
+                    tasks: report.considered,
+                });
+                Ok(report)
+            }
+            _ => Err(unwritable),
+        }
     }
 
     /// Tells the observer, noting warnings.

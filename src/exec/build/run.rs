@@ -127,6 +127,7 @@ impl Build<'_> {
             }
         }
         let wanted_count = graph.ids().iter().filter(|&&t| plan.wanted[t]).count();
+        progress.report.considered = wanted_count;
         if options.question {
             if !to_run.is_empty() {
                 progress.report.ended = Ended::NotUpToDate;
