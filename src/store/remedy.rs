@@ -76,7 +76,7 @@ impl ErrorKind {
                 then: Then::Build,
             },
             ErrorKind::BadList => Remedy {
-                change: Some("fix what writes the list file (or the foreach `items` and `key`)"),
+                change: Some("fix what the error names: the list file (or what writes it), the foreach `items` and `key`, or an input an instance reads"),
                 then: Then::Build,
             },
             _ => Remedy {

@@ -566,7 +566,12 @@ command = "cat {inputs} > {outputs}"
     run.code(0)
         .stdout_has("state    failed")
         .stdout_has("FAILED (1)\n  per   bad_list: ")
-        .stdout_has("data/b.txt");
+        .stdout_has("data/b.txt")
+        // What to do covers a missing input too, not only the list.
+        .stdout_has(
+            "hint: fix what the error names: the list file (or what writes it), the foreach \
+             `items` and `key`, or an input an instance reads, then run planexe build",
+        );
     p.write("data/b.txt", "beta\n");
     p.build().ok();
     let run = p.run(&["status"]);
