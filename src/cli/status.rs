@@ -18,7 +18,7 @@ use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::model::pipeline::parse_duration;
 use crate::model::Lists;
 use crate::observe::palette::Paint;
-use crate::observe::status::text::{estimated, held, in_flight};
+use crate::observe::status::text::{cost, estimated, held, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
 use crate::plan::Session;
 use crate::store::record::{with_error_id, with_kind, AttemptRecord, JudgeVerdict};
@@ -154,23 +154,23 @@ fn one_task(detail: &TaskDetail) -> String {
             }
             if let Some(u) = &s.usage {
                 out.push_str(&format!(
-                    "  usage     {} tokens ({} in, {} out{}), ${:.4}\n",
+                    "  usage     {} tokens ({} in, {} out{}), {}\n",
                     u.total_tokens,
                     u.prompt_tokens,
                     u.completion_tokens,
                     estimated(u),
-                    u.cost_usd
+                    cost(u)
                 ));
             }
             if let Some(j) = &s.judge_usage {
                 out.push_str(&format!(
-                    "  judging   {} call(s), {} tokens ({} in, {} out{}), ${:.4}\n",
+                    "  judging   {} call(s), {} tokens ({} in, {} out{}), {}\n",
                     j.calls,
                     j.usage.total_tokens,
                     j.usage.prompt_tokens,
                     j.usage.completion_tokens,
                     estimated(&j.usage),
-                    j.usage.cost_usd
+                    cost(&j.usage)
                 ));
             }
             for a in &s.attempts {

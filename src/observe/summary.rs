@@ -196,7 +196,11 @@ pub fn build(
             outputs: task.outputs.iter().map(|o| o.path.clone()).collect(),
             model: status.and_then(|s| s.model.clone()),
             total_tokens: usage.as_ref().map(|u| u.total_tokens),
-            cost_usd: usage.as_ref().map(|u| u.cost_usd),
+            // Unknown, not free, when no call of it had prices.
+            cost_usd: usage
+                .as_ref()
+                .filter(|u| !u.unpriced || u.cost_usd > 0.0)
+                .map(|u| u.cost_usd),
             tokens_estimated: usage.as_ref().is_some_and(|u| u.tokens_estimated),
             judge_usage,
             error_kind: error.map(|e| e.kind.as_str().to_string()),

@@ -57,6 +57,9 @@ impl<S: AsRef<str>> UsageLine<S> {
             total_tokens: self.total_tokens.unwrap_or(0),
             cost_usd: self.cost_usd.unwrap_or(0.0),
             tokens_estimated: self.tokens_estimated,
+            // A replayed answer cost nothing; a server's answer without
+            // prices cost what is not known.
+            unpriced: self.cost_usd.is_none() && !self.replayed,
         }
     }
 }

@@ -41,6 +41,7 @@ pub mod spare;
 pub mod stamp;
 mod target;
 pub mod untrusted;
+pub mod usage;
 pub mod wrong_kind;
 
 pub use log::{StateStore, TaskRecord};

@@ -31,6 +31,7 @@ fn usage_sums_saturate_and_stay_finite() {
         total_tokens: u64::MAX,
         cost_usd: f64::MAX,
         tokens_estimated: false,
+        unpriced: false,
     };
     sum.add(&Usage {
         prompt_tokens: 5,
@@ -38,8 +39,9 @@ fn usage_sums_saturate_and_stay_finite() {
         total_tokens: 9,
         cost_usd: f64::MAX,
         tokens_estimated: true,
+        unpriced: true,
     });
-    assert!(sum.tokens_estimated);
+    assert!(sum.tokens_estimated && sum.unpriced);
     assert_eq!(sum.prompt_tokens, u64::MAX);
     assert_eq!(sum.completion_tokens, u64::MAX);
     assert_eq!(sum.total_tokens, u64::MAX);

@@ -178,6 +178,59 @@ fn the_tokens_of_failed_calls_are_counted_and_said_to_be_estimated() {
     p.run(&["status"]).ok().stdout_has("estimated");
 }
 
+/// A model without prices: its calls' cost is unknown, not free. Usage
+/// sums say `unpriced`, `status` says `cost unknown (no prices)`, a task
+/// whose calls had no prices has `cost_usd: null` in `summary.json` (as in
+/// `usage.jsonl`); with a priced model beside it, the priced part is summed
+/// and `status` says some calls had none.
+#[test]
+fn calls_of_a_model_without_prices_cost_what_is_unknown_not_nothing() {
+    let server = Server::start();
+    server.default_reply(openai_answer("fine"));
+    let models = format!(
+        "{}{}",
+        model(&server, "local", "stream = false"),
+        model(
+            &server,
+            "paid",
+            "stream = false\ninput_cost_per_mtok = 1000\noutput_cost_per_mtok = 2000"
+        )
+    );
+    let p = project(&models, ASK);
+    p.build().ok();
+    assert_eq!(p.jsonl(".planexe/usage.jsonl")[0]["cost_usd"], Value::Null);
+    assert_eq!(p.status_json("ask")["usage"]["unpriced"], true);
+    let status: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(status["totals"]["unpriced"], true, "{status}");
+    assert_eq!(status["totals"]["cost_usd"], 0.0);
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    assert_eq!(summary["tasks"][0]["cost_usd"], Value::Null, "{summary}");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("18 tokens (11 in, 7 out), cost unknown (no prices), ");
+    // A priced task beside it: its cost is summed, and said to be partial.
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "[pipeline]\nmodel = \"local\"\n\n{models}\n{ASK}[tasks.paid]\noutputs = [\"p.md\"]\nprompt = \"Pay\"\nmodel = \"paid\"\n"
+        ),
+    );
+    p.build().ok().ran(&["paid"]);
+    assert!(p.status_json("paid")["usage"].get("unpriced").is_none());
+    let summary: Value = serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    let paid = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "paid")
+        .unwrap();
+    assert_eq!(paid["cost_usd"], 0.025, "{summary}");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("36 tokens (22 in, 14 out), $0.0250 and calls without prices, ");
+}
+
 #[test]
 fn tokens_a_stream_reported_before_it_broke_are_kept() {
     let server = Server::start();

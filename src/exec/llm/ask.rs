@@ -237,6 +237,7 @@ impl Llm<'_> {
                 total_tokens: tokens.prompt.saturating_add(tokens.completion),
                 cost_usd: cost.unwrap_or(0.0),
                 tokens_estimated: tokens.estimated,
+                unpriced: cost.is_none(),
             };
             result.count_call(&usage, spec.judge);
             let error_id = match &failure {

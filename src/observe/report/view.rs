@@ -15,6 +15,7 @@ use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::model::{Advice, Trouble};
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
+use crate::observe::status::text::cost_in;
 use crate::observe::Standing;
 use crate::store::record::with_kind;
 use crate::store::rundir;
@@ -148,7 +149,7 @@ impl Tokens {
             total: u.total_tokens,
             prompt: u.prompt_tokens,
             completion: u.completion_tokens,
-            cost: money(u.cost_usd),
+            cost: cost_in(u, money),
             estimated: u.tokens_estimated,
         }
     }
@@ -584,7 +585,7 @@ impl<'a> Table<'a> {
             usage: s.tasks.iter().any(|t| t.total_tokens.is_some()),
             rows: rows.collect(),
             tokens: s.usage.total_tokens,
-            cost: money(s.usage.cost_usd),
+            cost: cost_in(&s.usage, money),
         }
     }
 }

@@ -127,6 +127,22 @@ pub fn estimated(usage: &crate::store::Usage) -> &'static str {
     }
 }
 
+/// The cost of `usage` in dollars, as `status` shows it: with no prices
+/// for some of its calls' models, it says so rather than show what is
+/// unknown as free.
+pub fn cost(usage: &crate::store::Usage) -> String {
+    cost_in(usage, |usd| format!("${usd:.4}"))
+}
+
+/// [`cost`], dollars written by `money` (the report has its own places).
+pub fn cost_in(usage: &crate::store::Usage, money: impl Fn(f64) -> String) -> String {
+    match (usage.unpriced, usage.cost_usd) {
+        (false, usd) => money(usd),
+        (true, 0.0) => "cost unknown (no prices)".to_string(),
+        (true, usd) => format!("{} and calls without prices", money(usd)),
+    }
+}
+
 /// How long until an RFC 3339 time, when it is still ahead.
 fn time_left(rfc3339: &str) -> Option<Duration> {
     let then: jiff::Timestamp = rfc3339.parse().ok()?;
@@ -471,27 +487,27 @@ pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
         };
         let _ = writeln!(
             out,
-            "\nmodel calls {} ({} failed{replayed}), {} tokens ({} in, {} out{}), ${:.4}, {} in calls",
+            "\nmodel calls {} ({} failed{replayed}), {} tokens ({} in, {} out{}), {}, {} in calls",
             t.calls,
             t.failed_calls,
             t.usage.total_tokens,
             t.usage.prompt_tokens,
             t.usage.completion_tokens,
             estimated(&t.usage),
-            t.usage.cost_usd,
+            cost(&t.usage),
             short_duration(Duration::from_millis(t.llm_time_ms))
         );
         let j = &t.judge_usage;
         if j.calls > 0 {
             let _ = writeln!(
                 out,
-                "  of which judge calls {}, {} tokens ({} in, {} out{}), ${:.4}",
+                "  of which judge calls {}, {} tokens ({} in, {} out{}), {}",
                 j.calls,
                 j.usage.total_tokens,
                 j.usage.prompt_tokens,
                 j.usage.completion_tokens,
                 estimated(&j.usage),
-                j.usage.cost_usd
+                cost(&j.usage)
             );
         }
     }

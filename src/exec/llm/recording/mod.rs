@@ -303,6 +303,7 @@ impl Llm<'_> {
             total_tokens: prompt.unwrap_or(0).saturating_add(completion.unwrap_or(0)),
             cost_usd: 0.0,
             tokens_estimated: false,
+            unpriced: false,
         };
         result.count(&usage, spec.judge);
         let rejected = judged.as_ref().err();
