@@ -8,15 +8,14 @@ use std::sync::{Mutex, MutexGuard};
 use super::annotate::{self, Github};
 use super::answers;
 use super::args::{AdviceArg, BuildArgs, Cli};
+use super::notices::say;
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::build::{self, Build, BuildOptions, Certified};
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::limits::Wait;
-use crate::exec::observer::{
-    Both, Notice, Observer, Progress, Ran, ResumeSummary, TaskEnd, Unexpanded,
-};
+use crate::exec::observer::{Both, Notice, Observer, Progress, TaskEnd};
 use crate::exec::scheduler::Slots;
 use crate::exec::Interrupt;
 use crate::model::{Advice, Lists, Task, Trouble};
@@ -24,7 +23,7 @@ use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::record::first_line;
 use crate::store::untrusted::printable;
-use crate::store::{ErrorKind, TaskState};
+use crate::store::TaskState;
 
 /// Whether the build changes nothing: `-n`, `-q`, or make's `-n`, `-q`
 /// or `-t` in `MAKEFLAGS`.
@@ -117,6 +116,16 @@ fn build_located(
     };
     let mut location = ctx.location(cli)?;
     location.advice = advice;
+    if !options.read_only() && options.wait_for_lock {
+        let run_dir = crate::store::RunDir::open(&location.run_dir)?;
+        let mut waiting = |who: &str| say(printer, &Notice::WaitingForLock(who.into()), advice);
+        if let Err(e) = super::wait_for_lock(&run_dir, &mut waiting, &|| interrupt.requested()) {
+            if matches!(e, Error::Interrupted) {
+                say(printer, &Notice::StoppedEarly, advice);
+            }
+            return Err(e);
+        }
+    }
     let located = location.locate()?;
     *pipeline = Some((located.pipeline.clone(), located.display.clone()));
     let model = ctx.model(args.model.as_deref());
@@ -378,223 +387,4 @@ impl Observer for Terminal<'_> {
             ),
         );
     }
-}
-
-/// A line for the terminal.
-enum Line {
-    Note(String),
-    Warning(String),
-}
-
-/// Prints what a notice says, saying what to do in `advice`'s words.
-fn say(printer: &mut Printer, notice: &Notice, advice: Advice) {
-    match describe(notice, advice) {
-        Line::Note(text) => printer.note(&text),
-        Line::Warning(text) => printer.warn(&text),
-    }
-}
-
-/// What a notice says, saying what to do in `advice`'s words.
-fn describe(notice: &Notice, advice: Advice) -> Line {
-    use Line::{Note, Warning};
-    let resume = || advice.hint(&Trouble::Failed(ErrorKind::Stopped.remedy(true)));
-    match notice {
-        Notice::StoppedLeftover { task, pid } => Note(format!(
-            "stopped {task} (pid {pid}), left running by a build that crashed"
-        )),
-        Notice::LeftAlone { task, pid, why } => Note(format!(
-            "left pid {pid} alone: a crashed build recorded it for {task}, but {why}"
-        )),
-        Notice::TemporariesRemoved(n) => Note(format!(
-            "removed {n} temporary file(s) left by a build that crashed mid-write"
-        )),
-        Notice::Restored { task, count } => Note(format!(
-            "restored {count} output(s) of {task} from before an interrupted run"
-        )),
-        Notice::InstanceRemoved { task, outputs } => Note(format!(
-            "removed {task} (its item is gone){}",
-            if outputs.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", outputs.join(", "))
-            }
-        )),
-        Notice::UnreadableStatus { path, task } => Warning(format!(
-            "{path} is unreadable; {task} counts as not built and will run"
-        )),
-        Notice::StatusRepaired {
-            path,
-            dry_run: false,
-        } => Warning(format!(
-            "{path} was damaged; rewrote it from the state log"
-        )),
-        Notice::StatusRepaired { path, .. } => Warning(format!(
-            "{path} is damaged; a build rewrites it from the state log"
-        )),
-        Notice::LogDamaged { message } => Warning(message.clone()),
-        Notice::TaskLeft { task, outputs } => Warning(format!(
-            "task {task} is no longer in the pipeline; its outputs stay on disk: {} ({})",
-            outputs.join(", "),
-            advice.hint(&Trouble::TaskLeft { task })
-        )),
-        Notice::Resuming(summary) => Note(resuming(summary)),
-        Notice::DefinitionsChanged(tasks) => Note(format!(
-            "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result",
-            tasks.join(", ")
-        )),
-        Notice::ModelFromRun(model) => Note(format!(
-            "using model {model}, {}",
-            advice.hint(&Trouble::ModelFromRun)
-        )),
-        Notice::EditedKept {
-            task,
-            path,
-            dry_run: true,
-        } => Note(format!(
-            "output {path} of task {task} was edited by hand: it would be kept, and tasks that read it re-run"
-        )),
-        Notice::EditedKept { task, path, .. } => Note(format!(
-            "kept hand-edited {path} (output of {task}); tasks that read it will re-run"
-        )),
-        Notice::NothingToDo { tasks } => Note(format!("nothing to do: {tasks} task(s) up to date")),
-        Notice::Expanded {
-            task, instances, ..
-        } => Note(format!(
-            "expanded {task}: {instances} instance(s), as its list now says"
-        )),
-        Notice::Ran(ran) => Note(ran_line(ran, &resume())),
-        Notice::StoppedEarly => Note(format!("stopped: no task started; {}", resume())),
-        Notice::WaitingForLock(who) => Note(format!(
-            "waiting: {who}; this build starts when it ends (Ctrl-C stops waiting)"
-        )),
-        Notice::Answers(warning)
-        | Notice::GlobLeavesOut(warning)
-        | Notice::LineLost(warning)
-        | Notice::WouldBeRefused(warning) => Warning(warning.clone()),
-    }
-}
-
-/// `resuming run 2026-03-06T19:47Z: 23 done, 1 failed (assumptions: schema:
-/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
-/// run's says what a build would do: `would resume run ...; would start
-/// with ...`.
-fn resuming(s: &ResumeSummary) -> String {
-    let created = s
-        .created_at
-        .parse::<jiff::Timestamp>()
-        .map(|t| t.strftime("%Y-%m-%dT%H:%MZ").to_string())
-        .unwrap_or_else(|_| s.created_at.clone());
-    let (resume, start) = match s.dry_run {
-        true => ("would resume", "would start"),
-        false => ("resuming", "starting"),
-    };
-    let mut line = format!("{resume} run {created}: {} done", s.done);
-    if let Some((name, message)) = s.failed.first() {
-        let more = if s.failed.len() > 1 {
-            format!(", and {} more", s.failed.len() - 1)
-        } else {
-            String::new()
-        };
-        line.push_str(&format!(
-            ", {} failed ({name}: {}{more})",
-            s.failed.len(),
-            printable(message)
-        ));
-    }
-    if s.interrupted > 0 {
-        line.push_str(&format!(", {} stopped", s.interrupted));
-    }
-    line.push_str(&format!(", {} to run", s.to_run));
-    if s.maybe > 0 {
-        line.push_str(&format!(", {} more if what they read changes", s.maybe));
-    }
-    if !s.expanding.is_empty() {
-        line.push_str(&format!(
-            ", {} fan-out(s) to expand once their list is built ({}{})",
-            s.expanding.len(),
-            names(&s.expanding),
-            done_before(&s.expanding, ", each kept if its item is unchanged")
-        ));
-    }
-    if !s.stuck.is_empty() {
-        line.push_str(&format!(
-            ", {} fan-out(s) whose list is not built ({}{})",
-            s.stuck.len(),
-            names(&s.stuck),
-            done_before(&s.stuck, "")
-        ));
-        if s.behind > 0 {
-            line.push_str(&format!(" and {} task(s) waiting behind them", s.behind));
-        }
-    }
-    if !s.starting_with.is_empty() {
-        line.push_str(&format!("; {start} with {}", s.starting_with.join(", ")));
-    }
-    line
-}
-
-fn names(fanouts: &[Unexpanded]) -> String {
-    let names: Vec<&str> = fanouts.iter().map(|f| f.name.as_str()).collect();
-    names.join(", ")
-}
-
-/// `; N instance(s) done before` and `then`, when the fan-outs' records
-/// hold instances that succeeded: the `done` count leaves them out, as
-/// their list, yet to be read, decides which keep their result.
-fn done_before(fanouts: &[Unexpanded], then: &str) -> String {
-    match fanouts.iter().map(|f| f.done_before).sum::<usize>() {
-        0 => String::new(),
-        n => format!("; {n} instance(s) done before{then}"),
-    }
-}
-
-/// What the build's tasks came to; `resume`: what to do when it stopped.
-fn ran_line(ran: &Ran, resume: &str) -> String {
-    let line = ran_counts(ran, resume);
-    match (ran.unexpanded.len(), ran.behind_unexpanded) {
-        (0, _) => line,
-        (n, 0) => format!(
-            "{line}; {n} fan-out(s) did not expand, their list not built, so their instances are not counted: {}",
-            ran.unexpanded.join(", ")
-        ),
-        (n, behind) => format!(
-            "{line}; {behind} of them wait behind {n} fan-out(s) whose list was not built ({}), as do their instances, counted once the list exists",
-            ran.unexpanded.join(", ")
-        ),
-    }
-}
-
-/// The counts of [`ran_line`].
-fn ran_counts(ran: &Ran, resume: &str) -> String {
-    if ran.interrupted {
-        let failed = match ran.failed.len() {
-            0 => String::new(),
-            n => format!("{n} failed ({}), ", ran.failed.join(", ")),
-        };
-        return format!(
-            "stopped: {} task(s) finished, {failed}{} stopped, {} not started; {resume}",
-            ran.succeeded, ran.stopped, ran.not_run
-        );
-    }
-    if !ran.failed.is_empty() {
-        return format!(
-            "{} task(s) succeeded, {} failed ({}), {} not run",
-            ran.succeeded,
-            ran.failed.len(),
-            ran.failed.join(", "),
-            ran.not_run
-        );
-    }
-    let mut line = format!(
-        "built {} task(s) in {:.2}s",
-        ran.succeeded,
-        ran.elapsed.as_secs_f64()
-    );
-    if ran.skipped > 0 {
-        line.push_str(&format!(
-            ", {} found up to date after their inputs were rebuilt",
-            ran.skipped
-        ));
-    }
-    line
 }

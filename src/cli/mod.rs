@@ -19,6 +19,7 @@ mod graph;
 mod init;
 mod mcp;
 mod new;
+mod notices;
 pub mod printer;
 mod report;
 mod status;
@@ -377,6 +378,40 @@ fn open_locked(
         Session::open(located, &ctx.model(None), Lists::Present)?,
         lock,
     ))
+}
+
+/// Waits while another planexe holds the run directory's lock, before a
+/// build reads anything, so that what it reads (the certificate, the
+/// recorded pipeline file, the pipeline, the state) is what the other
+/// left; `waiting` is told who holds it, once. The lock is taken and let
+/// go at once: the build takes it again when it starts (and waits again
+/// should a third planexe take it meanwhile). An interrupt (`interrupted`)
+/// ends the wait with [`Error::Interrupted`]; a run directory whose
+/// `.planexe/` cannot be written is left to the build to judge.
+fn wait_for_lock(
+    run_dir: &RunDir,
+    waiting: &mut dyn FnMut(&str),
+    interrupted: &dyn Fn() -> bool,
+) -> Result<()> {
+    if run_dir.lock_holder().is_none() {
+        return Ok(());
+    }
+    let mut said = false;
+    let waited = run_dir.lock_waiting("build", &mut |who| {
+        if interrupted() {
+            return Err(Error::Interrupted);
+        }
+        if !said {
+            said = true;
+            waiting(who);
+        }
+        Ok(())
+    });
+    match waited {
+        Ok(_) => Ok(()),
+        Err(e) if crate::store::lock::is_unwritable(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens a session for a command that reports on what is stale (`status`,

@@ -84,6 +84,12 @@ fn a_second_build_waits_for_the_first_then_builds_from_what_it_left() {
         .code(2)
         .stderr_has("another build (pid")
         .stderr_has("is running in this directory");
+    // An edit of the pipeline meanwhile is what it builds: it reads the
+    // pipeline once the other build is over.
+    p.write(
+        "pipeline.toml",
+        &PIPELINE.replace("cat plan.txt > quick.txt", "echo new > quick.txt"),
+    );
     p.remove("hold");
     assert!(first.wait().status.success());
     let out = second.wait();
@@ -94,12 +100,13 @@ fn a_second_build_waits_for_the_first_then_builds_from_what_it_left() {
         err.contains("this build starts when it ends (Ctrl-C stops waiting)"),
         "{err}"
     );
-    // It planned from what the first left: slow is done, quick runs.
+    // It planned from what the first left: slow is done, quick runs, as
+    // the pipeline says now.
     assert!(
         err.contains("start  quick") && !err.contains("start  slow"),
         "{err}"
     );
-    assert_eq!(p.read("quick.txt"), "p\n");
+    assert_eq!(p.read("quick.txt"), "new\n");
     p.build().ok().ran(&[]);
 }
 
