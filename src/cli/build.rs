@@ -1,6 +1,6 @@
 //! `planexe build`: the fast path, then a build observed by the terminal
 //! (and, unless it is a dry run or a question, by the recorder of events,
-//! trace and snapshots); what the build says, as text.
+//! trace and snapshots); what its tasks say as they run (its notices: `notices.rs`).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

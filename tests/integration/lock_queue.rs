@@ -7,10 +7,10 @@
 //! refused at once (it would wait forever). Under `make -j`, two recipes
 //! of one run directory build one after the other.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::harness::*;
+use crate::makefile::make;
 
 /// `slow` runs while `hold` exists, so a test decides when it ends;
 /// `quick` does not.
@@ -203,27 +203,6 @@ command = "echo i > inner.txt"
     assert!(!p.exists("inner.txt"));
 }
 
-/// `make ARGS` in `dir`, with the planexe under test first on PATH.
-fn make(dir: &Path, args: &[&str]) -> std::process::Output {
-    let bin = Path::new(bin()).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .unwrap();
-    Command::new("make")
-        .args(args)
-        .current_dir(dir)
-        .env("PATH", path)
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("PLANEXE_PIPELINE")
-        .env_remove("PLANEXE_MODEL")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("GNU make runs")
-}
-
 #[test]
 fn two_recipes_of_one_run_directory_under_make_j_build_one_after_the_other() {
     let p = Project::new(
@@ -244,12 +223,19 @@ command = "sleep 0.5; echo b > b.txt"
          b.txt: pipeline.toml\n\t+planexe build $@\n",
     );
     let out = make(p.root(), &["-j2"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("waiting: another build (pid"), "{err}");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("waiting: another build (pid"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(p.read("a.txt"), "a\n");
     assert_eq!(p.read("b.txt"), "b\n");
     let again = make(p.root(), &["-j2"]);
-    assert!(again.status.success());
-    assert!(String::from_utf8_lossy(&again.stdout).contains("Nothing to be done"));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("Nothing to be done"),
+        "{}",
+        again.stdout
+    );
 }

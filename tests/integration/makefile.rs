@@ -24,14 +24,14 @@ fn copy(from: &Path, to: &Path) {
     }
 }
 
-struct Make {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Make {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// `make ARGS` in `dir`, with the planexe under test first on PATH.
-fn make(dir: &Path, args: &[&str]) -> Make {
+pub fn make(dir: &Path, args: &[&str]) -> Make {
     let bin = Path::new(env!("CARGO_BIN_EXE_planexe")).parent().unwrap();
     let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
