@@ -179,7 +179,7 @@ fn the_tokens_of_failed_calls_are_counted_and_said_to_be_estimated() {
 }
 
 /// A model without prices: its calls' cost is unknown, not free. Usage
-/// sums say `unpriced`, `status` says `cost unknown (no prices)`, a task
+/// sums say `unpriced`, `status` says `cost unknown (calls without prices)`, a task
 /// whose calls had no prices has `cost_usd: null` in `summary.json` (as in
 /// `usage.jsonl`); with a priced model beside it, the priced part is summed
 /// and `status` says some calls had none.
@@ -208,7 +208,7 @@ fn calls_of_a_model_without_prices_cost_what_is_unknown_not_nothing() {
     assert_eq!(summary["tasks"][0]["cost_usd"], Value::Null, "{summary}");
     p.run(&["status"])
         .ok()
-        .stdout_has("18 tokens (11 in, 7 out), cost unknown (no prices), ");
+        .stdout_has("18 tokens (11 in, 7 out), cost unknown (calls without prices), ");
     // A priced task beside it: its cost is summed, and said to be partial.
     p.write(
         "pipeline.toml",

@@ -129,7 +129,7 @@ pub fn estimated(usage: &crate::store::Usage) -> &'static str {
 
 /// The cost of `usage` in dollars, as `status` shows it: with no prices
 /// for some of its calls' models, it says so rather than show what is
-/// unknown as free.
+/// unknown as free (unknown outright when the priced calls cost nothing).
 pub fn cost(usage: &crate::store::Usage) -> String {
     cost_in(usage, |usd| format!("${usd:.4}"))
 }
@@ -138,7 +138,7 @@ pub fn cost(usage: &crate::store::Usage) -> String {
 pub fn cost_in(usage: &crate::store::Usage, money: impl Fn(f64) -> String) -> String {
     match (usage.unpriced, usage.cost_usd) {
         (false, usd) => money(usd),
-        (true, 0.0) => "cost unknown (no prices)".to_string(),
+        (true, 0.0) => "cost unknown (calls without prices)".to_string(),
         (true, usd) => format!("{} and calls without prices", money(usd)),
     }
 }
