@@ -393,7 +393,7 @@ fn wait_for_lock(
     waiting: &mut dyn FnMut(&str),
     interrupted: &dyn Fn() -> bool,
 ) -> Result<()> {
-    if run_dir.lock_holder().is_none() {
+    if !run_dir.lock_is_held() {
         return Ok(());
     }
     let mut said = false;

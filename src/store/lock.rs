@@ -25,6 +25,17 @@ impl RunDir {
         process::lock_holder(meta.dev(), meta.ino())
     }
 
+    /// Whether another process holds the run directory's lock now, asked
+    /// of the lock itself (a shared lock tried and let go at once), not
+    /// of `/proc/locks`, whose read waits for the kernel (tens of
+    /// milliseconds just after a build ended): what a build that would
+    /// wait asks first. No lock file, or one that cannot be opened, is
+    /// no holder.
+    pub fn lock_is_held(&self) -> bool {
+        files::open_read(&self.lock_path())
+            .is_ok_and(|f| matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)))
+    }
+
     /// Whether process `pid` holds the run directory's lock now: what
     /// tells a build from an unrelated process given its pid after a crash.
     /// No lock file, no holder; no telling (the kernel's list of locks
