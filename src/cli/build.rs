@@ -21,6 +21,7 @@ use crate::exec::Interrupt;
 use crate::model::{Advice, Lists, Task, Trouble};
 use crate::observe::Recorder;
 use crate::plan::Session;
+use crate::store::lock::Waiting;
 use crate::store::record::first_line;
 use crate::store::untrusted::printable;
 use crate::store::TaskState;
@@ -118,8 +119,11 @@ fn build_located(
     location.advice = advice;
     if !options.read_only() && options.wait_for_lock {
         let run_dir = crate::store::RunDir::open(&location.run_dir)?;
-        let mut waiting = |who: &str| say(printer, &Notice::WaitingForLock(who.into()), advice);
-        if let Err(e) = super::wait_for_lock(&run_dir, &mut waiting, &|| interrupt.requested()) {
+        let waiting = Waiting {
+            told: &mut |who| say(printer, &Notice::WaitingForLock(who.into()), advice),
+            stop: &|| interrupt.requested(),
+        };
+        if let Err(e) = super::wait_for_lock(&run_dir, waiting) {
             if matches!(e, Error::Interrupted) {
                 say(printer, &Notice::StoppedEarly, advice);
             }

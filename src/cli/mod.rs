@@ -42,7 +42,7 @@ use crate::exec::{Env, Interrupt};
 use crate::model::{Advice, Lists};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
-use crate::store::lock::Lock;
+use crate::store::lock::{Lock, Waiting};
 use crate::store::{CheckMode, RunDir};
 
 /// What the CLI reads from the process, read once: the environment (for
@@ -359,16 +359,18 @@ fn open_locked(
     let lock = if no_wait {
         run_dir.lock(command)?
     } else {
-        let mut said = false;
-        run_dir.lock_waiting(command, &mut |who| {
-            if !said {
-                said = true;
-                printer.note(&format!(
-                    "waiting: {who}; {command} goes on when it ends (Ctrl-C stops waiting)"
-                ));
-            }
-            Ok(())
-        })?
+        // Ctrl-C ends the wait the default way: nothing is changed yet.
+        run_dir.lock_waiting(
+            command,
+            Waiting {
+                told: &mut |who| {
+                    printer.note(&format!(
+                        "waiting: {who}; {command} goes on when it ends (Ctrl-C stops waiting)"
+                    ))
+                },
+                stop: &|| false,
+            },
+        )?
     };
     let located = location.locate()?;
     if let Some(warning) = &located.warning {
@@ -383,31 +385,15 @@ fn open_locked(
 /// Waits while another planexe holds the run directory's lock, before a
 /// build reads anything, so that what it reads (the certificate, the
 /// recorded pipeline file, the pipeline, the state) is what the other
-/// left; `waiting` is told who holds it, once. The lock is taken and let
+/// left. The lock is taken and let
 /// go at once: the build takes it again when it starts (and waits again
-/// should a third planexe take it meanwhile). An interrupt (`interrupted`)
-/// ends the wait with [`Error::Interrupted`]; a run directory whose
+/// should a third planexe take it meanwhile). A run directory whose
 /// `.planexe/` cannot be written is left to the build to judge.
-fn wait_for_lock(
-    run_dir: &RunDir,
-    waiting: &mut dyn FnMut(&str),
-    interrupted: &dyn Fn() -> bool,
-) -> Result<()> {
+fn wait_for_lock(run_dir: &RunDir, waiting: Waiting) -> Result<()> {
     if !run_dir.lock_is_held() {
         return Ok(());
     }
-    let mut said = false;
-    let waited = run_dir.lock_waiting("build", &mut |who| {
-        if interrupted() {
-            return Err(Error::Interrupted);
-        }
-        if !said {
-            said = true;
-            waiting(who);
-        }
-        Ok(())
-    });
-    match waited {
+    match run_dir.lock_waiting("build", waiting) {
         Ok(_) => Ok(()),
         Err(e) if crate::store::lock::is_unwritable(&e) => Ok(()),
         Err(e) => Err(e),

@@ -113,9 +113,15 @@ fn holder(path: &std::path::Path, file: &std::fs::File) -> Option<LockHolder> {
 pub const BUSY: &str =
     "wait for it (`planexe status` works meanwhile), or stop it with Ctrl-C or `kill PID`";
 
-/// Told who holds the lock before each pause of a wait
-/// ([`RunDir::lock_waiting`]); its error ends the wait.
-pub type Waiting<'a> = &'a mut dyn FnMut(&str) -> Result<()>;
+/// How a wait for the lock goes ([`RunDir::lock_waiting`]).
+pub struct Waiting<'a> {
+    /// Told who holds the lock (`another build (pid N, started 10:02 UTC)
+    /// is running in this directory`), once, before the first pause.
+    pub told: &'a mut dyn FnMut(&str),
+    /// Asked before each pause: `true` ends the wait with
+    /// [`Error::Interrupted`] (an interrupt).
+    pub stop: &'a dyn Fn() -> bool,
+}
 
 /// The first pause of a wait for the lock ([`RunDir::lock_waiting`]); each
 /// next one doubles, up to [`WAIT_MOST`], so a lock let go is taken within
@@ -188,9 +194,8 @@ impl RunDir {
     /// Takes the run directory's lock for `command`, waiting while another
     /// planexe holds it, as cargo waits for its build directory: two
     /// recipes of one run under `make -j` build one after the other.
-    /// `waiting` is called with who holds it (`another build (pid N,
-    /// started 10:02 UTC) is running in this directory`) before each pause
-    /// of the wait; its error ends the wait (an interrupt). A holder this
+    /// `waiting` is told who holds it, once, and may stop the wait. A
+    /// holder this
     /// process descends from (a task's command running planexe in its own
     /// build's run directory) is refused at once: it would wait forever.
     pub fn lock_waiting(&self, command: &str, waiting: Waiting) -> Result<Lock> {
@@ -202,6 +207,7 @@ impl RunDir {
         let path = self.lock_path();
         let mut file = files::open_update(&path).map_err(|e| self.unwritable(e))?;
         let mut pause = WAIT_FIRST;
+        let mut told = false;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
@@ -239,7 +245,13 @@ impl RunDir {
                             h.pid
                         )));
                     }
-                    waiting(&who)?;
+                    if (waiting.stop)() {
+                        return Err(Error::Interrupted);
+                    }
+                    if !told {
+                        told = true;
+                        (waiting.told)(&who);
+                    }
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(WAIT_MOST);
                 }

@@ -96,6 +96,19 @@ impl Watcher {
         }
     }
 
+    /// Reads the next build's lines and asserts that a change of
+    /// `changed` (as the watch names it) started it and that it ran
+    /// `task` alone.
+    #[track_caller]
+    pub fn expect_rebuild_of(&mut self, changed: &str, task: &str) {
+        let lines = self.expect("watch: ");
+        assert_eq!(started(&lines), [task], "{lines:?}");
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(format!("watch: {changed} changed: ran 1 task(s)").as_str())
+        );
+    }
+
     /// Waits `spell` and asserts that no build ran meanwhile.
     #[track_caller]
     pub fn no_rebuild_for(&mut self, spell: Duration) {

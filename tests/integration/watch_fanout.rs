@@ -48,12 +48,7 @@ fn an_edit_of_a_fanout_instances_input_rebuilds_the_instance() {
     w.no_rebuild_for(Duration::from_secs(1));
 
     p.write_at("data/a.txt", "alpha, edited\n", 2_000_000);
-    let lines = w.expect("watch: ");
-    assert_eq!(started(&lines), ["per[a]"], "{lines:?}");
-    assert_eq!(
-        lines.last().unwrap(),
-        "watch: data/a.txt changed: ran 1 task(s)"
-    );
+    w.expect_rebuild_of("data/a.txt", "per[a]");
     assert_eq!(p.read("per/a.txt"), "alpha, edited\n");
     assert_eq!(w.stop(), 130);
 }
@@ -82,12 +77,7 @@ command = "cat names.json per/*.md > all.txt 2>/dev/null; true"
     w.no_rebuild_for(Duration::from_secs(3));
 
     p.write_at("per/notes.md", "notes\n", 2_000_000);
-    let lines = w.expect("watch: ");
-    assert_eq!(started(&lines), ["gather"], "{lines:?}");
-    assert_eq!(
-        lines.last().unwrap(),
-        "watch: per/notes.md changed: ran 1 task(s)"
-    );
+    w.expect_rebuild_of("per/notes.md", "gather");
     assert_eq!(w.stop(), 130);
 }
 
@@ -125,12 +115,7 @@ command = "cat {inputs} > {outputs}"
         .ends_with("not built; waiting for a change that fixes it"));
 
     p.write("data/c.txt", "gamma\n");
-    let lines = w.expect("watch: ");
-    assert_eq!(started(&lines), ["per[c]"], "{lines:?}");
-    assert_eq!(
-        lines.last().unwrap(),
-        "watch: data/c.txt changed: ran 1 task(s)"
-    );
+    w.expect_rebuild_of("data/c.txt", "per[c]");
     assert_eq!(p.read("per/c.txt"), "gamma\n");
     assert_eq!(w.stop(), 130);
 }
@@ -163,12 +148,7 @@ fn making_the_missing_input_of_an_instance_a_build_could_not_expand_builds() {
     w.no_rebuild_for(Duration::from_secs(1));
 
     p.write("data/c.txt", "gamma\n");
-    let lines = w.expect("watch: ");
-    assert_eq!(started(&lines), ["per[c]"], "{lines:?}");
-    assert_eq!(
-        lines.last().unwrap(),
-        "watch: data/c.txt changed: ran 1 task(s)"
-    );
+    w.expect_rebuild_of("data/c.txt", "per[c]");
     assert_eq!(p.read("per/c.txt"), "gamma\n");
     assert_eq!(w.stop(), 130);
 }

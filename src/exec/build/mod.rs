@@ -36,7 +36,7 @@ use crate::plan::certificate::{self, Certificate, Changes, Judged};
 use crate::plan::session::Located;
 use crate::plan::Session;
 use crate::store::inflight::Inflight;
-use crate::store::lock::{self, Lock, BUSY};
+use crate::store::lock::{self, Lock, Waiting, BUSY};
 use crate::store::CheckMode;
 
 /// The most tasks a build runs at once, whatever `-j` or `[pipeline] jobs`
@@ -340,18 +340,13 @@ impl Build<'_> {
                     e => e,
                 });
         }
-        let mut said = false;
-        let waited = session.run_dir.lock_waiting("build", &mut |who| {
-            if self.interrupt.requested() {
-                return Err(Error::Interrupted);
-            }
-            if !said {
-                said = true;
-                self.observer
-                    .notice(&Notice::WaitingForLock(who.to_string()));
-            }
-            Ok(())
-        });
+        let waited = session.run_dir.lock_waiting(
+            "build",
+            Waiting {
+                told: &mut |who| self.observer.notice(&Notice::WaitingForLock(who.into())),
+                stop: &|| self.interrupt.requested(),
+            },
+        );
         match waited {
             Err(Error::Interrupted) => Ok(None),
             waited => waited.map(Some),
