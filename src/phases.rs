@@ -6,6 +6,8 @@
 //!
 //! Phases may nest and may run on several threads at once; each is
 //! reported with its count and its total time, in the order first seen.
+//! With `PLANEXE_STATS=timeline`, each phase is also listed as it ran:
+//! its start and end (ms since timing was turned on) and its thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -13,10 +15,73 @@ use std::time::{Duration, Instant};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static TOTALS: Mutex<Vec<(&'static str, u32, Duration)>> = Mutex::new(Vec::new());
+/// With a timeline: when timing was turned on, and every phase as it ran.
+static TIMELINE: Mutex<Option<Timeline>> = Mutex::new(None);
+
+struct Timeline {
+    origin: Instant,
+    spans: Vec<(&'static str, Instant, Instant, String)>,
+}
+
+impl Timeline {
+    /// The phases as they ran, by start. A phase that ran more than a few
+    /// times (once per task) is one line: how many, the first start and the
+    /// last end.
+    fn lines(&mut self, width: usize) -> Vec<String> {
+        const EACH: usize = 4;
+        self.spans.sort_by_key(|s| s.1);
+        let ms = |t: Instant| t.saturating_duration_since(self.origin).as_secs_f64() * 1000.0;
+        let mut counts: Vec<(&str, usize, Instant)> = Vec::new();
+        for (name, _, end, _) in &self.spans {
+            match counts.iter_mut().find(|(n, _, _)| n == name) {
+                Some((_, count, last)) => {
+                    *count += 1;
+                    *last = (*last).max(*end);
+                }
+                None => counts.push((name, 1, *end)),
+            }
+        }
+        let mut lines = vec![format!(
+            "{:<width$} {:>9} {:>9}  thread",
+            "timeline", "start ms", "end ms"
+        )];
+        let mut summarized: Vec<&str> = Vec::new();
+        for (name, start, end, thread) in &self.spans {
+            let Some(&(_, count, last)) = counts.iter().find(|(n, _, _)| n == name) else {
+                continue;
+            };
+            if count <= EACH {
+                lines.push(format!(
+                    "{name:<width$} {:>9.3} {:>9.3}  {thread}",
+                    ms(*start),
+                    ms(*end)
+                ));
+            } else if !summarized.contains(name) {
+                summarized.push(name);
+                lines.push(format!(
+                    "{name:<width$} {:>9.3} {:>9.3}  {count} times",
+                    ms(*start),
+                    ms(last)
+                ));
+            }
+        }
+        lines
+    }
+}
 
 /// Turns timing on for the rest of the process.
 pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Turns timing on, and keeps every phase's start and end for the report.
+pub fn enable_timeline() {
+    enable();
+    let mut timeline = TIMELINE.lock().unwrap_or_else(|p| p.into_inner());
+    timeline.get_or_insert_with(|| Timeline {
+        origin: Instant::now(),
+        spans: Vec::new(),
+    });
 }
 
 /// Whether phases are timed.
@@ -49,6 +114,16 @@ impl Drop for Phase {
     fn drop(&mut self) {
         if let Some(start) = self.start {
             add(self.name, start.elapsed());
+            let mut timeline = TIMELINE.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(timeline) = timeline.as_mut() {
+                let thread = std::thread::current();
+                let thread = thread
+                    .name()
+                    .map_or_else(|| format!("{:?}", thread.id()), str::to_string);
+                timeline
+                    .spans
+                    .push((self.name, start, Instant::now(), thread));
+            }
         }
     }
 }
@@ -80,6 +155,9 @@ pub fn report() -> Vec<String> {
             "{name:<width$} {count:>7} {:>10.3}",
             total.as_secs_f64() * 1000.0
         ));
+    }
+    if let Some(timeline) = TIMELINE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        lines.extend(timeline.lines(width));
     }
     if let Some((user, system, peak_kb)) = own_usage() {
         lines.push(format!(
@@ -124,5 +202,29 @@ mod tests {
             .last()
             .unwrap()
             .starts_with("cpu of planexe itself"));
+    }
+
+    #[test]
+    fn a_timeline_lists_phases_by_start_and_sums_up_those_run_many_times() {
+        let origin = Instant::now();
+        let at = |ms: u64| origin + Duration::from_millis(ms);
+        let mut timeline = Timeline {
+            origin,
+            spans: vec![
+                ("late", at(9), at(10), "main".into()),
+                ("early", at(1), at(3), "main".into()),
+            ],
+        };
+        for i in 0..6 {
+            timeline
+                .spans
+                .push(("task", at(4 + i), at(5 + i), "job".into()));
+        }
+        let lines = timeline.lines(5);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[1].starts_with("early") && lines[1].contains("1.000"));
+        assert!(lines[2].starts_with("task") && lines[2].ends_with("6 times"));
+        assert!(lines[2].contains("10.000"), "{}", lines[2]);
+        assert!(lines[3].starts_with("late"));
     }
 }

@@ -84,8 +84,10 @@ impl Context {
                 .filter(|v| !v.trim().is_empty())
                 .map(str::to_string)
         };
-        if text("PLANEXE_STATS").is_some_and(|v| v != "0") {
-            crate::phases::enable();
+        match text("PLANEXE_STATS").as_deref() {
+            Some("timeline") => crate::phases::enable_timeline(),
+            Some(v) if v != "0" => crate::phases::enable(),
+            _ => {}
         }
         Context {
             pipeline: std::env::var_os("PLANEXE_PIPELINE")
