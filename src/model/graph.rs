@@ -12,7 +12,9 @@
 //! also breaks ties wherever order is free (the topological order, which
 //! ready task starts first).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ops::{Index, Range};
 use std::time::Duration;
 
@@ -402,7 +404,7 @@ impl Graph {
     /// without naming it in their deps (an instance depends on its item,
     /// not the whole list): what `clean --downstream` deletes.
     pub fn downstream_through_lists(&self, roots: &[TaskId]) -> Vec<bool> {
-        let mut readers: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+        let mut readers: HashMap<TaskId, Vec<TaskId>> = HashMap::default();
         for t in self.tasks() {
             if let Some(p) = self.list_producer(t.id) {
                 readers.entry(p).or_default().push(t.id);

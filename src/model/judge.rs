@@ -8,7 +8,7 @@
 //! again rather than re-running the task. Resolved and checked here, once,
 //! when the pipeline is read; asked in `exec::llm`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 //! on it: a duration computed from a rate, a deadline, a cost or a buffer
 //! size is finite and bounded by construction.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

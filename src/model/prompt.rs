@@ -4,7 +4,9 @@
 //! its reasoning, the model asked first and how often it is re-asked; and
 //! the fingerprint of all of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -9,8 +9,8 @@
 //! that does not parse (torn by a crash mid-append, or damaged) is skipped,
 //! and what it held taken back from the sidecars (`log_damage.rs`).
 
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::io::Write;
 
 use rayon::prelude::*;
@@ -100,7 +100,7 @@ pub struct TaskRecord {
 pub struct StateStore {
     records: HashMap<String, TaskRecord>,
     /// Names of tasks whose `.DONE` exists, listed once at load.
-    markers: Option<std::sync::Mutex<std::collections::HashSet<String>>>,
+    markers: Option<std::sync::Mutex<rustc_hash::FxHashSet<String>>>,
     lines: usize,
     /// The length of the log as this store knows it (read and appended).
     bytes: u64,
@@ -142,12 +142,12 @@ impl StateStore {
         drop(t);
         let mut store = StateStore {
             markers,
-            records: HashMap::new(),
+            records: HashMap::default(),
             lines: 0,
             bytes: 0,
             log: None,
-            in_flight: HashMap::new(),
-            assumed: HashMap::new(),
+            in_flight: HashMap::default(),
+            assumed: HashMap::default(),
             damage: LogDamage::default(),
         };
         let path = run_dir.log_path();
@@ -211,8 +211,8 @@ impl StateStore {
         // to the records read before it (a later record replaces a task's
         // stamps whole), through an index by path: a touch of many files
         // costs one lookup per recorded stamp, not a scan per restamp.
-        let mut restamps: HashMap<String, Vec<(usize, Stamp)>> = HashMap::new();
-        let mut read_at: HashMap<String, usize> = HashMap::new();
+        let mut restamps: HashMap<String, Vec<(usize, Stamp)>> = HashMap::default();
+        let mut read_at: HashMap<String, usize> = HashMap::default();
         for (at, (mut record, len)) in parsed
             .into_iter()
             .enumerate()

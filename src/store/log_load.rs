@@ -3,7 +3,7 @@
 //! restamps applied to the records read before them; and whether what a
 //! log gained holds restamps alone.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::{LogLine, StateStore};
 use crate::store::files;
@@ -25,7 +25,7 @@ pub(super) struct Superseded {
 pub(super) fn superseded(lines: &[&[u8]]) -> Superseded {
     let mut skip = vec![false; lines.len()];
     let mut by = Vec::new();
-    let mut replaced: HashSet<&[u8]> = HashSet::new();
+    let mut replaced: HashSet<&[u8]> = HashSet::default();
     for (at, line) in lines.iter().enumerate().rev() {
         let Some((task, kind)) = head_of(line) else {
             continue;

@@ -7,7 +7,7 @@
 //! size is a change without reading the file. In [`CheckMode::Mtime`] no file
 //! is ever hashed to decide: any size or mtime change counts (make's rule).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;

@@ -10,7 +10,7 @@ use crate::plan::certificate::Changes;
 /// its list. `None` when a changed file is a `foreach` list (the graph
 /// itself may differ): every task is checked.
 pub(super) fn reached(graph: &Graph, changes: &Changes) -> Option<Vec<bool>> {
-    let files: std::collections::HashSet<&str> = changes.files.iter().map(String::as_str).collect();
+    let files: rustc_hash::FxHashSet<&str> = changes.files.iter().map(String::as_str).collect();
     if graph.lists().any(|(_, list)| files.contains(list)) {
         return None;
     }

@@ -25,7 +25,9 @@ mod task;
 
 pub use expansion::Expansion;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -99,7 +101,7 @@ impl<'a> Resolver<'a> {
                 .enumerate()
                 .map(|(i, m)| (m.name.clone(), i))
                 .collect(),
-            checked_sources: HashSet::new(),
+            checked_sources: HashSet::default(),
         })
     }
 
@@ -448,8 +450,8 @@ impl Graph {
             tasks: Vec::with_capacity(entries.len()),
             listing: Vec::with_capacity(entries.len()),
             rank: Vec::new(),
-            by_name: HashMap::with_capacity(entries.len()),
-            producers: HashMap::new(),
+            by_name: HashMap::with_capacity_and_hasher(entries.len(), Default::default()),
+            producers: HashMap::default(),
             order: Vec::new(),
             models,
             fanouts: BTreeMap::new(),

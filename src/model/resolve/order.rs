@@ -5,7 +5,9 @@
 //! `x/y` cannot both be files).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::super::graph::{Graph, TaskId, RETIRED};
 use super::super::pipeline::Source;
@@ -111,7 +113,7 @@ fn topological(graph: &Graph) -> Result<Vec<TaskId>, Vec<TaskId>> {
         .find(|&t| indegree[t] > 0)
         .unwrap_or(0);
     let mut path = vec![start];
-    let mut position = HashMap::from([(start, 0usize)]);
+    let mut position: HashMap<TaskId, usize> = [(start, 0usize)].into_iter().collect();
     let mut current = start;
     loop {
         let Some(&next) = tasks[current].deps.iter().find(|&&d| indegree[d] > 0) else {

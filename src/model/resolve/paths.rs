@@ -4,7 +4,7 @@
 //! task produces, nor anything under `.planexe/`, and its walk ends
 //! whatever loops the links on disk make.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
 use globset::GlobBuilder;

@@ -12,7 +12,7 @@
 //!   the stat taken before); only the rest are checked and statted. What
 //!   it cannot vouch for that way sends the caller to the full way.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -67,7 +67,7 @@ fn recorded_stamps<'a>(
     store: &'a StateStore,
     tasks: impl Iterator<Item = TaskId>,
 ) -> Option<HashMap<&'a str, &'a Stamp>> {
-    let mut stamps: HashMap<&str, &Stamp> = HashMap::new();
+    let mut stamps: HashMap<&str, &Stamp> = HashMap::default();
     for id in tasks {
         let task = &graph[id];
         let record = store.record(&task.name)?;
@@ -101,7 +101,7 @@ fn recorded_stamps<'a>(
 /// full check refuses).
 fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
     let mut task_files: Vec<&str> = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: HashSet<&str> = HashSet::default();
     for task in graph.tasks() {
         let paths = task.outputs.iter().map(|o| o.path.as_str());
         for path in paths.chain(task.inputs.iter().map(|i| i.path.as_str())) {
@@ -111,7 +111,7 @@ fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
         }
     }
     let mut entries: Vec<(&str, bool)> = Vec::new();
-    let mut listed: HashSet<&str> = HashSet::new();
+    let mut listed: HashSet<&str> = HashSet::default();
     for path in owned {
         if !seen.contains(path.as_str()) && listed.insert(path.as_str()) {
             entries.push((path.as_str(), false));
@@ -250,7 +250,7 @@ pub(super) fn collect_from(
     )?;
     // What this build may have changed: those files and the folders on
     // the way to them, the touched tasks' sidecars, planexe's own files.
-    let mut changed: HashSet<String> = HashSet::new();
+    let mut changed: HashSet<String> = HashSet::default();
     for &path in &files {
         let mut folder = path;
         while let Some((parent, _)) = folder.rsplit_once('/') {

@@ -2,7 +2,7 @@
 //! is what a no-op build costs, so each is one `fstatat` by name in a
 //! folder opened once ([`Folders`]), not a walk of its whole path.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -77,7 +77,7 @@ pub(super) struct Folders {
 impl Folders {
     /// Opens the folders of `paths` (those relative to the run directory).
     pub(super) fn open<'a>(run_dir: &RunDir, paths: impl Iterator<Item = &'a str>) -> Folders {
-        let mut open = HashMap::new();
+        let mut open = HashMap::default();
         for path in paths.filter(|p| !p.starts_with('/')) {
             let folder = parent(path);
             if open.contains_key(folder) {
