@@ -89,6 +89,7 @@ impl Plan {
             .collect();
         let mut checks: Vec<Option<Check>> = Vec::new();
         checks.resize_with(graph.id_bound(), || None);
+        let t = crate::phases::phase("plan: checks");
         let results: Vec<(TaskId, Result<Check>)> = ids
             .par_iter()
             .map(|&id| {
@@ -100,6 +101,8 @@ impl Plan {
                 )
             })
             .collect();
+        drop(t);
+        let _t = crate::phases::phase("plan: reasons");
         for (id, check) in results {
             checks[id] = Some(check?);
         }

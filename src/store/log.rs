@@ -151,6 +151,7 @@ impl StateStore {
             damage: LogDamage::default(),
         };
         let path = run_dir.log_path();
+        let t = crate::phases::phase("state log: read");
         let bytes = match files::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
@@ -158,6 +159,7 @@ impl StateStore {
         };
         // Lines are parsed in parallel (most of the work: ten thousand
         // records are ten thousand JSON documents), then applied in order.
+        drop(t);
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();

@@ -274,9 +274,12 @@ pub(super) fn collect_from(
         .collect();
     drop(t);
     let _t = crate::phases::phase("certificate: from base: entries");
+    let t = crate::phases::phase("certificate: from base: listed");
     let owned = owned_paths(pipeline, graph, store);
     let listed = listed(&owned, graph);
+    drop(t);
     let fresh = |path: &str, task: bool| kept.get(path).is_none_or(|e| e.task != task);
+    let t = crate::phases::phase("certificate: from base: folders");
     let folders = Folders::open(
         run_dir,
         listed
@@ -284,6 +287,8 @@ pub(super) fn collect_from(
             .filter(|&&(p, t)| fresh(p, t))
             .map(|&(p, _)| p),
     );
+    drop(t);
+    let _t2 = crate::phases::phase("certificate: from base: stamp");
     listed
         .par_iter()
         .map(|&(path, task)| match kept.get(path) {
