@@ -13,10 +13,10 @@
 //! ready task starts first).
 
 use std::collections::BTreeMap;
-
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ops::{Index, Range};
 use std::time::Duration;
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::checks::Checks;

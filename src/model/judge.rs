@@ -8,10 +8,10 @@
 //! again rather than re-running the task. Resolved and checked here, once,
 //! when the pipeline is read; asked in `exec::llm`.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::{json, Value};
 use toml::Spanned;
 

@@ -5,11 +5,11 @@
 //! on it: a duration computed from a rate, a deadline, a cost or a buffer
 //! size is finite and bounded by construction.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rustc_hash::FxHashMap as HashMap;
 use toml::Spanned;
 
 use super::pipeline::{parse_duration, parse_timeout, ModelDef, Pipeline, Source};

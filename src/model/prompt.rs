@@ -5,12 +5,11 @@
 //! the fingerprint of all of it.
 
 use std::collections::BTreeMap;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap as HashMap;
 use toml::Spanned;
 
 use super::advice::{Advice, ModelSourceKind, Trouble};

@@ -9,11 +9,11 @@
 //! that does not parse (torn by a crash mid-append, or damaged) is skipped,
 //! and what it held taken back from the sidecars (`log_damage.rs`).
 
-use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::io::Write;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 

@@ -7,12 +7,12 @@
 //! size is a change without reading the file. In [`CheckMode::Mtime`] no file
 //! is ever hashed to decide: any size or mtime change counts (make's rule).
 
-use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 /// How a changed stamp is judged.

@@ -26,11 +26,10 @@ mod task;
 pub use expansion::Expansion;
 
 use std::collections::BTreeMap;
-
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::ops::Range;
 use std::time::Duration;
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use toml::Spanned;
 
 use super::advice::{Advice, ModelSourceKind, Trouble};

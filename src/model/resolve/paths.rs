@@ -4,10 +4,10 @@
 //! task produces, nor anything under `.planexe/`, and its walk ends
 //! whatever loops the links on disk make.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
 use globset::GlobBuilder;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::super::graph::{GlobInput, TaskId};
 use super::Resolver;

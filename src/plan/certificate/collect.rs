@@ -12,11 +12,11 @@
 //!   the stat taken before); only the rest are checked and statted. What
 //!   it cannot vouch for that way sends the caller to the full way.
 
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::stat::{file_id, Folders};
 use super::{is_young, path_of, young_from, Entry, LOG};

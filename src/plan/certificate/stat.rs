@@ -2,12 +2,13 @@
 //! is what a no-op build costs, so each is one `fstatat` by name in a
 //! folder opened once ([`Folders`]), not a walk of its whole path.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::store::RunDir;
 
