@@ -101,6 +101,9 @@ pub struct StateStore {
     records: HashMap<String, TaskRecord>,
     /// Names of tasks whose `.DONE` exists, listed once at load.
     markers: Option<std::sync::Mutex<rustc_hash::FxHashSet<String>>>,
+    /// Names of tasks that had a sidecar when the store was loaded, from
+    /// the same listing; `None` when it could not be listed whole.
+    sidecars: Option<rustc_hash::FxHashSet<String>>,
     lines: usize,
     /// The length of the log as this store knows it (read and appended).
     bytes: u64,
@@ -123,25 +126,41 @@ impl StateStore {
         // and no task costs a stat to learn so. A folder that cannot be
         // listed leaves each marker to a stat.
         let t = crate::phases::phase("state log: markers");
-        let markers = match std::fs::read_dir(run_dir.tasks_dir()) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(Default::default()),
-            Err(_) => None,
-            Ok(entries) => Some(
-                entries
-                    .flatten()
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()
-                            .and_then(|n| n.strip_suffix(".DONE"))
-                            .map(str::to_string)
-                    })
-                    .collect(),
-            ),
-        }
-        .map(std::sync::Mutex::new);
+        let (markers, sidecars) = match std::fs::read_dir(run_dir.tasks_dir()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (Some(Default::default()), Some(Default::default()))
+            }
+            Err(_) => (None, None),
+            Ok(entries) => {
+                let mut markers = rustc_hash::FxHashSet::default();
+                let mut sidecars = Some(rustc_hash::FxHashSet::default());
+                for entry in entries {
+                    let Ok(entry) = entry else {
+                        // A listing cut short says nothing of what it did
+                        // not reach.
+                        sidecars = None;
+                        continue;
+                    };
+                    let name = entry.file_name();
+                    let Some(name) = name.to_str() else {
+                        continue;
+                    };
+                    if let Some(task) = name.strip_suffix(".DONE") {
+                        markers.insert(task.to_string());
+                    } else if let Some(task) = name.strip_suffix(".status") {
+                        if let Some(sidecars) = sidecars.as_mut() {
+                            sidecars.insert(task.to_string());
+                        }
+                    }
+                }
+                (Some(markers), sidecars)
+            }
+        };
+        let markers = markers.map(std::sync::Mutex::new);
         drop(t);
         let mut store = StateStore {
             markers,
+            sidecars,
             records: HashMap::default(),
             lines: 0,
             bytes: 0,
@@ -416,6 +435,14 @@ impl StateStore {
     /// flight (empty once a build has reconciled them).
     pub fn set_in_flight(&mut self, statuses: Vec<Status>) {
         self.in_flight = statuses.into_iter().map(|s| (s.task.clone(), s)).collect();
+    }
+
+    /// Whether `task` had a sidecar when this store was loaded (true when
+    /// the listing could not tell). A sidecar written since, by this
+    /// process or another, is not known here: only for questions that a
+    /// sidecar written since cannot change the answer to.
+    pub fn had_sidecar(&self, task: &str) -> bool {
+        self.sidecars.as_ref().is_none_or(|s| s.contains(task))
     }
 
     /// Whether the `.DONE` marker of a task exists, from one listing of

@@ -109,10 +109,14 @@ impl Build<'_> {
         let to_run: Vec<TaskId> = plan.to_run(graph).collect();
         // A state file that cannot be read counts as "not built", never as
         // a crash; say so. (No sidecar is there to read before the first
-        // build has made their folder.)
+        // build has made their folder. A task that had none when the state
+        // was loaded has none to read: one written since was written
+        // whole, as every sidecar is.)
         let sidecars = session.run_dir.tasks_dir().exists();
         for &t in to_run.iter().filter(|_| sidecars) {
-            if matches!(plan.reasons[t], Some(Reason::NeverBuilt)) {
+            if matches!(plan.reasons[t], Some(Reason::NeverBuilt))
+                && session.store.had_sidecar(&graph[t].name)
+            {
                 let path = session.run_dir.status_path(&graph[t].name);
                 if path.exists() && sidecar::read_status(&session.run_dir, &graph[t].name).is_none()
                 {
