@@ -122,40 +122,8 @@ pub struct StateStore {
 impl StateStore {
     /// Reads `.planexe/log` (if any). Does not create anything.
     pub fn load(run_dir: &RunDir) -> Result<StateStore> {
-        // No `tasks/` folder (a new run) is no marker: the set is empty,
-        // and no task costs a stat to learn so. A folder that cannot be
-        // listed leaves each marker to a stat.
         let t = crate::phases::phase("state log: markers");
-        let (markers, sidecars) = match std::fs::read_dir(run_dir.tasks_dir()) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (Some(Default::default()), Some(Default::default()))
-            }
-            Err(_) => (None, None),
-            Ok(entries) => {
-                let mut markers = rustc_hash::FxHashSet::default();
-                let mut sidecars = Some(rustc_hash::FxHashSet::default());
-                for entry in entries {
-                    let Ok(entry) = entry else {
-                        // A listing cut short says nothing of what it did
-                        // not reach.
-                        sidecars = None;
-                        continue;
-                    };
-                    let name = entry.file_name();
-                    let Some(name) = name.to_str() else {
-                        continue;
-                    };
-                    if let Some(task) = name.strip_suffix(".DONE") {
-                        markers.insert(task.to_string());
-                    } else if let Some(task) = name.strip_suffix(".status") {
-                        if let Some(sidecars) = sidecars.as_mut() {
-                            sidecars.insert(task.to_string());
-                        }
-                    }
-                }
-                (Some(markers), sidecars)
-            }
-        };
+        let (markers, sidecars) = load::list_tasks(run_dir);
         let markers = markers.map(std::sync::Mutex::new);
         drop(t);
         let mut store = StateStore {

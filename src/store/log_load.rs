@@ -1,7 +1,8 @@
-//! Reading the state log: at load, which of its lines need parsing (a
-//! task's lines before a later success or `clean` of it do not) and the
-//! restamps applied to the records read before them; and whether what a
-//! log gained holds restamps alone.
+//! Reading the state log: at load, the listing of `tasks/` (markers and
+//! sidecars), which of its lines need parsing (a task's lines before a
+//! later success or `clean` of it do not) and the restamps applied to the
+//! records read before them; and whether what a log gained holds restamps
+//! alone.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -9,6 +10,41 @@ use super::{LogLine, StateStore};
 use crate::store::files;
 use crate::store::rundir::RunDir;
 use crate::store::stamp::Stamp;
+
+/// Names of tasks with a `.DONE` marker and of those with a sidecar, from
+/// one listing of `.planexe/tasks/`. No folder (a new run) is neither: the
+/// sets are empty, and no task costs a stat to learn so. A folder that
+/// cannot be listed leaves each to a stat (`None`); so does a listing cut
+/// short, for the sidecars.
+pub(super) fn list_tasks(run_dir: &RunDir) -> (Option<HashSet<String>>, Option<HashSet<String>>) {
+    let entries = match std::fs::read_dir(run_dir.tasks_dir()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (Some(HashSet::default()), Some(HashSet::default()))
+        }
+        Err(_) => return (None, None),
+        Ok(entries) => entries,
+    };
+    let mut markers = HashSet::default();
+    let mut sidecars = Some(HashSet::default());
+    for entry in entries {
+        let Ok(entry) = entry else {
+            sidecars = None;
+            continue;
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Some(task) = name.strip_suffix(".DONE") {
+            markers.insert(task.to_string());
+        } else if let Some(task) = name.strip_suffix(".status") {
+            if let Some(sidecars) = sidecars.as_mut() {
+                sidecars.insert(task.to_string());
+            }
+        }
+    }
+    (Some(markers), sidecars)
+}
 
 /// Which lines of a log need not be parsed: those about a task that a
 /// later line replaces whole (a success, or a `clean`), told from their
