@@ -138,7 +138,7 @@ impl Checker<'_> {
         if let Action::Expand(list) = &task.action {
             return Ok(Check::Stale(Reason::AwaitsList(list.clone())));
         }
-        let record = match self.store.recorded(self.run_dir, &task.name) {
+        let record = match self.store.recorded_for_check(self.run_dir, &task.name) {
             Recorded::Done(record) => record,
             Recorded::Never => return Ok(Check::Stale(Reason::NeverBuilt)),
             Recorded::Failed(s) => {

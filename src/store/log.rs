@@ -288,6 +288,28 @@ impl StateStore {
         )
     }
 
+    /// [`StateStore::recorded`], for the staleness check: a task the log
+    /// knows nothing of, that had no sidecar when the state was loaded (or
+    /// was in flight since), is not looked for one. A build writes the
+    /// sidecar of a task with no record only once it runs, after its
+    /// check: a build that resumes half of ten thousand tasks would
+    /// otherwise fail to open five thousand.
+    pub fn recorded_for_check(&self, run_dir: &RunDir, task: &str) -> Recorded<'_> {
+        if self.records.contains_key(task)
+            || self.had_sidecar(task)
+            || self.in_flight.contains_key(task)
+            || self.assumed.contains_key(task)
+        {
+            return self.recorded(run_dir, task);
+        }
+        derive(
+            self.done_record(run_dir, task),
+            None,
+            || self.has_marker(run_dir, task),
+            || None,
+        )
+    }
+
     /// The same from the log alone, reading no file: what a summary of
     /// ten thousand tasks can afford.
     pub fn recorded_in_memory(&self, task: &str) -> Recorded<'_> {
@@ -402,6 +424,11 @@ impl StateStore {
     /// Takes the journal's word for the tasks the last build left in
     /// flight (empty once a build has reconciled them).
     pub fn set_in_flight(&mut self, statuses: Vec<Status>) {
+        // The tasks let go of had their sidecars written by the recovery
+        // that reconciled them, if they had none.
+        if let Some(sidecars) = self.sidecars.as_mut() {
+            sidecars.extend(self.in_flight.drain().map(|(task, _)| task));
+        }
         self.in_flight = statuses.into_iter().map(|s| (s.task.clone(), s)).collect();
     }
 

@@ -327,3 +327,26 @@ fn status_beside_a_build_of_one_target_does_not_call_the_other_tasks_done() {
     let out = build.wait();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// A task never built that a crash caught before its `running` sidecar was
+/// due (it had no sidecar when the next build loaded the state) reads as
+/// stopped to that build, which recovers it and writes the sidecar, not as
+/// never built; the others, which have no sidecar to read, as never built.
+#[test]
+fn a_task_caught_by_a_crash_before_its_sidecar_resumes_as_stopped() {
+    let p = Project::new(HELD);
+    p.write("other.txt", "o\n");
+    p.write("hold", "");
+    let mut child = p
+        .command(&["build", "-j1", "a"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    spawned(&p, "a");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.remove("hold");
+    p.build().ok().stderr_has("0 done, 1 stopped, 2 to run");
+    assert_eq!(p.read("a.txt"), "o\n");
+}
