@@ -144,9 +144,9 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
             Err(e) => return Err(Error::io_at(&path, e)),
         };
+        drop(t);
         // Lines are parsed in parallel (most of the work: ten thousand
         // records are ten thousand JSON documents), then applied in order.
-        drop(t);
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();
