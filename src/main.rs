@@ -2,10 +2,12 @@
 //! It chooses the allocator: mimalloc. Opening a run allocates a string or
 //! two per path, hash and task; with the system allocator, whose threads
 //! grew their arenas a page at a time, that was a sixth of the work of
-//! opening one (10,000 tasks: 90 ms with it, 60 with mimalloc). Its 2.x
-//! line: 3.x spends a third of a millisecond more setting itself up, a
-//! tenth of a no-op build's time. Without transparent huge pages, which
-//! doubled a no-op's peak RSS.
+//! opening one (10,000 tasks: 90 ms with it, 60 with mimalloc). It costs
+//! a fifth of a millisecond at start (a fresh page for each size of block
+//! first used: `planexe --version` 1.5 ms, 1.7 with it), which opening even
+//! a small run wins back. Its 2.x line: 3.x spends a third of a millisecond
+//! more setting itself up. Without transparent huge pages, which doubled a
+//! no-op's peak RSS.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
