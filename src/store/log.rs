@@ -280,12 +280,7 @@ impl StateStore {
     /// What the records of `task` say about its last run, from the log,
     /// the markers, and the task's sidecar when those do not decide.
     pub fn recorded(&self, run_dir: &RunDir, task: &str) -> Recorded<'_> {
-        derive(
-            self.done_record(run_dir, task),
-            self.records.get(task).and_then(|r| r.last.as_deref()),
-            || self.has_marker(run_dir, task),
-            || self.last_status(run_dir, task),
-        )
+        self.recorded_reading(run_dir, task, true)
     }
 
     /// [`StateStore::recorded`], for the staleness check: a task the log
@@ -295,18 +290,21 @@ impl StateStore {
     /// check: a build that resumes half of ten thousand tasks would
     /// otherwise fail to open five thousand.
     pub fn recorded_for_check(&self, run_dir: &RunDir, task: &str) -> Recorded<'_> {
-        if self.records.contains_key(task)
+        let may_have_sidecar = self.records.contains_key(task)
             || self.had_sidecar(task)
             || self.in_flight.contains_key(task)
-            || self.assumed.contains_key(task)
-        {
-            return self.recorded(run_dir, task);
-        }
+            || self.assumed.contains_key(task);
+        self.recorded_reading(run_dir, task, may_have_sidecar)
+    }
+
+    /// [`StateStore::recorded`], reading the task's sidecar when the log
+    /// and markers do not decide only if `sidecar`.
+    fn recorded_reading(&self, run_dir: &RunDir, task: &str, sidecar: bool) -> Recorded<'_> {
         derive(
             self.done_record(run_dir, task),
-            None,
+            self.records.get(task).and_then(|r| r.last.as_deref()),
             || self.has_marker(run_dir, task),
-            || None,
+            || sidecar.then(|| self.last_status(run_dir, task)).flatten(),
         )
     }
 
