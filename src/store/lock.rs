@@ -133,6 +133,39 @@ const WAIT_MOST: std::time::Duration = std::time::Duration::from_millis(200);
 #[derive(Debug)]
 pub struct Lock {
     _file: std::fs::File,
+    /// The lock file's device and inode, in [`HELD`] while this lives.
+    key: (u64, u64),
+}
+
+/// The lock files this process holds a [`Lock`] on, by device and inode.
+/// The kernel's lock belongs to the open file, which a process forked by
+/// any thread of this one shares until it execs: a lock this process let
+/// go of can stay held that long. Held by this process's pid but not in
+/// here, a lock is about to be free, not taken by another command.
+static HELD: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// How long a lock held only through a descriptor a forked process
+/// inherited (see [`HELD`]) is waited for before it counts as held.
+const INHERITED_MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn held() -> std::sync::MutexGuard<'static, Vec<(u64, u64)>> {
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let mut held = held();
+        if let Some(at) = held.iter().position(|k| *k == self.key) {
+            held.swap_remove(at);
+        }
+    }
+}
+
+/// The device and inode of an open file (zeros when it cannot be told,
+/// which no lock file has).
+fn key_of(file: &std::fs::File) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map_or((0, 0), |m| (m.dev(), m.ino()))
 }
 
 /// How [`RunDir::lock`]'s refusal of a run directory whose `.planexe/`
@@ -208,11 +241,24 @@ impl RunDir {
         let mut file = files::open_update(&path).map_err(|e| self.unwritable(e))?;
         let mut pause = WAIT_FIRST;
         let mut told = false;
+        let key = key_of(&file);
+        let inherited_until = std::time::Instant::now() + INHERITED_MOST;
+        // A holder named by the kernel has no host; one on another host (a
+        // shared mount) is neither this process nor an ancestor of it.
+        let here = |h: &LockHolder| h.host.is_empty() || h.host == hostname();
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let holder = holder(&path, &file);
+                    let ours = holder
+                        .as_ref()
+                        .is_some_and(|h| here(h) && h.pid == std::process::id());
+                    if ours && !held().contains(&key) && std::time::Instant::now() < inherited_until
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    }
                     let who = match &holder {
                         Some(h) => {
                             let started = h
@@ -232,9 +278,6 @@ impl RunDir {
                             Error::usage(format!("{who} ({})", self.root().display())).hint(BUSY)
                         );
                     };
-                    // A holder named by the kernel has no host; one on
-                    // another host (a shared mount) is no ancestor.
-                    let here = |h: &LockHolder| h.host.is_empty() || h.host == hostname();
                     if let Some(h) = holder.filter(|h| here(h) && process::is_ancestor(h.pid)) {
                         return Err(Error::usage(format!(
                             "{who} ({}), and this planexe was started by it: waiting for its lock would wait forever",
@@ -270,7 +313,8 @@ impl RunDir {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        Ok(Lock { _file: file })
+        held().push(key);
+        Ok(Lock { _file: file, key })
     }
 }
 

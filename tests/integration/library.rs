@@ -2,6 +2,7 @@
 //! builds and status queries in one process, no subprocess, with a fake
 //! executor in place of commands and model calls.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use planexe::observe::status::{self, Answer};
 use planexe::observe::Standing;
 use planexe::plan::session::{Location, ModelChoice};
 use planexe::plan::Session;
-use planexe::store::{CheckMode, ErrorKind, Status, TaskError};
+use planexe::store::{CheckMode, ErrorKind, RunDir, Status, TaskError};
 
 const PIPELINE: &str = r#"
 [tasks.outline]
@@ -252,4 +253,51 @@ fn two_builds_and_a_status_query_in_one_process() {
     let last = standing(&read(root));
     assert_eq!(last.len(), 4, "{last:?}");
     assert!(last.iter().all(|(_, s)| *s == Standing::Done), "{last:?}");
+}
+
+/// A build's lock lives in the open lock file, which a process forked by
+/// another thread of the same program shares until it execs: the lock a
+/// build let go of stays held that long. The next build of the same
+/// process waits for that moment, rather than refusing as if another
+/// build ran.
+#[test]
+fn a_build_waits_for_a_process_forked_meanwhile_to_let_go_of_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
+    std::fs::write(root.join("brief.md"), "brief\n").unwrap();
+    let fake = Fake {
+        root: root.to_path_buf(),
+        list: Mutex::new(r#"["a"]"#),
+        ran: Mutex::default(),
+        fail: Mutex::default(),
+    };
+    let run_dir = RunDir::open(root).unwrap();
+    let lock = run_dir.lock("build").unwrap();
+    // Forked now (holding a copy of the lock's descriptor), it execs a
+    // second later.
+    let forked = std::thread::spawn(|| {
+        let mut command = std::process::Command::new("true");
+        // SAFETY: the child only sleeps (nanosleep) before it execs.
+        unsafe {
+            command.pre_exec(|| {
+                std::thread::sleep(Duration::from_secs(1));
+                Ok(())
+            });
+        }
+        command.status().unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    drop(lock);
+    assert!(run_dir.lock_is_held(), "the forked process holds the lock");
+    let mut session = open(root);
+    assert_eq!(
+        build(&mut session, &fake, &Notes::default()),
+        Ended::Completed
+    );
+    assert!(forked.join().unwrap().success());
+    // A lock this process holds is still refused at once.
+    let _held = run_dir.lock("build").unwrap();
+    let busy = run_dir.lock("build").unwrap_err().to_string();
+    assert!(busy.contains("is running in this directory"), "{busy}");
 }
