@@ -7,7 +7,8 @@
 //!   every task's command starts with when it died before the pid);
 //! - each task it had in flight gets the `running` sidecar it may not have
 //!   had time to publish, so it reads as interrupted;
-//! - temporary files of its atomic writes are removed;
+//! - temporary files of its atomic writes are removed, beside the build
+//!   ([`Sweep`]);
 //! - outputs it had set aside in `.planexe/prev/TASK/` are put back, what
 //!   the interrupted attempt wrote moved to `.planexe/failed/TASK/`; what
 //!   a run that ended had set aside, and had yet to delete, is deleted.
@@ -21,30 +22,116 @@ use super::process;
 use crate::error::{Error, Result};
 use crate::model::{Action, Graph, Task};
 use crate::store::files::{self, move_file};
-use crate::store::inflight;
+use crate::store::inflight::{self, Journal};
 use crate::store::run_record::RunRecord;
 use crate::store::sidecar;
 use crate::store::RunDir;
 
 /// Puts right what a crashed build left behind (see the module).
+/// `journal`: its journal as the session read it, used when the file has
+/// not changed since.
 pub fn reconcile(
     run_dir: &RunDir,
     graph: &Graph,
     run: Option<&RunRecord>,
+    journal: Option<&Journal>,
     observer: &dyn Observer,
-) -> Result<()> {
+) -> Result<Sweep> {
     if run.and_then(RunRecord::unfinished_build).is_none() {
         // A build that recorded its end committed or rolled back every
         // attempt: nothing is set aside.
-        return Ok(());
+        return Ok(Sweep::none());
     }
-    let journal = inflight::journal(run_dir);
+    let read;
+    let journal = match journal.filter(|j| j.unchanged(run_dir)) {
+        Some(journal) => journal,
+        None => {
+            read = inflight::journal(run_dir);
+            &read
+        }
+    };
     stop_leftovers(run_dir, graph, &journal.in_flight, observer)?;
-    let removed = remove_temporaries(run_dir, graph);
-    if removed > 0 {
-        observer.notice(&Notice::TemporariesRemoved(removed));
+    let sweep = Sweep::start(temporaries_folders(run_dir, graph));
+    restore_set_aside(run_dir, graph, journal, observer)?;
+    Ok(sweep)
+}
+
+/// The removal of the temporary files a crashed build's atomic writes
+/// left, on a thread of its own: nothing reads them (their names are
+/// planexe's, with the pid of a writer that is gone), so the plan and the
+/// first task need not wait for a listing of every output folder. It
+/// begins once the build lets it ([`Sweep::release`], as its tasks start)
+/// and is over before the build writes its certificate, which looks at
+/// those folders ([`Sweep::finish`]; dropped, it is waited for too).
+pub struct Sweep {
+    go: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+    /// What was removed without a thread.
+    removed: usize,
+}
+
+impl Sweep {
+    fn none() -> Sweep {
+        Sweep {
+            go: None,
+            thread: None,
+            removed: 0,
+        }
     }
-    restore_set_aside(run_dir, graph, &journal, observer)
+
+    fn start(folders: Vec<PathBuf>) -> Sweep {
+        let folders = std::sync::Arc::new(folders);
+        let sweep =
+            |folders: &[PathBuf]| folders.iter().map(|d| files::remove_temporaries(d)).sum();
+        let theirs = std::sync::Arc::clone(&folders);
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        match std::thread::Builder::new()
+            .name("planexe-sweep".into())
+            .spawn(move || {
+                // Let go of (or dropped with the build): either way, now.
+                let _ = gate.recv();
+                sweep(&theirs)
+            }) {
+            Ok(thread) => Sweep {
+                go: Some(go),
+                thread: Some(thread),
+                removed: 0,
+            },
+            // No thread to spare: here and now.
+            Err(_) => Sweep {
+                go: None,
+                thread: None,
+                removed: sweep(&folders),
+            },
+        }
+    }
+
+    /// Lets the sweep begin.
+    pub fn release(&mut self) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
+        }
+    }
+
+    /// Waits for the sweep and says how many files it removed.
+    pub fn finish(mut self, observer: &dyn Observer) {
+        let removed = self.wait();
+        if removed > 0 {
+            observer.notice(&Notice::TemporariesRemoved(removed));
+        }
+    }
+
+    fn wait(&mut self) -> usize {
+        self.release();
+        let removed = self.thread.take().map_or(0, |t| t.join().unwrap_or(0));
+        std::mem::take(&mut self.removed) + removed
+    }
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        self.wait();
+    }
 }
 
 /// Stops what the crashed build's journal says it left running, and
@@ -117,10 +204,10 @@ fn stop_leftovers(
     Ok(())
 }
 
-/// Removes what a crashed build's atomic writes left half-done: temporary
-/// files in `.planexe/`, its direct subfolders, and the folders of declared
-/// outputs (prompt answers are written there).
-fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
+/// Where a crashed build's atomic writes may have left temporary files:
+/// `.planexe/`, its direct subfolders, and the folders of declared outputs
+/// (prompt answers are written there).
+fn temporaries_folders(run_dir: &RunDir, graph: &Graph) -> Vec<PathBuf> {
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let state = run_dir.state_dir();
     if let Ok(entries) = std::fs::read_dir(&state) {
@@ -132,14 +219,16 @@ fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
         );
     }
     dirs.insert(state);
-    for task in graph.tasks() {
-        for out in &task.outputs {
-            if let Some(dir) = run_dir.path(&out.path).parent() {
-                dirs.insert(dir.to_path_buf());
-            }
-        }
-    }
-    dirs.iter().map(|d| files::remove_temporaries(d)).sum()
+    let folders: BTreeSet<&str> = graph
+        .tasks()
+        .flat_map(|task| &task.outputs)
+        .map(|out| out.path.rsplit_once('/').map_or("", |(folder, _)| folder))
+        .collect();
+    dirs.extend(folders.into_iter().map(|folder| match folder {
+        "" => run_dir.root().to_path_buf(),
+        folder => run_dir.path(folder),
+    }));
+    dirs.into_iter().collect()
 }
 
 /// Puts back outputs that an interrupted build left set aside in
@@ -151,7 +240,7 @@ fn remove_temporaries(run_dir: &RunDir, graph: &Graph) -> usize {
 fn restore_set_aside(
     run_dir: &RunDir,
     graph: &Graph,
-    journal: &inflight::Journal,
+    journal: &Journal,
     observer: &dyn Observer,
 ) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(run_dir.prev_root()) else {

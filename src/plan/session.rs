@@ -20,7 +20,7 @@ use super::check::Checker;
 use super::Plan;
 use crate::error::{Error, Result};
 use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
-use crate::store::inflight;
+use crate::store::inflight::{self, Journal};
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::rundir::StateMark;
 use crate::store::{files, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
@@ -48,15 +48,8 @@ pub use crate::model::ModelSourceKind;
 pub type ModelSource = (ModelSourceKind, String);
 
 /// What [`Session::open`] reads beside the state log: the pipeline, the
-/// run record, the model override, the remembered model set aside, the
-/// graph.
-type Loaded = (
-    Pipeline,
-    Option<RunRecord>,
-    Option<ModelSource>,
-    Option<String>,
-    Graph,
-);
+/// model override, the remembered model set aside, the graph.
+type Loaded = (Pipeline, Option<ModelSource>, Option<String>, Graph);
 
 /// What [`Session::expand_ready`] leaves to do.
 pub struct Expanded {
@@ -87,6 +80,9 @@ pub struct Session {
     advice: Advice,
     /// The state as it was when `run` and `store` were read.
     mark: StateMark,
+    /// The journal of the build `run` says did not end, read with them
+    /// (crash recovery reads it again if it changed since).
+    pub journal: Option<Journal>,
     /// Which `foreach` tasks the graph was resolved to expand.
     lists: Lists,
     /// The model the run remembers from an earlier `--model` that the
@@ -127,19 +123,21 @@ impl Session {
         } = located;
         // Taken before reading: a change made meanwhile shows as one.
         let mark = run_dir.state_mark();
-        // The state log loads on a second thread while the pipeline is
-        // parsed and resolved: on a large pipeline these are the two
-        // biggest costs of every command.
+        let run = RunRecord::load(&run_dir);
+        // The state log (and the journal of a build that did not end)
+        // loads on a second thread while the pipeline is parsed and
+        // resolved: on a large pipeline these are the two biggest costs of
+        // every command.
         let (loaded, store) = std::thread::scope(|scope| {
             let store = scope.spawn(|| {
                 let _t = crate::phases::phase("state log: load");
-                StateStore::load(&run_dir)
+                let store = StateStore::load(&run_dir)?;
+                Ok((store, journal_of(&run_dir, run.as_ref())))
             });
             let loaded = (|| -> Result<Loaded> {
                 let t = crate::phases::phase("pipeline: parse");
                 let pipeline = Pipeline::load_with(&path, display, advice)?;
                 drop(t);
-                let run = RunRecord::load(&run_dir);
                 let remembered = run.as_ref().and_then(|r| r.model.clone());
                 let model_source = match (&model.flag, &model.env, remembered) {
                     (Some(m), _, _) => Some((ModelSourceKind::Flag, m.clone())),
@@ -163,17 +161,18 @@ impl Session {
                     lists,
                     advice,
                 )?;
-                Ok((pipeline, run, model_source, set_aside, graph))
+                Ok((pipeline, model_source, set_aside, graph))
             })();
             let store = store
                 .join()
                 .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
             (loaded, store)
         });
-        let (pipeline, run, model_source, set_aside_model, graph) = loaded?;
-        let mut store = store?;
-        in_flight(&run_dir, run.as_ref(), &mut store);
+        let (pipeline, model_source, set_aside_model, graph) = loaded?;
+        let (mut store, journal) = store?;
+        in_flight(&mut store, journal.as_ref());
         Ok(Session {
+            journal,
             run,
             model_source,
             run_dir,
@@ -227,7 +226,8 @@ impl Session {
         }
         let run = RunRecord::load(&self.run_dir);
         let mut store = StateStore::load(&self.run_dir)?;
-        in_flight(&self.run_dir, run.as_ref(), &mut store);
+        let journal = journal_of(&self.run_dir, run.as_ref());
+        in_flight(&mut store, journal.as_ref());
         if self.explicit_model().is_none() {
             let remembered = run.as_ref().and_then(|r| r.model.clone());
             let resolved = self.model_source.as_ref().map(|(_, m)| m);
@@ -244,6 +244,7 @@ impl Session {
         }
         self.run = run;
         self.store = store;
+        self.journal = journal;
         self.mark = mark;
         // A plan made before was made from the state read before.
         *self.made_plan() = None;
@@ -488,10 +489,17 @@ impl Session {
     }
 }
 
-/// The last build crashed or still runs: its journal knows which tasks
-/// are in flight even before their sidecars say so.
-fn in_flight(run_dir: &RunDir, run: Option<&RunRecord>, store: &mut StateStore) {
-    if run.and_then(RunRecord::unfinished_build).is_some() {
-        store.set_in_flight(inflight::recover(run_dir));
+/// The journal of the last build, when it did not record its end: it
+/// crashed or still runs.
+fn journal_of(run_dir: &RunDir, run: Option<&RunRecord>) -> Option<Journal> {
+    run.and_then(RunRecord::unfinished_build)
+        .map(|_| inflight::journal(run_dir))
+}
+
+/// The journal of a build that did not end knows which tasks are in
+/// flight even before their sidecars say so.
+fn in_flight(store: &mut StateStore, journal: Option<&Journal>) {
+    if let Some(journal) = journal {
+        store.set_in_flight(journal.in_flight.clone());
     }
 }

@@ -5,7 +5,7 @@
 //!   task is journaled before the spawn, so no crash leaves a process the
 //!   journal does not lead to) and when it ends. After a crash, the next
 //!   build reads it to stop the process groups left running and to mark
-//!   their tasks interrupted ([`recover`]). One append per event, to one
+//!   their tasks interrupted ([`journal`]). One append per event, to one
 //!   open file: it costs next to nothing per task.
 //! - The `running` sidecar, `.planexe/tasks/NAME.status`: published only
 //!   once a task has run for [`PUBLISH_AFTER`] (at most twice that), by one
@@ -249,26 +249,52 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
     }
 }
 
-/// The tasks in flight according to the journal of the last build (a
-/// crashed one, or one still running): for each, a `running` status with
-/// its start time and, for a command that got as far as a process, its
-/// pid; in the order they started.
-pub fn recover(run_dir: &RunDir) -> Vec<Status> {
-    journal(run_dir).in_flight
-}
-
 /// What the journal of the last build says.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Journal {
-    /// The tasks in flight (see [`recover`]).
+    /// The tasks in flight according to it (the last build crashed, or
+    /// still runs): for each, a `running` status with its start time and,
+    /// for a command that got as far as a process, its pid; in the order
+    /// they started.
     pub in_flight: Vec<Status>,
     /// The tasks whose last run in it ended.
     pub ended: std::collections::BTreeSet<String>,
+    /// The journal file as it was when read (`None`: there was none).
+    read_as: Option<JournalMark>,
+}
+
+/// A journal file's inode, size, mtime and ctime: an append grows it, a
+/// new build's journal is a new file.
+type JournalMark = (u64, u64, i64, i64);
+
+fn mark_of(meta: &std::fs::Metadata) -> JournalMark {
+    use std::os::unix::fs::MetadataExt;
+    (
+        meta.ino(),
+        meta.size(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+        meta.ctime_nsec() + meta.ctime() * 1_000_000_000,
+    )
+}
+
+impl Journal {
+    /// Whether the journal file is still as it was when this was read (no
+    /// line appended since, no new journal begun): what it says holds.
+    pub fn unchanged(&self, run_dir: &RunDir) -> bool {
+        let now = std::fs::symlink_metadata(run_dir.inflight_path())
+            .ok()
+            .map(|m| mark_of(&m));
+        now == self.read_as
+    }
 }
 
 /// Reads the journal of the last build (empty when there is none).
 pub fn journal(run_dir: &RunDir) -> Journal {
     let Ok(file) = files::open_read(&run_dir.inflight_path()) else {
+        return Journal::default();
+    };
+    // Taken before reading: a line appended meanwhile shows as a change.
+    let Ok(read_as) = file.metadata().map(|m| mark_of(&m)) else {
         return Journal::default();
     };
     let mut started: BTreeMap<String, (usize, Started<String>)> = BTreeMap::new();
@@ -306,7 +332,11 @@ pub fn journal(run_dir: &RunDir) -> Journal {
             status
         })
         .collect();
-    Journal { in_flight, ended }
+    Journal {
+        in_flight,
+        ended,
+        read_as: Some(read_as),
+    }
 }
 
 #[cfg(test)]
@@ -344,7 +374,7 @@ mod tests {
         assert_eq!((status.state, status.pid), (TaskState::Running, Some(2)));
         inflight.end(slow);
         drop(inflight);
-        assert!(recover(&run_dir).is_empty());
+        assert!(journal(&run_dir).in_flight.is_empty());
     }
 
     #[test]
@@ -366,7 +396,8 @@ mod tests {
             .open(run_dir.inflight_path())
             .unwrap();
         journal.write_all(b"{\"ended\":\"b").unwrap();
-        let left: Vec<(String, Option<u32>)> = recover(&run_dir)
+        let left: Vec<(String, Option<u32>)> = super::journal(&run_dir)
+            .in_flight
             .into_iter()
             .map(|s| (s.task, s.pid))
             .collect();
@@ -381,5 +412,22 @@ mod tests {
         );
         let ended: Vec<String> = super::journal(&run_dir).ended.into_iter().collect();
         assert_eq!(ended, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn a_journal_read_knows_whether_it_still_holds() {
+        let (_dir, run_dir) = run_dir();
+        // None yet: holds until one begins.
+        let none = journal(&run_dir);
+        assert!(none.unchanged(&run_dir));
+        let inflight = Inflight::start(&run_dir);
+        assert!(!none.unchanged(&run_dir), "a journal begun since");
+        let _a = inflight.begin(&run_dir, &running("a", 1));
+        let read = journal(&run_dir);
+        assert!(read.unchanged(&run_dir));
+        assert_eq!(read.in_flight.len(), 1);
+        let _b = inflight.begin(&run_dir, &running("b", 2));
+        assert!(!read.unchanged(&run_dir), "a line appended since");
+        assert!(journal(&run_dir).unchanged(&run_dir));
     }
 }

@@ -171,6 +171,9 @@ struct Progress<'a> {
     /// the tasks it checked or ran (by id), whose records it may have
     /// changed.
     rechecked: Option<Vec<bool>>,
+    /// The removal of a crashed build's temporary files, let go of as the
+    /// tasks start.
+    sweep: Option<recovery::Sweep>,
 }
 
 impl Build<'_> {
@@ -194,6 +197,7 @@ impl Build<'_> {
                 Err(e) => return Err(e),
             }
         };
+        let mut sweep = None;
         if !read_only {
             // Whatever this build changes, the certificate no longer
             // vouches for it; the build writes a new one if it can.
@@ -208,14 +212,16 @@ impl Build<'_> {
             }
             session.run_dir.remove_certificate()?;
             session.record_pipeline()?;
-            recovery::reconcile(
+            sweep = Some(recovery::reconcile(
                 &session.run_dir,
                 &session.graph,
                 session.run.as_ref(),
+                session.journal.as_ref(),
                 self.observer,
-            )?;
+            )?);
             // The sidecars now say what the journal said.
             session.store.set_in_flight(Vec::new());
+            session.journal = None;
         }
         // After `reconcile`, which read the journal the last build left.
         let inflight = (!read_only).then(|| Inflight::start(&session.run_dir));
@@ -224,10 +230,14 @@ impl Build<'_> {
             warned: session.warning.is_some(),
             report: BuildReport::new(),
             rechecked: None,
+            sweep,
         };
         // Recovered from a crash (which, once begun, is seen through): an
         // interrupt meanwhile stops the build before its plan.
         if let Some(stopped) = self.stopped_early() {
+            if let Some(sweep) = progress.sweep.take() {
+                sweep.finish(self.observer);
+            }
             return Ok(stopped);
         }
         // The certificate vouched for every sidecar: none is damaged.
@@ -235,6 +245,10 @@ impl Build<'_> {
             self.repair_statuses(session, &mut progress)?;
         }
         self.run_stale(session, &mut progress)?;
+        // Over before the certificate looks at the folders it swept.
+        if let Some(sweep) = progress.sweep.take() {
+            sweep.finish(self.observer);
+        }
         let rechecked = progress.rechecked.take();
         let mut report = progress.report;
         // The whole pipeline built (or found up to date) without a warning:

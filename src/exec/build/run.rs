@@ -413,6 +413,9 @@ impl Build<'_> {
             });
         }
         hooks.view();
+        if let Some(sweep) = &mut progress.sweep {
+            sweep.release();
+        }
         let t = crate::phases::phase("tasks (scheduler)");
         let summary = scheduler::run(
             &run_mask,
