@@ -5,7 +5,8 @@
 //!   the [`Reason`] it must run;
 //! - [`Plan`]: every wanted task, checked in parallel, reasons flowing
 //!   downstream (a task whose input will be rebuilt waits and is judged
-//!   again: early cutoff);
+//!   again: early cutoff), the outputs of those that will run looked at
+//!   (`inside`);
 //! - [`certificate`]: the proof that everything is up to date, checked
 //!   from stats alone;
 //! - [`session`]: one invocation's view of a run directory, opened from a
@@ -15,6 +16,7 @@
 
 pub mod certificate;
 pub mod check;
+mod inside;
 mod location;
 pub mod session;
 
@@ -25,7 +27,6 @@ pub use session::Session;
 
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId};
-use crate::store::stamp;
 use crate::store::Status;
 
 /// The plan of one build over the wanted tasks.
@@ -40,22 +41,6 @@ pub struct Plan {
     pub updates: Vec<Status>,
     /// Hand-edited outputs accepted, as (task, path).
     pub edited: Vec<(TaskId, String)>,
-}
-
-/// Refuses, before anything runs, a task that will run (`runs`) while an
-/// output of it cannot be written inside the run directory: a symlink that
-/// leads out, or a path that cannot be looked at (a file where a folder
-/// should be, a loop of links, a name too long). The refusal points at the
-/// output in the pipeline file.
-fn outputs_inside(checker: &Checker, id: TaskId, runs: bool) -> Result<()> {
-    if !runs {
-        return Ok(());
-    }
-    for out in &checker.graph[id].outputs {
-        stamp::stat_inside(checker.run_dir.root(), &out.path)
-            .map_err(|e| checker.refusal(id, Side::Output, out.span.clone(), &out.path, &e))?;
-    }
-    Ok(())
 }
 
 impl Plan {
@@ -90,18 +75,28 @@ impl Plan {
         let mut checks: Vec<Option<Check>> = Vec::new();
         checks.resize_with(graph.id_bound(), || None);
         let t = crate::phases::phase("plan: checks");
-        let results: Vec<(TaskId, Result<Check>)> = ids
-            .par_iter()
-            .map(|&id| {
-                let check = checker.check(id);
-                let stale = matches!(check, Ok(Check::Stale(_)));
-                (
+        let results: Vec<(TaskId, Result<Check>)> =
+            ids.par_iter().map(|&id| (id, checker.check(id))).collect();
+        drop(t);
+        // The tasks that will run: can their outputs be written?
+        let looked = crate::phases::phase("plan: outputs of what runs");
+        let runs: Vec<TaskId> = results
+            .iter()
+            .filter(|(_, check)| matches!(check, Ok(Check::Stale(_))))
+            .map(|&(id, _)| id)
+            .collect();
+        let outputs = inside::Outputs::look(checker, &runs);
+        let results: Vec<(TaskId, Result<Check>)> = results
+            .into_par_iter()
+            .map(|(id, check)| match check {
+                Ok(Check::Stale(reason)) => (
                     id,
-                    check.and_then(|c| outputs_inside(checker, id, stale).map(|()| c)),
-                )
+                    outputs.inside(checker, id).map(|()| Check::Stale(reason)),
+                ),
+                other => (id, other),
             })
             .collect();
-        drop(t);
+        drop(looked);
         let _t = crate::phases::phase("plan: reasons");
         for (id, check) in results {
             checks[id] = Some(check?);
@@ -135,7 +130,9 @@ impl Plan {
                 }
             };
             // (Checked tasks had their outputs looked at with their check.)
-            outputs_inside(checker, id, forced[id])?;
+            if forced[id] {
+                inside::outputs_inside(checker, id)?;
+            }
             // A changed input whose producer runs first is expected to
             // change: the task waits and is judged again afterwards.
             let own = match own {

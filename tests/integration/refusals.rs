@@ -223,6 +223,40 @@ fn absolute_and_escaping_paths() {
     );
 }
 
+/// Where many outputs are to be written in one folder, the folder is
+/// listed once rather than each output looked at: the refusal is the same,
+/// at the same place, before anything runs.
+#[test]
+fn a_symlink_among_many_outputs_of_one_folder_is_refused_before_anything_runs() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    let toml: String = (0..100)
+        .map(|i| {
+            format!("[tasks.t{i:03}]\noutputs = [\"out/t{i:03}.txt\"]\ncommand = \"echo x > out/t{i:03}.txt\"\n\n")
+        })
+        .collect();
+    let p = Project::new(&toml);
+    std::fs::create_dir(p.path("out")).unwrap();
+    // Written by hand before: plain files are no obstacle.
+    p.write("out/t010.txt", "mine\n");
+    std::os::unix::fs::symlink(outside.path().join("secret"), p.path("out/t050.txt")).unwrap();
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:202:12")
+        .stderr_has("output of task `t050`")
+        .stderr_has("is a symlink to");
+    assert!(!p.exists("out/t000.txt"), "a task ran");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "s"
+    );
+    // Without the link, everything builds (the file written by hand is
+    // its task's to replace).
+    std::fs::remove_file(p.path("out/t050.txt")).unwrap();
+    p.build().ok();
+    assert_eq!(p.read("out/t099.txt"), "x\n");
+}
+
 #[test]
 fn a_symlink_pointing_outside() {
     let outside = tempfile::tempdir().unwrap();
