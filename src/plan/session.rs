@@ -11,6 +11,7 @@
 //! longer uses.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::location::recorded_pipeline;
 pub use super::location::{Located, Location};
@@ -83,6 +84,10 @@ pub struct Session {
     /// The journal of the build `run` says did not end, read with them
     /// (crash recovery reads it again if it changed since).
     pub journal: Option<Journal>,
+    /// The tasks whose sidecar was damaged while the log vouched for them
+    /// (`StateStore::damaged`), when that was looked at with the state:
+    /// among them, those of the graph.
+    pub damaged: Option<Vec<String>>,
     /// Which `foreach` tasks the graph was resolved to expand.
     lists: Lists,
     /// The model the run remembers from an earlier `--model` that the
@@ -128,11 +133,19 @@ impl Session {
         // loads on a second thread while the pipeline is parsed and
         // resolved: on a large pipeline these are the two biggest costs of
         // every command.
+        // Once loaded, while the pipeline is still being resolved, that
+        // thread looks for damaged sidecars, which a build repairs before
+        // its plan (`resolved` ends the look).
+        let resolved = AtomicBool::new(false);
         let (loaded, store) = std::thread::scope(|scope| {
             let store = scope.spawn(|| {
-                let _t = crate::phases::phase("state log: load");
+                let t = crate::phases::phase("state log: load");
                 let store = StateStore::load(&run_dir)?;
-                Ok((store, journal_of(&run_dir, run.as_ref())))
+                let journal = journal_of(&run_dir, run.as_ref());
+                drop(t);
+                let _t = crate::phases::phase("state log: damaged sidecars, while waiting");
+                let damaged = store.damaged_all(&run_dir, &resolved);
+                Ok((store, journal, damaged))
             });
             let loaded = (|| -> Result<Loaded> {
                 let t = crate::phases::phase("pipeline: parse");
@@ -163,16 +176,18 @@ impl Session {
                 )?;
                 Ok((pipeline, model_source, set_aside, graph))
             })();
+            resolved.store(true, Ordering::Relaxed);
             let store = store
                 .join()
                 .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
             (loaded, store)
         });
         let (pipeline, model_source, set_aside_model, graph) = loaded?;
-        let (mut store, journal) = store?;
+        let (mut store, journal, damaged) = store?;
         in_flight(&mut store, journal.as_ref());
         Ok(Session {
             journal,
+            damaged,
             run,
             model_source,
             run_dir,
@@ -245,6 +260,7 @@ impl Session {
         self.run = run;
         self.store = store;
         self.journal = journal;
+        self.damaged = None;
         self.mark = mark;
         // A plan made before was made from the state read before.
         *self.made_plan() = None;

@@ -21,6 +21,7 @@
 //! once.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -265,24 +266,44 @@ impl StateStore {
         let mut damaged: Vec<&str> = tasks
             .par_iter()
             .copied()
-            .filter(|&task| {
-                let Some(record) = self.records.get(task) else {
-                    return false;
-                };
-                let (Some(_), None, Some(len)) = (&record.done, &record.last, record.sidecar_len)
-                else {
-                    return false;
-                };
-                let path = run_dir.status_path(task);
-                match std::fs::symlink_metadata(&path) {
-                    Ok(meta) if meta.len() == len => false,
-                    Ok(_) => read_status(run_dir, task).is_none(),
-                    Err(_) => false,
-                }
-            })
+            .filter(|&task| self.sidecar_damaged(run_dir, task))
             .collect();
         damaged.sort_unstable();
         damaged
+    }
+
+    /// [`StateStore::damaged`] for every task the log knows, on this
+    /// thread: what a command can look at while it waits for its pipeline
+    /// (a build needs it before its plan). `None` once `enough` is set
+    /// (its time is up), before it has looked at all.
+    pub fn damaged_all(&self, run_dir: &RunDir, enough: &AtomicBool) -> Option<Vec<String>> {
+        let mut damaged = Vec::new();
+        for task in self.records.keys() {
+            if enough.load(Ordering::Relaxed) {
+                return None;
+            }
+            if self.sidecar_damaged(run_dir, task) {
+                damaged.push(task.clone());
+            }
+        }
+        Some(damaged)
+    }
+
+    /// Whether `task`'s sidecar does not parse while the log vouches for
+    /// its last run, a success.
+    pub fn sidecar_damaged(&self, run_dir: &RunDir, task: &str) -> bool {
+        let Some(record) = self.records.get(task) else {
+            return false;
+        };
+        let (Some(_), None, Some(len)) = (&record.done, &record.last, record.sidecar_len) else {
+            return false;
+        };
+        let path = run_dir.status_path(task);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.len() == len => false,
+            Ok(_) => read_status(run_dir, task).is_none(),
+            Err(_) => false,
+        }
     }
 
     /// Rewrites the damaged sidecar of `task` from the log's record of its

@@ -118,3 +118,30 @@ fn a_task_assumed_done_has_its_marker_in_memory_only() {
         crate::store::Recorded::Done(_)
     ));
 }
+
+#[test]
+fn damaged_sidecars_are_found_for_every_task_the_log_knows_unless_time_is_up() {
+    use std::sync::atomic::AtomicBool;
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    for task in ["a", "b", "c"] {
+        store
+            .write_status(&run_dir, &done(task, "in", stamp(1, "h")))
+            .unwrap();
+    }
+    drop(store);
+    // b's sidecar torn in place; c's rewritten whole, longer but sound.
+    std::fs::write(run_dir.status_path("b"), "{\"task\": \"b\", \"sta").unwrap();
+    let mut c = done("c", "in", stamp(1, "h"));
+    c.inputs.insert("more".to_string(), stamp(2, "m"));
+    let before = std::fs::metadata(run_dir.status_path("c")).unwrap().len();
+    crate::store::sidecar::write_sidecar(&run_dir, &c).unwrap();
+    assert!(std::fs::metadata(run_dir.status_path("c")).unwrap().len() > before);
+    let store = StateStore::load(&run_dir).unwrap();
+    let all = store.damaged_all(&run_dir, &AtomicBool::new(false));
+    assert_eq!(all, Some(vec!["b".to_string()]));
+    assert_eq!(store.damaged(&run_dir, &["a", "b", "c"]), ["b"]);
+    assert!(store.sidecar_damaged(&run_dir, "b"));
+    assert!(!store.sidecar_damaged(&run_dir, "c"));
+    assert_eq!(store.damaged_all(&run_dir, &AtomicBool::new(true)), None);
+}
