@@ -263,17 +263,17 @@ pub struct Journal {
     read_as: Option<JournalMark>,
 }
 
-/// A journal file's inode, size, mtime and ctime: an append grows it, a
-/// new build's journal is a new file.
-type JournalMark = (u64, u64, i64, i64);
+/// A journal file's inode, size, mtime and ctime (seconds and
+/// nanoseconds): an append grows it, a new build's journal is a new file.
+type JournalMark = (u64, u64, (i64, i64), (i64, i64));
 
 fn mark_of(meta: &std::fs::Metadata) -> JournalMark {
     use std::os::unix::fs::MetadataExt;
     (
         meta.ino(),
         meta.size(),
-        meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-        meta.ctime_nsec() + meta.ctime() * 1_000_000_000,
+        (meta.mtime(), meta.mtime_nsec()),
+        (meta.ctime(), meta.ctime_nsec()),
     )
 }
 
