@@ -47,7 +47,7 @@ pub struct Outputs {
 
 impl Outputs {
     /// Lists the folders that hold at least [`LISTED`] outputs of the
-    /// tasks `runs`.
+    /// tasks `runs` (those that will run: stale or forced).
     pub fn look(checker: &Checker, runs: &[TaskId]) -> Outputs {
         let mut count: HashMap<&str, usize> = HashMap::new();
         for &id in runs {
@@ -87,14 +87,6 @@ impl Outputs {
         }
         Ok(())
     }
-}
-
-/// [`Outputs::inside`] for one task, each output looked at.
-pub fn outputs_inside(checker: &Checker, id: TaskId) -> Result<()> {
-    for out in &checker.graph[id].outputs {
-        outputs_inside_one(checker, id, out)?;
-    }
-    Ok(())
 }
 
 fn outputs_inside_one(checker: &Checker, id: TaskId, out: &Output) -> Result<()> {

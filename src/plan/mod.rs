@@ -84,6 +84,13 @@ impl Plan {
             .iter()
             .filter(|(_, check)| matches!(check, Ok(Check::Stale(_))))
             .map(|&(id, _)| id)
+            .chain(
+                graph
+                    .ids()
+                    .iter()
+                    .copied()
+                    .filter(|&id| wanted[id] && forced[id]),
+            )
             .collect();
         let outputs = inside::Outputs::look(checker, &runs);
         let results: Vec<(TaskId, Result<Check>)> = results
@@ -131,7 +138,7 @@ impl Plan {
             };
             // (Checked tasks had their outputs looked at with their check.)
             if forced[id] {
-                inside::outputs_inside(checker, id)?;
+                outputs.inside(checker, id)?;
             }
             // A changed input whose producer runs first is expected to
             // change: the task waits and is judged again afterwards.

@@ -267,6 +267,35 @@ impl Session {
         Ok(true)
     }
 
+    /// The tasks of the graph whose sidecar is damaged while the log
+    /// vouches for their last run (`StateStore::damaged`), sorted: from
+    /// what the state's load found, each looked at again (recovery may have
+    /// written one since), or else looked for now.
+    pub fn damaged_sidecars(&self) -> Vec<String> {
+        match &self.damaged {
+            Some(found) => {
+                let mut damaged: Vec<String> = found
+                    .iter()
+                    .filter(|task| {
+                        self.graph.task(task).is_some()
+                            && self.store.sidecar_damaged(&self.run_dir, task)
+                    })
+                    .cloned()
+                    .collect();
+                damaged.sort_unstable();
+                damaged
+            }
+            None => {
+                let names: Vec<&str> = self.graph.tasks().map(|t| t.name.as_str()).collect();
+                self.store
+                    .damaged(&self.run_dir, &names)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect()
+            }
+        }
+    }
+
     /// The pipeline file the run directory records now, when this session
     /// was not named one (`-f`) and reads another: a build (`build -f`)
     /// recorded it since the session was opened.

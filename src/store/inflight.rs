@@ -250,7 +250,7 @@ fn publish_loop(shared: &(Mutex<Queue>, Condvar)) {
 }
 
 /// What the journal of the last build says.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Journal {
     /// The tasks in flight according to it (the last build crashed, or
     /// still runs): for each, a `running` status with its start time and,

@@ -287,27 +287,10 @@ impl Build<'_> {
     fn repair_statuses(&self, session: &mut Session, progress: &mut Progress) -> Result<()> {
         self.repair_log(session, progress)?;
         let _t = crate::phases::phase("build: damaged-sidecar scan");
-        let damaged: Vec<String> = match session.damaged.take() {
-            // Looked at as the state was read (and it is as it was then);
-            // each is looked at again (recovery may have written it since).
-            Some(mut damaged) => {
-                damaged.retain(|task| {
-                    session.graph.task(task).is_some()
-                        && session.store.sidecar_damaged(&session.run_dir, task)
-                });
-                damaged.sort_unstable();
-                damaged
-            }
-            None => {
-                let names: Vec<&str> = session.graph.tasks().map(|t| t.name.as_str()).collect();
-                session
-                    .store
-                    .damaged(&session.run_dir, &names)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect()
-            }
-        };
+        let damaged = session.damaged_sidecars();
+        // What the state's load found holds only until this build changes
+        // a sidecar.
+        session.damaged = None;
         let dry_run = self.options.read_only();
         for task in damaged {
             if !dry_run {

@@ -217,15 +217,14 @@ pub fn query(
         }
     }
     let mut known = Known::of_session(session, &plan);
-    let names: Vec<&str> = graph.tasks().map(|t| t.name.as_str()).collect();
     let damage = session.store.log_damage();
     if damage.is_warning() {
         let rewriter = session.advice().hint(&Trouble::DamagedLog);
         let message = damage.message(&session.run_dir, Some(&rewriter));
         known.about.warnings.push(message);
     }
-    for task in session.store.damaged(&session.run_dir, &names) {
-        let path = session.run_dir.show(&session.run_dir.status_path(task));
+    for task in session.damaged_sidecars() {
+        let path = session.run_dir.show(&session.run_dir.status_path(&task));
         let rewrites = session.advice().hint(&Trouble::DamagedSidecar);
         known
             .about
