@@ -13,13 +13,12 @@
 //!   it cannot vouch for that way sends the caller to the full way.
 
 use std::path::Path;
-use std::time::SystemTime;
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::stat::{file_id, Folders};
-use super::{is_young, path_of, young_from, Entry, LOG};
+use super::stat::{file_id_on, Folders};
+use super::{path_of, Entry, Young, LOG};
 use crate::model::{Graph, Pipeline, TaskId};
 use crate::store::rundir::{file, state_rel, status_rel};
 use crate::store::stamp::{self, Stamp};
@@ -146,16 +145,16 @@ fn entry_now(
     folders: &Folders,
     path: &str,
     stamp: Option<&Stamp>,
-    young: i64,
+    young: &Young,
 ) -> Option<Entry> {
     let full = path_of(run_dir, path);
-    let id = if path.starts_with('/') {
-        file_id(&full, true)
+    let (id, dev) = if path.starts_with('/') {
+        file_id_on(&full, true)
     } else {
-        folders.file_id(run_dir, path)
+        folders.file_id_on(run_dir, path)
     }
     .ok()?;
-    let racy = path != LOG.as_str() && is_young(&id, young);
+    let racy = path != LOG.as_str() && young.holds(&id, dev);
     let hash = if let Some(stamp) = stamp {
         if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
             return None;
@@ -185,7 +184,7 @@ pub(super) fn collect(
     graph: &Graph,
     store: &StateStore,
 ) -> Option<Vec<Entry>> {
-    let young = young_from(SystemTime::now());
+    let young = Young::now(run_dir);
     let owned = owned_paths(pipeline, graph, store);
     // Every record of a task file must say the same of it, and (checked
     // below) what the file is now: then the full check finds every task
@@ -197,7 +196,7 @@ pub(super) fn collect(
         .par_iter()
         .map(|&(path, task)| {
             let stamp = if task { Some(*stamps.get(path)?) } else { None };
-            entry_now(run_dir, &folders, path, stamp, young)
+            entry_now(run_dir, &folders, path, stamp, &young)
         })
         .collect()
 }
@@ -214,7 +213,7 @@ pub(super) fn collect_from(
     base: &Base,
     rechecked: &[bool],
 ) -> Option<Vec<Entry>> {
-    let young = young_from(SystemTime::now());
+    let young = Young::now(run_dir);
     let t = crate::phases::phase("certificate: from base: sets");
     // The files the rechecked tasks may have written: their outputs. A file
     // they only read kept its entry when the judge found it the same: had
@@ -295,7 +294,7 @@ pub(super) fn collect_from(
             Some(e) if e.task == task => Some((*e).clone()),
             _ => {
                 let stamp = if task { Some(*stamps.get(path)?) } else { None };
-                entry_now(run_dir, &folders, path, stamp, young)
+                entry_now(run_dir, &folders, path, stamp, &young)
             }
         })
         .collect()

@@ -21,10 +21,12 @@
 //!
 //! File times tick at the kernel clock's resolution, so a path changed
 //! within the same tick as its recorded stat would look unchanged. As in
-//! git's index, an entry younger than [`RACY`] when recorded is marked racy
-//! and compared by content on every check (a file by its blake3, a folder by
-//! its sorted names) until a build finds it settled. The log only grows or
-//! is replaced, so its size or inode always moves: it is never racy.
+//! git's index, an entry young when recorded ([`Young`]: within [`RACY`]
+//! of the system clock, or not older than the state log's last write on
+//! the run directory's file system) is marked racy and compared by content
+//! on every check (a file by its blake3, a folder by its sorted names)
+//! until a build finds it settled. The log only grows or is replaced, so
+//! its size or inode always moves: it is never racy.
 //!
 //! The certificate needs no invalidation to be correct (it names the state
 //! it vouches for); every command that takes the run directory's lock still
@@ -154,6 +156,47 @@ fn young_from(now: SystemTime) -> i64 {
 
 fn is_young(id: &FileId, young: i64) -> bool {
     id.kind != 0 && (id.ctime_ns >= young || id.mtime_ns >= young)
+}
+
+/// Which stamps count as young as a certificate is collected: those
+/// within [`RACY`] of the system clock, and, on the run directory's file
+/// system, those not older than that file system's clock now (the time it
+/// gives a file written in `.planexe/`; where it cannot make one, the
+/// state log's last write, which comes after every task's outputs,
+/// sidecar and marker). A path changed before that time shows any later
+/// change by a later time, as git judges its index against the index
+/// file's own time; so the files and folders the build's last tasks
+/// changed a moment ago need not be compared by content at every check
+/// (a folder by its listing, which at ten thousand tasks costs more than
+/// the rest of a check).
+struct Young {
+    /// [`RACY`] ago, by the system clock.
+    system: i64,
+    /// The run directory's file-system clock (ns), and its device.
+    fs: Option<(i64, u64)>,
+}
+
+impl Young {
+    /// As things stand now: call before the stats it judges.
+    fn now(run_dir: &RunDir) -> Young {
+        let system = young_from(SystemTime::now());
+        let fs = files::clock(&run_dir.state_dir()).or_else(|| {
+            stat::file_id_on(&run_dir.path(LOG.as_str()), false)
+                .ok()
+                .filter(|(id, _)| id.kind == 1)
+                .map(|(id, dev)| (id.mtime_ns.max(id.ctime_ns), dev))
+        });
+        Young { system, fs }
+    }
+
+    /// Whether a path stamped `id`, on device `dev`, is young.
+    fn holds(&self, id: &FileId, dev: u64) -> bool {
+        let from = match self.fs {
+            Some((at, on)) if on == dev => self.system.max(at),
+            _ => self.system,
+        };
+        is_young(id, from)
+    }
 }
 
 fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
@@ -420,5 +463,73 @@ fn check(run_dir: &RunDir, folders: &Folders, e: &Entry, mode: CheckMode) -> Ver
         Verdict::Touched(now)
     } else {
         Verdict::Differs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ns: i64) -> FileId {
+        FileId {
+            kind: 1,
+            size: 1,
+            mtime_ns: ns,
+            ctime_ns: ns,
+            ino: 7,
+        }
+    }
+
+    #[test]
+    fn young_is_what_changed_since_the_log_on_its_device_or_within_racy() {
+        let young = Young {
+            system: 1_000,
+            fs: Some((5_000, 42)),
+        };
+        // On the log's device: before its last write is settled, at its
+        // time (one clock tick) or after is young.
+        assert!(!young.holds(&at(4_999), 42));
+        assert!(young.holds(&at(5_000), 42));
+        assert!(young.holds(&at(6_000), 42));
+        // A ctime at the log's time is enough (a rename, a new link).
+        let renamed = FileId {
+            ctime_ns: 5_000,
+            ..at(10)
+        };
+        assert!(young.holds(&renamed, 42));
+        // Elsewhere (another clock), the system clock's window alone.
+        assert!(young.holds(&at(4_999), 43));
+        assert!(young.holds(&at(1_000), 43));
+        assert!(!young.holds(&at(999), 43));
+        // A log older than the window changes nothing.
+        let old_log = Young {
+            system: 1_000,
+            fs: Some((500, 42)),
+        };
+        assert!(old_log.holds(&at(1_000), 42));
+        assert!(!old_log.holds(&at(999), 42));
+        // Absent paths are never young.
+        assert!(!young.holds(&stat::ABSENT, 42));
+    }
+
+    #[test]
+    fn young_reads_the_clock_of_the_run_directory_s_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        // No `.planexe/` yet, no log: the system clock alone.
+        assert!(Young::now(&run_dir).fs.is_none());
+        let log = run_dir.path(LOG.as_str());
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "{}\n").unwrap();
+        let (written, dev) = stat::file_id_on(&log, false).unwrap();
+        let young = Young::now(&run_dir);
+        let (at, on) = young.fs.unwrap();
+        assert_eq!(on, dev);
+        // The clock read after the log's write is not behind it.
+        assert!(at >= written.mtime_ns.max(written.ctime_ns));
+        // What is written after the clock is read is young.
+        std::fs::write(&log, "{}\n{}\n").unwrap();
+        let (later, _) = stat::file_id_on(&log, false).unwrap();
+        assert!(young.holds(&later, dev));
     }
 }

@@ -40,6 +40,11 @@ fn nanos(secs: i64, nsec: i64) -> i64 {
 /// vouches for those), and an absolute one (the pipeline file and the files
 /// beside it, where a shared pipeline is often a symlink) following it.
 pub(super) fn file_id(path: &Path, follow: bool) -> Result<FileId, ()> {
+    file_id_on(path, follow).map(|(id, _)| id)
+}
+
+/// [`file_id`], with the device the path is on (0 when absent).
+pub(super) fn file_id_on(path: &Path, follow: bool) -> Result<(FileId, u64), ()> {
     let meta = if follow {
         std::fs::metadata(path)
     } else {
@@ -54,15 +59,16 @@ pub(super) fn file_id(path: &Path, follow: bool) -> Result<FileId, ()> {
             } else {
                 return Err(());
             };
-            Ok(FileId {
+            let id = FileId {
                 kind,
                 size: if kind == 1 { m.size() } else { 0 },
                 mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
                 ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
                 ino: m.ino(),
-            })
+            };
+            Ok((id, m.dev()))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ABSENT),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((ABSENT, 0)),
         Err(_) => Err(()),
     }
 }
@@ -117,20 +123,26 @@ impl Folders {
     /// What a stat of the run-directory path `rel` says, without following
     /// a symlink (as [`file_id`] with `follow` false).
     pub(super) fn file_id(&self, run_dir: &RunDir, rel: &str) -> Result<FileId, ()> {
+        self.file_id_on(run_dir, rel).map(|(id, _)| id)
+    }
+
+    /// [`Folders::file_id`], with the device the path is on (0 when
+    /// absent).
+    pub(super) fn file_id_on(&self, run_dir: &RunDir, rel: &str) -> Result<(FileId, u64), ()> {
         let name = &rel[rel.rfind('/').map_or(0, |i| i + 1)..];
         let fd = match self.open.get(parent(rel)) {
             Some(Ok(fd)) => fd,
             // A folder that does not exist: neither does the path.
-            Some(Err(e)) if *e == libc::ENOENT => return Ok(ABSENT),
+            Some(Err(e)) if *e == libc::ENOENT => return Ok((ABSENT, 0)),
             Some(Err(_)) => return Err(()),
-            None => return file_id(&run_dir.path(rel), false),
+            None => return file_id_on(&run_dir.path(rel), false),
         };
         // The name, NUL-terminated, on the stack: a name is at most 255
         // bytes on the file systems planexe runs on, and one this call
         // cannot hold is stat'ed the slow way.
         let mut buf = [0u8; 256];
         if name.len() >= buf.len() || name.as_bytes().contains(&0) {
-            return file_id(&run_dir.path(rel), false);
+            return file_id_on(&run_dir.path(rel), false);
         }
         buf[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: `stat` is written by fstatat before it is read; `fd` is
@@ -146,7 +158,7 @@ impl Folders {
         };
         if rc != 0 {
             return match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ENOENT) => Ok(ABSENT),
+                Some(libc::ENOENT) => Ok((ABSENT, 0)),
                 _ => Err(()),
             };
         }
@@ -155,13 +167,14 @@ impl Folders {
             libc::S_IFDIR => 2,
             _ => return Err(()),
         };
-        Ok(FileId {
+        let id = FileId {
             kind,
             size: if kind == 1 { st.st_size as u64 } else { 0 },
             mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec),
             ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec),
             ino: st.st_ino,
-        })
+        };
+        Ok((id, st.st_dev))
     }
 }
 
