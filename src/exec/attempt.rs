@@ -293,8 +293,9 @@ impl Attempt<'_> {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Stamps `paths` into `stamps`; `missing` says what a path that does
-    /// not exist means.
+    /// Stamps the input `paths` into `stamps` (a stat this build made
+    /// just before stands for the file: see [`Stamper::stamp_recent`]);
+    /// `missing` says what a path that does not exist means.
     fn stamp<'p>(
         &self,
         paths: impl Iterator<Item = &'p str>,
@@ -302,7 +303,7 @@ impl Attempt<'_> {
         missing: impl Fn(&str) -> TaskError,
     ) -> Result<(), TaskError> {
         for path in paths {
-            match self.stamper.stamp(self.run_dir.root(), path) {
+            match self.stamper.stamp_recent(self.run_dir.root(), path) {
                 Ok(Some(stamp)) => {
                     stamps.insert(path.to_string(), stamp);
                 }

@@ -10,7 +10,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -187,10 +187,19 @@ pub struct Stamper {
     /// stamp its producer left in this build (the file would be read again
     /// by every task reading it).
     recorded: Mutex<HashMap<String, Stamp>>,
-    /// Stats already made while checking: a file that several tasks read
-    /// is statted once.
-    stats: Mutex<HashMap<String, Option<Meta>>>,
+    /// Stats already made while checking (and stamps just learned), with
+    /// when: a file that several tasks read is statted once.
+    stats: Mutex<HashMap<String, (Option<Meta>, Instant)>>,
 }
+
+/// How long a stat this build made stands for the file when a task about
+/// to run stamps its inputs ([`Stamper::stamp_recent`]). A task checked
+/// (or an input written by its producer) this recently has its inputs
+/// stamped without another stat of each: at a wide task's start, a
+/// thousand stats. A file changed in between is recorded as it was
+/// before the change while the task read it after: its next check finds
+/// the stamp moved and runs the task again, never the other way round.
+pub const RECENT: Duration = Duration::from_millis(100);
 
 impl Stamper {
     /// Seeds the cache with stamps recorded earlier: a file whose size and
@@ -208,13 +217,11 @@ impl Stamper {
         known.insert(path.to_string(), stamp.clone());
         drop(known);
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
-        stats.insert(
-            path.to_string(),
-            Some(Meta {
-                size: stamp.size,
-                mtime_ns: stamp.mtime_ns,
-            }),
-        );
+        let meta = Meta {
+            size: stamp.size,
+            mtime_ns: stamp.mtime_ns,
+        };
+        stats.insert(path.to_string(), (Some(meta), Instant::now()));
     }
 
     pub fn forget(&self, path: &str) {
@@ -230,7 +237,7 @@ impl Stamper {
 
     /// Stats through the cache of this build.
     fn cached_stat(&self, root: &Path, rel: &str) -> io::Result<Option<Meta>> {
-        if let Some(meta) = self
+        if let Some((meta, _)) = self
             .stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -242,8 +249,26 @@ impl Stamper {
         self.stats
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(rel.to_string(), meta);
+            .insert(rel.to_string(), (meta, Instant::now()));
         Ok(meta)
+    }
+
+    /// [`Stamper::stamp`], for an input of a task about to run: a stat
+    /// this build made of the file less than [`RECENT`] ago stands for it
+    /// when a stamp learned or recorded has its size and mtime (so nothing
+    /// need be read). Otherwise (no such stat, the file was missing then,
+    /// or its content must be hashed), the file is looked at now.
+    pub fn stamp_recent(&self, root: &Path, rel: &str) -> io::Result<Option<Stamp>> {
+        let recent = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rel)
+            .and_then(|&(meta, at)| meta.filter(|_| at.elapsed() < RECENT));
+        if let Some(stamp) = recent.and_then(|meta| self.lookup(rel, &meta)) {
+            return Ok(Some(stamp));
+        }
+        self.stamp(root, rel)
     }
 
     /// The full stamp of a file now, hashing only when no known stamp has
@@ -354,6 +379,44 @@ mod tests {
         set_mtime(&root.join("a"), 1000);
         other.remember_hash("a", &old);
         assert_eq!(other.stamp(root, "a").unwrap().unwrap(), old);
+    }
+
+    #[test]
+    fn a_recent_stat_stands_for_an_input_and_an_older_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a"), "one").unwrap();
+        set_mtime(&root.join("a"), 1000);
+        let stamper = Stamper::default();
+        // Its producer just wrote it: stamped, hash and all.
+        let written = stamper.stamp(root, "a").unwrap().unwrap();
+        std::fs::write(root.join("a"), "three").unwrap();
+        set_mtime(&root.join("a"), 2000);
+        // Within RECENT, the stat of a moment ago stands for the file.
+        assert_eq!(stamper.stamp_recent(root, "a").unwrap().unwrap(), written);
+        // A file found missing a moment ago is looked for again.
+        assert!(stamper.stamp_recent(root, "b").unwrap().is_none());
+        std::fs::write(root.join("b"), "bee").unwrap();
+        assert!(stamper.stamp_recent(root, "b").unwrap().is_some());
+        // A file statted (by a check) but never hashed is read.
+        let checking = Stamper::default();
+        let recorded = Stamp {
+            size: 1,
+            mtime_ns: 1,
+            blake3: String::new(),
+        };
+        assert_eq!(
+            checking
+                .compare(root, "a", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Changed
+        );
+        let read = checking.stamp_recent(root, "a").unwrap().unwrap();
+        assert_eq!(read.blake3, blake3::hash(b"three").to_hex().to_string());
+        // Once RECENT has passed, the file is looked at again.
+        std::thread::sleep(RECENT + Duration::from_millis(20));
+        let now = stamper.stamp_recent(root, "a").unwrap().unwrap();
+        assert_eq!((now.size, now.blake3), (5, read.blake3));
     }
 
     #[test]
