@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 /// Files smaller than this are parsed whole.
-const PIECE: usize = 256 * 1024;
+const PIECE: usize = 64 * 1024;
 
 /// The file parsed in pieces, the tasks of each (`tasks` finds them in a
 /// parse) taken into the first piece's parse; `None` when the file is
