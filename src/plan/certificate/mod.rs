@@ -22,8 +22,9 @@
 //! File times tick at the kernel clock's resolution, so a path changed
 //! within the same tick as its recorded stat would look unchanged. As in
 //! git's index, an entry young when recorded ([`Young`]: within [`RACY`]
-//! of the system clock, or not older than the state log's last write on
-//! the run directory's file system) is marked racy and compared by content
+//! of the system clock, or, on the run directory's file system, not older
+//! than that file system's clock as the certificate is made) is marked
+//! racy and compared by content
 //! on every check (a file by its blake3, a folder by its sorted names)
 //! until a build finds it settled. The log only grows or is replaced, so
 //! its size or inode always moves: it is never racy.
@@ -481,13 +482,13 @@ mod tests {
     }
 
     #[test]
-    fn young_is_what_changed_since_the_log_on_its_device_or_within_racy() {
+    fn young_is_what_changed_since_the_clock_on_its_device_or_within_racy() {
         let young = Young {
             system: 1_000,
             fs: Some((5_000, 42)),
         };
-        // On the log's device: before its last write is settled, at its
-        // time (one clock tick) or after is young.
+        // On the run directory's device: before its clock's time is
+        // settled, at that time (one clock tick) or after is young.
         assert!(!young.holds(&at(4_999), 42));
         assert!(young.holds(&at(5_000), 42));
         assert!(young.holds(&at(6_000), 42));
@@ -501,7 +502,7 @@ mod tests {
         assert!(young.holds(&at(4_999), 43));
         assert!(young.holds(&at(1_000), 43));
         assert!(!young.holds(&at(999), 43));
-        // A log older than the window changes nothing.
+        // A clock behind the window changes nothing.
         let old_log = Young {
             system: 1_000,
             fs: Some((500, 42)),
