@@ -193,12 +193,12 @@ pub struct Stamper {
 }
 
 /// How long a stat this build made stands for the file when a task about
-/// to run stamps its inputs ([`Stamper::stamp_recent`]). A task checked
-/// (or an input written by its producer) this recently has its inputs
-/// stamped without another stat of each: at a wide task's start, a
-/// thousand stats. A file changed in between is recorded as it was
-/// before the change while the task read it after: its next check finds
-/// the stamp moved and runs the task again, never the other way round.
+/// to run stamps its inputs ([`Stamper::stamp_recent`]). Inputs their
+/// producers wrote (or the task's own check looked at) this recently are
+/// stamped without another stat each. A file changed in between is
+/// recorded as it was before the change while the task read it after: its
+/// next check finds the stamp moved and runs the task again, never the
+/// other way round.
 pub const RECENT: Duration = Duration::from_millis(100);
 
 impl Stamper {
@@ -394,17 +394,22 @@ mod tests {
         set_mtime(&root.join("a"), 2000);
         // Within RECENT, the stat of a moment ago stands for the file.
         assert_eq!(stamper.stamp_recent(root, "a").unwrap().unwrap(), written);
-        // A file found missing a moment ago is looked for again.
-        assert!(stamper.stamp_recent(root, "b").unwrap().is_none());
-        std::fs::write(root.join("b"), "bee").unwrap();
-        assert!(stamper.stamp_recent(root, "b").unwrap().is_some());
-        // A file statted (by a check) but never hashed is read.
-        let checking = Stamper::default();
+        // A file a check found missing a moment ago is looked for again.
         let recorded = Stamp {
             size: 1,
             mtime_ns: 1,
             blake3: String::new(),
         };
+        assert_eq!(
+            stamper
+                .compare(root, "b", &recorded, CheckMode::Content)
+                .unwrap(),
+            Comparison::Missing
+        );
+        std::fs::write(root.join("b"), "bee").unwrap();
+        assert_eq!(stamper.stamp_recent(root, "b").unwrap().unwrap().size, 3);
+        // A file statted (by a check) but never hashed is read.
+        let checking = Stamper::default();
         assert_eq!(
             checking
                 .compare(root, "a", &recorded, CheckMode::Content)
