@@ -272,24 +272,18 @@ pub(super) fn unnamed(dir: &Path) -> Option<std::io::Result<File>> {
     }
 }
 
-/// The time the file system of `dir` gives a file written now, in
-/// nanoseconds since the epoch (the later of its mtime and ctime), and that
-/// file system's device: a file made in `dir` with no name (gone when
-/// closed), looked at, then written. A write after a look gets the
-/// clock's finest time where the kernel gives one (Linux's multigrain
-/// timestamps), so every time the file system gave before is earlier, or
-/// at most the same coarse tick. `None` where `dir` cannot hold an
-/// unnamed file.
-pub fn clock(dir: &Path) -> Option<(i64, u64)> {
+/// What the file system of `dir` says of a file written now: a file made
+/// in `dir` with no name (gone when closed), looked at, then written. A
+/// write after a look gets the clock's finest time where the kernel gives
+/// one (Linux's multigrain timestamps), so every time the file system gave
+/// before is earlier, or at most the same coarse tick. `None` where `dir`
+/// cannot hold an unnamed file.
+pub fn clock(dir: &Path) -> Option<std::fs::Metadata> {
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
     let mut file = unnamed(dir)?.ok()?;
     file.metadata().ok()?;
     file.write_all(b"t").ok()?;
-    let meta = file.metadata().ok()?;
-    let nanos = |s: i64, ns: i64| s.saturating_mul(1_000_000_000).saturating_add(ns);
-    let at = nanos(meta.mtime(), meta.mtime_nsec()).max(nanos(meta.ctime(), meta.ctime_nsec()));
-    Some((at, meta.dev()))
+    file.metadata().ok()
 }
 
 /// Links the unnamed `file` in under a fresh temporary name in `dir`.

@@ -181,12 +181,16 @@ impl Young {
     /// As things stand now: call before the stats it judges.
     fn now(run_dir: &RunDir) -> Young {
         let system = young_from(SystemTime::now());
-        let fs = files::clock(&run_dir.state_dir()).or_else(|| {
-            stat::file_id_on(&run_dir.path(LOG.as_str()), false)
-                .ok()
-                .filter(|(id, _)| id.kind == 1)
-                .map(|(id, dev)| (id.mtime_ns.max(id.ctime_ns), dev))
-        });
+        use std::os::unix::fs::MetadataExt;
+        let probe = || {
+            let m = files::clock(&run_dir.state_dir())?;
+            Some((stat::id_of(&m).ok()?, m.dev()))
+        };
+        let log = || stat::file_id_on(&run_dir.path(LOG.as_str()), false).ok();
+        let fs = probe()
+            .or_else(log)
+            .filter(|(id, _)| id.kind == 1)
+            .map(|(id, dev)| (id.mtime_ns.max(id.ctime_ns), dev));
         Young { system, fs }
     }
 

@@ -51,26 +51,29 @@ pub(super) fn file_id_on(path: &Path, follow: bool) -> Result<(FileId, u64), ()>
         std::fs::symlink_metadata(path)
     };
     match meta {
-        Ok(m) => {
-            let kind = if m.is_file() {
-                1
-            } else if m.is_dir() {
-                2
-            } else {
-                return Err(());
-            };
-            let id = FileId {
-                kind,
-                size: if kind == 1 { m.size() } else { 0 },
-                mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
-                ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
-                ino: m.ino(),
-            };
-            Ok((id, m.dev()))
-        }
+        Ok(m) => id_of(&m).map(|id| (id, m.dev())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((ABSENT, 0)),
         Err(_) => Err(()),
     }
+}
+
+/// What `m` says, as far as the verdict cares (`Err(())` for anything that
+/// is neither file nor folder).
+pub(super) fn id_of(m: &std::fs::Metadata) -> Result<FileId, ()> {
+    let kind = if m.is_file() {
+        1
+    } else if m.is_dir() {
+        2
+    } else {
+        return Err(());
+    };
+    Ok(FileId {
+        kind,
+        size: if kind == 1 { m.size() } else { 0 },
+        mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
+        ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
+        ino: m.ino(),
+    })
 }
 
 /// The folders of the run-directory paths a certificate lists, each opened
