@@ -256,8 +256,7 @@ impl Attempt<'_> {
         // The first output that exists but could not be stamped.
         let mut failed: Option<TaskError> = None;
         for out in &self.task.outputs {
-            self.stamper.forget(&out.path);
-            let error = match self.stamper.stamp(self.run_dir.root(), &out.path) {
+            let error = match self.stamper.stamp_written(self.run_dir.root(), &out.path) {
                 Ok(Some(stamp)) => {
                     status.outputs.insert(out.path.clone(), stamp);
                     continue;

@@ -140,20 +140,36 @@ thread_local! {
 /// until a writer came, and `read` until it closed), and anything else is
 /// an error that names it.
 pub fn hash_file(path: &Path) -> io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
+    let (file, meta) = open_to_hash(path, 0)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
-    let file_type = file
-        .metadata()
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot stat {}: {e}", path.display())))?
-        .file_type();
-    if !file_type.is_file() {
-        return Err(super::files::not_regular(path, file_type));
+    if !meta.is_file() {
+        return Err(super::files::not_regular(path, meta.file_type()));
     }
+    hash_open(file, meta.len(), path)
+}
+
+/// Opens `path` to read it without waiting (`O_NONBLOCK`; `flags` adds to
+/// it), and stats what was opened.
+fn open_to_hash(path: &Path, flags: libc::c_int) -> io::Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | flags)
+        .open(path)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot stat {}: {e}", path.display())))?;
+    Ok((file, meta))
+}
+
+/// The blake3 of an open regular file whose stat said `size` bytes. A
+/// read that comes back short once `size` bytes are in is the end of the
+/// file (a regular file's read is short only there), so the read that
+/// would return 0 is not made; a file that grew after its stat is read to
+/// its end, and its stamp's size and mtime (the stat's) no longer match
+/// it at its next check.
+fn hash_open(mut file: std::fs::File, size: u64, path: &Path) -> io::Result<String> {
+    use std::io::Read;
     let mut hasher = blake3::Hasher::new();
     let read_error =
         |e: io::Error| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()));
@@ -162,11 +178,16 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
         if buffer.len() < HASH_CHUNK {
             buffer.resize(HASH_CHUNK, 0);
         }
+        let mut read: u64 = 0;
         loop {
             match file.read(&mut buffer[..]) {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     hasher.update(&buffer[..n]);
+                    read += n as u64;
+                    if n < buffer.len() && read >= size {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(read_error(e)),
@@ -292,6 +313,33 @@ impl Stamper {
         Ok(Some(stamp))
     }
 
+    /// The stamp of a file a task has just written, which has no stamp
+    /// this build could know: opened (not through a symlink) and statted
+    /// through what was opened, then read, without a stat of the path
+    /// before. A symlink, anything but a regular file, or an error other
+    /// than a missing file takes [`Stamper::stamp`]'s way, which says what
+    /// is wrong with it.
+    pub fn stamp_written(&self, root: &Path, rel: &str) -> io::Result<Option<Stamp>> {
+        self.forget(rel);
+        let full = root.join(rel);
+        match open_to_hash(&full, libc::O_NOFOLLOW) {
+            Ok((file, meta)) if meta.is_file() => {
+                let now = meta_of(&meta)?;
+                let stamp = Stamp {
+                    size: now.size,
+                    mtime_ns: now.mtime_ns,
+                    blake3: hash_open(file, now.size, &full)?,
+                };
+                self.remember(rel, &stamp);
+                Ok(Some(stamp))
+            }
+            // Nothing at the path itself (a symlink that leads nowhere is
+            // not missing to `O_NOFOLLOW`: it fails with `ELOOP`).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            _ => self.stamp(root, rel),
+        }
+    }
+
     /// A stamp learned in this build, else one recorded earlier, with the
     /// size and mtime the file has now.
     fn lookup(&self, rel: &str, now: &Meta) -> Option<Stamp> {
@@ -351,6 +399,78 @@ mod tests {
             assert_eq!(
                 hash_file(&path).unwrap(),
                 blake3::hash(&bytes).to_hex().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn a_stat_that_understates_or_overstates_the_size_still_hashes_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [1, HASH_CHUNK, 3 * HASH_CHUNK + 17] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let whole = blake3::hash(&bytes).to_hex().to_string();
+            // As if the file grew or shrank after it was statted.
+            for stated in [0, size as u64 / 2, size as u64 + 5] {
+                let file = std::fs::File::open(&path).unwrap();
+                assert_eq!(
+                    hash_open(file, stated, &path).unwrap(),
+                    whole,
+                    "{size} {stated}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_written_file_is_stamped_as_a_stat_and_a_read_of_its_path_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("folder")).unwrap();
+        std::fs::write(root.join("out.txt"), "written\n").unwrap();
+        std::fs::write(root.join("big.txt"), vec![7u8; 2 * HASH_CHUNK + 3]).unwrap();
+        std::os::unix::fs::symlink("out.txt", root.join("inside")).unwrap();
+        std::os::unix::fs::symlink("gone.txt", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("outside")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("fifo").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let stamper = Stamper::default();
+        for rel in [
+            "out.txt",
+            "big.txt",
+            "inside",
+            "dangling",
+            "missing",
+            "no/such/dir",
+        ] {
+            let written = stamper.stamp_written(root, rel).unwrap();
+            stamper.forget(rel);
+            assert_eq!(written, stamper.stamp(root, rel).unwrap(), "{rel}");
+        }
+        let written = stamper.stamp_written(root, "out.txt").unwrap().unwrap();
+        assert_eq!(
+            written.blake3,
+            blake3::hash(b"written\n").to_hex().to_string()
+        );
+        let meta = std::fs::metadata(root.join("out.txt")).unwrap();
+        assert_eq!(written.size, 8);
+        assert_eq!(written.mtime_ns, meta_of(&meta).unwrap().mtime_ns);
+        // What it learns stands for the file later in the build.
+        assert_eq!(
+            stamper.lookup("out.txt", &meta_of(&meta).unwrap()),
+            Some(written)
+        );
+        // Refused as a stamp is, with the same words (the FIFO without
+        // waiting for a writer).
+        for rel in ["outside", "folder", "fifo", "out.txt/below"] {
+            let written = stamper.stamp_written(root, rel).unwrap_err().to_string();
+            stamper.forget(rel);
+            assert_eq!(
+                written,
+                stamper.stamp(root, rel).unwrap_err().to_string(),
+                "{rel}"
             );
         }
     }

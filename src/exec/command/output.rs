@@ -159,6 +159,11 @@ fn copy_with(mut pipe: File, pid: u32, log: &Path, buf: &mut [u8]) -> std::io::R
             exited = Some(fd);
             continue;
         }
+        // Every writer closed it and nothing is left in it (a pipe that
+        // holds bytes polls readable as well): a read would return 0.
+        if fds[0].revents == libc::POLLHUP {
+            return Ok(());
+        }
         if fds[0].revents != 0 {
             match read(&mut pipe, buf)? {
                 // Every writer closed it: nothing more can come (the
