@@ -86,7 +86,7 @@ impl Graph {
             })
             .collect();
         for &id in &affected {
-            inputs::resolve(&mut resolver, self, id)?;
+            inputs::resolve(&resolver, self, id)?;
         }
         for &id in &affected {
             if new.contains(&id) || matches!(self.tasks[id].action, Action::Prompt(_)) {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use toml::Spanned;
 
-use super::super::graph::{Graph, Input, TaskId};
+use super::super::graph::{GlobInput, Graph, Input, TaskId};
 use super::super::source::did_you_mean;
 use super::super::template;
 use super::paths::{checked_path, expand_glob, is_glob};
@@ -19,12 +19,48 @@ use super::Resolver;
 use crate::error::Result;
 use crate::store::{rundir, stamp, wrong_kind};
 
+/// What this pass found for one task, for [`apply`] to put in the graph.
+pub(super) struct Found {
+    id: TaskId,
+    inputs: Vec<Input>,
+    deps: Vec<TaskId>,
+    groups: Vec<String>,
+    /// Whether an input is a glob pattern.
+    globs: bool,
+    /// What decided it beyond task files, in order (see `Graph::watched`).
+    watched: Vec<String>,
+    glob_inputs: Vec<GlobInput>,
+}
+
 /// Resolves the inputs and deps of task `id`, replacing any it had.
-pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
+pub(super) fn resolve(r: &Resolver, graph: &mut Graph, id: TaskId) -> Result<()> {
+    let found = find(r, graph, id)?;
+    apply(graph, found);
+    Ok(())
+}
+
+/// Puts what [`find`] found for a task in the graph, in place of what the
+/// task had.
+pub(super) fn apply(graph: &mut Graph, found: Found) {
+    let id = found.id;
     if graph.tasks[id].origin.globs {
         graph.globs.retain(|g| g.task != id);
         graph.watched.retain(|(t, _)| *t != id);
     }
+    graph
+        .watched
+        .extend(found.watched.into_iter().map(|path| (id, path)));
+    graph.globs.extend(found.glob_inputs);
+    let task = &mut graph.tasks[id];
+    task.inputs = found.inputs;
+    task.deps = found.deps;
+    task.origin.groups = found.groups;
+    task.origin.globs = found.globs;
+}
+
+/// The inputs and deps of task `id`, the graph unchanged: what reads the
+/// graph and the disk, so that tasks can be resolved at once.
+pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
     let task = &graph.tasks[id];
     let def = r.def(&task.origin.def);
     let task_name = task.name.clone();
@@ -34,6 +70,8 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
     let mut deps = BTreeSet::new();
     let mut groups = Vec::new();
     let mut globs = false;
+    let mut watched = Vec::new();
+    let mut glob_inputs = Vec::new();
     // A placeholder waits for its list file only.
     let list_input: Vec<Spanned<String>>;
     let declared: &[Spanned<String>] = match (&task.origin.placeholder, &def.foreach) {
@@ -89,7 +127,7 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
         if glob {
             globs = true;
             if let Ok(path) = rundir::normalize(pattern) {
-                graph.watched.push((id, path));
+                watched.push(path);
             }
         }
         let paths = if glob && !literal {
@@ -102,10 +140,8 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                 &graph.producers,
                 &mut walked,
             )?;
-            graph
-                .watched
-                .extend(walked.into_iter().map(|path| (id, path)));
-            graph.globs.push(input);
+            watched.extend(walked);
+            glob_inputs.push(input);
             paths
         } else {
             vec![checked_path(r, pattern, raw.span(), &task_name, "input")?]
@@ -128,7 +164,7 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                 Some(p) => {
                     deps.insert(p);
                 }
-                None if r.checked_sources.contains(&path) => {}
+                None if r.source_checked(&path) => {}
                 None => {
                     let found = stamp::stat_inside_typed(r.run_dir.root(), &path).map_err(|e| {
                         let hint = match e.kind() {
@@ -159,7 +195,7 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
                                 r.run_dir.root().display()
                             )));
                     }
-                    r.checked_sources.insert(path.clone());
+                    r.source_found(&path);
                 }
             }
             inputs.push(Input {
@@ -199,12 +235,15 @@ pub(super) fn resolve(r: &mut Resolver, graph: &mut Graph, id: TaskId) -> Result
             }
         }
     }
-    let task = &mut graph.tasks[id];
-    task.inputs = inputs;
-    task.deps = deps.into_iter().collect();
-    task.origin.groups = groups;
-    task.origin.globs = globs;
-    Ok(())
+    Ok(Found {
+        id,
+        inputs,
+        deps: deps.into_iter().collect(),
+        groups,
+        globs,
+        watched,
+        glob_inputs,
+    })
 }
 
 /// Whether `path` is a symlink (here, one that leads nowhere).

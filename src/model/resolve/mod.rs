@@ -7,9 +7,14 @@
 //! 3. `foreach` lists that are ready expand into instances ([`Lists`]);
 //! 4. `inputs`: each task's inputs (globs walked by `paths`), `after`
 //!    and edges;
-//! 5. [`prompt`]: prompt templates and judges, checked against inputs;
-//!    fingerprints;
+//! 5. `finish`: prompt templates and judges ([`prompt`]), checked
+//!    against inputs; fingerprints;
 //! 6. `order`: ranks, dependents and the topological order (cycles).
+//!
+//! Passes 4 and 5 read the graph and change one task each: a pipeline of
+//! many tasks has them found at once on the pool's threads, then put in
+//! the graph in the listing's order (so a refusal is the first task's in
+//! the file, whatever the threads).
 //!
 //! [`Graph::expand`] runs the same passes for the instances of one
 //! `foreach` task when its list is built, and passes 4 to 6 again only for
@@ -18,28 +23,31 @@
 
 mod entries;
 mod expansion;
+mod finish;
 mod inputs;
 mod order;
 mod paths;
 mod task;
+#[cfg(test)]
+mod tests;
 
 pub use expansion::Expansion;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use toml::Spanned;
 
 use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::fanout;
-use super::graph::{Action, FanoutGroup, Graph, TaskId};
-use super::judge::{self, JudgeContext};
+use super::graph::{FanoutGroup, Graph, TaskId};
+use super::hooks;
 use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
-use super::prompt::{self, PromptContext};
-use super::{fingerprint::Fingerprint, hooks};
 use crate::error::{Error, Result};
 use crate::store::RunDir;
 
@@ -66,9 +74,14 @@ struct Resolver<'a> {
     defs: HashMap<&'a str, (&'a Spanned<String>, &'a TaskDef)>,
     default_timeout: Option<Duration>,
     model_index: HashMap<String, usize>,
-    /// Source files already found on disk (many tasks read the same).
-    checked_sources: HashSet<String>,
+    /// Source files already found on disk (many tasks read the same);
+    /// behind a lock, as tasks are resolved at once.
+    checked_sources: Mutex<HashSet<String>>,
 }
+
+/// How many tasks one thread resolves at least, when they are resolved at
+/// once (a pipeline of a few dozen tasks is not worth a second thread).
+const AT_ONCE: usize = 256;
 
 impl<'a> Resolver<'a> {
     fn new(
@@ -100,8 +113,24 @@ impl<'a> Resolver<'a> {
                 .enumerate()
                 .map(|(i, m)| (m.name.clone(), i))
                 .collect(),
-            checked_sources: HashSet::default(),
+            checked_sources: Mutex::default(),
         })
+    }
+
+    /// Whether the source file `path` was found on disk already.
+    fn source_checked(&self, path: &str) -> bool {
+        self.checked_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
+    }
+
+    /// Notes that the source file `path` is on disk.
+    fn source_found(&self, path: &str) {
+        self.checked_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(path.to_string());
     }
 
     fn err(&self, span: Range<usize>, message: &str) -> Error {
@@ -113,144 +142,6 @@ impl<'a> Resolver<'a> {
         self.defs.get(name).map(|(_, def)| *def).unwrap_or_else(|| {
             unreachable!("task table `{name}` is in the pipeline it was resolved from")
         })
-    }
-
-    /// Resolves the prompt of a prompt task and the judge of any task (its
-    /// inputs known), and seals every task's fingerprint: what it does,
-    /// what checks it, and for an instance its item.
-    fn finish_task(&self, graph: &mut Graph, id: TaskId) -> Result<()> {
-        let task = &graph.tasks[id];
-        let def = self.def(&task.origin.def);
-        let placeholder = task.origin.placeholder.is_some();
-        let is_prompt = (def.prompt.is_some() || def.prompt_file.is_some()) && !placeholder;
-        let inputs: Vec<String> = task.inputs.iter().map(|i| i.path.clone()).collect();
-        let vars = task.origin.vars.clone().unwrap_or_default();
-        let (fingerprint, task_model) = if is_prompt {
-            let (text, origin, span) = match (&def.prompt, &def.prompt_file) {
-                (Some(p), _) => (
-                    p.get_ref().clone(),
-                    self.source.display.to_string(),
-                    p.span(),
-                ),
-                (None, Some(f)) => {
-                    let (text, shown) =
-                        prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
-                    (text, shown, f.span())
-                }
-                (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
-            };
-            let ctx = PromptContext {
-                pipeline: self.pipeline,
-                models: &graph.models,
-                model_index: &self.model_index,
-                model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
-                advice: graph.advice,
-                run_dir: self.run_dir,
-            };
-            let spec = prompt::resolve_prompt(
-                &ctx,
-                &task.name,
-                task.name_span.clone(),
-                def,
-                (text, origin, span),
-                &inputs,
-                vars.clone(),
-            )?;
-            // Sampling parameters of the model the file names, not of an
-            // override: switching models does not re-run finished work.
-            let named = def
-                .model
-                .as_ref()
-                .or(self.pipeline.def.pipeline.model.as_ref())
-                .and_then(|m| self.model_index.get(m.get_ref()))
-                .map(|&i| &graph.models[i]);
-            let fingerprint = prompt::prompt_fingerprint(&spec, named);
-            let model = spec.model;
-            graph.tasks[id].action = Action::Prompt(Box::new(spec));
-            (fingerprint, Some(model))
-        } else {
-            // A command's judge asks `--model`, else `[pipeline] model`.
-            let model = match (&graph.model_override, &self.pipeline.def.pipeline.model) {
-                (Some((from, m)), _) if def.judge.is_some() => {
-                    Some(*self.model_index.get(m).ok_or_else(|| {
-                        Error::usage(format!(
-                            "unknown model `{m}` ({})",
-                            graph.advice.hint(&Trouble::ModelOverride { from: *from })
-                        ))
-                        .hint(format!("models are: {}", models::names(&self.model_index)))
-                    })?)
-                }
-                (Some(_), _) => None,
-                (None, m) => m
-                    .as_ref()
-                    .and_then(|m| self.model_index.get(m.get_ref()).copied()),
-            };
-            (task.action.fingerprint(), model)
-        };
-        if placeholder {
-            // The models its instances will ask, known before its list.
-            let named = |m: Option<&Spanned<String>>| {
-                graph
-                    .model_override
-                    .as_ref()
-                    .map(|(_, m)| m.as_str())
-                    .or(m.map(|m| m.get_ref().as_str()))
-                    .or(self
-                        .pipeline
-                        .def
-                        .pipeline
-                        .model
-                        .as_ref()
-                        .map(|m| m.get_ref().as_str()))
-                    .and_then(|m| self.model_index.get(m).copied())
-            };
-            let prompt = def.prompt.is_some() || def.prompt_file.is_some();
-            let mut asks: Vec<usize> = Vec::new();
-            asks.extend(named(def.model.as_ref()).filter(|_| prompt));
-            if let Some(judge) = &def.judge {
-                let own = judge.get_ref().model.as_ref();
-                asks.extend(match own {
-                    Some(m) => self.model_index.get(m.get_ref()).copied(),
-                    None => named(def.model.as_ref()),
-                });
-            }
-            graph.tasks[id].origin.asks = asks;
-        }
-        if let (Some(judge_def), false) = (&def.judge, placeholder) {
-            let task = &graph.tasks[id];
-            let outputs: Vec<String> = task.outputs.iter().map(|o| o.path.clone()).collect();
-            let ctx = JudgeContext {
-                pipeline: self.pipeline,
-                model_index: &self.model_index,
-                task_name: &task.name,
-                default_model: task_model,
-                command: !is_prompt,
-                inputs: &inputs,
-                outputs: &outputs,
-                vars: &vars,
-            };
-            let judge = judge::resolve(&ctx, judge_def)?;
-            graph.tasks[id].checks.judge = Some(judge);
-        }
-        let task = &mut graph.tasks[id];
-        let instance = |fingerprint: String| match &task.origin.vars {
-            None => fingerprint,
-            // An instance is also what its item is.
-            Some(vars) => {
-                let mut fp = Fingerprint::new("instance");
-                fp.field("task", fingerprint.as_bytes());
-                fp.field(
-                    "vars",
-                    serde_json::to_string(vars).unwrap_or_default().as_bytes(),
-                );
-                fp.finish()
-            }
-        };
-        let sealed = instance(task.checks.seal(fingerprint.clone()));
-        let action = instance(fingerprint);
-        task.fingerprint = sealed;
-        task.action_fingerprint = action;
-        Ok(())
     }
 
     /// Reads and checks the list of the fan-out `group`, changing nothing:
@@ -519,11 +410,25 @@ impl Graph {
                 resolver.expand_read(&mut graph, &group, read)?;
             }
         }
-        for id in graph.listing.clone() {
-            inputs::resolve(&mut resolver, &mut graph, id)?;
+        // Passes 4 and 5 read the graph and write one task each: tasks are
+        // resolved at once, then put in the graph in the listing's order
+        // (the first refusal in that order is the one given).
+        let listing = graph.listing.clone();
+        let found: Vec<Result<inputs::Found>> = listing
+            .par_iter()
+            .with_min_len(AT_ONCE)
+            .map(|&id| inputs::find(&resolver, &graph, id))
+            .collect();
+        for found in found {
+            inputs::apply(&mut graph, found?);
         }
-        for id in graph.listing.clone() {
-            resolver.finish_task(&mut graph, id)?;
+        let finished: Vec<Result<finish::Finished>> = listing
+            .par_iter()
+            .with_min_len(AT_ONCE)
+            .map(|&id| resolver.finished(&graph, id))
+            .collect();
+        for finished in finished {
+            finished?.apply(&mut graph);
         }
         order::link(&mut graph, &source)?;
         if let Some(results) = &def.pipeline.results {
