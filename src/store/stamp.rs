@@ -426,13 +426,14 @@ mod tests {
     #[test]
     fn a_written_file_is_stamped_as_a_stat_and_a_read_of_its_path_would() {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir(root.join("folder")).unwrap();
+        let root = &dir.path().join("run");
+        std::fs::create_dir_all(root.join("folder")).unwrap();
+        std::fs::write(dir.path().join("elsewhere.txt"), "outside\n").unwrap();
         std::fs::write(root.join("out.txt"), "written\n").unwrap();
         std::fs::write(root.join("big.txt"), vec![7u8; 2 * HASH_CHUNK + 3]).unwrap();
         std::os::unix::fs::symlink("out.txt", root.join("inside")).unwrap();
         std::os::unix::fs::symlink("gone.txt", root.join("dangling")).unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", root.join("outside")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere.txt", root.join("outside")).unwrap();
         let fifo = std::ffi::CString::new(root.join("fifo").to_str().unwrap()).unwrap();
         // SAFETY: mkfifo reads a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
