@@ -17,6 +17,7 @@
 //! the caller parses the whole file, which also says what is wrong with it.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -30,12 +31,6 @@ const PIECE: usize = 64 * 1024;
 /// `n` pieces, a file is read about `(n + 1) / 2` times over, which
 /// outweighs what smaller pieces save beyond eight.
 const MOST_PIECES: usize = 8;
-
-thread_local! {
-    /// A piece behind its blanks, one buffer per thread for every piece
-    /// it parses.
-    static PADDED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
 
 /// The file parsed in pieces, the tasks of each (`tasks` finds them in a
 /// parse) taken into the first piece's parse; `None` when the file is
@@ -68,22 +63,29 @@ where
     {
         return None;
     }
+    // A piece behind its blanks: one buffer per thread of the pool, for
+    // every piece it parses, freed with the parse.
+    let buffers: Vec<Mutex<String>> = (0..rayon::current_num_threads())
+        .map(|_| Mutex::default())
+        .collect();
     let parsed: Vec<Option<T>> = cuts
         .par_windows(2)
         .with_max_len(1)
         .map(|w| {
-            PADDED.with_borrow_mut(|padded| {
-                // One line: a line of blanks is one token to the parser,
-                // where the blanked lines of the text before would be two
-                // each.
-                padded.clear();
-                if let Some(blanks) = w[0].checked_sub(1) {
-                    padded.extend(std::iter::repeat_n(' ', blanks));
-                    padded.push('\n');
-                }
-                padded.push_str(&text[w[0]..w[1]]);
-                toml::from_str::<T>(padded).ok()
-            })
+            let mut own = String::new();
+            let mut slot = rayon::current_thread_index()
+                .and_then(|i| buffers.get(i))
+                .map(|b| b.lock().unwrap_or_else(|p| p.into_inner()));
+            let padded = slot.as_deref_mut().unwrap_or(&mut own);
+            // One line: a line of blanks is one token to the parser, where
+            // the blanked lines of the text before would be two each.
+            padded.clear();
+            if let Some(blanks) = w[0].checked_sub(1) {
+                padded.extend(std::iter::repeat_n(' ', blanks));
+                padded.push('\n');
+            }
+            padded.push_str(&text[w[0]..w[1]]);
+            toml::from_str::<T>(padded).ok()
         })
         .collect();
     let mut parsed = parsed.into_iter();
