@@ -5,6 +5,9 @@
 //! tasks can be finished at once; [`Finished::apply`] puts what it found
 //! in the graph.
 
+use toml::Spanned;
+
+use super::super::advice::Trouble;
 use super::super::fingerprint::Fingerprint;
 use super::super::graph::{Action, Graph, TaskId};
 use super::super::judge::{self, JudgeContext};
@@ -12,8 +15,6 @@ use super::super::models;
 use super::super::prompt::{self, PromptContext};
 use super::Resolver;
 use crate::error::{Error, Result};
-use crate::model::advice::Trouble;
-use toml::Spanned;
 
 /// What [`Resolver::finished`] found for one task, for
 /// [`Finished::apply`] to put in the graph.
