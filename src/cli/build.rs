@@ -133,6 +133,7 @@ fn build_located(
     let located = location.locate()?;
     *pipeline = Some((located.pipeline.clone(), located.display.clone()));
     let model = ctx.model(args.model.as_deref());
+    let mut certified_mark = None;
     match build::certified(&located, model.explicit(), &options)? {
         Certified::UpToDate(tasks) => {
             if !options.question {
@@ -140,7 +141,10 @@ fn build_located(
             }
             return Ok(());
         }
-        Certified::Changed(changes) => options.changed = Some(changes),
+        Certified::Changed { changes, mark } => {
+            options.changed = Some(changes);
+            certified_mark = Some(mark);
+        }
         Certified::Unknown => {}
     }
     if let Some(warning) = &located.warning {
@@ -153,7 +157,10 @@ fn build_located(
     let t = crate::phases::phase("session: open");
     let opened = interrupt.unless_requested({
         let model = model.clone();
-        move || Session::open(located, &model, Lists::Unproduced)
+        move || match certified_mark {
+            Some(mark) => Session::open_certified(located, &model, Lists::Unproduced, mark),
+            None => Session::open(located, &model, Lists::Unproduced),
+        }
     });
     let Some(opened) = opened else {
         say(printer, &Notice::StoppedEarly, advice);

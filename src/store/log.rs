@@ -122,10 +122,22 @@ pub struct StateStore {
 impl StateStore {
     /// Reads `.planexe/log` (if any). Does not create anything.
     pub fn load(run_dir: &RunDir) -> Result<StateStore> {
-        let t = crate::phases::phase("state log: markers");
-        let (markers, sidecars) = load::list_tasks(run_dir);
+        StateStore::load_listing(run_dir, true)
+    }
+
+    /// [`StateStore::load`]; without `list`, `.planexe/tasks/` is not
+    /// listed: each marker is then a stat when asked for, and every task
+    /// may have a sidecar. For a caller that knows the folder as a build
+    /// left it (an up-to-date certificate found it so), where a listing of
+    /// ten thousand tasks' files would cost more than the few it asks of.
+    pub fn load_listing(run_dir: &RunDir, list: bool) -> Result<StateStore> {
+        let (markers, sidecars) = if list {
+            let _t = crate::phases::phase("state log: markers");
+            load::list_tasks(run_dir)
+        } else {
+            (None, None)
+        };
         let markers = markers.map(std::sync::Mutex::new);
-        drop(t);
         let mut store = StateStore {
             markers,
             sidecars,

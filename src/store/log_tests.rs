@@ -145,3 +145,36 @@ fn damaged_sidecars_are_found_for_every_task_the_log_knows_unless_time_is_up() {
     assert!(!store.sidecar_damaged(&run_dir, "c"));
     assert_eq!(store.damaged_all(&run_dir, &AtomicBool::new(true)), None);
 }
+
+#[test]
+fn a_store_loaded_without_a_listing_asks_the_disk_for_each_marker() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    for task in ["a", "b"] {
+        store
+            .write_status(&run_dir, &done(task, "in", stamp(1, "h")))
+            .unwrap();
+    }
+    drop(store);
+    let listed = StateStore::load(&run_dir).unwrap();
+    let unlisted = StateStore::load_listing(&run_dir, false).unwrap();
+    let records = |store: &StateStore| {
+        let mut all: Vec<String> = store.records().map(|r| format!("{r:?}")).collect();
+        all.sort();
+        all
+    };
+    assert_eq!(records(&listed).len(), 2);
+    assert_eq!(records(&listed), records(&unlisted));
+    for store in [&listed, &unlisted] {
+        assert!(store.has_marker(&run_dir, "a") && store.has_marker(&run_dir, "b"));
+        assert!(!store.has_marker(&run_dir, "c"));
+    }
+    // A marker removed after the load: the listing still has it, the
+    // store without one asks the disk.
+    std::fs::remove_file(run_dir.done_path("a")).unwrap();
+    assert!(listed.has_marker(&run_dir, "a"));
+    assert!(!unlisted.has_marker(&run_dir, "a"));
+    // Without a listing, any task may have a sidecar.
+    assert!(!listed.had_sidecar("c"));
+    assert!(unlisted.had_sidecar("c"));
+}

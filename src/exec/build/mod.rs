@@ -37,6 +37,7 @@ use crate::plan::session::Located;
 use crate::plan::Session;
 use crate::store::inflight::Inflight;
 use crate::store::lock::{self, Lock, Waiting, BUSY};
+use crate::store::rundir::StateMark;
 use crate::store::CheckMode;
 
 /// The most tasks a build runs at once, whatever `-j` or `[pipeline] jobs`
@@ -429,8 +430,10 @@ pub enum Certified {
     /// Nothing to do: this many tasks are up to date.
     UpToDate(u64),
     /// Only these task files and folders changed since the last complete
-    /// build ([`BuildOptions::changed`]).
-    Changed(Changes),
+    /// build ([`BuildOptions::changed`]); planexe's state files are as it
+    /// left them, as they were when `mark` was taken, before the judgement
+    /// ([`Session::open_certified`](crate::plan::Session::open_certified)).
+    Changed { changes: Changes, mark: StateMark },
     /// No certificate, or it says nothing that spares a check.
     Unknown,
 }
@@ -458,9 +461,12 @@ pub fn certified(
         pipeline: &located.pipeline,
         model,
     };
+    // Before the judgement: a command that changes the state after it
+    // changes the mark a session is opened with.
+    let mark = run_dir.state_mark();
     let holds = match cert.judge(run_dir, &key, options.check) {
         Some(Judged::Holds(holds)) => holds,
-        Some(Judged::Changed(changes)) => return Ok(Certified::Changed(changes)),
+        Some(Judged::Changed(changes)) => return Ok(Certified::Changed { changes, mark }),
         Some(Judged::Stale) | None => return Ok(Certified::Unknown),
     };
     if holds.clean() || options.read_only() {
