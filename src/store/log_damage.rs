@@ -28,9 +28,10 @@ use rayon::prelude::*;
 use super::load::Head;
 use super::{LogLine, StateStore};
 use crate::error::Result;
+use crate::store::by_name::OpenFolders;
 use crate::store::files;
 use crate::store::record::{Status, TaskState};
-use crate::store::rundir::RunDir;
+use crate::store::rundir::{status_rel, RunDir};
 use crate::store::sidecar::{publish, read_status, read_status_sized};
 use crate::store::untrusted::printable;
 
@@ -263,10 +264,11 @@ impl StateStore {
     /// Costs one stat per task; only a sidecar whose length is not the one
     /// recorded is read.
     pub fn damaged<'t>(&self, run_dir: &RunDir, tasks: &[&'t str]) -> Vec<&'t str> {
+        let folder = tasks_folder(run_dir);
         let mut damaged: Vec<&str> = tasks
             .par_iter()
             .copied()
-            .filter(|&task| self.sidecar_damaged(run_dir, task))
+            .filter(|&task| self.sidecar_damaged_in(run_dir, Some(&folder), task))
             .collect();
         damaged.sort_unstable();
         damaged
@@ -277,12 +279,13 @@ impl StateStore {
     /// (a build needs it before its plan). `None` once `enough` is set
     /// (its time is up), before it has looked at all.
     pub fn damaged_all(&self, run_dir: &RunDir, enough: &AtomicBool) -> Option<Vec<String>> {
+        let folder = tasks_folder(run_dir);
         let mut damaged = Vec::new();
         for task in self.records.keys() {
             if enough.load(Ordering::Relaxed) {
                 return None;
             }
-            if self.sidecar_damaged(run_dir, task) {
+            if self.sidecar_damaged_in(run_dir, Some(&folder), task) {
                 damaged.push(task.clone());
             }
         }
@@ -292,17 +295,35 @@ impl StateStore {
     /// Whether `task`'s sidecar does not parse while the log vouches for
     /// its last run, a success.
     pub fn sidecar_damaged(&self, run_dir: &RunDir, task: &str) -> bool {
+        self.sidecar_damaged_in(run_dir, None, task)
+    }
+
+    /// [`StateStore::sidecar_damaged`], the sidecar statted by its name in
+    /// `tasks/` when that `folder` is open.
+    fn sidecar_damaged_in(
+        &self,
+        run_dir: &RunDir,
+        folder: Option<&OpenFolders>,
+        task: &str,
+    ) -> bool {
         let Some(record) = self.records.get(task) else {
             return false;
         };
         let (Some(_), None, Some(len)) = (&record.done, &record.last, record.sidecar_len) else {
             return false;
         };
-        let path = run_dir.status_path(task);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.len() == len => false,
-            Ok(_) => read_status(run_dir, task).is_none(),
-            Err(_) => false,
+        let by_name = folder.and_then(|f| f.lstat(&status_rel(task)));
+        let now = match by_name {
+            Some(Ok(Some(st))) => Some(st.st_size as u64),
+            Some(_) => None,
+            None => std::fs::symlink_metadata(run_dir.status_path(task))
+                .ok()
+                .map(|m| m.len()),
+        };
+        match now {
+            Some(now) if now == len => false,
+            Some(_) => read_status(run_dir, task).is_none(),
+            None => false,
         }
     }
 
@@ -329,4 +350,11 @@ impl StateStore {
         self.apply(line, bytes);
         Ok(())
     }
+}
+
+/// `.planexe/tasks/` opened once, for a look at many sidecars (no task
+/// runs meanwhile).
+fn tasks_folder(run_dir: &RunDir) -> OpenFolders {
+    let any = status_rel("_");
+    OpenFolders::open(run_dir, std::iter::once(any.as_str()))
 }

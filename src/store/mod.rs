@@ -5,7 +5,8 @@
 //! - [`rundir`]: the run directory and every `.planexe/` file name;
 //!   [`lock`]: one writer at a time; [`files`]: atomic writes, moves,
 //!   leftovers of crashed writers; [`process`]: whether a writer lives.
-//! - [`stamp`]: what a file looked like (size, mtime, blake3).
+//! - [`stamp`]: what a file looked like (size, mtime, blake3);
+//!   [`by_name`]: many paths statted by name in folders opened once.
 //! - [`record`]: a task's [`record::Status`] and its parts; [`remedy`]:
 //!   what to do about a failure, as data; [`sidecar`]:
 //!   `tasks/NAME.status` and `NAME.DONE`; [`log`]: the state log, loaded
@@ -23,6 +24,7 @@
 //!   directory ([`RunDir::target`]).
 
 pub mod archive;
+pub mod by_name;
 pub mod files;
 pub mod inflight;
 pub mod ledger;

@@ -1,15 +1,12 @@
 //! Stats of the paths a certificate lists. Checking ten thousand of them
 //! is what a no-op build costs, so each is one `fstatat` by name in a
-//! folder opened once ([`Folders`]), not a walk of its whole path.
+//! folder opened once ([`Folders`], on `store::by_name`), not a walk of its
+//! whole path.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use rustc_hash::FxHashMap as HashMap;
-
+use crate::store::by_name::OpenFolders;
 use crate::store::RunDir;
 
 /// What a stat says about one path, as far as the verdict cares.
@@ -77,50 +74,13 @@ pub(super) fn id_of(m: &std::fs::Metadata) -> Result<FileId, ()> {
 }
 
 /// The folders of the run-directory paths a certificate lists, each opened
-/// once (`O_PATH`), so each path is statted by its name alone.
-pub(super) struct Folders {
-    /// By folder (relative to the run directory; "" for itself): its
-    /// descriptor, or the error opening it gave (absent, not a folder).
-    open: HashMap<String, Result<OwnedFd, i32>>,
-}
+/// once, so each path is statted by its name alone.
+pub(super) struct Folders(OpenFolders);
 
 impl Folders {
     /// Opens the folders of `paths` (those relative to the run directory).
     pub(super) fn open<'a>(run_dir: &RunDir, paths: impl Iterator<Item = &'a str>) -> Folders {
-        let mut open = HashMap::default();
-        for path in paths.filter(|p| !p.starts_with('/')) {
-            let folder = parent(path);
-            if open.contains_key(folder) {
-                continue;
-            }
-            let full = if folder.is_empty() {
-                run_dir.root().to_path_buf()
-            } else {
-                run_dir.path(folder)
-            };
-            let fd = CString::new(full.as_os_str().as_bytes())
-                .map_err(|_| libc::EINVAL)
-                .and_then(|c| {
-                    // SAFETY: a NUL-terminated path; the descriptor returned
-                    // is owned below.
-                    let fd = unsafe {
-                        libc::open(
-                            c.as_ptr(),
-                            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                        )
-                    };
-                    if fd < 0 {
-                        Err(std::io::Error::last_os_error()
-                            .raw_os_error()
-                            .unwrap_or(libc::EIO))
-                    } else {
-                        // SAFETY: `fd` was just opened and is owned by no one else.
-                        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-                    }
-                });
-            open.insert(folder.to_string(), fd);
-        }
-        Folders { open }
+        Folders(OpenFolders::open(run_dir, paths))
     }
 
     /// What a stat of the run-directory path `rel` says, without following
@@ -132,39 +92,12 @@ impl Folders {
     /// [`Folders::file_id`], with the device the path is on (0 when
     /// absent).
     pub(super) fn file_id_on(&self, run_dir: &RunDir, rel: &str) -> Result<(FileId, u64), ()> {
-        let name = &rel[rel.rfind('/').map_or(0, |i| i + 1)..];
-        let fd = match self.open.get(parent(rel)) {
-            Some(Ok(fd)) => fd,
-            // A folder that does not exist: neither does the path.
-            Some(Err(e)) if *e == libc::ENOENT => return Ok((ABSENT, 0)),
-            Some(Err(_)) => return Err(()),
+        let st = match self.0.lstat(rel) {
             None => return file_id_on(&run_dir.path(rel), false),
+            Some(Ok(None)) => return Ok((ABSENT, 0)),
+            Some(Err(_)) => return Err(()),
+            Some(Ok(Some(st))) => st,
         };
-        // The name, NUL-terminated, on the stack: a name is at most 255
-        // bytes on the file systems planexe runs on, and one this call
-        // cannot hold is stat'ed the slow way.
-        let mut buf = [0u8; 256];
-        if name.len() >= buf.len() || name.as_bytes().contains(&0) {
-            return file_id_on(&run_dir.path(rel), false);
-        }
-        buf[..name.len()].copy_from_slice(name.as_bytes());
-        // SAFETY: `stat` is written by fstatat before it is read; `fd` is
-        // open and `buf` holds the name followed by a NUL byte.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::fstatat(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            return match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ENOENT) => Ok((ABSENT, 0)),
-                _ => Err(()),
-            };
-        }
         let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => 1,
             libc::S_IFDIR => 2,
@@ -179,11 +112,6 @@ impl Folders {
         };
         Ok((id, st.st_dev))
     }
-}
-
-/// The folder of a relative path ("" for one at the top).
-fn parent(rel: &str) -> &str {
-    rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
 #[cfg(test)]
