@@ -443,9 +443,10 @@ impl Certificate {
 
 /// How one entry compares with disk.
 fn check(run_dir: &RunDir, folders: &Folders, e: &Entry, mode: CheckMode) -> Verdict {
-    let path = path_of(run_dir, &e.path);
+    // The whole path only when needed: most entries are statted by name.
+    let path = || path_of(run_dir, &e.path);
     let now = if e.path.starts_with('/') {
-        file_id(&path, true)
+        file_id(&path(), true)
     } else {
         folders.file_id(run_dir, &e.path)
     };
@@ -464,7 +465,7 @@ fn check(run_dir: &RunDir, folders: &Folders, e: &Entry, mode: CheckMode) -> Ver
     let comparable = now.kind == e.id.kind
         && (now.kind != 1 || now.size == e.id.size)
         && (!e.task || mode == CheckMode::Content || now == e.id);
-    if comparable && content_hash(&path, now.kind).is_some_and(|h| &h == hash) {
+    if comparable && content_hash(&path(), now.kind).is_some_and(|h| &h == hash) {
         Verdict::Touched(now)
     } else {
         Verdict::Differs
