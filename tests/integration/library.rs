@@ -301,3 +301,85 @@ fn a_build_waits_for_a_process_forked_meanwhile_to_let_go_of_the_lock() {
     let busy = run_dir.lock("build").unwrap_err().to_string();
     assert!(busy.contains("is running in this directory"), "{busy}");
 }
+
+/// Two tasks that read nothing of each other's.
+const TWO: &str = r#"
+[tasks.a]
+inputs = ["a.txt"]
+outputs = ["a.out"]
+command = "never run"
+
+[tasks.b]
+inputs = ["b.txt"]
+outputs = ["b.out"]
+command = "never run"
+"#;
+
+#[test]
+fn a_build_the_certificate_judged_checks_every_task_when_another_changed_the_state_first() {
+    use planexe::exec::build::{certified, Certified};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("pipeline.toml"), TWO).unwrap();
+    std::fs::write(root.join("a.txt"), "a\n").unwrap();
+    std::fs::write(root.join("b.txt"), "b\n").unwrap();
+    let fake = Fake {
+        root: root.to_path_buf(),
+        list: Mutex::new("[]"),
+        ran: Mutex::default(),
+        fail: Mutex::default(),
+    };
+    let notes = Notes::default();
+    assert_eq!(build(&mut open(root), &fake, &notes), Ended::Completed);
+    assert_eq!(fake.take(), ["a", "b"]);
+
+    // An edit of a.txt, judged by the certificate: only `a` is reached.
+    std::fs::write(root.join("a.txt"), "a, edited\n").unwrap();
+    let location = Location {
+        run_dir: root.to_path_buf(),
+        ..Location::default()
+    };
+    let mut options = BuildOptions {
+        jobs: Some(2),
+        ..BuildOptions::default()
+    };
+    let Certified::Changed { changes, mark } =
+        certified(&location.locate().unwrap(), None, &options).unwrap()
+    else {
+        panic!("only a task file changed: the certificate says what")
+    };
+    options.changed = Some(changes);
+    let mut judged = Session::open_certified(
+        location.locate().unwrap(),
+        &ModelChoice::default(),
+        Lists::Unproduced,
+        mark,
+    )
+    .unwrap();
+
+    // Before that build takes the lock, another one runs both tasks after
+    // an edit of b.txt, and `b` fails.
+    std::fs::write(root.join("b.txt"), "b, edited\n").unwrap();
+    fake.fail.lock().unwrap().push("b".into());
+    assert!(matches!(
+        build(&mut open(root), &fake, &notes),
+        Ended::Failed { .. }
+    ));
+    assert_eq!(fake.take(), ["a", "b"]);
+    fake.fail.lock().unwrap().clear();
+
+    // The judged build sees the state changed since its judgement: it
+    // checks every task, not only what a.txt reaches, and runs `b` again.
+    let report = Build {
+        options: &options,
+        env: &Env::default(),
+        interrupt: &Interrupt::new(),
+        observer: &notes,
+        executor: Some(&fake),
+        slots: None,
+    }
+    .run(&mut judged)
+    .unwrap();
+    assert_eq!(report.ended, Ended::Completed);
+    assert_eq!(fake.take(), ["b"]);
+}

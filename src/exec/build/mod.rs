@@ -175,6 +175,10 @@ struct Progress<'a> {
     /// The removal of a crashed build's temporary files, let go of as the
     /// tasks start.
     sweep: Option<recovery::Sweep>,
+    /// What changed since the last complete build ([`BuildOptions::changed`]),
+    /// while the state is still as the certificate's judge saw it: not
+    /// after another planexe changed it before this build took the lock.
+    changed: Option<&'a Changes>,
 }
 
 impl Build<'_> {
@@ -199,14 +203,19 @@ impl Build<'_> {
             }
         };
         let mut sweep = None;
+        let mut changed = self.options.changed.as_ref();
         if !read_only {
             // Whatever this build changes, the certificate no longer
             // vouches for it; the build writes a new one if it can.
             let _t = crate::phases::phase("build: start (certificate, recovery)");
             // The session was read before the lock was ours: another
             // planexe may have changed the state since (a watch waits for
-            // the lock with its session open). Plan from what is there now.
-            session.refresh()?;
+            // the lock with its session open). Plan from what is there now,
+            // checking every task: what the certificate's judge found changed
+            // is no longer all that did.
+            if session.refresh()? {
+                changed = None;
+            }
             // Nothing changed yet: an interrupt meanwhile stops it here.
             if let Some(stopped) = self.stopped_early() {
                 return Ok(stopped);
@@ -232,6 +241,7 @@ impl Build<'_> {
             report: BuildReport::new(),
             rechecked: None,
             sweep,
+            changed,
         };
         // Recovered from a crash (which, once begun, is seen through): an
         // interrupt meanwhile stops the build before its plan.
@@ -242,7 +252,7 @@ impl Build<'_> {
             return Ok(stopped);
         }
         // The certificate vouched for every sidecar: none is damaged.
-        if self.options.changed.is_none() {
+        if progress.changed.is_none() {
             self.repair_statuses(session, &mut progress)?;
         }
         self.run_stale(session, &mut progress)?;
@@ -260,11 +270,7 @@ impl Build<'_> {
             && self.options.targets.is_empty()
             && !progress.warned
         {
-            let base = self
-                .options
-                .changed
-                .as_ref()
-                .and_then(|c| c.base.as_deref());
+            let base = progress.changed.and_then(|c| c.base.as_deref());
             let from = base.zip(rechecked.as_deref());
             let session = &*session;
             // The observers' own end of the build (a summary of every

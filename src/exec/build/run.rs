@@ -76,10 +76,7 @@ impl Build<'_> {
                 stamper: &stamper,
                 mode: options.check,
             };
-            let reach = options
-                .changed
-                .as_ref()
-                .and_then(|c| reach::reached(graph, c));
+            let reach = progress.changed.and_then(|c| reach::reached(graph, c));
             let mut remade = forced.clone();
             for (p, _) in &remake {
                 remade[*p] = wanted[*p];
