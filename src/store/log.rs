@@ -101,6 +101,9 @@ pub struct StateStore {
     records: HashMap<String, TaskRecord>,
     /// Names of tasks whose `.DONE` exists, listed once at load.
     markers: Option<std::sync::Mutex<rustc_hash::FxHashSet<String>>>,
+    /// Without that listing: the markers this store wrote or removed
+    /// itself, which it need not stat again.
+    own_markers: std::sync::Mutex<HashMap<String, bool>>,
     /// Names of tasks that had a sidecar when the store was loaded, from
     /// the same listing; `None` when it could not be listed whole.
     sidecars: Option<rustc_hash::FxHashSet<String>>,
@@ -140,6 +143,7 @@ impl StateStore {
         let markers = markers.map(std::sync::Mutex::new);
         let mut store = StateStore {
             markers,
+            own_markers: Default::default(),
             sidecars,
             records: HashMap::default(),
             lines: 0,
@@ -452,7 +456,8 @@ impl StateStore {
 
     /// Whether the `.DONE` marker of a task exists, from one listing of
     /// `.planexe/tasks/` made when the state was loaded (kept up to date by
-    /// this store's own writes), else by a stat; a task assumed done
+    /// this store's own writes), else by a stat (unless this store wrote or
+    /// removed the marker itself); a task assumed done
     /// ([`StateStore::assume_done`]) has one.
     pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
         if !self.assumed.is_empty() && self.assumed.contains_key(task) {
@@ -460,7 +465,13 @@ impl StateStore {
         }
         match &self.markers {
             Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
-            None => sidecar::has_marker(run_dir, task),
+            None => {
+                let own = self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
+                match own.get(task) {
+                    Some(&present) => present,
+                    None => sidecar::has_marker(run_dir, task),
+                }
+            }
         }
     }
 
@@ -477,12 +488,18 @@ impl StateStore {
 
     /// Notes that a marker was created or removed outside `write_status`.
     pub fn note_marker(&self, task: &str, present: bool) {
-        if let Some(set) = &self.markers {
-            let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
-            if present {
-                set.insert(task.to_string());
-            } else {
-                set.remove(task);
+        match &self.markers {
+            Some(set) => {
+                let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
+                if present {
+                    set.insert(task.to_string());
+                } else {
+                    set.remove(task);
+                }
+            }
+            None => {
+                let mut own = self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
+                own.insert(task.to_string(), present);
             }
         }
     }

@@ -174,6 +174,10 @@ fn a_store_loaded_without_a_listing_asks_the_disk_for_each_marker() {
     std::fs::remove_file(run_dir.done_path("a")).unwrap();
     assert!(listed.has_marker(&run_dir, "a"));
     assert!(!unlisted.has_marker(&run_dir, "a"));
+    // What the store itself writes or removes it knows without a stat.
+    unlisted.note_marker("b", false);
+    assert!(!unlisted.has_marker(&run_dir, "b"));
+    assert!(run_dir.done_path("b").exists());
     // Without a listing, any task may have a sidecar.
     assert!(!listed.had_sidecar("c"));
     assert!(unlisted.had_sidecar("c"));
