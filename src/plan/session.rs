@@ -114,8 +114,9 @@ impl Session {
     /// task files or folders changed: `Certified::Changed`), `mark` taken
     /// before that judgement. While the state's mark is still `mark`, no
     /// command changed the state since: `.planexe/tasks/` is not listed
-    /// (each marker a build asks of is a stat) and no sidecar is looked at
-    /// for damage (the certificate found every one unchanged). Otherwise
+    /// (a marker a build asks of is a stat, unless it wrote or removed it
+    /// itself) and no sidecar is looked at for damage (the certificate
+    /// found every one unchanged). Otherwise
     /// it opens as [`Session::open`] does.
     pub fn open_certified(
         located: Located,
