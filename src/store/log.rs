@@ -7,7 +7,8 @@
 //! The log is an optimisation, never the only copy: a task whose `.DONE`
 //! exists but which the log does not know is read from its sidecar. A line
 //! that does not parse (torn by a crash mid-append, or damaged) is skipped,
-//! and what it held taken back from the sidecars (`log_damage.rs`).
+//! and what it held taken back from the sidecars (`log_damage.rs`). Which
+//! tasks have a marker and a sidecar: `log_markers.rs`.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -21,7 +22,7 @@ use super::files;
 use super::record::{Status, TaskState};
 use super::recorded::{derive, Recorded};
 use super::rundir::RunDir;
-use super::sidecar::{self, publish, read_status};
+use super::sidecar::{publish, read_status};
 use super::stamp::Stamp;
 use crate::error::{Error, Result};
 
@@ -446,35 +447,6 @@ impl StateStore {
         self.in_flight = statuses.into_iter().map(|s| (s.task.clone(), s)).collect();
     }
 
-    /// Whether `task` had a sidecar when this store was loaded (true when
-    /// the listing could not tell). A sidecar written since, by this
-    /// process or another, is not known here: only for questions that a
-    /// sidecar written since cannot change the answer to.
-    pub fn had_sidecar(&self, task: &str) -> bool {
-        self.sidecars.as_ref().is_none_or(|s| s.contains(task))
-    }
-
-    /// Whether the `.DONE` marker of a task exists, from one listing of
-    /// `.planexe/tasks/` made when the state was loaded (kept up to date by
-    /// this store's own writes), else by a stat (unless this store wrote or
-    /// removed the marker itself); a task assumed done
-    /// ([`StateStore::assume_done`]) has one.
-    pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
-        if !self.assumed.is_empty() && self.assumed.contains_key(task) {
-            return true;
-        }
-        match &self.markers {
-            Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
-            None => {
-                let own = self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
-                match own.get(task) {
-                    Some(&present) => present,
-                    None => sidecar::has_marker(run_dir, task),
-                }
-            }
-        }
-    }
-
     /// Takes a `done` status as written, in memory only: the log, the
     /// sidecar and the marker read as [`StateStore::write_status`] would
     /// leave them, and nothing on disk changes. For a plan that shows
@@ -484,24 +456,6 @@ impl StateStore {
         // leaves every other marker to a stat).
         self.apply(LogLine::status(&status), 0);
         self.assumed.insert(status.task.clone(), status);
-    }
-
-    /// Notes that a marker was created or removed outside `write_status`.
-    pub fn note_marker(&self, task: &str, present: bool) {
-        match &self.markers {
-            Some(set) => {
-                let mut set = set.lock().unwrap_or_else(|p| p.into_inner());
-                if present {
-                    set.insert(task.to_string());
-                } else {
-                    set.remove(task);
-                }
-            }
-            None => {
-                let mut own = self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
-                own.insert(task.to_string(), present);
-            }
-        }
     }
 
     /// Forgets a task: its sidecars go, and the log says so.
@@ -606,6 +560,8 @@ pub use damage::LogDamage;
 
 #[path = "log_load.rs"]
 mod load;
+#[path = "log_markers.rs"]
+mod markers;
 pub use load::only_restamps_from;
 
 #[cfg(test)]
