@@ -112,27 +112,36 @@ fn parent(rel: &str) -> &str {
     rel.rfind('/').map_or("", |i| &rel[..i])
 }
 
+/// A run directory holding a file in a nested folder, a file at the top, a
+/// symlink and paths that are missing or lead through a file: what a test
+/// of stats by name looks at.
+#[cfg(test)]
+pub(crate) fn sample_run() -> (tempfile::TempDir, RunDir, [&'static str; 7]) {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::open(dir.path()).unwrap();
+    std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    std::fs::write(dir.path().join("a/b/f.txt"), "hello").unwrap();
+    std::fs::write(dir.path().join("top.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
+    let paths = [
+        "a/b/f.txt",
+        "top.txt",
+        "a/b",
+        "missing/x",
+        "a/b/none",
+        "link",
+        "top.txt/x",
+    ];
+    (dir, run_dir, paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_stat_by_name_says_what_an_lstat_of_the_whole_path_says() {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/b/f.txt"), "hello").unwrap();
-        std::fs::write(dir.path().join("top.txt"), "x").unwrap();
-        std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
-        let paths = [
-            "a/b/f.txt",
-            "top.txt",
-            "a/b",
-            "missing/x",
-            "a/b/none",
-            "link",
-            "top.txt/x",
-        ];
+        let (_dir, run_dir, paths) = sample_run();
         let folders = OpenFolders::open(&run_dir, paths.iter().copied());
         use std::os::unix::fs::MetadataExt;
         for p in paths {

@@ -120,21 +120,7 @@ mod tests {
 
     #[test]
     fn a_stat_by_name_in_an_open_folder_says_what_a_full_stat_says() {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("a/b/f.txt"), "hello").unwrap();
-        std::fs::write(dir.path().join("top.txt"), "x").unwrap();
-        std::os::unix::fs::symlink("top.txt", dir.path().join("link")).unwrap();
-        let paths = [
-            "a/b/f.txt",
-            "top.txt",
-            "a/b",
-            "missing/x",
-            "a/b/none",
-            "link",
-            "top.txt/x",
-        ];
+        let (_dir, run_dir, paths) = crate::store::by_name::sample_run();
         let folders = Folders::open(&run_dir, paths.iter().copied());
         for p in paths {
             assert_eq!(
