@@ -115,8 +115,17 @@ fn build(session: &mut Session, fake: &Fake, notes: &Notes) -> Ended {
         jobs: Some(2),
         ..BuildOptions::default()
     };
+    build_with(session, fake, notes, &options).ended
+}
+
+fn build_with(
+    session: &mut Session,
+    fake: &Fake,
+    notes: &Notes,
+    options: &BuildOptions,
+) -> planexe::exec::BuildReport {
     Build {
-        options: &options,
+        options,
         env: &Env::default(),
         interrupt: &Interrupt::new(),
         observer: notes,
@@ -125,7 +134,6 @@ fn build(session: &mut Session, fake: &Fake, notes: &Notes) -> Ended {
     }
     .run(session)
     .unwrap()
-    .ended
 }
 
 fn standing(session: &Session) -> Vec<(String, Standing)> {
@@ -370,16 +378,7 @@ fn a_build_the_certificate_judged_checks_every_task_when_another_changed_the_sta
 
     // The judged build sees the state changed since its judgement: it
     // checks every task, not only what a.txt reaches, and runs `b` again.
-    let report = Build {
-        options: &options,
-        env: &Env::default(),
-        interrupt: &Interrupt::new(),
-        observer: &notes,
-        executor: Some(&fake),
-        slots: None,
-    }
-    .run(&mut judged)
-    .unwrap();
+    let report = build_with(&mut judged, &fake, &notes, &options);
     assert_eq!(report.ended, Ended::Completed);
     assert_eq!(fake.take(), ["b"]);
 }
