@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::{Action, Graph};
-use crate::store::files;
 use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
@@ -220,5 +219,5 @@ pub fn build(
 pub fn write(summary: &Summary, run_dir: &RunDir) -> crate::error::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    files::write_atomic(&run_dir.summary_path(), &bytes)
+    crate::store::spare::rewrite(&run_dir.summary_path(), &[&bytes])
 }

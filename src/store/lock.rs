@@ -61,9 +61,10 @@ impl RunDir {
     }
 
     /// Removes the up-to-date certificate: the caller, holding the lock,
-    /// is about to change what it vouches for.
+    /// is about to change what it vouches for. It is kept as the spare of
+    /// the next one ([`super::spare::set_aside`]).
     pub fn remove_certificate(&self) -> Result<()> {
-        files::remove_if_exists(&self.certificate_path()).map(|_| ())
+        super::spare::set_aside(&self.certificate_path())
     }
 }
 

@@ -507,7 +507,7 @@ impl StateStore {
             }
         }
         self.log = None;
-        files::write_atomic(&run_dir.log_path(), &bytes)?;
+        super::spare::rewrite(&run_dir.log_path(), &[&bytes])?;
         self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
         self.bytes = bytes.len() as u64;
         Ok(())

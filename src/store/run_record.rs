@@ -130,7 +130,7 @@ impl RunRecord {
     pub fn save(&self, run_dir: &RunDir) -> crate::error::Result<()> {
         let mut text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         text.push(b'\n');
-        files::write_atomic(&run_dir.run_record_path(), &text)
+        super::spare::rewrite(&run_dir.run_record_path(), &[&text])
     }
 
     /// Records the start of a build.

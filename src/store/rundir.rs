@@ -78,14 +78,15 @@ pub fn status_rel(task: &str) -> String {
     format!("{STATE_DIR}/{}/{task}.status", file::TASKS)
 }
 
-/// Where the sidecar at `status` keeps the file it last replaced, to write
-/// over next time (see [`crate::store::spare::write_atomic_reusing`]): the
-/// same name, hidden, with `.spare` after it (`.NAME.status.spare`).
-pub fn spare_of(status: &Path) -> PathBuf {
+/// Where a file rewritten again and again (a sidecar, `summary.json`...)
+/// keeps the file it last replaced, to write over next time (see
+/// [`crate::store::spare::write_atomic_reusing`]): the same name, hidden,
+/// with `.spare` after it (`.NAME.status.spare`, `.summary.json.spare`).
+pub fn spare_of(path: &Path) -> PathBuf {
     let mut name = std::ffi::OsString::from(".");
-    name.push(status.file_name().unwrap_or_default());
+    name.push(path.file_name().unwrap_or_default());
     name.push(".spare");
-    status.with_file_name(name)
+    path.with_file_name(name)
 }
 
 /// A task's log, relative to the run directory (as messages name it).

@@ -111,7 +111,7 @@ fn write<T: Serialize>(
     start.extend_from_slice(blake3::hash(&head).as_bytes());
     let mut parts = vec![start.as_slice()];
     parts.extend(sections.iter().flat_map(|pieces| pieces.iter().copied()));
-    let _ = files::write_atomic_parts(&run_dir.snapshot_path(), &parts);
+    let _ = super::spare::rewrite(&run_dir.snapshot_path(), &parts);
 }
 
 impl<T: DeserializeOwned> Snapshot<T> {

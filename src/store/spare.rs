@@ -1,16 +1,18 @@
-//! Rewriting a file that is rewritten again and again (a task's sidecar)
-//! without making or deleting a file each time: the file a rewrite
-//! replaces is kept as a spare, and the next rewrite writes over it (when
-//! nothing else holds it) and swaps it in. Built on [`super::files`]'s
-//! unnamed and temporary files; the same guarantees hold: readers see the
-//! old content or the new, never a mix, and nothing is followed through a
-//! symlink.
+//! Rewriting a file that is rewritten again and again (a task's sidecar,
+//! and the state files every build rewrites: `summary.json`,
+//! `status.snapshot`, `uptodate`, `run.json`, a compacted `log`) without
+//! making or deleting a file each time: the file a rewrite replaces is
+//! kept as a spare, and the next rewrite writes over it (when nothing else
+//! holds it) and swaps it in. Built on [`super::files`]'s unnamed and
+//! temporary files; the same guarantees hold: readers see the old content
+//! or the new, never a mix, and nothing is followed through a symlink.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
 use super::files::{link_temporary, link_unnamed, no_follow, unnamed, write_named};
+use super::rundir::spare_of;
 use crate::error::{Error, Result};
 
 /// [`write_atomic`](super::files::write_atomic) for a file rewritten again
@@ -18,7 +20,9 @@ use crate::error::{Error, Result};
 /// writes over that file and swaps it in (`RENAME_EXCHANGE`). No file is
 /// made or deleted per rewrite: on a file system that discards freed
 /// blocks synchronously (ext4 mounted with `discard`), deleting even a
-/// small file waits for the disk, and costs more than a trivial command.
+/// small file waits for the disk, and costs more than a trivial command;
+/// and a file written over keeps its pages in the page cache, where a new
+/// one takes fresh pages (about 4 ms for 5 MB here, against 0.1 ms).
 /// A spare is written over only when nothing else holds it: it must have
 /// one name (not a `.DONE` marker's too) and no reader may have it open
 /// (a reader that opened the file before it was swapped out still sees
@@ -26,18 +30,46 @@ use crate::error::{Error, Result};
 /// [`write_atomic`](super::files::write_atomic). With `new` (nothing is
 /// likely at `path` yet), no spare is looked for first.
 pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8], new: bool) -> Result<()> {
+    write_parts_reusing(path, spare, &[bytes], new)
+}
+
+/// [`write_atomic_reusing`] of a state file every build rewrites, its
+/// spare beside it ([`spare_of`]), made of `parts` one after the other.
+pub fn rewrite(path: &Path, parts: &[&[u8]]) -> Result<()> {
+    write_parts_reusing(path, &spare_of(path), parts, false)
+}
+
+/// Takes the file at `path` out of the way, keeping it as the spare of the
+/// next [`rewrite`] when there is none yet (else it is deleted): the
+/// up-to-date certificate, which goes before a build changes the state
+/// and comes back when it ends.
+pub fn set_aside(path: &Path) -> Result<()> {
+    let spare = spare_of(path);
+    if std::fs::symlink_metadata(&spare).is_err() {
+        match std::fs::rename(path, &spare) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
+        }
+    }
+    super::files::remove_if_exists(path).map(|_| ())
+}
+
+fn write_parts_reusing(path: &Path, spare: &Path, parts: &[&[u8]], new: bool) -> Result<()> {
     if let Some(file) = (!new).then(|| claim_spare(spare)).flatten() {
-        let written = overwrite(&file, bytes);
+        let written = overwrite(&file, parts);
         drop(file);
         written.map_err(|e| Error::io_at(spare, e))?;
         return swap_in(spare, path);
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let Some(file) = unnamed(dir) else {
-        return write_named(dir, path, &[bytes]);
+        return write_named(dir, path, parts);
     };
     let mut file = file.map_err(|e| Error::io_at(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io_at(path, e))?;
+    for part in parts {
+        file.write_all(part).map_err(|e| Error::io_at(path, e))?;
+    }
     match link_unnamed(&file, path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -51,7 +83,7 @@ pub fn write_atomic_reusing(path: &Path, spare: &Path, bytes: &[u8], new: bool) 
             }
             Ok(())
         }
-        Err(_) => write_named(dir, path, &[bytes]),
+        Err(_) => write_named(dir, path, parts),
     }
 }
 
@@ -109,34 +141,44 @@ impl Drop for Claimed {
     }
 }
 
-/// Writes `bytes` over the claimed file, from its start, and cuts what is
+/// Writes `parts` over the claimed file, from its start, and cuts what is
 /// left of its old content.
-fn overwrite(claimed: &Claimed, bytes: &[u8]) -> std::io::Result<()> {
+fn overwrite(claimed: &Claimed, parts: &[&[u8]]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileExt;
     // Writing part of a block whose page is no longer cached reads the
-    // block first; zeroing the blocks about to be written (they stay
-    // allocated, marked unwritten) spares that read. Where the file system
-    // cannot, the write reads.
+    // block first. The bytes go in with one write from the start (parts
+    // joined first), so only the last block is written in part; zeroing
+    // that block (it stays allocated, marked unwritten) spares its read.
+    // Where the file system cannot, the write reads. (Zeroing every block
+    // would also drop their cached pages: a big file written over would
+    // take fresh pages, as a new file does.)
     const BLOCK: u64 = 4096;
-    let zeroed = (bytes.len() as u64)
-        .div_ceil(BLOCK)
-        .min(claimed.len.div_ceil(BLOCK))
-        * BLOCK;
-    if zeroed > 0 {
+    let joined: Vec<u8>;
+    let bytes = match parts {
+        [one] => *one,
+        _ => {
+            joined = parts.concat();
+            &joined
+        }
+    };
+    let len = bytes.len() as u64;
+    let from = len / BLOCK * BLOCK;
+    let to = len.div_ceil(BLOCK).min(claimed.len.div_ceil(BLOCK)) * BLOCK;
+    if to > from {
         // SAFETY: fallocate on a descriptor we own; no memory is passed.
         unsafe {
             libc::fallocate(
                 claimed.file.as_raw_fd(),
                 libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
-                0,
-                zeroed as libc::off_t,
+                from as libc::off_t,
+                (to - from) as libc::off_t,
             );
         }
     }
     claimed.file.write_all_at(bytes, 0)?;
-    if claimed.len > bytes.len() as u64 {
-        claimed.file.set_len(bytes.len() as u64)?;
+    if claimed.len > len {
+        claimed.file.set_len(len)?;
     }
     Ok(())
 }
@@ -254,5 +296,71 @@ mod tests {
             write_atomic_reusing(&path, &spare, &bytes, false).unwrap();
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "{len} bytes");
         }
+    }
+
+    #[test]
+    fn a_state_file_rewritten_in_parts_holds_exactly_them_over_the_file_it_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        let spare = dir.path().join(".summary.json.spare");
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        // Sizes around whole blocks, and parts that cut blocks anywhere.
+        let mut inodes = Vec::new();
+        for (n, len) in [300_000, 20_000, 4_096, 123_457, 8_191, 1, 65_536]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<u8> = (0..len).map(|i| b'a' + ((i * 7 + n) % 26) as u8).collect();
+            let parts: Vec<&[u8]> = bytes.chunks(1_000 + 777 * n).collect();
+            rewrite(&path, &parts).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{len} bytes");
+            inodes.push(ino(&path));
+        }
+        // Two files in turn, once the first rewrite has left a spare.
+        if leases(dir.path()) {
+            assert_eq!(inodes[2], inodes[0]);
+            assert_eq!(inodes[3], inodes[1]);
+            assert_eq!(ino(&spare), inodes[5]);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_file_set_aside_is_gone_and_becomes_the_next_rewrite() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uptodate");
+        let spare = dir.path().join(".uptodate.spare");
+        // Nothing there: nothing to do.
+        set_aside(&path).unwrap();
+        assert!(!spare.exists());
+        rewrite(&path, &[b"first"]).unwrap();
+        let first = std::fs::metadata(&path).unwrap().ino();
+        set_aside(&path).unwrap();
+        assert!(!path.exists());
+        assert_eq!(std::fs::read(&spare).unwrap(), b"first");
+        rewrite(&path, &[b"second", b", whole"]).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, whole");
+        if leases(dir.path()) {
+            assert_eq!(std::fs::metadata(&path).unwrap().ino(), first);
+            assert!(!spare.exists());
+        }
+        // With a spare already there, the file is deleted.
+        std::fs::write(&spare, "spare").unwrap();
+        set_aside(&path).unwrap();
+        assert!(!path.exists());
+        assert_eq!(std::fs::read(&spare).unwrap(), b"spare");
+        // A reader of the file set aside keeps what it opened.
+        std::fs::remove_file(&spare).unwrap();
+        rewrite(&path, &[b"third"]).unwrap();
+        let reader = std::fs::File::open(&path).unwrap();
+        set_aside(&path).unwrap();
+        rewrite(&path, &[b"fourth"]).unwrap();
+        use std::io::Read;
+        let mut seen = String::new();
+        (&reader).read_to_string(&mut seen).unwrap();
+        assert_eq!(seen, "third");
+        assert_eq!(std::fs::read(&path).unwrap(), b"fourth");
     }
 }

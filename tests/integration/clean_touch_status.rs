@@ -114,6 +114,50 @@ fn a_rerun_rewrites_the_sidecar_over_its_spare_and_clean_deletes_it() {
     p.build().ok().ran(&["a"]);
 }
 
+/// Every build rewrites `summary.json`, `status.snapshot`, `run.json` and
+/// the up-to-date certificate (set aside when the build begins) over the
+/// files it replaced, as sidecars are: the same two files each, whatever
+/// the number of builds, each always whole.
+#[test]
+fn every_build_rewrites_its_state_files_over_the_files_they_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let p = chain();
+    let files = [
+        ".planexe/summary.json",
+        ".planexe/status.snapshot",
+        ".planexe/run.json",
+        ".planexe/uptodate",
+    ];
+    let inodes = || -> Vec<u64> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(p.path(f)).unwrap().ino())
+            .collect()
+    };
+    let mut seen: Vec<std::collections::BTreeSet<u64>> = vec![Default::default(); files.len()];
+    for n in 0..4 {
+        p.write_at("src.txt", &format!("edit {n}"), 2_000_000 + n);
+        p.build().ok().ran(&["a", "b", "c"]);
+        for (i, ino) in inodes().into_iter().enumerate() {
+            seen[i].insert(ino);
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+        assert_eq!(summary["counts"]["done"], 4);
+        p.run(&["status"]).ok().stdout_has("DONE (4)");
+        p.build().ok().stderr_has("nothing to do");
+    }
+    // (Where the file system grants no leases, spares are replaced.)
+    if leases_work(p.root()) {
+        for (f, inodes) in files.iter().zip(&seen) {
+            assert!(inodes.len() <= 2, "{f} was {} files", inodes.len());
+        }
+    }
+    assert!(p.exists(".planexe/.summary.json.spare"));
+    assert!(p.exists(".planexe/.status.snapshot.spare"));
+    assert!(p.exists(".planexe/.run.json.spare"));
+}
+
 /// `clean` listed planexe's internal files (a sidecar's spare, the
 /// up-to-date certificate) among the user's outputs and records; it now
 /// deletes them with the task and counts them in one line.

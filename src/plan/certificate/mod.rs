@@ -251,7 +251,7 @@ pub fn write(
         entries,
     };
     let _t = crate::phases::phase("certificate: encode and write");
-    files::write_atomic(&run_dir.certificate_path(), &cert.encode())?;
+    crate::store::spare::rewrite(&run_dir.certificate_path(), &[&cert.encode()])?;
     Ok(Some(generation))
 }
 
@@ -437,7 +437,7 @@ impl Certificate {
                 Err(()) => return Ok(()),
             }
         }
-        files::write_atomic(&run_dir.certificate_path(), &self.encode())
+        crate::store::spare::rewrite(&run_dir.certificate_path(), &[&self.encode()])
     }
 }
 
