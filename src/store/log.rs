@@ -103,7 +103,7 @@ pub struct StateStore {
     /// Names of tasks whose `.DONE` exists, listed once at load.
     markers: Option<std::sync::Mutex<rustc_hash::FxHashSet<String>>>,
     /// Without that listing: the markers this store wrote or removed
-    /// itself, which it need not stat again.
+    /// itself, and those it statted once, which it need not stat again.
     own_markers: std::sync::Mutex<HashMap<String, bool>>,
     /// Names of tasks that had a sidecar when the store was loaded, from
     /// the same listing; `None` when it could not be listed whole.

@@ -1,7 +1,8 @@
 //! Which tasks of a state log have a sidecar and a `.DONE` marker: from
 //! one listing of `.planexe/tasks/` made at load, kept up to date by the
 //! store's own writes, or, where it did not list the folder, a stat for
-//! each marker it did not write or remove itself.
+//! each marker it did not write or remove itself, once (a listing too says
+//! what the folder held when it was made).
 
 use super::StateStore;
 use crate::store::rundir::RunDir;
@@ -18,8 +19,9 @@ impl StateStore {
 
     /// Whether the `.DONE` marker of a task exists, from one listing of
     /// `.planexe/tasks/` made when the state was loaded (kept up to date by
-    /// this store's own writes), else by a stat (unless this store wrote or
-    /// removed the marker itself); a task assumed done
+    /// this store's own writes), else by a stat, made once (unless this
+    /// store wrote or removed the marker itself): the check of a task and
+    /// its start, which removes the marker, ask in turn. A task assumed done
     /// ([`StateStore::assume_done`]) has one.
     pub fn has_marker(&self, run_dir: &RunDir, task: &str) -> bool {
         if !self.assumed.is_empty() && self.assumed.contains_key(task) {
@@ -28,11 +30,14 @@ impl StateStore {
         match &self.markers {
             Some(set) => set.lock().unwrap_or_else(|p| p.into_inner()).contains(task),
             None => {
-                let own = self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
-                match own.get(task) {
-                    Some(&present) => present,
-                    None => sidecar::has_marker(run_dir, task),
+                let own = || self.own_markers.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(&present) = own().get(task) {
+                    return present;
                 }
+                // Statted without the lock (checks ask from many threads);
+                // a write of the marker meanwhile is what stands.
+                let present = sidecar::has_marker(run_dir, task);
+                *own().entry(task.to_string()).or_insert(present)
             }
         }
     }
