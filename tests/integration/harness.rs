@@ -301,3 +301,42 @@ impl Drop for Background {
         }
     }
 }
+
+/// A port on 127.0.0.1 that refuses every connection for as long as this
+/// is held: a socket bound to it that does not listen. (A port found free
+/// and let go could be taken meanwhile by another test's server, whose
+/// answers, a `Retry-After: 0` among them, would then be this test's.)
+pub struct RefusedPort {
+    /// The socket, closed (the port freed) when this is dropped.
+    _fd: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a descriptor this function owns,
+        // with a `sockaddr_in` that outlives them and its true size.
+        unsafe {
+            let raw = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
+            let fd = std::os::fd::OwnedFd::from_raw_fd(raw);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let at = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+            assert_eq!(
+                libc::bind(raw, at, len),
+                0,
+                "bind: {}",
+                std::io::Error::last_os_error()
+            );
+            assert_eq!(libc::getsockname(raw, at, &mut len), 0);
+            RefusedPort {
+                port: u16::from_be(addr.sin_port),
+                _fd: fd,
+            }
+        }
+    }
+}

@@ -266,10 +266,8 @@ fn tokens_a_stream_reported_before_it_broke_are_kept() {
 
 #[test]
 fn a_server_that_is_not_there_is_named_with_what_to_check() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = RefusedPort::new();
+    let port = refused.port;
     let p = Project::new(&format!(
         "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\n{ASK}"
     ));
@@ -331,10 +329,8 @@ fn a_request_timeout_names_the_models_timeout_setting() {
 
 #[test]
 fn a_timeout_that_comes_while_waiting_to_retry_names_what_was_retried() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let refused = RefusedPort::new();
+    let port = refused.port;
     // Refused, refused, ...: the task's timeout runs out during a pause
     // between attempts, not during a call.
     let p = Project::new(&format!(
