@@ -305,7 +305,7 @@ impl Drop for Background {
 /// A port on 127.0.0.1 that refuses every connection for as long as this
 /// is held: a socket bound to it that does not listen. (A port found free
 /// and let go could be taken meanwhile by another test's server, whose
-/// answers, a `Retry-After: 0` among them, would then be this test's.)
+/// answers would then be this test's.)
 pub struct RefusedPort {
     /// The socket, closed (the port freed) when this is dropped.
     _fd: std::os::fd::OwnedFd,
