@@ -130,8 +130,9 @@ impl StateStore {
     }
 
     /// [`StateStore::load`]; without `list`, `.planexe/tasks/` is not
-    /// listed: each marker is then a stat when asked for (but those this
-    /// store writes or removes itself), and every task may have a sidecar. For a caller that knows the folder as a build
+    /// listed: each marker is then one stat, the first time it is asked
+    /// for (none for those this store writes or removes itself), and every
+    /// task may have a sidecar. For a caller that knows the folder as a build
     /// left it (an up-to-date certificate found it so), where a listing of
     /// ten thousand tasks' files would cost more than the few it asks of.
     pub fn load_listing(run_dir: &RunDir, list: bool) -> Result<StateStore> {
