@@ -14,7 +14,7 @@ use crate::model::{Action, Graph};
 use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
-use crate::store::{CheckRecord, JudgeUsage, Recorded, RunDir, Stamp, StateStore, Usage};
+use crate::store::{CheckRecord, JudgeUsage, Recorded, RunDir, Stamp, StateStore, Status, Usage};
 
 /// Answers shorter than this many bytes are flagged.
 const SHORT_ANSWER: u64 = 16;
@@ -120,6 +120,32 @@ fn failed_checks(checks: &[CheckRecord]) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+/// Quality warnings of a done task: its outputs ([`quality`]), its failed
+/// warn-severity checks, a `severity = "warn"` judge that scored the
+/// answer low.
+fn done_warnings(graph: &Graph, task: &str, done: &Status) -> Vec<String> {
+    let mut warnings = quality(graph, task, &done.outputs);
+    warnings.extend(failed_checks(&done.checks));
+    if let Some(j) = done.judge.as_ref().filter(|j| !j.passed) {
+        warnings.push(crate::exec::llm::rejection(j));
+    }
+    warnings
+}
+
+/// [`Summary::warnings`] alone, as [`build`] would say them, without the
+/// rest of the summary.
+pub fn warnings(graph: &Graph, store: &StateStore) -> Vec<String> {
+    let mut all = Vec::new();
+    for task in graph.tasks() {
+        if let Recorded::Done(d) | Recorded::Unmarked(d) = store.recorded_in_memory(&task.name) {
+            for w in done_warnings(graph, &task.name, &d) {
+                all.push(format!("{}: {w}", task.name));
+            }
+        }
+    }
+    all
+}
+
 /// The summary of the run, from the state in memory.
 pub fn build(
     graph: &Graph,
@@ -174,14 +200,9 @@ pub fn build(
         let mut warnings = Vec::new();
         let mut rescued = false;
         if let (Outcome::Done, Some(d)) = (state, status) {
-            warnings = quality(graph, &task.name, &d.outputs);
-            warnings.extend(failed_checks(&d.checks));
+            warnings = done_warnings(graph, &task.name, d);
             rescued = d.rescued;
             summary.rescued += usize::from(rescued);
-            // A judge of `severity = "warn"` that scored the answer low.
-            if let Some(j) = d.judge.as_ref().filter(|j| !j.passed) {
-                warnings.push(crate::exec::llm::rejection(j));
-            }
         }
         for w in &warnings {
             summary.warnings.push(format!("{}: {w}", task.name));
@@ -217,7 +238,11 @@ pub fn build(
 
 /// Writes `.planexe/summary.json`.
 pub fn write(summary: &Summary, run_dir: &RunDir) -> crate::error::Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(summary).map_err(std::io::Error::other)?;
+    // Sized as the file it replaces: grown by doubling instead, a summary
+    // of many tasks would take twice its size in fresh memory.
+    let previous = std::fs::metadata(run_dir.summary_path()).map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(usize::try_from(previous).unwrap_or(0) * 9 / 8 + 4096);
+    serde_json::to_writer_pretty(&mut bytes, summary).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     crate::store::spare::rewrite(&run_dir.summary_path(), &[&bytes])
 }

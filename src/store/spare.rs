@@ -146,27 +146,18 @@ impl Drop for Claimed {
 /// left of its old content.
 fn overwrite(claimed: &Claimed, parts: &[&[u8]]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::fs::FileExt;
     // Writing part of a block whose page is no longer cached reads the
-    // block first. The bytes go in with one write from the start (parts
-    // joined first), so only the last block is written in part; zeroing
-    // that block (it stays allocated, marked unwritten) spares its read.
-    // Where the file system cannot, the write reads. (Zeroing every block
-    // would also drop their cached pages: a big file written over would
-    // take fresh pages, as a new file does.) A block whose page is still
-    // cached (the file was written or read lately, as a spare mostly was)
-    // is written without a read, and is not zeroed: a read that must not
-    // wait asks the cache, for a fraction of the zeroing's cost.
-    const BLOCK: u64 = 4096;
-    let joined: Vec<u8>;
-    let bytes = match parts {
-        [one] => *one,
-        _ => {
-            joined = parts.concat();
-            &joined
-        }
-    };
-    let len = bytes.len() as u64;
+    // block first. The bytes go in block by block from the start (parts
+    // gathered in whole blocks first), so only the last block is written
+    // in part; zeroing that block (it stays allocated, marked unwritten)
+    // spares its read. Where the file system cannot, the write reads.
+    // (Zeroing every block would also drop their cached pages: a big file
+    // written over would take fresh pages, as a new file does.) A block
+    // whose page is still cached (the file was written or read lately, as
+    // a spare mostly was) is written without a read, and is not zeroed: a
+    // read that must not wait asks the cache, for a fraction of the
+    // zeroing's cost.
+    let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
     let from = len / BLOCK * BLOCK;
     let to = len.div_ceil(BLOCK).min(claimed.len.div_ceil(BLOCK)) * BLOCK;
     if to > from && !cached(&claimed.file, from) {
@@ -180,11 +171,57 @@ fn overwrite(claimed: &Claimed, parts: &[&[u8]]) -> std::io::Result<()> {
             );
         }
     }
-    claimed.file.write_all_at(bytes, 0)?;
+    write_in_blocks(&claimed.file, parts)?;
     if claimed.len > len {
         claimed.file.set_len(len)?;
     }
     Ok(())
+}
+
+/// The size of a file system block, as far as [`overwrite`] cares: writes
+/// before the last start and end on multiples of it.
+const BLOCK: u64 = 4096;
+
+/// How many bytes of small parts [`write_in_blocks`] gathers for one
+/// write: a multiple of [`BLOCK`], and small beside the files written in
+/// many parts (megabytes at ten thousand tasks), whose joining would take
+/// as much fresh memory again.
+const GATHER: usize = 256 * 1024;
+
+/// Writes `parts` one after the other from the start of `file`, each write
+/// but the last starting and ending on a block's edge: a large part's
+/// whole blocks go straight from it, smaller pieces are gathered first.
+fn write_in_blocks(file: &File, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if let [one] = parts {
+        return file.write_all_at(one, 0);
+    }
+    let mut gathered: Vec<u8> = Vec::new();
+    let mut at = 0u64;
+    for part in parts {
+        let mut rest = *part;
+        while !rest.is_empty() {
+            if gathered.is_empty() && rest.len() as u64 >= BLOCK {
+                let whole = rest.len() / BLOCK as usize * BLOCK as usize;
+                file.write_all_at(&rest[..whole], at)?;
+                at += whole as u64;
+                rest = &rest[whole..];
+                continue;
+            }
+            if gathered.capacity() == 0 {
+                gathered.reserve_exact(GATHER);
+            }
+            let take = (GATHER - gathered.len()).min(rest.len());
+            gathered.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if gathered.len() == GATHER {
+                file.write_all_at(&gathered, at)?;
+                at += GATHER as u64;
+                gathered.clear();
+            }
+        }
+    }
+    file.write_all_at(&gathered, at)
 }
 
 /// Whether the page of `file` holding byte `at` is in the page cache: a
@@ -384,6 +421,33 @@ mod tests {
             assert_eq!(ino(&spare), inodes[5]);
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn parts_small_and_large_are_written_in_order_whole_blocks_or_gathered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let sizes: [&[usize]; 5] = [
+            &[10, 5_000, 300_000, 3, 4_096, 700_000, 1],
+            &[4_096, 4_096, 1, 4_095, GATHER, GATHER + 1, 2],
+            &[GATHER - 1, 2, BLOCK as usize * 3, 17],
+            &[1; 9_000],
+            &[0, 0, 8_192, 0],
+        ];
+        for (n, sizes) in sizes.iter().enumerate() {
+            let total: usize = sizes.iter().sum();
+            let bytes: Vec<u8> = (0..total).map(|i| (i * 31 + n) as u8).collect();
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for &size in *sizes {
+                parts.push(&bytes[at..at + size]);
+                at += size;
+            }
+            std::fs::write(&path, vec![b'x'; total]).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            write_in_blocks(&file, &parts).unwrap();
+            assert!(std::fs::read(&path).unwrap() == bytes, "sizes {sizes:?}");
+        }
     }
 
     #[test]

@@ -246,6 +246,37 @@ fn the_closing_warnings_are_of_the_tasks_this_build_ran() {
     assert!(!run.stderr.contains("a: output a.txt"), "{}", run.stderr);
 }
 
+/// `status` says the run's quality warnings as `summary.json` does, in its
+/// order, whether it answers from the snapshot the build saved or checks
+/// every task itself (`--full`), which finds them without a summary.
+#[test]
+fn status_says_the_quality_warnings_the_summary_says() {
+    let p = Project::new(
+        "[tasks.empty]\noutputs = [\"e.txt\", \"f.txt\"]\nmin_bytes = 0\n\
+         command = \": > e.txt; : > f.txt\"\n\
+         [tasks.fine]\noutputs = [\"ok.txt\"]\ncommand = \"echo ok > ok.txt\"\n\
+         [tasks.meh]\noutputs = [\"m.txt\"]\ncommand = \"echo meh > m.txt\"\n\
+         check = \"echo 'too short' >&2; exit 1\"\nseverity = \"warn\"\n",
+    );
+    p.build().ok().ran(&["empty", "fine", "meh"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    let expected = serde_json::json!([
+        "empty: output e.txt is empty",
+        "empty: output f.txt is empty",
+        "meh: check: the check failed (exit status 1): too short",
+    ]);
+    assert_eq!(summary["warnings"], expected);
+    for args in [&["status", "--json"][..], &["status", "--json", "--full"]] {
+        let run = p.run(args);
+        let status: serde_json::Value = serde_json::from_str(&run.ok().stdout).unwrap();
+        assert_eq!(status["warnings"], expected, "{args:?}: {status:#}");
+    }
+    p.run(&["status", "--full"])
+        .ok()
+        .stdout_has("meh: check: the check failed (exit status 1): too short");
+}
+
 #[test]
 fn the_trace_and_the_summary() {
     let p = Project::new(&format!(

@@ -326,9 +326,8 @@ impl Known {
         reasons: &[Option<Reason>],
         running: Builder<'_>,
     ) -> Known {
-        let summary = summary::build(graph, store, run_dir, None, "");
         let mut known = Known::without_warnings(graph, pipeline, store, run_dir, reasons, running);
-        known.about.warnings = summary.warnings;
+        known.about.warnings = summary::warnings(graph, store);
         known
     }
 
