@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::events::{Event, Events};
-use super::status::Known;
+use super::status::{IdleLines, Known};
 use super::summary;
 use super::trace::{Args, Category, Trace};
 use crate::error::{Error, Result};
@@ -82,6 +82,9 @@ pub struct Recorder {
     /// The tasks this build ran to their end: the closing line speaks of
     /// their warnings only (the run's others are `status`'s).
     ran: Mutex<HashSet<String>>,
+    /// The idle `status` snapshot's lines, made when the build settled
+    /// while it wrote the up-to-date certificate they go with.
+    idle: Mutex<Option<IdleLines>>,
 }
 
 impl Recorder {
@@ -103,6 +106,7 @@ impl Recorder {
             started: AtomicBool::new(false),
             summary: Mutex::new(None),
             ran: Mutex::new(HashSet::new()),
+            idle: Mutex::new(None),
         }
     }
 
@@ -166,7 +170,8 @@ impl Recorder {
         }
         if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
             let _t = crate::phases::phase("status snapshot: write");
-            Known::save_idle(session, generation, quality);
+            let lines = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+            Known::save_idle(session, generation, quality, lines);
         }
         let t = crate::phases::phase("trace and events: finish");
         drop(self.trace);
@@ -192,11 +197,24 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
-    fn settled(&self, session: &Session, _report: &BuildReport) {
-        if self.started.load(Ordering::Relaxed) {
-            let written = Self::summarize(session);
+    fn settled(&self, session: &Session, report: &BuildReport) {
+        // The summary, and the idle snapshot's lines when the certificate
+        // they go with is being written: on two threads, beside that
+        // write.
+        let started = self.started.load(Ordering::Relaxed);
+        let (written, idle) = rayon::join(
+            || started.then(|| Self::summarize(session)),
+            || {
+                report
+                    .certifying
+                    .then(|| Known::idle_lines(session))
+                    .flatten()
+            },
+        );
+        if let Some(written) = written {
             *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = Some(written);
         }
+        *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = idle;
     }
 
     fn build_started(&self, view: &BuildView) {

@@ -105,6 +105,10 @@ pub struct BuildReport {
     pub would_run: Vec<(String, String)>,
     /// Whether the build ran any task (only then does it send events).
     pub ran_tasks: bool,
+    /// Whether it writes the up-to-date certificate once its tasks are
+    /// over: set before the observers' `settled`, which runs beside that
+    /// write (what they save with the certificate they can make then).
+    pub certifying: bool,
     /// The generation of the up-to-date certificate it wrote, if any.
     pub certified: Option<u64>,
     /// How many tasks it considered (the targets and what they need, or
@@ -118,6 +122,7 @@ impl BuildReport {
             ended: Ended::Completed,
             would_run: Vec::new(),
             ran_tasks: false,
+            certifying: false,
             certified: None,
             considered: 0,
         }
@@ -273,6 +278,7 @@ impl Build<'_> {
             let base = progress.changed.and_then(|c| c.base.as_deref());
             let from = base.zip(rechecked.as_deref());
             let session = &*session;
+            report.certifying = true;
             // The observers' own end of the build (a summary of every
             // task) runs beside the certificate: neither reads what the
             // other writes. (A panic of theirs goes on once the

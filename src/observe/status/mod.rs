@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use lines::{task_lines, CallInFlight, Known, QueuedCall, TaskLine};
-pub use saved::Saved;
+pub use saved::{IdleLines, Saved};
 
 use super::standing::{self, Standing};
 use crate::error::Result;

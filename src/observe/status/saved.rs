@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::lines::{About, Known, TaskLine};
 use super::{assemble, text, StatusReport};
 use crate::observe::palette::Paint;
-use crate::observe::Standing;
+use crate::observe::{summary, Standing};
 use crate::plan::certificate::{self, Excerpt, Kind, Watch};
 use crate::plan::session::Located;
 use crate::plan::{Plan, Session};
@@ -89,40 +89,27 @@ impl Known {
     /// `generation` just written: while it holds, `status` reads this
     /// instead of checking every task. `warnings`: the quality warnings,
     /// when the caller has the summary already. Best effort.
-    pub fn save_idle(session: &Session, generation: u64, warnings: Option<Vec<String>>) {
-        // The certificate is read back while the lines are made.
-        let (excerpt, made) = rayon::join(
-            || {
-                let _t = crate::phases::phase("status snapshot: certificate excerpt");
-                certificate::read_excerpt(&session.run_dir, generation, watch(session))
-            },
-            || {
-                let plan = Plan::up_to_date(&session.graph);
-                let t = crate::phases::phase("status snapshot: task lines");
-                let known = match warnings {
-                    None => Known::of_session(session, &plan),
-                    Some(warnings) => {
-                        let mut known = Known::without_warnings(
-                            &session.graph,
-                            &session.pipeline,
-                            &session.store,
-                            &session.run_dir,
-                            &plan.reasons,
-                            session.builder(),
-                        );
-                        known.about.warnings = warnings;
-                        known
-                    }
-                };
-                drop(t);
-                let _t = crate::phases::phase("status snapshot: render");
-                let rendered = Rendered::of(&known, true)?;
-                Some((known, rendered))
-            },
-        );
-        let (Some(excerpt), Some((known, made))) = (excerpt, made) else {
+    pub fn save_idle(
+        session: &Session,
+        generation: u64,
+        warnings: Option<Vec<String>>,
+        lines: Option<IdleLines>,
+    ) {
+        let read_excerpt = || {
+            let _t = crate::phases::phase("status snapshot: certificate excerpt");
+            certificate::read_excerpt(&session.run_dir, generation, watch(session))
+        };
+        // The certificate is read back while the lines are made, unless
+        // they were made while it was written.
+        let (excerpt, lines) = match lines {
+            Some(lines) => (read_excerpt(), Some(lines)),
+            None => rayon::join(read_excerpt, || Known::idle_lines(session)),
+        };
+        let (Some(excerpt), Some(IdleLines { mut known, made })) = (excerpt, lines) else {
             return;
         };
+        known.about.warnings =
+            warnings.unwrap_or_else(|| summary::warnings(&session.graph, &session.store));
         let _t = crate::phases::phase("status snapshot: file");
         snapshot::write_idle(
             &session.run_dir,
@@ -134,6 +121,27 @@ impl Known {
                 .map(Vec::as_slice)
                 .collect::<Vec<_>>(),
         );
+    }
+
+    /// The lines of the idle snapshot of `session`, every task up to date,
+    /// rendered, without the quality warnings (the cover, written with
+    /// them, is not rendered): what [`Known::save_idle`] saves. A build
+    /// makes them while it writes the certificate they go with.
+    pub fn idle_lines(session: &Session) -> Option<IdleLines> {
+        let plan = Plan::up_to_date(&session.graph);
+        let t = crate::phases::phase("status snapshot: task lines");
+        let known = Known::without_warnings(
+            &session.graph,
+            &session.pipeline,
+            &session.store,
+            &session.run_dir,
+            &plan.reasons,
+            session.builder(),
+        );
+        drop(t);
+        let _t = crate::phases::phase("status snapshot: render");
+        let made = Rendered::of(&known, true)?;
+        Some(IdleLines { known, made })
     }
 
     /// Saves what `status` should report while the build `live` runs: it
@@ -182,6 +190,13 @@ impl Known {
             .holds(run_dir, &key, mode)
             .then_some(Saved { snapshot })
     }
+}
+
+/// The idle snapshot's lines, made before it is saved
+/// ([`Known::idle_lines`]).
+pub struct IdleLines {
+    known: Known,
+    made: Rendered,
 }
 
 /// The sections of a snapshot: the lines, their text but for the clocked
