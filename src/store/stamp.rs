@@ -211,6 +211,28 @@ pub struct Stamper {
     /// Stats already made while checking (and stamps just learned), with
     /// when: a file that several tasks read is statted once.
     stats: Mutex<HashMap<String, (Option<Meta>, Instant)>>,
+    /// Stats made before the build by whoever made it, which stand as
+    /// stats of this build ([`Stamper::vouched`]).
+    vouched: Option<Vouched>,
+    /// Files this build wrote or forgot since: the vouched stat no longer
+    /// stands for them.
+    unvouched: Mutex<rustc_hash::FxHashSet<String>>,
+}
+
+/// The stat of a file made before a build, when one was made and showed a
+/// regular file; `None` for any other path.
+pub type Vouch = Box<dyn Fn(&str) -> Option<Meta> + Send + Sync>;
+
+/// Stats made at one moment, before the build ([`Stamper::vouched`]).
+struct Vouched {
+    stat: Vouch,
+    at: Instant,
+}
+
+impl std::fmt::Debug for Vouched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vouched").field("at", &self.at).finish()
+    }
 }
 
 /// How long a stat this build made stands for the file when a task about
@@ -223,6 +245,28 @@ pub struct Stamper {
 pub const RECENT: Duration = Duration::from_millis(100);
 
 impl Stamper {
+    /// A stamper for a build that starts from stats made at `at` (those
+    /// the up-to-date certificate's judge made of the files it found as it
+    /// recorded them): each stands for its file as a stat this build made
+    /// then would, until the build writes or forgets the file. What a
+    /// cached stat may do with it, it may: the check of a task compares
+    /// against it, and a task about to run takes it for a stat of its
+    /// input made [`RECENT`]ly while it is.
+    pub fn vouched(stat: Vouch, at: Instant) -> Stamper {
+        Stamper {
+            vouched: Some(Vouched { stat, at }),
+            ..Stamper::default()
+        }
+    }
+
+    /// The vouched stat of `rel`, unless this build wrote or forgot it.
+    fn vouched_stat(&self, rel: &str) -> Option<(Meta, Instant)> {
+        let vouched = self.vouched.as_ref()?;
+        let meta = (vouched.stat)(rel)?;
+        let unvouched = self.unvouched.lock().unwrap_or_else(|p| p.into_inner());
+        (!unvouched.contains(rel)).then_some((meta, vouched.at))
+    }
+
     /// Seeds the cache with stamps recorded earlier: a file whose size and
     /// mtime still match one of them need not be read to learn its hash.
     /// Learns a hash recorded earlier, without claiming anything about the
@@ -246,6 +290,10 @@ impl Stamper {
     }
 
     pub fn forget(&self, path: &str) {
+        if self.vouched.is_some() {
+            let mut unvouched = self.unvouched.lock().unwrap_or_else(|p| p.into_inner());
+            unvouched.insert(path.to_string());
+        }
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.remove(path);
         drop(known);
@@ -266,6 +314,13 @@ impl Stamper {
         {
             return Ok(*meta);
         }
+        if let Some((meta, at)) = self.vouched_stat(rel) {
+            self.stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(rel.to_string(), (Some(meta), at));
+            return Ok(Some(meta));
+        }
         let meta = stat_inside(root, rel)?;
         self.stats
             .lock()
@@ -285,7 +340,9 @@ impl Stamper {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(rel)
-            .and_then(|&(meta, at)| meta.filter(|_| at.elapsed() < RECENT));
+            .copied()
+            .or_else(|| self.vouched_stat(rel).map(|(meta, at)| (Some(meta), at)))
+            .and_then(|(meta, at)| meta.filter(|_| at.elapsed() < RECENT));
         if let Some(stamp) = recent.and_then(|meta| self.lookup(rel, &meta)) {
             return Ok(Some(stamp));
         }
@@ -588,5 +645,63 @@ mod tests {
                 .unwrap(),
             Comparison::Missing
         );
+    }
+
+    #[test]
+    fn a_vouched_stat_stands_for_its_file_until_the_build_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), "on disk\n").unwrap();
+        let on_disk = Stamper::default().stamp(root, "a.txt").unwrap().unwrap();
+        // The stat vouched for differs from the disk's: which one a
+        // comparison used shows.
+        let vouched = Meta {
+            size: 5,
+            mtime_ns: 42,
+        };
+        let recorded = Stamp {
+            size: 5,
+            mtime_ns: 42,
+            blake3: "recorded".into(),
+        };
+        let stamper = Stamper::vouched(
+            Box::new(move |rel| (rel == "a.txt").then_some(vouched)),
+            Instant::now(),
+        );
+        let mode = CheckMode::Content;
+        assert_eq!(
+            stamper.compare(root, "a.txt", &recorded, mode).unwrap(),
+            Comparison::Same
+        );
+        // A task about to run takes it, with the hash recorded for it.
+        stamper.remember_hash("a.txt", &recorded);
+        assert_eq!(
+            stamper.stamp_recent(root, "a.txt").unwrap(),
+            Some(recorded.clone())
+        );
+        // Paths it does not vouch for are statted.
+        std::fs::write(root.join("b.txt"), "b\n").unwrap();
+        assert_eq!(
+            stamper.compare(root, "b.txt", &recorded, mode).unwrap(),
+            Comparison::Changed
+        );
+        // Once the build has written the file (or forgot it), the disk.
+        stamper.forget("a.txt");
+        assert_eq!(
+            stamper.compare(root, "a.txt", &recorded, mode).unwrap(),
+            Comparison::Changed
+        );
+        assert_eq!(
+            stamper.stamp_recent(root, "a.txt").unwrap(),
+            Some(on_disk.clone())
+        );
+        // Vouched for longer ago than a recent stat: a task about to run
+        // stats its input.
+        let old = Stamper::vouched(
+            Box::new(move |rel| (rel == "a.txt").then_some(vouched)),
+            Instant::now() - RECENT * 2,
+        );
+        old.remember_hash("a.txt", &recorded);
+        assert_eq!(old.stamp_recent(root, "a.txt").unwrap(), Some(on_disk));
     }
 }

@@ -65,7 +65,15 @@ impl Build<'_> {
                 forced[r] = true;
             }
         }
-        let stamper = Stamper::default();
+        // The stats of the task files the certificate's judge found as it
+        // recorded them stand as this build's own.
+        let stamper = match progress.changed.and_then(|c| c.base.as_ref()) {
+            Some(base) => {
+                let (vouch, at) = crate::plan::certificate::Base::vouch(base);
+                Stamper::vouched(vouch, at)
+            }
+            None => Stamper::default(),
+        };
         let t = crate::phases::phase("plan");
         let plan = {
             let checker = Checker {

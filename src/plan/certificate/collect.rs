@@ -12,7 +12,10 @@
 //!   the stat taken before); only the rest are checked and statted. What
 //!   it cannot vouch for that way sends the caller to the full way.
 
+use std::hash::BuildHasher;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -21,7 +24,7 @@ use super::stat::{file_id_on, Folders};
 use super::{path_of, Entry, Young, LOG};
 use crate::model::{Graph, Pipeline, TaskId};
 use crate::store::rundir::{file, state_rel, status_rel};
-use crate::store::stamp::{self, Stamp};
+use crate::store::stamp::{self, Meta, Stamp, Vouch};
 use crate::store::{RunDir, StateStore};
 
 /// The certificate a build judged, and which of its entries it found the
@@ -30,6 +33,40 @@ use crate::store::{RunDir, StateStore};
 pub struct Base {
     pub(super) entries: Vec<Entry>,
     pub(super) same: Vec<bool>,
+    /// When the judge began to stat them.
+    pub(super) at: Instant,
+}
+
+impl Base {
+    /// The stats the judge made of the task files it found as the
+    /// certificate recorded them, and when it began: what a build's
+    /// [`Stamper::vouched`](crate::store::Stamper::vouched) starts from.
+    /// Looked up by path through an
+    /// index made at the first question (by the path's hash: a path whose
+    /// hash another took first is not vouched, and is statted).
+    pub fn vouch(base: &Arc<Base>) -> (Vouch, Instant) {
+        let at = base.at;
+        let base = Arc::clone(base);
+        let index: OnceLock<HashMap<u64, usize>> = OnceLock::new();
+        let hash = |path: &str| rustc_hash::FxBuildHasher.hash_one(path);
+        let vouch = move |rel: &str| -> Option<Meta> {
+            let index = index.get_or_init(|| {
+                let mut index = HashMap::default();
+                for (i, e) in base.entries.iter().enumerate() {
+                    if base.same[i] && e.task && e.id.kind == 1 {
+                        index.entry(hash(&e.path)).or_insert(i);
+                    }
+                }
+                index
+            });
+            let e = &base.entries[*index.get(&hash(rel))?];
+            (e.path == rel).then_some(Meta {
+                size: e.id.size,
+                mtime_ns: e.id.mtime_ns,
+            })
+        };
+        (Box::new(vouch), at)
+    }
 }
 
 /// planexe's own files a certificate lists: every build changes them.

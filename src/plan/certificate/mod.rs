@@ -324,6 +324,7 @@ impl Certificate {
         {
             return None;
         }
+        let at = std::time::Instant::now();
         let folders = Folders::open(run_dir, self.entries.iter().map(|e| e.path.as_str()));
         let verdicts: Vec<(usize, Verdict)> = self
             .entries
@@ -368,7 +369,7 @@ impl Certificate {
             })
             .collect();
         let mut changes = Changes {
-            base: Some(Arc::new(Base { entries, same })),
+            base: Some(Arc::new(Base { entries, same, at })),
             ..Changes::default()
         };
         for (i, verdict) in verdicts {
