@@ -41,9 +41,9 @@ impl Base {
     /// The stats the judge made of the task files it found as the
     /// certificate recorded them, and when it began: what a build's
     /// [`Stamper::vouched`](crate::store::Stamper::vouched) starts from.
-    /// Looked up by path through an
-    /// index made at the first question (by the path's hash: a path whose
-    /// hash another took first is not vouched, and is statted).
+    /// Looked up by path through an index made at the first question (by
+    /// the path's hash: a path whose hash another took first is not
+    /// vouched, and is statted).
     pub fn vouch(base: &Arc<Base>) -> (Vouch, Instant) {
         let at = base.at;
         let base = Arc::clone(base);
