@@ -362,7 +362,14 @@ impl Known {
     }
 
     pub(super) fn of_session(session: &Session, plan: &Plan) -> Known {
-        Known::of(
+        let mut known = Known::of_session_without_warnings(session, plan);
+        known.about.warnings = summary::warnings(&session.graph, &session.store);
+        known
+    }
+
+    /// [`Known::of_session`] without the quality warnings (none).
+    pub(super) fn of_session_without_warnings(session: &Session, plan: &Plan) -> Known {
+        Known::without_warnings(
             &session.graph,
             &session.pipeline,
             &session.store,

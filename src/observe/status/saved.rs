@@ -130,14 +130,7 @@ impl Known {
     pub fn idle_lines(session: &Session) -> Option<IdleLines> {
         let plan = Plan::up_to_date(&session.graph);
         let t = crate::phases::phase("status snapshot: task lines");
-        let known = Known::without_warnings(
-            &session.graph,
-            &session.pipeline,
-            &session.store,
-            &session.run_dir,
-            &plan.reasons,
-            session.builder(),
-        );
+        let known = Known::of_session_without_warnings(session, &plan);
         drop(t);
         let _t = crate::phases::phase("status snapshot: render");
         let made = Rendered::of(&known, true)?;
