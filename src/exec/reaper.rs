@@ -109,13 +109,16 @@ fn deleted(pending: &Pending, task: &str) {
 }
 
 /// Deletes a file, or a folder and what it holds; what is already gone
-/// is fine (best effort, as deleting what was set aside always was).
+/// is fine (best effort, as deleting what was set aside always was). What
+/// was set aside is a file (or a link, which goes itself) but for a
+/// folder left there by a crash: the removal is tried first, and only a
+/// path it cannot remove is looked at.
 fn delete(path: &std::path::Path) {
-    let _ = match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    };
+    if std::fs::remove_file(path).is_err()
+        && std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+    {
+        let _ = std::fs::remove_dir_all(path);
+    }
 }
 
 #[cfg(test)]
@@ -137,8 +140,18 @@ mod tests {
         std::fs::create_dir_all(folder.join("e")).unwrap();
         std::fs::write(folder.join("e/x"), "x").unwrap();
         reaper.delete("c", folder.clone());
+        // A link to a folder goes itself; what it leads to stays. A path
+        // already gone is no trouble.
+        let kept = tempfile::tempdir().unwrap();
+        std::fs::write(kept.path().join("k"), "k").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(kept.path(), &link).unwrap();
+        reaper.delete("c", link.clone());
+        reaper.delete("c", dir.path().join("gone"));
         reaper.settle("c");
         assert!(!folder.exists());
+        assert!(std::fs::symlink_metadata(&link).is_err());
+        assert!(kept.path().join("k").exists());
         reaper.settle("a");
         assert!(paths.iter().step_by(2).all(|p| !p.exists()));
         // Settling a task with nothing pending returns at once.
