@@ -92,8 +92,32 @@ pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The planexe under test. Every test starts it through here, after the
+/// suite's own signal dispositions are set once ([`default_signals`]).
 pub fn bin() -> &'static str {
+    default_signals();
     env!("CARGO_BIN_EXE_planexe")
+}
+
+/// Puts the signals that stop a build back to their default in this
+/// process, once, so that every planexe (and make) a test starts inherits
+/// them so. A suite started under `nohup` inherits SIGHUP ignored (and one
+/// started in the background by a shell that is not interactive, SIGINT
+/// and SIGQUIT); an ignored signal stays ignored across `exec`, and
+/// planexe keeps an ignored hangup ignored, as make does: the tests of
+/// hangups would fail. The one test of an ignored hangup ignores it in its
+/// own child.
+fn default_signals() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGQUIT] {
+            // SAFETY: setting a disposition to the default installs no
+            // handler; nothing else in the test process handles these.
+            unsafe {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+        }
+    });
 }
 
 impl Project {

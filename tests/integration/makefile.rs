@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::harness::bin;
+
 fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -32,8 +34,8 @@ pub struct Make {
 
 /// `make ARGS` in `dir`, with the planexe under test first on PATH.
 pub fn make(dir: &Path, args: &[&str]) -> Make {
-    let bin = Path::new(env!("CARGO_BIN_EXE_planexe")).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+    let folder = Path::new(bin()).parent().unwrap();
+    let path = std::env::join_paths(std::iter::once(folder.to_path_buf()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
     .unwrap();
@@ -163,7 +165,7 @@ fn a_recipe_may_name_its_target_by_its_absolute_path() {
 
     // From elsewhere, through -C: the path as the shell spells it.
     let abs = dir.join("s.md");
-    let out = Command::new(env!("CARGO_BIN_EXE_planexe"))
+    let out = Command::new(bin())
         .arg("-C")
         .arg(dir)
         .args(["build", "-q"])
@@ -175,7 +177,7 @@ fn a_recipe_may_name_its_target_by_its_absolute_path() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     // A path outside the run directory is no target.
-    let out = Command::new(env!("CARGO_BIN_EXE_planexe"))
+    let out = Command::new(bin())
         .arg("-C")
         .arg(dir)
         .args(["build", "/nowhere/s.md"])
