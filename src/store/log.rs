@@ -468,51 +468,6 @@ impl StateStore {
         self.apply(LogLine::clean(task), 0);
         Ok(())
     }
-
-    /// Rewrites the log with one line per known task when it has grown to
-    /// several times that, so it stays proportional to the pipeline.
-    pub fn compact_if_large(&mut self, run_dir: &RunDir) -> Result<()> {
-        let live: usize = self
-            .records
-            .values()
-            .map(|r| usize::from(r.done.is_some()) + 1)
-            .sum();
-        // By lines (many small records superseded) and by bytes (a few
-        // big ones, such as a task reading a thousand inputs, rewritten at
-        // every edit).
-        let standing: u64 = self.records.values().map(|r| r.standing_bytes).sum();
-        if self.lines <= 3 * live + 1000 && self.bytes <= standing + standing / 2 + (256 << 10) {
-            return Ok(());
-        }
-        self.compact(run_dir)
-    }
-
-    /// Rewrites the log with, per task, its last success and a later
-    /// outcome.
-    fn compact(&mut self, run_dir: &RunDir) -> Result<()> {
-        let mut names: Vec<&String> = self.records.keys().collect();
-        names.sort();
-        let mut bytes = Vec::new();
-        for name in names {
-            let record = &self.records[name];
-            let mut lines = Vec::new();
-            if let Some(done) = &record.done {
-                lines.push(LogLine::status(done).with_bytes(record.sidecar_len));
-            }
-            if let Some(last) = &record.last {
-                lines.push(LogLine::status(last));
-            }
-            for line in lines {
-                serde_json::to_writer(&mut bytes, &line).map_err(std::io::Error::other)?;
-                bytes.push(b'\n');
-            }
-        }
-        self.log = None;
-        super::spare::rewrite(&run_dir.log_path(), &[&bytes])?;
-        self.lines = bytes.iter().filter(|&&b| b == b'\n').count();
-        self.bytes = bytes.len() as u64;
-        Ok(())
-    }
 }
 
 /// Opens the log to append to, creating it, and ends a torn last line (a
@@ -559,6 +514,8 @@ fn ends_with_newline(file: &mut std::fs::File) -> bool {
 mod damage;
 pub use damage::LogDamage;
 
+#[path = "log_compact.rs"]
+mod compact;
 #[path = "log_load.rs"]
 mod load;
 #[path = "log_markers.rs"]

@@ -185,3 +185,69 @@ fn a_store_loaded_without_a_listing_asks_the_disk_for_each_marker() {
     assert!(!listed.had_sidecar("c"));
     assert!(unlisted.had_sidecar("c"));
 }
+
+/// Compaction writes each record as a `LogLine` of it would be written,
+/// byte for byte, in order of task name, on any number of threads: a
+/// success with its sidecar's length, a failure after a success, a
+/// failure alone, and a record that holds a `definition` (which the log
+/// never does).
+#[test]
+fn a_compacted_log_is_the_lines_of_the_records_in_order_of_name() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    for i in 0..1500 {
+        let task = format!("t{:04}", (i * 7919) % 1500);
+        store
+            .write_status(&run_dir, &done(&task, "in", stamp(i, "h")))
+            .unwrap();
+        if i % 3 == 0 {
+            let mut failed = done(&task, "in", stamp(i + 1, "h2"));
+            failed.state = TaskState::Failed;
+            store.write_status(&run_dir, &failed).unwrap();
+        }
+    }
+    let mut alone = done("only_failed", "in", stamp(1, "h"));
+    alone.state = TaskState::Failed;
+    store.write_status(&run_dir, &alone).unwrap();
+    let defined = store.records.get_mut("t0001").unwrap();
+    defined.done.as_mut().unwrap().definition = Some("cat in > out".into());
+    // The log as the records say it, line by line.
+    let mut names: Vec<&String> = store.records.keys().collect();
+    names.sort();
+    let mut expected = Vec::new();
+    for name in names {
+        let record = &store.records[name];
+        let lines = (record
+            .done
+            .iter()
+            .map(|d| LogLine::status(d).with_bytes(record.sidecar_len)))
+        .chain(record.last.iter().map(|l| LogLine::status(l)));
+        for line in lines {
+            serde_json::to_writer(&mut expected, &line).unwrap();
+            expected.push(b'\n');
+        }
+    }
+    assert!(String::from_utf8_lossy(&expected).contains("\"bytes\":"));
+    assert!(!String::from_utf8_lossy(&expected).contains("cat in > out"));
+    for threads in [1, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| store.compact(&run_dir)).unwrap();
+        let written = std::fs::read(run_dir.log_path()).unwrap();
+        assert!(written == expected, "{threads} thread(s)");
+        assert_eq!(
+            store.lines,
+            expected.iter().filter(|&&b| b == b'\n').count()
+        );
+        assert_eq!(store.bytes, expected.len() as u64);
+    }
+    // What it wrote loads as the records it was written from.
+    let loaded = StateStore::load(&run_dir).unwrap();
+    assert_eq!(loaded.records.len(), store.records.len());
+    assert_eq!(
+        input_mtime(&loaded, "t0000", "in"),
+        input_mtime(&store, "t0000", "in")
+    );
+}
