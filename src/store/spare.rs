@@ -225,9 +225,15 @@ fn write_in_blocks(file: &File, parts: &[&[u8]]) -> std::io::Result<()> {
 }
 
 /// Whether the page of `file` holding byte `at` is in the page cache: a
-/// read of that byte that must not wait for the disk (`RWF_NOWAIT`) gets
-/// it. `false` when it would wait, and where the kernel cannot say.
-fn cached(file: &std::fs::File, at: u64) -> bool {
+/// read of that byte that must not wait for the disk gets it. `false`
+/// when it would wait, and where the kernel cannot say.
+fn cached(file: &File, at: u64) -> bool {
+    read_nowait(file, at).is_ok_and(|read| read == 1)
+}
+
+/// Reads the byte of `file` at `at` only if that needs no wait for the
+/// disk (`RWF_NOWAIT`): how many bytes it got (0 past the end).
+fn read_nowait(file: &File, at: u64) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     let mut byte = 0u8;
     let iov = libc::iovec {
@@ -245,7 +251,7 @@ fn cached(file: &std::fs::File, at: u64) -> bool {
             libc::RWF_NOWAIT,
         )
     };
-    read == 1
+    usize::try_from(read).map_err(|_| std::io::Error::last_os_error())
 }
 
 /// Puts the file at `new` in place at `path` and the file that was there at
@@ -297,17 +303,8 @@ mod tests {
         let file = File::open(&path).unwrap();
         // Both pages were written just now (where the file system answers
         // reads that must not wait: ext4, xfs, btrfs; not tmpfs).
-        let answers = {
-            use std::os::fd::AsRawFd;
-            let mut byte = 0u8;
-            let iov = libc::iovec {
-                iov_base: std::ptr::addr_of_mut!(byte).cast(),
-                iov_len: 1,
-            };
-            // SAFETY: a read into a byte that outlives the call.
-            let read = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
-            read == 1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EOPNOTSUPP)
-        };
+        let answers = !matches!(read_nowait(&file, 0),
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP));
         if answers {
             assert!(cached(&file, 0));
             assert!(cached(&file, 4999));
