@@ -24,7 +24,6 @@
 //! while a check or judge runs is a crash of the task) and the judge's
 //! feedback when a command runs again.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::reaper::Reaper;
@@ -33,7 +32,7 @@ use crate::model::{Action, Task};
 use crate::store::files::move_file;
 use crate::store::inflight::{Inflight, Ticket};
 use crate::store::record::JudgeVerdict;
-use crate::store::{wrong_kind, ErrorKind, RunDir, Stamp, Stamper, Status, TaskError};
+use crate::store::{wrong_kind, ErrorKind, RunDir, Stamper, Stamps, Status, TaskError};
 
 /// What runs a task's action once its inputs are stamped and its outputs
 /// set aside: it must write every declared output, and may fill in the
@@ -298,7 +297,7 @@ impl Attempt<'_> {
     fn stamp<'p>(
         &self,
         paths: impl Iterator<Item = &'p str>,
-        stamps: &mut BTreeMap<String, Stamp>,
+        stamps: &mut Stamps,
         missing: impl Fn(&str) -> TaskError,
     ) -> Result<(), TaskError> {
         for path in paths {

@@ -11,7 +11,6 @@
 //! the current outputs (whoever wrote them) and changes nothing, and by
 //! `touch`, before it accepts outputs nobody ran the task for.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::attempt::Turn;
@@ -24,7 +23,7 @@ use crate::model::prompt::Format;
 use crate::model::{Action, Task};
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::Secrets;
-use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamp, TaskError};
+use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamps, TaskError};
 
 /// What the checks said about a task's outputs.
 #[derive(Debug, Default)]
@@ -87,7 +86,7 @@ pub fn examine<C, J>(
     run_dir: &RunDir,
     task: &Task,
     strict: bool,
-    stamped: Option<&BTreeMap<String, Stamp>>,
+    stamped: Option<&Stamps>,
     run: Inspectors<'_, C, J>,
 ) -> Judgement
 where
@@ -188,11 +187,7 @@ pub const JUDGE: &str = "judge";
 /// The first output that is a regular file smaller than `min_bytes`, as
 /// a message naming it and its size. A stamped output is a file (a
 /// folder has no stamp) of the stamp's size.
-fn too_small(
-    run_dir: &RunDir,
-    task: &Task,
-    stamped: Option<&BTreeMap<String, Stamp>>,
-) -> Option<String> {
+fn too_small(run_dir: &RunDir, task: &Task, stamped: Option<&Stamps>) -> Option<String> {
     let min = task.checks.min_bytes;
     if min == 0 {
         return None;

@@ -6,15 +6,13 @@
 //! calls, tokens and cost, all taken from the state already in memory: no
 //! file is read or statted to write it.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::model::{Action, Graph};
 use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
-use crate::store::{CheckRecord, JudgeUsage, Recorded, RunDir, Stamp, StateStore, Status, Usage};
+use crate::store::{CheckRecord, JudgeUsage, Recorded, RunDir, Stamps, StateStore, Status, Usage};
 
 /// Answers shorter than this many bytes are flagged.
 const SHORT_ANSWER: u64 = 16;
@@ -92,7 +90,7 @@ pub struct Summary {
 }
 
 /// Quality warnings of a finished task.
-pub fn quality(graph: &Graph, task: &str, outputs: &BTreeMap<String, Stamp>) -> Vec<String> {
+pub fn quality(graph: &Graph, task: &str, outputs: &Stamps) -> Vec<String> {
     let prompt = graph
         .task(task)
         .is_some_and(|t| matches!(t.action, Action::Prompt(_)));

@@ -32,7 +32,16 @@ fn restamp(path: &str, s: Stamp) -> Restamp {
 }
 
 fn input_mtime(store: &StateStore, task: &str, input: &str) -> i64 {
-    store.record(task).unwrap().done.as_ref().unwrap().inputs[input].mtime_ns
+    store
+        .record(task)
+        .unwrap()
+        .done
+        .as_ref()
+        .unwrap()
+        .inputs
+        .get(input)
+        .unwrap()
+        .mtime_ns
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!   [`lock`]: one writer at a time; [`files`]: atomic writes, moves,
 //!   leftovers of crashed writers; [`process`]: whether a writer lives.
 //! - [`stamp`]: what a file looked like (size, mtime, blake3);
+//!   [`stamps`]: a record's stamps by path;
 //!   [`by_name`]: many paths statted by name in folders opened once.
 //! - [`record`]: a task's [`record::Status`] and its parts; [`remedy`]:
 //!   what to do about a failure, as data; [`sidecar`]:
@@ -41,6 +42,7 @@ pub mod sidecar;
 pub mod snapshot;
 pub mod spare;
 pub mod stamp;
+pub mod stamps;
 mod target;
 pub mod untrusted;
 pub mod usage;
@@ -54,3 +56,4 @@ pub use record::{
 pub use recorded::{Builder, Recorded};
 pub use rundir::RunDir;
 pub use stamp::{CheckMode, Stamp, Stamper};
+pub use stamps::Stamps;

@@ -8,11 +8,9 @@
 //! user (whether a plain re-run may fix it, what to do), so every reader
 //! says the same.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::stamp::Stamp;
+use super::stamps::Stamps;
 pub use super::usage::{nano_usd, JudgeUsage, Usage};
 
 /// The state a task is in, as the sidecar says.
@@ -458,11 +456,11 @@ pub struct Status {
     /// a change of its checks alone is told apart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_fingerprint: Option<String>,
-    pub inputs: BTreeMap<String, Stamp>,
+    pub inputs: Stamps,
     /// A command naming `{inputs}`: a hash of their order (`input_order`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_order: Option<String>,
-    pub outputs: BTreeMap<String, Stamp>,
+    pub outputs: Stamps,
     pub error: Option<TaskError>,
     /// Prompt tasks: the model that answered (or was asked last).
     #[serde(default)]
@@ -508,8 +506,8 @@ impl Status {
             fingerprint: fingerprint.to_string(),
             action_fingerprint: None,
             input_order: None,
-            inputs: BTreeMap::new(),
-            outputs: BTreeMap::new(),
+            inputs: Stamps::new(),
+            outputs: Stamps::new(),
             error: None,
             model: None,
             attempts: Vec::new(),
