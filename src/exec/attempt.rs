@@ -300,16 +300,25 @@ impl Attempt<'_> {
         stamps: &mut Stamps,
         missing: impl Fn(&str) -> TaskError,
     ) -> Result<(), TaskError> {
+        // Put in at once, sorted once: one by one, paths out of order
+        // would each move those after them (a task of thousands of inputs).
+        let mut stamped = Vec::new();
+        let mut outcome = Ok(());
         for path in paths {
             match self.stamper.stamp_recent(self.run_dir.root(), path) {
-                Ok(Some(stamp)) => {
-                    stamps.insert(path.to_string(), stamp);
+                Ok(Some(stamp)) => stamped.push((path.to_string(), stamp)),
+                Ok(None) => {
+                    outcome = Err(missing(path));
+                    break;
                 }
-                Ok(None) => return Err(missing(path)),
-                Err(e) => return Err(TaskError::new(ErrorKind::Io, e.to_string())),
+                Err(e) => {
+                    outcome = Err(TaskError::new(ErrorKind::Io, e.to_string()));
+                    break;
+                }
             }
         }
-        Ok(())
+        stamps.extend(stamped);
+        outcome
     }
 
     /// The attempt succeeded: what was set aside is no longer needed, and

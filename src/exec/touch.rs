@@ -180,11 +180,11 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
             &mut status.outputs,
         ),
     ] {
+        // Put in at once, sorted once (see `Stamps`).
+        let mut stamped = Vec::with_capacity(paths.len());
         for path in paths {
             match stamper.stamp(root, path)? {
-                Some(stamp) => {
-                    map.insert(path.clone(), stamp);
-                }
+                Some(stamp) => stamped.push((path.clone(), stamp)),
                 None => {
                     return Err(Error::usage(format!(
                         "cannot touch {}: its {what} {path} does not exist",
@@ -197,6 +197,7 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
                 }
             }
         }
+        map.extend(stamped);
     }
     Ok(status)
 }

@@ -18,7 +18,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::stamp::Stamp;
 
 /// Stamps by path, in path order (a later entry for the same path, read
-/// from JSON, replaces the earlier one).
+/// from JSON, replaces the earlier one). Many stamps go in with
+/// `extend`, sorted once: `insert` out of order moves every entry after
+/// the new one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stamps(LiteMap<String, Stamp>);
 
@@ -129,9 +131,19 @@ mod tests {
             serde_json::to_string_pretty(&tree).unwrap()
         );
 
-        let built: Stamps = [("z".to_string(), stamp(1)), ("y".to_string(), stamp(2))]
+        let mut built: Stamps = [("z".to_string(), stamp(1)), ("y".to_string(), stamp(2))]
             .into_iter()
             .collect();
         assert_eq!(built.keys().collect::<Vec<_>>(), ["y", "z"]);
+        // Many at once, out of order, one path twice: sorted, the last kept.
+        built.extend([
+            ("x".to_string(), stamp(3)),
+            ("z".to_string(), stamp(4)),
+            ("a".to_string(), stamp(5)),
+            ("x".to_string(), stamp(6)),
+        ]);
+        assert_eq!(built.keys().collect::<Vec<_>>(), ["a", "x", "y", "z"]);
+        assert_eq!(built.get("x"), Some(&stamp(6)));
+        assert_eq!(built.get("z"), Some(&stamp(4)));
     }
 }
