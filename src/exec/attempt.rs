@@ -296,27 +296,25 @@ impl Attempt<'_> {
     /// `missing` says what a path that does not exist means.
     fn stamp<'p>(
         &self,
-        paths: impl Iterator<Item = &'p str>,
+        mut paths: impl Iterator<Item = &'p str>,
         stamps: &mut Stamps,
         missing: impl Fn(&str) -> TaskError,
     ) -> Result<(), TaskError> {
         // Put in at once, sorted once: one by one, paths out of order
         // would each move those after them (a task of thousands of inputs).
+        // Those stamped before a failure are kept, as they always were.
         let mut stamped = Vec::new();
-        let mut outcome = Ok(());
-        for path in paths {
-            match self.stamper.stamp_recent(self.run_dir.root(), path) {
-                Ok(Some(stamp)) => stamped.push((path.to_string(), stamp)),
-                Ok(None) => {
-                    outcome = Err(missing(path));
-                    break;
-                }
-                Err(e) => {
-                    outcome = Err(TaskError::new(ErrorKind::Io, e.to_string()));
-                    break;
-                }
-            }
-        }
+        let outcome =
+            paths.try_for_each(
+                |path| match self.stamper.stamp_recent(self.run_dir.root(), path) {
+                    Ok(Some(stamp)) => {
+                        stamped.push((path.to_string(), stamp));
+                        Ok(())
+                    }
+                    Ok(None) => Err(missing(path)),
+                    Err(e) => Err(TaskError::new(ErrorKind::Io, e.to_string())),
+                },
+            );
         stamps.extend(stamped);
         outcome
     }

@@ -59,15 +59,6 @@ impl<'a> IntoIterator for &'a Stamps {
     }
 }
 
-impl IntoIterator for Stamps {
-    type Item = (String, Stamp);
-    type IntoIter = <LiteMap<String, Stamp> as IntoIterator>::IntoIter;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
-    }
-}
-
 /// Always an object: `litemap` writes an empty map to a human-readable
 /// format as an empty list.
 impl Serialize for Stamps {
