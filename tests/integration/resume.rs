@@ -335,8 +335,14 @@ fn stress(signal: i32) {
         }
         let status = child.wait().unwrap();
         if signal == libc::SIGINT {
+            // Caught (130), too late (0), or too early: a signal that comes
+            // before planexe's `main` takes its default action, as in any
+            // program (a loaded machine can take longer than the shortest
+            // wait to start one).
+            use std::os::unix::process::ExitStatusExt;
             assert!(
-                matches!(status.code(), Some(130) | Some(0)),
+                matches!(status.code(), Some(130) | Some(0))
+                    || status.signal() == Some(libc::SIGINT),
                 "round {round}: {status:?}"
             );
         }
