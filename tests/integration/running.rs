@@ -280,11 +280,21 @@ fn crash_mid_command(forget_pid: bool) {
     wait_for("the half-written output", || {
         std::fs::read_to_string(p.path("out.md")).is_ok_and(|s| s == "half\n")
     });
+    // Written before the output.
+    let pids = p.read("pids");
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    if !forget_pid {
+        // planexe journals the pid once the command has started, and a
+        // command may write its output before that (a loaded machine):
+        // the crash comes once the journal knows the pid.
+        wait_for("the pid in the journal", || {
+            p.read(".planexe/inflight")
+                .contains(&format!("{{\"spawned\":[\"a\",{}]}}", pids[0]))
+        });
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let planexe_pid = child.id();
-    let pids = p.read("pids");
-    let pids: Vec<&str> = pids.split_whitespace().collect();
     // Killed within the first 100 ms: the `running` sidecar was not due
     // yet, but the journal knows the task.
     let journal = p.read(".planexe/inflight");
@@ -297,11 +307,6 @@ fn crash_mid_command(forget_pid: bool) {
             .map(|l| format!("{l}\n"))
             .collect();
         p.write(".planexe/inflight", &kept);
-    } else {
-        wait_for("the pid in the journal", || {
-            p.read(".planexe/inflight")
-                .contains(&format!("{{\"spawned\":[\"a\",{}]}}", pids[0]))
-        });
     }
     assert!(
         !dead(pids[0]) && !dead(pids[1]),
