@@ -319,6 +319,7 @@ fn stress(signal: i32) {
     for round in 0..kills {
         let done_before = done_tasks(&p);
         let counts_before = run_counts(&p, &server);
+        let log_before = std::fs::read(p.path(".planexe/log")).unwrap_or_default();
         let mut child = p
             .command(&["build", "-j", "4"])
             .stdout(Stdio::null())
@@ -338,13 +339,25 @@ fn stress(signal: i32) {
             // Caught (130), too late (0), or too early: a signal that comes
             // before planexe's `main` takes its default action, as in any
             // program (a loaded machine can take longer than the shortest
-            // wait to start one).
+            // wait to start one). Then planexe had done nothing yet.
             use std::os::unix::process::ExitStatusExt;
+            let early = status.signal() == Some(libc::SIGINT);
             assert!(
-                matches!(status.code(), Some(130) | Some(0))
-                    || status.signal() == Some(libc::SIGINT),
+                matches!(status.code(), Some(130) | Some(0)) || early,
                 "round {round}: {status:?}"
             );
+            if early {
+                assert_eq!(
+                    std::fs::read(p.path(".planexe/log")).unwrap_or_default(),
+                    log_before,
+                    "round {round}: planexe died of the SIGINT after it recorded something"
+                );
+                assert_eq!(
+                    run_counts(&p, &server),
+                    counts_before,
+                    "round {round}: planexe died of the SIGINT after it started a task"
+                );
+            }
         }
         // Let orphans (after SIGKILL) finish what they were doing.
         std::thread::sleep(Duration::from_millis(50));
