@@ -248,11 +248,10 @@ fn clockless(text: &str) -> Vec<String> {
             (Some(open), Some(close)) if open < close => {
                 format!("{}{}", &l[..open], &l[close + 2..])
             }
-            _ => match (
-                l.starts_with("state ").then(|| l.rfind(", ")),
-                l.ends_with("s)"),
-            ) {
-                (Some(Some(comma)), true) => format!("{})", &l[..comma]),
+            _ => match l.rfind(", ") {
+                Some(comma) if l.starts_with("state ") && l.ends_with("s)") => {
+                    format!("{})", &l[..comma])
+                }
                 _ => l.to_string(),
             },
         })
