@@ -1,12 +1,21 @@
 //! The processes a task's command runs as, found again after a crash. A
 //! crashed build leaves commands running in process groups of their own;
-//! the next build stops them, but only once it is sure a process is the
-//! task's command: after a reboot or a long pause, a recorded pid can
-//! belong to anything. A task's shell leads its own group, was started
-//! with the task's `PLANEXE_TASK` and the run's `PLANEXE_RUN_DIR` in its
+//! the next build stops them, but only once it is sure a group is the
+//! task's: after a reboot or a long pause, a recorded pid can belong to
+//! anything. A task's shell leads its own group, was started with the
+//! task's `PLANEXE_TASK` and the run's `PLANEXE_RUN_DIR` in its
 //! environment, and started no earlier than the journal says the task did.
 //! Linux's `/proc` says all three.
+//!
+//! The shell may have ended while what it started runs on (a command put
+//! in the background, a pipeline's last stage): an init or subreaper that
+//! inherited it from the crashed build reaps it at once, another one late,
+//! and it may be exiting as it is looked at. Its group outlives it, and
+//! the kernel gives its number to no other process or group while a
+//! member is left. The group is then the task's while one of its members
+//! was started with the task's environment, after the task.
 
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
@@ -17,90 +26,140 @@ use crate::store::process as store_process;
 /// started (the boot time `/proc` gives is whole seconds).
 const CLOCK_SLACK: Duration = Duration::from_secs(2);
 
-/// Whether `pid` is alive and leads its own process group, as the shell of
-/// a planexe task does.
-pub fn is_group_leader(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: getpgid only reads the process table.
-    unsafe { libc::getpgid(pid) == pid }
+/// Why a recorded pid does not name a task's command that still runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotTheCommand {
+    /// The command ended: no process of its group is left.
+    Ended,
+    /// Something runs there, but not the task's command: why not.
+    Other(String),
 }
 
-/// Whether `pid` is the command of a task: it leads its own group, its
-/// environment holds every one of `vars`, and it started no earlier than
-/// `not_before` (when known). Otherwise, why not.
+/// Whether `pid` names the process group of a task's command that still
+/// runs: `pid` leads it, and the leader (or, once the leader has ended,
+/// a member) has every one of `vars` in its environment and started no
+/// earlier than `not_before` (when known). Otherwise, why not.
 pub fn is_task_command(
     pid: u32,
     vars: &[(&str, &OsStr)],
     not_before: Option<SystemTime>,
-) -> Result<(), String> {
-    if pid == std::process::id() || !is_group_leader(pid) {
-        return Err("it does not lead a process group of its own".into());
+) -> Result<(), NotTheCommand> {
+    let Ok(signed) = i32::try_from(pid) else {
+        return Err(other("it is not a process id"));
+    };
+    // SAFETY: getpgrp only reads this process's own group.
+    let own_group = unsafe { libc::getpgrp() };
+    if signed <= 1 || pid == std::process::id() || signed == own_group {
+        return Err(other("it is not a process a task's command could be"));
     }
-    if !store_process::alive(pid) {
-        // The shell exited (a zombie nobody reaped yet): its group is the
-        // task's while a process of it still runs with the task's
-        // environment (a child the shell left behind).
-        let members = group_members(pid);
-        if members.is_empty() {
-            return Err("it has exited".into());
+    if store_process::alive(pid) {
+        // Read while it runs; empty once it is exiting (its memory gone).
+        match std::fs::read(format!("/proc/{pid}/environ")) {
+            Ok(environ) if !environ.is_empty() => {
+                // SAFETY: getpgid only reads the process table.
+                if unsafe { libc::getpgid(signed) } != signed {
+                    return Err(other("it does not lead a process group of its own"));
+                }
+                if !holds(&environ, vars) {
+                    return Err(other("its environment is not the task's"));
+                }
+                match started_in_time(pid, not_before) {
+                    Some(true) => return Ok(()),
+                    Some(false) => return Err(other("it started before the task did")),
+                    // Gone as it was looked at: its group is judged below.
+                    None => {}
+                }
+            }
+            Ok(_) => {}
+            Err(_) if store_process::alive(pid) => {
+                return Err(other("its environment cannot be read"));
+            }
+            Err(_) => {}
         }
-        if !members.iter().any(|&m| started_with(m, vars)) {
-            return Err("its group's environment is not the task's".into());
-        }
-    } else if !started_with(pid, vars) {
-        return Err("its environment is not the task's".into());
     }
-    // A zombie keeps its start time.
-    match (not_before, store_process::start_time(pid)) {
-        (Some(limit), Some(started)) if started + CLOCK_SLACK < limit => {
-            Err("it started before the task did".into())
-        }
-        (Some(_), None) => Err("its start time cannot be read".into()),
-        _ => Ok(()),
+    // The leader ended (reaped, a zombie, or exiting): its group.
+    let members = group_members(pid);
+    if members.is_empty() {
+        return Err(NotTheCommand::Ended);
+    }
+    let ours: Vec<u32> = members
+        .into_iter()
+        .filter(|&m| started_with(m, vars))
+        .collect();
+    if ours.is_empty() {
+        return Err(other("its group's environment is not the task's"));
+    }
+    if ours
+        .iter()
+        .any(|&m| started_in_time(m, not_before).unwrap_or(false))
+    {
+        Ok(())
+    } else {
+        Err(other("its group started before the task did"))
     }
 }
 
-/// The live processes that are the command of a task (see
-/// [`is_task_command`]): how a build finds a command that a crashed build
-/// started but did not live to journal the pid of. Processes of other
-/// users, whose environment is unreadable, are never matched.
+fn other(why: &str) -> NotTheCommand {
+    NotTheCommand::Other(why.to_string())
+}
+
+/// Whether `pid` started no earlier than `not_before` (always, when that
+/// is not known); `None` when its start time cannot be read (it is gone).
+fn started_in_time(pid: u32, not_before: Option<SystemTime>) -> Option<bool> {
+    match not_before {
+        None => Some(true),
+        Some(limit) => Some(store_process::start_time(pid)? + CLOCK_SLACK >= limit),
+    }
+}
+
+/// The process groups of live tasks' commands that `vars` and
+/// `not_before` say are a task's (see [`is_task_command`]): how a build
+/// finds a command that a crashed build started but did not live to
+/// journal the pid of. Processes of other users, whose environment is
+/// unreadable, are never matched.
 pub fn task_commands(vars: &[(&str, &OsStr)], not_before: Option<SystemTime>) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
+    // A process that exited has no environment left to hold `vars`.
+    let groups: BTreeSet<u32> = processes()
+        .filter(|&p| started_with(p, vars))
+        .filter_map(group_of)
+        .collect();
+    groups
+        .into_iter()
+        .filter(|&g| is_task_command(g, vars, not_before).is_ok())
+        .collect()
+}
+
+/// Every process `/proc` lists, zombies included.
+fn processes() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| is_task_command(pid, vars, not_before).is_ok())
-        .collect()
+}
+
+/// The process group of `pid`, while it runs.
+fn group_of(pid: u32) -> Option<u32> {
+    let pid = i32::try_from(pid).ok()?;
+    // SAFETY: getpgid only reads the process table.
+    u32::try_from(unsafe { libc::getpgid(pid) }).ok()
 }
 
 /// The live processes of process group `pgid`, but its leader.
 fn group_members(pgid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| p != pgid && store_process::alive(p))
-        .filter(|&p| {
-            let Ok(pid) = i32::try_from(p) else {
-                return false;
-            };
-            // SAFETY: getpgid only reads the process table.
-            unsafe { libc::getpgid(pid) == pgid as i32 }
-        })
+    processes()
+        .filter(|&p| p != pgid && group_of(p) == Some(pgid))
+        .filter(|&p| store_process::alive(p))
         .collect()
 }
 
 /// Whether the process was started with every one of `vars`.
 fn started_with(pid: u32, vars: &[(&str, &OsStr)]) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| holds(&environ, vars))
+}
+
+/// Whether an environment as `/proc` gives it holds every one of `vars`.
+fn holds(environ: &[u8], vars: &[(&str, &OsStr)]) -> bool {
     let have: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
     vars.iter().all(|(name, value)| {
         let wanted = [name.as_bytes(), b"=", value.as_bytes()].concat();
@@ -126,5 +185,33 @@ mod tests {
         let vars = [("PLANEXE_TASK", OsStr::new("x"))];
         assert!(is_task_command(me, &vars, None).is_err());
         assert!(task_commands(&vars, None).is_empty());
+    }
+
+    #[test]
+    fn a_recorded_pid_that_could_name_this_process_or_every_process_is_refused() {
+        // kill(-0) would signal this process's own group, kill(-1) every
+        // process it may signal: a damaged journal must lead to neither.
+        // SAFETY: getpgrp only reads this process's own group.
+        let own_group = unsafe { libc::getpgrp() } as u32;
+        for pid in [0, 1, std::process::id(), own_group, u32::MAX] {
+            assert!(
+                matches!(
+                    is_task_command(pid, &[], None),
+                    Err(NotTheCommand::Other(_))
+                ),
+                "{pid}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_environment_holds_a_variable_only_whole() {
+        let environ = b"PLANEXE_TASK=ab\0PLANEXE_RUN_DIR=/r\0";
+        let task = |v: &'static str| [("PLANEXE_TASK", OsStr::new(v))];
+        assert!(holds(environ, &task("ab")));
+        assert!(!holds(environ, &task("a")));
+        assert!(!holds(environ, &task("abc")));
+        assert!(!holds(b"", &task("ab")));
+        assert!(holds(b"", &[]));
     }
 }

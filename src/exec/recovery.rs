@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::observer::{Notice, Observer};
-use super::process;
+use super::process::{self, NotTheCommand};
 use crate::error::{Error, Result};
 use crate::model::{Action, Graph, Task};
 use crate::store::files::{self, move_file};
@@ -160,16 +160,15 @@ fn stop_leftovers(
         let groups = match status.pid {
             Some(pid) => match process::is_task_command(pid, &vars, not_before) {
                 Ok(()) => vec![pid],
-                Err(why) => {
-                    // Gone, or a process that is not the task's command any
-                    // more (a reboot, a recycled pid): left alone.
-                    if crate::store::process::alive(pid) {
-                        observer.notice(&Notice::LeftAlone {
-                            task: status.task.clone(),
-                            pid,
-                            why,
-                        });
-                    }
+                Err(NotTheCommand::Ended) => Vec::new(),
+                Err(NotTheCommand::Other(why)) => {
+                    // Not the task's command any more (a reboot, a
+                    // recycled pid): left alone.
+                    observer.notice(&Notice::LeftAlone {
+                        task: status.task.clone(),
+                        pid,
+                        why,
+                    });
                     Vec::new()
                 }
             },
@@ -185,8 +184,9 @@ fn stop_leftovers(
         for pid in groups {
             // SAFETY: kill(2) on a process group that a crashed planexe
             // created for this task (checked: the pid leads its own group,
-            // was started with the task's variables for this run directory,
-            // and after the task did).
+            // or led it and a member of it is left, and that process was
+            // started with the task's variables for this run directory,
+            // after the task was).
             unsafe {
                 libc::kill(-(pid as i32), libc::SIGKILL);
             }

@@ -26,6 +26,7 @@ mod jobserver;
 mod judge;
 mod judge_ledgers;
 mod judge_outputs;
+mod leftovers;
 mod library;
 mod llm;
 mod llm_bounds;

@@ -542,50 +542,6 @@ fn a_damaged_record_of_the_pipeline_file_says_what_it_holds() {
     }
 }
 
-/// A crashed build's task whose shell exited (a zombie no one reaped: the
-/// build that would have was killed) while a process it started in the
-/// background still runs: the next build stops the group, and says so
-/// without calling the zombie someone else's process.
-#[test]
-fn a_leftover_whose_shell_exited_has_its_group_stopped() {
-    let p = Project::new(
-        "[tasks.long]\noutputs = [\"o\"]\ncommand = \"sleep 300 & echo $! > bg.pid; touch started; sleep 1\"\n",
-    );
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("the task to start", || p.exists("started"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let bg: i32 = p.read("bg.pid").trim().parse().unwrap();
-    // The shell ends its `sleep 1` and exits, unreaped; `sleep 300` runs on.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    // SAFETY: signal 0 only asks whether the process exists.
-    assert_eq!(
-        unsafe { libc::kill(bg, 0) },
-        0,
-        "the background sleep ended early"
-    );
-    p.write(
-        "pipeline.toml",
-        "[tasks.long]\noutputs = [\"o\"]\ncommand = \"echo done > o\"\n",
-    );
-    let run = p.build();
-    run.ok().ran(&["long"]);
-    assert!(!run.stderr.contains("alone"), "{}", run.stderr);
-    wait_for("the background sleep to be stopped", || {
-        let stat = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
-        stat.is_empty()
-            || stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-    });
-}
-
 /// The `resuming run` line of a run's stderr (a dry run's `would resume
 /// run`), from its counts on.
 fn resume_line(run: &Run) -> String {
