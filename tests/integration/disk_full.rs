@@ -327,7 +327,11 @@ command = "echo d > d.txt; while [ -e hold2 ]; do sleep 0.01; done"
     status.ok();
     assert!(!status.stderr.contains("damaged"), "{}", status.stderr);
     let again = p.build();
-    again.ok().ran(&["b"]);
+    // What the full build said, should the next one not do what it must.
+    assert!(
+        again.code == 0 && again.started() == ["b"],
+        "the full build said:\n{stderr}\nthe next build: {again:#?}"
+    );
     assert!(!again.stderr.contains("damaged"), "{}", again.stderr);
 }
 
