@@ -21,8 +21,9 @@ use crate::store::{RunDir, StateStore, Status};
 pub enum Notice {
     /// A task's command left running by a build that crashed was stopped.
     StoppedLeftover { task: String, pid: u32 },
-    /// The pid a crashed build recorded for a task's command is alive but
-    /// is not that command (any more): it was left alone, for `why`.
+    /// The pid a crashed build recorded for a task's command names a
+    /// process (or a group) that runs but is not that command (any more):
+    /// it was left alone, for `why`.
     LeftAlone { task: String, pid: u32, why: String },
     /// Temporary files left by a build that crashed mid-write were removed.
     TemporariesRemoved(usize),

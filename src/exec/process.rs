@@ -36,9 +36,10 @@ pub enum NotTheCommand {
 }
 
 /// Whether `pid` names the process group of a task's command that still
-/// runs: `pid` leads it, and the leader (or, once the leader has ended,
-/// a member) has every one of `vars` in its environment and started no
-/// earlier than `not_before` (when known). Otherwise, why not.
+/// runs: `pid` leads it (or led it, and a member is left), and the leader
+/// (once it has ended, a member) has every one of `vars` in its
+/// environment and started no earlier than `not_before` (when known).
+/// Otherwise, why not.
 pub fn is_task_command(
     pid: u32,
     vars: &[(&str, &OsStr)],
@@ -89,13 +90,17 @@ pub fn is_task_command(
     if ours.is_empty() {
         return Err(other("its group's environment is not the task's"));
     }
-    if ours
+    let started: Vec<Option<bool>> = ours
         .iter()
-        .any(|&m| started_in_time(m, not_before).unwrap_or(false))
-    {
+        .map(|&m| started_in_time(m, not_before))
+        .collect();
+    if started.contains(&Some(true)) {
         Ok(())
-    } else {
+    } else if started.contains(&Some(false)) {
         Err(other("its group started before the task did"))
+    } else {
+        // Every one of them ended as it was looked at.
+        Err(NotTheCommand::Ended)
     }
 }
 
