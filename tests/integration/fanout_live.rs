@@ -196,12 +196,7 @@ command = "echo {{ key }}-$(cat plan.txt) > fan/{{ key }}.txt; if grep -q slow p
     p.build().ok();
     assert_eq!(p.read("fan/0.txt"), "0-good\n");
     p.write("plan.txt", "slower\n");
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the instance to start", || {
         p.exists("fan.pid") && !p.read("fan.pid").is_empty()
     });
@@ -220,12 +215,5 @@ command = "echo {{ key }}-$(cat plan.txt) > fan/{{ key }}.txt; if grep -q slow p
         .stderr_has("restored 1 output(s) of fan[0] from before an interrupted run");
     assert_eq!(p.read("fan/0.txt"), "0-quick!!\n");
     assert_eq!(p.read(".planexe/failed/fan[0]/fan/0.txt"), "0-slower\n");
-    wait_for("the instance's command to be stopped", || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.is_empty()
-            || stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-    });
+    wait_for("the instance's command to be stopped", || ended(pid));
 }

@@ -81,6 +81,28 @@ pub fn timeless(text: &str) -> Vec<&str> {
 /// Waits (bounded) until `cond` holds; the bound is generous, not a timing
 /// assertion.
 #[track_caller]
+/// Erases the `spawned` lines of `p`'s in-flight journal, as a crash
+/// between a command's spawn and its journal line leaves it.
+pub fn forget_spawned(p: &Project) {
+    let kept: String = p
+        .read(".planexe/inflight")
+        .lines()
+        .filter(|l| !l.starts_with("{\"spawned\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.write(".planexe/inflight", &kept);
+}
+
+/// Whether process `pid` has ended: gone, or a zombie no one reaped yet.
+pub fn ended(pid: impl std::fmt::Display) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.is_empty()
+        || stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+}
+
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -187,6 +209,15 @@ impl Project {
 
     pub fn status_json(&self, task: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(&format!(".planexe/tasks/{task}.status"))).unwrap()
+    }
+
+    /// `planexe ARGS` started in the background, its output thrown away.
+    pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run planexe")
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

@@ -72,12 +72,7 @@ fn a_dry_run_beside_a_build_says_its_task_runs_now_not_that_it_stopped() {
 /// `running` sidecar's 100 ms), then kills planexe with no cleanup at
 /// all. Returns the pid of the task's command, left running.
 fn crash_while_running(p: &Project, task: &str) -> u32 {
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     let pid = spawned(p, task);
     let sidecar = format!(".planexe/tasks/{task}.status");
     wait_for("the running sidecar", || {

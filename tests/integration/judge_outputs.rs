@@ -251,12 +251,7 @@ fn a_build_killed_while_a_check_runs_stops_the_check_and_runs_the_task_again() {
         "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo new > a.txt\"\n\
          check = \"echo $$ > check.pid; sleep 100\"\n",
     );
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the check's pid", || {
         std::fs::read_to_string(p.path("check.pid")).is_ok_and(|s| s.ends_with('\n'))
     });

@@ -5,7 +5,7 @@
 //! that reaps at once), the next build stops the group, whether or not
 //! the journal had the shell's pid.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::harness::*;
 
@@ -15,16 +15,6 @@ const LONG: &str =
     "[tasks.long]\noutputs = [\"o\"]\ncommand = \"sleep 300 & echo $! > bg.pid; touch started; sleep 1\"\n";
 
 const QUICK: &str = "[tasks.long]\noutputs = [\"o\"]\ncommand = \"echo done > o\"\n";
-
-/// Whether process `pid` ended (gone, or a zombie).
-fn ended(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.is_empty()
-        || stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-}
 
 /// The next build stops the group of the task's shell and says so, and
 /// calls nothing there someone else's process.
@@ -50,12 +40,7 @@ fn resumes_stopping(p: &Project, shell: u32, background: u32) {
 #[test]
 fn a_leftover_whose_shell_exited_has_its_group_stopped() {
     let p = Project::new(LONG);
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the task to start", || p.exists("started"));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -131,12 +116,7 @@ fn reaped_shell(forget_pid: bool) {
         "{journal}"
     );
     if forget_pid {
-        let kept: String = journal
-            .lines()
-            .filter(|l| !l.starts_with("{\"spawned\""))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        p.write(".planexe/inflight", &kept);
+        forget_spawned(&p);
     }
     resumes_stopping(&p, shell, background);
 }

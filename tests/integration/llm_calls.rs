@@ -730,12 +730,7 @@ fn a_command_being_judged_is_running_in_every_reader() {
         "[tasks.c]\noutputs = [\"c.md\"]\ncommand = \"echo c > c.md\"\n\
          [tasks.c.judge]\nprompt = \"Score {{ output }}\"\n",
     );
-    let mut build = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut build = p.spawn_quiet(&["build"]);
     wait_for("the judge's call", || server.requests().len() == 1);
     let mut detail = String::new();
     wait_for("status c to say running", || {

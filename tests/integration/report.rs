@@ -319,12 +319,7 @@ outputs = ["held.txt"]
 command = "while [ ! -e go ]; do sleep 0.02; done; echo done > held.txt"
 "#,
     );
-    let mut build = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut build = p.spawn_quiet(&["build"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !(p.exists(".planexe/tasks/held.status") && p.status_json("held")["state"] == "running") {
         assert!(Instant::now() < deadline, "the build never started held");

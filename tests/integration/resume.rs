@@ -175,12 +175,7 @@ fn a_remembered_model_the_pipeline_dropped_is_set_aside_by_what_only_reads() {
 fn the_lock_names_its_holder_and_dies_with_it() {
     let p =
         Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the condition", || p.exists("started"));
     let run = p.run(&["build", "--no-wait"]);
     run.code(2)
@@ -428,12 +423,7 @@ fn a_stop_does_not_wait_for_tasks_that_ignore_sigterm() {
     let p = Project::new(
         "[tasks.stubborn]\noutputs = [\"o\"]\ncommand = \"trap '' TERM; touch started; while true; do sleep 0.05; done\"\n",
     );
-    let child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = p.spawn_quiet(&["build"]);
     wait_for("the condition", || p.exists("started"));
     let stopped_at = Instant::now();
     // SAFETY: signalling the child we spawned.
@@ -642,12 +632,7 @@ fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
     p.build().ok();
     p.write_at("items.json", "[\"a\", \"b\", \"d\"]", 2_000_000);
     p.write("hold", "");
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the list to be built again", || p.exists("started"));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -211,7 +211,7 @@ fn a_hangup_stops_running_tasks_and_leaves_none_behind() {
     assert_eq!(out.status.code(), Some(130), "{out:?}");
     assert_eq!(p.status_json("long")["state"], "stopped");
     let pid = p.read("pid");
-    wait_for("the task's shell to be gone", || dead(pid.trim()));
+    wait_for("the task's shell to be gone", || ended(pid.trim()));
 }
 
 /// Under `nohup` (SIGHUP ignored when planexe starts), a hangup changes
@@ -244,17 +244,6 @@ fn an_ignored_hangup_stays_ignored() {
     assert_eq!(p.read("o"), "done\n");
 }
 
-/// Whether a process is gone (or a zombie: it ran its last).
-fn dead(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
 /// Kills planexe (SIGKILL, no cleanup at all) while a task's command has
 /// half-written its output and left a child running; with `forget_pid`, the
 /// journal then loses the command's pid, as when the crash comes between
@@ -271,12 +260,7 @@ fn crash_mid_command(forget_pid: bool) {
         "[tasks.a]\ninputs = [\"in\"]\noutputs = [\"out.md\"]\n\
          command = \"sleep 100 & echo $$ $! > pids; echo half > out.md; wait\"\n",
     );
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the half-written output", || {
         std::fs::read_to_string(p.path("out.md")).is_ok_and(|s| s == "half\n")
     });
@@ -301,15 +285,10 @@ fn crash_mid_command(forget_pid: bool) {
     let started: serde_json::Value = serde_json::from_str(journal.lines().next().unwrap()).unwrap();
     assert_eq!(started["started"]["task"], "a", "{journal}");
     if forget_pid {
-        let kept: String = journal
-            .lines()
-            .filter(|l| !l.starts_with("{\"spawned\""))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        p.write(".planexe/inflight", &kept);
+        forget_spawned(&p);
     }
     assert!(
-        !dead(pids[0]) && !dead(pids[1]),
+        !ended(pids[0]) && !ended(pids[1]),
         "the command outlives planexe"
     );
     p.write("pipeline.toml", good);
@@ -333,7 +312,7 @@ fn crash_mid_command(forget_pid: bool) {
         .stderr_has("restored 1 output(s) of a")
         .stderr_has("removed 2 temporary file(s)");
     wait_for("the command and its child to end", || {
-        dead(pids[0]) && dead(pids[1])
+        ended(pids[0]) && ended(pids[1])
     });
     assert!(!p.exists(&dead_writer));
     assert!(!p.exists(".planexe/tasks/.planexe-tmp-XyZ789"));
@@ -357,12 +336,7 @@ fn a_crash_before_the_pid_was_journaled_still_stops_the_command() {
 fn two_builds_in_one_run_directory_do_not_overlap() {
     let p =
         Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
-    let mut child = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_quiet(&["build"]);
     wait_for("the task to start", || p.exists("started"));
     // `--no-wait` refuses at once (a plain build waits: lock_queue.rs).
     let run = p.run(&["build", "--no-wait"]);
@@ -553,12 +527,7 @@ fn a_running_task_shows_no_duration() {
     let p = Project::new(
         "[tasks.t]\noutputs = [\"o\"]\ncommand = \"while [ ! -e go ]; do sleep 0.05; done; echo > o\"\n",
     );
-    let mut build = p
-        .command(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut build = p.spawn_quiet(&["build"]);
     let mut detail = String::new();
     wait_for("status t to say running", || {
         detail = p.run(&["status", "t"]).stdout;
