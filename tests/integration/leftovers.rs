@@ -34,9 +34,9 @@ fn resumes_stopping(p: &Project, shell: u32, background: u32) {
     wait_for("the background sleep to be stopped", || ended(background));
 }
 
-/// A crashed build's task whose shell exited (a zombie no one reaped: the
-/// build that would have was killed) while a process it started in the
-/// background still runs.
+/// A crashed build's task whose shell exited while a process it started
+/// in the background still runs: a zombie where the init that inherited
+/// it reaps late (as in this sandbox), gone where it reaps at once.
 #[test]
 fn a_leftover_whose_shell_exited_has_its_group_stopped() {
     let p = Project::new(LONG);
