@@ -78,11 +78,9 @@ pub fn timeless(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Waits (bounded) until `cond` holds; the bound is generous, not a timing
-/// assertion.
-#[track_caller]
 /// Erases the `spawned` lines of `p`'s in-flight journal, as a crash
 /// between a command's spawn and its journal line leaves it.
+#[track_caller]
 pub fn forget_spawned(p: &Project) {
     let kept: String = p
         .read(".planexe/inflight")
@@ -103,6 +101,9 @@ pub fn ended(pid: impl std::fmt::Display) -> bool {
             .is_some_and(|r| r.trim_start().starts_with('Z'))
 }
 
+/// Waits (bounded) until `cond` holds; the bound is generous, not a timing
+/// assertion.
+#[track_caller]
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -212,6 +213,7 @@ impl Project {
     }
 
     /// `planexe ARGS` started in the background, its output thrown away.
+    #[track_caller]
     pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
         self.command(args)
             .stdout(std::process::Stdio::null())
