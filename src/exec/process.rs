@@ -57,8 +57,7 @@ pub fn is_task_command(
         // Read while it runs; empty once it is exiting (its memory gone).
         match std::fs::read(format!("/proc/{pid}/environ")) {
             Ok(environ) if !environ.is_empty() => {
-                // SAFETY: getpgid only reads the process table.
-                if unsafe { libc::getpgid(signed) } != signed {
+                if group_of(pid) != Some(pid) {
                     return Err(other("it does not lead a process group of its own"));
                 }
                 if !holds(&environ, vars) {

@@ -101,6 +101,30 @@ pub fn ended(pid: impl std::fmt::Display) -> bool {
             .is_some_and(|r| r.trim_start().starts_with('Z'))
 }
 
+/// `command` run by `program` with `args` before it: its own program and
+/// arguments follow them, with its environment and folder.
+pub fn wrapped<A: AsRef<std::ffi::OsStr>>(
+    program: impl AsRef<std::ffi::OsStr>,
+    args: impl IntoIterator<Item = A>,
+    command: &Command,
+) -> Command {
+    let mut wrapper = Command::new(program);
+    wrapper
+        .args(args)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    wrapper
+}
+
 /// Waits (bounded) until `cond` holds; the bound is generous, not a timing
 /// assertion.
 #[track_caller]

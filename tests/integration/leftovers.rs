@@ -5,8 +5,6 @@
 //! that reaps at once), the next build stops the group, whether or not
 //! the journal had the shell's pid.
 
-use std::process::Command;
-
 use crate::harness::*;
 
 /// Starts a process in the background, then its shell sleeps a second and
@@ -83,21 +81,9 @@ print(shell)
 /// came between the spawn and its journal line).
 fn reaped_shell(forget_pid: bool) {
     let p = Project::new(LONG);
-    let planexe = p.command(&["build"]);
-    let mut reaper = Command::new("python3");
-    reaper
-        .arg("-c")
-        .arg(SUBREAPER)
-        .arg(planexe.get_program())
-        .args(planexe.get_args())
-        .current_dir(p.root());
-    for (key, value) in planexe.get_envs() {
-        match value {
-            Some(value) => reaper.env(key, value),
-            None => reaper.env_remove(key),
-        };
-    }
-    let out = reaper.output().expect("python3 runs");
+    let out = wrapped("python3", ["-c", SUBREAPER], &p.command(&["build"]))
+        .output()
+        .expect("python3 runs");
     assert!(
         out.status.success(),
         "{}",

@@ -23,24 +23,13 @@ pub fn measured(command: Command) -> Measured {
     let time = std::path::Path::new("/usr/bin/time");
     let report = tempfile::NamedTempFile::new().unwrap();
     let mut run = if time.exists() {
-        let mut wrapped = Command::new(time);
-        wrapped
-            .arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(report.path())
-            .arg(command.get_program())
-            .args(command.get_args());
-        for (k, v) in command.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
-        if let Some(dir) = command.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        wrapped
+        let args = [
+            "-f".as_ref(),
+            "%M".as_ref(),
+            "-o".as_ref(),
+            report.path().as_os_str(),
+        ];
+        crate::harness::wrapped(time, args, &command)
     } else {
         command
     };
