@@ -165,7 +165,7 @@ impl StateStore {
         drop(t);
         // Lines are parsed in parallel (most of the work: ten thousand
         // records are ten thousand JSON documents), then applied in order.
-        let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        let mut lines: Vec<&[u8]> = load::lines(&bytes);
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();
         }
