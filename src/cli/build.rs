@@ -13,6 +13,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::build::{self, Build, BuildOptions, Certified};
+use crate::exec::interrupt::Started;
 use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::limits::Wait;
 use crate::exec::observer::{Both, Notice, Observer, Progress, TaskEnd};
@@ -23,6 +24,7 @@ use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::lock::Waiting;
 use crate::store::record::first_line;
+use crate::store::rundir::StateMark;
 use crate::store::untrusted::printable;
 use crate::store::TaskState;
 
@@ -134,7 +136,28 @@ fn build_located(
     *pipeline = Some((located.pipeline.clone(), located.display.clone()));
     let model = ctx.model(args.model.as_deref());
     let mut certified_mark = None;
-    match build::certified(&located, model.explicit(), &options)? {
+    // The pipeline and the state begin to load as soon as the certificate's
+    // judgement finds a change it can follow (a source edited): the build
+    // will need them, and on a large run the judgement's last stats and
+    // the loading share the cores. Dropped unused (the verdict sent the
+    // build to the full check), the load ends unwatched: it changes nothing.
+    let early: Mutex<Option<(StateMark, Started<Result<Session>>)>> = Mutex::new(None);
+    let open_early = |mark: StateMark| {
+        let mut early = early.lock().unwrap_or_else(|e| e.into_inner());
+        if early.is_none() {
+            let located = located.clone();
+            let model = model.clone();
+            *early = Some((
+                mark,
+                Started::start(move || {
+                    Session::open_certified(located, &model, Lists::Unproduced, mark)
+                }),
+            ));
+        }
+    };
+    let judged = build::certified_with(&located, model.explicit(), &options, &open_early)?;
+    let early = early.into_inner().unwrap_or_else(|e| e.into_inner());
+    match judged {
         Certified::UpToDate(tasks) => {
             if !options.question {
                 printer.note(&format!("nothing to do: {tasks} task(s) up to date"));
@@ -155,13 +178,16 @@ fn build_located(
     // Opening reads the pipeline and the state and writes nothing: an
     // interrupt meanwhile ends the build at once (the lock not yet taken).
     let t = crate::phases::phase("session: open");
-    let opened = interrupt.unless_requested({
-        let model = model.clone();
-        move || match certified_mark {
-            Some(mark) => Session::open_certified(located, &model, Lists::Unproduced, mark),
-            None => Session::open(located, &model, Lists::Unproduced),
-        }
-    });
+    let opened = match (early, certified_mark) {
+        (Some((begun, started)), Some(mark)) if begun == mark => started.wait(&interrupt),
+        _ => interrupt.unless_requested({
+            let model = model.clone();
+            move || match certified_mark {
+                Some(mark) => Session::open_certified(located, &model, Lists::Unproduced, mark),
+                None => Session::open(located, &model, Lists::Unproduced),
+            }
+        }),
+    };
     let Some(opened) = opened else {
         say(printer, &Notice::StoppedEarly, advice);
         return Err(Error::Interrupted);

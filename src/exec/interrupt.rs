@@ -76,23 +76,47 @@ impl Interrupt {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        use std::sync::mpsc::{channel, RecvTimeoutError};
         if self.requested() {
             return None;
         }
-        let (done, result) = channel();
+        Started::start(work).wait(self)
+    }
+}
+
+/// Work that changes nothing, begun on a thread of its own before the
+/// caller knows whether it will want the result (the pipeline opened while
+/// the up-to-date certificate is still being judged). [`Started::wait`]
+/// takes the result as [`Interrupt::unless_requested`] does; dropped, the
+/// work ends unwatched and its result is dropped.
+#[derive(Debug)]
+pub struct Started<T> {
+    worker: std::thread::JoinHandle<()>,
+    result: std::sync::mpsc::Receiver<T>,
+}
+
+impl<T: Send + 'static> Started<T> {
+    pub fn start(work: impl FnOnce() -> T + Send + 'static) -> Started<T> {
+        let (done, result) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
-            // The receiver is gone when the interrupt came first.
+            // The receiver is gone when the interrupt came first, or the
+            // result was not wanted.
             let _ = done.send(work());
         });
+        Started { worker, result }
+    }
+
+    /// The work's result, unless `interrupt` comes first: then `None`
+    /// within [`POLL`]. A panic of the work goes on in the caller.
+    pub fn wait(self, interrupt: &Interrupt) -> Option<T> {
+        use std::sync::mpsc::RecvTimeoutError;
         loop {
-            match result.recv_timeout(POLL) {
+            match self.result.recv_timeout(POLL) {
                 Ok(value) => return Some(value),
-                Err(RecvTimeoutError::Timeout) if self.requested() => return None,
+                Err(RecvTimeoutError::Timeout) if interrupt.requested() => return None,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     // The work ended without a value: it panicked.
-                    if let Err(panic) = worker.join() {
+                    if let Err(panic) = self.worker.join() {
                         std::panic::resume_unwind(panic);
                     }
                     return None;

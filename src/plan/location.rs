@@ -30,7 +30,7 @@ pub struct Location {
 }
 
 /// A run directory and the pipeline file chosen for it, not yet read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Located {
     pub run_dir: RunDir,
     pub pipeline: PathBuf,

@@ -104,6 +104,20 @@ pub struct RunDir {
     checked_dirs: Mutex<HashMap<String, bool>>,
 }
 
+impl Clone for RunDir {
+    fn clone(&self) -> RunDir {
+        let checked = self
+            .checked_dirs
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        RunDir {
+            root: self.root.clone(),
+            checked_dirs: Mutex::new(checked),
+        }
+    }
+}
+
 impl RunDir {
     pub fn open(root: &Path) -> Result<RunDir> {
         let canonical = std::fs::canonicalize(root).map_err(|e| {

@@ -588,3 +588,74 @@ command = "cat out/a.txt out/b.txt > out/c.txt"
     assert_eq!(checked, "2", "{stderr}");
     assert_eq!(p.read("out/c.txt"), "one\ntwo\n");
 }
+
+/// Two tasks that read a source each, built and certified.
+fn two_sources() -> Project {
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["src/one.txt"]
+outputs = ["out/a.txt"]
+command = "cat src/one.txt > out/a.txt"
+[tasks.b]
+inputs = ["src/two.txt"]
+outputs = ["out/b.txt"]
+command = "cat src/two.txt > out/b.txt"
+"#,
+    );
+    p.write("src/one.txt", "1\n");
+    p.write("src/two.txt", "2\n");
+    p.build().ok().ran(&["a", "b"]);
+    certify(&p);
+    p
+}
+
+/// A build begins to open the pipeline as soon as the certificate's
+/// judgement finds an edit, before it ends. When the judgement then finds
+/// planexe's own state changed too (a status file damaged in place), that
+/// opening, made for state the certificate vouches for, is not the one the
+/// build uses: the full check finds the damage and repairs it.
+#[test]
+fn an_edit_found_beside_a_damaged_status_file_still_has_it_repaired() {
+    let p = two_sources();
+    let full = p.read(".planexe/tasks/b.status");
+    std::fs::write(p.path(".planexe/tasks/b.status"), &full[..40]).unwrap();
+    p.write("src/one.txt", "one\n");
+    p.build()
+        .ok()
+        .ran(&["a"])
+        .stderr_has("b.status was damaged; rewrote it from the state log");
+    assert_eq!(p.status_json("b")["state"], "done");
+    p.build().ok().ran(&[]).stderr_has("nothing to do");
+}
+
+/// What a no-op or a touch costs stays the certificate's judgement: no
+/// change it finds begins to open the pipeline (`PLANEXE_STATS` names the
+/// phases a build went through). An edit does.
+#[test]
+fn only_an_edit_begins_to_open_the_pipeline() {
+    let p = two_sources();
+    let phases = |p: &Project| {
+        let out = p
+            .command(&["build"])
+            .env("PLANEXE_STATS", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let noop = phases(&p);
+    assert!(noop.contains("nothing to do"), "{noop}");
+    assert!(!noop.contains("pipeline: parse"), "{noop}");
+    // New stats, the same bytes.
+    p.write_at("src/two.txt", "2\n", 2_000_000);
+    let touched = phases(&p);
+    assert!(touched.contains("nothing to do"), "{touched}");
+    assert!(!touched.contains("pipeline: parse"), "{touched}");
+    p.write("src/two.txt", "two\n");
+    let edit = phases(&p);
+    assert!(edit.contains("start  b"), "{edit}");
+    assert!(edit.contains("pipeline: parse"), "{edit}");
+    assert_eq!(p.read("out/b.txt"), "two\n");
+}

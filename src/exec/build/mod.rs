@@ -461,6 +461,20 @@ pub fn certified(
     model: Option<&str>,
     options: &BuildOptions,
 ) -> Result<Certified> {
+    certified_with(located, model, options, &|_| {})
+}
+
+/// [`certified`], calling `changing` with the state's mark (see
+/// [`Certified::Changed`]) as soon as the judgement finds a change it can
+/// follow, before it ends (see [`Certificate::judge`]): the verdict is then
+/// not `UpToDate`, and is `Changed` with that mark, or else `Unknown`. A
+/// caller can begin to open the session meanwhile.
+pub fn certified_with(
+    located: &Located,
+    model: Option<&str>,
+    options: &BuildOptions,
+    changing: &(dyn Fn(StateMark) + Sync),
+) -> Result<Certified> {
     if !options.targets.is_empty() || options.force || located.warning.is_some() {
         return Ok(Certified::Unknown);
     }
@@ -476,7 +490,7 @@ pub fn certified(
     // Before the judgement: a command that changes the state after it
     // changes the mark a session is opened with.
     let mark = run_dir.state_mark();
-    let holds = match cert.judge(run_dir, &key, options.check) {
+    let holds = match cert.judge(run_dir, &key, options.check, &|| changing(mark)) {
         Some(Judged::Holds(holds)) => holds,
         Some(Judged::Changed(changes)) => return Ok(Certified::Changed { changes, mark }),
         Some(Judged::Stale) | None => return Ok(Certified::Unknown),

@@ -79,6 +79,18 @@ struct Entry {
     racy: bool,
 }
 
+impl Entry {
+    /// Whether a change of this entry is one a build can follow from the
+    /// certificate's changes (a task file, a folder in the run directory);
+    /// any other sends it to the full check.
+    fn followed(&self) -> bool {
+        self.task
+            || (self.id.kind == 2
+                && !self.path.starts_with('/')
+                && !self.path.starts_with(".planexe"))
+    }
+}
+
 /// The log's path, relative to the run directory.
 static LOG: LazyLock<String> = LazyLock::new(|| state_rel(file::LOG));
 
@@ -318,7 +330,20 @@ impl Certificate {
     /// folders did: every other task is as the certificate vouches, so a
     /// build need check only the tasks the changes reach. One stat of
     /// every entry. `None` when it is for another pipeline file or model.
-    pub fn judge(&self, run_dir: &RunDir, key: &Key, mode: CheckMode) -> Option<Judged> {
+    ///
+    /// `changing` is called, on the pool's threads and maybe more than
+    /// once, as soon as an entry is found to have changed in a way the
+    /// verdict can follow (a task file, a run-directory folder): the
+    /// verdict is then `Changed`, or `Stale` if another entry changed
+    /// otherwise, never `Holds`. A caller that will open the pipeline in
+    /// that case can begin meanwhile.
+    pub fn judge(
+        &self,
+        run_dir: &RunDir,
+        key: &Key,
+        mode: CheckMode,
+        changing: &(dyn Fn() + Sync),
+    ) -> Option<Judged> {
         if self.pipeline.as_str() != key.pipeline.to_string_lossy()
             || self.model.as_deref() != key.model
         {
@@ -330,7 +355,13 @@ impl Certificate {
             .entries
             .par_iter()
             .enumerate()
-            .map(|(i, e)| (i, check(run_dir, &folders, e, mode)))
+            .map(|(i, e)| {
+                let verdict = check(run_dir, &folders, e, mode);
+                if matches!(verdict, Verdict::Differs) && e.followed() {
+                    changing();
+                }
+                (i, verdict)
+            })
             .filter(|(_, v)| !matches!(v, Verdict::Same))
             .collect();
         if verdicts
@@ -381,13 +412,12 @@ impl Certificate {
             if matches!(verdict, Verdict::Touched(_)) && !e.task {
                 continue;
             }
-            if e.task {
-                changes.files.push(e.path.clone());
-            } else if e.id.kind == 2 && !e.path.starts_with('/') && !e.path.starts_with(".planexe")
-            {
-                changes.folders.push(e.path.clone());
-            } else {
+            if !e.followed() {
                 return Some(Judged::Stale);
+            } else if e.task {
+                changes.files.push(e.path.clone());
+            } else {
+                changes.folders.push(e.path.clone());
             }
         }
         Some(Judged::Changed(changes))
