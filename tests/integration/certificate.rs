@@ -504,30 +504,10 @@ command = "cat out/c.txt out/notes.txt > out/d.txt"
 /// through; the full check begins with the damaged-sidecar scan).
 #[test]
 fn an_edit_right_after_a_build_checks_only_what_it_reaches() {
-    let p = Project::new(
-        r#"
-[tasks.a]
-inputs = ["src/one.txt"]
-outputs = ["out/a.txt"]
-command = "cat src/one.txt > out/a.txt"
-[tasks.b]
-inputs = ["src/two.txt"]
-outputs = ["out/b.txt"]
-command = "cat src/two.txt > out/b.txt"
-"#,
-    );
-    p.write("src/one.txt", "1\n");
-    p.write("src/two.txt", "2\n");
-    p.build().ok().ran(&["a", "b"]);
+    let p = two_sources();
     assert!(p.exists(CERT));
     p.write("src/one.txt", "one\n");
-    let out = p
-        .command(&["build"])
-        .env("PLANEXE_STATS", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = stats_build(&p);
     assert!(stderr.contains("start  a"), "{stderr}");
     assert!(!stderr.contains("start  b"), "{stderr}");
     assert!(stderr.contains("stats: plan"), "{stderr}");
@@ -567,13 +547,7 @@ command = "cat out/a.txt out/b.txt > out/c.txt"
     p.build().ok().ran(&["a", "c"]);
     assert!(p.exists(CERT));
     p.write("src/two.txt", "two\n");
-    let out = p
-        .command(&["build"])
-        .env("PLANEXE_STATS", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = stats_build(&p);
     assert!(
         stderr.contains("start  b") && stderr.contains("start  c"),
         "{stderr}"
@@ -589,7 +563,22 @@ command = "cat out/a.txt out/b.txt > out/c.txt"
     assert_eq!(p.read("out/c.txt"), "one\ntwo\n");
 }
 
-/// Two tasks that read a source each, built and certified.
+/// A build with `PLANEXE_STATS=1`, which must succeed: its stderr, where
+/// the phases it went through are named.
+#[track_caller]
+fn stats_build(p: &Project) -> String {
+    let out = p
+        .command(&["build"])
+        .env("PLANEXE_STATS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// Two tasks that read a source each, just built (the certificate written,
+/// its entries still young).
 fn two_sources() -> Project {
     let p = Project::new(
         r#"
@@ -606,7 +595,6 @@ command = "cat src/two.txt > out/b.txt"
     p.write("src/one.txt", "1\n");
     p.write("src/two.txt", "2\n");
     p.build().ok().ran(&["a", "b"]);
-    certify(&p);
     p
 }
 
@@ -618,6 +606,7 @@ command = "cat src/two.txt > out/b.txt"
 #[test]
 fn an_edit_found_beside_a_damaged_status_file_still_has_it_repaired() {
     let p = two_sources();
+    certify(&p);
     let full = p.read(".planexe/tasks/b.status");
     std::fs::write(p.path(".planexe/tasks/b.status"), &full[..40]).unwrap();
     p.write("src/one.txt", "one\n");
@@ -635,26 +624,17 @@ fn an_edit_found_beside_a_damaged_status_file_still_has_it_repaired() {
 #[test]
 fn only_an_edit_begins_to_open_the_pipeline() {
     let p = two_sources();
-    let phases = |p: &Project| {
-        let out = p
-            .command(&["build"])
-            .env("PLANEXE_STATS", "1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        stderr
-    };
-    let noop = phases(&p);
+    certify(&p);
+    let noop = stats_build(&p);
     assert!(noop.contains("nothing to do"), "{noop}");
     assert!(!noop.contains("pipeline: parse"), "{noop}");
     // New stats, the same bytes.
     p.write_at("src/two.txt", "2\n", 2_000_000);
-    let touched = phases(&p);
+    let touched = stats_build(&p);
     assert!(touched.contains("nothing to do"), "{touched}");
     assert!(!touched.contains("pipeline: parse"), "{touched}");
     p.write("src/two.txt", "two\n");
-    let edit = phases(&p);
+    let edit = stats_build(&p);
     assert!(edit.contains("start  b"), "{edit}");
     assert!(edit.contains("pipeline: parse"), "{edit}");
     assert_eq!(p.read("out/b.txt"), "two\n");
