@@ -22,7 +22,7 @@ use crate::observe::status::text::{cost, estimated, held, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
 use crate::plan::Session;
 use crate::store::record::{with_error_id, with_kind, AttemptRecord, JudgeVerdict};
-use crate::store::run_record::{BuildOutcome, RunRecord};
+use crate::store::run_record::{BuildOutcome, LastBuild, RunRecord};
 use crate::store::untrusted::{printable, printable_lines};
 
 pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) -> Result<()> {
@@ -268,12 +268,10 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
     let run_dir = Session::open(located, &ctx.model(None), Lists::Unproduced)?.run_dir;
     let started = std::time::Instant::now();
     loop {
-        let run = RunRecord::load(&run_dir);
-        let last = run.as_ref().and_then(|r| r.builds.last().cloned());
+        let last = LastBuild::now(&run_dir, RunRecord::load(&run_dir).as_ref());
         // A build that holds the lock but has not recorded its start yet
         // runs too: its `run.json` entry follows in a moment.
-        let running =
-            last.as_ref().is_some_and(|b| b.running(&run_dir)) || run_dir.build_holds_lock();
+        let running = last.running().is_some() || run_dir.build_holds_lock();
         if !running {
             status(
                 cli,
@@ -287,7 +285,7 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
                 },
                 printer,
             )?;
-            return match last.map(|b| b.outcome) {
+            return match last.entry().map(|b| b.outcome) {
                 Some(BuildOutcome::Failed) => Err(Error::Outcome(EXIT_FAILED)),
                 Some(BuildOutcome::Stopped | BuildOutcome::Running) => {
                     Err(Error::Outcome(EXIT_INTERRUPTED))

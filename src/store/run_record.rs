@@ -5,7 +5,9 @@
 //! (a `--model` given once is remembered for later builds), and each build's
 //! start, end and [`BuildOutcome`]. Whether a build runs now is decided
 //! here ([`RunRecord::running_build`]), once: by the record, and by the
-//! run directory's lock, which a running build holds.
+//! run directory's lock, which a running build holds; and how the last
+//! build stands ([`LastBuild::now`]), read again when it ended between the
+//! record's read and the look at its lock.
 
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +171,61 @@ impl RunRecord {
     }
 }
 
+/// How the last build of a run directory stands now ([`LastBuild::now`]).
+#[derive(Debug, Clone)]
+pub enum LastBuild {
+    /// The run has no build yet.
+    Never,
+    /// It runs now.
+    Running(BuildEntry),
+    /// It ended, as its outcome says; one that never recorded its end
+    /// (outcome `running`) crashed.
+    Ended(BuildEntry),
+}
+
+impl LastBuild {
+    /// How the last build in `record`, read from `run_dir`, stands now. A
+    /// build records its end before it lets go of the lock, so one read as
+    /// unfinished that does not run now either crashed or ended after the
+    /// read: the record is read again to say which (and a build that
+    /// started since is seen running). Without that, a build ending a
+    /// moment after the read was taken for one that crashed: `status` said
+    /// `stopped`, and `wait` exited 130, for a build that had failed or
+    /// completed.
+    pub fn now(run_dir: &RunDir, record: Option<&RunRecord>) -> LastBuild {
+        let Some(last) = record.and_then(|r| r.builds.last()) else {
+            return LastBuild::Never;
+        };
+        if last.running(run_dir) {
+            return LastBuild::Running(last.clone());
+        }
+        if !last.unfinished() {
+            return LastBuild::Ended(last.clone());
+        }
+        match RunRecord::load(run_dir).and_then(|r| r.builds.last().cloned()) {
+            Some(again) if again.running(run_dir) => LastBuild::Running(again),
+            Some(again) => LastBuild::Ended(again),
+            None => LastBuild::Ended(last.clone()),
+        }
+    }
+
+    /// The build, whether it runs or ended.
+    pub fn entry(&self) -> Option<&BuildEntry> {
+        match self {
+            LastBuild::Never => None,
+            LastBuild::Running(b) | LastBuild::Ended(b) => Some(b),
+        }
+    }
+
+    /// The build, while it runs.
+    pub fn running(&self) -> Option<&BuildEntry> {
+        match self {
+            LastBuild::Running(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
 /// The blake3 hash of the pipeline file's text.
 pub fn hash_text(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex()[..32].to_string()
@@ -182,4 +239,52 @@ pub fn created_at(run_dir: &RunDir, record: Option<&RunRecord>) -> Option<String
     record
         .map(|r| r.created_at.clone())
         .or_else(|| Origin::load(run_dir).map(|o| o.created_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir() -> (tempfile::TempDir, RunDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::open(dir.path()).unwrap();
+        (dir, run_dir)
+    }
+
+    /// A record whose last build is this process's, unfinished: this
+    /// process lives but holds no lock, as a build that crashed.
+    fn unfinished(run_dir: &RunDir) -> RunRecord {
+        let mut record = RunRecord::new(run_dir, "pipeline.toml", hash_text(""));
+        record.begin_build(None);
+        record
+    }
+
+    #[test]
+    fn a_build_that_ended_after_its_record_was_read_is_seen_ended() {
+        let (_dir, run_dir) = run_dir();
+        let read = unfinished(&run_dir);
+        let mut now = read.clone();
+        now.end_build(BuildOutcome::Failed, 1, Counts::default(), None);
+        now.save(&run_dir).unwrap();
+        let last = LastBuild::now(&run_dir, Some(&read));
+        let Some(entry) = last.entry() else {
+            panic!("no build: {last:?}");
+        };
+        assert!(last.running().is_none(), "{last:?}");
+        assert_eq!(entry.outcome, BuildOutcome::Failed);
+        assert!(entry.finished_at.is_some());
+    }
+
+    #[test]
+    fn a_build_that_never_recorded_its_end_crashed() {
+        let (_dir, run_dir) = run_dir();
+        let read = unfinished(&run_dir);
+        read.save(&run_dir).unwrap();
+        let last = LastBuild::now(&run_dir, Some(&read));
+        assert!(matches!(
+            &last,
+            LastBuild::Ended(b) if b.outcome == BuildOutcome::Running
+        ));
+        assert!(matches!(LastBuild::now(&run_dir, None), LastBuild::Never));
+    }
 }

@@ -29,7 +29,7 @@ use crate::error::Result;
 use crate::model::Trouble;
 use crate::plan::{Plan, Session};
 use crate::store::ledger::{self, Totals};
-use crate::store::run_record::{self, BuildOutcome, RunRecord};
+use crate::store::run_record::{self, BuildOutcome, LastBuild, RunRecord};
 use crate::store::{files, stamp, CheckMode, RunDir, Stamp, Status};
 use lines::About;
 
@@ -92,10 +92,15 @@ pub struct OutputFile {
 /// How the run stands: `running`, `completed`, `failed`, `stopped` (a build
 /// that never recorded its end crashed: it stopped) or `never-built`.
 pub fn run_state(run_dir: &RunDir, run: Option<&RunRecord>) -> &'static str {
-    match run.and_then(|r| r.builds.last()) {
-        None => "never-built",
-        Some(b) if b.running(run_dir) => "running",
-        Some(b) => match b.outcome {
+    state_of(&LastBuild::now(run_dir, run))
+}
+
+/// [`run_state`], of the last build as it stands.
+fn state_of(last: &LastBuild) -> &'static str {
+    match last {
+        LastBuild::Never => "never-built",
+        LastBuild::Running(_) => "running",
+        LastBuild::Ended(b) => match b.outcome {
             BuildOutcome::Completed => "completed",
             BuildOutcome::Failed => "failed",
             BuildOutcome::Stopped | BuildOutcome::Running => "stopped",
@@ -149,8 +154,10 @@ fn assemble(
     stall_after: Duration,
     env_model: Option<&str>,
 ) -> StatusReport {
-    let last = run.and_then(|r| r.builds.last());
-    let running = last.filter(|b| b.running(run_dir));
+    // Looked at once: the state, the pid and the stall say the same.
+    let standing = LastBuild::now(run_dir, run);
+    let last = standing.entry();
+    let running = standing.running();
     let last_progress_at = last_progress(run_dir);
     let stalled = running.is_some()
         && last_progress_at
@@ -173,11 +180,7 @@ fn assemble(
         created_at: run_record::created_at(run_dir, run),
         last_build_started_at: last.map(|b| b.started_at.clone()),
         last_build_finished_at: last.and_then(|b| b.finished_at.clone()),
-        state: if running.is_some() {
-            "running"
-        } else {
-            run_state(run_dir, run)
-        },
+        state: state_of(&standing),
         build_pid: running.map(|b| b.pid),
         last_progress_at,
         stalled,
