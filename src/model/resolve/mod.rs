@@ -14,7 +14,9 @@
 //! Passes 4 and 5 read the graph and change one task each: a pipeline of
 //! many tasks has them found at once on the pool's threads, then put in
 //! the graph in the listing's order (so a refusal is the first task's in
-//! the file, whatever the threads).
+//! the file, whatever the threads). So is what pass 2 finds from a task's
+//! table alone (`task::prepare`); who produces each output, and ids, are
+//! given one task after another (`task::commit`).
 //!
 //! [`Graph::expand`] runs the same passes for the instances of one
 //! `foreach` task when its list is built, and passes 4 to 6 again only for
@@ -366,8 +368,15 @@ impl Graph {
                 )));
             }
         }
-        for entry in &entries {
-            let id = task::add(&resolver, &mut graph, entry)?;
+        // Pass 2 at once for every table, then each task added in order
+        // (the first refusal in the file is the one given).
+        let prepared: Vec<Result<task::Prepared>> = entries
+            .par_iter()
+            .with_min_len(AT_ONCE)
+            .map(|entry| task::prepare(&resolver, entry))
+            .collect();
+        for (entry, prepared) in entries.iter().zip(prepared) {
+            let id = task::commit(&resolver, &mut graph, entry, prepared?)?;
             graph.listing.push(id);
         }
         for (name, group) in groups {

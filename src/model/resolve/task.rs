@@ -4,6 +4,11 @@
 //! apply to prompt tasks, one producer per file, no glob outputs, and no
 //! output that is the pipeline file itself (a task's outputs are moved
 //! aside before it runs, and `clean` deletes them).
+//!
+//! What a task's table alone decides ([`prepare`]) needs no graph, so a
+//! pipeline of many tasks has it found at once on the pool's threads; who
+//! else produces an output, and the task's id, are decided one task after
+//! another, in the listing's order ([`commit`]).
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -20,9 +25,30 @@ use super::paths::{checked_path, is_glob};
 use super::Resolver;
 use crate::error::Result;
 
+/// What pass 2 finds of one task from its table alone.
+pub(super) struct Prepared {
+    action: Action,
+    timeout: Option<std::time::Duration>,
+    checks: Checks,
+    /// Its outputs, as far as they were found: each is checked against
+    /// the other tasks' outputs, in order, before `error` is given.
+    outputs: Vec<Output>,
+    /// What is wrong with the output after the last of `outputs` (or, for
+    /// an output that is the pipeline file, with the last of them).
+    error: Option<crate::error::Error>,
+}
+
 /// Adds the task of `entry` to the graph with a new id (its inputs come
 /// in pass 4; its place in the listing is the caller's) and returns the id.
 pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<TaskId> {
+    let prepared = prepare(r, entry)?;
+    commit(r, graph, entry, prepared)
+}
+
+/// What the table of `entry` alone decides: its action, timeout, checks
+/// and outputs. The refusals are those [`add`] gives, in the same order
+/// (one that depends on another task comes from [`commit`]).
+pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
     let task = entry.def;
     let task_name = &entry.name;
     let name_span = entry.name_span.clone();
@@ -114,14 +140,32 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
         })?),
     };
     let checks = Checks::resolve(&r.source, task)?;
-    let id = graph.tasks.len();
-    let mut outputs = Vec::new();
-    let mut seen = BTreeSet::new();
     let declared: &[Spanned<String>] = if entry.placeholder.is_some() {
         &[]
     } else {
         &task.outputs
     };
+    let mut outputs = Vec::with_capacity(declared.len());
+    let error = outputs_of(r, entry, declared, &render, &mut outputs).err();
+    Ok(Prepared {
+        action,
+        timeout,
+        checks,
+        outputs,
+        error,
+    })
+}
+
+/// The outputs of `entry`, pushed on `outputs` until one is refused.
+fn outputs_of(
+    r: &Resolver,
+    entry: &Entry,
+    declared: &[Spanned<String>],
+    render: &dyn Fn(&str, Range<usize>) -> Result<String>,
+    outputs: &mut Vec<Output>,
+) -> Result<()> {
+    let task_name = &entry.name;
+    let mut seen = BTreeSet::new();
     for out in declared {
         let rendered = render(out.get_ref(), out.span())?;
         let path = checked_path(r, &rendered, out.span(), task_name, "output")?;
@@ -141,19 +185,47 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
                 )
                 .hint("list each output once"));
         }
-        if let Some(other) = graph.producer(&path) {
+        let on_disk = on_disk(r, &path, out.span(), task_name);
+        outputs.push(Output {
+            path,
+            span: out.span(),
+        });
+        on_disk?;
+    }
+    Ok(())
+}
+
+/// Adds the task of `entry`, whose table gave `prepared`, to the graph with
+/// a new id: refused when another task produces one of its outputs, else
+/// with the refusal `prepared` holds, if any.
+pub(super) fn commit(
+    r: &Resolver,
+    graph: &mut Graph,
+    entry: &Entry,
+    prepared: Prepared,
+) -> Result<TaskId> {
+    let task_name = &entry.name;
+    let Prepared {
+        action,
+        timeout,
+        checks,
+        outputs,
+        error,
+    } = prepared;
+    for out in &outputs {
+        if let Some(other) = graph.producer(&out.path) {
             let other: &Task = &graph.tasks[other];
             let first = other
                 .outputs
                 .iter()
-                .find(|o| o.path == path)
+                .find(|o| o.path == out.path)
                 .map_or(other.name_span.clone(), |o| o.span.clone());
             return Err(r
                 .err(
-                    out.span(),
+                    out.span.clone(),
                     &format!(
-                        "output `{path}` is produced by two tasks: `{}` and `{task_name}`",
-                        other.name
+                        "output `{}` is produced by two tasks: `{}` and `{task_name}`",
+                        out.path, other.name
                     ),
                 )
                 .hint(format!(
@@ -161,12 +233,11 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
                     r.source.locate(first)
                 )));
         }
-        on_disk(r, &path, out.span(), task_name)?;
-        outputs.push(Output {
-            path,
-            span: out.span(),
-        });
     }
+    if let Some(error) = error {
+        return Err(error);
+    }
+    let id = graph.tasks.len();
     for out in &outputs {
         graph.producers.insert(out.path.clone(), id);
     }
@@ -174,7 +245,7 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
     graph.tasks.push(Task {
         id,
         name: task_name.clone(),
-        name_span,
+        name_span: entry.name_span.clone(),
         inputs: Vec::new(),
         outputs,
         deps: Vec::new(),
@@ -200,15 +271,17 @@ pub(super) fn add(r: &Resolver, graph: &mut Graph, entry: &Entry) -> Result<Task
 /// planexe moves aside, overwrites and deletes. Only an output named as
 /// the pipeline file is looked at on disk (a link elsewhere to it is moved
 /// and deleted as a link, never its target), so a pipeline of ten
-/// thousand outputs costs no system call here. A folder at an output's
+/// thousand outputs costs no system call here, nor a path built: the last
+/// part of the normalized `path` is its file name. A folder at an output's
 /// path is refused where it would be touched: when its task runs, and by
 /// `clean`.
 fn on_disk(r: &Resolver, path: &str, span: Range<usize>, task_name: &str) -> Result<()> {
     let pipeline = &r.pipeline.path;
-    let full = r.run_dir.path(path);
-    if full.file_name() != pipeline.file_name() {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if pipeline.file_name() != Some(std::ffi::OsStr::new(name)) {
         return Ok(());
     }
+    let full = r.run_dir.path(path);
     if full == *pipeline || std::fs::canonicalize(&full).is_ok_and(|c| c == *pipeline) {
         return Err(r
             .err(

@@ -97,3 +97,48 @@ fn of_two_refusals_the_first_task_in_the_file_is_the_one_given() {
         );
     }
 }
+
+#[test]
+fn of_two_refusals_of_actions_and_outputs_the_first_in_the_file_is_the_one_given() {
+    let (_dir, run_dir) = run_dir();
+    let n = 3 * AT_ONCE;
+    let early = "outputs = [\"out/t0003.txt\"]";
+    let twice = "[tasks.z_twice]\noutputs = [\"out/t0100.txt\"]\ncommand = \"true\"\n";
+    let glob = "[tasks.z_glob]\noutputs = [\"out/*.md\"]\ncommand = \"true\"\n";
+    let cases = [
+        // A second producer early in the file, a glob output at its end.
+        (
+            pipeline(n, glob).replacen(
+                early,
+                "outputs = [\"out/t0003.txt\", \"out/t0001.txt\"]",
+                1,
+            ),
+            "produced by two tasks: `t0001` and `t0003`",
+        ),
+        // A glob output early, a second producer at the end.
+        (
+            pipeline(n, twice).replacen(early, "outputs = [\"out/t0003.txt\", \"out/x*.txt\"]", 1),
+            "output `out/x*.txt` is a glob pattern",
+        ),
+        // A second producer early, an empty command at the end.
+        (
+            pipeline(
+                n,
+                "[tasks.z_empty]\noutputs = [\"out/e.txt\"]\ncommand = \" \"\n",
+            )
+            .replacen(early, "outputs = [\"out/t0003.txt\", \"out/t0001.txt\"]", 1),
+            "produced by two tasks: `t0001` and `t0003`",
+        ),
+        // In one task, a second producer before a glob: outputs in order.
+        (
+            pipeline(n, "").replacen(early, "outputs = [\"out/t0001.txt\", \"out/x*.txt\"]", 1),
+            "produced by two tasks: `t0001` and `t0003`",
+        ),
+    ];
+    for (text, says) in cases {
+        for threads in [1, 4] {
+            let refused = resolved(&text, &run_dir, threads).unwrap_err();
+            assert!(refused.contains(says), "{threads}: {refused}");
+        }
+    }
+}
