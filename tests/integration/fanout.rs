@@ -577,3 +577,43 @@ command = "cat {inputs} > {outputs}"
     let run = p.run(&["status"]);
     assert!(!run.stdout.contains("FAILED"), "{}", run.stdout);
 }
+
+/// A list a prompt task writes as text (a small model's list in prose, as
+/// SmolLM2 answers one) fails its fan-out with a hint to have the answer
+/// checked as JSON; a list asked for as JSON gets no such hint.
+#[test]
+fn a_list_a_model_wrote_as_text_says_to_ask_for_json() {
+    let server = Server::start();
+    let pipeline = |format: &str| {
+        format!(
+            "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\n\
+             model = \"x\"\nstream = false\n\
+             [tasks.fruits]\noutputs = [\"fruits.json\"]\n{format}prompt = \"Name three fruits.\"\n\
+             [tasks.each]\nforeach = {{ file = \"fruits.json\" }}\noutputs = [\"each/{{{{ key }}}}.md\"]\n\
+             command = \"echo {{{{ item }}}} > {{outputs}}\"\n",
+            server.url
+        )
+    };
+    server.script([openai_answer(
+        "Here are three fruits:\n\n1. Apple\n2. Banana\n3. Cherry",
+    )]);
+    let p = Project::new(&pipeline(""));
+    let text = p.build();
+    text.code(1)
+        .ran(&["fruits"])
+        .stderr_has("not JSON")
+        .stderr_has(
+            "hint: fruits.json is the answer of the prompt task `fruits`, which asks for text: \
+         give that task a `schema`",
+        );
+    let failed = p.read(".planexe/tasks/each.status");
+    assert!(failed.contains("which asks for text"), "{failed}");
+    // Asked for JSON, an answer that is JSON but not a list: no such hint.
+    server.script([openai_answer("{\"fruits\": [\"apple\"]}")]);
+    p.write("pipeline.toml", &pipeline("format = \"json\"\n"));
+    let json = p.build();
+    json.code(1)
+        .ran(&["fruits"])
+        .stderr_has("task `each`: list file fruits.json");
+    assert!(!json.stderr.contains("asks for text"), "{}", json.stderr);
+}

@@ -46,10 +46,11 @@ use toml::Spanned;
 
 use super::advice::{Advice, ModelSourceKind, Trouble};
 use super::fanout;
-use super::graph::{FanoutGroup, Graph, TaskId};
+use super::graph::{Action, FanoutGroup, Graph, TaskId};
 use super::hooks;
 use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
+use super::prompt::Format;
 use crate::error::{Error, Result};
 use crate::store::RunDir;
 
@@ -163,7 +164,8 @@ impl<'a> Resolver<'a> {
         let mut read = foreach.get_ref().clone();
         read.file = list;
         let read =
-            fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())?;
+            fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())
+                .map_err(|e| asked_for_text(graph, &read.file, e))?;
         Ok(read.filter(|r| fan.expanded_from.as_deref() != Some(r.hash.as_str())))
     }
 
@@ -258,6 +260,25 @@ impl<'a> Resolver<'a> {
             relinked: Vec::new(),
             gone_outputs,
         })
+    }
+}
+
+/// A list that cannot be read, when a prompt task whose answer is text
+/// writes it: the model's answer was taken as it came (a small model wraps
+/// a list in prose, or numbers it), so say how to have it checked as JSON,
+/// and asked again when it is not, before the list is read.
+fn asked_for_text(graph: &Graph, list: &str, refused: Error) -> Error {
+    let Some(producer) = graph.producer(list) else {
+        return refused;
+    };
+    match &graph[producer].action {
+        Action::Prompt(spec) if spec.format == Format::Text => refused.hint(format!(
+            "{list} is the answer of the prompt task `{}`, which asks for text: give that task a \
+             `schema` (an array, with `maxItems`) or `format = \"json\"`, so that its answer is \
+             checked as JSON, and asked for again when it is not",
+            graph[producer].name
+        )),
+        _ => refused,
     }
 }
 
