@@ -578,42 +578,50 @@ command = "cat {inputs} > {outputs}"
     assert!(!run.stdout.contains("FAILED"), "{}", run.stdout);
 }
 
-/// A list a prompt task writes as text (a small model's list in prose, as
-/// SmolLM2 answers one) fails its fan-out with a hint to have the answer
-/// checked as JSON; a list asked for as JSON gets no such hint.
+/// A list a prompt task without a schema writes (a small model's list in
+/// prose, as SmolLM2 answers one asked for text; an object where a list
+/// was meant, as it answers one asked for JSON) fails its fan-out with a
+/// hint to give that task a schema; a list whose task has one gets none.
 #[test]
-fn a_list_a_model_wrote_as_text_says_to_ask_for_json() {
+fn a_list_a_model_wrote_without_a_schema_says_to_give_it_one() {
     let server = Server::start();
-    let pipeline = |format: &str| {
+    let p = Project::new("");
+    p.write("object.schema.json", "{\"type\": \"object\"}");
+    let pipeline = |asks: &str| {
         format!(
             "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\n\
              model = \"x\"\nstream = false\n\
-             [tasks.fruits]\noutputs = [\"fruits.json\"]\n{format}prompt = \"Name three fruits.\"\n\
+             [tasks.fruits]\noutputs = [\"fruits.json\"]\n{asks}prompt = \"Name three fruits.\"\n\
              [tasks.each]\nforeach = {{ file = \"fruits.json\" }}\noutputs = [\"each/{{{{ key }}}}.md\"]\n\
              command = \"echo {{{{ item }}}} > {{outputs}}\"\n",
             server.url
         )
     };
-    server.script([openai_answer(
-        "Here are three fruits:\n\n1. Apple\n2. Banana\n3. Cherry",
-    )]);
-    let p = Project::new(&pipeline(""));
-    let text = p.build();
-    text.code(1)
-        .ran(&["fruits"])
-        .stderr_has("not JSON")
-        .stderr_has(
-            "hint: fruits.json is the answer of the prompt task `fruits`, which asks for text: \
-         give that task a `schema`",
-        );
-    let failed = p.read(".planexe/tasks/each.status");
-    assert!(failed.contains("which asks for text"), "{failed}");
-    // Asked for JSON, an answer that is JSON but not a list: no such hint.
-    server.script([openai_answer("{\"fruits\": [\"apple\"]}")]);
-    p.write("pipeline.toml", &pipeline("format = \"json\"\n"));
-    let json = p.build();
-    json.code(1)
-        .ran(&["fruits"])
-        .stderr_has("task `each`: list file fruits.json");
-    assert!(!json.stderr.contains("asks for text"), "{}", json.stderr);
+    let prose = "Here are three fruits:\n\n1. Apple\n2. Banana\n3. Cherry";
+    let object = "{\"fruits\": [\"apple\"]}";
+    for (asks, answer, says) in [
+        ("", prose, Some("which asks for text")),
+        (
+            "format = \"json\"\n",
+            object,
+            Some("which asks for JSON without a `schema`"),
+        ),
+        ("schema = \"object.schema.json\"\n", object, None),
+    ] {
+        server.script([openai_answer(answer)]);
+        p.write("pipeline.toml", &pipeline(asks));
+        let run = p.build();
+        run.code(1)
+            .ran(&["fruits"])
+            .stderr_has("task `each`: list file fruits.json");
+        let hint = "hint: fruits.json is the answer of the prompt task `fruits`";
+        let failed = p.read(".planexe/tasks/each.status");
+        match says {
+            Some(says) => {
+                run.stderr_has(&format!("{hint}, {says}: give that task a `schema`"));
+                assert!(failed.contains(says), "{failed}");
+            }
+            None => assert!(!run.stderr.contains(hint), "{asks}: {}", run.stderr),
+        }
+    }
 }

@@ -263,23 +263,27 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// A list that cannot be read, when a prompt task whose answer is text
+/// A list that cannot be read, when a prompt task without a `schema`
 /// writes it: the model's answer was taken as it came (a small model wraps
-/// a list in prose, or numbers it), so say how to have it checked as JSON,
-/// and asked again when it is not, before the list is read.
+/// a list in prose or numbers it, and, asked for JSON, may answer an
+/// object), so say how to have it checked as a list, and asked for again
+/// when it is not, before the list is read.
 fn asked_for_text(graph: &Graph, list: &str, refused: Error) -> Error {
     let Some(producer) = graph.producer(list) else {
         return refused;
     };
-    match &graph[producer].action {
-        Action::Prompt(spec) if spec.format == Format::Text => refused.hint(format!(
-            "{list} is the answer of the prompt task `{}`, which asks for text: give that task a \
-             `schema` (an array, with `maxItems`) or `format = \"json\"`, so that its answer is \
-             checked as JSON, and asked for again when it is not",
-            graph[producer].name
-        )),
-        _ => refused,
-    }
+    let asks = match &graph[producer].action {
+        Action::Prompt(spec) if spec.schema.is_some() => return refused,
+        Action::Prompt(spec) if spec.format == Format::Text => "for text",
+        Action::Prompt(_) => "for JSON without a `schema`",
+        _ => return refused,
+    };
+    refused.hint(format!(
+        "{list} is the answer of the prompt task `{}`, which asks {asks}: give that task a \
+         `schema` (an array, with `maxItems`), so that its answer is checked as a list, and \
+         asked for again when it is not",
+        graph[producer].name
+    ))
 }
 
 impl Graph {
