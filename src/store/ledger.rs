@@ -68,7 +68,11 @@ impl<S: AsRef<str>> UsageLine<S> {
 #[derive(Debug, Default, Serialize)]
 pub struct Totals {
     pub calls: u64,
+    /// Calls that ended in an error (not those stopped).
     pub failed_calls: u64,
+    /// Calls cut short by a stop (Ctrl-C, SIGTERM, `stop_build`): not
+    /// failures of the model or its server.
+    pub stopped_calls: u64,
     /// Calls answered from a recording or the response cache.
     pub replayed_calls: u64,
     #[serde(flatten)]
@@ -89,8 +93,10 @@ pub fn totals(run_dir: &RunDir) -> Totals {
             continue;
         };
         t.calls = t.calls.saturating_add(1);
-        if call.status != "ok" {
-            t.failed_calls = t.failed_calls.saturating_add(1);
+        match call.status.as_str() {
+            "ok" => {}
+            "stopped" => t.stopped_calls = t.stopped_calls.saturating_add(1),
+            _ => t.failed_calls = t.failed_calls.saturating_add(1),
         }
         if call.replayed {
             t.replayed_calls = t.replayed_calls.saturating_add(1);

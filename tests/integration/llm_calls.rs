@@ -472,6 +472,22 @@ fn status_shows_a_running_call_as_it_is_and_a_stop_as_stopped() {
         failures.last().unwrap()["error_id"],
         status["error"]["error_id"]
     );
+    // The server's 500 failed; the call the stop cut short did not.
+    let run: Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    let totals = &run["totals"];
+    assert_eq!(
+        (
+            &totals["calls"],
+            &totals["failed_calls"],
+            &totals["stopped_calls"]
+        ),
+        (&Value::from(2), &Value::from(1), &Value::from(1)),
+        "{totals}"
+    );
+    p.run(&["status"])
+        .ok()
+        .stdout_has("model calls 2 (1 failed, 1 stopped), ");
 }
 
 #[test]

@@ -485,9 +485,14 @@ pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
         } else {
             String::new()
         };
+        let stopped = if t.stopped_calls > 0 {
+            format!(", {} stopped", t.stopped_calls)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "\nmodel calls {} ({} failed{replayed}), {} tokens ({} in, {} out{}), {}, {} in calls",
+            "\nmodel calls {} ({} failed{stopped}{replayed}), {} tokens ({} in, {} out{}), {}, {} in calls",
             t.calls,
             t.failed_calls,
             t.usage.total_tokens,
