@@ -186,7 +186,8 @@ fn ran_line(ran: &Ran, resume: &str) -> String {
             ran.unexpanded.join(", ")
         ),
         (n, behind) => format!(
-            "{line}; {behind} of them wait behind {n} fan-out(s) whose list was not built ({}), as do their instances, counted once the list exists",
+            "{line}; {behind} of them {} behind {n} fan-out(s) whose list was not built ({}), as do their instances, counted once the list exists",
+            if behind == 1 { "waits" } else { "wait" },
             ran.unexpanded.join(", ")
         ),
     }

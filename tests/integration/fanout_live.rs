@@ -119,7 +119,7 @@ fn the_closing_line_counts_fan_outs_that_never_expanded() {
         .code(1)
         .stderr_has("FAILED list")
         .stderr_has(
-            "2 not run; 1 of them wait behind 1 fan-out(s) whose list was not built (each), as do their instances, counted once the list exists",
+            "2 not run; 1 of them waits behind 1 fan-out(s) whose list was not built (each), as do their instances, counted once the list exists",
         );
     // A fan-out nothing depends on: its instances are all that waits.
     let p = Project::new(
