@@ -165,7 +165,7 @@ impl<'a> Resolver<'a> {
         read.file = list;
         let read =
             fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())
-                .map_err(|e| asked_for_text(graph, &read.file, e))?;
+                .map_err(|e| asked_without_schema(graph, &read.file, e))?;
         Ok(read.filter(|r| fan.expanded_from.as_deref() != Some(r.hash.as_str())))
     }
 
@@ -268,7 +268,7 @@ impl<'a> Resolver<'a> {
 /// a list in prose or numbers it, and, asked for JSON, may answer an
 /// object), so say how to have it checked as a list, and asked for again
 /// when it is not, before the list is read.
-fn asked_for_text(graph: &Graph, list: &str, refused: Error) -> Error {
+fn asked_without_schema(graph: &Graph, list: &str, refused: Error) -> Error {
     let Some(producer) = graph.producer(list) else {
         return refused;
     };
