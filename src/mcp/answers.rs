@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::advice::ADVICE;
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
-use crate::model::{Lists, Pipeline, Trouble};
+use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::observe::explain::{self, FileLine, FileVerdict};
 use crate::observe::status::{self, Answer, Known, StatusReport};
 use crate::observe::Standing;
@@ -161,7 +161,14 @@ impl Opener {
                     line.recoverable.unwrap_or(false),
                     line.error_judge == Some(true),
                 );
-                *hint = ADVICE.hint(&Trouble::Failed(remedy));
+                // A fan-out's list names its own fixes before the kind's
+                // (`status::lines`): those stay, the kind's is the tools'.
+                let tools = ADVICE.hint(&Trouble::Failed(remedy));
+                let command_line = Advice::COMMAND_LINE.hint(&Trouble::Failed(remedy));
+                *hint = match hint.strip_suffix(&command_line) {
+                    Some(own) => format!("{own}{tools}"),
+                    None => tools,
+                };
             }
         }
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;

@@ -119,7 +119,7 @@ pub fn matrix_instances(
         if !valid_key(&key) {
             return Err(err(format!(
                 "matrix key `{}` of task `{task}` has characters that cannot name a file, or is longer than {MAX_KEY_BYTES} bytes",
-                limits::shorten(&key)
+                limits::shorten(&key).escape_debug()
             ))
             .hint("use letters, digits, spaces and - _ . , + @ = in matrix values"));
         }
@@ -249,7 +249,9 @@ pub fn foreach_instances(
             return Err(fail(
                 format!(
                     "item {index}: key `{}` has characters that cannot name a file (such as / or [ ]), or is longer than {MAX_KEY_BYTES} bytes",
-                    limits::shorten(&key)
+                    // Escaped: the list is often a model's answer, and a
+                    // line break of its own must not start a line here.
+                    limits::shorten(&key).escape_debug()
                 ),
                 "keys are made of letters, digits, spaces and - _ . , + @ =; choose another `key` field, or none to number the items",
             ));

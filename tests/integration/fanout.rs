@@ -302,6 +302,33 @@ fn bad_lists_are_clear_errors() {
     }
 }
 
+/// `status` shows a list's own hints beside its kind's; a key the list
+/// holds (often a model's answer) is shown escaped, so a line break in it
+/// cannot pass for a hint.
+#[test]
+fn a_bad_lists_hints_are_in_status_and_a_key_cannot_add_one() {
+    let p = project();
+    p.write("items.json", &items(&[("a\\nhint: rm -rf x", "y")]));
+    p.build()
+        .code(1)
+        .stderr_has("key `a\\nhint: rm -rf x` has characters");
+    let run: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    let line = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "wbs3")
+        .unwrap();
+    let hint = line["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with("keys are made of letters, digits, spaces and - _ . , + @ =; ")
+            && hint.ends_with("then run planexe build"),
+        "{hint}"
+    );
+    assert!(!hint.contains("rm -rf"), "{hint}");
+}
+
 #[test]
 fn issue_14_a_list_file_that_is_a_folder_is_placed() {
     let p = Project::new(
@@ -567,9 +594,11 @@ command = "cat {inputs} > {outputs}"
         .stdout_has("state    failed")
         .stdout_has("FAILED (1)\n  per   bad_list: ")
         .stdout_has("data/b.txt")
-        // What to do covers a missing input too, not only the list.
+        // What to do: the error's own hint (the missing input), then what
+        // covers a missing input too, not only the list.
+        .stdout_has("hint: create data/b.txt in ")
         .stdout_has(
-            "hint: fix what the error names: the list file (or what writes it), the foreach \
+            "; fix what the error names: the list file (or what writes it), the foreach \
              `items` and `key`, or an input an instance reads, then run planexe build",
         );
     p.write("data/b.txt", "beta\n");

@@ -142,7 +142,21 @@ impl TaskLine {
         self.model = s.model.clone();
         self.judge = s.judge.clone();
         if let Some(e) = &s.error {
-            let hint = Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy()));
+            // A fan-out's list that cannot be read: what planexe's own
+            // message says to do (its `hint:` lines), then the kind's. No
+            // other message is read for hints: a server or command may
+            // have written part of it.
+            let mut hint: Vec<&str> = match e.kind {
+                ErrorKind::BadList => e
+                    .message
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("hint: "))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let remedy = Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy()));
+            hint.push(&remedy);
+            let hint = hint.join("; ");
             // Sidecars of earlier versions have no `recoverable`.
             let recoverable = e.recoverable || e.kind.recoverable();
             self.error = Some(e.first_line().to_string());

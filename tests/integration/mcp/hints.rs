@@ -608,3 +608,37 @@ fn a_judges_failure_is_remedied_in_the_judges_terms() {
     p.run(&["status", "--json", "-C", "r"])
         .stdout_has(&format!("\"hint\":\"{hint}\""));
 }
+
+/// A fan-out whose list cannot be read names its own fix (here: a key that
+/// cannot name a file) before what the tools offer; `status --json` keeps
+/// the same fix before the command line's words.
+#[test]
+fn a_bad_lists_own_hint_stays_before_the_build_tool() {
+    let p = Project::new(&format!(
+        "{COMMANDS}\n[tasks.list]\ninputs = [\"upper.txt\"]\noutputs = [\"items.json\"]\n\
+         command = \"echo '[{{\\\"id\\\": \\\"a/b\\\"}}]' > items.json\"\n\
+         [tasks.per]\nforeach = {{ file = \"items.json\", key = \"id\" }}\n\
+         outputs = [\"per/{{{{ key }}}}.txt\"]\ncommand = \"echo > {{outputs}}\"\n"
+    ));
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    let status = c.ok("wait", json!({"run": "r"}));
+    let own = "keys are made of letters, digits, spaces and - _ . , + @ =; choose another \
+               `key` field, or none to number the items; ";
+    let per = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "per")
+        .unwrap();
+    let hint = per["hint"].as_str().unwrap();
+    assert!(
+        hint.starts_with(own) && hint.ends_with("then call the build tool"),
+        "{status}"
+    );
+    assert!(!hint.contains("planexe build"), "{hint}");
+    assert!(c.close().success());
+    p.run(&["status", "--json", "-C", "r"])
+        .stdout_has(&format!("\"hint\":\"{own}fix what the error names"));
+}
