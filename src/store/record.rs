@@ -282,6 +282,11 @@ pub struct TaskError {
     /// too ([`TaskError::remedy`]). Written only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub judge: bool,
+    /// What the failure itself says to do, beyond its kind's remedy (a
+    /// fan-out's list that cannot be read: the list error's own hints,
+    /// which its message also ends with). Written only when there are any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 impl TaskError {
@@ -294,6 +299,7 @@ impl TaskError {
             exit_code: None,
             signal: None,
             judge: false,
+            hints: Vec::new(),
         }
     }
 

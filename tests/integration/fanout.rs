@@ -302,9 +302,9 @@ fn bad_lists_are_clear_errors() {
     }
 }
 
-/// `status` shows a list's own hints beside its kind's; a key the list
-/// holds (often a model's answer) is shown escaped, so a line break in it
-/// cannot pass for a hint.
+/// `status` shows a list's own hints before its kind's, from the record's
+/// `hints` (not read out of the message); a key the list holds (often a
+/// model's answer) is shown escaped in the error.
 #[test]
 fn a_bad_lists_hints_are_in_status_and_a_key_cannot_add_one() {
     let p = project();
@@ -327,6 +327,12 @@ fn a_bad_lists_hints_are_in_status_and_a_key_cannot_add_one() {
         "{hint}"
     );
     assert!(!hint.contains("rm -rf"), "{hint}");
+    let record = p.status_json("wbs3");
+    let own = record["error"]["hints"][0].as_str().unwrap();
+    assert!(
+        own.starts_with("keys are made of") && hint.starts_with(own),
+        "{record}"
+    );
 }
 
 #[test]

@@ -48,11 +48,11 @@ impl BuildHooks<'_> {
                 Ok(None) => {
                     let list = self.graph.fanouts[&group].list.clone().unwrap_or_default();
                     let message = format!("its list file {list} was not written");
-                    self.fail_members(&members, &message, &mut growth);
+                    self.fail_members(&members, &message, &[], &mut growth);
                 }
                 Err(e) => {
                     let message = describe(&e);
-                    self.fail_members(&members, &message, &mut growth);
+                    self.fail_members(&members, &message, e.hints(), &mut growth);
                 }
             }
         }
@@ -160,8 +160,15 @@ impl BuildHooks<'_> {
 
     /// A fan-out whose list cannot be expanded: its members in this build
     /// (the placeholder, or instances waiting for the list) fail with
-    /// `message`, recorded as any failed task is.
-    fn fail_members(&mut self, members: &[TaskId], message: &str, growth: &mut Growth) {
+    /// `message` (which ends with `hints`, also kept apart for `status`),
+    /// recorded as any failed task is.
+    fn fail_members(
+        &mut self,
+        members: &[TaskId],
+        message: &str,
+        hints: &[String],
+        growth: &mut Growth,
+    ) {
         for &t in members {
             if !self.reasons.get(t).is_some_and(Option::is_some) || !self.wanted[t] {
                 continue;
@@ -173,6 +180,7 @@ impl BuildHooks<'_> {
             status.finished_at = Some(now);
             status.duration_ms = Some(0);
             let mut error = TaskError::new(ErrorKind::BadList, message);
+            error.hints = hints.to_vec();
             self.failures.record(task, &status, &mut error);
             status.error = Some(error);
             let len = match sidecar::publish(self.run_dir, &status) {

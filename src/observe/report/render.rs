@@ -197,6 +197,7 @@ mod tests {
             exit_code: Some(1),
             signal: None,
             judge: false,
+            hints: vec![format!("hint {EVIL}")],
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
         Page {

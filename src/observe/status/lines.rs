@@ -142,18 +142,10 @@ impl TaskLine {
         self.model = s.model.clone();
         self.judge = s.judge.clone();
         if let Some(e) = &s.error {
-            // A fan-out's list that cannot be read: what planexe's own
-            // message says to do (its `hint:` lines), then the kind's. No
-            // other message is read for hints: a server or command may
-            // have written part of it.
-            let mut hint: Vec<&str> = match e.kind {
-                ErrorKind::BadList => e
-                    .message
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("hint: "))
-                    .collect(),
-                _ => Vec::new(),
-            };
+            // What the failure itself says to do (a fan-out's list that
+            // cannot be read: the key to choose, the input to create),
+            // then its kind's remedy.
+            let mut hint: Vec<&str> = e.hints.iter().map(String::as_str).collect();
             let remedy = Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy()));
             hint.push(&remedy);
             let hint = hint.join("; ");
