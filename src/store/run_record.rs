@@ -244,12 +244,7 @@ pub fn created_at(run_dir: &RunDir, record: Option<&RunRecord>) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run_dir() -> (tempfile::TempDir, RunDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        (dir, run_dir)
-    }
+    use crate::store::rundir::temp as run_dir;
 
     /// A record whose last build is this process's, unfinished: this
     /// process lives but holds no lock, as a build that crashed.

@@ -491,6 +491,14 @@ pub fn normalize(raw: &str) -> std::result::Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// A run directory in a fresh temporary folder, for the store's tests.
+#[cfg(test)]
+pub(crate) fn temp() -> (tempfile::TempDir, RunDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = RunDir::open(dir.path()).unwrap();
+    (dir, run_dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

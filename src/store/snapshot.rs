@@ -239,12 +239,7 @@ impl<T> Snapshot<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run_dir() -> (tempfile::TempDir, RunDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::open(dir.path()).unwrap();
-        (dir, run_dir)
-    }
+    use crate::store::rundir::temp as run_dir;
 
     #[test]
     fn round_trips_its_sections_and_refuses_damage() {
