@@ -5,7 +5,6 @@
 //! in the task's [`Turn`] while it runs, so a crash at any moment leaves a
 //! record that leads the next build to what was running.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
@@ -18,6 +17,7 @@ use super::llm::{Llm, PromptFailure, PromptResult, Refused};
 use super::own_write::{answer_lost, OwnWrites};
 use crate::model::judge::Judge;
 use crate::model::prompt::PromptSpec;
+use crate::model::template::Inputs;
 use crate::model::{Action, Task};
 use crate::store::files;
 use crate::store::record::JudgeVerdict;
@@ -110,7 +110,7 @@ impl Executor for Actions<'_> {
         turn: &Turn,
     ) -> Result<JudgeVerdict, TaskError> {
         let llm = self.models()?;
-        let inputs = read_inputs(self.run_dir, task)?;
+        let inputs = prompt_inputs(self.run_dir, task);
         let mut outputs = Vec::with_capacity(task.outputs.len());
         for out in &task.outputs {
             let text = read_capped(&self.run_dir.path(&out.path), JUDGED_BYTES).map_err(|e| {
@@ -202,7 +202,7 @@ impl Actions<'_> {
         turn: &Turn,
     ) -> Result<(), TaskError> {
         let llm = self.models()?;
-        let inputs = read_inputs(self.run_dir, task)?;
+        let inputs = prompt_inputs(self.run_dir, task);
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
         let out = &task.outputs[0].path;
         let mut on_attempt = on_attempt(status, turn);
@@ -230,9 +230,7 @@ impl Actions<'_> {
                 // Not the task's fault: the build stops on it (exit 2).
                 crate::error::Error::Io(e) if crate::error::no_space(&e) => {
                     let kept = paid
-                        && llm.answers_without_a_call(&task.name, spec, None, || {
-                            Some(inputs.clone())
-                        });
+                        && llm.answers_without_a_call(&task.name, spec, None, || inputs.clone());
                     let lost = answer_lost(&e, paid, kept);
                     let message = lost.to_string();
                     self.own_writes.failed(lost.into());
@@ -273,30 +271,14 @@ impl Actions<'_> {
     }
 }
 
-/// The text of every input of `task`, by path: what its prompt and its
-/// judge's see.
-pub(crate) fn read_inputs(
-    run_dir: &RunDir,
-    task: &Task,
-) -> Result<BTreeMap<String, String>, TaskError> {
-    let mut inputs = BTreeMap::new();
-    for input in &task.inputs {
-        match std::fs::read(run_dir.path(&input.path)) {
-            Ok(bytes) => {
-                inputs.insert(
-                    input.path.clone(),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                );
-            }
-            Err(e) => {
-                return Err(TaskError::new(
-                    ErrorKind::MissingInput,
-                    format!("cannot read input {}: {e}", input.path),
-                ))
-            }
-        }
-    }
-    Ok(inputs)
+/// The inputs of `task` as its prompt and its judge's see them: each read
+/// when a template reads it.
+pub(crate) fn prompt_inputs(run_dir: &RunDir, task: &Task) -> Inputs {
+    Inputs::files(
+        task.inputs
+            .iter()
+            .map(|input| (input.path.clone(), run_dir.path(&input.path))),
+    )
 }
 
 /// Hears of each model call as it starts: the sidecar says which call is

@@ -4,7 +4,6 @@
 //! its reasoning, the model asked first and how often it is re-asked; and
 //! the fingerprint of all of it.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,7 +59,7 @@ impl PromptSpec {
     /// (and an instance's variables): what its first request asks.
     pub fn render(
         &self,
-        inputs: &BTreeMap<String, String>,
+        inputs: &template::Inputs,
         task: &str,
     ) -> Result<(String, Option<String>), String> {
         let prompt = template::render(&self.template, inputs, task, &self.vars)?;

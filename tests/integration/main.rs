@@ -39,6 +39,7 @@ mod man;
 mod mcp;
 mod new_init;
 mod observe;
+mod prompt_inputs;
 mod refusals;
 mod replay;
 mod report;

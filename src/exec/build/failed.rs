@@ -11,13 +11,14 @@ use crate::store::{AttemptRecord, ErrorKind, Recorded};
 pub(super) fn details(session: &Session, task: &Task) -> String {
     let name = &task.name;
     let run_dir = &session.run_dir;
-    let (error, refused, missed) = match session.store.recorded(run_dir, name) {
+    let (error, refused, missed, called) = match session.store.recorded(run_dir, name) {
         Recorded::Failed(s) => (
             s.error.clone(),
             s.judge.as_ref().is_some_and(|j| !j.passed),
             missed(&s.attempts),
+            !s.attempts.is_empty(),
         ),
-        _ => (None, false, "its request".to_string()),
+        _ => (None, false, "its request".to_string(), true),
     };
     let kind = error.as_ref().map(|e| e.kind);
     match &task.action {
@@ -63,6 +64,12 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
                 run_dir.show(&run_dir.failures_path())
             )
         }
+        // Failed before any call (its prompt could not be rendered): no
+        // response to look at; its message says why.
+        Action::Prompt(_) if !called => match &error {
+            Some(e) => session.advice().hint(&Trouble::Failed(e.remedy())),
+            None => format!("{name} made no call"),
+        },
         Action::Prompt(_) => format!(
             "every failed call of {name} is in {}, the last response in {}",
             run_dir.show(&run_dir.failures_path()),

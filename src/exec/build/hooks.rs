@@ -9,7 +9,7 @@
 
 use std::time::SystemTime;
 
-use super::super::actions::read_inputs;
+use super::super::actions::prompt_inputs;
 use super::super::failure::Failures;
 use super::super::interrupt::Interrupt;
 use super::super::llm::Llm;
@@ -119,7 +119,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         let (Some(llm), Action::Prompt(spec)) = (self.llm, &task.action) else {
             return Some(pool);
         };
-        let inputs = || read_inputs(self.run_dir, task).ok();
+        let inputs = || prompt_inputs(self.run_dir, task);
         let judge = task.checks.judge.as_ref().map(|j| j.model);
         (!llm.answers_without_a_call(&task.name, spec, judge, inputs)).then_some(pool)
     }

@@ -21,7 +21,6 @@
 //! be rendered; the task's timeout or an interrupt while it waited) gets
 //! its line, the judge's, here: the task's `error_id` always names one.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ use super::provider::Message;
 use super::{CallProgress, Llm, PromptFailure, PromptResult, Stop};
 use crate::model::judge::{self, Judge};
 use crate::model::prompt::{Format, PromptSpec};
-use crate::model::template::{self, Vars};
+use crate::model::template::{self, Inputs, Vars};
 use crate::store::ledger::FailureLine;
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::printable;
@@ -53,7 +52,7 @@ pub(super) struct Scoring<'a> {
     pub judge: &'a Judge,
     /// A fan-out instance's variables.
     pub vars: &'a Vars,
-    pub inputs: &'a BTreeMap<String, String>,
+    pub inputs: &'a Inputs,
     pub deadline: Option<(Instant, Duration)>,
     pub progress: &'a Arc<CallProgress>,
 }
@@ -175,7 +174,7 @@ impl Llm<'_> {
         task: &str,
         judge: &Judge,
         vars: &Vars,
-        inputs: &BTreeMap<String, String>,
+        inputs: &Inputs,
         outputs: &[(String, String)],
         deadline: Option<(Instant, Duration)>,
         on_attempt: &mut dyn FnMut(u32, &str),
@@ -241,10 +240,14 @@ impl Llm<'_> {
         let name = &self.models[s.judge.model].name;
         let prompt = template::render(&s.judge.template, s.inputs, s.task, &vars).map_err(|m| {
             let message = format!("cannot render the judge's prompt: {m}");
+            let kind = s
+                .inputs
+                .trouble()
+                .map_or(ErrorKind::Template, |(kind, _)| kind);
             Stop::JudgeFailed {
                 judge: name.clone(),
-                kind: ErrorKind::Template,
-                error_id: self.judge_failure(s, *attempt_no, ErrorKind::Template, &message),
+                kind,
+                error_id: self.judge_failure(s, *attempt_no, kind, &message),
                 message,
             }
         })?;

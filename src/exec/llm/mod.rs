@@ -27,7 +27,7 @@ pub mod recording;
 mod sse;
 mod tokens;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +39,7 @@ use crate::exec::observer::Progress;
 use crate::model::judge::Judge;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
+use crate::model::template::Inputs;
 use crate::model::{Action, Graph, Trouble};
 use crate::store::ledger::Ledger;
 use crate::store::record::JudgeVerdict;
@@ -266,7 +267,7 @@ impl<'a> Llm<'a> {
         spec: &PromptSpec,
         judge: Option<&Judge>,
         output: &str,
-        inputs: &BTreeMap<String, String>,
+        inputs: &Inputs,
         deadline: Option<(Instant, Duration)>,
         on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
@@ -315,7 +316,7 @@ impl<'a> Llm<'a> {
         task: &str,
         spec: &PromptSpec,
         judge: Option<(&Judge, &str)>,
-        inputs: &BTreeMap<String, String>,
+        inputs: &Inputs,
         deadline: Option<(Instant, Duration)>,
         progress: &Arc<CallProgress>,
         on_attempt: &mut dyn FnMut(u32, &str),
@@ -341,7 +342,9 @@ impl<'a> Llm<'a> {
             Ok(r) => r,
             Err(m) => {
                 result.answer = Err(PromptFailure {
-                    kind: ErrorKind::Template,
+                    kind: inputs
+                        .trouble()
+                        .map_or(ErrorKind::Template, |(kind, _)| kind),
                     message: format!("cannot render the prompt ({}): {m}", spec.template_origin),
                     error_id: None,
                     stopped: false,

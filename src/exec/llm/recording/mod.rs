@@ -11,7 +11,7 @@
 //! scrubbed of secrets. One that cannot be read, does not parse or names
 //! another key is a miss with a warning, never an answer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ use crate::error::Error;
 use crate::model::judge;
 use crate::model::models::{ModelConfig, Replay};
 use crate::model::prompt::{Format, PromptSpec};
+use crate::model::template::Inputs;
 use crate::store::ledger::UsageLine;
 use crate::store::{files, wrong_kind, AttemptRecord, ErrorKind, Usage};
 
@@ -175,7 +176,7 @@ impl Llm<'_> {
         task: &str,
         spec: &PromptSpec,
         judge: Option<usize>,
-        inputs: impl FnOnce() -> Option<BTreeMap<String, String>>,
+        inputs: impl FnOnce() -> Inputs,
     ) -> bool {
         let Some(model) = self.models.get(spec.model) else {
             return false;
@@ -191,10 +192,7 @@ impl Llm<'_> {
         if !plan.live {
             return true;
         }
-        let Some(inputs) = inputs() else {
-            return false;
-        };
-        let Ok((prompt, system)) = spec.render(&inputs, task) else {
+        let Ok((prompt, system)) = spec.render(&inputs(), task) else {
             return false;
         };
         let system = system.map(|s| self.scrub(&s));
