@@ -303,8 +303,9 @@ pub struct CleanArgs {
     #[arg(long, conflicts_with = "tasks")]
     pub all: bool,
 
-    /// List the files that would be deleted; delete nothing
-    #[arg(long)]
+    /// List the files that would be deleted; delete nothing (as `build -n`
+    /// runs nothing)
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
 
     /// Do not ask for confirmation

@@ -177,6 +177,8 @@ fn clean_lists_outputs_and_records_not_internal_files() {
         .ok()
         .stderr_has("would delete 3 file(s), and 2 internal file(s) of planexe's own");
     assert_eq!(lines(&listed.stdout), shown);
+    // `-n`, as for `build`.
+    assert_eq!(p.run(&["clean", "a", "-n"]).ok().stdout, listed.stdout);
     let run = p.run(&["clean", "a", "-y"]);
     run.ok()
         .stderr_has("deleted 3 file(s), and 2 internal file(s) of planexe's own");
