@@ -133,6 +133,9 @@ fn resuming(s: &ResumeSummary) -> String {
         line.push_str(&format!(", {} stopped", s.interrupted));
     }
     line.push_str(&format!(", {} to run", s.to_run));
+    if s.forced > 0 {
+        line.push_str(&format!(" ({} forced by -B)", s.forced));
+    }
     if s.maybe > 0 {
         line.push_str(&format!(", {} more if what they read changes", s.maybe));
     }

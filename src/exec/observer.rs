@@ -122,6 +122,9 @@ pub struct ResumeSummary {
     /// Will run for a reason of their own (failed and stopped ones
     /// included).
     pub to_run: usize,
+    /// Of those to run, how many run because `-B` says so, whatever their
+    /// state.
+    pub forced: usize,
     /// Run only if, once what they wait for has run, they are still stale
     /// (what they read was rebuilt with other bytes; a fan-out they read
     /// expanded into what they have not seen): early cutoff may skip them.

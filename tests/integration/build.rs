@@ -126,8 +126,19 @@ fn question_mode_runs_nothing_and_answers_with_the_exit_code() {
 fn force_rebuilds_the_targets() {
     let p = demo();
     p.build().ok();
-    p.run(&["build", "-B", "outline"]).ok().ran(&["outline"]);
-    p.run(&["build", "-B"]).ok().ran(&["outline", "report"]);
+    p.run(&["build", "-B", "outline"])
+        .ok()
+        .ran(&["outline"])
+        .stderr_has(": 0 done, 1 to run (1 forced by -B); starting with outline");
+    p.run(&["build", "-B"])
+        .ok()
+        .ran(&["outline", "report"])
+        .stderr_has(": 0 done, 2 to run (2 forced by -B);");
+    // Without -B, nothing is said to be forced.
+    p.write_at("notes/a.md", "changed\n", 2_000_000);
+    let run = p.build();
+    run.ok();
+    assert!(!run.stderr.contains("forced"), "{}", run.stderr);
 }
 
 #[test]

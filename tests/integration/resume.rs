@@ -590,7 +590,7 @@ command = "echo e > e.txt"
     p.build().ok();
     assert_eq!(
         resume_line(&p.run(&["build", "-n", "-B"])),
-        "0 done, 4 to run; would start with list"
+        "0 done, 4 to run (4 forced by -B); would start with list"
     );
     p.write_at("items.json", "[\"a\", \"c\"]", 2_000_000);
     assert_eq!(

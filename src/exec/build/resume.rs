@@ -39,6 +39,7 @@ pub(super) fn summary(
         failed: Vec::new(),
         interrupted: 0,
         to_run: 0,
+        forced: 0,
         maybe: 0,
         expanding: Vec::new(),
         stuck: Vec::new(),
@@ -75,6 +76,7 @@ pub(super) fn summary(
             match reason {
                 Reason::FailedLastTime(m) => s.failed.push((graph[t].name.clone(), m.clone())),
                 Reason::InterruptedLastTime => s.interrupted += 1,
+                Reason::Forced => s.forced += 1,
                 _ => {}
             }
         }
