@@ -43,17 +43,9 @@ pub fn render_field(text: &str, vars: &Vars) -> Result<String, String> {
 /// read as text fails the render, saying which and why
 /// ([`Inputs::trouble`] has its kind).
 pub fn render(template: &str, inputs: &Inputs, task: &str, vars: &Vars) -> Result<String, String> {
-    let base = minijinja::context! {
-        inputs => minijinja::Value::from_object(inputs.clone()),
-        task => task,
-    };
-    let ctx = if vars.is_empty() {
-        base
-    } else {
-        minijinja::context! { ..base, ..minijinja::Value::from_serialize(vars) }
-    };
+    let inputs_seen = minijinja::Value::from_object(inputs.clone());
     let rendered = environment()
-        .render_str(template, ctx)
+        .render_str(template, context(inputs_seen, task, vars))
         .map_err(|e| describe(&e).1);
     match inputs.trouble() {
         Some((_, message)) => Err(message),
@@ -171,22 +163,22 @@ pub fn check(
     // expression (a check renders once, before anything runs).
     let mut env = environment();
     env.set_debug(true);
-    env.render_str(template, context(&map, task, vars))
-        .map(|_| ())
-        .map_err(|e| {
-            let (line, mut message) = describe(&e);
-            if let Some(expr) = e.range().and_then(|r| template.get(r)) {
-                message.push_str(&format!(": `{}`", expr.trim()));
-            }
-            (line, message)
-        })
+    env.render_str(
+        template,
+        context(minijinja::Value::from_serialize(&map), task, vars),
+    )
+    .map(|_| ())
+    .map_err(|e| {
+        let (line, mut message) = describe(&e);
+        if let Some(expr) = e.range().and_then(|r| template.get(r)) {
+            message.push_str(&format!(": `{}`", expr.trim()));
+        }
+        (line, message)
+    })
 }
 
-fn context<V: serde::Serialize>(
-    inputs: &BTreeMap<String, V>,
-    task: &str,
-    vars: &Vars,
-) -> minijinja::Value {
+/// What a template sees: `inputs`, `task` and a fan-out's variables.
+fn context(inputs: minijinja::Value, task: &str, vars: &Vars) -> minijinja::Value {
     let base = minijinja::context! { inputs => inputs, task => task };
     if vars.is_empty() {
         base
