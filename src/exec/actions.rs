@@ -5,7 +5,6 @@
 //! in the task's [`Turn`] while it runs, so a crash at any moment leaves a
 //! record that leads the next build to what was running.
 
-use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,7 +16,7 @@ use super::llm::{Llm, PromptFailure, PromptResult, Refused};
 use super::own_write::{answer_lost, OwnWrites};
 use crate::model::judge::Judge;
 use crate::model::prompt::PromptSpec;
-use crate::model::template::Inputs;
+use crate::model::template_files::Files;
 use crate::model::{Action, Task};
 use crate::store::files;
 use crate::store::record::JudgeVerdict;
@@ -111,16 +110,12 @@ impl Executor for Actions<'_> {
     ) -> Result<JudgeVerdict, TaskError> {
         let llm = self.models()?;
         let inputs = prompt_inputs(self.run_dir, task);
-        let mut outputs = Vec::with_capacity(task.outputs.len());
-        for out in &task.outputs {
-            let text = read_capped(&self.run_dir.path(&out.path), JUDGED_BYTES).map_err(|e| {
-                TaskError::new(
-                    ErrorKind::Io,
-                    format!("cannot read output {} for the judge: {e}", out.path),
-                )
-            })?;
-            outputs.push((out.path.clone(), text));
-        }
+        let outputs = Files::outputs(
+            task.outputs
+                .iter()
+                .map(|out| (out.path.clone(), self.run_dir.path(&out.path))),
+            JUDGED_BYTES,
+        );
         let deadline = task.timeout.map(|t| (Instant::now() + t, t));
         let vars = task.origin.vars.clone().unwrap_or_default();
         // While the judge asks, the running sidecar names its call; the
@@ -273,8 +268,8 @@ impl Actions<'_> {
 
 /// The inputs of `task` as its prompt and its judge's see them: each read
 /// when a template reads it.
-pub(crate) fn prompt_inputs(run_dir: &RunDir, task: &Task) -> Inputs {
-    Inputs::files(
+pub(crate) fn prompt_inputs(run_dir: &RunDir, task: &Task) -> Files {
+    Files::inputs(
         task.inputs
             .iter()
             .map(|input| (input.path.clone(), run_dir.path(&input.path))),
@@ -335,22 +330,4 @@ fn failure(failure: PromptFailure) -> TaskError {
         judge: failure.judge,
         ..TaskError::new(kind, failure.message)
     }
-}
-
-/// The text of a file, at most `cap` bytes of it (cut on a character's
-/// boundary, with a note of what was left out); not following a link.
-pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<String> {
-    let file = files::open_read(path)?;
-    let size = file.metadata()?.len();
-    let mut bytes = Vec::with_capacity(size.min(cap) as usize);
-    file.take(cap).read_to_end(&mut bytes)?;
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    if size > cap {
-        // A lossy cut may end in a replacement character: drop it.
-        while text.ends_with('\u{FFFD}') {
-            text.pop();
-        }
-        text.push_str(&format!("\n[... {} more bytes not shown]", size - cap));
-    }
-    Ok(text)
 }

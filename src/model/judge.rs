@@ -182,9 +182,11 @@ pub fn resolve(ctx: &JudgeContext, def: &Spanned<JudgeDef>) -> Result<Judge> {
     })
 }
 
-/// The variables a judge's prompt sees besides `inputs` and `task`: a
-/// fan-out instance's, `output` (the text of the first output) and
-/// `outputs` (each output's text by path).
+/// The variables a judge's prompt sees besides `inputs` and `task`, as the
+/// check of its template before the build gives them: a fan-out
+/// instance's, `output` (the text of the first output) and `outputs` (each
+/// output's text by path). A build renders it with the outputs read as it
+/// names them ([`super::template::render_judged`]).
 pub fn judged_vars(vars: &Vars, output: String, outputs: Value) -> Vars {
     let mut vars = vars.clone();
     vars.insert("output".into(), Value::String(output));

@@ -30,6 +30,7 @@ pub mod resolve;
 pub mod schema;
 pub mod source;
 pub mod template;
+pub mod template_files;
 
 pub use advice::{Advice, ModelSourceKind, Trouble};
 pub use graph::{Action, FanoutGroup, Graph, Pool, Task, TaskId};

@@ -17,6 +17,7 @@ use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
 use super::template::{self, Vars};
+use super::template_files::Files;
 use crate::error::{Error, Result};
 use crate::store::{wrong_kind, RunDir};
 
@@ -57,11 +58,7 @@ pub struct PromptSpec {
 impl PromptSpec {
     /// The prompt and the system text, rendered with the task's inputs
     /// (and an instance's variables): what its first request asks.
-    pub fn render(
-        &self,
-        inputs: &template::Inputs,
-        task: &str,
-    ) -> Result<(String, Option<String>), String> {
+    pub fn render(&self, inputs: &Files, task: &str) -> Result<(String, Option<String>), String> {
         let prompt = template::render(&self.template, inputs, task, &self.vars)?;
         let system = match &self.system {
             Some(s) => Some(template::render(s, inputs, task, &self.vars)?),

@@ -4,18 +4,15 @@
 //!
 //! Fan-out fields (outputs, inputs, commands) see the instance's variables
 //! (`item` and `key`, or the matrix variables). Prompt and system templates
-//! also see `inputs` (each input path to its contents, [`Inputs`]: a file
-//! is read when a template reads it, and must be UTF-8 text within
-//! [`limits::MAX_FILE_BYTES`]) and `task`.
+//! also see `inputs` (each input path to its contents, read when a
+//! template names it: [`Files`]) and `task`; a judge's, its `outputs` and
+//! `output` too.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::limits::{self, ReadError};
-use crate::store::ErrorKind;
+use super::template_files::Files;
 
 /// Template variables of one fan-out instance.
 pub type Vars = BTreeMap<String, Value>;
@@ -39,115 +36,67 @@ pub fn render_field(text: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// Renders a prompt template with the task's inputs (and, for a fan-out
-/// instance, its variables). An input the template reads that cannot be
+/// instance, its variables). An input the template names that cannot be
 /// read as text fails the render, saying which and why
-/// ([`Inputs::trouble`] has its kind).
-pub fn render(template: &str, inputs: &Inputs, task: &str, vars: &Vars) -> Result<String, String> {
-    let inputs_seen = minijinja::Value::from_object(inputs.clone());
+/// ([`Files::trouble`] has its kind).
+pub fn render(template: &str, inputs: &Files, task: &str, vars: &Vars) -> Result<String, String> {
+    let seen = minijinja::context! {
+        inputs => minijinja::Value::from_object(inputs.clone()),
+        task => task,
+    };
+    render_seeing(template, seen, &[inputs], vars)
+}
+
+/// Renders a judge's prompt: it also sees `outputs` (each output's text
+/// by path) and `output`, the text of `first` (read only when the
+/// template names `output`).
+pub fn render_judged(
+    template: &str,
+    inputs: &Files,
+    outputs: &Files,
+    first: &str,
+    task: &str,
+    vars: &Vars,
+) -> Result<String, String> {
+    let names = environment()
+        .template_from_str(template)
+        .map(|t| t.undeclared_variables(false))
+        .unwrap_or_default();
+    let output = match names.contains("output") {
+        true => outputs
+            .text(first)
+            .unwrap_or_else(|| minijinja::Value::from("")),
+        false => minijinja::Value::from(""),
+    };
+    let seen = minijinja::context! {
+        inputs => minijinja::Value::from_object(inputs.clone()),
+        outputs => minijinja::Value::from_object(outputs.clone()),
+        output => output,
+        task => task,
+    };
+    render_seeing(template, seen, &[inputs, outputs], vars)
+}
+
+/// Renders `template` seeing `seen` and a fan-out's variables; a file of
+/// `files` it named that could not be read fails it.
+fn render_seeing(
+    template: &str,
+    seen: minijinja::Value,
+    files: &[&Files],
+    vars: &Vars,
+) -> Result<String, String> {
+    let ctx = if vars.is_empty() {
+        seen
+    } else {
+        minijinja::context! { ..seen, ..minijinja::Value::from_serialize(vars) }
+    };
     let rendered = environment()
-        .render_str(template, context(inputs_seen, task, vars))
+        .render_str(template, ctx)
         .map_err(|e| describe(&e).1);
-    match inputs.trouble() {
+    match files.iter().find_map(|f| f.trouble()) {
         Some((_, message)) => Err(message),
         None => rendered,
     }
-}
-
-/// What a prompt, system or judge template sees as `inputs`: each input
-/// path to its text. A file is read when a template first reads it, once
-/// for all the templates of one run of the task, so an input a task lists
-/// only to be ordered after it (or made stale by it) is never read: it may
-/// be binary, or large. One that is read must be UTF-8 text of at most
-/// [`limits::MAX_FILE_BYTES`]; otherwise the render fails ([`Inputs::trouble`]).
-#[derive(Debug, Clone)]
-pub struct Inputs(Arc<InputFiles>);
-
-#[derive(Debug)]
-struct InputFiles {
-    /// Each input path, to its file.
-    files: BTreeMap<String, PathBuf>,
-    /// What reading each one gave, once read.
-    read: Mutex<BTreeMap<String, Reading>>,
-}
-
-/// What reading one input gave: its text, or the kind of failure and why.
-type Reading = Result<minijinja::Value, (ErrorKind, String)>;
-
-impl Inputs {
-    /// Inputs read from files: each input path (as templates name it) and
-    /// where it is on disk.
-    pub fn files(files: impl IntoIterator<Item = (String, PathBuf)>) -> Inputs {
-        Inputs(Arc::new(InputFiles {
-            files: files.into_iter().collect(),
-            read: Mutex::default(),
-        }))
-    }
-
-    /// The first input (by path) a template read that could not be read as
-    /// text, with the kind of the failure: `missing_input` when it is gone
-    /// or cannot be opened, `template` when it is not text a prompt can
-    /// hold (not UTF-8, over the size limit, a folder).
-    pub fn trouble(&self) -> Option<(ErrorKind, String)> {
-        let read = self.0.read.lock().unwrap_or_else(|p| p.into_inner());
-        read.values().find_map(|r| r.as_ref().err().cloned())
-    }
-
-    /// The text of input `path` (read now if no template read it yet), or
-    /// why it cannot be had; `None` when the task has no such input.
-    fn get(&self, path: &str) -> Option<Reading> {
-        let file = self.0.files.get(path)?;
-        let mut read = self.0.read.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(got) = read.get(path) {
-            return Some(got.clone());
-        }
-        let got = read_text(path, file).map(minijinja::Value::from);
-        read.insert(path.to_string(), got.clone());
-        Some(got)
-    }
-}
-
-impl minijinja::value::Object for Inputs {
-    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
-        // An input that cannot be read renders empty; the render then
-        // fails with why ([`render`]).
-        match self.get(key.as_str()?)? {
-            Ok(text) => Some(text),
-            Err(_) => Some(minijinja::Value::from("")),
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
-        minijinja::value::Enumerator::Values(
-            self.0
-                .files
-                .keys()
-                .map(|k| minijinja::Value::from(k.as_str()))
-                .collect(),
-        )
-    }
-}
-
-/// The text of input `path`, read from `file`.
-fn read_text(path: &str, file: &std::path::Path) -> Result<String, (ErrorKind, String)> {
-    const AS_TEXT: &str = "a template reads an input as text: make a text file of it with a command task first, or leave it out of the template (an input the template does not name is not read, and still orders the task and makes it stale)";
-    let bytes = limits::read_bounded(file).map_err(|e| match e {
-        ReadError::Missing | ReadError::Io(_) => (
-            ErrorKind::MissingInput,
-            format!("cannot read input {path}: {e}"),
-        ),
-        ReadError::Folder | ReadError::TooLarge(_) => (
-            ErrorKind::Template,
-            format!("input {path} cannot be read as text: {e}; {AS_TEXT}"),
-        ),
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let byte = e.as_bytes()[at];
-        (
-            ErrorKind::Template,
-            format!("input {path} is not UTF-8 text: byte 0x{byte:02X} at offset {at} cannot start or continue a character; {AS_TEXT}"),
-        )
-    })
 }
 
 /// Renders a prompt template with empty inputs to find syntax errors and
@@ -200,7 +149,9 @@ fn describe(e: &minijinja::Error) -> (usize, String) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits;
     use super::*;
+    use crate::store::ErrorKind;
 
     #[test]
     fn undefined_names_are_errors_with_a_line() {
@@ -215,13 +166,13 @@ mod tests {
 
     /// Inputs in a temporary folder: `plan.txt` (text), `data.bin` (not
     /// UTF-8) and `gone.txt` (listed, never written).
-    fn inputs() -> (tempfile::TempDir, Inputs) {
+    fn inputs() -> (tempfile::TempDir, Files) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("plan.txt"), "a shed").unwrap();
         std::fs::write(dir.path().join("data.bin"), b"ok\xff\x00").unwrap();
         let files =
             ["plan.txt", "data.bin", "gone.txt"].map(|p| (p.to_string(), dir.path().join(p)));
-        (dir, Inputs::files(files))
+        (dir, Files::inputs(files))
     }
 
     #[test]
@@ -271,14 +222,9 @@ mod tests {
             ("big.txt", "more than the 64 MiB allowed"),
             ("sub", "it is a folder"),
         ] {
-            let inputs = Inputs::files([(name.to_string(), dir.path().join(name))]);
-            let err = render(
-                &format!("{{{{ inputs['{name}'] }}}}"),
-                &inputs,
-                "t",
-                &Vars::new(),
-            )
-            .unwrap_err();
+            let inputs = Files::inputs([(name.to_string(), dir.path().join(name))]);
+            let template = format!("{{{{ inputs['{name}'] }}}}");
+            let err = render(&template, &inputs, "t", &Vars::new()).unwrap_err();
             assert!(
                 err.starts_with(&format!("input {name} cannot be read as text: ")),
                 "{err}"
@@ -294,7 +240,7 @@ mod tests {
         for (p, text) in [("a.txt", "A"), ("b.txt", "B")] {
             std::fs::write(dir.path().join(p), text).unwrap();
         }
-        let inputs = Inputs::files(["a.txt", "b.txt"].map(|p| (p.to_string(), dir.path().join(p))));
+        let inputs = Files::inputs(["a.txt", "b.txt"].map(|p| (p.to_string(), dir.path().join(p))));
         let all = "{% for p in inputs %}{{ p }}={{ inputs[p] }};{% endfor %}";
         assert_eq!(
             render(all, &inputs, "t", &Vars::new()).unwrap(),
@@ -306,5 +252,82 @@ mod tests {
             render("{{ inputs['a.txt'] }}", &inputs, "t", &Vars::new()).unwrap(),
             "A"
         );
+    }
+
+    /// A judge's outputs: `notes.md` (text, `é` across the cap of 5
+    /// bytes), `chart.png` (not UTF-8).
+    fn outputs() -> (tempfile::TempDir, Files) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.md"), "abcdé and more").unwrap();
+        std::fs::write(dir.path().join("chart.png"), b"\x89PNG\r\n").unwrap();
+        let files = ["notes.md", "chart.png"].map(|p| (p.to_string(), dir.path().join(p)));
+        (dir, Files::outputs(files, 5))
+    }
+
+    #[test]
+    fn a_judge_reads_only_the_outputs_it_names_cut_at_the_cap() {
+        let (_dir, outputs) = outputs();
+        let inputs = Files::inputs([]);
+        // `output` (the first, chart.png) not named: never read.
+        let text = render_judged(
+            "Score {{ outputs['notes.md'] }}",
+            &inputs,
+            &outputs,
+            "chart.png",
+            "t",
+            &Vars::new(),
+        );
+        // The cut falls inside `é`: only whole characters are kept.
+        assert_eq!(text.unwrap(), "Score abcd\n[... 10 more bytes not shown]");
+        assert!(outputs.trouble().is_none());
+    }
+
+    #[test]
+    fn a_judge_that_names_an_output_that_is_not_text_fails() {
+        for template in ["{{ output }}", "{{ outputs['chart.png'] }}"] {
+            let (_dir, outputs) = outputs();
+            let err = render_judged(
+                template,
+                &Files::inputs([]),
+                &outputs,
+                "chart.png",
+                "t",
+                &Vars::new(),
+            )
+            .unwrap_err();
+            assert!(
+                err.starts_with("output chart.png is not UTF-8 text: byte 0x89 at offset 0 cannot start or continue a character; a judge reads"),
+                "{template}: {err}"
+            );
+            assert_eq!(outputs.trouble().unwrap().0, ErrorKind::Template);
+        }
+    }
+
+    #[test]
+    fn the_first_output_is_the_first_given() {
+        let (dir, _) = outputs();
+        let outputs = Files::outputs(
+            ["notes.md", "chart.png"].map(|p| (p.to_string(), dir.path().join(p))),
+            5,
+        );
+        assert_eq!(outputs.first(), Some("notes.md"));
+        assert_eq!(
+            outputs.paths().collect::<Vec<_>>(),
+            ["chart.png", "notes.md"]
+        );
+    }
+
+    #[test]
+    fn known_texts_are_seen_as_they_are() {
+        let outputs = Files::known([("a.md".to_string(), "the answer".to_string())]);
+        let text = render_judged(
+            "{{ output }} / {{ outputs['a.md'] }}",
+            &Files::inputs([]),
+            &outputs,
+            "a.md",
+            "t",
+            &Vars::new(),
+        );
+        assert_eq!(text.unwrap(), "the answer / the answer");
     }
 }

@@ -24,13 +24,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::provider::Message;
 use super::{CallProgress, Llm, PromptFailure, PromptResult, Stop};
 use crate::model::judge::{self, Judge};
 use crate::model::prompt::{Format, PromptSpec};
-use crate::model::template::{self, Inputs, Vars};
+use crate::model::template::{self, Vars};
+use crate::model::template_files::Files;
 use crate::store::ledger::FailureLine;
 use crate::store::record::JudgeVerdict;
 use crate::store::untrusted::printable;
@@ -52,7 +51,7 @@ pub(super) struct Scoring<'a> {
     pub judge: &'a Judge,
     /// A fan-out instance's variables.
     pub vars: &'a Vars,
-    pub inputs: &'a Inputs,
+    pub inputs: &'a Files,
     pub deadline: Option<(Instant, Duration)>,
     pub progress: &'a Arc<CallProgress>,
 }
@@ -84,18 +83,9 @@ impl Llm<'_> {
         let judge = j.scoring.judge;
         let mut rounds = 0u32;
         loop {
-            let outputs = Value::Object(
-                [(j.output.to_string(), Value::String(answer.clone()))]
-                    .into_iter()
-                    .collect(),
-            );
+            let outputs = Files::known([(j.output.to_string(), answer.clone())]);
             let scored = self.score(
-                &j.scoring,
-                answer.clone(),
-                outputs,
-                attempt_no,
-                on_attempt,
-                result,
+                &j.scoring, &outputs, j.output, attempt_no, on_attempt, result,
             );
             let (score, reason) = match scored {
                 Ok(scored) => scored,
@@ -165,7 +155,7 @@ impl Llm<'_> {
     }
 
     /// Scores a task's outputs as they are on disk, once: `outputs` holds
-    /// each output's path and text, the first one being `output` in the
+    /// each output's path and file, the first one being `output` in the
     /// judge's prompt. The result's `judge` holds the verdict (`rounds`
     /// 1); its `answer` is an empty text, or why no verdict could be had.
     #[allow(clippy::too_many_arguments)]
@@ -174,8 +164,8 @@ impl Llm<'_> {
         task: &str,
         judge: &Judge,
         vars: &Vars,
-        inputs: &Inputs,
-        outputs: &[(String, String)],
+        inputs: &Files,
+        outputs: &Files,
         deadline: Option<(Instant, Duration)>,
         on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
@@ -199,18 +189,12 @@ impl Llm<'_> {
             deadline,
             progress: &progress,
         };
-        let first = outputs.first().map(|(_, t)| t.clone()).unwrap_or_default();
-        let by_path = Value::Object(
-            outputs
-                .iter()
-                .map(|(p, t)| (p.clone(), Value::String(t.clone())))
-                .collect(),
-        );
+        let first = outputs.first().unwrap_or_default().to_string();
         let mut attempt_no = 0;
         let scored = self.score(
             &scoring,
-            first,
-            by_path,
+            outputs,
+            &first,
             &mut attempt_no,
             on_attempt,
             &mut result,
@@ -225,32 +209,32 @@ impl Llm<'_> {
         result
     }
 
-    /// Asks the judging model to score `output` (and `outputs`, by path):
-    /// (score, reason).
+    /// Asks the judging model to score `outputs` (`first` of them is
+    /// `output`): (score, reason).
     fn score(
         &self,
         s: &Scoring,
-        output: String,
-        outputs: Value,
+        outputs: &Files,
+        first: &str,
         attempt_no: &mut u32,
         on_attempt: &mut dyn FnMut(u32, &str),
         result: &mut PromptResult,
     ) -> Result<(f64, String), Stop> {
-        let vars = judge::judged_vars(s.vars, output, outputs);
         let name = &self.models[s.judge.model].name;
-        let prompt = template::render(&s.judge.template, s.inputs, s.task, &vars).map_err(|m| {
-            let message = format!("cannot render the judge's prompt: {m}");
-            let kind = s
-                .inputs
-                .trouble()
-                .map_or(ErrorKind::Template, |(kind, _)| kind);
-            Stop::JudgeFailed {
-                judge: name.clone(),
-                kind,
-                error_id: self.judge_failure(s, *attempt_no, kind, &message),
-                message,
-            }
-        })?;
+        let prompt =
+            template::render_judged(&s.judge.template, s.inputs, outputs, first, s.task, s.vars)
+                .map_err(|m| {
+                    let message = format!("cannot render the judge's prompt: {m}");
+                    let kind = (s.inputs.trouble())
+                        .or_else(|| outputs.trouble())
+                        .map_or(ErrorKind::Template, |(kind, _)| kind);
+                    Stop::JudgeFailed {
+                        judge: name.clone(),
+                        kind,
+                        error_id: self.judge_failure(s, *attempt_no, kind, &message),
+                        message,
+                    }
+                })?;
         let spec = PromptSpec {
             template: String::new(),
             template_origin: "the judge".into(),

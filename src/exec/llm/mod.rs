@@ -39,7 +39,7 @@ use crate::exec::observer::Progress;
 use crate::model::judge::Judge;
 use crate::model::models::{self, ModelConfig};
 use crate::model::prompt::PromptSpec;
-use crate::model::template::Inputs;
+use crate::model::template_files::Files;
 use crate::model::{Action, Graph, Trouble};
 use crate::store::ledger::Ledger;
 use crate::store::record::JudgeVerdict;
@@ -267,7 +267,7 @@ impl<'a> Llm<'a> {
         spec: &PromptSpec,
         judge: Option<&Judge>,
         output: &str,
-        inputs: &Inputs,
+        inputs: &Files,
         deadline: Option<(Instant, Duration)>,
         on_attempt: &mut dyn FnMut(u32, &str),
     ) -> PromptResult {
@@ -316,7 +316,7 @@ impl<'a> Llm<'a> {
         task: &str,
         spec: &PromptSpec,
         judge: Option<(&Judge, &str)>,
-        inputs: &Inputs,
+        inputs: &Files,
         deadline: Option<(Instant, Duration)>,
         progress: &Arc<CallProgress>,
         on_attempt: &mut dyn FnMut(u32, &str),

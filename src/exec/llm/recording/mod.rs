@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::model::judge;
 use crate::model::models::{ModelConfig, Replay};
 use crate::model::prompt::{Format, PromptSpec};
-use crate::model::template::Inputs;
+use crate::model::template_files::Files;
 use crate::store::ledger::UsageLine;
 use crate::store::{files, wrong_kind, AttemptRecord, ErrorKind, Usage};
 
@@ -176,7 +176,7 @@ impl Llm<'_> {
         task: &str,
         spec: &PromptSpec,
         judge: Option<usize>,
-        inputs: impl FnOnce() -> Inputs,
+        inputs: impl FnOnce() -> Files,
     ) -> bool {
         let Some(model) = self.models.get(spec.model) else {
             return false;

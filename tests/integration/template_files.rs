@@ -1,6 +1,8 @@
-//! What a prompt task's templates see of its inputs: a file is read when a
-//! template names it, and must then be UTF-8 text; an input a task lists
-//! only to be ordered after it (a binary file, say) is never read or sent.
+//! What templates read of a task's files: a prompt's inputs, and the
+//! outputs a command's judge scores. A file is read when a template names
+//! it, and must then be UTF-8 text; one no template names (a binary input
+//! a task only depends on, a chart beside the text a judge scores) is
+//! never read or sent.
 
 use crate::harness::*;
 use crate::llm_server::*;
@@ -80,4 +82,46 @@ fn a_judge_that_names_a_binary_input_fails_as_a_template_error() {
     // The task's own call was made; the judge's was not.
     assert_eq!(server.requests().len(), 1);
     assert_eq!(p.status_json("ask")["error"]["kind"], "template");
+}
+
+/// A command that writes a text and a binary file, judged.
+fn judged_command(server: &Server, judge: &str) -> Project {
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+         [tasks.c]\noutputs = [\"chart.png\", \"notes.md\"]\ncommand = \"printf '\\\\211PNG\\\\r\\\\n' > chart.png; echo fine > notes.md\"\n\
+         [tasks.c.judge]\nprompt = \"{judge}\"\n",
+        server.url
+    ));
+    p
+}
+
+fn verdict(score: f64) -> Reply {
+    openai_answer(&serde_json::json!({"score": score, "reason": "ok"}).to_string())
+}
+
+#[test]
+fn a_judge_scores_the_text_a_command_wrote_beside_a_binary_file() {
+    let server = Server::start();
+    server.default_reply(verdict(0.9));
+    let p = judged_command(&server, "Score {{ outputs['notes.md'] }}");
+    p.build().ok().ran(&["c"]);
+    let asked = server.requests()[0].json();
+    assert_eq!(asked["messages"][1]["content"], "Score fine\n");
+    assert_eq!(p.status_json("c")["judge"]["score"], 0.9);
+}
+
+#[test]
+fn a_judge_that_names_a_binary_output_cannot_score_it() {
+    for named in ["{{ output }}", "{{ outputs['chart.png'] }}"] {
+        let server = Server::start();
+        server.default_reply(verdict(0.9));
+        let p = judged_command(&server, &format!("Score {named}"));
+        p.build().code(1).stderr_has(
+            "cannot render the judge's prompt: output chart.png is not UTF-8 text: byte 0x89 at offset 0 cannot start or continue a character; a judge reads an output as text",
+        );
+        assert!(server.requests().is_empty(), "{named}: the chart was sent");
+        let error = &p.status_json("c")["error"];
+        assert_eq!(error["kind"], "template", "{named}: {error}");
+        assert_eq!(error["judge"], true, "{named}: {error}");
+    }
 }
