@@ -59,6 +59,12 @@ fn a_binary_input_the_prompt_names_fails_the_task_before_any_call() {
     let failures = p.jsonl(".planexe/failures.jsonl");
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0]["error_type"], "template");
+    // No call was made: no `attempt 0` in the status line.
+    let status = p.run(&["status"]);
+    status.stdout_has(
+        "template: cannot render the prompt (pipeline.toml): input data.zip is not UTF-8 text",
+    );
+    assert!(!status.stdout.contains("attempt"), "{}", status.stdout);
     // Made text, the file is read and sent, and the task runs.
     p.write("data.zip", "a list of parts");
     p.build().ok().ran(&["ask"]);

@@ -409,7 +409,8 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                     l.error_id.as_deref().map(printable).as_deref()
                 )
             );
-            if let Some(a) = l.attempt {
+            // Attempt 0: a prompt task that failed before any call.
+            if let Some(a) = l.attempt.filter(|&a| a > 0) {
                 let _ = write!(out, ", attempt {a}");
             }
             if let Some(m) = &l.model {
