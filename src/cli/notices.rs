@@ -65,7 +65,7 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
             outputs.join(", "),
             advice.hint(&Trouble::TaskLeft { task })
         )),
-        Notice::Resuming(summary) => Note(resuming(summary)),
+        Notice::Resuming(summary) => Note(resuming(summary, advice)),
         Notice::DefinitionsChanged(tasks) => Note(format!(
             "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result",
             tasks.join(", ")
@@ -106,7 +106,7 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
 /// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
 /// run's says what a build would do: `would resume run ...; would start
 /// with ...`.
-fn resuming(s: &ResumeSummary) -> String {
+fn resuming(s: &ResumeSummary, advice: Advice) -> String {
     let created = s
         .created_at
         .parse::<jiff::Timestamp>()
@@ -134,7 +134,8 @@ fn resuming(s: &ResumeSummary) -> String {
     }
     line.push_str(&format!(", {} to run", s.to_run));
     if s.forced > 0 {
-        line.push_str(&format!(" ({} forced by -B)", s.forced));
+        let by = advice.hint(&Trouble::Forced);
+        line.push_str(&format!(" ({} forced by {by})", s.forced));
     }
     if s.maybe > 0 {
         line.push_str(&format!(", {} more if what they read changes", s.maybe));

@@ -122,5 +122,12 @@ fn advise(trouble: &Trouble<'_>) -> String {
             "choose another name, or leave `name` out for a fresh one; the build tool with `run` \
              naming `{run}` resumes it"
         ),
+        Trouble::Forced => "the build tool's `force`".into(),
+        Trouble::ReplayMissed { dir, live } => format!(
+            "call the build tool with `model` naming `{live}`, the live model it replays, to ask \
+             it (the run remembers it for later builds); recording its answers into {dir} is for \
+             the server's operator (`planexe build --record {dir} --model {live}` on the command \
+             line)"
+        ),
     }
 }

@@ -85,6 +85,12 @@ pub enum Trouble<'a> {
     /// The folder chosen for a new run (`run`, as its maker named it)
     /// exists and holds something: what to do instead.
     RunExists { run: &'a str },
+    /// A build runs tasks whatever their state because it was told to:
+    /// what told it, words for the resume line.
+    Forced,
+    /// A replay model, which replays the live model `live` from the folder
+    /// `dir`, has no recorded answer for a task's request: how to have one.
+    ReplayMissed { dir: &'a str, live: &'a str },
 }
 
 /// Where a model override (the model every prompt task of an invocation
@@ -187,6 +193,10 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::NoRecordings { dir, live: None } => {
             format!("record answers first: planexe build --record {dir} (with a live model)")
         }
+        Trouble::Forced => "-B".into(),
+        Trouble::ReplayMissed { dir, live } => format!(
+            "ask the live model it replays: planexe build --model {live} (add --record {dir} to keep its answers for the replay)"
+        ),
         Trouble::Busy => BUSY.into(),
         Trouble::NoSpace { dir } => format!(
             "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run planexe build again: tasks already done are kept and do not run again"

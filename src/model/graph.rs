@@ -309,6 +309,21 @@ impl Graph {
     /// model has a `max_concurrency` counts against it from its start to
     /// its end, so no more of that model's tasks run at once than it takes
     /// calls (the others wait, ready, without taking a job slot).
+    /// Where a recorded answer for a request that model `model` found none
+    /// for would come from: the folder of that replay model and the live
+    /// model it replays ([`Trouble::ReplayMissed`]); `None` when `model` is
+    /// not a replay model (`--replay DIR` answers for any model).
+    pub fn replay_missed(&self, model: &str) -> Option<(String, &str)> {
+        let replay = self
+            .models
+            .iter()
+            .find(|m| m.name == model)?
+            .replay
+            .as_ref()?;
+        let live = self.models.get(replay.of)?.name.as_str();
+        Some((replay.dir.display().to_string(), live))
+    }
+
     pub fn pool(&self, id: TaskId) -> Option<Pool> {
         let Action::Prompt(spec) = &self.tasks.get(id)?.action else {
             return None;

@@ -525,6 +525,15 @@ impl Status {
             rescued: false,
         }
     }
+
+    /// The model whose request found no recorded answer (`replay_miss`),
+    /// of the last run's calls: the first such call's.
+    pub fn replay_missed_by(&self) -> Option<&str> {
+        self.attempts
+            .iter()
+            .find(|a| a.outcome == ErrorKind::ReplayMiss.as_str())
+            .map(|a| a.model.as_str())
+    }
 }
 
 #[cfg(test)]

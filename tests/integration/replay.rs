@@ -416,7 +416,19 @@ fn a_replay_miss_records_the_attempt_it_was() {
         empty.path().display()
     );
     let p = Project::new(&pipeline(&server, "Plan it", &models, "recorded"));
-    p.build().code(1).stderr_has("replay_miss");
+    // How to have an answer: ask the live model it replays, and record.
+    let how = format!(
+        "ask the live model it replays: planexe build --model local (add --record {} to keep its answers for the replay)",
+        empty.path().display()
+    );
+    p.build()
+        .code(1)
+        .stderr_has("replay_miss")
+        .stderr_has(&format!(
+        "hint: ask has no recorded answer for its requests to model recorded, model again; {how}; "
+    ));
+    let shown: Value = serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(shown["tasks"][0]["hint"], how.as_str());
     let status = p.status_json("ask");
     assert_eq!(status["error"]["kind"], "replay_miss");
     assert_eq!(status["attempt"], 2, "{status:#}");
@@ -450,7 +462,8 @@ fn a_replay_miss_records_the_attempt_it_was() {
     let p = Project::new(&pipeline(&server, "Plan it", "", "local"));
     p.run(&["build", "--replay", empty.path().to_str().unwrap()])
         .code(1)
-        .stderr_has("replay_miss");
+        .stderr_has("replay_miss")
+        .stderr_has("record it: planexe build --record DIR (with a live model)");
     assert_eq!(p.status_json("ask")["attempt"], 1);
     assert_eq!(p.jsonl(".planexe/failures.jsonl")[0]["attempt"], 1);
 }

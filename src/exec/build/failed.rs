@@ -11,14 +11,16 @@ use crate::store::{AttemptRecord, ErrorKind, Recorded};
 pub(super) fn details(session: &Session, task: &Task) -> String {
     let name = &task.name;
     let run_dir = &session.run_dir;
-    let (error, refused, missed, called) = match session.store.recorded(run_dir, name) {
+    let (error, refused, missed, called, replay) = match session.store.recorded(run_dir, name) {
         Recorded::Failed(s) => (
             s.error.clone(),
             s.judge.as_ref().is_some_and(|j| !j.passed),
             missed(&s.attempts),
             !s.attempts.is_empty(),
+            s.replay_missed_by()
+                .and_then(|m| session.graph.replay_missed(m)),
         ),
-        _ => (None, false, "its request".to_string(), true),
+        _ => (None, false, "its request".to_string(), true, None),
     };
     let kind = error.as_ref().map(|e| e.kind);
     match &task.action {
@@ -42,12 +44,15 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
         },
         // Its message says where the answers were looked for;
         // what to do about it is the door's.
-        Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => format!(
-            "{name} has no recorded answer for {missed}; {}",
-            session
-                .advice()
-                .hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
-        ),
+        Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => {
+            let how = match &replay {
+                Some((dir, live)) => session.advice().hint(&Trouble::ReplayMissed { dir, live }),
+                None => {
+                    (session.advice()).hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
+                }
+            };
+            format!("{name} has no recorded answer for {missed}; {how}")
+        }
         // An answer its checks or judge refused: kept (also when a
         // fallback model failed after its judge refused one).
         Action::Prompt(_)

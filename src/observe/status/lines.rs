@@ -136,8 +136,9 @@ impl TaskLine {
         }
     }
 
-    /// Fills in what a failed or stopped run says.
-    fn failure(&mut self, s: &Status) {
+    /// Fills in what a failed or stopped run says (a replay model's
+    /// missing answer: from where, as `graph` says).
+    fn failure(&mut self, s: &Status, graph: &Graph) {
         self.attempt = Some(s.attempt);
         self.model = s.model.clone();
         self.judge = s.judge.clone();
@@ -146,7 +147,15 @@ impl TaskLine {
             // cannot be read: the key to choose, the input to create),
             // then its kind's remedy.
             let mut hint: Vec<&str> = e.hints.iter().map(String::as_str).collect();
-            let remedy = Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy()));
+            let replay = (e.kind == ErrorKind::ReplayMiss)
+                .then(|| s.replay_missed_by().and_then(|m| graph.replay_missed(m)))
+                .flatten();
+            let remedy = match &replay {
+                Some((dir, live)) => {
+                    Advice::COMMAND_LINE.hint(&Trouble::ReplayMissed { dir, live })
+                }
+                None => Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy())),
+            };
             hint.push(&remedy);
             let hint = hint.join("; ");
             // Sidecars of earlier versions have no `recoverable`.
@@ -232,6 +241,7 @@ pub fn task_lines(
         .tasks()
         .map(|task| {
             task_line(
+                graph,
                 store,
                 run_dir,
                 &task.name,
@@ -244,6 +254,7 @@ pub fn task_lines(
 
 /// The status line of one task.
 fn task_line(
+    graph: &Graph,
     store: &StateStore,
     run_dir: &RunDir,
     name: &str,
@@ -262,7 +273,7 @@ fn task_line(
         Some(Reason::FailedLastTime(message)) => {
             line.state = Standing::Failed;
             match store.recorded(run_dir, name) {
-                Recorded::Failed(s) => line.failure(&s),
+                Recorded::Failed(s) => line.failure(&s, graph),
                 _ => line.error = Some(message.clone()),
             }
         }
@@ -275,7 +286,7 @@ fn task_line(
                 {
                     line.running(s.started_at.clone(), Some(s));
                 }
-                Some(s) => line.failure(s),
+                Some(s) => line.failure(s, graph),
                 None => {}
             }
             // A run its build never saw end (planexe was killed, or the
@@ -295,7 +306,7 @@ fn task_line(
         Some(Reason::AwaitsList(_)) => match store.recorded(run_dir, name) {
             Recorded::Failed(s) => {
                 line.state = Standing::Failed;
-                line.failure(&s);
+                line.failure(&s, graph);
             }
             _ => line.state = Standing::of(reason, None, running),
         },
@@ -305,7 +316,7 @@ fn task_line(
 }
 
 /// The status line of a task outside a running build, from its records.
-fn outside_line(store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
+fn outside_line(graph: &Graph, store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
     let reason = match store.recorded_in_memory(name) {
         Recorded::Never => Some(Reason::NeverBuilt),
         Recorded::Failed(s) => Some(Reason::FailedLastTime(
@@ -319,7 +330,14 @@ fn outside_line(store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
         Recorded::Done(_) => None,
     };
     // Not part of this build: not running, whatever an old sidecar says.
-    task_line(store, run_dir, name, reason.as_ref(), Builder::Nobody)
+    task_line(
+        graph,
+        store,
+        run_dir,
+        name,
+        reason.as_ref(),
+        Builder::Nobody,
+    )
 }
 
 impl Known {
@@ -409,7 +427,14 @@ impl Known {
             let rank = graph.rank(t);
             let name = &graph[t].name;
             if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
-                *line = task_line(store, run_dir, name, reasons[t].as_ref(), Builder::Itself);
+                *line = task_line(
+                    graph,
+                    store,
+                    run_dir,
+                    name,
+                    reasons[t].as_ref(),
+                    Builder::Itself,
+                );
             }
         }
     }
@@ -437,7 +462,7 @@ impl Known {
                 .get_mut(graph.rank(t))
                 .filter(|l| l.task == *name)
             {
-                *line = outside_line(store, run_dir, name);
+                *line = outside_line(graph, store, run_dir, name);
             }
         }
     }

@@ -316,6 +316,17 @@ command = "cp plan.txt second.txt"
     );
     p.write("r/go", "");
     assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
+    // The build's resume line names the argument too.
+    let log = c.ok(
+        "read_output",
+        json!({"run": "r", "path": ".planexe/build.log"}),
+    );
+    let log = log["text"].as_str().unwrap();
+    assert!(
+        log.contains("0 done, 2 to run (2 forced by the build tool's `force`)"),
+        "{log}"
+    );
+    assert!(!log.contains("-B"), "{log}");
     assert!(c.close().success());
 }
 
@@ -415,13 +426,29 @@ replays = "local"
         assert!(!told.contains("planexe build"), "{told}");
         assert!(!told.contains("--record"), "{told}");
     }
+    // The end of the build, in .planexe/build.log: the live model it
+    // replays, through the build tool.
+    let log = c.ok(
+        "read_output",
+        json!({"run": "r", "path": ".planexe/build.log"}),
+    );
+    let log = log["text"].as_str().unwrap();
+    assert!(
+        log.contains(
+            "ask has no recorded answer for its request to model recorded; call the build tool \
+             with `model` naming `local`, the live model it replays"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("planexe build --model"), "{log}");
     assert!(c.close().success());
     // The command line's words: the hint, and the end of a build.
-    p.run(&["status", "-C", "r"])
-        .stdout_has("hint: record it: planexe build --record DIR (with a live model)");
+    p.run(&["status", "-C", "r"]).stdout_has(
+        "hint: ask the live model it replays: planexe build --model local (add --record ",
+    );
     p.run(&["build", "-C", "r"]).code(1).stderr_has(
-        "hint: ask has no recorded answer for its request to model recorded; record it: \
-         planexe build --record DIR (with a live model)",
+        "hint: ask has no recorded answer for its request to model recorded; ask the live \
+         model it replays: planexe build --model local (add --record ",
     );
 }
 
