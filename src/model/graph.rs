@@ -305,10 +305,6 @@ impl Graph {
         self.rank[id]
     }
 
-    /// The pool a task starts in, as ninja's pools: a prompt task whose
-    /// model has a `max_concurrency` counts against it from its start to
-    /// its end, so no more of that model's tasks run at once than it takes
-    /// calls (the others wait, ready, without taking a job slot).
     /// Where a recorded answer for a request that model `model` found none
     /// for would come from: the folder of that replay model and the live
     /// model it replays ([`Trouble::ReplayMissed`]); `None` when `model` is
@@ -324,6 +320,10 @@ impl Graph {
         Some((replay.dir.display().to_string(), live))
     }
 
+    /// The pool a task starts in, as ninja's pools: a prompt task whose
+    /// model has a `max_concurrency` counts against it from its start to
+    /// its end, so no more of that model's tasks run at once than it takes
+    /// calls (the others wait, ready, without taking a job slot).
     pub fn pool(&self, id: TaskId) -> Option<Pool> {
         let Action::Prompt(spec) = &self.tasks.get(id)?.action else {
             return None;

@@ -45,12 +45,11 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
         // Its message says where the answers were looked for;
         // what to do about it is the door's.
         Action::Prompt(_) if kind == Some(ErrorKind::ReplayMiss) => {
-            let how = match &replay {
-                Some((dir, live)) => session.advice().hint(&Trouble::ReplayMissed { dir, live }),
-                None => {
-                    (session.advice()).hint(&Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)))
-                }
+            let trouble = match &replay {
+                Some((dir, live)) => Trouble::ReplayMissed { dir, live },
+                None => Trouble::Failed(ErrorKind::ReplayMiss.remedy(false)),
             };
+            let how = session.advice().hint(&trouble);
             format!("{name} has no recorded answer for {missed}; {how}")
         }
         // An answer its checks or judge refused: kept (also when a

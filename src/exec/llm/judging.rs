@@ -225,9 +225,8 @@ impl Llm<'_> {
             template::render_judged(&s.judge.template, s.inputs, outputs, first, s.task, s.vars)
                 .map_err(|m| {
                     let message = format!("cannot render the judge's prompt: {m}");
-                    let kind = (s.inputs.trouble())
-                        .or_else(|| outputs.trouble())
-                        .map_or(ErrorKind::Template, |(kind, _)| kind);
+                    let trouble = s.inputs.trouble().or_else(|| outputs.trouble());
+                    let kind = trouble.map_or(ErrorKind::Template, |(kind, _)| kind);
                     Stop::JudgeFailed {
                         judge: name.clone(),
                         kind,

@@ -150,12 +150,11 @@ impl TaskLine {
             let replay = (e.kind == ErrorKind::ReplayMiss)
                 .then(|| s.replay_missed_by().and_then(|m| graph.replay_missed(m)))
                 .flatten();
-            let remedy = match &replay {
-                Some((dir, live)) => {
-                    Advice::COMMAND_LINE.hint(&Trouble::ReplayMissed { dir, live })
-                }
-                None => Advice::COMMAND_LINE.hint(&Trouble::Failed(e.remedy())),
+            let trouble = match &replay {
+                Some((dir, live)) => Trouble::ReplayMissed { dir, live },
+                None => Trouble::Failed(e.remedy()),
             };
+            let remedy = Advice::COMMAND_LINE.hint(&trouble);
             hint.push(&remedy);
             let hint = hint.join("; ");
             // Sidecars of earlier versions have no `recoverable`.
