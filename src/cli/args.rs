@@ -272,6 +272,7 @@ pub struct WatchArgs {
     pub model: Option<String>,
 
     /// Collect changes for this long after the last one before building
+    /// (with --poll, at least one and a half poll intervals)
     #[arg(long, value_name = "DURATION", default_value = "100ms")]
     pub debounce: String,
 

@@ -43,7 +43,7 @@ use crate::model::{Advice, Lists};
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::RunDir;
-use debounce::{Batch, Changes, Filter, News};
+use debounce::{Batch, Changes, Filter, News, Window};
 use left::{Left, Started};
 use notifier::{Notifier, Seen};
 use sources::WatchSet;
@@ -85,7 +85,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
         pipeline: None,
         left: Left::default(),
         settle: SETTLE + poll.unwrap_or_default(),
-        debounce,
+        window: Window::new(debounce, poll),
         first: true,
         warned: Warned::default(),
     };
@@ -144,7 +144,8 @@ struct Watch<'a> {
     /// machine delivers events late).
     left: Left,
     settle: Duration,
-    debounce: Duration,
+    /// How long a batch of changes waits before its build.
+    window: Window,
     /// Before the first build: errors then end the watch (status 2).
     first: bool,
     /// The pipeline's warnings, at its loads and from its builds: each is
@@ -425,13 +426,13 @@ impl Watch<'_> {
                 return Err(Error::Interrupted);
             }
             let now = Instant::now();
-            if let Some(due) = batch.due(self.debounce) {
+            if let Some(due) = batch.due(self.window) {
                 if now >= due {
                     return Ok(batch.take());
                 }
             }
             let timeout = batch
-                .due(self.debounce)
+                .due(self.window)
                 .map_or(TICK, |due| due.saturating_duration_since(now).min(TICK));
             match self.rx.recv_timeout(timeout) {
                 Ok(seen) => {

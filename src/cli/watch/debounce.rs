@@ -9,7 +9,9 @@
 //! a [`Batch`] until no event came for the debounce window (or the batch
 //! is [`MAX_WAIT`] old), then one build runs. A batch is a set of paths:
 //! an atomic save's rename and a truncate-then-write's several writes are
-//! one change to the real file.
+//! one change to the real file. A watch that polls waits longer
+//! ([`Window::new`]): one poll may see a file mid-write, so the batch
+//! waits for the next poll to see it whole.
 //!
 //! An event can also say that events were lost ([`News::Lost`]: the
 //! kernel's queue overflowed): anything may have changed, so it always
@@ -28,6 +30,35 @@ use super::sources::{Class, WatchSet};
 /// The longest a batch waits for quiet before its build runs anyway: a
 /// file written without pause must not hold builds off for ever.
 pub const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// How long a batch waits: for `quiet` after its last change, at most
+/// `most` after its first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub quiet: Duration,
+    pub most: Duration,
+}
+
+impl Window {
+    /// The window of `--debounce`, and of `--poll` when the watch polls:
+    /// then the quiet is at least one and a half poll intervals, so the
+    /// poll after one that saw a file mid-write (truncated, its bytes to
+    /// come) comes before the build and sees it whole; and the longest
+    /// wait leaves room for that poll too.
+    pub fn new(debounce: Duration, poll: Option<Duration>) -> Window {
+        let Some(poll) = poll else {
+            return Window {
+                quiet: debounce,
+                most: MAX_WAIT,
+            };
+        };
+        let quiet = debounce.max(poll + poll / 2);
+        Window {
+            quiet,
+            most: MAX_WAIT.max(quiet + poll),
+        }
+    }
+}
 
 /// Whether an event of this kind can change what a build reads: reads,
 /// opens and access times cannot.
@@ -161,11 +192,11 @@ impl Batch {
         self.last = Some(self.last.map_or(at, |last| last.max(at)));
     }
 
-    /// When the batch is due: `debounce` after its last change, at most
-    /// [`MAX_WAIT`] after its first; `None` while it is empty.
-    pub fn due(&self, debounce: Duration) -> Option<Instant> {
+    /// When the batch is due: `window.quiet` after its last change, at
+    /// most `window.most` after its first; `None` while it is empty.
+    pub fn due(&self, window: Window) -> Option<Instant> {
         let (first, last) = (self.first?, self.last?);
-        Some((last + debounce).min(first + MAX_WAIT))
+        Some((last + window.quiet).min(first + window.most))
     }
 
     /// What changed; the batch is empty again.
@@ -223,20 +254,21 @@ mod tests {
     fn a_batch_is_due_after_quiet_or_at_most_max_wait() {
         let t0 = Instant::now();
         let debounce = Duration::from_millis(100);
+        let window = Window::new(debounce, None);
         let mut batch = Batch::default();
-        assert_eq!(batch.due(debounce), None);
+        assert_eq!(batch.due(window), None);
         let add = |batch: &mut Batch, path: &str, at| batch.add(Changes::of([path.into()]), at);
         add(&mut batch, "/run/plan.txt", t0);
-        assert_eq!(batch.due(debounce), Some(t0 + debounce));
+        assert_eq!(batch.due(window), Some(t0 + debounce));
         add(&mut batch, "/run/plan.txt", t0 + Duration::from_millis(50));
-        assert_eq!(batch.due(debounce), Some(t0 + Duration::from_millis(150)));
+        assert_eq!(batch.due(window), Some(t0 + Duration::from_millis(150)));
         for ms in (100..5000).step_by(50) {
             add(&mut batch, "/run/b", t0 + Duration::from_millis(ms));
         }
-        assert_eq!(batch.due(debounce), Some(t0 + MAX_WAIT));
+        assert_eq!(batch.due(window), Some(t0 + MAX_WAIT));
         // An atomic save and repeated writes are one change per file.
         assert_eq!(batch.take().paths.len(), 2);
-        assert_eq!(batch.due(debounce), None);
+        assert_eq!(batch.due(window), None);
     }
 
     /// The event notify's inotify watcher sends when the kernel's queue
@@ -267,16 +299,51 @@ mod tests {
         // Lost events make a batch due, with no path, like any change.
         let t0 = Instant::now();
         let debounce = Duration::from_millis(100);
+        let window = Window::new(debounce, None);
         let mut batch = Batch::default();
         batch.add(Changes::default(), t0);
-        assert_eq!(batch.due(debounce), None);
+        assert_eq!(batch.due(window), None);
         batch.add(Changes::lost(), t0);
-        assert_eq!(batch.due(debounce), Some(t0 + debounce));
+        assert_eq!(batch.due(window), Some(t0 + debounce));
         batch.add(Changes::of(["/run/plan.txt".into()]), t0);
         let taken = batch.take();
         assert!(taken.lost);
         assert_eq!(taken.paths.len(), 1);
         assert!(batch.take().is_empty());
+    }
+
+    /// A poll may see a file truncated, its bytes to come: the batch
+    /// waits for the next poll (`--poll 100ms`: 150 ms of quiet, not
+    /// 100), and for a slow poll longer than [`MAX_WAIT`] at most.
+    #[test]
+    fn a_watch_that_polls_waits_for_the_next_poll() {
+        let debounce = Duration::from_millis(100);
+        let ms = Duration::from_millis;
+        assert_eq!(
+            Window::new(debounce, Some(ms(100))),
+            Window {
+                quiet: ms(150),
+                most: MAX_WAIT
+            }
+        );
+        assert_eq!(Window::new(ms(500), Some(ms(100))).quiet, ms(500));
+        let slow = Window::new(debounce, Some(ms(2000)));
+        assert_eq!(
+            slow,
+            Window {
+                quiet: ms(3000),
+                most: ms(5000)
+            }
+        );
+        // A change seen at t0, the same file whole at the next poll: one
+        // batch, due after the poll that finds nothing more.
+        let t0 = Instant::now();
+        let mut batch = Batch::default();
+        let window = Window::new(debounce, Some(ms(100)));
+        batch.add(Changes::of(["/run/plan.txt".into()]), t0);
+        assert!(batch.due(window).unwrap() > t0 + ms(100));
+        batch.add(Changes::of(["/run/plan.txt".into()]), t0 + ms(100));
+        assert_eq!(batch.due(window), Some(t0 + ms(250)));
     }
 
     #[test]
