@@ -40,11 +40,15 @@ pub fn render_field(text: &str, vars: &Vars) -> Result<String, String> {
 /// read as text fails the render, saying which and why
 /// ([`Files::trouble`] has its kind).
 pub fn render(template: &str, inputs: &Files, task: &str, vars: &Vars) -> Result<String, String> {
+    let env = environment();
+    let template = env
+        .template_from_str(template)
+        .map_err(|e| describe(&e).1)?;
     let seen = minijinja::context! {
         inputs => minijinja::Value::from_object(inputs.clone()),
         task => task,
     };
-    render_seeing(template, seen, &[inputs], vars)
+    render_seeing(&template, seen, &[inputs], vars)
 }
 
 /// Renders a judge's prompt: it also sees `outputs` (each output's text
@@ -58,11 +62,11 @@ pub fn render_judged(
     task: &str,
     vars: &Vars,
 ) -> Result<String, String> {
-    let names = environment()
+    let env = environment();
+    let template = env
         .template_from_str(template)
-        .map(|t| t.undeclared_variables(false))
-        .unwrap_or_default();
-    let output = match names.contains("output") {
+        .map_err(|e| describe(&e).1)?;
+    let output = match template.undeclared_variables(false).contains("output") {
         true => outputs
             .text(first)
             .unwrap_or_else(|| minijinja::Value::from("")),
@@ -74,13 +78,13 @@ pub fn render_judged(
         output => output,
         task => task,
     };
-    render_seeing(template, seen, &[inputs, outputs], vars)
+    render_seeing(&template, seen, &[inputs, outputs], vars)
 }
 
 /// Renders `template` seeing `seen` and a fan-out's variables; a file of
 /// `files` it named that could not be read fails it.
 fn render_seeing(
-    template: &str,
+    template: &minijinja::Template,
     seen: minijinja::Value,
     files: &[&Files],
     vars: &Vars,
@@ -90,9 +94,7 @@ fn render_seeing(
     } else {
         minijinja::context! { ..seen, ..minijinja::Value::from_serialize(vars) }
     };
-    let rendered = environment()
-        .render_str(template, ctx)
-        .map_err(|e| describe(&e).1);
+    let rendered = template.render(ctx).map_err(|e| describe(&e).1);
     match files.iter().find_map(|f| f.trouble()) {
         Some((_, message)) => Err(message),
         None => rendered,
