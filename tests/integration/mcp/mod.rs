@@ -22,6 +22,7 @@ mod hints;
 mod life;
 mod outputs;
 mod protocol;
+mod replay_hints;
 mod secrets;
 
 use std::collections::HashMap;
