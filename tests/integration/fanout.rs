@@ -660,3 +660,38 @@ fn a_list_a_model_wrote_without_a_schema_says_to_give_it_one() {
         }
     }
 }
+
+/// An instance is kept only when its item and its own inputs are both
+/// unchanged: a list made again with the same items keeps no instance
+/// whose other input changed, and a changed input of the instances alone
+/// runs them again without making the list again.
+#[test]
+fn an_instances_own_input_runs_it_again_whatever_its_item() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["topic.txt"]
+outputs = ["list.json"]
+command = "echo '[\"a\", \"b\"]' > list.json"
+
+[tasks.each]
+foreach = { file = "list.json" }
+inputs = ["topic.txt", "style.txt"]
+outputs = ["out/{{ key }}.txt"]
+command = "cat topic.txt style.txt > {outputs}"
+"#,
+    );
+    p.write("topic.txt", "bees\n").write("style.txt", "short\n");
+    p.build().ok().ran(&["list", "each[0]", "each[1]"]);
+
+    // The list is made again, with the same items.
+    p.write_at("topic.txt", "hens\n", 2_000_000);
+    p.build().ok().ran(&["list", "each[0]", "each[1]"]);
+    assert_eq!(p.read("out/1.txt"), "hens\nshort\n");
+
+    // Only what the instances read besides the list.
+    p.write_at("style.txt", "long\n", 2_000_000);
+    p.build().ok().ran(&["each[0]", "each[1]"]);
+    assert_eq!(p.read("out/0.txt"), "hens\nlong\n");
+    p.build().ok().ran(&[]);
+}

@@ -595,7 +595,7 @@ command = "echo e > e.txt"
     p.write_at("items.json", "[\"a\", \"c\"]", 2_000_000);
     assert_eq!(
         resume_line(&p.run(&["build", "-n"])),
-        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per; 2 instance(s) done before, each kept if its item is unchanged); would start with list"
+        "0 done, 1 to run, 1 more if what they read changes, 1 fan-out(s) to expand once their list is built (per; 2 instance(s) done before, each kept if its item and its inputs are unchanged); would start with list"
     );
 }
 
@@ -639,7 +639,7 @@ fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
     p.remove("hold");
     let expected = "0 done, 1 stopped, 1 to run, 1 more if what they read changes, \
          1 fan-out(s) to expand once their list is built \
-         (per; 3 instance(s) done before, each kept if its item is unchanged); starting with list";
+         (per; 3 instance(s) done before, each kept if its item and its inputs are unchanged); starting with list";
     assert_eq!(
         resume_line(&p.run(&["build", "-n"])),
         expected.replace("; starting with", "; would start with")
