@@ -292,7 +292,8 @@ pub struct WatchArgs {
     override_usage = "planexe clean [OPTIONS] <TASK>...\n       planexe clean [OPTIONS] --all"
 )]
 pub struct CleanArgs {
-    /// Tasks whose outputs and state to delete
+    /// Tasks whose outputs and state to delete: names, instances
+    /// (`wbs3[7]`), fan-out tasks, or output paths (the task that writes it)
     #[arg(value_name = "TASK", required_unless_present = "all")]
     pub tasks: Vec<String>,
 
@@ -321,7 +322,8 @@ pub struct CleanArgs {
 
 #[derive(Debug, Args)]
 pub struct TouchArgs {
-    /// Tasks to mark as done
+    /// Tasks to mark as done: names, instances, fan-out tasks, or output
+    /// paths (the task that writes it)
     #[arg(value_name = "TASK", required = true)]
     pub tasks: Vec<String>,
 
@@ -338,8 +340,8 @@ pub struct TouchArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Tasks whose checks to run [default: every done task with a check, a
-    /// judge, a min_bytes or a JSON answer]
+    /// Tasks whose checks to run, or their output paths [default: every
+    /// done task with a check, a judge, a min_bytes or a JSON answer]
     #[arg(value_name = "TASK")]
     pub tasks: Vec<String>,
 
@@ -384,7 +386,7 @@ pub struct WaitArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The task (or fan-out instance) to explain
+    /// The task (or fan-out instance) to explain, or an output path of it
     #[arg(value_name = "TASK")]
     pub task: String,
 
@@ -422,7 +424,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Show only this task; a fan-out task is shown instance by instance
+    /// Show only this task (or the task that writes this output path); a
+    /// fan-out task is shown instance by instance
     #[arg(value_name = "TASK")]
     pub task: Option<String>,
 

@@ -28,7 +28,7 @@ use crate::plan::Session;
 pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) -> Result<()> {
     let session = super::open(cli, ctx, printer)?;
     // Unknown names are refused before anything is edited.
-    session.graph.tasks_named(&args.keep)?;
+    session.tasks_named(&args.keep)?;
     let file = chosen(&session, args.file.as_deref())?;
     let shown = session.run_dir.show(&file);
     // Refused now, not after the user's edit, while a build runs here: the

@@ -145,7 +145,10 @@ fn resuming(s: &ResumeSummary, advice: Advice) -> String {
             ", {} fan-out(s) to expand once their list is built ({}{})",
             s.expanding.len(),
             names(&s.expanding),
-            done_before(&s.expanding, ", each kept if its item and its inputs are unchanged")
+            done_before(
+                &s.expanding,
+                ", each kept if its item and its inputs are unchanged"
+            )
         ));
     }
     if !s.stuck.is_empty() {

@@ -14,7 +14,7 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
     // A `+` recipe runs under `make -n`: it names what it would touch.
     if let Some(flag) = ctx.makeflags().changes_nothing() {
         let session = super::open(cli, ctx, printer)?;
-        let tasks = session.graph.tasks_named(&args.tasks)?;
+        let tasks = session.tasks_named(&args.tasks)?;
         let names: Vec<&str> = tasks
             .iter()
             .map(|&t| session.graph[t].name.as_str())

@@ -70,7 +70,7 @@ impl CleanPlan {
                     .filter(|n| !removed.contains(n))
                     .cloned()
                     .collect();
-                let roots = graph.tasks_named(&known)?;
+                let roots = session.tasks_named(&known)?;
                 if *downstream {
                     graph.downstream_through_lists(&roots)
                 } else {

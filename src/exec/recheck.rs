@@ -50,7 +50,7 @@ pub fn recheck(
             .map(|t| t.id)
             .collect()
     } else {
-        graph.tasks_named(names)?
+        session.tasks_named(names)?
     };
     let mut judged = vec![false; graph.id_bound()];
     for &t in &ids {

@@ -88,7 +88,7 @@ fn records(
     names: &[String],
     checking: Checking,
 ) -> Result<Vec<(Status, Touched)>> {
-    let ids = session.graph.tasks_named(names)?;
+    let ids = session.tasks_named(names)?;
     let mut records = Vec::with_capacity(ids.len());
     for &id in &ids {
         let task = &session.graph[id];

@@ -247,7 +247,7 @@ pub fn tools() -> Vec<Tool> {
                 json!({
                     "run": run_arg(),
                     "tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1,
-                              "description": "Tasks (or fan-out instances) to clean."},
+                              "description": "Tasks (or fan-out instances, or output paths: the task that writes each) to clean."},
                     "downstream": {"type": "boolean", "description": "Also clean every task that depends on them."},
                 }),
                 &["run", "tasks"],
@@ -271,7 +271,7 @@ pub fn tools() -> Vec<Tool> {
                           run first."
                 .into(),
             input: input(
-                json!({"run": run_arg(), "task": {"type": "string", "description": "The task (or fan-out instance)."}}),
+                json!({"run": run_arg(), "task": {"type": "string", "description": "The task (or fan-out instance, or an output path: the task that writes it)."}}),
                 &["run", "task"],
             ),
             output: json!({

@@ -385,12 +385,50 @@ impl Graph {
         self.fanouts.get(name).map(|g| g.members.clone())
     }
 
-    /// The refusal of a task name on the command line that names no task,
-    /// instance or fan-out, with the closest name when it looks like a
-    /// typo of one.
+    /// The task that writes the output `name` is a path of (relative to
+    /// the run directory), for commands that take a task or its output as
+    /// `build` takes targets.
+    pub fn producer_of(&self, name: &str) -> Option<TaskId> {
+        self.producer(&rundir::normalize(name).ok()?)
+    }
+
+    /// The refusal of a name on the command line that names no task,
+    /// instance, fan-out or output, with the closest name (or output path)
+    /// when it looks like a typo of one.
     pub fn unknown_task(&self, name: &str) -> Error {
-        let error = Error::usage(format!("unknown task `{name}`"));
-        did_you_mean(error, self.closest(name)).hint(self.advice.hint(&Trouble::UnknownTask))
+        let error = Error::usage(format!(
+            "unknown task `{name}`: no task has that name and no task produces that file"
+        ));
+        self.source_or_near(error, name)
+            .hint(self.advice.hint(&Trouble::UnknownTask))
+    }
+
+    /// `error` about `name`, which names no task and no output: when it is
+    /// a source file a task reads, with a hint that says so (rather than
+    /// offer an output whose name is near); otherwise with the task or
+    /// output path closest to it, when close enough to be a typo of one.
+    fn source_or_near(&self, error: Error, name: &str) -> Error {
+        let path = rundir::normalize(name).ok();
+        let reader = path.as_deref().and_then(|path| {
+            self.tasks()
+                .find(|t| t.inputs.iter().any(|i| i.path == path))
+        });
+        match reader {
+            Some(reader) => error.hint(format!(
+                "{name} is a source file: {} reads it, and no task writes it",
+                reader.name
+            )),
+            None => {
+                let near = closest(
+                    name,
+                    self.tasks()
+                        .map(|t| t.name.as_str())
+                        .chain(self.fanouts.keys().map(String::as_str))
+                        .chain(self.producers.keys().map(String::as_str)),
+                );
+                did_you_mean(error, near)
+            }
+        }
     }
 
     /// The task, instance or fan-out name closest to `name`, when close
@@ -482,15 +520,8 @@ impl Graph {
             let error = Error::usage(format!(
                 "unknown target `{target}`: no task has that name and no task produces that file"
             ));
-            // A task or an output path, whichever is closer.
-            let near = closest(
-                target,
-                self.tasks()
-                    .map(|t| t.name.as_str())
-                    .chain(self.fanouts.keys().map(String::as_str))
-                    .chain(self.producers.keys().map(String::as_str)),
-            );
-            return Err(did_you_mean(error, near)
+            return Err(self
+                .source_or_near(error, target)
                 .hint(format!("tasks are: {shown}"))
                 .hint(self.advice.hint(&Trouble::UnknownTarget)));
         }
@@ -498,13 +529,18 @@ impl Graph {
     }
 
     /// Tasks named on the command line by `planexe clean`, `touch` and the
-    /// like: each a task, an instance or a fan-out task.
+    /// like: each a task, an instance, a fan-out task, or an output path
+    /// relative to the run directory (the task that writes it, as `ninja -t
+    /// clean` and `make -t` take files).
     pub fn tasks_named(&self, names: &[String]) -> Result<Vec<TaskId>> {
         let mut ids = Vec::new();
         for name in names {
             match self.named(name) {
                 Some(found) => ids.extend(found),
-                None => return Err(self.unknown_task(name)),
+                None => ids.push(
+                    self.producer_of(name)
+                        .ok_or_else(|| self.unknown_task(name))?,
+                ),
             }
         }
         Ok(ids)

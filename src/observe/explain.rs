@@ -71,7 +71,7 @@ pub struct Explanation {
 /// Explains task `name` (a task or an instance).
 pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explanation> {
     let graph = &session.graph;
-    let Some(task) = graph.task(name) else {
+    let Some(task) = session.task_named(name) else {
         // A fan-out's instances are explained one at a time: say which.
         if let Some(members) = graph.named(name) {
             let mut names: Vec<String> = members

@@ -495,6 +495,25 @@ impl Session {
         self.advice
     }
 
+    /// The tasks names on the command line mean ([`Graph::tasks_named`]:
+    /// tasks, instances, fan-out tasks, outputs); an output named by its
+    /// absolute path inside the run directory is taken as its own.
+    pub fn tasks_named(&self, names: &[String]) -> Result<Vec<TaskId>> {
+        let names: Vec<String> = names.iter().map(|n| self.run_dir.target(n)).collect();
+        self.graph.tasks_named(&names)
+    }
+
+    /// The one task a name on the command line means: a task or an
+    /// instance by its name, or the task that writes the output it names
+    /// (as [`Session::tasks_named`]); `None` for anything else, a fan-out
+    /// task's name included.
+    pub fn task_named(&self, name: &str) -> Option<&crate::model::Task> {
+        match self.graph.task(name) {
+            Some(task) => Some(task),
+            None => Some(&self.graph[self.graph.producer_of(&self.run_dir.target(name))?]),
+        }
+    }
+
     /// Opens the run as a command that reads it sees it: as a build would
     /// before it starts ([`Session::expand_ready`]; a fan-out whose list is
     /// to be built is a placeholder), judged in `mode`.

@@ -382,3 +382,49 @@ fn a_mistyped_task_name_gets_the_closest_one() {
     far.code(2);
     assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
 }
+
+/// `clean`, `touch`, `check`, `explain` and `status` take an output path
+/// for the task that writes it, as `build` takes targets (and `ninja -t
+/// clean` and `make -t` take files), by its absolute path too; a source
+/// file is refused as one, and a path near an output is offered it.
+#[test]
+fn an_output_path_names_the_task_that_writes_it() {
+    let p = chain();
+    let by_path = p.run(&["clean", "b.txt", "--downstream", "--dry-run"]);
+    by_path.ok();
+    assert_eq!(
+        by_path.stdout,
+        p.run(&["clean", "b", "--downstream", "--dry-run"]).stdout
+    );
+    let absolute = p.path("c.txt").to_string_lossy().into_owned();
+    p.run(&["clean", &absolute, "-y"]).ok();
+    assert!(!p.exists("c.txt") && p.exists("b.txt"));
+    p.build().ok().ran(&["c"]);
+
+    p.write_at("b.txt", "edited", 2_000_000);
+    p.run(&["explain", "./b.txt"]).ok().stdout_has("b: ");
+    p.run(&["touch", "b.txt"]).ok().stderr_has("touched b");
+    p.build().ok().ran(&["c"]);
+    p.run(&["check", "a.txt"]).ok().stdout_has("ok a");
+    assert!(p
+        .run(&["status", "c.txt"])
+        .ok()
+        .stdout
+        .starts_with("c: up to date"));
+
+    for cmd in ["clean", "touch", "explain", "status"] {
+        p.run(&[cmd, "src.txt"])
+            .code(2)
+            .stderr_has(
+                "unknown task `src.txt`: no task has that name and no task produces that file",
+            )
+            .stderr_has("hint: src.txt is a source file: a reads it, and no task writes it");
+    }
+    p.run(&["build", "src.txt"])
+        .code(2)
+        .stderr_has("hint: src.txt is a source file: a reads it, and no task writes it");
+    p.run(&["clean", "c.tx", "-y"])
+        .code(2)
+        .stderr_has("did you mean `c.txt`?");
+    assert!(p.exists("c.txt") && p.exists("src.txt"));
+}

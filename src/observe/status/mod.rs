@@ -211,13 +211,11 @@ pub fn query(
 ) -> Result<Answer> {
     let graph = &session.graph;
     let plan = session.plan_all(mode)?;
-    if let Some(name) = task {
-        if graph.task(name).is_some() && !graph.fanouts.contains_key(name) {
-            return Ok(Answer::Task(Box::new(detail(session, &plan, name))));
-        }
-        if !graph.fanouts.contains_key(name) {
-            return Err(graph.unknown_task(name));
-        }
+    if let Some(name) = task.filter(|name| !graph.fanouts.contains_key(*name)) {
+        return match session.task_named(name) {
+            Some(task) => Ok(Answer::Task(Box::new(detail(session, &plan, &task.name)))),
+            None => Err(graph.unknown_task(name)),
+        };
     }
     let mut known = Known::of_session(session, &plan);
     let damage = session.store.log_damage();

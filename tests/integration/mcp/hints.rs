@@ -55,6 +55,15 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
     let started = c.ok("build", json!({"run": "r", "targets": ["upper.txt"]}));
     assert!(started["pid"].as_u64().unwrap() > 0);
     c.ok("wait", json!({"run": "r"}));
+    // So do an output named to explain and clean, and a source is refused
+    // as one.
+    let explained = c.ok("explain", json!({"run": "r", "task": "upper.txt"}));
+    assert_eq!(explained["task"], "upper", "{explained}");
+    let message = c.err("clean", json!({"run": "r", "tasks": ["plan.txt"]}));
+    assert!(message.contains("plan.txt is a source file"), "{message}");
+    let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["upper.txt"]}));
+    assert_eq!(cleaned["tasks"], json!(["upper"]), "{cleaned}");
+    assert!(!p.exists("r/upper.txt"));
     assert!(c.close().success());
     // The command line's words are its own.
     p.run(&["explain", "-C", "r", "uper"])
