@@ -51,8 +51,9 @@ fn a_leftover_whose_shell_exited_has_its_group_stopped() {
 
 /// Becomes the subreaper of what planexe starts (as systemd, or an init
 /// that reaps at once, is for a build in a terminal), runs `ARGV[1:]` until
-/// the task has started, kills it, and reaps the task's shell as soon as
-/// it exits. Prints the shell's pid.
+/// the task has started and planexe's journal holds its spawn (the task's
+/// command can get there first), kills it, and reaps the task's shell as
+/// soon as it exits. Prints the shell's pid.
 const SUBREAPER: &str = r#"
 import ctypes, os, signal, sys, time
 if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:
@@ -63,8 +64,13 @@ if planexe == 0:
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.execv(sys.argv[1], sys.argv[1:])
+def spawned():
+    try:
+        return '"spawned"' in open(".planexe/inflight").read()
+    except OSError:
+        return False
 deadline = time.time() + 60
-while not os.path.exists("started"):
+while not (os.path.exists("started") and spawned()):
     if time.time() > deadline:
         sys.exit("the task did not start")
     time.sleep(0.01)
