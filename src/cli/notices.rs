@@ -66,9 +66,17 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
             advice.hint(&Trouble::TaskLeft { task })
         )),
         Notice::Resuming(summary) => Note(resuming(summary, advice)),
-        Notice::DefinitionsChanged(tasks) => Note(format!(
-            "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result",
-            tasks.join(", ")
+        Notice::DefinitionsChanged { tasks, unexpanded } => Note(format!(
+            "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result{}",
+            tasks.join(", "),
+            match unexpanded.len() {
+                0 => String::new(),
+                n => format!(
+                    " (the instances of {} are judged when {} built)",
+                    unexpanded.join(", "),
+                    if n == 1 { "its list is" } else { "their lists are" }
+                ),
+            }
         )),
         Notice::ModelFromRun(model) => Note(format!(
             "using model {model}, {}",

@@ -46,8 +46,13 @@ pub enum Notice {
     TaskLeft { task: String, outputs: Vec<String> },
     /// The build found earlier work.
     Resuming(ResumeSummary),
-    /// These tasks' definitions changed since their last run.
-    DefinitionsChanged(Vec<String>),
+    /// These tasks' definitions changed since their last run; `unexpanded`:
+    /// the fan-outs whose instances done before wait for a list to be
+    /// built, whose definitions are judged once it is.
+    DefinitionsChanged {
+        tasks: Vec<String>,
+        unexpanded: Vec<String>,
+    },
     /// The model this run remembers from an earlier `--model` is used.
     ModelFromRun(String),
     /// An output edited by hand is kept (or, in a dry run, would be).

@@ -61,14 +61,12 @@ impl Action {
         }
     }
 
-    /// The text `explain` diffs: a command, or a prompt task's templates.
+    /// The text `explain` diffs: a command, or what a prompt task's
+    /// fingerprint covers ([`super::prompt::PromptSpec::definition`]).
     pub fn definition(&self) -> Option<String> {
         match self {
             Action::Command(c) => Some(c.clone()),
-            Action::Prompt(p) => Some(match &p.system {
-                Some(system) => format!("system: {system}\nprompt: {}", p.template),
-                None => p.template.clone(),
-            }),
+            Action::Prompt(p) => Some(p.definition()),
             Action::Expand(_) => None,
         }
     }

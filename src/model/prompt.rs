@@ -53,9 +53,45 @@ pub struct PromptSpec {
     /// A task's judge asks, for a score, not the task itself: its calls
     /// are marked so in `usage.jsonl`.
     pub judge: bool,
+    /// The sampling parameters of the model the task names, as its
+    /// fingerprint has them ([`sampling`]); `None` when it names none.
+    pub sampling: Option<String>,
 }
 
 impl PromptSpec {
+    /// What `explain` compares of a prompt task with its last run:
+    /// everything its fingerprint covers ([`prompt_fingerprint`]), each
+    /// line named by what it holds (every line of the schema too), so that
+    /// a changed schema or model parameter shows, not only a changed
+    /// template.
+    pub fn definition(&self) -> String {
+        let mut out = String::new();
+        if let Some(sampling) = &self.sampling {
+            out.push_str(&format!("sampling: {sampling}\n"));
+        }
+        if let Some(n) = self.max_tokens {
+            out.push_str(&format!("max_tokens: {n}\n"));
+        }
+        if self.keep_reasoning {
+            out.push_str("keep_reasoning: true\n");
+        }
+        let format = match self.format {
+            Format::Text => "text",
+            Format::Json => "json",
+        };
+        out.push_str(&format!("format: {format}\n"));
+        if let Some(schema) = &self.schema {
+            for line in schema.text.lines() {
+                out.push_str(&format!("schema: {line}\n"));
+            }
+        }
+        if let Some(system) = &self.system {
+            out.push_str(&format!("system: {system}\n"));
+        }
+        out.push_str(&format!("prompt: {}", self.template));
+        out
+    }
+
     /// The prompt and the system text, rendered with the task's inputs
     /// (and an instance's variables): what its first request asks.
     pub fn render(&self, inputs: &Files, task: &str) -> Result<(String, Option<String>), String> {
@@ -285,6 +321,7 @@ pub fn resolve_prompt(
         keep_reasoning,
         vars,
         judge: false,
+        sampling: None,
     })
 }
 
@@ -328,6 +365,25 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
         }
     }
     fp.finish()
+}
+
+/// The sampling parameters of `model` a prompt task's fingerprint covers,
+/// as its definition shows them: `temperature 0.2, max_tokens 300`
+/// (`default` for one the model leaves to the server).
+pub fn sampling(model: &ModelConfig) -> String {
+    let or_default = |v: Option<String>| v.unwrap_or_else(|| "default".into());
+    let mut line = format!(
+        "temperature {}, max_tokens {}",
+        or_default(model.temperature.map(|t| t.to_string())),
+        or_default(model.max_tokens.map(|n| n.to_string()))
+    );
+    if let Some(seed) = model.seed {
+        line.push_str(&format!(", seed {seed}"));
+    }
+    if let Some(prefill) = &model.prefill {
+        line.push_str(&format!(", prefill {prefill:?}"));
+    }
+    line
 }
 
 /// Reads `prompt_file` relative to the pipeline's folder: its text, and

@@ -172,26 +172,21 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
     })
 }
 
-/// A line diff: removed lines as `- `, added lines as `+ `, with the
-/// common prefix and suffix elided.
+/// A line diff (`similar`'s): removed lines as `- `, added lines as `+ `,
+/// the lines both hold left out.
 fn diff(before: &str, now: &str) -> Vec<String> {
-    let a: Vec<&str> = before.lines().collect();
-    let b: Vec<&str> = now.lines().collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..]
-        .iter()
-        .rev()
-        .zip(b[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let mut out = Vec::new();
-    for line in &a[prefix..a.len() - suffix] {
-        out.push(format!("- {line}"));
-    }
-    for line in &b[prefix..b.len() - suffix] {
-        out.push(format!("+ {line}"));
-    }
-    out
+    use similar::{ChangeTag, TextDiff};
+    TextDiff::from_lines(before, now)
+        .iter_all_changes()
+        .filter_map(|change| {
+            let sign = match change.tag() {
+                ChangeTag::Equal => return None,
+                ChangeTag::Delete => '-',
+                ChangeTag::Insert => '+',
+            };
+            Some(format!("{sign} {}", change.value().trim_end_matches('\n')))
+        })
+        .collect()
 }
 
 /// One task of [`GraphView`].

@@ -695,3 +695,35 @@ command = "cat topic.txt style.txt > {outputs}"
     assert_eq!(p.read("out/0.txt"), "hens\nlong\n");
     p.build().ok().ran(&[]);
 }
+
+/// The note that names the tasks whose definition changed says that the
+/// instances of a fan-out to expand are judged once their list is built:
+/// `every other finished task keeps its result` was said of them too.
+#[test]
+fn a_changed_definition_leaves_a_fan_outs_instances_to_their_list() {
+    let pipeline = |list: &str| {
+        format!(
+            r#"
+[tasks.list]
+outputs = ["list.json"]
+command = "{list}"
+
+[tasks.each]
+foreach = {{ file = "list.json" }}
+outputs = ["out/{{{{ key }}}}.txt"]
+command = "echo {{{{ item }}}} > {{outputs}}"
+"#
+        )
+    };
+    let p = Project::new(&pipeline(r#"echo '[\"a\"]' > list.json"#));
+    p.build().ok().ran(&["list", "each[0]"]);
+    p.write(
+        "pipeline.toml",
+        &pipeline(r#"printf '[\"a\"]' > list.json"#),
+    );
+    p.run(&["build", "-n"]).ok().stderr_has(
+        "the definition of list changed since its last run: it will re-run; every other \
+         finished task keeps its result (the instances of each are judged when its list is built)\n",
+    );
+    p.build().ok().ran(&["list"]);
+}

@@ -310,6 +310,53 @@ fn the_trace_and_the_summary() {
     assert_eq!(summary["warnings"][0], "empty: output e.txt is empty");
 }
 
+/// A prompt task's definition, as `explain` compares it, is all its
+/// fingerprint covers: a changed schema or model parameter shows as the
+/// line that changed (it showed an empty diff under `prompt changed`).
+#[test]
+fn explain_shows_a_prompt_tasks_changed_schema_and_sampling() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"items\": [\"a\"]}"));
+    let pipeline = |max_tokens: u32| {
+        format!(
+            "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\n\
+             base_url = \"{}/v1\"\nmodel = \"m\"\nmax_tokens = {max_tokens}\n\n\
+             [tasks.list]\noutputs = [\"list.json\"]\nprompt = \"List it\"\n\
+             schema = \"list.schema.json\"\n",
+            server.url
+        )
+    };
+    let schema = |max_items: u32| {
+        format!(
+            "{{\n  \"type\": \"object\",\n  \"properties\": {{\"items\": {{\"type\": \"array\", \"maxItems\": {max_items}}}}},\n  \"required\": [\"items\"]\n}}\n"
+        )
+    };
+    let p = Project::new(&pipeline(200));
+    p.write("list.schema.json", &schema(3));
+    p.build().ok();
+    p.write("pipeline.toml", &pipeline(300));
+    p.write("list.schema.json", &schema(4));
+    let text = p.run(&["explain", "list"]).ok().stdout.clone();
+    assert!(text.starts_with("list: stale: prompt changed\n"), "{text}");
+    let diff: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("(recorded → now)"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        diff,
+        [
+            "- sampling: temperature default, max_tokens 200",
+            "+ sampling: temperature default, max_tokens 300",
+            "- schema:   \"properties\": {\"items\": {\"type\": \"array\", \"maxItems\": 3}},",
+            "+ schema:   \"properties\": {\"items\": {\"type\": \"array\", \"maxItems\": 4}},",
+        ],
+        "{text}"
+    );
+}
+
 #[test]
 fn explain_shows_stamps_and_the_changed_definition() {
     let p = demo();

@@ -189,10 +189,14 @@ impl Build<'_> {
                 let mut summary =
                     resume::summary(graph, &plan, &run, &to_run, &fanouts, &session.store);
                 summary.dry_run = options.dry_run;
+                let unexpanded = (summary.expanding.iter().chain(&summary.stuck))
+                    .filter(|f| f.done_before > 0)
+                    .map(|f| f.name.clone())
+                    .collect();
                 self.say(progress, Notice::Resuming(summary));
-                let changed = plan.changed_definitions(graph);
-                if !changed.is_empty() {
-                    self.say(progress, Notice::DefinitionsChanged(changed));
+                let tasks = plan.changed_definitions(graph);
+                if !tasks.is_empty() {
+                    self.say(progress, Notice::DefinitionsChanged { tasks, unexpanded });
                 }
             }
             if let Some((ModelSourceKind::Run, model)) = &session.model_source {

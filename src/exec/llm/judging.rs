@@ -246,6 +246,7 @@ impl Llm<'_> {
             keep_reasoning: false,
             vars: Default::default(),
             judge: true,
+            sampling: None,
         };
         let first = result.attempts.len();
         let asked = self.ask(

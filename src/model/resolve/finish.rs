@@ -88,7 +88,7 @@ impl Resolver<'_> {
                 advice: graph.advice,
                 run_dir: self.run_dir,
             };
-            let spec = prompt::resolve_prompt(
+            let mut spec = prompt::resolve_prompt(
                 &ctx,
                 &task.name,
                 task.name_span.clone(),
@@ -106,6 +106,7 @@ impl Resolver<'_> {
                 .and_then(|m| self.model_index.get(m.get_ref()))
                 .map(|&i| &graph.models[i]);
             let fingerprint = prompt::prompt_fingerprint(&spec, named);
+            spec.sampling = named.map(prompt::sampling);
             let model = spec.model;
             action = Some(Action::Prompt(Box::new(spec)));
             (fingerprint, Some(model))
