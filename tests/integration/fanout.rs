@@ -727,3 +727,53 @@ command = "echo {{{{ item }}}} > {{outputs}}"
     );
     p.build().ok().ran(&["list"]);
 }
+
+/// A fan-out that expands in a build of other targets grows the graph, but
+/// its instances run only when the build wants them: when a target reads
+/// them (or is the fan-out), not in a build of the list's producer alone.
+#[test]
+fn an_expansion_runs_only_the_instances_the_targets_need() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["topic.txt"]
+outputs = ["list.json"]
+command = "cp topic.txt list.json"
+
+[tasks.each]
+foreach = { file = "list.json" }
+outputs = ["out/{{ key }}.txt"]
+command = "echo {{ item }} > {outputs}"
+
+[tasks.all]
+inputs = ["each"]
+outputs = ["all.txt"]
+command = "cat {inputs} > {outputs}"
+"#,
+    );
+    p.write("topic.txt", "[\"a\", \"b\"]");
+    p.build().ok().ran(&["list", "each[0]", "each[1]", "all"]);
+
+    p.write_at("topic.txt", "[\"a\", \"c\", \"d\"]", 2_000_000);
+    p.run(&["build", "list"])
+        .ok()
+        .ran(&["list"])
+        .stderr_has("expanded each: 3 instance(s)");
+    let status = p.run(&["status"]).ok().stdout.clone();
+    assert!(
+        status.contains("each     1/3 done, 1 stale, 1 never built"),
+        "{status}"
+    );
+    p.run(&["build", "each[2]"]).ok().ran(&["each[2]"]);
+    p.run(&["build", "all.txt"]).ok().ran(&["each[1]", "all"]);
+    assert_eq!(p.read("all.txt"), "a\nc\nd\n");
+
+    // A target that reads the fan-out, or the fan-out itself, wants the
+    // instances its list makes in the same build.
+    p.write_at("topic.txt", "[\"e\"]", 3_000_000);
+    p.run(&["build", "all"])
+        .ok()
+        .ran(&["list", "each[0]", "all"]);
+    p.write_at("topic.txt", "[\"f\"]", 4_000_000);
+    p.run(&["build", "each"]).ok().ran(&["list", "each[0]"]);
+}

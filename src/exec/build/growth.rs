@@ -41,8 +41,11 @@ impl BuildHooks<'_> {
         let mut growth = Growth::default();
         for group in groups {
             let members = self.graph.fanouts[&group].members.clone();
+            let wanted = members
+                .iter()
+                .any(|&m| self.wanted.get(m).copied().unwrap_or(false));
             match self.graph.expand(self.pipeline, self.run_dir, &group) {
-                Ok(Some(expansion)) => self.follow(&group, expansion, &mut growth),
+                Ok(Some(expansion)) => self.follow(&group, expansion, wanted, &mut growth),
                 // The list is what the instances came from: they stand.
                 Ok(None) if !self.graph.fanouts[&group].placeholder => {}
                 Ok(None) => {
@@ -60,16 +63,22 @@ impl BuildHooks<'_> {
     }
 
     /// The scheduler's part of an expansion of `group`, with the new
-    /// instances planned and the vanished ones' files removed.
-    fn follow(&mut self, group: &str, expansion: Expansion, growth: &mut Growth) {
+    /// instances planned and the vanished ones' files removed. `wanted`:
+    /// whether the build wants the fan-out (its placeholder or one of its
+    /// instances before the expansion); else its new instances are wanted
+    /// when a task the build wants reads them, and otherwise (a build of
+    /// the list's producer alone, `planexe build outline`) the graph grows
+    /// but they do not run.
+    fn follow(&mut self, group: &str, expansion: Expansion, wanted: bool, growth: &mut Growth) {
         let n = self.graph.id_bound();
         self.reasons.resize(n, None);
         self.running.resize(n, None);
         self.calls.resize(n, None);
         self.pending_check.resize(n, false);
         self.wanted.resize(n, false);
+        let wanted = wanted || expansion.relinked.iter().any(|&t| self.wanted[t]);
         for &t in &expansion.added {
-            self.wanted[t] = true;
+            self.wanted[t] = wanted;
         }
         let instances = self.graph.fanouts[group].members.len();
         self.observer.notice(&Notice::Expanded {
@@ -95,6 +104,9 @@ impl BuildHooks<'_> {
         let force = self.forced.contains(group);
         for &t in self.graph.order().to_vec().iter() {
             if added.contains(&t) {
+                if !wanted {
+                    continue;
+                }
                 if let Some(tentative) = self.plan_new(t, force) {
                     growth.steps.push((t, Step::Add { tentative }));
                 }
