@@ -88,6 +88,11 @@ impl PromptSpec {
         if let Some(system) = &self.system {
             out.push_str(&format!("system: {system}\n"));
         }
+        // A fan-out instance is also what its item is.
+        if !self.vars.is_empty() {
+            let vars = serde_json::to_string(&self.vars).unwrap_or_default();
+            out.push_str(&format!("vars: {vars}\n"));
+        }
         out.push_str(&format!("prompt: {}", self.template));
         out
     }
@@ -489,4 +494,47 @@ fn template_sees(inputs: &[String]) -> String {
     format!(
         "templates see `inputs` (each input path to its contents; {keys}), `task` (the task name) and a fan-out's variables"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(template: &str) -> PromptSpec {
+        PromptSpec {
+            template: template.into(),
+            template_origin: "pipeline.toml".into(),
+            system: None,
+            schema: None,
+            format: Format::Text,
+            model: 0,
+            retries: 2,
+            max_tokens: None,
+            keep_reasoning: false,
+            vars: Vars::new(),
+            judge: false,
+            sampling: None,
+        }
+    }
+
+    /// The definition `explain` diffs names every part the fingerprint
+    /// covers, an instance's item included, each on lines of its own.
+    #[test]
+    fn a_definition_holds_what_the_fingerprint_covers() {
+        assert_eq!(
+            spec("Plan it").definition(),
+            "format: text\nprompt: Plan it"
+        );
+        let mut full = spec("About {{ item }}");
+        full.sampling = Some("temperature 0.2, max_tokens 300".into());
+        full.max_tokens = Some(50);
+        full.keep_reasoning = true;
+        full.system = Some("Be brief.".into());
+        full.vars.insert("item".into(), serde_json::json!("pears"));
+        assert_eq!(
+            full.definition(),
+            "sampling: temperature 0.2, max_tokens 300\nmax_tokens: 50\nkeep_reasoning: true\n\
+             format: text\nsystem: Be brief.\nvars: {\"item\":\"pears\"}\nprompt: About {{ item }}"
+        );
+    }
 }
