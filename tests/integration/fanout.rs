@@ -777,3 +777,31 @@ command = "cat {inputs} > {outputs}"
     p.write_at("topic.txt", "[\"f\"]", 4_000_000);
     p.run(&["build", "each"]).ok().ran(&["list", "each[0]"]);
 }
+
+/// An instance named as a target, whose list its forced producer makes
+/// again with other items, runs alone: the others the list changed wait.
+#[test]
+fn an_expansion_runs_the_instance_named_not_its_siblings() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+outputs = ["list.json"]
+command = "cp items.json list.json"
+
+[tasks.each]
+foreach = { file = "list.json" }
+outputs = ["out/{{ key }}.txt"]
+command = "echo {{ item }} > {outputs}"
+"#,
+    );
+    p.write("items.json", "[\"a\", \"b\"]");
+    p.build().ok().ran(&["list", "each[0]", "each[1]"]);
+    // items.json is no input of list: only -B makes the list again.
+    p.write("items.json", "[\"c\", \"d\"]");
+    p.run(&["build", "-B", "list", "each[1]"])
+        .ok()
+        .ran(&["list", "each[1]"]);
+    assert_eq!(p.read("out/1.txt"), "d\n");
+    assert_eq!(p.read("out/0.txt"), "a\n");
+    p.build().ok().ran(&["each[0]"]);
+}

@@ -41,9 +41,13 @@ impl BuildHooks<'_> {
         let mut growth = Growth::default();
         for group in groups {
             let members = self.graph.fanouts[&group].members.clone();
-            let wanted = members
+            // What the build wants of the fan-out: a placeholder, all of
+            // it; instances, those of these names.
+            let wanted: HashSet<String> = members
                 .iter()
-                .any(|&m| self.wanted.get(m).copied().unwrap_or(false));
+                .filter(|&&m| self.wanted.get(m).copied().unwrap_or(false))
+                .map(|&m| self.graph[m].name.clone())
+                .collect();
             match self.graph.expand(self.pipeline, self.run_dir, &group) {
                 Ok(Some(expansion)) => self.follow(&group, expansion, wanted, &mut growth),
                 // The list is what the instances came from: they stand.
@@ -64,21 +68,28 @@ impl BuildHooks<'_> {
 
     /// The scheduler's part of an expansion of `group`, with the new
     /// instances planned and the vanished ones' files removed. `wanted`:
-    /// whether the build wants the fan-out (its placeholder or one of its
-    /// instances before the expansion); else its new instances are wanted
-    /// when a task the build wants reads them, and otherwise (a build of
-    /// the list's producer alone, `planexe build outline`) the graph grows
-    /// but they do not run.
-    fn follow(&mut self, group: &str, expansion: Expansion, wanted: bool, growth: &mut Growth) {
+    /// the names of its members the build wanted before the expansion.
+    /// All its new instances are wanted when the build wanted its
+    /// placeholder or wants a task that reads them; else those named as a
+    /// wanted instance was; the others (all of them in a build of the
+    /// list's producer alone, `planexe build outline`) join the graph but
+    /// do not run.
+    fn follow(
+        &mut self,
+        group: &str,
+        expansion: Expansion,
+        wanted: HashSet<String>,
+        growth: &mut Growth,
+    ) {
         let n = self.graph.id_bound();
         self.reasons.resize(n, None);
         self.running.resize(n, None);
         self.calls.resize(n, None);
         self.pending_check.resize(n, false);
         self.wanted.resize(n, false);
-        let wanted = wanted || expansion.relinked.iter().any(|&t| self.wanted[t]);
+        let all = wanted.contains(group) || expansion.relinked.iter().any(|&t| self.wanted[t]);
         for &t in &expansion.added {
-            self.wanted[t] = wanted;
+            self.wanted[t] = all || wanted.contains(&self.graph[t].name);
         }
         let instances = self.graph.fanouts[group].members.len();
         self.observer.notice(&Notice::Expanded {
@@ -104,7 +115,7 @@ impl BuildHooks<'_> {
         let force = self.forced.contains(group);
         for &t in self.graph.order().to_vec().iter() {
             if added.contains(&t) {
-                if !wanted {
+                if !self.wanted[t] {
                     continue;
                 }
                 if let Some(tentative) = self.plan_new(t, force) {
