@@ -496,18 +496,7 @@ impl Graph {
 
     /// Resolves command-line targets (task names or output paths) to tasks.
     pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
-        let mut ids = Vec::new();
-        for target in targets {
-            if let Some(found) = self.named(target) {
-                ids.extend(found);
-                continue;
-            }
-            if let Ok(path) = rundir::normalize(target) {
-                if let Some(id) = self.producer(&path) {
-                    ids.push(id);
-                    continue;
-                }
-            }
+        self.resolve_names(targets, |target| {
             let mut names: Vec<&str> = self.tasks().map(|t| t.name.as_str()).collect();
             names.sort_unstable();
             let shown = if names.len() > 20 {
@@ -518,12 +507,10 @@ impl Graph {
             let error = Error::usage(format!(
                 "unknown target `{target}`: no task has that name and no task produces that file"
             ));
-            return Err(self
-                .source_or_near(error, target)
+            self.source_or_near(error, target)
                 .hint(format!("tasks are: {shown}"))
-                .hint(self.advice.hint(&Trouble::UnknownTarget)));
-        }
-        Ok(ids)
+                .hint(self.advice.hint(&Trouble::UnknownTarget))
+        })
     }
 
     /// Tasks named on the command line by `planexe clean`, `touch` and the
@@ -531,14 +518,22 @@ impl Graph {
     /// relative to the run directory (the task that writes it, as `ninja -t
     /// clean` and `make -t` take files).
     pub fn tasks_named(&self, names: &[String]) -> Result<Vec<TaskId>> {
+        self.resolve_names(names, |name| self.unknown_task(name))
+    }
+
+    /// The tasks each name means: a task, an instance, every instance of a
+    /// fan-out task, or the task that writes the output it is a path of;
+    /// `refuse` says why for the first name that means none.
+    fn resolve_names(
+        &self,
+        names: &[String],
+        refuse: impl Fn(&str) -> Error,
+    ) -> Result<Vec<TaskId>> {
         let mut ids = Vec::new();
         for name in names {
             match self.named(name) {
                 Some(found) => ids.extend(found),
-                None => ids.push(
-                    self.producer_of(name)
-                        .ok_or_else(|| self.unknown_task(name))?,
-                ),
+                None => ids.push(self.producer_of(name).ok_or_else(|| refuse(name))?),
             }
         }
         Ok(ids)
