@@ -134,7 +134,7 @@ fn resuming(s: &ResumeSummary, advice: Advice) -> String {
         line.push_str(&format!(
             ", {} failed ({name}: {}{more})",
             s.failed.len(),
-            printable(message)
+            gist(&printable(message))
         ));
     }
     if s.interrupted > 0 {
@@ -174,6 +174,19 @@ fn resuming(s: &ResumeSummary, advice: Advice) -> String {
         line.push_str(&format!("; {start} with {}", s.starting_with.join(", ")));
     }
     line
+}
+
+/// What a failure's message says before the advice it ends with (`...
+/// (5 attempts); is the server running at ...?`), at most 120 characters:
+/// a line that sums up a run names what failed; `planexe status` says
+/// the rest.
+fn gist(message: &str) -> String {
+    const MOST: usize = 120;
+    let what = message.split("; ").next().unwrap_or(message);
+    match what.char_indices().nth(MOST) {
+        Some((end, _)) => format!("{}…", what[..end].trim_end()),
+        None => what.to_string(),
+    }
 }
 
 fn names(fanouts: &[Unexpanded]) -> String {
@@ -241,4 +254,22 @@ fn ran_counts(ran: &Ran, resume: &str) -> String {
         ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gist;
+
+    #[test]
+    fn a_failures_gist_is_what_failed_without_the_advice_and_short() {
+        assert_eq!(
+            gist("local: connection: refused (5 attempts); is the server running at x? Start it"),
+            "local: connection: refused (5 attempts)"
+        );
+        assert_eq!(gist("exit status 1"), "exit status 1");
+        let long = format!("schema: {}", "é".repeat(200));
+        let cut = gist(&long);
+        assert_eq!(cut.chars().count(), 121, "{cut}");
+        assert!(cut.ends_with("é…"), "{cut}");
+    }
 }

@@ -284,6 +284,57 @@ fn a_server_that_is_not_there_is_named_with_what_to_check() {
     assert_eq!(usage[0]["tokens_estimated"], false);
 }
 
+/// A call the server never answered leaves the last response it gave
+/// in `.planexe/raw/`, and the build's hint does not send the user there.
+#[test]
+fn a_call_never_answered_keeps_the_last_response_and_says_so() {
+    let server = Server::start();
+    server.default_reply(openai_answer("the first plan"));
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    p.build().code(0);
+    let kept = p.read(".planexe/raw/ask.json");
+    assert!(kept.contains("the first plan"), "{kept}");
+
+    let refused = RefusedPort::new();
+    let port = refused.port;
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "[pipeline]\nmodel = \"local\"\n[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodel = \"m\"\n{ASK}"
+        ),
+    );
+    let run = p.run(&["build", "-B"]);
+    run.code(1)
+        .stderr_has("every failed call of ask is in .planexe/failures.jsonl; the server never answered its last");
+    assert!(
+        !run.stderr.contains("the last response in"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        p.read(".planexe/raw/ask.json"),
+        kept,
+        "no response, nothing replaced"
+    );
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 5);
+    assert!(
+        failures.iter().all(|f| f["raw_error"].is_null()),
+        "{failures:?}"
+    );
+    assert_eq!(
+        p.read("a.md"),
+        "the first plan",
+        "the earlier answer is kept"
+    );
+    // The next build's first line names what failed, not the advice.
+    let again = p.run(&["build", "-n"]);
+    again.stderr_has(&format!(
+        "1 failed (ask: local: connection: cannot reach the server (http://127.0.0.1:{port}/v1/chat/completions): Connection refused"
+    ));
+    assert!(!again.stderr.contains("Start it"), "{}", again.stderr);
+}
+
 /// A server that reads the request and closes the connection without a
 /// word is running: the message says it closed the connection, and what
 /// to look into, not "is the server running".

@@ -74,6 +74,12 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
             Some(e) => session.advice().hint(&Trouble::Failed(e.remedy())),
             None => format!("{name} made no call"),
         },
+        // The server never answered its last call: no response to look
+        // at (what `raw/` holds, if anything, is an earlier one's).
+        Action::Prompt(_) if kind == Some(ErrorKind::Connection) => format!(
+            "every failed call of {name} is in {}; the server never answered its last",
+            run_dir.show(&run_dir.failures_path())
+        ),
         Action::Prompt(_) => format!(
             "every failed call of {name} is in {}, the last response in {}",
             run_dir.show(&run_dir.failures_path()),

@@ -222,7 +222,9 @@ impl Llm<'_> {
                     task,
                     &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "response": ok.raw}),
                 );
-            } else if let Err(e) = &outcome {
+            } else if let Some(e) = outcome.as_ref().err().filter(|e| e.answered()) {
+                // A call the server never answered (refused, reset, timed
+                // out before a byte) leaves the last response there.
                 self.ledger.raw(
                     self.run_dir,
                     task,
@@ -482,7 +484,7 @@ impl Llm<'_> {
             http_status: status,
             missing_fields,
             invalid_fields,
-            raw_error: Some(provider::truncate(&raw, 2048).to_string()),
+            raw_error: (!raw.is_empty()).then(|| provider::truncate(&raw, 2048).to_string()),
             judge,
             ..FailureLine::new(task, kind, message, error_id, self.run_dir)
         });

@@ -73,6 +73,12 @@ impl CallError {
         }
     }
 
+    /// Whether the server said anything: a status or a body. A call
+    /// refused, reset or timed out before a byte came back did not.
+    pub fn answered(&self) -> bool {
+        self.status.is_some() || !self.raw.is_empty()
+    }
+
     fn caused(self, cause: Cause) -> CallError {
         CallError { cause, ..self }
     }
