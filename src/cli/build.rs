@@ -268,7 +268,7 @@ fn build_located(
     }
     if let Ok(report) = &result {
         if report.ran_tasks && matches!(report.ended, crate::exec::build::Ended::Completed) {
-            show_results(session, printer);
+            show_results(session, &options.targets, printer);
         }
     }
     result.map_err(|e| no_space(e, session))?.into_result()
@@ -284,13 +284,27 @@ fn no_space(e: Error, session: &Session) -> Error {
 }
 
 /// Where the build's results are (`[pipeline] results`, else what nothing
-/// else reads), as paths from the current directory.
-fn show_results(session: &Session, printer: &mut Printer) {
+/// else reads), as paths from the current directory. A build of
+/// `targets` names only the results they need: the others were not
+/// built, and may be stale.
+fn show_results(session: &Session, targets: &[String], printer: &mut Printer) {
+    let graph = &session.graph;
+    let needed = match targets.is_empty() {
+        true => None,
+        false => {
+            let targets: Vec<String> = targets.iter().map(|t| session.run_dir.target(t)).collect();
+            graph.targets(&targets).ok().map(|ids| graph.closure(&ids))
+        }
+    };
     let cwd = std::env::current_dir().unwrap_or_default();
-    let shown: Vec<String> = session
-        .graph
+    let shown: Vec<String> = graph
         .results()
         .iter()
+        .filter(|rel| match (&needed, graph.producer(rel)) {
+            (Some(needed), Some(id)) => needed.get(id).copied().unwrap_or(false),
+            (Some(_), None) => false,
+            (None, _) => true,
+        })
         .map(|rel| session.run_dir.path(rel))
         .filter(|path| path.exists())
         .map(|path| {

@@ -77,6 +77,30 @@ fn targets_are_task_names_or_output_paths() {
     bad.stderr_has("hint:");
 }
 
+/// A build of targets names the results they need, not the others, which
+/// it did not build and which may be stale.
+#[test]
+fn a_build_of_targets_names_only_the_results_they_need() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"src.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cat src.txt > a.txt\"\n\
+         [tasks.b]\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\ncommand = \"cat a.txt > b.txt\"\n\
+         [tasks.c]\ninputs = [\"src.txt\"]\noutputs = [\"c.txt\"]\ncommand = \"cat src.txt > c.txt\"\n",
+    );
+    p.write("src.txt", "one\n");
+    p.build().ok().stderr_has("results: b.txt, c.txt\n");
+    p.write("src.txt", "two, longer\n");
+    let a = p.run(&["build", "a"]);
+    a.ok().ran(&["a"]);
+    assert!(!a.stderr.contains("results:"), "{}", a.stderr);
+    let c = p.run(&["build", "c"]);
+    c.ok().ran(&["c"]).stderr_has("results: c.txt\n");
+    assert!(!c.stderr.contains("b.txt"), "{}", c.stderr);
+    p.run(&["build", "./b.txt"])
+        .ok()
+        .ran(&["b"])
+        .stderr_has("results: b.txt\n");
+}
+
 #[test]
 fn dry_run_prints_reasons_in_order_and_changes_nothing() {
     let p = demo();
