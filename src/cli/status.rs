@@ -240,6 +240,10 @@ fn one_task(detail: &TaskDetail) -> String {
             ),
             (None, Some(size)) => format!("{size} B, not recorded"),
         };
+        let what = match o.edited {
+            true => format!("{what}; edited by hand, kept"),
+            false => what,
+        };
         out.push_str(&format!("  output    {} ({what})\n", o.path));
     }
     out.trim_end().to_string()

@@ -90,6 +90,7 @@ fn status_output(extra: Value) -> Value {
                     "error_judge": nullable("boolean"),
                     "recoverable": nullable("boolean"),
                     "hint": nullable("string"),
+                    "edited": {"type": ["array", "null"], "items": {"type": "string"}},
                 },
                 "required": ["task", "state"],
             },

@@ -307,6 +307,26 @@ fn status_of_a_task_shows_its_outputs_now_and_as_recorded() {
     std::fs::write(p.path("b.txt"), "edited by hand, longer\n").unwrap();
     let text = p.run(&["status", "b"]).stdout;
     assert!(text.contains(" B now; recorded "), "{text}");
+    // Kept by the next build, as every view of the run says.
+    assert!(text.contains("; edited by hand, kept)"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "b", "--json"]).stdout).unwrap();
+    assert_eq!(json["outputs"][0]["edited"], true);
+    let all = p.run(&["status"]).stdout;
+    assert!(all.contains(", b.txt edited by hand (kept)"), "{all}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let tasks = json["tasks"].as_array().unwrap();
+    let b = tasks.iter().find(|t| t["task"] == "b").unwrap();
+    assert_eq!(b["edited"], serde_json::json!(["b.txt"]));
+    assert!(tasks
+        .iter()
+        .filter(|t| t["task"] != "b")
+        .all(|t| t["edited"].is_null()));
+    // Once a build has kept it, it is what the task's record says.
+    p.build().ok();
+    assert!(!p.run(&["status"]).stdout.contains("edited by hand"));
+    std::fs::write(p.path("b.txt"), "edited by hand, longer still\n").unwrap();
     std::fs::remove_file(p.path("b.txt")).unwrap();
     let text = p.run(&["status", "b"]).stdout;
     assert!(text.contains("  output    b.txt (missing)"), "{text}");

@@ -59,6 +59,10 @@ pub struct TaskLine {
     /// A task with a judge: its last verdict, pass or fail.
     #[serde(default)]
     pub judge: Option<JudgeVerdict>,
+    /// A task up to date whose outputs were edited by hand since its run:
+    /// those outputs, kept (what reads them runs again).
+    #[serde(default)]
+    pub edited: Option<Vec<String>>,
 }
 
 /// The model call a running task has in flight, as the build last saw it.
@@ -133,6 +137,7 @@ impl TaskLine {
             queued: None,
             call: None,
             judge: None,
+            edited: None,
         }
     }
 
@@ -392,14 +397,21 @@ impl Known {
 
     /// [`Known::of_session`] without the quality warnings (none).
     pub(super) fn of_session_without_warnings(session: &Session, plan: &Plan) -> Known {
-        Known::without_warnings(
+        let mut known = Known::without_warnings(
             &session.graph,
             &session.pipeline,
             &session.store,
             &session.run_dir,
             &plan.reasons,
             session.builder(),
-        )
+        );
+        for (id, path) in &plan.edited {
+            let name = &session.graph[*id].name;
+            if let Some(line) = known.tasks.iter_mut().find(|l| &l.task == name) {
+                line.edited.get_or_insert_with(Vec::new).push(path.clone());
+            }
+        }
+        known
     }
 
     /// Whether these lines are of `graph`'s tasks as it lists them now (a

@@ -87,6 +87,9 @@ pub struct OutputFile {
     pub path: String,
     pub size: Option<u64>,
     pub recorded: Option<Stamp>,
+    /// Edited by hand since the task's last run, and kept (what reads it
+    /// runs again).
+    pub edited: bool,
 }
 
 /// How the run stands: `running`, `completed`, `failed`, `stopped` (a build
@@ -300,6 +303,10 @@ fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
                         .flatten()
                         .map(|m| m.size),
                     recorded: done.as_ref().and_then(|d| d.outputs.get(&o.path).cloned()),
+                    edited: plan
+                        .edited
+                        .iter()
+                        .any(|(id, p)| *id == t.id && *p == o.path),
                 })
                 .collect()
         })

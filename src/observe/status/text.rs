@@ -457,6 +457,10 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                 };
                 let _ = write!(out, ", judge {:.2}{below}", j.score);
             }
+            if let Some(edited) = &l.edited {
+                let paths: Vec<_> = edited.iter().map(|p| printable(p)).collect();
+                let _ = write!(out, ", {} edited by hand (kept)", paths.join(", "));
+            }
         }
         Standing::FailedPendingCheck => {
             let _ = write!(

@@ -190,7 +190,7 @@ fn damaged_snapshots_and_traces_read_without_panic() {
 /// Makes the blake3 after a snapshot's head (a magic line, its length,
 /// the head) that of the head, when the length leaves room for it.
 fn resum_snapshot_head(bytes: &mut [u8]) {
-    let magic = b"planexe status.snapshot 4\n".len();
+    let magic = b"planexe status.snapshot 5\n".len();
     let Some(len) = bytes.get(magic..magic + 8) else {
         return;
     };
