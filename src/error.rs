@@ -35,9 +35,19 @@ pub enum Error {
     /// message names the file, the hint says what to free and how to go on.
     #[error("{message}")]
     NoSpace { message: String, hint: String },
-    /// One or more tasks failed; their output was already printed.
-    #[error("task(s) failed: {}", names.join(", "))]
-    TasksFailed { names: Vec<String>, hint: String },
+    /// One or more tasks failed; their output was already printed. `run`:
+    /// the run directory, as the command line shows it, when it is not the
+    /// current one (the hint's paths are relative to it).
+    #[error(
+        "task(s) failed{}: {}",
+        run.as_deref().map(|r| format!(" in {r}")).unwrap_or_default(),
+        names.join(", ")
+    )]
+    TasksFailed {
+        names: Vec<String>,
+        hint: String,
+        run: Option<String>,
+    },
     /// `-q` found something that is not up to date.
     #[error("not up to date")]
     NotUpToDate,

@@ -271,7 +271,27 @@ fn build_located(
             show_results(session, &options.targets, printer);
         }
     }
-    result.map_err(|e| no_space(e, session))?.into_result()
+    result
+        .map_err(|e| no_space(e, session))?
+        .into_result()
+        .map_err(|e| in_run(e, session))
+}
+
+/// A failed build's error names its run directory when it is not the
+/// current one (`planexe build -C runs/a`, as a Makefile runs many): the
+/// hint's paths (`.planexe/failures.jsonl`) are relative to it.
+fn in_run(e: Error, session: &Session) -> Error {
+    let Error::TasksFailed { names, hint, .. } = e else {
+        return e;
+    };
+    let root = session.run_dir.root();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let cwd = std::fs::canonicalize(&cwd).unwrap_or(cwd);
+    let run = (cwd != root).then(|| {
+        root.strip_prefix(&cwd)
+            .map_or_else(|_| root.display().to_string(), |p| p.display().to_string())
+    });
+    Error::TasksFailed { names, hint, run }
 }
 
 /// A full disk's error with the door's hint: what to free, and that the

@@ -254,6 +254,44 @@ fn minus_c_picks_the_run_directory() {
     assert!(p.exists("report.md"));
 }
 
+/// A failed build of another folder (`-C runs/a`, as a Makefile runs
+/// many) names it: the hint's paths are relative to it.
+#[test]
+fn a_failed_build_of_another_folder_names_it() {
+    let p = Project::new("");
+    p.write(
+        "runs/a/pipeline.toml",
+        "[tasks.bad]\noutputs = [\"o\"]\ncommand = \"echo oops; exit 3\"\n",
+    );
+    let failed = p.run(&["-C", "runs/a", "build"]);
+    failed
+        .code(1)
+        .stderr_has("error: task(s) failed in runs/a: bad\n")
+        .stderr_has("hint: the output of bad is in .planexe/logs/bad.log");
+    let out = p
+        .command(&["build"])
+        .current_dir(p.path("runs/a"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: task(s) failed: bad\n"), "{stderr}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = p
+        .command(&["-C", p.path("runs/a").to_str().unwrap(), "build"])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let root = std::fs::canonicalize(p.path("runs/a")).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "error: task(s) failed in {}: bad\n",
+            root.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_huge_job_count_starts_no_more_than_can_run_and_obeys_sigterm() {
     let mut text = String::from("[pipeline]\njobs = 4294967295\n");

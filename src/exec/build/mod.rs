@@ -136,6 +136,7 @@ impl BuildReport {
             Ended::Failed { names, hint } => Some(Error::TasksFailed {
                 names: names.clone(),
                 hint: hint.clone(),
+                run: None,
             }),
             Ended::Stopped => Some(Error::Interrupted),
             Ended::NotUpToDate => Some(Error::NotUpToDate),
