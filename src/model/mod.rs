@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod prompt;
 pub mod resolve;
 pub mod schema;
+pub mod shell_template;
 pub mod source;
 pub mod template;
 pub mod template_files;

@@ -25,14 +25,22 @@ pub fn environment() -> minijinja::Environment<'static> {
     env
 }
 
-/// Renders a string field of a fan-out task for one instance.
+/// Renders a string field of a fan-out task for one instance (a command:
+/// `shell_template::render`).
 pub fn render_field(text: &str, vars: &Vars) -> Result<String, String> {
     if !text.contains("{{") && !text.contains("{%") {
         return Ok(text.to_string());
     }
-    environment()
-        .render_str(text, vars)
-        .map_err(|e| describe(&e).1)
+    render_in(&environment(), text, vars)
+}
+
+/// Renders `text` with `vars` in `env` (one made by [`environment`]).
+pub fn render_in(
+    env: &minijinja::Environment<'_>,
+    text: &str,
+    vars: &Vars,
+) -> Result<String, String> {
+    env.render_str(text, vars).map_err(|e| describe(&e).1)
 }
 
 /// Renders a prompt template with the task's inputs (and, for a fan-out

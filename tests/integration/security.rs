@@ -337,3 +337,42 @@ fn a_glob_does_not_follow_symlinked_folders_round_a_loop() {
     assert_eq!(p.read("q"), "docs/real/r.md\n");
     p.run_bounded(&["build"]).ok().ran(&[]);
 }
+
+/// A `foreach` list is data, often a model's answer: an item printed into
+/// a command is quoted for the shell wherever it lands, never run as shell
+/// syntax, and a place no quoting holds (a here-document) is refused.
+#[test]
+fn an_item_printed_into_a_command_is_data_not_shell() {
+    let hostile = [
+        "x; touch pwned",
+        "$(touch pwned)",
+        "it's \"quoted\" `touch pwned`",
+        "'; touch pwned; '",
+    ];
+    let p = Project::new(
+        "[tasks.list]\noutputs = [\"list.json\"]\ncommand = \"cp src.json list.json\"\ninputs = [\"src.json\"]\n\
+         [tasks.each]\nforeach = { file = \"list.json\" }\noutputs = [\"out/{{ key }}.txt\"]\n\
+         command = \"printf '%s|' {{ item }} '{{ item }}' > {outputs}; printf %s \\\"{{ item }}\\\" >> {outputs}\"\n",
+    );
+    p.write("src.json", &serde_json::to_string(&hostile).unwrap());
+    p.build().ok();
+    assert!(!p.exists("pwned"), "an item ran as shell syntax");
+    for (i, item) in hostile.iter().enumerate() {
+        assert_eq!(
+            p.read(&format!("out/{i}.txt")),
+            format!("{item}|{item}|{item}")
+        );
+    }
+    // What cannot be quoted is refused, where it is written.
+    p.write(
+        "pipeline.toml",
+        "[tasks.list]\noutputs = [\"list.json\"]\ncommand = \"cp src.json list.json\"\ninputs = [\"src.json\"]\n\
+         [tasks.each]\nforeach = { file = \"list.json\" }\noutputs = [\"out/{{ key }}.txt\"]\n\
+         command = \"cat > {outputs} <<EOF\\n{{ item }}\\nEOF\"\n",
+    );
+    p.build()
+        .code(1)
+        .stderr_has("pipeline.toml:8:11: task `each[0]`: `x; touch pwned` is printed after `<<`")
+        .stderr_has("`{{ flags | raw }}` prints one as it is");
+    assert!(!p.exists("pwned"));
+}

@@ -19,11 +19,16 @@ use super::super::checks::Checks;
 use super::super::graph::{Action, Graph, Origin, Output, Task, TaskId};
 use super::super::pipeline::parse_timeout;
 use super::super::prompt;
-use super::super::template;
+use super::super::shell_template;
+use super::super::template::{self, Vars};
 use super::entries::Entry;
 use super::paths::{checked_path, is_glob};
 use super::Resolver;
 use crate::error::Result;
+
+/// How a fan-out field is rendered for an instance: as a template, or as
+/// a command (its values quoted for the shell).
+type Render = fn(&str, &Vars) -> std::result::Result<String, String>;
 
 /// What pass 2 finds of one task from its table alone.
 pub(super) struct Prepared {
@@ -52,15 +57,16 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
     let task = entry.def;
     let task_name = &entry.name;
     let name_span = entry.name_span.clone();
-    let render = |text: &str, span: Range<usize>| -> Result<String> {
-        match &entry.vars {
-            None => Ok(text.to_string()),
-            Some(vars) => template::render_field(text, vars).map_err(|m| {
-                r.err(span, &format!("task `{task_name}`: {m}"))
-                    .hint("fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables")
-            }),
+    const SEEN: &str =
+        "fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables";
+    let render_with = |text: &str, span: Range<usize>, how: Render, hint: &str| match &entry.vars {
+        None => Ok(text.to_string()),
+        Some(vars) => {
+            how(text, vars).map_err(|m| r.err(span, &format!("task `{task_name}`: {m}")).hint(hint))
         }
     };
+    let render =
+        |text: &str, span: Range<usize>| render_with(text, span, template::render_field, SEEN);
     let has_prompt = task.prompt.is_some() || task.prompt_file.is_some();
     let action = match (&task.command, has_prompt) {
         (Some(c), false) => {
@@ -72,7 +78,12 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
             match &entry.placeholder {
                 Some(list) => Action::Expand(list.clone()),
                 None => {
-                    let command = render(c.get_ref(), c.span())?;
+                    let command = render_with(
+                        c.get_ref(),
+                        c.span(),
+                        shell_template::render,
+                        &format!("{SEEN}; a command prints each value quoted for the shell (`{{{{ flags | raw }}}}` prints one as it is)"),
+                    )?;
                     if command.trim().is_empty() {
                         return Err(r.err(
                             c.span(),

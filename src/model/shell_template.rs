@@ -1,0 +1,361 @@
+//! A fan-out task's `command`, rendered for the shell: every value its
+//! template prints is quoted for where it lands in the command's text (a
+//! word of its own, inside `'...'`, inside `"..."`, inside `$(...)` or
+//! backquotes), so an item that came from a model's answer or any other
+//! file is data, never shell syntax: `echo {{ item }}` of the item
+//! `x; rm -rf ~` echoes it. `{{ flags | raw }}` prints a value as it is,
+//! for shell syntax the pipeline's author writes.
+//!
+//! The template is rendered once with each printed value replaced by a
+//! marker, then the text is read as `sh` reads it (quotes, escapes,
+//! comments, command substitutions) and each marker replaced by its value,
+//! quoted for the place it is in. A here-document's body cannot be quoted
+//! for, nor can `$'...'` (which bash and dash read differently), nor the
+//! inside of backquotes: a value printed after `<<` or `$'`, or inside
+//! backquotes, is refused (`$(...)` quotes as the command does).
+
+use std::sync::{Arc, Mutex};
+
+use minijinja::value::{Object, Value};
+
+use super::template::{self, Vars};
+
+/// Where a printed value starts and ends in the first rendering: two
+/// characters of Unicode's private use area, which a command is refused
+/// for holding.
+const OPEN: char = '\u{E000}';
+const CLOSE: char = '\u{E001}';
+
+/// A value `| raw` marks to be printed as it is.
+#[derive(Debug)]
+struct Raw(String);
+
+impl Object for Raw {
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Renders `text`, a fan-out task's command, for one instance: each value
+/// quoted for its place (see the module's docs).
+pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
+    if !text.contains("{{") && !text.contains("{%") {
+        return Ok(text.to_string());
+    }
+    if text.contains([OPEN, CLOSE]) {
+        return Err(marker_refused("the command"));
+    }
+    let printed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut env = template::environment();
+    env.add_filter("raw", |v: Value| Value::from_object(Raw(v.to_string())));
+    let sink = Arc::clone(&printed);
+    env.set_formatter(move |out, _state, value| {
+        if let Some(raw) = value.downcast_object_ref::<Raw>() {
+            if raw.0.contains([OPEN, CLOSE]) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    marker_refused("a value printed with `| raw`"),
+                ));
+            }
+            return out.write_str(&raw.0).map_err(minijinja::Error::from);
+        }
+        let mut values = sink.lock().unwrap_or_else(|p| p.into_inner());
+        let n = values.len();
+        values.push(value.to_string());
+        write!(out, "{OPEN}{n}{CLOSE}").map_err(minijinja::Error::from)
+    });
+    let rendered = template::render_in(&env, text, vars)?;
+    let values = std::mem::take(&mut *printed.lock().unwrap_or_else(|p| p.into_inner()));
+    place(&rendered, &values)
+}
+
+fn marker_refused(what: &str) -> String {
+    format!(
+        "{what} holds U+E000 or U+E001, characters planexe marks the values it quotes with; remove them"
+    )
+}
+
+/// How `sh` reads the text at a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    /// Outside quotes: a value is a word of its own.
+    None,
+    /// Inside `'...'`.
+    Single,
+    /// Inside `"..."`.
+    Double,
+}
+
+/// What ends a command substitution the text is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    /// The command itself.
+    End,
+    /// `)`, after as many more as were opened inside.
+    Paren(usize),
+    /// A backquote.
+    Backquote,
+}
+
+/// One level of the text: the command, or a substitution in it, each with
+/// its own quotes.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    quote: Quote,
+    closer: Closer,
+}
+
+/// The rendered `text` with each marker replaced by its value from
+/// `values`, quoted for where it is.
+fn place(text: &str, values: &[String]) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 16 * values.len());
+    let mut frames = vec![Frame {
+        quote: Quote::None,
+        closer: Closer::End,
+    }];
+    // A `<<` or `$'` seen: what follows cannot be quoted for.
+    let mut unquotable: Option<&str> = None;
+    // Whether the last character ends a word (a `#` after one starts a
+    // comment).
+    let mut word_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let top = frames.len() - 1;
+        let frame = frames[top];
+        if c == OPEN {
+            let mut index = String::new();
+            for d in chars.by_ref() {
+                if d == CLOSE {
+                    break;
+                }
+                index.push(d);
+            }
+            let value = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| values.get(i))
+                .ok_or_else(|| marker_refused("a value"))?;
+            if value.contains([OPEN, CLOSE]) {
+                return Err(marker_refused("a value"));
+            }
+            if frames.iter().any(|f| f.closer == Closer::Backquote) {
+                return Err(format!(
+                    "`{value}` is printed inside backquotes, which change what quoting means; \
+                     use $(...) instead"
+                ));
+            }
+            if let Some(after) = unquotable {
+                return Err(format!(
+                    "`{value}` is printed after `{after}`, where no quoting holds for every sh \
+                     (a here-document, or `$'...'`, which bash reads and dash does not); \
+                     print it before, in '...' or \"...\", or write it to a file the command reads"
+                ));
+            }
+            out.push_str(&quoted(value, frame.quote)?);
+            word_start = false;
+            continue;
+        }
+        out.push(c);
+        match frame.quote {
+            Quote::Single => {
+                if c == '\'' {
+                    frames[top].quote = Quote::None;
+                }
+            }
+            Quote::Double => match c {
+                '\\' => out.extend(chars.next()),
+                '"' => frames[top].quote = Quote::None,
+                '$' if chars.peek() == Some(&'(') => {
+                    out.extend(chars.next());
+                    frames.push(Frame {
+                        quote: Quote::None,
+                        closer: Closer::Paren(0),
+                    });
+                    word_start = true;
+                }
+                '`' => {
+                    frames.push(Frame {
+                        quote: Quote::None,
+                        closer: Closer::Backquote,
+                    });
+                    word_start = true;
+                }
+                _ => {}
+            },
+            Quote::None => {
+                match c {
+                    '\\' => out.extend(chars.next()),
+                    '\'' => frames[top].quote = Quote::Single,
+                    '"' => frames[top].quote = Quote::Double,
+                    '#' if word_start => {
+                        // A comment, to the end of the line.
+                        while let Some(&d) = chars.peek() {
+                            if d == '\n' || d == OPEN {
+                                break;
+                            }
+                            out.push(d);
+                            chars.next();
+                        }
+                    }
+                    '$' if chars.peek() == Some(&'\'') => {
+                        out.extend(chars.next());
+                        frames[top].quote = Quote::Single;
+                        unquotable = Some("$'");
+                    }
+                    '$' if chars.peek() == Some(&'(') => {
+                        out.extend(chars.next());
+                        frames.push(Frame {
+                            quote: Quote::None,
+                            closer: Closer::Paren(0),
+                        });
+                    }
+                    '`' if frame.closer == Closer::Backquote => {
+                        frames.pop();
+                    }
+                    '`' => frames.push(Frame {
+                        quote: Quote::None,
+                        closer: Closer::Backquote,
+                    }),
+                    '(' => {
+                        if let Closer::Paren(n) = frame.closer {
+                            frames[top].closer = Closer::Paren(n + 1);
+                        }
+                    }
+                    ')' => match frame.closer {
+                        Closer::Paren(0) => {
+                            frames.pop();
+                        }
+                        Closer::Paren(n) => frames[top].closer = Closer::Paren(n - 1),
+                        _ => {}
+                    },
+                    '<' if chars.peek() == Some(&'<') => {
+                        out.extend(chars.next());
+                        unquotable = Some("<<");
+                    }
+                    _ => {}
+                }
+                word_start = c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `value` as text for a place quoted as `quote` says.
+fn quoted(value: &str, quote: Quote) -> Result<String, String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "`{}` holds a NUL byte, which no shell command can",
+            value.replace('\0', "\\0")
+        ));
+    }
+    Ok(match quote {
+        Quote::None => shlex::try_quote(value)
+            .map_err(|e| e.to_string())?
+            .into_owned(),
+        Quote::Single => value.replace('\'', r"'\''"),
+        Quote::Double => {
+            let mut s = String::with_capacity(value.len());
+            for c in value.chars() {
+                if matches!(c, '\\' | '"' | '$' | '`') {
+                    s.push('\\');
+                }
+                s.push(c);
+            }
+            s
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(value: &str) -> Vars {
+        let mut vars = Vars::new();
+        vars.insert("item".into(), serde_json::json!(value));
+        vars.insert("key".into(), serde_json::json!("0"));
+        vars
+    }
+
+    /// What `sh -c` prints for `command` rendered with the item `value`.
+    fn sh(command: &str, value: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let rendered = render(command, &item(value)).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&rendered)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(made.is_empty(), "{rendered:?} made files: {made:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    const HOSTILE: &[&str] = &[
+        "x; touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "it's \"quoted\" \\ $HOME",
+        "a\nb; touch pwned",
+        "'; touch pwned; '",
+        "\"; touch pwned; \"",
+        "",
+        "  spaced  out  ",
+        "#not a comment",
+    ];
+
+    #[test]
+    fn a_value_is_data_wherever_it_is_printed() {
+        for value in HOSTILE {
+            assert_eq!(sh("printf %s {{ item }}", value), *value, "word");
+            assert_eq!(sh("printf %s '{{ item }}'", value), *value, "single");
+            assert_eq!(sh("printf %s \"{{ item }}\"", value), *value, "double");
+            assert_eq!(sh("printf %s x{{ item }}y", value), format!("x{value}y"));
+            assert_eq!(
+                sh("printf %s \"$(printf %s {{ item }})\"", value),
+                value.trim_end_matches('\n'),
+                "substitution in double quotes"
+            );
+            // A quote in a comment opens nothing.
+            assert_eq!(
+                sh("true # it's a comment\nprintf %s {{ item }}", value),
+                *value
+            );
+        }
+    }
+
+    #[test]
+    fn loops_filters_and_raw_are_rendered_as_jinja_says() {
+        let mut vars = item("a b");
+        vars.insert("words".into(), serde_json::json!(["x y", "z"]));
+        assert_eq!(
+            render(
+                "echo {% for w in words %}{{ w | upper }} {% endfor %}",
+                &vars
+            )
+            .unwrap(),
+            "echo 'X Y' Z "
+        );
+        assert_eq!(render("echo {{ key }} x", &vars).unwrap(), "echo 0 x");
+        assert_eq!(render("ls {{ item | raw }}", &vars).unwrap(), "ls a b");
+        assert_eq!(render("no template", &vars).unwrap(), "no template");
+    }
+
+    #[test]
+    fn what_cannot_be_quoted_is_refused() {
+        let err = render("cat <<EOF\n{{ item }}\nEOF", &item("x")).unwrap_err();
+        assert!(err.contains("after `<<`"), "{err}");
+        let err = render("printf $'\\t' {{ item }}", &item("x")).unwrap_err();
+        assert!(err.contains("after `$'`"), "{err}");
+        let err = render("echo `echo {{ item }}`", &item("x")).unwrap_err();
+        assert!(err.contains("backquotes"), "{err}");
+        let err = render("echo {{ item }}", &item("a\0b")).unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
+        let err = render("echo \u{E000} {{ item }}", &item("x")).unwrap_err();
+        assert!(err.contains("U+E000"), "{err}");
+        let err = render("echo {{ item }}", &item("\u{E000}0\u{E001}")).unwrap_err();
+        assert!(err.contains("U+E000"), "{err}");
+    }
+}
