@@ -140,6 +140,9 @@ impl Runner for TaskRunner<'_> {
         let start = Instant::now();
         let mut status = Status::new(&task.name, TaskState::Running, &task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
+        status
+            .template_fingerprint
+            .clone_from(&task.template_fingerprint);
         status.started_at = Some(crate::clock::now_rfc3339());
         status.attempt = 1;
         status.definition = task.action.definition();
@@ -373,6 +376,9 @@ impl TaskRunner<'_> {
         status.state = TaskState::Done;
         status.fingerprint.clone_from(&task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
+        status
+            .template_fingerprint
+            .clone_from(&task.template_fingerprint);
         status.error = None;
         status.finished_at = Some(crate::clock::now_rfc3339());
         Some(status)

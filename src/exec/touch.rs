@@ -162,6 +162,9 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
     // built one: a change of its checks alone re-checks it, a reordering
     // of its `{inputs}` re-runs it.
     status.action_fingerprint = super::runner::action_fingerprint(task);
+    status
+        .template_fingerprint
+        .clone_from(&task.template_fingerprint);
     status.input_order = task.input_order();
     status.definition = task.action.definition();
     let now = crate::clock::now_rfc3339();

@@ -4,7 +4,8 @@
 //! (its timeout).
 //!
 //! A recorded fingerprint that differs from the current one makes the task
-//! stale with the reason "command changed" (or "prompt changed").
+//! stale with the reason "command changed" (or "prompt changed"; "its item
+//! changed" for an instance whose template fingerprint is the same).
 
 /// Bump when the encoding changes, so old records read as "changed".
 const VERSION: &str = "planexe-fingerprint-v1";

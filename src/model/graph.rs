@@ -138,6 +138,11 @@ pub struct Task {
     /// What it does, without its checks: a task whose checks alone changed
     /// has its current outputs checked again instead of running.
     pub action_fingerprint: String,
+    /// A fan-out instance's: what it does before its item is put in (its
+    /// command's template, its prompt's fingerprint, which holds the
+    /// templates): a run whose action changed with this the same was
+    /// of another item.
+    pub template_fingerprint: Option<String>,
     pub origin: Origin,
 }
 

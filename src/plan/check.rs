@@ -31,6 +31,8 @@ pub enum Reason {
     InterruptedLastTime,
     MarkerMissing,
     ActionChanged(&'static str),
+    /// A fan-out instance whose item changed, its template the same.
+    ItemChanged,
     /// Only the task's output checks changed: its outputs are checked
     /// again, and it runs only if they fail.
     ChecksChanged,
@@ -87,6 +89,7 @@ impl fmt::Display for Reason {
             Reason::InterruptedLastTime => write!(f, "stopped last time"),
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
+            Reason::ItemChanged => write!(f, "its item changed"),
             Reason::ChecksChanged => write!(f, "checks changed (outputs checked again)"),
             Reason::OutputMissing(p) => write!(f, "output {p} missing"),
             Reason::OutputAdded(p) => write!(f, "output {p} added"),
@@ -160,7 +163,12 @@ impl Checker<'_> {
                 .unwrap_or(&record.fingerprint)
                 == task.action_fingerprint;
         if record.fingerprint != task.fingerprint && !checks_changed {
-            return Ok(Check::Stale(Reason::ActionChanged(task.action.kind())));
+            let item = task.template_fingerprint.is_some()
+                && record.template_fingerprint == task.template_fingerprint;
+            return Ok(Check::Stale(match item {
+                true => Reason::ItemChanged,
+                false => Reason::ActionChanged(task.action.kind()),
+            }));
         }
         // Outputs must exist; differences are judged after the inputs.
         let mut output_checks = Vec::with_capacity(task.outputs.len());

@@ -462,6 +462,10 @@ pub struct Status {
     /// a change of its checks alone is told apart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_fingerprint: Option<String>,
+    /// A fan-out instance's action before its item was put in (so a
+    /// change of its item alone is told apart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_fingerprint: Option<String>,
     pub inputs: Stamps,
     /// A command naming `{inputs}`: a hash of their order (`input_order`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -511,6 +515,7 @@ impl Status {
             pid: None,
             fingerprint: fingerprint.to_string(),
             action_fingerprint: None,
+            template_fingerprint: None,
             input_order: None,
             inputs: Stamps::new(),
             outputs: Stamps::new(),

@@ -732,6 +732,50 @@ command = "echo {{{{ item }}}} > {{outputs}}"
     p.build().ok().ran(&["list"]);
 }
 
+/// An instance whose item changed says so, for a command and a prompt
+/// alike, and is not said to have a changed definition; a change of the
+/// template is one, of every instance.
+#[test]
+fn an_instance_whose_item_changed_says_so_not_that_its_definition_did() {
+    let server = Server::start();
+    server.default_reply(openai_answer("ok"));
+    let pipeline = |command: &str| {
+        format!(
+            "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\n\
+             model = \"x\"\nstream = false\n\
+             [tasks.cmd]\nforeach = {{ file = \"list.json\" }}\noutputs = [\"c/{{{{ key }}}}.txt\"]\n\
+             command = \"{command}\"\n\
+             [tasks.ask]\nforeach = {{ file = \"list.json\" }}\noutputs = [\"a/{{{{ key }}}}.md\"]\n\
+             prompt = \"About {{{{ item }}}}\"\n",
+            server.url
+        )
+    };
+    let p = Project::new(&pipeline("echo {{ item }} > {outputs}"));
+    p.write("list.json", "[\"alpha\", \"beta\"]");
+    p.build().ok();
+    p.write("list.json", "[\"alpha\", \"gamma\"]");
+    let dry = p.run(&["build", "-n"]);
+    dry.ok();
+    assert_eq!(
+        dry.stdout, "cmd[1]: its item changed\nask[1]: its item changed\n",
+        "{}",
+        dry.stderr
+    );
+    assert!(!dry.stderr.contains("the definition of"), "{}", dry.stderr);
+    p.run(&["status", "--json"])
+        .ok()
+        .stdout_has("\"reason\":\"its item changed\"");
+    p.build().ok().ran(&["cmd[1]", "ask[1]"]);
+    // The command's template changed: every instance's definition did.
+    p.write("pipeline.toml", &pipeline("echo {{ item }}! > {outputs}"));
+    let dry = p.run(&["build", "-n"]);
+    assert_eq!(
+        dry.stdout,
+        "cmd[0]: command changed\ncmd[1]: command changed\n"
+    );
+    dry.stderr_has("the definition of cmd[0], cmd[1] changed since its last run");
+}
+
 /// A fan-out that expands in a build of other targets grows the graph, but
 /// its instances run only when the build wants them: when a target reads
 /// them (or is the fan-out), not in a build of the list's producer alone.

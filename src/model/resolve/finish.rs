@@ -27,6 +27,7 @@ pub(super) struct Finished {
     judge: Option<judge::Judge>,
     fingerprint: String,
     action_fingerprint: String,
+    template_fingerprint: Option<String>,
 }
 
 impl Finished {
@@ -43,6 +44,7 @@ impl Finished {
         }
         task.fingerprint = self.fingerprint;
         task.action_fingerprint = self.action_fingerprint;
+        task.template_fingerprint = self.template_fingerprint;
     }
 }
 
@@ -129,6 +131,14 @@ impl Resolver<'_> {
             };
             (task.action.fingerprint(), model)
         };
+        // An instance before its item is put in: a prompt's fingerprint
+        // holds its templates; a command's is of the text rendered.
+        let template_fingerprint = task.origin.vars.as_ref().map(|_| match &def.command {
+            Some(command) if !is_prompt => Fingerprint::new("command template")
+                .field("command", command.get_ref().as_bytes())
+                .finish(),
+            _ => fingerprint.clone(),
+        });
         let mut asks = None;
         if placeholder {
             // The models its instances will ask, known before its list.
@@ -203,6 +213,7 @@ impl Resolver<'_> {
             judge: judged,
             fingerprint: instance(sealed),
             action_fingerprint: instance(fingerprint),
+            template_fingerprint,
         })
     }
 }

@@ -266,6 +266,7 @@ pub(super) fn commit(
         checks,
         fingerprint: String::new(),
         action_fingerprint: String::new(),
+        template_fingerprint: None,
         origin: Origin {
             def: entry.def_name.to_string(),
             vars: entry.vars.clone(),
