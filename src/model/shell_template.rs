@@ -14,7 +14,8 @@
 //! inside of backquotes: a value printed after `<<` or `$'`, or inside
 //! backquotes, is refused (`$(...)` quotes as the command does).
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use minijinja::value::{Object, Value};
 
@@ -45,11 +46,26 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
     if text.contains([OPEN, CLOSE]) {
         return Err(marker_refused("the command"));
     }
-    let printed: Arc<Mutex<Vec<String>>> = Arc::default();
+    PRINTED.with_borrow_mut(Vec::clear);
+    let rendered = template::render_in(ENV.get_or_init(environment), text, vars);
+    let values = PRINTED.with_borrow_mut(std::mem::take);
+    place(&rendered?, &values)
+}
+
+thread_local! {
+    /// The values the rendering under way on this thread printed, in
+    /// order: a marker holds its index here.
+    static PRINTED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The environment commands are rendered in, made once: the templates'
+/// own, with `raw` and a formatter that prints a marker for each value.
+static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
+
+fn environment() -> minijinja::Environment<'static> {
     let mut env = template::environment();
     env.add_filter("raw", |v: Value| Value::from_object(Raw(v.to_string())));
-    let sink = Arc::clone(&printed);
-    env.set_formatter(move |out, _state, value| {
+    env.set_formatter(|out, _state, value| {
         if let Some(raw) = value.downcast_object_ref::<Raw>() {
             if raw.0.contains([OPEN, CLOSE]) {
                 return Err(minijinja::Error::new(
@@ -59,14 +75,13 @@ pub fn render(text: &str, vars: &Vars) -> Result<String, String> {
             }
             return out.write_str(&raw.0).map_err(minijinja::Error::from);
         }
-        let mut values = sink.lock().unwrap_or_else(|p| p.into_inner());
-        let n = values.len();
-        values.push(value.to_string());
+        let n = PRINTED.with_borrow_mut(|values| {
+            values.push(value.to_string());
+            values.len() - 1
+        });
         write!(out, "{OPEN}{n}{CLOSE}").map_err(minijinja::Error::from)
     });
-    let rendered = template::render_in(&env, text, vars)?;
-    let values = std::mem::take(&mut *printed.lock().unwrap_or_else(|p| p.into_inner()));
-    place(&rendered, &values)
+    env
 }
 
 fn marker_refused(what: &str) -> String {

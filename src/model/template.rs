@@ -31,7 +31,9 @@ pub fn render_field(text: &str, vars: &Vars) -> Result<String, String> {
     if !text.contains("{{") && !text.contains("{%") {
         return Ok(text.to_string());
     }
-    render_in(&environment(), text, vars)
+    static SHARED: std::sync::OnceLock<minijinja::Environment<'static>> =
+        std::sync::OnceLock::new();
+    render_in(SHARED.get_or_init(environment), text, vars)
 }
 
 /// Renders `text` with `vars` in `env` (one made by [`environment`]).
