@@ -1,7 +1,7 @@
 //! A fan-out task's `command`, rendered for the shell: every value its
 //! template prints is quoted for where it lands in the command's text (a
-//! word of its own, inside `'...'`, inside `"..."`, inside `$(...)` or
-//! backquotes), so an item that came from a model's answer or any other
+//! word of its own, inside `'...'`, inside `"..."`, inside `$(...)`), so
+//! an item that came from a model's answer or any other
 //! file is data, never shell syntax: `echo {{ item }}` of the item
 //! `x; rm -rf ~` echoes it. `{{ flags | raw }}` prints a value as it is,
 //! for shell syntax the pipeline's author writes.
@@ -12,7 +12,9 @@
 //! quoted for the place it is in. A here-document's body cannot be quoted
 //! for, nor can `$'...'` (which bash and dash read differently), nor the
 //! inside of backquotes: a value printed after `<<` or `$'`, or inside
-//! backquotes, is refused (`$(...)` quotes as the command does).
+//! backquotes, is refused (`$(...)` quotes as the command does), as is one
+//! right after a `\` or `$` outside single quotes, which would escape
+//! its quoting or make it a variable's name.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -178,6 +180,7 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
                 }
             }
             Quote::Double => match c {
+                '\\' | '$' if chars.peek() == Some(&OPEN) => return Err(joined(c)),
                 '\\' => out.extend(chars.next()),
                 '"' => frames[top].quote = Quote::None,
                 '$' if chars.peek() == Some(&'(') => {
@@ -198,7 +201,10 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
                 _ => {}
             },
             Quote::None => {
+                // After `$(` or a backquote, a command starts.
+                let mut starts = false;
                 match c {
+                    '\\' | '$' if chars.peek() == Some(&OPEN) => return Err(joined(c)),
                     '\\' => out.extend(chars.next()),
                     '\'' => frames[top].quote = Quote::Single,
                     '"' => frames[top].quote = Quote::Double,
@@ -223,14 +229,18 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
                             quote: Quote::None,
                             closer: Closer::Paren(0),
                         });
+                        starts = true;
                     }
                     '`' if frame.closer == Closer::Backquote => {
                         frames.pop();
                     }
-                    '`' => frames.push(Frame {
-                        quote: Quote::None,
-                        closer: Closer::Backquote,
-                    }),
+                    '`' => {
+                        frames.push(Frame {
+                            quote: Quote::None,
+                            closer: Closer::Backquote,
+                        });
+                        starts = true;
+                    }
                     '(' => {
                         if let Closer::Paren(n) = frame.closer {
                             frames[top].closer = Closer::Paren(n + 1);
@@ -249,11 +259,21 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
                     }
                     _ => {}
                 }
-                word_start = c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')');
+                word_start =
+                    starts || c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')');
             }
         }
     }
     Ok(out)
+}
+
+/// The refusal of a value printed right after `c`, a `\\` or `$`.
+fn joined(c: char) -> String {
+    let what = match c {
+        '$' => "make it a variable's name",
+        _ => "escape its quoting",
+    };
+    format!("a value printed right after `{c}` would {what}; put a space or quotes between")
 }
 
 /// `value` as text for a place quoted as `quote` says.
@@ -333,10 +353,20 @@ mod tests {
                 value.trim_end_matches('\n'),
                 "substitution in double quotes"
             );
-            // A quote in a comment opens nothing.
+            // A quote in a comment opens nothing, nor at a substitution's
+            // start.
             assert_eq!(
                 sh("true # it's a comment\nprintf %s {{ item }}", value),
                 *value
+            );
+            assert_eq!(
+                sh("x=$(#it's\nprintf %s {{ item }}); printf %s \"$x\"", value),
+                value.trim_end_matches('\n')
+            );
+            // A backslash or `$` in single quotes is text.
+            assert_eq!(
+                sh("printf %s '\\{{ item }}$'", value),
+                format!("\\{value}$")
             );
         }
     }
@@ -364,6 +394,15 @@ mod tests {
         assert!(err.contains("after `<<`"), "{err}");
         let err = render("printf $'\\t' {{ item }}", &item("x")).unwrap_err();
         assert!(err.contains("after `$'`"), "{err}");
+        for joined in [
+            "echo \\{{ item }}",
+            "echo ${{ item }}",
+            "echo \"\\{{ item }}\"",
+            "echo \"${{ item }}\"",
+        ] {
+            let err = render(joined, &item("x")).unwrap_err();
+            assert!(err.contains("right after"), "{joined}: {err}");
+        }
         let err = render("echo `echo {{ item }}`", &item("x")).unwrap_err();
         assert!(err.contains("backquotes"), "{err}");
         let err = render("echo {{ item }}", &item("a\0b")).unwrap_err();
