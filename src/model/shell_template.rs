@@ -130,7 +130,8 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
         quote: Quote::None,
         closer: Closer::End,
     }];
-    // A `<<` or `$'` seen: what follows cannot be quoted for.
+    // A `<<` or `$'` seen, or `case` in a substitution (whose patterns'
+    // `)` would seem to close it): what follows cannot be quoted for.
     let mut unquotable: Option<&str> = None;
     // Whether the last character ends a word (a `#` after one starts a
     // comment).
@@ -164,7 +165,8 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
             if let Some(after) = unquotable {
                 return Err(format!(
                     "`{value}` is printed after `{after}`, where no quoting holds for every sh \
-                     (a here-document, or `$'...'`, which bash reads and dash does not); \
+                     (a here-document, `$'...'`, which bash reads and dash does not, or the \
+                     patterns of a case statement inside $(...)); \
                      print it before, in '...' or \"...\", or write it to a file the command reads"
                 ));
             }
@@ -256,6 +258,13 @@ fn place(text: &str, values: &[String]) -> Result<String, String> {
                     '<' if chars.peek() == Some(&'<') => {
                         out.extend(chars.next());
                         unquotable = Some("<<");
+                    }
+                    'c' if word_start
+                        && frame.closer != Closer::End
+                        && chars.clone().take(4).collect::<String>().starts_with("ase")
+                        && chars.clone().nth(3).is_none_or(char::is_whitespace) =>
+                    {
+                        unquotable = Some("case inside $(...)");
                     }
                     _ => {}
                 }
@@ -392,6 +401,17 @@ mod tests {
     fn what_cannot_be_quoted_is_refused() {
         let err = render("cat <<EOF\n{{ item }}\nEOF", &item("x")).unwrap_err();
         assert!(err.contains("after `<<`"), "{err}");
+        let err = render(
+            "echo \"$(case a in a) echo {{ item }};; esac)\"",
+            &item("x"),
+        )
+        .unwrap_err();
+        assert!(err.contains("after `case inside $(...)`"), "{err}");
+        // At the top, a case statement's `)` closes nothing of ours.
+        assert_eq!(
+            render("case a in a) echo {{ item }};; esac", &item("x; y")).unwrap(),
+            "case a in a) echo 'x; y';; esac"
+        );
         let err = render("printf $'\\t' {{ item }}", &item("x")).unwrap_err();
         assert!(err.contains("after `$'`"), "{err}");
         for joined in [
