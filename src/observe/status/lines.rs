@@ -3,7 +3,7 @@
 //! graph, the state and the plan's reasons (or a running build's view of
 //! them), and kept up to date task by task by a running build.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -405,10 +405,15 @@ impl Known {
             &plan.reasons,
             session.builder(),
         );
-        for (id, path) in &plan.edited {
-            let name = &session.graph[*id].name;
-            if let Some(line) = known.tasks.iter_mut().find(|l| &l.task == name) {
-                line.edited.get_or_insert_with(Vec::new).push(path.clone());
+        if !plan.edited.is_empty() {
+            let at: HashMap<String, usize> = (known.tasks.iter().enumerate())
+                .map(|(i, l)| (l.task.clone(), i))
+                .collect();
+            for (id, path) in &plan.edited {
+                if let Some(&i) = at.get(&session.graph[*id].name) {
+                    let line = &mut known.tasks[i];
+                    line.edited.get_or_insert_with(Vec::new).push(path.clone());
+                }
             }
         }
         known
