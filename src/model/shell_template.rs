@@ -432,4 +432,44 @@ mod tests {
         let err = render("echo {{ item }}", &item("\u{E000}0\u{E001}")).unwrap_err();
         assert!(err.contains("U+E000"), "{err}");
     }
+
+    /// Commands made of shell-significant pieces in any order: each is
+    /// rendered or refused, never a panic, and no marker is left.
+    #[test]
+    fn any_arrangement_of_shell_syntax_renders_or_is_refused() {
+        const PIECES: &[&str] = &[
+            "'",
+            "\"",
+            "\\",
+            "$",
+            "(",
+            ")",
+            "`",
+            "#",
+            " ",
+            "\n",
+            "<<",
+            "case ",
+            "a",
+            ";",
+            "$(",
+            "$'",
+            "{{ item }}",
+            "{{ item | raw }}",
+            "{{ key }}",
+        ];
+        let vars = item("x'; \"$(touch pwned)`\\");
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..5000 {
+            let mut text = String::new();
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            for _ in 0..(seed >> 60) + 1 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                text.push_str(PIECES[(seed >> 33) as usize % PIECES.len()]);
+            }
+            if let Ok(out) = render(&text, &vars) {
+                assert!(!out.contains([OPEN, CLOSE]), "{text:?} -> {out:?}");
+            }
+        }
+    }
 }
