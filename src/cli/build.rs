@@ -311,10 +311,7 @@ fn show_results(session: &Session, targets: &[String], printer: &mut Printer) {
     let graph = &session.graph;
     let needed = match targets.is_empty() {
         true => None,
-        false => {
-            let targets: Vec<String> = targets.iter().map(|t| session.run_dir.target(t)).collect();
-            graph.targets(&targets).ok().map(|ids| graph.closure(&ids))
-        }
+        false => session.targets(targets).ok().map(|ids| graph.closure(&ids)),
     };
     let cwd = std::env::current_dir().unwrap_or_default();
     let shown: Vec<String> = graph

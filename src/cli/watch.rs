@@ -319,10 +319,7 @@ impl Watch<'_> {
     /// fixes it.
     fn watch_graph(&mut self, session: &Session) -> Result<()> {
         let graph = &session.graph;
-        let targets: Vec<String> = (self.options.targets.iter())
-            .map(|t| session.run_dir.target(t))
-            .collect();
-        let targets = graph.targets(&targets);
+        let targets = session.targets(&self.options.targets);
         let wanted = match &targets {
             Ok(roots) if !self.options.targets.is_empty() => Some(graph.closure(roots)),
             _ => None,

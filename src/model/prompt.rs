@@ -30,6 +30,16 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// Its name, as a task's `format` is written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+    }
+}
+
 pub use super::schema::Schema;
 
 /// What a prompt task asks, resolved.
@@ -75,11 +85,7 @@ impl PromptSpec {
         if self.keep_reasoning {
             out.push_str("keep_reasoning: true\n");
         }
-        let format = match self.format {
-            Format::Text => "text",
-            Format::Json => "json",
-        };
-        out.push_str(&format!("format: {format}\n"));
+        out.push_str(&format!("format: {}\n", self.format.as_str()));
         if let Some(schema) = &self.schema {
             for line in schema.text.lines() {
                 out.push_str(&format!("schema: {line}\n"));
@@ -345,13 +351,7 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
             .map_or("", |s| s.text.as_str())
             .as_bytes(),
     );
-    fp.field(
-        "format",
-        match spec.format {
-            Format::Text => b"text",
-            Format::Json => b"json",
-        },
-    );
+    fp.field("format", spec.format.as_str().as_bytes());
     // Only when set, so fingerprints of existing tasks stay as they were.
     if spec.keep_reasoning {
         fp.field("keep_reasoning", b"true");

@@ -495,6 +495,14 @@ impl Session {
         self.advice
     }
 
+    /// The tasks build targets on the command line name ([`Graph::targets`]:
+    /// tasks, instances, fan-out tasks, outputs); an output named by its
+    /// absolute path inside the run directory is taken as its own.
+    pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
+        let targets: Vec<String> = targets.iter().map(|t| self.run_dir.target(t)).collect();
+        self.graph.targets(&targets)
+    }
+
     /// The tasks names on the command line mean ([`Graph::tasks_named`]:
     /// tasks, instances, fan-out tasks, outputs); an output named by its
     /// absolute path inside the run directory is taken as its own.

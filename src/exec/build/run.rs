@@ -51,12 +51,7 @@ impl Build<'_> {
         let roots: Vec<TaskId> = if options.targets.is_empty() {
             graph.ids().to_vec()
         } else {
-            let targets: Vec<String> = options
-                .targets
-                .iter()
-                .map(|t| session.run_dir.target(t))
-                .collect();
-            graph.targets(&targets)?
+            session.targets(&options.targets)?
         };
         let wanted = graph.closure(&roots);
         let mut forced = vec![false; graph.id_bound()];
