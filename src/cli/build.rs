@@ -113,21 +113,20 @@ fn build_located(
     };
     // The builds `planexe mcp` starts say what to do in its tools' terms:
     // its clients read their log.
-    let advice = match args.advice {
-        AdviceArg::Cli => Advice::COMMAND_LINE,
-        AdviceArg::Mcp => crate::mcp::advice::ADVICE,
-    };
     let mut location = ctx.location(cli)?;
-    location.advice = advice;
+    if let AdviceArg::Mcp = args.advice {
+        location.advice = crate::mcp::advice::ADVICE;
+    }
+    let advice = location.advice.clone();
     if !options.read_only() && options.wait_for_lock {
         let run_dir = crate::store::RunDir::open(&location.run_dir)?;
         let waiting = Waiting {
-            told: &mut |who| say(printer, &Notice::WaitingForLock(who.into()), advice),
+            told: &mut |who| say(printer, &Notice::WaitingForLock(who.into()), &advice),
             stop: &|| interrupt.requested(),
         };
         if let Err(e) = super::wait_for_lock(&run_dir, waiting) {
             if matches!(e, Error::Interrupted) {
-                say(printer, &Notice::StoppedEarly, advice);
+                say(printer, &Notice::StoppedEarly, &advice);
             }
             return Err(e);
         }
@@ -189,7 +188,7 @@ fn build_located(
         }),
     };
     let Some(opened) = opened else {
-        say(printer, &Notice::StoppedEarly, advice);
+        say(printer, &Notice::StoppedEarly, &advice);
         return Err(Error::Interrupted);
     };
     let session: &mut Session = Box::leak(Box::new(opened?));
@@ -362,7 +361,7 @@ impl Observer for Terminal<'_> {
         if let Notice::Expanded { added, .. } = notice {
             printer.grow(*added);
         }
-        say(&mut printer, notice, self.advice);
+        say(&mut printer, notice, &self.advice);
     }
 
     fn tasks_started(&self, count: usize) {

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::exec::build::{Build, BuildOptions};
 use crate::exec::observer::Silent;
 use crate::exec::{touch, Interrupt};
-use crate::model::Lists;
+use crate::model::{Advice, Lists};
 use crate::plan::Session;
 
 pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) -> Result<()> {
@@ -58,7 +58,7 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
     for (task, reason) in &stale {
         printer.data(&format!("{task}: {reason}"));
     }
-    if !stale.is_empty() && !args.yes && !confirm(stale.len())? {
+    if !stale.is_empty() && !args.yes && !confirm(stale.len(), session.advice())? {
         printer.note(&format!("nothing rebuilt; {shown} keeps your edit"));
         return Ok(());
     }
@@ -68,7 +68,7 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
         let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", false)?;
         for kept in touch::touch(&mut session, &args.keep, checking)? {
             printer.note(&format!("kept {}", kept.task));
-            super::touch::report(&kept, printer);
+            super::touch::report(&kept, session.advice(), printer);
         }
     }
     super::build::build(cli, ctx, &BuildArgs::default(), None, printer)
@@ -250,12 +250,16 @@ fn would_run(session: &mut Session) -> Result<Vec<(String, String)>> {
 }
 
 /// Asks on the terminal; refuses without one.
-fn confirm(tasks: usize) -> Result<bool> {
+fn confirm(tasks: usize, advice: &Advice) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         return Err(Error::usage(format!(
             "the edit makes {tasks} task(s) stale; rebuilding needs confirmation, but stdin is not a terminal"
         ))
-        .hint("run planexe build to rebuild, or planexe edit -y"));
+        .hint(format!(
+            "run {} to rebuild, or {} -y",
+            advice.command("build"),
+            advice.command("edit")
+        )));
     }
     Ok(super::clean::ask(
         &format!("Rebuild {tasks} task(s)? [Y/n] "),

@@ -159,7 +159,12 @@ impl Context {
                 .as_ref()
                 .map(|f| (cwd.join(f), f.display().to_string())),
             named_dir: cli.directory.is_some(),
-            advice: Advice::COMMAND_LINE,
+            advice: match &cli.directory {
+                Some(dir) if !same_dir(&cwd.join(dir), &cwd) => {
+                    Advice::COMMAND_LINE.in_run(&dir.display().to_string())
+                }
+                _ => Advice::COMMAND_LINE,
+            },
         })
     }
 
@@ -421,9 +426,19 @@ fn read(cli: &Cli, ctx: &Context, printer: &Printer, mode: CheckMode) -> Result<
             .map(|m| m.name.as_str())
             .collect();
         printer.warn(&format!(
-            "this run remembers model `{model}` from an earlier --model, but the pipeline has no [models.{model}] any more: set aside here; a build refuses it until `planexe build --model NAME` chooses another (models are: {})",
+            "this run remembers model `{model}` from an earlier --model, but the pipeline has no [models.{model}] any more: set aside here; a build refuses it until `{} --model NAME` chooses another (models are: {})",
+            session.advice().command("build"),
             if models.is_empty() { "none".to_string() } else { models.join(", ") }
         ));
     }
     Ok(session)
+}
+
+/// Whether `a` and `b` name the same folder (`-C .`, or the current
+/// folder by its full path or through a link).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }

@@ -15,7 +15,7 @@ enum Line {
 }
 
 /// Prints what a notice says, saying what to do in `advice`'s words.
-pub(super) fn say(printer: &mut Printer, notice: &Notice, advice: Advice) {
+pub(super) fn say(printer: &mut Printer, notice: &Notice, advice: &Advice) {
     match describe(notice, advice) {
         Line::Note(text) => printer.note(&text),
         Line::Warning(text) => printer.warn(&text),
@@ -23,7 +23,7 @@ pub(super) fn say(printer: &mut Printer, notice: &Notice, advice: Advice) {
 }
 
 /// What a notice says, saying what to do in `advice`'s words.
-fn describe(notice: &Notice, advice: Advice) -> Line {
+fn describe(notice: &Notice, advice: &Advice) -> Line {
     use Line::{Note, Warning};
     let resume = || advice.hint(&Trouble::Failed(ErrorKind::Stopped.remedy(true)));
     match notice {
@@ -114,7 +114,7 @@ fn describe(notice: &Notice, advice: Advice) -> Line {
 /// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
 /// run's says what a build would do: `would resume run ...; would start
 /// with ...`.
-fn resuming(s: &ResumeSummary, advice: Advice) -> String {
+fn resuming(s: &ResumeSummary, advice: &Advice) -> String {
     let created = s
         .created_at
         .parse::<jiff::Timestamp>()

@@ -8,7 +8,7 @@ use super::Context;
 use crate::error::Result;
 use crate::exec::touch::{self, Checking, Touched};
 use crate::exec::{Env, Interrupt};
-use crate::model::advice;
+use crate::model::advice::{self, Advice};
 
 pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> Result<()> {
     // A `+` recipe runs under `make -n`: it names what it would touch.
@@ -31,7 +31,7 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
     let checking = checking(&env, args.no_check, &interrupt);
     for touched in touch::touch(&mut session, &args.tasks, checking)? {
         printer.note(&format!("touched {}", touched.task));
-        report(&touched, printer);
+        report(&touched, session.advice(), printer);
     }
     Ok(())
 }
@@ -48,7 +48,7 @@ pub fn checking<'a>(env: &'a Env, no_check: bool, interrupt: &'a Interrupt) -> C
 }
 
 /// The warnings of a touched task's checks, and its judge not asked.
-pub fn report(touched: &Touched, printer: &Printer) {
+pub fn report(touched: &Touched, door: &Advice, printer: &Printer) {
     let task = &touched.task;
     for warning in &touched.warnings {
         let message = warning.message.as_deref().unwrap_or("failed");
@@ -59,8 +59,8 @@ pub fn report(touched: &Touched, printer: &Printer) {
     }
     if touched.unjudged {
         printer.note(&format!(
-            "{task}: its judge was not run (touch asks no model); `planexe check {}` has it score the outputs",
-            advice::quoted(task)
+            "{task}: its judge was not run (touch asks no model); `{}` has it score the outputs",
+            door.command(&format!("check {}", advice::quoted(task)))
         ));
     }
 }

@@ -39,11 +39,11 @@ pub fn create(
     pipeline: (PathBuf, String),
     advice: Advice,
 ) -> Result<Session> {
-    check_fresh(run_dir, shown, advice)?;
+    check_fresh(run_dir, shown, &advice)?;
     let (file, file_shown) = pipeline;
     // Parsed before anything is made; resolved (which needs the run
     // directory) once it exists, and undone if that fails.
-    Pipeline::load_with(&file, file_shown.clone(), advice)?;
+    Pipeline::load_with(&file, file_shown.clone(), &advice)?;
 
     let made = make_dirs(run_dir)?;
     let plan_path = run_dir.join(PLAN);
@@ -142,7 +142,7 @@ pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
 }
 
 /// Refuses a run directory that exists and is not an empty folder.
-fn check_fresh(run_dir: &Path, shown: &str, advice: Advice) -> Result<()> {
+fn check_fresh(run_dir: &Path, shown: &str, advice: &Advice) -> Result<()> {
     let meta = match std::fs::symlink_metadata(run_dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => {

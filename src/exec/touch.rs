@@ -194,8 +194,10 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
                         task.name
                     ))
                     .hint(format!(
-                        "run `planexe build {}` to produce it",
-                        advice::quoted(&task.name)
+                        "run `{}` to produce it",
+                        session
+                            .advice()
+                            .command(&format!("build {}", advice::quoted(&task.name)))
                     )))
                 }
             }

@@ -59,7 +59,7 @@ impl Opener {
         }
         let parsed: Vec<Pipeline> = files
             .iter()
-            .filter_map(|f| Pipeline::load_with(f, f.display().to_string(), ADVICE).ok())
+            .filter_map(|f| Pipeline::load_with(f, f.display().to_string(), &ADVICE).ok())
             .collect();
         let key_vars = parsed.iter().flat_map(|p| {
             p.def

@@ -11,6 +11,7 @@
 //! cannot.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::store::lock::BUSY;
 use crate::store::remedy::{Remedy, Then};
@@ -106,22 +107,58 @@ pub enum ModelSourceKind {
 }
 
 /// How a caller says what to do about a [`Trouble`]: one `hint:` line.
-#[derive(Clone, Copy)]
-pub struct Advice(fn(&Trouble<'_>) -> String);
+#[derive(Clone)]
+pub struct Advice(Door);
+
+#[derive(Clone)]
+enum Door {
+    /// The command line's words; `run` is the run directory as its user
+    /// named it with `-C` (shell-quoted), when it is not the current one:
+    /// every command a hint gives then names it, so the hint can be run
+    /// where the user is (a Makefile's or CI's folder).
+    CommandLine { run: Option<Arc<str>> },
+    /// Another door's words (the MCP server's).
+    Other(fn(&Trouble<'_>) -> String),
+}
 
 impl Advice {
     /// The command line's words: `-f FILE`, `$PLANEXE_PIPELINE`.
-    pub const COMMAND_LINE: Advice = Advice(command_line);
+    pub const COMMAND_LINE: Advice = Advice(Door::CommandLine { run: None });
 
     /// Advice in the words of `say`.
     pub const fn new(say: fn(&Trouble<'_>) -> String) -> Advice {
-        Advice(say)
+        Advice(Door::Other(say))
+    }
+
+    /// The command line's words for a run directory other than the current
+    /// one, which its user named `run` (`-C runs/a`): the commands its
+    /// hints give carry `-C runs/a`. Other doors' words are unchanged.
+    pub fn in_run(self, run: &str) -> Advice {
+        match self.0 {
+            Door::CommandLine { .. } => Advice(Door::CommandLine {
+                run: Some(quoted(run).into()),
+            }),
+            other => Advice(other),
+        }
     }
 
     /// The words for `trouble`: a hint line (or, for the troubles that
     /// say so, a part of a message).
     pub fn hint(&self, trouble: &Trouble<'_>) -> String {
-        (self.0)(trouble)
+        match &self.0 {
+            Door::CommandLine { run } => command_line(trouble, &Planexe(run.as_deref())),
+            Door::Other(say) => say(trouble),
+        }
+    }
+
+    /// `planexe` and `command` (a subcommand and its arguments, such as
+    /// `build outline`) in this door's words: with `-C DIR` for a run
+    /// directory named on the command line (see [`Advice::in_run`]).
+    pub fn command(&self, command: &str) -> String {
+        match &self.0 {
+            Door::CommandLine { run } => Planexe(run.as_deref()).sub(command),
+            Door::Other(_) => format!("planexe {command}"),
+        }
     }
 }
 
@@ -137,7 +174,25 @@ impl fmt::Debug for Advice {
     }
 }
 
-fn command_line(trouble: &Trouble<'_>) -> String {
+/// The command line's `planexe SUBCOMMAND`, with `-C DIR` when the run
+/// directory is not the current one.
+struct Planexe<'a>(Option<&'a str>);
+
+impl Planexe<'_> {
+    /// `planexe` and `command` (a subcommand and its arguments), `-C DIR`
+    /// right after the subcommand: `planexe clean -C runs/a old`.
+    fn sub(&self, command: &str) -> String {
+        match (self.0, command.split_once(' ')) {
+            (Some(run), Some((sub, args))) => format!("planexe {sub} -C {run} {args}"),
+            (Some(run), None) => format!("planexe {command} -C {run}"),
+            (None, _) => format!("planexe {command}"),
+        }
+    }
+}
+
+fn command_line(trouble: &Trouble<'_>, planexe: &Planexe<'_>) -> String {
+    let build = planexe.sub("build");
+    let status = planexe.sub("status");
     match trouble {
         Trouble::Missing => "run planexe in a directory with a pipeline.toml, or pass -f FILE".into(),
         Trouble::Unreadable => "pass -f FILE naming a pipeline file (TOML text)".into(),
@@ -155,55 +210,62 @@ fn command_line(trouble: &Trouble<'_>) -> String {
             "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
         ),
         Trouble::UnknownTask => {
-            "run `planexe status` to list tasks; instances are named like `wbs3[7]`".into()
+            format!("run `{status}` to list tasks; instances are named like `wbs3[7]`")
         }
-        Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
+        Trouble::UnknownTarget => format!("run `{status}` to list tasks"),
         Trouble::ModelOverride { from } => match from {
             ModelSourceKind::Flag => "from --model".into(),
             ModelSourceKind::Env => "from $PLANEXE_MODEL; unset it, or name one of the models".into(),
-            ModelSourceKind::Run => "chosen for this run by an earlier --model, remembered in \
-                                     .planexe/run.json; `planexe build --model NAME` chooses \
-                                     another"
-                .into(),
+            ModelSourceKind::Run => format!(
+                "chosen for this run by an earlier --model, remembered in .planexe/run.json; \
+                 `{build} --model NAME` chooses another"
+            ),
         },
-        Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
-        Trouble::DamagedLog => "`planexe build`".into(),
+        Trouble::DamagedSidecar => format!("`{build}` rewrites it from the state log"),
+        Trouble::DamagedLog => format!("`{build}`"),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
                 Then::Nothing => None,
-                Then::Build => Some("then run planexe build".to_string()),
-                Then::BuildAgain(why) => Some(format!("run planexe build again; {why}")),
-                Then::Resume => Some("run planexe build again to resume".into()),
-                Then::Record => Some("record it: planexe build --record DIR (with a live model)".into()),
+                Then::Build => Some(format!("then run {build}")),
+                Then::BuildAgain(why) => Some(format!("run {build} again; {why}")),
+                Then::Resume => Some(format!("run {build} again to resume")),
+                Then::Record => Some(format!("record it: {build} --record DIR (with a live model)")),
             };
             remedy_words(remedy.change, then)
         }
         Trouble::TasksFailed => {
-            "finished tasks are kept, so fix the cause and run planexe build again".into()
+            format!("finished tasks are kept, so fix the cause and run {build} again")
         }
         Trouble::OthersFailed { count } => {
-            format!("planexe status says why the other {count} failed")
+            format!("{status} says why the other {count} failed")
         }
         Trouble::MissingKey { var } => {
             format!("export {var}=... before the build; keys are read from the environment only")
         }
         Trouble::NoRecordings { dir, live: Some(live) } => format!(
-            "record answers there: planexe build --record {dir} --model {live} (with a live model), or fix `dir`"
+            "record answers there: {build} --record {dir} --model {live} (with a live model), or fix `dir`"
         ),
         Trouble::NoRecordings { dir, live: None } => {
-            format!("record answers first: planexe build --record {dir} (with a live model)")
+            format!("record answers first: {build} --record {dir} (with a live model)")
         }
         Trouble::Forced => "-B".into(),
         Trouble::ReplayMissed { dir, live } => format!(
-            "ask the live model it replays: planexe build --model {live} (add --record {dir} to keep its answers for the replay)"
+            "ask the live model it replays: {build} --model {live} (add --record {dir} to keep its answers for the replay)"
         ),
-        Trouble::Busy => BUSY.into(),
+        // BUSY's words, with the run directory's `-C`.
+        Trouble::Busy if planexe.0.is_none() => BUSY.into(),
+        Trouble::Busy => format!(
+            "wait for it (`{status}` works meanwhile), or stop it with Ctrl-C or `kill PID`"
+        ),
         Trouble::NoSpace { dir } => format!(
-            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run planexe build again: tasks already done are kept and do not run again"
+            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run {build} again: tasks already done are kept and do not run again"
         ),
         Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
         Trouble::TaskLeft { task } => {
-            format!("`planexe clean {}` deletes them and forgets it", quoted(task))
+            format!(
+                "`{}` deletes them and forgets it",
+                planexe.sub(&format!("clean {}", quoted(task)))
+            )
         }
         Trouble::ReplayForNewRun { live, run } => format!(
             "to ask the live model it replays: planexe build -C {} --model {live}",
@@ -229,5 +291,62 @@ pub fn remedy_words(change: Option<&str>, then: Option<String>) -> String {
         (Some(change), None) => change.to_string(),
         (None, Some(then)) => then,
         (None, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ErrorKind;
+
+    fn all(advice: &Advice) -> Vec<String> {
+        [
+            Trouble::UnknownTask,
+            Trouble::TasksFailed,
+            Trouble::OthersFailed { count: 2 },
+            Trouble::Failed(ErrorKind::Stopped.remedy(true)),
+            Trouble::ReplayMissed {
+                dir: "rec",
+                live: "local",
+            },
+            Trouble::TaskLeft { task: "old[1]" },
+            Trouble::Busy,
+            Trouble::DamagedLog,
+        ]
+        .iter()
+        .map(|t| advice.hint(t))
+        .collect()
+    }
+
+    #[test]
+    fn commands_name_the_run_directory_the_user_named() {
+        let here = all(&Advice::COMMAND_LINE);
+        let there = all(&Advice::COMMAND_LINE.in_run("runs/my plan"));
+        for (here, there) in here.iter().zip(&there) {
+            assert!(here.contains("planexe "), "{here}");
+            assert!(!here.contains(" -C "), "{here}");
+            assert_eq!(
+                there,
+                &here
+                    .replace("planexe build", "planexe build -C 'runs/my plan'")
+                    .replace("planexe status", "planexe status -C 'runs/my plan'")
+                    .replace("planexe clean", "planexe clean -C 'runs/my plan'")
+            );
+        }
+        assert_eq!(Advice::COMMAND_LINE.hint(&Trouble::Busy), BUSY);
+        assert_eq!(
+            Advice::COMMAND_LINE.in_run("a").command("edit"),
+            "planexe edit -C a"
+        );
+    }
+
+    #[test]
+    fn another_doors_words_have_no_run_directory() {
+        fn say(_: &Trouble<'_>) -> String {
+            "use the build tool".into()
+        }
+        let advice = Advice::new(say).in_run("runs/a");
+        assert_eq!(advice.hint(&Trouble::TasksFailed), "use the build tool");
+        assert_eq!(advice.command("build"), "planexe build");
     }
 }

@@ -255,8 +255,8 @@ impl Index<TaskId> for Graph {
 impl Graph {
     /// How to say what to do, in the terms of the door the graph was
     /// resolved for (a build's refusals say it in them too).
-    pub fn advice(&self) -> Advice {
-        self.advice
+    pub fn advice(&self) -> &Advice {
+        &self.advice
     }
 
     /// What a build makes for people to read: `[pipeline] results`, else

@@ -226,13 +226,13 @@ impl Pipeline {
     /// Reads and parses `path`. `display` is how messages name the file.
     /// A file that cannot be used is refused in the command line's terms.
     pub fn load(path: &Path, display: String) -> Result<Pipeline> {
-        Pipeline::load_with(path, display, Advice::COMMAND_LINE)
+        Pipeline::load_with(path, display, &Advice::COMMAND_LINE)
     }
 
     /// [`Pipeline::load`], with `advice` saying what to do when the file
     /// cannot be used (missing, unreadable or binary), in the caller's
     /// terms.
-    pub fn load_with(path: &Path, display: String, advice: Advice) -> Result<Pipeline> {
+    pub fn load_with(path: &Path, display: String, advice: &Advice) -> Result<Pipeline> {
         let bytes = match limits::read_bounded(path) {
             Ok(bytes) => bytes,
             Err(ReadError::Missing) => {
@@ -269,7 +269,7 @@ impl Pipeline {
     /// leading byte order mark (some Windows editors save one) is dropped,
     /// so columns on the first line count as an editor shows them.
     pub fn parse(path: PathBuf, display: String, text: String) -> Result<Pipeline> {
-        Pipeline::parse_advised(path, display, text, Advice::COMMAND_LINE)
+        Pipeline::parse_advised(path, display, text, &Advice::COMMAND_LINE)
     }
 
     /// [`Pipeline::parse`], binary data refused with `advice`'s hint.
@@ -277,7 +277,7 @@ impl Pipeline {
         path: PathBuf,
         display: String,
         text: String,
-        advice: Advice,
+        advice: &Advice,
     ) -> Result<Pipeline> {
         let text = match text.strip_prefix('\u{feff}') {
             Some(rest) => rest.to_string(),

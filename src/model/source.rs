@@ -12,7 +12,7 @@ use crate::error::{Error, Position, Result};
 /// The text of a pipeline file, or a refusal at the first byte that is not
 /// UTF-8 (with its line and column, as for any other mistake in the file;
 /// for binary data, with `advice`'s hint).
-pub(super) fn text_of(display: &str, bytes: Vec<u8>, advice: Advice) -> Result<String> {
+pub(super) fn text_of(display: &str, bytes: Vec<u8>, advice: &Advice) -> Result<String> {
     let e = match String::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(e) => e,

@@ -57,7 +57,7 @@ impl Location {
             display,
             named: self.file.is_some(),
             warning,
-            advice: self.advice,
+            advice: self.advice.clone(),
         })
     }
 
@@ -65,7 +65,7 @@ impl Location {
         if let Some((path, shown)) = &self.file {
             return Ok((path.clone(), shown.clone(), None));
         }
-        if let Some(recorded) = recorded_pipeline(run_dir, self.advice)? {
+        if let Some(recorded) = recorded_pipeline(run_dir, &self.advice)? {
             if !recorded.exists() {
                 return Err(Error::pipeline(format!(
                     "this run directory was built with {}, which no longer exists",
@@ -113,7 +113,7 @@ impl Location {
 /// The pipeline file the run directory recorded at its last build, if any.
 /// A record that is not an absolute path in text (damaged, or written by
 /// hand) is an error that says what it holds, and `advice`'s hint.
-pub(super) fn recorded_pipeline(run_dir: &RunDir, advice: Advice) -> Result<Option<PathBuf>> {
+pub(super) fn recorded_pipeline(run_dir: &RunDir, advice: &Advice) -> Result<Option<PathBuf>> {
     let path = run_dir.recorded_pipeline_path();
     let Ok(bytes) = files::read(&path) else {
         return Ok(None);

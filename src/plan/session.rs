@@ -172,7 +172,7 @@ impl Session {
             });
             let loaded = (|| -> Result<Loaded> {
                 let t = crate::phases::phase("pipeline: parse");
-                let pipeline = Pipeline::load_with(&path, display, advice)?;
+                let pipeline = Pipeline::load_with(&path, display, &advice)?;
                 drop(t);
                 let remembered = run.as_ref().and_then(|r| r.model.clone());
                 let model_source = match (&model.flag, &model.env, remembered) {
@@ -195,7 +195,7 @@ impl Session {
                     &run_dir,
                     model_source.as_ref().map(|(k, m)| (*k, m.as_str())),
                     lists,
-                    advice,
+                    advice.clone(),
                 )?;
                 Ok((pipeline, model_source, set_aside, graph))
             })();
@@ -275,7 +275,7 @@ impl Session {
                     &self.run_dir,
                     remembered.as_deref().map(|m| (ModelSourceKind::Run, m)),
                     self.lists,
-                    self.advice,
+                    self.advice.clone(),
                 )?;
                 self.model_source = remembered.map(|m| (ModelSourceKind::Run, m));
             }
@@ -326,7 +326,7 @@ impl Session {
         if self.named {
             return Ok(None);
         }
-        let Some(recorded) = recorded_pipeline(&self.run_dir, self.advice)? else {
+        let Some(recorded) = recorded_pipeline(&self.run_dir, &self.advice)? else {
             return Ok(None);
         };
         // The same file spelled another way (`-f` from a linked folder, a
@@ -491,8 +491,8 @@ impl Session {
 
     /// What to tell the user when something cannot be used or found, in
     /// the terms of the door the session was opened by.
-    pub fn advice(&self) -> Advice {
-        self.advice
+    pub fn advice(&self) -> &Advice {
+        &self.advice
     }
 
     /// The tasks build targets on the command line name ([`Graph::targets`]:

@@ -267,14 +267,25 @@ fn a_failed_build_of_another_folder_names_it() {
     failed
         .code(1)
         .stderr_has("error: task(s) failed in runs/a: bad\n")
-        .stderr_has("hint: the output of bad is in .planexe/logs/bad.log");
-    let out = p
-        .command(&["build"])
-        .current_dir(p.path("runs/a"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: task(s) failed: bad\n"), "{stderr}");
+        .stderr_has("hint: the output of bad is in .planexe/logs/bad.log")
+        // The commands a hint gives run where the user is.
+        .stderr_has("run planexe build -C runs/a again\n");
+    p.run(&["-C", "runs/a", "build", "nosuch"])
+        .code(2)
+        .stderr_has("hint: run `planexe status -C runs/a` to list tasks\n");
+    p.run(&["-C", "runs/a", "touch", "bad"])
+        .code(2)
+        .stderr_has("hint: run `planexe build -C runs/a bad` to produce it\n");
+    for args in [&["build"][..], &["-C", ".", "build"]] {
+        let out = p
+            .command(args)
+            .current_dir(p.path("runs/a"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error: task(s) failed: bad\n"), "{stderr}");
+        assert!(stderr.contains("run planexe build again\n"), "{stderr}");
+    }
     let elsewhere = tempfile::tempdir().unwrap();
     let out = p
         .command(&["-C", p.path("runs/a").to_str().unwrap(), "build"])

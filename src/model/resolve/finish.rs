@@ -87,7 +87,7 @@ impl Resolver<'_> {
                 models: &graph.models,
                 model_index: &self.model_index,
                 model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
-                advice: graph.advice,
+                advice: graph.advice.clone(),
                 run_dir: self.run_dir,
             };
             let mut spec = prompt::resolve_prompt(

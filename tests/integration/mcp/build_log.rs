@@ -130,7 +130,7 @@ prompt = "{{ inputs['plan.txt'] }}"
     assert!(c.close().success());
     p.run(&["build", "-C", "r"])
         .code(2)
-        .stderr_has("hint: record answers there: planexe build --record");
+        .stderr_has("hint: record answers there: planexe build -C r --record");
 }
 
 /// The end of a failed build, a stopped one and a task no longer in the
@@ -246,7 +246,7 @@ command = "touch started; while [ ! -f go ]; do sleep 0.02; done; cp plan.txt sl
         );
     p.run(&["build", "-C", "r", "--no-wait"])
         .code(2)
-        .stderr_has("hint: wait for it (`planexe status` works meanwhile)");
+        .stderr_has("hint: wait for it (`planexe status -C r` works meanwhile)");
     p.write("r/go", "");
     let done = holder.wait_with_output().unwrap();
     assert!(done.status.success());

@@ -68,10 +68,10 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
     // The command line's words are its own.
     p.run(&["explain", "-C", "r", "uper"])
         .code(2)
-        .stderr_has("run `planexe status` to list tasks");
+        .stderr_has("run `planexe status -C r` to list tasks");
     p.run(&["build", "-C", "r", "uper"])
         .code(2)
-        .stderr_has("run `planexe status` to list tasks");
+        .stderr_has("run `planexe status -C r` to list tasks");
     p.run(&["build", "-C", "r", "--model", "nope"])
         .code(2)
         .stderr_has("unknown model `nope` (from --model)\n");
@@ -135,7 +135,7 @@ fn an_unknown_model_is_told_where_it_came_from_at_each_door() {
     // The command line's words, for the same sources.
     p.run(&["build", "-C", "r"]).code(2).stderr_has(
         "unknown model `local` (chosen for this run by an earlier --model, remembered in \
-         .planexe/run.json; `planexe build --model NAME` chooses another)",
+         .planexe/run.json; `planexe build -C r --model NAME` chooses another)",
     );
     let env = p
         .command(&["build", "-C", "fresh"])
@@ -176,7 +176,7 @@ fn a_damaged_record_is_rewritten_by_the_build_tool() {
     assert!(c.close().success());
     // `status --json` keeps the command line's words.
     p.run(&["status", "--json", "-C", "r"])
-        .stdout_has("is damaged; `planexe build` rewrites it from the state log");
+        .stdout_has("is damaged; `planexe build -C r` rewrites it from the state log");
 }
 
 /// The summary tool told a client whose summary.json was damaged that "the
@@ -286,7 +286,7 @@ fn a_damaged_state_log_is_rewritten_by_the_build_tool() {
     assert!(!warnings.contains("planexe build"), "{warnings}");
     assert!(c.close().success());
     p.run(&["status", "--json", "-C", "r"])
-        .stdout_has("; `planexe build` rewrites the log without that line");
+        .stdout_has("; `planexe build -C r` rewrites the log without that line");
 }
 
 /// A build the build tool forced showed its waiting tasks in `status` as
@@ -374,7 +374,7 @@ command = "mkdir -p out; echo {{ item }} > out/{{ item }}.txt"
     p.run(&["build", "-C", "r", "wbs[1]"])
         .code(2)
         .stderr_has("unknown target `wbs[1]`")
-        .stderr_has("run `planexe status` to list tasks");
+        .stderr_has("run `planexe status -C r` to list tasks");
     // Once the list is made again, the instance is its new item.
     c.ok("build", json!({"run": "r", "targets": ["mk"]}));
     c.ok("wait", json!({"run": "r"}));

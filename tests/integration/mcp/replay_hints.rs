@@ -76,13 +76,14 @@ replays = "local"
     );
     assert!(!log.contains("planexe build --model"), "{log}");
     assert!(c.close().success());
-    // The command line's words: the hint, and the end of a build.
+    // The command line's words: the hint the build recorded (for the run
+    // directory), and the end of a build (for where it was run).
     p.run(&["status", "-C", "r"]).stdout_has(
         "hint: ask the live model it replays: planexe build --model local (add --record ",
     );
     p.run(&["build", "-C", "r"]).code(1).stderr_has(
         "hint: ask has no recorded answer for its request to model recorded; ask the live \
-         model it replays: planexe build --model local (add --record ",
+         model it replays: planexe build -C r --model local (add --record ",
     );
 }
 
