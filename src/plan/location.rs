@@ -110,6 +110,22 @@ impl Location {
     }
 }
 
+/// Records `pipeline` as the run directory's pipeline file, for later
+/// commands there, unless it is already.
+pub(super) fn record_pipeline(run_dir: &RunDir, pipeline: &Path) -> Result<()> {
+    let path = run_dir.recorded_pipeline_path();
+    let current = pipeline.to_string_lossy();
+    if std::fs::read_to_string(&path)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        != Some(current.as_ref())
+    {
+        files::write_atomic(&path, format!("{current}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The pipeline file the run directory recorded at its last build, if any.
 /// A record that is not an absolute path in text (damaged, or written by
 /// hand) is an error that says what it holds, and `advice`'s hint.

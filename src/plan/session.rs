@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::location::recorded_pipeline;
+use super::location::{record_pipeline, recorded_pipeline};
 pub use super::location::{Located, Location};
 
 use super::certificate::{self, Certificate};
@@ -24,7 +24,7 @@ use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
 use crate::store::inflight::{self, Journal};
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::rundir::StateMark;
-use crate::store::{files, Builder, CheckMode, RunDir, Stamper, StateStore, Status};
+use crate::store::{Builder, CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// The model override of an invocation: `--model`, else `$PLANEXE_MODEL`,
 /// else the model the run remembers from an earlier `--model`.
@@ -570,17 +570,7 @@ impl Session {
 
     /// Remembers the pipeline file for later commands in this run directory.
     pub fn record_pipeline(&self) -> Result<()> {
-        let path = self.run_dir.recorded_pipeline_path();
-        let current = self.pipeline.path.to_string_lossy();
-        if std::fs::read_to_string(&path)
-            .ok()
-            .as_deref()
-            .map(str::trim)
-            != Some(current.as_ref())
-        {
-            files::write_atomic(&path, format!("{current}\n").as_bytes())?;
-        }
-        Ok(())
+        record_pipeline(&self.run_dir, &self.pipeline.path)
     }
 }
 
