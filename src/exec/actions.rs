@@ -176,6 +176,7 @@ impl Actions<'_> {
             status.pid = Some(pid);
             turn.spawned(pid);
         });
+        command::scrub::scrub_ended(&log, self.secrets);
         Err(match exit {
             Exit::Success => return Ok(()),
             Exit::Code(code) => TaskError::exit(code),

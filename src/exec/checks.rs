@@ -287,9 +287,9 @@ pub struct CheckRunner<'a> {
 impl CheckRunner<'_> {
     /// Runs `script` on the outputs of `task`: `Ok` when it exits 0; else
     /// `check_failed` with the end of what it printed, scrubbed of the
-    /// secrets (its log, `.planexe/logs/TASK.check.txt`, is its own
-    /// writing and keeps it all), or `stopped`. Its process is journaled
-    /// in the task's `turn`.
+    /// secrets (as its log, `.planexe/logs/TASK.check.txt`, is once it
+    /// ended), or `stopped`. Its process is journaled in the task's
+    /// `turn`.
     pub fn run_check(&self, task: &Task, script: &str, turn: &Turn) -> Result<(), TaskError> {
         let inputs: Vec<&str> = task.inputs.iter().map(|i| i.path.as_str()).collect();
         let outputs: Vec<&str> = task.outputs.iter().map(|o| o.path.as_str()).collect();
@@ -306,6 +306,7 @@ impl CheckRunner<'_> {
             timeout: task.timeout,
         };
         let exit = command::run(&spec, self.watchdog, |pid| turn.spawned(pid));
+        command::scrub::scrub_ended(&log, self.secrets);
         let what = match &exit {
             Exit::Success => return Ok(()),
             Exit::Interrupted => {

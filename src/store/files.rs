@@ -354,6 +354,29 @@ pub(super) fn write_named(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<()
     Ok(())
 }
 
+/// Writes what `fill` writes to `path` as [`write_atomic`] does, through a
+/// named temporary file in its folder, without holding it all in memory
+/// (a big log written again). Nothing replaces `path` when `fill` fails.
+pub fn write_atomic_from(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_PREFIX}{}-", pid()))
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io_at(dir, e))?;
+    let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+    fill(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io_at(path, e))?;
+    drop(out);
+    tmp.persist(path).map_err(|e| Error::io_at(path, e.error))?;
+    Ok(())
+}
+
 /// Removes the temporary files that planexe processes no longer alive left
 /// in `dir` (not its subfolders), returning how many. Those of a live
 /// writer (a `status` or `report` that runs beside the build) are kept.

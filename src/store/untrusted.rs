@@ -97,6 +97,11 @@ impl Secrets {
         out
     }
 
+    /// Whether there is no secret to look for.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
     /// Whether `text` holds a secret in any spelling.
     pub fn found_in(&self, text: &str) -> bool {
         self.list.iter().any(|s| redact_one(text, s).is_some())

@@ -36,6 +36,7 @@ use super::interrupt::Interrupt;
 use crate::store::files;
 
 mod output;
+pub mod scrub;
 mod spawn;
 
 /// How long a timed-out process group has between SIGTERM and SIGKILL.

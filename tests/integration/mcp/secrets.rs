@@ -38,8 +38,10 @@ fn a_key_a_command_prints_is_in_no_answer() {
     c.ok("build", json!({"run": "shed"}));
     let status = c.ok("wait", json!({"run": "shed", "timeout_s": 30}));
     assert_eq!(status["state"], "failed", "{status}");
-    // The command did print it: the key is in the files, not the answers.
-    assert!(p.read("shed/.planexe/logs/leak.log").contains(KEY));
+    // The command did print it, and wrote it to its output: the output
+    // is the command's own, its log is planexe's (scrubbed once it ended).
+    assert!(p.read("shed/written.txt").contains(KEY));
+    assert!(!p.read("shed/.planexe/logs/leak.log").contains(KEY));
     let log = c.ok(
         "read_output",
         json!({"run": "shed", "path": ".planexe/build.log"}),
