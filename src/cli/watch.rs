@@ -39,7 +39,7 @@ use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::observer::Both;
 use crate::exec::{Build, BuildOptions, BuildReport, Ended, Interrupt, Notice};
-use crate::model::{Advice, Lists};
+use crate::model::Lists;
 use crate::observe::Recorder;
 use crate::plan::Session;
 use crate::store::RunDir;
@@ -370,7 +370,7 @@ impl Watch<'_> {
             printer: Mutex::new(printer),
             annotations: None,
             shown: Some(&shown),
-            advice: Advice::COMMAND_LINE,
+            advice: session.advice().clone(),
         };
         let result = Build {
             options: &self.options,

@@ -338,9 +338,13 @@ fn sigint_while_idle_exits_130() {
     assert_eq!(w.stop(), 130);
 }
 
+/// Watching a run directory named with `-C`: the line the stop prints
+/// says how to resume it from here.
 #[test]
 fn sigint_during_a_build_stops_it_and_exits_130() {
-    let p = Project::new(
+    let p = Project::new("");
+    p.write(
+        "r/pipeline.toml",
         r#"
 [tasks.long]
 inputs = ["plan.txt"]
@@ -348,15 +352,18 @@ outputs = ["long.md"]
 command = "sleep 30; cat plan.txt > long.md"
 "#,
     );
-    p.write("plan.txt", "one\n");
-    p.write("long.md", "old\n");
-    p.run(&["touch", "long"]).ok();
-    let mut w = Watcher::start(&p, &[]);
-    std::fs::write(p.path("plan.txt"), "two\n").unwrap();
+    p.write("r/plan.txt", "one\n");
+    p.write("r/long.md", "old\n");
+    p.run(&["touch", "-C", "r", "long"]).ok();
+    let mut w = Watcher::start(&p, &["-C", "r"]);
+    std::fs::write(p.path("r/plan.txt"), "two\n").unwrap();
     w.expect("start  long");
     w.signal(libc::SIGINT);
+    w.expect("stopped: 0 task(s) finished, 1 stopped, 0 not started; run planexe build -C r again to resume");
     assert_eq!(w.exit_code(), 130);
-    assert_eq!(p.status_json("long")["state"], "stopped");
+    p.run(&["status", "-C", "r", "--json"])
+        .ok()
+        .stdout_has(r#""task":"long","state":"stopped""#);
 }
 
 #[test]
