@@ -3,7 +3,9 @@
 //! another task's output neither reads it nor waits for that task: the two
 //! run side by side and the reader's result depends on which ends first.
 //! [`Graph::glob_warnings`] says so, naming the outputs left out and how
-//! to read them (name them, or the fan-out, in `inputs`).
+//! to read them (name them, or the fan-out, in `inputs`); for a `foreach`
+//! fan-out whose list is still to be built, from its outputs' templates,
+//! before the build would run the reader on what the glob finds now.
 
 use std::collections::BTreeMap;
 
@@ -40,12 +42,6 @@ impl Graph {
             if self.rank[glob.task] == super::graph::RETIRED {
                 continue;
             }
-            let under = |path: &str| {
-                glob.base.is_empty()
-                    || path
-                        .strip_prefix(glob.base.as_str())
-                        .is_some_and(|rest| rest.starts_with('/'))
-            };
             // An output its task also names in `inputs` is read all the
             // same.
             let reader = &self.tasks[glob.task];
@@ -54,18 +50,69 @@ impl Graph {
             // instances together).
             let mut left: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for &(path, t) in &outputs {
-                if t != glob.task && under(path) && glob.matcher.is_match(path) && !named(path) {
+                if t != glob.task
+                    && under(glob, path)
+                    && glob.matcher.is_match(path)
+                    && !named(path)
+                {
                     left.entry(self.tasks[t].origin.def.as_str())
                         .or_default()
                         .push(path);
                 }
             }
             for (def, mut paths) in left {
+                // Warned of at load time, from its templates.
+                if producers.is_some() && self.may_match(glob, def) {
+                    continue;
+                }
                 paths.sort_unstable();
                 out.push(self.left_out(glob, def, &paths));
             }
+            if producers.is_none() {
+                out.extend(self.unexpanded_left_out(glob));
+            }
         }
         out
+    }
+
+    /// The warnings for `glob` of the `foreach` tasks not expanded yet
+    /// whose instances' outputs it may match ([`Graph::may_match`]), as
+    /// their templates say: before the list exists, the build would run
+    /// its reader at once.
+    fn unexpanded_left_out<'a>(&'a self, glob: &'a GlobInput) -> impl Iterator<Item = String> + 'a {
+        let reader = &self.tasks[glob.task].name;
+        self.fanouts
+            .iter()
+            .filter(|(def, group)| {
+                group.placeholder && *def != &self.tasks[glob.task].origin.def
+            })
+            .filter(|(def, _)| self.may_match(glob, def))
+            .map(move |(def, group)| {
+                let templates: Vec<String> =
+                    group.templates.iter().map(|t| format!("`{t}`")).collect();
+                format!(
+                    "task `{reader}`: input glob `{}` may match the outputs of fan-out `{def}` ({}), made once its list {} is built: a glob matches source files only, so `{reader}` does not wait for fan-out `{def}` and may run before it; name the fan-out in `inputs` to read them all: inputs = [\"{def}\"]",
+                    glob.pattern,
+                    templates.join(", "),
+                    group.list.as_deref().unwrap_or_default(),
+                )
+            })
+    }
+
+    /// Whether `glob` may match an output of the `foreach` task `def`'s
+    /// instances, as its templates say: a template with a stand-in in
+    /// place of what it prints (a digit, a lower-case letter, an
+    /// upper-case one, in turn) that the glob matches.
+    fn may_match(&self, glob: &GlobInput, def: &str) -> bool {
+        let Some(group) = self.fanouts.get(def) else {
+            return false;
+        };
+        group.templates.iter().any(|template| {
+            ["0", "a", "A"].iter().any(|probe| {
+                let path = shape(template, probe);
+                under(glob, &path) && glob.matcher.is_match(&path)
+            })
+        })
     }
 
     /// The warning for `glob`, which leaves out `paths`, made by `def`.
@@ -99,5 +146,60 @@ impl Graph {
             "task `{reader}`: input glob `{}` leaves out {named}, made by {whose}: a glob matches source files only, so `{reader}` does not wait for {whose} and may run before it; {fix}",
             glob.pattern
         )
+    }
+}
+
+/// Whether `path` is under the folder `glob` walks.
+fn under(glob: &GlobInput, path: &str) -> bool {
+    glob.base.is_empty()
+        || path
+            .strip_prefix(glob.base.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `template` with `probe` in place of each `{{ ... }}` and `{% ... %}`,
+/// and without its `{# ... #}` comments: the shape of what it renders.
+fn shape(template: &str, probe: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let close = match after.as_bytes().get(1) {
+            Some(b'{') => Some(("}}", probe)),
+            Some(b'%') => Some(("%}", probe)),
+            Some(b'#') => Some(("#}", "")),
+            _ => None,
+        };
+        match close.and_then(|(end, put)| Some((after[2..].find(end)? + 4, put))) {
+            Some((len, put)) => {
+                out.push_str(put);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shape;
+
+    #[test]
+    fn a_templates_shape_has_the_probe_for_what_it_prints() {
+        assert_eq!(shape("sections/{{ key }}.md", "0"), "sections/0.md");
+        assert_eq!(
+            shape("w/{{ item.id }}-{% if x %}y{% endif %}.json", "a"),
+            "w/a-aya.json"
+        );
+        assert_eq!(shape("a{# note #}b", "0"), "ab");
+        assert_eq!(shape("odd{.md", "0"), "odd{.md");
+        assert_eq!(shape("open{{ key", "0"), "open{{ key");
+        assert_eq!(shape("", "0"), "");
     }
 }

@@ -197,6 +197,9 @@ pub struct FanoutGroup {
     pub list: Option<String>,
     /// What the instances were expanded from: the list's hash.
     pub expanded_from: Option<String>,
+    /// The outputs of a `foreach` task's instances, as templates: what a
+    /// glob that would match them is warned of before the list exists.
+    pub templates: Vec<String>,
 }
 
 /// Marks a retired task's rank.

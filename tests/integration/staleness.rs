@@ -237,7 +237,7 @@ command = "cat notes/*.md > all.md"
 }
 
 #[test]
-fn a_glob_over_a_fan_outs_outputs_is_warned_of_when_it_expands() {
+fn a_glob_over_a_fan_outs_outputs_is_warned_of_before_the_build() {
     let pipeline = r#"
 [tasks.list]
 outputs = ["list.json"]
@@ -252,11 +252,25 @@ outputs = ["all.txt"]
 command = "cat per/*.txt > all.txt 2>/dev/null; echo end >> all.txt"
 "#;
     let p = Project::new(pipeline);
-    let warning = "warning: task `gather`: input glob `per/*.txt` leaves out per/a.txt, per/b.txt, per/c.txt and 1 more, made by fan-out `per`: a glob matches source files only, so `gather` does not wait for fan-out `per` and may run before it; name the fan-out in `inputs` to read them all: inputs = [\"per\"]";
-    // The list is made during the build: said when the fan-out expands.
-    p.build().ok().stderr_has(warning);
-    // The list is up to date when the build starts: said before it runs.
-    p.run(&["build", "-n", "--force", "gather"])
-        .ok()
-        .stderr_has(warning);
+    let warning = "warning: task `gather`: input glob `per/*.txt` may match the outputs of fan-out `per` (`per/{{ item }}.txt`), made once its list list.json is built: a glob matches source files only, so `gather` does not wait for fan-out `per` and may run before it; name the fan-out in `inputs` to read them all: inputs = [\"per\"]";
+    // The list is made during the build: said before it starts (as its
+    // outputs' templates say), and not again when the fan-out expands.
+    let built = p.build();
+    built.ok().stderr_has(&format!("{warning}\nstart  "));
+    assert!(!built.stderr.contains("leaves out"), "{}", built.stderr);
+    // The list is up to date when the build starts: said once, too.
+    let planned = p.run(&["build", "-n", "--force", "gather"]);
+    planned.ok().stderr_has(warning);
+    assert!(!planned.stderr.contains("leaves out"), "{}", planned.stderr);
+    // A glob its templates do not show to match (no stand-in fits
+    // `[b-c]`) is warned of when the fan-out expands, by the files.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace("per/*.txt", "per/[b-c].txt"),
+    );
+    let built = p.run(&["build", "-B"]);
+    built.ok().stderr_has(
+        "warning: task `gather`: input glob `per/[b-c].txt` leaves out per/b.txt and per/c.txt, made by fan-out `per`",
+    );
+    assert!(!built.stderr.contains("may match"), "{}", built.stderr);
 }

@@ -34,6 +34,8 @@ pub(super) struct Group {
     pub names: Vec<String>,
     pub placeholder: bool,
     pub list: Option<String>,
+    /// A `foreach` task's outputs, as templates.
+    pub templates: Vec<String>,
 }
 
 /// The entries of every table, in declaration order, and the fan-out
@@ -93,6 +95,7 @@ pub(super) fn entries<'a>(
                         names: found.iter().map(|e| e.name.clone()).collect(),
                         placeholder: false,
                         list: None,
+                        templates: Vec::new(),
                     },
                 );
                 entries.extend(found);
@@ -108,6 +111,7 @@ pub(super) fn entries<'a>(
                         names: vec![base.clone()],
                         placeholder: true,
                         list: Some(list.clone()),
+                        templates: task.outputs.iter().map(|o| o.get_ref().clone()).collect(),
                     },
                 );
                 entries.push(Entry {

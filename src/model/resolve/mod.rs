@@ -417,6 +417,7 @@ impl Graph {
                     placeholder: group.placeholder,
                     list: group.list,
                     expanded_from: None,
+                    templates: group.templates,
                 },
             );
         }
