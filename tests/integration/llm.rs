@@ -339,7 +339,10 @@ fn truncation_and_context_overflow_are_permanent() {
     let server = Server::start();
     server.script([openai_finish("The plan is", "length")]);
     let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
-    p.build().code(1).stderr_has("truncated");
+    // The build's hint says what to change first, then where to look.
+    p.build().code(1).stderr_has("truncated").stderr_has(
+        "hint: raise the model's max_tokens or ask for a shorter answer; every failed call of ask is in .planexe/failures.jsonl, the last response in .planexe/raw/ask.json; ",
+    );
     assert!(
         !p.exists("answer.md"),
         "a truncated answer is never a result"
@@ -352,7 +355,9 @@ fn truncation_and_context_overflow_are_permanent() {
         serde_json::json!({"error": {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}}),
     )]);
     let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
-    p.build().code(1).stderr_has("context_overflow");
+    p.build().code(1).stderr_has("context_overflow").stderr_has(
+        "hint: shorten the prompt or its inputs, or use a model with a larger context; every failed call of ask",
+    );
     assert_eq!(p.status_json("ask")["error"]["kind"], "context_overflow");
     assert_eq!(server.requests().len(), 1);
 }

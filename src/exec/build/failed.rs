@@ -80,8 +80,15 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
             "every failed call of {name} is in {}; the server never answered its last",
             run_dir.show(&run_dir.failures_path())
         ),
+        // What to change first, when its kind says (a context too small,
+        // a schema that lets the model run on), then where to look.
         Action::Prompt(_) => format!(
-            "every failed call of {name} is in {}, the last response in {}",
+            "{}every failed call of {name} is in {}, the last response in {}",
+            error
+                .as_ref()
+                .and_then(|e| e.remedy().change)
+                .map(|change| format!("{change}; "))
+                .unwrap_or_default(),
             run_dir.show(&run_dir.failures_path()),
             run_dir.show(&run_dir.raw_path(name))
         ),
