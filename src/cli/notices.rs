@@ -65,6 +65,7 @@ fn describe(notice: &Notice, advice: &Advice) -> Line {
             outputs.join(", "),
             advice.hint(&Trouble::TaskLeft { task })
         )),
+        Notice::OutputsDropped { outputs } => Warning(dropped(outputs)),
         Notice::Resuming(summary) => Note(resuming(summary, advice)),
         Notice::DefinitionsChanged { tasks, unexpanded } => Note(format!(
             "the definition of {} changed since its last run: it will re-run; every other finished task keeps its result{}",
@@ -114,6 +115,28 @@ fn describe(notice: &Notice, advice: &Advice) -> Line {
 /// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
 /// run's says what a build would do: `would resume run ...; would start
 /// with ...`.
+/// The warning of outputs tasks no longer declare (task, path): the
+/// first few named, with their tasks.
+fn dropped(outputs: &[(String, String)]) -> String {
+    const SHOWN: usize = 3;
+    let mut named: Vec<String> = (outputs.iter().take(SHOWN))
+        .map(|(task, path)| format!("{path} ({task})"))
+        .collect();
+    if outputs.len() > SHOWN {
+        named.push(format!("{} more", outputs.len() - SHOWN));
+    }
+    let named = named.join(", ");
+    if outputs.len() == 1 {
+        format!(
+            "an output its task no longer declares stays on disk from its last run, and no task makes it now: {named}; delete it if nothing needs it (a glob still finds it)"
+        )
+    } else {
+        format!(
+            "outputs their tasks no longer declare stay on disk from their last runs, and no task makes them now: {named}; delete them if nothing needs them (a glob still finds them)"
+        )
+    }
+}
+
 fn resuming(s: &ResumeSummary, advice: &Advice) -> String {
     let created = s
         .created_at

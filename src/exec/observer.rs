@@ -44,6 +44,9 @@ pub enum Notice {
     LogDamaged { message: String },
     /// A task is no longer in the pipeline; these outputs of it stay.
     TaskLeft { task: String, outputs: Vec<String> },
+    /// Tasks no longer declare these outputs (task, path), which their
+    /// last run wrote and no task makes now: they stay on disk.
+    OutputsDropped { outputs: Vec<(String, String)> },
     /// The build found earlier work.
     Resuming(ResumeSummary),
     /// These tasks' definitions changed since their last run; `unexpanded`:
@@ -104,6 +107,7 @@ impl Notice {
             self,
             Notice::UnreadableStatus { .. }
                 | Notice::TaskLeft { .. }
+                | Notice::OutputsDropped { .. }
                 | Notice::StatusRepaired { .. }
                 | Notice::LogDamaged { .. }
         )

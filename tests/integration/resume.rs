@@ -83,6 +83,46 @@ fn a_task_removed_from_the_pipeline_leaves_its_outputs_with_a_warning() {
     assert!(p.exists("report.md"));
 }
 
+/// An output renamed leaves the old file on disk, where a glob still finds
+/// it: the build that runs the task under its new definition says so,
+/// once; not for a file a task now reads.
+#[test]
+fn an_output_no_longer_declared_is_warned_of_once() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n\
+         [tasks.m]\nmatrix = { n = [\"1\", \"2\"] }\noutputs = [\"m{{ n }}.txt\"]\ncommand = \"echo {{ n }} > m{{ n }}.txt\"\n",
+    );
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"b.txt\"]\ncommand = \"echo a > b.txt\"\n\
+         [tasks.m]\nmatrix = { n = [\"1\", \"2\"] }\noutputs = [\"n{{ n }}.txt\"]\ncommand = \"echo {{ n }} > n{{ n }}.txt\"\n",
+    );
+    p.run(&["build", "-n"]).ok().stderr_has(
+        "warning: outputs their tasks no longer declare stay on disk from their last runs, and no task makes them now: a.txt (a), m1.txt (m[1]), m2.txt (m[2]); delete them if nothing needs them (a glob still finds them)\n",
+    );
+    let run = p.build();
+    run.ok()
+        .ran(&["a", "m[1]", "m[2]"])
+        .stderr_has("m2.txt (m[2]); delete them");
+    assert!(p.exists("a.txt"), "kept: the warning is all");
+    let again = p.build();
+    assert!(
+        !again.stderr.contains("no longer declare"),
+        "{}",
+        again.stderr
+    );
+    // Moved to a task that reads it: meant to stay, and not warned of.
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"c.txt\"]\ncommand = \"echo a > c.txt\"\n\
+         [tasks.r]\ninputs = [\"b.txt\"]\noutputs = [\"r.txt\"]\ncommand = \"cat b.txt > r.txt\"\n",
+    );
+    let run = p.build();
+    run.ok();
+    assert!(!run.stderr.contains("no longer declare"), "{}", run.stderr);
+}
+
 /// A task renamed keeps its output under its new name: nothing is left
 /// behind to warn about, and the next no-op takes the certificate's path.
 #[test]

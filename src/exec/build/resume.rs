@@ -121,12 +121,24 @@ fn done_before<'a>(store: &StateStore, fanouts: impl Iterator<Item = &'a mut Une
 
 /// The tasks whose records the state holds but the pipeline no longer
 /// has (a fan-out's instances aside: their list decides), with the outputs
-/// they made that are still on disk and that no task of the pipeline makes.
+/// they made that are still on disk and that no task of the pipeline makes;
+/// then, in one notice, the outputs that tasks still in the pipeline no
+/// longer declare (an output renamed), on disk from their last run, and
+/// made and read by no task now.
 pub(super) fn tasks_left(session: &Session) -> Vec<Notice> {
     let graph = &session.graph;
     let mut left = Vec::new();
+    let mut dropped = Vec::new();
+    let stays = |p: &String| graph.producer(p).is_none() && session.run_dir.path(p).exists();
     for (name, record) in session.store.records() {
-        if graph.task(name).is_some() {
+        if let Some(task) = graph.task(name) {
+            let declared = |p: &String| task.outputs.iter().any(|o| &o.path == p);
+            dropped.extend(
+                (record.done.iter())
+                    .flat_map(|d| d.outputs.keys())
+                    .filter(|p| !declared(p) && stays(p))
+                    .map(|p| (name.clone(), p.clone())),
+            );
             continue;
         }
         if crate::model::fanout::split_instance(name)
@@ -138,7 +150,7 @@ pub(super) fn tasks_left(session: &Session) -> Vec<Notice> {
             .done
             .iter()
             .flat_map(|d| d.outputs.keys())
-            .filter(|p| graph.producer(p).is_none() && session.run_dir.path(p).exists())
+            .filter(|p| stays(p))
             .cloned()
             .collect();
         if !outputs.is_empty() {
@@ -147,6 +159,17 @@ pub(super) fn tasks_left(session: &Session) -> Vec<Notice> {
                 outputs,
             });
         }
+    }
+    if !dropped.is_empty() {
+        // A file a task now reads, as a source, is meant to stay.
+        let read: std::collections::HashSet<&str> = (graph.tasks())
+            .flat_map(|t| t.inputs.iter().map(|i| i.path.as_str()))
+            .collect();
+        dropped.retain(|(_, path)| !read.contains(path.as_str()));
+    }
+    if !dropped.is_empty() {
+        dropped.sort_unstable();
+        left.push(Notice::OutputsDropped { outputs: dropped });
     }
     left
 }

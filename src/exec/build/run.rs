@@ -521,9 +521,6 @@ impl Build<'_> {
     }
 }
 
-/// Tasks no longer in the pipeline whose outputs are still on disk, but
-/// for those a task of the pipeline now produces (a task renamed, or an
-/// output moved to another task: the file is that task's now).
 impl Build<'_> {
     /// The models of the tasks this build runs (`to_run` but those
     /// `left_out` behind fan-outs), when one of them asks a model: prompt
