@@ -111,10 +111,6 @@ fn describe(notice: &Notice, advice: &Advice) -> Line {
     }
 }
 
-/// `resuming run 2026-03-06T19:47Z: 23 done, 1 failed (assumptions: schema:
-/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
-/// run's says what a build would do: `would resume run ...; would start
-/// with ...`.
 /// The warning of outputs tasks no longer declare (task, path): the
 /// first few named, with their tasks.
 fn dropped(outputs: &[(String, String)]) -> String {
@@ -137,6 +133,10 @@ fn dropped(outputs: &[(String, String)]) -> String {
     }
 }
 
+/// `resuming run 2026-03-06T19:47Z: 23 done, 1 failed (assumptions: schema:
+/// ...), 1 interrupted, 38 to run; starting with assumptions, risks`; a dry
+/// run's says what a build would do: `would resume run ...; would start
+/// with ...`.
 fn resuming(s: &ResumeSummary, advice: &Advice) -> String {
     let created = s
         .created_at
