@@ -96,7 +96,12 @@ fn section(out: &mut String, title: &str, files: &[FileLine]) {
             .as_deref()
             .map(|p| format!(" [from {p}]"))
             .unwrap_or_default();
-        let _ = writeln!(out, "    {}{producer}: {line}", f.path);
+        let kept = if f.edited {
+            "; edited by hand, kept (what reads it re-runs)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "    {}{producer}: {line}{kept}", f.path);
     }
 }
 

@@ -249,6 +249,7 @@ fn file_line(f: &FileLine) -> Value {
         "verdict": verdict,
         "recorded": recorded,
         "now": now,
+        "edited": f.edited,
     })
 }
 

@@ -36,6 +36,9 @@ pub struct FileLine {
     /// The task that produces it.
     pub producer: Option<String>,
     pub verdict: FileVerdict,
+    /// An output of the task edited by hand since its last run, which a
+    /// build keeps as the task's result (the tasks that read it re-run).
+    pub edited: bool,
 }
 
 /// The last successful run of the task explained.
@@ -119,6 +122,7 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
     // Current stamps of the task's files, hashed only when needed.
     let stamper = Stamper::default();
     let root = session.run_dir.root();
+    let edited = |path: &str| plan.edited.iter().any(|(t, p)| *t == task.id && p == path);
     let file = |path: &str, recorded: Option<&Stamp>| {
         let now = stamp::stat_inside(root, path).ok().flatten();
         let verdict = match (recorded, now) {
@@ -141,6 +145,7 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
         FileLine {
             path: path.to_string(),
             producer: graph.producer(path).map(|p| graph[p].name.clone()),
+            edited: edited(path),
             verdict,
         }
     };

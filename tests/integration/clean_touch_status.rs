@@ -314,6 +314,10 @@ fn status_of_a_task_shows_its_outputs_now_and_as_recorded() {
     assert_eq!(json["outputs"][0]["edited"], true);
     let all = p.run(&["status"]).stdout;
     assert!(all.contains(", b.txt edited by hand (kept)"), "{all}");
+    p.run(&["explain", "b"])
+        .ok()
+        .stdout_has("b: up to date\n")
+        .stdout_has("; edited by hand, kept (what reads it re-runs)\n");
     let json: serde_json::Value =
         serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
     let tasks = json["tasks"].as_array().unwrap();

@@ -59,6 +59,7 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
     // as one.
     let explained = c.ok("explain", json!({"run": "r", "task": "upper.txt"}));
     assert_eq!(explained["task"], "upper", "{explained}");
+    assert_eq!(explained["outputs"][0]["edited"], false, "{explained}");
     let message = c.err("clean", json!({"run": "r", "tasks": ["plan.txt"]}));
     assert!(message.contains("plan.txt is a source file"), "{message}");
     let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["upper.txt"]}));
