@@ -8,7 +8,9 @@
 //! its `build` tool rather than `planexe build`). The layers
 //! below say what went wrong ([`Trouble`]); the words come from the
 //! caller's [`Advice`], so no user is told to use a flag or a command it
-//! cannot.
+//! cannot. On the command line, the commands a hint gives carry the `-C
+//! DIR` its user named when the run directory is not the current one, so
+//! they can be run where the user is (a Makefile's folder).
 
 use std::fmt;
 use std::sync::Arc;

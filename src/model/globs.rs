@@ -50,10 +50,13 @@ impl Graph {
             // instances together).
             let mut left: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for &(path, t) in &outputs {
+                // A reader that waits for the task (`after`) reads what
+                // it made all the same.
                 if t != glob.task
                     && under(glob, path)
                     && glob.matcher.is_match(path)
                     && !named(path)
+                    && reader.deps.binary_search(&t).is_err()
                 {
                     left.entry(self.tasks[t].origin.def.as_str())
                         .or_default()
@@ -80,11 +83,20 @@ impl Graph {
     /// their templates say: before the list exists, the build would run
     /// its reader at once.
     fn unexpanded_left_out<'a>(&'a self, glob: &'a GlobInput) -> impl Iterator<Item = String> + 'a {
-        let reader = &self.tasks[glob.task].name;
+        let task = &self.tasks[glob.task];
+        let reader = &task.name;
+        // A reader that names the fan-out (in `inputs` or `after`) waits
+        // for it.
+        let waits = |group: &super::graph::FanoutGroup| {
+            group
+                .members
+                .iter()
+                .any(|m| task.deps.binary_search(m).is_ok())
+        };
         self.fanouts
             .iter()
-            .filter(|(def, group)| {
-                group.placeholder && *def != &self.tasks[glob.task].origin.def
+            .filter(move |(def, group)| {
+                group.placeholder && *def != &task.origin.def && !waits(group)
             })
             .filter(|(def, _)| self.may_match(glob, def))
             .map(move |(def, group)| {

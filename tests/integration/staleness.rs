@@ -234,6 +234,17 @@ command = "cat notes/*.md > all.md"
     out.ok();
     assert!(!out.stderr.contains("leaves out"), "{}", out.stderr);
     assert_eq!(p.read("all.md"), "sx\n");
+    // Waited for with `after`: no warning either.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(
+            r#"inputs = ["notes/*.md"]"#,
+            "inputs = [\"notes/*.md\"]\nafter = [\"a\"]",
+        ),
+    );
+    let out = p.run(&["build", "-B"]);
+    out.ok();
+    assert!(!out.stderr.contains("leaves out"), "{}", out.stderr);
 }
 
 #[test]
@@ -273,4 +284,16 @@ command = "cat per/*.txt > all.txt 2>/dev/null; echo end >> all.txt"
         "warning: task `gather`: input glob `per/[b-c].txt` leaves out per/b.txt and per/c.txt, made by fan-out `per`",
     );
     assert!(!built.stderr.contains("may match"), "{}", built.stderr);
+    // A reader that waits for the fan-out (`after`) is warned of neither
+    // way, before the build or when the fan-out expands.
+    p.write(
+        "pipeline.toml",
+        &pipeline.replace(
+            "inputs = [\"per/*.txt\"]",
+            "inputs = [\"per/*.txt\"]\nafter = [\"per\"]",
+        ),
+    );
+    let built = p.run(&["build", "-B"]);
+    built.ok();
+    assert!(!built.stderr.contains("warning"), "{}", built.stderr);
 }
