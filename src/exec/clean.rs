@@ -4,14 +4,17 @@
 //! shown), optionally with everything downstream, listed first
 //! ([`CleanPlan`]) and then deleted ([`CleanPlan::apply`]). Never a source
 //! file: only declared outputs of the named tasks (or, for a task the
-//! pipeline no longer defines, the outputs its last good run recorded that
-//! no task produces now) are candidates, and only when they are files (a
+//! pipeline no longer defines, and for the instances of a fan-out whose
+//! list is gone, the outputs its last good run recorded that no task
+//! produces now) are candidates, and only when they are files (a
 //! folder at an output's path is refused, never deleted). Asking the user
 //! is the caller's.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::model::fanout::split_instance;
+use crate::model::Action;
 use crate::plan::Session;
 use crate::store::files;
 
@@ -48,7 +51,7 @@ impl CleanPlan {
         let graph = &session.graph;
         // Tasks the pipeline no longer defines, known from their records:
         // named, or all of them with `--all`.
-        let removed: Vec<String> = match selection {
+        let mut removed: Vec<String> = match selection {
             Selection::All => session
                 .store
                 .records()
@@ -82,6 +85,23 @@ impl CleanPlan {
                 }
             }
         };
+        // A fan-out whose list is not there (deleted, or cleaned without
+        // `--downstream`) has no instances in the graph; those its last
+        // expansion made are known from their records, as removed tasks
+        // are.
+        for &t in graph.order() {
+            if selected[t] && matches!(graph[t].action, Action::Expand(_)) {
+                let base = graph[t].name.as_str();
+                let mut instances: Vec<String> = (session.store.records())
+                    .map(|(name, _)| name)
+                    .filter(|name| split_instance(name).is_some_and(|(b, _)| b == base))
+                    .filter(|name| graph.task(name).is_none() && !removed.contains(name))
+                    .cloned()
+                    .collect();
+                instances.sort_unstable();
+                removed.extend(instances);
+            }
+        }
         let run_dir = &session.run_dir;
         let mut files: Vec<(String, PathBuf)> = Vec::new();
         let mut internal: Vec<PathBuf> = Vec::new();

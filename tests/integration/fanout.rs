@@ -557,6 +557,43 @@ fn the_list_producer_leads_to_the_instances() {
         .ran(&["list", "wbs3[a]", "wbs3[b]", "wbs3[c]", "merged"]);
 }
 
+/// A fan-out whose list is gone (deleted by hand, or cleaned without
+/// `--downstream`) has no instances in the graph: `clean` of it, or
+/// `clean --downstream` of the list's producer, said there was nothing to
+/// clean of them and left their outputs and records. They are known from
+/// their records, as a task no longer in the pipeline is.
+#[test]
+fn a_fan_out_without_its_list_is_cleaned_from_its_records() {
+    let p = project();
+    p.build().ok();
+    std::fs::remove_file(p.path("wbs2.json")).unwrap();
+    let dry = p.run(&["clean", "-n", "list", "--downstream"]);
+    dry.ok();
+    for f in [
+        "wbs3/a.txt",
+        "wbs3/c.txt",
+        ".planexe/tasks/wbs3[b].DONE",
+        "merged.txt",
+    ] {
+        assert!(dry.stdout.contains(f), "{f}\n{}", dry.stdout);
+    }
+    p.run(&["clean", "wbs3", "-y"]).ok();
+    for f in [
+        "wbs3/a.txt",
+        "wbs3/b.txt",
+        "wbs3/c.txt",
+        ".planexe/tasks/wbs3[a].status",
+    ] {
+        assert!(!p.exists(f), "{f} should be gone");
+    }
+    assert!(p.exists("merged.txt"), "not downstream: kept");
+    // Made again with the same bytes: what gathers them need not run.
+    p.build()
+        .ok()
+        .ran(&["list", "wbs3[a]", "wbs3[b]", "wbs3[c]"])
+        .stderr_has("fresh  merged (its inputs were rebuilt with the same content)");
+}
+
 /// `explain wbs3` said "unknown task `wbs3`" of a fan-out that `status`
 /// lists, with the hint to list tasks with `status`.
 #[test]
