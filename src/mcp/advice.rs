@@ -21,7 +21,7 @@ fn advise(trouble: &Trouble<'_>) -> String {
     const NEW_RUN: &str = "make a new run with run_create, its `pipeline` argument naming \
                            a pipeline file (TOML text) by its path relative to the server's root";
     match trouble {
-        Trouble::Missing | Trouble::Unreadable => format!(
+        Trouble::Missing | Trouble::Unreadable | Trouble::RunAbove { .. } => format!(
             "{NEW_RUN} (left out, the server's default: server_info's default_pipeline); a run \
              keeps the pipeline it was made with"
         ),

@@ -24,6 +24,9 @@ use crate::store::remedy::{Remedy, Then};
 pub enum Trouble<'a> {
     /// The file is not there.
     Missing,
+    /// The file is not there, and the folder is inside `dir` (as a path
+    /// from it, `../..`), which holds a run or a pipeline file.
+    RunAbove { dir: &'a str },
     /// The file cannot be read (a folder, no permission, too big).
     Unreadable,
     /// The file holds binary data, not TOML text.
@@ -197,6 +200,9 @@ fn command_line(trouble: &Trouble<'_>, planexe: &Planexe<'_>) -> String {
     let status = planexe.sub("status");
     match trouble {
         Trouble::Missing => "run planexe in a directory with a pipeline.toml, or pass -f FILE".into(),
+        Trouble::RunAbove { dir } => format!(
+            "this folder is inside {dir}, a run directory: pass -C {dir} (`planexe status -C {dir}`)"
+        ),
         Trouble::Unreadable => "pass -f FILE naming a pipeline file (TOML text)".into(),
         Trouble::Binary => {
             "this looks like a binary file, not a pipeline: check -f, $PLANEXE_PIPELINE or .planexe/pipeline".into()

@@ -101,6 +101,14 @@ impl Location {
             return Ok((path.clone(), shown.clone(), None));
         }
         let default = run_dir.root().join("pipeline.toml");
+        // Run from a folder inside a run (its `out/`, say), as git and
+        // cargo would find it: not taken, but named.
+        if !self.named_dir && !default.exists() {
+            if let Some(dir) = run_above(run_dir.root()) {
+                return Err(Error::pipeline("pipeline file pipeline.toml not found")
+                    .hint(self.advice.hint(&Trouble::RunAbove { dir: &dir })));
+            }
+        }
         let display = if self.named_dir {
             default.display().to_string()
         } else {
@@ -108,6 +116,21 @@ impl Location {
         };
         Ok((default, display, None))
     }
+}
+
+/// The nearest folder above `dir` that holds a run (`.planexe/`) or a
+/// pipeline file, as a path from `dir` (`..`, `../..`).
+fn run_above(dir: &Path) -> Option<String> {
+    let mut up = String::from("..");
+    for parent in dir.ancestors().skip(1) {
+        if parent.join(crate::store::rundir::STATE_DIR).is_dir()
+            || parent.join("pipeline.toml").is_file()
+        {
+            return Some(up);
+        }
+        up.push_str("/..");
+    }
+    None
 }
 
 /// Records `pipeline` as the run directory's pipeline file, for later

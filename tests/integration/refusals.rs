@@ -462,6 +462,37 @@ fn a_missing_pipeline_file() {
         .stderr_has("pipeline file pipeline.toml not found");
 }
 
+/// Run from a folder inside a run (its `out/`), a command says which
+/// folder above is the run, as git and cargo would find it; it does not
+/// take it.
+#[test]
+fn a_command_run_inside_a_run_names_the_run_above() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"out/deep/a.txt\"]\ncommand = \"echo a > out/deep/a.txt\"\n",
+    );
+    std::fs::create_dir_all(p.path("out/deep")).unwrap();
+    p.build().ok();
+    for (dir, up) in [("out", ".."), ("out/deep", "../..")] {
+        let out = p
+            .command(&["status"])
+            .current_dir(p.path(dir))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "hint: this folder is inside {up}, a run directory: pass -C {up} (`planexe status -C {up}`)\n"
+            )),
+            "{stderr}"
+        );
+    }
+    // Named with -C, the folder is the run directory asked for.
+    p.run(&["-C", "out", "status"])
+        .code(2)
+        .stderr_has("hint: run planexe in a directory with a pipeline.toml, or pass -f FILE");
+}
+
 #[test]
 fn bad_timeouts_and_jobs() {
     refused(
