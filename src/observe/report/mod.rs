@@ -41,7 +41,7 @@ use super::trace::{self, Category, Phase, TraceEvent};
 use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
-use crate::store::run_record::RunRecord;
+use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::untrusted::Secrets;
 use crate::store::{files, Builder, Recorded, StateStore, Status, TaskError, TaskState};
 
@@ -226,26 +226,59 @@ pub(crate) fn log_tail(path: &Path, secrets: &Secrets) -> Vec<String> {
 
 /// The builds recorded in `.planexe/trace.json`, oldest first. A build
 /// is a run of events with the same trace pid (planexe's process id), as
-/// builds append one after another.
+/// builds append one after another; one process's events are split further
+/// by the builds the run record says it started (a `watch` builds many
+/// times), each span going to the last of them that started before it.
 fn read_trace(path: &Path, run: Option<&RunRecord>) -> Vec<Timeline> {
-    let mut builds: Vec<(u64, Vec<Span>)> = Vec::new();
+    // The run record's builds by (pid, start), each start read once.
+    let mut starts: Vec<(u64, i64, &BuildEntry)> = run
+        .map(|r| r.builds.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|b| Some((u64::from(b.pid), micros(&b.started_at)?, b)))
+        .collect();
+    starts.sort_by_key(|&(pid, start, _)| (pid, start));
+    // (pid, the run record's build, spans)
+    let mut builds: Vec<(u64, Option<&BuildEntry>, Vec<Span>)> = Vec::new();
     for event in trace::read(path) {
         let Some(span) = Span::from_event(&event) else {
             continue;
         };
         let pid = u64::from(event.pid);
+        let entry = build_of(&starts, pid, span.start_us);
         match builds.last_mut() {
-            Some((p, spans)) if *p == pid => spans.push(span),
-            _ => builds.push((pid, vec![span])),
+            Some((p, e, spans)) if *p == pid && same(*e, entry) => spans.push(span),
+            _ => builds.push((pid, entry, vec![span])),
         }
     }
     builds
         .into_iter()
-        .map(|(pid, spans)| Timeline {
-            label: build_label(pid, &spans, run),
+        .map(|(pid, entry, spans)| Timeline {
+            label: build_label(pid, entry, &spans),
             spans,
         })
         .collect()
+}
+
+/// The last build by process `pid` that started before `start_us` (a
+/// span's start), of the run record's builds by (pid, start).
+fn build_of<'a>(
+    starts: &[(u64, i64, &'a BuildEntry)],
+    pid: u64,
+    start_us: i64,
+) -> Option<&'a BuildEntry> {
+    let after = starts.partition_point(|&(p, t, _)| (p, t) <= (pid, start_us));
+    let &(p, _, entry) = starts.get(after.checked_sub(1)?)?;
+    (p == pid).then_some(entry)
+}
+
+/// Whether two spans' builds are the same entry of the run record.
+fn same(a: Option<&BuildEntry>, b: Option<&BuildEntry>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => std::ptr::eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Span {
@@ -273,16 +306,10 @@ impl Span {
     }
 }
 
-/// `Build started 2026-11-22 16:42:00 UTC · failed`, from the run record's entry
-/// for the build with this pid that started before its first span.
-fn build_label(pid: u64, spans: &[Span], run: Option<&RunRecord>) -> String {
+/// `Build started 2026-11-22 16:42:00 UTC · failed`, from the run record's
+/// entry for the build (`entry`); without one, from its first span.
+fn build_label(pid: u64, entry: Option<&BuildEntry>, spans: &[Span]) -> String {
     let first = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
-    let entry = run.and_then(|r| {
-        r.builds
-            .iter()
-            .rev()
-            .find(|b| u64::from(b.pid) == pid && micros(&b.started_at).is_some_and(|t| t <= first))
-    });
     match entry {
         Some(b) => format!(
             "Build started {} · {}",
@@ -375,5 +402,49 @@ mod tests {
         assert!(builds[0].spans[2].call);
         assert_eq!(builds[1].spans.len(), 1);
         assert!(read_trace(&dir.path().join("missing.json"), None).is_empty());
+    }
+
+    /// A `watch` builds many times in one process: its spans are split by
+    /// the builds the run record says it started, each labelled as its own.
+    #[test]
+    fn one_processs_builds_are_split_by_the_run_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.json");
+        let (t0, t1) = (1_700_000_000_000_000_i64, 1_700_000_060_000_000_i64);
+        let span = |name: &str, ts: i64| {
+            format!(
+                r#"{{"name":"{name}","cat":"task","ph":"X","pid":7,"tid":0,"ts":{ts},"dur":5000,"args":{{"state":"done","error":null}}}}"#
+            )
+        };
+        let trace = format!(
+            "[\n{},\n{},\n{},\n",
+            span("a", t0 + 1000),
+            span("b", t0 + 9000),
+            span("a", t1 + 1000)
+        );
+        std::fs::write(&path, trace).unwrap();
+        let when = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+        let run: RunRecord = serde_json::from_value(serde_json::json!({
+            "run_id": "r", "created_at": when(t0), "pipeline": "p", "pipeline_hash": "h",
+            "model": null, "last_completed_task": null,
+            "counts": {"tasks": 2, "done": 2, "failed": 0, "stopped": 0, "not_run": 0},
+            "builds": [
+                {"started_at": when(t0), "finished_at": null, "outcome": "completed", "pid": 7, "model": null, "ran": 2},
+                {"started_at": when(t1), "finished_at": null, "outcome": "failed", "pid": 7, "model": null, "ran": 1},
+            ],
+        }))
+        .unwrap();
+        let builds = read_trace(&path, Some(&run));
+        assert_eq!(builds.len(), 2);
+        assert_eq!(builds[0].spans.len(), 2);
+        assert!(
+            builds[0].label.ends_with("· completed"),
+            "{}",
+            builds[0].label
+        );
+        assert_eq!(builds[1].spans.len(), 1);
+        assert!(builds[1].label.ends_with("· failed"), "{}", builds[1].label);
+        // Without the record, one process is one build, as before.
+        assert_eq!(read_trace(&path, None).len(), 1);
     }
 }
