@@ -16,7 +16,7 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::model::pipeline::parse_duration;
-use crate::model::Lists;
+use crate::model::{Advice, Lists};
 use crate::observe::palette::Paint;
 use crate::observe::status::text::{cost, estimated, held, in_flight};
 use crate::observe::status::{self, text, Answer, Known, StatusReport, TaskDetail};
@@ -28,16 +28,23 @@ use crate::store::untrusted::{printable, printable_lines};
 pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let stall_after = duration(&args.stall_after, "--stall-after")?;
     let check = args.check.into();
+    // The hints the build recorded are written for the run directory; from
+    // elsewhere (`-C DIR`), their commands get the `-C`, so the snapshot's
+    // rendering is not printed as it is.
+    let location = ctx.location(cli)?;
+    let door = location.advice.clone();
     if args.task.is_none() && !args.full {
         // A warning about the pipeline's choice is for the full path to print.
-        let located = ctx.location(cli)?.locate()?;
+        let located = location.locate()?;
         if located.warning.is_none() {
             let run = RunRecord::load(&located.run_dir);
             if let Some(saved) = Known::saved(&located, run.as_ref(), check, ctx.env_model()) {
                 let mut report =
                     saved.report(&located.run_dir, run.as_ref(), stall_after, ctx.env_model());
                 // What the snapshot holds rendered, printed as it is.
-                if args.json && !printer.stdout_is_terminal() {
+                if door.names_run() {
+                    // Rendered from its lines below.
+                } else if args.json && !printer.stdout_is_terminal() {
                     let mut out = std::io::stdout().lock();
                     if let Some(written) = saved.write_json(&report, &mut out) {
                         return printer.written(written);
@@ -49,7 +56,7 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
                 }
                 if let Some(lines) = saved.lines() {
                     report.tasks = lines;
-                    return show(ctx, &report, args, printer);
+                    return show(ctx, report, &door, args, printer);
                 }
             }
         }
@@ -65,7 +72,7 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
         stall_after,
         ctx.env_model(),
     )? {
-        Answer::Run(report) => show(ctx, &report, args, printer),
+        Answer::Run(report) => show(ctx, *report, &door, args, printer),
         Answer::Task(detail) => {
             if args.json {
                 printer.json(&detail)?;
@@ -91,12 +98,25 @@ fn duration(text: &str, flag: &str) -> Result<Duration> {
     })
 }
 
-fn show(ctx: &Context, report: &StatusReport, args: &StatusArgs, printer: &Printer) -> Result<()> {
+/// Prints `report`, its hints in the words of `door` (with its `-C`).
+fn show(
+    ctx: &Context,
+    mut report: StatusReport,
+    door: &Advice,
+    args: &StatusArgs,
+    printer: &Printer,
+) -> Result<()> {
+    if door.names_run() {
+        let hints = (report.tasks.iter_mut()).filter_map(|line| line.hint.as_mut());
+        for text in hints.chain(report.warnings.iter_mut()) {
+            *text = door.localize(text).into_owned();
+        }
+    }
     if args.json {
-        printer.json(report)?;
+        printer.json(&report)?;
     } else {
         printer.data(&text::render(
-            report,
+            &report,
             Paint::new(ctx.stdout_colour()),
             args.task.is_some(),
         ));

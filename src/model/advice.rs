@@ -156,6 +156,43 @@ impl Advice {
         }
     }
 
+    /// Whether this door's commands name a run directory (`-C DIR`): the
+    /// command line's, for a run directory other than the current one.
+    pub fn names_run(&self) -> bool {
+        matches!(&self.0, Door::CommandLine { run: Some(_) })
+    }
+
+    /// `hint`, written for the run directory itself (as `status` keeps
+    /// the hints its build recorded), with this door's `-C DIR` after each
+    /// `planexe SUBCOMMAND` that has none.
+    pub fn localize<'h>(&self, hint: &'h str) -> std::borrow::Cow<'h, str> {
+        let Door::CommandLine { run: Some(run) } = &self.0 else {
+            return hint.into();
+        };
+        const SUBCOMMANDS: [&str; 11] = [
+            "build", "status", "clean", "touch", "check", "explain", "edit", "watch", "wait",
+            "report", "graph",
+        ];
+        let mut out = String::with_capacity(hint.len());
+        let mut rest = hint;
+        while let Some(at) = rest.find("planexe ") {
+            let after = &rest[at + "planexe ".len()..];
+            let word_len = after
+                .find(|c: char| !c.is_ascii_lowercase())
+                .unwrap_or(after.len());
+            let (word, tail) = after.split_at(word_len);
+            out.push_str(&rest[..at + "planexe ".len()]);
+            out.push_str(word);
+            if SUBCOMMANDS.contains(&word) && !tail.starts_with(" -C ") {
+                out.push_str(" -C ");
+                out.push_str(run);
+            }
+            rest = tail;
+        }
+        out.push_str(rest);
+        out.into()
+    }
+
     /// `planexe` and `command` (a subcommand and its arguments, such as
     /// `build outline`) in this door's words: with `-C DIR` for a run
     /// directory named on the command line (see [`Advice::in_run`]).
@@ -345,6 +382,30 @@ mod tests {
         assert_eq!(
             Advice::COMMAND_LINE.in_run("a").command("edit"),
             "planexe edit -C a"
+        );
+    }
+
+    #[test]
+    fn a_recorded_hint_is_localized_once() {
+        let there = Advice::COMMAND_LINE.in_run("runs/my plan");
+        for hint in all(&Advice::COMMAND_LINE) {
+            let local = there.localize(&hint);
+            assert_eq!(
+                local,
+                hint.replace("planexe build", "planexe build -C 'runs/my plan'")
+                    .replace("planexe status", "planexe status -C 'runs/my plan'")
+                    .replace("planexe clean", "planexe clean -C 'runs/my plan'")
+            );
+            // Idempotent: a hint that names the run already is kept.
+            assert_eq!(there.localize(&local), local);
+        }
+        assert_eq!(
+            there.localize("planexe builds; planexe build -C x; planexe"),
+            "planexe builds; planexe build -C x; planexe"
+        );
+        assert_eq!(
+            Advice::COMMAND_LINE.localize("planexe build"),
+            "planexe build"
         );
     }
 

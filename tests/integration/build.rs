@@ -270,6 +270,11 @@ fn a_failed_build_of_another_folder_names_it() {
         .stderr_has("hint: the output of bad is in .planexe/logs/bad.log")
         // The commands a hint gives run where the user is.
         .stderr_has("run planexe build -C runs/a again\n");
+    // status and wait say the hint the build recorded with the -C too.
+    for args in [&["-C", "runs/a", "status"][..], &["-C", "runs/a", "wait"]] {
+        p.run(args)
+            .stdout_has("hint: fix the command or its inputs, then run planexe build -C runs/a\n");
+    }
     p.run(&["-C", "runs/a", "build", "nosuch"])
         .code(2)
         .stderr_has("hint: run `planexe status -C runs/a` to list tasks\n");

@@ -248,9 +248,21 @@ fn a_failed_tasks_hint_names_the_build_tool() {
         "call the build tool again; the server may answer this time"
     );
     assert!(c.close().success());
+    // The command line's words, with the `-C` it was given.
     p.run(&["status", "--json", "-C", "r"])
-        .stdout_has("\"hint\":\"run planexe build again; the server may answer this time\"")
-        .stdout_has("\"hint\":\"fix the command or its inputs, then run planexe build\"");
+        .stdout_has("\"hint\":\"run planexe build -C r again; the server may answer this time\"")
+        .stdout_has("\"hint\":\"fix the command or its inputs, then run planexe build -C r\"");
+    // In the run directory, as recorded.
+    let out = p
+        .command(&["status", "--json"])
+        .current_dir(p.path("r"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"hint\":\"fix the command or its inputs, then run planexe build\""),
+        "{stdout}"
+    );
 }
 
 /// `status`'s warning about a damaged state log said "`planexe build`

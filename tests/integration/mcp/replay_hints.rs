@@ -76,10 +76,10 @@ replays = "local"
     );
     assert!(!log.contains("planexe build --model"), "{log}");
     assert!(c.close().success());
-    // The command line's words: the hint the build recorded (for the run
-    // directory), and the end of a build (for where it was run).
+    // The command line's words, with the `-C` it was given: the hint the
+    // build recorded, and the end of a build.
     p.run(&["status", "-C", "r"]).stdout_has(
-        "hint: ask the live model it replays: planexe build --model local (add --record ",
+        "hint: ask the live model it replays: planexe build -C r --model local (add --record ",
     );
     p.run(&["build", "-C", "r"]).code(1).stderr_has(
         "hint: ask has no recorded answer for its request to model recorded; ask the live \
