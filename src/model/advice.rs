@@ -151,7 +151,7 @@ impl Advice {
     /// say so, a part of a message).
     pub fn hint(&self, trouble: &Trouble<'_>) -> String {
         match &self.0 {
-            Door::CommandLine { run } => command_line(trouble, &Planexe(run.as_deref())),
+            Door::CommandLine { .. } => self.localize(&command_line(trouble)).into_owned(),
             Door::Other(say) => say(trouble),
         }
     }
@@ -162,9 +162,10 @@ impl Advice {
         matches!(&self.0, Door::CommandLine { run: Some(_) })
     }
 
-    /// `hint`, written for the run directory itself (as `status` keeps
-    /// the hints its build recorded), with this door's `-C DIR` after each
-    /// `planexe SUBCOMMAND` that has none.
+    /// `hint`, written for the run directory itself (as the command
+    /// line's words are, and as `status` keeps the hints its build
+    /// recorded), with this door's `-C DIR` after each `planexe SUBCOMMAND`
+    /// that has none: the one place the `-C` goes in.
     pub fn localize<'h>(&self, hint: &'h str) -> std::borrow::Cow<'h, str> {
         let Door::CommandLine { run: Some(run) } = &self.0 else {
             return hint.into();
@@ -197,10 +198,7 @@ impl Advice {
     /// `build outline`) in this door's words: with `-C DIR` for a run
     /// directory named on the command line (see [`Advice::in_run`]).
     pub fn command(&self, command: &str) -> String {
-        match &self.0 {
-            Door::CommandLine { run } => Planexe(run.as_deref()).sub(command),
-            Door::Other(_) => format!("planexe {command}"),
-        }
+        self.localize(&format!("planexe {command}")).into_owned()
     }
 }
 
@@ -216,25 +214,9 @@ impl fmt::Debug for Advice {
     }
 }
 
-/// The command line's `planexe SUBCOMMAND`, with `-C DIR` when the run
-/// directory is not the current one.
-struct Planexe<'a>(Option<&'a str>);
-
-impl Planexe<'_> {
-    /// `planexe` and `command` (a subcommand and its arguments), `-C DIR`
-    /// right after the subcommand: `planexe clean -C runs/a old`.
-    fn sub(&self, command: &str) -> String {
-        match (self.0, command.split_once(' ')) {
-            (Some(run), Some((sub, args))) => format!("planexe {sub} -C {run} {args}"),
-            (Some(run), None) => format!("planexe {command} -C {run}"),
-            (None, _) => format!("planexe {command}"),
-        }
-    }
-}
-
-fn command_line(trouble: &Trouble<'_>, planexe: &Planexe<'_>) -> String {
-    let build = planexe.sub("build");
-    let status = planexe.sub("status");
+/// The command line's words, written for the run directory itself (see
+/// [`Advice::localize`] for another).
+fn command_line(trouble: &Trouble<'_>) -> String {
     match trouble {
         Trouble::Missing => "run planexe in a directory with a pipeline.toml, or pass -f FILE".into(),
         Trouble::RunAbove { dir } => format!(
@@ -255,62 +237,55 @@ fn command_line(trouble: &Trouble<'_>, planexe: &Planexe<'_>) -> String {
             "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
         ),
         Trouble::UnknownTask => {
-            format!("run `{status}` to list tasks; instances are named like `wbs3[7]`")
+            "run `planexe status` to list tasks; instances are named like `wbs3[7]`".into()
         }
-        Trouble::UnknownTarget => format!("run `{status}` to list tasks"),
+        Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
         Trouble::ModelOverride { from } => match from {
             ModelSourceKind::Flag => "from --model".into(),
             ModelSourceKind::Env => "from $PLANEXE_MODEL; unset it, or name one of the models".into(),
-            ModelSourceKind::Run => format!(
-                "chosen for this run by an earlier --model, remembered in .planexe/run.json; \
-                 `{build} --model NAME` chooses another"
-            ),
+            ModelSourceKind::Run => "chosen for this run by an earlier --model, remembered in \
+                                     .planexe/run.json; `planexe build --model NAME` chooses \
+                                     another"
+                .into(),
         },
-        Trouble::DamagedSidecar => format!("`{build}` rewrites it from the state log"),
-        Trouble::DamagedLog => format!("`{build}`"),
+        Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
+        Trouble::DamagedLog => "`planexe build`".into(),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
                 Then::Nothing => None,
-                Then::Build => Some(format!("then run {build}")),
-                Then::BuildAgain(why) => Some(format!("run {build} again; {why}")),
-                Then::Resume => Some(format!("run {build} again to resume")),
-                Then::Record => Some(format!("record it: {build} --record DIR (with a live model)")),
+                Then::Build => Some("then run planexe build".to_string()),
+                Then::BuildAgain(why) => Some(format!("run planexe build again; {why}")),
+                Then::Resume => Some("run planexe build again to resume".into()),
+                Then::Record => Some("record it: planexe build --record DIR (with a live model)".into()),
             };
             remedy_words(remedy.change, then)
         }
         Trouble::TasksFailed => {
-            format!("finished tasks are kept, so fix the cause and run {build} again")
+            "finished tasks are kept, so fix the cause and run planexe build again".into()
         }
         Trouble::OthersFailed { count } => {
-            format!("{status} says why the other {count} failed")
+            format!("planexe status says why the other {count} failed")
         }
         Trouble::MissingKey { var } => {
             format!("export {var}=... before the build; keys are read from the environment only")
         }
         Trouble::NoRecordings { dir, live: Some(live) } => format!(
-            "record answers there: {build} --record {dir} --model {live} (with a live model), or fix `dir`"
+            "record answers there: planexe build --record {dir} --model {live} (with a live model), or fix `dir`"
         ),
         Trouble::NoRecordings { dir, live: None } => {
-            format!("record answers first: {build} --record {dir} (with a live model)")
+            format!("record answers first: planexe build --record {dir} (with a live model)")
         }
         Trouble::Forced => "-B".into(),
         Trouble::ReplayMissed { dir, live } => format!(
-            "ask the live model it replays: {build} --model {live} (add --record {dir} to keep its answers for the replay)"
+            "ask the live model it replays: planexe build --model {live} (add --record {dir} to keep its answers for the replay)"
         ),
-        // BUSY's words, with the run directory's `-C`.
-        Trouble::Busy if planexe.0.is_none() => BUSY.into(),
-        Trouble::Busy => format!(
-            "wait for it (`{status}` works meanwhile), or stop it with Ctrl-C or `kill PID`"
-        ),
+        Trouble::Busy => BUSY.into(),
         Trouble::NoSpace { dir } => format!(
-            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run {build} again: tasks already done are kept and do not run again"
+            "free space on the disk that holds {dir} (what failed tasks wrote is kept in .planexe/failed/), then run planexe build again: tasks already done are kept and do not run again"
         ),
         Trouble::ModelFromRun => "chosen for this run by an earlier --model (pass --model to change it)".into(),
         Trouble::TaskLeft { task } => {
-            format!(
-                "`{}` deletes them and forgets it",
-                planexe.sub(&format!("clean {}", quoted(task)))
-            )
+            format!("`planexe clean {}` deletes them and forgets it", quoted(task))
         }
         Trouble::ReplayForNewRun { live, run } => format!(
             "to ask the live model it replays: planexe build -C {} --model {live}",

@@ -328,6 +328,18 @@ pub(super) fn link_unnamed(file: &File, path: &Path) -> std::io::Result<()> {
 
 /// [`write_atomic`] through a named temporary file in `dir`.
 pub(super) fn write_named(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<()> {
+    let mut tmp = temporary_in(dir)?;
+    for bytes in parts {
+        tmp.write_all(bytes)
+            .map_err(|e| Error::io_at(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io_at(path, e.error))?;
+    Ok(())
+}
+
+/// A named temporary file in `dir` (see [`TEMP_PREFIX`]), made with the
+/// folder when it turns out not to exist.
+fn temporary_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
     // Files planexe writes get the usual 0666 & ~umask, not tempfile's 0600.
     use std::os::unix::fs::PermissionsExt;
     let prefix = format!("{TEMP_PREFIX}{}-", pid());
@@ -338,20 +350,14 @@ pub(super) fn write_named(dir: &Path, path: &Path, parts: &[&[u8]]) -> Result<()
             .tempfile_in(dir)
     };
     // The folder almost always exists: make it only when it turns out not to.
-    let mut tmp = match temporary() {
+    match temporary() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs_err::create_dir_all(dir)?;
             temporary()
         }
         other => other,
     }
-    .map_err(|e| Error::io_at(dir, e))?;
-    for bytes in parts {
-        tmp.write_all(bytes)
-            .map_err(|e| Error::io_at(tmp.path(), e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io_at(path, e.error))?;
-    Ok(())
+    .map_err(|e| Error::io_at(dir, e))
 }
 
 /// Writes what `fill` writes to `path` as [`write_atomic`] does, through a
@@ -361,13 +367,7 @@ pub fn write_atomic_from(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!("{TEMP_PREFIX}{}-", pid()))
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io_at(dir, e))?;
+    let mut tmp = temporary_in(path.parent().unwrap_or(Path::new(".")))?;
     let mut out = std::io::BufWriter::new(tmp.as_file_mut());
     fill(&mut out)
         .and_then(|()| out.flush())
