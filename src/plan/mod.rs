@@ -27,7 +27,7 @@ pub use session::Session;
 
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId};
-use crate::store::Status;
+use crate::store::{Recorded, StateStore, Status};
 
 /// The plan of one build over the wanted tasks.
 #[derive(Debug)]
@@ -212,4 +212,28 @@ impl Plan {
             .map(|&t| graph[t].name.clone())
             .collect()
     }
+}
+
+/// For each fan-out named in `fanouts` (one still waiting for its list,
+/// which has no instances in the graph), how many instances (`NAME[KEY]`)
+/// its records say last succeeded: the build keeps each whose item and
+/// inputs its list leaves unchanged. One pass over the records; a fan-out
+/// with none is left out.
+pub fn instances_done_before(
+    store: &StateStore,
+    fanouts: &[&str],
+) -> std::collections::HashMap<String, usize> {
+    let mut done = std::collections::HashMap::new();
+    if fanouts.is_empty() {
+        return done;
+    }
+    for (name, _) in store.records() {
+        let Some((base, _)) = crate::model::fanout::split_instance(name) else {
+            continue;
+        };
+        if fanouts.contains(&base) && matches!(store.recorded_in_memory(name), Recorded::Done(_)) {
+            *done.entry(base.to_string()).or_insert(0) += 1;
+        }
+    }
+    done
 }

@@ -27,7 +27,7 @@ use super::rundir::RunDir;
 /// file holds (the head, and the sections' postcard, as the task lines of
 /// `observe::status`): a file of another layout is no snapshot, whatever
 /// planexe's version says.
-const MAGIC: &[u8] = b"planexe status.snapshot 5\n";
+const MAGIC: &[u8] = b"planexe status.snapshot 6\n";
 
 /// Which running build wrote a live snapshot: as in its run record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -690,6 +690,37 @@ fn the_resume_line_counts_the_instances_behind_a_list_to_be_read_again() {
     assert_eq!(p.read("all.txt"), "a\nb\nd\n");
 }
 
+/// `status` of a fan-out whose list is to be built again said only
+/// `expands when list.json is built`, as if none of its instances had
+/// ever run; it now counts those done before, as `build -n` does, in text
+/// and in `done_before` of `--json`.
+#[test]
+fn status_counts_the_instances_behind_a_list_to_be_built_again() {
+    let p = list_fanout("cp items.json list.json");
+    p.write("items.json", "[\"a\", \"b\", \"c\"]");
+    p.build().ok();
+    p.write_at("items.json", "[\"a\", \"d\"]", 2_000_000);
+    let status = p.run(&["status"]);
+    status.ok().stdout_has(
+        "per     expands when list.json is built; 3 instance(s) done before, \
+         each kept if its item and its inputs are unchanged",
+    );
+    let status = p.run(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.ok().stdout).unwrap();
+    let line = |name: &str| {
+        let tasks = json["tasks"].as_array().unwrap();
+        tasks.iter().find(|t| t["task"] == name).unwrap().clone()
+    };
+    assert_eq!(line("per")["done_before"], 3, "{json:#}");
+    assert_eq!(line("list")["done_before"], serde_json::Value::Null);
+
+    // Once it expands, the instances stand for themselves.
+    p.build().ok().ran(&["list", "per[1]", "gather"]);
+    let status = p.run(&["status"]);
+    status.ok().stdout_has("per     2/2 done");
+    assert!(!status.stdout.contains("done before"), "{}", status.stdout);
+}
+
 /// Rewrites line `n` (from 1) of the state log with what `damage` makes of
 /// it, in place.
 fn damage_log_line(p: &Project, n: usize, damage: impl FnOnce(&mut Vec<u8>)) {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::harness::*;
 
 const SNAPSHOT: &str = ".planexe/status.snapshot";
-const MAGIC: &[u8] = b"planexe status.snapshot 5\n";
+const MAGIC: &[u8] = b"planexe status.snapshot 6\n";
 
 /// The demo with its outline in a folder, built, with `status` answering
 /// from the snapshot.

@@ -5,17 +5,14 @@
 //! graph: the instances its records hold, done before, are counted beside
 //! it, not as done (its list decides which keep their result).
 
-use std::collections::HashMap;
-
 use super::super::observer::{Notice, ResumeSummary, Unexpanded};
 use super::super::scheduler;
 use super::lists::Fanouts;
-use crate::model::fanout::split_instance;
 use crate::model::{Action, Graph, TaskId};
 use crate::plan::Session;
 use crate::plan::{Plan, Reason};
 use crate::store::run_record::RunRecord;
-use crate::store::{Recorded, StateStore};
+use crate::store::StateStore;
 
 /// Whether task `t` of the build runs only if, once what it waits for has
 /// run (or the fan-out it reads has expanded), it is still stale.
@@ -99,23 +96,13 @@ fn unexpanded(name: &str) -> Unexpanded {
     }
 }
 
-/// Counts, for each fan-out of `fanouts`, its instances (`NAME[KEY]`) whose
-/// records say their last run succeeded: one pass over the records.
+/// Counts, for each fan-out of `fanouts`, its instances done before.
 fn done_before<'a>(store: &StateStore, fanouts: impl Iterator<Item = &'a mut Unexpanded>) {
-    let mut by_name: HashMap<String, &mut Unexpanded> =
-        fanouts.map(|f| (f.name.clone(), f)).collect();
-    if by_name.is_empty() {
-        return;
-    }
-    for (name, _) in store.records() {
-        let Some((base, _)) = split_instance(name) else {
-            continue;
-        };
-        if let Some(f) = by_name.get_mut(base) {
-            if matches!(store.recorded_in_memory(name), Recorded::Done(_)) {
-                f.done_before += 1;
-            }
-        }
+    let mut fanouts: Vec<&mut Unexpanded> = fanouts.collect();
+    let names: Vec<&str> = fanouts.iter().map(|f| f.name.as_str()).collect();
+    let done = crate::plan::instances_done_before(store, &names);
+    for f in &mut fanouts {
+        f.done_before = done.get(&f.name).copied().unwrap_or(0);
     }
 }
 

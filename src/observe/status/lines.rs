@@ -63,6 +63,11 @@ pub struct TaskLine {
     /// those outputs, kept (what reads them runs again).
     #[serde(default)]
     pub edited: Option<Vec<String>>,
+    /// A fan-out waiting for its list: how many of its instances last
+    /// succeeded (each kept if the list leaves its item and inputs
+    /// unchanged); null otherwise.
+    #[serde(default)]
+    pub done_before: Option<usize>,
 }
 
 /// The model call a running task has in flight, as the build last saw it.
@@ -138,6 +143,7 @@ impl TaskLine {
             call: None,
             judge: None,
             edited: None,
+            done_before: None,
         }
     }
 
@@ -241,17 +247,24 @@ pub fn task_lines(
     reasons: &[Option<Reason>],
     running: Builder<'_>,
 ) -> Vec<TaskLine> {
+    let waiting: Vec<&str> = (graph.fanouts.iter())
+        .filter(|(_, g)| g.placeholder)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let done_before = crate::plan::instances_done_before(store, &waiting);
     graph
         .tasks()
         .map(|task| {
-            task_line(
+            let mut line = task_line(
                 graph,
                 store,
                 run_dir,
                 &task.name,
                 reasons[task.id].as_ref(),
                 running,
-            )
+            );
+            line.done_before = done_before.get(&task.name).copied();
+            line
         })
         .collect()
 }
@@ -443,6 +456,9 @@ impl Known {
             let rank = graph.rank(t);
             let name = &graph[t].name;
             if let Some(line) = self.tasks.get_mut(rank).filter(|l| l.task == *name) {
+                // A fan-out waiting for its list still has the instances
+                // done before that the view was made with.
+                let done_before = line.done_before;
                 *line = task_line(
                     graph,
                     store,
@@ -451,6 +467,7 @@ impl Known {
                     reasons[t].as_ref(),
                     Builder::Itself,
                 );
+                line.done_before = done_before;
             }
         }
     }
@@ -478,7 +495,9 @@ impl Known {
                 .get_mut(graph.rank(t))
                 .filter(|l| l.task == *name)
             {
+                let done_before = line.done_before;
                 *line = outside_line(graph, store, run_dir, name);
+                line.done_before = done_before;
             }
         }
     }

@@ -369,8 +369,15 @@ fn fanout_groups(
     for (name, members) in fanout_lines {
         let _ = write!(out, "  {name:width$}  ");
         if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
-            let reason = members.first().and_then(|l| l.reason.as_deref());
+            let first = members.first();
+            let reason = first.and_then(|l| l.reason.as_deref());
             out.push_str(&printable(reason.unwrap_or_default()));
+            if let Some(n) = first.and_then(|l| l.done_before) {
+                let _ = write!(
+                    out,
+                    "; {n} instance(s) done before, each kept if its item and its inputs are unchanged"
+                );
+            }
         } else {
             let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
             let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
