@@ -6,10 +6,10 @@
 //! Delivery never slows or fails a build: hooks run on one thread of their
 //! own behind a bounded queue (events that do not fit are dropped and
 //! counted), each delivery has a short timeout and a few retries, and at the
-//! end of a build planexe waits at most a moment for the queue to drain.
+//! end of a build planexe waits at most a moment for the queue to drain,
+//! then stops a command hook still running (`hook_command.rs`).
 //! A webhook URL is never printed whole: messages show its scheme and host.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::hook_command::{self, Running};
 use crate::model::pipeline::HookDef;
 use crate::store::files;
 use crate::store::RunDir;
@@ -142,6 +143,9 @@ pub struct Events {
     queued: AtomicUsize,
     handled: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
+    /// The command hook running now, stopped when the build stops
+    /// waiting for its hooks.
+    commands: Arc<Running>,
 }
 
 impl Events {
@@ -174,6 +178,7 @@ impl Events {
         let dropped = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let handled = Arc::new(AtomicUsize::new(0));
+        let commands = Arc::new(Running::default());
         let (queue, worker) = if hooks.is_empty() {
             (None, None)
         } else {
@@ -181,9 +186,10 @@ impl Events {
             let failures = Arc::clone(&failures);
             let handled = Arc::clone(&handled);
             let cwd = run_dir.root().to_path_buf();
+            let commands = Arc::clone(&commands);
             let worker = std::thread::Builder::new()
                 .name("planexe-hooks".into())
-                .spawn(move || deliver_all(rx, hooks, failures, handled, cwd))
+                .spawn(move || deliver_all(rx, hooks, failures, handled, cwd, &commands))
                 .ok();
             (Some(tx), worker)
         };
@@ -196,6 +202,7 @@ impl Events {
             queued: AtomicUsize::new(0),
             handled,
             failures,
+            commands,
         }
     }
 
@@ -233,6 +240,9 @@ impl Events {
             }
             if worker.is_finished() {
                 let _ = worker.join();
+            } else {
+                // A command hook still running would outlive the build.
+                self.commands.stop_all();
             }
         }
         let mut warnings: Vec<String> = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
@@ -262,6 +272,7 @@ fn deliver_all(
     failures: Arc<Mutex<Vec<String>>>,
     handled: Arc<AtomicUsize>,
     cwd: PathBuf,
+    commands: &Running,
 ) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(DELIVERY_TIMEOUT))
@@ -270,7 +281,7 @@ fn deliver_all(
         .into();
     for event in rx {
         for hook in hooks.iter().filter(|h| h.wants(&event.event)) {
-            if let Err(e) = deliver(&agent, hook, &event, &cwd) {
+            if let Err(e) = deliver(&agent, hook, &event, &cwd, commands) {
                 if let Ok(mut f) = failures.lock() {
                     // One warning per distinct failure: a dead endpoint
                     // fails every event the same way.
@@ -289,6 +300,7 @@ fn deliver(
     hook: &Hook,
     event: &Event,
     cwd: &Path,
+    commands: &Running,
 ) -> std::result::Result<(), String> {
     match &hook.target {
         Target::Url { url, format } => {
@@ -324,32 +336,7 @@ fn deliver(
         }
         Target::Command(command) => {
             let json = serde_json::to_string(event).unwrap_or_default();
-            let mut child = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(command)
-                .current_dir(cwd)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .map_err(|e| format!("hook command: {e}"))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(json.as_bytes());
-            }
-            let deadline = Instant::now() + DELIVERY_TIMEOUT;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(s)) if s.success() => return Ok(()),
-                    Ok(Some(s)) => return Err(format!("hook command exited with {s}")),
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return Err("hook command timed out".into());
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                    Err(e) => return Err(format!("hook command: {e}")),
-                }
-            }
+            hook_command::run(command, &json, cwd, DELIVERY_TIMEOUT, commands)
         }
     }
 }

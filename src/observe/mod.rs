@@ -12,6 +12,7 @@
 
 pub mod events;
 pub mod explain;
+mod hook_command;
 pub mod junit;
 pub mod palette;
 pub mod recorder;

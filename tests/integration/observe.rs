@@ -95,6 +95,30 @@ fn command_hooks_get_the_event_on_stdin() {
     );
 }
 
+/// A hook command still running when the build stopped waiting for its
+/// hooks was left behind, and so was what it started: `sleep` ran on for
+/// minutes after planexe had exited. Now its whole process group is
+/// stopped: at the end of the build, and when one delivery times out.
+#[test]
+fn a_hook_command_still_running_when_the_build_ends_is_stopped_with_its_children() {
+    let p = Project::new(
+        "[[hooks]]\ncommand = \"sleep 120 & echo $! > hook.pid; wait\"\nevents = [\"pipeline.started\"]\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+    );
+    let run = p.build();
+    run.ok().stderr_has("event(s) were not delivered to hooks");
+    let pid = p.read("hook.pid").trim().to_string();
+    wait_for("the hook's child to be stopped", || ended(&pid));
+
+    // A build longer than a delivery's timeout (5 s) stops the command then.
+    let p = Project::new(
+        "[[hooks]]\ncommand = \"sleep 120 & echo $! > hook.pid; wait\"\nevents = [\"pipeline.started\"]\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 6; echo a > a.txt\"\n",
+    );
+    let run = p.build();
+    run.ok().stderr_has("warning: hook command timed out");
+    let pid = p.read("hook.pid").trim().to_string();
+    assert!(ended(&pid), "the hook's child outlived its timeout");
+}
+
 #[test]
 fn a_hook_told_the_build_ended_finds_the_summary_of_that_build() {
     let hook = "[[hooks]]\ncommand = \"cp .planexe/summary.json seen.json\"\nevents = [\"pipeline.failed\", \"pipeline.completed\"]\n";

@@ -1,0 +1,124 @@
+//! A command hook's run: `sh -c COMMAND` in the run directory, the event's
+//! JSON on stdin, in a process group of its own. A command that outlives
+//! its timeout, or the build's last wait for its hooks, is stopped with
+//! everything it started (its group), as a task's command is: a hook never
+//! leaves a process running after the build that ran it. What a command
+//! puts in the background and leaves running when it exits by itself is
+//! its own.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The command hook running now, and whether more may start.
+#[derive(Debug, Default)]
+pub(super) struct Running {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// No command starts any more: the build stopped waiting for hooks.
+    stopped: bool,
+    /// The process group of the command running now (its shell's pid).
+    group: Option<i32>,
+}
+
+impl Running {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the command running now, with its group, and lets no other
+    /// start.
+    pub(super) fn stop_all(&self) {
+        let mut state = self.state();
+        state.stopped = true;
+        if let Some(group) = state.group.take() {
+            kill_group(group);
+        }
+    }
+}
+
+/// Runs `command` with `json` on its stdin, in `cwd`, for at most
+/// `timeout`; `Err` says what went wrong, for a warning.
+pub(super) fn run(
+    command: &str,
+    json: &str,
+    cwd: &Path,
+    timeout: Duration,
+    running: &Running,
+) -> Result<(), String> {
+    let mut child = {
+        let mut state = running.state();
+        if state.stopped {
+            return Err("hook command not run: the build ended".into());
+        }
+        let child = spawn(command, cwd).map_err(|e| format!("hook command: {e}"))?;
+        state.group = i32::try_from(child.id()).ok();
+        child
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its stdin may exit first.
+        let _ = stdin.write_all(json.as_bytes());
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        {
+            // Reaped and forgotten under the lock: `stop_all` never
+            // signals a group whose leader is gone.
+            let mut state = running.state();
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    state.group = None;
+                    return if status.success() {
+                        Ok(())
+                    } else {
+                        Err(format!("hook command exited with {status}"))
+                    };
+                }
+                Ok(None) if Instant::now() >= deadline => {
+                    if let Some(group) = state.group.take() {
+                        kill_group(group);
+                    }
+                    drop(state);
+                    let _ = child.wait();
+                    return Err("hook command timed out".into());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    state.group = None;
+                    return Err(format!("hook command: {e}"));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn spawn(command: &str, cwd: &Path) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+/// SIGKILL to every process of `group` (a pid above 0: never this
+/// process's own group, never every process).
+fn kill_group(group: i32) {
+    if group > 0 {
+        // SAFETY: kill(2) with a negative pid signals one process group;
+        // it touches no memory.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    }
+}
