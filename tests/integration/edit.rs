@@ -278,7 +278,12 @@ fn a_running_build_is_refused_before_the_editor_opens() {
     wait_for("the build to start", || p.exists("started"));
     let ed = editor(&p, "ed.sh", APPEND);
     let run = edit(&p, &ed, &["-y"]);
-    child.kill().unwrap();
+    // Ctrl-C, not SIGKILL: the build stops its task (a killed build would
+    // leave `sleep 100` running after the test).
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
     child.wait().unwrap();
     run.code(2)
         .stderr_has(&format!("another build (pid {}, started ", child.id()))
