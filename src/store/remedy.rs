@@ -72,7 +72,7 @@ impl ErrorKind {
             // The command could not be started or its output not kept,
             // or an output not moved or written: not the command's fault.
             ErrorKind::Spawn | ErrorKind::Io => Remedy {
-                change: Some("fix what the message names (a full disk, permissions, a missing /bin/sh)"),
+                change: Some("fix what the message names (for example a full disk, permissions or a missing /bin/sh)"),
                 then: Then::Build,
             },
             ErrorKind::BadList => Remedy {

@@ -213,10 +213,10 @@ fn a_task_that_fills_the_disk_fails_and_keeps_the_last_good_output() {
     status
         .ok()
         .stdout_has("/.planexe/logs/big.log: No space left on device")
-        .stdout_has("hint: fix what the message names (a full disk, permissions, a missing /bin/sh), then run planexe build");
+        .stdout_has("hint: fix what the message names (for example a full disk, permissions or a missing /bin/sh), then run planexe build");
     let json = p.run(&["status", "--json"]);
     json.ok()
-        .stdout_has("fix what the message names (a full disk");
+        .stdout_has("fix what the message names (for example a full disk");
 
     p.remove("flag");
     p.remove(".planexe/failed/big/out.txt");

@@ -376,3 +376,25 @@ fn an_item_printed_into_a_command_is_data_not_shell() {
         .stderr_has("`{{ flags | raw }}` prints one as it is");
     assert!(!p.exists("pwned"));
 }
+
+/// A command whose output is a symlink leading out of the run directory
+/// fails, and what reads it does not run. The build's hint said `then run
+/// planexe build` and then `run planexe build again`: it now says what to
+/// change once.
+#[test]
+fn an_output_made_a_symlink_out_of_the_run_directory_fails_its_task() {
+    let p = Project::new(
+        "[tasks.b]\noutputs = [\"b.txt\"]\ncommand = \"ln -s /etc/hostname b.txt\"\n[tasks.c]\ninputs = [\"b.txt\"]\noutputs = [\"c.txt\"]\ncommand = \"cat b.txt > c.txt\"\n",
+    );
+    let run = p.build();
+    run.code(1)
+        .stderr_has("FAILED b: b.txt is a symlink to /etc/hostname, outside the run directory; replace it with a copy or a link that stays inside")
+        .stderr_has("hint: fix what the message names (for example a full disk, permissions or a missing /bin/sh); finished tasks are kept");
+    assert!(
+        !run.stderr.contains("then run planexe build;"),
+        "{}",
+        run.stderr
+    );
+    assert!(!p.exists("c.txt"));
+    assert!(!p.exists("b.txt"), "the link was set aside");
+}

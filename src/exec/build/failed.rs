@@ -5,7 +5,7 @@
 
 use crate::model::{Action, Task, Trouble};
 use crate::plan::Session;
-use crate::store::{AttemptRecord, ErrorKind, Recorded};
+use crate::store::{AttemptRecord, ErrorKind, Recorded, TaskError};
 
 /// The first part of the build's hint about `task`, which failed.
 pub(super) fn details(session: &Session, task: &Task) -> String {
@@ -38,7 +38,7 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
                     ErrorKind::Exit | ErrorKind::Signal | ErrorKind::Timeout
                 ) =>
             {
-                session.advice().hint(&Trouble::Failed(e.remedy()))
+                first_change(session, e)
             }
             _ => format!("{name} printed nothing"),
         },
@@ -71,7 +71,7 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
         // Failed before any call (its prompt could not be rendered): no
         // response to look at; its message says why.
         Action::Prompt(_) if !called => match &error {
-            Some(e) => session.advice().hint(&Trouble::Failed(e.remedy())),
+            Some(e) => first_change(session, e),
             None => format!("{name} made no call"),
         },
         // The server never answered its last call: no response to look
@@ -92,6 +92,17 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
             run_dir.show(&run_dir.failures_path()),
             run_dir.show(&run_dir.raw_path(name))
         ),
+    }
+}
+
+/// What a failure's kind says to change, without `then run planexe
+/// build`, which the build's hint goes on to say; its whole remedy when
+/// it has nothing to change.
+fn first_change(session: &Session, e: &TaskError) -> String {
+    let remedy = e.remedy();
+    match remedy.change {
+        Some(change) => change.to_string(),
+        None => session.advice().hint(&Trouble::Failed(remedy)),
     }
 }
 
