@@ -312,6 +312,68 @@ fn five_transient_failures_fail_the_model() {
     assert_eq!(server.requests().len(), 5);
 }
 
+/// LM Studio, OpenRouter and proxies answer some failures with HTTP 200
+/// and an `error` object. planexe said `bad_response: the response has no
+/// choices[0]`, without the server's words, and asked four more times,
+/// also for a model the server does not have. The error is now quoted and
+/// classified by its `code` or `type`.
+#[test]
+fn an_error_in_an_answer_of_http_200_is_quoted_and_classified() {
+    let kinds = |p: &Project| -> Vec<String> {
+        p.jsonl(".planexe/failures.jsonl")
+            .iter()
+            .map(|f| f["error_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let posts = |server: &Server| {
+        let requests = server.requests();
+        requests
+            .iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+            .count()
+    };
+    // A model the server does not have: permanent, asked once.
+    let server = Server::start();
+    server.default_reply(json(
+        200,
+        serde_json::json!({"error": {"message": "model 'test-model' not found, try pulling it first", "type": "not_found"}}),
+    ));
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().code(1).stderr_has(
+        "FAILED ask: local: not_found: HTTP 200 with an error not_found: model 'test-model' not found, try pulling it first",
+    );
+    assert_eq!(posts(&server), 1);
+    assert_eq!(kinds(&p), ["not_found"]);
+
+    // OpenRouter's rate limit, by its code: transient, and the next call
+    // is answered.
+    let server = Server::start();
+    server.script([
+        json(
+            200,
+            serde_json::json!({"error": {"code": 429, "message": "Rate limit exceeded"}}),
+        ),
+        openai_answer("fine"),
+    ]);
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().ok();
+    assert_eq!(p.read("answer.md"), "fine");
+    assert_eq!(kinds(&p), ["rate_limited"]);
+
+    // An error of no kind, as a string: the server's words, retried as a
+    // wrong answer is.
+    let server = Server::start();
+    server.default_reply(json(
+        200,
+        serde_json::json!({"error": "the engine crashed"}),
+    ));
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build()
+        .code(1)
+        .stderr_has("bad_response: HTTP 200 with an error: the engine crashed (5 attempts)");
+    assert_eq!(posts(&server), 5);
+}
+
 #[test]
 fn streams_that_stall_or_break_are_transient() {
     let server = Server::start();

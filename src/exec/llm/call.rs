@@ -15,7 +15,9 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
+use super::fault::{
+    error_in_answer, status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT,
+};
 pub use super::fault::{wire_limit, CallError, CallOk, CallSpec};
 use super::provider;
 use super::sse;
@@ -171,6 +173,9 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                 &text,
             )
         })?;
+        if let Some(reported) = error_in_answer(spec.provider, status, &value, &text) {
+            return Err(reported);
+        }
         let answer = provider::parse_response(spec.provider, &value).map_err(|m| bad(m, &text))?;
         if answer.text.len() as u64 > spec.max_answer_bytes {
             return Err(CallError {

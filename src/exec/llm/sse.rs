@@ -13,7 +13,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::fault::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
+use super::fault::{
+    reported_kind, too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size,
+};
 use super::provider::{self, Answer, Stream};
 use super::CallProgress;
 use crate::store::ErrorKind;
@@ -231,21 +233,13 @@ fn read_events(
                 stream
                     .feed(spec.provider, event.as_deref(), &data)
                     .map_err(|e| {
-                        let overflow = provider::is_context_overflow(&e.message)
-                            || e.kind.as_deref().is_some_and(provider::is_context_overflow);
-                        let kind = match e.kind.as_deref() {
-                            _ if overflow => ErrorKind::ContextOverflow,
+                        let kind = match reported_kind(e.kind.as_deref(), None, &e.message) {
                             // The connection closed inside the stream's
                             // last event (no blank line ended it): a
                             // broken stream, not a server that sent the
                             // wrong thing.
-                            None if n == 0 => ErrorKind::BrokenStream,
-                            Some("overloaded_error" | "api_error") => ErrorKind::ServerError,
-                            Some("rate_limit_error") => ErrorKind::RateLimited,
-                            Some("authentication_error" | "permission_error") => ErrorKind::Auth,
-                            Some("invalid_request_error") => ErrorKind::BadRequest,
-                            None => ErrorKind::BadResponse,
-                            Some(_) => ErrorKind::ServerError,
+                            ErrorKind::BadResponse if n == 0 => ErrorKind::BrokenStream,
+                            kind => kind,
                         };
                         let message = if kind == ErrorKind::BrokenStream {
                             format!(
