@@ -432,6 +432,33 @@ fn a_model_the_server_does_not_know_is_named_with_what_it_lists() {
     assert_eq!(requests[1].path, "/v1/models");
 }
 
+/// A base_url without `/v1` (Ollama's and LM Studio's APIs are under it)
+/// found a 404 for every path, and planexe said only that the server does
+/// not know the model. With nothing listed either, it now says what to
+/// try; with `/v1`, or a listing, it says no more than before.
+#[test]
+fn a_404_from_a_base_url_without_v1_suggests_it() {
+    let server = Server::start();
+    server.default_reply(Reply::Bytes {
+        status: 404,
+        content_type: "text/plain".into(),
+        body: b"404 page not found".to_vec(),
+    });
+    let models = format!(
+        "[models.local]\nprovider = \"openai\"\nbase_url = \"{}\"\nmodel = \"local-model\"\nstream = false\n",
+        server.url
+    );
+    let p = project(&models, ASK);
+    p.build().code(1).stderr_has(&format!(
+        "not_found: HTTP 404: 404 page not found; the server at {0} does not know the model `local-model`, or has no API there: OpenAI-compatible and Anthropic APIs answer under /v1 (base_url = \"{0}/v1\")",
+        server.url
+    ));
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    let run = p.build();
+    run.code(1)
+        .stderr_has("does not know the model `local-model` (error_id");
+}
+
 /// A call started late in a task's run has its request timeout cut to
 /// what is left of the task's; the task's deadline still ends it, and says
 /// so. Before, the request's own (cut) timeout raced the deadline and

@@ -443,19 +443,20 @@ impl Llm<'_> {
             .iter()
             .map(|n| printable(&self.scrub(n)).into_owned())
             .collect();
-        if listed.is_empty() {
-            format!(
-                "; the server at {} does not know the model `{}`",
-                model.base_url, model.model
-            )
+        let base = model.base_url.trim_end_matches('/');
+        let more = if !listed.is_empty() {
+            format!("; it lists: {}", listed.join(", "))
+        } else if !base.ends_with("/v1") {
+            // Nothing listed either: more likely no API at that path
+            // (Ollama's and LM Studio's are under /v1) than no model.
+            format!(", or has no API there: OpenAI-compatible and Anthropic APIs answer under /v1 (base_url = \"{base}/v1\")")
         } else {
-            format!(
-                "; the server at {} does not know the model `{}`; it lists: {}",
-                model.base_url,
-                model.model,
-                listed.join(", ")
-            )
-        }
+            String::new()
+        };
+        format!(
+            "; the server at {} does not know the model `{}`{more}",
+            model.base_url, model.model
+        )
     }
 
     /// Appends the line of a failed call to `failures.jsonl`; `judge`:
