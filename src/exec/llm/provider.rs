@@ -301,6 +301,10 @@ pub fn error_details(body: &str) -> (Option<String>, String) {
         return (None, printable(body.trim()).into_owned());
     };
     let error = value.get("error").unwrap_or(&value);
+    // Ollama and LM Studio: `{"error": "model 'x' not found"}`.
+    if let Value::String(message) = error {
+        return (None, printable(message).into_owned());
+    }
     let kind = error
         .get("type")
         .and_then(Value::as_str)

@@ -88,4 +88,10 @@ fn error_shapes() {
         error_details(anthropic),
         (Some("overloaded_error".into()), "Overloaded".into())
     );
+    // Ollama's and LM Studio's: the error is the message.
+    let ollama = r#"{"error":"model 'qwen' not found, try pulling it first"}"#;
+    assert_eq!(
+        error_details(ollama),
+        (None, "model 'qwen' not found, try pulling it first".into())
+    );
 }
