@@ -42,6 +42,9 @@ impl ErrorKind {
                     "a less busy machine or server may finish in time; else raise the timeout",
                 ),
             },
+            // Retried within the build, but a server that keeps
+            // answering in another shape needs a change.
+            ErrorKind::BadResponse => change("check the model's provider and base_url: the server's answer is not in that provider's shape (the message says what it sent)"),
             kind if kind.transient() => Remedy {
                 change: None,
                 then: Then::BuildAgain("the server may answer this time"),
@@ -50,6 +53,7 @@ impl ErrorKind {
                 change("check the API key and the model's base_url")
             }
             ErrorKind::NotFound => change("check the model name and base_url"),
+            ErrorKind::BadRequest => change("change what the server refused, as its message says (a model setting or a schema feature it does not support, the prompt), or check the model's provider and base_url"),
             ErrorKind::ContextOverflow => change("shorten the prompt or its inputs, or use a model with a larger context"),
             ErrorKind::Truncated => change("raise the model's max_tokens or ask for a shorter answer"),
             ErrorKind::TooLarge => change("raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)"),

@@ -372,6 +372,31 @@ fn an_error_in_an_answer_of_http_200_is_quoted_and_classified() {
         .code(1)
         .stderr_has("bad_response: HTTP 200 with an error: the engine crashed (5 attempts)");
     assert_eq!(posts(&server), 5);
+    // What to do, as `status` says: no longer `run planexe build again;
+    // the server may answer this time` (for a bad_response), nor `fix
+    // the command or its inputs` (for a bad_request of a prompt task).
+    let hint = |p: &Project| {
+        let status = p.run(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        json["tasks"][0]["hint"].as_str().unwrap().to_string()
+    };
+    assert!(
+        hint(&p).starts_with("check the model's provider and base_url: the server's answer is not in that provider's shape"),
+        "{}",
+        hint(&p)
+    );
+    let server = Server::start();
+    server.default_reply(json(
+        400,
+        serde_json::json!({"error": {"message": "failed to parse grammar", "type": "invalid_request_error"}}),
+    ));
+    let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
+    p.build().code(1).stderr_has("hint: change what the server refused, as its message says (a model setting or a schema feature it does not support, the prompt), or check the model's provider and base_url; every failed call of ask");
+    assert!(
+        hint(&p).starts_with("change what the server refused"),
+        "{}",
+        hint(&p)
+    );
 }
 
 #[test]
