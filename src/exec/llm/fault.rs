@@ -277,9 +277,7 @@ pub(super) fn reported_kind(kind: Option<&str>, code: Option<u64>, message: &str
         (Some(404), _) => ErrorKind::NotFound,
         (Some(500..=599), _) => ErrorKind::ServerError,
         (Some(400..=499), _) => ErrorKind::BadRequest,
-        (_, Some("rate_limit_error" | "rate_limit_exceeded" | "insufficient_quota")) => {
-            ErrorKind::RateLimited
-        }
+        (_, Some("rate_limit_error" | "rate_limit_exceeded")) => ErrorKind::RateLimited,
         (_, Some("authentication_error" | "permission_error" | "invalid_api_key")) => {
             ErrorKind::Auth
         }
@@ -583,5 +581,26 @@ mod tests {
         assert_eq!(describe_wait(Duration::from_secs(300)), "5m");
         assert_eq!(describe_wait(Duration::from_millis(1500)), "1s 500ms");
         assert_eq!(describe_wait(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+
+    #[test]
+    fn reported_errors_by_code_then_type() {
+        let kind = |t: Option<&str>, code: Option<u64>| reported_kind(t, code, "boom");
+        // A code that is an HTTP status wins over the type.
+        assert_eq!(kind(Some("api_error"), Some(429)), ErrorKind::RateLimited);
+        assert_eq!(kind(None, Some(502)), ErrorKind::ServerError);
+        assert_eq!(kind(None, Some(422)), ErrorKind::BadRequest);
+        assert_eq!(kind(Some("not_found_error"), None), ErrorKind::NotFound);
+        assert_eq!(kind(Some("invalid_api_key"), None), ErrorKind::Auth);
+        assert_eq!(kind(Some("overloaded_error"), None), ErrorKind::ServerError);
+        assert_eq!(kind(None, None), ErrorKind::BadResponse);
+        assert_eq!(
+            reported_kind(
+                None,
+                Some(400),
+                "This model's maximum context length is 8192 tokens"
+            ),
+            ErrorKind::ContextOverflow
+        );
     }
 }
