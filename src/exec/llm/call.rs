@@ -15,11 +15,10 @@ use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use super::fault::{
-    error_in_answer, status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT,
-};
+use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
 pub use super::fault::{wire_limit, CallError, CallOk, CallSpec};
 use super::provider;
+use super::reported::error_in_answer;
 use super::sse;
 pub use super::sse::Pieces;
 use crate::store::ErrorKind;

@@ -24,6 +24,7 @@ pub use judging::{rejection, Refused};
 pub mod limits;
 pub mod provider;
 pub mod recording;
+mod reported;
 mod sse;
 mod tokens;
 

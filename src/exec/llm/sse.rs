@@ -13,10 +13,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::fault::{
-    reported_kind, too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size,
-};
+use super::fault::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
 use super::provider::{self, Answer, Stream};
+use super::reported::reported_kind;
 use super::CallProgress;
 use crate::store::ErrorKind;
 
