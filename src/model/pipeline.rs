@@ -112,6 +112,8 @@ pub struct ModelDef {
     pub prefill: Option<Spanned<String>>,
     /// Stream answers with server-sent events (default true).
     pub stream: Option<bool>,
+    /// More request parameters, sent as they are (`extra_body.rs`).
+    pub extra_body: Option<Spanned<toml::Table>>,
 }
 
 /// `matrix = { NAME = [VALUE, ...], ... }`.

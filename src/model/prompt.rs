@@ -368,6 +368,14 @@ pub fn prompt_fingerprint(spec: &PromptSpec, sampling: Option<&ModelConfig>) -> 
         if let Some(prefill) = &m.prefill {
             fp.field("prefill", prefill.as_bytes());
         }
+        if let Some(extra) = &m.extra_body {
+            fp.field(
+                "extra_body",
+                serde_json::Value::Object(extra.clone())
+                    .to_string()
+                    .as_bytes(),
+            );
+        }
     }
     fp.finish()
 }
@@ -387,6 +395,12 @@ pub fn sampling(model: &ModelConfig) -> String {
     }
     if let Some(prefill) = &model.prefill {
         line.push_str(&format!(", prefill {prefill:?}"));
+    }
+    if let Some(extra) = &model.extra_body {
+        line.push_str(&format!(
+            ", extra_body {}",
+            serde_json::Value::Object(extra.clone())
+        ));
     }
     line
 }

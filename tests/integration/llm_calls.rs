@@ -1107,3 +1107,63 @@ fn a_prompt_task_waiting_for_its_models_pool_takes_no_slot_and_no_time() {
     assert_eq!(server.requests().len(), 2);
     assert_eq!(server.max_in_flight(), 1);
 }
+
+/// `extra_body` sends parameters planexe has no key of its own for
+/// (`repeat_penalty`, `top_p`, `stop`), as they are, beside planexe's own;
+/// they are part of the task's definition; a key planexe sets itself, a
+/// value JSON cannot hold, and a replay model's are refused at load.
+#[test]
+fn extra_body_is_sent_as_it_is_and_checked() {
+    let server = Server::start();
+    server.default_reply(openai_answer("done"));
+    let extra =
+        "extra_body = { repeat_penalty = 1.3, stop = [\"\\n\\n\"], options = { top_k = 40 } }";
+    let p = project(
+        &model(
+            &server,
+            "local",
+            &format!("stream = false\ntemperature = 0\n{extra}"),
+        ),
+        ASK,
+    );
+    p.build().ok();
+    let body = server.requests()[0].json();
+    assert_eq!(body["repeat_penalty"], 1.3, "{body}");
+    assert_eq!(body["stop"], serde_json::json!(["\n\n"]));
+    assert_eq!(body["options"]["top_k"], 40);
+    assert_eq!(body["temperature"], 0.0);
+    assert_eq!(body["model"], "local-model");
+
+    // Part of the definition: a change re-runs the task, and says so.
+    let text = p.read("pipeline.toml").replace("1.3", "1.2");
+    p.write("pipeline.toml", &text);
+    p.run(&["explain", "ask"]).ok().stdout_has(
+        "+ sampling: temperature 0, max_tokens default, extra_body {\"options\":{\"top_k\":40},\"repeat_penalty\":1.2,\"stop\":[\"\\n\\n\"]}",
+    );
+    p.build().ok().ran(&["ask"]);
+
+    // Refused at load, with where.
+    for (extra, says) in [
+        (
+            "extra_body = { max_tokens = 10 }",
+            "`extra_body` sets `max_tokens`, which planexe sets itself",
+        ),
+        (
+            "extra_body = { when = 2026-01-01 }",
+            "`extra_body.when` holds a date, which a JSON request cannot",
+        ),
+    ] {
+        let p = project(&model(&server, "local", extra), ASK);
+        p.build()
+            .code(2)
+            .stderr_has(&format!("pipeline.toml:8:14: {says}"));
+    }
+    let replay = format!(
+        "{}[models.rec]\nprovider = \"replay\"\ndir = \"rec\"\nreplays = \"local\"\nextra_body = {{ top_p = 0.5 }}\n",
+        model(&server, "local", "")
+    );
+    let p = project(&replay, ASK);
+    p.build()
+        .code(2)
+        .stderr_has("`extra_body` does not apply to a replay model");
+}

@@ -102,8 +102,17 @@ pub fn token_limit(task: Option<u64>, m: &ModelConfig) -> Option<u64> {
     })
 }
 
-/// The JSON body of a request.
+/// The JSON body of a request, with the model's `extra_body`.
 pub fn body(req: &Request) -> Value {
+    let mut body = own_body(req);
+    if let (Some(extra), Some(map)) = (&req.model.extra_body, body.as_object_mut()) {
+        map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    body
+}
+
+/// The JSON body of a request, as planexe writes it.
+fn own_body(req: &Request) -> Value {
     let m = req.model;
     let messages: Vec<Value> = req
         .messages
