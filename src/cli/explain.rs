@@ -25,6 +25,12 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
     match &e.last_success {
         None => {
             let _ = writeln!(out, "  no successful run is recorded");
+            if let Some(n) = e.done_before {
+                let _ = writeln!(
+                    out,
+                    "  {n} instance(s) done before, each kept if its item and its inputs are unchanged"
+                );
+            }
         }
         Some(last) => {
             let _ = writeln!(

@@ -231,6 +231,7 @@ pub fn explain(session: &Session, name: &str, task: &str) -> Result<Value> {
         "outputs": e.outputs.iter().map(file_line).collect::<Vec<_>>(),
         "upstream": e.upstream,
         "done_marker": !e.marker_missing,
+        "done_before": e.done_before,
     }))
 }
 

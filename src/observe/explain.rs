@@ -69,6 +69,10 @@ pub struct Explanation {
     /// Tasks it depends on that will run first.
     pub upstream: Vec<String>,
     pub marker_missing: bool,
+    /// A fan-out waiting for its list: how many of its instances last
+    /// succeeded (each kept if the list leaves its item and inputs
+    /// unchanged).
+    pub done_before: Option<usize>,
 }
 
 /// Explains task `name` (a task or an instance).
@@ -174,6 +178,14 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
             .map(|&d| graph[d].name.clone())
             .collect(),
         marker_missing: !sidecar::has_marker(&session.run_dir, &task.name),
+        done_before: graph
+            .fanouts
+            .get(&task.name)
+            .filter(|g| g.placeholder)
+            .and_then(|_| {
+                crate::plan::instances_done_before(&session.store, &[task.name.as_str()])
+                    .remove(&task.name)
+            }),
     })
 }
 

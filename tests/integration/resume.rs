@@ -713,6 +713,10 @@ fn status_counts_the_instances_behind_a_list_to_be_built_again() {
     };
     assert_eq!(line("per")["done_before"], 3, "{json:#}");
     assert_eq!(line("list")["done_before"], serde_json::Value::Null);
+    // `explain` says it too.
+    p.run(&["explain", "per"]).ok().stdout_has(
+        "  no successful run is recorded\n  3 instance(s) done before, each kept if its item and its inputs are unchanged\n",
+    );
 
     // Once it expands, the instances stand for themselves.
     p.build().ok().ran(&["list", "per[1]", "gather"]);
