@@ -402,11 +402,28 @@ impl Graph {
     /// instance, fan-out or output, with the closest name (or output path)
     /// when it looks like a typo of one.
     pub fn unknown_task(&self, name: &str) -> Error {
+        if let Some(waiting) = self.instance_not_yet(name) {
+            return waiting;
+        }
         let error = Error::usage(format!(
             "unknown task `{name}`: no task has that name and no task produces that file"
         ));
         self.source_or_near(error, name)
             .hint(self.advice.hint(&Trouble::UnknownTask))
+    }
+
+    /// The refusal of `name` when it is an instance of a fan-out that
+    /// waits for its list, which has no instances yet.
+    fn instance_not_yet(&self, name: &str) -> Option<Error> {
+        let (base, _) = super::fanout::split_instance(name)?;
+        let group = self.fanouts.get(base).filter(|g| g.placeholder)?;
+        let list = group.list.as_deref()?;
+        Some(
+            Error::usage(format!(
+                "`{name}` is an instance of the fan-out `{base}`, which has none yet: it expands when {list} is built"
+            ))
+            .hint(format!("name the fan-out, `{base}`, until its list is built")),
+        )
     }
 
     /// `error` about `name`, which names no task and no output: when it is
@@ -505,6 +522,9 @@ impl Graph {
     /// Resolves command-line targets (task names or output paths) to tasks.
     pub fn targets(&self, targets: &[String]) -> Result<Vec<TaskId>> {
         self.resolve_names(targets, |target| {
+            if let Some(waiting) = self.instance_not_yet(target) {
+                return waiting;
+            }
             let mut names: Vec<&str> = self.tasks().map(|t| t.name.as_str()).collect();
             names.sort_unstable();
             let shown = if names.len() > 20 {

@@ -717,6 +717,12 @@ fn status_counts_the_instances_behind_a_list_to_be_built_again() {
     p.run(&["explain", "per"]).ok().stdout_has(
         "  no successful run is recorded\n  3 instance(s) done before, each kept if its item and its inputs are unchanged\n",
     );
+    // An instance is no name yet (it said `unknown task`, as of a typo).
+    for args in [["explain", "per[0]"], ["build", "per[0]"]] {
+        p.run(&args)
+            .code(2)
+            .stderr_has("error: `per[0]` is an instance of the fan-out `per`, which has none yet: it expands when list.json is built\nhint: name the fan-out, `per`, until its list is built\n");
+    }
 
     // Once it expands, the instances stand for themselves.
     p.build().ok().ran(&["list", "per[1]", "gather"]);

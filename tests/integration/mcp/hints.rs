@@ -379,15 +379,20 @@ command = "mkdir -p out; echo {{ item }} > out/{{ item }}.txt"
     assert_eq!(p.read("r/list.json"), "[\"a\",\"b\"]\n");
     p.write("r/plan.txt", "a\nc\n");
     let log = p.read("r/.planexe/build.log");
+    // It says what the instance waits for (it said `unknown target`, as
+    // of a typo).
+    let waits = "`wbs[1]` is an instance of the fan-out `wbs`, which has none yet: it expands when list.json is built";
     let message = c.err("build", json!({"run": "r", "targets": ["wbs[1]"]}));
-    assert!(message.contains("unknown target `wbs[1]`"), "{message}");
-    assert!(message.contains("call the status tool"), "{message}");
+    assert!(message.contains(waits), "{message}");
+    assert!(
+        message.contains("name the fan-out, `wbs`, until its list is built"),
+        "{message}"
+    );
     assert!(!message.contains("refused to start"), "{message}");
     assert_eq!(p.read("r/.planexe/build.log"), log, "no build started");
     p.run(&["build", "-C", "r", "wbs[1]"])
         .code(2)
-        .stderr_has("unknown target `wbs[1]`")
-        .stderr_has("run `planexe status -C r` to list tasks");
+        .stderr_has(waits);
     // Once the list is made again, the instance is its new item.
     c.ok("build", json!({"run": "r", "targets": ["mk"]}));
     c.ok("wait", json!({"run": "r"}));
