@@ -26,10 +26,7 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
         None => {
             let _ = writeln!(out, "  no successful run is recorded");
             if let Some(n) = e.done_before {
-                let _ = writeln!(
-                    out,
-                    "  {n} instance(s) done before, each kept if its item and its inputs are unchanged"
-                );
+                let _ = writeln!(out, "  {}", crate::observe::status::text::done_before(n));
             }
         }
         Some(last) => {

@@ -306,10 +306,15 @@ fn openai_reasoning(message: Option<&Value>) -> &str {
 /// The message and type of an error body, in either provider's shape,
 /// made [`printable`]: they go into messages shown on a terminal.
 pub fn error_details(body: &str) -> (Option<String>, String) {
-    let Ok(value) = serde_json::from_str::<Value>(body) else {
-        return (None, printable(body.trim()).into_owned());
-    };
-    let error = value.get("error").unwrap_or(&value);
+    match serde_json::from_str::<Value>(body) {
+        Ok(value) => error_details_of(&value, body),
+        Err(_) => (None, printable(body.trim()).into_owned()),
+    }
+}
+
+/// [`error_details`] of a body already parsed as `value`.
+pub fn error_details_of(value: &Value, body: &str) -> (Option<String>, String) {
+    let error = value.get("error").unwrap_or(value);
     // Ollama and LM Studio: `{"error": "model 'x' not found"}`.
     if let Value::String(message) = error {
         return (None, printable(message).into_owned());

@@ -55,7 +55,7 @@ pub(super) fn error_in_answer(
     if answered.is_some_and(|a| !a.is_null()) {
         return None;
     }
-    let (kind_name, message) = provider::error_details(text);
+    let (kind_name, message) = provider::error_details_of(value, text);
     let code = error
         .get("code")
         .and_then(|c| c.as_u64().or_else(|| c.as_str()?.parse().ok()));

@@ -354,6 +354,12 @@ fn group(out: &mut String, title: &str, lines: &[&TaskLine], width: usize, paint
     }
 }
 
+/// What `status` and `explain` say of a fan-out waiting for its list whose
+/// records hold `n` instances that last succeeded.
+pub fn done_before(n: usize) -> String {
+    format!("{n} instance(s) done before, each kept if its item and its inputs are unchanged")
+}
+
 /// The FAN-OUT group: a line per fan-out with its instances' progress.
 fn fanout_groups(
     out: &mut String,
@@ -373,10 +379,7 @@ fn fanout_groups(
             let reason = first.and_then(|l| l.reason.as_deref());
             out.push_str(&printable(reason.unwrap_or_default()));
             if let Some(n) = first.and_then(|l| l.done_before) {
-                let _ = write!(
-                    out,
-                    "; {n} instance(s) done before, each kept if its item and its inputs are unchanged"
-                );
+                let _ = write!(out, "; {}", done_before(n));
             }
         } else {
             let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
