@@ -379,6 +379,19 @@ command = "mkdir -p out; echo {{ item }} > out/{{ item }}.txt"
     assert_eq!(p.read("r/list.json"), "[\"a\",\"b\"]\n");
     p.write("r/plan.txt", "a\nc\n");
     let log = p.read("r/.planexe/build.log");
+    // The fan-out's instances done before are counted, by both tools, as
+    // `status` and `explain` count them.
+    let explained = c.ok("explain", json!({"run": "r", "task": "wbs"}));
+    assert_eq!(explained["done_before"], 2, "{explained}");
+    let status = c.ok("status", json!({"run": "r"}));
+    let line = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "wbs")
+        .unwrap()
+        .clone();
+    assert_eq!(line["done_before"], 2, "{status}");
     // It says what the instance waits for (it said `unknown target`, as
     // of a typo).
     let waits = "`wbs[1]` is an instance of the fan-out `wbs`, which has none yet: it expands when list.json is built";
