@@ -349,6 +349,27 @@ fn issue_14_a_list_file_that_is_a_folder_is_placed() {
     );
 }
 
+/// A list file named with glob characters was taken as an input glob:
+/// it matched nothing, the fan-out waited for a list no task makes, and
+/// the build exited 0. A file of that very name is still its list.
+#[test]
+fn a_list_file_named_as_a_glob_is_refused_unless_it_exists() {
+    let p = Project::new(
+        "[tasks.n]\nforeach = { file = \"*.json\" }\noutputs = [\"o/{{ key }}\"]\ncommand = \"echo {{ item }} > {outputs}\"\n",
+    );
+    p.write("l.json", "[1]");
+    for args in [&["build"][..], &["build", "-n"], &["status"]] {
+        p.run(args)
+            .code(2)
+            .ran(&[])
+            .stderr_has("pipeline.toml:2:11: task `n`: list file *.json: it is a glob pattern, and no file has that name")
+            .stderr_has("hint: `foreach` reads one list file: name it as it is");
+    }
+    p.write("*.json", "[\"x\"]");
+    p.build().ok().ran(&["n[0]"]);
+    assert_eq!(p.read("o/0"), "x\n");
+}
+
 #[test]
 fn issue_14_a_list_file_leading_out_of_the_run_directory_is_refused() {
     let outside = tempfile::tempdir().unwrap();

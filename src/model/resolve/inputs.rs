@@ -73,14 +73,11 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
     let mut watched = Vec::new();
     let mut glob_inputs = Vec::new();
     // A placeholder waits for its list file only.
-    let list_input: Vec<Spanned<String>>;
-    let declared: &[Spanned<String>] = match (&task.origin.placeholder, &def.foreach) {
-        (Some(list), Some(f)) => {
-            list_input = vec![Spanned::new(f.span(), list.clone())];
-            &list_input
-        }
-        _ => &def.inputs,
+    let list_input: Option<Vec<Spanned<String>>> = match (&task.origin.placeholder, &def.foreach) {
+        (Some(list), Some(f)) => Some(vec![Spanned::new(f.span(), list.clone())]),
+        _ => None,
     };
+    let declared: &[Spanned<String>] = list_input.as_deref().unwrap_or(&def.inputs);
     for raw in declared {
         let rendered = match &vars {
             None => raw.get_ref().clone(),
@@ -124,6 +121,18 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
                 graph.producers.contains_key(&p)
                     || std::fs::symlink_metadata(r.run_dir.path(&p)).is_ok()
             });
+        if glob && !literal && list_input.is_some() {
+            // A list is one file: a pattern would match no file a task
+            // makes, and the fan-out would wait for it for ever.
+            return Err(r
+                .err(
+                    raw.span(),
+                    &format!(
+                        "task `{task_name}`: list file {pattern}: it is a glob pattern, and no file has that name"
+                    ),
+                )
+                .hint("`foreach` reads one list file: name it as it is (a task's output or a file on disk); globs are for inputs"));
+        }
         if glob {
             globs = true;
             if let Ok(path) = rundir::normalize(pattern) {
