@@ -17,7 +17,7 @@ use super::location::{record_pipeline, recorded_pipeline};
 pub use super::location::{Located, Location};
 
 use super::certificate::{self, Certificate};
-use super::check::Checker;
+use super::check::{Checker, Reason};
 use super::Plan;
 use crate::error::{Error, Result};
 use crate::model::{Advice, Graph, Lists, Pipeline, TaskId, Trouble};
@@ -99,6 +99,10 @@ pub struct Session {
     /// it stands, with its check mode: the next [`Session::plan_all`] in
     /// that mode need not check again.
     made: std::sync::Mutex<Option<(CheckMode, Plan)>>,
+    /// Tasks that made a `foreach` list that cannot be expanded, each with
+    /// its list, as [`Session::read`] found them: a build makes the list
+    /// again, so [`Session::plan`] has them stale, as a build's plan does.
+    remake: Vec<(TaskId, String)>,
 }
 
 impl Session {
@@ -224,6 +228,7 @@ impl Session {
             lists,
             set_aside_model,
             made: Default::default(),
+            remake: Vec::new(),
         })
     }
 
@@ -527,9 +532,11 @@ impl Session {
     /// to be built is a placeholder), judged in `mode`.
     pub fn read(located: Located, model: &ModelChoice, mode: CheckMode) -> Result<Session> {
         let mut session = Session::open_as(located, model, Lists::Unproduced, true, None)?;
-        if let Some(plan) = session.expand_ready(mode)?.plan {
+        let expanded = session.expand_ready(mode)?;
+        if let Some(plan) = expanded.plan {
             *session.made_plan() = Some((mode, plan));
         }
+        session.remake = expanded.remake;
         Ok(session)
     }
 
@@ -540,6 +547,7 @@ impl Session {
         // task by task.
         let all = self.graph.ids().iter().all(|&id| wanted[id]);
         if all
+            && self.remake.is_empty()
             && Certificate::read(&self.run_dir)
                 .and_then(|c| c.holds(&self.run_dir, &self.certificate_key(), mode))
                 .is_some_and(|h| h.tasks == self.graph.len() as u64)
@@ -555,7 +563,18 @@ impl Session {
             stamper: &stamper,
             mode,
         };
-        Plan::make(&checker, wanted, &vec![false; self.graph.id_bound()])
+        // A list that cannot be expanded is made again, as a build would.
+        let mut remade = vec![false; self.graph.id_bound()];
+        for (p, _) in &self.remake {
+            remade[*p] = wanted[*p];
+        }
+        let mut plan = Plan::make(&checker, wanted, &remade)?;
+        for (p, list) in &self.remake {
+            if plan.reasons[*p].is_some() {
+                plan.reasons[*p] = Some(Reason::BadList(list.clone()));
+            }
+        }
+        Ok(plan)
     }
 
     /// The plan of every task.

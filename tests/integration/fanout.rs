@@ -490,6 +490,18 @@ command = "cp other.src other.txt"
          per: expands when items.json is built\n\
          other: input other.src changed\n"
     );
+    // `explain` and `status` say so too (they said `up to date`).
+    p.run(&["explain", "list"])
+        .code(0)
+        .stdout_has("list: stale: its list items.json cannot be expanded\n");
+    p.run(&["status"])
+        .code(0)
+        .stdout_has("STALE (2)\n  list   its list items.json cannot be expanded\n");
+    let status: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).code(0).stdout).unwrap();
+    let list = &status["tasks"].as_array().unwrap()[0];
+    assert_eq!(list["task"], "list", "{status}");
+    assert_eq!(list["state"], "stale", "{status}");
     p.run(&["build", "-k"])
         .code(1)
         .ran(&["list", "other"])
