@@ -266,7 +266,22 @@ impl Graph {
     /// the outputs of the tasks nothing else reads.
     pub fn results(&self) -> Vec<String> {
         if !self.results.is_empty() {
-            return self.results.clone();
+            // A fan-out named stands for its instances' outputs.
+            return self
+                .results
+                .iter()
+                .flat_map(
+                    |named| match (self.producer(named), self.fanouts.get(named)) {
+                        (None, Some(group)) => group
+                            .members
+                            .iter()
+                            .filter(|&&m| self.tasks[m].origin.placeholder.is_none())
+                            .flat_map(|&m| self.tasks[m].outputs.iter().map(|o| o.path.clone()))
+                            .collect(),
+                        _ => vec![named.clone()],
+                    },
+                )
+                .collect();
         }
         // A `foreach` list is read by the fan-out's instances, which do
         // not list it in their deps.

@@ -48,7 +48,7 @@ pub struct PipelineSection {
     /// Default model for prompt tasks.
     pub model: Option<Spanned<String>>,
     /// What a build makes for people to read: outputs it names at its end.
-    pub results: Option<Spanned<Vec<String>>>,
+    pub results: Option<Spanned<Vec<Spanned<String>>>>,
     /// The response cache: a folder of answers, relative to the pipeline
     /// file's folder (docs/llm.md#record-replay-and-the-response-cache).
     pub cache: Option<Spanned<String>>,

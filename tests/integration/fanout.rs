@@ -514,6 +514,46 @@ command = "cp other.src other.txt"
     assert_eq!(p.read("per/b.txt"), "b\n");
 }
 
+/// `[pipeline] results` may name a fan-out's outputs, or the fan-out for
+/// all of them, as `inputs` may: they were refused as `which no task
+/// produces` by every command, the fan-out's list built or not. Its paths
+/// are normalized, and a refusal points at the path it refuses.
+#[test]
+fn results_name_a_fan_outs_outputs_or_the_fan_out() {
+    let pipeline = |results: &str| {
+        r#"[pipeline]
+results = RESULTS
+[tasks.list]
+outputs = ["list.json"]
+command = "echo '[\"x\",\"y\"]' > list.json"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ item }}.txt"]
+command = "mkdir -p per; echo {{ item }} > {outputs}"
+"#
+        .replace("RESULTS", results)
+    };
+    let p = Project::new(&pipeline(r#"["per/y.txt"]"#));
+    p.run(&["build", "-n"]).code(0);
+    p.build().ok().stderr_has("results: per/y.txt\n");
+    for args in [
+        &["status"][..],
+        &["explain", "per[1]"],
+        &["graph"],
+        &["build"],
+    ] {
+        p.run(args).code(0);
+    }
+    p.write("pipeline.toml", &pipeline(r#"["per", "./list.json"]"#));
+    p.run(&["build", "-B"])
+        .ok()
+        .stderr_has("results: per/x.txt, per/y.txt, list.json\n");
+    p.write("pipeline.toml", &pipeline(r#"["per/x.txt", "pre/x.txt"]"#));
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:2:25: `results` names pre/x.txt, which no task produces");
+}
+
 /// A gathering command is given `{inputs}` in the fan-out's item order: a
 /// list whose items come in a new order runs it again, so what it wrote is
 /// what a clean build writes. The same for a reordered `inputs` list.

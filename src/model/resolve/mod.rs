@@ -52,7 +52,7 @@ use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
 use super::prompt::Format;
 use crate::error::{Error, Result};
-use crate::store::RunDir;
+use crate::store::{rundir, RunDir};
 
 /// Which `foreach` tasks [`Graph::resolve`] expands from the list files on
 /// disk; the others stay placeholders until [`Graph::expand`].
@@ -467,16 +467,28 @@ impl Graph {
         }
         order::link(&mut graph, &source)?;
         if let Some(results) = &def.pipeline.results {
-            for path in results.get_ref() {
-                if graph.producer(path).is_none() {
-                    return Err(Error::pipeline(source.diagnostic(
-                        results.span(),
-                        &format!("`results` names {path}, which no task produces"),
-                    ))
-                    .hint("name outputs of tasks, such as results = [\"out/report.md\"]"));
+            let mut named = Vec::with_capacity(results.get_ref().len());
+            for raw in results.get_ref() {
+                let refuse = |message: &str| {
+                    Error::pipeline(source.diagnostic(raw.span(), message))
+                        .hint("name outputs of tasks, such as results = [\"out/report.md\"], or a fan-out for all of its instances' outputs")
+                };
+                let path = rundir::normalize(raw.get_ref())
+                    .map_err(|m| refuse(&format!("`results` names {}: {m}", raw.get_ref())))?;
+                // A fan-out names its instances' outputs, as in `inputs`;
+                // an output a `foreach` fan-out's templates may make is
+                // taken before its list is.
+                if graph.producer(&path).is_none()
+                    && !graph.fanouts.contains_key(&path)
+                    && !graph.fan_out_may_make(&path)
+                {
+                    return Err(refuse(&format!(
+                        "`results` names {path}, which no task produces"
+                    )));
                 }
+                named.push(path);
             }
-            graph.results.clone_from(results.get_ref());
+            graph.results = named;
         }
         Ok(graph)
     }
