@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::exec::llm::recording::replay_holds;
 use crate::model::graph::Action;
 use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::plan::session::{Location, ModelChoice};
@@ -121,8 +122,27 @@ pub fn replay_notes(session: &Session, shown: &str) -> Vec<String> {
             }
         }
     }
+    // A plan the answers were recorded for is answered: every prompt task
+    // of a replay model that reads only sources finds its answer.
+    let answered = |replay: &str| {
+        let mut roots = session
+            .graph
+            .tasks()
+            .filter(|t| t.inputs.iter().all(|i| i.producer.is_none()))
+            .filter_map(|t| match &t.action {
+                Action::Prompt(spec) if models[spec.model].name == replay => Some((t, spec)),
+                _ => None,
+            })
+            .peekable();
+        roots.peek().is_some()
+            && roots.all(|(task, spec)| {
+                let inputs = crate::exec::actions::prompt_inputs(&session.run_dir, task);
+                replay_holds(&models[spec.model], spec, &task.name, &inputs) == Some(true)
+            })
+    };
     found
         .into_iter()
+        .filter(|&(replay, _, judge_of)| judge_of.is_some() || !answered(replay))
         .map(|(replay, live, judge_of)| {
             let advice = match judge_of {
                 Some(task) => format!(

@@ -332,6 +332,16 @@ fn a_run_of_the_init_pipeline() {
     p.run(&["build", "-C", "runs/two"])
         .code(1)
         .stderr_has("replay_miss");
+    // A run of the plan the answers were recorded for is answered: no note
+    // sends its maker to a live model (it did, whatever the plan).
+    let same = p.run(&["new", "runs/same", "--plan-file", "plan.txt"]);
+    same.ok();
+    assert!(
+        !same.stderr.contains("recorded for another plan"),
+        "{}",
+        same.stderr
+    );
+    p.run(&["build", "-C", "runs/same"]).ok();
 }
 
 #[test]

@@ -57,6 +57,28 @@ pub(in crate::exec::llm) fn request_key(
     )
 }
 
+/// Whether `model`, a replay model, holds the answer to a prompt task's
+/// first request: its prompt rendered from `inputs`, as a build sends it
+/// (a prompt with no secret in it: nothing to scrub). `None` when `model`
+/// replays nothing or the prompt cannot be rendered. What a new run's
+/// maker is told: a replay model answers the plan its answers were
+/// recorded for.
+pub fn replay_holds(
+    model: &ModelConfig,
+    spec: &PromptSpec,
+    task: &str,
+    inputs: &crate::model::template_files::Files,
+) -> Option<bool> {
+    let dir = &model.replay.as_ref()?.dir;
+    let (prompt, system) = spec.render(inputs, task).ok()?;
+    let messages = [Message {
+        role: "user",
+        content: prompt,
+    }];
+    let key = request_key(model, None, spec, &messages, system.as_deref());
+    Some(matches!(super::lookup(dir, &key), super::Lookup::Hit(_)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 mod key;
 
-pub use key::key;
 pub(super) use key::request_key;
+pub use key::{key, replay_holds};
 
 use super::answer;
 use super::provider::Message;
