@@ -297,6 +297,18 @@ fn a_replay_model_answers_what_its_model_recorded() {
     )
     .ok();
     assert_eq!(server.requests().len(), 1);
+    // A recording is a session of its own: the run does not remember its
+    // `--model`, so the next build there replays what it recorded (it
+    // asked `local` again, from then on).
+    let again = run(&live, &["build", "-B"]);
+    again.ok();
+    assert!(
+        !again.stderr.contains("chosen for this run"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(server.requests().len(), 1, "replayed, not asked");
+    assert_eq!(usage(&live).last().unwrap()["model"], "recorded");
 
     // No key needed: the replay model calls no server.
     let replayed = Project::new(&text);

@@ -246,7 +246,11 @@ impl Build<'_> {
             session.store.compact_if_large(&session.run_dir)?;
             // `--model` is remembered for the run even when nothing runs.
             let remember = match &session.model_source {
-                Some((ModelSourceKind::Flag, m)) if run.model.as_ref() != Some(m) => Some(m),
+                Some((ModelSourceKind::Flag, m))
+                    if run.model.as_ref() != Some(m) && options.answers.remembers_model() =>
+                {
+                    Some(m)
+                }
                 _ => None,
             };
             if session.run.is_none() || remember.is_some() {
@@ -281,7 +285,9 @@ impl Build<'_> {
         // The run record says a build is under way before anything runs.
         let chosen_model = match &session.model_source {
             Some((ModelSourceKind::Flag, m)) => {
-                run.model = Some(m.clone());
+                if options.answers.remembers_model() {
+                    run.model = Some(m.clone());
+                }
                 Some(m.clone())
             }
             Some((_, m)) => Some(m.clone()),

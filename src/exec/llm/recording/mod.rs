@@ -50,6 +50,17 @@ pub enum Answers {
 }
 
 impl Answers {
+    /// Whether a build's `--model` becomes the run's model: not for a
+    /// recording or a replay, a session of its own (the answers recorded
+    /// are there for the pipeline's replay model, which later builds then
+    /// ask, as docs/llm.md says), so that neither turns a replayed run
+    /// into one that calls a live model from then on.
+    pub fn remembers_model(&self) -> bool {
+        matches!(self, Answers::Live | Answers::Cache(_))
+    }
+}
+
+impl Answers {
     /// Whether no model is ever called.
     pub fn offline(&self) -> bool {
         matches!(self, Answers::Replay(_))
