@@ -145,7 +145,19 @@ impl Builds {
                     .hint("wait for it to end (the wait tool), then call the build tool again"))
             }
         }
-        let log = files::create(&run_dir.build_log_path())?;
+        // A server starting a build holds the log until its build has ended
+        // (the build inherits it): the log of a build is never rewritten by
+        // one another server started a moment later, which the run's lock
+        // would then refuse.
+        let log = files::open_update(&run_dir.build_log_path())?;
+        if let Err(std::fs::TryLockError::WouldBlock) = log.try_lock() {
+            return Err(Error::usage(format!(
+                "run `{name}` is busy: another planexe mcp is starting a build there"
+            ))
+            .hint("wait for it to end (the wait tool), then call the build tool again"));
+        }
+        log.set_len(0)
+            .map_err(|e| Error::io_at(&run_dir.build_log_path(), e))?;
         let err = log
             .try_clone()
             .map_err(|e| Error::io_at(&run_dir.build_log_path(), e))?;

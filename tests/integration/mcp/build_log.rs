@@ -251,3 +251,57 @@ command = "touch started; while [ ! -f go ]; do sleep 0.02; done; cp plan.txt sl
     let done = holder.wait_with_output().unwrap();
     assert!(done.status.success());
 }
+
+/// Two servers asked to build one run at the same moment: one build runs,
+/// the other call is refused, and the log of the one that runs is its own
+/// (the refused build, started by the other server, rewrote its start
+/// with its own refusal: `error: anothdone   slow`).
+#[test]
+fn two_servers_building_one_run_at_once_leave_the_log_to_the_build_that_runs() {
+    let p = Project::new(
+        "[tasks.slow]\ninputs = [\"plan.txt\"]\noutputs = [\"slow.txt\"]\n\
+         command = \"sleep 0.5; cp plan.txt slow.txt\"\n",
+    );
+    let mut a = Client::start(&p, &[]);
+    let mut b = Client::start(&p, &[]);
+    a.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let build = |id: u64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "build", "arguments": {"run": "r", "force": true}}})
+        .to_string()
+    };
+    for round in 0..4 {
+        a.send(&build(1000 + round));
+        b.send(&build(1000 + round));
+        let answers = [a.recv(), b.recv()];
+        let refused = answers
+            .iter()
+            .filter(|r| r["result"]["isError"] == true)
+            .count();
+        assert_eq!(refused, 1, "{answers:?}");
+        let started = answers
+            .iter()
+            .find(|r| r["result"]["isError"] == false)
+            .unwrap();
+        let pid = started["result"]["structuredContent"]["pid"]
+            .as_u64()
+            .unwrap();
+        a.ok("wait", json!({"run": "r"}));
+        // The next round starts once this build has exited (it holds the
+        // run's lock until then, and both calls would be refused).
+        let gone = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                std::time::Instant::now() < gone,
+                "build {pid} still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = p.read("r/.planexe/build.log");
+        assert!(log.contains("start  slow\n"), "round {round}: {log}");
+        assert!(log.contains("done   slow"), "round {round}: {log}");
+        assert!(!log.contains("error:"), "round {round}: {log}");
+    }
+    assert!(a.close().success());
+    assert!(b.close().success());
+}
