@@ -88,7 +88,11 @@ pub struct Ticket {
 
 /// The journal and the publishing thread of one build.
 pub struct Inflight {
-    journal: Option<File>,
+    /// Opened when the build starts if the last build left a journal (it
+    /// is emptied then), else at the first line: a build refused before
+    /// its first task makes none in a fresh run directory.
+    journal: std::sync::OnceLock<Option<File>>,
+    path: PathBuf,
     shared: Arc<(Mutex<Queue>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
@@ -98,11 +102,16 @@ fn lock(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
 }
 
 impl Inflight {
-    /// Starts a fresh journal (the last one was read by [`recover`]) and
+    /// Starts a fresh journal (the last one was read by [`recover`]; the
+    /// file is made at the first line when there was none) and
     /// the publishing thread. Bookkeeping is best effort: without a
     /// journal, or a thread, tasks still run.
     pub fn start(run_dir: &RunDir) -> Inflight {
-        let journal = files::create(&run_dir.inflight_path()).ok();
+        let path = run_dir.inflight_path();
+        let journal = std::sync::OnceLock::new();
+        if path.symlink_metadata().is_ok() {
+            let _ = journal.set(files::create(&path).ok());
+        }
         let shared: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -111,6 +120,7 @@ impl Inflight {
             .ok();
         Inflight {
             journal,
+            path,
             shared,
             thread,
         }
@@ -196,7 +206,8 @@ impl Inflight {
     fn append(&self, line: &[u8]) {
         // One write per line to a file opened for appending: lines from
         // several job threads never interleave.
-        if let Some(file) = self.journal.as_ref() {
+        let journal = self.journal.get_or_init(|| files::create(&self.path).ok());
+        if let Some(file) = journal.as_ref() {
             let _ = files::append_whole(file, line);
         }
     }
@@ -420,9 +431,13 @@ mod tests {
         // None yet: holds until one begins.
         let none = journal(&run_dir);
         assert!(none.unchanged(&run_dir));
+        // A build that starts makes none until its first task starts: an
+        // empty journal says what none does.
         let inflight = Inflight::start(&run_dir);
-        assert!(!none.unchanged(&run_dir), "a journal begun since");
+        assert!(none.unchanged(&run_dir), "nothing in flight yet");
+        assert!(!run_dir.inflight_path().exists());
         let _a = inflight.begin(&run_dir, &running("a", 1));
+        assert!(!none.unchanged(&run_dir), "a journal begun since");
         let read = journal(&run_dir);
         assert!(read.unchanged(&run_dir));
         assert_eq!(read.in_flight.len(), 1);

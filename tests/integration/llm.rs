@@ -668,6 +668,65 @@ fn a_refused_build_neither_resumes_nor_leaves_a_build_running() {
     assert_eq!(server.requests().len(), 1);
 }
 
+/// A build refused before it starts (a missing key, `--replay` of a folder
+/// that is not there) records nothing, its `-f FILE` included: the next
+/// plain build builds the pipeline the run used, not the refused one. In a
+/// fresh folder it leaves the lock file alone (taken to plan), no journal
+/// and no record of the pipeline.
+#[test]
+fn a_refused_build_does_not_record_its_pipeline_file() {
+    let server = Server::start();
+    server.script([openai_answer("Step 1: dig."), openai_answer("Step 1: dig.")]);
+    let models = model(
+        &server,
+        "local",
+        "openai",
+        "api_key_env = \"PLANEXE_TEST_KEY\"",
+    );
+    let p = project(&models, ASK);
+    let ok = p
+        .command(&["build"])
+        .env("PLANEXE_TEST_KEY", "sk-test-0123456789")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let recorded = p.read(".planexe/pipeline");
+    p.write(
+        "other.toml",
+        &p.read("pipeline.toml").replace("answer.md", "other.md"),
+    );
+    for args in [
+        &["build", "-f", "other.toml"][..],
+        &["build", "-f", "other.toml", "--replay", "/nonexist"],
+    ] {
+        p.run(args).code(2);
+        assert_eq!(p.read(".planexe/pipeline"), recorded, "{args:?}");
+    }
+    // The next plain build is the run's own pipeline: up to date.
+    p.build().ok().ran(&[]);
+    assert!(!p.exists("other.md"));
+
+    // A fresh folder: nothing of the refused build but the lock.
+    let fresh = project(&models, ASK);
+    for args in [&["build"][..], &["build", "--replay", "/nonexist"]] {
+        fresh.run(args).code(2);
+        let mut left: Vec<String> = std::fs::read_dir(fresh.path(".planexe"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        left.sort();
+        assert_eq!(left, ["lock"], "{args:?}");
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
 #[test]
 fn undefined_template_variables_are_refused_before_the_build() {
     let server = Server::start();

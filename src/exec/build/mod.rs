@@ -227,7 +227,6 @@ impl Build<'_> {
                 return Ok(stopped);
             }
             session.run_dir.remove_certificate()?;
-            session.record_pipeline()?;
             sweep = Some(recovery::reconcile(
                 &session.run_dir,
                 &session.graph,

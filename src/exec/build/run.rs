@@ -236,6 +236,14 @@ impl Build<'_> {
             return Ok(());
         }
 
+        // The build has begun: nothing refuses it now (a missing key, a
+        // folder of recorded answers, an unknown target, an interrupt while
+        // it planned), so its pipeline file is the run's from here on. A
+        // refused build leaves the record as it was: the next plain build
+        // builds what it would have built. (The lock is held since before
+        // the plan: no other build records another file meanwhile.)
+        session.record_pipeline()?;
+
         // Record what changed without changing meaning (same bytes, hand
         // edits).
         for update in &plan.updates {
