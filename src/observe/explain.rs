@@ -119,7 +119,10 @@ pub fn explain(session: &Session, name: &str, mode: CheckMode) -> Result<Explana
             },
         }
     });
-    let last_error = sidecar
+    // A `pending` sidecar holds no error: the failure or stop the log
+    // records after the last success is the last error.
+    let latest = session.store.latest(&session.run_dir, &task.name);
+    let last_error = latest
         .as_ref()
         .and_then(|s| s.error.as_ref())
         .map(|e| (e.kind, e.first_line().to_string(), e.error_id.clone()));

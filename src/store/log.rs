@@ -437,6 +437,24 @@ impl StateStore {
         }
     }
 
+    /// The task's last status as a reader should see it: its sidecar
+    /// ([`StateStore::sidecar`]), unless that only announces a run that
+    /// never began (`pending`, left by a build stopped before it started
+    /// the task), when the failure or stop the log records after the last
+    /// success is the task's last run.
+    pub fn latest(&self, run_dir: &RunDir, task: &str) -> Option<Status> {
+        let sidecar = self.sidecar(run_dir, task);
+        if sidecar
+            .as_ref()
+            .is_some_and(|s| s.state == TaskState::Pending)
+        {
+            if let Recorded::Failed(s) | Recorded::Interrupted(s) = self.recorded(run_dir, task) {
+                return Some(s.into_owned());
+            }
+        }
+        sidecar
+    }
+
     /// Takes the journal's word for the tasks the last build left in
     /// flight (empty once a build has reconciled them).
     pub fn set_in_flight(&mut self, statuses: Vec<Status>) {

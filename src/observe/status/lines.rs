@@ -295,7 +295,10 @@ fn task_line(
             }
         }
         Some(Reason::InterruptedLastTime) => {
-            let latest = store.sidecar(run_dir, name);
+            // Not the sidecar as such: a later build that announced the
+            // task (`pending`) and was stopped before it started it leaves
+            // the stop the log holds its last run, not a crash.
+            let latest = store.latest(run_dir, name);
             line.state = Standing::of(reason, latest.as_ref(), running);
             match &latest {
                 Some(s)

@@ -253,7 +253,7 @@ pub fn query(
 
 /// One task in full.
 fn detail(session: &Session, plan: &Plan, name: &str) -> TaskDetail {
-    let status = session.store.sidecar(&session.run_dir, name).or_else(|| {
+    let status = session.store.latest(&session.run_dir, name).or_else(|| {
         session
             .store
             .done_record(&session.run_dir, name)

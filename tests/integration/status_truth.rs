@@ -1,0 +1,143 @@
+//! What `status` says of a run's prompt tasks as they are: a task an
+//! interrupted build never started.
+
+use std::process::{Child, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::*;
+use crate::llm_server::*;
+
+fn model(server: &Server, name: &str, extra: &str) -> String {
+    format!(
+        "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"{name}-model\"\n{extra}\n",
+        server.url
+    )
+}
+
+fn project(models: &str, tasks: &str) -> Project {
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n{models}\n{tasks}"
+    ));
+    p.write("plan.txt", "build a shed");
+    p
+}
+
+/// Two prompt tasks reading the plan, on one model.
+const TWO: &str = "[tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"a.md\"]\nprompt = \"A {{ inputs['plan.txt'] }}\"\n\
+    [tasks.b]\ninputs = [\"plan.txt\"]\noutputs = [\"b.md\"]\nprompt = \"B {{ inputs['plan.txt'] }}\"\n";
+
+fn spawn_build(p: &Project, args: &[&str]) -> Child {
+    p.command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[track_caller]
+fn interrupt(mut build: Child) {
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(build.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(build.wait().unwrap().code(), Some(130));
+}
+
+fn task(doc: &Value, name: &str) -> Value {
+    doc["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["task"] == name))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn status_json(p: &Project, args: &[&str]) -> Value {
+    let mut all = vec!["status", "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&p.run(&all).stdout).unwrap()
+}
+
+/// A task stopped by an interrupt, then not started by the next build
+/// (interrupted too, while its model's one slot was another task's), was
+/// shown as if its build had crashed under it (`its build ended before it
+/// did`, no error_id, attempt 0): the `pending` the next build announced
+/// hid the stop the log records. It reads as the stop it was, everywhere.
+#[test]
+fn a_stopped_task_a_later_build_did_not_start_is_not_a_crash() {
+    let server = Server::start();
+    // The run is `r`, a run of the MCP server's root, whose pipeline it
+    // records.
+    let p = project(
+        &model(&server, "local", "stream = false\nmax_concurrency = 1"),
+        TWO,
+    );
+    p.write("r/plan.txt", "build a shed");
+    fn run<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        [&["-C", "r"][..], args].concat()
+    }
+    server.script([openai_answer("a1"), openai_answer("b1")]);
+    p.run(&run(&["build", "-f", "pipeline.toml"])).ok();
+    // The first task asked is answered; the second is stopped mid-call.
+    p.write("r/plan.txt", "build a bigger shed");
+    server.script([openai_answer("a2")]);
+    server.default_reply(Reply::Hang);
+    let build = spawn_build(&p, &run(&["build"]));
+    wait_for("the second call", || server.requests().len() == 4);
+    interrupt(build);
+    let doc = status_json(&p, &["-C", "r"]);
+    let (done, stopped) = if task(&doc, "a")["state"] == "done" {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    assert_eq!(task(&doc, stopped)["state"], "stopped", "{doc}");
+    let error_id = task(&doc, stopped)["error_id"].clone();
+    assert!(error_id.is_string(), "{doc}");
+    // The next build is interrupted while the other task holds the slot.
+    p.write("r/plan.txt", "build the biggest shed");
+    let build = spawn_build(&p, &run(&["build"]));
+    wait_for("the third build's first call", || {
+        server.requests().len() == 5
+    });
+    assert!(
+        server.requests()[4].body.contains(&done.to_uppercase()),
+        "the task done last time is asked first"
+    );
+    interrupt(build);
+    assert_eq!(server.requests().len(), 5, "{stopped} was not started");
+
+    let doc = status_json(&p, &["-C", "r"]);
+    let line = task(&doc, stopped);
+    assert_eq!(line["state"], "stopped", "{line}");
+    assert_eq!(
+        line["error_id"], error_id,
+        "its stop, as the log has it: {line}"
+    );
+    assert!(line["attempt"].as_u64() > Some(0), "{line}");
+    assert_eq!(line["recoverable"], true, "{line}");
+    let error = line["error"].as_str().unwrap_or_default();
+    assert!(!error.contains("ended before it did"), "{line}");
+    assert!(error.contains("interrupt"), "{line}");
+
+    let text = p.run(&run(&["status"])).stdout;
+    assert!(!text.contains("ended before it did"), "{text}");
+    let id = error_id.as_str().unwrap_or_default();
+    assert!(text.contains(id), "{text}");
+    let shown = p.run(&run(&["status", stopped])).stdout;
+    assert!(shown.contains("  state     stopped\n"), "{shown}");
+    assert!(shown.contains(id), "{shown}");
+    let one = status_json(&p, &["-C", "r", stopped]);
+    assert_eq!(one["stale"], true, "{one}");
+    assert_eq!(one["running"], false, "{one}");
+    assert_eq!(one["status"]["state"], "stopped", "{one}");
+    assert_eq!(one["status"]["error"]["error_id"], error_id, "{one}");
+    let explained = p.run(&run(&["explain", stopped]));
+    assert!(explained.stdout.contains(id), "{explained:?}");
+
+    let mut mcp = crate::mcp::Client::start(&p, &[]);
+    let status = mcp.ok("status", serde_json::json!({"run": "r"}));
+    let line = task(&status, stopped);
+    assert_eq!(line["state"], "stopped", "{status}");
+    assert_eq!(line["error_id"], error_id, "{status}");
+}
