@@ -1,5 +1,5 @@
 //! What `status` says of a run's prompt tasks as they are: a task an
-//! interrupted build never started.
+//! interrupted build never started, and a task waiting to retry.
 
 use std::process::{Child, Stdio};
 
@@ -140,4 +140,38 @@ fn a_stopped_task_a_later_build_did_not_start_is_not_a_crash() {
     let line = task(&status, stopped);
     assert_eq!(line["state"], "stopped", "{status}");
     assert_eq!(line["error_id"], error_id, "{status}");
+}
+
+/// A task waiting to retry (a 429 with `Retry-After: 30`) showed its
+/// finished call as the call in flight (`call: {attempt: 1, ..., tokens:
+/// 0}`) beside `waiting_until`; it has `waiting_until` instead.
+#[test]
+fn a_task_waiting_to_retry_has_no_call_in_flight() {
+    let server = Server::start();
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"A\"\n",
+    );
+    server.script([with_header(
+        json(429, serde_json::json!({"error": {"message": "slow down"}})),
+        "Retry-After",
+        "30",
+    )]);
+    server.default_reply(Reply::Hang);
+    let build = spawn_build(&p, &["build"]);
+    let mut line = Value::Null;
+    wait_for("a to wait to retry", || {
+        line = task(&status_json(&p, &[]), "a");
+        line["waiting_until"].is_string()
+    });
+    assert_eq!(line["state"], "running", "{line}");
+    assert_eq!(line["call"], Value::Null, "{line}");
+    assert_eq!(line["attempt"], 1, "{line}");
+    let one = status_json(&p, &["a"]);
+    assert!(one["waiting_until"].is_string(), "{one}");
+    assert_eq!(one["call"], Value::Null, "{one}");
+    let text = p.run(&["status"]).stdout;
+    assert!(text.contains("waiting to retry until"), "{text}");
+    interrupt(build);
+    assert_eq!(server.requests().len(), 1);
 }

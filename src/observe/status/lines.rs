@@ -547,6 +547,12 @@ impl Known {
         if progress.attempt > 0 {
             line.attempt = Some(progress.attempt);
             line.model = Some(progress.model.clone());
+        }
+        // Between calls (waiting to retry, or queued for the model's
+        // limits) no call is in flight: the last one has ended.
+        let between = line.waiting_until.is_some() || line.queued.is_some();
+        line.call = None;
+        if progress.attempt > 0 && !between {
             line.call = Some(CallInFlight {
                 attempt: progress.attempt,
                 model: progress.model.clone(),
