@@ -1,5 +1,6 @@
 //! What `status` says of a run's prompt tasks as they are: a task an
-//! interrupted build never started, and a task waiting to retry.
+//! interrupted build never started, a task waiting to retry, and a stream
+//! still sending tokens.
 
 use std::process::{Child, Stdio};
 
@@ -174,4 +175,34 @@ fn a_task_waiting_to_retry_has_no_call_in_flight() {
     assert!(text.contains("waiting to retry until"), "{text}");
     interrupt(build);
     assert_eq!(server.requests().len(), 1);
+}
+
+/// A stream sending tokens was flagged `STALLED: no progress lately`
+/// (`stalled: true`) once `--stall-after` passed since the last event,
+/// though its line said `19 token(s) in 4s, the last 0s ago`: tokens
+/// arriving are progress, and `last_progress_at` says when the last came.
+#[test]
+fn tokens_arriving_are_progress_not_a_stall() {
+    let server = Server::start();
+    let p = project(
+        &model(&server, "local", ""),
+        "[tasks.a]\noutputs = [\"a.md\"]\nprompt = \"A\"\n",
+    );
+    server.default_reply(Reply::Trickle {
+        every: std::time::Duration::from_millis(200),
+    });
+    let build = spawn_build(&p, &["build"]);
+    wait_for("the call", || server.requests().len() == 1);
+    // Past the stall limit since the build's last event (a's start).
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let doc = status_json(&p, &["--stall-after", "2s"]);
+    let line = task(&doc, "a");
+    assert!(line["call"]["tokens"].as_u64() > Some(5), "{line}");
+    assert_eq!(doc["stalled"], false, "{doc}");
+    let progress = doc["last_progress_at"].as_str().unwrap_or_default();
+    assert_eq!(progress, line["call"]["last_token_at"], "{doc}");
+    let text = p.run(&["status", "--stall-after", "2s"]).stdout;
+    assert!(!text.contains("STALLED"), "{text}");
+    assert!(text.contains("token(s) in"), "{text}");
+    interrupt(build);
 }

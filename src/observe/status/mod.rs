@@ -111,8 +111,26 @@ fn state_of(last: &LastBuild) -> &'static str {
     }
 }
 
+/// The run's last progress: its last event (`events.jsonl`'s last line)
+/// or the last token a running task's call received (`calls`: the lines
+/// of the running tasks), whichever is later. A long answer streaming in
+/// is progress, though it sends no event until it ends.
+fn last_progress(run_dir: &RunDir, calls: &[TaskLine]) -> Option<String> {
+    let tokens = calls
+        .iter()
+        .filter_map(|l| l.call.as_ref()?.last_token_at.as_deref())
+        .filter_map(|at| Some((crate::clock::micros(at)?, at)))
+        .max_by_key(|(micros, _)| *micros);
+    let event = last_event(run_dir);
+    let at = |t: &Option<String>| t.as_deref().and_then(crate::clock::micros);
+    match tokens {
+        Some((micros, token)) if at(&event).is_none_or(|e| micros > e) => Some(token.to_string()),
+        _ => event,
+    }
+}
+
 /// The time of the last event of the run (`events.jsonl`'s last line).
-fn last_progress(run_dir: &RunDir) -> Option<String> {
+fn last_event(run_dir: &RunDir) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = files::open_read(&run_dir.events_path()).ok()?;
     let len = f.metadata().ok()?.len();
@@ -135,24 +153,26 @@ pub fn report(
     env_model: Option<&str>,
 ) -> StatusReport {
     let counts = saved::counts(&known.tasks);
+    let progress = last_progress(run_dir, &known.tasks);
     assemble(
         run_dir,
         run,
         known.about,
-        counts,
+        (counts, progress),
         known.tasks,
         stall_after,
         env_model,
     )
 }
 
-/// The report of `tasks`, `counts` of them in each state, with the run's
-/// header and totals read now.
+/// The report of `tasks`, `counts` of them in each state and the run's
+/// last progress ([`last_progress`]), with the run's header and totals
+/// read now.
 fn assemble(
     run_dir: &RunDir,
     run: Option<&RunRecord>,
     about: About,
-    counts: BTreeMap<Standing, usize>,
+    (counts, last_progress_at): (BTreeMap<Standing, usize>, Option<String>),
     tasks: Vec<TaskLine>,
     stall_after: Duration,
     env_model: Option<&str>,
@@ -161,7 +181,6 @@ fn assemble(
     let standing = LastBuild::now(run_dir, run);
     let last = standing.entry();
     let running = standing.running();
-    let last_progress_at = last_progress(run_dir);
     let stalled = running.is_some()
         && last_progress_at
             .as_deref()

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::lines::{About, Known, TaskLine};
-use super::{assemble, text, StatusReport};
+use super::{assemble, last_progress, text, StatusReport};
 use crate::observe::palette::Paint;
 use crate::observe::{summary, Standing};
 use crate::plan::certificate::{self, Excerpt, Kind, Watch};
@@ -335,11 +335,13 @@ impl Saved {
         env_model: Option<&str>,
     ) -> StatusReport {
         let cover = &self.snapshot.payload;
+        // The running tasks' lines are the clocked ones, with their calls.
+        let progress = last_progress(run_dir, &cover.clocked);
         assemble(
             run_dir,
             run,
             cover.about.clone(),
-            cover.counts.clone(),
+            (cover.counts.clone(), progress),
             Vec::new(),
             stall_after,
             env_model,
