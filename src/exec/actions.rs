@@ -329,6 +329,8 @@ fn failure(failure: PromptFailure) -> TaskError {
     TaskError {
         error_id: failure.error_id,
         judge: failure.judge,
+        // An earlier model of the chain may answer next time.
+        recoverable: kind.recoverable() || failure.may_clear,
         ..TaskError::new(kind, failure.message)
     }
 }

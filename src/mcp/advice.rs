@@ -6,9 +6,9 @@
 //! `.planexe/build.log` (its notices, the hints of its errors), which
 //! clients read, names the tools too.
 
-use crate::model::advice::remedy_words;
+use crate::model::advice::{remedy_first, remedy_words};
 use crate::model::{Advice, ModelSourceKind, Trouble};
-use crate::store::remedy::Then;
+use crate::store::remedy::{Remedy, Then};
 
 /// What the server tells a client whose run's pipeline file cannot be
 /// used, who named a task or model the pipeline does not have, whose task
@@ -61,9 +61,13 @@ fn advise(trouble: &Trouble<'_>) -> String {
             "the next build (the build tool) rewrites it from the state log".into()
         }
         Trouble::DamagedLog => "the next build (the build tool)".into(),
+        Trouble::Failed(Remedy {
+            change,
+            then: Then::BuildAgainFirst(why),
+        }) => remedy_first(format!("call the build tool again; {why}"), *change),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
-                Then::Nothing => None,
+                Then::Nothing | Then::BuildAgainFirst(_) => None,
                 Then::Build => Some("then call the build tool".to_string()),
                 Then::BuildAgain(why) => Some(format!("call the build tool again; {why}")),
                 Then::Resume => Some("call the build tool to resume".into()),

@@ -250,9 +250,13 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         },
         Trouble::DamagedSidecar => "`planexe build` rewrites it from the state log".into(),
         Trouble::DamagedLog => "`planexe build`".into(),
+        Trouble::Failed(Remedy {
+            change,
+            then: Then::BuildAgainFirst(why),
+        }) => remedy_first(format!("run planexe build again; {why}"), *change),
         Trouble::Failed(remedy) => {
             let then = match remedy.then {
-                Then::Nothing => None,
+                Then::Nothing | Then::BuildAgainFirst(_) => None,
                 Then::Build => Some("then run planexe build".to_string()),
                 Then::BuildAgain(why) => Some(format!("run planexe build again; {why}")),
                 Then::Resume => Some("run planexe build again to resume".into()),
@@ -304,6 +308,15 @@ pub fn quoted(path: &str) -> String {
     shlex::try_quote(path).map_or_else(|_| path.to_string(), |q| q.into())
 }
 
+/// A [`Remedy`] whose step, in the door's words (`again`), comes first,
+/// and its change only if that fails ([`Then::BuildAgainFirst`]).
+pub fn remedy_first(again: String, change: Option<&str>) -> String {
+    match change {
+        Some(change) => format!("{again}; if it fails again: {change}"),
+        None => again,
+    }
+}
+
 /// A [`Remedy`]'s change and the door's step after it, in one hint.
 pub fn remedy_words(change: Option<&str>, then: Option<String>) -> String {
     match (change, then) {
@@ -319,12 +332,36 @@ mod tests {
     use super::*;
     use crate::store::ErrorKind;
 
+    /// A chain whose primary failed with HTTP 500, its fallback 401.
+    fn chain() -> crate::store::TaskError {
+        crate::store::TaskError {
+            recoverable: true,
+            ..crate::store::TaskError::new(ErrorKind::Auth, "all models failed: ...")
+        }
+    }
+
+    #[test]
+    fn a_chain_that_may_recover_is_built_again_before_the_change() {
+        let words = Advice::COMMAND_LINE.hint(&Trouble::Failed(chain().remedy()));
+        assert!(
+            words.starts_with("run planexe build again; an earlier model")
+                && words
+                    .ends_with("; if it fails again: check the API key and the model's base_url"),
+            "{words}"
+        );
+        // Not for a failure of that kind alone.
+        let auth = crate::store::TaskError::new(ErrorKind::Auth, "HTTP 401");
+        let words = Advice::COMMAND_LINE.hint(&Trouble::Failed(auth.remedy()));
+        assert_eq!(words, "check the API key and the model's base_url");
+    }
+
     fn all(advice: &Advice) -> Vec<String> {
         [
             Trouble::UnknownTask,
             Trouble::TasksFailed,
             Trouble::OthersFailed { count: 2 },
             Trouble::Failed(ErrorKind::Stopped.remedy(true)),
+            Trouble::Failed(chain().remedy()),
             Trouble::ReplayMissed {
                 dir: "rec",
                 live: "local",

@@ -142,9 +142,23 @@ impl ErrorKind {
 }
 
 impl TaskError {
-    /// What to do about it ([`ErrorKind::remedy_of`]).
+    /// What to do about it ([`ErrorKind::remedy_of`]). A failure of a
+    /// kind that needs a change, recoverable all the same (a chain of
+    /// models whose last failed for good after an earlier one failed in a
+    /// way that may clear): build again first, then the change if it
+    /// fails again.
     pub fn remedy(&self) -> Remedy {
-        self.kind.remedy_of(self.recoverable, self.judge)
+        let remedy = self.kind.remedy_of(self.recoverable, self.judge);
+        let chain = self.recoverable && !self.kind.recoverable() && self.kind != ErrorKind::Signal;
+        match remedy.change {
+            Some(_) if chain => Remedy {
+                change: remedy.change,
+                then: Then::BuildAgainFirst(
+                    "an earlier model of the task's chain failed in a way that may clear (the message says which: a server error, a timeout) and is asked first",
+                ),
+            },
+            _ => remedy,
+        }
     }
 }
 
@@ -166,6 +180,9 @@ pub enum Then {
     Build,
     /// Build again, changing nothing; why that may work.
     BuildAgain(&'static str),
+    /// Build again first, changing nothing (why that may work); if it
+    /// fails again, make the remedy's change.
+    BuildAgainFirst(&'static str),
     /// Build again to resume what was stopped.
     Resume,
     /// Record the answer the replay lacks, with a live model.

@@ -109,3 +109,63 @@ fn a_replay_miss_in_a_chain_names_the_models_whose_requests_missed() {
         .code(1)
         .stderr_has("hint: plan has no recorded answer for its requests to model a, model b;");
 }
+
+/// A chain whose first model failed in a way that may clear (HTTP 500,
+/// retried) and whose fallback failed for good (HTTP 401) was `not
+/// recoverable`, with only the fallback's hint (`check the API key...`):
+/// but the next build asks the first model again, which may answer. It is
+/// recoverable, and the hint says to build again before the change.
+#[test]
+fn a_chain_whose_first_model_may_recover_is_recoverable() {
+    let (bad, fb) = (Server::start(), Server::start());
+    bad.default_reply(json(500, serde_json::json!({"error": {"message": "boom"}})));
+    fb.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    let model = |name: &str, server: &Server, more: &str| {
+        format!(
+            "[models.{name}]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"{name}\"\nstream = false\n{more}",
+            server.url
+        )
+    };
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"bad\"\n{}{}\
+         [tasks.plan]\noutputs = [\"plan.md\"]\nprompt = \"Plan a shed\"\n",
+        model("bad", &bad, "fallback = [\"fb\"]\n"),
+        model("fb", &fb, ""),
+    ));
+    let run = p.build();
+    run.code(1)
+        .stderr_has("all models failed: bad: server_error")
+        .stderr_has("; fb: auth: HTTP 401")
+        .stderr_has("hint: run planexe build again; an earlier model of the task's chain failed in a way that may clear")
+        .stderr_has("; if it fails again: check the API key");
+    let status = p.status_json("plan");
+    assert_eq!(status["error"]["kind"], "auth", "{status}");
+    assert_eq!(status["error"]["recoverable"], true, "{status}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    let line = &doc["tasks"][0];
+    assert_eq!(line["recoverable"], true, "{line}");
+    let hint = line["hint"].as_str().unwrap_or_default();
+    let again = hint.find("run planexe build again").expect(hint);
+    let change = hint.find("check the API key").expect(hint);
+    assert!(again < change, "build again first: {hint}");
+    let text = p.run(&["status"]).stdout;
+    assert!(text.contains(", recoverable"), "{text}");
+    assert!(!text.contains("not recoverable"), "{text}");
+    let event = p
+        .jsonl(".planexe/events.jsonl")
+        .into_iter()
+        .find(|e| e["event"] == "task.failed")
+        .unwrap();
+    assert_eq!(event["recoverable"], true, "{event}");
+    // Each call's line in failures.jsonl says its own call's.
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    let last = failures.last().unwrap();
+    assert_eq!(
+        (&last["model"], &last["recoverable"]),
+        (&"fb".into(), &false.into())
+    );
+}

@@ -5,6 +5,7 @@
 
 use crate::model::{Action, Task, Trouble};
 use crate::plan::Session;
+use crate::store::remedy::Then;
 use crate::store::{AttemptRecord, ErrorKind, Recorded, TaskError};
 
 /// The first part of the build's hint about `task`, which failed.
@@ -86,8 +87,8 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
             "{}every failed call of {name} is in {}, the last response in {}",
             error
                 .as_ref()
-                .and_then(|e| e.remedy().change)
-                .map(|change| format!("{change}; "))
+                .and_then(|e| first_step(session, e))
+                .map(|step| format!("{step}; "))
                 .unwrap_or_default(),
             run_dir.show(&run_dir.failures_path()),
             run_dir.show(&run_dir.raw_path(name))
@@ -103,6 +104,17 @@ fn first_change(session: &Session, e: &TaskError) -> String {
     match remedy.change {
         Some(change) => change.to_string(),
         None => session.advice().hint(&Trouble::Failed(remedy)),
+    }
+}
+
+/// What to do first about a prompt task's failure: the change its kind
+/// asks for, or, when building again may do (a chain whose earlier model
+/// may recover), that and then the change.
+fn first_step(session: &Session, e: &TaskError) -> Option<String> {
+    let remedy = e.remedy();
+    match remedy.then {
+        Then::BuildAgainFirst(_) => Some(session.advice().hint(&Trouble::Failed(remedy))),
+        _ => remedy.change.map(str::to_string),
     }
 }
 

@@ -362,6 +362,7 @@ impl Llm<'_> {
                 error_id,
                 stopped: true,
                 judge: true,
+                may_clear: false,
             },
             stop @ (Stop::Deadline(_) | Stop::Waited(_) | Stop::Queued { .. }) => {
                 let (kind, message, error_id) = match stop {
@@ -374,6 +375,7 @@ impl Llm<'_> {
                     error_id,
                     stopped: false,
                     judge: true,
+                    may_clear: false,
                 }
             }
             Stop::JudgeFailed {
@@ -387,6 +389,7 @@ impl Llm<'_> {
                 error_id: Some(error_id),
                 stopped: false,
                 judge: true,
+                may_clear: false,
             },
             // Only the task's own model fails as `Failed`, and a scoring
             // asks only the judge.
@@ -400,6 +403,7 @@ impl Llm<'_> {
                 error_id: Some(error_id),
                 stopped: false,
                 judge: true,
+                may_clear: false,
             },
         }
     }

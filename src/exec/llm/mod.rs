@@ -58,6 +58,10 @@ pub struct PromptFailure {
     pub stopped: bool,
     /// The failure is the task's judge's, not its own model's.
     pub judge: bool,
+    /// A model of the task's chain failed in a way that may clear (a
+    /// server error, a timeout), whatever `kind`, the last model's, says:
+    /// the next build asks it again, so it may succeed.
+    pub may_clear: bool,
 }
 
 /// The result of a prompt task, or of a judging of outputs on disk.
@@ -329,6 +333,7 @@ impl<'a> Llm<'a> {
                 error_id: None,
                 stopped: false,
                 judge: false,
+                may_clear: false,
             }),
             model: None,
             attempts: Vec::new(),
@@ -350,6 +355,7 @@ impl<'a> Llm<'a> {
                     error_id: None,
                     stopped: false,
                     judge: false,
+                    may_clear: false,
                 });
                 return result;
             }
@@ -361,6 +367,9 @@ impl<'a> Llm<'a> {
         let mut reasons: Vec<(String, String)> = Vec::new();
         let mut alone = None;
         let (mut last_kind, mut last_judge) = (ErrorKind::Connection, false);
+        // Whether a model's failure may clear: then the next build, which
+        // asks the chain again from its first model, may succeed.
+        let mut may_clear = false;
         let models = models::chain(&self.models, spec.model);
         let mut attempt_no = 0u32;
         for m in models {
@@ -422,6 +431,7 @@ impl<'a> Llm<'a> {
                         error_id,
                         stopped: true,
                         judge: false,
+                        may_clear: false,
                     });
                     return result;
                 }
@@ -458,6 +468,7 @@ impl<'a> Llm<'a> {
                         error_id,
                         stopped: false,
                         judge,
+                        may_clear: false,
                     });
                     return result;
                 }
@@ -477,6 +488,7 @@ impl<'a> Llm<'a> {
                 }) => {
                     reasons.push((format!("{}: {message}", model.name), error_id));
                     (last_kind, last_judge) = (kind, false);
+                    may_clear |= kind.recoverable();
                 }
                 // The task's model answered; its judge could not score.
                 Err(Stop::JudgeFailed {
@@ -489,6 +501,7 @@ impl<'a> Llm<'a> {
                     alone = alone.or(reasons.is_empty().then(|| message.clone()));
                     reasons.push((format!("{}: {message}", model.name), error_id));
                     (last_kind, last_judge) = (kind, true);
+                    may_clear |= kind.recoverable();
                 }
             }
         }
@@ -509,6 +522,7 @@ impl<'a> Llm<'a> {
             error_id: last_id,
             stopped: false,
             judge: last_judge,
+            may_clear,
         });
         result
     }
