@@ -358,8 +358,9 @@ pub fn tools() -> Vec<Tool> {
             name: "read_output",
             title: "Read a file of a run",
             description: format!(
-                "The text of one file of a run: an output, plan.txt, a task's log (.planexe/logs/NAME.log) \
-                 or the server's build log (.planexe/build.log). `path` is relative to the run; paths that \
+                "The text of one file of a run: an output, plan.txt, a task's log (.planexe/logs/NAME.log), \
+                 the server's build log (.planexe/build.log), every failed call (.planexe/failures.jsonl) or a \
+                 prompt task's last response (.planexe/raw/NAME.json). `path` is relative to the run; paths that \
                  leave it are refused. At most `max_bytes` (default {DEFAULT_BYTES}, at most {MAX_BYTES}) \
                  bytes are returned; truncated says whether there was more."
             ),

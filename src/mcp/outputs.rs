@@ -1,6 +1,8 @@
 //! Reading one file of a run for `read_output`: an output or any other
 //! file of the run's own (not of planexe's state), a task's log under
-//! `.planexe/logs/`, or the server's `.planexe/build.log`. Bounded, text
+//! `.planexe/logs/`, the server's `.planexe/build.log`, or what a failed
+//! task's hint sends its reader to: `.planexe/failures.jsonl` and a prompt
+//! task's last response, `.planexe/raw/NAME.json`. Bounded, text
 //! only, and never outside the run: the path is relative without `..`
 //! (`store::rundir::normalize`), its links are resolved and must stay in
 //! the run (and out of planexe's state but for those logs), and the file
@@ -52,18 +54,28 @@ fn relative(raw: &str) -> std::result::Result<String, String> {
     let Some(state) = trimmed.strip_prefix(&format!("{STATE_DIR}/")) else {
         return rundir::normalize(raw);
     };
-    let build_log = state == file::BUILD_LOG;
-    let task_log = state
-        .strip_prefix(&format!("{}/", file::LOGS))
-        .is_some_and(|name| !name.is_empty() && !name.contains('/') && name != "..");
-    if build_log || task_log {
+    // One file of a folder of them, by its bare name.
+    let one_of = |folder: &str| {
+        state
+            .strip_prefix(&format!("{folder}/"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/') && name != "..")
+    };
+    // What the hints of a failed task send its reader to: the build's log,
+    // the task's log, every failed call, the last response.
+    let readable = state == file::BUILD_LOG
+        || state == file::FAILURES
+        || one_of(file::LOGS)
+        || one_of(file::RAW);
+    if readable {
         Ok(format!("{STATE_DIR}/{state}"))
     } else {
         Err(format!(
-            "{raw} is planexe's own state; of {STATE_DIR}/ only {STATE_DIR}/{} and the task logs in \
-             {STATE_DIR}/{}/ can be read",
+            "{raw} is planexe's own state; of {STATE_DIR}/ only {STATE_DIR}/{}, {STATE_DIR}/{}, the task \
+             logs in {STATE_DIR}/{}/ and the last responses in {STATE_DIR}/{}/ can be read",
             file::BUILD_LOG,
-            file::LOGS
+            file::FAILURES,
+            file::LOGS,
+            file::RAW,
         ))
     }
 }

@@ -247,6 +247,37 @@ fn a_failed_tasks_hint_names_the_build_tool() {
         status["error"]["hint"],
         "call the build tool again; the server may answer this time"
     );
+    // What the build's hint sends its reader to can be read: every failed
+    // call, the last response (they were refused as planexe's own state).
+    let failures = c.ok(
+        "read_output",
+        json!({"run": "r", "path": ".planexe/failures.jsonl"}),
+    );
+    assert!(
+        failures["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"task\":\"ask\""),
+        "{failures}"
+    );
+    std::fs::create_dir_all(p.path("r/.planexe/raw")).unwrap();
+    p.write("r/.planexe/raw/ask.json", "{\"response\": \"cut\"}\n");
+    let raw = c.ok(
+        "read_output",
+        json!({"run": "r", "path": ".planexe/raw/ask.json"}),
+    );
+    assert_eq!(raw["text"], "{\"response\": \"cut\"}\n");
+    for other in [
+        ".planexe/usage.jsonl",
+        ".planexe/raw/../run.json",
+        ".planexe/raw/",
+    ] {
+        let message = c.err("read_output", json!({"run": "r", "path": other}));
+        assert!(
+            message.contains("planexe's own state"),
+            "{other}: {message}"
+        );
+    }
     assert!(c.close().success());
     // The command line's words, with the `-C` it was given.
     p.run(&["status", "--json", "-C", "r"])
