@@ -135,6 +135,19 @@ impl Builds {
             ))
             .hint("wait for it with wait, or stop it with stop; status works meanwhile"));
         }
+        // A server starting a build holds the log until its build has ended
+        // (the build inherits it), from before it looks at the run's lock:
+        // the log of a build is never rewritten by one another server
+        // started a moment later, which the run's lock would then refuse,
+        // and no server's look at the run's lock keeps another's build from
+        // taking it.
+        let log = files::open_update(&run_dir.build_log_path())?;
+        if let Err(std::fs::TryLockError::WouldBlock) = log.try_lock() {
+            return Err(Error::usage(format!(
+                "run `{name}` is busy: a build another planexe mcp started there has not ended"
+            ))
+            .hint("wait for it to end (the wait tool), then call the build tool again"));
+        }
         // Whatever else works there (a clean, a build from a terminal that
         // has not recorded itself yet) holds the lock.
         match run_dir.lock("mcp") {
@@ -144,17 +157,6 @@ impl Builds {
                 return Err(Error::usage(format!("run `{name}` is busy: {e}"))
                     .hint("wait for it to end (the wait tool), then call the build tool again"))
             }
-        }
-        // A server starting a build holds the log until its build has ended
-        // (the build inherits it): the log of a build is never rewritten by
-        // one another server started a moment later, which the run's lock
-        // would then refuse.
-        let log = files::open_update(&run_dir.build_log_path())?;
-        if let Err(std::fs::TryLockError::WouldBlock) = log.try_lock() {
-            return Err(Error::usage(format!(
-                "run `{name}` is busy: another planexe mcp is starting a build there"
-            ))
-            .hint("wait for it to end (the wait tool), then call the build tool again"));
         }
         log.set_len(0)
             .map_err(|e| Error::io_at(&run_dir.build_log_path(), e))?;

@@ -278,24 +278,27 @@ fn two_servers_building_one_run_at_once_leave_the_log_to_the_build_that_runs() {
             .iter()
             .filter(|r| r["result"]["isError"] == true)
             .count();
-        assert_eq!(refused, 1, "{answers:?}");
-        let started = answers
+        // One is refused, unless the first build ended before the second
+        // call came (a loaded machine): then both ran, one after the other.
+        assert!(refused <= 1, "{answers:?}");
+        let pids: Vec<u64> = answers
             .iter()
-            .find(|r| r["result"]["isError"] == false)
-            .unwrap();
-        let pid = started["result"]["structuredContent"]["pid"]
-            .as_u64()
-            .unwrap();
+            .filter(|r| r["result"]["isError"] == false)
+            .map(|r| r["result"]["structuredContent"]["pid"].as_u64().unwrap())
+            .collect();
         a.ok("wait", json!({"run": "r"}));
-        // The next round starts once this build has exited (it holds the
-        // run's lock until then, and both calls would be refused).
+        // The next round starts once these builds have exited (a build
+        // holds the run's lock until then, and both calls would be
+        // refused).
         let gone = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(
-                std::time::Instant::now() < gone,
-                "build {pid} still running"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        for pid in pids {
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                assert!(
+                    std::time::Instant::now() < gone,
+                    "build {pid} still running"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         let log = p.read("r/.planexe/build.log");
         assert!(log.contains("start  slow\n"), "round {round}: {log}");
