@@ -68,6 +68,13 @@ pub fn matrix_instances(
     if matrix.is_empty() {
         return Err(err(format!("the matrix of task `{task}` has no variables")).hint(SHAPE));
     }
+    // An empty variable would leave the task without an instance, silently.
+    if let Some((var, _)) = matrix.iter().find(|(_, values)| values.is_empty()) {
+        return Err(err(format!(
+            "matrix variable `{var}` of task `{task}` has no values, so the task would have no instance"
+        ))
+        .hint("give it at least one value, or remove it from the matrix"));
+    }
     // The size of the cross product, before making it: ten variables of a
     // hundred values would not fit in memory.
     let count = matrix

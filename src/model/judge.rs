@@ -164,6 +164,13 @@ pub fn resolve(ctx: &JudgeContext, def: &Spanned<JudgeDef>) -> Result<Judge> {
         .map(|p| (p.clone(), Value::String(String::new())))
         .collect();
     let vars = judged_vars(ctx.vars, String::new(), Value::Object(blank));
+    if def.prompt.get_ref().trim().is_empty() {
+        return Err(err(
+            def.prompt.span(),
+            &format!("the judge prompt of task `{task_name}` is empty"),
+        )
+        .hint("write what the judge scores, such as prompt = \"Score this plan from 0 to 10: {{ output }}\""));
+    }
     template::check(def.prompt.get_ref(), ctx.inputs, task_name, &vars).map_err(|(line, m)| {
         err(
             def.prompt.span(),

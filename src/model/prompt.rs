@@ -303,6 +303,18 @@ pub fn resolve_prompt(
         },
     };
 
+    if template.trim().is_empty() {
+        return Err(Error::pipeline(source.diagnostic(
+            template_span.clone(),
+            &match task.prompt_file {
+                Some(_) => {
+                    format!("the prompt file {template_origin} of task `{task_name}` is empty")
+                }
+                None => format!("the prompt of task `{task_name}` is empty"),
+            },
+        ))
+        .hint("write what to ask the model: the prompt is the user message of the request"));
+    }
     template::check(&template, inputs, task_name, &vars).map_err(|(line, m)| {
         let place = format!("{template_origin}, template line {line}");
         Error::pipeline(source.diagnostic(

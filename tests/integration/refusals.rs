@@ -182,6 +182,37 @@ fn after_naming_a_mistyped_task_gets_the_closest_one() {
         .stderr_has("hint: did you mean `outline`?\nhint: tasks are: b, outline");
 }
 
+/// What would leave a task without an instance, or send a model nothing,
+/// is refused as an empty command is (they were taken: a matrix variable
+/// with no values made its task vanish, `nothing to do`, exit 0).
+#[test]
+fn an_empty_matrix_variable_or_prompt_is_refused() {
+    const MODEL: &str =
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n";
+    refused(
+        "[tasks.m]\nmatrix = { a = [\"x\"], b = [] }\noutputs = [\"o/{{ a }}{{ b }}\"]\ncommand = \"true\"\n",
+        "2:10",
+        "matrix variable `b` of task `m` has no values, so the task would have no instance",
+    );
+    refused(
+        &format!("{MODEL}[tasks.a]\noutputs = [\"a.txt\"]\nmodel = \"m\"\nprompt = \"  \\n\"\n"),
+        "8:10",
+        "the prompt of task `a` is empty",
+    );
+    let p = Project::new(&format!(
+        "{MODEL}[tasks.a]\noutputs = [\"a.txt\"]\nmodel = \"m\"\nprompt_file = \"p.md\"\n"
+    ));
+    p.write("p.md", "\n");
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:8:15: the prompt file p.md of task `a` is empty");
+    refused(
+        &format!("{MODEL}[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo > a.txt\"\n[tasks.a.judge]\nmodel = \"m\"\nprompt = \"\"\n"),
+        "10:10",
+        "the judge prompt of task `a` is empty",
+    );
+}
+
 #[test]
 fn neither_command_nor_prompt() {
     refused(

@@ -186,7 +186,7 @@ fn outputs_of(
                     out.span(),
                     &format!("output `{rendered}` is a glob pattern"),
                 )
-                .hint("name each output file; globs are allowed only for source inputs"));
+                .hint("an output's name holds none of `*`, `?`, `[` and `{` (an input naming it would be a glob): name the file without them; globs are for source inputs"));
         }
         if !seen.insert(path.clone()) {
             return Err(r
