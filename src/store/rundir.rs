@@ -450,6 +450,16 @@ pub fn normalize(raw: &str) -> std::result::Result<String, String> {
             raw.escape_debug()
         ));
     }
+    // A line break (or another control character) in a name would break
+    // the lines planexe prints (`clean` lists one path a line, for
+    // `xargs`): refused, as a file name no one types.
+    if let Some(c) = raw.chars().find(char::is_ascii_control) {
+        return Err(format!(
+            "{} contains the control character {}, which planexe does not take in a file name",
+            raw.escape_debug(),
+            c.escape_debug()
+        ));
+    }
     // Most paths are written normalized already: one look at them.
     let plain = !raw.starts_with('/')
         && raw

@@ -213,6 +213,23 @@ fn an_empty_matrix_variable_or_prompt_is_refused() {
     );
 }
 
+/// A line break in a path broke the lines planexe prints: `clean
+/// --dry-run` listed `a` and `b.txt` for the output `a\nb.txt`, for
+/// `xargs rm` to delete the wrong files.
+#[test]
+fn a_control_character_in_a_path_is_refused() {
+    refused(
+        "[tasks.a]\noutputs = [\"a\\nb.txt\"]\ncommand = \"true\"\n",
+        "2:12",
+        "output of task `a`: a\\nb.txt contains the control character \\n, which planexe does not take in a file name",
+    );
+    refused(
+        "[tasks.a]\ninputs = [\"in\\t.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"true\"\n",
+        "2:11",
+        "contains the control character \\t",
+    );
+}
+
 #[test]
 fn neither_command_nor_prompt() {
     refused(

@@ -29,7 +29,7 @@ pub(super) fn checked_path(
 ) -> Result<String> {
     let refuse = |m: String| {
         r.err(span.clone(), &format!("{what} of task `{task}`: {m}"))
-            .hint("name files relative to the run directory, without `..`")
+            .hint("name files relative to the run directory, without `..` and without control characters (a line break, a tab)")
     };
     let path = rundir::normalize(raw).map_err(refuse)?;
     r.run_dir.check_inside(&path).map_err(refuse)?;
