@@ -162,17 +162,22 @@ impl Watch<'_> {
     /// among it, perhaps) is what this build reads, so it joins the
     /// changes this build's line names instead of making a build of its
     /// own.
+    ///
+    /// What another planexe wrote (before or during the wait) and left as
+    /// its records say is no change: it leaves the round's changes, and a
+    /// round left with none builds nothing.
     fn round(&mut self, mut changed: Option<Changes>, printer: &mut Printer) -> Result<()> {
-        if changed.is_some() && self.args.clear {
-            printer.clear_screen();
-        }
         let mut seen_waiting: Vec<Seen> = Vec::new();
+        let (mut waited, mut cleared) = (false, false);
         let (session, report) = loop {
             let loaded = self.load(printer);
             if let Ok(session) = &loaded {
                 // As the other planexe left them, if one built meanwhile:
                 // its own writes are not changes.
-                self.left = Left::now(session);
+                self.left = Left::now(session, &self.left);
+                if let Some(changed) = &mut changed {
+                    (changed.paths).retain(|path| !self.left.took_back(&self.set, path));
+                }
             }
             for seen in seen_waiting.drain(..) {
                 let counted = self.counted(seen, printer);
@@ -198,8 +203,21 @@ impl Watch<'_> {
                 }
             };
             if self.wait_for_lock(&session.run_dir, printer)? {
+                waited = true;
                 seen_waiting = self.rx.try_iter().collect();
                 continue;
+            }
+            if changed.as_ref().is_some_and(Changes::is_empty) {
+                if waited {
+                    printer.note(
+                        "watch: what changed is what another planexe wrote; nothing to build",
+                    );
+                }
+                return Ok(());
+            }
+            if changed.is_some() && self.args.clear && !cleared {
+                printer.clear_screen();
+                cleared = true;
             }
             let start = Instant::now();
             let started = Started::new(session.run_dir.root());

@@ -53,6 +53,7 @@ mod touch_checks;
 mod watch;
 mod watch_fanout;
 mod watch_links;
+mod watch_others;
 mod watch_overflow;
 mod watch_own;
 mod watch_poll;

@@ -15,6 +15,11 @@
 //! change to the file it leads to, as well as to the link). A change made
 //! while the task itself runs cannot be told from the task's own writes:
 //! the roll back takes it for one, and moves it aside.
+//!
+//! Another planexe's build is read the same way, from the records it
+//! left, once it is over: what it wrote and left as its records say, and
+//! what a failure of its left (a failure the watch had not seen, told by
+//! the record of it), is not the user's.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,7 +28,9 @@ use std::sync::Mutex;
 use crate::exec::observer::{Observer, TaskEnd};
 use crate::model::Task;
 use crate::plan::Session;
-use crate::store::{stamp, TaskState};
+use crate::store::{stamp, Status, TaskState};
+
+use super::sources::WatchSet;
 
 /// One output as the last build left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +38,9 @@ enum State {
     /// As its task's record of its last success says: a file of this size
     /// and mtime (ns), or a symlink to one.
     Recorded(u64, i64),
-    /// As found (its task's last run failed): what was there, or nothing.
-    Found(Option<Look>),
+    /// As found (its task's last run failed): what was there, or nothing;
+    /// and which failure left it ([`failure`]).
+    Found(Option<Look>, u64),
 }
 
 /// What is at a path: its own size and mtime (ns; a symlink's own, not
@@ -46,21 +54,20 @@ type Look = ((u64, i64), Option<(u64, i64)>);
 pub struct Left(HashMap<PathBuf, State>);
 
 impl Left {
-    /// `session`'s outputs as its records say, and as they are now for
-    /// tasks whose last run failed: after a load (another planexe may have
-    /// built meanwhile).
-    pub fn now(session: &Session) -> Left {
-        Left::after(
-            session,
-            &Left::default(),
-            &Started::new(session.run_dir.root()),
-        )
+    /// `session`'s outputs as its records say, after a load (another
+    /// planexe may have built meanwhile): for a task whose last run
+    /// failed, as `before` says when it is the failure `before` knew (what
+    /// changed them since is the user's), else as they are now (another
+    /// planexe's build failed it, and left them so).
+    pub fn now(session: &Session, before: &Left) -> Left {
+        Left::after(session, before, &Started::new(session.run_dir.root()))
     }
 
     /// `session`'s outputs as the build that just ran with it left them:
     /// as found now for a failed task it `started`; as `before` says for
     /// one it did not (it did not write them; what changed them meanwhile
-    /// is the user's).
+    /// is the user's), unless the record's failure is not the one `before`
+    /// knew (another planexe's).
     pub fn after(session: &Session, before: &Left, started: &Started) -> Left {
         let root = session.run_dir.root();
         let mut left = HashMap::new();
@@ -68,12 +75,20 @@ impl Left {
             let Some(record) = session.store.record(&task.name) else {
                 continue;
             };
-            if record.last.is_some() {
+            if let Some(last) = &record.last {
+                let failure = failure(last);
                 for out in &task.outputs {
                     let path = root.join(&out.path);
                     let state = match before.0.get(&path) {
-                        Some(&state @ State::Found(_)) if !started.ran(&task.name) => state,
-                        _ => State::Found(started.left(&path).unwrap_or_else(|| look(&path))),
+                        Some(&state @ State::Found(_, known))
+                            if known == failure && !started.ran(&task.name) =>
+                        {
+                            state
+                        }
+                        _ => State::Found(
+                            started.left(&path).unwrap_or_else(|| look(&path)),
+                            failure,
+                        ),
                     };
                     left.insert(path, state);
                 }
@@ -95,8 +110,21 @@ impl Left {
             // to (an output may be a link).
             Some(&State::Recorded(size, mtime_ns)) => std::fs::metadata(path)
                 .is_ok_and(|m| m.is_file() && size_and_mtime(&m) == Some((size, mtime_ns))),
-            Some(&State::Found(found)) => look(path) == found,
+            Some(&State::Found(found, _)) => look(path) == found,
         }
+    }
+
+    /// Whether a change to `path` that counted is now, after a load, none:
+    /// `path`, and every output whose symlink leads to it, is as the last
+    /// build left it (another planexe's, perhaps, which wrote it and left
+    /// it as its record says). A path the watch does not know how a build
+    /// left (a source) stays a change.
+    pub fn took_back(&self, set: &WatchSet, path: &Path) -> bool {
+        let outputs = set.outputs_through(path);
+        if outputs.iter().any(|output| !self.is_as_left(output)) {
+            return false;
+        }
+        set.is_outputs_own(path) || self.is_as_left(path)
     }
 
     /// Whether the watch knows how the last build left `path`: then a
@@ -104,6 +132,16 @@ impl Left {
     pub fn knows(&self, path: &Path) -> bool {
         self.0.contains_key(path)
     }
+}
+
+/// Which failure a record of one tells of: a hash of its id, its times
+/// and its attempt, so another run's failure of the task is another.
+fn failure(last: &Status) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let id = last.error.as_ref().and_then(|e| e.error_id.as_deref());
+    (id, &last.started_at, &last.finished_at, last.attempt).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What is at `path` now ([`Look`]); `None` when nothing is (or a file
@@ -209,8 +247,8 @@ mod tests {
         // Behind a file where a folder should be: nothing is there.
         let behind = kept.join("x");
         let left = Left(HashMap::from([
-            (gone.clone(), State::Found(look(&gone))),
-            (behind.clone(), State::Found(look(&behind))),
+            (gone.clone(), State::Found(look(&gone), 0)),
+            (behind.clone(), State::Found(look(&behind), 0)),
             (kept.clone(), State::Recorded(size, mtime)),
         ]));
         assert!(left.is_as_left(&gone) && left.is_as_left(&kept) && left.is_as_left(&behind));
@@ -237,11 +275,17 @@ mod tests {
         assert!(!links.is_as_left(&link));
         // As found (its task failed): the file it leads to is looked at
         // too, and where it leads.
-        let found = Left(HashMap::from([(link.clone(), State::Found(look(&link)))]));
+        let found = Left(HashMap::from([(
+            link.clone(),
+            State::Found(look(&link), 0),
+        )]));
         assert!(found.is_as_left(&link));
         std::fs::write(&gone, "target, edited again\n").unwrap();
         assert!(!found.is_as_left(&link));
-        let found = Left(HashMap::from([(link.clone(), State::Found(look(&link)))]));
+        let found = Left(HashMap::from([(
+            link.clone(),
+            State::Found(look(&link), 0),
+        )]));
         std::fs::remove_file(&link).unwrap();
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
         assert!(!found.is_as_left(&link));

@@ -1,0 +1,90 @@
+//! `planexe watch` beside other planexes in the same run directory: what
+//! another planexe's build writes, and leaves as its records say, is no
+//! change of the user's, whether the watch was idle or waited for it.
+
+use std::time::Duration;
+
+use super::harness::Project;
+use super::watch::{started, Watcher};
+
+/// `f` fails while `FAIL` exists, after writing its output.
+const FAILS_ON_FLAG: &str = r#"
+[tasks.f]
+inputs = ["plan.txt"]
+outputs = ["f.txt"]
+command = "cat plan.txt > f.txt; test ! -e FAIL"
+"#;
+
+/// Another planexe's builds while the watch is idle: one that succeeds
+/// leaves `f.txt` as its record says, one that fails puts its last good
+/// output back. Neither is a change. The watch used to build after each
+/// (`watch: f.txt changed: ran 0 task(s)`), and after the failed one ran
+/// `f` again, with no change of the user's (`watch: f.txt changed: ran 1
+/// task(s), 1 failed`): with a prompt task, a paid model call.
+fn another_planexes_builds_start_no_build(args: &[&str]) {
+    let p = Project::new(FAILS_ON_FLAG);
+    p.write("plan.txt", "p\n");
+    let mut w = Watcher::start(&p, args);
+    // Past the settle time, when a change to an output counts.
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.run(&["build", "-B", "f"]).ok();
+    w.no_rebuild_for(Duration::from_secs(2));
+
+    p.write("FAIL", "");
+    p.run(&["build", "-B", "f"]).code(1);
+    assert_eq!(p.read("f.txt"), "p\n");
+    w.no_rebuild_for(Duration::from_secs(2));
+
+    // A change of the user's builds (and `f`, failed, runs).
+    p.remove("FAIL");
+    std::fs::write(p.path("plan.txt"), "q\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["f"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: plan.txt changed: ran 1 task(s)"
+    );
+    assert_eq!(p.read("f.txt"), "q\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn another_planexes_builds_start_no_build_inotify() {
+    another_planexes_builds_start_no_build(&[]);
+}
+
+#[test]
+fn another_planexes_builds_start_no_build_polling() {
+    another_planexes_builds_start_no_build(&["--poll", "200ms"]);
+}
+
+/// An output of a task that failed in the watch's own build, edited by
+/// hand after another planexe's build of something else: still the
+/// user's change (the watch knows that failure, and how it left `f.txt`).
+#[test]
+fn a_failed_tasks_output_edited_after_another_build_still_builds() {
+    let p = Project::new(&format!(
+        "{FAILS_ON_FLAG}\n[tasks.g]\ninputs = [\"other.txt\"]\noutputs = [\"g.txt\"]\ncommand = \"cp other.txt g.txt\"\n"
+    ));
+    p.write("plan.txt", "p\n");
+    p.write("other.txt", "o\n");
+    p.write("FAIL", "");
+    let mut w = Watcher::start(&p, &[]);
+    assert!(
+        w.seen.iter().any(|l| l.starts_with("FAILED f")),
+        "{:?}",
+        w.seen
+    );
+    w.no_rebuild_for(Duration::from_secs(1));
+    p.run(&["build", "-B", "g"]).ok();
+    w.no_rebuild_for(Duration::from_secs(2));
+    std::fs::write(p.path("f.txt"), "mine\n").unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["f"], "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "watch: f.txt changed: ran 1 task(s), 1 failed"
+    );
+    assert_eq!(w.stop(), 130);
+}
