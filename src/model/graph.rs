@@ -480,9 +480,20 @@ impl Graph {
         )
     }
 
-    /// The tasks `roots` need, transitively, including the roots.
+    /// The tasks `roots` need, transitively, including the roots: their
+    /// deps, and for an instance of an expanded `foreach`, the task that
+    /// writes its list (an instance depends on its item, not the whole
+    /// list, so its deps do not name that task; but its item comes from
+    /// the list, and a change to the list's sources changes it). What a
+    /// build of targets considers, and what a watch of them watches.
     pub fn closure(&self, roots: &[TaskId]) -> Vec<bool> {
-        self.reach(roots, |t| &t.deps)
+        let mut producers: HashMap<TaskId, TaskId> = HashMap::default();
+        for t in self.tasks() {
+            if let Some(p) = self.list_producer(t.id) {
+                producers.insert(t.id, p);
+            }
+        }
+        self.reach(roots, |t| t.deps.iter().chain(producers.get(&t.id)))
     }
 
     /// The tasks that depend on `roots`, transitively, including the roots.

@@ -152,3 +152,96 @@ fn making_the_missing_input_of_an_instance_a_build_could_not_expand_builds() {
     assert_eq!(p.read("per/c.txt"), "gamma\n");
     assert_eq!(w.stop(), 130);
 }
+
+/// `list` makes the list of `per`, which `gather` reads.
+const GATHERED: &str = r#"
+[tasks.list]
+inputs = ["names.json"]
+outputs = ["items.json"]
+command = "cp names.json items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+outputs = ["per/{{ key }}.txt"]
+command = "mkdir -p per && echo {{ key }} > per/{{ key }}.txt"
+
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {inputs} > all.txt"
+"#;
+
+/// A watch of targets that read an expanded fan-out watches the source of
+/// its list's producer, and the list itself: an edit of either builds, as
+/// `planexe build` of the targets would. Once the fan-out was expanded,
+/// its instances did not depend on the list's producer, so the targets'
+/// closure left it out: the edit started nothing, though `build -n
+/// gather` said `list: input names.json changed`.
+fn a_watch_of_targets_sees_the_source_of_a_fanouts_list(targets: &[&str]) {
+    let p = Project::new(GATHERED);
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}]"#);
+    let mut w = Watcher::start(&p, targets);
+    assert_eq!(p.read("per/b.txt"), "b\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.write_at(
+        "names.json",
+        r#"[{"id": "a"}, {"id": "b"}, {"id": "c"}]"#,
+        2_000_000,
+    );
+    let lines = w.expect("watch: ");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("watch: names.json changed: ran "),
+        "{lines:?}"
+    );
+    assert_eq!(p.read("per/c.txt"), "c\n");
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    // The list edited by hand: kept, and what reads it built.
+    p.write_at("items.json", r#"[{"id": "a"}, {"id": "d"}]"#, 3_000_000);
+    let lines = w.expect("watch: ");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("watch: items.json changed: ran "),
+        "{lines:?}"
+    );
+    assert_eq!(p.read("per/d.txt"), "d\n");
+    assert_eq!(w.stop(), 130);
+}
+
+#[test]
+fn a_watch_of_a_gatherer_sees_the_source_of_a_fanouts_list() {
+    a_watch_of_targets_sees_the_source_of_a_fanouts_list(&["gather"]);
+}
+
+#[test]
+fn a_watch_of_a_fanout_sees_the_source_of_its_list() {
+    a_watch_of_targets_sees_the_source_of_a_fanouts_list(&["per"]);
+}
+
+/// A build of targets that read an expanded fan-out considers its list's
+/// producer, as a build of everything does: both count the same tasks up
+/// to date (`build gather` used to count one fewer).
+#[test]
+fn a_build_of_a_gatherer_counts_the_producer_of_the_fanouts_list() {
+    let p = Project::new(GATHERED);
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}]"#);
+    p.build().ok();
+    p.build()
+        .ok()
+        .stderr_has("nothing to do: 4 task(s) up to date");
+    for target in ["gather", "all.txt", "per"] {
+        let expected = if target == "per" { 3 } else { 4 };
+        p.run(&["build", target])
+            .ok()
+            .stderr_has(&format!("nothing to do: {expected} task(s) up to date"));
+    }
+    p.run(&["build", "per[a]"])
+        .ok()
+        .stderr_has("nothing to do: 2 task(s) up to date");
+}
