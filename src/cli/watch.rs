@@ -75,6 +75,11 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
             jobs: args.jobs.map(|j| j as usize),
             keep_going: args.keep_going,
             check: args.check.into(),
+            // The watch waits for a lock it sees held before it builds
+            // (and loads again after); one taken between its look and
+            // its build (two watches started at once) the build waits
+            // for, as `planexe build` does.
+            wait_for_lock: true,
             ..BuildOptions::default()
         },
         interrupt,
@@ -227,9 +232,6 @@ impl Watch<'_> {
             // task's outputs as found now are its own doing.
             self.left = Left::after(&session, &self.left, &started);
             match outcome {
-                // Another planexe took the lock between the check and the
-                // build: wait for it, then load again and build.
-                Err(_) if lock_holder(&session.run_dir).is_some() => continue,
                 // Another planexe recorded another pipeline file for the
                 // run meanwhile (`build -f`), and the build refused the
                 // session opened for the old one: load the run's file, as

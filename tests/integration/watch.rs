@@ -47,6 +47,13 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(p: &Project, args: &[&str]) -> Watcher {
+        let mut w = Watcher::spawn(p, args);
+        w.expect("watching ");
+        w
+    }
+
+    /// [`Watcher::start`] without waiting for the first build.
+    pub fn spawn(p: &Project, args: &[&str]) -> Watcher {
         let mut child = p
             .command(&[&["watch"], args].concat())
             .stdin(Stdio::null())
@@ -63,13 +70,11 @@ impl Watcher {
                 }
             }
         });
-        let mut w = Watcher {
+        Watcher {
             child,
             lines,
             seen: Vec::new(),
-        };
-        w.expect("watching ");
-        w
+        }
     }
 
     /// Reads lines until one contains `needle`; returns the lines read,

@@ -88,3 +88,41 @@ fn a_failed_tasks_output_edited_after_another_build_still_builds() {
     );
     assert_eq!(w.stop(), 130);
 }
+
+/// Two watches started at the same instant in one run directory: the one
+/// whose build finds the lock taken since it looked waits for it, then
+/// builds. It used to give up (`error: another build (pid N, ...) is
+/// running in this directory`, `watch: first build: not built`), and then
+/// idled without building when the other ended: about one start in five
+/// or eight. Many starts, so that the race comes.
+#[test]
+fn two_watches_started_at_once_both_build_first() {
+    for _ in 0..16 {
+        let p = Project::new(
+            r#"
+[tasks.t]
+inputs = ["plan.txt"]
+outputs = ["t.txt"]
+command = "cp plan.txt t.txt"
+"#,
+        );
+        p.write("plan.txt", "x\n");
+        let mut both = [Watcher::spawn(&p, &[]), Watcher::spawn(&p, &[])];
+        let mut ran = 0;
+        for w in &mut both {
+            let lines = w.expect("watching ");
+            assert!(lines.iter().all(|l| !l.contains("not built")), "{lines:?}");
+            let first = lines.iter().find(|l| l.starts_with("watch: first build: "));
+            assert!(
+                first.is_some_and(|l| l.ends_with("ran 0 task(s)") || l.ends_with("ran 1 task(s)")),
+                "{lines:?}"
+            );
+            ran += started(&lines).len();
+        }
+        assert_eq!(ran, 1, "one build ran t, the other found it done");
+        assert_eq!(p.read("t.txt"), "x\n");
+        for w in both {
+            assert_eq!(w.stop(), 130);
+        }
+    }
+}
