@@ -129,8 +129,8 @@ pub enum Command {
     /// Edit a source file (default: the plan) in $VISUAL or $EDITOR, then
     /// show what the edit makes stale and rebuild it
     ///
-    /// FILE is a source of the pipeline (an input no task produces) or the
-    /// pipeline file. Nothing is built when the file did not change. On a
+    /// FILE is a source of the pipeline (an input no task produces, or a
+    /// foreach list file no task writes) or the pipeline file. Nothing is built when the file did not change. On a
     /// terminal planexe asks before rebuilding; without one, -y is needed.
     Edit(EditArgs),
     /// Show each task's state: done, stale (why), failed, running, never built

@@ -129,14 +129,20 @@ fn default_file(session: &Session) -> Result<String> {
     })
 }
 
-/// Inputs no task produces, in declaration order (repeats included).
+/// Inputs no task produces, in declaration order (repeats included), then
+/// the list files of `foreach` fan-outs that no task writes (a list is an
+/// input of its fan-out: editing it makes the instances its new items
+/// name stale).
 fn sources(session: &Session) -> impl Iterator<Item = &str> + '_ {
-    session
-        .graph
-        .tasks()
+    let graph = &session.graph;
+    let inputs = (graph.tasks())
         .flat_map(|t| t.inputs.iter())
         .filter(|i| i.producer.is_none())
-        .map(|i| i.path.as_str())
+        .map(|i| i.path.as_str());
+    let lists = (graph.fanouts.values())
+        .filter_map(|group| group.list.as_deref())
+        .filter(|list| graph.producer(list).is_none());
+    inputs.chain(lists)
 }
 
 /// `path` with its folder resolved; the file itself may not exist yet (a

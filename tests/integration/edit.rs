@@ -290,3 +290,49 @@ fn a_running_build_is_refused_before_the_editor_opens() {
         .stderr_has("is running in this directory");
     assert_eq!(p.read("plan.txt"), "plan\n", "the editor never opened");
 }
+
+/// A `foreach` list file no task writes is a source: `edit` takes it, and
+/// rebuilds the instances its new list names (a new item, a changed one).
+/// It was refused: `items.json is not a source of the pipeline or the
+/// pipeline file` (exit 2). A list a task writes is still that task's
+/// output, and refused.
+#[test]
+fn a_foreach_list_no_task_writes_is_a_source() {
+    let p = Project::new(
+        r#"
+[tasks.per]
+foreach = { file = "items.json", items = "/items", key = "id" }
+inputs = ["data/{{ key }}.txt"]
+outputs = ["out/{{ key }}.txt"]
+command = "mkdir -p out && cat {inputs} > {outputs}"
+
+[tasks.made]
+outputs = ["made.json"]
+command = "echo '[1]' > made.json"
+
+[tasks.each]
+foreach = { file = "made.json" }
+outputs = ["each/{{ key }}.txt"]
+command = "mkdir -p each && echo {{ item }} > each/{{ key }}.txt"
+"#,
+    );
+    p.write("data/a.txt", "alpha\n");
+    p.write("data/b.txt", "beta\n");
+    p.write("items.json", r#"{"items": [{"id": "a"}]}"#);
+    p.build().ok();
+    let ed = editor(
+        &p,
+        "ed.sh",
+        r#"echo '{"items": [{"id": "a"}, {"id": "b"}]}' > "$1""#,
+    );
+    let run = edit(&p, &ed, &["items.json", "-y"]);
+    run.ok().ran(&["per[b]"]).stdout_has("per[b]: never built");
+    assert_eq!(p.read("out/b.txt"), "beta\n");
+    p.build().ok().ran(&[]);
+
+    let refused = edit(&p, &ed, &["made.json", "-y"]);
+    refused
+        .code(2)
+        .stderr_has("made.json is not a source of the pipeline")
+        .stderr_has("hint: sources: data/a.txt, data/b.txt, items.json; or the pipeline file");
+}
