@@ -74,6 +74,7 @@ fn mermaid(view: &GraphView) -> String {
     for state in [
         Standing::Done,
         Standing::Stale,
+        Standing::Pending,
         Standing::Failed,
         Standing::Running,
         Standing::FailedPendingCheck,

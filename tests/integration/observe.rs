@@ -550,3 +550,38 @@ fn status_and_explain_say_a_failure_kind_once() {
     let junit = p.read("junit.xml");
     assert!(junit.contains(&format!("message=\"{said}")), "{junit}");
 }
+
+/// Every class a mermaid graph gives a task has its `classDef`, in the
+/// colour DOT fills it with: a pending task (a fan-out waiting for its
+/// list) was `:::pending` with no `classDef pending`, so mermaid drew it
+/// uncoloured, where DOT drew it grey.
+#[test]
+fn a_mermaid_graph_defines_every_class_it_uses() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+outputs = ["list.json"]
+command = "echo '[1, 2]' > list.json"
+
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ key }}.txt"]
+command = "mkdir -p per && echo {{ item }} > per/{{ key }}.txt"
+"#,
+    );
+    let mermaid = p.run(&["graph", "--format", "mermaid"]).ok().stdout.clone();
+    assert!(mermaid.contains(":::pending"), "{mermaid}");
+    for line in mermaid.lines().filter(|l| l.contains(":::")) {
+        let class = line.rsplit(":::").next().unwrap();
+        assert!(
+            mermaid.contains(&format!("classDef {class} fill:")),
+            "no classDef {class}\n{mermaid}"
+        );
+    }
+    let dot = p.run(&["graph"]).ok().stdout.clone();
+    assert!(dot.contains("pending\", fillcolor=\"#dadce0\""), "{dot}");
+    assert!(
+        mermaid.contains("classDef pending fill:#dadce0"),
+        "{mermaid}"
+    );
+}
