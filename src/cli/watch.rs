@@ -213,6 +213,12 @@ impl Watch<'_> {
                 continue;
             }
             if changed.as_ref().is_some_and(Changes::is_empty) {
+                // No build grows the graph: watch what the fan-outs whose
+                // lists are ready read and write, as a build would see it.
+                let _ = session.expand_ready(self.options.check);
+                let _ = self.watch_graph(&session);
+                self.sync(printer)?;
+                self.warned.round_over(false);
                 if waited {
                     printer.note(
                         "watch: what changed is what another planexe wrote; nothing to build",

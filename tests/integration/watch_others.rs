@@ -126,3 +126,40 @@ command = "cp plan.txt t.txt"
         }
     }
 }
+
+/// Another planexe's build of a fan-out's instances: the watch loads the
+/// fan-out as a placeholder, and judges its instances' outputs by their
+/// records all the same (it used to build: `watch: per/a.txt, per/b.txt
+/// changed: ran 0 task(s)`). It goes on watching what the instances read.
+#[test]
+fn another_planexes_build_of_a_fanout_starts_no_build() {
+    let p = Project::new(
+        r#"
+[tasks.list]
+inputs = ["names.json"]
+outputs = ["items.json"]
+command = "cp names.json items.json"
+
+[tasks.per]
+foreach = { file = "items.json", key = "id" }
+inputs = ["data/{{ key }}.txt"]
+outputs = ["per/{{ key }}.txt"]
+command = "mkdir -p per && cat {inputs} > {outputs}"
+"#,
+    );
+    p.write("names.json", r#"[{"id": "a"}, {"id": "b"}]"#);
+    p.write("data/a.txt", "alpha\n");
+    p.write("data/b.txt", "beta\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(1));
+
+    p.run(&["build", "-B", "per"])
+        .ok()
+        .ran(&["per[a]", "per[b]"]);
+    w.no_rebuild_for(Duration::from_secs(2));
+
+    p.write_at("data/a.txt", "alpha, edited\n", 2_000_000);
+    w.expect_rebuild_of("data/a.txt", "per[a]");
+    assert_eq!(p.read("per/a.txt"), "alpha, edited\n");
+    assert_eq!(w.stop(), 130);
+}

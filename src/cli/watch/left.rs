@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::exec::observer::{Observer, TaskEnd};
+use crate::model::fanout::split_instance;
 use crate::model::Task;
 use crate::plan::Session;
 use crate::store::{stamp, Status, TaskState};
@@ -70,18 +71,41 @@ impl Left {
     /// knew (another planexe's).
     pub fn after(session: &Session, before: &Left, started: &Started) -> Left {
         let root = session.run_dir.root();
+        let graph = &session.graph;
+        // The graph's tasks, and the instances of the fan-outs it holds as
+        // placeholders (as loaded, before a build reads their lists): their
+        // records say what they left as well.
+        let tasks = graph.tasks().map(|t| (t.name.as_str(), Some(t)));
+        let instances = (session.store.records())
+            .map(|(name, _)| name.as_str())
+            .filter(|name| graph.task(name).is_none())
+            .filter(|name| {
+                split_instance(name)
+                    .and_then(|(def, _)| graph.fanouts.get(def))
+                    .is_some_and(|group| group.placeholder)
+            })
+            .map(|name| (name, None));
         let mut left = HashMap::new();
-        for task in session.graph.tasks() {
-            let Some(record) = session.store.record(&task.name) else {
+        for (name, task) in tasks.chain(instances) {
+            let Some(record) = session.store.record(name) else {
                 continue;
             };
             if let Some(last) = &record.last {
                 let failure = failure(last);
-                for out in &task.outputs {
-                    let path = root.join(&out.path);
+                // An instance the graph does not hold: its outputs as its
+                // records name them.
+                let outputs: Vec<&str> = match task {
+                    Some(task) => task.outputs.iter().map(|o| o.path.as_str()).collect(),
+                    None => (last.outputs.iter())
+                        .chain(record.done.iter().flat_map(|d| d.outputs.iter()))
+                        .map(|(path, _)| path.as_str())
+                        .collect(),
+                };
+                for out in outputs {
+                    let path = root.join(out);
                     let state = match before.0.get(&path) {
                         Some(&state @ State::Found(_, known))
-                            if known == failure && !started.ran(&task.name) =>
+                            if known == failure && !started.ran(name) =>
                         {
                             state
                         }
