@@ -254,13 +254,10 @@ impl Build<'_> {
             session.store.compact_if_large(&session.run_dir)?;
             // `--model` is remembered for the run even when nothing runs.
             let remember = match &session.model_source {
-                Some((ModelSourceKind::Flag, m))
-                    if run.model.as_ref() != Some(m) && options.answers.remembers_model() =>
-                {
-                    Some(m)
-                }
+                Some((ModelSourceKind::Flag, m)) if run.model.as_ref() != Some(m) => Some(m),
                 _ => None,
-            };
+            }
+            .filter(|_| options.answers.remembers_model());
             if session.run.is_none() || remember.is_some() {
                 run.model = remember.cloned().or(run.model);
                 if session.run.is_none() {
