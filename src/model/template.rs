@@ -42,7 +42,23 @@ pub fn render_in(
     text: &str,
     vars: &Vars,
 ) -> Result<String, String> {
-    env.render_str(text, vars).map_err(|e| describe(&e).1)
+    env.render_str(text, vars).map_err(|e| {
+        let mut message = describe(&e).1;
+        // The expression at fault, as a check quotes it (`nope`): found by
+        // rendering again in debug mode, which keeps where an error is;
+        // only on this path, so a render costs nothing more.
+        let mut debug = env.clone();
+        debug.set_debug(true);
+        if let Some(expr) = debug
+            .render_str(text, vars)
+            .err()
+            .and_then(|e| e.range())
+            .and_then(|r| text.get(r))
+        {
+            message.push_str(&format!(": `{}`", expr.trim()));
+        }
+        message
+    })
 }
 
 /// Renders a prompt template with the task's inputs (and, for a fan-out
@@ -169,7 +185,9 @@ mod tests {
     fn undefined_names_are_errors_with_a_line() {
         let vars = Vars::from([("key".to_string(), Value::from("a"))]);
         assert_eq!(render_field("o/{{ key }}.md", &vars).unwrap(), "o/a.md");
-        assert!(render_field("{{ nope }}", &vars).is_err());
+        // The expression at fault is quoted, as a check quotes it.
+        let message = render_field("a\n{{ key }} {{ nope }}", &vars).unwrap_err();
+        assert!(message.ends_with("undefined value: `nope`"), "{message}");
         let (line, message) = check("x\n{{ inputs['b'] }}", &["a".into()], "t", &vars).unwrap_err();
         assert_eq!(line, 2, "{message}");
         assert!(message.ends_with("`inputs['b']`"), "{message}");
