@@ -8,7 +8,7 @@
 //! is ever hashed to decide: any size or mtime change counts (make's rule).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -85,6 +85,57 @@ pub fn stat_inside_typed(root: &Path, rel: &str) -> io::Result<Option<(Meta, std
             _ => typed(meta),
         },
     }
+}
+
+/// Where the dangling symlink `rel` leads, when that is outside `root` (a
+/// canonical path): each link on the way followed (at most 40), the
+/// deepest folder of the end that exists resolved, the rest appended as
+/// written. `None` when it leads inside, or `rel` is no dangling link. What
+/// refuses at load a link whose file, once made, would be refused.
+pub fn dangling_leads_outside(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut at = root.join(rel);
+    for _ in 0..40 {
+        if !std::fs::symlink_metadata(&at)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
+            return None;
+        }
+        let target = std::fs::read_link(&at).ok()?;
+        let next = lexical(&at.parent()?.join(target));
+        if std::fs::symlink_metadata(&next).is_ok() {
+            at = next;
+            continue;
+        }
+        // The end: its deepest existing folder, resolved.
+        let mut existing = next.clone();
+        let mut rest = Vec::new();
+        while std::fs::symlink_metadata(&existing).is_err() {
+            rest.push(existing.file_name()?.to_os_string());
+            existing = existing.parent()?.to_path_buf();
+        }
+        let mut end = std::fs::canonicalize(&existing).ok()?;
+        end.extend(rest.iter().rev());
+        return (!end.starts_with(root)).then_some(end);
+    }
+    None
+}
+
+/// `path` with its `.` and `..` taken away as written.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// `lstat`, then `stat` through a symlink; says whether it was one.

@@ -325,6 +325,23 @@ fn a_symlink_pointing_outside() {
         std::fs::read_to_string(outside.path().join("secret")).unwrap(),
         "s"
     );
+
+    // A dangling link that leads out, directly or through another link, is
+    // refused too: it was taken, and its task failed with `create the
+    // missing input`, whose file was then refused. One that leads inside
+    // still counts as existing.
+    let d =
+        Project::new("[tasks.a]\ninputs = [\"link.txt\"]\noutputs = [\"o\"]\ncommand = \"true\"\n");
+    std::os::unix::fs::symlink(outside.path().join("later.txt"), d.path("hop.txt")).unwrap();
+    std::os::unix::fs::symlink("hop.txt", d.path("link.txt")).unwrap();
+    d.build()
+        .code(2)
+        .ran(&[])
+        .stderr_has("pipeline.toml:2:11: input of task `a`: link.txt is a symlink to ")
+        .stderr_has("later.txt, outside the run directory");
+    std::fs::remove_file(d.path("hop.txt")).unwrap();
+    std::os::unix::fs::symlink("sub/../later.txt", d.path("hop.txt")).unwrap();
+    d.run(&["build", "-n"]).code(0).stdout_has("a: never built");
 }
 
 /// A path the pipeline names that goes through a regular file (`f/x.txt`

@@ -204,6 +204,21 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
                                 r.run_dir.root().display()
                             )));
                     }
+                    // A dangling link that leads out would be refused
+                    // once its file is made: refused now.
+                    if found.is_none() {
+                        if let Some(end) = stamp::dangling_leads_outside(r.run_dir.root(), &path) {
+                            return Err(r
+                                .err(
+                                    raw.span(),
+                                    &format!(
+                                        "input of task `{task_name}`: {path} is a symlink to {}, outside the run directory",
+                                        end.display()
+                                    ),
+                                )
+                                .hint("replace it with a copy or a link that stays inside the run directory"));
+                        }
+                    }
                     r.source_found(&path);
                 }
             }
