@@ -15,8 +15,9 @@
 //!
 //! Threads, not an async runtime: the calling thread reads lines; each
 //! request is answered on a thread of its own (at most [`MAX_IN_FLIGHT`]
-//! at once; the reader waits for a free one), so `ping` and `status`
-//! answer while a `wait` blocks. Every answer is one line, written whole
+//! at once; the reader waits for a free one), and `wait` calls on threads
+//! counted apart (at most [`MAX_WAITS`]; one more is refused at once), so
+//! `ping` and `status` answer while any number of `wait`s block. Every answer is one line, written whole
 //! under one lock. At the end of input the server answers what it already
 //! read, then returns; builds it started go on.
 //!
@@ -47,8 +48,13 @@ use wire::{Fault, Incoming, Line};
 /// offers another is answered with the newest.
 pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
 
-/// The most requests answered at once.
+/// The most requests answered at once, `wait` calls aside.
 const MAX_IN_FLIGHT: usize = 16;
+
+/// The most `wait` calls blocking at once: on threads of their own,
+/// beside [`MAX_IN_FLIGHT`], so that waits never hold up `ping`,
+/// `status` or `stop`. One more is answered at once with an error.
+const MAX_WAITS: usize = 64;
 
 /// The longest line read: a plan of a mebibyte, escaped.
 const MAX_LINE: usize = 8 << 20;
@@ -136,6 +142,7 @@ pub fn serve(
         out: Mutex::new(Box::new(output)),
     });
     let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let waits = Arc::new((Mutex::new(0usize), Condvar::new()));
     loop {
         let line = match wire::read_line(&mut input, MAX_LINE) {
             Ok(Line::End) => break,
@@ -154,14 +161,33 @@ pub fn serve(
         };
         match wire::parse(&line) {
             Incoming::Request { id, method, params } => {
-                let (count, freed) = &*in_flight;
+                let is_wait = method == "tools/call"
+                    && params
+                        .as_ref()
+                        .and_then(|p| p.get("name"))
+                        .is_some_and(|n| n == "wait");
+                let pool = if is_wait { &waits } else { &in_flight };
+                let (count, freed) = &**pool;
                 let mut n = lock(count);
-                while *n >= MAX_IN_FLIGHT {
+                if is_wait && *n >= MAX_WAITS {
+                    drop(n);
+                    let text = format!(
+                        "{MAX_WAITS} wait calls are blocking already\nhint: call wait again once one \
+                         has returned, or status, which answers at once"
+                    );
+                    server.send(&wire::result(
+                        &id,
+                        serde_json::json!({"content": [{"type": "text", "text": text}], "isError": true}),
+                    ));
+                    continue;
+                }
+                while *n >= MAX_IN_FLIGHT && !is_wait {
                     n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
                 }
                 *n += 1;
                 drop(n);
-                let worker = (Arc::clone(&server), Arc::clone(&in_flight), id.clone());
+                let in_flight = Arc::clone(pool);
+                let worker = (Arc::clone(&server), in_flight, id.clone());
                 let spawned = std::thread::Builder::new()
                     .name("mcp-request".into())
                     .spawn(move || {
@@ -170,7 +196,7 @@ pub fn serve(
                         done(&in_flight);
                     });
                 if let Err(e) = spawned {
-                    done(&in_flight);
+                    done(pool);
                     server.send(&wire::error(
                         &id,
                         &Fault::new(
@@ -186,10 +212,12 @@ pub fn serve(
         }
     }
     // Answer what was read before the end.
-    let (count, freed) = &*in_flight;
-    let mut n = lock(count);
-    while *n > 0 {
-        n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+    for pool in [&in_flight, &waits] {
+        let (count, freed) = &**pool;
+        let mut n = lock(count);
+        while *n > 0 {
+            n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
     }
     Ok(())
 }

@@ -325,7 +325,24 @@ fn requests_are_answered_while_a_wait_blocks() {
     let second = c.recv();
     assert_eq!(second["id"], "w");
     assert_eq!(second["result"]["structuredContent"]["timed_out"], true);
-    c.ok("stop", json!({"run": "r"}));
+    // Many waits at once (more than the requests answered at once) still
+    // leave ping, status and stop their answers: with sixteen, ping waited
+    // for a wait to return.
+    for i in 0..20 {
+        c.send(&format!(
+            r#"{{"jsonrpc":"2.0","id":"w{i}","method":"tools/call","params":{{"name":"wait","arguments":{{"run":"r","timeout_s":40}}}}}}"#
+        ));
+    }
+    c.send(r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#);
+    let first = c.recv();
+    assert_eq!(first["id"], "p", "ping waited for a wait: {first}");
+    c.send(r#"{"jsonrpc":"2.0","id":"s","method":"tools/call","params":{"name":"stop","arguments":{"run":"r"}}}"#);
+    let mut answered = std::collections::HashSet::new();
+    while answered.len() < 21 {
+        let answer = c.recv();
+        answered.insert(answer["id"].as_str().unwrap().to_string());
+    }
+    assert!(answered.contains("s"), "{answered:?}");
 }
 
 #[test]
