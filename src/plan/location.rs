@@ -63,6 +63,27 @@ impl Location {
 
     fn choose(&self, run_dir: &RunDir) -> Result<(PathBuf, String, Option<String>)> {
         if let Some((path, shown)) = &self.file {
+            // `-f` is a path from where planexe runs, not from `-C`'s run
+            // directory: said so, and the path meant when it is there.
+            if std::fs::symlink_metadata(path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
+                let from_run = crate::store::stamp::lexical(&run_dir.root().join(shown));
+                let hint = if self.named_dir && Path::new(shown).is_relative() && from_run.is_file()
+                {
+                    format!(
+                        "-f is a path from the current folder, not from the run directory: pass -f {}",
+                        from_run.display()
+                    )
+                } else {
+                    "check the path given to -f: it is read from the current folder (an absolute path works from anywhere)".to_string()
+                };
+                return Err(Error::pipeline(format!(
+                    "pipeline file {shown} (-f) not found: there is no {}",
+                    crate::store::stamp::lexical(path).display()
+                ))
+                .hint(hint));
+            }
             return Ok((path.clone(), shown.clone(), None));
         }
         if let Some(recorded) = recorded_pipeline(run_dir, &self.advice)? {

@@ -122,8 +122,8 @@ pub fn dangling_leads_outside(root: &Path, rel: &str) -> Option<PathBuf> {
     None
 }
 
-/// `path` with its `.` and `..` taken away as written.
-fn lexical(path: &Path) -> PathBuf {
+/// `path` with its `.` and `..` taken away as written (no link followed).
+pub fn lexical(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in path.components() {

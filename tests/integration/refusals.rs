@@ -527,6 +527,29 @@ fn a_missing_pipeline_file() {
         .stderr_has("pipeline file pipeline.toml not found");
 }
 
+/// A missing `-f FILE` was told `run planexe in a directory with a
+/// pipeline.toml, or pass -f FILE`, to a user who had passed one: with
+/// `-C run -f ../pipeline.toml` (a path from the run directory, as an easy
+/// slip in a Makefile), the path meant is given.
+#[test]
+fn a_missing_f_file_says_where_it_was_looked_for() {
+    let p = Project::new("[tasks.a]\noutputs = [\"a\"]\ncommand = \"touch a\"\n");
+    std::fs::create_dir(p.path("run")).unwrap();
+    let root = p.path("").canonicalize().unwrap();
+    let run = p.run(&["-C", "run", "-f", "../pipeline.toml", "build"]);
+    run.code(2)
+        .stderr_has("error: pipeline file ../pipeline.toml (-f) not found: there is no ")
+        .stderr_has(&format!(
+            "hint: -f is a path from the current folder, not from the run directory: pass -f {}/pipeline.toml\n",
+            root.display()
+        ));
+    assert!(!run.stderr.contains("or pass -f FILE"), "{}", run.stderr);
+    p.run(&["-f", "nope.toml", "build"])
+        .code(2)
+        .stderr_has("pipeline file nope.toml (-f) not found")
+        .stderr_has("hint: check the path given to -f: it is read from the current folder");
+}
+
 /// Run from a folder inside a run (its `out/`), a command says which
 /// folder above is the run, as git and cargo would find it; it does not
 /// take it.
