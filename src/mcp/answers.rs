@@ -111,11 +111,13 @@ impl Opener {
         // are expanded only when a target is not found without them, as
         // the build expands them before it reads its targets.
         let mut session = Session::open(self.location(run).locate()?, &model, Lists::Unproduced)?;
-        if targets.is_empty() || session.graph.targets(targets).is_ok() {
+        // As the build reads them: an output named by its absolute path
+        // inside the run is taken as its own.
+        if targets.is_empty() || session.targets(targets).is_ok() {
             return Ok(());
         }
         session.expand_ready(CheckMode::Content)?;
-        session.graph.targets(targets).map(drop)
+        session.targets(targets).map(drop)
     }
 
     /// The status of the run at `run`, named `name`.

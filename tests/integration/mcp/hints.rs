@@ -55,6 +55,14 @@ fn an_unknown_task_target_or_model_is_told_in_the_tools_terms() {
     let started = c.ok("build", json!({"run": "r", "targets": ["upper.txt"]}));
     assert!(started["pid"].as_u64().unwrap() > 0);
     c.ok("wait", json!({"run": "r"}));
+    // Named by its absolute path in the run (the run_dir a client is
+    // given), as `planexe build` takes it: it was refused as unknown.
+    let absolute = format!(
+        "{}/upper.txt",
+        p.path("r").canonicalize().unwrap().display()
+    );
+    c.ok("build", json!({"run": "r", "targets": [absolute]}));
+    c.ok("wait", json!({"run": "r"}));
     // So do an output named to explain and clean, and a source is refused
     // as one.
     let explained = c.ok("explain", json!({"run": "r", "task": "upper.txt"}));
