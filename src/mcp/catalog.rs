@@ -338,7 +338,7 @@ pub fn tools() -> Vec<Tool> {
             name: "archive",
             title: "Archive a run",
             description: "Archive a run: it is kept whole and stays readable, but runs leaves it out and build \
-                          refuses it. `restore: true` undoes it. Refuses while a build runs."
+                          and clean refuse it. `restore: true` undoes it. Refuses while a build runs."
                 .into(),
             input: input(
                 json!({"run": run_arg(), "restore": {"type": "boolean", "description": "Restore an archived run instead."}}),

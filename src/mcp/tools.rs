@@ -397,6 +397,11 @@ fn stop(server: &Server, a: Run) -> Result<Value> {
 }
 
 fn clean(server: &Server, a: Clean) -> Result<Value> {
+    // An archived run is kept whole.
+    if Archived::load(&RunDir::open(&server.root.run(&a.run)?)?).is_some() {
+        return Err(Error::usage(format!("run `{}` is archived", a.run))
+            .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
+    }
     let mut session = server.opener.open(&server.root.run(&a.run)?)?;
     let _lock = session.run_dir.lock("clean").map_err(|e| {
         if !is_busy(&e) {

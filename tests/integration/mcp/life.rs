@@ -383,6 +383,9 @@ fn clean_runs_and_archive() {
     assert!(c
         .err("build", json!({"run": "old"}))
         .contains("is archived"));
+    // Kept whole: clean is refused too (it deleted what the run made).
+    let refused = c.err("clean", json!({"run": "old", "tasks": ["upper"]}));
+    assert!(refused.contains("run `old` is archived"), "{refused}");
     // Still readable.
     assert_eq!(c.ok("status", json!({"run": "old"}))["run"], "old");
     assert_eq!(
