@@ -163,7 +163,12 @@ impl Recorder {
                 .filter(|w| w.match_indices(": ").any(|(i, _)| ran.contains(&w[..i])))
                 .collect();
             if !own.is_empty() {
-                warnings.push(format!("completed with warnings: {}", own.join("; ")));
+                // A build that stopped or failed did not complete.
+                let lead = match name {
+                    "pipeline.completed" => "completed with warnings",
+                    _ => "the tasks this build ran left warnings",
+                };
+                warnings.push(format!("{lead}: {}", own.join("; ")));
             }
             drop(ran);
             quality = Some(found);

@@ -268,6 +268,19 @@ fn the_closing_warnings_are_of_the_tasks_this_build_ran() {
         .ran(&["b"])
         .stderr_has("completed with warnings: b: output b.txt is empty");
     assert!(!run.stderr.contains("a: output a.txt"), "{}", run.stderr);
+    // A build that did not complete (here, one of its tasks failed) does
+    // not say it completed.
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{}[tasks.c]\noutputs = [\"c.txt\"]\ncommand = \"exit 3\"\n",
+            pipeline(": > b.txt; echo")
+        ),
+    );
+    let run = p.run(&["build", "-k"]);
+    run.code(1)
+        .stderr_has("the tasks this build ran left warnings: b: output b.txt is empty");
+    assert!(!run.stderr.contains("completed with"), "{}", run.stderr);
 }
 
 /// `status` says the run's quality warnings as `summary.json` does, in its
