@@ -114,6 +114,14 @@ impl<'a> Turn<'a> {
         }
     }
 
+    /// Its output check's process started (see
+    /// [`crate::store::inflight::Inflight::spawned_check`]).
+    pub fn spawned_check(&self, pid: u32) {
+        if let Some((inflight, ticket)) = &self.journal {
+            inflight.spawned_check(ticket, pid);
+        }
+    }
+
     /// The running task's status changed (a model call, a rescue's check):
     /// its `running` sidecar says so.
     pub fn update(&self, status: &Status) {

@@ -305,7 +305,7 @@ impl CheckRunner<'_> {
             log: &log,
             timeout: task.timeout,
         };
-        let exit = command::run(&spec, self.watchdog, |pid| turn.spawned(pid));
+        let exit = command::run(&spec, self.watchdog, |pid| turn.spawned_check(pid));
         command::scrub::scrub_ended(&log, self.secrets);
         let what = match &exit {
             Exit::Success => return Ok(()),

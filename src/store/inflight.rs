@@ -168,6 +168,14 @@ impl Inflight {
         }
     }
 
+    /// A process the task's output check started: journaled, so the next
+    /// build after a crash stops it too, but not taken for the task's
+    /// command (the sidecar's `pid`, which `status` shows, stays the
+    /// command's: none once it has exited).
+    pub fn spawned_check(&self, ticket: &Ticket, pid: u32) {
+        self.append(&encode(&Line::Spawned((&ticket.task, pid))));
+    }
+
     /// A running task's status changed (a prompt task's next call: its
     /// attempt and model): the `running` sidecar says so, whether it is
     /// still due (it will be written as it is now) or was written already

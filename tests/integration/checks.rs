@@ -434,3 +434,34 @@ fn a_rechecked_prompt_task_has_its_answer_checked_against_its_schema() {
     assert_eq!(answer, serde_json::json!({"sections": ["walls"]}));
     p.run(&["check", "outline"]).ok().stdout_has("ok outline\n");
 }
+
+/// While a task's output check runs, `status` gave the check's pid as the
+/// task's, where docs/observability.md says `pid` is the command's, null
+/// once it has exited and the checks go on.
+#[test]
+fn a_running_check_is_not_the_tasks_pid() {
+    let p = Project::new(
+        "[tasks.w]\noutputs = [\"w.txt\"]\ncommand = \"echo w > w.txt\"\n\
+         check = \"touch checking; while [ ! -e go ]; do sleep 0.05; done\"\n",
+    );
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the check to start", || p.exists("checking"));
+    // The sidecar says running once it is due (a moment after the start).
+    let running = || -> serde_json::Value {
+        let out = p.run(&["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        status["tasks"][0].clone()
+    };
+    wait_for("w to show as running", || running()["state"] == "running");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let line = running();
+    assert_eq!(line["state"], "running", "{line}");
+    assert_eq!(line["pid"], serde_json::Value::Null, "{line}");
+    p.write("go", "");
+    assert_eq!(build.wait().unwrap().code(), Some(0));
+}
