@@ -321,7 +321,7 @@ fn the_trace_and_the_summary() {
     ));
     p.run(&["build", "-k"])
         .code(1)
-        .stderr_has("completed with warnings: empty: output e.txt is empty");
+        .stderr_has("the tasks this build ran left warnings: empty: output e.txt is empty");
     let text = p.read(".planexe/trace.json");
     let trace: Vec<serde_json::Value> =
         serde_json::from_str(&format!("{}]", text.trim_end().trim_end_matches(','))).unwrap();
