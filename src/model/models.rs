@@ -404,7 +404,7 @@ fn fallbacks(
                     f.span(),
                     &format!("`fallback` names unknown model `{}`", f.get_ref()),
                 ))
-                .hint(format!("models are: {}", names(index))))
+                .hint(unknown_hint(f.get_ref(), index)))
             }
         }
     }
@@ -458,7 +458,7 @@ fn replay_model(
                 target.span(),
                 &format!("`replays` names unknown model `{}`", target.get_ref()),
             )
-            .hint(format!("models are: {}", names(index))))
+            .hint(unknown_hint(target.get_ref(), index)))
         }
         Some(&of) if of == i => {
             return Err(err(target.span(), "a replay model cannot replay itself")
@@ -509,6 +509,15 @@ fn replay_model(
         }),
         ..replayed.clone()
     })
+}
+
+/// The hint for an unknown model `name`: the closest model's name when it
+/// looks like a typo of one, and the models there are.
+pub fn unknown_hint(name: &str, index: &HashMap<String, usize>) -> String {
+    match super::source::closest(name, index.keys().map(String::as_str)) {
+        Some(near) => format!("did you mean `{near}`? models are: {}", names(index)),
+        None => format!("models are: {}", names(index)),
+    }
 }
 
 pub fn names(index: &HashMap<String, usize>) -> String {

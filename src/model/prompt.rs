@@ -298,7 +298,7 @@ pub fn resolve_prompt(
                         ctx.advice.hint(&Trouble::ModelOverride { from })
                     )),
                 };
-                return Err(e.hint(format!("models are: {}", models::names(ctx.model_index))));
+                return Err(e.hint(models::unknown_hint(&m, ctx.model_index)));
             }
         },
     };

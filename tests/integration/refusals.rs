@@ -137,6 +137,32 @@ fn missing_input_that_no_task_produces() {
         "2:21",
         "input `nope.txt` of task `a` does not exist and no task produces it",
     );
+    // What it most likely meant: an output of a close name, or a task of
+    // that very name (it said to create the file, or a task making it).
+    const A: &str = "[tasks.a]\noutputs = [\"report.md\"]\ncommand = \"true\"\n";
+    refused(
+        &format!("{A}[tasks.b]\ninputs = [\"reprot.md\"]\noutputs = [\"b\"]\ncommand = \"true\"\n"),
+        "5:11",
+        "input `reprot.md` of task `b` does not exist",
+    )
+    .build()
+    .stderr_has("hint: did you mean `report.md`, which task `a` produces?\n");
+    refused(
+        &format!("{A}[tasks.b]\ninputs = [\"a\"]\noutputs = [\"b\"]\ncommand = \"true\"\n"),
+        "5:11",
+        "input `a` of task `b` does not exist",
+    )
+    .build()
+    .stderr_has("hint: `a` is a task, not a file: to run after it, write after = [\"a\"]; to read what it writes, name its outputs: inputs = [\"report.md\"]\n");
+    // A model's name mistyped gets the closest too.
+    let model = "[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n";
+    refused(
+        &format!("{model}[tasks.a]\noutputs = [\"a.txt\"]\nmodel = \"locl\"\nprompt = \"hi\"\n"),
+        "7:9",
+        "unknown model `locl`",
+    )
+    .build()
+    .stderr_has("hint: did you mean `local`? models are: local\n");
 }
 
 #[test]

@@ -121,7 +121,7 @@ impl Resolver<'_> {
                             "unknown model `{m}` ({})",
                             graph.advice.hint(&Trouble::ModelOverride { from: *from })
                         ))
-                        .hint(format!("models are: {}", models::names(&self.model_index)))
+                        .hint(models::unknown_hint(m, &self.model_index))
                     })?)
                 }
                 (Some(_), _) => None,

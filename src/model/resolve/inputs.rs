@@ -192,17 +192,7 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
                     // input gone since the pipeline was read, and the
                     // other tasks run.
                     if found.is_none() && !is_link(r, &path) {
-                        return Err(r
-                            .err(
-                                raw.span(),
-                                &format!(
-                                    "input `{path}` of task `{task_name}` does not exist and no task produces it"
-                                ),
-                            )
-                            .hint(format!(
-                                "create {path} in {}, or add a task with `outputs = [\"{path}\"]`",
-                                r.run_dir.root().display()
-                            )));
+                        return Err(missing_input(r, graph, raw.span(), &task_name, &path));
                     }
                     // A dangling link that leads out would be refused
                     // once its file is made: refused now.
@@ -273,6 +263,45 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
 /// Whether `path` is a symlink (here, one that leads nowhere).
 fn is_link(r: &Resolver, path: &str) -> bool {
     std::fs::symlink_metadata(r.run_dir.path(path)).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// The refusal of an input at `path` that does not exist and that no task
+/// produces, with what it most likely meant: a task of that name (to wait
+/// for it is `after`; to read it, its outputs), or an output of a name
+/// close to it (a typo).
+fn missing_input(
+    r: &Resolver,
+    graph: &Graph,
+    span: std::ops::Range<usize>,
+    task_name: &str,
+    path: &str,
+) -> crate::error::Error {
+    let error = r.err(
+        span,
+        &format!("input `{path}` of task `{task_name}` does not exist and no task produces it"),
+    );
+    if let Some(task) = graph.task(path) {
+        let outputs: Vec<String> = task
+            .outputs
+            .iter()
+            .map(|o| format!("\"{}\"", o.path))
+            .collect();
+        return error.hint(format!(
+            "`{path}` is a task, not a file: to run after it, write after = [\"{path}\"]; to read what it writes, name its outputs: inputs = [{}]",
+            outputs.join(", ")
+        ));
+    }
+    let near = crate::model::source::closest(path, graph.producers.keys().map(String::as_str));
+    match near {
+        Some(near) => error.hint(format!(
+            "did you mean `{near}`, which task `{}` produces?",
+            graph[graph.producers[near]].name
+        )),
+        None => error.hint(format!(
+            "create {path} in {}, or add a task with `outputs = [\"{path}\"]`",
+            r.run_dir.root().display()
+        )),
+    }
 }
 
 /// The refusal of a source input at `path` that is not a regular file.

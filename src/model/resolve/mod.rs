@@ -387,10 +387,7 @@ impl Graph {
                     "unknown model `{m}` ({})",
                     graph.advice.hint(&Trouble::ModelOverride { from: *from })
                 ))
-                .hint(format!(
-                    "models are: {}",
-                    models::names(&resolver.model_index)
-                )));
+                .hint(models::unknown_hint(m, &resolver.model_index)));
             }
         }
         // Pass 2 at once for every table, then each task added in order
