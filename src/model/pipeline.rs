@@ -14,8 +14,8 @@ use toml::Spanned;
 
 use super::advice::{Advice, Trouble};
 use super::limits::{self, ReadError};
+use super::source::text_of;
 pub use super::source::Source;
-use super::source::{shape_error, text_of};
 use crate::error::{Error, Result};
 
 /// The whole file.
@@ -296,45 +296,7 @@ impl Pipeline {
         };
         let def = match parsed {
             Ok(def) => def,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let raw = e.message().trim_end();
-                let shape = raw.starts_with("invalid type: ") || raw.starts_with("invalid length ");
-                let (message, shape_hint) = if shape
-                    && text.get(span.start..).is_some_and(|t| t.starts_with("[["))
-                {
-                    // serde sees the array `[[x]]` makes from where it
-                    // wanted the one table `[x]` is.
-                    (
-                        "`[[...]]` makes an array of tables, and this takes one table".to_string(),
-                        Some("write the header with one pair of brackets, such as [tasks.NAME]"),
-                    )
-                } else {
-                    shape_error(raw)
-                };
-                let source = Source {
-                    display: &display,
-                    text: &text,
-                };
-                let hint = if text.contains('\0') {
-                    advice.hint(&Trouble::Binary)
-                } else if let Some(hint) = shape_hint {
-                    hint.to_string()
-                } else if message.starts_with("unknown field") {
-                    "see docs/pipeline.md for every key a pipeline file may hold".to_string()
-                } else if ["invalid type", "invalid value", "missing field"]
-                    .iter()
-                    .any(|p| message.starts_with(p))
-                {
-                    "fix the value at the marked position: docs/pipeline.md gives every key's type"
-                        .to_string()
-                } else {
-                    "fix the TOML syntax at the marked position".to_string()
-                };
-                let error = Error::pipeline(source.diagnostic(span, &message));
-                let near = unknown_field(&message);
-                return Err(super::source::did_you_mean(error, near.as_deref()).hint(hint));
-            }
+            Err(e) => return Err(super::source::parse_error(&e, &text, &display, advice)),
         };
         Ok(Pipeline {
             path,
@@ -458,16 +420,6 @@ fn seconds_at_most(text: &str) -> u64 {
 /// The longest timeout accepted: long enough for any run, short enough that
 /// a deadline computed from it never overflows.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// The closest expected key to the one serde calls unknown
-/// (``unknown field `comand`, expected one of `inputs`, `command`, ...``),
-/// when close enough to be a typo of it.
-fn unknown_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (field, expected) = rest.split_once('`')?;
-    let names = expected.split('`').skip(1).step_by(2);
-    super::source::closest(field, names).map(str::to_string)
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,10 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
 //! the line (a window of a long one, control characters made visible) and
 //! a caret under the span; the refusal of a file that is not UTF-8; and
-//! serde's words for a value of the wrong shape, in the pipeline's terms;
-//! and the closest name to a mistyped one (a key, a task).
+//! serde's words for a value of the wrong shape, in the pipeline's terms
+//! (a whole refusal of a file toml or serde could not read: a duplicate
+//! key named, the closest key to an unknown one); and the closest name to
+//! a mistyped one (a key, a task, a model, an output).
 
 use std::ops::Range;
 
@@ -240,4 +242,77 @@ pub fn did_you_mean(error: Error, near: Option<&str>) -> Error {
         Some(near) => error.hint(format!("did you mean `{near}`?")),
         None => error,
     }
+}
+
+/// The error of a pipeline file toml or serde could not read, in a
+/// pipeline author's words: what and where (`file:line:col`, the key a
+/// duplicate names), and what to do (the closest key to an unknown one).
+pub(super) fn parse_error(
+    e: &toml::de::Error,
+    text: &str,
+    display: &str,
+    advice: &Advice,
+) -> Error {
+    let span = e.span().unwrap_or(0..0);
+    let raw = e.message().trim_end();
+    let shape = raw.starts_with("invalid type: ") || raw.starts_with("invalid length ");
+    let (message, shape_hint) =
+        if shape && text.get(span.start..).is_some_and(|t| t.starts_with("[[")) {
+            // serde sees the array `[[x]]` makes from where it
+            // wanted the one table `[x]` is.
+            (
+                "`[[...]]` makes an array of tables, and this takes one table".to_string(),
+                Some("write the header with one pair of brackets, such as [tasks.NAME]"),
+            )
+        } else {
+            shape_error(raw)
+        };
+    // toml says `duplicate key` and marks it: named, with what to do (a
+    // table given twice is the likelier slip).
+    let (message, duplicate) = match text.get(span.clone()) {
+        Some(key) if message == "duplicate key" && !key.trim().is_empty() => {
+            let key = key.trim();
+            let line_start = text[..span.start].rfind('\n').map_or(0, |at| at + 1);
+            let line = text[line_start..].lines().next().unwrap_or("").trim();
+            let hint = match line.strip_prefix('[') {
+                Some(header) => format!(
+                    "the table [{}] is given twice: merge the two into one (a task's keys go under one [tasks.NAME] header)",
+                    header.split(']').next().unwrap_or(key).trim()
+                ),
+                None => format!("`{key}` is given twice in this table: keep one"),
+            };
+            (format!("duplicate key `{key}`"), Some(hint))
+        }
+        _ => (message, None),
+    };
+    let source = Source { display, text };
+    let hint = if let Some(hint) = duplicate {
+        hint
+    } else if text.contains('\0') {
+        advice.hint(&Trouble::Binary)
+    } else if let Some(hint) = shape_hint {
+        hint.to_string()
+    } else if message.starts_with("unknown field") {
+        "see docs/pipeline.md for every key a pipeline file may hold".to_string()
+    } else if ["invalid type", "invalid value", "missing field"]
+        .iter()
+        .any(|p| message.starts_with(p))
+    {
+        "fix the value at the marked position: docs/pipeline.md gives every key's type".to_string()
+    } else {
+        "fix the TOML syntax at the marked position".to_string()
+    };
+    let error = Error::pipeline(source.diagnostic(span, &message));
+    let near = unknown_field(&message);
+    did_you_mean(error, near.as_deref()).hint(hint)
+}
+
+/// The closest expected key to the one serde calls unknown
+/// (``unknown field `comand`, expected one of `inputs`, `command`, ...``),
+/// when close enough to be a typo of it.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let names = expected.split('`').skip(1).step_by(2);
+    closest(field, names).map(str::to_string)
 }

@@ -25,6 +25,26 @@ fn toml_syntax_error() {
     );
 }
 
+/// toml's `duplicate key` named no key: the key is named, and a table
+/// given twice (the likelier slip) is told apart from a key given twice.
+#[test]
+fn a_duplicate_key_is_named() {
+    refused(
+        "[tasks.a]\ncommand = \"true\"\noutputs = [\"x\"]\n[tasks.a]\ncommand = \"false\"\n",
+        "4:8",
+        "duplicate key `a`",
+    )
+    .build()
+    .stderr_has("hint: the table [tasks.a] is given twice: merge the two into one");
+    refused(
+        "[tasks.a]\ncommand = \"true\"\ncommand = \"x\"\noutputs = [\"x\"]\n",
+        "3:1",
+        "duplicate key `command`",
+    )
+    .build()
+    .stderr_has("hint: `command` is given twice in this table: keep one\n");
+}
+
 #[test]
 fn unknown_key() {
     refused(
