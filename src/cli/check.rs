@@ -53,7 +53,19 @@ pub fn check(cli: &Cli, ctx: &Context, args: &CheckArgs, printer: &Printer) -> R
         printer.data(&line);
     }
     if rechecked.is_empty() {
-        printer.note("no done task has a check, a judge, a min_bytes above 0 or a JSON answer");
+        // Nothing to check: no task has anything to check, or none that
+        // has is done yet (a task named is checked whatever its state).
+        let checked =
+            |t: &crate::model::Task| t.checks.any() || crate::exec::recheck::answers_json(t);
+        let note = if !session.graph.tasks().any(checked) {
+            "no task has a check, a judge, a min_bytes above 0 or a JSON answer".to_string()
+        } else {
+            format!(
+                "no task with a check, a judge, a min_bytes above 0 or a JSON answer is done yet: build first ({}), then check what it made",
+                session.advice().command("build")
+            )
+        };
+        printer.note(&note);
     }
     if stopped || interrupt.requested() {
         return Err(Error::Interrupted);

@@ -120,6 +120,6 @@ pub fn recheck(
 
 /// Whether `task` is a prompt task whose answer is JSON (`format = "json"`
 /// or a `schema`): its output is checked as one.
-fn answers_json(task: &Task) -> bool {
+pub fn answers_json(task: &Task) -> bool {
     matches!(&task.action, Action::Prompt(spec) if spec.format == Format::Json)
 }

@@ -257,6 +257,11 @@ fn planexe_check_judges_the_current_outputs_and_changes_nothing() {
         "{}\n[tasks.w]\noutputs = [\"w.txt\"]\ncommand = \"echo w > w.txt\"\ncheck = \"echo thin >&2; exit 1\"\nseverity = \"warn\"\n\n[tasks.plain]\noutputs = [\"p.txt\"]\nmin_bytes = 0\ncommand = \"echo p > p.txt\"\n",
         judged("echo good > out.txt")
     ));
+    // Before any build: nothing is done yet, and it says so (it said no
+    // done task has a check, of tasks that have one).
+    p.run(&["check"]).ok().stderr_has(
+        "no task with a check, a judge, a min_bytes above 0 or a JSON answer is done yet: build first (planexe build), then check what it made",
+    );
     p.build().ok();
     let before = p.read(".planexe/tasks/t.status");
     p.run(&["check"])
