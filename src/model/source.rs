@@ -256,17 +256,26 @@ pub(super) fn parse_error(
     let span = e.span().unwrap_or(0..0);
     let raw = e.message().trim_end();
     let shape = raw.starts_with("invalid type: ") || raw.starts_with("invalid length ");
-    let (message, shape_hint) =
-        if shape && text.get(span.start..).is_some_and(|t| t.starts_with("[[")) {
-            // serde sees the array `[[x]]` makes from where it
-            // wanted the one table `[x]` is.
-            (
-                "`[[...]]` makes an array of tables, and this takes one table".to_string(),
-                Some("write the header with one pair of brackets, such as [tasks.NAME]"),
-            )
-        } else {
-            shape_error(raw)
-        };
+    let at = text.get(span.start..).unwrap_or("");
+    let (message, shape_hint) = if shape && at.starts_with("[[") {
+        // serde sees the array `[[x]]` makes from where it wanted the one
+        // table `[x]` is.
+        (
+            "`[[...]]` makes an array of tables, and this takes one table".to_string(),
+            Some("write the header with one pair of brackets, such as [tasks.NAME]"),
+        )
+    } else if shape
+        && raw.starts_with("invalid type: map, expected a sequence")
+        && at.starts_with('[')
+    {
+        // And the other way round: `[hooks]` where hooks are `[[hooks]]`.
+        (
+            "`[...]` makes one table, and this takes an array of tables".to_string(),
+            Some("write the header with two pairs of brackets, one for each entry, such as [[hooks]]"),
+        )
+    } else {
+        shape_error(raw)
+    };
     // toml says `duplicate key` and marks it: named, with what to do (a
     // table given twice is the likelier slip).
     let (message, duplicate) = match text.get(span.clone()) {

@@ -45,6 +45,19 @@ fn a_duplicate_key_is_named() {
     .stderr_has("hint: `command` is given twice in this table: keep one\n");
 }
 
+/// `[hooks]` where hooks are an array of tables was told to `write an
+/// array here, key = ["a", "b"]`.
+#[test]
+fn a_table_where_an_array_of_tables_belongs_says_to_double_the_brackets() {
+    refused(
+        "[tasks.a]\noutputs = [\"a\"]\ncommand = \"true\"\n[hooks]\ncommand = \"echo\"\n",
+        "4:1",
+        "`[...]` makes one table, and this takes an array of tables",
+    )
+    .build()
+    .stderr_has("hint: write the header with two pairs of brackets, one for each entry, such as [[hooks]]\n");
+}
+
 #[test]
 fn unknown_key() {
     refused(
