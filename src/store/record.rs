@@ -101,6 +101,9 @@ pub enum ErrorKind {
     Truncated,
     /// The answer outgrew the model's `max_answer_bytes`.
     TooLarge,
+    /// A content filter stopped the answer, or the model refused
+    /// (`finish_reason: "content_filter"`, `stop_reason: "refusal"`).
+    Refused,
     ContextOverflow,
     InvalidJson,
     Schema,
@@ -148,6 +151,7 @@ impl ErrorKind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Truncated => "truncated",
             ErrorKind::TooLarge => "too_large",
+            ErrorKind::Refused => "refused",
             ErrorKind::ContextOverflow => "context_overflow",
             ErrorKind::InvalidJson => "invalid_json",
             ErrorKind::Schema => "schema",

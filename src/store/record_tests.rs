@@ -9,6 +9,7 @@ fn error_kinds_keep_their_names_on_disk() {
         ErrorKind::MissingOutput,
         ErrorKind::BrokenStream,
         ErrorKind::Exit,
+        ErrorKind::Refused,
     ] {
         let json = serde_json::to_string(&kind).unwrap();
         assert_eq!(json, format!("\"{}\"", kind.as_str()));
@@ -21,6 +22,9 @@ fn error_kinds_keep_their_names_on_disk() {
         "\"too_large\""
     );
     assert!(!ErrorKind::TooLarge.transient());
+    // A filter or a refusal at the same request would come again.
+    assert!(!ErrorKind::Refused.transient());
+    assert!(!ErrorKind::Refused.recoverable());
 }
 
 #[test]

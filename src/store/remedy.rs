@@ -57,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ContextOverflow => change("shorten the prompt or its inputs, or use a model with a larger context"),
             ErrorKind::Truncated => change("raise the model's max_tokens or ask for a shorter answer"),
             ErrorKind::TooLarge => change("raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)"),
+            ErrorKind::Refused => change("change the prompt or its inputs (a content filter or the model refused the answer), or ask another model (fallback)"),
             ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
                 change("fix the prompt or the schema first")
             }
@@ -112,6 +113,7 @@ impl ErrorKind {
             ErrorKind::ContextOverflow => change("shorten the judge's prompt (the outputs and inputs it quotes), or judge with a model with a larger context (`model` in the judge's table)"),
             ErrorKind::Truncated => change("a judge's max_tokens is planexe's: ask for a short reason in the judge's prompt, or judge with another model (`model` in the judge's table)"),
             ErrorKind::TooLarge => change("raise max_answer_bytes of the judge's model, or judge with another model (`model` in the judge's table)"),
+            ErrorKind::Refused => change("change the judge's prompt (the outputs and inputs it quotes), or judge with another model (`model` in the judge's table)"),
             ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {
                 change("a judge's schema is planexe's: make the judge's prompt ask for a score and a reason, or judge with a stronger model (`model` in the judge's table)")
             }

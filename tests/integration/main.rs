@@ -31,6 +31,7 @@ mod library;
 mod llm;
 mod llm_bounds;
 mod llm_calls;
+mod llm_ends;
 mod llm_extract;
 mod lock_queue;
 mod lock_wait;

@@ -19,7 +19,8 @@ use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
 use super::recording::{self, Replayed};
 use super::tokens::{cost, Tokens};
-use super::{answer, CallProgress, Llm, PromptResult, Stop};
+use super::verdict::Failure;
+use super::{CallProgress, Llm, PromptResult, Stop};
 use crate::model::judge;
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
@@ -190,32 +191,7 @@ impl Llm<'_> {
             };
             let duration_ms = started.elapsed().as_millis() as u64;
 
-            // Judge the call.
-            let failure: Failure = match &outcome {
-                Err(e) => Failure::Call(e.clone()),
-                // A JSON answer cut off in the chatter after a complete
-                // value is taken; one cut off inside it is re-asked.
-                Ok(ok) if ok.truncated() && spec.format == Format::Json => {
-                    match answer::judge_cut(
-                        &ok.answer.text,
-                        &answer::Expect::of(spec),
-                        ok.answer.usage.completion_tokens,
-                    ) {
-                        Ok(text) => Failure::None(self.scrub(&text)),
-                        Err(rejection) => Failure::Answer(rejection),
-                    }
-                }
-                Ok(ok) if ok.truncated() => Failure::Call(CallError::new(
-                    ErrorKind::Truncated,
-                    answer::cut_off(ok.answer.usage.completion_tokens, spec.judge),
-                )),
-                Ok(ok) => match answer::judge(&ok.answer.text, &answer::Expect::of(spec)) {
-                    // Again after judging: parsing JSON undoes escapes
-                    // (`\/`, `\u0073`) that could hide a secret.
-                    Ok(text) => Failure::None(self.scrub(&text)),
-                    Err(rejection) => Failure::Answer(rejection),
-                },
-            };
+            let failure = self.verdict(&outcome, spec, model.provider);
             if let Ok(ok) = &outcome {
                 self.ledger.raw(
                     self.run_dir,
@@ -536,12 +512,6 @@ impl Llm<'_> {
             }
         }
     }
-}
-
-enum Failure {
-    None(String),
-    Call(CallError),
-    Answer(answer::Rejection),
 }
 
 /// How a call in flight ended: with a result, or given up on.

@@ -19,6 +19,7 @@ pub use backoff::Backoff;
 pub mod call;
 pub mod extract;
 mod fault;
+mod finish;
 mod judging;
 pub use judging::{rejection, Refused};
 pub mod limits;
@@ -27,6 +28,7 @@ pub mod recording;
 mod reported;
 mod sse;
 mod tokens;
+mod verdict;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};

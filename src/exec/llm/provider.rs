@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 
 use serde_json::{json, Value};
 
+use super::finish::finish_of;
+
 use crate::model::models::{ModelConfig, Provider, Structured, DEFAULT_ANTHROPIC_MAX_TOKENS};
 use crate::store::untrusted::printable;
 
@@ -23,16 +25,7 @@ pub struct Message {
     pub content: String,
 }
 
-/// How an answer ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
-    /// The model finished its answer.
-    Stop,
-    /// The token limit cut it off.
-    Length,
-    /// Any other reason the server named (content filter, tool call...).
-    Other(String),
-}
+pub use super::finish::Finish;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -209,13 +202,11 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-fn finish_of(provider: Provider, reason: &str) -> Finish {
-    match (provider, reason) {
-        (Provider::OpenAi, "stop") | (Provider::Anthropic, "end_turn" | "stop_sequence") => {
-            Finish::Stop
-        }
-        (Provider::OpenAi, "length") | (Provider::Anthropic, "max_tokens") => Finish::Length,
-        (_, other) => Finish::Other(other.to_string()),
+/// The field that names how an answer ended, in `provider`'s responses.
+pub fn finish_field(provider: Provider) -> &'static str {
+    match provider {
+        Provider::OpenAi => "finish_reason",
+        Provider::Anthropic => "stop_reason",
     }
 }
 
@@ -241,7 +232,7 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
             };
             let reasoning = openai_reasoning(choice.get("message")).to_string();
             let finish = match choice.get("finish_reason").and_then(Value::as_str) {
-                Some(r) => finish_of(provider, r),
+                Some(r) => finish_of(r),
                 None => return Err("the response has no `finish_reason`".into()),
             };
             Ok(Answer {
@@ -272,7 +263,7 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 .filter_map(|b| b.get("thinking").and_then(Value::as_str))
                 .collect();
             let finish = match body.get("stop_reason").and_then(Value::as_str) {
-                Some(r) => finish_of(provider, r),
+                Some(r) => finish_of(r),
                 None => return Err("the response has no `stop_reason`".into()),
             };
             Ok(Answer {
@@ -445,8 +436,11 @@ impl Stream {
                         self.reasoning.push_str(piece);
                         self.deltas += 1;
                     }
-                    if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
-                        self.finish = Some(finish_of(provider, r));
+                    // An empty reason (some servers send one in every
+                    // event) never hides the one that came before it.
+                    let reason = choice.get("finish_reason").and_then(Value::as_str);
+                    if let Some(r) = reason.filter(|r| !r.is_empty() || self.finish.is_none()) {
+                        self.finish = Some(finish_of(r));
                     }
                 }
                 if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
@@ -478,7 +472,7 @@ impl Stream {
                 }
                 Some("message_delta") => {
                     if let Some(r) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                        self.finish = Some(finish_of(provider, r));
+                        self.finish = Some(finish_of(r));
                     }
                     if let Some(n) = value
                         .pointer("/usage/output_tokens")
