@@ -393,6 +393,11 @@ pub struct AttemptRecord {
     /// A judge's call that scored: the score it gave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// Nothing of this call's response is in `.planexe/raw/`: none came
+    /// back (or an interrupt or the task's timeout ended the call first),
+    /// and the file, if any, is an earlier call's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_response: bool,
 }
 
 impl AttemptRecord {
@@ -414,6 +419,7 @@ impl AttemptRecord {
             error_id,
             judge: false,
             score: None,
+            no_response: false,
         }
     }
 }

@@ -33,6 +33,7 @@ mod llm_bounds;
 mod llm_calls;
 mod llm_ends;
 mod llm_extract;
+mod llm_raw;
 mod lock_queue;
 mod lock_wait;
 mod makefile;

@@ -12,17 +12,19 @@ use crate::store::{AttemptRecord, ErrorKind, Recorded, TaskError};
 pub(super) fn details(session: &Session, task: &Task) -> String {
     let name = &task.name;
     let run_dir = &session.run_dir;
-    let (error, refused, missed, called, replay) = match session.store.recorded(run_dir, name) {
-        Recorded::Failed(s) => (
-            s.error.clone(),
-            s.judge.as_ref().is_some_and(|j| !j.passed),
-            missed(&s.attempts),
-            !s.attempts.is_empty(),
-            s.replay_missed_by()
-                .and_then(|m| session.graph.replay_missed(m)),
-        ),
-        _ => (None, false, "its request".to_string(), true, None),
-    };
+    let (error, refused, missed, called, replay, unkept) =
+        match session.store.recorded(run_dir, name) {
+            Recorded::Failed(s) => (
+                s.error.clone(),
+                s.judge.as_ref().is_some_and(|j| !j.passed),
+                missed(&s.attempts),
+                !s.attempts.is_empty(),
+                s.replay_missed_by()
+                    .and_then(|m| session.graph.replay_missed(m)),
+                s.attempts.last().is_some_and(|a| a.no_response),
+            ),
+            _ => (None, false, "its request".to_string(), true, None, false),
+        };
     let kind = error.as_ref().map(|e| e.kind);
     match &task.action {
         Action::Expand(list) => format!("{name} could not expand its list {list}"),
@@ -82,16 +84,26 @@ pub(super) fn details(session: &Session, task: &Task) -> String {
             run_dir.show(&run_dir.failures_path())
         ),
         // What to change first, when its kind says (a context too small,
-        // a schema that lets the model run on), then where to look.
+        // a schema that lets the model run on), then where to look: the
+        // last response, when the last call left one (else `raw/` holds
+        // an earlier call's, or nothing).
         Action::Prompt(_) => format!(
-            "{}every failed call of {name} is in {}, the last response in {}",
+            "{}every failed call of {name} is in {}{}",
             error
                 .as_ref()
                 .and_then(|e| first_step(session, e))
                 .map(|step| format!("{step}; "))
                 .unwrap_or_default(),
             run_dir.show(&run_dir.failures_path()),
-            run_dir.show(&run_dir.raw_path(name))
+            if unkept {
+                "; no response of its last call is kept (none came back before it ended)"
+                    .to_string()
+            } else {
+                format!(
+                    ", the last response in {}",
+                    run_dir.show(&run_dir.raw_path(name))
+                )
+            }
         ),
     }
 }

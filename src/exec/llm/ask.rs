@@ -154,26 +154,11 @@ impl Llm<'_> {
                     if spec.format == Format::Json {
                         prefilled(&mut ok.answer.text, model.prefill.as_deref());
                     }
-                    let text = self.scrub(&ok.answer.text);
-                    let reasoning = self.scrub(&ok.answer.reasoning);
-                    let carried = text != ok.answer.text || reasoning != ok.answer.reasoning;
-                    if carried && ok.raw.get("stream") == Some(&true.into()) {
-                        // A secret split across events is in none of them
-                        // whole, so no scrubbing of the events finds it.
-                        ok.raw = serde_json::json!({
-                            "stream": true,
-                            "text": text,
-                            "reasoning": reasoning,
-                            "events": "left out: the answer carried a secret",
-                        });
-                    }
-                    ok.answer.text = text;
-                    ok.answer.reasoning = reasoning;
+                    self.scrub_ok(&mut ok);
                     Ok(ok)
                 }
                 Ended::Done(Err(mut e)) => {
-                    e.message = self.scrub(&e.message);
-                    e.raw = self.scrub(&e.raw);
+                    self.scrub_err(&mut e);
                     Err(e)
                 }
                 Ended::Interrupted => Err(CallError::new(
@@ -192,21 +177,7 @@ impl Llm<'_> {
             let duration_ms = started.elapsed().as_millis() as u64;
 
             let failure = self.verdict(&outcome, spec, model.provider);
-            if let Ok(ok) = &outcome {
-                self.ledger.raw(
-                    self.run_dir,
-                    task,
-                    &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "response": ok.raw}),
-                );
-            } else if let Some(e) = outcome.as_ref().err().filter(|e| e.answered()) {
-                // A call the server never answered (refused, reset, timed
-                // out before a byte) leaves the last response there.
-                self.ledger.raw(
-                    self.run_dir,
-                    task,
-                    &serde_json::json!({"model": model.name, "provider": model.provider.as_str(), "status": e.status, "error": e.raw}),
-                );
-            }
+            let kept = self.keep_raw(task, model, &outcome);
             let tokens = Tokens::of(&outcome, pieces, &messages, system);
             let cost = cost(model, tokens.prompt, tokens.completion);
             let usage = Usage {
@@ -254,14 +225,17 @@ impl Llm<'_> {
                     _ => None,
                 },
             });
-            result.attempts.push(AttemptRecord::call(
-                &model.name,
-                *attempt_no,
-                started_at,
-                duration_ms,
-                error_type.map_or("ok", ErrorKind::as_str),
-                error_id.clone(),
-            ));
+            result.attempts.push(AttemptRecord {
+                no_response: !kept,
+                ..AttemptRecord::call(
+                    &model.name,
+                    *attempt_no,
+                    started_at,
+                    duration_ms,
+                    error_type.map_or("ok", ErrorKind::as_str),
+                    error_id.clone(),
+                )
+            });
             let error_id = match failure {
                 Failure::None(text) => {
                     if let (Some(dir), Ok(ok)) = (plan.store, &outcome) {

@@ -6,6 +6,7 @@
 //! and a streamed answer's text and reasoning are each bounded while they
 //! are read, and past the bound the call fails as `too_large`.
 
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
-pub use super::fault::{wire_limit, CallError, CallOk, CallSpec};
+pub use super::fault::{wire_limit, CallError, CallOk, CallSpec, Partial};
 use super::provider;
 use super::reported::error_in_answer;
 use super::sse;
@@ -136,12 +137,17 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         // Bytes, not a string: a body that is not UTF-8 arrived whole, and
         // is a `bad_response` like any other body that is not JSON, not a
         // connection that broke while it was read.
-        let bytes = response
+        // Read here rather than by `read_to_vec`, which drops what came
+        // when it fails: a body cut short is kept for `.planexe/raw/`.
+        let mut bytes = Vec::new();
+        let read = response
             .body_mut()
             .with_config()
             .limit(limit)
-            .read_to_vec()
-            .map_err(|e| match e {
+            .reader()
+            .read_to_end(&mut bytes);
+        if let Err(e) = read {
+            let e = match ureq::Error::from(e) {
                 ureq::Error::BodyExceedsLimit(n) => too_large(
                     spec,
                     Size::Wire,
@@ -149,7 +155,12 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                     "; the rest was not read",
                 ),
                 e => transport_error(e, true, spec),
-            })?;
+            };
+            return Err(CallError {
+                response: Some(cut_short(status, &bytes)),
+                ..e
+            });
+        }
         let bad = |message: String, body: &str| CallError {
             status: Some(status),
             raw: provider::truncate(body, 2048).to_string(),
@@ -202,6 +213,27 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         Ok(CallOk { answer, raw: value })
     }
 }
+
+/// What `.planexe/raw/` keeps of a body that was cut short (or outgrew
+/// its bound): the bytes that came, as text, up to the bound a stream's
+/// first events have.
+fn cut_short(status: u16, bytes: &[u8]) -> Box<Partial> {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(PARTIAL_BODY_BYTES)]);
+    let mut raw =
+        serde_json::json!({ "status": status, "body": text, "received_bytes": bytes.len() });
+    if bytes.len() > PARTIAL_BODY_BYTES {
+        raw["omitted_bytes"] = serde_json::json!(bytes.len() - PARTIAL_BODY_BYTES);
+    }
+    // One string, scrubbed whole where it is written: no text apart.
+    Box::new(Partial {
+        raw,
+        text: String::new(),
+        reasoning: String::new(),
+    })
+}
+
+/// How much of a body cut short `.planexe/raw/` keeps.
+const PARTIAL_BODY_BYTES: usize = 256 * 1024;
 
 /// The names the server lists at `GET {base_url}/models` (OpenAI and
 /// Anthropic both answer `{"data": [{"id": ...}]}`; Ollama's `/api/tags`

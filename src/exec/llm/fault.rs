@@ -46,6 +46,20 @@ pub struct CallError {
     /// What it says of its cause beyond its kind, for the advice given
     /// when the model is given up on ([`advice`]).
     pub cause: Cause,
+    /// What came back before the call failed (a stream's first events, a
+    /// body cut short), for `.planexe/raw/`: none when nothing did.
+    pub response: Option<Box<Partial>>,
+}
+
+/// The part of a response that came before its call failed.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    /// As `.planexe/raw/` keeps a response: a stream's events, a body.
+    pub raw: Value,
+    /// The answer's text and reasoning so far (a stream's), to scrub the
+    /// events of a secret split across them.
+    pub text: String,
+    pub reasoning: String,
 }
 
 /// What a failed call says of its cause beyond its [`ErrorKind`].
@@ -70,13 +84,15 @@ impl CallError {
             raw: String::new(),
             usage: provider::Usage::default(),
             cause: Cause::Other,
+            response: None,
         }
     }
 
-    /// Whether the server said anything: a status or a body. A call
-    /// refused, reset or timed out before a byte came back did not.
+    /// Whether the server said anything: a status, a body or the start
+    /// of one. A call refused, reset or timed out before a byte came back
+    /// did not.
     pub fn answered(&self) -> bool {
-        self.status.is_some() || !self.raw.is_empty()
+        self.status.is_some() || !self.raw.is_empty() || self.response.is_some()
     }
 
     fn caused(self, cause: Cause) -> CallError {
@@ -289,6 +305,7 @@ pub(super) fn status_error(status: u16, body: &str, retry_after: Option<Duration
         raw: provider::truncate(body, 2048).to_string(),
         usage: provider::Usage::default(),
         cause: Cause::Other,
+        response: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod extract;
 mod fault;
 mod finish;
 mod judging;
+mod kept;
 pub use judging::{rejection, Refused};
 pub mod limits;
 pub mod provider;

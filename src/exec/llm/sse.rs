@@ -13,7 +13,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::fault::{too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Size};
+use super::fault::{
+    too_large, transport_io_error, wire_limit, CallError, CallOk, CallSpec, Partial, Size,
+};
 use super::provider::{self, Answer, Stream};
 use super::reported::reported_kind;
 use super::CallProgress;
@@ -92,6 +94,7 @@ pub(super) fn read_stream(
     let mut stream = Stream::default();
     read_events(reader, spec, pieces, &mut stream).map_err(|mut e| {
         e.usage = stream.usage;
+        e.response = Some(partial(&mut stream));
         if e.kind == ErrorKind::BadResponse {
             e.status = Some(status);
         }
@@ -104,6 +107,7 @@ pub(super) fn read_stream(
     let Some(finish) = stream.finish.clone() else {
         return Err(CallError {
             usage: stream.usage,
+            response: Some(partial(&mut stream)),
             ..CallError::new(
                 ErrorKind::BrokenStream,
                 format!(
@@ -113,13 +117,7 @@ pub(super) fn read_stream(
             )
         });
     };
-    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
-    if stream.omitted > 0 {
-        raw["omitted_events"] = serde_json::json!(stream.omitted);
-    }
-    if !stream.reasoning.is_empty() {
-        raw["reasoning"] = serde_json::json!(stream.reasoning);
-    }
+    let raw = kept(&mut stream);
     Ok(CallOk {
         answer: Answer {
             text: stream.text,
@@ -128,6 +126,28 @@ pub(super) fn read_stream(
             usage: stream.usage,
         },
         raw,
+    })
+}
+
+/// What `.planexe/raw/` keeps of a stream: its first events and its last
+/// ones (see [`Stream::raw_events`]), and the reasoning it carried.
+fn kept(stream: &mut Stream) -> serde_json::Value {
+    let mut raw = serde_json::json!({ "stream": true, "events": stream.raw_events() });
+    if stream.omitted > 0 {
+        raw["omitted_events"] = serde_json::json!(stream.omitted);
+    }
+    if !stream.reasoning.is_empty() {
+        raw["reasoning"] = serde_json::json!(stream.reasoning);
+    }
+    raw
+}
+
+/// What came of a stream that failed, kept as a whole one is.
+fn partial(stream: &mut Stream) -> Box<Partial> {
+    Box::new(Partial {
+        raw: kept(stream),
+        text: std::mem::take(&mut stream.text),
+        reasoning: std::mem::take(&mut stream.reasoning),
     })
 }
 
