@@ -34,6 +34,7 @@ mod llm_calls;
 mod llm_ends;
 mod llm_extract;
 mod llm_raw;
+mod llm_redirect;
 mod lock_queue;
 mod lock_wait;
 mod makefile;

@@ -19,6 +19,7 @@ use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use super::fault::{status_error, too_large, transport_error, Size, ERROR_BODY_LIMIT};
 pub use super::fault::{wire_limit, CallError, CallOk, CallSpec, Partial};
 use super::provider;
+use super::redirect::redirected;
 use super::reported::error_in_answer;
 use super::sse;
 pub use super::sse::Pieces;
@@ -88,6 +89,9 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         .post(&spec.url)
         .config()
         .timeout_global(Some(spec.timeout))
+        // A POST redirected elsewhere would be sent again as a GET (301,
+        // 302, 303), or lost: the redirect is told as it is (`redirected`).
+        .max_redirects(0)
         .timeout_per_read(if spec.stream {
             Some(spec.idle_timeout)
         } else {
@@ -101,6 +105,13 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         .send(spec.body.as_str())
         .map_err(|e| transport_error(e, false, spec))?;
     let status = response.status().as_u16();
+    if (300..400).contains(&status) {
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        return Err(redirected(status, location.as_deref(), spec));
+    }
     if !(200..300).contains(&status) {
         let retry_after = response
             .headers()

@@ -26,6 +26,7 @@ pub use judging::{rejection, Refused};
 pub mod limits;
 pub mod provider;
 pub mod recording;
+mod redirect;
 mod reported;
 mod sse;
 mod tokens;
