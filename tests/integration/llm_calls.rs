@@ -432,6 +432,51 @@ fn a_model_the_server_does_not_know_is_named_with_what_it_lists() {
     assert_eq!(requests[1].path, "/v1/models");
 }
 
+/// A 404 from a server whose `/models` lists the model said it `does not
+/// know the model 'smollm2'; it lists: smollm2, other`: the message
+/// contradicted itself. Listed, the model is there, and the endpoint (or
+/// the provider) is the likelier fault; an answer of HTTP 200 reporting
+/// `not_found` says the model is listed yet not served.
+#[test]
+fn a_404_for_a_model_the_server_lists_blames_the_endpoint_not_the_model() {
+    let listing = || {
+        json(
+            200,
+            serde_json::json!({"data": [{"id": "local-model"}, {"id": "other"}]}),
+        )
+    };
+    let server = Server::start();
+    server.script([
+        json(
+            404,
+            serde_json::json!({"error": {"message": "no such route"}}),
+        ),
+        listing(),
+    ]);
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    let run = p.build();
+    run.code(1).stderr_has(&format!(
+        "; the server at {0}/v1 lists the model `local-model` (GET {0}/v1/models), but {0}/v1/chat/completions answered HTTP 404: the base_url's path, or the provider (\"openai\"), is the likelier fault",
+        server.url
+    ));
+    assert!(!run.stderr.contains("does not know"), "{}", run.stderr);
+
+    let server = Server::start();
+    server.script([
+        json(
+            200,
+            serde_json::json!({"error": {"type": "not_found", "message": "model 'local-model' not found"}}),
+        ),
+        listing(),
+    ]);
+    let p = project(&model(&server, "local", "stream = false"), ASK);
+    let run = p.build();
+    run.code(1).stderr_has(
+        "lists the model `local-model` (GET ",
+    ).stderr_has("but its answer says it was not found: it may not be loaded, or be served under another name");
+    assert!(!run.stderr.contains("does not know"), "{}", run.stderr);
+}
+
 /// A base_url without `/v1` (Ollama's and LM Studio's APIs are under it)
 /// found a 404 for every path, and planexe said only that the server does
 /// not know the model. With nothing listed either, it now says what to

@@ -344,7 +344,9 @@ impl Llm<'_> {
                             message.push_str(" (asked twice)");
                         }
                         match e.kind {
-                            ErrorKind::NotFound => message.push_str(&self.not_found(model, m)),
+                            ErrorKind::NotFound => {
+                                message.push_str(&self.not_found(model, m, e.status))
+                            }
                             _ => message.push_str(&fault::advice(&e, model)),
                         }
                         return Err(Stop::Failed {
@@ -381,9 +383,12 @@ impl Llm<'_> {
         }
     }
 
-    /// What a 404 says about the model: its name, and the names the server
-    /// lists when it answers `/models`.
-    fn not_found(&self, model: &ModelConfig, m: usize) -> String {
+    /// What a 404 (or an answer reporting `not_found`, with its `status`)
+    /// says about the model: its name, and the names the server lists when
+    /// it answers `/models`. A server that lists the model knows it: then
+    /// the endpoint is the likelier fault (a 404), or the model is there
+    /// but not served (an error the answer reports).
+    fn not_found(&self, model: &ModelConfig, m: usize, status: Option<u16>) -> String {
         let listed = call::list_models(
             &self.agent,
             &model.base_url,
@@ -394,6 +399,20 @@ impl Llm<'_> {
             .map(|n| printable(&self.scrub(n)).into_owned())
             .collect();
         let base = model.base_url.trim_end_matches('/');
+        if listed.contains(&model.model) {
+            let why = match status {
+                Some(404) => format!(
+                    "but {} answered HTTP 404: the base_url's path, or the provider (\"{}\"), is the likelier fault",
+                    provider::endpoint(model),
+                    model.provider.as_str()
+                ),
+                _ => "but its answer says it was not found: it may not be loaded, or be served under another name".to_string(),
+            };
+            return format!(
+                "; the server at {} lists the model `{}` (GET {base}/models), {why}",
+                model.base_url, model.model
+            );
+        }
         let more = if !listed.is_empty() {
             format!("; it lists: {}", listed.join(", "))
         } else if !base.ends_with("/v1") {
