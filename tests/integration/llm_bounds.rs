@@ -589,3 +589,43 @@ system = \"Config: {{ inputs['dump.txt'] }}\"\nprompt = \"Summarize {{ inputs['d
         Some(&*format!("Bearer {KEY}"))
     );
 }
+
+/// An error body past the 64 KiB read of it was dropped whole: a 400
+/// with a 70,000-character message, or a 70 KB HTML page, said only
+/// `bad_request: HTTP 400`, with `raw_error: ""`. Its first bytes are
+/// kept now, as for a shorter body.
+#[test]
+fn an_error_body_past_its_bound_keeps_its_first_bytes() {
+    let long = format!("too long: {}", "y".repeat(70_000));
+    let html = format!(
+        "<html><body><h1>Bad gateway config</h1>{}</body></html>",
+        "<p>filler</p>".repeat(6_000)
+    );
+    for (body, content_type, said) in [
+        (
+            serde_json::json!({"error": {"message": long, "type": "invalid_request_error"}})
+                .to_string(),
+            "application/json",
+            "bad_request: HTTP 400: {\"error\":{\"message\":\"too long: yyy",
+        ),
+        (
+            html,
+            "text/html",
+            "bad_request: HTTP 400: <html><body><h1>Bad gateway config</h1>",
+        ),
+    ] {
+        assert!(body.len() > 70_000);
+        let server = Server::start();
+        server.default_reply(Reply::Bytes {
+            status: 400,
+            content_type: content_type.into(),
+            body: body.clone().into_bytes(),
+        });
+        let p = project(&model(&server, "local", "stream = false"), ASK);
+        p.build().code(1).stderr_has(said);
+        let failure = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+        let raw = failure["raw_error"].as_str().unwrap();
+        assert_eq!(raw.len(), 2048, "{failure}");
+        assert!(body.starts_with(raw), "{raw}");
+    }
+}

@@ -118,13 +118,16 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        // What is not UTF-8 in it is replaced, not the body dropped.
-        let body = response
+        // Its first bytes, up to the bound, whatever its length (a limit
+        // of ureq's would refuse a longer body whole) and however its
+        // reading ends; what is not UTF-8 in it is replaced, not the body
+        // dropped.
+        let mut body = Vec::new();
+        let _ = response
             .body_mut()
-            .with_config()
-            .limit(ERROR_BODY_LIMIT)
-            .read_to_vec()
-            .unwrap_or_default();
+            .as_reader()
+            .take(ERROR_BODY_LIMIT)
+            .read_to_end(&mut body);
         let body = String::from_utf8_lossy(&body);
         return Err(status_error(status, &body, retry_after));
     }
