@@ -143,13 +143,27 @@ impl ErrorKind {
     }
 }
 
+/// What a runaway generation's message (planexe's own words) says when the
+/// task's own `timeout` expired on it, not the model's.
+const TASKS_TIMEOUT_EXPIRED: &str = "when the task's timeout (";
+
 impl TaskError {
-    /// What to do about it ([`ErrorKind::remedy_of`]). A failure of a
-    /// kind that needs a change, recoverable all the same (a chain of
-    /// models whose last failed for good after an earlier one failed in a
-    /// way that may clear): build again first, then the change if it
-    /// fails again.
+    /// What to do about it ([`ErrorKind::remedy_of`]). For a runaway
+    /// generation the task's own `timeout` ended, that timeout rather than
+    /// the model's, as its message says. A failure of a kind that needs a
+    /// change, recoverable all the same (a chain of models whose last
+    /// failed for good after an earlier one failed in a way that may
+    /// clear): build again first, then the change if it fails again.
     pub fn remedy(&self) -> Remedy {
+        if self.kind == ErrorKind::Runaway
+            && !self.judge
+            && self.message.contains(TASKS_TIMEOUT_EXPIRED)
+        {
+            return Remedy {
+                change: Some("bound the schema (maxItems, maxLength), lower max_tokens, or raise the task's timeout"),
+                then: Then::Nothing,
+            };
+        }
         let remedy = self.kind.remedy_of(self.recoverable, self.judge);
         let chain = self.recoverable && !self.kind.recoverable() && self.kind != ErrorKind::Signal;
         match remedy.change {

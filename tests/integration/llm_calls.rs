@@ -533,6 +533,38 @@ fn a_call_cut_short_by_the_tasks_timeout_says_it_was_the_tasks() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// A runaway the task's own timeout ended said `...or raise the task's
+/// timeout`, and its hint `...or raise the model's timeout` (60s, never
+/// reached). The hint names the timeout that fired.
+#[test]
+fn a_runaway_on_the_tasks_timeout_hints_at_the_tasks_timeout() {
+    let server = Server::start();
+    server.default_reply(trickle());
+    let p = project(
+        &model(&server, "local", "timeout = \"60s\"\ntemperature = 0"),
+        "[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"Plan it\"\ntimeout = \"2s\"\n",
+    );
+    let run = p.build();
+    run.code(1)
+        .stderr_has("or raise the task's timeout (error_id")
+        .stderr_has("hint: bound the schema (maxItems, maxLength), lower max_tokens, or raise the task's timeout; ");
+    assert!(
+        !run.stderr.contains("the model's timeout"),
+        "{}",
+        run.stderr
+    );
+    // The model's own timeout still hints at the model's.
+    let server = Server::start();
+    server.default_reply(trickle());
+    let p = project(
+        &model(&server, "local", "timeout = \"1s\"\ntemperature = 0"),
+        ASK,
+    );
+    p.build()
+        .code(1)
+        .stderr_has("hint: bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout; ");
+}
+
 #[test]
 fn status_shows_a_running_call_as_it_is_and_a_stop_as_stopped() {
     let server = Server::start();
