@@ -435,6 +435,9 @@ fn truncation_and_context_overflow_are_permanent() {
         "a truncated answer is never a result"
     );
     assert_eq!(server.requests().len(), 1);
+    // The rejected answer is kept, as a JSON answer's is (it was null).
+    let failure = p.jsonl(".planexe/failures.jsonl").pop().unwrap();
+    assert_eq!(failure["raw_error"], "The plan is", "{failure}");
 
     let server = Server::start();
     server.script([json(

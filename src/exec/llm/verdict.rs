@@ -44,10 +44,14 @@ impl Llm<'_> {
             // is taken; one cut off inside it is re-asked.
             answer::judge_cut(&ok.answer.text, &expect, ok.answer.usage.completion_tokens)
         } else if ok.truncated() {
-            return Failure::Call(CallError::new(
-                ErrorKind::Truncated,
-                answer::cut_off(ok.answer.usage.completion_tokens, spec.judge),
-            ));
+            // The rejected answer kept, as a JSON answer's is.
+            return Failure::Call(CallError {
+                raw: provider::truncate(&ok.answer.text, 2048).to_string(),
+                ..CallError::new(
+                    ErrorKind::Truncated,
+                    answer::cut_off(ok.answer.usage.completion_tokens, spec.judge),
+                )
+            });
         } else {
             answer::judge(&ok.answer.text, &expect)
         };
