@@ -643,3 +643,41 @@ fn a_stream_event_of_the_wrong_shape_is_named_as_such_not_as_an_error_the_server
         "{last}"
     );
 }
+
+/// A 200 that is not the answer (a captive portal's page, another API's
+/// JSON) said only `is not JSON: expected value at line 1 column 1`, or
+/// `the response has no 'choices[0]'`, while the hint says the message
+/// says what the server sent. It quotes the start now: one line, short,
+/// scrubbed of the key.
+#[test]
+fn a_200_that_is_not_the_answer_is_quoted_in_the_message() {
+    let key = "sk-portal-0123456789";
+    let page = format!(
+        "<!DOCTYPE html>\n<html>\n  <head><title>Hotel WiFi login</title></head>\n  <body>\n\x1b[31mSign in {key} to continue {}</body></html>",
+        "lorem ipsum ".repeat(50)
+    );
+    for (reply, said) in [
+        (
+            Reply::Bytes {
+                status: 200,
+                content_type: "text/html".into(),
+                body: page.into_bytes(),
+            },
+            "bad_response: the server's answer (HTTP 200) is not JSON: expected value at line 1 column 1; it begins: `<!DOCTYPE html> <html> <head><title>Hotel WiFi login</title></head> <body> \\u{1b}[31mSign in [REDACTED] t…`",
+        ),
+        (
+            raw(200, "{\"object\": \"list\",\n \"data\": []}"),
+            "bad_response: the response has no `choices[0]`; it begins: `{\"object\": \"list\", \"data\": []}`",
+        ),
+    ] {
+        let server = Server::start();
+        server.default_reply(reply);
+        let p = project(&server);
+        let build = p.command(&["build"]).env("HUNT_KEY", key).output().unwrap();
+        assert_eq!(build.status.code(), Some(1), "{build:?}");
+        let stderr = String::from_utf8_lossy(&build.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(!stderr.contains(key), "{stderr}");
+        no_control_codes("build", &stderr);
+    }
+}

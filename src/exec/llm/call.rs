@@ -175,9 +175,13 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
                 ..e
             });
         }
+        // The message quotes the start of what came (a captive portal's
+        // page, another API's JSON), as the advice for it says, once the
+        // whole body is scrubbed (`CallError::quote`).
         let bad = |message: String, body: &str| CallError {
             status: Some(status),
-            raw: provider::truncate(body, 2048).to_string(),
+            raw: body.to_string(),
+            quote: true,
             ..CallError::new(ErrorKind::BadResponse, message)
         };
         let text = match String::from_utf8(bytes) {

@@ -49,6 +49,10 @@ pub struct CallError {
     /// What came back before the call failed (a stream's first events, a
     /// body cut short), for `.planexe/raw/`: none when nothing did.
     pub response: Option<Box<Partial>>,
+    /// `raw` is a 2xx body of the wrong shape, whole: once it is
+    /// scrubbed, the message quotes its start ([`begins`]) and it is cut
+    /// to 2 KB (cut first, a secret would escape scrubbing).
+    pub quote: bool,
 }
 
 /// The part of a response that came before its call failed.
@@ -85,6 +89,7 @@ impl CallError {
             usage: provider::Usage::default(),
             cause: Cause::Other,
             response: None,
+            quote: false,
         }
     }
 
@@ -99,6 +104,24 @@ impl CallError {
         CallError { cause, ..self }
     }
 }
+
+/// The start of a body a message quotes: one line (runs of whitespace made
+/// one space), at most [`BEGINS_CHARS`] characters, its control characters
+/// escaped; the message is scrubbed of secrets where every failure is.
+pub(super) fn begins(body: &str) -> String {
+    let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.is_empty() {
+        return "nothing (an empty body)".to_string();
+    }
+    let mut start: String = line.chars().take(BEGINS_CHARS).collect();
+    if start.len() < line.len() {
+        start.push('…');
+    }
+    format!("`{}`", printable(&start))
+}
+
+/// How much of a body a message quotes.
+const BEGINS_CHARS: usize = 100;
 
 /// How a failure's message ends after `reasks` re-asks of the model: `
 /// (after 2 re-ask(s))`, or ` (not asked again: retries = 0)` when none
@@ -306,6 +329,7 @@ pub(super) fn status_error(status: u16, body: &str, retry_after: Option<Duration
         usage: provider::Usage::default(),
         cause: Cause::Other,
         response: None,
+        quote: false,
     }
 }
 

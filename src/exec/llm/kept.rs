@@ -9,11 +9,14 @@
 //!
 //! Everything is scrubbed of the build's secrets first; a stream's events
 //! whose text carried one (split across events, so in none of them whole)
-//! are left out for the text, scrubbed.
+//! are left out for the text, scrubbed. A 2xx body of the wrong shape is
+//! scrubbed whole before its start is quoted in the failure's message.
 
 use serde_json::{json, Value};
 
 use super::call::{CallError, CallOk, Partial};
+use super::fault::begins;
+use super::provider::truncate;
 use super::Llm;
 use crate::model::models::ModelConfig;
 
@@ -34,6 +37,10 @@ impl Llm<'_> {
     pub(super) fn scrub_err(&self, e: &mut CallError) {
         e.message = self.scrub(&e.message);
         e.raw = self.scrub(&e.raw);
+        if std::mem::take(&mut e.quote) {
+            e.message = format!("{}; it begins: {}", e.message, begins(&e.raw));
+            e.raw = truncate(&e.raw, 2048).to_string();
+        }
         if let Some(partial) = e.response.as_deref_mut() {
             let Partial {
                 raw,
