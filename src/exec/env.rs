@@ -54,6 +54,39 @@ impl Env {
             .find(|(k, _)| k == OsStr::new(name))
             .and_then(|(_, v)| v.to_str())
     }
+
+    /// An API key read from the variable `name`, as it can be sent in a
+    /// request's header, or why it cannot: words that end `needs an API
+    /// key in $VAR, which ...`, naming neither the key nor any part of it.
+    pub fn api_key(&self, name: &str) -> Result<String, String> {
+        let Some((_, value)) = self.vars.iter().rev().find(|(k, _)| k == OsStr::new(name)) else {
+            return Err("is not set".into());
+        };
+        let Some(value) = value.to_str() else {
+            return Err(
+                "holds bytes that are not UTF-8 text, which cannot be sent in an HTTP header"
+                    .into(),
+            );
+        };
+        let key = value.trim();
+        if key.is_empty() {
+            return Err("is empty".into());
+        }
+        // A header's value is visible ASCII (a space between): a control
+        // character or one outside ASCII (a key pasted with a stray byte,
+        // a typographic dash) fails every call, as a connection error.
+        let unsendable = key
+            .chars()
+            .position(|c| !(c == ' ' || c.is_ascii_graphic()));
+        match unsendable {
+            Some(at) => Err(format!(
+                "holds a character that cannot be sent in an HTTP header (a control character or one outside ASCII, character {} of {})",
+                at + 1,
+                key.chars().count()
+            )),
+            None => Ok(key.to_string()),
+        }
+    }
 }
 
 /// What a build of `graph` scrubs from everything it writes and prints:

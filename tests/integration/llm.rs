@@ -620,6 +620,58 @@ fn a_missing_key_is_refused_before_the_build() {
     assert!(server.requests().is_empty());
 }
 
+/// A key holding a character no HTTP header can carry (a control
+/// character, one outside ASCII) failed every call as `connection: ...
+/// failed to parse header value (5 attempts); is the server running ...?`,
+/// recoverable; a key set but empty was said to be `not set`. Both are
+/// refused before the build, as a missing key is, without a trace of the
+/// key in what is printed.
+#[test]
+fn a_key_that_cannot_be_sent_is_refused_before_the_build_and_an_empty_one_is_named_so() {
+    let server = Server::start();
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "api_key_env = \"PLANEXE_ODD_KEY\"",
+        ),
+        ASK,
+    );
+    for (key, why) in [
+        (
+            "sk-secret\x01part-0123456789",
+            "which holds a character that cannot be sent in an HTTP header (a control character or one outside ASCII, character 10 of 25)",
+        ),
+        (
+            "sk-secret\u{2013}part-0123456789",
+            "which holds a character that cannot be sent in an HTTP header (a control character or one outside ASCII, character 10 of 25)",
+        ),
+        ("", "which is empty"),
+        ("   ", "which is empty"),
+    ] {
+        for args in [&["build"][..], &["build", "-n"]] {
+            let out = p
+                .command(args)
+                .env("PLANEXE_ODD_KEY", key)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let want = if args.len() == 1 { 2 } else { 0 };
+            assert_eq!(out.status.code(), Some(want), "{args:?} {key:?}: {stderr}");
+            let said = format!("model `local` needs an API key in $PLANEXE_ODD_KEY, {why}");
+            assert!(stderr.contains(&said), "{args:?} {key:?}: {stderr}");
+            if args.len() == 2 {
+                assert!(stderr.contains("warning: the build would be refused: "), "{stderr}");
+            }
+            for part in ["sk-secret", "part-0123456789"] {
+                assert!(!stderr.contains(part), "the key leaked: {stderr}");
+            }
+        }
+    }
+    assert!(server.requests().is_empty());
+}
+
 /// A refusal (a missing key, a folder of recorded answers that is not
 /// there) comes before the build says anything or records anything: no
 /// `resuming run` line for a build that never starts, and no build entry

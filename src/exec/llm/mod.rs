@@ -182,16 +182,16 @@ impl<'a> Llm<'a> {
         for (i, model) in graph.models.iter().enumerate() {
             let key = match &model.api_key_env {
                 None => None,
-                Some(var) => match env.get(var) {
-                    Some(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
-                    _ if reachable[i] && !offline => {
+                Some(var) => match env.api_key(var) {
+                    Ok(key) => Some(key),
+                    Err(why) if reachable[i] && !offline => {
                         return Err(Error::usage(format!(
-                            "model `{}` needs an API key in ${var}, which is not set",
+                            "model `{}` needs an API key in ${var}, which {why}",
                             model.name
                         ))
                         .hint(graph.advice().hint(&Trouble::MissingKey { var })))
                     }
-                    _ => None,
+                    Err(_) => None,
                 },
             };
             keys.push(key);
