@@ -94,6 +94,9 @@ impl Secrets {
                 out = done;
             }
         }
+        for secret in &self.list {
+            out = redact_cut(out, secret);
+        }
         out
     }
 
@@ -141,6 +144,46 @@ fn units(secret: &str) -> Vec<Unit> {
         }
     }
     out
+}
+
+/// The fewest characters of a secret taken for a piece of it at an edge of
+/// a text (and at least half of it: a secret that is a URL starts as
+/// other URLs do).
+const EDGE_PIECE: usize = 8;
+
+/// `text`, which may be cut out of a longer one (the first 2 KB of a
+/// server's error body, the last lines of a log), with a piece of `secret`
+/// at its edges replaced: its start ending the text, its end starting it,
+/// at least [`EDGE_PIECE`] characters and half of it, as written. A cut
+/// through a secret leaves at most half of it readable.
+fn redact_cut(mut text: String, secret: &[Unit]) -> String {
+    let written: Vec<char> = secret
+        .iter()
+        .flat_map(|u| match *u {
+            Unit::Char(c) => vec![c],
+            Unit::Backslashes(n) => vec!['\\'; n],
+        })
+        .collect();
+    let least = EDGE_PIECE.max(written.len().div_ceil(2));
+    if written.len() <= least {
+        return text;
+    }
+    let piece = |chars: &[char]| chars.iter().collect::<String>();
+    for k in (least..written.len()).rev() {
+        if text.ends_with(&piece(&written[..k])) {
+            let at = text.len() - piece(&written[..k]).len();
+            text.replace_range(at.., REDACTED);
+            break;
+        }
+    }
+    for k in (least..written.len()).rev() {
+        let end = piece(&written[written.len() - k..]);
+        if text.starts_with(&end) {
+            text.replace_range(..end.len(), REDACTED);
+            break;
+        }
+    }
+    text
 }
 
 /// `text` with `secret` replaced wherever it is spelled, or `None` when
@@ -420,173 +463,5 @@ fn unsafe_char(c: char) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn scrub(secret: &str, text: &str) -> String {
-        Secrets::new([secret.to_string()], 4).redact(text)
-    }
-
-    #[test]
-    fn every_json_spelling_of_a_secret_is_redacted() {
-        let key = "sk-SE/CRET123xyz";
-        for text in [
-            "sk-SE/CRET123xyz",
-            r"sk-SE\/CRET123xyz",
-            r"sk-SE\u002fCRET123xyz",
-            r"sk-SE\u002FCRET123xyz",
-            r"\u0073\u006b-SE\/CRET123xy\u007a",
-            // A JSON string of JSON, and once more.
-            r"sk-SE\\\/CRET123xyz",
-            r"sk-SE\\/CRET123xyz",
-            r"sk-SE\\u002fCRET123xyz",
-            r"sk-SE\u005cu002fCRET123xyz",
-            r"sk-SE\\\\\\\/CRET123xyz",
-        ] {
-            let got = scrub(key, &format!("bad key {text}!"));
-            assert_eq!(got, "bad key [REDACTED]!", "{text}");
-        }
-        for (key, text) in [
-            ("sk-SE\"CRET123xyz", r#"sk-SE\"CRET123xyz"#),
-            ("sk-SE\"CRET123xyz", r#"sk-SE\\\"CRET123xyz"#),
-            ("sk-SE\\CRET123xyz", r"sk-SE\\CRET123xyz"),
-            ("sk-SE\\CRET123xyz", r"sk-SE\\\\CRET123xyz"),
-            ("sk-SE\\CRET123xyz", r"sk-SE\u005cCRET123xyz"),
-            ("sk-SE\tCRET123xyz", r"sk-SE\tCRET123xyz"),
-            ("sk-SE😀CRET123xyz", r"sk-SE\ud83d\uDE00CRET123xyz"),
-            ("sk-SEéCRET123xyz", r"sk-SE\u00e9CRET123xyz"),
-        ] {
-            assert_eq!(scrub(key, &format!("<{text}>")), "<[REDACTED]>", "{text}");
-            let json = serde_json::to_string(&format!("a {key} b")).unwrap();
-            assert_eq!(scrub(key, &json), "\"a [REDACTED] b\"", "{json}");
-        }
-    }
-
-    #[test]
-    fn other_text_is_left_alone() {
-        let key = "sk-SE/CRET123xyz";
-        for text in [
-            "",
-            "sk-SE/CRET123xy",
-            r"sk-SE\\CRET123xyz",
-            "é\\u00",
-            "\\\\\\",
-        ] {
-            assert_eq!(scrub(key, text), text);
-        }
-        assert!(!Secrets::new([key.to_string()], 4).found_in("sk-SE"));
-        assert!(Secrets::new([key.to_string()], 4).found_in(r"x sk-SE\/CRET123xyz"));
-        // Too short to be a secret.
-        assert_eq!(Secrets::new(["none".to_string()], 8).redact("none"), "none");
-    }
-
-    #[test]
-    fn long_runs_of_backslashes_are_quick() {
-        for key in [r"\\\\x-secret", r"x-se\\cret", "x-secret"] {
-            for text in ["\\".repeat(200_000), r"\u005c".repeat(50_000)] {
-                let started = std::time::Instant::now();
-                assert_eq!(scrub(key, &text), text);
-                assert!(started.elapsed() < std::time::Duration::from_secs(2));
-            }
-        }
-        assert_eq!(scrub(r"\\x-secret", r"a\\\\\\x-secret"), "a[REDACTED]");
-    }
-
-    #[test]
-    fn every_url_spelling_of_a_secret_is_redacted() {
-        let key = "sk-Ab/cd+ef=é gh";
-        for text in [
-            "sk-Ab%2Fcd%2Bef%3D%C3%A9%20gh",
-            "sk-Ab%2fcd%2bef%3d%c3%a9+gh",
-            "sk-Ab/cd+ef=%C3%A9+gh",
-            "sk-Ab/cd ef=é gh",
-            "%73%6B%2D%41%62%2F%63%64%2B%65%66%3D%C3%A9%20%67%68",
-            // Encoded once more, and twice more.
-            "sk-Ab%252Fcd%252Bef%253D%25C3%25A9%2520gh",
-            "sk-Ab%25252Fcd+ef=é%252520gh",
-        ] {
-            assert_eq!(scrub(key, &format!("<{text}>")), "<[REDACTED]>", "{text}");
-        }
-        // JSON and URL spellings in one text.
-        assert_eq!(
-            scrub(
-                key,
-                r"a sk-Ab\/cd+ef=é gh b sk-Ab%2Fcd%2Bef%3D%C3%A9%20gh c"
-            ),
-            "a [REDACTED] b [REDACTED] c"
-        );
-        // A secret that holds percent escapes (a webhook URL as written)
-        // matches decoded, and encoded in any case, once or more.
-        let token = "Tok%20en%2Fsecret+0123";
-        for text in [
-            "Tok%20en%2Fsecret+0123",
-            "Tok en/secret+0123",
-            "Tok en/secret 0123",
-            "Tok+en%2fsecret%2B0123",
-            "Tok%2520en%252Fsecret%252B0123",
-        ] {
-            assert_eq!(scrub(token, &format!("<{text}>")), "<[REDACTED]>", "{text}");
-        }
-        for (key, text) in [
-            ("sk-1%x-secret", "sk-1%25x-secret"),
-            ("sk-1%x-secret", "sk-1%2525x-secret"),
-            ("sk-1\\\\x-secret", "sk-1%5C%5cx-secret"),
-            ("sk-1\\\\x-secret", "sk-1%255C%5C%5Cx-secret"),
-        ] {
-            assert_eq!(scrub(key, &format!("<{text}>")), "<[REDACTED]>", "{text}");
-        }
-        for text in [
-            "sk-Ab%2Fcd%2Bef%3D%C3%A9%20g",
-            "sk-Ab%2Fcd%2Bef%3D%C3%20gh",
-            "sk-Ab%2cd+ef=é gh",
-            "%",
-            "%2",
-            "%zz",
-            "%25%",
-        ] {
-            assert_eq!(scrub(key, text), text);
-        }
-        assert_eq!(
-            scrub("sk-1\\\\x-secret", "sk-1%5Cx-secret"),
-            "sk-1%5Cx-secret"
-        );
-    }
-
-    #[test]
-    fn long_runs_of_percent_escapes_are_quick() {
-        for key in [
-            r"\\x-secret",
-            r"x-se\cret",
-            "%x-secret",
-            "x-secret",
-            "x-se cret",
-        ] {
-            for text in [
-                "%5C".repeat(100_000),
-                "%255c".repeat(60_000),
-                "%25".repeat(100_000),
-                format!("%{}", "25".repeat(150_000)),
-                "+".repeat(300_000),
-                "%20".repeat(100_000),
-            ] {
-                let started = std::time::Instant::now();
-                assert_eq!(scrub(key, &text), text);
-                assert!(
-                    started.elapsed() < std::time::Duration::from_secs(2),
-                    "{key}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        let text = "denied \x1b[31mRED\x1b[0m \x1b]0;t\x07 \r\tdone\nFAKE \u{9b}2J \u{202e}x\u{7f}";
-        assert_eq!(
-            printable(text),
-            "denied \\u{1b}[31mRED\\u{1b}[0m \\u{1b}]0;t\\u{7} \\r\\tdone\\nFAKE \\u{9b}2J \\u{202e}x\\u{7f}"
-        );
-        assert_eq!(printable_lines("a\nb\x1b"), "a\nb\\u{1b}");
-        assert!(matches!(printable("plain é"), Cow::Borrowed(_)));
-    }
-}
+#[path = "untrusted_tests.rs"]
+mod tests;
