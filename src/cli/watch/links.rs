@@ -12,7 +12,9 @@
 //! build left it, as a `planexe build` would find it too).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use crate::store::stamp::lexical;
 
 /// How many links a chain follows at most: as many as Linux does (40),
 /// so a loop of links ends.
@@ -108,22 +110,6 @@ fn link_targets(path: &Path) -> Vec<PathBuf> {
         at = next;
     }
     hops
-}
-
-/// `path` with `.` and `..` taken out without asking the file system, so
-/// paths written differently compare equal.
-pub fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

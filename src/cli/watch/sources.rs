@@ -27,9 +27,10 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::links::{lexical, Links};
+use super::links::Links;
 use crate::model::{Graph, Pipeline};
 use crate::store::rundir::STATE_DIR;
+use crate::store::stamp::lexical;
 
 /// What a changed path is to the watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
