@@ -52,11 +52,22 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
     let checking = super::touch::checking(&env, args.no_check, &interrupt);
     let kept = touch::assume(&mut session, &args.keep, checking)?;
     let stale = would_run(&mut session)?;
+    // A kept task below a task the edit re-runs runs again all the same
+    // (what it read changes): said once, on its own line.
+    let runs_again = |task: &str| stale.iter().find(|(t, _)| t == task).map(|(_, r)| r);
     for kept in &kept {
-        printer.data(&format!("{}: kept (--keep)", kept.task));
+        match runs_again(&kept.task) {
+            Some(reason) => printer.data(&format!(
+                "{}: kept (--keep), but {reason}: it runs again",
+                kept.task
+            )),
+            None => printer.data(&format!("{}: kept (--keep)", kept.task)),
+        }
     }
     for (task, reason) in &stale {
-        printer.data(&format!("{task}: {reason}"));
+        if !kept.iter().any(|k| &k.task == task) {
+            printer.data(&format!("{task}: {reason}"));
+        }
     }
     if !stale.is_empty() && !args.yes && !confirm(stale.len(), session.advice())? {
         printer.note(&format!("nothing rebuilt; {shown} keeps your edit"));
@@ -67,7 +78,9 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
         // rebuild below waits.
         let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", false)?;
         for kept in touch::touch(&mut session, &args.keep, checking)? {
-            printer.note(&format!("kept {}", kept.task));
+            if runs_again(&kept.task).is_none() {
+                printer.note(&format!("kept {}", kept.task));
+            }
             super::touch::report(&kept, session.advice(), printer);
         }
     }

@@ -149,6 +149,31 @@ fn keep_accepts_a_task_as_done_and_rebuilds_downstream_of_the_change() {
     p.build().ok().ran(&[]);
 }
 
+/// A kept task below one the edit re-runs runs again (what it reads
+/// changes): it was listed `c: kept (--keep)` and `c: upstream a will
+/// re-run`, then `kept c`, and ran.
+#[test]
+fn keep_of_a_task_below_the_edit_says_it_runs_again() {
+    let p = built();
+    let ed = editor(&p, "ed.sh", "sed -i 's/first/new/' \"$1\"");
+    let listed = edit(&p, &ed, &["--keep", "c"]);
+    listed.code(2);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "c: kept (--keep), but upstream a will re-run: it runs again",
+            "a: input plan.txt changed",
+            "b: input plan.txt changed",
+            "d: upstream b will re-run",
+        ]
+    );
+    let same = editor(&p, "same.sh", "sed -i 's/new/newer/' \"$1\"");
+    let run = edit(&p, &same, &["-y", "--keep", "c"]);
+    run.ok().ran(&["a", "b", "c", "d"]);
+    assert!(!run.stderr.contains("kept c"), "{}", run.stderr);
+}
+
 #[test]
 fn keep_checks_the_kept_outputs_as_touch_does() {
     let p = Project::new(&PIPELINE.replace(
