@@ -233,6 +233,17 @@ impl Events {
     /// warnings for the user (failed or dropped deliveries).
     pub fn finish(mut self) -> Vec<String> {
         drop(self.queue.take());
+        let read = |events: &Events| {
+            (
+                events
+                    .failures
+                    .lock()
+                    .map(|f| f.clone())
+                    .unwrap_or_default(),
+                events.handled.load(Ordering::Relaxed),
+            )
+        };
+        let mut stopped = None;
         if let Some(worker) = self.worker.take() {
             let deadline = Instant::now() + DRAIN;
             while !worker.is_finished() && Instant::now() < deadline {
@@ -241,21 +252,22 @@ impl Events {
             if worker.is_finished() {
                 let _ = worker.join();
             } else {
+                // What the hooks did until now is what is said: the
+                // command stopped next was not delivered (its worker would
+                // then tell of a SIGKILL, in a race with this).
+                stopped = Some(read(&self));
                 // A command hook still running would outlive the build.
                 self.commands.stop_all();
             }
         }
-        let mut warnings: Vec<String> = self.failures.lock().map(|f| f.clone()).unwrap_or_default();
+        let (mut warnings, handled) = stopped.unwrap_or_else(|| read(&self));
         let dropped = self.dropped.load(Ordering::Relaxed);
         if dropped > 0 {
             warnings.push(format!(
                 "{dropped} event(s) were not delivered to hooks: the queue was full"
             ));
         }
-        let left = self
-            .queued
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.handled.load(Ordering::Relaxed));
+        let left = self.queued.load(Ordering::Relaxed).saturating_sub(handled);
         if left > 0 {
             warnings.push(format!(
                 "{left} event(s) were not delivered to hooks: the build ended while a hook was still being tried (a slow or unreachable endpoint; planexe waits {}s at most)",
