@@ -487,13 +487,18 @@ impl Graph {
     /// the list, and a change to the list's sources changes it). What a
     /// build of targets considers, and what a watch of them watches.
     pub fn closure(&self, roots: &[TaskId]) -> Vec<bool> {
-        let mut producers: HashMap<TaskId, TaskId> = HashMap::default();
-        for t in self.tasks() {
-            if let Some(p) = self.list_producer(t.id) {
-                producers.insert(t.id, p);
-            }
+        self.reach(roots, |t| t.deps.iter().chain(self.list_producer_of(t)))
+    }
+
+    /// The producer of the list of `task`, an instance of an expanded
+    /// `foreach` (see [`Graph::list_producer`]), as the graph holds it.
+    fn list_producer_of(&self, task: &Task) -> Option<&TaskId> {
+        task.origin.vars.as_ref()?;
+        let group = self.fanouts.get(&task.origin.def)?;
+        if group.placeholder {
+            return None;
         }
-        self.reach(roots, |t| t.deps.iter().chain(producers.get(&t.id)))
+        self.producers.get(group.list.as_deref()?)
     }
 
     /// The tasks that depend on `roots`, transitively, including the roots.
@@ -522,13 +527,7 @@ impl Graph {
     /// For an instance of an expanded `foreach`: the task that writes its
     /// list, if a task does.
     pub fn list_producer(&self, t: TaskId) -> Option<TaskId> {
-        let task = &self.tasks[t];
-        task.origin.vars.as_ref()?;
-        let group = self.fanouts.get(&task.origin.def)?;
-        if group.placeholder {
-            return None;
-        }
-        self.producer(group.list.as_deref()?)
+        self.list_producer_of(&self.tasks[t]).copied()
     }
 
     fn reach<'a, I>(&'a self, roots: &[TaskId], next: impl Fn(&'a Task) -> I) -> Vec<bool>
