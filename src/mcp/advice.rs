@@ -42,11 +42,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::Moved { recorded, .. } => {
             format!("build again: the run now builds with {recorded}")
         }
-        Trouble::UnknownTask => {
-            "call the status tool to list the run's tasks; instances are named like `wbs3[7]`"
-                .into()
+        Trouble::UnknownTask | Trouble::UnknownTarget => {
+            "call the status tool to list the run's tasks".into()
         }
-        Trouble::UnknownTarget => "call the status tool to list the run's tasks".into(),
         Trouble::ModelOverride { from } => match from {
             ModelSourceKind::Flag => "from the build tool's `model` argument".into(),
             ModelSourceKind::Env => "from the server's $PLANEXE_MODEL, which its operator sets; \

@@ -236,10 +236,7 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::Moved { recorded, mine } => format!(
             "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"
         ),
-        Trouble::UnknownTask => {
-            "run `planexe status` to list tasks; instances are named like `wbs3[7]`".into()
-        }
-        Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
+        Trouble::UnknownTask | Trouble::UnknownTarget => "run `planexe status` to list tasks".into(),
         Trouble::ModelOverride { from } => match from {
             ModelSourceKind::Flag => "from --model".into(),
             ModelSourceKind::Env => "from $PLANEXE_MODEL; unset it, or name one of the models".into(),

@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod judge;
 pub mod limits;
 pub mod models;
+pub mod names;
 pub mod pieces;
 pub mod pipeline;
 pub mod prompt;

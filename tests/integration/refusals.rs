@@ -1352,3 +1352,23 @@ fn an_option_before_its_command_gets_the_line_that_works() {
     assert!(!run.stderr.contains("hint:"), "{}", run.stderr);
     assert!(!p.exists(".planexe"));
 }
+
+/// A task name that names nothing lists the tasks there are, and tells how
+/// an instance is named only when the pipeline has a fan-out, with one of
+/// its own (it told every pipeline `instances are named like `wbs3[7]``).
+#[test]
+fn an_unknown_task_name_lists_the_tasks_and_an_instance_of_this_pipeline() {
+    let p = Project::new("[tasks.a]\ncommand = \"true\"\n[tasks.b]\ncommand = \"true\"\n");
+    let run = p.run(&["clean", "zz", "-y"]);
+    run.code(2)
+        .stderr_has("unknown task `zz`")
+        .stderr_has("hint: tasks are: a, b\nhint: run `planexe status` to list tasks");
+    assert!(!run.stderr.contains("instances"), "{}", run.stderr);
+
+    let p = Project::new(
+        "[tasks.review]\nmatrix = { who = [\"finance\", \"legal\"] }\noutputs = [\"{{ who }}.md\"]\ncommand = \"echo {{ who }} > {{ who }}.md\"\n",
+    );
+    p.run(&["explain", "review[law]"]).code(2).stderr_has(
+        "hint: a fan-out's instances are named like `review[finance]`; `review` names them all",
+    );
+}
