@@ -234,6 +234,11 @@ fn one_task(detail: &TaskDetail) -> String {
                     e.error_id.as_deref().map(printable).as_deref(),
                 );
                 out.push_str(&format!("  error     {}\n", under_first(&message)));
+                let printed = text::printed_lines(e.log_tail.as_deref().unwrap_or(""), 10);
+                for (i, line) in printed.iter().enumerate() {
+                    let label = if i == 0 { "printed" } else { "" };
+                    out.push_str(&format!("  {label:9} | {line}\n"));
+                }
             }
             for (path, st) in &s.inputs {
                 out.push_str(&format!(

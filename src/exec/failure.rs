@@ -41,7 +41,8 @@ impl<'a> Failures<'a> {
     }
 
     /// Gives `error` an `error_id` and appends its line, unless a model
-    /// call's line already names it.
+    /// call's line already names it; a command's `error` keeps the end of
+    /// its log, as the line does.
     pub fn record(&self, task: &Task, status: &Status, error: &mut TaskError) {
         if error.error_id.is_some() {
             return;
@@ -69,10 +70,11 @@ impl<'a> Failures<'a> {
             duration_ms: status.duration_ms,
             exit_code: error.exit_code,
             signal: error.signal,
-            log_tail,
+            log_tail: log_tail.clone(),
             ..FailureLine::new(&task.name, error.kind, &error.message, &id, self.run_dir)
         });
         error.error_id = Some(id);
+        error.log_tail = log_tail;
     }
 
     /// The last [`LOG_TAIL_BYTES`] of a log, scrubbed, cut on a character

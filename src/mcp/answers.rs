@@ -185,8 +185,8 @@ impl Opener {
 }
 
 /// The run's error in one object, when a task failed: the first failed
-/// task's kind, message, error_id, whether building again may fix it, and
-/// what to do.
+/// task's kind, message, error_id, whether building again may fix it, what
+/// to do, and for a command the end of what it printed.
 fn consolidated(report: &StatusReport) -> Option<Value> {
     let failed: Vec<_> = report
         .tasks
@@ -201,6 +201,7 @@ fn consolidated(report: &StatusReport) -> Option<Value> {
         "error_id": first.error_id,
         "recoverable": first.recoverable.unwrap_or(false),
         "hint": first.hint,
+        "log_tail": first.log_tail,
         "failed_tasks": failed.len(),
     }))
 }

@@ -90,6 +90,7 @@ fn status_output(extra: Value) -> Value {
                     "error_judge": nullable("boolean"),
                     "recoverable": nullable("boolean"),
                     "hint": nullable("string"),
+                    "log_tail": nullable("string"),
                     "edited": {"type": ["array", "null"], "items": {"type": "string"}},
                 },
                 "required": ["task", "state"],
@@ -105,6 +106,10 @@ fn status_output(extra: Value) -> Value {
                 "error_id": nullable("string"),
                 "recoverable": {"type": "boolean"},
                 "hint": nullable("string"),
+                "log_tail": {
+                    "type": ["string", "null"],
+                    "description": "A failed command: the end of what it printed (its log's last 2 KB, scrubbed of secrets).",
+                },
                 "failed_tasks": {"type": "integer"},
             },
             "required": ["kind", "failed_task", "message", "error_id", "recoverable"],

@@ -291,6 +291,12 @@ pub struct TaskError {
     /// which its message also ends with). Written only when there are any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hints: Vec<String>,
+    /// Commands: the end of what the command printed (the last 2 KB of its
+    /// log, scrubbed of the build's secrets), as its `failures.jsonl` line
+    /// keeps it: what `status` shows of a failure without the log being
+    /// read. Written only for a command that started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
 }
 
 impl TaskError {
@@ -304,6 +310,7 @@ impl TaskError {
             signal: None,
             judge: false,
             hints: Vec::new(),
+            log_tail: None,
         }
     }
 

@@ -273,7 +273,7 @@ fn status_groups_tasks_and_explains_failures() {
     let body = body.replace(&id, "ID");
     assert_eq!(
         body,
-        "\nFAILED (1)\n  broken  exit: exit status 3 (error_id ID), attempt 1, not recoverable\n          hint: fix the command or its inputs, then run planexe build\n\nSTALE (1)\n  a       input src.txt changed\n\nPENDING (2)\n  b       upstream a will re-run\n  c       upstream b will re-run\n\nDONE (1)\n  other   0.00s"
+        "\nFAILED (1)\n  broken  exit: exit status 3 (error_id ID), attempt 1, not recoverable\n          | bad things happened\n          hint: fix the command or its inputs, then run planexe build\n\nSTALE (1)\n  a       input src.txt changed\n\nPENDING (2)\n  b       upstream a will re-run\n  c       upstream b will re-run\n\nDONE (1)\n  other   0.00s"
             .replace("0.00s", body.rsplit(' ').next().unwrap()),
     );
     assert!(text.contains("state    failed"), "{text}");

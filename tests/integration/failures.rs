@@ -354,3 +354,73 @@ fn a_build_with_several_failures_says_where_to_read_each() {
     run.code(1);
     assert!(!run.stderr.contains("the other"), "{}", run.stderr);
 }
+
+/// What a failed command printed last is in its record, so `status` says
+/// why it failed without the log being read: its last lines under its
+/// line, more in `status TASK`, the whole tail in `--json` and the MCP
+/// status's error. A key it printed is not among them.
+#[test]
+fn a_failed_commands_last_words_are_in_the_status() {
+    let p = Project::new(
+        r#"
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "m"
+api_key_env = "PLX_TAIL_KEY"
+
+[tasks.fetch]
+outputs = ["page.html"]
+command = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo step $i; done; echo; echo \"using $PLX_TAIL_KEY\" >&2; echo 'curl: (6) Could not resolve host' >&2; exit 6"
+"#,
+    );
+    const KEY: &str = "sk-tail-0123456789abcdef";
+    let status = |args: &[&str]| {
+        let out = p
+            .command(args)
+            .env("PLX_TAIL_KEY", KEY)
+            .output()
+            .expect("run planexe");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let built = p
+        .command(&["build"])
+        .env("PLX_TAIL_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(built.status.code(), Some(1));
+
+    let listed = status(&["status"]);
+    assert!(
+        listed.contains(
+            "| step 12\n         | using [REDACTED]\n         | curl: (6) Could not resolve host\n         hint: "
+        ),
+        "{listed}"
+    );
+    assert!(!listed.contains("step 11"), "three lines at most: {listed}");
+    let detail = status(&["status", "fetch"]);
+    assert!(
+        detail.contains("  printed   | step 5\n")
+            && detail.contains("            | curl: (6) Could not resolve host\n")
+            && !detail.contains("step 4\n"),
+        "ten lines: {detail}"
+    );
+    let json: Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    let tail = json["tasks"][0]["log_tail"].as_str().unwrap();
+    assert!(
+        tail.starts_with("step 1\n") && tail.ends_with("Could not resolve host\n"),
+        "{tail}"
+    );
+    assert_eq!(
+        json["tasks"][0]["log_tail"],
+        p.status_json("fetch")["error"]["log_tail"]
+    );
+    for text in [
+        &listed,
+        &detail,
+        tail,
+        &p.read(".planexe/tasks/fetch.status"),
+    ] {
+        assert!(!text.contains(KEY), "{text}");
+    }
+}

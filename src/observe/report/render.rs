@@ -198,6 +198,7 @@ mod tests {
             signal: None,
             judge: false,
             hints: vec![format!("hint {EVIL}")],
+            log_tail: Some(format!("log {EVIL}")),
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
         Page {

@@ -37,6 +37,10 @@ pub struct TaskLine {
     pub recoverable: Option<bool>,
     /// What to do about a failure.
     pub hint: Option<String>,
+    /// A failed command: the end of what it printed (the last 2 KB of its
+    /// log, scrubbed), as its record keeps it.
+    #[serde(default)]
+    pub log_tail: Option<String>,
     pub attempt: Option<u32>,
     pub model: Option<String>,
     pub pid: Option<u32>,
@@ -132,6 +136,7 @@ impl TaskLine {
             error_judge: None,
             recoverable: None,
             hint: None,
+            log_tail: None,
             attempt: None,
             model: None,
             pid: None,
@@ -176,6 +181,7 @@ impl TaskLine {
             self.error_judge = Some(e.judge);
             self.recoverable = Some(recoverable);
             self.hint = Some(hint);
+            self.log_tail = e.log_tail.clone();
         }
     }
 
@@ -190,6 +196,7 @@ impl TaskLine {
         self.error_judge = None;
         self.recoverable = None;
         self.hint = None;
+        self.log_tail = None;
         self.attempt = Some(1);
         self.started_at = started_at;
         if let Some(s) = s.filter(|s| s.state.is_running()) {

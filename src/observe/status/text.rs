@@ -109,6 +109,30 @@ pub fn held(q: &QueuedCall) -> String {
     d
 }
 
+/// How many of the last lines a failed command printed `status` shows
+/// under its line; `status TASK` shows more.
+const LIST_TAIL_LINES: usize = 3;
+
+/// The widest a line a command printed is shown, in characters.
+const TAIL_LINE_CHARS: usize = 200;
+
+/// The last `n` lines of `tail` (what a failed command printed) that are
+/// not blank, made printable (a command's output may hold escapes) and cut
+/// to [`TAIL_LINE_CHARS`].
+pub fn printed_lines(tail: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|line| {
+            let line = printable(line.trim_end());
+            match line.char_indices().nth(TAIL_LINE_CHARS) {
+                Some((at, _)) => format!("{}...", &line[..at]),
+                None => line.into_owned(),
+            }
+        })
+        .collect()
+}
+
 /// `; ` and [`held`] when a task that has not started is held by its
 /// model's pool.
 fn held_note(out: &mut String, l: &TaskLine) {
@@ -434,6 +458,9 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
                 });
             }
             held_note(out, l);
+            for line in printed_lines(l.log_tail.as_deref().unwrap_or(""), LIST_TAIL_LINES) {
+                let _ = write!(out, "\n  {:width$}  | {line}", "");
+            }
             if let Some(h) = &l.hint {
                 let _ = write!(out, "\n  {:width$}  hint: {}", "", printable(h));
             }

@@ -221,7 +221,7 @@ fn a_damaged_summary_is_written_again_by_the_build_tool() {
 #[test]
 fn a_failed_tasks_hint_names_the_build_tool() {
     let p = Project::new(&format!(
-        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"exit 3\"\n",
+        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"echo no disk >&2; exit 3\"\n",
         with_model()
     ));
     let mut c = Client::start(&p, &[]);
@@ -255,6 +255,15 @@ fn a_failed_tasks_hint_names_the_build_tool() {
         status["error"]["hint"],
         "call the build tool again; the server may answer this time"
     );
+    // What a failed command printed last comes with it; the first failed
+    // task's is the error's.
+    let broken = status["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "broken");
+    assert_eq!(broken.unwrap()["log_tail"], "no disk\n", "{status}");
+    assert_eq!(status["error"]["log_tail"], Value::Null, "{status}");
     // What the build's hint sends its reader to can be read: every failed
     // call, the last response (they were refused as planexe's own state).
     let failures = c.ok(
@@ -309,7 +318,7 @@ fn a_failed_tasks_hint_names_the_build_tool() {
 #[test]
 fn a_damaged_state_log_is_rewritten_by_the_build_tool() {
     let p = Project::new(&format!(
-        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"exit 3\"\n",
+        "{}\n[tasks.broken]\noutputs = [\"b.txt\"]\ncommand = \"echo no disk >&2; exit 3\"\n",
         with_model()
     ));
     let mut c = Client::start(&p, &[]);
