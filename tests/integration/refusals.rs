@@ -1160,7 +1160,7 @@ fn output_path_refusals_are_placed_like_input_refusals() {
         (
             "away/o.txt",
             "lies in a folder outside the run directory",
-            "hint:",
+            "hint: away is a symlink to /",
         ),
         ("a\\u0000b", "contains a NUL byte", "hint:"),
         (

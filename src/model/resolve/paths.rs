@@ -32,8 +32,35 @@ pub(super) fn checked_path(
             .hint("name files relative to the run directory, without `..` and without control characters (a line break, a tab)")
     };
     let path = rundir::normalize(raw).map_err(refuse)?;
-    r.run_dir.check_inside(&path).map_err(refuse)?;
+    if let Err(m) = r.run_dir.check_inside(&path) {
+        let error = r.err(span, &format!("{what} of task `{task}`: {m}"));
+        return Err(match leading_link(r, &path) {
+            Some((link, target)) => error.hint(format!(
+                "{link} is a symlink to {target}: name a file in a folder of the run directory, or make {link} a real folder there"
+            )),
+            None => error.hint("name files in folders of the run directory"),
+        });
+    }
     Ok(path)
+}
+
+/// The first folder on the way to `path` that is a symlink, and where it
+/// leads: what takes a path out of the run directory.
+fn leading_link(r: &Resolver, path: &str) -> Option<(String, String)> {
+    let mut at = String::new();
+    for part in path.split('/') {
+        if !at.is_empty() {
+            at.push('/');
+        }
+        at.push_str(part);
+        let full = r.run_dir.root().join(&at);
+        if full.symlink_metadata().ok()?.file_type().is_symlink() {
+            let target = std::fs::read_link(&full).ok()?;
+            let target = crate::store::untrusted::printable(&target.to_string_lossy()).into_owned();
+            return Some((at, target));
+        }
+    }
+    None
 }
 
 /// Expands a glob of task `id` against source files on disk, sorted, and
