@@ -187,6 +187,15 @@ fn missing_input_that_no_task_produces() {
     )
     .build()
     .stderr_has("hint: `a` is a task, not a file: to run after it, write after = [\"a\"]; to read what it writes, name its outputs: inputs = [\"report.md\"]\n");
+    // Never one of the task's own outputs (a deleted `plan.txt` was told
+    // `did you mean a.txt, which task a produces?`, by a itself).
+    refused(
+        "[tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"true\"\n",
+        "2:11",
+        "input `plan.txt` of task `a` does not exist",
+    )
+    .build()
+    .stderr_has("hint: create plan.txt in ");
     // A model's name mistyped gets the closest too.
     let model = "[models.local]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n";
     refused(

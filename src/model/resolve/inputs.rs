@@ -291,7 +291,11 @@ fn missing_input(
             outputs.join(", ")
         ));
     }
-    let near = crate::model::source::closest(path, graph.producers.keys().map(String::as_str));
+    // Not one of the task's own outputs: it cannot read what it writes.
+    let others = (graph.producers.iter())
+        .filter(|&(_, &id)| graph[id].name != task_name)
+        .map(|(output, _)| output.as_str());
+    let near = crate::model::source::closest(path, others);
     match near {
         Some(near) => error.hint(format!(
             "did you mean `{near}`, which task `{}` produces?",
