@@ -173,32 +173,42 @@ fn stamped(session: &Session, task: &Task) -> Result<Status> {
     status.duration_ms = Some(0);
     for (paths, what, map) in [
         (
-            task.inputs.iter().map(|i| &i.path).collect::<Vec<_>>(),
+            (task.inputs.iter())
+                .map(|i| (&i.path, i.producer))
+                .collect::<Vec<_>>(),
             "input",
             &mut status.inputs,
         ),
         (
-            task.outputs.iter().map(|o| &o.path).collect::<Vec<_>>(),
+            (task.outputs.iter())
+                .map(|o| (&o.path, Some(task.id)))
+                .collect::<Vec<_>>(),
             "output",
             &mut status.outputs,
         ),
     ] {
         // Put in at once, sorted once (see `Stamps`).
         let mut stamped = Vec::with_capacity(paths.len());
-        for path in paths {
+        for (path, producer) in paths {
             match stamper.stamp(root, path)? {
                 Some(stamp) => stamped.push((path.clone(), stamp)),
                 None => {
-                    return Err(Error::usage(format!(
+                    let error = Error::usage(format!(
                         "cannot touch {}: its {what} {path} does not exist",
                         task.name
-                    ))
-                    .hint(format!(
-                        "run `{}` to produce it",
-                        session
-                            .advice()
-                            .command(&format!("build {}", advice::quoted(&task.name)))
-                    )))
+                    ));
+                    return Err(match producer {
+                        Some(id) => {
+                            let name = &session.graph[id].name;
+                            error.hint(format!(
+                                "run `{}` to produce it",
+                                session
+                                    .advice()
+                                    .command(&format!("build {}", advice::quoted(name)))
+                            ))
+                        }
+                        None => error.hint(format!("create {path}")),
+                    });
                 }
             }
         }

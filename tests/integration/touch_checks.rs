@@ -238,3 +238,17 @@ command = "echo {{ expert }} > review-{{ expert }}.md"
         .code(2)
         .stderr_has("run `planexe build 'review[legal]'` to produce it");
 }
+
+/// A task whose input is missing is told to build the task that makes it
+/// (it was told to build the task itself, `to produce` what another task
+/// writes).
+#[test]
+fn touch_of_a_task_whose_input_is_missing_names_its_producer() {
+    let p = Project::new(
+        "[tasks.c]\noutputs = [\"c.txt\"]\ncommand = \"echo c > c.txt\"\n[tasks.d]\ninputs = [\"c.txt\"]\noutputs = [\"d.txt\"]\ncommand = \"cp c.txt d.txt\"\n",
+    );
+    p.write("d.txt", "by hand\n");
+    p.run(&["touch", "d"])
+        .code(2)
+        .stderr_has("cannot touch d: its input c.txt does not exist\nhint: run `planexe build c` to produce it\n");
+}
