@@ -136,7 +136,8 @@ pub enum Command {
     /// Show each task's state: done, stale (why), failed, running, never built
     Status(StatusArgs),
     /// Wait until the build running in this directory ends, then print the
-    /// status (exit 0 completed, 1 failed, 130 stopped, 124 timed out)
+    /// status (exit 0 completed, 1 failed, 130 stopped, 124 timed out, 2
+    /// none ever ran)
     Wait(WaitArgs),
     /// Say why a task is or is not stale: stamps, definition, upstream
     Explain(ExplainArgs),

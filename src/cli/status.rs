@@ -280,9 +280,12 @@ fn under_first(text: &str) -> String {
     text.replace('\n', "\n            ")
 }
 
+/// How long `wait` looks for a build to start in a run where none has.
+const NEVER_BUILT_GRACE: Duration = Duration::from_secs(1);
+
 /// `planexe wait`: blocks until the build running in this directory ends
 /// (at once if none runs), prints the status, and exits 0 (completed), 1
-/// (failed), 130 (stopped) or 124 (timed out). Reads `.planexe/run.json`
+/// (failed), 130 (stopped), 124 (timed out) or 2 (no build ever ran). Reads `.planexe/run.json`
 /// and who holds the lock; never takes it.
 pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Result<()> {
     let limit = match &args.timeout {
@@ -290,7 +293,9 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
         Some(t) => Some(duration(t, "--timeout")?),
     };
     // The pipeline is read (a broken one is an error), not judged.
-    let located = ctx.location(cli)?.locate()?;
+    let location = ctx.location(cli)?;
+    let door = location.advice.clone();
+    let located = location.locate()?;
     if let Some(warning) = &located.warning {
         printer.warn(warning);
     }
@@ -301,6 +306,12 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
         // A build that holds the lock but has not recorded its start yet
         // runs too: its `run.json` entry follows in a moment.
         let running = last.running().is_some() || run_dir.build_holds_lock();
+        // A build started in the background just before (`planexe build &
+        // planexe wait`) may not hold the lock yet: a moment is given.
+        if !running && last.entry().is_none() && started.elapsed() < NEVER_BUILT_GRACE {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         if !running {
             status(
                 cli,
@@ -319,7 +330,14 @@ pub fn wait(cli: &Cli, ctx: &Context, args: &WaitArgs, printer: &Printer) -> Res
                 Some(BuildOutcome::Stopped | BuildOutcome::Running) => {
                     Err(Error::Outcome(EXIT_INTERRUPTED))
                 }
-                _ => Ok(()),
+                Some(BuildOutcome::Completed) => Ok(()),
+                // No outcome to give: 0 would pass for a completed build
+                // (`planexe wait && publish` in a script).
+                None => Err(Error::usage(format!(
+                    "no build has run in {}: there is nothing to wait for",
+                    run_dir.root().display()
+                ))
+                .hint(format!("start one: {}", door.command("build")))),
             };
         }
         if limit.is_some_and(|l| started.elapsed() >= l) {

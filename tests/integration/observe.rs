@@ -446,10 +446,37 @@ fn graph_in_three_formats() {
     assert_eq!(json["edges"][0]["from"], "outline");
 }
 
+/// A build started in the background right before is waited for, though
+/// it may not hold the lock yet when `wait` first looks.
+#[test]
+fn wait_right_after_a_background_build_starts_waits_for_it() {
+    let p = Project::new("[tasks.t]\noutputs = [\"o\"]\ncommand = \"sleep 0.3; echo > o\"\n");
+    // `wait` first, the build a moment later (as a script's `planexe
+    // build &` may get going after the `planexe wait` beside it).
+    let waiter = p
+        .command(&["wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut build = p.spawn_quiet(&["build"]);
+    let out = waiter.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("state    completed"), "{stdout}");
+    assert!(p.exists("o"));
+    build.wait().unwrap();
+}
+
 #[test]
 fn wait_returns_when_the_build_ends_with_its_outcome() {
     let p = Project::new("[tasks.slow]\noutputs = [\"o\"]\ncommand = \"touch started; while [ ! -e go ]; do sleep 0.05; done; exit 3\"\n");
-    p.run(&["wait"]).ok();
+    // No build ever ran: no outcome to give, and 0 would pass for one.
+    p.run(&["wait"])
+        .code(2)
+        .stderr_has("error: no build has run in ")
+        .stderr_has("hint: start one: planexe build\n");
     let mut build = p
         .command(&["build"])
         .stdout(std::process::Stdio::null())
