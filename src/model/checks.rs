@@ -81,14 +81,16 @@ impl Checks {
         }
         if let Some(r) = &def.rescue {
             checks.rescue = *r.get_ref();
+            // A prompt task is told so first: a check would not make
+            // its rescue mean anything.
+            if checks.rescue && def.command.is_none() {
+                return Err(err(r.span(), "`rescue` applies to command tasks only")
+                    .hint("drop rescue: a prompt task's failures are retried, not rescued"));
+            }
             if checks.rescue && checks.command.is_none() && def.judge.is_none() {
                 return Err(err(r.span(), "`rescue = true` needs a `check` or a judge").hint(
                     "add check = \"...\" or a [tasks.NAME.judge] table to judge what the failed command wrote, or drop rescue",
                 ));
-            }
-            if checks.rescue && def.command.is_none() {
-                return Err(err(r.span(), "`rescue` applies to command tasks only")
-                    .hint("drop rescue: a prompt task's failures are retried, not rescued"));
             }
         }
         Ok(checks)

@@ -316,6 +316,35 @@ fn both_command_and_prompt() {
     );
 }
 
+/// A task that runs a command and names a prompt file is told so in the
+/// key the user wrote (`prompt_file`), not in one it does not hold.
+#[test]
+fn both_command_and_prompt_file_names_prompt_file() {
+    let p = refused(
+        "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nprompt_file = \"p.txt\"\n",
+        "4:15",
+        "task `a` has both `command` and `prompt_file`",
+    );
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nprompt = \"hi\"\nprompt_file = \"p.txt\"\n",
+    );
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:4:10: task `a` has `command`, `prompt` and `prompt_file`");
+}
+
+/// `rescue` on a prompt task is refused for what it is, not for a
+/// missing check that would not make it mean anything.
+#[test]
+fn rescue_on_a_prompt_task_is_refused_as_such() {
+    refused(
+        "[tasks.a]\noutputs = [\"o\"]\nprompt_file = \"p.txt\"\nrescue = true\n",
+        "4:10",
+        "`rescue` applies to command tasks only",
+    );
+}
+
 #[test]
 fn a_task_name_that_is_not_an_identifier() {
     refused(

@@ -127,19 +127,21 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
                     name_span.clone(),
                     &format!("task `{task_name}` has neither `command` nor `prompt`"),
                 )
-                .hint("give the task a `command = \"...\"` to run, or a `prompt` to ask a model"))
+                .hint("give the task a `command = \"...\"` to run, or a `prompt` (or `prompt_file`) to ask a model"))
         }
         (Some(_), true) => {
-            let span = task
-                .prompt
-                .as_ref()
-                .or(task.prompt_file.as_ref())
-                .map_or(name_span.clone(), |p| p.span());
+            // Named as the user wrote them: `prompt_file` is not `prompt`.
+            let given: Vec<(&str, Range<usize>)> = [("prompt", &task.prompt), ("prompt_file", &task.prompt_file)]
+                .into_iter()
+                .filter_map(|(key, value)| value.as_ref().map(|v| (key, v.span())))
+                .collect();
+            let span = given.first().map_or(name_span.clone(), |g| g.1.clone());
+            let message = match given.as_slice() {
+                [(key, _)] => format!("task `{task_name}` has both `command` and `{key}`"),
+                _ => format!("task `{task_name}` has `command`, `prompt` and `prompt_file`"),
+            };
             return Err(r
-                .err(
-                    span,
-                    &format!("task `{task_name}` has both `command` and `prompt`"),
-                )
+                .err(span, &message)
                 .hint("a task either runs a command or asks a model; split it into two tasks"));
         }
     };
