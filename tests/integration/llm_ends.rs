@@ -2,7 +2,9 @@
 //! answer ends"): one a content filter stopped or the model refused is
 //! `refused` (permanent: the fallback model is asked), one that ended
 //! without the model finishing (`abort`) is a `server_error`, and a
-//! completion a server spells its own way is still taken.
+//! completion a server spells its own way is still taken. A whole
+//! response that names no reason is finished (a stream that ends without
+//! one is not: it may have been cut).
 
 use crate::harness::*;
 use crate::llm_server::*;
@@ -143,4 +145,70 @@ fn an_aborted_answer_is_a_server_error_and_an_unusual_end_is_taken() {
         p.build().ok();
         assert_eq!(p.read("a.txt"), "all of it", "{reason}");
     }
+}
+
+/// An OpenAI answer without a `choices[0].finish_reason` (absent or `null`).
+fn unnamed(text: &str, finish: Option<()>, completion_tokens: u64) -> Reply {
+    let mut choice =
+        serde_json::json!({"index": 0, "message": {"role": "assistant", "content": text}});
+    if finish.is_some() {
+        choice["finish_reason"] = serde_json::Value::Null;
+    }
+    json(
+        200,
+        serde_json::json!({
+            "choices": [choice],
+            "usage": {"prompt_tokens": 3, "completion_tokens": completion_tokens}
+        }),
+    )
+}
+
+/// Several servers and proxies leave `finish_reason` out of a whole
+/// answer, or send `null`: the body came whole, so the answer is taken,
+/// still judged as any answer is (JSON, schema), and the raw file says
+/// how its end was read. Its token count reaching `max_tokens` makes it
+/// cut, as `length` would have.
+#[test]
+fn a_whole_answer_without_a_finish_reason_is_taken_and_judged() {
+    for finish in [None, Some(())] {
+        let server = Server::start();
+        server.default_reply(unnamed("all of it", finish, 3));
+        let p = project(&server, "openai", false, "");
+        p.build().ok();
+        assert_eq!(p.read("a.txt"), "all of it");
+        assert_eq!(server.requests().len(), 1);
+        let raw: serde_json::Value = serde_json::from_str(&p.read(".planexe/raw/a.json")).unwrap();
+        assert_eq!(
+            raw["note"],
+            "the response names no `choices[0].finish_reason`; a whole response is taken as finished"
+        );
+    }
+
+    // JSON is still looked for and checked: not JSON is re-asked.
+    let server = Server::start();
+    server.script([
+        unnamed("no json here", None, 3),
+        unnamed("{\"a\": 1}", None, 5),
+    ]);
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\n[tasks.a]\noutputs = [\"a.json\"]\nprompt = \"Say it\"\nformat = \"json\"\n",
+        server.url
+    ));
+    p.build().ok();
+    assert_eq!(p.read("a.json"), "{\n  \"a\": 1\n}\n");
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["error_type"], "invalid_json");
+
+    // As long as the limit sent: cut there, never taken.
+    let server = Server::start();
+    server.default_reply(unnamed("half of i", None, 4));
+    let p = project(&server, "openai", false, "max_tokens = 4");
+    p.build()
+        .code(1)
+        .stderr_has("truncated: the answer was cut off at the token limit (4 tokens)");
+    assert!(!p.exists("a.txt"));
+    assert!(p
+        .read(".planexe/raw/a.json")
+        .contains("reached max_tokens (4): taken as cut at the token limit"));
 }

@@ -204,7 +204,8 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         if let Some(reported) = error_in_answer(spec.provider, status, &value, &text) {
             return Err(reported);
         }
-        let answer = provider::parse_response(spec.provider, &value).map_err(|m| bad(m, &text))?;
+        let answer = provider::parse_response(spec.provider, &value, spec.max_tokens)
+            .map_err(|m| bad(m, &text))?;
         if answer.text.len() as u64 > spec.max_answer_bytes {
             return Err(CallError {
                 usage: answer.usage,

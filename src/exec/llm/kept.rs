@@ -65,7 +65,12 @@ impl Llm<'_> {
     ) -> bool {
         let mut kept = json!({"model": model.name, "provider": model.provider.as_str()});
         match outcome {
-            Ok(ok) => kept["response"] = ok.raw.clone(),
+            Ok(ok) => {
+                kept["response"] = ok.raw.clone();
+                if let Some(note) = &ok.answer.finish_note {
+                    kept["note"] = json!(note);
+                }
+            }
             Err(e) if e.answered() => {
                 kept["status"] = json!(e.status);
                 kept["error"] = json!(e.raw);

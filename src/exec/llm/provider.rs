@@ -41,6 +41,9 @@ pub struct Answer {
     /// text: kept for `.planexe/raw/`, never taken for the answer.
     pub reasoning: String,
     pub finish: Finish,
+    /// What planexe made of a whole response that names no reason for its
+    /// end ([`unnamed_finish`]), kept beside it in `.planexe/raw/`.
+    pub finish_note: Option<String>,
     pub usage: Usage,
 }
 
@@ -210,8 +213,14 @@ pub fn finish_field(provider: Provider) -> &'static str {
     }
 }
 
-/// Parses a whole (non-streamed) response body.
-pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String> {
+/// Parses a whole (non-streamed) response body. `max_tokens` is the
+/// limit the request sent, if any: what a response that names no reason
+/// for its end is measured against ([`unnamed_finish`]).
+pub fn parse_response(
+    provider: Provider,
+    body: &Value,
+    max_tokens: Option<u64>,
+) -> Result<Answer, String> {
     match provider {
         Provider::OpenAi => {
             let choice = body
@@ -231,20 +240,24 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 }
             };
             let reasoning = openai_reasoning(choice.get("message")).to_string();
-            let finish = match choice.get("finish_reason").and_then(Value::as_str) {
-                Some(r) => finish_of(r),
-                None => return Err("the response has no `finish_reason`".into()),
+            let usage = Usage {
+                prompt_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
+                completion_tokens: body
+                    .pointer("/usage/completion_tokens")
+                    .and_then(Value::as_u64),
             };
+            let (finish, finish_note) = named_finish(
+                choice.get("finish_reason"),
+                "choices[0].finish_reason",
+                usage,
+                max_tokens,
+            )?;
             Ok(Answer {
                 text,
                 reasoning,
                 finish,
-                usage: Usage {
-                    prompt_tokens: body.pointer("/usage/prompt_tokens").and_then(Value::as_u64),
-                    completion_tokens: body
-                        .pointer("/usage/completion_tokens")
-                        .and_then(Value::as_u64),
-                },
+                finish_note,
+                usage,
             })
         }
         Provider::Anthropic => {
@@ -262,20 +275,67 @@ pub fn parse_response(provider: Provider, body: &Value) -> Result<Answer, String
                 .filter(|b| b.get("type").and_then(Value::as_str) == Some("thinking"))
                 .filter_map(|b| b.get("thinking").and_then(Value::as_str))
                 .collect();
-            let finish = match body.get("stop_reason").and_then(Value::as_str) {
-                Some(r) => finish_of(r),
-                None => return Err("the response has no `stop_reason`".into()),
+            let usage = Usage {
+                prompt_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_u64),
+                completion_tokens: body.pointer("/usage/output_tokens").and_then(Value::as_u64),
             };
+            let (finish, finish_note) =
+                named_finish(body.get("stop_reason"), "stop_reason", usage, max_tokens)?;
             Ok(Answer {
                 text,
                 reasoning,
                 finish,
-                usage: Usage {
-                    prompt_tokens: body.pointer("/usage/input_tokens").and_then(Value::as_u64),
-                    completion_tokens: body.pointer("/usage/output_tokens").and_then(Value::as_u64),
-                },
+                finish_note,
+                usage,
             })
         }
+    }
+}
+
+/// How a whole response ended, from its reason `field` (at `path`): the
+/// reason named, sorted ([`finish_of`]); or, when it names none (the field
+/// absent or `null`), [`unnamed_finish`] and a note saying so. A reason
+/// that is neither text nor `null` is the wrong shape.
+fn named_finish(
+    field: Option<&Value>,
+    path: &str,
+    usage: Usage,
+    max_tokens: Option<u64>,
+) -> Result<(Finish, Option<String>), String> {
+    match field {
+        Some(Value::String(reason)) => Ok((finish_of(reason), None)),
+        None | Some(Value::Null) => Ok(unnamed_finish(path, usage, max_tokens)),
+        Some(other) => Err(format!(
+            "the response's `{path}` is {}, not text",
+            json_kind(other)
+        )),
+    }
+}
+
+/// A whole response that names no reason for its end (some servers and
+/// proxies leave `finish_reason` out, or send `null`). Unlike a stream
+/// that stops without one, nothing was cut: the body arrived whole and
+/// parsed. So the model finished, unless its own token count says the
+/// answer reached the `max_tokens` the request sent: then the limit cut it,
+/// as `length` would have said. The note says which, for `.planexe/raw/`.
+pub fn unnamed_finish(
+    path: &str,
+    usage: Usage,
+    max_tokens: Option<u64>,
+) -> (Finish, Option<String>) {
+    match (usage.completion_tokens, max_tokens) {
+        (Some(used), Some(limit)) if used >= limit => (
+            Finish::Length,
+            Some(format!(
+                "the response names no `{path}`; its {used} completion token(s) reached max_tokens ({limit}): taken as cut at the token limit"
+            )),
+        ),
+        _ => (
+            Finish::Stop,
+            Some(format!(
+                "the response names no `{path}`; a whole response is taken as finished"
+            )),
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ macro_rules! fixture {
 const ANSWER: &str = r#"{"city": "Paris", "country": "France"}"#;
 
 fn response(provider: Provider, body: &str) -> Answer {
-    parse_response(provider, &serde_json::from_str(body).unwrap()).unwrap()
+    parse_response(provider, &serde_json::from_str(body).unwrap(), None).unwrap()
 }
 
 /// Feeds a recorded event stream (`event:` and `data:` lines, events

@@ -95,3 +95,46 @@ fn error_shapes() {
         (None, "model 'qwen' not found, try pulling it first".into())
     );
 }
+
+/// A whole response that names no reason for its end is finished, or cut
+/// when its token count reached the limit sent; a reason of the wrong
+/// shape is still refused.
+#[test]
+fn a_whole_response_without_a_finish_reason() {
+    let parse = |body: &str, max_tokens| {
+        parse_response(
+            Provider::OpenAi,
+            &serde_json::from_str(body).unwrap(),
+            max_tokens,
+        )
+    };
+    for body in [
+        r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"completion_tokens":2}}"#,
+        r#"{"choices":[{"message":{"content":"hi"},"finish_reason":null}],"usage":{"completion_tokens":2}}"#,
+    ] {
+        let a = parse(body, Some(100)).unwrap();
+        assert_eq!((a.text.as_str(), &a.finish), ("hi", &Finish::Stop));
+        assert!(a.finish_note.unwrap().contains("taken as finished"));
+        let a = parse(body, Some(2)).unwrap();
+        assert_eq!(a.finish, Finish::Length, "{body}");
+        assert!(a.finish_note.unwrap().contains("reached max_tokens (2)"));
+        assert_eq!(parse(body, None).unwrap().finish, Finish::Stop);
+    }
+    let named = parse(
+        r#"{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}]}"#,
+        None,
+    );
+    assert!(named.unwrap().finish_note.is_none());
+    let wrong = parse(
+        r#"{"choices":[{"message":{"content":"hi"},"finish_reason":3}]}"#,
+        None,
+    );
+    assert!(wrong.unwrap_err().contains("is a number, not text"));
+    let anthropic = parse_response(
+        Provider::Anthropic,
+        &serde_json::json!({"content": [{"type": "text", "text": "hi"}], "usage": {"output_tokens": 9}}),
+        Some(9),
+    )
+    .unwrap();
+    assert_eq!(anthropic.finish, Finish::Length);
+}

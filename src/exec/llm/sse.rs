@@ -123,6 +123,7 @@ pub(super) fn read_stream(
             text: stream.text,
             reasoning: stream.reasoning,
             finish,
+            finish_note: None,
             usage: stream.usage,
         },
         raw,
