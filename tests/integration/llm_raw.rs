@@ -1,7 +1,8 @@
 //! `.planexe/raw/TASK.json` keeps what came back of a task's last call,
 //! also when the call failed part way (docs/llm.md, "Answers"): a stream's
 //! events before it stalled, closed, outgrew its bound or ran past its
-//! timeout, a body shorter than its `Content-Length`. A call that got
+//! timeout (the model's or the task's own), a body shorter than its
+//! `Content-Length`. A call that got
 //! nothing back leaves the file alone, and the build's hint then points
 //! at no earlier call's response as if it were this one's.
 
@@ -86,6 +87,55 @@ fn a_slow_endless_stream_past_the_timeout_keeps_its_events() {
     });
     let p = project(&server, "timeout = \"1s\"\ntemperature = 0");
     kept(&p, "runaway", "1.1, ");
+}
+
+/// The task's own `timeout` cuts a stream mid-answer: what came is kept
+/// as any other cut keeps it (it was not: the attempt said nothing came
+/// back, and the hint said no response of it was kept).
+#[test]
+fn a_stream_the_tasks_timeout_cuts_keeps_what_came() {
+    for (reply, kind, says, came) in [
+        (
+            Reply::Trickle {
+                every: Duration::from_millis(50),
+            },
+            "runaway",
+            "when the task's timeout (1s) expired",
+            "1.1, ",
+        ),
+        // A stream begun, silent since: what came is that it began.
+        (
+            openai_stream(&[], None, StreamEnd::Stall),
+            "timeout",
+            "timeout after 1s, while the model was answering (0 piece(s) received)",
+            "\"events\": []",
+        ),
+    ] {
+        let server = Server::start();
+        server.default_reply(reply);
+        let p = Project::new(&format!(
+            "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\ntemperature = 0\n\n{TASK}timeout = \"1s\"\n",
+            server.url
+        ));
+        let build = p.run_bounded(&["build"]);
+        build
+            .code(1)
+            .stderr_has(says)
+            .stderr_has("the last response in .planexe/raw/a.json");
+        let text = p.read(".planexe/raw/a.json");
+        assert!(text.contains(came), "{came} not in {text}");
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(raw["response"]["stream"], true, "{raw}");
+        assert!(
+            raw["failed"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{kind}: ")),
+            "{raw}"
+        );
+        let attempts = p.status_json("a")["attempts"].clone();
+        assert!(attempts[0].get("no_response").is_none(), "{attempts}");
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //!
 //! Calls are blocking ureq requests. Each runs on a short-lived thread of
 //! its own while the task's pool thread waits on it, so an interrupt or the
-//! task's deadline ends the wait at once even while a request is in flight.
+//! task's deadline ends the wait at once even while a request is in flight
+//! (what a stream had brought by then is kept, [`kept`](super::kept)).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -147,7 +148,7 @@ impl Llm<'_> {
             let stopped_by = match &ended {
                 Ended::Done(_) => None,
                 Ended::Interrupted => Some(Stop::Interrupted(None)),
-                Ended::Deadline => Some(Stop::Deadline(None)),
+                Ended::Deadline(_) => Some(Stop::Deadline(None)),
             };
             let outcome = match ended {
                 Ended::Done(Ok(mut ok)) => {
@@ -165,14 +166,24 @@ impl Llm<'_> {
                     ErrorKind::Stopped,
                     format!("stopped while the model was answering ({pieces} piece(s) received)"),
                 )),
-                Ended::Deadline => Err(fault::deadline_error(
-                    model,
-                    pieces,
-                    progress,
-                    deadline,
-                    provider::token_limit(spec.max_tokens, model),
-                    spec.judge,
-                )),
+                Ended::Deadline(so_far) => {
+                    let mut e = fault::deadline_error(
+                        model,
+                        pieces,
+                        progress,
+                        deadline,
+                        provider::token_limit(spec.max_tokens, model),
+                        spec.judge,
+                    );
+                    // What the stream brought before the cut is kept, as
+                    // a stall's is.
+                    if let Some((partial, usage)) = so_far {
+                        e.response = Some(partial);
+                        e.usage = usage;
+                    }
+                    self.scrub_err(&mut e);
+                    Err(e)
+                }
             };
             let duration_ms = started.elapsed().as_millis() as u64;
 
@@ -472,10 +483,12 @@ impl Llm<'_> {
         let (tx, rx) = mpsc::channel();
         let agent = self.agent.clone();
         let progress_for_call = Arc::clone(progress);
+        let so_far = Arc::new(call::SoFar::default());
+        let so_far_for_call = Arc::clone(&so_far);
         let spawned = std::thread::Builder::new()
             .name("planexe-call".into())
             .spawn(move || {
-                let result = call::call(&agent, &spec, &progress_for_call.pieces);
+                let result = call::call(&agent, &spec, &progress_for_call.pieces, &so_far_for_call);
                 drop(permit);
                 let _ = tx.send(result);
             });
@@ -493,7 +506,7 @@ impl Llm<'_> {
                         return Ended::Interrupted;
                     }
                     if until.is_some_and(|d| Instant::now() >= d) {
-                        return Ended::Deadline;
+                        return Ended::Deadline(so_far.given_up());
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -507,11 +520,12 @@ impl Llm<'_> {
     }
 }
 
-/// How a call in flight ended: with a result, or given up on.
+/// How a call in flight ended: with a result, or given up on (at the
+/// task's deadline, with what its stream had brought, if one began).
 enum Ended {
     Done(std::result::Result<call::CallOk, CallError>),
     Interrupted,
-    Deadline,
+    Deadline(Option<(Box<call::Partial>, provider::Usage)>),
 }
 
 /// Says (for `status`) that the task waits to retry until `until`, or no

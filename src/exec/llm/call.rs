@@ -22,7 +22,7 @@ use super::provider;
 use super::redirect::redirected;
 use super::reported::error_in_answer;
 use super::sse;
-pub use super::sse::Pieces;
+pub use super::sse::{Pieces, SoFar};
 use crate::store::ErrorKind;
 
 /// How many idle connections the agent keeps to one server (host and
@@ -83,8 +83,14 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
     }
 }
 
-/// Performs one call. `pieces` counts streamed pieces as they arrive.
-pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<CallOk, CallError> {
+/// Performs one call. `pieces` counts streamed pieces as they arrive; a
+/// stream is read into `so_far`, for whoever gives up on the call.
+pub fn call(
+    agent: &ureq::Agent,
+    spec: &CallSpec,
+    pieces: &Pieces,
+    so_far: &SoFar,
+) -> Result<CallOk, CallError> {
     let mut request = agent
         .post(&spec.url)
         .config()
@@ -137,7 +143,13 @@ pub fn call(agent: &ureq::Agent, spec: &CallSpec, pieces: &Pieces) -> Result<Cal
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
-        sse::read_stream(response.body_mut().as_reader(), status, spec, pieces)
+        sse::read_stream(
+            response.body_mut().as_reader(),
+            status,
+            spec,
+            pieces,
+            so_far,
+        )
     } else {
         let limit = wire_limit(spec.max_answer_bytes);
         if let Some(announced) = response.body().content_length().filter(|&n| n > limit) {

@@ -1,11 +1,12 @@
 //! What `.planexe/raw/TASK.json` keeps of a call: the response as the
 //! server sent it (a stream's first and last events), or, for a call that
 //! failed after something came back (a status, an error body, a stream's
-//! first events, a body cut short), what did come, with how the call
-//! failed. A call that got nothing back (refused, reset, timed out before
-//! a byte, or given up on by an interrupt or the task's timeout) leaves
-//! the file as it was, and its attempt says so, so no hint points at an
-//! earlier call's response as if it were this one's.
+//! first events, a body cut short, a stream the task's own timeout gave
+//! up on), what did come, with how the call failed. A call that got
+//! nothing back (refused, reset, timed out before a byte, or given up on
+//! by an interrupt, or by the task's timeout before a stream began)
+//! leaves the file as it was, and its attempt says so, so no hint points
+//! at an earlier call's response as if it were this one's.
 //!
 //! Everything is scrubbed of the build's secrets first; a stream's events
 //! whose text carried one (split across events, so in none of them whole)

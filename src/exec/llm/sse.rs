@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::fault::{
@@ -71,6 +72,35 @@ impl Pieces {
     }
 }
 
+/// A stream as far as it has come, shared by the thread that reads it and
+/// the task that waits on the call: a call the task's own timeout gives up
+/// on (its thread left to end by itself) keeps what came, as one that
+/// stalled keeps it. Locked for one event at a time, never while a read
+/// waits on the wire.
+#[derive(Debug, Default)]
+pub struct SoFar(Mutex<Option<Stream>>);
+
+impl SoFar {
+    /// Runs `f` on the stream, begun when it was not.
+    fn with<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> R {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(slot.get_or_insert_with(Stream::default))
+    }
+
+    /// The stream, taken out; none when no stream began (nothing came
+    /// back, or it already ended).
+    fn take(&self) -> Option<Stream> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// What came of a stream its call was given up on, kept as a failed
+    /// stream's is, and the usage it reported; none when no stream began.
+    pub fn given_up(&self) -> Option<(Box<Partial>, provider::Usage)> {
+        let mut stream = self.take()?;
+        Some((partial(&mut stream), stream.usage))
+    }
+}
+
 /// A time kept as milliseconds since the Unix epoch, 0 for none.
 fn at_ms(ms: u64) -> Option<std::time::SystemTime> {
     match ms {
@@ -84,15 +114,22 @@ fn at_ms(ms: u64) -> Option<std::time::SystemTime> {
 /// expires while pieces still arrive is a runaway generation, not a
 /// server that never answered.
 /// `status` is the response's (2xx) status, kept with a `bad_response`.
+/// The stream is read into `so_far`, and taken out of it at its end.
 pub(super) fn read_stream(
     reader: impl std::io::Read,
     status: u16,
     spec: &CallSpec,
     pieces: &Pieces,
+    so_far: &SoFar,
 ) -> Result<CallOk, CallError> {
     let started = std::time::Instant::now();
-    let mut stream = Stream::default();
-    read_events(reader, spec, pieces, &mut stream).map_err(|mut e| {
+    // Begun: what comes from now on is a stream's, its first event or not.
+    so_far.with(|_| ());
+    let read = read_events(reader, spec, pieces, so_far);
+    // Given up on meanwhile (the task's timeout): whoever gave up on it
+    // has what came, and nobody waits for this.
+    let mut stream = so_far.take().unwrap_or_default();
+    read.map_err(|mut e| {
         e.usage = stream.usage;
         e.response = Some(partial(&mut stream));
         if e.kind == ErrorKind::BadResponse {
@@ -175,7 +212,7 @@ fn runaway_message(
 
 /// A line of the stream that is not UTF-8: a `bad_response`, with the
 /// line as it came (its invalid bytes replaced) as what the server said.
-fn not_utf8(line: &[u8], valid: usize, received: u64, stream: &Stream) -> CallError {
+fn not_utf8(line: &[u8], valid: usize, received: u64, deltas: u64) -> CallError {
     let at = received - line.len() as u64 + valid as u64;
     let lossy = String::from_utf8_lossy(line);
     CallError {
@@ -183,19 +220,18 @@ fn not_utf8(line: &[u8], valid: usize, received: u64, stream: &Stream) -> CallEr
         ..CallError::new(
             ErrorKind::BadResponse,
             format!(
-                "the stream is not UTF-8 text: an invalid byte at offset {at} of the stream, after {} piece(s)",
-                stream.deltas
+                "the stream is not UTF-8 text: an invalid byte at offset {at} of the stream, after {deltas} piece(s)"
             ),
         )
     }
 }
 
-/// Feeds the events of a stream into `stream` until it ends.
+/// Feeds the events of a stream into `so_far` until it ends.
 fn read_events(
     reader: impl std::io::Read,
     spec: &CallSpec,
     pieces: &Pieces,
-    stream: &mut Stream,
+    so_far: &SoFar,
 ) -> Result<(), CallError> {
     let mut reader = BufReader::new(reader);
     let mut event: Option<String> = None;
@@ -216,7 +252,7 @@ fn read_events(
                     Size::Wire,
                     &format!(
                         "one event of the stream passed {limit} bytes, after {} bytes of answer",
-                        stream.text.len()
+                        so_far.with(|stream| stream.text.len())
                     ),
                     "; the rest of the stream was not read",
                 ))
@@ -224,8 +260,9 @@ fn read_events(
             Ok(n) => n,
             Err(e) => {
                 let broken = transport_io_error(&e, true, spec);
+                let deltas = so_far.with(|stream| stream.deltas);
                 return Err(CallError {
-                    message: format!("{} after {} piece(s)", broken.message, stream.deltas),
+                    message: format!("{} after {deltas} piece(s)", broken.message),
                     ..broken
                 });
             }
@@ -240,71 +277,24 @@ fn read_events(
                     ErrorKind::BrokenStream,
                     format!(
                         "the stream ended inside a character, after {} piece(s)",
-                        stream.deltas
+                        so_far.with(|stream| stream.deltas)
                     ),
                 ))
             }
-            Err(e) => return Err(not_utf8(&line, e.valid_up_to(), received, stream)),
+            Err(e) => {
+                let deltas = so_far.with(|stream| stream.deltas);
+                return Err(not_utf8(&line, e.valid_up_to(), received, deltas));
+            }
         };
         let trimmed = line.trim_end_matches(['\r', '\n']);
         if n == 0 || trimmed.is_empty() {
-            if !data.is_empty() {
-                let before = stream.deltas;
-                stream
-                    .feed(spec.provider, event.as_deref(), &data)
-                    .map_err(|e| {
-                        let kind = match reported_kind(e.kind.as_deref(), None, &e.message) {
-                            // The connection closed inside the stream's
-                            // last event (no blank line ended it): a
-                            // broken stream, not a server that sent the
-                            // wrong thing.
-                            ErrorKind::BadResponse if n == 0 => ErrorKind::BrokenStream,
-                            kind => kind,
-                        };
-                        let message = if kind == ErrorKind::BrokenStream {
-                            format!(
-                                "the stream ended inside an event, after {} piece(s) ({})",
-                                stream.deltas, e.message
-                            )
-                        } else if e.reported {
-                            format!("the stream reported an error: {}", e.message)
-                        } else {
-                            format!("the stream sent an event of the wrong shape: {}", e.message)
-                        };
-                        CallError {
-                            raw: provider::truncate(&data, 2048).to_string(),
-                            ..CallError::new(kind, message)
-                        }
-                    })?;
-                pieces.add(stream.deltas - before);
-                data.clear();
-                event = None;
-                if stream.text.len() as u64 > spec.max_answer_bytes {
-                    return Err(too_large(
-                        spec,
-                        Size::Text,
-                        &format!(
-                            "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
-                            stream.text.len(),
-                            stream.deltas
-                        ),
-                        "; the rest of the stream was not read",
-                    ));
-                }
-                if stream.reasoning.len() as u64 > spec.max_answer_bytes {
-                    return Err(too_large(
-                        spec,
-                        Size::Text,
-                        &format!(
-                            "the reasoning reached {} bytes after {} piece(s) ({received} bytes received)",
-                            stream.reasoning.len(),
-                            stream.deltas
-                        ),
-                        "; the rest of the stream was not read",
-                    ));
-                }
-            }
-            if n == 0 || stream.ended {
+            let ended = so_far.with(|stream| {
+                // An event's name is its own, as its data is.
+                let event = if data.is_empty() { None } else { event.take() };
+                event_into(stream, spec, pieces, event, &data, n, received)
+            })?;
+            data.clear();
+            if n == 0 || ended {
                 break;
             }
             continue;
@@ -320,6 +310,76 @@ fn read_events(
         // `id:`, `retry:` and `:` comments carry nothing we need.
     }
     Ok(())
+}
+
+/// Feeds the event whose lines were read (`event`, `data`) into `stream`,
+/// when it has data, and says whether the stream has ended. `n` is the
+/// length of the line that ended the event (0: the connection closed),
+/// `received` the bytes of the stream so far.
+fn event_into(
+    stream: &mut Stream,
+    spec: &CallSpec,
+    pieces: &Pieces,
+    event: Option<String>,
+    data: &str,
+    n: usize,
+    received: u64,
+) -> Result<bool, CallError> {
+    if !data.is_empty() {
+        let before = stream.deltas;
+        stream
+            .feed(spec.provider, event.as_deref(), data)
+            .map_err(|e| {
+                let kind = match reported_kind(e.kind.as_deref(), None, &e.message) {
+                    // The connection closed inside the stream's
+                    // last event (no blank line ended it): a
+                    // broken stream, not a server that sent the
+                    // wrong thing.
+                    ErrorKind::BadResponse if n == 0 => ErrorKind::BrokenStream,
+                    kind => kind,
+                };
+                let message = if kind == ErrorKind::BrokenStream {
+                    format!(
+                        "the stream ended inside an event, after {} piece(s) ({})",
+                        stream.deltas, e.message
+                    )
+                } else if e.reported {
+                    format!("the stream reported an error: {}", e.message)
+                } else {
+                    format!("the stream sent an event of the wrong shape: {}", e.message)
+                };
+                CallError {
+                    raw: provider::truncate(data, 2048).to_string(),
+                    ..CallError::new(kind, message)
+                }
+            })?;
+        pieces.add(stream.deltas - before);
+        if stream.text.len() as u64 > spec.max_answer_bytes {
+            return Err(too_large(
+                spec,
+                Size::Text,
+                &format!(
+                    "the answer reached {} bytes after {} piece(s) ({received} bytes received)",
+                    stream.text.len(),
+                    stream.deltas
+                ),
+                "; the rest of the stream was not read",
+            ));
+        }
+        if stream.reasoning.len() as u64 > spec.max_answer_bytes {
+            return Err(too_large(
+                spec,
+                Size::Text,
+                &format!(
+                    "the reasoning reached {} bytes after {} piece(s) ({received} bytes received)",
+                    stream.reasoning.len(),
+                    stream.deltas
+                ),
+                "; the rest of the stream was not read",
+            ));
+        }
+    }
+    Ok(stream.ended)
 }
 
 /// The call in flight, as its pieces are counted here.
