@@ -35,6 +35,7 @@ pub mod size;
 pub mod source;
 pub mod template;
 pub mod template_files;
+mod wrong_type;
 
 pub use advice::{Advice, ModelSourceKind, Trouble};
 pub use graph::{Action, FanoutGroup, Graph, Pool, Task, TaskId};

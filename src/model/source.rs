@@ -1,10 +1,10 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
 //! the line (a window of a long one, control characters made visible) and
-//! a caret under the span; the refusal of a file that is not UTF-8; and
-//! serde's words for a value of the wrong shape, in the pipeline's terms
-//! (a whole refusal of a file toml or serde could not read: a duplicate
-//! key named, the closest key to an unknown one); and the closest name to
-//! a mistyped one (a key, a task, a model, an output).
+//! a caret under the span; the refusal of a file that is not UTF-8; the
+//! whole refusal of a file toml or serde could not read (a duplicate key
+//! named, the closest key to an unknown one, a value of the wrong type in
+//! the pipeline's terms: [`wrong_type`](super::wrong_type)); and the
+//! closest name to a mistyped one (a key, a task, a model, an output).
 
 use std::ops::Range;
 
@@ -149,81 +149,6 @@ fn visible(text: &str, keep: &[char]) -> String {
         .collect()
 }
 
-/// serde's words for a value of the wrong shape, in the pipeline's terms,
-/// with a hint; other messages as they are. serde names Rust types
-/// (`invalid length 2, expected struct ForeachDef with 3 elements`: a
-/// struct reads from an array too; `invalid type: string "x", expected
-/// struct ForeachDef`); a user wrote a table, an array or a value.
-pub(super) fn shape_error(message: &str) -> (String, Option<&'static str>) {
-    let array_for_table = message
-        .strip_prefix("invalid length ")
-        .and_then(|m| m.split_once(", expected struct "))
-        .and_then(|(_, rest)| rest.split_once(" with "))
-        .map(|(name, _)| name);
-    if let Some(name) = array_for_table {
-        return (
-            "expected a table, found an array".to_string(),
-            Some(table_hint(name)),
-        );
-    }
-    let Some(invalid) = message.strip_prefix("invalid type: ") else {
-        return (message.to_string(), None);
-    };
-    if let Some((found, name)) = invalid.split_once(", expected struct ") {
-        return (
-            format!("expected a table, found {}", in_words(found)),
-            Some(table_hint(name)),
-        );
-    }
-    if let Some(found) = invalid.strip_suffix(", expected a sequence") {
-        return (
-            format!("expected an array, found {}", in_words(found)),
-            Some("write an array here, key = [\"a\", \"b\"] (docs/pipeline.md gives every key's type)"),
-        );
-    }
-    // A scalar: serde names the Rust type it wanted (`expected i64`).
-    if let Some((found, expected)) = invalid.split_once(", expected ") {
-        let expected = match expected {
-            "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" => "an integer",
-            "f32" | "f64" => "a number",
-            "a boolean" | "bool" => "a boolean (true or false)",
-            _ => return (message.to_string(), None),
-        };
-        return (
-            format!("expected {expected}, found {}", in_words(found)),
-            Some("fix the value at the marked position: docs/pipeline.md gives every key's type"),
-        );
-    }
-    (message.to_string(), None)
-}
-
-/// How to write the table serde calls `name`.
-fn table_hint(name: &str) -> &'static str {
-    match name {
-        "ForeachDef" => {
-            "write foreach = { file = \"list.json\", items = \"/pointer\", key = \"field\" } \
-             (docs/fanout.md); for a list of fixed values, use matrix = { name = [\"a\", \"b\"] }"
-        }
-        "JudgeDef" => {
-            "write [tasks.NAME.judge] with prompt = \"...\" and threshold = 0.7 (docs/checks.md)"
-        }
-        "PipelineSection" => {
-            "write a [pipeline] section, with name, jobs, model, ... (docs/pipeline.md)"
-        }
-        _ => "write a table here, key = { name = value, ... } or a [section] (docs/pipeline.md)",
-    }
-}
-
-/// serde's name of what it found, as a pipeline's author says it.
-fn in_words(found: &str) -> String {
-    match found {
-        "map" => "a table".to_string(),
-        "sequence" => "an array".to_string(),
-        other if other.starts_with("integer") => format!("an {other}"),
-        other => format!("a {other}"),
-    }
-}
-
 /// The one of `names` closest to `name` (Jaro-Winkler similarity, as
 /// clap's own suggestions), when close enough to be a typo of it.
 pub fn closest<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -262,7 +187,7 @@ pub(super) fn parse_error(
         // table `[x]` is.
         (
             "`[[...]]` makes an array of tables, and this takes one table".to_string(),
-            Some("write the header with one pair of brackets, such as [tasks.NAME]"),
+            Some("write the header with one pair of brackets, such as [tasks.NAME]".to_string()),
         )
     } else if shape
         && raw.starts_with("invalid type: map, expected a sequence")
@@ -271,10 +196,10 @@ pub(super) fn parse_error(
         // And the other way round: `[hooks]` where hooks are `[[hooks]]`.
         (
             "`[...]` makes one table, and this takes an array of tables".to_string(),
-            Some("write the header with two pairs of brackets, one for each entry, such as [[hooks]]"),
+            Some("write the header with two pairs of brackets, one for each entry, such as [[hooks]]".to_string()),
         )
     } else {
-        shape_error(raw)
+        super::wrong_type::shape_error(raw, text, span.clone())
     };
     // toml says `duplicate key` and marks it: named, with what to do (a
     // table given twice is the likelier slip).
@@ -300,7 +225,7 @@ pub(super) fn parse_error(
     } else if text.contains('\0') {
         advice.hint(&Trouble::Binary)
     } else if let Some(hint) = shape_hint {
-        hint.to_string()
+        hint
     } else if message.starts_with("unknown field") {
         "see docs/pipeline.md for every key a pipeline file may hold".to_string()
     } else if ["invalid type", "invalid value", "missing field"]

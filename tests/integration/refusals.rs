@@ -86,10 +86,10 @@ fn an_array_where_a_table_belongs_says_so_and_how_to_write_it() {
     let p = refused(
         "[tasks.a]\nforeach = [\"x\", \"y\"]\noutputs = [\"{{ key }}\"]\ncommand = \"true\"\n",
         "2:11",
-        "expected a table, found an array",
+        "`foreach` of task `a`: expected a table, found an array",
     );
     let run = p.build();
-    run.stderr_has("hint: write foreach = { file = ")
+    run.stderr_has("hint: write it as foreach = { file = ")
         .stderr_has("matrix = { name = ");
     assert!(!run.stderr.contains("ForeachDef"), "{}", run.stderr);
     // A value of the wrong type is no syntax error, and is named in TOML's
@@ -97,69 +97,151 @@ fn an_array_where_a_table_belongs_says_so_and_how_to_write_it() {
     let run = refused(
         "[tasks.a]\ncommand = \"true\"\nretries = \"two\"\n",
         "3:11",
-        "expected an integer, found a string \"two\"",
+        "`retries` of task `a`: expected an integer, found a string \"two\"",
     )
     .build();
-    run.stderr_has("hint: fix the value at the marked position");
+    run.stderr_has("hint: write it as retries = 2 (docs/pipeline.md gives every key's type)");
     assert!(!run.stderr.contains("i64"), "{}", run.stderr);
 }
 
 /// Every shape error speaks of tables, arrays and values, never of the
-/// Rust types behind them.
+/// Rust types behind them (`sequence`, `map`, `struct`, `i64`, `i128`),
+/// names the key and whose it is, and shows the key written right.
 #[test]
 fn a_value_of_the_wrong_shape_is_named_in_toml_terms() {
+    const MODEL: &str =
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n";
     for (text, at, says, hint) in [
         (
-            "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nforeach = \"x\"\n",
+            "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nforeach = \"x\"\n".to_string(),
             "4:11",
-            "expected a table, found a string \"x\"",
-            "hint: write foreach = { file = ",
+            "`foreach` of task `a`: expected a table, found a string \"x\"",
+            "hint: write it as foreach = { file = ",
         ),
         (
-            "pipeline = 3\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "pipeline = 3\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n".to_string(),
             "1:12",
-            "expected a table, found an integer `3`",
-            "hint: write a [pipeline] section",
+            "`pipeline`: expected a table, found an integer `3`",
+            "hint: write it as [pipeline] with name = ",
         ),
         (
-            "[tasks.a]\noutputs = { a = 1 }\ncommand = \"true\"\n",
+            "[tasks.a]\noutputs = { a = 1 }\ncommand = \"true\"\n".to_string(),
             "2:11",
-            "expected an array, found a table",
-            "hint: write an array here",
+            "`outputs` of task `a`: expected an array, found a table",
+            "hint: write it as outputs = [\"report.md\"]",
+        ),
+        (
+            "[tasks.a]\ninputs = { a = 1 }\noutputs = [\"o\"]\ncommand = \"true\"\n".to_string(),
+            "2:10",
+            "`inputs` of task `a`: expected an array, found a table",
+            "hint: write it as inputs = [\"plan.txt\", \"notes/*.md\"]",
+        ),
+        (
+            "[tasks.a]\noutputs = 3\ncommand = \"true\"\n".to_string(),
+            "2:11",
+            "`outputs` of task `a`: expected an array, found an integer `3`",
+            "hint: write it as outputs = [\"report.md\"]",
+        ),
+        (
+            "[tasks.a]\noutputs = [1]\ncommand = \"true\"\n".to_string(),
+            "2:12",
+            "an item of `outputs` of task `a`: expected a string, found an integer `1`",
+            "hint: write it as outputs = [\"report.md\"]",
         ),
         // Quoted in docs/pipeline.md#refusals.
         (
-            "[tasks.a]\ninputs = \"a.txt\"\ncommand = \"true\"\n",
+            "[tasks.a]\ninputs = \"a.txt\"\ncommand = \"true\"\n".to_string(),
             "2:10",
-            "expected an array, found a string \"a.txt\"",
-            "hint: write an array here, key = [\"a\", \"b\"]",
+            "`inputs` of task `a`: expected an array, found a string \"a.txt\"",
+            "hint: write it as inputs = [\"plan.txt\", \"notes/*.md\"] (docs/pipeline.md gives every key's type)",
         ),
         (
-            "[pipeline]\njobs = \"4\"\n[tasks.a]\ncommand = \"true\"\n",
+            "[tasks.a]\noutputs = [\"o\"]\ncommand = [\"make\", \"o\"]\n".to_string(),
+            "3:11",
+            "`command` of task `a`: expected a string, found an array",
+            "hint: write it as command = \"make report.md\"",
+        ),
+        (
+            "[pipeline]\njobs = \"4\"\n[tasks.a]\ncommand = \"true\"\n".to_string(),
             "2:8",
-            "expected an integer, found a string \"4\"",
-            "hint: fix the value at the marked position",
+            "`jobs` in [pipeline]: expected an integer, found a string \"4\"",
+            "hint: write it as jobs = 4",
         ),
         (
-            "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\ntemperature = \"hot\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\n",
+            format!("{MODEL}temperature = \"hot\"\n[tasks.a]\noutputs = [\"o\"]\nprompt = \"hi\"\nmodel = \"m\"\n"),
             "5:15",
-            "expected a number, found a string \"hot\"",
-            "hint: fix the value at the marked position",
+            "`temperature` of model `m`: expected a number, found a string \"hot\"",
+            "hint: write it as temperature = 0.2",
         ),
         (
-            "[[tasks.a]]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "tasks = [1]\n".to_string(),
+            "1:9",
+            "`tasks`: expected a table, found an array",
+            "hint: write it as [tasks.NAME] with outputs = [\"out.md\"] and command = ",
+        ),
+        (
+            format!("{MODEL}extra_body = [1]\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n"),
+            "5:14",
+            "`extra_body` of model `m`: expected a table, found an array",
+            "hint: write it as extra_body = { ",
+        ),
+        (
+            "[[hooks]]\nurl = 3\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n".to_string(),
+            "2:7",
+            "`url` of hook 1: expected a string, found an integer `3`",
+            "hint: write it as url = \"https://",
+        ),
+        (
+            "[models.m]\nmodel = \"x\"\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n".to_string(),
+            "1:1",
+            "model `m` has no `provider`, which it needs",
+            "hint: add provider = \"openai\"",
+        ),
+        (
+            "[[tasks.a]]\noutputs = [\"o\"]\ncommand = \"true\"\n".to_string(),
             "1:1",
             "`[[...]]` makes an array of tables, and this takes one table",
             "hint: write the header with one pair of brackets, such as [tasks.NAME]",
         ),
     ] {
+        let run = refused(&text, at, says).build();
+        run.stderr_has(hint);
+        for rust in ["struct", "sequence", "`map`", " map,", "i64", "i128"] {
+            assert!(!run.stderr.contains(rust), "{rust}: {}", run.stderr);
+        }
+    }
+}
+
+/// An integer past 64 bits was told in the toml crate's words
+/// (`invalid type: integer `...` as i128, expected any valid TOML value`):
+/// it is out of range, of a key named, written right in the hint.
+#[test]
+fn an_integer_out_of_range_names_the_key_and_the_range() {
+    for (text, at, says, hint) in [
+        (
+            "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\ntimeout = 99999999999999999999\n",
+            "4:11",
+            "`timeout` of task `a`: 99999999999999999999 is out of range: a TOML integer is at most 9223372036854775807",
+            "hint: write it as timeout = \"10m\" (a duration: ",
+        ),
+        (
+            "[pipeline]\njobs = 99999999999999999999\n[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n",
+            "2:8",
+            "`jobs` in [pipeline]: 99999999999999999999 is out of range",
+            "hint: write it as jobs = 4",
+        ),
+        (
+            "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\nmin_bytes = -99999999999999999999\n",
+            "4:13",
+            "`min_bytes` of task `a`: -99999999999999999999 is out of range: a TOML integer is at least -9223372036854775808",
+            "hint: write it as min_bytes = 1",
+        ),
+    ] {
         let run = refused(text, at, says).build();
         run.stderr_has(hint);
-        assert!(
-            !run.stderr.contains("struct") && !run.stderr.contains("sequence"),
-            "{}",
-            run.stderr
-        );
+        for rust in ["i128", "i64", "any valid TOML value"] {
+            assert!(!run.stderr.contains(rust), "{rust}: {}", run.stderr);
+        }
     }
 }
 
