@@ -34,7 +34,7 @@ impl ErrorKind {
                 change: None,
                 then: Then::Resume,
             },
-            ErrorKind::Runaway => change("bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout"),
+            ErrorKind::Runaway => change("lower max_tokens, bound the task's schema if it has one (maxItems, maxLength), or raise the model's timeout"),
             // A command's timeout too: no server is involved there.
             ErrorKind::Timeout => Remedy {
                 change: None,
@@ -147,20 +147,30 @@ impl ErrorKind {
 /// task's own `timeout` expired on it, not the model's.
 const TASKS_TIMEOUT_EXPIRED: &str = "when the task's timeout (";
 
+/// What a runaway generation's message says when its answer was held to a
+/// schema, which may be what let it run on.
+const SCHEMA_TO_BOUND: &str = "bound the schema's arrays";
+
 impl TaskError {
     /// What to do about it ([`ErrorKind::remedy_of`]). For a runaway
-    /// generation the task's own `timeout` ended, that timeout rather than
-    /// the model's, as its message says. A failure of a kind that needs a
+    /// generation, what its message says: the task's own `timeout` rather
+    /// than the model's when that one ended it, and its schema only when
+    /// its answer was held to one. A failure of a kind that needs a
     /// change, recoverable all the same (a chain of models whose last
     /// failed for good after an earlier one failed in a way that may
     /// clear): build again first, then the change if it fails again.
     pub fn remedy(&self) -> Remedy {
-        if self.kind == ErrorKind::Runaway
-            && !self.judge
-            && self.message.contains(TASKS_TIMEOUT_EXPIRED)
-        {
+        if self.kind == ErrorKind::Runaway && !self.judge {
+            let schema = self.message.contains(SCHEMA_TO_BOUND);
+            let task = self.message.contains(TASKS_TIMEOUT_EXPIRED);
+            let change = match (schema, task) {
+                (true, true) => "bound the schema (maxItems, maxLength), lower max_tokens, or raise the task's timeout",
+                (true, false) => "bound the schema (maxItems, maxLength), lower max_tokens, or raise the model's timeout",
+                (false, true) => "lower max_tokens, or raise the task's timeout",
+                (false, false) => "lower max_tokens, or raise the model's timeout",
+            };
             return Remedy {
-                change: Some("bound the schema (maxItems, maxLength), lower max_tokens, or raise the task's timeout"),
+                change: Some(change),
                 then: Then::Nothing,
             };
         }

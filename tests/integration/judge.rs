@@ -524,7 +524,7 @@ fn a_judges_failure_is_remedied_in_the_judges_terms() {
     assert_eq!(p.status_json("t")["error"].get("judge"), None);
     p.run(&["status"])
         .ok()
-        .stdout_has("hint: bound the schema (maxItems, maxLength), lower max_tokens");
+        .stdout_has("hint: lower max_tokens, or raise the model's timeout");
     // A command's judge that cannot score: the build's hint is the judge's.
     let judges = Server::start();
     judges.default_reply(json(

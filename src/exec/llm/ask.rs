@@ -118,6 +118,7 @@ impl Llm<'_> {
                 max_answer_bytes: model.max_answer_bytes,
                 max_tokens: provider::token_limit(spec.max_tokens, model),
                 judge: spec.judge,
+                schema: spec.schema.is_some(),
             };
             let mut waited = None;
             let acquired = self.gates[m].acquire(until, &self.interrupt, &mut |wait| {
@@ -173,7 +174,7 @@ impl Llm<'_> {
                         progress,
                         deadline,
                         provider::token_limit(spec.max_tokens, model),
-                        spec.judge,
+                        super::fault::Bounds::of(spec.judge, spec.schema.is_some()),
                     );
                     // What the stream brought before the cut is kept, as
                     // a stall's is.

@@ -200,6 +200,38 @@ pub struct CallSpec {
     pub max_tokens: Option<u64>,
     /// A judge's call: its prompt, schema and `max_tokens` are planexe's.
     pub judge: bool,
+    /// The answer is constrained to a JSON schema (a task's `schema`).
+    pub schema: bool,
+}
+
+impl CallSpec {
+    /// What bounds the call's answer, for what a runaway is told to change.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::of(self.judge, self.schema)
+    }
+}
+
+/// What bounds an answer besides its timeout, and so what a generation
+/// that would not end is told to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounds {
+    /// A judge's call: its prompt, schema and `max_tokens` are planexe's;
+    /// only the timeout is the user's.
+    Judge,
+    /// The task's schema (and `max_tokens`).
+    Schema,
+    /// `max_tokens` alone: a text answer.
+    Text,
+}
+
+impl Bounds {
+    pub fn of(judge: bool, schema: bool) -> Bounds {
+        match (judge, schema) {
+            (true, _) => Bounds::Judge,
+            (false, true) => Bounds::Schema,
+            (false, false) => Bounds::Text,
+        }
+    }
 }
 
 /// What a generation still going when a timeout expired was, and what to
@@ -219,14 +251,14 @@ pub(super) fn still_generating(
     elapsed: Option<Duration>,
     first_ago: Option<Duration>,
     max_tokens: Option<u64>,
-    judge: bool,
+    bounds: Bounds,
 ) -> String {
-    let endless = if judge {
-        format!(" and no end; raise {raise}")
-    } else {
-        format!(
+    let endless = match bounds {
+        Bounds::Judge => format!(" and no end; raise {raise}"),
+        Bounds::Schema => format!(
             " and no end; bound the schema's arrays (maxItems) and strings (maxLength), lower max_tokens, or raise {raise}"
-        )
+        ),
+        Bounds::Text => format!(" and no end; lower max_tokens, or raise {raise}"),
     };
     let mut m = format!("the model was still generating when {timeout} expired: {pieces} token(s)");
     let Some(elapsed) = elapsed else {
@@ -269,7 +301,11 @@ pub(super) fn still_generating(
         Some(n) if rate > 0.0 => {
             let takes = lead.as_secs_f64() + n as f64 / rate;
             let takes = Duration::from_secs(takes.min(1e9) as u64);
-            let lower = if judge { "" } else { " or lower max_tokens" };
+            let lower = if bounds == Bounds::Judge {
+                ""
+            } else {
+                " or lower max_tokens"
+            };
             m.push_str(&format!(
                 "; at that rate its max_tokens ({n}) takes {}: slow, not endless; raise {raise}{lower}",
                 humantime::format_duration(takes)
@@ -486,7 +522,7 @@ pub(super) fn deadline_error(
     progress: &super::CallProgress,
     deadline: Option<(std::time::Instant, Duration)>,
     max_tokens: Option<u64>,
-    judge: bool,
+    bounds: Bounds,
 ) -> CallError {
     let limit = deadline.map_or(Duration::ZERO, |d| d.1);
     let streaming = progress
@@ -505,7 +541,7 @@ pub(super) fn deadline_error(
                 elapsed,
                 progress.pieces.first_ago(),
                 max_tokens,
-                judge,
+                bounds,
             ),
         )
     } else {

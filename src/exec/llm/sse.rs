@@ -206,7 +206,7 @@ fn runaway_message(
         Some(elapsed),
         first_ago,
         spec.max_tokens,
-        spec.judge,
+        spec.bounds(),
     )
 }
 
