@@ -405,7 +405,8 @@ pub enum GraphFormat {
 
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Output format
+    /// Output format (with json, an error is one JSON object on stdout
+    /// too, as with `status --json`)
     #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
     pub format: GraphFormat,
 }
@@ -430,7 +431,9 @@ pub struct StatusArgs {
     #[arg(value_name = "TASK")]
     pub task: Option<String>,
 
-    /// Print JSON (one object, see docs/state.md)
+    /// Print JSON (one object, see docs/observability.md); an error is
+    /// one JSON object on stdout too, `{"error": {...}}`, besides the text
+    /// on stderr
     #[arg(long)]
     pub json: bool,
 

@@ -14,6 +14,7 @@ mod check;
 mod clean;
 mod colour;
 mod edit;
+mod error_json;
 mod explain;
 mod graph;
 mod init;
@@ -248,10 +249,20 @@ where
         Err(e) => {
             drop(held);
             let _ = e.print();
-            if let Some(hint) = args::misplaced_option_hint(&args, &e) {
+            let hint = args::misplaced_option_hint(&args, &e);
+            if let Some(hint) = &hint {
                 eprintln!("hint: {hint}");
             }
-            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            if !e.use_stderr() {
+                return EXIT_OK;
+            }
+            if error_json::line_asks_json(&args) {
+                let hints: Vec<String> = hint.into_iter().collect();
+                let doc = error_json::usage_document(&e.to_string(), &hints, EXIT_USAGE);
+                let printer = Printer::new(Verbosity::Quiet, false, false);
+                let _ = printer.json(&doc);
+            }
+            return EXIT_USAGE;
         }
     };
     let ctx = Context::from_env().with_color(cli.color);
@@ -290,6 +301,11 @@ where
             });
             if !e.is_silent() {
                 printer.error(&e);
+                // A program reading stdout as the JSON it asked for gets
+                // the error there, unless data went out before it.
+                if error_json::asks_json(&cli.command) && !printer.wrote_data() {
+                    let _ = printer.json(&error_json::document(&e));
+                }
             }
             e.code()
         }

@@ -43,6 +43,8 @@ pub struct Printer {
     live: bool,
     /// Whether a warning was printed.
     warned: std::cell::Cell<bool>,
+    /// Whether data was written on stdout.
+    wrote_data: std::cell::Cell<bool>,
 }
 
 impl Printer {
@@ -55,6 +57,7 @@ impl Printer {
             bars: None,
             live,
             warned: std::cell::Cell::new(false),
+            wrote_data: std::cell::Cell::new(false),
         }
     }
 
@@ -297,8 +300,14 @@ impl Printer {
         }
     }
 
+    /// Whether any data was written on stdout (or tried to be).
+    pub fn wrote_data(&self) -> bool {
+        self.wrote_data.get()
+    }
+
     /// A line on stdout (pipeable data).
     pub fn data(&self, text: &str) {
+        self.wrote_data.set(true);
         let mut line = String::with_capacity(text.len() + 1);
         line.push_str(text);
         line.push('\n');
@@ -320,6 +329,7 @@ impl Printer {
     /// The outcome of writing data on stdout: a reader that stopped
     /// reading (`| head`) is not an error.
     pub fn written(&self, written: std::io::Result<()>) -> Result<(), Error> {
+        self.wrote_data.set(true);
         written
             .or_else(|e| match e.kind() {
                 std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -332,6 +342,7 @@ impl Printer {
     /// person; one compact line otherwise, for a program (`status --json`
     /// of 100,000 tasks is 40 MB indented), streamed as it is made.
     pub fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), Error> {
+        self.wrote_data.set(true);
         let stdout = std::io::stdout();
         let terminal = stdout.is_terminal();
         let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -23,6 +23,7 @@ mod fuzz;
 mod hostile_server;
 mod in_flight;
 mod jobserver;
+mod json_errors;
 mod judge;
 mod judge_ledgers;
 mod judge_outputs;

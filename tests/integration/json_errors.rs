@@ -1,0 +1,106 @@
+//! A command asked for JSON (`status --json`, `graph --format json`) that
+//! ends in an error prints the error as one JSON object on stdout, as well
+//! as the usual text on stderr, and exits with the error's status.
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const BROKEN_KEY: &str =
+    "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\nbogus = 1\n";
+const BROKEN_SYNTAX: &str = "[tasks.a\noutputs = [\"a.txt\"]\n";
+
+/// The one JSON object on `run`'s stdout, which must exit 2 and still say
+/// the error on stderr.
+#[track_caller]
+fn error_of(run: &Run) -> Value {
+    run.code(2).stderr_has("error: ");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of JSON on stdout\n{run:#?}");
+    let doc: Value = serde_json::from_str(lines[0]).expect("stdout is JSON");
+    assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
+    doc["error"].clone()
+}
+
+#[test]
+fn status_json_of_a_pipeline_with_an_unknown_key_prints_the_error_as_json() {
+    let p = Project::new(BROKEN_KEY);
+    let error = error_of(&p.run(&["status", "--json"]));
+    assert_eq!(error["kind"], "pipeline");
+    assert_eq!(
+        error["where"],
+        serde_json::json!({"file": "pipeline.toml", "line": 4, "col": 1})
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `bogus`"),
+        "{error}"
+    );
+    assert!(
+        error["detail"].as_str().unwrap().contains("bogus = 1"),
+        "{error}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("docs/pipeline.md"),
+        "{error}"
+    );
+    // `status TASK --json` too.
+    let error = error_of(&p.run(&["status", "a", "--json"]));
+    assert_eq!(error["where"]["line"], 4);
+}
+
+#[test]
+fn status_json_of_a_pipeline_that_does_not_parse_prints_the_error_as_json() {
+    let p = Project::new(BROKEN_SYNTAX);
+    let error = error_of(&p.run(&["status", "--json"]));
+    assert_eq!(error["kind"], "pipeline");
+    assert_eq!(error["where"]["file"], "pipeline.toml");
+    assert_eq!(error["where"]["line"], 1);
+    assert!(
+        error["hint"].as_str().unwrap().contains("TOML syntax"),
+        "{error}"
+    );
+    // Without --json, stdout stays empty.
+    let plain = p.run(&["status"]);
+    plain.code(2);
+    assert_eq!(plain.stdout, "");
+}
+
+#[test]
+fn graph_json_of_a_broken_pipeline_prints_the_error_as_json() {
+    let p = Project::new(BROKEN_KEY);
+    let error = error_of(&p.run(&["graph", "--format", "json"]));
+    assert_eq!(error["where"]["line"], 4);
+    let dot = p.run(&["graph"]);
+    dot.code(2);
+    assert_eq!(dot.stdout, "");
+}
+
+#[test]
+fn status_json_refused_before_the_pipeline_prints_the_error_as_json() {
+    let p = Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n");
+    let error = error_of(&p.run(&["status", "--json", "--stall-after", "soon"]));
+    assert_eq!(error["kind"], "usage");
+    assert_eq!(error["where"], Value::Null);
+    assert!(
+        error["hint"]
+            .as_str()
+            .unwrap()
+            .contains("--stall-after 90s"),
+        "{error}"
+    );
+    let error = error_of(&p.run(&["status", "nosuch", "--json"]));
+    assert!(
+        error["message"].as_str().unwrap().contains("nosuch"),
+        "{error}"
+    );
+    // Refused by the command line's parser.
+    let error = error_of(&p.run(&["status", "--json", "--bogus"]));
+    assert_eq!(error["kind"], "usage");
+    assert!(
+        error["message"].as_str().unwrap().contains("--bogus"),
+        "{error}"
+    );
+}
