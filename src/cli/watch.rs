@@ -14,7 +14,8 @@
 //! recomputed after every load of the pipeline so a new source is watched
 //! from then on, and after every build from the graph it grew (a fan-out's
 //! instances read and write files of their own). A pipeline that stops
-//! loading is reported and the watch goes on. Events lost to an overflow
+//! loading is reported and the watch goes on; so is a run directory moved
+//! away or removed ([`pinned`]: the watch stays where it started). Events lost to an overflow
 //! of the kernel's queue make the watch watch its folders afresh and build
 //! (which checks everything).
 
@@ -23,6 +24,7 @@ mod entries;
 mod left;
 mod links;
 mod notifier;
+mod pinned;
 mod poller;
 mod sources;
 mod warned;
@@ -46,6 +48,7 @@ use crate::store::RunDir;
 use debounce::{Batch, Changes, Filter, News, Window};
 use left::{Left, Started};
 use notifier::{Notifier, Seen};
+use pinned::Pinned;
 use sources::WatchSet;
 use warned::Warned;
 
@@ -67,7 +70,7 @@ pub fn watch(cli: &Cli, ctx: &Context, args: &WatchArgs, printer: &mut Printer) 
     let poll = args.poll.as_deref().map(poll_interval).transpose()?;
     let (tx, rx) = mpsc::channel();
     let mut watch = Watch {
-        cli,
+        place: Pinned::new(ctx.location(cli)?),
         ctx,
         args,
         options: BuildOptions {
@@ -132,7 +135,8 @@ fn poll_interval(text: &str) -> Result<Duration> {
 
 /// One watch: its settings, its watcher and what it knows between builds.
 struct Watch<'a> {
-    cli: &'a Cli,
+    /// The run directory and pipeline file, as found at the start.
+    place: Pinned,
     ctx: &'a Context,
     args: &'a WatchArgs,
     options: BuildOptions,
@@ -290,7 +294,10 @@ impl Watch<'_> {
     /// not parse keeps the last set (at first, the pipeline file alone),
     /// so fixing it is seen.
     fn load(&mut self, printer: &Printer) -> Result<Session> {
-        let located = self.ctx.location(self.cli)?.locate()?;
+        if !self.first {
+            self.place.still_there()?;
+        }
+        let located = self.place.location().locate()?;
         if let (true, Some(warning)) = (self.first, &located.warning) {
             printer.warn(warning);
         }

@@ -323,11 +323,20 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     let away = p.path("away");
     std::fs::rename(&run, &away).unwrap();
     let lines = w.expect("watch: ");
+    let shown = run.display().to_string();
     assert!(
-        lines.iter().any(|l| l.contains("it does not exist")),
+        lines.iter().any(|l| l
+            == &format!(
+                "error: the run directory {shown} was moved or removed while it was watched"
+            )),
         "{lines:?}"
     );
-    let shown = run.display().to_string();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("hint: the watch goes on and builds when the folder is back")),
+        "{lines:?}"
+    );
     let last = lines.last().unwrap();
     assert!(last.starts_with(&format!("watch: {shown}")), "{last}");
     assert!(
@@ -341,6 +350,38 @@ command = "tr a-z A-Z < plan.txt > outline.md"
     let last = lines.last().unwrap();
     assert!(last.starts_with(&format!("watch: {shown}")), "{last}");
     assert!(last.ends_with("ran 0 task(s)"), "{last}");
+    assert_eq!(w.stop(), 130);
+}
+
+/// The run directory a watch runs in (no `-C`) moved away, then back: the
+/// watch says the run directory was moved or removed and what to do, and
+/// builds when it is back. (It used to follow the folder to its new place
+/// and say `this run directory was built with .../pipeline.toml, which no
+/// longer exists`; removed, `.: No such file or directory`.)
+#[test]
+fn the_current_run_directory_moved_away_is_said_to_be_moved() {
+    let p = Project::new(PIPELINE);
+    p.write("plan.txt", "one\n");
+    let mut w = Watcher::start(&p, &[]);
+    w.no_rebuild_for(Duration::from_secs(1));
+    let run = p.root().canonicalize().unwrap();
+    let away = run.with_extension("away");
+    std::fs::rename(&run, &away).unwrap();
+    std::fs::write(away.join("plan.txt"), "two\n").unwrap();
+    let lines = w.expect("watch: ");
+    let shown = run.display().to_string();
+    let said =
+        format!("error: the run directory {shown} was moved or removed while it was watched");
+    let back = std::fs::rename(&away, &run);
+    assert!(lines.contains(&said), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("no longer exists")),
+        "{lines:?}"
+    );
+    back.unwrap();
+    let lines = w.expect("watch: ");
+    assert_eq!(started(&lines), ["outline", "report"], "{lines:?}");
+    assert_eq!(p.read("report.md"), "TWO\n");
     assert_eq!(w.stop(), 130);
 }
 
