@@ -3,7 +3,8 @@
 //! definition for `planexe new` and the MCP server's `run_create`.
 //!
 //! Nothing is made unless everything checks out first: the run directory
-//! (missing or empty) and the pipeline (parsed and resolved by the same
+//! (missing or empty; one that is not is said to hold a run, or files but
+//! no run) and the pipeline (parsed and resolved by the same
 //! code as a build, so a broken one is refused with `file:line:col`). What
 //! only resolution can find is found once the directory exists, and then
 //! undone. The record of the pipeline is the one a build writes
@@ -22,6 +23,8 @@ use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
 use crate::store::origin::Origin;
+use crate::store::rundir::{holds_run, STATE_DIR};
+use crate::store::untrusted::printable;
 use crate::store::wrong_kind;
 
 /// The file every run's tasks take their plan from, in the run directory.
@@ -185,15 +188,42 @@ fn check_fresh(run_dir: &Path, shown: &str, advice: &Advice) -> Result<()> {
         ))
         .hint("choose another name for the run directory"));
     }
-    let mut entries = fs_err::read_dir(run_dir)?;
-    if entries.next().is_some() {
+    let mut names: Vec<String> = fs_err::read_dir(run_dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| printable(&e.file_name().to_string_lossy()).into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    if holds_run(run_dir) {
         return Err(Error::usage(format!(
-            "run directory {shown} already exists and is not empty"
+            "run directory {shown} already exists and holds a planexe run"
         ))
         .hint(advice.hint(&Trouble::RunExists { run: shown })));
     }
-    Ok(())
+    // A folder made by hand (a pipeline copied in, a `.planexe/` made or
+    // left half copied): no run, and nothing planexe would resume.
+    names.sort();
+    let mut shown_names: Vec<String> = names
+        .iter()
+        .take(SHOWN_NAMES)
+        .map(|n| match n.as_str() {
+            STATE_DIR => format!("{STATE_DIR}/ (with no record of a run)"),
+            _ => n.clone(),
+        })
+        .collect();
+    if names.len() > SHOWN_NAMES {
+        shown_names.push(format!("{} more", names.len() - SHOWN_NAMES));
+    }
+    Err(Error::usage(format!(
+        "run directory {shown} already exists and is not empty, but holds no planexe run: {}",
+        shown_names.join(", ")
+    ))
+    .hint(advice.hint(&Trouble::FolderTaken { run: shown })))
 }
+
+/// The most names of a folder's entries a refusal lists.
+const SHOWN_NAMES: usize = 4;
 
 /// Makes `dir` and its missing parents; returns those it made, outermost
 /// first.

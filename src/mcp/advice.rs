@@ -124,6 +124,10 @@ fn advise(trouble: &Trouble<'_>) -> String {
             "choose another name, or leave `name` out for a fresh one; the build tool with `run` \
              naming `{run}` resumes it"
         ),
+        Trouble::FolderTaken { run } => format!(
+            "a run is made only where no folder is, or an empty one: choose another name, or \
+             leave `name` out for a fresh one (what `{run}` holds is the operator's to move away)"
+        ),
         Trouble::Forced => "the build tool's `force`".into(),
         Trouble::ReplayMissed { dir, live } => format!(
             "call the build tool with `model` naming `{live}`, the live model it replays, to ask \

@@ -30,7 +30,7 @@ use crate::plan::Session;
 use crate::store::archive::Archived;
 use crate::store::origin::Origin;
 use crate::store::run_record::{self, Counts, RunRecord};
-use crate::store::rundir::STATE_DIR;
+use crate::store::rundir::{holds_run, STATE_DIR};
 use crate::store::{files, wrong_kind, RunDir};
 
 /// How long `run_create` returns the run it made for the same plan and
@@ -288,13 +288,7 @@ impl Root {
         }
         let name = match name {
             Some(name) => {
-                if std::fs::symlink_metadata(self.dir.join(name)).is_ok() {
-                    return Err(Error::usage(format!(
-                        "a run `{name}` already exists, made for another plan or pipeline (or more than {} minutes ago)",
-                        IDEMPOTENT_FOR.as_secs() / 60
-                    ))
-                    .hint("choose another name, or leave name out for a fresh one; build resumes an existing run"));
-                }
+                self.check_taken(name)?;
                 name.to_string()
             }
             None => self.fresh_name(&String::from_utf8_lossy(&plan)),
@@ -314,6 +308,36 @@ impl Root {
             results: session.graph.results(),
             warnings,
         })
+    }
+
+    /// Refuses the name of a new run where a run is (not the one an
+    /// earlier call made: `create` returned that), or a file or a link. A
+    /// folder with no run is [`new_run::create`]'s to judge: it makes the
+    /// run in an empty one, else says what the folder holds.
+    fn check_taken(&self, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(());
+        };
+        if !meta.is_dir() {
+            return Err(Error::usage(format!(
+                "`{name}` exists under the root and is not a folder (a file or a link), so no run can be made there"
+            ))
+            .hint("choose another name, or leave name out for a fresh one"));
+        }
+        if !holds_run(&path) {
+            return Ok(());
+        }
+        let made = match RunDir::open(&path).ok().and_then(|r| Origin::load(&r)) {
+            Some(_) => format!(
+                "made for another plan or pipeline (or more than {} minutes ago)",
+                IDEMPOTENT_FOR.as_secs() / 60
+            ),
+            None => "made by a build in its folder, not by run_create".to_string(),
+        };
+        Err(Error::usage(format!("a run `{name}` already exists, {made}")).hint(
+            "choose another name, or leave name out for a fresh one; build resumes an existing run",
+        ))
     }
 
     /// The origin of run `name` when it was made less than
@@ -524,9 +548,9 @@ mod tests {
         assert!(check_name(&"x".repeat(MAX_NAME + 1)).is_err());
     }
 
-    /// The server checks a name before it makes the run, so only a folder
-    /// made in between meets `new_run`'s own check: its hint is the
-    /// server's, not `planexe build -C`.
+    /// A folder that holds no run is `new_run`'s to judge (as is one made
+    /// between the server's check and the run): its hint is the server's,
+    /// not `planexe build -C`, and offers no resume.
     #[test]
     fn a_taken_run_folder_is_told_in_the_tools_terms() {
         let root = tempfile::tempdir().unwrap();
@@ -549,18 +573,14 @@ mod tests {
         .err()
         .unwrap();
         assert!(
-            refused
-                .to_string()
-                .contains("run directory r already exists"),
+            refused.to_string().contains("holds no planexe run"),
             "{refused}"
         );
         assert_eq!(
             refused.hints(),
-            [
-                "choose another name, or leave `name` out for a fresh one; the build tool with \
-              `run` naming `r` resumes it"
-            ]
+            [ADVICE.hint(&crate::model::Trouble::FolderTaken { run: "r" })]
         );
+        assert!(refused.hints()[0].contains("leave `name` out"));
         assert!(!run.join(PLAN).exists());
     }
 

@@ -89,8 +89,11 @@ pub enum Trouble<'a> {
     /// words for the end of a note.
     ReplayForNewRun { live: &'a str, run: &'a str },
     /// The folder chosen for a new run (`run`, as its maker named it)
-    /// exists and holds something: what to do instead.
+    /// holds a run already: what to do instead.
     RunExists { run: &'a str },
+    /// The folder chosen for a new run (`run`, as its maker named it)
+    /// holds files but no run (made by hand): what to do instead.
+    FolderTaken { run: &'a str },
     /// A build runs tasks whatever their state because it was told to:
     /// what told it, words for the resume line.
     Forced,
@@ -294,6 +297,10 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         ),
         Trouble::RunExists { run } => format!(
             "choose another name, or `planexe build -C {}` to resume it",
+            quoted(run)
+        ),
+        Trouble::FolderTaken { run } => format!(
+            "a new run is made only in a folder that is missing or empty: choose another name, or move what {run} holds away; to build in it as it is, put plan.txt in it and run `planexe build -C {}`",
             quoted(run)
         ),
     }

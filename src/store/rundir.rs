@@ -14,6 +14,23 @@ use crate::error::{Error, Result};
 /// The folder name of planexe's state inside a run directory.
 pub const STATE_DIR: &str = ".planexe";
 
+/// Whether the folder `dir` holds a run planexe made or built: a
+/// `.planexe/` with a record of either in it (the run record, the state
+/// log, the recorded pipeline file, `origin.json`, task sidecars). A
+/// `.planexe/` without one (made by hand, half copied) holds none.
+pub fn holds_run(dir: &Path) -> bool {
+    let state = dir.join(STATE_DIR);
+    [
+        file::RUN,
+        file::LOG,
+        file::PIPELINE,
+        file::ORIGIN,
+        file::TASKS,
+    ]
+    .iter()
+    .any(|name| std::fs::symlink_metadata(state.join(name)).is_ok())
+}
+
 /// The names under `.planexe/`.
 pub mod file {
     /// The state log.

@@ -124,16 +124,49 @@ fn new_accepts_an_existing_empty_folder() {
     assert_eq!(p.read("runs/empty/plan.txt"), "x\n");
 }
 
+/// A folder made by hand, not empty, holds no run: it is said so, with
+/// what it holds, and not offered to be resumed (it used to be: `choose
+/// another name, or planexe build -C runs/old to resume it`).
 #[test]
 fn new_refuses_a_folder_that_is_not_empty() {
     let p = Project::new(UPPER);
     p.write("runs/old/notes.md", "mine");
     p.run(&["new", "runs/old", "--plan", "x"])
         .code(2)
-        .stderr_has("runs/old already exists and is not empty")
-        .stderr_has("hint: choose another name, or `planexe build -C runs/old` to resume it");
+        .stderr_has(
+            "error: run directory runs/old already exists and is not empty, but holds no planexe run: notes.md\n",
+        )
+        .stderr_has(
+            "hint: a new run is made only in a folder that is missing or empty: choose another name, or move what runs/old holds away; to build in it as it is, put plan.txt in it and run `planexe build -C runs/old`",
+        );
     assert!(!p.exists("runs/old/plan.txt"));
     assert!(!p.exists("runs/old/.planexe"));
+}
+
+/// A pipeline copied into a folder by hand, and a `.planexe/` made by
+/// hand (or left half copied) with no record of a run in it: no run.
+#[test]
+fn new_says_a_hand_made_run_folder_holds_no_run() {
+    let p = Project::new(UPPER);
+    p.write("runs/copied/pipeline.toml", UPPER);
+    let copied = p.run(&["new", "runs/copied", "--plan", "x"]);
+    copied.code(2).stderr_has(
+        "runs/copied already exists and is not empty, but holds no planexe run: pipeline.toml",
+    );
+    assert!(!copied.stderr.contains("resume"), "{}", copied.stderr);
+    std::fs::create_dir_all(p.path("runs/partial/.planexe/logs")).unwrap();
+    let partial = p.run(&["new", "runs/partial", "--plan", "x"]);
+    partial.code(2).stderr_has(
+        "runs/partial already exists and is not empty, but holds no planexe run: .planexe/ (with no record of a run)",
+    );
+    assert!(!partial.stderr.contains("resume"), "{}", partial.stderr);
+    // Built as it is, it is a run.
+    p.write("runs/copied/plan.txt", "by hand\n");
+    p.run(&["build", "-C", "runs/copied"]).ok().ran(&["upper"]);
+    p.run(&["new", "runs/copied", "--plan", "x"])
+        .code(2)
+        .stderr_has("error: run directory runs/copied already exists and holds a planexe run\n")
+        .stderr_has("hint: choose another name, or `planexe build -C runs/copied` to resume it");
 }
 
 #[test]

@@ -406,6 +406,51 @@ fn clean_runs_and_archive() {
     assert!(c.close().success());
 }
 
+/// `run_create` with the name of a folder that holds no run: an empty one
+/// is made the run (as `planexe new` does), one made by hand is said to
+/// hold no run, and a run a build made in its folder is a run, but not one
+/// made for another plan (each used to be `a run ... already exists, made
+/// for another plan or pipeline`).
+#[test]
+fn run_create_says_what_a_folder_of_that_name_holds() {
+    let p = Project::new(COMMANDS);
+    std::fs::create_dir_all(p.path("empty")).unwrap();
+    p.write("hand/pipeline.toml", COMMANDS);
+    std::fs::create_dir_all(p.path("partial/.planexe")).unwrap();
+    p.write("built/pipeline.toml", COMMANDS);
+    p.write("built/plan.txt", "a shed\n");
+    p.run(&["build", "-C", "built"]).ok();
+    p.write("file", "");
+    let mut c = Client::start(&p, &[]);
+    let made = c.ok("run_create", json!({"plan": "a shed", "name": "empty"}));
+    assert_eq!(made["created"], true, "{made}");
+    assert_eq!(p.read("empty/plan.txt"), "a shed\n");
+    for (name, holds) in [
+        ("hand", "pipeline.toml"),
+        ("partial", ".planexe/ (with no record of a run)"),
+    ] {
+        let message = c.err("run_create", json!({"plan": "a shed", "name": name}));
+        assert!(
+            message.starts_with(&format!(
+                "run directory {name} already exists and is not empty, but holds no planexe run: {holds}\n"
+            )),
+            "{message}"
+        );
+        assert!(!message.contains("another plan"), "{message}");
+        assert!(message.contains("leave `name` out"), "{message}");
+    }
+    let message = c.err("run_create", json!({"plan": "a shed", "name": "built"}));
+    assert!(
+        message.starts_with(
+            "a run `built` already exists, made by a build in its folder, not by run_create"
+        ),
+        "{message}"
+    );
+    let message = c.err("run_create", json!({"plan": "a shed", "name": "file"}));
+    assert!(message.contains("is not a folder"), "{message}");
+    assert!(c.close().success());
+}
+
 #[test]
 fn a_build_that_cannot_start_says_why() {
     let p = Project::new(COMMANDS);
