@@ -3,7 +3,9 @@
 //! the current directory, like `-f`): atomically over a regular file (or a
 //! new one), in place into anything else that is not a folder (a device, a
 //! FIFO), so that `-o /dev/stdout` works and a device is never replaced.
-//! A write that fails is an error naming the file.
+//! A write that fails is an error naming the file. The page says where
+//! each task stands as `status` does: it is given `status`'s answer,
+//! from the same session kind (`super::read`).
 
 use std::io::Write;
 
@@ -12,19 +14,35 @@ use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
 use crate::exec::env;
-use crate::observe::{junit, report};
+use crate::observe::{junit, report, status};
+use crate::plan::Session;
 use crate::store::{files, wrong_kind, CheckMode};
 
 pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) -> Result<()> {
-    let session = super::open(cli, ctx, printer)?;
     // The log lines shown are scrubbed as the build scrubs what it prints.
-    let secrets = env::secrets_of(&session.graph, &ctx.scrubbing_env());
+    let secrets = |session: &Session| env::secrets_of(&session.graph, &ctx.scrubbing_env());
     let (text, default) = match args.format {
-        ReportFormat::Html => (report::html(&session, &secrets)?, "report.html"),
-        ReportFormat::Junit => (
-            junit::render(&junit::gather(&session, CheckMode::Content, &secrets)?),
-            "junit.xml",
-        ),
+        ReportFormat::Html => {
+            // Where each task stands, as `status` says (from its snapshot
+            // when it may, else checked in the session it would open).
+            let session = super::read(cli, ctx, printer, CheckMode::Content)?;
+            let located = ctx.location(cli)?.locate()?;
+            let stall_after = std::time::Duration::from_secs(600);
+            let status = status::of_run(
+                &located,
+                CheckMode::Content,
+                stall_after,
+                ctx.env_model(),
+                || Ok::<_, Error>(&session),
+            )?;
+            let html = report::html(&session, &status, &secrets(&session))?;
+            (html, "report.html")
+        }
+        ReportFormat::Junit => {
+            let session = super::open(cli, ctx, printer)?;
+            let gathered = junit::gather(&session, CheckMode::Content, &secrets(&session))?;
+            (junit::render(&gathered), "junit.xml")
+        }
     };
     let output = args
         .output

@@ -15,12 +15,11 @@ use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::observe::explain::{self, FileLine, FileVerdict};
-use crate::observe::status::{self, Answer, Known, StatusReport};
+use crate::observe::status::{self, StatusReport};
 use crate::observe::Standing;
 use crate::plan::check::Reason;
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
-use crate::store::run_record::RunRecord;
 use crate::store::untrusted::Secrets;
 use crate::store::{files, CheckMode, ErrorKind, RunDir};
 
@@ -124,31 +123,14 @@ impl Opener {
     pub fn status(&self, run: &Path, name: &str) -> Result<Value> {
         let env_model = self.env_model.as_deref();
         let located = self.location(run).locate()?;
-        let record = RunRecord::load(&located.run_dir);
-        let saved = located
-            .warning
-            .is_none()
-            .then(|| Known::saved(&located, record.as_ref(), CheckMode::Content, env_model))
-            .flatten()
-            .and_then(|saved| {
-                saved.into_report(&located.run_dir, record.as_ref(), STALL_AFTER, env_model)
-            });
-        let mut report = match saved {
-            Some(report) => report,
-            None => {
-                let model = ModelChoice {
-                    flag: None,
-                    env: self.env_model.clone(),
-                };
-                let session = Session::read(located, &model, CheckMode::Content)?;
-                match status::query(&session, None, CheckMode::Content, STALL_AFTER, env_model)? {
-                    Answer::Run(report) => *report,
-                    Answer::Task(_) => {
-                        return Err(Error::usage("status answered for one task, not the run"))
-                    }
-                }
-            }
+        let model = ModelChoice {
+            flag: None,
+            env: self.env_model.clone(),
         };
+        let mut report =
+            status::of_run(&located, CheckMode::Content, STALL_AFTER, env_model, || {
+                Session::read(located.clone(), &model, CheckMode::Content)
+            })?;
         // The hints of failed tasks and a forced build's reason, in the
         // tools' terms: a saved snapshot holds them in the command line's.
         let forced = Reason::Forced.to_string();

@@ -215,7 +215,7 @@ fn the_report_shows_every_task_and_loads_without_console_errors() {
         "<script>alert('name')</script> & co",
         "<img src=x onerror=alert(1)>",
         "exit status 3",
-        "not run",
+        "never built",
     ] {
         assert!(
             text.contains(shown),
@@ -307,7 +307,81 @@ fn a_run_never_built_gets_a_page_and_nothing_else_changes() {
     let html = p.read("report.html");
     assert!(html.contains("no build has run here yet"));
     assert!(html.contains("Nothing has run yet."));
-    assert_eq!(html.matches("not run</span></td>").count(), TASKS.len());
+    // As `status` says of them.
+    assert_eq!(html.matches("never built</span></td>").count(), TASKS.len());
+}
+
+/// The counts of a page's header, by state as `status --json` names them.
+fn page_counts(html: &str) -> std::collections::BTreeMap<String, u64> {
+    let list = html.split("<ul class=\"counts\">").nth(1).unwrap();
+    let list = list.split("</ul>").next().unwrap();
+    list.lines()
+        .filter_map(|l| {
+            let (n, label) = l.split_once("<b>")?.1.split_once("</b> ")?;
+            let label = label.strip_suffix("</li>")?;
+            (label != "tasks").then(|| (label.replace(' ', "-"), n.parse().unwrap()))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// A page made while a build runs counts the tasks as `status` does at
+/// the same moment: the running task running. (It counted last outcomes:
+/// the running task and the one waiting for it as `not run`, beside `0
+/// failed` and `0 stopped`, while its table said `running`.)
+#[test]
+fn report_counts_tasks_as_status_does_while_a_build_runs() {
+    let p = Project::new(
+        r#"
+[tasks.quick]
+outputs = ["quick.txt"]
+command = "echo quick > quick.txt"
+
+[tasks.held]
+outputs = ["held.txt"]
+command = "while [ ! -e go ]; do sleep 0.02; done; echo done > held.txt"
+
+[tasks.after]
+inputs = ["held.txt"]
+outputs = ["after.txt"]
+command = "cat held.txt > after.txt"
+"#,
+    );
+    let mut build = p.spawn_quiet(&["build", "-j", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counts = |json: &serde_json::Value| -> std::collections::BTreeMap<String, u64> {
+        serde_json::from_value(json["counts"].clone()).unwrap()
+    };
+    let status = loop {
+        let run = p.run(&["status", "--json"]);
+        let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        if counts(&status).get("running") == Some(&1) && p.exists("quick.txt") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the build never ran held: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = p.run(&["report"]);
+    let again = p.run(&["status", "--json"]);
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+    run.ok();
+    let html = p.read("report.html");
+    let (status, again) = (
+        counts(&status),
+        counts(&serde_json::from_str(&again.stdout).unwrap()),
+    );
+    assert_eq!(status, again, "the run moved on meanwhile");
+    assert_eq!(page_counts(&html), status, "{status:?}");
+    assert_eq!(status.get("running"), Some(&1), "{status:?}");
+    // Once the build is over, they agree again.
+    p.run(&["report"]).ok();
+    let run = p.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(page_counts(&p.read("report.html")), counts(&status));
 }
 
 #[test]

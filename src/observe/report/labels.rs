@@ -34,10 +34,10 @@ pub(super) fn money(usd: f64) -> String {
 
 /// The state as a reader says it.
 pub(super) fn state_label(state: &str) -> &str {
-    if state == "not-run" {
-        "not run"
-    } else {
-        state
+    match state {
+        "not-run" => "not run",
+        "never-built" => "never built",
+        _ => state,
     }
 }
 

@@ -20,6 +20,12 @@
 //! lines) goes through `esc`: the template environment's formatter runs
 //! every value a template prints through it.
 //!
+//! Every task's state, and the counts of the header, are where the task
+//! stands as `planexe status` says at the same moment: the caller passes
+//! the status ([`super::status::of_run`]), the one derivation of both, so
+//! a page made while a build runs counts the running, pending and stale
+//! tasks as `status` does.
+//!
 //! Gathering (`Page::gather`, this module) reads the state once into a
 //! `Page`; rendering (`render`) is a pure function of it: `view` turns
 //! it into the data the page shows, and the minijinja templates in
@@ -30,20 +36,22 @@ mod labels;
 mod render;
 mod view;
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 pub use render::try_render;
 
-use super::standing::{self, Standing};
-use super::summary::{self, Summary};
+use super::standing::Standing;
+use super::status::StatusReport;
+use super::summary::{self, Outcome, Summary};
 use super::trace::{self, Category, Phase, TraceEvent};
 use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::untrusted::Secrets;
-use crate::store::{files, Builder, Recorded, StateStore, Status, TaskError, TaskState};
+use crate::store::{files, Recorded, StateStore, Status, TaskError};
 
 /// Build timelines shown, most recent first; older ones stay in the trace.
 const MAX_TIMELINES: usize = 10;
@@ -52,11 +60,28 @@ const LOG_TAIL_LINES: usize = 15;
 /// How much of the end of a log is read to find those lines.
 const LOG_TAIL_BYTES: u64 = 16 * 1024;
 
-/// The HTML report of the session's run; the log lines it shows are
-/// scrubbed of `secrets` (a command may print the key it was given).
-pub fn html(session: &Session, secrets: &Secrets) -> crate::error::Result<String> {
-    try_render(&Page::gather(session, secrets))
+/// The HTML report of the session's run, whose `status` says where each
+/// task stands; the log lines it shows are scrubbed of `secrets` (a
+/// command may print the key it was given).
+pub fn html(
+    session: &Session,
+    status: &StatusReport,
+    secrets: &Secrets,
+) -> crate::error::Result<String> {
+    try_render(&Page::gather(session, status, secrets))
 }
+
+/// The order the header lists the states in: `status`'s groups.
+const COUNTED: [Standing; 8] = [
+    Standing::Failed,
+    Standing::FailedPendingCheck,
+    Standing::Running,
+    Standing::Stopped,
+    Standing::Stale,
+    Standing::NeverBuilt,
+    Standing::Pending,
+    Standing::Done,
+];
 
 /// Everything the page shows.
 pub struct Page {
@@ -73,6 +98,9 @@ pub struct Page {
     omitted: usize,
     /// Model calls answered from a recording or the response cache.
     replayed_calls: u64,
+    /// How many tasks stand in each state, as `status` counts them, in
+    /// [`COUNTED`]'s order; states without a task left out.
+    counts: Vec<(Standing, usize)>,
 }
 
 struct TaskDetail {
@@ -86,9 +114,8 @@ struct TaskDetail {
     error: Option<TaskError>,
     /// The last lines of `.planexe/logs/NAME.log`, for a failed task.
     log_tail: Vec<String>,
-    /// While a build runs it: `running`, or `failed-pending-check` (its
-    /// rescue's checks examine what its failed command wrote).
-    live: Option<Standing>,
+    /// Where it stands, as `status` says.
+    standing: Standing,
 }
 
 /// One build on a time axis.
@@ -112,7 +139,7 @@ struct Span {
 }
 
 impl Page {
-    fn gather(session: &Session, secrets: &Secrets) -> Page {
+    fn gather(session: &Session, status: &StatusReport, secrets: &Secrets) -> Page {
         let graph = &session.graph;
         let store = &session.store;
         let summary = summary::build(
@@ -123,10 +150,13 @@ impl Page {
             &session.pipeline.path.display().to_string(),
         );
         let depth = depths(graph);
-        let running = session.builder();
+        let standings: HashMap<&str, Standing> = (status.tasks.iter())
+            .map(|line| (line.task.as_str(), line.state))
+            .collect();
         let tasks = graph
             .tasks()
-            .map(|t| {
+            .zip(&summary.tasks)
+            .map(|(t, row)| {
                 let error = last_outcome(store, &t.name).and_then(|s| s.error.clone());
                 let log_tail = match error {
                     Some(_) => log_tail(&session.run_dir.task_log_path(&t.name), secrets),
@@ -138,7 +168,17 @@ impl Page {
                     depth: depth[t.id],
                     error,
                     log_tail,
-                    live: live(session, &t.name, running),
+                    // A task the status does not list (it lists what
+                    // its session expands): its last outcome.
+                    standing: standings
+                        .get(t.name.as_str())
+                        .copied()
+                        .unwrap_or(match row.state {
+                            Outcome::Done => Standing::Done,
+                            Outcome::Failed => Standing::Failed,
+                            Outcome::Stopped => Standing::Stopped,
+                            Outcome::NotRun => Standing::NeverBuilt,
+                        }),
                 }
             })
             .collect();
@@ -157,21 +197,11 @@ impl Page {
             timelines,
             omitted,
             replayed_calls: crate::store::ledger::totals(&session.run_dir).replayed_calls,
+            counts: COUNTED
+                .iter()
+                .filter_map(|s| Some((*s, *status.counts.get(s).filter(|&&n| n > 0)?)))
+                .collect(),
         }
-    }
-}
-
-/// Where a task a build runs now stands: its sidecar says it runs, and its
-/// process lives or `running` started it.
-fn live(session: &Session, task: &str, running: Builder<'_>) -> Option<Standing> {
-    if !running.runs() {
-        return None;
-    }
-    let status = session.store.sidecar(&session.run_dir, task)?;
-    match status.state {
-        TaskState::FailedPendingCheck => Some(Standing::FailedPendingCheck),
-        TaskState::Running if standing::runs(&status, running) => Some(Standing::Running),
-        _ => None,
     }
 }
 

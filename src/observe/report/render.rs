@@ -142,6 +142,7 @@ mod tests {
     use super::super::{Span, TaskDetail};
     use super::*;
     use crate::observe::summary::{Outcome, Summary, TaskSummary};
+    use crate::observe::Standing;
     use crate::store::run_record::Counts;
     use crate::store::{ErrorKind, TaskError, Usage};
 
@@ -176,7 +177,7 @@ mod tests {
             depth,
             error: None,
             log_tail: Vec::new(),
-            live: None,
+            standing: Standing::Done,
         }
     }
 
@@ -201,6 +202,7 @@ mod tests {
             log_tail: Some(format!("log {EVIL}")),
         });
         bad.log_tail = vec![format!("\x1b[31mlog {EVIL}\x1b[0m")];
+        bad.standing = Standing::Failed;
         Page {
             name: format!("demo {EVIL} & \"co\""),
             summary: Summary {
@@ -258,6 +260,7 @@ mod tests {
             }],
             omitted: 0,
             replayed_calls: 0,
+            counts: vec![(Standing::Failed, 1), (Standing::Done, 1)],
         }
     }
 

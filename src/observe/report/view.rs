@@ -16,7 +16,6 @@ use crate::clock::micros;
 use crate::model::{Advice, Trouble};
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
 use crate::observe::status::text::cost_in;
-use crate::observe::Standing;
 use crate::store::record::with_kind;
 use crate::store::rundir;
 use crate::store::Usage;
@@ -106,8 +105,8 @@ struct Header<'a> {
     run_dir: &'a str,
     pipeline: &'a str,
     tasks: usize,
-    /// Done, failed, stopped, not run.
-    counts: [Count; 4],
+    /// How many tasks stand in each state, as `status` counts them.
+    counts: Vec<Count>,
     /// Only when some task used tokens or cost money.
     usage: Option<Tokens>,
     /// The judges' share of `usage`, when a judge was asked.
@@ -178,12 +177,9 @@ impl<'a> Header<'a> {
             run_dir: &s.run_dir,
             pipeline: &s.pipeline,
             tasks: c.tasks,
-            counts: [
-                count(c.done, "done"),
-                count(c.failed, "failed"),
-                count(c.stopped, "stopped"),
-                count(c.not_run, "not-run"),
-            ],
+            counts: (page.counts.iter())
+                .map(|&(state, n)| count(n, state.as_str()))
+                .collect(),
             usage: (u.total_tokens > 0 || u.cost_usd > 0.0).then(|| Tokens::of(u)),
             judging: (s.judge_usage.calls > 0).then(|| Judging {
                 calls: s.judge_usage.calls,
@@ -285,7 +281,7 @@ fn failures(page: &Page) -> Vec<Failure<'_>> {
         Some(Failure {
             index,
             task: &row.task,
-            colour: colour_of(row.state.as_str()),
+            colour: colour_of(detail.standing.as_str()),
             kind: error.kind.as_str(),
             message: &error.message,
             error_id: error.error_id.as_deref(),
@@ -486,7 +482,7 @@ impl Svg {
             if row.task.chars().count() > NODE_CHARS {
                 shown.push('…');
             }
-            let mut sub = state_label(row.state.as_str()).to_string();
+            let mut sub = state_label(detail.standing.as_str()).to_string();
             if let Some(ms) = row.duration_ms {
                 sub.push_str(" · ");
                 sub.push_str(&duration(ms));
@@ -497,7 +493,7 @@ impl Svg {
                 kind: detail.kind,
                 shown,
                 sub,
-                colour: colour_of(row.state.as_str()),
+                colour: colour_of(detail.standing.as_str()),
                 x,
                 y,
                 text_x: x + 8,
@@ -562,7 +558,7 @@ impl<'a> Table<'a> {
                     j.model, j.score, j.threshold, j.reason
                 ));
             }
-            let state = detail.live.map_or(t.state.as_str(), Standing::as_str);
+            let state = detail.standing.as_str();
             Row {
                 index,
                 task: &t.task,

@@ -27,6 +27,7 @@ pub use saved::{IdleLines, Saved};
 use super::standing::{self, Standing};
 use crate::error::Result;
 use crate::model::Trouble;
+use crate::plan::session::Located;
 use crate::plan::{Plan, Session};
 use crate::store::ledger::{self, Totals};
 use crate::store::run_record::{self, BuildOutcome, LastBuild, RunRecord};
@@ -220,6 +221,39 @@ pub enum Answer {
     Run(Box<StatusReport>),
     /// One task in full.
     Task(Box<TaskDetail>),
+}
+
+/// The run's status as `planexe status` answers it: from the status
+/// snapshot when [`Known::saved`] trusts it (never while the choice of
+/// `located`'s pipeline file has a warning to say), else with every task
+/// checked ([`query`]) in the session `read` opens ([`Session::read`]).
+/// The one derivation of where each task stands, and of the counts, for
+/// `status`, the MCP server's `status` and the report.
+pub fn of_run<S: std::borrow::Borrow<Session>>(
+    located: &Located,
+    mode: CheckMode,
+    stall_after: Duration,
+    env_model: Option<&str>,
+    read: impl FnOnce() -> Result<S>,
+) -> Result<StatusReport> {
+    let run = RunRecord::load(&located.run_dir);
+    let saved = located
+        .warning
+        .is_none()
+        .then(|| Known::saved(located, run.as_ref(), mode, env_model))
+        .flatten()
+        .and_then(|saved| {
+            saved.into_report(&located.run_dir, run.as_ref(), stall_after, env_model)
+        });
+    if let Some(report) = saved {
+        return Ok(report);
+    }
+    match query(read()?.borrow(), None, mode, stall_after, env_model)? {
+        Answer::Run(report) => Ok(*report),
+        Answer::Task(_) => Err(crate::error::Error::usage(
+            "status answered for one task, not the run",
+        )),
+    }
 }
 
 /// `status [TASK]` with every task checked. `task`: one task, or a fan-out
