@@ -27,7 +27,8 @@ pub fn mcp(cli: &Cli, ctx: &Context, args: &McpArgs) -> Result<()> {
         Error::usage(format!("cannot tell where the planexe binary is: {e}"))
             .hint("builds are started with this binary; run planexe by its full path")
     })?;
-    // New runs' pipeline: -f, else $PLANEXE_PIPELINE, else ROOT/pipeline.toml.
+    // New runs' pipeline, and that of runs that record none: -f, else
+    // $PLANEXE_PIPELINE, else ROOT/pipeline.toml.
     let pipeline = match (&cli.file, &ctx.pipeline) {
         (Some(f), _) | (None, Some(f)) => (cwd.join(f), f.display().to_string()),
         (None, None) => (root.join("pipeline.toml"), "pipeline.toml".to_string()),
@@ -36,10 +37,6 @@ pub fn mcp(cli: &Cli, ctx: &Context, args: &McpArgs) -> Result<()> {
         root,
         exe,
         pipeline,
-        env_pipeline: ctx
-            .pipeline
-            .as_ref()
-            .map(|f| (cwd.join(f), f.display().to_string())),
         env_model: ctx.env_model().map(str::to_string),
         // What read_output returns is scrubbed of the webhook's token, as
         // of the API keys.

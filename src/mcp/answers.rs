@@ -11,6 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::advice::ADVICE;
+use super::pipelines;
+use super::runs::Root;
 use crate::error::{Error, Result};
 use crate::exec::env::{self, Env};
 use crate::model::{Advice, Lists, Pipeline, Trouble};
@@ -27,23 +29,44 @@ use crate::store::{files, CheckMode, ErrorKind, RunDir};
 /// `planexe status`.
 const STALL_AFTER: Duration = Duration::from_secs(10 * 60);
 
-/// What the server knows of its environment that opening a run needs.
+/// What the server knows that opening a run needs.
 pub struct Opener {
-    /// `$PLANEXE_PIPELINE`, as the CLI reads it.
-    pub env_pipeline: Option<(PathBuf, String)>,
+    /// The folder runs live in.
+    pub root: Root,
+    /// The server's default pipeline file, and how to show it: the one a
+    /// run that records none is opened and built with.
+    pub default_pipeline: (PathBuf, String),
     /// `$PLANEXE_MODEL`.
     pub env_model: Option<String>,
 }
 
 impl Opener {
-    fn location(&self, run: &Path) -> Location {
+    /// The pipeline file the server opens and builds the run at `run`
+    /// with ([`pipelines::of_run`]), and how to show it.
+    pub fn pipeline(&self, run: &Path) -> Result<(PathBuf, String)> {
+        let name = run
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        pipelines::of_run(&self.root, run, &name, &self.default_pipeline)
+    }
+
+    /// Where the run at `run` is, with `pipeline` named as its pipeline
+    /// file, so that no rule of the command line's picks another.
+    fn location_with(run: &Path, pipeline: (PathBuf, String)) -> Location {
         Location {
             run_dir: run.to_path_buf(),
-            file: None,
-            env_file: self.env_pipeline.clone(),
+            file: Some(pipeline),
+            env_file: None,
             named_dir: true,
             advice: ADVICE,
         }
+    }
+
+    /// Where the run at `run` is, with the pipeline file the server opens
+    /// and builds it with.
+    fn location(&self, run: &Path) -> Result<Location> {
+        Ok(Self::location_with(run, self.pipeline(run)?))
     }
 
     /// The secrets `read_output` scrubs from what it returns from the run
@@ -53,7 +76,7 @@ impl Opener {
     /// only parsed: one that no longer resolves still names its keys.
     pub fn secrets(&self, run: &Path, pipeline: &Path, env: &Env) -> Secrets {
         let mut files = vec![pipeline.to_path_buf()];
-        if let Ok(located) = self.location(run).locate() {
+        if let Ok(located) = self.location(run).and_then(|l| l.locate()) {
             files.push(located.pipeline);
         }
         let parsed: Vec<Pipeline> = files
@@ -82,7 +105,7 @@ impl Opener {
             flag: None,
             env: self.env_model.clone(),
         };
-        Session::open(self.location(run).locate()?, &model, Lists::Present)
+        Session::open(self.location(run)?.locate()?, &model, Lists::Present)
     }
 
     /// Opens the run at `run` to report on it, as a build would see it
@@ -92,16 +115,23 @@ impl Opener {
             flag: None,
             env: self.env_model.clone(),
         };
-        Session::read(self.location(run).locate()?, &model, CheckMode::Content)
+        Session::read(self.location(run)?.locate()?, &model, CheckMode::Content)
     }
 
-    /// Checks that a build of the run at `run` with `model` and `targets`
-    /// (the build tool's arguments) can start: its pipeline file reads,
+    /// Checks that a build of the run at `run` with `pipeline` (see
+    /// [`Opener::pipeline`]), `model` and `targets` (the build tool's
+    /// arguments) can start: its pipeline file reads,
     /// parses and resolves with that model, and every target names a task
     /// or an output. A build started in it would refuse them in the command
     /// line's terms (`-f FILE`, `--model`, `planexe status`), which a
     /// client cannot act on.
-    pub fn check_build(&self, run: &Path, model: Option<&str>, targets: &[String]) -> Result<()> {
+    pub fn check_build(
+        &self,
+        run: &Path,
+        pipeline: (PathBuf, String),
+        model: Option<&str>,
+        targets: &[String],
+    ) -> Result<()> {
         let model = ModelChoice {
             flag: model.map(str::to_string),
             env: self.env_model.clone(),
@@ -109,7 +139,8 @@ impl Opener {
         // Opened as the build opens it; fan-outs whose list a task makes
         // are expanded only when a target is not found without them, as
         // the build expands them before it reads its targets.
-        let mut session = Session::open(self.location(run).locate()?, &model, Lists::Unproduced)?;
+        let located = Self::location_with(run, pipeline).locate()?;
+        let mut session = Session::open(located, &model, Lists::Unproduced)?;
         // As the build reads them: an output named by its absolute path
         // inside the run is taken as its own.
         if targets.is_empty() || session.targets(targets).is_ok() {
@@ -122,7 +153,7 @@ impl Opener {
     /// The status of the run at `run`, named `name`.
     pub fn status(&self, run: &Path, name: &str) -> Result<Value> {
         let env_model = self.env_model.as_deref();
-        let located = self.location(run).locate()?;
+        let located = self.location(run)?.locate()?;
         let model = ModelChoice {
             flag: None,
             env: self.env_model.clone(),

@@ -67,6 +67,10 @@ impl Child {
 /// What a build to start is asked to do.
 #[derive(Debug, Default)]
 pub struct Request {
+    /// The pipeline file, given with `-f`: the server's choice for the
+    /// run (`super::pipelines::of_run`), so that the build's own rules
+    /// (a `pipeline.toml` beside the plan) never pick one.
+    pub pipeline: PathBuf,
     pub targets: Vec<String>,
     pub model: Option<String>,
     pub force: bool,
@@ -175,7 +179,9 @@ impl Builds {
             // unseen: the wait tool is how a client waits.
             .arg("--no-wait")
             .arg("-C")
-            .arg(run_dir.root());
+            .arg(run_dir.root())
+            .arg("-f")
+            .arg(&request.pipeline);
         if let Some(model) = &request.model {
             command.arg(format!("--model={model}"));
         }

@@ -8,6 +8,8 @@
 //! - [`advice`]: what the server (and a build it started) tells a client
 //!   to do, in the tools' terms;
 //! - [`runs`]: the root and the runs in it: names, making, listing;
+//! - [`pipelines`]: the pipeline files the server takes, and the one each
+//!   run is opened and built with;
 //! - [`builds`]: builds started as processes of their own, and any build
 //!   running in a run: started, stopped, waited for;
 //! - [`answers`]: status, explanations and summaries, as JSON;
@@ -30,6 +32,7 @@ mod answers;
 mod builds;
 mod catalog;
 mod outputs;
+mod pipelines;
 mod runs;
 mod tools;
 mod wire;
@@ -66,10 +69,8 @@ pub struct Config {
     /// The planexe binary builds run with (`planexe build -C RUN`).
     pub exe: PathBuf,
     /// The pipeline file `run_create` uses when the client names none,
-    /// and how to show it.
+    /// and a run that records none is built with, and how to show it.
     pub pipeline: (PathBuf, String),
-    /// `$PLANEXE_PIPELINE`, for opening runs as the CLI does.
-    pub env_pipeline: Option<(PathBuf, String)>,
     /// `$PLANEXE_MODEL`.
     pub env_model: Option<String>,
     /// The environment builds are given.
@@ -130,7 +131,8 @@ pub fn serve(
     let server = Arc::new(Server {
         root: runs::Root::open(&config.root)?,
         opener: answers::Opener {
-            env_pipeline: config.env_pipeline.clone(),
+            root: runs::Root::open(&config.root)?,
+            default_pipeline: config.pipeline.clone(),
             env_model: config.env_model.clone(),
         },
         config,

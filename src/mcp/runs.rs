@@ -2,10 +2,8 @@
 //! with a `.planexe/` folder, addressed by its name alone: a plain name
 //! (letters, digits, `.`, `_`, `-`, not starting with `.` or `-`), never a
 //! path, so nothing a client names leads outside the root. A run folder
-//! that is a symlink is refused, and so is a pipeline file that is not
-//! inside the root once its links are resolved, or that is inside a run
-//! (a run's files are written by clients and models; a pipeline's commands
-//! run as the operator's).
+//! that is a symlink is refused. (Which pipeline files the server takes:
+//! [`super::pipelines`].)
 //!
 //! Making a run ([`Root::create`]) is [`new_run::create`] with a name
 //! chosen here, and idempotent: a run made less than [`IDEMPOTENT_FOR`]
@@ -196,59 +194,6 @@ impl Root {
             )));
         }
         Ok(path)
-    }
-
-    /// The pipeline file `rel` names, relative to the root: an existing file
-    /// inside the root once links are resolved. Returns its canonical path
-    /// and how messages show it.
-    pub fn pipeline(&self, rel: &str) -> Result<(PathBuf, String)> {
-        let refuse = |why: String| {
-            Error::usage(format!("cannot use `{}` as the pipeline: {why}", rel.escape_debug()))
-                .hint("name a pipeline file by its path relative to the server's root, or leave pipeline out for the server's")
-        };
-        let path = Path::new(rel);
-        if rel.is_empty() || path.is_absolute() {
-            return Err(refuse(
-                "it must be a path relative to the server's root".into(),
-            ));
-        }
-        if path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(refuse("it uses `..`; it must stay inside the root".into()));
-        }
-        let canonical = match std::fs::canonicalize(self.dir.join(path)) {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(refuse("it does not exist".into()))
-            }
-            Err(e) => return Err(refuse(e.to_string())),
-        };
-        if !canonical.starts_with(&self.dir) {
-            return Err(refuse(
-                "it leads outside the server's root (a symlink)".into(),
-            ));
-        }
-        if !canonical.is_file() {
-            return Err(refuse("it is not a file".into()));
-        }
-        // A run holds what clients and models wrote (its plan, its
-        // outputs): taken as a pipeline, its commands would run anything a
-        // client asked for. Pipelines are the operator's.
-        if let Some(run) = canonical
-            .ancestors()
-            .skip(1)
-            .take_while(|dir| *dir != self.dir)
-            .find(|dir| std::fs::symlink_metadata(dir.join(STATE_DIR)).is_ok())
-        {
-            return Err(refuse(format!(
-                "it is inside the run `{}`, and a run's files (its plan, its outputs) are written \
-                 by clients and models, not by the operator",
-                run.strip_prefix(&self.dir).unwrap_or(run).display()
-            )));
-        }
-        Ok((canonical, rel.to_string()))
     }
 
     /// Makes a run seeded with `plan` for `pipeline` (a canonical path and

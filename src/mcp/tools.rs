@@ -296,7 +296,7 @@ fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
 
 fn create(server: &Server, a: Create) -> Result<Value> {
     let pipeline = match &a.pipeline {
-        Some(rel) => server.root.pipeline(rel)?,
+        Some(rel) => super::pipelines::named(&server.root, rel)?,
         None => server.config.pipeline.clone(),
     };
     let _one_at_a_time = super::lock(&server.creating);
@@ -332,10 +332,15 @@ fn build(server: &Server, a: Build) -> Result<Value> {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
             .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
     }
-    server
-        .opener
-        .check_build(run_dir.root(), a.model.as_deref(), &a.targets)?;
+    let pipeline = server.opener.pipeline(run_dir.root())?;
+    server.opener.check_build(
+        run_dir.root(),
+        pipeline.clone(),
+        a.model.as_deref(),
+        &a.targets,
+    )?;
     let request = Request {
+        pipeline: pipeline.0,
         targets: a.targets,
         model: a.model,
         force: a.force,
@@ -470,9 +475,10 @@ fn archive(server: &Server, a: Archive) -> Result<Value> {
 fn read_output(server: &Server, a: ReadOutput) -> Result<Value> {
     let path = server.root.run(&a.run)?;
     let run_dir = RunDir::open(&path)?;
-    let secrets = server
-        .opener
-        .secrets(&path, &server.config.pipeline.0, &server.config.env);
+    let secrets =
+        server
+            .opener
+            .secrets(&path, &server.opener.default_pipeline.0, &server.config.env);
     let text = outputs::read(
         &run_dir,
         &a.run,

@@ -39,6 +39,9 @@ pub struct Located {
     /// Whether the file was named for this invocation (`-f`): then it is
     /// this invocation's whatever the run directory records.
     pub named: bool,
+    /// Whether the file is the one the run directory records
+    /// (`.planexe/pipeline`), not named for this invocation.
+    pub recorded: bool,
     /// Something to tell the user about the choice.
     pub warning: Option<String>,
     /// What to tell the user when the file cannot be used.
@@ -51,11 +54,14 @@ impl Location {
     pub fn locate(&self) -> Result<Located> {
         let run_dir = RunDir::open(&self.run_dir)?;
         let (pipeline, display, warning) = self.choose(&run_dir)?;
+        let recorded = self.file.is_none()
+            && recorded_pipeline(&run_dir, &self.advice)?.is_some_and(|r| r == pipeline);
         Ok(Located {
             run_dir,
             pipeline,
             display,
             named: self.file.is_some(),
+            recorded,
             warning,
             advice: self.advice.clone(),
         })

@@ -137,6 +137,7 @@ impl Session {
             named,
             warning,
             advice,
+            ..
         } = located;
         // Taken before reading: a change made meanwhile shows as one.
         let mark = run_dir.state_mark();

@@ -490,7 +490,6 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
     let cases = [
         ("relative/path.toml", "not an absolute path"),
         ("/no/such/pipeline.toml\n", "no longer exists"),
-        ("", "pipeline.toml not found"),
     ];
     for (held, what) in cases {
         p.write(&format!("r/{record}"), held);
@@ -511,6 +510,16 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
             .stderr_has(what)
             .stderr_has("-f FILE");
     }
+    // A run that records no pipeline is the server's default's, not the
+    // `pipeline.toml` beside its plan the command line would look for.
+    p.write(&format!("r/{record}"), "");
+    assert_eq!(
+        c.ok("status", json!({"run": "r"}))["tasks"][0]["task"],
+        "upper"
+    );
+    p.run(&["status", "-C", "r"])
+        .code(2)
+        .stderr_has("pipeline.toml not found");
     p.write(&format!("r/{record}"), &recorded);
     c.ok("status", json!({"run": "r"}));
     // A pipeline file that is binary data, named to run_create.

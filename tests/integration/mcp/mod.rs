@@ -21,6 +21,7 @@ mod crashed;
 mod hints;
 mod life;
 mod outputs;
+mod pipelines;
 mod protocol;
 mod replay_hints;
 mod secrets;
