@@ -213,6 +213,15 @@ impl Builds {
             });
         }
         let mut spawned = command.spawn().map_err(|e| {
+            // The targets, bounded (`super::limits`), fit a command line;
+            // should they not, the binary is not what to fix.
+            if e.raw_os_error() == Some(libc::E2BIG) {
+                return Error::usage(format!(
+                    "cannot start the build: its targets ({}) are too long for one command line ({e})",
+                    request.targets.len()
+                ))
+                .hint("name fewer targets, or none to build everything");
+            }
             Error::usage(format!("cannot start {}: {e}", exe.display()))
                 .hint("the server runs builds with its own binary; reinstall planexe")
         })?;

@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use super::builds::{START_WAIT, STOP_WAIT, WAIT_MAX_S};
+use super::limits::{PATH_MAX_BYTES, RUN_NAME_MAX_BYTES, TARGETS_MAX, TEXT_MAX_CHARS};
 use super::outputs::{DEFAULT_BYTES, MAX_BYTES};
 use super::runs::{IDEMPOTENT_FOR, MAX_PLAN_BYTES};
 
@@ -47,6 +48,7 @@ fn input(properties: Value, required: &[&str]) -> Value {
 fn run_arg() -> Value {
     json!({
         "type": "string",
+        "maxLength": RUN_NAME_MAX_BYTES,
         "description": "The run: its folder's name under the server's root, as run_create and runs return it \
                         (letters, digits, '.', '_' and '-'; not starting with '.' or '-')."
     })
@@ -142,9 +144,9 @@ pub fn tools() -> Vec<Tool> {
                 json!({
                     "plan": {"type": "string", "minLength": 1, "maxLength": MAX_PLAN_BYTES,
                              "description": "The plan, as text: written to plan.txt with a trailing newline."},
-                    "pipeline": {"type": "string",
+                    "pipeline": {"type": "string", "maxLength": PATH_MAX_BYTES,
                                  "description": "The pipeline file, relative to the server's root and not inside a run (default: the server's)."},
-                    "name": {"type": "string",
+                    "name": {"type": "string", "maxLength": RUN_NAME_MAX_BYTES,
                              "description": "The run's folder name (default: made from the time and the plan's first words)."},
                 }),
                 &["plan"],
@@ -176,9 +178,10 @@ pub fn tools() -> Vec<Tool> {
             input: input(
                 json!({
                     "run": run_arg(),
-                    "targets": {"type": "array", "items": {"type": "string"},
+                    "targets": {"type": "array", "maxItems": TARGETS_MAX,
+                                "items": {"type": "string", "maxLength": TEXT_MAX_CHARS},
                                 "description": "Task names or output paths to build, with what they need (default: all)."},
-                    "model": {"type": "string", "description": "A [models.NAME] of the pipeline to ask for every prompt task; remembered by the run."},
+                    "model": {"type": "string", "maxLength": TEXT_MAX_CHARS, "description": "A [models.NAME] of the pipeline to ask for every prompt task; remembered by the run."},
                     "force": {"type": "boolean", "description": "Rebuild the targets even if up to date (-B)."},
                 }),
                 &["run"],
@@ -252,7 +255,8 @@ pub fn tools() -> Vec<Tool> {
             input: input(
                 json!({
                     "run": run_arg(),
-                    "tasks": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                    "tasks": {"type": "array", "items": {"type": "string", "maxLength": TEXT_MAX_CHARS},
+                              "minItems": 1, "maxItems": TARGETS_MAX,
                               "description": "Tasks (or fan-out instances, or output paths: the task that writes each) to clean."},
                     "downstream": {"type": "boolean", "description": "Also clean every task that depends on them."},
                 }),
@@ -277,7 +281,7 @@ pub fn tools() -> Vec<Tool> {
                           run first."
                 .into(),
             input: input(
-                json!({"run": run_arg(), "task": {"type": "string", "description": "The task (or fan-out instance, or an output path: the task that writes it)."}}),
+                json!({"run": run_arg(), "task": {"type": "string", "maxLength": TEXT_MAX_CHARS, "description": "The task (or fan-out instance, or an output path: the task that writes it)."}}),
                 &["run", "task"],
             ),
             output: json!({
@@ -372,7 +376,7 @@ pub fn tools() -> Vec<Tool> {
             input: input(
                 json!({
                     "run": run_arg(),
-                    "path": {"type": "string", "description": "The file, relative to the run's folder."},
+                    "path": {"type": "string", "maxLength": PATH_MAX_BYTES, "description": "The file, relative to the run's folder."},
                     "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES},
                 }),
                 &["run", "path"],
@@ -406,7 +410,27 @@ pub fn tools() -> Vec<Tool> {
                     "supported_protocol_versions": {"type": "array", "items": {"type": "string"}},
                     "capabilities": {"type": "object"},
                     "tools": {"type": "array", "items": {"type": "string"}},
-                    "limits": {"type": "object"},
+                    "limits": {
+                        "type": "object",
+                        "description": "The bounds the server keeps: on waits, reads and plans, and on what a client \
+                                        sends (the input schemas say the same).",
+                        "properties": {
+                            "wait_max_s": {"type": "integer"},
+                            "build_start_wait_s": {"type": "integer"},
+                            "stop_wait_s": {"type": "integer"},
+                            "read_output_default_bytes": {"type": "integer"},
+                            "read_output_max_bytes": {"type": "integer"},
+                            "plan_max_bytes": {"type": "integer"},
+                            "run_create_idempotent_s": {"type": "integer"},
+                            "run_name_max_bytes": {"type": "integer"},
+                            "path_max_bytes": {"type": "integer"},
+                            "text_max_chars": {"type": "integer", "description": "A task, target or model name."},
+                            "targets_max": {"type": "integer", "description": "Targets of a build, tasks of a clean."},
+                        },
+                        "required": ["wait_max_s", "build_start_wait_s", "stop_wait_s", "read_output_default_bytes",
+                                     "read_output_max_bytes", "plan_max_bytes", "run_create_idempotent_s",
+                                     "run_name_max_bytes", "path_max_bytes", "text_max_chars", "targets_max"],
+                    },
                 },
                 "required": ["name", "version", "root", "protocol_version", "capabilities", "tools", "limits"],
             }),

@@ -5,6 +5,8 @@
 //! - [`wire`]: JSON-RPC 2.0, one message per line, and its error codes;
 //! - [`catalog`]: the tools, with their input and output schemas;
 //! - [`tools`]: a tool call: arguments checked, one handler per tool;
+//! - [`limits`]: the bounds on what a client sends, and how much of a bad
+//!   value an error quotes;
 //! - [`advice`]: what the server (and a build it started) tells a client
 //!   to do, in the tools' terms;
 //! - [`runs`]: the root and the runs in it: names, making, listing;
@@ -31,6 +33,7 @@ pub mod advice;
 mod answers;
 mod builds;
 mod catalog;
+mod limits;
 mod outputs;
 mod pipelines;
 mod runs;
@@ -263,7 +266,7 @@ impl Server {
                 wire::METHOD_NOT_FOUND,
                 format!(
                     "method not found: {}; this server answers initialize, ping, tools/list and tools/call",
-                    method.escape_debug()
+                    limits::quoted(method)
                 ),
             )),
         }

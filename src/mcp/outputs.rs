@@ -91,7 +91,7 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secret
     let refuse = |why: String| {
         Error::usage(format!(
             "cannot read `{}` of run `{name}`: {why}",
-            path.escape_debug()
+            super::limits::quoted(path)
         ))
     };
     let rel = relative(path).map_err(|why| {

@@ -50,7 +50,7 @@ pub fn named(root: &Root, rel: &str) -> Result<(PathBuf, String)> {
     let refuse = |why: String| {
         Error::usage(format!(
             "cannot use `{}` as the pipeline: {why}",
-            rel.escape_debug()
+            super::limits::quoted(rel)
         ))
         .hint("name a pipeline file by its path relative to the server's root, or leave pipeline out for the server's")
     };

@@ -39,7 +39,7 @@ pub const IDEMPOTENT_FOR: Duration = Duration::from_secs(10 * 60);
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
 /// The longest run name.
-const MAX_NAME: usize = 100;
+const MAX_NAME: usize = super::limits::RUN_NAME_MAX_BYTES;
 
 /// The folder runs live in.
 #[derive(Debug)]
@@ -99,7 +99,7 @@ pub fn check_name(name: &str) -> Result<()> {
     let refuse = |why: &str| {
         Error::usage(format!(
             "`{}` is not a run name: {why}",
-            name.escape_debug()
+            super::limits::quoted(name)
         ))
         .hint("name a run by its folder name alone, as run_create and runs return it")
     };

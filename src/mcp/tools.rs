@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::builds::{self, Request, Started, STOP_WAIT, WAIT_MAX_S};
+use super::limits;
 use super::outputs::{self, DEFAULT_BYTES};
 use super::wire::{Fault, INVALID_PARAMS};
 use super::{answers, Server, PROTOCOL_VERSIONS};
@@ -45,7 +46,10 @@ pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value
         Some(_) => {
             return Err(Fault::new(
                 INVALID_PARAMS,
-                format!("invalid params: the `arguments` of {name} must be an object"),
+                format!(
+                    "invalid params: the `arguments` of {} must be an object",
+                    limits::quoted(&name)
+                ),
             ))
         }
     };
@@ -54,7 +58,7 @@ pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value
             INVALID_PARAMS,
             format!(
                 "unknown tool `{}`; tools/list names the tools ({})",
-                name.escape_debug(),
+                limits::quoted(&name),
                 server
                     .tools
                     .iter()
@@ -64,7 +68,16 @@ pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value
             ),
         ));
     };
-    let outcome = check(server, index, &arguments).and_then(|()| run(server, &name, arguments));
+    let bounded = match &arguments {
+        Value::Object(map) => limits::check(&name, map),
+        _ => Ok(()),
+    };
+    // What an error says is cut to size with what was sent, which `run`
+    // consumes: kept only when some of it is long.
+    let echoes = has_long(&arguments).then(|| arguments.clone());
+    let outcome = bounded
+        .and_then(|()| check(server, index, &arguments))
+        .and_then(|()| run(server, &name, arguments));
     Ok(match outcome {
         Ok(value) => {
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -78,6 +91,9 @@ pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value
             let mut text = e.to_string();
             for hint in e.hints() {
                 text.push_str(&format!("\nhint: {hint}"));
+            }
+            if let Some(sent) = &echoes {
+                text = limits::shorten_echoes(text, sent);
             }
             json!({"content": [{"type": "text", "text": text}], "isError": true})
         }
@@ -93,7 +109,7 @@ fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
             tool.name
         )));
     };
-    let problems: Vec<String> = validator
+    let mut problems: Vec<String> = validator
         .iter_errors(arguments)
         .map(|e| {
             let at = e.instance_path.to_string();
@@ -108,6 +124,11 @@ fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
+    if problems.len() > PROBLEMS_SAID {
+        let more = problems.len() - PROBLEMS_SAID;
+        problems.truncate(PROBLEMS_SAID);
+        problems.push(format!("and {more} more"));
+    }
     Err(Error::usage(format!(
         "invalid arguments for {}: {}",
         tool.name,
@@ -120,22 +141,27 @@ fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
     )))
 }
 
-/// The most of a client's value an error quotes back.
-const QUOTED: usize = 80;
+/// Whether `value` holds a string longer than an error quotes.
+fn has_long(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.len() > limits::QUOTED,
+        Value::Array(items) => items.iter().any(has_long),
+        Value::Object(map) => map.values().any(has_long),
+        _ => false,
+    }
+}
+
+/// The most schema errors one answer lists.
+const PROBLEMS_SAID: usize = 10;
 
 /// `message` (a schema error quoting the value it is about, `value`) with
 /// a long value cut short: a client that sent megabytes gets its error,
 /// not its megabytes back.
 fn shortened(message: &str, value: &str) -> String {
-    if value.len() <= QUOTED || !message.contains(value) {
+    if value.len() <= limits::QUOTED || !message.contains(value) {
         return message.to_string();
     }
-    let mut cut = QUOTED;
-    while !value.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let short = format!("{}… ({} bytes)", &value[..cut], value.len());
-    message.replacen(value, &short, 1)
+    message.replacen(value, &limits::quoted(value), 1)
 }
 
 /// The arguments a schema takes, in a few words: `run (required), timeout_s`.
@@ -323,7 +349,7 @@ fn build(server: &Server, a: Build) -> Result<Value> {
         if text.is_empty() || text.contains('\0') {
             return Err(Error::usage(format!(
                 "{what} `{}` is empty or holds a NUL byte",
-                text.escape_debug()
+                limits::quoted(text)
             ))
             .hint("name tasks, output paths and models as the pipeline spells them"));
         }
@@ -513,6 +539,10 @@ fn server_info(server: &Server) -> Value {
             "read_output_default_bytes": DEFAULT_BYTES,
             "read_output_max_bytes": outputs::MAX_BYTES,
             "plan_max_bytes": super::runs::MAX_PLAN_BYTES,
+            "run_name_max_bytes": limits::RUN_NAME_MAX_BYTES,
+            "path_max_bytes": limits::PATH_MAX_BYTES,
+            "text_max_chars": limits::TEXT_MAX_CHARS,
+            "targets_max": limits::TARGETS_MAX,
             "run_create_idempotent_s": super::runs::IDEMPOTENT_FOR.as_secs(),
         },
     })

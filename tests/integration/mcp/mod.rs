@@ -16,6 +16,7 @@
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
+mod bounds;
 mod build_log;
 mod crashed;
 mod hints;
