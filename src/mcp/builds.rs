@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -309,14 +310,14 @@ impl Builds {
         Ok(Some(pid))
     }
 
-    /// Waits until no build runs in `run_dir`, or `deadline`; whether none
-    /// runs.
-    pub fn wait(&self, run_dir: &RunDir, deadline: Instant) -> bool {
+    /// Waits until no build runs in `run_dir`, or `deadline`, or `cancel`
+    /// is set (the client cancelled its request); whether none runs.
+    pub fn wait(&self, run_dir: &RunDir, deadline: Instant, cancel: &AtomicBool) -> bool {
         loop {
             if self.running(run_dir).is_none() {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || cancel.load(Ordering::SeqCst) {
                 return false;
             }
             std::thread::sleep(POLL);

@@ -40,8 +40,10 @@ mod runs;
 mod tools;
 mod wire;
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
@@ -94,6 +96,9 @@ struct Server {
     /// Held while a run is made, so two identical `run_create` calls make
     /// one run.
     creating: Mutex<()>,
+    /// The requests being answered, by their id's key ([`wire::Id::key`]):
+    /// each one's flag, set when the client cancels it.
+    pending: Mutex<HashMap<String, Arc<AtomicBool>>>,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -144,6 +149,7 @@ pub fn serve(
         validators,
         protocol: Mutex::new(None),
         creating: Mutex::new(()),
+        pending: Mutex::new(HashMap::new()),
         out: Mutex::new(Box::new(output)),
     });
     let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
@@ -192,12 +198,19 @@ pub fn serve(
                 *n += 1;
                 drop(n);
                 let in_flight = Arc::clone(pool);
-                let worker = (Arc::clone(&server), in_flight, id.clone());
+                let cancel = server.pending(&id);
+                let worker = (Arc::clone(&server), in_flight, id.clone(), cancel);
                 let spawned = std::thread::Builder::new()
                     .name("mcp-request".into())
                     .spawn(move || {
-                        let (server, in_flight, id) = worker;
-                        server.send(&server.answer(&id, &method, params));
+                        let (server, in_flight, id, cancel) = worker;
+                        let answer = server.answer(&id, &method, params, &cancel);
+                        server.answered(&id, &cancel);
+                        // A cancelled request is not answered (the spec
+                        // asks so: its client has stopped listening).
+                        if !cancel.load(Ordering::SeqCst) {
+                            server.send(&answer);
+                        }
                         done(&in_flight);
                     });
                 if let Err(e) = spawned {
@@ -212,8 +225,10 @@ pub fn serve(
                 }
             }
             Incoming::Invalid { id, fault } => server.send(&wire::error(&id, &fault)),
-            // Notifications (initialized, cancelled, ...) need no answer.
-            Incoming::Notification | Incoming::Response | Incoming::Blank => {}
+            // Notifications need no answer; a cancellation ends what it
+            // names, if that is still being answered.
+            Incoming::Notification { method, params } => server.notified(&method, params.as_ref()),
+            Incoming::Response | Incoming::Blank => {}
         }
     }
     // Answer what was read before the end.
@@ -236,10 +251,52 @@ fn done(in_flight: &(Mutex<usize>, Condvar)) {
 }
 
 impl Server {
-    /// The answer to one request.
-    fn answer(&self, id: &wire::Id, method: &str, params: Option<Value>) -> String {
+    /// Counts request `id` as being answered: its cancellation flag.
+    fn pending(&self, id: &wire::Id) -> Arc<AtomicBool> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        lock(&self.pending).insert(id.key(), Arc::clone(&cancel));
+        cancel
+    }
+
+    /// Counts request `id`, whose flag is `cancel`, as answered.
+    fn answered(&self, id: &wire::Id, cancel: &Arc<AtomicBool>) {
+        let mut pending = lock(&self.pending);
+        // Not another request's that reused the id.
+        if pending
+            .get(&id.key())
+            .is_some_and(|c| Arc::ptr_eq(c, cancel))
+        {
+            pending.remove(&id.key());
+        }
+    }
+
+    /// A notification: `notifications/cancelled` flags the request it
+    /// names, which ends early (a `wait`) and gets no answer; an id that is
+    /// not being answered (unknown, or answered already) is ignored, as
+    /// every other notification is.
+    fn notified(&self, method: &str, params: Option<&Value>) {
+        if method != "notifications/cancelled" {
+            return;
+        }
+        let Some(id) = params.and_then(|p| p.get("requestId")) else {
+            return;
+        };
+        if let Some(cancel) = lock(&self.pending).get(&id.to_string()) {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The answer to one request; `cancel` is set when the client cancels
+    /// it.
+    fn answer(
+        &self,
+        id: &wire::Id,
+        method: &str,
+        params: Option<Value>,
+        cancel: &AtomicBool,
+    ) -> String {
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.dispatch(method, params)
+            self.dispatch(method, params, cancel)
         }));
         match answered {
             Ok(Ok(result)) => wire::result(id, result),
@@ -254,14 +311,19 @@ impl Server {
         }
     }
 
-    fn dispatch(&self, method: &str, params: Option<Value>) -> std::result::Result<Value, Fault> {
+    fn dispatch(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        cancel: &AtomicBool,
+    ) -> std::result::Result<Value, Fault> {
         match method {
             "initialize" => self.initialize(params),
             "ping" => Ok(json!({})),
             "tools/list" => Ok(json!({
                 "tools": self.tools.iter().map(catalog::Tool::listing).collect::<Vec<_>>(),
             })),
-            "tools/call" => tools::call(self, params),
+            "tools/call" => tools::call(self, params, cancel),
             _ => Err(Fault::new(
                 wire::METHOD_NOT_FOUND,
                 format!(

@@ -7,6 +7,7 @@
 //! asks) is a result with `isError: true` whose text says what, where and
 //! what to do next.
 
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -24,7 +25,12 @@ use crate::store::lock::is_busy;
 use crate::store::RunDir;
 
 /// Answers `tools/call` with `params`.
-pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value, Fault> {
+/// `cancel` is set when the client cancels the call: a `wait` then ends.
+pub fn call(
+    server: &Server,
+    params: Option<Value>,
+    cancel: &AtomicBool,
+) -> std::result::Result<Value, Fault> {
     let mut params = match params {
         Some(Value::Object(p)) => p,
         _ => {
@@ -77,7 +83,7 @@ pub fn call(server: &Server, params: Option<Value>) -> std::result::Result<Value
     let echoes = has_long(&arguments).then(|| arguments.clone());
     let outcome = bounded
         .and_then(|()| check(server, index, &arguments))
-        .and_then(|()| run(server, &name, arguments));
+        .and_then(|()| run(server, &name, arguments, cancel));
     Ok(match outcome {
         Ok(value) => {
             let text = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -288,7 +294,7 @@ fn status(server: &Server, path: &std::path::Path, name: &str) -> Result<Value> 
 }
 
 /// Runs tool `name` with checked `arguments`.
-fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
+fn run(server: &Server, name: &str, arguments: Value, cancel: &AtomicBool) -> Result<Value> {
     match name {
         "run_create" => create(server, args(name, arguments)?),
         "build" => build(server, args(name, arguments)?),
@@ -296,8 +302,8 @@ fn run(server: &Server, name: &str, arguments: Value) -> Result<Value> {
             let a: Run = args(name, arguments)?;
             status(server, &server.root.run(&a.run)?, &a.run)
         }
-        "wait" => wait(server, args(name, arguments)?),
-        "stop" => stop(server, args(name, arguments)?),
+        "wait" => wait(server, args(name, arguments)?, cancel),
+        "stop" => stop(server, args(name, arguments)?, cancel),
         "clean" => clean(server, args(name, arguments)?),
         "explain" => {
             let a: Explain = args(name, arguments)?;
@@ -400,13 +406,13 @@ fn build(server: &Server, a: Build) -> Result<Value> {
     }))
 }
 
-fn wait(server: &Server, a: Wait) -> Result<Value> {
+fn wait(server: &Server, a: Wait, cancel: &AtomicBool) -> Result<Value> {
     let path = server.root.run(&a.run)?;
     let run_dir = RunDir::open(&path)?;
     let seconds = a.timeout_s.unwrap_or(WAIT_MAX_S as f64);
     let limit = Duration::try_from_secs_f64(seconds.clamp(0.0, WAIT_MAX_S as f64))
         .unwrap_or(Duration::from_secs(WAIT_MAX_S));
-    let idle = server.builds.wait(&run_dir, Instant::now() + limit);
+    let idle = server.builds.wait(&run_dir, Instant::now() + limit, cancel);
     let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("timed_out".into(), json!(!idle));
@@ -414,11 +420,14 @@ fn wait(server: &Server, a: Wait) -> Result<Value> {
     Ok(status)
 }
 
-fn stop(server: &Server, a: Run) -> Result<Value> {
+fn stop(server: &Server, a: Run, cancel: &AtomicBool) -> Result<Value> {
     let path = server.root.run(&a.run)?;
     let run_dir = RunDir::open(&path)?;
     let pid = server.builds.stop(&run_dir, &a.run)?;
-    let ended = pid.is_none() || server.builds.wait(&run_dir, Instant::now() + STOP_WAIT);
+    let ended = pid.is_none()
+        || server
+            .builds
+            .wait(&run_dir, Instant::now() + STOP_WAIT, cancel);
     let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("stopped_pid".into(), json!(pid));

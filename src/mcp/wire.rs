@@ -113,7 +113,10 @@ pub enum Incoming {
         params: Option<Value>,
     },
     /// A notification (no id): never answered.
-    Notification,
+    Notification {
+        method: String,
+        params: Option<Value>,
+    },
     /// A response to a request of the server's (it sends none): ignored.
     Response,
     /// Not a request: the error to answer, with the id when one was read.
@@ -133,6 +136,13 @@ impl Id {
         Id(RawValue::NULL.to_owned())
     }
 
+    /// The id as a key that the same id written another way (`"a"` and
+    /// `"\u0061"`, `1` and `1.0` aside) shares: the id of a request, as a
+    /// cancellation names it.
+    pub fn key(&self) -> String {
+        key_of(self.0.get())
+    }
+
     /// The id as it was written.
     #[cfg(test)]
     pub fn literal(&self) -> &str {
@@ -147,6 +157,11 @@ impl Id {
             _ => None,
         }
     }
+}
+
+/// The key ([`Id::key`]) of the id written `literal`.
+pub fn key_of(literal: &str) -> String {
+    serde_json::from_str::<Value>(literal).map_or_else(|_| literal.to_string(), |v| v.to_string())
 }
 
 /// Tells what `line` is.
@@ -231,7 +246,12 @@ fn request(object: BTreeMap<String, &RawValue>) -> Incoming {
         None => return invalid(id.unwrap_or_else(Id::null), "no `method`"),
     };
     let Some(id) = id else {
-        return Incoming::Notification;
+        // A notification's faults are not answered: its params are kept
+        // when they read.
+        let params = object
+            .get("params")
+            .and_then(|raw| serde_json::from_str(raw.get()).ok());
+        return Incoming::Notification { method, params };
     };
     let params = match object.get("params") {
         None => None,
@@ -382,7 +402,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
-            Incoming::Notification
+            Incoming::Notification { .. }
         ));
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),

@@ -18,6 +18,7 @@
 
 mod bounds;
 mod build_log;
+mod cancel;
 mod crashed;
 mod hints;
 mod life;
