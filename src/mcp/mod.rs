@@ -25,6 +25,10 @@
 //! under one lock. At the end of input the server answers what it already
 //! read, then returns; builds it started go on.
 //!
+//! A batch (MCP 2025-03-26 only) is answered on one thread of its own,
+//! counted as one request: its requests in turn, their answers sent as one
+//! array.
+//!
 //! Requests are served before `initialize` too (the spec asks clients not
 //! to send them; being lenient costs nothing here). Below the CLI: the
 //! input, output, root and environment are the caller's.
@@ -55,6 +59,10 @@ use wire::{Fault, Incoming, Line};
 /// The protocol versions the server speaks, newest first. A client that
 /// offers another is answered with the newest.
 pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-05"];
+
+/// The one version that has batches (JSON arrays of messages): added by
+/// 2025-03-26, removed by 2025-06-18.
+const BATCH_VERSION: &str = "2025-03-26";
 
 /// The most requests answered at once, `wait` calls aside.
 const MAX_IN_FLIGHT: usize = 16;
@@ -224,6 +232,41 @@ pub fn serve(
                     ));
                 }
             }
+            Incoming::Batch(items) => {
+                if let Err(fault) = server.batches() {
+                    server.send(&wire::error(&wire::Id::null(), &fault));
+                    continue;
+                }
+                // One thread answers the batch's requests in turn.
+                let (count, freed) = &*in_flight;
+                let mut n = lock(count);
+                while *n >= MAX_IN_FLIGHT {
+                    n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
+                }
+                *n += 1;
+                drop(n);
+                let worker = (Arc::clone(&server), Arc::clone(&in_flight));
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("mcp-batch".into())
+                        .spawn(move || {
+                            let (server, in_flight) = worker;
+                            server.batch(items);
+                            done(&in_flight);
+                        });
+                if let Err(e) = spawned {
+                    done(&in_flight);
+                    server.send(&wire::error(
+                        &wire::Id::null(),
+                        &Fault::new(
+                            wire::INTERNAL_ERROR,
+                            format!(
+                                "internal error: no thread to answer the batch on ({e}); try again"
+                            ),
+                        ),
+                    ));
+                }
+            }
             Incoming::Invalid { id, fault } => server.send(&wire::error(&id, &fault)),
             // Notifications need no answer; a cancellation ends what it
             // names, if that is still being answered.
@@ -251,6 +294,58 @@ fn done(in_flight: &(Mutex<usize>, Condvar)) {
 }
 
 impl Server {
+    /// Whether a batch may be served: only once the version that has
+    /// them ([`BATCH_VERSION`]) was agreed.
+    fn batches(&self) -> std::result::Result<(), Fault> {
+        let why = match *lock(&self.protocol) {
+            Some(BATCH_VERSION) => return Ok(()),
+            Some(agreed) => format!("this session agreed on {agreed} at initialize"),
+            None => "no version was agreed yet (initialize first)".to_string(),
+        };
+        Err(Fault::new(
+            wire::INVALID_REQUEST,
+            format!(
+                "invalid request: batches (JSON arrays) are part of MCP {BATCH_VERSION} only, and \
+                 {why}; send one request object per line"
+            ),
+        ))
+    }
+
+    /// Answers a batch's messages in turn, and sends their answers as one
+    /// array (none when it held only notifications and responses).
+    fn batch(&self, items: Vec<Incoming>) {
+        let mut answers = Vec::new();
+        for item in items {
+            match item {
+                Incoming::Request { id, method, .. } if method == "initialize" => {
+                    answers.push(wire::error(
+                        &id,
+                        &Fault::new(
+                            wire::INVALID_REQUEST,
+                            "invalid request: initialize cannot be part of a batch; send it alone",
+                        ),
+                    ))
+                }
+                Incoming::Request { id, method, params } => {
+                    let cancel = self.pending(&id);
+                    let answer = self.answer(&id, &method, params, &cancel);
+                    self.answered(&id, &cancel);
+                    if !cancel.load(Ordering::SeqCst) {
+                        answers.push(answer);
+                    }
+                }
+                Incoming::Invalid { id, fault } => answers.push(wire::error(&id, &fault)),
+                Incoming::Notification { method, params } => {
+                    self.notified(&method, params.as_ref())
+                }
+                Incoming::Response | Incoming::Blank | Incoming::Batch(_) => {}
+            }
+        }
+        if !answers.is_empty() {
+            self.send(&format!("[{}]", answers.join(",")));
+        }
+    }
+
     /// Counts request `id` as being answered: its cancellation flag.
     fn pending(&self, id: &wire::Id) -> Arc<AtomicBool> {
         let cancel = Arc::new(AtomicBool::new(false));

@@ -4,8 +4,11 @@
 //! notifications and from what is not JSON-RPC at all, and the shape of
 //! answers: a result, or an error with one of the standard codes.
 //!
-//! Batches (JSON arrays) are not part of MCP 2025-06-18: they get an
-//! invalid-request error, as does anything that is not one request object.
+//! A batch (a JSON array of messages, which MCP 2025-03-26 allows and
+//! 2025-06-18 does not) is read into its messages, each told as a line of
+//! its own would be; whether to serve it is the server's to say, by the
+//! version agreed. An empty array, or anything else that is not a request
+//! object, gets an invalid-request error.
 //!
 //! A request's id is kept as the client wrote it ([`Id`], the literal, not
 //! a parsed number) and written back byte for byte: JSON-RPC asks for the
@@ -123,6 +126,8 @@ pub enum Incoming {
     Invalid { id: Id, fault: Fault },
     /// Nothing but white space: ignored.
     Blank,
+    /// A batch: its messages, in order (none of them a batch).
+    Batch(Vec<Incoming>),
 }
 
 /// A request's id, as the client wrote it: a string or a number, never
@@ -175,15 +180,23 @@ pub fn parse(line: &[u8]) -> Incoming {
         Ok(raw) => raw,
         Err(e) => return not_json(&e),
     };
-    match raw.get().as_bytes().first() {
-        Some(b'{') => {}
-        Some(b'[') => {
-            return invalid(
+    if raw.get().starts_with('[') {
+        return match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Ok(items) if items.is_empty() => invalid(
                 Id::null(),
-                "batches (JSON arrays) are not part of MCP 2025-06-18; send one request object per line",
-            )
-        }
-        _ => return invalid(Id::null(), "a JSON-RPC message is an object"),
+                "an empty batch ([]); send a request object, or an array of them",
+            ),
+            Ok(items) => Incoming::Batch(items.into_iter().map(message).collect()),
+            Err(e) => not_json(&e),
+        };
+    }
+    message(raw)
+}
+
+/// Tells what one message (of a line, or of a batch) is.
+fn message(raw: &RawValue) -> Incoming {
+    if !raw.get().starts_with('{') {
+        return invalid(Id::null(), "a JSON-RPC message is an object");
     }
     // Members kept as written; a repeated key keeps its last value.
     match serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) {
@@ -375,6 +388,7 @@ mod tests {
     fn what_is_not_a_request_gets_the_right_code() {
         assert_eq!(fault("{not json"), ("null".into(), PARSE_ERROR));
         assert_eq!(fault("[]"), ("null".into(), INVALID_REQUEST));
+        assert_eq!(fault(" [ ] "), ("null".into(), INVALID_REQUEST));
         assert_eq!(fault("3"), ("null".into(), INVALID_REQUEST));
         assert_eq!(
             fault(r#"{"jsonrpc":"1.0","id":4,"method":"ping"}"#),
@@ -409,6 +423,16 @@ mod tests {
             Incoming::Response
         ));
         assert!(matches!(parse(b"  "), Incoming::Blank));
+        let batch = parse(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, 3, [], {"jsonrpc":"2.0","method":"n"}]"#,
+        );
+        let Incoming::Batch(items) = batch else {
+            panic!("{batch:?}")
+        };
+        assert!(matches!(&items[0], Incoming::Request { method, .. } if method == "ping"));
+        assert!(matches!(&items[1], Incoming::Invalid { .. }));
+        assert!(matches!(&items[2], Incoming::Invalid { .. }));
+        assert!(matches!(&items[3], Incoming::Notification { .. }));
     }
 
     fn id(line: &str) -> String {

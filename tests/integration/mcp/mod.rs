@@ -1,7 +1,10 @@
 //! `planexe mcp`, driven over its pipes with raw JSON-RPC by [`Client`]:
 //! the protocol ([`protocol`]: the handshake, protocol faults, each
 //! answered with the server still serving, tool errors for bad arguments
-//! and for every way out of the root) and the life of a run ([`life`]:
+//! and for every way out of the root; batches, [`batches`]; cancellation,
+//! [`cancel`]; bounds on arguments and errors that quote them short,
+//! [`bounds`]; the pipeline a build is given, never one inside a run,
+//! [`pipelines`]) and the life of a run ([`life`]:
 //! create (idempotent), build against the loopback model server, wait,
 //! status, outputs, a failure and its `recoverable`, the fix and the
 //! resume, stop, clean, explain, runs and archive; the end of input, which
@@ -16,6 +19,7 @@
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
 
+mod batches;
 mod bounds;
 mod build_log;
 mod cancel;
