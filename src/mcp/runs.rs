@@ -265,8 +265,15 @@ impl Root {
             return Ok(());
         };
         if !meta.is_dir() {
+            let what = if meta.file_type().is_symlink() {
+                "a symlink"
+            } else if meta.is_file() {
+                "a file"
+            } else {
+                "a special file (a FIFO, a socket or a device)"
+            };
             return Err(Error::usage(format!(
-                "`{name}` exists under the root and is not a folder (a file or a link), so no run can be made there"
+                "the name `{name}` is taken: {what} of that name is under the root, not a folder, so no run can be made there"
             ))
             .hint("choose another name, or leave name out for a fresh one"));
         }

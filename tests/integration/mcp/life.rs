@@ -446,8 +446,16 @@ fn run_create_says_what_a_folder_of_that_name_holds() {
         ),
         "{message}"
     );
-    let message = c.err("run_create", json!({"plan": "a shed", "name": "file"}));
-    assert!(message.contains("is not a folder"), "{message}");
+    // A name taken by something else than a folder says so, and what.
+    std::os::unix::fs::symlink(p.path("empty"), p.path("link")).unwrap();
+    for (name, what) in [("file", "a file"), ("link", "a symlink")] {
+        let message = c.err("run_create", json!({"plan": "a shed", "name": name}));
+        assert!(
+            message.starts_with(&format!("the name `{name}` is taken: {what} of that name")),
+            "{message}"
+        );
+        assert!(message.contains("leave name out"), "{message}");
+    }
     assert!(c.close().success());
 }
 
