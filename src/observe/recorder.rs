@@ -1,7 +1,8 @@
 //! What a build leaves for others to see, as an
 //! [`Observer`] of it: every event in
 //! `events.jsonl` and to the hooks, every task run and model call in the
-//! trace (on lanes, so parallel work shows side by side), and the live
+//! trace (on lanes, so parallel work shows side by side; each history set
+//! aside as the build begins when it is over its cap, `store::history`), and the live
 //! `status` snapshot, saved now and then while the build runs (with the
 //! tasks a model's full pool holds shown queued for it). When the
 //! build's tasks are over it writes `summary.json` (while the build writes
@@ -224,6 +225,9 @@ impl Observer for Recorder {
 
     fn build_started(&self, view: &BuildView) {
         if !self.started.swap(true, Ordering::Relaxed) {
+            // Before this build writes either: each history it starts
+            // afresh is whole.
+            crate::store::history::bound(view.run_dir);
             self.events
                 .emit(Event::new("pipeline.started", None, view.run_dir.root()));
             self.trace

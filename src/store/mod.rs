@@ -14,7 +14,8 @@
 //!   into a [`log::StateStore`]; [`recorded`]: the one derivation of a
 //!   task's last run from its records.
 //! - [`run_record`]: `run.json`; [`inflight`]: the running build's journal;
-//!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`.
+//!   [`ledger`]: model-call ledgers; [`snapshot`]: `status.snapshot`;
+//!   [`history`]: `events.jsonl` and `trace.json` kept bounded.
 //! - [`origin`]: how the run was made (`origin.json`); [`archive`]: the
 //!   marker of an archived run.
 //! - [`untrusted`]: text from outside made safe to keep and show (secrets
@@ -27,6 +28,7 @@
 pub mod archive;
 pub mod by_name;
 pub mod files;
+pub mod history;
 pub mod inflight;
 pub mod ledger;
 pub mod lock;

@@ -43,6 +43,9 @@ pub mod file {
     pub const PIPELINE: &str = "pipeline";
     /// Every build's timeline.
     pub const TRACE: &str = "trace.json";
+    /// The timeline set aside when it grew over its cap
+    /// ([`crate::store::history`]).
+    pub const TRACE_ASIDE: &str = "trace.1.json";
     /// The folder of task logs.
     pub const LOGS: &str = "logs";
     pub const RAW: &str = "raw";
@@ -55,6 +58,9 @@ pub mod file {
     pub const USAGE: &str = "usage.jsonl";
     pub const FAILURES: &str = "failures.jsonl";
     pub const EVENTS: &str = "events.jsonl";
+    /// The events set aside when they grew over their cap
+    /// ([`crate::store::history`]).
+    pub const EVENTS_ASIDE: &str = "events.1.jsonl";
     pub const SUMMARY: &str = "summary.json";
     /// How the run was made (`planexe new`, the MCP server's `run_create`).
     pub const ORIGIN: &str = "origin.json";
@@ -66,11 +72,12 @@ pub mod file {
     /// The folders, which must be real folders.
     pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
     /// The files, which must be regular files (never symlinks or FIFOs).
-    pub const FILES: [&str; 15] = [
+    pub const FILES: [&str; 17] = [
         LOG,
         RUN,
         PIPELINE,
         TRACE,
+        TRACE_ASIDE,
         LOCK,
         INFLIGHT,
         CERTIFICATE,
@@ -78,6 +85,7 @@ pub mod file {
         USAGE,
         FAILURES,
         EVENTS,
+        EVENTS_ASIDE,
         SUMMARY,
         ORIGIN,
         ARCHIVED,
@@ -344,6 +352,16 @@ impl RunDir {
     /// Every build's timeline, in the Chrome trace format.
     pub fn trace_path(&self) -> PathBuf {
         self.state(file::TRACE)
+    }
+
+    /// `.planexe/trace.1.json`: the timeline set aside.
+    pub fn trace_aside_path(&self) -> PathBuf {
+        self.state(file::TRACE_ASIDE)
+    }
+
+    /// `.planexe/events.1.jsonl`: the events set aside.
+    pub fn events_aside_path(&self) -> PathBuf {
+        self.state(file::EVENTS_ASIDE)
     }
 
     /// The run after the last build, in one file.

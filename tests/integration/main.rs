@@ -20,6 +20,7 @@ mod fallback;
 mod fanout;
 mod fanout_live;
 mod fuzz;
+mod histories;
 mod hostile_server;
 mod in_flight;
 mod jobserver;

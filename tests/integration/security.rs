@@ -51,7 +51,9 @@ fn a_state_file_planted_as_a_symlink_is_refused_and_never_written_through() {
         "inflight",
         "run.json",
         "events.jsonl",
+        "events.1.jsonl",
         "trace.json",
+        "trace.1.json",
         "usage.jsonl",
         "uptodate",
     ] {

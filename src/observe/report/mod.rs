@@ -6,7 +6,8 @@
 //! - every failure: error kind, full message, `error_id` and the tail of the
 //!   task's log;
 //! - a timeline (Gantt chart) of each recent build: tasks and model calls on
-//!   the lanes they ran in, from `.planexe/trace.json` (or, without a trace,
+//!   the lanes they ran in, from `.planexe/trace.json` (and `trace.1.json`,
+//!   the trace set aside before it, for more builds) (or, without a trace,
 //!   each task's last run from its recorded status);
 //! - the task graph as inline SVG, nodes in columns by dependency depth,
 //!   coloured by state with the palette of `planexe graph`;
@@ -182,7 +183,14 @@ impl Page {
                 }
             })
             .collect();
-        let mut timelines = read_trace(&session.run_dir.trace_path(), session.run.as_ref());
+        let run = session.run.as_ref();
+        let mut timelines = read_trace(&session.run_dir.trace_path(), run);
+        if timelines.len() < MAX_TIMELINES {
+            // The builds before the trace was last set aside
+            // (`store::history`), older than any in it.
+            let older = read_trace(&session.run_dir.trace_aside_path(), run);
+            timelines.splice(..0, older);
+        }
         if timelines.is_empty() {
             timelines.extend(last_runs(graph, store));
         }
