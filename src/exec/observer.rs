@@ -14,7 +14,7 @@ use super::BuildReport;
 use crate::model::{Graph, Pipeline, Task, TaskId};
 use crate::plan::{Reason, Session};
 use crate::store::snapshot::Live;
-use crate::store::{RunDir, StateStore, Status};
+use crate::store::{CheckMode, RunDir, StateStore, Status};
 
 /// Something a build says along the way.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +208,8 @@ pub struct BuildView<'a> {
     pub pending_check: &'a [bool],
     /// Which build this is, as its run record says.
     pub build: &'a Live,
+    /// How the build judges a file changed (`--mtime`, or by content).
+    pub mode: CheckMode,
 }
 
 /// A task's run, as it ended.

@@ -25,9 +25,9 @@ use crate::exec::observer::{BuildView, Notice, Observer, TaskEnd};
 use crate::exec::{BuildReport, Ended};
 use crate::model::pipeline::HookDef;
 use crate::model::{Task, TaskId};
-use crate::plan::Session;
+use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::record::{first_line, with_kind};
-use crate::store::{ErrorKind, RunDir, Severity, Status, TaskState};
+use crate::store::{ErrorKind, RunDir, Severity, Stamper, Status, TaskState};
 
 /// The least time between two live snapshots; more when one costs more
 /// than a hundredth of it, so they never take a noticeable share of a
@@ -57,6 +57,9 @@ struct LiveView {
     /// When the next snapshot is due.
     due: Instant,
     known: Option<Known>,
+    /// Where the tasks this build leaves out stand (a build of some
+    /// targets), judged when `known` was made ([`beside`]).
+    beside: Option<Vec<Option<Reason>>>,
     /// Tasks (ids) whose line changed since the last snapshot.
     changed: Vec<TaskId>,
     /// The graph changed shape (a fan-out expanded): every line again.
@@ -100,6 +103,7 @@ impl Recorder {
             live: Mutex::new(LiveView {
                 due: Instant::now() + LIVE_FIRST,
                 known: None,
+                beside: None,
                 changed: Vec::new(),
                 rebuild: false,
                 held: Vec::new(),
@@ -357,6 +361,7 @@ impl Observer for Recorder {
         let _t = crate::phases::phase("status snapshot: live");
         let LiveView {
             known,
+            beside,
             changed,
             rebuild,
             held,
@@ -371,7 +376,8 @@ impl Observer for Recorder {
             Some(known) if !*rebuild && known.fits(view.graph) => {
                 known.refresh(view.graph, view.store, view.run_dir, view.reasons, changed);
                 let ids = changed.iter().copied();
-                known.outside_build(view.graph, view.store, view.run_dir, view.wanted, ids);
+                let outside = (view.wanted, beside.as_deref());
+                known.outside_build(view.graph, view.store, view.run_dir, outside, ids);
                 known
             }
             _ => {
@@ -383,8 +389,10 @@ impl Observer for Recorder {
                     view.reasons,
                     crate::store::Builder::Itself,
                 ));
+                *beside = judge_beside(view);
                 let ids = view.graph.ids().iter().copied();
-                known.outside_build(view.graph, view.store, view.run_dir, view.wanted, ids);
+                let outside = (view.wanted, beside.as_deref());
+                known.outside_build(view.graph, view.store, view.run_dir, outside, ids);
                 known
             }
         };
@@ -411,6 +419,27 @@ impl Observer for Recorder {
         known.save_live(view.run_dir, view.build.clone());
         live.due = Instant::now() + LIVE_EVERY.max(start.elapsed() * LIVE_SHARE);
     }
+}
+
+/// Where the tasks a build of some targets leaves out stand, as a dry run
+/// of every task would say ([`Plan::beside`]): `None` when it leaves none
+/// out, or they cannot be judged (their records then say).
+fn judge_beside(view: &BuildView) -> Option<Vec<Option<Reason>>> {
+    let wanted = |t: TaskId| view.wanted.get(t).copied().unwrap_or(false);
+    if view.graph.ids().iter().all(|&t| wanted(t)) {
+        return None;
+    }
+    let _t = crate::phases::phase("status snapshot: judge the tasks left out");
+    let stamper = Stamper::default();
+    let checker = Checker {
+        graph: view.graph,
+        source: view.pipeline.source(),
+        run_dir: view.run_dir,
+        store: view.store,
+        stamper: &stamper,
+        mode: view.mode,
+    };
+    Plan::beside(&checker, view.wanted, view.reasons).ok()
 }
 
 /// A `task.check_failed` event for each check of the task's run that

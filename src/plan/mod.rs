@@ -6,7 +6,8 @@
 //! - [`Plan`]: every wanted task, checked in parallel, reasons flowing
 //!   downstream (a task whose input will be rebuilt waits and is judged
 //!   again: early cutoff), the outputs of those that will run looked at
-//!   (`inside`);
+//!   (`inside`); and the tasks a build of some targets leaves out, as a
+//!   dry run of every task judges them ([`Plan::beside`]);
 //! - [`certificate`]: the proof that everything is up to date, checked
 //!   from stats alone;
 //! - [`session`]: one invocation's view of a run directory, opened from a
@@ -175,6 +176,55 @@ impl Plan {
             updates,
             edited,
         })
+    }
+
+    /// Where the tasks a build of some targets leaves out (`wanted`
+    /// false) stand, as a dry run of every task (`build -n`) says: each
+    /// checked against its records and files, and stale too when a task
+    /// it depends on runs. `reasons` are the build's own, by id, for the
+    /// tasks it builds (its targets and what they need): they flow down
+    /// into the others. The tasks it builds have `None` here.
+    pub fn beside(
+        checker: &Checker,
+        wanted: &[bool],
+        reasons: &[Option<Reason>],
+    ) -> Result<Vec<Option<Reason>>> {
+        let graph = checker.graph;
+        let n = graph.id_bound();
+        let outside: Vec<bool> = (0..n)
+            .map(|t| !wanted.get(t).copied().unwrap_or(false))
+            .collect();
+        // Only the tasks left out are checked: the others are the build's.
+        let plan = Plan::make_checking(checker, vec![true; n], &vec![false; n], Some(&outside))?;
+        let mut out = plan.reasons;
+        let built = |t: TaskId| reasons.get(t).cloned().flatten();
+        for &id in graph.order() {
+            if !outside[id] {
+                out[id] = built(id);
+                continue;
+            }
+            // An input the build remakes first changes as the build goes:
+            // the task runs after it, as a dry run would say.
+            if let Some(Reason::InputChanged(path)) = &out[id] {
+                if graph
+                    .producer(path)
+                    .is_some_and(|p| !outside[p] && built(p).is_some())
+                {
+                    out[id] = None;
+                }
+            }
+            if out[id].is_none() {
+                out[id] = (graph[id].deps.iter())
+                    .find(|&&d| out[d].is_some())
+                    .map(|&d| Reason::Upstream(graph[d].name.clone()));
+            }
+        }
+        for (t, reason) in out.iter_mut().enumerate() {
+            if !outside[t] {
+                *reason = None;
+            }
+        }
+        Ok(out)
     }
 
     /// Wanted tasks that will (or may) run, in dependency order.

@@ -323,3 +323,78 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
         live.stdout
     );
 }
+
+/// A build of some targets (`planexe build b`) checks only what they need;
+/// a task it leaves out whose input changed is stale all the same, and
+/// `status` says so while the build runs (from the build's live snapshot)
+/// and after it, as `build -n` does: it was said to be done.
+#[test]
+fn a_task_a_targeted_build_leaves_out_is_stale_in_status_while_it_runs() {
+    let p = Project::new(concat!(
+        "[tasks.a]\ninputs = [\"src_a.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cp src_a.txt a.txt\"\n",
+        "[tasks.b]\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\n",
+        "command = \"while [ ! -e go ]; do sleep 0.05; done; cp a.txt b.txt\"\n",
+        "[tasks.c]\ninputs = [\"src_c.txt\"]\noutputs = [\"c.txt\"]\ncommand = \"cp src_c.txt c.txt\"\n",
+        "[tasks.d]\ninputs = [\"a.txt\"]\noutputs = [\"d.txt\"]\ncommand = \"cp a.txt d.txt\"\n",
+    ));
+    p.write("src_a.txt", "a\n")
+        .write("src_c.txt", "c\n")
+        .write("go", "");
+    p.build().ok().ran(&["a", "b", "c", "d"]);
+    p.remove("go");
+    p.write("src_a.txt", "a2\n").write("src_c.txt", "c2\n");
+    let dry = p.run(&["build", "-n"]).ok().stdout.clone();
+    assert!(dry.contains("c: input src_c.txt changed"), "{dry}");
+    let idle = std::fs::metadata(p.path(SNAPSHOT)).unwrap();
+    // Stopped if the test fails before it ends (`b` waits for `go`).
+    let build = Background(Some(
+        p.command(&["build", "b"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("the build's live snapshot with b running", || {
+        use std::os::unix::fs::MetadataExt;
+        let live = std::fs::metadata(p.path(SNAPSHOT)).ok();
+        let rewritten =
+            live.is_some_and(|m| (m.ino(), m.mtime_nsec()) != (idle.ino(), idle.mtime_nsec()));
+        rewritten && p.run(&["status"]).stdout.contains("RUNNING (1)")
+    });
+    let said = |p: &Project| {
+        let text = p.run(&["status"]).ok().stdout.clone();
+        assert!(text.contains("STALE (2)"), "{text}");
+        assert!(text.contains("  c  input src_c.txt changed"), "{text}");
+        assert!(
+            text.contains("  d  upstream a will re-run")
+                || text.contains("  d  input a.txt changed"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout).unwrap();
+        let c = json["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == "c")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (c["state"].as_str(), c["reason"].as_str()),
+            (Some("stale"), Some("input src_c.txt changed"))
+        );
+        assert_eq!(json["counts"]["stale"], 2, "{json}");
+        p.run(&["status", "c"])
+            .ok()
+            .stdout_has("c: stale: input src_c.txt changed");
+    };
+    said(&p);
+    p.write("go", "");
+    build.wait();
+    said(&p);
+    let dry = p.run(&["build", "-n"]).ok().stdout.clone();
+    assert!(
+        dry.contains("c: input src_c.txt changed") && dry.contains("d: input a.txt changed"),
+        "{dry}"
+    );
+}

@@ -87,6 +87,7 @@ impl BuildHooks<'_> {
             held: &self.held,
             pending_check: &self.pending_check,
             build,
+            mode: self.mode,
         });
     }
 

@@ -425,6 +425,7 @@ impl Build<'_> {
                 held: &hooks.held,
                 pending_check: &hooks.pending_check,
                 build,
+                mode: hooks.mode,
             });
         }
         hooks.view();

@@ -485,14 +485,16 @@ impl Known {
     /// Says where the tasks `ids` stand that a running build does not
     /// build (`wanted` false, as for `planexe build TARGET`): its plan
     /// checked only the wanted tasks, so it has no reason for the others,
-    /// which does not mean they are up to date. Their records say: never
-    /// built, failed, stopped, or done (not checked against the files).
+    /// which does not mean they are up to date. `beside` has their reasons
+    /// as a dry run of every task says them ([`crate::plan::Plan::beside`]);
+    /// without it (they could not be judged), their records say: never
+    /// built, failed, stopped, or done.
     pub fn outside_build(
         &mut self,
         graph: &Graph,
         store: &StateStore,
         run_dir: &RunDir,
-        wanted: &[bool],
+        (wanted, beside): (&[bool], Option<&[Option<Reason>]>),
         ids: impl IntoIterator<Item = usize>,
     ) {
         for t in ids {
@@ -506,7 +508,13 @@ impl Known {
                 .filter(|l| l.task == *name)
             {
                 let done_before = line.done_before;
-                *line = outside_line(graph, store, run_dir, name);
+                *line = match beside {
+                    Some(reasons) => {
+                        let reason = reasons.get(t).and_then(Option::as_ref);
+                        task_line(graph, store, run_dir, name, reason, Builder::Nobody)
+                    }
+                    None => outside_line(graph, store, run_dir, name),
+                };
                 line.done_before = done_before;
             }
         }
