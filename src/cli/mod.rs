@@ -74,6 +74,9 @@ pub struct Context {
     github_workspace: Option<PathBuf>,
     /// `$MAKEFLAGS`: planexe run by a recipe of make.
     makeflags: Makeflags,
+    /// The arguments the user ran planexe with, after its name (set by
+    /// [`Context::with_args`]): the command a hint gives back.
+    ran: Vec<String>,
 }
 
 impl Context {
@@ -108,6 +111,7 @@ impl Context {
                 .filter(|p| p.is_absolute()),
             makeflags: Makeflags::parse(env.get("MAKEFLAGS").unwrap_or_default()),
             env,
+            ran: Vec::new(),
         }
     }
 
@@ -165,7 +169,8 @@ impl Context {
                     Advice::COMMAND_LINE.in_run(&dir.display().to_string())
                 }
                 _ => Advice::COMMAND_LINE,
-            },
+            }
+            .ran(&self.ran),
         })
     }
 
@@ -185,6 +190,14 @@ impl Context {
     /// `$PLANEXE_MODEL`.
     pub fn env_model(&self) -> Option<&str> {
         self.model.as_deref()
+    }
+
+    /// The context of a command run with `args` (the program's name
+    /// first).
+    pub fn with_args(mut self, args: &[OsString]) -> Context {
+        let words = args.iter().skip(1);
+        self.ran = words.map(|w| w.to_string_lossy().into_owned()).collect();
+        self
     }
 
     /// The context with `--color`.
@@ -265,7 +278,7 @@ where
             return EXIT_USAGE;
         }
     };
-    let ctx = Context::from_env().with_color(cli.color);
+    let ctx = Context::from_env().with_args(&args).with_color(cli.color);
     // With `PLANEXE_STATS=1`, the whole command as one phase too: what the
     // named ones leave out is then the process's start and end.
     let whole = crate::phases::phase("command, from its arguments to this table");

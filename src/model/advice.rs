@@ -10,7 +10,9 @@
 //! caller's [`Advice`], so no user is told to use a flag or a command it
 //! cannot. On the command line, the commands a hint gives carry the `-C
 //! DIR` its user named when the run directory is not the current one, so
-//! they can be run where the user is (a Makefile's folder).
+//! they can be run where the user is (a Makefile's folder); a user who ran
+//! a command in a folder inside a run is given that command back with the
+//! `-C DIR` it lacks ([`Advice::ran`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -124,14 +126,24 @@ enum Door {
     /// named it with `-C` (shell-quoted), when it is not the current one:
     /// every command a hint gives then names it, so the hint can be run
     /// where the user is (a Makefile's or CI's folder).
-    CommandLine { run: Option<Arc<str>> },
+    ///
+    /// `ran` is the command its user ran, the words after `planexe`
+    /// (shell-quoted), when the caller said: a hint that asks for `-C DIR`
+    /// gives it back with it.
+    CommandLine {
+        run: Option<Arc<str>>,
+        ran: Option<Arc<[String]>>,
+    },
     /// Another door's words (the MCP server's).
     Other(fn(&Trouble<'_>) -> String),
 }
 
 impl Advice {
     /// The command line's words: `-f FILE`, `$PLANEXE_PIPELINE`.
-    pub const COMMAND_LINE: Advice = Advice(Door::CommandLine { run: None });
+    pub const COMMAND_LINE: Advice = Advice(Door::CommandLine {
+        run: None,
+        ran: None,
+    });
 
     /// Advice in the words of `say`.
     pub const fn new(say: fn(&Trouble<'_>) -> String) -> Advice {
@@ -143,8 +155,9 @@ impl Advice {
     /// hints give carry `-C runs/a`. Other doors' words are unchanged.
     pub fn in_run(self, run: &str) -> Advice {
         match self.0 {
-            Door::CommandLine { .. } => Advice(Door::CommandLine {
+            Door::CommandLine { ran, .. } => Advice(Door::CommandLine {
                 run: Some(quoted(run).into()),
+                ran,
             }),
             other => Advice(other),
         }
@@ -154,7 +167,13 @@ impl Advice {
     /// say so, a part of a message).
     pub fn hint(&self, trouble: &Trouble<'_>) -> String {
         match &self.0 {
-            Door::CommandLine { .. } => self.localize(&command_line(trouble)).into_owned(),
+            Door::CommandLine { ran, .. } => match (trouble, ran) {
+                (Trouble::RunAbove { dir }, Some(ran)) => format!(
+                    "this folder is inside {dir}, a run directory: pass -C {dir} (`{}`)",
+                    again_in(ran, dir)
+                ),
+                _ => self.localize(&command_line(trouble)).into_owned(),
+            },
             Door::Other(say) => say(trouble),
         }
     }
@@ -162,7 +181,7 @@ impl Advice {
     /// Whether this door's commands name a run directory (`-C DIR`): the
     /// command line's, for a run directory other than the current one.
     pub fn names_run(&self) -> bool {
-        matches!(&self.0, Door::CommandLine { run: Some(_) })
+        matches!(&self.0, Door::CommandLine { run: Some(_), .. })
     }
 
     /// `hint`, written for the run directory itself (as the command
@@ -170,7 +189,7 @@ impl Advice {
     /// recorded), with this door's `-C DIR` after each `planexe SUBCOMMAND`
     /// that has none: the one place the `-C` goes in.
     pub fn localize<'h>(&self, hint: &'h str) -> std::borrow::Cow<'h, str> {
-        let Door::CommandLine { run: Some(run) } = &self.0 else {
+        let Door::CommandLine { run: Some(run), .. } = &self.0 else {
             return hint.into();
         };
         const SUBCOMMANDS: [&str; 11] = [
@@ -197,12 +216,53 @@ impl Advice {
         out.into()
     }
 
+    /// The command line's words for a user who ran `planexe` with the
+    /// arguments `words` (after the program's name): a hint that asks for
+    /// `-C DIR` gives that command back with it. Other doors' words are
+    /// unchanged.
+    pub fn ran<S: AsRef<str>>(self, words: &[S]) -> Advice {
+        match self.0 {
+            Door::CommandLine { run, .. } => Advice(Door::CommandLine {
+                run,
+                ran: Some(words.iter().map(|w| quoted(w.as_ref())).collect()),
+            }),
+            other => Advice(other),
+        }
+    }
+
     /// `planexe` and `command` (a subcommand and its arguments, such as
     /// `build outline`) in this door's words: with `-C DIR` for a run
     /// directory named on the command line (see [`Advice::in_run`]).
     pub fn command(&self, command: &str) -> String {
         self.localize(&format!("planexe {command}")).into_owned()
     }
+}
+
+/// `planexe` and the command `ran` (its words after `planexe`), with
+/// `-C dir` after its subcommand, as the command line's hints put it.
+fn again_in(ran: &[String], dir: &str) -> String {
+    // The global options that take a value (`--color never`): the word
+    // after one is no subcommand.
+    const VALUED: [&str; 5] = ["-C", "--directory", "-f", "--file", "--color"];
+    let mut sub = None;
+    let mut skip = false;
+    for (i, word) in ran.iter().enumerate() {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if VALUED.contains(&word.as_str()) {
+            skip = true;
+        } else if !word.starts_with('-') {
+            sub = Some(i);
+            break;
+        }
+    }
+    let at = sub.map_or(0, |i| i + 1);
+    let mut words: Vec<&str> = vec!["planexe"];
+    words.extend(ran[..at].iter().map(String::as_str));
+    words.extend(["-C", dir]);
+    words.extend(ran[at..].iter().map(String::as_str));
+    words.join(" ")
 }
 
 impl Default for Advice {
@@ -423,6 +483,25 @@ mod tests {
             Advice::COMMAND_LINE.localize("planexe build"),
             "planexe build"
         );
+    }
+
+    /// Run from a folder inside a run, the hint gives back the command
+    /// the user ran, with `-C`, after its subcommand.
+    #[test]
+    fn the_run_above_is_named_in_the_command_the_user_ran() {
+        let above = Trouble::RunAbove { dir: "../.." };
+        let hint = |words: &[&str]| Advice::COMMAND_LINE.ran(words).hint(&above);
+        assert_eq!(
+            hint(&["build", "b", "my task"]),
+            "this folder is inside ../.., a run directory: pass -C ../.. (`planexe build -C ../.. b 'my task'`)"
+        );
+        assert!(hint(&["--color", "never", "status", "--json"])
+            .ends_with("(`planexe --color never status -C ../.. --json`)"));
+        assert!(hint(&["-q", "watch"]).ends_with("(`planexe -q watch -C ../..`)"));
+        // Not told what the user ran: `status`, as before.
+        assert!(Advice::COMMAND_LINE
+            .hint(&above)
+            .ends_with("(`planexe status -C ../..`)"));
     }
 
     #[test]

@@ -731,7 +731,7 @@ fn a_missing_f_file_says_where_it_was_looked_for() {
 
 /// Run from a folder inside a run (its `out/`), a command says which
 /// folder above is the run, as git and cargo would find it; it does not
-/// take it.
+/// take it. The hint gives back the command the user ran, with `-C`.
 #[test]
 fn a_command_run_inside_a_run_names_the_run_above() {
     let p = Project::new(
@@ -740,19 +740,24 @@ fn a_command_run_inside_a_run_names_the_run_above() {
     std::fs::create_dir_all(p.path("out/deep")).unwrap();
     p.build().ok();
     for (dir, up) in [("out", ".."), ("out/deep", "../..")] {
-        let out = p
-            .command(&["status"])
-            .current_dir(p.path(dir))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains(&format!(
-                "hint: this folder is inside {up}, a run directory: pass -C {up} (`planexe status -C {up}`)\n"
-            )),
-            "{stderr}"
-        );
+        for (args, again) in [
+            (&["status"][..], format!("planexe status -C {up}")),
+            (&["build", "a"], format!("planexe build -C {up} a")),
+            (
+                &["--color", "never", "explain", "out/deep/a.txt"],
+                format!("planexe --color never explain -C {up} out/deep/a.txt"),
+            ),
+        ] {
+            let out = p.command(args).current_dir(p.path(dir)).output().unwrap();
+            assert_eq!(out.status.code(), Some(2));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!(
+                    "hint: this folder is inside {up}, a run directory: pass -C {up} (`{again}`)\n"
+                )),
+                "{args:?}: {stderr}"
+            );
+        }
     }
     // Named with -C, the folder is the run directory asked for.
     p.run(&["-C", "out", "status"])
