@@ -146,6 +146,25 @@ impl Watcher {
         }
     }
 
+    /// Makes the changes `change` makes while the watch is stopped
+    /// (SIGSTOP, until it is seen stopped), then lets it go on: it reads
+    /// them all at once, as changes made in the same instant. A test that
+    /// makes two changes one after the other cannot tell a loaded machine
+    /// not to run the watch between them for longer than its debounce
+    /// window, which makes them two builds.
+    pub fn paused<R>(&self, change: impl FnOnce() -> R) -> R {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.child.id());
+        wait_for("the watch to stop", || {
+            // `pid (comm) STATE ...`: the state follows the last `)`.
+            std::fs::read_to_string(&stat)
+                .is_ok_and(|s| s.rfind(") ").is_some_and(|at| s[at + 2..].starts_with('T')))
+        });
+        let changed = change();
+        self.signal(libc::SIGCONT);
+        changed
+    }
+
     /// Interrupts the watch and returns its exit status.
     pub fn stop(mut self) -> i32 {
         self.signal(libc::SIGINT);
