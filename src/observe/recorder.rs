@@ -1,14 +1,14 @@
-//! What a build leaves for others to see, as an
-//! [`Observer`] of it: every event in
-//! `events.jsonl` and to the hooks, every task run and model call in the
-//! trace (on lanes, so parallel work shows side by side; each history set
-//! aside as the build begins when it is over its cap, `store::history`), and the live
-//! `status` snapshot, saved now and then while the build runs (with the
-//! tasks a model's full pool holds shown queued for it). When the
-//! build's tasks are over it writes `summary.json` (while the build writes
-//! its certificate); [`Recorder::finish`] then sends the pipeline's last
-//! event, writes the idle snapshot, and says what went wrong with
-//! delivery.
+//! What a build leaves for others to see, as an [`Observer`] of it: every
+//! event in `events.jsonl` and to the hooks, every task run and model
+//! call in the trace (on lanes, so parallel work shows side by side; each
+//! history set aside as the build begins when it is over its cap,
+//! `store::history`), and the live `status` snapshot, saved now and then
+//! while the build runs (with the tasks a model's full pool holds shown
+//! queued for it, and the tasks a build of some targets leaves out judged
+//! as `build -n` judges them). When the build's tasks are over it writes
+//! `summary.json` (while the build writes its certificate);
+//! [`Recorder::finish`] then sends the pipeline's last event, writes the
+//! idle snapshot, and says what went wrong with delivery.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -58,7 +58,7 @@ struct LiveView {
     due: Instant,
     known: Option<Known>,
     /// Where the tasks this build leaves out stand (a build of some
-    /// targets), judged when `known` was made ([`beside`]).
+    /// targets), judged when `known` was made ([`judge_beside`]).
     beside: Option<Vec<Option<Reason>>>,
     /// Tasks (ids) whose line changed since the last snapshot.
     changed: Vec<TaskId>,
