@@ -15,25 +15,24 @@
 //! - [`builds`]: builds started as processes of their own, and any build
 //!   running in a run: started, stopped, waited for;
 //! - [`answers`]: status, explanations and summaries, as JSON;
-//! - [`outputs`]: one file of a run, read bounded.
+//! - [`outputs`]: one file of a run, read bounded;
+//! - [`answering`]: the threads requests are answered on.
 //!
 //! Threads, not an async runtime: the calling thread reads lines; each
-//! request is answered on a thread of its own (at most [`MAX_IN_FLIGHT`]
-//! at once; the reader waits for a free one), and `wait` calls on threads
-//! counted apart (at most [`MAX_WAITS`]; one more is refused at once), so
-//! `ping` and `status` answer while any number of `wait`s block. Every answer is one line, written whole
-//! under one lock. At the end of input the server answers what it already
-//! read, then returns; builds it started go on.
-//!
-//! A batch (MCP 2025-03-26 only) is answered on one thread of its own,
-//! counted as one request: its requests in turn, their answers sent as one
-//! array.
+//! request, and each request of a batch (MCP 2025-03-26 only), is answered
+//! on a thread of its own, `wait` calls on threads counted apart
+//! ([`answering`]: the limits, and a batch's answers gathered into one
+//! array), so `ping` and `status` answer while any number of `wait`s
+//! block. Every answer is one line, written whole under one lock. At the
+//! end of input the server answers what it already read, then returns;
+//! builds it started go on.
 //!
 //! Requests are served before `initialize` too (the spec asks clients not
 //! to send them; being lenient costs nothing here). Below the CLI: the
 //! input, output, root and environment are the caller's.
 
 pub mod advice;
+mod answering;
 mod answers;
 mod builds;
 mod catalog;
@@ -48,12 +47,13 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::exec::Env;
+use answering::To;
 use wire::{Fault, Incoming, Line};
 
 /// The protocol versions the server speaks, newest first. A client that
@@ -63,14 +63,6 @@ pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-06-18", "2025-03-26", "2024-11-0
 /// The one version that has batches (JSON arrays of messages): added by
 /// 2025-03-26, removed by 2025-06-18.
 const BATCH_VERSION: &str = "2025-03-26";
-
-/// The most requests answered at once, `wait` calls aside.
-const MAX_IN_FLIGHT: usize = 16;
-
-/// The most `wait` calls blocking at once: on threads of their own,
-/// beside [`MAX_IN_FLIGHT`], so that waits never hold up `ping`,
-/// `status` or `stop`. One more is answered at once with an error.
-const MAX_WAITS: usize = 64;
 
 /// The longest line read: a plan of a mebibyte, escaped.
 const MAX_LINE: usize = 8 << 20;
@@ -160,8 +152,7 @@ pub fn serve(
         pending: Mutex::new(HashMap::new()),
         out: Mutex::new(Box::new(output)),
     });
-    let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
-    let waits = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let pools = answering::Pools::default();
     loop {
         let line = match wire::read_line(&mut input, MAX_LINE) {
             Ok(Line::End) => break,
@@ -180,93 +171,12 @@ pub fn serve(
         };
         match wire::parse(&line) {
             Incoming::Request { id, method, params } => {
-                let is_wait = method == "tools/call"
-                    && params
-                        .as_ref()
-                        .and_then(|p| p.get("name"))
-                        .is_some_and(|n| n == "wait");
-                let pool = if is_wait { &waits } else { &in_flight };
-                let (count, freed) = &**pool;
-                let mut n = lock(count);
-                if is_wait && *n >= MAX_WAITS {
-                    drop(n);
-                    let text = format!(
-                        "{MAX_WAITS} wait calls are blocking already\nhint: call wait again once one \
-                         has returned, or status, which answers at once"
-                    );
-                    server.send(&wire::result(
-                        &id,
-                        serde_json::json!({"content": [{"type": "text", "text": text}], "isError": true}),
-                    ));
-                    continue;
-                }
-                while *n >= MAX_IN_FLIGHT && !is_wait {
-                    n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
-                }
-                *n += 1;
-                drop(n);
-                let in_flight = Arc::clone(pool);
-                let cancel = server.pending(&id);
-                let worker = (Arc::clone(&server), in_flight, id.clone(), cancel);
-                let spawned = std::thread::Builder::new()
-                    .name("mcp-request".into())
-                    .spawn(move || {
-                        let (server, in_flight, id, cancel) = worker;
-                        let answer = server.answer(&id, &method, params, &cancel);
-                        server.answered(&id, &cancel);
-                        // A cancelled request is not answered (the spec
-                        // asks so: its client has stopped listening).
-                        if !cancel.load(Ordering::SeqCst) {
-                            server.send(&answer);
-                        }
-                        done(&in_flight);
-                    });
-                if let Err(e) = spawned {
-                    done(pool);
-                    server.send(&wire::error(
-                        &id,
-                        &Fault::new(
-                            wire::INTERNAL_ERROR,
-                            format!("internal error: no thread to answer on ({e}); try again"),
-                        ),
-                    ));
-                }
+                answering::start(&server, &pools, id, method, params, To::Client)
             }
-            Incoming::Batch(items) => {
-                if let Err(fault) = server.batches() {
-                    server.send(&wire::error(&wire::Id::null(), &fault));
-                    continue;
-                }
-                // One thread answers the batch's requests in turn.
-                let (count, freed) = &*in_flight;
-                let mut n = lock(count);
-                while *n >= MAX_IN_FLIGHT {
-                    n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
-                }
-                *n += 1;
-                drop(n);
-                let worker = (Arc::clone(&server), Arc::clone(&in_flight));
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("mcp-batch".into())
-                        .spawn(move || {
-                            let (server, in_flight) = worker;
-                            server.batch(items);
-                            done(&in_flight);
-                        });
-                if let Err(e) = spawned {
-                    done(&in_flight);
-                    server.send(&wire::error(
-                        &wire::Id::null(),
-                        &Fault::new(
-                            wire::INTERNAL_ERROR,
-                            format!(
-                                "internal error: no thread to answer the batch on ({e}); try again"
-                            ),
-                        ),
-                    ));
-                }
-            }
+            Incoming::Batch(items) => match server.batches() {
+                Ok(()) => server.batch(&pools, items),
+                Err(fault) => server.send(&wire::error(&wire::Id::null(), &fault)),
+            },
             Incoming::Invalid { id, fault } => server.send(&wire::error(&id, &fault)),
             // Notifications need no answer; a cancellation ends what it
             // names, if that is still being answered.
@@ -275,22 +185,8 @@ pub fn serve(
         }
     }
     // Answer what was read before the end.
-    for pool in [&in_flight, &waits] {
-        let (count, freed) = &**pool;
-        let mut n = lock(count);
-        while *n > 0 {
-            n = freed.wait(n).unwrap_or_else(|p| p.into_inner());
-        }
-    }
+    pools.drain();
     Ok(())
-}
-
-/// Counts a request answered.
-fn done(in_flight: &(Mutex<usize>, Condvar)) {
-    let (count, freed) = in_flight;
-    let mut n = lock(count);
-    *n = n.saturating_sub(1);
-    freed.notify_all();
 }
 
 impl Server {
@@ -311,38 +207,31 @@ impl Server {
         ))
     }
 
-    /// Answers a batch's messages in turn, and sends their answers as one
-    /// array (none when it held only notifications and responses).
-    fn batch(&self, items: Vec<Incoming>) {
-        let mut answers = Vec::new();
-        for item in items {
+    /// Starts answering a batch's requests, each as a request of its own
+    /// is answered; their answers are sent as one array once all are in
+    /// (none when it held only notifications and responses).
+    fn batch(self: &Arc<Self>, pools: &answering::Pools, items: Vec<Incoming>) {
+        let gather = answering::Gather::new(items.len());
+        for (slot, item) in items.into_iter().enumerate() {
+            let to = To::Batch(Arc::clone(&gather), slot);
             match item {
                 Incoming::Request { id, method, .. } if method == "initialize" => {
-                    answers.push(wire::error(
-                        &id,
-                        &Fault::new(
-                            wire::INVALID_REQUEST,
-                            "invalid request: initialize cannot be part of a batch; send it alone",
-                        ),
-                    ))
+                    let fault = Fault::new(
+                        wire::INVALID_REQUEST,
+                        "invalid request: initialize cannot be part of a batch; send it alone",
+                    );
+                    to.deliver(self, Some(wire::error(&id, &fault)))
                 }
                 Incoming::Request { id, method, params } => {
-                    let cancel = self.pending(&id);
-                    let answer = self.answer(&id, &method, params, &cancel);
-                    self.answered(&id, &cancel);
-                    if !cancel.load(Ordering::SeqCst) {
-                        answers.push(answer);
-                    }
+                    answering::start(self, pools, id, method, params, to)
                 }
-                Incoming::Invalid { id, fault } => answers.push(wire::error(&id, &fault)),
+                Incoming::Invalid { id, fault } => to.deliver(self, Some(wire::error(&id, &fault))),
                 Incoming::Notification { method, params } => {
-                    self.notified(&method, params.as_ref())
+                    self.notified(&method, params.as_ref());
+                    to.deliver(self, None)
                 }
-                Incoming::Response | Incoming::Blank | Incoming::Batch(_) => {}
+                Incoming::Response | Incoming::Blank | Incoming::Batch(_) => to.deliver(self, None),
             }
-        }
-        if !answers.is_empty() {
-            self.send(&format!("[{}]", answers.join(",")));
         }
     }
 
