@@ -58,8 +58,11 @@ struct LiveView {
     due: Instant,
     known: Option<Known>,
     /// Where the tasks this build leaves out stand (a build of some
-    /// targets), judged when `known` was made ([`judge_beside`]).
+    /// targets), judged when `known` was made ([`judge_beside`]), and
+    /// again downstream of the tasks that ended since ([`rejudge_beside`]).
     beside: Option<Vec<Option<Reason>>>,
+    /// Tasks (ids) that ended since the last snapshot.
+    ended: Vec<TaskId>,
     /// Tasks (ids) whose line changed since the last snapshot.
     changed: Vec<TaskId>,
     /// The graph changed shape (a fan-out expanded): every line again.
@@ -104,6 +107,7 @@ impl Recorder {
                 due: Instant::now() + LIVE_FIRST,
                 known: None,
                 beside: None,
+                ended: Vec::new(),
                 changed: Vec::new(),
                 rebuild: false,
                 held: Vec::new(),
@@ -273,7 +277,11 @@ impl Observer for Recorder {
     }
 
     fn task_ended(&self, task: &Task, end: &TaskEnd) {
-        self.changed(task.id);
+        {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.changed.push(task.id);
+            live.ended.push(task.id);
+        }
         self.ran
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -362,6 +370,7 @@ impl Observer for Recorder {
         let LiveView {
             known,
             beside,
+            ended,
             changed,
             rebuild,
             held,
@@ -375,6 +384,17 @@ impl Observer for Recorder {
         let known = match known {
             Some(known) if !*rebuild && known.fits(view.graph) => {
                 known.refresh(view.graph, view.store, view.run_dir, view.reasons, changed);
+                // The tasks left out downstream of those that ended are
+                // judged again: an upstream task that re-ran is no longer
+                // one that will.
+                if let Some(again) = beside
+                    .as_deref()
+                    .and_then(|b| rejudge_beside(view, b, ended))
+                {
+                    let before = beside.as_deref().unwrap_or_default();
+                    changed.extend((0..again.len()).filter(|&t| before.get(t) != again.get(t)));
+                    *beside = Some(again);
+                }
                 let ids = changed.iter().copied();
                 let outside = (view.wanted, beside.as_deref());
                 known.outside_build(view.graph, view.store, view.run_dir, outside, ids);
@@ -397,6 +417,7 @@ impl Observer for Recorder {
             }
         };
         changed.clear();
+        ended.clear();
         *rebuild = false;
         for (t, started) in view.running.iter().enumerate() {
             if let Some(started) = started {
@@ -440,6 +461,28 @@ fn judge_beside(view: &BuildView) -> Option<Vec<Option<Reason>>> {
         mode: view.mode,
     };
     Plan::beside(&checker, view.wanted, view.reasons).ok()
+}
+
+/// [`judge_beside`] again after the tasks `ended` ran: only the tasks
+/// left out downstream of them, the others keeping their reasons of
+/// `before` ([`Plan::beside_after`]). `None` when none needs it, or they
+/// cannot be judged (the last judgement then stands).
+fn rejudge_beside(
+    view: &BuildView,
+    before: &[Option<Reason>],
+    ended: &[TaskId],
+) -> Option<Vec<Option<Reason>>> {
+    let stamper = Stamper::default();
+    let checker = Checker {
+        graph: view.graph,
+        source: view.pipeline.source(),
+        run_dir: view.run_dir,
+        store: view.store,
+        stamper: &stamper,
+        mode: view.mode,
+    };
+    let _t = crate::phases::phase("status snapshot: judge the tasks left out again");
+    Plan::beside_after(&checker, view.wanted, view.reasons, before, ended)?.ok()
 }
 
 /// A `task.check_failed` event for each check of the task's run that

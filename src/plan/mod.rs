@@ -189,18 +189,67 @@ impl Plan {
         wanted: &[bool],
         reasons: &[Option<Reason>],
     ) -> Result<Vec<Option<Reason>>> {
+        Plan::judge_beside(checker, wanted, reasons, None)
+    }
+
+    /// [`Plan::beside`] again, after the tasks `ended` of the build ran:
+    /// only the tasks left out downstream of them are judged again (their
+    /// inputs may have changed, or be the same), the others keep their
+    /// reasons of `before`, the last judgement. `None` when none is
+    /// downstream, and `before` still holds.
+    pub fn beside_after(
+        checker: &Checker,
+        wanted: &[bool],
+        reasons: &[Option<Reason>],
+        before: &[Option<Reason>],
+        ended: &[TaskId],
+    ) -> Option<Result<Vec<Option<Reason>>>> {
+        let built = |t: &&TaskId| wanted.get(**t).copied().unwrap_or(false);
+        let ended: Vec<TaskId> = ended.iter().filter(built).copied().collect();
+        if ended.is_empty() {
+            return None;
+        }
+        let mut again = checker.graph.downstream(&ended);
+        for (t, again) in again.iter_mut().enumerate() {
+            *again &= !wanted.get(t).copied().unwrap_or(false);
+        }
+        if !again.contains(&true) {
+            return None;
+        }
+        Some(Plan::judge_beside(
+            checker,
+            wanted,
+            reasons,
+            Some((&again, before)),
+        ))
+    }
+
+    /// [`Plan::beside`], judging again only the tasks `again` says when
+    /// given, the others left out keeping their reasons of `before`.
+    fn judge_beside(
+        checker: &Checker,
+        wanted: &[bool],
+        reasons: &[Option<Reason>],
+        again: Option<(&[bool], &[Option<Reason>])>,
+    ) -> Result<Vec<Option<Reason>>> {
         let graph = checker.graph;
         let n = graph.id_bound();
         let outside: Vec<bool> = (0..n)
             .map(|t| !wanted.get(t).copied().unwrap_or(false))
             .collect();
+        let judged = |t: TaskId| again.is_none_or(|(a, _)| a.get(t).copied().unwrap_or(false));
+        let check: Vec<bool> = (0..n).map(|t| outside[t] && judged(t)).collect();
         // Only the tasks left out are checked: the others are the build's.
-        let plan = Plan::make_checking(checker, vec![true; n], &vec![false; n], Some(&outside))?;
+        let plan = Plan::make_checking(checker, vec![true; n], &vec![false; n], Some(&check))?;
         let mut out = plan.reasons;
         let built = |t: TaskId| reasons.get(t).cloned().flatten();
         for &id in graph.order() {
             if !outside[id] {
                 out[id] = built(id);
+                continue;
+            }
+            if !judged(id) {
+                out[id] = again.and_then(|(_, before)| before.get(id).cloned().flatten());
                 continue;
             }
             // An input the build remakes first changes as the build goes:

@@ -398,3 +398,51 @@ fn a_task_a_targeted_build_leaves_out_is_stale_in_status_while_it_runs() {
         "{dry}"
     );
 }
+
+/// The tasks a build of some targets leaves out are judged again as the
+/// build runs what they read: `d`, left out, read "upstream a will
+/// re-run" to the end of the build, after `a` had run (its output in a
+/// folder, which `status` trusts the snapshot for).
+#[test]
+fn a_task_a_targeted_build_leaves_out_follows_the_build() {
+    let p = Project::new(concat!(
+        "[tasks.a]\ninputs = [\"src_a.txt\"]\noutputs = [\"out/a.txt\"]\n",
+        "command = \"while [ ! -e go_a ]; do sleep 0.05; done; mkdir -p out; cp src_a.txt out/a.txt\"\n",
+        "[tasks.b]\ninputs = [\"out/a.txt\"]\noutputs = [\"b.txt\"]\n",
+        "command = \"while [ ! -e go_b ]; do sleep 0.05; done; cp out/a.txt b.txt\"\n",
+        "[tasks.d]\ninputs = [\"out/a.txt\"]\noutputs = [\"d.txt\"]\ncommand = \"cp out/a.txt d.txt\"\n",
+    ));
+    p.write("src_a.txt", "a\n")
+        .write("go_a", "")
+        .write("go_b", "");
+    p.build().ok().ran(&["a", "b", "d"]);
+    p.remove("go_a");
+    p.remove("go_b");
+    p.write("src_a.txt", "a2\n");
+    // Stopped if the test fails before it ends (`a` and `b` wait).
+    let build = Background(Some(
+        p.command(&["build", "b"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let status = |p: &Project| p.run(&["status"]).ok().stdout.clone();
+    wait_for("the build's live snapshot with a running", || {
+        let text = status(&p);
+        text.contains("RUNNING (1)") && text.contains("  d  upstream a will re-run")
+    });
+    p.write("go_a", "");
+    wait_for("d judged again once a ran", || {
+        let text = status(&p);
+        text.contains("RUNNING (1)") && text.contains("  d  input out/a.txt changed")
+    });
+    let text = status(&p);
+    assert!(!text.contains("upstream a will re-run"), "{text}");
+    assert!(text.contains("STALE (1)"), "{text}");
+    p.write("go_b", "");
+    build.wait();
+    p.run(&["status"])
+        .ok()
+        .stdout_has("  d  input out/a.txt changed");
+}
