@@ -3,7 +3,8 @@
 //! builds, and the build finds what is stale by itself.
 //!
 //! A real overflow without touching the system's settings: the watch is
-//! stopped (SIGSTOP), so nothing reads its inotify queue, and more distinct
+//! stopped (SIGSTOP, and seen stopped in /proc before the test acts:
+//! `Watcher::paused`), so nothing reads its inotify queue, and more distinct
 //! events than the queue holds (`fs.inotify.max_queued_events`, readable by
 //! anyone) are made in a folder it watches; what happens after that is
 //! lost. SIGCONT lets the watch read the overflow.
@@ -62,14 +63,16 @@ command = "cat notes/*.md > report.md"
     // Past the settle time of the first build.
     w.no_rebuild_for(Duration::from_secs(1));
 
-    w.signal(libc::SIGSTOP);
-    overflow(&p);
-    // After the overflow: no event says any of this.
-    std::fs::write(p.path("plan.txt"), "build a shed\n").unwrap();
-    std::fs::remove_dir_all(p.path("notes")).unwrap();
-    std::fs::create_dir(p.path("notes")).unwrap();
-    std::fs::write(p.path("notes/a.md"), "x\n").unwrap();
-    w.signal(libc::SIGCONT);
+    // Stopped, and seen stopped before anything changes: a watch still
+    // reading would drain the queue and see every event.
+    w.paused(|| {
+        overflow(&p);
+        // After the overflow: no event says any of this.
+        std::fs::write(p.path("plan.txt"), "build a shed\n").unwrap();
+        std::fs::remove_dir_all(p.path("notes")).unwrap();
+        std::fs::create_dir(p.path("notes")).unwrap();
+        std::fs::write(p.path("notes/a.md"), "x\n").unwrap();
+    });
 
     let lines = w.expect("watch: ");
     assert_eq!(started(&lines), ["outline", "report"], "{lines:?}");
