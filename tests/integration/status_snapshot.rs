@@ -419,6 +419,7 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
     p.remove("go_a");
     p.remove("go_b");
     p.write("src_a.txt", "a2\n");
+    let idle = std::fs::metadata(p.path(SNAPSHOT)).unwrap();
     // Stopped if the test fails before it ends (`a` and `b` wait).
     let build = Background(Some(
         p.command(&["build", "b"])
@@ -428,9 +429,15 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
             .unwrap(),
     ));
     let status = |p: &Project| p.run(&["status"]).ok().stdout.clone();
+    // From the build's live snapshot, not from status's own check: `a`
+    // ends only after the build judged `d` once.
     wait_for("the build's live snapshot with a running", || {
+        use std::os::unix::fs::MetadataExt;
+        let live = std::fs::metadata(p.path(SNAPSHOT)).ok();
+        let rewritten =
+            live.is_some_and(|m| (m.ino(), m.mtime_nsec()) != (idle.ino(), idle.mtime_nsec()));
         let text = status(&p);
-        text.contains("RUNNING (1)") && text.contains("  d  upstream a will re-run")
+        rewritten && text.contains("RUNNING (1)") && text.contains("  d  upstream a will re-run")
     });
     p.write("go_a", "");
     wait_for("d judged again once a ran", || {
@@ -438,7 +445,7 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
         text.contains("RUNNING (1)") && text.contains("  d  input out/a.txt changed")
     });
     let text = status(&p);
-    assert!(!text.contains("upstream a will re-run"), "{text}");
+    assert!(!text.contains("  d  upstream a will re-run"), "{text}");
     assert!(text.contains("STALE (1)"), "{text}");
     p.write("go_b", "");
     build.wait();
