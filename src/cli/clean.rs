@@ -35,6 +35,11 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         }
     };
     let plan = CleanPlan::new(&session, &selection)?;
+    for (path, task) in &plan.kept {
+        printer.note(&format!(
+            "keeping {path}: {task} wrote it, but no task writes it now and the pipeline reads it: it is a source file"
+        ));
+    }
     // Internal files alone (a spare left beside a sidecar already gone)
     // are nothing the user asked about.
     if plan.files.is_empty() {

@@ -6,9 +6,9 @@
 //! file: only declared outputs of the named tasks (or, for a task the
 //! pipeline no longer defines, and for the instances of a fan-out whose
 //! list is gone, the outputs its last good run recorded that no task
-//! produces now) are candidates, and only when they are files (a
-//! folder at an output's path is refused, never deleted). Asking the user
-//! is the caller's.
+//! produces now and none reads as a source) are candidates, and only
+//! when they are files (a folder at an output's path is refused, never
+//! deleted). Asking the user is the caller's.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,9 @@ pub struct CleanPlan {
     pub internal: Vec<PathBuf>,
     /// The tasks whose records go.
     pub tasks: Vec<String>,
+    /// Outputs a forgotten task's last run recorded that the pipeline now
+    /// reads as source files: left on disk, and said so. (path, task)
+    pub kept: Vec<(String, String)>,
 }
 
 impl CleanPlan {
@@ -132,9 +135,18 @@ impl CleanPlan {
             }
             state_files(run_dir, &task.name, &mut files, &mut internal);
         }
+        // Files the pipeline reads and no task of it writes: sources now,
+        // whatever task once wrote them (an output made a hand-kept file).
+        let sources: rustc_hash::FxHashSet<&str> = graph
+            .tasks()
+            .flat_map(|t| t.inputs.iter().filter(|i| i.producer.is_none()))
+            .map(|i| i.path.as_str())
+            .chain(graph.lists().map(|(_, list)| list))
+            .collect();
+        let mut kept: Vec<(String, String)> = Vec::new();
         for name in removed {
             // Its last good run's outputs, but never one a task of the
-            // pipeline produces now.
+            // pipeline produces now, nor a source file it reads.
             let outputs: Vec<String> = session
                 .store
                 .record(&name)
@@ -143,6 +155,10 @@ impl CleanPlan {
                 .unwrap_or_default();
             for out in outputs {
                 if graph.producer(&out).is_some() {
+                    continue;
+                }
+                if sources.contains(out.as_str()) {
+                    kept.push((out, name.clone()));
                     continue;
                 }
                 let path = run_dir.path(&out);
@@ -170,6 +186,7 @@ impl CleanPlan {
             files,
             internal,
             tasks,
+            kept,
         })
     }
 

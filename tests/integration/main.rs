@@ -23,6 +23,7 @@ mod fuzz;
 mod histories;
 mod hostile_server;
 mod in_flight;
+mod invalidation;
 mod jobserver;
 mod json_errors;
 mod judge;
