@@ -24,7 +24,15 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
     let _ = writeln!(out, "{}: {verdict}", e.task);
     match &e.last_success {
         None => {
-            let _ = writeln!(out, "  no successful run is recorded");
+            let cleaned = crate::plan::Reason::NeverBuilt { cleaned: true }.to_string();
+            if e.reason.as_deref() == Some(cleaned.as_str()) {
+                let _ = writeln!(
+                    out,
+                    "  no successful run is recorded: `planexe clean` forgot the last one"
+                );
+            } else {
+                let _ = writeln!(out, "  no successful run is recorded");
+            }
             if let Some(n) = e.done_before {
                 let _ = writeln!(out, "  {}", crate::observe::status::text::done_before(n));
             }

@@ -51,7 +51,7 @@ impl Standing {
     pub fn of(reason: Option<&Reason>, latest: Option<&Status>, running: Builder<'_>) -> Standing {
         match reason {
             None => Standing::Done,
-            Some(Reason::NeverBuilt) => Standing::NeverBuilt,
+            Some(Reason::NeverBuilt { .. }) => Standing::NeverBuilt,
             Some(Reason::FailedLastTime(_)) => Standing::Failed,
             Some(Reason::InterruptedLastTime) => match latest {
                 Some(s) if runs(s, running) => match s.state {

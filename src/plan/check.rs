@@ -26,7 +26,11 @@ use crate::store::{Recorded, RunDir, StateStore, Status};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     Forced,
-    NeverBuilt,
+    /// No successful run is recorded; `cleaned` when `clean` forgot the
+    /// last one (and nothing has run since).
+    NeverBuilt {
+        cleaned: bool,
+    },
     FailedLastTime(String),
     InterruptedLastTime,
     MarkerMissing,
@@ -84,7 +88,8 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Forced => write!(f, "forced (-B)"),
-            Reason::NeverBuilt => write!(f, "never built"),
+            Reason::NeverBuilt { cleaned: false } => write!(f, "never built"),
+            Reason::NeverBuilt { cleaned: true } => write!(f, "cleaned"),
             Reason::FailedLastTime(m) => write!(f, "failed last time: {m}"),
             Reason::InterruptedLastTime => write!(f, "stopped last time"),
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
@@ -143,7 +148,10 @@ impl Checker<'_> {
         }
         let record = match self.store.recorded_for_check(self.run_dir, &task.name) {
             Recorded::Done(record) => record,
-            Recorded::Never => return Ok(Check::Stale(Reason::NeverBuilt)),
+            Recorded::Never => {
+                let cleaned = self.store.was_cleaned(&task.name);
+                return Ok(Check::Stale(Reason::NeverBuilt { cleaned }));
+            }
             Recorded::Failed(s) => {
                 return Ok(Check::Stale(Reason::FailedLastTime(
                     s.error

@@ -121,7 +121,7 @@ impl Plan {
                     edited: Vec::new(),
                 };
                 let fallback = if checked(id) {
-                    Check::Stale(Reason::NeverBuilt)
+                    Check::Stale(Reason::NeverBuilt { cleaned: false })
                 } else {
                     unchecked
                 };

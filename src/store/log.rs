@@ -121,6 +121,9 @@ pub struct StateStore {
     assumed: HashMap<String, Status>,
     /// Lines of the log that did not parse, and what they cost.
     damage: LogDamage,
+    /// Tasks `clean` forgot and no run has recorded since: what `status`
+    /// and `build -n` call `cleaned` rather than `never built`.
+    cleaned: rustc_hash::FxHashSet<String>,
 }
 
 impl StateStore {
@@ -154,6 +157,7 @@ impl StateStore {
             in_flight: HashMap::default(),
             assumed: HashMap::default(),
             damage: LogDamage::default(),
+            cleaned: Default::default(),
         };
         let path = run_dir.log_path();
         let t = crate::phases::phase("state log: read");
@@ -251,6 +255,7 @@ impl StateStore {
     fn apply(&mut self, line: LogLine, len: u64) {
         match (line.clean, line.status) {
             (false, Some(status)) => {
+                self.cleaned.remove(&status.task);
                 let record = self.records.entry(status.task.clone()).or_default();
                 // One copy per task: a success replaces the last failure.
                 if status.state == TaskState::Done {
@@ -265,6 +270,7 @@ impl StateStore {
             }
             (true, _) => {
                 self.records.remove(&line.task);
+                self.cleaned.insert(line.task);
             }
             (false, None) => {}
         }
@@ -273,6 +279,11 @@ impl StateStore {
     /// Every task the log knows, with its record.
     pub fn records(&self) -> impl Iterator<Item = (&String, &TaskRecord)> {
         self.records.iter()
+    }
+
+    /// Whether `clean` forgot `task` and no run of it is recorded since.
+    pub fn was_cleaned(&self, task: &str) -> bool {
+        self.cleaned.contains(task)
     }
 
     pub fn record(&self, task: &str) -> Option<&TaskRecord> {

@@ -1,7 +1,8 @@
 //! Compaction of the state log: once it has grown to several times what
 //! its tasks' records need, it is rewritten with, per task, its last
 //! success and a later outcome, written from the records as they are, by
-//! many threads at once.
+//! many threads at once, and a `clean` line per task cleaned since its
+//! last run (so it is still told apart from one never built).
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -35,11 +36,18 @@ impl StateStore {
             .records
             .values()
             .map(|r| usize::from(r.done.is_some()) + 1)
-            .sum();
+            .sum::<usize>()
+            + self.cleaned.len();
         // By lines (many small records superseded) and by bytes (a few
         // big ones, such as a task reading a thousand inputs, rewritten at
         // every edit).
-        let standing: u64 = self.records.values().map(|r| r.standing_bytes).sum();
+        // A clean line is its task's name and some 25 bytes.
+        let standing: u64 = self.records.values().map(|r| r.standing_bytes).sum::<u64>()
+            + self
+                .cleaned
+                .iter()
+                .map(|n| n.len() as u64 + 32)
+                .sum::<u64>();
         if self.lines <= 3 * live + 1000 && self.bytes <= standing + standing / 2 + (256 << 10) {
             return Ok(());
         }
@@ -91,10 +99,21 @@ impl StateStore {
             })
             .collect::<std::result::Result<_, serde_json::Error>>()
             .map_err(std::io::Error::other)?;
+        // A task cleaned and not run since stays known as cleaned.
+        let mut cleaned: Vec<&String> = self.cleaned.iter().collect();
+        cleaned.sort();
+        let mut forgotten = Vec::new();
+        for name in &cleaned {
+            serde_json::to_writer(&mut forgotten, &LogLine::clean(name))
+                .map_err(std::io::Error::other)?;
+            forgotten.push(b'\n');
+        }
         self.log = None;
-        let parts: Vec<&[u8]> = pieces.iter().map(|(bytes, _)| bytes.as_slice()).collect();
+        let parts: Vec<&[u8]> = (pieces.iter().map(|(bytes, _)| bytes.as_slice()))
+            .chain(std::iter::once(forgotten.as_slice()))
+            .collect();
         crate::store::spare::rewrite(&run_dir.log_path(), &parts)?;
-        self.lines = pieces.iter().map(|(_, lines)| lines).sum();
+        self.lines = pieces.iter().map(|(_, lines)| lines).sum::<usize>() + cleaned.len();
         self.bytes = parts.iter().map(|p| p.len() as u64).sum();
         Ok(())
     }

@@ -260,3 +260,28 @@ fn a_compacted_log_is_the_lines_of_the_records_in_order_of_name() {
         input_mtime(&store, "t0000", "in")
     );
 }
+
+/// A task `clean` forgot is known as cleaned until a run of it is
+/// recorded, also once the log is compacted.
+#[test]
+fn a_cleaned_task_stays_cleaned_through_compaction_until_it_runs() {
+    let (_dir, run_dir) = run_dir();
+    let mut store = StateStore::load(&run_dir).unwrap();
+    for task in ["a", "b"] {
+        store
+            .write_status(&run_dir, &done(task, "in", stamp(1, "h")))
+            .unwrap();
+        store.forget(&run_dir, task).unwrap();
+    }
+    assert!(store.was_cleaned("a") && store.was_cleaned("b"));
+    store
+        .write_status(&run_dir, &done("b", "in", stamp(2, "h")))
+        .unwrap();
+    assert!(!store.was_cleaned("b"));
+    store.compact(&run_dir).unwrap();
+    let loaded = StateStore::load(&run_dir).unwrap();
+    assert!(loaded.was_cleaned("a"));
+    assert!(!loaded.was_cleaned("b"));
+    assert!(loaded.record("a").is_none());
+    assert_eq!(input_mtime(&loaded, "b", "in"), 2);
+}

@@ -32,3 +32,64 @@ fn clean_of_a_removed_task_keeps_what_the_pipeline_now_reads_as_a_source() {
     assert!(!p.exists(".planexe/tasks/old.status"));
     p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
 }
+
+const CHAIN: &str = r#"
+[tasks.a]
+inputs = ["src.txt"]
+outputs = ["a.txt"]
+command = "cat src.txt > a.txt"
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "cat a.txt > b.txt"
+[tasks.m]
+matrix = { e = ["p", "q"] }
+outputs = ["m/{{ e }}.txt"]
+command = "mkdir -p m && echo {{ e }} > m/{{ e }}.txt"
+"#;
+
+/// A task built, then cleaned, is `cleaned` to `status`, `build -n` and
+/// `explain`, not `never built`, until it runs again; so is a fan-out
+/// instance.
+#[test]
+fn a_cleaned_task_is_told_cleaned_not_never_built() {
+    let p = Project::new(CHAIN);
+    p.write("src.txt", "s");
+    p.build().ok();
+    p.run(&["clean", "a", "m[q]", "-y"]).ok();
+    let status = p.run(&["status"]);
+    status.ok();
+    assert!(
+        status.stdout.contains("  a     cleaned\n"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("  m     1/2 done, 1 cleaned\n"),
+        "{}",
+        status.stdout
+    );
+    let dry = p.run(&["build", "-n"]);
+    dry.ok();
+    assert_eq!(
+        dry.stdout.lines().collect::<Vec<_>>(),
+        ["a: cleaned", "b: upstream a will re-run", "m[q]: cleaned"]
+    );
+    p.run(&["explain", "a"]).ok().stdout_has(
+        "a: stale: cleaned\n  no successful run is recorded: `planexe clean` forgot the last one\n",
+    );
+    let json = p.run(&["status", "--json"]);
+    json.ok()
+        .stdout_has(r#""task":"a","state":"never-built","reason":"cleaned""#);
+    // A task never built at all is still `never built`.
+    p.write(
+        "pipeline.toml",
+        &format!("{CHAIN}[tasks.new]\noutputs = [\"n.txt\"]\ncommand = \"echo n > n.txt\"\n"),
+    );
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("new: never built\n");
+    p.build().ok();
+    p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
+    p.run(&["status"]).ok();
+}

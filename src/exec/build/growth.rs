@@ -151,7 +151,7 @@ impl BuildHooks<'_> {
                     }
                     None
                 }
-                Err(_) => Some(Reason::NeverBuilt),
+                Err(_) => Some(Reason::NeverBuilt { cleaned: false }),
             }
         };
         let graph = &*self.graph;

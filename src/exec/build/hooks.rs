@@ -172,7 +172,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
             self.observer.task_started(task)
         });
         // A task the plan found never built has no last good run to read.
-        let never = matches!(self.reasons[t], Some(Reason::NeverBuilt));
+        let never = matches!(self.reasons[t], Some(Reason::NeverBuilt { .. }));
         Start {
             task: task.clone(),
             previous: if never {

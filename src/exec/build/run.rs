@@ -114,7 +114,7 @@ impl Build<'_> {
         // whole, as every sidecar is.)
         let sidecars = session.run_dir.tasks_dir().exists();
         for &t in to_run.iter().filter(|_| sidecars) {
-            if matches!(plan.reasons[t], Some(Reason::NeverBuilt))
+            if matches!(plan.reasons[t], Some(Reason::NeverBuilt { .. }))
                 && session.store.had_sidecar(&graph[t].name)
             {
                 let path = session.run_dir.status_path(&graph[t].name);
@@ -315,7 +315,7 @@ impl Build<'_> {
             // would only make it stop later (a task left without its
             // `pending` is judged by its last run, as `pending` says).
             if tentative[t]
-                || matches!(plan.reasons[t], Some(Reason::NeverBuilt))
+                || matches!(plan.reasons[t], Some(Reason::NeverBuilt { .. }))
                 || self.interrupt.requested()
             {
                 continue;

@@ -345,7 +345,9 @@ fn task_line(
 /// The status line of a task outside a running build, from its records.
 fn outside_line(graph: &Graph, store: &StateStore, run_dir: &RunDir, name: &str) -> TaskLine {
     let reason = match store.recorded_in_memory(name) {
-        Recorded::Never => Some(Reason::NeverBuilt),
+        Recorded::Never => Some(Reason::NeverBuilt {
+            cleaned: store.was_cleaned(name),
+        }),
         Recorded::Failed(s) => Some(Reason::FailedLastTime(
             s.error
                 .as_ref()

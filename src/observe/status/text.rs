@@ -27,6 +27,7 @@ use super::{CallInFlight, QueuedCall, StatusReport, TaskLine};
 use crate::clock;
 use crate::observe::palette::{Paint, Style};
 use crate::observe::Standing;
+use crate::plan::Reason;
 use crate::store::record::{with_error_id, with_kind};
 use crate::store::untrusted::printable;
 
@@ -408,6 +409,11 @@ fn fanout_groups(
         } else {
             let count = |s: Standing| members.iter().filter(|l| l.state == s).count();
             let _ = write!(out, "{}/{} done", count(Standing::Done), members.len());
+            // Of the never built, those `clean` forgot are said apart.
+            let said = Reason::NeverBuilt { cleaned: true }.to_string();
+            let cleaned = (members.iter())
+                .filter(|l| l.state == Standing::NeverBuilt && l.reason.as_deref() == Some(&said))
+                .count();
             for (s, label) in [
                 (Standing::Failed, "failed"),
                 (Standing::Running, "running"),
@@ -417,9 +423,17 @@ fn fanout_groups(
                 (Standing::NeverBuilt, "never built"),
                 (Standing::Pending, "pending"),
             ] {
-                let k = count(s);
+                let k = count(s)
+                    - if s == Standing::NeverBuilt {
+                        cleaned
+                    } else {
+                        0
+                    };
                 if k > 0 {
                     let _ = write!(out, ", {k} {label}");
+                }
+                if s == Standing::NeverBuilt && cleaned > 0 {
+                    let _ = write!(out, ", {cleaned} cleaned");
                 }
             }
         }
@@ -508,7 +522,8 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
             );
         }
         Standing::NeverBuilt => {
-            out.push_str("never built");
+            // `never built`, or `cleaned` when clean forgot its last run.
+            out.push_str(&printable(l.reason.as_deref().unwrap_or("never built")));
             held_note(out, l);
         }
         _ => {
