@@ -92,6 +92,7 @@ fn records(
     let mut records = Vec::with_capacity(ids.len());
     for &id in &ids {
         let task = &session.graph[id];
+        waits_for_a_list(session, task)?;
         let accepted = Touched {
             task: task.name.clone(),
             warnings: Vec::new(),
@@ -150,6 +151,42 @@ fn records(
         return Ok(records);
     }
     Err(refused(&records, &refusals))
+}
+
+/// Refuses `task` when it reads (or runs after) a `foreach` fan-out that
+/// has not expanded, its list to be built: what it reads is not known, so
+/// a record of it would name none of the instances' outputs (and the task
+/// would run anyway once they exist), in place of its last run's.
+fn waits_for_a_list(session: &Session, task: &Task) -> Result<()> {
+    let graph = &session.graph;
+    let waiting = (task.origin.groups.iter()).find_map(|g| {
+        Some((
+            g,
+            graph
+                .fanouts
+                .get(g)
+                .filter(|f| f.placeholder)?
+                .list
+                .as_deref()?,
+        ))
+    });
+    let Some((fanout, list)) = waiting else {
+        return Ok(());
+    };
+    let error = Error::usage(format!(
+        "cannot touch {}: it reads {fanout}, which expands when {list} is built: what it reads is not known yet",
+        task.name
+    ));
+    Err(match graph.producer(list) {
+        Some(id) => error.hint(format!(
+            "run `{}` first (it expands {fanout}), then touch {}",
+            session
+                .advice()
+                .command(&format!("build {}", advice::quoted(&graph[id].name))),
+            task.name
+        )),
+        None => error.hint(format!("create {list}, then touch {}", task.name)),
+    })
 }
 
 /// The `done` record of `task` with its files' stamps now; refused when

@@ -93,3 +93,38 @@ fn a_cleaned_task_is_told_cleaned_not_never_built() {
     p.run(&["build", "-n"]).ok().stderr_has("nothing to do");
     p.run(&["status"]).ok();
 }
+
+const FANOUT: &str = r#"
+[tasks.list]
+inputs = ["src.txt"]
+outputs = ["list.json"]
+command = "printf '[\"x\",\"y\"]' > list.json"
+[tasks.per]
+foreach = { file = "list.json" }
+outputs = ["per/{{ item }}.txt"]
+command = "mkdir -p per && echo {{ item }} > per/{{ item }}.txt"
+[tasks.gather]
+inputs = ["per"]
+outputs = ["all.txt"]
+command = "cat {inputs} > all.txt"
+"#;
+
+/// `touch` of a task that reads a fan-out whose list is to be built is
+/// refused, and changes nothing: it would have recorded a run that read
+/// none of the instances' outputs in place of the last good one, so the
+/// task ran again once the list was rebuilt as it was.
+#[test]
+fn touch_of_a_task_reading_a_fanout_to_expand_is_refused_and_changes_nothing() {
+    let p = Project::new(FANOUT);
+    p.write("src.txt", "s");
+    p.build().ok();
+    p.run(&["clean", "list", "-y"]).ok();
+    let before = p.read(".planexe/tasks/gather.status");
+    p.run(&["touch", "gather"])
+        .code(2)
+        .stderr_has("cannot touch gather: it reads per, which expands when list.json is built")
+        .stderr_has("hint: run `planexe build list` first (it expands per), then touch gather");
+    assert_eq!(p.read(".planexe/tasks/gather.status"), before);
+    // The list made again as it was: nothing else runs.
+    p.build().ok().ran(&["list"]);
+}
