@@ -328,6 +328,12 @@ pub struct TouchArgs {
     #[arg(value_name = "TASK", required = true)]
     pub tasks: Vec<String>,
 
+    /// Also touch every task that depends on them, transitively (as `make
+    /// -t` touches every target out of date): after a hand edit, nothing
+    /// downstream runs again
+    #[arg(long)]
+    pub downstream: bool,
+
     /// Accept the outputs as they are, without running their checks
     /// (min_bytes, a prompt task's format and schema, the `check` command)
     #[arg(long)]

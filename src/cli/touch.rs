@@ -1,5 +1,6 @@
-//! `planexe touch TASK... [--no-check]`: accept tasks' current outputs as
-//! done, once their checks accept them; says which tasks it touched, the
+//! `planexe touch TASK... [--downstream] [--no-check]`: accept tasks'
+//! current outputs (and, with `--downstream`, those of every task depending
+//! on them) as done, once their checks accept them; says which tasks it touched, the
 //! warnings of their checks, and the judges it did not ask.
 
 use super::args::{Cli, TouchArgs};
@@ -14,7 +15,7 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
     // A `+` recipe runs under `make -n`: it names what it would touch.
     if let Some(flag) = ctx.makeflags().changes_nothing() {
         let session = super::open(cli, ctx, printer)?;
-        let tasks = session.tasks_named(&args.tasks)?;
+        let tasks = named(&session, args)?;
         let names: Vec<&str> = tasks
             .iter()
             .map(|&t| session.graph[t].name.as_str())
@@ -29,11 +30,21 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
     let interrupt = Interrupt::signals();
     let env = ctx.scrubbing_env();
     let checking = checking(&env, args.no_check, &interrupt);
-    for touched in touch::touch(&mut session, &args.tasks, checking)? {
+    let ids = named(&session, args)?;
+    for touched in touch::touch_tasks(&mut session, &ids, checking)? {
         printer.note(&format!("touched {}", touched.task));
         report(&touched, session.advice(), printer);
     }
     Ok(())
+}
+
+/// The tasks named, with `--downstream` every task depending on them.
+fn named(session: &crate::plan::Session, args: &TouchArgs) -> Result<Vec<crate::model::TaskId>> {
+    if args.downstream {
+        touch::downstream(session, &args.tasks)
+    } else {
+        session.tasks_named(&args.tasks)
+    }
 }
 
 /// How a touch (`touch`, `edit --keep`) checks the outputs.

@@ -24,8 +24,8 @@ use super::env::Env;
 use super::interrupt::Interrupt;
 use crate::error::{Error, Result};
 use crate::model::judge::Judge;
-use crate::model::Task;
 use crate::model::{advice, limits};
+use crate::model::{Task, TaskId};
 use crate::plan::Session;
 use crate::store::record::{first_line, JudgeVerdict};
 use crate::store::{CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
@@ -59,7 +59,17 @@ pub struct Touched {
 /// exist or a check refuses an output. The caller holds the run
 /// directory's lock.
 pub fn touch(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
-    let records = records(session, names, checking)?;
+    let ids = session.tasks_named(names)?;
+    touch_tasks(session, &ids, checking)
+}
+
+/// [`touch`] of the tasks `ids`, in that order.
+pub fn touch_tasks(
+    session: &mut Session,
+    ids: &[TaskId],
+    checking: Checking,
+) -> Result<Vec<Touched>> {
+    let records = records(session, ids, checking)?;
     session.run_dir.remove_certificate()?;
     let mut touched = Vec::new();
     for (status, accepted) in records {
@@ -72,7 +82,8 @@ pub fn touch(session: &mut Session, names: &[String], checking: Checking) -> Res
 /// What [`touch`] would do, in `session`'s memory only: the same records,
 /// the same checks and refusals, nothing recorded.
 pub fn assume(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
-    let records = records(session, names, checking)?;
+    let ids = session.tasks_named(names)?;
+    let records = records(session, &ids, checking)?;
     let mut touched = Vec::new();
     for (status, accepted) in records {
         session.store.assume_done(status);
@@ -81,16 +92,27 @@ pub fn assume(session: &mut Session, names: &[String], checking: Checking) -> Re
     Ok(touched)
 }
 
-/// The `done` records of the tasks `names`, stamped from their files now
+/// The tasks `names` and every task that depends on them, transitively
+/// (through a `foreach` list to its instances, as `clean --downstream`),
+/// in the order a build runs them: what `touch --downstream` accepts.
+pub fn downstream(session: &Session, names: &[String]) -> Result<Vec<TaskId>> {
+    let graph = &session.graph;
+    let selected = graph.downstream_through_lists(&session.tasks_named(names)?);
+    Ok((graph.order().iter())
+        .copied()
+        .filter(|&t| selected[t])
+        .collect())
+}
+
+/// The `done` records of the tasks `ids`, stamped from their files now
 /// and checked as `checking` says.
 fn records(
     session: &Session,
-    names: &[String],
+    ids: &[TaskId],
     checking: Checking,
 ) -> Result<Vec<(Status, Touched)>> {
-    let ids = session.tasks_named(names)?;
     let mut records = Vec::with_capacity(ids.len());
-    for &id in &ids {
+    for &id in ids {
         let task = &session.graph[id];
         waits_for_a_list(session, task)?;
         let accepted = Touched {

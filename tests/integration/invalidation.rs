@@ -128,3 +128,26 @@ fn touch_of_a_task_reading_a_fanout_to_expand_is_refused_and_changes_nothing() {
     // The list made again as it was: nothing else runs.
     p.build().ok().ran(&["list"]);
 }
+
+/// After a hand edit of an output, `touch --downstream` accepts it and
+/// every task that depends on it, through a fan-out's list to its
+/// instances and their gather, so the next build runs nothing.
+#[test]
+fn touch_downstream_accepts_a_hand_edit_and_everything_below_it() {
+    let p = Project::new(FANOUT);
+    p.write("src.txt", "s");
+    p.build().ok();
+    p.write("per/x.txt", "x, edited\n");
+    let touched = p.run(&["touch", "per[0]", "--downstream"]);
+    touched.ok();
+    assert_eq!(
+        touched.stderr.lines().collect::<Vec<_>>(),
+        ["touched per[0]", "touched gather"]
+    );
+    p.build().ok().ran(&[]);
+    p.write("src.txt", "t");
+    let touched = p.run(&["touch", "list", "--downstream"]);
+    touched.ok().stderr_has("touched per[1]\ntouched gather");
+    p.build().ok().ran(&[]);
+    assert_eq!(p.read("per/x.txt"), "x, edited\n");
+}
