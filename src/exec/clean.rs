@@ -76,8 +76,21 @@ impl CleanPlan {
                     .filter(|n| !removed.contains(n))
                     .cloned()
                     .collect();
-                let roots = session.tasks_named(&known)?;
+                let mut roots = session.tasks_named(&known)?;
                 if *downstream {
+                    // An instance of a fan-out that waits for its list is
+                    // known from its records only: what reads the fan-out
+                    // depends on it all the same.
+                    for name in &removed {
+                        let group =
+                            split_instance(name).and_then(|(base, _)| graph.fanouts.get(base));
+                        for &p in group
+                            .filter(|g| g.placeholder)
+                            .map_or(&[][..], |g| &g.members)
+                        {
+                            roots.extend(&graph[p].dependents);
+                        }
+                    }
                     graph.downstream_through_lists(&roots)
                 } else {
                     let mut s = vec![false; graph.id_bound()];

@@ -151,3 +151,28 @@ fn touch_downstream_accepts_a_hand_edit_and_everything_below_it() {
     p.build().ok().ran(&[]);
     assert_eq!(p.read("per/x.txt"), "x, edited\n");
 }
+
+/// `clean 'per[1]' --downstream` cleans what gathers the fan-out also
+/// while the fan-out waits for its list (the instance known from its
+/// records only), as it does once the fan-out has expanded.
+#[test]
+fn clean_downstream_of_an_instance_waiting_for_its_list_reaches_the_gather() {
+    let p = Project::new(FANOUT);
+    p.write("src.txt", "s");
+    p.build().ok();
+    let expanded = p.run(&["clean", "per[1]", "--downstream", "--dry-run"]);
+    expanded
+        .ok()
+        .stdout_has("per/y.txt\n")
+        .stdout_has("all.txt\n");
+    p.run(&["clean", "list", "-y"]).ok();
+    let waiting = p.run(&["clean", "per[1]", "--downstream", "--dry-run"]);
+    waiting
+        .ok()
+        .stdout_has("per/y.txt\n")
+        .stdout_has("all.txt\n");
+    p.run(&["clean", "per[1]", "--downstream", "-y"]).ok();
+    assert!(!p.exists("all.txt") && !p.exists("per/y.txt"));
+    assert!(p.exists("per/x.txt"));
+    p.build().ok().ran(&["list", "per[1]", "gather"]);
+}
