@@ -43,7 +43,7 @@ fn named(session: &crate::plan::Session, args: &TouchArgs) -> Result<Vec<crate::
     if args.downstream {
         touch::downstream(session, &args.tasks)
     } else {
-        session.tasks_named(&args.tasks)
+        touch::named(session, &args.tasks)
     }
 }
 

@@ -59,7 +59,7 @@ pub struct Touched {
 /// exist or a check refuses an output. The caller holds the run
 /// directory's lock.
 pub fn touch(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
-    let ids = session.tasks_named(names)?;
+    let ids = named(session, names)?;
     touch_tasks(session, &ids, checking)
 }
 
@@ -82,7 +82,7 @@ pub fn touch_tasks(
 /// What [`touch`] would do, in `session`'s memory only: the same records,
 /// the same checks and refusals, nothing recorded.
 pub fn assume(session: &mut Session, names: &[String], checking: Checking) -> Result<Vec<Touched>> {
-    let ids = session.tasks_named(names)?;
+    let ids = named(session, names)?;
     let records = records(session, &ids, checking)?;
     let mut touched = Vec::new();
     for (status, accepted) in records {
@@ -97,7 +97,7 @@ pub fn assume(session: &mut Session, names: &[String], checking: Checking) -> Re
 /// in the order a build runs them: what `touch --downstream` accepts.
 pub fn downstream(session: &Session, names: &[String]) -> Result<Vec<TaskId>> {
     let graph = &session.graph;
-    let selected = graph.downstream_through_lists(&session.tasks_named(names)?);
+    let selected = graph.downstream_through_lists(&named(session, names)?);
     Ok((graph.order().iter())
         .copied()
         .filter(|&t| selected[t])
@@ -173,6 +173,41 @@ fn records(
         return Ok(records);
     }
     Err(refused(&records, &refusals))
+}
+
+/// The tasks `names` means. An instance of a fan-out that waits for its
+/// list is refused with what to build first: the fan-out, which other
+/// commands take meanwhile, cannot be touched either.
+pub fn named(session: &Session, names: &[String]) -> Result<Vec<TaskId>> {
+    let graph = &session.graph;
+    for name in names {
+        let Some((base, _)) = crate::model::fanout::split_instance(name) else {
+            continue;
+        };
+        let Some(group) = graph.fanouts.get(base).filter(|g| g.placeholder) else {
+            continue;
+        };
+        let Some(list) = group.list.as_deref() else {
+            continue;
+        };
+        let error = Error::usage(format!(
+            "cannot touch {name}: {base} expands when {list} is built, and has no instances until then"
+        ));
+        return Err(match graph.producer(list) {
+            Some(id) => error.hint(format!(
+                "run `{}` first (it expands {base}), then touch {}",
+                session
+                    .advice()
+                    .command(&format!("build {}", advice::quoted(&graph[id].name))),
+                advice::quoted(name)
+            )),
+            None => error.hint(format!(
+                "create {list}, then touch {}",
+                advice::quoted(name)
+            )),
+        });
+    }
+    session.tasks_named(names)
 }
 
 /// Refuses `task` when it reads (or runs after) a `foreach` fan-out that

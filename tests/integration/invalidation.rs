@@ -176,3 +176,21 @@ fn clean_downstream_of_an_instance_waiting_for_its_list_reaches_the_gather() {
     assert!(p.exists("per/x.txt"));
     p.build().ok().ran(&["list", "per[1]", "gather"]);
 }
+
+/// `touch` of an instance of a fan-out waiting for its list says what to
+/// build first, not to name the fan-out (which cannot be touched either).
+#[test]
+fn touch_of_an_instance_waiting_for_its_list_says_to_build_the_list() {
+    let p = Project::new(FANOUT);
+    p.write("src.txt", "s");
+    p.build().ok();
+    p.run(&["clean", "list", "-y"]).ok();
+    p.run(&["touch", "per[1]"])
+        .code(2)
+        .stderr_has("cannot touch per[1]: per expands when list.json is built, and has no instances until then")
+        .stderr_has("hint: run `planexe build list` first (it expands per), then touch 'per[1]'");
+    p.run(&["build", "list"]).ok();
+    p.run(&["touch", "per[1]"])
+        .ok()
+        .stderr_has("touched per[1]");
+}
