@@ -452,15 +452,7 @@ fn judge_beside(view: &BuildView) -> Option<Vec<Option<Reason>>> {
     }
     let _t = crate::phases::phase("status snapshot: judge the tasks left out");
     let stamper = Stamper::default();
-    let checker = Checker {
-        graph: view.graph,
-        source: view.pipeline.source(),
-        run_dir: view.run_dir,
-        store: view.store,
-        stamper: &stamper,
-        mode: view.mode,
-    };
-    Plan::beside(&checker, view.wanted, view.reasons).ok()
+    Plan::beside(&checker(view, &stamper), view.wanted, view.reasons).ok()
 }
 
 /// [`judge_beside`] again after the tasks `ended` ran: only the tasks
@@ -472,17 +464,22 @@ fn rejudge_beside(
     before: &[Option<Reason>],
     ended: &[TaskId],
 ) -> Option<Vec<Option<Reason>>> {
+    let _t = crate::phases::phase("status snapshot: judge the tasks left out again");
     let stamper = Stamper::default();
-    let checker = Checker {
+    let checker = checker(view, &stamper);
+    Plan::beside_after(&checker, view.wanted, view.reasons, before, ended)?.ok()
+}
+
+/// A checker of the tasks in `view`, as the build checks them (its mode).
+fn checker<'a>(view: &BuildView<'a>, stamper: &'a Stamper) -> Checker<'a> {
+    Checker {
         graph: view.graph,
         source: view.pipeline.source(),
         run_dir: view.run_dir,
         store: view.store,
-        stamper: &stamper,
+        stamper,
         mode: view.mode,
-    };
-    let _t = crate::phases::phase("status snapshot: judge the tasks left out again");
-    Plan::beside_after(&checker, view.wanted, view.reasons, before, ended)?.ok()
+    }
 }
 
 /// A `task.check_failed` event for each check of the task's run that
