@@ -41,10 +41,25 @@ impl Graph {
     }
 
     /// `error` with the names a user may give: the tasks (the first 20),
-    /// how an instance of a fan-out the pipeline has is named, and where to
-    /// list them all.
+    /// each expanded fan-out once with its count (`per (100 instances)`,
+    /// not a hundred names), how an instance of a fan-out the pipeline has
+    /// is named, and where to list them all.
     fn names_hinted(&self, error: Error, trouble: &Trouble<'_>) -> Error {
-        let mut names: Vec<&str> = self.tasks().map(|t| t.name.as_str()).collect();
+        let mut fanouts = std::collections::BTreeSet::new();
+        let mut names: Vec<String> = self
+            .tasks()
+            .filter_map(|t| match self.fanouts.get(&t.origin.def) {
+                Some(group) if !group.placeholder => {
+                    fanouts
+                        .insert(&t.origin.def)
+                        .then(|| match group.members.len() {
+                            1 => format!("{} (1 instance)", t.origin.def),
+                            n => format!("{} ({n} instances)", t.origin.def),
+                        })
+                }
+                _ => Some(t.name.clone()),
+            })
+            .collect();
         names.sort_unstable();
         let shown = if names.len() > 20 {
             format!("{}, ... ({} in all)", names[..20].join(", "), names.len())

@@ -1497,3 +1497,28 @@ fn an_unknown_task_name_lists_the_tasks_and_an_instance_of_this_pipeline() {
         "hint: a fan-out's instances are named like `review[finance]`; `review` names them all",
     );
 }
+
+/// The tasks an unknown name is told of list a fan-out once, with its
+/// count, not each of its instances (a `foreach` of 100 items listed
+/// `per[0], per[100], per[10], ...` and hid every other task past the
+/// twentieth); a typo of an instance's name is still told the instance.
+#[test]
+fn an_unknown_task_name_lists_a_fanout_once_not_its_instances() {
+    let p = Project::new(
+        "[tasks.per]\nforeach = { file = \"list.json\" }\noutputs = [\"per/{{ key }}.txt\"]\ncommand = \"echo {{ item }} > per/{{ key }}.txt\"\n\
+         [tasks.one]\nmatrix = { x = [\"only\"] }\ncommand = \"true\"\n\
+         [tasks.z]\ncommand = \"true\"\n",
+    );
+    let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    p.write("list.json", &format!("[{}]", items.join(",")));
+    p.build().ok();
+    let run = p.run(&["clean", "zz", "-y"]);
+    run.code(2).stderr_has(
+        "hint: tasks are: one (1 instance), per (100 instances), z\n\
+         hint: a fan-out's instances are named like `",
+    );
+    assert!(!run.stderr.contains("per[1]"), "{}", run.stderr);
+    p.run(&["touch", "per[42]x"])
+        .code(2)
+        .stderr_has("hint: did you mean `per[42]`?");
+}
