@@ -311,6 +311,11 @@ pub struct CleanArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
+    /// With --dry-run: end each path with a NUL byte rather than a newline,
+    /// for `xargs -0` (as `find -print0`); refused without --dry-run
+    #[arg(short = '0', long)]
+    pub print0: bool,
+
     /// Do not ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,

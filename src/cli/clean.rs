@@ -20,6 +20,14 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         ));
     }
     let dry_run = args.dry_run || make.is_some();
+    // A list for `xargs -0` of files that are being deleted would name
+    // files already gone: as `find -print0`, it is a listing's.
+    if args.print0 && !dry_run {
+        return Err(
+            Error::usage("--print0 lists what clean would delete: it needs --dry-run")
+                .hint("planexe clean --dry-run --print0 TASK... | xargs -0 ..."),
+        );
+    }
     let (mut session, _lock) = if dry_run {
         (super::open(cli, ctx, printer)?, None)
     } else {
@@ -49,8 +57,17 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         }
         return Ok(());
     }
-    for (shown, _) in &plan.files {
-        printer.data(shown);
+    if args.print0 {
+        let listed: String = plan
+            .files
+            .iter()
+            .map(|(shown, _)| format!("{shown}\0"))
+            .collect();
+        printer.bytes(listed.as_bytes())?;
+    } else {
+        for (shown, _) in &plan.files {
+            printer.data(shown);
+        }
     }
     if dry_run {
         printer.note(&format!("would delete {}", count(&plan)));

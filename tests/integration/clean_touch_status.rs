@@ -452,3 +452,29 @@ fn an_output_path_names_the_task_that_writes_it() {
         .stderr_has("did you mean `c.txt`?");
     assert!(p.exists("c.txt") && p.exists("src.txt"));
 }
+
+/// `clean --dry-run --print0` lists the paths NUL-terminated, for `xargs
+/// -0` (a path with a space needed `xargs -d '\n'`); without --dry-run it
+/// is refused before anything is deleted.
+#[test]
+fn clean_dry_run_print0_lists_paths_nul_terminated() {
+    let p =
+        Project::new("[tasks.a]\noutputs = [\"my a.txt\"]\ncommand = \"echo a > 'my a.txt'\"\n");
+    p.build().ok();
+    let listed = p.run(&["clean", "a", "--dry-run", "--print0"]);
+    listed.ok();
+    assert_eq!(
+        listed.stdout,
+        "my a.txt\0.planexe/tasks/a.status\0.planexe/tasks/a.DONE\0"
+    );
+    let short = p.run(&["clean", "-n0", "a"]);
+    short.ok();
+    assert_eq!(short.stdout, listed.stdout);
+
+    let refused = p.run(&["clean", "a", "-0", "-y"]);
+    refused
+        .code(2)
+        .stderr_has("error: --print0 lists what clean would delete: it needs --dry-run");
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(p.exists("my a.txt"), "a refused clean deletes nothing");
+}
