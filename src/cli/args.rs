@@ -124,7 +124,10 @@ pub enum Command {
     /// command (a judge is not asked: it costs model calls). An output a
     /// check refuses, or a check that cannot run, refuses the whole touch
     /// (exit 2) and nothing is recorded; a failed check of severity warn is
-    /// a warning. --no-check accepts the outputs as they are.
+    /// a warning. --no-check accepts the outputs as they are. A stale task
+    /// upstream of a touched one is a warning: the next build runs it, then
+    /// the touched task again if its outputs change (touch it with
+    /// --downstream to keep them).
     Touch(TouchArgs),
     /// Edit a source file (default: the plan) in $VISUAL or $EDITOR, then
     /// show what the edit makes stale and rebuild it

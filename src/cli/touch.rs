@@ -35,7 +35,52 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
         printer.note(&format!("touched {}", touched.task));
         report(&touched, session.advice(), printer);
     }
+    stale_upstream(&session, &ids, printer)
+}
+
+/// How many stale upstream tasks a touch warns of by name.
+const STALE_SHOWN: usize = 5;
+
+/// Warns of the stale tasks upstream of the touched ones: the next build
+/// runs them, and then the touched tasks again if what they read changes,
+/// which the touch did not prevent.
+fn stale_upstream(
+    session: &crate::plan::Session,
+    ids: &[crate::model::TaskId],
+    printer: &Printer,
+) -> Result<()> {
+    let (stale, all) = touch::stale_upstream(session, ids, STALE_SHOWN)?;
+    let door = session.advice();
+    for up in &stale {
+        let task = &up.task;
+        let touched = listed(&up.touched);
+        printer.warn(&format!(
+            "{task}, upstream of {touched}, is stale ({}): the next build runs it, then {touched} again \
+             if {task}'s outputs change; `{}` keeps {touched} (or touch {touched} after \
+             building {task})",
+            up.reason,
+            door.command(&format!("touch {} --downstream", advice::quoted(task))),
+        ));
+    }
+    if all > stale.len() {
+        printer.warn(&format!(
+            "and {} more stale task(s) upstream of what was touched (`{}` lists them)",
+            all - stale.len(),
+            door.command("build -n"),
+        ));
+    }
     Ok(())
+}
+
+/// `a`, `a and b`, or the first three and how many more.
+fn listed(names: &[String]) -> String {
+    match names {
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, c, rest @ ..] => format!("{a}, {b}, {c} and {} more", rest.len()),
+        [] => String::new(),
+    }
 }
 
 /// The tasks named, with `--downstream` every task depending on them.

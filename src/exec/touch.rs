@@ -28,7 +28,7 @@ use crate::model::{advice, limits};
 use crate::model::{Task, TaskId};
 use crate::plan::Session;
 use crate::store::record::{first_line, JudgeVerdict};
-use crate::store::{CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
+use crate::store::{stamp, CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
 
 /// Whether `touch` checks the outputs before it accepts them.
 #[derive(Clone, Copy)]
@@ -102,6 +102,58 @@ pub fn downstream(session: &Session, names: &[String]) -> Result<Vec<TaskId>> {
         .copied()
         .filter(|&t| selected[t])
         .collect())
+}
+
+/// A stale task upstream of tasks just touched: the next build runs it,
+/// and then them again if it changes what they read. What to warn of
+/// after a touch that accepted them (it succeeded all the same).
+#[derive(Debug)]
+pub struct StaleUpstream {
+    /// The stale task.
+    pub task: String,
+    /// Why it is stale, as `build -n` says it.
+    pub reason: String,
+    /// The touched tasks downstream of it, in build order.
+    pub touched: Vec<String>,
+}
+
+/// The stale tasks upstream of the touched tasks `ids` (each with a
+/// reason of its own, not only that something it reads will run), the
+/// first `limit` of them with the touched tasks each will run again, and
+/// how many there are in all; none among `ids` themselves (`touch
+/// --downstream` of the stale task keeps what reads it). Judged after the
+/// touch was recorded, as the next build will judge them.
+pub fn stale_upstream(
+    session: &Session,
+    ids: &[TaskId],
+    limit: usize,
+) -> Result<(Vec<StaleUpstream>, usize)> {
+    let graph = &session.graph;
+    let mut touched = vec![false; graph.id_bound()];
+    for &id in ids {
+        touched[id] = true;
+    }
+    // Only what the touched tasks read is judged: each stale task found
+    // is upstream of one of them.
+    let plan = session.plan(graph.closure(ids), stamp::CheckMode::Content)?;
+    let roots: Vec<TaskId> = (graph.order().iter().copied())
+        .filter(|&t| !touched[t] && plan.reasons[t].as_ref().is_some_and(|r| !r.waits()))
+        .collect();
+    let stale = (roots.iter().take(limit))
+        .filter_map(|&root| {
+            let below = graph.downstream_through_lists(&[root]);
+            let task = graph[root].name.clone();
+            Some(StaleUpstream {
+                reason: session.shown_reason(&task, plan.reasons[root].as_ref()?),
+                touched: (graph.order().iter())
+                    .filter(|&&t| touched[t] && below[t])
+                    .map(|&t| graph[t].name.clone())
+                    .collect(),
+                task,
+            })
+        })
+        .collect();
+    Ok((stale, roots.len()))
 }
 
 /// The `done` records of the tasks `ids`, stamped from their files now

@@ -478,3 +478,32 @@ fn clean_dry_run_print0_lists_paths_nul_terminated() {
     assert!(refused.stdout.is_empty(), "{}", refused.stdout);
     assert!(p.exists("my a.txt"), "a refused clean deletes nothing");
 }
+
+/// `touch b` while a task b reads is stale (its input changed) warns
+/// that the next build runs it and b again, naming why it is stale and
+/// the touch that keeps b (it accepted b silently, and the next build ran
+/// a then b); `touch a --downstream` touches both, and warns of nothing.
+#[test]
+fn touch_below_a_stale_task_warns_of_it() {
+    let p = chain();
+    p.write("src.txt", "s2");
+    let run = p.run(&["touch", "b"]);
+    run.ok().stderr_has(
+        "touched b\nwarning: a, upstream of b, is stale (input src.txt changed): the next build \
+         runs it, then b again if a's outputs change; `planexe touch a --downstream` keeps b \
+         (or touch b after building a)",
+    );
+    let run = p.run(&["touch", "c"]);
+    run.ok()
+        .stderr_has("warning: a, upstream of c, is stale (input src.txt changed)");
+    assert!(!run.stderr.contains("upstream of b"), "{}", run.stderr);
+
+    let run = p.run(&["touch", "a", "--downstream"]);
+    run.ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    p.build().ok().ran(&[]);
+    // Nothing stale upstream: no warning.
+    let run = p.run(&["touch", "b"]);
+    run.ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
