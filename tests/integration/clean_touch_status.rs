@@ -507,3 +507,23 @@ fn touch_below_a_stale_task_warns_of_it() {
     run.ok();
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+/// The header's state is the last build's outcome, and says so, with how
+/// many tasks are not up to date since (`state    completed` read as the
+/// run's while an input had changed and tasks were stale).
+#[test]
+fn status_header_says_the_state_is_the_last_builds() {
+    let p = chain();
+    p.run(&["status"])
+        .ok()
+        .stdout_has("\nstate    completed (last build)\n");
+    p.write("src.txt", "s2");
+    p.run(&["status"])
+        .ok()
+        .stdout_has("\nstate    completed (last build); 3 task(s) not up to date\n");
+    // `--json` keeps its `state`, beside `counts`.
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(json["state"], "completed");
+    assert_eq!(json["counts"]["stale"], 1);
+}

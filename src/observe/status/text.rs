@@ -194,6 +194,9 @@ pub fn header(out: &mut String, report: &StatusReport) {
         "run",
         &format_args!("{} ({})", report.run_dir, report.pipeline_file),
     );
+    let behind: usize = (report.counts.iter().filter(|c| *c.0 != Standing::Done))
+        .map(|c| c.1)
+        .sum();
     match (report.state, report.build_pid) {
         ("running", Some(pid)) => {
             let elapsed = age(report.last_build_started_at.as_deref());
@@ -207,7 +210,14 @@ pub fn header(out: &mut String, report: &StatusReport) {
                 &format_args!("running (pid {pid}, {elapsed}){stalled}"),
             );
         }
-        (other, _) => line("state", &other),
+        ("never-built", _) => line("state", &"never-built"),
+        // The last build's outcome, not the run's: tasks may have gone
+        // stale since (an input changed), which it says.
+        (last, _) if behind == 0 => line("state", &format_args!("{last} (last build)")),
+        (last, _) => line(
+            "state",
+            &format_args!("{last} (last build); {behind} task(s) not up to date"),
+        ),
     }
     if let Some(m) = &report.model {
         line("model", &printable(m));
