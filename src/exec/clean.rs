@@ -150,8 +150,9 @@ impl CleanPlan {
         }
         // Files the pipeline reads and no task of it writes: sources now,
         // whatever task once wrote them (an output made a hand-kept file).
-        let sources: rustc_hash::FxHashSet<&str> = graph
-            .tasks()
+        // Gathered only for a clean of tasks the pipeline no longer has.
+        let sources: rustc_hash::FxHashSet<&str> = (graph.tasks())
+            .filter(|_| !removed.is_empty())
             .flat_map(|t| t.inputs.iter().filter(|i| i.producer.is_none()))
             .map(|i| i.path.as_str())
             .chain(graph.lists().map(|(_, list)| list))

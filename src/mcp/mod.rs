@@ -136,10 +136,12 @@ pub fn serve(
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    // Opened once: the server and its opener name the same folder.
+    let root = runs::Root::open(&config.root)?;
     let server = Arc::new(Server {
-        root: runs::Root::open(&config.root)?,
+        root: root.clone(),
         opener: answers::Opener {
-            root: runs::Root::open(&config.root)?,
+            root,
             default_pipeline: config.pipeline.clone(),
             env_model: config.env_model.clone(),
         },

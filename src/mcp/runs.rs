@@ -42,7 +42,7 @@ pub const MAX_PLAN_BYTES: usize = 1 << 20;
 const MAX_NAME: usize = super::limits::RUN_NAME_MAX_BYTES;
 
 /// The folder runs live in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Root {
     /// Canonical.
     dir: PathBuf,
