@@ -206,6 +206,9 @@ impl Recorder {
             &session.pipeline.path.display().to_string(),
         );
         summary::write(&summary, &session.run_dir)?;
+        // The sums of the run's calls as they now stand: `status` then
+        // reads only the calls of builds after this one.
+        crate::store::ledger::remember_totals(&session.run_dir);
         Ok(summary.warnings)
     }
 }

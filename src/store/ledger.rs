@@ -3,7 +3,8 @@
 //! task, command or prompt: failures as data, not tracebacks) and `.planexe/raw/TASK.json` (the last
 //! response). Every string passes through [`Ledger::redact`] first, so no
 //! API key reaches a file, in any spelling (see [`Secrets`]). [`totals`]
-//! reads the usage ledger back.
+//! reads the usage ledger back, from the sums a build left in
+//! `.planexe/usage.sum` and the lines after them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -65,7 +66,7 @@ impl<S: AsRef<str>> UsageLine<S> {
 }
 
 /// The sums of `usage.jsonl`: every model call of the run.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     pub calls: u64,
     /// Calls that ended in an error (not those stopped).
@@ -82,35 +83,113 @@ pub struct Totals {
     pub judge_usage: JudgeUsage,
 }
 
-/// Reads `usage.jsonl` and sums it; lines that do not parse are skipped.
-pub fn totals(run_dir: &RunDir) -> Totals {
-    let mut t = Totals::default();
-    let Ok(text) = std::fs::read_to_string(run_dir.usage_path()) else {
-        return t;
-    };
-    for line in text.lines() {
-        let Ok(call) = serde_json::from_str::<UsageLine<String>>(line) else {
-            continue;
-        };
-        t.calls = t.calls.saturating_add(1);
-        match call.status.as_str() {
-            "ok" => {}
-            "stopped" => t.stopped_calls = t.stopped_calls.saturating_add(1),
-            _ => t.failed_calls = t.failed_calls.saturating_add(1),
-        }
-        if call.replayed {
-            t.replayed_calls = t.replayed_calls.saturating_add(1);
-        }
-        t.usage.add(&call.usage());
-        t.llm_time_ms = t.llm_time_ms.saturating_add(call.duration_ms);
-        if call.judge {
-            t.judge_usage.add(&JudgeUsage {
-                calls: 1,
-                usage: call.usage(),
-            });
+impl Totals {
+    /// Adds the calls of `text`, whole lines of `usage.jsonl`, in order;
+    /// lines that do not parse are skipped.
+    fn add_lines(&mut self, text: &[u8]) {
+        for line in text.split(|&b| b == b'\n') {
+            let Ok(call) = serde_json::from_slice::<UsageLine<String>>(line) else {
+                continue;
+            };
+            self.calls = self.calls.saturating_add(1);
+            match call.status.as_str() {
+                "ok" => {}
+                "stopped" => self.stopped_calls = self.stopped_calls.saturating_add(1),
+                _ => self.failed_calls = self.failed_calls.saturating_add(1),
+            }
+            if call.replayed {
+                self.replayed_calls = self.replayed_calls.saturating_add(1);
+            }
+            self.usage.add(&call.usage());
+            self.llm_time_ms = self.llm_time_ms.saturating_add(call.duration_ms);
+            if call.judge {
+                self.judge_usage.add(&JudgeUsage {
+                    calls: 1,
+                    usage: call.usage(),
+                });
+            }
         }
     }
-    t
+}
+
+/// `.planexe/usage.sum`: the [`Totals`] of the first `bytes` bytes of
+/// `usage.jsonl` (whole lines), which a build writes as it ends. The
+/// ledger only grows, so a reader adds the lines after them to these sums
+/// and reads no more than one build's calls, however many the run has
+/// made. `check` is the hash of the last bytes the sums cover: a ledger
+/// cut short or written anew no longer has them, and is read whole.
+#[derive(Debug, Serialize, Deserialize)]
+struct UsageSum {
+    bytes: u64,
+    check: String,
+    totals: Totals,
+}
+
+/// How many bytes before the end of what a [`UsageSum`] covers its
+/// `check` hashes: the last line or more.
+const CHECKED: u64 = 4096;
+
+/// Reads the sums of `usage.jsonl`: those `usage.sum` vouches for, plus
+/// the lines after them (all of it when the sums do not hold).
+pub fn totals(run_dir: &RunDir) -> Totals {
+    read_totals(run_dir).map_or_else(Totals::default, |(totals, ..)| totals)
+}
+
+/// [`totals`], how many bytes of the ledger they cover (whole lines), and
+/// the ledger.
+fn read_totals(run_dir: &RunDir) -> Option<(Totals, u64, std::fs::File)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(run_dir.usage_path()).ok()?;
+    let len = file.metadata().ok()?.len();
+    let (mut totals, from) = match saved_sum(run_dir, &file, len) {
+        Some(sum) => (sum.totals, sum.bytes),
+        None => (Totals::default(), 0),
+    };
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut rest = Vec::with_capacity(usize::try_from(len - from).ok()?);
+    (&file).take(len - from).read_to_end(&mut rest).ok()?;
+    // A line still being written counts once it is whole.
+    let whole = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    totals.add_lines(&rest[..whole]);
+    Some((totals, from + whole as u64, file))
+}
+
+/// The sums `usage.sum` holds, when they are of the first bytes of `file`
+/// (`len` bytes long) as it is now.
+fn saved_sum(run_dir: &RunDir, file: &std::fs::File, len: u64) -> Option<UsageSum> {
+    let text = std::fs::read(run_dir.usage_sum_path()).ok()?;
+    let sum: UsageSum = serde_json::from_slice(&text).ok()?;
+    (sum.bytes <= len && check_of(file, sum.bytes)? == sum.check).then_some(sum)
+}
+
+/// The hash of the [`CHECKED`] bytes of `file` before `end`.
+fn check_of(file: &std::fs::File, end: u64) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let start = end.saturating_sub(CHECKED);
+    let mut bytes = vec![0; (end - start) as usize];
+    file.read_exact_at(&mut bytes, start).ok()?;
+    Some(blake3::hash(&bytes).to_hex().to_string())
+}
+
+/// Writes `usage.sum` for `usage.jsonl` as it is now (nothing when the
+/// run made no call): what a build does as it ends, holding the lock, so
+/// that `status` reads no call twice. Best effort: without it, the sums
+/// are read from the ledger itself.
+pub fn remember_totals(run_dir: &RunDir) {
+    let Some((totals, bytes, file)) = read_totals(run_dir) else {
+        return;
+    };
+    let Some(check) = check_of(&file, bytes) else {
+        return;
+    };
+    let sum = UsageSum {
+        bytes,
+        check,
+        totals,
+    };
+    if let Ok(text) = serde_json::to_vec(&sum) {
+        let _ = files::write_atomic(&run_dir.usage_sum_path(), &text);
+    }
 }
 
 /// One line of `failures.jsonl`: one failed attempt of a task, a command
@@ -276,5 +355,87 @@ impl Ledger {
         };
         let text = self.redact(&text);
         let _ = files::write_atomic(&run_dir.raw_path(task), text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(task: &str, tokens: u64, status: &str) -> String {
+        format!(
+            "{{\"timestamp_utc\":\"2026-11-28T13:14:25.277Z\",\"task\":\"{task}\",\"model\":\"m\",\
+             \"provider\":\"openai\",\"attempt\":1,\"duration_ms\":10,\"prompt_tokens\":{tokens},\
+             \"completion_tokens\":1,\"total_tokens\":{},\"cost_usd\":0.001,\"status\":\"{status}\",\
+             \"error_id\":null}}\n",
+            tokens + 1
+        )
+    }
+
+    fn append(run_dir: &RunDir, text: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.usage_path())
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn the_sums_a_build_left_are_read_with_the_lines_after_them_only() {
+        let (_dir, run_dir) = crate::store::rundir::temp();
+        std::fs::create_dir_all(run_dir.state_dir()).unwrap();
+        append(&run_dir, &(call("a", 10, "ok") + &call("b", 20, "error")));
+        remember_totals(&run_dir);
+        append(&run_dir, &call("c", 30, "ok"));
+        let whole = totals(&run_dir);
+        assert_eq!((whole.calls, whole.failed_calls), (3, 1));
+        assert_eq!(whole.usage.prompt_tokens, 60);
+        // The same as reading every line, to the nanodollar.
+        std::fs::remove_file(run_dir.usage_sum_path()).unwrap();
+        assert_eq!(totals(&run_dir), whole);
+        // The sums are taken as they are, not read again: a sum that
+        // says 1000 calls before the last line is believed...
+        remember_totals(&run_dir);
+        append(&run_dir, &call("d", 1, "ok"));
+        let text = std::fs::read_to_string(run_dir.usage_sum_path()).unwrap();
+        let mut sum: UsageSum = serde_json::from_str(&text).unwrap();
+        sum.totals.calls = 1000;
+        std::fs::write(run_dir.usage_sum_path(), serde_json::to_vec(&sum).unwrap()).unwrap();
+        assert_eq!(totals(&run_dir).calls, 1001);
+        // ...while the ledger ends with the bytes it hashed: a line
+        // among them changed, the ledger is read whole.
+        let ledger = std::fs::read_to_string(run_dir.usage_path()).unwrap();
+        std::fs::write(run_dir.usage_path(), ledger.replace("\"c\"", "\"x\"")).unwrap();
+        assert_eq!(totals(&run_dir).calls, 4);
+        let cut = call("e", 5, "ok");
+        std::fs::write(run_dir.usage_path(), &cut).unwrap();
+        assert_eq!(
+            totals(&run_dir).calls,
+            1,
+            "a ledger cut short is read whole"
+        );
+        std::fs::write(run_dir.usage_path(), cut.repeat(100)).unwrap();
+        assert_eq!(
+            totals(&run_dir).calls,
+            100,
+            "a ledger written anew is read whole"
+        );
+    }
+
+    #[test]
+    fn a_line_being_written_counts_once_it_is_whole() {
+        let (_dir, run_dir) = crate::store::rundir::temp();
+        std::fs::create_dir_all(run_dir.state_dir()).unwrap();
+        let line = call("a", 10, "ok");
+        append(&run_dir, &(line.clone() + &line[..40]));
+        remember_totals(&run_dir);
+        assert_eq!(totals(&run_dir).calls, 1);
+        append(&run_dir, &line[40..]);
+        assert_eq!(totals(&run_dir).calls, 2);
+        // No ledger: no calls, whatever a sum says.
+        std::fs::remove_file(run_dir.usage_path()).unwrap();
+        assert_eq!(totals(&run_dir), Totals::default());
     }
 }

@@ -56,6 +56,9 @@ pub mod file {
     pub const CERTIFICATE: &str = "uptodate";
     pub const SNAPSHOT: &str = "status.snapshot";
     pub const USAGE: &str = "usage.jsonl";
+    /// The sums of `usage.jsonl` up to a line, so that reading them is not
+    /// reading every call the run ever made ([`crate::store::ledger`]).
+    pub const USAGE_SUM: &str = "usage.sum";
     pub const FAILURES: &str = "failures.jsonl";
     pub const EVENTS: &str = "events.jsonl";
     /// The events set aside when they grew over their cap
@@ -72,7 +75,7 @@ pub mod file {
     /// The folders, which must be real folders.
     pub const FOLDERS: [&str; 5] = [TASKS, LOGS, RAW, FAILED, PREV];
     /// The files, which must be regular files (never symlinks or FIFOs).
-    pub const FILES: [&str; 17] = [
+    pub const FILES: [&str; 18] = [
         LOG,
         RUN,
         PIPELINE,
@@ -83,6 +86,7 @@ pub mod file {
         CERTIFICATE,
         SNAPSHOT,
         USAGE,
+        USAGE_SUM,
         FAILURES,
         EVENTS,
         EVENTS_ASIDE,
@@ -337,6 +341,11 @@ impl RunDir {
     /// One line per model call.
     pub fn usage_path(&self) -> PathBuf {
         self.state(file::USAGE)
+    }
+
+    /// The sums of the usage ledger up to a line.
+    pub fn usage_sum_path(&self) -> PathBuf {
+        self.state(file::USAGE_SUM)
     }
 
     /// One line per failed model call.

@@ -2,9 +2,11 @@
 //! over its cap (16 MiB) sets it aside as `events.1.jsonl` / `trace.1.json`
 //! and starts it afresh, and every reader of them still finds what it
 //! looks for. The cap is reached by putting a big file in place, as
-//! months of builds would.
+//! months of builds would. `usage.jsonl` is kept whole, and `status`
+//! reads only the calls after the sums a build left in `usage.sum`.
 
 use crate::harness::*;
+use crate::llm_server::*;
 
 /// The cap (16 MiB): a history this big is not over it.
 const CAP: usize = 16 * 1024 * 1024;
@@ -110,4 +112,48 @@ fn histories_over_their_cap_are_set_aside_and_started_afresh() {
     p.build().code(1);
     assert_eq!(p.jsonl(".planexe/events.jsonl").len(), 8);
     assert_eq!(p.read(".planexe/events.1.jsonl"), events);
+}
+
+#[test]
+fn status_sums_the_calls_after_those_the_last_build_summed() {
+    let server = Server::start();
+    server.default_reply(openai_answer("fine"));
+    let pipeline = |prompt: &str| {
+        format!(
+            "[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\
+             [tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"{prompt}\"\nmodel = \"m\"\n",
+            server.url
+        )
+    };
+    let p = Project::new(&pipeline("Plan it"));
+    p.build().ok();
+    let calls = |p: &Project| {
+        let status: serde_json::Value =
+            serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+        status["totals"]["calls"].as_u64().unwrap()
+    };
+    assert_eq!(calls(&p), 1);
+    // The build left the sums of the whole ledger.
+    let sum: serde_json::Value = serde_json::from_str(&p.read(".planexe/usage.sum")).unwrap();
+    let ledger = p.read(".planexe/usage.jsonl");
+    assert_eq!(sum["bytes"].as_u64(), Some(ledger.len() as u64), "{sum}");
+    assert_eq!(sum["totals"]["calls"], 1, "{sum}");
+    // They are what status starts from: sums that say 41 calls are taken
+    // as they are, and the next build's call added to them.
+    let mut told = sum.clone();
+    told["totals"]["calls"] = 41.into();
+    p.write(".planexe/usage.sum", &told.to_string());
+    assert_eq!(calls(&p), 41);
+    p.write("pipeline.toml", &pipeline("Plan it again"));
+    p.build().ok().ran(&["ask"]);
+    assert_eq!(calls(&p), 42);
+    // A ledger written anew does not end with the bytes summed: read whole.
+    p.write(
+        ".planexe/usage.jsonl",
+        &format!("{}\n", ledger.lines().next().unwrap()),
+    );
+    assert_eq!(calls(&p), 1);
+    // Without the sums, the ledger is read whole too.
+    p.remove(".planexe/usage.sum");
+    assert_eq!(calls(&p), 1);
 }
