@@ -132,12 +132,18 @@ const CHECKED: u64 = 4096;
 /// Reads the sums of `usage.jsonl`: those `usage.sum` vouches for, plus
 /// the lines after them (all of it when the sums do not hold).
 pub fn totals(run_dir: &RunDir) -> Totals {
-    read_totals(run_dir).map_or_else(Totals::default, |(totals, ..)| totals)
+    let Some((mut totals, _, _, unended)) = read_totals(run_dir) else {
+        return Totals::default();
+    };
+    // A last line without its line end (written by hand) still counts,
+    // if it parses.
+    totals.add_lines(&unended);
+    totals
 }
 
-/// [`totals`], how many bytes of the ledger they cover (whole lines), and
-/// the ledger.
-fn read_totals(run_dir: &RunDir) -> Option<(Totals, u64, std::fs::File)> {
+/// The sums of the whole lines of `usage.jsonl`, how many bytes of it
+/// they cover, the ledger, and what follows its last line end.
+fn read_totals(run_dir: &RunDir) -> Option<(Totals, u64, std::fs::File, Vec<u8>)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(run_dir.usage_path()).ok()?;
     let len = file.metadata().ok()?.len();
@@ -148,10 +154,10 @@ fn read_totals(run_dir: &RunDir) -> Option<(Totals, u64, std::fs::File)> {
     file.seek(SeekFrom::Start(from)).ok()?;
     let mut rest = Vec::with_capacity(usize::try_from(len - from).ok()?);
     (&file).take(len - from).read_to_end(&mut rest).ok()?;
-    // A line still being written counts once it is whole.
     let whole = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     totals.add_lines(&rest[..whole]);
-    Some((totals, from + whole as u64, file))
+    let unended = rest.split_off(whole);
+    Some((totals, from + whole as u64, file, unended))
 }
 
 /// The sums `usage.sum` holds, when they are of the first bytes of `file`
@@ -176,7 +182,8 @@ fn check_of(file: &std::fs::File, end: u64) -> Option<String> {
 /// that `status` reads no call twice. Best effort: without it, the sums
 /// are read from the ledger itself.
 pub fn remember_totals(run_dir: &RunDir) {
-    let Some((totals, bytes, file)) = read_totals(run_dir) else {
+    // A line still being written counts once it is whole.
+    let Some((totals, bytes, file, _)) = read_totals(run_dir) else {
         return;
     };
     let Some(check) = check_of(&file, bytes) else {
@@ -434,6 +441,14 @@ mod tests {
         assert_eq!(totals(&run_dir).calls, 1);
         append(&run_dir, &line[40..]);
         assert_eq!(totals(&run_dir).calls, 2);
+        // A last line without its line end counts, but is not summed
+        // until it has one.
+        append(&run_dir, line.trim_end());
+        assert_eq!(totals(&run_dir).calls, 3);
+        remember_totals(&run_dir);
+        assert_eq!(totals(&run_dir).calls, 3);
+        append(&run_dir, "\n");
+        assert_eq!(totals(&run_dir).calls, 3);
         // No ledger: no calls, whatever a sum says.
         std::fs::remove_file(run_dir.usage_path()).unwrap();
         assert_eq!(totals(&run_dir), Totals::default());
