@@ -212,6 +212,34 @@ fn a_warning_judge_lets_a_low_scored_answer_stand_with_a_quality_warning() {
     );
 }
 
+/// A warning judge's re-ask failed the task (SmolLM2 on llama.cpp: the
+/// improved answer ran past `max_tokens`), losing the answer it had scored
+/// and would have let stand.
+#[test]
+fn a_warning_judge_whose_re_ask_fails_keeps_the_answer_it_scored() {
+    let server = Server::start();
+    server.script([
+        openai_answer("Build it."),
+        verdict(0.2, "too vague"),
+        openai_finish("1. Dig the footings. 2. Fr", "length"),
+    ]);
+    let p = project(&server, "severity = \"warn\"");
+    p.build()
+        .code(0)
+        .stderr_has("warn   plan: judge: judge local scored the answer 0.20");
+    assert_eq!(p.read("plan.md"), "Build it.");
+    assert_eq!(server.requests().len(), 3);
+    let status = p.status_json("plan");
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["judge"]["score"], 0.2);
+    assert_eq!(status["judge"]["passed"], false);
+    // The re-ask that failed is recorded as any failed call.
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["kind"], "truncated");
+    p.build().code(0).stderr_has("up to date");
+}
+
 #[test]
 fn a_changed_judge_judges_the_current_answer_without_asking_again() {
     let server = Server::start();

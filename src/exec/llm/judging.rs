@@ -5,7 +5,8 @@
 //!   ([`Llm::judged`]): below the threshold the task's model is asked again
 //!   with the reason, up to the judge's `retries`; then a low score fails
 //!   the task as `judge_rejected` (or, with `severity = "warn"`, the answer
-//!   stands and the verdict is a quality warning). A judge of severity warn
+//!   stands and the verdict is a quality warning, as the answer it scored
+//!   does when a re-ask fails: cut off, the server gone). A judge of severity warn
 //!   that cannot score (its model down, answers it cannot use, the task's
 //!   timeout) fails nothing either: the answer stands and why it has no
 //!   score is the warning ([`PromptResult::unscored`]).
@@ -130,7 +131,7 @@ impl Llm<'_> {
             }
             conversation.push(Message {
                 role: "assistant",
-                content: answer,
+                content: answer.clone(),
             });
             conversation.push(Message {
                 role: "user",
@@ -139,7 +140,7 @@ impl Llm<'_> {
                     judge.threshold
                 ),
             });
-            answer = self.ask(
+            let again = self.ask(
                 j.scoring.task,
                 j.spec,
                 &conversation,
@@ -150,7 +151,21 @@ impl Llm<'_> {
                 attempt_no,
                 on_attempt,
                 result,
-            )?;
+            );
+            answer = match again {
+                Ok(again) => again,
+                // A judge of severity warn fails nothing, its re-asks
+                // neither: when the answer asked again cannot be had (cut
+                // at the token limit, the server gone, the task's time
+                // out), the answer it scored stands, with its verdict as
+                // the warning; the failed call is in failures.jsonl. A
+                // stop still stops.
+                Err(stop) if judge.warn && !matches!(stop, Stop::Interrupted(_)) => {
+                    result.model = Some(self.models[j.m].name.clone());
+                    return Ok(answer);
+                }
+                Err(stop) => return Err(stop),
+            };
         }
     }
 
