@@ -55,7 +55,7 @@ impl ErrorKind {
             ErrorKind::NotFound => change("check the model name and base_url"),
             ErrorKind::BadRequest => change("change what the server refused, as its message says (a model setting or a schema feature it does not support, the prompt), or check the model's provider and base_url"),
             ErrorKind::ContextOverflow => change("shorten the prompt or its inputs, or use a model with a larger context"),
-            ErrorKind::Truncated => change("raise the model's max_tokens or ask for a shorter answer"),
+            ErrorKind::Truncated => change("raise max_tokens (the task's own when it sets one, else its model's) or ask for a shorter answer"),
             ErrorKind::TooLarge => change("raise the model's max_answer_bytes, or ask for a shorter answer (max_tokens)"),
             ErrorKind::Refused => change("change the prompt or its inputs (a content filter or the model refused the answer), or ask another model (fallback)"),
             ErrorKind::Schema | ErrorKind::InvalidJson | ErrorKind::EmptyAnswer => {

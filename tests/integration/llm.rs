@@ -421,6 +421,60 @@ fn streams_that_stall_or_break_are_transient() {
     assert_eq!(kinds, ["stall", "broken_stream"]);
 }
 
+/// A cut-off answer said `raise max_tokens or shorten the prompt`, and the
+/// hint `raise the model's max_tokens`, also when the limit was the task's
+/// own `max_tokens`, which the model's does not override (SmolLM2 on
+/// llama.cpp, a task with `max_tokens = 10`): the message names the limit
+/// that was sent, and where to raise it.
+#[test]
+fn a_cut_off_answer_names_the_max_tokens_to_raise() {
+    for (model_extra, task_extra, says) in [
+        (
+            "max_tokens = 500",
+            "max_tokens = 10",
+            "raise the task's max_tokens (10) or ask for less",
+        ),
+        (
+            "max_tokens = 500",
+            "",
+            "raise max_tokens (500) under [models.local] or ask for less",
+        ),
+        (
+            "",
+            "",
+            "set max_tokens under [models.local] (none was sent: the server's own limit cut it) or ask for less",
+        ),
+    ] {
+        let server = Server::start();
+        server.script([openai_finish("The plan is", "length")]);
+        let p = project(
+            &model(&server, "local", "openai", &format!("stream = false\n{model_extra}")),
+            &format!("{ASK}{task_extra}\n"),
+        );
+        p.build()
+            .code(1)
+            .stderr_has(&format!("the answer was cut off at the token limit (7 tokens); {says}"));
+        let error = &p.status_json("ask")["error"];
+        assert!(error["message"].as_str().unwrap().ends_with(says), "{error}");
+        assert!(!error["message"].as_str().unwrap().contains("prompt"), "{error}");
+    }
+    // A JSON answer cut off inside its value says the same.
+    let server = Server::start();
+    server.default_reply(openai_finish("{\"steps\": [\"dig", "length"));
+    let p = project(
+        &model(
+            &server,
+            "local",
+            "openai",
+            "stream = false\nmax_tokens = 500",
+        ),
+        &format!("{ASK}max_tokens = 10\nformat = \"json\"\n"),
+    );
+    p.build().code(1).stderr_has(
+        "before its JSON was complete; raise the task's max_tokens (10) or ask for less",
+    );
+}
+
 #[test]
 fn truncation_and_context_overflow_are_permanent() {
     let server = Server::start();
@@ -428,7 +482,7 @@ fn truncation_and_context_overflow_are_permanent() {
     let p = project(&model(&server, "local", "openai", "stream = false"), ASK);
     // The build's hint says what to change first, then where to look.
     p.build().code(1).stderr_has("truncated").stderr_has(
-        "hint: raise the model's max_tokens or ask for a shorter answer; every failed call of ask is in .planexe/failures.jsonl, the last response in .planexe/raw/ask.json; ",
+        "hint: raise max_tokens (the task's own when it sets one, else its model's) or ask for a shorter answer; every failed call of ask is in .planexe/failures.jsonl, the last response in .planexe/raw/ask.json; ",
     );
     assert!(
         !p.exists("answer.md"),

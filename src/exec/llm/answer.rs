@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use super::extract::{self, Extracted, Place};
+use crate::model::models::{ModelConfig, Provider, DEFAULT_ANTHROPIC_MAX_TOKENS};
 use crate::model::prompt::{Format, PromptSpec, Schema};
 use crate::store::ErrorKind;
 
@@ -45,27 +46,49 @@ pub struct Expect<'a> {
     /// The answer is a judge's, whose `max_tokens` is planexe's: a cut-off
     /// is not the user's to raise.
     pub judge: bool,
+    /// Which `max_tokens` to raise when the answer is cut off at the token
+    /// limit ([`raise_max_tokens`]): the task's own, or its model's.
+    pub raise: &'a str,
+}
+
+/// What to raise when an answer to `spec` from `model` is cut off at the
+/// token limit: the limit that was sent is the task's `max_tokens` when it
+/// sets one, else the model's; with neither, the server's own limit (or,
+/// for Anthropic, planexe's default) cut it, and the model needs one.
+pub fn raise_max_tokens(spec: &PromptSpec, model: &ModelConfig) -> String {
+    let name = &model.name;
+    match (spec.max_tokens, model.max_tokens) {
+        (Some(n), _) => format!("raise the task's max_tokens ({n})"),
+        (None, Some(n)) => format!("raise max_tokens ({n}) under [models.{name}]"),
+        (None, None) if model.provider == Provider::Anthropic => format!(
+            "set max_tokens under [models.{name}] (without it planexe asks for {DEFAULT_ANTHROPIC_MAX_TOKENS})"
+        ),
+        (None, None) => format!(
+            "set max_tokens under [models.{name}] (none was sent: the server's own limit cut it)"
+        ),
+    }
 }
 
 /// The failure of a text answer cut off at the token limit (`tokens`, as
-/// the server counted them), with what to do ([`cut_off_advice`]).
-pub fn cut_off(tokens: Option<u64>, judge: bool) -> String {
-    let advice = if judge {
-        cut_off_advice(true)
-    } else {
-        "raise max_tokens or shorten the prompt"
-    };
+/// the server counted them), with what to do ([`Expect::cut_off_advice`]).
+pub fn cut_off(tokens: Option<u64>, expect: &Expect) -> String {
     let tokens = tokens.map_or("?".to_string(), |n| n.to_string());
-    format!("the answer was cut off at the token limit ({tokens} tokens); {advice}")
+    format!(
+        "the answer was cut off at the token limit ({tokens} tokens); {}",
+        expect.cut_off_advice()
+    )
 }
 
-/// What a call cut off at the token limit asks of the user: the task's
-/// `max_tokens` is theirs, a judge's is planexe's (its prompt is theirs).
-pub fn cut_off_advice(judge: bool) -> &'static str {
-    if judge {
-        "ask the judge for a shorter reason (its `prompt`), or judge with another model"
-    } else {
-        "raise max_tokens or ask for less"
+impl Expect<'_> {
+    /// What a call cut off at the token limit asks of the user: the task's
+    /// `max_tokens` (or its model's) is theirs, a judge's is planexe's (its
+    /// prompt is theirs).
+    pub fn cut_off_advice(&self) -> String {
+        if self.judge {
+            "ask the judge for a shorter reason (its `prompt`), or judge with another model".into()
+        } else {
+            format!("{} or ask for less", self.raise)
+        }
     }
 }
 
@@ -76,6 +99,7 @@ impl<'a> Expect<'a> {
             schema: spec.schema.as_deref(),
             keep_reasoning: spec.keep_reasoning,
             judge: spec.judge,
+            raise: "raise max_tokens",
         }
     }
 }
@@ -100,15 +124,15 @@ pub fn judge_cut(text: &str, expect: &Expect, tokens: Option<u64>) -> Result<Str
                 ),
             ),
             ErrorKind::EmptyAnswer => (
-                format!("{}, and the answer was cut off at {at}; {}", why.message, cut_off_advice(expect.judge)),
+                format!("{}, and the answer was cut off at {at}; {}", why.message, expect.cut_off_advice()),
                 format!("Your answer was cut off at {at} before any answer. {ANSWER_AGAIN}"),
             ),
             _ if no_json(&why, text, expect) => (
-                format!("the answer holds no JSON: it was cut off at {at} before any JSON value began; {}", if expect.judge { cut_off_advice(true) } else { "raise max_tokens or ask for the JSON alone" }),
+                format!("the answer holds no JSON: it was cut off at {at} before any JSON value began; {}", if expect.judge { expect.cut_off_advice() } else { format!("{} or ask for the JSON alone", expect.raise) }),
                 format!("Your answer was cut off at {at} before it gave any JSON. {ANSWER_AGAIN}"),
             ),
             _ => (
-                format!("the answer was cut off at {at} before its JSON was complete; {}", cut_off_advice(expect.judge)),
+                format!("the answer was cut off at {at} before its JSON was complete; {}", expect.cut_off_advice()),
                 format!(
                     "Your answer was cut off at {at} before the JSON was complete. Answer again with the JSON value only: no prose, no explanation, shorter strings."
                 ),
@@ -283,6 +307,7 @@ mod tests {
             schema,
             keep_reasoning: false,
             judge: false,
+            raise: "raise max_tokens",
         }
     }
 

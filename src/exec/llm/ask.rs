@@ -188,7 +188,7 @@ impl Llm<'_> {
             };
             let duration_ms = started.elapsed().as_millis() as u64;
 
-            let failure = self.verdict(&outcome, spec, model.provider);
+            let failure = self.verdict(&outcome, spec, model);
             let kept = self.keep_raw(task, model, &outcome);
             let tokens = Tokens::of(&outcome, pieces, &messages, system);
             let cost = cost(model, tokens.prompt, tokens.completion);

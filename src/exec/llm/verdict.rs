@@ -10,7 +10,7 @@ use super::call::{CallError, CallOk};
 use super::finish::Finish;
 use super::provider;
 use super::Llm;
-use crate::model::models::Provider;
+use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ErrorKind;
 
@@ -28,17 +28,21 @@ impl Llm<'_> {
         &self,
         outcome: &Result<CallOk, CallError>,
         spec: &PromptSpec,
-        provider: Provider,
+        model: &ModelConfig,
     ) -> Failure {
         let ok = match outcome {
             Err(e) => return Failure::Call(e.clone()),
             Ok(ok) => ok,
         };
-        let field = provider::finish_field(provider);
+        let field = provider::finish_field(model.provider);
         if let Some(e) = unfinished(&ok.answer.finish, field, &ok.answer.text) {
             return Failure::Call(e);
         }
-        let expect = answer::Expect::of(spec);
+        let raise = answer::raise_max_tokens(spec, model);
+        let expect = answer::Expect {
+            raise: &raise,
+            ..answer::Expect::of(spec)
+        };
         let judged = if ok.truncated() && spec.format == Format::Json {
             // A JSON answer cut off in the chatter after a complete value
             // is taken; one cut off inside it is re-asked.
@@ -49,7 +53,7 @@ impl Llm<'_> {
                 raw: provider::truncate(&ok.answer.text, 2048).to_string(),
                 ..CallError::new(
                     ErrorKind::Truncated,
-                    answer::cut_off(ok.answer.usage.completion_tokens, spec.judge),
+                    answer::cut_off(ok.answer.usage.completion_tokens, &expect),
                 )
             });
         } else {
