@@ -150,9 +150,9 @@ impl Runner for TaskRunner<'_> {
             Turn::begin(self.run_dir, self.inflight, &status)
         });
         if recheck {
-            if let Some(done) = self.rechecked(task, previous.as_ref(), &turn) {
+            if let Some(ended) = self.rechecked(task, previous.as_ref(), &turn) {
                 turn.end();
-                return self.publish(done, start, Ended::default(), first);
+                return self.publish(ended, start, Ended::default(), first);
             }
         }
         let mut attempt = Attempt {
@@ -360,13 +360,32 @@ impl TaskRunner<'_> {
 
     /// A task whose checks alone changed: its current outputs, examined by
     /// the new checks, are its result when they pass (nothing runs); `None`
-    /// when they fail, and the task runs as usual.
+    /// when they refuse them, and the task runs as usual. A judge that
+    /// could not score them (its model down) or a stop refuses nothing:
+    /// the task fails (or stops) with it, its outputs as they are, rather
+    /// than ask its model for an answer its judge could not score either.
     fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
         let mut status = last?.clone();
         status.started_at = Some(crate::clock::now_rfc3339());
         let judgement = self.examine(task, false, true, false, &mut status, turn);
-        if judgement.error.is_some() {
-            return None;
+        if let Some(mut error) = judgement.error {
+            if matches!(
+                error.kind,
+                ErrorKind::CheckFailed | ErrorKind::JudgeRejected
+            ) {
+                return None;
+            }
+            status.state = match error.kind {
+                ErrorKind::Stopped => TaskState::Stopped,
+                _ => TaskState::Failed,
+            };
+            status.fingerprint.clone_from(&task.fingerprint);
+            // No command ran: the log is the last run's.
+            status.pid = None;
+            status.finished_at = Some(crate::clock::now_rfc3339());
+            self.failures.record(task, &status, &mut error);
+            status.error = Some(error);
+            return Some(status);
         }
         // The outputs as they are now (an edit by hand is kept).
         for out in &task.outputs {

@@ -272,6 +272,57 @@ fn a_changed_judge_judges_the_current_answer_without_asking_again() {
     p.build().ok().ran(&[]);
 }
 
+/// A changed judge that could not score the current answer (its model
+/// down) had the task's model asked again, a paid call for an answer the
+/// judge could not score either: the task fails with the judge's failure,
+/// its answer in place, and asks nothing of its own model.
+#[test]
+fn a_changed_judge_that_cannot_score_fails_the_task_without_asking_its_model() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.script([verdict(0.9, "fine")]);
+    judges.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    let p = judged_by_j(&answers, &judges);
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "Score {{ output }}\"\n",
+            "Score {{ output }}\"\nthreshold = 0.8\n",
+        ),
+    );
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("t: checks changed (outputs checked again)");
+    p.build()
+        .code(1)
+        .stderr_has("FAILED t: judge j could not score: auth: HTTP 401");
+    assert_eq!(
+        answers.requests().len(),
+        1,
+        "the task's model was asked again"
+    );
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    let status = p.status_json("t");
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["error"]["kind"], "auth");
+    assert_eq!(status["error"]["judge"], true);
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(
+        failures.last().unwrap()["error_id"],
+        status["error"]["error_id"]
+    );
+    assert!(!p.exists(".planexe/tasks/t.DONE"));
+    // With the judge's model back, the next build scores the answer.
+    judges.default_reply(verdict(0.9, "fine"));
+    p.build().ok();
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+}
+
 #[test]
 fn a_changed_judge_that_fails_the_current_answer_asks_the_model_again() {
     let server = Server::start();

@@ -120,12 +120,9 @@ fn a_judges_replay_miss_is_marked_the_judges() {
     p.run(&["build", "--replay", "answers"])
         .code(1)
         .stderr_has("replay_miss");
-    // Scored again, then asked again from the recording and scored: two
-    // misses, both the judge's.
-    assert_eq!(
-        failure_marks(&p),
-        marks(&[("j", true, "replay_miss"), ("j", true, "replay_miss")])
-    );
+    // Scored again: the miss is the judge's, and the task's answer is not
+    // asked again for a judge that cannot score it.
+    assert_eq!(failure_marks(&p), marks(&[("j", true, "replay_miss")]));
     error_names_the_last_line(&p);
     assert_eq!(judges.requests().len(), 1);
 }
