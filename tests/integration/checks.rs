@@ -471,3 +471,39 @@ fn a_running_check_is_not_the_tasks_pid() {
     p.write("go", "");
     assert_eq!(build.wait().unwrap().code(), Some(0));
 }
+
+/// A fan-out instance's check was run with `{{ expert }}` as it was
+/// written (a review check `grep -qi '{{ expert }}' "$1"` failed every
+/// instance, saying `no mention of {{ expert }}`): it sees the instance's
+/// variables, quoted for the shell as a command's are, and an unknown one
+/// is refused at load.
+#[test]
+fn a_fan_out_instances_check_sees_its_variables() {
+    let p = Project::new(
+        r#"
+[tasks.review]
+matrix = { expert = ["finance", "legal affairs"] }
+outputs = ["reviews/{{ key }}.md"]
+command = "echo 'a finance review' > {outputs}"
+check = "grep -q {{ expert }} \"$1\" || { echo no mention of {{ expert }}; exit 1; }"
+"#,
+    );
+    let run = p.build();
+    run.code(1).stderr_has(
+        "FAILED review[legal affairs]: the check failed (exit status 1): no mention of legal affairs",
+    );
+    assert!(
+        !run.stderr.contains("FAILED review[finance]"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.status_json("review[finance]")["state"], "done");
+
+    let p = Project::new(
+        "[tasks.review]\nmatrix = { expert = [\"a\"] }\noutputs = [\"{{ expert }}.md\"]\ncommand = \"echo a > {outputs}\"\ncheck = \"grep -q {{ expret }} \\\"$1\\\"\"\n",
+    );
+    p.build()
+        .code(2)
+        .stderr_has("pipeline.toml:5:9: task `review[a]`")
+        .stderr_has("expret");
+}

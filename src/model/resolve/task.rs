@@ -152,7 +152,17 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
                 .hint("write a timeout as \"90s\", \"10m\", \"1h\" or a number of seconds")
         })?),
     };
-    let checks = Checks::resolve(&r.source, task)?;
+    let mut checks = Checks::resolve(&r.source, task)?;
+    // A fan-out instance's check sees its variables, as its command does
+    // (each value quoted for the shell): `grep -q {{ expert }} "$1"`.
+    if let (Some(check), Some(def)) = (&mut checks.command, &task.check) {
+        *check = render_with(
+            check,
+            def.span(),
+            shell_template::render,
+            &format!("{SEEN}; a check prints each value quoted for the shell, as a command does"),
+        )?;
+    }
     let declared: &[Spanned<String>] = if entry.placeholder.is_some() {
         &[]
     } else {
