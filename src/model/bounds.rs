@@ -18,7 +18,8 @@ const SHOWN: usize = 3;
 
 /// JSON pointers (into the schema) of the arrays without `maxItems` and
 /// the strings without `maxLength` (nor `enum`, `const` or `format`, which
-/// bound them too).
+/// bound them too), typed so or, without `type`, by the keywords that
+/// imply one (`items`, `minLength`).
 pub fn unbounded(schema: &Value) -> Vec<String> {
     let mut found = Vec::new();
     walk(schema, String::new(), &mut found, 0);
@@ -39,9 +40,17 @@ fn walk(node: &Value, at: String, found: &mut Vec<String>, depth: usize) {
         }
         return;
     };
+    // A schema without `type` is of the kind its keywords imply, as
+    // llama.cpp's grammar reads it: `items` makes an array.
+    let implied = |keys: &[&str]| keys.iter().any(|k| map.contains_key(*k));
     let is = |kind: &str| match map.get("type") {
         Some(Value::String(t)) => t == kind,
         Some(Value::Array(ts)) => ts.iter().any(|t| t.as_str() == Some(kind)),
+        None => match kind {
+            "array" => implied(&["items", "prefixItems", "minItems"]),
+            "string" => implied(&["minLength"]),
+            _ => false,
+        },
         _ => false,
     };
     let fixed = ["enum", "const"].iter().any(|k| map.contains_key(*k));
@@ -133,6 +142,18 @@ mod tests {
             ]
         );
         assert!(unbounded(&json!({"type": "integer"})).is_empty());
+        // Untyped, of the kind its keywords imply (llama.cpp's grammar
+        // reads `items` as an array: SmolLM2 listed `1.1.1.1`, ... until
+        // the timeout).
+        assert_eq!(
+            unbounded(&json!({"properties": {"steps": {"items": {"maxLength": 30}}}})),
+            vec!["/properties/steps (array without maxItems)"]
+        );
+        assert_eq!(
+            unbounded(&json!({"minLength": 1})),
+            vec!["/ (string without maxLength)"]
+        );
+        assert!(unbounded(&json!({"items": {"enum": ["a"]}, "maxItems": 3})).is_empty());
         assert_eq!(
             unbounded(&json!({"type": "array"})),
             vec!["/ (array without maxItems)"]

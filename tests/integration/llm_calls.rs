@@ -694,6 +694,26 @@ fn unbounded_schemas_under_constrained_decoding_are_warned_about_once_per_task()
     );
 }
 
+/// A schema whose array has `items` but no `type` went unwarned, and
+/// llama.cpp's grammar reads it as an array: SmolLM2 listed `1.1.1.1`,
+/// `1.1.1.2`, ... until the request timed out.
+#[test]
+fn an_untyped_array_in_a_schema_is_warned_about() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"steps\": [\"a\"]}"));
+    let p = project(
+        &model(&server, "local", "stream = false"),
+        "[tasks.loose]\noutputs = [\"l.json\"]\nschema = \"loose.json\"\nprompt = \"x\"\n",
+    );
+    p.write(
+        "loose.json",
+        r#"{"type":"object","properties":{"steps":{"items":{"type":"string","maxLength":30}}}}"#,
+    );
+    p.build().ok().stderr_has(
+        "warning: task `loose`: schema loose.json has /properties/steps (array without maxItems); constrained decoding may never end",
+    );
+}
+
 #[test]
 fn a_seed_is_sent_to_openai_compatible_servers_and_checked() {
     let server = Server::start();
