@@ -398,6 +398,66 @@ fn judged_by_j_with(answers: &Server, judges: &Server, keys: &str) -> Project {
     ))
 }
 
+/// A judge's model's `fallback` was never asked (a build even wanted its
+/// API key): a judge whose model fails for good is scored by the next
+/// model of that model's chain, which the verdict names; when every one
+/// fails, the message names each.
+#[test]
+fn a_judges_model_falls_back_as_a_tasks_does() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(json(
+        401,
+        serde_json::json!({"error": {"message": "bad key"}}),
+    ));
+    let backup = Server::start();
+    backup.default_reply(verdict(0.9, "fine"));
+    let pipeline = |p: &Project| {
+        p.write(
+            "pipeline.toml",
+            &p.read("pipeline.toml").replace(
+                "model = \"j\"\nstream = false\n",
+                &format!(
+                    "model = \"j\"\nstream = false\nfallback = [\"k\"]\n\
+                     [models.k]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"k\"\nstream = false\n",
+                    backup.url
+                ),
+            ),
+        );
+    };
+    let p = judged_by_j(&answers, &judges);
+    pipeline(&p);
+    p.build().ok();
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    let status = p.status_json("t");
+    assert_eq!(status["judge"]["model"], "k");
+    assert_eq!(status["judge"]["passed"], true);
+    assert_eq!(answers.requests().len(), 1);
+    assert_eq!(judges.requests().len(), 1);
+    assert_eq!(backup.requests().len(), 1);
+    let failures = p.jsonl(".planexe/failures.jsonl");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["model"], "j");
+    assert_eq!(failures[0]["judge"], true);
+
+    // Every model of the judge's chain fails: each is named.
+    backup.default_reply(json(403, serde_json::json!({"error": {"message": "no"}})));
+    let p = judged_by_j(&answers, &judges);
+    pipeline(&p);
+    p.build()
+        .code(1)
+        .stderr_has("FAILED t: judge j could not score: all models failed: j: auth: HTTP 401")
+        .stderr_has("; k: auth: HTTP 403");
+    let status = p.status_json("t");
+    assert_eq!(status["model"], "k");
+    assert_eq!(status["error"]["judge"], true);
+    assert_eq!(
+        p.jsonl(".planexe/failures.jsonl").last().unwrap()["error_id"],
+        status["error"]["error_id"]
+    );
+}
+
 #[test]
 fn a_judge_that_fails_is_blamed_not_the_task_model() {
     for (reply, kind, says) in [

@@ -14,6 +14,10 @@
 //!   judge changed, or `planexe check`) are scored once
 //!   ([`Llm::judge_outputs`]); what a low score does is the caller's.
 //!
+//! The judge's model is asked first, then its `fallback` models, as a
+//! task's chain is, when it fails for good; the verdict names the model
+//! that scored.
+//!
 //! Judge calls are model calls like any other: they are in `usage.jsonl`
 //! (marked `judge`, with the `score` they gave), their failures in
 //! `failures.jsonl` (marked `judge` too, as is the line of a score that
@@ -28,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::provider::Message;
 use super::{CallProgress, Llm, PromptFailure, PromptResult, Stop};
 use crate::model::judge::{self, Judge};
+use crate::model::models;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::model::template::{self, Vars};
 use crate::model::template_files::Files;
@@ -88,7 +93,7 @@ impl Llm<'_> {
             let scored = self.score(
                 &j.scoring, &outputs, j.output, attempt_no, on_attempt, result,
             );
-            let (score, reason) = match scored {
+            let (score, reason, scorer) = match scored {
                 Ok(scored) => scored,
                 Err(stop) if judge.warn => {
                     result.unscored = Some(self.unscored(judge, stop, j.scoring.deadline)?);
@@ -102,7 +107,7 @@ impl Llm<'_> {
                 Err(stop) => return Err(stop),
             };
             rounds += 1;
-            let verdict = verdict(self, judge, score, reason, rounds);
+            let verdict = verdict(scorer, judge, score, reason, rounds);
             let passed = verdict.passed;
             let reason = verdict.reason.clone();
             let message = rejection(&verdict);
@@ -216,8 +221,8 @@ impl Llm<'_> {
         );
         self.untrack(task);
         match scored {
-            Ok((score, reason)) => {
-                result.judge = Some(verdict(self, judge, score, reason, 1));
+            Ok((score, reason, scorer)) => {
+                result.judge = Some(verdict(scorer, judge, score, reason, 1));
             }
             Err(stop) => result.answer = Err(self.failure_of(stop, deadline)),
         }
@@ -225,7 +230,8 @@ impl Llm<'_> {
     }
 
     /// Asks the judging model to score `outputs` (`first` of them is
-    /// `output`): (score, reason).
+    /// `output`): (score, reason, the model that scored: the judge's, or
+    /// the first of its fallbacks to answer).
     fn score(
         &self,
         s: &Scoring,
@@ -234,7 +240,7 @@ impl Llm<'_> {
         attempt_no: &mut u32,
         on_attempt: &mut dyn FnMut(u32, &str),
         result: &mut PromptResult,
-    ) -> Result<(f64, String), Stop> {
+    ) -> Result<(f64, String, String), Stop> {
         let name = &self.models[s.judge.model].name;
         let prompt =
             template::render_judged(&s.judge.template, s.inputs, outputs, first, s.task, s.vars)
@@ -263,65 +269,96 @@ impl Llm<'_> {
             judge: true,
             sampling: None,
         };
-        let first = result.attempts.len();
-        let asked = self.ask(
-            s.task,
-            &spec,
-            &[Message {
-                role: "user",
-                content: prompt,
-            }],
-            Some(JUDGE_SYSTEM),
-            s.judge.model,
-            s.deadline,
-            s.progress,
-            attempt_no,
-            on_attempt,
-            result,
-        );
-        // The calls of this scoring are the judge's: the record says so.
-        for a in &mut result.attempts[first..] {
-            a.judge = true;
-        }
-        let text = asked.map_err(|stop| {
+        // The judge's model, then its fallbacks, as a task's chain is
+        // asked: each model's failure for good (`model: why`) and its
+        // error_id, for the message when none scores.
+        let mut reasons: Vec<(String, String, String)> = Vec::new();
+        let mut last_kind = ErrorKind::Connection;
+        let mut scored = None;
+        for jm in models::chain(&self.models, s.judge.model) {
+            let asking = &self.models[jm].name;
+            let first = result.attempts.len();
+            let asked = self.ask(
+                s.task,
+                &spec,
+                &[Message {
+                    role: "user",
+                    content: prompt.clone(),
+                }],
+                Some(JUDGE_SYSTEM),
+                jm,
+                s.deadline,
+                s.progress,
+                attempt_no,
+                on_attempt,
+                result,
+            );
+            // The calls of this scoring are the judge's: the record says so.
+            for a in &mut result.attempts[first..] {
+                a.judge = true;
+            }
             // The judge was asked last, and its failure is its own.
-            result.model = Some(name.clone());
-            match stop {
-                Stop::Failed {
+            result.model = Some(asking.clone());
+            match asked {
+                Ok(text) => {
+                    scored = Some((asking.clone(), text));
+                    break;
+                }
+                // The next model of the judge's chain is asked.
+                Err(Stop::Failed {
                     kind,
                     message,
                     error_id,
-                } => Stop::JudgeFailed {
-                    judge: name.clone(),
-                    kind,
-                    message,
-                    error_id,
-                },
+                }) => {
+                    reasons.push((format!("{asking}: {message}"), message, error_id));
+                    last_kind = kind;
+                }
                 // No call of the judge recorded these: their lines are
                 // written here, the judge's, and the task carries their id.
-                Stop::Interrupted(None) => {
+                Err(Stop::Interrupted(None)) => {
                     let message = "stopped by an interrupt while its judge waited";
                     let kind = ErrorKind::Stopped;
-                    Stop::Interrupted(Some(self.judge_failure(s, *attempt_no, kind, message)))
+                    let id = self.judge_failure(s, *attempt_no, kind, message);
+                    return Err(Stop::Interrupted(Some(id)));
                 }
                 // The task's timeout cut the judge's call short: its
                 // message (`the model was still generating when the
                 // task's timeout (2s) expired`) is the call's, and the
                 // task's says whose call it was.
-                Stop::Deadline(Some((kind, message, error_id, _))) => {
-                    let message = judge_timed_out(name, kind, &message);
-                    Stop::Deadline(Some((kind, message, error_id, true)))
+                Err(Stop::Deadline(Some((kind, message, error_id, _)))) => {
+                    let message = judge_timed_out(asking, kind, &message);
+                    return Err(Stop::Deadline(Some((kind, message, error_id, true))));
                 }
-                stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. }) => {
+                Err(stop @ (Stop::Deadline(None) | Stop::Waited(_) | Stop::Queued { .. })) => {
                     let message = timed_out(stop, s.deadline);
                     let kind = ErrorKind::Timeout;
                     let error_id = self.judge_failure(s, *attempt_no, kind, &message);
-                    let message = judge_timed_out(name, kind, &message);
-                    Stop::Deadline(Some((kind, message, error_id, true)))
+                    let message = judge_timed_out(asking, kind, &message);
+                    return Err(Stop::Deadline(Some((kind, message, error_id, true))));
                 }
-                other => other,
+                Err(other) => return Err(other),
             }
-        })?;
+        }
+        let Some((scorer, text)) = scored else {
+            let error_id = reasons.last().map(|r| r.2.clone()).unwrap_or_default();
+            let message = match reasons.as_slice() {
+                [(_, alone, _)] => alone.clone(),
+                _ => {
+                    let named: Vec<(String, String)> =
+                        reasons.into_iter().map(|(n, _, id)| (n, id)).collect();
+                    format!(
+                        "all models failed: {}",
+                        super::fault::with_ids(&named, Some(&error_id))
+                    )
+                }
+            };
+            return Err(Stop::JudgeFailed {
+                judge: name.clone(),
+                kind: last_kind,
+                message,
+                error_id,
+            });
+        };
         let (score, reason) = judge::read_answer(&text);
         // The model's words reach the terminal (status, the FAILED line).
         let reason = printable(&reason).into_owned();
@@ -329,7 +366,7 @@ impl Llm<'_> {
         if let Some(a) = result.attempts.last_mut() {
             a.score = Some(score);
         }
-        Ok((score, reason))
+        Ok((score, reason, scorer))
     }
 
     /// Appends the line of a failure of the judge of `s` that no call of
@@ -425,9 +462,9 @@ impl Llm<'_> {
 }
 
 /// The verdict of one scoring.
-fn verdict(llm: &Llm, judge: &Judge, score: f64, reason: String, rounds: u32) -> JudgeVerdict {
+fn verdict(model: String, judge: &Judge, score: f64, reason: String, rounds: u32) -> JudgeVerdict {
     JudgeVerdict {
-        model: llm.models[judge.model].name.clone(),
+        model,
         score,
         reason,
         threshold: judge.threshold,
