@@ -212,6 +212,7 @@ impl Actions<'_> {
             &mut on_attempt,
         );
         drop(on_attempt);
+        turn.cached(result.cached.clone());
         status.judge = result.judge.clone();
         // Its judge (severity warn) could not score: the answer stands.
         status

@@ -78,12 +78,14 @@ pub struct Feedback {
 }
 
 /// One turn of a task's attempt, as its executor sees it: the task's line
-/// in the in-flight journal (the processes it starts, the state it is in)
-/// and, when a command runs again, the judge's feedback.
+/// in the in-flight journal (the processes it starts, the state it is in),
+/// when a command runs again, the judge's feedback, and the response
+/// cache's entries its answer came from or went to.
 pub struct Turn<'a> {
     run_dir: &'a RunDir,
     journal: Option<(&'a Inflight, Ticket)>,
     pub feedback: Option<Feedback>,
+    cached: std::sync::Mutex<Vec<std::path::PathBuf>>,
 }
 
 impl<'a> Turn<'a> {
@@ -94,6 +96,7 @@ impl<'a> Turn<'a> {
             run_dir,
             journal: inflight.map(|i| (i, i.begin(run_dir, status))),
             feedback: None,
+            cached: Default::default(),
         }
     }
 
@@ -103,6 +106,7 @@ impl<'a> Turn<'a> {
             run_dir,
             journal: None,
             feedback: None,
+            cached: Default::default(),
         }
     }
 
@@ -128,6 +132,34 @@ impl<'a> Turn<'a> {
         if let Some((inflight, ticket)) = &self.journal {
             inflight.update(self.run_dir, ticket, status);
         }
+    }
+
+    /// The response cache's entries that gave or took the answer of this
+    /// turn ([`crate::exec::llm::PromptResult::cached`]).
+    pub fn cached(&self, entries: Vec<std::path::PathBuf>) {
+        self.cached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(entries);
+    }
+
+    /// Removes from the response cache the entries this turn's answer
+    /// came from or went to, which its checks refused: the next build
+    /// asks the model again. Returns the message's addition, if any was.
+    pub fn uncache(&self) -> Option<String> {
+        let entries = std::mem::take(&mut *self.cached.lock().unwrap_or_else(|p| p.into_inner()));
+        let removed: Vec<&std::path::PathBuf> = entries
+            .iter()
+            .filter(|path| std::fs::remove_file(path).is_ok())
+            .collect();
+        let folder = self.run_dir.show(removed.first()?.parent()?);
+        let what = match removed.len() {
+            1 => "its answer was".to_string(),
+            n => format!("its {n} answers were"),
+        };
+        Some(format!(
+            "; {what} removed from the response cache {folder}/, so the next build asks the model again"
+        ))
     }
 
     /// The task ended: its line in the journal is closed.

@@ -237,7 +237,15 @@ impl TaskRunner<'_> {
                 Err(failed) if rescuable(task, &failed) => {
                     return self.rescue(attempt, task, failed, status, turn)
                 }
-                Err(failed) => return Err(failed),
+                Err(mut failed) => {
+                    // Its judge refused every answer: none stays cached.
+                    if failed.kind == ErrorKind::JudgeRejected {
+                        if let Some(removed) = turn.uncache() {
+                            failed.message.push_str(&removed);
+                        }
+                    }
+                    return Err(failed);
+                }
             }
             timed("task: verify (stamp outputs)", || attempt.verify(status))?;
             let judgement = timed("task: checks", || {
@@ -269,6 +277,9 @@ impl TaskRunner<'_> {
                         error
                             .message
                             .push_str(&format!(" (after {} re-run(s))", rounds - 1));
+                    }
+                    if let Some(removed) = turn.uncache() {
+                        error.message.push_str(&removed);
                     }
                     return Err(error);
                 }

@@ -616,3 +616,68 @@ fn a_pipeline_cache_folder_that_cannot_be_made_stops_the_build_before_any_call()
     run(&p, &["build"]).ok();
     assert_eq!(entries(&p.path("answers")).len(), 1);
 }
+
+/// A task asking a scripted server, with a response cache and `extra`
+/// (a check, a judge).
+fn cached(server: &Server, extra: &str) -> Project {
+    Project::new(&format!(
+        "[pipeline]\ncache = \"answers\"\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"m\"\nstream = false\n\n[tasks.ask]\noutputs = [\"a.md\"]\nprompt = \"Plan it\"\n{extra}",
+        server.url
+    ))
+}
+
+fn answers(p: &Project) -> Vec<String> {
+    entries(&p.path("answers"))
+        .into_iter()
+        .map(|(_, entry)| entry["answer"]["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_answer_its_check_refuses_leaves_the_response_cache() {
+    let server = Server::start();
+    server
+        .script([openai_answer("a bad plan")])
+        .default_reply(openai_answer("a good plan"));
+    let p = cached(&server, "check = \"grep -q good \\\"$1\\\"\"\n");
+    p.build()
+        .code(1)
+        .stderr_has(
+            "; its answer was removed from the response cache answers/, so the next build asks the model again",
+        );
+    assert!(answers(&p).is_empty());
+    // The next build asks again, rather than replay the answer refused.
+    p.build().ok().ran(&["ask"]);
+    assert_eq!(p.read("a.md"), "a good plan");
+    assert_eq!(server.requests().len(), 2);
+    // An answer its check accepts stays, and is replayed.
+    assert_eq!(answers(&p), ["a good plan"]);
+    p.run(&["clean", "-y", "ask"]).ok();
+    p.build().ok().ran(&["ask"]);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn answers_its_judge_refused_leave_the_response_cache() {
+    let server = Server::start();
+    let verdict =
+        |score: f64| openai_answer(&format!("{{\"score\": {score}, \"reason\": \"thin\"}}"));
+    server.script([
+        openai_answer("a bad plan"),
+        verdict(0.1),
+        openai_answer("a worse plan"),
+        verdict(0.1),
+    ]);
+    let judge =
+        "[tasks.ask.judge]\nprompt = \"Score {{ output }}\"\nthreshold = 0.5\nretries = 1\n";
+    let p = cached(&server, judge);
+    p.build()
+        .code(1)
+        .stderr_has("judge_rejected")
+        .stderr_has("its 2 answers were removed from the response cache answers/, so the next");
+    // The task's answers are gone; the judge's verdicts, keyed by the
+    // answers they scored, may stay.
+    let left = answers(&p);
+    assert!(left.iter().all(|text| !text.contains("plan")), "{left:?}");
+    assert_eq!(server.requests().len(), 4);
+}

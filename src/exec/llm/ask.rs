@@ -79,7 +79,12 @@ impl Llm<'_> {
                 task, spec, model, dir, &key, attempt_no, progress, on_attempt, result,
             );
             match replayed {
-                Replayed::Answer(text) => return Ok(text),
+                Replayed::Answer(text) => {
+                    if plan.cache && !spec.judge {
+                        result.cached.push(recording::entry_path(dir, &key));
+                    }
+                    return Ok(text);
+                }
                 Replayed::Rejected(stop) if !plan.live => return Err(stop),
                 Replayed::Miss if !plan.live => {
                     return Err(self.replay_miss(
@@ -255,6 +260,9 @@ impl Llm<'_> {
                         self.record(
                             dir, &key, task, spec, model, &initial, system, &ok.answer, tokens,
                         );
+                        if plan.cache && !spec.judge {
+                            result.cached.push(recording::entry_path(dir, &key));
+                        }
                     }
                     return Ok(text);
                 }

@@ -199,6 +199,7 @@ impl Llm<'_> {
             unscored: None,
             rejected: None,
             paid: false,
+            cached: Vec::new(),
         };
         let progress = self.track(task);
         let scoring = Scoring {

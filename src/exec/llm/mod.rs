@@ -90,6 +90,11 @@ pub struct PromptResult {
     /// A call of the chain went to a server and cost tokens (not a
     /// recorded answer): an answer then lost was paid for.
     pub paid: bool,
+    /// The response cache's entries that gave the task's model's answers
+    /// in this run, or took them (its judge's calls not): removed when the
+    /// task's checks refuse its output, so that the next build asks again
+    /// rather than replay an answer known to fail.
+    pub cached: Vec<std::path::PathBuf>,
 }
 
 /// Live progress of a task's current call, for the progress line and the
@@ -347,6 +352,7 @@ impl<'a> Llm<'a> {
             unscored: None,
             rejected: None,
             paid: false,
+            cached: Vec::new(),
         };
         let (prompt, system) = match spec.render(inputs, task) {
             Ok(r) => r,

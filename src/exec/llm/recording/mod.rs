@@ -86,6 +86,10 @@ pub(super) struct Plan<'a> {
     pub store: Option<&'a Path>,
     /// The server the keys name (`base_url`): the response cache's only.
     pub server: Option<&'a str>,
+    /// `lookup` and `store` are the response cache (`--cache`, `[pipeline]
+    /// cache`), not a recording: an answer the task's checks refuse is
+    /// removed from it ([`super::PromptResult::cached`]).
+    pub cache: bool,
 }
 
 /// One recorded answer, as stored in `DIR/<key>.json`.
@@ -223,6 +227,7 @@ impl Llm<'_> {
                 live: false,
                 store: None,
                 server: None,
+                cache: false,
             };
         }
         let (lookup, live, store) = match &self.answers {
@@ -237,6 +242,7 @@ impl Llm<'_> {
             live,
             store,
             server: cache.then_some(model.base_url.as_str()),
+            cache,
         }
     }
 
