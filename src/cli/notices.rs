@@ -39,6 +39,14 @@ fn describe(notice: &Notice, advice: &Advice) -> Line {
         Notice::Restored { task, count } => Note(format!(
             "restored {count} output(s) of {task} from before an interrupted run"
         )),
+        Notice::SetApart {
+            task,
+            outputs,
+            folder,
+        } => Note(format!(
+            "moved what an interrupted run of {task} left at its outputs ({}) to {folder}/: it may be cut short",
+            outputs.join(", ")
+        )),
         Notice::InstanceRemoved { task, outputs } => Note(format!(
             "removed {task} (its item is gone){}",
             if outputs.is_empty() {

@@ -29,6 +29,14 @@ pub enum Notice {
     TemporariesRemoved(usize),
     /// Outputs of a task set aside by an interrupted run were put back.
     Restored { task: String, count: usize },
+    /// Files an interrupted run left at a task's output paths, where no
+    /// earlier output was set aside, were moved to `folder`
+    /// (`.planexe/failed/TASK`): they may be cut short.
+    SetApart {
+        task: String,
+        outputs: Vec<String>,
+        folder: String,
+    },
     /// A fan-out instance whose item is gone was removed, with the outputs
     /// it had written.
     InstanceRemoved { task: String, outputs: Vec<String> },

@@ -10,8 +10,10 @@
 //! - temporary files of its atomic writes are removed, beside the build
 //!   ([`Sweep`]);
 //! - outputs it had set aside in `.planexe/prev/TASK/` are put back, what
-//!   the interrupted attempt wrote moved to `.planexe/failed/TASK/`; what
-//!   a run that ended had set aside, and had yet to delete, is deleted.
+//!   the interrupted attempt wrote moved to `.planexe/failed/TASK/` (also
+//!   where it had set nothing aside: a half-written file is never left in
+//!   place); what a run that ended had set aside, and had yet to delete,
+//!   is deleted.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -243,13 +245,22 @@ fn restore_set_aside(
     journal: &Journal,
     observer: &dyn Observer,
 ) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(run_dir.prev_root()) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let Some(task) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
+    let mut tasks: BTreeSet<String> = std::fs::read_dir(run_dir.prev_root())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
+        .collect();
+    // A run that set nothing aside (its outputs were not there yet) has no
+    // folder there, yet may have left files at its output paths.
+    tasks.extend(
+        journal
+            .in_flight
+            .iter()
+            .filter(|s| !journal.ended.contains(&s.task))
+            .map(|s| s.task.clone()),
+    );
+    for task in tasks {
         let outputs: Vec<String> = match graph.task(&task) {
             Some(t) => t.outputs.iter().map(|o| o.path.clone()).collect(),
             // An instance of a fan-out that this build has yet to expand:
@@ -259,23 +270,29 @@ fn restore_set_aside(
             }
             None => continue,
         };
-        let in_flight = journal.in_flight.iter().any(|s| s.task == task);
-        let ended =
-            journal.ended.contains(&task) || (!in_flight && sidecar::has_marker(run_dir, &task));
+        let attempt = journal.in_flight.iter().find(|s| s.task == task);
+        let ended = journal.ended.contains(&task)
+            || (attempt.is_none() && sidecar::has_marker(run_dir, &task));
         let mut count = 0;
+        let mut set_apart = Vec::new();
         for out in &outputs {
             let saved = run_dir.prev_dir(&task).join(out);
-            if std::fs::symlink_metadata(&saved).is_err() {
-                continue;
-            }
             let current = run_dir.path(out);
             let failed = run_dir.failed_dir(&task).join(out);
-            for path in [&saved, &current, &failed] {
-                run_dir.check_path_inside(path).map_err(|m| {
-                    Error::usage(format!("not restoring {out} of {task}: {m}"))
-                        .hint("replace the symlinked folder with a real one, then build again")
-                })?;
+            if std::fs::symlink_metadata(&saved).is_err() {
+                // Nothing was set aside for it: what is there now is the
+                // interrupted attempt's, unless it was there before it.
+                let written = attempt
+                    .filter(|_| !ended)
+                    .is_some_and(|a| wrote(a, &current));
+                if written {
+                    check_inside(run_dir, &task, out, [&current, &failed])?;
+                    move_file(&current, &failed)?;
+                    set_apart.push(out.clone());
+                }
+                continue;
             }
+            check_inside(run_dir, &task, out, [&saved, &current, &failed])?;
             if ended {
                 match std::fs::symlink_metadata(&saved) {
                     Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&saved),
@@ -290,11 +307,63 @@ fn restore_set_aside(
             move_file(&saved, &current)?;
             count += 1;
         }
+        if !set_apart.is_empty() {
+            observer.notice(&Notice::SetApart {
+                task: task.clone(),
+                outputs: set_apart,
+                folder: run_dir.show(&run_dir.failed_dir(&task)),
+            });
+        }
         if count > 0 {
             observer.notice(&Notice::Restored { task, count });
         }
     }
     Ok(())
+}
+
+/// Refuses to move `paths` (of output `out` of `task`) through a folder
+/// that leads out of the run directory.
+fn check_inside<const N: usize>(
+    run_dir: &RunDir,
+    task: &str,
+    out: &str,
+    paths: [&PathBuf; N],
+) -> Result<()> {
+    for path in paths {
+        run_dir.check_path_inside(path).map_err(|m| {
+            Error::usage(format!("not restoring {out} of {task}: {m}"))
+                .hint("replace the symlinked folder with a real one, then build again")
+        })?;
+    }
+    Ok(())
+}
+
+/// Whether the interrupted `attempt` wrote the file at `path`, which it did
+/// not set aside: a command that got as far as a process had set aside
+/// every output there was (that comes first), so what is there is its;
+/// otherwise (a model call, or a crash before the pid was journaled,
+/// maybe while the attempt was still setting outputs aside) a file
+/// modified since the attempt began. A second of leeway covers file
+/// systems whose clocks are coarse.
+fn wrote(attempt: &crate::store::Status, path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if meta.is_dir() {
+        return false;
+    }
+    if attempt.pid.is_some() {
+        return true;
+    }
+    let began = attempt
+        .started_at
+        .as_deref()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .map(SystemTime::from);
+    match (began, meta.modified()) {
+        (Some(began), Ok(modified)) => modified + std::time::Duration::from_secs(1) >= began,
+        _ => false,
+    }
 }
 
 /// The task `name` of the graph, or, for an instance `GROUP[KEY]` of a

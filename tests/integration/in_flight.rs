@@ -345,3 +345,47 @@ fn a_task_caught_by_a_crash_before_its_sidecar_resumes_as_stopped() {
     p.build().ok().stderr_has("0 done, 1 stopped, 2 to run");
     assert_eq!(p.read("a.txt"), "o\n");
 }
+
+/// Kills planexe while the first run of `a` has half-written its output
+/// (no earlier output, so nothing was set aside); with `forget_pid`, the
+/// journal then loses the command's pid. The next build moves the half
+/// file out of the way: its re-run that fails does not put it back as if
+/// it were a good output, and the command never sees it.
+fn crash_in_a_first_run(forget_pid: bool) {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"out.md\"]\ncommand = \"echo half > out.md; sleep 100\"\n",
+    );
+    let mut child = p.spawn_quiet(&["build"]);
+    wait_for("the half-written output", || {
+        std::fs::read_to_string(p.path("out.md")).is_ok_and(|s| s == "half\n")
+    });
+    if !forget_pid {
+        spawned(&p, "a");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if forget_pid {
+        forget_spawned(&p);
+    }
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"out.md\"]\ncommand = \"if [ -e out.md ]; then echo saw it; fi; exit 3\"\n",
+    );
+    let run = p.build();
+    run.code(1).stderr_has(
+        "moved what an interrupted run of a left at its outputs (out.md) to .planexe/failed/a/",
+    );
+    assert!(!run.stderr.contains("saw it"), "{}", run.stderr);
+    assert!(!run.stderr.contains("back in place"), "{}", run.stderr);
+    assert!(!p.exists("out.md"), "the half-written output is back");
+}
+
+#[test]
+fn a_crash_in_a_first_run_leaves_no_half_written_output_in_place() {
+    crash_in_a_first_run(false);
+}
+
+#[test]
+fn a_crash_in_a_first_run_before_the_pid_was_journaled_leaves_no_half_written_output() {
+    crash_in_a_first_run(true);
+}
