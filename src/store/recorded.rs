@@ -98,19 +98,23 @@ impl<'a> Builder<'a> {
 
 impl Status {
     /// Whether this status says its task runs now: its state is a running
-    /// one, and its process lives or `running`, the build that runs now,
-    /// wrote it (the build itself wrote every running status it reads). A command task's pid is its command's, which has ended
-    /// while its build goes on with the task (its checks, its judge's
-    /// call); a status without a pid is a prompt task's, run by the build
-    /// itself.
+    /// one, a build runs, and the task's process lives or `running`, the
+    /// build that runs now, wrote it (the build itself wrote every running
+    /// status it reads). A command task's pid is its command's, which has
+    /// ended while its build goes on with the task (its checks, its
+    /// judge's call); a status without a pid is a prompt task's, run by the
+    /// build itself. With no build running, no task runs: a live process
+    /// under the recorded pid is a command a crashed build left behind
+    /// (the next build stops it), or, after a reboot, another program
+    /// given the same pid.
     pub fn runs_now(&self, running: Builder<'_>) -> bool {
         self.state.is_running()
             && match (self.pid, running) {
                 (_, Builder::Itself) => true,
+                (_, Builder::Nobody) => false,
                 (Some(pid), _) if super::process::alive(pid) => true,
                 (Some(_), Builder::Other(build)) => self.started_since(build),
                 (None, Builder::Other(_)) => true,
-                (_, Builder::Nobody) => false,
             }
     }
 
@@ -172,9 +176,11 @@ mod tests {
     }
 
     #[test]
-    fn a_live_command_runs_and_a_finished_state_never_does() {
+    fn a_live_command_runs_while_a_build_runs_and_a_finished_state_never_does() {
         let status = command(std::process::id(), "2026-11-24T10:00:05.000Z");
-        assert!(status.runs_now(Builder::Nobody));
+        assert!(status.runs_now(Builder::Other(&build("2026-11-24T10:00:06.000Z"))));
+        // No build runs: a live process is a leftover, or another's pid.
+        assert!(!status.runs_now(Builder::Nobody));
         let mut done = status.clone();
         done.state = TaskState::Done;
         assert!(!done.runs_now(Builder::Itself));

@@ -389,3 +389,45 @@ fn a_crash_in_a_first_run_leaves_no_half_written_output_in_place() {
 fn a_crash_in_a_first_run_before_the_pid_was_journaled_leaves_no_half_written_output() {
     crash_in_a_first_run(true);
 }
+
+/// A build killed while its command runs on (in its own group), or a
+/// machine rebooted since whose recorded pid now names another program:
+/// no build runs, so no task does. `status`, its JSON and the JUnit report
+/// say the task stopped, as `build -n`, `explain` and `wait` do; they
+/// said it was running, with no build to finish it.
+#[test]
+fn a_command_left_running_by_a_killed_build_reads_as_stopped() {
+    let p =
+        Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 100; echo a > a.txt\"\n");
+    let pid = crash_while_running(&p, "a");
+    assert!(!ended(pid), "the command outlives planexe");
+    let status = p.run(&["status"]);
+    status
+        .ok()
+        .stdout_has("state    stopped (last build)")
+        .stdout_has("stopped: its build ended before it did, attempt 1, recoverable");
+    assert!(!status.stdout.contains("RUNNING"), "{}", status.stdout);
+    let json = p.run(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["tasks"][0]["state"], "stopped", "{doc}");
+    p.run(&["report", "--format", "junit", "-o", "junit.xml"])
+        .ok();
+    let junit = p.read("junit.xml");
+    assert!(
+        junit.contains("<skipped message=\"stopped: its build ended before it did\"/>"),
+        "{junit}"
+    );
+    p.run(&["wait"]).code(130);
+    // The next build stops it and runs the task again.
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+    );
+    p.build().ok().stderr_has(&format!(
+        "stopped a (pid {pid}), left running by a build that crashed"
+    ));
+    // SAFETY: killing the process group the killed build left running.
+    unsafe {
+        libc::kill(-(pid as i32), libc::SIGKILL);
+    }
+}
