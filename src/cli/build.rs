@@ -361,7 +361,7 @@ impl Observer for Terminal<'_> {
         if let Notice::Expanded { added, .. } = notice {
             printer.grow(*added);
         }
-        say(&mut printer, notice, &self.advice);
+        say(&printer, notice, &self.advice);
     }
 
     fn tasks_started(&self, count: usize) {

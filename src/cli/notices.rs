@@ -15,7 +15,7 @@ enum Line {
 }
 
 /// Prints what a notice says, saying what to do in `advice`'s words.
-pub(super) fn say(printer: &mut Printer, notice: &Notice, advice: &Advice) {
+pub(super) fn say(printer: &Printer, notice: &Notice, advice: &Advice) {
     match describe(notice, advice) {
         Line::Note(text) => printer.note(&text),
         Line::Warning(text) => printer.warn(&text),

@@ -136,6 +136,50 @@ impl Drop for Sweep {
     }
 }
 
+/// Puts right what a crashed build left (see the module) for a command
+/// other than a build that changes the run directory (`touch`), holding
+/// its lock: the commands the build left running are stopped before they
+/// can write over what the command records, and the outputs they were
+/// replacing are back. Then the journal is emptied, so that the next
+/// build does not undo what this command did. Nothing when the last build
+/// recorded its end. Returns what it did, to be said.
+pub fn recover(session: &mut crate::plan::Session) -> Result<Vec<Notice>> {
+    let notices = Kept::default();
+    let sweep = reconcile(
+        &session.run_dir,
+        &session.graph,
+        session.run.as_ref(),
+        session.journal.as_ref(),
+        &notices,
+    )?;
+    sweep.finish(&notices);
+    let crashed = session
+        .run
+        .as_ref()
+        .and_then(RunRecord::unfinished_build)
+        .is_some();
+    if crashed {
+        inflight::forget(&session.run_dir)?;
+        // The sidecars now say what the journal said.
+        session.store.set_in_flight(Vec::new());
+        session.journal = None;
+    }
+    Ok(notices.0.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The notices of a recovery, kept to be said once it is over.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Vec<Notice>>);
+
+impl Observer for Kept {
+    fn notice(&self, notice: &Notice) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(notice.clone());
+    }
+}
+
 /// Stops what the crashed build's journal says it left running, and
 /// gives each such task its `running` sidecar.
 fn stop_leftovers(

@@ -307,6 +307,17 @@ impl Journal {
     }
 }
 
+/// Empties the journal of a crashed build once what it left is put right
+/// by a command other than a build (`touch`), which starts no journal of
+/// its own: the next build then finds nothing in flight to put right again.
+pub fn forget(run_dir: &RunDir) -> crate::error::Result<()> {
+    let path = run_dir.inflight_path();
+    if path.symlink_metadata().is_ok() {
+        files::create(&path)?;
+    }
+    Ok(())
+}
+
 /// Reads the journal of the last build (empty when there is none).
 pub fn journal(run_dir: &RunDir) -> Journal {
     let Ok(file) = files::open_read(&run_dir.inflight_path()) else {

@@ -431,3 +431,43 @@ fn a_command_left_running_by_a_killed_build_reads_as_stopped() {
         libc::kill(-(pid as i32), libc::SIGKILL);
     }
 }
+
+/// A touch after a crash puts right what the crashed build left first, as
+/// a build would: the command it left running is stopped (it wrote over
+/// what was touched once it ended), and the good output it was replacing
+/// is back before it is accepted. The next build then finds nothing to
+/// put right: it used to put that output back over the touched one, and
+/// call it a hand edit.
+#[test]
+fn a_touch_after_a_crash_stops_the_command_left_running_and_accepts_the_good_output() {
+    let good = "[tasks.a]\ninputs = [\"in.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cat in.txt > a.txt\"\n\n\
+                [tasks.b]\ninputs = [\"a.txt\"]\noutputs = [\"b.txt\"]\ncommand = \"cp a.txt b.txt\"\n";
+    let p = Project::new(good);
+    p.write("in.txt", "good\n");
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &good.replace(
+            "command = \"cat in.txt",
+            "command = \"echo half > a.txt; sleep 100; cat in.txt",
+        ),
+    );
+    p.write("in.txt", "new\n");
+    let pid = crash_while_running(&p, "a");
+    assert_eq!(p.read("a.txt"), "half\n");
+    p.run(&["touch", "a"])
+        .ok()
+        .stderr_has(&format!(
+            "stopped a (pid {pid}), left running by a build that crashed"
+        ))
+        .stderr_has("restored 1 output(s) of a from before an interrupted run")
+        .stderr_has("touched a");
+    wait_for("the command to be gone", || ended(pid));
+    assert_eq!(p.read("a.txt"), "good\n");
+    let run = p.build();
+    run.ok().stderr_has("nothing to do");
+    assert!(!run.stderr.contains("restored"), "{}", run.stderr);
+    assert!(!run.stderr.contains("hand-edited"), "{}", run.stderr);
+    assert_eq!(p.read("a.txt"), "good\n");
+    assert_eq!(p.read("b.txt"), "good\n");
+}
