@@ -53,6 +53,7 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
     if plan.files.is_empty() {
         printer.note("nothing to clean");
         if !dry_run {
+            recover(&mut session, printer);
             plan.apply(&mut session)?;
         }
         return Ok(());
@@ -77,9 +78,21 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
         printer.note("nothing deleted");
         return Ok(());
     }
+    recover(&mut session, printer);
     plan.apply(&mut session)?;
     printer.note(&format!("deleted {}", count(&plan)));
     Ok(())
+}
+
+/// Puts right what a crashed build left (see [`super::recover`]); clean
+/// works on a full disk, so a recovery that cannot write is a warning,
+/// and the next build tries again (unless the run was forgotten).
+fn recover(session: &mut crate::plan::Session, printer: &Printer) {
+    if let Err(e) = super::recover(session, printer) {
+        printer.warn(&format!(
+            "could not put right what the last build, which was killed, left: {e}"
+        ));
+    }
 }
 
 /// `N file(s)`, and how many of planexe's internal files go with them.

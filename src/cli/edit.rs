@@ -77,7 +77,7 @@ pub fn edit(cli: &Cli, ctx: &Context, args: &EditArgs, printer: &mut Printer) ->
         // A build started while the user edited: waited for, as the
         // rebuild below waits.
         let (mut session, _lock) = super::open_locked(cli, ctx, printer, "touch", false)?;
-        super::touch::recover(&mut session, printer)?;
+        super::recover(&mut session, printer)?;
         for kept in touch::touch(&mut session, &args.keep, checking)? {
             if runs_again(&kept.task).is_none() {
                 printer.note(&format!("kept {}", kept.task));

@@ -418,6 +418,19 @@ fn open_locked(
     ))
 }
 
+/// Puts right what a crashed build left, for `touch` and `clean` holding
+/// the lock, before they change anything (as a build would first): a
+/// command it left running could write over what they accept or delete,
+/// and the next build would put back over that the outputs the command
+/// was replacing (after `clean --all`, which forgets the run, it would
+/// not even stop it).
+fn recover(session: &mut Session, printer: &Printer) -> Result<()> {
+    for notice in crate::exec::recovery::recover(session)? {
+        notices::say(printer, &notice, session.advice());
+    }
+    Ok(())
+}
+
 /// Waits while another planexe holds the run directory's lock, before a
 /// build reads anything, so that what it reads (the certificate, the
 /// recorded pipeline file, the pipeline, the state) is what the other

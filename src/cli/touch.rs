@@ -32,23 +32,12 @@ pub fn touch(cli: &Cli, ctx: &Context, args: &TouchArgs, printer: &Printer) -> R
     let checking = checking(&env, args.no_check, &interrupt);
     let ids = named(&session, args)?;
     // Once the names are known good: a typo changes nothing.
-    recover(&mut session, printer)?;
+    super::recover(&mut session, printer)?;
     for touched in touch::touch_tasks(&mut session, &ids, checking)? {
         printer.note(&format!("touched {}", touched.task));
         report(&touched, session.advice(), printer);
     }
     stale_upstream(&session, &ids, printer)
-}
-
-/// Puts right what a crashed build left before anything is touched (as a
-/// build would first): a command it left running could write over the
-/// outputs a touch accepts, and the next build would put back over them
-/// the outputs that command was replacing.
-pub(super) fn recover(session: &mut crate::plan::Session, printer: &Printer) -> Result<()> {
-    for notice in crate::exec::recovery::recover(session)? {
-        super::notices::say(printer, &notice, session.advice());
-    }
-    Ok(())
 }
 
 /// How many stale upstream tasks a touch warns of by name.

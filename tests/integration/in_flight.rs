@@ -471,3 +471,31 @@ fn a_touch_after_a_crash_stops_the_command_left_running_and_accepts_the_good_out
     assert_eq!(p.read("a.txt"), "good\n");
     assert_eq!(p.read("b.txt"), "good\n");
 }
+
+/// `clean --all` after a crash forgets the run, so no build would stop
+/// the command the crashed build left running: it wrote its output after
+/// the next build's, and planexe kept that as a hand edit. The clean
+/// stops it first.
+#[test]
+fn a_clean_after_a_crash_stops_the_command_left_running() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"while [ ! -e go ]; do sleep 0.05; done; echo leftover > a.txt\"\n",
+    );
+    let pid = crash_while_running(&p, "a");
+    p.run(&["clean", "--all", "-y"]).ok().stderr_has(&format!(
+        "stopped a (pid {pid}), left running by a build that crashed"
+    ));
+    wait_for("the command to be gone", || ended(pid));
+    p.write(
+        "pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo fresh > a.txt\"\n",
+    );
+    p.build().ok();
+    // What the command left running would have done by now.
+    p.write("go", "");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(p.read("a.txt"), "fresh\n");
+    let run = p.build();
+    run.ok().stderr_has("nothing to do");
+    assert!(!run.stderr.contains("hand-edited"), "{}", run.stderr);
+}
