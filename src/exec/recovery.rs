@@ -383,21 +383,17 @@ fn check_inside<const N: usize>(
 }
 
 /// Whether the interrupted `attempt` wrote the file at `path`, which it did
-/// not set aside: a command that got as far as a process had set aside
-/// every output there was (that comes first), so what is there is its;
-/// otherwise (a model call, or a crash before the pid was journaled,
-/// maybe while the attempt was still setting outputs aside) a file
-/// modified since the attempt began. A second of leeway covers file
-/// systems whose clocks are coarse.
+/// not set aside: a file modified since the attempt began. Not every file
+/// there is: the crash may have come before the attempt set its outputs
+/// aside, or while it checked again outputs it never set aside (a
+/// re-check, whose check's process is journaled as a command's is). A
+/// second of leeway covers file systems whose clocks are coarse.
 fn wrote(attempt: &crate::store::Status, path: &Path) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };
     if meta.is_dir() {
         return false;
-    }
-    if attempt.pid.is_some() {
-        return true;
     }
     let began = attempt
         .started_at

@@ -499,3 +499,34 @@ fn a_clean_after_a_crash_stops_the_command_left_running() {
     run.ok().stderr_has("nothing to do");
     assert!(!run.stderr.contains("hand-edited"), "{}", run.stderr);
 }
+
+/// A crash while a build checks again a task's outputs (its `check`
+/// changed), which it never set aside: they are the good ones, and stay
+/// in place (they come back when the task's next run fails).
+#[test]
+fn a_crash_during_a_recheck_leaves_the_good_output_in_place() {
+    let task = |check: &str, command: &str| {
+        format!("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"{command}\"\ncheck = \"{check}\"\n")
+    };
+    let p = Project::new(&task("true", "echo good > a.txt"));
+    p.build().ok();
+    // Written long before the re-check began.
+    p.set_mtime("a.txt", 1_600_000_000);
+    p.write(
+        "pipeline.toml",
+        &task("sleep 100; true", "echo good > a.txt"),
+    );
+    let mut child = p.spawn_quiet(&["build"]);
+    let pid = spawned(&p, "a");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    p.write("pipeline.toml", &task("true", "exit 3"));
+    let run = p.build();
+    run.code(1);
+    assert!(!run.stderr.contains("moved what"), "{}", run.stderr);
+    assert_eq!(p.read("a.txt"), "good\n");
+    // SAFETY: the check's group, stopped by the build already.
+    unsafe {
+        libc::kill(-(pid as i32), libc::SIGKILL);
+    }
+}
