@@ -289,6 +289,10 @@ fn deliver_all(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(DELIVERY_TIMEOUT))
         .http_status_as_error(false)
+        // A POST redirected would be sent again as a GET without its body
+        // (301, 302, 303), which the endpoint may answer 200: every event
+        // lost, and none said to be. The redirect is told instead.
+        .max_redirects(0)
         .build()
         .into();
     for event in rx {
@@ -333,6 +337,7 @@ fn deliver(
                     .send(body.as_str())
                 {
                     Ok(r) if r.status().is_success() => return Ok(()),
+                    Ok(r) if r.status().is_redirection() => return Err(redirected(url, &r)),
                     Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
                         return Err(format!(
                             "webhook {} answered {}",
@@ -351,6 +356,28 @@ fn deliver(
             hook_command::run(command, &json, cwd, DELIVERY_TIMEOUT, commands)
         }
     }
+}
+
+/// Why a webhook that answered a redirect got nothing: the status and
+/// where it leads (its scheme and host only: a token may be in its path).
+fn redirected(url: &str, response: &ureq::http::Response<ureq::Body>) -> String {
+    let to = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let to = match to {
+        Some(to) if to.starts_with("http://") || to.starts_with("https://") => {
+            format!(" to {}", redact_url(to))
+        }
+        Some(to) if !to.is_empty() => " to another path".to_string(),
+        _ => String::new(),
+    };
+    format!(
+        "webhook {}: answered {} (a redirect{to}), which planexe does not follow: set the webhook's url to the address it leads to",
+        redact_url(url),
+        response.status().as_u16()
+    )
 }
 
 #[cfg(test)]

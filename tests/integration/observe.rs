@@ -217,6 +217,37 @@ fn events_a_hanging_webhook_never_got_are_counted_in_a_warning() {
     assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
 }
 
+/// A webhook that redirects (an `http://` URL its service moved to
+/// `https://`) is not followed: a POST redirected by 301, 302 or 303 would
+/// reach the target as a GET without the event, which it may answer 200,
+/// and every event would be lost without a word.
+#[test]
+fn a_webhook_that_redirects_is_told_not_followed() {
+    let target = Server::start();
+    target.default_reply(json(200, serde_json::json!({})));
+    for status in [301, 302, 307] {
+        let moved = Server::start();
+        moved.default_reply(with_header(
+            json(status, serde_json::json!({})),
+            "location",
+            &format!("{}/moved/SECRETTOKEN0123456789", target.url),
+        ));
+        let p = Project::new(&format!(
+            "[[hooks]]\nurl = \"{}/hook/SECRETTOKEN0123456789\"\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+            moved.url
+        ));
+        let run = p.build();
+        run.ok().stderr_has(&format!(
+            "warning: webhook {}/...: answered {status} (a redirect to {}/...), which planexe does not follow",
+            moved.url, target.url
+        ));
+        assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+        // Each event is tried once: a redirect is no passing fault.
+        assert_eq!(moved.requests().len(), 4, "{status}");
+    }
+    assert!(target.requests().is_empty(), "a redirect was followed");
+}
+
 #[test]
 fn a_dead_webhook_is_one_warning_not_one_per_event() {
     let p = Project::new(
