@@ -57,7 +57,7 @@ pub struct Context {
     pipeline: Option<PathBuf>,
     /// `$PLANEXE_MODEL`, when set and not blank.
     model: Option<String>,
-    /// `$PLANEXE_WEBHOOK_URL`, when set and not blank.
+    /// `$PLANEXE_WEBHOOK_URL`, when set and not blank, trimmed.
     webhook: Option<String>,
     /// `$NO_COLOR` and `$CLICOLOR_FORCE`.
     colour_env: colour::ColourEnv,
@@ -98,7 +98,10 @@ impl Context {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             model: text("PLANEXE_MODEL"),
-            webhook: text("PLANEXE_WEBHOOK_URL"),
+            // Trimmed once, here: the URL events go to and the one whose
+            // token is scrubbed must be the same (a line end kept would
+            // make the token a secret only when followed by it).
+            webhook: text("PLANEXE_WEBHOOK_URL").map(|u| u.trim().to_string()),
             colour_env: colour::ColourEnv::from_vars(
                 std::env::var_os("NO_COLOR").as_deref(),
                 std::env::var_os("CLICOLOR_FORCE").as_deref(),

@@ -195,3 +195,22 @@ fn touch_scrubs_what_its_checks_say() {
     p.remove("j.json");
     no_file_holds(&p, "SECRET123");
 }
+
+/// A `$PLANEXE_WEBHOOK_URL` with a space or a line end around it (a line
+/// of a `.env` file written on Windows) reaches its webhook trimmed, and
+/// its token is scrubbed as the token it is, not only followed by them.
+#[test]
+fn a_webhook_url_set_with_a_line_end_has_its_token_scrubbed() {
+    let token = "TOKEN-0123456789abcdef";
+    // The token comes from the environment, as a command's would.
+    let p = Project::new("[tasks.t]\noutputs = [\"t.txt\"]\ncommand = \"echo hook=$T; exit 1\"\n");
+    for around in [" ", "\r", "\r\n", "\t"] {
+        let url = format!("http://127.0.0.1:9/hook/{token}{around}");
+        let env = [("PLANEXE_WEBHOOK_URL", url.as_str()), ("T", token)];
+        let (code, stdout, stderr) = run(&p, &["build"], &env);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains("| hook=[REDACTED]"), "{around:?}: {stderr}");
+        assert!(!(stdout + &stderr).contains(token), "{around:?}");
+        no_file_holds(&p, token);
+    }
+}
