@@ -7,7 +7,9 @@
 //! own behind a bounded queue (events that do not fit are dropped and
 //! counted), each delivery has a short timeout and a few retries, and at the
 //! end of a build planexe waits at most a moment for the queue to drain,
-//! then stops a command hook still running (`hook_command.rs`).
+//! then stops a command hook still running (`hook_command.rs`) and sends
+//! nothing more (a watch lives on: late events would mix with the next
+//! build's).
 //! A webhook URL is never printed whole: messages show its scheme and host.
 
 use std::path::{Path, PathBuf};
@@ -144,7 +146,7 @@ pub struct Events {
     handled: Arc<AtomicUsize>,
     failures: Arc<Mutex<Vec<String>>>,
     /// The command hook running now, stopped when the build stops
-    /// waiting for its hooks.
+    /// waiting for its hooks (and then no delivery starts).
     commands: Arc<Running>,
 }
 
@@ -296,6 +298,12 @@ fn deliver_all(
         .build()
         .into();
     for event in rx {
+        // Given up on: a watch, which lives on, would send this build's
+        // events late, among the next build's, after a warning that said
+        // they were not delivered.
+        if commands.stopped() {
+            break;
+        }
         for hook in hooks.iter().filter(|h| h.wants(&event.event)) {
             if let Err(e) = deliver(&agent, hook, &event, &cwd, commands) {
                 if let Ok(mut f) = failures.lock() {
@@ -330,6 +338,9 @@ fn deliver(
             for attempt in 0..DELIVERY_ATTEMPTS {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(250 << attempt));
+                    if commands.stopped() {
+                        break;
+                    }
                 }
                 match agent
                     .post(url)

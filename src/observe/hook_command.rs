@@ -20,7 +20,7 @@ pub(super) struct Running {
 
 #[derive(Debug, Default)]
 struct State {
-    /// No command starts any more: the build stopped waiting for hooks.
+    /// No delivery starts any more: the build stopped waiting for hooks.
     stopped: bool,
     /// The process group of the command running now (its shell's pid).
     group: Option<i32>,
@@ -29,6 +29,12 @@ struct State {
 impl Running {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the build stopped waiting for its hooks: no delivery
+    /// starts any more, a webhook's no more than a command's.
+    pub(super) fn stopped(&self) -> bool {
+        self.state().stopped
     }
 
     /// Stops the command running now, with its group, and lets no other

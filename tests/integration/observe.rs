@@ -248,6 +248,42 @@ fn a_webhook_that_redirects_is_told_not_followed() {
     assert!(target.requests().is_empty(), "a redirect was followed");
 }
 
+/// `planexe watch` lives on after each build: the events its hooks were
+/// still trying when the build stopped waiting are given up, as the
+/// warning says, not sent late, among the next build's.
+#[test]
+fn a_watch_sends_no_event_of_a_build_after_giving_up_on_it() {
+    let slow = Server::start();
+    slow.default_reply(delayed(
+        json(200, serde_json::json!({})),
+        Duration::from_secs(3),
+    ));
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{}/hook\"\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\n",
+        slow.url
+    ));
+    let mut watch = crate::watch::Watcher::spawn(&p, &[]);
+    let lines = watch.expect("watching ");
+    let left: usize = lines
+        .iter()
+        .find_map(|l| {
+            let (n, _) = l
+                .strip_prefix("warning: ")?
+                .split_once(" event(s) were not delivered to hooks: the build ended")?;
+            n.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no warning of events not delivered: {lines:?}"));
+    // Long enough for all 4 events to arrive, had the hooks gone on.
+    watch.quiet_for(Duration::from_secs(14));
+    let got = slow.requests().len();
+    // Those delivered before it gave up, and the one then in flight.
+    assert!(
+        got <= 4 - left + 1,
+        "{got} requests, {left} said not delivered"
+    );
+    watch.stop();
+}
+
 #[test]
 fn a_dead_webhook_is_one_warning_not_one_per_event() {
     let p = Project::new(
