@@ -34,6 +34,20 @@ const DELIVERY_ATTEMPTS: u32 = 3;
 /// How long a finished build waits for hooks to drain.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// The longest line a `discord` or `slack` hook posts: Discord refuses a
+/// message over 2000 characters (HTTP 400), so the event would be lost.
+const CHAT_LINE: usize = 2000;
+
+/// `text` cut to at most `max` characters, an ellipsis last when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 /// One line of `events.jsonl`, and the body of a `json` webhook.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
@@ -78,7 +92,9 @@ impl Event {
         }
     }
 
-    /// A short human line, for chat webhooks.
+    /// A short human line, for chat webhooks: at most [`CHAT_LINE`]
+    /// characters, the error summary cut short to fit (a build whose
+    /// fan-out failed names every failed instance), the run directory kept.
     pub fn human(&self) -> String {
         let task = self
             .task
@@ -89,11 +105,14 @@ impl Event {
         if let Some(ms) = self.duration_ms {
             line.push_str(&format!(" in {:.1}s", ms as f64 / 1000.0));
         }
+        let tail = format!(" ({})", self.run_dir);
         if let Some(e) = &self.error_summary {
-            line.push_str(&format!(": {e}"));
+            let used = line.chars().count() + 2 + tail.chars().count();
+            line.push_str(": ");
+            line.push_str(&cut(e, CHAT_LINE.saturating_sub(used)));
         }
-        line.push_str(&format!(" ({})", self.run_dir));
-        line
+        line.push_str(&tail);
+        cut(&line, CHAT_LINE)
     }
 }
 

@@ -172,6 +172,33 @@ fn webhooks_in_each_format() {
     );
 }
 
+/// A chat hook's line fits in a Discord message (2000 characters; a longer
+/// one is refused with HTTP 400 and the event lost): the end of a build
+/// whose fan-out failed, which names every failed instance, is cut short,
+/// the run directory kept.
+#[test]
+fn a_chat_hooks_line_fits_in_a_discord_message() {
+    let server = Server::start();
+    server.default_reply(json(204, serde_json::json!({})));
+    let items: Vec<String> = (0..200).map(|i| format!("\"item-{i:03}\"")).collect();
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{}/discord\"\nformat = \"discord\"\nevents = [\"pipeline.failed\"]\n[tasks.t]\nmatrix = {{ n = [{}] }}\noutputs = [\"out/{{{{ n }}}}.txt\"]\ncommand = \"exit 1\"\n",
+        server.url,
+        items.join(", ")
+    ));
+    p.run(&["build", "-k"]).code(1);
+    let got = server.requests();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let content = got[0].json()["content"].as_str().unwrap().to_string();
+    assert!(content.chars().count() <= 2000, "{}", content.len());
+    assert!(
+        content.starts_with("planexe: pipeline.failed: task(s) failed: t["),
+        "{content}"
+    );
+    let root = p.root().display().to_string();
+    assert!(content.ends_with(&format!("… ({root})")), "{content}");
+}
+
 #[test]
 fn a_hanging_or_failing_webhook_never_holds_a_build_and_its_url_stays_secret() {
     let hanging = Server::start();
