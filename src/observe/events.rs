@@ -354,6 +354,7 @@ fn deliver(
             }
             .to_string();
             let mut last = String::new();
+            let mut tried = 0;
             for attempt in 0..DELIVERY_ATTEMPTS {
                 if attempt > 0 {
                     std::thread::sleep(Duration::from_millis(250 << attempt));
@@ -361,6 +362,7 @@ fn deliver(
                         break;
                     }
                 }
+                tried += 1;
                 match agent
                     .post(url)
                     .header("content-type", "application/json")
@@ -370,16 +372,24 @@ fn deliver(
                     Ok(r) if r.status().is_redirection() => return Err(redirected(url, &r)),
                     Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
                         return Err(format!(
-                            "webhook {} answered {}",
+                            "webhook {}: answered {}",
                             redact_url(url),
                             r.status().as_u16()
                         ))
                     }
                     Ok(r) => last = format!("answered {}", r.status().as_u16()),
+                    // ureq says `timeout: global`.
+                    Err(ureq::Error::Timeout(_)) => {
+                        last = format!("no answer within {}s", DELIVERY_TIMEOUT.as_secs())
+                    }
                     Err(e) => last = e.to_string().replace(url.as_str(), &redact_url(url)),
                 }
             }
-            Err(format!("webhook {}: {last}", redact_url(url)))
+            let times = if tried == 1 { "attempt" } else { "attempts" };
+            Err(format!(
+                "webhook {}: {last} ({tried} {times})",
+                redact_url(url)
+            ))
         }
         Target::Command(command) => {
             let json = serde_json::to_string(event).unwrap_or_default();

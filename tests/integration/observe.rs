@@ -311,6 +311,33 @@ fn a_watch_sends_no_event_of_a_build_after_giving_up_on_it() {
     watch.stop();
 }
 
+/// A webhook's failure says what happened in words, and how many times
+/// it was tried: `no answer within 5s` where ureq says `timeout: global`.
+#[test]
+fn a_webhooks_failure_says_what_and_how_many_times() {
+    let hanging = Server::start();
+    hanging.default_reply(Reply::Hang);
+    let failing = Server::start();
+    failing.default_reply(json(500, serde_json::json!({})));
+    // Three tries of 5 s each, and the waits between them, end in the
+    // build's time.
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{}/hook/SECRETTOKEN1\"\nevents = [\"pipeline.started\"]\n[[hooks]]\nurl = \"{}/hook/SECRETTOKEN2\"\nevents = [\"pipeline.started\"]\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep 20; echo a > a.txt\"\n",
+        hanging.url, failing.url
+    ));
+    let run = p.build();
+    run.ok()
+        .stderr_has(&format!(
+            "warning: webhook {}/...: no answer within 5s (3 attempts)\n",
+            hanging.url
+        ))
+        .stderr_has(&format!(
+            "warning: webhook {}/...: answered 500 (3 attempts)\n",
+            failing.url
+        ));
+    assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+}
+
 #[test]
 fn a_dead_webhook_is_one_warning_not_one_per_event() {
     let p = Project::new(
