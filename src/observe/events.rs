@@ -348,8 +348,17 @@ fn deliver(
     match &hook.target {
         Target::Url { url, format } => {
             let body = match format.as_str() {
-                "discord" => serde_json::json!({ "content": event.human() }),
-                "slack" => serde_json::json!({ "text": event.human() }),
+                // What the line quotes (a server's error, what a check
+                // printed, a model's words within it) mentions no one:
+                // `@everyone` in it would ping a whole Discord server.
+                "discord" => serde_json::json!({
+                    "content": event.human(),
+                    "allowed_mentions": { "parse": [] },
+                }),
+                // Slack reads `<!channel>`, `<@U123>` and links between
+                // `<` and `>`: the three characters are escaped, as its
+                // docs ask.
+                "slack" => serde_json::json!({ "text": slack_escaped(&event.human()) }),
                 _ => serde_json::to_value(event).unwrap_or_default(),
             }
             .to_string();
@@ -396,6 +405,14 @@ fn deliver(
             hook_command::run(command, &json, cwd, DELIVERY_TIMEOUT, commands)
         }
     }
+}
+
+/// `line` as Slack shows it as it is: `&`, `<` and `>` escaped, which
+/// would otherwise make mentions (`<!channel>`) and links.
+fn slack_escaped(line: &str) -> String {
+    line.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Why a webhook that answered a redirect got nothing: the status and

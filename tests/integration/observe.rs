@@ -199,6 +199,42 @@ fn a_chat_hooks_line_fits_in_a_discord_message() {
     assert!(content.ends_with(&format!("… ({root})")), "{content}");
 }
 
+/// What a chat hook's line quotes (here what a check printed, as it might
+/// quote a model's answer) mentions no one: Discord is told to parse no
+/// mention (`@everyone` would ping a whole server), and Slack gets `&`,
+/// `<` and `>` escaped (`<!channel>` would ping a whole channel).
+#[test]
+fn a_chat_hooks_line_pings_no_one() {
+    let server = Server::start();
+    server.default_reply(json(200, serde_json::json!({})));
+    let p = Project::new(&format!(
+        "[[hooks]]\nurl = \"{0}/discord\"\nformat = \"discord\"\nevents = [\"task.failed\"]\n[[hooks]]\nurl = \"{0}/slack\"\nformat = \"slack\"\nevents = [\"task.failed\"]\n[tasks.t]\noutputs = [\"t.txt\"]\ncommand = \"echo t > t.txt\"\ncheck = \"echo '@everyone <!channel> a&b'; exit 1\"\n",
+        server.url
+    ));
+    p.build().code(1);
+    let mut got: Vec<(String, serde_json::Value)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.json()))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), 2, "{got:?}");
+    let discord = &got[0].1;
+    assert!(
+        discord["content"].as_str().unwrap().contains("@everyone"),
+        "{discord}"
+    );
+    assert_eq!(
+        discord["allowed_mentions"],
+        serde_json::json!({ "parse": [] })
+    );
+    let slack = got[1].1["text"].as_str().unwrap();
+    assert!(
+        slack.contains("@everyone &lt;!channel&gt; a&amp;b"),
+        "{slack}"
+    );
+}
+
 #[test]
 fn a_hanging_or_failing_webhook_never_holds_a_build_and_its_url_stays_secret() {
     let hanging = Server::start();
