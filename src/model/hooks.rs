@@ -68,7 +68,13 @@ fn check(n: usize, def: &HookDef) -> std::result::Result<(), String> {
     if def.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(format!("hook {n}: `command` is empty"));
     }
-    if let Some(bad) = def.events.iter().find(|e| !known(e)) {
+    let events = def.events.as_deref().unwrap_or_default();
+    if def.events.is_some() && events.is_empty() {
+        return Err(format!(
+            "hook {n}: `events` is empty, so the hook would never fire (leave `events` out to send every event)"
+        ));
+    }
+    if let Some(bad) = events.iter().find(|e| !known(e)) {
         return Err(format!(
             "hook {n}: `events` names `{bad}`, which planexe never sends (events are {}; `task.*` matches every task event)",
             EVENTS.join(", ")

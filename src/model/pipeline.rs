@@ -206,9 +206,9 @@ pub struct HookDef {
     pub url: Option<Spanned<String>>,
     /// A command run with `sh -c`, the event JSON on its stdin.
     pub command: Option<String>,
-    /// Which events (default: all). `task.*` matches every task event.
-    #[serde(default)]
-    pub events: Vec<String>,
+    /// Which events (left out: all; an empty list is refused, as a hook
+    /// that never fires). `task.*` matches every task event.
+    pub events: Option<Vec<String>>,
     /// `json` (default), `discord` or `slack`.
     pub format: Option<String>,
 }

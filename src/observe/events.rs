@@ -184,7 +184,7 @@ impl Events {
                     (None, Some(c)) => Target::Command(c.clone()),
                     (None, None) => Target::Command("true".into()),
                 },
-                events: d.events.clone(),
+                events: d.events.clone().unwrap_or_default(),
             })
             .collect();
         if let Some(url) = extra_url.map(str::trim).filter(|u| !u.is_empty()) {

@@ -1172,6 +1172,11 @@ fn a_hook_that_could_never_fire_is_refused() {
             "[[hooks]]\ncommand = \"  \"\n",
             "hook 1: `command` is empty",
         ),
+        // Not every event, as `events` left out would be.
+        (
+            "[[hooks]]\ncommand = \"cat >> seen\"\nevents = []\n",
+            "hook 1: `events` is empty, so the hook would never fire (leave `events` out to send every event)",
+        ),
     ] {
         let p = Project::new(&format!("{task}{hook}"));
         refused_at(&p.build(), "4:1", says);
