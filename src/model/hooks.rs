@@ -1,6 +1,7 @@
 //! `[[hooks]]`, checked: each has a `url` that a request can be sent to
 //! (http or https, no credentials before the host: `endpoint::flaw`, as
-//! for a model's `base_url`) or a command that is not blank, a known `format`, and `events` that name events
+//! for a model's `base_url`) or a command that is not blank, a known `format` (a chat one
+//! only for a `url`), and `events` that name events
 //! planexe sends (a typo would leave a hook that never fires). Delivering
 //! events to them is the observe layer's.
 
@@ -89,6 +90,12 @@ fn check(n: usize, def: &HookDef) -> std::result::Result<(), String> {
         if !matches!(f.as_str(), "json" | "discord" | "slack") {
             return Err(format!(
                 "hook {n}: unknown format `{f}` (json, discord or slack)"
+            ));
+        }
+        // A command would get the JSON all the same: not what was asked.
+        if def.command.is_some() && f != "json" {
+            return Err(format!(
+                "hook {n}: `format = \"{f}\"` is for a `url` hook; a `command` gets the event's JSON on its stdin (its line: `jq -r .event`, `.task`, `.error_summary`)"
             ));
         }
     }

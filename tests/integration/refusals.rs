@@ -1155,7 +1155,8 @@ fn the_pipeline_file_as_an_output_is_refused() {
 }
 
 /// A hook that could never fire (an event planexe never sends, a blank
-/// command) is a refusal, not a silent no-op.
+/// command, no events), or that would not do what it says (a chat format
+/// for a command), is a refusal, not a silent no-op.
 #[test]
 fn a_hook_that_could_never_fire_is_refused() {
     let task = "[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n";
@@ -1171,6 +1172,11 @@ fn a_hook_that_could_never_fire_is_refused() {
         (
             "[[hooks]]\ncommand = \"  \"\n",
             "hook 1: `command` is empty",
+        ),
+        // A command gets the event's JSON, not a chat line.
+        (
+            "[[hooks]]\ncommand = \"cat >> seen\"\nformat = \"slack\"\n",
+            "hook 1: `format = \"slack\"` is for a `url` hook; a `command` gets the event's JSON on its stdin",
         ),
         // Not every event, as `events` left out would be.
         (
