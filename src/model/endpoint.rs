@@ -3,10 +3,12 @@
 //! pipeline error (exit 2, `file:line:col`), not a `connection` failure
 //! retried five times per task or a hook that never delivers. Credentials
 //! in the URL are refused too: everything planexe writes names the URL,
-//! and keys come from the environment only.
+//! and keys come from the environment only. No code frame shows a URL's
+//! secret parts (`hidden_url.rs`).
 
 use std::ops::Range;
 
+use super::hidden_url::secret_spans;
 use super::source::Source;
 
 /// What makes a URL unusable, found by [`flaw`], which a model's
@@ -79,34 +81,6 @@ pub fn frame(source: &Source, span: Range<usize>, message: &str, path: bool) -> 
     source.diagnostic_hiding(span, message, &hidden)
 }
 
-/// The parts of a URL as written in the file (`literal`, the quoted
-/// value at offset `at`) that a refusal's code frame must not show: a
-/// user name and password, a query and fragment, and with `path` the path
-/// too (a webhook's token is often there). Byte ranges of the file.
-pub fn secret_spans(literal: &str, at: usize, path: bool) -> Vec<Range<usize>> {
-    let Some(scheme) = literal.find("://") else {
-        return Vec::new();
-    };
-    let start = scheme + 3;
-    let rest = &literal[start..];
-    let value_end = rest.rfind(['"', '\'']).unwrap_or(rest.len());
-    let rest = &rest[..value_end];
-    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let mut spans = Vec::new();
-    if let Some(user) = rest[..authority].rfind('@') {
-        spans.push(at + start..at + start + user);
-    }
-    let from = if path {
-        Some(authority)
-    } else {
-        rest.find(['?', '#'])
-    };
-    if let Some(from) = from.filter(|&f| f < rest.len()) {
-        spans.push(at + start + from..at + start + rest.len());
-    }
-    spans
-}
-
 /// Why `base_url` (its trailing `/` already removed) cannot be used: the
 /// message and the hint, or `None` when it can.
 pub fn refusal(base_url: &str) -> Option<(String, &'static str)> {
@@ -122,32 +96,6 @@ pub fn refusal(base_url: &str) -> Option<(String, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::refusal;
-
-    #[test]
-    fn a_code_frame_hides_credentials_queries_and_a_hooks_path() {
-        use super::secret_spans;
-        let hide = |literal: &str, path: bool| {
-            let mut bytes = literal.as_bytes().to_vec();
-            for r in secret_spans(literal, 0, path) {
-                bytes[r].fill(b'*');
-            }
-            String::from_utf8(bytes).unwrap()
-        };
-        assert_eq!(
-            hide("\"http://user:pw@host:8/v1?k=s\"", false),
-            "\"http://*******@host:8/v1****\""
-        );
-        assert_eq!(
-            hide("\"https://hooks.example/T1/SECRET?x=1\"", true),
-            "\"https://hooks.example**************\""
-        );
-        assert_eq!(
-            hide("\"http://127.0.0.1:99999/v1\"", false),
-            "\"http://127.0.0.1:99999/v1\""
-        );
-        assert_eq!(hide("\"ftp://x\"", true), "\"ftp://x\"");
-        assert_eq!(hide("\"no scheme\"", true), "\"no scheme\"");
-    }
 
     #[test]
     fn callable_urls_pass() {

@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod fingerprint;
 pub mod globs;
 pub mod graph;
+mod hidden_url;
 pub mod hooks;
 pub mod judge;
 pub mod limits;

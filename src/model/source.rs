@@ -1,5 +1,6 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
-//! the line (a window of a long one, control characters made visible) and
+//! the line (a window of a long one, control characters made visible, the
+//! secret parts of a URL hidden) and
 //! a caret under the span; the refusal of a file that is not UTF-8; the
 //! whole refusal of a file toml or serde could not read (a duplicate key
 //! named, the closest key to an unknown one, a value of the wrong type in
@@ -60,10 +61,17 @@ impl Source<'_> {
             first_line.chars().count().max(1)
         };
         let gutter = pos.line.to_string().len();
+        // A hook's token never shows, whatever the error on its line.
+        let mut hidden = line_text.as_bytes().to_vec();
+        for r in super::hidden_url::line_secret_spans(line_text) {
+            hidden[r].fill(b'*');
+        }
+        // Every byte of a character replaced, or none: still UTF-8.
+        let line_text = String::from_utf8_lossy(&hidden);
         // The file may hold anything (binary garbage, escape sequences):
         // show control characters as one placeholder each, so the terminal
         // is safe and the caret stays aligned.
-        let line_text = visible(line_text, &['\t']);
+        let line_text = visible(&line_text, &['\t']);
         let message = visible(message, &['\t', '\n']);
         let (line_text, col, width) = window(&line_text, pos.col - 1, width);
         format!(

@@ -1193,6 +1193,45 @@ fn a_hook_that_could_never_fire_is_refused() {
     p.build().ok();
 }
 
+/// Any error on the line of a hook's url (an inline table, a string left
+/// open) shows the line as a refusal of the url does: the token in its
+/// path as `*`, on the terminal and in `status --json`'s error.
+#[test]
+fn an_error_on_the_line_of_a_hooks_url_does_not_show_its_token() {
+    let task = "[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n";
+    let url = "https://discord.com/api/webhooks/1/TOKEN0123456789abcdef";
+    for (hooks, at, says) in [
+        (
+            format!("hooks = [{{ url = \"{url}\", command = \"x\" }}]\n"),
+            "1:10",
+            "hook 1 has both `url` and `command`",
+        ),
+        (
+            format!("hooks = [{{ url = \"{url}\", events = 3 }}]\n"),
+            "1:87",
+            "`events` of hook 1: expected an array",
+        ),
+        (
+            format!("[[hooks]]\nurl = \"{url}\n"),
+            "2:64",
+            "invalid basic string",
+        ),
+    ] {
+        let p = Project::new(&format!("{hooks}{task}"));
+        let run = p.build();
+        refused_at(&run, at, says);
+        assert!(!run.stderr.contains("TOKEN"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("\"https://discord.com****"),
+            "{}",
+            run.stderr
+        );
+        let status = p.run(&["status", "--json"]);
+        assert!(status.stdout.contains(says), "{}", status.stdout);
+        assert!(!status.stdout.contains("TOKEN"), "{}", status.stdout);
+    }
+}
+
 /// A hook's url that no request can go to, or that carries a user name
 /// or password, is refused at load at the url itself, as a model's
 /// `base_url` is; the message never repeats the secret.
