@@ -427,8 +427,8 @@ pub struct GraphArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Where to write it [default: report.html, or junit.xml with --format
-    /// junit]
+    /// Where to write it; `-` for stdout [default: report.html, or
+    /// junit.xml with --format junit]
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

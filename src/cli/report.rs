@@ -3,6 +3,8 @@
 //! the current directory, like `-f`): atomically over a regular file (or a
 //! new one), in place into anything else that is not a folder (a device, a
 //! FIFO), so that `-o /dev/stdout` works and a device is never replaced.
+//! `-o -` writes it on stdout instead, as `-` means for other tools (a
+//! file named `-` is `-o ./-`).
 //! A write that fails is an error naming the file. The page says where
 //! each task stands as `status` does: it is given `status`'s answer,
 //! from the same session kind (`super::read`).
@@ -44,6 +46,9 @@ pub fn report(cli: &Cli, ctx: &Context, args: &ReportArgs, printer: &Printer) ->
             (junit::render(&gathered), "junit.xml")
         }
     };
+    if args.output.as_deref() == Some(std::path::Path::new("-")) {
+        return printer.bytes(text.as_bytes());
+    }
     let output = args
         .output
         .clone()

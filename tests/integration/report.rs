@@ -311,6 +311,29 @@ fn a_run_never_built_gets_a_page_and_nothing_else_changes() {
     assert_eq!(html.matches("never built</span></td>").count(), TASKS.len());
 }
 
+#[test]
+fn report_dash_o_dash_writes_on_stdout_not_a_file_named_dash() {
+    let p = Project::new(PIPELINE);
+    p.run(&["build", "-k"]).code(1);
+    let html = p.run(&["report", "-o", "-"]);
+    html.ok();
+    assert!(
+        html.stdout.trim_start().starts_with("<!DOCTYPE html>"),
+        "{}",
+        html.stdout
+    );
+    assert!(html.stdout.contains("review[legal]"));
+    assert!(!html.stderr.contains("wrote"), "{}", html.stderr);
+    let junit = p.run(&["report", "--format", "junit", "-o", "-"]);
+    junit.ok();
+    assert!(junit.stdout.starts_with("<?xml"), "{}", junit.stdout);
+    assert!(junit.stdout.contains("<testsuite"));
+    assert!(!p.exists("-"), "wrote a file named -");
+    // A file named `-` is still one path away.
+    p.run(&["report", "-o", "./-"]).ok().stderr_has("wrote ./-");
+    assert!(p.read("-").trim_start().starts_with("<!DOCTYPE html>"));
+}
+
 /// The counts of a page's header, by state as `status --json` names them.
 fn page_counts(html: &str) -> std::collections::BTreeMap<String, u64> {
     let list = html.split("<ul class=\"counts\">").nth(1).unwrap();
