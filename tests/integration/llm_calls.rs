@@ -835,6 +835,47 @@ fn an_anthropic_model_without_structured_output_gets_no_schema_in_its_system_tex
 }
 
 #[test]
+fn an_openai_model_without_structured_output_is_told_to_answer_in_json() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"steps\": [\"dig\"]}"));
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nstream = false\nstructured_output = \"none\"\n\
+         [tasks.a]\noutputs = [\"a.json\"]\nformat = \"json\"\nprompt = \"x\"\n\
+         [tasks.b]\noutputs = [\"b.json\"]\nschema = \"s.json\"\nsystem = \"Be brief.\"\nprompt = \"y\"\n\
+         [tasks.c]\noutputs = [\"c.md\"]\nprompt = \"z\"\n",
+        server.url
+    ));
+    p.write("s.json", r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"array","maxItems":3,"items":{"type":"string","maxLength":20}}}}"#);
+    p.run(&["build", "-j1", "a", "b", "c"]).ok();
+    let bodies: Vec<serde_json::Value> = server.requests().iter().map(|r| r.json()).collect();
+    assert_eq!(bodies.len(), 3);
+    let system_of = |prompt: &str| {
+        let body = bodies
+            .iter()
+            .find(|b| b["messages"].as_array().unwrap().last().unwrap()["content"] == prompt)
+            .unwrap();
+        assert!(body.get("response_format").is_none(), "{body}");
+        let messages = body["messages"].as_array().unwrap();
+        messages
+            .iter()
+            .find(|m| m["role"] == "system")
+            .map(|m| m["content"].as_str().unwrap().to_string())
+    };
+    // As an Anthropic model is told (without the schema: small models
+    // copy it instead of following it).
+    assert_eq!(
+        system_of("x").as_deref(),
+        Some("Answer with one JSON value only, no prose.")
+    );
+    assert_eq!(
+        system_of("y").as_deref(),
+        Some("Be brief.\n\nAnswer with one JSON value only, no prose.")
+    );
+    // A text task is not told anything.
+    assert_eq!(system_of("z"), None);
+}
+
+#[test]
 fn an_anthropic_prefill_starts_the_assistant_turn_and_the_answer() {
     let server = Server::start();
     // Anthropic returns what follows the prefill.

@@ -20,6 +20,7 @@ pub mod call;
 pub mod extract;
 mod fault;
 mod finish;
+mod json_instruction;
 mod judging;
 mod kept;
 pub use judging::{rejection, Refused};

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use serde_json::{json, Value};
 
 use super::finish::finish_of;
+use super::json_instruction;
 
 use crate::model::models::{ModelConfig, Provider, Structured, DEFAULT_ANTHROPIC_MAX_TOKENS};
 use crate::store::untrusted::printable;
@@ -118,7 +119,15 @@ fn own_body(req: &Request) -> Value {
     match m.provider {
         Provider::OpenAi => {
             let mut all = Vec::with_capacity(messages.len() + 1);
-            if let Some(system) = req.system {
+            // Without `response_format` (`structured_output = "none"`),
+            // only the system text can ask for JSON, as for Anthropic.
+            let system = match m.structured {
+                Structured::None => {
+                    json_instruction::system(req.system, req.json, req.schema, m.structured)
+                }
+                _ => req.system.map(str::to_string),
+            };
+            if let Some(system) = system {
                 all.push(json!({"role": "system", "content": system}));
             }
             all.extend(messages);
@@ -157,18 +166,8 @@ fn own_body(req: &Request) -> Value {
             // system text (unless `structured_output = "none"`: small
             // models copy a schema instead of following it), and the
             // answer is validated regardless.
-            let mut system = req.system.unwrap_or("").to_string();
-            if req.json {
-                if !system.is_empty() {
-                    system.push_str("\n\n");
-                }
-                match req.schema.filter(|_| m.structured != Structured::None) {
-                    Some(schema) => system.push_str(&format!(
-                        "Answer with one JSON value only, no prose, that satisfies this JSON Schema:\n{schema}"
-                    )),
-                    None => system.push_str("Answer with one JSON value only, no prose."),
-                }
-            }
+            let system = json_instruction::system(req.system, req.json, req.schema, m.structured)
+                .unwrap_or_default();
             let mut messages = messages;
             if let Some(prefill) = m.prefill.as_deref().filter(|_| req.json) {
                 // The assistant's turn starts here; the answer continues it.
