@@ -22,6 +22,7 @@ use crate::model::limits;
 use crate::model::prompt::Format;
 use crate::model::{Action, Task};
 use crate::store::record::JudgeVerdict;
+use crate::store::remedy::UNDER_MIN_BYTES;
 use crate::store::untrusted::Secrets;
 use crate::store::{CheckRecord, ErrorKind, RunDir, Severity, Stamps, TaskError};
 
@@ -203,12 +204,7 @@ fn too_small(run_dir: &RunDir, task: &Task, stamped: Option<&Stamps>) -> Option<
                 meta.len()
             }
         };
-        (size < min).then(|| {
-            format!(
-                "output {} is {size} bytes, less than min_bytes = {min}",
-                out.path
-            )
-        })
+        (size < min).then(|| format!("output {} is {size} {UNDER_MIN_BYTES}{min}", out.path))
     })
 }
 

@@ -151,11 +151,17 @@ const TASKS_TIMEOUT_EXPIRED: &str = "when the task's timeout (";
 /// schema, which may be what let it run on.
 const SCHEMA_TO_BOUND: &str = "bound the schema's arrays";
 
+/// What the message of a failed `min_bytes` check says (`exec::checks`),
+/// after the output's size: the failure asks for that size or a lower
+/// `min_bytes`, not for a fixed check.
+pub const UNDER_MIN_BYTES: &str = "bytes, less than min_bytes = ";
+
 impl TaskError {
     /// What to do about it ([`ErrorKind::remedy_of`]). For a runaway
     /// generation, what its message says: the task's own `timeout` rather
     /// than the model's when that one ended it, and its schema only when
-    /// its answer was held to one. A failure of a kind that needs a
+    /// its answer was held to one. For an output under `min_bytes`, that
+    /// size or a lower `min_bytes`. A failure of a kind that needs a
     /// change, recoverable all the same (a chain of models whose last
     /// failed for good after an earlier one failed in a way that may
     /// clear): build again first, then the change if it fails again.
@@ -171,6 +177,12 @@ impl TaskError {
             };
             return Remedy {
                 change: Some(change),
+                then: Then::Nothing,
+            };
+        }
+        if self.kind == ErrorKind::CheckFailed && self.message.contains(UNDER_MIN_BYTES) {
+            return Remedy {
+                change: Some("make the task write more, or set min_bytes lower (0 if an empty output is right)"),
                 then: Then::Nothing,
             };
         }

@@ -125,9 +125,13 @@ command = "cp out.txt after.txt"
 fn an_empty_output_fails_unless_min_bytes_is_0() {
     let empty = "[tasks.t]\noutputs = [\"out.txt\"]\ncommand = \"touch out.txt\"\n";
     let p = Project::new(empty);
+    const HINT: &str =
+        "hint: make the task write more, or set min_bytes lower (0 if an empty output is right)";
     p.build()
         .code(1)
-        .stderr_has("output out.txt is 0 bytes, less than min_bytes = 1");
+        .stderr_has("output out.txt is 0 bytes, less than min_bytes = 1")
+        .stderr_has(HINT);
+    p.run(&["status"]).ok().stdout_has(HINT);
     assert_eq!(p.status_json("t")["error"]["kind"], "check_failed");
     assert!(!p.exists("out.txt"));
     assert!(p.exists(".planexe/failed/t/out.txt"));
