@@ -127,6 +127,34 @@ fn a_judges_replay_miss_is_marked_the_judges() {
     assert_eq!(judges.requests().len(), 1);
 }
 
+/// Replaying a task its judge sent back once replays each call of its
+/// conversation: the refused answer, its verdict, the re-ask (keyed by the
+/// whole conversation) and the verdict on the new answer (docs/llm.md).
+#[test]
+fn replaying_a_judged_re_ask_replays_each_call_of_the_conversation() {
+    let answers = Server::start();
+    answers.script([openai_answer("Dig."), openai_answer("Dig, frame, roof.")]);
+    let judges = Server::start();
+    judges.script([verdict(0.1, "too thin"), verdict(0.9, "fine")]);
+    let p = judged(&answers, &judges, "", "threshold = 0.5\nretries = 1");
+    p.run(&["build", "--record", "answers"]).ok();
+    assert_eq!(std::fs::read_dir(p.path("answers")).unwrap().count(), 4);
+    p.remove("t.md");
+    std::fs::remove_dir_all(p.path(".planexe")).unwrap();
+    p.run(&["build", "--replay", "answers"]).ok().ran(&["t"]);
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    assert_eq!((answers.requests().len(), judges.requests().len()), (2, 2));
+    let replayed: Vec<(bool, bool)> = p
+        .jsonl(".planexe/usage.jsonl")
+        .iter()
+        .map(|l| (l["replayed"] == true, l["judge"] == true))
+        .collect();
+    assert_eq!(
+        replayed,
+        [(true, false), (true, true), (true, false), (true, true)]
+    );
+}
+
 /// A judge's prompt that cannot be rendered failed the task with an
 /// error_id that named no line of `failures.jsonl`.
 #[test]
