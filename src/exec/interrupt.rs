@@ -4,7 +4,9 @@
 //! a task's whole tree), which also means a terminal's Ctrl-C, or its
 //! hangup when it closes, reaches only planexe. planexe then stops starting
 //! tasks, kills the running ones, marks them `stopped` and exits 130. A
-//! SIGHUP ignored when planexe starts (`nohup`) stays ignored, as in make.
+//! SIGHUP ignored when planexe starts (`nohup`) stays ignored, as in make,
+//! and so does a SIGINT (a background job of a script); an ignored SIGTERM
+//! does not ([`KEPT_IGNORED`]).
 //!
 //! An interrupt before any task starts ends the build where it is: reading
 //! (the pipeline, the state) is abandoned at once
@@ -34,7 +36,7 @@ impl Interrupt {
         let flag = FLAG.get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
             for signal in STOPPING {
-                if signal == libc::SIGHUP && ignored(signal) {
+                if KEPT_IGNORED.contains(&signal) && ignored(signal) {
                     continue;
                 }
                 // Registration only fails for forbidden signals; these are not.
@@ -132,6 +134,14 @@ pub const POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The signals that stop a build.
 const STOPPING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The stopping signals that stay ignored when planexe starts with them
+/// ignored, as in make: SIGHUP under `nohup`, SIGINT in a background job
+/// of a shell without job control (`planexe build &` in a script), where
+/// a Ctrl-C is for the foreground job. Not SIGTERM: `timeout`, CI systems
+/// and service managers send it to stop a build, and one a parent ignored
+/// for itself is no request to carry on.
+const KEPT_IGNORED: [libc::c_int; 2] = [libc::SIGHUP, libc::SIGINT];
 
 /// Whether `signal` is ignored (as `nohup` leaves SIGHUP).
 fn ignored(signal: libc::c_int) -> bool {

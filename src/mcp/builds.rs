@@ -14,9 +14,11 @@
 //! a crashed build's pid given to another process is no build), and before
 //! that record names it, by the server's own knowledge of the child it
 //! started. The lock keeps two builds apart, as for any two commands:
-//! starting one first checks that nothing holds it. Stopping sends SIGINT,
-//! as Ctrl-C would (`exec::interrupt`): the build stops its tasks, records
-//! them and the run as `stopped`, and exits 130. A pid read from the run
+//! starting one first checks that nothing holds it. Stopping sends
+//! SIGTERM, which a build takes as it takes a Ctrl-C (`exec::interrupt`):
+//! it stops its tasks, records them and the run as `stopped`, and exits
+//! 130. Not SIGINT, which a build a script started in the background
+//! ignores, as such jobs do. A pid read from the run
 //! record is signalled only while that process holds the run's lock, so a
 //! recycled pid is never signalled.
 
@@ -270,7 +272,8 @@ impl Builds {
         }
     }
 
-    /// Sends SIGINT to the build running in `run_dir`, as Ctrl-C would;
+    /// Sends SIGTERM to the build running in `run_dir`, which stops it as
+    /// Ctrl-C would (and which, unlike SIGINT, it never ignores);
     /// returns its pid, or none when no build runs.
     pub fn stop(&self, run_dir: &RunDir, name: &str) -> Result<Option<u32>> {
         let pid = match self.ours(run_dir) {
@@ -299,7 +302,7 @@ impl Builds {
             return Ok(None);
         };
         // SAFETY: kill only sends a signal.
-        if unsafe { libc::kill(signalled, libc::SIGINT) } != 0 {
+        if unsafe { libc::kill(signalled, libc::SIGTERM) } != 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ESRCH) {
                 return Err(Error::usage(format!(

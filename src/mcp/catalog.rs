@@ -233,7 +233,7 @@ pub fn tools() -> Vec<Tool> {
             name: "stop",
             title: "Stop a build",
             description: format!(
-                "Stop the build running in the run as Ctrl-C would (SIGINT): it stops its running tasks, \
+                "Stop the build running in the run as Ctrl-C would (with SIGTERM): it stops its running tasks, \
                  keeps what finished, and the run is `stopped`, not `failed`; build resumes it. Waits up to \
                  {} s for it to end and returns the status with the pid it signalled (null: no build was \
                  running).",

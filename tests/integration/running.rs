@@ -244,6 +244,63 @@ fn an_ignored_hangup_stays_ignored() {
     assert_eq!(p.read("o"), "done\n");
 }
 
+/// A build started in the background by a shell script (`planexe build &`,
+/// no job control) starts with SIGINT ignored, so that a Ctrl-C meant for
+/// the script's foreground job leaves it running: it stays ignored, as in
+/// make, and the build goes on to its end.
+#[test]
+fn an_interrupt_ignored_by_a_scripts_background_job_stays_ignored() {
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 0.5; echo done > o\"\n",
+    );
+    let script = "\"$0\" \"$@\" & echo $! > bgpid; wait $!";
+    let child = wrapped("sh", ["-c", script], &p.command(&["build"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    let pid: i32 = p.read("bgpid").trim().parse().unwrap();
+    // SAFETY: sending a signal to the build the shell started for us.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(p.read("o"), "done\n");
+}
+
+/// A SIGTERM ignored when planexe starts still stops it: it is how `timeout`,
+/// CI systems and service managers stop a build, and what a parent ignored
+/// for itself is no request to carry on.
+#[test]
+fn an_ignored_sigterm_still_stops_a_build() {
+    let p =
+        Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
+    let mut command = p.command(&["build"]);
+    // SAFETY: only signal dispositions change between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the task to start", || p.exists("started"));
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(p.status_json("long")["state"], "stopped");
+}
+
 /// Kills planexe (SIGKILL, no cleanup at all) while a task's command has
 /// half-written its output and left a child running; with `forget_pid`, the
 /// journal then loses the command's pid, as when the crash comes between

@@ -9,7 +9,8 @@
 //! status, outputs, a failure and its `recoverable`, the fix and the
 //! resume, stop, clean, explain, runs and archive; the end of input, which
 //! ends the server and leaves its builds running), a crashed build's pid
-//! given to another process, which is no build ([`crashed`]), `read_output` and the
+//! given to another process, which is no build ([`crashed`]), a build a
+//! script started in the background, which stop stops ([`foreign`]), `read_output` and the
 //! links in a run, followed when they stay in it, and swapped while it
 //! reads ([`outputs`]), the API keys a command prints, which no answer
 //! carries ([`secrets`]), and hints in the tools' terms, not the command
@@ -24,6 +25,7 @@ mod bounds;
 mod build_log;
 mod cancel;
 mod crashed;
+mod foreign;
 mod hints;
 mod life;
 mod outputs;
