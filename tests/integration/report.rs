@@ -334,6 +334,38 @@ fn report_dash_o_dash_writes_on_stdout_not_a_file_named_dash() {
     assert!(p.read("-").trim_start().starts_with("<!DOCTYPE html>"));
 }
 
+/// A failed command whose last line is longer than the 16 KiB of its log
+/// read back (a traceback or an error on one line) shows that line's end
+/// on the page and in JUnit. (Both showed no log at all: the read started
+/// mid-line and dropped that piece, the only one.)
+#[test]
+fn a_log_ending_in_a_line_longer_than_the_window_shows_its_end() {
+    let p = Project::new(
+        r#"
+[tasks.long]
+outputs = ["long.txt"]
+command = "head -c 20000 /dev/zero | tr '\\0' x; echo ' <b>the-end</b> of the line'; exit 3"
+"#,
+    );
+    p.run(&["build"]).code(1);
+    p.run(&["report"]).ok();
+    let html = p.read("report.html");
+    let failures = html.split("id=\"failures\"").nth(1).unwrap();
+    let failures = failures.split("</section>").next().unwrap();
+    assert!(
+        failures.contains("…&lt;b&gt;the-end&lt;/b&gt; of the line"),
+        "the end of the long line is not on the page:\n{failures}"
+    );
+    assert!(
+        !failures.contains("xxx"),
+        "the cut piece is shown from its blank"
+    );
+    p.run(&["report", "--format", "junit"]).ok();
+    assert!(p
+        .read("junit.xml")
+        .contains("…&lt;b&gt;the-end&lt;/b&gt; of the line"));
+}
+
 /// The counts of a page's header, by state as `status --json` names them.
 fn page_counts(html: &str) -> std::collections::BTreeMap<String, u64> {
     let list = html.split("<ul class=\"counts\">").nth(1).unwrap();

@@ -253,13 +253,22 @@ pub(crate) fn log_tail(path: &Path, secrets: &Secrets) -> Vec<String> {
         return Vec::new();
     }
     let text = secrets.redact(&String::from_utf8_lossy(&bytes));
-    // Reading from the middle of the file starts mid-line: drop that piece.
-    let whole = text.lines().skip(usize::from(from > 0));
-    let lines: Vec<&str> = whole.collect();
-    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // Reading from the middle of the file starts mid-line: the end of a
+    // line longer than the window (an error on one line). When it is one
+    // of the last lines, its end is shown, marked as cut, from past its
+    // first blank, so that no part of a secret the cut went through
+    // (secrets have no blanks) is shown.
+    if from > 0 && !lines.is_empty() {
+        let piece = lines.remove(0);
+        if lines.len() < LOG_TAIL_LINES {
+            if let Some((_, end)) = piece.split_once(char::is_whitespace) {
+                lines.insert(0, format!("…{end}"));
+            }
+        }
+    }
+    let keep = lines.len().saturating_sub(LOG_TAIL_LINES);
+    lines.split_off(keep)
 }
 
 /// The builds recorded in `.planexe/trace.json`, oldest first. A build
