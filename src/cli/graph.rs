@@ -26,7 +26,7 @@ pub fn graph(cli: &Cli, ctx: &Context, args: &GraphArgs, printer: &Printer) -> R
 
 fn dot(view: &GraphView) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "digraph \"{}\" {{", view.name.replace('"', "'"));
+    let _ = writeln!(out, "digraph \"{}\" {{", dot_quoted(&view.name));
     let _ = writeln!(
         out,
         "  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];"
@@ -40,7 +40,7 @@ fn dot(view: &GraphView) -> String {
         let _ = writeln!(
             out,
             "  \"{0}\" [label=\"{0}{kind}\\n{1}\", fillcolor=\"{2}\"];",
-            node.name,
+            dot_quoted(&node.name),
             node.standing,
             colour(node.standing)
         );
@@ -49,11 +49,19 @@ fn dot(view: &GraphView) -> String {
         let _ = writeln!(
             out,
             "  \"{}\" -> \"{}\";",
-            view.nodes[a].name, view.nodes[b].name
+            dot_quoted(&view.nodes[a].name),
+            dot_quoted(&view.nodes[b].name)
         );
     }
     out.push('}');
     out
+}
+
+/// `text` as it goes between the double quotes of a DOT string: a quote
+/// and a backslash escaped, so that a name ending in a backslash cannot
+/// swallow the closing quote and a quote shows as itself.
+fn dot_quoted(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn mermaid(view: &GraphView) -> String {

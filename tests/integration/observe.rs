@@ -603,6 +603,22 @@ fn graph_in_three_formats() {
     assert_eq!(json["edges"][0]["from"], "outline");
 }
 
+/// A pipeline name with a quote and a trailing backslash stays inside the
+/// DOT string it names. (The quote became `'`, and the backslash escaped
+/// the closing quote: `digraph "a 'b' c\" {` swallowed the rest of the
+/// file, and Graphviz refused it.)
+#[test]
+fn graph_dot_escapes_the_pipeline_name() {
+    let p = Project::new(
+        "[pipeline]\nname = 'a \"b\" c\\'\n[tasks.t]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n",
+    );
+    let dot = p.run(&["graph"]).ok().stdout.clone();
+    assert!(
+        dot.starts_with("digraph \"a \\\"b\\\" c\\\\\" {\n"),
+        "{dot}"
+    );
+}
+
 /// A build started in the background right before is waited for, though
 /// it may not hold the lock yet when `wait` first looks.
 #[test]
