@@ -96,6 +96,7 @@ fn load(page: &Path) -> Option<Loaded> {
             "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
+            "--window-size=1200,900",
         ])
         .arg(format!(
             "--user-data-dir={}",
@@ -364,6 +365,66 @@ command = "head -c 20000 /dev/zero | tr '\\0' x; echo ' <b>the-end</b> of the li
     assert!(p
         .read("junit.xml")
         .contains("…&lt;b&gt;the-end&lt;/b&gt; of the line"));
+}
+
+/// A long unbroken error (a server's 400 quoting a request, a check's
+/// output, a path) wraps in the task table's notes instead of widening the page: the page fits
+/// the window it is opened in. (The table grew as wide as the error, the
+/// page scrolled sideways and every other column was squeezed.)
+#[test]
+fn a_long_unbroken_error_does_not_widen_the_page() {
+    let long = "x".repeat(3000);
+    let p = Project::new(&format!(
+        r#"
+[tasks.wide]
+outputs = ["wide.txt"]
+command = "echo wide > wide.txt"
+check = "echo 'the check says {long}'; exit 1"
+
+[tasks.warned]
+outputs = ["warned.txt"]
+command = "echo warned > warned.txt"
+check = "echo 'the check warns {long}'; exit 1"
+severity = "warn"
+"#
+    ));
+    p.run(&["build"]).code(1);
+    p.run(&["report"]).ok();
+    // The page as written, less its policy, plus a script that measures it.
+    let html = p.read("report.html");
+    let csp = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .unwrap();
+    let csp_end = csp + html[csp..].find('>').unwrap() + 1;
+    let measured = format!(
+        "{}{}",
+        &html[..csp],
+        html[csp_end..].replace(
+            "</body>",
+            "<script>document.body.insertAdjacentHTML('beforeend', \
+             '<p id=\"measure\">' + document.documentElement.scrollWidth + ' ' + \
+             document.documentElement.clientWidth + '</p>')</script></body>"
+        )
+    );
+    p.write("measured.html", &measured);
+    let Some(page) = load(&p.path("measured.html")) else {
+        return;
+    };
+    // The last one: the first is in the script itself.
+    let at = page.dom.rfind("<p id=\"measure\">").unwrap() + 16;
+    let numbers = &page.dom[at..at + page.dom[at..].find('<').unwrap()];
+    let (wide, window) = numbers.split_once(' ').unwrap();
+    let parse = |n: &str| -> u32 {
+        n.parse()
+            .unwrap_or_else(|_| panic!("not a width: {numbers:?}"))
+    };
+    let (wide, window) = (parse(wide), parse(window));
+    // Give or take a scrollbar: Chromium may measure the page once before
+    // it lays out its vertical scrollbar (1189px in a 1185px window).
+    assert!(
+        wide <= window + 20,
+        "the page is {wide}px wide in a {window}px window"
+    );
 }
 
 /// The counts of a page's header, by state as `status --json` names them.
