@@ -427,6 +427,37 @@ severity = "warn"
     );
 }
 
+/// A fan-out whose instances fail by the dozen shows every failure, but
+/// the logs of the first ten only open: the others are folded, so the
+/// timeline and the table stay within reach. (Each failure's 15 log lines
+/// were open: 111 failures were 43000px of logs above the timeline.)
+#[test]
+fn the_logs_of_many_failures_past_the_tenth_are_folded() {
+    let p = Project::new(
+        r#"
+[tasks.fan]
+matrix = { n = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"] }
+outputs = ["out/{{ n }}.txt"]
+command = "echo 'log of {{ n }}'; exit 1"
+"#,
+    );
+    p.run(&["build", "-k"]).code(1);
+    p.run(&["report"]).ok();
+    let html = p.read("report.html");
+    assert_eq!(html.matches("<article class=\"failure\"").count(), 12);
+    assert_eq!(
+        html.matches("<details open><summary>Last lines of").count(),
+        10
+    );
+    assert_eq!(html.matches("<details><summary>Last lines of").count(), 2);
+    for n in 1..=12 {
+        assert!(
+            html.contains(&format!("log of {n}\n")),
+            "the log of {n} is on the page"
+        );
+    }
+}
+
 /// The counts of a page's header, by state as `status --json` names them.
 fn page_counts(html: &str) -> std::collections::BTreeMap<String, u64> {
     let list = html.split("<ul class=\"counts\">").nth(1).unwrap();
