@@ -66,7 +66,7 @@ fn a_list_built_in_the_same_build_expands_and_is_gathered_in_order() {
     assert_eq!(runs(&p), ["a", "b", "c"]);
     p.build().ok().ran(&[]);
     let status = p.run(&["status"]).stdout;
-    assert!(status.contains("FAN-OUT\n  wbs3     3/3 done"), "{status}");
+    assert!(status.contains("FAN-OUT\n  wbs3    3/3 done"), "{status}");
     let one = p.run(&["status", "wbs3"]).stdout;
     assert_eq!(
         one.lines().filter(|l| l.contains("wbs3[")).count(),
@@ -919,7 +919,7 @@ command = "cat {inputs} > {outputs}"
         .stderr_has("expanded each: 3 instance(s)");
     let status = p.run(&["status"]).ok().stdout.clone();
     assert!(
-        status.contains("each     1/3 done, 1 stale, 1 never built"),
+        status.contains("each  1/3 done, 1 stale, 1 never built"),
         "{status}"
     );
     p.run(&["build", "each[2]"]).ok().ran(&["each[2]"]);

@@ -60,12 +60,12 @@ fn a_cleaned_task_is_told_cleaned_not_never_built() {
     let status = p.run(&["status"]);
     status.ok();
     assert!(
-        status.stdout.contains("  a     cleaned\n"),
+        status.stdout.contains("  a  cleaned\n"),
         "{}",
         status.stdout
     );
     assert!(
-        status.stdout.contains("  m     1/2 done, 1 cleaned\n"),
+        status.stdout.contains("  m  1/2 done, 1 cleaned\n"),
         "{}",
         status.stdout
     );

@@ -603,6 +603,33 @@ fn graph_in_three_formats() {
     assert_eq!(json["edges"][0]["from"], "outline");
 }
 
+/// `status` lines its names up by the names it shows, in characters: the
+/// done instances its FAN-OUT line stands for widen nothing, and a name
+/// with accents is padded as it shows. (The column was as wide as the
+/// longest instance's name in bytes: 130 columns for every task beside a
+/// fan-out with long keys, and `m[été]` got two spaces too many.)
+#[test]
+fn status_names_column_is_as_wide_as_the_names_shown() {
+    let long = "k".repeat(100);
+    let p = Project::new(&format!(
+        r#"
+[tasks.a]
+outputs = ["a.txt"]
+command = "echo a > a.txt"
+
+[tasks.m]
+matrix = {{ k = ["{long}", "été"] }}
+outputs = ["m/{{{{ k }}}}.txt"]
+command = "test {{{{ k }}}} = {long} && echo > {{outputs}}"
+"#
+    ));
+    p.run(&["build", "-k"]).code(1);
+    let out = p.run(&["status"]).stdout.clone();
+    assert!(out.contains("\n  a       0."), "{out}");
+    assert!(out.contains("\n  m[été]  exit: "), "{out}");
+    assert!(out.contains("\n  m       1/2 done, 1 failed\n"), "{out}");
+}
+
 /// A pipeline name with a quote and a trailing backslash stays inside the
 /// DOT string it names. (The quote became `'`, and the backslash escaped
 /// the closing quote: `digraph "a 'b' c\" {` swallowed the rest of the

@@ -283,9 +283,10 @@ impl<'a> Groups<'a> {
         const TITLES: [&str; 7] = ["FAILED", "", "", "STOPPED", "STALE", "PENDING", "DONE"];
         let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
         let mut members: [Vec<&TaskLine>; 7] = Default::default();
+        // The names' column: as wide as the names shown, in characters
+        // (the instances a fan-out's line stands for widen nothing).
         let mut width = 0;
         for l in tasks {
-            width = width.max(l.task.len());
             let member_of_fanout = !expanded
                 && if let Some(f) = &l.fanout {
                     fanout_lines.entry(f.as_str()).or_default().push(l);
@@ -310,10 +311,13 @@ impl<'a> Groups<'a> {
             // A fan-out's instances show in its line, but for those that
             // failed or run.
             if !member_of_fanout || group <= 2 {
+                width = width.max(l.task.chars().count());
                 members[group].push(l);
             }
         }
-        width = fanout_lines.keys().map(|k| k.len()).fold(width, usize::max);
+        width = fanout_lines
+            .keys()
+            .fold(width, |w, k| w.max(k.chars().count()));
         let render = |out: &mut String, range: std::ops::Range<usize>| {
             for g in range {
                 let lines = &members[g];
