@@ -41,7 +41,7 @@ pub enum Error {
     #[error(
         "task(s) failed{}: {}",
         run.as_deref().map(|r| format!(" in {r}")).unwrap_or_default(),
-        names.join(", ")
+        listed(names)
     )]
     TasksFailed {
         names: Vec<String>,
@@ -148,6 +148,20 @@ pub fn no_space(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
     )
+}
+
+/// The most names a line of a build's outcome lists; `status` lists them
+/// all.
+pub const LISTED: usize = 10;
+
+/// `names` joined with commas, at most [`LISTED`] of them, then how many
+/// more (a fan-out failing by the hundred would make a line of thousands
+/// of characters): `a, b, ... and 101 more`.
+pub fn listed(names: &[String]) -> String {
+    match names.len().checked_sub(LISTED) {
+        None | Some(0) => names.join(", "),
+        Some(more) => format!("{} and {more} more", names[..LISTED].join(", ")),
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

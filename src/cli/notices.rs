@@ -257,7 +257,7 @@ fn ran_counts(ran: &Ran, resume: &str) -> String {
     if ran.interrupted {
         let failed = match ran.failed.len() {
             0 => String::new(),
-            n => format!("{n} failed ({}), ", ran.failed.join(", ")),
+            n => format!("{n} failed ({}), ", crate::error::listed(&ran.failed)),
         };
         return format!(
             "stopped: {} task(s) finished, {failed}{} stopped, {} not started; {resume}",
@@ -269,7 +269,7 @@ fn ran_counts(ran: &Ran, resume: &str) -> String {
             "{} task(s) succeeded, {} failed ({}), {} not run",
             ran.succeeded,
             ran.failed.len(),
-            ran.failed.join(", "),
+            crate::error::listed(&ran.failed),
             ran.not_run
         );
     }

@@ -424,3 +424,33 @@ command = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo step $i; done; echo; ech
         assert!(!text.contains(KEY), "{text}");
     }
 }
+
+/// A fan-out failing by the dozen: the build's closing lines name the
+/// first ten failed tasks and count the rest (`status` lists them all).
+#[test]
+fn the_closing_lines_name_ten_failed_tasks_and_count_the_rest() {
+    let items: Vec<String> = (1..=12).map(|i| format!("\"i{i:02}\"")).collect();
+    let p = Project::new(&format!(
+        "[tasks.each]\nmatrix = {{ x = [{}] }}\noutputs = [\"out/{{{{ x }}}}.txt\"]\ncommand = \"exit 3\"\n",
+        items.join(", ")
+    ));
+    let run = p.run(&["build", "-k"]);
+    run.code(1);
+    // Listed in the order they failed, which the two jobs decide.
+    let listed = |line: &str| line.matches("each[i").count();
+    let closing = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("12 failed ("))
+        .unwrap();
+    assert!(closing.ends_with(" and 2 more), 0 not run"), "{closing}");
+    assert_eq!(listed(closing), 10, "{closing}");
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: task(s) failed: "))
+        .unwrap();
+    assert!(error.ends_with(" and 2 more"), "{error}");
+    assert_eq!(listed(error), 10, "{error}");
+    p.run(&["status"]).stdout_has("each[i12]");
+}
