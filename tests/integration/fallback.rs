@@ -169,3 +169,22 @@ fn a_chain_whose_first_model_may_recover_is_recoverable() {
         (&"fb".into(), &false.into())
     );
 }
+
+/// A judge that scored leaves the task's model the one that answered:
+/// its record, `status` and `task.completed` name it, not the judge.
+#[test]
+fn a_judge_that_scored_leaves_the_task_the_model_that_answered() {
+    let (a, b, j) = (Server::start(), Server::start(), Server::start());
+    a.default_reply(openai_answer("Dig, frame, roof."));
+    j.default_reply(verdict(0.9, "fine"));
+    let p = chain(&a, &b, &j);
+    p.run(&["build"]).ok();
+    assert_eq!(p.status_json("plan")["model"], "a");
+    assert_eq!(p.status_json("plan")["judge"]["model"], "j");
+    let completed = p
+        .jsonl(".planexe/events.jsonl")
+        .into_iter()
+        .find(|e| e["event"] == "task.completed")
+        .unwrap();
+    assert_eq!(completed["model"], "a", "{completed}");
+}

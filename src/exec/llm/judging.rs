@@ -298,8 +298,12 @@ impl Llm<'_> {
             for a in &mut result.attempts[first..] {
                 a.judge = true;
             }
-            // The judge was asked last, and its failure is its own.
-            result.model = Some(asking.clone());
+            // A judge that failed was asked last, and its failure is its
+            // own; one that scored leaves the task's model the one that
+            // answered.
+            if asked.is_err() {
+                result.model = Some(asking.clone());
+            }
             match asked {
                 Ok(text) => {
                     scored = Some((asking.clone(), text));
