@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::exec::observer::{BuildView, Notice, Observer, TaskEnd};
 use crate::exec::{BuildReport, Ended};
 use crate::model::pipeline::HookDef;
-use crate::model::{Task, TaskId};
+use crate::model::{Action, Task, TaskId};
 use crate::plan::{Checker, Plan, Reason, Session};
 use crate::store::record::{first_line, with_kind};
 use crate::store::{ErrorKind, RunDir, Severity, Stamper, Status, TaskState};
@@ -92,6 +92,9 @@ pub struct Recorder {
     /// The idle `status` snapshot's lines, made when the build settled
     /// while it wrote the up-to-date certificate they go with.
     idle: Mutex<Option<IdleLines>>,
+    /// The graph's models by index, as the build started: the model a
+    /// prompt task asks first, which its `task.started` names.
+    models: std::sync::OnceLock<Vec<String>>,
 }
 
 impl Recorder {
@@ -116,6 +119,7 @@ impl Recorder {
             summary: Mutex::new(None),
             ran: Mutex::new(HashSet::new()),
             idle: Mutex::new(None),
+            models: Default::default(),
         }
     }
 
@@ -235,6 +239,9 @@ impl Observer for Recorder {
     }
 
     fn build_started(&self, view: &BuildView) {
+        let _ = self
+            .models
+            .set(view.graph.models.iter().map(|m| m.name.clone()).collect());
         if !self.started.swap(true, Ordering::Relaxed) {
             // Before this build writes either: each history it starts
             // afresh is whole.
@@ -264,6 +271,9 @@ impl Observer for Recorder {
         self.changed(task.id);
         let mut event = Event::new("task.started", Some(&task.name), &self.root);
         event.attempt = Some(1);
+        if let Action::Prompt(spec) = &task.action {
+            event.model = self.models.get().and_then(|m| m.get(spec.model)).cloned();
+        }
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         let lane = match lanes.lanes.iter().position(Option::is_none) {
             Some(free) => free,

@@ -188,3 +188,32 @@ fn a_judge_that_scored_leaves_the_task_the_model_that_answered() {
         .unwrap();
     assert_eq!(completed["model"], "a", "{completed}");
 }
+/// `task.started` names the model a prompt task asks first, as
+/// `task.completed` names the one that answered; a command's names none.
+#[test]
+fn a_prompt_tasks_start_event_names_the_model_it_asks_first() {
+    let (a, b, j) = (Server::start(), Server::start(), Server::start());
+    a.default_reply(json(500, serde_json::json!({"error": {"message": "down"}})));
+    b.default_reply(openai_answer("Dig, frame, roof."));
+    j.default_reply(verdict(0.9, "fine"));
+    let p = chain(&a, &b, &j);
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{}[tasks.copy]\ninputs = [\"plan.md\"]\noutputs = [\"copy.md\"]\ncommand = \"cp plan.md copy.md\"\n",
+            p.read("pipeline.toml")
+        ),
+    );
+    p.run(&["build"]).ok();
+    let events = p.jsonl(".planexe/events.jsonl");
+    let model = |name: &str, task: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == name && e["task"] == task)
+            .map(|e| e["model"].clone())
+            .unwrap()
+    };
+    assert_eq!(model("task.started", "plan"), "a");
+    assert_eq!(model("task.completed", "plan"), "b");
+    assert_eq!(model("task.started", "copy"), serde_json::Value::Null);
+}
