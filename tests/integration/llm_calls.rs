@@ -1315,3 +1315,62 @@ fn extra_body_is_sent_as_it_is_and_checked() {
         .code(2)
         .stderr_has("`extra_body` does not apply to a replay model");
 }
+
+/// `structured_output = "json_object"` asks for JSON but carries no
+/// schema: the system text gives it, as an Anthropic model's does (and
+/// says "JSON", which OpenAI's `json_object` requires of the messages).
+#[test]
+fn a_json_object_model_is_given_the_schema_in_its_system_text() {
+    let server = Server::start();
+    server.default_reply(openai_answer("{\"steps\": [\"dig\"]}"));
+    let p = Project::new(&format!(
+        "[pipeline]\nmodel = \"m\"\n[models.m]\nprovider = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"x\"\nstream = false\nstructured_output = \"json_object\"\n\
+         [tasks.a]\noutputs = [\"a.json\"]\nformat = \"json\"\nprompt = \"x\"\n\
+         [tasks.b]\noutputs = [\"b.json\"]\nschema = \"s.json\"\nsystem = \"Be brief.\"\nprompt = \"y\"\n\
+         [tasks.c]\noutputs = [\"c.md\"]\nprompt = \"z\"\n",
+        server.url
+    ));
+    let schema = r#"{"type":"object","required":["steps"],"properties":{"steps":{"type":"array","maxItems":3,"items":{"type":"string","maxLength":20}}}}"#;
+    p.write("s.json", schema);
+    p.run(&["build", "-j1", "a", "b", "c"]).ok();
+    let bodies: Vec<serde_json::Value> = server.requests().iter().map(|r| r.json()).collect();
+    let body_of = |prompt: &str| {
+        bodies
+            .iter()
+            .find(|b| b["messages"].as_array().unwrap().last().unwrap()["content"] == prompt)
+            .unwrap()
+            .clone()
+    };
+    let system_of = |body: &serde_json::Value| {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "system")
+            .map(|m| m["content"].as_str().unwrap().to_string())
+    };
+    let a = body_of("x");
+    assert_eq!(a["response_format"]["type"], "json_object", "{a}");
+    assert_eq!(
+        system_of(&a).as_deref(),
+        Some("Answer with one JSON value only, no prose.")
+    );
+    let b = body_of("y");
+    assert_eq!(b["response_format"]["type"], "json_object", "{b}");
+    let system = system_of(&b).unwrap();
+    assert!(
+        system.starts_with(
+            "Be brief.\n\nAnswer with one JSON value only, no prose, that satisfies this JSON Schema:\n"
+        ),
+        "{system}"
+    );
+    let sent: serde_json::Value = serde_json::from_str(system.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        sent,
+        serde_json::from_str::<serde_json::Value>(schema).unwrap()
+    );
+    // A text task is told nothing.
+    let c = body_of("z");
+    assert!(c.get("response_format").is_none(), "{c}");
+    assert_eq!(system_of(&c), None);
+}

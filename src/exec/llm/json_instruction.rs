@@ -1,6 +1,7 @@
 //! How a request asks for JSON in its system text, where no
 //! `response_format` can: for Anthropic, and for an OpenAI-compatible
-//! server with `structured_output = "none"`. Both get the same words, so a
+//! server with `structured_output = "none"`, or `"json_object"` (which
+//! asks for JSON but cannot carry a schema). All get the same words, so a
 //! task answers alike whichever provider serves it.
 
 use serde_json::Value;

@@ -120,12 +120,15 @@ fn own_body(req: &Request) -> Value {
         Provider::OpenAi => {
             let mut all = Vec::with_capacity(messages.len() + 1);
             // Without `response_format` (`structured_output = "none"`),
-            // only the system text can ask for JSON, as for Anthropic.
+            // only the system text can ask for JSON, as for Anthropic; a
+            // `json_object` one holds no schema, so the system text gives
+            // it (and says "JSON", which OpenAI's `json_object` requires
+            // of the messages).
             let system = match m.structured {
-                Structured::None => {
+                Structured::None | Structured::JsonObject => {
                     json_instruction::system(req.system, req.json, req.schema, m.structured)
                 }
-                _ => req.system.map(str::to_string),
+                Structured::JsonSchema => req.system.map(str::to_string),
             };
             if let Some(system) = system {
                 all.push(json!({"role": "system", "content": system}));
