@@ -43,9 +43,7 @@ fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
+    crate::model::limits::shorten_to(text, max.saturating_sub(1))
 }
 
 /// One line of `events.jsonl`, and the body of a `json` webhook.
