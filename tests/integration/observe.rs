@@ -12,6 +12,17 @@ fn events(p: &Project) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The requests `server` got, each path with its JSON body, by path.
+fn by_path(server: &Server) -> Vec<(String, serde_json::Value)> {
+    let mut got: Vec<(String, serde_json::Value)> = server
+        .requests()
+        .iter()
+        .map(|r| (r.path.clone(), r.json()))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    got
+}
+
 const TWO: &str = r#"
 [tasks.a]
 outputs = ["a.txt"]
@@ -151,12 +162,7 @@ fn webhooks_in_each_format() {
         server.url
     ));
     p.build().code(1);
-    let mut got: Vec<(String, serde_json::Value)> = server
-        .requests()
-        .iter()
-        .map(|r| (r.path.clone(), r.json()))
-        .collect();
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let got = by_path(&server);
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(
         got[0].1["content"]
@@ -217,12 +223,7 @@ fn a_chat_hooks_line_pings_no_one() {
         server.url
     ));
     p.build().code(1);
-    let mut got: Vec<(String, serde_json::Value)> = server
-        .requests()
-        .iter()
-        .map(|r| (r.path.clone(), r.json()))
-        .collect();
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let got = by_path(&server);
     assert_eq!(got.len(), 2, "{got:?}");
     let discord = &got[0].1;
     assert!(

@@ -221,19 +221,7 @@ fn an_ignored_hangup_stays_ignored() {
     let p = Project::new(
         "[tasks.a]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 0.5; echo done > o\"\n",
     );
-    let mut command = p.command(&["build"]);
-    // SAFETY: only signal dispositions change between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = build_ignoring(&p, &[libc::SIGHUP]);
     wait_for("the task to start", || p.exists("started"));
     // SAFETY: sending a signal to the child we spawned.
     unsafe {
@@ -277,20 +265,7 @@ fn an_interrupt_ignored_by_a_scripts_background_job_stays_ignored() {
 fn an_ignored_sigterm_still_stops_a_build() {
     let p =
         Project::new("[tasks.long]\noutputs = [\"o\"]\ncommand = \"touch started; sleep 100\"\n");
-    let mut command = p.command(&["build"]);
-    // SAFETY: only signal dispositions change between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            libc::signal(libc::SIGTERM, libc::SIG_IGN);
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = build_ignoring(&p, &[libc::SIGTERM, libc::SIGINT]);
     wait_for("the task to start", || p.exists("started"));
     // SAFETY: sending a signal to the child we spawned.
     unsafe {
@@ -596,4 +571,24 @@ fn a_running_task_shows_no_duration() {
     assert!(!detail.contains("(0 ms)"), "{detail}");
     let done = p.run(&["status", "t"]).stdout;
     assert!(done.contains(" ms)\n"), "{done}");
+}
+
+/// `planexe build` in `p`, started with `signals` ignored (as `nohup`, or
+/// a shell's background job, starts it), its stderr piped.
+fn build_ignoring(p: &Project, signals: &'static [libc::c_int]) -> std::process::Child {
+    let mut command = p.command(&["build"]);
+    // SAFETY: only signal dispositions change between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+            for &signal in signals {
+                libc::signal(signal, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
+    command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
