@@ -273,13 +273,7 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
         "command = \"echo {{ v }} > e-{{ v }}\"\n",
     ));
     // Stopped if the test fails before it ends (`held` waits for `go`).
-    let build = Background(Some(
-        p.command(&["build", "-k", "-j4"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+    let build = in_background(&p, &["build", "-k", "-j4"]);
     // The live snapshot is saved as the build goes: wait for the one that
     // has seen every other task end.
     wait_for(
@@ -347,13 +341,7 @@ fn a_task_a_targeted_build_leaves_out_is_stale_in_status_while_it_runs() {
     assert!(dry.contains("c: input src_c.txt changed"), "{dry}");
     let idle = std::fs::metadata(p.path(SNAPSHOT)).unwrap();
     // Stopped if the test fails before it ends (`b` waits for `go`).
-    let build = Background(Some(
-        p.command(&["build", "b"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+    let build = in_background(&p, &["build", "b"]);
     wait_for("the build's live snapshot with b running", || {
         use std::os::unix::fs::MetadataExt;
         let live = std::fs::metadata(p.path(SNAPSHOT)).ok();
@@ -421,13 +409,7 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
     p.write("src_a.txt", "a2\n");
     let idle = std::fs::metadata(p.path(SNAPSHOT)).unwrap();
     // Stopped if the test fails before it ends (`a` and `b` wait).
-    let build = Background(Some(
-        p.command(&["build", "b"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
+    let build = in_background(&p, &["build", "b"]);
     let status = |p: &Project| p.run(&["status"]).ok().stdout.clone();
     // From the build's live snapshot, not from status's own check: `a`
     // ends only after the build judged `d` once.
@@ -452,4 +434,15 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
     p.run(&["status"])
         .ok()
         .stdout_has("  d  input out/a.txt changed");
+}
+
+/// planexe run in `p` with `args`, quiet, stopped when dropped.
+fn in_background(p: &Project, args: &[&str]) -> Background {
+    Background(Some(
+        p.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ))
 }
