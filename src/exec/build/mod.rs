@@ -480,9 +480,11 @@ pub fn certified_with(
     }
     let run_dir = &located.run_dir;
     let _t = crate::phases::phase("certificate: read and judge");
+    let read = crate::phases::phase("certificate: read");
     let Some(cert) = Certificate::read(run_dir) else {
         return Ok(Certified::Unknown);
     };
+    drop(read);
     let key = certificate::Key {
         pipeline: &located.pipeline,
         model,

@@ -131,21 +131,33 @@ fn recorded_stamps<'a>(
 }
 
 /// Every path a certificate of `graph` lists, once, with whether it is a
-/// task file: `owned`, then task files in task order, then every folder on
-/// the way to a run-directory path (replaced by a symlink, it could lead
-/// out of the run directory with every file below it unchanged, which the
-/// full check refuses).
+/// task file: `owned`, then the sources (task inputs no task makes), then
+/// the other task files in task order, then every folder on the way to a
+/// run-directory path (replaced by a symlink, it could lead out of the run
+/// directory with every file below it unchanged, which the full check
+/// refuses). Sources come early because they are what users edit: the
+/// judge looks at entries from the first on, and tells of the first change
+/// it can follow at once, so a build can begin opening its session.
 fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
-    let mut task_files: Vec<&str> = Vec::new();
+    let mut sources: Vec<&str> = Vec::new();
+    let mut made: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::default();
+    for task in graph.tasks() {
+        for input in &task.inputs {
+            if input.producer.is_none() && seen.insert(&input.path) {
+                sources.push(&input.path);
+            }
+        }
+    }
     for task in graph.tasks() {
         let paths = task.outputs.iter().map(|o| o.path.as_str());
         for path in paths.chain(task.inputs.iter().map(|i| i.path.as_str())) {
             if seen.insert(path) {
-                task_files.push(path);
+                made.push(path);
             }
         }
     }
+    let task_files = sources.into_iter().chain(made);
     let mut entries: Vec<(&str, bool)> = Vec::new();
     let mut listed: HashSet<&str> = HashSet::default();
     for path in owned {
@@ -153,7 +165,7 @@ fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
             entries.push((path.as_str(), false));
         }
     }
-    for &path in &task_files {
+    for path in task_files {
         if listed.insert(path) {
             entries.push((path, true));
         }

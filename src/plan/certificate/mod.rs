@@ -358,6 +358,7 @@ impl Certificate {
             .map(|(i, e)| {
                 let verdict = check(run_dir, &folders, e, mode);
                 if matches!(verdict, Verdict::Differs) && e.followed() {
+                    let _t = crate::phases::phase("certificate: a change found");
                     changing();
                 }
                 (i, verdict)
