@@ -4,7 +4,8 @@
 //! everything it started (its group), as a task's command is: a hook never
 //! leaves a process running after the build that ran it. What a command
 //! puts in the background and leaves running when it exits by itself is
-//! its own.
+//! its own. Two may run at once: a build's last event is sent to a command
+//! hook beside the task event it may still be running for.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The command hook running now, and whether more may start.
+/// The command hooks running now, and whether more may start.
 #[derive(Debug, Default)]
 pub(super) struct Running {
     state: Mutex<State>,
@@ -22,8 +23,9 @@ pub(super) struct Running {
 struct State {
     /// No delivery starts any more: the build stopped waiting for hooks.
     stopped: bool,
-    /// The process group of the command running now (its shell's pid).
-    group: Option<i32>,
+    /// The process groups of the commands running now (their shells'
+    /// pids).
+    groups: Vec<i32>,
 }
 
 impl Running {
@@ -37,12 +39,12 @@ impl Running {
         self.state().stopped
     }
 
-    /// Stops the command running now, with its group, and lets no other
-    /// start.
+    /// Stops the commands running now, each with its group, and lets no
+    /// other start.
     pub(super) fn stop_all(&self) {
         let mut state = self.state();
         state.stopped = true;
-        if let Some(group) = state.group.take() {
+        for group in state.groups.drain(..) {
             kill_group(group);
         }
     }
@@ -63,9 +65,10 @@ pub(super) fn run(
             return Err("hook command not run: the build ended".into());
         }
         let child = spawn(command, cwd).map_err(|e| format!("hook command: {e}"))?;
-        state.group = i32::try_from(child.id()).ok();
+        state.groups.extend(i32::try_from(child.id()).ok());
         child
     };
+    let group = i32::try_from(child.id()).ok();
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its stdin may exit first.
         let _ = stdin.write_all(json.as_bytes());
@@ -76,9 +79,13 @@ pub(super) fn run(
             // Reaped and forgotten under the lock: `stop_all` never
             // signals a group whose leader is gone.
             let mut state = running.state();
+            // `None` once `stop_all` took it, and killed it.
+            let ours = group.and_then(|g| state.groups.iter().position(|&x| x == g));
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    state.group = None;
+                    if let Some(i) = ours {
+                        state.groups.swap_remove(i);
+                    }
                     return if status.success() {
                         Ok(())
                     } else {
@@ -86,8 +93,8 @@ pub(super) fn run(
                     };
                 }
                 Ok(None) if Instant::now() >= deadline => {
-                    if let Some(group) = state.group.take() {
-                        kill_group(group);
+                    if let Some(i) = ours {
+                        kill_group(state.groups.swap_remove(i));
                     }
                     drop(state);
                     let _ = child.wait();
@@ -95,7 +102,9 @@ pub(super) fn run(
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    state.group = None;
+                    if let Some(i) = ours {
+                        state.groups.swap_remove(i);
+                    }
                     return Err(format!("hook command: {e}"));
                 }
             }

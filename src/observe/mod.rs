@@ -1,5 +1,5 @@
 //! Observation: what a run looks like from outside, as data. Events and
-//! hooks ([`events`]), the trace ([`trace`]), and a build's
+//! hooks ([`events`]; a webhook's POST, `webhook`), the trace ([`trace`]), and a build's
 //! [`recorder`] (an observer of `exec` that feeds both and keeps the live
 //! `status` snapshot); the run after a build ([`summary`]); where each task
 //! stands ([`standing`]), the run at a glance ([`status`]), why a task is
@@ -21,6 +21,7 @@ pub mod standing;
 pub mod status;
 pub mod summary;
 pub mod trace;
+mod webhook;
 
 pub use recorder::Recorder;
 pub use standing::Standing;

@@ -165,7 +165,7 @@ impl Recorder {
                 Ok(report) => report.error().map(|e| e.to_string()),
                 Err(e) => Some(e.to_string()),
             };
-            self.events.emit(event);
+            self.events.emit_last(event);
             let found = found?;
             // A warning of a task up to date before this build is the
             // run's (`status` lists it), not news of this build.

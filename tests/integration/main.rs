@@ -21,6 +21,7 @@ mod fanout;
 mod fanout_live;
 mod fuzz;
 mod histories;
+mod hook_delivery;
 mod hostile_server;
 mod in_flight;
 mod invalidation;
