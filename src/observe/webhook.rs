@@ -3,7 +3,10 @@
 //! what its failure says.
 //!
 //! An event is tried [`ATTEMPTS`] times, each for at most [`TIMEOUT`].
-//! Between two attempts it waits a short backoff. Every wait, and every
+//! Between two attempts it waits a short backoff, or what a server that
+//! answered 429 or 503 asked (`Retry-After`, seconds or an HTTP date) up to
+//! [`RETRY_AFTER_CAP`]: one that asks longer is not tried again (sooner
+//! than it asked, it would refuse again), and the failure says so. Every wait, and every
 //! attempt, ends by the deadline it is given (the end of a build's last wait
 //! for its hooks), and a wait ends early when the build gives up on the
 //! event. A redirect is not followed (a POST redirected by 301, 302 or 303
@@ -15,11 +18,14 @@
 use std::time::{Duration, Instant};
 
 use super::status::text::short_duration;
+use crate::exec::llm::call::parse_retry_after;
 
 /// One attempt at most, as a build goes on.
 pub(super) const TIMEOUT: Duration = Duration::from_secs(5);
 /// How many times an event is tried.
 pub(super) const ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` waited for before an event's next attempt.
+pub(super) const RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
 
 /// How long one event's delivery may go on.
 pub(super) struct Tries<'a> {
@@ -81,9 +87,18 @@ pub(super) fn post(
 ) -> Result<(), String> {
     let mut last = String::new();
     let mut tried = 0;
+    // What the last answer asked to wait (`Retry-After`).
+    let mut asked = None;
+    // Why the event was not tried again, when the server asked to wait.
+    let mut note = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
-            let wait = Duration::from_millis(250 << attempt);
+            let asked = asked.take();
+            if let Some(too_long) = asked.and_then(|asked| too_long(asked, tries)) {
+                note = too_long;
+                break;
+            }
+            let wait = asked.unwrap_or(Duration::from_millis(250 << attempt));
             if tries.left().is_some_and(|left| left <= wait) || !tries.pause(wait) {
                 break;
             }
@@ -110,7 +125,15 @@ pub(super) fn post(
                     r.status().as_u16()
                 ))
             }
-            Ok(r) => last = format!("answered {}", r.status().as_u16()),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                asked = matches!(status, 429 | 503)
+                    .then(|| r.headers().get("retry-after"))
+                    .flatten()
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                last = format!("answered {status}");
+            }
             // ureq says `timeout: global`.
             Err(ureq::Error::Timeout(_)) => {
                 last = format!("no answer within {}", short_duration(timeout))
@@ -126,8 +149,29 @@ pub(super) fn post(
     }
     let times = if tried == 1 { "attempt" } else { "attempts" };
     Err(format!(
-        "webhook {}: {last} ({tried} {times})",
+        "webhook {}: {last} ({tried} {times}){note}",
         redact_url(url)
+    ))
+}
+
+/// Why a wait of `asked` (a server's `Retry-After`) is no retry: it is
+/// longer than planexe waits to retry a webhook, or than the build's end
+/// leaves `tries`; `None` when it is not.
+fn too_long(asked: Duration, tries: &Tries) -> Option<String> {
+    let asked_for = format!(
+        "; the server asked to wait {} (Retry-After)",
+        short_duration(asked)
+    );
+    if asked > RETRY_AFTER_CAP {
+        return Some(format!(
+            "{asked_for}, longer than planexe waits to retry a webhook ({})",
+            short_duration(RETRY_AFTER_CAP)
+        ));
+    }
+    let left = tries.left().filter(|&left| asked >= left)?;
+    Some(format!(
+        "{asked_for}, longer than the build's end left for it ({})",
+        short_duration(left)
     ))
 }
 

@@ -85,3 +85,102 @@ fn the_last_event_reaches_a_slow_webhook() {
         assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
     }
 }
+
+/// A pipeline whose hook at `url` is sent only `event`, and whose one task
+/// runs for `secs` seconds (a build goes on while the hook is retried).
+fn one_event(url: &str, event: &str, secs: u32) -> String {
+    format!(
+        "[[hooks]]\nurl = \"{url}/hook/SECRETTOKEN\"\nevents = [\"{event}\"]\n[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"sleep {secs}; echo a > a.txt\"\n"
+    )
+}
+
+/// The time between the first two requests `server` got.
+fn spacing(server: &Server) -> Duration {
+    let got = server.requests();
+    assert_eq!(got.len(), 2, "{got:?}");
+    got[1].at.duration_since(got[0].at)
+}
+
+/// A webhook that answers 429 (or 503) with `Retry-After`, in seconds or
+/// as an HTTP date, is tried again when it asked, not after a fixed
+/// backoff of half a second, which it would refuse again.
+#[test]
+fn a_webhook_is_tried_again_when_its_retry_after_says() {
+    // An HTTP date has whole seconds: 2 to 3 s from now.
+    for (status, date, least) in [(429, false, 2000), (503, true, 1900)] {
+        let after = match date {
+            false => "2".to_string(),
+            true => jiff::fmt::rfc2822::DateTimePrinter::new()
+                .timestamp_to_rfc9110_string(
+                    &(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3)),
+                )
+                .unwrap(),
+        };
+        let server = Server::start();
+        server.script([with_header(
+            json(status, serde_json::json!({})),
+            "retry-after",
+            &after,
+        )]);
+        server.default_reply(json(200, serde_json::json!({})));
+        let p = Project::new(&one_event(&server.url, "pipeline.started", 5));
+        let run = p.build();
+        run.ok();
+        assert!(!run.stderr.contains("webhook"), "{}", run.stderr);
+        let waited = spacing(&server);
+        assert!(
+            waited >= Duration::from_millis(least) && waited < Duration::from_millis(3800),
+            "{status} {after}: tried again after {waited:?}"
+        );
+    }
+}
+
+/// The build's last event is tried again as its `Retry-After` asks, within
+/// the build's wait for it; a wait longer than planexe gives a webhook, or
+/// than the build's end leaves, is no retry, and the warning says what the
+/// server asked.
+#[test]
+fn a_retry_after_is_waited_for_within_bounds_and_a_longer_one_said() {
+    let server = Server::start();
+    server.script([with_header(
+        json(429, serde_json::json!({})),
+        "retry-after",
+        "2",
+    )]);
+    server.default_reply(json(200, serde_json::json!({})));
+    let p = Project::new(&one_event(&server.url, "pipeline.completed", 0));
+    let run = p.build();
+    run.ok();
+    assert!(!run.stderr.contains("webhook"), "{}", run.stderr);
+    assert!(spacing(&server) >= Duration::from_secs(2));
+
+    for (event, asked, why) in [
+        (
+            "pipeline.started",
+            "3600",
+            "1h 0m (Retry-After), longer than planexe waits to retry a webhook (10s)",
+        ),
+        (
+            "pipeline.completed",
+            "8",
+            "8s (Retry-After), longer than the build's end left for it (",
+        ),
+    ] {
+        let server = Server::start();
+        server.default_reply(with_header(
+            json(429, serde_json::json!({})),
+            "retry-after",
+            asked,
+        ));
+        let p = Project::new(&one_event(&server.url, event, 0));
+        let started = Instant::now();
+        let run = p.build();
+        run.ok().stderr_has(&format!(
+            "warning: webhook {}/...: answered 429 (1 attempt); the server asked to wait {why}",
+            server.url
+        ));
+        assert_eq!(server.requests().len(), 1, "{event}");
+        assert!(started.elapsed() < Duration::from_secs(4), "{event}");
+        assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+    }
+}
