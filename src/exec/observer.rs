@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use super::BuildReport;
+use crate::error::Error;
 use crate::model::{Graph, Pipeline, Task, TaskId};
 use crate::plan::{Reason, Session};
 use crate::store::snapshot::Live;
@@ -305,6 +306,12 @@ pub trait Observer: Sync {
     /// no time of its own). Not called when the build stops with an
     /// error of its own.
     fn settled(&self, _session: &Session, _report: &BuildReport) {}
+    /// The build is over, `outcome` how it ended, and the run directory
+    /// still its own (its lock held): what an observer writes of its end
+    /// here comes before anything a build that waited for the lock
+    /// writes. Called once by every build that took the lock, and by a
+    /// dry run; not by one refused or stopped before it.
+    fn ended(&self, _session: &Session, _outcome: Result<&BuildReport, &Error>) {}
 }
 
 /// An observer that ignores everything.
@@ -360,6 +367,10 @@ impl<A: Observer, B: Observer> Observer for Both<A, B> {
         self.0.settled(session, report);
         self.1.settled(session, report);
     }
+    fn ended(&self, session: &Session, outcome: Result<&BuildReport, &Error>) {
+        self.0.ended(session, outcome);
+        self.1.ended(session, outcome);
+    }
 }
 
 impl<O: Observer + ?Sized> Observer for &O {
@@ -395,5 +406,8 @@ impl<O: Observer + ?Sized> Observer for &O {
     }
     fn settled(&self, session: &Session, report: &BuildReport) {
         (**self).settled(session, report)
+    }
+    fn ended(&self, session: &Session, outcome: Result<&BuildReport, &Error>) {
+        (**self).ended(session, outcome)
     }
 }

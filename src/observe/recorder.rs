@@ -6,9 +6,12 @@
 //! while the build runs (with the tasks a model's full pool holds shown
 //! queued for it, and the tasks a build of some targets leaves out judged
 //! as `build -n` judges them). When the build's tasks are over it writes
-//! `summary.json` (while the build writes its certificate);
-//! [`Recorder::finish`] then sends the pipeline's last event, writes the
-//! idle snapshot, and says what went wrong with delivery.
+//! `summary.json` (while the build writes its certificate). As the build
+//! ends, its lock still held ([`Observer::ended`]), it records the
+//! pipeline's last event, writes the idle snapshot and the rest of the
+//! trace, so that a build that waited for the lock writes after all of
+//! it; [`Recorder::finish`] then delivers the last event to the hooks and
+//! says what went wrong with delivery.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -95,6 +98,9 @@ pub struct Recorder {
     /// The graph's models by index, as the build started: the model a
     /// prompt task asks first, which its `task.started` names.
     models: std::sync::OnceLock<Vec<String>>,
+    /// What the end of the build left to say, once [`Recorder::end`]
+    /// recorded it: warnings, or why `summary.json` could not be written.
+    closing: Mutex<Option<Result<Vec<String>>>>,
 }
 
 impl Recorder {
@@ -120,6 +126,7 @@ impl Recorder {
             ran: Mutex::new(HashSet::new()),
             idle: Mutex::new(None),
             models: Default::default(),
+            closing: Mutex::new(None),
         }
     }
 
@@ -132,18 +139,30 @@ impl Recorder {
             .push(t);
     }
 
-    /// Ends the record of the build that `outcome` describes: if it ran
-    /// anything, `summary.json` (here unless written when the build
-    /// settled) and then its last event; the idle `status` snapshot, if it
-    /// certified the run up to date. Returns the warnings to show: quality
-    /// warnings of the tasks this build ran, failed deliveries.
-    pub fn finish(
-        self,
+    /// Ends the record of the build that `outcome` describes, once (its
+    /// lock still held, as [`Observer::ended`] is called; else by
+    /// [`Recorder::finish`]): if it ran anything, `summary.json` (here
+    /// unless written when the build settled) and then its last event; the
+    /// idle `status` snapshot, if it certified the run up to date; the rest
+    /// of its trace.
+    fn end(&self, session: &Session, outcome: std::result::Result<&BuildReport, &Error>) {
+        let mut closing = self.closing.lock().unwrap_or_else(|p| p.into_inner());
+        if closing.is_none() {
+            *closing = Some(self.record_end(session, outcome));
+        }
+    }
+
+    /// What [`Recorder::end`] does; the warnings to show (quality warnings
+    /// of the tasks this build ran), or why the summary could not be
+    /// written.
+    fn record_end(
+        &self,
         session: &Session,
         outcome: std::result::Result<&BuildReport, &Error>,
     ) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
         let mut quality = None;
+        let mut unwritten = None;
         if self.started.load(Ordering::Relaxed) {
             let name = match outcome.map(|r| &r.ended) {
                 Ok(Ended::Completed) => "pipeline.completed",
@@ -166,35 +185,62 @@ impl Recorder {
                 Err(e) => Some(e.to_string()),
             };
             self.events.emit_last(event);
-            let found = found?;
-            // A warning of a task up to date before this build is the
-            // run's (`status` lists it), not news of this build.
-            let ran = self.ran.lock().unwrap_or_else(|p| p.into_inner());
-            let own: Vec<&str> = found
-                .iter()
-                .map(String::as_str)
-                .filter(|w| w.match_indices(": ").any(|(i, _)| ran.contains(&w[..i])))
-                .collect();
-            if !own.is_empty() {
-                // A build that stopped or failed did not complete.
-                let lead = match name {
-                    "pipeline.completed" => "completed with warnings",
-                    _ => "the tasks this build ran left warnings",
-                };
-                warnings.push(format!("{lead}: {}", own.join("; ")));
+            match found {
+                Ok(found) => {
+                    warnings.extend(self.own_warnings(name, &found));
+                    quality = Some(found);
+                }
+                Err(e) => unwritten = Some(e),
             }
-            drop(ran);
-            quality = Some(found);
         }
-        if let Ok(Some(generation)) = outcome.map(|r| r.certified) {
+        if let (None, Ok(Some(generation))) = (&unwritten, outcome.map(|r| r.certified)) {
             let _t = crate::phases::phase("status snapshot: write");
             let lines = self.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
             Known::save_idle(session, generation, quality, lines);
         }
+        self.trace.flush();
+        match unwritten {
+            Some(e) => Err(e),
+            None => Ok(warnings),
+        }
+    }
+
+    /// The closing line of the quality warnings `found` of the tasks this
+    /// build ran, if any: a warning of a task up to date before this build
+    /// is the run's (`status` lists it), not news of this build.
+    fn own_warnings(&self, name: &str, found: &[String]) -> Option<String> {
+        let ran = self.ran.lock().unwrap_or_else(|p| p.into_inner());
+        let own: Vec<&str> = found
+            .iter()
+            .map(String::as_str)
+            .filter(|w| w.match_indices(": ").any(|(i, _)| ran.contains(&w[..i])))
+            .collect();
+        // A build that stopped or failed did not complete.
+        let lead = match name {
+            "pipeline.completed" => "completed with warnings",
+            _ => "the tasks this build ran left warnings",
+        };
+        (!own.is_empty()).then(|| format!("{lead}: {}", own.join("; ")))
+    }
+
+    /// Ends the record of the build that `outcome` describes, if
+    /// [`Observer::ended`] did not, then delivers its last event to the
+    /// hooks (for a few seconds at most, the run directory no longer the
+    /// build's own). Returns the warnings to show: quality warnings of the
+    /// tasks this build ran, failed deliveries.
+    pub fn finish(
+        self,
+        session: &Session,
+        outcome: std::result::Result<&BuildReport, &Error>,
+    ) -> Result<Vec<String>> {
+        self.end(session, outcome);
+        let closing = self.closing.into_inner().unwrap_or_else(|p| p.into_inner());
         let t = crate::phases::phase("trace and events: finish");
         drop(self.trace);
-        warnings.extend(self.events.finish());
+        let delivered = self.events.finish();
         drop(t);
+        let mut warnings = closing.unwrap_or_else(|| Ok(Vec::new()))?;
+        warnings.extend(delivered);
         Ok(warnings)
     }
 
@@ -218,6 +264,10 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
+    fn ended(&self, session: &Session, outcome: std::result::Result<&BuildReport, &Error>) {
+        self.end(session, outcome);
+    }
+
     fn settled(&self, session: &Session, report: &BuildReport) {
         // The summary, and the idle snapshot's lines when the certificate
         // they go with is being written: on two threads, beside that

@@ -177,6 +177,12 @@ impl Trace {
         });
     }
 
+    /// Writes the events not written yet (at the build's end: what
+    /// follows is a next build's).
+    pub fn flush(&self) {
+        self.sink.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
+
     /// Names the build (a trace process).
     pub fn name_build(&self, label: &str) {
         self.metadata("process_name", None, label.to_string());

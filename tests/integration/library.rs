@@ -382,3 +382,45 @@ fn a_build_the_certificate_judged_checks_every_task_when_another_changed_the_sta
     assert_eq!(report.ended, Ended::Completed);
     assert_eq!(fake.take(), ["b"]);
 }
+
+/// A build records its end while the run directory is still its own: by
+/// the time it lets go of the lock (`Build::run` returns), its last event
+/// is in `events.jsonl` and its trace is written whole, so a build that
+/// waited for the lock writes after them. (Recorded once the lock was let
+/// go, a build that took it meanwhile wrote its `pipeline.started`, and
+/// more, before the first one's `pipeline.failed`.)
+#[test]
+fn a_build_records_its_end_before_it_lets_go_of_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
+    std::fs::write(root.join("brief.md"), "brief\n").unwrap();
+    let fake = Fake {
+        root: root.to_path_buf(),
+        list: Mutex::new(r#"["a"]"#),
+        ran: Mutex::default(),
+        fail: Mutex::new(vec!["plan".to_string()]),
+    };
+    let mut session = open(root);
+    let recorder = planexe::observe::Recorder::start(&session.run_dir, &session.graph.hooks, None);
+    let report = Build {
+        options: &BuildOptions::default(),
+        env: &Env::default(),
+        interrupt: &Interrupt::new(),
+        observer: &recorder,
+        executor: Some(&fake),
+        slots: None,
+    }
+    .run(&mut session);
+    assert!(!session.run_dir.lock_is_held(), "a next build may start");
+    let events = std::fs::read_to_string(root.join(".planexe/events.jsonl")).unwrap();
+    let last = events.lines().last().unwrap();
+    assert!(last.contains(r#""event":"pipeline.failed""#), "{events}");
+    let trace = std::fs::read_to_string(root.join(".planexe/trace.json")).unwrap();
+    assert!(trace.contains(r#""name":"plan""#), "{trace}");
+    // Nothing more is written then: the hooks are told, if any.
+    recorder.finish(&session, report.as_ref()).unwrap();
+    let after = std::fs::read_to_string(root.join(".planexe/events.jsonl")).unwrap();
+    assert_eq!(after, events);
+    assert!(matches!(report.unwrap().ended, Ended::Failed { .. }));
+}

@@ -208,6 +208,18 @@ impl Build<'_> {
                 Err(e) => return Err(e),
             }
         };
+        let ended = self.run_locked(session);
+        // Before the lock is let go: what the observers write of this
+        // build's end (its last event, the rest of its trace) comes before
+        // anything of a build that waited for the lock.
+        self.observer.ended(session, ended.as_ref());
+        ended
+    }
+
+    /// [`Build::run`] once the run directory is the build's own (or, for a
+    /// dry run, without its lock).
+    fn run_locked(&self, session: &mut Session) -> Result<BuildReport> {
+        let read_only = self.options.read_only();
         let mut sweep = None;
         let mut changed = self.options.changed.as_ref();
         if !read_only {
