@@ -371,13 +371,17 @@ pub fn tools() -> Vec<Tool> {
                  the server's build log (.planexe/build.log), every failed call (.planexe/failures.jsonl) or a \
                  prompt task's last response (.planexe/raw/NAME.json). `path` is relative to the run; paths that \
                  leave it are refused. At most `max_bytes` (default {DEFAULT_BYTES}, at most {MAX_BYTES}) \
-                 bytes are returned; truncated says whether there was more."
+                 bytes are returned from `offset` (default 0); truncated says whether there is more after \
+                 them, and next_offset where to go on. To read the end of a long log, pass offset = size - \
+                 max_bytes (size is the file's, in every answer)."
             ),
             input: input(
                 json!({
                     "run": run_arg(),
                     "path": {"type": "string", "maxLength": PATH_MAX_BYTES, "description": "The file, relative to the run's folder."},
                     "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES},
+                    "offset": {"type": "integer", "minimum": 0,
+                               "description": "Where to start, in bytes from the file's start (next_offset of an earlier read)."},
                 }),
                 &["run", "path"],
             ),
@@ -387,10 +391,12 @@ pub fn tools() -> Vec<Tool> {
                     "run": {"type": "string"},
                     "path": {"type": "string"},
                     "size": {"type": "integer"},
+                    "offset": {"type": "integer"},
                     "truncated": {"type": "boolean"},
+                    "next_offset": nullable("integer"),
                     "text": {"type": "string"},
                 },
-                "required": ["run", "path", "size", "truncated", "text"],
+                "required": ["run", "path", "size", "offset", "truncated", "next_offset", "text"],
             }),
         },
         Tool {

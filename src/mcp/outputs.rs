@@ -2,8 +2,8 @@
 //! file of the run's own (not of planexe's state), a task's log under
 //! `.planexe/logs/`, the server's `.planexe/build.log`, or what a failed
 //! task's hint sends its reader to: `.planexe/failures.jsonl` and a prompt
-//! task's last response, `.planexe/raw/NAME.json`. Bounded, text
-//! only, and never outside the run: the path is relative without `..`
+//! task's last response, `.planexe/raw/NAME.json`. Bounded (from an
+//! offset, so a longer file is read on, read after read), text only, and never outside the run: the path is relative without `..`
 //! (`store::rundir::normalize`), its links are resolved and must stay in
 //! the run (and out of planexe's state but for those logs), and the file
 //! is opened without following a link and without blocking (a FIFO
@@ -21,13 +21,13 @@
 //! checked, with only its last component kept from being a link.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::store::rundir::{self, file, STATE_DIR};
-use crate::store::untrusted::Secrets;
+use crate::store::untrusted::{Secrets, REDACTED};
 use crate::store::RunDir;
 
 /// What `read_output` returns unless asked for less or more.
@@ -42,8 +42,14 @@ pub struct Text {
     pub path: String,
     /// The file's size.
     pub size: u64,
-    /// Whether the file holds more than `text`.
+    /// Where `text` starts in the file, in bytes: the offset asked for,
+    /// moved on past a character it cut. A secret it cut is the
+    /// `[REDACTED]` the text starts with.
+    pub offset: u64,
+    /// Whether the file holds more than `text`, past it.
     pub truncated: bool,
+    /// Where a next read goes on, when `truncated`.
+    pub next_offset: Option<u64>,
     pub text: String,
 }
 
@@ -84,10 +90,23 @@ fn relative(raw: &str) -> std::result::Result<String, String> {
 /// recognised and scrubbed whole.
 const REDACT_MARGIN: u64 = 8192;
 
-/// Reads at most `max` bytes of the file `path` of the run `name`, its
-/// text scrubbed of `secrets` (a command may print the key it was given
-/// into its log or an output).
-pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secrets) -> Result<Text> {
+/// What to read of a file: from `offset`, at most `max` bytes.
+#[derive(Clone, Copy)]
+pub struct Window {
+    pub offset: u64,
+    pub max: u64,
+}
+
+/// Reads at most `window.max` bytes of the file `path` of the run `name`
+/// from `window.offset`, its text scrubbed of `secrets` (a command may
+/// print the key it was given into its log or an output).
+pub fn read(
+    run_dir: &RunDir,
+    name: &str,
+    path: &str,
+    window: Window,
+    secrets: &Secrets,
+) -> Result<Text> {
     let refuse = |why: String| {
         Error::usage(format!(
             "cannot read `{}` of run `{name}`: {why}",
@@ -136,34 +155,65 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secret
         };
         return Err(refuse(kind.into()));
     }
+    if window.offset > meta.len() {
+        return Err(refuse(format!(
+            "offset {} is past its end ({} bytes)",
+            window.offset,
+            meta.len()
+        ))
+        .hint("read from an offset below its size; 0 reads it from the start"));
+    }
+    // Read a margin before the offset too, so a secret that straddles it
+    // is still recognised, and scrubbed whole.
+    let start = window.offset.saturating_sub(REDACT_MARGIN);
+    let before = usize::try_from(window.offset - start).unwrap_or(usize::MAX);
+    let mut opened = opened;
+    opened
+        .seek(SeekFrom::Start(start))
+        .map_err(|e| refuse(e.to_string()))?;
     let mut bytes = Vec::new();
     opened
-        .take(max.saturating_add(REDACT_MARGIN).saturating_add(1))
+        .take(
+            (window.offset - start)
+                .saturating_add(window.max)
+                .saturating_add(REDACT_MARGIN)
+                .saturating_add(1),
+        )
         .read_to_end(&mut bytes)
         .map_err(|e| refuse(e.to_string()))?;
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let truncated = bytes.len() > max;
-    let text = match String::from_utf8(bytes) {
+    let (head, body) = bytes.split_at(before.min(bytes.len()));
+    let (skipped, body) = whole_chars(head, body);
+    let from = window.offset + skipped as u64;
+    let max = usize::try_from(window.max).unwrap_or(usize::MAX);
+    let truncated = body.len() > max;
+    let body = match std::str::from_utf8(body) {
         Ok(text) => text,
         // Cut in the middle of a character past the limit, where the
         // reading stopped: keep what is whole.
-        Err(e) if truncated && e.utf8_error().valid_up_to() >= max => {
-            let valid = e.utf8_error().valid_up_to();
-            let mut bytes = e.into_bytes();
-            bytes.truncate(valid);
-            String::from_utf8(bytes).unwrap_or_default()
+        Err(e) if truncated && e.valid_up_to() >= max => {
+            std::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default()
         }
         Err(_) => return Err(refuse("it is not UTF-8 text".into())),
     };
-    let mut text = secrets.redact(&text);
+    let head = String::from_utf8_lossy(head);
+    let mut text = scrubbed_from(&head, body, secrets);
     // `[REDACTED]` may be longer than what it replaced.
     let truncated = truncated || text.len() > max;
+    let mut next_offset = None;
     if truncated {
         let mut cut = max.min(text.len());
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
         text.truncate(cut);
+        // What was returned, counted in the file's bytes. A secret of 8
+        // bytes or more became `[REDACTED]`, 10: the text grew by at most 2
+        // bytes a secret, so the next read starts that much earlier rather
+        // than skip any byte (a few repeat); a secret cut at the end is
+        // `[REDACTED]` again at the start of the next read.
+        let grown = 2 * text.matches(REDACTED).count();
+        let read = cut.saturating_sub(grown).max(1) as u64;
+        next_offset = Some((from + read).min(meta.len()));
     }
     if text.contains('\0') {
         return Err(refuse("it holds NUL bytes: it is not text".into()));
@@ -171,9 +221,53 @@ pub fn read(run_dir: &RunDir, name: &str, path: &str, max: u64, secrets: &Secret
     Ok(Text {
         path: rel,
         size: meta.len(),
+        offset: from,
         truncated,
+        next_offset,
         text,
     })
+}
+
+/// `body` with the bytes that continue a character `head` began left
+/// out (an offset in the middle of a character starts at the next one),
+/// and how many were.
+fn whole_chars<'a>(head: &[u8], body: &'a [u8]) -> (usize, &'a [u8]) {
+    if head.is_empty() {
+        return (0, body);
+    }
+    let skipped = body
+        .iter()
+        .take(3)
+        .take_while(|b| (0x80..0xC0).contains(*b))
+        .count();
+    (skipped, &body[skipped..])
+}
+
+/// `body` scrubbed of `secrets`, read after `head` (the margin before the
+/// offset asked for): the text from the offset, or, when a secret begins
+/// in `head` and ends in `body`, from that secret's `[REDACTED]`.
+fn scrubbed_from(head: &str, body: &str, secrets: &Secrets) -> String {
+    if head.is_empty() {
+        return secrets.redact(body);
+    }
+    let whole = secrets.redact(&format!("{head}{body}"));
+    // A line's end after `head`, so that a secret's start ending it is not
+    // taken for a secret cut there (which `redact` replaces too).
+    let mut alone = secrets.redact(&format!("{head}\n"));
+    alone.pop();
+    if let Some(rest) = whole.strip_prefix(alone.as_str()) {
+        return rest.to_string();
+    }
+    // Where the two part is where the secret's `[REDACTED]` starts.
+    let mut common = whole
+        .bytes()
+        .zip(alone.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !whole.is_char_boundary(common) {
+        common -= 1;
+    }
+    whole[common..].to_string()
 }
 
 /// What [`open_beneath`] made of a path.

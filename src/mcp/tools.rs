@@ -277,6 +277,8 @@ struct ReadOutput {
     /// A number: JSON Schema's `integer` is any number without a
     /// fraction, `5.0` too, and the schema has checked it is one, in range.
     max_bytes: Option<f64>,
+    /// As `max_bytes`.
+    offset: Option<f64>,
 }
 
 /// The status of the run at `path`, named `name`. A build the server
@@ -518,14 +520,19 @@ fn read_output(server: &Server, a: ReadOutput) -> Result<Value> {
         &run_dir,
         &a.run,
         &a.path,
-        a.max_bytes.map_or(DEFAULT_BYTES, |n| n as u64),
+        outputs::Window {
+            offset: a.offset.map_or(0, |n| n as u64),
+            max: a.max_bytes.map_or(DEFAULT_BYTES, |n| n as u64),
+        },
         &secrets,
     )?;
     Ok(json!({
         "run": a.run,
         "path": text.path,
         "size": text.size,
+        "offset": text.offset,
         "truncated": text.truncated,
+        "next_offset": text.next_offset,
         "text": text.text,
     }))
 }

@@ -2,6 +2,8 @@
 //! or absolute, to a file or through a folder), and a folder of the run
 //! swapped for a link to outside it while requests are answered never
 //! leads a read outside the run (the path checked is the path opened).
+//! A file longer than one read is read whole from `offset` to
+//! `next_offset`, and its end at once.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -45,6 +47,72 @@ fn links_that_stay_in_the_run_are_read() {
         let message = c.err("read_output", json!({"run": "r", "path": path}));
         assert!(message.contains("outside the run"), "{path}: {message}");
     }
+    assert!(c.close().success());
+}
+
+/// A log past the most one read returns (1 MiB) is read whole, read after
+/// read, each from the `next_offset` of the one before; its end at once,
+/// from `size - max_bytes`; an offset in the middle of a character starts
+/// at the next one. The end was out of reach: only the first MiB was.
+#[test]
+fn a_file_longer_than_one_read_is_read_on_from_next_offset() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let mut long = String::new();
+    let mut n = 0;
+    while long.len() < 1_600_000 {
+        long.push_str(&format!("line {n}: déjà vu\n"));
+        n += 1;
+    }
+    long.push_str("the end: why it failed\n");
+    p.write("r/long.log", &long);
+
+    let mut read = String::new();
+    let mut offset = 0;
+    let mut reads = 0;
+    loop {
+        let part = c.ok(
+            "read_output",
+            json!({"run": "r", "path": "long.log", "offset": offset, "max_bytes": 1 << 20}),
+        );
+        assert_eq!(part["offset"], offset);
+        assert_eq!(part["size"], long.len());
+        read.push_str(part["text"].as_str().unwrap());
+        reads += 1;
+        if part["truncated"] == false {
+            assert_eq!(part["next_offset"], Value::Null);
+            break;
+        }
+        offset = part["next_offset"].as_u64().unwrap();
+        assert_eq!(offset as usize, read.len());
+    }
+    assert_eq!(reads, 2);
+    assert!(read == long, "read whole, in order");
+
+    let end = c.ok(
+        "read_output",
+        json!({"run": "r", "path": "long.log", "offset": long.len() - 23, "max_bytes": 100}),
+    );
+    assert_eq!(end["text"], "the end: why it failed\n");
+    assert_eq!(end["truncated"], false);
+
+    // `é` is two bytes: an offset between them starts after it.
+    let at = long.find('é').unwrap();
+    let mid = c.ok(
+        "read_output",
+        json!({"run": "r", "path": "long.log", "offset": at + 1, "max_bytes": 4}),
+    );
+    assert_eq!(mid["offset"], at + 2);
+    assert_eq!(mid["text"], "jà ");
+    assert_eq!(mid["next_offset"], at + 6);
+
+    let past = c.err(
+        "read_output",
+        json!({"run": "r", "path": "long.log", "offset": long.len() + 1}),
+    );
+    assert!(past.contains("past its end"), "{past}");
+    assert!(past.contains("hint: "), "{past}");
     assert!(c.close().success());
 }
 

@@ -1,6 +1,7 @@
 //! The API keys of the server's environment never reach a client: not
 //! through what a build printed (`.planexe/build.log`), nor a task's log,
-//! nor an output a command wrote, whole or cut by `max_bytes`.
+//! nor an output a command wrote, whole, cut by `max_bytes` or read from an
+//! `offset` inside the key.
 
 use serde_json::json;
 
@@ -67,5 +68,43 @@ fn a_key_a_command_prints_is_in_no_answer() {
     }
     let all = serde_json::to_string(&c.ok("status", json!({"run": "shed"}))).unwrap();
     assert!(!all.contains(KEY), "{all}");
+    assert!(c.close().success());
+}
+
+/// A read that starts inside a key starts with its `[REDACTED]`: none of
+/// the key's end is returned.
+#[test]
+fn a_read_from_inside_a_key_returns_none_of_it() {
+    let p = Project::new(LEAKY);
+    let mut c = Client::start_with_env(&p, &[], &[("PLANEXE_MCP_KEY", KEY)]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "shed"}));
+    p.write("shed/key.txt", &format!("abcdefgh{KEY} tail\n"));
+    for offset in 8..(8 + KEY.len() as u64) {
+        let read = c.ok(
+            "read_output",
+            json!({"run": "shed", "path": "key.txt", "offset": offset}),
+        );
+        let text = read["text"].as_str().unwrap();
+        assert_eq!(text, "[REDACTED] tail\n", "{offset}");
+        assert_eq!(read["offset"], offset, "{offset}");
+    }
+    // Read a few bytes at a time from next_offset: the key is never
+    // pieced together, and nothing after it is lost.
+    let mut offset = 0;
+    let mut all = String::new();
+    loop {
+        let read = c.ok(
+            "read_output",
+            json!({"run": "shed", "path": "key.txt", "offset": offset, "max_bytes": 12}),
+        );
+        all.push_str(read["text"].as_str().unwrap());
+        match read["next_offset"].as_u64() {
+            Some(next) => offset = next,
+            None => break,
+        }
+    }
+    assert!(!all.contains(&KEY[KEY.len() - 6..]), "{all}");
+    assert!(all.starts_with("abcdefgh["), "{all}");
+    assert!(all.ends_with(" tail\n"), "{all}");
     assert!(c.close().success());
 }
