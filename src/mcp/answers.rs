@@ -1,7 +1,10 @@
 //! What the server answers about a run, as JSON: the status (the document
 //! of `planexe status --json`, with the run's name and, when a task
-//! failed, one consolidated `error`), an explanation of a task, and the
-//! summary of the last build. Each opens the run as the CLI would, from a
+//! failed, one consolidated `error`; its task lines bounded for a
+//! model's context: [`STATUS_TASKS_MAX`] at most, those that need
+//! attention first, their null fields left out, the first ten failed ones
+//! with the end of their log), an explanation of a task,
+//! and the summary of the last build. Each opens the run as the CLI would, from a
 //! [`Location`], and reads it without taking the lock, so it answers while
 //! a build runs.
 
@@ -28,6 +31,14 @@ use crate::store::{files, CheckMode, ErrorKind, RunDir};
 /// A running build without progress for this long is `stalled`, as for
 /// `planexe status`.
 const STALL_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The most task lines a status lists: a fan-out's thousands of instances
+/// would fill a model's context (1.6 MB for 3000), and `counts` has them
+/// all.
+pub const STATUS_TASKS_MAX: usize = 100;
+
+/// The most task lines of a status that keep their `log_tail`.
+const FAILED_TAILS_MAX: usize = 10;
 
 /// What the server knows that opening a run needs.
 pub struct Opener {
@@ -186,14 +197,70 @@ impl Opener {
                 };
             }
         }
+        let listed = listed(&report);
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         if let Value::Object(map) = &mut value {
             map.insert("run".into(), json!(name));
             if let Some(error) = consolidated(&report) {
                 map.insert("error".into(), error);
             }
+            if let Some(Value::Array(tasks)) = map.get_mut("tasks") {
+                let all = std::mem::take(tasks);
+                *tasks = all
+                    .into_iter()
+                    .zip(&listed)
+                    .filter(|(_, keep)| **keep)
+                    .map(|(line, _)| without_nulls(line))
+                    .collect();
+                // Past the first failures, a log's end is one more of the
+                // same, 2 KB each: its task's log is there to read.
+                tasks
+                    .iter_mut()
+                    .filter_map(|line| line.as_object_mut())
+                    .filter(|line| line.contains_key("log_tail"))
+                    .skip(FAILED_TAILS_MAX)
+                    .for_each(|line| drop(line.remove("log_tail")));
+            }
+            let omitted = listed.iter().filter(|keep| !**keep).count();
+            map.insert("tasks_omitted".into(), json!(omitted));
         }
         Ok(value)
+    }
+}
+
+/// Which of the report's task lines a status lists: every one when they
+/// are [`STATUS_TASKS_MAX`] or fewer, else that many, those that need
+/// attention first (failed, running, stopped, then waiting, then to be
+/// built, then done), each rank in the pipeline's order.
+fn listed(report: &StatusReport) -> Vec<bool> {
+    let lines = &report.tasks;
+    if lines.len() <= STATUS_TASKS_MAX {
+        return vec![true; lines.len()];
+    }
+    let rank = |state: Standing| match state {
+        Standing::Failed => 0,
+        Standing::Running | Standing::FailedPendingCheck => 1,
+        Standing::Stopped => 2,
+        Standing::Pending => 3,
+        Standing::Stale | Standing::NeverBuilt => 4,
+        Standing::Done => 5,
+    };
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| (rank(lines[i].state), i));
+    let mut keep = vec![false; lines.len()];
+    for &i in order.iter().take(STATUS_TASKS_MAX) {
+        keep[i] = true;
+    }
+    keep
+}
+
+/// A task line without the fields it has no value for.
+fn without_nulls(line: Value) -> Value {
+    match line {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
+        other => other,
     }
 }
 

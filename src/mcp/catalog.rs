@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 
+use super::answers::STATUS_TASKS_MAX;
 use super::builds::{START_WAIT, STOP_WAIT, WAIT_MAX_S};
 use super::limits::{PATH_MAX_BYTES, RUN_NAME_MAX_BYTES, TARGETS_MAX, TEXT_MAX_CHARS};
 use super::outputs::{DEFAULT_BYTES, MAX_BYTES};
@@ -78,8 +79,15 @@ fn status_output(extra: Value) -> Value {
         "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
         "totals": {"type": "object"},
         "warnings": {"type": "array", "items": {"type": "string"}},
+        "tasks_omitted": {
+            "type": "integer",
+            "description": "Task lines left out: a status lists at most status_tasks_max (server_info), those \
+                            that need attention first (failed, running, stopped, waiting, to build, done). counts \
+                            has every task; explain says one's state.",
+        },
         "tasks": {
             "type": "array",
+            "description": "The tasks in the pipeline's order, each without its null fields.",
             "items": {
                 "type": "object",
                 "properties": {
@@ -123,7 +131,7 @@ fn status_output(extra: Value) -> Value {
     json!({
         "type": "object",
         "properties": properties,
-        "required": ["run", "run_dir", "state", "counts", "warnings", "tasks"],
+        "required": ["run", "run_dir", "state", "counts", "warnings", "tasks", "tasks_omitted"],
     })
 }
 
@@ -201,12 +209,14 @@ pub fn tools() -> Vec<Tool> {
         Tool {
             name: "status",
             title: "Status of a run",
-            description: "The run at a glance: the object `planexe status --json` prints (state: running, \
-                          completed, failed, stopped or never-built; every task's state; totals; quality \
-                          warnings), plus `error` when a task failed: kind, failed_task, message, error_id, \
-                          and recoverable (true: building again may fix it by itself; false: change an \
-                          input, the prompt or the pipeline first)."
-                .into(),
+            description: format!(
+                "The run at a glance: the object `planexe status --json` prints (state: running, \
+                 completed, failed, stopped or never-built; each task's state; totals; quality \
+                 warnings), plus `error` when a task failed: kind, failed_task, message, error_id, \
+                 and recoverable (true: building again may fix it by itself; false: change an \
+                 input, the prompt or the pipeline first). Lists at most {STATUS_TASKS_MAX} tasks, those \
+                 that need attention first, without their null fields; tasks_omitted counts the others."
+            ),
             input: input(json!({"run": run_arg()}), &["run"]),
             output: status_output(json!({})),
         },
@@ -432,10 +442,12 @@ pub fn tools() -> Vec<Tool> {
                             "path_max_bytes": {"type": "integer"},
                             "text_max_chars": {"type": "integer", "description": "A task, target or model name."},
                             "targets_max": {"type": "integer", "description": "Targets of a build, tasks of a clean."},
+                            "status_tasks_max": {"type": "integer", "description": "Task lines a status lists."},
                         },
                         "required": ["wait_max_s", "build_start_wait_s", "stop_wait_s", "read_output_default_bytes",
                                      "read_output_max_bytes", "plan_max_bytes", "run_create_idempotent_s",
-                                     "run_name_max_bytes", "path_max_bytes", "text_max_chars", "targets_max"],
+                                     "run_name_max_bytes", "path_max_bytes", "text_max_chars", "targets_max",
+                                     "status_tasks_max"],
                     },
                 },
                 "required": ["name", "version", "root", "protocol_version", "capabilities", "tools", "limits"],

@@ -559,6 +559,7 @@ fn server_info(server: &Server) -> Value {
             "path_max_bytes": limits::PATH_MAX_BYTES,
             "text_max_chars": limits::TEXT_MAX_CHARS,
             "targets_max": limits::TARGETS_MAX,
+            "status_tasks_max": answers::STATUS_TASKS_MAX,
             "run_create_idempotent_s": super::runs::IDEMPOTENT_FOR.as_secs(),
         },
     })

@@ -15,7 +15,7 @@
 //! reads ([`outputs`]), the API keys a command prints, which no answer
 //! carries ([`secrets`]), and hints in the tools' terms, not the command
 //! line's ([`hints`]), in what the builds the server starts say too
-//! ([`build_log`]).
+//! ([`build_log`]), and answers sized for a model's context ([`large`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
 //! declares, and its text against its structured content.
@@ -27,6 +27,7 @@ mod cancel;
 mod crashed;
 mod foreign;
 mod hints;
+mod large;
 mod life;
 mod outputs;
 mod pipelines;

@@ -1,0 +1,77 @@
+//! Answers sized for a model's context: a status (and so `wait` and
+//! `stop`) of a pipeline of thousands of tasks lists at most
+//! `status_tasks_max` of them, the failed ones first, without null fields,
+//! the end of the log of the first ten failed ones only, and counts the
+//! others.
+
+use serde_json::json;
+
+use super::Client;
+use crate::harness::*;
+
+/// 300 instances, every one failing with a log of a few hundred bytes,
+/// and one task that succeeds.
+fn wide() -> String {
+    let values: Vec<String> = (0..300).map(|n| format!("\"{n:03}\"")).collect();
+    format!(
+        r#"
+[tasks.ok]
+inputs = ["plan.txt"]
+outputs = ["ok.txt"]
+command = "cp plan.txt ok.txt"
+
+[tasks.each]
+matrix = {{ n = [{}] }}
+inputs = ["ok.txt"]
+outputs = ["out/{{{{ n }}}}.txt"]
+command = "printf 'why %0200d\n' 0; exit 3"
+"#,
+        values.join(", ")
+    )
+}
+
+#[test]
+fn a_status_of_thousands_of_tasks_lists_the_failed_first_and_counts_the_rest() {
+    let p = Project::new(&wide());
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "wide"}));
+    let max = c.ok("server_info", json!({}))["limits"]["status_tasks_max"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(max, 100);
+    let built = p.run(&["build", "-C", "wide", "-k", "-j", "8", "--quiet"]);
+    assert_eq!(built.code, 1, "{}", built.stderr);
+
+    let result = c.call("status", json!({"run": "wide"}));
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.len() < 60_000, "{} bytes", text.len());
+    let status = c.ok("status", json!({"run": "wide"}));
+    assert_eq!(status["counts"]["failed"], 300, "{status}");
+    let tasks = status["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 100);
+    assert_eq!(status["tasks_omitted"], 201);
+    // The failed ones, in the pipeline's order; `ok`, done, left out.
+    assert_eq!(tasks[0]["task"], "each[000]");
+    assert_eq!(tasks[99]["task"], "each[099]");
+    assert!(tasks.iter().all(|t| t["state"] == "failed"));
+    for line in tasks {
+        let line = line.as_object().unwrap();
+        assert!(line.values().all(|v| !v.is_null()), "{line:?}");
+    }
+    let tails = tasks.iter().filter(|t| t.get("log_tail").is_some()).count();
+    assert_eq!(tails, 10);
+    assert_eq!(status["error"]["failed_tasks"], 300);
+    assert!(status["error"]["log_tail"].is_string());
+
+    // A run never built: its first tasks, in the pipeline's order.
+    c.ok("run_create", json!({"plan": "a barn", "name": "new"}));
+    let new = c.ok("status", json!({"run": "new"}));
+    assert_eq!(new["tasks"].as_array().unwrap().len(), 100);
+    assert_eq!(new["tasks_omitted"], 201);
+    assert_eq!(
+        new["tasks"][0],
+        json!({"task": "ok", "state": "never-built", "reason": "never built"})
+    );
+    assert_eq!(new["tasks"][99]["task"], "each[098]");
+    assert!(c.close().success());
+}
