@@ -4,7 +4,7 @@
 //! model's context: [`STATUS_TASKS_MAX`] at most, those that need
 //! attention first, their null fields left out, the first ten failed ones
 //! with the end of their log), an explanation of a task,
-//! and the summary of the last build. Each opens the run as the CLI would, from a
+//! and the summary of the last build (its task lines bounded alike). Each opens the run as the CLI would, from a
 //! [`Location`], and reads it without taking the lock, so it answers while
 //! a build runs.
 
@@ -32,9 +32,9 @@ use crate::store::{files, CheckMode, ErrorKind, RunDir};
 /// `planexe status`.
 const STALL_AFTER: Duration = Duration::from_secs(10 * 60);
 
-/// The most task lines a status lists: a fan-out's thousands of instances
-/// would fill a model's context (1.6 MB for 3000), and `counts` has them
-/// all.
+/// The most task lines a status or a summary lists: a fan-out's
+/// thousands of instances would fill a model's context (1.6 MB for 3000),
+/// and `counts` has them all.
 pub const STATUS_TASKS_MAX: usize = 100;
 
 /// The most task lines of a status that keep their `log_tail`.
@@ -197,71 +197,66 @@ impl Opener {
                 };
             }
         }
-        let listed = listed(&report);
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         if let Value::Object(map) = &mut value {
             map.insert("run".into(), json!(name));
             if let Some(error) = consolidated(&report) {
                 map.insert("error".into(), error);
             }
-            if let Some(Value::Array(tasks)) = map.get_mut("tasks") {
-                let all = std::mem::take(tasks);
-                *tasks = all
-                    .into_iter()
-                    .zip(&listed)
-                    .filter(|(_, keep)| **keep)
-                    .map(|(line, _)| without_nulls(line))
-                    .collect();
-                // Past the first failures, a log's end is one more of the
-                // same, 2 KB each: its task's log is there to read.
-                tasks
-                    .iter_mut()
-                    .filter_map(|line| line.as_object_mut())
-                    .filter(|line| line.contains_key("log_tail"))
-                    .skip(FAILED_TAILS_MAX)
-                    .for_each(|line| drop(line.remove("log_tail")));
-            }
-            let omitted = listed.iter().filter(|keep| !**keep).count();
-            map.insert("tasks_omitted".into(), json!(omitted));
+            bound_tasks(map);
         }
         Ok(value)
     }
 }
 
-/// Which of the report's task lines a status lists: every one when they
-/// are [`STATUS_TASKS_MAX`] or fewer, else that many, those that need
-/// attention first (failed, running, stopped, then waiting, then to be
-/// built, then done), each rank in the pipeline's order.
-fn listed(report: &StatusReport) -> Vec<bool> {
-    let lines = &report.tasks;
-    if lines.len() <= STATUS_TASKS_MAX {
-        return vec![true; lines.len()];
-    }
-    let rank = |state: Standing| match state {
-        Standing::Failed => 0,
-        Standing::Running | Standing::FailedPendingCheck => 1,
-        Standing::Stopped => 2,
-        Standing::Pending => 3,
-        Standing::Stale | Standing::NeverBuilt => 4,
-        Standing::Done => 5,
+/// Bounds the `tasks` of a status or a summary for a model's context:
+/// each line without its null fields, at most [`STATUS_TASKS_MAX`] of
+/// them (every one when they are no more, else those that need attention
+/// first: failed, running, stopped, waiting, to be built, then done, each
+/// rank in the pipeline's order), the end of the log of the first
+/// [`FAILED_TAILS_MAX`] only; `tasks_omitted` counts the lines left out.
+fn bound_tasks(map: &mut Map<String, Value>) {
+    let Some(Value::Array(tasks)) = map.get_mut("tasks") else {
+        return;
     };
-    let mut order: Vec<usize> = (0..lines.len()).collect();
-    order.sort_by_key(|&i| (rank(lines[i].state), i));
-    let mut keep = vec![false; lines.len()];
-    for &i in order.iter().take(STATUS_TASKS_MAX) {
-        keep[i] = true;
+    let all = std::mem::take(tasks);
+    let omitted = all.len().saturating_sub(STATUS_TASKS_MAX);
+    let rank = |line: &Value| match line["state"].as_str().unwrap_or("") {
+        "failed" => 0,
+        "running" | "failed-pending-check" => 1,
+        "stopped" => 2,
+        "stale" | "never-built" | "not-run" => 4,
+        "done" => 5,
+        _ => 3,
+    };
+    let mut order: Vec<(usize, Value)> = all.into_iter().enumerate().collect();
+    if omitted > 0 {
+        order.sort_by_key(|(i, line)| (rank(line), *i));
+        order.truncate(STATUS_TASKS_MAX);
+        order.sort_by_key(|(i, _)| *i);
     }
-    keep
-}
-
-/// A task line without the fields it has no value for.
-fn without_nulls(line: Value) -> Value {
-    match line {
-        Value::Object(map) => {
-            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
-        }
-        other => other,
-    }
+    // Past the first failures, a log's end is one more of the same, 2 KB
+    // each: its task's log is there to read.
+    let mut tails = 0;
+    *tasks = order
+        .into_iter()
+        .map(|(_, line)| match line {
+            Value::Object(fields) => Value::Object(
+                fields
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .filter(|(k, _)| {
+                        k != "log_tail" || {
+                            tails += 1;
+                            tails <= FAILED_TAILS_MAX
+                        }
+                    })
+                    .collect(),
+            ),
+            other => other,
+        })
+        .collect();
+    map.insert("tasks_omitted".into(), json!(omitted));
 }
 
 /// The run's error in one object, when a task failed: the first failed
@@ -351,7 +346,10 @@ pub fn summary(run_dir: &RunDir, name: &str) -> Result<Map<String, Value>> {
         Err(e) => return Err(Error::io_at(&path, e)),
     };
     match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(mut map)) => {
+            bound_tasks(&mut map);
+            Ok(map)
+        }
         _ => Err(Error::usage(format!(
             "{} is damaged: it is not a JSON object",
             run_dir.show(&path)

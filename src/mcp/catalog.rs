@@ -316,7 +316,8 @@ pub fn tools() -> Vec<Tool> {
             title: "Summary of a run",
             description: "The run after its last build, in one object (.planexe/summary.json): counts, each \
                           task's state, outputs, duration, tokens and cost, quality warnings. Written by \
-                          every build that ran something."
+                          every build that ran something. Its tasks are bounded as the status tool's are \
+                          (tasks_omitted)."
                 .into(),
             input: input(json!({"run": run_arg()}), &["run"]),
             output: json!({"type": "object"}),

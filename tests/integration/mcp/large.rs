@@ -1,5 +1,5 @@
 //! Answers sized for a model's context: a status (and so `wait` and
-//! `stop`) of a pipeline of thousands of tasks lists at most
+//! `stop`), and a summary, of a pipeline of thousands of tasks lists at most
 //! `status_tasks_max` of them, the failed ones first, without null fields,
 //! the end of the log of the first ten failed ones only, and counts the
 //! others.
@@ -62,6 +62,18 @@ fn a_status_of_thousands_of_tasks_lists_the_failed_first_and_counts_the_rest() {
     assert_eq!(tails, 10);
     assert_eq!(status["error"]["failed_tasks"], 300);
     assert!(status["error"]["log_tail"].is_string());
+
+    // The summary's tasks alike.
+    let summary = c.ok("summary", json!({"run": "wide"}));
+    assert_eq!(summary["counts"]["failed"], 300, "{summary}");
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 100);
+    assert_eq!(summary["tasks_omitted"], 201);
+    assert_eq!(tasks[0]["task"], "each[000]");
+    assert!(tasks.iter().all(|t| t["state"] == "failed"));
+    assert!(tasks
+        .iter()
+        .all(|t| t.as_object().unwrap().values().all(|v| !v.is_null())));
 
     // A run never built: its first tasks, in the pipeline's order.
     c.ok("run_create", json!({"plan": "a barn", "name": "new"}));
