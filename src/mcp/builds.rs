@@ -313,14 +313,15 @@ impl Builds {
         Ok(Some(pid))
     }
 
-    /// Waits until no build runs in `run_dir`, or `deadline`, or `cancel`
-    /// is set (the client cancelled its request); whether none runs.
-    pub fn wait(&self, run_dir: &RunDir, deadline: Instant, cancel: &AtomicBool) -> bool {
+    /// Waits until no build runs in `run_dir`, or `deadline`, or one of
+    /// `cut` is set (the client cancelled its request, or its input
+    /// ended); whether none runs.
+    pub fn wait(&self, run_dir: &RunDir, deadline: Instant, cut: [&AtomicBool; 2]) -> bool {
         loop {
             if self.running(run_dir).is_none() {
                 return true;
             }
-            if Instant::now() >= deadline || cancel.load(Ordering::SeqCst) {
+            if Instant::now() >= deadline || cut.iter().any(|c| c.load(Ordering::SeqCst)) {
                 return false;
             }
             std::thread::sleep(POLL);

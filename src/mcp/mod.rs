@@ -24,8 +24,8 @@
 //! ([`answering`]: the limits, and a batch's answers gathered into one
 //! array), so `ping` and `status` answer while any number of `wait`s
 //! block. Every answer is one line, written whole under one lock. At the
-//! end of input the server answers what it already read, then returns;
-//! builds it started go on.
+//! end of input the server answers what it already read (a `wait` at
+//! once, with the status as it is), then returns; builds it started go on.
 //!
 //! Requests are served before `initialize` too (the spec asks clients not
 //! to send them; being lenient costs nothing here). Below the CLI: the
@@ -99,6 +99,10 @@ struct Server {
     /// The requests being answered, by their id's key ([`wire::Id::key`]):
     /// each one's flag, set when the client cancels it.
     pending: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Set at the end of input: a `wait` (and the wait of a `stop`) then
+    /// answers at once, so the server exits when its client has gone
+    /// rather than up to `wait`'s 50 s later.
+    ending: AtomicBool,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -152,6 +156,7 @@ pub fn serve(
         protocol: Mutex::new(None),
         creating: Mutex::new(()),
         pending: Mutex::new(HashMap::new()),
+        ending: AtomicBool::new(false),
         out: Mutex::new(Box::new(output)),
     });
     let pools = answering::Pools::default();
@@ -186,7 +191,9 @@ pub fn serve(
             Incoming::Response | Incoming::Blank => {}
         }
     }
-    // Answer what was read before the end.
+    // Answer what was read before the end, the waits at once (with the
+    // status as it is: a client that closed its input is leaving).
+    server.ending.store(true, Ordering::SeqCst);
     pools.drain();
     Ok(())
 }

@@ -414,7 +414,9 @@ fn wait(server: &Server, a: Wait, cancel: &AtomicBool) -> Result<Value> {
     let seconds = a.timeout_s.unwrap_or(WAIT_MAX_S as f64);
     let limit = Duration::try_from_secs_f64(seconds.clamp(0.0, WAIT_MAX_S as f64))
         .unwrap_or(Duration::from_secs(WAIT_MAX_S));
-    let idle = server.builds.wait(&run_dir, Instant::now() + limit, cancel);
+    let idle = server
+        .builds
+        .wait(&run_dir, Instant::now() + limit, [cancel, &server.ending]);
     let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("timed_out".into(), json!(!idle));
@@ -427,9 +429,11 @@ fn stop(server: &Server, a: Run, cancel: &AtomicBool) -> Result<Value> {
     let run_dir = RunDir::open(&path)?;
     let pid = server.builds.stop(&run_dir, &a.run)?;
     let ended = pid.is_none()
-        || server
-            .builds
-            .wait(&run_dir, Instant::now() + STOP_WAIT, cancel);
+        || server.builds.wait(
+            &run_dir,
+            Instant::now() + STOP_WAIT,
+            [cancel, &server.ending],
+        );
     let mut status = status(server, &path, &a.run)?;
     if let Value::Object(map) = &mut status {
         map.insert("stopped_pid".into(), json!(pid));

@@ -1,6 +1,6 @@
 //! `notifications/cancelled`: a cancelled `wait` ends early and gets no
 //! answer; a cancellation of a request unknown or answered already is
-//! ignored.
+//! ignored. A `wait` blocking when the input ends is answered at once.
 
 use std::time::{Duration, Instant};
 
@@ -55,5 +55,40 @@ fn a_cancelled_wait_ends_and_gets_no_answer() {
     );
     // SAFETY: the build's pid, alive: a Ctrl-C ends it.
     unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    wait_for("the build to stop", || !alive(pid));
+}
+
+/// A wait still blocking when the client closes its input is answered at
+/// once, with the status as it is: the server used to stay up until the
+/// build ended or the wait's 50 s passed, for a client that had gone.
+#[test]
+fn a_wait_blocking_at_the_end_of_input_is_answered_at_once() {
+    let p = Project::new(SLOW);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "p", "name": "r"}));
+    let pid = c.ok("build", json!({"run": "r"}))["pid"].as_u64().unwrap();
+    c.send(
+        &json!({"jsonrpc": "2.0", "id": "w-1", "method": "tools/call",
+                "params": {"name": "wait", "arguments": {"run": "r", "timeout_s": 50}}})
+        .to_string(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    drop(c.stdin.take());
+    let answer = c.recv();
+    assert_eq!(answer["id"], "w-1", "{answer}");
+    let status = &answer["result"]["structuredContent"];
+    assert_eq!(status["timed_out"], true, "{answer}");
+    assert_eq!(status["state"], "running", "{answer}");
+    assert!(c.close().success());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // The build goes on.
+    assert!(alive(pid));
+    // SAFETY: the build's pid, alive: SIGTERM stops it.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     wait_for("the build to stop", || !alive(pid));
 }
