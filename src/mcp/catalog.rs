@@ -258,10 +258,12 @@ pub fn tools() -> Vec<Tool> {
         Tool {
             name: "clean",
             title: "Clean tasks",
-            description: "Delete what tasks produced (their outputs, records and logs), optionally with every \
+            description: format!(
+                "Delete what tasks produced (their outputs, records and logs), optionally with every \
                           task downstream, so the next build runs them again. Never deletes a source file. \
-                          Refuses while a build runs."
-                .into(),
+                          Refuses while a build runs. Lists at most {STATUS_TASKS_MAX} tasks and {STATUS_TASKS_MAX} \
+                          paths deleted; tasks_omitted and deleted_omitted count the others."
+            ),
             input: input(
                 json!({
                     "run": run_arg(),
@@ -277,9 +279,11 @@ pub fn tools() -> Vec<Tool> {
                 "properties": {
                     "run": {"type": "string"},
                     "tasks": {"type": "array", "items": {"type": "string"}},
+                    "tasks_omitted": {"type": "integer"},
                     "deleted": {"type": "array", "items": {"type": "string"}},
+                    "deleted_omitted": {"type": "integer"},
                 },
-                "required": ["run", "tasks", "deleted"],
+                "required": ["run", "tasks", "tasks_omitted", "deleted", "deleted_omitted"],
             }),
         },
         Tool {

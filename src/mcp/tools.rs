@@ -462,10 +462,15 @@ fn clean(server: &Server, a: Clean) -> Result<Value> {
     };
     let plan = CleanPlan::new(&session, &selection)?;
     plan.apply(&mut session)?;
+    // A fan-out's thousands of instances and their files, bounded as a
+    // status's tasks are.
+    let max = answers::STATUS_TASKS_MAX;
     Ok(json!({
         "run": a.run,
-        "tasks": plan.tasks,
-        "deleted": plan.files.iter().map(|(shown, _)| shown).collect::<Vec<_>>(),
+        "tasks": plan.tasks.iter().take(max).collect::<Vec<_>>(),
+        "tasks_omitted": plan.tasks.len().saturating_sub(max),
+        "deleted": plan.files.iter().take(max).map(|(shown, _)| shown).collect::<Vec<_>>(),
+        "deleted_omitted": plan.files.len().saturating_sub(max),
     }))
 }
 

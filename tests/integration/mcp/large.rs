@@ -1,5 +1,5 @@
 //! Answers sized for a model's context: a status (and so `wait` and
-//! `stop`), and a summary, of a pipeline of thousands of tasks lists at most
+//! `stop`), a summary and a clean, of a pipeline of thousands of tasks lists at most
 //! `status_tasks_max` of them, the failed ones first, without null fields,
 //! the end of the log of the first ten failed ones only, and counts the
 //! others.
@@ -74,6 +74,25 @@ fn a_status_of_thousands_of_tasks_lists_the_failed_first_and_counts_the_rest() {
     assert!(tasks
         .iter()
         .all(|t| t.as_object().unwrap().values().all(|v| !v.is_null())));
+
+    // A clean of the fan-out's source and what reads it, bounded alike.
+    let cleaned = c.ok(
+        "clean",
+        json!({"run": "wide", "tasks": ["ok"], "downstream": true}),
+    );
+    let tasks = cleaned["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 100);
+    assert_eq!(tasks[0], "ok");
+    assert_eq!(cleaned["tasks_omitted"], 201);
+    assert_eq!(cleaned["deleted"].as_array().unwrap().len(), 100);
+    assert!(
+        cleaned["deleted_omitted"].as_u64().unwrap() > 300,
+        "{cleaned}"
+    );
+    assert_eq!(
+        c.ok("status", json!({"run": "wide"}))["counts"]["never-built"],
+        301
+    );
 
     // A run never built: its first tasks, in the pipeline's order.
     c.ok("run_create", json!({"plan": "a barn", "name": "new"}));
