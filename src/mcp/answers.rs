@@ -3,7 +3,8 @@
 //! failed, one consolidated `error`; its task lines bounded for a
 //! model's context: [`STATUS_TASKS_MAX`] at most, those that need
 //! attention first, their null fields left out, the first ten failed ones
-//! with the end of their log), an explanation of a task,
+//! with the end of their log), an explanation of a task (its files and
+//! upstream tasks bounded alike, those that make it stale first),
 //! and the summary of the last build (its task lines bounded alike). Each opens the run as the CLI would, from a
 //! [`Location`], and reads it without taking the lock, so it answers while
 //! a build runs.
@@ -305,12 +306,26 @@ pub fn explain(session: &Session, name: &str, task: &str) -> Result<Value> {
         "reason": e.reason,
         "last_success": last_success,
         "last_error": last_error,
-        "inputs": e.inputs.iter().map(file_line).collect::<Vec<_>>(),
-        "outputs": e.outputs.iter().map(file_line).collect::<Vec<_>>(),
-        "upstream": e.upstream,
+        "inputs": files_listed(&e.inputs),
+        "inputs_omitted": e.inputs.len().saturating_sub(STATUS_TASKS_MAX),
+        "outputs": files_listed(&e.outputs),
+        "outputs_omitted": e.outputs.len().saturating_sub(STATUS_TASKS_MAX),
+        "upstream": e.upstream.iter().take(STATUS_TASKS_MAX).collect::<Vec<_>>(),
+        "upstream_omitted": e.upstream.len().saturating_sub(STATUS_TASKS_MAX),
         "done_marker": !e.marker_missing,
         "done_before": e.done_before,
     }))
+}
+
+/// At most [`STATUS_TASKS_MAX`] of `files` (a task that reads a fan-out of
+/// 2000 instances made an explanation of 600 KB), those that make the task
+/// stale first (changed, missing, new, touched), in their order.
+fn files_listed(files: &[FileLine]) -> Vec<Value> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| (matches!(files[i].verdict, FileVerdict::Same(_)), i));
+    order.truncate(STATUS_TASKS_MAX);
+    order.sort_unstable();
+    order.into_iter().map(|i| file_line(&files[i])).collect()
 }
 
 /// One input or output of an explanation.

@@ -289,11 +289,13 @@ pub fn tools() -> Vec<Tool> {
         Tool {
             name: "explain",
             title: "Explain a task",
-            description: "Why a task is or is not stale: its verdict, its last successful run and \
+            description: format!(
+                "Why a task is or is not stale: its verdict, its last successful run and \
                           fingerprint (with a diff of its definition when that changed), its last error, \
                           each input and output against its recorded stamp, and the upstream tasks that will \
-                          run first."
-                .into(),
+                          run first. Lists at most {STATUS_TASKS_MAX} inputs, outputs and upstream tasks, those that \
+                          make it stale first; inputs_omitted, outputs_omitted and upstream_omitted count the others."
+            ),
             input: input(
                 json!({"run": run_arg(), "task": {"type": "string", "maxLength": TEXT_MAX_CHARS, "description": "The task (or fan-out instance, or an output path: the task that writes it)."}}),
                 &["run", "task"],
@@ -310,9 +312,13 @@ pub fn tools() -> Vec<Tool> {
                     "inputs": {"type": "array", "items": {"type": "object"}},
                     "outputs": {"type": "array", "items": {"type": "object"}},
                     "upstream": {"type": "array", "items": {"type": "string"}},
+                    "inputs_omitted": {"type": "integer"},
+                    "outputs_omitted": {"type": "integer"},
+                    "upstream_omitted": {"type": "integer"},
                     "done_marker": {"type": "boolean"},
                 },
-                "required": ["run", "task", "stale", "reason", "inputs", "outputs", "upstream"],
+                "required": ["run", "task", "stale", "reason", "inputs", "outputs", "upstream",
+                             "inputs_omitted", "outputs_omitted", "upstream_omitted"],
             }),
         },
         Tool {

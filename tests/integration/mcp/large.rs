@@ -2,7 +2,8 @@
 //! `stop`), a summary and a clean, of a pipeline of thousands of tasks lists at most
 //! `status_tasks_max` of them, the failed ones first, without null fields,
 //! the end of the log of the first ten failed ones only, and counts the
-//! others.
+//! others; an explanation of a task that reads thousands of files lists
+//! the ones that changed first.
 
 use serde_json::json;
 
@@ -104,5 +105,49 @@ fn a_status_of_thousands_of_tasks_lists_the_failed_first_and_counts_the_rest() {
         json!({"task": "ok", "state": "never-built", "reason": "never built"})
     );
     assert_eq!(new["tasks"][99]["task"], "each[098]");
+    assert!(c.close().success());
+}
+
+/// A task that reads a fan-out of 250 instances: its explanation lists 100
+/// inputs, the one that changed among them though it comes late (all 250
+/// made an answer of 75 KB; 2000, 600 KB).
+#[test]
+fn an_explanation_lists_the_inputs_that_changed_first_and_counts_the_rest() {
+    let values: Vec<String> = (0..250).map(|n| format!("\"{n:03}\"")).collect();
+    let p = Project::new(&format!(
+        r#"
+[tasks.each]
+matrix = {{ n = [{}] }}
+inputs = ["plan.txt"]
+outputs = ["out/{{{{ n }}}}.txt"]
+command = "echo {{{{ n }}}} > out/{{{{ n }}}}.txt"
+
+[tasks.merge]
+inputs = ["each"]
+outputs = ["merged.txt"]
+command = "cat out/*.txt > merged.txt"
+"#,
+        values.join(", ")
+    ));
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    let fresh = c.ok("explain", json!({"run": "r", "task": "merge"}));
+    assert_eq!(fresh["upstream"].as_array().unwrap().len(), 100, "{fresh}");
+    assert_eq!(fresh["upstream_omitted"], 150);
+    let built = p.run(&["build", "-C", "r", "-j", "8", "--quiet"]);
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    p.write("r/out/200.txt", "edited\n");
+
+    let explained = c.ok("explain", json!({"run": "r", "task": "merge"}));
+    let inputs = explained["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 100);
+    assert_eq!(explained["inputs_omitted"], 150);
+    assert_eq!(inputs[0]["path"], "out/000.txt");
+    let changed: Vec<_> = inputs.iter().filter(|i| i["verdict"] != "same").collect();
+    assert_eq!(changed.len(), 1, "{explained}");
+    assert_eq!(changed[0]["path"], "out/200.txt");
+    assert_eq!(inputs[99]["path"], "out/200.txt");
+    assert_eq!(explained["outputs"].as_array().unwrap().len(), 1);
+    assert_eq!(explained["outputs_omitted"], 0);
     assert!(c.close().success());
 }
