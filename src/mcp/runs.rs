@@ -371,12 +371,14 @@ impl Root {
             .collect()
     }
 
-    /// A name for a new run: the time (UTC) and the plan's first words,
-    /// with `-2`, `-3`, ... when taken.
+    /// A name for a new run: the time (UTC) and the plan's first words
+    /// (their Latin letters with accents written without: `Café` is
+    /// `cafe`, not `caf`), with `-2`, `-3`, ... when taken.
     fn fresh_name(&self, plan: &str) -> String {
         let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+        let plain: String = plan.chars().take(200).map(unaccented).collect();
         let mut slug = String::new();
-        for word in plan
+        for word in plain
             .split(|c: char| !c.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty())
         {
@@ -481,6 +483,38 @@ fn plan_line(run_dir: &RunDir) -> Option<String> {
         short.push('…');
     }
     Some(short)
+}
+
+/// `c` as ASCII: a Latin letter with an accent as the letter without
+/// (`ß` as `ss`, `æ` as `ae`), any other character as a space.
+fn unaccented(c: char) -> std::borrow::Cow<'static, str> {
+    if c.is_ascii() {
+        return c.to_string().into();
+    }
+    let lower = c.to_lowercase().next().unwrap_or(c);
+    let plain = match lower {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'č' => "c",
+        'ď' | 'đ' | 'ð' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => "e",
+        'ğ' => "g",
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' | 'i' => "i",
+        'ł' | 'ľ' => "l",
+        'ñ' | 'ń' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => "o",
+        'œ' => "oe",
+        'ř' => "r",
+        'ś' | 'š' | 'ş' | 'ș' => "s",
+        'ß' => "ss",
+        'ť' | 'ţ' | 'ț' => "t",
+        'þ' => "th",
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => "u",
+        'ý' | 'ÿ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        _ => " ",
+    };
+    plain.into()
 }
 
 #[cfg(test)]

@@ -407,3 +407,21 @@ fn a_whole_number_written_with_a_fraction_is_taken_as_an_integer() {
     assert!(message.contains("/max_bytes"), "{message}");
     assert!(c.close().success());
 }
+
+/// A plan in French or German names its run with its words' letters, the
+/// accents left out: `Café` made `caf`, `Zürich` `z-rich`.
+#[test]
+fn a_run_named_from_its_plan_keeps_the_letters_of_accented_words() {
+    let p = Project::new(COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    let created = c.ok(
+        "run_create",
+        json!({"plan": "Ouvrir un Café à Zürich, Straße 5 — ÉTÉ"}),
+    );
+    let run = created["run"].as_str().unwrap();
+    assert!(run.ends_with("-ouvrir-un-cafe-a-zurich-strasse"), "{run}");
+    let created = c.ok("run_create", json!({"plan": "日本語 plan"}));
+    let run = created["run"].as_str().unwrap();
+    assert!(run.ends_with("-plan"), "{run}");
+    assert!(c.close().success());
+}
