@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::answers::STATUS_TASKS_MAX;
 use super::builds::{START_WAIT, STOP_WAIT, WAIT_MAX_S};
 use super::limits::{PATH_MAX_BYTES, RUN_NAME_MAX_BYTES, TARGETS_MAX, TEXT_MAX_CHARS};
-use super::outputs::{DEFAULT_BYTES, MAX_BYTES};
+use super::outputs::{DEFAULT_BYTES, MAX_BYTES, OFFSET_MAX};
 use super::runs::{IDEMPOTENT_FOR, MAX_PLAN_BYTES};
 
 /// One tool.
@@ -401,7 +401,7 @@ pub fn tools() -> Vec<Tool> {
                     "run": run_arg(),
                     "path": {"type": "string", "maxLength": PATH_MAX_BYTES, "description": "The file, relative to the run's folder."},
                     "max_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_BYTES},
-                    "offset": {"type": "integer", "minimum": 0,
+                    "offset": {"type": "integer", "minimum": 0, "maximum": OFFSET_MAX,
                                "description": "Where to start, in bytes from the file's start (next_offset of an earlier read)."},
                 }),
                 &["run", "path"],

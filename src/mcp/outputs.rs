@@ -36,6 +36,10 @@ pub const DEFAULT_BYTES: u64 = 256 * 1024;
 /// The most `read_output` returns.
 pub const MAX_BYTES: u64 = 1024 * 1024;
 
+/// The largest `offset` taken: the largest whole number a JSON number
+/// holds exactly (2^53), so one past it is refused as it was sent.
+pub const OFFSET_MAX: u64 = 1 << 53;
+
 /// The text read.
 pub struct Text {
     /// The path as the run names it.

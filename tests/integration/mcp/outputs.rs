@@ -113,6 +113,11 @@ fn a_file_longer_than_one_read_is_read_on_from_next_offset() {
     );
     assert!(past.contains("past its end"), "{past}");
     assert!(past.contains("hint: "), "{past}");
+    let huge = c.err(
+        "read_output",
+        json!({"run": "r", "path": "long.log", "offset": 1e300}),
+    );
+    assert!(huge.contains("/offset: 1e+300 is greater than"), "{huge}");
     assert!(c.close().success());
 }
 
