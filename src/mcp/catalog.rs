@@ -335,9 +335,10 @@ pub fn tools() -> Vec<Tool> {
         Tool {
             name: "runs",
             title: "List runs",
-            description: "The runs under the server's root with their state, newest first. Archived runs are \
-                          left out unless `archived` is true."
-                .into(),
+            description: format!(
+                "The runs under the server's root with their state, newest first, at most {STATUS_TASKS_MAX} \
+                 (runs_omitted counts the older ones). Archived runs are left out unless `archived` is true."
+            ),
             input: input(
                 json!({"archived": {"type": "boolean", "description": "Also list archived runs."}}),
                 &[],
@@ -360,8 +361,9 @@ pub fn tools() -> Vec<Tool> {
                         },
                     },
                     "archived_hidden": {"type": "integer"},
+                    "runs_omitted": {"type": "integer", "description": "Older runs past the newest status_tasks_max, left out."},
                 },
-                "required": ["root", "runs", "archived_hidden"],
+                "required": ["root", "runs", "archived_hidden", "runs_omitted"],
             }),
         },
         Tool {

@@ -478,9 +478,13 @@ fn runs(server: &Server, a: Runs) -> Result<Value> {
     let (listed, hidden) = server.root.list(a.archived, |run_dir| {
         server.builds.running(run_dir).is_some()
     });
+    // Newest first: an agent that made hundreds over days gets the
+    // latest, not an answer of hundreds of KB.
+    let max = answers::STATUS_TASKS_MAX;
     Ok(json!({
         "root": server.root.path(),
-        "runs": listed,
+        "runs_omitted": listed.len().saturating_sub(max),
+        "runs": listed.into_iter().take(max).collect::<Vec<_>>(),
         "archived_hidden": hidden,
     }))
 }

@@ -3,7 +3,7 @@
 //! `status_tasks_max` of them, the failed ones first, without null fields,
 //! the end of the log of the first ten failed ones only, and counts the
 //! others; an explanation of a task that reads thousands of files lists
-//! the ones that changed first.
+//! the ones that changed first; `runs` lists the newest 100 runs.
 
 use serde_json::json;
 
@@ -149,5 +149,30 @@ command = "cat out/*.txt > merged.txt"
     assert_eq!(inputs[99]["path"], "out/200.txt");
     assert_eq!(explained["outputs"].as_array().unwrap().len(), 1);
     assert_eq!(explained["outputs_omitted"], 0);
+    assert!(c.close().success());
+}
+
+/// `runs` lists the newest 100 runs and counts the older ones.
+#[test]
+fn runs_lists_the_newest_hundred() {
+    let p = Project::new(super::COMMANDS);
+    let mut c = Client::start(&p, &[]);
+    for n in 0..103 {
+        c.ok(
+            "run_create",
+            json!({"plan": "a shed", "name": format!("r{n:03}")}),
+        );
+    }
+    let runs = c.ok("runs", json!({}));
+    let listed = runs["runs"].as_array().unwrap();
+    assert_eq!(listed.len(), 100);
+    assert_eq!(runs["runs_omitted"], 3);
+    // Newest first (runs made in the same millisecond by name).
+    assert!(listed.iter().any(|r| r["run"] == "r102"));
+    let times: Vec<&str> = listed
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     assert!(c.close().success());
 }
