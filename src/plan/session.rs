@@ -49,7 +49,13 @@ pub type ModelSource = (ModelSourceKind, String);
 
 /// What [`Session::open`] reads beside the state log: the pipeline, the
 /// model override, the remembered model set aside, the graph.
-type Loaded = (Pipeline, Option<ModelSource>, Option<String>, Graph);
+type Loaded = (
+    Pipeline,
+    Option<ModelSource>,
+    Option<String>,
+    Graph,
+    certificate::AsRead,
+);
 
 /// One invocation's view of a run directory.
 pub struct Session {
@@ -60,6 +66,9 @@ pub struct Session {
     pub run_dir: RunDir,
     pub pipeline: Pipeline,
     pub graph: Graph,
+    /// The files the graph was resolved from, as they were read: what a
+    /// certificate must find them still ([`certificate::write`]).
+    pub read: certificate::AsRead,
     pub store: StateStore,
     /// What the choice of pipeline file left to say (already said by
     /// whoever located it; kept so a build knows it was not clean).
@@ -166,6 +175,7 @@ impl Session {
             });
             let loaded = (|| -> Result<Loaded> {
                 let t = crate::phases::phase("pipeline: parse");
+                let before = certificate::PipelineStat::before_reading(&path);
                 let pipeline = Pipeline::load_with(&path, display, &advice)?;
                 drop(t);
                 let remembered = run.as_ref().and_then(|r| r.model.clone());
@@ -191,7 +201,8 @@ impl Session {
                     lists,
                     advice.clone(),
                 )?;
-                Ok((pipeline, model_source, set_aside, graph))
+                let read = certificate::AsRead::new(before, &run_dir, &pipeline, &graph);
+                Ok((pipeline, model_source, set_aside, graph, read))
             })();
             resolved.store(true, Ordering::Relaxed);
             let store = store
@@ -199,7 +210,7 @@ impl Session {
                 .unwrap_or_else(|_| Err(Error::usage("reading the state log failed")));
             (loaded, store)
         });
-        let (pipeline, model_source, set_aside_model, graph) = loaded?;
+        let (pipeline, model_source, set_aside_model, graph, read) = loaded?;
         let (mut store, journal, damaged) = store?;
         in_flight(&mut store, journal.as_ref());
         Ok(Session {
@@ -210,6 +221,7 @@ impl Session {
             run_dir,
             pipeline,
             graph,
+            read,
             store,
             warning,
             named,

@@ -639,3 +639,77 @@ fn only_an_edit_begins_to_open_the_pipeline() {
     assert!(edit.contains("pipeline: parse"), "{edit}");
     assert_eq!(p.read("out/b.txt"), "two\n");
 }
+
+/// The pipeline file edited while a build runs: that build read the file
+/// before the edit, so its certificate must not vouch for the file as it
+/// is after it (the next build said `nothing to do` and never ran the
+/// task whose command the edit changed).
+#[test]
+fn a_pipeline_edited_during_a_build_is_not_vouched_for_by_its_certificate() {
+    const BEFORE: &str = r#"
+[tasks.a]
+outputs = ["a.txt"]
+command = "touch started; while [ ! -e go ]; do sleep 0.02; done; echo a > a.txt"
+
+[tasks.b]
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+command = "cp a.txt b.txt"
+"#;
+    let p = Project::new(BEFORE);
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run planexe");
+    wait_for("task a to start", || p.exists("started"));
+    // Aged past the window in which a stamp is too young to trust: the
+    // certificate would take the edited file's stat at its word.
+    std::thread::sleep(Duration::from_millis(250));
+    p.write(
+        "pipeline.toml",
+        &BEFORE.replace("cp a.txt b.txt", "cp a.txt b.txt && echo edited >> b.txt"),
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+    p.run(&["build", "-n"]).ok().stdout_has("b: ");
+    p.build().ok().ran(&["b"]);
+    assert_eq!(p.read("b.txt"), "a\nedited\n");
+}
+
+/// A file a glob input matches, made while a build runs: the build
+/// resolved the glob before it existed, so its certificate must not vouch
+/// for the folder as it is after (the next build found nothing to do, and
+/// the task that reads the glob never read the new file).
+#[test]
+fn a_file_a_glob_matches_made_during_a_build_is_read_by_the_next() {
+    let p = Project::new(
+        r#"
+[tasks.wait]
+outputs = ["w.txt"]
+command = "touch started; while [ ! -e go ]; do sleep 0.02; done; echo w > w.txt"
+
+[tasks.all]
+inputs = ["w.txt", "notes/*.md"]
+outputs = ["all.txt"]
+command = "cat notes/*.md > all.txt"
+"#,
+    );
+    p.write("notes/a.md", "a\n");
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run planexe");
+    wait_for("task wait to start", || p.exists("started"));
+    std::thread::sleep(Duration::from_millis(250));
+    p.write("notes/b.md", "b\n");
+    std::thread::sleep(Duration::from_millis(250));
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+    p.build().ok().ran(&["all"]);
+    assert_eq!(p.read("all.txt"), "a\nb\n");
+}

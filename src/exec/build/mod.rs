@@ -443,6 +443,7 @@ fn certify(session: &Session, from: Option<(&certificate::Base, &[bool])>) -> Op
         &session.store,
         &session.certificate_key(),
         from,
+        &session.read,
     )
     .ok()
     .flatten()

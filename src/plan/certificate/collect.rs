@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::stat::{file_id_on, Folders};
-use super::{path_of, Entry, Young, LOG};
+use super::{path_of, AsRead, Entry, Young, LOG};
 use crate::model::{Graph, Pipeline, TaskId};
 use crate::store::rundir::{file, state_rel, status_rel};
 use crate::store::stamp::{self, Meta, Stamp, Vouch};
@@ -80,8 +80,11 @@ fn state_files() -> [String; 4] {
 /// check), planexe's state files and each task's sidecar (one damaged in
 /// place, its folder unchanged, must lead to the full check, which
 /// repairs it).
-fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> Vec<String> {
+/// The first `.1` of them are what resolving the pipeline read (see
+/// [`AsRead`]).
+fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> (Vec<String>, usize) {
     let mut owned: Vec<String> = graph.source_paths(pipeline);
+    let sources = owned.len();
     for (name, record) in store.records() {
         if graph.task(name).is_none() {
             owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
@@ -89,7 +92,7 @@ fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> Vec<St
     }
     owned.extend(state_files());
     owned.extend(graph.tasks().map(|t| status_rel(&t.name)));
-    owned
+    (owned, sources)
 }
 
 /// Checks the records of `tasks` and gathers the stamps of their files:
@@ -232,22 +235,24 @@ pub(super) fn collect(
     pipeline: &Pipeline,
     graph: &Graph,
     store: &StateStore,
+    read: &AsRead,
 ) -> Option<Vec<Entry>> {
     let young = Young::now(run_dir);
-    let owned = owned_paths(pipeline, graph, store);
+    let (owned, sources) = owned_paths(pipeline, graph, store);
     // Every record of a task file must say the same of it, and (checked
     // below) what the file is now: then the full check finds every task
     // up to date without reading a byte.
     let stamps = recorded_stamps(run_dir, graph, store, graph.ids().iter().copied())?;
     let listed = listed(&owned, graph);
     let folders = Folders::open(run_dir, listed.iter().map(|&(p, _)| p));
-    listed
+    let entries: Vec<Entry> = listed
         .par_iter()
         .map(|&(path, task)| {
             let stamp = if task { Some(*stamps.get(path)?) } else { None };
             entry_now(run_dir, &folders, path, stamp, &young)
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    (!read.changed(&entries, &owned[..sources])).then_some(entries)
 }
 
 /// [`collect`] for a build that checked only some tasks (`rechecked`, by
@@ -261,6 +266,7 @@ pub(super) fn collect_from(
     store: &StateStore,
     base: &Base,
     rechecked: &[bool],
+    read: &AsRead,
 ) -> Option<Vec<Entry>> {
     let young = Young::now(run_dir);
     let t = crate::phases::phase("certificate: from base: sets");
@@ -323,7 +329,7 @@ pub(super) fn collect_from(
     drop(t);
     let _t = crate::phases::phase("certificate: from base: entries");
     let t = crate::phases::phase("certificate: from base: listed");
-    let owned = owned_paths(pipeline, graph, store);
+    let (owned, sources) = owned_paths(pipeline, graph, store);
     let listed = listed(&owned, graph);
     drop(t);
     let fresh = |path: &str, task: bool| kept.get(path).is_none_or(|e| e.task != task);
@@ -337,7 +343,7 @@ pub(super) fn collect_from(
     );
     drop(t);
     let _t2 = crate::phases::phase("certificate: from base: stamp");
-    listed
+    let entries: Vec<Entry> = listed
         .par_iter()
         .map(|&(path, task)| match kept.get(path) {
             Some(e) if e.task == task => Some((*e).clone()),
@@ -346,7 +352,11 @@ pub(super) fn collect_from(
                 entry_now(run_dir, &folders, path, stamp, &young)
             }
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    // An entry kept from the base holds the stat its judge found before
+    // the session read anything: had the path changed since, the next
+    // judge sees it; one statted now must be as the session read it.
+    (!read.changed(&entries, &owned[..sources])).then_some(entries)
 }
 
 /// What a path holds, for comparing when its stat moved: a file's blake3,

@@ -33,11 +33,13 @@
 //! it vouches for); every command that takes the run directory's lock still
 //! removes it (`store::lock`), so it never outlives that state.
 
+mod as_read;
 mod collect;
 mod excerpt;
 mod format;
 mod stat;
 
+pub use as_read::{AsRead, PipelineStat};
 pub use excerpt::{generation, read_excerpt, Excerpt, Kind, Watch};
 
 use std::path::{Path, PathBuf};
@@ -233,7 +235,10 @@ fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
 /// `from`: after a build that checked only the tasks the changes of the
 /// certificate it judged reached, that certificate's [`Base`] and the
 /// tasks the build checked or ran (by id): the entries it found the same
-/// for paths those tasks do not touch are taken as they were.
+/// for paths those tasks do not touch are taken as they were. `read`: the
+/// files the build's pipeline was resolved from, as it read them; one
+/// changed since (the pipeline file edited during the build) writes
+/// nothing.
 pub fn write(
     run_dir: &RunDir,
     pipeline: &Pipeline,
@@ -241,12 +246,13 @@ pub fn write(
     store: &StateStore,
     key: &Key,
     from: Option<(&Base, &[bool])>,
+    read: &AsRead,
 ) -> crate::error::Result<Option<u64>> {
     let entries = from
         .and_then(|(base, rechecked)| {
-            collect_from(run_dir, pipeline, graph, store, base, rechecked)
+            collect_from(run_dir, pipeline, graph, store, base, rechecked, read)
         })
-        .or_else(|| collect(run_dir, pipeline, graph, store));
+        .or_else(|| collect(run_dir, pipeline, graph, store, read));
     let Some(entries) = entries else {
         return Ok(None);
     };
