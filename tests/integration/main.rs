@@ -54,6 +54,7 @@ mod running;
 mod security;
 mod staleness;
 mod status_snapshot;
+mod status_text;
 mod status_truth;
 mod template_files;
 mod touch_checks;

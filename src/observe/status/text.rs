@@ -14,6 +14,9 @@
 //! part writes into one string; nothing is allocated per line but what a
 //! failure's message needs.
 //!
+//! Names line up by the columns they take on a terminal
+//! ([`columns`]: a CJK character two, a combining or zero-width one none).
+//!
 //! Recorded text (messages, reasons, model names, hints, warnings) is
 //! printed [`printable`]: a record written before planexe escaped what
 //! servers say may hold control characters, which must not reach a
@@ -22,6 +25,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
+
+use unicode_width::UnicodeWidthStr;
 
 use super::{CallInFlight, QueuedCall, StatusReport, TaskLine};
 use crate::clock;
@@ -108,6 +113,41 @@ pub fn held(q: &QueuedCall) -> String {
         let _ = write!(d, " = {max}, all taken by running tasks");
     }
     d
+}
+
+/// How many columns `text` takes on a terminal: a CJK character or an
+/// emoji two, a combining or zero-width character none (`unicode-width`).
+pub fn columns(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.width()
+    }
+}
+
+/// `name` and the spaces after it up to `column` (where its line's detail
+/// starts), on a line of its own when it reaches the column (`column`
+/// spaces then start the next line).
+fn name_cell(out: &mut String, name: &str, used: usize, column: usize) {
+    out.push_str(name);
+    let at = used + columns(name);
+    if at + 2 > column {
+        out.push('\n');
+        pad(out, column);
+    } else {
+        pad(out, column - at);
+    }
+}
+
+/// `n` spaces.
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// The column a group's details start at: after the indent, the state's
+/// symbol (with colour), the names' column and two spaces.
+fn detail_column(paint: Paint, width: usize) -> usize {
+    2 + columns(paint.symbol(Standing::Done)) + width + 2
 }
 
 /// How many of the last lines a failed command printed `status` shows
@@ -283,8 +323,9 @@ impl<'a> Groups<'a> {
         const TITLES: [&str; 7] = ["FAILED", "", "", "STOPPED", "STALE", "PENDING", "DONE"];
         let mut fanout_lines: BTreeMap<&str, Vec<&TaskLine>> = BTreeMap::new();
         let mut members: [Vec<&TaskLine>; 7] = Default::default();
-        // The names' column: as wide as the names shown, in characters
-        // (the instances a fan-out's line stands for widen nothing).
+        // The names' column: as wide as the names shown, in terminal
+        // columns (the instances a fan-out's line stands for widen
+        // nothing).
         let mut width = 0;
         for l in tasks {
             let member_of_fanout = !expanded
@@ -311,13 +352,11 @@ impl<'a> Groups<'a> {
             // A fan-out's instances show in its line, but for those that
             // failed or run.
             if !member_of_fanout || group <= 2 {
-                width = width.max(l.task.chars().count());
+                width = width.max(columns(&l.task));
                 members[group].push(l);
             }
         }
-        width = fanout_lines
-            .keys()
-            .fold(width, |w, k| w.max(k.chars().count()));
+        width = fanout_lines.keys().fold(width, |w, k| w.max(columns(k)));
         let render = |out: &mut String, range: std::ops::Range<usize>| {
             for g in range {
                 let lines = &members[g];
@@ -378,17 +417,13 @@ fn group(out: &mut String, title: &str, lines: &[&TaskLine], width: usize, paint
         "\n{}\n",
         paint.paint(Style::State(style), &format!("{title} ({})", lines.len()))
     );
+    let column = detail_column(paint, width);
     for l in lines {
         out.push_str("  ");
-        out.push_str(paint.symbol(l.state));
-        out.push_str(&l.task);
-        let shown = if l.task.is_ascii() {
-            l.task.len()
-        } else {
-            l.task.chars().count()
-        };
-        out.extend(std::iter::repeat_n(' ', width.saturating_sub(shown) + 2));
-        detail(out, l, width);
+        let symbol = paint.symbol(l.state);
+        out.push_str(symbol);
+        name_cell(out, &l.task, 2 + columns(symbol), column);
+        detail(out, l, column);
         out.push('\n');
     }
 }
@@ -411,8 +446,11 @@ fn fanout_groups(
         return;
     }
     let _ = write!(out, "\n{}\n", paint.paint(Style::Bold, "FAN-OUT"));
+    let column = detail_column(paint, width);
     for (name, members) in fanout_lines {
-        let _ = write!(out, "  {name:width$}  ");
+        // No symbol, but its place: the details line up with the tasks'.
+        pad(out, 2 + columns(paint.symbol(Standing::Done)));
+        name_cell(out, name, column - width - 2, column);
         if fanouts.get(*name).is_some_and(|&placeholder| placeholder) {
             let first = members.first();
             let reason = first.and_then(|l| l.reason.as_deref());
@@ -455,8 +493,9 @@ fn fanout_groups(
     }
 }
 
-/// What follows a task's name on its line (`width`: the names' column).
-fn detail(out: &mut String, l: &TaskLine, width: usize) {
+/// What follows a task's name on its line (`column`: where it starts,
+/// and its lines after the first).
+fn detail(out: &mut String, l: &TaskLine, column: usize) {
     match l.state {
         Standing::Failed | Standing::Stopped => {
             let said = with_kind(
@@ -487,10 +526,14 @@ fn detail(out: &mut String, l: &TaskLine, width: usize) {
             }
             held_note(out, l);
             for line in printed_lines(l.log_tail.as_deref().unwrap_or(""), LIST_TAIL_LINES) {
-                let _ = write!(out, "\n  {:width$}  | {line}", "");
+                out.push('\n');
+                pad(out, column);
+                let _ = write!(out, "| {line}");
             }
             if let Some(h) = &l.hint {
-                let _ = write!(out, "\n  {:width$}  hint: {}", "", printable(h));
+                out.push('\n');
+                pad(out, column);
+                let _ = write!(out, "hint: {}", printable(h));
             }
         }
         Standing::Running => {

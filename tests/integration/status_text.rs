@@ -1,0 +1,108 @@
+//! The text `status` prints with names a terminal does not show one column
+//! a character: wide (CJK, fullwidth), combining and right-to-left
+//! characters in fan-out keys, names too long for a column; with colour
+//! and without.
+
+use unicode_width::UnicodeWidthStr;
+
+use crate::harness::*;
+
+/// A matrix whose keys are wide, combining, right-to-left and plain; every
+/// instance fails but `plain`, beside tasks with plain names.
+const PIPELINE: &str = r#"
+[tasks.outline]
+outputs = ["outline.txt"]
+command = "echo a > outline.txt"
+
+[tasks.review]
+matrix = { who = ["計画_一", "ｆｕｌｌ", "कुकु", "שלום", "plain"] }
+outputs = ["r/{{ who }}.txt"]
+command = "test {{ who }} = plain && echo > {outputs}"
+
+[tasks.x]
+outputs = ["x.txt"]
+command = "exit 1"
+"#;
+
+/// `text` without its colour escapes.
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The terminal column (0-based) each line of a group's body starts its
+/// detail at: past the name (what follows the indent and a symbol, up to
+/// the first run of two spaces) for a task's line, past the indent for a
+/// line under it (`hint:`, `|`). Headers, blank lines and the totals are
+/// left out.
+fn detail_columns(status: &str) -> Vec<(usize, String)> {
+    let mut columns = Vec::new();
+    for line in status.lines() {
+        if !line.starts_with("  ") {
+            continue;
+        }
+        let body = line.trim_start();
+        let at = if body.starts_with("hint:") || body.starts_with("| ") {
+            line.len() - body.len()
+        } else {
+            let indent = line.len() - body.len();
+            match body.find("  ") {
+                Some(gap) => {
+                    let rest = &body[gap..];
+                    indent + gap + (rest.len() - rest.trim_start().len())
+                }
+                None => continue,
+            }
+        };
+        columns.push((line[..at].width(), line.to_string()));
+    }
+    columns
+}
+
+fn assert_one_column(status: &str) {
+    let columns = detail_columns(status);
+    assert!(columns.len() >= 8, "{status}");
+    let first = columns[0].0;
+    for (column, line) in &columns {
+        assert_eq!(*column, first, "{line:?} is out of line in\n{status}");
+    }
+}
+
+/// `status` lines up what follows a name by the columns the name takes on
+/// a terminal: `review[計画_一]` takes 15, not 11 (its characters), and
+/// `review[कुकु]` 10, not 12 (its vowel signs combine). With colour, the
+/// state's symbol before a name pushes the hints under it and the fan-out
+/// lines along too. (CJK names pushed their detail 4 columns right of the
+/// others', combining ones 2 left; in colour, every hint and fan-out line
+/// stood 2 columns left of the details.)
+#[test]
+fn status_lines_up_wide_and_combining_names_by_their_columns() {
+    let p = Project::new(PIPELINE);
+    p.run(&["build", "-k"]).code(1);
+    for args in [
+        &["status"][..],
+        &["status", "--full"],
+        &["--color", "always", "status", "--full"],
+    ] {
+        let out = plain(&p.run(args).ok().stdout);
+        assert!(out.contains("review[計画_一]"), "{out}");
+        assert!(out.contains("FAN-OUT"), "{out}");
+        assert_one_column(&out);
+    }
+    // A fan-out's own status lists every instance, lined up too.
+    let out = p.run(&["status", "review"]).ok().stdout.clone();
+    assert!(out.contains("review[plain]"), "{out}");
+    assert_one_column(&out);
+}
