@@ -15,7 +15,9 @@
 //! failure's message needs.
 //!
 //! Names line up by the columns they take on a terminal
-//! ([`columns`]: a CJK character two, a combining or zero-width one none).
+//! ([`columns`]: a CJK character two, a combining or zero-width one none),
+//! in a column no wider than [`NAME_COLUMN_MAX`]: a longer name has a line
+//! of its own, what follows it on the next, at the column.
 //!
 //! Recorded text (messages, reasons, model names, hints, warnings) is
 //! printed [`printable`]: a record written before planexe escaped what
@@ -114,6 +116,11 @@ pub fn held(q: &QueuedCall) -> String {
     }
     d
 }
+
+/// The widest the names' column grows, in terminal columns: a name wider
+/// than this has a line of its own (as a long option in `--help` does),
+/// rather than push every other line's detail past the terminal's edge.
+pub const NAME_COLUMN_MAX: usize = 40;
 
 /// How many columns `text` takes on a terminal: a CJK character or an
 /// emoji two, a combining or zero-width character none (`unicode-width`).
@@ -325,7 +332,7 @@ impl<'a> Groups<'a> {
         let mut members: [Vec<&TaskLine>; 7] = Default::default();
         // The names' column: as wide as the names shown, in terminal
         // columns (the instances a fan-out's line stands for widen
-        // nothing).
+        // nothing), up to NAME_COLUMN_MAX.
         let mut width = 0;
         for l in tasks {
             let member_of_fanout = !expanded
@@ -352,11 +359,13 @@ impl<'a> Groups<'a> {
             // A fan-out's instances show in its line, but for those that
             // failed or run.
             if !member_of_fanout || group <= 2 {
-                width = width.max(columns(&l.task));
+                width = width.max(columns(&l.task).min(NAME_COLUMN_MAX));
                 members[group].push(l);
             }
         }
-        width = fanout_lines.keys().fold(width, |w, k| w.max(columns(k)));
+        width = fanout_lines
+            .keys()
+            .fold(width, |w, k| w.max(columns(k).min(NAME_COLUMN_MAX)));
         let render = |out: &mut String, range: std::ops::Range<usize>| {
             for g in range {
                 let lines = &members[g];
