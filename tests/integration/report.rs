@@ -282,9 +282,12 @@ fn prompt_tasks_show_tokens_cost_and_model_calls_per_build() {
     p.run(&["report", "-o", "out/run.html"]).ok();
 
     let html = p.read("out/run.html");
-    // 11 prompt + 7 completion tokens at $100 and $200 per million.
-    assert!(html.contains("<b>18</b> tokens (11 prompt, 7 completion)"));
+    // 11 prompt + 7 completion tokens at $100 and $200 per million, a
+    // call per build: the header says what the run spent, the task's row
+    // its last run.
+    assert!(html.contains("<b>36</b> tokens (22 prompt, 14 completion) in <b>2</b> model call(s)"));
     assert!(html.contains("<td class=\"num\">18</td><td class=\"num\">$0.0025</td>"));
+    assert!(html.contains("<td>Run</td><td></td><td></td><td></td><td></td><td></td><td class=\"num\">36</td><td class=\"num\">$0.0050</td>"));
     assert!(html.contains("<td>local</td>"), "the model that answered");
     // One timeline per build, each with the model call under its task.
     assert_eq!(html.matches("<details class=\"build\"").count(), 2);
@@ -296,6 +299,53 @@ fn prompt_tasks_show_tokens_cost_and_model_calls_per_build() {
     };
     assert!(page.console.is_empty(), "{:?}", page.console);
     assert!(visible_text(&page.dom).contains("ask"));
+}
+
+/// The page counts what the run spent as `status` does, every model call
+/// of it, when an edit sends a `foreach` fan-out back to waiting for its
+/// list: its instances leave the graph, not the run's bill. (The header
+/// summed the last runs of the tasks in the graph: 18 tokens, the list's
+/// one call, where `status` said 72 for the four the run made.)
+#[test]
+fn the_run_s_tokens_do_not_shrink_when_a_fan_out_waits_for_its_list_again() {
+    let server = Server::start();
+    server.script([openai_answer("[\"a\", \"b\", \"c\"]")]);
+    server.default_reply(openai_answer("A review of the item."));
+    let pipeline = |version: &str| {
+        format!(
+            "[pipeline]\nmodel = \"local\"\n\n[models.local]\nprovider = \"openai\"\n\
+             base_url = \"{}/v1\"\nmodel = \"test-model\"\nstream = false\n\
+             input_cost_per_mtok = 100.0\noutput_cost_per_mtok = 200.0\n\n\
+             [tasks.list]\ninputs = [\"plan.txt\"]\noutputs = [\"list.json\"]\n\
+             prompt = \"List the parts ({version}): {{{{ inputs['plan.txt'] }}}}\"\n\n\
+             [tasks.each]\nforeach = {{ file = \"list.json\" }}\n\
+             outputs = [\"each/{{{{ key }}}}.md\"]\nprompt = \"Review {{{{ item }}}}\"\n",
+            server.url
+        )
+    };
+    let p = Project::new(&pipeline("v1"));
+    p.write("plan.txt", "build a shed");
+    p.build().ok().stderr_has("expanded each: 3 instance(s)");
+    // The list is to be made again: the fan-out is its placeholder.
+    p.write("pipeline.toml", &pipeline("v2"));
+    let status = p.run(&["status"]).ok().stdout.clone();
+    assert!(status.contains("3 instance(s) done before"), "{status}");
+    let spent = "72 tokens (44 in, 28 out), $0.0100";
+    assert!(
+        status.contains(&format!("model calls 4 (0 failed), {spent}")),
+        "{status}"
+    );
+    p.run(&["report", "-o", "r.html"]).ok();
+    let html = p.read("r.html");
+    assert!(
+        html.contains("<b>72</b> tokens (44 prompt, 28 completion) in <b>4</b> model call(s)</li><li><b>$0.0100</b>"),
+        "{html}"
+    );
+    // The table's rows are the tasks in the graph; its last row is the run.
+    assert!(
+        html.contains("<td class=\"num\">72</td><td class=\"num\">$0.0100</td>"),
+        "{html}"
+    );
 }
 
 #[test]

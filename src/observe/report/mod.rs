@@ -2,7 +2,10 @@
 //! open in a browser or attach to a ticket. It shows
 //!
 //! - the header: run directory, pipeline, run id, when the run was created,
-//!   the last build's times and outcome, counts, tokens and cost;
+//!   the last build's times and outcome, counts, and the tokens and cost
+//!   of every model call of the run (`usage.jsonl`, as `status` sums it:
+//!   what the run spent does not shrink when the graph does, as when a
+//!   fan-out waits for its list again);
 //! - every failure: error kind, full message, `error_id` and the tail of the
 //!   task's log;
 //! - a timeline (Gantt chart) of each recent build: tasks and model calls on
@@ -12,7 +15,8 @@
 //! - the task graph as inline SVG, nodes in columns by dependency depth,
 //!   coloured by state with the palette of `planexe graph`;
 //! - every task (fan-out instances included) with its state, duration,
-//!   model, tokens, cost and warnings.
+//!   model, tokens, cost and warnings, and the totals of those last runs
+//!   (and of every call of the run, when it spent more).
 //!
 //! The page needs no network: its CSS is inline, it has no script, and its
 //! Content-Security-Policy forbids loading anything, so even a string that
@@ -50,6 +54,7 @@ use super::trace::{self, Category, Phase, TraceEvent};
 use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
+use crate::store::ledger::Totals;
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::untrusted::Secrets;
 use crate::store::{files, Recorded, StateStore, Status, TaskError};
@@ -97,8 +102,10 @@ pub struct Page {
     timelines: Vec<Timeline>,
     /// Builds in the trace older than the timelines shown.
     omitted: usize,
-    /// Model calls answered from a recording or the response cache.
-    replayed_calls: u64,
+    /// Every model call of the run, as `status` sums them from
+    /// `usage.jsonl`: the run's spend, earlier runs of its tasks and
+    /// instances no longer in the graph included.
+    calls: Totals,
     /// How many tasks stand in each state, as `status` counts them, in
     /// [`COUNTED`]'s order; states without a task left out.
     counts: Vec<(Standing, usize)>,
@@ -204,7 +211,7 @@ impl Page {
             tasks,
             timelines,
             omitted,
-            replayed_calls: crate::store::ledger::totals(&session.run_dir).replayed_calls,
+            calls: crate::store::ledger::totals(&session.run_dir),
             counts: COUNTED
                 .iter()
                 .filter_map(|s| Some((*s, *status.counts.get(s).filter(|&&n| n > 0)?)))

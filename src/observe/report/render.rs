@@ -259,7 +259,7 @@ mod tests {
                 ],
             }],
             omitted: 0,
-            replayed_calls: 0,
+            calls: Default::default(),
             counts: vec![(Standing::Failed, 1), (Standing::Done, 1)],
         }
     }

@@ -107,8 +107,12 @@ struct Header<'a> {
     tasks: usize,
     /// How many tasks stand in each state, as `status` counts them.
     counts: Vec<Count>,
-    /// Only when some task used tokens or cost money.
+    /// Every model call of the run (`status`'s totals), only when some
+    /// used tokens or cost money.
     usage: Option<Tokens>,
+    /// How many model calls the run made, and how many of them failed.
+    calls: u64,
+    failed_calls: u64,
     /// The judges' share of `usage`, when a judge was asked.
     judging: Option<Judging>,
     /// Model calls answered from a recording or the response cache.
@@ -167,7 +171,11 @@ impl<'a> Header<'a> {
             colour: colour_of(state),
         };
         let c = &s.counts;
-        let u = &s.usage;
+        // The run's spend, as `status` says it: not the tasks' last runs,
+        // which miss what earlier runs cost, and every instance of a
+        // fan-out back to waiting for its list.
+        let calls = &page.calls;
+        let u = &calls.usage;
         Header {
             outcome: match &s.outcome {
                 Some(o) => format!("last build {o}"),
@@ -181,11 +189,13 @@ impl<'a> Header<'a> {
                 .map(|&(state, n)| count(n, state.as_str()))
                 .collect(),
             usage: (u.total_tokens > 0 || u.cost_usd > 0.0).then(|| Tokens::of(u)),
-            judging: (s.judge_usage.calls > 0).then(|| Judging {
-                calls: s.judge_usage.calls,
-                tokens: Tokens::of(&s.judge_usage.usage),
+            calls: calls.calls,
+            failed_calls: calls.failed_calls,
+            judging: (calls.judge_usage.calls > 0).then(|| Judging {
+                calls: calls.judge_usage.calls,
+                tokens: Tokens::of(&calls.judge_usage.usage),
             }),
-            replayed_calls: page.replayed_calls,
+            replayed_calls: calls.replayed_calls,
             rescued: s.rescued,
             warnings: &s.warnings,
         }
@@ -519,8 +529,13 @@ struct Table<'a> {
     /// columns and a total row.
     usage: bool,
     rows: Vec<Row<'a>>,
+    /// The sums of the rows: each task's last run.
     tokens: u64,
     cost: String,
+    /// Every model call of the run, when it spent more than the rows
+    /// show (earlier runs, instances of a fan-out that waits for its list
+    /// again): a last row, which `status`'s totals say too.
+    run: Option<Tokens>,
 }
 
 #[derive(Serialize)]
@@ -578,10 +593,17 @@ impl<'a> Table<'a> {
             }
         });
         Table {
-            usage: s.tasks.iter().any(|t| t.total_tokens.is_some()),
+            usage: page.calls.calls > 0 || s.tasks.iter().any(|t| t.total_tokens.is_some()),
             rows: rows.collect(),
             tokens: s.usage.total_tokens,
             cost: cost_in(&s.usage, money),
+            run: differ(&page.calls.usage, &s.usage).then(|| Tokens::of(&page.calls.usage)),
         }
     }
+}
+
+/// Whether two sums of tokens and cost differ by more than the order of
+/// their float additions.
+fn differ(a: &Usage, b: &Usage) -> bool {
+    a.total_tokens != b.total_tokens || (a.cost_usd - b.cost_usd).abs() > 1e-9
 }
