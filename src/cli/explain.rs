@@ -54,8 +54,9 @@ pub fn explain(cli: &Cli, ctx: &Context, args: &ExplainArgs, printer: &Printer) 
             );
             if let Some(diff) = &last.diff {
                 let _ = writeln!(out, "  {} (recorded → now):", last.kind);
+                // A fan-out's item (a model's answer) may be in it.
                 for line in diff {
-                    let _ = writeln!(out, "    {line}");
+                    let _ = writeln!(out, "    {}", printable(line));
                 }
             }
         }
@@ -112,7 +113,8 @@ fn section(out: &mut String, title: &str, files: &[FileLine]) {
         } else {
             ""
         };
-        let _ = writeln!(out, "    {}{producer}: {line}{kept}", f.path);
+        // A glob matches any file's name: escapes in it are shown, not run.
+        let _ = writeln!(out, "    {}{producer}: {line}{kept}", printable(&f.path));
     }
 }
 

@@ -126,7 +126,8 @@ fn show(
 
 /// `status TASK`: one task in full. What its records say is printed
 /// [`printable`]: a record of an earlier version may hold a server's
-/// control characters.
+/// control characters; and so are paths, which a glob matches in any
+/// file's name (an escape sequence, a right-to-left override).
 fn one_task(detail: &TaskDetail) -> String {
     let standing = match (&detail.reason, detail.running) {
         (_, true) => "running".to_string(),
@@ -242,7 +243,8 @@ fn one_task(detail: &TaskDetail) -> String {
             }
             for (path, st) in &s.inputs {
                 out.push_str(&format!(
-                    "  input     {path} ({} B, blake3 {})\n",
+                    "  input     {} ({} B, blake3 {})\n",
+                    printable(path),
                     st.size,
                     &st.blake3[..st.blake3.len().min(12)]
                 ));
@@ -269,7 +271,7 @@ fn one_task(detail: &TaskDetail) -> String {
             true => format!("{what}; edited by hand, kept"),
             false => what,
         };
-        out.push_str(&format!("  output    {} ({what})\n", o.path));
+        out.push_str(&format!("  output    {} ({what})\n", printable(&o.path)));
     }
     out.trim_end().to_string()
 }

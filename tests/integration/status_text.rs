@@ -156,3 +156,53 @@ command = "exit 1"
         assert!(out.contains("m[short]"), "{out}");
     }
 }
+
+/// `status TASK` and `explain` show a path a glob matched, and the lines
+/// of a definition that changed, with their escapes and right-to-left
+/// overrides made visible: a file may be named anything, and a fan-out's
+/// item (often a model's answer) lands in its instance's command. (The
+/// escape sequences reached the terminal as they were: a name could clear
+/// the screen or paint the lines after it; an override turned them
+/// backwards.)
+#[test]
+fn status_and_explain_show_escapes_in_paths_and_items_not_run_them() {
+    let p = Project::new(
+        r#"
+[tasks.gather]
+inputs = ["notes/*.md"]
+outputs = ["all.txt"]
+command = "cat notes/*.md > all.txt"
+
+[tasks.each]
+foreach = { file = "list.json" }
+outputs = ["each/{{ key }}.txt"]
+command = "echo {{ item }} > {outputs}"
+"#,
+    );
+    let evil = "\x1b[2J\x1b[31mred\u{202e}txt";
+    p.write(&format!("notes/{evil}.md"), "a\n");
+    p.write("list.json", r#"["\u001b[2Jone"]"#);
+    p.build().ok();
+    p.write("list.json", r#"["\u001b]0;title\u0007two"]"#);
+    let shown = [
+        p.run(&["status", "gather"]).ok().stdout.clone(),
+        p.run(&["explain", "gather"]).ok().stdout.clone(),
+        p.run(&["explain", "each[0]"]).ok().stdout.clone(),
+    ];
+    for out in &shown {
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert!(!out.contains('\u{7}'), "{out:?}");
+        assert!(!out.contains('\u{202e}'), "{out:?}");
+    }
+    assert!(
+        shown[0].contains("\\u{1b}[2J\\u{1b}[31mred\\u{202e}txt.md"),
+        "{}",
+        shown[0]
+    );
+    assert!(shown[1].contains("\\u{1b}[31mred"), "{}", shown[1]);
+    assert!(
+        shown[2].contains("\\u{1b}]0;title\\u{7}two"),
+        "{}",
+        shown[2]
+    );
+}

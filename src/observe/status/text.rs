@@ -239,7 +239,11 @@ pub fn header(out: &mut String, report: &StatusReport) {
     };
     line(
         "run",
-        &format_args!("{} ({})", report.run_dir, report.pipeline_file),
+        &format_args!(
+            "{} ({})",
+            printable(&report.run_dir),
+            printable(&report.pipeline_file)
+        ),
     );
     let behind: usize = (report.counts.iter().filter(|c| *c.0 != Standing::Done))
         .map(|c| c.1)
