@@ -1,5 +1,10 @@
-//! How the page says times, durations, money and states, and where the
-//! timeline's axis ticks fall: labels the view model is made of.
+//! How the page says times, durations, money, tokens and states, and
+//! where the timeline's axis ticks fall: labels the view model is made of.
+
+use serde::Serialize;
+
+use crate::observe::status::totals::cost_in;
+use crate::store::Usage;
 
 /// An RFC 3339 time as `2026-11-22 16:42:00 UTC`; anything else as it is.
 pub(super) fn when(rfc3339: &str) -> String {
@@ -72,4 +77,39 @@ pub(super) fn tick_step(total_us: i64) -> i64 {
         .into_iter()
         .find(|&step| total_us / step <= 8)
         .unwrap_or_else(|| (total_us / 8 / (3600 * S) + 1) * 3600 * S)
+}
+
+#[derive(Serialize)]
+pub(super) struct Tokens {
+    total: u64,
+    prompt: u64,
+    completion: u64,
+    cost: String,
+    /// Some calls reported no usage.
+    estimated: bool,
+}
+
+/// The judges' calls and their share of the tokens and cost.
+#[derive(Serialize)]
+pub(super) struct Judging {
+    pub(super) calls: u64,
+    pub(super) tokens: Tokens,
+}
+
+impl Tokens {
+    pub(super) fn of(u: &Usage) -> Tokens {
+        Tokens {
+            total: u.total_tokens,
+            prompt: u.prompt_tokens,
+            completion: u.completion_tokens,
+            cost: cost_in(u, money),
+            estimated: u.tokens_estimated,
+        }
+    }
+}
+
+/// Whether two sums of tokens and cost differ by more than the order of
+/// their float additions.
+pub(super) fn differ(a: &Usage, b: &Usage) -> bool {
+    a.total_tokens != b.total_tokens || (a.cost_usd - b.cost_usd).abs() > 1e-9
 }

@@ -10,15 +10,14 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::labels::{duration, money, state_label, tick_step, when};
+use super::labels::{differ, duration, money, state_label, tick_step, when, Judging, Tokens};
 use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::model::{Advice, Trouble};
 use crate::observe::palette::{call_colour as palette_call_colour, colour_of};
-use crate::observe::status::text::cost_in;
+use crate::observe::status::totals::cost_in;
 use crate::store::record::with_kind;
 use crate::store::rundir;
-use crate::store::Usage;
 
 /// Characters of a task name that fit in a graph node (the full name is in
 /// the node's tooltip and in the task table).
@@ -127,35 +126,6 @@ struct Count {
     n: usize,
     label: &'static str,
     colour: &'static str,
-}
-
-#[derive(Serialize)]
-struct Tokens {
-    total: u64,
-    prompt: u64,
-    completion: u64,
-    cost: String,
-    /// Some calls reported no usage.
-    estimated: bool,
-}
-
-/// The judges' calls and their share of the tokens and cost.
-#[derive(Serialize)]
-struct Judging {
-    calls: u64,
-    tokens: Tokens,
-}
-
-impl Tokens {
-    fn of(u: &Usage) -> Tokens {
-        Tokens {
-            total: u.total_tokens,
-            prompt: u.prompt_tokens,
-            completion: u.completion_tokens,
-            cost: cost_in(u, money),
-            estimated: u.tokens_estimated,
-        }
-    }
 }
 
 impl<'a> Header<'a> {
@@ -600,10 +570,4 @@ impl<'a> Table<'a> {
             run: differ(&page.calls.usage, &s.usage).then(|| Tokens::of(&page.calls.usage)),
         }
     }
-}
-
-/// Whether two sums of tokens and cost differ by more than the order of
-/// their float additions.
-fn differ(a: &Usage, b: &Usage) -> bool {
-    a.total_tokens != b.total_tokens || (a.cost_usd - b.cost_usd).abs() > 1e-9
 }

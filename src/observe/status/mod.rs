@@ -12,9 +12,11 @@
 //! checks every task. [`text`] turns a report into the text `status`
 //! prints.
 
+mod columns;
 mod lines;
 mod saved;
 pub mod text;
+pub mod totals;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

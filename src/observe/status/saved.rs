@@ -388,7 +388,7 @@ impl Saved {
         let mut now = String::new();
         text::clocked(&mut now, &cover.clocked, cover.width, Paint::new(false));
         let mut tail = String::new();
-        text::tail(&mut tail, report, Paint::new(false));
+        super::totals::tail(&mut tail, report, Paint::new(false));
         let mut out = Vec::with_capacity(head.len() + size + now.len() + tail.len() + 1);
         out.extend_from_slice(head.as_bytes());
         if !self.snapshot.section_into(BEFORE, &mut out) {

@@ -28,8 +28,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use unicode_width::UnicodeWidthStr;
-
+use super::columns::{columns, detail_column, name_cell, pad, NAME_COLUMN_MAX};
+use super::totals::short_duration;
 use super::{CallInFlight, QueuedCall, StatusReport, TaskLine};
 use crate::clock;
 use crate::observe::palette::{Paint, Style};
@@ -40,12 +40,12 @@ use crate::store::untrusted::printable;
 
 /// The report as text, without a final newline: its [`header`], the
 /// [`groups`] of its tasks (fan-outs collapsed unless `expanded`), and its
-/// [`tail`].
+/// [`tail`](super::totals::tail).
 pub fn render(report: &StatusReport, paint: Paint, expanded: bool) -> String {
     let mut out = String::new();
     header(&mut out, report);
     groups(&mut out, &report.tasks, &report.fanouts, paint, expanded);
-    tail(&mut out, report, paint);
+    super::totals::tail(&mut out, report, paint);
     let end = out.trim_end().len();
     out.truncate(end);
     out
@@ -117,46 +117,6 @@ pub fn held(q: &QueuedCall) -> String {
     d
 }
 
-/// The widest the names' column grows, in terminal columns: a name wider
-/// than this has a line of its own (as a long option in `--help` does),
-/// rather than push every other line's detail past the terminal's edge.
-pub const NAME_COLUMN_MAX: usize = 40;
-
-/// How many columns `text` takes on a terminal: a CJK character or an
-/// emoji two, a combining or zero-width character none (`unicode-width`).
-pub fn columns(text: &str) -> usize {
-    if text.is_ascii() {
-        text.len()
-    } else {
-        text.width()
-    }
-}
-
-/// `name` and the spaces after it up to `column` (where its line's detail
-/// starts), on a line of its own when it reaches the column (`column`
-/// spaces then start the next line).
-fn name_cell(out: &mut String, name: &str, used: usize, column: usize) {
-    out.push_str(name);
-    let at = used + columns(name);
-    if at + 2 > column {
-        out.push('\n');
-        pad(out, column);
-    } else {
-        pad(out, column - at);
-    }
-}
-
-/// `n` spaces.
-fn pad(out: &mut String, n: usize) {
-    out.extend(std::iter::repeat_n(' ', n));
-}
-
-/// The column a group's details start at: after the indent, the state's
-/// symbol (with colour), the names' column and two spaces.
-fn detail_column(paint: Paint, width: usize) -> usize {
-    2 + columns(paint.symbol(Standing::Done)) + width + 2
-}
-
 /// How many of the last lines a failed command printed `status` shows
 /// under its line; `status TASK` shows more.
 const LIST_TAIL_LINES: usize = 3;
@@ -190,46 +150,11 @@ fn held_note(out: &mut String, l: &TaskLine) {
     }
 }
 
-/// `; estimated in part` when some calls reported no usage.
-pub fn estimated(usage: &crate::store::Usage) -> &'static str {
-    if usage.tokens_estimated {
-        "; estimated in part"
-    } else {
-        ""
-    }
-}
-
-/// The cost of `usage` in dollars, as `status` shows it: with no prices
-/// for some of its calls' models, it says so rather than show what is
-/// unknown as free (unknown outright when the priced calls cost nothing).
-pub fn cost(usage: &crate::store::Usage) -> String {
-    cost_in(usage, |usd| format!("${usd:.4}"))
-}
-
-/// [`cost`], dollars written by `money` (the report has its own places).
-pub fn cost_in(usage: &crate::store::Usage, money: impl Fn(f64) -> String) -> String {
-    match (usage.unpriced, usage.cost_usd) {
-        (false, usd) => money(usd),
-        (true, 0.0) => "cost unknown (calls without prices)".to_string(),
-        (true, usd) => format!("{} and calls without prices", money(usd)),
-    }
-}
-
 /// How long until an RFC 3339 time, when it is still ahead.
 fn time_left(rfc3339: &str) -> Option<Duration> {
     let then: jiff::Timestamp = rfc3339.parse().ok()?;
     let secs = then.as_second() - jiff::Timestamp::now().as_second();
     (secs > 0).then(|| Duration::from_secs(secs as u64))
-}
-
-/// A duration, short: `42s`, `3m 12s`, `2h 5m`.
-pub fn short_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 /// The header: where the run is, its state, model and times.
@@ -599,58 +524,6 @@ fn detail(out: &mut String, l: &TaskLine, column: usize) {
         _ => {
             out.push_str(&printable(l.reason.as_deref().unwrap_or_default()));
             held_note(out, l);
-        }
-    }
-}
-
-/// Totals of model calls and quality warnings, each after an empty line.
-pub fn tail(out: &mut String, report: &StatusReport, paint: Paint) {
-    let t = &report.totals;
-    if t.calls > 0 {
-        let replayed = if t.replayed_calls > 0 {
-            format!(", {} replayed", t.replayed_calls)
-        } else {
-            String::new()
-        };
-        let stopped = if t.stopped_calls > 0 {
-            format!(", {} stopped", t.stopped_calls)
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            out,
-            "\nmodel calls {} ({} failed{stopped}{replayed}), {} tokens ({} in, {} out{}), {}, {} in calls",
-            t.calls,
-            t.failed_calls,
-            t.usage.total_tokens,
-            t.usage.prompt_tokens,
-            t.usage.completion_tokens,
-            estimated(&t.usage),
-            cost(&t.usage),
-            short_duration(Duration::from_millis(t.llm_time_ms))
-        );
-        let j = &t.judge_usage;
-        if j.calls > 0 {
-            let _ = writeln!(
-                out,
-                "  of which judge calls {}, {} tokens ({} in, {} out{}), {}",
-                j.calls,
-                j.usage.total_tokens,
-                j.usage.prompt_tokens,
-                j.usage.completion_tokens,
-                estimated(&j.usage),
-                cost(&j.usage)
-            );
-        }
-    }
-    if !report.warnings.is_empty() {
-        let _ = write!(
-            out,
-            "\n{}\n",
-            paint.paint(Style::State(Standing::Stale), "WARNINGS")
-        );
-        for w in &report.warnings {
-            let _ = writeln!(out, "  {}", printable(w));
         }
     }
 }
