@@ -2,6 +2,7 @@
 //! where the timeline's axis ticks fall: labels the view model is made of.
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthChar;
 
 use crate::observe::status::totals::cost_in;
 use crate::store::Usage;
@@ -112,4 +113,19 @@ impl Tokens {
 /// their float additions.
 pub(super) fn differ(a: &Usage, b: &Usage) -> bool {
     a.total_tokens != b.total_tokens || (a.cost_usd - b.cost_usd).abs() > 1e-9
+}
+
+/// `text` cut to `columns` columns of a terminal (a CJK character two, a
+/// combining one none, kept with the character it marks), with `…` when
+/// cut: a graph node's name, which a proportional font draws about as
+/// wide.
+pub(super) fn fit(text: &str, columns: usize) -> String {
+    let mut used = 0;
+    for (at, c) in text.char_indices() {
+        used += c.width().unwrap_or(0);
+        if used > columns {
+            return format!("{}…", &text[..at]);
+        }
+    }
+    text.to_string()
 }

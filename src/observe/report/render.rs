@@ -138,7 +138,7 @@ pub fn render(page: &Page) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::labels::{duration, money, tick_step};
+    use super::super::labels::{duration, fit, money, tick_step};
     use super::super::{Span, TaskDetail};
     use super::*;
     use crate::observe::summary::{Outcome, Summary, TaskSummary};
@@ -298,6 +298,19 @@ mod tests {
         }
         assert!(html.contains("<code>wbs3[7]</code>"));
         assert!(html.contains("<path d="), "an edge outline -> wbs3[7]");
+    }
+
+    /// A graph node's name is cut by the columns it takes, as a font
+    /// draws it: CJK characters twice as wide as Latin ones. (It was cut
+    /// at 22 characters: a CJK key ran 15 columns past its box.)
+    #[test]
+    fn a_graph_node_cuts_a_wide_name_by_its_columns() {
+        let mut page = hostile_page();
+        page.summary.tasks[0].task = format!("review[{}]", "計画".repeat(12));
+        let html = render(&page);
+        assert!(html.contains(">review[計画計画計画計…</text>"), "{html}");
+        assert_eq!(fit("कुकु", 1), "कु…");
+        assert_eq!(fit("outline", 22), "outline");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::labels::{differ, duration, money, state_label, tick_step, when, Judging, Tokens};
+use super::labels::{differ, duration, fit, money, state_label, tick_step, when, Judging, Tokens};
 use super::{Page, Timeline};
 use crate::clock::micros;
 use crate::model::{Advice, Trouble};
@@ -19,9 +19,9 @@ use crate::observe::status::totals::cost_in;
 use crate::store::record::with_kind;
 use crate::store::rundir;
 
-/// Characters of a task name that fit in a graph node (the full name is in
-/// the node's tooltip and in the task table).
-const NODE_CHARS: usize = 22;
+/// Columns of a task name that fit in a graph node, a CJK character two
+/// (the full name is in the node's tooltip and in the task table).
+const NODE_COLUMNS: usize = 22;
 const NODE_W: usize = 180;
 const NODE_H: usize = 36;
 const COL_GAP: usize = 56;
@@ -458,10 +458,7 @@ impl Svg {
         let rows = page.summary.tasks.iter().zip(&page.tasks).enumerate();
         let nodes = rows.map(|(index, (row, detail))| {
             let (x, y) = pos[index];
-            let mut shown: String = row.task.chars().take(NODE_CHARS).collect();
-            if row.task.chars().count() > NODE_CHARS {
-                shown.push('…');
-            }
+            let shown = fit(&row.task, NODE_COLUMNS);
             let mut sub = state_label(detail.standing.as_str()).to_string();
             if let Some(ms) = row.duration_ms {
                 sub.push_str(" · ");
