@@ -73,7 +73,10 @@ fn format(out: &mut Output, _: &State, value: &Value) -> Result<(), Error> {
 /// `text`, safe as HTML text and as a quoted attribute value. Terminal
 /// escape sequences in logs (colours, titles: `ESC [ 31 m`, `ESC ] 0 ; T
 /// BEL`) are dropped whole, parsed by `vte` as a terminal would, and so is
-/// every other control character but newline and tab.
+/// every other control character but newline and tab. A bidirectional
+/// override or isolate shows as its code (`\u{202e}`), as `status` shows
+/// it: it would turn the rest of its line backwards (a log line, a file's
+/// name), and a reader could not tell.
 fn esc(text: &str) -> String {
     let mut out = Escaped(String::with_capacity(text.len()));
     if text.contains('\x1b') || text.contains('\u{9b}') {
@@ -98,6 +101,9 @@ impl Escaped {
             '\'' => self.0.push_str("&#39;"),
             '\n' | '\t' => self.0.push(c),
             c if c.is_control() => {}
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                self.0.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
             c => self.0.push(c),
         }
     }
@@ -336,6 +342,18 @@ mod tests {
             "RED\tok done &lt;b&gt;\n"
         );
         assert_eq!(esc("plain\ttext & more"), "plain\ttext &amp; more");
+    }
+
+    /// A right-to-left override in a log line or a name shows as its
+    /// code, not as text turned backwards. (`exe.\u{202e}txt` read as
+    /// `exe.txt` reversed: `txt.exe`.)
+    #[test]
+    fn bidirectional_overrides_show_as_their_code() {
+        assert_eq!(
+            esc("report\u{202e}fdp.exe and \u{2067}isolated\u{2069}"),
+            "report\\u{202e}fdp.exe and \\u{2067}isolated\\u{2069}"
+        );
+        assert_eq!(esc("\x1b[31m\u{202e}x"), "\\u{202e}x");
     }
 
     #[test]
