@@ -4,11 +4,14 @@
 //! completed with an empty or suspiciously short output, or whose
 //! warn-severity check failed), rescued tasks, the judges' share of the
 //! calls, tokens and cost, all taken from the state already in memory: no
-//! file is read or statted to write it.
+//! file is read or statted to write it but the sums of the run's model
+//! calls (`totals`, as `status` reads them: `usage.sum` and the calls
+//! after it), which no task's record holds.
 
 use serde::Serialize;
 
 use crate::model::{Action, Graph};
+use crate::store::ledger::{self, Totals};
 use crate::store::record::first_line;
 use crate::store::record::JudgeVerdict;
 use crate::store::run_record::{Counts, RunRecord};
@@ -86,6 +89,11 @@ pub struct Summary {
     pub judge_usage: JudgeUsage,
     /// Every task's warnings, as `task: warning`.
     pub warnings: Vec<String>,
+    /// Every model call of the run, as `status` sums them from
+    /// `usage.jsonl`: what the run spent, earlier runs of its tasks
+    /// included, and the instances of a fan-out an edit sent back to
+    /// waiting for its list, which the figures above leave out.
+    pub totals: Totals,
     pub tasks: Vec<TaskSummary>,
 }
 
@@ -169,6 +177,7 @@ pub fn build(
         calls: 0,
         judge_usage: JudgeUsage::default(),
         warnings: Vec::new(),
+        totals: ledger::totals(run_dir),
         tasks: Vec::with_capacity(graph.len()),
     };
     for task in graph.tasks() {

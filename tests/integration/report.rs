@@ -346,6 +346,21 @@ fn the_run_s_tokens_do_not_shrink_when_a_fan_out_waits_for_its_list_again() {
         html.contains("<td class=\"num\">72</td><td class=\"num\">$0.0100</td>"),
         "{html}"
     );
+
+    // A build whose list the server refuses leaves the fan-out waiting:
+    // summary.json's totals are still the run's, as `status` sums them.
+    server.script([json(400, serde_json::json!({"error": {"message": "no"}}))]);
+    p.build().code(1);
+    let summary: serde_json::Value =
+        serde_json::from_str(&p.read(".planexe/summary.json")).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "--json"]).ok().stdout.clone()).unwrap();
+    assert_eq!(summary["totals"], status["totals"], "{summary}");
+    assert_eq!(summary["totals"]["calls"], 5, "{summary}");
+    assert!(
+        summary["totals"]["total_tokens"].as_u64().unwrap() >= 72,
+        "{summary}"
+    );
 }
 
 #[test]

@@ -54,7 +54,6 @@ use super::trace::{self, Category, Phase, TraceEvent};
 use crate::clock::micros;
 use crate::model::Graph;
 use crate::plan::Session;
-use crate::store::ledger::Totals;
 use crate::store::run_record::{BuildEntry, RunRecord};
 use crate::store::untrusted::Secrets;
 use crate::store::{files, Recorded, StateStore, Status, TaskError};
@@ -102,10 +101,6 @@ pub struct Page {
     timelines: Vec<Timeline>,
     /// Builds in the trace older than the timelines shown.
     omitted: usize,
-    /// Every model call of the run, as `status` sums them from
-    /// `usage.jsonl`: the run's spend, earlier runs of its tasks and
-    /// instances no longer in the graph included.
-    calls: Totals,
     /// How many tasks stand in each state, as `status` counts them, in
     /// [`COUNTED`]'s order; states without a task left out.
     counts: Vec<(Standing, usize)>,
@@ -211,7 +206,6 @@ impl Page {
             tasks,
             timelines,
             omitted,
-            calls: crate::store::ledger::totals(&session.run_dir),
             counts: COUNTED
                 .iter()
                 .filter_map(|s| Some((*s, *status.counts.get(s).filter(|&&n| n > 0)?)))

@@ -228,6 +228,7 @@ mod tests {
                 calls: 0,
                 judge_usage: Default::default(),
                 warnings: vec![format!("wbs3[7]: {EVIL}")],
+                totals: Default::default(),
                 tasks: vec![row("outline", Outcome::Done), failed],
             },
             run: None,
@@ -265,7 +266,6 @@ mod tests {
                 ],
             }],
             omitted: 0,
-            calls: Default::default(),
             counts: vec![(Standing::Failed, 1), (Standing::Done, 1)],
         }
     }

@@ -144,7 +144,7 @@ impl<'a> Header<'a> {
         // The run's spend, as `status` says it: not the tasks' last runs,
         // which miss what earlier runs cost, and every instance of a
         // fan-out back to waiting for its list.
-        let calls = &page.calls;
+        let calls = &s.totals;
         let u = &calls.usage;
         Header {
             outcome: match &s.outcome {
@@ -560,11 +560,11 @@ impl<'a> Table<'a> {
             }
         });
         Table {
-            usage: page.calls.calls > 0 || s.tasks.iter().any(|t| t.total_tokens.is_some()),
+            usage: s.totals.calls > 0 || s.tasks.iter().any(|t| t.total_tokens.is_some()),
             rows: rows.collect(),
             tokens: s.usage.total_tokens,
             cost: cost_in(&s.usage, money),
-            run: differ(&page.calls.usage, &s.usage).then(|| Tokens::of(&page.calls.usage)),
+            run: differ(&s.totals.usage, &s.usage).then(|| Tokens::of(&s.totals.usage)),
         }
     }
 }
