@@ -1,13 +1,16 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
 //! the line (a window of a long one, control characters made visible, the
 //! secret parts of a URL hidden) and
-//! a caret under the span; the refusal of a file that is not UTF-8; the
+//! a caret under the span (laid out as a terminal shows the line: a CJK
+//! character two columns, a combining one none, a tab a tab); the refusal of a file that is not UTF-8; the
 //! whole refusal of a file toml or serde could not read (a duplicate key
 //! named, the closest key to an unknown one, a value of the wrong type in
 //! the pipeline's terms: [`wrong_type`](super::wrong_type)); and the
 //! closest name to a mistyped one (a key, a task, a model, an output).
 
 use std::ops::Range;
+
+use unicode_width::UnicodeWidthChar;
 
 use super::advice::{Advice, Trouble};
 use crate::error::{Error, Position, Result};
@@ -74,13 +77,12 @@ impl Source<'_> {
         let line_text = visible(&line_text, &['\t']);
         let message = visible(message, &['\t', '\n']);
         let (line_text, col, width) = window(&line_text, pos.col - 1, width);
+        let (space, carets) = under(&line_text, col, width);
         format!(
             "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
             file = self.display,
             pad = " ".repeat(gutter),
             line = pos.line,
-            space = " ".repeat(col),
-            carets = "^".repeat(width),
         )
     }
 
@@ -142,6 +144,27 @@ fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
         shown.push('…');
     }
     (shown, caret, width.min(end.saturating_sub(col)).max(1))
+}
+
+/// What goes under `line` to point at its characters `col..col + width`:
+/// the space before them as the terminal lays out the line (a tab where
+/// it has a tab, two spaces under a CJK character, none under a combining
+/// one), and a caret for each column they take.
+fn under(line: &str, col: usize, width: usize) -> (String, String) {
+    let mut space = String::new();
+    let mut columns = 0;
+    for (i, c) in line.chars().enumerate().take(col + width) {
+        let w = c.width().unwrap_or(0);
+        if i < col {
+            match c {
+                '\t' => space.push('\t'),
+                _ => space.extend(std::iter::repeat_n(' ', w)),
+            }
+        } else {
+            columns += if c == '\t' { 1 } else { w };
+        }
+    }
+    (space, "^".repeat(columns.max(1)))
 }
 
 /// `text` with every control character but those in `keep` shown as `�`.

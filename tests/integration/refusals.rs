@@ -1572,3 +1572,39 @@ fn an_unknown_task_name_lists_a_fanout_once_not_its_instances() {
         .code(2)
         .stderr_has("hint: did you mean `per[42]`?");
 }
+
+/// The caret under a line of the pipeline file stands under the span as a
+/// terminal lays the line out: two columns under each CJK character
+/// before it and in it, a tab under a tab. (It counted characters: two
+/// columns short of `bogus` after `計画`, four carets under `"計画"`, and
+/// a space under a tab, seven columns short.)
+#[test]
+fn the_caret_stands_under_wide_characters_and_tabs() {
+    let p = Project::new("tasks.t = { outputs = [\"計画.txt\"], command = \"x\", bogus = 1 }\n");
+    let run = p.run(&["build"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains(
+            "1 | tasks.t = { outputs = [\"計画.txt\"], command = \"x\", bogus = 1 }\n  |                                                    ^^^^^\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let p = Project::new("[tasks.t]\noutputs = [\"o\"]\ncommand = \"x\"\nafter = [\"計画\"]\n");
+    let run = p.run(&["build"]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .contains("4 | after = [\"計画\"]\n  |          ^^^^^^\n"),
+        "{}",
+        run.stderr
+    );
+    let p = Project::new("[tasks.t]\noutputs = [\"o\"]\ncommand = \"x\"\n\tbogus = 1\n");
+    let run = p.run(&["build"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("4 | \tbogus = 1\n  | \t^^^^^\n"),
+        "{}",
+        run.stderr
+    );
+}
