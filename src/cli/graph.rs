@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::observe::explain::{self, GraphView};
 use crate::observe::palette::colour;
 use crate::observe::Standing;
+use crate::store::untrusted::printable;
 use crate::store::CheckMode;
 
 pub fn graph(cli: &Cli, ctx: &Context, args: &GraphArgs, printer: &Printer) -> Result<()> {
@@ -26,7 +27,9 @@ pub fn graph(cli: &Cli, ctx: &Context, args: &GraphArgs, printer: &Printer) -> R
 
 fn dot(view: &GraphView) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "digraph \"{}\" {{", dot_quoted(&view.name));
+    // The pipeline's name may be anyone's (a shared pipeline file): its
+    // escape sequences are shown on a terminal, not run.
+    let _ = writeln!(out, "digraph \"{}\" {{", dot_quoted(&printable(&view.name)));
     let _ = writeln!(
         out,
         "  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];"

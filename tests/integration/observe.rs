@@ -649,6 +649,26 @@ fn graph_dot_escapes_the_pipeline_name() {
     );
 }
 
+/// A pipeline name holding escape sequences, a right-to-left override
+/// and a line break reaches the terminal from `graph` made visible, as
+/// `status` shows such text. (They went out as they were: the name could
+/// clear the screen or repaint what followed.)
+#[test]
+fn graph_dot_shows_escapes_in_the_pipeline_name_not_runs_them() {
+    let p = Project::new(
+        "[pipeline]\nname = \"a\\u001b[2J\\u202ez\\nb\"\n[tasks.t]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n",
+    );
+    let dot = p.run(&["graph"]).ok().stdout.clone();
+    assert!(
+        !dot.contains('\x1b') && !dot.contains('\u{202e}'),
+        "{dot:?}"
+    );
+    assert!(
+        dot.starts_with("digraph \"a\\\\u{1b}[2J\\\\u{202e}z\\\\nb\" {\n"),
+        "{dot}"
+    );
+}
+
 /// A build started in the background right before is waited for, though
 /// it may not hold the lock yet when `wait` first looks.
 #[test]
