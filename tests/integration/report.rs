@@ -454,6 +454,31 @@ severity = "warn"
 "#
     ));
     p.run(&["build"]).code(1);
+    assert_within_the_window(&p);
+}
+
+/// A task name too long for its cell (a fan-out's key of 120 characters)
+/// wraps in the task table and in its failure's heading. (The page grew
+/// as wide as the name, and scrolled sideways.)
+#[test]
+fn a_long_task_name_does_not_widen_the_page() {
+    let long = "k".repeat(120);
+    let p = Project::new(&format!(
+        r#"
+[tasks.{}]
+matrix = {{ k = ["{long}"] }}
+outputs = ["m/{{{{ k }}}}.txt"]
+command = "exit 1"
+"#,
+        "n".repeat(70)
+    ));
+    p.run(&["build"]).code(1);
+    assert_within_the_window(&p);
+}
+
+/// Writes the run's report and checks, in the browser, that the page is
+/// no wider than its window.
+fn assert_within_the_window(p: &Project) {
     p.run(&["report"]).ok();
     // The page as written, less its policy, plus a script that measures it.
     let html = p.read("report.html");
