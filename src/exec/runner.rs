@@ -374,7 +374,9 @@ impl TaskRunner<'_> {
     /// when they refuse them, and the task runs as usual. A judge that
     /// could not score them (its model down) or a stop refuses nothing:
     /// the task fails (or stops) with it, its outputs as they are, rather
-    /// than ask its model for an answer its judge could not score either.
+    /// than ask its model for an answer its judge could not score either;
+    /// its record says so (`rechecked`), and the next build examines those
+    /// outputs again instead of running the task.
     fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
         let mut status = last?.clone();
         status.started_at = Some(crate::clock::now_rfc3339());
@@ -391,6 +393,9 @@ impl TaskRunner<'_> {
                 _ => TaskState::Failed,
             };
             status.fingerprint.clone_from(&task.fingerprint);
+            // The next build examines these outputs again, unless they
+            // change meanwhile (`plan::check`).
+            status.rechecked = true;
             // No command ran: the log is the last run's.
             status.pid = None;
             status.finished_at = Some(crate::clock::now_rfc3339());
@@ -404,6 +409,7 @@ impl TaskRunner<'_> {
             status.outputs.insert(out.path.clone(), stamp);
         }
         status.state = TaskState::Done;
+        status.rechecked = false;
         status.fingerprint.clone_from(&task.fingerprint);
         status.action_fingerprint = action_fingerprint(task);
         status

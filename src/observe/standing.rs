@@ -52,7 +52,7 @@ impl Standing {
         match reason {
             None => Standing::Done,
             Some(Reason::NeverBuilt { .. }) => Standing::NeverBuilt,
-            Some(Reason::FailedLastTime(_)) => Standing::Failed,
+            Some(Reason::FailedLastTime { .. }) => Standing::Failed,
             Some(Reason::InterruptedLastTime) => match latest {
                 Some(s) if runs(s, running) => match s.state {
                     TaskState::FailedPendingCheck => Standing::FailedPendingCheck,

@@ -31,7 +31,14 @@ pub enum Reason {
     NeverBuilt {
         cleaned: bool,
     },
-    FailedLastTime(String),
+    /// The last run failed. `recheck`: it was a re-check (its checks
+    /// alone had changed) that could not examine the last good run's
+    /// outputs (its judge's model down), which are still as that run
+    /// wrote them: they are examined again, and it runs only if they fail.
+    FailedLastTime {
+        message: String,
+        recheck: bool,
+    },
     InterruptedLastTime,
     MarkerMissing,
     ActionChanged(&'static str),
@@ -77,6 +84,23 @@ impl Reason {
         )
     }
 
+    /// The last run failed with `message` (the error's first line).
+    pub fn failed(message: String) -> Reason {
+        Reason::FailedLastTime {
+            message,
+            recheck: false,
+        }
+    }
+
+    /// Whether the task's current outputs are examined again before it
+    /// runs (it runs only if they fail).
+    pub fn rechecks(&self) -> bool {
+        matches!(
+            self,
+            Reason::ChecksChanged | Reason::FailedLastTime { recheck: true, .. }
+        )
+    }
+
     /// Whether the task waits for others and runs only if, once they have
     /// run, it is still stale.
     pub fn waits(&self) -> bool {
@@ -90,7 +114,14 @@ impl fmt::Display for Reason {
             Reason::Forced => write!(f, "forced (-B)"),
             Reason::NeverBuilt { cleaned: false } => write!(f, "never built"),
             Reason::NeverBuilt { cleaned: true } => write!(f, "cleaned"),
-            Reason::FailedLastTime(m) => write!(f, "failed last time: {m}"),
+            Reason::FailedLastTime {
+                message,
+                recheck: false,
+            } => write!(f, "failed last time: {message}"),
+            Reason::FailedLastTime {
+                message,
+                recheck: true,
+            } => write!(f, "failed last time: {message} (outputs checked again)"),
             Reason::InterruptedLastTime => write!(f, "stopped last time"),
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
@@ -153,12 +184,13 @@ impl Checker<'_> {
                 return Ok(Check::Stale(Reason::NeverBuilt { cleaned }));
             }
             Recorded::Failed(s) => {
-                return Ok(Check::Stale(Reason::FailedLastTime(
-                    s.error
-                        .as_ref()
-                        .map(|e| e.first_line().to_string())
-                        .unwrap_or_default(),
-                )))
+                let message = s
+                    .error
+                    .as_ref()
+                    .map(|e| e.first_line().to_string())
+                    .unwrap_or_default();
+                let recheck = s.rechecked && self.kept(id)?;
+                return Ok(Check::Stale(Reason::FailedLastTime { message, recheck }));
             }
             Recorded::Interrupted(_) => return Ok(Check::Stale(Reason::InterruptedLastTime)),
             Recorded::Unmarked(_) => return Ok(Check::Stale(Reason::MarkerMissing)),
@@ -284,6 +316,60 @@ impl Checker<'_> {
             Some(Box::new(status))
         };
         Ok(Check::Fresh { update, edited })
+    }
+}
+
+impl Checker<'_> {
+    /// Whether the outputs of task `id`'s last good run stand as it wrote
+    /// them, for a re-check that failed after it (`Status::rechecked`) to
+    /// be made again: the task does what that run did, with the inputs it
+    /// read, and every output has the stamp it recorded (or the same
+    /// bytes). Anything else (an output edited or gone, an input changed)
+    /// and the task runs in full.
+    fn kept(&self, id: TaskId) -> Result<bool> {
+        let task = &self.graph[id];
+        let root = self.run_dir.root();
+        let Some(done) = self.store.done_record(self.run_dir, &task.name) else {
+            return Ok(false);
+        };
+        let action = done.action_fingerprint.as_deref();
+        if action.unwrap_or(&done.fingerprint) != task.action_fingerprint
+            || done.outputs.len() != task.outputs.len()
+            || done.inputs.len() != task.inputs.len()
+        {
+            return Ok(false);
+        }
+        if let Some(recorded) = &done.input_order {
+            if task.input_order().is_some_and(|now| now != *recorded) {
+                return Ok(false);
+            }
+        }
+        let sides = (task
+            .outputs
+            .iter()
+            .map(|o| (Side::Output, o.span.clone(), &o.path)))
+        .chain(
+            task.inputs
+                .iter()
+                .map(|i| (Side::Input, i.span.clone(), &i.path)),
+        );
+        for (side, span, path) in sides {
+            let stamps = match side {
+                Side::Output => &done.outputs,
+                Side::Input => &done.inputs,
+            };
+            let Some(stamp) = stamps.get(path) else {
+                return Ok(false);
+            };
+            let comparison = self
+                .stamper
+                .compare(root, path, stamp, self.mode)
+                .map_err(|e| self.refusal(id, side, span, path, &e))?;
+            if !matches!(comparison, Comparison::Same | Comparison::Touched(_)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -518,6 +518,11 @@ pub struct Status {
     /// (`rescue = true`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rescued: bool,
+    /// A failed or stopped re-check: the run only examined, with changed
+    /// checks, the outputs the last good run wrote, and ran nothing. Those
+    /// outputs stand as they were, for the next build to examine again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rechecked: bool,
 }
 
 impl Status {
@@ -545,6 +550,7 @@ impl Status {
             definition: None,
             checks: Vec::new(),
             rescued: false,
+            rechecked: false,
         }
     }
 

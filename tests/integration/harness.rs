@@ -389,12 +389,17 @@ impl Drop for Background {
 /// answers would then be this test's.)
 pub struct RefusedPort {
     /// The socket, closed (the port freed) when this is dropped.
-    _fd: std::os::fd::OwnedFd,
+    fd: std::os::fd::OwnedFd,
     pub port: u16,
 }
 
 impl RefusedPort {
     pub fn new() -> RefusedPort {
+        RefusedPort::at(0)
+    }
+
+    /// The port `port` (0: any free one), held refusing.
+    pub fn at(port: u16) -> RefusedPort {
         use std::os::fd::FromRawFd;
         // SAFETY: plain socket calls on a descriptor this function owns,
         // with a `sockaddr_in` that outlives them and its true size.
@@ -405,6 +410,13 @@ impl RefusedPort {
             let mut addr: libc::sockaddr_in = std::mem::zeroed();
             addr.sin_family = libc::AF_INET as libc::sa_family_t;
             addr.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+            addr.sin_port = port.to_be();
+            // A port a server just let go of may still be held by its
+            // closed connections (TIME_WAIT).
+            let on: libc::c_int = 1;
+            let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            let reuse = &on as *const libc::c_int as *const libc::c_void;
+            libc::setsockopt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, reuse, size);
             let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
             let at = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
             assert_eq!(
@@ -416,8 +428,17 @@ impl RefusedPort {
             assert_eq!(libc::getsockname(raw, at, &mut len), 0);
             RefusedPort {
                 port: u16::from_be(addr.sin_port),
-                _fd: fd,
+                fd,
             }
         }
+    }
+
+    /// The port, listening from now on (a server that was down, back up).
+    pub fn listen(self) -> std::net::TcpListener {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `listen` on the bound socket this owns.
+        let r = unsafe { libc::listen(self.fd.as_raw_fd(), 128) };
+        assert_eq!(r, 0, "listen: {}", std::io::Error::last_os_error());
+        std::net::TcpListener::from(self.fd)
     }
 }

@@ -323,6 +323,89 @@ fn a_changed_judge_that_cannot_score_fails_the_task_without_asking_its_model() {
     assert_eq!(p.read("t.md"), "Dig, frame, roof.");
 }
 
+/// A project judged by `j`, built (one answer, one verdict), then its
+/// judge changed and its server taken down: the build's re-check could not
+/// score the answer and failed the task, its answer kept. The server held
+/// down is returned.
+fn rechecked_while_the_judge_was_down(answers: &Server) -> (Project, RefusedPort) {
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.default_reply(verdict(0.9, "fine"));
+    let p = judged_by_j(answers, &judges);
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "Score {{ output }}\"\n",
+            "Score {{ output }}\"\nthreshold = 0.8\n",
+        ),
+    );
+    let down = judges.take_down();
+    p.build()
+        .code(1)
+        .stderr_has("FAILED t: judge j could not score:");
+    assert_eq!(p.status_json("t")["state"], "failed");
+    assert_eq!(answers.requests().len(), 1);
+    (p, down)
+}
+
+/// A re-check whose judge could not score (its model down) failed the
+/// task, its answer kept: once the judge's model was back, the next build
+/// asked the task's model for a new answer, a paid call, instead of
+/// scoring the one kept. It scores it: one judge call, and none of the
+/// task's model, as `build -n` and `explain` say beforehand.
+#[test]
+fn a_recheck_its_judge_could_not_make_is_made_again_once_the_judge_is_back() {
+    let answers = Server::start();
+    let (p, down) = rechecked_while_the_judge_was_down(&answers);
+    let judges = Server::on(down.listen());
+    judges.default_reply(verdict(0.85, "fine"));
+    let said = "t: failed last time: judge j could not score: ";
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has(said)
+        .stdout_has("(outputs checked again)");
+    p.run(&["explain", "t"])
+        .ok()
+        .stdout_has("(outputs checked again)");
+    p.build().ok();
+    assert_eq!(judges.requests().len(), 1, "one judge call");
+    assert_eq!(
+        answers.requests().len(),
+        1,
+        "the task's model was asked again"
+    );
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    let status = p.status_json("t");
+    assert_eq!(status["state"], "done");
+    assert_eq!(status["judge"]["score"], 0.85);
+    assert!(status.get("rechecked").is_none(), "{status}");
+    assert!(p.exists(".planexe/tasks/t.DONE"));
+    p.build().ok().ran(&[]);
+    assert_eq!(judges.requests().len(), 1);
+}
+
+/// The answer a re-check could not score, changed on disk since: the
+/// task runs in full, as it would after any failure.
+#[test]
+fn a_recheck_that_could_not_score_is_not_made_again_on_outputs_changed_since() {
+    let answers = Server::start();
+    let (p, down) = rechecked_while_the_judge_was_down(&answers);
+    let judges = Server::on(down.listen());
+    judges.default_reply(verdict(0.85, "fine"));
+    p.write("t.md", "Roof first.");
+    let dry = p.run(&["build", "-n"]).ok().stdout.clone();
+    assert!(
+        dry.contains("t: failed last time: judge j could not score: "),
+        "{dry}"
+    );
+    assert!(!dry.contains("outputs checked again"), "{dry}");
+    p.build().ok();
+    assert_eq!(answers.requests().len(), 2, "the task ran");
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    assert_eq!(judges.requests().len(), 1);
+}
+
 #[test]
 fn a_changed_judge_that_fails_the_current_answer_asks_the_model_again() {
     let server = Server::start();

@@ -8,8 +8,11 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::harness::RefusedPort;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -99,21 +102,60 @@ struct State {
 pub struct Server {
     pub url: String,
     state: Arc<Mutex<State>>,
+    /// The listening socket, shut by [`Server::take_down`].
+    fd: std::os::fd::RawFd,
+    /// Set when taken down, for the accept loop to end.
+    down: Arc<AtomicBool>,
+    accepting: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     pub fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Server::on(TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// A server on `listener`: on a port taken back from a
+    /// [`RefusedPort`], a server brought back where one was taken down.
+    pub fn on(listener: TcpListener) -> Server {
+        use std::os::fd::AsRawFd;
         let url = format!("http://{}", listener.local_addr().unwrap());
+        let fd = listener.as_raw_fd();
         let state: Arc<Mutex<State>> = Arc::default();
         let shared = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let state = Arc::clone(&shared);
-                std::thread::spawn(move || handle(stream, &state));
+        let down = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&down);
+        let accepting = std::thread::spawn(move || loop {
+            match listener.accept() {
+                _ if stop.load(Ordering::SeqCst) => return,
+                Ok((stream, _)) => {
+                    let state = Arc::clone(&shared);
+                    std::thread::spawn(move || handle(stream, &state));
+                }
+                Err(_) => {}
             }
         });
-        Server { url, state }
+        Server {
+            url,
+            state,
+            fd,
+            down,
+            accepting: Some(accepting),
+        }
+    }
+
+    /// Takes the server down: its port then refuses every connection,
+    /// held by the [`RefusedPort`] returned (which [`RefusedPort::listen`]
+    /// gives back to a server of its own: the model's server back up).
+    pub fn take_down(mut self) -> RefusedPort {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        self.down.store(true, Ordering::SeqCst);
+        // SAFETY: the listening socket lives until its thread ends,
+        // joined below; shutting it wakes that thread's accept.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+        if let Some(accepting) = self.accepting.take() {
+            accepting.join().unwrap();
+        }
+        RefusedPort::at(port)
     }
 
     /// Queues replies, answered in order.

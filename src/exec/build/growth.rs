@@ -215,7 +215,7 @@ impl BuildHooks<'_> {
             };
             let r = self.store.record_outcome(self.run_dir, &status, len);
             self.keep(r);
-            self.reasons[t] = Some(Reason::FailedLastTime(message.to_string()));
+            self.reasons[t] = Some(Reason::failed(message.to_string()));
             self.observer.task_ended(
                 &self.graph[t],
                 &TaskEnd {

@@ -182,7 +182,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
                     .done_record(self.run_dir, &task.name)
                     .map(std::borrow::Cow::into_owned)
             },
-            recheck: matches!(self.reasons[t], Some(Reason::ChecksChanged)),
+            recheck: self.reasons[t].as_ref().is_some_and(Reason::rechecks),
             first: never,
         }
     }
@@ -221,7 +221,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
             TaskState::Done if unrecorded.is_some() => Some(Reason::MarkerMissing),
             TaskState::Done => None,
             TaskState::Stopped => Some(Reason::InterruptedLastTime),
-            _ => Some(Reason::FailedLastTime(
+            _ => Some(Reason::failed(
                 status
                     .error
                     .as_ref()

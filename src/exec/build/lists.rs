@@ -155,7 +155,7 @@ pub(super) fn unexpanded(
         .filter(|&(name, _)| {
             graph.fanouts[name].members.iter().any(|&m| {
                 wanted.get(m).copied().unwrap_or(false)
-                    && !matches!(reasons.get(m), Some(Some(Reason::FailedLastTime(_))))
+                    && !matches!(reasons.get(m), Some(Some(Reason::FailedLastTime { .. })))
             })
         })
         .map(|(name, _)| name.to_string())

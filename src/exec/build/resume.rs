@@ -71,7 +71,9 @@ pub(super) fn summary(
         } else {
             s.to_run += 1;
             match reason {
-                Reason::FailedLastTime(m) => s.failed.push((graph[t].name.clone(), m.clone())),
+                Reason::FailedLastTime { message, .. } => {
+                    s.failed.push((graph[t].name.clone(), message.clone()))
+                }
                 Reason::InterruptedLastTime => s.interrupted += 1,
                 Reason::Forced => s.forced += 1,
                 _ => {}

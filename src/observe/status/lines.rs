@@ -294,7 +294,7 @@ fn task_line(
                 line.judge = done.judge.clone();
             }
         }
-        Some(Reason::FailedLastTime(message)) => {
+        Some(Reason::FailedLastTime { message, .. }) => {
             line.state = Standing::Failed;
             match store.recorded(run_dir, name) {
                 Recorded::Failed(s) => line.failure(&s, graph),
@@ -348,7 +348,7 @@ fn outside_line(graph: &Graph, store: &StateStore, run_dir: &RunDir, name: &str)
         Recorded::Never => Some(Reason::NeverBuilt {
             cleaned: store.was_cleaned(name),
         }),
-        Recorded::Failed(s) => Some(Reason::FailedLastTime(
+        Recorded::Failed(s) => Some(Reason::failed(
             s.error
                 .as_ref()
                 .map(|e| e.first_line().to_string())
