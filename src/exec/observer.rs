@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::model::{Graph, Pipeline, Task, TaskId};
 use crate::plan::{Reason, Session};
 use crate::store::snapshot::Live;
-use crate::store::{CheckMode, RunDir, StateStore, Status};
+use crate::store::{CheckMode, RunDir, Stamper, StateStore, Status};
 
 /// Something a build says along the way.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +219,9 @@ pub struct BuildView<'a> {
     pub build: &'a Live,
     /// How the build judges a file changed (`--mtime`, or by content).
     pub mode: CheckMode,
+    /// The build's stamps and stats of files, as its checks and its
+    /// tasks' runs left them.
+    pub stamper: &'a Stamper,
 }
 
 /// A task's run, as it ended.

@@ -40,10 +40,12 @@ const LIVE_EVERY: Duration = Duration::from_millis(500);
 /// How many times a snapshot's own cost passes before the next.
 const LIVE_SHARE: u32 = 100;
 
-/// How long a build runs before its first live snapshot: a build over
-/// sooner (an edit, a no-op) leaves only the idle one, and until then
-/// `status` checks every task, as it does while the build reads the
-/// pipeline.
+/// How long a build runs its tasks before its first live snapshot: a
+/// build over sooner (an edit, a no-op) leaves only the idle one, and
+/// until then `status` checks every task, as it does while the build reads
+/// the pipeline. Counted from its first task's start, so that the first
+/// tasks start before the snapshot's cost (a build of some targets judges
+/// every task it leaves out for it) holds the loop.
 const LIVE_FIRST: Duration = Duration::from_millis(100);
 
 /// Which task occupies each trace lane.
@@ -289,6 +291,7 @@ impl Observer for Recorder {
     }
 
     fn build_started(&self, view: &BuildView) {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).due = Instant::now() + LIVE_FIRST;
         let _ = self
             .models
             .set(view.graph.models.iter().map(|m| m.name.clone()).collect());
@@ -514,8 +517,7 @@ fn judge_beside(view: &BuildView) -> Option<Vec<Option<Reason>>> {
         return None;
     }
     let _t = crate::phases::phase("status snapshot: judge the tasks left out");
-    let stamper = Stamper::default();
-    Plan::beside(&checker(view, &stamper), view.wanted, view.reasons).ok()
+    Plan::beside(&checker(view, view.stamper), view.wanted, view.reasons).ok()
 }
 
 /// [`judge_beside`] again after the tasks `ended` ran: only the tasks
@@ -528,8 +530,7 @@ fn rejudge_beside(
     ended: &[TaskId],
 ) -> Option<Vec<Option<Reason>>> {
     let _t = crate::phases::phase("status snapshot: judge the tasks left out again");
-    let stamper = Stamper::default();
-    let checker = checker(view, &stamper);
+    let checker = checker(view, view.stamper);
     Plan::beside_after(&checker, view.wanted, view.reasons, before, ended)?.ok()
 }
 

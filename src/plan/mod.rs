@@ -60,6 +60,20 @@ impl Plan {
         forced: &[bool],
         check: Option<&[bool]>,
     ) -> Result<Plan> {
+        Plan::make_looking(checker, wanted, forced, check, true)
+    }
+
+    /// [`Plan::make_checking`]; `look`: whether the outputs of the tasks
+    /// that will run are looked at (can they be written inside the run
+    /// directory?), which only a plan that runs them needs, not a report
+    /// of tasks a build leaves out.
+    fn make_looking(
+        checker: &Checker,
+        wanted: Vec<bool>,
+        forced: &[bool],
+        check: Option<&[bool]>,
+        look: bool,
+    ) -> Result<Plan> {
         let graph = checker.graph;
         let checked = |id: TaskId| check.is_none_or(|c| c.get(id).copied().unwrap_or(true));
         let mut reasons: Vec<Option<Reason>> = vec![None; graph.id_bound()];
@@ -80,9 +94,8 @@ impl Plan {
             ids.par_iter().map(|&id| (id, checker.check(id))).collect();
         drop(t);
         // The tasks that will run: can their outputs be written?
-        let looked = crate::phases::phase("plan: outputs of what runs");
-        let runs: Vec<TaskId> = results
-            .iter()
+        let looked = look.then(|| crate::phases::phase("plan: outputs of what runs"));
+        let runs: Vec<TaskId> = (results.iter().filter(|_| look))
             .filter(|(_, check)| matches!(check, Ok(Check::Stale(_))))
             .map(|&(id, _)| id)
             .chain(
@@ -97,7 +110,7 @@ impl Plan {
         let results: Vec<(TaskId, Result<Check>)> = results
             .into_par_iter()
             .map(|(id, check)| match check {
-                Ok(Check::Stale(reason)) => (
+                Ok(Check::Stale(reason)) if look => (
                     id,
                     outputs.inside(checker, id).map(|()| Check::Stale(reason)),
                 ),
@@ -183,7 +196,9 @@ impl Plan {
     /// checked against its records and files, and stale too when a task
     /// it depends on runs. `reasons` are the build's own, by id, for the
     /// tasks it builds (its targets and what they need): they flow down
-    /// into the others. The tasks it builds have `None` here.
+    /// into the others. The tasks it builds have `None` here. Whether
+    /// their outputs could be written is not asked: this build writes
+    /// none of them.
     pub fn beside(
         checker: &Checker,
         wanted: &[bool],
@@ -240,7 +255,8 @@ impl Plan {
         let judged = |t: TaskId| again.is_none_or(|(a, _)| a.get(t).copied().unwrap_or(false));
         let check: Vec<bool> = (0..n).map(|t| outside[t] && judged(t)).collect();
         // Only the tasks left out are checked: the others are the build's.
-        let plan = Plan::make_checking(checker, vec![true; n], &vec![false; n], Some(&check))?;
+        let plan =
+            Plan::make_looking(checker, vec![true; n], &vec![false; n], Some(&check), false)?;
         let mut out = plan.reasons;
         let built = |t: TaskId| reasons.get(t).cloned().flatten();
         for &id in graph.order() {

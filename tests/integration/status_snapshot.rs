@@ -436,6 +436,66 @@ fn a_task_a_targeted_build_leaves_out_follows_the_build() {
         .stdout_has("  d  input out/a.txt changed");
 }
 
+/// The live snapshot of a build of some targets judges the tasks it
+/// leaves out, as `build -n` does, but asks no more whether their outputs
+/// could be written (a listing of their folders, one of ten thousand
+/// files in a large pipeline): the build writes none of them. Only the
+/// build's own plan looks at outputs (`PLANEXE_STATS` counts it), and its
+/// first snapshot comes once its tasks have started.
+#[test]
+fn the_tasks_a_targeted_build_leaves_out_are_judged_without_looking_at_their_outputs() {
+    let p = Project::new(concat!(
+        "[tasks.a]\ninputs = [\"src_a.txt\"]\noutputs = [\"out/a.txt\"]\n",
+        "command = \"sleep 0.6; mkdir -p out; cp src_a.txt out/a.txt\"\n",
+        "[tasks.c]\ninputs = [\"src_c.txt\"]\noutputs = [\"out/c.txt\"]\n",
+        "command = \"mkdir -p out; cp src_c.txt out/c.txt\"\n",
+    ));
+    p.write("src_a.txt", "a\n").write("src_c.txt", "c\n");
+    p.build().ok().ran(&["a", "c"]);
+    p.write("src_a.txt", "a2\n").write("src_c.txt", "c2\n");
+    let out = p
+        .command(&["build", "a"])
+        .env("PLANEXE_STATS", "timeline")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let count = |phase: &str| {
+        stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("stats: "))
+            .filter_map(|l| l.strip_prefix(phase))
+            .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.len() == 2)
+            .map(|words| words[0].to_string())
+    };
+    assert_eq!(
+        count("status snapshot: judge the tasks left out ").as_deref(),
+        Some("1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        count("plan: outputs of what runs ").as_deref(),
+        Some("1"),
+        "{stderr}"
+    );
+    let started = |phase: &str| -> f64 {
+        let line = (stderr.lines().filter_map(|l| l.strip_prefix("stats: ")))
+            .filter_map(|l| l.strip_prefix(phase))
+            .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.len() == 3 && words[0].contains('.'))
+            .unwrap_or_else(|| panic!("no {phase} in the timeline: {stderr}"));
+        line[0].parse().unwrap()
+    };
+    assert!(
+        started("status snapshot: live ") >= started("build loop: start a task ") + 100.0,
+        "{stderr}"
+    );
+    p.run(&["status"])
+        .ok()
+        .stdout_has("  c  input src_c.txt changed");
+}
+
 /// planexe run in `p` with `args`, quiet, stopped when dropped.
 fn in_background(p: &Project, args: &[&str]) -> Background {
     Background(Some(

@@ -75,7 +75,12 @@ impl BuildHooks<'_> {
         let Some(build) = &self.build else {
             return;
         };
-        self.observer.view(&BuildView {
+        self.observer.view(&self.view_of(build));
+    }
+
+    /// The build's view of its tasks, as build `build`.
+    pub fn view_of<'b>(&'b self, build: &'b Live) -> BuildView<'b> {
+        BuildView {
             graph: &*self.graph,
             pipeline: self.pipeline,
             run_dir: self.run_dir,
@@ -88,7 +93,8 @@ impl BuildHooks<'_> {
             pending_check: &self.pending_check,
             build,
             mode: self.mode,
-        });
+            stamper: self.stamper,
+        }
     }
 
     /// Tells the observer of the tasks that entered `failed-pending-check`

@@ -10,7 +10,7 @@ use super::super::attempt::Executor;
 use super::super::command::Watchdog;
 use super::super::failure::Failures;
 use super::super::llm::Llm;
-use super::super::observer::{BuildView, Notice, Ran};
+use super::super::observer::{Notice, Ran};
 use super::super::reaper::Reaper;
 use super::super::runner::{Checking, TaskRunner};
 use super::super::scheduler::{self, Summary};
@@ -413,20 +413,7 @@ impl Build<'_> {
         self.observer.tasks_started(to_run.len());
         progress.report.ran_tasks = true;
         if let Some(build) = &hooks.build {
-            self.observer.build_started(&BuildView {
-                graph: &*hooks.graph,
-                pipeline: &session.pipeline,
-                run_dir: &session.run_dir,
-                store: &*hooks.store,
-                reasons: &hooks.reasons,
-                wanted: &hooks.wanted,
-                running: &hooks.running,
-                calls: &hooks.calls,
-                held: &hooks.held,
-                pending_check: &hooks.pending_check,
-                build,
-                mode: hooks.mode,
-            });
+            self.observer.build_started(&hooks.view_of(build));
         }
         hooks.view();
         if let Some(sweep) = &mut progress.sweep {
