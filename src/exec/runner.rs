@@ -12,7 +12,8 @@
 //!   judge examine what it wrote, then done (rescued) or failed. Crashes
 //!   (a signal, a timeout, a stop, missing outputs) are never rescued.
 //! - **A re-check**: a task whose checks alone changed has its current
-//!   outputs examined by the new checks; it runs only if they fail. They
+//!   outputs examined by the new checks; it runs only if they fail, or if
+//!   a task upstream rebuilt one of its inputs first. They
 //!   may have been edited by hand, so a prompt task's output is checked
 //!   against its answer format and schema too, as `touch` checks it.
 //!
@@ -33,8 +34,9 @@ use crate::model::{Action, Task, TaskId};
 use crate::phases::timed;
 use crate::store::inflight::Inflight;
 use crate::store::sidecar;
+use crate::store::stamp::Comparison;
 use crate::store::untrusted::Secrets;
-use crate::store::{ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
+use crate::store::{CheckMode, ErrorKind, RunDir, Stamper, Status, TaskError, TaskState};
 
 /// How many lines of a failed task's output to show.
 const TAIL_LINES: usize = 15;
@@ -378,7 +380,11 @@ impl TaskRunner<'_> {
     /// its record says so (`rechecked`), and the next build examines those
     /// outputs again instead of running the task.
     fn rechecked(&self, task: &Task, last: Option<&Status>, turn: &Turn) -> Option<Status> {
-        let mut status = last?.clone();
+        let last = last?;
+        if !self.inputs_as_recorded(task, last) {
+            return None;
+        }
+        let mut status = last.clone();
         status.started_at = Some(crate::clock::now_rfc3339());
         let judgement = self.examine(task, false, true, false, &mut status, turn);
         if let Some(mut error) = judgement.error {
@@ -418,6 +424,24 @@ impl TaskRunner<'_> {
         status.error = None;
         status.finished_at = Some(crate::clock::now_rfc3339());
         Some(status)
+    }
+
+    /// Whether every input of `task` is as its last good run `last`
+    /// recorded it (the same bytes). The plan found them so, but a task
+    /// upstream may have run since and rebuilt one: the outputs on disk
+    /// are then of the inputs before, and a re-check would take them for
+    /// the task's result; it runs instead.
+    fn inputs_as_recorded(&self, task: &Task, last: &Status) -> bool {
+        let root = self.run_dir.root();
+        task.inputs.iter().all(|input| {
+            last.inputs.get(&input.path).is_some_and(|stamp| {
+                matches!(
+                    self.stamper
+                        .compare(root, &input.path, stamp, CheckMode::Content),
+                    Ok(Comparison::Same | Comparison::Touched(_))
+                )
+            })
+        })
     }
 
     /// Publishes the task's record: its sidecar, then (done) `.DONE`. Here,

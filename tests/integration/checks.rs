@@ -354,6 +354,28 @@ fn a_changed_check_checks_the_current_output_again_without_running_the_task() {
     );
 }
 
+/// A task whose checks changed while a task upstream of it had to run
+/// (its input changed): its output was checked again once that task had
+/// rebuilt its input, and passed, and the task was done without running,
+/// its output made of the input before (the next build ran it). It runs.
+#[test]
+fn a_changed_check_whose_input_is_rebuilt_first_runs_the_task() {
+    let p = Project::new(
+        "[tasks.a]\ninputs = [\"src.txt\"]\noutputs = [\"a.txt\"]\ncommand = \"cp src.txt a.txt\"\n\
+         [tasks.t]\ninputs = [\"a.txt\"]\noutputs = [\"t.txt\"]\ncommand = \"cp a.txt t.txt\"\ncheck = \"test -s t.txt\"\n",
+    );
+    p.write("src.txt", "one\n");
+    p.build().ok().ran(&["a", "t"]);
+    p.write("src.txt", "three\n");
+    let text = p
+        .read("pipeline.toml")
+        .replace("test -s t.txt", "grep -q . t.txt");
+    p.write("pipeline.toml", &text);
+    p.build().ok().ran(&["a", "t"]);
+    assert_eq!(p.read("t.txt"), "three\n");
+    p.build().ok().ran(&[]);
+}
+
 /// `planexe check` checks a prompt task's output as JSON against its
 /// schema, as `touch` does (and as a build checks an answer before it
 /// writes it): an output edited by hand into prose, or into JSON its
