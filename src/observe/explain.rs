@@ -242,7 +242,7 @@ pub fn graph(session: &Session, mode: CheckMode) -> Result<GraphView> {
         .map(|t| {
             let reason = plan.reasons[t.id].as_ref();
             let latest = match reason {
-                Some(crate::plan::Reason::InterruptedLastTime) => {
+                Some(crate::plan::Reason::InterruptedLastTime { .. }) => {
                     session.store.sidecar(&session.run_dir, &t.name)
                 }
                 _ => None,

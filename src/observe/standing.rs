@@ -53,7 +53,7 @@ impl Standing {
             None => Standing::Done,
             Some(Reason::NeverBuilt { .. }) => Standing::NeverBuilt,
             Some(Reason::FailedLastTime { .. }) => Standing::Failed,
-            Some(Reason::InterruptedLastTime) => match latest {
+            Some(Reason::InterruptedLastTime { .. }) => match latest {
                 Some(s) if runs(s, running) => match s.state {
                     TaskState::FailedPendingCheck => Standing::FailedPendingCheck,
                     _ => Standing::Running,

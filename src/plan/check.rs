@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::source::Source;
 use crate::model::{Action, Graph, TaskId};
 use crate::store::stamp::{self, CheckMode, Comparison, Stamp, Stamper};
-use crate::store::{Recorded, RunDir, StateStore, Status};
+use crate::store::{Recorded, RunDir, StateStore, Status, TaskState};
 
 /// Why a task must run. Printed by `-n`, `status` and the build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,13 @@ pub enum Reason {
         message: String,
         recheck: bool,
     },
-    InterruptedLastTime,
+    /// The last run was stopped (or never ended). `recheck`: it was a
+    /// re-check stopped before it could examine the last good run's
+    /// outputs, which are still as that run wrote them: they are examined
+    /// again, as for [`Reason::FailedLastTime`].
+    InterruptedLastTime {
+        recheck: bool,
+    },
     MarkerMissing,
     ActionChanged(&'static str),
     /// A fan-out instance whose item changed, its template the same.
@@ -97,7 +103,9 @@ impl Reason {
     pub fn rechecks(&self) -> bool {
         matches!(
             self,
-            Reason::ChecksChanged | Reason::FailedLastTime { recheck: true, .. }
+            Reason::ChecksChanged
+                | Reason::FailedLastTime { recheck: true, .. }
+                | Reason::InterruptedLastTime { recheck: true }
         )
     }
 
@@ -122,7 +130,10 @@ impl fmt::Display for Reason {
                 message,
                 recheck: true,
             } => write!(f, "failed last time: {message} (outputs checked again)"),
-            Reason::InterruptedLastTime => write!(f, "stopped last time"),
+            Reason::InterruptedLastTime { recheck: false } => write!(f, "stopped last time"),
+            Reason::InterruptedLastTime { recheck: true } => {
+                write!(f, "stopped last time (outputs checked again)")
+            }
             Reason::MarkerMissing => write!(f, ".DONE marker missing"),
             Reason::ActionChanged(kind) => write!(f, "{kind} changed"),
             Reason::ItemChanged => write!(f, "its item changed"),
@@ -192,7 +203,10 @@ impl Checker<'_> {
                 let recheck = s.rechecked && self.kept(id)?;
                 return Ok(Check::Stale(Reason::FailedLastTime { message, recheck }));
             }
-            Recorded::Interrupted(_) => return Ok(Check::Stale(Reason::InterruptedLastTime)),
+            Recorded::Interrupted(s) => {
+                let recheck = s.state == TaskState::Stopped && s.rechecked && self.kept(id)?;
+                return Ok(Check::Stale(Reason::InterruptedLastTime { recheck }));
+            }
             Recorded::Unmarked(_) => return Ok(Check::Stale(Reason::MarkerMissing)),
         };
         // A record of a task without checks has one fingerprint for both.

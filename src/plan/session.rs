@@ -384,7 +384,7 @@ impl Session {
     /// last time`.
     pub fn shown_reason(&self, task: &str, reason: &super::Reason) -> String {
         match reason {
-            super::Reason::InterruptedLastTime => self.running_now_reason(task),
+            super::Reason::InterruptedLastTime { .. } => self.running_now_reason(task),
             _ => None,
         }
         .unwrap_or_else(|| reason.to_string())

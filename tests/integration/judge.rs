@@ -385,6 +385,56 @@ fn a_recheck_its_judge_could_not_make_is_made_again_once_the_judge_is_back() {
     assert_eq!(judges.requests().len(), 1);
 }
 
+/// A re-check stopped (Ctrl-C) while its judge scored the answer kept:
+/// the next build asked the task's model for a new answer. It scores the
+/// one kept again.
+#[test]
+fn a_recheck_stopped_while_its_judge_scored_is_made_again() {
+    let answers = Server::start();
+    answers.default_reply(openai_answer("Dig, frame, roof."));
+    let judges = Server::start();
+    judges.script([
+        verdict(0.9, "fine"),
+        delayed(verdict(0.9, "fine"), std::time::Duration::from_secs(30)),
+    ]);
+    judges.default_reply(verdict(0.85, "fine"));
+    let p = judged_by_j(&answers, &judges);
+    p.build().ok();
+    p.write(
+        "pipeline.toml",
+        &p.read("pipeline.toml").replace(
+            "Score {{ output }}\"\n",
+            "Score {{ output }}\"\nthreshold = 0.8\n",
+        ),
+    );
+    let child = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the re-check's judge call", || judges.requests().len() == 2);
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(p.status_json("t")["state"], "stopped");
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("t: stopped last time (outputs checked again)");
+    p.build().ok();
+    assert_eq!(
+        answers.requests().len(),
+        1,
+        "the task's model was asked again"
+    );
+    assert_eq!(judges.requests().len(), 3);
+    assert_eq!(p.read("t.md"), "Dig, frame, roof.");
+    assert_eq!(p.status_json("t")["judge"]["score"], 0.85);
+}
+
 /// The answer a re-check could not score, changed on disk since: the
 /// task runs in full, as it would after any failure.
 #[test]

@@ -226,7 +226,7 @@ impl Hooks<Start, RunResult> for BuildHooks<'_> {
         self.reasons[t] = match status.state {
             TaskState::Done if unrecorded.is_some() => Some(Reason::MarkerMissing),
             TaskState::Done => None,
-            TaskState::Stopped => Some(Reason::InterruptedLastTime),
+            TaskState::Stopped => Some(Reason::InterruptedLastTime { recheck: false }),
             _ => Some(Reason::failed(
                 status
                     .error

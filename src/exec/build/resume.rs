@@ -74,7 +74,7 @@ pub(super) fn summary(
                 Reason::FailedLastTime { message, .. } => {
                     s.failed.push((graph[t].name.clone(), message.clone()))
                 }
-                Reason::InterruptedLastTime => s.interrupted += 1,
+                Reason::InterruptedLastTime { .. } => s.interrupted += 1,
                 Reason::Forced => s.forced += 1,
                 _ => {}
             }

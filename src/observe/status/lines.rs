@@ -301,7 +301,7 @@ fn task_line(
                 _ => line.error = Some(message.clone()),
             }
         }
-        Some(Reason::InterruptedLastTime) => {
+        Some(Reason::InterruptedLastTime { .. }) => {
             // Not the sidecar as such: a later build that announced the
             // task (`pending`) and was stopped before it started it leaves
             // the stop the log holds its last run, not a crash.
@@ -354,7 +354,7 @@ fn outside_line(graph: &Graph, store: &StateStore, run_dir: &RunDir, name: &str)
                 .map(|e| e.first_line().to_string())
                 .unwrap_or_default(),
         )),
-        Recorded::Interrupted(_) => Some(Reason::InterruptedLastTime),
+        Recorded::Interrupted(_) => Some(Reason::InterruptedLastTime { recheck: false }),
         Recorded::Unmarked(_) => Some(Reason::MarkerMissing),
         Recorded::Done(_) => None,
     };
