@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::status::text::short_duration;
+use super::status::totals::short_duration;
 use crate::exec::llm::call::parse_retry_after;
 
 /// One attempt at most, as a build goes on.
