@@ -164,7 +164,13 @@ fn run_above(dir: &Path) -> Option<String> {
 /// commands there, unless it is already.
 pub(super) fn record_pipeline(run_dir: &RunDir, pipeline: &Path) -> Result<()> {
     let path = run_dir.recorded_pipeline_path();
-    let current = pipeline.to_string_lossy();
+    // A file inside the run directory by its path there: a copy of the
+    // run directory (`cp -a run1 run2`), or the run directory moved, then
+    // uses its own file, not the one it was copied or moved from.
+    let current = match pipeline.strip_prefix(run_dir.root()) {
+        Ok(inside) if !inside.as_os_str().is_empty() => inside.to_string_lossy(),
+        _ => pipeline.to_string_lossy(),
+    };
     if std::fs::read_to_string(&path)
         .ok()
         .as_deref()
@@ -176,9 +182,11 @@ pub(super) fn record_pipeline(run_dir: &RunDir, pipeline: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The pipeline file the run directory recorded at its last build, if any.
-/// A record that is not an absolute path in text (damaged, or written by
-/// hand) is an error that says what it holds, and `advice`'s hint.
+/// The pipeline file the run directory recorded at its last build, if any:
+/// an absolute path, or one relative to the run directory (a file inside
+/// it, recorded so). A record that is neither in text (damaged, or written
+/// by hand; a relative path that leaves the run directory) is an error
+/// that says what it holds, and `advice`'s hint.
 pub(super) fn recorded_pipeline(run_dir: &RunDir, advice: &Advice) -> Result<Option<PathBuf>> {
     let path = run_dir.recorded_pipeline_path();
     let Ok(bytes) = files::read(&path) else {
@@ -198,14 +206,19 @@ pub(super) fn recorded_pipeline(run_dir: &RunDir, advice: &Advice) -> Result<Opt
     if text.trim().is_empty() {
         return Ok(None);
     }
-    if text.contains(|c: char| c.is_control()) || !text.starts_with('/') {
+    let inside = |text: &str| {
+        Path::new(text)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    if text.contains(|c: char| c.is_control()) || !(text.starts_with('/') || inside(text)) {
         let mut quoted: String = text.escape_debug().take(80).collect();
         if text.chars().count() > 80 {
             quoted.push('…');
         }
         return Err(refuse(format!(
-            "it holds \"{quoted}\", not an absolute path"
+            "it holds \"{quoted}\", neither an absolute path nor one inside the run directory"
         )));
     }
-    Ok(Some(PathBuf::from(text)))
+    Ok(Some(run_dir.root().join(text)))
 }

@@ -17,7 +17,7 @@ use crate::error::Result;
 pub struct Origin {
     /// When the run directory was made (RFC 3339, UTC).
     pub created_at: String,
-    /// The pipeline file's absolute path, as `.planexe/pipeline` records it.
+    /// The pipeline file's absolute path (the file `.planexe/pipeline` records).
     pub pipeline: String,
     /// The blake3 of the `plan.txt` the run was seeded with (64 hex digits).
     pub plan_blake3: String,

@@ -555,7 +555,7 @@ fn a_damaged_record_of_the_pipeline_file_says_what_it_holds() {
         (&b"\x00\xff\xfe"[..], "it is not text"),
         (
             &b"hello\x1b[31m\n"[..],
-            "it holds \"hello\\u{1b}[31m\", not an absolute path",
+            "it holds \"hello\\u{1b}[31m\", neither an absolute path nor one inside the run directory",
         ),
     ] {
         let p = demo();
@@ -803,4 +803,55 @@ fn a_damaged_first_log_line_is_reported() {
         .ran(&[])
         .stderr_has(".planexe/log is damaged at line 1 (not a record planexe can read); recovered the last run of ");
     p.build().ok().ran(&[]).stderr_has("nothing to do");
+}
+
+/// A run directory whose pipeline file is inside it, copied (`cp -a run1
+/// run2`, to try an edit) or moved: the copy builds its own pipeline file.
+/// The record held the original's absolute path, so the copy built the
+/// original's pipeline (its edit never seen: `nothing to do`) and a moved
+/// run refused to build.
+#[test]
+fn a_copied_or_moved_run_directory_builds_its_own_pipeline_file() {
+    let p = Project::new("");
+    p.write(
+        "run1/pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo one > a.txt\"\n",
+    );
+    p.run(&["build", "-C", "run1"]).ok();
+    assert_eq!(p.read("run1/.planexe/pipeline"), "pipeline.toml\n");
+    let copy = |from: &str, to: &str| {
+        let status = std::process::Command::new("cp")
+            .args(["-a", from, to])
+            .current_dir(p.root())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy("run1", "run2");
+    p.write(
+        "run2/pipeline.toml",
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo two > a.txt\"\n",
+    );
+    p.run(&["build", "-C", "run2"]).ok().stderr_has("done   a");
+    assert_eq!(p.read("run2/a.txt"), "two\n");
+    assert_eq!(p.read("run1/a.txt"), "one\n");
+    p.run(&["build", "-C", "run1"])
+        .ok()
+        .stderr_has("nothing to do");
+    std::fs::rename(p.path("run2"), p.path("run3")).unwrap();
+    p.run(&["build", "-C", "run3"])
+        .ok()
+        .stderr_has("nothing to do");
+    // A pipeline file outside the run directory is recorded by its
+    // absolute path, as before: one pipeline serves many runs.
+    p.write(
+        "shared.toml",
+        "[tasks.b]\noutputs = [\"b.txt\"]\ncommand = \"echo b > b.txt\"\n",
+    );
+    p.run(&["build", "-C", "run1", "-f", "shared.toml"]).ok();
+    let shared = std::fs::canonicalize(p.path("shared.toml")).unwrap();
+    assert_eq!(
+        p.read("run1/.planexe/pipeline"),
+        format!("{}\n", shared.display())
+    );
 }

@@ -496,7 +496,10 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
     let record = ".planexe/pipeline";
     let recorded = p.read(&format!("r/{record}"));
     let cases = [
-        ("relative/path.toml", "not an absolute path"),
+        (
+            "../outside/path.toml",
+            "neither an absolute path nor one inside the run directory",
+        ),
         ("/no/such/pipeline.toml\n", "no longer exists"),
     ];
     for (held, what) in cases {
