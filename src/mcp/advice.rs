@@ -31,6 +31,9 @@ fn advise(trouble: &Trouble<'_>) -> String {
         Trouble::RecordedGone => {
             format!("put the pipeline file back at that path, or {NEW_RUN}")
         }
+        Trouble::RecordedElsewhere { .. } => format!(
+            "write the path of the run's own pipeline file in its .planexe/pipeline; or {NEW_RUN}"
+        ),
         Trouble::RecordBroken { record } => format!(
             "write the absolute path of the run's pipeline file in {record} (in the run's folder), \
              or {NEW_RUN}"

@@ -35,6 +35,10 @@ pub enum Trouble<'a> {
     Binary,
     /// The file the run directory recorded at its last build is gone.
     RecordedGone,
+    /// The run directory records a pipeline file in another run directory
+    /// and has one of its own (`own`, shown): a copy of that run, made when
+    /// such a record held an absolute path.
+    RecordedElsewhere { own: &'a str },
     /// The run directory's record of its pipeline file (shown as
     /// `record`) does not hold a usable path.
     RecordBroken { record: &'a str },
@@ -295,6 +299,9 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::RecordBroken { record } => format!(
             "pass -f FILE to choose the pipeline file (it is then recorded), or delete {record}"
         ),
+        Trouble::RecordedElsewhere { own } => {
+            format!("pass -f {own} once to build this run directory's own file; it is then recorded")
+        }
         Trouble::EnvGone => "set PLANEXE_PIPELINE to an existing pipeline file, or unset it to use pipeline.toml; -f FILE chooses one for this command".into(),
         Trouble::Moved { recorded, mine } => format!(
             "run the command again to build with {recorded}, or pass -f {mine} to build with {mine} (it is then recorded)"

@@ -100,15 +100,20 @@ impl Location {
                 ))
                 .hint(self.advice.hint(&Trouble::RecordedGone)));
             }
-            let warning = self.env_file.as_ref().and_then(|(env, shown)| {
-                let same = std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
-                (!same).then(|| {
-                    format!(
-                        "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={shown}",
-                        recorded.display()
-                    )
+            let warning = self
+                .env_file
+                .as_ref()
+                .and_then(|(env, shown)| {
+                    let same =
+                        std::fs::canonicalize(env).ok().as_deref() == Some(recorded.as_path());
+                    (!same).then(|| {
+                        format!(
+                            "using {} (recorded by an earlier build here), not $PLANEXE_PIPELINE={shown}",
+                            recorded.display()
+                        )
+                    })
                 })
-            });
+                .or_else(|| recorded_elsewhere(run_dir, &recorded, &self.advice));
             let display = run_dir.show(&recorded);
             return Ok((recorded, display, warning));
         }
@@ -180,6 +185,31 @@ pub(super) fn record_pipeline(run_dir: &RunDir, pipeline: &Path) -> Result<()> {
         files::write_atomic(&path, format!("{current}\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// A warning when the run directory records a pipeline file (`recorded`)
+/// inside another run directory and has a `pipeline.toml` of its own: most
+/// likely a copy of that run (`cp -a run1 run2`) made when the record held
+/// an absolute path, which builds the original's file, so an edit of its
+/// own is never seen.
+fn recorded_elsewhere(run_dir: &RunDir, recorded: &Path, advice: &Advice) -> Option<String> {
+    if recorded.starts_with(run_dir.root()) {
+        return None;
+    }
+    let other = recorded.parent()?;
+    let own = run_dir.root().join("pipeline.toml");
+    if !other.join(".planexe").is_dir() || !own.is_file() {
+        return None;
+    }
+    // Whole: `-f` is read from the current folder, which need not be the
+    // run directory (`-C`).
+    let shown = own.display().to_string();
+    Some(format!(
+        "using {} (recorded by an earlier build here), which is in another run directory, {}, not this one's own {shown}; if this run directory is a copy of that one, {}",
+        recorded.display(),
+        other.display(),
+        advice.hint(&Trouble::RecordedElsewhere { own: &shown })
+    ))
 }
 
 /// The pipeline file the run directory recorded at its last build, if any:

@@ -855,3 +855,53 @@ fn a_copied_or_moved_run_directory_builds_its_own_pipeline_file() {
         format!("{}\n", shared.display())
     );
 }
+
+/// A copy of a run directory made when `.planexe/pipeline` held the
+/// absolute path of a file inside the run directory still names the
+/// original's file: a build warns, saying how to take its own.
+#[test]
+fn a_copy_whose_record_names_the_original_s_pipeline_file_is_warned_about() {
+    let p = Project::new("");
+    let pipeline = |word: &str| {
+        format!("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo {word} > a.txt\"\n")
+    };
+    p.write("run1/pipeline.toml", &pipeline("one"));
+    p.run(&["build", "-C", "run1"]).ok();
+    let status = std::process::Command::new("cp")
+        .args(["-a", "run1", "run2"])
+        .current_dir(p.root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // As a planexe before relative records wrote it.
+    let original = std::fs::canonicalize(p.path("run1/pipeline.toml")).unwrap();
+    p.write(
+        "run2/.planexe/pipeline",
+        &format!("{}\n", original.display()),
+    );
+    p.write("run2/pipeline.toml", &pipeline("two"));
+    let own = std::fs::canonicalize(p.path("run2/pipeline.toml")).unwrap();
+    p.run(&["build", "-C", "run2"])
+        .ok()
+        .stderr_has("which is in another run directory")
+        .stderr_has(&format!("pass -f {} once", own.display()));
+    p.run(&["build", "-C", "run2", "-f", &own.display().to_string()])
+        .ok()
+        .stderr_has("done   a");
+    assert_eq!(p.read("run2/a.txt"), "two\n");
+    let again = p.run(&["build", "-C", "run2"]);
+    again.ok().stderr_has("nothing to do");
+    assert!(
+        !again.stderr.contains("another run directory"),
+        "{}",
+        again.stderr
+    );
+    // The original, which records its own file, is not warned about.
+    let first = p.run(&["build", "-C", "run1"]);
+    first.ok();
+    assert!(
+        !first.stderr.contains("another run directory"),
+        "{}",
+        first.stderr
+    );
+}
