@@ -66,15 +66,12 @@ impl AsRead {
     }
 
     /// Whether an entry of `entries` that is not a task's file, and is one
-    /// of `sources` (what resolving the pipeline reads), is not as it was
-    /// read. A path that was not statted as read (one a fan-out expanded
-    /// during the build names) is taken as it is.
-    pub(super) fn changed(&self, entries: &[Entry], sources: &[String]) -> bool {
-        let sources: std::collections::HashSet<&str> = sources.iter().map(String::as_str).collect();
-        entries.iter().any(|e| {
-            !e.task
-                && sources.contains(e.path.as_str())
-                && self.ids.get(&e.path).is_some_and(|read| *read != e.id)
-        })
+    /// of the files statted as read, is not as it was read. A path that was
+    /// not statted as read (one a fan-out expanded during the build names)
+    /// is taken as it is.
+    pub(super) fn changed(&self, entries: &[Entry]) -> bool {
+        entries
+            .iter()
+            .any(|e| !e.task && self.ids.get(&e.path).is_some_and(|read| *read != e.id))
     }
 }

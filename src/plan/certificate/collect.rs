@@ -80,11 +80,8 @@ fn state_files() -> [String; 4] {
 /// check), planexe's state files and each task's sidecar (one damaged in
 /// place, its folder unchanged, must lead to the full check, which
 /// repairs it).
-/// The first `.1` of them are what resolving the pipeline read (see
-/// [`AsRead`]).
-fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> (Vec<String>, usize) {
+fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> Vec<String> {
     let mut owned: Vec<String> = graph.source_paths(pipeline);
-    let sources = owned.len();
     for (name, record) in store.records() {
         if graph.task(name).is_none() {
             owned.extend(record.done.iter().flat_map(|d| d.outputs.keys().cloned()));
@@ -92,7 +89,7 @@ fn owned_paths(pipeline: &Pipeline, graph: &Graph, store: &StateStore) -> (Vec<S
     }
     owned.extend(state_files());
     owned.extend(graph.tasks().map(|t| status_rel(&t.name)));
-    (owned, sources)
+    owned
 }
 
 /// Checks the records of `tasks` and gathers the stamps of their files:
@@ -146,17 +143,14 @@ fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
     let mut made: Vec<&str> = Vec::new();
     let mut seen: HashSet<&str> = HashSet::default();
     for task in graph.tasks() {
-        for input in &task.inputs {
-            if input.producer.is_none() && seen.insert(&input.path) {
-                sources.push(&input.path);
-            }
-        }
-    }
-    for task in graph.tasks() {
-        let paths = task.outputs.iter().map(|o| o.path.as_str());
-        for path in paths.chain(task.inputs.iter().map(|i| i.path.as_str())) {
+        let outputs = task.outputs.iter().map(|o| (o.path.as_str(), false));
+        let inputs = task
+            .inputs
+            .iter()
+            .map(|i| (i.path.as_str(), i.producer.is_none()));
+        for (path, source) in outputs.chain(inputs) {
             if seen.insert(path) {
-                made.push(path);
+                if source { &mut sources } else { &mut made }.push(path);
             }
         }
     }
@@ -238,7 +232,7 @@ pub(super) fn collect(
     read: &AsRead,
 ) -> Option<Vec<Entry>> {
     let young = Young::now(run_dir);
-    let (owned, sources) = owned_paths(pipeline, graph, store);
+    let owned = owned_paths(pipeline, graph, store);
     // Every record of a task file must say the same of it, and (checked
     // below) what the file is now: then the full check finds every task
     // up to date without reading a byte.
@@ -252,7 +246,7 @@ pub(super) fn collect(
             entry_now(run_dir, &folders, path, stamp, &young)
         })
         .collect::<Option<_>>()?;
-    (!read.changed(&entries, &owned[..sources])).then_some(entries)
+    (!read.changed(&entries)).then_some(entries)
 }
 
 /// [`collect`] for a build that checked only some tasks (`rechecked`, by
@@ -329,7 +323,7 @@ pub(super) fn collect_from(
     drop(t);
     let _t = crate::phases::phase("certificate: from base: entries");
     let t = crate::phases::phase("certificate: from base: listed");
-    let (owned, sources) = owned_paths(pipeline, graph, store);
+    let owned = owned_paths(pipeline, graph, store);
     let listed = listed(&owned, graph);
     drop(t);
     let fresh = |path: &str, task: bool| kept.get(path).is_none_or(|e| e.task != task);
@@ -356,7 +350,7 @@ pub(super) fn collect_from(
     // An entry kept from the base holds the stat its judge found before
     // the session read anything: had the path changed since, the next
     // judge sees it; one statted now must be as the session read it.
-    (!read.changed(&entries, &owned[..sources])).then_some(entries)
+    (!read.changed(&entries)).then_some(entries)
 }
 
 /// What a path holds, for comparing when its stat moved: a file's blake3,
