@@ -640,6 +640,26 @@ fn only_an_edit_begins_to_open_the_pipeline() {
     assert_eq!(p.read("out/b.txt"), "two\n");
 }
 
+/// Runs a build whose first task waits (it touches `started`, then waits
+/// for `go`), makes `edit` while it waits, each side of it a moment older
+/// than the window in which a stamp is too young to trust (the
+/// certificate would take the edited file's stat at its word), and lets
+/// the build end.
+fn edit_while_building(p: &Project, edit: impl FnOnce()) {
+    let mut build = p
+        .command(&["build"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run planexe");
+    wait_for("the first task to start", || p.exists("started"));
+    std::thread::sleep(Duration::from_millis(250));
+    edit();
+    std::thread::sleep(Duration::from_millis(250));
+    p.write("go", "");
+    assert!(build.wait().unwrap().success());
+}
+
 /// The pipeline file edited while a build runs: that build read the file
 /// before the edit, so its certificate must not vouch for the file as it
 /// is after it (the next build said `nothing to do` and never ran the
@@ -657,23 +677,12 @@ outputs = ["b.txt"]
 command = "cp a.txt b.txt"
 "#;
     let p = Project::new(BEFORE);
-    let mut build = p
-        .command(&["build"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run planexe");
-    wait_for("task a to start", || p.exists("started"));
-    // Aged past the window in which a stamp is too young to trust: the
-    // certificate would take the edited file's stat at its word.
-    std::thread::sleep(Duration::from_millis(250));
-    p.write(
-        "pipeline.toml",
-        &BEFORE.replace("cp a.txt b.txt", "cp a.txt b.txt && echo edited >> b.txt"),
-    );
-    std::thread::sleep(Duration::from_millis(250));
-    p.write("go", "");
-    assert!(build.wait().unwrap().success());
+    edit_while_building(&p, || {
+        p.write(
+            "pipeline.toml",
+            &BEFORE.replace("cp a.txt b.txt", "cp a.txt b.txt && echo edited >> b.txt"),
+        );
+    });
     p.run(&["build", "-n"]).ok().stdout_has("b: ");
     p.build().ok().ran(&["b"]);
     assert_eq!(p.read("b.txt"), "a\nedited\n");
@@ -698,18 +707,9 @@ command = "cat notes/*.md > all.txt"
 "#,
     );
     p.write("notes/a.md", "a\n");
-    let mut build = p
-        .command(&["build"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("run planexe");
-    wait_for("task wait to start", || p.exists("started"));
-    std::thread::sleep(Duration::from_millis(250));
-    p.write("notes/b.md", "b\n");
-    std::thread::sleep(Duration::from_millis(250));
-    p.write("go", "");
-    assert!(build.wait().unwrap().success());
+    edit_while_building(&p, || {
+        p.write("notes/b.md", "b\n");
+    });
     p.build().ok().ran(&["all"]);
     assert_eq!(p.read("all.txt"), "a\nb\n");
 }

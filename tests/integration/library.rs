@@ -50,6 +50,16 @@ struct Fake {
 }
 
 impl Fake {
+    /// Runs tasks in `root`, its list task writing `list`, none failing.
+    fn new(root: &Path, list: &'static str) -> Fake {
+        Fake {
+            root: root.to_path_buf(),
+            list: Mutex::new(list),
+            ran: Mutex::default(),
+            fail: Mutex::default(),
+        }
+    }
+
     fn take(&self) -> Vec<String> {
         let mut ran = std::mem::take(&mut *self.ran.lock().unwrap());
         ran.sort();
@@ -161,12 +171,7 @@ fn two_builds_and_a_status_query_in_one_process() {
     let root = dir.path();
     std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
     std::fs::write(root.join("brief.md"), "brief\n").unwrap();
-    let fake = Fake {
-        root: root.to_path_buf(),
-        list: Mutex::new(r#"["a", "b"]"#),
-        ran: Mutex::default(),
-        fail: Mutex::default(),
-    };
+    let fake = Fake::new(root, r#"["a", "b"]"#);
     let notes = Notes::default();
 
     // The first build runs everything, the fan-out's instances as soon as
@@ -274,12 +279,7 @@ fn a_build_waits_for_a_process_forked_meanwhile_to_let_go_of_the_lock() {
     let root = dir.path();
     std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
     std::fs::write(root.join("brief.md"), "brief\n").unwrap();
-    let fake = Fake {
-        root: root.to_path_buf(),
-        list: Mutex::new(r#"["a"]"#),
-        ran: Mutex::default(),
-        fail: Mutex::default(),
-    };
+    let fake = Fake::new(root, r#"["a"]"#);
     let run_dir = RunDir::open(root).unwrap();
     let lock = run_dir.lock("build").unwrap();
     // Forked now (holding a copy of the lock's descriptor), it execs a
@@ -331,12 +331,7 @@ fn a_build_the_certificate_judged_checks_every_task_when_another_changed_the_sta
     std::fs::write(root.join("pipeline.toml"), TWO).unwrap();
     std::fs::write(root.join("a.txt"), "a\n").unwrap();
     std::fs::write(root.join("b.txt"), "b\n").unwrap();
-    let fake = Fake {
-        root: root.to_path_buf(),
-        list: Mutex::new("[]"),
-        ran: Mutex::default(),
-        fail: Mutex::default(),
-    };
+    let fake = Fake::new(root, "[]");
     let notes = Notes::default();
     assert_eq!(build(&mut open(root), &fake, &notes), Ended::Completed);
     assert_eq!(fake.take(), ["a", "b"]);
@@ -395,12 +390,8 @@ fn a_build_records_its_end_before_it_lets_go_of_the_lock() {
     let root = dir.path();
     std::fs::write(root.join("pipeline.toml"), PIPELINE).unwrap();
     std::fs::write(root.join("brief.md"), "brief\n").unwrap();
-    let fake = Fake {
-        root: root.to_path_buf(),
-        list: Mutex::new(r#"["a"]"#),
-        ran: Mutex::default(),
-        fail: Mutex::new(vec!["plan".to_string()]),
-    };
+    let fake = Fake::new(root, r#"["a"]"#);
+    fake.fail.lock().unwrap().push("plan".into());
     let mut session = open(root);
     let recorder = planexe::observe::Recorder::start(&session.run_dir, &session.graph.hooks, None);
     let report = Build {

@@ -805,6 +805,16 @@ fn a_damaged_first_log_line_is_reported() {
     p.build().ok().ran(&[]).stderr_has("nothing to do");
 }
 
+/// Copies the run directory `from` to `to` as a user would (`cp -a`).
+fn copy_run(p: &Project, from: &str, to: &str) {
+    let status = std::process::Command::new("cp")
+        .args(["-a", from, to])
+        .current_dir(p.root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A run directory whose pipeline file is inside it, copied (`cp -a run1
 /// run2`, to try an edit) or moved: the copy builds its own pipeline file.
 /// The record held the original's absolute path, so the copy built the
@@ -819,15 +829,7 @@ fn a_copied_or_moved_run_directory_builds_its_own_pipeline_file() {
     );
     p.run(&["build", "-C", "run1"]).ok();
     assert_eq!(p.read("run1/.planexe/pipeline"), "pipeline.toml\n");
-    let copy = |from: &str, to: &str| {
-        let status = std::process::Command::new("cp")
-            .args(["-a", from, to])
-            .current_dir(p.root())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    copy("run1", "run2");
+    copy_run(&p, "run1", "run2");
     p.write(
         "run2/pipeline.toml",
         "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo two > a.txt\"\n",
@@ -867,12 +869,7 @@ fn a_copy_whose_record_names_the_original_s_pipeline_file_is_warned_about() {
     };
     p.write("run1/pipeline.toml", &pipeline("one"));
     p.run(&["build", "-C", "run1"]).ok();
-    let status = std::process::Command::new("cp")
-        .args(["-a", "run1", "run2"])
-        .current_dir(p.root())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    copy_run(&p, "run1", "run2");
     // As a planexe before relative records wrote it.
     let original = std::fs::canonicalize(p.path("run1/pipeline.toml")).unwrap();
     p.write(

@@ -16,12 +16,10 @@ outputs = ["slow.txt"]
 command = "sleep 30; cp plan.txt slow.txt"
 "#;
 
-/// A cancelled wait used to block to its timeout and be answered all the
-/// same (and, at the end of input, to keep the server up until then).
-#[test]
-fn a_cancelled_wait_ends_and_gets_no_answer() {
-    let p = Project::new(SLOW);
-    let mut c = Client::start(&p, &[]);
+/// A client that made run `r`, started its slow build (whose pid it
+/// returns) and sent a `wait` (id `w-1`) for it, blocking by now.
+fn waiting(p: &Project) -> (Client, u64) {
+    let mut c = Client::start(p, &[]);
     c.ok("run_create", json!({"plan": "p", "name": "r"}));
     let pid = c.ok("build", json!({"run": "r"}))["pid"].as_u64().unwrap();
     c.send(
@@ -30,6 +28,15 @@ fn a_cancelled_wait_ends_and_gets_no_answer() {
         .to_string(),
     );
     std::thread::sleep(Duration::from_millis(300));
+    (c, pid)
+}
+
+/// A cancelled wait used to block to its timeout and be answered all the
+/// same (and, at the end of input, to keep the server up until then).
+#[test]
+fn a_cancelled_wait_ends_and_gets_no_answer() {
+    let p = Project::new(SLOW);
+    let (mut c, pid) = waiting(&p);
     for cancelled in [json!("w-1"), json!(999), json!("never-sent"), json!(1)] {
         c.send(
             &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
@@ -64,15 +71,7 @@ fn a_cancelled_wait_ends_and_gets_no_answer() {
 #[test]
 fn a_wait_blocking_at_the_end_of_input_is_answered_at_once() {
     let p = Project::new(SLOW);
-    let mut c = Client::start(&p, &[]);
-    c.ok("run_create", json!({"plan": "p", "name": "r"}));
-    let pid = c.ok("build", json!({"run": "r"}))["pid"].as_u64().unwrap();
-    c.send(
-        &json!({"jsonrpc": "2.0", "id": "w-1", "method": "tools/call",
-                "params": {"name": "wait", "arguments": {"run": "r", "timeout_s": 50}}})
-        .to_string(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
+    let (mut c, pid) = waiting(&p);
     let start = Instant::now();
     drop(c.stdin.take());
     let answer = c.recv();
