@@ -149,6 +149,8 @@ pub fn matrix_instances(
 pub struct List {
     pub instances: Vec<Instance>,
     pub hash: String,
+    /// The file's bytes' hash (`store::stamp::bytes_hash`).
+    pub read: String,
 }
 
 /// Reads a `foreach` list from disk: `None` when the file does not exist.
@@ -206,6 +208,7 @@ pub fn foreach_instances(
     hasher.update(b"\0");
     hasher.update(&bytes);
     let hash = hasher.finalize().to_hex().to_string();
+    let read = crate::store::stamp::bytes_hash(&bytes);
     let doc: Value =
         serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}"), SHAPE))?;
     drop(bytes);
@@ -281,6 +284,7 @@ pub fn foreach_instances(
     Ok(Some(List {
         instances: out,
         hash,
+        read,
     }))
 }
 

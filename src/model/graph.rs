@@ -233,6 +233,9 @@ pub struct Graph {
     /// would be taken literally if such a file appeared; each with the
     /// task whose inputs it decided.
     pub(super) watched: Vec<(TaskId, String)>,
+    /// What resolution read of the files and folders beyond the pipeline
+    /// file, by path: a hash of the content read ([`super::reads`]).
+    pub(super) read_as: std::collections::HashMap<String, String>,
     /// Every glob input, as resolved ([`Graph::glob_warnings`]).
     pub(super) globs: Vec<GlobInput>,
     /// `--model`, `$PLANEXE_MODEL` or the run's remembered model, which
@@ -257,6 +260,13 @@ impl Graph {
     /// resolved for (a build's refusals say it in them too).
     pub fn advice(&self) -> &Advice {
         &self.advice
+    }
+
+    /// A hash of what resolution read of `path` (a file or folder beyond
+    /// the pipeline file, as [`Graph::source_paths`] names it), in the
+    /// form `store::stamp` hashes it; `None` when it read nothing there.
+    pub fn read_as(&self, path: &str) -> Option<&str> {
+        self.read_as.get(path).map(String::as_str)
     }
 
     /// What a build makes for people to read: `[pipeline] results`, else

@@ -29,6 +29,7 @@ pub mod names;
 pub mod pieces;
 pub mod pipeline;
 pub mod prompt;
+pub mod reads;
 pub mod resolve;
 pub mod schema;
 pub mod shell_template;
@@ -84,13 +85,7 @@ impl Graph {
                 continue;
             }
             for rel in [&def.prompt_file, &def.schema].into_iter().flatten() {
-                paths.push(
-                    pipeline
-                        .dir()
-                        .join(rel.get_ref())
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+                paths.push(prompt::read_path(pipeline, rel));
             }
             if let Some(foreach) = &def.foreach {
                 paths.push(foreach.get_ref().file.clone());

@@ -16,6 +16,7 @@ use super::fingerprint::Fingerprint;
 use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
+use super::reads::Reads;
 use super::template::{self, Vars};
 use super::template_files::Files;
 use crate::error::{Error, Result};
@@ -154,6 +155,8 @@ pub struct PromptContext<'a> {
     /// Where `prompt_file` and `schema` may also lie (besides the pipeline's
     /// folder).
     pub run_dir: &'a RunDir,
+    /// Where the schema file is noted as read.
+    pub reads: &'a Reads,
 }
 
 /// Resolves a prompt task. `template` is the prompt text (inline or read
@@ -176,6 +179,7 @@ pub fn resolve_prompt(
         None => None,
         Some(rel) => {
             let (path, text) = read_beside(ctx.pipeline, ctx.run_dir, task_name, rel, "schema")?;
+            ctx.reads.file(read_path(pipeline, rel), text.as_bytes());
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 err(
                     rel.span(),
@@ -427,6 +431,16 @@ pub fn read_prompt_file(
 ) -> Result<(String, String)> {
     let (path, text) = read_beside(pipeline, run_dir, task_name, rel, "prompt file")?;
     Ok((text, display_path(&path, pipeline.dir())))
+}
+
+/// How [`crate::model::Graph::source_paths`] names a file a prompt task
+/// names (its prompt file or schema): beside the pipeline file.
+pub fn read_path(pipeline: &Pipeline, rel: &Spanned<String>) -> String {
+    pipeline
+        .dir()
+        .join(rel.get_ref())
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Reads a file a prompt task names (`what`: its prompt file or schema),

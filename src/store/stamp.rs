@@ -186,6 +186,23 @@ thread_local! {
     static HASH_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The hash [`hash_file`] gives a file holding `bytes`.
+pub fn bytes_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// What a folder holds, as compared when its stat moved: a hash of its
+/// entries' names, sorted (`dir:` and the hex of their blake3).
+pub fn names_hash(mut names: Vec<Vec<u8>>) -> String {
+    names.sort_unstable();
+    let mut hasher = blake3::Hasher::new();
+    for name in &names {
+        hasher.update(name);
+        hasher.update(b"\0");
+    }
+    format!("dir:{}", hasher.finalize().to_hex())
+}
+
 /// The blake3 hash of a file's content, in hex. Only a regular file is
 /// read: the file is opened without waiting (a FIFO would block `open`
 /// until a writer came, and `read` until it closed), and anything else is

@@ -78,6 +78,8 @@ impl Resolver<'_> {
                 (None, Some(f)) => {
                     let (text, shown) =
                         prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
+                    self.reads
+                        .file(prompt::read_path(self.pipeline, f), text.as_bytes());
                     (text, shown, f.span())
                 }
                 (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
@@ -89,6 +91,7 @@ impl Resolver<'_> {
                 model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
                 advice: graph.advice.clone(),
                 run_dir: self.run_dir,
+                reads: &self.reads,
             };
             let mut spec = prompt::resolve_prompt(
                 &ctx,

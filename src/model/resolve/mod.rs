@@ -51,6 +51,7 @@ use super::hooks;
 use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
 use super::prompt::Format;
+use super::reads::Reads;
 use crate::error::{Error, Result};
 use crate::store::{rundir, RunDir};
 
@@ -80,6 +81,8 @@ struct Resolver<'a> {
     /// Source files already found on disk (many tasks read the same);
     /// behind a lock, as tasks are resolved at once.
     checked_sources: Mutex<HashSet<String>>,
+    /// The files and folders read beyond the pipeline file, as read.
+    reads: Reads,
 }
 
 /// How many tasks one thread resolves at least, when they are resolved at
@@ -117,6 +120,7 @@ impl<'a> Resolver<'a> {
                 .map(|(i, m)| (m.name.clone(), i))
                 .collect(),
             checked_sources: Mutex::default(),
+            reads: Reads::default(),
         })
     }
 
@@ -166,6 +170,10 @@ impl<'a> Resolver<'a> {
         let read =
             fanout::foreach_instances(self.run_dir, &self.source, group, &read, foreach.span())
                 .map_err(|e| asked_without_schema(graph, &read.file, e))?;
+        if let Some(list) = &read {
+            self.reads
+                .put_hash(fan.list.clone().unwrap_or_default(), list.read.clone());
+        }
         Ok(read.filter(|r| fan.expanded_from.as_deref() != Some(r.hash.as_str())))
     }
 
@@ -374,6 +382,7 @@ impl Graph {
             fanouts: BTreeMap::new(),
             hooks,
             watched: Vec::new(),
+            read_as: Default::default(),
             globs: Vec::new(),
             model_override: model_override.map(|(k, m)| (k, m.to_string())),
             advice,
@@ -487,6 +496,7 @@ impl Graph {
             }
             graph.results = named;
         }
+        graph.read_as = std::mem::take(&mut resolver.reads).into_map();
         Ok(graph)
     }
 }

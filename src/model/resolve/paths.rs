@@ -112,16 +112,34 @@ pub(super) fn expand_glob(
         } else {
             run_dir.path(&dir)
         };
-        walked.push(if dir.is_empty() {
-            ".".into()
+        let shown = if dir.is_empty() {
+            ".".to_string()
         } else {
             dir.clone()
-        });
+        };
+        walked.push(shown.clone());
         let Ok(entries) = std::fs::read_dir(&full) else {
             continue;
         };
         let depth = depth + 1;
-        for entry in entries.flatten() {
+        // Every entry as listed, for the folder's hash as read; a folder
+        // whose listing failed midway has none (nothing can match it).
+        let entries: Vec<_> = entries.collect();
+        match entries
+            .iter()
+            .map(|e| e.as_ref().ok())
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(listed) => r.reads.folder(
+                shown,
+                listed
+                    .iter()
+                    .map(|e| e.file_name().into_encoded_bytes())
+                    .collect(),
+            ),
+            None => r.reads.put_hash(shown, String::new()),
+        }
+        for entry in entries.into_iter().flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };

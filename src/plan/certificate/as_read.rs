@@ -1,7 +1,12 @@
 //! What the files a session resolved its pipeline from were when it read
 //! them: the pipeline file stat before it is read, the other files and
 //! folders resolution reads (prompt, schema and template files, `foreach`
-//! lists no task makes, the folders globs walk) stat once it has. A build
+//! lists no task makes, the folders globs walk) stat once it has. Such a
+//! stat vouches for what was read when it is older than the read; one that
+//! is not (changed within [`super::RACY`] before the session began to read,
+//! or since) may be of an edit made between the read and the stat, and the
+//! file must then still hold what resolution read ([`Graph::read_as`]). A
+//! build
 //! runs for minutes or hours, and its user may edit the pipeline file
 //! meanwhile: the certificate it writes at its end must not take that
 //! edit for what the build ran (the next build would find nothing to do,
@@ -13,7 +18,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::stat::{self, FileId};
-use super::{path_of, Entry};
+use super::{content_hash, path_of, Entry};
 use crate::model::{Graph, Pipeline};
 use crate::store::RunDir;
 
@@ -21,20 +26,38 @@ use crate::store::RunDir;
 /// certificate entries name them with.
 #[derive(Debug, Default)]
 pub struct AsRead {
-    ids: HashMap<String, FileId>,
+    ids: HashMap<String, Read>,
+}
+
+/// One file or folder resolution read.
+#[derive(Debug)]
+enum Read {
+    /// Its stat, older than the read: it vouches for what was read.
+    Settled(FileId),
+    /// Its stat, changed around the read, and a hash of what was read
+    /// (`None`: unknown, so nothing vouches for it).
+    Around(FileId, Option<String>),
 }
 
 /// The pipeline file's stat before it is read (`None` when it cannot be
 /// statted: its read then fails, or it is not vouched for).
 #[derive(Debug, Clone, Copy)]
-pub struct PipelineStat(Option<FileId>);
+pub struct PipelineStat {
+    id: Option<FileId>,
+    /// Stamps from this moment on (ns since the epoch) may be of changes
+    /// made after the session began to read.
+    young: i64,
+}
 
 impl PipelineStat {
     /// Stats `path`, following a symlink, as the certificate's entry for
     /// it does. Call before reading the file: a change made after this
     /// stat, even one the read then saw, shows as a change.
     pub fn before_reading(path: &Path) -> PipelineStat {
-        PipelineStat(stat::file_id(path, true).ok())
+        PipelineStat {
+            young: super::young_from(std::time::SystemTime::now()),
+            id: stat::file_id(path, true).ok(),
+        }
     }
 }
 
@@ -50,28 +73,119 @@ impl AsRead {
         let file = pipeline.path.to_string_lossy().into_owned();
         let mut ids = HashMap::new();
         for path in graph.source_paths(pipeline) {
-            let id = if path == file {
-                before.0
+            let read = if path == file {
+                before.id.map(Read::Settled)
             } else {
                 // As the certificate stats them: a path in the run
                 // directory without following a symlink (refused there),
                 // one beside the pipeline file through it.
-                stat::file_id(&path_of(run_dir, &path), path.starts_with('/')).ok()
+                stat::file_id(&path_of(run_dir, &path), path.starts_with('/'))
+                    .ok()
+                    .map(|id| match super::is_young(&id, before.young) {
+                        true => Read::Around(id, graph.read_as(&path).map(str::to_string)),
+                        false => Read::Settled(id),
+                    })
             };
-            if let Some(id) = id {
-                ids.insert(path, id);
+            if let Some(read) = read {
+                ids.insert(path, read);
             }
         }
         AsRead { ids }
     }
 
     /// Whether an entry of `entries` that is not a task's file, and is one
-    /// of the files statted as read, is not as it was read. A path that was
-    /// not statted as read (one a fan-out expanded during the build names)
-    /// is taken as it is.
-    pub(super) fn changed(&self, entries: &[Entry]) -> bool {
-        entries
-            .iter()
-            .any(|e| !e.task && self.ids.get(&e.path).is_some_and(|read| *read != e.id))
+    /// of the files statted as read, is not as it was read: its stat moved,
+    /// or, changed around its read, it no longer holds what was read (its
+    /// content hashed now). A path that was not statted as read (one a
+    /// fan-out expanded during the build names) is taken as it is.
+    pub(super) fn changed(&self, run_dir: &RunDir, entries: &[Entry]) -> bool {
+        entries.iter().any(|e| {
+            !e.task
+                && match self.ids.get(&e.path) {
+                    None => false,
+                    Some(Read::Settled(id)) => *id != e.id,
+                    Some(Read::Around(id, read)) => {
+                        *id != e.id
+                            || read.as_deref().is_none_or(|read| {
+                                content_hash(&path_of(run_dir, &e.path), e.id.kind).as_deref()
+                                    != Some(read)
+                            })
+                    }
+                }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder a glob walks, edited after resolution listed it and before
+    /// its stat: the stat is of the edit, so only the listing as read can
+    /// say that the folder no longer holds what was read.
+    #[test]
+    fn a_folder_edited_between_its_read_and_its_stat_is_not_as_read() {
+        for edit in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("pipeline.toml");
+            std::fs::write(
+                &file,
+                "[tasks.all]\ninputs = [\"notes/*.md\"]\noutputs = [\"all.txt\"]\ncommand = \"cat notes/*.md > all.txt\"\n",
+            )
+            .unwrap();
+            std::fs::create_dir(dir.path().join("notes")).unwrap();
+            std::fs::write(dir.path().join("notes/a.md"), "a\n").unwrap();
+            let run_dir = RunDir::open(dir.path()).unwrap();
+            let before = PipelineStat::before_reading(&file);
+            let pipeline = Pipeline::load(&file, "pipeline.toml".into()).unwrap();
+            let graph =
+                Graph::resolve(&pipeline, &run_dir, None, crate::model::Lists::Unproduced).unwrap();
+            if edit {
+                std::fs::write(dir.path().join("notes/b.md"), "b\n").unwrap();
+            }
+            let read = AsRead::new(before, &run_dir, &pipeline, &graph);
+            // The folder's entry as a certificate written now has it.
+            let entry = Entry {
+                path: "notes".into(),
+                id: stat::file_id(&dir.path().join("notes"), false).unwrap(),
+                hash: None,
+                task: false,
+                racy: false,
+            };
+            assert_eq!(read.changed(&run_dir, &[entry]), edit, "edited: {edit}");
+        }
+    }
+
+    /// The same of a prompt file, rewritten with the same size.
+    #[test]
+    fn a_prompt_file_edited_between_its_read_and_its_stat_is_not_as_read() {
+        for edit in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("pipeline.toml");
+            std::fs::write(
+                &file,
+                "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\n[tasks.p]\nprompt_file = \"p.txt\"\noutputs = [\"p.md\"]\nmodel = \"m\"\n",
+            )
+            .unwrap();
+            std::fs::write(dir.path().join("p.txt"), "Say one.\n").unwrap();
+            let run_dir = RunDir::open(dir.path()).unwrap();
+            let before = PipelineStat::before_reading(&file);
+            let pipeline = Pipeline::load(&file, "pipeline.toml".into()).unwrap();
+            let graph =
+                Graph::resolve(&pipeline, &run_dir, None, crate::model::Lists::Unproduced).unwrap();
+            let prompt = pipeline.dir().join("p.txt");
+            if edit {
+                std::fs::write(&prompt, "Say two.\n").unwrap();
+            }
+            let read = AsRead::new(before, &run_dir, &pipeline, &graph);
+            let entry = Entry {
+                path: prompt.to_string_lossy().into_owned(),
+                id: stat::file_id(&prompt, true).unwrap(),
+                hash: None,
+                task: false,
+                racy: false,
+            };
+            assert_eq!(read.changed(&run_dir, &[entry]), edit, "edited: {edit}");
+        }
     }
 }

@@ -246,7 +246,7 @@ pub(super) fn collect(
             entry_now(run_dir, &folders, path, stamp, &young)
         })
         .collect::<Option<_>>()?;
-    (!read.changed(&entries)).then_some(entries)
+    (!read.changed(run_dir, &entries)).then_some(entries)
 }
 
 /// [`collect`] for a build that checked only some tasks (`rechecked`, by
@@ -350,7 +350,7 @@ pub(super) fn collect_from(
     // An entry kept from the base holds the stat its judge found before
     // the session read anything: had the path changed since, the next
     // judge sees it; one statted now must be as the session read it.
-    (!read.changed(&entries)).then_some(entries)
+    (!read.changed(run_dir, &entries)).then_some(entries)
 }
 
 /// What a path holds, for comparing when its stat moved: a file's blake3,
@@ -359,18 +359,12 @@ pub(super) fn content_hash(path: &Path, kind: u8) -> Option<String> {
     match kind {
         1 => stamp::hash_file(path).ok(),
         2 => {
-            let mut names: Vec<Vec<u8>> = std::fs::read_dir(path)
+            let names: Vec<Vec<u8>> = std::fs::read_dir(path)
                 .ok()?
                 .map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
                 .collect::<std::io::Result<_>>()
                 .ok()?;
-            names.sort_unstable();
-            let mut hasher = blake3::Hasher::new();
-            for name in &names {
-                hasher.update(name);
-                hasher.update(b"\0");
-            }
-            Some(format!("dir:{}", hasher.finalize().to_hex()))
+            Some(stamp::names_hash(names))
         }
         _ => None,
     }
