@@ -24,6 +24,7 @@ use super::fingerprint::Fingerprint;
 use super::models::ModelConfig;
 use super::pipeline::HookDef;
 use super::prompt::PromptSpec;
+use super::reads::Produced;
 use super::template::Vars;
 
 pub type TaskId = usize;
@@ -267,6 +268,18 @@ impl Graph {
     /// form `store::stamp` hashes it; `None` when it read nothing there.
     pub fn read_as(&self, path: &str) -> Option<&str> {
         self.read_as.get(path).map(String::as_str)
+    }
+
+    /// The hash [`Graph::read_as`] has for the folder `dir` when it holds
+    /// `names` (the names of what tasks produce left out, as `produced`,
+    /// this graph's, says).
+    pub fn listing_hash(&self, dir: &str, names: Vec<Vec<u8>>, produced: &Produced) -> String {
+        produced.listing_hash(dir, names, |p| self.producers.contains_key(p))
+    }
+
+    /// The folders on the way to what this graph's tasks produce.
+    pub fn produced(&self) -> Produced {
+        Produced::of(self.producers.keys().map(String::as_str))
     }
 
     /// What a build makes for people to read: `[pipeline] results`, else

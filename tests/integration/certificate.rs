@@ -713,3 +713,33 @@ command = "cat notes/*.md > all.txt"
     p.build().ok().ran(&["all"]);
     assert_eq!(p.read("all.txt"), "a\nb\n");
 }
+
+/// A build whose own task writes into a folder a glob walks: the folder's
+/// stat moves, but not what the glob matches (a file a task produces is
+/// never matched), so the build still leaves a certificate; one more
+/// source in the folder is still seen.
+#[test]
+fn a_task_writing_into_a_globbed_folder_leaves_a_certificate_that_sees_a_new_source() {
+    let p = Project::new(
+        r#"
+[tasks.gen]
+outputs = ["notes/gen.md"]
+command = "echo g > notes/gen.md"
+
+[tasks.all]
+inputs = ["notes/*.md", "notes/gen.md"]
+outputs = ["all.txt"]
+command = "cat notes/*.md > all.txt"
+"#,
+    );
+    p.write("notes/a.md", "a\n");
+    p.build().ok().ran(&["gen", "all"]);
+    assert!(p.exists(CERT), "the build left no certificate");
+    p.build()
+        .ok()
+        .ran(&[])
+        .stderr_has("nothing to do: 2 task(s)");
+    p.write("notes/b.md", "b\n");
+    p.build().ok().ran(&["all"]);
+    assert_eq!(p.read("all.txt"), "a\nb\ng\n");
+}

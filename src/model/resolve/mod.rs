@@ -51,7 +51,7 @@ use super::hooks;
 use super::models;
 use super::pipeline::{parse_timeout, Pipeline, Source, TaskDef};
 use super::prompt::Format;
-use super::reads::Reads;
+use super::reads::{Produced, Reads};
 use crate::error::{Error, Result};
 use crate::store::{rundir, RunDir};
 
@@ -83,6 +83,8 @@ struct Resolver<'a> {
     checked_sources: Mutex<HashSet<String>>,
     /// The files and folders read beyond the pipeline file, as read.
     reads: Reads,
+    /// The folders on the way to what tasks produce, once a glob walks.
+    produced: std::sync::OnceLock<Produced>,
 }
 
 /// How many tasks one thread resolves at least, when they are resolved at
@@ -121,6 +123,7 @@ impl<'a> Resolver<'a> {
                 .collect(),
             checked_sources: Mutex::default(),
             reads: Reads::default(),
+            produced: std::sync::OnceLock::new(),
         })
     }
 

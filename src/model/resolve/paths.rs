@@ -10,6 +10,7 @@ use globset::GlobBuilder;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::super::graph::{GlobInput, TaskId};
+use super::super::reads::Produced;
 use super::Resolver;
 use crate::error::Result;
 use crate::store::rundir::{self, STATE_DIR};
@@ -130,13 +131,17 @@ pub(super) fn expand_glob(
             .map(|e| e.as_ref().ok())
             .collect::<Option<Vec<_>>>()
         {
-            Some(listed) => r.reads.folder(
-                shown,
-                listed
+            Some(listed) => {
+                let produced = r
+                    .produced
+                    .get_or_init(|| Produced::of(producers.keys().map(String::as_str)));
+                let names = listed
                     .iter()
                     .map(|e| e.file_name().into_encoded_bytes())
-                    .collect(),
-            ),
+                    .collect();
+                let hash = produced.listing_hash(&shown, names, |p| producers.contains_key(p));
+                r.reads.put_hash(shown, hash);
+            }
             None => r.reads.put_hash(shown, String::new()),
         }
         for entry in entries.into_iter().flatten() {

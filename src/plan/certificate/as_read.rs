@@ -6,6 +6,9 @@
 //! is not (changed within [`super::RACY`] before the session began to read,
 //! or since) may be of an edit made between the read and the stat, and the
 //! file must then still hold what resolution read ([`Graph::read_as`]). A
+//! folder is held to what resolution read of it whenever its stat moved:
+//! the build's own tasks writing into a folder a glob walks change its
+//! stat, not what the glob matches. A
 //! build
 //! runs for minutes or hours, and its user may edit the pipeline file
 //! meanwhile: the certificate it writes at its end must not take that
@@ -31,12 +34,13 @@ pub struct AsRead {
 
 /// One file or folder resolution read.
 #[derive(Debug)]
-enum Read {
-    /// Its stat, older than the read: it vouches for what was read.
-    Settled(FileId),
-    /// Its stat, changed around the read, and a hash of what was read
-    /// (`None`: unknown, so nothing vouches for it).
-    Around(FileId, Option<String>),
+struct Read {
+    /// Its stat once read.
+    id: FileId,
+    /// Whether that stat is no older than the read (changed around it).
+    around: bool,
+    /// A hash of what was read (`None` or empty: unknown).
+    hash: Option<String>,
 }
 
 /// The pipeline file's stat before it is read (`None` when it cannot be
@@ -74,16 +78,21 @@ impl AsRead {
         let mut ids = HashMap::new();
         for path in graph.source_paths(pipeline) {
             let read = if path == file {
-                before.id.map(Read::Settled)
+                before.id.map(|id| Read {
+                    id,
+                    around: false,
+                    hash: None,
+                })
             } else {
                 // As the certificate stats them: a path in the run
                 // directory without following a symlink (refused there),
                 // one beside the pipeline file through it.
                 stat::file_id(&path_of(run_dir, &path), path.starts_with('/'))
                     .ok()
-                    .map(|id| match super::is_young(&id, before.young) {
-                        true => Read::Around(id, graph.read_as(&path).map(str::to_string)),
-                        false => Read::Settled(id),
+                    .map(|id| Read {
+                        around: super::is_young(&id, before.young),
+                        hash: graph.read_as(&path).map(str::to_string),
+                        id,
                     })
             };
             if let Some(read) = read {
@@ -94,24 +103,37 @@ impl AsRead {
     }
 
     /// Whether an entry of `entries` that is not a task's file, and is one
-    /// of the files statted as read, is not as it was read: its stat moved,
-    /// or, changed around its read, it no longer holds what was read (its
-    /// content hashed now). A path that was not statted as read (one a
-    /// fan-out expanded during the build names) is taken as it is.
-    pub(super) fn changed(&self, run_dir: &RunDir, entries: &[Entry]) -> bool {
+    /// of the files statted as read, is not as it was read: a file's stat
+    /// moved, or, changed around its read, it no longer holds what was
+    /// read; a folder's stat moved or changed around its read, and its
+    /// listing (hashed now as resolution reads it) is not the one read.
+    /// A path that was not statted as read (one a fan-out expanded during
+    /// the build names) is taken as it is. `graph` is the build's.
+    pub(super) fn changed(&self, run_dir: &RunDir, graph: &Graph, entries: &[Entry]) -> bool {
+        let produced = std::cell::OnceCell::new();
         entries.iter().any(|e| {
-            !e.task
-                && match self.ids.get(&e.path) {
-                    None => false,
-                    Some(Read::Settled(id)) => *id != e.id,
-                    Some(Read::Around(id, read)) => {
-                        *id != e.id
-                            || read.as_deref().is_none_or(|read| {
-                                content_hash(&path_of(run_dir, &e.path), e.id.kind).as_deref()
-                                    != Some(read)
-                            })
-                    }
-                }
+            let Some(read) = self.ids.get(&e.path).filter(|_| !e.task) else {
+                return false;
+            };
+            if read.id == e.id && !read.around {
+                return false;
+            }
+            let Some(hash) = read.hash.as_deref().filter(|h| !h.is_empty()) else {
+                return true;
+            };
+            let path = path_of(run_dir, &e.path);
+            if read.id.kind == 2 && e.id.kind == 2 {
+                let Ok(names) = std::fs::read_dir(&path).and_then(|list| {
+                    list.map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
+                        .collect::<std::io::Result<Vec<_>>>()
+                }) else {
+                    return true;
+                };
+                let produced = produced.get_or_init(|| graph.produced());
+                graph.listing_hash(&e.path, names, produced) != hash
+            } else {
+                read.id != e.id || content_hash(&path, e.id.kind).as_deref() != Some(hash)
+            }
         })
     }
 }
@@ -152,7 +174,11 @@ mod tests {
                 task: false,
                 racy: false,
             };
-            assert_eq!(read.changed(&run_dir, &[entry]), edit, "edited: {edit}");
+            assert_eq!(
+                read.changed(&run_dir, &graph, &[entry]),
+                edit,
+                "edited: {edit}"
+            );
         }
     }
 
@@ -185,7 +211,11 @@ mod tests {
                 task: false,
                 racy: false,
             };
-            assert_eq!(read.changed(&run_dir, &[entry]), edit, "edited: {edit}");
+            assert_eq!(
+                read.changed(&run_dir, &graph, &[entry]),
+                edit,
+                "edited: {edit}"
+            );
         }
     }
 }

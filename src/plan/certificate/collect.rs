@@ -246,7 +246,7 @@ pub(super) fn collect(
             entry_now(run_dir, &folders, path, stamp, &young)
         })
         .collect::<Option<_>>()?;
-    (!read.changed(run_dir, &entries)).then_some(entries)
+    (!read.changed(run_dir, graph, &entries)).then_some(entries)
 }
 
 /// [`collect`] for a build that checked only some tasks (`rechecked`, by
@@ -350,7 +350,7 @@ pub(super) fn collect_from(
     // An entry kept from the base holds the stat its judge found before
     // the session read anything: had the path changed since, the next
     // judge sees it; one statted now must be as the session read it.
-    (!read.changed(run_dir, &entries)).then_some(entries)
+    (!read.changed(run_dir, graph, &entries)).then_some(entries)
 }
 
 /// What a path holds, for comparing when its stat moved: a file's blake3,
