@@ -110,8 +110,9 @@ pub fn secrets_of(graph: &crate::model::Graph, env: &Env) -> crate::store::untru
 }
 
 /// What a build scrubs from everything it writes and prints: the values
-/// `env` gives the variables `key_vars` (the pipeline's `api_key_env`s),
-/// `env`'s own secrets, and the secret parts of the webhook `urls`
+/// `env` gives the variables `key_vars` (the pipeline's `api_key_env`s)
+/// and every variable whose name says it holds an API key
+/// ([`names_api_key`]), `env`'s own secrets, and the secret parts of the webhook `urls`
 /// (see [`url_secrets`]); longest first, so a URL goes whole before a
 /// token within it.
 pub fn secrets<'a>(
@@ -126,12 +127,33 @@ pub fn secrets<'a>(
         .filter(|v| !v.is_empty())
         .collect();
     secrets.extend(env.secrets().iter().cloned());
+    // A key no model names is a secret all the same: one the environment
+    // holds for another pipeline, or for a command's own tool, which a
+    // command may print.
+    secrets.extend(
+        (env.vars().iter())
+            .filter(|(name, _)| name.to_str().is_some_and(names_api_key))
+            .filter_map(|(_, value)| value.to_str())
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+    );
     for url in urls {
         secrets.extend(url_secrets(url));
     }
     secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     secrets.dedup();
     secrets
+}
+
+/// Whether a variable's name says it holds an API key: it ends in
+/// `API_KEY` or `APIKEY`, in any case (`OPENAI_API_KEY`,
+/// `ANTHROPIC_API_KEY`, `GEMINI_API_KEY`, `MISTRAL_API_KEY`,
+/// `OPENROUTER_API_KEY`...). planexe reads no provider's variable by a
+/// name of its own (a model's `api_key_env` names it), so the names
+/// providers document are what it knows of.
+pub fn names_api_key(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    name.ends_with("API_KEY") || name.ends_with("APIKEY")
 }
 
 /// What in a URL may be a credential: its path and query together (webhook
@@ -176,6 +198,21 @@ pub fn url_secrets(url: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_no_model_names_is_a_secret_by_its_name() {
+        let env = Env::new(
+            [
+                ("OPENAI_API_KEY", " sk-unnamed-0123 "),
+                ("serpapi_apikey", "serp-0123456"),
+                ("HOME", "/home/someone"),
+                ("KEYBOARD", "a-layout-name"),
+            ]
+            .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+        let found = secrets(["NAMED"], [], &env);
+        assert_eq!(found, ["sk-unnamed-0123", "serp-0123456"]);
+    }
 
     #[test]
     fn url_secrets_are_the_path_query_and_user() {

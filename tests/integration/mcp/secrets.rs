@@ -108,3 +108,44 @@ fn a_read_from_inside_a_key_returns_none_of_it() {
     assert!(all.ends_with(" tail\n"), "{all}");
     assert!(c.close().success());
 }
+
+/// A provider's key no model of the pipeline names (`OPENAI_API_KEY`, in
+/// the server's environment for another pipeline), which a command prints,
+/// is in no answer either.
+#[test]
+fn a_provider_key_no_model_names_is_in_no_answer() {
+    let key = "sk-unnamed-9f3c2a41b7";
+    let p = Project::new(
+        r#"
+[tasks.write]
+inputs = ["plan.txt"]
+outputs = ["leak.txt"]
+command = "echo \"key=$OPENAI_API_KEY\" > leak.txt; echo \"log=$OPENAI_API_KEY\""
+
+[tasks.fail]
+inputs = ["leak.txt"]
+outputs = ["never.txt"]
+command = "echo \"tail=$OPENAI_API_KEY\"; exit 1"
+"#,
+    );
+    let mut c = Client::start_with_env(&p, &[], &[("OPENAI_API_KEY", key)]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "shed"}));
+    c.ok("build", json!({"run": "shed"}));
+    let status = c.ok("wait", json!({"run": "shed", "timeout_s": 30}));
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(p.read("shed/leak.txt").contains(key));
+    assert!(!status.to_string().contains(key), "{status}");
+    assert_eq!(status["error"]["failed_task"], "fail", "{status}");
+    for path in [
+        "leak.txt",
+        ".planexe/logs/write.log",
+        ".planexe/logs/fail.log",
+        ".planexe/build.log",
+    ] {
+        let read = c.ok("read_output", json!({"run": "shed", "path": path}));
+        let text = read["text"].as_str().unwrap();
+        assert!(!text.contains(key), "{path}: {text}");
+        assert!(text.contains("[REDACTED]"), "{path}: {text}");
+    }
+    assert!(c.close().success());
+}
