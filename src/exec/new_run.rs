@@ -57,7 +57,8 @@ pub fn create(
             file: Some((file, file_shown)),
             env_file: None,
             named_dir: true,
-            advice,
+            // A refusal undoes the run: no hint sends its user into it.
+            advice: advice.making_run(),
         };
         Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)
     });

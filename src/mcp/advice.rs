@@ -131,6 +131,21 @@ fn advise(trouble: &Trouble<'_>) -> String {
             "a run is made only where no folder is, or an empty one: choose another name, or \
              leave `name` out for a fresh one (what `{run}` holds is the operator's to move away)"
         ),
+        Trouble::SourceMissing {
+            path,
+            new_run: true,
+            ..
+        } => format!(
+            "run_create seeds a run with plan.txt alone, and no task of this pipeline produces \
+             {path}: name in run_create's `pipeline` one whose tasks read only plan.txt and what \
+             its tasks write, or have the server's operator add a task with \
+             `outputs = [\"{path}\"]` to this one"
+        ),
+        Trouble::SourceMissing { path, dir, .. } => format!(
+            "create {path} in the run's folder ({dir}) with your own file access, then call the \
+             tool again; or have the server's operator add a task with `outputs = [\"{path}\"]` \
+             to the pipeline"
+        ),
         Trouble::Forced => "the build tool's `force`".into(),
         Trouble::ReplayMissed { dir, live } => format!(
             "call the build tool with `model` naming `{live}`, the live model it replays, to ask \

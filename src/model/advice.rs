@@ -100,6 +100,15 @@ pub enum Trouble<'a> {
     /// The folder chosen for a new run (`run`, as its maker named it)
     /// holds files but no run (made by hand): what to do instead.
     FolderTaken { run: &'a str },
+    /// A task reads `path`, which no task produces and the run directory
+    /// `dir` (shown) does not hold. `new_run`: the run is being made
+    /// (`planexe new`, `run_create`), and seeded with `plan.txt` alone: no
+    /// folder is left to create the file in once the run is refused.
+    SourceMissing {
+        path: &'a str,
+        dir: &'a str,
+        new_run: bool,
+    },
     /// A build runs tasks whatever their state because it was told to:
     /// what told it, words for the resume line.
     Forced,
@@ -122,7 +131,7 @@ pub enum ModelSourceKind {
 
 /// How a caller says what to do about a [`Trouble`]: one `hint:` line.
 #[derive(Clone)]
-pub struct Advice(Door);
+pub struct Advice(Door, bool);
 
 #[derive(Clone)]
 enum Door {
@@ -144,14 +153,29 @@ enum Door {
 
 impl Advice {
     /// The command line's words: `-f FILE`, `$PLANEXE_PIPELINE`.
-    pub const COMMAND_LINE: Advice = Advice(Door::CommandLine {
-        run: None,
-        ran: None,
-    });
+    pub const COMMAND_LINE: Advice = Advice(
+        Door::CommandLine {
+            run: None,
+            ran: None,
+        },
+        false,
+    );
 
     /// Advice in the words of `say`.
     pub const fn new(say: fn(&Trouble<'_>) -> String) -> Advice {
-        Advice(Door::Other(say))
+        Advice(Door::Other(say), false)
+    }
+
+    /// This advice, for a run being made ([`Advice::makes_run`]).
+    pub fn making_run(self) -> Advice {
+        Advice(self.0, true)
+    }
+
+    /// Whether the advice is for a run being made (`planexe new`,
+    /// `run_create`): a refusal undoes the run, so no hint may send its
+    /// user into the run's folder.
+    pub fn makes_run(&self) -> bool {
+        self.1
     }
 
     /// The command line's words for a run directory other than the current
@@ -159,11 +183,14 @@ impl Advice {
     /// hints give carry `-C runs/a`. Other doors' words are unchanged.
     pub fn in_run(self, run: &str) -> Advice {
         match self.0 {
-            Door::CommandLine { ran, .. } => Advice(Door::CommandLine {
-                run: Some(quoted(run).into()),
-                ran,
-            }),
-            other => Advice(other),
+            Door::CommandLine { ran, .. } => Advice(
+                Door::CommandLine {
+                    run: Some(quoted(run).into()),
+                    ran,
+                },
+                self.1,
+            ),
+            other => Advice(other, self.1),
         }
     }
 
@@ -226,11 +253,14 @@ impl Advice {
     /// unchanged.
     pub fn ran<S: AsRef<str>>(self, words: &[S]) -> Advice {
         match self.0 {
-            Door::CommandLine { run, .. } => Advice(Door::CommandLine {
-                run,
-                ran: Some(words.iter().map(|w| quoted(w.as_ref())).collect()),
-            }),
-            other => Advice(other),
+            Door::CommandLine { run, .. } => Advice(
+                Door::CommandLine {
+                    run,
+                    ran: Some(words.iter().map(|w| quoted(w.as_ref())).collect()),
+                },
+                self.1,
+            ),
+            other => Advice(other, self.1),
         }
     }
 
@@ -369,6 +399,19 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         Trouble::FolderTaken { run } => format!(
             "a new run is made only in a folder that is missing or empty: choose another name, or move what {run} holds away; to build in it as it is, put plan.txt in it and run `planexe build -C {}`",
             quoted(run)
+        ),
+        Trouble::SourceMissing {
+            path,
+            dir,
+            new_run: false,
+        } => format!("create {path} in {dir}, or add a task with `outputs = [\"{path}\"]`"),
+        Trouble::SourceMissing {
+            path,
+            dir,
+            new_run: true,
+        } => format!(
+            "a new run holds plan.txt alone: add a task with `outputs = [\"{path}\"]`, or make {dir} yourself with plan.txt and {path} in it and run `planexe build -C {}`",
+            quoted(dir)
         ),
     }
 }

@@ -17,6 +17,7 @@ use super::super::template;
 use super::paths::{checked_path, expand_glob, is_glob};
 use super::Resolver;
 use crate::error::Result;
+use crate::model::Trouble;
 use crate::store::{rundir, stamp, wrong_kind};
 
 /// What this pass found for one task, for [`apply`] to put in the graph.
@@ -301,10 +302,11 @@ fn missing_input(
             "did you mean `{near}`, which task `{}` produces?",
             graph[graph.producers[near]].name
         )),
-        None => error.hint(format!(
-            "create {path} in {}, or add a task with `outputs = [\"{path}\"]`",
-            r.run_dir.root().display()
-        )),
+        None => error.hint(graph.advice.hint(&Trouble::SourceMissing {
+            path,
+            dir: &r.run_dir.root().display().to_string(),
+            new_run: graph.advice.makes_run(),
+        })),
     }
 }
 

@@ -32,6 +32,7 @@ mod life;
 mod outputs;
 mod pipelines;
 mod protocol;
+mod records;
 mod replay_hints;
 mod secrets;
 
