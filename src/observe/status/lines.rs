@@ -23,7 +23,9 @@ use crate::store::{sidecar, Builder, ErrorKind, Recorded, RunDir, StateStore, St
 pub struct TaskLine {
     pub task: String,
     pub state: Standing,
-    /// Why the task would run (null when done or running).
+    /// Why the task would run (null when done or running, and when it
+    /// failed: `error` says why, but for a failed re-check whose outputs
+    /// are examined again before it runs).
     pub reason: Option<String>,
     /// First line of the error of the last failed run.
     pub error: Option<String>,
@@ -294,12 +296,17 @@ fn task_line(
                 line.judge = done.judge.clone();
             }
         }
-        Some(Reason::FailedLastTime { message, .. }) => {
+        Some(Reason::FailedLastTime { message, recheck }) => {
             line.state = Standing::Failed;
             match store.recorded(run_dir, name) {
                 Recorded::Failed(s) => line.failure(&s, graph),
                 _ => line.error = Some(message.clone()),
             }
+            // `state` says it failed and `error` what failed: the reason
+            // would only repeat them, but for a re-check's outputs,
+            // examined again before it runs.
+            line.reason =
+                recheck.then(|| "outputs checked again: it runs only if they fail".into());
         }
         Some(Reason::InterruptedLastTime { .. }) => {
             // Not the sidecar as such: a later build that announced the

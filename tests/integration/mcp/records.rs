@@ -1,9 +1,44 @@
-//! What the answers of a refused `run_create` say.
+//! What the answers of a failed task and a refused `run_create` say.
 
 use serde_json::json;
 
 use super::Client;
 use crate::harness::*;
+
+/// A task that succeeds, then one that fails.
+const FAILING: &str = r#"
+[tasks.upper]
+inputs = ["plan.txt"]
+outputs = ["upper.txt"]
+command = "tr a-z A-Z < plan.txt > upper.txt"
+
+[tasks.bad]
+inputs = ["upper.txt"]
+outputs = ["bad.txt"]
+command = "echo failing; exit 3"
+"#;
+
+/// A failed task's `reason` does not repeat its `error`, in the server's
+/// status and in `planexe status --json` alike.
+#[test]
+fn a_failed_tasks_reason_does_not_repeat_its_error() {
+    let p = Project::new(FAILING);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    let status = c.ok("wait", json!({"run": "r", "timeout_s": 30}));
+    let bad = &status["tasks"][1];
+    assert_eq!(
+        (&bad["task"], &bad["error"]),
+        (&json!("bad"), &json!("exit status 3"))
+    );
+    assert!(bad.get("reason").is_none(), "{bad}");
+    let cli: serde_json::Value =
+        serde_json::from_str(&p.run(&["status", "-C", "r", "--json"]).stdout).unwrap();
+    assert_eq!(cli["tasks"][1]["error"], "exit status 3", "{cli}");
+    assert_eq!(cli["tasks"][1]["reason"], json!(null), "{cli}");
+    assert!(c.close().success());
+}
 
 /// A pipeline that reads a file no task writes cannot make a run through
 /// run_create, which seeds plan.txt alone: the hint does not send the
