@@ -164,6 +164,18 @@ pub fn listed(names: &[String]) -> String {
     }
 }
 
+/// The `FILE:LINE:COL` a message's first line starts with (`FILE:LINE:COL:
+/// what`), as its file, line and column.
+pub fn position(first: &str) -> Option<(&str, usize, usize)> {
+    first.match_indices(": ").find_map(|(at, _)| {
+        let mut parts = first[..at].rsplitn(3, ':');
+        let col = parts.next()?.parse::<usize>().ok()?;
+        let line = parts.next()?.parse::<usize>().ok()?;
+        let file = parts.next().filter(|f| !f.is_empty())?;
+        Some((file, line, col))
+    })
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A position in a source file, 1-based, for `file:line:col` messages.

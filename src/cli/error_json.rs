@@ -14,7 +14,7 @@
 
 use serde_json::{json, Value};
 
-use crate::error::Error;
+use crate::error::{position, Error};
 
 /// Which commands print JSON on stdout, asked by their arguments.
 pub fn asks_json(command: &super::args::Command) -> bool {
@@ -99,18 +99,6 @@ fn kind(error: &Error) -> &'static str {
         Error::Interrupted => "interrupted",
         Error::Outcome(_) => "outcome",
     }
-}
-
-/// The `FILE:LINE:COL` a message's first line starts with (`FILE:LINE:COL:
-/// what`), as its file, line and column.
-fn position(first: &str) -> Option<(&str, usize, usize)> {
-    first.match_indices(": ").find_map(|(at, _)| {
-        let mut parts = first[..at].rsplitn(3, ':');
-        let col = parts.next()?.parse::<usize>().ok()?;
-        let line = parts.next()?.parse::<usize>().ok()?;
-        let file = parts.next().filter(|f| !f.is_empty())?;
-        Some((file, line, col))
-    })
 }
 
 #[cfg(test)]

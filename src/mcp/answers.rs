@@ -162,18 +162,37 @@ impl Opener {
         session.targets(targets).map(drop)
     }
 
-    /// The status of the run at `run`, named `name`.
+    /// The status of the run at `run`, named `name`. A run whose pipeline
+    /// file cannot be used is answered all the same, from its records
+    /// ([`status::of_records`]), with `pipeline_error` saying why.
     pub fn status(&self, run: &Path, name: &str) -> Result<Value> {
         let env_model = self.env_model.as_deref();
-        let located = self.location(run)?.locate()?;
-        let model = ModelChoice {
-            flag: None,
-            env: self.env_model.clone(),
+        let checked = self
+            .location(run)
+            .and_then(|l| l.locate())
+            .and_then(|located| {
+                let model = ModelChoice {
+                    flag: None,
+                    env: self.env_model.clone(),
+                };
+                status::of_run(&located, CheckMode::Content, STALL_AFTER, env_model, || {
+                    Session::read(located.clone(), &model, CheckMode::Content)
+                })
+            });
+        let (mut report, broken) = match checked {
+            Ok(report) => (report, None),
+            Err(e) => {
+                // Not a run, or records that cannot be read: the error.
+                let Ok(run_dir) = RunDir::open(run) else {
+                    return Err(e);
+                };
+                let shown = self.pipeline(run).map(|p| p.1).unwrap_or_default();
+                match status::of_records(&run_dir, shown, STALL_AFTER, env_model) {
+                    Ok(report) => (report, Some(e)),
+                    Err(_) => return Err(e),
+                }
+            }
         };
-        let mut report =
-            status::of_run(&located, CheckMode::Content, STALL_AFTER, env_model, || {
-                Session::read(located.clone(), &model, CheckMode::Content)
-            })?;
         // The hints of failed tasks and a forced build's reason, in the
         // tools' terms: a saved snapshot holds them in the command line's.
         let forced = Reason::Forced.to_string();
@@ -201,6 +220,9 @@ impl Opener {
         let mut value = serde_json::to_value(&report).map_err(std::io::Error::other)?;
         if let Value::Object(map) = &mut value {
             map.insert("run".into(), json!(name));
+            if let Some(e) = &broken {
+                map.insert("pipeline_error".into(), pipeline_error(e));
+            }
             if let Some(error) = consolidated(&report) {
                 map.insert("error".into(), error);
             }
@@ -208,6 +230,66 @@ impl Opener {
         }
         Ok(value)
     }
+}
+
+/// Why a run's pipeline file cannot be used, as `status` answers it
+/// beside what the run's records say: `message` (the error's first line),
+/// `where` (`file`, `line`, `col`, when it points into the file),
+/// `detail` (the line and its caret), `hints`.
+pub fn pipeline_error(e: &Error) -> Value {
+    let text = e.to_string();
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    let place = crate::error::position(first)
+        .map(|(file, line, col)| json!({"file": file, "line": line, "col": col}));
+    let rest = rest.trim_matches('\n');
+    let mut hints = e.hints().to_vec();
+    hints.push(format!(
+        "{}; a build, explain and clean wait for it (status and wait answer from the run's records \
+         meanwhile)",
+        fix_it(place.as_ref())
+    ));
+    json!({
+        "message": first,
+        "where": place,
+        "detail": (!rest.is_empty()).then_some(rest),
+        "hints": hints,
+    })
+}
+
+/// What to do about a pipeline error placed at `place`.
+fn fix_it(place: Option<&Value>) -> String {
+    match place {
+        Some(p) => format!(
+            "fix the pipeline file {} at line {}, column {}",
+            p["file"].as_str().unwrap_or_default(),
+            p["line"],
+            p["col"]
+        ),
+        None => "fix what the message names".into(),
+    }
+}
+
+/// The refusal of a tool (`explain`, `clean`) that needs the run's
+/// pipeline, which cannot be used: `e` said whole, then what to do.
+pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Error {
+    if !matches!(e, Error::Pipeline { .. }) {
+        return e;
+    }
+    let text = e.to_string();
+    let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
+    let place = crate::error::position(first)
+        .map(|(file, line, col)| json!({"file": file, "line": line, "col": col}));
+    let mut refusal = Error::pipeline(format!(
+        "{tool} needs the pipeline of run `{run}`, which cannot be used: {text}"
+    ));
+    for hint in e.hints() {
+        refusal = refusal.hint(hint.clone());
+    }
+    refusal.hint(format!(
+        "{}, then call {tool} again; status answers meanwhile with what the run's records say \
+         (each task's last run, the last build)",
+        fix_it(place.as_ref())
+    ))
 }
 
 /// Bounds the `tasks` of a status or a summary for a model's context:

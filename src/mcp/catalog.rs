@@ -106,6 +106,27 @@ fn status_output(extra: Value) -> Value {
                 "required": ["task", "state"],
             },
         },
+        "pipeline_error": {
+            "type": "object",
+            "description": "Present only when the run's pipeline file cannot be used (a TOML syntax error, \
+                            an unknown key, an input gone): why, and where. The rest of the status is then \
+                            what the run's records say, no task checked: the tasks they name, in name order, \
+                            each as its last run left it. build, explain and clean refuse until it is fixed.",
+            "properties": {
+                "message": {"type": "string"},
+                "where": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "file": {"type": "string"},
+                        "line": {"type": "integer"},
+                        "col": {"type": "integer"},
+                    },
+                },
+                "detail": nullable("string"),
+                "hints": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["message", "where", "hints"],
+        },
         "error": {
             "type": "object",
             "description": "Present only when a task failed: the first failed task's error.",
@@ -215,7 +236,9 @@ pub fn tools() -> Vec<Tool> {
                  warnings), plus `error` when a task failed: kind, failed_task, message, error_id, \
                  and recoverable (true: building again may fix it by itself; false: change an \
                  input, the prompt or the pipeline first). Lists at most {STATUS_TASKS_MAX} tasks, those \
-                 that need attention first, without their null fields; tasks_omitted counts the others."
+                 that need attention first, without their null fields; tasks_omitted counts the others. \
+                 When the run's pipeline file cannot be used, pipeline_error says why and where (file, \
+                 line, col), and the rest is what the run's records say, no task checked."
             ),
             input: input(json!({"run": run_arg()}), &["run"]),
             output: status_output(json!({})),

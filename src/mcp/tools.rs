@@ -309,7 +309,8 @@ fn run(server: &Server, name: &str, arguments: Value, cancel: &AtomicBool) -> Re
         "clean" => clean(server, args(name, arguments)?),
         "explain" => {
             let a: Explain = args(name, arguments)?;
-            let session = server.opener.read(&server.root.run(&a.run)?)?;
+            let session = (server.opener.read(&server.root.run(&a.run)?))
+                .map_err(|e| answers::needs_pipeline(e, "explain", &a.run))?;
             answers::explain(&session, &a.run, &a.task)
         }
         "summary" => {
@@ -448,7 +449,8 @@ fn clean(server: &Server, a: Clean) -> Result<Value> {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
             .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
     }
-    let mut session = server.opener.open(&server.root.run(&a.run)?)?;
+    let mut session = (server.opener.open(&server.root.run(&a.run)?))
+        .map_err(|e| answers::needs_pipeline(e, "clean", &a.run))?;
     let _lock = session.run_dir.lock("clean").map_err(|e| {
         if !is_busy(&e) {
             return e;

@@ -281,6 +281,20 @@ impl StateStore {
         self.records.iter()
     }
 
+    /// Every task the records name, sorted: the log's, those with a
+    /// sidecar or a `.DONE` marker when the store listed them, and those
+    /// in flight. For a reader with no pipeline to name them.
+    pub fn task_names(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self.records.keys().cloned().collect();
+        names.extend(self.sidecars.iter().flatten().cloned());
+        if let Some(markers) = &self.markers {
+            let markers = markers.lock().unwrap_or_else(|e| e.into_inner());
+            names.extend(markers.iter().cloned());
+        }
+        names.extend(self.in_flight.keys().cloned());
+        names
+    }
+
     /// Whether `clean` forgot `task` and no run of it is recorded since.
     pub fn was_cleaned(&self, task: &str) -> bool {
         self.cleaned.contains(task)

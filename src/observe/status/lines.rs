@@ -156,7 +156,7 @@ impl TaskLine {
 
     /// Fills in what a failed or stopped run says (a replay model's
     /// missing answer: from where, as `graph` says).
-    fn failure(&mut self, s: &Status, graph: &Graph) {
+    pub(super) fn failure(&mut self, s: &Status, graph: Option<&Graph>) {
         self.attempt = Some(s.attempt);
         self.model = s.model.clone();
         self.judge = s.judge.clone();
@@ -166,7 +166,10 @@ impl TaskLine {
             // then its kind's remedy.
             let mut hint: Vec<&str> = e.hints.iter().map(String::as_str).collect();
             let replay = (e.kind == ErrorKind::ReplayMiss)
-                .then(|| s.replay_missed_by().and_then(|m| graph.replay_missed(m)))
+                .then(|| {
+                    let missed = s.replay_missed_by()?;
+                    graph?.replay_missed(missed)
+                })
                 .flatten();
             let trouble = match &replay {
                 Some((dir, live)) => Trouble::ReplayMissed { dir, live },
@@ -189,7 +192,7 @@ impl TaskLine {
 
     /// Shows the task as running, with what its status says (a rescue's
     /// checks running: `failed-pending-check`, and how its command failed).
-    fn running(&mut self, started_at: Option<String>, s: Option<&Status>) {
+    pub(super) fn running(&mut self, started_at: Option<String>, s: Option<&Status>) {
         self.state = Standing::Running;
         self.reason = None;
         self.error = None;
@@ -299,7 +302,7 @@ fn task_line(
         Some(Reason::FailedLastTime { message, recheck }) => {
             line.state = Standing::Failed;
             match store.recorded(run_dir, name) {
-                Recorded::Failed(s) => line.failure(&s, graph),
+                Recorded::Failed(s) => line.failure(&s, Some(graph)),
                 _ => line.error = Some(message.clone()),
             }
             // `state` says it failed and `error` what failed: the reason
@@ -320,7 +323,7 @@ fn task_line(
                 {
                     line.running(s.started_at.clone(), Some(s));
                 }
-                Some(s) => line.failure(s, graph),
+                Some(s) => line.failure(s, Some(graph)),
                 None => {}
             }
             // A run its build never saw end (planexe was killed, or the
@@ -340,7 +343,7 @@ fn task_line(
         Some(Reason::AwaitsList(_)) => match store.recorded(run_dir, name) {
             Recorded::Failed(s) => {
                 line.state = Standing::Failed;
-                line.failure(&s, graph);
+                line.failure(&s, Some(graph));
             }
             _ => line.state = Standing::of(reason, None, running),
         },

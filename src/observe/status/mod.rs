@@ -14,6 +14,7 @@
 
 mod columns;
 mod lines;
+mod records;
 mod saved;
 pub mod text;
 pub mod totals;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use lines::{task_lines, CallInFlight, Known, QueuedCall, TaskLine};
+pub use records::of_records;
 pub use saved::{IdleLines, Saved};
 
 use super::standing::{self, Standing};

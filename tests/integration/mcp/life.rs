@@ -472,8 +472,10 @@ fn a_build_that_cannot_start_says_why() {
     p.write("pipeline.toml", "[tasks.upper]\ncommand = 3\n");
     let message = c.err("build", json!({"run": "r"}));
     assert!(message.contains("pipeline.toml:2"), "{message}");
-    let message = c.err("status", json!({"run": "r"}));
-    assert!(message.contains("pipeline.toml:2"), "{message}");
+    // What the run's records say, and why the pipeline cannot be used.
+    let status = c.ok("status", json!({"run": "r"}));
+    let message = status["pipeline_error"]["message"].as_str().unwrap();
+    assert!(message.contains("pipeline.toml:2"), "{status}");
     let message = c.err("run_create", json!({"plan": "p"}));
     assert!(message.contains("pipeline.toml:2"), "{message}");
     assert!(c.close().success());
@@ -504,9 +506,17 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
     ];
     for (held, what) in cases {
         p.write(&format!("r/{record}"), held);
+        // Status and wait answer with the run's records, and the error.
+        for tool in ["status", "wait"] {
+            let status = c.ok(tool, json!({"run": "r"}));
+            let error = &status["pipeline_error"];
+            assert!(
+                error["message"].as_str().unwrap().contains(what),
+                "{tool}: {status}"
+            );
+            no_flag(&error.to_string());
+        }
         for (tool, arguments) in [
-            ("status", json!({"run": "r"})),
-            ("wait", json!({"run": "r"})),
             ("explain", json!({"run": "r", "task": "upper"})),
             ("clean", json!({"run": "r", "tasks": ["upper"]})),
             ("build", json!({"run": "r"})),

@@ -52,13 +52,18 @@ fn a_build_never_runs_a_pipeline_file_inside_a_run() {
         p.write("r/.planexe/pipeline", &format!("{}\n", canonical.display()));
         for (tool, arguments) in [
             ("build", json!({"run": "r", "force": true})),
-            ("status", json!({"run": "r"})),
             ("clean", json!({"run": "r", "tasks": ["evil"]})),
         ] {
             let message = c.err(tool, arguments);
             assert!(message.contains("inside the run"), "{tool}: {message}");
             assert!(message.contains("run_create"), "{tool}: {message}");
         }
+        // Status says what the run's records hold, and why its pipeline
+        // file is refused.
+        let status = c.ok("status", json!({"run": "r"}));
+        let error = status["pipeline_error"].to_string();
+        assert!(error.contains("inside the run"), "{status}");
+        assert!(error.contains("run_create"), "{status}");
         assert!(!p.exists("pwned"), "{inside} was built");
     }
     assert!(c.close().success());

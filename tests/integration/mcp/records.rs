@@ -1,4 +1,9 @@
-//! What the answers of a failed task and a refused `run_create` say.
+//! A run whose pipeline file broke after its build (a TOML syntax error,
+//! an unknown key): `status` and `wait` still say what the run's records
+//! hold, with the pipeline's error beside them (`file:line:col`); `wait`
+//! still waits for a build that runs; `explain` and `clean` refuse, saying
+//! where to fix the file. And what the answers of a failed task and a
+//! refused `run_create` say.
 
 use serde_json::json;
 
@@ -17,6 +22,97 @@ inputs = ["upper.txt"]
 outputs = ["bad.txt"]
 command = "echo failing; exit 3"
 "#;
+
+#[test]
+fn a_broken_pipeline_leaves_status_and_wait_with_the_runs_records() {
+    let p = Project::new(FAILING);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    let status = c.ok("wait", json!({"run": "r", "timeout_s": 30}));
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(status.get("pipeline_error").is_none(), "{status}");
+    // An unknown key on line 13, column 1.
+    p.write(
+        "pipeline.toml",
+        &format!("{FAILING}\n[tasks.x]\nbogus = 1\ncommand = \"true\"\noutputs = [\"x\"]\n"),
+    );
+    for tool in ["status", "wait"] {
+        let status = c.ok(tool, json!({"run": "r"}));
+        let broken = &status["pipeline_error"];
+        assert_eq!(broken["where"]["line"], 13, "{status}");
+        assert_eq!(broken["where"]["col"], 1, "{status}");
+        assert!(
+            broken["message"].as_str().unwrap().contains("bogus"),
+            "{status}"
+        );
+        assert!(
+            broken["hints"].to_string().contains("at line 13, column 1"),
+            "{status}"
+        );
+        assert_eq!(status["state"], "failed", "{status}");
+        assert_eq!(status["counts"]["done"], 1, "{status}");
+        assert_eq!(status["counts"]["failed"], 1, "{status}");
+        assert_eq!(status["error"]["failed_task"], "bad", "{status}");
+        assert_eq!(status["error"]["log_tail"], "failing\n", "{status}");
+        assert!(status["warnings"]
+            .to_string()
+            .contains("no task was checked"));
+    }
+    for (tool, args) in [
+        ("explain", json!({"run": "r", "task": "bad"})),
+        ("clean", json!({"run": "r", "tasks": ["bad"]})),
+    ] {
+        let message = c.err(tool, args);
+        assert!(
+            message.contains("pipeline.toml:13:1: unknown field `bogus`"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("at line 13, column 1, then call {tool} again")),
+            "{message}"
+        );
+    }
+    assert!(
+        p.exists("r/upper.txt"),
+        "clean refused, and deleted nothing"
+    );
+    assert!(c.close().success());
+}
+
+/// A build that runs while its pipeline file breaks is still waited for.
+#[test]
+fn wait_waits_for_a_build_whose_pipeline_broke_meanwhile() {
+    let slow = r#"
+[tasks.slow]
+inputs = ["plan.txt"]
+outputs = ["slow.txt"]
+command = "while [ ! -e go ]; do sleep 0.05; done; cp plan.txt slow.txt"
+"#;
+    let p = Project::new(slow);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    c.ok("build", json!({"run": "r"}));
+    wait_for("the task to start", || {
+        c.ok("status", json!({"run": "r"}))["tasks"][0]["state"] == "running"
+    });
+    p.write("pipeline.toml", "[tasks.slow\n");
+    // Its records say it runs once its sidecar is written.
+    wait_for("the task's records", || {
+        c.ok("status", json!({"run": "r"}))["tasks"][0]["state"] == "running"
+    });
+    let status = c.ok("wait", json!({"run": "r", "timeout_s": 0}));
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["timed_out"], true, "{status}");
+    assert_eq!(status["pipeline_error"]["where"]["line"], 1, "{status}");
+    assert_eq!(status["tasks"][0]["state"], "running", "{status}");
+    p.write("r/go", "");
+    let status = c.ok("wait", json!({"run": "r", "timeout_s": 30}));
+    assert_eq!(status["timed_out"], false, "{status}");
+    assert_eq!(status["state"], "completed", "{status}");
+    assert_eq!(status["tasks"][0]["state"], "done", "{status}");
+    assert!(c.close().success());
+}
 
 /// A failed task's `reason` does not repeat its `error`, in the server's
 /// status and in `planexe status --json` alike.
