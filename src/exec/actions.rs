@@ -174,7 +174,7 @@ impl Actions<'_> {
         // that leads the next build to the process.
         let exit = command::run(&spec, self.watchdog, |pid| {
             status.pid = Some(pid);
-            turn.spawned(pid);
+            turn.spawned(status);
         });
         command::scrub::scrub_ended(&log, self.secrets);
         Err(match exit {

@@ -110,11 +110,12 @@ impl<'a> Turn<'a> {
         }
     }
 
-    /// A process of the task (its command, its check) exists: a crash
-    /// from now on leads the next build to it.
-    pub fn spawned(&self, pid: u32) {
+    /// The task's command has a process, its pid in `status`: a crash from
+    /// now on leads the next build to it, and its `running` sidecar names
+    /// it.
+    pub fn spawned(&self, status: &Status) {
         if let Some((inflight, ticket)) = &self.journal {
-            inflight.spawned(ticket, pid);
+            inflight.spawned(self.run_dir, ticket, status);
         }
     }
 

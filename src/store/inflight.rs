@@ -158,14 +158,17 @@ impl Inflight {
         }
     }
 
-    /// Records the pid of a started task's command, for the journal and
-    /// for its sidecar if that is not written yet.
-    pub fn spawned(&self, ticket: &Ticket, pid: u32) {
-        self.append(&encode(&Line::Spawned((&ticket.task, pid))));
-        let (m, _) = &*self.shared;
-        if let Some(pending) = lock(m).pending.get_mut(&ticket.id) {
-            pending.status.pid = Some(pid);
+    /// Records the pid of a started task's command (`status`, its running
+    /// status with the pid), for the journal and for its sidecar: the one
+    /// still due, or the one written already, rewritten now (a command
+    /// spawned after its sidecar was published, or run again after its
+    /// judge's low score), so that the sidecar names the command that
+    /// runs, as the journal does.
+    pub fn spawned(&self, run_dir: &RunDir, ticket: &Ticket, status: &Status) {
+        if let Some(pid) = status.pid {
+            self.append(&encode(&Line::Spawned((&ticket.task, pid))));
         }
+        self.update(run_dir, ticket, status);
     }
 
     /// A process the task's output check started: journaled, so the next
@@ -396,7 +399,7 @@ mod tests {
         // A command is journaled before its process exists; the pid that
         // follows reaches the sidecar.
         let slow = inflight.begin(&run_dir, &Status::new("slow", TaskState::Running, "f"));
-        inflight.spawned(&slow, 2);
+        inflight.spawned(&run_dir, &slow, &running("slow", 2));
         std::thread::sleep(PUBLISH_AFTER * 3);
         assert!(!run_dir.status_path("quick").exists());
         let text = std::fs::read_to_string(run_dir.status_path("slow")).unwrap();
@@ -405,6 +408,27 @@ mod tests {
         inflight.end(slow);
         drop(inflight);
         assert!(journal(&run_dir).in_flight.is_empty());
+    }
+
+    /// A command spawned once its sidecar is published (it started late,
+    /// or runs again after its judge's low score) is named by it, as by
+    /// the journal: `status` reads the one, `status --full` the other.
+    #[test]
+    fn a_pid_that_comes_after_the_sidecar_is_published_reaches_it() {
+        let (_dir, run_dir) = run_dir();
+        let inflight = Inflight::start(&run_dir);
+        let late = inflight.begin(&run_dir, &Status::new("late", TaskState::Running, "f"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !run_dir.status_path("late").exists() {
+            assert!(Instant::now() < deadline, "the sidecar was never published");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        inflight.spawned(&run_dir, &late, &running("late", 7));
+        let text = std::fs::read_to_string(run_dir.status_path("late")).unwrap();
+        let status: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!((status.state, status.pid), (TaskState::Running, Some(7)));
+        assert_eq!(journal(&run_dir).in_flight[0].pid, Some(7));
+        inflight.end(late);
     }
 
     #[test]
@@ -416,7 +440,7 @@ mod tests {
         let _c = inflight.begin(&run_dir, &running("c d[x]", 12));
         let spawned = Status::new("spawned", TaskState::Running, "f");
         let spawned = inflight.begin(&run_dir, &spawned);
-        inflight.spawned(&spawned, 13);
+        inflight.spawned(&run_dir, &spawned, &running("spawned", 13));
         // Crashed between the journal and the spawn's pid.
         let _unspawned = inflight.begin(&run_dir, &Status::new("e", TaskState::Running, "f"));
         inflight.end(a);
