@@ -275,9 +275,11 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
     // Stopped if the test fails before it ends (`held` waits for `go`).
     let build = in_background(&p, &["build", "-k", "-j4"]);
     // The live snapshot is saved as the build goes: wait for the one that
-    // has seen every other task end.
+    // has seen every other task end, and `held`'s `running` sidecar, which
+    // is published only once it has run a while (its pid and start time,
+    // which the full check reads from the build's journal at once).
     wait_for(
-        "the live snapshot to show the held task alone running",
+        "the live snapshot to show the held task alone running, with its pid",
         || {
             // Saved from 100 ms after the build's start; until then
             // `status` checks every task.
@@ -285,7 +287,12 @@ fn status_while_a_build_runs_says_what_the_full_check_says() {
                 return false;
             }
             let out = p.run(&["status"]).stdout;
-            out.contains("RUNNING (1)") && out.contains("FAILED (1)") && out.contains("2/2 done")
+            out.contains("RUNNING (1)")
+                && out.contains("FAILED (1)")
+                && out.contains("2/2 done")
+                && out
+                    .lines()
+                    .any(|l| l.starts_with("  held ") && l.contains(", pid "))
         },
     );
     let live = p.run(&["status"]);
