@@ -163,7 +163,16 @@ impl<'a> Turn<'a> {
         ))
     }
 
-    /// The task ended: its line in the journal is closed.
+    /// The task's run is over: its `running` sidecar is written no more,
+    /// so the record published next is the last word.
+    pub fn settle(&self) {
+        if let Some((inflight, ticket)) = &self.journal {
+            inflight.settle(ticket);
+        }
+    }
+
+    /// The task ended and its record is published: its line in the
+    /// journal is closed.
     pub fn end(self) {
         if let Some((inflight, ticket)) = self.journal {
             inflight.end(ticket);

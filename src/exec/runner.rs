@@ -153,8 +153,10 @@ impl Runner for TaskRunner<'_> {
         });
         if recheck {
             if let Some(ended) = self.rechecked(task, previous.as_ref(), &turn) {
+                turn.settle();
+                let published = self.publish(ended, start, Ended::default(), first);
                 turn.end();
-                return self.publish(ended, start, Ended::default(), first);
+                return published;
             }
         }
         let mut attempt = Attempt {
@@ -184,7 +186,7 @@ impl Runner for TaskRunner<'_> {
                     error
                 })
         });
-        timed("task: journal", || turn.end());
+        timed("task: journal", || turn.settle());
         status.finished_at = Some(crate::clock::now_rfc3339());
         status.duration_ms = Some(start.elapsed().as_millis() as u64);
         let mut tail = Vec::new();
@@ -201,7 +203,7 @@ impl Runner for TaskRunner<'_> {
                 status.error = Some(error);
             }
         }
-        self.publish(
+        let published = self.publish(
             status,
             start,
             Ended {
@@ -210,7 +212,11 @@ impl Runner for TaskRunner<'_> {
                 restored,
             },
             first,
-        )
+        );
+        // Its end is journaled once its outcome can be read: a reader of
+        // the journal then the records never finds it in neither.
+        timed("task: journal", || turn.end());
+        published
     }
 }
 

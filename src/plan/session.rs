@@ -163,8 +163,11 @@ impl Session {
         let (loaded, store) = std::thread::scope(|scope| {
             let store = scope.spawn(|| {
                 let t = crate::phases::phase("state log: load");
-                let store = StateStore::load_listing(&run_dir, !vouched)?;
+                // The journal first: a task it says ended has published
+                // its outcome before (`inflight`), which the records read
+                // next show.
                 let journal = journal_of(&run_dir, run.as_ref());
+                let store = StateStore::load_listing(&run_dir, !vouched)?;
                 drop(t);
                 if vouched {
                     return Ok((store, journal, Some(Vec::new())));
@@ -270,8 +273,9 @@ impl Session {
             })));
         }
         let run = RunRecord::load(&self.run_dir);
-        let mut store = StateStore::load(&self.run_dir)?;
+        // The journal before the records, as when the session was opened.
         let journal = journal_of(&self.run_dir, run.as_ref());
+        let mut store = StateStore::load(&self.run_dir)?;
         in_flight(&mut store, journal.as_ref());
         if self.explicit_model().is_none() {
             let remembered = run.as_ref().and_then(|r| r.model.clone());

@@ -3,9 +3,13 @@
 //! - `.planexe/inflight`, a journal appended to when a task starts (its
 //!   `running` status), when its command's process exists (its pid: the
 //!   task is journaled before the spawn, so no crash leaves a process the
-//!   journal does not lead to) and when it ends. After a crash, the next
+//!   journal does not lead to) and when it has ended, once its record is
+//!   published: a reader that reads the journal before the records (as
+//!   `status` does during a build) finds every task it says ended with
+//!   its outcome, and every other one in flight. After a crash, the next
 //!   build reads it to stop the process groups left running and to mark
-//!   their tasks interrupted ([`journal`]). One append per event, to one
+//!   their tasks interrupted ([`journal`]; a run whose outcome was
+//!   published before the crash ended). One append per event, to one
 //!   open file: it costs next to nothing per task.
 //! - The `running` sidecar, `.planexe/tasks/NAME.status`: published only
 //!   once a task has run for [`PUBLISH_AFTER`] (at most twice that), by one
@@ -199,18 +203,25 @@ impl Inflight {
         let _ = sidecar::write_sidecar(run_dir, status);
     }
 
-    /// Records that the task has ended. Once this returns, its `running`
-    /// sidecar either was written in full or never will be, so the final
-    /// one written next is the last word.
-    pub fn end(&self, ticket: Ticket) {
-        {
-            let (m, cvar) = &*self.shared;
-            let mut queue = lock(m);
-            while queue.writing == Some(ticket.id) {
-                queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
-            }
-            queue.pending.remove(&ticket.id);
+    /// The task's run is over, its record not yet published: once this
+    /// returns, its `running` sidecar either was written in full or never
+    /// will be, so the final one written next is the last word.
+    pub fn settle(&self, ticket: &Ticket) {
+        let (m, cvar) = &*self.shared;
+        let mut queue = lock(m);
+        while queue.writing == Some(ticket.id) {
+            queue = cvar.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
+        queue.pending.remove(&ticket.id);
+    }
+
+    /// Records that the task has ended, once its record (final sidecar,
+    /// `.DONE`) is published ([`Inflight::settle`] first): a reader that
+    /// finds the end in the journal, then reads the records, finds the
+    /// outcome there. Ended before, the task would read for a moment as it
+    /// did before it ran.
+    pub fn end(&self, ticket: Ticket) {
+        self.settle(&ticket);
         self.append(&encode(&Line::Ended(&ticket.task)));
     }
 
@@ -353,7 +364,12 @@ pub fn journal(run_dir: &RunDir) -> Journal {
             Err(_) => {}
         }
     }
-    let mut left: Vec<(usize, Started<String>)> = started.into_values().collect();
+    // A run whose record is published ended, though its end was not
+    // journaled (the build crashed between the two).
+    let (published, mut left): (Vec<_>, Vec<_>) = started
+        .into_values()
+        .partition(|(_, s)| published_outcome(run_dir, s));
+    ended.extend(published.into_iter().map(|(_, s)| s.task));
     left.sort_by_key(|(n, _)| *n);
     let in_flight = left
         .into_iter()
@@ -370,6 +386,18 @@ pub fn journal(run_dir: &RunDir) -> Journal {
         ended,
         read_as: Some(read_as),
     }
+}
+
+/// Whether the record of the run `started` journaled (the same start) is
+/// published: its sidecar holds its outcome, and a success's `.DONE`,
+/// written after it, is there.
+fn published_outcome(run_dir: &RunDir, started: &Started<String>) -> bool {
+    sidecar::read_status(run_dir, &started.task).is_some_and(|s| {
+        s.state.is_outcome()
+            && s.started_at.is_some()
+            && s.started_at == started.started_at
+            && (s.state != TaskState::Done || sidecar::has_marker(run_dir, &started.task))
+    })
 }
 
 #[cfg(test)]
@@ -466,6 +494,44 @@ mod tests {
         );
         let ended: Vec<String> = super::journal(&run_dir).ended.into_iter().collect();
         assert_eq!(ended, vec!["a".to_string()]);
+    }
+
+    /// A build that crashed after publishing a task's record and before
+    /// journaling its end left it ended: a success once its `.DONE` is
+    /// there too, a failure by its sidecar alone.
+    #[test]
+    fn a_run_whose_record_is_published_ended_though_its_end_was_not_journaled() {
+        let (_dir, run_dir) = run_dir();
+        let inflight = Inflight::start(&run_dir);
+        let mut statuses = Vec::new();
+        for task in ["done", "unmarked", "failed", "older"] {
+            let mut status = running(task, 1);
+            status.started_at = Some(format!("2026-03-06T19:47:02.00{}Z", statuses.len()));
+            let _ = inflight.begin(&run_dir, &status);
+            statuses.push(status);
+        }
+        drop(inflight);
+        for (mut status, state) in statuses.into_iter().zip([
+            TaskState::Done,
+            TaskState::Done,
+            TaskState::Failed,
+            TaskState::Done,
+        ]) {
+            status.state = state;
+            if status.task == "older" {
+                status.started_at = Some("2026-03-06T19:00:00.000Z".into());
+            }
+            if status.task == "unmarked" {
+                sidecar::write_sidecar(&run_dir, &status).unwrap();
+            } else {
+                sidecar::publish(&run_dir, &status).unwrap();
+            }
+        }
+        let read = journal(&run_dir);
+        let left: Vec<&str> = read.in_flight.iter().map(|s| s.task.as_str()).collect();
+        assert_eq!(left, ["unmarked", "older"]);
+        let ended: Vec<&str> = read.ended.iter().map(String::as_str).collect();
+        assert_eq!(ended, ["done", "failed"]);
     }
 
     #[test]

@@ -206,3 +206,59 @@ fn tokens_arriving_are_progress_not_a_stall() {
     assert!(text.contains("token(s) in"), "{text}");
     interrupt(build);
 }
+
+/// A task whose command has run reads as running or done in `status
+/// --full` while its build records it, never as it read before it ran:
+/// the build journaled its end before publishing its record, and `status`
+/// read the records before the journal, so a read between the two saw
+/// neither the run nor its outcome (`never built`, for a moment). The
+/// window is short: many quick tasks make many of them while `status`
+/// reads the run again and again, until it says every one done (`held`
+/// keeps the build running meanwhile).
+#[test]
+fn a_task_that_has_run_never_reads_as_never_built_while_its_build_records_it() {
+    const TASKS: usize = 150;
+    let mut pipeline: String = (0..TASKS)
+        .map(|i| {
+            format!("[tasks.t{i}]\noutputs = [\"out/t{i}\"]\ncommand = \"echo {i} > out/t{i}\"\n")
+        })
+        .collect();
+    pipeline.push_str(
+        "[tasks.held]\noutputs = [\"held\"]\ncommand = \"while [ ! -e go ]; do sleep 0.02; done; echo h > held\"\n",
+    );
+    let p = Project::new(&pipeline);
+    // Stopped if the test fails before it ends (`held` waits for `go`).
+    let build = Background(Some(p.spawn_quiet(&["build", "-j", "4"])));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        // Looked at before `status` reads the run: each of these has run.
+        let ran: Vec<String> = (0..TASKS)
+            .map(|i| format!("t{i}"))
+            .filter(|t| p.exists(&format!("out/{t}")))
+            .collect();
+        let run = p.run(&["status", "--full", "--json"]);
+        let status: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+        let states: std::collections::HashMap<&str, &str> = status["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["task"].as_str().unwrap(), l["state"].as_str().unwrap()))
+            .collect();
+        for task in &ran {
+            assert!(
+                matches!(states[task.as_str()], "running" | "done"),
+                "{task} has run, yet status reads it as {}",
+                states[task.as_str()]
+            );
+        }
+        if status["counts"]["done"] == TASKS {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never ran its tasks: {status}"
+        );
+    }
+    p.write("go", "");
+    assert!(build.wait().status.success());
+}
