@@ -1,6 +1,7 @@
-//! What `status` says of a run's prompt tasks as they are: a task an
-//! interrupted build never started, a task waiting to retry, and a stream
-//! still sending tokens.
+//! What `status` says of a run's tasks as they are: a prompt task an
+//! interrupted build never started, one waiting to retry, a stream still
+//! sending tokens; and a task that has just run, while its build records
+//! it.
 
 use std::process::{Child, Stdio};
 
