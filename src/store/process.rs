@@ -105,7 +105,7 @@ pub fn command_line(pid: u32) -> Option<String> {
 /// from `/proc/locks` (lines like `1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE
 /// 0 EOF`, device numbers in hex).
 pub fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let locks = proc_locks().ok()?;
     flock_holder(&locks, dev, ino)
 }
 
@@ -113,8 +113,31 @@ pub fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
 /// inode. When `/proc/locks` cannot be read there is no telling: true, so
 /// that whether the process is alive decides, as it did before.
 pub fn holds_lock(pid: u32, dev: u64, ino: u64) -> bool {
-    std::fs::read_to_string("/proc/locks")
-        .map_or(true, |locks| flock_holder(&locks, dev, ino) == Some(pid))
+    proc_locks().map_or(true, |locks| flock_holder(&locks, dev, ino) == Some(pid))
+}
+
+/// The text of `/proc/locks`, read whole in one `read(2)`. The kernel
+/// lists the locks under its lock of the list for one call; read in
+/// pieces (as `read_to_string` reads it, from a small first read), each
+/// piece starts at a line number, and a lock another process takes or
+/// lets go of between two pieces shifts the lines: one is skipped, and
+/// a build that holds its run directory's lock reads for a moment as one
+/// that does not (`status` then took it for crashed).
+fn proc_locks() -> std::io::Result<String> {
+    use std::io::Read;
+    /// Thousands of lines; read again with more room when it fills it.
+    const FIRST: usize = 256 * 1024;
+    const MOST: usize = 64 << 20;
+    let mut room = FIRST;
+    loop {
+        let mut buf = vec![0u8; room];
+        let read = std::fs::File::open("/proc/locks")?.read(&mut buf)?;
+        if read < room || room >= MOST {
+            buf.truncate(read);
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+        room *= 4;
+    }
 }
 
 /// The holder of the `flock` on the file with this device and inode in the
@@ -138,6 +161,57 @@ fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    /// A lock held all along is found at every read of `/proc/locks`,
+    /// while other threads take and let go of locks on other files (which
+    /// shift its lines between the pieces of a read in pieces).
+    #[test]
+    fn a_lock_held_all_along_is_found_while_others_come_and_go() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let flock = |f: &std::fs::File| {
+            // SAFETY: flock on a descriptor we own.
+            assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+        };
+        let mine = std::fs::File::create(dir.path().join("mine")).unwrap();
+        flock(&mine);
+        let meta = mine.metadata().unwrap();
+        // Other locks held, so that the list is longer than a small read.
+        let held: Vec<std::fs::File> = (0..40)
+            .map(|i| {
+                let f = std::fs::File::create(dir.path().join(format!("held{i}"))).unwrap();
+                flock(&f);
+                f
+            })
+            .collect();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (dir, stop) = (dir.path(), &stop);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let files: Vec<std::fs::File> = (0..8)
+                            .map(|i| {
+                                let name = dir.join(format!("churn{t}-{i}"));
+                                let f = std::fs::File::create(name).unwrap();
+                                flock(&f);
+                                f
+                            })
+                            .collect();
+                        drop(files);
+                    }
+                });
+            }
+            let missed = (0..3000)
+                .filter(|_| !super::holds_lock(std::process::id(), meta.dev(), meta.ino()))
+                .count();
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(missed, 0, "reads of /proc/locks that missed a held lock");
+        });
+        drop(held);
+    }
+
     #[test]
     fn this_process_is_alive_and_pid_zero_is_not_a_process() {
         assert!(super::alive(std::process::id()));
