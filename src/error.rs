@@ -203,7 +203,9 @@ impl fmt::Display for Position {
     }
 }
 
-fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+/// The start of the character byte `i` of `text` is in (`str::floor_char_boundary`
+/// is newer than the crate's minimum Rust).
+pub(crate) fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     while i > 0 && !text.is_char_boundary(i) {
         i -= 1;
     }

@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod extra_body;
 pub mod fanout;
 pub mod fingerprint;
+mod frame;
 pub mod globs;
 pub mod graph;
 mod hidden_url;

@@ -1,8 +1,6 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
-//! the line (a window of a long one, control characters made visible, the
-//! secret parts of a URL hidden) and
-//! a caret under the span (laid out as a terminal shows the line: a CJK
-//! character two columns, a combining one none, a tab a tab); the refusal of a file that is not UTF-8; the
+//! the line (the secret parts of a URL hidden) and carets under the span,
+//! laid out in terminal columns ([`frame`](super::frame)); the refusal of a file that is not UTF-8; the
 //! whole refusal of a file toml or serde could not read (a duplicate key
 //! named, the closest key to an unknown one, a value of the wrong type in
 //! the pipeline's terms: [`wrong_type`](super::wrong_type)); and the
@@ -10,10 +8,8 @@
 
 use std::ops::Range;
 
-use unicode_width::UnicodeWidthChar;
-
 use super::advice::{Advice, Trouble};
-use crate::error::{Error, Position, Result};
+use crate::error::{floor_char_boundary, Error, Position, Result};
 
 /// The text of a pipeline file, or a refusal at the first byte that is not
 /// UTF-8 (with its line and column, as for any other mistake in the file;
@@ -53,35 +49,31 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// `file:line:col: message`, then the line and a caret under the span.
+    /// `file:line:col: message`, then the line and carets under the span
+    /// (under its first line, if it has more): see [`frame`](super::frame).
+    /// `col` counts characters from 1, as rustc and most editors do, not
+    /// the terminal columns the carets are laid out in.
     pub fn diagnostic(&self, span: Range<usize>, message: &str) -> String {
-        let pos = Position::of_offset(self.text, span.start);
-        let line_text = self.text.lines().nth(pos.line - 1).unwrap_or("");
-        let width = {
-            let end = span.end.min(self.text.len()).max(span.start);
-            let spanned = self.text.get(span.start..end).unwrap_or("");
-            let first_line = spanned.lines().next().unwrap_or("");
-            first_line.chars().count().max(1)
-        };
-        let gutter = pos.line.to_string().len();
-        // A hook's token never shows, whatever the error on its line.
-        let mut hidden = line_text.as_bytes().to_vec();
-        for r in super::hidden_url::line_secret_spans(line_text) {
-            hidden[r].fill(b'*');
+        let text = self.text;
+        let pos = Position::of_offset(text, span.start);
+        let at = floor_char_boundary(text, span.start.min(text.len()));
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let mut line_text = &text[line_start..line_end];
+        if line_end < text.len() {
+            // A `\r\n` ending is not part of the line.
+            line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
         }
-        // Every byte of a character replaced, or none: still UTF-8.
-        let line_text = String::from_utf8_lossy(&hidden);
-        // The file may hold anything (binary garbage, escape sequences):
-        // show control characters as one placeholder each, so the terminal
-        // is safe and the caret stays aligned.
-        let line_text = visible(&line_text, &['\t']);
+        let from = (at - line_start).min(line_text.len());
+        let to = span.end.clamp(at, line_end) - line_start;
+        // A hook's token never shows, whatever the error on its line.
+        let hidden = super::hidden_url::line_secret_spans(line_text);
+        let (line_text, under) = super::frame::frame(line_text, from..to, &hidden);
         let message = visible(message, &['\t', '\n']);
-        let (line_text, col, width) = window(&line_text, pos.col - 1, width);
-        let (space, carets) = under(&line_text, col, width);
         format!(
-            "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {space}{carets}",
+            "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {under}",
             file = self.display,
-            pad = " ".repeat(gutter),
+            pad = " ".repeat(pos.line.to_string().len()),
             line = pos.line,
         )
     }
@@ -119,52 +111,6 @@ impl Source<'_> {
             Position::of_offset(self.text, span.start)
         )
     }
-}
-
-/// The part of a long line shown under a message: at most [`SHOWN`]
-/// characters around column `col` (0-based), cut ends marked `…`; and the
-/// caret's column and width in it. A minified or binary line can be
-/// megabytes long.
-fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
-    const SHOWN: usize = 120;
-    let chars: Vec<char> = line.chars().collect();
-    if chars.len() <= SHOWN {
-        return (line.to_string(), col, width);
-    }
-    let col = col.min(chars.len());
-    let start = col.saturating_sub(SHOWN / 3);
-    let end = (start + SHOWN).min(chars.len());
-    let mut shown: String = chars[start..end].iter().collect();
-    let mut caret = col - start;
-    if start > 0 {
-        shown.insert(0, '…');
-        caret += 1;
-    }
-    if end < chars.len() {
-        shown.push('…');
-    }
-    (shown, caret, width.min(end.saturating_sub(col)).max(1))
-}
-
-/// What goes under `line` to point at its characters `col..col + width`:
-/// the space before them as the terminal lays out the line (a tab where
-/// it has a tab, two spaces under a CJK character, none under a combining
-/// one), and a caret for each column they take.
-fn under(line: &str, col: usize, width: usize) -> (String, String) {
-    let mut space = String::new();
-    let mut columns = 0;
-    for (i, c) in line.chars().enumerate().take(col + width) {
-        let w = c.width().unwrap_or(0);
-        if i < col {
-            match c {
-                '\t' => space.push('\t'),
-                _ => space.extend(std::iter::repeat_n(' ', w)),
-            }
-        } else {
-            columns += if c == '\t' { 1 } else { w };
-        }
-    }
-    (space, "^".repeat(columns.max(1)))
 }
 
 /// `text` with every control character but those in `keep` shown as `�`.

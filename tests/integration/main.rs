@@ -11,6 +11,7 @@ mod check_secrets;
 mod checks;
 mod ci;
 mod clean_touch_status;
+mod code_frame;
 mod connections;
 mod disk_full;
 mod edit;

@@ -1575,7 +1575,8 @@ fn an_unknown_task_name_lists_a_fanout_once_not_its_instances() {
 
 /// The caret under a line of the pipeline file stands under the span as a
 /// terminal lays the line out: two columns under each CJK character
-/// before it and in it, a tab under a tab. (It counted characters: two
+/// before it and in it, a tab as spaces to the next multiple of four
+/// columns (see code_frame.rs). (It counted characters: two
 /// columns short of `bogus` after `計画`, four carets under `"計画"`, and
 /// a space under a tab, seven columns short.)
 #[test]
@@ -1603,7 +1604,7 @@ fn the_caret_stands_under_wide_characters_and_tabs() {
     let run = p.run(&["build"]);
     run.code(2);
     assert!(
-        run.stderr.contains("4 | \tbogus = 1\n  | \t^^^^^\n"),
+        run.stderr.contains("4 |     bogus = 1\n  |     ^^^^^\n"),
         "{}",
         run.stderr
     );
