@@ -46,7 +46,11 @@ where
     }
     let mut cuts = vec![0];
     for k in 1..count {
-        let from = k * text.len() / count;
+        // On a character: the text may be anything but ASCII.
+        let mut from = k * text.len() / count;
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
         let Some(found) = text[from..].find("\n[tasks.") else {
             break;
         };

@@ -551,3 +551,21 @@ command = "echo ok > ok.txt"
         assert_eq!(p.read("ok.txt"), "ok\n");
     }
 }
+
+/// A pipeline file big enough to be parsed in pieces, whose cut points
+/// fall inside multi-byte characters, is read. (Looking for where to cut
+/// from the middle of a `計` panicked: "byte index is not a char
+/// boundary".)
+#[test]
+fn a_big_pipeline_of_wide_characters_is_read() {
+    for pad in 0..3 {
+        let text = format!(
+            "{}[tasks.a]\noutputs = [\"a\"]\ncommand = \"echo a > a\"\n# {}\n[tasks.b]\noutputs = [\"b\"]\ncommand = \"echo b > b\"\n",
+            "#\n".repeat(pad),
+            "計".repeat(70_000),
+        );
+        let p = Project::new(&text);
+        p.build().ok();
+        assert!(p.exists("a") && p.exists("b"));
+    }
+}
