@@ -18,7 +18,7 @@ use crate::exec::jobserver::Jobserver;
 use crate::exec::llm::limits::Wait;
 use crate::exec::observer::{Both, Notice, Observer, Progress, TaskEnd};
 use crate::exec::scheduler::Slots;
-use crate::exec::Interrupt;
+use crate::exec::{BuildReport, Interrupt};
 use crate::model::{Advice, Lists, Task, Trouble};
 use crate::observe::Recorder;
 use crate::plan::Session;
@@ -253,10 +253,13 @@ fn build_located(
         }
     }
     if let Some(recorder) = recorder {
-        match recorder.finish(session, result.as_ref()) {
-            Ok(warnings) => {
-                for warning in warnings {
+        match recorder.finish(session, result.as_ref(), &interrupt) {
+            Ok(delivered) => {
+                for warning in delivered.warnings {
                     printer.warn(&warning);
+                }
+                if delivered.cut {
+                    return Err(cut_short(result, session, printer));
                 }
             }
             // The build's own error came first (on a full disk, the file
@@ -274,6 +277,20 @@ fn build_located(
         .map_err(|e| no_space(e, session))?
         .into_result()
         .map_err(|e| in_run(e, session))
+}
+
+/// The error of a build whose wait for its hooks a signal cut short:
+/// interrupted (exit 130), the build's own error printed first, as it
+/// would have been (a task that failed, a full disk).
+fn cut_short(result: Result<BuildReport>, session: &Session, printer: &mut Printer) -> Error {
+    let own = match result {
+        Ok(report) => report.into_result().err().map(|e| in_run(e, session)),
+        Err(e) => Some(no_space(e, session)),
+    };
+    if let Some(e) = own.filter(|e| !matches!(e, Error::Interrupted)) {
+        printer.error(&e);
+    }
+    Error::Interrupted
 }
 
 /// A failed build's error names its run directory when it is not the

@@ -422,7 +422,10 @@ impl Watch<'_> {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner());
         printer.end();
-        for warning in recorder.finish(session, result.as_ref())? {
+        // A signal that ended the wait for the hooks is the watch's too:
+        // it stops before it waits for changes.
+        let delivered = recorder.finish(session, result.as_ref(), &self.interrupt)?;
+        for warning in delivered.warnings {
             printer.warn(&warning);
         }
         Ok((result?, started.count()))

@@ -13,11 +13,18 @@
 //! ([`Interrupt::unless_requested`]), and the build stops before it takes
 //! the lock, before its plan and before it announces its tasks.
 //!
+//! A second signal while stopping kills planexe with the default action,
+//! as the user asks, but one: while planexe waits for its hooks at a
+//! build's end ([`Interrupt::catch_next`]), the first signal to come is
+//! caught instead, so that the wait ends at once and the hook commands it
+//! started are stopped with it, not left running; a signal after that one
+//! kills as before.
+//!
 //! The signal handlers are installed once per process ([`Interrupt::signals`]),
 //! however many builds it runs; an [`Interrupt::new`] flag is set by its
 //! owner alone (a server cancelling one build, a test).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// Set once a SIGINT, SIGTERM or SIGHUP arrived (or its owner asked to
@@ -25,28 +32,56 @@ use std::sync::{Arc, OnceLock};
 #[derive(Debug, Clone)]
 pub struct Interrupt {
     flag: Arc<AtomicBool>,
+    /// How many times a stop was asked (signals, requests): a wait tells
+    /// one asked while it lasts from one asked before.
+    asked: Arc<AtomicUsize>,
+    /// Whether this is the process's signal flag ([`Interrupt::signals`]).
+    signals: bool,
 }
+
+/// No signal is spared the default action.
+const NONE_SPARED: usize = usize::MAX;
+
+/// The count of signals at which a [`Catching`] began: the signal that
+/// finds this count is caught even while stopping ([`NONE_SPARED`] when
+/// no wait catches one).
+static SPARED: AtomicUsize = AtomicUsize::new(NONE_SPARED);
 
 impl Interrupt {
     /// The process's signal flag, its handlers installed on first use. A
     /// second signal while stopping restores the default action, so a user
     /// can always kill planexe with a second Ctrl-C.
     pub fn signals() -> Interrupt {
-        static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-        let flag = FLAG.get_or_init(|| {
+        type Shared = (Arc<AtomicBool>, Arc<AtomicUsize>);
+        static FLAG: OnceLock<Shared> = OnceLock::new();
+        let (flag, asked) = FLAG.get_or_init(|| {
             let flag = Arc::new(AtomicBool::new(false));
+            let asked = Arc::new(AtomicUsize::new(0));
             for signal in STOPPING {
                 if KEPT_IGNORED.contains(&signal) && ignored(signal) {
                     continue;
                 }
+                let (flag, asked) = (Arc::clone(&flag), Arc::clone(&asked));
+                // Atomics alone, and the default action emulated as
+                // signal_hook's own `register_conditional_default` does it:
+                // all async-signal-safe.
+                let action = move || {
+                    let before = asked.fetch_add(1, Ordering::SeqCst);
+                    let stopping = flag.swap(true, Ordering::SeqCst);
+                    if stopping && SPARED.load(Ordering::SeqCst) != before {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    }
+                };
+                // SAFETY: the action is async-signal-safe (above).
                 // Registration only fails for forbidden signals; these are not.
-                let _ = signal_hook::flag::register_conditional_default(signal, Arc::clone(&flag));
-                let _ = signal_hook::flag::register(signal, Arc::clone(&flag));
+                let _ = unsafe { signal_hook::low_level::register(signal, action) };
             }
-            flag
+            (flag, asked)
         });
         Interrupt {
             flag: Arc::clone(flag),
+            asked: Arc::clone(asked),
+            signals: true,
         }
     }
 
@@ -55,12 +90,30 @@ impl Interrupt {
     pub fn new() -> Interrupt {
         Interrupt {
             flag: Arc::new(AtomicBool::new(false)),
+            asked: Arc::new(AtomicUsize::new(0)),
+            signals: false,
         }
     }
 
     /// Asks whoever polls this flag to stop.
     pub fn request(&self) {
+        self.asked.fetch_add(1, Ordering::SeqCst);
         self.flag.store(true, Ordering::SeqCst);
+    }
+
+    /// Begins a wait that the next stop asked cuts short, even when the
+    /// process is already stopping: the next signal is caught, not fatal
+    /// ([`Catching::caught`] says it came), so the waiter can stop what it
+    /// started before planexe exits. One signal more kills as before.
+    pub fn catch_next(&self) -> Catching<'_> {
+        let from = self.asked.load(Ordering::SeqCst);
+        if self.signals {
+            SPARED.store(from, Ordering::SeqCst);
+        }
+        Catching {
+            interrupt: self,
+            from,
+        }
     }
 
     pub fn requested(&self) -> bool {
@@ -82,6 +135,30 @@ impl Interrupt {
             return None;
         }
         Started::start(work).wait(self)
+    }
+}
+
+/// A wait cut short by the next stop asked ([`Interrupt::catch_next`]);
+/// dropped, a second signal kills again.
+#[derive(Debug)]
+pub struct Catching<'a> {
+    interrupt: &'a Interrupt,
+    /// How many stops were asked when the wait began.
+    from: usize,
+}
+
+impl Catching<'_> {
+    /// Whether a stop was asked since the wait began.
+    pub fn caught(&self) -> bool {
+        self.interrupt.asked.load(Ordering::SeqCst) != self.from
+    }
+}
+
+impl Drop for Catching<'_> {
+    fn drop(&mut self) {
+        if self.interrupt.signals {
+            SPARED.store(NONE_SPARED, Ordering::SeqCst);
+        }
     }
 }
 
@@ -217,5 +294,16 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
         // Requested before: the work does not even start.
         assert_eq!(interrupt.unless_requested(|| 7), None);
+    }
+
+    #[test]
+    fn a_wait_catches_only_a_stop_asked_while_it_lasts() {
+        let interrupt = Interrupt::new();
+        interrupt.request();
+        // Asked before the wait: not the wait's.
+        let catching = interrupt.catch_next();
+        assert!(!catching.caught());
+        interrupt.request();
+        assert!(catching.caught());
     }
 }

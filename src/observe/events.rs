@@ -10,10 +10,17 @@
 //! (`pipeline.completed`, `.failed`, `.stopped`), the one a chat channel or
 //! a dashboard shows, is never queued behind the others: at the end of a
 //! build planexe waits [`DRAIN`] for the events still queued, gives up on
-//! those left (but one on its way), and sends the last event to each hook
-//! on a thread of its own, waiting for it [`LAST`] at most. Then it stops
-//! a command hook still running and sends nothing more (a watch lives on:
-//! late events would mix with the next build's).
+//! those left, and sends the last event to each hook on a thread of its
+//! own, waiting for it [`LAST`] at most. It is still the last a hook gets:
+//! each hook has one lane, held by whoever delivers to it, so the last
+//! event goes to a hook only once the event on its way there as the build
+//! ended (a request sent, a command running) is over, answered or failed,
+//! and nothing starts on the lane after it. Then planexe stops a command
+//! hook still running and sends nothing more (a watch lives on: late
+//! events would mix with the next build's). A signal while it waits (a
+//! second Ctrl-C, after the one that stopped the build, or a first after
+//! a build that completed) ends the wait at once: the command hooks are
+//! stopped and reaped, and the caller exits 130.
 //! A webhook URL is never printed whole: messages show its scheme and host.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hook_command::{self, Running};
 use super::webhook::{self, Tries};
+use crate::exec::Interrupt;
 use crate::model::pipeline::HookDef;
 use crate::store::files;
 use crate::store::RunDir;
@@ -127,6 +135,16 @@ enum Target {
     Command(String),
 }
 
+impl Target {
+    /// The hook as a message names it: a URL's scheme and host only.
+    fn shown(&self) -> String {
+        match self {
+            Target::Url { url, .. } => format!("webhook {}", webhook::redact_url(url)),
+            Target::Command(_) => "hook command".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Hook {
     target: Target,
@@ -164,6 +182,9 @@ pub struct Events {
 /// The hooks, and what their deliveries leave.
 struct Shared {
     hooks: Vec<Hook>,
+    /// One per hook, held by whoever delivers to it (the worker, the
+    /// sender of the last event): one delivery at a time, in order.
+    lanes: Vec<Mutex<()>>,
     agent: ureq::Agent,
     /// Where command hooks run.
     cwd: PathBuf,
@@ -232,6 +253,7 @@ impl Events {
         }
         let some = !hooks.is_empty();
         let shared = Arc::new(Shared {
+            lanes: hooks.iter().map(|_| Mutex::new(())).collect(),
             hooks,
             agent: webhook::agent(),
             cwd: run_dir.root().to_path_buf(),
@@ -302,40 +324,59 @@ impl Events {
 
     /// Waits [`DRAIN`] at most for the events queued, gives up on those
     /// left, and sends the last event, waiting [`LAST`] at most; then stops
-    /// what still runs. Returns warnings for the user (failed or dropped
-    /// deliveries).
-    pub fn finish(mut self) -> Vec<String> {
+    /// what still runs. A stop `interrupt` is asked meanwhile (a signal)
+    /// ends the wait at once. Says what went wrong (failed or dropped
+    /// deliveries) and whether the wait was cut short so.
+    pub fn finish(mut self, interrupt: &Interrupt) -> Delivered {
+        let catching = interrupt.catch_next();
         drop(self.queue.take());
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(worker) = &self.worker {
             let drained = Instant::now() + DRAIN;
-            while !worker.is_finished() && Instant::now() < drained {
+            while !worker.is_finished() && Instant::now() < drained && !catching.caught() {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        // Those still queued are given up on (but one on its way), so the
-        // last is not held behind them, nor sent before them by the worker.
-        self.shared.ended.store(true, Ordering::Relaxed);
+        // Those still queued are given up on, so the last is not held
+        // behind them; one on its way holds its hook's lane until it is
+        // over, and the last waits for it there.
+        self.shared.ended.store(true, Ordering::SeqCst);
         // A moment beyond `LAST`: the first attempt has a whole timeout.
         let deadline = Instant::now() + LAST + Duration::from_millis(100);
-        let senders = last.map(|last| send_last(&self.shared, last, deadline));
-        let senders = senders.unwrap_or_default();
+        let wanted = last
+            .as_ref()
+            .is_some_and(|l| self.shared.hooks.iter().any(|h| h.wants(&l.event)));
+        let senders = match last.filter(|_| !catching.caught()) {
+            Some(last) => send_last(&self.shared, last, deadline),
+            None => Vec::new(),
+        };
         // A sender's last attempt ends by the deadline; a moment more for
         // it to say how.
         let waited = deadline + Duration::from_millis(400);
-        while senders.iter().any(|s| !s.is_finished()) && Instant::now() < waited {
+        while senders.iter().any(|s| !s.is_finished())
+            && Instant::now() < waited
+            && !catching.caught()
+        {
             std::thread::sleep(Duration::from_millis(10));
         }
+        let cut = catching.caught();
         // What the hooks did until now is what is said: a command stopped
         // next was not delivered (its delivery would then tell of a
         // SIGKILL, in a race with this).
-        let last_left = senders.iter().any(|s| !s.is_finished());
+        let last_left = senders.iter().any(|s| !s.is_finished()) || (wanted && senders.is_empty());
         let handled = self.shared.handled.load(Ordering::Relaxed);
         let mut warnings = (self.shared.failures.lock())
             .map(|f| f.clone())
             .unwrap_or_default();
         // A command hook still running would outlive the build.
         self.shared.commands.stop_all();
+        if cut {
+            // Reaped before planexe exits: a moment, they were killed.
+            self.shared
+                .commands
+                .reaped(Instant::now() + Duration::from_secs(1));
+        }
+        drop(catching);
         if let Some(worker) = self.worker.take().filter(|w| w.is_finished()) {
             let _ = worker.join();
         }
@@ -347,15 +388,29 @@ impl Events {
         }
         let left =
             self.queued.load(Ordering::Relaxed).saturating_sub(handled) + usize::from(last_left);
-        if left > 0 {
+        if cut {
+            warnings.push(format!(
+                "{left} event(s) were not delivered to hooks: interrupted while planexe waited for them; the hook commands still running were stopped"
+            ));
+        } else if left > 0 {
             warnings.push(format!(
                 "{left} event(s) were not delivered to hooks: the build ended while a hook was still being tried (a slow or unreachable endpoint; as a build ends, planexe waits {}s for the events still queued, then gives them up and sends its last event, waiting {}s at most)",
                 DRAIN.as_secs(),
                 LAST.as_secs()
             ));
         }
-        warnings
+        Delivered { warnings, cut }
     }
+}
+
+/// How the hooks' deliveries ended ([`Events::finish`]).
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// For the user: failed or dropped deliveries.
+    pub warnings: Vec<String>,
+    /// A signal ended the wait for the hooks: the process is to exit as
+    /// interrupted.
+    pub cut: bool,
 }
 
 /// Delivers the queued events, in order, until the build ends.
@@ -363,13 +418,20 @@ fn deliver_all(rx: Receiver<Event>, shared: &Shared) {
     // Given up on once the build ended: the last event is not to wait
     // for them, and a watch, which lives on, would send them late, among
     // the next build's, after a warning that said they were not delivered.
-    let give_up = || shared.ended.load(Ordering::Relaxed) || shared.commands.stopped();
+    let give_up = || shared.ended.load(Ordering::SeqCst) || shared.commands.stopped();
     let tries = Tries {
         deadline: None,
         give_up: &give_up,
     };
     for event in rx {
-        for hook in shared.hooks.iter().filter(|h| h.wants(&event.event)) {
+        for (hook, lane) in shared.hooks.iter().zip(&shared.lanes) {
+            if !hook.wants(&event.event) {
+                continue;
+            }
+            // Looked at with the lane held: once the build ended, the
+            // sender of the last event may hold it, or have held it, and
+            // nothing may follow the last event on it.
+            let _lane = lane.lock().unwrap_or_else(|p| p.into_inner());
             if give_up() {
                 return;
             }
@@ -386,7 +448,8 @@ fn deliver_all(rx: Receiver<Event>, shared: &Shared) {
 }
 
 /// Sends `last` to each hook that wants it, each on a thread of its own
-/// (a dead endpoint does not hold another's), by `deadline`.
+/// (a dead endpoint does not hold another's), by `deadline`: on the hook's
+/// lane, once the event on its way there is over.
 fn send_last(shared: &Arc<Shared>, last: Event, deadline: Instant) -> Vec<JoinHandle<()>> {
     let last = Arc::new(last);
     (0..shared.hooks.len())
@@ -396,6 +459,13 @@ fn send_last(shared: &Arc<Shared>, last: Event, deadline: Instant) -> Vec<JoinHa
             let last = Arc::clone(&last);
             let sent = move || {
                 let give_up = || shared.commands.stopped();
+                let Some(_lane) = lane(&shared.lanes[h], deadline, &give_up) else {
+                    shared.failed(format!(
+                        "{}: the build's last event was not sent: the event before it was still being delivered when planexe stopped waiting",
+                        shared.hooks[h].target.shown()
+                    ));
+                    return;
+                };
                 let tries = Tries {
                     deadline: Some(deadline),
                     give_up: &give_up,
@@ -408,6 +478,26 @@ fn send_last(shared: &Arc<Shared>, last: Event, deadline: Instant) -> Vec<JoinHa
             thread.spawn(sent).ok()
         })
         .collect()
+}
+
+/// `lane`, held, once free; `None` when it is not by `deadline`, or when
+/// `give_up` says so first.
+fn lane<'a>(
+    lane: &'a Mutex<()>,
+    deadline: Instant,
+    give_up: &dyn Fn() -> bool,
+) -> Option<std::sync::MutexGuard<'a, ()>> {
+    loop {
+        match lane.try_lock() {
+            Ok(held) => return Some(held),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        if give_up() || Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// What a webhook in `format` is sent of `event`.

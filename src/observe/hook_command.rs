@@ -4,8 +4,8 @@
 //! everything it started (its group), as a task's command is: a hook never
 //! leaves a process running after the build that ran it. What a command
 //! puts in the background and leaves running when it exits by itself is
-//! its own. Two may run at once: a build's last event is sent to a command
-//! hook beside the task event it may still be running for.
+//! its own. A hook runs for one event at a time (its lane, `events.rs`):
+//! the build's last event waits for the one it still runs for.
 
 use std::io::Write;
 use std::path::Path;
@@ -26,6 +26,8 @@ struct State {
     /// The process groups of the commands running now (their shells'
     /// pids).
     groups: Vec<i32>,
+    /// The commands started and not yet reaped (killed ones included).
+    live: usize,
 }
 
 impl Running {
@@ -48,6 +50,22 @@ impl Running {
             kill_group(group);
         }
     }
+
+    /// Waits until every command started is reaped, or `until`: after
+    /// [`Running::stop_all`], so that a process that exits next leaves
+    /// none of its hooks behind, not even as a zombie. `true` when none
+    /// is left.
+    pub(super) fn reaped(&self, until: Instant) -> bool {
+        loop {
+            if self.state().live == 0 {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// Runs `command` with `json` on its stdin, in `cwd`, for at most
@@ -66,8 +84,22 @@ pub(super) fn run(
         }
         let child = spawn(command, cwd).map_err(|e| format!("hook command: {e}"))?;
         state.groups.extend(i32::try_from(child.id()).ok());
+        state.live += 1;
         child
     };
+    let ran = watch(&mut child, json, timeout, running);
+    running.state().live -= 1;
+    ran
+}
+
+/// Feeds `json` to `child` and waits for it (for at most `timeout`), then
+/// reaps it.
+fn watch(
+    child: &mut Child,
+    json: &str,
+    timeout: Duration,
+    running: &Running,
+) -> Result<(), String> {
     let group = i32::try_from(child.id()).ok();
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its stdin may exit first.

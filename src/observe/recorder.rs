@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::events::{Event, Events};
+use super::events::{Delivered, Event, Events};
 use super::status::{IdleLines, Known};
 use super::summary;
 use super::trace::{Args, Category, Trace};
 use crate::error::{Error, Result};
 use crate::exec::observer::{BuildView, Notice, Observer, TaskEnd};
-use crate::exec::{BuildReport, Ended};
+use crate::exec::{BuildReport, Ended, Interrupt};
 use crate::model::pipeline::HookDef;
 use crate::model::{Action, Task, TaskId};
 use crate::plan::{Checker, Plan, Reason, Session};
@@ -228,22 +228,27 @@ impl Recorder {
     /// Ends the record of the build that `outcome` describes, if
     /// [`Observer::ended`] did not, then delivers its last event to the
     /// hooks (for a few seconds at most, the run directory no longer the
-    /// build's own). Returns the warnings to show: quality warnings of the
-    /// tasks this build ran, failed deliveries.
+    /// build's own), unless `interrupt` is asked meanwhile. Returns the
+    /// warnings to show (quality warnings of the tasks this build ran,
+    /// failed deliveries) and whether a signal cut the wait short.
     pub fn finish(
         self,
         session: &Session,
         outcome: std::result::Result<&BuildReport, &Error>,
-    ) -> Result<Vec<String>> {
+        interrupt: &Interrupt,
+    ) -> Result<Delivered> {
         self.end(session, outcome);
         let closing = self.closing.into_inner().unwrap_or_else(|p| p.into_inner());
         let t = crate::phases::phase("trace and events: finish");
         drop(self.trace);
-        let delivered = self.events.finish();
+        let delivered = self.events.finish(interrupt);
         drop(t);
         let mut warnings = closing.unwrap_or_else(|| Ok(Vec::new()))?;
-        warnings.extend(delivered);
-        Ok(warnings)
+        warnings.extend(delivered.warnings);
+        Ok(Delivered {
+            warnings,
+            cut: delivered.cut,
+        })
     }
 
     /// Writes `summary.json` for the run as `session` holds it; its

@@ -2,6 +2,7 @@
 //! chat channel or a dashboard shows, is never lost behind the others to a
 //! slow endpoint, and the wait for it is bounded.
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -182,5 +183,116 @@ fn a_retry_after_is_waited_for_within_bounds_and_a_longer_one_said() {
         assert_eq!(server.requests().len(), 1, "{event}");
         assert!(started.elapsed() < Duration::from_secs(4), "{event}");
         assert!(!run.stderr.contains("SECRETTOKEN"), "{}", run.stderr);
+    }
+}
+
+/// A command hook that logs `start EVENT` as it is given an event and
+/// `end EVENT` once done with it, taking a moment over each task event
+/// (a slow hook) and none over the build's last.
+const LOGGING_HOOK: &str = r#"[[hooks]]
+command = '''
+e=$(cat | sed 's/^{"event":"\([^"]*\)".*/\1/')
+echo "start $e" >> hook.log
+case $e in pipeline.*) ;; *) sleep 0.3 ;; esac
+echo "end $e" >> hook.log
+'''
+"#;
+
+/// The build's last event could be sent to a hook while the worker was
+/// still delivering a task event to it (a command hook ran both at once;
+/// a task event's POST could start just after the last one's): now each
+/// hook has one lane, and the last event goes down it once the event on
+/// its way there is over, so a hook is given one event at a time, in
+/// order, the last one last. The hook here is slow, so the worker is
+/// still busy with a task event as the build ends.
+#[test]
+fn a_hook_gets_the_last_event_after_the_one_on_its_way() {
+    for _ in 0..3 {
+        let mut text = LOGGING_HOOK.to_string();
+        for t in ["a", "b", "c", "d"] {
+            text.push_str(&format!(
+                "[tasks.{t}]\noutputs = [\"{t}.txt\"]\ncommand = \"echo {t} > {t}.txt\"\n"
+            ));
+        }
+        let p = Project::new(&text);
+        let run = p.build();
+        run.ok();
+        let log = p.read("hook.log");
+        let lines: Vec<&str> = log.lines().collect();
+        // Never two at once: each start is followed by its own end.
+        for pair in lines.chunks(2) {
+            let [start, end] = pair else {
+                panic!("an event started and not ended: {log}\n{}", run.stderr);
+            };
+            let event = start.strip_prefix("start ").unwrap_or_default();
+            assert_eq!(*end, format!("end {event}"), "{log}\n{}", run.stderr);
+        }
+        assert_eq!(lines.last(), Some(&"end pipeline.completed"), "{log}");
+        assert_eq!(log.matches("pipeline.completed").count(), 2, "{log}");
+    }
+}
+
+/// A hook command that writes its pid (and that of a process it started)
+/// and then runs for minutes, for `event`.
+fn lingering_hook(event: &str) -> String {
+    format!(
+        "[[hooks]]\nevents = [\"{event}\"]\ncommand = '''\nsleep 300 &\necho $! > child.pid\necho $$ > hook.tmp && mv hook.tmp hook.pid\nwait\n'''\n"
+    )
+}
+
+/// Sends SIGINT to `child`.
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: sending a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+/// A second Ctrl-C while planexe waited for its hooks at the end of a
+/// build killed planexe outright, and the hook command it had started
+/// went on running, an orphan. Now a signal during that wait ends it at
+/// once: the hook commands are stopped (with what they started), the
+/// warning says the events were not delivered, and planexe exits 130. A
+/// Ctrl-C that comes during the wait of a build that completed ends it the
+/// same way, and so the build is said to be interrupted.
+#[test]
+fn a_ctrl_c_while_planexe_waits_for_its_hooks_stops_them_and_exits_130() {
+    for stopped in [true, false] {
+        let (event, task) = match stopped {
+            true => ("pipeline.stopped", "touch started; sleep 300"),
+            false => ("pipeline.completed", "touch started"),
+        };
+        let p = Project::new(&format!(
+            "{}[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"{task}; echo a > a.txt\"\n",
+            lingering_hook(event)
+        ));
+        let child = p
+            .command(&["build"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if stopped {
+            wait_for("the task to start", || p.exists("started"));
+            interrupt(&child);
+        }
+        wait_for("the hook to start", || p.exists("hook.pid"));
+        interrupt(&child);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{event}: {out:?}");
+        for pid in ["hook.pid", "child.pid"] {
+            let pid = p.read(pid);
+            assert!(ended(pid.trim()), "{event}: {pid} outlived planexe");
+        }
+        assert!(
+            stderr.contains(
+                "warning: 1 event(s) were not delivered to hooks: interrupted while planexe waited for them"
+            ),
+            "{event}: {stderr}"
+        );
+        let events = p.jsonl(".planexe/events.jsonl");
+        assert_eq!(events.last().unwrap()["event"], event);
     }
 }

@@ -410,7 +410,9 @@ fn a_build_records_its_end_before_it_lets_go_of_the_lock() {
     let trace = std::fs::read_to_string(root.join(".planexe/trace.json")).unwrap();
     assert!(trace.contains(r#""name":"plan""#), "{trace}");
     // Nothing more is written then: the hooks are told, if any.
-    recorder.finish(&session, report.as_ref()).unwrap();
+    recorder
+        .finish(&session, report.as_ref(), &Interrupt::new())
+        .unwrap();
     let after = std::fs::read_to_string(root.join(".planexe/events.jsonl")).unwrap();
     assert_eq!(after, events);
     assert!(matches!(report.unwrap().ended, Ended::Failed { .. }));
