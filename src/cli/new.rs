@@ -39,7 +39,14 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         (Some(f), _) | (None, Some(f)) => (cwd.join(f), f.display().to_string()),
         (None, None) => (cwd.join("pipeline.toml"), "pipeline.toml".to_string()),
     };
-    let session = new_run::create(&run_dir, &shown_dir, &plan, pipeline, Advice::COMMAND_LINE)?;
+    let session = new_run::create(
+        &run_dir,
+        &shown_dir,
+        &plan,
+        &[],
+        pipeline,
+        Advice::COMMAND_LINE,
+    )?;
 
     let pipeline_shown = session.pipeline.path.display().to_string();
     if !new_run::reads_plan(&session) {

@@ -12,6 +12,13 @@
 //! was made, for which pipeline and plan. What its maker should know (a
 //! replay model that will miss, where a run exists already) is said in the
 //! words of the door it came in by ([`Advice`]).
+//!
+//! Besides the plan, a new run may be seeded with files its maker gives
+//! ([`Seed`]: a source file such as `notes.md` that no task writes), at a
+//! path [`seed_path`] has normalized and kept inside the run directory.
+//! They are written (each atomically, folders made as needed) before the
+//! pipeline's inputs are checked; one that is also a task's output is
+//! refused, and a refusal removes every file and folder the run made.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,10 +32,54 @@ use crate::plan::Session;
 use crate::store::origin::Origin;
 use crate::store::rundir::{holds_run, STATE_DIR};
 use crate::store::untrusted::printable;
-use crate::store::wrong_kind;
+use crate::store::{files, wrong_kind};
 
 /// The file every run's tasks take their plan from, in the run directory.
 pub const PLAN: &str = "plan.txt";
+
+/// A file a new run is seeded with besides its plan.
+pub struct Seed {
+    /// Relative to the run directory, as [`seed_path`] normalized it.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// `path` as a file of a new run: relative, `/`-separated, with no empty
+/// or `.` parts; or why it cannot be one (outside the run directory, in
+/// its `.planexe/`, or the plan).
+pub fn seed_path(path: &str) -> std::result::Result<String, String> {
+    if path.contains('\0') {
+        return Err("it holds a NUL byte".into());
+    }
+    if path.contains('\\') {
+        return Err("it holds `\\`; separate folders with `/`".into());
+    }
+    if path.starts_with('/') {
+        return Err("it is an absolute path; files are named relative to the run directory".into());
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("it holds `..`; files stay inside the run directory".into()),
+            _ => parts.push(part),
+        }
+    }
+    if path.ends_with('/') {
+        return Err("it ends with `/`, so it names a folder, not a file".into());
+    }
+    if parts.is_empty() {
+        return Err("it names the run directory itself, not a file in it".into());
+    }
+    if parts[0] == STATE_DIR {
+        return Err(format!("it is inside {STATE_DIR}/, which is planexe's own"));
+    }
+    let path = parts.join("/");
+    if path == PLAN {
+        return Err(format!("{PLAN} is the plan; give it as the plan"));
+    }
+    Ok(path)
+}
 
 /// Makes the run directory `run_dir` (shown in messages as `shown`) with
 /// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
@@ -40,6 +91,7 @@ pub fn create(
     run_dir: &Path,
     shown: &str,
     plan: &[u8],
+    seeds: &[Seed],
     pipeline: (PathBuf, String),
     advice: Advice,
 ) -> Result<Session> {
@@ -49,23 +101,29 @@ pub fn create(
     // directory) once it exists, and undone if that fails.
     Pipeline::load_with(&file, file_shown.clone(), &advice)?;
 
-    let made = make_dirs(run_dir)?;
+    let mut made = make_dirs(run_dir)?;
     let plan_path = run_dir.join(PLAN);
-    let opened = write_new(&plan_path, plan).and_then(|()| {
-        let location = Location {
-            run_dir: run_dir.to_path_buf(),
-            file: Some((file, file_shown)),
-            env_file: None,
-            named_dir: true,
-            // A refusal undoes the run: no hint sends its user into it.
-            advice: advice.making_run(),
-        };
-        Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)
-    });
+    let mut written = vec![plan_path.clone()];
+    let opened = write_new(&plan_path, plan)
+        .and_then(|()| write_seeds(run_dir, seeds, &mut written, &mut made))
+        .and_then(|()| {
+            let location = Location {
+                run_dir: run_dir.to_path_buf(),
+                file: Some((file, file_shown)),
+                env_file: None,
+                named_dir: true,
+                // A refusal undoes the run: no hint sends its user into it.
+                advice: advice.making_run(),
+            };
+            let session =
+                Session::open(location.locate()?, &ModelChoice::default(), Lists::Present)?;
+            check_not_outputs(&session, seeds)?;
+            Ok(session)
+        });
     let session = match opened {
         Ok(session) => session,
         Err(e) => {
-            undo(&plan_path, &made);
+            undo(&written, &made);
             return Err(e);
         }
     };
@@ -239,6 +297,44 @@ fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(missing)
 }
 
+/// Writes each of `seeds` into `run_dir` atomically, making its folders;
+/// adds what it writes to `written` and the folders it makes to `made`.
+fn write_seeds(
+    run_dir: &Path,
+    seeds: &[Seed],
+    written: &mut Vec<PathBuf>,
+    made: &mut Vec<PathBuf>,
+) -> Result<()> {
+    for seed in seeds {
+        let path = run_dir.join(&seed.path);
+        if let Some(parent) = path.parent() {
+            made.extend(make_dirs(parent)?);
+        }
+        written.push(path.clone());
+        files::write_atomic(&path, &seed.bytes)?;
+    }
+    Ok(())
+}
+
+/// Refuses a seed that is also a task's output: the task would overwrite
+/// it, and a build would take it for the task's work.
+fn check_not_outputs(session: &Session, seeds: &[Seed]) -> Result<()> {
+    for seed in seeds {
+        if let Some(task) = session
+            .graph
+            .tasks()
+            .find(|t| t.outputs.iter().any(|o| o.path == seed.path))
+        {
+            return Err(Error::usage(format!(
+                "cannot seed the run with {}: task `{}` writes it (it is one of its outputs)",
+                seed.path, task.name
+            ))
+            .hint("give only source files, the inputs no task writes; leave this one out and the build makes it"));
+        }
+    }
+    Ok(())
+}
+
 /// Writes a file that must not exist yet.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = fs_err::OpenOptions::new()
@@ -249,10 +345,12 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Removes what a refused run made: the plan, then the folders it made
-/// (innermost first, only while empty).
-fn undo(plan: &Path, made: &[PathBuf]) {
-    let _ = std::fs::remove_file(plan);
+/// Removes what a refused run made: the files it wrote (the plan, its
+/// seeds), then the folders it made (innermost first, only while empty).
+fn undo(written: &[PathBuf], made: &[PathBuf]) {
+    for file in written {
+        let _ = std::fs::remove_file(file);
+    }
     for dir in made.iter().rev() {
         let _ = std::fs::remove_dir(dir);
     }

@@ -136,10 +136,10 @@ fn advise(trouble: &Trouble<'_>) -> String {
             new_run: true,
             ..
         } => format!(
-            "run_create seeds a run with plan.txt alone, and no task of this pipeline produces \
-             {path}: name in run_create's `pipeline` one whose tasks read only plan.txt and what \
-             its tasks write, or have the server's operator add a task with \
-             `outputs = [\"{path}\"]` to this one"
+            "no task of this pipeline produces {path}, so the run's maker gives it: call \
+             run_create again with its text in `files` (`\"files\": {{\"{path}\": \"...\"}}`, \
+             a path relative to the run's folder); or have the server's operator add a task \
+             with `outputs = [\"{path}\"]` to this pipeline"
         ),
         Trouble::SourceMissing { path, dir, .. } => format!(
             "create {path} in the run's folder ({dir}) with your own file access, then call the \

@@ -12,6 +12,7 @@ use super::builds::{START_WAIT, STOP_WAIT, WAIT_MAX_S};
 use super::limits::{PATH_MAX_BYTES, RUN_NAME_MAX_BYTES, TARGETS_MAX, TEXT_MAX_CHARS};
 use super::outputs::{DEFAULT_BYTES, MAX_BYTES, OFFSET_MAX};
 use super::runs::{IDEMPOTENT_FOR, MAX_PLAN_BYTES};
+use super::seeds::{FILES_MAX, FILES_MAX_TOTAL_BYTES, FILE_MAX_BYTES};
 
 /// One tool.
 pub struct Tool {
@@ -166,7 +167,9 @@ pub fn tools() -> Vec<Tool> {
             description: format!(
                 "Create a run: a new folder under the server's root seeded with plan.txt (as `planexe new`), \
                  for the pipeline file `pipeline` (relative to the root; default: the server's pipeline). \
-                 Idempotent: the same plan and pipeline within {idempotent_min} minutes of an earlier \
+                 A pipeline that reads source files besides plan.txt (inputs no task writes, such as notes.md) \
+                 gets them from `files`, written into the run before its inputs are checked. \
+                 Idempotent: the same plan, files and pipeline within {idempotent_min} minutes of an earlier \
                  run_create return that run (created: false) instead of making another. Then call build."
             ),
             input: input(
@@ -177,6 +180,14 @@ pub fn tools() -> Vec<Tool> {
                                  "description": "The pipeline file, relative to the server's root and not inside a run (default: the server's)."},
                     "name": {"type": "string", "maxLength": RUN_NAME_MAX_BYTES,
                              "description": "The run's folder name (default: made from the time and the plan's first words)."},
+                    "files": {"type": "object", "maxProperties": FILES_MAX,
+                              "propertyNames": {"minLength": 1, "maxLength": PATH_MAX_BYTES},
+                              "additionalProperties": {"type": "string", "maxLength": FILE_MAX_BYTES},
+                              "description": format!("Source files to write into the run besides plan.txt: each key a path \
+                                              relative to the run's folder (`notes.md`, `data/items.json`; folders are made; \
+                                              no `..`, no absolute path, nothing in .planexe/, not plan.txt, not a task's \
+                                              output), each value its UTF-8 text, written as given. At most {FILES_MAX} files, \
+                                              {FILE_MAX_BYTES} bytes each, {FILES_MAX_TOTAL_BYTES} bytes in all.")},
                 }),
                 &["plan"],
             ),
@@ -479,11 +490,14 @@ pub fn tools() -> Vec<Tool> {
                             "text_max_chars": {"type": "integer", "description": "A task, target or model name."},
                             "targets_max": {"type": "integer", "description": "Targets of a build, tasks of a clean."},
                             "status_tasks_max": {"type": "integer", "description": "Task lines a status lists."},
+                            "files_max": {"type": "integer", "description": "Files of a run_create."},
+                            "file_max_bytes": {"type": "integer", "description": "One file of a run_create."},
+                            "files_max_total_bytes": {"type": "integer", "description": "All files of a run_create together."},
                         },
                         "required": ["wait_max_s", "build_start_wait_s", "stop_wait_s", "read_output_default_bytes",
                                      "read_output_max_bytes", "plan_max_bytes", "run_create_idempotent_s",
                                      "run_name_max_bytes", "path_max_bytes", "text_max_chars", "targets_max",
-                                     "status_tasks_max"],
+                                     "status_tasks_max", "files_max", "file_max_bytes", "files_max_total_bytes"],
                     },
                 },
                 "required": ["name", "version", "root", "protocol_version", "capabilities", "tools", "limits"],

@@ -5,7 +5,8 @@
 //! input schemas (`catalog`), in `server_info`'s `limits`, and here, where
 //! the server checks it itself before anything else reads the arguments
 //! (a client may ignore schemas, and a schema error about a megabyte value
-//! or a list of a million would be as large). Too many targets would
+//! or a list of a million would be as large; `run_create`'s `files` are
+//! bounded by `seeds`, at the same time). Too many targets would
 //! otherwise reach the build's command line, which the system refuses.
 //!
 //! No error echoes a client's value whole: [`quoted`] keeps at most

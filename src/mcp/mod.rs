@@ -40,6 +40,7 @@ mod limits;
 mod outputs;
 mod pipelines;
 mod runs;
+mod seeds;
 mod tools;
 mod wire;
 

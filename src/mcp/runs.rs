@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::advice::ADVICE;
 use crate::error::{Error, Result};
-use crate::exec::new_run::{self, PLAN};
+use crate::exec::new_run::{self, Seed, PLAN};
 use crate::model::Lists;
 use crate::observe::status::run_state;
 use crate::plan::session::{Location, ModelChoice};
@@ -203,6 +203,7 @@ impl Root {
     pub fn create(
         &self,
         plan: &str,
+        seeds: &[Seed],
         pipeline: (PathBuf, String),
         name: Option<&str>,
     ) -> Result<Created> {
@@ -222,7 +223,7 @@ impl Root {
         let mut recent: Vec<(String, Origin)> = candidates
             .into_iter()
             .filter_map(|n| {
-                let origin = self.recent_origin(&n, &recorded, &plan)?;
+                let origin = self.recent_origin(&n, &recorded, &plan, seeds)?;
                 Some((n, origin))
             })
             .collect();
@@ -239,7 +240,7 @@ impl Root {
             None => self.fresh_name(&String::from_utf8_lossy(&plan)),
         };
         let run_dir = self.dir.join(&name);
-        let session = new_run::create(&run_dir, &name, &plan, pipeline, ADVICE)?;
+        let session = new_run::create(&run_dir, &name, &plan, seeds, pipeline, ADVICE)?;
         let warnings = creation_warnings(&session, &session.pipeline.display, &name);
         let created_at = Origin::load(&session.run_dir)
             .map(|o| o.created_at)
@@ -294,25 +295,22 @@ impl Root {
 
     /// The origin of run `name` when it was made less than
     /// [`IDEMPOTENT_FOR`] ago for `pipeline` and its `plan.txt` still holds
-    /// `plan`.
-    fn recent_origin(&self, name: &str, pipeline: &str, plan: &[u8]) -> Option<Origin> {
+    /// `plan`, and each of `seeds` its file.
+    fn recent_origin(
+        &self,
+        name: &str,
+        pipeline: &str,
+        plan: &[u8],
+        seeds: &[Seed],
+    ) -> Option<Origin> {
         let run_dir = RunDir::open(&self.run(name).ok()?).ok()?;
         let origin = Origin::load(&run_dir)?;
         let age = crate::clock::since(&origin.created_at)?;
         if age >= IDEMPOTENT_FOR || origin.pipeline != pipeline {
             return None;
         }
-        // Not through a link, and not more than the plan's size.
-        use std::io::Read;
-        let file = files::open_read(&run_dir.path(PLAN)).ok()?;
-        if file.metadata().ok()?.len() != plan.len() as u64 {
-            return None;
-        }
-        let mut now_plan = Vec::with_capacity(plan.len());
-        file.take(plan.len() as u64)
-            .read_to_end(&mut now_plan)
-            .ok()?;
-        (now_plan == plan).then_some(origin)
+        let holds = |path: &str, bytes: &[u8]| holds(&run_dir.path(path), bytes);
+        (holds(PLAN, plan) && seeds.iter().all(|s| holds(&s.path, &s.bytes))).then_some(origin)
     }
 
     /// What [`Root::create`] says of a run an earlier call made.
@@ -470,6 +468,20 @@ fn plan_bytes(plan: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether the file at `path` holds `bytes`: read not through a link, and
+/// not more than their size.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(file) = files::open_read(path) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return false;
+    }
+    let mut now = Vec::with_capacity(bytes.len());
+    file.take(bytes.len() as u64).read_to_end(&mut now).is_ok() && now == bytes
+}
+
 /// The first line of a run's plan, at most 120 characters.
 fn plan_line(run_dir: &RunDir) -> Option<String> {
     use std::io::Read;
@@ -553,6 +565,7 @@ mod tests {
             &run,
             "r",
             b"a shed\n",
+            &[],
             (pipeline, "pipeline.toml".into()),
             ADVICE,
         )

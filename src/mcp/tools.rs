@@ -75,7 +75,16 @@ pub fn call(
         ));
     };
     let bounded = match &arguments {
-        Value::Object(map) => limits::check(&name, map),
+        Value::Object(map) => limits::check(&name, map).and_then(|()| match map.get("files") {
+            Some(Value::Object(files)) if name == "run_create" => {
+                let files: Vec<(&str, &str)> = files
+                    .iter()
+                    .filter_map(|(path, text)| Some((path.as_str(), text.as_str()?)))
+                    .collect();
+                super::seeds::check_sizes(&files)
+            }
+            _ => Ok(()),
+        }),
         _ => Ok(()),
     };
     // What an error says is cut to size with what was sent, which `run`
@@ -212,6 +221,8 @@ struct Create {
     plan: String,
     pipeline: Option<String>,
     name: Option<String>,
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -334,8 +345,11 @@ fn create(server: &Server, a: Create) -> Result<Value> {
         Some(rel) => super::pipelines::named(&server.root, rel)?,
         None => server.config.pipeline.clone(),
     };
+    let seeds = super::seeds::check(&a.files)?;
     let _one_at_a_time = super::lock(&server.creating);
-    let created = server.root.create(&a.plan, pipeline, a.name.as_deref())?;
+    let created = server
+        .root
+        .create(&a.plan, &seeds, pipeline, a.name.as_deref())?;
     Ok(json!({
         "run": created.name,
         "created": created.made,
@@ -576,6 +590,9 @@ fn server_info(server: &Server) -> Value {
             "targets_max": limits::TARGETS_MAX,
             "status_tasks_max": answers::STATUS_TASKS_MAX,
             "run_create_idempotent_s": super::runs::IDEMPOTENT_FOR.as_secs(),
+            "files_max": super::seeds::FILES_MAX,
+            "file_max_bytes": super::seeds::FILE_MAX_BYTES,
+            "files_max_total_bytes": super::seeds::FILES_MAX_TOTAL_BYTES,
         },
     })
 }

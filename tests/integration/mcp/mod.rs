@@ -3,7 +3,9 @@
 //! answered with the server still serving, tool errors for bad arguments
 //! and for every way out of the root; batches, [`batches`]; cancellation,
 //! [`cancel`]; bounds on arguments and errors that quote them short,
-//! [`bounds`]; the pipeline a build is given, never one inside a run,
+//! [`bounds`]; the source files `run_create` seeds a run with, and each
+//! path and size it refuses, [`files`]; the pipeline a build is given,
+//! never one inside a run,
 //! [`pipelines`]) and the life of a run ([`life`]:
 //! create (idempotent), build against the loopback model server, wait,
 //! status, outputs, a failure and its `recoverable`, the fix and the
@@ -25,6 +27,7 @@ mod bounds;
 mod build_log;
 mod cancel;
 mod crashed;
+mod files;
 mod foreign;
 mod hints;
 mod large;

@@ -158,7 +158,7 @@ command = "cat plan.txt context.txt > out.txt"
     );
     assert!(!message.contains("create context.txt in"), "{message}");
     assert!(
-        message.contains("run_create seeds a run with plan.txt alone"),
+        message.contains("call run_create again with its text in `files`"),
         "{message}"
     );
     assert!(c.close().success());

@@ -1,0 +1,150 @@
+//! `run_create`'s `files`: a pipeline that reads a source file besides
+//! plan.txt gets it from the client, written into the new run; and every
+//! path or size it refuses, with nothing left behind.
+
+use serde_json::json;
+
+use super::Client;
+use crate::harness::*;
+
+/// Reads plan.txt and two source files, one in a folder.
+const READS_NOTES: &str = r#"
+[tasks.join]
+inputs = ["plan.txt", "notes.md", "data/items.json"]
+outputs = ["out.txt"]
+command = "cat plan.txt notes.md data/items.json > out.txt"
+"#;
+
+#[test]
+fn a_pipeline_reading_notes_builds_with_the_files_given() {
+    let p = Project::new(READS_NOTES);
+    let mut c = Client::start(&p, &[]);
+    let files = json!({"notes.md": "# notes\nbe brief\n", "./data//items.json": "[1, 2]"});
+    let made = c.ok(
+        "run_create",
+        json!({"plan": "a shed", "name": "r", "files": files}),
+    );
+    assert_eq!(made["created"], true, "{made}");
+    assert_eq!(p.read("r/notes.md"), "# notes\nbe brief\n");
+    // Normalized, its folder made, written as given (no newline added).
+    assert_eq!(p.read("r/data/items.json"), "[1, 2]");
+    // The same call again is the same run; other files make another.
+    let again = c.ok(
+        "run_create",
+        json!({"plan": "a shed", "files": {"notes.md": "# notes\nbe brief\n", "data/items.json": "[1, 2]"}}),
+    );
+    assert_eq!(again["created"], false, "{again}");
+    assert_eq!(again["run"], "r", "{again}");
+    let other = c.ok(
+        "run_create",
+        json!({"plan": "a shed", "files": {"notes.md": "other\n", "data/items.json": "[]"}}),
+    );
+    assert_eq!(other["created"], true, "{other}");
+    c.ok("build", json!({"run": "r"}));
+    let status = c.ok("wait", json!({"run": "r", "timeout_s": 30}));
+    assert_eq!(status["state"], "completed", "{status}");
+    assert_eq!(
+        c.ok("read_output", json!({"run": "r", "path": "out.txt"}))["text"],
+        "a shed\n# notes\nbe brief\n[1, 2]"
+    );
+    assert!(c.close().success());
+}
+
+#[test]
+fn each_bad_file_is_refused_saying_which_and_why_with_nothing_made() {
+    let p = Project::new(READS_NOTES);
+    let mut c = Client::start(&p, &[]);
+    let ok = json!("[]");
+    let refused = |c: &mut Client, files: serde_json::Value, says: &[&str]| {
+        let message = c.err(
+            "run_create",
+            json!({"plan": "a shed", "name": "r", "files": files}),
+        );
+        for s in says {
+            assert!(message.contains(s), "{s:?} not in: {message}");
+        }
+        assert!(
+            message.contains("hint:") || message.contains("hint"),
+            "{message}"
+        );
+        assert!(!p.exists("r"), "a refusal left the run folder: {message}");
+    };
+    refused(
+        &mut c,
+        json!({"../escape.md": "x", "notes.md": "n"}),
+        &["`../escape.md`", "holds `..`"],
+    );
+    refused(
+        &mut c,
+        json!({"/tmp/abs.md": "x", "notes.md": "n"}),
+        &["`/tmp/abs.md`", "absolute path"],
+    );
+    refused(
+        &mut c,
+        json!({".planexe/pipeline": "/etc/passwd", "notes.md": "n"}),
+        &["`.planexe/pipeline`", "inside .planexe/"],
+    );
+    refused(
+        &mut c,
+        json!({"plan.txt": "another plan", "notes.md": "n"}),
+        &["`plan.txt`", "give it as the plan"],
+    );
+    refused(
+        &mut c,
+        json!({"notes.md": "n", "./notes.md": "m", "data/items.json": ok}),
+        &["names the same file"],
+    );
+    // A task's output: written, then found out and undone whole.
+    refused(
+        &mut c,
+        json!({"notes.md": "n", "data/items.json": ok, "out.txt": "fake"}),
+        &["out.txt", "task `join` writes it", "leave this one out"],
+    );
+    // Sizes, with the bound said.
+    let big = "x".repeat((1 << 20) + 1);
+    refused(
+        &mut c,
+        json!({"notes.md": big, "data/items.json": ok}),
+        &["`notes.md`", "a file is at most 1048576 bytes"],
+    );
+    let mb = "x".repeat(1 << 20);
+    let many: serde_json::Map<String, serde_json::Value> =
+        (0..5).map(|i| (format!("f{i}.md"), json!(mb))).collect();
+    refused(
+        &mut c,
+        json!(many),
+        &["run_create takes at most 4194304 bytes"],
+    );
+    // A source left out: the hint names `files`.
+    refused(
+        &mut c,
+        json!({"notes.md": "n"}),
+        &["data/items.json", "in `files`"],
+    );
+    // The limits are told.
+    let info = c.ok("server_info", json!({}));
+    assert_eq!(info["limits"]["file_max_bytes"], 1 << 20, "{info}");
+    assert_eq!(info["limits"]["files_max_total_bytes"], 4 << 20, "{info}");
+    assert!(c.close().success());
+}
+
+/// A run folder given by its maker, empty, is kept when a refusal undoes
+/// what the run wrote into it.
+#[test]
+fn a_refusal_in_an_empty_folder_keeps_the_folder_and_removes_the_files() {
+    let p = Project::new(READS_NOTES);
+    std::fs::create_dir(p.path("r")).unwrap();
+    let mut c = Client::start(&p, &[]);
+    let message = c.err(
+        "run_create",
+        json!({"plan": "a shed", "name": "r", "files": {"deep/er/out.txt": "x", "notes.md": "n"}}),
+    );
+    assert!(message.contains("data/items.json"), "{message}");
+    assert!(p.exists("r"));
+    assert_eq!(
+        std::fs::read_dir(p.path("r")).unwrap().count(),
+        0,
+        "{message}"
+    );
+    assert!(c.close().success());
+}
