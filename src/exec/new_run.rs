@@ -82,9 +82,11 @@ pub fn seed_path(path: &str) -> std::result::Result<String, String> {
 }
 
 /// Makes the run directory `run_dir` (shown in messages as `shown`) with
-/// `plan` as its `plan.txt`, for the pipeline file `pipeline` (its path and
-/// how messages show it), and returns the session of the new run. The plan
-/// is taken as it is: checking it is the caller's. `advice` says what to do
+/// `plan` as its `plan.txt` and each of `seeds` (paths [`seed_path`]
+/// normalized) written beside it, for the pipeline file `pipeline` (its
+/// path and how messages show it), and returns the session of the new
+/// run. The plan and the seeds' sizes are taken as they are: checking them
+/// is the caller's; a seed that is a task's output is refused here. `advice` says what to do
 /// about a pipeline file that cannot be used, or a run directory that is
 /// taken, in the caller's terms; the session keeps it.
 pub fn create(
