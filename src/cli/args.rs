@@ -490,6 +490,13 @@ pub struct NewArgs {
 
     #[command(flatten)]
     pub plan: PlanSource,
+
+    /// Source files the pipeline reads besides plan.txt (inputs no task
+    /// writes), copied into RUN_DIR at the same relative paths: `--input
+    /// notes/budget.md data/*.csv` makes RUN_DIR/notes/budget.md and the
+    /// CSV files in RUN_DIR/data/. Repeatable
+    #[arg(long = "input", value_name = "PATH", num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
 }
 
 /// Where a new run's plan.txt comes from: exactly one of the two.

@@ -1,10 +1,13 @@
-//! `planexe new RUN_DIR (--plan TEXT | --plan-file FILE) [-f PIPELINE]`:
-//! one more run of a pipeline. Makes a fresh run directory, seeds it with
-//! `plan.txt` and records the pipeline file there, so that a plain
-//! `planexe build -C RUN_DIR` builds it.
+//! `planexe new RUN_DIR (--plan TEXT | --plan-file FILE) [--input PATH]...
+//! [-f PIPELINE]`: one more run of a pipeline. Makes a fresh run
+//! directory, seeds it with `plan.txt` and the `--input` files and records
+//! the pipeline file there, so that a plain `planexe build -C RUN_DIR`
+//! builds it.
 //!
-//! The checks of the plan (not empty, UTF-8 text) are here; making the
-//! run, and every check of the directory and the pipeline, is
+//! The checks of the plan (not empty, UTF-8 text) and of the `--input`
+//! files (relative paths inside the current folder, regular files) are
+//! here; making the run, and every check of the directory and the
+//! pipeline (and that no input is a task's output), is
 //! [`new_run::create`]'s.
 
 use std::path::Path;
@@ -13,7 +16,7 @@ use super::args::{Cli, NewArgs};
 use super::printer::Printer;
 use super::Context;
 use crate::error::{Error, Result};
-use crate::exec::new_run::{self, PLAN};
+use crate::exec::new_run::{self, Seed, PLAN};
 use crate::model::limits::{self, ReadError};
 use crate::model::Advice;
 use crate::store::wrong_kind;
@@ -32,6 +35,7 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
     let shown_dir = args.run_dir.display().to_string();
     let run_dir = cwd.join(&args.run_dir);
     let plan = plan_text(args, &cwd)?;
+    let seeds = input_files(&args.inputs, &cwd)?;
 
     // The pipeline: -f, else $PLANEXE_PIPELINE, else ./pipeline.toml (the
     // order a build in a fresh run directory follows, from here).
@@ -43,7 +47,7 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         &run_dir,
         &shown_dir,
         &plan,
-        &[],
+        &seeds,
         pipeline,
         Advice::COMMAND_LINE,
     )?;
@@ -53,6 +57,13 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
         printer.warn(&format!(
             "no task of {pipeline_shown} reads {PLAN}; a run's tasks take their plan from \
              {PLAN} in the run directory (inputs = [\"{PLAN}\"])"
+        ));
+    }
+    for seed in seeds.iter().filter(|s| !new_run::reads(&session, &s.path)) {
+        printer.warn(&format!(
+            "no task of {pipeline_shown} reads {} (copied into the run with --input); a task \
+             reads a file it names in its inputs",
+            seed.path
         ));
     }
     let quoted = shlex::try_quote(&shown_dir).map_or_else(|_| shown_dir.clone(), |q| q.into());
@@ -106,23 +117,61 @@ fn plan_text(args: &NewArgs, cwd: &Path) -> Result<Vec<u8>> {
     Ok(text.into_bytes())
 }
 
-fn read_plan_file(path: &Path, shown: &Path) -> Result<String> {
-    let shown = shown.display();
+fn read_plan_file(path: &Path, given: &Path) -> Result<String> {
+    let shown = given.display();
     let refuse = |why: String| {
         Error::usage(format!("cannot use {shown} as the plan: {why}"))
             .hint("pass --plan-file FILE naming a text file, or --plan TEXT")
     };
+    let bytes = read_regular(path, given, &refuse)?;
+    let text = String::from_utf8(bytes).map_err(|_| refuse("it is not UTF-8 text".into()))?;
+    if text.contains('\0') {
+        return Err(refuse("it holds NUL bytes, not text".into()));
+    }
+    Ok(text)
+}
+
+/// The files `--input` names, read: each a relative path inside the
+/// current folder `cwd`, the same path in the new run. A path given twice
+/// is copied once.
+fn input_files(given: &[std::path::PathBuf], cwd: &Path) -> Result<Vec<Seed>> {
+    let mut seeds: Vec<Seed> = Vec::new();
+    for file in given {
+        let shown = file.display().to_string();
+        let refuse = |why: String| {
+            Error::usage(format!("cannot copy {shown} into the new run: {why}")).hint(
+                "--input takes a file by its path from the current folder, inside it \
+                 (`notes/budget.md`), and copies it to the same path in the run directory; \
+                 the plan is --plan or --plan-file",
+            )
+        };
+        let path = file
+            .to_str()
+            .ok_or_else(|| refuse("the path is not UTF-8 text".into()))?;
+        let path = new_run::seed_path(path).map_err(refuse)?;
+        if seeds.iter().any(|s| s.path == path) {
+            continue;
+        }
+        let source = cwd.join(&path);
+        if source.is_dir() {
+            return Err(refuse(
+                "it is a folder; give its files (`--input notes/*.md`)".into(),
+            ));
+        }
+        let bytes = read_regular(&source, Path::new(&path), &refuse)?;
+        seeds.push(Seed { path, bytes });
+    }
+    Ok(seeds)
+}
+
+/// The bytes of the regular file `path`, spelled `shown` (at most
+/// [`limits::MAX_FILE_BYTES`]), or `refuse` saying why it cannot be read.
+fn read_regular(path: &Path, shown: &Path, refuse: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(refuse("it does not exist".into()))
         }
-        Err(e) => {
-            return Err(refuse(wrong_kind::why(
-                path,
-                Path::new(&shown.to_string()),
-                &e,
-            )))
-        }
+        Err(e) => return Err(refuse(wrong_kind::why(path, shown, &e))),
         Ok(meta) if !meta.is_file() => {
             let kind = if meta.is_dir() {
                 "a folder"
@@ -133,10 +182,5 @@ fn read_plan_file(path: &Path, shown: &Path) -> Result<String> {
         }
         Ok(_) => {}
     }
-    let bytes = limits::read_bounded(path).map_err(|e: ReadError| refuse(e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|_| refuse("it is not UTF-8 text".into()))?;
-    if text.contains('\0') {
-        return Err(refuse("it holds NUL bytes, not text".into()));
-    }
-    Ok(text)
+    limits::read_bounded(path).map_err(|e: ReadError| refuse(e.to_string()))
 }

@@ -136,10 +136,18 @@ pub fn create(
 
 /// Whether some task of the run's pipeline reads `plan.txt`.
 pub fn reads_plan(session: &Session) -> bool {
-    session
-        .graph
+    reads(session, PLAN)
+}
+
+/// Whether some task of the run's pipeline reads `path` (relative to the
+/// run directory): as an input (a glob's match included), or as the list
+/// of a `foreach` fan-out.
+pub fn reads(session: &Session, path: &str) -> bool {
+    let graph = &session.graph;
+    graph
         .tasks()
-        .any(|t| t.inputs.iter().any(|i| i.path == PLAN))
+        .any(|t| t.inputs.iter().any(|i| i.path == path))
+        || graph.lists().any(|(_, list)| list == path)
 }
 
 /// One note per replay model (`provider = "replay"`) the tasks of the new

@@ -102,8 +102,9 @@ pub enum Trouble<'a> {
     FolderTaken { run: &'a str },
     /// A task reads `path`, which no task produces and the run directory
     /// `dir` (shown) does not hold. `new_run`: the run is being made
-    /// (`planexe new`, `run_create`), and seeded with `plan.txt` alone: no
-    /// folder is left to create the file in once the run is refused.
+    /// (`planexe new`, `run_create`), seeded with `plan.txt` and the files
+    /// its maker gave: no folder is left to create the file in once the
+    /// run is refused.
     SourceMissing {
         path: &'a str,
         dir: &'a str,
@@ -407,11 +408,11 @@ fn command_line(trouble: &Trouble<'_>) -> String {
         } => format!("create {path} in {dir}, or add a task with `outputs = [\"{path}\"]`"),
         Trouble::SourceMissing {
             path,
-            dir,
             new_run: true,
+            ..
         } => format!(
-            "a new run holds plan.txt alone: add a task with `outputs = [\"{path}\"]`, or make {dir} yourself with plan.txt and {path} in it and run `planexe build -C {}`",
-            quoted(dir)
+            "no task makes {path}, so the run's maker gives it: run `planexe new` again with `--input {}`, which copies it from the current folder into the run at the same path; or add a task with `outputs = [\"{path}\"]`",
+            quoted(path)
         ),
     }
 }

@@ -253,6 +253,114 @@ fn new_warns_when_no_task_reads_the_plan() {
     assert!(!run.ok().stderr.contains("warning"), "{}", run.stderr);
 }
 
+/// A pipeline that reads the plan, a note and the files of a folder no
+/// task writes, and goes through a `foreach` list no task writes.
+const WITH_SOURCES: &str = r#"
+[tasks.brief]
+inputs = ["plan.txt", "notes/budget.md", "data/*.csv"]
+outputs = ["brief.txt"]
+command = "cat {inputs} > brief.txt"
+
+[tasks.per]
+foreach = { file = "items.json" }
+outputs = ["per/{{ item }}.txt"]
+command = "echo {{ item }} > per/{{ item }}.txt"
+"#;
+
+#[test]
+fn new_with_inputs_copies_the_sources_a_pipeline_reads() {
+    let p = Project::new(WITH_SOURCES);
+    p.write("notes/budget.md", "200 euros\n");
+    p.write("data/a.csv", "a,1\n");
+    p.write("data/b.csv", "b,2\n");
+    p.write("items.json", r#"["x", "y"]"#);
+    // Without them the run is refused, undone, and told of --input.
+    p.run(&["new", "runs/a", "--plan", "A shed."])
+        .code(2)
+        .stderr_has("input `notes/budget.md` of task `brief` does not exist")
+        .stderr_has("again with `--input notes/budget.md`");
+    assert!(!p.exists("runs"));
+    let made = p.run(&[
+        "new",
+        "runs/a",
+        "--plan",
+        "A shed.",
+        "--input",
+        "notes/budget.md",
+        "--input",
+        "./data/a.csv",
+        "data/b.csv",
+        "items.json",
+        "--input",
+        "notes/budget.md",
+    ]);
+    made.ok();
+    assert!(!made.stderr.contains("warning"), "{}", made.stderr);
+    assert_eq!(p.read("runs/a/notes/budget.md"), "200 euros\n");
+    assert_eq!(p.read("runs/a/data/b.csv"), "b,2\n");
+    // The files are the run's own: an edit here does not reach it.
+    p.write("notes/budget.md", "changed\n");
+    p.run(&["build", "-C", "runs/a"])
+        .ok()
+        .ran(&["brief", "per[0]", "per[1]"]);
+    assert_eq!(p.read("runs/a/brief.txt"), "A shed.\n200 euros\na,1\nb,2\n");
+    assert_eq!(p.read("runs/a/per/y.txt"), "y\n");
+}
+
+#[test]
+fn new_refuses_an_input_it_cannot_copy_and_makes_nothing() {
+    let p = Project::new(WITH_SOURCES);
+    p.write("notes/budget.md", "200 euros\n");
+    p.write("items.json", "[]");
+    p.write("brief.txt", "a task's output\n");
+    let base = [
+        "new",
+        "runs/a",
+        "--plan",
+        "x",
+        "--input",
+        "notes/budget.md",
+        "--input",
+        "items.json",
+    ];
+    for (input, says) in [
+        (
+            "nope.md",
+            "cannot copy nope.md into the new run: it does not exist",
+        ),
+        (
+            "notes",
+            "cannot copy notes into the new run: it is a folder",
+        ),
+        (
+            "../outside.md",
+            "holds `..`; files stay inside the run directory",
+        ),
+        (
+            "/etc/hostname",
+            "cannot copy /etc/hostname into the new run",
+        ),
+        (".planexe/x", "inside .planexe/"),
+        ("plan.txt", "plan.txt is the plan"),
+        ("brief.txt", "task `brief` writes it"),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(["--input", input]).collect();
+        p.run(&args).code(2).stderr_has(says).stderr_has("hint:");
+        assert!(!p.exists("runs"), "{input}");
+    }
+}
+
+#[test]
+fn new_warns_of_an_input_no_task_reads() {
+    let p = Project::new(UPPER);
+    p.write("notes.md", "n\n");
+    p.run(&["new", "runs/a", "--plan", "x", "--input", "notes.md"])
+        .ok()
+        .stderr_has("warning: no task of")
+        .stderr_has("reads notes.md (copied into the run with --input)");
+    assert_eq!(p.read("runs/a/notes.md"), "n\n");
+}
+
 const INIT_FILES: [&str; 4] = [
     "pipeline.toml",
     "prompts/summary.md",

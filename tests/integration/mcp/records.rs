@@ -137,8 +137,9 @@ fn a_failed_tasks_reason_does_not_repeat_its_error() {
 }
 
 /// A pipeline that reads a file no task writes cannot make a run through
-/// run_create, which seeds plan.txt alone: the hint does not send the
-/// client into the folder the refusal undid.
+/// run_create without it: the hint does not send the client into the
+/// folder the refusal undid, but to `files` (`--input` on the command
+/// line).
 #[test]
 fn run_create_refused_for_a_missing_input_says_what_can_be_done() {
     let p = Project::new(
@@ -162,9 +163,9 @@ command = "cat plan.txt context.txt > out.txt"
         "{message}"
     );
     assert!(c.close().success());
-    // The command line says how to make the folder by hand.
+    // The command line's words: `--input`.
     p.run(&["new", "--plan", "a shed", "r"])
         .code(2)
-        .stderr_has("a new run holds plan.txt alone")
-        .stderr_has("and run `planexe build -C ");
+        .stderr_has("run `planexe new` again with `--input context.txt`");
+    assert!(!p.exists("r"));
 }
