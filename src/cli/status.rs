@@ -25,6 +25,7 @@ use crate::plan::Session;
 use crate::store::record::{with_error_id, with_kind, AttemptRecord, JudgeVerdict};
 use crate::store::run_record::{BuildOutcome, LastBuild, RunRecord};
 use crate::store::untrusted::{printable, printable_lines};
+use crate::store::RunDir;
 
 pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) -> Result<()> {
     let stall_after = duration(&args.stall_after, "--stall-after")?;
@@ -62,17 +63,25 @@ pub fn status(cli: &Cli, ctx: &Context, args: &StatusArgs, printer: &Printer) ->
             }
         }
     }
-    // Never freed: the process exits next, and freeing ten thousand records
-    // one by one costs more than reading them.
-    let session: &Session = Box::leak(Box::new(super::read(cli, ctx, printer, check)?));
-    let _t = crate::phases::phase("status: check every task");
-    match status::query(
-        session,
-        args.task.as_deref(),
-        check,
-        stall_after,
-        ctx.env_model(),
-    )? {
+    let mut once = || {
+        // Never freed: the process exits next, and freeing ten thousand
+        // records one by one costs more than reading them.
+        let session: &Session = Box::leak(Box::new(super::read(cli, ctx, printer, check)?));
+        let _t = crate::phases::phase("status: check every task");
+        status::query(
+            session,
+            args.task.as_deref(),
+            check,
+            stall_after,
+            ctx.env_model(),
+        )
+    };
+    let answer = match RunDir::open(&location.run_dir) {
+        Ok(run_dir) => status::settled(&run_dir, &mut once)?,
+        // The read says what is wrong with it.
+        Err(_) => once()?,
+    };
+    match answer {
         Answer::Run(report) => show(ctx, *report, &door, args, printer),
         Answer::Task(detail) => {
             if args.json {

@@ -263,3 +263,52 @@ fn a_task_that_has_run_never_reads_as_never_built_while_its_build_records_it() {
     p.write("go", "");
     assert!(build.wait().status.success());
 }
+
+/// A `status` whose read a build's end falls into: the records it read
+/// hold the tasks in flight then, and by the time it asks whether the
+/// build runs, it has ended. Those tasks read as `stopped`, beside a
+/// completed build, though nothing was stopped. Each build here ends with
+/// all its tasks at once, while `status` reads the run again and again; no
+/// read may say a task stopped. (Before the fix: 3 builds in 20 did.)
+#[test]
+fn a_build_that_ends_while_status_reads_the_run_stopped_nothing() {
+    const TASKS: usize = 8;
+    let pipeline: String = (0..TASKS)
+        .map(|i| {
+            format!(
+                "[tasks.t{i}]\noutputs = [\"out/t{i}\"]\ncommand = \"sleep 0.2; echo {i} > out/t{i}\"\n"
+            )
+        })
+        .collect();
+    let p = Project::new(&pipeline);
+    let mut reads = 0;
+    for round in 0..30 {
+        if round > 0 {
+            p.run(&["clean", "--all", "-y"]).ok();
+        }
+        let mut build = Background(Some(p.spawn_quiet(&["build", "-j", "8"])));
+        loop {
+            let ended = build.0.as_mut().unwrap().try_wait().unwrap().is_some();
+            let run = p.run(&["status", "--full", "--json"]);
+            let status: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+            reads += 1;
+            let stopped: Vec<&str> = status["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["state"] == "stopped")
+                .map(|l| l["task"].as_str().unwrap())
+                .collect();
+            assert!(
+                stopped.is_empty(),
+                "no task was stopped, yet read {reads} (build {round}) says {stopped:?} \
+                 stopped, with the build {}",
+                status["state"]
+            );
+            if ended {
+                break;
+            }
+        }
+        assert!(build.wait().status.success());
+    }
+}

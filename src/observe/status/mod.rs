@@ -227,6 +227,25 @@ pub enum Answer {
     Task(Box<TaskDetail>),
 }
 
+/// `read` (a read of the status of the run at `run_dir`), done once more
+/// when the build that ran as it began has ended by the time it is over.
+/// The records such a read holds may show tasks in flight that the build
+/// ran then, while whether the build runs is asked after its end: those
+/// tasks would read as stopped. The second read finds them recorded.
+pub fn settled<T>(run_dir: &RunDir, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let runs = || {
+        LastBuild::now(run_dir, RunRecord::load(run_dir).as_ref())
+            .running()
+            .is_some()
+    };
+    let ran = runs();
+    let answer = read()?;
+    if ran && !runs() {
+        return read();
+    }
+    Ok(answer)
+}
+
 /// The run's status as `planexe status` answers it: from the status
 /// snapshot when [`Known::saved`] trusts it (never while the choice of
 /// `located`'s pipeline file has a warning to say), else with every task
@@ -238,7 +257,20 @@ pub fn of_run<S: std::borrow::Borrow<Session>>(
     mode: CheckMode,
     stall_after: Duration,
     env_model: Option<&str>,
-    read: impl FnOnce() -> Result<S>,
+    mut read: impl FnMut() -> Result<S>,
+) -> Result<StatusReport> {
+    settled(&located.run_dir, || {
+        of_run_once(located, mode, stall_after, env_model, &mut read)
+    })
+}
+
+/// [`of_run`], read once.
+fn of_run_once<S: std::borrow::Borrow<Session>>(
+    located: &Located,
+    mode: CheckMode,
+    stall_after: Duration,
+    env_model: Option<&str>,
+    read: &mut impl FnMut() -> Result<S>,
 ) -> Result<StatusReport> {
     let run = RunRecord::load(&located.run_dir);
     let saved = located
