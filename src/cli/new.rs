@@ -61,8 +61,8 @@ pub fn new(cli: &Cli, ctx: &Context, args: &NewArgs, printer: &Printer) -> Resul
     }
     for seed in seeds.iter().filter(|s| !new_run::reads(&session, &s.path)) {
         printer.warn(&format!(
-            "no task of {pipeline_shown} reads {} (copied into the run with --input); a task \
-             reads a file it names in its inputs",
+            "no task of {pipeline_shown} reads {} (copied into the run with --input): a task \
+             reads the files its inputs name",
             seed.path
         ));
     }

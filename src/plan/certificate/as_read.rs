@@ -8,12 +8,10 @@
 //! file must then still hold what resolution read ([`Graph::read_as`]). A
 //! folder is held to what resolution read of it whenever its stat moved:
 //! the build's own tasks writing into a folder a glob walks change its
-//! stat, not what the glob matches. A
-//! build
-//! runs for minutes or hours, and its user may edit the pipeline file
-//! meanwhile: the certificate it writes at its end must not take that
-//! edit for what the build ran (the next build would find nothing to do,
-//! the edit never seen). [`AsRead::changed`] says when one of them is no
+//! stat, not what the glob matches. A build runs for minutes or hours,
+//! and its user may edit the pipeline file meanwhile: the certificate it
+//! writes at its end must not take that edit for what the build ran (the
+//! next build would find nothing to do, the edit never seen). [`AsRead::changed`] says when one of them is no
 //! longer as it was read; the build then writes no certificate, and the
 //! next build checks every task, the edit with them.
 
