@@ -11,9 +11,10 @@
 //! stat, not what the glob matches. A build runs for minutes or hours,
 //! and its user may edit the pipeline file meanwhile: the certificate it
 //! writes at its end must not take that edit for what the build ran (the
-//! next build would find nothing to do, the edit never seen). [`AsRead::changed`] says when one of them is no
-//! longer as it was read; the build then writes no certificate, and the
-//! next build checks every task, the edit with them.
+//! next build would find nothing to do, the edit never seen).
+//! [`AsRead::changed`] says when one of them is no longer as it was read;
+//! the build then writes no certificate, and the next build checks every
+//! task, the edit with them.
 
 use std::collections::HashMap;
 use std::path::Path;
