@@ -77,15 +77,22 @@ pub struct Listed {
 }
 
 /// What the maker of the run `name` of `session` (its pipeline `shown` as
-/// the maker named it) should know, whether its call made the run or found
-/// it made by an earlier one: that no task reads its plan, and each replay
-/// model its tasks ask.
-fn creation_warnings(session: &Session, shown: &str, name: &str) -> Vec<String> {
+/// the maker named it), given `seeds`, should know, whether its call made
+/// the run or found it made by an earlier one: that no task reads its plan
+/// or one of the files, and each replay model its tasks ask.
+fn creation_warnings(session: &Session, shown: &str, name: &str, seeds: &[Seed]) -> Vec<String> {
     let mut warnings = Vec::new();
     if !new_run::reads_plan(session) {
         warnings.push(format!(
             "no task of {shown} reads {PLAN}; a run's tasks take their plan from {PLAN} in the run \
              directory (inputs = [\"{PLAN}\"])"
+        ));
+    }
+    for seed in seeds.iter().filter(|s| !new_run::reads(session, &s.path)) {
+        let path = &seed.path;
+        warnings.push(format!(
+            "no task of {shown} reads {path} (given in `files`): a task reads the files its \
+             inputs name"
         ));
     }
     // A replay model's answers were recorded for another plan: the first
@@ -230,7 +237,7 @@ impl Root {
         let time = |o: &Origin| o.created_at.parse::<jiff::Timestamp>().ok();
         recent.sort_by_key(|(_, o)| std::cmp::Reverse(time(o)));
         if let Some((found, origin)) = recent.into_iter().next() {
-            return Ok(self.found(found, origin));
+            return Ok(self.found(found, origin, seeds));
         }
         let name = match name {
             Some(name) => {
@@ -241,7 +248,7 @@ impl Root {
         };
         let run_dir = self.dir.join(&name);
         let session = new_run::create(&run_dir, &name, &plan, seeds, pipeline, ADVICE)?;
-        let warnings = creation_warnings(&session, &session.pipeline.display, &name);
+        let warnings = creation_warnings(&session, &session.pipeline.display, &name, seeds);
         let created_at = Origin::load(&session.run_dir)
             .map(|o| o.created_at)
             .unwrap_or_default();
@@ -313,8 +320,8 @@ impl Root {
         (holds(PLAN, plan) && seeds.iter().all(|s| holds(&s.path, &s.bytes))).then_some(origin)
     }
 
-    /// What [`Root::create`] says of a run an earlier call made.
-    fn found(&self, name: String, origin: Origin) -> Created {
+    /// What [`Root::create`] says of a run an earlier call made, given `seeds`.
+    fn found(&self, name: String, origin: Origin, seeds: &[Seed]) -> Created {
         let run_dir = self.dir.join(&name);
         let shown = Path::new(&origin.pipeline)
             .strip_prefix(&self.dir)
@@ -339,7 +346,7 @@ impl Root {
         // What the call that made it warned of holds still: said again.
         let warnings = session
             .as_ref()
-            .map(|s| creation_warnings(s, &shown, &name))
+            .map(|s| creation_warnings(s, &shown, &name, seeds))
             .unwrap_or_default();
         // Built since, its record says when it was created.
         let created_at = RunDir::open(&run_dir)

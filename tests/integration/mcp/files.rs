@@ -148,3 +148,28 @@ fn a_refusal_in_an_empty_folder_keeps_the_folder_and_removes_the_files() {
     );
     assert!(c.close().success());
 }
+
+/// A file no task reads is written all the same, and the call says so, as
+/// `planexe new --input` does; said again when the call is repeated.
+#[test]
+fn a_file_no_task_reads_is_warned_about() {
+    let p = Project::new(READS_NOTES);
+    let mut c = Client::start(&p, &[]);
+    let files = json!({"notes.md": "n\n", "data/items.json": "[]", "extra/unread.md": "u\n"});
+    for created in [true, false] {
+        let made = c.ok(
+            "run_create",
+            json!({"plan": "a shed", "name": "r", "files": files}),
+        );
+        assert_eq!(made["created"], created, "{made}");
+        let warnings = made["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{made}");
+        let warning = warnings[0].as_str().unwrap();
+        assert!(
+            warning.contains("reads extra/unread.md (given in `files`)"),
+            "{warning}"
+        );
+    }
+    assert_eq!(p.read("r/extra/unread.md"), "u\n");
+    assert!(c.close().success());
+}
