@@ -492,7 +492,8 @@ pub struct NewArgs {
     pub plan: PlanSource,
 
     /// Source files the pipeline reads besides plan.txt (inputs no task
-    /// writes), copied into RUN_DIR at the same relative paths: `--input
+    /// writes), copied with their permission bits into RUN_DIR at the same
+    /// relative paths: `--input
     /// notes/budget.md data/*.csv` makes RUN_DIR/notes/budget.md and the
     /// CSV files in RUN_DIR/data/. Repeatable
     #[arg(long = "input", value_name = "PATH", num_args = 1..)]

@@ -123,7 +123,7 @@ fn read_plan_file(path: &Path, given: &Path) -> Result<String> {
         Error::usage(format!("cannot use {shown} as the plan: {why}"))
             .hint("pass --plan-file FILE naming a text file, or --plan TEXT")
     };
-    let bytes = read_regular(path, given, &refuse)?;
+    let (bytes, _) = read_regular(path, given, &refuse)?;
     let text = String::from_utf8(bytes).map_err(|_| refuse("it is not UTF-8 text".into()))?;
     if text.contains('\0') {
         return Err(refuse("it holds NUL bytes, not text".into()));
@@ -158,16 +158,26 @@ fn input_files(given: &[std::path::PathBuf], cwd: &Path) -> Result<Vec<Seed>> {
                 "it is a folder; give its files (`--input notes/*.md`)".into(),
             ));
         }
-        let bytes = read_regular(&source, Path::new(&path), &refuse)?;
-        seeds.push(Seed { path, bytes });
+        let (bytes, mode) = read_regular(&source, Path::new(&path), &refuse)?;
+        seeds.push(Seed {
+            path,
+            bytes,
+            mode: Some(mode),
+        });
     }
     Ok(seeds)
 }
 
 /// The bytes of the regular file `path`, spelled `shown` (at most
-/// [`limits::MAX_FILE_BYTES`]), or `refuse` saying why it cannot be read.
-fn read_regular(path: &Path, shown: &Path, refuse: &dyn Fn(String) -> Error) -> Result<Vec<u8>> {
-    match std::fs::metadata(path) {
+/// [`limits::MAX_FILE_BYTES`]), and its permission bits; or `refuse`
+/// saying why it cannot be read.
+fn read_regular(
+    path: &Path,
+    shown: &Path,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(Vec<u8>, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(refuse("it does not exist".into()))
         }
@@ -180,7 +190,8 @@ fn read_regular(path: &Path, shown: &Path, refuse: &dyn Fn(String) -> Error) -> 
             };
             return Err(refuse(format!("it is {kind}")));
         }
-        Ok(_) => {}
-    }
-    limits::read_bounded(path).map_err(|e: ReadError| refuse(e.to_string()))
+        Ok(meta) => meta.permissions().mode() & 0o777,
+    };
+    let bytes = limits::read_bounded(path).map_err(|e: ReadError| refuse(e.to_string()))?;
+    Ok((bytes, mode))
 }

@@ -42,6 +42,9 @@ pub struct Seed {
     /// Relative to the run directory, as [`seed_path`] normalized it.
     pub path: String,
     pub bytes: Vec<u8>,
+    /// The permission bits the copy takes (a script's executable bits), as
+    /// its source had them; `None`: as a new file gets them.
+    pub mode: Option<u32>,
 }
 
 /// `path` as a file of a new run: relative, `/`-separated, with no empty
@@ -322,6 +325,10 @@ fn write_seeds(
         }
         written.push(path.clone());
         files::write_atomic(&path, &seed.bytes)?;
+        if let Some(mode) = seed.mode {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))?;
+        }
     }
     Ok(())
 }

@@ -109,6 +109,7 @@ pub fn check(files: &BTreeMap<String, String>) -> Result<Vec<Seed>> {
         seeds.push(Seed {
             path,
             bytes: text.as_bytes().to_vec(),
+            mode: None,
         });
     }
     seeds.sort_by(|a, b| a.path.cmp(&b.path));

@@ -307,6 +307,45 @@ fn new_with_inputs_copies_the_sources_a_pipeline_reads() {
     assert_eq!(p.read("runs/a/per/y.txt"), "y\n");
 }
 
+/// A script copied with `--input` keeps its mode: a task runs it by its
+/// path, as it ran beside the pipeline; a read-only note stays read-only.
+#[test]
+fn new_with_inputs_keeps_each_file_s_permission_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(
+        "[tasks.go]\ninputs = [\"plan.txt\", \"tools/go.sh\", \"notes/fixed.md\"]\n\
+         outputs = [\"out.txt\"]\ncommand = \"./tools/go.sh > out.txt\"\n",
+    );
+    p.write("tools/go.sh", "#!/bin/sh\necho ran\n");
+    p.write("notes/fixed.md", "as is\n");
+    let mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(p.path(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("tools/go.sh", 0o750);
+    mode("notes/fixed.md", 0o444);
+    p.run(&[
+        "new",
+        "runs/a",
+        "--plan",
+        "x",
+        "--input",
+        "tools/go.sh",
+        "notes/fixed.md",
+    ])
+    .ok();
+    let got = |path: &str| {
+        std::fs::metadata(p.path(path))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(got("runs/a/tools/go.sh"), 0o750);
+    assert_eq!(got("runs/a/notes/fixed.md"), 0o444);
+    p.run(&["build", "-C", "runs/a"]).ok().ran(&["go"]);
+    assert_eq!(p.read("runs/a/out.txt"), "ran\n");
+}
+
 #[test]
 fn new_refuses_an_input_it_cannot_copy_and_makes_nothing() {
     let p = Project::new(WITH_SOURCES);
