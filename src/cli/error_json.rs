@@ -6,7 +6,8 @@
 //!
 //! `{"error": {kind, message, detail, where, hint, hints, exit_code}}`:
 //! `message` is the error's first line as stderr shows it after `error:`;
-//! `detail` its other lines (the pipeline file's line and caret), or null;
+//! `detail` its other lines (the pipeline file's line and carets, the
+//! first and last of a span over several), or null;
 //! `where` the `file`, `line` and `col` the message starts with
 //! (`pipeline.toml:4:1: ...`), or null; `hint` the first `hint:` line
 //! (null without one) and `hints` all of them. What a document of success

@@ -235,7 +235,8 @@ impl Opener {
 /// Why a run's pipeline file cannot be used, as `status` answers it
 /// beside what the run's records say: `message` (the error's first line),
 /// `where` (`file`, `line`, `col`, when it points into the file),
-/// `detail` (the line and its caret), `hints`.
+/// `detail` (the line and its carets, the first and last of a span over
+/// several), `hints`.
 pub fn pipeline_error(e: &Error) -> Value {
     let text = e.to_string();
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));

@@ -7,7 +7,9 @@
 //! (a minified or binary one can be megabytes long) is shown as a window
 //! of at most [`SHOWN`] columns around the span's start, each cut end
 //! marked `…`; carets stop at the cut, and the `file:line:col` above them
-//! stays exact. Two passes over the line, no copy of it.
+//! stays exact. Two passes over the line, no copy of it. A span over
+//! several lines is framed one line at a time, its first and its last
+//! ([`Source::diagnostic`](super::source::Source::diagnostic)).
 
 use std::ops::Range;
 

@@ -1,5 +1,6 @@
 //! A pipeline file's text as diagnostics point into it: `file:line:col`,
-//! the line (the secret parts of a URL hidden) and carets under the span,
+//! the line (the secret parts of a URL hidden) and carets under the span
+//! (under its first and last line, a span over several),
 //! laid out in terminal columns ([`frame`](super::frame)); the refusal of a file that is not UTF-8; the
 //! whole refusal of a file toml or serde could not read (a duplicate key
 //! named, the closest key to an unknown one, a value of the wrong type in
@@ -49,33 +50,48 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// `file:line:col: message`, then the line and carets under the span
-    /// (under its first line, if it has more): see [`frame`](super::frame).
-    /// `col` counts characters from 1, as rustc and most editors do, not
-    /// the terminal columns the carets are laid out in.
+    /// `file:line:col: message`, then the line and carets under the span:
+    /// see [`frame`](super::frame). A span over several lines shows two:
+    /// its first, carets from the span's start to the line's end, and its
+    /// last, carets from the line's first character that is not blank to
+    /// the span's end, with a `...` line between them when lines are left
+    /// out; never more, however long the span. `col` counts characters
+    /// from 1, as rustc and most editors do, not the terminal columns the
+    /// carets are laid out in, and is the span's start.
     pub fn diagnostic(&self, span: Range<usize>, message: &str) -> String {
         let text = self.text;
         let pos = Position::of_offset(text, span.start);
         let at = floor_char_boundary(text, span.start.min(text.len()));
-        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-        let mut line_text = &text[line_start..line_end];
-        if line_end < text.len() {
-            // A `\r\n` ending is not part of the line.
-            line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
-        }
-        let from = (at - line_start).min(line_text.len());
-        let to = span.end.clamp(at, line_end) - line_start;
-        // A hook's token never shows, whatever the error on its line.
-        let hidden = super::hidden_url::line_secret_spans(line_text);
-        let (line_text, under) = super::frame::frame(line_text, from..to, &hidden);
+        let (first_start, first) = line_at(text, at);
+        let from = (at - first_start).min(first.len());
+        // Where the span's last character that is not blank ends: a span
+        // taking in the line ending or the blank lines after its value
+        // ends on the line its value does.
+        let end = floor_char_boundary(text, span.end.clamp(at, text.len()));
+        let end = at + text[at..end].trim_end().len();
+        let below = text[at..end].matches('\n').count();
         let message = visible(message, &['\t', '\n']);
-        format!(
-            "{file}:{pos}: {message}\n{pad} |\n{line} | {line_text}\n{pad} | {under}",
-            file = self.display,
-            pad = " ".repeat(pos.line.to_string().len()),
-            line = pos.line,
-        )
+        let last_line = pos.line + below;
+        let pad = " ".repeat(last_line.to_string().len());
+        let mut shown = format!("{file}:{pos}: {message}\n{pad} |", file = self.display);
+        if below == 0 {
+            let to = span
+                .end
+                .min(first_start + first.len())
+                .saturating_sub(first_start);
+            push_frame(&mut shown, pos.line, &pad, first, from..to.max(from));
+            return shown;
+        }
+        let to = first.trim_end().len().max(from);
+        push_frame(&mut shown, pos.line, &pad, first, from..to);
+        if below > 1 {
+            shown.push_str("\n...");
+        }
+        let (last_start, last) = line_at(text, end);
+        let from = last.len() - last.trim_start().len();
+        let to = (end - last_start).clamp(from, last.len());
+        push_frame(&mut shown, last_line, &pad, last, from..to);
+        shown
     }
 
     /// [`Source::diagnostic`], with the bytes of the file in `hidden`
@@ -111,6 +127,28 @@ impl Source<'_> {
             Position::of_offset(self.text, span.start)
         )
     }
+}
+
+/// The line of `text` byte `at` is on: where it starts, and its text
+/// without its line ending (a `\r\n` one included).
+fn line_at(text: &str, at: usize) -> (usize, &str) {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    if end < text.len() {
+        return (start, line.strip_suffix('\r').unwrap_or(line));
+    }
+    (start, line)
+}
+
+/// Line `number`, `line`, as shown, and the carets under the bytes
+/// `span` of it, after `out`: every URL's secret parts on it hidden (a
+/// hook's token never shows, whatever the error on its line).
+fn push_frame(out: &mut String, number: usize, pad: &str, line: &str, span: Range<usize>) {
+    let hidden = super::hidden_url::line_secret_spans(line);
+    let (line, under) = super::frame::frame(line, span, &hidden);
+    let width = pad.len();
+    out.push_str(&format!("\n{number:<width$} | {line}\n{pad} | {under}"));
 }
 
 /// `text` with every control character but those in `keep` shown as `�`.
@@ -226,4 +264,93 @@ fn unknown_field(message: &str) -> Option<String> {
     let (field, expected) = rest.split_once('`')?;
     let names = expected.split('`').skip(1).step_by(2);
     closest(field, names).map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frame `text` shows for the span from the first `from` to just
+    /// after the last `to` in it, without its first line.
+    fn frame(text: &str, from: &str, to: &str) -> String {
+        let source = Source {
+            display: "p.toml",
+            text,
+        };
+        let span = text.find(from).unwrap()..text.rfind(to).unwrap() + to.len();
+        let shown = source.diagnostic(span, "here");
+        let (first, rest) = shown.split_once('\n').unwrap();
+        assert!(first.starts_with("p.toml:") && first.ends_with(": here"));
+        rest.to_string()
+    }
+
+    #[test]
+    fn a_span_over_two_lines_shows_both() {
+        assert_eq!(
+            frame("a = 1\ntimeout = [ 1,\n   2 ]\nb = 2\n", "[", "]"),
+            "  |\n2 | timeout = [ 1,\n  |           ^^^^\n3 |    2 ]\n  |    ^^^"
+        );
+        // Blank at the end of its first line has no caret; a `\r\n` line
+        // ending is no part of either line.
+        assert_eq!(
+            frame("timeout = [ 1,  \r\n\t2 ]\r\n", "[", "]"),
+            "  |\n1 | timeout = [ 1,  \n  |           ^^^^\n2 |     2 ]\n  |     ^^^"
+        );
+    }
+
+    #[test]
+    fn a_span_over_many_lines_shows_its_first_and_last_with_dots_between() {
+        let text = format!(
+            "{}command = [\n{}]\n",
+            "\n".repeat(8),
+            "  \"echo\",\n".repeat(10_000)
+        );
+        let shown = frame(&text, "[", "]");
+        assert_eq!(
+            shown,
+            "      |\n9     | command = [\n      |           ^\n...\n10010 | ]\n      | ^"
+        );
+        assert_eq!(shown.lines().count(), 6, "bounded whatever the span");
+        let source = Source {
+            display: "p.toml",
+            text: &text,
+        };
+        let at = text.find('[').unwrap();
+        assert!(source
+            .diagnostic(at..text.len(), "here")
+            .starts_with("p.toml:9:11: here\n"));
+    }
+
+    #[test]
+    fn a_span_ending_in_blank_lines_is_on_one_line() {
+        let text = "timeout = \"soon\"\n\n\n";
+        let source = Source {
+            display: "p.toml",
+            text,
+        };
+        assert_eq!(
+            source.diagnostic(10..text.len(), "here"),
+            "p.toml:1:11: here\n  |\n1 | timeout = \"soon\"\n  |           ^^^^^^"
+        );
+    }
+
+    #[test]
+    fn the_last_line_is_laid_out_as_any_line() {
+        // In terminal columns, cut at 120 with its carets stopping there.
+        let text = format!("x = \"\"\"\n計 {}\"\"\"\n", "y".repeat(300));
+        let shown = frame(&text, "\"\"\"", "\"\"\"");
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[3], format!("2 | 計 {}…", "y".repeat(116)));
+        assert_eq!(lines[4], format!("  | {}", "^".repeat(119)));
+
+        // A URL's password (and path, a hook's token may be there) on it
+        // is hidden.
+        let text = "urls = [\n  \"https://me:hunter2@host/v1\" ]\n";
+        let shown = frame(text, "[", "]");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("\"https://**********@host***\" ]"),
+            "{shown}"
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! combining mark none, a tab expanded to spaces; a line wider than 120
 //! columns shown as a window around the span, cut ends marked `…`, its
 //! carets stopping at the cut. `col` in `file:line:col` counts characters.
+//! A span over several lines shows its first and last line, each with its
+//! carets, and `...` between them when lines are left out.
 
 use crate::harness::*;
 
@@ -141,4 +143,88 @@ fn tabs_are_expanded() {
     assert_eq!(at, "4:10");
     assert_eq!(line, "4 | after = [\"ab    c\"]");
     assert_eq!(under, "  |          ^^^^^^^^^");
+}
+
+/// A refusal of a value written over several lines has carets under
+/// each of its first and last line, `...` for the lines between; the
+/// `file:line:col` is the value's start. (Only its first line was shown,
+/// one caret under the `[` of an array of nine lines.) `status --json`'s
+/// `detail` carries the same lines.
+#[test]
+fn a_value_over_several_lines_shows_its_first_and_last_line() {
+    let pipeline = format!(
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = [\n{}]\n",
+        "  \"echo a\",\n".repeat(8)
+    );
+    let p = Project::new(&pipeline);
+    let run = p.build();
+    run.code(2).ran(&[]);
+    let frame: Vec<&str> = run.stderr.lines().skip(1).take(6).collect();
+    assert!(
+        run.stderr
+            .starts_with("error: pipeline.toml:3:11: `command` of task `t`: expected a string"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        frame,
+        [
+            "   |",
+            "3  | command = [",
+            "   |           ^",
+            "...",
+            "12 | ]",
+            "   | ^",
+        ],
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.lines().nth(7).unwrap().starts_with("hint: "));
+    let json = p.run(&["status", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(doc["error"]["detail"], frame.join("\n"));
+
+    // A string of two lines, its last cut at 120 columns.
+    let (at, line, under) = frame_of(&format!(
+        "[tasks.t]\noutputs = [\"o\"]\ncommand = \"x\"\ntimeout = \"\"\"\n計 {}\"\"\"\n",
+        "y".repeat(200)
+    ));
+    assert_eq!(at, "4:11");
+    assert_eq!(
+        line,
+        [
+            "4 | timeout = \"\"\"".to_string(),
+            format!("5 | 計 {}…", "y".repeat(116))
+        ]
+    );
+    assert_eq!(
+        under,
+        [
+            "  |           ^^^".to_string(),
+            format!("  | {}", "^".repeat(119))
+        ]
+    );
+}
+
+/// The `line:col` a refused build of `pipeline` points at, then the lines
+/// it shows and the lines of carets under them.
+#[track_caller]
+fn frame_of(pipeline: &str) -> (String, Vec<String>, Vec<String>) {
+    let p = Project::new(pipeline);
+    let run = p.build();
+    run.code(2).ran(&[]);
+    let (at, _) = run.stderr["error: pipeline.toml:".len()..]
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no location:\n{}", run.stderr));
+    let lines: Vec<String> = run
+        .stderr
+        .lines()
+        .skip(2)
+        .take_while(|l| !l.starts_with("hint: "))
+        .filter(|l| *l != "...")
+        .map(str::to_string)
+        .collect();
+    let shown = lines.iter().step_by(2).cloned().collect();
+    let under = lines.iter().skip(1).step_by(2).cloned().collect();
+    (at.to_string(), shown, under)
 }
