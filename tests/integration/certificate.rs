@@ -198,6 +198,72 @@ command = "cat src/a.txt > out/a.txt"
     p.build().code(2).stderr_has("out/a.txt");
 }
 
+/// A source that is a symlink to a file in the run directory (the main
+/// job's `plan.txt` is one) is certified through it: a no-op build writes
+/// a certificate, and every change behind the link is still seen: the
+/// file it leads to edited, touched, moved; the link pointed elsewhere in
+/// the run, or out of it (refused, as without a certificate).
+#[test]
+fn a_source_behind_a_symlink_in_the_run_is_certified_and_every_change_seen() {
+    use std::os::unix::fs::symlink;
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["plan.txt"]
+outputs = ["out/a.txt"]
+command = "cat plan.txt > out/a.txt"
+
+[tasks.b]
+inputs = ["out/a.txt"]
+outputs = ["out/b.txt"]
+command = "cat out/a.txt > out/b.txt"
+"#,
+    );
+    p.write("examples/one/plan.txt", "one\n");
+    p.write("examples/two.txt", "two\n");
+    symlink("examples/one/plan.txt", p.path("plan.txt")).unwrap();
+    p.build().ok().ran(&["a", "b"]);
+    let certified = |p: &Project| {
+        std::fs::remove_file(p.path(CERT)).ok();
+        certify(p);
+    };
+    certified(&p);
+    // The same bytes under a new stat: nothing to run, and still certified.
+    std::fs::write(p.path("examples/one/plan.txt"), "one\n").unwrap();
+    p.build().ok().ran(&[]);
+    certified(&p);
+    // Edited behind the link.
+    std::fs::write(p.path("examples/one/plan.txt"), "one, edited\n").unwrap();
+    p.build().ok().ran(&["a", "b"]);
+    assert_eq!(p.read("out/b.txt"), "one, edited\n");
+    certified(&p);
+    // The link pointed at another file of the run.
+    std::fs::remove_file(p.path("plan.txt")).unwrap();
+    symlink("examples/two.txt", p.path("plan.txt")).unwrap();
+    p.build().ok().ran(&["a", "b"]);
+    assert_eq!(p.read("out/b.txt"), "two\n");
+    certified(&p);
+    // The folder on the way swapped for a copy of it: same bytes, new file.
+    std::fs::remove_file(p.path("plan.txt")).unwrap();
+    symlink("examples/one/plan.txt", p.path("plan.txt")).unwrap();
+    p.build().ok().ran(&["a", "b"]);
+    certified(&p);
+    std::fs::rename(p.path("examples/one"), p.path("examples/old")).unwrap();
+    p.write("examples/one/plan.txt", "one, copied\n");
+    p.build().ok().ran(&["a", "b"]);
+    assert_eq!(p.read("out/b.txt"), "one, copied\n");
+    certified(&p);
+    // Pointed out of the run directory, at a file with the same bytes.
+    let outside = tempfile::tempdir_in(p.root().parent().unwrap()).unwrap();
+    std::fs::write(outside.path().join("plan.txt"), "one, copied\n").unwrap();
+    std::fs::remove_file(p.path("plan.txt")).unwrap();
+    symlink(outside.path().join("plan.txt"), p.path("plan.txt")).unwrap();
+    p.build()
+        .code(2)
+        .stderr_has("plan.txt is a symlink to")
+        .stderr_has("outside the run directory");
+}
+
 #[test]
 fn a_pipeline_file_behind_a_symlink_is_certified_through_it() {
     let p = demo();

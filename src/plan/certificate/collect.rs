@@ -20,9 +20,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::stat::{file_id_on, Folders};
+use super::stat::{file_id_on, Folders, LINK};
 use super::{path_of, AsRead, Entry, Young, LOG};
-use crate::model::{Graph, Pipeline, TaskId};
+use crate::model::{Graph, Pipeline, Task, TaskId};
 use crate::store::rundir::{file, state_rel, status_rel};
 use crate::store::stamp::{self, Meta, Stamp, Vouch};
 use crate::store::{RunDir, StateStore};
@@ -197,9 +197,20 @@ fn entry_now(
     let (id, dev) = if path.starts_with('/') {
         file_id_on(&full, true)
     } else {
-        folders.file_id_on(run_dir, path)
+        folders.stat_on(run_dir, path, stamp.is_some())
     }
     .ok()?;
+    if id.kind == LINK {
+        // A task file that is a symlink: the link itself, what it leads
+        // to listed after it ([`follow_links`]).
+        return Some(Entry {
+            path: path.to_string(),
+            id,
+            hash: None,
+            task: false,
+            racy: false,
+        });
+    }
     let racy = path != LOG.as_str() && young.holds(&id, dev);
     let hash = if let Some(stamp) = stamp {
         if id.kind != 1 || id.size != stamp.size || id.mtime_ns != stamp.mtime_ns {
@@ -239,14 +250,114 @@ pub(super) fn collect(
     let stamps = recorded_stamps(run_dir, graph, store, graph.ids().iter().copied())?;
     let listed = listed(&owned, graph);
     let folders = Folders::open(run_dir, listed.iter().map(|&(p, _)| p));
-    let entries: Vec<Entry> = listed
+    let mut entries: Vec<Entry> = listed
         .par_iter()
         .map(|&(path, task)| {
             let stamp = if task { Some(*stamps.get(path)?) } else { None };
             entry_now(run_dir, &folders, path, stamp, &young)
         })
         .collect::<Option<_>>()?;
+    follow_links(run_dir, &folders, graph, store, &young, &mut entries)?;
     (!read.changed(run_dir, graph, &entries)).then_some(entries)
+}
+
+/// Lists, after each task file `entries` holds as a symlink ([`LINK`]),
+/// what it leads to: the file it names, which must be a regular file in
+/// the run directory (outside `.planexe/`, not another symlink) as every
+/// record of the link says, and each folder on the way to it. None of
+/// them is a task file to the judge: a link changed, or what it leads to,
+/// sends the next build to the full check, which resolves the link again
+/// (and refuses one that leads out of the run directory). `None` when a
+/// link leads anywhere else.
+fn follow_links(
+    run_dir: &RunDir,
+    folders: &Folders,
+    graph: &Graph,
+    store: &StateStore,
+    young: &Young,
+    entries: &mut Vec<Entry>,
+) -> Option<()> {
+    let links: Vec<String> = entries
+        .iter()
+        .filter(|e| e.id.kind == LINK)
+        .map(|e| e.path.clone())
+        .collect();
+    let names = |task: &Task, path: &str| {
+        task.inputs.iter().any(|i| i.path == path) || task.outputs.iter().any(|o| o.path == path)
+    };
+    for link in links {
+        let tasks = graph
+            .ids()
+            .iter()
+            .copied()
+            .filter(|&t| names(&graph[t], &link));
+        let stamps = recorded_stamps(run_dir, graph, store, tasks)?;
+        let target = link_target(run_dir, &link)?;
+        let mut entry = entry_now(
+            run_dir,
+            folders,
+            &target,
+            Some(*stamps.get(link.as_str())?),
+            young,
+        )?;
+        if entry.id.kind != 1 {
+            return None;
+        }
+        entry.task = false;
+        entries.push(entry);
+        let mut folder = target.as_str();
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            let entry = entry_now(run_dir, folders, parent, None, young)?;
+            if entry.id.kind != 2 {
+                return None;
+            }
+            entries.push(entry);
+            folder = parent;
+        }
+    }
+    Some(())
+}
+
+/// The run-directory path of the file the symlink `link` leads to,
+/// spelled plainly (no `.` or `..` parts): `None` when it leads out of the
+/// run directory or into `.planexe/`, or the plain spelling is not the
+/// file the kernel finds through the link (a `..` after a folder that is
+/// itself a symlink).
+fn link_target(run_dir: &RunDir, link: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let full = run_dir.path(link);
+    let held = std::fs::read_link(&full).ok()?;
+    let held = held.to_str()?;
+    let (mut parts, rest): (Vec<&str>, &str) = match held.strip_prefix('/') {
+        Some(_) => {
+            let rest = held.strip_prefix(run_dir.root().to_str()?)?;
+            if !rest.is_empty() && !rest.starts_with('/') {
+                return None;
+            }
+            (Vec::new(), rest)
+        }
+        None => (
+            link.rsplit_once('/')
+                .map_or_else(Vec::new, |(dir, _)| dir.split('/').collect()),
+            held,
+        ),
+    };
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    let target = parts.join("/");
+    if target.is_empty() || parts.first() == Some(&".planexe") {
+        return None;
+    }
+    let through = std::fs::metadata(&full).ok()?;
+    let plain = std::fs::symlink_metadata(run_dir.path(&target)).ok()?;
+    (through.dev() == plain.dev() && through.ino() == plain.ino()).then_some(target)
 }
 
 /// [`collect`] for a build that checked only some tasks (`rechecked`, by
@@ -337,16 +448,17 @@ pub(super) fn collect_from(
     );
     drop(t);
     let _t2 = crate::phases::phase("certificate: from base: stamp");
-    let entries: Vec<Entry> = listed
+    let mut entries: Vec<Entry> = listed
         .par_iter()
         .map(|&(path, task)| match kept.get(path) {
-            Some(e) if e.task == task => Some((*e).clone()),
+            Some(e) if e.task == task || (task && e.id.kind == LINK) => Some((*e).clone()),
             _ => {
                 let stamp = if task { Some(*stamps.get(path)?) } else { None };
                 entry_now(run_dir, &folders, path, stamp, &young)
             }
         })
         .collect::<Option<_>>()?;
+    follow_links(run_dir, &folders, graph, store, &young, &mut entries)?;
     // An entry kept from the base holds the stat its judge found before
     // the session read anything: had the path changed since, the next
     // judge sees it; one statted now must be as the session read it.

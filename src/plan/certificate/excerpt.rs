@@ -138,7 +138,7 @@ impl Watched {
             let now = if self.path.starts_with('/') {
                 file_id(&path_of(run_dir, &self.path), true)
             } else {
-                folders.file_id(run_dir, &self.path)
+                folders.id_as(run_dir, &self.path, self.kind)
             };
             return now == Ok(self.id());
         }

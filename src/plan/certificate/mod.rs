@@ -486,7 +486,7 @@ fn check(run_dir: &RunDir, folders: &Folders, e: &Entry, mode: CheckMode) -> Ver
     let now = if e.path.starts_with('/') {
         file_id(&path(), true)
     } else {
-        folders.file_id(run_dir, &e.path)
+        folders.id_as(run_dir, &e.path, e.id.kind)
     };
     let Ok(now) = now else {
         return Verdict::Differs;

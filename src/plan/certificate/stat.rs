@@ -12,7 +12,7 @@ use crate::store::RunDir;
 /// What a stat says about one path, as far as the verdict cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FileId {
-    /// 0 absent, 1 regular file, 2 folder.
+    /// 0 absent, 1 regular file, 2 folder, [`LINK`] a symlink.
     pub(super) kind: u8,
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
@@ -27,6 +27,11 @@ pub(super) const ABSENT: FileId = FileId {
     ctime_ns: 0,
     ino: 0,
 };
+
+/// The kind of a symlink: only a task file's is listed (with what it
+/// leads to: see `collect::follow_links`), and statted as the link itself
+/// ([`Folders::id_as`]); the size is that of the path it holds.
+pub(super) const LINK: u8 = 3;
 
 fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
@@ -52,6 +57,25 @@ pub(super) fn file_id_on(path: &Path, follow: bool) -> Result<(FileId, u64), ()>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((ABSENT, 0)),
         Err(_) => Err(()),
     }
+}
+
+/// The stat of the symlink `path` ([`LINK`]), with its device; `Err(())`
+/// for anything else.
+fn link_id_on(path: &Path) -> Result<(FileId, u64), ()> {
+    let m = std::fs::symlink_metadata(path).map_err(|_| ())?;
+    if !m.file_type().is_symlink() {
+        return Err(());
+    }
+    Ok((
+        FileId {
+            kind: LINK,
+            size: m.size(),
+            mtime_ns: nanos(m.mtime(), m.mtime_nsec()),
+            ctime_ns: nanos(m.ctime(), m.ctime_nsec()),
+            ino: m.ino(),
+        },
+        m.dev(),
+    ))
 }
 
 /// What `m` says, as far as the verdict cares (`Err(())` for anything that
@@ -92,8 +116,31 @@ impl Folders {
     /// [`Folders::file_id`], with the device the path is on (0 when
     /// absent).
     pub(super) fn file_id_on(&self, run_dir: &RunDir, rel: &str) -> Result<(FileId, u64), ()> {
+        self.stat_on(run_dir, rel, false)
+    }
+
+    /// [`Folders::file_id`] of a path an entry recorded as `kind`: a
+    /// symlink recorded as one ([`LINK`]) is one still.
+    pub(super) fn id_as(&self, run_dir: &RunDir, rel: &str, kind: u8) -> Result<FileId, ()> {
+        self.stat_on(run_dir, rel, kind == LINK).map(|(id, _)| id)
+    }
+
+    /// [`Folders::file_id_on`], a symlink taken as one ([`LINK`], its own
+    /// stat) when `links`.
+    pub(super) fn stat_on(
+        &self,
+        run_dir: &RunDir,
+        rel: &str,
+        links: bool,
+    ) -> Result<(FileId, u64), ()> {
         let st = match self.0.lstat(rel) {
-            None => return file_id_on(&run_dir.path(rel), false),
+            None => {
+                let full = run_dir.path(rel);
+                return match file_id_on(&full, false) {
+                    Err(()) if links => link_id_on(&full),
+                    id => id,
+                };
+            }
             Some(Ok(None)) => return Ok((ABSENT, 0)),
             Some(Err(_)) => return Err(()),
             Some(Ok(Some(st))) => st,
@@ -101,11 +148,12 @@ impl Folders {
         let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => 1,
             libc::S_IFDIR => 2,
+            libc::S_IFLNK if links => LINK,
             _ => return Err(()),
         };
         let id = FileId {
             kind,
-            size: if kind == 1 { st.st_size as u64 } else { 0 },
+            size: if kind == 2 { 0 } else { st.st_size as u64 },
             mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec),
             ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec),
             ino: st.st_ino,
