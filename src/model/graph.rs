@@ -198,6 +198,9 @@ pub struct FanoutGroup {
     /// The outputs of a `foreach` task's instances, as templates: what a
     /// glob that would match them is warned of before the list exists.
     pub templates: Vec<String>,
+    /// The inputs of a `foreach` task's instances, as templates: what the
+    /// instances of any item may read ([`Graph::fan_out_reading`]).
+    pub input_templates: Vec<String>,
 }
 
 /// Marks a retired task's rank.

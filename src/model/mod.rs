@@ -4,7 +4,8 @@
 //! [`pieces`] at once); [`graph`]: the resolved,
 //! checked graph of tasks, built by [`resolve`] and grown by
 //! [`Graph::expand`]; and the pieces resolution is made of: [`template`]s,
-//! [`fanout`] instances, [`models`], [`prompt`] specs, [`hooks`],
+//! [`fanout`] instances (and the paths they may write and read, from
+//! their templates: `fanout_paths`), [`models`], [`prompt`] specs, [`hooks`],
 //! [`fingerprint`]s, output [`checks`], the [`globs`] among inputs (and
 //! the outputs they leave out); and the [`limits`] a pipeline is held to.
 //!
@@ -17,6 +18,7 @@ pub mod checks;
 pub mod endpoint;
 pub mod extra_body;
 pub mod fanout;
+mod fanout_paths;
 pub mod fingerprint;
 mod frame;
 pub mod globs;

@@ -36,6 +36,8 @@ pub(super) struct Group {
     pub list: Option<String>,
     /// A `foreach` task's outputs, as templates.
     pub templates: Vec<String>,
+    /// Its inputs, as templates.
+    pub input_templates: Vec<String>,
 }
 
 /// The entries of every table, in declaration order, and the fan-out
@@ -96,6 +98,7 @@ pub(super) fn entries<'a>(
                         placeholder: false,
                         list: None,
                         templates: Vec::new(),
+                        input_templates: Vec::new(),
                     },
                 );
                 entries.extend(found);
@@ -112,6 +115,7 @@ pub(super) fn entries<'a>(
                         placeholder: true,
                         list: Some(list.clone()),
                         templates: task.outputs.iter().map(|o| o.get_ref().clone()).collect(),
+                        input_templates: task.inputs.iter().map(|i| i.get_ref().clone()).collect(),
                     },
                 );
                 entries.push(Entry {

@@ -427,6 +427,7 @@ impl Graph {
                     list: group.list,
                     expanded_from: None,
                     templates: group.templates,
+                    input_templates: group.input_templates,
                 },
             );
         }
