@@ -7,8 +7,8 @@
 //! The checks of the plan (not empty, UTF-8 text) and of the `--input`
 //! files (relative paths inside the current folder, regular files) are
 //! here; making the run, and every check of the directory and the
-//! pipeline (and that no input is a task's output), is
-//! [`new_run::create`]'s.
+//! pipeline (and that no input is a task's output, or one a fan-out's
+//! instance may write), is [`new_run::create`]'s.
 
 use std::path::Path;
 

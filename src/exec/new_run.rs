@@ -17,8 +17,12 @@
 //! ([`Seed`]: a source file such as `notes.md` that no task writes), at a
 //! path [`seed_path`] has normalized and kept inside the run directory.
 //! They are written (each atomically, folders made as needed) before the
-//! pipeline's inputs are checked; one that is also a task's output is
-//! refused, and a refusal removes every file and folder the run made.
+//! pipeline's inputs are checked; one that is also a task's output, or
+//! that a `foreach` fan-out's instance may write (its output template may
+//! render the path, for some item: `model::fanout_paths`, the same whether
+//! its list exists yet or not), is refused, and a refusal removes every
+//! file and folder the run made. Whether a task reads a seed ([`reads`])
+//! counts what such an instance may read, by its input templates, alike.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,7 +93,8 @@ pub fn seed_path(path: &str) -> std::result::Result<String, String> {
 /// normalized) written beside it, for the pipeline file `pipeline` (its
 /// path and how messages show it), and returns the session of the new
 /// run. The plan and the seeds' sizes are taken as they are: checking them
-/// is the caller's; a seed that is a task's output is refused here. `advice` says what to do
+/// is the caller's; a seed that is a task's output, or that a fan-out's
+/// instance may write, is refused here. `advice` says what to do
 /// about a pipeline file that cannot be used, or a run directory that is
 /// taken, in the caller's terms; the session keeps it.
 pub fn create(
@@ -143,14 +148,17 @@ pub fn reads_plan(session: &Session) -> bool {
 }
 
 /// Whether some task of the run's pipeline reads `path` (relative to the
-/// run directory): as an input (a glob's match included), or as the list
-/// of a `foreach` fan-out.
+/// run directory): as an input (a glob's match included), as the list of
+/// a `foreach` fan-out, or as an input an instance of one may read, for
+/// any item (its input templates say; whether the list exists yet or not,
+/// since the list may change).
 pub fn reads(session: &Session, path: &str) -> bool {
     let graph = &session.graph;
     graph
         .tasks()
         .any(|t| t.inputs.iter().any(|i| i.path == path))
         || graph.lists().any(|(_, list)| list == path)
+        || graph.fan_out_reading(path).is_some()
 }
 
 /// One note per replay model (`provider = "replay"`) the tasks of the new
@@ -333,12 +341,14 @@ fn write_seeds(
     Ok(())
 }
 
-/// Refuses a seed that is also a task's output: the task would overwrite
-/// it, and a build would take it for the task's work.
+/// Refuses a seed that is also a task's output, or that an instance of a
+/// `foreach` fan-out may write: the task would overwrite it, and a build
+/// would take it for the task's work. An instance is judged by its output
+/// templates, for any item, expanded or not: the list may change.
 fn check_not_outputs(session: &Session, seeds: &[Seed]) -> Result<()> {
+    let graph = &session.graph;
     for seed in seeds {
-        if let Some(task) = session
-            .graph
+        if let Some(task) = graph
             .tasks()
             .find(|t| t.outputs.iter().any(|o| o.path == seed.path))
         {
@@ -347,6 +357,15 @@ fn check_not_outputs(session: &Session, seeds: &[Seed]) -> Result<()> {
                 seed.path, task.name
             ))
             .hint("give only source files, the inputs no task writes; leave this one out and the build makes it"));
+        }
+        if let Some((fanout, template, list)) = graph.fan_out_writing(&seed.path) {
+            return Err(Error::usage(format!(
+                "cannot seed the run with {}: fan-out `{fanout}` may write it (for some item of its list {list}, its output `{template}` is that path)",
+                seed.path
+            ))
+            .hint(format!(
+                "give only source files, the inputs no task writes: the instance of `{fanout}` for such an item would overwrite this one; leave it out, or give it a name `{template}` cannot make"
+            )));
         }
     }
     Ok(())

@@ -5,8 +5,8 @@
 //! [`FILE_MAX_BYTES`], [`FILES_MAX_TOTAL_BYTES`]), and each path by
 //! [`new_run::seed_path`] (relative, inside the run directory, not in
 //! `.planexe/`, not `plan.txt`: the plan is `plan`, which wins). That none
-//! is a task's output is [`new_run::create`]'s to check, and it writes
-//! them.
+//! is a task's output (or one a fan-out's instance may write) is
+//! [`new_run::create`]'s to check, and it writes them.
 
 use std::collections::BTreeMap;
 

@@ -400,6 +400,73 @@ fn new_warns_of_an_input_no_task_reads() {
     assert_eq!(p.read("runs/a/notes.md"), "n\n");
 }
 
+/// A fan-out whose instances read `notes/ITEM.md` and write `out/ITEM.md`,
+/// over a list a task makes from the plan (`LIST` is that task's table;
+/// without it the list is a source).
+fn per_topic(list: &str) -> String {
+    format!(
+        r#"{list}
+[tasks.per]
+foreach = {{ file = "topics.json" }}
+inputs = ["plan.txt", "notes/{{{{ item }}}}.md"]
+outputs = ["out/{{{{ item }}}}.md"]
+command = "cat notes/{{{{ item }}}}.md > out/{{{{ item }}}}.md"
+"#
+    )
+}
+
+const TOPICS: &str = r#"
+[tasks.topics]
+inputs = ["plan.txt"]
+outputs = ["topics.json"]
+command = "printf '[\"a\"]' > topics.json"
+"#;
+
+/// A file a fan-out's instance would write is refused whether its list is
+/// still to be made (the fan-out a placeholder, its outputs only their
+/// template) or given (its instances known): an instance of another item
+/// would overwrite it all the same. A file one would read is not warned
+/// about, in both cases.
+#[test]
+fn new_judges_the_files_of_a_fan_out_by_its_templates() {
+    for (pipeline, list) in [
+        (per_topic(TOPICS), &[][..]),
+        (per_topic(""), &["topics.json"][..]),
+    ] {
+        let p = Project::new(&pipeline);
+        p.write("topics.json", r#"["a"]"#);
+        p.write("notes/a.md", "a\n");
+        p.write("notes/b.md", "b\n");
+        p.write("out/b.md", "mine\n");
+        let mut args = vec!["new", "runs/a", "--plan", "x", "--input", "notes/a.md"];
+        args.extend(list.iter().flat_map(|l| ["--input", *l]));
+        let refused: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--input", "out/b.md"])
+            .collect();
+        p.run(&refused)
+            .code(2)
+            .stderr_has("cannot seed the run with out/b.md: fan-out `per` may write it")
+            .stderr_has("`out/{{ item }}.md`")
+            .stderr_has("hint:");
+        assert!(!p.exists("runs"), "{pipeline}");
+        let read: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["--input", "notes/b.md"])
+            .collect();
+        let made = p.run(&read);
+        made.ok();
+        assert!(
+            !made.stderr.contains("warning"),
+            "{pipeline}\n{}",
+            made.stderr
+        );
+        assert_eq!(p.read("runs/a/notes/b.md"), "b\n");
+    }
+}
+
 const INIT_FILES: [&str; 4] = [
     "pipeline.toml",
     "prompts/summary.md",

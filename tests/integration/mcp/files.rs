@@ -173,3 +173,67 @@ fn a_file_no_task_reads_is_warned_about() {
     assert_eq!(p.read("r/extra/unread.md"), "u\n");
     assert!(c.close().success());
 }
+
+/// A fan-out whose instances read `notes/ITEM.md` and write `out/ITEM.md`,
+/// over `topics.json`: made by a task from the plan (the fan-out a
+/// placeholder when the run is made), or given in `files` (expanded).
+const PER_TOPIC: &str = r#"
+[tasks.per]
+foreach = { file = "topics.json" }
+inputs = ["plan.txt", "notes/{{ item }}.md"]
+outputs = ["out/{{ item }}.md"]
+command = "cat notes/{{ item }}.md > out/{{ item }}.md"
+"#;
+
+const TOPICS: &str = r#"
+[tasks.topics]
+inputs = ["plan.txt"]
+outputs = ["topics.json"]
+command = "printf '[\"a\"]' > topics.json"
+"#;
+
+/// A file a fan-out's instance would write is refused, and one it would
+/// read is not warned about, whether the list is still to be made or
+/// given: the templates say, for any item.
+#[test]
+fn the_files_of_a_fan_out_are_judged_by_its_templates() {
+    for (pipeline, list) in [
+        (format!("{TOPICS}{PER_TOPIC}"), json!({})),
+        (PER_TOPIC.to_string(), json!({"topics.json": "[\"a\"]"})),
+    ] {
+        let p = Project::new(&pipeline);
+        let mut c = Client::start(&p, &[]);
+        let files = |extra: serde_json::Value| {
+            let mut files = json!({"notes/a.md": "a\n"});
+            for (k, v) in list
+                .as_object()
+                .unwrap()
+                .iter()
+                .chain(extra.as_object().unwrap())
+            {
+                files[k] = v.clone();
+            }
+            files
+        };
+        let message = c.err(
+            "run_create",
+            json!({"plan": "x", "name": "r", "files": files(json!({"out/b.md": "mine\n"}))}),
+        );
+        for says in [
+            "cannot seed the run with out/b.md: fan-out `per` may write it",
+            "`out/{{ item }}.md`",
+            "hint",
+        ] {
+            assert!(message.contains(says), "{says:?} not in: {message}");
+        }
+        assert!(!p.exists("r"), "{message}");
+        let made = c.ok(
+            "run_create",
+            json!({"plan": "x", "name": "r", "files": files(json!({"notes/b.md": "b\n"}))}),
+        );
+        assert_eq!(made["created"], true, "{made}");
+        assert_eq!(made["warnings"], json!([]), "{pipeline}\n{made}");
+        assert_eq!(p.read("r/notes/b.md"), "b\n");
+        assert!(c.close().success());
+    }
+}
