@@ -1,7 +1,8 @@
 //! What the instances of a `foreach` fan-out may write and read, said from
 //! the templates of its `outputs` and `inputs` alone, for any item: what a
 //! new run's seed files are judged by ([`Graph::fan_out_writing`],
-//! [`Graph::fan_out_reading`]).
+//! [`Graph::fan_out_reading`]), and a `[pipeline] results` path named
+//! before its fan-out's list is made.
 //!
 //! Before its list is made, the templates are all there is to know of a
 //! fan-out's files; once it is, the list may change all the same (a given

@@ -127,19 +127,6 @@ impl Graph {
         })
     }
 
-    /// Whether `path` may be an output of a `foreach` fan-out's instances,
-    /// as its templates say: each `{{ ... }}` and `{% ... %}` stands for
-    /// any text. For a path named before the list is made (`[pipeline]
-    /// results`).
-    pub(super) fn fan_out_may_make(&self, path: &str) -> bool {
-        self.fanouts.values().any(|group| {
-            group
-                .templates
-                .iter()
-                .any(|template| fits(&shape(template, "\0"), path))
-        })
-    }
-
     /// The warning for `glob`, which leaves out `paths`, made by `def`.
     fn left_out(&self, glob: &GlobInput, def: &str, paths: &[&str]) -> String {
         let reader = &self.tasks[glob.task].name;
@@ -182,27 +169,6 @@ fn under(glob: &GlobInput, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// Whether `path` is `shape` with some text in place of each NUL: its
-/// literal pieces, in order, and nothing else.
-fn fits(shape: &str, path: &str) -> bool {
-    let mut pieces = shape.split('\0');
-    let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = path.strip_prefix(first) else {
-        return false;
-    };
-    let pieces: Vec<&str> = pieces.collect();
-    let Some((last, middle)) = pieces.split_last() else {
-        return rest.is_empty();
-    };
-    for piece in middle {
-        match rest.find(piece) {
-            Some(at) => rest = &rest[at + piece.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
-}
-
 /// `template` with `probe` in place of each `{{ ... }}` and `{% ... %}`,
 /// and without its `{# ... #}` comments: the shape of what it renders.
 fn shape(template: &str, probe: &str) -> String {
@@ -234,7 +200,7 @@ fn shape(template: &str, probe: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{fits, shape};
+    use super::shape;
 
     #[test]
     fn a_templates_shape_has_the_probe_for_what_it_prints() {
@@ -247,18 +213,5 @@ mod tests {
         assert_eq!(shape("odd{.md", "0"), "odd{.md");
         assert_eq!(shape("open{{ key", "0"), "open{{ key");
         assert_eq!(shape("", "0"), "");
-    }
-
-    #[test]
-    fn a_path_fits_a_shape_with_any_text_for_each_stand_in() {
-        let s = |t: &str| shape(t, "\0");
-        assert!(fits(&s("per/{{ item }}.txt"), "per/x.txt"));
-        assert!(fits(&s("per/{{ item }}.txt"), "per/a/b.txt"));
-        assert!(!fits(&s("per/{{ item }}.txt"), "pre/x.txt"));
-        assert!(!fits(&s("per/{{ item }}.txt"), "per/x.md"));
-        assert!(fits(&s("{{ a }}-{{ b }}.md"), "1-2.md"));
-        assert!(!fits(&s("{{ a }}-{{ b }}.md"), "12.md"));
-        assert!(fits(&s("fixed.md"), "fixed.md"));
-        assert!(!fits(&s("fixed.md"), "fixed.mdx"));
     }
 }

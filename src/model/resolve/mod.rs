@@ -487,10 +487,10 @@ impl Graph {
                     .map_err(|m| refuse(&format!("`results` names {}: {m}", raw.get_ref())))?;
                 // A fan-out names its instances' outputs, as in `inputs`;
                 // an output a `foreach` fan-out's templates may make is
-                // taken before its list is.
+                // taken before its list is (`fanout_paths`).
                 if graph.producer(&path).is_none()
                     && !graph.fanouts.contains_key(&path)
-                    && !graph.fan_out_may_make(&path)
+                    && graph.fan_out_writing(&path).is_none()
                 {
                     return Err(refuse(&format!(
                         "`results` names {path}, which no task produces"
