@@ -70,7 +70,7 @@ impl Source<'_> {
         let end = floor_char_boundary(text, span.end.clamp(at, text.len()));
         let end = at + text[at..end].trim_end().len();
         let below = text[at..end].matches('\n').count();
-        let message = visible(message, &['\t', '\n']);
+        let message = tame(&visible(message, &['\t', '\n']));
         let last_line = pos.line + below;
         let pad = " ".repeat(last_line.to_string().len());
         let mut shown = format!("{file}:{pos}: {message}\n{pad} |", file = self.display);
@@ -149,6 +149,48 @@ fn push_frame(out: &mut String, number: usize, pad: &str, line: &str, span: Rang
     let (line, under) = super::frame::frame(line, span, &hidden);
     let width = pad.len();
     out.push_str(&format!("\n{number:<width$} | {line}\n{pad} | {under}"));
+}
+
+/// The longest run of characters without a blank a message shows whole:
+/// a task name (at most 200 bytes) or a path fits; a key or value of
+/// thousands (a minified line, a paste gone wrong) is cut.
+const WHOLE: usize = 200;
+/// How much of a longer run is shown, before its `…`.
+const SHOWN: usize = 120;
+
+/// `message` with every run of characters without a blank longer than
+/// [`WHOLE`] cut after [`SHOWN`] of them, marked `…`, the quotes and
+/// brackets that close it kept (``unknown field `xxx…`, expected ...``).
+fn tame(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while !rest.is_empty() {
+        let blank = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(blank);
+        // What it quotes: the quotes and brackets around it, and the
+        // punctuation after, are not counted, and kept.
+        let opened = run.trim_start_matches(['`', '"', '\'', '[', '(', '{']);
+        let body = opened.trim_end_matches(['`', '"', '\'', ']', ')', '}', ',', ':', ';', '.']);
+        match body.char_indices().nth(WHOLE) {
+            None => out.push_str(run),
+            Some(_) => {
+                let cut = body
+                    .char_indices()
+                    .nth(SHOWN)
+                    .map_or(body.len(), |(i, _)| i);
+                out.push_str(&run[..run.len() - opened.len()]);
+                out.push_str(&body[..cut]);
+                out.push('…');
+                out.push_str(&opened[body.len()..]);
+            }
+        }
+        let word = after
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str(&after[..word]);
+        rest = &after[word..];
+    }
+    out
 }
 
 /// `text` with every control character but those in `keep` shown as `�`.
@@ -282,6 +324,26 @@ mod tests {
         let (first, rest) = shown.split_once('\n').unwrap();
         assert!(first.starts_with("p.toml:") && first.ends_with(": here"));
         rest.to_string()
+    }
+
+    #[test]
+    fn a_run_without_a_blank_longer_than_whole_is_cut_its_closers_kept() {
+        let long = "x".repeat(300);
+        assert_eq!(
+            tame(&format!("unknown field `{long}`, expected one of `a`")),
+            format!(
+                "unknown field `{}…`, expected one of `a`",
+                "x".repeat(SHOWN)
+            )
+        );
+        // Names and paths up to WHOLE characters, and blanks, as they are.
+        let name = "n".repeat(WHOLE);
+        let text = format!("task `{name}`  fails:\n\tagain ");
+        assert_eq!(tame(&text), text);
+        // Characters, not bytes: a cut never falls inside one.
+        let wide = "é".repeat(WHOLE + 1);
+        assert_eq!(tame(&wide), format!("{}…", "é".repeat(SHOWN)));
+        assert_eq!(tame(""), "");
     }
 
     #[test]

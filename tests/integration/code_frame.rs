@@ -228,3 +228,32 @@ fn frame_of(pipeline: &str) -> (String, Vec<String>, Vec<String>) {
     let under = lines.iter().skip(1).step_by(2).cloned().collect();
     (at.to_string(), shown, under)
 }
+
+/// A key or value thousands of characters long, quoted in the message
+/// itself, is cut there as the line under it is: the message stays a
+/// line one can read, its closing quote kept; a name as long as names
+/// may be is shown whole.
+#[test]
+fn a_long_key_or_value_in_the_message_is_cut() {
+    let key = "k".repeat(5000);
+    let p = Project::new(&format!(
+        "[tasks.a]\noutputs = [\"o\"]\ncommand = \"true\"\n{key} = 1\n"
+    ));
+    let run = p.build();
+    run.code(2);
+    let first = run.stderr.lines().next().unwrap();
+    assert!(!first.contains(&"k".repeat(121)), "{first}");
+    assert!(
+        first.contains(&format!("unknown field `{}…`", "k".repeat(120))),
+        "{first}"
+    );
+    let value = "v".repeat(5000);
+    let p = Project::new(&format!(
+        "[tasks.a]\noutputs = \"{value}\"\ncommand = \"true\"\n"
+    ));
+    let run = p.build();
+    run.code(2);
+    let first = run.stderr.lines().next().unwrap();
+    assert!(!first.contains(&"v".repeat(121)), "{first}");
+    assert!(first.contains("…\""), "{first}");
+}
