@@ -26,7 +26,7 @@
 //!
 //! The match is an automaton's: the template's pieces against every way
 //! of writing the path that normalizes to it, in time the product of
-//! their lengths.
+//! their lengths. glob_overlap.rs meets a glob with the same pieces.
 
 use super::graph::Graph;
 use crate::store::rundir;
@@ -76,7 +76,7 @@ fn normalized(path: &str) -> bool {
 
 /// A piece of a template: what a render puts in its place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Piece {
+pub(super) enum Piece {
     /// This byte.
     Byte(u8),
     /// Any text.
@@ -89,7 +89,7 @@ enum Piece {
 
 /// The pieces of `template` (an input's, when `glob`, whose glob syntax
 /// stands for any text).
-fn pieces(template: &str, glob: bool) -> Vec<Piece> {
+pub(super) fn pieces(template: &str, glob: bool) -> Vec<Piece> {
     let bytes = template.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     // A field with no expression and no tag is taken as it is, a `{#` too.
@@ -168,7 +168,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Whether `b` may be a byte of a fan-out's key (a character
 /// `fanout::valid_key` takes, a non-ASCII one's bytes all taken).
-fn key_byte(b: u8) -> bool {
+pub(super) fn key_byte(b: u8) -> bool {
     b >= 0x80 || b.is_ascii_alphanumeric() || b"-_.,+@= ".contains(&b)
 }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::glob_overlap;
 use super::graph::{GlobInput, Graph, TaskId};
 
 /// Outputs named in a warning; the rest are counted.
@@ -112,19 +113,16 @@ impl Graph {
     }
 
     /// Whether `glob` may match an output of the `foreach` task `def`'s
-    /// instances, as its templates say: a template with a stand-in in
-    /// place of what it prints (a digit, a lower-case letter, an
-    /// upper-case one, in turn) that the glob matches.
+    /// instances, as its templates say: a path one of them may render
+    /// for some item that the glob matches (glob_overlap.rs).
     fn may_match(&self, glob: &GlobInput, def: &str) -> bool {
         let Some(group) = self.fanouts.get(def) else {
             return false;
         };
-        group.templates.iter().any(|template| {
-            ["0", "a", "A"].iter().any(|probe| {
-                let path = shape(template, probe);
-                under(glob, &path) && glob.matcher.is_match(&path)
-            })
-        })
+        group
+            .templates
+            .iter()
+            .any(|template| glob_overlap::may_write_into(template, &glob.matcher))
     }
 
     /// The warning for `glob`, which leaves out `paths`, made by `def`.
@@ -167,51 +165,4 @@ fn under(glob: &GlobInput, path: &str) -> bool {
         || path
             .strip_prefix(glob.base.as_str())
             .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// `template` with `probe` in place of each `{{ ... }}` and `{% ... %}`,
-/// and without its `{# ... #}` comments: the shape of what it renders.
-fn shape(template: &str, probe: &str) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at..];
-        let close = match after.as_bytes().get(1) {
-            Some(b'{') => Some(("}}", probe)),
-            Some(b'%') => Some(("%}", probe)),
-            Some(b'#') => Some(("#}", "")),
-            _ => None,
-        };
-        match close.and_then(|(end, put)| Some((after[2..].find(end)? + 4, put))) {
-            Some((len, put)) => {
-                out.push_str(put);
-                rest = &after[len..];
-            }
-            None => {
-                out.push('{');
-                rest = &after[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::shape;
-
-    #[test]
-    fn a_templates_shape_has_the_probe_for_what_it_prints() {
-        assert_eq!(shape("sections/{{ key }}.md", "0"), "sections/0.md");
-        assert_eq!(
-            shape("w/{{ item.id }}-{% if x %}y{% endif %}.json", "a"),
-            "w/a-aya.json"
-        );
-        assert_eq!(shape("a{# note #}b", "0"), "ab");
-        assert_eq!(shape("odd{.md", "0"), "odd{.md");
-        assert_eq!(shape("open{{ key", "0"), "open{{ key");
-        assert_eq!(shape("", "0"), "");
-    }
 }
