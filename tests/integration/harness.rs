@@ -442,3 +442,24 @@ impl RefusedPort {
         std::net::TcpListener::from(self.fd)
     }
 }
+
+/// A `foreach` fan-out whose instances read `notes/ITEM.md` and write
+/// `out/ITEM.md`, over `topics.json`: a source, unless [`TOPICS`] (a task
+/// that makes it from the plan) is put beside it. What a new run's seed
+/// files are judged against, by both doors (`planexe new --input`,
+/// `run_create` `files`).
+pub const PER_TOPIC: &str = r#"
+[tasks.per]
+foreach = { file = "topics.json" }
+inputs = ["plan.txt", "notes/{{ item }}.md"]
+outputs = ["out/{{ item }}.md"]
+command = "cat notes/{{ item }}.md > out/{{ item }}.md"
+"#;
+
+/// The task that makes [`PER_TOPIC`]'s list.
+pub const TOPICS: &str = r#"
+[tasks.topics]
+inputs = ["plan.txt"]
+outputs = ["topics.json"]
+command = "printf '[\"a\"]' > topics.json"
+"#;

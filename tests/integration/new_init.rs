@@ -400,28 +400,6 @@ fn new_warns_of_an_input_no_task_reads() {
     assert_eq!(p.read("runs/a/notes.md"), "n\n");
 }
 
-/// A fan-out whose instances read `notes/ITEM.md` and write `out/ITEM.md`,
-/// over a list a task makes from the plan (`LIST` is that task's table;
-/// without it the list is a source).
-fn per_topic(list: &str) -> String {
-    format!(
-        r#"{list}
-[tasks.per]
-foreach = {{ file = "topics.json" }}
-inputs = ["plan.txt", "notes/{{{{ item }}}}.md"]
-outputs = ["out/{{{{ item }}}}.md"]
-command = "cat notes/{{{{ item }}}}.md > out/{{{{ item }}}}.md"
-"#
-    )
-}
-
-const TOPICS: &str = r#"
-[tasks.topics]
-inputs = ["plan.txt"]
-outputs = ["topics.json"]
-command = "printf '[\"a\"]' > topics.json"
-"#;
-
 /// A file a fan-out's instance would write is refused whether its list is
 /// still to be made (the fan-out a placeholder, its outputs only their
 /// template) or given (its instances known): an instance of another item
@@ -430,8 +408,8 @@ command = "printf '[\"a\"]' > topics.json"
 #[test]
 fn new_judges_the_files_of_a_fan_out_by_its_templates() {
     for (pipeline, list) in [
-        (per_topic(TOPICS), &[][..]),
-        (per_topic(""), &["topics.json"][..]),
+        (format!("{TOPICS}{PER_TOPIC}"), &[][..]),
+        (PER_TOPIC.to_string(), &["topics.json"][..]),
     ] {
         let p = Project::new(&pipeline);
         p.write("topics.json", r#"["a"]"#);

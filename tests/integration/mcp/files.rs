@@ -177,21 +177,6 @@ fn a_file_no_task_reads_is_warned_about() {
 /// A fan-out whose instances read `notes/ITEM.md` and write `out/ITEM.md`,
 /// over `topics.json`: made by a task from the plan (the fan-out a
 /// placeholder when the run is made), or given in `files` (expanded).
-const PER_TOPIC: &str = r#"
-[tasks.per]
-foreach = { file = "topics.json" }
-inputs = ["plan.txt", "notes/{{ item }}.md"]
-outputs = ["out/{{ item }}.md"]
-command = "cat notes/{{ item }}.md > out/{{ item }}.md"
-"#;
-
-const TOPICS: &str = r#"
-[tasks.topics]
-inputs = ["plan.txt"]
-outputs = ["topics.json"]
-command = "printf '[\"a\"]' > topics.json"
-"#;
-
 /// A file a fan-out's instance would write is refused, and one it would
 /// read is not warned about, whether the list is still to be made or
 /// given: the templates say, for any item.
