@@ -131,13 +131,15 @@ fn recorded_stamps<'a>(
 }
 
 /// Every path a certificate of `graph` lists, once, with whether it is a
-/// task file: `owned`, then the sources (task inputs no task makes), then
-/// the other task files in task order, then every folder on the way to a
+/// task file: the files of `owned` outside `.planexe/` (the pipeline file,
+/// prompt and schema files), then the sources (task inputs no task makes),
+/// then planexe's own files (the state files, a sidecar per task), then the
+/// other task files in task order, then every folder on the way to a
 /// run-directory path (replaced by a symlink, it could lead out of the run
 /// directory with every file below it unchanged, which the full check
-/// refuses). Sources come early because they are what users edit: the
-/// judge looks at entries from the first on, and tells of the first change
-/// it can follow at once, so a build can begin opening its session.
+/// refuses). What users edit comes first: the judge looks at entries from
+/// the first on, and tells of the first change it can follow at once, so a
+/// build can begin opening its session.
 fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
     let mut sources: Vec<&str> = Vec::new();
     let mut made: Vec<&str> = Vec::new();
@@ -154,17 +156,24 @@ fn listed<'a>(owned: &'a [String], graph: &'a Graph) -> Vec<(&'a str, bool)> {
             }
         }
     }
-    let task_files = sources.into_iter().chain(made);
     let mut entries: Vec<(&str, bool)> = Vec::new();
     let mut listed: HashSet<&str> = HashSet::default();
-    for path in owned {
-        if !seen.contains(path.as_str()) && listed.insert(path.as_str()) {
-            entries.push((path.as_str(), false));
-        }
-    }
-    for path in task_files {
+    let (state, edited): (Vec<&String>, Vec<&String>) =
+        owned.iter().partition(|p| p.starts_with(".planexe/"));
+    let owned = |paths: Vec<&'a String>| {
+        paths
+            .into_iter()
+            .map(String::as_str)
+            .filter(|p| !seen.contains(p))
+            .map(|p| (p, false))
+    };
+    let files = owned(edited)
+        .chain(sources.into_iter().map(|p| (p, true)))
+        .chain(owned(state))
+        .chain(made.into_iter().map(|p| (p, true)));
+    for (path, task) in files {
         if listed.insert(path) {
-            entries.push((path, true));
+            entries.push((path, task));
         }
     }
     let mut folders: Vec<(&str, bool)> = Vec::new();
