@@ -264,6 +264,104 @@ command = "cat out/a.txt > out/b.txt"
         .stderr_has("outside the run directory");
 }
 
+/// A folder on the way to a source that is a symlink to another folder of
+/// the run (a shared data folder linked in), and a `foreach` list that is
+/// a symlink to another file of the run: both certified (no certificate at
+/// all before), and every change seen: an edit behind either link, a link
+/// pointed elsewhere in the run, a link pointed out of the run (refused).
+#[test]
+fn a_folder_or_a_list_behind_a_symlink_in_the_run_is_certified_and_every_change_seen() {
+    use std::os::unix::fs::symlink;
+    let p = Project::new(
+        r#"
+[tasks.a]
+inputs = ["data/a.txt"]
+outputs = ["out/a.txt"]
+command = "cat data/a.txt > out/a.txt"
+
+[tasks.per]
+foreach = { file = "lists/topics.json" }
+outputs = ["out/{{ item }}.md"]
+command = "echo {{ item }} > out/{{ item }}.md"
+"#,
+    );
+    p.write("store/one/a.txt", "one\n");
+    p.write("store/two/a.txt", "two\n");
+    p.write("lists/first.json", r#"["p"]"#);
+    p.write("lists/second.json", r#"["p", "q"]"#);
+    symlink("store/one", p.path("data")).unwrap();
+    symlink("first.json", p.path("lists/topics.json")).unwrap();
+    p.build().ok().ran(&["a", "per[0]"]);
+    let certified = |p: &Project, tasks: usize| {
+        std::fs::remove_file(p.path(CERT)).ok();
+        std::thread::sleep(Duration::from_millis(250));
+        p.build()
+            .ok()
+            .ran(&[])
+            .stderr_has(&format!("nothing to do: {tasks} task(s)"));
+        assert!(p.exists(CERT), "a no-op build wrote no certificate");
+    };
+    certified(&p, 2);
+    // Edited behind the folder link.
+    p.write("store/one/a.txt", "one, edited\n");
+    p.build().ok().ran(&["a"]);
+    assert_eq!(p.read("out/a.txt"), "one, edited\n");
+    certified(&p, 2);
+    // The folder link pointed at another folder of the run.
+    std::fs::remove_file(p.path("data")).unwrap();
+    symlink("store/two", p.path("data")).unwrap();
+    p.build().ok().ran(&["a"]);
+    assert_eq!(p.read("out/a.txt"), "two\n");
+    certified(&p, 2);
+    // The list edited behind its link: a new item.
+    p.write("lists/first.json", r#"["p", "r"]"#);
+    p.build().ok().ran(&["per[1]"]);
+    assert_eq!(p.read("out/r.md"), "r\n");
+    certified(&p, 3);
+    // The list's link pointed at another list of the run.
+    std::fs::remove_file(p.path("lists/topics.json")).unwrap();
+    symlink("second.json", p.path("lists/topics.json")).unwrap();
+    p.build().ok().ran(&["per[1]"]);
+    assert_eq!(p.read("out/q.md"), "q\n");
+    certified(&p, 3);
+    // The folder link pointed out of the run directory.
+    let outside = tempfile::tempdir_in(p.root().parent().unwrap()).unwrap();
+    std::fs::write(outside.path().join("a.txt"), "two\n").unwrap();
+    std::fs::remove_file(p.path("data")).unwrap();
+    symlink(outside.path(), p.path("data")).unwrap();
+    p.build()
+        .code(2)
+        .stderr_has("data is a symlink to")
+        .stderr_has("name a file in a folder of the run directory");
+}
+
+/// A folder a glob walks that is a symlink is not vouched for (what the
+/// glob read of it is not held against what the link leads to): no
+/// certificate, and every build checks every task, the glob with them.
+#[test]
+fn a_globbed_folder_behind_a_symlink_is_checked_by_every_build() {
+    let p = Project::new(
+        r#"
+[tasks.all]
+inputs = ["notes/*.md"]
+outputs = ["all.txt"]
+command = "cat notes/*.md > all.txt"
+"#,
+    );
+    p.write("store/notes/a.md", "a\n");
+    std::os::unix::fs::symlink("store/notes", p.path("notes")).unwrap();
+    p.build().ok().ran(&["all"]);
+    std::thread::sleep(Duration::from_millis(250));
+    p.build().ok().ran(&[]);
+    assert!(
+        !p.exists(CERT),
+        "a certificate vouched for a globbed folder behind a link"
+    );
+    p.write("store/notes/b.md", "b\n");
+    p.build().ok().ran(&["all"]);
+    assert_eq!(p.read("all.txt"), "a\nb\n");
+}
+
 #[test]
 fn a_pipeline_file_behind_a_symlink_is_certified_through_it() {
     let p = demo();

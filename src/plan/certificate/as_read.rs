@@ -29,6 +29,9 @@ use crate::store::RunDir;
 #[derive(Debug, Default)]
 pub struct AsRead {
     ids: HashMap<String, Read>,
+    /// A path resolution read through a symlink that cannot be vouched
+    /// for as read (one that leads to a folder, or anywhere but the run).
+    unvouched: bool,
 }
 
 /// One file or folder resolution read.
@@ -75,7 +78,43 @@ impl AsRead {
     ) -> AsRead {
         let file = pipeline.path.to_string_lossy().into_owned();
         let mut ids = HashMap::new();
+        let mut unvouched = false;
         for path in graph.source_paths(pipeline) {
+            if !path.starts_with('/') && stat::is_link(&run_dir.path(&path)) {
+                // Read through a symlink in the run directory: the link
+                // as it is now (changed around the read, it may have led
+                // elsewhere then), and the file it leads to, which must
+                // still hold what was read. A folder behind a link is not
+                // vouched for.
+                let link = stat::link_id(&run_dir.path(&path));
+                let behind = super::collect::link_target(run_dir, &path).and_then(|target| {
+                    let id = stat::file_id(&run_dir.path(&target), false).ok()?;
+                    (id.kind == 1).then_some((target, id))
+                });
+                match (link, behind) {
+                    (Some(link), Some((target, id))) => {
+                        let around = |id: &FileId| super::is_young(id, before.young);
+                        ids.insert(
+                            target,
+                            Read {
+                                around: around(&id),
+                                hash: graph.read_as(&path).map(str::to_string),
+                                id,
+                            },
+                        );
+                        ids.insert(
+                            path,
+                            Read {
+                                around: around(&link),
+                                hash: None,
+                                id: link,
+                            },
+                        );
+                    }
+                    _ => unvouched = true,
+                }
+                continue;
+            }
             let read = if path == file {
                 before.id.map(|id| Read {
                     id,
@@ -98,7 +137,7 @@ impl AsRead {
                 ids.insert(path, read);
             }
         }
-        AsRead { ids }
+        AsRead { ids, unvouched }
     }
 
     /// Whether an entry of `entries` that is not a task's file, and is one
@@ -110,30 +149,31 @@ impl AsRead {
     /// the build names) is taken as it is. `graph` is the build's.
     pub(super) fn changed(&self, run_dir: &RunDir, graph: &Graph, entries: &[Entry]) -> bool {
         let produced = std::cell::OnceCell::new();
-        entries.iter().any(|e| {
-            let Some(read) = self.ids.get(&e.path).filter(|_| !e.task) else {
-                return false;
-            };
-            if read.id == e.id && !read.around {
-                return false;
-            }
-            let Some(hash) = read.hash.as_deref().filter(|h| !h.is_empty()) else {
-                return true;
-            };
-            let path = path_of(run_dir, &e.path);
-            if read.id.kind == 2 && e.id.kind == 2 {
-                let Ok(names) = std::fs::read_dir(&path).and_then(|list| {
-                    list.map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
-                        .collect::<std::io::Result<Vec<_>>>()
-                }) else {
+        self.unvouched
+            || entries.iter().any(|e| {
+                let Some(read) = self.ids.get(&e.path).filter(|_| !e.task) else {
+                    return false;
+                };
+                if read.id == e.id && !read.around {
+                    return false;
+                }
+                let Some(hash) = read.hash.as_deref().filter(|h| !h.is_empty()) else {
                     return true;
                 };
-                let produced = produced.get_or_init(|| graph.produced());
-                graph.listing_hash(&e.path, names, produced) != hash
-            } else {
-                read.id != e.id || content_hash(&path, e.id.kind).as_deref() != Some(hash)
-            }
-        })
+                let path = path_of(run_dir, &e.path);
+                if read.id.kind == 2 && e.id.kind == 2 {
+                    let Ok(names) = std::fs::read_dir(&path).and_then(|list| {
+                        list.map(|e| e.map(|e| e.file_name().into_encoded_bytes()))
+                            .collect::<std::io::Result<Vec<_>>>()
+                    }) else {
+                        return true;
+                    };
+                    let produced = produced.get_or_init(|| graph.produced());
+                    graph.listing_hash(&e.path, names, produced) != hash
+                } else {
+                    read.id != e.id || content_hash(&path, e.id.kind).as_deref() != Some(hash)
+                }
+            })
     }
 }
 

@@ -206,18 +206,24 @@ fn entry_now(
     let (id, dev) = if path.starts_with('/') {
         file_id_on(&full, true)
     } else {
-        folders.stat_on(run_dir, path, stamp.is_some())
+        // planexe's own files are never followed through a symlink.
+        folders.stat_on(run_dir, path, !path.starts_with(".planexe/"))
     }
     .ok()?;
     if id.kind == LINK {
-        // A task file that is a symlink: the link itself, what it leads
-        // to listed after it ([`follow_links`]).
+        // A symlink: the link itself, what it leads to listed after it
+        // ([`follow_links`]). Young, it is vouched for by the path it holds.
+        let racy = young.holds(&id, dev);
         return Some(Entry {
             path: path.to_string(),
             id,
-            hash: None,
+            hash: if racy {
+                Some(content_hash(&full, LINK)?)
+            } else {
+                None
+            },
             task: false,
-            racy: false,
+            racy,
         });
     }
     let racy = path != LOG.as_str() && young.holds(&id, dev);
@@ -270,13 +276,15 @@ pub(super) fn collect(
     (!read.changed(run_dir, graph, &entries)).then_some(entries)
 }
 
-/// Lists, after each task file `entries` holds as a symlink ([`LINK`]),
-/// what it leads to: the file it names, which must be a regular file in
-/// the run directory (outside `.planexe/`, not another symlink) as every
-/// record of the link says, and each folder on the way to it. None of
-/// them is a task file to the judge: a link changed, or what it leads to,
-/// sends the next build to the full check, which resolves the link again
-/// (and refuses one that leads out of the run directory). `None` when a
+/// Lists, after each path `entries` holds as a symlink ([`LINK`]), what it
+/// leads to, in the run directory (outside `.planexe/`, not another
+/// symlink): for a task file, a regular file, as every record of the link
+/// says; for any other path (a `prompt_file`, a folder on the way to a
+/// task file), a file or a folder. And each folder on the way to it. None
+/// of them is a task file to the judge: a link changed, or the file it
+/// leads to, sends the next build to the full check, which resolves the
+/// link again (and refuses one that leads out of the run directory); a
+/// folder it leads to is judged as any folder of the run. `None` when a
 /// link leads anywhere else.
 fn follow_links(
     run_dir: &RunDir,
@@ -295,23 +303,28 @@ fn follow_links(
         task.inputs.iter().any(|i| i.path == path) || task.outputs.iter().any(|o| o.path == path)
     };
     for link in links {
-        let tasks = graph
+        let tasks: Vec<TaskId> = graph
             .ids()
             .iter()
             .copied()
-            .filter(|&t| names(&graph[t], &link));
-        let stamps = recorded_stamps(run_dir, graph, store, tasks)?;
+            .filter(|&t| names(&graph[t], &link))
+            .collect();
         let target = link_target(run_dir, &link)?;
-        let mut entry = entry_now(
-            run_dir,
-            folders,
-            &target,
-            Some(*stamps.get(link.as_str())?),
-            young,
-        )?;
-        if entry.id.kind != 1 {
-            return None;
-        }
+        let mut entry = if tasks.is_empty() {
+            let entry = entry_now(run_dir, folders, &target, None, young)?;
+            if entry.id.kind != 1 && entry.id.kind != 2 {
+                return None;
+            }
+            entry
+        } else {
+            let stamps = recorded_stamps(run_dir, graph, store, tasks.into_iter())?;
+            let stamp = *stamps.get(link.as_str())?;
+            let entry = entry_now(run_dir, folders, &target, Some(stamp), young)?;
+            if entry.id.kind != 1 {
+                return None;
+            }
+            entry
+        };
         entry.task = false;
         entries.push(entry);
         let mut folder = target.as_str();
@@ -332,7 +345,7 @@ fn follow_links(
 /// run directory or into `.planexe/`, or the plain spelling is not the
 /// file the kernel finds through the link (a `..` after a folder that is
 /// itself a symlink).
-fn link_target(run_dir: &RunDir, link: &str) -> Option<String> {
+pub(super) fn link_target(run_dir: &RunDir, link: &str) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let full = run_dir.path(link);
     let held = std::fs::read_link(&full).ok()?;
@@ -475,10 +488,19 @@ pub(super) fn collect_from(
 }
 
 /// What a path holds, for comparing when its stat moved: a file's blake3,
-/// a folder's sorted list of names. `None` for anything else.
+/// a folder's sorted list of names, the blake3 of the path a symlink
+/// holds. `None` for anything else.
 pub(super) fn content_hash(path: &Path, kind: u8) -> Option<String> {
     match kind {
         1 => stamp::hash_file(path).ok(),
+        LINK => {
+            let held = std::fs::read_link(path).ok()?;
+            Some(
+                blake3::hash(held.as_os_str().as_encoded_bytes())
+                    .to_hex()
+                    .to_string(),
+            )
+        }
         2 => {
             let names: Vec<Vec<u8>> = std::fs::read_dir(path)
                 .ok()?

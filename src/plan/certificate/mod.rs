@@ -17,7 +17,9 @@
 //! same way (a `restamp` line in the log).
 //!
 //! Anything else falls back to the full check: a missing, torn or foreign
-//! certificate, any other difference, a symlink inside the run directory.
+//! certificate, any other difference, a symlink inside the run directory
+//! other than one to a file or folder of it (listed with what it leads
+//! to), a folder a glob walks that is a symlink.
 //!
 //! File times tick at the kernel clock's resolution, so a path changed
 //! within the same tick as its recorded stat would look unchanged. As in
@@ -230,7 +232,7 @@ fn path_of(run_dir: &RunDir, path: &str) -> PathBuf {
 /// generation. Quietly writes nothing when that is not so, or cannot be
 /// vouched for by stats: a task not done with its current definition, a
 /// task file that differs from its records, a task known only from its
-/// sidecar, a symlink inside the run directory.
+/// sidecar, a symlink inside the run directory that leads out of it.
 ///
 /// `from`: after a build that checked only the tasks the changes of the
 /// certificate it judged reached, that certificate's [`Base`] and the

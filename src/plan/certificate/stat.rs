@@ -28,9 +28,9 @@ pub(super) const ABSENT: FileId = FileId {
     ino: 0,
 };
 
-/// The kind of a symlink: only a task file's is listed (with what it
-/// leads to: see `collect::follow_links`), and statted as the link itself
-/// ([`Folders::id_as`]); the size is that of the path it holds.
+/// The kind of a symlink in the run directory (outside `.planexe/`): listed
+/// with what it leads to (see `collect::follow_links`), and statted as the
+/// link itself ([`Folders::id_as`]); the size is that of the path it holds.
 pub(super) const LINK: u8 = 3;
 
 fn nanos(secs: i64, nsec: i64) -> i64 {
@@ -76,6 +76,16 @@ fn link_id_on(path: &Path) -> Result<(FileId, u64), ()> {
         },
         m.dev(),
     ))
+}
+
+/// Whether `path` is a symlink (not followed).
+pub(super) fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// The stat of the symlink `path` ([`LINK`]); `None` for anything else.
+pub(super) fn link_id(path: &Path) -> Option<FileId> {
+    link_id_on(path).ok().map(|(id, _)| id)
 }
 
 /// What `m` says, as far as the verdict cares (`Err(())` for anything that
