@@ -9,7 +9,8 @@
 //! only resolution can find is found once the directory exists, and then
 //! undone. The record of the pipeline is the one a build writes
 //! ([`Session::record_pipeline`]); `.planexe/origin.json` says when the run
-//! was made, for which pipeline and plan. What its maker should know (a
+//! was made, for which pipeline and plan, and with which seeds (each its
+//! path, blake3 and size). What its maker should know (a
 //! replay model that will miss, where a run exists already) is said in the
 //! words of the door it came in by ([`Advice`]).
 //!
@@ -33,7 +34,7 @@ use crate::model::graph::Action;
 use crate::model::{Advice, Lists, Pipeline, Trouble};
 use crate::plan::session::{Location, ModelChoice};
 use crate::plan::Session;
-use crate::store::origin::Origin;
+use crate::store::origin::{Input, Origin};
 use crate::store::rundir::{holds_run, STATE_DIR};
 use crate::store::untrusted::printable;
 use crate::store::{files, wrong_kind};
@@ -49,6 +50,13 @@ pub struct Seed {
     /// The permission bits the copy takes (a script's executable bits), as
     /// its source had them; `None`: as a new file gets them.
     pub mode: Option<u32>,
+}
+
+impl Seed {
+    /// What `.planexe/origin.json` records of it.
+    pub fn recorded(&self) -> Input {
+        Input::of(&self.path, &self.bytes)
+    }
 }
 
 /// `path` as a file of a new run: relative, `/`-separated, with no empty
@@ -138,7 +146,8 @@ pub fn create(
         }
     };
     session.record_pipeline()?;
-    Origin::now(&session.pipeline.path.to_string_lossy(), plan).save(&session.run_dir)?;
+    let inputs = seeds.iter().map(Seed::recorded).collect();
+    Origin::now(&session.pipeline.path.to_string_lossy(), plan, inputs).save(&session.run_dir)?;
     Ok(session)
 }
 

@@ -53,6 +53,7 @@ mod report;
 mod resume;
 mod running;
 mod security;
+mod seeds;
 mod staleness;
 mod status_snapshot;
 mod status_text;
