@@ -7,8 +7,8 @@
 //!
 //! Making a run ([`Root::create`]) is [`new_run::create`] with a name
 //! chosen here, and idempotent: a run made less than [`IDEMPOTENT_FOR`]
-//! ago for the same pipeline, whose `plan.txt` still holds the same plan,
-//! is returned instead of making another. Listing ([`Root::list`]) reads
+//! ago for the same pipeline and the same files, whose `plan.txt` still
+//! holds the same plan, is returned instead of making another. Listing ([`Root::list`]) reads
 //! each run's origin, run record and archive marker, newest first.
 //!
 //! A client cannot pass `-f`: a run keeps the pipeline it was made with,
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::advice::ADVICE;
+use super::seeds::{self, holds};
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, Seed, PLAN};
 use crate::model::Lists;
@@ -290,7 +291,7 @@ impl Root {
         }
         let made = match RunDir::open(&path).ok().and_then(|r| Origin::load(&r)) {
             Some(_) => format!(
-                "made for another plan or pipeline (or more than {} minutes ago)",
+                "made for another plan, files or pipeline (or more than {} minutes ago)",
                 IDEMPOTENT_FOR.as_secs() / 60
             ),
             None => "made by a build in its folder, not by run_create".to_string(),
@@ -301,8 +302,8 @@ impl Root {
     }
 
     /// The origin of run `name` when it was made less than
-    /// [`IDEMPOTENT_FOR`] ago for `pipeline` and its `plan.txt` still holds
-    /// `plan`, and each of `seeds` its file.
+    /// [`IDEMPOTENT_FOR`] ago for `pipeline`, its `plan.txt` still holds
+    /// `plan`, and it was given `seeds` exactly ([`seeds::same_files`]).
     fn recent_origin(
         &self,
         name: &str,
@@ -316,8 +317,8 @@ impl Root {
         if age >= IDEMPOTENT_FOR || origin.pipeline != pipeline {
             return None;
         }
-        let holds = |path: &str, bytes: &[u8]| holds(&run_dir.path(path), bytes);
-        (holds(PLAN, plan) && seeds.iter().all(|s| holds(&s.path, &s.bytes))).then_some(origin)
+        let same = holds(&run_dir.path(PLAN), plan) && seeds::same_files(&origin, &run_dir, seeds);
+        same.then_some(origin)
     }
 
     /// What [`Root::create`] says of a run an earlier call made, given `seeds`.
@@ -473,20 +474,6 @@ fn plan_bytes(plan: &str) -> Result<Vec<u8>> {
         bytes.push(b'\n');
     }
     Ok(bytes)
-}
-
-/// Whether the file at `path` holds `bytes`: read not through a link, and
-/// not more than their size.
-fn holds(path: &Path, bytes: &[u8]) -> bool {
-    use std::io::Read;
-    let Ok(file) = files::open_read(path) else {
-        return false;
-    };
-    if !file.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
-        return false;
-    }
-    let mut now = Vec::with_capacity(bytes.len());
-    file.take(bytes.len() as u64).read_to_end(&mut now).is_ok() && now == bytes
 }
 
 /// The first line of a run's plan, at most 120 characters.

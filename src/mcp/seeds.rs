@@ -6,13 +6,18 @@
 //! [`new_run::seed_path`] (relative, inside the run directory, not in
 //! `.planexe/`, not `plan.txt`: the plan is `plan`, which wins). That none
 //! is a task's output (or one a fan-out's instance may write) is
-//! [`new_run::create`]'s to check, and it writes them.
+//! [`new_run::create`]'s to check, and it writes them. Whether an earlier
+//! run was given the same files, for `run_create`'s idempotency, is
+//! [`same_files`]: the exact set `.planexe/origin.json` records.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use super::limits::{quoted, PATH_MAX_BYTES};
 use crate::error::{Error, Result};
 use crate::exec::new_run::{self, Seed};
+use crate::store::origin::{Input, Origin};
+use crate::store::{files, RunDir};
 
 /// The most files `run_create` takes.
 pub const FILES_MAX: usize = 100;
@@ -114,6 +119,35 @@ pub fn check(files: &BTreeMap<String, String>) -> Result<Vec<Seed>> {
     }
     seeds.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(seeds)
+}
+
+/// Whether a run made with `origin`, in `run_dir`, was given exactly
+/// `seeds` (checked, in path order): the same paths with the same bytes,
+/// as its origin records them, and each still holding them. A run whose
+/// origin does not say which files it was given (made by an older
+/// planexe) is taken as given none: the same only for a call that gives
+/// none.
+pub fn same_files(origin: &Origin, run_dir: &RunDir, seeds: &[Seed]) -> bool {
+    let given: Vec<Input> = seeds.iter().map(Seed::recorded).collect();
+    let recorded = origin.inputs.as_deref().unwrap_or_default();
+    recorded == given.as_slice()
+        && seeds
+            .iter()
+            .all(|s| holds(&run_dir.path(&s.path), &s.bytes))
+}
+
+/// Whether the file at `path` holds `bytes`: read not through a link, and
+/// not more than their size.
+pub fn holds(path: &Path, bytes: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(file) = files::open_read(path) else {
+        return false;
+    };
+    if !file.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
+        return false;
+    }
+    let mut now = Vec::with_capacity(bytes.len());
+    file.take(bytes.len() as u64).read_to_end(&mut now).is_ok() && now == bytes
 }
 
 /// Whether two normalized paths cannot both be files: the same, or one a

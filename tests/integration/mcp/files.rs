@@ -222,3 +222,73 @@ fn the_files_of_a_fan_out_are_judged_by_its_templates() {
         assert!(c.close().success());
     }
 }
+
+/// Reads two notes by a glob: a file the caller did not give would be read.
+const READS_GLOB: &str = r#"
+[tasks.join]
+inputs = ["plan.txt", "notes/*.md"]
+outputs = ["out.txt"]
+command = "cat {inputs} > out.txt"
+"#;
+
+/// `run_create` returns an earlier run only when it was given exactly the
+/// same files: not one that holds a file this call did not give (the
+/// pipeline's glob would read it).
+#[test]
+fn run_create_with_fewer_files_makes_another_run() {
+    let p = Project::new(READS_GLOB);
+    let mut c = Client::start(&p, &[]);
+    let both = json!({"notes/a.md": "a\n", "notes/b.md": "b\n"});
+    let first = c.ok("run_create", json!({"plan": "a shed", "files": both}));
+    assert_eq!(first["created"], true, "{first}");
+    let again = c.ok("run_create", json!({"plan": "a shed", "files": both}));
+    assert_eq!(
+        (again["created"].clone(), &again["run"]),
+        (json!(false), &first["run"])
+    );
+    let fewer = c.ok(
+        "run_create",
+        json!({"plan": "a shed", "files": {"notes/a.md": "a\n"}}),
+    );
+    assert_eq!(fewer["created"], true, "{fewer}");
+    assert_ne!(fewer["run"], first["run"], "{fewer}");
+    let fewer_run = fewer["run"].as_str().unwrap();
+    assert!(!p.exists(&format!("{fewer_run}/notes/b.md")));
+    let none = c.ok("run_create", json!({"plan": "a shed"}));
+    assert_eq!(none["created"], true, "{none}");
+    assert!(c.close().success());
+}
+
+/// `.planexe/origin.json` records the files a run was given; a run made
+/// before it did (its origin has no `inputs`) is the same only for a call
+/// that gives no files.
+#[test]
+fn run_create_records_the_files_and_an_unrecorded_run_is_the_same_only_without_files() {
+    let p = Project::new(READS_GLOB);
+    let mut c = Client::start(&p, &[]);
+    let both = json!({"notes/b.md": "b\n", "notes/a.md": "a\n"});
+    let first = c.ok("run_create", json!({"plan": "a shed", "files": both}));
+    let run = first["run"].as_str().unwrap().to_string();
+    let path = format!("{run}/.planexe/origin.json");
+    let mut origin: serde_json::Value = serde_json::from_str(&p.read(&path)).unwrap();
+    let hash = |text: &str| blake3::hash(text.as_bytes()).to_hex().to_string();
+    assert_eq!(
+        origin["inputs"],
+        json!([
+            {"path": "notes/a.md", "blake3": hash("a\n"), "size": 2},
+            {"path": "notes/b.md", "blake3": hash("b\n"), "size": 2},
+        ]),
+        "{origin}"
+    );
+    origin.as_object_mut().unwrap().remove("inputs");
+    p.write(&path, &origin.to_string());
+    let given = c.ok("run_create", json!({"plan": "a shed", "files": both}));
+    assert_eq!(given["created"], true, "{given}");
+    assert_ne!(given["run"], first["run"], "{given}");
+    let bare = c.ok("run_create", json!({"plan": "a shed"}));
+    assert_eq!(
+        (bare["created"].clone(), &bare["run"]),
+        (json!(false), &first["run"])
+    );
+    assert!(c.close().success());
+}
