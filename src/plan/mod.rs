@@ -11,7 +11,9 @@
 //! - [`certificate`]: the proof that everything is up to date, checked
 //!   from stats alone;
 //! - [`session`]: one invocation's view of a run directory, opened from a
-//!   location and options.
+//!   location and options;
+//! - [`seeds`]: the files the run was given when it was made, which no
+//!   task that runs may write.
 //!
 //! Above the model and the store; below execution.
 
@@ -19,11 +21,13 @@ pub mod certificate;
 pub mod check;
 mod inside;
 mod location;
+pub mod seeds;
 pub mod session;
 
 use rayon::prelude::*;
 
 pub use check::{Check, Checker, Reason, Side};
+pub use seeds::Seeds;
 pub use session::Session;
 
 use crate::error::Result;

@@ -3,8 +3,9 @@
 //! which pipeline file, the blake3 of the plan it was seeded with, and the
 //! other files it was given ([`Input`]: `new --input`, `run_create`'s
 //! `files`). It lets `run_create` return the run it made a moment ago for
-//! the same plan, files and pipeline instead of making a second one, and
-//! says when the run was created: the first build copies its time into `run.json`
+//! the same plan, files and pipeline instead of making a second one, lets a
+//! build refuse to overwrite a file the run was given, and says when the
+//! run was created: the first build copies its time into `run.json`
 //! ([`super::run_record::created_at`]). A run directory made by hand has
 //! none; one made by a planexe that did not record the files has no
 //! `inputs` (`None`: not known).

@@ -9,7 +9,8 @@
 //!
 //! A list that cannot be read or expanded fails the fan-out (kind
 //! `bad_list`, with the list's `file:line:col` message) and what depends
-//! on it does not start.
+//! on it does not start; so does one that makes an instance that would
+//! write a file the run was given (`plan::seeds`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use super::super::scheduler::{Growth, Step};
 use super::hooks::BuildHooks;
 use super::lists;
 use crate::error::Error;
-use crate::model::{Expansion, TaskId};
+use crate::model::{Expansion, Graph, TaskId};
 use crate::plan::{Check, Checker, Reason};
 use crate::store::{sidecar, ErrorKind, Status, TaskError, TaskState};
 
@@ -48,7 +49,22 @@ impl BuildHooks<'_> {
                 .filter(|&&m| self.wanted.get(m).copied().unwrap_or(false))
                 .map(|&m| self.graph[m].name.clone())
                 .collect();
-            match self.graph.expand(self.pipeline, self.run_dir, &group) {
+            // An instance that would write a file the run was given fails
+            // the fan-out, as a list that cannot be expanded does.
+            let (pipeline, run_dir, store) = (self.pipeline, self.run_dir, &*self.store);
+            let (stamper, mode, seeds) = (self.stamper, self.mode, self.seeds);
+            let admit = |graph: &Graph, added: &[TaskId]| {
+                let checker = Checker {
+                    graph,
+                    source: pipeline.source(),
+                    run_dir,
+                    store,
+                    stamper,
+                    mode,
+                };
+                seeds.check(&checker, added)
+            };
+            match self.graph.expand(pipeline, run_dir, &group, &admit) {
                 Ok(Some(expansion)) => self.follow(&group, expansion, wanted, &mut growth),
                 // The list is what the instances came from: they stand.
                 Ok(None) if !self.graph.fanouts[&group].placeholder => {}

@@ -20,7 +20,7 @@ use super::super::scheduler::{Growth, Hooks, Outcome};
 use crate::error::{Error, Result};
 use crate::model::{Action, Graph, Pipeline, Pool, TaskId};
 use crate::phases::timed;
-use crate::plan::{Check, Checker, Reason};
+use crate::plan::{Check, Checker, Reason, Seeds};
 use crate::store::files;
 use crate::store::snapshot::Live;
 use crate::store::{CheckMode, RunDir, Stamper, StateStore, TaskState};
@@ -63,6 +63,9 @@ pub(super) struct BuildHooks<'a> {
     /// `-B` (with no targets, or naming the fan-out): new instances run
     /// whatever their records say.
     pub forced: std::collections::HashSet<String>,
+    /// The files the run was given when it was made: a fan-out whose new
+    /// instance would write one fails.
+    pub seeds: &'a Seeds,
     pub failures: &'a Failures<'a>,
     /// Where the executor keeps a write of planexe's own it found no
     /// space for (a prompt task's answer).

@@ -19,7 +19,7 @@ use super::{failed, lists, reach, resume, Build, Ended, Progress};
 use crate::error::Result;
 use crate::model::{Action, Graph, TaskId, Trouble};
 use crate::plan::session::ModelSourceKind;
-use crate::plan::{Checker, Plan, Reason, Session};
+use crate::plan::{Checker, Plan, Reason, Seeds, Session};
 use crate::store::run_record::{self, BuildOutcome, Counts, RunRecord};
 use crate::store::snapshot::Live;
 use crate::store::{sidecar, RunDir, Stamper, Status, TaskState};
@@ -33,6 +33,7 @@ impl Build<'_> {
             .map(|(name, _)| name.to_string())
             .collect();
         let remake = session.expand_ready(options.check)?.remake;
+        let seeds = Seeds::load(&session.run_dir);
         // Fan-outs expanded before the build starts: their instances'
         // outputs were not in the graph the load-time warnings looked at.
         let expanded: Vec<TaskId> = waiting
@@ -90,6 +91,8 @@ impl Build<'_> {
                     plan.reasons[*p] = Some(Reason::BadList(list.clone()));
                 }
             }
+            // No task that runs writes a file the run was given.
+            seeds.check(&checker, &plan.to_run(graph).collect::<Vec<_>>())?;
             // What this build checks or runs: the records it may change.
             progress.rechecked = reach.map(|mut reach| {
                 for (t, reason) in plan.reasons.iter().enumerate() {
@@ -406,6 +409,7 @@ impl Build<'_> {
             wanted: plan.wanted.clone(),
             expanding: fanouts.expanding,
             forced: forced_fanouts,
+            seeds: &seeds,
             failures: &failures,
             own_writes: &actions.own_writes,
         };

@@ -1,6 +1,7 @@
 //! [`Graph::expand`]: a `foreach` task's instances made what its list
 //! says once the list is built, all or nothing: a list or an instance that
-//! does not resolve leaves the graph as it was.
+//! does not resolve, or new instances its caller does not admit, leave the
+//! graph as it was.
 
 use std::collections::HashSet;
 
@@ -36,16 +37,24 @@ impl Graph {
     /// (the list file does not exist, or is the one the instances came
     /// from); an error for a list that is not what the task says, or
     /// instances that clash with other tasks or do not resolve (an item's
-    /// input missing). After an error the graph is as it was: the fan-out
-    /// a placeholder, or the instances of its last list.
+    /// input missing), or when `admit` refuses the new instances (given
+    /// the graph they joined and their ids: a build refuses one that would
+    /// write a file the run was given). After an error the graph is as it
+    /// was: the fan-out a placeholder, or the instances of its last list.
     pub fn expand(
         &mut self,
         pipeline: &Pipeline,
         run_dir: &RunDir,
         group: &str,
+        admit: &dyn Fn(&Graph, &[TaskId]) -> Result<()>,
     ) -> Result<Option<Expansion>> {
         let before = self.clone();
-        let expanded = self.expand_in_place(pipeline, run_dir, group);
+        let expanded = self
+            .expand_in_place(pipeline, run_dir, group)
+            .and_then(|e| match e {
+                Some(e) => admit(self, &e.added).map(|()| Some(e)),
+                None => Ok(None),
+            });
         if expanded.is_err() {
             *self = before;
         }

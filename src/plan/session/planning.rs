@@ -27,12 +27,14 @@ pub struct Expanded {
 impl Session {
     /// Expands the `foreach` task `group` now that its list is ready (see
     /// [`Graph::expand`]); `false` when its list file does not exist or
-    /// did not change.
+    /// did not change. Every instance is admitted: a build judges the
+    /// instances it will run with the other tasks, before any runs
+    /// ([`super::super::Seeds`]).
     pub fn expand(&mut self, group: &str) -> Result<bool> {
         *self.made_plan() = None;
         Ok(self
             .graph
-            .expand(&self.pipeline, &self.run_dir, group)?
+            .expand(&self.pipeline, &self.run_dir, group, &|_, _| Ok(()))?
             .is_some())
     }
 
