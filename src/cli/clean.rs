@@ -48,6 +48,11 @@ pub fn clean(cli: &Cli, ctx: &Context, args: &CleanArgs, printer: &Printer) -> R
             "keeping {path}: {task} wrote it, but no task writes it now and the pipeline reads it: it is a source file"
         ));
     }
+    for (path, task) in &plan.given {
+        printer.note(&format!(
+            "keeping {path}: the run was given it when it was made (planexe new --input, or run_create's files); {task} names it as an output but never wrote it"
+        ));
+    }
     // Internal files alone (a spare left beside a sidecar already gone)
     // are nothing the user asked about.
     if plan.files.is_empty() {

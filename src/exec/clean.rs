@@ -8,14 +8,15 @@
 //! list is gone, the outputs its last good run recorded that no task
 //! produces now and none reads as a source) are candidates, and only
 //! when they are files (a folder at an output's path is refused, never
-//! deleted). Asking the user is the caller's.
+//! deleted), and never a file the run was given when it was made that the
+//! task did not write (`plan::seeds`). Asking the user is the caller's.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::model::fanout::split_instance;
 use crate::model::Action;
-use crate::plan::Session;
+use crate::plan::{Seeds, Session};
 use crate::store::files;
 
 /// Which tasks to clean.
@@ -46,6 +47,10 @@ pub struct CleanPlan {
     /// Outputs a forgotten task's last run recorded that the pipeline now
     /// reads as source files: left on disk, and said so. (path, task)
     pub kept: Vec<(String, String)>,
+    /// Outputs that are files the run was given when it was made, which
+    /// the task never wrote ([`Seeds::guards`]): left on disk, and said
+    /// so. (path, task)
+    pub given: Vec<(String, String)>,
 }
 
 impl CleanPlan {
@@ -122,6 +127,8 @@ impl CleanPlan {
         let mut files: Vec<(String, PathBuf)> = Vec::new();
         let mut internal: Vec<PathBuf> = Vec::new();
         let mut tasks = Vec::new();
+        let seeds = Seeds::load(run_dir);
+        let mut given = Vec::new();
         for &t in graph.order() {
             if !selected[t] {
                 continue;
@@ -129,6 +136,10 @@ impl CleanPlan {
             let task = &graph[t];
             tasks.push(task.name.clone());
             for out in &task.outputs {
+                if seeds.guards(run_dir, &session.store, &task.name, &out.path) {
+                    given.push((out.path.clone(), task.name.clone()));
+                    continue;
+                }
                 let path = run_dir.path(&out.path);
                 let Ok(meta) = std::fs::symlink_metadata(&path) else {
                     continue;
@@ -201,6 +212,7 @@ impl CleanPlan {
             internal,
             tasks,
             kept,
+            given,
         })
     }
 

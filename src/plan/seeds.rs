@@ -13,6 +13,8 @@
 //! that cannot be expanded does ([`Seeds::check`] is the one judge of
 //! both).
 //!
+//! `clean` leaves such a file on disk too, and says so.
+//!
 //! A seed is kept only while it is in the run directory (removed by its
 //! user, there is nothing left to keep) and is not the task's own work:
 //! a task whose last successful run recorded the path as its output wrote
@@ -25,7 +27,7 @@ use super::check::Checker;
 use crate::error::{Error, Result};
 use crate::model::TaskId;
 use crate::store::origin::Origin;
-use crate::store::RunDir;
+use crate::store::{RunDir, StateStore};
 
 /// The paths of the files a run was given when it was made.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +45,17 @@ impl Seeds {
         Seeds { paths }
     }
 
+    /// Whether `path`, an output of task `task`, is a seed to keep from
+    /// it: a file the run was given, still in the run directory, that the
+    /// task's last successful run did not write.
+    pub fn guards(&self, run_dir: &RunDir, store: &StateStore, task: &str, path: &str) -> bool {
+        self.paths.contains(path)
+            && std::fs::symlink_metadata(run_dir.path(path)).is_ok()
+            && !store
+                .done_record(run_dir, task)
+                .is_some_and(|done| done.outputs.contains_key(path))
+    }
+
     /// Refuses the first of `tasks` (of `checker`'s graph, by id) that
     /// would write a seed still in the run directory and not its own work:
     /// at the output's place in the pipeline file, naming the task and the
@@ -51,18 +64,10 @@ impl Seeds {
         if self.paths.is_empty() {
             return Ok(());
         }
-        let run_dir = checker.run_dir;
         for &id in tasks {
             let task = &checker.graph[id];
-            for out in task.outputs.iter().filter(|o| self.paths.contains(&o.path)) {
-                if std::fs::symlink_metadata(run_dir.path(&out.path)).is_err() {
-                    continue;
-                }
-                let own = checker
-                    .store
-                    .done_record(run_dir, &task.name)
-                    .is_some_and(|done| done.outputs.contains_key(&out.path));
-                if own {
+            for out in &task.outputs {
+                if !self.guards(checker.run_dir, checker.store, &task.name, &out.path) {
                     continue;
                 }
                 let name = &task.name;

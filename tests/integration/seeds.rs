@@ -186,3 +186,22 @@ fn a_fan_out_whose_new_instance_would_write_a_file_the_run_was_given_fails() {
     p.run(&["build", "-C", "runs/a"]).ok();
     assert_eq!(p.read("runs/a/notes/x.md"), "x\n");
 }
+
+/// `clean` of a task that now names a file the run was given as its
+/// output (the pipeline edited since) leaves the file, and says so; the
+/// task's records go as always. With `--all` too.
+#[test]
+fn clean_keeps_a_file_the_run_was_given_that_a_task_now_names() {
+    let p = made(&[]);
+    p.write("pipeline.toml", WRITES_NOTE);
+    for args in [
+        &["clean", "-y", "-C", "runs/a", "draft"][..],
+        &["clean", "-y", "-C", "runs/a", "--all"],
+    ] {
+        p.run(args).ok().stderr_has(
+            "keeping notes/x.md: the run was given it when it was made (planexe new --input, \
+             or run_create's files); draft names it as an output but never wrote it",
+        );
+        assert_eq!(p.read("runs/a/notes/x.md"), NOTE);
+    }
+}
