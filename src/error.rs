@@ -26,8 +26,14 @@ pub enum Error {
     #[error("{message}")]
     Usage { message: String, hints: Vec<String> },
     /// The pipeline file is wrong; `message` already names `file:line:col`.
+    /// `place`: where in the file it points, start and end, when it was
+    /// made from a span ([`Diagnostic`]); for a program, never printed.
     #[error("{message}")]
-    Pipeline { message: String, hints: Vec<String> },
+    Pipeline {
+        message: String,
+        hints: Vec<String>,
+        place: Option<Place>,
+    },
     /// A file-system operation failed; the message names the path (fs_err).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -68,10 +74,22 @@ impl Error {
         }
     }
 
-    pub fn pipeline(message: impl Into<String>) -> Self {
+    /// A pipeline error saying `message`: text (which may start with
+    /// `file:line:col`), or a [`Diagnostic`], whose place it keeps.
+    pub fn pipeline(message: impl Into<Diagnostic>) -> Self {
+        let Diagnostic { text, place } = message.into();
         Error::Pipeline {
-            message: message.into(),
+            message: text,
             hints: Vec::new(),
+            place,
+        }
+    }
+
+    /// Where in a file the error points, start and end, when known.
+    pub fn place(&self) -> Option<&Place> {
+        match self {
+            Error::Pipeline { place, .. } => place.as_ref(),
+            _ => None,
         }
     }
 
@@ -177,6 +195,57 @@ pub fn position(first: &str) -> Option<(&str, usize, usize)> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The text of a pipeline error and, when it was made from a span of a
+/// file (`Source::diagnostic`), where it points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// `file:line:col: message`, then the code frame under it.
+    pub text: String,
+    pub place: Option<Place>,
+}
+
+impl From<String> for Diagnostic {
+    fn from(text: String) -> Self {
+        Diagnostic { text, place: None }
+    }
+}
+
+impl From<&str> for Diagnostic {
+    fn from(text: &str) -> Self {
+        Diagnostic::from(text.to_string())
+    }
+}
+
+impl From<&String> for Diagnostic {
+    fn from(text: &String) -> Self {
+        Diagnostic::from(text.clone())
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where in a file an error points: the span's first character
+/// (`line`, `col`, as `file:line:col` names it) and its last (`end_line`,
+/// `end_col`, inclusive: the character the last caret is under, or would
+/// be on a line cut for width; a value over several lines ends at its
+/// last character that is not blank). Lines and columns count from 1,
+/// columns in characters (not bytes, not terminal columns). An empty
+/// span ends where it starts. Serialized as the `where` of a JSON error
+/// (`--json`, the MCP server's `pipeline_error`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Place {
+    /// The file as the message names it.
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub end_line: usize,
+    pub end_col: usize,
+}
 
 /// A position in a source file, 1-based, for `file:line:col` messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

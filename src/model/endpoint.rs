@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use super::hidden_url::secret_spans;
 use super::source::Source;
+use crate::error::Diagnostic;
 
 /// What makes a URL unusable, found by [`flaw`], which a model's
 /// `base_url` and a hook's `url` share; each words it in its own terms.
@@ -75,7 +76,7 @@ impl Flaw {
 
 /// The diagnostic of a URL refusal at `span` (the quoted value), its
 /// code frame without [`secret_spans`] (with `path`, the path hidden too).
-pub fn frame(source: &Source, span: Range<usize>, message: &str, path: bool) -> String {
+pub fn frame(source: &Source, span: Range<usize>, message: &str, path: bool) -> Diagnostic {
     let literal = source.text.get(span.clone()).unwrap_or("");
     let hidden = secret_spans(literal, span.start, path);
     source.diagnostic_hiding(span, message, &hidden)

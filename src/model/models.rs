@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::pipeline::{parse_duration, parse_timeout, ModelDef, Pipeline, Source};
 pub use super::size::parse_size;
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, Error, Result};
 
 /// Default bound on one HTTP request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
@@ -112,7 +112,7 @@ pub struct Replay {
     pub of: usize,
     /// What a build says when `dir` is not a folder (nothing there, or a
     /// file): `file:line:col`, the line and a caret under `dir`.
-    pub missing: String,
+    pub missing: Diagnostic,
 }
 
 fn duration(

@@ -471,7 +471,7 @@ mod tests {
         };
         let at = text.find('x').unwrap();
         let shown = source.diagnostic(at..at + 1, "here");
-        let lines: Vec<&str> = shown.lines().collect();
+        let lines: Vec<&str> = shown.text.lines().collect();
         let caret = lines[3].find('^').unwrap();
         // The caret is under the `x`.
         assert_eq!(lines[2].chars().nth(caret), Some('x'), "{shown}");

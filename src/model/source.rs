@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use super::advice::{Advice, Trouble};
-use crate::error::{floor_char_boundary, Error, Position, Result};
+use crate::error::{floor_char_boundary, Diagnostic, Error, Place, Position, Result};
 
 /// The text of a pipeline file, or a refusal at the first byte that is not
 /// UTF-8 (with its line and column, as for any other mistake in the file;
@@ -57,9 +57,39 @@ impl Source<'_> {
     /// the span's end, with a `...` line between them when lines are left
     /// out; never more, however long the span. `col` counts characters
     /// from 1, as rustc and most editors do, not the terminal columns the
-    /// carets are laid out in, and is the span's start.
-    pub fn diagnostic(&self, span: Range<usize>, message: &str) -> String {
-        let text = self.text;
+    /// carets are laid out in, and is the span's start. Its [`Place`]
+    /// holds that start and the last character the carets are under, for
+    /// a program.
+    pub fn diagnostic(&self, span: Range<usize>, message: &str) -> Diagnostic {
+        self.framed(self.text, span, message)
+    }
+
+    /// [`Source::diagnostic`], with the bytes of the file in `hidden`
+    /// (absolute ranges) shown as `*`: the line of a URL refusal is shown
+    /// without the credentials, query or token it holds.
+    pub fn diagnostic_hiding(
+        &self,
+        span: Range<usize>,
+        message: &str,
+        hidden: &[Range<usize>],
+    ) -> Diagnostic {
+        let mut bytes = self.text.as_bytes().to_vec();
+        for r in hidden {
+            let end = r.end.min(bytes.len());
+            for b in &mut bytes[r.start.min(end)..end] {
+                *b = b'*';
+            }
+        }
+        // Every byte of a character replaced, or none: still UTF-8.
+        let text = String::from_utf8_lossy(&bytes);
+        self.framed(&text, span, message)
+    }
+
+    /// [`Source::diagnostic`] of `text`, this file's text or a copy of it
+    /// with bytes hidden (the same length, each hidden character as many
+    /// `*` as it has bytes): its place counts the characters of the file
+    /// as it is, so a hidden `é` is one column, not two.
+    fn framed(&self, text: &str, span: Range<usize>, message: &str) -> Diagnostic {
         let pos = Position::of_offset(text, span.start);
         let at = floor_char_boundary(text, span.start.min(text.len()));
         let (first_start, first) = line_at(text, at);
@@ -74,49 +104,48 @@ impl Source<'_> {
         let last_line = pos.line + below;
         let pad = " ".repeat(last_line.to_string().len());
         let mut shown = format!("{file}:{pos}: {message}\n{pad} |", file = self.display);
-        if below == 0 {
+        // The bytes of the line the carets are under, last: `start..end`
+        // of the file.
+        let marked = if below == 0 {
             let to = span
                 .end
                 .min(first_start + first.len())
                 .saturating_sub(first_start);
             push_frame(&mut shown, pos.line, &pad, first, from..to.max(from));
-            return shown;
+            first_start + from..first_start + to.max(from)
+        } else {
+            let to = first.trim_end().len().max(from);
+            push_frame(&mut shown, pos.line, &pad, first, from..to);
+            if below > 1 {
+                shown.push_str("\n...");
+            }
+            let (last_start, last) = line_at(text, end);
+            let from = last.len() - last.trim_start().len();
+            let to = (end - last_start).clamp(from, last.len());
+            push_frame(&mut shown, last_line, &pad, last, from..to);
+            last_start + from..last_start + to
+        };
+        Diagnostic {
+            text: shown,
+            place: Some(self.place(span.start, marked)),
         }
-        let to = first.trim_end().len().max(from);
-        push_frame(&mut shown, pos.line, &pad, first, from..to);
-        if below > 1 {
-            shown.push_str("\n...");
-        }
-        let (last_start, last) = line_at(text, end);
-        let from = last.len() - last.trim_start().len();
-        let to = (end - last_start).clamp(from, last.len());
-        push_frame(&mut shown, last_line, &pad, last, from..to);
-        shown
     }
 
-    /// [`Source::diagnostic`], with the bytes of the file in `hidden`
-    /// (absolute ranges) shown as `*`: the line of a URL refusal is shown
-    /// without the credentials, query or token it holds.
-    pub fn diagnostic_hiding(
-        &self,
-        span: Range<usize>,
-        message: &str,
-        hidden: &[Range<usize>],
-    ) -> String {
-        let mut bytes = self.text.as_bytes().to_vec();
-        for r in hidden {
-            let end = r.end.min(bytes.len());
-            for b in &mut bytes[r.start.min(end)..end] {
-                *b = b'*';
-            }
+    /// Where a diagnostic of the span from byte `start` points: that
+    /// start, its `file:line:col`, and the last character its last line's
+    /// carets are under, `marked` (the one caret of an empty span is
+    /// under its start).
+    fn place(&self, start: usize, marked: Range<usize>) -> Place {
+        let pos = Position::of_offset(self.text, start);
+        // A byte's position is that of the character it is in.
+        let last = Position::of_offset(self.text, marked.end.max(marked.start + 1) - 1);
+        Place {
+            file: self.display.to_string(),
+            line: pos.line,
+            col: pos.col,
+            end_line: last.line,
+            end_col: last.col,
         }
-        // Every byte of a character replaced, or none: still UTF-8.
-        let text = String::from_utf8_lossy(&bytes);
-        Source {
-            display: self.display,
-            text: &text,
-        }
-        .diagnostic(span, message)
     }
 
     /// Just `file:line:col`.
@@ -320,7 +349,7 @@ mod tests {
             text,
         };
         let span = text.find(from).unwrap()..text.rfind(to).unwrap() + to.len();
-        let shown = source.diagnostic(span, "here");
+        let shown = source.diagnostic(span, "here").text;
         let (first, rest) = shown.split_once('\n').unwrap();
         assert!(first.starts_with("p.toml:") && first.ends_with(": here"));
         rest.to_string()
@@ -380,6 +409,7 @@ mod tests {
         let at = text.find('[').unwrap();
         assert!(source
             .diagnostic(at..text.len(), "here")
+            .text
             .starts_with("p.toml:9:11: here\n"));
     }
 
@@ -391,9 +421,61 @@ mod tests {
             text,
         };
         assert_eq!(
-            source.diagnostic(10..text.len(), "here"),
+            source.diagnostic(10..text.len(), "here").text,
             "p.toml:1:11: here\n  |\n1 | timeout = \"soon\"\n  |           ^^^^^^"
         );
+    }
+
+    /// The place of the diagnostic of the span from the first `from` to
+    /// just after the last `to` in `text`: start and end, as
+    /// `(line, col, end_line, end_col)`.
+    fn place(text: &str, from: &str, to: &str) -> (usize, usize, usize, usize) {
+        let source = Source {
+            display: "p.toml",
+            text,
+        };
+        let span = text.find(from).unwrap()..text.rfind(to).unwrap() + to.len();
+        let p = source.diagnostic(span, "here").place.unwrap();
+        assert_eq!(p.file, "p.toml");
+        (p.line, p.col, p.end_line, p.end_col)
+    }
+
+    #[test]
+    fn a_place_ends_at_the_last_character_under_a_caret() {
+        // Over several lines: the value's last character, in characters.
+        let text = "a = 1\ntimeout = [ 1,\n  é, 2 ]\nb = 2\n";
+        assert_eq!(place(text, "[", "]"), (2, 11, 3, 8));
+        // On one line, inclusive: a one-character value starts and ends
+        // at its column.
+        assert_eq!(place("jobs = 0\n", "0", "0"), (1, 8, 1, 8));
+        assert_eq!(place("k = \"計画\"\n", "\"", "\""), (1, 5, 1, 8));
+        // A span taking in its line ending and blank lines ends where its
+        // value does, as its carets.
+        assert_eq!(place("t = \"soon\"\n\n\n", "\"", "\n\n"), (1, 5, 1, 10));
+        assert_eq!(place("t = [\n  1,\n]\r\n\n", "[", "\n\n"), (1, 5, 3, 1));
+        // An empty span (the end of the file) ends where it starts.
+        let text = "[tasks.a\n";
+        let source = Source {
+            display: "p.toml",
+            text,
+        };
+        let p = source
+            .diagnostic(text.len()..text.len(), "here")
+            .place
+            .unwrap();
+        assert_eq!((p.line, p.col, p.end_line, p.end_col), (2, 1, 2, 1));
+        // A hidden character counts as one, as in the file.
+        let text = "u = \"https://é:pw@h/\"\n";
+        let source = Source {
+            display: "p.toml",
+            text,
+        };
+        // `é:pw`, bytes 13 to 18.
+        let hidden = vec![Range { start: 13, end: 18 }];
+        let shown = source.diagnostic_hiding(4..text.len() - 1, "here", &hidden);
+        assert!(!shown.text.contains("pw"), "{shown}");
+        let p = shown.place.unwrap();
+        assert_eq!((p.line, p.col, p.end_line, p.end_col), (1, 5, 1, 21));
     }
 
     #[test]

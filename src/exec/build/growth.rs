@@ -251,7 +251,7 @@ impl BuildHooks<'_> {
 /// A list's error as a task's message: what, where and the hint.
 fn describe(e: &Error) -> String {
     match e {
-        Error::Pipeline { message, hints } | Error::Usage { message, hints } => {
+        Error::Pipeline { message, hints, .. } | Error::Usage { message, hints } => {
             let mut text = message.clone();
             for hint in hints {
                 text.push_str(&format!("\nhint: {hint}"));

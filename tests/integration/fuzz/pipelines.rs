@@ -90,7 +90,7 @@ fn load_and_resolve(fixture: &Fixture, bytes: &[u8], hint: bool) {
         return;
     };
     match &e {
-        Error::Pipeline { message, hints } | Error::Usage { message, hints } => {
+        Error::Pipeline { message, hints, .. } | Error::Usage { message, hints } => {
             assert!(
                 message.starts_with("pipeline.toml"),
                 "an error that does not name the file: {message}"
@@ -99,6 +99,19 @@ fn load_and_resolve(fixture: &Fixture, bytes: &[u8], hint: bool) {
                 !hint || !hints.is_empty(),
                 "an error without a hint: {message}"
             );
+            // Its place starts where its message says and ends no earlier.
+            if let Some(p) = e.place() {
+                let first = message.lines().next().unwrap_or("");
+                assert_eq!(
+                    planexe::error::position(first),
+                    Some((p.file.as_str(), p.line, p.col)),
+                    "{p:?}: {message}"
+                );
+                assert!(
+                    (p.end_line, p.end_col) >= (p.line, p.col),
+                    "{p:?}: {message}"
+                );
+            }
         }
         other => panic!("not a pipeline error: {other:?}"),
     }
