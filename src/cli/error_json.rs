@@ -9,7 +9,9 @@
 //! `detail` its other lines (the pipeline file's line and carets, the
 //! first and last of a span over several), or null;
 //! `where` the `file`, `line` and `col` the message starts with
-//! (`pipeline.toml:4:1: ...`), or null; `hint` the first `hint:` line
+//! (`pipeline.toml:4:1: ...`), and `end_line` and `end_col`, the last
+//! character the carets are under, when the error was made from a span
+//! ([`Place`](crate::error::Place)), or null; `hint` the first `hint:` line
 //! (null without one) and `hints` all of them. What a document of success
 //! holds at its top never includes `error`, so the key tells them apart.
 
@@ -59,7 +61,14 @@ pub fn line_asks_json(args: &[std::ffi::OsString]) -> bool {
 pub fn document(error: &Error) -> Value {
     let text = error.to_string();
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    object(kind(error), first, rest, error.hints(), error.code())
+    let place = error.place().map(|p| json!(p)).or_else(|| place_in(first));
+    object(kind(error), first, place, rest, error.hints(), error.code())
+}
+
+/// `where` of an error without a place: the start its message's first
+/// line names (`file:line:col: ...`), if any, without an end.
+fn place_in(first: &str) -> Option<Value> {
+    position(first).map(|(file, line, col)| json!({"file": file, "line": line, "col": col}))
 }
 
 /// The JSON object of an error clap reported: `text` as clap renders it
@@ -68,12 +77,17 @@ pub fn usage_document(text: &str, hints: &[String], code: i32) -> Value {
     let text = text.trim();
     let text = text.strip_prefix("error: ").unwrap_or(text);
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    object("usage", first, rest, hints, code)
+    object("usage", first, place_in(first), rest, hints, code)
 }
 
-fn object(kind: &str, first: &str, rest: &str, hints: &[String], code: i32) -> Value {
-    let place =
-        position(first).map(|(file, line, col)| json!({"file": file, "line": line, "col": col}));
+fn object(
+    kind: &str,
+    first: &str,
+    place: Option<Value>,
+    rest: &str,
+    hints: &[String],
+    code: i32,
+) -> Value {
     let rest = rest.trim_matches('\n');
     json!({
         "error": {
@@ -105,6 +119,7 @@ fn kind(error: &Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Diagnostic, Place};
 
     #[test]
     fn a_pipeline_error_says_where_it_points() {
@@ -122,6 +137,25 @@ mod tests {
         );
         assert_eq!(error["hint"], "see docs/pipeline.md");
         assert_eq!(error["exit_code"], 2);
+    }
+
+    #[test]
+    fn a_place_says_where_it_ends_too() {
+        let place = Place {
+            file: "pipeline.toml".into(),
+            line: 3,
+            col: 11,
+            end_line: 5,
+            end_col: 2,
+        };
+        let e = Error::pipeline(Diagnostic {
+            text: "pipeline.toml:3:11: `timeout` of task `t`: expected a duration".into(),
+            place: Some(place),
+        });
+        assert_eq!(
+            document(&e)["error"]["where"],
+            json!({"file": "pipeline.toml", "line": 3, "col": 11, "end_line": 5, "end_col": 2})
+        );
     }
 
     #[test]

@@ -234,14 +234,14 @@ impl Opener {
 
 /// Why a run's pipeline file cannot be used, as `status` answers it
 /// beside what the run's records say: `message` (the error's first line),
-/// `where` (`file`, `line`, `col`, when it points into the file),
+/// `where` (`file`, `line`, `col`, when it points into the file, and
+/// `end_line`, `end_col` when the error knows where its span ends),
 /// `detail` (the line and its carets, the first and last of a span over
 /// several), `hints`.
 pub fn pipeline_error(e: &Error) -> Value {
     let text = e.to_string();
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    let place = crate::error::position(first)
-        .map(|(file, line, col)| json!({"file": file, "line": line, "col": col}));
+    let place = place_of(e, first);
     let rest = rest.trim_matches('\n');
     let mut hints = e.hints().to_vec();
     hints.push(format!(
@@ -254,6 +254,16 @@ pub fn pipeline_error(e: &Error) -> Value {
         "where": place,
         "detail": (!rest.is_empty()).then_some(rest),
         "hints": hints,
+    })
+}
+
+/// `where` of `e`, whose message's first line is `first`: its place,
+/// start and end (`end_line`, `end_col`), or else the `file:line:col` the
+/// line starts with, or null.
+fn place_of(e: &Error, first: &str) -> Option<Value> {
+    e.place().map(|p| json!(p)).or_else(|| {
+        crate::error::position(first)
+            .map(|(file, line, col)| json!({"file": file, "line": line, "col": col}))
     })
 }
 
@@ -278,8 +288,7 @@ pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Error {
     }
     let text = e.to_string();
     let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
-    let place = crate::error::position(first)
-        .map(|(file, line, col)| json!({"file": file, "line": line, "col": col}));
+    let place = place_of(&e, first);
     let mut refusal = Error::pipeline(format!(
         "{tool} needs the pipeline of run `{run}`, which cannot be used: {text}"
     ));

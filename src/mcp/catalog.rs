@@ -117,11 +117,18 @@ fn status_output(extra: Value) -> Value {
                 "message": {"type": "string"},
                 "where": {
                     "type": ["object", "null"],
+                    "description": "Where in the file the error points, null when it does not: \
+                                    the start (line, col) and, when known, the last character \
+                                    of the span (end_line, end_col, inclusive). Lines and columns \
+                                    count from 1, columns in characters.",
                     "properties": {
                         "file": {"type": "string"},
                         "line": {"type": "integer"},
                         "col": {"type": "integer"},
+                        "end_line": {"type": "integer"},
+                        "end_col": {"type": "integer"},
                     },
+                    "required": ["file", "line", "col"],
                 },
                 "detail": nullable("string"),
                 "hints": {"type": "array", "items": {"type": "string"}},
@@ -249,7 +256,8 @@ pub fn tools() -> Vec<Tool> {
                  input, the prompt or the pipeline first). Lists at most {STATUS_TASKS_MAX} tasks, those \
                  that need attention first, without their null fields; tasks_omitted counts the others. \
                  When the run's pipeline file cannot be used, pipeline_error says why and where (file, \
-                 line, col), and the rest is what the run's records say, no task checked."
+                 line, col, and end_line, end_col where the bad value ends), and the rest is what \
+                 the run's records say, no task checked."
             ),
             input: input(json!({"run": run_arg()}), &["run"]),
             output: status_output(json!({})),

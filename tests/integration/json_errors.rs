@@ -29,7 +29,7 @@ fn status_json_of_a_pipeline_with_an_unknown_key_prints_the_error_as_json() {
     assert_eq!(error["kind"], "pipeline");
     assert_eq!(
         error["where"],
-        serde_json::json!({"file": "pipeline.toml", "line": 4, "col": 1})
+        serde_json::json!({"file": "pipeline.toml", "line": 4, "col": 1, "end_line": 4, "end_col": 5})
     );
     assert!(
         error["message"]
@@ -103,4 +103,49 @@ fn status_json_refused_before_the_pipeline_prints_the_error_as_json() {
         error["message"].as_str().unwrap().contains("--bogus"),
         "{error}"
     );
+}
+
+/// A task whose `timeout` is a bad value over lines 4 to 6, its last
+/// character the `]` in column 4.
+const BAD_OVER_LINES: &str =
+    "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\ntimeout = [\n  1,\n  2]\n";
+
+#[test]
+fn a_pipeline_errors_where_says_where_its_value_ends_over_several_lines() {
+    let p = Project::new(BAD_OVER_LINES);
+    let error = error_of(&p.run(&["status", "--json"]));
+    assert_eq!(
+        error["where"],
+        serde_json::json!({"file": "pipeline.toml", "line": 4, "col": 11, "end_line": 6, "end_col": 4}),
+        "{error}"
+    );
+    // The text is what it was: the start, and the carets to the end.
+    let detail = error["detail"].as_str().unwrap();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipeline.toml:4:11: invalid timeout"),
+        "{error}"
+    );
+    assert!(detail.ends_with("6 |   2]\n  |   ^^"), "{detail}");
+}
+
+#[test]
+fn a_pipeline_errors_where_says_where_its_value_ends_on_one_line() {
+    // `"soon"`, from column 11 to 16.
+    let p = Project::new(
+        "[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"echo a > a.txt\"\ntimeout = \"soon\"\n",
+    );
+    let error = error_of(&p.run(&["graph", "--format", "json"]));
+    assert_eq!(
+        error["where"],
+        serde_json::json!({"file": "pipeline.toml", "line": 4, "col": 11, "end_line": 4, "end_col": 16}),
+        "{error}"
+    );
+    // A value with a character of several bytes counts it as one.
+    let p =
+        Project::new("[tasks.a]\noutputs = [\"a.txt\"]\ncommand = \"true\"\ntimeout = \"計画\"\n");
+    let error = error_of(&p.run(&["status", "--json"]));
+    assert_eq!(error["where"]["end_col"], 14, "{error}");
 }

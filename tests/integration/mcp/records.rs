@@ -169,3 +169,46 @@ command = "cat plan.txt context.txt > out.txt"
         .stderr_has("run `planexe new` again with `--input context.txt`");
     assert!(!p.exists("r"));
 }
+
+/// The `where` of a run's broken pipeline says where the bad value ends
+/// too, as `--json` does, and the output schema allows it.
+#[test]
+fn a_broken_pipelines_where_says_where_its_value_ends() {
+    let p = Project::new(FAILING);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    // `timeout` on lines 11 to 13, its `]` in column 4.
+    p.write(
+        "pipeline.toml",
+        &format!("{FAILING}timeout = [\n  1,\n  2]\n"),
+    );
+    let status = c.ok("status", json!({"run": "r"}));
+    let place = &status["pipeline_error"]["where"];
+    let message = status["pipeline_error"]["message"].as_str().unwrap();
+    let file = place["file"].as_str().unwrap();
+    assert!(file.ends_with("pipeline.toml"), "{status}");
+    assert!(
+        message.starts_with(&format!("{file}:11:11: invalid timeout")),
+        "{status}"
+    );
+    assert_eq!(
+        (&place["line"], &place["col"]),
+        (&json!(11), &json!(11)),
+        "{status}"
+    );
+    assert_eq!(
+        (&place["end_line"], &place["end_col"]),
+        (&json!(13), &json!(4)),
+        "{status}"
+    );
+    // One line: `"soon"`, columns 11 to 16.
+    p.write("pipeline.toml", &format!("{FAILING}timeout = \"soon\"\n"));
+    let status = c.ok("status", json!({"run": "r"}));
+    let place = &status["pipeline_error"]["where"];
+    assert_eq!(
+        (&place["line"], &place["end_line"], &place["end_col"]),
+        (&json!(11), &json!(11), &json!(16)),
+        "{status}"
+    );
+    assert!(c.close().success());
+}
