@@ -246,6 +246,14 @@ fn run_create_with_fewer_files_makes_another_run() {
         (again["created"].clone(), &again["run"]),
         (json!(false), &first["run"])
     );
+    // The same files spelled otherwise (`./notes/b.md` comes before
+    // `notes/a.md` as given, after it as recorded): the same run.
+    let spelled = json!({"./notes/b.md": "b\n", "notes/a.md": "a\n"});
+    let again = c.ok("run_create", json!({"plan": "a shed", "files": spelled}));
+    assert_eq!(
+        (again["created"].clone(), &again["run"]),
+        (json!(false), &first["run"])
+    );
     let fewer = c.ok(
         "run_create",
         json!({"plan": "a shed", "files": {"notes/a.md": "a\n"}}),
