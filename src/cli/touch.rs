@@ -115,7 +115,8 @@ pub fn checking<'a>(env: &'a Env, no_check: bool, interrupt: &'a Interrupt) -> C
     }
 }
 
-/// The warnings of a touched task's checks, and its judge not asked.
+/// The warnings of a touched task's checks, the files the run was given
+/// that it now records as its outputs, and its judge not asked.
 pub fn report(touched: &Touched, door: &Advice, printer: &Printer) {
     let task = &touched.task;
     for warning in &touched.warnings {
@@ -123,6 +124,11 @@ pub fn report(touched: &Touched, door: &Advice, printer: &Printer) {
         printer.warn(&format!(
             "{task}: {}: {message} (severity warn: touched all the same)",
             warning.name
+        ));
+    }
+    for path in &touched.given {
+        printer.warn(&format!(
+            "{task}: {path} is a file the run was given when it was made; touched, it is recorded as {task}'s output, which a later run of {task} replaces"
         ));
     }
     if touched.unjudged {

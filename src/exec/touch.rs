@@ -12,6 +12,9 @@
 //! severity warn is a warning, recorded in the task's `checks`.
 //! [`Checking::Skip`] (`--no-check`) accepts the outputs as they are.
 //!
+//! An output that is a file the run was given when it was made becomes the
+//! task's work (the caller is told: a later run of the task replaces it).
+//!
 //! [`assume`] is its dry run: the same records and refusals, taken in
 //! memory only (only the checks' logs are written), so a plan made
 //! afterwards shows what the touch would leave to build.
@@ -26,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::model::judge::Judge;
 use crate::model::{advice, limits};
 use crate::model::{Task, TaskId};
-use crate::plan::Session;
+use crate::plan::{Seeds, Session};
 use crate::store::record::{first_line, JudgeVerdict};
 use crate::store::{stamp, CheckRecord, ErrorKind, Stamper, Status, TaskError, TaskState};
 
@@ -51,6 +54,10 @@ pub struct Touched {
     pub warnings: Vec<CheckRecord>,
     /// It has a judge, which touch did not ask to score the outputs.
     pub unjudged: bool,
+    /// Its outputs that are files the run was given when it was made,
+    /// which it never wrote (`plan::seeds`): recorded as its work from now
+    /// on, so a later run of it replaces them.
+    pub given: Vec<String>,
 }
 
 /// Marks the tasks `names` (tasks, instances or fan-out tasks) as done with
@@ -164,6 +171,7 @@ fn records(
     checking: Checking,
 ) -> Result<Vec<(Status, Touched)>> {
     let mut records = Vec::with_capacity(ids.len());
+    let seeds = Seeds::load(&session.run_dir);
     for &id in ids {
         let task = &session.graph[id];
         waits_for_a_list(session, task)?;
@@ -171,6 +179,10 @@ fn records(
             task: task.name.clone(),
             warnings: Vec::new(),
             unjudged: false,
+            given: (task.outputs.iter())
+                .filter(|o| seeds.guards(&session.run_dir, &session.store, &task.name, &o.path))
+                .map(|o| o.path.clone())
+                .collect(),
         };
         records.push((stamped(session, task)?, accepted));
     }

@@ -205,3 +205,20 @@ fn clean_keeps_a_file_the_run_was_given_that_a_task_now_names() {
         assert_eq!(p.read("runs/a/notes/x.md"), NOTE);
     }
 }
+
+/// `touch` of a task that now names a file the run was given accepts the
+/// file as the task's output, as touch does any file, and warns that a
+/// later run of the task will replace it.
+#[test]
+fn touch_of_a_task_naming_a_file_the_run_was_given_warns_it_becomes_the_tasks() {
+    let p = made(&[]);
+    p.write("pipeline.toml", WRITES_NOTE);
+    p.run(&["touch", "-C", "runs/a", "draft"]).ok().stderr_has(
+        "warning: draft: notes/x.md is a file the run was given when it was made; touched, \
+         it is recorded as draft's output, which a later run of draft replaces",
+    );
+    assert_eq!(p.read("runs/a/notes/x.md"), NOTE);
+    // Now the task's own: a build runs what reads it, not the task.
+    p.run(&["build", "-C", "runs/a"]).ok().ran(&["brief"]);
+    assert_eq!(p.read("runs/a/notes/x.md"), NOTE);
+}
