@@ -279,7 +279,7 @@ pub(super) fn collect(
 /// Lists, after each path `entries` holds as a symlink ([`LINK`]), what it
 /// leads to, in the run directory (outside `.planexe/`, not another
 /// symlink): for a task file, a regular file, as every record of the link
-/// says; for any other path (a `prompt_file`, a folder on the way to a
+/// says; for any other path (a `foreach` list, a folder on the way to a
 /// task file), a file or a folder. And each folder on the way to it. None
 /// of them is a task file to the judge: a link changed, or the file it
 /// leads to, sends the next build to the full check, which resolves the
