@@ -29,8 +29,9 @@ use crate::store::RunDir;
 #[derive(Debug, Default)]
 pub struct AsRead {
     ids: HashMap<String, Read>,
-    /// A path resolution read through a symlink that cannot be vouched
-    /// for as read (one that leads to a folder, or anywhere but the run).
+    /// A run-directory path resolution read that cannot be vouched for as
+    /// read: through a symlink that leads to a folder or out of the run,
+    /// or one that is neither file, folder nor symlink.
     unvouched: bool,
 }
 
@@ -80,41 +81,6 @@ impl AsRead {
         let mut ids = HashMap::new();
         let mut unvouched = false;
         for path in graph.source_paths(pipeline) {
-            if !path.starts_with('/') && stat::is_link(&run_dir.path(&path)) {
-                // Read through a symlink in the run directory: the link
-                // as it is now (changed around the read, it may have led
-                // elsewhere then), and the file it leads to, which must
-                // still hold what was read. A folder behind a link is not
-                // vouched for.
-                let link = stat::link_id(&run_dir.path(&path));
-                let behind = super::collect::link_target(run_dir, &path).and_then(|target| {
-                    let id = stat::file_id(&run_dir.path(&target), false).ok()?;
-                    (id.kind == 1).then_some((target, id))
-                });
-                match (link, behind) {
-                    (Some(link), Some((target, id))) => {
-                        let around = |id: &FileId| super::is_young(id, before.young);
-                        ids.insert(
-                            target,
-                            Read {
-                                around: around(&id),
-                                hash: graph.read_as(&path).map(str::to_string),
-                                id,
-                            },
-                        );
-                        ids.insert(
-                            path,
-                            Read {
-                                around: around(&link),
-                                hash: None,
-                                id: link,
-                            },
-                        );
-                    }
-                    _ => unvouched = true,
-                }
-                continue;
-            }
             let read = if path == file {
                 before.id.map(|id| Read {
                     id,
@@ -123,15 +89,28 @@ impl AsRead {
                 })
             } else {
                 // As the certificate stats them: a path in the run
-                // directory without following a symlink (refused there),
-                // one beside the pipeline file through it.
-                stat::file_id(&path_of(run_dir, &path), path.starts_with('/'))
-                    .ok()
-                    .map(|id| Read {
+                // directory without following a symlink, one beside the
+                // pipeline file through it.
+                match stat::file_id(&path_of(run_dir, &path), path.starts_with('/')) {
+                    Ok(id) => Some(Read {
                         around: super::is_young(&id, before.young),
                         hash: graph.read_as(&path).map(str::to_string),
                         id,
-                    })
+                    }),
+                    Err(()) if !path.starts_with('/') => {
+                        match through_link(run_dir, graph, &path, before.young) {
+                            Some((target, behind, link)) => {
+                                ids.insert(target, behind);
+                                Some(link)
+                            }
+                            None => {
+                                unvouched = true;
+                                None
+                            }
+                        }
+                    }
+                    Err(()) => None,
+                }
             };
             if let Some(read) = read {
                 ids.insert(path, read);
@@ -175,6 +154,36 @@ impl AsRead {
                 }
             })
     }
+}
+
+/// A run-directory `path` resolution read through a symlink: the file it
+/// leads to (its path, and its stat with what was read, which it must
+/// still hold) and the link as it is now (changed around the read, it may
+/// have led elsewhere then). `None` for anything else, a folder behind a
+/// link included: not vouched for.
+fn through_link(
+    run_dir: &RunDir,
+    graph: &Graph,
+    path: &str,
+    young: i64,
+) -> Option<(String, Read, Read)> {
+    let link = stat::link_id(&run_dir.path(path))?;
+    let target = super::collect::link_target(run_dir, path)?;
+    let id = stat::file_id(&run_dir.path(&target), false).ok()?;
+    if id.kind != 1 {
+        return None;
+    }
+    let behind = Read {
+        around: super::is_young(&id, young),
+        hash: graph.read_as(path).map(str::to_string),
+        id,
+    };
+    let link = Read {
+        around: super::is_young(&link, young),
+        hash: None,
+        id: link,
+    };
+    Some((target, behind, link))
 }
 
 #[cfg(test)]

@@ -78,11 +78,6 @@ fn link_id_on(path: &Path) -> Result<(FileId, u64), ()> {
     ))
 }
 
-/// Whether `path` is a symlink (not followed).
-pub(super) fn is_link(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-}
-
 /// The stat of the symlink `path` ([`LINK`]); `None` for anything else.
 pub(super) fn link_id(path: &Path) -> Option<FileId> {
     link_id_on(path).ok().map(|(id, _)| id)
