@@ -28,6 +28,7 @@ mod in_flight;
 mod invalidation;
 mod jobserver;
 mod json_errors;
+mod json_order;
 mod judge;
 mod judge_ledgers;
 mod judge_outputs;

@@ -2,7 +2,8 @@
 //! removed first, unless a text task keeps it. Text is then taken as
 //! returned; JSON is found in the answer (the whole of it, a fenced block,
 //! or a value in running text: see [`extract`]), validated against the
-//! task's schema and pretty-printed. A rejected answer comes with feedback
+//! task's schema and pretty-printed, its keys in the answer's order
+//! (`ordered.rs`). A rejected answer comes with feedback
 //! for the model that says exactly what was wrong, and the fields at fault.
 
 use serde_json::Value;
@@ -231,12 +232,12 @@ pub fn judge(text: &str, expect: &Expect) -> Result<String, Rejection> {
             ));
         }
     };
-    let value = found.value;
+    let value = &found.value;
     if let Some(schema) = expect.schema {
         let mut missing = Vec::new();
         let mut invalid = Vec::new();
         let mut lines = Vec::new();
-        for error in schema.validator.iter_errors(&value) {
+        for error in schema.validator.iter_errors(value) {
             let at = error.instance_path.to_string();
             let at = if at.is_empty() { "/".to_string() } else { at };
             if let jsonschema::error::ValidationErrorKind::Required { property } = &error.kind {
@@ -277,9 +278,7 @@ pub fn judge(text: &str, expect: &Expect) -> Result<String, Rejection> {
             });
         }
     }
-    let mut pretty = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
-    pretty.push('\n');
-    Ok(pretty)
+    Ok(super::ordered::pretty(&found.text, value))
 }
 
 #[cfg(test)]

@@ -96,12 +96,12 @@ impl Llm<'_> {
             }
         }
         loop {
-            let body = provider::body(&Request {
+            let body = provider::wire(&Request {
                 model,
                 system,
                 messages: &messages,
                 json: spec.format == Format::Json,
-                schema: spec.schema.as_ref().map(|s| &s.value),
+                schema: spec.schema.as_deref(),
                 max_tokens: spec.max_tokens,
             });
             let remaining = until.map(|d| d.saturating_duration_since(Instant::now()));
@@ -109,7 +109,7 @@ impl Llm<'_> {
                 provider: model.provider,
                 url: provider::endpoint(model),
                 headers: provider::headers(model, self.keys[m].as_deref()),
-                body: body.to_string(),
+                body,
                 stream: model.stream,
                 // Cut to what is left of the task's own timeout, and a
                 // little more: the task's deadline ends the call first and

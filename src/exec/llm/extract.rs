@@ -149,6 +149,9 @@ impl Place {
 pub struct Found {
     pub value: Value,
     pub place: Place,
+    /// Its text, as the answer wrote it: what keeps the order of its
+    /// objects' keys, which `value` sorts.
+    pub text: String,
 }
 
 /// JSON that was there but did not parse.
@@ -187,6 +190,7 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
         return Extracted::Found(Found {
             value,
             place: Place::Whole,
+            text: trimmed.to_string(),
         });
     }
 
@@ -200,8 +204,13 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
             count,
             line: line_col(text, from + block.fence_at).0,
         };
-        match serde_json::from_str::<Value>(block.content.trim()) {
-            Ok(value) => parsed.push(Found { value, place }),
+        let json = block.content.trim();
+        match serde_json::from_str::<Value>(json) {
+            Ok(value) => parsed.push(Found {
+                value,
+                place,
+                text: json.to_string(),
+            }),
             Err(e) if first_error.is_none() => first_error = Some(invalid(place, &e)),
             Err(_) => {}
         }
@@ -227,8 +236,13 @@ pub fn extract_json(text: &str, from: usize, fits: &dyn Fn(&Value) -> bool) -> E
         let place = Place::Inline { line, column };
         match balanced_end(&body[open..]) {
             Ok(len) => {
-                match serde_json::from_str::<Value>(&body[open..open + len]) {
-                    Ok(value) => parsed.push(Found { value, place }),
+                let json = &body[open..open + len];
+                match serde_json::from_str::<Value>(json) {
+                    Ok(value) => parsed.push(Found {
+                        value,
+                        place,
+                        text: json.to_string(),
+                    }),
                     Err(e) if first_error.is_none() && looks_like_json(&body[open..]) => {
                         first_error = Some(invalid(place, &e));
                     }

@@ -1,6 +1,7 @@
 //! Wire shapes of answers, streams and error bodies, read as servers send them.
 
 use super::*;
+use serde_json::json;
 
 #[test]
 fn openai_stream_with_usage_chunk() {

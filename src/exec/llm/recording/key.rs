@@ -51,7 +51,7 @@ pub(in crate::exec::llm) fn request_key(
             system,
             messages,
             json: spec.format == Format::Json,
-            schema: spec.schema.as_ref().map(|s| &s.value),
+            schema: spec.schema.as_deref(),
             max_tokens: spec.max_tokens,
         }),
     )
