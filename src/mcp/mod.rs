@@ -34,6 +34,7 @@
 pub mod advice;
 mod answering;
 mod answers;
+mod arguments;
 mod builds;
 mod catalog;
 mod limits;

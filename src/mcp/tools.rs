@@ -1,7 +1,6 @@
 //! A tool call (`tools/call`): the tool looked up (an unknown one is a
-//! protocol error, -32602), its arguments checked against the tool's
-//! declared `inputSchema` and then read into typed arguments, and one
-//! handler per tool. What a handler returns is the result's
+//! protocol error, -32602), its arguments checked and typed
+//! (`arguments.rs`), and one handler per tool. What a handler returns is the result's
 //! `structuredContent`, with the same JSON as its text; what fails (bad
 //! arguments included, so a model can correct itself, as MCP 2025-11-25
 //! asks) is a result with `isError: true` whose text says what, where and
@@ -10,9 +9,11 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::arguments::{
+    args, check, Archive, Build, Clean, Create, Explain, ReadOutput, Run, Runs, Wait,
+};
 use super::builds::{self, Request, Started, STOP_WAIT, WAIT_MAX_S};
 use super::limits;
 use super::outputs::{self, DEFAULT_BYTES};
@@ -115,47 +116,6 @@ pub fn call(
     })
 }
 
-/// Checks `arguments` against the tool's `inputSchema`.
-fn check(server: &Server, index: usize, arguments: &Value) -> Result<()> {
-    let tool = &server.tools[index];
-    let Some(validator) = server.validators.get(index) else {
-        return Err(Error::usage(format!(
-            "{} cannot check its arguments",
-            tool.name
-        )));
-    };
-    let mut problems: Vec<String> = validator
-        .iter_errors(arguments)
-        .map(|e| {
-            let at = e.instance_path.to_string();
-            let said = shortened(&e.to_string(), &e.instance.to_string());
-            if at.is_empty() {
-                said
-            } else {
-                format!("{at}: {said}")
-            }
-        })
-        .collect();
-    if problems.is_empty() {
-        return Ok(());
-    }
-    if problems.len() > PROBLEMS_SAID {
-        let more = problems.len() - PROBLEMS_SAID;
-        problems.truncate(PROBLEMS_SAID);
-        problems.push(format!("and {more} more"));
-    }
-    Err(Error::usage(format!(
-        "invalid arguments for {}: {}",
-        tool.name,
-        problems.join("; ")
-    ))
-    .hint(format!(
-        "{} takes {}; its inputSchema in tools/list says more",
-        tool.name,
-        describe(&tool.input)
-    )))
-}
-
 /// Whether `value` holds a string longer than an error quotes.
 fn has_long(value: &Value) -> bool {
     match value {
@@ -164,132 +124,6 @@ fn has_long(value: &Value) -> bool {
         Value::Object(map) => map.values().any(has_long),
         _ => false,
     }
-}
-
-/// The most schema errors one answer lists.
-const PROBLEMS_SAID: usize = 10;
-
-/// `message` (a schema error quoting the value it is about, `value`) with
-/// a long value cut short: a client that sent megabytes gets its error,
-/// not its megabytes back.
-fn shortened(message: &str, value: &str) -> String {
-    if value.len() <= limits::QUOTED || !message.contains(value) {
-        return message.to_string();
-    }
-    message.replacen(value, &limits::quoted(value), 1)
-}
-
-/// The arguments a schema takes, in a few words: `run (required), timeout_s`.
-fn describe(schema: &Value) -> String {
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let names: Vec<String> = schema["properties"]
-        .as_object()
-        .map(|p| {
-            p.keys()
-                .map(|k| {
-                    if required.contains(&k.as_str()) {
-                        format!("{k} (required)")
-                    } else {
-                        k.clone()
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if names.is_empty() {
-        "no arguments".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// The typed arguments of a tool.
-fn args<T: for<'de> Deserialize<'de>>(tool: &str, arguments: Value) -> Result<T> {
-    serde_json::from_value(arguments).map_err(|e| {
-        Error::usage(format!("invalid arguments for {tool}: {e}")).hint(format!(
-            "{tool}'s inputSchema in tools/list says what it takes"
-        ))
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Create {
-    plan: String,
-    pipeline: Option<String>,
-    name: Option<String>,
-    #[serde(default)]
-    files: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Build {
-    run: String,
-    #[serde(default)]
-    targets: Vec<String>,
-    model: Option<String>,
-    #[serde(default)]
-    force: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Run {
-    run: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wait {
-    run: String,
-    timeout_s: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Clean {
-    run: String,
-    tasks: Vec<String>,
-    #[serde(default)]
-    downstream: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Explain {
-    run: String,
-    task: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Runs {
-    #[serde(default)]
-    archived: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Archive {
-    run: String,
-    #[serde(default)]
-    restore: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadOutput {
-    run: String,
-    path: String,
-    /// A number: JSON Schema's `integer` is any number without a
-    /// fraction, `5.0` too, and the schema has checked it is one, in range.
-    max_bytes: Option<f64>,
-    /// As `max_bytes`.
-    offset: Option<f64>,
 }
 
 /// The status of the run at `path`, named `name`. A build the server
