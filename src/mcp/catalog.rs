@@ -302,9 +302,11 @@ pub fn tools() -> Vec<Tool> {
             title: "Clean tasks",
             description: format!(
                 "Delete what tasks produced (their outputs, records and logs), optionally with every \
-                          task downstream, so the next build runs them again. Never deletes a source file. \
-                          Refuses while a build runs. Lists at most {STATUS_TASKS_MAX} tasks and {STATUS_TASKS_MAX} \
-                          paths deleted; tasks_omitted and deleted_omitted count the others."
+                          task downstream, so the next build runs them again. Never deletes a source file \
+                          nor a file the run was given (run_create's files): kept lists those it left on disk \
+                          that a task names, and why. Refuses while a build runs. Lists at most \
+                          {STATUS_TASKS_MAX} tasks, {STATUS_TASKS_MAX} paths deleted and {STATUS_TASKS_MAX} kept; \
+                          tasks_omitted, deleted_omitted and kept_omitted count the others."
             ),
             input: input(
                 json!({
@@ -324,8 +326,25 @@ pub fn tools() -> Vec<Tool> {
                     "tasks_omitted": {"type": "integer"},
                     "deleted": {"type": "array", "items": {"type": "string"}},
                     "deleted_omitted": {"type": "integer"},
+                    "kept": {
+                        "type": "array",
+                        "description": "Files a cleaned task names that were left on disk: `given`, the run was \
+                                        given it (run_create's files) and the task never wrote it; `source`, a \
+                                        task the pipeline no longer has wrote it, and the pipeline now reads it.",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "path": {"type": "string"},
+                                "task": {"type": "string"},
+                                "why": {"enum": ["given", "source"]},
+                            },
+                            "required": ["path", "task", "why"],
+                        },
+                    },
+                    "kept_omitted": {"type": "integer"},
                 },
-                "required": ["run", "tasks", "tasks_omitted", "deleted", "deleted_omitted"],
+                "required": ["run", "tasks", "tasks_omitted", "deleted", "deleted_omitted", "kept",
+                             "kept_omitted"],
             }),
         },
         Tool {

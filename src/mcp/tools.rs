@@ -315,12 +315,20 @@ fn clean(server: &Server, a: Clean) -> Result<Value> {
     // A fan-out's thousands of instances and their files, bounded as a
     // status's tasks are.
     let max = answers::STATUS_TASKS_MAX;
+    // What is left on disk, as the command line's `keeping PATH: ...`
+    // says it: a source file now, or a file the run was given.
+    let kept: Vec<Value> = (plan.kept.iter().map(|k| (k, "source")))
+        .chain(plan.given.iter().map(|g| (g, "given")))
+        .map(|((path, task), why)| json!({"path": path, "task": task, "why": why}))
+        .collect();
     Ok(json!({
         "run": a.run,
         "tasks": plan.tasks.iter().take(max).collect::<Vec<_>>(),
         "tasks_omitted": plan.tasks.len().saturating_sub(max),
         "deleted": plan.files.iter().take(max).map(|(shown, _)| shown).collect::<Vec<_>>(),
         "deleted_omitted": plan.files.len().saturating_sub(max),
+        "kept_omitted": kept.len().saturating_sub(max),
+        "kept": kept.into_iter().take(max).collect::<Vec<_>>(),
     }))
 }
 

@@ -1,6 +1,7 @@
 //! `run_create`'s `files`: a pipeline that reads a source file besides
-//! plan.txt gets it from the client, written into the new run; and every
-//! path or size it refuses, with nothing left behind.
+//! plan.txt gets it from the client, written into the new run; every
+//! path or size it refuses, with nothing left behind; and `clean`, which
+//! keeps such a file when a task names it later, and says so.
 
 use serde_json::json;
 
@@ -298,5 +299,66 @@ fn run_create_records_the_files_and_an_unrecorded_run_is_the_same_only_without_f
         (bare["created"].clone(), &bare["run"]),
         (json!(false), &first["run"])
     );
+    assert!(c.close().success());
+}
+
+/// `clean` of a task that now names a file the run was given as its
+/// output (the pipeline edited since) leaves the file, and says so as
+/// data: `kept`, each with its task and why (`given`); as it does a file
+/// a task the pipeline no longer has wrote, which the pipeline now reads
+/// (`source`).
+#[test]
+fn clean_says_which_files_it_kept_and_why() {
+    let reads_note = r#"
+[tasks.brief]
+inputs = ["plan.txt", "notes/x.md"]
+outputs = ["brief.txt"]
+command = "cat plan.txt notes/x.md > brief.txt"
+"#;
+    let draft = r#"
+[tasks.draft]
+inputs = ["plan.txt"]
+outputs = ["notes/x.md"]
+command = "echo drafted > notes/x.md"
+"#;
+    let p = Project::new(reads_note);
+    let mut c = Client::start(&p, &[]);
+    let note = "# mine\nkeep me\n";
+    c.ok(
+        "run_create",
+        json!({"plan": "a shed", "name": "r", "files": {"notes/x.md": note}}),
+    );
+    c.ok("build", json!({"run": "r"}));
+    assert_eq!(c.ok("wait", json!({"run": "r"}))["state"], "completed");
+    p.write("pipeline.toml", &format!("{draft}{reads_note}"));
+    let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["draft"]}));
+    assert_eq!(
+        cleaned["kept"],
+        json!([{"path": "notes/x.md", "task": "draft", "why": "given"}]),
+        "{cleaned}"
+    );
+    assert_eq!(cleaned["kept_omitted"], 0, "{cleaned}");
+    assert!(
+        !cleaned["deleted"].to_string().contains("notes/x.md"),
+        "{cleaned}"
+    );
+    assert_eq!(p.read("r/notes/x.md"), note);
+
+    // brief is gone from the pipeline, and a task reads what it wrote.
+    p.write(
+        "pipeline.toml",
+        "[tasks.after]\ninputs = [\"brief.txt\"]\noutputs = [\"after.txt\"]\n\
+         command = \"cp brief.txt after.txt\"\n",
+    );
+    let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["brief"]}));
+    assert_eq!(
+        cleaned["kept"],
+        json!([{"path": "brief.txt", "task": "brief", "why": "source"}]),
+        "{cleaned}"
+    );
+    assert!(p.exists("r/brief.txt"));
+    // Nothing kept: an empty list.
+    let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["after"]}));
+    assert_eq!(cleaned["kept"], json!([]), "{cleaned}");
     assert!(c.close().success());
 }
