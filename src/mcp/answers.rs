@@ -5,9 +5,11 @@
 //! attention first, their null fields left out, the first ten failed ones
 //! with the end of their log), an explanation of a task (its files and
 //! upstream tasks bounded alike, those that make it stale first),
-//! and the summary of the last build (its task lines bounded alike). Each opens the run as the CLI would, from a
-//! [`Location`], and reads it without taking the lock, so it answers while
-//! a build runs.
+//! and the summary of the last build (its task lines bounded alike); and
+//! the refusal of a tool that needs a run's pipeline file, which cannot
+//! be used, with `pipeline_error` as its data ([`Refusal`]). Each opens
+//! the run as the CLI would, from a [`Location`], and reads it without
+//! taking the lock, so it answers while a build runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -280,12 +282,28 @@ fn fix_it(place: Option<&Value>) -> String {
     }
 }
 
-/// The refusal of a tool (`explain`, `clean`) that needs the run's
-/// pipeline, which cannot be used: `e` said whole, then what to do.
-pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Error {
-    if !matches!(e, Error::Pipeline { .. }) {
-        return e;
+/// A tool's failure: the error its text says, and the data an agent gets
+/// beside it, the result's `structuredContent`, when there is some (boxed:
+/// a failure travels up every handler, and is rarely this one).
+pub struct Refusal {
+    pub error: Error,
+    pub data: Option<Box<Value>>,
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Self {
+        Refusal { error, data: None }
     }
+}
+
+/// The refusal of a tool (`explain`, `clean`) that needs the run's
+/// pipeline, which cannot be used: `e` said whole, then what to do; its
+/// data `{"pipeline_error": ...}`, the object `status` gives.
+pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Refusal {
+    if !matches!(e, Error::Pipeline { .. }) {
+        return e.into();
+    }
+    let data = Box::new(json!({"pipeline_error": pipeline_error(&e)}));
     let text = e.to_string();
     let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
     let place = place_of(&e, first);
@@ -295,11 +313,15 @@ pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Error {
     for hint in e.hints() {
         refusal = refusal.hint(hint.clone());
     }
-    refusal.hint(format!(
+    let error = refusal.hint(format!(
         "{}, then call {tool} again; status answers meanwhile with what the run's records say \
          (each task's last run, the last build)",
         fix_it(place.as_ref())
-    ))
+    ));
+    Refusal {
+        error,
+        data: Some(data),
+    }
 }
 
 /// Bounds the `tasks` of a status or a summary for a model's context:

@@ -60,6 +60,55 @@ fn nullable(kind: &str) -> Value {
     json!({"type": [kind, "null"]})
 }
 
+/// Why a run's pipeline file cannot be used, and where
+/// (`answers::pipeline_error`), `described` as the answer it is in.
+fn pipeline_error(described: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": described,
+        "properties": {
+            "message": {"type": "string"},
+            "where": {
+                "type": ["object", "null"],
+                "description": "Where in the file the error points, null when it does not: \
+                                the start (line, col) and, when known, the last character \
+                                of the span (end_line, end_col, inclusive). Lines and columns \
+                                count from 1, columns in characters.",
+                "properties": {
+                    "file": {"type": "string"},
+                    "line": {"type": "integer"},
+                    "col": {"type": "integer"},
+                    "end_line": {"type": "integer"},
+                    "end_col": {"type": "integer"},
+                },
+                "required": ["file", "line", "col"],
+            },
+            "detail": nullable("string"),
+            "hints": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["message", "where", "hints"],
+    })
+}
+
+/// The output schema of a tool that needs the run's pipeline file
+/// (`explain`, `clean`): its answer, an object of `properties` with
+/// `required`; or, as the `structuredContent` of its refusal (`isError`)
+/// when the file cannot be used, `pipeline_error` alone. A client may check
+/// an error's content against the schema too.
+fn needing_pipeline(properties: Value, required: &[&str]) -> Value {
+    let mut properties = properties;
+    properties["pipeline_error"] = pipeline_error(
+        "Only in the refusal (isError: true) when the run's pipeline file cannot be used (a TOML \
+         syntax error, an unknown key, an input gone): why, and where, as status gives it; the \
+         result holds nothing else. status answers meanwhile from the run's records.",
+    );
+    json!({
+        "type": "object",
+        "properties": properties,
+        "anyOf": [{"required": required}, {"required": ["pipeline_error"]}],
+    })
+}
+
 /// The status object (as `planexe status --json`, with `run` and, when a
 /// task failed, `error`), with `extra` properties.
 fn status_output(extra: Value) -> Value {
@@ -107,34 +156,12 @@ fn status_output(extra: Value) -> Value {
                 "required": ["task", "state"],
             },
         },
-        "pipeline_error": {
-            "type": "object",
-            "description": "Present only when the run's pipeline file cannot be used (a TOML syntax error, \
-                            an unknown key, an input gone): why, and where. The rest of the status is then \
-                            what the run's records say, no task checked: the tasks they name, in name order, \
-                            each as its last run left it. build, explain and clean refuse until it is fixed.",
-            "properties": {
-                "message": {"type": "string"},
-                "where": {
-                    "type": ["object", "null"],
-                    "description": "Where in the file the error points, null when it does not: \
-                                    the start (line, col) and, when known, the last character \
-                                    of the span (end_line, end_col, inclusive). Lines and columns \
-                                    count from 1, columns in characters.",
-                    "properties": {
-                        "file": {"type": "string"},
-                        "line": {"type": "integer"},
-                        "col": {"type": "integer"},
-                        "end_line": {"type": "integer"},
-                        "end_col": {"type": "integer"},
-                    },
-                    "required": ["file", "line", "col"],
-                },
-                "detail": nullable("string"),
-                "hints": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["message", "where", "hints"],
-        },
+        "pipeline_error": pipeline_error(
+            "Present only when the run's pipeline file cannot be used (a TOML syntax error, \
+             an unknown key, an input gone): why, and where. The rest of the status is then \
+             what the run's records say, no task checked: the tasks they name, in name order, \
+             each as its last run left it. build, explain and clean refuse until it is fixed.",
+        ),
         "error": {
             "type": "object",
             "description": "Present only when a task failed: the first failed task's error.",
@@ -306,7 +333,9 @@ pub fn tools() -> Vec<Tool> {
                           nor a file the run was given (run_create's files): kept lists those it left on disk \
                           that a task names, and why. Refuses while a build runs. Lists at most \
                           {STATUS_TASKS_MAX} tasks, {STATUS_TASKS_MAX} paths deleted and {STATUS_TASKS_MAX} kept; \
-                          tasks_omitted, deleted_omitted and kept_omitted count the others."
+                          tasks_omitted, deleted_omitted and kept_omitted count the others. Refused while the \
+                          run's pipeline file cannot be used, with pipeline_error (as status gives it) as the \
+                          error's structured content."
             ),
             input: input(
                 json!({
@@ -318,9 +347,8 @@ pub fn tools() -> Vec<Tool> {
                 }),
                 &["run", "tasks"],
             ),
-            output: json!({
-                "type": "object",
-                "properties": {
+            output: needing_pipeline(
+                json!({
                     "run": {"type": "string"},
                     "tasks": {"type": "array", "items": {"type": "string"}},
                     "tasks_omitted": {"type": "integer"},
@@ -342,10 +370,9 @@ pub fn tools() -> Vec<Tool> {
                         },
                     },
                     "kept_omitted": {"type": "integer"},
-                },
-                "required": ["run", "tasks", "tasks_omitted", "deleted", "deleted_omitted", "kept",
-                             "kept_omitted"],
-            }),
+                }),
+                &["run", "tasks", "tasks_omitted", "deleted", "deleted_omitted", "kept", "kept_omitted"],
+            ),
         },
         Tool {
             name: "explain",
@@ -355,15 +382,16 @@ pub fn tools() -> Vec<Tool> {
                           fingerprint (with a diff of its definition when that changed), its last error, \
                           each input and output against its recorded stamp, and the upstream tasks that will \
                           run first. Lists at most {STATUS_TASKS_MAX} inputs, outputs and upstream tasks, those that \
-                          make it stale first; inputs_omitted, outputs_omitted and upstream_omitted count the others."
+                          make it stale first; inputs_omitted, outputs_omitted and upstream_omitted count the others. \
+                          Refused while the run's pipeline file cannot be used, with pipeline_error (as status \
+                          gives it) as the error's structured content."
             ),
             input: input(
                 json!({"run": run_arg(), "task": {"type": "string", "maxLength": TEXT_MAX_CHARS, "description": "The task (or fan-out instance, or an output path: the task that writes it)."}}),
                 &["run", "task"],
             ),
-            output: json!({
-                "type": "object",
-                "properties": {
+            output: needing_pipeline(
+                json!({
                     "run": {"type": "string"},
                     "task": {"type": "string"},
                     "stale": {"type": "boolean"},
@@ -377,10 +405,10 @@ pub fn tools() -> Vec<Tool> {
                     "outputs_omitted": {"type": "integer"},
                     "upstream_omitted": {"type": "integer"},
                     "done_marker": {"type": "boolean"},
-                },
-                "required": ["run", "task", "stale", "reason", "inputs", "outputs", "upstream",
-                             "inputs_omitted", "outputs_omitted", "upstream_omitted"],
-            }),
+                }),
+                &["run", "task", "stale", "reason", "inputs", "outputs", "upstream", "inputs_omitted",
+                  "outputs_omitted", "upstream_omitted"],
+            ),
         },
         Tool {
             name: "summary",

@@ -1,16 +1,19 @@
 //! A tool call (`tools/call`): the tool looked up (an unknown one is a
 //! protocol error, -32602), its arguments checked and typed
-//! (`arguments.rs`), and one handler per tool. What a handler returns is the result's
-//! `structuredContent`, with the same JSON as its text; what fails (bad
-//! arguments included, so a model can correct itself, as MCP 2025-11-25
-//! asks) is a result with `isError: true` whose text says what, where and
-//! what to do next.
+//! (`arguments.rs`), and one handler per tool. What a handler returns is
+//! the result's `structuredContent`, with the same JSON as its text; what
+//! fails (bad arguments included, so a model can correct itself, as MCP
+//! 2025-11-25 asks) is a result with `isError: true` whose text says
+//! what, where and what to do next, and whose `structuredContent` is the
+//! refusal's data when it has some (a run's `pipeline_error`), which the
+//! tool's `outputSchema` allows: a client may check an error's too.
 
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::answers::{self, Refusal};
 use super::arguments::{
     args, check, Archive, Build, Clean, Create, Explain, ReadOutput, Run, Runs, Wait,
 };
@@ -18,7 +21,7 @@ use super::builds::{self, Request, Started, STOP_WAIT, WAIT_MAX_S};
 use super::limits;
 use super::outputs::{self, DEFAULT_BYTES};
 use super::wire::{Fault, INVALID_PARAMS};
-use super::{answers, Server, PROTOCOL_VERSIONS};
+use super::{Server, PROTOCOL_VERSIONS};
 use crate::error::{Error, Result, EXIT_USAGE};
 use crate::exec::clean::{CleanPlan, Selection};
 use crate::store::archive::Archived;
@@ -93,6 +96,7 @@ pub fn call(
     let echoes = has_long(&arguments).then(|| arguments.clone());
     let outcome = bounded
         .and_then(|()| check(server, index, &arguments))
+        .map_err(Refusal::from)
         .and_then(|()| run(server, &name, arguments, cancel));
     Ok(match outcome {
         Ok(value) => {
@@ -103,7 +107,7 @@ pub fn call(
                 "isError": false,
             })
         }
-        Err(e) => {
+        Err(Refusal { error: e, data }) => {
             let mut text = e.to_string();
             for hint in e.hints() {
                 text.push_str(&format!("\nhint: {hint}"));
@@ -111,7 +115,11 @@ pub fn call(
             if let Some(sent) = &echoes {
                 text = limits::shorten_echoes(text, sent);
             }
-            json!({"content": [{"type": "text", "text": text}], "isError": true})
+            let mut result = json!({"content": [{"type": "text", "text": text}], "isError": true});
+            if let Some(data) = data {
+                result["structuredContent"] = *data;
+            }
+            result
         }
     })
 }
@@ -141,8 +149,13 @@ fn status(server: &Server, path: &std::path::Path, name: &str) -> Result<Value> 
 }
 
 /// Runs tool `name` with checked `arguments`.
-fn run(server: &Server, name: &str, arguments: Value, cancel: &AtomicBool) -> Result<Value> {
-    match name {
+fn run(
+    server: &Server,
+    name: &str,
+    arguments: Value,
+    cancel: &AtomicBool,
+) -> std::result::Result<Value, Refusal> {
+    let answer = match name {
         "run_create" => create(server, args(name, arguments)?),
         "build" => build(server, args(name, arguments)?),
         "status" => {
@@ -151,7 +164,7 @@ fn run(server: &Server, name: &str, arguments: Value, cancel: &AtomicBool) -> Re
         }
         "wait" => wait(server, args(name, arguments)?, cancel),
         "stop" => stop(server, args(name, arguments)?, cancel),
-        "clean" => clean(server, args(name, arguments)?),
+        "clean" => return clean(server, args(name, arguments)?),
         "explain" => {
             let a: Explain = args(name, arguments)?;
             let session = (server.opener.read(&server.root.run(&a.run)?))
@@ -171,7 +184,8 @@ fn run(server: &Server, name: &str, arguments: Value, cancel: &AtomicBool) -> Re
             Ok(server_info(server))
         }
         other => Err(Error::usage(format!("tool {other} has no handler"))),
-    }
+    };
+    Ok(answer?)
 }
 
 fn create(server: &Server, a: Create) -> Result<Value> {
@@ -291,11 +305,12 @@ fn stop(server: &Server, a: Run, cancel: &AtomicBool) -> Result<Value> {
     Ok(status)
 }
 
-fn clean(server: &Server, a: Clean) -> Result<Value> {
+fn clean(server: &Server, a: Clean) -> std::result::Result<Value, Refusal> {
     // An archived run is kept whole.
     if Archived::load(&RunDir::open(&server.root.run(&a.run)?)?).is_some() {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
-            .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
+            .hint("restore it first with archive {\"run\": ..., \"restore\": true}")
+            .into());
     }
     let mut session = (server.opener.open(&server.root.run(&a.run)?))
         .map_err(|e| answers::needs_pipeline(e, "clean", &a.run))?;

@@ -507,24 +507,29 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
     for (held, what) in cases {
         p.write(&format!("r/{record}"), held);
         // Status and wait answer with the run's records, and the error.
+        let mut broken = json!(null);
         for tool in ["status", "wait"] {
             let status = c.ok(tool, json!({"run": "r"}));
-            let error = &status["pipeline_error"];
+            broken = status["pipeline_error"].clone();
             assert!(
-                error["message"].as_str().unwrap().contains(what),
+                broken["message"].as_str().unwrap().contains(what),
                 "{tool}: {status}"
             );
-            no_flag(&error.to_string());
+            no_flag(&broken.to_string());
         }
+        // Explain and clean give the same error as data; build, text alone.
         for (tool, arguments) in [
             ("explain", json!({"run": "r", "task": "upper"})),
             ("clean", json!({"run": "r", "tasks": ["upper"]})),
-            ("build", json!({"run": "r"})),
         ] {
-            let message = c.err(tool, arguments);
+            let (message, data) = c.refused(tool, arguments);
             assert!(message.contains(what), "{tool}: {message}");
             no_flag(&message);
+            assert_eq!(data, json!({"pipeline_error": broken}), "{tool}");
         }
+        let message = c.err("build", json!({"run": "r"}));
+        assert!(message.contains(what), "{message}");
+        no_flag(&message);
         // The command line's words are its own.
         p.run(&["status", "-C", "r"])
             .code(2)

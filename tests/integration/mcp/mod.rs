@@ -20,7 +20,9 @@
 //! ([`build_log`]), and answers sized for a model's context ([`large`]).
 //!
 //! Every successful result is checked against the `outputSchema` its tool
-//! declares, and its text against its structured content.
+//! declares, and its text against its structured content; so is the
+//! structured content of an error that has some, as a client may check it
+//! (the TypeScript SDK's does).
 
 mod batches;
 mod bounds;
@@ -188,27 +190,46 @@ impl Client {
         let result = self.call(tool, arguments);
         assert_eq!(result["isError"], false, "{tool}: {result}");
         let structured = result["structuredContent"].clone();
-        let problems: Vec<String> = self.schemas[tool]
-            .iter_errors(&structured)
-            .map(|e| format!("{}: {e}", e.instance_path))
-            .collect();
-        assert!(
-            problems.is_empty(),
-            "{tool} breaks its outputSchema: {problems:?}\n{structured}"
-        );
+        self.conforms(tool, &structured);
         let text: Value =
             serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
         assert_eq!(text, structured);
         structured
     }
 
-    /// Calls a tool that must fail; its message.
+    /// Checks `structured`, what `tool` answered, against its output schema.
+    #[track_caller]
+    fn conforms(&self, tool: &str, structured: &Value) {
+        let problems: Vec<String> = self.schemas[tool]
+            .iter_errors(structured)
+            .map(|e| format!("{}: {e}", e.instance_path))
+            .collect();
+        assert!(
+            problems.is_empty(),
+            "{tool} breaks its outputSchema: {problems:?}\n{structured}"
+        );
+    }
+
+    /// Calls a tool that must fail, with no data; its message.
     #[track_caller]
     pub fn err(&mut self, tool: &str, arguments: Value) -> String {
         let result = self.call(tool, arguments);
         assert_eq!(result["isError"], true, "{tool}: {result}");
-        assert!(result.get("structuredContent").is_none());
+        assert!(result.get("structuredContent").is_none(), "{result}");
         result["content"][0]["text"].as_str().unwrap().to_string()
+    }
+
+    /// Calls a tool that must fail with data: its message, and its
+    /// structured content, checked against the tool's output schema.
+    #[track_caller]
+    pub fn refused(&mut self, tool: &str, arguments: Value) -> (String, Value) {
+        let result = self.call(tool, arguments);
+        assert_eq!(result["isError"], true, "{tool}: {result}");
+        let structured = result["structuredContent"].clone();
+        assert!(structured.is_object(), "{tool}: {result}");
+        self.conforms(tool, &structured);
+        let message = result["content"][0]["text"].as_str().unwrap().to_string();
+        (message, structured)
     }
 
     /// Sends a line and returns the JSON-RPC error it gets.

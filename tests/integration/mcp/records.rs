@@ -2,8 +2,9 @@
 //! an unknown key): `status` and `wait` still say what the run's records
 //! hold, with the pipeline's error beside them (`file:line:col`); `wait`
 //! still waits for a build that runs; `explain` and `clean` refuse, saying
-//! where to fix the file. And what the answers of a failed task and a
-//! refused `run_create` say.
+//! where to fix the file, with the `pipeline_error` status gives as their
+//! data. And what the answers of a failed task and a refused `run_create`
+//! say.
 
 use serde_json::json;
 
@@ -59,11 +60,12 @@ fn a_broken_pipeline_leaves_status_and_wait_with_the_runs_records() {
             .to_string()
             .contains("no task was checked"));
     }
+    let broken = c.ok("status", json!({"run": "r"}))["pipeline_error"].clone();
     for (tool, args) in [
         ("explain", json!({"run": "r", "task": "bad"})),
         ("clean", json!({"run": "r", "tasks": ["bad"]})),
     ] {
-        let message = c.err(tool, args);
+        let (message, data) = c.refused(tool, args);
         assert!(
             message.contains("pipeline.toml:13:1: unknown field `bogus`"),
             "{message}"
@@ -72,11 +74,54 @@ fn a_broken_pipeline_leaves_status_and_wait_with_the_runs_records() {
             message.contains(&format!("at line 13, column 1, then call {tool} again")),
             "{message}"
         );
+        // The text as it was; the data, status's.
+        assert!(!message.contains("pipeline_error"), "{message}");
+        assert_eq!(data, json!({"pipeline_error": broken}), "{tool}");
     }
     assert!(
         p.exists("r/upper.txt"),
         "clean refused, and deleted nothing"
     );
+    assert!(c.close().success());
+}
+
+/// A TOML syntax error: `explain` and `clean` refuse with `where` it is as
+/// data, the object status gives; once the file is fixed, they answer (no
+/// `pipeline_error`), and an error of another kind carries no data.
+#[test]
+fn explain_and_clean_refuse_a_broken_pipeline_with_where_it_is_as_data() {
+    let p = Project::new(FAILING);
+    let mut c = Client::start(&p, &[]);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    p.write("pipeline.toml", &format!("{FAILING}\n[tasks.x\n"));
+    let status = c.ok("status", json!({"run": "r"}));
+    let place = &status["pipeline_error"]["where"];
+    assert_eq!(
+        (&place["line"], &place["col"]),
+        (&json!(12), &json!(9)),
+        "{status}"
+    );
+    for (tool, args) in [
+        ("explain", json!({"run": "r", "task": "upper"})),
+        ("clean", json!({"run": "r", "tasks": ["upper"]})),
+    ] {
+        let (message, data) = c.refused(tool, args);
+        assert!(message.contains("pipeline.toml:12:9"), "{message}");
+        assert_eq!(data["pipeline_error"], status["pipeline_error"], "{tool}");
+        assert!(
+            data["pipeline_error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("pipeline.toml:12:9"),
+            "{data}"
+        );
+    }
+    p.write("pipeline.toml", FAILING);
+    let explained = c.ok("explain", json!({"run": "r", "task": "upper"}));
+    assert!(explained.get("pipeline_error").is_none(), "{explained}");
+    let cleaned = c.ok("clean", json!({"run": "r", "tasks": ["upper"]}));
+    assert!(cleaned.get("pipeline_error").is_none(), "{cleaned}");
+    c.err("explain", json!({"run": "r", "task": "uper"}));
     assert!(c.close().success());
 }
 
