@@ -88,7 +88,8 @@ pub struct Cli {
     #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
     pub file: Option<PathBuf>,
 
-    /// Print only errors
+    /// Print no progress or notes: only failed tasks, warnings and errors
+    /// (stdout is unchanged)
     #[arg(long, global = true)]
     pub quiet: bool,
 
