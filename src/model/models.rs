@@ -12,7 +12,7 @@ use std::time::Duration;
 use rustc_hash::FxHashMap as HashMap;
 use toml::Spanned;
 
-use super::pipeline::{parse_duration, parse_timeout, ModelDef, Pipeline, Source};
+use super::pipeline::{parse_duration, ModelDef, Pipeline, Source};
 pub use super::size::parse_size;
 use crate::error::{Diagnostic, Error, Result};
 
@@ -115,14 +115,17 @@ pub struct Replay {
     pub missing: Diagnostic,
 }
 
+/// The duration `key` (`timeout`, spoken of as "a timeout", or
+/// `idle_timeout`, named) is set to, else `default`.
 fn duration(
     source: &Source,
+    key: &str,
     value: &Option<Spanned<toml::Value>>,
     default: Duration,
 ) -> Result<Duration> {
     match value {
         None => Ok(default),
-        Some(v) => parse_timeout(v.get_ref()).map_err(|m| {
+        Some(v) => parse_duration(v.get_ref(), key).map_err(|m| {
             Error::pipeline(source.diagnostic(v.span(), &m))
                 .hint("write a duration as \"90s\", \"10m\", \"1h\" or a number of seconds")
         }),
@@ -356,8 +359,13 @@ pub fn resolve_models(pipeline: &Pipeline) -> Result<(Vec<ModelConfig>, HashMap<
             base_url,
             model: model_name.get_ref().clone(),
             api_key_env: def.api_key_env.as_ref().map(|e| e.get_ref().clone()),
-            timeout: duration(&source, &def.timeout, DEFAULT_REQUEST_TIMEOUT)?,
-            idle_timeout: duration(&source, &def.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            timeout: duration(&source, "timeout", &def.timeout, DEFAULT_REQUEST_TIMEOUT)?,
+            idle_timeout: duration(
+                &source,
+                "idle_timeout",
+                &def.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+            )?,
             max_concurrency,
             requests_per_minute,
             temperature,

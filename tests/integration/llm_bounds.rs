@@ -462,8 +462,10 @@ const REFUSED: &[(&str, &str, &str)] = &[
     (
         "idle_timeout = \"99999999999999999999 years\"",
         "8:16",
-        "at most 365 days",
+        "`idle_timeout` can be at most 365 days",
     ),
+    // Named, not "an invalid timeout": a model has two.
+    ("idle_timeout = 0", "8:16", "invalid `idle_timeout` 0"),
 ];
 
 #[test]
