@@ -245,8 +245,10 @@ pub fn tools() -> Vec<Tool> {
             description: format!(
                 "Start `planexe build` in a run, in the background, and return at once (after at most {} s) \
                  with its pid: only stale tasks run; a failed or stopped run resumes where it ended. \
-                 Refuses while a build runs there. The build goes on if the server exits. Follow it with \
-                 wait (blocking) or status; its output is in .planexe/build.log (read_output).",
+                 Refuses while a build runs there, and while the run's pipeline file cannot be used, with \
+                 pipeline_error (as status gives it) as the error's structured content. The build goes on \
+                 if the server exits. Follow it with wait (blocking) or status; its output is in \
+                 .planexe/build.log (read_output).",
                 START_WAIT.as_secs()
             ),
             input: input(
@@ -260,17 +262,16 @@ pub fn tools() -> Vec<Tool> {
                 }),
                 &["run"],
             ),
-            output: json!({
-                "type": "object",
-                "properties": {
+            output: needing_pipeline(
+                json!({
                     "run": {"type": "string"},
                     "pid": {"type": "integer"},
                     "state": {"enum": ["starting", "running", "completed", "failed", "stopped"]},
                     "exit_code": nullable("integer"),
                     "log": {"type": "string"},
-                },
-                "required": ["run", "pid", "state", "exit_code", "log"],
-            }),
+                }),
+                &["run", "pid", "state", "exit_code", "log"],
+            ),
         },
         Tool {
             name: "status",

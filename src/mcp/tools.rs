@@ -157,7 +157,7 @@ fn run(
 ) -> std::result::Result<Value, Refusal> {
     let answer = match name {
         "run_create" => create(server, args(name, arguments)?),
-        "build" => build(server, args(name, arguments)?),
+        "build" => return build(server, args(name, arguments)?),
         "status" => {
             let a: Run = args(name, arguments)?;
             status(server, &server.root.run(&a.run)?, &a.run)
@@ -209,7 +209,7 @@ fn create(server: &Server, a: Create) -> Result<Value> {
     }))
 }
 
-fn build(server: &Server, a: Build) -> Result<Value> {
+fn build(server: &Server, a: Build) -> std::result::Result<Value, Refusal> {
     let run_dir = RunDir::open(&server.root.run(&a.run)?)?;
     for (what, text) in a
         .targets
@@ -222,20 +222,27 @@ fn build(server: &Server, a: Build) -> Result<Value> {
                 "{what} `{}` is empty or holds a NUL byte",
                 limits::quoted(text)
             ))
-            .hint("name tasks, output paths and models as the pipeline spells them"));
+            .hint("name tasks, output paths and models as the pipeline spells them")
+            .into());
         }
     }
     if Archived::load(&run_dir).is_some() {
         return Err(Error::usage(format!("run `{}` is archived", a.run))
-            .hint("restore it first with archive {\"run\": ..., \"restore\": true}"));
+            .hint("restore it first with archive {\"run\": ..., \"restore\": true}")
+            .into());
     }
-    let pipeline = server.opener.pipeline(run_dir.root())?;
-    server.opener.check_build(
-        run_dir.root(),
-        pipeline.clone(),
-        a.model.as_deref(),
-        &a.targets,
-    )?;
+    // What the build would refuse, with a pipeline error as data too.
+    let pipeline = (server.opener.pipeline(run_dir.root()))
+        .map_err(|e| answers::needs_pipeline(e, "build", &a.run))?;
+    server
+        .opener
+        .check_build(
+            run_dir.root(),
+            pipeline.clone(),
+            a.model.as_deref(),
+            &a.targets,
+        )
+        .map_err(|e| answers::needs_pipeline(e, "build", &a.run))?;
     let request = Request {
         pipeline: pipeline.0,
         targets: a.targets,
@@ -258,7 +265,8 @@ fn build(server: &Server, a: Build) -> Result<Value> {
                 a.run,
                 builds::log_tail(&run_dir)
             ))
-            .hint("fix what it names, then call the build tool again; the whole log is .planexe/build.log (read_output)"))
+            .hint("fix what it names, then call the build tool again; the whole log is .planexe/build.log (read_output)")
+            .into())
         }
         Started::Ended(outcome, code) => (outcome, Some(code)),
     };

@@ -124,11 +124,12 @@ fn an_unknown_model_is_told_where_it_came_from_at_each_door() {
         "pipeline.toml",
         &with_model().replace("model = \"local\"", "model = \"gone\""),
     );
-    let message = c.err("build", json!({"run": "fresh"}));
+    let (message, data) = c.refused("build", json!({"run": "fresh"}));
     assert!(
         message.contains("unknown model `gone` (the `model` of task `ask`)"),
         "{message}"
     );
+    assert_eq!(data["pipeline_error"]["where"]["line"], 15, "{data}");
     assert!(c.close().success());
     p.write("pipeline.toml", &renamed);
     let mut c = Client::start_with_env(&p, &[], &[("PLANEXE_MODEL", "nope")]);

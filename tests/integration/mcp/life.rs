@@ -470,12 +470,14 @@ fn a_build_that_cannot_start_says_why() {
     let message = c.err("build", json!({"run": "r", "targets": ["--dry-run"]}));
     assert!(message.contains("--dry-run"), "{message}");
     p.write("pipeline.toml", "[tasks.upper]\ncommand = 3\n");
-    let message = c.err("build", json!({"run": "r"}));
+    let (message, refused) = c.refused("build", json!({"run": "r"}));
     assert!(message.contains("pipeline.toml:2"), "{message}");
-    // What the run's records say, and why the pipeline cannot be used.
+    // What the run's records say, and why the pipeline cannot be used:
+    // what the build's refusal gave as data.
     let status = c.ok("status", json!({"run": "r"}));
     let message = status["pipeline_error"]["message"].as_str().unwrap();
     assert!(message.contains("pipeline.toml:2"), "{status}");
+    assert_eq!(refused, json!({"pipeline_error": status["pipeline_error"]}));
     let message = c.err("run_create", json!({"plan": "p"}));
     assert!(message.contains("pipeline.toml:2"), "{message}");
     assert!(c.close().success());
@@ -527,9 +529,10 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
             no_flag(&message);
             assert_eq!(data, json!({"pipeline_error": broken}), "{tool}");
         }
-        let message = c.err("build", json!({"run": "r"}));
+        let (message, data) = c.refused("build", json!({"run": "r"}));
         assert!(message.contains(what), "{message}");
         no_flag(&message);
+        assert_eq!(data, json!({"pipeline_error": broken}), "build");
         // The command line's words are its own.
         p.run(&["status", "-C", "r"])
             .code(2)

@@ -50,15 +50,17 @@ fn a_build_never_runs_a_pipeline_file_inside_a_run() {
     for inside in ["r/pipeline.toml", "other/notes.toml"] {
         let canonical = std::fs::canonicalize(p.path(inside)).unwrap();
         p.write("r/.planexe/pipeline", &format!("{}\n", canonical.display()));
-        let message = c.err("build", json!({"run": "r", "force": true}));
-        assert!(message.contains("inside the run"), "{message}");
-        assert!(message.contains("run_create"), "{message}");
-        // Clean says it too, with the error as data.
-        let (message, data) = c.refused("clean", json!({"run": "r", "tasks": ["evil"]}));
-        assert!(message.contains("inside the run"), "{message}");
-        assert!(message.contains("run_create"), "{message}");
-        let error = data["pipeline_error"]["message"].as_str().unwrap();
-        assert!(error.contains("inside the run"), "{data}");
+        // Build and clean say so, with the error as data.
+        for (tool, arguments) in [
+            ("build", json!({"run": "r", "force": true})),
+            ("clean", json!({"run": "r", "tasks": ["evil"]})),
+        ] {
+            let (message, data) = c.refused(tool, arguments);
+            assert!(message.contains("inside the run"), "{message}");
+            assert!(message.contains("run_create"), "{message}");
+            let error = data["pipeline_error"]["message"].as_str().unwrap();
+            assert!(error.contains("inside the run"), "{data}");
+        }
         // Status says what the run's records hold, and why its pipeline
         // file is refused.
         let status = c.ok("status", json!({"run": "r"}));
