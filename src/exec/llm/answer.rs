@@ -3,8 +3,8 @@
 //! returned; JSON is found in the answer (the whole of it, a fenced block,
 //! or a value in running text: see [`extract`]), validated against the
 //! task's schema and pretty-printed, its keys in the answer's order
-//! (`ordered.rs`). A rejected answer comes with feedback
-//! for the model that says exactly what was wrong, and the fields at fault.
+//! (`ordered.rs`). A rejected answer comes with feedback for the model
+//! that says exactly what was wrong, and the fields at fault.
 
 use serde_json::Value;
 
