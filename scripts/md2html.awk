@@ -1,5 +1,5 @@
 # Turns the Markdown the reference pipeline writes (headings, paragraphs,
-# nested `- ` lists, pipe tables, **bold**) into one self-contained HTML
+# `> ` quotes, nested `- ` lists, pipe tables, **bold**) into one self-contained HTML
 # page: no scripts, no fonts or styles fetched from anywhere. Every piece of
 # text is escaped, so nothing a model wrote can become markup. POSIX awk.
 #
@@ -40,8 +40,12 @@ function close_table() {
     if (in_table) { print "</table>"; in_table = 0 }
 }
 
+function close_quote() {
+    if (in_quote) { close_paragraph(); print "</blockquote>"; in_quote = 0 }
+}
+
 function close_all() {
-    close_paragraph(); close_lists(0); close_table()
+    close_paragraph(); close_lists(0); close_table(); close_quote()
 }
 
 function cells(line, tag,   n, parts, i, row) {
@@ -63,8 +67,24 @@ BEGIN {
     print "h1{font-size:1.8rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd}h3{font-size:1.05rem}"
     print "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:left}"
     print "li{margin:.15rem 0}.note{color:#666;font-size:.9rem}"
+    print "blockquote{margin:1rem 0;padding:0 1rem;border-left:3px solid #ddd;color:#444}"
     print "</style></head><body>"
-    depth = 0; in_table = 0; para = ""
+    depth = 0; in_table = 0; in_quote = 0; para = ""
+}
+
+# A quote: its lines, `>` and a space taken off, are paragraphs (a `>`
+# line alone ends one).
+/^>/ {
+    if (!in_quote) {
+        close_all()
+        print "<blockquote>"
+        in_quote = 1
+    }
+    line = $0
+    sub(/^> ?/, "", line)
+    if (line ~ /^ *$/) close_paragraph()
+    else para = para (para == "" ? "" : " ") inline(line)
+    next
 }
 
 /^#+ / {
@@ -76,7 +96,7 @@ BEGIN {
 }
 
 /^ *- / {
-    close_paragraph(); close_table()
+    close_paragraph(); close_table(); close_quote()
     match($0, /^ */)
     level = int(RLENGTH / 2) + 1
     text = substr($0, RLENGTH + 3)
@@ -94,7 +114,7 @@ BEGIN {
 }
 
 /^ *\|/ {
-    close_paragraph(); close_lists(0)
+    close_paragraph(); close_lists(0); close_quote()
     if ($0 ~ /^ *\|[-| :]+\| *$/) next
     if (!in_table) {
         print "<table>"
@@ -109,7 +129,7 @@ BEGIN {
 /^ *$/ { close_all(); next }
 
 {
-    close_lists(0); close_table()
+    close_lists(0); close_table(); close_quote()
     para = para (para == "" ? "" : " ") inline($0)
 }
 

@@ -64,6 +64,17 @@ fn the_main_job_builds_from_a_fresh_checkout() {
         html.starts_with("<!DOCTYPE html>") && html.contains("<h2>Risks</h2>"),
         "{html}"
     );
+    // The plan, quoted in the Markdown, is a quote in the page: one
+    // paragraph, no `>` of the Markdown left in its text.
+    let quote = html
+        .split_once("<blockquote>")
+        .and_then(|(_, rest)| rest.split_once("</blockquote>"))
+        .map(|(quote, _)| quote)
+        .unwrap_or_else(|| panic!("no quote in the page:\n{html}"));
+    assert!(
+        quote.starts_with("\n<p>Build a community solar microgrid") && !quote.contains("&gt;"),
+        "{quote}"
+    );
     // Self-contained: nothing fetched, nothing run (a model's text that
     // mentions a URL stays text).
     for fetch in ["<script", "<link", "src=", "href=", "@import"] {
