@@ -18,7 +18,7 @@ use toml::Spanned;
 use super::fingerprint::Fingerprint;
 use super::pipeline::{JudgeDef, Pipeline};
 use super::schema::Schema;
-use super::template::{self, Vars};
+use super::template::{self, Item, Vars};
 use crate::error::{Error, Result};
 
 /// The threshold when a judge names none.
@@ -99,7 +99,10 @@ pub struct JudgeContext<'a> {
     /// The task's input and output paths, for the template check.
     pub inputs: &'a [String],
     pub outputs: &'a [String],
-    pub vars: &'a Vars,
+    /// A fan-out instance's variables; `None` for the placeholder of a
+    /// `foreach` whose list is not built (any item: the template's names
+    /// are checked).
+    pub vars: Option<&'a Vars>,
 }
 
 /// Checks and resolves a task's judge.
@@ -163,7 +166,13 @@ pub fn resolve(ctx: &JudgeContext, def: &Spanned<JudgeDef>) -> Result<Judge> {
         .iter()
         .map(|p| (p.clone(), Value::String(String::new())))
         .collect();
-    let vars = judged_vars(ctx.vars, String::new(), Value::Object(blank));
+    let vars = ctx
+        .vars
+        .map(|vars| judged_vars(vars, String::new(), Value::Object(blank)));
+    let item = match &vars {
+        Some(vars) => Item::Known(vars),
+        None => Item::Any(&["output", "outputs"]),
+    };
     if def.prompt.get_ref().trim().is_empty() {
         return Err(err(
             def.prompt.span(),
@@ -171,7 +180,7 @@ pub fn resolve(ctx: &JudgeContext, def: &Spanned<JudgeDef>) -> Result<Judge> {
         )
         .hint("write what the judge scores, such as prompt = \"Score this plan from 0 to 10: {{ output }}\""));
     }
-    template::check(def.prompt.get_ref(), ctx.inputs, task_name, &vars).map_err(|(line, m)| {
+    template::check(def.prompt.get_ref(), ctx.inputs, task_name, item).map_err(|(line, m)| {
         err(
             def.prompt.span(),
             &format!("judge prompt of task `{task_name}`, template line {line}: {m}"),

@@ -17,7 +17,7 @@ use super::limits;
 use super::models::{self, ModelConfig};
 use super::pipeline::{Pipeline, TaskDef};
 use super::reads::Reads;
-use super::template::{self, Vars};
+use super::template::{self, Item, Vars};
 use super::template_files::Files;
 use crate::error::{Error, Result};
 use crate::store::{wrong_kind, RunDir};
@@ -160,7 +160,10 @@ pub struct PromptContext<'a> {
 }
 
 /// Resolves a prompt task. `template` is the prompt text (inline or read
-/// from `prompt_file`); `inputs` are the task's input paths.
+/// from `prompt_file`); `inputs` are the task's input paths; `vars` a
+/// fan-out instance's variables, `None` for the placeholder of a `foreach`
+/// whose list is not built (its templates' names are checked, and
+/// everything else as for an instance).
 pub fn resolve_prompt(
     ctx: &PromptContext,
     task_name: &str,
@@ -168,7 +171,7 @@ pub fn resolve_prompt(
     task: &TaskDef,
     template: (String, String, Range<usize>),
     inputs: &[String],
-    vars: Vars,
+    vars: Option<Vars>,
 ) -> Result<PromptSpec> {
     let pipeline = ctx.pipeline;
     let source = pipeline.source();
@@ -319,7 +322,11 @@ pub fn resolve_prompt(
         ))
         .hint("write what to ask the model: the prompt is the user message of the request"));
     }
-    template::check(&template, inputs, task_name, &vars).map_err(|(line, m)| {
+    let item = match &vars {
+        Some(vars) => Item::Known(vars),
+        None => Item::Any(&[]),
+    };
+    template::check(&template, inputs, task_name, item).map_err(|(line, m)| {
         let place = format!("{template_origin}, template line {line}");
         Error::pipeline(source.diagnostic(
             template_span.clone(),
@@ -328,7 +335,7 @@ pub fn resolve_prompt(
         .hint(template_sees(inputs))
     })?;
     if let Some(system) = &task.system {
-        template::check(system.get_ref(), inputs, task_name, &vars).map_err(|(line, m)| {
+        template::check(system.get_ref(), inputs, task_name, item).map_err(|(line, m)| {
             err(
                 system.span(),
                 &format!("system text of task `{task_name}`, template line {line}: {m}"),
@@ -346,7 +353,7 @@ pub fn resolve_prompt(
         retries,
         max_tokens,
         keep_reasoning,
-        vars,
+        vars: vars.unwrap_or_default(),
         judge: false,
         sampling: None,
     })

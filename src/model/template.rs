@@ -127,14 +127,36 @@ fn render_seeing(
     }
 }
 
-/// Renders a prompt template with empty inputs to find syntax errors and
-/// undefined names before anything runs: the line and what is wrong.
+/// The fan-out variables a template is checked with before anything runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// Their values (none for a task that is not a fan-out instance): the
+    /// template is rendered with them.
+    Known(&'a Vars),
+    /// Any item: the placeholder of a `foreach` whose list is not built yet.
+    /// The template is parsed and the names it uses are checked, `item`,
+    /// `key` and these besides `inputs` and `task`; no value is known to
+    /// render it with.
+    Any(&'a [&'a str]),
+}
+
+/// Finds syntax errors and undefined names in a prompt template before
+/// anything runs (rendered with empty inputs when its variables are
+/// known): the line and what is wrong.
 pub fn check(
     template: &str,
     inputs: &[String],
     task: &str,
-    vars: &Vars,
+    item: Item<'_>,
 ) -> Result<(), (usize, String)> {
+    let vars = match item {
+        Item::Known(vars) => vars,
+        Item::Any(besides) => {
+            let mut sees = vec!["inputs", "task", "item", "key"];
+            sees.extend_from_slice(besides);
+            return check_names(template, &sees);
+        }
+    };
     let map: BTreeMap<String, String> = inputs.iter().map(|p| (p.clone(), String::new())).collect();
     // Debug mode keeps where an error is, so the message can quote the
     // expression (a check renders once, before anything runs).
@@ -152,6 +174,71 @@ pub fn check(
         }
         (line, message)
     })
+}
+
+/// Parses `template` and checks that every name it uses and does not set
+/// itself is one of `sees` or a global of the environment (`range`,
+/// `dict`, ...): what can be known of a template before the values it
+/// will see exist. The line of the first name that is not, and
+/// `undefined value: `NAME``, as a render says it.
+pub fn check_names(template: &str, sees: &[&str]) -> Result<(), (usize, String)> {
+    if !template.contains("{{") && !template.contains("{%") {
+        return Ok(());
+    }
+    let env = environment();
+    let parsed = env.template_from_str(template).map_err(|e| describe(&e))?;
+    let known = |name: &str| sees.contains(&name) || env.globals().any(|(g, _)| g == name);
+    // The nested form names the lookup (`loop.index`) as a render would.
+    let mut unknown: Vec<(usize, String)> = parsed
+        .undeclared_variables(true)
+        .into_iter()
+        .filter(|name| !known(name.split('.').next().unwrap_or(name)))
+        .map(|name| {
+            (
+                first_use(template, name.split('.').next().unwrap_or(&name)),
+                name,
+            )
+        })
+        .collect();
+    unknown.sort();
+    match unknown.into_iter().next() {
+        None => Ok(()),
+        Some((offset, name)) => Err((
+            crate::error::Position::of_offset(template, offset).line,
+            format!("undefined value: `{name}`"),
+        )),
+    }
+}
+
+/// The byte offset of the first use of `name` as a whole word inside a
+/// `{{ }}` or `{% %}` tag of `template` (its end when none is found).
+fn first_use(template: &str, name: &str) -> usize {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(open) = template[from..].find('{').map(|i| from + i) {
+        let rest = &template[open..];
+        let close = match (rest.starts_with("{{"), rest.starts_with("{%")) {
+            (true, _) => "}}",
+            (_, true) => "%}",
+            _ => {
+                from = open + 1;
+                continue;
+            }
+        };
+        let end = rest.find(close).map_or(template.len(), |i| open + i);
+        let tag = &template[open..end];
+        let mut at = 0;
+        while let Some(i) = tag[at..].find(name).map(|i| at + i) {
+            let before = tag[..i].chars().next_back();
+            let after = tag[i + name.len()..].chars().next();
+            if !before.is_some_and(word) && !after.is_some_and(word) && before != Some('.') {
+                return open + i;
+            }
+            at = i + name.len();
+        }
+        from = end.max(open + 2);
+    }
+    template.len()
 }
 
 /// What a template sees: `inputs`, `task` and a fan-out's variables.
@@ -188,10 +275,51 @@ mod tests {
         // The expression at fault is quoted, as a check quotes it.
         let message = render_field("a\n{{ key }} {{ nope }}", &vars).unwrap_err();
         assert!(message.ends_with("undefined value: `nope`"), "{message}");
-        let (line, message) = check("x\n{{ inputs['b'] }}", &["a".into()], "t", &vars).unwrap_err();
+        let (line, message) = check(
+            "x\n{{ inputs['b'] }}",
+            &["a".into()],
+            "t",
+            Item::Known(&vars),
+        )
+        .unwrap_err();
         assert_eq!(line, 2, "{message}");
         assert!(message.ends_with("`inputs['b']`"), "{message}");
-        assert!(check("{{ inputs['a'] }} {{ task }}", &["a".into()], "t", &vars).is_ok());
+        assert!(check(
+            "{{ inputs['a'] }} {{ task }}",
+            &["a".into()],
+            "t",
+            Item::Known(&vars)
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn any_item_checks_the_names_a_template_uses_and_its_syntax() {
+        let sees = ["item", "key"];
+        // What it sets, loops over, or the environment gives is known.
+        for ok in [
+            "out/{{ key }}.md",
+            "plain text, no tag",
+            "{{ item.title | upper }} {{ item['a'].b }}",
+            "{% for s in item %}{{ loop.index }} {{ s }}{% endfor %}",
+            "{% set n = namespace(x=1) %}{{ n.x }} {{ range(3) | list }} {{ dict(a=1) }}",
+            "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(item) }}",
+        ] {
+            assert_eq!(check_names(ok, &sees), Ok(()), "{ok}");
+        }
+        // The first name it does not know, by where it is, and its line.
+        let err = check_names("a loop\n{{ key }}\n{{ loop.index }} {{ itme }}", &sees);
+        assert_eq!(err, Err((3, "undefined value: `loop.index`".into())));
+        let err = check_names("{{ itme.x }}", &sees);
+        assert_eq!(err, Err((1, "undefined value: `itme.x`".into())));
+        let (line, message) = check_names("x\n{% if %}", &sees).unwrap_err();
+        assert_eq!(line, 2);
+        assert!(message.starts_with("syntax error"), "{message}");
+        // A prompt's sees `inputs` and `task` too; a judge's more.
+        let prompt = "{{ inputs['p'] }} {{ task }} {{ item }} {{ output }}";
+        assert_eq!(check(prompt, &[], "t", Item::Any(&["output"])), Ok(()));
+        let err = check(prompt, &[], "t", Item::Any(&[])).unwrap_err();
+        assert_eq!(err.1, "undefined value: `output`");
     }
 
     /// Inputs in a temporary folder: `plan.txt` (text), `data.bin` (not

@@ -19,6 +19,7 @@ mod examples;
 mod failures;
 mod fallback;
 mod fanout;
+mod fanout_checks;
 mod fanout_live;
 mod fuzz;
 mod histories;

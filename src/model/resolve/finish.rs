@@ -12,7 +12,8 @@ use super::super::fingerprint::Fingerprint;
 use super::super::graph::{Action, Graph, TaskId};
 use super::super::judge::{self, JudgeContext};
 use super::super::models;
-use super::super::prompt::{self, PromptContext};
+use super::super::prompt::{self, PromptContext, PromptSpec};
+use super::super::template::Vars;
 use super::Resolver;
 use crate::error::{Error, Result};
 
@@ -64,44 +65,20 @@ impl Resolver<'_> {
         let task = &graph.tasks[id];
         let def = self.def(&task.origin.def);
         let placeholder = task.origin.placeholder.is_some();
-        let is_prompt = (def.prompt.is_some() || def.prompt_file.is_some()) && !placeholder;
+        let has_prompt = def.prompt.is_some() || def.prompt_file.is_some();
+        let is_prompt = has_prompt && !placeholder;
         let inputs: Vec<String> = task.inputs.iter().map(|i| i.path.clone()).collect();
         let vars = task.origin.vars.clone().unwrap_or_default();
         let mut action = None;
+        // A placeholder's prompt is checked as its instances' will be, for
+        // any item (a typo found before the tasks its list waits for run):
+        // the model its instances and its judge will ask.
+        let placeholder_model = match (placeholder, has_prompt) {
+            (true, true) => Some(self.prompt_of(graph, id, None)?.model),
+            _ => None,
+        };
         let (fingerprint, task_model) = if is_prompt {
-            let (text, origin, span) = match (&def.prompt, &def.prompt_file) {
-                (Some(p), _) => (
-                    p.get_ref().clone(),
-                    self.source.display.to_string(),
-                    p.span(),
-                ),
-                (None, Some(f)) => {
-                    let (text, shown) =
-                        prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
-                    self.reads
-                        .file(prompt::read_path(self.pipeline, f), text.as_bytes());
-                    (text, shown, f.span())
-                }
-                (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
-            };
-            let ctx = PromptContext {
-                pipeline: self.pipeline,
-                models: &graph.models,
-                model_index: &self.model_index,
-                model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
-                advice: graph.advice.clone(),
-                run_dir: self.run_dir,
-                reads: &self.reads,
-            };
-            let mut spec = prompt::resolve_prompt(
-                &ctx,
-                &task.name,
-                task.name_span.clone(),
-                def,
-                (text, origin, span),
-                &inputs,
-                vars.clone(),
-            )?;
+            let mut spec = self.prompt_of(graph, id, Some(vars.clone()))?;
             // Sampling parameters of the model the file names, not of an
             // override: switching models does not re-run finished work.
             let named = def
@@ -173,19 +150,21 @@ impl Resolver<'_> {
             asks = Some(models);
         }
         let mut judged = None;
-        if let (Some(judge_def), false) = (&def.judge, placeholder) {
+        if let Some(judge_def) = &def.judge {
             let outputs: Vec<String> = task.outputs.iter().map(|o| o.path.clone()).collect();
             let ctx = JudgeContext {
                 pipeline: self.pipeline,
                 model_index: &self.model_index,
                 task_name: &task.name,
-                default_model: task_model,
-                command: !is_prompt,
+                default_model: placeholder_model.or(task_model),
+                command: !has_prompt,
                 inputs: &inputs,
                 outputs: &outputs,
-                vars: &vars,
+                vars: (!placeholder).then_some(&vars),
             };
-            judged = Some(judge::resolve(&ctx, judge_def)?);
+            let judge = judge::resolve(&ctx, judge_def)?;
+            // A placeholder's is checked for any item, and kept by none.
+            judged = (!placeholder).then_some(judge);
         }
         let instance = |fingerprint: String| match &task.origin.vars {
             None => fingerprint,
@@ -218,5 +197,50 @@ impl Resolver<'_> {
             action_fingerprint: instance(fingerprint),
             template_fingerprint,
         })
+    }
+
+    /// The prompt of task `id`, a prompt task (`vars`: an instance's
+    /// variables; `None`: a placeholder's, any item).
+    fn prompt_of(&self, graph: &Graph, id: TaskId, vars: Option<Vars>) -> Result<PromptSpec> {
+        let task = &graph.tasks[id];
+        let def = self.def(&task.origin.def);
+        let (text, origin, span) = match (&def.prompt, &def.prompt_file) {
+            (Some(p), _) => (
+                p.get_ref().clone(),
+                self.source.display.to_string(),
+                p.span(),
+            ),
+            (None, Some(f)) => {
+                let (text, shown) =
+                    prompt::read_prompt_file(self.pipeline, self.run_dir, &task.name, f)?;
+                self.reads
+                    .file(prompt::read_path(self.pipeline, f), text.as_bytes());
+                (text, shown, f.span())
+            }
+            (None, None) => unreachable!("prompt tasks have a prompt or a prompt_file"),
+        };
+        let ctx = PromptContext {
+            pipeline: self.pipeline,
+            models: &graph.models,
+            model_index: &self.model_index,
+            model_override: graph.model_override.as_ref().map(|(k, m)| (*k, m.as_str())),
+            advice: graph.advice.clone(),
+            run_dir: self.run_dir,
+            reads: &self.reads,
+        };
+        // A placeholder reads its list; its instances, what `inputs` says.
+        let inputs: Vec<String> = match &vars {
+            Some(_) => task.inputs.iter().map(|i| i.path.clone()).collect(),
+            None => def.inputs.iter().map(|i| i.get_ref().clone()).collect(),
+        };
+        prompt::resolve_prompt(
+            &ctx,
+            &task.name,
+            task.name_span.clone(),
+            def,
+            (text, origin, span),
+            &inputs,
+            vars,
+        )
     }
 }

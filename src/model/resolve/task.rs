@@ -67,6 +67,9 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
     };
     let render =
         |text: &str, span: Range<usize>| render_with(text, span, template::render_field, SEEN);
+    if entry.placeholder.is_some() {
+        placeholder_fields(r, entry, SEEN)?;
+    }
     let has_prompt = task.prompt.is_some() || task.prompt_file.is_some();
     let action = match (&task.command, has_prompt) {
         (Some(c), false) => {
@@ -177,6 +180,27 @@ pub(super) fn prepare(r: &Resolver, entry: &Entry) -> Result<Prepared> {
         outputs,
         error,
     })
+}
+
+/// The fields of a `foreach` task whose list is not built, checked for
+/// any item: each parses, and names only `item`, `key` and what it sets
+/// itself. A typo is refused now, not once the tasks its list waits for
+/// have run.
+fn placeholder_fields(r: &Resolver, entry: &Entry, seen: &str) -> Result<()> {
+    let task = entry.def;
+    let fields = task
+        .outputs
+        .iter()
+        .chain(&task.inputs)
+        .chain(&task.command)
+        .chain(&task.check);
+    for field in fields {
+        template::check_names(field.get_ref(), &["item", "key"]).map_err(|(_, m)| {
+            r.err(field.span(), &format!("task `{}`: {m}", entry.name))
+                .hint(seen)
+        })?;
+    }
+    Ok(())
 }
 
 /// The outputs of `entry`, pushed on `outputs` until one is refused.

@@ -1,0 +1,139 @@
+//! A `foreach` task whose list is not built yet is checked, for any item,
+//! when the pipeline is read: its fields' templates parse and name only
+//! what they will see, and a prompt's file, schema and model exist, so a
+//! typo is refused before the tasks its list waits for run (on a slow
+//! model, hours of them), not once they have.
+
+use crate::harness::*;
+
+/// `list` makes the list (a command, so the build would run it first);
+/// `each` is the fan-out, its table's lines given by the case (after
+/// `inputs = ["plan.txt"]` unless they give `inputs`).
+fn pipeline(each: &str) -> String {
+    let inputs = match each.starts_with("inputs") {
+        true => "",
+        false => "inputs = [\"plan.txt\"]\n",
+    };
+    format!(
+        r#"[pipeline]
+model = "m"
+
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "x"
+
+[tasks.list]
+inputs = ["items.json"]
+outputs = ["list.json"]
+command = "cp items.json list.json"
+
+[tasks.each]
+foreach = {{ file = "list.json", items = "/steps" }}
+{inputs}{each}
+"#
+    )
+}
+
+fn project(each: &str) -> Project {
+    let p = Project::new(&pipeline(each));
+    p.write("plan.txt", "plan")
+        .write(
+            "items.json",
+            r#"{"steps": [{"title": "dig", "words": ["a", "b"]}]}"#,
+        )
+        .write("prompts/each.md", "Do {{ item.title }}\n");
+    p
+}
+
+#[test]
+fn a_typo_in_a_fan_out_before_its_list_exists_is_refused_before_anything_runs() {
+    let command = "command = \"echo {{ item.title }} > {outputs}\"";
+    let out = "outputs = [\"out/{{ key }}.md\"]";
+    let prompt = "prompt = \"Do {{ item.title }} for {{ inputs['plan.txt'] }}\"";
+    for (each, at, message) in [
+        (
+            format!("outputs = [\"out/{{{{ loop.index }}}}.md\"]\n{command}"),
+            "pipeline.toml:17:12",
+            "task `each`: undefined value: `loop.index`",
+        ),
+        (
+            format!("{out}\ncommand = \"echo {{{{ itme.title }}}} > {{outputs}}\""),
+            "pipeline.toml:18:11",
+            "task `each`: undefined value: `itme.title`",
+        ),
+        (
+            format!("inputs = [\"notes/{{{{ nope }}}}.txt\"]\n{out}\n{command}"),
+            "pipeline.toml:16:11",
+            "task `each`: undefined value: `nope`",
+        ),
+        (
+            format!("{out}\n{command}\ncheck = \"grep -q {{{{ item.title \"\n"),
+            "pipeline.toml:19:9",
+            "task `each`: syntax error",
+        ),
+        (
+            format!("{out}\nprompt = \"Do:\\n{{{{ item.title }}}}\\n{{{{ itme }}}}\""),
+            "pipeline.toml:18:10",
+            "prompt of task `each` (pipeline.toml, template line 3): undefined value: `itme`",
+        ),
+        (
+            format!("{out}\nprompt_file = \"prompts/missing.md\""),
+            "pipeline.toml:18:15",
+            "prompt file `prompts/missing.md` of task `each`",
+        ),
+        (
+            format!("{out}\n{prompt}\nschema = \"schemas/missing.json\""),
+            "pipeline.toml:19:10",
+            "schema `schemas/missing.json` of task `each`",
+        ),
+        (
+            format!("{out}\n{prompt}\nmodel = \"mm\""),
+            "pipeline.toml:19:9",
+            "unknown model `mm` (the `model` of task `each`)",
+        ),
+        (
+            format!("{out}\n{prompt}\njudge = {{ prompt = \"Score {{{{ outptu }}}}\" }}"),
+            "pipeline.toml:19:20",
+            "judge prompt of task `each`, template line 1: undefined value: `outptu`",
+        ),
+        (
+            format!(
+                "{out}\n{command}\njudge = {{ prompt = \"{{{{ output }}}}\", model = \"mm\" }}"
+            ),
+            "pipeline.toml:19:44",
+            "unknown model `mm` for the judge of `each`",
+        ),
+    ] {
+        let p = project(&each);
+        let where_ = format!("error: {at}: {message}");
+        p.run(&["build", "-n"]).code(2).stderr_has(&where_);
+        let run = p.build();
+        run.code(2).stderr_has(&where_).stderr_has("\nhint: ");
+        assert!(run.started().is_empty(), "{each}\n{}", run.stderr);
+        assert!(!p.exists("list.json"), "{each}: the list's task ran");
+    }
+}
+
+#[test]
+fn a_fan_out_whose_templates_name_what_they_will_see_builds() {
+    // Loops, what a template sets, the environment's globals, a prompt's
+    // `inputs` and `task`, a judge's `output`: all known before the list.
+    let p = project(
+        r#"outputs = ["out/{{ key }}.md", "out/{{ key }}.n"]
+command = "{% set n = namespace(c=0) %}{% for w in item.words %}{% set n.c = n.c + loop.index %}{% endfor %}echo {{ item.title }} > out/{{ key }}.md; echo {{ n.c }} {{ range(2) | list | length }} > out/{{ key }}.n"
+check = "grep -q {{ item.title }} out/{{ key }}.md"
+"#,
+    );
+    p.build().ok().ran(&["list", "each[0]"]);
+    assert_eq!(p.read("out/0.md"), "dig\n");
+    assert_eq!(p.read("out/0.n"), "3 2\n");
+
+    let p = project(
+        "outputs = [\"out/{{ key }}.md\"]\nprompt_file = \"prompts/each.md\"\njudge = { prompt = \"{{ output }} {{ outputs }} {{ item.title }} {{ task }}\" }",
+    );
+    // Refused only when it asks the model (there is none at port 9).
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("each: expands when list.json is built");
+}
