@@ -137,3 +137,24 @@ check = "grep -q {{ item.title }} out/{{ key }}.md"
         .ok()
         .stdout_has("each: expands when list.json is built");
 }
+
+#[test]
+fn items_that_are_not_a_json_pointer_are_refused_when_the_pipeline_is_read() {
+    let p = project("outputs = [\"out/{{ key }}.md\"]\ncommand = \"echo > {outputs}\"");
+    let text = p
+        .read("pipeline.toml")
+        .replace("items = \"/steps\"", "items = \"steps\"");
+    p.write("pipeline.toml", &text);
+    // Before its list is built, and once it is (it was refused as
+    // `nothing at pointer` then, and not at all before).
+    for list in [false, true] {
+        if list {
+            p.write("list.json", r#"{"steps": []}"#);
+        }
+        let run = p.build();
+        run.code(2)
+            .stderr_has("error: pipeline.toml:15:11: `items` of task `each` is `steps`, which is not a JSON pointer")
+            .stderr_has("hint: a JSON pointer starts with `/` (items = \"/steps\"), or is empty for the whole document");
+        assert!(run.started().is_empty(), "{}", run.stderr);
+    }
+}

@@ -104,6 +104,14 @@ pub(super) fn entries<'a>(
                 entries.extend(found);
             }
             (Some(f), None) => {
+                let items = &f.get_ref().items;
+                if !items.is_empty() && !items.starts_with('/') {
+                    return Err(err(
+                        f.span(),
+                        &format!("`items` of task `{base}` is `{items}`, which is not a JSON pointer"),
+                    )
+                    .hint(format!("a JSON pointer starts with `/` (items = \"/{items}\"), or is empty for the whole document")));
+                }
                 let list = rundir::normalize(&f.get_ref().file).map_err(|m| {
                     err(f.span(), &format!("list file of task `{base}`: {m}"))
                         .hint("name the list file relative to the run directory, without `..`")
