@@ -28,6 +28,7 @@ mod hidden_url;
 pub mod hooks;
 pub mod judge;
 pub mod limits;
+mod list_schema;
 pub mod models;
 pub mod names;
 pub mod pieces;

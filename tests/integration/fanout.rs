@@ -730,7 +730,8 @@ command = "cat {inputs} > {outputs}"
 /// A list a prompt task without a schema writes (a small model's list in
 /// prose, as SmolLM2 answers one asked for text; an object where a list
 /// was meant, as it answers one asked for JSON) fails its fan-out with a
-/// hint to give that task a schema; a list whose task has one gets none.
+/// hint to give that task a schema; a list whose task has one that allows
+/// no list is refused before the model is asked.
 #[test]
 fn a_list_a_model_wrote_without_a_schema_says_to_give_it_one() {
     let server = Server::start();
@@ -749,30 +750,34 @@ fn a_list_a_model_wrote_without_a_schema_says_to_give_it_one() {
     let prose = "Here are three fruits:\n\n1. Apple\n2. Banana\n3. Cherry";
     let object = "{\"fruits\": [\"apple\"]}";
     for (asks, answer, says) in [
-        ("", prose, Some("which asks for text")),
+        ("", prose, "which asks for text"),
         (
             "format = \"json\"\n",
             object,
-            Some("which asks for JSON without a `schema`"),
+            "which asks for JSON without a `schema`",
         ),
-        ("schema = \"object.schema.json\"\n", object, None),
     ] {
         server.script([openai_answer(answer)]);
         p.write("pipeline.toml", &pipeline(asks));
         let run = p.build();
         run.code(1)
             .ran(&["fruits"])
-            .stderr_has("task `each`: list file fruits.json");
-        let hint = "hint: fruits.json is the answer of the prompt task `fruits`";
+            .stderr_has("task `each`: list file fruits.json")
+            .stderr_has(&format!(
+                "hint: fruits.json is the answer of the prompt task `fruits`, {says}: give that task a `schema`"
+            ));
         let failed = p.read(".planexe/tasks/each.status");
-        match says {
-            Some(says) => {
-                run.stderr_has(&format!("{hint}, {says}: give that task a `schema`"));
-                assert!(failed.contains(says), "{failed}");
-            }
-            None => assert!(!run.stderr.contains(hint), "{asks}: {}", run.stderr),
-        }
+        assert!(failed.contains(says), "{failed}");
     }
+    p.write(
+        "pipeline.toml",
+        &pipeline("schema = \"object.schema.json\"\n"),
+    );
+    let run = p.build();
+    run.code(2)
+        .stderr_has("task `each`: its list fruits.json is the answer of task `fruits` under the schema object.schema.json, where the answer is an object, not an array")
+        .stderr_has("hint: `items` is a JSON pointer to the list in the answer, and object.schema.json allows no array in it: give the list's task a schema with one");
+    assert!(run.started().is_empty(), "{}", run.stderr);
 }
 
 /// An instance is kept only when its item and its own inputs are both

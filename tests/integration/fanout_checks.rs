@@ -158,3 +158,59 @@ fn items_that_are_not_a_json_pointer_are_refused_when_the_pipeline_is_read() {
         assert!(run.started().is_empty(), "{}", run.stderr);
     }
 }
+
+#[test]
+fn items_no_answer_under_the_lists_schema_can_have_are_refused_before_the_model_is_asked() {
+    let schema = r#"{"type": "object", "properties": {"steps": {"type": "array", "items": {"type": "string"}}}, "required": ["steps"], "additionalProperties": false}"#;
+    let pipeline = |items: &str| {
+        format!(
+            r#"[pipeline]
+model = "m"
+
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "x"
+
+[tasks.steps]
+inputs = ["plan.txt"]
+outputs = ["steps.json"]
+prompt = "List the steps of {{{{ inputs['plan.txt'] }}}}"
+schema = "steps.schema.json"
+
+[tasks.each]
+foreach = {{ file = "steps.json", items = "{items}" }}
+outputs = ["out/{{{{ key }}}}.md"]
+command = "echo {{{{ item }}}} > {{outputs}}"
+"#
+        )
+    };
+    for (items, why) in [
+        (
+            "/step",
+            "the answer has no `step`: the schema allows only `steps`",
+        ),
+        ("", "the answer is an object, not an array"),
+        (
+            "/steps/0",
+            "the value at `/steps/0` is a string, not an array",
+        ),
+    ] {
+        let p = Project::new(&pipeline(items));
+        p.write("plan.txt", "plan")
+            .write("steps.schema.json", schema);
+        let run = p.build();
+        run.code(2)
+            .stderr_has(&format!("error: pipeline.toml:16:11: task `each`: its list steps.json is the answer of task `steps` under the schema steps.schema.json, where {why}"))
+            .stderr_has("hint: `items` is a JSON pointer to the list in the answer; steps.schema.json allows items = \"/steps\"");
+        assert!(run.started().is_empty(), "{}", run.stderr);
+    }
+    // The pointer the schema has is taken (the build then asks the model,
+    // which is not there).
+    let p = Project::new(&pipeline("/steps"));
+    p.write("plan.txt", "plan")
+        .write("steps.schema.json", schema);
+    p.run(&["build", "-n"])
+        .ok()
+        .stdout_has("each: expands when steps.json is built");
+}

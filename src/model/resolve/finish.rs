@@ -11,6 +11,7 @@ use super::super::advice::Trouble;
 use super::super::fingerprint::Fingerprint;
 use super::super::graph::{Action, Graph, TaskId};
 use super::super::judge::{self, JudgeContext};
+use super::super::list_schema;
 use super::super::models;
 use super::super::prompt::{self, PromptContext, PromptSpec};
 use super::super::template::Vars;
@@ -197,6 +198,53 @@ impl Resolver<'_> {
             action_fingerprint: instance(fingerprint),
             template_fingerprint,
         })
+    }
+
+    /// Refuses a `foreach` whose list a prompt task writes under a JSON
+    /// Schema when no answer the schema allows has an array at its
+    /// `items`: a typo (`/step` for `/steps`) found before the model is
+    /// asked, not once its answer fails the fan-out.
+    pub(super) fn lists_under_schemas(&self, graph: &Graph) -> Result<()> {
+        for (name, group) in &graph.fanouts {
+            let (Some(list), true) = (&group.list, group.placeholder) else {
+                continue;
+            };
+            let Some(producer) = graph.producer(list) else {
+                continue;
+            };
+            let Action::Prompt(spec) = &graph[producer].action else {
+                continue;
+            };
+            let (Some(schema), Some(foreach)) = (&spec.schema, &self.def(name).foreach) else {
+                continue;
+            };
+            let items = &foreach.get_ref().items;
+            let Err(why) = list_schema::check(&schema.value, items) else {
+                continue;
+            };
+            let writer = &graph[producer];
+            let file = self.def(&writer.origin.def).schema.as_ref().map_or_else(
+                || schema.path.display().to_string(),
+                |s| s.get_ref().clone(),
+            );
+            let hint = match list_schema::arrays(&schema.value).as_slice() {
+                [] => format!("`items` is a JSON pointer to the list in the answer, and {file} allows no array in it: give the list's task a schema with one"),
+                found => format!(
+                    "`items` is a JSON pointer to the list in the answer; {file} allows {}",
+                    found.iter().map(|p| format!("items = \"{p}\"")).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            return Err(self
+                .err(
+                    foreach.span(),
+                    &format!(
+                        "task `{name}`: its list {list} is the answer of task `{}` under the schema {file}, where {why}",
+                        writer.name
+                    ),
+                )
+                .hint(hint));
+        }
+        Ok(())
     }
 
     /// The prompt of task `id`, a prompt task (`vars`: an instance's

@@ -475,6 +475,7 @@ impl Graph {
         for finished in finished {
             finished?.apply(&mut graph);
         }
+        resolver.lists_under_schemas(&graph)?;
         order::link(&mut graph, &source)?;
         if let Some(results) = &def.pipeline.results {
             let mut named = Vec::with_capacity(results.get_ref().len());
