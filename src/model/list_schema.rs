@@ -22,15 +22,70 @@ const OPEN: [&str; 7] = [
 /// How deep [`arrays`] looks for the pointers a hint may offer.
 const DEPTH: usize = 4;
 
+/// What part of a `foreach` table a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Items,
+    Key,
+}
+
 /// `Err(why)` when no answer `schema` allows has an array at `pointer`
-/// (a JSON pointer: `""` or starting with `/`).
-pub fn check(schema: &Value, pointer: &str) -> Result<(), String> {
+/// (a JSON pointer: `""` or starting with `/`), or, with `key`, when no
+/// item of that array can have a key field `key` that is a string or a
+/// number.
+pub fn check(schema: &Value, pointer: &str, key: Option<&str>) -> Result<(), (Part, String)> {
+    let Some((node, at)) = walk(schema, pointer).map_err(|why| (Part::Items, why))? else {
+        return Ok(());
+    };
+    if let Some(t) = types(node).filter(|t| !t.iter().any(|t| t == "array")) {
+        let why = format!("{} is {}, not an array", value_at(&at), said(&t));
+        return Err((Part::Items, why));
+    }
+    let (Some(key), Some(item)) = (key, node.get("items")) else {
+        return Ok(());
+    };
+    if is_open(item) {
+        return Ok(());
+    }
+    let refuse = |why: String| Err((Part::Key, why));
+    if let Some(t) = types(item).filter(|t| !t.iter().any(|t| t == "object")) {
+        return refuse(format!(
+            "its items are {}, which have no key field `{key}`",
+            said_many(&t)
+        ));
+    }
+    match item.get("properties").and_then(|p| p.get(key)) {
+        None if closed(item) => refuse(format!(
+            "its items have no `{key}`: the schema allows only {}",
+            listed(item)
+        )),
+        Some(field) if !is_open(field) => match types(field) {
+            Some(t)
+                if !t
+                    .iter()
+                    .any(|t| ["string", "number", "integer"].contains(&t.as_str())) =>
+            {
+                refuse(format!(
+                    "its items' `{key}` is {}, not a string or number",
+                    said(&t)
+                ))
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The node of `schema` at `pointer` and the pointer it is at, when the
+/// schema says plainly what is there (`None` when it leaves a step open);
+/// `Err(why)` when no answer it allows has anything there.
+fn walk<'s>(schema: &'s Value, pointer: &str) -> Result<Option<(&'s Value, String)>, String> {
     let mut node = schema;
     let mut at = String::new();
     let segments = pointer.split('/').skip(1).map(unescape);
     for segment in segments {
         if is_open(node) {
-            return Ok(());
+            return Ok(None);
         }
         let types = types(node);
         let object = types
@@ -44,7 +99,7 @@ pub fn check(schema: &Value, pointer: &str) -> Result<(), String> {
         node = match (property, index && array, node.get("items")) {
             (Some(next), _, _) if object => next,
             (_, true, Some(items)) if items.is_object() || items.is_boolean() => items,
-            (_, true, _) => return Ok(()),
+            (_, true, _) => return Ok(None),
             _ if !object => {
                 return Err(format!(
                     "{} is {}, which has no `{segment}`",
@@ -62,20 +117,12 @@ pub fn check(schema: &Value, pointer: &str) -> Result<(), String> {
                     listed(node)
                 ));
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         at.push('/');
         at.push_str(&escape(&segment));
     }
-    if is_open(node) {
-        return Ok(());
-    }
-    match types(node) {
-        Some(t) if !t.iter().any(|t| t == "array") => {
-            Err(format!("{} is {}, not an array", value_at(&at), said(&t)))
-        }
-        _ => Ok(()),
-    }
+    Ok((!is_open(node)).then_some((node, at)))
 }
 
 /// The pointers to the arrays `schema` plainly allows, nearest first: what
@@ -146,6 +193,14 @@ fn value_at(at: &str) -> String {
     }
 }
 
+/// Types said of many values: `strings`, `one of string, number`.
+fn said_many(types: &[String]) -> String {
+    match types {
+        [one] => format!("{one}s"),
+        many => format!("each one of {}", many.join(", ")),
+    }
+}
+
 fn said(types: &[String]) -> String {
     match types {
         [] => "nothing".into(),
@@ -188,7 +243,7 @@ mod tests {
     fn a_pointer_the_schema_plainly_forbids_is_refused() {
         let schema = steps();
         for ok in ["/steps", "/steps/0/subs"] {
-            assert_eq!(check(&schema, ok), Ok(()), "{ok}");
+            assert_eq!(check(&schema, ok, None), Ok(()), "{ok}");
         }
         for (pointer, why) in [
             (
@@ -206,9 +261,40 @@ mod tests {
                 "the object at `/steps/0` has no `sub`: the schema allows only `name`, `subs`",
             ),
         ] {
-            assert_eq!(check(&schema, pointer), Err(why.to_string()), "{pointer}");
+            let refused = Err((Part::Items, why.to_string()));
+            assert_eq!(check(&schema, pointer, None), refused, "{pointer}");
         }
         assert_eq!(arrays(&schema), ["/steps"]);
+        // A key its items cannot have, or not as a string or number.
+        let key = |pointer, key| check(&schema, pointer, Some(key));
+        assert_eq!(key("/steps", "name"), Ok(()));
+        assert_eq!(
+            key("/steps", "id"),
+            Err((
+                Part::Key,
+                "its items have no `id`: the schema allows only `name`, `subs`".into()
+            ))
+        );
+        assert_eq!(
+            key("/steps", "subs"),
+            Err((
+                Part::Key,
+                "its items' `subs` is an array, not a string or number".into()
+            ))
+        );
+        assert_eq!(
+            key("/steps/0/subs", "id"),
+            Ok(()),
+            "items it does not describe may have any key"
+        );
+        let strings = json!({"type": "array", "items": {"type": "string"}});
+        assert_eq!(
+            check(&strings, "", Some("id")),
+            Err((
+                Part::Key,
+                "its items are strings, which have no key field `id`".into()
+            ))
+        );
     }
 
     #[test]
@@ -222,12 +308,12 @@ mod tests {
             json!(true),
             json!({"type": ["object", "array"], "properties": {"step": {}}}),
         ] {
-            assert_eq!(check(&schema, "/steps"), Ok(()), "{schema}");
+            assert_eq!(check(&schema, "/steps", Some("id")), Ok(()), "{schema}");
         }
         // A list at the top, or under a key with `/` and `~` in it.
-        assert_eq!(check(&json!({"type": "array"}), ""), Ok(()));
+        assert_eq!(check(&json!({"type": "array"}), "", Some("id")), Ok(()));
         let odd = json!({"type": "object", "properties": {"a/b~": {"type": "array"}}, "additionalProperties": false});
-        assert_eq!(check(&odd, "/a~1b~0"), Ok(()));
+        assert_eq!(check(&odd, "/a~1b~0", None), Ok(()));
         assert_eq!(arrays(&odd), ["/a~1b~0"]);
     }
 }

@@ -179,21 +179,35 @@ prompt = "List the steps of {{{{ inputs['plan.txt'] }}}}"
 schema = "steps.schema.json"
 
 [tasks.each]
-foreach = {{ file = "steps.json", items = "{items}" }}
+foreach = {{ file = "steps.json", {items} }}
 outputs = ["out/{{{{ key }}}}.md"]
 command = "echo {{{{ item }}}} > {{outputs}}"
 "#
         )
     };
-    for (items, why) in [
+    let items_hint =
+        "hint: `items` is a JSON pointer to the list in the answer; steps.schema.json allows items = \"/steps\"";
+    let key_hint = "hint: `key` names a field of each item that is a string or a number; remove it to number the items, or give steps.schema.json one";
+    for (items, why, hint) in [
         (
-            "/step",
+            "items = \"/step\"",
             "the answer has no `step`: the schema allows only `steps`",
+            items_hint,
         ),
-        ("", "the answer is an object, not an array"),
         (
-            "/steps/0",
+            "items = \"\"",
+            "the answer is an object, not an array",
+            items_hint,
+        ),
+        (
+            "items = \"/steps/0\"",
             "the value at `/steps/0` is a string, not an array",
+            items_hint,
+        ),
+        (
+            "items = \"/steps\", key = \"id\"",
+            "the list at `/steps`: its items are strings, which have no key field `id`",
+            key_hint,
         ),
     ] {
         let p = Project::new(&pipeline(items));
@@ -202,12 +216,12 @@ command = "echo {{{{ item }}}} > {{outputs}}"
         let run = p.build();
         run.code(2)
             .stderr_has(&format!("error: pipeline.toml:16:11: task `each`: its list steps.json is the answer of task `steps` under the schema steps.schema.json, where {why}"))
-            .stderr_has("hint: `items` is a JSON pointer to the list in the answer; steps.schema.json allows items = \"/steps\"");
+            .stderr_has(hint);
         assert!(run.started().is_empty(), "{}", run.stderr);
     }
     // The pointer the schema has is taken (the build then asks the model,
     // which is not there).
-    let p = Project::new(&pipeline("/steps"));
+    let p = Project::new(&pipeline("items = \"/steps\""));
     p.write("plan.txt", "plan")
         .write("steps.schema.json", schema);
     p.run(&["build", "-n"])

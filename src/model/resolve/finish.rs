@@ -11,7 +11,7 @@ use super::super::advice::Trouble;
 use super::super::fingerprint::Fingerprint;
 use super::super::graph::{Action, Graph, TaskId};
 use super::super::judge::{self, JudgeContext};
-use super::super::list_schema;
+use super::super::list_schema::{self, Part};
 use super::super::models;
 use super::super::prompt::{self, PromptContext, PromptSpec};
 use super::super::template::Vars;
@@ -218,8 +218,8 @@ impl Resolver<'_> {
             let (Some(schema), Some(foreach)) = (&spec.schema, &self.def(name).foreach) else {
                 continue;
             };
-            let items = &foreach.get_ref().items;
-            let Err(why) = list_schema::check(&schema.value, items) else {
+            let (items, key) = (&foreach.get_ref().items, foreach.get_ref().key.as_deref());
+            let Err((part, why)) = list_schema::check(&schema.value, items, key) else {
                 continue;
             };
             let writer = &graph[producer];
@@ -227,18 +227,23 @@ impl Resolver<'_> {
                 || schema.path.display().to_string(),
                 |s| s.get_ref().clone(),
             );
-            let hint = match list_schema::arrays(&schema.value).as_slice() {
-                [] => format!("`items` is a JSON pointer to the list in the answer, and {file} allows no array in it: give the list's task a schema with one"),
-                found => format!(
+            let hint = match (part, list_schema::arrays(&schema.value).as_slice()) {
+                (Part::Key, _) => format!("`key` names a field of each item that is a string or a number; remove it to number the items, or give {file} one"),
+                (Part::Items, []) => format!("`items` is a JSON pointer to the list in the answer, and {file} allows no array in it: give the list's task a schema with one"),
+                (Part::Items, found) => format!(
                     "`items` is a JSON pointer to the list in the answer; {file} allows {}",
                     found.iter().map(|p| format!("items = \"{p}\"")).collect::<Vec<_>>().join(", ")
                 ),
+            };
+            let at = match part {
+                Part::Items => String::new(),
+                Part::Key => format!(" the list at `{items}`:"),
             };
             return Err(self
                 .err(
                     foreach.span(),
                     &format!(
-                        "task `{name}`: its list {list} is the answer of task `{}` under the schema {file}, where {why}",
+                        "task `{name}`: its list {list} is the answer of task `{}` under the schema {file}, where{at} {why}",
                         writer.name
                     ),
                 )
