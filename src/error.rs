@@ -28,11 +28,14 @@ pub enum Error {
     /// The pipeline file is wrong; `message` already names `file:line:col`.
     /// `place`: where in the file it points, start and end, when it was
     /// made from a span ([`Diagnostic`]); for a program, never printed.
+    /// `about`: what is to be fixed, the pipeline file or a file of the
+    /// run it reads.
     #[error("{message}")]
     Pipeline {
         message: String,
         hints: Vec<String>,
         place: Option<Place>,
+        about: About,
     },
     /// A file-system operation failed; the message names the path (fs_err).
     #[error("{0}")]
@@ -82,7 +85,29 @@ impl Error {
             message: text,
             hints: Vec::new(),
             place,
+            about: About::PipelineFile,
         }
+    }
+
+    /// This pipeline error, said of a file of the run the pipeline reads
+    /// ([`About::RunFile`]); any other error as it is.
+    pub fn of_run_file(mut self) -> Self {
+        if let Error::Pipeline { about, .. } = &mut self {
+            *about = About::RunFile;
+        }
+        self
+    }
+
+    /// Whether this is a pipeline error to fix in the pipeline file (or a
+    /// file it names beside it), not in the run ([`About`]).
+    pub fn is_about_pipeline_file(&self) -> bool {
+        matches!(
+            self,
+            Error::Pipeline {
+                about: About::PipelineFile,
+                ..
+            }
+        )
     }
 
     /// Where in a file the error points, start and end, when known.
@@ -157,6 +182,22 @@ impl Error {
             Error::NotUpToDate | Error::Interrupted | Error::Outcome(_)
         )
     }
+}
+
+/// What a pipeline error asks to fix. Both are refused alike (exit 2, the
+/// kind `pipeline` of a JSON error); a door that made the run's files
+/// tells them apart (`run_create` gives only the first as data: the
+/// second is the files it was given, or lacks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    /// The pipeline file, or a file it names beside it (a prompt file, a
+    /// schema): a TOML syntax error, an unknown key, a task that names no
+    /// task.
+    PipelineFile,
+    /// A file in the run directory that the pipeline reads: a source
+    /// input missing, or not a regular file; a `foreach` list that is not
+    /// a list. Fixed in the run, not in the pipeline file.
+    RunFile,
 }
 
 /// Whether `e` says the disk is full (`ENOSPC`) or a quota is exceeded

@@ -7,7 +7,8 @@
 //! upstream tasks bounded alike, those that make it stale first),
 //! and the summary of the last build (its task lines bounded alike); and
 //! the refusal of a tool that needs a run's pipeline file, which cannot
-//! be used, with `pipeline_error` as its data ([`Refusal`]). Each opens
+//! be used, with `pipeline_error` as its data ([`Refusal`]), and of
+//! `run_create` for a pipeline file it cannot use. Each opens
 //! the run as the CLI would, from a [`Location`], and reads it without
 //! taking the lock, so it answers while a build runs.
 
@@ -241,16 +242,21 @@ impl Opener {
 /// `detail` (the line and its carets, the first and last of a span over
 /// several), `hints`.
 pub fn pipeline_error(e: &Error) -> Value {
+    pipeline_error_then(
+        e,
+        "; a build, explain and clean wait for it (status and wait answer from the run's records \
+         meanwhile)",
+    )
+}
+
+/// [`pipeline_error`], its last hint where to fix the file and `then`.
+fn pipeline_error_then(e: &Error, then: &str) -> Value {
     let text = e.to_string();
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
     let place = place_of(e, first);
     let rest = rest.trim_matches('\n');
     let mut hints = e.hints().to_vec();
-    hints.push(format!(
-        "{}; a build, explain and clean wait for it (status and wait answer from the run's records \
-         meanwhile)",
-        fix_it(place.as_ref())
-    ));
+    hints.push(format!("{}{then}", fix_it(place.as_ref())));
     json!({
         "message": first,
         "where": place,
@@ -320,6 +326,37 @@ pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Refusal {
     ));
     Refusal {
         error,
+        data: Some(data),
+    }
+}
+
+/// What run_create says after where to fix its pipeline file: it made no
+/// run, so nothing waits for the file.
+const CREATE_AGAIN: &str = ", then call run_create again";
+
+/// The refusal of `run_create` for a pipeline file that cannot be used
+/// (read, parsed or resolved), in its words: `e` said whole, then where to
+/// fix the file; its data `{"pipeline_error": ...}`, the object `status`
+/// gives with that last hint. Any other error as it is: one about the
+/// files the run was given or lacks rather than the pipeline file
+/// ([`Error::is_about_pipeline_file`]: a source input missing, a list
+/// file that is not a list), and the refusal of a file of `files` itself.
+pub fn create_refused(e: Error) -> Refusal {
+    if !e.is_about_pipeline_file() {
+        return e.into();
+    }
+    let data = Box::new(json!({"pipeline_error": pipeline_error_then(&e, CREATE_AGAIN)}));
+    let text = e.to_string();
+    let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
+    let place = place_of(&e, first);
+    let mut refusal = Error::pipeline(format!(
+        "run_create made no run, as its pipeline file cannot be used: {text}"
+    ));
+    for hint in e.hints() {
+        refusal = refusal.hint(hint.clone());
+    }
+    Refusal {
+        error: refusal.hint(format!("{}{CREATE_AGAIN}", fix_it(place.as_ref()))),
         data: Some(data),
     }
 }

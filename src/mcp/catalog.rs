@@ -96,12 +96,20 @@ fn pipeline_error(described: &str) -> Value {
 /// when the file cannot be used, `pipeline_error` alone. A client may check
 /// an error's content against the schema too.
 fn needing_pipeline(properties: Value, required: &[&str]) -> Value {
-    let mut properties = properties;
-    properties["pipeline_error"] = pipeline_error(
+    refused_for_pipeline(
+        properties,
+        required,
         "Only in the refusal (isError: true) when the run's pipeline file cannot be used (a TOML \
          syntax error, an unknown key, an input gone): why, and where, as status gives it; the \
          result holds nothing else. status answers meanwhile from the run's records.",
-    );
+    )
+}
+
+/// An answer of `properties` with `required`, or `pipeline_error` alone,
+/// `described` (see [`needing_pipeline`]).
+fn refused_for_pipeline(properties: Value, required: &[&str], described: &str) -> Value {
+    let mut properties = properties;
+    properties["pipeline_error"] = pipeline_error(described);
     json!({
         "type": "object",
         "properties": properties,
@@ -202,8 +210,9 @@ pub fn tools() -> Vec<Tool> {
                 "Create a run: a new folder under the server's root seeded with plan.txt (as `planexe new`), \
                  for the pipeline file `pipeline` (relative to the root; default: the server's pipeline). \
                  A pipeline that reads source files besides plan.txt (inputs no task writes, such as notes.md) \
-                 gets them from `files`, written into the run before its inputs are checked. \
-                 Idempotent: the same plan, files and pipeline within {idempotent_min} minutes of an earlier \
+                 gets them from `files`, written into the run before its inputs are checked. A pipeline \
+                 file that cannot be used is refused with pipeline_error (why and where) as the error's \
+                 structured content. Idempotent: the same plan, files and pipeline within {idempotent_min} minutes of an earlier \
                  run_create return that run (created: false) instead of making another. Then call build."
             ),
             input: input(
@@ -225,9 +234,8 @@ pub fn tools() -> Vec<Tool> {
                 }),
                 &["plan"],
             ),
-            output: json!({
-                "type": "object",
-                "properties": {
+            output: refused_for_pipeline(
+                json!({
                     "run": {"type": "string"},
                     "created": {"type": "boolean", "description": "false: an earlier run_create made this run"},
                     "run_dir": {"type": "string"},
@@ -235,9 +243,13 @@ pub fn tools() -> Vec<Tool> {
                     "created_at": {"type": "string"},
                     "results": {"type": "array", "items": {"type": "string"}},
                     "warnings": {"type": "array", "items": {"type": "string"}},
-                },
-                "required": ["run", "created", "run_dir", "pipeline", "created_at", "results", "warnings"],
-            }),
+                }),
+                &["run", "created", "run_dir", "pipeline", "created_at", "results", "warnings"],
+                "Only in the refusal (isError: true) when the pipeline file cannot be used (a TOML \
+                 syntax error, an unknown key, a task that names no task): why, and where; no run \
+                 was made, and the result holds nothing else. Not for a source file missing or a \
+                 file of `files` refused: their refusal has no data.",
+            ),
         },
         Tool {
             name: "build",

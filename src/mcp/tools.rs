@@ -156,7 +156,7 @@ fn run(
     cancel: &AtomicBool,
 ) -> std::result::Result<Value, Refusal> {
     let answer = match name {
-        "run_create" => create(server, args(name, arguments)?),
+        "run_create" => return create(server, args(name, arguments)?),
         "build" => return build(server, args(name, arguments)?),
         "status" => {
             let a: Run = args(name, arguments)?;
@@ -188,7 +188,7 @@ fn run(
     Ok(answer?)
 }
 
-fn create(server: &Server, a: Create) -> Result<Value> {
+fn create(server: &Server, a: Create) -> std::result::Result<Value, Refusal> {
     let pipeline = match &a.pipeline {
         Some(rel) => super::pipelines::named(&server.root, rel)?,
         None => server.config.pipeline.clone(),
@@ -197,7 +197,8 @@ fn create(server: &Server, a: Create) -> Result<Value> {
     let _one_at_a_time = super::lock(&server.creating);
     let created = server
         .root
-        .create(&a.plan, &seeds, pipeline, a.name.as_deref())?;
+        .create(&a.plan, &seeds, pipeline, a.name.as_deref())
+        .map_err(answers::create_refused)?;
     Ok(json!({
         "run": created.name,
         "created": created.made,

@@ -154,7 +154,8 @@ pub struct List {
 }
 
 /// Reads a `foreach` list from disk: `None` when the file does not exist.
-/// `span` is the task's `foreach` table, where every refusal points.
+/// `span` is the task's `foreach` table, where every refusal points; each
+/// is of the run's file, not of the pipeline ([`Error::of_run_file`]).
 pub fn foreach_instances(
     run_dir: &RunDir,
     source: &Source,
@@ -170,6 +171,7 @@ pub fn foreach_instances(
             &format!("task `{task}`: list file {}: {m}", def.file),
         ))
         .hint(hint.to_string())
+        .of_run_file()
     };
     let path = run_dir.path(&def.file);
     // The list is an input: its items reach commands and models, so it

@@ -5,7 +5,9 @@
 //! files. A task may not read its own output, and a source file must be a
 //! regular file (a folder is read through a glob; a FIFO would hang the
 //! build that hashes it) or a dangling symlink (its task fails with
-//! `missing_input` when it runs).
+//! `missing_input` when it runs). The refusal of a source file (missing,
+//! not a regular file) is of the run's files, not of the pipeline file
+//! (`Error::of_run_file`).
 
 use std::collections::BTreeSet;
 
@@ -183,6 +185,7 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
                         };
                         r.err(raw.span(), &format!("input of task `{task_name}`: {e}"))
                             .hint(hint)
+                            .of_run_file()
                     })?;
                     if let Some((_, kind)) = found.filter(|(_, kind)| !kind.is_file()) {
                         return Err(not_a_file(r, raw.span(), &task_name, &path, kind));
@@ -207,7 +210,8 @@ pub(super) fn find(r: &Resolver, graph: &Graph, id: TaskId) -> Result<Found> {
                                         end.display()
                                     ),
                                 )
-                                .hint("replace it with a copy or a link that stays inside the run directory"));
+                                .hint("replace it with a copy or a link that stays inside the run directory")
+                                .of_run_file());
                         }
                     }
                     r.source_found(&path);
@@ -267,7 +271,7 @@ fn is_link(r: &Resolver, path: &str) -> bool {
 }
 
 /// The refusal of an input at `path` that does not exist and that no task
-/// produces, with what it most likely meant: a task of that name (to wait
+/// produces (of the run's files: the run lacks it), with what it most likely meant: a task of that name (to wait
 /// for it is `after`; to read it, its outputs), or an output of a name
 /// close to it (a typo).
 fn missing_input(
@@ -277,10 +281,12 @@ fn missing_input(
     task_name: &str,
     path: &str,
 ) -> crate::error::Error {
-    let error = r.err(
-        span,
-        &format!("input `{path}` of task `{task_name}` does not exist and no task produces it"),
-    );
+    let error = r
+        .err(
+            span,
+            &format!("input `{path}` of task `{task_name}` does not exist and no task produces it"),
+        )
+        .of_run_file();
     if let Some(task) = graph.task(path) {
         let outputs: Vec<String> = task
             .outputs
@@ -310,7 +316,8 @@ fn missing_input(
     }
 }
 
-/// The refusal of a source input at `path` that is not a regular file.
+/// The refusal of a source input at `path` that is not a regular file (of
+/// the run's files).
 fn not_a_file(
     r: &Resolver,
     span: std::ops::Range<usize>,
@@ -319,10 +326,12 @@ fn not_a_file(
     kind: std::fs::FileType,
 ) -> crate::error::Error {
     let what = crate::store::files::kind_of(kind);
-    let error = r.err(
-        span,
-        &format!("input `{path}` of task `{task_name}` is {what}, not a regular file"),
-    );
+    let error = r
+        .err(
+            span,
+            &format!("input `{path}` of task `{task_name}` is {what}, not a regular file"),
+        )
+        .of_run_file();
     if kind.is_dir() {
         error.hint(format!(
             "inputs are files: name the files in the folder with a glob, such as `{path}/**`"

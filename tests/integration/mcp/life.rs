@@ -478,8 +478,10 @@ fn a_build_that_cannot_start_says_why() {
     let message = status["pipeline_error"]["message"].as_str().unwrap();
     assert!(message.contains("pipeline.toml:2"), "{status}");
     assert_eq!(refused, json!({"pipeline_error": status["pipeline_error"]}));
-    let message = c.err("run_create", json!({"plan": "p"}));
+    // run_create too, where it is as data.
+    let (message, data) = c.refused("run_create", json!({"plan": "p"}));
     assert!(message.contains("pipeline.toml:2"), "{message}");
+    assert_eq!(data["pipeline_error"]["where"]["line"], 2, "{data}");
     assert!(c.close().success());
 }
 
@@ -552,17 +554,19 @@ fn a_broken_pipeline_record_says_what_an_mcp_client_can_do() {
     p.write(&format!("r/{record}"), &recorded);
     c.ok("status", json!({"run": "r"}));
     // A pipeline file that is binary data, named to run_create.
-    let message = c.err(
+    let (message, data) = c.refused(
         "run_create",
         json!({"plan": "p", "pipeline": "binary.toml"}),
     );
     assert!(message.contains("binary"), "{message}");
     no_flag(&message);
-    // The server's default pipeline, gone.
+    no_flag(&data.to_string());
+    // The server's default pipeline, gone: nowhere in it to point at.
     p.remove("pipeline.toml");
-    let message = c.err("run_create", json!({"plan": "p"}));
+    let (message, data) = c.refused("run_create", json!({"plan": "p"}));
     assert!(message.contains("not found"), "{message}");
     no_flag(&message);
+    assert_eq!(data["pipeline_error"]["where"], json!(null), "{data}");
     assert!(c.close().success());
 }
 

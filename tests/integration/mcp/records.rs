@@ -4,7 +4,8 @@
 //! still waits for a build that runs; `explain` and `clean` refuse, saying
 //! where to fix the file, with the `pipeline_error` status gives as their
 //! data. And what the answers of a failed task and a refused `run_create`
-//! say.
+//! say: for a pipeline file it cannot use, where to fix it as data too;
+//! for the files it was given, or lacks, no such data.
 
 use serde_json::json;
 
@@ -254,6 +255,135 @@ fn a_broken_pipelines_where_says_where_its_value_ends() {
         (&place["line"], &place["end_line"], &place["end_col"]),
         (&json!(11), &json!(11), &json!(16)),
         "{status}"
+    );
+    assert!(c.close().success());
+}
+
+/// run_create with a pipeline file it cannot use (an unknown key, found
+/// as it is parsed; an `after` naming no task, found as it is resolved
+/// in the run's folder, then undone) makes no run, and says where to fix
+/// the file as data, `pipeline_error`, which its outputSchema declares.
+#[test]
+fn run_create_refuses_a_broken_pipeline_with_where_it_is_as_data() {
+    let p = Project::new(FAILING);
+    let mut c = Client::start(&p, &[]);
+    // `bogus` on line 13, columns 1 to 5; `"nope"` on line 11, 10 to 15.
+    let cases = [
+        (
+            format!("{FAILING}\n[tasks.x]\nbogus = 1\ncommand = \"true\"\noutputs = [\"x\"]\n"),
+            (13, 1, 13, 5),
+            "unknown field `bogus`",
+        ),
+        (
+            format!("{FAILING}after = [\"nope\"]\n"),
+            (11, 10, 11, 15),
+            "`after` names unknown task `nope`",
+        ),
+    ];
+    for (pipeline, (line, col, end_line, end_col), says) in cases {
+        p.write("pipeline.toml", &pipeline);
+        let (message, data) = c.refused("run_create", json!({"plan": "a shed", "name": "r"}));
+        assert!(!p.exists("r"), "{message}");
+        let broken = &data["pipeline_error"];
+        assert_eq!(data.as_object().unwrap().len(), 1, "{data}");
+        let place = &broken["where"];
+        let file = place["file"].as_str().unwrap();
+        assert!(file.ends_with("pipeline.toml"), "{data}");
+        assert_eq!(
+            [
+                &place["line"],
+                &place["col"],
+                &place["end_line"],
+                &place["end_col"]
+            ],
+            [&json!(line), &json!(col), &json!(end_line), &json!(end_col)],
+            "{data}"
+        );
+        let first = broken["message"].as_str().unwrap();
+        assert!(
+            first.starts_with(&format!("{file}:{line}:{col}: {says}")),
+            "{data}"
+        );
+        assert!(broken["detail"].as_str().unwrap().contains('^'), "{data}");
+        // Its own hints, then where to fix the file, in run_create's words.
+        let hints = broken["hints"].as_array().unwrap();
+        assert!(hints.len() >= 2, "{data}");
+        let last = format!(
+            "fix the pipeline file {file} at line {line}, column {col}, then call run_create again"
+        );
+        assert_eq!(hints.last().unwrap(), &json!(last), "{data}");
+        assert!(
+            !hints.iter().any(|h| h.to_string().contains("status")),
+            "{data}"
+        );
+        // The text says as much.
+        assert!(
+            message.starts_with("run_create made no run, as its pipeline file cannot be used: "),
+            "{message}"
+        );
+        assert!(message.contains(first), "{message}");
+        assert!(message.ends_with(&format!("hint: {last}")), "{message}");
+    }
+    p.write("pipeline.toml", FAILING);
+    c.ok("run_create", json!({"plan": "a shed", "name": "r"}));
+    assert!(c.close().success());
+}
+
+/// A pipeline that reads notes.md and fans out over the list topics.json,
+/// both files a run is given.
+const READS_GIVEN: &str = r#"
+[tasks.join]
+inputs = ["plan.txt", "notes.md"]
+outputs = ["out.txt"]
+command = "cat plan.txt notes.md > out.txt"
+
+[tasks.per]
+foreach = { file = "topics.json" }
+inputs = ["notes.md"]
+outputs = ["per/{{ item }}.md"]
+command = "cp notes.md per/{{ item }}.md"
+"#;
+
+/// The refusal of run_create's `files`, or of a source file it was not
+/// given, is no broken pipeline file: it carries no `pipeline_error`.
+#[test]
+fn run_create_refused_for_its_files_carries_no_pipeline_error() {
+    let p = Project::new(READS_GIVEN);
+    let mut c = Client::start(&p, &[]);
+    let list = "[\"a\"]";
+    for (files, says) in [
+        // A task's output.
+        (
+            json!({"notes.md": "n", "topics.json": list, "out.txt": "x"}),
+            "task `join` writes it",
+        ),
+        // A source left out.
+        (
+            json!({"topics.json": list}),
+            "input `notes.md` of task `join` does not exist",
+        ),
+        // A list that is not JSON.
+        (
+            json!({"notes.md": "n", "topics.json": "not json"}),
+            "list file topics.json: not JSON",
+        ),
+        // A source that is a folder.
+        (
+            json!({"notes.md/in.txt": "n", "topics.json": list}),
+            "input `notes.md` of task `join` is a folder",
+        ),
+    ] {
+        let message = c.err(
+            "run_create",
+            json!({"plan": "a shed", "name": "r", "files": files}),
+        );
+        assert!(message.contains(says), "{says:?} not in: {message}");
+        assert!(!message.contains("run_create made no run"), "{message}");
+        assert!(!p.exists("r"), "{message}");
+    }
+    c.ok(
+        "run_create",
+        json!({"plan": "a shed", "name": "r", "files": {"notes.md": "n", "topics.json": list}}),
     );
     assert!(c.close().success());
 }
