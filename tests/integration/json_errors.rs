@@ -149,3 +149,31 @@ fn a_pipeline_errors_where_says_where_its_value_ends_on_one_line() {
     let error = error_of(&p.run(&["status", "--json"]));
     assert_eq!(error["where"]["end_col"], 14, "{error}");
 }
+
+/// An error in a file the pipeline names, a schema that is not JSON,
+/// points at the key that names it, start and end; where in the schema
+/// file is said in its message.
+#[test]
+fn a_schema_file_that_is_not_json_is_placed_at_the_key_that_names_it() {
+    let p = Project::new(
+        "[models.m]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"x\"\n\n\
+         [tasks.a]\ninputs = [\"plan.txt\"]\noutputs = [\"a.json\"]\nprompt = \"hi\"\n\
+         schema = \"s.json\"\n",
+    );
+    p.write("plan.txt", "a shed\n");
+    p.write("s.json", "{\"type\": \"object\",\n \"x\": ]\n");
+    // `"s.json"`, columns 10 to 17 of line 10.
+    let error = error_of(&p.run(&["status", "--json"]));
+    assert_eq!(
+        error["where"],
+        serde_json::json!({"file": "pipeline.toml", "line": 10, "col": 10, "end_line": 10, "end_col": 17}),
+        "{error}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipeline.toml:10:10: schema s.json:2:7: not JSON"),
+        "{error}"
+    );
+}
