@@ -47,6 +47,10 @@ impl Fixture {
             ("run/dup.json", "[{\"k\": \"a\"}, {\"k\": \"a\"}]"),
             ("run/bad.json", "nope"),
             ("run/s.json", "{\"type\": \"object\"}"),
+            (
+                "run/steps.json",
+                "{\"type\": \"object\", \"properties\": {\"steps\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": {\"id\": {\"type\": \"string\"}, \"n\": {\"type\": \"array\"}}, \"additionalProperties\": false}}}, \"additionalProperties\": false}",
+            ),
             ("run/notschema.json", "{\"type\": 12}"),
             ("run/p.md", "hello {{ task }}"),
             ("run/sub/x.md", "x"),
@@ -147,6 +151,7 @@ prompt + "{{ key }}"
 prompt - "{{ nope }}"
 prompt - "{{ item }}"
 prompt - "{% for %}"
+prompt - "é\n{{ item.x }}{{ loop }}é{{ é }}"
 prompt_file + "p.md"
 prompt_file + "sub/x.md"
 prompt_file - "../outside/secret.txt"
@@ -159,6 +164,7 @@ prompt_file - "/dev/zero"
 model + "m"
 model - "nope"
 schema + "s.json"
+schema + "steps.json"
 schema - "bad.json"
 schema - "notschema.json"
 schema - "/etc/passwd"
@@ -192,6 +198,12 @@ foreach - { file = "keys.json", key = "k" }
 foreach - { file = "dup.json", key = "k" }
 foreach - { file = "/dev/zero" }
 foreach - { file = "list.json", extra = 1 }
+foreach + { file = "out0.txt", items = "/steps", key = "id" }
+foreach - { file = "out0.txt", items = "/step" }
+foreach - { file = "out0.txt", items = "steps" }
+foreach - { file = "out0.txt", items = "/steps", key = "n" }
+foreach - { file = "out0.txt", items = "/~/é/0/~1" }
+foreach - { file = "out1.txt", items = "/steps/0/n", key = "x" }
 matrix + { x = ["1", "2"] }
 matrix + { x = [1, 2.5, true], y = ["a", "b c"] }
 matrix - { x = [] }
@@ -239,6 +251,8 @@ fanout_outputs - ["{{ nope }}"]
 fanout_outputs - ["o{N}/{% for i in range(3) %}{{ i }}{% endfor %}"]
 fanout_outputs - ["o{N}/{{ range(100000000) | join }}"]
 fanout_outputs - ["out{N}.txt"]
+fanout_outputs - ["o{N}/é{{ loop.index }}"]
+fanout_outputs - ["o{N}/{{ key }}é{{ itmé }}{{"]
 after + ["{PREV}"]
 after - ["a"]
 timeout + "10m"
