@@ -62,6 +62,7 @@ mod status_text;
 mod status_truth;
 mod template_files;
 mod touch_checks;
+mod unreachable;
 mod watch;
 mod watch_fanout;
 mod watch_links;

@@ -20,13 +20,13 @@ use super::limits::{self, Abort};
 use super::provider::{self, Message, Request};
 use super::recording::{self, Replayed};
 use super::tokens::{cost, Tokens};
+use super::unreachable;
 use super::verdict::Failure;
 use super::{CallProgress, Llm, PromptResult, Stop};
 use crate::model::judge;
 use crate::model::models::ModelConfig;
 use crate::model::prompt::{Format, PromptSpec};
 use crate::store::ledger::{FailureLine, UsageLine};
-use crate::store::untrusted::printable;
 use crate::store::{AttemptRecord, ErrorKind, Usage};
 
 /// Attempts per model on transient errors (the first one included).
@@ -206,6 +206,12 @@ impl Llm<'_> {
                 unpriced: cost.is_none(),
             };
             result.count_call(&usage, spec.judge);
+            if outcome
+                .as_ref()
+                .map_or_else(|e| e.status.is_some(), |_| true)
+            {
+                self.unreachable[m].answered();
+            }
             let error_id = match &failure {
                 Failure::None(_) => None,
                 _ => Some(uuid::Uuid::new_v4().to_string()),
@@ -330,10 +336,17 @@ impl Llm<'_> {
                     let runaway_retry = e.kind == ErrorKind::Runaway
                         && runaways == 0
                         && model.temperature.is_none_or(|t| t > 0.0);
+                    // Found unreachable by a task's every attempt: not
+                    // retried (`unreachable`).
+                    let found_by = (e.kind == ErrorKind::Connection
+                        && transient_failures + 1 < TRANSIENT_ATTEMPTS)
+                        .then(|| self.unreachable[m].found_by())
+                        .flatten();
                     let retry = stopped_by.is_none()
                         && (runaway_retry
                             || (e.kind.transient()
                                 && too_long.is_none()
+                                && found_by.is_none()
                                 && transient_failures + 1 < TRANSIENT_ATTEMPTS));
                     self.record_failure(
                         task,
@@ -357,8 +370,16 @@ impl Llm<'_> {
                     }
                     if !retry {
                         let mut message = format!("{}: {}", e.kind.as_str(), e.message);
-                        if e.kind.transient() && too_long.is_none() {
-                            message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
+                        match &found_by {
+                            Some(by) => message
+                                .push_str(&unreachable::not_retried(transient_failures + 1, by)),
+                            None if e.kind.transient() && too_long.is_none() => {
+                                message.push_str(&format!(" ({TRANSIENT_ATTEMPTS} attempts)"));
+                                if e.kind == ErrorKind::Connection {
+                                    self.unreachable[m].found(task);
+                                }
+                            }
+                            None => {}
                         }
                         if e.kind == ErrorKind::Runaway && runaways > 0 {
                             message.push_str(" (asked twice)");
@@ -401,51 +422,6 @@ impl Llm<'_> {
                 }
             }
         }
-    }
-
-    /// What a 404 (or an answer reporting `not_found`, with its `status`)
-    /// says about the model: its name, and the names the server lists when
-    /// it answers `/models`. A server that lists the model knows it: then
-    /// the endpoint is the likelier fault (a 404), or the model is there
-    /// but not served (an error the answer reports).
-    fn not_found(&self, model: &ModelConfig, m: usize, status: Option<u16>) -> String {
-        let listed = call::list_models(
-            &self.agent,
-            &model.base_url,
-            &provider::headers(model, self.keys[m].as_deref()),
-        );
-        let listed: Vec<String> = listed
-            .iter()
-            .map(|n| printable(&self.scrub(n)).into_owned())
-            .collect();
-        let base = model.base_url.trim_end_matches('/');
-        if listed.contains(&model.model) {
-            let why = match status {
-                Some(404) => format!(
-                    "but {} answered HTTP 404: the base_url's path, or the provider (\"{}\"), is the likelier fault",
-                    provider::endpoint(model),
-                    model.provider.as_str()
-                ),
-                _ => "but its answer says it was not found: it may not be loaded, or be served under another name".to_string(),
-            };
-            return format!(
-                "; the server at {} lists the model `{}` (GET {base}/models), {why}",
-                model.base_url, model.model
-            );
-        }
-        let more = if !listed.is_empty() {
-            format!("; it lists: {}", listed.join(", "))
-        } else if !base.ends_with("/v1") {
-            // Nothing listed either: more likely no API at that path
-            // (Ollama's and LM Studio's are under /v1) than no model.
-            format!(", or has no API there: OpenAI-compatible and Anthropic APIs answer under /v1 (base_url = \"{base}/v1\")")
-        } else {
-            String::new()
-        };
-        format!(
-            "; the server at {} does not know the model `{}`{more}",
-            model.base_url, model.model
-        )
     }
 
     /// Appends the line of a failed call to `failures.jsonl`; `judge`:

@@ -23,6 +23,7 @@ mod finish;
 mod json_instruction;
 mod judging;
 mod kept;
+mod not_found;
 mod ordered;
 pub use judging::{rejection, Refused};
 pub mod limits;
@@ -33,6 +34,7 @@ mod reported;
 mod request;
 mod sse;
 mod tokens;
+mod unreachable;
 mod verdict;
 
 use std::collections::{HashMap, HashSet};
@@ -127,6 +129,8 @@ pub struct Llm<'a> {
     /// What answers are scrubbed of.
     secrets: Secrets,
     gates: Vec<Arc<Gate>>,
+    /// Each model's server, when a call found it unreachable.
+    unreachable: Vec<unreachable::Unreachable>,
     ledger: Ledger,
     interrupt: Interrupt,
     run_dir: &'a RunDir,
@@ -214,6 +218,7 @@ impl<'a> Llm<'a> {
                 .iter()
                 .map(|m| Gate::new(m.max_concurrency, m.requests_per_minute))
                 .collect(),
+            unreachable: graph.models.iter().map(|_| Default::default()).collect(),
             models: graph.models.clone(),
             keys,
             ledger: Ledger::new(run_dir, logged),
