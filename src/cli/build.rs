@@ -410,7 +410,12 @@ impl Observer for Terminal<'_> {
                 let message = end.status.error.as_ref().map_or_else(
                     || "failed".to_string(),
                     |e| match &e.error_id {
-                        Some(id) => format!("{} (error_id {id})", e.message),
+                        // On its first line, which says what failed: a
+                        // message with a code frame ends with its hint.
+                        Some(id) => match e.message.split_once('\n') {
+                            Some((first, rest)) => format!("{first} (error_id {id})\n{rest}"),
+                            None => format!("{} (error_id {id})", e.message),
+                        },
                         None => e.message.clone(),
                     },
                 );

@@ -192,11 +192,17 @@ impl Printer {
 
     /// A task failed (`message`), with the tail of its output, indented,
     /// and where what it wrote is kept (`end`): one write, so that under
-    /// `make -j` no other build's line lands between them.
+    /// `make -j` no other build's line lands between them. The time is on
+    /// the first line, which says what failed (a message over several
+    /// lines, with a code frame, ends with its hint).
     pub fn task_failed(&mut self, name: &str, message: &str, end: &TaskEnd) {
         self.task_ended(name);
+        let (first, rest) = match message.split_once('\n') {
+            Some((first, rest)) => (first, format!("\n{rest}")),
+            None => (message, String::new()),
+        };
         let mut text = format!(
-            "{} {name}: {message} ({:.2}s)",
+            "{} {name}: {first} ({:.2}s){rest}",
             self.paint(Style::Error, "FAILED"),
             end.elapsed.as_secs_f64()
         );

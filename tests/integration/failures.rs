@@ -318,7 +318,9 @@ fn a_huge_log_of_a_failed_command_or_check_is_read_from_its_end() {
     for printed in [
         "\n  | last of c\n",
         "FAILED k: the check failed (exit status 1): x",
-        "x\nlast of k (error_id",
+        // The time and error_id on the first line, which says what failed.
+        "x (error_id",
+        "s)\nlast of k\n",
     ] {
         assert!(run.stderr.contains(printed), "{printed}: {shown}");
     }

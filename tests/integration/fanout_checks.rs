@@ -228,3 +228,31 @@ command = "echo {{{{ item }}}} > {{outputs}}"
         .ok()
         .stdout_has("each: expands when steps.json is built");
 }
+
+/// What only an item's value decides fails the fan-out once its list is
+/// built, as a task: its line says what failed, when and its error_id
+/// first, then the code frame and the hint.
+#[test]
+fn what_an_items_value_decides_fails_the_fan_out_with_its_frame_after_the_line() {
+    let p = project("outputs = [\"out/{{ item.title.x }}.md\"]\ncommand = \"echo > {outputs}\"");
+    let run = p.build();
+    run.code(1);
+    let failed: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("FAILED each:"))
+        .take_while(|l| !l.starts_with("start") && !l.starts_with("done"))
+        .collect();
+    assert!(
+        failed[0].starts_with("FAILED each: pipeline.toml:17:12: task `each[0]`: undefined value")
+            && failed[0].contains(" (error_id ")
+            && failed[0].ends_with("s)"),
+        "{}",
+        run.stderr
+    );
+    let hint = failed.iter().find(|l| l.starts_with("hint: ")).unwrap();
+    assert_eq!(
+        *hint,
+        "hint: fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables"
+    );
+}
