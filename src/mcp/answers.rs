@@ -309,24 +309,31 @@ pub fn needs_pipeline(e: Error, tool: &str, run: &str) -> Refusal {
     if !matches!(e, Error::Pipeline { .. }) {
         return e.into();
     }
-    let data = Box::new(json!({"pipeline_error": pipeline_error(&e)}));
+    let data = json!({"pipeline_error": pipeline_error(&e)});
+    refused(
+        &e,
+        &format!("{tool} needs the pipeline of run `{run}`, which cannot be used: "),
+        &format!(
+            ", then call {tool} again; status answers meanwhile with what the run's records say \
+             (each task's last run, the last build)"
+        ),
+        data,
+    )
+}
+
+/// A refusal for the pipeline error `e`: `lead`, `e` said whole and its
+/// hints, then where to fix the file and `then`; `data` beside it.
+fn refused(e: &Error, lead: &str, then: &str, data: Value) -> Refusal {
     let text = e.to_string();
     let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
-    let place = place_of(&e, first);
-    let mut refusal = Error::pipeline(format!(
-        "{tool} needs the pipeline of run `{run}`, which cannot be used: {text}"
-    ));
+    let place = place_of(e, first);
+    let mut refusal = Error::pipeline(format!("{lead}{text}"));
     for hint in e.hints() {
         refusal = refusal.hint(hint.clone());
     }
-    let error = refusal.hint(format!(
-        "{}, then call {tool} again; status answers meanwhile with what the run's records say \
-         (each task's last run, the last build)",
-        fix_it(place.as_ref())
-    ));
     Refusal {
-        error,
-        data: Some(data),
+        error: refusal.hint(format!("{}{then}", fix_it(place.as_ref()))),
+        data: Some(Box::new(data)),
     }
 }
 
@@ -345,20 +352,13 @@ pub fn create_refused(e: Error) -> Refusal {
     if !e.is_about_pipeline_file() {
         return e.into();
     }
-    let data = Box::new(json!({"pipeline_error": pipeline_error_then(&e, CREATE_AGAIN)}));
-    let text = e.to_string();
-    let first = text.split_once('\n').map_or(text.as_str(), |(f, _)| f);
-    let place = place_of(&e, first);
-    let mut refusal = Error::pipeline(format!(
-        "run_create made no run, as its pipeline file cannot be used: {text}"
-    ));
-    for hint in e.hints() {
-        refusal = refusal.hint(hint.clone());
-    }
-    Refusal {
-        error: refusal.hint(format!("{}{CREATE_AGAIN}", fix_it(place.as_ref()))),
-        data: Some(data),
-    }
+    let data = json!({"pipeline_error": pipeline_error_then(&e, CREATE_AGAIN)});
+    refused(
+        &e,
+        "run_create made no run, as its pipeline file cannot be used: ",
+        CREATE_AGAIN,
+        data,
+    )
 }
 
 /// Bounds the `tasks` of a status or a summary for a model's context:
