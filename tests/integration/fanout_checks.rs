@@ -6,6 +6,16 @@
 
 use crate::harness::*;
 
+/// A default model no test asks (nothing listens on port 9).
+const MODEL: &str = r#"[pipeline]
+model = "m"
+
+[models.m]
+provider = "openai"
+base_url = "http://127.0.0.1:9/v1"
+model = "x"
+"#;
+
 /// `list` makes the list (a command, so the build would run it first);
 /// `each` is the fan-out, its table's lines given by the case (after
 /// `inputs = ["plan.txt"]` unless they give `inputs`).
@@ -15,14 +25,7 @@ fn pipeline(each: &str) -> String {
         false => "inputs = [\"plan.txt\"]\n",
     };
     format!(
-        r#"[pipeline]
-model = "m"
-
-[models.m]
-provider = "openai"
-base_url = "http://127.0.0.1:9/v1"
-model = "x"
-
+        r#"{MODEL}
 [tasks.list]
 inputs = ["items.json"]
 outputs = ["list.json"]
@@ -164,14 +167,7 @@ fn items_no_answer_under_the_lists_schema_can_have_are_refused_before_the_model_
     let schema = r#"{"type": "object", "properties": {"steps": {"type": "array", "items": {"type": "string"}}}, "required": ["steps"], "additionalProperties": false}"#;
     let pipeline = |items: &str| {
         format!(
-            r#"[pipeline]
-model = "m"
-
-[models.m]
-provider = "openai"
-base_url = "http://127.0.0.1:9/v1"
-model = "x"
-
+            r#"{MODEL}
 [tasks.steps]
 inputs = ["plan.txt"]
 outputs = ["steps.json"]
