@@ -53,12 +53,39 @@ pub fn render_in(
             .render_str(text, vars)
             .err()
             .and_then(|e| e.range())
-            .and_then(|r| text.get(r))
+            .and_then(|r| at_fault(text, r))
         {
-            message.push_str(&format!(": `{}`", expr.trim()));
+            message.push_str(&format!(": `{expr}`"));
         }
         message
     })
+}
+
+/// The expression at fault in `text`, whose error points at `range`: the
+/// whole expression of the `{{ }}` or `{% %}` tag around it (minijinja
+/// points at a part: `upper` of `item.nope | upper`, `.title.x` of
+/// `item.title.x`), else what the range covers.
+fn at_fault(text: &str, range: std::ops::Range<usize>) -> Option<&str> {
+    let part = text.get(range.clone())?;
+    let before = text.get(..range.start)?;
+    let open = match (before.rfind("{{"), before.rfind("{%")) {
+        (Some(a), Some(b)) => a.max(b),
+        (a, b) => a.or(b)?,
+    };
+    let close = if text[open..].starts_with("{{") {
+        "}}"
+    } else {
+        "%}"
+    };
+    let inner = open + 2;
+    match text[inner..].find(close).map(|i| inner + i) {
+        Some(end) if end >= range.end => {
+            Some(text[inner..end].trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+'))
+        }
+        _ => Some(part.trim()),
+    }
+    .filter(|expr| !expr.is_empty())
+    .or(Some(part.trim()))
 }
 
 /// Renders a prompt template with the task's inputs (and, for a fan-out
@@ -169,8 +196,8 @@ pub fn check(
     .map(|_| ())
     .map_err(|e| {
         let (line, mut message) = describe(&e);
-        if let Some(expr) = e.range().and_then(|r| template.get(r)) {
-            message.push_str(&format!(": `{}`", expr.trim()));
+        if let Some(expr) = e.range().and_then(|r| at_fault(template, r)) {
+            message.push_str(&format!(": `{expr}`"));
         }
         (line, message)
     })
@@ -275,6 +302,15 @@ mod tests {
         // The expression at fault is quoted, as a check quotes it.
         let message = render_field("a\n{{ key }} {{ nope }}", &vars).unwrap_err();
         assert!(message.ends_with("undefined value: `nope`"), "{message}");
+        // The whole expression of its tag, not the part minijinja points at.
+        for (text, quoted) in [
+            ("o/{{ key.nope | upper }}.md", "`key.nope | upper`"),
+            ("o/{{- key.a.b -}}.md", "`key.a.b`"),
+            ("{% if key.a.b %}x{% endif %}", "`if key.a.b`"),
+        ] {
+            let message = render_field(text, &vars).unwrap_err();
+            assert!(message.ends_with(quoted), "{text}: {message}");
+        }
         let (line, message) = check(
             "x\n{{ inputs['b'] }}",
             &["a".into()],
