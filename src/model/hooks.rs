@@ -5,13 +5,15 @@
 //! planexe sends (a typo would leave a hook that never fires). Delivering
 //! events to them is the observe layer's.
 
+use std::ops::Range;
+
 use super::endpoint::{self, Flaw};
 use super::pipeline::{HookDef, Pipeline};
 use crate::error::{Error, Result};
 
-/// The pipeline's hooks, checked; an error points at the hook's `url`
-/// when that is what is wrong (`file:line:col`), else at its `[[hooks]]`
-/// table, and says which hook is wrong and why.
+/// The pipeline's hooks, checked; an error points at the value that is
+/// wrong (`file:line:col`: the `url`, the event, the `format`...), else at
+/// its `[[hooks]]` table, and says which hook is wrong and why.
 pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
     let source = pipeline.source();
     for (i, hook) in pipeline.def.hooks.iter().enumerate() {
@@ -28,8 +30,8 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<HookDef>> {
             let shown = endpoint::frame(&source, at, &message, true);
             return Err(Error::pipeline(shown).hint(hint));
         }
-        check(n, hook.get_ref()).map_err(|m| {
-            Error::pipeline(source.diagnostic(hook.span(), &m))
+        check(n, hook.get_ref()).map_err(|(at, m)| {
+            Error::pipeline(source.diagnostic(at.unwrap_or_else(|| hook.span()), &m))
                 .hint("[[hooks]] takes `url` or `command`, and optionally `events` and `format`")
         })?;
     }
@@ -65,37 +67,59 @@ fn known(filter: &str) -> bool {
     }
 }
 
-fn check(n: usize, def: &HookDef) -> std::result::Result<(), String> {
-    if def.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-        return Err(format!("hook {n}: `command` is empty"));
+/// What is wrong with hook `n`, and the value it is wrong about (none:
+/// the hook's table).
+fn check(n: usize, def: &HookDef) -> std::result::Result<(), (Option<Range<usize>>, String)> {
+    if let Some(c) = def
+        .command
+        .as_ref()
+        .filter(|c| c.get_ref().trim().is_empty())
+    {
+        return Err((Some(c.span()), format!("hook {n}: `command` is empty")));
     }
-    let events = def.events.as_deref().unwrap_or_default();
-    if def.events.is_some() && events.is_empty() {
-        return Err(format!(
-            "hook {n}: `events` is empty, so the hook would never fire (leave `events` out to send every event)"
-        ));
-    }
-    if let Some(bad) = events.iter().find(|e| !known(e)) {
-        return Err(format!(
-            "hook {n}: `events` names `{bad}`, which planexe never sends (events are {}; `task.*` matches every task event)",
-            EVENTS.join(", ")
-        ));
+    if let Some(events) = &def.events {
+        if events.get_ref().is_empty() {
+            return Err((
+                Some(events.span()),
+                format!("hook {n}: `events` is empty, so the hook would never fire (leave `events` out to send every event)"),
+            ));
+        }
+        if let Some(bad) = events.get_ref().iter().find(|e| !known(e.get_ref())) {
+            return Err((
+                Some(bad.span()),
+                format!(
+                    "hook {n}: `events` names `{}`, which planexe never sends (events are {}; `task.*` matches every task event)",
+                    bad.get_ref(),
+                    EVENTS.join(", ")
+                ),
+            ));
+        }
     }
     match (&def.url, &def.command) {
-        (None, None) => return Err(format!("hook {n} has neither `url` nor `command`")),
-        (Some(_), Some(_)) => return Err(format!("hook {n} has both `url` and `command`")),
+        (None, None) => return Err((None, format!("hook {n} has neither `url` nor `command`"))),
+        (Some(_), Some(c)) => {
+            return Err((
+                Some(c.span()),
+                format!("hook {n} has both `url` and `command`"),
+            ))
+        }
         _ => {}
     }
     if let Some(f) = &def.format {
+        let (at, f) = (Some(f.span()), f.get_ref());
         if !matches!(f.as_str(), "json" | "discord" | "slack") {
-            return Err(format!(
-                "hook {n}: unknown format `{f}` (json, discord or slack)"
+            return Err((
+                at,
+                format!("hook {n}: unknown format `{f}` (json, discord or slack)"),
             ));
         }
         // A command would get the JSON all the same: not what was asked.
         if def.command.is_some() && f != "json" {
-            return Err(format!(
-                "hook {n}: `format = \"{f}\"` is for a `url` hook; a `command` gets the event's JSON on its stdin (its line: `jq -r .event`, `.task`, `.error_summary`)"
+            return Err((
+                at,
+                format!(
+                    "hook {n}: `format = \"{f}\"` is for a `url` hook; a `command` gets the event's JSON on its stdin (its line: `jq -r .event`, `.task`, `.error_summary`)"
+                ),
             ));
         }
     }

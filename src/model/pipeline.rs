@@ -205,12 +205,12 @@ pub struct HookDef {
     /// A webhook to POST to.
     pub url: Option<Spanned<String>>,
     /// A command run with `sh -c`, the event JSON on its stdin.
-    pub command: Option<String>,
+    pub command: Option<Spanned<String>>,
     /// Which events (left out: all; an empty list is refused, as a hook
     /// that never fires). `task.*` matches every task event.
-    pub events: Option<Vec<String>>,
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
     /// `json` (default), `discord` or `slack`.
-    pub format: Option<String>,
+    pub format: Option<Spanned<String>>,
 }
 
 /// A pipeline file as read from disk: its location, text and parsed form.

@@ -234,12 +234,17 @@ impl Events {
                 target: match (&d.url, &d.command) {
                     (Some(url), _) => Target::Url {
                         url: url.get_ref().clone(),
-                        format: d.format.clone().unwrap_or_else(|| "json".into()),
+                        format: d
+                            .format
+                            .as_ref()
+                            .map_or_else(|| "json".into(), |f| f.get_ref().clone()),
                     },
-                    (None, Some(c)) => Target::Command(c.clone()),
+                    (None, Some(c)) => Target::Command(c.get_ref().clone()),
                     (None, None) => Target::Command("true".into()),
                 },
-                events: d.events.clone().unwrap_or_default(),
+                events: d.events.as_ref().map_or_else(Vec::new, |e| {
+                    e.get_ref().iter().map(|e| e.get_ref().clone()).collect()
+                }),
             })
             .collect();
         if let Some(url) = extra_url.map(str::trim).filter(|u| !u.is_empty()) {

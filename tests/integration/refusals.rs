@@ -1160,32 +1160,39 @@ fn the_pipeline_file_as_an_output_is_refused() {
 #[test]
 fn a_hook_that_could_never_fire_is_refused() {
     let task = "[tasks.a]\noutputs = [\"o\"]\ncommand = \"echo > o\"\n";
-    for (hook, says) in [
+    // Each pointed at the value that is wrong, not at the hook's table.
+    for (hook, at, says) in [
         (
             "[[hooks]]\ncommand = \"cat\"\nevents = [\"task.failed\", \"nope.event\"]\n",
+            "6:26",
             "hook 1: `events` names `nope.event`, which planexe never sends",
         ),
         (
             "[[hooks]]\ncommand = \"cat\"\nevents = [\"tsak.*\"]\n",
+            "6:11",
             "names `tsak.*`",
         ),
         (
             "[[hooks]]\ncommand = \"  \"\n",
+            "5:11",
             "hook 1: `command` is empty",
         ),
         // A command gets the event's JSON, not a chat line.
         (
             "[[hooks]]\ncommand = \"cat >> seen\"\nformat = \"slack\"\n",
+            "6:10",
             "hook 1: `format = \"slack\"` is for a `url` hook; a `command` gets the event's JSON on its stdin",
         ),
         // Not every event, as `events` left out would be.
         (
             "[[hooks]]\ncommand = \"cat >> seen\"\nevents = []\n",
+            "6:10",
             "hook 1: `events` is empty, so the hook would never fire (leave `events` out to send every event)",
         ),
+        ("[[hooks]]\nevents = [\"*\"]\n", "4:1", "hook 1 has neither `url` nor `command`"),
     ] {
         let p = Project::new(&format!("{task}{hook}"));
-        refused_at(&p.build(), "4:1", says);
+        refused_at(&p.build(), at, says);
     }
     let p = Project::new(&format!(
         "{task}[[hooks]]\ncommand = \"cat > seen\"\nevents = [\"pipeline.*\", \"task.c*\", \"*\"]\n"
@@ -1203,7 +1210,7 @@ fn an_error_on_the_line_of_a_hooks_url_does_not_show_its_token() {
     for (hooks, at, says) in [
         (
             format!("hooks = [{{ url = \"{url}\", command = \"x\" }}]\n"),
-            "1:10",
+            "1:88",
             "hook 1 has both `url` and `command`",
         ),
         (
