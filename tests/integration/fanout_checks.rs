@@ -252,3 +252,34 @@ fn what_an_items_value_decides_fails_the_fan_out_with_its_frame_after_the_line()
         "hint: fan-out fields see `item` and `key` (foreach), or `key` and the matrix variables"
     );
 }
+
+/// Of two fan-outs whose `items` the list's schema refuses, the first in
+/// the file is named, whatever their names.
+#[test]
+fn the_first_refused_fan_out_in_the_file_is_named() {
+    let p = Project::new(&format!(
+        r#"{MODEL}
+[tasks.steps]
+outputs = ["steps.json"]
+prompt = "List the steps."
+schema = "steps.schema.json"
+
+[tasks.zz]
+foreach = {{ file = "steps.json", items = "/z" }}
+outputs = ["z/{{{{ key }}}}.md"]
+command = "echo > {{outputs}}"
+
+[tasks.aa]
+foreach = {{ file = "steps.json", items = "/a" }}
+outputs = ["a/{{{{ key }}}}.md"]
+command = "echo > {{outputs}}"
+"#
+    ));
+    p.write(
+        "steps.schema.json",
+        r#"{"type": "object", "properties": {"steps": {"type": "array"}}, "additionalProperties": false}"#,
+    );
+    p.build()
+        .code(2)
+        .stderr_has("task `zz`: its list steps.json is the answer of task `steps`");
+}

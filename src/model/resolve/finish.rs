@@ -205,7 +205,16 @@ impl Resolver<'_> {
     /// `items`: a typo (`/step` for `/steps`) found before the model is
     /// asked, not once its answer fails the fan-out.
     pub(super) fn lists_under_schemas(&self, graph: &Graph) -> Result<()> {
-        for (name, group) in &graph.fanouts {
+        // In the file's order: the first refusal is the first fan-out's.
+        let placeholders = graph
+            .listing
+            .iter()
+            .map(|&t| &graph[t])
+            .filter(|t| t.origin.placeholder.is_some());
+        for name in placeholders.map(|t| &t.origin.def) {
+            let Some(group) = graph.fanouts.get(name) else {
+                continue;
+            };
             let (Some(list), true) = (&group.list, group.placeholder) else {
                 continue;
             };
