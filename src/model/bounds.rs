@@ -72,7 +72,7 @@ fn walk(node: &Value, at: String, found: &mut Vec<String>, depth: usize) {
 }
 
 /// A JSON pointer token (RFC 6901).
-fn escape(key: &str) -> String {
+pub(super) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

@@ -8,6 +8,8 @@
 
 use serde_json::Value;
 
+use super::bounds::escape;
+
 /// Keys under which a schema says more than this module follows.
 const OPEN: [&str; 7] = [
     "$ref",
@@ -212,10 +214,6 @@ fn said(types: &[String]) -> String {
 
 fn unescape(segment: &str) -> String {
     segment.replace("~1", "/").replace("~0", "~")
-}
-
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]
