@@ -66,26 +66,35 @@ pub fn render_in(
 /// points at a part: `upper` of `item.nope | upper`, `.title.x` of
 /// `item.title.x`), else what the range covers.
 fn at_fault(text: &str, range: std::ops::Range<usize>) -> Option<&str> {
-    let part = text.get(range.clone())?;
-    let before = text.get(..range.start)?;
-    let open = match (before.rfind("{{"), before.rfind("{%")) {
-        (Some(a), Some(b)) => a.max(b),
-        (a, b) => a.or(b)?,
-    };
-    let close = if text[open..].starts_with("{{") {
-        "}}"
-    } else {
-        "%}"
-    };
-    let inner = open + 2;
-    match text[inner..].find(close).map(|i| inner + i) {
-        Some(end) if end >= range.end => {
-            Some(text[inner..end].trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+'))
+    let part = text.get(range.clone())?.trim();
+    let whole = tags(text)
+        .find(|tag| tag.start <= range.start && range.end <= tag.end)
+        .map(|tag| text[tag].trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+'))
+        .filter(|expr| !expr.is_empty());
+    Some(whole.unwrap_or(part))
+}
+
+/// The insides of the `{{ }}` and `{% %}` tags of `text`, in order (the
+/// last one to the end of the text when it is not closed).
+fn tags(text: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(open) = text.get(from..)?.find('{').map(|i| from + i) {
+            let close = match text.get(open..open + 2) {
+                Some("{{") => "}}",
+                Some("{%") => "%}",
+                _ => {
+                    from = open + 1;
+                    continue;
+                }
+            };
+            let inner = open + 2;
+            let end = text[inner..].find(close).map_or(text.len(), |i| inner + i);
+            from = end;
+            return Some(inner..end);
         }
-        _ => Some(part.trim()),
-    }
-    .filter(|expr| !expr.is_empty())
-    .or(Some(part.trim()))
+        None
+    })
 }
 
 /// Renders a prompt template with the task's inputs (and, for a fan-out
@@ -241,29 +250,17 @@ pub fn check_names(template: &str, sees: &[&str]) -> Result<(), (usize, String)>
 /// `{{ }}` or `{% %}` tag of `template` (its end when none is found).
 fn first_use(template: &str, name: &str) -> usize {
     let word = |c: char| c.is_alphanumeric() || c == '_';
-    let mut from = 0;
-    while let Some(open) = template[from..].find('{').map(|i| from + i) {
-        let rest = &template[open..];
-        let close = match (rest.starts_with("{{"), rest.starts_with("{%")) {
-            (true, _) => "}}",
-            (_, true) => "%}",
-            _ => {
-                from = open + 1;
-                continue;
-            }
-        };
-        let end = rest.find(close).map_or(template.len(), |i| open + i);
-        let tag = &template[open..end];
+    for tag in tags(template) {
+        let inside = &template[tag.clone()];
         let mut at = 0;
-        while let Some(i) = tag[at..].find(name).map(|i| at + i) {
-            let before = tag[..i].chars().next_back();
-            let after = tag[i + name.len()..].chars().next();
+        while let Some(i) = inside[at..].find(name).map(|i| at + i) {
+            let before = inside[..i].chars().next_back();
+            let after = inside[i + name.len()..].chars().next();
             if !before.is_some_and(word) && !after.is_some_and(word) && before != Some('.') {
-                return open + i;
+                return tag.start + i;
             }
             at = i + name.len();
         }
-        from = end.max(open + 2);
     }
     template.len()
 }
